@@ -1,0 +1,313 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// ErrClosed is returned by Update after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Journal makes committed changes durable. Commit must not return until the
+// changes are on stable storage; when it fails, the batch is discarded and
+// every writer in it gets the error, so nothing is acknowledged that is lost.
+// Commit is called from one goroutine at a time.
+type Journal interface {
+	Commit(changes memdb.Changes) error
+}
+
+// Options configure a Store. The zero value is an in-memory store.
+type Options struct {
+	// Journal, when set, receives every batch before it becomes visible.
+	Journal Journal
+	// MaxBatch bounds how many writes share one transaction (default 256).
+	MaxBatch int
+	// OnCommit, when set, is called after each batch became visible, with its
+	// changes, from the committer goroutine. It must be quick and must not
+	// call Update.
+	OnCommit func(memdb.Changes)
+}
+
+// Store is the runtime state. Create it with New; it is safe for concurrent use.
+type Store struct {
+	db   *memdb.MemDB
+	opts Options
+
+	reqs      chan *request
+	closeOnce sync.Once
+	closing   chan struct{}
+	done      chan struct{}
+}
+
+type request struct {
+	ctx  context.Context
+	fn   func(*Txn) error
+	errc chan error
+}
+
+// New creates an empty store and starts its committer. Call Close to stop it.
+func New(opts Options) (*Store, error) {
+	db, err := memdb.NewMemDB(Schema())
+	if err != nil {
+		return nil, fmt.Errorf("store: schema: %w", err)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	s := &Store{
+		db:      db,
+		opts:    opts,
+		reqs:    make(chan *request),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// Close stops the committer after the writes already taken are done.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	<-s.done
+	return nil
+}
+
+// Txn is a memdb transaction with typed helpers.
+type Txn struct {
+	*memdb.Txn
+}
+
+// Read returns a read-only snapshot. It never blocks writers and needs no
+// closing.
+func (s *Store) Read() *Txn { return &Txn{s.db.Txn(false)} }
+
+// Snapshot returns a point-in-time copy of the whole database, for backups.
+func (s *Store) Snapshot() *memdb.MemDB { return s.db.Snapshot() }
+
+// Load runs fn in a write transaction that bypasses the journal. It is for
+// filling the store at start-up from what the journal already holds.
+func (s *Store) Load(fn func(*Txn) error) error {
+	txn := s.db.Txn(true)
+	if err := fn(&Txn{txn}); err != nil {
+		txn.Abort()
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// Update runs fn in a write transaction and returns once its changes are
+// committed (and durable, with a journal) or discarded.
+//
+// fn may be run more than once (when another write in its batch fails after
+// mutating), so it must derive everything from the transaction and must not
+// have side effects outside it. If fn returns an error its changes are
+// discarded and Update returns that error; validate before mutating where you
+// can, since a failure after a mutation makes the whole batch run again.
+func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
+	r := &request{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-s.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once taken, a write is always answered: waiting here keeps the caller
+	// from reporting failure for a write that then commits.
+	return <-r.errc
+}
+
+func (s *Store) commitLoop() {
+	defer close(s.done)
+	for {
+		var first *request
+		select {
+		case first = <-s.reqs:
+		case <-s.closing:
+			return
+		}
+		batch := []*request{first}
+	drain:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// commitBatch runs the batch's writes in one transaction. A write that fails
+// without mutating is simply answered; one that fails after mutating poisons
+// the transaction, so the batch is run again without it.
+func (s *Store) commitBatch(batch []*request) {
+	for len(batch) > 0 {
+		txn := s.db.Txn(true)
+		txn.TrackChanges()
+		t := &Txn{txn}
+		var ok []*request
+		poisoned := false
+		for i, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				r.errc <- err
+				continue
+			}
+			before := len(txn.Changes())
+			err := runWrite(r.fn, t)
+			if err == nil {
+				ok = append(ok, r)
+				continue
+			}
+			r.errc <- err
+			if len(txn.Changes()) != before {
+				txn.Abort()
+				batch = append(ok, batch[i+1:]...)
+				poisoned = true
+				break
+			}
+		}
+		if poisoned {
+			continue
+		}
+		changes := txn.Changes()
+		if s.opts.Journal != nil && len(changes) > 0 {
+			if err := s.opts.Journal.Commit(changes); err != nil {
+				txn.Abort()
+				err = fmt.Errorf("store: journal: %w", err)
+				for _, r := range ok {
+					r.errc <- err
+				}
+				return
+			}
+		}
+		txn.Commit()
+		if s.opts.OnCommit != nil && len(changes) > 0 {
+			s.opts.OnCommit(changes)
+		}
+		for _, r := range ok {
+			r.errc <- nil
+		}
+		return
+	}
+}
+
+// runWrite turns a panic in a write into an error, so one bad write cannot
+// take the committer (and every later write) down with it.
+func runWrite(fn func(*Txn) error, t *Txn) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store: write panicked: %v", p)
+		}
+	}()
+	return fn(t)
+}
+
+// Resource returns the spec-owned resource kind/name, or nil.
+func (t *Txn) Resource(kind, name string) (*Resource, error) {
+	raw, err := t.First(TableResources, IndexID, kind, name)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*Resource), nil
+}
+
+// Resources returns every resource of kind (every resource when kind is ""),
+// sorted by kind and name.
+func (t *Txn) Resources(kind string) ([]*Resource, error) {
+	var it memdb.ResultIterator
+	var err error
+	if kind == "" {
+		it, err = t.Get(TableResources, IndexID)
+	} else {
+		it, err = t.Get(TableResources, IndexKind, kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Resource
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*Resource))
+	}
+	return out, nil
+}
+
+// UserByID returns the user with id, or nil.
+func (t *Txn) UserByID(id string) (*User, error) {
+	raw, err := t.First(TableUsers, IndexID, id)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*User), nil
+}
+
+// UserByName returns the user whose userName equals name case-insensitively, or nil.
+func (t *Txn) UserByName(name string) (*User, error) {
+	raw, err := t.First(TableUsers, IndexUserName, strings.ToLower(name))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*User), nil
+}
+
+// GroupByID returns the group with id, or nil.
+func (t *Txn) GroupByID(id string) (*Group, error) {
+	raw, err := t.First(TableGroups, IndexID, id)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*Group), nil
+}
+
+// GroupByName returns the group whose displayName equals name
+// case-insensitively, or nil.
+func (t *Txn) GroupByName(name string) (*Group, error) {
+	raw, err := t.First(TableGroups, IndexName, strings.ToLower(name))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*Group), nil
+}
+
+// GroupIDsOf returns the ids of the groups memberID is a direct member of.
+func (t *Txn) GroupIDsOf(memberID string) ([]string, error) {
+	it, err := t.Get(TableMemberships, IndexMember, memberID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*Membership).GroupID)
+	}
+	return out, nil
+}
+
+// MemberIDsOf returns the ids of the direct members of group groupID.
+func (t *Txn) MemberIDsOf(groupID string) ([]string, error) {
+	it, err := t.Get(TableMemberships, IndexGroup, groupID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*Membership).MemberID)
+	}
+	return out, nil
+}
+
+// MetaValue returns the meta record key, or "".
+func (t *Txn) MetaValue(key string) (string, error) {
+	raw, err := t.First(TableMeta, IndexID, key)
+	if err != nil || raw == nil {
+		return "", err
+	}
+	return raw.(*Meta).Value, nil
+}

@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+func newStore(t *testing.T, opts Options) *Store {
+	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var errTaken = errors.New("taken")
+
+func insertUnique(name, id string) func(*Txn) error {
+	return func(tx *Txn) error {
+		u, err := tx.UserByName(name)
+		if err != nil {
+			return err
+		}
+		if u != nil {
+			return errTaken
+		}
+		return tx.Insert(TableUsers, &User{ID: id, UserName: name})
+	}
+}
+
+func TestUpdateSerialisesUniqueness(t *testing.T) {
+	s := newStore(t, Options{})
+	var wg sync.WaitGroup
+	var okCount, takenCount atomic.Int32
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := "Alice@Example.com"
+			if i%2 == 0 {
+				name = "alice@example.COM"
+			}
+			err := s.Update(context.Background(), insertUnique(name, fmt.Sprint(i)))
+			switch {
+			case err == nil:
+				okCount.Add(1)
+			case errors.Is(err, errTaken):
+				takenCount.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if okCount.Load() != 1 || takenCount.Load() != 19 {
+		t.Fatalf("ok=%d taken=%d, want 1 and 19", okCount.Load(), takenCount.Load())
+	}
+}
+
+func TestFailedWriteAfterMutationLeavesNothing(t *testing.T) {
+	s := newStore(t, Options{})
+	bad := errors.New("bad")
+	var wg sync.WaitGroup
+	errs := make([]error, 30)
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Update(context.Background(), func(tx *Txn) error {
+				if err := tx.Insert(TableUsers, &User{ID: fmt.Sprint(i), UserName: fmt.Sprint("u", i)}); err != nil {
+					return err
+				}
+				if i%3 == 0 {
+					return bad
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		u, _ := s.Read().UserByID(fmt.Sprint(i))
+		if i%3 == 0 {
+			if !errors.Is(err, bad) || u != nil {
+				t.Errorf("write %d: err=%v stored=%v, want bad and nothing stored", i, err, u != nil)
+			}
+		} else if err != nil || u == nil {
+			t.Errorf("write %d: err=%v stored=%v, want success", i, err, u != nil)
+		}
+	}
+}
+
+type failingJournal struct{ fail atomic.Bool }
+
+func (j *failingJournal) Commit(memdb.Changes) error {
+	if j.fail.Load() {
+		return errors.New("disk full")
+	}
+	return nil
+}
+
+func TestJournalFailureDiscardsBatch(t *testing.T) {
+	j := &failingJournal{}
+	s := newStore(t, Options{Journal: j})
+	if err := s.Update(context.Background(), insertUnique("a", "1")); err != nil {
+		t.Fatal(err)
+	}
+	j.fail.Store(true)
+	if err := s.Update(context.Background(), insertUnique("b", "2")); err == nil {
+		t.Fatal("write acknowledged although the journal failed")
+	}
+	if u, _ := s.Read().UserByID("2"); u != nil {
+		t.Fatal("write visible although the journal failed")
+	}
+	if u, _ := s.Read().UserByID("1"); u == nil {
+		t.Fatal("earlier write lost")
+	}
+}
+
+func TestPanickingWriteIsAnError(t *testing.T) {
+	s := newStore(t, Options{})
+	err := s.Update(context.Background(), func(*Txn) error { panic("boom") })
+	if err == nil {
+		t.Fatal("want error")
+	}
+	if err := s.Update(context.Background(), insertUnique("a", "1")); err != nil {
+		t.Fatalf("store unusable after a panic: %v", err)
+	}
+}
