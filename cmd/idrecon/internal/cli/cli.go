@@ -1,0 +1,193 @@
+// Package cli implements the idrecon command line: one function per
+// subcommand, each parsing its own flags and returning an error that Main
+// maps to an exit code.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// Env is what a command may touch of the outside world.
+type Env struct {
+	Args   []string
+	Getenv func(string) string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// exitError carries an exit code other than 1 (plan's 2 for "changes").
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// errUsage marks a command-line mistake; the usage text has been printed.
+var errUsage = errors.New("usage")
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, env Env, args []string) error
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"validate":  {"check a spec repo and list every error", runValidate},
+		"plan":      {"show what apply would change (exit 0 none, 2 changes, 1 error)", runPlan},
+		"apply":     {"apply a spec repo to a running daemon", runApply},
+		"serve":     {"run the daemon (SCIM, SAML, admin API, reconciler)", runServe},
+		"status":    {"show where a daemon stands", runStatus},
+		"reconcile": {"ask a daemon to reconcile now", runReconcile},
+		"suspend":   {"stop a daemon from applying changes (it still serves and reports drift)", runSuspend},
+		"resume":    {"let a suspended daemon apply changes again", runResume},
+		"users":     {"list the users Entra provisioned", runUsers},
+		"groups":    {"list the groups Entra provisioned", runGroups},
+		"access":    {"explain who may do what: access user NAME | version APP/VERSION | pending", runAccess},
+		"token":     {"token new: make a SCIM token and the sha256 line to commit", runToken},
+		"saml":      {"saml metadata: save the SP metadata XML for Entra", runSAML},
+		"backup":    {"write a consistent snapshot of a daemon's state to stdout", runBackup},
+		"restore":   {"restore a snapshot into a data dir (daemon stopped)", runRestore},
+		"keystore":  {"keystore import FILE.p12: turn a PKCS#12 keystore into a Certificate document", runKeystore},
+		"version":   {"print the version", runVersion},
+	}
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(ctx context.Context, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	cmds := commands()
+	if len(env.Args) == 0 || env.Args[0] == "-h" || env.Args[0] == "--help" || env.Args[0] == "help" {
+		usage(env.Stderr, cmds)
+		if len(env.Args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := cmds[env.Args[0]]
+	if !ok {
+		fmt.Fprintf(env.Stderr, "idrecon: unknown command %q\n\n", env.Args[0])
+		usage(env.Stderr, cmds)
+		return 2
+	}
+	err := cmd.run(ctx, env, env.Args[1:])
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintf(env.Stderr, "idrecon %s: %v\n", env.Args[0], ee.err)
+		}
+		return ee.code
+	default:
+		fmt.Fprintf(env.Stderr, "idrecon %s: %v\n", env.Args[0], err)
+		return 1
+	}
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "usage: idrecon COMMAND [flags] [args]")
+	fmt.Fprintln(w)
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'idrecon COMMAND -h' for a command's flags.")
+}
+
+// newFlags makes a FlagSet that reports to env.Stderr.
+func newFlags(env Env, name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet("idrecon "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "usage: idrecon %s %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags that may come before, between or after positional
+// arguments ("idrecon plan examples/entra --output json").
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// oneArg returns the single optional positional argument, or def.
+func oneArg(fs *flag.FlagSet, pos []string, def string) (string, error) {
+	switch len(pos) {
+	case 0:
+		return def, nil
+	case 1:
+		return pos[0], nil
+	default:
+		fs.Usage()
+		return "", errUsage
+	}
+}
+
+func runVersion(_ context.Context, env Env, args []string) error {
+	fs := newFlags(env, "version", "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "idrecon %s\n", Version)
+	return nil
+}
+
+// outputFlag registers --output text|json.
+func outputFlag(fs *flag.FlagSet) *string {
+	return fs.String("output", "text", "output format: text or json")
+}
+
+func checkOutput(o string) error {
+	switch strings.ToLower(o) {
+	case "text", "json":
+		return nil
+	}
+	return fmt.Errorf("--output must be text or json, not %q", o)
+}

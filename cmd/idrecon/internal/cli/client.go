@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/daemon"
+)
+
+// DefaultServer is the admin API a daemon started with defaults listens on.
+const DefaultServer = "http://127.0.0.1:9090"
+
+// client talks to a daemon's admin API.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// serverFlags registers --server and --admin-token-file and returns a
+// function that builds the client once flags are parsed.
+func serverFlags(fs *flag.FlagSet, env Env) func() (*client, error) {
+	def := env.Getenv("IDRECON_SERVER")
+	if def == "" {
+		def = DefaultServer
+	}
+	server := fs.String("server", def, "admin API of the daemon (env IDRECON_SERVER)")
+	tokenFile := fs.String("admin-token-file", "", "file holding the admin token (default: env IDRECON_ADMIN_TOKEN, else data/"+daemon.AdminTokenFile+")")
+	return func() (*client, error) {
+		tok, err := readAdminToken(env, *tokenFile, true)
+		if err != nil {
+			return nil, err
+		}
+		return &client{base: strings.TrimRight(*server, "/"), token: tok, http: &http.Client{Timeout: 5 * time.Minute}}, nil
+	}
+}
+
+// readAdminToken reads the admin token from --admin-token-file, then
+// IDRECON_ADMIN_TOKEN, then (for clients, when fallback is set) the token a
+// `make run` daemon generated in ./data.
+func readAdminToken(env Env, file string, fallback bool) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("admin token: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("admin token file %s is empty", file)
+		}
+		return tok, nil
+	}
+	if tok := env.Getenv("IDRECON_ADMIN_TOKEN"); tok != "" {
+		return tok, nil
+	}
+	if fallback {
+		if b, err := os.ReadFile("data/" + daemon.AdminTokenFile); err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
+		return "", errors.New("no admin token: set IDRECON_ADMIN_TOKEN or --admin-token-file")
+	}
+	return "", nil
+}
+
+// apiError is a non-2xx answer from the admin API.
+type apiError struct {
+	Status  int
+	Message string
+	Details []string
+}
+
+func (e *apiError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (HTTP %d)", e.Message, e.Status)
+	for _, d := range e.Details {
+		b.WriteString("\n  ")
+		b.WriteString(d)
+	}
+	return b.String()
+}
+
+// do sends a request and decodes a JSON answer into out (when non-nil), or
+// copies the raw body to raw (when non-nil).
+func (c *client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any, raw io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach daemon: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e admin.Error
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return &apiError{Status: resp.StatusCode, Message: e.Error, Details: e.Details}
+		}
+		return &apiError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+	}
+	if raw != nil {
+		_, err = io.Copy(raw, resp.Body)
+		return err
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *client) getJSON(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, nil, "", out, nil)
+}
+
+func (c *client) post(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodPost, path, bytes.NewReader(nil), "", out, nil)
+}
+
+// printJSON writes v indented.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/store/durable"
+)
+
+func runStatus(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "status", "[--server URL] [--output json]")
+	output := outputFlag(fs)
+	mkClient := serverFlags(fs, env)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
+	}
+	c, err := mkClient()
+	if err != nil {
+		return err
+	}
+	var st admin.StatusResponse
+	if err := c.getJSON(ctx, "/v1/status", &st); err != nil {
+		return err
+	}
+	if *output == "json" {
+		return printJSON(env.Stdout, st)
+	}
+	writeStatus(env.Stdout, st, time.Now())
+	return nil
+}
+
+func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	ready := "True"
+	if !st.Ready {
+		ready = "False"
+	}
+	source := st.Source
+	if source == "" {
+		source = "(none: push mode, idrecon apply)"
+	}
+	fmt.Fprintf(tw, "SOURCE\t%s\n", source)
+	fmt.Fprintf(tw, "READY\t%s\n", ready)
+	fmt.Fprintf(tw, "APPLIED REVISION\t%s\n", orDash(short(st.AppliedRevision)))
+	fmt.Fprintf(tw, "SEEN REVISION\t%s\n", orDash(short(st.SeenRevision)))
+	last := "-"
+	if !st.LastAttempt.IsZero() {
+		last = fmt.Sprintf("%s (%s ago): %s", st.LastAttempt.Format(time.RFC3339), now.Sub(st.LastAttempt).Round(time.Second), st.LastResult)
+	}
+	fmt.Fprintf(tw, "LAST ATTEMPT\t%s\n", last)
+	if st.LastError != "" {
+		fmt.Fprintf(tw, "LAST ERROR\t%s\n", st.LastError)
+	}
+	fmt.Fprintf(tw, "DRIFT\t%d (mode %s)\n", st.DriftCount, st.DriftMode)
+	fmt.Fprintf(tw, "SUSPENDED\t%t\n", st.Suspended)
+	p := st.PendingPlan
+	fmt.Fprintf(tw, "PENDING\t%d to create, %d to update, %d to delete\n", p.Create, p.Update, p.Delete)
+	for _, name := range []string{"reconcile", "saml", "tls"} {
+		if v, ok := st.Components[name]; ok {
+			fmt.Fprintf(tw, "%s\t%s\n", upper(name), v)
+		}
+	}
+	tw.Flush()
+	for _, d := range st.Drift {
+		fmt.Fprintf(w, "  drift: %s/%s\n", d.Kind, d.Name)
+	}
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func simplePost(name, path, done string) func(context.Context, Env, []string) error {
+	return func(ctx context.Context, env Env, args []string) error {
+		fs := newFlags(env, name, "[--server URL]")
+		mkClient := serverFlags(fs, env)
+		if _, err := parse(fs, args); err != nil {
+			return err
+		}
+		c, err := mkClient()
+		if err != nil {
+			return err
+		}
+		if err := c.post(ctx, path, nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, done)
+		return nil
+	}
+}
+
+var (
+	runReconcile = simplePost("reconcile", "/v1/reconcile", "reconcile triggered; see 'idrecon status'")
+	runSuspend   = simplePost("suspend", "/v1/suspend", "suspended: the daemon serves and reports drift but applies nothing")
+	runResume    = simplePost("resume", "/v1/resume", "resumed")
+)
+
+func runSAML(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "saml", "metadata [--server URL] [-o FILE]")
+	out := fs.String("o", "", "write the SP metadata XML to FILE (default stdout)")
+	mkClient := serverFlags(fs, env)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || pos[0] != "metadata" {
+		fs.Usage()
+		return errUsage
+	}
+	c, err := mkClient()
+	if err != nil {
+		return err
+	}
+	w := env.Stdout
+	var f *os.File
+	if *out != "" {
+		if f, err = os.CreateTemp(dirOf(*out), ".sp-metadata-"); err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		w = f
+	}
+	if err := c.do(ctx, "GET", "/v1/saml/metadata", nil, "", nil, w); err != nil {
+		return err
+	}
+	if f != nil {
+		if err := f.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(f.Name(), *out); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "SP metadata saved to %s: upload it in Entra (Single sign-on > Upload metadata file)\n", *out)
+	}
+	return nil
+}
+
+func dirOf(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[:i+1]
+		}
+	}
+	return "."
+}
+
+func runBackup(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "backup", "[--server URL] > FILE")
+	mkClient := serverFlags(fs, env)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := mkClient()
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "GET", "/v1/backup", nil, "", nil, env.Stdout)
+}
+
+func runRestore(_ context.Context, env Env, args []string) error {
+	fs := newFlags(env, "restore", "FILE --data-dir DIR [--force]")
+	dataDir := fs.String("data-dir", "data", "the (stopped) daemon's data dir")
+	force := fs.Bool("force", false, "replace an existing state file")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	f, err := os.Open(pos[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return err
+	}
+	var opts []durable.RestoreOption
+	if *force {
+		opts = append(opts, durable.Overwrite())
+	}
+	if err := durable.Restore(f, durable.Path(*dataDir), opts...); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "restored %s into %s\n", pos[0], durable.Path(*dataDir))
+	return nil
+}

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/idrecon/idrecon/reconcile"
+	"github.com/idrecon/idrecon/reconcile/source"
+	"github.com/idrecon/idrecon/runtime/daemon"
+)
+
+func runServe(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "serve", "[--spec DIR | --git URL [--branch B | --tag T | --commit SHA] [--path DIR]] [flags]")
+	specDir := fs.String("spec", "", "follow a local spec folder (watched for changes)")
+	gitURL := fs.String("git", "", "follow a spec repo in git (https://, ssh://, git@host:repo, file://)")
+	branch := fs.String("branch", "", "git branch to follow (default: the remote's default branch)")
+	tag := fs.String("tag", "", "git tag to pin")
+	commit := fs.String("commit", "", "git commit (full SHA) to pin")
+	path := fs.String("path", "", "spec root inside the git repo")
+	gitUser := fs.String("git-username", "", "HTTPS basic-auth user name")
+	gitPassEnv := fs.String("git-password-env", "", "env var holding the HTTPS password or token")
+	gitPassFile := fs.String("git-password-file", "", "file holding the HTTPS password or token")
+	gitBearerEnv := fs.String("git-bearer-token-env", "", "env var holding an HTTPS bearer token")
+	gitBearerFile := fs.String("git-bearer-token-file", "", "file holding an HTTPS bearer token")
+	sshKey := fs.String("ssh-key", "", "SSH private key file for ssh git URLs")
+	knownHosts := fs.String("known-hosts", "", "known_hosts file (default ~/.ssh/known_hosts); host keys are always checked")
+	verify := fs.String("verify-signatures", "", "armored OpenPGP key ring: refuse head commits not signed by one of its keys")
+	interval := fs.Duration("interval", time.Minute, "reconcile interval (git poll and drift check), with jitter")
+	drift := fs.String("drift", "correct", "what to do with drift: correct or report")
+	listen := fs.String("listen", ":8080", "address for SCIM, SAML and the git webhook")
+	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "address for the admin API")
+	insecure := fs.Bool("insecure-http", false, "serve plain HTTP instead of TLS (local runs, tests, behind a TLS proxy)")
+	tlsCert := fs.String("tls-certificate", "", "Certificate document (usage tls) to serve; default the first one")
+	dataDir := fs.String("data-dir", "data", "folder for the durable state, audit log and generated admin token; empty keeps state in memory only")
+	tokenFile := fs.String("admin-token-file", "", "file holding the admin token (default env IDRECON_ADMIN_TOKEN, else generated in the data dir)")
+	webhookSecretFile := fs.String("webhook-secret-file", "", "HMAC secret for POST /hooks/git (GitHub/Gitea); or env IDRECON_WEBHOOK_SECRET")
+	webhookTokenFile := fs.String("webhook-token-file", "", "shared token for POST /hooks/git (GitLab); or env IDRECON_WEBHOOK_TOKEN")
+	logFormat := fs.String("log-format", "json", "log format: json or text")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		fs.Usage()
+		return errUsage
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var handler slog.Handler = slog.NewJSONHandler(env.Stderr, hopts)
+	if *logFormat == "text" {
+		handler = slog.NewTextHandler(env.Stderr, hopts)
+	}
+	mode, err := reconcile.ParseDriftMode(*drift)
+	if err != nil {
+		return err
+	}
+	token, err := readAdminToken(env, *tokenFile, false)
+	if err != nil {
+		return err
+	}
+	cfg := daemon.Config{
+		SpecDir:        *specDir,
+		Interval:       *interval,
+		DriftMode:      mode,
+		Listen:         *listen,
+		AdminListen:    *adminListen,
+		InsecureHTTP:   *insecure,
+		TLSCertificate: *tlsCert,
+		DataDir:        *dataDir,
+		AdminToken:     token,
+		Getenv:         env.Getenv,
+		Logger:         slog.New(handler),
+	}
+	if *gitURL != "" {
+		cfg.Git = &source.GitOptions{
+			URL: *gitURL, Branch: *branch, Tag: *tag, Commit: *commit, Path: *path,
+			VerifySignatures: *verify,
+			Auth: source.GitAuth{
+				Username: *gitUser, PasswordEnv: *gitPassEnv, PasswordFile: *gitPassFile,
+				BearerTokenEnv: *gitBearerEnv, BearerTokenFile: *gitBearerFile,
+				SSHKeyFile: *sshKey, KnownHostsFile: *knownHosts,
+			},
+		}
+	}
+	if cfg.WebhookSecret, err = secretFrom(env, *webhookSecretFile, "IDRECON_WEBHOOK_SECRET"); err != nil {
+		return err
+	}
+	tok, err := secretFrom(env, *webhookTokenFile, "IDRECON_WEBHOOK_TOKEN")
+	if err != nil {
+		return err
+	}
+	cfg.WebhookToken = string(tok)
+	return daemon.Run(ctx, cfg)
+}
+
+// secretFrom reads a secret from a file, else from an env var; nil when neither is set.
+func secretFrom(env Env, file, envName string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	if v := env.Getenv(envName); v != "" {
+		return []byte(v), nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,320 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/idrecon/idrecon/reconcile"
+	"github.com/idrecon/idrecon/reconcile/source"
+	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+	"github.com/idrecon/idrecon/spec/bundle"
+)
+
+func loadSpec(ctx context.Context, env Env, dir string) (*spec.Set, error) {
+	return spec.Load(ctx, dir, spec.LoadOptions{Getenv: env.Getenv})
+}
+
+// printSpecErrors lists every spec error, one a line, and returns an error
+// that exits 1 without repeating them.
+func printSpecErrors(env Env, err error) error {
+	var list spec.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			fmt.Fprintln(env.Stderr, e.Error())
+		}
+		return &exitError{code: 1, err: fmt.Errorf("%d error(s)", len(list))}
+	}
+	return err
+}
+
+func printWarnings(env Env, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(env.Stderr, "warning: %s\n", w)
+	}
+}
+
+func runValidate(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "validate", "[DIR]")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	dir, err := oneArg(fs, pos, ".")
+	if err != nil {
+		return err
+	}
+	set, err := loadSpec(ctx, env, dir)
+	if err != nil {
+		return printSpecErrors(env, err)
+	}
+	printWarnings(env, set.Warnings)
+	user := 0
+	for _, d := range set.Docs {
+		if d.Pos.File != "" {
+			user++
+		}
+	}
+	fmt.Fprintf(env.Stdout, "%s: %d documents, valid (revision %s)\n", dir, user, short(set.Revision))
+	return nil
+}
+
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
+// localReconciler returns a reconciler over a fresh in-memory store, seeded
+// with base when it is non-nil.
+func localReconciler(ctx context.Context, base *spec.Set) (*reconcile.Reconciler, func(), error) {
+	st, err := store.New(store.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := reconcile.New(reconcile.Config{Store: st})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	if base != nil {
+		if _, err := rec.Apply(ctx, base); err != nil {
+			st.Close()
+			return nil, nil, fmt.Errorf("apply base revision: %w", err)
+		}
+	}
+	return rec, func() { st.Close() }, nil
+}
+
+func runPlan(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "plan", "[DIR] [--server URL | --base-ref REF] [--output json]")
+	output := outputFlag(fs)
+	mkClient := serverFlags(fs, env)
+	baseRef := fs.String("base-ref", "", "plan against the spec at this git ref of the repo holding DIR (for pull-request checks), without a daemon")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
+	}
+	dir, err := oneArg(fs, pos, ".")
+	if err != nil {
+		return err
+	}
+	// Without --server (or IDRECON_SERVER) the plan is against an empty runtime.
+	serverGiven := env.Getenv("IDRECON_SERVER") != ""
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "server" {
+			serverGiven = true
+		}
+	})
+	if serverGiven && *baseRef != "" {
+		return errors.New("--server and --base-ref exclude each other")
+	}
+
+	var p *reconcile.Plan
+	var impact any
+	var warnings []string
+	switch {
+	case *baseRef != "":
+		set, err := loadSpec(ctx, env, dir)
+		if err != nil {
+			return printSpecErrors(env, err)
+		}
+		warnings = set.Warnings
+		base, cleanup, err := loadBaseRef(ctx, env, dir, *baseRef)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		rec, closeRec, err := localReconciler(ctx, base)
+		if err != nil {
+			return err
+		}
+		defer closeRec()
+		if p, err = rec.Plan(ctx, set); err != nil {
+			return err
+		}
+	case serverGiven:
+		c, err := mkClient()
+		if err != nil {
+			return err
+		}
+		var resp admin.PlanResponse
+		if err := uploadSpec(ctx, c, "/v1/plan", dir, &resp); err != nil {
+			return printAPIError(env, err)
+		}
+		p, impact, warnings = resp.Plan, resp.Impact, resp.Warnings
+	default:
+		set, err := loadSpec(ctx, env, dir)
+		if err != nil {
+			return printSpecErrors(env, err)
+		}
+		warnings = set.Warnings
+		rec, closeRec, err := localReconciler(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer closeRec()
+		if p, err = rec.Plan(ctx, set); err != nil {
+			return err
+		}
+	}
+	if err := writePlan(env, *output, p, impact, warnings); err != nil {
+		return err
+	}
+	if !p.Empty() {
+		return &exitError{code: 2}
+	}
+	return nil
+}
+
+func writePlan(env Env, output string, p *reconcile.Plan, impact any, warnings []string) error {
+	if output == "json" {
+		return printJSON(env.Stdout, admin.PlanResponse{Plan: p, Impact: impact, Warnings: warnings})
+	}
+	printWarnings(env, warnings)
+	if err := p.WriteText(env.Stdout); err != nil {
+		return err
+	}
+	if impact != nil {
+		return writeImpact(env.Stdout, impact)
+	}
+	return nil
+}
+
+// loadBaseRef loads the spec as it was at ref in the git repository that
+// holds dir.
+func loadBaseRef(ctx context.Context, env Env, dir, ref string) (*spec.Set, func(), error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	top, err := gitTopLevel(ctx, abs)
+	if err != nil {
+		return nil, nil, err
+	}
+	rel, err := filepath.Rel(top, abs)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmp, err := os.MkdirTemp("", "idrecon-base-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	rev, err := source.Checkout(ctx, top, ref, tmp)
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("check out %s: %w", ref, err)
+	}
+	baseDir := filepath.Join(rev.Dir, rel)
+	if _, err := os.Stat(baseDir); errors.Is(err, os.ErrNotExist) {
+		// The spec folder is new in this change: the base is empty.
+		return &spec.Set{}, cleanup, nil
+	}
+	set, err := loadSpec(ctx, env, baseDir)
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("the spec at %s does not load: %w", ref, err)
+	}
+	return set, cleanup, nil
+}
+
+// gitTopLevel finds the repository root above dir by looking for .git.
+func gitTopLevel(_ context.Context, dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("%s is not inside a git repository", dir)
+		}
+	}
+}
+
+func uploadSpec(ctx context.Context, c *client, path, dir string, out any) error {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("%s is not a folder", dir)
+	}
+	var buf bytes.Buffer
+	if err := bundle.Pack(&buf, dir); err != nil {
+		return err
+	}
+	return c.do(ctx, "POST", path, &buf, "application/gzip", out, nil)
+}
+
+// printAPIError prints spec errors the daemon found one a line.
+func printAPIError(env Env, err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) && len(ae.Details) > 0 {
+		for _, d := range ae.Details {
+			fmt.Fprintln(env.Stderr, d)
+		}
+		return &exitError{code: 1, err: errors.New(ae.Message)}
+	}
+	return err
+}
+
+func runApply(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "apply", "[DIR] --server URL [--output json]")
+	output := outputFlag(fs)
+	mkClient := serverFlags(fs, env)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
+	}
+	dir, err := oneArg(fs, pos, ".")
+	if err != nil {
+		return err
+	}
+	c, err := mkClient()
+	if err != nil {
+		return err
+	}
+	var resp admin.PlanResponse
+	if err := uploadSpec(ctx, c, "/v1/apply", dir, &resp); err != nil {
+		return printAPIError(env, err)
+	}
+	if *output == "json" {
+		return printJSON(env.Stdout, resp)
+	}
+	printWarnings(env, resp.Warnings)
+	if resp.Plan.Empty() {
+		fmt.Fprintln(env.Stdout, "No changes. The runtime matches the spec.")
+		return nil
+	}
+	if err := resp.Plan.WriteText(env.Stdout); err != nil {
+		return err
+	}
+	s := resp.Plan.Summary
+	fmt.Fprintf(env.Stdout, "Apply complete: %d created, %d updated, %d deleted.\n", s.Create, s.Update, s.Delete)
+	return nil
+}
+
+// writeImpact prints the blast radius the daemon computed for access changes.
+func writeImpact(w io.Writer, impact any) error {
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Access impact (against the live runtime):")
+	var b strings.Builder
+	if err := printJSON(&b, impact); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		fmt.Fprintln(w, "  "+line)
+	}
+	return nil
+}

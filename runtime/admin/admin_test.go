@@ -1,0 +1,174 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/idrecon/idrecon/reconcile"
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+	"github.com/idrecon/idrecon/spec/bundle"
+)
+
+const token = "admin-test-token-0123456789abcdef"
+
+type fixture struct {
+	srv *httptest.Server
+	st  *store.Store
+	rec *reconcile.Reconciler
+}
+
+func newFixture(t *testing.T, source string) *fixture {
+	t.Helper()
+	st, err := store.New(store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rec, err := reconcile.New(reconcile.Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Store: st, Reconciler: rec, Token: token, Source: source})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return &fixture{srv: srv, st: st, rec: rec}
+}
+
+func (f *fixture) do(t *testing.T, method, path, tok string, body io.Reader) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, body)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func packDir(t *testing.T, files map[string]string) *bytes.Buffer {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := bundle.Pack(&buf, dir); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
+}
+
+const appDoc = "apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: webgoat\nspec:\n  versions: [\"1.0\", \"2.0\"]\n"
+
+func TestAuth(t *testing.T) {
+	f := newFixture(t, "")
+	tests := []struct {
+		path, tok string
+		want      int
+	}{
+		{"/healthz", "", 200},
+		{"/v1/status", "", 401},
+		{"/v1/status", "wrong", 401},
+		{"/v1/status", token, 200},
+		{"/v1/resources", token, 200},
+	}
+	for _, tt := range tests {
+		if code, body := f.do(t, "GET", tt.path, tt.tok, nil); code != tt.want {
+			t.Errorf("GET %s with %q: %d, want %d (%s)", tt.path, tt.tok, code, tt.want, body)
+		}
+	}
+}
+
+func TestUploadPlanApplyAndConsoleEdits(t *testing.T) {
+	f := newFixture(t, "")
+
+	code, body := f.do(t, "POST", "/v1/plan", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
+	if code != 200 || !strings.Contains(body, `"webgoat"`) {
+		t.Fatalf("plan: %d %s", code, body)
+	}
+	if r, _ := f.st.Read().Resource(spec.KindApplication, "webgoat"); r != nil {
+		t.Fatal("plan changed the runtime")
+	}
+
+	code, body = f.do(t, "POST", "/v1/apply", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
+	if code != 200 {
+		t.Fatalf("apply: %d %s", code, body)
+	}
+	if r, _ := f.st.Read().Resource(spec.KindApplication, "webgoat"); r == nil {
+		t.Fatal("apply did not create webgoat")
+	}
+
+	bad := "apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: x\nspec:\n  verions: [a]\n"
+	code, body = f.do(t, "POST", "/v1/apply", token, packDir(t, map[string]string{"bad.yaml": bad}))
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "bad.yaml:6") {
+		t.Fatalf("bad spec: %d %s", code, body)
+	}
+	if r, _ := f.st.Read().Resource(spec.KindApplication, "webgoat"); r == nil {
+		t.Fatal("a refused spec changed the runtime")
+	}
+
+	code, body = f.do(t, "POST", "/v1/plan", token, strings.NewReader("not a tarball"))
+	if code != http.StatusBadRequest {
+		t.Fatalf("garbage upload: %d %s", code, body)
+	}
+
+	// A console edit is stored as out-of-band, and the next plan shows it as drift.
+	code, body = f.do(t, "PUT", "/v1/resources/Application/webgoat", token, strings.NewReader(`{"versions":["1.0"]}`))
+	if code != 200 {
+		t.Fatalf("edit: %d %s", code, body)
+	}
+	r, _ := f.st.Read().Resource(spec.KindApplication, "webgoat")
+	if r.ModifiedBy != "admin" || r.Revision != "" {
+		t.Fatalf("edit stored as %+v", r)
+	}
+	code, body = f.do(t, "POST", "/v1/plan", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
+	var pr PlanResponse
+	json.Unmarshal([]byte(body), &pr)
+	if code != 200 || len(pr.Plan.Updates) != 1 || !pr.Plan.Updates[0].Drift {
+		t.Fatalf("plan after a console edit: %d %s", code, body)
+	}
+
+	tests := []struct {
+		method, path, body string
+		want               int
+	}{
+		{"PUT", "/v1/resources/Role/Administrator", `{"permissions":["x"]}`, http.StatusConflict},
+		{"PUT", "/v1/resources/Nope/x", `{}`, http.StatusNotFound},
+		{"PUT", "/v1/resources/Application/x", `{"versons":[]}`, http.StatusBadRequest},
+		{"DELETE", "/v1/resources/Application/missing", ``, http.StatusNotFound},
+		{"DELETE", "/v1/resources/Application/webgoat", ``, http.StatusNoContent},
+		{"GET", "/v1/resources/Application/webgoat", ``, http.StatusNotFound},
+	}
+	// Built-in roles exist once a spec was applied.
+	for _, tt := range tests {
+		code, body := f.do(t, tt.method, tt.path, token, strings.NewReader(tt.body))
+		if code != tt.want {
+			t.Errorf("%s %s: %d, want %d (%s)", tt.method, tt.path, code, tt.want, body)
+		}
+	}
+}
+
+func TestApplyRefusedWhenFollowingASource(t *testing.T) {
+	f := newFixture(t, "https://git.example.com/spec.git")
+	code, body := f.do(t, "POST", "/v1/apply", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
+	if code != http.StatusConflict || !strings.Contains(body, "git.example.com") {
+		t.Fatalf("apply in pull mode: %d %s", code, body)
+	}
+}

@@ -1,0 +1,163 @@
+// Package audit keeps idrecon's append-only audit trail: one JSON object per
+// line for every applied change, drift correction and SCIM write, in a file
+// rotated by size.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Options configure a Log.
+type Options struct {
+	// MaxBytes rotates the file once it grows past this size (default 64 MiB).
+	MaxBytes int64
+	// Keep is how many rotated files are kept (default 5): path.1 … path.N.
+	Keep int
+}
+
+// Log is an append-only JSON-lines file. It is safe for concurrent use.
+type Log struct {
+	path string
+	opts Options
+
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+}
+
+// Open opens (or creates) the audit file at path.
+func Open(path string, opts Options) (*Log, error) {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 64 << 20
+	}
+	if opts.Keep <= 0 {
+		opts.Keep = 5
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l := &Log{path: path, opts: opts}
+	if err := l.open(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log) open() error {
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: open %s: %w", l.path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("audit: %w", err)
+	}
+	l.f, l.size = f, st.Size()
+	return nil
+}
+
+// Write appends one line. A write that would grow the file past MaxBytes
+// rotates it first, so a line is never split across files.
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return 0, os.ErrClosed
+	}
+	if l.size > 0 && l.size+int64(len(p)) > l.opts.MaxBytes {
+		if err := l.rotate(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := l.f.Write(p)
+	l.size += int64(n)
+	return n, err
+}
+
+func (l *Log) rotate() error {
+	if err := l.f.Close(); err != nil {
+		return fmt.Errorf("audit: rotate: %w", err)
+	}
+	l.f = nil
+	for i := l.opts.Keep - 1; i >= 1; i-- {
+		from := fmt.Sprintf("%s.%d", l.path, i)
+		if _, err := os.Stat(from); err == nil {
+			if err := os.Rename(from, fmt.Sprintf("%s.%d", l.path, i+1)); err != nil {
+				return fmt.Errorf("audit: rotate: %w", err)
+			}
+		}
+	}
+	if err := os.Rename(l.path, l.path+".1"); err != nil {
+		return fmt.Errorf("audit: rotate: %w", err)
+	}
+	return l.open()
+}
+
+// Close closes the file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// Messages that belong in the audit trail. Components log these through
+// their ordinary *slog.Logger; the Handler copies them into the file.
+var Messages = map[string]bool{
+	"scim write":        true,
+	"applied":           true,
+	"drift corrected":   true,
+	"admin edit":        true,
+	"reconcile applied": true,
+}
+
+// Handler is a slog.Handler that passes every record to next and also writes
+// audit records (those whose message is in Messages) as JSON lines to a Log.
+type Handler struct {
+	next  slog.Handler
+	audit slog.Handler
+}
+
+// NewHandler tees audit records from next into log.
+func NewHandler(next slog.Handler, log *Log) *Handler {
+	return &Handler{next: next, audit: slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})}
+}
+
+// Enabled implements slog.Handler.
+func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.next.Enabled(ctx, level) || h.audit.Enabled(ctx, level)
+}
+
+// Handle implements slog.Handler.
+func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	var err error
+	if h.next.Enabled(ctx, r.Level) {
+		err = h.next.Handle(ctx, r)
+	}
+	if Messages[r.Message] {
+		if aerr := h.audit.Handle(ctx, r); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
+	return err
+}
+
+// WithAttrs implements slog.Handler.
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &Handler{next: h.next.WithAttrs(attrs), audit: h.audit.WithAttrs(attrs)}
+}
+
+// WithGroup implements slog.Handler.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	return &Handler{next: h.next.WithGroup(name), audit: h.audit.WithGroup(name)}
+}

@@ -1,0 +1,447 @@
+// Package daemon assembles idrecon's running parts — the durable runtime
+// store, the SCIM and SAML servers, the admin API, the reconciler with its
+// source, metrics and the audit log — and runs them until the context ends.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/idrecon/idrecon/reconcile"
+	"github.com/idrecon/idrecon/reconcile/source"
+	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/audit"
+	"github.com/idrecon/idrecon/runtime/metrics"
+	"github.com/idrecon/idrecon/runtime/saml"
+	"github.com/idrecon/idrecon/runtime/scim"
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/durable"
+	"github.com/idrecon/idrecon/runtime/tlscert"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// Config configures the daemon. The zero value, with a Logger, runs an
+// in-memory daemon in push mode on the default addresses.
+type Config struct {
+	// Where the spec comes from: a folder (watched), a git repository, or
+	// neither (push mode: specs arrive through `idrecon apply`).
+	SpecDir string
+	Git     *source.GitOptions
+	// Interval between reconciles (default 1m, with jitter).
+	Interval  time.Duration
+	DriftMode reconcile.DriftMode
+
+	// Listen serves SCIM, SAML and the webhook (default ":8080").
+	Listen string
+	// AdminListen serves the admin API (default "127.0.0.1:9090").
+	AdminListen string
+	// InsecureHTTP serves Listen over plain HTTP instead of TLS with the
+	// keystore's tls certificate (for local runs, tests, or behind a proxy).
+	InsecureHTTP bool
+	// TLSCertificate names the Certificate document to serve (default: the
+	// first of usage tls).
+	TLSCertificate string
+
+	// DataDir holds the durable state, the audit log and a generated admin
+	// token. Empty keeps everything in memory (nothing survives a restart).
+	DataDir string
+	// AdminToken guards the admin API. Empty: read DataDir/admin-token, or
+	// generate it there on first start.
+	AdminToken string
+	// WebhookSecret (HMAC) or WebhookToken enables POST /hooks/git.
+	WebhookSecret []byte
+	WebhookToken  string
+
+	Getenv func(string) string
+	Logger *slog.Logger
+	// ShutdownTimeout bounds the wait for in-flight requests (default 15s).
+	ShutdownTimeout time.Duration
+	// Started, when set, is called once both listeners accept connections.
+	Started func(addr, adminAddr string)
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = "127.0.0.1:9090"
+	}
+	if c.Getenv == nil {
+		c.Getenv = os.Getenv
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+}
+
+// AdminTokenFile is where a generated admin token is kept inside the data dir.
+const AdminTokenFile = "admin-token"
+
+// Run starts the daemon and blocks until ctx is done, then shuts down
+// gracefully: listeners stop accepting, in-flight requests finish, the
+// reconciler stops between reconciles, and the store is closed last.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	log := cfg.Logger
+
+	var auditLog *audit.Log
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		var err error
+		if auditLog, err = audit.Open(filepath.Join(cfg.DataDir, "audit.log"), audit.Options{}); err != nil {
+			return err
+		}
+		defer auditLog.Close()
+		log = slog.New(audit.NewHandler(log.Handler(), auditLog))
+	}
+
+	token, err := adminToken(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	met := metrics.New()
+	st, closeStore, err := openStore(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	src, err := newSource(cfg, log)
+	if err != nil {
+		return err
+	}
+	rcfg := reconcile.Config{
+		Store:     st,
+		Interval:  cfg.Interval,
+		DriftMode: cfg.DriftMode,
+		Logger:    log.With("component", "reconcile"),
+		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
+			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv})
+		},
+		OnResult: func(res reconcile.Result) {
+			met.Reconcile(res.Outcome, res.Duration, res.Summary.Drift, false)
+		},
+	}
+	if src != nil {
+		rcfg.Source = src
+	}
+	rec, err := reconcile.New(rcfg)
+	if err != nil {
+		return err
+	}
+
+	scimSrv := scim.NewServer(st, scim.Options{Logger: log.With("component", "scim"), Observer: met.SCIMRequest})
+	samlSrv := saml.NewServer(st, saml.Options{Logger: log.With("component", "saml"), Observer: met.SAMLLogin})
+	tlsSrc := tlscert.New(st, cfg.TLSCertificate)
+
+	main := http.NewServeMux()
+	if cfg.WebhookSecret != nil || cfg.WebhookToken != "" {
+		main.Handle("POST /hooks/git", &source.Webhook{
+			Secret: cfg.WebhookSecret, Token: cfg.WebhookToken, OnPush: rec.Trigger, Logger: log.With("component", "webhook"),
+		})
+	}
+	main.Handle("/saml/", samlSrv)
+	main.Handle("/{$}", samlSrv)
+	main.Handle("/me", samlSrv)
+	main.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	main.Handle("/", scimSrv)
+
+	checks := []admin.Check{
+		{Name: "reconcile", Ready: func() (bool, string) {
+			s := rec.Status()
+			if s.AppliedRevision == "" {
+				if s.LastError != "" {
+					return false, "no revision applied yet: " + s.LastError
+				}
+				return false, "no revision applied yet"
+			}
+			return true, ""
+		}},
+		{Name: "saml", Ready: func() (bool, string) {
+			if !samlEnabled(st) {
+				return true, ""
+			}
+			return samlSrv.Ready()
+		}},
+	}
+	if !cfg.InsecureHTTP {
+		checks = append(checks, admin.Check{Name: "tls", Ready: tlsSrc.Ready})
+	}
+	srcName := ""
+	if src != nil {
+		srcName = src.String()
+	}
+	adm, err := admin.New(admin.Config{
+		Store:      st,
+		Reconciler: rec,
+		Token:      token,
+		Logger:     log.With("component", "admin"),
+		Source:     srcName,
+		Load:       rcfg.Load,
+		Checks:     checks,
+		Backup: func(w io.Writer) error {
+			return durable.WriteBackup(w, st.Snapshot())
+		},
+		Public: map[string]http.Handler{"GET /metrics": met.Handler()},
+		Routes: map[string]http.Handler{
+			"/saml/metadata": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r2 := r.Clone(r.Context())
+				r2.URL.Path = "/saml/metadata"
+				samlSrv.ServeHTTP(w, r2)
+			}),
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	// The first reconcile runs before the listeners open, so Entra never
+	// sees a runtime without its SCIM configuration. A bad spec here keeps
+	// the state loaded from disk.
+	if src != nil {
+		if _, err := rec.ReconcileOnce(ctx); err != nil {
+			log.Warn("first reconcile failed; serving the last good state", "err", err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+	}
+	mainSrv := &http.Server{
+		Handler:           main,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if !cfg.InsecureHTTP {
+		mainSrv.TLSConfig = tlsSrc.Config()
+	}
+	adminSrv := &http.Server{
+		Handler:           adm,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	goRun := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	goRun("serve", func() error {
+		if cfg.InsecureHTTP {
+			return mainSrv.Serve(ln)
+		}
+		return mainSrv.ServeTLS(ln, "", "")
+	})
+	goRun("admin", func() error { return adminSrv.Serve(adminLn) })
+	if src != nil {
+		goRun("reconcile", func() error { return rec.Run(runCtx) })
+	}
+	if cfg.SpecDir != "" {
+		goRun("watch", func() error {
+			return source.Watch(runCtx, cfg.SpecDir, 0, rec.Trigger, log.With("component", "watch"))
+		})
+	}
+	scheme := "https"
+	if cfg.InsecureHTTP {
+		scheme = "http"
+	}
+	log.Info("idrecon serving",
+		"scim", fmt.Sprintf("%s://%s%s", scheme, ln.Addr(), scimBase(st)),
+		"saml", fmt.Sprintf("%s://%s/saml/metadata", scheme, ln.Addr()),
+		"admin", "http://"+adminLn.Addr().String(),
+		"source", orPush(srcName), "data_dir", cfg.DataDir)
+	if cfg.Started != nil {
+		cfg.Started(ln.Addr().String(), adminLn.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info("shutting down")
+	cancel()
+	shCtx, shCancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer shCancel()
+	if err := mainSrv.Shutdown(shCtx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	if err := adminSrv.Shutdown(shCtx); err != nil {
+		log.Warn("admin shutdown", "err", err)
+	}
+	wg.Wait()
+	return runErr
+}
+
+func orPush(s string) string {
+	if s == "" {
+		return "none (push mode: idrecon apply)"
+	}
+	return s
+}
+
+// openStore opens the durable state in DataDir and loads it into a fresh
+// store, or returns an in-memory store when there is no data dir.
+func openStore(cfg Config, log *slog.Logger) (*store.Store, func(), error) {
+	if cfg.DataDir == "" {
+		log.Warn("no data dir: state lives in memory only and is lost on restart")
+		st, err := store.New(store.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { st.Close() }, nil
+	}
+	db, err := durable.Open(durable.Path(cfg.DataDir), durable.Options{Logger: log.With("component", "durable")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open state: %w", err)
+	}
+	st, err := store.New(store.Options{Journal: db})
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	start := time.Now()
+	stats, err := db.LoadInto(st)
+	if err != nil {
+		st.Close()
+		db.Close()
+		return nil, nil, fmt.Errorf("load state from %s: %w", cfg.DataDir, err)
+	}
+	log.Info("state loaded", "stats", stats, "took", time.Since(start).Round(time.Millisecond))
+	return st, func() { st.Close(); db.Close() }, nil
+}
+
+type sourceAdapter struct {
+	fetch func(ctx context.Context) (source.Revision, error)
+	name  string
+}
+
+func (a sourceAdapter) Fetch(ctx context.Context) (reconcile.Revision, error) {
+	r, err := a.fetch(ctx)
+	return reconcile.Revision{ID: r.ID, Dir: r.Dir}, err
+}
+
+func (a sourceAdapter) String() string { return a.name }
+
+func newSource(cfg Config, log *slog.Logger) (reconcile.Source, error) {
+	switch {
+	case cfg.SpecDir != "" && cfg.Git != nil:
+		return nil, errors.New("give either a spec folder or a git source, not both")
+	case cfg.SpecDir != "":
+		abs, err := filepath.Abs(cfg.SpecDir)
+		if err != nil {
+			return nil, err
+		}
+		d := source.Dir{Path: abs}
+		return sourceAdapter{fetch: d.Fetch, name: d.String()}, nil
+	case cfg.Git != nil:
+		opts := *cfg.Git
+		if opts.CacheDir == "" {
+			if cfg.DataDir == "" {
+				dir, err := os.MkdirTemp("", "idrecon-git-")
+				if err != nil {
+					return nil, err
+				}
+				opts.CacheDir = dir
+			} else {
+				opts.CacheDir = filepath.Join(cfg.DataDir, "git")
+			}
+		}
+		if opts.Logger == nil {
+			opts.Logger = log.With("component", "git")
+		}
+		if opts.Getenv == nil {
+			opts.Getenv = cfg.Getenv
+		}
+		g, err := source.NewGit(opts)
+		if err != nil {
+			return nil, err
+		}
+		return sourceAdapter{fetch: g.Fetch, name: g.String()}, nil
+	}
+	return nil, nil
+}
+
+// adminToken returns the configured token, or the one kept in the data dir,
+// generating it on first start. The value itself is never logged.
+func adminToken(cfg Config, log *slog.Logger) (string, error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, nil
+	}
+	if cfg.DataDir == "" {
+		return "", errors.New("no admin token: set IDRECON_ADMIN_TOKEN or --admin-token-file, or give a --data-dir to keep a generated one")
+	}
+	path := filepath.Join(cfg.DataDir, AdminTokenFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			log.Info("admin token read from file", "path", path)
+			return tok, nil
+		}
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	tok := base64.RawURLEncoding.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	log.Info("generated an admin token; CLI commands read it with --admin-token-file", "path", path)
+	return tok, nil
+}
+
+func samlEnabled(st *store.Store) bool {
+	res, _ := st.Read().Resources(spec.KindSamlServiceProvider)
+	for _, r := range res {
+		if sp, ok := r.Spec.(*spec.SamlServiceProvider); ok && sp.Enabled {
+			return true
+		}
+	}
+	return false
+}
+
+func scimBase(st *store.Store) string {
+	res, _ := st.Read().Resources(spec.KindScimProvisioning)
+	for _, r := range res {
+		if sp, ok := r.Spec.(*spec.ScimProvisioning); ok && sp.BasePath != "" {
+			return sp.BasePath
+		}
+	}
+	return spec.DefaultScimBasePath
+}

@@ -1,0 +1,277 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/admin"
+)
+
+const (
+	adminTok = "test-admin-token-0123456789"
+	// The demo SCIM token whose sha256 examples/entra commits.
+	scimTok = "idrecon-demo-token-for-make-run-only-0123456789"
+)
+
+// syncBuffer is a log sink tests can read while the daemon writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type running struct {
+	base, admin string
+	logs        *syncBuffer
+	stop        func() error
+}
+
+// copyDir copies the example spec so a test can change it.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func start(t *testing.T, cfg Config) *running {
+	t.Helper()
+	logs := &syncBuffer{}
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Listen = "127.0.0.1:0"
+	cfg.AdminListen = "127.0.0.1:0"
+	cfg.InsecureHTTP = true
+	cfg.AdminToken = adminTok
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Hour // reconciles come from triggers in these tests
+	}
+	addrs := make(chan [2]string, 1)
+	cfg.Started = func(a, b string) { addrs <- [2]string{a, b} }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	select {
+	case a := <-addrs:
+		r := &running{base: "http://" + a[0], admin: "http://" + a[1], logs: logs}
+		var once sync.Once
+		var stopErr error
+		r.stop = func() error {
+			once.Do(func() { cancel(); stopErr = <-done })
+			return stopErr
+		}
+		t.Cleanup(func() { r.stop() })
+		return r
+	case err := <-done:
+		cancel()
+		t.Fatalf("daemon did not start: %v\nlogs:\n%s", err, logs)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("daemon did not start in time\nlogs:\n%s", logs)
+	}
+	return nil
+}
+
+func (r *running) call(t *testing.T, method, url, token string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/scim+json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (r *running) status(t *testing.T) admin.StatusResponse {
+	t.Helper()
+	code, b := r.call(t, "GET", r.admin+"/v1/status", adminTok, nil)
+	if code != 200 {
+		t.Fatalf("status: %d %s", code, b)
+	}
+	var st admin.StatusResponse
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func resourceJSON(t *testing.T, r *running, kind, name string) admin.Resource {
+	t.Helper()
+	code, b := r.call(t, "GET", r.admin+"/v1/resources/"+kind+"/"+name, adminTok, nil)
+	if code != 200 {
+		t.Fatalf("get %s/%s: %d %s", kind, name, code, b)
+	}
+	var res admin.Resource
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func versionsOf(res admin.Resource) string {
+	b, _ := json.Marshal(res.Spec)
+	return string(b)
+}
+
+// TestExampleServesDriftIsCorrectedAndStateSurvives walks the foundation's
+// acceptance path on the real daemon: examples/entra is applied to an empty
+// runtime, Entra provisions a user, a console-style edit is reported and
+// corrected as drift, a spec change arrives through the folder watch, a bad
+// spec is refused while the last good state keeps serving, and a restart on
+// the same data dir keeps what SCIM acknowledged.
+func TestExampleServesDriftIsCorrectedAndStateSurvives(t *testing.T) {
+	specDir := copyDir(t, "../../examples/entra")
+	dataDir := t.TempDir()
+	d := start(t, Config{SpecDir: specDir, DataDir: dataDir})
+
+	eventually(t, "readiness", func() bool {
+		code, _ := d.call(t, "GET", d.admin+"/readyz", "", nil)
+		return code == 200
+	})
+	if st := d.status(t); st.AppliedRevision == "" || st.LastResult != "ok" {
+		t.Fatalf("example not applied: %+v", st)
+	}
+
+	// Entra's test connection and a first user.
+	code, b := d.call(t, "GET", d.base+`/api/scim/v2/Users?aadOptscim062020&filter=userName+eq+"0b4d1c6e-1111-4a6e-9c1d-5f3e1c2a9b77"`, scimTok, nil)
+	if code != 200 || !strings.Contains(string(b), `"totalResults":0`) {
+		t.Fatalf("test connection: %d %s", code, b)
+	}
+	code, b = d.call(t, "POST", d.base+"/api/scim/v2/Users?aadOptscim062020", scimTok, map[string]any{
+		"schemas":  []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName": "alice@contoso.com", "active": true, "externalId": "alice",
+	})
+	if code != 201 {
+		t.Fatalf("create user: %d %s", code, b)
+	}
+	if code, _ := d.call(t, "GET", d.base+"/api/scim/v2/Users", "wrong-token", nil); code != 401 {
+		t.Fatalf("wrong SCIM token: got %d, want 401", code)
+	}
+
+	// A console edit: drop a version of webgoat out of band.
+	want := versionsOf(resourceJSON(t, d, "Application", "webgoat"))
+	code, b = d.call(t, "PUT", d.admin+"/v1/resources/Application/webgoat", adminTok, map[string]any{"versions": []string{"0.1"}})
+	if code != 200 {
+		t.Fatalf("admin edit: %d %s", code, b)
+	}
+	if code, _ := d.call(t, "POST", d.admin+"/v1/reconcile", adminTok, nil); code != 202 {
+		t.Fatalf("trigger: %d", code)
+	}
+	eventually(t, "drift corrected", func() bool {
+		return versionsOf(resourceJSON(t, d, "Application", "webgoat")) == want
+	})
+	if !strings.Contains(d.logs.String(), "Application/webgoat") && !strings.Contains(d.logs.String(), `"name":"webgoat"`) {
+		t.Errorf("drift of Application/webgoat not logged:\n%s", d.logs)
+	}
+
+	// A spec change through the folder watch.
+	appFile := filepath.Join(specDir, "applications.yaml")
+	orig, err := os.ReadFile(appFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := "\n---\napiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: added-by-test\nspec:\n  versions: [\"1.0\"]\n"
+	if err := os.WriteFile(appFile, append(append([]byte{}, orig...), extra...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "new application applied", func() bool {
+		code, _ := d.call(t, "GET", d.admin+"/v1/resources/Application/added-by-test", adminTok, nil)
+		return code == 200
+	})
+
+	// A bad commit is refused; the last good state keeps serving.
+	good := d.status(t).AppliedRevision
+	if err := os.WriteFile(filepath.Join(specDir, "broken.yaml"), []byte("apiVersion: idrecon.io/v1alpha1\nkind: Role\nmetadata:\n  name: x\nspec:\n  permisions: [a]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bad revision refused", func() bool {
+		st := d.status(t)
+		return st.LastResult == "refused" && strings.Contains(st.LastError, "broken.yaml:")
+	})
+	if st := d.status(t); st.AppliedRevision != good {
+		t.Fatalf("applied revision changed to %s after a bad spec", st.AppliedRevision)
+	}
+	if code, _ := d.call(t, "GET", d.base+"/api/scim/v2/Users", scimTok, nil); code != 200 {
+		t.Fatalf("SCIM stopped serving after a bad spec: %d", code)
+	}
+
+	// Restart on the same data dir: what SCIM acknowledged is still there.
+	if err := d.stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	os.Remove(filepath.Join(specDir, "broken.yaml"))
+	d2 := start(t, Config{SpecDir: specDir, DataDir: dataDir})
+	code, b = d2.call(t, "GET", d2.base+`/api/scim/v2/Users?filter=userName+eq+"ALICE@contoso.com"`, scimTok, nil)
+	if code != 200 || !strings.Contains(string(b), `"totalResults":1`) {
+		t.Fatalf("user lost across restart: %d %s", code, b)
+	}
+	fmt.Fprint(io.Discard, d2.logs)
+}

@@ -1,0 +1,90 @@
+// Package tlscert serves the daemon's TLS certificate from the keystore: the
+// Certificate document of usage tls in the runtime store. Every handshake
+// looks the certificate up, so a new certificate or key from the spec takes
+// effect without a restart and without dropping open connections.
+package tlscert
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// ErrNoCertificate is returned when the keystore holds no usable tls certificate.
+var ErrNoCertificate = errors.New("tlscert: no Certificate of usage tls with a private key in the spec")
+
+// Source hands out the keystore's TLS certificate.
+type Source struct {
+	st   *store.Store
+	name string // the Certificate to use; "" takes the first of usage tls
+
+	mu     sync.Mutex
+	from   *spec.Certificate
+	cached *tls.Certificate
+}
+
+// New returns a Source reading st. name picks a Certificate document; empty
+// means the first (by name) of usage tls.
+func New(st *store.Store, name string) *Source {
+	return &Source{st: st, name: name}
+}
+
+// Config returns a server TLS configuration that refuses anything below TLS 1.2.
+func (s *Source) Config() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.Certificate() },
+	}
+}
+
+// Certificate returns the current certificate, rebuilding it only when the
+// stored Certificate changed.
+func (s *Source) Certificate() (*tls.Certificate, error) {
+	c, err := s.lookup()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c == s.from && s.cached != nil {
+		return s.cached, nil
+	}
+	leaf, err := x509.ParseCertificate(c.DER)
+	if err != nil {
+		return nil, fmt.Errorf("tlscert: %w", err)
+	}
+	s.from = c
+	s.cached = &tls.Certificate{Certificate: [][]byte{c.DER}, PrivateKey: c.PrivateKey, Leaf: leaf}
+	return s.cached, nil
+}
+
+// Ready reports whether a certificate is available, and why not.
+func (s *Source) Ready() (bool, string) {
+	if _, err := s.Certificate(); err != nil {
+		return false, err.Error()
+	}
+	return true, ""
+}
+
+func (s *Source) lookup() (*spec.Certificate, error) {
+	res, err := s.st.Read().Resources(spec.KindCertificate)
+	if err != nil {
+		return nil, fmt.Errorf("tlscert: %w", err)
+	}
+	for _, r := range res {
+		c, ok := r.Spec.(*spec.Certificate)
+		if !ok || c.Usage != spec.UsageTLS || (s.name != "" && r.Name != s.name) {
+			continue
+		}
+		if c.PrivateKey == nil || len(c.DER) == 0 {
+			continue
+		}
+		return c, nil
+	}
+	return nil, ErrNoCertificate
+}

@@ -1,0 +1,125 @@
+// Package bundle packs a spec repo into a gzip-compressed tar stream, so the
+// CLI can hand a local spec to a daemon for plan or apply, and unpacks such a
+// stream safely on the daemon's side.
+package bundle
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Limits on what Unpack accepts.
+const (
+	MaxFiles     = 20000
+	MaxTotalSize = 64 << 20
+)
+
+// ErrTooLarge is returned when a bundle exceeds MaxFiles or MaxTotalSize.
+var ErrTooLarge = errors.New("bundle: too large")
+
+// Pack writes every regular file below root (dot-files and dot-folders
+// skipped, as the loader skips them) to w.
+func Pack(w io.Writer, root string) error {
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != root && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{
+			Name:     filepath.ToSlash(rel),
+			Mode:     int64(info.Mode().Perm()),
+			Size:     info.Size(),
+			Typeflag: tar.TypeReg,
+		}); err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bundle: pack %s: %w", root, err)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("bundle: pack: %w", err)
+	}
+	return gz.Close()
+}
+
+// Unpack extracts a bundle into dest, which must exist. It accepts only
+// regular files with relative paths that stay inside dest.
+func Unpack(r io.Reader, dest string) error {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("bundle: unpack: %w", err)
+	}
+	tr := tar.NewReader(gz)
+	var files int
+	var total int64
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("bundle: unpack: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			return fmt.Errorf("bundle: unpack: %s: only regular files are allowed", h.Name)
+		}
+		name := path.Clean(h.Name)
+		if !fs.ValidPath(name) || name == "." {
+			return fmt.Errorf("bundle: unpack: %q: path leaves the bundle", h.Name)
+		}
+		files++
+		total += h.Size
+		if files > MaxFiles || total > MaxTotalSize {
+			return ErrTooLarge
+		}
+		p := filepath.Join(dest, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return fmt.Errorf("bundle: unpack: %w", err)
+		}
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("bundle: unpack: %w", err)
+		}
+		_, err = io.Copy(f, io.LimitReader(tr, h.Size))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("bundle: unpack %s: %w", name, err)
+		}
+	}
+}
