@@ -19,8 +19,11 @@ import (
 	"sync"
 	"time"
 
+	memdb "github.com/hashicorp/go-memdb"
+
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/reconcile/source"
+	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/metrics"
@@ -119,7 +122,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	met := metrics.New()
-	st, closeStore, err := openStore(cfg, log)
+	binder := access.NewBinder(log.With("component", "access"))
+	st, closeStore, err := openStore(cfg, log, binder.Notify)
 	if err != nil {
 		return err
 	}
@@ -150,8 +154,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	scimSrv := scim.NewServer(st, scim.Options{Logger: log.With("component", "scim"), Observer: met.SCIMRequest})
-	samlSrv := saml.NewServer(st, saml.Options{Logger: log.With("component", "saml"), Observer: met.SAMLLogin})
+	samlSrv := saml.NewServer(st, saml.Options{
+		Logger:     log.With("component", "saml"),
+		Observer:   met.SAMLLogin,
+		Authorizer: accessAuthorizer{st},
+	})
 	tlsSrc := tlscert.New(st, cfg.TLSCertificate)
+	accessAPI := access.NewHandler(st, log.With("component", "access"))
 
 	main := http.NewServeMux()
 	if cfg.WebhookSecret != nil || cfg.WebhookToken != "" {
@@ -202,7 +211,15 @@ func Run(ctx context.Context, cfg Config) error {
 			return durable.WriteBackup(w, st.Snapshot())
 		},
 		Public: map[string]http.Handler{"GET /metrics": met.Handler()},
+		Impact: func(_ context.Context, _ *reconcile.Plan, desired *spec.Set) (any, error) {
+			return access.BlastRadius(st.Read(), nil, desired.Docs)
+		},
 		Routes: map[string]http.Handler{
+			"/access/": accessAPI,
+			"/users":   accessAPI,
+			"/users/":  accessAPI,
+			"/groups":  accessAPI,
+			"/groups/": accessAPI,
 			"/saml/metadata": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				r2 := r.Clone(r.Context())
 				r2.URL.Path = "/saml/metadata"
@@ -269,6 +286,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return mainSrv.ServeTLS(ln, "", "")
 	})
 	goRun("admin", func() error { return adminSrv.Serve(adminLn) })
+	goRun("access", func() error { return binder.Run(runCtx, st) })
 	if src != nil {
 		goRun("reconcile", func() error { return rec.Run(runCtx) })
 	}
@@ -318,10 +336,10 @@ func orPush(s string) string {
 
 // openStore opens the durable state in DataDir and loads it into a fresh
 // store, or returns an in-memory store when there is no data dir.
-func openStore(cfg Config, log *slog.Logger) (*store.Store, func(), error) {
+func openStore(cfg Config, log *slog.Logger, onCommit func(memdb.Changes)) (*store.Store, func(), error) {
 	if cfg.DataDir == "" {
 		log.Warn("no data dir: state lives in memory only and is lost on restart")
-		st, err := store.New(store.Options{})
+		st, err := store.New(store.Options{OnCommit: onCommit})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -331,7 +349,7 @@ func openStore(cfg Config, log *slog.Logger) (*store.Store, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open state: %w", err)
 	}
-	st, err := store.New(store.Options{Journal: db})
+	st, err := store.New(store.Options{Journal: db, OnCommit: onCommit})
 	if err != nil {
 		db.Close()
 		return nil, nil, err

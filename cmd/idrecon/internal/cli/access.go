@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/idrecon/idrecon/runtime/access"
+)
+
+// listFlags are the flags shared by users and groups.
+type listFlags struct {
+	filter *string
+	limit  *int
+	after  *string
+	all    *bool
+}
+
+func addListFlags(fs interface {
+	String(string, string, string) *string
+	Int(string, int, string) *int
+	Bool(string, bool, string) *bool
+}, what string) listFlags {
+	return listFlags{
+		filter: fs.String("filter", "", "show only "+what+" whose name contains this text (case-insensitive)"),
+		limit:  fs.Int("limit", 100, "page size (at most 500)"),
+		after:  fs.String("after", "", "start after this cursor (the previous page's next)"),
+		all:    fs.Bool("all", false, "page through everything"),
+	}
+}
+
+// fetchPages reads pages of path until one page (or all, with --all).
+func fetchPages[T any](ctx context.Context, c *client, path string, lf listFlags, extra url.Values, each func([]T)) (string, error) {
+	after := *lf.after
+	for {
+		q := url.Values{}
+		for k, v := range extra {
+			q[k] = v
+		}
+		if *lf.filter != "" {
+			q.Set("filter", *lf.filter)
+		}
+		q.Set("limit", fmt.Sprint(*lf.limit))
+		if after != "" {
+			q.Set("after", after)
+		}
+		var page access.Page[T]
+		if err := c.getJSON(ctx, path+"?"+q.Encode(), &page); err != nil {
+			return "", err
+		}
+		each(page.Items)
+		if page.Next == "" || !*lf.all {
+			return page.Next, nil
+		}
+		after = page.Next
+	}
+}
+
+func runUsers(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "users", "[--filter TEXT] [--active true|false] [--limit N] [--all] [--output json]")
+	output := outputFlag(fs)
+	lf := addListFlags(fs, "users")
+	active := fs.String("active", "", "only active (true) or disabled (false) users")
+	mkClient := serverFlags(fs, env)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
+	}
+	c, err := mkClient()
+	if err != nil {
+		return err
+	}
+	extra := url.Values{}
+	if *active != "" {
+		extra.Set("active", *active)
+	}
+	var all []access.UserSummary
+	next, err := fetchPages(ctx, c, "/v1/users", lf, extra, func(p []access.UserSummary) { all = append(all, p...) })
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		return printJSON(env.Stdout, access.Page[access.UserSummary]{Items: nonNil(all), Next: next})
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tACTIVE\tACCESS\tEXTERNAL ID\tGROUPS\tROLES\tVERSIONS")
+	for _, u := range all {
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\t%s\n", u.UserName, u.Active, yesNo(u.HasAccess), orDash(u.ExternalID),
+			list(u.Groups), list(u.Roles), list(u.Versions))
+	}
+	tw.Flush()
+	morePages(env.Stdout, len(all), next)
+	return nil
+}
+
+func runGroups(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "groups", "[--filter TEXT] [--limit N] [--all] [--output json]")
+	output := outputFlag(fs)
+	lf := addListFlags(fs, "groups")
+	mkClient := serverFlags(fs, env)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
+	}
+	c, err := mkClient()
+	if err != nil {
+		return err
+	}
+	var all []access.GroupSummary
+	next, err := fetchPages(ctx, c, "/v1/groups", lf, nil, func(p []access.GroupSummary) { all = append(all, p...) })
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		return printJSON(env.Stdout, access.Page[access.GroupSummary]{Items: nonNil(all), Next: next})
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DISPLAY NAME\tEXTERNAL ID\tMEMBERS\tASSIGNMENTS\tROLES\tVERSIONS")
+	for _, g := range all {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", g.DisplayName, orDash(g.ExternalID), g.Members,
+			list(g.Assignments), list(g.Roles), list(g.Versions))
+	}
+	tw.Flush()
+	morePages(env.Stdout, len(all), next)
+	return nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func morePages(w io.Writer, n int, next string) {
+	if next != "" {
+		fmt.Fprintf(w, "(%d shown; more with --after %s, or --all)\n", n, next)
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func list(s []string) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ", ")
+}
+
+func via(group, assignment string) string {
+	if group == "" {
+		return "direct, assignment " + assignment
+	}
+	return "group " + group + ", assignment " + assignment
+}
+
+func runAccess(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "access", "user USERNAME | version APP/VERSION | pending [--output json]")
+	output := outputFlag(fs)
+	mkClient := serverFlags(fs, env)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
+	}
+	if len(pos) == 0 || (pos[0] == "pending") != (len(pos) == 1) || len(pos) > 2 {
+		fs.Usage()
+		return errUsage
+	}
+	c, err := mkClient()
+	if err != nil {
+		return err
+	}
+	w := env.Stdout
+	switch pos[0] {
+	case "user":
+		var e access.Effective
+		if err := c.getJSON(ctx, "/v1/access/users/"+url.PathEscape(pos[1]), &e); err != nil {
+			return err
+		}
+		if *output == "json" {
+			return printJSON(w, &e)
+		}
+		writeEffective(w, &e)
+	case "version":
+		app, version, ok := strings.Cut(pos[1], "/")
+		if !ok {
+			return errors.New("want APP/VERSION, e.g. webgoat/2.0")
+		}
+		var r access.Reach
+		if err := c.getJSON(ctx, "/v1/access/applications/"+url.PathEscape(app)+"/"+url.PathEscape(version), &r); err != nil {
+			return err
+		}
+		if *output == "json" {
+			return printJSON(w, &r)
+		}
+		fmt.Fprintf(w, "%s/%s: %d user(s) can reach it\n", r.Application, r.Version, len(r.Users))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USERNAME\tHOW")
+		for _, u := range r.Users {
+			for i, p := range u.Paths {
+				name := u.UserName
+				if i > 0 {
+					name = ""
+				}
+				fmt.Fprintf(tw, "%s\t%s via %s\n", name, via(p.Group, p.Assignment), p.Via)
+			}
+		}
+		tw.Flush()
+	case "pending":
+		var p []access.PendingAssignment
+		if err := c.getJSON(ctx, "/v1/access/pending", &p); err != nil {
+			return err
+		}
+		if *output == "json" {
+			return printJSON(w, nonNil(p))
+		}
+		if len(p) == 0 {
+			fmt.Fprintln(w, "No pending assignments: every subject is provisioned.")
+			return nil
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ASSIGNMENT\tSUBJECT\tREASON")
+		for _, a := range p {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Assignment, a.Subject, a.Reason)
+		}
+		tw.Flush()
+	default:
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+func writeEffective(w io.Writer, e *access.Effective) {
+	state := "active"
+	if !e.Active {
+		state = "disabled (assignments kept, no access until re-enabled)"
+	}
+	fmt.Fprintf(w, "%s (%s), access: %s\n", e.UserName, state, yesNo(e.HasAccess()))
+	if len(e.Roles) == 0 {
+		fmt.Fprintln(w, "No role reaches this user, so they cannot sign in.")
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(e.Roles) > 0 {
+		fmt.Fprintln(tw, "ROLE\tGRANTED BY")
+		for _, r := range e.Roles {
+			fmt.Fprintf(tw, "%s\t%s\n", r.Role, via(r.Group, r.Assignment))
+		}
+	}
+	if len(e.Versions) > 0 {
+		fmt.Fprintln(tw, "\t")
+		fmt.Fprintln(tw, "VERSION\tGRANTED BY")
+		for _, v := range e.Versions {
+			fmt.Fprintf(tw, "%s/%s\t%s (%s)\n", v.Application, v.Version, via(v.Group, v.Assignment), v.Via)
+		}
+	}
+	tw.Flush()
+}
