@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/reconcile"
+	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 	"github.com/idrecon/idrecon/spec/bundle"
@@ -65,7 +66,7 @@ type Config struct {
 	Routes map[string]http.Handler
 	// Impact, when set, adds the blast radius of access changes to plans of
 	// uploaded specs.
-	Impact func(ctx context.Context, p *reconcile.Plan, desired *spec.Set) (any, error)
+	Impact func(ctx context.Context, p *reconcile.Plan, desired *spec.Set) (*access.Impact, error)
 	Now    func() time.Time
 }
 
@@ -243,8 +244,9 @@ func (s *Server) drift(w http.ResponseWriter, _ *http.Request) {
 
 // PlanResponse is what POST /v1/plan and /v1/apply answer.
 type PlanResponse struct {
-	Plan   *reconcile.Plan `json:"plan"`
-	Impact any             `json:"impact,omitempty"`
+	Plan *reconcile.Plan `json:"plan"`
+	// Impact is the access blast radius against the live users and groups.
+	Impact *access.Impact `json:"impact,omitempty"`
 	// Warnings are the loader's (certificates about to expire).
 	Warnings []string `json:"warnings,omitempty"`
 }

@@ -114,11 +114,10 @@ func (l *Log) Close() error {
 // Messages that belong in the audit trail. Components log these through
 // their ordinary *slog.Logger; the Handler copies them into the file.
 var Messages = map[string]bool{
-	"scim write":        true,
-	"applied":           true,
-	"drift corrected":   true,
-	"admin edit":        true,
-	"reconcile applied": true,
+	"scim write":     true, // SCIM server: actor (token name), op, resource id
+	"applied change": true, // reconciler: revision, action, kind, name, drift
+	"drift":          true, // reconciler: a drifted field, corrected or kept
+	"admin edit":     true, // admin API: a console-style edit
 }
 
 // Handler is a slog.Handler that passes every record to next and also writes

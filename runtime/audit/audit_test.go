@@ -59,7 +59,7 @@ func TestRotationKeepsEveryLineWhole(t *testing.T) {
 	}
 	logger := slog.New(NewHandler(slog.NewTextHandler(io.Discard, nil), l))
 	for i := range 40 {
-		logger.Info("applied", "n", i)
+		logger.Info("applied change", "n", i)
 	}
 	l.Close()
 

@@ -141,14 +141,18 @@ func Run(ctx context.Context, cfg Config) error {
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
 			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv})
 		},
-		OnResult: func(res reconcile.Result) {
-			met.Reconcile(res.Outcome, res.Duration, res.Summary.Drift, false)
-		},
+	}
+	var rec *reconcile.Reconciler
+	// OnResult runs after the loop released its status, so reading it here is safe.
+	rcfg.OnResult = func(res reconcile.Result) {
+		s := rec.Status()
+		met.Reconcile(res.Outcome, res.Duration, s.DriftCount, s.Suspended)
+		met.Revisions(s.AppliedRevision, s.SeenRevision)
 	}
 	if src != nil {
 		rcfg.Source = src
 	}
-	rec, err := reconcile.New(rcfg)
+	rec, err = reconcile.New(rcfg)
 	if err != nil {
 		return err
 	}
@@ -211,7 +215,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return durable.WriteBackup(w, st.Snapshot())
 		},
 		Public: map[string]http.Handler{"GET /metrics": met.Handler()},
-		Impact: func(_ context.Context, _ *reconcile.Plan, desired *spec.Set) (any, error) {
+		Impact: func(_ context.Context, _ *reconcile.Plan, desired *spec.Set) (*access.Impact, error) {
 			return access.BlastRadius(st.Read(), nil, desired.Docs)
 		},
 		Routes: map[string]http.Handler{
@@ -354,14 +358,11 @@ func openStore(cfg Config, log *slog.Logger, onCommit func(memdb.Changes)) (*sto
 		db.Close()
 		return nil, nil, err
 	}
-	start := time.Now()
-	stats, err := db.LoadInto(st)
-	if err != nil {
+	if _, err := db.LoadInto(st); err != nil {
 		st.Close()
 		db.Close()
 		return nil, nil, fmt.Errorf("load state from %s: %w", cfg.DataDir, err)
 	}
-	log.Info("state loaded", "stats", stats, "took", time.Since(start).Round(time.Millisecond))
 	return st, func() { st.Close(); db.Close() }, nil
 }
 

@@ -256,19 +256,20 @@ func writeEffective(w io.Writer, e *access.Effective) {
 	if len(e.Roles) == 0 {
 		fmt.Fprintln(w, "No role reaches this user, so they cannot sign in.")
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(e.Roles) > 0 {
-		fmt.Fprintln(tw, "ROLE\tGRANTED BY")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nROLE\tGRANTED BY")
 		for _, r := range e.Roles {
 			fmt.Fprintf(tw, "%s\t%s\n", r.Role, via(r.Group, r.Assignment))
 		}
+		tw.Flush()
 	}
 	if len(e.Versions) > 0 {
-		fmt.Fprintln(tw, "\t")
-		fmt.Fprintln(tw, "VERSION\tGRANTED BY")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nVERSION\tGRANTED BY")
 		for _, v := range e.Versions {
 			fmt.Fprintf(tw, "%s/%s\t%s (%s)\n", v.Application, v.Version, via(v.Group, v.Assignment), v.Via)
 		}
+		tw.Flush()
 	}
-	tw.Flush()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/reconcile/source"
+	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -123,7 +124,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	}
 
 	var p *reconcile.Plan
-	var impact any
+	var impact *access.Impact
 	var warnings []string
 	switch {
 	case *baseRef != "":
@@ -179,7 +180,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-func writePlan(env Env, output string, p *reconcile.Plan, impact any, warnings []string) error {
+func writePlan(env Env, output string, p *reconcile.Plan, impact *access.Impact, warnings []string) error {
 	if output == "json" {
 		return printJSON(env.Stdout, admin.PlanResponse{Plan: p, Impact: impact, Warnings: warnings})
 	}
@@ -187,8 +188,8 @@ func writePlan(env Env, output string, p *reconcile.Plan, impact any, warnings [
 	if err := p.WriteText(env.Stdout); err != nil {
 		return err
 	}
-	if impact != nil {
-		return writeImpact(env.Stdout, impact)
+	if impact != nil && !p.Empty() {
+		writeImpact(env.Stdout, impact)
 	}
 	return nil
 }
@@ -306,15 +307,30 @@ func runApply(ctx context.Context, env Env, args []string) error {
 }
 
 // writeImpact prints the blast radius the daemon computed for access changes.
-func writeImpact(w io.Writer, impact any) error {
+func writeImpact(w io.Writer, impact *access.Impact) {
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Access impact (against the live runtime):")
-	var b strings.Builder
-	if err := printJSON(&b, impact); err != nil {
-		return err
+	if len(impact.Changes) == 0 {
+		fmt.Fprintln(w, "Access impact: no provisioned user gains or loses a role or version.")
+		return
 	}
-	for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
-		fmt.Fprintln(w, "  "+line)
+	fmt.Fprintf(w, "Access impact on the live runtime: %d user(s) affected.\n", impact.Users)
+	for _, c := range impact.Changes {
+		if c.Gained > 0 {
+			fmt.Fprintf(w, "  + %d gain %s %s%s\n", c.Gained, c.Kind, c.Name, sample(c.GainedBy, c.Gained))
+		}
+		if c.Lost > 0 {
+			fmt.Fprintf(w, "  - %d lose %s %s%s\n", c.Lost, c.Kind, c.Name, sample(c.LostBy, c.Lost))
+		}
 	}
-	return nil
+}
+
+func sample(names []string, n int) string {
+	if len(names) == 0 {
+		return ""
+	}
+	s := " (" + strings.Join(names, ", ")
+	if n > len(names) {
+		s += fmt.Sprintf(", and %d more", n-len(names))
+	}
+	return s + ")"
 }
