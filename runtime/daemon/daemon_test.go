@@ -49,7 +49,7 @@ type running struct {
 }
 
 // copyDir copies the example spec so a test can change it.
-func copyDir(t *testing.T, src string) string {
+func copyDir(t testing.TB, src string) string {
 	t.Helper()
 	dst := t.TempDir()
 	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
@@ -72,7 +72,7 @@ func copyDir(t *testing.T, src string) string {
 	return dst
 }
 
-func start(t *testing.T, cfg Config) *running {
+func start(t testing.TB, cfg Config) *running {
 	t.Helper()
 	logs := &syncBuffer{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -109,7 +109,7 @@ func start(t *testing.T, cfg Config) *running {
 	return nil
 }
 
-func (r *running) call(t *testing.T, method, url, token string, body any) (int, []byte) {
+func (r *running) call(t testing.TB, method, url, token string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
