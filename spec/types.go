@@ -1,5 +1,3 @@
-// Package spec defines idrecon's declarative documents (the YAML kept in a spec
-// repo) and loads, resolves and validates them into a Set.
 package spec
 
 import (
@@ -85,6 +83,8 @@ type Set struct {
 	Revision string
 	// Warnings are findings that do not stop a load (a certificate about to expire).
 	Warnings []string
+
+	byRef map[Ref]*Document // built by Load; nil for a Set made by hand
 }
 
 // ScimProvisioning enables the SCIM 2.0 endpoints Entra provisions into.

@@ -75,8 +75,10 @@ func TestUnpackRefusesUnsafeEntries(t *testing.T) {
 		{"parent escape", &tar.Header{Name: "../evil.yaml", Typeflag: tar.TypeReg, Size: 1}, nil},
 		{"absolute", &tar.Header{Name: "/etc/passwd", Typeflag: tar.TypeReg, Size: 1}, nil},
 		{"symlink", &tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}, nil},
-		{"too large", &tar.Header{Name: "big", Typeflag: tar.TypeReg, Size: MaxTotalSize + 1}, ErrTooLarge},
+		{"too large", &tar.Header{Name: "big", Typeflag: tar.TypeReg, Size: 4097}, ErrTooLarge},
 	}
+	defer func(v int64) { maxTotal = v }(maxTotal)
+	maxTotal = 4096
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dst := t.TempDir()

@@ -1,0 +1,200 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Plan is what a reconcile changes, or would change, in the runtime. It is
+// plain data so that a CLI can fetch it as JSON from the daemon and render it
+// locally. Secret values appear only as shortened SHA-256 fingerprints.
+type Plan struct {
+	// Revision is the spec revision planned for.
+	Revision string `json:"revision"`
+	// Creates and Updates are in spec.Kinds order, then by name; Deletes are
+	// in reverse kind order (what refers to others goes first), then by name.
+	Creates []Change `json:"creates"`
+	Updates []Change `json:"updates"`
+	Deletes []Change `json:"deletes"`
+	Summary Summary  `json:"summary"`
+}
+
+// Change is one resource to create, update or delete.
+type Change struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// Fields are the differing fields: for a create every field (After only),
+	// for a delete every field (Before only).
+	Fields []FieldChange `json:"fields"`
+	// Drift marks a change that undoes an edit made outside git (the admin
+	// API): the runtime no longer holds what the last applied revision wrote.
+	Drift bool `json:"drift"`
+	// Kept marks drift that is only reported and left in place (drift mode
+	// report) because its spec did not change.
+	Kept bool `json:"kept,omitempty"`
+}
+
+// FieldChange is one field of a Change. Before or After is "" when the field
+// is absent on that side; present values are rendered (strings quoted), so
+// they are never "".
+type FieldChange struct {
+	Path   string `json:"path"`
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
+}
+
+// Summary counts a plan's changes. Drift counts the changes marked Drift, of
+// any action.
+type Summary struct {
+	Create int `json:"create"`
+	Update int `json:"update"`
+	Delete int `json:"delete"`
+	Drift  int `json:"drift"`
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *Plan) Empty() bool {
+	return len(p.Creates) == 0 && len(p.Updates) == 0 && len(p.Deletes) == 0
+}
+
+// Drifted returns the changes that undo edits made outside git, creates
+// first, then updates, then deletes.
+func (p *Plan) Drifted() []Change {
+	var out []Change
+	for _, list := range [][]Change{p.Creates, p.Updates, p.Deletes} {
+		for _, c := range list {
+			if c.Drift {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+func (p *Plan) summarise() {
+	p.Summary = Summary{Create: len(p.Creates), Update: len(p.Updates), Delete: len(p.Deletes)}
+	p.Summary.Drift = len(p.Drifted())
+}
+
+// WriteJSON writes the plan as indented JSON with stable field names.
+func (p *Plan) WriteJSON(w io.Writer) error {
+	out := *p
+	for _, l := range []*[]Change{&out.Creates, &out.Updates, &out.Deletes} {
+		if *l == nil {
+			*l = []Change{}
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&out); err != nil {
+		return fmt.Errorf("write plan: %w", err)
+	}
+	return nil
+}
+
+// WriteText writes the plan for people, in the style of a Terraform plan
+// (drift is marked with a trailing "# drift: ..." note):
+//
+//	Revision 90b6454d
+//
+//	+ Role/Release Manager
+//	    spec.permissions: ["version.create"]
+//	~ Application/webgoat
+//	    spec.versions: ["1.0"] → ["1.0", "2.0"]
+//	- AccessAssignment/old-team
+//	    spec.subject.group: "Old Team"
+//
+//	Plan: 1 to create, 1 to update, 1 to delete.
+func (p *Plan) WriteText(w io.Writer) error {
+	var b strings.Builder
+	if p.Revision != "" {
+		fmt.Fprintf(&b, "Revision %s\n\n", p.Revision)
+	}
+	if p.Empty() {
+		b.WriteString("No changes. The runtime matches the spec.\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	for _, c := range p.Creates {
+		writeChange(&b, "+", c, "deleted outside git")
+	}
+	for _, c := range p.Updates {
+		writeChange(&b, "~", c, "changed outside git")
+	}
+	for _, c := range p.Deletes {
+		writeChange(&b, "-", c, "created or changed outside git")
+	}
+	s := p.Summary
+	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to delete.\n", s.Create, s.Update, s.Delete)
+	if s.Drift > 0 {
+		kept := 0
+		for _, c := range p.Drifted() {
+			if c.Kept {
+				kept++
+			}
+		}
+		fmt.Fprintf(&b, "Drift: %d %s changed outside git", s.Drift, plural(s.Drift, "resource", "resources"))
+		switch kept {
+		case 0:
+			b.WriteString(", corrected by this plan.\n")
+		case s.Drift:
+			b.WriteString(", reported and kept.\n")
+		default:
+			fmt.Fprintf(&b, ", %d reported and kept.\n", kept)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeChange(b *strings.Builder, sym string, c Change, driftNote string) {
+	fmt.Fprintf(b, "%s %s/%s", sym, printable(c.Kind), printable(c.Name))
+	switch {
+	case c.Drift && c.Kept:
+		fmt.Fprintf(b, "  # drift: %s, kept", driftNote)
+	case c.Drift:
+		fmt.Fprintf(b, "  # drift: %s", driftNote)
+	}
+	b.WriteByte('\n')
+	for _, f := range c.Fields {
+		switch sym {
+		case "+":
+			fmt.Fprintf(b, "    %s: %s\n", printable(f.Path), f.After)
+		case "-":
+			fmt.Fprintf(b, "    %s: %s\n", printable(f.Path), f.Before)
+		default:
+			fmt.Fprintf(b, "    %s: %s → %s\n", printable(f.Path), orNone(f.Before), orNone(f.After))
+		}
+	}
+}
+
+// printable quotes a name that could break the plan's layout (a newline
+// in a resource written through the admin API), so that no resource can
+// forge lines of a plan.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "(none)"
+	}
+	return v
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,0 +1,558 @@
+package reconcile
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/idrecon/idrecon/reconcile/internal/fields"
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// ModifiedBy is the store.Resource.ModifiedBy of everything the reconciler writes.
+const ModifiedBy = "reconcile"
+
+// Errors callers test for.
+var (
+	// ErrInvalidSet is returned for a Set the reconciler cannot plan: a
+	// document without kind, name or spec, or the same resource twice.
+	ErrInvalidSet = errors.New("reconcile: invalid spec set")
+	// ErrNoSource is returned by Run and ReconcileOnce without a Config.Source.
+	ErrNoSource = errors.New("reconcile: no source configured")
+	// ErrRunning is returned by Run when the loop already runs.
+	ErrRunning = errors.New("reconcile: already running")
+	// ErrNoRevision is returned by CurrentPlan before any revision loaded.
+	ErrNoRevision = errors.New("reconcile: no revision loaded yet")
+)
+
+// DriftMode says what a reconcile does with drift.
+type DriftMode string
+
+// Drift modes.
+const (
+	// DriftCorrect puts drifted resources back to the spec (the default).
+	DriftCorrect DriftMode = "correct"
+	// DriftReport only reports drift; spec changes still apply, and a
+	// drifted resource whose spec changed gets the new spec.
+	DriftReport DriftMode = "report"
+)
+
+// ParseDriftMode reads a --drift flag value.
+func ParseDriftMode(s string) (DriftMode, error) {
+	switch m := DriftMode(s); m {
+	case DriftCorrect, DriftReport:
+		return m, nil
+	case "":
+		return DriftCorrect, nil
+	}
+	return "", fmt.Errorf("reconcile: unknown drift mode %q (want %q or %q)", s, DriftCorrect, DriftReport)
+}
+
+// Store is the part of *store.Store the reconciler uses.
+type Store interface {
+	Read() *store.Txn
+	Update(ctx context.Context, fn func(*store.Txn) error) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Clock tells the time and waits; tests replace it.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Backoff spaces out retries after failed reconciles: Initial after the first
+// failure, doubling up to Max.
+type Backoff struct {
+	Initial time.Duration
+	Max     time.Duration
+}
+
+func (b Backoff) delay(failures int) time.Duration {
+	d := b.Initial
+	for i := 1; i < failures && d < b.Max; i++ {
+		d *= 2
+	}
+	return min(d, b.Max)
+}
+
+// Config configures a Reconciler. Only Store is required; Source is needed
+// for the loop (Run, ReconcileOnce).
+type Config struct {
+	Store  Store
+	Source Source
+	// Load turns a fetched revision's directory into a Set; default
+	// spec.Load with default options.
+	Load func(ctx context.Context, dir string) (*spec.Set, error)
+	// Interval between reconciles (default 1m), varied by ±Jitter (a
+	// fraction, default 0.1) so that many daemons do not poll in step.
+	Interval time.Duration
+	Jitter   float64
+	// DriftMode defaults to DriftCorrect.
+	DriftMode DriftMode
+	// Backoff after failures; default 5s doubling to 5m.
+	Backoff Backoff
+	Logger  *slog.Logger
+	Clock   Clock
+	// OnResult, when set, is called after every reconcile of the loop (for
+	// metrics). It must be quick.
+	OnResult func(Result)
+}
+
+// Reconciler plans and applies spec sets against the runtime store and runs
+// the convergence loop. Create it with New; it is safe for concurrent use.
+type Reconciler struct {
+	cfg Config
+	log *slog.Logger
+
+	mu sync.Mutex // guards the caches below
+	// desired is the rendering of the last Set planned, reused while the
+	// Set's Revision stays the same.
+	desired *desiredState
+	// actual memoises renderings of stored resources; stored values are
+	// immutable, so a pointer identifies its content.
+	actual map[*store.Resource]*fields.Rendered
+	// applied holds, per resource, the hash of what the last apply wrote;
+	// nil until this process applied once.
+	applied map[spec.Ref][sha256.Size]byte
+	// appliedFrom is the revision applied holds in full (nothing kept), so
+	// that an apply with nothing to do can leave it as it is.
+	appliedFrom string
+
+	applyMu   sync.Mutex // serialises Apply
+	runMu     sync.Mutex // serialises ReconcileOnce
+	running   atomic.Bool
+	suspended atomic.Bool
+	trigger   chan struct{}
+
+	statusMu   sync.Mutex
+	status     Status
+	good       *spec.Set // last revision that loaded
+	lastLogged string    // last error logged, so a repeated error is logged once
+}
+
+// New returns a Reconciler for cfg, filling in defaults.
+func New(cfg Config) (*Reconciler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("reconcile: config without store")
+	}
+	if cfg.Load == nil {
+		cfg.Load = func(ctx context.Context, dir string) (*spec.Set, error) {
+			return spec.Load(ctx, dir, spec.LoadOptions{})
+		}
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.Jitter <= 0 {
+		cfg.Jitter = 0.1
+	}
+	cfg.Jitter = min(cfg.Jitter, 1)
+	mode, err := ParseDriftMode(string(cfg.DriftMode))
+	if err != nil {
+		return nil, err
+	}
+	cfg.DriftMode = mode
+	if cfg.Backoff.Initial <= 0 {
+		cfg.Backoff.Initial = 5 * time.Second
+	}
+	if cfg.Backoff.Max < cfg.Backoff.Initial {
+		cfg.Backoff.Max = max(5*time.Minute, cfg.Backoff.Initial)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	r := &Reconciler{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		actual:  map[*store.Resource]*fields.Rendered{},
+		trigger: make(chan struct{}, 1),
+	}
+	r.status.DriftMode = cfg.DriftMode
+	if cfg.Source != nil {
+		r.status.Source = cfg.Source.String()
+	}
+	return r, nil
+}
+
+// desiredState is a Set rendered for comparison.
+type desiredState struct {
+	revision string
+	docs     []*spec.Document
+	rendered []*fields.Rendered // parallel to docs
+	index    map[spec.Ref]int
+}
+
+// op is one planned write.
+type op struct {
+	ref    spec.Ref
+	doc    *spec.Document // nil for a delete
+	actual *store.Resource
+	want   *fields.Rendered
+	kept   bool
+}
+
+// planned is the outcome of one comparison.
+type planned struct {
+	plan *Plan
+	ops  []op
+	seen map[*store.Resource]*fields.Rendered
+}
+
+// Plan computes what Apply would change, against a read snapshot of the
+// store. It writes nothing. Sets with the same non-empty Revision must have
+// the same content (spec.Load guarantees it): their rendering is reused.
+func (r *Reconciler) Plan(ctx context.Context, desired *spec.Set) (*Plan, error) {
+	ds, err := r.render(desired)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	applied := r.applied
+	r.mu.Unlock()
+	p, err := r.compare(r.cfg.Store.Read(), ds, applied)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.actual = p.seen
+	r.mu.Unlock()
+	return p.plan, nil
+}
+
+// Apply plans desired against the store and executes exactly that plan in
+// one store transaction, all or nothing, recording desired.Revision as the
+// applied revision. It returns the plan it executed; changes marked Kept
+// were reported, not made. The Set must not be modified afterwards: the
+// store keeps its spec values.
+func (r *Reconciler) Apply(ctx context.Context, desired *spec.Set) (*Plan, error) {
+	// One apply at a time, so that the record of what was applied follows
+	// the order in which the store committed.
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	ds, err := r.render(desired)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	applied := r.applied
+	r.mu.Unlock()
+
+	var p *planned
+	var written []*store.Resource
+	err = r.cfg.Store.Update(ctx, func(txn *store.Txn) error {
+		// This may run more than once: everything it leaves behind is reset here.
+		p, written = nil, nil
+		var err error
+		if p, err = r.compare(txn, ds, applied); err != nil {
+			return err
+		}
+		now := r.cfg.Clock.Now()
+		for _, o := range p.ops {
+			if o.kept {
+				continue
+			}
+			if o.doc == nil {
+				if err := txn.Delete(store.TableResources, o.actual); err != nil {
+					return fmt.Errorf("delete %s: %w", o.ref, err)
+				}
+				continue
+			}
+			res := &store.Resource{
+				Kind:       o.ref.Kind,
+				Name:       o.ref.Name,
+				Spec:       o.doc.Spec,
+				Revision:   ds.revision,
+				ModifiedBy: ModifiedBy,
+				Modified:   now,
+			}
+			if err := txn.Insert(store.TableResources, res); err != nil {
+				return fmt.Errorf("write %s: %w", o.ref, err)
+			}
+			written = append(written, res)
+		}
+		cur, err := txn.MetaValue(store.MetaAppliedRevision)
+		if err != nil {
+			return fmt.Errorf("read applied revision: %w", err)
+		}
+		if cur != ds.revision {
+			if err := txn.Insert(store.TableMeta, &store.Meta{Key: store.MetaAppliedRevision, Value: ds.revision}); err != nil {
+				return fmt.Errorf("write applied revision: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply revision %q: %w", ds.revision, err)
+	}
+
+	seen := p.seen
+	if len(written) > 0 || len(p.ops) > 0 {
+		// Remember what the store holds now: the written values instead of
+		// those they replaced or deleted.
+		seen = maps.Clone(seen)
+		for _, o := range p.ops {
+			if !o.kept && o.actual != nil {
+				delete(seen, o.actual)
+			}
+		}
+		for _, res := range written {
+			seen[res] = ds.rendered[ds.index[res.Ref()]]
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.actual = seen
+	// With nothing to do the runtime already matches the spec, and the
+	// baseline is the same as after the last apply of this revision.
+	if len(p.ops) == 0 && r.appliedFrom == ds.revision && ds.revision != "" && r.applied != nil {
+		return p.plan, nil
+	}
+	next := make(map[spec.Ref][sha256.Size]byte, len(ds.docs))
+	kept := map[spec.Ref]bool{}
+	for _, o := range p.ops {
+		if o.kept {
+			kept[o.ref] = true
+		}
+	}
+	for i, d := range ds.docs {
+		ref := d.Ref()
+		if !kept[ref] {
+			next[ref] = ds.rendered[i].Hash
+		} else if h, ok := applied[ref]; ok {
+			next[ref] = h
+		}
+	}
+	r.applied = next
+	r.appliedFrom = ""
+	if len(kept) == 0 {
+		r.appliedFrom = ds.revision
+	}
+	return p.plan, nil
+}
+
+// render validates desired and renders its documents, reusing the last
+// rendering when the revision is the same.
+func (r *Reconciler) render(desired *spec.Set) (*desiredState, error) {
+	if desired == nil {
+		return nil, fmt.Errorf("%w: nil set", ErrInvalidSet)
+	}
+	r.mu.Lock()
+	cached := r.desired
+	r.mu.Unlock()
+	if cached != nil && desired.Revision != "" && cached.revision == desired.Revision && len(cached.docs) == len(desired.Docs) {
+		if slices.Equal(cached.docs, desired.Docs) {
+			return cached, nil
+		}
+		// Same revision loaded again: same content, new values. Keep the
+		// renderings, take the new documents.
+		ds := *cached
+		ds.docs = desired.Docs
+		if ds.sameRefs() {
+			r.mu.Lock()
+			r.desired = &ds
+			r.mu.Unlock()
+			return &ds, nil
+		}
+	}
+	ds := &desiredState{
+		revision: desired.Revision,
+		docs:     desired.Docs,
+		rendered: make([]*fields.Rendered, len(desired.Docs)),
+		index:    make(map[spec.Ref]int, len(desired.Docs)),
+	}
+	for i, d := range desired.Docs {
+		if d == nil || d.Kind == "" || d.Metadata.Name == "" || d.Spec == nil {
+			return nil, fmt.Errorf("%w: document %d has no kind, name or spec", ErrInvalidSet, i)
+		}
+		ref := d.Ref()
+		if _, dup := ds.index[ref]; dup {
+			return nil, fmt.Errorf("%w: %s appears twice", ErrInvalidSet, ref)
+		}
+		ds.index[ref] = i
+		ds.rendered[i] = fields.Render("spec", d.Spec)
+	}
+	if desired.Revision != "" {
+		r.mu.Lock()
+		r.desired = ds
+		r.mu.Unlock()
+	}
+	return ds, nil
+}
+
+func (ds *desiredState) sameRefs() bool {
+	for i, d := range ds.docs {
+		if d == nil || d.Spec == nil {
+			return false
+		}
+		if j, ok := ds.index[d.Ref()]; !ok || j != i {
+			return false
+		}
+	}
+	return true
+}
+
+// compare computes the plan of ds against the resources in txn. applied is
+// the last apply's hashes (nil when unknown). It has no side effects, so it
+// can run inside a store.Update that is retried.
+func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.Ref][sha256.Size]byte) (*planned, error) {
+	actual, err := txn.Resources("")
+	if err != nil {
+		return nil, fmt.Errorf("read resources: %w", err)
+	}
+	r.mu.Lock()
+	cache := r.actual
+	r.mu.Unlock()
+
+	out := &planned{plan: &Plan{Revision: ds.revision}}
+	var missed map[*store.Resource]*fields.Rendered
+	renderActual := func(a *store.Resource) *fields.Rendered {
+		if rd, ok := cache[a]; ok {
+			return rd
+		}
+		rd := fields.Render("spec", a.Spec)
+		if missed == nil {
+			missed = map[*store.Resource]*fields.Rendered{}
+		}
+		missed[a] = rd
+		return rd
+	}
+	defer func() {
+		// The next cache holds exactly the resources seen; in the steady
+		// state that is the current cache, and no map is built.
+		if len(missed) == 0 && len(cache) == len(actual) {
+			out.seen = cache
+			return
+		}
+		out.seen = make(map[*store.Resource]*fields.Rendered, len(actual))
+		for _, a := range actual {
+			if rd, ok := cache[a]; ok {
+				out.seen[a] = rd
+			} else {
+				out.seen[a] = missed[a]
+			}
+		}
+	}()
+	report := r.cfg.DriftMode == DriftReport
+	// base returns the hash the runtime should hold for ref if nobody touched
+	// it: what this process applied last or, failing that, a resource the
+	// reconciler itself wrote.
+	base := func(ref spec.Ref, a *store.Resource, have *fields.Rendered) ([sha256.Size]byte, bool) {
+		if h, ok := applied[ref]; ok {
+			return h, true
+		}
+		if a != nil && a.ModifiedBy == ModifiedBy {
+			return have.Hash, true
+		}
+		return [sha256.Size]byte{}, false
+	}
+
+	found := make([]bool, len(ds.docs))
+	for _, a := range actual {
+		ref := a.Ref()
+		have := renderActual(a)
+		i, ok := ds.index[ref]
+		if !ok {
+			h, known := base(ref, a, have)
+			drift := a.ModifiedBy != ModifiedBy || !known || h != have.Hash
+			o := op{ref: ref, actual: a, kept: drift && report && !known}
+			out.ops = append(out.ops, o)
+			out.plan.Deletes = append(out.plan.Deletes, Change{
+				Kind: ref.Kind, Name: ref.Name, Fields: only(have.Fields, false), Drift: drift, Kept: o.kept,
+			})
+			continue
+		}
+		found[i] = true
+		want := ds.rendered[i]
+		if have.Hash == want.Hash {
+			continue
+		}
+		h, known := base(ref, a, have)
+		drift := a.ModifiedBy != ModifiedBy || (known && h != have.Hash)
+		specChanged := known && h != want.Hash
+		o := op{ref: ref, doc: ds.docs[i], actual: a, want: want, kept: drift && report && !specChanged}
+		out.ops = append(out.ops, o)
+		out.plan.Updates = append(out.plan.Updates, Change{
+			Kind: ref.Kind, Name: ref.Name, Fields: changes(fields.Diff(have.Fields, want.Fields)), Drift: drift, Kept: o.kept,
+		})
+	}
+	for i, d := range ds.docs {
+		if found[i] {
+			continue
+		}
+		ref := d.Ref()
+		want := ds.rendered[i]
+		h, known := applied[ref]
+		specChanged := !known || h != want.Hash
+		o := op{ref: ref, doc: d, want: want, kept: known && report && !specChanged}
+		out.ops = append(out.ops, o)
+		out.plan.Creates = append(out.plan.Creates, Change{
+			Kind: ref.Kind, Name: ref.Name, Fields: only(want.Fields, true), Drift: known, Kept: o.kept,
+		})
+	}
+	sortChanges(out.plan.Creates, false)
+	sortChanges(out.plan.Updates, false)
+	sortChanges(out.plan.Deletes, true)
+	out.plan.summarise()
+	return out, nil
+}
+
+// only lists every field of one side, for a create (after) or a delete (before).
+func only(fs []fields.Field, after bool) []FieldChange {
+	out := make([]FieldChange, len(fs))
+	for i, f := range fs {
+		if after {
+			out[i] = FieldChange{Path: f.Path, After: f.Display()}
+		} else {
+			out[i] = FieldChange{Path: f.Path, Before: f.Display()}
+		}
+	}
+	return out
+}
+
+func changes(cs []fields.Change) []FieldChange {
+	out := make([]FieldChange, len(cs))
+	for i, c := range cs {
+		out[i] = FieldChange(c)
+	}
+	return out
+}
+
+// kindRank orders kinds as spec.Kinds does; unknown kinds go last.
+func kindRank(kind string) int {
+	if i := slices.Index(spec.Kinds, kind); i >= 0 {
+		return i
+	}
+	return len(spec.Kinds)
+}
+
+func sortChanges(cs []Change, reverse bool) {
+	slices.SortFunc(cs, func(a, b Change) int {
+		ka, kb := kindRank(a.Kind), kindRank(b.Kind)
+		if reverse {
+			ka, kb = kb, ka
+		}
+		return cmp.Or(cmp.Compare(ka, kb), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
+	})
+}

@@ -1,0 +1,46 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Revision is one fetched state of the spec tree.
+type Revision struct {
+	// ID is the full commit SHA, or "" for a plain folder.
+	ID string
+	// Dir is the spec root on disk.
+	Dir string
+}
+
+// Dir is a spec tree in a local folder, read in place. Changes become
+// visible as soon as they are written, so callers pair it with Watch.
+type Dir struct {
+	// Path is the folder; relative paths resolve against the working
+	// directory at Fetch time.
+	Path string
+}
+
+// Fetch checks that the folder exists and returns its absolute path.
+func (d Dir) Fetch(ctx context.Context) (Revision, error) {
+	if err := ctx.Err(); err != nil {
+		return Revision{}, err
+	}
+	abs, err := filepath.Abs(d.Path)
+	if err != nil {
+		return Revision{}, fmt.Errorf("resolve spec folder %s: %w", d.Path, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return Revision{}, fmt.Errorf("spec folder: %w", err)
+	}
+	if !fi.IsDir() {
+		return Revision{}, fmt.Errorf("spec folder %s: %w", abs, ErrNotDir)
+	}
+	return Revision{Dir: abs}, nil
+}
+
+// String returns the folder path.
+func (d Dir) String() string { return d.Path }

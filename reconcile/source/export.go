@@ -1,0 +1,109 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// exportTree writes the regular files of tree below dest. Symlinks and
+// submodules are skipped: a spec tree has no use for them and a symlink
+// could point the loader outside the revision.
+func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slog.Logger) error {
+	files := tree.Files()
+	defer files.Close()
+	return files.ForEach(func(f *object.File) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel := filepath.FromSlash(f.Name)
+		if !filepath.IsLocal(rel) {
+			return fmt.Errorf("tree entry %q escapes the checkout", f.Name)
+		}
+		var perm os.FileMode = 0o644
+		switch f.Mode {
+		case filemode.Regular, filemode.Deprecated:
+		case filemode.Executable:
+			perm = 0o755
+		default:
+			logger.Debug("skipping non-regular tree entry", "path", f.Name, "mode", f.Mode.String())
+			return nil
+		}
+		target := filepath.Join(dest, rel)
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		r, err := f.Reader()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", f.Name, err)
+		}
+		defer r.Close()
+		out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, r); err != nil {
+			out.Close()
+			return fmt.Errorf("write %s: %w", f.Name, err)
+		}
+		return out.Close()
+	})
+}
+
+// Checkout exports the tree of ref (a branch, tag, SHA or any revision
+// expression go-git understands, e.g. "origin/main" or "HEAD~1") of the
+// local repository containing repoDir into dest, which must not exist or be
+// empty. It serves `idrecon plan --base-ref REF`: Revision.Dir is dest, the
+// repository root; callers join their spec path to it. Symlinks and
+// submodules are not exported.
+func Checkout(ctx context.Context, repoDir, ref, dest string) (Revision, error) {
+	repo, err := git.PlainOpenWithOptions(repoDir, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	if err != nil {
+		return Revision{}, fmt.Errorf("open repository %s: %w", repoDir, err)
+	}
+	h, err := repo.ResolveRevision(plumbing.Revision(ref))
+	if err != nil {
+		return Revision{}, fmt.Errorf("resolve %q: %w: %w", ref, ErrRefNotFound, err)
+	}
+	// ResolveRevision may land on an annotated tag object.
+	c, err := peel(repo, *h)
+	if err != nil {
+		return Revision{}, fmt.Errorf("resolve %q: %w", ref, err)
+	}
+	commit, err := repo.CommitObject(c)
+	if err != nil {
+		return Revision{}, fmt.Errorf("resolve %q: %w: %w", ref, ErrRefNotFound, err)
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return Revision{}, fmt.Errorf("read tree of %s: %w", commit.Hash, err)
+	}
+	dest, err = filepath.Abs(dest)
+	if err != nil {
+		return Revision{}, fmt.Errorf("checkout destination: %w", err)
+	}
+	entries, err := os.ReadDir(dest)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return Revision{}, fmt.Errorf("checkout destination: %w", err)
+		}
+	case err != nil:
+		return Revision{}, fmt.Errorf("checkout destination: %w", err)
+	case len(entries) > 0:
+		return Revision{}, fmt.Errorf("checkout destination %s is not empty", dest)
+	}
+	if err := exportTree(ctx, tree, dest, slog.New(slog.DiscardHandler)); err != nil {
+		return Revision{}, fmt.Errorf("checkout %s: %w", ref, err)
+	}
+	return Revision{ID: commit.Hash.String(), Dir: dest}, nil
+}

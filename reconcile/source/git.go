@@ -1,0 +1,501 @@
+package source
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+)
+
+// DefaultFetchTimeout bounds one Fetch when GitOptions.FetchTimeout is zero.
+const DefaultFetchTimeout = 30 * time.Second
+
+// maxCachePacks is how many pack files the cache may collect (one per
+// fetch that brought something) before it is rebuilt from scratch; go-git
+// cannot garbage-collect a shallow repository cheaply.
+const maxCachePacks = 64
+
+// targetRef is the single local ref the cache keeps; everything else in the
+// object store is garbage once the ref moves.
+const targetRef = plumbing.ReferenceName("refs/idrecon/target")
+
+// GitOptions configures a Git source.
+type GitOptions struct {
+	// URL of the repository: https://, http://, ssh://, scp-like
+	// (git@host:org/repo.git), file:// or a local path. Credentials in an
+	// http(s) URL ("user:pass@" or a token as the user name) are used for
+	// basic auth and stripped from String, errors and logs.
+	URL string
+	// At most one of Branch, Tag and Commit (a full 40-hex SHA). With none,
+	// the remote's default branch (its HEAD) is followed, else "main".
+	Branch, Tag, Commit string
+	// Path is the spec root inside the repository, slash-separated and
+	// relative; it must stay inside the repository.
+	Path string
+	// CacheDir holds the shallow clone and the checked-out revisions. It is
+	// owned by this source; two sources must not share one.
+	CacheDir string
+	// Auth configures credentials.
+	Auth GitAuth
+	// FetchTimeout bounds one Fetch; DefaultFetchTimeout when zero.
+	FetchTimeout time.Duration
+	// VerifySignatures names an armored OpenPGP key ring file. When set, the
+	// head commit must carry a valid signature by one of its keys or Fetch
+	// returns a *SignatureError.
+	VerifySignatures string
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Getenv reads the environment for Auth's *Env fields; os.Getenv when nil.
+	Getenv func(string) string
+}
+
+// Git is a git repository source. It keeps a shallow (depth 1) bare clone in
+// CacheDir/repo.git and exports each new head commit into
+// CacheDir/rev-<sha>.
+//
+// Directory contract: the Dir of a returned Revision is never modified.
+// Fetch keeps the directories of the revision it returns and of the one
+// returned before it, and deletes older ones. So a revision's tree lives
+// until two newer revisions have been fetched, and a caller that has
+// finished with one revision by the time it receives the next never sees
+// its tree vanish.
+type Git struct {
+	opts     GitOptions
+	url      string    // URL given to go-git: no embedded secret
+	urlCreds *urlCreds // credentials that were embedded in an http(s) URL
+	display  string
+	logger   *slog.Logger
+	getenv   func(string) string
+	mu       sync.Mutex // serialises Fetch: one cache, one writer
+	current  string     // SHA of the last returned revision
+	previous string     // SHA of the revision before it
+}
+
+// NewGit validates opts and returns a source. It does no I/O.
+func NewGit(opts GitOptions) (*Git, error) {
+	if opts.URL == "" {
+		return nil, fmt.Errorf("%w: git URL is empty", ErrInvalidOptions)
+	}
+	pins := 0
+	for _, v := range []string{opts.Branch, opts.Tag, opts.Commit} {
+		if v != "" {
+			pins++
+		}
+	}
+	if pins > 1 {
+		return nil, fmt.Errorf("%w: set at most one of branch, tag and commit", ErrInvalidOptions)
+	}
+	if opts.Commit != "" {
+		if _, err := hex.DecodeString(opts.Commit); err != nil || len(opts.Commit) != 40 {
+			return nil, fmt.Errorf("%w: commit must be a full 40-hex SHA", ErrInvalidOptions)
+		}
+		opts.Commit = strings.ToLower(opts.Commit)
+	}
+	for _, ref := range []string{opts.Branch, opts.Tag} {
+		if ref != "" && plumbing.ReferenceName("refs/heads/"+ref).Validate() != nil {
+			return nil, fmt.Errorf("%w: invalid ref name %q", ErrInvalidOptions, ref)
+		}
+	}
+	cleanPath, err := specPath(opts.Path)
+	if err != nil {
+		return nil, err
+	}
+	opts.Path = cleanPath
+	if opts.CacheDir == "" {
+		return nil, fmt.Errorf("%w: git cache dir is empty", ErrInvalidOptions)
+	}
+	if opts.CacheDir, err = filepath.Abs(opts.CacheDir); err != nil {
+		return nil, fmt.Errorf("resolve git cache dir: %w", err)
+	}
+	if err := opts.Auth.validate(); err != nil {
+		return nil, err
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = DefaultFetchTimeout
+	}
+	g := &Git{opts: opts, logger: opts.Logger, getenv: opts.Getenv}
+	if g.logger == nil {
+		g.logger = slog.New(slog.DiscardHandler)
+	}
+	if g.getenv == nil {
+		g.getenv = os.Getenv
+	}
+	g.url, g.urlCreds, g.display = splitURL(opts.URL)
+	if _, err := transport.NewEndpoint(g.url); err != nil {
+		return nil, fmt.Errorf("%w: git URL %s: cannot parse", ErrInvalidOptions, g.display)
+	}
+	if c := g.urlCreds; c != nil && c.pass == "" && opts.Auth.Username == "" &&
+		(opts.Auth.PasswordEnv != "" || opts.Auth.PasswordFile != "") {
+		// "https://user@host/repo" plus a password secret: one basic login.
+		g.opts.Auth.Username, g.urlCreds = c.user, nil
+	}
+	if g.urlCreds != nil && (opts.Auth != GitAuth{}) {
+		return nil, fmt.Errorf("%w: git URL embeds credentials and auth is configured too", ErrInvalidOptions)
+	}
+	return g, nil
+}
+
+// specPath cleans a slash-separated spec root and refuses one that leaves
+// the repository.
+func specPath(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	if strings.Contains(p, `\`) {
+		return "", fmt.Errorf("%w: spec path %q must use forward slashes", ErrInvalidOptions, p)
+	}
+	c := path.Clean(p)
+	if c == "." {
+		return "", nil
+	}
+	if !filepath.IsLocal(filepath.FromSlash(c)) {
+		return "", fmt.Errorf("%w: spec path %q leaves the repository", ErrInvalidOptions, p)
+	}
+	return c, nil
+}
+
+// urlCreds are credentials found in an http(s) URL's userinfo.
+type urlCreds struct{ user, pass string }
+
+// splitURL takes embedded credentials out of a URL. For http(s) the whole
+// userinfo goes, since a token is often passed as the user name; for ssh
+// only a password goes, the user name being part of the address. It
+// returns the URL for go-git, the credentials, and a display form.
+func splitURL(raw string) (clean string, creds *urlCreds, display string) {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil || u.Scheme == "" {
+		// scp-like "git@host:path" and local paths carry no secret.
+		return raw, nil, raw
+	}
+	switch u.Scheme {
+	case "http", "https":
+		pass, _ := u.User.Password()
+		creds = &urlCreds{user: u.User.Username(), pass: pass}
+		u.User = nil
+	default:
+		u.User = url.User(u.User.Username())
+	}
+	return u.String(), creds, u.String()
+}
+
+// secrets lists the values to scrub from errors.
+func (c *urlCreds) secrets() []string {
+	if c.pass == "" {
+		return secrets(c.user) // a token passed as the user name
+	}
+	return secrets(c.pass)
+}
+
+// String returns the repository URL without credentials.
+func (g *Git) String() string { return g.display }
+
+// describe names the source in errors and logs: URL, ref and path.
+func (g *Git) describe() string {
+	s := g.display
+	switch {
+	case g.opts.Branch != "":
+		s += "@" + g.opts.Branch
+	case g.opts.Tag != "":
+		s += "@tag:" + g.opts.Tag
+	case g.opts.Commit != "":
+		s += "@" + g.opts.Commit
+	}
+	if g.opts.Path != "" {
+		s += "//" + g.opts.Path
+	}
+	return s
+}
+
+// Fetch brings the cache up to the configured ref and returns the head
+// commit's tree, exported under CacheDir. When the remote tip has not moved
+// no objects are transferred. Errors wrap ErrRefNotFound, ErrPathNotFound,
+// ErrAuth, ErrHostKey, ErrRepositoryNotFound, ErrTransient or are a
+// *SignatureError; none contains a credential. Calls are serialised.
+func (g *Git) Fetch(ctx context.Context) (Revision, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, g.opts.FetchTimeout)
+	defer cancel()
+
+	ep, err := transport.NewEndpoint(g.url)
+	if err != nil {
+		return Revision{}, fmt.Errorf("git %s: %w: cannot parse URL", g.display, ErrInvalidOptions)
+	}
+	auth, secretVals, err := g.opts.Auth.method(ep, g.getenv)
+	if g.urlCreds != nil {
+		auth = &githttp.BasicAuth{Username: g.urlCreds.user, Password: g.urlCreds.pass}
+		secretVals = append(secretVals, g.urlCreds.secrets()...)
+	}
+	if err != nil {
+		return Revision{}, scrub(fmt.Errorf("git %s: %w", g.display, err), secretVals)
+	}
+	rev, err := g.fetch(ctx, auth)
+	if err != nil {
+		return Revision{}, scrub(fmt.Errorf("git %s: %w", g.describe(), err), secretVals)
+	}
+	return rev, nil
+}
+
+func (g *Git) fetch(ctx context.Context, auth transport.AuthMethod) (Revision, error) {
+	if err := os.MkdirAll(g.opts.CacheDir, 0o755); err != nil {
+		return Revision{}, fmt.Errorf("create cache dir: %w", err)
+	}
+	repo, err := g.openCache()
+	if err != nil {
+		return Revision{}, err
+	}
+	head, err := g.resolve(ctx, repo, auth)
+	if err != nil && errors.Is(err, errCacheBroken) {
+		// A fetch into a damaged or confused shallow cache: start over once.
+		g.logger.Warn("git cache unusable, re-cloning", "source", g.describe(), "error", err)
+		if repo, err = g.resetCache(); err != nil {
+			return Revision{}, err
+		}
+		head, err = g.resolve(ctx, repo, auth)
+	}
+	if err != nil {
+		return Revision{}, err
+	}
+	commit, err := repo.CommitObject(head)
+	if err != nil {
+		return Revision{}, fmt.Errorf("read commit %s: %w", head, err)
+	}
+	if g.opts.VerifySignatures != "" {
+		if err := verifyCommit(commit, g.opts.VerifySignatures); err != nil {
+			return Revision{}, err
+		}
+	}
+	dir, err := g.exportRevision(ctx, commit)
+	if err != nil {
+		return Revision{}, err
+	}
+	sha := head.String()
+	if sha != g.current {
+		g.previous, g.current = g.current, sha
+		g.pruneRevisions()
+		g.logger.Info("git revision fetched", "source", g.describe(), "revision", sha)
+	}
+	return Revision{ID: sha, Dir: dir}, nil
+}
+
+// errCacheBroken marks local cache failures that a fresh clone fixes.
+var errCacheBroken = errors.New("git cache inconsistent")
+
+func (g *Git) repoDir() string { return filepath.Join(g.opts.CacheDir, "repo.git") }
+
+func (g *Git) openCache() (*git.Repository, error) {
+	dir := g.repoDir()
+	repo, err := git.PlainOpen(dir)
+	if err == nil {
+		packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.pack"))
+		if len(packs) <= maxCachePacks {
+			return repo, nil
+		}
+		g.logger.Info("git cache compacted by re-cloning", "source", g.describe(), "packs", len(packs))
+	} else if !errors.Is(err, git.ErrRepositoryNotExists) {
+		g.logger.Warn("git cache unreadable, re-cloning", "source", g.describe(), "error", err)
+	}
+	return g.resetCache()
+}
+
+func (g *Git) resetCache() (*git.Repository, error) {
+	dir := g.repoDir()
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("remove git cache: %w", err)
+	}
+	repo, err := git.PlainInit(dir, true)
+	if err != nil {
+		return nil, fmt.Errorf("init git cache: %w", err)
+	}
+	return repo, nil
+}
+
+// resolve fetches the configured ref into the cache and returns the commit
+// it names.
+func (g *Git) resolve(ctx context.Context, repo *git.Repository, auth transport.AuthMethod) (plumbing.Hash, error) {
+	remote := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: "origin", URLs: []string{g.url}})
+
+	if g.opts.Commit != "" {
+		h := plumbing.NewHash(g.opts.Commit)
+		if hasCommit(repo, h) {
+			return h, nil
+		}
+		spec := config.RefSpec(g.opts.Commit + ":" + string(targetRef))
+		err := g.runFetch(ctx, remote, auth, spec, 1)
+		if errors.Is(err, git.ErrExactSHA1NotSupported) {
+			// Servers that refuse a bare SHA in "want" need the full
+			// history of every ref; a commit pin never moves, so this
+			// happens once per cache.
+			err = g.runFetch(ctx, remote, auth, "+refs/heads/*:refs/idrecon/heads/*", 0)
+		}
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if !hasCommit(repo, h) {
+			return plumbing.ZeroHash, fmt.Errorf("commit %s: %w", g.opts.Commit, ErrRefNotFound)
+		}
+		return h, nil
+	}
+
+	// One fetch session per poll: go-git compares the advertised tip with
+	// the local target ref and transfers nothing when they match.
+	src := g.srcRef()
+	err := g.runFetch(ctx, remote, auth, config.RefSpec("+"+string(src)+":"+string(targetRef)), 1)
+	if src == plumbing.HEAD && errors.Is(err, ErrRefNotFound) {
+		// A remote whose HEAD names no branch: fall back to "main".
+		src = plumbing.NewBranchReferenceName("main")
+		err = g.runFetch(ctx, remote, auth, config.RefSpec("+"+string(src)+":"+string(targetRef)), 1)
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	ref, err := repo.Storer.Reference(targetRef)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("%w: fetched ref missing: %w", errCacheBroken, err)
+	}
+	return peel(repo, ref.Hash())
+}
+
+// srcRef is the remote ref to follow.
+func (g *Git) srcRef() plumbing.ReferenceName {
+	switch {
+	case g.opts.Tag != "":
+		return plumbing.NewTagReferenceName(g.opts.Tag)
+	case g.opts.Branch != "":
+		return plumbing.NewBranchReferenceName(g.opts.Branch)
+	}
+	return plumbing.HEAD
+}
+
+func (g *Git) runFetch(ctx context.Context, remote *git.Remote, auth transport.AuthMethod, spec config.RefSpec, depth int) error {
+	err := remote.FetchContext(ctx, &git.FetchOptions{
+		RefSpecs: []config.RefSpec{spec},
+		Depth:    depth,
+		Auth:     auth,
+		Tags:     git.NoTags,
+		Force:    true,
+	})
+	switch {
+	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
+		return nil
+	case errors.Is(err, git.NoMatchingRefSpecError{}):
+		return fmt.Errorf("fetch %s: %w", spec.Src(), ErrRefNotFound)
+	case errors.Is(err, git.ErrExactSHA1NotSupported):
+		return err
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return fmt.Errorf("fetch %s: %w: remote repository is empty", spec.Src(), ErrRefNotFound)
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		// The transport's own error (a killed upload-pack, a closed
+		// connection) hides the real cause: the fetch ran out of time.
+		return fmt.Errorf("fetch %s: %w: %w: %w", spec.Src(), ErrTransient, ctxErr, err)
+	}
+	return fmt.Errorf("fetch %s: %w", spec.Src(), classify(err))
+}
+
+func hasCommit(repo *git.Repository, h plumbing.Hash) bool {
+	_, err := repo.CommitObject(h)
+	return err == nil
+}
+
+// peel follows annotated tags to the commit they name.
+func peel(repo *git.Repository, h plumbing.Hash) (plumbing.Hash, error) {
+	for range 10 {
+		tag, err := repo.TagObject(h)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			if !hasCommit(repo, h) {
+				return plumbing.ZeroHash, fmt.Errorf("%w: fetched object %s missing", errCacheBroken, h)
+			}
+			return h, nil
+		}
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("read tag %s: %w", h, err)
+		}
+		if tag.TargetType != plumbing.CommitObject && tag.TargetType != plumbing.TagObject {
+			return plumbing.ZeroHash, fmt.Errorf("tag %s names a %s: %w", tag.Name, tag.TargetType, ErrRefNotFound)
+		}
+		h = tag.Target
+	}
+	return plumbing.ZeroHash, fmt.Errorf("tag chain at %s too deep: %w", h, ErrRefNotFound)
+}
+
+// exportRevision writes the commit's tree to CacheDir/rev-<sha> unless it
+// is already there, and returns the spec root inside it.
+func (g *Git) exportRevision(ctx context.Context, commit *object.Commit) (string, error) {
+	tree, err := commit.Tree()
+	if err != nil {
+		return "", fmt.Errorf("read tree of %s: %w", commit.Hash, err)
+	}
+	if g.opts.Path != "" {
+		if _, err := tree.Tree(g.opts.Path); err != nil {
+			return "", fmt.Errorf("%s in %s: %w", g.opts.Path, commit.Hash, ErrPathNotFound)
+		}
+	}
+	dest := filepath.Join(g.opts.CacheDir, "rev-"+commit.Hash.String())
+	specRoot := filepath.Join(dest, filepath.FromSlash(g.opts.Path))
+	if _, err := os.Stat(dest); err == nil {
+		return specRoot, nil
+	}
+	tmp, err := os.MkdirTemp(g.opts.CacheDir, ".tmp-rev-")
+	if err != nil {
+		return "", fmt.Errorf("export revision: %w", err)
+	}
+	if err := exportTree(ctx, tree, tmp, g.logger); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("export revision %s: %w", commit.Hash, err)
+	}
+	// The rename makes the directory appear complete or not at all.
+	if err := os.Rename(tmp, dest); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("export revision %s: %w", commit.Hash, err)
+	}
+	return specRoot, nil
+}
+
+// pruneRevisions removes exported revisions other than the current and the
+// previous one, and leftovers of interrupted exports.
+func (g *Git) pruneRevisions() {
+	entries, err := os.ReadDir(g.opts.CacheDir)
+	if err != nil {
+		g.logger.Warn("list git cache", "source", g.describe(), "error", err)
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		keep := name == "rev-"+g.current || (g.previous != "" && name == "rev-"+g.previous)
+		if keep || !(strings.HasPrefix(name, "rev-") || strings.HasPrefix(name, ".tmp-rev-")) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(g.opts.CacheDir, name)); err != nil {
+			g.logger.Warn("remove old revision", "source", g.describe(), "dir", name, "error", err)
+		}
+	}
+}
+
+// LogValue keeps credentials embedded in the URL out of structured logs.
+func (o GitOptions) LogValue() slog.Value {
+	_, _, display := splitURL(o.URL)
+	return slog.GroupValue(
+		slog.String("url", display),
+		slog.String("branch", o.Branch),
+		slog.String("tag", o.Tag),
+		slog.String("commit", o.Commit),
+		slog.String("path", o.Path),
+		slog.Bool("verify_signatures", o.VerifySignatures != ""),
+	)
+}

@@ -1,0 +1,178 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// DefaultDebounce is the quiet period Watch waits for when given zero.
+const DefaultDebounce = 300 * time.Millisecond
+
+// maxDelayFactor bounds how long a continuous stream of events can postpone
+// a notification: a steady trickle of writes still notifies at least every
+// maxDelayFactor debounce periods.
+const maxDelayFactor = 10
+
+// Watch watches the folder tree at root and calls notify once a burst of
+// changes has been quiet for debounce (DefaultDebounce when zero or
+// negative). Sub-folders created later are watched too; dot-entries such as
+// .git are ignored. Editors that save by writing a temp file and renaming it
+// over the original are seen through the create/rename events on the target
+// name.
+//
+// notify runs on Watch's goroutine and must not block for long (a
+// non-blocking send on a buffered channel is the intended use). Watch blocks
+// until ctx is done and then returns nil after releasing the watcher; it
+// returns an error only when the watch cannot be set up.
+func Watch(ctx context.Context, root string, debounce time.Duration, notify func(), logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if debounce <= 0 {
+		debounce = DefaultDebounce
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", root, err)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("watch %s: %w", root, ErrNotDir)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", root, err)
+	}
+	defer w.Close()
+
+	fw := &folderWatcher{w: w, root: root, logger: logger}
+	if err := fw.addTree(root); err != nil {
+		return fmt.Errorf("watch %s: %w", root, err)
+	}
+
+	// The timer only runs while changes are pending.
+	timer := time.NewTimer(debounce)
+	timer.Stop()
+	var pendingSince time.Time
+	pend := func() {
+		now := time.Now()
+		if pendingSince.IsZero() {
+			pendingSince = now
+		}
+		wait := debounce
+		if deadline := pendingSince.Add(maxDelayFactor * debounce); now.Add(wait).After(deadline) {
+			wait = max(deadline.Sub(now), 0)
+		}
+		timer.Reset(wait)
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if fw.handle(ev) {
+				pend()
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			// An overflowed event queue means changes were lost: reload to be safe.
+			logger.Warn("spec folder watch error", "path", root, "error", err)
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				pend()
+			}
+		case <-timer.C:
+			pendingSince = time.Time{}
+			notify()
+		}
+	}
+}
+
+type folderWatcher struct {
+	w      *fsnotify.Watcher
+	root   string
+	logger *slog.Logger
+}
+
+// handle reports whether ev is a change the spec loader may care about and
+// starts watching folders that appeared.
+func (fw *folderWatcher) handle(ev fsnotify.Event) bool {
+	if ignoredPath(fw.root, ev.Name) {
+		return false
+	}
+	if ev.Op == fsnotify.Chmod {
+		return false
+	}
+	if ev.Has(fsnotify.Create) {
+		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
+			// Files may land in the new folder before its watch is in place,
+			// so the walk inside addTree is what guarantees they are seen:
+			// any change already made is covered by this one notification.
+			if err := fw.addTree(ev.Name); err != nil {
+				fw.logger.Warn("watch new spec sub-folder", "path", ev.Name, "error", err)
+			}
+		}
+	}
+	return true
+}
+
+// addTree watches dir and every non-dot folder below it.
+func (fw *folderWatcher) addTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			// A folder removed while walking is not an error worth failing on.
+			if errors.Is(err, fs.ErrNotExist) && p != dir {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if p != fw.root && ignoredPath(fw.root, p) {
+			return filepath.SkipDir
+		}
+		if err := fw.w.Add(p); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return filepath.SkipDir
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// ignoredPath reports whether p, below root, has a dot-prefixed component
+// (.git, editor swap files, atomic-save temp files). "..data" is the
+// exception: a Kubernetes ConfigMap or Secret volume publishes each update
+// by swapping that symlink, and it is the only event such an update makes.
+func ignoredPath(root, p string) bool {
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == "." {
+		return false
+	}
+	for part := range strings.SplitSeq(rel, string(filepath.Separator)) {
+		if strings.HasPrefix(part, ".") && part != ".." && part != "..data" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,183 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// watchHarness runs Watch on a temp folder and counts notifications.
+type watchHarness struct {
+	t     testing.TB
+	root  string
+	count atomic.Int64
+	fired chan struct{}
+	done  chan error
+}
+
+func startWatch(t testing.TB, debounce time.Duration) *watchHarness {
+	t.Helper()
+	h := &watchHarness{t: t, root: t.TempDir(), fired: make(chan struct{}, 100), done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		h.done <- Watch(ctx, h.root, debounce, func() {
+			h.count.Add(1)
+			h.fired <- struct{}{}
+		}, nil)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-h.done; err != nil {
+			t.Errorf("Watch returned %v after cancel", err)
+		}
+	})
+	// Watch sets up asynchronously: poke a probe file until a notification
+	// proves the watch is live, then start from a clean count.
+	probe := filepath.Join(h.root, "probe")
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		h.write("probe", fmt.Sprint(i))
+		select {
+		case <-h.fired:
+			if err := os.Remove(probe); err != nil {
+				t.Fatal(err)
+			}
+			h.wait("probe removal")
+			h.count.Store(0)
+			return h
+		case <-time.After(debounce + 50*time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("watch never became ready")
+		}
+	}
+}
+
+func (h *watchHarness) write(name, content string) {
+	h.t.Helper()
+	p := filepath.Join(h.root, filepath.FromSlash(name))
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// wait blocks until the next notification or fails after a generous
+// deadline (a missing notification, not a slow one, is the failure).
+func (h *watchHarness) wait(what string) {
+	h.t.Helper()
+	select {
+	case <-h.fired:
+	case <-time.After(10 * time.Second):
+		h.t.Fatalf("no notification for %s", what)
+	}
+}
+
+func TestWatchDebouncesBurst(t *testing.T) {
+	h := startWatch(t, 150*time.Millisecond)
+	for i := range 50 {
+		h.write("app.yaml", fmt.Sprintf("rev: %d\n", i))
+	}
+	h.wait("burst of 50 writes")
+	// A later, separate change gets its own notification; by the time it
+	// arrives any extra notification from the burst would have been counted.
+	h.write("other.yaml", "x")
+	h.wait("follow-up write")
+	if got := h.count.Load(); got != 2 {
+		t.Fatalf("burst + follow-up produced %d notifications, want 2", got)
+	}
+}
+
+func TestWatchNewSubFolders(t *testing.T) {
+	h := startWatch(t, 30*time.Millisecond)
+	if err := os.MkdirAll(filepath.Join(h.root, "roles", "admins", "deep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.wait("new sub-folders")
+	h.write("roles/admins/deep/r.yaml", "x")
+	h.wait("write in a folder created after Watch started")
+	h.write("roles/r.yaml", "x")
+	h.wait("write in an intermediate new folder")
+}
+
+func TestWatchRenameSave(t *testing.T) {
+	h := startWatch(t, 30*time.Millisecond)
+	h.write("app.yaml", "v1")
+	h.wait("initial write")
+	// Atomic save: write a temp file (dot-prefixed, ignored) and rename it
+	// over the original.
+	h.write(".app.yaml.tmp", "v2")
+	if err := os.Rename(filepath.Join(h.root, ".app.yaml.tmp"), filepath.Join(h.root, "app.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	h.wait("rename over the original")
+	// Vim-style: move the original away, then write a new one.
+	if err := os.Rename(filepath.Join(h.root, "app.yaml"), filepath.Join(h.root, "app.yaml~")); err != nil {
+		t.Fatal(err)
+	}
+	h.write("app.yaml", "v3")
+	h.wait("backup-then-write save")
+}
+
+func TestWatchConfigMapVolumeSwap(t *testing.T) {
+	h := startWatch(t, 30*time.Millisecond)
+	// The kubelet writes a new timestamped folder, points ..data_tmp at it
+	// and renames that over ..data; user-visible files are symlinks through
+	// ..data and never change themselves.
+	for i, gen := range []string{"..2026_01_01_00_00_00.1", "..2026_01_01_00_01_00.2"} {
+		if err := os.Mkdir(filepath.Join(h.root, gen), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h.write(gen+"/app.yaml", fmt.Sprint(i))
+		if err := os.Symlink(gen, filepath.Join(h.root, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(h.root, "..data_tmp"), filepath.Join(h.root, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		h.wait("..data swap " + gen)
+	}
+}
+
+func TestWatchErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, root string }{
+		{"missing folder", filepath.Join(t.TempDir(), "missing")},
+		{"not a folder", file},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := Watch(context.Background(), tt.root, 0, func() {}, nil); err == nil {
+				t.Fatal("Watch succeeded")
+			}
+		})
+	}
+}
+
+func TestIgnoredPath(t *testing.T) {
+	tests := []struct {
+		p    string
+		want bool
+	}{
+		{"/r", false},
+		{"/r/app.yaml", false},
+		{"/r/sub/app.yaml", false},
+		{"/r/.git", true},
+		{"/r/.git/objects/ab", true},
+		{"/r/sub/.app.yaml.swp", true},
+		{"/r/.hidden/app.yaml", true},
+		{"/r/..data", false},
+		{"/r/..2026_11_27_10_00_00.1/app.yaml", true},
+	}
+	for _, tt := range tests {
+		if got := ignoredPath("/r", tt.p); got != tt.want {
+			t.Errorf("ignoredPath(%q) = %v, want %v", tt.p, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,271 @@
+package access
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// SampleSize bounds the user names an AccessChange lists.
+const SampleSize = 10
+
+// Impact is the blast radius of a change of assignments on the live users
+// and groups.
+type Impact struct {
+	// Users is how many users gain or lose anything.
+	Users   int            `json:"users"`
+	Changes []AccessChange `json:"changes"`
+}
+
+// AccessChange counts the users who gain or lose one role or version.
+type AccessChange struct {
+	Kind     string   `json:"kind"` // "role" or "version"
+	Name     string   `json:"name"` // the role, or "app/version"
+	Gained   int      `json:"gained"`
+	Lost     int      `json:"lost"`
+	GainedBy []string `json:"gainedBy,omitempty"` // first SampleSize, sorted
+	LostBy   []string `json:"lostBy,omitempty"`
+}
+
+// BlastRadius compares the access that two spec revisions give the users and
+// groups in txn. before and after are the documents of the two revisions;
+// nil stands for what the store holds now. In a non-nil list the
+// AccessAssignment documents are the complete set of assignments, the
+// Application documents the complete set of applications (the store's when
+// the list has none), and Role documents add to the roles the store defines.
+//
+// Only users that a changed assignment names, directly or through its group,
+// are evaluated. Access is counted whether or not the user is active (a
+// disabled user gets it back when re-enabled), and versions count only for
+// users some role reaches.
+func BlastRadius(txn *store.Txn, before, after []*spec.Document) (*Impact, error) {
+	snap := snapshot(txn)
+	live, err := readSpec(snap)
+	if err != nil {
+		return nil, err
+	}
+	cb := newCatalog(revision(live, before))
+	ca := newCatalog(revision(live, after))
+
+	changed, err := changedGrants(snap, cb, ca)
+	if err != nil {
+		return nil, err
+	}
+	affected := make(map[string]*store.User)
+	for _, name := range changed {
+		for _, c := range []*catalog{cb, ca} {
+			if err := subjectsOf(snap, c, name, affected); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	changes := make(map[[2]string]*AccessChange)
+	touched := 0
+	for _, u := range affected {
+		b, err := accessItems(snap, cb, u)
+		if err != nil {
+			return nil, err
+		}
+		a, err := accessItems(snap, ca, u)
+		if err != nil {
+			return nil, err
+		}
+		moved := false
+		note := func(item [2]string, gained bool) {
+			c := changes[item]
+			if c == nil {
+				c = &AccessChange{Kind: item[0], Name: item[1]}
+				changes[item] = c
+			}
+			if gained {
+				c.Gained++
+				c.GainedBy = append(c.GainedBy, u.UserName)
+			} else {
+				c.Lost++
+				c.LostBy = append(c.LostBy, u.UserName)
+			}
+			moved = true
+		}
+		for item := range a {
+			if !b[item] {
+				note(item, true)
+			}
+		}
+		for item := range b {
+			if !a[item] {
+				note(item, false)
+			}
+		}
+		if moved {
+			touched++
+		}
+	}
+	imp := &Impact{Users: touched, Changes: []AccessChange{}}
+	for _, c := range changes {
+		c.GainedBy = sample(c.GainedBy)
+		c.LostBy = sample(c.LostBy)
+		imp.Changes = append(imp.Changes, *c)
+	}
+	slices.SortFunc(imp.Changes, func(x, y AccessChange) int {
+		return cmp.Or(strings.Compare(x.Kind, y.Kind), strings.Compare(x.Name, y.Name))
+	})
+	return imp, nil
+}
+
+func sample(names []string) []string {
+	slices.SortFunc(names, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	if len(names) > SampleSize {
+		names = names[:SampleSize]
+	}
+	return names
+}
+
+// revision is the spec input of a document list, falling back to live.
+func revision(live specInput, docs []*spec.Document) specInput {
+	if docs == nil {
+		return live
+	}
+	in := specInput{
+		assignments: make(map[string]*spec.AccessAssignment),
+		roles:       maps.Clone(live.roles),
+		apps:        make(map[string][]string),
+		bindings:    live.bindings,
+	}
+	for name := range spec.BuiltinRoles {
+		in.roles[name] = true
+	}
+	for _, d := range docs {
+		switch s := d.Spec.(type) {
+		case *spec.AccessAssignment:
+			in.assignments[d.Metadata.Name] = s
+		case *spec.Application:
+			in.apps[d.Metadata.Name] = s.Versions
+		case *spec.Role:
+			in.roles[d.Metadata.Name] = true
+		}
+	}
+	if len(in.apps) == 0 {
+		in.apps = live.apps
+	}
+	return in
+}
+
+// changedGrants names the assignments whose effect differs between the
+// catalogs cb and ca.
+func changedGrants(txn *store.Txn, cb, ca *catalog) ([]string, error) {
+	index := func(c *catalog) map[string]*grant {
+		m := make(map[string]*grant, len(c.grants))
+		for _, g := range c.grants {
+			m[g.name] = g
+		}
+		return m
+	}
+	mb, ma := index(cb), index(ca)
+	var out []string
+	for name, b := range mb {
+		a, ok := ma[name]
+		if !ok || !sameEffect(b, a) {
+			out = append(out, name)
+			continue
+		}
+		if b.isGroup() {
+			tb, _, err := cb.target(txn, b)
+			if err != nil {
+				return nil, fmt.Errorf("look up group: %w", err)
+			}
+			ta, _, err := ca.target(txn, a)
+			if err != nil {
+				return nil, fmt.Errorf("look up group: %w", err)
+			}
+			if tb != ta {
+				out = append(out, name)
+			}
+		}
+	}
+	for name := range ma {
+		if _, ok := mb[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+func sameEffect(a, b *grant) bool {
+	if a.isGroup() != b.isGroup() || a.key != b.key || !slices.Equal(a.roles, b.roles) || len(a.versions) != len(b.versions) {
+		return false
+	}
+	for i := range a.versions {
+		if a.versions[i].app != b.versions[i].app || a.versions[i].version != b.versions[i].version {
+			return false
+		}
+	}
+	return true
+}
+
+// subjectsOf adds the users assignment name reaches under c to into.
+func subjectsOf(txn *store.Txn, c *catalog, name string, into map[string]*store.User) error {
+	i, found := slices.BinarySearchFunc(c.grants, name, func(g *grant, n string) int { return strings.Compare(g.name, n) })
+	if !found {
+		return nil
+	}
+	g := c.grants[i]
+	if !g.isGroup() {
+		u, err := txn.UserByName(g.subject.User)
+		if err != nil {
+			return fmt.Errorf("look up user: %w", err)
+		}
+		if u != nil {
+			into[u.ID] = u
+		}
+		return nil
+	}
+	grp, _, err := c.target(txn, g)
+	if err != nil {
+		return fmt.Errorf("look up group: %w", err)
+	}
+	if grp == nil {
+		return nil
+	}
+	ids, err := txn.MemberIDsOf(grp.ID)
+	if err != nil {
+		return fmt.Errorf("look up members of %s: %w", grp.DisplayName, err)
+	}
+	for _, id := range ids {
+		if _, ok := into[id]; ok {
+			continue
+		}
+		u, err := txn.UserByID(id)
+		if err != nil {
+			return fmt.Errorf("look up user: %w", err)
+		}
+		if u != nil {
+			into[id] = u
+		}
+	}
+	return nil
+}
+
+// accessItems is the set of roles and (when a role reaches the user)
+// versions u holds under c.
+func accessItems(txn *store.Txn, c *catalog, u *store.User) (map[[2]string]bool, error) {
+	e, err := effectiveOf(txn, c, u)
+	if err != nil {
+		return nil, err
+	}
+	items := make(map[[2]string]bool)
+	for _, role := range e.Roles {
+		items[[2]string{"role", role.Role}] = true
+	}
+	if len(e.Roles) > 0 {
+		for _, v := range e.Versions {
+			items[[2]string{"version", v.Application + "/" + v.Version}] = true
+		}
+	}
+	return items, nil
+}

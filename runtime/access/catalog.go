@@ -1,0 +1,344 @@
+package access
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// versionRef is one application version a grant reaches and the spec entry
+// ("app/v" or "app/*") that reaches it.
+type versionRef struct {
+	app, version, via string
+}
+
+// grant is one AccessAssignment reduced to what exists: roles that are
+// defined and versions that applications list ("app/*" expanded).
+type grant struct {
+	name     string
+	subject  spec.Subject
+	key      string // lower-cased subject name
+	roles    []string
+	versions []versionRef
+}
+
+func (g *grant) isGroup() bool { return g.subject.Group != "" }
+
+// catalog holds the spec side of access: grants by subject and application,
+// plus the recorded group bindings.
+type catalog struct {
+	grants      []*grant // sorted by name
+	byGroupName map[string][]*grant
+	byUserName  map[string][]*grant
+	byApp       map[string][]*grant
+	apps        map[string][]string
+	roles       map[string]bool
+	bindings    map[string]binding
+	// byBoundGroup holds the group assignments by the group id their
+	// binding names (bindings made for another subject name do not count).
+	byBoundGroup map[string][]*grant
+}
+
+// specInput is the raw material of a catalog.
+type specInput struct {
+	assignments map[string]*spec.AccessAssignment
+	roles       map[string]bool
+	apps        map[string][]string
+	bindings    map[string]binding
+}
+
+func newCatalog(in specInput) *catalog {
+	c := &catalog{
+		byGroupName:  make(map[string][]*grant),
+		byUserName:   make(map[string][]*grant),
+		byApp:        make(map[string][]*grant),
+		byBoundGroup: make(map[string][]*grant),
+		apps:         in.apps,
+		roles:        in.roles,
+		bindings:     in.bindings,
+	}
+	for name, a := range in.assignments {
+		if a == nil {
+			continue
+		}
+		g := &grant{name: name, subject: a.Subject}
+		for _, r := range a.Roles {
+			if in.roles[r] && !slices.Contains(g.roles, r) {
+				g.roles = append(g.roles, r)
+			}
+		}
+		slices.Sort(g.roles)
+		g.versions = expandVersions(a.ApplicationVersions, in.apps)
+		switch {
+		case a.Subject.Group != "":
+			g.key = strings.ToLower(a.Subject.Group)
+			c.byGroupName[g.key] = append(c.byGroupName[g.key], g)
+		case a.Subject.User != "":
+			g.key = strings.ToLower(a.Subject.User)
+			c.byUserName[g.key] = append(c.byUserName[g.key], g)
+		default:
+			continue
+		}
+		c.grants = append(c.grants, g)
+		var last string
+		for _, v := range g.versions {
+			if v.app != last {
+				c.byApp[v.app] = append(c.byApp[v.app], g)
+				last = v.app
+			}
+		}
+	}
+	slices.SortFunc(c.grants, func(a, b *grant) int { return strings.Compare(a.name, b.name) })
+	for _, g := range c.grants {
+		if b, ok := c.bindings[g.name]; ok && g.isGroup() && b.Subject == g.key {
+			c.byBoundGroup[b.GroupID] = append(c.byBoundGroup[b.GroupID], g)
+		}
+	}
+	return c
+}
+
+// expandVersions resolves "app/v" and "app/*" entries against the
+// applications, dropping what does not exist; the result is sorted by
+// application and version, one entry per version (an explicit entry wins
+// over the wildcard so the reason shown is the most specific one).
+func expandVersions(entries []string, apps map[string][]string) []versionRef {
+	seen := make(map[[2]string]int)
+	var out []versionRef
+	add := func(app, version, via string) {
+		k := [2]string{app, version}
+		if i, ok := seen[k]; ok {
+			if !strings.HasSuffix(via, "/*") {
+				out[i].via = via
+			}
+			return
+		}
+		seen[k] = len(out)
+		out = append(out, versionRef{app: app, version: version, via: via})
+	}
+	for _, e := range entries {
+		app, version, ok := strings.Cut(e, "/")
+		if !ok {
+			continue
+		}
+		versions, known := apps[app]
+		if !known {
+			continue
+		}
+		if version == "*" {
+			for _, v := range versions {
+				add(app, v, e)
+			}
+			continue
+		}
+		if slices.Contains(versions, version) {
+			add(app, version, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b versionRef) int {
+		if c := strings.Compare(a.app, b.app); c != 0 {
+			return c
+		}
+		return strings.Compare(a.version, b.version)
+	})
+	return out
+}
+
+// readSpec reads assignments, roles, applications and bindings from txn.
+func readSpec(txn *store.Txn) (specInput, error) {
+	in := specInput{
+		assignments: make(map[string]*spec.AccessAssignment),
+		roles:       make(map[string]bool),
+		apps:        make(map[string][]string),
+	}
+	res, err := txn.Resources(spec.KindAccessAssignment)
+	if err != nil {
+		return in, fmt.Errorf("read assignments: %w", err)
+	}
+	for _, r := range res {
+		if a, ok := r.Spec.(*spec.AccessAssignment); ok {
+			in.assignments[r.Name] = a
+		}
+	}
+	if res, err = txn.Resources(spec.KindRole); err != nil {
+		return in, fmt.Errorf("read roles: %w", err)
+	}
+	for _, r := range res {
+		in.roles[r.Name] = true
+	}
+	if res, err = txn.Resources(spec.KindApplication); err != nil {
+		return in, fmt.Errorf("read applications: %w", err)
+	}
+	for _, r := range res {
+		if a, ok := r.Spec.(*spec.Application); ok {
+			in.apps[r.Name] = a.Versions
+		}
+	}
+	if in.bindings, err = readBindings(txn); err != nil {
+		return in, err
+	}
+	return in, nil
+}
+
+// target applies the binding rule to a group assignment: it applies to its
+// bound group while that exists, whatever it is called now, else to the
+// group of its subject name. deleted reports that the bound group is gone.
+func (c *catalog) target(txn *store.Txn, g *grant) (grp *store.Group, deleted bool, err error) {
+	if b, ok := c.bindings[g.name]; ok && b.Subject == g.key {
+		if grp, err = txn.GroupByID(b.GroupID); err != nil || grp != nil {
+			return grp, false, err
+		}
+		deleted = true
+	}
+	grp, err = txn.GroupByName(g.key)
+	return grp, deleted, err
+}
+
+// grantsOf returns the group assignments that apply to grp, by name. buf
+// is scratch space (see lookupFold).
+func (c *catalog) grantsOf(txn *store.Txn, grp *store.Group, buf *[]byte) ([]*grant, error) {
+	bound := c.byBoundGroup[grp.ID]
+	named := lookupFold(c.byGroupName, grp.DisplayName, buf)
+	var extra []*grant
+	for _, g := range named {
+		b, ok := c.bindings[g.name]
+		if ok && b.Subject == g.key {
+			if b.GroupID == grp.ID {
+				continue // already in bound: the steady state once bound
+			}
+			// Bound elsewhere: it applies here only if that group is gone.
+			other, err := txn.GroupByID(b.GroupID)
+			if err != nil {
+				return nil, err
+			}
+			if other != nil {
+				continue
+			}
+		}
+		extra = append(extra, g)
+	}
+	if len(extra) == 0 {
+		return bound, nil
+	}
+	if len(bound) == 0 {
+		return extra, nil
+	}
+	out := append(slices.Clone(bound), extra...)
+	slices.SortFunc(out, func(a, b *grant) int { return strings.Compare(a.name, b.name) })
+	return out, nil
+}
+
+// lookupFold returns m[strings.ToLower(name)] without allocating for ASCII
+// names (m[string(b)] does not copy b); buf is reusable scratch space.
+func lookupFold(m map[string][]*grant, name string, buf *[]byte) []*grant {
+	b := (*buf)[:0]
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		if ch >= 0x80 {
+			return m[strings.ToLower(name)]
+		}
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		b = append(b, ch)
+	}
+	*buf = b
+	return m[string(b)]
+}
+
+// memo keeps the value derived from the last snapshot state seen. Keys are
+// the watch channels of immutable radix nodes: a committed node never
+// changes, so an equal key means equal contents; a change builds new nodes
+// with new channels.
+type memo[K comparable, V any] struct {
+	last atomic.Pointer[memoEntry[K, V]]
+}
+
+type memoEntry[K comparable, V any] struct {
+	key K
+	val V
+}
+
+func (m *memo[K, V]) get(key K, build func() (V, error)) (V, error) {
+	if e := m.last.Load(); e != nil && e.key == key {
+		return e.val, nil
+	}
+	v, err := build()
+	if err != nil {
+		return v, err
+	}
+	m.last.Store(&memoEntry[K, V]{key: key, val: v})
+	return v, nil
+}
+
+type catalogKey struct {
+	assignments, roles, apps, bindings <-chan struct{}
+}
+
+// The memo is package state because the API takes a bare transaction. It
+// holds only values derived from immutable snapshots, so sharing it between
+// stores and goroutines is safe; at worst two callers build the same value.
+var catalogs memo[catalogKey, *catalog]
+
+// snapshot freezes txn, so that the radix nodes behind the memo keys cannot
+// change under them even when txn is a write transaction still in progress
+// (memdb clones on reads inside write transactions today; this does not
+// depend on it).
+func snapshot(txn *store.Txn) *store.Txn {
+	if s := txn.Snapshot(); s != nil {
+		return &store.Txn{Txn: s}
+	}
+	return txn
+}
+
+func watch(txn *store.Txn, table, index string, args ...any) (<-chan struct{}, error) {
+	it, err := txn.Get(table, index, args...)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", table, err)
+	}
+	return it.WatchCh(), nil
+}
+
+// catalogOf returns the catalog of a frozen snapshot (see snapshot).
+func catalogOf(txn *store.Txn) (*catalog, error) {
+	var k catalogKey
+	var err error
+	if k.assignments, err = watch(txn, store.TableResources, store.IndexKind, spec.KindAccessAssignment); err != nil {
+		return nil, err
+	}
+	if k.roles, err = watch(txn, store.TableResources, store.IndexKind, spec.KindRole); err != nil {
+		return nil, err
+	}
+	if k.apps, err = watch(txn, store.TableResources, store.IndexKind, spec.KindApplication); err != nil {
+		return nil, err
+	}
+	if k.bindings, err = watch(txn, store.TableMeta, store.IndexID+"_prefix", bindingPrefix); err != nil {
+		return nil, err
+	}
+	build := func() (*catalog, error) {
+		in, err := readSpec(txn)
+		if err != nil {
+			return nil, err
+		}
+		return newCatalog(in), nil
+	}
+	if k.assignments == nil || k.roles == nil || k.apps == nil || k.bindings == nil {
+		// Without watch channels the key cannot identify the contents.
+		return build()
+	}
+	return catalogs.get(k, build)
+}
+
+// decodeBinding parses one binding record; a damaged record counts as absent
+// so that the Binder rewrites it.
+func decodeBinding(v string) (binding, bool) {
+	var b binding
+	if err := json.Unmarshal([]byte(v), &b); err != nil || b.GroupID == "" {
+		return binding{}, false
+	}
+	return b, true
+}

@@ -1,0 +1,427 @@
+package access
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// Errors callers test for.
+var (
+	ErrUnknownUser        = errors.New("access: unknown user")
+	ErrUnknownGroup       = errors.New("access: unknown group")
+	ErrUnknownApplication = errors.New("access: unknown application")
+	ErrUnknownVersion     = errors.New("access: unknown application version")
+)
+
+// Reasons an assignment is pending.
+const (
+	// ReasonNotProvisioned: no user or group of that name exists.
+	ReasonNotProvisioned = "not provisioned"
+	// ReasonDeleted: the group the assignment was bound to was deleted.
+	ReasonDeleted = "deleted"
+)
+
+// RoleGrant is one role a user holds and where it comes from.
+type RoleGrant struct {
+	Role       string `json:"role"`
+	Assignment string `json:"assignment"`
+	// Group is the displayName of the group it comes through, "" when the
+	// assignment names the user.
+	Group string `json:"group,omitempty"`
+}
+
+// VersionGrant is one application version a user is assigned and where it
+// comes from.
+type VersionGrant struct {
+	Application string `json:"application"`
+	Version     string `json:"version"`
+	Assignment  string `json:"assignment"`
+	Group       string `json:"group,omitempty"`
+	// Via is the spec entry that grants it: "app/version" or "app/*".
+	Via string `json:"via"`
+}
+
+// Effective is a user's effective access. Roles and Versions are ordered by
+// source: direct assignments first, then groups by displayName; within a
+// source by assignment, then role or application and version.
+type Effective struct {
+	UserName string         `json:"userName"`
+	UserID   string         `json:"userId"`
+	Active   bool           `json:"active"`
+	Roles    []RoleGrant    `json:"roles"`
+	Versions []VersionGrant `json:"versions"`
+}
+
+// HasAccess reports whether the user may sign in to Application Security:
+// they are active and at least one role reaches them.
+func (e *Effective) HasAccess() bool { return e.Active && len(e.Roles) > 0 }
+
+// MarshalJSON adds hasAccess to the fields.
+func (e *Effective) MarshalJSON() ([]byte, error) {
+	type plain Effective
+	return json.Marshal(struct {
+		*plain
+		HasAccess bool `json:"hasAccess"`
+	}{(*plain)(e), e.HasAccess()})
+}
+
+// RoleNames returns the distinct roles, sorted.
+func (e *Effective) RoleNames() []string {
+	var out []string
+	for _, r := range e.Roles {
+		out = append(out, r.Role)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// VersionNames returns the distinct "app/version" pairs, sorted.
+func (e *Effective) VersionNames() []string {
+	var out []string
+	for _, v := range e.Versions {
+		out = append(out, v.Application+"/"+v.Version)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ForUser returns the effective access of the user with userName
+// (case-insensitive), or ErrUnknownUser.
+func ForUser(txn *store.Txn, userName string) (*Effective, error) {
+	snap := snapshot(txn)
+	u, err := snap.UserByName(userName)
+	if err != nil {
+		return nil, fmt.Errorf("look up user: %w", err)
+	}
+	if u == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownUser, userName)
+	}
+	c, err := catalogOf(snap)
+	if err != nil {
+		return nil, err
+	}
+	return effectiveOf(snap, c, u)
+}
+
+func effectiveOf(txn *store.Txn, c *catalog, u *store.User) (*Effective, error) {
+	gids, err := txn.GroupIDsOf(u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("look up groups of %s: %w", u.UserName, err)
+	}
+	// Grants come out by source, which needs only the sources sorted (grants
+	// of a source are in assignment order with sorted roles and versions);
+	// sorting hundreds of grants would cost more than everything else.
+	type source struct {
+		group  string
+		grants []*grant
+	}
+	sources := make([]source, 0, len(gids)+1)
+	buf := make([]byte, 0, 64)
+	if direct := c.byUserName[strings.ToLower(u.UserName)]; len(direct) > 0 {
+		sources = append(sources, source{grants: direct})
+	}
+	for _, gid := range gids {
+		grp, err := txn.GroupByID(gid)
+		if err != nil {
+			return nil, fmt.Errorf("look up group: %w", err)
+		}
+		if grp == nil {
+			continue
+		}
+		gs, err := c.grantsOf(txn, grp, &buf)
+		if err != nil {
+			return nil, fmt.Errorf("look up grants of %s: %w", grp.DisplayName, err)
+		}
+		if len(gs) > 0 {
+			sources = append(sources, source{group: grp.DisplayName, grants: gs})
+		}
+	}
+	slices.SortFunc(sources, func(a, b source) int { return strings.Compare(a.group, b.group) })
+	nr, nv := 0, 0
+	for _, src := range sources {
+		for _, g := range src.grants {
+			nr += len(g.roles)
+			nv += len(g.versions)
+		}
+	}
+	e := &Effective{UserName: u.UserName, UserID: u.ID, Active: u.Active,
+		Roles: make([]RoleGrant, 0, nr), Versions: make([]VersionGrant, 0, nv)}
+	for _, src := range sources {
+		for _, g := range src.grants {
+			for _, role := range g.roles {
+				e.Roles = append(e.Roles, RoleGrant{Role: role, Assignment: g.name, Group: src.group})
+			}
+			for _, v := range g.versions {
+				e.Versions = append(e.Versions, VersionGrant{Application: v.app, Version: v.version, Assignment: g.name, Group: src.group, Via: v.via})
+			}
+		}
+	}
+	return e, nil
+}
+
+// hasRole reports whether any role reaches u.
+func hasRole(txn *store.Txn, c *catalog, u *store.User) (bool, error) {
+	for _, g := range c.byUserName[strings.ToLower(u.UserName)] {
+		if len(g.roles) > 0 {
+			return true, nil
+		}
+	}
+	gids, err := txn.GroupIDsOf(u.ID)
+	if err != nil {
+		return false, fmt.Errorf("look up groups of %s: %w", u.UserName, err)
+	}
+	buf := make([]byte, 0, 64)
+	for _, gid := range gids {
+		grp, err := txn.GroupByID(gid)
+		if err != nil {
+			return false, fmt.Errorf("look up group: %w", err)
+		}
+		if grp == nil {
+			continue
+		}
+		gs, err := c.grantsOf(txn, grp, &buf)
+		if err != nil {
+			return false, fmt.Errorf("look up grants of %s: %w", grp.DisplayName, err)
+		}
+		for _, g := range gs {
+			if len(g.roles) > 0 {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// Path is one way a user reaches an application version.
+type Path struct {
+	Assignment string `json:"assignment"`
+	// Group is the displayName of the group, "" for a direct assignment.
+	Group string `json:"group,omitempty"`
+	// Via is the spec entry: "app/version" or "app/*".
+	Via string `json:"via"`
+}
+
+// ReachingUser is a user who can reach a version, and every way they do.
+type ReachingUser struct {
+	UserName string `json:"userName"`
+	UserID   string `json:"userId"`
+	Paths    []Path `json:"paths"`
+}
+
+// Reach lists the users who can reach one application version: active, with
+// a role, and assigned the version directly or through a group.
+type Reach struct {
+	Application string         `json:"application"`
+	Version     string         `json:"version"`
+	Users       []ReachingUser `json:"users"`
+}
+
+// WhoCanReach returns every user who can reach app/version and how. It
+// returns ErrUnknownApplication or ErrUnknownVersion when the spec does not
+// define it.
+func WhoCanReach(txn *store.Txn, app, version string) (*Reach, error) {
+	snap := snapshot(txn)
+	cat, err := catalogOf(snap)
+	if err != nil {
+		return nil, err
+	}
+	versions, ok := cat.apps[app]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownApplication, app)
+	}
+	if !slices.Contains(versions, version) {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownVersion, app+"/"+version)
+	}
+	type candidate struct {
+		u       *store.User
+		paths   []Path
+		hasRole bool
+	}
+	cands := make(map[string]*candidate)
+	var buf []byte
+	consider := func(u *store.User, g *grant, group, via string, roleFromSource bool) {
+		if !u.Active {
+			return
+		}
+		c := cands[u.ID]
+		if c == nil {
+			c = &candidate{u: u}
+			cands[u.ID] = c
+		}
+		c.paths = append(c.paths, Path{Assignment: g.name, Group: group, Via: via})
+		c.hasRole = c.hasRole || roleFromSource
+	}
+	for _, g := range cat.byApp[app] {
+		via := ""
+		for _, v := range g.versions {
+			if v.app == app && v.version == version {
+				via = v.via
+				break
+			}
+		}
+		if via == "" {
+			continue
+		}
+		if !g.isGroup() {
+			u, err := snap.UserByName(g.subject.User)
+			if err != nil {
+				return nil, fmt.Errorf("look up user: %w", err)
+			}
+			if u != nil {
+				consider(u, g, "", via, len(g.roles) > 0)
+			}
+			continue
+		}
+		grp, _, err := cat.target(snap, g)
+		if err != nil {
+			return nil, fmt.Errorf("look up group: %w", err)
+		}
+		if grp == nil {
+			continue
+		}
+		// A role the group itself grants reaches every member, which spares
+		// checking each member's other groups.
+		groupRole := len(g.roles) > 0
+		if !groupRole {
+			gs, err := cat.grantsOf(snap, grp, &buf)
+			if err != nil {
+				return nil, fmt.Errorf("look up grants of %s: %w", grp.DisplayName, err)
+			}
+			for _, other := range gs {
+				groupRole = groupRole || len(other.roles) > 0
+			}
+		}
+		members, err := snap.MemberIDsOf(grp.ID)
+		if err != nil {
+			return nil, fmt.Errorf("look up members of %s: %w", grp.DisplayName, err)
+		}
+		for _, id := range members {
+			u, err := snap.UserByID(id)
+			if err != nil {
+				return nil, fmt.Errorf("look up user: %w", err)
+			}
+			if u != nil { // nested groups are members too, and reach nothing
+				consider(u, g, grp.DisplayName, via, groupRole)
+			}
+		}
+	}
+	reach := &Reach{Application: app, Version: version, Users: []ReachingUser{}}
+	for _, c := range cands {
+		if !c.hasRole {
+			ok, err := hasRole(snap, cat, c.u)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		slices.SortFunc(c.paths, func(a, b Path) int {
+			return cmp.Or(strings.Compare(a.Group, b.Group), strings.Compare(a.Assignment, b.Assignment))
+		})
+		reach.Users = append(reach.Users, ReachingUser{UserName: c.u.UserName, UserID: c.u.ID, Paths: c.paths})
+	}
+	slices.SortFunc(reach.Users, func(a, b ReachingUser) int {
+		return strings.Compare(strings.ToLower(a.UserName), strings.ToLower(b.UserName))
+	})
+	return reach, nil
+}
+
+// PendingAssignment is an assignment whose subject does not exist.
+type PendingAssignment struct {
+	Assignment string       `json:"assignment"`
+	Subject    spec.Subject `json:"subject"`
+	// Reason is ReasonNotProvisioned or ReasonDeleted.
+	Reason string `json:"reason"`
+}
+
+// Pending returns the assignments waiting for their user or group, sorted by
+// assignment name.
+func Pending(txn *store.Txn) ([]PendingAssignment, error) {
+	snap := snapshot(txn)
+	cat, err := catalogOf(snap)
+	if err != nil {
+		return nil, err
+	}
+	out := []PendingAssignment{}
+	for _, g := range cat.grants {
+		reason := ""
+		if g.isGroup() {
+			grp, deleted, err := cat.target(snap, g)
+			if err != nil {
+				return nil, fmt.Errorf("look up group: %w", err)
+			}
+			switch {
+			case grp != nil:
+			case deleted:
+				reason = ReasonDeleted
+			default:
+				reason = ReasonNotProvisioned
+			}
+		} else {
+			u, err := snap.UserByName(g.subject.User)
+			if err != nil {
+				return nil, fmt.Errorf("look up user: %w", err)
+			}
+			if u == nil {
+				reason = ReasonNotProvisioned
+			}
+		}
+		if reason != "" {
+			out = append(out, PendingAssignment{Assignment: g.name, Subject: g.subject, Reason: reason})
+		}
+	}
+	return out, nil
+}
+
+// GroupRename is drift: an assignment still names a group by a displayName
+// the group no longer has. The assignment keeps applying to the group.
+type GroupRename struct {
+	Assignment      string `json:"assignment"`
+	From            string `json:"from"`
+	To              string `json:"to"`
+	GroupID         string `json:"groupId"`
+	GroupExternalID string `json:"groupExternalId,omitempty"`
+	// Suggestion is the spec change that resolves the drift.
+	Suggestion string `json:"suggestion"`
+}
+
+// Renames returns the assignments whose group was renamed, sorted by
+// assignment name.
+func Renames(txn *store.Txn) ([]GroupRename, error) {
+	snap := snapshot(txn)
+	cat, err := catalogOf(snap)
+	if err != nil {
+		return nil, err
+	}
+	out := []GroupRename{}
+	for _, g := range cat.grants {
+		// Only a binding can make an assignment apply to a group of another name.
+		if b, ok := cat.bindings[g.name]; !ok || !g.isGroup() || b.Subject != g.key {
+			continue
+		}
+		grp, _, err := cat.target(snap, g)
+		if err != nil {
+			return nil, fmt.Errorf("look up group: %w", err)
+		}
+		if grp == nil || strings.ToLower(grp.DisplayName) == g.key {
+			continue
+		}
+		out = append(out, GroupRename{
+			Assignment:      g.name,
+			From:            g.subject.Group,
+			To:              grp.DisplayName,
+			GroupID:         grp.ID,
+			GroupExternalID: grp.ExternalID,
+			Suggestion:      fmt.Sprintf("rename subject.group from %q to %q", g.subject.Group, grp.DisplayName),
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,199 @@
+package access
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// MaxPage bounds a page of ListUsers or ListGroups.
+const MaxPage = 500
+
+// UserSummary describes one user for admin listings.
+type UserSummary struct {
+	ID         string   `json:"id"`
+	UserName   string   `json:"userName"`
+	ExternalID string   `json:"externalId,omitempty"`
+	Active     bool     `json:"active"`
+	HasAccess  bool     `json:"hasAccess"`
+	Groups     []string `json:"groups"`   // displayNames, sorted
+	Roles      []string `json:"roles"`    // effective roles, sorted
+	Versions   []string `json:"versions"` // effective "app/version", sorted
+}
+
+// GroupSummary describes one group for admin listings.
+type GroupSummary struct {
+	ID          string   `json:"id"`
+	DisplayName string   `json:"displayName"`
+	ExternalID  string   `json:"externalId,omitempty"`
+	Members     int      `json:"members"`
+	Assignments []string `json:"assignments"` // assignments applying to the group, sorted
+	Roles       []string `json:"roles"`       // roles the group grants, sorted
+	Versions    []string `json:"versions"`    // "app/version" the group grants, sorted
+}
+
+// SummarizeUser summarises u.
+func SummarizeUser(txn *store.Txn, u *store.User) (UserSummary, error) {
+	snap := snapshot(txn)
+	c, err := catalogOf(snap)
+	if err != nil {
+		return UserSummary{}, err
+	}
+	return summarizeUser(snap, c, u)
+}
+
+func summarizeUser(txn *store.Txn, c *catalog, u *store.User) (UserSummary, error) {
+	e, err := effectiveOf(txn, c, u)
+	if err != nil {
+		return UserSummary{}, err
+	}
+	s := UserSummary{
+		ID: u.ID, UserName: u.UserName, ExternalID: u.ExternalID, Active: u.Active, HasAccess: e.HasAccess(),
+		Groups: []string{}, Roles: e.RoleNames(), Versions: e.VersionNames(),
+	}
+	if s.Roles == nil {
+		s.Roles = []string{}
+	}
+	if s.Versions == nil {
+		s.Versions = []string{}
+	}
+	gids, err := txn.GroupIDsOf(u.ID)
+	if err != nil {
+		return UserSummary{}, fmt.Errorf("look up groups of %s: %w", u.UserName, err)
+	}
+	for _, gid := range gids {
+		g, err := txn.GroupByID(gid)
+		if err != nil {
+			return UserSummary{}, fmt.Errorf("look up group: %w", err)
+		}
+		if g != nil {
+			s.Groups = append(s.Groups, g.DisplayName)
+		}
+	}
+	slices.Sort(s.Groups)
+	return s, nil
+}
+
+// SummarizeGroup summarises g.
+func SummarizeGroup(txn *store.Txn, g *store.Group) (GroupSummary, error) {
+	snap := snapshot(txn)
+	c, err := catalogOf(snap)
+	if err != nil {
+		return GroupSummary{}, err
+	}
+	return summarizeGroup(snap, c, g)
+}
+
+func summarizeGroup(txn *store.Txn, c *catalog, g *store.Group) (GroupSummary, error) {
+	s := GroupSummary{
+		ID: g.ID, DisplayName: g.DisplayName, ExternalID: g.ExternalID,
+		Assignments: []string{}, Roles: []string{}, Versions: []string{},
+	}
+	it, err := txn.Get(store.TableMemberships, store.IndexGroup, g.ID)
+	if err != nil {
+		return GroupSummary{}, fmt.Errorf("count members of %s: %w", g.DisplayName, err)
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		s.Members++
+	}
+	var buf []byte
+	grants, err := c.grantsOf(txn, g, &buf)
+	if err != nil {
+		return GroupSummary{}, fmt.Errorf("look up grants of %s: %w", g.DisplayName, err)
+	}
+	for _, gr := range grants {
+		s.Assignments = append(s.Assignments, gr.name)
+		s.Roles = append(s.Roles, gr.roles...)
+		for _, v := range gr.versions {
+			s.Versions = append(s.Versions, v.app+"/"+v.version)
+		}
+	}
+	for _, l := range []*[]string{&s.Assignments, &s.Roles, &s.Versions} {
+		slices.Sort(*l)
+		*l = slices.Compact(*l)
+	}
+	return s, nil
+}
+
+// ListUsers returns up to limit users (at most MaxPage) in userName order
+// (case-insensitive) that come after the cursor after ("" for the first
+// page) and that filter accepts (nil accepts all). next is the cursor of the
+// following page, "" after the last one. Only one page of users is loaded.
+func ListUsers(txn *store.Txn, after string, limit int, filter func(*store.User) bool) (page []UserSummary, next string, err error) {
+	snap := snapshot(txn)
+	c, err := catalogOf(snap)
+	if err != nil {
+		return nil, "", err
+	}
+	page = []UserSummary{}
+	next, err = scan(snap, store.TableUsers, store.IndexUserName, after, limit,
+		func(raw any) string { return strings.ToLower(raw.(*store.User).UserName) },
+		func(raw any) (bool, error) {
+			u := raw.(*store.User)
+			if filter != nil && !filter(u) {
+				return false, nil
+			}
+			s, err := summarizeUser(snap, c, u)
+			page = append(page, s)
+			return true, err
+		})
+	return page, next, err
+}
+
+// ListGroups is ListUsers for groups, in displayName order.
+func ListGroups(txn *store.Txn, after string, limit int, filter func(*store.Group) bool) (page []GroupSummary, next string, err error) {
+	snap := snapshot(txn)
+	c, err := catalogOf(snap)
+	if err != nil {
+		return nil, "", err
+	}
+	page = []GroupSummary{}
+	next, err = scan(snap, store.TableGroups, store.IndexName, after, limit,
+		func(raw any) string { return strings.ToLower(raw.(*store.Group).DisplayName) },
+		func(raw any) (bool, error) {
+			g := raw.(*store.Group)
+			if filter != nil && !filter(g) {
+				return false, nil
+			}
+			s, err := summarizeGroup(snap, c, g)
+			page = append(page, s)
+			return true, err
+		})
+	return page, next, err
+}
+
+// scan walks a unique, lower-cased name index from just after the cursor,
+// offering rows to take until limit were taken. It returns the cursor of the
+// next page (the key of the last row taken) when more rows follow.
+func scan(txn *store.Txn, table, index, after string, limit int, keyOf func(any) string, take func(any) (bool, error)) (string, error) {
+	if limit <= 0 || limit > MaxPage {
+		limit = MaxPage
+	}
+	after = strings.ToLower(after)
+	it, err := txn.LowerBound(table, index, after)
+	if err != nil {
+		return "", fmt.Errorf("list %s: %w", table, err)
+	}
+	taken := 0
+	last := ""
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		key := keyOf(raw)
+		if after != "" && key == after {
+			continue // the cursor row was on the previous page
+		}
+		if taken == limit {
+			return last, nil
+		}
+		ok, err := take(raw)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			taken++
+			last = key
+		}
+	}
+	return "", nil
+}

@@ -1,0 +1,404 @@
+package saml
+
+import (
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+	saml2 "github.com/russellhaering/gosaml2"
+	"github.com/russellhaering/gosaml2/types"
+	"github.com/russellhaering/goxmldsig/etreeutils"
+)
+
+// Rejection codes of a SAML response, in ResponseError.Code and passed to
+// the Observer.
+const (
+	CodeTooLarge        = "too-large"
+	CodeMalformed       = "malformed"
+	CodeDoctype         = "doctype"
+	CodeTooDeep         = "too-deep"
+	CodeAlgorithm       = "algorithm"
+	CodeAssertionCount  = "assertion-count"
+	CodeDecrypt         = "decrypt"
+	CodeSignature       = "signature"
+	CodeIssuer          = "issuer"
+	CodeDestination     = "destination"
+	CodeRecipient       = "recipient"
+	CodeStatus          = "status"
+	CodeVersion         = "version"
+	CodeMissingElement  = "missing-element"
+	CodeNotYetValid     = "not-yet-valid"
+	CodeExpired         = "expired"
+	CodeAudience        = "audience"
+	CodeInResponseTo    = "in-response-to"
+	CodeUnsolicited     = "unsolicited"
+	CodeUnknownRequest  = "unknown-request"
+	CodeRequestExpired  = "request-expired"
+	CodeWrongBrowser    = "wrong-browser"
+	CodeReplay          = "replay"
+	CodeNoUsername      = "no-username"
+	CodeBusy            = "busy"
+	CodeLogoutSignature = "logout-signature"
+	CodeLogoutMalformed = "logout-malformed"
+)
+
+// ResponseError is why a SAML message was rejected. Code is one of the
+// Code constants; Err carries the detail, which goes to the log only.
+type ResponseError struct {
+	Code string
+	Err  error
+}
+
+func (e *ResponseError) Error() string { return "saml: " + e.Code + ": " + e.Err.Error() }
+func (e *ResponseError) Unwrap() error { return e.Err }
+
+func reject(code, format string, args ...any) *ResponseError {
+	return &ResponseError{Code: code, Err: fmt.Errorf(format, args...)}
+}
+
+// checked is a response that passed every check that needs no server state.
+type checked struct {
+	issuer       string
+	assertionID  string
+	inResponseTo string
+	nameID       string
+	sessionIndex string
+	values       saml2.Values
+	expires      time.Time // when the assertion can no longer be replayed
+}
+
+// checkResponse validates an HTTP-POST SAMLResponse with gosaml2 and adds
+// what gosaml2 leaves out: a DOCTYPE and algorithm pre-scan, exactly one
+// assertion, a required Destination, the Conditions window with skew, and a
+// required audience equal to our entity ID.
+func checkResponse(c *config, encoded string, now time.Time) (*checked, error) {
+	if len(encoded) > maxResponseXML*4/3+4 {
+		return nil, reject(CodeTooLarge, "SAMLResponse larger than %d bytes", maxResponseXML)
+	}
+	raw, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return nil, reject(CodeMalformed, "SAMLResponse is not base64: %v", err)
+	}
+	scan, err := scanXML(raw, c.sp.AllowSHA1)
+	if err != nil {
+		return nil, scanReject(err)
+	}
+	if scan.Assertions != 1 {
+		return nil, reject(CodeAssertionCount, "response carries %d assertions, want exactly one", scan.Assertions)
+	}
+	if scan.Encrypted > 0 {
+		if c.decrypt == nil {
+			return nil, reject(CodeDecrypt, "encrypted assertion but no spEncryptionCertificate is configured")
+		}
+		if err := scanEncrypted(raw, c.decrypt, c.sp.AllowSHA1); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := c.saml.ValidateEncodedResponse(encoded)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if len(resp.Assertions) != 1 {
+		return nil, reject(CodeAssertionCount, "response carries %d verified assertions, want exactly one", len(resp.Assertions))
+	}
+	if resp.Destination == "" {
+		return nil, reject(CodeDestination, "response has no Destination")
+	}
+	a := &resp.Assertions[0]
+	cond := a.Conditions
+	if cond == nil {
+		return nil, reject(CodeMissingElement, "assertion has no Conditions")
+	}
+	notBefore, err1 := time.Parse(time.RFC3339, cond.NotBefore)
+	notOnOrAfter, err2 := time.Parse(time.RFC3339, cond.NotOnOrAfter)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, reject(CodeMissingElement, "assertion Conditions need NotBefore and NotOnOrAfter: %v", err)
+	}
+	if now.Add(c.skew).Before(notBefore) {
+		return nil, reject(CodeNotYetValid, "assertion not valid before %s (now %s, skew %s)", cond.NotBefore, now.UTC().Format(time.RFC3339), c.skew)
+	}
+	if !now.Add(-c.skew).Before(notOnOrAfter) {
+		return nil, reject(CodeExpired, "assertion expired at %s (now %s, skew %s)", cond.NotOnOrAfter, now.UTC().Format(time.RFC3339), c.skew)
+	}
+	if len(cond.AudienceRestrictions) == 0 {
+		return nil, reject(CodeAudience, "assertion has no AudienceRestriction")
+	}
+	for _, ar := range cond.AudienceRestrictions {
+		ok := false
+		for _, aud := range ar.Audiences {
+			if aud.Value == c.sp.EntityID {
+				ok = true
+			}
+		}
+		if !ok {
+			return nil, reject(CodeAudience, "assertion is not for audience %q", c.sp.EntityID)
+		}
+	}
+	scd := a.Subject.SubjectConfirmation.SubjectConfirmationData
+	expires := notOnOrAfter
+	if t, err := time.Parse(time.RFC3339, scd.NotOnOrAfter); err == nil && t.After(expires) {
+		expires = t
+	}
+	irt := scd.InResponseTo
+	if resp.InResponseTo != "" && irt != "" && resp.InResponseTo != irt {
+		return nil, reject(CodeInResponseTo, "response and assertion answer different requests")
+	}
+	if irt == "" && resp.SignatureValidated {
+		irt = resp.InResponseTo
+	}
+	if a.ID == "" {
+		return nil, reject(CodeMissingElement, "assertion has no ID")
+	}
+	ch := &checked{
+		issuer:       a.Issuer.Value,
+		assertionID:  a.ID,
+		inResponseTo: irt,
+		values:       saml2.Values{},
+		expires:      expires,
+	}
+	if a.Subject.NameID != nil {
+		ch.nameID = a.Subject.NameID.Value
+	}
+	if a.AttributeStatement != nil {
+		for _, at := range a.AttributeStatement.Attributes {
+			ch.values[at.Name] = at
+		}
+	}
+	if a.AuthnStatement != nil {
+		ch.sessionIndex = a.AuthnStatement.SessionIndex
+	}
+	return ch, nil
+}
+
+func scanReject(err error) *ResponseError {
+	switch {
+	case errors.Is(err, errDoctype):
+		return reject(CodeDoctype, "%v", err)
+	case errors.Is(err, errTooDeep):
+		return reject(CodeTooDeep, "%v", err)
+	case errors.Is(err, errAlgorithm):
+		return reject(CodeAlgorithm, "%v", err)
+	case errors.Is(err, errTooMany):
+		return reject(CodeTooLarge, "%v", err)
+	default:
+		return reject(CodeMalformed, "not a plain XML document (the POST binding is never deflated): %v", err)
+	}
+}
+
+// scanEncrypted decrypts each EncryptedAssertion to pre-scan what is inside
+// (gosaml2 decrypts again to verify; the pre-scan is what sees an inner
+// SHA-1 signature or DOCTYPE).
+func scanEncrypted(raw []byte, cert *tls.Certificate, allowSHA1 bool) error {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil || doc.Root() == nil {
+		return reject(CodeMalformed, "parse response: %v", err)
+	}
+	err := etreeutils.NSFindIterate(doc.Root(), nsAssertion, "EncryptedAssertion", func(ctx etreeutils.NSContext, el *etree.Element) error {
+		det, err := etreeutils.NSDetatch(ctx, el)
+		if err != nil {
+			return reject(CodeDecrypt, "detach encrypted assertion: %v", err)
+		}
+		d := etree.NewDocument()
+		d.SetRoot(det)
+		b, err := d.WriteToBytes()
+		if err != nil {
+			return reject(CodeDecrypt, "encrypted assertion: %v", err)
+		}
+		var ea types.EncryptedAssertion
+		if err := xml.Unmarshal(b, &ea); err != nil {
+			return reject(CodeDecrypt, "encrypted assertion: %v", err)
+		}
+		plain, err := ea.DecryptBytes(cert)
+		if err != nil {
+			return reject(CodeDecrypt, "decrypt assertion: %v", err)
+		}
+		if err := prescanXML(plain, allowSHA1); err != nil {
+			return scanReject(err)
+		}
+		return nil
+	})
+	var re *ResponseError
+	if errors.As(err, &re) {
+		return re
+	}
+	if err != nil {
+		return reject(CodeDecrypt, "%v", err)
+	}
+	return nil
+}
+
+// classify maps gosaml2's errors onto rejection codes.
+func classify(err error) *ResponseError {
+	var iv saml2.ErrInvalidValue
+	if errors.As(err, &iv) {
+		code := CodeSignature
+		switch iv.Key {
+		case saml2.IssuerTag:
+			code = CodeIssuer
+		case saml2.DestinationAttr:
+			code = CodeDestination
+		case saml2.RecipientAttr:
+			code = CodeRecipient
+		case saml2.StatusCodeTag:
+			code = CodeStatus
+		case saml2.NotOnOrAfterAttr:
+			code = CodeExpired
+		case "SAML version":
+			code = CodeVersion
+		case saml2.SubjectConfirmationTag:
+			code = CodeMissingElement
+		}
+		return &ResponseError{Code: code, Err: err}
+	}
+	var me saml2.ErrMissingElement
+	if errors.As(err, &me) || errors.Is(err, saml2.ErrMissingAssertion) {
+		return &ResponseError{Code: CodeMissingElement, Err: err}
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "too many XML tokens"), strings.Contains(msg, "exceeds maximum size"):
+		return &ResponseError{Code: CodeTooLarge, Err: err}
+	case strings.Contains(msg, "decrypt"):
+		return &ResponseError{Code: CodeDecrypt, Err: err}
+	}
+	return &ResponseError{Code: CodeSignature, Err: err}
+}
+
+// consume binds a checked response to server state: the request it answers
+// (pending, unexpired, unused, from this browser) or the IdP-initiated
+// policy, and the replay cache. It returns the local path to land on.
+func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, now time.Time) (string, error) {
+	returnTo := ""
+	if ch.inResponseTo == "" {
+		if !c.sp.AllowIDPInitiated {
+			return "", reject(CodeUnsolicited, "unsolicited response and allowIdpInitiated is off")
+		}
+		returnTo = localReturnTo(relay, c.basePath)
+	} else {
+		var fail *ResponseError
+		binding := ""
+		if ck, err := r.Cookie(bindingCookie); err == nil {
+			binding = ck.Value
+		}
+		p, _, found := s.pending.take(ch.inResponseTo, func(p pendingLogin, exp time.Time) bool {
+			switch {
+			case !now.Before(exp):
+				fail = reject(CodeRequestExpired, "the sign-in request expired")
+				return true
+			case binding == "" || subtle.ConstantTimeCompare([]byte(binding), []byte(p.binding)) != 1:
+				fail = reject(CodeWrongBrowser, "the response answers a request of another browser")
+				return false
+			case subtle.ConstantTimeCompare([]byte(relay), []byte(p.relayState)) != 1:
+				fail = reject(CodeWrongBrowser, "RelayState does not match the request")
+				return false
+			}
+			return true
+		})
+		switch {
+		case !found:
+			return "", reject(CodeUnknownRequest, "InResponseTo names no pending request (unknown or already used)")
+		case fail != nil:
+			return "", fail
+		}
+		returnTo = p.returnTo
+	}
+	added, err := s.replay.add(ch.issuer+"\x00"+ch.assertionID, struct{}{}, ch.expires.Add(c.skew), now)
+	switch {
+	case err != nil:
+		return "", reject(CodeBusy, "replay cache: %v", err)
+	case !added:
+		return "", reject(CodeReplay, "assertion %s was already used", ch.assertionID)
+	}
+	return returnTo, nil
+}
+
+// serveACS is the assertion consumer service (HTTP-POST binding).
+func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		code := CodeMalformed
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			code = CodeTooLarge
+		}
+		s.rejected(w, c, &ResponseError{Code: code, Err: err})
+		return
+	}
+	now := s.now()
+	ch, err := checkResponse(c, r.PostForm.Get("SAMLResponse"), now)
+	if err != nil {
+		s.rejected(w, c, err)
+		return
+	}
+	returnTo, err := s.consume(c, ch, r, r.PostForm.Get("RelayState"), now)
+	if err != nil {
+		s.rejected(w, c, err)
+		return
+	}
+	userName := c.usernameOf(ch.nameID, ch.values)
+	if userName == "" {
+		s.rejected(w, c, reject(CodeNoUsername, "the response names no user"))
+		return
+	}
+	d, err := s.authz.Authorize(r.Context(), userName)
+	if err != nil {
+		s.log.Error("saml: authorize", "err", err)
+		s.errorPage(w, c, http.StatusInternalServerError, "Sign-in failed", "Access could not be checked; try again.")
+		return
+	}
+	if !d.Allowed {
+		s.obs("denied")
+		s.log.Info("saml: sign-in denied", "user", userName, "reason", d.Reason)
+		s.errorPage(w, c, http.StatusForbidden, "Access denied", deniedText(userName, d.Reason))
+		return
+	}
+	id := randomToken()
+	if _, err := s.sessions.add(id, session{userName: d.UserName, nameID: ch.nameID, sessionIndex: ch.sessionIndex}, now.Add(c.lifetime), now); err != nil {
+		s.rejected(w, c, reject(CodeBusy, "session table: %v", err))
+		return
+	}
+	s.setCookie(w, c, r, &http.Cookie{Name: sessionCookie, Value: id, MaxAge: int(c.lifetime.Seconds()), SameSite: http.SameSiteLaxMode})
+	s.obs("success")
+	s.log.Info("saml: signed in", "user", d.UserName, "idpInitiated", ch.inResponseTo == "")
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+func deniedText(userName, reason string) string {
+	switch reason {
+	case ReasonUnknownUser:
+		return fmt.Sprintf("%s is not provisioned in this application (unknown user). Ask an administrator to assign you to the application in Entra ID.", userName)
+	case ReasonUserDisabled:
+		return fmt.Sprintf("The account %s is disabled (user disabled).", userName)
+	case ReasonNoRole:
+		return fmt.Sprintf("%s has no role in this application (no role). Ask an administrator for access.", userName)
+	}
+	return fmt.Sprintf("%s may not use this application: %s.", userName, reason)
+}
+
+// rejected answers a refused SAML message: the detail goes to the log, the
+// browser gets the code and a plain explanation.
+func (s *Server) rejected(w http.ResponseWriter, c *config, err error) {
+	var re *ResponseError
+	if !errors.As(err, &re) {
+		re = &ResponseError{Code: CodeMalformed, Err: err}
+	}
+	s.obs(re.Code)
+	s.log.Warn("saml: response rejected", "code", re.Code, "err", re.Err)
+	status := http.StatusForbidden
+	switch re.Code {
+	case CodeTooLarge:
+		status = http.StatusRequestEntityTooLarge
+	case CodeMalformed, CodeDoctype, CodeTooDeep:
+		status = http.StatusBadRequest
+	case CodeBusy:
+		status = http.StatusServiceUnavailable
+	}
+	s.errorPage(w, c, status, "Sign-in rejected", "The sign-in response was rejected ("+re.Code+"). Start the sign-in again.")
+}

@@ -1,0 +1,27 @@
+// Package saml is idrecon's SAML 2.0 service provider for single sign-on
+// with Microsoft Entra ID.
+//
+// The configuration (the SamlServiceProvider resource and the keystore's
+// Certificate resources) is read from the runtime store on each request;
+// a change is initialised once, keyed by the resource pointers, which the
+// store never mutates.
+//
+// Trust: the IdP's metadata is verified against the keystore's
+// saml-idp-signing certificates before anything in it is used, and only
+// those keystore certificates (several at once during a rollover) are
+// trusted to sign responses; a certificate the metadata announces but the
+// keystore lacks is logged, never trusted.
+//
+// Validation of a response: gosaml2 checks signatures, issuer, recipient,
+// destination (when present), status and subject confirmation; this
+// package adds what gosaml2 leaves out: no DOCTYPE, no SHA-1 unless
+// allowSHA1, exactly one assertion, a required Destination, the Conditions
+// window with the configured skew, a required audience equal to the entity
+// ID, InResponseTo bound to a pending request of this browser (see
+// serveLogin for how the binding survives Entra's cross-site POST),
+// IdP-initiated sign-in only when allowed, and a replay cache of assertion
+// IDs until they expire.
+//
+// All state (pending sign-ins, replay cache, sessions) is in memory and
+// bounded; it is lost on restart, which signs users out.
+package saml

@@ -1,0 +1,166 @@
+package keystore
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
+
+	"github.com/idrecon/idrecon/spec"
+)
+
+func selfSigned(t *testing.T, key crypto.Signer) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7),
+		Subject:      pkix.Name{CommonName: "ssc saml"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestImportPKCS12(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		key  crypto.Signer
+		enc  *pkcs12.Encoder
+	}{
+		{"RSA, modern (AES/PBES2)", rsaKey, pkcs12.Modern},
+		{"RSA, legacy (3DES)", rsaKey, pkcs12.LegacyDES},
+		{"ECDSA, modern", ecKey, pkcs12.Modern},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cert := selfSigned(t, tc.key)
+			p12, err := tc.enc.Encode(tc.key, cert, nil, "changeit")
+			if err != nil {
+				t.Fatal(err)
+			}
+			certPEM, keyPEM, err := ImportPKCS12(p12, "changeit")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cb, _ := pem.Decode(certPEM)
+			if cb == nil || cb.Type != "CERTIFICATE" || string(cb.Bytes) != string(cert.Raw) {
+				t.Fatal("certificate not returned as PEM")
+			}
+			kb, _ := pem.Decode(keyPEM)
+			if kb == nil || kb.Type != "PRIVATE KEY" {
+				t.Fatal("key not PKCS#8 PEM")
+			}
+			k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !k.(crypto.Signer).Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(tc.key.Public()) {
+				t.Fatal("imported key differs")
+			}
+			_, _, err = ImportPKCS12(p12, "wrong")
+			if !errors.Is(err, ErrPassword) {
+				t.Fatalf("wrong password: err = %v", err)
+			}
+			if strings.Contains(err.Error(), "changeit") {
+				t.Fatal("error echoes a password")
+			}
+		})
+	}
+}
+
+func TestImportPKCS12Rejects(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mismatched, err := pkcs12.Modern.Encode(key, selfSigned(t, other), nil, "pw")
+	if err == nil {
+		if _, _, err := ImportPKCS12(mismatched, "pw"); err == nil {
+			t.Fatal("key of another certificate accepted")
+		}
+	}
+	if _, _, err := ImportPKCS12([]byte("not a keystore"), "pw"); err == nil {
+		t.Fatal("garbage accepted")
+	}
+	trust, err := pkcs12.Modern.EncodeTrustStore([]*x509.Certificate{selfSigned(t, key)}, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ImportPKCS12(trust, "pw"); err == nil {
+		t.Fatal("trust store without a key accepted as a key pair")
+	}
+}
+
+func TestTrustedCertificates(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := selfSigned(t, key), selfSigned(t, key)
+	p12, err := pkcs12.Modern.EncodeTrustStore([]*x509.Certificate{a, b}, "changeit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pems, err := TrustedCertificates(p12, "changeit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pems) != 2 {
+		t.Fatalf("%d certificates, want 2", len(pems))
+	}
+	if _, err := TrustedCertificates(p12, "nope"); !errors.Is(err, ErrPassword) {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+func TestDocument(t *testing.T) {
+	b, err := Document("ssc-saml", spec.UsageSamlSPSigning, "keys/ssc-saml.crt", "/etc/idrecon/ssc-saml.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		APIVersion string           `yaml:"apiVersion"`
+		Kind       string           `yaml:"kind"`
+		Metadata   spec.Metadata    `yaml:"metadata"`
+		Spec       spec.Certificate `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.APIVersion != spec.APIVersion || doc.Kind != spec.KindCertificate || doc.Metadata.Name != "ssc-saml" ||
+		doc.Spec.Usage != spec.UsageSamlSPSigning || doc.Spec.File != "keys/ssc-saml.crt" ||
+		doc.Spec.PrivateKeyFrom == nil || doc.Spec.PrivateKeyFrom.File != "/etc/idrecon/ssc-saml.key" {
+		t.Fatalf("document:\n%s", b)
+	}
+}

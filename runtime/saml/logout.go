@@ -1,0 +1,274 @@
+package saml
+
+import (
+	"bytes"
+	"compress/flate"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+)
+
+// maxInflated bounds a decompressed HTTP-Redirect message; logout messages
+// are a few hundred bytes.
+const maxInflated = 64 << 10
+
+var redirectAlgs = map[string]struct {
+	x509 x509.SignatureAlgorithm
+	sha1 bool
+}{
+	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256":   {x509: x509.SHA256WithRSA},
+	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha384":   {x509: x509.SHA384WithRSA},
+	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha512":   {x509: x509.SHA512WithRSA},
+	"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256": {x509: x509.ECDSAWithSHA256},
+	"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384": {x509: x509.ECDSAWithSHA384},
+	"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512": {x509: x509.ECDSAWithSHA512},
+	"http://www.w3.org/2000/09/xmldsig#rsa-sha1":          {x509: x509.SHA1WithRSA, sha1: true},
+	"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1":   {x509: x509.ECDSAWithSHA1, sha1: true},
+}
+
+// verifyRedirectSignature checks the HTTP-Redirect binding signature: over
+// the raw, still URL-encoded "param=…&RelayState=…&SigAlg=…" exactly as
+// sent, by one of the trusted IdP certificates valid at now.
+func verifyRedirectSignature(rawQuery, param string, certs []*x509.Certificate, allowSHA1 bool, now time.Time, skew time.Duration) error {
+	raw := map[string]string{}
+	for _, kv := range strings.Split(rawQuery, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case param, "RelayState", "SigAlg", "Signature":
+			if _, dup := raw[k]; dup {
+				return fmt.Errorf("parameter %s repeated", k)
+			}
+			raw[k] = v
+		}
+	}
+	if raw["Signature"] == "" || raw["SigAlg"] == "" {
+		return errors.New("message is not signed")
+	}
+	alg, err := url.QueryUnescape(raw["SigAlg"])
+	if err != nil {
+		return fmt.Errorf("SigAlg: %w", err)
+	}
+	a, ok := redirectAlgs[alg]
+	if !ok || (a.sha1 && !allowSHA1) {
+		return fmt.Errorf("signature algorithm %q not allowed", alg)
+	}
+	sigText, err := url.QueryUnescape(raw["Signature"])
+	if err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	sig, err := base64.StdEncoding.DecodeString(sigText)
+	if err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	signed := param + "=" + raw[param]
+	if rs, ok := raw["RelayState"]; ok {
+		signed += "&RelayState=" + rs
+	}
+	signed += "&SigAlg=" + raw["SigAlg"]
+	for _, c := range certs {
+		if now.Add(skew).Before(c.NotBefore) || now.Add(-skew).After(c.NotAfter) {
+			continue
+		}
+		if c.CheckSignature(a.x509, []byte(signed), sig) == nil {
+			return nil
+		}
+	}
+	return errors.New("signature does not verify against the configured IdP signing certificates")
+}
+
+// inflate decodes an HTTP-Redirect binding value, refusing output beyond
+// maxInflated (a deflate bomb fails after 64 KiB of work).
+func inflate(v string) ([]byte, error) {
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("not base64: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw)), maxInflated+1))
+	if err != nil {
+		return nil, fmt.Errorf("inflate: %w", err)
+	}
+	if len(b) > maxInflated {
+		return nil, fmt.Errorf("inflates beyond %d bytes", maxInflated)
+	}
+	return b, nil
+}
+
+// redirectURL encodes doc for the HTTP-Redirect binding and signs the
+// query with the SP signing key when one is configured.
+func redirectURL(c *config, dest, param string, doc *etree.Document, relay string) (string, error) {
+	xmlBytes, err := doc.WriteToBytes()
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	fw, err := flate.NewWriter(&buf, flate.DefaultCompression)
+	if err != nil {
+		return "", err
+	}
+	if _, err := fw.Write(xmlBytes); err != nil {
+		return "", err
+	}
+	if err := fw.Close(); err != nil {
+		return "", err
+	}
+	q := param + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(buf.Bytes()))
+	if relay != "" {
+		q += "&RelayState=" + url.QueryEscape(relay)
+	}
+	if c.spSign != nil {
+		alg := "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+		if _, ok := c.spSign.PrivateKey.Public().(*ecdsa.PublicKey); ok {
+			alg = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+		}
+		q += "&SigAlg=" + url.QueryEscape(alg)
+		h := crypto.SHA256.New()
+		h.Write([]byte(q))
+		sig, err := c.spSign.PrivateKey.Sign(rand.Reader, h.Sum(nil), crypto.SHA256)
+		if err != nil {
+			return "", fmt.Errorf("sign redirect: %w", err)
+		}
+		q += "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig))
+	}
+	sep := "?"
+	if strings.Contains(dest, "?") {
+		sep = "&"
+	}
+	return dest + sep + q, nil
+}
+
+// serveLogout ends the local session and, when the IdP has an SLO endpoint,
+// sends the browser there with a LogoutRequest.
+func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) {
+	id, se, ok := s.sessionOf(r)
+	s.clearSession(w, c, r, id)
+	if !ok || c.idp.SLOURL == "" {
+		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
+		return
+	}
+	s.log.Info("saml: signed out", "user", se.userName)
+	doc, err := c.saml.BuildLogoutRequestDocumentNoSig(se.nameID, se.sessionIndex)
+	if err == nil {
+		var dest string
+		if dest, err = redirectURL(c, c.idp.SLOURL, "SAMLRequest", doc, ""); err == nil {
+			http.Redirect(w, r, dest, http.StatusSeeOther)
+			return
+		}
+	}
+	s.log.Error("saml: build LogoutRequest", "err", err)
+	s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
+}
+
+type logoutRequest struct {
+	XMLName     xml.Name `xml:"urn:oasis:names:tc:SAML:2.0:protocol LogoutRequest"`
+	ID          string   `xml:"ID,attr"`
+	Version     string   `xml:"Version,attr"`
+	Destination string   `xml:"Destination,attr"`
+	Issuer      string   `xml:"urn:oasis:names:tc:SAML:2.0:assertion Issuer"`
+	NameID      string   `xml:"urn:oasis:names:tc:SAML:2.0:assertion NameID"`
+}
+
+// serveSLO takes the IdP's HTTP-Redirect logout messages. A LogoutRequest
+// ends the named user's sessions only when its redirect signature verifies;
+// a LogoutResponse only confirms a logout already done locally, so it
+// changes nothing and needs no check.
+func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Has("SAMLResponse") {
+		id, _, _ := s.sessionOf(r)
+		s.clearSession(w, c, r, id)
+		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
+		return
+	}
+	if !q.Has("SAMLRequest") {
+		s.errorPage(w, c, http.StatusBadRequest, "Bad request", "No SAML logout message.")
+		return
+	}
+	req, err := s.checkLogoutRequest(c, r.URL.RawQuery, q.Get("SAMLRequest"))
+	if err != nil {
+		var re *ResponseError
+		errors.As(err, &re)
+		s.obs(re.Code)
+		s.log.Warn("saml: logout request rejected", "code", re.Code, "err", re.Err)
+		s.errorPage(w, c, http.StatusForbidden, "Logout rejected", "The logout request was rejected ("+re.Code+").")
+		return
+	}
+	n := s.sessions.deleteWhere(func(se session) bool { return strings.EqualFold(se.nameID, req.NameID) })
+	id, _, _ := s.sessionOf(r)
+	s.clearSession(w, c, r, id)
+	s.obs("logout")
+	s.log.Info("saml: idp-initiated logout", "nameID", req.NameID, "sessions", n)
+	if c.idp.SLOURL == "" {
+		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
+		return
+	}
+	doc := logoutResponse(c, req.ID, s.now())
+	dest, err := redirectURL(c, c.idp.SLOURL, "SAMLResponse", doc, q.Get("RelayState"))
+	if err != nil {
+		s.log.Error("saml: build LogoutResponse", "err", err)
+		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
+		return
+	}
+	http.Redirect(w, r, dest, http.StatusFound)
+}
+
+func (s *Server) checkLogoutRequest(c *config, rawQuery, value string) (*logoutRequest, error) {
+	if err := verifyRedirectSignature(rawQuery, "SAMLRequest", c.idpCerts, c.sp.AllowSHA1, s.now(), c.skew); err != nil {
+		return nil, reject(CodeLogoutSignature, "%v", err)
+	}
+	b, err := inflate(value)
+	if err != nil {
+		return nil, reject(CodeLogoutMalformed, "%v", err)
+	}
+	if err := prescanXML(b, c.sp.AllowSHA1); err != nil {
+		return nil, reject(CodeLogoutMalformed, "%v", err)
+	}
+	var req logoutRequest
+	if err := xml.Unmarshal(b, &req); err != nil {
+		return nil, reject(CodeLogoutMalformed, "parse LogoutRequest: %v", err)
+	}
+	issuer := strings.TrimSpace(req.Issuer)
+	ok := false
+	for _, i := range c.logoutIssuers {
+		ok = ok || issuer == i
+	}
+	switch {
+	case !ok:
+		return nil, reject(CodeIssuer, "logout issuer %q is not the IdP", issuer)
+	case req.ID == "" || req.Version != "2.0":
+		return nil, reject(CodeLogoutMalformed, "LogoutRequest needs an ID and Version 2.0")
+	case req.Destination != "" && req.Destination != c.sloURL:
+		return nil, reject(CodeDestination, "logout Destination %q is not %q", req.Destination, c.sloURL)
+	case strings.TrimSpace(req.NameID) == "":
+		return nil, reject(CodeLogoutMalformed, "LogoutRequest names no user")
+	}
+	req.NameID = strings.TrimSpace(req.NameID)
+	return &req, nil
+}
+
+func logoutResponse(c *config, inResponseTo string, now time.Time) *etree.Document {
+	r := etree.NewElement("samlp:LogoutResponse")
+	r.CreateAttr("xmlns:samlp", nsProtocol)
+	r.CreateAttr("xmlns:saml", nsAssertion)
+	r.CreateAttr("ID", "_"+randomToken())
+	r.CreateAttr("Version", "2.0")
+	r.CreateAttr("IssueInstant", now.UTC().Format(time.RFC3339))
+	r.CreateAttr("Destination", c.idp.SLOURL)
+	r.CreateAttr("InResponseTo", inResponseTo)
+	r.CreateElement("saml:Issuer").SetText(c.sp.EntityID)
+	r.CreateElement("samlp:Status").CreateElement("samlp:StatusCode").CreateAttr("Value", statusSuccess)
+	doc := etree.NewDocument()
+	doc.SetRoot(r)
+	return doc
+}

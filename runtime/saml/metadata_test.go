@@ -1,0 +1,373 @@
+package saml
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/idrecon/idrecon/runtime/saml/internal/testidp"
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+func metadataBytes(t testing.TB, o testidp.MetadataOptions, edit func(*etree.Document)) []byte {
+	t.Helper()
+	if o.Tenant == "" {
+		o.Tenant = tenant
+	}
+	doc, err := testidp.Metadata(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(doc)
+	}
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestVerifyIDPMetadata(t *testing.T) {
+	keys(t)
+	now := time.Now()
+	signedA := testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyA}
+	tests := []struct {
+		name     string
+		raw      []byte
+		trusted  []*x509.Certificate
+		optional bool // signature not required
+		want     string
+	}{
+		{name: "Entra-shaped, signed", raw: metadataBytes(t, signedA, nil)},
+		{name: "with BOM", raw: append([]byte("\xEF\xBB\xBF"), metadataBytes(t, signedA, nil)...)},
+		{name: "rollover: signed by the new key", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA, keyB}, SignWith: keyB}, nil),
+			trusted: []*x509.Certificate{keyA.Cert, keyB.Cert}},
+		{name: "validUntil in the future", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyA, ValidUntil: now.Add(time.Hour)}, nil)},
+		{name: "unsigned, signature optional", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}}, nil), optional: true},
+
+		{name: "tampered entityID", raw: metadataBytes(t, signedA, func(d *etree.Document) {
+			d.Root().CreateAttr("entityID", "https://sts.windows.net/evil/")
+		}), want: "signature does not verify"},
+		{name: "tampered endpoint", raw: metadataBytes(t, signedA, func(d *etree.Document) {
+			d.Root().FindElement("//SingleSignOnService").CreateAttr("Location", "https://evil.example/saml2")
+		}), want: "signature does not verify"},
+		{name: "tampered KeyDescriptor", raw: metadataBytes(t, signedA, func(d *etree.Document) {
+			d.Root().FindElement("//KeyDescriptor//X509Certificate").SetText(keyEvil.CertBase64())
+		}), want: "signature does not verify"},
+		{name: "unsigned", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}}, nil), want: "not signed"},
+		{name: "signed by an unknown certificate", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyEvil}, nil), want: "signature does not verify"},
+		{name: "signed by an expired keystore certificate", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyOld}, SignWith: keyOld}, nil),
+			trusted: []*x509.Certificate{keyOld.Cert}, want: "signature does not verify"},
+		{name: "bad signature even when optional", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyEvil}, nil), optional: true, want: "signature does not verify"},
+		{name: "validUntil in the past", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyA, ValidUntil: now.Add(-time.Minute)}, nil), want: "expired"},
+		{name: "SHA-1 signature", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyA, SHA1: true}, nil), want: "algorithm"},
+		{name: "wrong root element", raw: []byte(`<EntitiesDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"/>`), want: "root element"},
+		{name: "wrong namespace", raw: []byte(`<EntityDescriptor xmlns="urn:example" entityID="x"/>`), want: "root element"},
+		{name: "DOCTYPE", raw: append([]byte(`<!DOCTYPE x [<!ENTITY a "b">]>`), metadataBytes(t, signedA, nil)...), want: "DOCTYPE"},
+		{name: "reference to another element", raw: metadataBytes(t, signedA, func(d *etree.Document) {
+			d.Root().FindElement("//Reference").CreateAttr("URI", "")
+		}), want: "exactly one reference"},
+		{name: "empty", raw: nil, want: "empty"},
+		{name: "not XML", raw: []byte("hello"), want: "not an XML"},
+		{name: "too large", raw: bytes.Repeat([]byte(" "), maxMetadataSize+1), want: "larger than"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			trusted := tc.trusted
+			if trusted == nil {
+				trusted = []*x509.Certificate{keyA.Cert}
+			}
+			md, err := verifyIDPMetadata(tc.raw, trusted, !tc.optional, false, now)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if md.EntityID != testidp.EntityID(tenant) || md.SSOURL != testidp.SSOURL(tenant) || md.SLOURL != testidp.SSOURL(tenant) {
+					t.Fatalf("read %+v", md)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrMetadata) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrMetadata mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestDemoIDPMetadata checks the committed demo files of examples/entra/idp:
+// the metadata verifies against the certificate shipped next to it.
+func TestDemoIDPMetadata(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "entra", "idp")
+	cer, err := os.ReadFile(filepath.Join(dir, "entra-signing.cer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(cer)
+	if block == nil || block.Type != "CERTIFICATE" {
+		t.Fatal("entra-signing.cer is not a Base64 certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "federationmetadata.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := verifyIDPMetadata(raw, []*x509.Certificate{cert}, true, false, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(md.EntityID, "https://sts.windows.net/") || !strings.HasPrefix(md.SSOURL, "https://login.microsoftonline.com/") {
+		t.Fatalf("demo metadata is not Entra-shaped: %+v", md)
+	}
+	if _, err := verifyIDPMetadata(raw, []*x509.Certificate{keyEvil.Cert}, true, false, time.Now()); err == nil {
+		t.Fatal("demo metadata verifies against an unrelated certificate")
+	}
+}
+
+func TestSPMetadataGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		mods []func(*spec.SamlServiceProvider)
+	}{
+		{"signing-and-encryption", []func(*spec.SamlServiceProvider){func(sp *spec.SamlServiceProvider) { sp.SignAuthnRequests = true }}},
+		{"minimal", []func(*spec.SamlServiceProvider){func(sp *spec.SamlServiceProvider) {
+			sp.SPSigningCertificate, sp.SPEncryptionCertificate = "", ""
+		}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, append(tc.mods, func(sp *spec.SamlServiceProvider) { sp.BaseURL = "https://ssc.example.com/ssc" })...)
+			e.clock.mu.Lock()
+			e.clock.t = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+			e.clock.mu.Unlock()
+			req := httptest.NewRequest(http.MethodGet, "https://ssc.example.com/ssc/saml/metadata", nil)
+			w := httptest.NewRecorder()
+			e.srv.ServeHTTP(w, req)
+			if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/samlmetadata+xml" {
+				t.Fatalf("status %d, type %q: %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+			}
+			got := w.Body.Bytes()
+			// Certificates are generated per run; pin the rest.
+			certRE := regexp.MustCompile(`<X509Certificate>[^<]+</X509Certificate>`)
+			for _, m := range certRE.FindAll(got, -1) {
+				inner := strings.TrimSuffix(strings.TrimPrefix(string(m), "<X509Certificate>"), "</X509Certificate>")
+				if der, err := base64.StdEncoding.DecodeString(inner); err != nil || !bytes.Equal(der, keySP.Cert.Raw) {
+					t.Fatalf("metadata carries a certificate that is not the SP's")
+				}
+			}
+			got = certRE.ReplaceAll(got, []byte("<X509Certificate>SP-CERTIFICATE</X509Certificate>"))
+			golden := filepath.Join("testdata", "sp-metadata-"+tc.name+".golden.xml")
+			if *update {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("metadata differs from %s:\n%s", golden, got)
+			}
+		})
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(e *env)
+		reason string
+	}{
+		{"not configured", func(e *env) {
+			e.update(func(tx *store.Txn) error {
+				_, err := tx.DeleteAll(store.TableResources, store.IndexID, spec.KindSamlServiceProvider, "sso")
+				return err
+			})
+		}, "not configured"},
+		{"disabled", func(e *env) { e.setSpec(func(sp *spec.SamlServiceProvider) { sp.Enabled = false }) }, "disabled"},
+		{"tampered metadata", func(e *env) {
+			raw := metadataBytes(e.t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyA}, func(d *etree.Document) {
+				d.Root().CreateAttr("entityID", "https://sts.windows.net/evil/")
+			})
+			e.setSpec(func(sp *spec.SamlServiceProvider) { sp.IDP.MetadataXML = raw })
+		}, "signature does not verify"},
+		{"missing keystore certificate", func(e *env) {
+			e.setSpec(func(sp *spec.SamlServiceProvider) { sp.IDP.SigningCertificates = []string{"nope"} })
+		}, `certificate "nope" not found`},
+		{"certificate of the wrong usage", func(e *env) {
+			e.setSpec(func(sp *spec.SamlServiceProvider) { sp.IDP.SigningCertificates = []string{"sp-sign"} })
+		}, "usage"},
+		{"skew too large", func(e *env) {
+			e.setSpec(func(sp *spec.SamlServiceProvider) { sp.AllowedClockSkew = spec.Duration(10 * time.Minute) })
+		}, "allowedClockSkew"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			if ok, why := e.srv.Ready(); !ok {
+				t.Fatalf("not ready before the change: %s", why)
+			}
+			tc.change(e)
+			ok, why := e.srv.Ready()
+			if ok || !strings.Contains(why, tc.reason) {
+				t.Fatalf("Ready() = %v, %q; want false mentioning %q", ok, why, tc.reason)
+			}
+			for _, p := range []string{"/saml/metadata", "/saml/login", "/"} {
+				r, b := e.get(p)
+				if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(b, tc.reason) {
+					t.Errorf("%s: status %d body %q", p, r.StatusCode, b)
+				}
+			}
+		})
+	}
+}
+
+// metadataHost serves IdP metadata that a test can swap, break or stall.
+type metadataHost struct {
+	mu     sync.Mutex
+	body   []byte
+	status int
+	hits   int
+	// stall, when set, receives each request and holds it until closed.
+	stall chan chan struct{}
+}
+
+func (m *metadataHost) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	m.mu.Lock()
+	stall := m.stall
+	m.mu.Unlock()
+	if stall != nil {
+		release := make(chan struct{})
+		stall <- release
+		<-release
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hits++
+	if m.status != 0 {
+		w.WriteHeader(m.status)
+		return
+	}
+	w.Write(m.body)
+}
+
+func (m *metadataHost) set(body []byte, status int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.body, m.status = body, status
+}
+
+func TestMetadataURLRefresh(t *testing.T) {
+	keys(t)
+	host := &metadataHost{body: defaultMetadata(t)}
+	hs := httptest.NewServer(host)
+	defer hs.Close()
+	e := newEnv(t, func(sp *spec.SamlServiceProvider) {
+		sp.IDP.MetadataXML = nil
+		sp.IDP.MetadataURL = hs.URL + "/federationmetadata.xml"
+		sp.IDP.MetadataRefresh = spec.Duration(time.Hour)
+		sp.IDP.SigningCertificates = []string{"entra-a", "entra-b"}
+	})
+	ready := func(wantOK bool, want string) {
+		t.Helper()
+		ok, why := e.srv.Ready()
+		if ok != wantOK || !strings.Contains(why, want) {
+			t.Fatalf("Ready() = %v, %q; want %v mentioning %q", ok, why, wantOK, want)
+		}
+	}
+	ready(true, "initialised")
+	ready(true, "initialised") // cached: no second fetch
+	if host.hits != 1 {
+		t.Fatalf("%d fetches, want 1", host.hits)
+	}
+
+	// The IdP serves a broken document: the last good one stays in service.
+	host.set(nil, http.StatusInternalServerError)
+	e.clock.Add(time.Hour + time.Second)
+	ready(true, "HTTP 500")
+	tampered := metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyA}, func(d *etree.Document) {
+		d.Root().FindElement("//SingleSignOnService").CreateAttr("Location", "https://evil.example/saml2")
+	})
+	host.set(tampered, 0)
+	e.clock.Add(metadataRetry + time.Second)
+	ready(true, "signature does not verify")
+	if r, _ := e.get("/saml/metadata"); r.StatusCode != http.StatusOK {
+		t.Fatalf("last good configuration not served: %d", r.StatusCode)
+	}
+	if _, relay := e.login("/"); relay == "" {
+		t.Fatal("login broken while degraded")
+	}
+
+	// Rollover announced and signed with the new key: picked up.
+	host.set(metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA, keyB}, SignWith: keyB}, nil), 0)
+	e.clock.Add(metadataRetry + time.Second)
+	ready(true, "initialised")
+}
+
+// A slow metadata refresh holds up only the request that triggered it.
+func TestMetadataRefreshDoesNotBlock(t *testing.T) {
+	keys(t)
+	host := &metadataHost{body: defaultMetadata(t)}
+	hs := httptest.NewServer(host)
+	defer hs.Close()
+	e := newEnv(t, func(sp *spec.SamlServiceProvider) {
+		sp.IDP.MetadataXML = nil
+		sp.IDP.MetadataURL = hs.URL
+		sp.IDP.MetadataRefresh = spec.Duration(time.Hour)
+	})
+	if ok, why := e.srv.Ready(); !ok {
+		t.Fatal(why)
+	}
+	stall := make(chan chan struct{})
+	host.mu.Lock()
+	host.stall = stall
+	host.mu.Unlock()
+	e.clock.Add(time.Hour + time.Second)
+
+	done := make(chan bool)
+	go func() { ok, _ := e.srv.Ready(); done <- ok }()
+	release := <-stall // the refresh is in flight and stuck
+	if r, _ := e.get("/saml/metadata"); r.StatusCode != http.StatusOK {
+		t.Errorf("request during a stalled refresh: %d", r.StatusCode)
+	}
+	close(release)
+	if !<-done {
+		t.Fatal("not ready after the refresh")
+	}
+}
+
+func TestFetchMetadataLimits(t *testing.T) {
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Write(bytes.Repeat([]byte("x"), maxMetadataSize+10))
+	}))
+	defer big.Close()
+	s := NewServer(nil, Options{})
+	if _, err := s.fetchMetadata(context.Background(), big.URL); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := s.fetchMetadata(context.Background(), "file:///etc/passwd"); err == nil {
+		t.Fatal("file URL fetched")
+	}
+}

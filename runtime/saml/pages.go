@@ -1,0 +1,116 @@
+package saml
+
+import (
+	"html/template"
+	"net/http"
+	"net/url"
+)
+
+var pages = template.Must(template.New("").Parse(`
+{{define "head"}}<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.}}</title>
+<style>body{font-family:sans-serif;max-width:48em;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}</style>
+</head><body>{{end}}
+{{define "home"}}{{template "head" "Signed in"}}
+<h1>Signed in as <span id="user">{{.UserName}}</span></h1>
+<h2>Roles</h2>
+<table id="roles"><tr><th>Role</th><th>Granted</th></tr>
+{{range .Roles}}<tr><td>{{.Name}}</td><td>{{.Via}}</td></tr>{{end}}</table>
+<h2>Application versions</h2>
+{{if .Versions}}<table id="versions"><tr><th>Version</th><th>Granted</th></tr>
+{{range .Versions}}<tr><td>{{.Name}}</td><td>{{.Via}}</td></tr>{{end}}</table>
+{{else}}<p id="versions">No application versions assigned.</p>{{end}}
+<form method="post" action="{{.LogoutURL}}"><button type="submit">Sign out</button></form>
+</body></html>{{end}}
+{{define "error"}}{{template "head" .Title}}
+<h1>{{.Title}}</h1>
+<p id="reason">{{.Text}}</p>
+<p><a href="{{.LoginURL}}">Sign in again</a></p>
+</body></html>{{end}}
+{{define "signedout"}}{{template "head" "Signed out"}}
+<h1>Signed out</h1>
+<p><a href="{{.LoginURL}}">Sign in again</a></p>
+</body></html>{{end}}
+`))
+
+type homeView struct {
+	Decision
+	LogoutURL string
+}
+
+type errorView struct {
+	Title, Text, LoginURL string
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// No form-action: the sign-out form's redirect to the IdP would trip it.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	if err := pages.ExecuteTemplate(w, name, data); err != nil {
+		s.log.Error("saml: render page", "page", name, "err", err)
+	}
+}
+
+func (s *Server) errorPage(w http.ResponseWriter, c *config, status int, title, text string) {
+	s.render(w, status, "error", errorView{Title: title, Text: text, LoginURL: c.basePath + "/saml/login"})
+}
+
+// sessionOf returns the browser's session, if any.
+func (s *Server) sessionOf(r *http.Request) (string, session, bool) {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return "", session{}, false
+	}
+	se, ok := s.sessions.get(ck.Value, s.now())
+	return ck.Value, se, ok
+}
+
+func (s *Server) clearSession(w http.ResponseWriter, c *config, r *http.Request, id string) {
+	if id != "" {
+		s.sessions.del(id)
+	}
+	s.setCookie(w, c, r, &http.Cookie{Name: sessionCookie, Value: "", MaxAge: -1, SameSite: http.SameSiteLaxMode})
+}
+
+// Session returns what the request's browser is signed in as, re-checked
+// with the Authorizer on every call, so a user disabled or deleted over SCIM,
+// or left without a role, loses the session at once: the session is ended
+// and the Decision says why (Reason), with ok false. Without a session the
+// Decision is zero.
+func (s *Server) Session(r *http.Request) (d Decision, ok bool) {
+	id, se, found := s.sessionOf(r)
+	if !found {
+		return Decision{}, false
+	}
+	d, err := s.authz.Authorize(r.Context(), se.userName)
+	if err != nil {
+		s.log.Error("saml: authorize", "err", err)
+		return Decision{}, false
+	}
+	if !d.Allowed {
+		s.sessions.del(id)
+		s.log.Info("saml: session ended; user no longer allowed", "user", se.userName, "reason", d.Reason)
+		if d.UserName == "" {
+			d.UserName = se.userName
+		}
+		return d, false
+	}
+	return d, true
+}
+
+// serveHome shows who is signed in, their roles and application versions,
+// and how each was granted.
+func (s *Server) serveHome(c *config, w http.ResponseWriter, r *http.Request) {
+	d, ok := s.Session(r)
+	switch {
+	case !ok && d.Reason != "":
+		s.clearSession(w, c, r, "")
+		s.errorPage(w, c, http.StatusForbidden, "Access denied", deniedText(d.UserName, d.Reason))
+	case !ok:
+		http.Redirect(w, r, c.basePath+"/saml/login?returnTo="+url.QueryEscape(r.URL.Path), http.StatusFound)
+	default:
+		s.render(w, http.StatusOK, "home", homeView{Decision: d, LogoutURL: c.basePath + "/saml/logout"})
+	}
+}

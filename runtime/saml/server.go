@@ -1,0 +1,297 @@
+package saml
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// Bounds on server-side state.
+const (
+	pendingTTL     = 10 * time.Minute
+	maxPending     = 10000
+	maxSessions    = 100000
+	maxReplay      = 200000
+	maxBody        = 512 << 10 // form POST to the ACS
+	maxResponseXML = 1 << 20   // decoded SAMLResponse
+)
+
+// Cookie names.
+const (
+	sessionCookie = "idrecon_session"
+	bindingCookie = "idrecon_saml_binding"
+)
+
+// Options configure a Server. Every field is optional.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// HTTPClient fetches idp.metadataURL (default: a client with a timeout).
+	HTTPClient *http.Client
+	// Authorizer decides sign-ins (default StoreAuthorizer on the store).
+	Authorizer Authorizer
+	// Observer is told the outcome of every ACS post and IdP logout
+	// request, for metrics: "success", "denied" (a valid response for a user
+	// the Authorizer refuses), "logout", or a rejection Code.
+	Observer func(result string)
+}
+
+// Server is the SAML 2.0 service provider. It reads its configuration from
+// the store at request time and serves, under the path of the configured
+// baseURL: /saml/metadata, /saml/login, /saml/acs, /saml/logout, /saml/slo,
+// and the signed-in page at / and /me.
+type Server struct {
+	st     *store.Store
+	log    *slog.Logger
+	now    func() time.Time
+	client *http.Client
+	authz  Authorizer
+	obs    func(string)
+
+	mu        sync.Mutex
+	cur       *config
+	refreshAt time.Time // next metadataURL refresh of cur
+	degraded  string    // why cur is serving stale metadata, or ""
+	failKey   []*store.Resource
+	failErr   error
+	failUntil time.Time
+
+	pending  *ttlMap[pendingLogin]
+	replay   *ttlMap[struct{}]
+	sessions *ttlMap[session]
+}
+
+// pendingLogin is an AuthnRequest awaiting its response.
+type pendingLogin struct {
+	binding    string // the browser's binding cookie value
+	relayState string
+	returnTo   string
+}
+
+// session is a signed-in browser.
+type session struct {
+	userName     string
+	nameID       string
+	sessionIndex string
+}
+
+// NewServer returns a Server on st. Nothing is initialised until the first
+// request or Ready call.
+func NewServer(st *store.Store, opts Options) *Server {
+	s := &Server{
+		st:       st,
+		log:      opts.Logger,
+		now:      opts.Now,
+		client:   opts.HTTPClient,
+		authz:    opts.Authorizer,
+		obs:      opts.Observer,
+		pending:  newTTLMap[pendingLogin](maxPending),
+		replay:   newTTLMap[struct{}](maxReplay),
+		sessions: newTTLMap[session](maxSessions),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.client == nil {
+		s.client = &http.Client{Timeout: metadataFetchTimeout}
+	}
+	if s.authz == nil {
+		s.authz = StoreAuthorizer{Store: st}
+	}
+	if s.obs == nil {
+		s.obs = func(string) {}
+	}
+	return s
+}
+
+// Ready reports whether SAML sign-in is initialised, and why not. A
+// configuration serving the last good IdP metadata after a failed refresh is
+// ready, with the refresh failure as the reason.
+func (s *Server) Ready() (bool, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), metadataFetchTimeout+time.Second)
+	defer cancel()
+	c, err := s.current(ctx)
+	if err != nil {
+		return false, err.Error()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.degraded != "" {
+		return true, s.degraded
+	}
+	return true, "initialised; idp " + c.idp.EntityID
+}
+
+// current returns the initialisation for the configuration in the store,
+// building it when the configuration changed and refreshing metadataURL
+// when due.
+//
+// A configuration change that fails to initialise takes sign-in out of
+// service rather than falling back to the previous one: the change may have
+// withdrawn a trust anchor. Only a failed refresh of unchanged
+// configuration (the IdP's metadata URL is down, or now serves something
+// that does not verify) keeps the last good initialisation.
+func (s *Server) current(ctx context.Context) (*config, error) {
+	sp, key, err := resolveKey(s.st.Read())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.cur, s.degraded = nil, ""
+		return nil, err
+	}
+	now := s.now()
+	if s.cur != nil && sameKey(s.cur.key, key) {
+		cur := s.cur
+		if sp.IDP.MetadataURL == "" || now.Before(s.refreshAt) {
+			return cur, nil
+		}
+		// One request refreshes, outside the lock, so a slow IdP delays only
+		// that request; the others go on with the current metadata.
+		s.refreshAt = now.Add(metadataFetchTimeout + metadataRetry)
+		s.mu.Unlock()
+		raw, ferr := s.fetchMetadata(context.WithoutCancel(ctx), sp.IDP.MetadataURL)
+		s.mu.Lock()
+		if s.cur != cur {
+			return cur, nil // the configuration changed meanwhile
+		}
+		s.refresh(sp, key, raw, ferr, now)
+		return s.cur, nil
+	}
+	if s.failErr != nil && sameKey(s.failKey, key) && now.Before(s.failUntil) {
+		return nil, s.failErr
+	}
+	c, err := s.initialise(ctx, sp, key, now)
+	if err != nil {
+		s.cur, s.degraded = nil, ""
+		s.failKey, s.failErr, s.failUntil = key, err, now.Add(metadataRetry)
+		s.log.Error("saml: initialisation failed", "err", err)
+		return nil, err
+	}
+	s.cur, s.degraded, s.failErr = c, "", nil
+	s.refreshAt = now.Add(refreshInterval(sp))
+	// Sessions and pending logins survive a configuration change; they are
+	// re-checked on use.
+	s.log.Info("saml: initialised", "idp", c.idp.EntityID, "entityID", sp.EntityID, "signedMetadata", c.idp.Signed)
+	return c, nil
+}
+
+func refreshInterval(sp *spec.SamlServiceProvider) time.Duration {
+	if d := sp.IDP.MetadataRefresh.D(); d > 0 {
+		return d
+	}
+	return defaultMetadataRefresh
+}
+
+func (s *Server) initialise(ctx context.Context, sp *spec.SamlServiceProvider, key []*store.Resource, now time.Time) (*config, error) {
+	raw, fetched := sp.IDP.MetadataXML, time.Time{}
+	if len(raw) == 0 {
+		if sp.IDP.MetadataURL == "" {
+			return nil, fmt.Errorf("%w: neither metadataFile nor metadataURL given", ErrMetadata)
+		}
+		b, err := s.fetchMetadata(ctx, sp.IDP.MetadataURL)
+		if err != nil {
+			return nil, err
+		}
+		raw, fetched = b, now
+	}
+	return s.build(sp, key, raw, fetched)
+}
+
+// refresh applies a re-fetch of metadataURL (raw, or the fetch error err);
+// s.mu is held.
+func (s *Server) refresh(sp *spec.SamlServiceProvider, key []*store.Resource, raw []byte, err error, now time.Time) {
+	if err == nil && bytes.Equal(raw, s.cur.metadataRaw) {
+		s.refreshAt, s.degraded = now.Add(refreshInterval(sp)), ""
+		return
+	}
+	var c *config
+	if err == nil {
+		c, err = s.build(sp, key, raw, now)
+	}
+	if err != nil {
+		s.refreshAt = now.Add(metadataRetry)
+		s.degraded = "serving the last good IdP metadata; refresh failed: " + err.Error()
+		s.log.Warn("saml: idp metadata refresh failed; keeping the last good metadata", "err", err)
+		return
+	}
+	s.cur, s.degraded, s.refreshAt = c, "", now.Add(refreshInterval(sp))
+	s.log.Info("saml: idp metadata refreshed", "idp", c.idp.EntityID)
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	c, err := s.current(r.Context())
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	p := r.URL.Path
+	if c.basePath != "" {
+		rest, ok := strings.CutPrefix(p, c.basePath)
+		if !ok || (rest != "" && rest[0] != '/') {
+			http.NotFound(w, r)
+			return
+		}
+		p = rest
+	}
+	if p == "" {
+		p = "/"
+	}
+	method, h := http.MethodGet, s.serveHome
+	switch p {
+	case "/", "/me":
+	case "/saml/metadata":
+		h = s.serveMetadata
+	case "/saml/login":
+		h = s.serveLogin
+	case "/saml/slo":
+		h = s.serveSLO
+	case "/saml/acs":
+		method, h = http.MethodPost, s.serveACS
+	case "/saml/logout":
+		method, h = http.MethodPost, s.serveLogout
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+		w.Header().Set("Allow", method)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	h(c, w, r)
+}
+
+func (s *Server) unavailable(w http.ResponseWriter, err error) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Retry-After", "60")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintf(w, "SAML single sign-on is unavailable: %v\n", err)
+}
+
+// secureRequest says whether cookies may carry Secure: the request came over
+// TLS (directly or, per the baseURL, through a TLS-terminating proxy), or the
+// SP is on a loopback host, which browsers treat as a secure context.
+func secureRequest(c *config, r *http.Request) bool {
+	return r.TLS != nil || c.secure
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, c *config, r *http.Request, ck *http.Cookie) {
+	ck.Path = c.basePath + "/"
+	ck.HttpOnly = true
+	ck.Secure = secureRequest(c, r)
+	http.SetCookie(w, ck)
+}

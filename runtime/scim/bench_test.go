@@ -1,0 +1,234 @@
+package scim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// benchServer is a server on a store with the default configuration, driven
+// through ServeHTTP (no network), so benchmarks measure the server's CPU.
+type benchServer struct {
+	st  *store.Store
+	srv *Server
+}
+
+func newBenchServer(b *testing.B) *benchServer {
+	b.Helper()
+	st, err := store.New(store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	err = st.Update(context.Background(), func(txn *store.Txn) error {
+		return txn.Insert(store.TableResources, &store.Resource{Kind: spec.KindScimProvisioning, Name: "scim", Spec: defaultConfig()})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &benchServer{st: st, srv: NewServer(st, Options{Logger: slog.New(slog.DiscardHandler)})}
+}
+
+func (s *benchServer) serve(b *testing.B, method, path, body string, want int) *httptest.ResponseRecorder {
+	var req *http.Request
+	if body != "" {
+		req = httptest.NewRequest(method, spec.DefaultScimBasePath+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", ContentType)
+	} else {
+		req = httptest.NewRequest(method, spec.DefaultScimBasePath+path, nil)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	w := httptest.NewRecorder()
+	s.srv.ServeHTTP(w, req)
+	if w.Code != want {
+		b.Fatalf("%s %s: %d %s", method, path, w.Code, w.Body)
+	}
+	return w
+}
+
+func entraUser(i int) string {
+	name := fmt.Sprintf("user%07d@contoso.com", i)
+	return fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"externalId":"u%07d","userName":%q,"active":true,"displayName":"User %d","emails":[{"primary":true,"type":"work","value":%q}],"meta":{"resourceType":"User"},"name":{"formatted":"Some User","familyName":"User","givenName":"Some"},"roles":[]}`, i, name, i, name)
+}
+
+// preload stores n users built by the same code path as a POST, in one
+// write that bypasses the committer.
+func (s *benchServer) preload(b *testing.B, n int) (attrBytes int) {
+	b.Helper()
+	cfg, err := s.srv.config(s.st.Read())
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	err = s.st.Load(func(txn *store.Txn) error {
+		for i := range n {
+			body, err := decodeObject([]byte(entraUser(i)))
+			if err != nil {
+				return err
+			}
+			doc, err := normalizeUser(body)
+			if err != nil {
+				return err
+			}
+			u, err := userRecord(cfg, doc)
+			if err != nil {
+				return err
+			}
+			u.ID, u.Created, u.Modified, u.Version = uuid.NewString(), now, now, 1
+			attrBytes += len(u.Attributes)
+			if err := txn.Insert(store.TableUsers, u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return attrBytes
+}
+
+func BenchmarkCreateUser(b *testing.B) {
+	s := newBenchServer(b)
+	i := 0
+	for b.Loop() {
+		s.serve(b, "POST", "/Users", entraUser(i), 201)
+		i++
+	}
+}
+
+func BenchmarkLookupUserNameInProcess(b *testing.B) {
+	s := newBenchServer(b)
+	s.preload(b, 10000)
+	i := 0
+	for b.Loop() {
+		path := "/Users?filter=" + url.QueryEscape(fmt.Sprintf(`userName eq "user%07d@contoso.com"`, i%10000))
+		s.serve(b, "GET", path, "", 200)
+		i++
+	}
+}
+
+func BenchmarkPatchUser(b *testing.B) {
+	s := newBenchServer(b)
+	id := idOf(b, s.serve(b, "POST", "/Users", entraUser(0), 201))
+	i := 0
+	for b.Loop() {
+		body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"emails[type eq \"work\"].value","value":"n%d@contoso.com"},{"op":"replace","value":{"name.givenName":"G%d","name.familyName":"F"}}]}`, i, i)
+		s.serve(b, "PATCH", "/Users/"+id, body, 200)
+		i++
+	}
+}
+
+func idOf(b *testing.B, w *httptest.ResponseRecorder) string {
+	var v struct{ ID string }
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		b.Fatal(err)
+	}
+	return v.ID
+}
+
+// BenchmarkGroupMemberBatch adds 100 members per PATCH to groups that grow
+// to 1,000 members, as Entra's initial cycle does.
+func BenchmarkGroupMemberBatch(b *testing.B) {
+	s := newBenchServer(b)
+	var users []string
+	for i := range 1000 {
+		users = append(users, idOf(b, s.serve(b, "POST", "/Users", entraUser(i), 201)))
+	}
+	var gid string
+	n := 0
+	for b.Loop() {
+		if n%10 == 0 {
+			gid = idOf(b, s.serve(b, "POST", "/Groups", fmt.Sprintf(`{"displayName":"g%d"}`, n), 201))
+		}
+		var parts []string
+		for _, u := range users[(n%10)*100 : (n%10)*100+100] {
+			parts = append(parts, `{"value":"`+u+`"}`)
+		}
+		s.serve(b, "PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"members","value":[`+strings.Join(parts, ",")+`]}]}`, 204)
+		n++
+	}
+}
+
+// benchUsers is the store size of the lookup-latency and memory
+// benchmarks: IDRECON_BENCH_USERS, default 1,000,000.
+func benchUsers(b *testing.B) int {
+	if v, err := strconv.Atoi(os.Getenv("IDRECON_BENCH_USERS")); err == nil && v > 0 {
+		return v
+	}
+	if testing.Short() {
+		return 100_000
+	}
+	return 1_000_000
+}
+
+// BenchmarkLookupLatency measures userName eq lookups over loopback HTTP
+// with benchUsers users stored and reports latency percentiles.
+func BenchmarkLookupLatency(b *testing.B) {
+	n := benchUsers(b)
+	s := newBenchServer(b)
+	s.preload(b, n)
+	ts := httptest.NewServer(s.srv)
+	defer ts.Close()
+	client := ts.Client()
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		u := ts.URL + spec.DefaultScimBasePath + "/Users?aadOptscim062020&filter=" + url.QueryEscape(fmt.Sprintf(`userName eq "USER%07d@contoso.com"`, (i*7919)%n))
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		start := time.Now()
+		res, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var body struct{ TotalResults int }
+		err = json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		lat = append(lat, time.Since(start))
+		if err != nil || body.TotalResults != 1 {
+			b.Fatalf("lookup %d: %v %+v", i, err, body)
+		}
+		i++
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(n), "users")
+}
+
+// BenchmarkUserMemory reports heap bytes per stored user beyond the
+// attribute bytes, measured after GC.
+func BenchmarkUserMemory(b *testing.B) {
+	n := benchUsers(b)
+	for b.Loop() {
+		s := newBenchServer(b)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		attrs := s.preload(b, n)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		total := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		b.ReportMetric(total/float64(n), "heap-B/user")
+		b.ReportMetric(float64(attrs)/float64(n), "attr-B/user")
+		b.ReportMetric((total-float64(attrs))/float64(n), "overhead-B/user")
+		runtime.KeepAlive(s)
+	}
+}

@@ -1,0 +1,80 @@
+package scim
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+func TestDiscoveryGolden(t *testing.T) {
+	tests := []struct{ name, path string }{
+		{"service_provider_config", "/ServiceProviderConfig"},
+		{"resource_types", "/ResourceTypes"},
+		{"resource_type_user", "/ResourceTypes/User"},
+		{"schemas", "/Schemas"},
+		{"schema_group", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group"},
+	}
+	e := newEnv(t, true, defaultConfig())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest("GET", e.url(tt.path), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = "ssc.example.test"
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			res, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != 200 || res.Header.Get("Content-Type") != ContentType {
+				t.Fatalf("status %d %q: %s", res.StatusCode, res.Header.Get("Content-Type"), body)
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, body, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			pretty.WriteByte('\n')
+			golden := filepath.Join("testdata", tt.name+".golden.json")
+			if *update {
+				if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Errorf("%s differs from %s:\n%s", tt.path, golden, pretty.Bytes())
+			}
+		})
+	}
+}
+
+func TestServiceProviderConfigTellsTheTruth(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	got := e.must(200, "GET", "/ServiceProviderConfig", "").json(t)
+	want := map[string]any{"patch": true, "bulk": false, "filter": true, "changePassword": false, "sort": false, "etag": true}
+	for k, v := range want {
+		if dig(got, k, "supported") != v {
+			t.Errorf("%s.supported = %v, want %v", k, dig(got, k, "supported"), v)
+		}
+	}
+	if dig(got, "filter", "maxResults") != float64(MaxResults) {
+		t.Errorf("maxResults %v", dig(got, "filter", "maxResults"))
+	}
+	e.must(404, "GET", "/Schemas/urn:nope", "")
+}

@@ -1,0 +1,434 @@
+package scim
+
+import (
+	"encoding/json"
+	"fmt"
+	"iter"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/idrecon/idrecon/runtime/scim/internal/filter"
+	"github.com/idrecon/idrecon/runtime/scim/internal/patch"
+	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
+	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// groupState is a group as PATCH and PUT see it: its attributes and its
+// member ids.
+type groupState struct {
+	displayName string
+	externalID  string
+	members     []string
+}
+
+func groupFromDoc(doc map[string]any) (groupState, error) {
+	var g groupState
+	g.displayName, _ = doc["displayName"].(string)
+	if strings.TrimSpace(g.displayName) == "" {
+		return g, scimerr.New(scimerr.InvalidValue, "displayName is required")
+	}
+	g.externalID, _ = doc["externalId"].(string)
+	list, _ := doc["members"].([]any)
+	seen := make(map[string]bool, len(list))
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		v, ok := m["value"].(string)
+		if !ok || v == "" {
+			return g, scimerr.New(scimerr.InvalidValue, "every member needs a value (the member's id)")
+		}
+		if !seen[v] {
+			seen[v] = true
+			g.members = append(g.members, v)
+		}
+	}
+	return g, nil
+}
+
+func (g groupState) doc() map[string]any {
+	doc := map[string]any{"displayName": g.displayName}
+	if g.externalID != "" {
+		doc["externalId"] = g.externalID
+	}
+	if len(g.members) > 0 {
+		list := make([]any, len(g.members))
+		for i, m := range g.members {
+			list[i] = map[string]any{"value": m}
+		}
+		doc["members"] = list
+	}
+	return doc
+}
+
+func errGroupNameTaken(name, id string) error {
+	return &scimerr.Error{Status: http.StatusConflict, ScimType: scimerr.Uniqueness,
+		Detail: fmt.Sprintf("displayName %q is already used by group %s (displayName is unique, case-insensitively)", name, id)}
+}
+
+// checkMembers fails with invalidValue naming every id that is neither a
+// user nor a group.
+func checkMembers(txn *store.Txn, groupID string, ids []string) error {
+	var unknown []string
+	for _, id := range ids {
+		if id == groupID {
+			return scimerr.New(scimerr.InvalidValue, "a group cannot be a member of itself")
+		}
+		if u, err := txn.UserByID(id); err != nil {
+			return err
+		} else if u != nil {
+			continue
+		}
+		if g, err := txn.GroupByID(id); err != nil {
+			return err
+		} else if g == nil {
+			unknown = append(unknown, id)
+		}
+	}
+	if len(unknown) > 0 {
+		return scimerr.New(scimerr.InvalidValue, "unknown member ids: %s", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// writeGroup stores next as the group's state: the group record (when its
+// attributes changed or it is new) and the membership changes against cur.
+// It validates everything before it mutates.
+func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState, isNew bool) error {
+	have := map[string]bool{}
+	if cur != nil {
+		for _, m := range cur.members {
+			have[m] = true
+		}
+	}
+	want := make(map[string]bool, len(next.members))
+	var added []string
+	for _, m := range next.members {
+		want[m] = true
+		if !have[m] {
+			added = append(added, m)
+		}
+	}
+	if err := checkMembers(txn, g.ID, added); err != nil {
+		return err
+	}
+	if isNew || !strings.EqualFold(next.displayName, g.DisplayName) {
+		if other, err := txn.GroupByName(next.displayName); err != nil {
+			return err
+		} else if other != nil && other.ID != g.ID {
+			return errGroupNameTaken(next.displayName, other.ID)
+		}
+	}
+	if err := txn.Insert(store.TableGroups, g); err != nil {
+		return fmt.Errorf("insert group: %w", err)
+	}
+	for _, m := range added {
+		if err := txn.Insert(store.TableMemberships, &store.Membership{GroupID: g.ID, MemberID: m}); err != nil {
+			return fmt.Errorf("insert membership: %w", err)
+		}
+	}
+	for m := range have {
+		if !want[m] {
+			if _, err := txn.DeleteAll(store.TableMemberships, store.IndexID, g.ID, m); err != nil {
+				return fmt.Errorf("delete membership: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) groupBody(w http.ResponseWriter, r *request) (groupState, error) {
+	body, err := s.readObject(w, r)
+	if err != nil {
+		return groupState{}, err
+	}
+	if err := checkSchemas(body, schema.URIGroup); err != nil {
+		return groupState{}, err
+	}
+	doc, err := schema.Normalize(schema.GroupType, body)
+	if err != nil {
+		return groupState{}, err
+	}
+	return groupFromDoc(doc)
+}
+
+func (s *Server) createGroup(w http.ResponseWriter, r *request, _ string) error {
+	next, err := s.groupBody(w, r)
+	if err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	g := &store.Group{ID: uuid.NewString(), DisplayName: next.displayName, ExternalID: next.externalID, Created: now, Modified: now, Version: 1}
+	err = s.st.Update(r.Context(), func(txn *store.Txn) error {
+		return writeGroup(txn, g, nil, next, true)
+	})
+	if err != nil {
+		return err
+	}
+	s.audit(r, "create", "Group", g.ID)
+	w.Header().Set("Location", r.baseURL+"/Groups/"+g.ID)
+	return s.writeGroup(w, r, http.StatusCreated, g, next.members)
+}
+
+func (s *Server) writeGroup(w http.ResponseWriter, r *request, status int, g *store.Group, members []string) error {
+	w.Header().Set("ETag", etag(g.Version))
+	p := parseProjection(r.URL.Query(), schema.GroupType)
+	if members == nil {
+		members = []string{}
+	}
+	if p != nil {
+		b, err := json.Marshal(p.apply(groupMap(r.baseURL, g, members, p.wants("members"))))
+		if err != nil {
+			return err
+		}
+		writeRaw(w, status, b)
+		return nil
+	}
+	writeRaw(w, status, appendGroup(nil, r.baseURL, g, members, true))
+	return nil
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *request, id string) error {
+	txn := s.st.Read()
+	g, err := txn.GroupByID(id)
+	if err != nil {
+		return err
+	}
+	if g == nil {
+		return errNotFound("Group", id)
+	}
+	var members []string
+	if parseProjection(r.URL.Query(), schema.GroupType).wants("members") {
+		if members, err = txn.MemberIDsOf(id); err != nil {
+			return err
+		}
+	}
+	return s.writeGroup(w, r, http.StatusOK, g, members)
+}
+
+// updateGroup runs change on the current group state inside a write.
+func (s *Server) updateGroup(r *request, id string, change func(cur groupState) (groupState, error)) (*store.Group, []string, error) {
+	var out *store.Group
+	var members []string
+	err := s.st.Update(r.Context(), func(txn *store.Txn) error {
+		g, err := txn.GroupByID(id)
+		if err != nil {
+			return err
+		}
+		if g == nil {
+			return errNotFound("Group", id)
+		}
+		if err := checkIfMatch(r, g.Version); err != nil {
+			return err
+		}
+		ids, err := txn.MemberIDsOf(id)
+		if err != nil {
+			return err
+		}
+		cur := groupState{displayName: g.DisplayName, externalID: g.ExternalID, members: ids}
+		next, err := change(cur)
+		if err != nil {
+			return err
+		}
+		members = next.members
+		if next.displayName == cur.displayName && next.externalID == cur.externalID && sameSet(cur.members, next.members) {
+			out = g
+			return nil
+		}
+		ng := *g
+		ng.DisplayName, ng.ExternalID, ng.Modified, ng.Version = next.displayName, next.externalID, s.opts.Now(), g.Version+1
+		out = &ng
+		return writeGroup(txn, &ng, &cur, next, false)
+	})
+	return out, members, err
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+func (s *Server) replaceGroup(w http.ResponseWriter, r *request, id string) error {
+	next, err := s.groupBody(w, r)
+	if err != nil {
+		return err
+	}
+	g, members, err := s.updateGroup(r, id, func(groupState) (groupState, error) { return next, nil })
+	if err != nil {
+		return err
+	}
+	s.audit(r, "replace", "Group", id)
+	return s.writeGroup(w, r, http.StatusOK, g, members)
+}
+
+func (s *Server) patchGroup(w http.ResponseWriter, r *request, id string) error {
+	body, err := s.readObject(w, r)
+	if err != nil {
+		return err
+	}
+	ops, err := patch.Parse(body)
+	if err != nil {
+		return err
+	}
+	if d, ok, err := newMemberDelta(ops); err != nil {
+		return err
+	} else if ok {
+		return s.patchMembers(w, r, id, d)
+	}
+	_, _, err = s.updateGroup(r, id, func(cur groupState) (groupState, error) {
+		doc := cur.doc()
+		if err := patch.Apply(doc, ops, schema.GroupType); err != nil {
+			return groupState{}, err
+		}
+		return groupFromDoc(doc)
+	})
+	if err != nil {
+		return err
+	}
+	s.audit(r, "patch", "Group", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) deleteGroup(w http.ResponseWriter, r *request, id string) error {
+	err := s.st.Update(r.Context(), func(txn *store.Txn) error {
+		g, err := txn.GroupByID(id)
+		if err != nil {
+			return err
+		}
+		if g == nil {
+			return errNotFound("Group", id)
+		}
+		if err := checkIfMatch(r, g.Version); err != nil {
+			return err
+		}
+		return deleteResource(txn, store.TableGroups, g, id)
+	})
+	if err != nil {
+		return err
+	}
+	s.audit(r, "delete", "Group", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func groupCandidates(txn *store.Txn, f *filter.Filter) (iter.Seq[*store.Group], bool, error) {
+	fromIDs := func(ids []string) iter.Seq[*store.Group] {
+		slices.Sort(ids)
+		return func(yield func(*store.Group) bool) {
+			for _, id := range ids {
+				g, err := txn.GroupByID(id)
+				if err == nil && g != nil && !yield(g) {
+					return
+				}
+			}
+		}
+	}
+	all := func(idx string, args ...any) (iter.Seq[*store.Group], error) {
+		it, err := txn.Get(store.TableGroups, idx, args...)
+		if err != nil {
+			return nil, err
+		}
+		return func(yield func(*store.Group) bool) {
+			for raw := it.Next(); raw != nil; raw = it.Next() {
+				if !yield(raw.(*store.Group)) {
+					return
+				}
+			}
+		}, nil
+	}
+	if f == nil {
+		seq, err := all(store.IndexID)
+		return seq, true, err
+	}
+	terms, single := f.Terms()
+	for _, key := range []string{"id", "displayName", "members", "externalId"} {
+		for _, t := range terms {
+			if t.Key != key {
+				continue
+			}
+			switch key {
+			case "id":
+				return fromIDs([]string{t.Value}), single, nil
+			case "displayName":
+				g, err := txn.GroupByName(t.Value)
+				var ids []string
+				if g != nil {
+					ids = []string{g.ID}
+				}
+				return fromIDs(ids), single, err
+			case "members":
+				ids, err := txn.GroupIDsOf(t.Value)
+				return fromIDs(ids), single, err
+			case "externalId":
+				seq, err := all(store.IndexExternalID, t.Value)
+				return seq, single, err
+			}
+		}
+	}
+	seq, err := all(store.IndexID)
+	return seq, false, err
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *request, _ string) error {
+	q := r.URL.Query()
+	pg, err := parsePage(q)
+	if err != nil {
+		return err
+	}
+	var f *filter.Filter
+	text := param(q, "filter")
+	if text != "" {
+		if f, err = filter.Parse(text, schema.GroupType); err != nil {
+			return err
+		}
+	}
+	proj := parseProjection(q, schema.GroupType)
+	withMembers := proj.wants("members")
+	filterMembers := strings.Contains(strings.ToLower(text), "members")
+	txn := s.st.Read()
+	seq, exact, err := groupCandidates(txn, f)
+	if err != nil {
+		return err
+	}
+	lw := newListWriter(pg)
+	var buf []byte
+	for g := range seq {
+		var members []string
+		if !exact {
+			if filterMembers {
+				if members, err = txn.MemberIDsOf(g.ID); err != nil {
+					return err
+				}
+			}
+			if !f.Match(groupMap(r.baseURL, g, members, filterMembers)) {
+				continue
+			}
+		}
+		if !lw.next() {
+			continue
+		}
+		if withMembers && members == nil {
+			if members, err = txn.MemberIDsOf(g.ID); err != nil {
+				return err
+			}
+		}
+		if proj != nil {
+			if err := lw.addDoc(proj.apply(groupMap(r.baseURL, g, members, withMembers))); err != nil {
+				return err
+			}
+			continue
+		}
+		buf = appendGroup(buf[:0], r.baseURL, g, members, true)
+		lw.add(buf)
+	}
+	lw.write(w)
+	return nil
+}

@@ -1,0 +1,182 @@
+package filter
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
+	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
+)
+
+func sampleUser(t testing.TB) map[string]any {
+	t.Helper()
+	var doc map[string]any
+	dec := json.NewDecoder(strings.NewReader(`{
+		"id":"2819c223","userName":"Bjensen@Example.com","externalId":"bjensen","active":true,
+		"name":{"givenName":"Barbara","familyName":"Jensen"},
+		"emails":[{"type":"work","value":"bjensen@example.com","primary":true},{"type":"home","value":"babs@jensen.org"}],
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":{"value":"m-1"},"employeeNumber":"701984"},
+		"meta":{"created":"2024-03-01T10:00:00Z","lastModified":"2025-01-02T03:04:05.5Z"}}`))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func TestLenient(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`externalId eq jyoung`, `externalId eq "jyoung"`},
+		{`id eq 5f3a-1 and manager eq m2`, `id eq "5f3a-1" and manager eq "m2"`},
+		{`x eq 12`, `x eq 12`},
+		{`x eq true`, `x eq true`},
+		{`emails[type eq "work"].value eq "a@b"`, `emails[type eq "work" and value eq "a@b"]`},
+		{`emails[type eq "work" or type eq "home"].value pr`, `emails[(type eq "work" or type eq "home") and value pr]`},
+		{`userName eq "a b"`, `userName eq "a b"`},
+	}
+	for _, tt := range tests {
+		if got := lenient(tt.in); got != tt.want {
+			t.Errorf("lenient(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestMatch(t *testing.T) {
+	doc := sampleUser(t)
+	tests := []struct {
+		filter string
+		want   bool
+	}{
+		{`userName eq "bjensen@example.com"`, true},
+		{`userName eq "bjensen"`, false},
+		{`externalId eq "BJENSEN"`, false},
+		{`externalId eq bjensen`, true},
+		{`userName sw "BJ"`, true},
+		{`userName ew ".COM"`, true},
+		{`userName co "jens"`, true},
+		{`userName ne "x"`, true},
+		{`title pr`, false},
+		{`title ne "x"`, true},
+		{`name.familyName eq "jensen"`, true},
+		{`emails[type eq "work"].value eq "BJENSEN@example.com"`, true},
+		{`emails[type eq "home"].value eq "bjensen@example.com"`, false},
+		{`emails[type eq "work" and value co "@example"]`, true},
+		{`emails.value eq "babs@jensen.org"`, true},
+		{`emails.type eq "other"`, false},
+		{`manager eq "m-1"`, true},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m-1"`, true},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber gt "7"`, true},
+		{`active eq true and (userName eq "x" or externalId eq "bjensen")`, true},
+		{`not (active eq true)`, false},
+		{`meta.created ge "2024-03-01T10:00:00Z"`, true},
+		{`meta.created gt "2024-03-01T10:00:00+00:00"`, false},
+		{`meta.lastModified lt "2025-01-02T03:04:06Z"`, true},
+		{`id eq "2819c223"`, true},
+		{`userName eq "a\"b"`, false},
+	}
+	for _, tt := range tests {
+		f, err := Parse(tt.filter, schema.UserType)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.filter, err)
+			continue
+		}
+		if got := f.Match(doc); got != tt.want {
+			t.Errorf("%q matched %v, want %v", tt.filter, got, tt.want)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, text := range []string{
+		``, `userName`, `userName eq`, `nope eq "x"`, `name eq "x"`, `active lt false`, `emails[type eq "work"`,
+		`emails[bogus eq "x"]`, `meta.created gt "never"`, `userName co 12`, strings.Repeat("a", MaxLen+1),
+		`emails[type eq "work" and emails[type eq "x"]]`,
+	} {
+		_, err := Parse(text, schema.UserType)
+		se, ok := err.(*scimerr.Error)
+		if !ok || se.ScimType != scimerr.InvalidFilter {
+			t.Errorf("Parse(%q) = %v, want invalidFilter", text, err)
+		}
+	}
+}
+
+func TestTerms(t *testing.T) {
+	tests := []struct {
+		filter string
+		keys   []string
+		single bool
+	}{
+		{`userName eq "a"`, []string{"userName"}, true},
+		{`id eq "1" and members eq "2"`, []string{"id", "members"}, false},
+		{`emails[type eq "work"].value eq "a@b"`, []string{"emails.work"}, false},
+		{`userName eq "a" or id eq "b"`, nil, false},
+		{`userName co "a"`, nil, false},
+		{`name.givenName eq "a"`, []string{"name.givenName"}, false},
+	}
+	for _, tt := range tests {
+		rt := schema.UserType
+		if strings.Contains(tt.filter, "members") {
+			rt = schema.GroupType
+		}
+		f, err := Parse(tt.filter, rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		terms, single := f.Terms()
+		var keys []string
+		for _, term := range terms {
+			keys = append(keys, term.Key)
+		}
+		if strings.Join(keys, ",") != strings.Join(tt.keys, ",") || single != tt.single {
+			t.Errorf("%s: terms %v single %v, want %v %v", tt.filter, keys, single, tt.keys, tt.single)
+		}
+	}
+}
+
+func TestParsePath(t *testing.T) {
+	p, err := ParsePath(`emails[type eq "work"].value`, schema.UserType)
+	if err != nil || p.Attr.Attr.Name != "emails" || p.Attr.Sub.Name != "value" || p.Filter == nil || p.Creates["type"] != "work" {
+		t.Fatalf("%+v %v", p, err)
+	}
+	p, err = ParsePath(`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager`, schema.UserType)
+	if err != nil || p.Attr.Ext != schema.URIEnterprise || p.Attr.Attr.Name != "manager" {
+		t.Fatalf("%+v %v", p, err)
+	}
+	if _, err := ParsePath(`emails[type eq "work"`, schema.UserType); err == nil {
+		t.Fatal("want error")
+	}
+	if p, err := ParsePath(`emails[value co "x"].display`, schema.UserType); err != nil || p.Creates != nil {
+		t.Fatalf("non-eq filter must not create: %+v %v", p, err)
+	}
+}
+
+// FuzzFilter checks that no filter text panics the parser or the evaluator.
+func FuzzFilter(f *testing.F) {
+	for _, s := range []string{
+		`userName eq "a"`, `externalId eq jyoung`, `emails[type eq "work"].value eq "x"`,
+		`id eq "1" and members eq "2"`, `not (a eq "b") or (c pr)`, `meta.created gt "2020-01-01T00:00:00Z"`,
+		`emails[type eq "work" and value co "@"]`, `x[y[z eq 1]]`, `userName eq "\u00e9\"`, `].x eq`,
+	} {
+		f.Add(s)
+	}
+	doc := sampleUser(f)
+	f.Fuzz(func(t *testing.T, text string) {
+		for _, rt := range []*schema.ResourceType{schema.UserType, schema.GroupType} {
+			flt, err := Parse(text, rt)
+			if err != nil {
+				if _, ok := err.(*scimerr.Error); !ok {
+					t.Fatalf("error of type %T", err)
+				}
+				continue
+			}
+			flt.Match(doc)
+			flt.Terms()
+		}
+		if p, err := ParsePath(text, schema.UserType); err == nil && p.Filter != nil {
+			for _, e := range doc["emails"].([]any) {
+				p.Filter.MatchElement(e.(map[string]any))
+			}
+		}
+	})
+}

@@ -1,0 +1,482 @@
+// Package patch applies SCIM PATCH requests (RFC 7644 §3.5.2) to resource
+// documents, with the shapes Microsoft Entra ID sends in both of its modes:
+// ops in any case, "True"/"False" strings, path-less values with dotted and
+// URN-qualified keys, filtered paths that create the element they miss,
+// manager as a bare id, and member removal by value list.
+package patch
+
+import (
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/idrecon/idrecon/runtime/scim/internal/filter"
+	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
+	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
+)
+
+// URIPatchOp is the PatchOp message schema.
+const URIPatchOp = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+// MaxOperations bounds the operations of one request.
+const MaxOperations = 1000
+
+// Operation is one PATCH operation, already checked for shape.
+type Operation struct {
+	Op       string // add, replace or remove
+	Path     string
+	Value    any
+	HasValue bool
+}
+
+// Parse reads the operations of a decoded PatchOp body. Keys match
+// case-insensitively ("Operations", "op", "Path").
+func Parse(body map[string]any) ([]Operation, error) {
+	var rawOps any
+	found := false
+	for k, v := range body {
+		switch strings.ToLower(k) {
+		case "operations":
+			rawOps, found = v, true
+		case "schemas":
+			list, ok := v.([]any)
+			if !ok {
+				return nil, scimerr.New(scimerr.InvalidSyntax, "schemas must be a list")
+			}
+			has := false
+			for _, s := range list {
+				if str, ok := s.(string); ok && strings.EqualFold(str, URIPatchOp) {
+					has = true
+				}
+			}
+			if !has {
+				return nil, scimerr.New(scimerr.InvalidSyntax, "schemas must contain %s", URIPatchOp)
+			}
+		}
+	}
+	list, ok := rawOps.([]any)
+	if !found || !ok || len(list) == 0 {
+		return nil, scimerr.New(scimerr.InvalidSyntax, "a PatchOp needs a non-empty Operations list")
+	}
+	if len(list) > MaxOperations {
+		return nil, scimerr.New(scimerr.TooMany, "at most %d operations per request", MaxOperations)
+	}
+	ops := make([]Operation, 0, len(list))
+	for i, raw := range list {
+		m, ok := raw.(map[string]any)
+		if !ok {
+			return nil, scimerr.New(scimerr.InvalidSyntax, "operation %d is not an object", i+1)
+		}
+		var op Operation
+		for k, v := range m {
+			switch strings.ToLower(k) {
+			case "op":
+				s, _ := v.(string)
+				op.Op = strings.ToLower(s)
+			case "path":
+				s, ok := v.(string)
+				if !ok && v != nil {
+					return nil, scimerr.New(scimerr.InvalidPath, "operation %d: path must be a string", i+1)
+				}
+				op.Path = strings.TrimSpace(s)
+			case "value":
+				op.Value, op.HasValue = v, v != nil
+			}
+		}
+		switch op.Op {
+		case "add", "replace":
+			if op.Path == "" {
+				if _, ok := op.Value.(map[string]any); !ok {
+					return nil, scimerr.New(scimerr.InvalidValue, "operation %d: %s without a path needs an object value", i+1, op.Op)
+				}
+			}
+		case "remove":
+			if op.Path == "" {
+				return nil, scimerr.New(scimerr.NoTarget, "operation %d: remove needs a path", i+1)
+			}
+		default:
+			return nil, scimerr.New(scimerr.InvalidSyntax, "operation %d: op must be add, replace or remove", i+1)
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+// Apply applies ops to doc in order, changing doc in place. On error doc is
+// partly changed: callers apply to a copy and discard it, so a PATCH is all
+// or nothing.
+func Apply(doc map[string]any, ops []Operation, rt *schema.ResourceType) error {
+	for i, op := range ops {
+		var err error
+		if op.Path == "" {
+			err = applyPathless(doc, op, rt)
+		} else {
+			err = applyPath(doc, op, op.Path, op.Value, rt)
+		}
+		if err != nil {
+			if se, ok := err.(*scimerr.Error); ok {
+				se.Detail = "operation " + strconv.Itoa(i+1) + ": " + se.Detail
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// applyPathless handles {"op":"replace","value":{…}}. Each key is a path of
+// its own: "name.givenName" and "urn:…:User:employeeNumber" set the nested
+// attribute, an extension URI key holds that extension's attributes.
+func applyPathless(doc map[string]any, op Operation, rt *schema.ResourceType) error {
+	for k, v := range op.Value.(map[string]any) {
+		switch {
+		case strings.EqualFold(k, "schemas") || strings.EqualFold(k, "meta"):
+			continue
+		case strings.EqualFold(k, rt.Core.ID):
+			m, ok := v.(map[string]any)
+			if !ok {
+				return scimerr.New(scimerr.InvalidValue, "%s must be an object", k)
+			}
+			if err := applyPathless(doc, Operation{Op: op.Op, Value: m, HasValue: true}, rt); err != nil {
+				return err
+			}
+		case rt.Extension(k) != nil:
+			ext := rt.Extension(k)
+			m, ok := v.(map[string]any)
+			if !ok {
+				return scimerr.New(scimerr.InvalidValue, "%s must be an object", ext.ID)
+			}
+			for sk, sv := range m {
+				if err := applyPath(doc, op, ext.ID+":"+sk, sv, rt); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := applyPath(doc, op, k, v, rt); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func applyPath(doc map[string]any, op Operation, pathText string, value any, rt *schema.ResourceType) error {
+	if ext := rt.Extension(pathText); ext != nil {
+		if op.Op == "remove" {
+			delete(doc, ext.ID)
+			return nil
+		}
+		return applyPathless(doc, Operation{Op: op.Op, Value: map[string]any{ext.ID: value}, HasValue: true}, rt)
+	}
+	if uri, _ := schema.SplitURN(pathText); uri != "" && !strings.EqualFold(uri, rt.Core.ID) && rt.Extension(uri) == nil {
+		// An extension nobody stores (a custom Entra extension): accepted
+		// and dropped like any unconfigured attribute.
+		return nil
+	}
+	p, err := filter.ParsePath(pathText, rt)
+	if err != nil {
+		return err
+	}
+	a := p.Attr.Attr
+	if a.ReadOnly() || (p.Attr.Sub != nil && p.Attr.Sub.ReadOnly()) {
+		return scimerr.New(scimerr.Mutability, "attribute %q is read-only", pathText)
+	}
+	container := doc
+	if p.Attr.Ext != "" {
+		c, _ := doc[p.Attr.Ext].(map[string]any)
+		if c == nil {
+			if op.Op == "remove" {
+				return nil
+			}
+			c = map[string]any{}
+			doc[p.Attr.Ext] = c
+		}
+		container = c
+		defer func() {
+			if len(c) == 0 {
+				delete(doc, p.Attr.Ext)
+			}
+		}()
+	}
+	switch {
+	case p.Filter != nil:
+		return applyFiltered(container, op, p, value)
+	case p.Attr.Sub != nil:
+		return applySub(container, op, a, p.Attr.Sub, value)
+	}
+	return applyWhole(container, op, a, value)
+}
+
+func applyWhole(c map[string]any, op Operation, a *schema.Attribute, value any) error {
+	if op.Op == "remove" {
+		if !op.HasValue || value == nil || !a.MultiValued {
+			delete(c, a.Name)
+			return nil
+		}
+		// Entra without the flag removes members as path "members" plus a
+		// value list: remove only the listed values, never all.
+		nv, err := schema.Value(a, value)
+		if err != nil {
+			return err
+		}
+		gone := newElemSet(a, true)
+		for _, e := range nv.([]any) {
+			gone.add(e)
+		}
+		list, _ := c[a.Name].([]any)
+		kept := list[:0:0]
+		for _, e := range list {
+			if !gone.has(e) {
+				kept = append(kept, e)
+			}
+		}
+		setOrDelete(c, a.Name, kept)
+		return nil
+	}
+	nv, err := schema.Value(a, value)
+	if err != nil {
+		return err
+	}
+	if nv == nil {
+		if op.Op == "replace" {
+			// "Replace with empty" is how Entra clears the manager.
+			delete(c, a.Name)
+		}
+		return nil
+	}
+	switch {
+	case a.MultiValued && op.Op == "add":
+		list, _ := c[a.Name].([]any)
+		merged := append([]any(nil), list...)
+		seen := newElemSet(a, false)
+		for _, e := range list {
+			seen.add(e)
+		}
+		for _, e := range nv.([]any) {
+			if !seen.has(e) {
+				seen.add(e)
+				merged = append(merged, e)
+			}
+		}
+		c[a.Name] = merged
+	case a.Type == schema.Complex && !a.MultiValued:
+		cur, _ := c[a.Name].(map[string]any)
+		if cur == nil || a.Name == "manager" {
+			// A new manager is a new reference, not a merge into the old one.
+			c[a.Name] = nv
+			return nil
+		}
+		merged := make(map[string]any, len(cur))
+		for k, v := range cur {
+			merged[k] = v
+		}
+		for k, v := range nv.(map[string]any) {
+			merged[k] = v
+		}
+		c[a.Name] = merged
+	default:
+		c[a.Name] = nv
+	}
+	return nil
+}
+
+func applySub(c map[string]any, op Operation, a, sub *schema.Attribute, value any) error {
+	var nv any
+	if op.Op != "remove" {
+		v, err := schema.Value(sub, value)
+		if err != nil {
+			return err
+		}
+		nv = v
+	}
+	if a.MultiValued {
+		list, _ := c[a.Name].([]any)
+		if len(list) == 0 {
+			if op.Op == "remove" {
+				return nil
+			}
+			return scimerr.New(scimerr.NoTarget, "%q has no values to set %q on", a.Name, sub.Name)
+		}
+		out := make([]any, 0, len(list))
+		for _, e := range list {
+			m, _ := e.(map[string]any)
+			out = append(out, withSub(m, sub.Name, nv))
+		}
+		c[a.Name] = out
+		return nil
+	}
+	cur, _ := c[a.Name].(map[string]any)
+	if cur == nil && nv == nil {
+		return nil
+	}
+	if m := withSub(cur, sub.Name, nv); len(m) > 0 {
+		c[a.Name] = m
+	} else {
+		delete(c, a.Name)
+	}
+	return nil
+}
+
+// withSub returns a copy of m with key set to v (deleted when v is nil).
+func withSub(m map[string]any, key string, v any) map[string]any {
+	out := make(map[string]any, len(m)+1)
+	for k, x := range m {
+		out[k] = x
+	}
+	if v == nil {
+		delete(out, key)
+	} else {
+		out[key] = v
+	}
+	return out
+}
+
+func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) error {
+	a := p.Attr.Attr
+	var list []any
+	single := false
+	switch x := c[a.Name].(type) {
+	case []any:
+		list = x
+	case map[string]any:
+		list, single = []any{x}, true
+	}
+	if !a.MultiValued {
+		single = true
+	}
+	var nv any
+	if op.Op != "remove" {
+		target := a
+		if p.Attr.Sub != nil {
+			target = p.Attr.Sub
+		}
+		v, err := schema.Value(target, value)
+		if err != nil {
+			return err
+		}
+		if a.MultiValued && p.Attr.Sub == nil {
+			// value for a filtered multi-valued path is one element.
+			if l, ok := v.([]any); ok && len(l) == 1 {
+				v = l[0]
+			}
+		}
+		nv = v
+	}
+	out := make([]any, 0, len(list)+1)
+	matched := false
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok || !p.Filter.MatchElement(m) {
+			out = append(out, e)
+			continue
+		}
+		matched = true
+		switch {
+		case op.Op == "remove" && p.Attr.Sub == nil:
+			// dropped
+		case p.Attr.Sub != nil:
+			if nm := withSub(m, p.Attr.Sub.Name, nv); len(nm) > 0 {
+				out = append(out, nm)
+			}
+		default:
+			merged := withSub(m, "", nil)
+			if nm, ok := nv.(map[string]any); ok {
+				for k, v := range nm {
+					merged[k] = v
+				}
+			}
+			out = append(out, merged)
+		}
+	}
+	if !matched {
+		if op.Op == "remove" {
+			// Removing what is not there leaves the state Entra wants.
+			return nil
+		}
+		if p.Creates == nil || nv == nil {
+			return scimerr.New(scimerr.NoTarget, "no value of %q matches the filter", a.Name)
+		}
+		elem := make(map[string]any, len(p.Creates)+1)
+		for k, v := range p.Creates {
+			elem[k] = v
+		}
+		if p.Attr.Sub != nil {
+			elem[p.Attr.Sub.Name] = nv
+		} else if nm, ok := nv.(map[string]any); ok {
+			for k, v := range nm {
+				elem[k] = v
+			}
+		}
+		if single && len(list) > 0 {
+			return scimerr.New(scimerr.NoTarget, "no value of %q matches the filter", a.Name)
+		}
+		out = append(out, elem)
+	}
+	if single {
+		if len(out) == 0 {
+			delete(c, a.Name)
+		} else {
+			c[a.Name] = out[0]
+		}
+		return nil
+	}
+	setOrDelete(c, a.Name, out)
+	return nil
+}
+
+func setOrDelete(c map[string]any, key string, list []any) {
+	if len(list) == 0 {
+		delete(c, key)
+		return
+	}
+	c[key] = list
+}
+
+// elemSet holds elements of a multi-valued attribute. Elements with a
+// string value sub-attribute (members, emails) are keyed by it (and by type,
+// unless byValue: removal by value list ignores the type); others compare
+// deeply.
+type elemSet struct {
+	byValue bool
+	keys    map[string]bool
+	other   []any
+}
+
+func newElemSet(a *schema.Attribute, byValue bool) *elemSet {
+	return &elemSet{byValue: byValue || a.Name == "members", keys: map[string]bool{}}
+}
+
+func (s *elemSet) key(e any) (string, bool) {
+	m, ok := e.(map[string]any)
+	if !ok {
+		return "", false
+	}
+	v, ok := m["value"].(string)
+	if !ok {
+		return "", false
+	}
+	if s.byValue {
+		return v, true
+	}
+	t, _ := m["type"].(string)
+	return t + "\x00" + v, true
+}
+
+func (s *elemSet) add(e any) {
+	if k, ok := s.key(e); ok {
+		s.keys[k] = true
+		return
+	}
+	s.other = append(s.other, e)
+}
+
+func (s *elemSet) has(e any) bool {
+	if k, ok := s.key(e); ok {
+		return s.keys[k]
+	}
+	for _, x := range s.other {
+		if reflect.DeepEqual(x, e) {
+			return true
+		}
+	}
+	return false
+}

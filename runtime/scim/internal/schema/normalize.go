@@ -1,0 +1,218 @@
+package schema
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
+)
+
+// Normalize turns a decoded request body into a resource document: keys are
+// canonical attribute names (extension attributes under their schema URI),
+// nulls and empty values are absent, read-only attributes (id, meta, groups)
+// and attributes no schema knows are dropped, and values have their
+// schema's type. The input must come from a json.Decoder with UseNumber.
+func Normalize(rt *ResourceType, in map[string]any) (map[string]any, error) {
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		if v == nil || strings.EqualFold(k, "schemas") {
+			continue
+		}
+		if err := normalizeInto(rt, out, k, v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func normalizeInto(rt *ResourceType, out map[string]any, k string, v any) error {
+	if ext := rt.Extension(k); ext != nil {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return scimerr.New(scimerr.InvalidValue, "%s must be an object", ext.ID)
+		}
+		dst, _ := out[ext.ID].(map[string]any)
+		if dst == nil {
+			dst = map[string]any{}
+		}
+		for sk, sv := range obj {
+			a := ext.Attr(sk)
+			if a == nil || sv == nil || a.ReadOnly() {
+				continue
+			}
+			nv, err := Value(a, sv)
+			if err != nil {
+				return err
+			}
+			if nv != nil {
+				dst[a.Name] = nv
+			}
+		}
+		if len(dst) > 0 {
+			out[ext.ID] = dst
+		}
+		return nil
+	}
+	if strings.EqualFold(k, rt.Core.ID) {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return scimerr.New(scimerr.InvalidValue, "%s must be an object", rt.Core.ID)
+		}
+		for sk, sv := range obj {
+			if sv == nil {
+				continue
+			}
+			if err := normalizeInto(rt, out, sk, sv); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	uri, name := SplitURN(k)
+	r, ok := rt.Resolve(uri, name, "")
+	if !ok || r.Attr.ReadOnly() || (uri == "" && r.Ext != "") {
+		// Unknown attributes and unknown extensions are accepted and
+		// dropped, as Entra may map attributes nobody stores.
+		return nil
+	}
+	nv, err := Value(r.Attr, v)
+	if err != nil {
+		return err
+	}
+	if r.Ext == "" {
+		if nv != nil {
+			out[r.Attr.Name] = nv
+		}
+		return nil
+	}
+	dst, _ := out[r.Ext].(map[string]any)
+	if dst == nil {
+		dst = map[string]any{}
+		out[r.Ext] = dst
+	}
+	if nv != nil {
+		dst[r.Attr.Name] = nv
+	}
+	return nil
+}
+
+// Value normalises a value for attribute a. It returns nil for a value that
+// means "absent" (null, empty list, empty object).
+func Value(a *Attribute, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if a.MultiValued {
+		list, ok := v.([]any)
+		if !ok {
+			list = []any{v}
+		}
+		out := make([]any, 0, len(list))
+		for _, e := range list {
+			ne, err := single(a, e)
+			if err != nil {
+				return nil, err
+			}
+			if ne != nil {
+				out = append(out, ne)
+			}
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		return out, nil
+	}
+	if list, ok := v.([]any); ok && a.Type == Complex {
+		// Entra's doc example sends manager as [{"value": …}].
+		switch len(list) {
+		case 0:
+			return nil, nil
+		case 1:
+			v = list[0]
+		default:
+			return nil, scimerr.New(scimerr.InvalidValue, "attribute %q is single-valued but got %d values", a.Name, len(list))
+		}
+	}
+	return single(a, v)
+}
+
+func single(a *Attribute, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch a.Type {
+	case Complex:
+		switch x := v.(type) {
+		case map[string]any:
+			out := make(map[string]any, len(x))
+			for k, sv := range x {
+				s := a.Sub(k)
+				if s == nil || sv == nil || (s.ReadOnly() && !a.ReadOnly()) {
+					continue
+				}
+				nv, err := single(s, sv)
+				if err != nil {
+					return nil, err
+				}
+				if nv != nil {
+					out[s.Name] = nv
+				}
+			}
+			if len(out) == 0 {
+				if hasNonNull(x) {
+					return nil, scimerr.New(scimerr.InvalidValue, "attribute %q: no writable sub-attribute in %d given (members need a value)", a.Name, len(x))
+				}
+				return nil, nil
+			}
+			return out, nil
+		case string:
+			// Entra sends manager (and sometimes members) as a bare id, and
+			// clears the manager by replacing it with "".
+			if x == "" {
+				return nil, nil
+			}
+			if s := a.Sub("value"); s != nil {
+				return map[string]any{s.Name: x}, nil
+			}
+		}
+		return nil, scimerr.New(scimerr.InvalidValue, "attribute %q must be an object", a.Name)
+	case Boolean:
+		switch x := v.(type) {
+		case bool:
+			return x, nil
+		case string:
+			// Entra without aadOptscim062020 sends "True"/"False".
+			switch strings.ToLower(strings.TrimSpace(x)) {
+			case "true":
+				return true, nil
+			case "false":
+				return false, nil
+			}
+		}
+		return nil, scimerr.New(scimerr.InvalidValue, "attribute %q must be a boolean", a.Name)
+	case Integer, Decimal:
+		if n, ok := v.(json.Number); ok {
+			if a.Type == Integer {
+				if _, err := n.Int64(); err != nil {
+					return nil, scimerr.New(scimerr.InvalidValue, "attribute %q must be an integer", a.Name)
+				}
+			}
+			return n, nil
+		}
+		return nil, scimerr.New(scimerr.InvalidValue, "attribute %q must be a number", a.Name)
+	default:
+		if s, ok := v.(string); ok {
+			return s, nil
+		}
+		return nil, scimerr.New(scimerr.InvalidValue, "attribute %q must be a string", a.Name)
+	}
+}
+
+func hasNonNull(m map[string]any) bool {
+	for _, v := range m {
+		if v != nil {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,101 @@
+package scim
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
+)
+
+// page is a startIndex/count window (RFC 7644 §3.4.2.4).
+type page struct {
+	start, count int
+}
+
+func parsePage(q url.Values) (page, error) {
+	p := page{start: 1, count: MaxResults}
+	if v := param(q, "startIndex"); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return p, scimerr.New(scimerr.InvalidValue, "startIndex must be an integer")
+		}
+		if n > 1 {
+			p.start = n
+		}
+	}
+	if v := param(q, "count"); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return p, scimerr.New(scimerr.InvalidValue, "count must be an integer")
+		}
+		p.count = min(max(n, 0), MaxResults)
+	}
+	return p, nil
+}
+
+// listWriter collects the resources of one page of a ListResponse.
+type listWriter struct {
+	page  page
+	total int
+	items int
+	buf   []byte
+}
+
+func newListWriter(p page) *listWriter {
+	return &listWriter{page: p, buf: append(make([]byte, 0, 512), `,"Resources":[`...)}
+}
+
+// next counts one more match and reports whether it falls in the page.
+func (l *listWriter) next() bool {
+	l.total++
+	return l.total >= l.page.start && l.items < l.page.count
+}
+
+func (l *listWriter) add(resource []byte) {
+	if l.items > 0 {
+		l.buf = append(l.buf, ',')
+	}
+	l.buf = append(l.buf, resource...)
+	l.items++
+}
+
+func (l *listWriter) addDoc(doc map[string]any) error {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	l.add(b)
+	return nil
+}
+
+func (l *listWriter) write(w http.ResponseWriter) {
+	b := make([]byte, 0, len(l.buf)+128)
+	b = append(b, `{"schemas":["`+uriListResponse+`"],"totalResults":`...)
+	b = strconv.AppendInt(b, int64(l.total), 10)
+	b = append(b, `,"startIndex":`...)
+	b = strconv.AppendInt(b, int64(l.page.start), 10)
+	b = append(b, `,"itemsPerPage":`...)
+	b = strconv.AppendInt(b, int64(l.items), 10)
+	b = append(b, l.buf...)
+	b = append(b, "]}"...)
+	writeRaw(w, http.StatusOK, b)
+}
+
+// checkIfMatch enforces an If-Match precondition against the current version.
+func checkIfMatch(r *request, version uint64) error {
+	h := r.Header.Get("If-Match")
+	if h == "" {
+		return nil
+	}
+	want := strconv.FormatUint(version, 10)
+	for _, t := range strings.Split(h, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.Trim(strings.TrimPrefix(t, "W/"), `"`) == want {
+			return nil
+		}
+	}
+	return errStatus(http.StatusPreconditionFailed, "the resource has changed: its version is %s", etag(version))
+}

@@ -1,0 +1,63 @@
+package scimload
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestRunInProcess(t *testing.T) {
+	for _, flag := range []bool{false, true} {
+		srv, err := StartInProcess(slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		res, err := Run(context.Background(), Config{URL: srv.URL, Token: srv.Token, Users: 300, Groups: 5, MembersPerGroup: 150,
+			Concurrency: 8, UpdateEvery: 5, DisableEvery: 7, DeleteEvery: 11, Flag: flag})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		res.Print(&sb)
+		if res.Errors != 0 || len(res.Problems) != 0 {
+			t.Fatalf("flag=%v:\n%s", flag, sb.String())
+		}
+		want := map[string]int{"user.lookup": 300, "user.create": 300, "group.create": 5, "group.members": 10, "user.delete": 27}
+		for _, k := range res.Kinds {
+			if n, ok := want[k.Kind]; ok && n != k.Count {
+				t.Errorf("%s: %d requests, want %d", k.Kind, k.Count, n)
+			}
+		}
+	}
+}
+
+func TestRefusesNonLoopback(t *testing.T) {
+	for _, u := range []string{"http://10.0.0.1/api/scim/v2", "https://example.com/scim", "ftp://127.0.0.1/x"} {
+		_, err := Run(context.Background(), Config{URL: u, Token: "t", Users: 1, Concurrency: 1})
+		if err == nil {
+			t.Errorf("%s accepted", u)
+		}
+		if strings.HasPrefix(u, "http") && !errors.Is(err, ErrNotLoopback) {
+			t.Errorf("%s: %v, want ErrNotLoopback", u, err)
+		}
+	}
+}
+
+func BenchmarkInitialCycle(b *testing.B) {
+	srv, err := StartInProcess(slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	for b.Loop() {
+		res, err := Run(context.Background(), Config{URL: srv.URL, Token: srv.Token, Users: 2000, Groups: 0, Concurrency: 32})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(res.RPS(), "req/s")
+		break
+	}
+}

@@ -1,0 +1,413 @@
+package scim
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// ContentType is the media type of every response.
+const ContentType = "application/scim+json"
+
+// MaxResults caps count on list requests (advertised as filter.maxResults).
+const MaxResults = 1000
+
+// maxDepth bounds JSON nesting in request bodies; SCIM resources nest three
+// levels at most.
+const maxDepth = 32
+
+// Options configure a Server.
+type Options struct {
+	// Logger receives audit events ("scim write") and failures. Default: discard.
+	Logger *slog.Logger
+	// MaxBodyBytes limits request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Observer, when set, is called after every request with the route name
+	// ("users.create", "groups.patch", …; "unknown" when nothing matched),
+	// the status and the time taken.
+	Observer func(route string, status int, d time.Duration)
+}
+
+// Server serves the SCIM endpoints below the configured base path. It
+// implements http.Handler and expects the full request path.
+type Server struct {
+	st   *store.Store
+	opts Options
+	log  *slog.Logger
+	cfg  atomic.Pointer[config]
+}
+
+// NewServer returns a Server on st.
+func NewServer(st *store.Store, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Server{st: st, opts: opts, log: opts.Logger}
+}
+
+// config is what the server derives from the ScimProvisioning resource,
+// cached per resource pointer (stored resources are immutable).
+type config struct {
+	res      *store.Resource
+	enabled  bool
+	basePath string
+	tokens   []tokenHash
+	keep     *keepSet
+}
+
+type tokenHash struct {
+	name string
+	sum  [sha256.Size]byte
+	ok   bool
+}
+
+func (s *Server) config(txn *store.Txn) (*config, error) {
+	res, err := txn.Resources(spec.KindScimProvisioning)
+	if err != nil {
+		return nil, err
+	}
+	var r *store.Resource
+	if len(res) > 0 {
+		r = res[0]
+	}
+	if c := s.cfg.Load(); c != nil && c.res == r {
+		return c, nil
+	}
+	c := &config{res: r, basePath: spec.DefaultScimBasePath}
+	if r != nil {
+		if sp, ok := r.Spec.(*spec.ScimProvisioning); ok && sp != nil {
+			c.enabled = sp.Enabled
+			if sp.BasePath != "" {
+				c.basePath = "/" + strings.Trim(sp.BasePath, "/")
+				if c.basePath == "/" {
+					c.basePath = ""
+				}
+			}
+			for _, t := range sp.Tokens {
+				th := tokenHash{name: t.Name}
+				if b, err := hex.DecodeString(strings.TrimSpace(t.SHA256)); err == nil && len(b) == sha256.Size {
+					copy(th.sum[:], b)
+					th.ok = true
+				}
+				c.tokens = append(c.tokens, th)
+			}
+			attrs := sp.UserAttributes
+			if len(attrs) == 0 {
+				attrs = spec.DefaultUserAttributes
+			}
+			keep, err := newKeepSet(attrs)
+			if err != nil {
+				s.log.Error("scim: bad userAttributes; keeping the defaults", "err", err)
+				keep, _ = newKeepSet(spec.DefaultUserAttributes)
+			}
+			c.keep = keep
+		}
+	}
+	if c.keep == nil {
+		c.keep, _ = newKeepSet(spec.DefaultUserAttributes)
+	}
+	s.cfg.Store(c)
+	return c, nil
+}
+
+// BasePath returns the base path the endpoints currently live under
+// (spec.DefaultScimBasePath unless the ScimProvisioning spec sets one), for
+// routers that dispatch by prefix. It follows configuration changes.
+func (s *Server) BasePath() string {
+	c, err := s.config(s.st.Read())
+	if err != nil {
+		return spec.DefaultScimBasePath
+	}
+	return c.basePath
+}
+
+// authenticate returns the name of the token presented, comparing its hash
+// with every configured token in constant time so that neither timing nor
+// order tells which one matched.
+func (c *config) authenticate(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(h[7:])))
+	actor, found := "", 0
+	for _, t := range c.tokens {
+		eq := subtle.ConstantTimeCompare(sum[:], t.sum[:])
+		if eq == 1 && t.ok && found == 0 {
+			actor, found = t.name, 1
+		}
+	}
+	return actor, found == 1
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// request is one SCIM request after routing and authentication.
+type request struct {
+	*http.Request
+	actor   string
+	cfg     *config
+	baseURL string // scheme://host/basePath, for meta.location
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	route := "unknown"
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("scim handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p)
+			if sw.status == 0 {
+				s.writeError(sw, r, errStatus(http.StatusInternalServerError, "internal error"))
+			}
+		}
+		if s.opts.Observer != nil {
+			s.opts.Observer(route, sw.status, time.Since(start))
+		}
+	}()
+	route = s.serve(sw, r)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
+	cfg, err := s.config(s.st.Read())
+	if err != nil {
+		s.writeError(w, r, err)
+		return "unknown"
+	}
+	path := r.URL.Path
+	for strings.Contains(path, "//") {
+		path = strings.ReplaceAll(path, "//", "/")
+	}
+	if !strings.HasPrefix(path, cfg.basePath) || (len(path) > len(cfg.basePath) && path[len(cfg.basePath)] != '/') {
+		s.writeError(w, r, errStatus(http.StatusNotFound, "no SCIM endpoint at %s", r.URL.Path))
+		return "unknown"
+	}
+	rest := strings.Trim(path[len(cfg.basePath):], "/")
+	seg := strings.SplitN(rest, "/", 3)
+	rt := route(r.Method, seg)
+	if !cfg.enabled {
+		s.writeError(w, r, errStatus(http.StatusForbidden, "SCIM is disabled: enable it in the ScimProvisioning spec"))
+		return rt.name
+	}
+	actor, ok := cfg.authenticate(r)
+	if !ok {
+		s.writeError(w, r, errStatus(http.StatusUnauthorized, "missing or invalid bearer token"))
+		return rt.name
+	}
+	if rt.handle == nil {
+		s.writeError(w, r, rt.err)
+		return rt.name
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	req := &request{Request: r, actor: actor, cfg: cfg, baseURL: scheme + "://" + r.Host + cfg.basePath}
+	id := ""
+	if len(seg) > 1 {
+		id = seg[1]
+	}
+	if err := rt.handle(s, w, req, id); err != nil {
+		s.writeError(w, r, err)
+	}
+	return rt.name
+}
+
+type handler func(s *Server, w http.ResponseWriter, r *request, id string) error
+
+var (
+	userHandlers  = map[string]handler{"list": (*Server).listUsers, "create": (*Server).createUser, "get": (*Server).getUser, "replace": (*Server).replaceUser, "patch": (*Server).patchUser, "delete": (*Server).deleteUser}
+	groupHandlers = map[string]handler{"list": (*Server).listGroups, "create": (*Server).createGroup, "get": (*Server).getGroup, "replace": (*Server).replaceGroup, "patch": (*Server).patchGroup, "delete": (*Server).deleteGroup}
+)
+
+type routed struct {
+	name   string
+	handle handler
+	err    error
+}
+
+func route(method string, seg []string) routed {
+	if len(seg) == 0 || seg[0] == "" {
+		return routed{name: "unknown", err: errStatus(http.StatusNotFound, "no SCIM endpoint here")}
+	}
+	notAllowed := func(name string) routed {
+		return routed{name: name, err: errStatus(http.StatusMethodNotAllowed, "method %s is not allowed here", method)}
+	}
+	hasID := len(seg) == 2 && seg[1] != ""
+	if len(seg) > 2 {
+		return routed{name: "unknown", err: errStatus(http.StatusNotFound, "no SCIM endpoint here")}
+	}
+	switch strings.ToLower(seg[0]) {
+	case "users", "groups":
+		kind := strings.ToLower(seg[0])
+		table := userHandlers
+		if kind == "groups" {
+			table = groupHandlers
+		}
+		var op string
+		switch {
+		case !hasID && method == http.MethodGet:
+			op = "list"
+		case !hasID && method == http.MethodPost:
+			op = "create"
+		case hasID && method == http.MethodGet:
+			op = "get"
+		case hasID && method == http.MethodPut:
+			op = "replace"
+		case hasID && method == http.MethodPatch:
+			op = "patch"
+		case hasID && method == http.MethodDelete:
+			op = "delete"
+		default:
+			return notAllowed(kind)
+		}
+		return routed{name: kind + "." + op, handle: table[op]}
+	case "serviceproviderconfig":
+		if method != http.MethodGet || hasID {
+			return notAllowed("discovery")
+		}
+		return routed{name: "discovery", handle: (*Server).serviceProviderConfig}
+	case "resourcetypes":
+		if method != http.MethodGet {
+			return notAllowed("discovery")
+		}
+		return routed{name: "discovery", handle: (*Server).resourceTypes}
+	case "schemas":
+		if method != http.MethodGet {
+			return notAllowed("discovery")
+		}
+		return routed{name: "discovery", handle: (*Server).schemas}
+	case "bulk", "me", ".search":
+		return routed{name: "unsupported", err: errStatus(http.StatusNotImplemented, "/%s is not supported (see /ServiceProviderConfig)", seg[0])}
+	}
+	return routed{name: "unknown", err: errStatus(http.StatusNotFound, "no SCIM endpoint /%s", seg[0])}
+}
+
+// readObject reads and decodes a JSON object body, rejecting what Entra
+// never sends: other media types, oversized or deeply nested bodies,
+// invalid UTF-8, trailing data.
+func (s *Server) readObject(w http.ResponseWriter, r *request) (map[string]any, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/scim+json" && mt != "application/json") {
+			return nil, errStatus(http.StatusUnsupportedMediaType, "content type must be application/scim+json or application/json")
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errStatus(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", s.opts.MaxBodyBytes)
+		}
+		return nil, scimerr.New(scimerr.InvalidSyntax, "cannot read request body")
+	}
+	return decodeObject(body)
+}
+
+func decodeObject(body []byte) (map[string]any, error) {
+	if !utf8.Valid(body) {
+		return nil, scimerr.New(scimerr.InvalidSyntax, "request body is not valid UTF-8")
+	}
+	if depth(body) > maxDepth {
+		return nil, scimerr.New(scimerr.InvalidSyntax, "request body nests deeper than %d levels", maxDepth)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, scimerr.New(scimerr.InvalidSyntax, "request body must be a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, scimerr.New(scimerr.InvalidSyntax, "unexpected data after the JSON object")
+	}
+	return m, nil
+}
+
+// depth returns the deepest nesting of brackets outside strings.
+func depth(b []byte) int {
+	d, max, inStr := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			d++
+			if d > max {
+				max = d
+			}
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return max
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"schemas":["`+uriError+`"],"status":"500","detail":"cannot encode response"}`)
+	}
+	writeRaw(w, status, b)
+}
+
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// audit logs a successful write. Only ids: no personal data, never a token.
+func (s *Server) audit(r *request, op, resourceType, id string) {
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "scim write",
+		slog.String("actor", r.actor), slog.String("op", op),
+		slog.String("resourceType", resourceType), slog.String("id", id))
+}

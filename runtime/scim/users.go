@@ -1,0 +1,387 @@
+package scim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"net/http"
+	"strings"
+	"unsafe"
+
+	"github.com/google/uuid"
+
+	"github.com/idrecon/idrecon/runtime/scim/internal/filter"
+	"github.com/idrecon/idrecon/runtime/scim/internal/patch"
+	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
+	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// checkSchemas accepts a body whose schemas list names the core schema
+// (other URIs — Microsoft's ADSCIM group schema, a malformed enterprise URN —
+// are ignored) or that has no schemas at all.
+func checkSchemas(body map[string]any, core string) error {
+	for k, v := range body {
+		if !strings.EqualFold(k, "schemas") || v == nil {
+			continue
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return scimerr.New(scimerr.InvalidSyntax, "schemas must be a list of URIs")
+		}
+		for _, s := range list {
+			if str, ok := s.(string); ok && strings.EqualFold(str, core) {
+				return nil
+			}
+		}
+		return scimerr.New(scimerr.InvalidValue, "schemas must include %s", core)
+	}
+	return nil
+}
+
+// userRecord builds the stored user from a normalised document: it keeps
+// the configured attributes and derives the indexed fields.
+func userRecord(cfg *config, doc map[string]any) (*store.User, error) {
+	name, _ := doc["userName"].(string)
+	if strings.TrimSpace(name) == "" {
+		return nil, scimerr.New(scimerr.InvalidValue, "userName is required")
+	}
+	kept := cfg.keep.apply(doc)
+	attrs, err := json.Marshal(kept)
+	if err != nil {
+		return nil, fmt.Errorf("encode user attributes: %w", err)
+	}
+	u := &store.User{UserName: share(attrs, name), Active: true, Attributes: attrs}
+	if ext, ok := kept["externalId"].(string); ok {
+		u.ExternalID = share(attrs, ext)
+	}
+	if a, ok := kept["active"].(bool); ok {
+		u.Active = a
+	}
+	if emails, ok := kept["emails"].([]any); ok {
+		for _, e := range emails {
+			m, _ := e.(map[string]any)
+			if t, _ := m["type"].(string); strings.EqualFold(t, "work") {
+				if v, ok := m["value"].(string); ok {
+					u.WorkEmail = share(attrs, v)
+					break
+				}
+			}
+		}
+	}
+	return u, nil
+}
+
+// share returns s backed by its copy inside the encoded attributes when
+// the encoding holds it verbatim, so the indexed fields of a stored user cost
+// no memory of their own (a store of a million users keeps three strings per
+// user). attrs is never modified once encoded: stored values are immutable.
+func share(attrs []byte, s string) string {
+	if s == "" {
+		return s
+	}
+	q := make([]byte, 0, len(s)+2)
+	q = append(append(append(q, '"'), s...), '"')
+	i := bytes.Index(attrs, q)
+	if i < 0 {
+		return s
+	}
+	return unsafe.String(&attrs[i+1], len(s))
+}
+
+func errUserNameTaken(name, id string) error {
+	return &scimerr.Error{Status: http.StatusConflict, ScimType: scimerr.Uniqueness,
+		Detail: fmt.Sprintf("userName %q is already used by user %s (userName is unique, case-insensitively)", name, id)}
+}
+
+func (s *Server) userBody(w http.ResponseWriter, r *request) (*store.User, error) {
+	body, err := s.readObject(w, r)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := normalizeUser(body)
+	if err != nil {
+		return nil, err
+	}
+	return userRecord(r.cfg, doc)
+}
+
+func normalizeUser(body map[string]any) (map[string]any, error) {
+	if err := checkSchemas(body, schema.URIUser); err != nil {
+		return nil, err
+	}
+	return schema.Normalize(schema.UserType, body)
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *request, _ string) error {
+	u, err := s.userBody(w, r)
+	if err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	u.ID, u.Created, u.Modified, u.Version = uuid.NewString(), now, now, 1
+	err = s.st.Update(r.Context(), func(txn *store.Txn) error {
+		if other, err := txn.UserByName(u.UserName); err != nil {
+			return err
+		} else if other != nil {
+			return errUserNameTaken(u.UserName, other.ID)
+		}
+		return txn.Insert(store.TableUsers, u)
+	})
+	if err != nil {
+		return err
+	}
+	s.audit(r, "create", "User", u.ID)
+	w.Header().Set("Location", r.baseURL+"/Users/"+u.ID)
+	return s.writeUser(w, r, http.StatusCreated, u)
+}
+
+func (s *Server) writeUser(w http.ResponseWriter, r *request, status int, u *store.User) error {
+	w.Header().Set("ETag", etag(u.Version))
+	if p := parseProjection(r.URL.Query(), schema.UserType); p != nil {
+		b, err := json.Marshal(p.apply(userMap(r.baseURL, u)))
+		if err != nil {
+			return err
+		}
+		writeRaw(w, status, b)
+		return nil
+	}
+	writeRaw(w, status, appendUser(make([]byte, 0, 256+len(u.Attributes)), r.baseURL, u))
+	return nil
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *request, id string) error {
+	u, err := s.st.Read().UserByID(id)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return errNotFound("User", id)
+	}
+	return s.writeUser(w, r, http.StatusOK, u)
+}
+
+// updateUser runs change on the current user inside a write and stores the
+// result, keeping identity and creation time; it returns what is stored.
+func (s *Server) updateUser(r *request, id string, change func(cur *store.User) (*store.User, error)) (*store.User, error) {
+	var out *store.User
+	err := s.st.Update(r.Context(), func(txn *store.Txn) error {
+		cur, err := txn.UserByID(id)
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			return errNotFound("User", id)
+		}
+		if err := checkIfMatch(r, cur.Version); err != nil {
+			return err
+		}
+		next, err := change(cur)
+		if err != nil {
+			return err
+		}
+		if bytes.Equal(next.Attributes, cur.Attributes) {
+			out = cur
+			return nil
+		}
+		if !strings.EqualFold(next.UserName, cur.UserName) {
+			if other, err := txn.UserByName(next.UserName); err != nil {
+				return err
+			} else if other != nil && other.ID != id {
+				return errUserNameTaken(next.UserName, other.ID)
+			}
+		}
+		next.ID, next.Created, next.Modified, next.Version = cur.ID, cur.Created, s.opts.Now(), cur.Version+1
+		out = next
+		return txn.Insert(store.TableUsers, next)
+	})
+	return out, err
+}
+
+func (s *Server) replaceUser(w http.ResponseWriter, r *request, id string) error {
+	u, err := s.userBody(w, r)
+	if err != nil {
+		return err
+	}
+	out, err := s.updateUser(r, id, func(*store.User) (*store.User, error) {
+		c := *u
+		return &c, nil
+	})
+	if err != nil {
+		return err
+	}
+	s.audit(r, "replace", "User", id)
+	return s.writeUser(w, r, http.StatusOK, out)
+}
+
+func (s *Server) patchUser(w http.ResponseWriter, r *request, id string) error {
+	body, err := s.readObject(w, r)
+	if err != nil {
+		return err
+	}
+	ops, err := patch.Parse(body)
+	if err != nil {
+		return err
+	}
+	out, err := s.updateUser(r, id, func(cur *store.User) (*store.User, error) {
+		doc := map[string]any{}
+		dec := json.NewDecoder(bytes.NewReader(cur.Attributes))
+		dec.UseNumber()
+		if err := dec.Decode(&doc); err != nil {
+			return nil, fmt.Errorf("decode stored user %s: %w", cur.ID, err)
+		}
+		if err := patch.Apply(doc, ops, schema.UserType); err != nil {
+			return nil, err
+		}
+		return userRecord(r.cfg, doc)
+	})
+	if err != nil {
+		return err
+	}
+	s.audit(r, "patch", "User", id)
+	return s.writeUser(w, r, http.StatusOK, out)
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *request, id string) error {
+	err := s.st.Update(r.Context(), func(txn *store.Txn) error {
+		cur, err := txn.UserByID(id)
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			return errNotFound("User", id)
+		}
+		if err := checkIfMatch(r, cur.Version); err != nil {
+			return err
+		}
+		return deleteResource(txn, store.TableUsers, cur, id)
+	})
+	if err != nil {
+		return err
+	}
+	s.audit(r, "delete", "User", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteResource deletes obj and every membership it takes part in, as a
+// member and (for groups) as the group.
+func deleteResource(txn *store.Txn, table string, obj any, id string) error {
+	var gone []any
+	for _, idx := range []string{store.IndexMember, store.IndexGroup} {
+		it, err := txn.Get(store.TableMemberships, idx, id)
+		if err != nil {
+			return err
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			gone = append(gone, raw)
+		}
+	}
+	for _, m := range gone {
+		if err := txn.Delete(store.TableMemberships, m); err != nil {
+			return fmt.Errorf("delete membership: %w", err)
+		}
+	}
+	return txn.Delete(table, obj)
+}
+
+// userCandidates yields the users a filter can match, narrowed by an index
+// when the filter requires an indexed equality; exact says the index
+// decides the filter on its own.
+func userCandidates(txn *store.Txn, f *filter.Filter) (iter.Seq[*store.User], bool, error) {
+	all := func(idx string, args ...any) (iter.Seq[*store.User], error) {
+		it, err := txn.Get(store.TableUsers, idx, args...)
+		if err != nil {
+			return nil, err
+		}
+		return func(yield func(*store.User) bool) {
+			for raw := it.Next(); raw != nil; raw = it.Next() {
+				if !yield(raw.(*store.User)) {
+					return
+				}
+			}
+		}, nil
+	}
+	one := func(u *store.User, err error) (iter.Seq[*store.User], error) {
+		return func(yield func(*store.User) bool) {
+			if u != nil {
+				yield(u)
+			}
+		}, err
+	}
+	if f == nil {
+		seq, err := all(store.IndexID)
+		return seq, true, err
+	}
+	terms, single := f.Terms()
+	for _, key := range []string{"id", "userName", "emails.work", "externalId"} {
+		for _, t := range terms {
+			if t.Key != key {
+				continue
+			}
+			var seq iter.Seq[*store.User]
+			var err error
+			switch key {
+			case "id":
+				seq, err = one(txn.UserByID(t.Value))
+			case "userName":
+				seq, err = one(txn.UserByName(t.Value))
+			case "emails.work":
+				seq, err = all(store.IndexWorkEmail, strings.ToLower(t.Value))
+			case "externalId":
+				seq, err = all(store.IndexExternalID, t.Value)
+			}
+			return seq, single && key != "emails.work", err
+		}
+	}
+	seq, err := all(store.IndexID)
+	return seq, false, err
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *request, _ string) error {
+	q := r.URL.Query()
+	pg, err := parsePage(q)
+	if err != nil {
+		return err
+	}
+	var f *filter.Filter
+	if text := param(q, "filter"); text != "" {
+		if f, err = filter.Parse(text, schema.UserType); err != nil {
+			return err
+		}
+	}
+	proj := parseProjection(q, schema.UserType)
+	txn := s.st.Read()
+	seq, exact, err := userCandidates(txn, f)
+	if err != nil {
+		return err
+	}
+	lw := newListWriter(pg)
+	var buf []byte
+	for u := range seq {
+		var doc map[string]any
+		if !exact {
+			doc = userMap(r.baseURL, u)
+			if !f.Match(doc) {
+				continue
+			}
+		}
+		if !lw.next() {
+			continue
+		}
+		if proj != nil {
+			if doc == nil {
+				doc = userMap(r.baseURL, u)
+			}
+			if err := lw.addDoc(proj.apply(doc)); err != nil {
+				return err
+			}
+			continue
+		}
+		buf = appendUser(buf[:0], r.baseURL, u)
+		lw.add(buf)
+	}
+	lw.write(w)
+	return nil
+}

@@ -1,0 +1,546 @@
+package scim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/idrecon/idrecon/spec"
+)
+
+const patchSchema = `"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"]`
+
+func TestTestConnection(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t, m.flag, defaultConfig())
+			e.createUser("someone@contoso.com", "someone", "someone@contoso.com")
+			for _, path := range []string{
+				"/Users?filter=userName+eq+%22e0c5ad1f-6f0c-4d1e-9a61-3c0f2b6f1a77%22",
+				"/Groups?excludedAttributes=members&filter=displayName+eq+%22e0c5ad1f-6f0c-4d1e-9a61-3c0f2b6f1a77%22",
+			} {
+				got := e.must(http.StatusOK, "GET", path, "").json(t)
+				if got["totalResults"] != 0.0 || len(got["Resources"].([]any)) != 0 || dig(got, "schemas", 0) != uriListResponse {
+					t.Errorf("%s: %v, want an empty ListResponse", path, got)
+				}
+			}
+		})
+	}
+}
+
+func TestAuthAndConfig(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    *spec.ScimProvisioning
+		token  string
+		path   string
+		status int
+		detail string
+	}{
+		{"no token", defaultConfig(), "", "/Users", 401, "bearer token"},
+		{"wrong token", defaultConfig(), "not-the-token-0000000000000000000000", "/Users", 401, "bearer token"},
+		{"first token", defaultConfig(), testToken, "/Users", 200, ""},
+		{"rotated token", defaultConfig(), testToken2, "/Users", 200, ""},
+		{"disabled", &spec.ScimProvisioning{Enabled: false, Tokens: defaultConfig().Tokens}, testToken, "/Users", 403, "disabled"},
+		{"no config", nil, testToken, "/Users", 403, "disabled"},
+		{"discovery needs auth", defaultConfig(), "", "/Schemas", 401, ""},
+		{"bulk", defaultConfig(), testToken, "/Bulk", 501, ""},
+		{"unknown endpoint", defaultConfig(), testToken, "/Nope", 404, ""},
+		{"too deep", defaultConfig(), testToken, "/Users/a/b", 404, ""},
+	}
+	for _, m := range modes {
+		for _, tt := range tests {
+			t.Run(m.name+"/"+tt.name, func(t *testing.T) {
+				e := newEnv(t, m.flag, tt.cfg)
+				r := e.doAs(tt.token, "GET", tt.path, "")
+				if r.status != tt.status {
+					t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+				}
+				if r.header.Get("Content-Type") != ContentType {
+					t.Errorf("content type %q", r.header.Get("Content-Type"))
+				}
+				body := r.json(t)
+				if tt.status >= 400 {
+					if dig(body, "schemas", 0) != uriError || body["status"] != fmt.Sprint(tt.status) {
+						t.Errorf("not a SCIM error: %s", r.body)
+					}
+					if !strings.Contains(fmt.Sprint(body["detail"]), tt.detail) {
+						t.Errorf("detail %q does not mention %q", body["detail"], tt.detail)
+					}
+				}
+				if tt.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+					t.Errorf("WWW-Authenticate %q", r.header.Get("WWW-Authenticate"))
+				}
+			})
+		}
+	}
+}
+
+func TestBasePath(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.BasePath = "/ssc/api/scim/v2"
+	e := newEnv(t, false, cfg)
+	e.must(http.StatusOK, "GET", "/Users", "")
+	if got := NewServer(e.st, Options{}).BasePath(); got != "/ssc/api/scim/v2" {
+		t.Errorf("BasePath() = %q", got)
+	}
+	e.base = "/api/scim/v2"
+	e.must(http.StatusNotFound, "GET", "/Users", "")
+	e.base = "/ssc/api/scim/v2x"
+	e.must(http.StatusNotFound, "GET", "/Users", "")
+}
+
+func TestConfigChangeAppliesWithoutRestart(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	e.must(http.StatusOK, "GET", "/Users", "")
+	e.setConfig(&spec.ScimProvisioning{Enabled: false})
+	e.must(http.StatusForbidden, "GET", "/Users", "")
+}
+
+func TestCreateUser(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     string
+		status   int
+		scimType string
+		check    func(t *testing.T, got map[string]any)
+	}{
+		{
+			name:   "entra shape",
+			body:   `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"externalId":"alice","userName":"Alice@Contoso.com","active":true,"displayName":"Alice Smith","emails":[{"primary":true,"type":"work","value":"Alice@Contoso.com"}],"meta":{"resourceType":"User"},"name":{"formatted":"Alice Smith","familyName":"Smith","givenName":"Alice"},"roles":[]}`,
+			status: 201,
+			check: func(t *testing.T, got map[string]any) {
+				want := map[string]any{"userName": "Alice@Contoso.com", "externalId": "alice", "active": true}
+				for k, v := range want {
+					if got[k] != v {
+						t.Errorf("%s = %v, want %v (stored exactly as sent)", k, got[k], v)
+					}
+				}
+				if dig(got, "emails", 0, "value") != "Alice@Contoso.com" || dig(got, "name", "givenName") != "Alice" || dig(got, "name", "familyName") != "Smith" {
+					t.Errorf("kept attributes wrong: %v", got)
+				}
+				for _, k := range []string{"displayName", "roles"} {
+					if _, ok := got[k]; ok {
+						t.Errorf("%s returned although userAttributes does not keep it", k)
+					}
+				}
+				if dig(got, "name", "formatted") != nil {
+					t.Error("name.formatted kept although not configured")
+				}
+				if dig(got, "meta", "resourceType") != "User" || dig(got, "meta", "version") != `W/"1"` || dig(got, "meta", "created") == nil || dig(got, "meta", "lastModified") == nil || !strings.HasSuffix(fmt.Sprint(dig(got, "meta", "location")), "/Users/"+got["id"].(string)) {
+					t.Errorf("meta = %v", got["meta"])
+				}
+			},
+		},
+		{
+			name:   "old doc shape: nulls, string active, malformed enterprise urn",
+			body:   `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0User"],"userName":"bob@contoso.com","active":"True","addresses":null,"phoneNumbers":null,"preferredLanguage":null,"title":null,"department":null,"manager":null,"externalId":"bob","name":{"givenName":"Bob","familyName":null}}`,
+			status: 201,
+			check: func(t *testing.T, got map[string]any) {
+				if got["active"] != true {
+					t.Errorf(`active = %#v, want boolean true from "True"`, got["active"])
+				}
+				if dig(got, "name", "familyName") != nil {
+					t.Error("null familyName stored")
+				}
+			},
+		},
+		{name: "no schemas", body: `{"userName":"carol@contoso.com"}`, status: 201},
+		{name: "missing userName", body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"externalId":"x"}`, status: 400, scimType: "invalidValue"},
+		{name: "empty userName", body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"  "}`, status: 400, scimType: "invalidValue"},
+		{name: "userName wrong type", body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":12}`, status: 400, scimType: "invalidValue"},
+		{name: "active wrong type", body: `{"userName":"d@contoso.com","active":"maybe"}`, status: 400, scimType: "invalidValue"},
+		{name: "emails wrong type", body: `{"userName":"d@contoso.com","emails":[7]}`, status: 400, scimType: "invalidValue"},
+		{name: "only unknown schema", body: `{"schemas":["urn:example:Thing"],"userName":"e@contoso.com"}`, status: 400, scimType: "invalidValue"},
+		{name: "schemas not a list", body: `{"schemas":"urn:ietf:params:scim:schemas:core:2.0:User","userName":"e@contoso.com"}`, status: 400, scimType: "invalidSyntax"},
+		{name: "client id and meta ignored", body: `{"id":"chosen-by-client","userName":"f@contoso.com","meta":{"version":"W/\"9\"","created":"2001-01-01T00:00:00Z"}}`, status: 201,
+			check: func(t *testing.T, got map[string]any) {
+				if got["id"] == "chosen-by-client" || dig(got, "meta", "version") != `W/"1"` {
+					t.Errorf("client id/meta used: %v", got)
+				}
+			}},
+	}
+	for _, m := range modes {
+		for _, tt := range tests {
+			t.Run(m.name+"/"+tt.name, func(t *testing.T) {
+				e := newEnv(t, m.flag, defaultConfig())
+				r := e.do("POST", "/Users", tt.body)
+				if r.status != tt.status {
+					t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+				}
+				got := r.json(t)
+				if tt.scimType != "" && got["scimType"] != tt.scimType {
+					t.Errorf("scimType %v, want %s (%s)", got["scimType"], tt.scimType, got["detail"])
+				}
+				if tt.status == 201 {
+					if loc := r.header.Get("Location"); loc != dig(got, "meta", "location") || loc == "" {
+						t.Errorf("Location %q, meta.location %v", loc, dig(got, "meta", "location"))
+					}
+					again := e.must(200, "GET", "/Users/"+got["id"].(string), "").json(t)
+					if fmt.Sprint(again) != fmt.Sprint(got) {
+						t.Errorf("GET differs from POST response:\n%v\n%v", again, got)
+					}
+				}
+				if tt.check != nil {
+					tt.check(t, got)
+				}
+			})
+		}
+	}
+}
+
+func TestDuplicateUserName(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	id := e.createUser("alice@contoso.com", "a", "a@contoso.com")
+	r := e.do("POST", "/Users", `{"userName":"ALICE@contoso.COM"}`)
+	got := r.json(t)
+	if r.status != 409 || got["scimType"] != "uniqueness" || !strings.Contains(got["detail"].(string), id) {
+		t.Fatalf("status %d %v, want 409 uniqueness naming %s", r.status, got, id)
+	}
+	other := e.createUser("bob@contoso.com", "b", "b@contoso.com")
+	r = e.do("PUT", "/Users/"+other, `{"userName":"Alice@Contoso.com"}`)
+	if r.status != 409 {
+		t.Fatalf("PUT to a taken userName: %d", r.status)
+	}
+	r = e.do("PATCH", "/Users/"+other, `{`+patchSchema+`,"Operations":[{"op":"Replace","path":"userName","value":"alice@CONTOSO.com"}]}`)
+	if r.status != 409 {
+		t.Fatalf("PATCH to a taken userName: %d", r.status)
+	}
+	// Changing only the case of one's own userName is fine.
+	e.must(200, "PATCH", "/Users/"+id, `{`+patchSchema+`,"Operations":[{"op":"Replace","path":"userName","value":"Alice@Contoso.com"}]}`)
+}
+
+func TestUserFilters(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t, m.flag, defaultConfig())
+			alice := e.createUser("alice@contoso.com", "alice", "alice@contoso.com")
+			bob := e.createUser("bob@contoso.com", "Bob", "bob@fabrikam.com")
+			carol := e.createUser("carol@contoso.com", "alice", "carol@contoso.com")
+			mgr := e.createUser("boss@contoso.com", "boss", "boss@contoso.com")
+			e.must(200, "PATCH", "/Users/"+carol, `{`+patchSchema+`,"Operations":[{"op":"Replace","path":"active","value":false}]}`)
+			tests := []struct {
+				filter string
+				want   []string
+			}{
+				{`userName eq "ALICE@contoso.com"`, []string{alice}},
+				{`userName+eq+%22bob%40contoso.com%22`, []string{bob}},
+				{`externalId eq "alice"`, []string{alice, carol}},
+				{`externalId eq "bob"`, nil}, // case-exact
+				{`externalId eq Bob`, []string{bob}},
+				{`externalId eq jyoung`, nil},
+				{`emails[type eq "work"].value eq "BOB@fabrikam.com"`, []string{bob}},
+				{`emails[type eq "work" and value co "fabrikam"]`, []string{bob}},
+				{`emails.value ew "@contoso.com"`, []string{alice, carol, mgr}},
+				{`id eq "` + alice + `"`, []string{alice}},
+				{`id eq ` + alice + ``, []string{alice}},
+				{`userName sw "b"`, []string{bob, mgr}},
+				{`userName co "OSS"`, []string{mgr}},
+				{`externalId pr`, []string{alice, bob, carol, mgr}},
+				{`active eq false`, []string{carol}},
+				{`active eq true and not (userName eq "bob@contoso.com")`, []string{alice, mgr}},
+				{`(userName eq "alice@contoso.com" or userName eq "bob@contoso.com") and active eq true`, []string{alice, bob}},
+				{`meta.created gt "2000-01-01T00:00:00Z"`, []string{alice, bob, carol, mgr}},
+				{`meta.lastModified lt "2000-01-01T00:00:00Z"`, nil},
+				{`name.givenName eq "some"`, []string{alice, bob, carol, mgr}},
+				{`USERNAME EQ "alice@contoso.com"`, []string{alice}},
+				{`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "alice@contoso.com"`, []string{alice}},
+				{`id eq "` + alice + `" and manager eq "` + mgr + `"`, nil},
+			}
+			for _, tt := range tests {
+				path := "/Users?filter=" + tt.filter
+				if !strings.Contains(tt.filter, "%") {
+					path = "/Users?filter=" + url.QueryEscape(tt.filter)
+				}
+				got := e.must(200, "GET", path, "").json(t)
+				ids := resourceIDs(got)
+				if !sameIDs(ids, tt.want) {
+					t.Errorf("filter %s: got %v, want %v", tt.filter, ids, tt.want)
+				}
+				if got["totalResults"] != float64(len(tt.want)) {
+					t.Errorf("filter %s: totalResults %v", tt.filter, got["totalResults"])
+				}
+			}
+		})
+	}
+}
+
+func TestBadFilters(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	for _, f := range []string{
+		`userName eq`, `userName xx "a"`, `(userName eq "a"`, `nosuch eq "a"`, `emails[nosuch eq "a"]`,
+		`active gt true`, `meta.created gt "yesterday"`, `userName co 3`, `name eq "x"`, strings.Repeat("(", 5000),
+	} {
+		r := e.do("GET", "/Users?filter="+url.QueryEscape(f), "")
+		if r.status != 400 || r.json(t)["scimType"] != "invalidFilter" {
+			t.Errorf("filter %q: status %d %s, want 400 invalidFilter", f, r.status, r.body)
+		}
+	}
+}
+
+func resourceIDs(list map[string]any) []string {
+	var ids []string
+	res, _ := list["Resources"].([]any)
+	for _, r := range res {
+		ids = append(ids, fmt.Sprint(dig(r, "id")))
+	}
+	return ids
+}
+
+func sameIDs(got, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	seen := map[string]int{}
+	for _, g := range got {
+		seen[g]++
+	}
+	for _, w := range want {
+		seen[w]--
+	}
+	for _, n := range seen {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func getUser(t *testing.T, e *env, id string) map[string]any {
+	t.Helper()
+	return e.must(200, "GET", "/Users/"+id, "").json(t)
+}
+
+func TestPagination(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	var all []string
+	for i := range 11 {
+		all = append(all, e.createUser(fmt.Sprintf("u%02d@contoso.com", i), "x", "x@contoso.com"))
+	}
+	var walked []string
+	for start := 1; start <= 11; start += 5 {
+		got := e.must(200, "GET", fmt.Sprintf("/Users?startIndex=%d&count=5", start), "").json(t)
+		if got["startIndex"] != float64(start) || got["totalResults"] != 11.0 {
+			t.Fatalf("page %d: %v", start, got)
+		}
+		walked = append(walked, resourceIDs(got)...)
+	}
+	if !sameIDs(walked, all) {
+		t.Fatalf("pages walked %d users, want each of 11 once: %v", len(walked), walked)
+	}
+	got := e.must(200, "GET", "/Users?count=0", "").json(t)
+	if got["totalResults"] != 11.0 || len(got["Resources"].([]any)) != 0 {
+		t.Fatalf("count=0: %v", got)
+	}
+	got = e.must(200, "GET", "/Users?startIndex=0&count=100000", "").json(t)
+	if got["itemsPerPage"] != 11.0 || got["startIndex"] != 1.0 {
+		t.Fatalf("clamped page: %v", got)
+	}
+	if r := e.do("GET", "/Users?count=many", ""); r.status != 400 {
+		t.Fatalf("bad count: %d", r.status)
+	}
+}
+
+func TestAttributeProjection(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t, m.flag, defaultConfig())
+			id := e.createUser("alice@contoso.com", "alice", "alice@contoso.com")
+			got := e.must(200, "GET", "/Users/"+id+"?attributes=userName,name.givenName", "").json(t)
+			if got["id"] != id || got["userName"] != "alice@contoso.com" || dig(got, "name", "givenName") != "Some" || dig(got, "name", "familyName") != nil || got["emails"] != nil || got["meta"] != nil {
+				t.Errorf("attributes=: %v", got)
+			}
+			got = e.must(200, "GET", "/Users/"+id+"?excludedAttributes=emails,name.familyName", "").json(t)
+			if got["emails"] != nil || dig(got, "name", "familyName") != nil || dig(got, "name", "givenName") != "Some" || got["userName"] == nil {
+				t.Errorf("excludedAttributes=: %v", got)
+			}
+			list := e.must(200, "GET", "/Users?filter="+url.QueryEscape(`id eq "`+id+`"`)+"&attributes=id", "").json(t)
+			if r := dig(list, "Resources", 0).(map[string]any); len(r) != 2 || r["id"] != id {
+				t.Errorf("attributes=id: %v", r)
+			}
+			r := e.must(200, "PATCH", "/Users/"+id+"?attributes=active", `{`+patchSchema+`,"Operations":[{"op":"replace","path":"active","value":false}]}`).json(t)
+			if r["active"] != false || r["userName"] != nil {
+				t.Errorf("PATCH with attributes=: %v", r)
+			}
+		})
+	}
+}
+
+func TestUnconfiguredAttributesAreDropped(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.UserAttributes = []string{"displayName", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", `phoneNumbers[type eq "mobile"].value`}
+	e := newEnv(t, false, cfg)
+	r := e.must(201, "POST", "/Users", `{"userName":"a@contoso.com","displayName":" Ａlice  ","title":"Boss","phoneNumbers":[{"type":"work","value":"1"},{"type":"mobile","value":"+1 555"}],
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Retail","manager":{"value":"m1"}}}`).json(t)
+	if r["displayName"] != " Ａlice  " {
+		t.Errorf("displayName not stored exactly as sent: %q", r["displayName"])
+	}
+	if r["title"] != nil || r["active"] != nil || r["externalId"] != nil {
+		t.Errorf("unconfigured attributes stored: %v", r)
+	}
+	ext := r[schemaEnterprise].(map[string]any)
+	if ext["department"] != nil || dig(ext, "manager", "value") != "m1" {
+		t.Errorf("enterprise: %v", ext)
+	}
+	if phones := r["phoneNumbers"].([]any); len(phones) != 1 || dig(phones, 0, "value") != "+1 555" {
+		t.Errorf("phones: %v", phones)
+	}
+	if dig(r, "schemas", 1) != schemaEnterprise {
+		t.Errorf("schemas: %v", r["schemas"])
+	}
+}
+
+const schemaEnterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+func TestETags(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	id := e.createUser("a@contoso.com", "a", "a@contoso.com")
+	r := e.must(200, "GET", "/Users/"+id, "")
+	if r.header.Get("ETag") != `W/"1"` {
+		t.Fatalf("ETag %q", r.header.Get("ETag"))
+	}
+	body := `{` + patchSchema + `,"Operations":[{"op":"replace","path":"name.givenName","value":"Z"}]}`
+	e.must(200, "PATCH", "/Users/"+id, body, "If-Match", `W/"1"`)
+	r = e.do("PATCH", "/Users/"+id, body, "If-Match", `W/"1"`)
+	if r.status != 412 {
+		t.Fatalf("stale If-Match: %d %s", r.status, r.body)
+	}
+	e.must(204, "DELETE", "/Users/"+id, "", "If-Match", `W/"2"`)
+	r = e.must(200, "GET", "/ServiceProviderConfig", "")
+	if dig(r.json(t), "etag", "supported") != true {
+		t.Fatal("etag not advertised")
+	}
+}
+
+func TestPutReplacesUser(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t, m.flag, defaultConfig())
+			id := e.createUser("a@contoso.com", "a", "a@contoso.com")
+			got := e.must(200, "PUT", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a2@contoso.com","active":"False"}`).json(t)
+			if got["userName"] != "a2@contoso.com" || got["active"] != false || got["emails"] != nil || got["externalId"] != nil || dig(got, "meta", "version") != `W/"2"` {
+				t.Fatalf("PUT result %v", got)
+			}
+			e.must(404, "PUT", "/Users/nope", `{"userName":"x"}`)
+		})
+	}
+}
+
+func TestDisableThenDelete(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t, m.flag, defaultConfig())
+			id := e.createUser("a@contoso.com", "a", "a@contoso.com")
+			other := e.createUser("b@contoso.com", "b", "b@contoso.com")
+			gid := e.createGroup("G", "g")
+			e.must(204, "PATCH", "/Groups/"+gid, `{`+patchSchema+`,"Operations":[{"op":"Add","path":"members","value":[{"value":"`+id+`"},{"value":"`+other+`"}]}]}`)
+			disable := `{` + patchSchema + `,"Operations":[{"op":"Replace","path":"active","value":"False"}]}`
+			if m.flag {
+				disable = `{` + patchSchema + `,"Operations":[{"op":"replace","path":"active","value":false}]}`
+			}
+			if got := e.must(200, "PATCH", "/Users/"+id, disable).json(t); got["active"] != false {
+				t.Fatalf("after disable: %v", got)
+			}
+			if getUser(t, e, id)["active"] != false {
+				t.Fatal("disabled user not readable as inactive")
+			}
+			list := e.must(200, "GET", "/Users?filter="+url.QueryEscape(`userName eq "a@contoso.com"`), "").json(t)
+			if list["totalResults"] != 1.0 {
+				t.Fatal("disabled user not found by filter")
+			}
+			e.must(204, "DELETE", "/Users/"+id, "")
+			e.must(404, "GET", "/Users/"+id, "")
+			e.must(404, "DELETE", "/Users/"+id, "")
+			g := e.must(200, "GET", "/Groups/"+gid, "").json(t)
+			if members := g["members"].([]any); len(members) != 1 || dig(members, 0, "value") != other {
+				t.Fatalf("members after delete: %v", members)
+			}
+			groups := e.must(200, "GET", "/Groups?filter="+url.QueryEscape(`members eq "`+id+`"`), "").json(t)
+			if groups["totalResults"] != 0.0 {
+				t.Fatalf("deleted user still a member: %v", groups)
+			}
+		})
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	id := e.createUser("a@contoso.com", "a", "a@contoso.com")
+	deep := strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100)
+	tests := []struct {
+		name, method, path, body, ct string
+		status                       int
+	}{
+		{"malformed json", "POST", "/Users", `{"userName":`, "", 400},
+		{"not an object", "POST", "/Users", `["userName"]`, "", 400},
+		{"trailing data", "POST", "/Users", `{"userName":"x@y"} {}`, "", 400},
+		{"deep nesting", "POST", "/Users", deep, "", 400},
+		{"invalid utf8", "POST", "/Users", "{\"userName\":\"\xff\xfe\"}", "", 400},
+		{"huge body", "POST", "/Users", `{"userName":"` + strings.Repeat("x", 100<<10) + `"}`, "", 413},
+		{"xml", "POST", "/Users", `<user/>`, "application/xml", 415},
+		{"json with charset", "POST", "/Users", `{"userName":"c@contoso.com"}`, "application/scim+json; charset=utf-8", 201},
+		{"plain json", "POST", "/Users", `{"userName":"d@contoso.com"}`, "application/json", 201},
+		{"patch not patchop", "PATCH", "/Users/" + id, `{"schemas":["urn:x"],"Operations":[{"op":"add","path":"title","value":"x"}]}`, "", 400},
+		{"patch no ops", "PATCH", "/Users/" + id, `{` + patchSchema + `}`, "", 400},
+		{"patch op not object", "PATCH", "/Users/" + id, `{` + patchSchema + `,"Operations":[1]}`, "", 400},
+		{"method", "DELETE", "/Users", "", "", 405},
+		{"unknown user", "GET", "/Users/nope", "", "", 404},
+		{"patch unknown user", "PATCH", "/Users/nope", `{` + patchSchema + `,"Operations":[{"op":"add","path":"title","value":"x"}]}`, "", 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := []string{}
+			if tt.ct != "" {
+				hdr = []string{"Content-Type", tt.ct}
+			}
+			r := e.do(tt.method, tt.path, tt.body, hdr...)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(r.body, &body); err != nil {
+				t.Fatalf("body not JSON: %q", r.body)
+			}
+			if tt.status >= 400 && dig(body, "schemas", 0) != uriError {
+				t.Fatalf("not a SCIM error: %s", r.body)
+			}
+		})
+	}
+}
+
+func TestAuditLog(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	id := e.createUser("secret.person@contoso.com", "sp", "secret.person@contoso.com")
+	e.doAs(testToken2, "DELETE", "/Users/"+id, "")
+	var events []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		events = append(events, ev)
+	}
+	want := []map[string]any{
+		{"msg": "scim write", "actor": "entra", "op": "create", "resourceType": "User", "id": id},
+		{"msg": "scim write", "actor": "entra-next", "op": "delete", "resourceType": "User", "id": id},
+	}
+	if len(events) != len(want) {
+		t.Fatalf("events %v", events)
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if events[i][k] != v {
+				t.Errorf("event %d: %s = %v, want %v", i, k, events[i][k], v)
+			}
+		}
+	}
+	logs := e.logs.String()
+	for _, secret := range []string{"secret.person", testToken, testToken2} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("log contains %q", secret)
+		}
+	}
+}

@@ -1,0 +1,372 @@
+package durable
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/durable/internal/record"
+)
+
+// A backup is a stream:
+//
+//	"idrecon-backup\n"
+//	uvarint n, n bytes of JSON header (backupHeader)
+//	frames: table byte (1-based index into header.tables), uvarint key
+//	        length, key, uvarint record length, record (internal/record)
+//	0 byte, uvarint frame count, CRC-32C (big endian) of everything before it
+//
+// Records are the same as in the state file, so a backup restores with the
+// migrations of the idrecon that reads it.
+const backupMagic = "idrecon-backup\n"
+
+// Bounds that keep a damaged backup from making Restore allocate wildly.
+const (
+	maxHeaderLen = 1 << 16
+	maxKeyLen    = bolt.MaxKeySize
+	maxRecordLen = 64 << 20
+	restoreBatch = 10000
+)
+
+type backupHeader struct {
+	Format  int       `json:"format"`
+	Record  int       `json:"recordVersion"`
+	Created time.Time `json:"created"`
+	Tables  []string  `json:"tables"`
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// WriteBackup writes every persisted table of snap (from store.Snapshot, so
+// the backup is consistent while the store keeps serving) to w.
+func WriteBackup(w io.Writer, snap *memdb.MemDB) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	sum := crc32.New(castagnoli)
+	out := io.MultiWriter(bw, sum)
+	hdr, err := json.Marshal(backupHeader{
+		Format:  FormatVersion,
+		Record:  record.Version,
+		Created: time.Now().UTC(),
+		Tables:  record.Tables,
+	})
+	if err != nil {
+		return fmt.Errorf("durable: backup header: %w", err)
+	}
+	buf := append([]byte(backupMagic), binary.AppendUvarint(nil, uint64(len(hdr)))...)
+	buf = append(buf, hdr...)
+	if _, err := out.Write(buf); err != nil {
+		return fmt.Errorf("durable: write backup: %w", err)
+	}
+	txn := snap.Txn(false)
+	var count uint64
+	for i, table := range record.Tables {
+		it, err := txn.Get(table, store.IndexID)
+		if err != nil {
+			return fmt.Errorf("durable: backup %s: %w", table, err)
+		}
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			key, err := record.Key(table, obj)
+			if err != nil {
+				return fmt.Errorf("durable: backup %s: %w", table, err)
+			}
+			val, err := record.Encode(table, obj)
+			if err != nil {
+				return fmt.Errorf("durable: backup %s: %w", table, err)
+			}
+			buf = append(buf[:0], byte(i+1))
+			buf = binary.AppendUvarint(buf, uint64(len(key)))
+			buf = append(buf, key...)
+			buf = binary.AppendUvarint(buf, uint64(len(val)))
+			buf = append(buf, val...)
+			if _, err := out.Write(buf); err != nil {
+				return fmt.Errorf("durable: write backup: %w", err)
+			}
+			count++
+		}
+	}
+	buf = binary.AppendUvarint(append(buf[:0], 0), count)
+	if _, err := out.Write(buf); err != nil {
+		return fmt.Errorf("durable: write backup: %w", err)
+	}
+	if _, err := bw.Write(binary.BigEndian.AppendUint32(nil, sum.Sum32())); err != nil {
+		return fmt.Errorf("durable: write backup: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("durable: write backup: %w", err)
+	}
+	return nil
+}
+
+// RestoreOption changes what Restore does.
+type RestoreOption func(*restoreOptions)
+
+type restoreOptions struct{ overwrite bool }
+
+// Overwrite lets Restore replace an existing state file (that no running
+// daemon holds).
+func Overwrite() RestoreOption { return func(o *restoreOptions) { o.overwrite = true } }
+
+// Restore writes the backup read from r as the state file at path, with the
+// daemon stopped. It refuses to replace an existing file unless given
+// Overwrite, and a file a running daemon holds (ErrLocked). The backup is
+// fully verified (checksums, counts, and that the result loads) before it
+// atomically replaces path, so a damaged backup (ErrCorrupt) changes nothing.
+func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
+	var o restoreOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := checkTarget(path, o.overwrite); err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("durable: restore: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".restore-*")
+	if err != nil {
+		return fmt.Errorf("durable: restore: %w", err)
+	}
+	tmpPath := tmp.Name()
+	tmp.Close()
+	defer func() {
+		if err != nil {
+			os.Remove(tmpPath)
+		}
+	}()
+	if err := writeRestored(r, tmpPath); err != nil {
+		return err
+	}
+	if err := verifyLoads(tmpPath); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpPath, path); err != nil {
+		return fmt.Errorf("durable: restore: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// checkTarget refuses an existing state file unless overwrite is set, and
+// always one that a running daemon has locked.
+func checkTarget(path string, overwrite bool) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("durable: restore: %w", err)
+	}
+	defer f.Close()
+	if !overwrite {
+		return fmt.Errorf("%w: %s", ErrExists, path)
+	}
+	// bbolt takes flock(LOCK_EX) on the state file while open.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("%w: %s (stop the daemon before restoring)", ErrLocked, path)
+		}
+		return fmt.Errorf("durable: restore: lock %s: %w", path, err)
+	}
+	return nil // closing f releases the lock
+}
+
+// writeRestored reads the backup stream into a new bbolt file at path.
+func writeRestored(r io.Reader, path string) error {
+	bdb, err := openBolt(path, time.Second, true)
+	if err != nil {
+		return fmt.Errorf("durable: restore: %w", err)
+	}
+	db := &DB{bolt: bdb, path: path}
+	err = db.init()
+	if err == nil {
+		err = copyBackup(&hashingReader{r: bufio.NewReaderSize(r, 64<<10), h: crc32.New(castagnoli)}, bdb)
+	}
+	if err == nil {
+		// Puts ran without fsync; one sync makes the whole file durable
+		// before it is renamed into place.
+		err = bdb.Sync()
+	}
+	if cerr := bdb.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("durable: restore: %w", err)
+	}
+	return nil
+}
+
+func copyBackup(hr *hashingReader, bdb *bolt.DB) error {
+	magic := make([]byte, len(backupMagic))
+	if _, err := io.ReadFull(hr, magic); err != nil || string(magic) != backupMagic {
+		return fmt.Errorf("%w: not an idrecon backup", ErrCorrupt)
+	}
+	n, err := binary.ReadUvarint(hr)
+	if err != nil || n > maxHeaderLen {
+		return fmt.Errorf("%w: backup header: bad length", ErrCorrupt)
+	}
+	raw := make([]byte, n)
+	if _, err := io.ReadFull(hr, raw); err != nil {
+		return fmt.Errorf("%w: backup header: %w", ErrCorrupt, err)
+	}
+	var hdr backupHeader
+	if err := json.Unmarshal(raw, &hdr); err != nil {
+		return fmt.Errorf("%w: backup header: %w", ErrCorrupt, err)
+	}
+	if err := checkFormat([]byte(fmt.Sprint(hdr.Format))); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	for _, t := range hdr.Tables {
+		if !slices.Contains(record.Tables, t) {
+			return fmt.Errorf("%w: backup holds unknown table %q", ErrCorrupt, t)
+		}
+	}
+
+	var count uint64
+	type kv struct{ table, key, val []byte }
+	var batch []kv
+	flush := func() error {
+		err := bdb.Update(func(tx *bolt.Tx) error {
+			for _, e := range batch {
+				if err := tx.Bucket(e.table).Put(e.key, e.val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		batch = batch[:0]
+		return err
+	}
+	for {
+		tag, err := hr.ReadByte()
+		if err != nil {
+			return fmt.Errorf("%w: backup is truncated: %w", ErrCorrupt, err)
+		}
+		if tag == 0 {
+			break
+		}
+		if int(tag) > len(hdr.Tables) {
+			return fmt.Errorf("%w: backup frame %d: bad table %d", ErrCorrupt, count, tag)
+		}
+		table := hdr.Tables[tag-1]
+		key, err := readChunk(hr, maxKeyLen)
+		if err != nil {
+			return fmt.Errorf("%w: backup frame %d: %w", ErrCorrupt, count, err)
+		}
+		val, err := readChunk(hr, maxRecordLen)
+		if err != nil {
+			return fmt.Errorf("%w: backup frame %d: %w", ErrCorrupt, count, err)
+		}
+		if _, err := record.Decode(table, val); err != nil {
+			return fmt.Errorf("%w: backup %s record %q: %w", ErrCorrupt, table, key, err)
+		}
+		batch = append(batch, kv{[]byte(table), key, val})
+		count++
+		if len(batch) == restoreBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	want, err := binary.ReadUvarint(hr)
+	if err != nil {
+		return fmt.Errorf("%w: backup trailer: %w", ErrCorrupt, err)
+	}
+	sum := hr.h.Sum32()
+	var tail [4]byte
+	if _, err := io.ReadFull(hr.r, tail[:]); err != nil {
+		return fmt.Errorf("%w: backup trailer: %w", ErrCorrupt, err)
+	}
+	if binary.BigEndian.Uint32(tail[:]) != sum {
+		return fmt.Errorf("%w: backup checksum mismatch", ErrCorrupt)
+	}
+	if want != count {
+		return fmt.Errorf("%w: backup holds %d records, trailer says %d", ErrCorrupt, count, want)
+	}
+	if _, err := hr.r.ReadByte(); err != io.EOF {
+		return fmt.Errorf("%w: data after the backup trailer", ErrCorrupt)
+	}
+	return flush()
+}
+
+func readChunk(hr *hashingReader, limit int) ([]byte, error) {
+	n, err := binary.ReadUvarint(hr)
+	if err != nil {
+		return nil, fmt.Errorf("truncated: %w", err)
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("length %d over %d", n, limit)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(hr, b); err != nil {
+		return nil, fmt.Errorf("truncated: %w", err)
+	}
+	return b, nil
+}
+
+// verifyLoads opens the restored file and loads it into a scratch store, so
+// a backup that would not start the daemon is refused now.
+func verifyLoads(path string) error {
+	db, err := Open(path, Options{})
+	if err != nil {
+		return fmt.Errorf("durable: restore: verify: %w", err)
+	}
+	defer db.Close()
+	st, err := store.New(store.Options{})
+	if err != nil {
+		return fmt.Errorf("durable: restore: verify: %w", err)
+	}
+	defer st.Close()
+	if _, err := db.LoadInto(st); err != nil {
+		return fmt.Errorf("durable: restore: verify: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("durable: restore: sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("durable: restore: sync dir: %w", err)
+	}
+	return nil
+}
+
+// hashingReader hashes every byte read through it.
+type hashingReader struct {
+	r   *bufio.Reader
+	h   hash.Hash32
+	one [1]byte
+}
+
+func (hr *hashingReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	return n, err
+}
+
+func (hr *hashingReader) ReadByte() (byte, error) {
+	b, err := hr.r.ReadByte()
+	if err == nil {
+		hr.one[0] = b
+		hr.h.Write(hr.one[:])
+	}
+	return b, err
+}

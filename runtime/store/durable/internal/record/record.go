@@ -1,0 +1,383 @@
+// Package record encodes the runtime store's objects into the versioned,
+// checksummed records that package durable keeps on disk and in backups.
+//
+// A record is an envelope: one version byte, a CRC-32C (Castagnoli, big
+// endian) of the version byte and the body, then the body. The body of a v1
+// record is a compact binary encoding of the object: fields in a fixed order,
+// strings and byte slices length-prefixed with uvarints, so decoding needs no
+// reflection. A newer idrecon keeps the decoder of every older version, so a
+// data dir written by an older release stays readable; Decode dispatches on
+// the version byte.
+package record
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"reflect"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// Version is the version of the records Encode writes.
+const Version = 1
+
+const headerLen = 5 // version byte + CRC-32C
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Errors Decode returns, wrapped with context.
+var (
+	ErrChecksum    = errors.New("record: checksum mismatch")
+	ErrVersion     = errors.New("record: unsupported version")
+	ErrMalformed   = errors.New("record: malformed")
+	ErrUnknownKind = errors.New("record: unknown resource kind")
+)
+
+// Tables lists the tables that are persisted, in the order a load inserts
+// them: what others refer to comes first.
+var Tables = []string{
+	store.TableMeta,
+	store.TableResources,
+	store.TableGroups,
+	store.TableUsers,
+	store.TableMemberships,
+}
+
+// specTypes maps a resource kind to the pointer type its Spec holds.
+var specTypes = map[string]reflect.Type{
+	spec.KindScimProvisioning:    reflect.TypeFor[*spec.ScimProvisioning](),
+	spec.KindCertificate:         reflect.TypeFor[*spec.Certificate](),
+	spec.KindSamlServiceProvider: reflect.TypeFor[*spec.SamlServiceProvider](),
+	spec.KindApplication:         reflect.TypeFor[*spec.Application](),
+	spec.KindRole:                reflect.TypeFor[*spec.Role](),
+	spec.KindAccessAssignment:    reflect.TypeFor[*spec.AccessAssignment](),
+}
+
+// Key returns the key obj is stored under in table's bucket: its primary key
+// in the runtime store.
+func Key(table string, obj any) ([]byte, error) {
+	switch o := obj.(type) {
+	case *store.User:
+		return []byte(o.ID), nil
+	case *store.Group:
+		return []byte(o.ID), nil
+	case *store.Meta:
+		return []byte(o.Key), nil
+	case *store.Membership:
+		return pairKey(o.GroupID, o.MemberID), nil
+	case *store.Resource:
+		return pairKey(o.Kind, o.Name), nil
+	}
+	return nil, fmt.Errorf("key for table %s: unsupported object %T", table, obj)
+}
+
+// pairKey length-prefixes the first part so no value of either part can make
+// two pairs collide.
+func pairKey(a, b string) []byte {
+	k := binary.AppendUvarint(make([]byte, 0, 2+len(a)+len(b)), uint64(len(a)))
+	k = append(k, a...)
+	return append(k, b...)
+}
+
+// Encode returns the current-version record of obj, which must be the type
+// table holds.
+func Encode(table string, obj any) ([]byte, error) {
+	w := make([]byte, headerLen, 128)
+	w[0] = Version
+	var err error
+	switch o := obj.(type) {
+	case *store.User:
+		err = expectTable(table, store.TableUsers)
+		w = putString(w, o.ID)
+		w = putString(w, o.UserName)
+		w = putString(w, o.ExternalID)
+		w = putBool(w, o.Active)
+		w = putString(w, o.WorkEmail)
+		w = putOptBytes(w, o.Attributes)
+		w = putTime(w, o.Created)
+		w = putTime(w, o.Modified)
+		w = binary.AppendUvarint(w, o.Version)
+	case *store.Group:
+		err = expectTable(table, store.TableGroups)
+		w = putString(w, o.ID)
+		w = putString(w, o.DisplayName)
+		w = putString(w, o.ExternalID)
+		w = putTime(w, o.Created)
+		w = putTime(w, o.Modified)
+		w = binary.AppendUvarint(w, o.Version)
+	case *store.Membership:
+		err = expectTable(table, store.TableMemberships)
+		w = putString(w, o.GroupID)
+		w = putString(w, o.MemberID)
+	case *store.Meta:
+		err = expectTable(table, store.TableMeta)
+		w = putString(w, o.Key)
+		w = putString(w, o.Value)
+	case *store.Resource:
+		err = expectTable(table, store.TableResources)
+		if err != nil {
+			break
+		}
+		var specJSON []byte
+		specJSON, err = encodeSpec(o)
+		w = putString(w, o.Kind)
+		w = putString(w, o.Name)
+		w = putString(w, o.Revision)
+		w = putString(w, o.ModifiedBy)
+		w = putTime(w, o.Modified)
+		w = putOptBytes(w, specJSON)
+	default:
+		err = fmt.Errorf("encode for table %s: unsupported object %T", table, obj)
+	}
+	if err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint32(w[1:headerLen], checksum(w[0], w[headerLen:]))
+	return w, nil
+}
+
+func expectTable(got, want string) error {
+	if got != want {
+		return fmt.Errorf("encode: object of table %s given for table %s", want, got)
+	}
+	return nil
+}
+
+// encodeSpec writes the resource's Spec as JSON. A spec.Certificate's
+// PrivateKey is json:"-" and so never reaches the disk.
+func encodeSpec(r *store.Resource) ([]byte, error) {
+	if r.Spec == nil {
+		return nil, nil
+	}
+	want, ok := specTypes[r.Kind]
+	if !ok {
+		return nil, fmt.Errorf("encode resource %s/%s: %w", r.Kind, r.Name, ErrUnknownKind)
+	}
+	if got := reflect.TypeOf(r.Spec); got != want {
+		return nil, fmt.Errorf("encode resource %s/%s: spec is %v, want %v", r.Kind, r.Name, got, want)
+	}
+	b, err := json.Marshal(r.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("encode resource %s/%s: %w", r.Kind, r.Name, err)
+	}
+	return b, nil
+}
+
+func checksum(version byte, body []byte) uint32 {
+	c := crc32.Update(0, castagnoli, []byte{version})
+	return crc32.Update(c, castagnoli, body)
+}
+
+// Decode verifies rec's checksum and decodes it, whatever version wrote it,
+// into a new object of the type table holds. The object shares no memory
+// with rec.
+func Decode(table string, rec []byte) (any, error) {
+	if len(rec) < headerLen {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(rec))
+	}
+	body := rec[headerLen:]
+	if got, want := checksum(rec[0], body), binary.BigEndian.Uint32(rec[1:headerLen]); got != want {
+		return nil, ErrChecksum
+	}
+	switch rec[0] {
+	case 1:
+		return decodeV1(table, body)
+	}
+	return nil, fmt.Errorf("%w %d (this idrecon reads up to %d)", ErrVersion, rec[0], Version)
+}
+
+func decodeV1(table string, body []byte) (any, error) {
+	r := &reader{b: body}
+	var obj any
+	switch table {
+	case store.TableUsers:
+		obj = &store.User{
+			ID:         r.string(),
+			UserName:   r.string(),
+			ExternalID: r.string(),
+			Active:     r.bool(),
+			WorkEmail:  r.string(),
+			Attributes: r.optBytes(),
+			Created:    r.time(),
+			Modified:   r.time(),
+			Version:    r.uvarint(),
+		}
+	case store.TableGroups:
+		obj = &store.Group{
+			ID:          r.string(),
+			DisplayName: r.string(),
+			ExternalID:  r.string(),
+			Created:     r.time(),
+			Modified:    r.time(),
+			Version:     r.uvarint(),
+		}
+	case store.TableMemberships:
+		obj = &store.Membership{GroupID: r.string(), MemberID: r.string()}
+	case store.TableMeta:
+		obj = &store.Meta{Key: r.string(), Value: r.string()}
+	case store.TableResources:
+		res := &store.Resource{
+			Kind:       r.string(),
+			Name:       r.string(),
+			Revision:   r.string(),
+			ModifiedBy: r.string(),
+			Modified:   r.time(),
+		}
+		specJSON := r.optBytes()
+		if r.err == nil {
+			var err error
+			if res.Spec, err = decodeSpec(res.Kind, specJSON); err != nil {
+				return nil, fmt.Errorf("resource %s/%s: %w", res.Kind, res.Name, err)
+			}
+		}
+		obj = res
+	default:
+		return nil, fmt.Errorf("%w: unknown table %q", ErrMalformed, table)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.b))
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return obj, nil
+}
+
+// decodeSpec turns the stored JSON back into the kind's typed spec. A
+// certificate comes back without its PrivateKey: the reconciler resolves it
+// again from PrivateKeyFrom on its next run.
+func decodeSpec(kind string, b []byte) (any, error) {
+	typ, ok := specTypes[kind]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
+	}
+	if b == nil {
+		return nil, nil
+	}
+	v := reflect.New(typ.Elem()).Interface()
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("%w: spec: %w", ErrMalformed, err)
+	}
+	return v, nil
+}
+
+func putString(w []byte, s string) []byte {
+	w = binary.AppendUvarint(w, uint64(len(s)))
+	return append(w, s...)
+}
+
+// putOptBytes keeps nil and empty apart: the length is written plus one, and
+// 0 means nil.
+func putOptBytes(w, b []byte) []byte {
+	if b == nil {
+		return binary.AppendUvarint(w, 0)
+	}
+	w = binary.AppendUvarint(w, uint64(len(b))+1)
+	return append(w, b...)
+}
+
+func putBool(w []byte, v bool) []byte {
+	if v {
+		return append(w, 1)
+	}
+	return append(w, 0)
+}
+
+// putTime keeps the instant (seconds since the Unix epoch and nanoseconds);
+// the location is not kept, times decode as UTC.
+func putTime(w []byte, t time.Time) []byte {
+	w = binary.AppendVarint(w, t.Unix())
+	return binary.AppendUvarint(w, uint64(t.Nanosecond()))
+}
+
+// reader decodes fields in order; the first error sticks and later reads
+// return zero values, so decoders read straight through and check once.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: truncated %s", ErrMalformed, what)
+	}
+	r.b = nil
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("integer")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("integer")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes(n uint64) []byte {
+	if n > uint64(len(r.b)) {
+		r.fail("bytes")
+		return nil
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	return b
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	return string(r.bytes(n))
+}
+
+func (r *reader) optBytes() []byte {
+	n := r.uvarint()
+	if n == 0 || r.err != nil {
+		return nil
+	}
+	b := r.bytes(n - 1)
+	if r.err != nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+func (r *reader) bool() bool {
+	if len(r.b) == 0 {
+		r.fail("bool")
+		return false
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	if v > 1 {
+		r.err = fmt.Errorf("%w: bool %d", ErrMalformed, v)
+	}
+	return v == 1
+}
+
+func (r *reader) time() time.Time {
+	sec := r.varint()
+	nsec := r.uvarint()
+	if r.err != nil {
+		return time.Time{}
+	}
+	if nsec >= uint64(time.Second) {
+		r.err = fmt.Errorf("%w: nanoseconds %d", ErrMalformed, nsec)
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}

@@ -1,0 +1,403 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+
+	"gopkg.in/yaml.v3"
+)
+
+// parsedDoc is a decoded document plus its YAML tree, so later checks can
+// point at the line a field was written on.
+type parsedDoc struct {
+	doc      *Document
+	node     *yaml.Node          // the document's top-level mapping
+	versions map[string]struct{} // an Application's versions, built on first use
+	// failed holds the fields that could not be decoded, so later checks do
+	// not pile a second error onto the same field.
+	failed map[string]bool
+}
+
+// at returns the position of field (a path like "spec.tokens[1].sha256"), or
+// of its nearest written ancestor when the field itself is absent.
+func (p *parsedDoc) at(field string) Position {
+	n := p.node
+	for seg := range strings.SplitSeq(field, ".") {
+		key, rest, _ := strings.Cut(seg, "[")
+		next := mappingValue(n, key)
+		if next == nil {
+			break
+		}
+		n = next
+		for rest != "" {
+			idx, after, _ := strings.Cut(rest, "]")
+			rest = strings.TrimPrefix(after, "[")
+			i, err := strconv.Atoi(idx)
+			if err != nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
+				break
+			}
+			n = n.Content[i]
+		}
+	}
+	return Position{File: p.doc.Pos.File, Line: n.Line, Column: n.Column}
+}
+
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// Parse decodes one file's YAML documents strictly, without resolving
+// references or checking anything across documents. name is used in
+// positions. A non-nil error is an ErrorList; the documents that could be
+// decoded are returned with it.
+func Parse(name string, data []byte) ([]*Document, error) {
+	var errs ErrorList
+	parsed := parseFile(name, data, &errs)
+	docs := make([]*Document, len(parsed))
+	for i, p := range parsed {
+		docs[i] = p.doc
+	}
+	return docs, errs.err()
+}
+
+// specTypes maps each kind to a constructor of its spec type.
+var specTypes = map[string]func() any{
+	KindScimProvisioning:    func() any { return new(ScimProvisioning) },
+	KindCertificate:         func() any { return new(Certificate) },
+	KindSamlServiceProvider: func() any { return new(SamlServiceProvider) },
+	KindApplication:         func() any { return new(Application) },
+	KindRole:                func() any { return new(Role) },
+	KindAccessAssignment:    func() any { return new(AccessAssignment) },
+}
+
+// yamlLineRE finds the line in a yaml.v3 syntax error ("yaml: line 5: did
+// not find expected ',' or ']'").
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+
+// parseFile decodes every document of one file. Documents that are broken
+// beyond their own fields (no kind, a syntax error) are dropped; their
+// mistakes land in errs.
+func parseFile(name string, data []byte, errs *ErrorList) []*parsedDoc {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var out []*parsedDoc
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			pos := Position{File: name, Line: 1, Column: 1}
+			msg := err.Error()
+			if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+				pos.Line, _ = strconv.Atoi(m[1])
+				msg = msg[len(m[0]):]
+			}
+			errs.add(pos, "", "invalid YAML: "+strings.TrimPrefix(msg, "yaml: "))
+			return out
+		}
+		if n.Kind != yaml.DocumentNode || len(n.Content) == 0 {
+			continue
+		}
+		root := n.Content[0]
+		if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+			continue // an empty document, e.g. a trailing "---"
+		}
+		if p := decodeDocument(name, root, errs); p != nil {
+			out = append(out, p)
+		}
+	}
+}
+
+func decodeDocument(file string, root *yaml.Node, errs *ErrorList) *parsedDoc {
+	d := &decoder{file: file, errs: errs}
+	docPos := d.position(root)
+	if root.Kind != yaml.MappingNode {
+		errs.add(docPos, "", "a document must be a mapping with apiVersion, kind, metadata and spec")
+		return nil
+	}
+	doc := &Document{Pos: docPos}
+	var apiNode, kindNode, specNode, metaNode *yaml.Node
+	seen := make(map[string]bool, 4)
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		key, ok := d.key(k)
+		if !ok {
+			continue
+		}
+		d.push(key, -1)
+		switch key {
+		case "apiVersion", "kind", "metadata", "spec":
+			if seen[key] {
+				d.fail(k, "duplicate field")
+				break
+			}
+			seen[key] = true
+			switch key {
+			case "apiVersion":
+				apiNode = v
+				d.decodeValue(v, reflect.ValueOf(&doc.APIVersion).Elem())
+			case "kind":
+				kindNode = v
+				d.decodeValue(v, reflect.ValueOf(&doc.Kind).Elem())
+			case "metadata":
+				metaNode = v
+			case "spec":
+				specNode = v
+			}
+		default:
+			d.fail(k, "unknown field (want apiVersion, kind, metadata, spec)")
+		}
+		d.pop()
+	}
+	switch {
+	case apiNode == nil:
+		errs.add(docPos, "apiVersion", "required (want "+APIVersion+")")
+	case doc.APIVersion != APIVersion:
+		errs.add(d.position(apiNode), "apiVersion", fmt.Sprintf("unsupported apiVersion %q (want %s)", doc.APIVersion, APIVersion))
+	}
+	newSpec, known := specTypes[doc.Kind]
+	switch {
+	case kindNode == nil:
+		errs.add(docPos, "kind", "required (want one of "+strings.Join(Kinds, ", ")+")")
+	case !known:
+		errs.add(d.position(kindNode), "kind", fmt.Sprintf("unknown kind %q (want one of %s)", doc.Kind, strings.Join(Kinds, ", ")))
+	}
+	if metaNode == nil {
+		errs.add(docPos, "metadata", "required")
+	} else {
+		d.push("metadata", -1)
+		d.decodeValue(metaNode, reflect.ValueOf(&doc.Metadata).Elem())
+		d.pop()
+		if doc.Metadata.Name == "" && !d.failed["metadata.name"] && !d.failed["metadata"] {
+			at := metaNode
+			if n := mappingValue(metaNode, "name"); n != nil {
+				at = n
+			}
+			errs.add(d.position(at), "metadata.name", "required")
+		}
+	}
+	if !known {
+		return nil
+	}
+	doc.Spec = newSpec()
+	if specNode == nil {
+		errs.add(docPos, "spec", "required")
+	} else {
+		d.push("spec", -1)
+		d.decodeValue(specNode, reflect.ValueOf(doc.Spec).Elem())
+		d.pop()
+	}
+	return &parsedDoc{doc: doc, node: root, failed: d.failed}
+}
+
+// decoder walks yaml nodes into Go values, rejecting unknown fields. The
+// field path is kept as a stack and only rendered for an error.
+type decoder struct {
+	file   string
+	errs   *ErrorList
+	stack  []segment
+	failed map[string]bool
+}
+
+// segment is one step of a field path: a key, or an index when idx >= 0.
+type segment struct {
+	key string
+	idx int
+}
+
+func (d *decoder) push(key string, idx int) { d.stack = append(d.stack, segment{key, idx}) }
+func (d *decoder) pop()                     { d.stack = d.stack[:len(d.stack)-1] }
+
+func (d *decoder) path() string {
+	var b strings.Builder
+	for i, s := range d.stack {
+		switch {
+		case s.idx >= 0:
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(s.idx))
+			b.WriteByte(']')
+		case i > 0:
+			b.WriteByte('.')
+			b.WriteString(s.key)
+		default:
+			b.WriteString(s.key)
+		}
+	}
+	return b.String()
+}
+
+// fail records an error at the current field.
+func (d *decoder) fail(n *yaml.Node, msg string) {
+	path := d.path()
+	if d.failed == nil {
+		d.failed = map[string]bool{}
+	}
+	d.failed[path] = true
+	d.errs.add(d.position(n), path, msg)
+}
+
+func (d *decoder) position(n *yaml.Node) Position {
+	return Position{File: d.file, Line: n.Line, Column: n.Column}
+}
+
+// key reads a mapping key; keys must be plain strings.
+func (d *decoder) key(k *yaml.Node) (string, bool) {
+	if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+		d.fail(k, "mapping keys must be strings")
+		return "", false
+	}
+	return k.Value, true
+}
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// hints turn an unknown field into advice where the mistake is a known trap.
+var hints = map[reflect.Type]map[string]string{
+	reflect.TypeFor[ScimToken](): {
+		"value":     "plaintext tokens are not allowed in git; use sha256 or valueFrom",
+		"token":     "plaintext tokens are not allowed in git; use sha256 or valueFrom",
+		"plaintext": "plaintext tokens are not allowed in git; use sha256 or valueFrom",
+		"secret":    "plaintext tokens are not allowed in git; use sha256 or valueFrom",
+	},
+	reflect.TypeFor[ValueFrom](): {
+		"value": "secrets are not allowed in git; name an environment variable (env) or a file (file)",
+	},
+	reflect.TypeFor[Certificate](): {
+		"privateKey": errInlineKey,
+		"key":        errInlineKey,
+	},
+}
+
+func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value) {
+	if n.Kind == yaml.AliasNode {
+		d.fail(n, "YAML aliases are not supported")
+		return
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+			d.fail(n, "must be a string")
+			return
+		}
+		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+			d.fail(n, err.Error())
+		}
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // an empty value leaves the zero value; required checks come later
+	}
+	switch v.Kind() {
+	case reflect.String:
+		switch {
+		case n.Kind != yaml.ScalarNode:
+			d.fail(n, "must be a string")
+		case n.Tag != "!!str":
+			d.fail(n, fmt.Sprintf("must be a string (quote it: %q)", n.Value))
+		default:
+			v.SetString(n.Value)
+		}
+	case reflect.Bool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
+			d.fail(n, "must be true or false")
+			return
+		}
+		v.SetBool(b)
+	case reflect.Pointer:
+		nv := reflect.New(v.Type().Elem())
+		d.decodeValue(n, nv.Elem())
+		v.Set(nv)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, "must be a list")
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			d.push("", i)
+			d.decodeValue(item, s.Index(i))
+			d.pop()
+		}
+		v.Set(s)
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			d.fail(n, "must be a mapping")
+			return
+		}
+		fields := fieldsOf(v.Type())
+		var seen uint64 // by field index; the document types have fewer than 64 fields
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			key, ok := d.key(k)
+			if !ok {
+				continue
+			}
+			d.push(key, -1)
+			idx, known := fields.byName[key]
+			switch {
+			case !known:
+				msg := "unknown field"
+				if h := hints[v.Type()][key]; h != "" {
+					msg += ": " + h
+				} else if len(fields.names) > 0 {
+					msg += " (want one of " + strings.Join(fields.names, ", ") + ")"
+				}
+				d.fail(k, msg)
+			case seen&(1<<idx) != 0:
+				d.fail(k, "duplicate field")
+			default:
+				seen |= 1 << idx
+				d.decodeValue(val, v.Field(idx))
+			}
+			d.pop()
+		}
+	default:
+		// Only the types above appear in the document types.
+		d.fail(n, "unsupported field type "+v.Type().String())
+	}
+}
+
+type structFields struct {
+	byName map[string]int
+	names  []string
+}
+
+var fieldCache sync.Map // reflect.Type -> *structFields
+
+// fieldsOf indexes a struct's yaml field names.
+func fieldsOf(t reflect.Type) *structFields {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(*structFields)
+	}
+	f := &structFields{byName: make(map[string]int)}
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "-" || name == "" {
+			continue
+		}
+		f.byName[name] = i
+		f.names = append(f.names, name)
+	}
+	fieldCache.Store(t, f)
+	return f
+}

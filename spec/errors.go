@@ -1,0 +1,91 @@
+package spec
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"strings"
+)
+
+// ErrInvalid is matched (errors.Is) by every ErrorList and Error: the spec
+// itself is wrong, as opposed to an I/O failure or a cancelled context.
+var ErrInvalid = errors.New("spec: invalid")
+
+// Error is one mistake in a spec, located at a file position and field path
+// (for example "spec.tokens[1].sha256").
+type Error struct {
+	Pos   Position
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Pos.File != "" {
+		b.WriteString(e.Pos.String())
+		b.WriteString(": ")
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Is reports whether target is ErrInvalid.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// ErrorList is every mistake found in one load, sorted by position.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	var b strings.Builder
+	for i, e := range l {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrInvalid.
+func (l ErrorList) Is(target error) bool { return target == ErrInvalid }
+
+// Unwrap exposes the single errors, so errors.As can find an *Error.
+func (l ErrorList) Unwrap() []error {
+	out := make([]error, len(l))
+	for i, e := range l {
+		out[i] = e
+	}
+	return out
+}
+
+// add appends one error.
+func (l *ErrorList) add(pos Position, field, msg string) {
+	*l = append(*l, &Error{Pos: pos, Field: field, Msg: msg})
+}
+
+// sort orders the list by file, line, column, field and message so output is
+// stable whatever order the checks ran in.
+func (l ErrorList) sort() {
+	slices.SortStableFunc(l, func(a, b *Error) int {
+		return cmp.Or(
+			cmp.Compare(a.Pos.File, b.Pos.File),
+			cmp.Compare(a.Pos.Line, b.Pos.Line),
+			cmp.Compare(a.Pos.Column, b.Pos.Column),
+			cmp.Compare(a.Field, b.Field),
+			cmp.Compare(a.Msg, b.Msg),
+		)
+	})
+}
+
+// err returns the list as an error, or nil when it is empty.
+func (l ErrorList) err() error {
+	if len(l) == 0 {
+		return nil
+	}
+	l.sort()
+	return l
+}

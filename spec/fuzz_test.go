@@ -1,0 +1,55 @@
+package spec
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// FuzzParse feeds arbitrary bytes to the strict decoder: it must never panic
+// and must return either documents or an ErrorList.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "*", "*", "*.yaml"))
+	examples, _ := filepath.Glob(filepath.Join("..", "examples", "entra", "*.yaml"))
+	for _, name := range append(seeds, examples...) {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("{\"apiVersion\": 1, kind: [], metadata: {name: {}}, spec: null}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		docs, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			var list ErrorList
+			if !errors.As(err, &list) || len(list) == 0 || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %T %v is not a non-empty ErrorList", err, err)
+			}
+			for _, e := range list {
+				if e.Pos.File != "fuzz.yaml" {
+					t.Fatalf("error without the file name: %v", e)
+				}
+			}
+		}
+		for _, d := range docs {
+			if d == nil || d.Spec == nil {
+				t.Fatalf("document without a spec: %+v", d)
+			}
+		}
+	})
+}
+
+// TestDecoderFieldLimit guards the decoder's duplicate-field bitmask.
+func TestDecoderFieldLimit(t *testing.T) {
+	for _, newSpec := range specTypes {
+		for _, typ := range []reflect.Type{reflect.TypeOf(newSpec()).Elem(), reflect.TypeFor[ScimToken](), reflect.TypeFor[SamlIDP](), reflect.TypeFor[ValueFrom]()} {
+			if typ.NumField() >= 64 {
+				t.Errorf("%s has %d fields; the duplicate check handles fewer than 64", typ, typ.NumField())
+			}
+		}
+	}
+}

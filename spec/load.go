@@ -1,0 +1,326 @@
+package spec
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// LoadOptions are the inputs of Load that do not come from the spec repo.
+type LoadOptions struct {
+	// Getenv resolves valueFrom.env and privateKeyFrom.env; nil means os.Getenv.
+	Getenv func(string) string
+	// Now is the time certificate expiry is judged against; zero means time.Now().
+	Now time.Time
+}
+
+// Size limits for files the loader reads, so a stray large file cannot
+// exhaust memory.
+const (
+	maxSpecFileSize     = 32 << 20
+	maxReferencedFile   = 1 << 20
+	maxSecretFileSize   = 64 << 10
+	expiryWarningWindow = 30 * 24 * time.Hour
+)
+
+// Load reads every *.yaml and *.yml file below root (skipping dot-files and
+// dot-folders), decodes, resolves and validates the documents and returns the
+// self-contained Set. Mistakes in the spec are returned together as an
+// ErrorList (errors.Is(err, ErrInvalid)); other errors are I/O failures or
+// the context ending.
+func Load(ctx context.Context, root string, opts LoadOptions) (*Set, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	fsRoot, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("load spec %s: %w", root, err)
+	}
+	defer fsRoot.Close()
+
+	files, err := specFiles(ctx, root)
+	if err != nil {
+		return nil, fmt.Errorf("load spec %s: %w", root, err)
+	}
+	l := &loader{root: fsRoot, rootDir: root, opts: opts}
+	results, err := parseFiles(ctx, fsRoot, files)
+	if err != nil {
+		return nil, fmt.Errorf("load spec %s: %w", root, err)
+	}
+	for _, r := range results {
+		l.docs = append(l.docs, r.docs...)
+		l.errs = append(l.errs, r.errs...)
+	}
+	return l.finish()
+}
+
+type fileResult struct {
+	docs []*parsedDoc
+	errs ErrorList
+}
+
+// parseFiles reads and decodes the files on all CPUs (YAML decoding is most
+// of a load's time); the results keep the order of files.
+func parseFiles(ctx context.Context, root *os.Root, files []string) ([]fileResult, error) {
+	results := make([]fileResult, len(files))
+	readErrs := make([]error, len(files))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Go(func() {
+			for i := range next {
+				data, err := readLimited(root, files[i], maxSpecFileSize)
+				if err != nil {
+					readErrs[i] = err
+					continue
+				}
+				r := &results[i]
+				r.docs = parseFile(filepath.ToSlash(files[i]), data, &r.errs)
+			}
+		})
+	}
+	var err error
+feed:
+	for i := range files {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	return results, errors.Join(readErrs...)
+}
+
+// specFiles lists the YAML files below root, relative to it, in lexical order.
+func specFiles(ctx context.Context, root string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if path == root {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		switch filepath.Ext(d.Name()) {
+		case ".yaml", ".yml":
+		default:
+			return nil
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		files = append(files, rel)
+		return nil
+	})
+	return files, err
+}
+
+// readLimited reads a file inside root, refusing files larger than limit.
+func readLimited(root *os.Root, name string, limit int64) ([]byte, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: %w", name, errTooLarge)
+	}
+	return data, nil
+}
+
+var errTooLarge = errors.New("file too large")
+
+// loader holds the state of one Load.
+type loader struct {
+	root     *os.Root
+	rootDir  string
+	opts     LoadOptions
+	docs     []*parsedDoc
+	byRef    map[Ref]*parsedDoc
+	errs     ErrorList
+	warnings []string
+}
+
+// fail records a mistake at a field of a document.
+func (l *loader) fail(p *parsedDoc, field, format string, args ...any) {
+	if p.failed[field] {
+		return
+	}
+	l.errs.add(p.at(field), field, fmt.Sprintf(format, args...))
+}
+
+func (l *loader) finish() (*Set, error) {
+	l.index()
+	l.resolve()
+	if err := l.errs.err(); err != nil {
+		return nil, err
+	}
+	set := &Set{Docs: make([]*Document, 0, len(l.docs)+len(BuiltinRoles)), Warnings: l.warnings}
+	for _, p := range l.docs {
+		set.Docs = append(set.Docs, p.doc)
+	}
+	for _, name := range sortedKeys(BuiltinRoles) {
+		r := BuiltinRoles[name]
+		r.Permissions = slices.Clone(r.Permissions)
+		set.Docs = append(set.Docs, &Document{
+			APIVersion: APIVersion,
+			Kind:       KindRole,
+			Metadata:   Metadata{Name: name},
+			Spec:       &r,
+		})
+	}
+	sortDocs(set.Docs)
+	rev, err := revision(set.Docs)
+	if err != nil {
+		return nil, fmt.Errorf("load spec %s: %w", l.rootDir, err)
+	}
+	set.Revision = rev
+	set.index()
+	return set, nil
+}
+
+// index finds duplicate documents and the singleton kinds.
+func (l *loader) index() {
+	l.byRef = make(map[Ref]*parsedDoc, len(l.docs))
+	first := map[string]*parsedDoc{}
+	kept := l.docs[:0]
+	for _, p := range l.docs {
+		ref := p.doc.Ref()
+		if p.doc.Metadata.Name == "" {
+			continue // already reported
+		}
+		if prev, ok := l.byRef[ref]; ok {
+			l.fail(p, "metadata.name", "duplicate %s %q (first defined at %s)", ref.Kind, ref.Name, prev.doc.Pos)
+			continue
+		}
+		switch ref.Kind {
+		case KindScimProvisioning, KindSamlServiceProvider:
+			if prev, ok := first[ref.Kind]; ok {
+				l.errs.add(p.doc.Pos, "kind", fmt.Sprintf("at most one %s is allowed (first defined at %s)", ref.Kind, prev.doc.Pos))
+				continue
+			}
+			first[ref.Kind] = p
+		}
+		l.byRef[ref] = p
+		kept = append(kept, p)
+	}
+	l.docs = kept
+}
+
+// resolve checks each kind in dependency order.
+func (l *loader) resolve() {
+	for _, p := range l.docs {
+		l.checkName(p)
+	}
+	for _, p := range l.docs {
+		switch s := p.doc.Spec.(type) {
+		case *ScimProvisioning:
+			l.resolveScim(p, s)
+		case *Certificate:
+			l.resolveCertificate(p, s)
+		case *Application:
+			l.checkApplication(p, s)
+		case *Role:
+			l.checkRole(p, s)
+		}
+	}
+	// These refer to the documents checked above.
+	for _, p := range l.docs {
+		switch s := p.doc.Spec.(type) {
+		case *SamlServiceProvider:
+			l.resolveSAML(p, s)
+		case *AccessAssignment:
+			l.checkAssignment(p, s)
+		}
+	}
+}
+
+func (l *loader) checkName(p *parsedDoc) {
+	name := p.doc.Metadata.Name
+	switch {
+	case strings.TrimSpace(name) != name:
+		l.fail(p, "metadata.name", "must not start or end with spaces")
+	case strings.ContainsFunc(name, isControl):
+		l.fail(p, "metadata.name", "must not contain control characters")
+	case len(name) > 256:
+		l.fail(p, "metadata.name", "must be at most 256 characters")
+	}
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+var kindOrder = func() map[string]int {
+	m := make(map[string]int, len(Kinds))
+	for i, k := range Kinds {
+		m[k] = i
+	}
+	return m
+}()
+
+func sortDocs(docs []*Document) {
+	slices.SortFunc(docs, func(a, b *Document) int {
+		return cmp.Or(cmp.Compare(kindOrder[a.Kind], kindOrder[b.Kind]), cmp.Compare(a.Metadata.Name, b.Metadata.Name))
+	})
+}
+
+// revision hashes the canonical JSON of the resolved documents. Secrets
+// appear only as hashes (token SHA-256, key fingerprints), and positions are
+// left out, so moving a document between files keeps the revision.
+func revision(docs []*Document) (string, error) {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	for _, d := range docs {
+		if err := enc.Encode(d); err != nil {
+			return "", fmt.Errorf("render %s: %w", d.Ref(), err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

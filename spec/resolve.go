@@ -1,0 +1,479 @@
+package spec
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DemoTokenSHA256 is the SHA-256 of the published demo token of
+// examples/entra ("idrecon-demo-token-for-make-run-only-0123456789"). A spec
+// that accepts it loads, with a warning.
+const DemoTokenSHA256 = "cefbcfe77053847ab41cda3dcb6b5e063774f1f0a53e51d018c92b58f35caec9"
+
+// Token rule: what a generated bearer token looks like. Short or odd tokens
+// are refused so a placeholder never goes live.
+const (
+	minTokenLen = 32
+	maxTokenLen = 512
+)
+
+func validToken(s string) bool {
+	if len(s) < minTokenLen || len(s) > maxTokenLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
+	switch {
+	case s.BasePath == "":
+		s.BasePath = DefaultScimBasePath
+	case !strings.HasPrefix(s.BasePath, "/") || strings.HasSuffix(s.BasePath, "/") || strings.ContainsAny(s.BasePath, "?# \t") || strings.Contains(s.BasePath, "//"):
+		l.fail(p, "spec.basePath", "must be an absolute URL path like /api/scim/v2 (leading /, no trailing /, no query)")
+	}
+	if s.Enabled && len(s.Tokens) == 0 {
+		l.fail(p, "spec.tokens", "at least one token is required when SCIM is enabled")
+	}
+	names := make(map[string]int, len(s.Tokens))
+	for i := range s.Tokens {
+		t := &s.Tokens[i]
+		f := fmt.Sprintf("spec.tokens[%d]", i)
+		switch {
+		case t.Name == "":
+			l.fail(p, f+".name", "required")
+		default:
+			if j, dup := names[t.Name]; dup {
+				l.fail(p, f+".name", "duplicate token name %q (first at spec.tokens[%d])", t.Name, j)
+			} else {
+				names[t.Name] = i
+			}
+		}
+		switch {
+		case t.SHA256 != "" && t.ValueFrom != nil:
+			l.fail(p, f, "set exactly one of sha256 and valueFrom, not both")
+		case t.SHA256 != "":
+			if !isHex64(t.SHA256) {
+				l.fail(p, f+".sha256", "must be 64 hex characters (the SHA-256 of the token)")
+				continue
+			}
+			t.SHA256 = strings.ToLower(t.SHA256)
+			if t.SHA256 == DemoTokenSHA256 {
+				l.warnings = append(l.warnings, fmt.Sprintf("%s: %s: token %q is the published demo token; replace it before connecting a real tenant", p.at(f+".sha256"), p.doc.Ref(), t.Name))
+			}
+		case t.ValueFrom != nil:
+			value, ok := l.secret(p, f+".valueFrom", t.ValueFrom)
+			if !ok {
+				continue
+			}
+			value = strings.TrimSpace(value)
+			if !validToken(value) {
+				l.fail(p, f+".valueFrom", "the token from %s must be %d–%d characters of A-Z, a-z, 0-9, _ and -", t.ValueFrom.describe(), minTokenLen, maxTokenLen)
+				continue
+			}
+			sum := sha256.Sum256([]byte(value))
+			t.SHA256 = hex.EncodeToString(sum[:])
+		default:
+			l.fail(p, f, "set exactly one of sha256 and valueFrom")
+		}
+	}
+	l.checkUserAttributes(p, s)
+}
+
+func (v *ValueFrom) describe() string {
+	if v.Env != "" {
+		return "environment variable " + v.Env
+	}
+	return "file " + v.File
+}
+
+// secret reads what a ValueFrom points at. The value is never put into an
+// error message.
+func (l *loader) secret(p *parsedDoc, field string, v *ValueFrom) (string, bool) {
+	switch {
+	case v.Env != "" && v.File != "":
+		l.fail(p, field, "set exactly one of env and file, not both")
+	case v.Env != "":
+		value := l.opts.Getenv(v.Env)
+		if value == "" {
+			l.fail(p, field+".env", "environment variable %s is not set or empty", v.Env)
+			return "", false
+		}
+		return value, true
+	case v.File != "":
+		data, err := l.readSecretFile(v.File)
+		if err != nil {
+			l.fail(p, field+".file", "%v", err)
+			return "", false
+		}
+		return string(data), true
+	default:
+		l.fail(p, field, "set exactly one of env and file")
+	}
+	return "", false
+}
+
+// readSecretFile reads a secret file: an absolute path as is (secrets usually
+// live outside the repo, e.g. /run/secrets), a relative one inside the root.
+func (l *loader) readSecretFile(name string) ([]byte, error) {
+	if filepath.IsAbs(name) {
+		data, err := readFileLimited(name, maxSecretFileSize)
+		if err != nil {
+			return nil, describeFileErr(name, err)
+		}
+		return data, nil
+	}
+	return l.readRepoFile(name, maxSecretFileSize)
+}
+
+// readFileLimited reads an absolute path chosen by the operator (symlinks,
+// as in Kubernetes secret volumes, are followed), refusing large files.
+func readFileLimited(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, errTooLarge
+	}
+	return data, nil
+}
+
+// readRepoFile reads a file named relative to the spec root; it must stay
+// inside the root, symlinks included.
+func (l *loader) readRepoFile(name string, limit int64) ([]byte, error) {
+	if !filepath.IsLocal(filepath.FromSlash(name)) {
+		return nil, fmt.Errorf("path %q must be relative and stay inside the spec repo", name)
+	}
+	data, err := readLimited(l.root, filepath.FromSlash(name), limit)
+	if err != nil {
+		return nil, describeFileErr(name, err)
+	}
+	return data, nil
+}
+
+func describeFileErr(name string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("file %q not found", name)
+	case errors.Is(err, errTooLarge):
+		return fmt.Errorf("file %q is too large", name)
+	default:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("cannot read file %q: %v", name, pe.Err)
+		}
+		return fmt.Errorf("cannot read file %q: %v", name, err)
+	}
+}
+
+var usages = []string{UsageSamlIDPSigning, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS}
+
+// errInlineKey is the message for a private key written into git.
+const errInlineKey = "private keys must not be written inline; reference them with privateKeyFrom (file or env)"
+
+func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
+	ownKey := c.Usage != UsageSamlIDPSigning
+	switch {
+	case c.Usage == "":
+		l.fail(p, "spec.usage", "required (one of %s)", strings.Join(usages, ", "))
+		ownKey = false
+	case !slices.Contains(usages, c.Usage):
+		l.fail(p, "spec.usage", "unknown usage %q (want one of %s)", c.Usage, strings.Join(usages, ", "))
+		ownKey = false
+	}
+
+	var data []byte
+	field := "spec.pem"
+	switch {
+	case c.PEM != "" && c.File != "":
+		l.fail(p, "spec", "set exactly one of pem and file, not both")
+	case c.PEM != "":
+		data = []byte(c.PEM)
+	case c.File != "":
+		field = "spec.file"
+		d, err := l.readRepoFile(c.File, maxReferencedFile)
+		if err != nil {
+			l.fail(p, field, "%v", err)
+		}
+		data = d
+	default:
+		l.fail(p, "spec", "set exactly one of pem and file")
+	}
+	var cert *x509.Certificate
+	if data != nil {
+		var err error
+		cert, err = parseCertificate(data)
+		if err != nil {
+			l.fail(p, field, "%v", err)
+		}
+	}
+	if cert != nil {
+		sum := sha256.Sum256(cert.Raw)
+		c.Fingerprint = hex.EncodeToString(sum[:])
+		c.Subject = cert.Subject.String()
+		c.NotBefore = cert.NotBefore.UTC()
+		c.NotAfter = cert.NotAfter.UTC()
+		c.DER = cert.Raw
+		l.expiryWarning(p, c)
+	}
+
+	switch {
+	case c.PrivateKeyFrom != nil && c.Usage == UsageSamlIDPSigning:
+		l.fail(p, "spec.privateKeyFrom", "a %s certificate must not have a private key (only %s, %s and %s do)", c.Usage, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS)
+	case c.PrivateKeyFrom == nil && ownKey:
+		l.fail(p, "spec", "privateKeyFrom is required for usage %s", c.Usage)
+	case c.PrivateKeyFrom != nil:
+		raw, ok := l.secret(p, "spec.privateKeyFrom", c.PrivateKeyFrom)
+		if !ok {
+			return
+		}
+		key, err := parsePrivateKey([]byte(raw))
+		if err != nil {
+			l.fail(p, "spec.privateKeyFrom", "private key from %s: %v", c.PrivateKeyFrom.describe(), err)
+			return
+		}
+		pkix, err := x509.MarshalPKIXPublicKey(key.Public())
+		if err != nil {
+			l.fail(p, "spec.privateKeyFrom", "private key from %s: unsupported key type", c.PrivateKeyFrom.describe())
+			return
+		}
+		if cert != nil {
+			pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+			if !ok || !pub.Equal(key.Public()) {
+				l.fail(p, "spec.privateKeyFrom", "the private key from %s does not match the certificate", c.PrivateKeyFrom.describe())
+				return
+			}
+		}
+		sum := sha256.Sum256(pkix)
+		c.KeyFingerprint = hex.EncodeToString(sum[:])
+		c.PrivateKey = key
+	}
+}
+
+func (l *loader) expiryWarning(p *parsedDoc, c *Certificate) {
+	now := l.opts.Now
+	where := fmt.Sprintf("%s: %s", p.doc.Pos, p.doc.Ref())
+	switch {
+	case !now.Before(c.NotAfter):
+		l.warnings = append(l.warnings, fmt.Sprintf("%s: certificate expired on %s", where, c.NotAfter.Format(time.RFC3339)))
+	case c.NotAfter.Sub(now) < expiryWarningWindow:
+		l.warnings = append(l.warnings, fmt.Sprintf("%s: certificate expires on %s (in %d days)", where, c.NotAfter.Format(time.RFC3339), int(c.NotAfter.Sub(now).Hours()/24)))
+	}
+}
+
+// parseCertificate reads PEM, Base64 DER (the .cer Entra downloads, line
+// breaks allowed) or raw DER.
+func parseCertificate(data []byte) (*x509.Certificate, error) {
+	if bytes.Contains(data, []byte("PRIVATE KEY-----")) {
+		return nil, errors.New(errInlineKey)
+	}
+	trimmed := bytes.TrimSpace(data)
+	var der []byte
+	switch {
+	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
+		block, _ := pem.Decode(trimmed)
+		if block == nil {
+			return nil, errors.New("malformed PEM")
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block is %q, want CERTIFICATE", block.Type)
+		}
+		der = block.Bytes
+	default:
+		stripped := bytes.Map(func(r rune) rune {
+			if r == '\n' || r == '\r' || r == ' ' || r == '\t' {
+				return -1
+			}
+			return r
+		}, trimmed)
+		b := make([]byte, base64.StdEncoding.DecodedLen(len(stripped)))
+		if n, err := base64.StdEncoding.Decode(b, stripped); err == nil {
+			der = b[:n]
+		} else {
+			der = data
+		}
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("not a certificate (want PEM, Base64 DER or DER): %v", err)
+	}
+	return cert, nil
+}
+
+// parsePrivateKey reads a PEM PKCS#1, PKCS#8 or SEC 1 (EC) private key.
+func parsePrivateKey(data []byte) (crypto.Signer, error) {
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, errors.New("no PEM private key found")
+		}
+		var (
+			key any
+			err error
+		)
+		switch block.Type {
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		case "ENCRYPTED PRIVATE KEY":
+			return nil, errors.New("encrypted private keys are not supported")
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("malformed %s", block.Type)
+		}
+		signer, ok := key.(crypto.Signer)
+		if !ok {
+			return nil, errors.New("unsupported key type")
+		}
+		switch signer.(type) {
+		case *rsa.PrivateKey, *ecdsa.PrivateKey:
+		default:
+			// Ed25519 and others are valid keys, but XML signatures in SAML use RSA or ECDSA.
+			return nil, fmt.Errorf("unsupported key type %T (want RSA or ECDSA)", signer)
+		}
+		return signer, nil
+	}
+}
+
+// nameIDFormats are the formats Entra honours in an AuthnRequest.
+var nameIDFormats = []string{
+	"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+	"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+	"urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+	"urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+}
+
+func (l *loader) resolveSAML(p *parsedDoc, s *SamlServiceProvider) {
+	if s.EntityID == "" {
+		l.fail(p, "spec.entityID", "required")
+	}
+	if s.BaseURL == "" {
+		l.fail(p, "spec.baseURL", "required")
+	} else if !isHTTPURL(s.BaseURL) {
+		l.fail(p, "spec.baseURL", "must be an absolute http(s) URL without query or fragment")
+	}
+	idp := &s.IDP
+	switch {
+	case idp.MetadataFile != "" && idp.MetadataURL != "":
+		l.fail(p, "spec.idp", "set exactly one of metadataFile and metadataURL, not both")
+	case idp.MetadataFile != "":
+		data, err := l.readRepoFile(idp.MetadataFile, maxReferencedFile)
+		if err != nil {
+			l.fail(p, "spec.idp.metadataFile", "%v", err)
+		} else {
+			idp.MetadataXML = data
+		}
+	case idp.MetadataURL != "":
+		if !isHTTPURL(idp.MetadataURL) {
+			l.fail(p, "spec.idp.metadataURL", "must be an absolute http(s) URL")
+		}
+	default:
+		l.fail(p, "spec.idp", "set exactly one of metadataFile and metadataURL")
+	}
+	if idp.MetadataRefresh < 0 {
+		l.fail(p, "spec.idp.metadataRefresh", "must not be negative")
+	}
+	if idp.SignedMetadataRequired() && len(idp.SigningCertificates) == 0 {
+		l.fail(p, "spec.idp.signingCertificates", "required while requireSignedMetadata is true (the default)")
+	}
+	seen := make(map[string]bool, len(idp.SigningCertificates))
+	for i, name := range idp.SigningCertificates {
+		f := fmt.Sprintf("spec.idp.signingCertificates[%d]", i)
+		if seen[name] {
+			l.fail(p, f, "duplicate certificate %q", name)
+			continue
+		}
+		seen[name] = true
+		l.checkCertRef(p, f, name, UsageSamlIDPSigning)
+	}
+	if s.SPSigningCertificate != "" {
+		l.checkCertRef(p, "spec.spSigningCertificate", s.SPSigningCertificate, UsageSamlSPSigning)
+	} else if s.SignAuthnRequests {
+		l.fail(p, "spec.spSigningCertificate", "required when signAuthnRequests is true")
+	}
+	if s.SPEncryptionCertificate != "" {
+		l.checkCertRef(p, "spec.spEncryptionCertificate", s.SPEncryptionCertificate, UsageSamlSPEncryption)
+	}
+	switch {
+	case s.NameIDFormat == "":
+		s.NameIDFormat = DefaultNameIDFormat
+	case !slices.Contains(nameIDFormats, s.NameIDFormat):
+		l.fail(p, "spec.nameIDFormat", "unsupported format %q (want one of %s)", s.NameIDFormat, strings.Join(nameIDFormats, ", "))
+	}
+	switch {
+	case s.AllowedClockSkew == 0:
+		s.AllowedClockSkew = Duration(DefaultClockSkew)
+	case s.AllowedClockSkew < 0:
+		l.fail(p, "spec.allowedClockSkew", "must not be negative")
+	case s.AllowedClockSkew.D() > MaxClockSkew:
+		l.fail(p, "spec.allowedClockSkew", "%s is more than the maximum of %s", s.AllowedClockSkew, Duration(MaxClockSkew))
+	}
+	switch {
+	case s.SessionLifetime == 0:
+		s.SessionLifetime = Duration(DefaultSessionLifetime)
+	case s.SessionLifetime < 0:
+		l.fail(p, "spec.sessionLifetime", "must be positive")
+	}
+}
+
+func (l *loader) checkCertRef(p *parsedDoc, field, name, usage string) {
+	ref, ok := l.byRef[Ref{Kind: KindCertificate, Name: name}]
+	if !ok {
+		l.fail(p, field, "no Certificate named %q", name)
+		return
+	}
+	if c := ref.doc.Spec.(*Certificate); c.Usage != usage {
+		l.fail(p, field, "Certificate %q has usage %q, want %q", name, c.Usage, usage)
+	}
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
+}

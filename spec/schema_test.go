@@ -1,0 +1,216 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"gopkg.in/yaml.v3"
+)
+
+const schemaBase = "https://idrecon.io/schemas/v1alpha1/"
+
+// compileSchema compiles schemas/document.schema.json with its siblings.
+func compileSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	files, err := filepath.Glob(filepath.Join("..", "schemas", "*.schema.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no schemas: %v", err)
+	}
+	for _, f := range files {
+		doc := readJSON(t, f)
+		if id, _ := doc.(map[string]any)["$id"].(string); id != schemaBase+filepath.Base(f) {
+			t.Errorf("%s: $id %q, want %q", f, id, schemaBase+filepath.Base(f))
+		}
+		if err := c.AddResource(schemaBase+filepath.Base(f), doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sch, err := c.Compile(schemaBase + "document.schema.json")
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return sch
+}
+
+func readJSON(t *testing.T, name string) any {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return v
+}
+
+// yamlDocs reads the documents of every YAML file below root the way an
+// editor's schema validation would: plain YAML to JSON, no loader rules. A
+// file that is not valid YAML yields an error instead.
+func yamlDocs(t *testing.T, root string) (docs map[string]any, parseErr error) {
+	t.Helper()
+	docs = map[string]any{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if path != root && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || (filepath.Ext(path) != ".yaml" && filepath.Ext(path) != ".yml") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for i := 0; ; i++ {
+			var v any
+			err := dec.Decode(&v)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				parseErr = err
+				break
+			}
+			if v == nil {
+				continue
+			}
+			js, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			jv, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, path)
+			docs[rel+"#"+strconv.Itoa(i)] = jv
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return docs, parseErr
+}
+
+// TestSchemasAgreeWithLoader proves the JSON Schemas and the loader agree:
+// what the loader accepts the schemas accept, structural mistakes are
+// rejected by both, and the loader-only mistakes pass the schemas (so the
+// table's marking is right).
+func TestSchemasAgreeWithLoader(t *testing.T) {
+	sch := compileSchema(t)
+
+	var good []string
+	examples, _ := filepath.Glob(filepath.Join("..", "examples", "*"))
+	for _, e := range examples {
+		if fi, err := os.Stat(e); err == nil && fi.IsDir() {
+			good = append(good, e)
+		}
+	}
+	for _, name := range caseDirs(t, filepath.Join("testdata", "good")) {
+		good = append(good, filepath.Join("testdata", "good", name))
+	}
+	if len(good) < 3 {
+		t.Fatalf("only %d good trees: %v", len(good), good)
+	}
+	for _, dir := range good {
+		t.Run(dir, func(t *testing.T) {
+			docs, perr := yamlDocs(t, dir)
+			if len(docs) == 0 && perr == nil && filepath.Base(dir) != "entra" && strings.HasPrefix(dir, "..") {
+				t.Skip("no YAML documents (an example of something else)")
+			}
+			if perr != nil || len(docs) == 0 {
+				t.Fatalf("%d documents, parse error %v", len(docs), perr)
+			}
+			for name, v := range docs {
+				if err := sch.Validate(v); err != nil {
+					t.Errorf("%s: schema rejects a good document: %v", name, err)
+				}
+			}
+		})
+	}
+
+	for name, c := range badCases {
+		t.Run("bad/"+name, func(t *testing.T) {
+			docs, perr := yamlDocs(t, filepath.Join("testdata", "bad", name))
+			var rejected []string
+			for doc, v := range docs {
+				if err := sch.Validate(v); err != nil {
+					rejected = append(rejected, doc)
+				}
+			}
+			switch {
+			case c.structural && perr == nil && len(rejected) == 0:
+				t.Errorf("structural mistake, but the schema accepts all %d documents", len(docs))
+			case !c.structural && (perr != nil || len(rejected) > 0):
+				t.Errorf("marked loader-only, but the schema rejects %v (parse error %v); mark it structural", rejected, perr)
+			}
+		})
+	}
+}
+
+// TestSchemaEnumsMatchGo keeps the enumerations written into the schemas in
+// step with the loader's lists.
+func TestSchemaEnumsMatchGo(t *testing.T) {
+	enum := func(file string, path ...string) []string {
+		t.Helper()
+		var v any = readJSON(t, filepath.Join("..", "schemas", file))
+		for _, p := range path {
+			switch c := v.(type) {
+			case map[string]any:
+				v = c[p]
+			case []any:
+				i, err := strconv.Atoi(p)
+				if err != nil || i >= len(c) {
+					t.Fatalf("%s: no %s", file, strings.Join(path, "/"))
+				}
+				v = c[i]
+			default:
+				t.Fatalf("%s: no %s", file, strings.Join(path, "/"))
+			}
+		}
+		var out []string
+		for _, e := range v.([]any) {
+			out = append(out, e.(string))
+		}
+		slices.Sort(out)
+		return out
+	}
+	sorted := func(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+	tests := []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"userAttributes", enum("scimprovisioning.schema.json", "properties", "spec", "properties", "userAttributes", "items", "enum"), sorted(UserAttributes)},
+		{"usages", enum("certificate.schema.json", "properties", "spec", "properties", "usage", "enum"), sorted(usages)},
+		{"nameIDFormats", enum("samlserviceprovider.schema.json", "properties", "spec", "properties", "nameIDFormat", "enum"), sorted(nameIDFormats)},
+		{"builtin roles", enum("role.schema.json", "properties", "metadata", "allOf", "1", "properties", "name", "not", "enum"), sortedKeys(BuiltinRoles)},
+		{"kinds", enum("document.schema.json", "properties", "kind", "enum"), sorted(Kinds)},
+	}
+	for _, tt := range tests {
+		if !slices.Equal(tt.got, tt.want) {
+			t.Errorf("%s: schema has %q, loader has %q", tt.name, tt.got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,61 @@
+package spec
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const samlBase = `apiVersion: idrecon.io/v1alpha1
+kind: SamlServiceProvider
+metadata:
+  name: entra
+spec:
+  entityID: urn:idrecon
+  baseURL: https://idrecon.example.com
+  idp:
+    metadataURL: https://idp.example.com/metadata
+    requireSignedMetadata: false
+`
+
+// TestValidationMessages pins the checks the testdata/bad goldens do not
+// cover, each by the exact error it must produce.
+func TestValidationMessages(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want string
+	}{
+		{"negative skew", samlBase + "  allowedClockSkew: -1m\n", "doc.yaml:11:21: spec.allowedClockSkew: must not be negative"},
+		{"negative session", samlBase + "  sessionLifetime: -1h\n", "doc.yaml:11:20: spec.sessionLifetime: must be positive"},
+		{"unknown NameID format", samlBase + "  nameIDFormat: urn:x\n", `doc.yaml:11:17: spec.nameIDFormat: unsupported format "urn:x"`},
+		{"signed requests need a key", samlBase + "  signAuthnRequests: true\n", "doc.yaml:6:3: spec.spSigningCertificate: required when signAuthnRequests is true"},
+		{"dangling SP certificate", samlBase + "  spSigningCertificate: nope\n", `doc.yaml:11:25: spec.spSigningCertificate: no Certificate named "nope"`},
+		{"metadata URL not http", strings.Replace(samlBase, "https://idp.example.com/metadata", "ftp://idp", 1), "doc.yaml:9:18: spec.idp.metadataURL: must be an absolute http(s) URL"},
+		{"signed metadata needs certificates", strings.Replace(samlBase, "    requireSignedMetadata: false\n", "", 1), "doc.yaml:9:5: spec.idp.signingCertificates: required while requireSignedMetadata is true (the default)"},
+		{"metadata file missing", strings.Replace(samlBase, "metadataURL: https://idp.example.com/metadata", "metadataFile: md.xml", 1), `doc.yaml:9:19: spec.idp.metadataFile: file "md.xml" not found`},
+		{"no IdP", strings.Replace(samlBase, "    metadataURL: https://idp.example.com/metadata\n", "", 1), "doc.yaml:9:5: spec.idp: set exactly one of metadataFile and metadataURL"},
+		{"missing entityID", strings.Replace(samlBase, "  entityID: urn:idrecon\n", "", 1), "doc.yaml:6:3: spec.entityID: required"},
+		{"duplicate signing certificate", strings.Replace(samlBase, "    requireSignedMetadata: false\n", "    signingCertificates: [a, a]\n", 1), "doc.yaml:10:27: spec.idp.signingCertificates[0]: no Certificate named \"a\"\ndoc.yaml:10:30: spec.idp.signingCertificates[1]: duplicate certificate \"a\""},
+		{"scim enabled without tokens", "apiVersion: idrecon.io/v1alpha1\nkind: ScimProvisioning\nmetadata:\n  name: s\nspec:\n  enabled: true\n", "doc.yaml:6:3: spec.tokens: at least one token is required when SCIM is enabled"},
+		{"duplicate user attribute", "apiVersion: idrecon.io/v1alpha1\nkind: ScimProvisioning\nmetadata:\n  name: s\nspec:\n  userAttributes: [userName, active, active]\n", `doc.yaml:6:38: spec.userAttributes[2]: duplicate user attribute "active"`},
+		{"permission with spaces", "apiVersion: idrecon.io/v1alpha1\nkind: Role\nmetadata:\n  name: r\nspec:\n  permissions: [\"version view\", a, a]\n", "doc.yaml:6:17: spec.permissions[0]: a permission is a non-empty word like version.view\ndoc.yaml:6:36: spec.permissions[2]: duplicate permission \"a\""},
+		{"name with spaces around", strings.Replace(appDoc, "name: webgoat", `name: " webgoat"`, 1), "doc.yaml:4:9: metadata.name: must not start or end with spaces"},
+		{"no subject", "apiVersion: idrecon.io/v1alpha1\nkind: AccessAssignment\nmetadata:\n  name: a\nspec:\n  roles: [Developer]\n", "doc.yaml:6:3: spec.subject: set exactly one of group and user"},
+		{"missing spec and metadata", "apiVersion: idrecon.io/v1alpha1\nkind: Role\n", "doc.yaml:1:1: metadata: required\ndoc.yaml:1:1: spec: required"},
+		{"missing kind", "apiVersion: idrecon.io/v1alpha1\nmetadata:\n  name: x\nspec: {}\n", "doc.yaml:1:1: kind: required"},
+		{"unknown top-level field", appDoc + "status: {}\n", "doc.yaml:7:1: status: unknown field (want apiVersion, kind, metadata, spec)"},
+		{"version star", strings.Replace(appDoc, `["1.0"]`, `["*"]`, 1), "doc.yaml:6:14: spec.versions[0]: a version must not contain '/' or be '*'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(t, writeTree(t, map[string]string{"doc.yaml": tt.doc}), nil)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("got\n%v\nwant it to start with\n%s", err, tt.want)
+			}
+		})
+	}
+}
