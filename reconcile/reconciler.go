@@ -486,6 +486,11 @@ func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.
 		found[i] = true
 		want := ds.rendered[i]
 		if have.Hash == want.Hash {
+			if lacksKey(a, ds.docs[i]) {
+				// Not a change, so not in the plan: only the key material,
+				// which is never rendered or persisted, goes back in.
+				out.ops = append(out.ops, op{ref: ref, doc: ds.docs[i], actual: a, want: want})
+			}
 			continue
 		}
 		h, known := base(ref, a, have)
@@ -555,4 +560,17 @@ func sortChanges(cs []Change, reverse bool) {
 		}
 		return cmp.Or(cmp.Compare(ka, kb), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
 	})
+}
+
+// lacksKey reports whether the stored resource is a Certificate whose private
+// key the spec references but the runtime lacks. Keys are neither rendered
+// (so the hashes match) nor persisted, so after a restart every SP and TLS
+// certificate comes back without its key until an apply puts it back.
+func lacksKey(have *store.Resource, want *spec.Document) bool {
+	h, ok := have.Spec.(*spec.Certificate)
+	if !ok || h.PrivateKey != nil {
+		return false
+	}
+	w, ok := want.Spec.(*spec.Certificate)
+	return ok && w.PrivateKey != nil
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
@@ -39,8 +40,20 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	fs.BoolVar(&cfg.Flag, "flag", true, "send the aadOptscim062020 request shapes")
 	inprocess := fs.Bool("inprocess", false, "start an in-process server with a fresh store instead of using -url")
 	timeout := fs.Duration("timeout", 15*time.Minute, "abort the run after this long")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (client and in-process server) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if cfg.Token == "" {
 		cfg.Token = getenv("IDRECON_SCIM_TOKEN")

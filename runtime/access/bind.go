@@ -2,7 +2,6 @@ package access
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -22,18 +21,19 @@ const bindingPrefix = "access/binding/"
 type binding struct {
 	// Subject is the lower-cased subject.group the binding was made for; a
 	// spec change of the subject makes the binding stale.
-	Subject     string `json:"subject"`
-	GroupID     string `json:"groupId"`
-	ExternalID  string `json:"externalId,omitempty"`
-	DisplayName string `json:"displayName"`
+	Subject     string
+	GroupID     string
+	ExternalID  string
+	DisplayName string // when bound, for people reading the record
 }
 
-func readBindings(txn *store.Txn) (map[string]binding, error) {
+// readBindings reads the binding records; sizeHint is the expected count.
+func readBindings(txn *store.Txn, sizeHint int) (map[string]binding, error) {
 	it, err := txn.Get(store.TableMeta, store.IndexID+"_prefix", bindingPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("read bindings: %w", err)
 	}
-	out := make(map[string]binding)
+	out := make(map[string]binding, sizeHint)
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		m := raw.(*store.Meta)
 		if b, ok := decodeBinding(m.Value); ok {
@@ -82,7 +82,10 @@ func SyncBindings(txn *store.Txn) (int, error) {
 				del = append(del, g.name)
 			}
 		case !bound || b.Subject != g.key || b.GroupID != grp.ID:
-			put[g.name] = binding{Subject: g.key, GroupID: grp.ID, ExternalID: grp.ExternalID, DisplayName: grp.DisplayName}
+			nb := binding{Subject: g.key, GroupID: grp.ID, ExternalID: grp.ExternalID, DisplayName: grp.DisplayName}
+			if _, ok := encodeBinding(nb); ok {
+				put[g.name] = nb
+			}
 		}
 	}
 	for _, name := range del {
@@ -91,11 +94,8 @@ func SyncBindings(txn *store.Txn) (int, error) {
 		}
 	}
 	for name, b := range put {
-		v, err := json.Marshal(b)
-		if err != nil {
-			return 0, fmt.Errorf("encode binding of %s: %w", name, err)
-		}
-		if err := txn.Insert(store.TableMeta, &store.Meta{Key: bindingPrefix + name, Value: string(v)}); err != nil {
+		v, _ := encodeBinding(b) // checked above
+		if err := txn.Insert(store.TableMeta, &store.Meta{Key: bindingPrefix + name, Value: v}); err != nil {
 			return 0, fmt.Errorf("store binding of %s: %w", name, err)
 		}
 	}

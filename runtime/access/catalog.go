@@ -1,7 +1,6 @@
 package access
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -29,16 +28,23 @@ type grant struct {
 
 func (g *grant) isGroup() bool { return g.subject.Group != "" }
 
-// catalog holds the spec side of access: grants by subject and application,
-// plus the recorded group bindings.
-type catalog struct {
+// specCatalog holds the spec side of access: grants by subject and
+// application.
+type specCatalog struct {
 	grants      []*grant // sorted by name
 	byGroupName map[string][]*grant
 	byUserName  map[string][]*grant
 	byApp       map[string][]*grant
 	apps        map[string][]string
 	roles       map[string]bool
-	bindings    map[string]binding
+}
+
+// catalog is a specCatalog with the recorded group bindings. The two are
+// built and memoised apart because the Binder writes bindings while SCIM
+// groups arrive, and that must not rebuild the spec side.
+type catalog struct {
+	*specCatalog
+	bindings map[string]binding
 	// byBoundGroup holds the group assignments by the group id their
 	// binding names (bindings made for another subject name do not count).
 	byBoundGroup map[string][]*grant
@@ -53,14 +59,27 @@ type specInput struct {
 }
 
 func newCatalog(in specInput) *catalog {
-	c := &catalog{
-		byGroupName:  make(map[string][]*grant),
-		byUserName:   make(map[string][]*grant),
-		byApp:        make(map[string][]*grant),
-		byBoundGroup: make(map[string][]*grant),
-		apps:         in.apps,
-		roles:        in.roles,
-		bindings:     in.bindings,
+	return withBindings(newSpecCatalog(in), in.bindings)
+}
+
+func withBindings(sc *specCatalog, bindings map[string]binding) *catalog {
+	c := &catalog{specCatalog: sc, bindings: bindings, byBoundGroup: make(map[string][]*grant, len(bindings))}
+	for _, g := range sc.grants {
+		if b, ok := bindings[g.name]; ok && g.isGroup() && b.Subject == g.key {
+			c.byBoundGroup[b.GroupID] = append(c.byBoundGroup[b.GroupID], g)
+		}
+	}
+	return c
+}
+
+func newSpecCatalog(in specInput) *specCatalog {
+	c := &specCatalog{
+		grants:      make([]*grant, 0, len(in.assignments)),
+		byGroupName: make(map[string][]*grant, len(in.assignments)),
+		byUserName:  make(map[string][]*grant),
+		byApp:       make(map[string][]*grant),
+		apps:        in.apps,
+		roles:       in.roles,
 	}
 	for name, a := range in.assignments {
 		if a == nil {
@@ -94,11 +113,6 @@ func newCatalog(in specInput) *catalog {
 		}
 	}
 	slices.SortFunc(c.grants, func(a, b *grant) int { return strings.Compare(a.name, b.name) })
-	for _, g := range c.grants {
-		if b, ok := c.bindings[g.name]; ok && g.isGroup() && b.Subject == g.key {
-			c.byBoundGroup[b.GroupID] = append(c.byBoundGroup[b.GroupID], g)
-		}
-	}
 	return c
 }
 
@@ -150,6 +164,16 @@ func expandVersions(entries []string, apps map[string][]string) []versionRef {
 
 // readSpec reads assignments, roles, applications and bindings from txn.
 func readSpec(txn *store.Txn) (specInput, error) {
+	in, err := readSpecOnly(txn)
+	if err != nil {
+		return in, err
+	}
+	in.bindings, err = readBindings(txn, len(in.assignments))
+	return in, err
+}
+
+// readSpecOnly is readSpec without the bindings.
+func readSpecOnly(txn *store.Txn) (specInput, error) {
 	in := specInput{
 		assignments: make(map[string]*spec.AccessAssignment),
 		roles:       make(map[string]bool),
@@ -177,9 +201,6 @@ func readSpec(txn *store.Txn) (specInput, error) {
 		if a, ok := r.Spec.(*spec.Application); ok {
 			in.apps[r.Name] = a.Versions
 		}
-	}
-	if in.bindings, err = readBindings(txn); err != nil {
-		return in, err
 	}
 	return in, nil
 }
@@ -275,14 +296,23 @@ func (m *memo[K, V]) get(key K, build func() (V, error)) (V, error) {
 	return v, nil
 }
 
-type catalogKey struct {
-	assignments, roles, apps, bindings <-chan struct{}
+type specKey struct {
+	assignments, roles, apps <-chan struct{}
 }
 
-// The memo is package state because the API takes a bare transaction. It
-// holds only values derived from immutable snapshots, so sharing it between
-// stores and goroutines is safe; at worst two callers build the same value.
-var catalogs memo[catalogKey, *catalog]
+type bindingsKey struct {
+	spec     *specCatalog
+	bindings <-chan struct{}
+}
+
+// The memos are package state because the API takes a bare transaction.
+// They hold only values derived from immutable snapshots, so sharing them
+// between stores and goroutines is safe; at worst two callers build the same
+// value.
+var (
+	specCatalogs memo[specKey, *specCatalog]
+	catalogs     memo[bindingsKey, *catalog]
+)
 
 // snapshot freezes txn, so that the radix nodes behind the memo keys cannot
 // change under them even when txn is a write transaction still in progress
@@ -305,7 +335,7 @@ func watch(txn *store.Txn, table, index string, args ...any) (<-chan struct{}, e
 
 // catalogOf returns the catalog of a frozen snapshot (see snapshot).
 func catalogOf(txn *store.Txn) (*catalog, error) {
-	var k catalogKey
+	var k specKey
 	var err error
 	if k.assignments, err = watch(txn, store.TableResources, store.IndexKind, spec.KindAccessAssignment); err != nil {
 		return nil, err
@@ -316,29 +346,73 @@ func catalogOf(txn *store.Txn) (*catalog, error) {
 	if k.apps, err = watch(txn, store.TableResources, store.IndexKind, spec.KindApplication); err != nil {
 		return nil, err
 	}
-	if k.bindings, err = watch(txn, store.TableMeta, store.IndexID+"_prefix", bindingPrefix); err != nil {
+	bch, err := watch(txn, store.TableMeta, store.IndexID+"_prefix", bindingPrefix)
+	if err != nil {
 		return nil, err
 	}
-	build := func() (*catalog, error) {
-		in, err := readSpec(txn)
+	buildSpec := func() (*specCatalog, error) {
+		in, err := readSpecOnly(txn)
 		if err != nil {
 			return nil, err
 		}
-		return newCatalog(in), nil
+		return newSpecCatalog(in), nil
 	}
-	if k.assignments == nil || k.roles == nil || k.apps == nil || k.bindings == nil {
-		// Without watch channels the key cannot identify the contents.
+	// Without watch channels a key cannot identify the contents.
+	var sc *specCatalog
+	if k.assignments == nil || k.roles == nil || k.apps == nil {
+		sc, err = buildSpec()
+	} else {
+		sc, err = specCatalogs.get(k, buildSpec)
+	}
+	if err != nil {
+		return nil, err
+	}
+	build := func() (*catalog, error) {
+		b, err := readBindings(txn, len(sc.grants))
+		if err != nil {
+			return nil, err
+		}
+		return withBindings(sc, b), nil
+	}
+	if bch == nil {
 		return build()
 	}
-	return catalogs.get(k, build)
+	return catalogs.get(bindingsKey{spec: sc, bindings: bch}, build)
+}
+
+// Binding records are "v1", subject, group id, externalId and displayName
+// separated by NUL: decoding thousands of them must be cheap, since the
+// Binder writes them while groups arrive. No field of a binding can hold a
+// NUL (encodeBinding refuses, and the assignment is then matched by name).
+const (
+	bindingVersion = "v1"
+	bindingSep     = "\x00"
+)
+
+func encodeBinding(b binding) (string, bool) {
+	fields := []string{bindingVersion, b.Subject, b.GroupID, b.ExternalID, b.DisplayName}
+	for _, f := range fields[1:] {
+		if strings.Contains(f, bindingSep) {
+			return "", false
+		}
+	}
+	return strings.Join(fields, bindingSep), true
 }
 
 // decodeBinding parses one binding record; a damaged record counts as absent
 // so that the Binder rewrites it.
 func decodeBinding(v string) (binding, bool) {
-	var b binding
-	if err := json.Unmarshal([]byte(v), &b); err != nil || b.GroupID == "" {
+	var f [5]string
+	rest := v
+	for i := range 4 {
+		var ok bool
+		if f[i], rest, ok = strings.Cut(rest, bindingSep); !ok {
+			return binding{}, false
+		}
+	}
+	f[4] = rest
+	if f[0] != bindingVersion || f[2] == "" {
 		return binding{}, false
 	}
-	return b, true
+	return binding{Subject: f[1], GroupID: f[2], ExternalID: f[3], DisplayName: f[4]}, true
 }

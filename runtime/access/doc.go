@@ -33,11 +33,12 @@
 // matched by name only. Users are not bound: a user assignment follows the
 // userName, and one whose user is gone is reported "not provisioned".
 //
-// Cost. The spec side (assignments by subject name, by bound group and by
-// application, with "app/*" expanded) is memoised per store snapshot, keyed
-// by the identity of the snapshot's immutable radix nodes, so it is rebuilt
-// only after assignments, roles, applications or bindings changed. The
-// SCIM side is never cached: a query reads the user's memberships and groups
-// from the snapshot, so the constant stream of SCIM changes costs nothing
-// extra and is visible at once.
+// Cost. The spec side (assignments by subject name and by application, with
+// "app/*" expanded) and the bindings (assignments by bound group) are
+// memoised per store snapshot, keyed by the identity of the snapshot's
+// immutable radix nodes: the first is rebuilt only after assignments, roles
+// or applications changed, the second after the Binder wrote. The SCIM side
+// is never cached: a query reads the user's memberships and groups from the
+// snapshot, so the constant stream of SCIM changes costs nothing extra and is
+// visible at once.
 package access

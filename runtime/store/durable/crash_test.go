@@ -168,7 +168,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	if os.Getenv(crashDirEnv) != "" {
 		t.Skip("running as the helper process")
 	}
-	minRounds, maxRounds, budget := 20, 40, 30*time.Second
+	minRounds, maxRounds, budget := 20, 40, 25*time.Second
 	if testing.Short() {
 		minRounds, maxRounds, budget = 5, 5, 10*time.Second
 	}

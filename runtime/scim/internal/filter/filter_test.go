@@ -170,8 +170,16 @@ func FuzzFilter(f *testing.F) {
 				}
 				continue
 			}
-			flt.Match(doc)
+			got := flt.Match(doc)
 			flt.Terms()
+			// The fast path must agree with the general parser.
+			if _, fast := parseSimple(text, rt); fast {
+				if expr, err := parse(lenient(text)); err == nil {
+					if n, err := compile(expr, rt, nil); err == nil && n.match(doc) != got {
+						t.Fatalf("%q: fast path matched %v, general parser %v", text, got, !got)
+					}
+				}
+			}
 		}
 		if p, err := ParsePath(text, schema.UserType); err == nil && p.Filter != nil {
 			for _, e := range doc["emails"].([]any) {

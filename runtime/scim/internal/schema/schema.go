@@ -101,9 +101,6 @@ type Resolved struct {
 	Sub  *Attribute // nil when the path names no sub-attribute
 }
 
-// Key returns the attribute's canonical key in a resource document.
-func (r Resolved) Key() string { return r.Attr.Name }
-
 // Resolve finds the attribute uri:name(.sub). uri may be "" (core, common,
 // or — as Entra sends "manager" — an extension attribute no core attribute
 // shadows). ok is false when nothing matches.

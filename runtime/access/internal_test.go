@@ -34,3 +34,42 @@ func TestRelevantChanges(t *testing.T) {
 		}
 	}
 }
+
+func TestBindingRecords(t *testing.T) {
+	b := binding{Subject: "ops", GroupID: "g1", ExternalID: "8aa1", DisplayName: "Ops / Team"}
+	v, ok := encodeBinding(b)
+	if !ok {
+		t.Fatal("encode refused a plain binding")
+	}
+	if got, ok := decodeBinding(v); !ok || got != b {
+		t.Fatalf("round trip = %+v, %v; want %+v", got, ok, b)
+	}
+	if _, ok := encodeBinding(binding{Subject: "a\x00b", GroupID: "g"}); ok {
+		t.Error("encode accepted a NUL in a field")
+	}
+	for _, damaged := range []string{"", "v1", "v2\x00ops\x00g\x00\x00Ops", "v1\x00ops\x00\x00\x00Ops", `{"groupId":"g"}`} {
+		if got, ok := decodeBinding(damaged); ok {
+			t.Errorf("decodeBinding(%q) = %+v, want damaged", damaged, got)
+		}
+	}
+}
+
+func FuzzDecodeBinding(f *testing.F) {
+	v, _ := encodeBinding(binding{Subject: "ops", GroupID: "g1", ExternalID: "x", DisplayName: "Ops"})
+	f.Add(v)
+	f.Add("v1\x00\x00g\x00\x00")
+	f.Fuzz(func(t *testing.T, v string) {
+		b, ok := decodeBinding(v)
+		if !ok {
+			return
+		}
+		again, ok := encodeBinding(b)
+		if !ok {
+			// Only the last field may hold the separator after a decode.
+			return
+		}
+		if b2, ok := decodeBinding(again); !ok || b2 != b {
+			t.Fatalf("re-encoding %+v gave %q which decodes to %+v, %v", b, again, b2, ok)
+		}
+	})
+}

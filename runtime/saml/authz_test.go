@@ -1,0 +1,53 @@
+package saml
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+func TestStoreAuthorizer(t *testing.T) {
+	e := newEnv(t)
+	// A second assignment repeating alice's direct grant in other case, and
+	// one for the group under a differently cased name.
+	e.update(func(tx *store.Txn) error {
+		for _, r := range []*store.Resource{
+			{Kind: spec.KindAccessAssignment, Name: "alice-again", Spec: &spec.AccessAssignment{Subject: spec.Subject{User: "ALICE@contoso.example"}, Roles: []string{"Developer"}}},
+			{Kind: spec.KindAccessAssignment, Name: "leads-view", Spec: &spec.AccessAssignment{Subject: spec.Subject{Group: "appsec leads"}, Roles: []string{"View Only"}}},
+			{Kind: spec.KindAccessAssignment, Name: "other-group", Spec: &spec.AccessAssignment{Subject: spec.Subject{Group: "Auditors"}, Roles: []string{"Administrator"}}},
+		} {
+			if err := tx.Insert(store.TableResources, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	a := StoreAuthorizer{Store: e.st}
+	tests := []struct {
+		user string
+		want Decision
+	}{
+		{"Alice@Contoso.Example", Decision{Allowed: true, UserName: "alice@contoso.example",
+			Roles:    []Grant{{"Developer", "direct"}, {"Security Lead", "group AppSec Leads"}, {"View Only", "group AppSec Leads"}},
+			Versions: []Grant{{"WebGoat:2026.1", "direct"}, {"WebGoat:2026.2", "group AppSec Leads"}}}},
+		{"dave@contoso.example", Decision{Allowed: true, UserName: "dave@contoso.example",
+			Roles:    []Grant{{"Security Lead", "group AppSec Leads"}, {"View Only", "group AppSec Leads"}},
+			Versions: []Grant{{"WebGoat:2026.2", "group AppSec Leads"}}}},
+		{"carol@contoso.example", Decision{Reason: ReasonNoRole, UserName: "carol@contoso.example"}},
+		{"bob@contoso.example", Decision{Reason: ReasonUserDisabled, UserName: "bob@contoso.example"}},
+		{"nobody@contoso.example", Decision{Reason: ReasonUnknownUser}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.user, func(t *testing.T) {
+			got, err := a.Authorize(t.Context(), tc.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
