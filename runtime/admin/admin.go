@@ -209,6 +209,9 @@ type StatusResponse struct {
 	Ready      bool              `json:"ready"`
 	Components map[string]string `json:"components"`
 	Mode       string            `json:"mode"`
+	// Renames are assignments whose group was renamed in Entra: drift the
+	// spec should follow (access keeps following the group).
+	Renames []access.GroupRename `json:"renames,omitempty"`
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
@@ -217,7 +220,12 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	if s.cfg.Source == "" {
 		mode = "push"
 	}
-	writeJSON(w, http.StatusOK, StatusResponse{Status: s.cfg.Reconciler.Status(), Ready: ready, Components: comps, Mode: mode})
+	renames, err := access.Renames(s.cfg.Store.Read())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, StatusResponse{Status: s.cfg.Reconciler.Status(), Ready: ready, Components: comps, Mode: mode, Renames: renames})
 }
 
 func (s *Server) currentPlan(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/saml"
@@ -46,4 +47,31 @@ func grantVia(group, assignment string) string {
 		return "direct (assignment " + assignment + ")"
 	}
 	return "group " + group + " (assignment " + assignment + ")"
+}
+
+// renameLog reports groups renamed in Entra whose assignments still name
+// the old displayName: drift that only the spec can resolve, so it is logged
+// (once per rename) with the change to make, and counted as drift.
+type renameLog struct {
+	log  *slog.Logger
+	seen map[string]bool
+}
+
+func (l *renameLog) check(st *store.Store) int {
+	renames, err := access.Renames(st.Read())
+	if err != nil {
+		l.log.Warn("check group renames", "err", err)
+		return 0
+	}
+	now := map[string]bool{}
+	for _, r := range renames {
+		key := r.Assignment + "\x00" + r.To
+		now[key] = true
+		if !l.seen[key] {
+			l.log.Warn("drift", "kind", "AccessAssignment", "name", r.Assignment,
+				"field", "spec.subject.group", "before", r.From, "after", r.To, "suggestion", r.Suggestion)
+		}
+	}
+	l.seen = now
+	return len(renames)
 }

@@ -144,9 +144,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var rec *reconcile.Reconciler
 	// OnResult runs after the loop released its status, so reading it here is safe.
+	renames := renameLog{log: log.With("component", "access")}
 	rcfg.OnResult = func(res reconcile.Result) {
 		s := rec.Status()
-		met.Reconcile(res.Outcome, res.Duration, s.DriftCount, s.Suspended)
+		n := renames.check(st)
+		met.Reconcile(res.Outcome, res.Duration, s.DriftCount+n, s.Suspended)
 		met.Revisions(s.AppliedRevision, s.SeenRevision)
 	}
 	if src != nil {

@@ -275,3 +275,53 @@ func TestExampleServesDriftIsCorrectedAndStateSurvives(t *testing.T) {
 	}
 	fmt.Fprint(io.Discard, d2.logs)
 }
+
+// TestGroupRenameKeepsAccessAndIsReported: Entra renames a group that an
+// assignment names; access follows the group, and status reports the drift
+// with the spec change to make.
+func TestGroupRenameKeepsAccessAndIsReported(t *testing.T) {
+	d := start(t, Config{SpecDir: copyDir(t, "../../examples/entra"), DataDir: t.TempDir()})
+	scim := d.base + "/api/scim/v2"
+	code, b := d.call(t, "POST", scim+"/Users", scimTok, map[string]any{"userName": "bob@contoso.com", "active": true})
+	if code != 201 {
+		t.Fatalf("create user: %d %s", code, b)
+	}
+	var user struct{ ID string }
+	json.Unmarshal(b, &user)
+	code, b = d.call(t, "POST", scim+"/Groups", scimTok, map[string]any{
+		"displayName": "AppSec Admins", "externalId": "0f3c-entra-object-id",
+		"members": []map[string]string{{"value": user.ID}},
+	})
+	if code != 201 {
+		t.Fatalf("create group: %d %s", code, b)
+	}
+	var group struct{ ID string }
+	json.Unmarshal(b, &group)
+
+	hasAdmin := func() bool {
+		code, b := d.call(t, "GET", d.admin+"/v1/access/users/bob@contoso.com", adminTok, nil)
+		return code == 200 && strings.Contains(string(b), `"role":"Administrator"`)
+	}
+	eventually(t, "access through the group", hasAdmin)
+	// The binding of assignment to group is recorded asynchronously, in a
+	// meta record that backups carry.
+	eventually(t, "binding recorded", func() bool {
+		code, b := d.call(t, "GET", d.admin+"/v1/backup", adminTok, nil)
+		return code == 200 && bytes.Contains(b, []byte("access/binding/appsec-admins"))
+	})
+
+	code, b = d.call(t, "PATCH", scim+"/Groups/"+group.ID, scimTok, map[string]any{
+		"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+		"Operations": []map[string]any{{"op": "Replace", "path": "displayName", "value": "AppSec Administrators"}},
+	})
+	if code/100 != 2 {
+		t.Fatalf("rename: %d %s", code, b)
+	}
+	eventually(t, "rename reported in status", func() bool {
+		st := d.status(t)
+		return len(st.Renames) == 1 && st.Renames[0].To == "AppSec Administrators" && strings.Contains(st.Renames[0].Suggestion, "AppSec Administrators")
+	})
+	if !hasAdmin() {
+		t.Fatal("access lost when the group was renamed")
+	}
+}

@@ -72,6 +72,9 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	for _, d := range st.Drift {
 		fmt.Fprintf(w, "  drift: %s/%s\n", d.Kind, d.Name)
 	}
+	for _, r := range st.Renames {
+		fmt.Fprintf(w, "  drift: AccessAssignment/%s names group %q, which Entra renamed to %q: %s\n", r.Assignment, r.From, r.To, r.Suggestion)
+	}
 }
 
 func upper(s string) string {
