@@ -69,9 +69,6 @@ func runUsers(ctx context.Context, env Env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
 	c, err := mkClient()
 	if err != nil {
 		return err
@@ -105,9 +102,6 @@ func runGroups(ctx context.Context, env Env, args []string) error {
 	lf := addListFlags(fs, "groups")
 	mkClient := serverFlags(fs, env)
 	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkOutput(*output); err != nil {
 		return err
 	}
 	c, err := mkClient()
@@ -173,9 +167,6 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 	mkClient := serverFlags(fs, env)
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := checkOutput(*output); err != nil {
 		return err
 	}
 	if len(pos) == 0 || (pos[0] == "pending") != (len(pos) == 1) || len(pos) > 2 {

@@ -179,15 +179,16 @@ func runVersion(_ context.Context, env Env, args []string) error {
 	return nil
 }
 
-// outputFlag registers --output text|json.
+// outputFlag registers --output text|json; the flag parser refuses any other value.
 func outputFlag(fs *flag.FlagSet) *string {
-	return fs.String("output", "text", "output format: text or json")
-}
-
-func checkOutput(o string) error {
-	switch strings.ToLower(o) {
-	case "text", "json":
-		return nil
-	}
-	return fmt.Errorf("--output must be text or json, not %q", o)
+	out := "text"
+	fs.Func("output", "output format: text or json (default text)", func(v string) error {
+		switch strings.ToLower(v) {
+		case "text", "json":
+			out = strings.ToLower(v)
+			return nil
+		}
+		return fmt.Errorf("--output must be text or json, not %q", v)
+	})
+	return &out
 }

@@ -19,9 +19,6 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
 	c, err := mkClient()
 	if err != nil {
 		return err

@@ -105,9 +105,6 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
 	dir, err := oneArg(fs, pos, ".")
 	if err != nil {
 		return err
@@ -273,9 +270,6 @@ func runApply(ctx context.Context, env Env, args []string) error {
 	mkClient := serverFlags(fs, env)
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := checkOutput(*output); err != nil {
 		return err
 	}
 	dir, err := oneArg(fs, pos, ".")

@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/daemon"
+)
+
+const (
+	testAdminToken = "cli-test-admin-token-0123456789"
+	demoSCIMToken  = "idrecon-demo-token-for-make-run-only-0123456789"
+)
+
+// startDaemon runs a real daemon and returns the env its CLI commands need.
+func startDaemon(t *testing.T, specDir string) (map[string]string, string) {
+	t.Helper()
+	addrs := make(chan [2]string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, daemon.Config{
+			SpecDir: specDir, DataDir: t.TempDir(), AdminToken: testAdminToken,
+			Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", InsecureHTTP: true, Interval: time.Hour,
+			Logger:  slog.New(slog.DiscardHandler),
+			Started: func(a, b string) { addrs <- [2]string{a, b} },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	select {
+	case a := <-addrs:
+		return map[string]string{"IDRECON_SERVER": "http://" + a[1], "IDRECON_ADMIN_TOKEN": testAdminToken}, "http://" + a[0]
+	case err := <-done:
+		t.Fatalf("daemon did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not start in time")
+	}
+	return nil, ""
+}
+
+func scimPost(t *testing.T, url, body string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+demoSCIMToken)
+	req.Header.Set("Content-Type", "application/scim+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("POST %s: %d %s", url, resp.StatusCode, b)
+	}
+}
+
+func TestCommandsAgainstADaemon(t *testing.T) {
+	example, _ := filepath.Abs("../../../../examples/entra")
+	env, base := startDaemon(t, example)
+	scimPost(t, base+"/api/scim/v2/Users", `{"userName":"alice@contoso.com","active":true,"externalId":"alice"}`)
+
+	changed := t.TempDir()
+	if err := os.CopyFS(changed, os.DirFS(example)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(changed, "assignments.yaml"))
+	os.WriteFile(filepath.Join(changed, "assignments.yaml"), bytes.ReplaceAll(b, []byte("View Only"), []byte("Developer")), 0o644)
+	spFile := filepath.Join(t.TempDir(), "sp.xml")
+
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string
+	}{
+		{"status", []string{"status"}, 0, []string{"READY             True", "LAST ATTEMPT", ": ok"}},
+		{"status json", []string{"status", "--output", "json"}, 0, []string{`"appliedRevision"`, `"ready": true`}},
+		{"users", []string{"users"}, 0, []string{"alice@contoso.com", "View Only", "webgoat/2.0"}},
+		{"users json", []string{"users", "--output", "json", "--filter", "ALICE"}, 0, []string{`"userName": "alice@contoso.com"`}},
+		{"groups (none yet)", []string{"groups"}, 0, []string{"DISPLAY NAME"}},
+		{"access user", []string{"access", "user", "alice@contoso.com"}, 0, []string{"View Only", "direct, assignment alice"}},
+		{"access version", []string{"access", "version", "webgoat/2.0"}, 0, []string{"1 user(s)", "alice@contoso.com"}},
+		{"access pending", []string{"access", "pending"}, 0, []string{"appsec-admins", "not provisioned"}},
+		{"plan unchanged", []string{"plan", example, "--server", env["IDRECON_SERVER"]}, 0, []string{"No changes"}},
+		{"plan with blast radius", []string{"plan", changed, "--server", env["IDRECON_SERVER"]}, 2, []string{
+			"~ AccessAssignment/alice", `["View Only"] → ["Developer"]`, "+ 1 gain role Developer (alice@contoso.com)", "- 1 lose role View Only"}},
+		{"apply refused in pull mode", []string{"apply", changed}, 1, nil},
+		{"saml metadata", []string{"saml", "metadata", "-o", spFile}, 0, nil},
+		{"suspend", []string{"suspend"}, 0, []string{"suspended"}},
+		{"status suspended", []string{"status"}, 0, []string{"SUSPENDED         true"}},
+		{"resume", []string{"resume"}, 0, []string{"resumed"}},
+		{"wrong token", []string{"status", "--admin-token-file", "/dev/null"}, 1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := run(t, env, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out, errs)
+			}
+			for _, want := range tt.stdout {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+	if b, err := os.ReadFile(spFile); err != nil || !bytes.Contains(b, []byte("EntityDescriptor")) {
+		t.Fatalf("saml metadata file: %v %.200s", err, b)
+	}
+
+	// A backup restores into a data dir that a new daemon serves from.
+	code, backup, errs := run(t, env, "backup")
+	if code != 0 || len(backup) == 0 {
+		t.Fatalf("backup: exit %d %s", code, errs)
+	}
+	file := filepath.Join(t.TempDir(), "backup")
+	os.WriteFile(file, []byte(backup), 0o600)
+	dataDir := t.TempDir()
+	if code, out, errs := run(t, nil, "restore", file, "--data-dir", dataDir); code != 0 {
+		t.Fatalf("restore: exit %d %s %s", code, out, errs)
+	}
+	if code, _, _ := run(t, nil, "restore", file, "--data-dir", dataDir); code != 1 {
+		t.Fatal("restore over an existing state file without --force succeeded")
+	}
+}
+
+func TestApplyInPushMode(t *testing.T) {
+	example, _ := filepath.Abs("../../../../examples/entra")
+	env, _ := startDaemon(t, "")
+	if code, out, errs := run(t, env, "apply", example); code != 0 || !strings.Contains(out, "Apply complete") {
+		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, errs := run(t, env, "plan", example, "--server", env["IDRECON_SERVER"]); code != 0 {
+		t.Fatalf("plan after apply: exit %d\n%s\n%s", code, out, errs)
+	}
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "x.yaml"), []byte("apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: x\nspec:\n  versions: []\n  extra: 1\n"), 0o644)
+	code, _, errs := run(t, env, "apply", bad)
+	if code != 1 || !strings.Contains(errs, "x.yaml:7") {
+		t.Fatalf("bad apply: exit %d\n%s", code, errs)
+	}
+}
