@@ -103,3 +103,27 @@ func BenchmarkLoad(b *testing.B) {
 		b.ReportMetric(float64(used.Milliseconds())/float64(n), "cpu-ms/op")
 	}
 }
+
+// BenchmarkLoadUnchanged is the daemon's steady state: the same large spec
+// loaded again through a Cache, which re-reads and hashes the inputs but
+// parses nothing.
+func BenchmarkLoadUnchanged(b *testing.B) {
+	dir := b.TempDir()
+	writeLargeSpec(b, dir)
+	ctx := context.Background()
+	opts := LoadOptions{Getenv: getenvFrom(nil), Now: testNow, Cache: &Cache{}}
+	first, err := Load(ctx, dir, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		set, err := Load(ctx, dir, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if set != first {
+			b.Fatal("unchanged spec parsed again")
+		}
+	}
+}

@@ -25,6 +25,9 @@ type LoadOptions struct {
 	Getenv func(string) string
 	// Now is the time certificate expiry is judged against; zero means time.Now().
 	Now time.Time
+	// Cache, when set, lets a load whose inputs are unchanged return the
+	// previous result without parsing anything (see Cache).
+	Cache *Cache
 }
 
 // Size limits for files the loader reads, so a stray large file cannot
@@ -58,21 +61,35 @@ func Load(ctx context.Context, root string, opts LoadOptions) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load spec %s: %w", root, err)
 	}
+	if opts.Cache != nil {
+		if set, err, ok := opts.Cache.lookup(fsRoot, root, files, opts); ok {
+			return set, err
+		}
+	}
 	l := &loader{root: fsRoot, rootDir: root, opts: opts}
+	if opts.Cache != nil {
+		l.inputs = &inputs{}
+	}
 	results, err := parseFiles(ctx, fsRoot, files)
 	if err != nil {
 		return nil, fmt.Errorf("load spec %s: %w", root, err)
 	}
-	for _, r := range results {
+	for i, r := range results {
 		l.docs = append(l.docs, r.docs...)
 		l.errs = append(l.errs, r.errs...)
+		l.inputs.add("spec", files[i], r.sum[:])
 	}
-	return l.finish()
+	set, err := l.finish()
+	if opts.Cache != nil {
+		opts.Cache.store(root, l.inputs, opts, set, err)
+	}
+	return set, err
 }
 
 type fileResult struct {
 	docs []*parsedDoc
 	errs ErrorList
+	sum  [sha256.Size]byte
 }
 
 // parseFiles reads and decodes the files on all CPUs (YAML decoding is most
@@ -91,6 +108,7 @@ func parseFiles(ctx context.Context, root *os.Root, files []string) ([]fileResul
 					continue
 				}
 				r := &results[i]
+				r.sum = sha256.Sum256(data)
 				r.docs = parseFile(filepath.ToSlash(files[i]), data, &r.errs)
 			}
 		})
@@ -174,6 +192,7 @@ type loader struct {
 	root     *os.Root
 	rootDir  string
 	opts     LoadOptions
+	inputs   *inputs // what the load read, when a Cache is in use
 	docs     []*parsedDoc
 	byRef    map[Ref]*parsedDoc
 	errs     ErrorList

@@ -125,6 +125,7 @@ func (l *loader) secret(p *parsedDoc, field string, v *ValueFrom) (string, bool)
 		l.fail(p, field, "set exactly one of env and file, not both")
 	case v.Env != "":
 		value := l.opts.Getenv(v.Env)
+		l.inputs.addValue("env", v.Env, value)
 		if value == "" {
 			l.fail(p, field+".env", "environment variable %s is not set or empty", v.Env)
 			return "", false
@@ -148,6 +149,7 @@ func (l *loader) secret(p *parsedDoc, field string, v *ValueFrom) (string, bool)
 func (l *loader) readSecretFile(name string) ([]byte, error) {
 	if filepath.IsAbs(name) {
 		data, err := readFileLimited(name, maxSecretFileSize)
+		l.inputs.addValue("abs", name, string(data))
 		if err != nil {
 			return nil, describeFileErr(name, err)
 		}
@@ -181,6 +183,7 @@ func (l *loader) readRepoFile(name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("path %q must be relative and stay inside the spec repo", name)
 	}
 	data, err := readLimited(l.root, filepath.FromSlash(name), limit)
+	l.inputs.addValue("repo", name, string(data))
 	if err != nil {
 		return nil, describeFileErr(name, err)
 	}

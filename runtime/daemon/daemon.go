@@ -133,13 +133,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	specCache := &spec.Cache{}
 	rcfg := reconcile.Config{
 		Store:     st,
 		Interval:  cfg.Interval,
 		DriftMode: cfg.DriftMode,
 		Logger:    log.With("component", "reconcile"),
+		// The cache makes a tick on an unchanged spec read files but parse nothing.
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
-			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv})
+			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv, Cache: specCache})
 		},
 	}
 	var rec *reconcile.Reconciler
@@ -211,8 +213,10 @@ func Run(ctx context.Context, cfg Config) error {
 		Token:      token,
 		Logger:     log.With("component", "admin"),
 		Source:     srcName,
-		Load:       rcfg.Load,
-		Checks:     checks,
+		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
+			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv})
+		},
+		Checks: checks,
 		Backup: func(w io.Writer) error {
 			return durable.WriteBackup(w, st.Snapshot())
 		},
