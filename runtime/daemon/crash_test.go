@@ -1,0 +1,199 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCrashChild is the daemon process of TestKill9LosesNothingAcknowledged.
+// It only runs when that test starts it.
+func TestCrashChild(t *testing.T) {
+	if os.Getenv("IDRECON_CRASH_CHILD") != "1" {
+		t.Skip("helper process for TestKill9LosesNothingAcknowledged")
+	}
+	err := Run(context.Background(), Config{
+		SpecDir: os.Getenv("IDRECON_SPEC"), DataDir: os.Getenv("IDRECON_DATA"),
+		AdminToken: adminTok, InsecureHTTP: true, Interval: time.Hour,
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
+		Logger:  slog.New(slog.DiscardHandler),
+		Started: func(a, _ string) { fmt.Printf("LISTEN %s\n", a) },
+	})
+	t.Fatalf("daemon returned: %v", err)
+}
+
+type child struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+func startChild(t *testing.T, specDir, dataDir string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "IDRECON_CRASH_CHILD=1", "IDRECON_SPEC="+specDir, "IDRECON_DATA="+dataDir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if addr, ok := strings.CutPrefix(sc.Text(), "LISTEN "); ok {
+				lines <- addr
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case addr := <-lines:
+		return &child{cmd: cmd, base: "http://" + addr + "/api/scim/v2"}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("child daemon did not start")
+	}
+	return nil
+}
+
+type outcome struct {
+	user, member bool // acknowledged with 2xx
+	id           string
+}
+
+// TestKill9LosesNothingAcknowledged runs the daemon as a real process, drives
+// concurrent SCIM writes (a user, then its addition to a group), kills it with
+// SIGKILL at random moments, restarts it on the same data dir, and checks that
+// every write answered with 2xx is there, whole.
+func TestKill9LosesNothingAcknowledged(t *testing.T) {
+	rounds, workers := 20, 8
+	if testing.Short() {
+		rounds = 3
+	}
+	specDir := copyDir(t, "../../examples/entra")
+	dataDir := t.TempDir()
+	client := &http.Client{Timeout: 5 * time.Second}
+	send := func(method, url, body string) (int, []byte, error) {
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+scimTok)
+		req.Header.Set("Content-Type", "application/scim+json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, err
+	}
+
+	c := startChild(t, specDir, dataDir)
+	code, b, err := send("POST", c.base+"/Groups", `{"displayName":"crash-test","externalId":"g"}`)
+	if err != nil || code != 201 {
+		t.Fatalf("create group: %d %s %v", code, b, err)
+	}
+	var group struct{ ID string }
+	json.Unmarshal(b, &group)
+
+	results := map[string]*outcome{}
+	var mu sync.Mutex
+	acked := 0
+	for round := range rounds {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					name := fmt.Sprintf("r%d-w%d-%d@crash.example", round, w, i)
+					o := &outcome{}
+					mu.Lock()
+					results[name] = o
+					mu.Unlock()
+					code, b, err := send("POST", c.base+"/Users", fmt.Sprintf(`{"userName":%q,"externalId":%q,"active":true}`, name, name))
+					if err != nil || code != 201 {
+						return // the daemon is gone
+					}
+					var u struct{ ID string }
+					json.Unmarshal(b, &u)
+					mu.Lock()
+					o.user, o.id = true, u.ID
+					mu.Unlock()
+					code, _, err = send("PATCH", c.base+"/Groups/"+group.ID, fmt.Sprintf(
+						`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":%q}]}]}`, u.ID))
+					if err != nil || code/100 != 2 {
+						return
+					}
+					mu.Lock()
+					o.member = true
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		c.cmd.Wait()
+		close(stop)
+		wg.Wait()
+
+		c = startChild(t, specDir, dataDir)
+		code, b, err := send("GET", c.base+"/Groups/"+group.ID, "")
+		if err != nil || code != 200 {
+			t.Fatalf("round %d: group lost: %d %v", round, code, err)
+		}
+		members := map[string]bool{}
+		var g struct{ Members []struct{ Value string } }
+		json.Unmarshal(b, &g)
+		for _, m := range g.Members {
+			members[m.Value] = true
+		}
+		mu.Lock()
+		for name, o := range results {
+			code, b, err := send("GET", c.base+`/Users?filter=userName+eq+"`+name+`"`, "")
+			if err != nil || code != 200 {
+				t.Fatalf("round %d: lookup %s: %d %v", round, name, code, err)
+			}
+			var list struct {
+				TotalResults int
+				Resources    []struct{ ID, ExternalID string }
+			}
+			json.Unmarshal(b, &list)
+			switch {
+			case o.user && list.TotalResults != 1:
+				t.Fatalf("round %d: acknowledged user %s lost", round, name)
+			case list.TotalResults == 1 && list.Resources[0].ExternalID != name:
+				t.Fatalf("round %d: user %s stored half: %+v", round, name, list.Resources[0])
+			case o.member && !members[o.id]:
+				t.Fatalf("round %d: acknowledged membership of %s lost", round, name)
+			}
+			if o.user {
+				acked++
+			}
+		}
+		results = map[string]*outcome{}
+		mu.Unlock()
+	}
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	c.cmd.Wait()
+	t.Logf("%d rounds, %d acknowledged users checked after kill -9", rounds, acked)
+}
