@@ -7,8 +7,10 @@ import (
 	"testing"
 )
 
-func TestParallelCreateSameUserName(t *testing.T) {
-	e := newEnv(t, false, defaultConfig())
+func TestParallelCreateSameUserName(t *testing.T) { forModes(t, testParallelCreateSameUserName) }
+
+func testParallelCreateSameUserName(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	statuses := make([]int, 20)
 	var wg sync.WaitGroup
 	for i := range 20 {

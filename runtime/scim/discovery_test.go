@@ -65,7 +65,11 @@ func TestDiscoveryGolden(t *testing.T) {
 }
 
 func TestServiceProviderConfigTellsTheTruth(t *testing.T) {
-	e := newEnv(t, false, defaultConfig())
+	forModes(t, testServiceProviderConfigTellsTheTruth)
+}
+
+func testServiceProviderConfigTellsTheTruth(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	got := e.must(200, "GET", "/ServiceProviderConfig", "").json(t)
 	want := map[string]any{"patch": true, "bulk": false, "filter": true, "changePassword": false, "sort": false, "etag": true}
 	for k, v := range want {

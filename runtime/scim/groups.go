@@ -93,10 +93,11 @@ func checkMembers(txn *store.Txn, groupID string, ids []string) error {
 	return nil
 }
 
-// writeGroup stores next as the group's state: the group record (when its
-// attributes changed or it is new) and the membership changes against cur.
-// It validates everything before it mutates.
-func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState, isNew bool) error {
+// writeGroup stores next as the group's state: the group record g and the
+// membership changes against cur (nil for a new group). It validates
+// everything — members, displayName uniqueness against cur's name — before
+// it mutates.
+func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState) error {
 	have := map[string]bool{}
 	if cur != nil {
 		for _, m := range cur.members {
@@ -114,7 +115,7 @@ func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState
 	if err := checkMembers(txn, g.ID, added); err != nil {
 		return err
 	}
-	if isNew || !strings.EqualFold(next.displayName, g.DisplayName) {
+	if cur == nil || !strings.EqualFold(next.displayName, cur.displayName) {
 		if other, err := txn.GroupByName(next.displayName); err != nil {
 			return err
 		} else if other != nil && other.ID != g.ID {
@@ -162,7 +163,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *request, _ string) error 
 	now := s.opts.Now()
 	g := &store.Group{ID: uuid.NewString(), DisplayName: next.displayName, ExternalID: next.externalID, Created: now, Modified: now, Version: 1}
 	err = s.st.Update(r.Context(), func(txn *store.Txn) error {
-		return writeGroup(txn, g, nil, next, true)
+		return writeGroup(txn, g, nil, next)
 	})
 	if err != nil {
 		return err
@@ -240,7 +241,7 @@ func (s *Server) updateGroup(r *request, id string, change func(cur groupState) 
 		ng := *g
 		ng.DisplayName, ng.ExternalID, ng.Modified, ng.Version = next.displayName, next.externalID, s.opts.Now(), g.Version+1
 		out = &ng
-		return writeGroup(txn, &ng, &cur, next, false)
+		return writeGroup(txn, &ng, &cur, next)
 	})
 	return out, members, err
 }
@@ -319,7 +320,9 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *request, id string) error
 	return nil
 }
 
-func groupCandidates(txn *store.Txn, f *filter.Filter) (iter.Seq[*store.Group], bool, error) {
+// groupCandidates is userCandidates for groups; the members index answers
+// "which groups is this id a member of".
+func groupCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.Group], exact bool, plan string, err error) {
 	fromIDs := func(ids []string) iter.Seq[*store.Group] {
 		slices.Sort(ids)
 		return func(yield func(*store.Group) bool) {
@@ -346,7 +349,7 @@ func groupCandidates(txn *store.Txn, f *filter.Filter) (iter.Seq[*store.Group], 
 	}
 	if f == nil {
 		seq, err := all(store.IndexID)
-		return seq, true, err
+		return seq, true, "all", err
 	}
 	terms, single := f.Terms()
 	for _, key := range []string{"id", "displayName", "members", "externalId"} {
@@ -356,25 +359,25 @@ func groupCandidates(txn *store.Txn, f *filter.Filter) (iter.Seq[*store.Group], 
 			}
 			switch key {
 			case "id":
-				return fromIDs([]string{t.Value}), single, nil
+				return fromIDs([]string{t.Value}), single, key, nil
 			case "displayName":
 				g, err := txn.GroupByName(t.Value)
 				var ids []string
 				if g != nil {
 					ids = []string{g.ID}
 				}
-				return fromIDs(ids), single, err
+				return fromIDs(ids), single, key, err
 			case "members":
 				ids, err := txn.GroupIDsOf(t.Value)
-				return fromIDs(ids), single, err
+				return fromIDs(ids), single, key, err
 			case "externalId":
 				seq, err := all(store.IndexExternalID, t.Value)
-				return seq, single, err
+				return seq, single, key, err
 			}
 		}
 	}
-	seq, err := all(store.IndexID)
-	return seq, false, err
+	seq, err = all(store.IndexID)
+	return seq, false, "scan", err
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *request, _ string) error {
@@ -394,7 +397,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *request, _ string) error {
 	withMembers := proj.wants("members")
 	filterMembers := strings.Contains(strings.ToLower(text), "members")
 	txn := s.st.Read()
-	seq, exact, err := groupCandidates(txn, f)
+	seq, exact, _, err := groupCandidates(txn, f)
 	if err != nil {
 		return err
 	}

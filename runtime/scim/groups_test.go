@@ -107,10 +107,13 @@ func TestGroupLifecycle(t *testing.T) {
 	}
 }
 
-func TestGroupErrors(t *testing.T) {
-	e := newEnv(t, false, defaultConfig())
+func TestGroupErrors(t *testing.T) { forModes(t, testGroupErrors) }
+
+func testGroupErrors(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	u := e.createUser("a@contoso.com", "a", "a@contoso.com")
 	gid := e.createGroup("Developers", "x")
+	other := e.createGroup("Operators", "y")
 	tests := []struct {
 		name, method, path, body string
 		status                   int
@@ -124,6 +127,8 @@ func TestGroupErrors(t *testing.T) {
 		{"self member", "PATCH", "/Groups/" + gid, ops(`{"op":"Add","path":"members","value":` + memberList(gid) + `}`), 400, "invalidValue", "itself"},
 		{"unknown group", "PATCH", "/Groups/nope", ops(`{"op":"Add","path":"members","value":` + memberList(u) + `}`), 404, "", ""},
 		{"bad path", "PATCH", "/Groups/" + gid, ops(`{"op":"Add","path":"owners","value":"x"}`), 400, "invalidPath", ""},
+		{"rename to a taken name", "PATCH", "/Groups/" + other, ops(`{"op":"replace","value":{"displayName":"developers"}}`), 409, "uniqueness", gid},
+		{"put with a taken name", "PUT", "/Groups/" + other, `{"displayName":"DEVELOPERS"}`, 409, "uniqueness", gid},
 		{"stale etag", "PATCH", "/Groups/" + gid, ops(`{"op":"Add","path":"members","value":` + memberList(u) + `}`), 412, "", ""},
 	}
 	for _, tt := range tests {
@@ -142,10 +147,21 @@ func TestGroupErrors(t *testing.T) {
 	if got := members(t, e, gid); len(got) != 0 {
 		t.Fatalf("failed requests changed members: %v", got)
 	}
+	if g := e.must(200, "GET", "/Groups/"+other, "").json(t); g["displayName"] != "Operators" {
+		t.Fatalf("failed rename changed the group: %v", g)
+	}
+	// Changing only the case of its own name is a rename, not a conflict.
+	e.must(204, "PATCH", "/Groups/"+gid, ops(`{"op":"Replace","path":"displayName","value":"developers"}`))
+	list := e.must(200, "GET", "/Groups?filter="+url.QueryEscape(`displayName eq "OPERATORS"`), "").json(t)
+	if list["totalResults"] != 1.0 {
+		t.Fatalf("Operators no longer found by name: %v", list)
+	}
 }
 
-func TestGroupPutAndPostWithMembers(t *testing.T) {
-	e := newEnv(t, true, defaultConfig())
+func TestGroupPutAndPostWithMembers(t *testing.T) { forModes(t, testGroupPutAndPostWithMembers) }
+
+func testGroupPutAndPostWithMembers(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	a := e.createUser("a@contoso.com", "a", "a@contoso.com")
 	b := e.createUser("b@contoso.com", "b", "b@contoso.com")
 	r := e.must(201, "POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Ops","members":[{"value":"`+a+`"}]}`).json(t)

@@ -31,6 +31,14 @@ var modes = []struct {
 	flag bool
 }{{"noflag", false}, {"flag", true}}
 
+// forModes runs test once per flag mode.
+func forModes(t *testing.T, test func(t *testing.T, flag bool)) {
+	t.Helper()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { test(t, m.flag) })
+	}
+}
+
 func hashHex(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:])

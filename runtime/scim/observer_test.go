@@ -46,8 +46,10 @@ func TestObserver(t *testing.T) {
 	}
 }
 
-func TestMemberAddThenRemoveInOnePatch(t *testing.T) {
-	e := newEnv(t, true, defaultConfig())
+func TestMemberAddThenRemoveInOnePatch(t *testing.T) { forModes(t, testMemberAddThenRemoveInOnePatch) }
+
+func testMemberAddThenRemoveInOnePatch(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	a := e.createUser("a@contoso.com", "a", "a@contoso.com")
 	b := e.createUser("b@contoso.com", "b", "b@contoso.com")
 	gid := e.createGroup("G", "g")

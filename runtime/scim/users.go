@@ -288,8 +288,9 @@ func deleteResource(txn *store.Txn, table string, obj any, id string) error {
 
 // userCandidates yields the users a filter can match, narrowed by an index
 // when the filter requires an indexed equality; exact says the index
-// decides the filter on its own.
-func userCandidates(txn *store.Txn, f *filter.Filter) (iter.Seq[*store.User], bool, error) {
+// decides the filter on its own, and plan names the index used ("scan" when
+// none is).
+func userCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.User], exact bool, plan string, err error) {
 	all := func(idx string, args ...any) (iter.Seq[*store.User], error) {
 		it, err := txn.Get(store.TableUsers, idx, args...)
 		if err != nil {
@@ -312,7 +313,7 @@ func userCandidates(txn *store.Txn, f *filter.Filter) (iter.Seq[*store.User], bo
 	}
 	if f == nil {
 		seq, err := all(store.IndexID)
-		return seq, true, err
+		return seq, true, "all", err
 	}
 	terms, single := f.Terms()
 	for _, key := range []string{"id", "userName", "emails.work", "externalId"} {
@@ -332,11 +333,11 @@ func userCandidates(txn *store.Txn, f *filter.Filter) (iter.Seq[*store.User], bo
 			case "externalId":
 				seq, err = all(store.IndexExternalID, t.Value)
 			}
-			return seq, single && key != "emails.work", err
+			return seq, single && key != "emails.work", key, err
 		}
 	}
-	seq, err := all(store.IndexID)
-	return seq, false, err
+	seq, err = all(store.IndexID)
+	return seq, false, "scan", err
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *request, _ string) error {
@@ -353,7 +354,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *request, _ string) error {
 	}
 	proj := parseProjection(q, schema.UserType)
 	txn := s.st.Read()
-	seq, exact, err := userCandidates(txn, f)
+	seq, exact, _, err := userCandidates(txn, f)
 	if err != nil {
 		return err
 	}

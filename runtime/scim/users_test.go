@@ -94,7 +94,11 @@ func TestBasePath(t *testing.T) {
 }
 
 func TestConfigChangeAppliesWithoutRestart(t *testing.T) {
-	e := newEnv(t, false, defaultConfig())
+	forModes(t, testConfigChangeAppliesWithoutRestart)
+}
+
+func testConfigChangeAppliesWithoutRestart(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	e.must(http.StatusOK, "GET", "/Users", "")
 	e.setConfig(&spec.ScimProvisioning{Enabled: false})
 	e.must(http.StatusForbidden, "GET", "/Users", "")
@@ -192,8 +196,10 @@ func TestCreateUser(t *testing.T) {
 	}
 }
 
-func TestDuplicateUserName(t *testing.T) {
-	e := newEnv(t, false, defaultConfig())
+func TestDuplicateUserName(t *testing.T) { forModes(t, testDuplicateUserName) }
+
+func testDuplicateUserName(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	id := e.createUser("alice@contoso.com", "a", "a@contoso.com")
 	r := e.do("POST", "/Users", `{"userName":"ALICE@contoso.COM"}`)
 	got := r.json(t)
@@ -268,8 +274,10 @@ func TestUserFilters(t *testing.T) {
 	}
 }
 
-func TestBadFilters(t *testing.T) {
-	e := newEnv(t, false, defaultConfig())
+func TestBadFilters(t *testing.T) { forModes(t, testBadFilters) }
+
+func testBadFilters(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	for _, f := range []string{
 		`userName eq`, `userName xx "a"`, `(userName eq "a"`, `nosuch eq "a"`, `emails[nosuch eq "a"]`,
 		`active gt true`, `meta.created gt "yesterday"`, `userName co 3`, `name eq "x"`, strings.Repeat("(", 5000),
@@ -314,8 +322,10 @@ func getUser(t *testing.T, e *env, id string) map[string]any {
 	return e.must(200, "GET", "/Users/"+id, "").json(t)
 }
 
-func TestPagination(t *testing.T) {
-	e := newEnv(t, false, defaultConfig())
+func TestPagination(t *testing.T) { forModes(t, testPagination) }
+
+func testPagination(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	var all []string
 	for i := range 11 {
 		all = append(all, e.createUser(fmt.Sprintf("u%02d@contoso.com", i), "x", "x@contoso.com"))
@@ -395,8 +405,10 @@ func TestUnconfiguredAttributesAreDropped(t *testing.T) {
 
 const schemaEnterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
-func TestETags(t *testing.T) {
-	e := newEnv(t, false, defaultConfig())
+func TestETags(t *testing.T) { forModes(t, testETags) }
+
+func testETags(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	id := e.createUser("a@contoso.com", "a", "a@contoso.com")
 	r := e.must(200, "GET", "/Users/"+id, "")
 	if r.header.Get("ETag") != `W/"1"` {
@@ -466,8 +478,10 @@ func TestDisableThenDelete(t *testing.T) {
 	}
 }
 
-func TestBadInput(t *testing.T) {
-	e := newEnv(t, false, defaultConfig())
+func TestBadInput(t *testing.T) { forModes(t, testBadInput) }
+
+func testBadInput(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	id := e.createUser("a@contoso.com", "a", "a@contoso.com")
 	deep := strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100)
 	tests := []struct {
@@ -511,8 +525,10 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func TestAuditLog(t *testing.T) {
-	e := newEnv(t, false, defaultConfig())
+func TestAuditLog(t *testing.T) { forModes(t, testAuditLog) }
+
+func testAuditLog(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
 	id := e.createUser("secret.person@contoso.com", "sp", "secret.person@contoso.com")
 	e.doAs(testToken2, "DELETE", "/Users/"+id, "")
 	var events []map[string]any

@@ -10,8 +10,11 @@ const (
 	IndexExternalID = "externalId"  // users, groups: ExternalID, exact
 	IndexWorkEmail  = "workEmail"   // users: WorkEmail, lower-cased
 	IndexName       = "displayName" // groups: DisplayName, lower-cased
-	IndexGroup      = "group"       // memberships: GroupID
-	IndexMember     = "member"      // memberships: MemberID
+	// IndexGroup finds a group's memberships by a prefix of the id index
+	// (GroupID, MemberID): a separate GroupID index would cost every
+	// membership insert a third tree update for the same lookups.
+	IndexGroup  = IndexID + "_prefix" // memberships: GroupID
+	IndexMember = "member"            // memberships: MemberID
 )
 
 // Schema is the database schema. Lookups that SCIM filters, the reconciler and
@@ -52,7 +55,6 @@ func Schema() *memdb.DBSchema {
 					&memdb.StringFieldIndex{Field: "GroupID"},
 					&memdb.StringFieldIndex{Field: "MemberID"},
 				}}},
-				IndexGroup:  {Name: IndexGroup, Indexer: &memdb.StringFieldIndex{Field: "GroupID"}},
 				IndexMember: {Name: IndexMember, Indexer: &memdb.StringFieldIndex{Field: "MemberID"}},
 			},
 		},

@@ -77,14 +77,41 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Txn is a memdb transaction with typed helpers.
+// Txn is a memdb transaction with typed helpers. Its write methods count
+// mutations, so the committer can tell whether a failed write changed
+// anything without copying the change list.
 type Txn struct {
 	*memdb.Txn
+	writes int
+}
+
+// Insert implements memdb.Txn.Insert.
+func (t *Txn) Insert(table string, obj any) error {
+	t.writes++
+	return t.Txn.Insert(table, obj)
+}
+
+// Delete implements memdb.Txn.Delete.
+func (t *Txn) Delete(table string, obj any) error {
+	t.writes++
+	return t.Txn.Delete(table, obj)
+}
+
+// DeleteAll implements memdb.Txn.DeleteAll.
+func (t *Txn) DeleteAll(table, index string, args ...any) (int, error) {
+	t.writes++
+	return t.Txn.DeleteAll(table, index, args...)
+}
+
+// DeletePrefix implements memdb.Txn.DeletePrefix.
+func (t *Txn) DeletePrefix(table, prefixIndex, prefix string) (bool, error) {
+	t.writes++
+	return t.Txn.DeletePrefix(table, prefixIndex, prefix)
 }
 
 // Read returns a read-only snapshot. It never blocks writers and needs no
 // closing.
-func (s *Store) Read() *Txn { return &Txn{s.db.Txn(false)} }
+func (s *Store) Read() *Txn { return &Txn{Txn: s.db.Txn(false)} }
 
 // Snapshot returns a point-in-time copy of the whole database, for backups.
 func (s *Store) Snapshot() *memdb.MemDB { return s.db.Snapshot() }
@@ -93,7 +120,7 @@ func (s *Store) Snapshot() *memdb.MemDB { return s.db.Snapshot() }
 // filling the store at start-up from what the journal already holds.
 func (s *Store) Load(fn func(*Txn) error) error {
 	txn := s.db.Txn(true)
-	if err := fn(&Txn{txn}); err != nil {
+	if err := fn(&Txn{Txn: txn}); err != nil {
 		txn.Abort()
 		return err
 	}
@@ -153,7 +180,7 @@ func (s *Store) commitBatch(batch []*request) {
 	for len(batch) > 0 {
 		txn := s.db.Txn(true)
 		txn.TrackChanges()
-		t := &Txn{txn}
+		t := &Txn{Txn: txn}
 		var ok []*request
 		poisoned := false
 		for i, r := range batch {
@@ -161,14 +188,14 @@ func (s *Store) commitBatch(batch []*request) {
 				r.errc <- err
 				continue
 			}
-			before := len(txn.Changes())
+			before := t.writes
 			err := runWrite(r.fn, t)
 			if err == nil {
 				ok = append(ok, r)
 				continue
 			}
 			r.errc <- err
-			if len(txn.Changes()) != before {
+			if t.writes != before {
 				txn.Abort()
 				batch = append(ok, batch[i+1:]...)
 				poisoned = true

@@ -88,7 +88,7 @@ type pathKey struct {
 	text string
 }
 
-const pathCacheMax = 4096
+const pathCacheMax = 1024
 
 func cachedPath(text string, rt *schema.ResourceType) *Path {
 	pathCache.Lock()
