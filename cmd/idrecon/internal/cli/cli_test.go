@@ -130,4 +130,10 @@ func TestPlanBaseRef(t *testing.T) {
 	if code, out, errs := run(t, nil, "plan", specDir, "--base-ref", head.Hash().String()); code != 0 {
 		t.Fatalf("unchanged tree: exit %d, want 0\n%s\n%s", code, out, errs)
 	}
+
+	// The committed spec, fetched from git, planned against an empty runtime.
+	code, out, errs = run(t, nil, "plan", "--git", "file://"+repoDir, "--path", "spec")
+	if code != 2 || !strings.Contains(out, "+ Application/webgoat") || !strings.Contains(errs, head.Hash().String()[:12]) {
+		t.Fatalf("plan --git: exit %d\n%s\n%s", code, out, errs)
+	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,19 +18,7 @@ import (
 func runServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "serve", "[--spec DIR | --git URL [--branch B | --tag T | --commit SHA] [--path DIR]] [flags]")
 	specDir := fs.String("spec", "", "follow a local spec folder (watched for changes)")
-	gitURL := fs.String("git", "", "follow a spec repo in git (https://, ssh://, git@host:repo, file://)")
-	branch := fs.String("branch", "", "git branch to follow (default: the remote's default branch)")
-	tag := fs.String("tag", "", "git tag to pin")
-	commit := fs.String("commit", "", "git commit (full SHA) to pin")
-	path := fs.String("path", "", "spec root inside the git repo")
-	gitUser := fs.String("git-username", "", "HTTPS basic-auth user name")
-	gitPassEnv := fs.String("git-password-env", "", "env var holding the HTTPS password or token")
-	gitPassFile := fs.String("git-password-file", "", "file holding the HTTPS password or token")
-	gitBearerEnv := fs.String("git-bearer-token-env", "", "env var holding an HTTPS bearer token")
-	gitBearerFile := fs.String("git-bearer-token-file", "", "file holding an HTTPS bearer token")
-	sshKey := fs.String("ssh-key", "", "SSH private key file for ssh git URLs")
-	knownHosts := fs.String("known-hosts", "", "known_hosts file (default ~/.ssh/known_hosts); host keys are always checked")
-	verify := fs.String("verify-signatures", "", "armored OpenPGP key ring: refuse head commits not signed by one of its keys")
+	gitOpts := gitFlags(fs)
 	interval := fs.Duration("interval", time.Minute, "reconcile interval (git poll and drift check), with jitter")
 	drift := fs.String("drift", "correct", "what to do with drift: correct or report")
 	listen := fs.String("listen", ":8080", "address for SCIM, SAML and the git webhook")
@@ -88,17 +77,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		Getenv:         env.Getenv,
 		Logger:         slog.New(handler),
 	}
-	if *gitURL != "" {
-		cfg.Git = &source.GitOptions{
-			URL: *gitURL, Branch: *branch, Tag: *tag, Commit: *commit, Path: *path,
-			VerifySignatures: *verify,
-			Auth: source.GitAuth{
-				Username: *gitUser, PasswordEnv: *gitPassEnv, PasswordFile: *gitPassFile,
-				BearerTokenEnv: *gitBearerEnv, BearerTokenFile: *gitBearerFile,
-				SSHKeyFile: *sshKey, KnownHostsFile: *knownHosts,
-			},
-		}
-	}
+	cfg.Git = gitOpts()
 	if cfg.WebhookSecret, err = secretFrom(env, *webhookSecretFile, "IDRECON_WEBHOOK_SECRET"); err != nil {
 		return err
 	}
@@ -123,4 +102,36 @@ func secretFrom(env Env, file, envName string) ([]byte, error) {
 		return []byte(v), nil
 	}
 	return nil, nil
+}
+
+// gitFlags registers the flags that describe a git source (for serve and
+// plan) and returns a function giving the options, or nil without --git.
+func gitFlags(fs *flag.FlagSet) func() *source.GitOptions {
+	gitURL := fs.String("git", "", "spec repo in git (https://, ssh://, git@host:repo, file://)")
+	branch := fs.String("branch", "", "git branch to follow (default: the remote's default branch)")
+	tag := fs.String("tag", "", "git tag to pin")
+	commit := fs.String("commit", "", "git commit (full SHA) to pin")
+	path := fs.String("path", "", "spec root inside the git repo")
+	gitUser := fs.String("git-username", "", "HTTPS basic-auth user name")
+	gitPassEnv := fs.String("git-password-env", "", "env var holding the HTTPS password or token")
+	gitPassFile := fs.String("git-password-file", "", "file holding the HTTPS password or token")
+	gitBearerEnv := fs.String("git-bearer-token-env", "", "env var holding an HTTPS bearer token")
+	gitBearerFile := fs.String("git-bearer-token-file", "", "file holding an HTTPS bearer token")
+	sshKey := fs.String("ssh-key", "", "SSH private key file for ssh git URLs")
+	knownHosts := fs.String("known-hosts", "", "known_hosts file (default ~/.ssh/known_hosts); host keys are always checked")
+	verify := fs.String("verify-signatures", "", "armored OpenPGP key ring: refuse head commits not signed by one of its keys")
+	return func() *source.GitOptions {
+		if *gitURL == "" {
+			return nil
+		}
+		return &source.GitOptions{
+			URL: *gitURL, Branch: *branch, Tag: *tag, Commit: *commit, Path: *path,
+			VerifySignatures: *verify,
+			Auth: source.GitAuth{
+				Username: *gitUser, PasswordEnv: *gitPassEnv, PasswordFile: *gitPassFile,
+				BearerTokenEnv: *gitBearerEnv, BearerTokenFile: *gitBearerFile,
+				SSHKeyFile: *sshKey, KnownHostsFile: *knownHosts,
+			},
+		}
+	}
 }

@@ -97,10 +97,11 @@ func localReconciler(ctx context.Context, base *spec.Set) (*reconcile.Reconciler
 }
 
 func runPlan(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "plan", "[DIR] [--server URL | --base-ref REF] [--output json]")
+	fs := newFlags(env, "plan", "[DIR | --git URL [--branch B|--tag T|--commit SHA] [--path P]] [--server URL | --base-ref REF] [--output json]")
 	output := outputFlag(fs)
 	mkClient := serverFlags(fs, env)
 	baseRef := fs.String("base-ref", "", "plan against the spec at this git ref of the repo holding DIR (for pull-request checks), without a daemon")
+	gitOpts := gitFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -108,6 +109,27 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	dir, err := oneArg(fs, pos, ".")
 	if err != nil {
 		return err
+	}
+	if g := gitOpts(); g != nil {
+		if len(pos) > 0 {
+			return errors.New("give either DIR or --git, not both")
+		}
+		cache, err := os.MkdirTemp("", "idrecon-plan-git-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(cache)
+		g.CacheDir, g.Getenv = cache, env.Getenv
+		src, err := source.NewGit(*g)
+		if err != nil {
+			return err
+		}
+		rev, err := src.Fetch(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "planning %s at %s\n", src, short(rev.ID))
+		dir = rev.Dir
 	}
 	// Without --server (or IDRECON_SERVER) the plan is against an empty runtime.
 	serverGiven := env.Getenv("IDRECON_SERVER") != ""
