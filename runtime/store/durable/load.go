@@ -58,17 +58,11 @@ func (db *DB) LoadInto(st *store.Store) (Stats, error) {
 	var stats Stats
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		stats.FileBytes = tx.Size()
-		return fill(tx, st, &stats)
+		return st.Load(func(t *store.Txn) error {
+			return fill(tx, t, &stats)
+		})
 	})
 	if err != nil {
-		// fill loads in chunks, so undo what it loaded: a store that
-		// failed to load must not look like a smaller, valid one.
-		st.Load(func(t *store.Txn) error {
-			for _, table := range record.Tables {
-				t.DeleteAll(table, store.IndexID)
-			}
-			return nil
-		})
 		return Stats{}, err
 	}
 	stats.Elapsed = time.Since(start)
@@ -76,15 +70,9 @@ func (db *DB) LoadInto(st *store.Store) (Stats, error) {
 	return stats, nil
 }
 
-// loadChunk is how many objects go into one memdb transaction at start-up.
-// Radix-tree transactions slow down sharply once they modify more nodes than
-// their write cache holds; with 200,000 users, chunks of about 5,000 took a
-// third of the time of one transaction.
-const loadChunk = 5000
-
-// fill reads every bucket into st, in chunks. A fault or panic reading a
-// damaged file is reported as ErrCorrupt.
-func fill(tx *bolt.Tx, st *store.Store, stats *Stats) (err error) {
+// fill reads every bucket into t. A fault or panic reading a damaged file is
+// reported as ErrCorrupt.
+func fill(tx *bolt.Tx, t *store.Txn, stats *Stats) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: reading state file: %v", ErrCorrupt, p)
@@ -103,28 +91,20 @@ func fill(tx *bolt.Tx, st *store.Store, stats *Stats) (err error) {
 		if table == store.TableUsers {
 			// Radix trees fill far cheaper in key order: the file gives
 			// users in id order, which leaves the userName and (usually
-			// equal) workEmail indexes random. With 200,000 users, inserting
-			// in userName order took about half the CPU of id order.
+			// equal) workEmail indexes random. Sorting by userName costs
+			// less than it saves.
 			slices.SortFunc(objs, func(a, b any) int {
 				return strings.Compare(a.(*store.User).UserName, b.(*store.User).UserName)
 			})
 		}
-		for chunk := range slices.Chunk(objs, loadChunk) {
-			err := st.Load(func(t *store.Txn) error {
-				for _, obj := range chunk {
-					if err := insert(t, table, obj); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
+		for _, obj := range objs {
+			if err := insert(t, table, obj); err != nil {
 				return err
 			}
 		}
 		*stats.count(table) = len(objs)
 	}
-	return checkReferences(st.Read())
+	return checkReferences(t)
 }
 
 // decodeBucket decodes every record of table's bucket, checking each is
