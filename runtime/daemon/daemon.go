@@ -309,9 +309,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.InsecureHTTP {
 		scheme = "http"
 	}
+	host := displayAddr(ln.Addr())
 	log.Info("idrecon serving",
-		"scim", fmt.Sprintf("%s://%s%s", scheme, ln.Addr(), scimBase(st)),
-		"saml", fmt.Sprintf("%s://%s/saml/metadata", scheme, ln.Addr()),
+		"scim", fmt.Sprintf("%s://%s%s", scheme, host, scimBase(st)),
+		"saml", fmt.Sprintf("%s://%s/saml/metadata", scheme, host),
 		"admin", "http://"+adminLn.Addr().String(),
 		"source", orPush(srcName), "data_dir", cfg.DataDir)
 	if cfg.Started != nil {
@@ -469,4 +470,14 @@ func scimBase(st *store.Store) string {
 		}
 	}
 	return spec.DefaultScimBasePath
+}
+
+// displayAddr names a listener the way a user would type it: a wildcard
+// address becomes localhost.
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	return fmt.Sprintf("localhost:%d", tcp.Port)
 }
