@@ -78,7 +78,8 @@ func start(t testing.TB, cfg Config) *running {
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"
-	cfg.InsecureHTTP = true
+	// Tests that name a TLS certificate get TLS; the others plain HTTP.
+	cfg.InsecureHTTP = cfg.TLSCertificate == ""
 	cfg.AdminToken = adminTok
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Hour // reconciles come from triggers in these tests

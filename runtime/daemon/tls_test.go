@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeTLSCert writes a self-signed certificate into the spec and its key
+// outside it, and a Certificate document of usage tls referencing both.
+func writeTLSCert(t *testing.T, specDir, cn string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "tls.key")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	os.WriteFile(filepath.Join(specDir, "tls.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	doc := "apiVersion: idrecon.io/v1alpha1\nkind: Certificate\nmetadata:\n  name: web\nspec:\n  usage: tls\n  file: tls.pem\n  privateKeyFrom:\n    file: " + keyFile + "\n"
+	os.WriteFile(filepath.Join(specDir, "tls.yaml"), []byte(doc), 0o644)
+}
+
+// TestServesTLSFromTheKeystore: the daemon terminates TLS with the spec's
+// tls certificate, refuses TLS 1.1, and serves a rotated certificate after
+// the spec changes, without a restart.
+func TestServesTLSFromTheKeystore(t *testing.T) {
+	specDir := copyDir(t, "../../examples/entra")
+	writeTLSCert(t, specDir, "first")
+	d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), TLSCertificate: "web"})
+	addr := strings.TrimPrefix(d.base, "http://")
+
+	peer := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if got := peer(); got != "first" {
+		t.Fatalf("served %q, want first", got)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Get("https://" + addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("https healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}); err == nil {
+		t.Fatal("TLS 1.1 accepted")
+	}
+
+	writeTLSCert(t, specDir, "second")
+	eventually(t, "rotated certificate served", func() bool { return peer() == "second" })
+}
