@@ -50,9 +50,16 @@ type Config struct {
 	// Token is the admin bearer token.
 	Token  string
 	Logger *slog.Logger
-	// Source names what the daemon follows; empty means push mode, where
-	// POST /v1/apply is how a spec gets in.
+	// Source names what the daemon follows, for status and messages.
 	Source string
+	// Push, when set, makes this a push-mode daemon: POST /v1/apply loads
+	// and validates the uploaded spec, then hands its folder to Push, which
+	// makes it the daemon's source and reconciles it. Without Push, apply is
+	// refused: the source in git is the truth.
+	Push func(ctx context.Context, dir string) (*reconcile.Plan, error)
+	// UploadDir is where uploads are unpacked (default the system temp
+	// dir); Push may move folders out of it, so keep it on Push's filesystem.
+	UploadDir string
 	// Load turns an uploaded spec folder into a Set (default spec.Load).
 	Load func(ctx context.Context, dir string) (*spec.Set, error)
 	// Checks gate /readyz and appear in /v1/status.
@@ -217,7 +224,7 @@ type StatusResponse struct {
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	ready, comps := s.checks()
 	mode := "pull"
-	if s.cfg.Source == "" {
+	if s.cfg.Push != nil {
 		mode = "push"
 	}
 	renames, err := access.Renames(s.cfg.Store.Read())
@@ -259,18 +266,18 @@ type PlanResponse struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// loadUpload unpacks an uploaded spec bundle into a temporary folder and
-// loads it. The folder is removed before returning.
-func (s *Server) loadUpload(r *http.Request) (*spec.Set, error) {
-	dir, err := os.MkdirTemp("", "idrecon-upload-")
+// loadUpload unpacks an uploaded spec bundle into a new folder under
+// UploadDir and loads it. The caller removes the folder.
+func (s *Server) loadUpload(r *http.Request) (string, *spec.Set, error) {
+	dir, err := os.MkdirTemp(s.cfg.UploadDir, "idrecon-upload-")
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	defer os.RemoveAll(dir)
 	if err := bundle.Unpack(http.MaxBytesReader(nil, r.Body, MaxUpload), dir); err != nil {
-		return nil, &uploadError{err}
+		return dir, nil, &uploadError{err}
 	}
-	return s.cfg.Load(r.Context(), dir)
+	set, err := s.cfg.Load(r.Context(), dir)
+	return dir, set, err
 }
 
 type uploadError struct{ err error }
@@ -287,7 +294,8 @@ func (s *Server) uploadFailed(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) planUpload(w http.ResponseWriter, r *http.Request) {
-	set, err := s.loadUpload(r)
+	dir, set, err := s.loadUpload(r)
+	defer os.RemoveAll(dir)
 	if err != nil {
 		s.uploadFailed(w, err)
 		return
@@ -308,22 +316,26 @@ func (s *Server) planUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Source != "" {
+	if s.cfg.Push == nil {
 		writeError(w, http.StatusConflict, fmt.Sprintf(
 			"this daemon follows %s: commit the change there (or run 'idrecon reconcile' to converge now); apply is for daemons started without a source", s.cfg.Source))
 		return
 	}
-	set, err := s.loadUpload(r)
+	dir, set, err := s.loadUpload(r)
+	defer os.RemoveAll(dir)
 	if err != nil {
 		s.uploadFailed(w, err)
 		return
 	}
-	p, err := s.cfg.Reconciler.Apply(r.Context(), set)
+	p, err := s.cfg.Push(r.Context(), dir)
+	if errors.Is(err, spec.ErrInvalid) {
+		writeSpecError(w, err)
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.log.Info("applied", "revision", set.Revision, "by", "admin-api", "create", p.Summary.Create, "update", p.Summary.Update, "delete", p.Summary.Delete)
 	writeJSON(w, http.StatusOK, PlanResponse{Plan: p, Warnings: set.Warnings})
 }
 

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -36,7 +37,17 @@ func newFixture(t *testing.T, source string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Store: st, Reconciler: rec, Token: token, Source: source})
+	cfg := Config{Store: st, Reconciler: rec, Token: token, Source: source}
+	if source == "" {
+		cfg.Push = func(ctx context.Context, dir string) (*reconcile.Plan, error) {
+			set, err := spec.Load(ctx, dir, spec.LoadOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return rec.Apply(ctx, set)
+		}
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

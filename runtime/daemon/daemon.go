@@ -133,6 +133,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	var pushed *pushSource
+	if src == nil {
+		if pushed, err = newPushSource(cfg.DataDir); err != nil {
+			return err
+		}
+		src = pushed
+	}
 	specCache := &spec.Cache{}
 	rcfg := reconcile.Config{
 		Store:     st,
@@ -153,9 +160,7 @@ func Run(ctx context.Context, cfg Config) error {
 		met.Reconcile(res.Outcome, res.Duration, s.DriftCount+n, s.Suspended)
 		met.Revisions(s.AppliedRevision, s.SeenRevision)
 	}
-	if src != nil {
-		rcfg.Source = src
-	}
+	rcfg.Source = src
 	rec, err = reconcile.New(rcfg)
 	if err != nil {
 		return err
@@ -203,16 +208,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if !cfg.InsecureHTTP {
 		checks = append(checks, admin.Check{Name: "tls", Ready: tlsSrc.Ready})
 	}
-	srcName := ""
-	if src != nil {
-		srcName = src.String()
-	}
+	srcName := src.String()
 	adm, err := admin.New(admin.Config{
 		Store:      st,
 		Reconciler: rec,
 		Token:      token,
 		Logger:     log.With("component", "admin"),
 		Source:     srcName,
+		UploadDir:  uploadDir(pushed),
+		Push:       pushFunc(pushed, rec),
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
 			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv})
 		},
@@ -244,10 +248,8 @@ func Run(ctx context.Context, cfg Config) error {
 	// The first reconcile runs before the listeners open, so Entra never
 	// sees a runtime without its SCIM configuration. A bad spec here keeps
 	// the state loaded from disk.
-	if src != nil {
-		if _, err := rec.ReconcileOnce(ctx); err != nil {
-			log.Warn("first reconcile failed; serving the last good state", "err", err)
-		}
+	if _, err := rec.ReconcileOnce(ctx); err != nil {
+		log.Warn("first reconcile failed; serving the last good state", "err", err)
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -297,9 +299,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	goRun("admin", func() error { return adminSrv.Serve(adminLn) })
 	goRun("access", func() error { return binder.Run(runCtx, st) })
-	if src != nil {
-		goRun("reconcile", func() error { return rec.Run(runCtx) })
-	}
+	goRun("reconcile", func() error { return rec.Run(runCtx) })
 	if cfg.SpecDir != "" {
 		goRun("watch", func() error {
 			return source.Watch(runCtx, cfg.SpecDir, 0, rec.Trigger, log.With("component", "watch"))
@@ -314,7 +314,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"scim", fmt.Sprintf("%s://%s%s", scheme, host, scimBase(st)),
 		"saml", fmt.Sprintf("%s://%s/saml/metadata", scheme, host),
 		"admin", "http://"+adminLn.Addr().String(),
-		"source", orPush(srcName), "data_dir", cfg.DataDir)
+		"source", srcName, "data_dir", cfg.DataDir)
 	if cfg.Started != nil {
 		cfg.Started(ln.Addr().String(), adminLn.Addr().String())
 	}
@@ -336,13 +336,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	wg.Wait()
 	return runErr
-}
-
-func orPush(s string) string {
-	if s == "" {
-		return "none (push mode: idrecon apply)"
-	}
-	return s
 }
 
 // openStore opens the durable state in DataDir and loads it into a fresh
