@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,11 +182,17 @@ func Run(ctx context.Context, cfg Config) error {
 			Secret: cfg.WebhookSecret, Token: cfg.WebhookToken, OnPush: rec.Trigger, Logger: log.With("component", "webhook"),
 		})
 	}
-	main.Handle("/saml/", samlSrv)
-	main.Handle("/{$}", samlSrv)
-	main.Handle("/me", samlSrv)
 	main.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	main.Handle("/", scimSrv)
+	// SCIM's base path and SAML's base URL come from the spec and may change
+	// at any reconcile, so the split is made per request.
+	main.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		base := scimSrv.BasePath()
+		if r.URL.Path == base || strings.HasPrefix(r.URL.Path, base+"/") {
+			scimSrv.ServeHTTP(w, r)
+			return
+		}
+		samlSrv.ServeHTTP(w, r)
+	}))
 
 	checks := []admin.Check{
 		{Name: "reconcile", Ready: func() (bool, string) {
@@ -236,7 +243,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"/groups/": accessAPI,
 			"/saml/metadata": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				r2 := r.Clone(r.Context())
-				r2.URL.Path = "/saml/metadata"
+				r2.URL.Path = samlBasePath(st) + "/saml/metadata"
 				samlSrv.ServeHTTP(w, r2)
 			}),
 		},
@@ -473,4 +480,17 @@ func displayAddr(a net.Addr) string {
 		return a.String()
 	}
 	return fmt.Sprintf("localhost:%d", tcp.Port)
+}
+
+// samlBasePath is the path of the SAML base URL ("" for a host root).
+func samlBasePath(st *store.Store) string {
+	res, _ := st.Read().Resources(spec.KindSamlServiceProvider)
+	for _, r := range res {
+		if sp, ok := r.Spec.(*spec.SamlServiceProvider); ok {
+			if u, err := url.Parse(sp.BaseURL); err == nil {
+				return strings.TrimRight(u.Path, "/")
+			}
+		}
+	}
+	return ""
 }

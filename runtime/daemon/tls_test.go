@@ -78,3 +78,37 @@ func TestServesTLSFromTheKeystore(t *testing.T) {
 	writeTLSCert(t, specDir, "second")
 	eventually(t, "rotated certificate served", func() bool { return peer() == "second" })
 }
+
+// TestContextRoot: Application Security usually lives under /ssc; SCIM and
+// SAML both follow the paths the spec gives them.
+func TestContextRoot(t *testing.T) {
+	specDir := copyDir(t, "../../examples/entra")
+	for name, from := range map[string][2]string{
+		"scim.yaml": {"basePath: /api/scim/v2", "basePath: /ssc/api/scim/v2"},
+		"saml.yaml": {"baseURL: http://localhost:8080", "baseURL: http://localhost:8080/ssc"},
+	} {
+		b, err := os.ReadFile(filepath.Join(specDir, name))
+		if err != nil || !strings.Contains(string(b), from[0]) {
+			t.Fatalf("%s lacks %q", name, from[0])
+		}
+		os.WriteFile(filepath.Join(specDir, name), []byte(strings.ReplaceAll(string(b), from[0], from[1])), 0o644)
+	}
+	d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir()})
+	tests := []struct {
+		path string
+		want int
+	}{
+		{"/ssc/api/scim/v2/Users", 200},
+		{"/api/scim/v2/Users", 404},
+		{"/ssc/saml/metadata", 200},
+		{"/saml/metadata", 404},
+	}
+	for _, tt := range tests {
+		if code, b := d.call(t, "GET", d.base+tt.path, scimTok, nil); code != tt.want {
+			t.Errorf("GET %s: %d, want %d (%.200s)", tt.path, code, tt.want, b)
+		}
+	}
+	if code, b := d.call(t, "GET", d.admin+"/v1/saml/metadata", adminTok, nil); code != 200 || !strings.Contains(string(b), "http://localhost:8080/ssc/saml/acs") {
+		t.Errorf("admin SP metadata: %d %.300s", code, b)
+	}
+}
