@@ -145,6 +145,10 @@ func runSAML(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if f != nil {
+		// Metadata is public; CreateTemp's 0600 would surprise whoever uploads it.
+		if err := f.Chmod(0o644); err != nil {
+			return err
+		}
 		if err := f.Close(); err != nil {
 			return err
 		}
