@@ -102,42 +102,77 @@ const AdminTokenFile = "admin-token"
 // reconciler stops between reconciles, and the store is closed last.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	d, cleanup, err := assemble(cfg)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	// The first reconcile runs before the listeners open, so Entra never
+	// sees a runtime without its SCIM configuration. A bad spec here keeps
+	// the state loaded from disk.
+	if _, err := d.rec.ReconcileOnce(ctx); err != nil {
+		d.log.Warn("first reconcile failed; serving the last good state", "err", err)
+	}
+	return d.serve(ctx)
+}
+
+// daemon is the assembled set of parts that serve runs.
+type daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	st      *store.Store
+	rec     *reconcile.Reconciler
+	binder  *access.Binder
+	tls     *tlscert.Source
+	main    http.Handler
+	admin   http.Handler
+	srcName string
+}
+
+// assemble opens the state and builds every part. cleanup releases what was
+// opened, also when assembling failed halfway.
+func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
+	var closers []func()
+	cleanup = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
 	log := cfg.Logger
 
 	var auditLog *audit.Log
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return fmt.Errorf("data dir: %w", err)
+			return nil, cleanup, fmt.Errorf("data dir: %w", err)
 		}
-		var err error
 		if auditLog, err = audit.Open(filepath.Join(cfg.DataDir, "audit.log"), audit.Options{}); err != nil {
-			return err
+			return nil, cleanup, err
 		}
-		defer auditLog.Close()
+		closers = append(closers, func() { auditLog.Close() })
 		log = slog.New(audit.NewHandler(log.Handler(), auditLog))
 	}
 
 	token, err := adminToken(cfg, log)
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
 
 	met := metrics.New()
 	binder := access.NewBinder(log.With("component", "access"))
 	st, closeStore, err := openStore(cfg, log, binder.Notify)
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
-	defer closeStore()
+	closers = append(closers, closeStore)
 
 	src, err := newSource(cfg, log)
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
 	var pushed *pushSource
 	if src == nil {
 		if pushed, err = newPushSource(cfg.DataDir); err != nil {
-			return err
+			return nil, cleanup, err
 		}
 		src = pushed
 	}
@@ -164,7 +199,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rcfg.Source = src
 	rec, err = reconcile.New(rcfg)
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
 
 	scimSrv := scim.NewServer(st, scim.Options{Logger: log.With("component", "scim"), Observer: met.SCIMRequest})
@@ -249,16 +284,20 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 	})
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
 
-	// The first reconcile runs before the listeners open, so Entra never
-	// sees a runtime without its SCIM configuration. A bad spec here keeps
-	// the state loaded from disk.
-	if _, err := rec.ReconcileOnce(ctx); err != nil {
-		log.Warn("first reconcile failed; serving the last good state", "err", err)
-	}
+	return &daemon{
+		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc,
+		main: main, admin: adm, srcName: srcName,
+	}, cleanup, nil
+}
 
+// serve opens the listeners and runs every goroutine until ctx ends or one
+// of them fails, then shuts down gracefully: listeners stop accepting,
+// in-flight requests finish, the loops stop between reconciles.
+func (d *daemon) serve(ctx context.Context) error {
+	cfg, log := d.cfg, d.log
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -269,7 +308,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
 	}
 	mainSrv := &http.Server{
-		Handler:           main,
+		Handler:           d.main,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -277,10 +316,10 @@ func Run(ctx context.Context, cfg Config) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if !cfg.InsecureHTTP {
-		mainSrv.TLSConfig = tlsSrc.Config()
+		mainSrv.TLSConfig = d.tls.Config()
 	}
 	adminSrv := &http.Server{
-		Handler:           adm,
+		Handler:           d.admin,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -288,7 +327,7 @@ func Run(ctx context.Context, cfg Config) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 8) // room for every goroutine below, so none blocks
 	goRun := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -305,11 +344,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return mainSrv.ServeTLS(ln, "", "")
 	})
 	goRun("admin", func() error { return adminSrv.Serve(adminLn) })
-	goRun("access", func() error { return binder.Run(runCtx, st) })
-	goRun("reconcile", func() error { return rec.Run(runCtx) })
+	goRun("access", func() error { return d.binder.Run(runCtx, d.st) })
+	goRun("reconcile", func() error { return d.rec.Run(runCtx) })
 	if cfg.SpecDir != "" {
 		goRun("watch", func() error {
-			return source.Watch(runCtx, cfg.SpecDir, 0, rec.Trigger, log.With("component", "watch"))
+			return source.Watch(runCtx, cfg.SpecDir, 0, d.rec.Trigger, log.With("component", "watch"))
 		})
 	}
 	scheme := "https"
@@ -318,10 +357,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	host := displayAddr(ln.Addr())
 	log.Info("idrecon serving",
-		"scim", fmt.Sprintf("%s://%s%s", scheme, host, scimBase(st)),
+		"scim", fmt.Sprintf("%s://%s%s", scheme, host, scimBase(d.st)),
 		"saml", fmt.Sprintf("%s://%s/saml/metadata", scheme, host),
 		"admin", "http://"+adminLn.Addr().String(),
-		"source", srcName, "data_dir", cfg.DataDir)
+		"source", d.srcName, "data_dir", cfg.DataDir)
 	if cfg.Started != nil {
 		cfg.Started(ln.Addr().String(), adminLn.Addr().String())
 	}
