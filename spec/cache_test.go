@@ -42,7 +42,9 @@ func TestCacheReturnsThePreviousLoadOnlyWhileInputsAreUnchanged(t *testing.T) {
 		{"unchanged again", func() {}, true},
 		{"a secret file changed", func() { write("token", "another-secret-token-0123456789abcdef") }, false},
 		{"an env var changed", func() { env["TOKEN"] = "a-rotated-env-token-0123456789abcdef01" }, false},
-		{"a YAML file added", func() { write("more.yaml", "apiVersion: idrecon.io/v1alpha1\nkind: Role\nmetadata:\n  name: r\nspec:\n  permissions: [x]\n") }, false},
+		{"a YAML file added", func() {
+			write("more.yaml", "apiVersion: idrecon.io/v1alpha1\nkind: Role\nmetadata:\n  name: r\nspec:\n  permissions: [x]\n")
+		}, false},
 	}
 	prev := first
 	for _, st := range steps {
