@@ -191,9 +191,12 @@ func (s *Server) checks() (bool, map[string]string) {
 	out := map[string]string{}
 	for _, c := range s.cfg.Checks {
 		ok, why := c.Ready()
-		if ok {
+		switch {
+		case ok && why != "":
+			out[c.Name] = "ready (" + why + ")"
+		case ok:
 			out[c.Name] = "ready"
-		} else {
+		default:
 			out[c.Name] = "not ready: " + why
 			ready = false
 		}

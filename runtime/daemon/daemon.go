@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -240,9 +241,12 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			}
 			return true, ""
 		}},
+		{Name: "scim", Ready: func() (bool, string) {
+			return true, scimState(st)
+		}},
 		{Name: "saml", Ready: func() (bool, string) {
 			if !samlEnabled(st) {
-				return true, ""
+				return true, "disabled in the spec"
 			}
 			return samlSrv.Ready()
 		}},
@@ -532,4 +536,15 @@ func samlBasePath(st *store.Store) string {
 		}
 	}
 	return ""
+}
+
+// scimState says whether the spec has SCIM serving, for status.
+func scimState(st *store.Store) string {
+	res, _ := st.Read().Resources(spec.KindScimProvisioning)
+	for _, r := range res {
+		if sp, ok := r.Spec.(*spec.ScimProvisioning); ok && sp.Enabled {
+			return fmt.Sprintf("serving %s with %d token(s)", cmp.Or(sp.BasePath, spec.DefaultScimBasePath), len(sp.Tokens))
+		}
+	}
+	return "disabled in the spec"
 }

@@ -86,7 +86,7 @@ func TestCommandsAgainstADaemon(t *testing.T) {
 		code   int
 		stdout []string
 	}{
-		{"status", []string{"status"}, 0, []string{"READY             True", "LAST ATTEMPT", ": ok"}},
+		{"status", []string{"status"}, 0, []string{"READY             True", "LAST ATTEMPT", ": ok", "ready (serving /api/scim/v2 with 1 token(s))"}},
 		{"status json", []string{"status", "--output", "json"}, 0, []string{`"appliedRevision"`, `"ready": true`}},
 		{"users", []string{"users"}, 0, []string{"alice@contoso.com", "View Only", "webgoat/2.0"}},
 		{"users json", []string{"users", "--output", "json", "--filter", "ALICE"}, 0, []string{`"userName": "alice@contoso.com"`}},

@@ -60,7 +60,7 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	fmt.Fprintf(tw, "SUSPENDED\t%t\n", st.Suspended)
 	p := st.PendingPlan
 	fmt.Fprintf(tw, "PENDING\t%d to create, %d to update, %d to delete\n", p.Create, p.Update, p.Delete)
-	for _, name := range []string{"reconcile", "saml", "tls"} {
+	for _, name := range []string{"reconcile", "scim", "saml", "tls"} {
 		if v, ok := st.Components[name]; ok {
 			fmt.Fprintf(tw, "%s\t%s\n", upper(name), v)
 		}
