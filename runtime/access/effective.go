@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -93,7 +94,8 @@ func (e *Effective) VersionNames() []string {
 }
 
 // ForUser returns the effective access of the user with userName
-// (case-insensitive), or ErrUnknownUser.
+// (case-insensitive), or ErrUnknownUser. The result may be shared with other
+// callers and must not be modified.
 func ForUser(txn *store.Txn, userName string) (*Effective, error) {
 	snap := snapshot(txn)
 	u, err := snap.UserByName(userName)
@@ -107,7 +109,73 @@ func ForUser(txn *store.Txn, userName string) (*Effective, error) {
 	if err != nil {
 		return nil, err
 	}
-	return effectiveOf(snap, c, u)
+	key, ok, err := scimKeyOf(snap, c)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if e := effectiveMemo.get(key, u); e != nil {
+			return e, nil
+		}
+	}
+	e, err := effectiveOf(snap, c, u)
+	if err == nil && ok {
+		effectiveMemo.put(key, u, e)
+	}
+	return e, err
+}
+
+// scimKey identifies everything effective access reads besides the user
+// row: the groups and memberships tables (by the watch channels of their
+// radix roots, which every write replaces) and the catalog.
+type scimKey struct {
+	groups, members <-chan struct{}
+	cat             *catalog
+}
+
+func scimKeyOf(snap *store.Txn, c *catalog) (scimKey, bool, error) {
+	g, err := watch(snap, store.TableGroups, store.IndexID)
+	if err != nil {
+		return scimKey{}, false, err
+	}
+	m, err := watch(snap, store.TableMemberships, store.IndexID)
+	if err != nil {
+		return scimKey{}, false, err
+	}
+	return scimKey{groups: g, members: m, cat: c}, g != nil && m != nil, nil
+}
+
+// userMemo keeps effective access per user row for one scimKey. A SAML
+// session re-checks access on every request, and between SCIM writes or
+// spec changes the answer cannot change; any such write starts a new key.
+// Stored rows are immutable, so a user row pointer stands for its contents.
+type userMemo struct {
+	mu  sync.Mutex
+	key scimKey
+	m   map[*store.User]*Effective
+}
+
+// maxMemoUsers bounds the memo; past it, it starts over.
+const maxMemoUsers = 10_000
+
+var effectiveMemo userMemo
+
+func (m *userMemo) get(key scimKey, u *store.User) *Effective {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.key != key {
+		return nil
+	}
+	return m.m[u]
+}
+
+func (m *userMemo) put(key scimKey, u *store.User, e *Effective) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.key != key || len(m.m) >= maxMemoUsers {
+		m.key, m.m = key, make(map[*store.User]*Effective)
+	}
+	m.m[u] = e
 }
 
 func effectiveOf(txn *store.Txn, c *catalog, u *store.User) (*Effective, error) {
