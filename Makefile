@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/idrecon/idrecon/cmd/idrecon/internal/cli.Version=$(VERSION)
 FUZZTIME ?= 30s
 
-.PHONY: build run test test-short bench fuzz load lint clean
+.PHONY: build run test test-short bench fuzz load clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/idrecon
