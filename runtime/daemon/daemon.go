@@ -37,8 +37,8 @@ import (
 	"github.com/idrecon/idrecon/spec"
 )
 
-// Config configures the daemon. The zero value, with a Logger, runs an
-// in-memory daemon in push mode on the default addresses.
+// Config configures the daemon. With only an AdminToken set it runs an
+// in-memory, push-mode daemon on the default addresses.
 type Config struct {
 	// Where the spec comes from: a folder (watched), a git repository, or
 	// neither (push mode: specs arrive through `idrecon apply`).

@@ -40,11 +40,7 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	if !st.Ready {
 		ready = "False"
 	}
-	source := st.Source
-	if source == "" {
-		source = "(none: push mode, idrecon apply)"
-	}
-	fmt.Fprintf(tw, "SOURCE\t%s\n", source)
+	fmt.Fprintf(tw, "SOURCE\t%s\n", st.Source)
 	fmt.Fprintf(tw, "READY\t%s\n", ready)
 	fmt.Fprintf(tw, "APPLIED REVISION\t%s\n", orDash(short(st.AppliedRevision)))
 	fmt.Fprintf(tw, "SEEN REVISION\t%s\n", orDash(short(st.SeenRevision)))
