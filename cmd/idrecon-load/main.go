@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"time"
 
@@ -63,6 +64,10 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	if *inprocess {
+		// Run the server part with the GC target `idrecon serve` uses.
+		if getenv("GOGC") == "" {
+			debug.SetGCPercent(200)
+		}
 		srv, err := scimload.StartInProcess(slog.New(slog.DiscardHandler))
 		if err != nil {
 			return err
