@@ -125,6 +125,7 @@ type daemon struct {
 	rec     *reconcile.Reconciler
 	binder  *access.Binder
 	tls     *tlscert.Source
+	scim    *scim.Server
 	main    http.Handler
 	admin   http.Handler
 	srcName string
@@ -292,7 +293,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 
 	return &daemon{
-		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc,
+		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc, scim: scimSrv,
 		main: main, admin: adm, srcName: srcName,
 	}, cleanup, nil
 }
@@ -361,7 +362,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	host := displayAddr(ln.Addr())
 	log.Info("idrecon serving",
-		"scim", fmt.Sprintf("%s://%s%s", scheme, host, scimBase(d.st)),
+		"scim", fmt.Sprintf("%s://%s%s", scheme, host, d.scim.BasePath()),
 		"saml", fmt.Sprintf("%s://%s/saml/metadata", scheme, host),
 		"admin", "http://"+adminLn.Addr().String(),
 		"source", d.srcName, "data_dir", cfg.DataDir)
@@ -495,26 +496,6 @@ func adminToken(cfg Config, log *slog.Logger) (string, error) {
 	return tok, nil
 }
 
-func samlEnabled(st *store.Store) bool {
-	res, _ := st.Read().Resources(spec.KindSamlServiceProvider)
-	for _, r := range res {
-		if sp, ok := r.Spec.(*spec.SamlServiceProvider); ok && sp.Enabled {
-			return true
-		}
-	}
-	return false
-}
-
-func scimBase(st *store.Store) string {
-	res, _ := st.Read().Resources(spec.KindScimProvisioning)
-	for _, r := range res {
-		if sp, ok := r.Spec.(*spec.ScimProvisioning); ok && sp.BasePath != "" {
-			return sp.BasePath
-		}
-	}
-	return spec.DefaultScimBasePath
-}
-
 // displayAddr names a listener the way a user would type it: a wildcard
 // address becomes localhost.
 func displayAddr(a net.Addr) string {
@@ -525,14 +506,28 @@ func displayAddr(a net.Addr) string {
 	return fmt.Sprintf("localhost:%d", tcp.Port)
 }
 
+// single returns the spec of the only resource of kind (SCIM and SAML
+// settings exist at most once), or nil.
+func single[T any](st *store.Store, kind string) *T {
+	res, _ := st.Read().Resources(kind)
+	for _, r := range res {
+		if v, ok := r.Spec.(*T); ok {
+			return v
+		}
+	}
+	return nil
+}
+
+func samlEnabled(st *store.Store) bool {
+	sp := single[spec.SamlServiceProvider](st, spec.KindSamlServiceProvider)
+	return sp != nil && sp.Enabled
+}
+
 // samlBasePath is the path of the SAML base URL ("" for a host root).
 func samlBasePath(st *store.Store) string {
-	res, _ := st.Read().Resources(spec.KindSamlServiceProvider)
-	for _, r := range res {
-		if sp, ok := r.Spec.(*spec.SamlServiceProvider); ok {
-			if u, err := url.Parse(sp.BaseURL); err == nil {
-				return strings.TrimRight(u.Path, "/")
-			}
+	if sp := single[spec.SamlServiceProvider](st, spec.KindSamlServiceProvider); sp != nil {
+		if u, err := url.Parse(sp.BaseURL); err == nil {
+			return strings.TrimRight(u.Path, "/")
 		}
 	}
 	return ""
@@ -540,11 +535,8 @@ func samlBasePath(st *store.Store) string {
 
 // scimState says whether the spec has SCIM serving, for status.
 func scimState(st *store.Store) string {
-	res, _ := st.Read().Resources(spec.KindScimProvisioning)
-	for _, r := range res {
-		if sp, ok := r.Spec.(*spec.ScimProvisioning); ok && sp.Enabled {
-			return fmt.Sprintf("serving %s with %d token(s)", cmp.Or(sp.BasePath, spec.DefaultScimBasePath), len(sp.Tokens))
-		}
+	if sp := single[spec.ScimProvisioning](st, spec.KindScimProvisioning); sp != nil && sp.Enabled {
+		return fmt.Sprintf("serving %s with %d token(s)", cmp.Or(sp.BasePath, spec.DefaultScimBasePath), len(sp.Tokens))
 	}
 	return "disabled in the spec"
 }

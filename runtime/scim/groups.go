@@ -299,25 +299,13 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *request, id string) error 
 }
 
 func (s *Server) deleteGroup(w http.ResponseWriter, r *request, id string) error {
-	err := s.st.Update(r.Context(), func(txn *store.Txn) error {
+	return s.deleteObject(w, r, "Group", store.TableGroups, id, func(txn *store.Txn) (any, uint64, error) {
 		g, err := txn.GroupByID(id)
-		if err != nil {
-			return err
+		if g == nil || err != nil {
+			return nil, 0, err
 		}
-		if g == nil {
-			return errNotFound("Group", id)
-		}
-		if err := checkIfMatch(r, g.Version); err != nil {
-			return err
-		}
-		return deleteResource(txn, store.TableGroups, g, id)
+		return g, g.Version, nil
 	})
-	if err != nil {
-		return err
-	}
-	s.audit(r, "delete", "Group", id)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
 // groupCandidates is userCandidates for groups; the members index answers

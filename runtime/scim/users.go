@@ -244,23 +244,35 @@ func (s *Server) patchUser(w http.ResponseWriter, r *request, id string) error {
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *request, id string) error {
+	return s.deleteObject(w, r, "User", store.TableUsers, id, func(txn *store.Txn) (any, uint64, error) {
+		u, err := txn.UserByID(id)
+		if u == nil || err != nil {
+			return nil, 0, err
+		}
+		return u, u.Version, nil
+	})
+}
+
+// deleteObject deletes the user or group that find returns (with its
+// version, for If-Match), and every membership it takes part in.
+func (s *Server) deleteObject(w http.ResponseWriter, r *request, resourceType, table, id string, find func(*store.Txn) (any, uint64, error)) error {
 	err := s.st.Update(r.Context(), func(txn *store.Txn) error {
-		cur, err := txn.UserByID(id)
+		obj, version, err := find(txn)
 		if err != nil {
 			return err
 		}
-		if cur == nil {
-			return errNotFound("User", id)
+		if obj == nil {
+			return errNotFound(resourceType, id)
 		}
-		if err := checkIfMatch(r, cur.Version); err != nil {
+		if err := checkIfMatch(r, version); err != nil {
 			return err
 		}
-		return deleteResource(txn, store.TableUsers, cur, id)
+		return deleteResource(txn, table, obj, id)
 	})
 	if err != nil {
 		return err
 	}
-	s.audit(r, "delete", "User", id)
+	s.audit(r, "delete", resourceType, id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -145,27 +145,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	var p *reconcile.Plan
 	var impact *access.Impact
 	var warnings []string
-	switch {
-	case *baseRef != "":
-		set, err := loadSpec(ctx, env, dir)
-		if err != nil {
-			return printSpecErrors(env, err)
-		}
-		warnings = set.Warnings
-		base, cleanup, err := loadBaseRef(ctx, env, dir, *baseRef)
-		if err != nil {
-			return err
-		}
-		defer cleanup()
-		rec, closeRec, err := localReconciler(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer closeRec()
-		if p, err = rec.Plan(ctx, set); err != nil {
-			return err
-		}
-	case serverGiven:
+	if serverGiven {
 		c, err := mkClient()
 		if err != nil {
 			return err
@@ -175,20 +155,8 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 			return printAPIError(env, err)
 		}
 		p, impact, warnings = resp.Plan, resp.Impact, resp.Warnings
-	default:
-		set, err := loadSpec(ctx, env, dir)
-		if err != nil {
-			return printSpecErrors(env, err)
-		}
-		warnings = set.Warnings
-		rec, closeRec, err := localReconciler(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer closeRec()
-		if p, err = rec.Plan(ctx, set); err != nil {
-			return err
-		}
+	} else if p, warnings, err = planLocally(ctx, env, dir, *baseRef); err != nil {
+		return err
 	}
 	if err := writePlan(env, *output, p, impact, warnings); err != nil {
 		return err
@@ -211,6 +179,31 @@ func writePlan(env Env, output string, p *reconcile.Plan, impact *access.Impact,
 		writeImpact(env.Stdout, impact)
 	}
 	return nil
+}
+
+// planLocally plans dir against a runtime that holds nothing, or the spec at
+// baseRef of the repository holding dir.
+func planLocally(ctx context.Context, env Env, dir, baseRef string) (*reconcile.Plan, []string, error) {
+	set, err := loadSpec(ctx, env, dir)
+	if err != nil {
+		return nil, nil, printSpecErrors(env, err)
+	}
+	var base *spec.Set
+	if baseRef != "" {
+		b, cleanup, err := loadBaseRef(ctx, env, dir, baseRef)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer cleanup()
+		base = b
+	}
+	rec, closeRec, err := localReconciler(ctx, base)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer closeRec()
+	p, err := rec.Plan(ctx, set)
+	return p, set.Warnings, err
 }
 
 // loadBaseRef loads the spec as it was at ref in the git repository that
