@@ -252,19 +252,41 @@ func subjectsOf(txn *store.Txn, c *catalog, name string, into map[string]*store.
 }
 
 // accessItems is the set of roles and (when a role reaches the user)
-// versions u holds under c.
+// versions u holds under c. It reads u's groups one by one: the group
+// sources that effectiveOf reads are memoised for the store's catalog only,
+// and building them for c would cost more than all of BlastRadius.
 func accessItems(txn *store.Txn, c *catalog, u *store.User) (map[[2]string]bool, error) {
-	e, err := effectiveOf(txn, c, u)
+	grants := slices.Clip(c.byUserName[strings.ToLower(u.UserName)])
+	gids, err := txn.GroupIDsOf(u.ID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("look up groups of %s: %w", u.UserName, err)
+	}
+	var buf []byte
+	for _, gid := range gids {
+		grp, err := txn.GroupByID(gid)
+		if err != nil {
+			return nil, fmt.Errorf("look up group: %w", err)
+		}
+		if grp == nil {
+			continue
+		}
+		gs, err := c.grantsOf(txn, grp, &buf)
+		if err != nil {
+			return nil, fmt.Errorf("look up grants of %s: %w", grp.DisplayName, err)
+		}
+		grants = append(grants, gs...)
 	}
 	items := make(map[[2]string]bool)
-	for _, role := range e.Roles {
-		items[[2]string{"role", role.Role}] = true
+	for _, g := range grants {
+		for _, role := range g.roles {
+			items[[2]string{"role", role}] = true
+		}
 	}
-	if len(e.Roles) > 0 {
-		for _, v := range e.Versions {
-			items[[2]string{"version", v.Application + "/" + v.Version}] = true
+	if len(items) > 0 {
+		for _, g := range grants {
+			for _, v := range g.versions {
+				items[[2]string{"version", v.app + "/" + v.version}] = true
+			}
 		}
 	}
 	return items, nil

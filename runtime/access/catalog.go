@@ -20,6 +20,7 @@ type versionRef struct {
 // defined and versions that applications list ("app/*" expanded).
 type grant struct {
 	name     string
+	idx      int // position in specCatalog.grants
 	subject  spec.Subject
 	key      string // lower-cased subject name
 	roles    []string
@@ -48,6 +49,9 @@ type catalog struct {
 	// byBoundGroup holds the group assignments by the group id their
 	// binding names (bindings made for another subject name do not count).
 	byBoundGroup map[string][]*grant
+	// boundTo is that group id by grant idx, "" for none: grantsOf asks it
+	// of every assignment a group's name matches.
+	boundTo []string
 }
 
 // specInput is the raw material of a catalog.
@@ -63,10 +67,12 @@ func newCatalog(in specInput) *catalog {
 }
 
 func withBindings(sc *specCatalog, bindings map[string]binding) *catalog {
-	c := &catalog{specCatalog: sc, bindings: bindings, byBoundGroup: make(map[string][]*grant, len(bindings))}
+	c := &catalog{specCatalog: sc, bindings: bindings, byBoundGroup: make(map[string][]*grant, len(bindings)),
+		boundTo: make([]string, len(sc.grants))}
 	for _, g := range sc.grants {
 		if b, ok := bindings[g.name]; ok && g.isGroup() && b.Subject == g.key {
 			c.byBoundGroup[b.GroupID] = append(c.byBoundGroup[b.GroupID], g)
+			c.boundTo[g.idx] = b.GroupID
 		}
 	}
 	return c
@@ -86,6 +92,14 @@ func newSpecCatalog(in specInput) *specCatalog {
 			continue
 		}
 		g := &grant{name: name, subject: a.Subject}
+		switch {
+		case a.Subject.Group != "":
+			g.key = strings.ToLower(a.Subject.Group)
+		case a.Subject.User != "":
+			g.key = strings.ToLower(a.Subject.User)
+		default:
+			continue
+		}
 		for _, r := range a.Roles {
 			if in.roles[r] && !slices.Contains(g.roles, r) {
 				g.roles = append(g.roles, r)
@@ -93,17 +107,18 @@ func newSpecCatalog(in specInput) *specCatalog {
 		}
 		slices.Sort(g.roles)
 		g.versions = expandVersions(a.ApplicationVersions, in.apps)
-		switch {
-		case a.Subject.Group != "":
-			g.key = strings.ToLower(a.Subject.Group)
-			c.byGroupName[g.key] = append(c.byGroupName[g.key], g)
-		case a.Subject.User != "":
-			g.key = strings.ToLower(a.Subject.User)
-			c.byUserName[g.key] = append(c.byUserName[g.key], g)
-		default:
-			continue
-		}
 		c.grants = append(c.grants, g)
+	}
+	slices.SortFunc(c.grants, func(a, b *grant) int { return strings.Compare(a.name, b.name) })
+	// Filled in assignment order, the order effective access lists the
+	// grants of a source in.
+	for i, g := range c.grants {
+		g.idx = i
+		if g.isGroup() {
+			c.byGroupName[g.key] = append(c.byGroupName[g.key], g)
+		} else {
+			c.byUserName[g.key] = append(c.byUserName[g.key], g)
+		}
 		var last string
 		for _, v := range g.versions {
 			if v.app != last {
@@ -112,7 +127,6 @@ func newSpecCatalog(in specInput) *specCatalog {
 			}
 		}
 	}
-	slices.SortFunc(c.grants, func(a, b *grant) int { return strings.Compare(a.name, b.name) })
 	return c
 }
 
@@ -209,8 +223,8 @@ func readSpecOnly(txn *store.Txn) (specInput, error) {
 // bound group while that exists, whatever it is called now, else to the
 // group of its subject name. deleted reports that the bound group is gone.
 func (c *catalog) target(txn *store.Txn, g *grant) (grp *store.Group, deleted bool, err error) {
-	if b, ok := c.bindings[g.name]; ok && b.Subject == g.key {
-		if grp, err = txn.GroupByID(b.GroupID); err != nil || grp != nil {
+	if id := c.boundTo[g.idx]; id != "" {
+		if grp, err = txn.GroupByID(id); err != nil || grp != nil {
 			return grp, false, err
 		}
 		deleted = true
@@ -226,13 +240,12 @@ func (c *catalog) grantsOf(txn *store.Txn, grp *store.Group, buf *[]byte) ([]*gr
 	named := lookupFold(c.byGroupName, grp.DisplayName, buf)
 	var extra []*grant
 	for _, g := range named {
-		b, ok := c.bindings[g.name]
-		if ok && b.Subject == g.key {
-			if b.GroupID == grp.ID {
+		if id := c.boundTo[g.idx]; id != "" {
+			if id == grp.ID {
 				continue // already in bound: the steady state once bound
 			}
 			// Bound elsewhere: it applies here only if that group is gone.
-			other, err := txn.GroupByID(b.GroupID)
+			other, err := txn.GroupByID(id)
 			if err != nil {
 				return nil, err
 			}

@@ -34,11 +34,13 @@
 // userName, and one whose user is gone is reported "not provisioned".
 //
 // Cost. The spec side (assignments by subject name and by application, with
-// "app/*" expanded) and the bindings (assignments by bound group) are
-// memoised per store snapshot, keyed by the identity of the snapshot's
-// immutable radix nodes: the first is rebuilt only after assignments, roles
-// or applications changed, the second after the Binder wrote. The SCIM side
-// is never cached: a query reads the user's memberships and groups from the
-// snapshot, so the constant stream of SCIM changes costs nothing extra and is
-// visible at once.
+// "app/*" expanded), the bindings (assignments by bound group) and what each
+// group gives its members are memoised per store snapshot, keyed by the
+// identity of the snapshot's immutable radix nodes: the first is rebuilt
+// only after assignments, roles or applications changed, the second after
+// the Binder wrote, the third after either or after a group was created,
+// changed or deleted, at a cost in proportion to the assignments.
+// Memberships are not part of any: a query reads the user's groups from the
+// snapshot, so the constant stream of membership changes costs nothing extra
+// and is visible at once.
 package access

@@ -138,7 +138,7 @@ func scimKeyOf(snap *store.Txn, c *catalog) (scimKey, bool, error) {
 	if err != nil {
 		return scimKey{}, false, err
 	}
-	m, err := watch(snap, store.TableMemberships, store.IndexID)
+	m, err := watch(snap, store.TableMemberOf, store.IndexID)
 	if err != nil {
 		return scimKey{}, false, err
 	}
@@ -178,64 +178,48 @@ func (m *userMemo) put(key scimKey, u *store.User, e *Effective) {
 	m.m[u] = e
 }
 
+// effectiveOf computes u's effective access. c must be txn's catalog (see
+// catalogOf): the group sources are memoised for it, and another would have
+// them built for every call.
 func effectiveOf(txn *store.Txn, c *catalog, u *store.User) (*Effective, error) {
+	sources, err := groupSourcesOf(txn, c)
+	if err != nil {
+		return nil, err
+	}
 	gids, err := txn.GroupIDsOf(u.ID)
 	if err != nil {
 		return nil, fmt.Errorf("look up groups of %s: %w", u.UserName, err)
 	}
-	// Grants come out by source, which needs only the sources sorted (grants
-	// of a source are in assignment order with sorted roles and versions);
-	// sorting hundreds of grants would cost more than everything else.
-	type source struct {
-		group  string
-		grants []*grant
-	}
-	sources := make([]source, 0, len(gids)+1)
-	buf := make([]byte, 0, 64)
-	if direct := c.byUserName[strings.ToLower(u.UserName)]; len(direct) > 0 {
-		sources = append(sources, source{grants: direct})
-	}
+	// Grants come out by source, which needs only the sources sorted (a
+	// source holds its grants in order).
+	groups := make([]*groupSource, 0, len(gids))
 	for _, gid := range gids {
-		grp, err := txn.GroupByID(gid)
-		if err != nil {
-			return nil, fmt.Errorf("look up group: %w", err)
-		}
-		if grp == nil {
-			continue
-		}
-		gs, err := c.grantsOf(txn, grp, &buf)
-		if err != nil {
-			return nil, fmt.Errorf("look up grants of %s: %w", grp.DisplayName, err)
-		}
-		if len(gs) > 0 {
-			sources = append(sources, source{group: grp.DisplayName, grants: gs})
+		if s := sources[gid]; s != nil {
+			groups = append(groups, s)
 		}
 	}
-	slices.SortFunc(sources, func(a, b source) int { return strings.Compare(a.group, b.group) })
+	slices.SortFunc(groups, func(a, b *groupSource) int { return cmp.Compare(a.rank, b.rank) })
+	direct := c.byUserName[strings.ToLower(u.UserName)]
 	nr, nv := 0, 0
-	for _, src := range sources {
-		for _, g := range src.grants {
-			nr += len(g.roles)
-			nv += len(g.versions)
-		}
+	for _, g := range direct {
+		nr += len(g.roles)
+		nv += len(g.versions)
 	}
-	e := &Effective{UserName: u.UserName, UserID: u.ID, Active: u.Active,
-		Roles: make([]RoleGrant, 0, nr), Versions: make([]VersionGrant, 0, nv)}
-	for _, src := range sources {
-		for _, g := range src.grants {
-			for _, role := range g.roles {
-				e.Roles = append(e.Roles, RoleGrant{Role: role, Assignment: g.name, Group: src.group})
-			}
-			for _, v := range g.versions {
-				e.Versions = append(e.Versions, VersionGrant{Application: v.app, Version: v.version, Assignment: g.name, Group: src.group, Via: v.via})
-			}
-		}
+	for _, s := range groups {
+		nr += len(s.roles)
+		nv += len(s.versions)
+	}
+	e := &Effective{UserName: u.UserName, UserID: u.ID, Active: u.Active}
+	e.Roles, e.Versions = render(make([]RoleGrant, 0, nr), make([]VersionGrant, 0, nv), direct, "")
+	for _, s := range groups {
+		e.Roles = append(e.Roles, s.roles...)
+		e.Versions = append(e.Versions, s.versions...)
 	}
 	return e, nil
 }
 
 // hasRole reports whether any role reaches u.
-func hasRole(txn *store.Txn, c *catalog, u *store.User) (bool, error) {
+func hasRole(txn *store.Txn, c *catalog, sources groupSources, u *store.User) (bool, error) {
 	for _, g := range c.byUserName[strings.ToLower(u.UserName)] {
 		if len(g.roles) > 0 {
 			return true, nil
@@ -245,23 +229,9 @@ func hasRole(txn *store.Txn, c *catalog, u *store.User) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("look up groups of %s: %w", u.UserName, err)
 	}
-	buf := make([]byte, 0, 64)
 	for _, gid := range gids {
-		grp, err := txn.GroupByID(gid)
-		if err != nil {
-			return false, fmt.Errorf("look up group: %w", err)
-		}
-		if grp == nil {
-			continue
-		}
-		gs, err := c.grantsOf(txn, grp, &buf)
-		if err != nil {
-			return false, fmt.Errorf("look up grants of %s: %w", grp.DisplayName, err)
-		}
-		for _, g := range gs {
-			if len(g.roles) > 0 {
-				return true, nil
-			}
+		if s := sources[gid]; s != nil && len(s.roles) > 0 {
+			return true, nil
 		}
 	}
 	return false, nil
@@ -307,13 +277,16 @@ func WhoCanReach(txn *store.Txn, app, version string) (*Reach, error) {
 	if !slices.Contains(versions, version) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownVersion, app+"/"+version)
 	}
+	sources, err := groupSourcesOf(snap, cat)
+	if err != nil {
+		return nil, err
+	}
 	type candidate struct {
 		u       *store.User
 		paths   []Path
 		hasRole bool
 	}
 	cands := make(map[string]*candidate)
-	var buf []byte
 	consider := func(u *store.User, g *grant, group, via string, roleFromSource bool) {
 		if !u.Active {
 			return
@@ -355,17 +328,9 @@ func WhoCanReach(txn *store.Txn, app, version string) (*Reach, error) {
 			continue
 		}
 		// A role the group itself grants reaches every member, which spares
-		// checking each member's other groups.
-		groupRole := len(g.roles) > 0
-		if !groupRole {
-			gs, err := cat.grantsOf(snap, grp, &buf)
-			if err != nil {
-				return nil, fmt.Errorf("look up grants of %s: %w", grp.DisplayName, err)
-			}
-			for _, other := range gs {
-				groupRole = groupRole || len(other.roles) > 0
-			}
-		}
+		// checking each member's other groups (hasRole does, below).
+		src := sources[grp.ID]
+		groupRole := src != nil && len(src.roles) > 0
 		members, err := snap.MemberIDsOf(grp.ID)
 		if err != nil {
 			return nil, fmt.Errorf("look up members of %s: %w", grp.DisplayName, err)
@@ -383,7 +348,7 @@ func WhoCanReach(txn *store.Txn, app, version string) (*Reach, error) {
 	reach := &Reach{Application: app, Version: version, Users: []ReachingUser{}}
 	for _, c := range cands {
 		if !c.hasRole {
-			ok, err := hasRole(snap, cat, c.u)
+			ok, err := hasRole(snap, cat, sources, c.u)
 			if err != nil {
 				return nil, err
 			}

@@ -104,15 +104,14 @@ func (w *world) rename(gid, name string) {
 func (w *world) member(gid, memberID string) {
 	w.t.Helper()
 	w.update(func(tx *store.Txn) error {
-		return tx.Insert(store.TableMemberships, &store.Membership{GroupID: gid, MemberID: memberID})
+		return tx.ChangeMembers(gid, []string{memberID}, nil, time.Time{})
 	})
 }
 
 func (w *world) unmember(gid, memberID string) {
 	w.t.Helper()
 	w.update(func(tx *store.Txn) error {
-		_, err := tx.DeleteAll(store.TableMemberships, store.IndexID, gid, memberID)
-		return err
+		return tx.ChangeMembers(gid, nil, []string{memberID}, time.Time{})
 	})
 }
 
@@ -120,10 +119,7 @@ func (w *world) unmember(gid, memberID string) {
 func (w *world) deleteGroup(gid string) {
 	w.t.Helper()
 	w.update(func(tx *store.Txn) error {
-		if _, err := tx.DeleteAll(store.TableMemberships, store.IndexGroup, gid); err != nil {
-			return err
-		}
-		if _, err := tx.DeleteAll(store.TableMemberships, store.IndexMember, gid); err != nil {
+		if err := tx.DeleteMemberships(gid, time.Time{}); err != nil {
 			return err
 		}
 		_, err := tx.DeleteAll(store.TableGroups, store.IndexID, gid)
@@ -135,7 +131,7 @@ func (w *world) deleteGroup(gid string) {
 func (w *world) deleteUser(uid string) {
 	w.t.Helper()
 	w.update(func(tx *store.Txn) error {
-		if _, err := tx.DeleteAll(store.TableMemberships, store.IndexMember, uid); err != nil {
+		if err := tx.DeleteMemberships(uid, time.Time{}); err != nil {
 			return err
 		}
 		_, err := tx.DeleteAll(store.TableUsers, store.IndexID, uid)

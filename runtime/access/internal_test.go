@@ -22,7 +22,7 @@ func TestRelevantChanges(t *testing.T) {
 		{"group deleted", memdb.Change{Table: store.TableGroups, Before: g}, true},
 		{"group renamed", memdb.Change{Table: store.TableGroups, Before: g, After: renamed}, true},
 		{"group rewritten for a membership change", memdb.Change{Table: store.TableGroups, Before: g, After: bumped}, false},
-		{"membership", memdb.Change{Table: store.TableMemberships, After: &store.Membership{GroupID: "g", MemberID: "u"}}, false},
+		{"membership", memdb.Change{Table: store.TableMembers, After: &store.Members{GroupID: "g", IDs: []string{"u"}}}, false},
 		{"user", memdb.Change{Table: store.TableUsers, After: &store.User{ID: "u"}}, false},
 		{"assignment", memdb.Change{Table: store.TableResources, Before: &store.Resource{Kind: spec.KindAccessAssignment}}, true},
 		{"role", memdb.Change{Table: store.TableResources, After: &store.Resource{Kind: spec.KindRole}}, false},

@@ -91,13 +91,11 @@ func summarizeGroup(txn *store.Txn, c *catalog, g *store.Group) (GroupSummary, e
 		ID: g.ID, DisplayName: g.DisplayName, ExternalID: g.ExternalID,
 		Assignments: []string{}, Roles: []string{}, Versions: []string{},
 	}
-	it, err := txn.Get(store.TableMemberships, store.IndexGroup, g.ID)
+	members, err := txn.MemberIDsOf(g.ID)
 	if err != nil {
 		return GroupSummary{}, fmt.Errorf("count members of %s: %w", g.DisplayName, err)
 	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		s.Members++
-	}
+	s.Members = len(members)
 	var buf []byte
 	grants, err := c.grantsOf(txn, g, &buf)
 	if err != nil {

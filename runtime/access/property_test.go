@@ -1,6 +1,7 @@
 package access_test
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -188,6 +189,18 @@ func renderEffective(e *access.Effective) (roles, versions []string) {
 	return roles, versions
 }
 
+// inOrder reports whether e lists grants in the documented order: direct
+// assignments first, then groups by displayName; within a source by
+// assignment, then role or application and version.
+func inOrder(e *access.Effective) bool {
+	return slices.IsSortedFunc(e.Roles, func(a, b access.RoleGrant) int {
+		return cmp.Or(strings.Compare(a.Group, b.Group), strings.Compare(a.Assignment, b.Assignment), strings.Compare(a.Role, b.Role))
+	}) && slices.IsSortedFunc(e.Versions, func(a, b access.VersionGrant) int {
+		return cmp.Or(strings.Compare(a.Group, b.Group), strings.Compare(a.Assignment, b.Assignment),
+			strings.Compare(a.Application, b.Application), strings.Compare(a.Version, b.Version))
+	})
+}
+
 var (
 	userNames  = []string{"ann", "ANN", "bob", "cid", "Dan", "eve"}
 	groupNames = []string{"Dev", "dev", "Ops", "QA", "Sec", "Operations"}
@@ -363,6 +376,9 @@ func check(rt *rapid.T, w *world, m *model, step int) {
 		e := w.forUser(u.name)
 		if e.UserID != id {
 			rt.Fatalf("step %d: ForUser(%s) id = %s, want %s", step, u.name, e.UserID, id)
+		}
+		if !inOrder(e) {
+			rt.Fatalf("step %d: ForUser(%s) out of order: roles %v versions %v", step, u.name, e.Roles, e.Versions)
 		}
 		gotR, gotV := renderEffective(e)
 		wantR, wantV, wantOK := m.effective(id)

@@ -263,6 +263,37 @@ func TestGrantSources(t *testing.T) {
 	}
 }
 
+// TestGrantOrder checks the documented order: direct assignments first, then
+// groups by displayName (byte order: "Dev", "QA", "ops"); within a source by
+// assignment, bound to the group or matched by name.
+func TestGrantOrder(t *testing.T) {
+	w := baseWorld(t)
+	u := w.user("ann", true)
+	for _, name := range []string{"ops", "QA", "Dev"} {
+		w.member(w.group(name), u)
+	}
+	for _, a := range []string{"c", "a", "d", "b"} {
+		w.assign(a+"-ann", "user:ann", dev)
+		w.assign(a+"-ops", "group:OPS", dev)
+	}
+	w.assign("qa", "group:qa", dev)
+	w.assign("dev", "group:dev", dev)
+	want := []string{
+		"Developer<a-ann@", "Developer<b-ann@", "Developer<c-ann@", "Developer<d-ann@",
+		"Developer<dev@Dev", "Developer<qa@QA",
+		"Developer<a-ops@ops", "Developer<b-ops@ops", "Developer<c-ops@ops", "Developer<d-ops@ops",
+	}
+	if got := roleGrants(w.forUser("ann")); !slices.Equal(got, want) {
+		t.Errorf("matched by name: role grants = %v, want %v", got, want)
+	}
+	w.bind()
+	w.assign("bb-ops", "group:ops", []string{"Manager"}) // not bound yet
+	want = slices.Insert(want, 8, "Manager<bb-ops@ops")
+	if got := roleGrants(w.forUser("ann")); !slices.Equal(got, want) {
+		t.Errorf("bound and matched: role grants = %v, want %v", got, want)
+	}
+}
+
 func TestUnknownUser(t *testing.T) {
 	w := baseWorld(t)
 	if _, err := access.ForUser(w.st.Read(), "ghost"); !errors.Is(err, access.ErrUnknownUser) {

@@ -152,12 +152,7 @@ func newEnv(t testing.TB, mods ...func(*spec.SamlServiceProvider)) *env {
 		if err := tx.Insert(store.TableGroups, &store.Group{ID: "g1", DisplayName: "AppSec Leads"}); err != nil {
 			return err
 		}
-		for _, m := range []*store.Membership{{GroupID: "g1", MemberID: "u1"}, {GroupID: "g1", MemberID: "u4"}} {
-			if err := tx.Insert(store.TableMemberships, m); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.ChangeMembers("g1", []string{"u1", "u4"}, nil, time.Time{})
 	})
 	e.setSpec(mods...)
 	return e

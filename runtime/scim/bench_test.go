@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -90,7 +88,7 @@ func (s *benchServer) preload(b *testing.B, n int) (attrBytes int) {
 			if err != nil {
 				return err
 			}
-			u.ID, u.Created, u.Modified, u.Version = uuid.NewString(), now, now, 1
+			u.ID, u.Created, u.Modified, u.Version = newID(), now, now, 1
 			attrBytes += len(u.Attributes)
 			if err := txn.Insert(store.TableUsers, u); err != nil {
 				return err

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/idrecon/idrecon/runtime/scim/internal/filter"
 	"github.com/idrecon/idrecon/runtime/scim/internal/patch"
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
@@ -125,19 +123,29 @@ func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState
 	if err := txn.Insert(store.TableGroups, g); err != nil {
 		return fmt.Errorf("insert group: %w", err)
 	}
-	for _, m := range added {
-		if err := txn.Insert(store.TableMemberships, &store.Membership{GroupID: g.ID, MemberID: m}); err != nil {
-			return fmt.Errorf("insert membership: %w", err)
-		}
-	}
+	var removed []string
 	for m := range have {
 		if !want[m] {
-			if _, err := txn.DeleteAll(store.TableMemberships, store.IndexID, g.ID, m); err != nil {
-				return fmt.Errorf("delete membership: %w", err)
-			}
+			removed = append(removed, m)
 		}
 	}
-	return nil
+	return txn.ChangeMembers(g.ID, added, removed, g.Modified)
+}
+
+// groupView returns g as SCIM shows it, with its members: meta.version and
+// lastModified count membership changes too, which the members row keeps
+// apart from the group row.
+func groupView(txn *store.Txn, g *store.Group) (*store.Group, []string, error) {
+	m, err := txn.MembersOf(g.ID)
+	if err != nil || m == nil {
+		return g, nil, err
+	}
+	v := *g
+	v.Version += m.Version
+	if m.Modified.After(v.Modified) {
+		v.Modified = m.Modified
+	}
+	return &v, m.IDs, nil
 }
 
 func (s *Server) groupBody(w http.ResponseWriter, r *request) (groupState, error) {
@@ -161,16 +169,21 @@ func (s *Server) createGroup(w http.ResponseWriter, r *request, _ string) error 
 		return err
 	}
 	now := s.opts.Now()
-	g := &store.Group{ID: uuid.NewString(), DisplayName: next.displayName, ExternalID: next.externalID, Created: now, Modified: now, Version: 1}
+	g := &store.Group{ID: newID(), DisplayName: next.displayName, ExternalID: next.externalID, Created: now, Modified: now, Version: 1}
+	var out *store.Group
 	err = s.st.Update(r.Context(), func(txn *store.Txn) error {
-		return writeGroup(txn, g, nil, next)
+		if err := writeGroup(txn, g, nil, next); err != nil {
+			return err
+		}
+		out, _, err = groupView(txn, g)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	s.audit(r, "create", "Group", g.ID)
 	w.Header().Set("Location", r.baseURL+"/Groups/"+g.ID)
-	return s.writeGroup(w, r, http.StatusCreated, g, next.members)
+	return s.writeGroup(w, r, http.StatusCreated, out, next.members)
 }
 
 func (s *Server) writeGroup(w http.ResponseWriter, r *request, status int, g *store.Group, members []string) error {
@@ -200,11 +213,12 @@ func (s *Server) getGroup(w http.ResponseWriter, r *request, id string) error {
 	if g == nil {
 		return errNotFound("Group", id)
 	}
-	var members []string
-	if parseProjection(r.URL.Query(), schema.GroupType).wants("members") {
-		if members, err = txn.MemberIDsOf(id); err != nil {
-			return err
-		}
+	g, members, err := groupView(txn, g)
+	if err != nil {
+		return err
+	}
+	if !parseProjection(r.URL.Query(), schema.GroupType).wants("members") {
+		members = nil
 	}
 	return s.writeGroup(w, r, http.StatusOK, g, members)
 }
@@ -221,11 +235,11 @@ func (s *Server) updateGroup(r *request, id string, change func(cur groupState) 
 		if g == nil {
 			return errNotFound("Group", id)
 		}
-		if err := checkIfMatch(r, g.Version); err != nil {
+		view, ids, err := groupView(txn, g)
+		if err != nil {
 			return err
 		}
-		ids, err := txn.MemberIDsOf(id)
-		if err != nil {
+		if err := checkIfMatch(r, view.Version); err != nil {
 			return err
 		}
 		cur := groupState{displayName: g.DisplayName, externalID: g.ExternalID, members: ids}
@@ -235,13 +249,16 @@ func (s *Server) updateGroup(r *request, id string, change func(cur groupState) 
 		}
 		members = next.members
 		if next.displayName == cur.displayName && next.externalID == cur.externalID && sameSet(cur.members, next.members) {
-			out = g
+			out = view
 			return nil
 		}
 		ng := *g
 		ng.DisplayName, ng.ExternalID, ng.Modified, ng.Version = next.displayName, next.externalID, s.opts.Now(), g.Version+1
-		out = &ng
-		return writeGroup(txn, &ng, &cur, next)
+		if err := writeGroup(txn, &ng, &cur, next); err != nil {
+			return err
+		}
+		out, _, err = groupView(txn, &ng)
+		return err
 	})
 	return out, members, err
 }
@@ -304,7 +321,8 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *request, id string) error
 		if g == nil || err != nil {
 			return nil, 0, err
 		}
-		return g, g.Version, nil
+		view, _, err := groupView(txn, g)
+		return g, view.Version, err
 	})
 }
 
@@ -392,24 +410,15 @@ func (s *Server) listGroups(w http.ResponseWriter, r *request, _ string) error {
 	lw := newListWriter(pg)
 	var buf []byte
 	for g := range seq {
-		var members []string
-		if !exact {
-			if filterMembers {
-				if members, err = txn.MemberIDsOf(g.ID); err != nil {
-					return err
-				}
-			}
-			if !f.Match(groupMap(r.baseURL, g, members, filterMembers)) {
-				continue
-			}
+		g, members, err := groupView(txn, g)
+		if err != nil {
+			return err
+		}
+		if !exact && !f.Match(groupMap(r.baseURL, g, members, filterMembers)) {
+			continue
 		}
 		if !lw.next() {
 			continue
-		}
-		if withMembers && members == nil {
-			if members, err = txn.MemberIDsOf(g.ID); err != nil {
-				return err
-			}
 		}
 		if proj != nil {
 			if err := lw.addDoc(proj.apply(groupMap(r.baseURL, g, members, withMembers))); err != nil {

@@ -1,8 +1,8 @@
 package scim
 
 import (
-	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/idrecon/idrecon/runtime/scim/internal/filter"
 	"github.com/idrecon/idrecon/runtime/scim/internal/patch"
@@ -12,12 +12,15 @@ import (
 )
 
 // memberDelta is a group PATCH that only adds and removes listed members —
-// what Entra sends for every membership change. It is applied against the
-// memberships index directly, so its cost grows with the batch, not with
-// the group: the write runs on the store's single committer.
+// what Entra sends for every membership change. It changes the members row
+// without rewriting the group, and its cost grows with the batch and the
+// group's size only by a copy of the member list: the write runs on the
+// store's single committer.
 type memberDelta struct {
 	ids []string
 	add map[string]bool // id → true to add, false to remove (last op wins)
+	// checked is set when precheck found every member to add.
+	checked snapshotCheck
 }
 
 // newMemberDelta returns ok false when ops do anything else (rename, replace
@@ -78,48 +81,73 @@ func (d *memberDelta) apply(s *Server, r *request, txn *store.Txn, id string) er
 	if g == nil {
 		return errNotFound("Group", id)
 	}
-	if err := checkIfMatch(r, g.Version); err != nil {
+	view, cur, err := groupView(txn, g)
+	if err != nil {
 		return err
 	}
-	var added []string
-	var removed []any
+	if err := checkIfMatch(r, view.Version); err != nil {
+		return err
+	}
+	var added, removed []string
 	for _, m := range d.ids {
-		cur, err := txn.First(store.TableMemberships, store.IndexID, id, m)
-		if err != nil {
+		_, member := slices.BinarySearch(cur, m)
+		switch {
+		case d.add[m] && !member:
+			added = append(added, m)
+		case !d.add[m] && member:
+			removed = append(removed, m)
+		}
+	}
+	if !d.checked.holds(txn) {
+		if err := checkMembers(txn, id, added); err != nil {
 			return err
 		}
-		switch {
-		case d.add[m] && cur == nil:
-			added = append(added, m)
-		case !d.add[m] && cur != nil:
-			removed = append(removed, cur)
+	}
+	return txn.ChangeMembers(id, added, removed, s.opts.Now())
+}
+
+// precheck validates the members to add on a read snapshot, outside the
+// store's single writer: a hundred id lookups per PATCH are most of a member
+// write's cost. The write then re-checks only if users or groups changed in
+// between. A failure is left to the write to report, against current data.
+func (d *memberDelta) precheck(txn *store.Txn, groupID string) {
+	var add []string
+	for _, m := range d.ids {
+		if d.add[m] {
+			add = append(add, m)
 		}
 	}
-	if err := checkMembers(txn, id, added); err != nil {
-		return err
+	users, err := txn.Unchanged(store.TableUsers)
+	if err != nil {
+		return
 	}
-	if len(added) == 0 && len(removed) == 0 {
-		return nil
+	groups, err := txn.Unchanged(store.TableGroups)
+	if err != nil || checkMembers(txn, groupID, add) != nil {
+		return
 	}
-	ng := *g
-	ng.Modified, ng.Version = s.opts.Now(), g.Version+1
-	if err := txn.Insert(store.TableGroups, &ng); err != nil {
-		return fmt.Errorf("insert group: %w", err)
+	d.checked = snapshotCheck{users: users, groups: groups}
+}
+
+// snapshotCheck remembers the users and groups tables a check ran against.
+type snapshotCheck struct {
+	users, groups <-chan struct{}
+}
+
+// holds reports whether txn sees the same users and groups as the check.
+func (c snapshotCheck) holds(txn *store.Txn) bool {
+	if c.users == nil {
+		return false
 	}
-	for _, m := range added {
-		if err := txn.Insert(store.TableMemberships, &store.Membership{GroupID: id, MemberID: m}); err != nil {
-			return fmt.Errorf("insert membership: %w", err)
-		}
+	users, err := txn.Unchanged(store.TableUsers)
+	if err != nil || users != c.users {
+		return false
 	}
-	for _, m := range removed {
-		if err := txn.Delete(store.TableMemberships, m); err != nil {
-			return fmt.Errorf("delete membership: %w", err)
-		}
-	}
-	return nil
+	groups, err := txn.Unchanged(store.TableGroups)
+	return err == nil && groups == c.groups
 }
 
 func (s *Server) patchMembers(w http.ResponseWriter, r *request, id string, d *memberDelta) error {
+	d.precheck(s.st.Read(), id)
 	err := s.st.Update(r.Context(), func(txn *store.Txn) error { return d.apply(s, r, txn, id) })
 	if err != nil {
 		return err

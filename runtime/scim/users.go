@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"iter"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 	"unsafe"
-
-	"github.com/google/uuid"
 
 	"github.com/idrecon/idrecon/runtime/scim/internal/filter"
 	"github.com/idrecon/idrecon/runtime/scim/internal/patch"
@@ -120,7 +120,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *request, _ string) error {
 		return err
 	}
 	now := s.opts.Now()
-	u.ID, u.Created, u.Modified, u.Version = uuid.NewString(), now, now, 1
+	u.ID, u.Created, u.Modified, u.Version = newID(), now, now, 1
 	err = s.st.Update(r.Context(), func(txn *store.Txn) error {
 		if other, err := txn.UserByName(u.UserName); err != nil {
 			return err
@@ -267,7 +267,7 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *request, resourceType, t
 		if err := checkIfMatch(r, version); err != nil {
 			return err
 		}
-		return deleteResource(txn, table, obj, id)
+		return deleteResource(txn, table, obj, id, s.opts.Now())
 	})
 	if err != nil {
 		return err
@@ -279,21 +279,9 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *request, resourceType, t
 
 // deleteResource deletes obj and every membership it takes part in, as a
 // member and (for groups) as the group.
-func deleteResource(txn *store.Txn, table string, obj any, id string) error {
-	var gone []any
-	for _, idx := range []string{store.IndexMember, store.IndexGroup} {
-		it, err := txn.Get(store.TableMemberships, idx, id)
-		if err != nil {
-			return err
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			gone = append(gone, raw)
-		}
-	}
-	for _, m := range gone {
-		if err := txn.Delete(store.TableMemberships, m); err != nil {
-			return fmt.Errorf("delete membership: %w", err)
-		}
+func deleteResource(txn *store.Txn, table string, obj any, id string, now time.Time) error {
+	if err := txn.DeleteMemberships(id, now); err != nil {
+		return err
 	}
 	return txn.Delete(table, obj)
 }
@@ -341,7 +329,9 @@ func userCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.User]
 			case "userName":
 				seq, err = one(txn.UserByName(t.Value))
 			case "emails.work":
-				seq, err = all(store.IndexWorkEmail, strings.ToLower(t.Value))
+				var us []*store.User
+				us, err = txn.UsersByWorkEmail(t.Value)
+				seq = slices.Values(us)
 			case "externalId":
 				seq, err = all(store.IndexExternalID, t.Value)
 			}

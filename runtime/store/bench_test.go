@@ -3,34 +3,43 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
+	"time"
 )
 
-// BenchmarkMemberAdds is the member phase of an Entra initial cycle: groups
-// filled 100 members per write, the shape of its member PATCHes.
+// BenchmarkMemberAdds is the member phase of an Entra initial cycle: 1,000
+// groups filled with 1,000 of 100,000 users each, 100 members per write (the
+// shape of Entra's member PATCHes), so every user ends up in 10 groups. Ids
+// are random like the SCIM server's.
 func BenchmarkMemberAdds(b *testing.B) {
 	s, err := New(Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
+	const users, perGroup, perWrite = 100_000, 1000, 100
+	r := rand.New(rand.NewPCG(1, 2))
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64())
+	}
 	b.ReportAllocs()
-	g := 0
+	w := 0
 	for b.Loop() {
-		gid := fmt.Sprintf("group-%06d", g/10)
-		base := (g % 10) * 100
-		g++
+		g := w / (perGroup / perWrite)
+		gid := fmt.Sprintf("group-%06d", g)
+		batch := make([]string, perWrite)
+		for i := range batch {
+			batch[i] = ids[(g*perGroup+(w%(perGroup/perWrite))*perWrite+i)*7919%users]
+		}
+		w++
 		err := s.Update(context.Background(), func(tx *Txn) error {
-			for i := range 100 {
-				if err := tx.Insert(TableMemberships, &Membership{GroupID: gid, MemberID: fmt.Sprintf("user-%08d", base+i)}); err != nil {
-					return err
-				}
-			}
-			return nil
+			return tx.ChangeMembers(gid, batch, nil, time.Time{})
 		})
 		if err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "members/s")
+	b.ReportMetric(float64(b.N*perWrite)/b.Elapsed().Seconds(), "members/s")
 }

@@ -1,6 +1,11 @@
 package store
 
-import memdb "github.com/hashicorp/go-memdb"
+import (
+	"fmt"
+	"strings"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
 
 // Index names, for Txn.First/Get on the tables.
 const (
@@ -8,13 +13,8 @@ const (
 	IndexKind       = "kind"        // resources: Kind
 	IndexUserName   = "userName"    // users: UserName, lower-cased
 	IndexExternalID = "externalId"  // users, groups: ExternalID, exact
-	IndexWorkEmail  = "workEmail"   // users: WorkEmail, lower-cased
+	IndexWorkEmail  = "workEmail"   // users: WorkEmail, lower-cased, when it is not the userName (see Txn.UsersByWorkEmail)
 	IndexName       = "displayName" // groups: DisplayName, lower-cased
-	// IndexGroup finds a group's memberships by a prefix of the id index
-	// (GroupID, MemberID): a separate GroupID index would cost every
-	// membership insert a third tree update for the same lookups.
-	IndexGroup  = IndexID + "_prefix" // memberships: GroupID
-	IndexMember = "member"            // memberships: MemberID
 )
 
 // Schema is the database schema. Lookups that SCIM filters, the reconciler and
@@ -37,7 +37,7 @@ func Schema() *memdb.DBSchema {
 				IndexID:         {Name: IndexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 				IndexUserName:   {Name: IndexUserName, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "UserName", Lowercase: true}},
 				IndexExternalID: {Name: IndexExternalID, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ExternalID"}},
-				IndexWorkEmail:  {Name: IndexWorkEmail, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "WorkEmail", Lowercase: true}},
+				IndexWorkEmail:  {Name: IndexWorkEmail, AllowMissing: true, Indexer: workEmailIndex{}},
 			},
 		},
 		TableGroups: {
@@ -48,14 +48,16 @@ func Schema() *memdb.DBSchema {
 				IndexExternalID: {Name: IndexExternalID, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ExternalID"}},
 			},
 		},
-		TableMemberships: {
-			Name: TableMemberships,
+		TableMembers: {
+			Name: TableMembers,
 			Indexes: map[string]*memdb.IndexSchema{
-				IndexID: {Name: IndexID, Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-					&memdb.StringFieldIndex{Field: "GroupID"},
-					&memdb.StringFieldIndex{Field: "MemberID"},
-				}}},
-				IndexMember: {Name: IndexMember, Indexer: &memdb.StringFieldIndex{Field: "MemberID"}},
+				IndexID: {Name: IndexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "GroupID"}},
+			},
+		},
+		TableMemberOf: {
+			Name: TableMemberOf,
+			Indexes: map[string]*memdb.IndexSchema{
+				IndexID: {Name: IndexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 			},
 		},
 		TableMeta: {
@@ -65,4 +67,32 @@ func Schema() *memdb.DBSchema {
 			},
 		},
 	}}
+}
+
+// workEmailIndex indexes a user's work email, lower-cased, only when it
+// differs from the userName. In most tenants the two are the same address,
+// and an index entry costs ~450 bytes per user; Txn.UsersByWorkEmail looks
+// the address up as a userName too.
+type workEmailIndex struct{}
+
+func (workEmailIndex) FromObject(obj any) (bool, []byte, error) {
+	u, ok := obj.(*User)
+	if !ok {
+		return false, nil, fmt.Errorf("workEmail index: %T is not a user", obj)
+	}
+	if u.WorkEmail == "" || strings.EqualFold(u.WorkEmail, u.UserName) {
+		return false, nil, nil
+	}
+	return true, []byte(strings.ToLower(u.WorkEmail) + "\x00"), nil
+}
+
+func (workEmailIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("workEmail index: want one argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("workEmail index: argument is %T, not a string", args[0])
+	}
+	return []byte(strings.ToLower(s) + "\x00"), nil
 }

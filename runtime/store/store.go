@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -83,6 +84,9 @@ func (s *Store) Close() error {
 type Txn struct {
 	*memdb.Txn
 	writes int
+	// memberOf is a write's reverse membership index once it changed; it
+	// is stored by flush, once per batch.
+	memberOf *memberOfIndex
 }
 
 // Insert implements memdb.Txn.Insert.
@@ -120,7 +124,12 @@ func (s *Store) Snapshot() *memdb.MemDB { return s.db.Snapshot() }
 // filling the store at start-up from what the journal already holds.
 func (s *Store) Load(fn func(*Txn) error) error {
 	txn := s.db.Txn(true)
-	if err := fn(&Txn{Txn: txn}); err != nil {
+	t := &Txn{Txn: txn}
+	err := fn(t)
+	if err == nil {
+		err = t.flush()
+	}
+	if err != nil {
 		txn.Abort()
 		return err
 	}
@@ -205,6 +214,13 @@ func (s *Store) commitBatch(batch []*request) {
 		if poisoned {
 			continue
 		}
+		if err := t.flush(); err != nil {
+			txn.Abort()
+			for _, r := range ok {
+				r.errc <- err
+			}
+			return
+		}
 		changes := txn.Changes()
 		if s.opts.Journal != nil && len(changes) > 0 {
 			if err := s.opts.Journal.Commit(changes); err != nil {
@@ -285,6 +301,29 @@ func (t *Txn) UserByName(name string) (*User, error) {
 	return raw.(*User), nil
 }
 
+// UsersByWorkEmail returns the users whose work email equals email
+// case-insensitively, in id order.
+func (t *Txn) UsersByWorkEmail(email string) ([]*User, error) {
+	it, err := t.Get(TableUsers, IndexWorkEmail, email)
+	if err != nil {
+		return nil, err
+	}
+	var out []*User
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*User))
+	}
+	// The index leaves out addresses that equal the userName.
+	u, err := t.UserByName(email)
+	if err != nil {
+		return nil, err
+	}
+	if u != nil && strings.EqualFold(u.WorkEmail, email) {
+		i, _ := slices.BinarySearchFunc(out, u.ID, func(a *User, id string) int { return strings.Compare(a.ID, id) })
+		out = slices.Insert(out, i, u)
+	}
+	return out, nil
+}
+
 // GroupByID returns the group with id, or nil.
 func (t *Txn) GroupByID(id string) (*Group, error) {
 	raw, err := t.First(TableGroups, IndexID, id)
@@ -304,30 +343,16 @@ func (t *Txn) GroupByName(name string) (*Group, error) {
 	return raw.(*Group), nil
 }
 
-// GroupIDsOf returns the ids of the groups memberID is a direct member of.
-func (t *Txn) GroupIDsOf(memberID string) ([]string, error) {
-	it, err := t.Get(TableMemberships, IndexMember, memberID)
+// Unchanged returns a channel that stands for table's current contents: it
+// is closed by the next write to the table, and a transaction that sees the
+// same channel sees the same rows. Writers use it to skip re-validating
+// what they checked on an earlier snapshot.
+func (t *Txn) Unchanged(table string) (<-chan struct{}, error) {
+	it, err := t.Get(table, IndexID)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*Membership).GroupID)
-	}
-	return out, nil
-}
-
-// MemberIDsOf returns the ids of the direct members of group groupID.
-func (t *Txn) MemberIDsOf(groupID string) ([]string, error) {
-	it, err := t.Get(TableMemberships, IndexGroup, groupID)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*Membership).MemberID)
-	}
-	return out, nil
+	return it.WatchCh(), nil
 }
 
 // MetaValue returns the meta record key, or "".

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,5 +134,57 @@ func TestPanickingWriteIsAnError(t *testing.T) {
 	}
 	if err := s.Update(context.Background(), insertUnique("a", "1")); err != nil {
 		t.Fatalf("store unusable after a panic: %v", err)
+	}
+}
+
+// TestUsersByWorkEmail covers both ways a work email is found: through its
+// own index when it differs from the userName, and as the userName when it
+// is the same address (which the index leaves out).
+func TestUsersByWorkEmail(t *testing.T) {
+	st, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	users := []*User{
+		{ID: "u1", UserName: "ada@example.com", WorkEmail: "Ada@Example.com"},
+		{ID: "u2", UserName: "bob@example.com", WorkEmail: "shared@example.com"},
+		{ID: "u3", UserName: "shared@example.com", WorkEmail: "shared@example.com"},
+		{ID: "u0", UserName: "cy@example.com", WorkEmail: "shared@example.com"},
+		{ID: "u4", UserName: "dee@example.com"},
+		{ID: "u5", UserName: "ed@example.com", WorkEmail: "ada@example.com "},
+	}
+	if err := st.Update(context.Background(), func(tx *Txn) error {
+		for _, u := range users {
+			if err := tx.Insert(TableUsers, u); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		email string
+		want  []string
+	}{
+		{"ADA@example.com", []string{"u1"}},
+		{"shared@EXAMPLE.com", []string{"u0", "u2", "u3"}},
+		{"bob@example.com", nil},
+		{"dee@example.com", nil},
+		{"nobody@example.com", nil},
+	}
+	for _, tt := range tests {
+		got, err := st.Read().UsersByWorkEmail(tt.email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, u := range got {
+			ids = append(ids, u.ID)
+		}
+		if !slices.Equal(ids, tt.want) {
+			t.Errorf("UsersByWorkEmail(%q) = %v, want %v", tt.email, ids, tt.want)
+		}
 	}
 }

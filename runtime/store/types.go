@@ -9,11 +9,12 @@ import (
 
 // Table names.
 const (
-	TableResources   = "resources"
-	TableUsers       = "users"
-	TableGroups      = "groups"
-	TableMemberships = "memberships"
-	TableMeta        = "meta"
+	TableResources = "resources"
+	TableUsers     = "users"
+	TableGroups    = "groups"
+	TableMembers   = "members"
+	TableMemberOf  = "memberOf"
+	TableMeta      = "meta"
 )
 
 // Resource is one spec-owned resource as the runtime holds it. Spec is a
@@ -51,8 +52,10 @@ type User struct {
 	Version    uint64 // bumped on every change; meta.version is derived from it
 }
 
-// Group is a SCIM group provisioned by Entra. Members live in the memberships
-// table. Stored values are immutable.
+// Group is a SCIM group provisioned by Entra. Its members live in the members
+// table, so a membership change leaves the group row (and everything keyed
+// on the groups table, such as access's group lookups) alone. Stored values
+// are immutable.
 type Group struct {
 	ID          string
 	DisplayName string // unique, case-insensitively
@@ -62,7 +65,24 @@ type Group struct {
 	Version     uint64
 }
 
-// Membership says that user (or nested group) MemberID is a member of GroupID.
+// Members is the set of a group's direct members (users or nested groups).
+// A group's membership lives in one row rather than one row per member:
+// Entra adds members a hundred at a time, and a row per member cost two
+// radix-tree inserts (and ~900 bytes) each. Write it through
+// Txn.ChangeMembers, which keeps the reverse index in step. Stored values
+// are immutable.
+type Members struct {
+	GroupID string
+	IDs     []string // sorted, no duplicates
+	// Version counts membership changes and Modified is the last one; with
+	// the group row's they make the group's meta.version and lastModified.
+	Version  uint64
+	Modified time.Time
+}
+
+// Membership says that user (or nested group) MemberID is a member of
+// GroupID. It is the unit memberships are journaled, backed up and loaded
+// in, not a table.
 type Membership struct {
 	GroupID  string
 	MemberID string

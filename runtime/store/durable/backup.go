@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -75,11 +76,11 @@ func WriteBackup(w io.Writer, snap *memdb.MemDB) error {
 	txn := snap.Txn(false)
 	var count uint64
 	for i, table := range record.Tables {
-		it, err := txn.Get(table, store.IndexID)
+		objs, err := persisted(txn, table)
 		if err != nil {
 			return fmt.Errorf("durable: backup %s: %w", table, err)
 		}
-		for obj := it.Next(); obj != nil; obj = it.Next() {
+		for obj := range objs {
 			key, err := record.Key(table, obj)
 			if err != nil {
 				return fmt.Errorf("durable: backup %s: %w", table, err)
@@ -112,6 +113,35 @@ func WriteBackup(w io.Writer, snap *memdb.MemDB) error {
 	return nil
 }
 
+// persisted yields the records of a persisted table from a snapshot:
+// membership records come out of the members rows.
+func persisted(txn *memdb.Txn, table string) (iter.Seq[any], error) {
+	src := table
+	if table == record.Memberships {
+		src = store.TableMembers
+	}
+	it, err := txn.Get(src, store.IndexID)
+	if err != nil {
+		return nil, err
+	}
+	return func(yield func(any) bool) {
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			m, ok := obj.(*store.Members)
+			if !ok || table != record.Memberships {
+				if !yield(obj) {
+					return
+				}
+				continue
+			}
+			for _, id := range m.IDs {
+				if !yield(&store.Membership{GroupID: m.GroupID, MemberID: id}) {
+					return
+				}
+			}
+		}
+	}, nil
+}
+
 // RestoreOption changes what Restore does.
 type RestoreOption func(*restoreOptions)
 
@@ -131,9 +161,13 @@ func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := checkTarget(path, o.overwrite); err != nil {
+	release, err := lockTarget(path, o.overwrite)
+	if err != nil {
 		return err
 	}
+	// Held to the end, so no daemon starts on the old state, and writes to
+	// its log, while it is being replaced.
+	defer release()
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
@@ -155,34 +189,44 @@ func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
 	if err := verifyLoads(tmpPath); err != nil {
 		return err
 	}
+	// The old state's write-ahead log goes first: replayed onto the
+	// restored file, it would mix the two states.
+	if err := removeLog(path); err != nil {
+		return fmt.Errorf("durable: restore: %w", err)
+	}
 	if err := os.Rename(tmpPath, path); err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
 	}
-	return syncDir(dir)
-}
-
-// checkTarget refuses an existing state file unless overwrite is set, and
-// always one that a running daemon has locked.
-func checkTarget(path string, overwrite bool) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
 	}
-	defer f.Close()
+	return nil
+}
+
+// lockTarget refuses an existing state file unless overwrite is set, and
+// always one that a running daemon has locked. It returns holding the lock;
+// release releases it.
+func lockTarget(path string, overwrite bool) (release func(), err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return func() {}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("durable: restore: %w", err)
+	}
 	if !overwrite {
-		return fmt.Errorf("%w: %s", ErrExists, path)
+		f.Close()
+		return nil, fmt.Errorf("%w: %s", ErrExists, path)
 	}
 	// bbolt takes flock(LOCK_EX) on the state file while open.
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return fmt.Errorf("%w: %s (stop the daemon before restoring)", ErrLocked, path)
+			return nil, fmt.Errorf("%w: %s (stop the daemon before restoring)", ErrLocked, path)
 		}
-		return fmt.Errorf("durable: restore: lock %s: %w", path, err)
+		return nil, fmt.Errorf("durable: restore: lock %s: %w", path, err)
 	}
-	return nil // closing f releases the lock
+	return func() { f.Close() }, nil // closing f releases the lock
 }
 
 // writeRestored reads the backup stream into a new bbolt file at path.
@@ -333,18 +377,6 @@ func verifyLoads(path string) error {
 	defer st.Close()
 	if _, err := db.LoadInto(st); err != nil {
 		return fmt.Errorf("durable: restore: verify: %w", err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("durable: restore: sync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("durable: restore: sync dir: %w", err)
 	}
 	return nil
 }

@@ -2,18 +2,59 @@
 // daemon acknowledged (a SCIM user Entra was told was created, a membership
 // change) is lost across restarts, crashes or power loss.
 //
-// A DB is a bbolt file in the data dir (FileName). It is the runtime store's
-// store.Journal: the store's committer hands it each batch of changes, Commit
-// writes them in one bbolt transaction and returns only after fsync, and only
-// then does the store make the batch visible and answer its writers. One fsync
-// thus serves a whole batch (group commit). At start-up LoadInto fills a fresh
-// store from the file and refuses to start (ErrCorrupt) on a damaged file
-// instead of serving an empty directory to Entra.
+// A DB is a bbolt file in the data dir (FileName) and a write-ahead log
+// beside it. It is the runtime store's store.Journal: the store's committer
+// hands it each batch of changes, Commit appends them to the log as one frame
+// and returns only after fdatasync, and only then does the store make the
+// batch visible and answer its writers. One append and one fdatasync thus
+// serve a whole batch (group commit), where a bbolt transaction costs two
+// fsyncs and a write of every page it changes. A goroutine of the DB
+// checkpoints the log into the bbolt file in the background. Open first
+// replays whatever log a crash left, so the bbolt file alone holds the state:
+// at start-up LoadInto fills a fresh store from it and refuses to start
+// (ErrCorrupt) on a damaged file instead of serving an empty directory to
+// Entra.
 //
 // Records are versioned and checksummed (see internal/record), and the file
 // carries a format version, so a newer idrecon reads an older data dir. Only
 // the store's known tables are persisted; a table added to the store schema
 // without a bucket here stays in memory (Commit logs it once).
+//
+// # Write-ahead log
+//
+// The log is a series of segment files, FileName.wal.N with N a 16-digit hex
+// number that only grows. Commit appends to the newest segment; once that
+// reaches Options.SegmentBytes, the next batch starts a new one and the
+// checkpointer applies the full one to the bbolt file in one transaction,
+// which also records N as the last segment applied, and then removes it. When
+// two full segments are still waiting, Commit waits for the checkpointer (or
+// fails while checkpoints fail), which bounds the log and the replay after a
+// crash. Close checkpoints everything and removes the log. A segment is
+//
+//	header:  "idrecon-wal\n", uint32 FormatVersion, uint64 N,
+//	         CRC-32C of the preceding bytes
+//	frames:  one per batch: uint32 payload length, CRC-32C of the payload,
+//	         CRC-32C of the preceding 8 bytes, payload
+//	payload: ops, each: uvarint length and table, uvarint length and key,
+//	         uvarint length+1 and value (0, and no value, for a delete)
+//
+// with integers big endian and CRC-32C the Castagnoli CRC. An op puts a
+// record (internal/record) under its key in its table's bucket, or deletes
+// the key: the log holds the bucket writes a batch makes, as batchOps decides
+// them, not the store's objects.
+//
+// Replay checks every segment after the last one applied, then applies them
+// in order and removes them. In the last segment, a damaged frame with no
+// intact frame after it is the batch being written when the process died,
+// never acknowledged: it is dropped. Any other damage, a missing segment, or
+// a log without its state file is ErrCorrupt. A segment numbered up to the
+// last applied one was applied before the process could remove it; it is
+// removed unread, as applying it again over later segments would bring back
+// older values. Replay runs before Open migrates an older file: a segment
+// holds ops in the format of the file it was written for, the format its
+// header records, so a newer idrecon replays the log of an older one and
+// then migrates. An idrecon older than the log does not read it: stop the
+// daemon cleanly before downgrading.
 //
 // Certificate private keys are never written to disk: a loaded
 // spec.Certificate has a nil PrivateKey, and it is resolved again from its
@@ -21,7 +62,7 @@
 //
 // WriteBackup streams a consistent snapshot of a running store in a
 // self-describing format; Restore installs such a backup as a new state file,
-// offline and atomically.
+// offline and atomically, and removes the log of the state it replaces.
 //
 // Only the daemon's wiring knows this package: the store sees nothing but its
 // small Journal interface, start-up calls LoadInto, and the admin API and CLI

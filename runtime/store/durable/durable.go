@@ -22,8 +22,10 @@ import (
 const FileName = "state.db"
 
 // FormatVersion is the version of the file layout (buckets and keys) this
-// idrecon writes. Records carry their own version on top.
-const FormatVersion = 1
+// idrecon writes. Records carry their own version on top. Log segments
+// record the FormatVersion of their writer: they hold bucket writes in that
+// layout, which Open replays before it migrates the file.
+const FormatVersion = 2
 
 // Errors callers test with errors.Is.
 var (
@@ -53,6 +55,11 @@ type Options struct {
 	Timeout time.Duration
 	// Logger receives open and load events (default: discard).
 	Logger *slog.Logger
+	// SegmentBytes is the size at which the write-ahead log starts a new
+	// segment and checkpoints the full one into the state file in the
+	// background (default 64 MiB). A checkpoint holds its segment in memory,
+	// and a crash leaves up to three segments to replay at the next start.
+	SegmentBytes int64
 }
 
 // DB is an open state file. It implements store.Journal.
@@ -63,6 +70,7 @@ type DB struct {
 	// unpersisted remembers tables Commit skipped, to warn once per table.
 	// Only Commit touches it, and the store calls Commit from one goroutine.
 	unpersisted map[string]bool
+	wal         writeAheadLog
 }
 
 var _ store.Journal = (*DB)(nil)
@@ -87,7 +95,15 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{bolt: bdb, path: path, log: opts.Logger, unpersisted: map[string]bool{}}
+	if err := db.replayLog(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
 	if err := db.init(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.startLog(opts.SegmentBytes); err != nil {
 		bdb.Close()
 		return nil, err
 	}
@@ -137,36 +153,59 @@ func openBolt(path string, timeout time.Duration, noSync bool) (db *bolt.DB, err
 	return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, path, err)
 }
 
-// init creates the buckets of a new file and checks the format of an old one.
+// init creates the buckets of a new file, checks the format of an old one
+// and migrates it to FormatVersion.
 func (db *DB) init() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		info, err := tx.CreateBucketIfNotExists(bucketInfo)
 		if err != nil {
 			return fmt.Errorf("durable: init: %w", err)
 		}
-		if err := checkFormat(info.Get(keyFormat)); err != nil {
+		raw := info.Get(keyFormat)
+		if err := checkFormat(raw); err != nil {
 			return fmt.Errorf("%s: %w", db.path, err)
 		}
-		if info.Get(keyFormat) != nil {
-			// A file that was initialised has every bucket; one missing
-			// means damage, and recreating it would serve an empty table.
-			for _, t := range record.Tables {
-				if tx.Bucket([]byte(t)) == nil {
-					return fmt.Errorf("%w: %s: bucket %s is missing", ErrCorrupt, db.path, t)
-				}
-			}
-			return nil
+		format := FormatVersion
+		if raw != nil {
+			format, _ = strconv.Atoi(string(raw))
 		}
 		for _, t := range record.Tables {
-			if _, err := tx.CreateBucketIfNotExists([]byte(t)); err != nil {
+			if tx.Bucket([]byte(t)) != nil {
+				continue
+			}
+			// A file that was initialised has every bucket of its format;
+			// one missing means damage, and recreating it would serve an
+			// empty table.
+			if raw != nil && !addedAfter(t, format) {
+				return fmt.Errorf("%w: %s: bucket %s is missing", ErrCorrupt, db.path, t)
+			}
+			if _, err := tx.CreateBucket([]byte(t)); err != nil {
 				return fmt.Errorf("durable: init: %w", err)
 			}
+		}
+		if format == FormatVersion && raw != nil {
+			return nil
 		}
 		if err := info.Put(keyFormat, []byte(strconv.Itoa(FormatVersion))); err != nil {
 			return fmt.Errorf("durable: init: %w", err)
 		}
 		return nil
 	})
+}
+
+// bucketSince says in which format version a bucket was added; buckets not
+// listed exist since version 1.
+var bucketSince = map[string]int{
+	// Version 2 keeps a header per group with members (the membership
+	// version); version 1 files have memberships only and load with
+	// version 0.
+	store.TableMembers: 2,
+}
+
+// addedAfter reports whether bucket table is newer than format, so a file
+// of that format lacks it by design.
+func addedAfter(table string, format int) bool {
+	return bucketSince[table] > format
 }
 
 // checkFormat accepts a missing (new file) or known format version. Older
@@ -185,32 +224,33 @@ func checkFormat(v []byte) error {
 	return nil
 }
 
-// Close releases the state file. Close the store first, so no Commit runs.
+// Close checkpoints the log into the state file, removes the log and
+// releases the file. Close the store first, so no Commit runs. Should the
+// checkpoint fail, the log stays and the next Open replays it.
 func (db *DB) Close() error {
-	if err := db.bolt.Close(); err != nil {
-		return fmt.Errorf("durable: close: %w", err)
-	}
-	return nil
+	db.wal.closeOnce.Do(func() {
+		err := db.closeLog()
+		if cerr := db.bolt.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("durable: close: %w", cerr))
+		}
+		db.wal.closeErr = err
+	})
+	return db.wal.closeErr
 }
 
-// Commit writes a batch of store changes in one transaction and returns once
-// it is on stable storage. On error nothing of the batch is written.
+// Commit appends a batch of store changes to the write-ahead log as one
+// frame and returns once it is on stable storage: one write and one
+// fdatasync, however large the batch. On error nothing of the batch is
+// written.
 func (db *DB) Commit(changes memdb.Changes) error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		for i := range changes {
-			c := &changes[i]
-			b := tx.Bucket([]byte(c.Table))
-			if b == nil {
-				db.warnUnpersisted(c.Table)
-				continue
-			}
-			if err := apply(b, c); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	ops, err := batchOps(changes, db.warnUnpersisted)
 	if err != nil {
+		return fmt.Errorf("durable: commit: %w", err)
+	}
+	if len(ops) == 0 {
+		return nil // nothing persisted changed
+	}
+	if err := db.appendLog(ops); err != nil {
 		return fmt.Errorf("durable: commit: %w", err)
 	}
 	return nil
@@ -224,26 +264,4 @@ func (db *DB) warnUnpersisted(table string) {
 		db.unpersisted[table] = true
 		db.log.Warn("store table is not persisted; its writes are lost on restart", "table", table)
 	}
-}
-
-func apply(b *bolt.Bucket, c *memdb.Change) error {
-	obj := c.After
-	if obj == nil {
-		obj = c.Before
-	}
-	if obj == nil {
-		return nil // inserted and deleted within the batch
-	}
-	key, err := record.Key(c.Table, obj)
-	if err != nil {
-		return err
-	}
-	if c.Deleted() {
-		return b.Delete(key)
-	}
-	val, err := record.Encode(c.Table, c.After)
-	if err != nil {
-		return err
-	}
-	return b.Put(key, val)
 }

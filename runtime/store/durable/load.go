@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -42,8 +43,10 @@ func (s *Stats) count(table string) *int {
 		return &s.Users
 	case store.TableGroups:
 		return &s.Groups
-	case store.TableMemberships:
+	case record.Memberships:
 		return &s.Memberships
+	case store.TableMembers:
+		return new(int) // one per group with members; Memberships says more
 	}
 	return &s.Meta
 }
@@ -55,6 +58,11 @@ func (s *Stats) count(table string) *int {
 // empty, so the daemon stops instead of serving partial state.
 func (db *DB) LoadInto(st *store.Store) (Stats, error) {
 	start := time.Now()
+	// Batches committed since Open are in the log; at start-up, with the
+	// log replayed by Open, there are none and this costs nothing.
+	if err := db.flush(); err != nil {
+		return Stats{}, err
+	}
 	var stats Stats
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		stats.FileBytes = tx.Size()
@@ -79,6 +87,7 @@ func fill(tx *bolt.Tx, t *store.Txn, stats *Stats) (err error) {
 		}
 	}()
 	defer setPanicOnFault()()
+	var headers, memberships []any
 	for _, table := range record.Tables {
 		b := tx.Bucket([]byte(table))
 		if b == nil {
@@ -88,23 +97,98 @@ func fill(tx *bolt.Tx, t *store.Txn, stats *Stats) (err error) {
 		if err != nil {
 			return err
 		}
-		if table == store.TableUsers {
-			// Radix trees fill far cheaper in key order: the file gives
-			// users in id order, which leaves the userName and (usually
-			// equal) workEmail indexes random. Sorting by userName costs
-			// less than it saves.
-			slices.SortFunc(objs, func(a, b any) int {
-				return strings.Compare(a.(*store.User).UserName, b.(*store.User).UserName)
-			})
+		*stats.count(table) = len(objs)
+		switch table {
+		case store.TableMembers:
+			headers = objs
+			continue
+		case record.Memberships:
+			memberships = objs
+			continue
+		case store.TableUsers, store.TableGroups:
+			if err := insertByName(t, table, objs); err != nil {
+				return err
+			}
+			continue
 		}
 		for _, obj := range objs {
 			if err := insert(t, table, obj); err != nil {
 				return err
 			}
 		}
-		*stats.count(table) = len(objs)
 	}
-	return checkReferences(t)
+	return fillMembers(t, headers, memberships)
+}
+
+// fillMembers builds the members rows from their header records and the
+// membership records, and derives the reverse index. Every membership must
+// name an existing group and an existing user or group as member, which
+// the SCIM server maintains.
+func fillMembers(t *store.Txn, headers, memberships []any) error {
+	rows := make(map[string]*store.Members, len(headers))
+	for _, obj := range headers {
+		h := obj.(*store.Members)
+		g, err := t.GroupByID(h.GroupID)
+		if err != nil {
+			return fmt.Errorf("durable: load members: %w", err)
+		}
+		if g == nil {
+			return fmt.Errorf("%w: members of %q: no such group", ErrCorrupt, h.GroupID)
+		}
+		rows[g.ID] = &store.Members{GroupID: g.ID, Version: h.Version, Modified: h.Modified}
+	}
+	for _, obj := range memberships {
+		m := obj.(*store.Membership)
+		g, err := t.GroupByID(m.GroupID)
+		if err != nil {
+			return fmt.Errorf("durable: load memberships: %w", err)
+		}
+		if g == nil {
+			return fmt.Errorf("%w: membership of %q in group %q: no such group", ErrCorrupt, m.MemberID, m.GroupID)
+		}
+		member, err := memberID(t, m.MemberID)
+		if err != nil {
+			return err
+		}
+		if member == "" {
+			return fmt.Errorf("%w: membership of %q in group %q: no such user or group", ErrCorrupt, m.MemberID, m.GroupID)
+		}
+		row := rows[g.ID]
+		if row == nil {
+			// A file written before members rows had headers.
+			row = &store.Members{GroupID: g.ID}
+			rows[g.ID] = row
+		}
+		row.IDs = append(row.IDs, member)
+	}
+	for _, id := range slices.Sorted(maps.Keys(rows)) {
+		row := rows[id]
+		row.IDs = sortedIDs(row.IDs)
+		if err := t.Insert(store.TableMembers, row); err != nil {
+			return fmt.Errorf("%w: members of %s: %w", ErrCorrupt, id, err)
+		}
+	}
+	return t.RebuildMemberOf()
+}
+
+// memberID returns the stored id of the user or group id ("" when neither
+// exists), so every members row shares the id strings of the rows.
+func memberID(t *store.Txn, id string) (string, error) {
+	u, err := t.UserByID(id)
+	if err != nil {
+		return "", fmt.Errorf("durable: load memberships: %w", err)
+	}
+	if u != nil {
+		return u.ID, nil
+	}
+	g, err := t.GroupByID(id)
+	if err != nil {
+		return "", fmt.Errorf("durable: load memberships: %w", err)
+	}
+	if g != nil {
+		return g.ID, nil
+	}
+	return "", nil
 }
 
 // decodeBucket decodes every record of table's bucket, checking each is
@@ -131,64 +215,51 @@ func decodeBucket(b *bolt.Bucket, table string) ([]any, error) {
 
 // insert inserts one decoded object into t.
 func insert(t *store.Txn, table string, obj any) error {
-	// memdb does not enforce unique secondary indexes (an insert silently
-	// takes the entry over), so a clash would hide a user from lookups.
-	if err := checkUnique(t, obj); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrCorrupt, table, err)
-	}
 	if err := t.Insert(table, obj); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrCorrupt, table, err)
 	}
 	return nil
 }
 
-func checkUnique(t *store.Txn, obj any) error {
-	switch o := obj.(type) {
-	case *store.User:
-		other, err := t.UserByName(o.UserName)
-		if err == nil && other != nil {
-			err = fmt.Errorf("userName %q is also taken by user %q", o.UserName, other.ID)
+// insertByName inserts users or groups in the order of their unique name
+// (userName, displayName), lower-cased as their index keys are. Radix trees
+// fill far cheaper in key order than in the file's id order, and in that
+// order a name taken twice sits next to itself: memdb does not enforce
+// unique secondary indexes (an insert silently takes the entry over, hiding
+// the other row from lookups), so the check is made here, without a lookup
+// per row.
+func insertByName(t *store.Txn, table string, objs []any) error {
+	type named struct {
+		key string
+		obj any
+	}
+	rows := make([]named, len(objs))
+	for i, obj := range objs {
+		switch o := obj.(type) {
+		case *store.User:
+			rows[i] = named{strings.ToLower(o.UserName), o}
+		case *store.Group:
+			rows[i] = named{strings.ToLower(o.DisplayName), o}
+		default:
+			return fmt.Errorf("%w: %s: unexpected %T", ErrCorrupt, table, obj)
 		}
-		return err
-	case *store.Group:
-		other, err := t.GroupByName(o.DisplayName)
-		if err == nil && other != nil {
-			err = fmt.Errorf("displayName %q is also taken by group %q", o.DisplayName, other.ID)
+	}
+	slices.SortFunc(rows, func(a, b named) int { return strings.Compare(a.key, b.key) })
+	for i, r := range rows {
+		if i > 0 && rows[i-1].key == r.key {
+			return fmt.Errorf("%w: %s: %s", ErrCorrupt, table, nameClash(rows[i-1].obj, r.obj))
 		}
-		return err
+		if err := insert(t, table, r.obj); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// checkReferences verifies that every membership names an existing group
-// and an existing user or group as member, which the SCIM server maintains.
-func checkReferences(t *store.Txn) error {
-	it, err := t.Get(store.TableMemberships, store.IndexID)
-	if err != nil {
-		return fmt.Errorf("durable: check memberships: %w", err)
+func nameClash(a, b any) string {
+	if u, ok := b.(*store.User); ok {
+		return fmt.Sprintf("userName %q is also taken by user %q", u.UserName, a.(*store.User).ID)
 	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		m := raw.(*store.Membership)
-		g, err := t.GroupByID(m.GroupID)
-		if err != nil {
-			return fmt.Errorf("durable: check memberships: %w", err)
-		}
-		if g == nil {
-			return fmt.Errorf("%w: membership of %q in group %q: no such group", ErrCorrupt, m.MemberID, m.GroupID)
-		}
-		u, err := t.UserByID(m.MemberID)
-		if err != nil {
-			return fmt.Errorf("durable: check memberships: %w", err)
-		}
-		if u != nil {
-			continue
-		}
-		if g, err = t.GroupByID(m.MemberID); err != nil {
-			return fmt.Errorf("durable: check memberships: %w", err)
-		}
-		if g == nil {
-			return fmt.Errorf("%w: membership of %q in group %q: no such user or group", ErrCorrupt, m.MemberID, m.GroupID)
-		}
-	}
-	return nil
+	g := b.(*store.Group)
+	return fmt.Sprintf("displayName %q is also taken by group %q", g.DisplayName, a.(*store.Group).ID)
 }

@@ -38,6 +38,12 @@ var (
 	ErrUnknownKind = errors.New("record: unknown resource kind")
 )
 
+// Memberships is the table of *store.Membership records: one per direct
+// membership, so a change of a few members writes a few small records. The
+// store keeps a group's members in one row (store.TableMembers, whose record
+// carries only the membership version) and derives store.TableMemberOf.
+const Memberships = "memberships"
+
 // Tables lists the tables that are persisted, in the order a load inserts
 // them: what others refer to comes first.
 var Tables = []string{
@@ -45,7 +51,8 @@ var Tables = []string{
 	store.TableResources,
 	store.TableGroups,
 	store.TableUsers,
-	store.TableMemberships,
+	store.TableMembers,
+	Memberships,
 }
 
 // specTypes maps a resource kind to the pointer type its Spec holds.
@@ -68,6 +75,8 @@ func Key(table string, obj any) ([]byte, error) {
 		return []byte(o.ID), nil
 	case *store.Meta:
 		return []byte(o.Key), nil
+	case *store.Members:
+		return []byte(o.GroupID), nil
 	case *store.Membership:
 		return pairKey(o.GroupID, o.MemberID), nil
 	case *store.Resource:
@@ -110,8 +119,14 @@ func Encode(table string, obj any) ([]byte, error) {
 		w = putTime(w, o.Created)
 		w = putTime(w, o.Modified)
 		w = binary.AppendUvarint(w, o.Version)
+	case *store.Members:
+		// The member ids are Membership records of their own.
+		err = expectTable(table, store.TableMembers)
+		w = putString(w, o.GroupID)
+		w = binary.AppendUvarint(w, o.Version)
+		w = putTime(w, o.Modified)
 	case *store.Membership:
-		err = expectTable(table, store.TableMemberships)
+		err = expectTable(table, Memberships)
 		w = putString(w, o.GroupID)
 		w = putString(w, o.MemberID)
 	case *store.Meta:
@@ -216,7 +231,9 @@ func decodeV1(table string, body []byte) (any, error) {
 			Modified:    r.time(),
 			Version:     r.uvarint(),
 		}
-	case store.TableMemberships:
+	case store.TableMembers:
+		obj = &store.Members{GroupID: r.string(), Version: r.uvarint(), Modified: r.time()}
+	case Memberships:
 		obj = &store.Membership{GroupID: r.string(), MemberID: r.string()}
 	case store.TableMeta:
 		obj = &store.Meta{Key: r.string(), Value: r.string()}

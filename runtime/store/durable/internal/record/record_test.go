@@ -49,7 +49,8 @@ func fixtures() []struct {
 		{"group", store.TableGroups, &store.Group{
 			ID: "g1", DisplayName: "Security Leads", ExternalID: "f00d", Created: created, Modified: modified, Version: 2,
 		}},
-		{"membership", store.TableMemberships, &store.Membership{GroupID: "g1", MemberID: "2819c223-7f76-453a-919d-413861904646"}},
+		{"members", store.TableMembers, &store.Members{GroupID: "g1", Version: 3, Modified: modified}},
+		{"membership", Memberships, &store.Membership{GroupID: "g1", MemberID: "2819c223-7f76-453a-919d-413861904646"}},
 		{"meta", store.TableMeta, &store.Meta{Key: store.MetaAppliedRevision, Value: "sha256:abc"}},
 		{"scim", store.TableResources, &store.Resource{
 			Kind: spec.KindScimProvisioning, Name: "entra", Revision: "r1", ModifiedBy: "reconcile", Modified: modified,

@@ -1,0 +1,137 @@
+package access
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// groupSource is what one group gives its members: grantsOf the group,
+// rendered as effective access lists it.
+type groupSource struct {
+	// rank is the group's position by displayName among the sources, so
+	// that ordering a user's groups compares ints rather than names.
+	rank     int
+	roles    []RoleGrant
+	versions []VersionGrant
+}
+
+// groupSources is the groupSource of every group that assignments apply to,
+// by group id. Without it a user in hundreds of groups costs a query
+// hundreds of group lookups and grantsOf calls, and reading grants scattered
+// over the heap; the rendered grants of all sources are instead laid out in
+// rank order in two arrays.
+type groupSources map[string]*groupSource
+
+// newGroupSources applies grantsOf to the groups that can have grants: those
+// bindings name, and those named by an assignment whose binding does not
+// apply. Looking these up, rather than scanning the groups, keeps the cost in
+// proportion to the assignments.
+func newGroupSources(txn *store.Txn, c *catalog) (groupSources, error) {
+	type found struct {
+		id, displayName string
+		grants          []*grant
+	}
+	groups := make([]found, 0, len(c.byBoundGroup))
+	byID := make(map[string]bool, len(c.byBoundGroup))
+	var buf []byte
+	add := func(grp *store.Group) error {
+		gs, err := c.grantsOf(txn, grp, &buf)
+		if err != nil {
+			return fmt.Errorf("look up grants of %s: %w", grp.DisplayName, err)
+		}
+		if len(gs) > 0 {
+			groups = append(groups, found{grp.ID, grp.DisplayName, gs})
+			byID[grp.ID] = true
+		}
+		return nil
+	}
+	for id := range c.byBoundGroup {
+		grp, err := txn.GroupByID(id)
+		if err != nil {
+			return nil, fmt.Errorf("look up group: %w", err)
+		}
+		if grp != nil {
+			// Its bound grants make it a source.
+			if err := add(grp); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for key, gs := range c.byGroupName {
+		for _, g := range gs {
+			// A binding applies while its group exists, and that group is
+			// a source by now.
+			if id := c.boundTo[g.idx]; id != "" && byID[id] {
+				continue
+			}
+			grp, err := txn.GroupByName(key)
+			if err != nil {
+				return nil, fmt.Errorf("look up group: %w", err)
+			}
+			if grp != nil && !byID[grp.ID] {
+				if err := add(grp); err != nil {
+					return nil, err
+				}
+			}
+			break
+		}
+	}
+	slices.SortFunc(groups, func(a, b found) int { return strings.Compare(a.displayName, b.displayName) })
+	nr, nv := 0, 0
+	for _, f := range groups {
+		for _, g := range f.grants {
+			nr += len(g.roles)
+			nv += len(g.versions)
+		}
+	}
+	srcs := make([]groupSource, len(groups))
+	roles := make([]RoleGrant, 0, nr)
+	versions := make([]VersionGrant, 0, nv)
+	out := make(groupSources, len(groups))
+	for i, f := range groups {
+		r, v := len(roles), len(versions)
+		roles, versions = render(roles, versions, f.grants, f.displayName)
+		srcs[i] = groupSource{rank: i, roles: roles[r:len(roles):len(roles)], versions: versions[v:len(versions):len(versions)]}
+		out[f.id] = &srcs[i]
+	}
+	return out, nil
+}
+
+// render appends what grants give through group ("" for assignments naming
+// the user) in effective access's order.
+func render(roles []RoleGrant, versions []VersionGrant, grants []*grant, group string) ([]RoleGrant, []VersionGrant) {
+	for _, g := range grants {
+		for _, role := range g.roles {
+			roles = append(roles, RoleGrant{Role: role, Assignment: g.name, Group: group})
+		}
+		for _, v := range g.versions {
+			versions = append(versions, VersionGrant{Application: v.app, Version: v.version, Assignment: g.name, Group: group, Via: v.via})
+		}
+	}
+	return roles, versions
+}
+
+type groupsKey struct {
+	cat    *catalog
+	groups <-chan struct{}
+}
+
+// sourceSets is package state for the reasons given for the catalog memos.
+var sourceSets memo[groupsKey, groupSources]
+
+// groupSourcesOf returns the group sources of a frozen snapshot (see
+// snapshot) and its catalog, rebuilt after any change to the groups table.
+func groupSourcesOf(txn *store.Txn, c *catalog) (groupSources, error) {
+	ch, err := watch(txn, store.TableGroups, store.IndexID)
+	if err != nil {
+		return nil, err
+	}
+	build := func() (groupSources, error) { return newGroupSources(txn, c) }
+	if ch == nil {
+		return build()
+	}
+	return sourceSets.get(groupsKey{cat: c, groups: ch}, build)
+}

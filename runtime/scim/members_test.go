@@ -1,0 +1,73 @@
+package scim
+
+import (
+	"context"
+	"testing"
+
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// TestMemberPrecheckIsRedoneAfterAChange checks that a member PATCH
+// validated on a snapshot is validated again when a user or group was
+// written before the PATCH's write ran: a member deleted in between must
+// not become a membership.
+func TestMemberPrecheckIsRedoneAfterAChange(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*store.Txn) error
+		holds  bool
+	}{
+		{"nothing written", func(*store.Txn) error { return nil }, true},
+		{"member deleted", func(tx *store.Txn) error { _, err := tx.DeleteAll(store.TableUsers, store.IndexID, "u1"); return err }, false},
+		{"another user created", func(tx *store.Txn) error { return tx.Insert(store.TableUsers, &store.User{ID: "u2", UserName: "b"}) }, false},
+		{"a group created", func(tx *store.Txn) error {
+			return tx.Insert(store.TableGroups, &store.Group{ID: "g2", DisplayName: "Other"})
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := store.New(store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			ctx := context.Background()
+			if err := st.Update(ctx, func(tx *store.Txn) error {
+				if err := tx.Insert(store.TableUsers, &store.User{ID: "u1", UserName: "a"}); err != nil {
+					return err
+				}
+				return tx.Insert(store.TableGroups, &store.Group{ID: "g", DisplayName: "Leads"})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			d := &memberDelta{ids: []string{"u1"}, add: map[string]bool{"u1": true}}
+			d.precheck(st.Read(), "g")
+			if d.checked.users == nil {
+				t.Fatal("precheck of an existing member did not pass")
+			}
+			if err := st.Update(ctx, tt.change); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Update(ctx, func(tx *store.Txn) error {
+				if got := d.checked.holds(tx); got != tt.holds {
+					t.Errorf("holds = %v, want %v", got, tt.holds)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("unknown member", func(t *testing.T) {
+		st, err := store.New(store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		d := &memberDelta{ids: []string{"nobody"}, add: map[string]bool{"nobody": true}}
+		d.precheck(st.Read(), "g")
+		if d.checked.users != nil {
+			t.Fatal("precheck passed an unknown member")
+		}
+	})
+}

@@ -1,0 +1,308 @@
+package durable
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The write-ahead log's files and frames; the package documentation
+// describes the format. Integers are big endian.
+const (
+	logMagic = "idrecon-wal\n"
+	// segmentHeaderLen is the magic, the format version, the segment's
+	// number and a CRC-32C of those.
+	segmentHeaderLen = len(logMagic) + 4 + 8 + 4
+	// frameHeaderLen is the payload length, a CRC-32C of the payload and a
+	// CRC-32C of those eight bytes. The header's own checksum lets replay
+	// tell a torn write at the end of the log from damage in its middle by
+	// looking for an intact frame after the bad one, cheaply and without
+	// trusting a damaged length.
+	frameHeaderLen = 12
+	// maxFrameLen bounds one batch's payload, far above any real batch.
+	maxFrameLen = 1 << 30
+)
+
+// segmentName is the file of log segment seq of the state file at path.
+// Fixed-width hex keeps a directory listing in segment order.
+func segmentName(path string, seq uint64) string {
+	return fmt.Sprintf("%s.wal.%016x", path, seq)
+}
+
+// listSegments returns the numbers of the state file's log segments, in
+// order.
+func listSegments(path string) ([]uint64, error) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("list log segments: %w", err)
+	}
+	prefix := filepath.Base(path) + ".wal."
+	var seqs []uint64
+	for _, e := range entries {
+		hex, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || len(hex) != 16 {
+			continue
+		}
+		if seq, err := strconv.ParseUint(hex, 16, 64); err == nil {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// removeLog removes every log segment of the state file at path.
+func removeLog(path string) error {
+	seqs, err := listSegments(path)
+	if err != nil {
+		return err
+	}
+	for _, seq := range seqs {
+		if err := os.Remove(segmentName(path, seq)); err != nil {
+			return fmt.Errorf("remove log segment: %w", err)
+		}
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func segmentHeader(seq uint64) []byte {
+	b := binary.BigEndian.AppendUint32([]byte(logMagic), FormatVersion)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// appendFrame appends to b the frame that holds ops: each op is its table,
+// its key and its value, each length-prefixed (uvarint); the value's length
+// is stored plus one, so that 0 marks a delete.
+func appendFrame(b []byte, ops []op) ([]byte, error) {
+	start := len(b)
+	b = append(b, make([]byte, frameHeaderLen)...)
+	for _, o := range ops {
+		b = binary.AppendUvarint(b, uint64(len(o.table)))
+		b = append(b, o.table...)
+		b = binary.AppendUvarint(b, uint64(len(o.key)))
+		b = append(b, o.key...)
+		if o.val == nil {
+			b = append(b, 0)
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(len(o.val))+1)
+		b = append(b, o.val...)
+	}
+	n := len(b) - start - frameHeaderLen
+	if n > maxFrameLen {
+		return b[:start], fmt.Errorf("batch of %d bytes is over the log's limit of %d", n, maxFrameLen)
+	}
+	h := b[start:]
+	binary.BigEndian.PutUint32(h[0:], uint32(n))
+	binary.BigEndian.PutUint32(h[4:], crc32.Checksum(h[frameHeaderLen:], castagnoli))
+	binary.BigEndian.PutUint32(h[8:], crc32.Checksum(h[:8], castagnoli))
+	return b, nil
+}
+
+// frameAt returns the payload of the frame at the start of b and the
+// frame's length, or ok false if there is no intact frame.
+func frameAt(b []byte) (payload []byte, n int, ok bool) {
+	if len(b) < frameHeaderLen || crc32.Checksum(b[:8], castagnoli) != binary.BigEndian.Uint32(b[8:]) {
+		return nil, 0, false
+	}
+	size := binary.BigEndian.Uint32(b)
+	if size == 0 || uint64(size) > uint64(len(b)-frameHeaderLen) {
+		return nil, 0, false
+	}
+	payload = b[frameHeaderLen : frameHeaderLen+int(size)]
+	if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(b[4:]) {
+		return nil, 0, false
+	}
+	return payload, frameHeaderLen + int(size), true
+}
+
+// hasFrame reports whether an intact frame starts anywhere in b.
+func hasFrame(b []byte) bool {
+	for i := range b {
+		if _, _, ok := frameAt(b[i:]); ok {
+			return true
+		}
+	}
+	return false
+}
+
+var errMalformedOps = errors.New("malformed ops")
+
+// decodeOps appends the ops of a frame's payload to ops. They share p's
+// memory.
+func decodeOps(ops []op, p []byte) ([]op, error) {
+	for len(p) > 0 {
+		var table []byte
+		var o op
+		var ok bool
+		if table, p, ok = chunk(p, 0); !ok {
+			return nil, errMalformedOps
+		}
+		if o.key, p, ok = chunk(p, 0); !ok {
+			return nil, errMalformedOps
+		}
+		if len(p) > 0 && p[0] == 0 {
+			p = p[1:] // a delete
+		} else if o.val, p, ok = chunk(p, 1); !ok {
+			return nil, errMalformedOps
+		}
+		if n := len(ops); n > 0 && ops[n-1].table == string(table) {
+			o.table = ops[n-1].table // most ops are in a run of one table
+		} else {
+			o.table = string(table)
+		}
+		ops = append(ops, o)
+	}
+	return ops, nil
+}
+
+// chunk splits a length-prefixed byte string off p; the stored length is
+// the string's plus bias.
+func chunk(p []byte, bias uint64) (b, rest []byte, ok bool) {
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n < bias || n-bias > uint64(len(p)-k) {
+		return nil, nil, false
+	}
+	end := k + int(n-bias)
+	return p[k:end:end], p[end:], true
+}
+
+// parsedSegment is what a log segment holds.
+type parsedSegment struct {
+	ops    []op
+	frames int
+	// torn counts the bytes dropped at the end of the last segment.
+	torn int
+}
+
+// parseSegment returns the ops of log segment seq, file name, whose bytes
+// are data, written for a state file of format version format. Damage is
+// ErrCorrupt, with one exception: in the last segment, damage with no intact
+// frame after it is the batch being written when the process died, never
+// acknowledged, and is dropped. Frames are written one at a time, each
+// synced before the next is started, so nothing else can follow a torn one.
+func parseSegment(name string, data []byte, seq uint64, format int, last bool) (parsedSegment, error) {
+	var p parsedSegment
+	if !intactHeader(data) {
+		if last && !hasFrame(data) {
+			p.torn = len(data) // the process died creating the segment
+			return p, nil
+		}
+		return p, fmt.Errorf("%w: %s: damaged header", ErrCorrupt, name)
+	}
+	h := data[len(logMagic):]
+	if got := binary.BigEndian.Uint64(h[4:]); got != seq {
+		return p, fmt.Errorf("%w: %s: header says segment %d", ErrCorrupt, name, got)
+	}
+	if got := int(binary.BigEndian.Uint32(h)); got != format {
+		if got > FormatVersion {
+			return p, fmt.Errorf("%w (%s has format %d, this idrecon reads up to %d)", ErrNewerFormat, name, got, FormatVersion)
+		}
+		return p, fmt.Errorf("%w: %s has format %d, the state file %d", ErrCorrupt, name, got, format)
+	}
+	for off := segmentHeaderLen; off < len(data); {
+		payload, n, ok := frameAt(data[off:])
+		if !ok {
+			if last && !hasFrame(data[off+1:]) {
+				p.torn = len(data) - off
+				return p, nil
+			}
+			return p, fmt.Errorf("%w: %s: damaged frame at offset %d", ErrCorrupt, name, off)
+		}
+		var err error
+		if p.ops, err = decodeOps(p.ops, payload); err != nil {
+			return p, fmt.Errorf("%w: %s: frame at offset %d: %w", ErrCorrupt, name, off, err)
+		}
+		p.frames++
+		off += n
+	}
+	return p, nil
+}
+
+func intactHeader(data []byte) bool {
+	return len(data) >= segmentHeaderLen && string(data[:len(logMagic)]) == logMagic &&
+		crc32.Checksum(data[:segmentHeaderLen-4], castagnoli) == binary.BigEndian.Uint32(data[segmentHeaderLen-4:])
+}
+
+// segment is the log segment Commit appends to.
+type segment struct {
+	f   *os.File
+	seq uint64
+	// size counts the bytes written and synced: the header and whole frames.
+	size int64
+	// broken is set when a failed append could not be undone: the file may
+	// end in part of a batch that was reported failed, so nothing more may
+	// be appended, and only size bytes of it are ever applied.
+	broken bool
+}
+
+// createSegment creates log segment seq and makes it durable: its header
+// and its name, so the frames synced into it later survive a crash.
+func createSegment(path string, seq uint64) (*segment, error) {
+	name := segmentName(path, seq)
+	// O_TRUNC: a file a failed attempt left behind holds nothing.
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create log segment: %w", err)
+	}
+	hdr := segmentHeader(seq)
+	_, err = f.Write(hdr)
+	if err == nil {
+		err = fdatasync(f)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(name)
+		return nil, fmt.Errorf("create log segment: %w", err)
+	}
+	return &segment{f: f, seq: seq, size: int64(len(hdr))}, nil
+}
+
+// append writes frame at the end of the segment and syncs it. When that
+// fails, the frame may be on disk in part or whole; append cuts the file
+// back, so that a batch reported failed cannot reappear at the next start.
+func (s *segment) append(frame []byte) error {
+	_, err := s.f.WriteAt(frame, s.size)
+	if err == nil {
+		err = fdatasync(s.f)
+	}
+	if err != nil {
+		terr := s.f.Truncate(s.size)
+		if terr == nil {
+			terr = fdatasync(s.f)
+		}
+		if terr != nil {
+			s.broken = true
+			err = errors.Join(err, fmt.Errorf("undo: %w", terr))
+		}
+		return fmt.Errorf("append to log segment %d: %w", s.seq, err)
+	}
+	s.size += int64(len(frame))
+	return nil
+}
+
+// syncDir makes the creation, removal or renaming of files in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	return nil
+}

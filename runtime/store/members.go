@@ -1,0 +1,276 @@
+package store
+
+import (
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"time"
+
+	"github.com/benbjohnson/immutable"
+)
+
+// MembersOf returns group groupID's members row, or nil when it has none.
+func (t *Txn) MembersOf(groupID string) (*Members, error) {
+	raw, err := t.First(TableMembers, IndexID, groupID)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*Members), nil
+}
+
+// MemberIDsOf returns the ids of the direct members of group groupID,
+// sorted. The slice is shared with the store and must not be modified.
+func (t *Txn) MemberIDsOf(groupID string) ([]string, error) {
+	m, err := t.MembersOf(groupID)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	return m.IDs, nil
+}
+
+// GroupIDsOf returns the ids of the groups memberID is a direct member of,
+// sorted. The slice is shared with the store and must not be modified.
+func (t *Txn) GroupIDsOf(memberID string) ([]string, error) {
+	idx, err := t.reverse()
+	if err != nil {
+		return nil, err
+	}
+	groups, _ := idx.groups.Get(memberID)
+	return groups, nil
+}
+
+// IsMember reports whether memberID is a direct member of groupID.
+func (t *Txn) IsMember(groupID, memberID string) (bool, error) {
+	ids, err := t.MemberIDsOf(groupID)
+	if err != nil {
+		return false, err
+	}
+	_, found := slices.BinarySearch(ids, memberID)
+	return found, nil
+}
+
+// ChangeMembers adds add to and removes remove from group groupID's direct
+// members, keeping the reverse index (GroupIDsOf) in step, and stamps the change with now. Ids
+// already in (add) or not in (remove) the group are ignored; an id in both
+// lists is added. It does not check that the ids exist: callers validate
+// before they mutate.
+func (t *Txn) ChangeMembers(groupID string, add, remove []string, now time.Time) error {
+	cur, err := t.MembersOf(groupID)
+	if err != nil {
+		return fmt.Errorf("look up members of %s: %w", groupID, err)
+	}
+	var old []string
+	if cur != nil {
+		old = cur.IDs
+	}
+	wanted := slices.Compact(slices.Sorted(slices.Values(add)))
+	remove = subtract(missing(old, remove, false), wanted)
+	add = missing(old, wanted, true)
+	if len(add) == 0 && len(remove) == 0 {
+		return nil
+	}
+	next := merge(old, add, remove)
+	if len(next) == 0 {
+		next = nil
+	}
+	version := uint64(1)
+	if cur != nil {
+		version = cur.Version + 1
+	}
+	// A group without members keeps its row: the row carries the version.
+	if err := t.Insert(TableMembers, &Members{GroupID: groupID, IDs: next, Version: version, Modified: now}); err != nil {
+		return fmt.Errorf("insert members of %s: %w", groupID, err)
+	}
+	for _, id := range add {
+		if err := t.changeMemberOf(id, groupID, true); err != nil {
+			return err
+		}
+	}
+	for _, id := range remove {
+		if err := t.changeMemberOf(id, groupID, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteMemberships removes every membership id takes part in: as a member
+// of groups and, when id is a group, as the group (its members row goes).
+func (t *Txn) DeleteMemberships(id string, now time.Time) error {
+	groups, err := t.GroupIDsOf(id)
+	if err != nil {
+		return err
+	}
+	for _, g := range slices.Clone(groups) {
+		if err := t.ChangeMembers(g, nil, []string{id}, now); err != nil {
+			return err
+		}
+	}
+	m, err := t.MembersOf(id)
+	if err != nil || m == nil {
+		return err
+	}
+	for _, member := range m.IDs {
+		if err := t.changeMemberOf(member, id, false); err != nil {
+			return err
+		}
+	}
+	if err := t.Delete(TableMembers, m); err != nil {
+		return fmt.Errorf("delete members of %s: %w", id, err)
+	}
+	return nil
+}
+
+// memberOfIndex is the only row of TableMemberOf: member id → the sorted
+// ids of the groups it is a direct member of. A persistent hash map in one
+// row, rather than a row per member, because Entra changes memberships a
+// hundred at a time: a row per member cost a radix-tree insert (a copied
+// path of nodes, each with its own watch channel) per membership, which
+// dominated the store's single writer. The map shares structure between
+// versions, so a write copies a few small nodes per member and readers keep
+// their snapshot's version.
+type memberOfIndex struct {
+	Key    string
+	groups *immutable.Map[string, []string]
+}
+
+const memberOfKey = "all"
+
+// memberOfHasher hashes member ids with a per-process seed: the map's
+// default string hash is easy to collide on purpose.
+type memberOfHasher struct{}
+
+var memberOfSeed = maphash.MakeSeed()
+
+func (memberOfHasher) Hash(key string) uint32 { return uint32(maphash.String(memberOfSeed, key)) }
+
+func (memberOfHasher) Equal(a, b string) bool { return a == b }
+
+// reverse returns the transaction's reverse membership index: the pending
+// one of a write that changed it, or the stored one.
+func (t *Txn) reverse() (*memberOfIndex, error) {
+	if t.memberOf != nil {
+		return t.memberOf, nil
+	}
+	raw, err := t.First(TableMemberOf, IndexID, memberOfKey)
+	if err != nil {
+		return nil, fmt.Errorf("look up memberships: %w", err)
+	}
+	if raw == nil {
+		return &memberOfIndex{Key: memberOfKey, groups: immutable.NewMap[string, []string](memberOfHasher{})}, nil
+	}
+	return raw.(*memberOfIndex), nil
+}
+
+// changeMemberOf adds groupID to (or removes it from) member's groups in
+// the pending reverse index.
+func (t *Txn) changeMemberOf(member, groupID string, add bool) error {
+	idx, err := t.reverse()
+	if err != nil {
+		return err
+	}
+	groups, _ := idx.groups.Get(member)
+	i, found := slices.BinarySearch(groups, groupID)
+	switch {
+	case add && !found:
+		groups = slices.Insert(slices.Clip(groups), i, groupID)
+	case !add && found:
+		groups = slices.Delete(slices.Clone(groups), i, i+1)
+	default:
+		return nil
+	}
+	// A write that fails after this must poison its batch like any other.
+	t.writes++
+	next := &memberOfIndex{Key: memberOfKey}
+	if len(groups) == 0 {
+		next.groups = idx.groups.Delete(member)
+	} else {
+		next.groups = idx.groups.Set(member, groups)
+	}
+	t.memberOf = next
+	return nil
+}
+
+// flush stores a pending reverse index. The committer calls it once per
+// batch, before the batch's changes are taken.
+func (t *Txn) flush() error {
+	if t.memberOf == nil {
+		return nil
+	}
+	if err := t.Insert(TableMemberOf, t.memberOf); err != nil {
+		return fmt.Errorf("store memberships: %w", err)
+	}
+	t.memberOf = nil
+	return nil
+}
+
+// RebuildMemberOf derives the reverse membership index from the members
+// rows, for a store filled with Load.
+func (t *Txn) RebuildMemberOf() error {
+	it, err := t.Get(TableMembers, IndexID)
+	if err != nil {
+		return fmt.Errorf("rebuild memberships: %w", err)
+	}
+	groupsOf := make(map[string][]string)
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		m := raw.(*Members)
+		for _, id := range m.IDs {
+			groupsOf[id] = append(groupsOf[id], m.GroupID)
+		}
+	}
+	b := immutable.NewMapBuilder[string, []string](memberOfHasher{})
+	for id, groups := range groupsOf {
+		// Members rows come in group id order, so each list is sorted.
+		b.Set(id, slices.Clip(groups))
+	}
+	t.memberOf = &memberOfIndex{Key: memberOfKey, groups: b.Map()}
+	return nil
+}
+
+// missing returns the sorted, distinct ids of list that are absent from
+// sorted set (absent false: present in it).
+func missing(set, list []string, absent bool) []string {
+	var out []string
+	for _, id := range list {
+		if _, found := slices.BinarySearch(set, id); found != absent {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// subtract returns sorted a without the elements of sorted b.
+func subtract(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	out := a[:0:0]
+	for _, id := range a {
+		if _, found := slices.BinarySearch(b, id); !found {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// merge returns sorted old plus sorted add minus sorted remove as a new
+// slice; add is disjoint from old and remove is a subset of it.
+func merge(old, add, remove []string) []string {
+	out := make([]string, 0, len(old)+len(add)-len(remove))
+	i, j, k := 0, 0, 0
+	for i < len(old) || j < len(add) {
+		if j == len(add) || (i < len(old) && old[i] < add[j]) {
+			if k < len(remove) && remove[k] == old[i] {
+				k++
+			} else {
+				out = append(out, old[i])
+			}
+			i++
+			continue
+		}
+		out = append(out, add[j])
+		j++
+	}
+	return out
+}

@@ -1,0 +1,151 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+)
+
+// TestMembersAgainstModel runs random membership changes, several per write
+// and some in writes that fail after mutating, and checks both directions
+// of the index against a plain model after every write.
+func TestMembersAgainstModel(t *testing.T) {
+	ids := []string{"a", "b", "c", "d", "e", "g1", "g2", "g3"}
+	groups := []string{"g1", "g2", "g3"}
+	rapid.Check(t, func(rt *rapid.T) {
+		st, err := New(Options{})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer st.Close()
+		model := map[string]map[string]bool{} // group → members
+		errFail := errors.New("fail after mutating")
+		for range rapid.IntRange(1, 30).Draw(rt, "writes") {
+			type step struct {
+				group       string
+				add, remove []string
+				deleteID    string
+			}
+			var steps []step
+			for range rapid.IntRange(1, 4).Draw(rt, "steps") {
+				if rapid.IntRange(0, 5).Draw(rt, "kind") == 0 {
+					steps = append(steps, step{deleteID: rapid.SampledFrom(ids).Draw(rt, "delete")})
+					continue
+				}
+				g := rapid.SampledFrom(groups).Draw(rt, "group")
+				steps = append(steps, step{group: g,
+					add:    rapid.SliceOfN(rapid.SampledFrom(ids), 0, 4).Draw(rt, "add"),
+					remove: rapid.SliceOfN(rapid.SampledFrom(ids), 0, 4).Draw(rt, "remove")})
+			}
+			fail := rapid.IntRange(0, 4).Draw(rt, "fail") == 0
+			err := st.Update(context.Background(), func(tx *Txn) error {
+				for _, s := range steps {
+					var err error
+					if s.deleteID != "" {
+						err = tx.DeleteMemberships(s.deleteID, time.Time{})
+					} else {
+						err = tx.ChangeMembers(s.group, s.add, s.remove, time.Time{})
+					}
+					if err != nil {
+						return err
+					}
+				}
+				if fail {
+					return errFail
+				}
+				return nil
+			})
+			if fail {
+				if !errors.Is(err, errFail) {
+					rt.Fatalf("failing write returned %v", err)
+				}
+			} else {
+				if err != nil {
+					rt.Fatal(err)
+				}
+				for _, s := range steps {
+					if s.deleteID != "" {
+						delete(model, s.deleteID)
+						for _, m := range model {
+							delete(m, s.deleteID)
+						}
+						continue
+					}
+					if model[s.group] == nil {
+						model[s.group] = map[string]bool{}
+					}
+					for _, id := range s.remove {
+						if !slices.Contains(s.add, id) {
+							delete(model[s.group], id)
+						}
+					}
+					for _, id := range s.add {
+						model[s.group][id] = true
+					}
+				}
+			}
+			checkModel(rt, st.Read(), model, ids, groups)
+		}
+	})
+}
+
+func checkModel(rt *rapid.T, tx *Txn, model map[string]map[string]bool, ids, groups []string) {
+	for _, g := range groups {
+		got, err := tx.MemberIDsOf(g)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		if want := slices.Sorted(maps.Keys(model[g])); !slices.Equal(got, want) {
+			rt.Fatalf("members of %s = %v, want %v", g, got, want)
+		}
+	}
+	for _, id := range ids {
+		got, err := tx.GroupIDsOf(id)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		var want []string
+		for _, g := range groups {
+			if model[g][id] {
+				want = append(want, g)
+			}
+		}
+		if !slices.Equal(got, want) {
+			rt.Fatalf("groups of %s = %v, want %v", id, got, want)
+		}
+	}
+}
+
+// TestMembersReadYourWrites checks that a write sees its own membership
+// changes before they are stored.
+func TestMembersReadYourWrites(t *testing.T) {
+	st, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.Update(context.Background(), func(tx *Txn) error {
+		if err := tx.ChangeMembers("g", []string{"u2", "u1"}, nil, time.Time{}); err != nil {
+			return err
+		}
+		if got, _ := tx.GroupIDsOf("u1"); !slices.Equal(got, []string{"g"}) {
+			t.Errorf("inside the write, groups of u1 = %v", got)
+		}
+		if got, _ := tx.MemberIDsOf("g"); !slices.Equal(got, []string{"u1", "u2"}) {
+			t.Errorf("inside the write, members of g = %v", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Read().MembersOf("g")
+	if err != nil || m == nil || m.Version != 1 {
+		t.Fatalf("members row = %+v, %v; want version 1", m, err)
+	}
+}
