@@ -154,8 +154,9 @@ func BenchmarkWhoCanReach(b *testing.B) {
 }
 
 // BenchmarkCatalogRebuild is the first query after an assignment changed:
-// the spec-side lookup tables are rebuilt from 20,000 assignments. Group and
-// membership changes (the SCIM traffic) never rebuild anything.
+// the spec-side lookup tables are rebuilt from 20,000 assignments, and the
+// group sources with them. Membership changes (most of the SCIM traffic)
+// never rebuild anything.
 func BenchmarkCatalogRebuild(b *testing.B) {
 	st := bigStore(b)
 	cpu := startCPU(b)

@@ -38,9 +38,10 @@
 // group gives its members are memoised per store snapshot, keyed by the
 // identity of the snapshot's immutable radix nodes: the first is rebuilt
 // only after assignments, roles or applications changed, the second after
-// the Binder wrote, the third after either or after a group was created,
-// changed or deleted, at a cost in proportion to the assignments.
-// Memberships are not part of any: a query reads the user's groups from the
-// snapshot, so the constant stream of membership changes costs nothing extra
-// and is visible at once.
+// the Binder wrote, the third after the first or after a group was created,
+// changed or deleted (the Binder's bindings move no assignment to another
+// group), at a cost in proportion to the assignments. Memberships are not
+// part of any: a query reads the user's groups from the snapshot, so the
+// constant stream of membership changes costs nothing extra and is visible
+// at once.
 package access

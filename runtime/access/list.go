@@ -2,6 +2,7 @@ package access
 
 import (
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 
@@ -126,7 +127,18 @@ func ListUsers(txn *store.Txn, after string, limit int, filter func(*store.User)
 		return nil, "", err
 	}
 	page = []UserSummary{}
-	next, err = scan(snap, store.TableUsers, store.IndexUserName, after, limit,
+	users, err := snap.UsersByName(strings.ToLower(after))
+	if err != nil {
+		return nil, "", fmt.Errorf("list users: %w", err)
+	}
+	rows := func(yield func(any, error) bool) {
+		for u, err := range users {
+			if !yield(u, err) {
+				return
+			}
+		}
+	}
+	next, err = scan(rows, after, limit,
 		func(raw any) string { return strings.ToLower(raw.(*store.User).UserName) },
 		func(raw any) (bool, error) {
 			u := raw.(*store.User)
@@ -148,7 +160,18 @@ func ListGroups(txn *store.Txn, after string, limit int, filter func(*store.Grou
 		return nil, "", err
 	}
 	page = []GroupSummary{}
-	next, err = scan(snap, store.TableGroups, store.IndexName, after, limit,
+	it, err := snap.LowerBound(store.TableGroups, store.IndexName, strings.ToLower(after))
+	if err != nil {
+		return nil, "", fmt.Errorf("list groups: %w", err)
+	}
+	rows := func(yield func(any, error) bool) {
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if !yield(raw, nil) {
+				return
+			}
+		}
+	}
+	next, err = scan(rows, after, limit,
 		func(raw any) string { return strings.ToLower(raw.(*store.Group).DisplayName) },
 		func(raw any) (bool, error) {
 			g := raw.(*store.Group)
@@ -162,21 +185,21 @@ func ListGroups(txn *store.Txn, after string, limit int, filter func(*store.Grou
 	return page, next, err
 }
 
-// scan walks a unique, lower-cased name index from just after the cursor,
-// offering rows to take until limit were taken. It returns the cursor of the
-// next page (the key of the last row taken) when more rows follow.
-func scan(txn *store.Txn, table, index, after string, limit int, keyOf func(any) string, take func(any) (bool, error)) (string, error) {
+// scan walks rows in the order of a unique, lower-cased name, starting at
+// the cursor, offering rows to take until limit were taken. It returns the
+// cursor of the next page (the key of the last row taken) when more rows
+// follow.
+func scan(rows iter.Seq2[any, error], after string, limit int, keyOf func(any) string, take func(any) (bool, error)) (string, error) {
 	if limit <= 0 || limit > MaxPage {
 		limit = MaxPage
 	}
 	after = strings.ToLower(after)
-	it, err := txn.LowerBound(table, index, after)
-	if err != nil {
-		return "", fmt.Errorf("list %s: %w", table, err)
-	}
 	taken := 0
 	last := ""
-	for raw := it.Next(); raw != nil; raw = it.Next() {
+	for raw, err := range rows {
+		if err != nil {
+			return "", err
+		}
 		key := keyOf(raw)
 		if after != "" && key == after {
 			continue // the cursor row was on the previous page

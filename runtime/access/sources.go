@@ -123,15 +123,57 @@ type groupsKey struct {
 var sourceSets memo[groupsKey, groupSources]
 
 // groupSourcesOf returns the group sources of a frozen snapshot (see
-// snapshot) and its catalog, rebuilt after any change to the groups table.
+// snapshot) and its catalog. They are rebuilt after any change to the groups
+// table or the catalog, except bindings that leave every assignment applying
+// where it did.
 func groupSourcesOf(txn *store.Txn, c *catalog) (groupSources, error) {
 	ch, err := watch(txn, store.TableGroups, store.IndexID)
 	if err != nil {
 		return nil, err
 	}
-	build := func() (groupSources, error) { return newGroupSources(txn, c) }
 	if ch == nil {
-		return build()
+		return newGroupSources(txn, c)
 	}
-	return sourceSets.get(groupsKey{cat: c, groups: ch}, build)
+	return sourceSets.get(groupsKey{cat: c, groups: ch}, func() (groupSources, error) {
+		// The Binder binds assignments to the groups they apply to, which
+		// changes no group's grants, one binding at a time while groups
+		// arrive.
+		if last := sourceSets.last.Load(); last != nil && last.key.groups == ch {
+			same, err := sameTargets(txn, last.key.cat, c)
+			if err != nil {
+				return nil, err
+			}
+			if same {
+				return last.val, nil
+			}
+		}
+		return newGroupSources(txn, c)
+	})
+}
+
+// sameTargets reports whether every assignment applies to the same group in
+// txn under catalogs a and b. The assignments that apply to a group are its
+// grants (see grantsOf), so a and b then give the groups the same sources.
+func sameTargets(txn *store.Txn, a, b *catalog) (bool, error) {
+	if a.specCatalog != b.specCatalog {
+		return false, nil
+	}
+	for _, g := range a.grants {
+		// Only a binding can change where an assignment applies.
+		if a.boundTo[g.idx] == b.boundTo[g.idx] {
+			continue
+		}
+		ta, _, err := a.target(txn, g)
+		if err != nil {
+			return false, fmt.Errorf("look up group: %w", err)
+		}
+		tb, _, err := b.target(txn, g)
+		if err != nil {
+			return false, fmt.Errorf("look up group: %w", err)
+		}
+		if ta != tb {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -333,7 +333,9 @@ func userCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.User]
 				us, err = txn.UsersByWorkEmail(t.Value)
 				seq = slices.Values(us)
 			case "externalId":
-				seq, err = all(store.IndexExternalID, t.Value)
+				var us []*store.User
+				us, err = txn.UsersByExternalID(t.Value)
+				seq = slices.Values(us)
 			}
 			return seq, single && key != "emails.work", key, err
 		}

@@ -169,14 +169,9 @@ func (t *Txn) changeMemberOf(member, groupID string, add bool) error {
 	if err != nil {
 		return err
 	}
-	groups, _ := idx.groups.Get(member)
-	i, found := slices.BinarySearch(groups, groupID)
-	switch {
-	case add && !found:
-		groups = slices.Insert(slices.Clip(groups), i, groupID)
-	case !add && found:
-		groups = slices.Delete(slices.Clone(groups), i, i+1)
-	default:
+	old, _ := idx.groups.Get(member)
+	groups, changed := toggle(old, groupID, add)
+	if !changed {
 		return nil
 	}
 	// A write that fails after this must poison its batch like any other.
@@ -191,9 +186,15 @@ func (t *Txn) changeMemberOf(member, groupID string, add bool) error {
 	return nil
 }
 
-// flush stores a pending reverse index. The committer calls it once per
+// flush stores the pending derived indexes. The committer calls it once per
 // batch, before the batch's changes are taken.
 func (t *Txn) flush() error {
+	if t.users != nil {
+		if err := t.users.store(t); err != nil {
+			return err
+		}
+		t.users = nil
+	}
 	if t.memberOf == nil {
 		return nil
 	}
@@ -225,6 +226,20 @@ func (t *Txn) RebuildMemberOf() error {
 	}
 	t.memberOf = &memberOfIndex{Key: memberOfKey, groups: b.Map()}
 	return nil
+}
+
+// toggle returns sorted ids with id added (or removed) as a new slice, and
+// whether that changed anything; ids is shared with snapshots, never
+// modified.
+func toggle(ids []string, id string, add bool) ([]string, bool) {
+	i, found := slices.BinarySearch(ids, id)
+	switch {
+	case add && !found:
+		return slices.Insert(slices.Clip(ids), i, id), true
+	case !add && found:
+		return slices.Delete(slices.Clone(ids), i, i+1), true
+	}
+	return ids, false
 }
 
 // missing returns the sorted, distinct ids of list that are absent from

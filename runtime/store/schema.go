@@ -11,8 +11,7 @@ import (
 const (
 	IndexID         = "id"          // every table
 	IndexKind       = "kind"        // resources: Kind
-	IndexUserName   = "userName"    // users: UserName, lower-cased
-	IndexExternalID = "externalId"  // users, groups: ExternalID, exact
+	IndexExternalID = "externalId"  // groups: ExternalID, exact
 	IndexWorkEmail  = "workEmail"   // users: WorkEmail, lower-cased, when it is not the userName (see Txn.UsersByWorkEmail)
 	IndexName       = "displayName" // groups: DisplayName, lower-cased
 )
@@ -33,11 +32,11 @@ func Schema() *memdb.DBSchema {
 		},
 		TableUsers: {
 			Name: TableUsers,
+			// userName and externalId are indexed by the persistent maps of
+			// TableUserIndexes (see userIndexes), not here.
 			Indexes: map[string]*memdb.IndexSchema{
-				IndexID:         {Name: IndexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				IndexUserName:   {Name: IndexUserName, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "UserName", Lowercase: true}},
-				IndexExternalID: {Name: IndexExternalID, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ExternalID"}},
-				IndexWorkEmail:  {Name: IndexWorkEmail, AllowMissing: true, Indexer: workEmailIndex{}},
+				IndexID:        {Name: IndexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				IndexWorkEmail: {Name: IndexWorkEmail, AllowMissing: true, Indexer: workEmailIndex{}},
 			},
 		},
 		TableGroups: {
@@ -52,6 +51,12 @@ func Schema() *memdb.DBSchema {
 			Name: TableMembers,
 			Indexes: map[string]*memdb.IndexSchema{
 				IndexID: {Name: IndexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "GroupID"}},
+			},
+		},
+		TableUserIndexes: {
+			Name: TableUserIndexes,
+			Indexes: map[string]*memdb.IndexSchema{
+				IndexID: {Name: IndexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 			},
 		},
 		TableMemberOf: {

@@ -87,29 +87,69 @@ type Txn struct {
 	// memberOf is a write's reverse membership index once it changed; it
 	// is stored by flush, once per batch.
 	memberOf *memberOfIndex
+	// users is a write's user name and externalId indexes once they
+	// changed; stored by flush, like memberOf.
+	users *userIndexes
+	// loading is set by Store.Load: the store is being filled from empty,
+	// and derived indexes are built in place rather than copied per change.
+	loading bool
 }
 
-// Insert implements memdb.Txn.Insert.
+// Insert implements memdb.Txn.Insert. Users go through putUser, which keeps
+// their name and externalId indexes.
 func (t *Txn) Insert(table string, obj any) error {
 	t.writes++
+	if table == TableUsers {
+		u, ok := obj.(*User)
+		if !ok {
+			return fmt.Errorf("store: insert %T into users", obj)
+		}
+		return t.putUser(u, false)
+	}
 	return t.Txn.Insert(table, obj)
 }
 
 // Delete implements memdb.Txn.Delete.
 func (t *Txn) Delete(table string, obj any) error {
 	t.writes++
+	if table == TableUsers {
+		u, ok := obj.(*User)
+		if !ok {
+			return fmt.Errorf("store: delete %T from users", obj)
+		}
+		return t.deleteUser(u)
+	}
 	return t.Txn.Delete(table, obj)
 }
 
 // DeleteAll implements memdb.Txn.DeleteAll.
 func (t *Txn) DeleteAll(table, index string, args ...any) (int, error) {
 	t.writes++
-	return t.Txn.DeleteAll(table, index, args...)
+	if table != TableUsers {
+		return t.Txn.DeleteAll(table, index, args...)
+	}
+	it, err := t.Get(table, index, args...)
+	if err != nil {
+		return 0, err
+	}
+	var gone []*User
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		gone = append(gone, raw.(*User))
+	}
+	for _, u := range gone {
+		if err := t.deleteUser(u); err != nil {
+			return 0, err
+		}
+	}
+	return len(gone), nil
 }
 
 // DeletePrefix implements memdb.Txn.DeletePrefix.
 func (t *Txn) DeletePrefix(table, prefixIndex, prefix string) (bool, error) {
 	t.writes++
+	if table == TableUsers {
+		return false, errors.New("store: DeletePrefix on users would bypass their indexes")
+	}
 	return t.Txn.DeletePrefix(table, prefixIndex, prefix)
 }
 
@@ -124,7 +164,7 @@ func (s *Store) Snapshot() *memdb.MemDB { return s.db.Snapshot() }
 // filling the store at start-up from what the journal already holds.
 func (s *Store) Load(fn func(*Txn) error) error {
 	txn := s.db.Txn(true)
-	t := &Txn{Txn: txn}
+	t := &Txn{Txn: txn, loading: true}
 	err := fn(t)
 	if err == nil {
 		err = t.flush()
@@ -286,15 +326,6 @@ func (t *Txn) Resources(kind string) ([]*Resource, error) {
 // UserByID returns the user with id, or nil.
 func (t *Txn) UserByID(id string) (*User, error) {
 	raw, err := t.First(TableUsers, IndexID, id)
-	if err != nil || raw == nil {
-		return nil, err
-	}
-	return raw.(*User), nil
-}
-
-// UserByName returns the user whose userName equals name case-insensitively, or nil.
-func (t *Txn) UserByName(name string) (*User, error) {
-	raw, err := t.First(TableUsers, IndexUserName, strings.ToLower(name))
 	if err != nil || raw == nil {
 		return nil, err
 	}

@@ -14,7 +14,9 @@ const (
 	TableGroups    = "groups"
 	TableMembers   = "members"
 	TableMemberOf  = "memberOf"
-	TableMeta      = "meta"
+	// TableUserIndexes holds the users' userName and externalId indexes.
+	TableUserIndexes = "userIndexes"
+	TableMeta        = "meta"
 )
 
 // Resource is one spec-owned resource as the runtime holds it. Spec is a

@@ -105,7 +105,7 @@ func fill(tx *bolt.Tx, t *store.Txn, stats *Stats) (err error) {
 		case record.Memberships:
 			memberships = objs
 			continue
-		case store.TableUsers, store.TableGroups:
+		case store.TableGroups:
 			if err := insertByName(t, table, objs); err != nil {
 				return err
 			}
@@ -215,19 +215,26 @@ func decodeBucket(b *bolt.Bucket, table string) ([]any, error) {
 
 // insert inserts one decoded object into t.
 func insert(t *store.Txn, table string, obj any) error {
-	if err := t.Insert(table, obj); err != nil {
+	var err error
+	if u, ok := obj.(*store.User); ok {
+		// Every user is stored once, under its id: no earlier version.
+		err = t.LoadUser(u)
+	} else {
+		err = t.Insert(table, obj)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrCorrupt, table, err)
 	}
 	return nil
 }
 
-// insertByName inserts users or groups in the order of their unique name
-// (userName, displayName), lower-cased as their index keys are. Radix trees
-// fill far cheaper in key order than in the file's id order, and in that
-// order a name taken twice sits next to itself: memdb does not enforce
-// unique secondary indexes (an insert silently takes the entry over, hiding
-// the other row from lookups), so the check is made here, without a lookup
-// per row.
+// insertByName inserts groups in the order of their displayName,
+// lower-cased as its index keys are. In that order a name taken twice sits
+// next to itself: memdb does not enforce unique secondary indexes (an
+// insert silently takes the entry over, hiding the other row from lookups),
+// so the check is made here, without a lookup per row. Users come in the
+// file's id order, the order of their only radix index; the store refuses
+// a userName taken twice (store.ErrUserNameTaken).
 func insertByName(t *store.Txn, table string, objs []any) error {
 	type named struct {
 		key string
@@ -235,31 +242,21 @@ func insertByName(t *store.Txn, table string, objs []any) error {
 	}
 	rows := make([]named, len(objs))
 	for i, obj := range objs {
-		switch o := obj.(type) {
-		case *store.User:
-			rows[i] = named{strings.ToLower(o.UserName), o}
-		case *store.Group:
-			rows[i] = named{strings.ToLower(o.DisplayName), o}
-		default:
+		g, ok := obj.(*store.Group)
+		if !ok {
 			return fmt.Errorf("%w: %s: unexpected %T", ErrCorrupt, table, obj)
 		}
+		rows[i] = named{strings.ToLower(g.DisplayName), g}
 	}
 	slices.SortFunc(rows, func(a, b named) int { return strings.Compare(a.key, b.key) })
 	for i, r := range rows {
 		if i > 0 && rows[i-1].key == r.key {
-			return fmt.Errorf("%w: %s: %s", ErrCorrupt, table, nameClash(rows[i-1].obj, r.obj))
+			return fmt.Errorf("%w: %s: displayName %q is also taken by group %q", ErrCorrupt, table,
+				r.obj.(*store.Group).DisplayName, rows[i-1].obj.(*store.Group).ID)
 		}
 		if err := insert(t, table, r.obj); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func nameClash(a, b any) string {
-	if u, ok := b.(*store.User); ok {
-		return fmt.Sprintf("userName %q is also taken by user %q", u.UserName, a.(*store.User).ID)
-	}
-	g := b.(*store.Group)
-	return fmt.Sprintf("displayName %q is also taken by group %q", g.DisplayName, a.(*store.Group).ID)
 }

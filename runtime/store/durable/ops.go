@@ -25,10 +25,10 @@ func batchOps(changes memdb.Changes, unknown func(table string)) ([]op, error) {
 		c := &changes[i]
 		var err error
 		switch {
-		case !slices.Contains(record.Tables, c.Table) && c.Table != store.TableMemberOf:
+		case c.Table == store.TableMemberOf || c.Table == store.TableUserIndexes:
+			// Derived from the members and users rows; rebuilt on load.
+		case !slices.Contains(record.Tables, c.Table):
 			unknown(c.Table)
-		case c.Table == store.TableMemberOf:
-			// Derived from the members rows; rebuilt on load.
 		case c.Table == store.TableMembers:
 			ops, err = membersOps(ops, c)
 		default:

@@ -1,0 +1,294 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+
+	"github.com/benbjohnson/immutable"
+)
+
+// ErrUserNameTaken is returned when a user would take a userName another
+// user holds (case-insensitively). The SCIM server checks first and answers
+// 409; this keeps the index from ever pointing two ways.
+var ErrUserNameTaken = errors.New("store: userName is taken")
+
+// Users are one memdb row each, indexed there by id only. Their userName and
+// externalId indexes are persistent maps kept in two rows of
+// TableUserIndexes, updated with the users in the same transaction. A
+// radix-tree index entry costs ~450 bytes per user and a copied path of
+// nodes per insert; the maps cost a fraction of that, and a start-up builds
+// them in place instead of inserting a million users into three trees.
+const (
+	userNamesKey   = "userName"   // lower-cased userName → id, ordered
+	externalIDsKey = "externalId" // externalId → sorted ids
+)
+
+type userNamesRow struct {
+	Key   string
+	names *immutable.SortedMap[string, string]
+}
+
+type externalIDsRow struct {
+	Key string
+	ids *immutable.Map[string, []string]
+}
+
+// userIndexes is a transaction's view of the two maps. A write that changes
+// them keeps its versions here until flush stores them; while the store is
+// filled by Load, builders change them in place.
+type userIndexes struct {
+	names     *immutable.SortedMap[string, string]
+	ext       *immutable.Map[string, []string]
+	namesB    *immutable.SortedMapBuilder[string, string]
+	extB      *immutable.MapBuilder[string, []string]
+	namesDirt bool
+	extDirt   bool
+}
+
+// userIndexes returns the transaction's pending indexes, creating them from
+// the stored rows for a write.
+func (t *Txn) userIndexes() (*userIndexes, error) {
+	if t.users != nil {
+		return t.users, nil
+	}
+	x, err := t.storedUserIndexes()
+	if err != nil {
+		return nil, err
+	}
+	if t.loading && x.names.Len() == 0 && x.ext.Len() == 0 {
+		x.namesB = immutable.NewSortedMapBuilder[string, string](stringComparer{})
+		x.extB = immutable.NewMapBuilder[string, []string](memberOfHasher{})
+	}
+	t.users = x
+	return x, nil
+}
+
+// readUserIndexes returns the indexes as this transaction sees them.
+func (t *Txn) readUserIndexes() (*userIndexes, error) {
+	if t.users != nil {
+		return t.users, nil
+	}
+	return t.storedUserIndexes()
+}
+
+func (t *Txn) storedUserIndexes() (*userIndexes, error) {
+	x := &userIndexes{
+		names: immutable.NewSortedMap[string, string](stringComparer{}),
+		ext:   immutable.NewMap[string, []string](memberOfHasher{}),
+	}
+	raw, err := t.First(TableUserIndexes, IndexID, userNamesKey)
+	if err != nil {
+		return nil, fmt.Errorf("look up user names: %w", err)
+	}
+	if raw != nil {
+		x.names = raw.(*userNamesRow).names
+	}
+	if raw, err = t.First(TableUserIndexes, IndexID, externalIDsKey); err != nil {
+		return nil, fmt.Errorf("look up user externalIds: %w", err)
+	}
+	if raw != nil {
+		x.ext = raw.(*externalIDsRow).ids
+	}
+	return x, nil
+}
+
+func (x *userIndexes) name(key string) (string, bool) {
+	if x.namesB != nil {
+		return x.namesB.Get(key)
+	}
+	return x.names.Get(key)
+}
+
+func (x *userIndexes) setName(key, id string) {
+	x.namesDirt = true
+	if x.namesB != nil {
+		x.namesB.Set(key, id)
+		return
+	}
+	x.names = x.names.Set(key, id)
+}
+
+func (x *userIndexes) deleteName(key string) {
+	x.namesDirt = true
+	if x.namesB != nil {
+		x.namesB.Delete(key)
+		return
+	}
+	x.names = x.names.Delete(key)
+}
+
+func (x *userIndexes) externalIDs(ext string) []string {
+	if x.extB != nil {
+		ids, _ := x.extB.Get(ext)
+		return ids
+	}
+	ids, _ := x.ext.Get(ext)
+	return ids
+}
+
+// changeExternalID adds id to (or removes it from) the users of ext.
+func (x *userIndexes) changeExternalID(ext, id string, add bool) {
+	if ext == "" {
+		return
+	}
+	ids, changed := toggle(x.externalIDs(ext), id, add)
+	if !changed {
+		return
+	}
+	x.extDirt = true
+	switch {
+	case x.extB != nil && len(ids) == 0:
+		x.extB.Delete(ext)
+	case x.extB != nil:
+		x.extB.Set(ext, ids)
+	case len(ids) == 0:
+		x.ext = x.ext.Delete(ext)
+	default:
+		x.ext = x.ext.Set(ext, ids)
+	}
+}
+
+// store writes the changed maps into their rows.
+func (x *userIndexes) store(t *Txn) error {
+	if x.namesB != nil {
+		x.names, x.namesB = x.namesB.Map(), nil
+	}
+	if x.extB != nil {
+		x.ext, x.extB = x.extB.Map(), nil
+	}
+	if x.namesDirt {
+		if err := t.Txn.Insert(TableUserIndexes, &userNamesRow{Key: userNamesKey, names: x.names}); err != nil {
+			return fmt.Errorf("store user names: %w", err)
+		}
+	}
+	if x.extDirt {
+		if err := t.Txn.Insert(TableUserIndexes, &externalIDsRow{Key: externalIDsKey, ids: x.ext}); err != nil {
+			return fmt.Errorf("store user externalIds: %w", err)
+		}
+	}
+	return nil
+}
+
+// LoadUser inserts u, which must be new to the store, as Load fills it from
+// a journal: it skips looking up a previous version of u.
+func (t *Txn) LoadUser(u *User) error {
+	t.writes++
+	return t.putUser(u, true)
+}
+
+// putUser inserts or replaces u and keeps its indexes; fresh says u has no
+// previous version.
+func (t *Txn) putUser(u *User, fresh bool) error {
+	x, err := t.userIndexes()
+	if err != nil {
+		return err
+	}
+	name := strings.ToLower(u.UserName)
+	if id, ok := x.name(name); ok && id != u.ID {
+		return fmt.Errorf("%w: %q is held by user %s", ErrUserNameTaken, u.UserName, id)
+	}
+	var old *User
+	if !fresh {
+		if old, err = t.UserByID(u.ID); err != nil {
+			return err
+		}
+	}
+	if err := t.Txn.Insert(TableUsers, u); err != nil {
+		return err
+	}
+	if old != nil && strings.ToLower(old.UserName) != name {
+		x.deleteName(strings.ToLower(old.UserName))
+	}
+	if old == nil || strings.ToLower(old.UserName) != name {
+		x.setName(name, u.ID)
+	}
+	if old != nil && old.ExternalID != u.ExternalID {
+		x.changeExternalID(old.ExternalID, u.ID, false)
+	}
+	if old == nil || old.ExternalID != u.ExternalID {
+		x.changeExternalID(u.ExternalID, u.ID, true)
+	}
+	return nil
+}
+
+// deleteUser deletes u and its index entries.
+func (t *Txn) deleteUser(u *User) error {
+	x, err := t.userIndexes()
+	if err != nil {
+		return err
+	}
+	if err := t.Txn.Delete(TableUsers, u); err != nil {
+		return err
+	}
+	x.deleteName(strings.ToLower(u.UserName))
+	x.changeExternalID(u.ExternalID, u.ID, false)
+	return nil
+}
+
+// UserByName returns the user whose userName equals name case-insensitively, or nil.
+func (t *Txn) UserByName(name string) (*User, error) {
+	x, err := t.readUserIndexes()
+	if err != nil {
+		return nil, err
+	}
+	id, ok := x.name(strings.ToLower(name))
+	if !ok {
+		return nil, nil
+	}
+	return t.UserByID(id)
+}
+
+// UsersByExternalID returns the users whose externalId is ext (case-exact),
+// in id order.
+func (t *Txn) UsersByExternalID(ext string) ([]*User, error) {
+	x, err := t.readUserIndexes()
+	if err != nil {
+		return nil, err
+	}
+	var out []*User
+	for _, id := range x.externalIDs(ext) {
+		u, err := t.UserByID(id)
+		if err != nil {
+			return nil, err
+		}
+		if u != nil {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// UsersByName yields the users in lower-cased userName order, starting at
+// the first whose lower-cased userName is at least from.
+func (t *Txn) UsersByName(from string) (iter.Seq2[*User, error], error) {
+	x, err := t.readUserIndexes()
+	if err != nil {
+		return nil, err
+	}
+	names := x.names
+	if x.namesB != nil {
+		// Only Load's own transaction sees a builder; it has no pages.
+		return nil, errors.New("store: UsersByName during Load")
+	}
+	return func(yield func(*User, error) bool) {
+		it := names.Iterator()
+		it.Seek(strings.ToLower(from))
+		for !it.Done() {
+			_, id, _ := it.Next()
+			u, err := t.UserByID(id)
+			if u == nil && err == nil {
+				continue
+			}
+			if !yield(u, err) || err != nil {
+				return
+			}
+		}
+	}, nil
+}
+
+// stringComparer orders strings bytewise.
+type stringComparer struct{}
+
+func (stringComparer) Compare(a, b string) int { return strings.Compare(a, b) }
