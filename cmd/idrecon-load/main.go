@@ -40,6 +40,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	fs.IntVar(&cfg.DeleteEvery, "delete-every", 50, "incremental cycle deletes every n-th user (0 = none)")
 	fs.BoolVar(&cfg.Flag, "flag", true, "send the aadOptscim062020 request shapes")
 	inprocess := fs.Bool("inprocess", false, "start an in-process server with a fresh store instead of using -url")
+	dataDir := fs.String("data-dir", "", "with -inprocess, make the store durable in this empty directory, as the daemon's is")
 	timeout := fs.Duration("timeout", 15*time.Minute, "abort the run after this long")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (client and in-process server) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -68,7 +69,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		if getenv("GOGC") == "" {
 			debug.SetGCPercent(200)
 		}
-		srv, err := scimload.StartInProcess(slog.New(slog.DiscardHandler))
+		srv, err := scimload.StartInProcess(slog.New(slog.DiscardHandler), *dataDir)
 		if err != nil {
 			return err
 		}

@@ -26,8 +26,8 @@ type groupSource struct {
 type groupSources map[string]*groupSource
 
 // newGroupSources applies grantsOf to the groups that can have grants: those
-// bindings name, and those named by an assignment whose binding does not
-// apply. Looking these up, rather than scanning the groups, keeps the cost in
+// bindings name, and those named by an assignment that no binding holds.
+// Looking these up, rather than scanning the groups, keeps the cost in
 // proportion to the assignments.
 func newGroupSources(txn *store.Txn, c *catalog) (groupSources, error) {
 	type found struct {
@@ -76,7 +76,7 @@ func newGroupSources(txn *store.Txn, c *catalog) (groupSources, error) {
 					return nil, err
 				}
 			}
-			break
+			break // grantsOf found the others of this name
 		}
 	}
 	slices.SortFunc(groups, func(a, b found) int { return strings.Compare(a.displayName, b.displayName) })

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/scim"
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/durable"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -514,12 +516,30 @@ type InProcess struct {
 	Store *store.Store
 	srv   *http.Server
 	done  chan error
+	db    *durable.DB
 }
 
-// StartInProcess starts an in-process server. Close stops it.
-func StartInProcess(logger *slog.Logger) (*InProcess, error) {
-	st, err := store.New(store.Options{})
+// StartInProcess starts an in-process server. With dataDir set, its store is
+// durable there as the daemon's is (dataDir must not hold a state file yet);
+// otherwise it is in memory. Close stops it.
+func StartInProcess(logger *slog.Logger, dataDir string) (*InProcess, error) {
+	var db *durable.DB
+	var opts store.Options
+	if dataDir != "" {
+		if _, err := os.Stat(durable.Path(dataDir)); err == nil {
+			return nil, fmt.Errorf("scimload: %s already holds state; give an empty data dir", dataDir)
+		}
+		var err error
+		if db, err = durable.Open(durable.Path(dataDir), durable.Options{Logger: logger}); err != nil {
+			return nil, fmt.Errorf("scimload: %w", err)
+		}
+		opts.Journal = db
+	}
+	st, err := store.New(opts)
 	if err != nil {
+		if db != nil {
+			db.Close()
+		}
 		return nil, fmt.Errorf("scimload: store: %w", err)
 	}
 	raw := make([]byte, 32)
@@ -527,20 +547,22 @@ func StartInProcess(logger *slog.Logger) (*InProcess, error) {
 	token := hex.EncodeToString(raw)
 	sum := sha256.Sum256([]byte(token))
 	cfg := &spec.ScimProvisioning{Enabled: true, Tokens: []spec.ScimToken{{Name: "load", SHA256: hex.EncodeToString(sum[:])}}}
+	var ln net.Listener
 	err = st.Update(context.Background(), func(txn *store.Txn) error {
 		return txn.Insert(store.TableResources, &store.Resource{Kind: spec.KindScimProvisioning, Name: "demo", Spec: cfg, ModifiedBy: "scimload"})
 	})
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("scimload: config: %w", err)
+	if err == nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("scimload: listen: %w", err)
+		if db != nil {
+			db.Close()
+		}
+		return nil, fmt.Errorf("scimload: start: %w", err)
 	}
 	p := &InProcess{
-		URL: "http://" + ln.Addr().String() + spec.DefaultScimBasePath, Token: token, Store: st,
+		URL: "http://" + ln.Addr().String() + spec.DefaultScimBasePath, Token: token, Store: st, db: db,
 		srv:  &http.Server{Handler: scim.NewServer(st, scim.Options{Logger: logger}), ReadHeaderTimeout: 10 * time.Second},
 		done: make(chan error, 1),
 	}
@@ -553,5 +575,8 @@ func (p *InProcess) Close() error {
 	err := p.srv.Close()
 	<-p.done
 	p.Store.Close()
+	if p.db != nil {
+		err = errors.Join(err, p.db.Close())
+	}
 	return err
 }

@@ -10,7 +10,7 @@ import (
 
 func TestRunInProcess(t *testing.T) {
 	for _, flag := range []bool{false, true} {
-		srv, err := StartInProcess(slog.New(slog.DiscardHandler))
+		srv, err := StartInProcess(slog.New(slog.DiscardHandler), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func TestRefusesNonLoopback(t *testing.T) {
 }
 
 func BenchmarkInitialCycle(b *testing.B) {
-	srv, err := StartInProcess(slog.New(slog.DiscardHandler))
+	srv, err := StartInProcess(slog.New(slog.DiscardHandler), "")
 	if err != nil {
 		b.Fatal(err)
 	}
