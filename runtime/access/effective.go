@@ -49,35 +49,100 @@ type VersionGrant struct {
 	Via string `json:"via"`
 }
 
-// Effective is a user's effective access. Roles and Versions are ordered by
-// source: direct assignments first, then groups by displayName; within a
-// source by assignment, then role or application and version.
+// Effective is a user's effective access. Its roles and versions are
+// ordered by source: direct assignments first, then groups by displayName;
+// within a source by assignment, then role or application and version.
+//
+// The grants of each group are shared with the memoised group sources
+// rather than copied: a user in hundreds of groups holds hundreds of grants,
+// and copying them was most of the cost of a query (and of the garbage it
+// left). Roles and Versions flatten them for display.
 type Effective struct {
-	UserName string         `json:"userName"`
-	UserID   string         `json:"userId"`
-	Active   bool           `json:"active"`
-	Roles    []RoleGrant    `json:"roles"`
-	Versions []VersionGrant `json:"versions"`
+	UserName string
+	UserID   string
+	Active   bool
+	direct   groupSource
+	groups   []*groupSource
+}
+
+// sources yields the sources in order: direct, then the groups.
+func (e *Effective) sources(yield func(*groupSource) bool) {
+	if !yield(&e.direct) {
+		return
+	}
+	for _, g := range e.groups {
+		if !yield(g) {
+			return
+		}
+	}
+}
+
+// Roles returns every role grant, in order.
+func (e *Effective) Roles() []RoleGrant {
+	out := []RoleGrant{}
+	for s := range e.sources {
+		out = append(out, s.roles...)
+	}
+	return out
+}
+
+// Versions returns every version grant, in order.
+func (e *Effective) Versions() []VersionGrant {
+	out := []VersionGrant{}
+	for s := range e.sources {
+		out = append(out, s.versions...)
+	}
+	return out
+}
+
+// HasRole reports whether any role reaches the user.
+func (e *Effective) HasRole() bool {
+	for s := range e.sources {
+		if len(s.roles) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // HasAccess reports whether the user may sign in to Application Security:
 // they are active and at least one role reaches them.
-func (e *Effective) HasAccess() bool { return e.Active && len(e.Roles) > 0 }
+func (e *Effective) HasAccess() bool { return e.Active && e.HasRole() }
 
-// MarshalJSON adds hasAccess to the fields.
+// effectiveJSON is Effective's JSON form.
+type effectiveJSON struct {
+	UserName  string         `json:"userName"`
+	UserID    string         `json:"userId"`
+	Active    bool           `json:"active"`
+	Roles     []RoleGrant    `json:"roles"`
+	Versions  []VersionGrant `json:"versions"`
+	HasAccess bool           `json:"hasAccess"`
+}
+
+// MarshalJSON writes the grants flattened, and hasAccess.
 func (e *Effective) MarshalJSON() ([]byte, error) {
-	type plain Effective
-	return json.Marshal(struct {
-		*plain
-		HasAccess bool `json:"hasAccess"`
-	}{(*plain)(e), e.HasAccess()})
+	return json.Marshal(effectiveJSON{UserName: e.UserName, UserID: e.UserID, Active: e.Active,
+		Roles: e.Roles(), Versions: e.Versions(), HasAccess: e.HasAccess()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, for API clients.
+func (e *Effective) UnmarshalJSON(b []byte) error {
+	var j effectiveJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*e = Effective{UserName: j.UserName, UserID: j.UserID, Active: j.Active,
+		direct: groupSource{roles: j.Roles, versions: j.Versions}}
+	return nil
 }
 
 // RoleNames returns the distinct roles, sorted.
 func (e *Effective) RoleNames() []string {
 	var out []string
-	for _, r := range e.Roles {
-		out = append(out, r.Role)
+	for s := range e.sources {
+		for _, r := range s.roles {
+			out = append(out, r.Role)
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -86,8 +151,10 @@ func (e *Effective) RoleNames() []string {
 // VersionNames returns the distinct "app/version" pairs, sorted.
 func (e *Effective) VersionNames() []string {
 	var out []string
-	for _, v := range e.Versions {
-		out = append(out, v.Application+"/"+v.Version)
+	for s := range e.sources {
+		for _, v := range s.versions {
+			out = append(out, v.Application+"/"+v.Version)
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -199,21 +266,9 @@ func effectiveOf(txn *store.Txn, c *catalog, u *store.User) (*Effective, error) 
 		}
 	}
 	slices.SortFunc(groups, func(a, b *groupSource) int { return cmp.Compare(a.rank, b.rank) })
-	direct := c.byUserName[strings.ToLower(u.UserName)]
-	nr, nv := 0, 0
-	for _, g := range direct {
-		nr += len(g.roles)
-		nv += len(g.versions)
-	}
-	for _, s := range groups {
-		nr += len(s.roles)
-		nv += len(s.versions)
-	}
-	e := &Effective{UserName: u.UserName, UserID: u.ID, Active: u.Active}
-	e.Roles, e.Versions = render(make([]RoleGrant, 0, nr), make([]VersionGrant, 0, nv), direct, "")
-	for _, s := range groups {
-		e.Roles = append(e.Roles, s.roles...)
-		e.Versions = append(e.Versions, s.versions...)
+	e := &Effective{UserName: u.UserName, UserID: u.ID, Active: u.Active, groups: groups}
+	if direct := c.byUserName[strings.ToLower(u.UserName)]; len(direct) > 0 {
+		e.direct.roles, e.direct.versions = render(nil, nil, direct, "")
 	}
 	return e, nil
 }

@@ -219,7 +219,7 @@ func (w *world) pending() []string {
 // roleGrants renders grants as "role<assignment@group" for comparisons.
 func roleGrants(e *access.Effective) []string {
 	out := []string{}
-	for _, r := range e.Roles {
+	for _, r := range e.Roles() {
 		out = append(out, r.Role+"<"+r.Assignment+"@"+r.Group)
 	}
 	return out

@@ -178,10 +178,10 @@ func (m *model) pending() []string {
 }
 
 func renderEffective(e *access.Effective) (roles, versions []string) {
-	for _, r := range e.Roles {
+	for _, r := range e.Roles() {
 		roles = append(roles, r.Role+"<"+r.Assignment+"@"+r.Group)
 	}
-	for _, v := range e.Versions {
+	for _, v := range e.Versions() {
 		versions = append(versions, v.Application+"/"+v.Version+"<"+v.Assignment+"@"+v.Group)
 	}
 	slices.Sort(roles)
@@ -193,9 +193,9 @@ func renderEffective(e *access.Effective) (roles, versions []string) {
 // assignments first, then groups by displayName; within a source by
 // assignment, then role or application and version.
 func inOrder(e *access.Effective) bool {
-	return slices.IsSortedFunc(e.Roles, func(a, b access.RoleGrant) int {
+	return slices.IsSortedFunc(e.Roles(), func(a, b access.RoleGrant) int {
 		return cmp.Or(strings.Compare(a.Group, b.Group), strings.Compare(a.Assignment, b.Assignment), strings.Compare(a.Role, b.Role))
-	}) && slices.IsSortedFunc(e.Versions, func(a, b access.VersionGrant) int {
+	}) && slices.IsSortedFunc(e.Versions(), func(a, b access.VersionGrant) int {
 		return cmp.Or(strings.Compare(a.Group, b.Group), strings.Compare(a.Assignment, b.Assignment),
 			strings.Compare(a.Application, b.Application), strings.Compare(a.Version, b.Version))
 	})
@@ -378,7 +378,7 @@ func check(rt *rapid.T, w *world, m *model, step int) {
 			rt.Fatalf("step %d: ForUser(%s) id = %s, want %s", step, u.name, e.UserID, id)
 		}
 		if !inOrder(e) {
-			rt.Fatalf("step %d: ForUser(%s) out of order: roles %v versions %v", step, u.name, e.Roles, e.Versions)
+			rt.Fatalf("step %d: ForUser(%s) out of order: roles %v versions %v", step, u.name, e.Roles(), e.Versions())
 		}
 		gotR, gotV := renderEffective(e)
 		wantR, wantV, wantOK := m.effective(id)

@@ -254,7 +254,7 @@ func TestGrantSources(t *testing.T) {
 		t.Errorf("role grants = %v, want %v", got, want)
 	}
 	var vias []string
-	for _, v := range e.Versions {
+	for _, v := range e.Versions() {
 		vias = append(vias, v.Version+" "+v.Via+" "+v.Assignment+"@"+v.Group)
 	}
 	wantVias := []string{"1.0 payments/1.0 ann@", "1.0 payments/* devs@Developers", "2.0 payments/* devs@Developers"}

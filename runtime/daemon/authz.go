@@ -30,13 +30,13 @@ func (a accessAuthorizer) Authorize(_ context.Context, userName string) (saml.De
 	switch {
 	case !e.Active:
 		d.Reason = saml.ReasonUserDisabled
-	case len(e.Roles) == 0:
+	case !e.HasRole():
 		d.Reason = saml.ReasonNoRole
 	}
-	for _, r := range e.Roles {
+	for _, r := range e.Roles() {
 		d.Roles = append(d.Roles, saml.Grant{Name: r.Role, Via: grantVia(r.Group, r.Assignment)})
 	}
-	for _, v := range e.Versions {
+	for _, v := range e.Versions() {
 		d.Versions = append(d.Versions, saml.Grant{Name: v.Application + "/" + v.Version, Via: grantVia(v.Group, v.Assignment)})
 	}
 	return d, nil

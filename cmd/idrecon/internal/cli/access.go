@@ -244,21 +244,22 @@ func writeEffective(w io.Writer, e *access.Effective) {
 		state = "disabled (assignments kept, no access until re-enabled)"
 	}
 	fmt.Fprintf(w, "%s (%s), access: %s\n", e.UserName, state, yesNo(e.HasAccess()))
-	if len(e.Roles) == 0 {
+	roles, versions := e.Roles(), e.Versions()
+	if len(roles) == 0 {
 		fmt.Fprintln(w, "No role reaches this user, so they cannot sign in.")
 	}
-	if len(e.Roles) > 0 {
+	if len(roles) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nROLE\tGRANTED BY")
-		for _, r := range e.Roles {
+		for _, r := range roles {
 			fmt.Fprintf(tw, "%s\t%s\n", r.Role, via(r.Group, r.Assignment))
 		}
 		tw.Flush()
 	}
-	if len(e.Versions) > 0 {
+	if len(versions) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nVERSION\tGRANTED BY")
-		for _, v := range e.Versions {
+		for _, v := range versions {
 			fmt.Fprintf(tw, "%s/%s\t%s (%s)\n", v.Application, v.Version, via(v.Group, v.Assignment), v.Via)
 		}
 		tw.Flush()
