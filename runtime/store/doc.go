@@ -7,4 +7,13 @@
 // of writes in a single memdb transaction, makes the batch durable through the
 // Journal (when one is configured) and only then commits it, so readers never
 // see a change that is not yet durable and one fsync serves many writers.
+//
+// Users, groups and resources are memdb rows. The indexes that would cost a
+// radix-tree entry (~450 bytes and a copied path of nodes) per user or per
+// membership are persistent maps instead, each held in one row and replaced
+// once per batch: a user's userName and externalId (TableUserIndexes), and
+// the groups each user or group is a member of (TableMemberOf). A group's
+// members are one sorted row (TableMembers). Txn keeps all of them in step
+// with the rows it writes, so callers insert and delete users as rows and
+// change memberships with ChangeMembers.
 package store
