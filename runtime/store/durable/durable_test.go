@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -517,5 +519,51 @@ func TestCommitRejectsUnencodable(t *testing.T) {
 	}
 	if u, _ := st.Read().UserByID("u1"); u != nil {
 		t.Fatal("a failed Commit wrote part of its batch")
+	}
+}
+
+// TestOpensFormat1StateFile turns a state file back into format 1 (no
+// members bucket: memberships only) and checks this idrecon migrates and
+// loads it: the memberships come back, with membership version 0.
+func TestOpensFormat1StateFile(t *testing.T) {
+	path := writeState(t)
+	old, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = old.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte(store.TableMembers)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketInfo).Put(keyFormat, []byte("1"))
+	})
+	old.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("open a format 1 file: %v", err)
+	}
+	st := newStore(t, db)
+	if _, err := db.LoadInto(st); err != nil {
+		t.Fatalf("load a format 1 file: %v", err)
+	}
+	m, err := st.Read().MembersOf("g1")
+	if err != nil || m == nil || !slices.Equal(m.IDs, []string{"u1"}) || m.Version != 0 {
+		t.Fatalf("members of g1 after migration = %+v, %v; want [u1] at version 0", m, err)
+	}
+	if groups, _ := st.Read().GroupIDsOf("g1"); !slices.Equal(groups, []string{"g2"}) {
+		t.Fatalf("groups of g1 after migration = %v, want [g2]", groups)
+	}
+	var format []byte
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		format = slices.Clone(tx.Bucket(bucketInfo).Get(keyFormat))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if string(format) != strconv.Itoa(FormatVersion) {
+		t.Fatalf("format after migration = %s, want %d", format, FormatVersion)
 	}
 }
