@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 
 	"github.com/benbjohnson/immutable"
@@ -39,10 +40,14 @@ type externalIDsRow struct {
 // them keeps its versions here until flush stores them; while the store is
 // filled by Load, builders change them in place.
 type userIndexes struct {
-	names     *immutable.SortedMap[string, string]
-	ext       *immutable.Map[string, []string]
-	namesB    *immutable.SortedMapBuilder[string, string]
-	extB      *immutable.MapBuilder[string, []string]
+	names  *immutable.SortedMap[string, string]
+	ext    *immutable.Map[string, []string]
+	namesB *immutable.SortedMapBuilder[string, string]
+	extB   *immutable.MapBuilder[string, []string]
+	// loaded are users LoadUser inserted whose index entries are not made
+	// yet: settle makes them in bulk, in key order, which fills the
+	// builders several times faster than one user at a time.
+	loaded    []*User
 	namesDirt bool
 	extDirt   bool
 }
@@ -68,7 +73,7 @@ func (t *Txn) userIndexes() (*userIndexes, error) {
 // readUserIndexes returns the indexes as this transaction sees them.
 func (t *Txn) readUserIndexes() (*userIndexes, error) {
 	if t.users != nil {
-		return t.users, nil
+		return t.users, t.users.settle()
 	}
 	return t.storedUserIndexes()
 }
@@ -152,6 +157,9 @@ func (x *userIndexes) changeExternalID(ext, id string, add bool) {
 
 // store writes the changed maps into their rows.
 func (x *userIndexes) store(t *Txn) error {
+	if err := x.settle(); err != nil {
+		return err
+	}
 	if x.namesB != nil {
 		x.names, x.namesB = x.namesB.Map(), nil
 	}
@@ -172,10 +180,57 @@ func (x *userIndexes) store(t *Txn) error {
 }
 
 // LoadUser inserts u, which must be new to the store, as Load fills it from
-// a journal: it skips looking up a previous version of u.
+// a journal: it skips looking up a previous version of u and, within Load,
+// indexes users in bulk when they are next needed.
 func (t *Txn) LoadUser(u *User) error {
 	t.writes++
-	return t.putUser(u, true)
+	x, err := t.userIndexes()
+	if err != nil {
+		return err
+	}
+	if x.namesB == nil {
+		return t.putUser(u, true)
+	}
+	if err := t.Txn.Insert(TableUsers, u); err != nil {
+		return err
+	}
+	x.loaded = append(x.loaded, u)
+	return nil
+}
+
+// settle indexes the users LoadUser deferred.
+func (x *userIndexes) settle() error {
+	if len(x.loaded) == 0 {
+		return nil
+	}
+	type entry struct{ name, id string }
+	names := make([]entry, len(x.loaded))
+	ext := make(map[string][]string)
+	for i, u := range x.loaded {
+		names[i] = entry{strings.ToLower(u.UserName), u.ID}
+		if u.ExternalID != "" {
+			ext[u.ExternalID] = append(ext[u.ExternalID], u.ID)
+		}
+	}
+	x.loaded = nil
+	slices.SortFunc(names, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	for i, e := range names {
+		held, ok := x.name(e.name)
+		if !ok && i > 0 && names[i-1].name == e.name {
+			held, ok = names[i-1].id, true
+		}
+		if ok {
+			return fmt.Errorf("%w: %q is held by user %s and %s", ErrUserNameTaken, e.name, held, e.id)
+		}
+		x.setName(e.name, e.id)
+	}
+	for key, ids := range ext {
+		ids = append(slices.Clone(x.externalIDs(key)), ids...)
+		slices.Sort(ids)
+		x.extDirt = true
+		x.extB.Set(key, ids)
+	}
+	return nil
 }
 
 // putUser inserts or replaces u and keeps its indexes; fresh says u has no
@@ -183,6 +238,9 @@ func (t *Txn) LoadUser(u *User) error {
 func (t *Txn) putUser(u *User, fresh bool) error {
 	x, err := t.userIndexes()
 	if err != nil {
+		return err
+	}
+	if err := x.settle(); err != nil {
 		return err
 	}
 	name := strings.ToLower(u.UserName)
@@ -217,6 +275,9 @@ func (t *Txn) putUser(u *User, fresh bool) error {
 func (t *Txn) deleteUser(u *User) error {
 	x, err := t.userIndexes()
 	if err != nil {
+		return err
+	}
+	if err := x.settle(); err != nil {
 		return err
 	}
 	if err := t.Txn.Delete(TableUsers, u); err != nil {

@@ -2,6 +2,7 @@ package durable
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -70,6 +71,11 @@ func (db *DB) LoadInto(st *store.Store) (Stats, error) {
 			return fill(tx, t, &stats)
 		})
 	})
+	if errors.Is(err, store.ErrUserNameTaken) && !errors.Is(err, ErrCorrupt) {
+		// The store finds a userName taken twice when it indexes the
+		// loaded users, after fill returned.
+		err = fmt.Errorf("%w: users: %w", ErrCorrupt, err)
+	}
 	if err != nil {
 		return Stats{}, err
 	}
