@@ -47,9 +47,9 @@ type userIndexes struct {
 	// loaded are users LoadUser inserted whose index entries are not made
 	// yet: settle makes them in bulk, in key order, which fills the
 	// builders several times faster than one user at a time.
-	loaded    []*User
-	namesDirt bool
-	extDirt   bool
+	loaded     []*User
+	namesDirty bool
+	extDirty   bool
 }
 
 // userIndexes returns the transaction's pending indexes, creating them from
@@ -107,7 +107,7 @@ func (x *userIndexes) name(key string) (string, bool) {
 }
 
 func (x *userIndexes) setName(key, id string) {
-	x.namesDirt = true
+	x.namesDirty = true
 	if x.namesB != nil {
 		x.namesB.Set(key, id)
 		return
@@ -116,7 +116,7 @@ func (x *userIndexes) setName(key, id string) {
 }
 
 func (x *userIndexes) deleteName(key string) {
-	x.namesDirt = true
+	x.namesDirty = true
 	if x.namesB != nil {
 		x.namesB.Delete(key)
 		return
@@ -142,7 +142,7 @@ func (x *userIndexes) changeExternalID(ext, id string, add bool) {
 	if !changed {
 		return
 	}
-	x.extDirt = true
+	x.extDirty = true
 	switch {
 	case x.extB != nil && len(ids) == 0:
 		x.extB.Delete(ext)
@@ -166,12 +166,12 @@ func (x *userIndexes) store(t *Txn) error {
 	if x.extB != nil {
 		x.ext, x.extB = x.extB.Map(), nil
 	}
-	if x.namesDirt {
+	if x.namesDirty {
 		if err := t.Txn.Insert(TableUserIndexes, &userNamesRow{Key: userNamesKey, names: x.names}); err != nil {
 			return fmt.Errorf("store user names: %w", err)
 		}
 	}
-	if x.extDirt {
+	if x.extDirty {
 		if err := t.Txn.Insert(TableUserIndexes, &externalIDsRow{Key: externalIDsKey, ids: x.ext}); err != nil {
 			return fmt.Errorf("store user externalIds: %w", err)
 		}
@@ -227,7 +227,7 @@ func (x *userIndexes) settle() error {
 	for key, ids := range ext {
 		ids = append(slices.Clone(x.externalIDs(key)), ids...)
 		slices.Sort(ids)
-		x.extDirt = true
+		x.extDirty = true
 		x.extB.Set(key, ids)
 	}
 	return nil
