@@ -245,7 +245,6 @@ func startCPU(b *testing.B) *cpuTimer {
 	return &cpuTimer{start: cpuNow(b)}
 }
 
-
 func (c *cpuTimer) report(b *testing.B) {
 	b.Helper()
 	b.ReportMetric(float64(cpuNow(b)-c.start)/float64(b.N), "cpu-ns/op")
