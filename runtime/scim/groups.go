@@ -340,21 +340,8 @@ func groupCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.Grou
 			}
 		}
 	}
-	all := func(idx string, args ...any) (iter.Seq[*store.Group], error) {
-		it, err := txn.Get(store.TableGroups, idx, args...)
-		if err != nil {
-			return nil, err
-		}
-		return func(yield func(*store.Group) bool) {
-			for raw := it.Next(); raw != nil; raw = it.Next() {
-				if !yield(raw.(*store.Group)) {
-					return
-				}
-			}
-		}, nil
-	}
 	if f == nil {
-		seq, err := all(store.IndexID)
+		seq, err := rows[*store.Group](txn, store.TableGroups, store.IndexID)
 		return seq, true, "all", err
 	}
 	terms, single := f.Terms()
@@ -377,12 +364,12 @@ func groupCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.Grou
 				ids, err := txn.GroupIDsOf(t.Value)
 				return fromIDs(ids), single, key, err
 			case "externalId":
-				seq, err := all(store.IndexExternalID, t.Value)
+				seq, err := rows[*store.Group](txn, store.TableGroups, store.IndexExternalID, t.Value)
 				return seq, single, key, err
 			}
 		}
 	}
-	seq, err = all(store.IndexID)
+	seq, err = rows[*store.Group](txn, store.TableGroups, store.IndexID)
 	return seq, false, "scan", err
 }
 

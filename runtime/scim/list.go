@@ -2,12 +2,14 @@ package scim
 
 import (
 	"encoding/json"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
+	"github.com/idrecon/idrecon/runtime/store"
 )
 
 // page is a startIndex/count window (RFC 7644 §3.4.2.4).
@@ -98,4 +100,20 @@ func checkIfMatch(r *request, version uint64) error {
 		}
 	}
 	return errStatus(http.StatusPreconditionFailed, "the resource has changed: its version is %s", etag(version))
+}
+
+// rows yields the rows of table whose index idx matches args, in index
+// order, as T.
+func rows[T any](txn *store.Txn, table, idx string, args ...any) (iter.Seq[T], error) {
+	it, err := txn.Get(table, idx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return func(yield func(T) bool) {
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if !yield(raw.(T)) {
+				return
+			}
+		}
+	}, nil
 }

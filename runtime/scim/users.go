@@ -291,19 +291,6 @@ func deleteResource(txn *store.Txn, table string, obj any, id string, now time.T
 // decides the filter on its own, and plan names the index used ("scan" when
 // none is).
 func userCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.User], exact bool, plan string, err error) {
-	all := func(idx string, args ...any) (iter.Seq[*store.User], error) {
-		it, err := txn.Get(store.TableUsers, idx, args...)
-		if err != nil {
-			return nil, err
-		}
-		return func(yield func(*store.User) bool) {
-			for raw := it.Next(); raw != nil; raw = it.Next() {
-				if !yield(raw.(*store.User)) {
-					return
-				}
-			}
-		}, nil
-	}
 	one := func(u *store.User, err error) (iter.Seq[*store.User], error) {
 		return func(yield func(*store.User) bool) {
 			if u != nil {
@@ -312,7 +299,7 @@ func userCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.User]
 		}, err
 	}
 	if f == nil {
-		seq, err := all(store.IndexID)
+		seq, err := rows[*store.User](txn, store.TableUsers, store.IndexID)
 		return seq, true, "all", err
 	}
 	terms, single := f.Terms()
@@ -340,7 +327,7 @@ func userCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.User]
 			return seq, single && key != "emails.work", key, err
 		}
 	}
-	seq, err = all(store.IndexID)
+	seq, err = rows[*store.User](txn, store.TableUsers, store.IndexID)
 	return seq, false, "scan", err
 }
 
