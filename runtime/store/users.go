@@ -58,7 +58,7 @@ func (t *Txn) userIndexes() (*userIndexes, error) {
 	if t.users != nil {
 		return t.users, nil
 	}
-	x, err := t.storedUserIndexes()
+	x, err := t.storedUserIndexes(true, true)
 	if err != nil {
 		return nil, err
 	}
@@ -70,31 +70,38 @@ func (t *Txn) userIndexes() (*userIndexes, error) {
 	return x, nil
 }
 
-// readUserIndexes returns the indexes as this transaction sees them.
-func (t *Txn) readUserIndexes() (*userIndexes, error) {
+// readUserIndexes returns the indexes as this transaction sees them. A read
+// of a stored state loads only the maps it asks for; the others are empty.
+func (t *Txn) readUserIndexes(names, ext bool) (*userIndexes, error) {
 	if t.users != nil {
 		return t.users, t.users.settle()
 	}
-	return t.storedUserIndexes()
+	return t.storedUserIndexes(names, ext)
 }
 
-func (t *Txn) storedUserIndexes() (*userIndexes, error) {
+// storedUserIndexes returns the stored maps asked for, the others empty.
+func (t *Txn) storedUserIndexes(names, ext bool) (*userIndexes, error) {
 	x := &userIndexes{
 		names: immutable.NewSortedMap[string, string](stringComparer{}),
 		ext:   immutable.NewMap[string, []string](memberOfHasher{}),
 	}
-	raw, err := t.First(TableUserIndexes, IndexID, userNamesKey)
-	if err != nil {
-		return nil, fmt.Errorf("look up user names: %w", err)
+	if names {
+		raw, err := t.First(TableUserIndexes, IndexID, userNamesKey)
+		if err != nil {
+			return nil, fmt.Errorf("look up user names: %w", err)
+		}
+		if raw != nil {
+			x.names = raw.(*userNamesRow).names
+		}
 	}
-	if raw != nil {
-		x.names = raw.(*userNamesRow).names
-	}
-	if raw, err = t.First(TableUserIndexes, IndexID, externalIDsKey); err != nil {
-		return nil, fmt.Errorf("look up user externalIds: %w", err)
-	}
-	if raw != nil {
-		x.ext = raw.(*externalIDsRow).ids
+	if ext {
+		raw, err := t.First(TableUserIndexes, IndexID, externalIDsKey)
+		if err != nil {
+			return nil, fmt.Errorf("look up user externalIds: %w", err)
+		}
+		if raw != nil {
+			x.ext = raw.(*externalIDsRow).ids
+		}
 	}
 	return x, nil
 }
@@ -290,7 +297,7 @@ func (t *Txn) deleteUser(u *User) error {
 
 // UserByName returns the user whose userName equals name case-insensitively, or nil.
 func (t *Txn) UserByName(name string) (*User, error) {
-	x, err := t.readUserIndexes()
+	x, err := t.readUserIndexes(true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +311,7 @@ func (t *Txn) UserByName(name string) (*User, error) {
 // UsersByExternalID returns the users whose externalId is ext (case-exact),
 // in id order.
 func (t *Txn) UsersByExternalID(ext string) ([]*User, error) {
-	x, err := t.readUserIndexes()
+	x, err := t.readUserIndexes(false, true)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +331,7 @@ func (t *Txn) UsersByExternalID(ext string) ([]*User, error) {
 // UsersByName yields the users in lower-cased userName order, starting at
 // the first whose lower-cased userName is at least from.
 func (t *Txn) UsersByName(from string) (iter.Seq2[*User, error], error) {
-	x, err := t.readUserIndexes()
+	x, err := t.readUserIndexes(true, false)
 	if err != nil {
 		return nil, err
 	}

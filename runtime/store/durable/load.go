@@ -46,10 +46,10 @@ func (s *Stats) count(table string) *int {
 		return &s.Groups
 	case record.Memberships:
 		return &s.Memberships
-	case store.TableMembers:
-		return new(int) // one per group with members; Memberships says more
+	case store.TableMeta:
+		return &s.Meta
 	}
-	return &s.Meta
+	return nil // members rows: one per group with members; Memberships says more
 }
 
 // LoadInto fills st, which must be fresh (nothing written yet), with
@@ -103,7 +103,9 @@ func fill(tx *bolt.Tx, t *store.Txn, stats *Stats) (err error) {
 		if err != nil {
 			return err
 		}
-		*stats.count(table) = len(objs)
+		if n := stats.count(table); n != nil {
+			*n = len(objs)
+		}
 		switch table {
 		case store.TableMembers:
 			headers = objs
@@ -145,12 +147,20 @@ func fillMembers(t *store.Txn, headers, memberships []any) error {
 	}
 	for _, obj := range memberships {
 		m := obj.(*store.Membership)
-		g, err := t.GroupByID(m.GroupID)
-		if err != nil {
-			return fmt.Errorf("durable: load memberships: %w", err)
-		}
-		if g == nil {
-			return fmt.Errorf("%w: membership of %q in group %q: no such group", ErrCorrupt, m.MemberID, m.GroupID)
+		// Rows exist only for groups already found: look a group up once,
+		// not once per member.
+		row := rows[m.GroupID]
+		if row == nil {
+			g, err := t.GroupByID(m.GroupID)
+			if err != nil {
+				return fmt.Errorf("durable: load memberships: %w", err)
+			}
+			if g == nil {
+				return fmt.Errorf("%w: membership of %q in group %q: no such group", ErrCorrupt, m.MemberID, m.GroupID)
+			}
+			// A file written before members rows had headers.
+			row = &store.Members{GroupID: g.ID}
+			rows[g.ID] = row
 		}
 		member, err := memberID(t, m.MemberID)
 		if err != nil {
@@ -158,12 +168,6 @@ func fillMembers(t *store.Txn, headers, memberships []any) error {
 		}
 		if member == "" {
 			return fmt.Errorf("%w: membership of %q in group %q: no such user or group", ErrCorrupt, m.MemberID, m.GroupID)
-		}
-		row := rows[g.ID]
-		if row == nil {
-			// A file written before members rows had headers.
-			row = &store.Members{GroupID: g.ID}
-			rows[g.ID] = row
 		}
 		row.IDs = append(row.IDs, member)
 	}
@@ -265,4 +269,11 @@ func insertByName(t *store.Txn, table string, objs []any) error {
 		}
 	}
 	return nil
+}
+
+// sortedIDs is a members row's ids as loaded: records come in key order,
+// which sorts a group's members by id, but a sort makes no assumption.
+func sortedIDs(ids []string) []string {
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }

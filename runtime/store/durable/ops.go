@@ -117,10 +117,3 @@ func membersOps(ops []op, c *memdb.Change) ([]op, error) {
 	}
 	return ops, nil
 }
-
-// sortedIDs is a members row's ids as loaded: records come in key order,
-// which sorts a group's members by id, but a sort makes no assumption.
-func sortedIDs(ids []string) []string {
-	slices.Sort(ids)
-	return slices.Compact(ids)
-}
