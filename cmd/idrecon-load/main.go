@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
@@ -43,19 +44,27 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	dataDir := fs.String("data-dir", "", "with -inprocess, make the store durable in this empty directory, as the daemon's is")
 	timeout := fs.Duration("timeout", 15*time.Minute, "abort the run after this long")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (client and in-process server) to this file")
+	traceFile := fs.String("trace", "", "write an execution trace of the whole run (see go tool trace) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
+	for _, r := range []struct {
+		path  string
+		start func(io.Writer) error
+		stop  func()
+	}{{*cpuprofile, pprof.StartCPUProfile, pprof.StopCPUProfile}, {*traceFile, trace.Start, trace.Stop}} {
+		if r.path == "" {
+			continue
+		}
+		f, err := os.Create(r.path)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
+		if err := r.start(f); err != nil {
 			return err
 		}
-		defer pprof.StopCPUProfile()
+		defer r.stop()
 	}
 	if cfg.Token == "" {
 		cfg.Token = getenv("IDRECON_SCIM_TOKEN")

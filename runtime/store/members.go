@@ -2,11 +2,10 @@ package store
 
 import (
 	"fmt"
-	"hash/maphash"
 	"slices"
 	"time"
 
-	"github.com/benbjohnson/immutable"
+	"github.com/idrecon/idrecon/runtime/store/internal/hamt"
 )
 
 // MembersOf returns group groupID's members row, or nil when it has none.
@@ -35,7 +34,7 @@ func (t *Txn) GroupIDsOf(memberID string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	groups, _ := idx.groups.Get(memberID)
+	groups, _ := idx.Get(memberID)
 	return groups, nil
 }
 
@@ -126,63 +125,63 @@ func (t *Txn) DeleteMemberships(id string, now time.Time) error {
 // row, rather than a row per member, because Entra changes memberships a
 // hundred at a time: a row per member cost a radix-tree insert (a copied
 // path of nodes, each with its own watch channel) per membership, which
-// dominated the store's single writer. The map shares structure between
-// versions, so a write copies a few small nodes per member and readers keep
-// their snapshot's version.
+// dominated the store's single writer. A batch of writes edits the map in
+// place (see hamt) and stores it once; readers keep their snapshot's map.
 type memberOfIndex struct {
 	Key    string
-	groups *immutable.Map[string, []string]
+	groups *hamt.Map[[]string]
 }
 
 const memberOfKey = "all"
 
-// memberOfHasher hashes member ids with a per-process seed: the map's
-// default string hash is easy to collide on purpose.
-type memberOfHasher struct{}
-
-var memberOfSeed = maphash.MakeSeed()
-
-func (memberOfHasher) Hash(key string) uint32 { return uint32(maphash.String(memberOfSeed, key)) }
-
-func (memberOfHasher) Equal(a, b string) bool { return a == b }
+// groupsOf is the reverse membership index as a transaction sees it: the
+// stored map, or a write's edit of it.
+type groupsOf interface {
+	Get(member string) ([]string, bool)
+}
 
 // reverse returns the transaction's reverse membership index: the pending
-// one of a write that changed it, or the stored one.
-func (t *Txn) reverse() (*memberOfIndex, error) {
+// edit of a write that changed it, or the stored one.
+func (t *Txn) reverse() (groupsOf, error) {
 	if t.memberOf != nil {
 		return t.memberOf, nil
 	}
+	return t.storedMemberOf()
+}
+
+func (t *Txn) storedMemberOf() (*hamt.Map[[]string], error) {
 	raw, err := t.First(TableMemberOf, IndexID, memberOfKey)
 	if err != nil {
 		return nil, fmt.Errorf("look up memberships: %w", err)
 	}
 	if raw == nil {
-		return &memberOfIndex{Key: memberOfKey, groups: immutable.NewMap[string, []string](memberOfHasher{})}, nil
+		return &hamt.Map[[]string]{}, nil
 	}
-	return raw.(*memberOfIndex), nil
+	return raw.(*memberOfIndex).groups, nil
 }
 
 // changeMemberOf adds groupID to (or removes it from) member's groups in
 // the pending reverse index.
 func (t *Txn) changeMemberOf(member, groupID string, add bool) error {
-	idx, err := t.reverse()
-	if err != nil {
-		return err
+	if t.memberOf == nil {
+		stored, err := t.storedMemberOf()
+		if err != nil {
+			return err
+		}
+		t.memberOf = stored.Edit()
 	}
-	old, _ := idx.groups.Get(member)
+	old, _ := t.memberOf.Get(member)
 	groups, changed := toggle(old, groupID, add)
 	if !changed {
 		return nil
 	}
 	// A write that fails after this must poison its batch like any other.
 	t.writes++
-	next := &memberOfIndex{Key: memberOfKey}
 	if len(groups) == 0 {
-		next.groups = idx.groups.Delete(member)
+		t.memberOf.Delete(member)
 	} else {
-		next.groups = idx.groups.Set(member, groups)
+		t.memberOf.Set(member, groups)
 	}
-	t.memberOf = next
 	return nil
 }
 
@@ -198,7 +197,7 @@ func (t *Txn) flush() error {
 	if t.memberOf == nil {
 		return nil
 	}
-	if err := t.Insert(TableMemberOf, t.memberOf); err != nil {
+	if err := t.Insert(TableMemberOf, &memberOfIndex{Key: memberOfKey, groups: t.memberOf.Map()}); err != nil {
 		return fmt.Errorf("store memberships: %w", err)
 	}
 	t.memberOf = nil
@@ -212,19 +211,19 @@ func (t *Txn) RebuildMemberOf() error {
 	if err != nil {
 		return fmt.Errorf("rebuild memberships: %w", err)
 	}
-	groupsOf := make(map[string][]string)
+	lists := make(map[string][]string)
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		m := raw.(*Members)
 		for _, id := range m.IDs {
-			groupsOf[id] = append(groupsOf[id], m.GroupID)
+			lists[id] = append(lists[id], m.GroupID)
 		}
 	}
-	b := immutable.NewMapBuilder[string, []string](memberOfHasher{})
-	for id, groups := range groupsOf {
+	e := (&hamt.Map[[]string]{}).Edit()
+	for id, groups := range lists {
 		// Members rows come in group id order, so each list is sorted.
-		b.Set(id, slices.Clip(groups))
+		e.Set(id, slices.Clip(groups))
 	}
-	t.memberOf = &memberOfIndex{Key: memberOfKey, groups: b.Map()}
+	t.memberOf = e
 	return nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/idrecon/idrecon/runtime/store/internal/hamt"
 )
 
 // ErrClosed is returned by Update after Close.
@@ -84,9 +86,9 @@ func (s *Store) Close() error {
 type Txn struct {
 	*memdb.Txn
 	writes int
-	// memberOf is a write's reverse membership index once it changed; it
-	// is stored by flush, once per batch.
-	memberOf *memberOfIndex
+	// memberOf is a batch's edit of the reverse membership index once a
+	// write changed it; flush stores it, once per batch.
+	memberOf *hamt.Editor[[]string]
 	// users is a write's user name and externalId indexes once they
 	// changed; stored by flush, like memberOf.
 	users *userIndexes

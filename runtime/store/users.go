@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/benbjohnson/immutable"
+
+	"github.com/idrecon/idrecon/runtime/store/internal/hamt"
 )
 
 // ErrUserNameTaken is returned when a user would take a userName another
@@ -33,17 +35,18 @@ type userNamesRow struct {
 
 type externalIDsRow struct {
 	Key string
-	ids *immutable.Map[string, []string]
+	ids *hamt.Map[[]string]
 }
 
 // userIndexes is a transaction's view of the two maps. A write that changes
 // them keeps its versions here until flush stores them; while the store is
-// filled by Load, builders change them in place.
+// filled by Load, a builder changes the names in place. The externalIds are
+// edited in place by a batch (see hamt) in either case.
 type userIndexes struct {
 	names  *immutable.SortedMap[string, string]
-	ext    *immutable.Map[string, []string]
+	ext    *hamt.Map[[]string]
 	namesB *immutable.SortedMapBuilder[string, string]
-	extB   *immutable.MapBuilder[string, []string]
+	extE   *hamt.Editor[[]string] // ext being changed, once it is
 	// loaded are users LoadUser inserted whose index entries are not made
 	// yet: settle makes them in bulk, in key order, which fills the
 	// builders several times faster than one user at a time.
@@ -64,7 +67,6 @@ func (t *Txn) userIndexes() (*userIndexes, error) {
 	}
 	if t.loading && x.names.Len() == 0 && x.ext.Len() == 0 {
 		x.namesB = immutable.NewSortedMapBuilder[string, string](stringComparer{})
-		x.extB = immutable.NewMapBuilder[string, []string](memberOfHasher{})
 	}
 	t.users = x
 	return x, nil
@@ -83,7 +85,7 @@ func (t *Txn) readUserIndexes(names, ext bool) (*userIndexes, error) {
 func (t *Txn) storedUserIndexes(names, ext bool) (*userIndexes, error) {
 	x := &userIndexes{
 		names: immutable.NewSortedMap[string, string](stringComparer{}),
-		ext:   immutable.NewMap[string, []string](memberOfHasher{}),
+		ext:   &hamt.Map[[]string]{},
 	}
 	if names {
 		raw, err := t.First(TableUserIndexes, IndexID, userNamesKey)
@@ -132,8 +134,8 @@ func (x *userIndexes) deleteName(key string) {
 }
 
 func (x *userIndexes) externalIDs(ext string) []string {
-	if x.extB != nil {
-		ids, _ := x.extB.Get(ext)
+	if x.extE != nil {
+		ids, _ := x.extE.Get(ext)
 		return ids
 	}
 	ids, _ := x.ext.Get(ext)
@@ -149,16 +151,19 @@ func (x *userIndexes) changeExternalID(ext, id string, add bool) {
 	if !changed {
 		return
 	}
+	x.setExternalIDs(ext, ids)
+}
+
+// setExternalIDs sets the users of ext to ids (none: ext goes).
+func (x *userIndexes) setExternalIDs(ext string, ids []string) {
 	x.extDirty = true
-	switch {
-	case x.extB != nil && len(ids) == 0:
-		x.extB.Delete(ext)
-	case x.extB != nil:
-		x.extB.Set(ext, ids)
-	case len(ids) == 0:
-		x.ext = x.ext.Delete(ext)
-	default:
-		x.ext = x.ext.Set(ext, ids)
+	if x.extE == nil {
+		x.extE = x.ext.Edit()
+	}
+	if len(ids) == 0 {
+		x.extE.Delete(ext)
+	} else {
+		x.extE.Set(ext, ids)
 	}
 }
 
@@ -170,8 +175,8 @@ func (x *userIndexes) store(t *Txn) error {
 	if x.namesB != nil {
 		x.names, x.namesB = x.namesB.Map(), nil
 	}
-	if x.extB != nil {
-		x.ext, x.extB = x.extB.Map(), nil
+	if x.extE != nil {
+		x.ext, x.extE = x.extE.Map(), nil
 	}
 	if x.namesDirty {
 		if err := t.Txn.Insert(TableUserIndexes, &userNamesRow{Key: userNamesKey, names: x.names}); err != nil {
@@ -234,8 +239,7 @@ func (x *userIndexes) settle() error {
 	for key, ids := range ext {
 		ids = append(slices.Clone(x.externalIDs(key)), ids...)
 		slices.Sort(ids)
-		x.extDirty = true
-		x.extB.Set(key, ids)
+		x.setExternalIDs(key, ids)
 	}
 	return nil
 }

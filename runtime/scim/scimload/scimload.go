@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -239,6 +240,9 @@ func (r *runner) fail(kind, format string, args ...any) {
 // parallel runs fn(i) for i in [0,n) on the configured number of workers.
 func (r *runner) parallel(ctx context.Context, phase string, n int, fn func(i int)) error {
 	start, before := time.Now(), r.requests.Load()
+	// A region per phase lets an execution trace (idrecon-load -trace) be
+	// read phase by phase.
+	defer trace.StartRegion(ctx, "phase "+phase).End()
 	defer func() {
 		if r.cfg.Progress != nil {
 			d := time.Since(start)
