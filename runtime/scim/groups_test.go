@@ -184,3 +184,28 @@ func testGroupPutAndPostWithMembers(t *testing.T, flag bool) {
 		t.Fatalf("deleted nested group still a member: %v", got)
 	}
 }
+
+func TestDeletedMemberCannotBeAdded(t *testing.T) { forModes(t, testDeletedMemberCannotBeAdded) }
+
+// testDeletedMemberCannotBeAdded covers the shortcut of checkMembers: an id
+// that is a member somewhere is taken to exist, which holds only because a
+// delete removes every membership of what it deletes.
+func testDeletedMemberCannotBeAdded(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
+	u := e.createUser("u@contoso.com", "u", "u@contoso.com")
+	inner := e.createGroup("Inner", "i")
+	first, second := e.createGroup("First", "f"), e.createGroup("Second", "s")
+	add := func(gid string, want int, ids ...string) resp {
+		return e.must(want, "PATCH", "/Groups/"+gid, ops(`{"op":"add","path":"members","value":`+memberList(ids...)+`}`))
+	}
+	add(first, 204, u, inner)
+	add(second, 204, u) // a member elsewhere: the shortcut passes it
+	e.must(204, "DELETE", "/Users/"+u, "")
+	e.must(204, "DELETE", "/Groups/"+inner, "")
+	for _, id := range []string{u, inner} {
+		r := add(second, 400, id).json(t)
+		if r["scimType"] != "invalidValue" || !strings.Contains(r["detail"].(string), id) {
+			t.Fatalf("adding deleted %s: %v", id, r)
+		}
+	}
+}
