@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -23,6 +24,19 @@ func BenchmarkMemberAdds(b *testing.B) {
 	ids := make([]string, users)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64())
+	}
+	// The members exist, as the SCIM server checks before it writes.
+	for chunk := range slices.Chunk(ids, 1000) {
+		if err := s.Update(context.Background(), func(tx *Txn) error {
+			for _, id := range chunk {
+				if err := tx.Insert(TableUsers, &User{ID: id, UserName: id}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportAllocs()
 	w := 0

@@ -68,6 +68,11 @@ func (t *Txn) ChangeMembers(groupID string, add, remove []string, now time.Time)
 	if len(add) == 0 && len(remove) == 0 {
 		return nil
 	}
+	for i, id := range add {
+		if add[i], err = t.internMember(id); err != nil {
+			return err
+		}
+	}
 	next := merge(old, add, remove)
 	if len(next) == 0 {
 		next = nil
@@ -138,6 +143,34 @@ const memberOfKey = "all"
 // stored map, or a write's edit of it.
 type groupsOf interface {
 	Get(member string) ([]string, bool)
+	Lookup(member string) (string, []string, bool)
+}
+
+// internMember returns the string the store already holds for member id,
+// so that an id is one string however many groups it is in. Ids arrive in
+// request bodies, one fresh string per membership: a million memberships
+// were a million small objects for the collector to visit on every cycle.
+func (t *Txn) internMember(id string) (string, error) {
+	idx, err := t.editMemberOf()
+	if err != nil {
+		return "", err
+	}
+	if held, _, ok := idx.Lookup(id); ok {
+		return held, nil
+	}
+	if u, err := t.UserByID(id); err != nil || u != nil {
+		if u != nil {
+			id = u.ID
+		}
+		return id, err
+	}
+	if g, err := t.GroupByID(id); err != nil || g != nil {
+		if g != nil {
+			id = g.ID
+		}
+		return id, err
+	}
+	return id, nil
 }
 
 // reverse returns the transaction's reverse membership index: the pending
@@ -163,26 +196,37 @@ func (t *Txn) storedMemberOf() (*hamt.Map[[]string], error) {
 // changeMemberOf adds groupID to (or removes it from) member's groups in
 // the pending reverse index.
 func (t *Txn) changeMemberOf(member, groupID string, add bool) error {
-	if t.memberOf == nil {
-		stored, err := t.storedMemberOf()
-		if err != nil {
-			return err
-		}
-		t.memberOf = stored.Edit()
+	idx, err := t.editMemberOf()
+	if err != nil {
+		return err
 	}
-	old, _ := t.memberOf.Get(member)
+	old, _ := idx.Get(member)
 	groups, changed := toggle(old, groupID, add)
 	if !changed {
 		return nil
 	}
 	// A write that fails after this must poison its batch like any other.
 	t.writes++
+	t.memberOfChanged = true
 	if len(groups) == 0 {
-		t.memberOf.Delete(member)
+		idx.Delete(member)
 	} else {
-		t.memberOf.Set(member, groups)
+		idx.Set(member, groups)
 	}
 	return nil
+}
+
+// editMemberOf returns the write's edit of the reverse index, starting it
+// from the stored index on first use. Starting an edit changes nothing.
+func (t *Txn) editMemberOf() (*hamt.Editor[[]string], error) {
+	if t.memberOf == nil {
+		stored, err := t.storedMemberOf()
+		if err != nil {
+			return nil, err
+		}
+		t.memberOf = stored.Edit()
+	}
+	return t.memberOf, nil
 }
 
 // flush stores the pending derived indexes. The committer calls it once per
@@ -194,13 +238,13 @@ func (t *Txn) flush() error {
 		}
 		t.users = nil
 	}
-	if t.memberOf == nil {
+	if !t.memberOfChanged {
 		return nil
 	}
 	if err := t.Insert(TableMemberOf, &memberOfIndex{Key: memberOfKey, groups: t.memberOf.Map()}); err != nil {
 		return fmt.Errorf("store memberships: %w", err)
 	}
-	t.memberOf = nil
+	t.memberOf, t.memberOfChanged = nil, false
 	return nil
 }
 
@@ -223,7 +267,7 @@ func (t *Txn) RebuildMemberOf() error {
 		// Members rows come in group id order, so each list is sorted.
 		e.Set(id, slices.Clip(groups))
 	}
-	t.memberOf = e
+	t.memberOf, t.memberOfChanged = e, true
 	return nil
 }
 

@@ -89,6 +89,9 @@ type Txn struct {
 	// memberOf is a batch's edit of the reverse membership index once a
 	// write changed it; flush stores it, once per batch.
 	memberOf *hamt.Editor[[]string]
+	// memberOfChanged says memberOf holds changes: an edit is started by
+	// reads in a write too.
+	memberOfChanged bool
 	// users is a write's user name and externalId indexes once they
 	// changed; stored by flush, like memberOf.
 	users *userIndexes

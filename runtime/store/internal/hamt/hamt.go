@@ -70,7 +70,11 @@ type entry[V any] struct {
 func (m *Map[V]) Len() int { return m.len }
 
 // Get returns the value of key and whether m holds it.
-func (m *Map[V]) Get(key string) (V, bool) { return get(m.root, key, hashOf(key)) }
+func (m *Map[V]) Get(key string) (V, bool) { return value(find(m.root, key, hashOf(key))) }
+
+// Lookup is Get that also returns the key as m holds it, so callers can
+// share that string rather than keep an equal one.
+func (m *Map[V]) Lookup(key string) (string, V, bool) { return stored(find(m.root, key, hashOf(key))) }
 
 // All iterates over m's entries in no particular order.
 func (m *Map[V]) All() iter.Seq2[string, V] {
@@ -93,7 +97,12 @@ type Editor[V any] struct {
 func (e *Editor[V]) Len() int { return e.len }
 
 // Get returns the value of key and whether e holds it.
-func (e *Editor[V]) Get(key string) (V, bool) { return get(e.root, key, hashOf(key)) }
+func (e *Editor[V]) Get(key string) (V, bool) { return value(find(e.root, key, hashOf(key))) }
+
+// Lookup is Get that also returns the key as e holds it.
+func (e *Editor[V]) Lookup(key string) (string, V, bool) {
+	return stored(find(e.root, key, hashOf(key)))
+}
 
 // Set sets key to val.
 func (e *Editor[V]) Set(key string, val V) { e.setHashed(key, hashOf(key), val) }
@@ -137,32 +146,47 @@ func slot(hash uint64, shift uint) uint32 { return 1 << ((hash >> shift) & fanou
 // index returns the position of bit's element in an array indexed by bitmap.
 func index(bitmap, bit uint32) int { return bits.OnesCount32(bitmap & (bit - 1)) }
 
-func get[V any](n *node[V], key string, hash uint64) (V, bool) {
-	var zero V
-	if n == nil {
+func value[V any](en *entry[V]) (V, bool) {
+	if en == nil {
+		var zero V
 		return zero, false
+	}
+	return en.val, true
+}
+
+func stored[V any](en *entry[V]) (string, V, bool) {
+	if en == nil {
+		var zero V
+		return "", zero, false
+	}
+	return en.key, en.val, true
+}
+
+// find returns key's entry in the trie at n, or nil.
+func find[V any](n *node[V], key string, hash uint64) *entry[V] {
+	if n == nil {
+		return nil
 	}
 	for shift := uint(0); ; shift += bitsPerLevel {
 		if shift >= maxShift {
-			for _, en := range n.entries {
-				if en.key == key {
-					return en.val, true
+			for i := range n.entries {
+				if n.entries[i].key == key {
+					return &n.entries[i]
 				}
 			}
-			return zero, false
+			return nil
 		}
 		bit := slot(hash, shift)
 		switch {
 		case n.dataMap&bit != 0:
-			en := &n.entries[index(n.dataMap, bit)]
-			if en.key == key {
-				return en.val, true
+			if en := &n.entries[index(n.dataMap, bit)]; en.key == key {
+				return en
 			}
-			return zero, false
+			return nil
 		case n.nodeMap&bit != 0:
 			n = n.children[index(n.nodeMap, bit)]
 		default:
-			return zero, false
+			return nil
 		}
 	}
 }

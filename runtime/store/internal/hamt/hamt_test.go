@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"testing"
+	"unsafe"
 
 	"pgregory.net/rapid"
 )
@@ -59,14 +60,15 @@ func TestAgainstModel(t *testing.T) {
 						t.Fatalf("All = %v, want %v", got, want)
 					}
 					for k, v := range want {
-						if g, ok := get(m.root, k, hash(k)); !ok || g != v {
-							t.Fatalf("Get(%q) = %d, %v; want %d", k, g, ok, v)
+						en := find(m.root, k, hash(k))
+						if en == nil || en.val != v {
+							t.Fatalf("find(%q) = %v; want %d", k, en, v)
 						}
 					}
 					for i := range 100 {
 						k := fmt.Sprintf("k%d", i)
 						if _, in := want[k]; !in {
-							if _, ok := get(m.root, k, hash(k)); ok {
+							if find(m.root, k, hash(k)) != nil {
 								t.Fatalf("Get(%q) found a deleted key", k)
 							}
 						}
@@ -122,11 +124,15 @@ func TestZeroMap(t *testing.T) {
 	if e.Delete("x") {
 		t.Fatal("Delete on an empty map reported a key")
 	}
-	e.Set("x", "1")
-	if v, ok := e.Get("x"); !ok || v != "1" {
-		t.Fatalf("Get after Set = %q, %v", v, ok)
+	e.Set("member-x", "1")
+	key := string([]byte("member-x"))
+	if k, v, ok := e.Lookup(key); !ok || v != "1" || k != "member-x" {
+		t.Fatalf("Lookup after Set = %q, %q, %v", k, v, ok)
 	}
-	if _, ok := m.Get("x"); ok {
+	if k, _, _ := e.Map().Lookup(key); unsafe.StringData(k) == unsafe.StringData(key) {
+		t.Fatal("Lookup returned the key it was given, not the one the map holds")
+	}
+	if _, ok := m.Get("member-x"); ok {
 		t.Fatal("editing changed the map it started from")
 	}
 }
