@@ -75,6 +75,9 @@ type Result struct {
 	Errors   int
 	Elapsed  time.Duration
 	Kinds    []Stats
+	// Cycle is every request of the provisioning cycle as one kind: all
+	// but the read-back that verifies it.
+	Cycle Stats
 	// Problems lists the first verification failures and request errors.
 	Problems []string
 }
@@ -86,7 +89,7 @@ func (r *Result) RPS() float64 { return float64(r.Requests) / r.Elapsed.Seconds(
 func (r *Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "requests %d  errors %d  elapsed %s  %.0f req/s\n", r.Requests, r.Errors, r.Elapsed.Round(time.Millisecond), r.RPS())
 	fmt.Fprintf(w, "%-16s %9s %7s %10s %10s %10s %10s\n", "kind", "count", "errors", "p50", "p95", "p99", "max")
-	for _, k := range r.Kinds {
+	for _, k := range append(r.Kinds, r.Cycle) {
 		fmt.Fprintf(w, "%-16s %9d %7d %10s %10s %10s %10s\n", k.Kind, k.Count, k.Errors, k.P50, k.P95, k.P99, k.Max)
 	}
 	for _, p := range r.Problems {
@@ -156,18 +159,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	slices.Sort(kinds)
+	var cycle []time.Duration
+	res.Cycle.Kind = "(cycle)"
 	for _, k := range kinds {
 		d := r.lat[k]
-		slices.Sort(d)
-		s := Stats{Kind: k, Count: len(d), Errors: r.errs[k]}
-		if len(d) > 0 {
-			s.P50, s.P95, s.P99, s.Max = pct(d, 50), pct(d, 95), pct(d, 99), d[len(d)-1]
-		}
+		s := stats(k, d, r.errs[k])
 		res.Errors += s.Errors
 		res.Kinds = append(res.Kinds, s)
+		if !strings.HasPrefix(k, "verify.") {
+			cycle = append(cycle, d...)
+			res.Cycle.Errors += s.Errors
+		}
 	}
+	res.Cycle = stats(res.Cycle.Kind, cycle, res.Cycle.Errors)
 	res.Problems = r.problems
 	return res, err
+}
+
+// stats sorts d and sums it up.
+func stats(kind string, d []time.Duration, errs int) Stats {
+	slices.Sort(d)
+	s := Stats{Kind: kind, Count: len(d), Errors: errs}
+	if len(d) > 0 {
+		s.P50, s.P95, s.P99, s.Max = pct(d, 50), pct(d, 95), pct(d, 99), d[len(d)-1]
+	}
+	return s
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {

@@ -26,10 +26,17 @@ func TestRunInProcess(t *testing.T) {
 			t.Fatalf("flag=%v:\n%s", flag, sb.String())
 		}
 		want := map[string]int{"user.lookup": 300, "user.create": 300, "group.create": 5, "group.members": 10, "user.delete": 27}
+		cycle := 0
 		for _, k := range res.Kinds {
 			if n, ok := want[k.Kind]; ok && n != k.Count {
 				t.Errorf("%s: %d requests, want %d", k.Kind, k.Count, n)
 			}
+			if !strings.HasPrefix(k.Kind, "verify.") {
+				cycle += k.Count
+			}
+		}
+		if res.Cycle.Count != cycle || res.Cycle.P99 < res.Cycle.P50 || res.Cycle.Max == 0 {
+			t.Errorf("cycle stats %+v, want %d requests", res.Cycle, cycle)
 		}
 	}
 }
