@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -32,7 +33,11 @@ import (
 //	        length, key, uvarint record length, record (internal/record)
 //	0 byte, uvarint frame count, CRC-32C (big endian) of everything before it
 //
-// Records are the same as in the state file, so a backup restores with the
+// The header's format is the state file format whose buckets and records
+// the backup holds (tables lists the buckets, in the order written): from
+// format 3 on, a group's members are member chunks (record.MemberLists),
+// before that membership records. Restore writes the records into a file of
+// that format and migrates it as Open would, so a backup restores with the
 // migrations of the idrecon that reads it.
 const backupMagic = "idrecon-backup\n"
 
@@ -113,11 +118,12 @@ func WriteBackup(w io.Writer, snap *memdb.MemDB) error {
 	return nil
 }
 
-// persisted yields the records of a persisted table from a snapshot:
-// membership records come out of the members rows.
+// persisted yields the records of a persisted table from a snapshot: the
+// members rows give their headers to the members table and their ids, cut
+// into chunks, to the member lists.
 func persisted(txn *memdb.Txn, table string) (iter.Seq[any], error) {
 	src := table
-	if table == record.Memberships {
+	if table == record.MemberLists {
 		src = store.TableMembers
 	}
 	it, err := txn.Get(src, store.IndexID)
@@ -127,14 +133,14 @@ func persisted(txn *memdb.Txn, table string) (iter.Seq[any], error) {
 	return func(yield func(any) bool) {
 		for obj := it.Next(); obj != nil; obj = it.Next() {
 			m, ok := obj.(*store.Members)
-			if !ok || table != record.Memberships {
+			if !ok || table != record.MemberLists {
 				if !yield(obj) {
 					return
 				}
 				continue
 			}
-			for _, id := range m.IDs {
-				if !yield(&store.Membership{GroupID: m.GroupID, MemberID: id}) {
+			for _, ids := range chunks(m.IDs) {
+				if !yield(&record.MemberChunk{GroupID: m.GroupID, IDs: ids}) {
 					return
 				}
 			}
@@ -229,16 +235,20 @@ func lockTarget(path string, overwrite bool) (release func(), err error) {
 	return func() { f.Close() }, nil // closing f releases the lock
 }
 
-// writeRestored reads the backup stream into a new bbolt file at path.
+// writeRestored reads the backup stream into a new bbolt file at path, in
+// the backup's format.
 func writeRestored(r io.Reader, path string) error {
 	bdb, err := openBolt(path, time.Second, true)
 	if err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
 	}
-	db := &DB{bolt: bdb, path: path}
-	err = db.init()
+	hr := &hashingReader{r: bufio.NewReaderSize(r, 64<<10), h: crc32.New(castagnoli)}
+	hdr, err := readBackupHeader(hr)
 	if err == nil {
-		err = copyBackup(&hashingReader{r: bufio.NewReaderSize(r, 64<<10), h: crc32.New(castagnoli)}, bdb)
+		err = bdb.Update(func(tx *bolt.Tx) error { return createLayout(tx, hdr.Format) })
+	}
+	if err == nil {
+		err = copyBackup(hr, bdb, hdr)
 	}
 	if err == nil {
 		// Puts ran without fsync; one sync makes the whole file durable
@@ -254,32 +264,40 @@ func writeRestored(r io.Reader, path string) error {
 	return nil
 }
 
-func copyBackup(hr *hashingReader, bdb *bolt.DB) error {
+// readBackupHeader reads the magic and the header, and checks this idrecon
+// knows the backup's format and tables.
+func readBackupHeader(hr *hashingReader) (backupHeader, error) {
+	var hdr backupHeader
 	magic := make([]byte, len(backupMagic))
 	if _, err := io.ReadFull(hr, magic); err != nil || string(magic) != backupMagic {
-		return fmt.Errorf("%w: not an idrecon backup", ErrCorrupt)
+		return hdr, fmt.Errorf("%w: not an idrecon backup", ErrCorrupt)
 	}
 	n, err := binary.ReadUvarint(hr)
 	if err != nil || n > maxHeaderLen {
-		return fmt.Errorf("%w: backup header: bad length", ErrCorrupt)
+		return hdr, fmt.Errorf("%w: backup header: bad length", ErrCorrupt)
 	}
 	raw := make([]byte, n)
 	if _, err := io.ReadFull(hr, raw); err != nil {
-		return fmt.Errorf("%w: backup header: %w", ErrCorrupt, err)
+		return hdr, fmt.Errorf("%w: backup header: %w", ErrCorrupt, err)
 	}
-	var hdr backupHeader
 	if err := json.Unmarshal(raw, &hdr); err != nil {
-		return fmt.Errorf("%w: backup header: %w", ErrCorrupt, err)
+		return hdr, fmt.Errorf("%w: backup header: %w", ErrCorrupt, err)
 	}
-	if err := checkFormat([]byte(fmt.Sprint(hdr.Format))); err != nil {
-		return fmt.Errorf("backup: %w", err)
+	if err := checkFormat([]byte(strconv.Itoa(hdr.Format))); err != nil {
+		return hdr, fmt.Errorf("backup: %w", err)
 	}
+	known := bucketsOf(hdr.Format)
 	for _, t := range hdr.Tables {
-		if !slices.Contains(record.Tables, t) {
-			return fmt.Errorf("%w: backup holds unknown table %q", ErrCorrupt, t)
+		if !slices.Contains(known, t) {
+			return hdr, fmt.Errorf("%w: backup of format %d holds unknown table %q", ErrCorrupt, hdr.Format, t)
 		}
 	}
+	return hdr, nil
+}
 
+// copyBackup copies the backup's records, each checked, into bdb, which
+// has the buckets of the backup's format.
+func copyBackup(hr *hashingReader, bdb *bolt.DB, hdr backupHeader) error {
 	var count uint64
 	type kv struct{ table, key, val []byte }
 	var batch []kv

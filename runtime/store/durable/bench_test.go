@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -137,7 +138,7 @@ func BenchmarkLoadInto(b *testing.B) {
 
 // cpuTime is the process's user+system CPU time: on a shared machine wall
 // time says more about the neighbours than about the code.
-func cpuTime(t *testing.T) time.Duration {
+func cpuTime(t testing.TB) time.Duration {
 	t.Helper()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -226,4 +227,135 @@ func TestLoadMillionUsers(t *testing.T) {
 	if ratio > 1.5 {
 		t.Fatalf("heap after load is %.2fx the in-memory figure, want at most 1.5x", ratio)
 	}
+}
+
+// BenchmarkMembers is the member phase of an Entra initial cycle through the
+// journal: a store of 100,000 users gets 1,000 groups of 1,000 members, in
+// writes of 100 ids (Entra's member PATCHes) from 16 concurrent writers, so
+// every user ends up in 10 groups. The log is one segment, so the writes run
+// without a checkpoint beside them and the checkpoint is timed on its own
+// (wall and process CPU time: on a shared machine the CPU time says more);
+// then the file is opened and loaded, as at the next start-up. Run it once:
+//
+//	go test -run '^$' -bench Members -benchtime 1x ./runtime/store/durable/
+func BenchmarkMembers(b *testing.B) {
+	const users, groups, perGroup, perWrite, writers = 100_000, 1000, 1000, 100, 16
+	path := filepath.Join(b.TempDir(), FileName)
+	writeUsers(b, path, users)
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = bigUser(i).ID
+	}
+	db, err := Open(path, Options{SegmentBytes: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	st, err := store.New(store.Options{Journal: db})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := db.LoadInto(st); err != nil {
+		b.Fatal(err)
+	}
+	var write, checkpoint, checkpointCPU, load time.Duration
+	var walBytes int64
+	round := 0
+	for b.Loop() {
+		gid := func(g int) string { return fmt.Sprintf("group-%d-%04d", round, g) }
+		if err := st.Update(context.Background(), func(tx *store.Txn) error {
+			for g := range groups {
+				if err := tx.Insert(store.TableGroups, &store.Group{ID: gid(g), DisplayName: gid(g), Created: t0, Modified: t0, Version: 1}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.flush(); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for g := w; g < groups; g += writers {
+					for k := 0; k < perGroup; k += perWrite {
+						add := make([]string, perWrite)
+						for i := range add {
+							add[i] = ids[(g*perGroup+k+i)%users]
+						}
+						if err := st.Update(context.Background(), func(tx *store.Txn) error {
+							return tx.ChangeMembers(gid(g), add, nil, t0)
+						}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		write += time.Since(start)
+		walBytes += logBytes(b, path)
+		start, cpu := time.Now(), cpuTime(b)
+		if err := db.flush(); err != nil {
+			b.Fatal(err)
+		}
+		checkpoint += time.Since(start)
+		checkpointCPU += cpuTime(b) - cpu
+		round++
+	}
+	b.StopTimer()
+	st.Close()
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	start, cpu := time.Now(), cpuTime(b)
+	db, err = Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	loaded, err := store.New(store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer loaded.Close()
+	stats, err := db.LoadInto(loaded)
+	if err != nil {
+		b.Fatal(err)
+	}
+	load = time.Since(start)
+	loadCPU := cpuTime(b) - cpu
+	if want := round * groups * perGroup; stats.Memberships != want {
+		b.Fatalf("loaded %d memberships, want %d", stats.Memberships, want)
+	}
+	memberships := float64(b.N * groups * perGroup)
+	b.ReportMetric(float64(b.N*groups*perGroup/perWrite)/write.Seconds(), "writes/s")
+	b.ReportMetric(float64(checkpoint.Nanoseconds())/memberships, "checkpoint-ns/membership")
+	b.ReportMetric(float64(checkpointCPU.Nanoseconds())/memberships, "checkpoint-cpu-ns/membership")
+	b.ReportMetric(float64(walBytes)/memberships, "log-B/membership")
+	b.ReportMetric(float64(stats.FileBytes)/(1<<20), "file-MiB")
+	b.ReportMetric(load.Seconds()*1000, "load-ms")
+	b.ReportMetric(loadCPU.Seconds()*1000, "load-cpu-ms")
+}
+
+// logBytes is the size of the state file's log.
+func logBytes(tb testing.TB, path string) int64 {
+	tb.Helper()
+	seqs, err := listSegments(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var n int64
+	for _, seq := range seqs {
+		fi, err := os.Stat(segmentName(path, seq))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
 }

@@ -124,8 +124,14 @@ func (db *DB) replayLog() error {
 		if want := applied + 1 + uint64(i); seq != want {
 			return fmt.Errorf("%w: %s: log segment %d is missing", ErrCorrupt, db.path, want)
 		}
-		if _, err := readSegment(db.path, seq, fileFormat, i == len(pending)-1); err != nil {
+		p, err := readSegment(db.path, seq, fileFormat, i == len(pending)-1)
+		if err != nil {
 			return err
+		}
+		if fileFormat >= memberListsFormat {
+			if _, _, err := memberDeltas(p.ops); err != nil {
+				return fmt.Errorf("durable: replay log: %s: %w", segmentName(db.path, seq), err)
+			}
 		}
 	}
 	frames, torn := 0, 0
@@ -134,7 +140,7 @@ func (db *DB) replayLog() error {
 		if err != nil {
 			return err
 		}
-		if err := db.applySegment(seq, p.ops); err != nil {
+		if err := db.applySegment(seq, fileFormat, p.ops); err != nil {
 			return fmt.Errorf("durable: replay log: %w", err)
 		}
 		if err := os.Remove(segmentName(db.path, seq)); err != nil {
@@ -334,7 +340,7 @@ func (db *DB) checkpointSegment(s sealedSegment) error {
 	if err != nil {
 		return err
 	}
-	if err := db.applySegment(s.seq, p.ops); err != nil {
+	if err := db.applySegment(s.seq, FormatVersion, p.ops); err != nil {
 		return fmt.Errorf("durable: checkpoint: %w", err)
 	}
 	// Should this fail, the next attempt applies the segment again, which
@@ -345,32 +351,61 @@ func (db *DB) checkpointSegment(s sealedSegment) error {
 	return nil
 }
 
-// applySegment writes a segment's ops to the state file in one
-// transaction and records it as applied.
-func (db *DB) applySegment(seq uint64, ops []op) error {
-	ops = lastPerKey(ops)
+// applySegment writes a segment's ops, logged for a file of format
+// version format, to the state file in one transaction and records it as
+// applied.
+func (db *DB) applySegment(seq uint64, format int, ops []op) error {
+	plain, groups, err := segmentWrites(format, ops)
+	if err != nil {
+		return fmt.Errorf("log segment %d: %w", seq, err)
+	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		var b *bolt.Bucket
-		var table string
-		for _, o := range ops {
-			if b == nil || o.table != table {
-				if b = tx.Bucket([]byte(o.table)); b == nil {
-					return fmt.Errorf("%w: log segment %d writes to bucket %s, which is missing", ErrCorrupt, seq, o.table)
-				}
-				table = o.table
-			}
-			var err error
-			if o.val == nil {
-				err = b.Delete(o.key)
-			} else {
-				err = b.Put(o.key, o.val)
-			}
-			if err != nil {
-				return fmt.Errorf("%w: log segment %d: %s %q: %w", ErrCorrupt, seq, o.table, o.key, err)
-			}
+		if err := applyPlain(tx, seq, plain); err != nil {
+			return err
+		}
+		if err := applyMembers(tx, groups); err != nil {
+			return fmt.Errorf("%w: log segment %d: %w", ErrCorrupt, seq, err)
 		}
 		return tx.Bucket(bucketInfo).Put(keyLogApplied, binary.BigEndian.AppendUint64(nil, seq))
 	})
+}
+
+// segmentWrites splits a segment's ops into the plain bucket writes, last
+// per key, and the member deltas by group. Before format 3 every op is a
+// plain write: membership records and members headers.
+func segmentWrites(format int, ops []op) ([]op, map[string]*groupChanges, error) {
+	if format < memberListsFormat {
+		return lastPerKey(ops), nil, nil
+	}
+	plain, groups, err := memberDeltas(ops)
+	if err != nil {
+		return nil, nil, err
+	}
+	return lastPerKey(plain), groups, nil
+}
+
+// applyPlain puts or deletes each op's key in its table's bucket.
+func applyPlain(tx *bolt.Tx, seq uint64, ops []op) error {
+	var b *bolt.Bucket
+	var table string
+	for _, o := range ops {
+		if b == nil || o.table != table {
+			if b = tx.Bucket([]byte(o.table)); b == nil {
+				return fmt.Errorf("%w: log segment %d writes to bucket %s, which is missing", ErrCorrupt, seq, o.table)
+			}
+			table = o.table
+		}
+		var err error
+		if o.val == nil {
+			err = b.Delete(o.key)
+		} else {
+			err = b.Put(o.key, o.val)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: log segment %d: %s %q: %w", ErrCorrupt, seq, o.table, o.key, err)
+		}
+	}
+	return nil
 }
 
 // lastPerKey returns the last op on each key, which alone decides what the

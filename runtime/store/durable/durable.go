@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -25,7 +26,15 @@ const FileName = "state.db"
 // idrecon writes. Records carry their own version on top. Log segments
 // record the FormatVersion of their writer: they hold bucket writes in that
 // layout, which Open replays before it migrates the file.
-const FormatVersion = 2
+//
+//  1. Members as membership records, one per direct membership.
+//  2. A header record per members row (the membership version) beside them.
+//  3. Member lists: a group's members in chunks, logged as deltas.
+const FormatVersion = 3
+
+// memberListsFormat is the format that replaced membership records by
+// member lists.
+const memberListsFormat = 3
 
 // initialMmapSize is 1 GiB of address space on 64-bit systems, none on
 // 32-bit ones where it is scarce.
@@ -162,7 +171,8 @@ func openBolt(path string, timeout time.Duration, noSync bool) (db *bolt.DB, err
 }
 
 // init creates the buckets of a new file, checks the format of an old one
-// and migrates it to FormatVersion.
+// and migrates it to FormatVersion, all in one transaction: a migration
+// that fails leaves the file as it was.
 func (db *DB) init() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		info, err := tx.CreateBucketIfNotExists(bucketInfo)
@@ -173,47 +183,90 @@ func (db *DB) init() error {
 		if err := checkFormat(raw); err != nil {
 			return fmt.Errorf("%s: %w", db.path, err)
 		}
-		format := FormatVersion
-		if raw != nil {
-			format, _ = strconv.Atoi(string(raw))
+		if raw == nil {
+			return createLayout(tx, FormatVersion)
 		}
-		for _, t := range record.Tables {
-			if tx.Bucket([]byte(t)) != nil {
-				continue
-			}
-			// A file that was initialised has every bucket of its format;
-			// one missing means damage, and recreating it would serve an
-			// empty table.
-			if raw != nil && !addedAfter(t, format) {
+		format, _ := strconv.Atoi(string(raw)) // checked above
+		// A file that was initialised has every bucket of its format;
+		// one missing means damage, and recreating it would serve an
+		// empty table.
+		for _, t := range bucketsOf(format) {
+			if tx.Bucket([]byte(t)) == nil {
 				return fmt.Errorf("%w: %s: bucket %s is missing", ErrCorrupt, db.path, t)
 			}
-			if _, err := tx.CreateBucket([]byte(t)); err != nil {
-				return fmt.Errorf("durable: init: %w", err)
-			}
 		}
-		if format == FormatVersion && raw != nil {
+		if format == FormatVersion {
 			return nil
 		}
-		if err := info.Put(keyFormat, []byte(strconv.Itoa(FormatVersion))); err != nil {
-			return fmt.Errorf("durable: init: %w", err)
+		if err := migrate(tx, format); err != nil {
+			return fmt.Errorf("%s: migrate from format %d: %w", db.path, format, err)
 		}
+		db.log.Info("state file migrated", "path", db.path, "from", format, "to", FormatVersion)
 		return nil
 	})
 }
 
-// bucketSince says in which format version a bucket was added; buckets not
-// listed exist since version 1.
-var bucketSince = map[string]int{
-	// Version 2 keeps a header per group with members (the membership
-	// version); version 1 files have memberships only and load with
-	// version 0.
-	store.TableMembers: 2,
+// createLayout makes the info bucket of a new file record format, and
+// creates the buckets of that format.
+func createLayout(tx *bolt.Tx, format int) error {
+	info, err := tx.CreateBucketIfNotExists(bucketInfo)
+	if err == nil {
+		err = info.Put(keyFormat, []byte(strconv.Itoa(format)))
+	}
+	for _, t := range bucketsOf(format) {
+		if err == nil {
+			_, err = tx.CreateBucketIfNotExists([]byte(t))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("durable: init: %w", err)
+	}
+	return nil
 }
 
-// addedAfter reports whether bucket table is newer than format, so a file
-// of that format lacks it by design.
-func addedAfter(table string, format int) bool {
-	return bucketSince[table] > format
+// migrate turns a file of an older format into one of FormatVersion.
+func migrate(tx *bolt.Tx, format int) error {
+	for _, t := range bucketsOf(FormatVersion) {
+		if _, err := tx.CreateBucketIfNotExists([]byte(t)); err != nil {
+			return fmt.Errorf("durable: %w", err)
+		}
+	}
+	// Format 1 files have no members headers: their rows load at version
+	// 0, which the headers the membership migration adds keep.
+	if format < memberListsFormat {
+		if err := migrateMemberships(tx); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bucketInfo).Put(keyFormat, []byte(strconv.Itoa(FormatVersion))); err != nil {
+		return fmt.Errorf("durable: %w", err)
+	}
+	return nil
+}
+
+// bucketLife says in which format versions a bucket exists: from since
+// (version 1 when 0) to before until (for good when 0).
+var bucketLife = map[string]struct{ since, until int }{
+	// Version 2 keeps a header per group with members (the membership
+	// version).
+	store.TableMembers: {since: 2},
+	// Version 3 keeps each group's member list in chunks, where versions
+	// 1 and 2 kept a record per membership.
+	record.Memberships: {until: memberListsFormat},
+	record.MemberLists: {since: memberListsFormat},
+}
+
+// bucketsOf returns the buckets of a file of format version format, in the
+// order a load reads them.
+func bucketsOf(format int) []string {
+	var out []string
+	for _, t := range slices.Concat(record.Tables, []string{record.Memberships}) {
+		life := bucketLife[t]
+		if life.since <= format && (life.until == 0 || format < life.until) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // checkFormat accepts a missing (new file) or known format version. Older

@@ -386,6 +386,27 @@ func TestDamagedStateStopsStartUp(t *testing.T) {
 		{"membership of a missing user", func(t *testing.T, path string) {
 			deleteKey(t, path, store.TableUsers, []byte("u1"))
 		}},
+		{"member chunk without its header", func(t *testing.T, path string) {
+			deleteKey(t, path, store.TableMembers, []byte("g1"))
+		}},
+		{"member chunk under the wrong key", func(t *testing.T, path string) {
+			rewriteRecord(t, path, record.MemberLists, record.ChunkKey("g1", "u0"), func([]byte) []byte {
+				rec, err := record.Encode(record.MemberLists, &record.MemberChunk{GroupID: "g1", IDs: []string{"u1"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return rec
+			})
+		}},
+		{"member chunks overlap", func(t *testing.T, path string) {
+			rewriteRecord(t, path, record.MemberLists, record.ChunkKey("g2", "bulk-0-0"), func([]byte) []byte {
+				rec, err := record.Encode(record.MemberLists, &record.MemberChunk{GroupID: "g2", IDs: []string{"bulk-0-0", "g1"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return rec
+			})
+		}},
 		{"duplicate userName", func(t *testing.T, path string) {
 			rewriteRecord(t, path, store.TableUsers, []byte("u3"), func([]byte) []byte {
 				rec, err := record.Encode(store.TableUsers, user("u3", "ADA@example.com"))
@@ -523,24 +544,11 @@ func TestCommitRejectsUnencodable(t *testing.T) {
 }
 
 // TestOpensFormat1StateFile turns a state file back into format 1 (no
-// members bucket: memberships only) and checks this idrecon migrates and
+// members bucket: membership records only) and checks this idrecon migrates and
 // loads it: the memberships come back, with membership version 0.
 func TestOpensFormat1StateFile(t *testing.T) {
 	path := writeState(t)
-	old, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = old.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket([]byte(store.TableMembers)); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketInfo).Put(keyFormat, []byte("1"))
-	})
-	old.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	downgrade(t, path, 1)
 	db, err := Open(path, Options{})
 	if err != nil {
 		t.Fatalf("open a format 1 file: %v", err)

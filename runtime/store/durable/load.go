@@ -44,19 +44,17 @@ func (s *Stats) count(table string) *int {
 		return &s.Users
 	case store.TableGroups:
 		return &s.Groups
-	case record.Memberships:
-		return &s.Memberships
 	case store.TableMeta:
 		return &s.Meta
 	}
-	return nil // members rows: one per group with members; Memberships says more
+	return nil // members headers: one per group with members; Memberships says more
 }
 
 // LoadInto fills st, which must be fresh (nothing written yet), with
 // everything the file holds, bypassing st's journal. Every record's checksum
-// is verified and every membership must reference an existing group and
-// member; any failure returns an error wrapping ErrCorrupt and leaves st
-// empty, so the daemon stops instead of serving partial state.
+// is verified and every member list must belong to an existing group and
+// name existing members; any failure returns an error wrapping ErrCorrupt
+// and leaves st empty, so the daemon stops instead of serving partial state.
 func (db *DB) LoadInto(st *store.Store) (Stats, error) {
 	start := time.Now()
 	// Batches committed since Open are in the log; at start-up, with the
@@ -93,11 +91,19 @@ func fill(tx *bolt.Tx, t *store.Txn, stats *Stats) (err error) {
 		}
 	}()
 	defer setPanicOnFault()()
-	var headers, memberships []any
+	var rows map[string]*store.Members
+	var users, groups []any
 	for _, table := range record.Tables {
 		b := tx.Bucket([]byte(table))
 		if b == nil {
 			return fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, table)
+		}
+		if table == record.MemberLists {
+			// Streamed: a list is read chunk by chunk into its row.
+			if stats.Memberships, err = fillMemberLists(b, rows, users, groups); err != nil {
+				return err
+			}
+			continue
 		}
 		objs, err := decodeBucket(b, table)
 		if err != nil {
@@ -108,16 +114,18 @@ func fill(tx *bolt.Tx, t *store.Txn, stats *Stats) (err error) {
 		}
 		switch table {
 		case store.TableMembers:
-			headers = objs
-			continue
-		case record.Memberships:
-			memberships = objs
+			if rows, err = memberRows(t, objs); err != nil {
+				return err
+			}
 			continue
 		case store.TableGroups:
+			groups = objs
 			if err := insertByName(t, table, objs); err != nil {
 				return err
 			}
 			continue
+		case store.TableUsers:
+			users = objs
 		}
 		for _, obj := range objs {
 			if err := insert(t, table, obj); err != nil {
@@ -125,80 +133,91 @@ func fill(tx *bolt.Tx, t *store.Txn, stats *Stats) (err error) {
 			}
 		}
 	}
-	return fillMembers(t, headers, memberships)
-}
-
-// fillMembers builds the members rows from their header records and the
-// membership records, and derives the reverse index. Every membership must
-// name an existing group and an existing user or group as member, which
-// the SCIM server maintains.
-func fillMembers(t *store.Txn, headers, memberships []any) error {
-	rows := make(map[string]*store.Members, len(headers))
-	for _, obj := range headers {
-		h := obj.(*store.Members)
-		g, err := t.GroupByID(h.GroupID)
-		if err != nil {
-			return fmt.Errorf("durable: load members: %w", err)
-		}
-		if g == nil {
-			return fmt.Errorf("%w: members of %q: no such group", ErrCorrupt, h.GroupID)
-		}
-		rows[g.ID] = &store.Members{GroupID: g.ID, Version: h.Version, Modified: h.Modified}
-	}
-	for _, obj := range memberships {
-		m := obj.(*store.Membership)
-		// Rows exist only for groups already found: look a group up once,
-		// not once per member.
-		row := rows[m.GroupID]
-		if row == nil {
-			g, err := t.GroupByID(m.GroupID)
-			if err != nil {
-				return fmt.Errorf("durable: load memberships: %w", err)
-			}
-			if g == nil {
-				return fmt.Errorf("%w: membership of %q in group %q: no such group", ErrCorrupt, m.MemberID, m.GroupID)
-			}
-			// A file written before members rows had headers.
-			row = &store.Members{GroupID: g.ID}
-			rows[g.ID] = row
-		}
-		member, err := memberID(t, m.MemberID)
-		if err != nil {
-			return err
-		}
-		if member == "" {
-			return fmt.Errorf("%w: membership of %q in group %q: no such user or group", ErrCorrupt, m.MemberID, m.GroupID)
-		}
-		row.IDs = append(row.IDs, member)
-	}
 	for _, id := range slices.Sorted(maps.Keys(rows)) {
-		row := rows[id]
-		row.IDs = sortedIDs(row.IDs)
-		if err := t.Insert(store.TableMembers, row); err != nil {
+		if err := t.Insert(store.TableMembers, rows[id]); err != nil {
 			return fmt.Errorf("%w: members of %s: %w", ErrCorrupt, id, err)
 		}
 	}
 	return t.RebuildMemberOf()
 }
 
-// memberID returns the stored id of the user or group id ("" when neither
-// exists), so every members row shares the id strings of the rows.
-func memberID(t *store.Txn, id string) (string, error) {
-	u, err := t.UserByID(id)
-	if err != nil {
-		return "", fmt.Errorf("durable: load memberships: %w", err)
+// memberRows returns a members row, without ids yet, for each header
+// record, by group id. Each must belong to an existing group.
+func memberRows(t *store.Txn, headers []any) (map[string]*store.Members, error) {
+	rows := make(map[string]*store.Members, len(headers))
+	for _, obj := range headers {
+		h := obj.(*store.Members)
+		g, err := t.GroupByID(h.GroupID)
+		if err != nil {
+			return nil, fmt.Errorf("durable: load members: %w", err)
+		}
+		if g == nil {
+			return nil, fmt.Errorf("%w: members of %q: no such group", ErrCorrupt, h.GroupID)
+		}
+		rows[g.ID] = &store.Members{GroupID: g.ID, Version: h.Version, Modified: h.Modified}
 	}
-	if u != nil {
-		return u.ID, nil
+	return rows, nil
+}
+
+// fillMemberLists reads the member chunks into their groups' rows and
+// returns how many member ids they hold. A group's chunks come in the
+// order of their first ids; their ids must rise throughout, so the rows
+// need no sort, and every id must name one of the users or groups loaded,
+// which the SCIM server maintains. A chunk of a group without a members
+// header is damage: the two are written together.
+func fillMemberLists(b *bolt.Bucket, rows map[string]*store.Members, users, groups []any) (int, error) {
+	var ids map[string]string
+	n := 0
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if ids == nil {
+			ids = memberIDs(users, groups)
+		}
+		obj, err := record.Decode(record.MemberLists, v)
+		if err != nil {
+			return 0, fmt.Errorf("%w: member chunk %q: %w", ErrCorrupt, k, err)
+		}
+		chunk := obj.(*record.MemberChunk)
+		if want, _ := record.Key(record.MemberLists, chunk); !bytes.Equal(want, k) {
+			return 0, fmt.Errorf("%w: member chunk %q is stored under the wrong key", ErrCorrupt, k)
+		}
+		row := rows[chunk.GroupID]
+		if row == nil {
+			return 0, fmt.Errorf("%w: member chunk %q: group %q has no members header", ErrCorrupt, k, chunk.GroupID)
+		}
+		if last := len(row.IDs) - 1; last >= 0 && row.IDs[last] >= chunk.IDs[0] {
+			return 0, fmt.Errorf("%w: member chunk %q overlaps the one before it", ErrCorrupt, k)
+		}
+		for _, id := range chunk.IDs {
+			member, ok := ids[id]
+			if !ok {
+				return 0, fmt.Errorf("%w: membership of %q in group %q: no such user or group", ErrCorrupt, id, chunk.GroupID)
+			}
+			row.IDs = append(row.IDs, member)
+		}
+		n += len(chunk.IDs)
 	}
-	g, err := t.GroupByID(id)
-	if err != nil {
-		return "", fmt.Errorf("durable: load memberships: %w", err)
+	return n, nil
+}
+
+// memberIDs maps the id of every loaded user and group to itself, the
+// string the store holds: a member id is checked against it, and the rows
+// share the stored strings rather than keep the chunks' copies. One map
+// lookup per membership costs a fraction of a lookup in the store's
+// indexes, which dominated the load of a file with many memberships.
+func memberIDs(users, groups []any) map[string]string {
+	ids := make(map[string]string, len(users)+len(groups))
+	for _, obj := range groups {
+		g := obj.(*store.Group)
+		ids[g.ID] = g.ID
 	}
-	if g != nil {
-		return g.ID, nil
+	// Users go last: of a user and a group with the same id, the member
+	// is the user.
+	for _, obj := range users {
+		u := obj.(*store.User)
+		ids[u.ID] = u.ID
 	}
-	return "", nil
+	return ids
 }
 
 // decodeBucket decodes every record of table's bucket, checking each is
@@ -269,11 +288,4 @@ func insertByName(t *store.Txn, table string, objs []any) error {
 		}
 	}
 	return nil
-}
-
-// sortedIDs is a members row's ids as loaded: records come in key order,
-// which sorts a group's members by id, but a sort makes no assumption.
-func sortedIDs(ids []string) []string {
-	slices.Sort(ids)
-	return slices.Compact(ids)
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	memdb "github.com/hashicorp/go-memdb"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/durable/internal/record"
@@ -64,56 +66,61 @@ func objectOps(ops []op, c *memdb.Change) ([]op, error) {
 	return append(ops, op{table: c.Table, key: key, val: val}), nil
 }
 
-// membersOps persists a members row change as its header record (version
-// and time) plus one membership record per member added or removed: a
-// hundred members added to a group of a hundred thousand write a hundred
-// small records, not the whole list.
+// membersOps persists a members row change as one op under the group id:
+// a delete when the row goes, else a delta record with the row's new header
+// and the ids the change adds and removes. A hundred members added to a
+// group of a hundred thousand log a hundred ids, not the whole list; the
+// checkpointer merges the deltas into the group's member chunks.
 func membersOps(ops []op, c *memdb.Change) ([]op, error) {
-	ops, err := objectOps(ops, c)
+	before, _ := c.Before.(*store.Members)
+	after, _ := c.After.(*store.Members)
+	switch {
+	case after != nil:
+	case before != nil:
+		return append(ops, op{table: c.Table, key: []byte(before.GroupID)}), nil
+	default:
+		return ops, nil // inserted and deleted within the batch
+	}
+	d := &record.MemberDelta{GroupID: after.GroupID, Version: after.Version, Modified: after.Modified}
+	if before != nil {
+		d.Add, d.Remove = diff(before.IDs, after.IDs)
+	} else {
+		d.Add = after.IDs
+	}
+	// The checkpointer keys chunks by group and first id: a key bbolt
+	// would refuse must fail the batch now, not the checkpoint later.
+	for _, id := range d.Add {
+		if n := len(record.ChunkKey(d.GroupID, id)); n > bolt.MaxKeySize {
+			return nil, fmt.Errorf("members of group %.64q: member id of %d bytes: %w", d.GroupID, len(id), berrors.ErrKeyTooLarge)
+		}
+	}
+	key, err := record.Key(record.MemberDeltas, d)
 	if err != nil {
 		return nil, err
 	}
-	var before, after []string
-	var groupID string
-	if m, ok := c.Before.(*store.Members); ok {
-		before, groupID = m.IDs, m.GroupID
+	val, err := record.Encode(record.MemberDeltas, d)
+	if err != nil {
+		return nil, fmt.Errorf("members of group %s: %w", d.GroupID, err)
 	}
-	if m, ok := c.After.(*store.Members); ok {
-		after, groupID = m.IDs, m.GroupID
-	}
-	membership := func(member string, add bool) error {
-		m := &store.Membership{GroupID: groupID, MemberID: member}
-		key, err := record.Key(record.Memberships, m)
-		if err != nil {
-			return err
-		}
-		o := op{table: record.Memberships, key: key}
-		if add {
-			if o.val, err = record.Encode(record.Memberships, m); err != nil {
-				return err
-			}
-		}
-		ops = append(ops, o)
-		return nil
-	}
-	// Both lists are sorted: walk them together.
+	return append(ops, op{table: c.Table, key: key, val: val}), nil
+}
+
+// diff returns the ids of sorted after that are not in sorted before, and
+// those of before not in after.
+func diff(before, after []string) (added, removed []string) {
 	i, j := 0, 0
 	for i < len(before) || j < len(after) {
-		var err error
 		switch {
 		case j == len(after) || (i < len(before) && before[i] < after[j]):
-			err = membership(before[i], false)
+			removed = append(removed, before[i])
 			i++
 		case i == len(before) || after[j] < before[i]:
-			err = membership(after[j], true)
+			added = append(added, after[j])
 			j++
 		default:
 			i++
 			j++
 		}
-		if err != nil {
-			return nil, fmt.Errorf("membership of group %s: %w", groupID, err)
-		}
 	}
-	return ops, nil
+	return added, removed
 }

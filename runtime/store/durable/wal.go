@@ -75,7 +75,13 @@ func removeLog(path string) error {
 }
 
 func segmentHeader(seq uint64) []byte {
-	b := binary.BigEndian.AppendUint32([]byte(logMagic), FormatVersion)
+	return segmentHeaderOf(seq, FormatVersion)
+}
+
+// segmentHeaderOf is the header of segment seq written for a file of
+// format version format.
+func segmentHeaderOf(seq uint64, format uint32) []byte {
+	b := binary.BigEndian.AppendUint32([]byte(logMagic), format)
 	b = binary.BigEndian.AppendUint64(b, seq)
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }

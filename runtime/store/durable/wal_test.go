@@ -575,6 +575,14 @@ func FuzzLastSegment(f *testing.F) {
 	f.Add(frame[:len(frame)/2])
 	f.Add(append(bytes.Clone(frame), frame...))
 	f.Add(append(bytes.Clone(frame[:7]), frame...))
+	for _, ops := range memberOpsSeeds(f) {
+		delta, err := appendFrame(nil, ops)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(delta)
+		f.Add(append(bytes.Clone(frame), delta...))
+	}
 	prefix := data[:offs[1]]
 	f.Fuzz(func(t *testing.T, tail []byte) {
 		data := append(bytes.Clone(prefix), tail...)
@@ -590,6 +598,94 @@ func FuzzLastSegment(f *testing.F) {
 		}
 		if p.torn > len(tail) {
 			t.Fatalf("dropped %d bytes of a %d-byte tail", p.torn, len(tail))
+		}
+		if _, _, err := segmentWrites(FormatVersion, p.ops); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("segment writes = %v, want success or ErrCorrupt", err)
+		}
+	})
+}
+
+// memberOpsSeeds returns batches of members ops as Commit logs them: deltas
+// that add and remove ids, and a row deleted.
+func memberOpsSeeds(tb testing.TB) [][]op {
+	tb.Helper()
+	rows := []*store.Members{
+		{GroupID: "g1", Version: 1, Modified: t0},
+		{GroupID: "g1", IDs: []string{"u1", "u2", "u3"}, Version: 2, Modified: t0},
+		{GroupID: "g1", IDs: []string{"u2", "u4"}, Version: 3, Modified: t0},
+	}
+	var out [][]op
+	for i, after := range rows {
+		c := memdb.Change{Table: store.TableMembers, After: after}
+		if i > 0 {
+			c.Before = rows[i-1]
+		}
+		ops, err := batchOps(memdb.Changes{c}, func(string) {})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, ops)
+	}
+	ops, err := batchOps(memdb.Changes{{Table: store.TableMembers, Before: rows[2]}}, func(string) {})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return append(out, slices.Concat(out[1], ops, out[0]))
+}
+
+// sealFrame appends payload to b as an intact frame, whatever it holds.
+func sealFrame(b, payload []byte) []byte {
+	h := make([]byte, frameHeaderLen)
+	binary.BigEndian.PutUint32(h[0:], uint32(len(payload)))
+	binary.BigEndian.PutUint32(h[4:], crc32.Checksum(payload, castagnoli))
+	binary.BigEndian.PutUint32(h[8:], crc32.Checksum(h[:8], castagnoli))
+	return append(append(b, h...), payload...)
+}
+
+// FuzzSegmentOps seals arbitrary payloads into intact frames, so that they
+// reach the op decoder and the members delta decoder past the checksums: a
+// segment must parse and split into its writes or be refused with
+// ErrCorrupt, never panic. What parses must encode back to the same ops,
+// and a group's net member changes must come out sorted, one per id.
+func FuzzSegmentOps(f *testing.F) {
+	for _, ops := range append(memberOpsSeeds(f), []op{{table: store.TableUsers, key: []byte("u1")}}) {
+		frame, err := appendFrame(nil, ops)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(frame[frameHeaderLen:])
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		data := sealFrame(segmentHeader(1), payload)
+		p, err := parseSegment("seg", data, 1, FormatVersion, false)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("parse = %v, want success or ErrCorrupt", err)
+			}
+			return
+		}
+		frame, err := appendFrame(nil, p.ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := decodeOps(nil, frame[frameHeaderLen:])
+		if err != nil || !reflect.DeepEqual(again, p.ops) {
+			t.Fatalf("ops do not survive a round trip: %v\n%q\n%q", err, p.ops, again)
+		}
+		_, groups, err := segmentWrites(FormatVersion, p.ops)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("segment writes = %v, want success or ErrCorrupt", err)
+			}
+			return
+		}
+		for id, g := range groups {
+			net := netChanges(g.changes)
+			for i := 1; i < len(net); i++ {
+				if net[i-1].id >= net[i].id {
+					t.Fatalf("group %q: net changes out of order: %v", id, net)
+				}
+			}
 		}
 	})
 }

@@ -4,8 +4,8 @@
 // A record is an envelope: one version byte, a CRC-32C (Castagnoli, big
 // endian) of the version byte and the body, then the body. The body of a v1
 // record is a compact binary encoding of the object: fields in a fixed order,
-// strings and byte slices length-prefixed with uvarints, so decoding needs no
-// reflection. A newer idrecon keeps the decoder of every older version, so a
+// strings and byte slices length-prefixed with uvarints, lists of strings a
+// uvarint count and then the strings, so decoding needs no reflection. A newer idrecon keeps the decoder of every older version, so a
 // data dir written by an older release stays readable; Decode dispatches on
 // the version byte.
 package record
@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math/bits"
 	"reflect"
 	"time"
 
@@ -38,11 +39,25 @@ var (
 	ErrUnknownKind = errors.New("record: unknown resource kind")
 )
 
-// Memberships is the table of *store.Membership records: one per direct
-// membership, so a change of a few members writes a few small records. The
-// store keeps a group's members in one row (store.TableMembers, whose record
-// carries only the membership version) and derives store.TableMemberOf.
-const Memberships = "memberships"
+// The store keeps a group's members in one row (store.TableMembers); on
+// disk the row is its header record (store.TableMembers: the group id, the
+// membership version and time) and its member list, and the store derives
+// store.TableMemberOf from the rows.
+const (
+	// Memberships is the table of *store.Membership records, one per
+	// direct membership: the member lists of state format 1 and 2 and of
+	// their backups. Only migrations and restores of those read it.
+	Memberships = "memberships"
+	// MemberLists is the table of *MemberChunk records: a group's sorted
+	// member ids cut into chunks of a few hundred, each stored under
+	// ChunkKey(group, its first id), so a change to a big group rewrites
+	// the chunks it touches, not the whole list.
+	MemberLists = "memberLists"
+	// MemberDeltas is the kind of *MemberDelta records, which the
+	// write-ahead log holds for a members row change: the ids added and
+	// removed, not the whole list. It is not a table of the state file.
+	MemberDeltas = "memberDeltas"
+)
 
 // Tables lists the tables that are persisted, in the order a load inserts
 // them: what others refer to comes first.
@@ -52,7 +67,36 @@ var Tables = []string{
 	store.TableGroups,
 	store.TableUsers,
 	store.TableMembers,
-	Memberships,
+	MemberLists,
+}
+
+// MemberChunk is a run of a group's member ids: sorted, distinct, at least
+// one. The chunks of a group do not overlap; together they are its members.
+type MemberChunk struct {
+	GroupID string
+	IDs     []string
+}
+
+// MemberDelta is one change of a group's members row: its new header and
+// the ids it adds and removes (each sorted, distinct, and disjoint from the
+// other).
+type MemberDelta struct {
+	GroupID  string
+	Version  uint64
+	Modified time.Time
+	Add      []string
+	Remove   []string
+}
+
+// ChunkPrefix returns the prefix shared by the keys of group's member
+// chunks, and by no other group's.
+func ChunkPrefix(group string) []byte {
+	return pairKey(group, "")
+}
+
+// ChunkKey returns the key of group's member chunk whose first id is first.
+func ChunkKey(group, first string) []byte {
+	return pairKey(group, first)
 }
 
 // specTypes maps a resource kind to the pointer type its Spec holds.
@@ -79,6 +123,13 @@ func Key(table string, obj any) ([]byte, error) {
 		return []byte(o.GroupID), nil
 	case *store.Membership:
 		return pairKey(o.GroupID, o.MemberID), nil
+	case *MemberChunk:
+		if len(o.IDs) == 0 {
+			return nil, fmt.Errorf("key for table %s: chunk of group %s has no ids", table, o.GroupID)
+		}
+		return pairKey(o.GroupID, o.IDs[0]), nil
+	case *MemberDelta:
+		return []byte(o.GroupID), nil
 	case *store.Resource:
 		return pairKey(o.Kind, o.Name), nil
 	}
@@ -96,7 +147,7 @@ func pairKey(a, b string) []byte {
 // Encode returns the current-version record of obj, which must be the type
 // table holds.
 func Encode(table string, obj any) ([]byte, error) {
-	w := make([]byte, headerLen, 128)
+	w := make([]byte, headerLen, 128+listsLen(obj))
 	w[0] = Version
 	var err error
 	switch o := obj.(type) {
@@ -120,7 +171,8 @@ func Encode(table string, obj any) ([]byte, error) {
 		w = putTime(w, o.Modified)
 		w = binary.AppendUvarint(w, o.Version)
 	case *store.Members:
-		// The member ids are Membership records of their own.
+		// The header only: the member ids are in the group's member
+		// chunks (MemberLists), or Membership records before format 3.
 		err = expectTable(table, store.TableMembers)
 		w = putString(w, o.GroupID)
 		w = binary.AppendUvarint(w, o.Version)
@@ -129,6 +181,20 @@ func Encode(table string, obj any) ([]byte, error) {
 		err = expectTable(table, Memberships)
 		w = putString(w, o.GroupID)
 		w = putString(w, o.MemberID)
+	case *MemberChunk:
+		err = expectTable(table, MemberLists)
+		if err == nil {
+			err = checkChunk(o.IDs)
+		}
+		w = putString(w, o.GroupID)
+		w = putStrings(w, o.IDs)
+	case *MemberDelta:
+		err = expectTable(table, MemberDeltas)
+		w = putString(w, o.GroupID)
+		w = binary.AppendUvarint(w, o.Version)
+		w = putTime(w, o.Modified)
+		w = putStrings(w, o.Add)
+		w = putStrings(w, o.Remove)
 	case *store.Meta:
 		err = expectTable(table, store.TableMeta)
 		w = putString(w, o.Key)
@@ -235,6 +301,20 @@ func decodeV1(table string, body []byte) (any, error) {
 		obj = &store.Members{GroupID: r.string(), Version: r.uvarint(), Modified: r.time()}
 	case Memberships:
 		obj = &store.Membership{GroupID: r.string(), MemberID: r.string()}
+	case MemberLists:
+		c := &MemberChunk{GroupID: r.string(), IDs: r.strings()}
+		if r.err == nil {
+			r.err = checkChunk(c.IDs)
+		}
+		obj = c
+	case MemberDeltas:
+		obj = &MemberDelta{
+			GroupID:  r.string(),
+			Version:  r.uvarint(),
+			Modified: r.time(),
+			Add:      r.strings(),
+			Remove:   r.strings(),
+		}
 	case store.TableMeta:
 		obj = &store.Meta{Key: r.string(), Value: r.string()}
 	case store.TableResources:
@@ -281,6 +361,53 @@ func decodeSpec(kind string, b []byte) (any, error) {
 		return nil, fmt.Errorf("%w: spec: %w", ErrMalformed, err)
 	}
 	return v, nil
+}
+
+// listsLen is the room the id lists of a member chunk or delta take, so
+// Encode allocates their record once rather than growing it.
+func listsLen(obj any) int {
+	switch o := obj.(type) {
+	case *MemberChunk:
+		return stringsLen(o.IDs)
+	case *MemberDelta:
+		return stringsLen(o.Add) + stringsLen(o.Remove)
+	}
+	return 0
+}
+
+func stringsLen(ss []string) int {
+	n := binary.MaxVarintLen64
+	for _, s := range ss {
+		n += uvarintLen(uint64(len(s))) + len(s)
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int {
+	return (bits.Len64(v|1) + 6) / 7
+}
+
+// checkChunk refuses a chunk that is empty or not strictly sorted: the
+// checkpointer finds the chunk an id belongs in by the chunks' first ids.
+func checkChunk(ids []string) error {
+	if len(ids) == 0 {
+		return fmt.Errorf("%w: member chunk without ids", ErrMalformed)
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i-1] >= ids[i] {
+			return fmt.Errorf("%w: member chunk ids out of order at %d", ErrMalformed, i)
+		}
+	}
+	return nil
+}
+
+// putStrings writes a count, then each string length-prefixed.
+func putStrings(w []byte, ss []string) []byte {
+	w = binary.AppendUvarint(w, uint64(len(ss)))
+	for _, s := range ss {
+		w = putString(w, s)
+	}
+	return w
 }
 
 func putString(w []byte, s string) []byte {
@@ -359,6 +486,42 @@ func (r *reader) bytes(n uint64) []byte {
 func (r *reader) string() string {
 	n := r.uvarint()
 	return string(r.bytes(n))
+}
+
+// strings reads what putStrings wrote. The strings share one allocation: a
+// chunk of a hundred ids costs one, not a hundred. Nil for none.
+func (r *reader) strings() []string {
+	n := r.uvarint()
+	if r.err != nil || n == 0 {
+		return nil
+	}
+	// Every string takes at least its length byte: a count beyond the
+	// bytes left is damage, and must not size an allocation.
+	if n > uint64(len(r.b)) {
+		r.fail("list")
+		return nil
+	}
+	// A first pass finds where the strings end, so one copy holds them all.
+	scan := reader{b: r.b}
+	for range n {
+		scan.bytes(scan.uvarint())
+	}
+	if scan.err != nil {
+		r.fail("list")
+		return nil
+	}
+	raw := r.b[:len(r.b)-len(scan.b)]
+	all := string(raw)
+	ss := make([]string, n)
+	off := 0
+	for i := range ss {
+		l, k := binary.Uvarint(raw[off:]) // checked by the first pass
+		off += k
+		ss[i] = all[off : off+int(l)]
+		off += int(l)
+	}
+	r.b = scan.b
+	return ss
 }
 
 func (r *reader) optBytes() []byte {

@@ -51,6 +51,10 @@ func fixtures() []struct {
 		}},
 		{"members", store.TableMembers, &store.Members{GroupID: "g1", Version: 3, Modified: modified}},
 		{"membership", Memberships, &store.Membership{GroupID: "g1", MemberID: "2819c223-7f76-453a-919d-413861904646"}},
+		{"member-chunk", MemberLists, &MemberChunk{GroupID: "g1", IDs: []string{"", "2819c223-7f76-453a-919d-413861904646", "g2", "u2"}}},
+		{"member-delta", MemberDeltas, &MemberDelta{GroupID: "g1", Version: 4, Modified: modified,
+			Add: []string{"g2", "u2"}, Remove: []string{"2819c223-7f76-453a-919d-413861904646"}}},
+		{"member-delta-header-only", MemberDeltas, &MemberDelta{GroupID: "g1", Version: 5}},
 		{"meta", store.TableMeta, &store.Meta{Key: store.MetaAppliedRevision, Value: "sha256:abc"}},
 		{"scim", store.TableResources, &store.Resource{
 			Kind: spec.KindScimProvisioning, Name: "entra", Revision: "r1", ModifiedBy: "reconcile", Modified: modified,
@@ -180,6 +184,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"resealed truncation", store.TableUsers, edit(func(b []byte) []byte { return reseal(b[:len(b)-2]) }), ErrMalformed},
 		{"trailing bytes", store.TableUsers, edit(func(b []byte) []byte { return reseal(append(b, 0)) }), ErrMalformed},
 		{"wrong table", store.TableGroups, good, ErrMalformed},
+		{"chunk without ids", MemberLists, seal(putStrings(putString(nil, "g1"), nil)), ErrMalformed},
+		{"chunk out of order", MemberLists, seal(putStrings(putString(nil, "g1"), []string{"b", "a"})), ErrMalformed},
+		{"chunk with a duplicate", MemberLists, seal(putStrings(putString(nil, "g1"), []string{"a", "a"})), ErrMalformed},
+		{"chunk count beyond the record", MemberLists, seal(append(putString(nil, "g1"), 0xff, 0xff, 0x03, 1, 'a')), ErrMalformed},
+		{"chunk id cut", MemberLists, seal(append(putString(nil, "g1"), 2, 1, 'a', 5, 'b')), ErrMalformed},
 		{"unknown table", "sessions", good, ErrMalformed},
 	}
 	for _, tt := range tests {
@@ -188,6 +197,47 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("Decode = %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// seal wraps body in a current-version envelope.
+func seal(body []byte) []byte {
+	rec := binary.BigEndian.AppendUint32([]byte{Version}, checksum(Version, body))
+	return append(rec, body...)
+}
+
+func TestDecodedStringsShareNoMemory(t *testing.T) {
+	rec, err := Encode(MemberLists, &MemberChunk{GroupID: "g1", IDs: []string{"a", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := Decode(MemberLists, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(rec)
+	if c := obj.(*MemberChunk); c.GroupID != "g1" || c.IDs[0] != "a" || c.IDs[1] != "b" {
+		t.Fatalf("decoded chunk changed with its record: %+v", c)
+	}
+}
+
+func TestChunkKeys(t *testing.T) {
+	// A group's chunk keys share its prefix, and no other group's do, even
+	// when one group id is a prefix of the other.
+	for _, tt := range []struct{ group, first, other string }{
+		{"g1", "u1", "g12"}, {"g12", "", "g1"}, {"", "x", "g"},
+	} {
+		k := ChunkKey(tt.group, tt.first)
+		if !bytes.HasPrefix(k, ChunkPrefix(tt.group)) {
+			t.Errorf("ChunkKey(%q, %q) = %q lacks its group's prefix", tt.group, tt.first, k)
+		}
+		if bytes.HasPrefix(k, ChunkPrefix(tt.other)) {
+			t.Errorf("ChunkKey(%q, %q) = %q has group %q's prefix", tt.group, tt.first, k, tt.other)
+		}
+		key, err := Key(MemberLists, &MemberChunk{GroupID: tt.group, IDs: []string{tt.first}})
+		if err != nil || !bytes.Equal(key, k) {
+			t.Errorf("Key of the chunk = %q, %v; want %q", key, err, k)
+		}
 	}
 }
 
@@ -201,6 +251,9 @@ func TestEncodeRejects(t *testing.T) {
 		{"spec is not a pointer", store.TableResources, &store.Resource{Kind: spec.KindRole, Name: "r", Spec: spec.Role{}}},
 		{"unknown kind", store.TableResources, &store.Resource{Kind: "Widget", Name: "w", Spec: &spec.Role{}}},
 		{"object of another table", store.TableGroups, &store.User{ID: "u"}},
+		{"chunk without ids", MemberLists, &MemberChunk{GroupID: "g"}},
+		{"chunk out of order", MemberLists, &MemberChunk{GroupID: "g", IDs: []string{"b", "a"}}},
+		{"delta as a chunk", MemberLists, &MemberDelta{GroupID: "g"}},
 		{"unsupported object", store.TableUsers, "u"},
 	}
 	for _, tt := range tests {
@@ -252,5 +305,13 @@ func TestEveryKindIsPersisted(t *testing.T) {
 	}
 	if len(specTypes) != len(spec.Kinds) {
 		t.Errorf("specTypes has %d kinds, spec.Kinds %d", len(specTypes), len(spec.Kinds))
+	}
+}
+
+func TestUvarintLen(t *testing.T) {
+	for _, v := range []uint64{0, 1, 127, 128, 16383, 16384, 1 << 35, 1<<64 - 1} {
+		if got, want := uvarintLen(v), len(binary.AppendUvarint(nil, v)); got != want {
+			t.Errorf("uvarintLen(%d) = %d, want %d", v, got, want)
+		}
 	}
 }
