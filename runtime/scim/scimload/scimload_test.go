@@ -38,6 +38,9 @@ func TestRunInProcess(t *testing.T) {
 		if res.Cycle.Count != cycle || res.Cycle.P99 < res.Cycle.P50 || res.Cycle.Max == 0 {
 			t.Errorf("cycle stats %+v, want %d requests", res.Cycle, cycle)
 		}
+		if res.CycleElapsed <= 0 || res.CycleElapsed >= res.Elapsed || res.CycleRPS() <= 0 {
+			t.Errorf("cycle took %s of %s (%.0f req/s)", res.CycleElapsed, res.Elapsed, res.CycleRPS())
+		}
 	}
 }
 
