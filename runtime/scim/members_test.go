@@ -2,8 +2,13 @@ package scim
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"slices"
 	"testing"
 
+	"github.com/idrecon/idrecon/runtime/scim/internal/patch"
+	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/runtime/store"
 )
 
@@ -70,4 +75,58 @@ func TestMemberPrecheckIsRedoneAfterAChange(t *testing.T) {
 			t.Fatal("precheck passed an unknown member")
 		}
 	})
+}
+
+// TestMemberValuesAsNormalised checks the shortcut for Entra's member
+// shape against what schema.Value makes of the same values: the same ids,
+// or an error in the same cases.
+func TestMemberValuesAsNormalised(t *testing.T) {
+	values := []string{
+		`[{"value":"u1"},{"$ref":null,"value":"u2"}]`,
+		`[{"VALUE":"u1"},{"Value":"u2","display":"Two"}]`,
+		`[{"$ref":"https://x/Users/u1","value":"u1"}]`,
+		`[{"value":"u1","type":"User"}]`,
+		`["u1","u2"]`,
+		`{"value":"u1"}`,
+		`[null,{"value":"u1"}]`,
+		`[{"value":""}]`,
+		`[{"value":7}]`,
+		`[{"display":"nobody"}]`,
+		`[{"$ref":null}]`,
+		`[[{"value":"u1"}]]`,
+		`[]`,
+	}
+	members := schema.Group.Attr("members")
+	for _, raw := range values {
+		t.Run(raw, func(t *testing.T) {
+			var v any
+			if err := json.Unmarshal([]byte(raw), &v); err != nil {
+				t.Fatal(err)
+			}
+			// What the general path makes of it.
+			var want []string
+			norm, wantErr := schema.Value(members, v)
+			if wantErr == nil {
+				list, _ := norm.([]any)
+				for _, e := range list {
+					id, _ := e.(map[string]any)["value"].(string)
+					if id == "" {
+						wantErr = errors.New("no value")
+						break
+					}
+					want = append(want, id)
+				}
+			}
+			d, ok, err := newMemberDelta([]patch.Operation{{Op: "add", Path: "members", Value: v, HasValue: true}})
+			if !ok {
+				t.Fatal("not taken as a member change")
+			}
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("err = %v, want error: %v", err, wantErr)
+			}
+			if err == nil && !slices.Equal(d.ids, want) {
+				t.Fatalf("ids %v, want %v", d.ids, want)
+			}
+		})
+	}
 }
