@@ -143,7 +143,6 @@ const memberOfKey = "all"
 // stored map, or a write's edit of it.
 type groupsOf interface {
 	Get(member string) ([]string, bool)
-	Lookup(member string) (string, []string, bool)
 }
 
 // internMember returns the string the store already holds for member id,
@@ -158,17 +157,19 @@ func (t *Txn) internMember(id string) (string, error) {
 	if held, _, ok := idx.Lookup(id); ok {
 		return held, nil
 	}
-	if u, err := t.UserByID(id); err != nil || u != nil {
-		if u != nil {
-			id = u.ID
-		}
-		return id, err
+	u, err := t.UserByID(id)
+	if err != nil {
+		return "", err
 	}
-	if g, err := t.GroupByID(id); err != nil || g != nil {
-		if g != nil {
-			id = g.ID
-		}
-		return id, err
+	if u != nil {
+		return u.ID, nil
+	}
+	g, err := t.GroupByID(id)
+	if err != nil {
+		return "", err
+	}
+	if g != nil {
+		return g.ID, nil
 	}
 	return id, nil
 }

@@ -129,7 +129,7 @@ func TestZeroMap(t *testing.T) {
 	if k, v, ok := e.Lookup(key); !ok || v != "1" || k != "member-x" {
 		t.Fatalf("Lookup after Set = %q, %q, %v", k, v, ok)
 	}
-	if k, _, _ := e.Map().Lookup(key); unsafe.StringData(k) == unsafe.StringData(key) {
+	if k, _, _ := e.Lookup(key); unsafe.StringData(k) == unsafe.StringData(key) {
 		t.Fatal("Lookup returned the key it was given, not the one the map holds")
 	}
 	if _, ok := m.Get("member-x"); ok {
