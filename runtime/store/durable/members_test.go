@@ -46,18 +46,16 @@ func downgrade(t *testing.T, path string, format int) {
 		if err != nil {
 			return err
 		}
-		c := tx.Bucket([]byte(record.MemberLists)).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			obj, err := record.Decode(record.MemberLists, v)
-			if err != nil {
-				return err
-			}
-			chunk := obj.(*record.MemberChunk)
+		err = eachChunk(tx, func(chunk *record.MemberChunk) error {
 			for _, id := range chunk.IDs {
 				if err := putMembership(legacy, chunk.GroupID, id); err != nil {
 					return err
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if err := tx.DeleteBucket([]byte(record.MemberLists)); err != nil {
 			return err
@@ -72,6 +70,21 @@ func downgrade(t *testing.T, path string, format int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// eachChunk calls fn with every member chunk of the file, in key order.
+func eachChunk(tx *bolt.Tx, fn func(*record.MemberChunk) error) error {
+	c := tx.Bucket([]byte(record.MemberLists)).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		obj, err := record.Decode(record.MemberLists, v)
+		if err != nil {
+			return err
+		}
+		if err := fn(obj.(*record.MemberChunk)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func putMembership(b *bolt.Bucket, group, member string) error {
@@ -117,13 +130,7 @@ func checkChunks(t *testing.T, db *DB) {
 				}
 			}
 		}
-		c := tx.Bucket([]byte(record.MemberLists)).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			obj, err := record.Decode(record.MemberLists, v)
-			if err != nil {
-				return err
-			}
-			chunk := obj.(*record.MemberChunk)
+		err := eachChunk(tx, func(chunk *record.MemberChunk) error {
 			if chunk.GroupID != group {
 				check()
 				group, sizes = chunk.GroupID, nil
@@ -132,9 +139,10 @@ func checkChunks(t *testing.T, db *DB) {
 				}
 			}
 			sizes = append(sizes, len(chunk.IDs))
-		}
+			return nil
+		})
 		check()
-		return nil
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
