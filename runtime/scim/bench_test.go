@@ -141,25 +141,39 @@ func idOf(b *testing.B, w *httptest.ResponseRecorder) string {
 	return v.ID
 }
 
-// BenchmarkGroupMemberBatch adds 100 members per PATCH to groups that grow
-// to 1,000 members, as Entra's initial cycle does.
+// BenchmarkGroupMemberBatch is the member phase of an Entra initial cycle:
+// 100,000 users, groups of 1,000 filled by PATCHes of 100 members, so that
+// at -benchtime 10000x every user ends up in 10 groups.
 func BenchmarkGroupMemberBatch(b *testing.B) {
 	s := newBenchServer(b)
-	var users []string
-	for i := range 1000 {
-		users = append(users, idOf(b, s.serve(b, "POST", "/Users", entraUser(i), 201)))
+	const users, perGroup, perPatch = 100_000, 1000, 100
+	s.preload(b, users)
+	var ids []string
+	it, err := s.st.Read().Get(store.TableUsers, store.IndexID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		ids = append(ids, raw.(*store.User).ID)
 	}
 	var gid string
 	n := 0
+	b.ReportAllocs()
 	for b.Loop() {
-		if n%10 == 0 {
-			gid = idOf(b, s.serve(b, "POST", "/Groups", fmt.Sprintf(`{"displayName":"g%d"}`, n), 201))
+		g, part := n/(perGroup/perPatch), n%(perGroup/perPatch)
+		if part == 0 {
+			gid = idOf(b, s.serve(b, "POST", "/Groups", fmt.Sprintf(`{"displayName":"g%d"}`, g), 201))
 		}
-		var parts []string
-		for _, u := range users[(n%10)*100 : (n%10)*100+100] {
-			parts = append(parts, `{"value":"`+u+`"}`)
+		var body strings.Builder
+		body.WriteString(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"members","value":[`)
+		for j := range perPatch {
+			if j > 0 {
+				body.WriteByte(',')
+			}
+			body.WriteString(`{"$ref":null,"value":"` + ids[(g*perPatch+part*perPatch+j)%users] + `"}`)
 		}
-		s.serve(b, "PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"members","value":[`+strings.Join(parts, ",")+`]}]}`, 204)
+		body.WriteString(`]}]}`)
+		s.serve(b, "PATCH", "/Groups/"+gid, body.String(), 204)
 		n++
 	}
 }

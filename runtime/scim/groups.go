@@ -66,38 +66,29 @@ func errGroupNameTaken(name, id string) error {
 		Detail: fmt.Sprintf("displayName %q is already used by group %s (displayName is unique, case-insensitively)", name, id)}
 }
 
-// checkMembers fails with invalidValue naming every id that is neither a
-// user nor a group.
-func checkMembers(txn *store.Txn, groupID string, ids []string) error {
+// resolveMembers returns the store's strings for ids (see store.Txn.Member),
+// or fails with invalidValue naming every id that is neither a user nor a
+// group.
+func resolveMembers(txn *store.Txn, groupID string, ids []string) ([]string, error) {
 	var unknown []string
+	held := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if id == groupID {
-			return scimerr.New(scimerr.InvalidValue, "a group cannot be a member of itself")
+			return nil, scimerr.New(scimerr.InvalidValue, "a group cannot be a member of itself")
 		}
-		// An id that is a member somewhere exists: deleting a user or group
-		// removes its memberships in the same write. The reverse index
-		// answers in a fraction of an id lookup, and Entra puts each user
-		// in many groups.
-		if groups, err := txn.GroupIDsOf(id); err != nil {
-			return err
-		} else if len(groups) > 0 {
-			continue
+		h, ok, err := txn.Member(id)
+		if err != nil {
+			return nil, err
 		}
-		if u, err := txn.UserByID(id); err != nil {
-			return err
-		} else if u != nil {
-			continue
-		}
-		if g, err := txn.GroupByID(id); err != nil {
-			return err
-		} else if g == nil {
+		if !ok {
 			unknown = append(unknown, id)
 		}
+		held = append(held, h)
 	}
 	if len(unknown) > 0 {
-		return scimerr.New(scimerr.InvalidValue, "unknown member ids: %s", strings.Join(unknown, ", "))
+		return nil, scimerr.New(scimerr.InvalidValue, "unknown member ids: %s", strings.Join(unknown, ", "))
 	}
-	return nil
+	return held, nil
 }
 
 // writeGroup stores next as the group's state: the group record g and the
@@ -119,7 +110,8 @@ func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState
 			added = append(added, m)
 		}
 	}
-	if err := checkMembers(txn, g.ID, added); err != nil {
+	added, err := resolveMembers(txn, g.ID, added)
+	if err != nil {
 		return err
 	}
 	if cur == nil || !strings.EqualFold(next.displayName, cur.displayName) {
@@ -296,7 +288,14 @@ func (s *Server) replaceGroup(w http.ResponseWriter, r *request, id string) erro
 }
 
 func (s *Server) patchGroup(w http.ResponseWriter, r *request, id string) error {
-	body, err := s.readObject(w, r)
+	raw, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if d, ok := entraMemberDelta(raw); ok {
+		return s.patchMembers(w, r, id, d)
+	}
+	body, err := decodeObject(raw)
 	if err != nil {
 		return err
 	}

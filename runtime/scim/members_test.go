@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/idrecon/idrecon/runtime/scim/internal/patch"
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
@@ -128,5 +130,76 @@ func TestMemberValuesAsNormalised(t *testing.T) {
 				t.Fatalf("ids %v, want %v", d.ids, want)
 			}
 		})
+	}
+}
+
+// FuzzMemberPatchPaths checks that the typed decoder of Entra's member
+// PATCHes agrees with the general path (decodeObject, patch.Parse,
+// newMemberDelta) on every body it accepts.
+func FuzzMemberPatchPaths(f *testing.F) {
+	for _, body := range []string{
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"members","value":[{"$ref":null,"value":"u1"},{"value":"u2"}]}]}`,
+		`{"Operations":[{"op":"remove","path":" Members ","value":[{"value":"u1"}]},{"op":"add","path":"members","value":[{"value":"u1"}]}]}`,
+		`{"schemas":["other"],"Operations":[{"op":"add","path":"members","value":[{"value":"u1"}]}]}`,
+		`{"Operations":[{"op":"add","path":"members","value":[{"value":"u1","display":"x"}]}]}`,
+		`{"Operations":[{"op":"add","path":"members","value":[{"$ref":"x","value":"u1"}]}]}`,
+		`{"Operations":[{"op":"replace","path":"members","value":[{"value":"u1"}]}]}`,
+		`{"Operations":[{"op":"add","path":"members","value":[]}]}`,
+		`{"Operations":[{"OP":"ADD","PATH":"members","VALUE":[{"VALUE":"u1"}]}]} `,
+		`{"Operations":[]}`,
+		`null`,
+	} {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := entraMemberDelta(body)
+		if !ok {
+			return
+		}
+		obj, err := decodeObject(body)
+		if err != nil {
+			t.Fatalf("fast path took a body the general path refuses: %v", err)
+		}
+		ops, err := patch.Parse(obj)
+		if err != nil {
+			t.Fatalf("fast path took a body patch.Parse refuses: %v", err)
+		}
+		slow, ok, err := newMemberDelta(ops)
+		if !ok || err != nil {
+			t.Fatalf("general path: ok %v, err %v", ok, err)
+		}
+		if !slices.Equal(fast.ids, slow.ids) || !maps.Equal(fast.add, slow.add) {
+			t.Fatalf("fast %v %v, general %v %v", fast.ids, fast.add, slow.ids, slow.add)
+		}
+	})
+}
+
+// TestMembershipsShareTheMembersID checks that a membership holds the
+// store's string for its member, not the copy that came in the request:
+// through the typed decoder (add), the general path (replace), and a write
+// whose precheck no longer holds.
+func TestMembershipsShareTheMembersID(t *testing.T) {
+	e := newEnv(t, true, defaultConfig())
+	u1 := e.createUser("one@contoso.com", "1", "one@contoso.com")
+	u2 := e.createUser("two@contoso.com", "2", "two@contoso.com")
+	inner := e.createGroup("Inner", "i")
+	g := e.createGroup("Outer", "o")
+	e.must(204, "PATCH", "/Groups/"+g, ops(`{"op":"add","path":"members","value":`+memberList(u1)+`}`))
+	e.must(204, "PATCH", "/Groups/"+g, ops(`{"op":"replace","path":"members","value":`+memberList(u1, u2, inner)+`}`))
+	txn := e.st.Read()
+	ids, err := txn.MemberIDsOf(g)
+	if err != nil || len(ids) != 3 {
+		t.Fatalf("members %v, %v", ids, err)
+	}
+	for _, id := range ids {
+		var held string
+		if u, _ := txn.UserByID(id); u != nil {
+			held = u.ID
+		} else if gr, _ := txn.GroupByID(id); gr != nil {
+			held = gr.ID
+		}
+		if unsafe.StringData(id) != unsafe.StringData(held) {
+			t.Errorf("membership of %s holds its own copy of the id", id)
+		}
 	}
 }

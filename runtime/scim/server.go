@@ -328,13 +328,29 @@ func route(method string, seg []string) routed {
 // never sends: other media types, oversized or deeply nested bodies,
 // invalid UTF-8, trailing data.
 func (s *Server) readObject(w http.ResponseWriter, r *request) (map[string]any, error) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return decodeObject(body)
+}
+
+// readBody reads a request body of a JSON media type, up to MaxBodyBytes.
+func (s *Server) readBody(w http.ResponseWriter, r *request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/scim+json" && mt != "application/json") {
 			return nil, errStatus(http.StatusUnsupportedMediaType, "content type must be application/scim+json or application/json")
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= s.opts.MaxBodyBytes {
+		// One allocation of the announced size instead of doubling (ReadFrom
+		// wants MinRead spare bytes to see the end): the limit below still
+		// holds if the client lied.
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -342,7 +358,7 @@ func (s *Server) readObject(w http.ResponseWriter, r *request) (map[string]any, 
 		}
 		return nil, scimerr.New(scimerr.InvalidSyntax, "cannot read request body")
 	}
-	return decodeObject(body)
+	return buf.Bytes(), nil
 }
 
 func decodeObject(body []byte) (map[string]any, error) {

@@ -49,10 +49,11 @@ func (t *Txn) IsMember(groupID, memberID string) (bool, error) {
 }
 
 // ChangeMembers adds add to and removes remove from group groupID's direct
-// members, keeping the reverse index (GroupIDsOf) in step, and stamps the change with now. Ids
-// already in (add) or not in (remove) the group are ignored; an id in both
-// lists is added. It does not check that the ids exist: callers validate
-// before they mutate.
+// members, keeping the reverse index (GroupIDsOf) in step, and stamps the
+// change with now. Ids already in (add) or not in (remove) the group are
+// ignored; an id in both lists is added. It does not check that the ids
+// exist: callers validate with Member before they mutate, and pass the
+// strings Member returned as add.
 func (t *Txn) ChangeMembers(groupID string, add, remove []string, now time.Time) error {
 	cur, err := t.MembersOf(groupID)
 	if err != nil {
@@ -67,11 +68,6 @@ func (t *Txn) ChangeMembers(groupID string, add, remove []string, now time.Time)
 	add = missing(old, wanted, true)
 	if len(add) == 0 && len(remove) == 0 {
 		return nil
-	}
-	for i, id := range add {
-		if add[i], err = t.internMember(id); err != nil {
-			return err
-		}
 	}
 	next := merge(old, add, remove)
 	if len(next) == 0 {
@@ -143,35 +139,37 @@ const memberOfKey = "all"
 // stored map, or a write's edit of it.
 type groupsOf interface {
 	Get(member string) ([]string, bool)
+	Lookup(member string) (string, []string, bool)
 }
 
-// internMember returns the string the store already holds for member id,
-// so that an id is one string however many groups it is in. Ids arrive in
-// request bodies, one fresh string per membership: a million memberships
+// Member returns the store's own string for id when id is a user or a
+// group, and whether it is one. Writers pass these strings to ChangeMembers
+// so that an id is one string however many groups hold it: ids arrive in
+// request bodies, a fresh string per membership, and a million memberships
 // were a million small objects for the collector to visit on every cycle.
-func (t *Txn) internMember(id string) (string, error) {
-	idx, err := t.editMemberOf()
+func (t *Txn) Member(id string) (string, bool, error) {
+	idx, err := t.reverse()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
+	// An id that is a member somewhere exists: deleting a user or group
+	// removes its memberships in the same write. The reverse index answers
+	// in a fraction of a row lookup, and Entra puts each user in many groups.
 	if held, _, ok := idx.Lookup(id); ok {
-		return held, nil
+		return held, true, nil
 	}
 	u, err := t.UserByID(id)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if u != nil {
-		return u.ID, nil
+		return u.ID, true, nil
 	}
 	g, err := t.GroupByID(id)
-	if err != nil {
-		return "", err
+	if err != nil || g == nil {
+		return "", false, err
 	}
-	if g != nil {
-		return g.ID, nil
-	}
-	return id, nil
+	return g.ID, true, nil
 }
 
 // reverse returns the transaction's reverse membership index: the pending

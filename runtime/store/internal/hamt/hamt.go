@@ -72,6 +72,11 @@ func (m *Map[V]) Len() int { return m.len }
 // Get returns the value of key and whether m holds it.
 func (m *Map[V]) Get(key string) (V, bool) { return value(find(m.root, key, hashOf(key))) }
 
+// Lookup is Get that also returns the key as m holds it.
+func (m *Map[V]) Lookup(key string) (string, V, bool) {
+	return stored(find(m.root, key, hashOf(key)))
+}
+
 // All iterates over m's entries in no particular order.
 func (m *Map[V]) All() iter.Seq2[string, V] {
 	return func(yield func(string, V) bool) { walk(m.root, yield) }
