@@ -44,6 +44,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	dataDir := fs.String("data-dir", "", "with -inprocess, make the store durable in this empty directory, as the daemon's is")
 	timeout := fs.Duration("timeout", 15*time.Minute, "abort the run after this long")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (client and in-process server) to this file")
+	memprofile := fs.String("memprofile", "", "write a profile of the whole run's allocations (go tool pprof -sample_index=alloc_space) to this file")
 	traceFile := fs.String("trace", "", "write an execution trace of the whole run (see go tool trace) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -66,6 +67,9 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		}
 		defer r.stop()
 	}
+	if *memprofile != "" {
+		defer writeHeapProfile(*memprofile)
+	}
 	if cfg.Token == "" {
 		cfg.Token = getenv("IDRECON_SCIM_TOKEN")
 	}
@@ -84,6 +88,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		}
 		defer srv.Close()
 		cfg.URL, cfg.Token = srv.URL, srv.Token
+		cfg.ProcessStats = true
 	}
 	cfg.Progress = os.Stderr
 	res, err := scimload.Run(ctx, cfg)
@@ -97,4 +102,16 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		return errors.New("run had errors")
 	}
 	return nil
+}
+
+// writeHeapProfile writes the allocation profile at the end of a run, when
+// it counts every allocation the run made.
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idrecon-load: memprofile:", err)
+	}
 }

@@ -20,8 +20,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/metrics"
 	"runtime/trace"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,10 @@ type Config struct {
 	Flag bool
 	// Progress, when set, receives a line as each phase ends.
 	Progress io.Writer
+	// ProcessStats adds this process's allocation and garbage collection to
+	// each progress line: the server's share of them with an in-process
+	// server, the client's alone otherwise.
+	ProcessStats bool
 }
 
 // Stats are the latencies of one request kind.
@@ -275,7 +281,7 @@ func (r *runner) fail(kind, format string, args ...any) {
 
 // parallel runs fn(i) for i in [0,n) on the configured number of workers.
 func (r *runner) parallel(ctx context.Context, phase string, n int, fn func(i int)) error {
-	start, before := time.Now(), r.requests.Load()
+	start, before, proc := time.Now(), r.requests.Load(), readProcess()
 	// A region per phase lets an execution trace (idrecon-load -trace) be
 	// read phase by phase.
 	defer trace.StartRegion(ctx, "phase "+phase).End()
@@ -283,7 +289,11 @@ func (r *runner) parallel(ctx context.Context, phase string, n int, fn func(i in
 		if r.cfg.Progress != nil {
 			d := time.Since(start)
 			n := r.requests.Load() - before
-			fmt.Fprintf(r.cfg.Progress, "phase %-12s %8d requests in %8s (%.0f req/s)\n", phase, n, d.Round(time.Millisecond), float64(n)/d.Seconds())
+			extra := ""
+			if r.cfg.ProcessStats && n > 0 {
+				extra = readProcess().since(proc, n)
+			}
+			fmt.Fprintf(r.cfg.Progress, "phase %-12s %8d requests in %8s (%.0f req/s)%s\n", phase, n, d.Round(time.Millisecond), float64(n)/d.Seconds(), extra)
 		}
 	}()
 	var next atomic.Int64
@@ -328,6 +338,42 @@ func totalOf(body []byte) int {
 		return -1
 	}
 	return v.Total
+}
+
+// processStats are cumulative counters of this process's runtime.
+type processStats struct {
+	at                   time.Time
+	allocBytes, gcCycles uint64
+	gcCPU, totalCPU      float64
+	// rusage is user and system time as the kernel counts it, syscalls
+	// included; zero where getrusage is missing.
+	rusage time.Duration
+}
+
+var processMetrics = []string{"/gc/heap/allocs:bytes", "/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds", "/cpu/classes/total:cpu-seconds"}
+
+func readProcess() processStats {
+	s := make([]metrics.Sample, len(processMetrics))
+	for i, name := range processMetrics {
+		s[i].Name = name
+	}
+	metrics.Read(s)
+	return processStats{at: time.Now(), allocBytes: s[0].Value.Uint64(), gcCycles: s[1].Value.Uint64(), gcCPU: s[2].Value.Float64(), totalCPU: s[3].Value.Float64(), rusage: cpuTime()}
+}
+
+// since describes what happened between p0 and p over n requests. The
+// runtime updates its CPU estimates at each collection, so the GC share is
+// approximate over a short phase.
+func (p processStats) since(p0 processStats, n int64) string {
+	share := 0.0
+	if cpu := p.totalCPU - p0.totalCPU; cpu > 0 {
+		share = 100 * (p.gcCPU - p0.gcCPU) / cpu
+	}
+	cores := ""
+	if p.rusage > 0 {
+		cores = fmt.Sprintf(", %.2f cores", (p.rusage-p0.rusage).Seconds()/p.at.Sub(p0.at).Seconds())
+	}
+	return fmt.Sprintf("  alloc %.1f KiB/req, %d GCs, GC %.0f%% of CPU%s", float64(p.allocBytes-p0.allocBytes)/1024/float64(n), p.gcCycles-p0.gcCycles, share, cores)
 }
 
 // membersOf returns the deterministic member indexes of group g.
@@ -383,19 +429,24 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	err = r.parallel(ctx, "members", len(batches), func(i int) {
 		b := batches[i]
-		var sb strings.Builder
-		for j, m := range b.members {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			fmt.Fprintf(&sb, `{"$ref":null,"value":%q}`, userIDs[m])
-		}
 		op := "Add"
 		if cfg.Flag {
 			op = "add"
 		}
-		body := `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"` + op + `","path":"members","value":[` + sb.String() + `]}]}`
-		r.call(ctx, "group.members", "PATCH", "/Groups/"+groupIDs[b.group], []byte(body), 204)
+		// Built with appends, not fmt: the client shares the machine's
+		// cores with the server, and what it spends is not Entra's.
+		body := make([]byte, 0, 128+len(b.members)*64)
+		body = append(body, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"`+op+`","path":"members","value":[`...)
+		for j, m := range b.members {
+			if j > 0 {
+				body = append(body, ',')
+			}
+			body = append(body, `{"$ref":null,"value":`...)
+			body = strconv.AppendQuote(body, userIDs[m])
+			body = append(body, '}')
+		}
+		body = append(body, "]}]}"...)
+		r.call(ctx, "group.members", "PATCH", "/Groups/"+groupIDs[b.group], body, 204)
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -15,10 +16,18 @@ func TestRunInProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { srv.Close() })
+		var progress strings.Builder
 		res, err := Run(context.Background(), Config{URL: srv.URL, Token: srv.Token, Users: 300, Groups: 5, MembersPerGroup: 150,
-			Concurrency: 8, UpdateEvery: 5, DisableEvery: 7, DeleteEvery: 11, Flag: flag})
+			Concurrency: 8, UpdateEvery: 5, DisableEvery: 7, DeleteEvery: 11, Flag: flag, Progress: &progress, ProcessStats: flag})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// A line per phase, with the process's figures when asked for.
+		for _, phase := range []string{"users", "groups", "members", "incremental", "verify"} {
+			line := regexp.MustCompile(`(?m)^phase ` + phase + ` .*$`).FindString(progress.String())
+			if line == "" || (flag && phase != "verify" && !regexp.MustCompile(`alloc [0-9.]+ KiB/req, \d+ GCs, GC \d+% of CPU, [0-9.]+ cores$`).MatchString(line)) {
+				t.Errorf("flag=%v: progress line for %s: %q", flag, phase, line)
+			}
 		}
 		var sb strings.Builder
 		res.Print(&sb)
