@@ -75,7 +75,11 @@
 //	         CRC-32C of the preceding 8 bytes, payload
 //	payload: ops, each: uvarint length and table, uvarint length and key,
 //	         uvarint length+1 and value (0, and no value, for a delete)
+//	zeros:   to the end of the file
 //
+// The zeros are written a megabyte ahead of the frames, so that syncing a
+// frame does not also change the file's size: that would make fdatasync
+// commit the file system's journal for every batch.
 // with integers big endian and CRC-32C the Castagnoli CRC. An op puts a
 // record (internal/record) under its key in its table's bucket, or deletes
 // the key: the log holds the bucket writes a batch makes, as batchOps decides

@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -218,9 +219,12 @@ func parseSegment(name string, data []byte, seq uint64, format int, last bool) (
 	}
 	for off := segmentHeaderLen; off < len(data); {
 		payload, n, ok := frameAt(data[off:])
+		if !ok && allZero(data[off:]) {
+			break // the zeros append writes ahead of the frames
+		}
 		if !ok {
 			if last && !hasFrame(data[off+1:]) {
-				p.torn = len(data) - off
+				p.torn = len(bytes.TrimRight(data[off:], "\x00"))
 				return p, nil
 			}
 			return p, fmt.Errorf("%w: %s: damaged frame at offset %d", ErrCorrupt, name, off)
@@ -235,10 +239,29 @@ func parseSegment(name string, data []byte, seq uint64, format int, last bool) (
 	return p, nil
 }
 
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func intactHeader(data []byte) bool {
 	return len(data) >= segmentHeaderLen && string(data[:len(logMagic)]) == logMagic &&
 		crc32.Checksum(data[:segmentHeaderLen-4], castagnoli) == binary.BigEndian.Uint32(data[segmentHeaderLen-4:])
 }
+
+// fillAhead is how far append extends a segment with zeros ahead of its
+// frames. A write inside the file's size makes fdatasync flush the data
+// alone; one that grows the file makes it commit the file system's journal
+// too, which took 4 ms instead of 0.4 (p50) on a machine whose cores were
+// busy, as they are when Entra provisions. So the file grows once per
+// fillAhead bytes, not once per batch.
+const fillAhead = 1 << 20
+
+var zeros = make([]byte, 64<<10)
 
 // segment is the log segment Commit appends to.
 type segment struct {
@@ -246,6 +269,8 @@ type segment struct {
 	seq uint64
 	// size counts the bytes written and synced: the header and whole frames.
 	size int64
+	// filled is the file's size: size, then zeros up to it.
+	filled int64
 	// broken is set when a failed append could not be undone: the file may
 	// end in part of a batch that was reported failed, so nothing more may
 	// be appended, and only size bytes of it are ever applied.
@@ -274,14 +299,20 @@ func createSegment(path string, seq uint64) (*segment, error) {
 		os.Remove(name)
 		return nil, fmt.Errorf("create log segment: %w", err)
 	}
-	return &segment{f: f, seq: seq, size: int64(len(hdr))}, nil
+	return &segment{f: f, seq: seq, size: int64(len(hdr)), filled: int64(len(hdr))}, nil
 }
 
 // append writes frame at the end of the segment and syncs it. When that
 // fails, the frame may be on disk in part or whole; append cuts the file
 // back, so that a batch reported failed cannot reappear at the next start.
 func (s *segment) append(frame []byte) error {
-	_, err := s.f.WriteAt(frame, s.size)
+	var err error
+	if end := s.size + int64(len(frame)); end > s.filled {
+		err = s.fill(end + fillAhead)
+	}
+	if err == nil {
+		_, err = s.f.WriteAt(frame, s.size)
+	}
 	if err == nil {
 		err = fdatasync(s.f)
 	}
@@ -294,9 +325,23 @@ func (s *segment) append(frame []byte) error {
 			s.broken = true
 			err = errors.Join(err, fmt.Errorf("undo: %w", terr))
 		}
+		s.filled = s.size
 		return fmt.Errorf("append to log segment %d: %w", s.seq, err)
 	}
 	s.size += int64(len(frame))
+	return nil
+}
+
+// fill writes zeros from the end of the file to end. The next fdatasync
+// makes them durable with the frame that needed them.
+func (s *segment) fill(end int64) error {
+	for s.filled < end {
+		n, err := s.f.WriteAt(zeros[:min(int64(len(zeros)), end-s.filled)], s.filled)
+		s.filled += int64(n)
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
