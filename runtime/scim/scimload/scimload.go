@@ -145,8 +145,12 @@ func (c *Config) validate() error {
 type runner struct {
 	cfg    Config
 	client *http.Client
-	base   string
-	query  string // "" or "aadOptscim062020&"
+	// conns replaces client for a plain-HTTP target; path is then the
+	// base URL's path.
+	conns *conns
+	path  string
+	base  string
+	query string // "" or "aadOptscim062020&"
 
 	mu       sync.Mutex
 	lat      map[string][]time.Duration
@@ -168,6 +172,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		base: strings.TrimRight(cfg.URL, "/"), lat: map[string][]time.Duration{}, errs: map[string]int{}}
 	if cfg.Flag {
 		r.query = "aadOptscim062020&"
+	}
+	if u, _ := url.Parse(r.base); u.Scheme == "http" {
+		r.conns, r.path = newConns(u.Host, cfg.Concurrency*2, 30*time.Second), u.Path
+		defer r.conns.close()
 	}
 	start := time.Now()
 	err := r.run(ctx)
@@ -228,33 +236,22 @@ func (r *runner) problem(format string, args ...any) {
 // call sends one request and records its latency under kind. It returns
 // the body when the status is want.
 func (r *runner) call(ctx context.Context, kind, method, path string, body []byte, want int) ([]byte, bool) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	u := r.base + path
+	target := path
 	if r.query != "" {
-		if strings.Contains(u, "?") {
-			u = strings.Replace(u, "?", "?"+r.query, 1)
+		if strings.Contains(target, "?") {
+			target = strings.Replace(target, "?", "?"+r.query, 1)
 		} else {
-			u += "?" + strings.TrimSuffix(r.query, "&")
+			target += "?" + strings.TrimSuffix(r.query, "&")
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		r.fail(kind, "%s %s: %v", method, path, err)
-		return nil, false
-	}
-	req.Header.Set("Authorization", "Bearer "+r.cfg.Token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/scim+json")
-	}
 	start := time.Now()
-	res, err := r.client.Do(req)
+	var status int
 	var out []byte
-	if err == nil {
-		out, err = io.ReadAll(res.Body)
-		res.Body.Close()
+	var err error
+	if r.conns != nil {
+		status, out, err = r.conns.do(ctx, method, r.path+target, r.cfg.Token, body)
+	} else {
+		status, out, err = r.send(ctx, method, r.base+target, body)
 	}
 	d := time.Since(start)
 	r.requests.Add(1)
@@ -262,14 +259,37 @@ func (r *runner) call(ctx context.Context, kind, method, path string, body []byt
 		r.fail(kind, "%s %s: %v", method, path, err)
 		return nil, false
 	}
-	if res.StatusCode != want {
-		r.fail(kind, "%s %s: status %d, want %d: %.200s", method, path, res.StatusCode, want, out)
+	if status != want {
+		r.fail(kind, "%s %s: status %d, want %d: %.200s", method, path, status, want, out)
 		return nil, false
 	}
 	r.mu.Lock()
 	r.lat[kind] = append(r.lat[kind], d)
 	r.mu.Unlock()
 	return out, true
+}
+
+// send sends a request with net/http, for an HTTPS target.
+func (r *runner) send(ctx context.Context, method, u string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.cfg.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/scim+json")
+	}
+	res, err := r.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	out, err := io.ReadAll(res.Body)
+	return res.StatusCode, out, err
 }
 
 func (r *runner) fail(kind, format string, args ...any) {
