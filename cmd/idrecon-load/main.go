@@ -12,11 +12,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/gctune"
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
 )
 
@@ -78,10 +78,8 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	if *inprocess {
-		// Run the server part with the GC target `idrecon serve` uses.
-		if getenv("GOGC") == "" {
-			debug.SetGCPercent(200)
-		}
+		// Run the server part with the collector settings of `idrecon serve`.
+		gctune.Apply(getenv, gctune.DefaultPercent)
 		srv, err := scimload.StartInProcess(slog.New(slog.DiscardHandler), *dataDir)
 		if err != nil {
 			return err

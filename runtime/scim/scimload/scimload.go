@@ -364,13 +364,14 @@ func totalOf(body []byte) int {
 type processStats struct {
 	at                   time.Time
 	allocBytes, gcCycles uint64
+	liveHeap             uint64
 	gcCPU, totalCPU      float64
 	// rusage is user and system time as the kernel counts it, syscalls
 	// included; zero where getrusage is missing.
 	rusage time.Duration
 }
 
-var processMetrics = []string{"/gc/heap/allocs:bytes", "/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds", "/cpu/classes/total:cpu-seconds"}
+var processMetrics = []string{"/gc/heap/allocs:bytes", "/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds", "/cpu/classes/total:cpu-seconds", "/gc/heap/live:bytes"}
 
 func readProcess() processStats {
 	s := make([]metrics.Sample, len(processMetrics))
@@ -378,7 +379,7 @@ func readProcess() processStats {
 		s[i].Name = name
 	}
 	metrics.Read(s)
-	return processStats{at: time.Now(), allocBytes: s[0].Value.Uint64(), gcCycles: s[1].Value.Uint64(), gcCPU: s[2].Value.Float64(), totalCPU: s[3].Value.Float64(), rusage: cpuTime()}
+	return processStats{at: time.Now(), allocBytes: s[0].Value.Uint64(), gcCycles: s[1].Value.Uint64(), gcCPU: s[2].Value.Float64(), totalCPU: s[3].Value.Float64(), liveHeap: s[4].Value.Uint64(), rusage: cpuTime()}
 }
 
 // since describes what happened between p0 and p over n requests. The
@@ -393,7 +394,7 @@ func (p processStats) since(p0 processStats, n int64) string {
 	if p.rusage > 0 {
 		cores = fmt.Sprintf(", %.2f cores", (p.rusage-p0.rusage).Seconds()/p.at.Sub(p0.at).Seconds())
 	}
-	return fmt.Sprintf("  alloc %.1f KiB/req, %d GCs, GC %.0f%% of CPU%s", float64(p.allocBytes-p0.allocBytes)/1024/float64(n), p.gcCycles-p0.gcCycles, share, cores)
+	return fmt.Sprintf("  alloc %.1f KiB/req, %d GCs, GC %.0f%% of CPU%s, live heap %d MiB", float64(p.allocBytes-p0.allocBytes)/1024/float64(n), p.gcCycles-p0.gcCycles, share, cores, p.liveHeap>>20)
 }
 
 // membersOf returns the deterministic member indexes of group g.

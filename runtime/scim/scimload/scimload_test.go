@@ -25,7 +25,7 @@ func TestRunInProcess(t *testing.T) {
 		// A line per phase, with the process's figures when asked for.
 		for _, phase := range []string{"users", "groups", "members", "incremental", "verify"} {
 			line := regexp.MustCompile(`(?m)^phase ` + phase + ` .*$`).FindString(progress.String())
-			if line == "" || (flag && phase != "verify" && !regexp.MustCompile(`alloc [0-9.]+ KiB/req, \d+ GCs, GC \d+% of CPU, [0-9.]+ cores$`).MatchString(line)) {
+			if line == "" || (flag && phase != "verify" && !regexp.MustCompile(`alloc [0-9.]+ KiB/req, \d+ GCs, GC \d+% of CPU, [0-9.]+ cores, live heap \d+ MiB$`).MatchString(line)) {
 				t.Errorf("flag=%v: progress line for %s: %q", flag, phase, line)
 			}
 		}

@@ -1,0 +1,66 @@
+// Package gctune sets the Go garbage collector up for idrecon's daemon: a
+// high GC target, bounded by a soft memory limit derived from the machine.
+package gctune
+
+import (
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+)
+
+// DefaultPercent is the Go GC target serve runs with unless GOGC is set.
+// The store's writes and SAML validation allocate heavily, and with Go's
+// default of 100 the collector takes about a third of the CPU at full load
+// (ACS: 940 sign-ins/s at 100, 1,370 at 200 on 2 cores). 400 halved the
+// collector's share of an Entra member phase again (13% to 6%) for a peak
+// heap of up to five times the live one, which the soft memory limit keeps
+// inside the machine.
+const DefaultPercent = 400
+
+// Settings are what Apply chose; zero means left to the environment.
+type Settings struct {
+	Percent     int
+	MemoryLimit int64
+}
+
+// Apply sets the GC target to percent unless the GOGC env var is set, and,
+// unless GOMEMLIMIT is set, a soft memory limit of three quarters of the
+// memory the process may use (its cgroup's limit, else the machine's), so
+// that a high target cannot take the heap past what is there: near the
+// limit the collector runs as often as it must.
+func Apply(getenv func(string) string, percent int) Settings {
+	var s Settings
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(percent)
+		s.Percent = percent
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		if avail := availableMemory(os.ReadFile); avail > 0 {
+			s.MemoryLimit = avail / 4 * 3
+			debug.SetMemoryLimit(s.MemoryLimit)
+		}
+	}
+	return s
+}
+
+// availableMemory returns the cgroup v2 memory limit, else the machine's
+// memory from /proc/meminfo, else 0.
+func availableMemory(readFile func(string) ([]byte, error)) int64 {
+	var total int64
+	if b, err := readFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil && kb > 0 {
+					total = kb << 10
+				}
+			}
+		}
+	}
+	if b, err := readFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 && (total == 0 || n < total) {
+			return n
+		}
+	}
+	return total
+}
