@@ -86,7 +86,8 @@ func newMemberDelta(ops []patch.Operation) (*memberDelta, bool, error) {
 // entraMemberPatch is a PATCH body that only adds or removes listed members
 // with the "members" path, each as {"value": id} or {"$ref": null,
 // "value": id}: every membership change Entra sends. Decoding it into
-// types instead of maps of maps takes a fifth of the allocations.
+// structs rather than maps of maps is most of why a 100-member PATCH went
+// from 236 KB of allocation to 195 (BenchmarkGroupMemberBatch).
 type entraMemberPatch struct {
 	Schemas    []string `json:"schemas"`
 	Operations []struct {

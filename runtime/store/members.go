@@ -34,7 +34,7 @@ func (t *Txn) GroupIDsOf(memberID string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	groups, _ := idx.Get(memberID)
+	_, groups, _ := idx.Lookup(memberID)
 	return groups, nil
 }
 
@@ -138,7 +138,6 @@ const memberOfKey = "all"
 // groupsOf is the reverse membership index as a transaction sees it: the
 // stored map, or a write's edit of it.
 type groupsOf interface {
-	Get(member string) ([]string, bool)
 	Lookup(member string) (string, []string, bool)
 }
 

@@ -44,7 +44,7 @@ func (p *conns) do(ctx context.Context, method, target, token string, body []byt
 	if err != nil && reused && errors.Is(err, io.EOF) {
 		// The server closed an idle connection before it read the request:
 		// nothing was processed, so sending it again is safe.
-		if c, _, err = p.dial(ctx); err != nil {
+		if c, err = p.dial(ctx); err != nil {
 			return 0, nil, err
 		}
 		status, out, err = p.roundTrip(ctx, c, method, target, token, body)
@@ -95,17 +95,17 @@ func (p *conns) get(ctx context.Context) (c *conn, reused bool, err error) {
 		return c, true, nil
 	default:
 	}
-	c, _, err = p.dial(ctx)
+	c, err = p.dial(ctx)
 	return c, false, err
 }
 
-func (p *conns) dial(ctx context.Context) (*conn, bool, error) {
+func (p *conns) dial(ctx context.Context) (*conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, nil
 }
 
 func (p *conns) put(c *conn) {

@@ -61,9 +61,9 @@ type Config struct {
 	Flag bool
 	// Progress, when set, receives a line as each phase ends.
 	Progress io.Writer
-	// ProcessStats adds this process's allocation and garbage collection to
-	// each progress line: the server's share of them with an in-process
-	// server, the client's alone otherwise.
+	// ProcessStats adds this process's allocation, garbage collection, CPU
+	// use and live heap to each progress line: the server's and the
+	// client's together with an in-process server, the client's otherwise.
 	ProcessStats bool
 }
 
