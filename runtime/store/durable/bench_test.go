@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -358,4 +359,61 @@ func logBytes(tb testing.TB, path string) int64 {
 		n += fi.Size()
 	}
 	return n
+}
+
+// BenchmarkLogAppend appends 4 KiB frames (a 100-member PATCH logs about
+// that) to a segment and syncs each, in a file that grows with every frame
+// and in one filled with zeros ahead, on idle cores and with every core
+// busy in other processes, as when Entra provisions. Its ns/op is the
+// latency of one append and fdatasync.
+func BenchmarkLogAppend(b *testing.B) {
+	frame := make([]byte, 4<<10)
+	for _, busy := range []bool{false, true} {
+		for _, ahead := range []int64{0, fillAhead} {
+			name := map[bool]string{false: "idle", true: "busy"}[busy] + map[bool]string{false: "/grow", true: "/filled"}[ahead > 0]
+			b.Run(name, func(b *testing.B) {
+				if busy {
+					burnCPUs(b)
+				}
+				s, err := createSegment(filepath.Join(b.TempDir(), FileName), 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.f.Close()
+				s.ahead = ahead
+				for b.Loop() {
+					if err := s.append(frame); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// burnCPUs keeps every core busy in child processes (this test binary,
+// spinning; see TestMain) until the benchmark ends.
+func burnCPUs(b *testing.B) {
+	b.Helper()
+	for range runtime.NumCPU() {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), burnEnv+"=1")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+	}
+}
+
+const burnEnv = "IDRECON_TEST_BURN_CPU"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(burnEnv) != "" {
+		for {
+		}
+	}
+	os.Exit(m.Run())
 }
