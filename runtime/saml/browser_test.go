@@ -119,8 +119,18 @@ func TestBrowserSignIn(t *testing.T) {
 	); err != nil {
 		t.Fatalf("sign out: %v", err)
 	}
-	if _, err := chromedp.Run(bctx, chromedp.Poll[bool]("document.title === 'Signed out'")); err != nil {
-		t.Fatalf("did not land on the signed-out page: %v", err)
+	// The sign-out goes through the IdP and back, and reading a page that is
+	// being navigated away from fails: ask again until the deadline.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		title, err := chromedp.Run(bctx, chromedp.Title())
+		if err == nil && title == "Signed out" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("did not land on the signed-out page: title %q, %v", title, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	e.srv.sessions.mu.Lock()
 	left := len(e.srv.sessions.m)
