@@ -143,14 +143,14 @@ func (c *Config) validate() error {
 }
 
 type runner struct {
-	cfg    Config
+	cfg Config
+	// conns carries a plain-HTTP target's requests, and path is then the
+	// base URL's path; client carries an HTTPS target's.
+	conns  *conns
+	path   string
 	client *http.Client
-	// conns replaces client for a plain-HTTP target; path is then the
-	// base URL's path.
-	conns *conns
-	path  string
-	base  string
-	query string // "" or "aadOptscim062020&"
+	base   string
+	query  string // "" or "aadOptscim062020&"
 
 	mu       sync.Mutex
 	lat      map[string][]time.Duration
@@ -166,16 +166,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{MaxIdleConns: cfg.Concurrency * 2, MaxIdleConnsPerHost: cfg.Concurrency * 2, IdleConnTimeout: time.Minute}
-	defer tr.CloseIdleConnections()
-	r := &runner{cfg: cfg, client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		base: strings.TrimRight(cfg.URL, "/"), lat: map[string][]time.Duration{}, errs: map[string]int{}}
+	r := &runner{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), lat: map[string][]time.Duration{}, errs: map[string]int{}}
 	if cfg.Flag {
 		r.query = "aadOptscim062020&"
 	}
 	if u, _ := url.Parse(r.base); u.Scheme == "http" {
 		r.conns, r.path = newConns(u.Host, cfg.Concurrency*2, 30*time.Second), u.Path
 		defer r.conns.close()
+	} else {
+		tr := &http.Transport{MaxIdleConns: cfg.Concurrency * 2, MaxIdleConnsPerHost: cfg.Concurrency * 2, IdleConnTimeout: time.Minute}
+		defer tr.CloseIdleConnections()
+		r.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	}
 	start := time.Now()
 	err := r.run(ctx)

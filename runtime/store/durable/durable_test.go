@@ -92,6 +92,20 @@ func dump(t *testing.T, txn *store.Txn) map[string][]any {
 
 // withoutPrivateKeys returns d with certificates' private keys cleared: they
 // are not persisted and come back from their reference on the next reconcile.
+// asFormat returns dump d as a file of format version format holds it:
+// before format 2, members rows kept no version or modification time.
+func asFormat(format int, d map[string][]any) map[string][]any {
+	if format >= 2 {
+		return d
+	}
+	for i, raw := range d[store.TableMembers] {
+		m := *raw.(*store.Members)
+		m.Version, m.Modified = 0, time.Time{}
+		d[store.TableMembers][i] = &m
+	}
+	return d
+}
+
 func withoutPrivateKeys(d map[string][]any) map[string][]any {
 	out := map[string][]any{}
 	for table, objs := range d {
