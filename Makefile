@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/idrecon/idrecon/cmd/idrecon/internal/cli.Version=$(VERSION)
 FUZZTIME ?= 30s
 
-.PHONY: build run test test-short bench fuzz load clean
+.PHONY: build run test test-clock-ahead test-short bench fuzz load clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/idrecon
@@ -19,6 +19,26 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory test-clock-ahead
+
+# The suite again in a process whose clock (time.Now for the tests, the daemon
+# and crypto/x509 alike) runs CLOCK_AHEAD_HOURS ahead: a certificate, fixture
+# or golden file that expires with the calendar fails here years before it
+# would on a plain run. The overlay renames the standard library's time.Now
+# and adds one that shifts the wall clock; the monotonic clock is untouched,
+# so timers and time.Since behave.
+CLOCK_AHEAD_HOURS ?= 87600
+CLOCK_AHEAD_PKGS  ?= ./...
+test-clock-ahead:
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	src=$$($(GO) env GOROOT)/src/time; \
+	sed 's/^func Now() Time {$$/func wallNow() Time {/' "$$src/time.go" > "$$dir/time.go"; \
+	grep -q '^func wallNow() Time {$$' "$$dir/time.go" || { echo "time.Now not found in $$src/time.go" >&2; exit 1; }; \
+	printf 'package time\n\nfunc Now() Time {\n\tt := wallNow()\n\tt.addSec(%d * 3600)\n\treturn t\n}\n' $(CLOCK_AHEAD_HOURS) > "$$dir/now_ahead.go"; \
+	printf '{"Replace":{"%s":"%s","%s":"%s"}}' "$$src/time.go" "$$dir/time.go" "$$src/zz_now_ahead.go" "$$dir/now_ahead.go" > "$$dir/overlay.json"; \
+	echo "tests with the clock $(CLOCK_AHEAD_HOURS)h ahead"; \
+	IDRECON_TEST_CLOCK_AHEAD=$(CLOCK_AHEAD_HOURS)h IDRECON_TEST_REAL_NOW=$$(date +%s) \
+		$(GO) test -overlay "$$dir/overlay.json" -count=1 -timeout 20m $(CLOCK_AHEAD_PKGS)
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -113,6 +113,7 @@ func TestVerifyIDPMetadata(t *testing.T) {
 // TestDemoIDPMetadata checks the committed demo files of examples/entra/idp:
 // the metadata verifies against the certificate shipped next to it.
 func TestDemoIDPMetadata(t *testing.T) {
+	keys(t)
 	dir := filepath.Join("..", "..", "examples", "entra", "idp")
 	cer, err := os.ReadFile(filepath.Join(dir, "entra-signing.cer"))
 	if err != nil {
@@ -155,9 +156,6 @@ func TestSPMetadataGolden(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, append(tc.mods, func(sp *spec.SamlServiceProvider) { sp.BaseURL = "https://ssc.example.com/ssc" })...)
-			e.clock.mu.Lock()
-			e.clock.t = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-			e.clock.mu.Unlock()
 			req := httptest.NewRequest(http.MethodGet, "https://ssc.example.com/ssc/saml/metadata", nil)
 			w := httptest.NewRecorder()
 			e.srv.ServeHTTP(w, req)
@@ -174,6 +172,13 @@ func TestSPMetadataGolden(t *testing.T) {
 				}
 			}
 			got = certRE.ReplaceAll(got, []byte("<X509Certificate>SP-CERTIFICATE</X509Certificate>"))
+			// validUntil follows the test's clock, whose certificates are
+			// made from it; check it, then pin it.
+			validUntil := `validUntil="` + e.clock.Now().UTC().Add(7*24*time.Hour).Format(time.RFC3339) + `"`
+			if !bytes.Contains(got, []byte(validUntil)) {
+				t.Fatalf("metadata lacks %s:\n%s", validUntil, got)
+			}
+			got = bytes.Replace(got, []byte(validUntil), []byte(`validUntil="VALID-UNTIL"`), 1)
 			golden := filepath.Join("testdata", "sp-metadata-"+tc.name+".golden.xml")
 			if *update {
 				if err := os.MkdirAll("testdata", 0o755); err != nil {

@@ -22,8 +22,11 @@ func TestGenerateDemo(t *testing.T) {
 	if !*genDemo {
 		t.Skip("pass -gen-demo to regenerate examples/entra/idp")
 	}
+	// RFC 5280 §4.1.2.5: 99991231235959Z means "no well-defined expiration
+	// date". The demo files are read by tests and by make run on any day, so
+	// they must not expire; a real tenant's certificate lives three years.
 	now := time.Now().UTC().Truncate(24 * time.Hour)
-	key, err := NewKey(now.Add(-24*time.Hour), now.AddDate(20, 0, 0))
+	key, err := NewKey(now.Add(-24*time.Hour), noExpiry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,3 +50,7 @@ func TestGenerateDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// noExpiry is RFC 5280's GeneralizedTime for a certificate without a
+// well-defined expiration date.
+var noExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
