@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -66,7 +65,7 @@ func runUsers(ctx context.Context, env Env, args []string) error {
 	lf := addListFlags(fs, "users")
 	active := fs.String("active", "", "only active (true) or disabled (false) users")
 	mkClient := serverFlags(fs, env)
-	if _, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := mkClient()
@@ -101,7 +100,7 @@ func runGroups(ctx context.Context, env Env, args []string) error {
 	output := outputFlag(fs)
 	lf := addListFlags(fs, "groups")
 	mkClient := serverFlags(fs, env)
-	if _, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := mkClient()
@@ -169,9 +168,12 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) == 0 || (pos[0] == "pending") != (len(pos) == 1) || len(pos) > 2 {
-		fs.Usage()
-		return errUsage
+	if err := subcommand(fs, pos, "user", "version", "pending"); err != nil {
+		return err
+	}
+	what := map[string][]string{"user": {"user", "USERNAME"}, "version": {"version", "APP/VERSION"}, "pending": {"pending"}}
+	if err := wantArgs(fs, pos, what[pos[0]]...); err != nil {
+		return err
 	}
 	c, err := mkClient()
 	if err != nil {
@@ -191,7 +193,7 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 	case "version":
 		app, version, ok := strings.Cut(pos[1], "/")
 		if !ok {
-			return errors.New("want APP/VERSION, e.g. webgoat/2.0")
+			return usageError(fs, "want APP/VERSION, e.g. webgoat/2.0, not %q", pos[1])
 		}
 		var r access.Reach
 		if err := c.getJSON(ctx, "/v1/access/applications/"+url.PathEscape(app)+"/"+url.PathEscape(version), &r); err != nil {
@@ -231,9 +233,6 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Assignment, a.Subject, a.Reason)
 		}
 		tw.Flush()
-	default:
-		fs.Usage()
-		return errUsage
 	}
 	return nil
 }

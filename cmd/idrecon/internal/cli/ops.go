@@ -16,7 +16,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "status", "[--server URL] [--output json]")
 	output := outputFlag(fs)
 	mkClient := serverFlags(fs, env)
-	if _, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := mkClient()
@@ -91,7 +91,7 @@ func simplePost(name, path, done string) func(context.Context, Env, []string) er
 	return func(ctx context.Context, env Env, args []string) error {
 		fs := newFlags(env, name, "[--server URL]")
 		mkClient := serverFlags(fs, env)
-		if _, err := parse(fs, args); err != nil {
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
 		c, err := mkClient()
@@ -120,9 +120,11 @@ func runSAML(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || pos[0] != "metadata" {
-		fs.Usage()
-		return errUsage
+	if err := subcommand(fs, pos, "metadata"); err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "metadata"); err != nil {
+		return err
 	}
 	c, err := mkClient()
 	if err != nil {
@@ -168,7 +170,7 @@ func dirOf(p string) string {
 func runBackup(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "backup", "[--server URL] > FILE")
 	mkClient := serverFlags(fs, env)
-	if _, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := mkClient()
@@ -186,9 +188,8 @@ func runRestore(_ context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+	if err := wantArgs(fs, pos, "FILE"); err != nil {
+		return err
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {

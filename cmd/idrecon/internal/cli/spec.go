@@ -112,7 +112,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	}
 	if g := gitOpts(); g != nil {
 		if len(pos) > 0 {
-			return errors.New("give either DIR or --git, not both")
+			return usageError(fs, "give either DIR or --git, not both")
 		}
 		cache, err := os.MkdirTemp("", "idrecon-plan-git-")
 		if err != nil {
@@ -139,7 +139,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 		}
 	})
 	if serverGiven && *baseRef != "" {
-		return errors.New("--server and --base-ref exclude each other")
+		return usageError(fs, "--server and --base-ref exclude each other")
 	}
 
 	var p *reconcile.Plan
