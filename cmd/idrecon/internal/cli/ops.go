@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/admin"
@@ -35,38 +34,39 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 }
 
 func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tb := newTable(w)
 	ready := "True"
 	if !st.Ready {
 		ready = "False"
 	}
-	fmt.Fprintf(tw, "SOURCE\t%s\n", st.Source)
-	fmt.Fprintf(tw, "READY\t%s\n", ready)
-	fmt.Fprintf(tw, "APPLIED REVISION\t%s\n", orDash(short(st.AppliedRevision)))
-	fmt.Fprintf(tw, "SEEN REVISION\t%s\n", orDash(short(st.SeenRevision)))
+	tb.row("SOURCE", st.Source)
+	tb.row("READY", ready)
+	tb.row("APPLIED REVISION", orDash(short(st.AppliedRevision)))
+	tb.row("SEEN REVISION", orDash(short(st.SeenRevision)))
 	last := "-"
 	if !st.LastAttempt.IsZero() {
 		last = fmt.Sprintf("%s (%s ago): %s", st.LastAttempt.Format(time.RFC3339), now.Sub(st.LastAttempt).Round(time.Second), st.LastResult)
 	}
-	fmt.Fprintf(tw, "LAST ATTEMPT\t%s\n", last)
+	tb.row("LAST ATTEMPT", last)
 	if st.LastError != "" {
-		fmt.Fprintf(tw, "LAST ERROR\t%s\n", st.LastError)
+		tb.row("LAST ERROR", st.LastError)
 	}
-	fmt.Fprintf(tw, "DRIFT\t%d (mode %s)\n", st.DriftCount, st.DriftMode)
-	fmt.Fprintf(tw, "SUSPENDED\t%t\n", st.Suspended)
+	tb.row("DRIFT", fmt.Sprintf("%d (mode %s)", st.DriftCount, st.DriftMode))
+	tb.row("SUSPENDED", fmt.Sprint(st.Suspended))
 	p := st.PendingPlan
-	fmt.Fprintf(tw, "PENDING\t%d to create, %d to update, %d to delete\n", p.Create, p.Update, p.Delete)
+	tb.row("PENDING", fmt.Sprintf("%d to create, %d to update, %d to delete", p.Create, p.Update, p.Delete))
 	for _, name := range []string{"reconcile", "scim", "saml", "tls"} {
 		if v, ok := st.Components[name]; ok {
-			fmt.Fprintf(tw, "%s\t%s\n", upper(name), v)
+			tb.row(upper(name), v)
 		}
 	}
-	tw.Flush()
+	tb.flush()
 	for _, d := range st.Drift {
-		fmt.Fprintf(w, "  drift: %s/%s\n", d.Kind, d.Name)
+		fmt.Fprintf(w, "  drift: %s\n", printable(d.Kind+"/"+d.Name))
 	}
 	for _, r := range st.Renames {
-		fmt.Fprintf(w, "  drift: AccessAssignment/%s names group %q, which Entra renamed to %q: %s\n", r.Assignment, r.From, r.To, r.Suggestion)
+		fmt.Fprintf(w, "  drift: AccessAssignment/%s names group %q, which Entra renamed to %q: %s\n",
+			printable(r.Assignment), r.From, r.To, printable(r.Suggestion))
 	}
 }
 
