@@ -23,6 +23,8 @@ type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// IsTerminal reports whether a writer is a terminal (default: ask the OS).
+	IsTerminal func(io.Writer) bool
 }
 
 // exitError carries an exit code other than 1 (plan's 2 for "changes").
@@ -73,7 +75,7 @@ func commands() map[string]command {
 		"access":    {"explain who may do what: access user NAME | version APP/VERSION | pending", runAccess},
 		"token":     {"token new: make a SCIM token and the sha256 line to commit", runToken},
 		"saml":      {"saml metadata: save the SP metadata XML for Entra", runSAML},
-		"backup":    {"write a consistent snapshot of a daemon's state to stdout", runBackup},
+		"backup":    {"write a consistent snapshot of a daemon's state to a file (mode 0600)", runBackup},
 		"restore":   {"restore a snapshot into a data dir (daemon stopped)", runRestore},
 		"keystore":  {"keystore import FILE.p12: turn a PKCS#12 keystore into a Certificate document", runKeystore},
 		"version":   {"print the version", runVersion},
@@ -84,6 +86,9 @@ func commands() map[string]command {
 func Main(ctx context.Context, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
+	}
+	if env.IsTerminal == nil {
+		env.IsTerminal = isTerminal
 	}
 	cmds := commands()
 	if len(env.Args) == 0 || env.Args[0] == "-h" || env.Args[0] == "--help" || env.Args[0] == "help" {

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/admin"
@@ -130,54 +132,104 @@ func runSAML(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	w := env.Stdout
-	var f *os.File
-	if *out != "" {
-		if f, err = os.CreateTemp(dirOf(*out), ".sp-metadata-"); err != nil {
-			return err
-		}
-		defer os.Remove(f.Name())
-		w = f
+	get := func(w io.Writer) error { return c.do(ctx, "GET", "/v1/saml/metadata", nil, "", nil, w) }
+	if *out == "" {
+		return get(env.Stdout)
 	}
-	if err := c.do(ctx, "GET", "/v1/saml/metadata", nil, "", nil, w); err != nil {
+	// Metadata is public; a 0600 file would surprise whoever uploads it.
+	if err := writeFile(*out, 0o644, true, get); err != nil {
 		return err
 	}
-	if f != nil {
-		// Metadata is public; CreateTemp's 0600 would surprise whoever uploads it.
-		if err := f.Chmod(0o644); err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(f.Name(), *out); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stderr, "SP metadata saved to %s: upload it in Entra (Single sign-on > Upload metadata file)\n", *out)
-	}
+	fmt.Fprintf(env.Stderr, "SP metadata saved to %s: upload it in Entra (Single sign-on > Upload metadata file)\n", *out)
 	return nil
 }
 
-func dirOf(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			return p[:i+1]
-		}
+// writeFile writes path whole or not at all: into a temporary file in the
+// same folder, synced, then moved into place. With replace, an existing file
+// is replaced atomically; without, the move fails if path exists (a hard
+// link, so no other file appearing meanwhile is clobbered either).
+func writeFile(path string, perm os.FileMode, replace bool, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
 	}
-	return "."
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a rename or a link, this removes nothing or the extra name
+	// CreateTemp makes the file 0600 whatever the umask; Chmod is not
+	// subject to the umask either.
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if replace {
+		err = os.Rename(tmp, path)
+	} else if err = os.Link(tmp, path); errors.Is(err, os.ErrExist) {
+		return existsError(path)
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func existsError(path string) error {
+	return fmt.Errorf("%s exists: give --force to replace it", path)
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func runBackup(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "backup", "[--server URL] > FILE")
+	fs := newFlags(env, "backup", "-o FILE [--force] [--server URL]")
+	out := fs.String("o", "", "write the snapshot to FILE, mode 0600 (default stdout, unless it is a terminal)")
+	force := fs.Bool("force", false, "replace FILE if it exists")
 	mkClient := serverFlags(fs, env)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	switch {
+	case *out == "" && *force:
+		return usageError(fs, "--force needs -o FILE")
+	case *out == "" && env.IsTerminal(env.Stdout):
+		return usageError(fs, "will not write a binary backup to a terminal: give -o FILE")
+	case *out != "" && !*force:
+		// Fail before the download; writeFile checks again at the end.
+		if _, err := os.Lstat(*out); err == nil {
+			return existsError(*out)
+		}
 	}
 	c, err := mkClient()
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, "GET", "/v1/backup", nil, "", nil, env.Stdout)
+	get := func(w io.Writer) error { return c.do(ctx, "GET", "/v1/backup", nil, "", nil, w) }
+	if *out == "" {
+		return get(env.Stdout)
+	}
+	// The snapshot holds every provisioned user's personal data.
+	if err := writeFile(*out, 0o600, *force, get); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "backup written to %s\n", *out)
+	return nil
 }
 
 func runRestore(_ context.Context, env Env, args []string) error {
