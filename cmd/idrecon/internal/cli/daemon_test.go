@@ -197,3 +197,19 @@ func TestApplyInPushMode(t *testing.T) {
 		t.Fatalf("bad apply: exit %d\n%s", code, errs)
 	}
 }
+
+// TestServeRefusesAPlainAdminAPIOffLoopback: the admin API has no TLS, so
+// serve keeps it on loopback unless told otherwise.
+func TestServeRefusesAPlainAdminAPIOffLoopback(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := Main(ctx, Env{
+		Args:   []string{"serve", "--admin-listen", "0.0.0.0:0", "--listen", "127.0.0.1:0", "--insecure-http", "--data-dir", ""},
+		Getenv: func(k string) string { return map[string]string{"IDRECON_ADMIN_TOKEN": testAdminToken}[k] },
+		Stdout: &out, Stderr: &errb,
+	})
+	if code != 1 || !strings.Contains(errb.String(), "--admin-insecure-http") {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+}
