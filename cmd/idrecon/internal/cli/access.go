@@ -59,7 +59,7 @@ func fetchPages[T any](ctx context.Context, c *client, path string, lf listFlags
 }
 
 func runUsers(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "users", "[--filter TEXT] [--active true|false] [--limit N] [--all] [--output json]")
+	fs := newFlags(env, "users", "[--filter TEXT] [--active true|false] [--limit N] [--after CURSOR | --all] [--output json]")
 	output := outputFlag(fs)
 	lf := addListFlags(fs, "users")
 	active := fs.String("active", "", "only active (true) or disabled (false) users")
@@ -94,7 +94,7 @@ func runUsers(ctx context.Context, env Env, args []string) error {
 }
 
 func runGroups(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "groups", "[--filter TEXT] [--limit N] [--all] [--output json]")
+	fs := newFlags(env, "groups", "[--filter TEXT] [--limit N] [--after CURSOR | --all] [--output json]")
 	output := outputFlag(fs)
 	lf := addListFlags(fs, "groups")
 	mkClient := serverFlags(fs, env)

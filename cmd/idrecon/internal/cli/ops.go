@@ -116,7 +116,7 @@ var (
 
 func runSAML(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "saml", "metadata [--server URL] [-o FILE]")
-	out := fs.String("o", "", "write the SP metadata XML to FILE (default stdout)")
+	out := fs.String("o", "", "write the SP metadata XML to `FILE` (default stdout)")
 	mkClient := serverFlags(fs, env)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -199,7 +199,7 @@ func syncDir(dir string) error {
 
 func runBackup(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "backup", "-o FILE [--force] [--server URL]")
-	out := fs.String("o", "", "write the snapshot to FILE, mode 0600 (default stdout, unless it is a terminal)")
+	out := fs.String("o", "", "write the snapshot to `FILE`, mode 0600 (default stdout, unless it is a terminal)")
 	force := fs.Bool("force", false, "replace FILE if it exists")
 	mkClient := serverFlags(fs, env)
 	if err := parseNoArgs(fs, args); err != nil {
