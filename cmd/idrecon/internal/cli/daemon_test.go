@@ -137,12 +137,12 @@ func TestCommandsAgainstADaemon(t *testing.T) {
 		t.Fatal("restore over an existing state file without --force succeeded")
 	}
 
-	t.Run("backup -o", func(t *testing.T) { testBackupToFile(t, env, []byte(backup)) })
+	t.Run("backup -o", func(t *testing.T) { testBackupToFile(t, env) })
 }
 
 // testBackupToFile: -o writes the backup 0600 whatever the umask, refuses
 // to replace a file without --force, and replaces it whole with it.
-func testBackupToFile(t *testing.T, env map[string]string, want []byte) {
+func testBackupToFile(t *testing.T, env map[string]string) {
 	old := syscall.Umask(0o022)
 	t.Cleanup(func() { syscall.Umask(old) })
 	dir := t.TempDir()
@@ -156,8 +156,8 @@ func testBackupToFile(t *testing.T, env map[string]string, want []byte) {
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("backup file mode %v, want 0600", fi.Mode().Perm())
 		}
-		if b, _ := os.ReadFile(file); !bytes.Equal(b[:16], want[:16]) || len(b) == 0 {
-			t.Errorf("backup file does not start like the stdout backup: %.16q", b)
+		if code, out, errs := run(t, nil, "restore", file, "--data-dir", t.TempDir()); code != 0 {
+			t.Errorf("the backup file does not restore: exit %d\n%s%s", code, out, errs)
 		}
 	}
 	if code, out, errs := run(t, env, "backup", "-o", file); code != 0 || out != "" {
