@@ -58,6 +58,12 @@ type Config struct {
 	// TLSCertificate names the Certificate document to serve (default: the
 	// first of usage tls).
 	TLSCertificate string
+	// AdminInsecureHTTP lets the admin API, which has no TLS, listen on an
+	// address other than loopback: its token and backups then cross the
+	// network in clear. Without it such an address is refused.
+	AdminInsecureHTTP bool
+	// Timeouts bound slow clients on both listeners (zero fields: defaults).
+	Timeouts Timeouts
 
 	// DataDir holds the durable state, the audit log and a generated admin
 	// token. Empty keeps everything in memory (nothing survives a restart).
@@ -93,6 +99,43 @@ func (c *Config) defaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
+	c.Timeouts = c.Timeouts.orDefaults()
+}
+
+// Timeouts bound how long a client may take over each part of an exchange,
+// so that stalled or deliberately slow clients cannot pile up connections.
+// Both listeners use the same.
+type Timeouts struct {
+	// ReadHeader bounds the request line and headers (default 10s).
+	ReadHeader time.Duration
+	// Read bounds the whole request, body included (default 60s).
+	Read time.Duration
+	// Write bounds the answer, from the end of the request headers
+	// (default 60s). A backup is exempt: it may be large.
+	Write time.Duration
+	// Idle bounds a kept-alive connection between requests (default 120s).
+	Idle time.Duration
+}
+
+func (t Timeouts) orDefaults() Timeouts {
+	return Timeouts{
+		ReadHeader: cmp.Or(t.ReadHeader, 10*time.Second),
+		Read:       cmp.Or(t.Read, 60*time.Second),
+		Write:      cmp.Or(t.Write, 60*time.Second),
+		Idle:       cmp.Or(t.Idle, 120*time.Second),
+	}
+}
+
+// httpServer returns a server for h with the timeouts t.
+func httpServer(h http.Handler, t Timeouts, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // AdminTokenFile is where a generated admin token is kept inside the data dir.
@@ -103,6 +146,10 @@ const AdminTokenFile = "admin-token"
 // reconciler stops between reconciles, and the store is closed last.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	if !loopback(cfg.AdminListen) && !cfg.AdminInsecureHTTP {
+		return fmt.Errorf("admin API on %s: the address is not loopback and the admin API has no TLS, so its token and backups would cross the network in clear; "+
+			"listen on 127.0.0.1 (and reach it through SSH or a TLS proxy), or accept the risk with --admin-insecure-http", cfg.AdminListen)
+	}
 	d, cleanup, err := assemble(cfg)
 	defer cleanup()
 	if err != nil {
@@ -269,6 +316,13 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		},
 		Checks: checks,
 		Backup: func(w io.Writer) error {
+			// A large state may take longer to send than the write timeout
+			// allows any other answer; only an admin-token holder gets here.
+			if rw, ok := w.(http.ResponseWriter); ok {
+				if err := http.NewResponseController(rw).SetWriteDeadline(time.Time{}); err != nil {
+					return fmt.Errorf("lift the write timeout: %w", err)
+				}
+			}
 			return durable.WriteBackup(w, st.Snapshot())
 		},
 		Public: map[string]http.Handler{"GET /metrics": met.Handler()},
@@ -312,21 +366,13 @@ func (d *daemon) serve(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
 	}
-	mainSrv := &http.Server{
-		Handler:           d.main,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	mainSrv := httpServer(d.main, cfg.Timeouts, log)
 	if !cfg.InsecureHTTP {
 		mainSrv.TLSConfig = d.tls.Config()
 	}
-	adminSrv := &http.Server{
-		Handler:           d.admin,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	adminSrv := httpServer(d.admin, cfg.Timeouts, log)
+	if !loopback(cfg.AdminListen) {
+		log.Warn("the admin API serves plain HTTP off loopback: its token and backups cross the network in clear", "admin", cfg.AdminListen)
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -494,6 +540,21 @@ func adminToken(cfg Config, log *slog.Logger) (string, error) {
 	}
 	log.Info("generated an admin token; CLI commands read it with --admin-token-file", "path", path)
 	return tok, nil
+}
+
+// loopback reports whether addr (host:port) listens on loopback only: a
+// loopback IP or "localhost". An empty host or a wildcard listens everywhere;
+// any other name is assumed to reach off the machine.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // displayAddr names a listener the way a user would type it: a wildcard

@@ -2,12 +2,10 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/idrecon/idrecon/runtime/access"
 )
@@ -61,12 +59,12 @@ func fetchPages[T any](ctx context.Context, c *client, path string, lf listFlags
 }
 
 func runUsers(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "users", "[--filter TEXT] [--active true|false] [--limit N] [--all] [--output json]")
+	fs := newFlags(env, "users", "[--filter TEXT] [--active true|false] [--limit N] [--after CURSOR | --all] [--output json]")
 	output := outputFlag(fs)
 	lf := addListFlags(fs, "users")
 	active := fs.String("active", "", "only active (true) or disabled (false) users")
 	mkClient := serverFlags(fs, env)
-	if _, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := mkClient()
@@ -85,23 +83,22 @@ func runUsers(ctx context.Context, env Env, args []string) error {
 	if *output == "json" {
 		return printJSON(env.Stdout, access.Page[access.UserSummary]{Items: nonNil(all), Next: next})
 	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USERNAME\tACTIVE\tACCESS\tEXTERNAL ID\tGROUPS\tROLES\tVERSIONS")
+	tb := newTable(env.Stdout, "USERNAME", "ACTIVE", "ACCESS", "EXTERNAL ID", "GROUPS", "ROLES", "VERSIONS")
 	for _, u := range all {
-		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\t%s\n", u.UserName, u.Active, yesNo(u.HasAccess), orDash(u.ExternalID),
+		tb.row(u.UserName, fmt.Sprint(u.Active), yesNo(u.HasAccess), orDash(u.ExternalID),
 			list(u.Groups), list(u.Roles), list(u.Versions))
 	}
-	tw.Flush()
+	tb.flush()
 	morePages(env.Stdout, len(all), next)
 	return nil
 }
 
 func runGroups(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "groups", "[--filter TEXT] [--limit N] [--all] [--output json]")
+	fs := newFlags(env, "groups", "[--filter TEXT] [--limit N] [--after CURSOR | --all] [--output json]")
 	output := outputFlag(fs)
 	lf := addListFlags(fs, "groups")
 	mkClient := serverFlags(fs, env)
-	if _, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := mkClient()
@@ -116,13 +113,12 @@ func runGroups(ctx context.Context, env Env, args []string) error {
 	if *output == "json" {
 		return printJSON(env.Stdout, access.Page[access.GroupSummary]{Items: nonNil(all), Next: next})
 	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DISPLAY NAME\tEXTERNAL ID\tMEMBERS\tASSIGNMENTS\tROLES\tVERSIONS")
+	tb := newTable(env.Stdout, "DISPLAY NAME", "EXTERNAL ID", "MEMBERS", "ASSIGNMENTS", "ROLES", "VERSIONS")
 	for _, g := range all {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", g.DisplayName, orDash(g.ExternalID), g.Members,
+		tb.row(g.DisplayName, orDash(g.ExternalID), fmt.Sprint(g.Members),
 			list(g.Assignments), list(g.Roles), list(g.Versions))
 	}
-	tw.Flush()
+	tb.flush()
 	morePages(env.Stdout, len(all), next)
 	return nil
 }
@@ -136,7 +132,7 @@ func nonNil[T any](s []T) []T {
 
 func morePages(w io.Writer, n int, next string) {
 	if next != "" {
-		fmt.Fprintf(w, "(%d shown; more with --after %s, or --all)\n", n, next)
+		fmt.Fprintf(w, "(%d shown; more with --after %s, or --all)\n", n, printable(next))
 	}
 }
 
@@ -169,9 +165,12 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) == 0 || (pos[0] == "pending") != (len(pos) == 1) || len(pos) > 2 {
-		fs.Usage()
-		return errUsage
+	if err := subcommand(fs, pos, "user", "version", "pending"); err != nil {
+		return err
+	}
+	what := map[string][]string{"user": {"user", "USERNAME"}, "version": {"version", "APP/VERSION"}, "pending": {"pending"}}
+	if err := wantArgs(fs, pos, what[pos[0]]...); err != nil {
+		return err
 	}
 	c, err := mkClient()
 	if err != nil {
@@ -191,7 +190,7 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 	case "version":
 		app, version, ok := strings.Cut(pos[1], "/")
 		if !ok {
-			return errors.New("want APP/VERSION, e.g. webgoat/2.0")
+			return usageError(fs, "want APP/VERSION, e.g. webgoat/2.0, not %q", pos[1])
 		}
 		var r access.Reach
 		if err := c.getJSON(ctx, "/v1/access/applications/"+url.PathEscape(app)+"/"+url.PathEscape(version), &r); err != nil {
@@ -200,19 +199,18 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 		if *output == "json" {
 			return printJSON(w, &r)
 		}
-		fmt.Fprintf(w, "%s/%s: %d user(s) can reach it\n", r.Application, r.Version, len(r.Users))
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USERNAME\tHOW")
+		fmt.Fprintf(w, "%s: %d user(s) can reach it\n", printable(r.Application+"/"+r.Version), len(r.Users))
+		tb := newTable(w, "USERNAME", "HOW")
 		for _, u := range r.Users {
 			for i, p := range u.Paths {
 				name := u.UserName
 				if i > 0 {
 					name = ""
 				}
-				fmt.Fprintf(tw, "%s\t%s via %s\n", name, via(p.Group, p.Assignment), p.Via)
+				tb.row(name, via(p.Group, p.Assignment)+" via "+p.Via)
 			}
 		}
-		tw.Flush()
+		tb.flush()
 	case "pending":
 		var p []access.PendingAssignment
 		if err := c.getJSON(ctx, "/v1/access/pending", &p); err != nil {
@@ -225,15 +223,11 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintln(w, "No pending assignments: every subject is provisioned.")
 			return nil
 		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ASSIGNMENT\tSUBJECT\tREASON")
+		tb := newTable(w, "ASSIGNMENT", "SUBJECT", "REASON")
 		for _, a := range p {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Assignment, a.Subject, a.Reason)
+			tb.row(a.Assignment, a.Subject.String(), a.Reason)
 		}
-		tw.Flush()
-	default:
-		fs.Usage()
-		return errUsage
+		tb.flush()
 	}
 	return nil
 }
@@ -243,25 +237,25 @@ func writeEffective(w io.Writer, e *access.Effective) {
 	if !e.Active {
 		state = "disabled (assignments kept, no access until re-enabled)"
 	}
-	fmt.Fprintf(w, "%s (%s), access: %s\n", e.UserName, state, yesNo(e.HasAccess()))
+	fmt.Fprintf(w, "%s (%s), access: %s\n", printable(e.UserName), state, yesNo(e.HasAccess()))
 	roles, versions := e.Roles(), e.Versions()
 	if len(roles) == 0 {
 		fmt.Fprintln(w, "No role reaches this user, so they cannot sign in.")
 	}
 	if len(roles) > 0 {
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nROLE\tGRANTED BY")
+		fmt.Fprintln(w)
+		tb := newTable(w, "ROLE", "GRANTED BY")
 		for _, r := range roles {
-			fmt.Fprintf(tw, "%s\t%s\n", r.Role, via(r.Group, r.Assignment))
+			tb.row(r.Role, via(r.Group, r.Assignment))
 		}
-		tw.Flush()
+		tb.flush()
 	}
 	if len(versions) > 0 {
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nVERSION\tGRANTED BY")
+		fmt.Fprintln(w)
+		tb := newTable(w, "VERSION", "GRANTED BY")
 		for _, v := range versions {
-			fmt.Fprintf(tw, "%s/%s\t%s (%s)\n", v.Application, v.Version, via(v.Group, v.Assignment), v.Via)
+			tb.row(v.Application+"/"+v.Version, via(v.Group, v.Assignment)+" ("+v.Via+")")
 		}
-		tw.Flush()
+		tb.flush()
 	}
 }

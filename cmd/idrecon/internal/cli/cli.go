@@ -23,6 +23,8 @@ type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// IsTerminal reports whether a writer is a terminal (default: ask the OS).
+	IsTerminal func(io.Writer) bool
 }
 
 // exitError carries an exit code other than 1 (plan's 2 for "changes").
@@ -40,8 +42,18 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
-// errUsage marks a command-line mistake; the usage text has been printed.
+// errUsage marks a command-line mistake; what is wrong and the usage text
+// have been printed. It exits 1 like any other failure: exit 2 is plan's
+// "changes", which CI must not confuse with a typo in its command line.
 var errUsage = errors.New("usage")
+
+// usageError prints what is wrong with the command line and the command's
+// usage, and returns errUsage.
+func usageError(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), "%s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
+	fs.Usage()
+	return errUsage
+}
 
 type command struct {
 	summary string
@@ -63,7 +75,7 @@ func commands() map[string]command {
 		"access":    {"explain who may do what: access user NAME | version APP/VERSION | pending", runAccess},
 		"token":     {"token new: make a SCIM token and the sha256 line to commit", runToken},
 		"saml":      {"saml metadata: save the SP metadata XML for Entra", runSAML},
-		"backup":    {"write a consistent snapshot of a daemon's state to stdout", runBackup},
+		"backup":    {"write a consistent snapshot of a daemon's state to a file (mode 0600)", runBackup},
 		"restore":   {"restore a snapshot into a data dir (daemon stopped)", runRestore},
 		"keystore":  {"keystore import FILE.p12: turn a PKCS#12 keystore into a Certificate document", runKeystore},
 		"version":   {"print the version", runVersion},
@@ -75,11 +87,14 @@ func Main(ctx context.Context, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
 	}
+	if env.IsTerminal == nil {
+		env.IsTerminal = isTerminal
+	}
 	cmds := commands()
 	if len(env.Args) == 0 || env.Args[0] == "-h" || env.Args[0] == "--help" || env.Args[0] == "help" {
 		usage(env.Stderr, cmds)
 		if len(env.Args) == 0 {
-			return 2
+			return 1
 		}
 		return 0
 	}
@@ -87,7 +102,7 @@ func Main(ctx context.Context, env Env) int {
 	if !ok {
 		fmt.Fprintf(env.Stderr, "idrecon: unknown command %q\n\n", env.Args[0])
 		usage(env.Stderr, cmds)
-		return 2
+		return 1
 	}
 	err := cmd.run(ctx, env, env.Args[1:])
 	var ee *exitError
@@ -97,7 +112,7 @@ func Main(ctx context.Context, env Env) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		return 2
+		return 1
 	case errors.As(err, &ee):
 		if ee.err != nil {
 			fmt.Fprintf(env.Stderr, "idrecon %s: %v\n", env.Args[0], ee.err)
@@ -128,7 +143,7 @@ func newFlags(env Env, name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet("idrecon "+name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "usage: idrecon %s %s\n", name, args)
+		fmt.Fprintln(env.Stderr, strings.TrimSpace("usage: idrecon "+name+" "+args))
 		fs.PrintDefaults()
 	}
 	return fs
@@ -157,6 +172,40 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseNoArgs parses flags and refuses positional arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	return wantArgs(fs, pos)
+}
+
+// wantArgs checks that there are exactly len(names) positional arguments;
+// names say what each one is, for the message when one is missing.
+func wantArgs(fs *flag.FlagSet, pos []string, names ...string) error {
+	switch {
+	case len(pos) < len(names):
+		return usageError(fs, "missing %s", names[len(pos)])
+	case len(pos) > len(names):
+		return usageError(fs, "unexpected argument %q", pos[len(names)])
+	}
+	return nil
+}
+
+// subcommand checks that the first positional argument is one of words.
+func subcommand(fs *flag.FlagSet, pos []string, words ...string) error {
+	if len(pos) == 0 {
+		return usageError(fs, "missing %s", strings.Join(words, " or "))
+	}
+	for _, w := range words {
+		if pos[0] == w {
+			return nil
+		}
+	}
+	return usageError(fs, "unknown %q: want %s", pos[0], strings.Join(words, " or "))
+}
+
 // oneArg returns the single optional positional argument, or def.
 func oneArg(fs *flag.FlagSet, pos []string, def string) (string, error) {
 	switch len(pos) {
@@ -165,14 +214,13 @@ func oneArg(fs *flag.FlagSet, pos []string, def string) (string, error) {
 	case 1:
 		return pos[0], nil
 	default:
-		fs.Usage()
-		return "", errUsage
+		return "", wantArgs(fs, pos, "DIR")
 	}
 }
 
 func runVersion(_ context.Context, env Env, args []string) error {
 	fs := newFlags(env, "version", "")
-	if _, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "idrecon %s\n", Version)
@@ -182,7 +230,7 @@ func runVersion(_ context.Context, env Env, args []string) error {
 // outputFlag registers --output text|json; the flag parser refuses any other value.
 func outputFlag(fs *flag.FlagSet) *string {
 	out := "text"
-	fs.Func("output", "output format: text or json (default text)", func(v string) error {
+	fs.Func("output", "output `format`: text or json (default text)", func(v string) error {
 		switch strings.ToLower(v) {
 		case "text", "json":
 			out = strings.ToLower(v)

@@ -46,8 +46,8 @@ func TestValidateAndPlanExitCodes(t *testing.T) {
 		{"plan example against empty runtime", []string{"plan", "../../../../examples/entra"}, 2, "to create", ""},
 		{"plan json", []string{"plan", "../../../../examples/entra", "--output", "json"}, 2, `"creates"`, ""},
 		{"plan bad", []string{"plan", bad}, 1, "", `a\.yaml:6`},
-		{"unknown command", []string{"frobnicate"}, 2, "", "unknown command"},
-		{"bad output flag", []string{"plan", "--output", "yaml", "../../../../examples/entra"}, 2, "", "text or json"},
+		{"unknown command", []string{"frobnicate"}, 1, "", "unknown command"},
+		{"bad output flag", []string{"plan", "--output", "yaml", "../../../../examples/entra"}, 1, "", "text or json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,6 +136,49 @@ func TestCommandsAgainstADaemon(t *testing.T) {
 	if code, _, _ := run(t, nil, "restore", file, "--data-dir", dataDir); code != 1 {
 		t.Fatal("restore over an existing state file without --force succeeded")
 	}
+
+	t.Run("backup -o", func(t *testing.T) { testBackupToFile(t, env) })
+}
+
+// testBackupToFile: -o writes the backup 0600 whatever the umask, refuses
+// to replace a file without --force, and replaces it whole with it.
+func testBackupToFile(t *testing.T, env map[string]string) {
+	old := syscall.Umask(0o022)
+	t.Cleanup(func() { syscall.Umask(old) })
+	dir := t.TempDir()
+	file := filepath.Join(dir, "idrecon.backup")
+	check := func() {
+		t.Helper()
+		fi, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("backup file mode %v, want 0600", fi.Mode().Perm())
+		}
+		if code, out, errs := run(t, nil, "restore", file, "--data-dir", t.TempDir()); code != 0 {
+			t.Errorf("the backup file does not restore: exit %d\n%s%s", code, out, errs)
+		}
+	}
+	if code, out, errs := run(t, env, "backup", "-o", file); code != 0 || out != "" {
+		t.Fatalf("backup -o: exit %d\n%s\n%s", code, out, errs)
+	}
+	check()
+
+	os.WriteFile(file, []byte("an older backup"), 0o600)
+	if code, _, errs := run(t, env, "backup", "-o", file); code != 1 || !strings.Contains(errs, "--force") {
+		t.Fatalf("backup over an existing file: exit %d\n%s", code, errs)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "an older backup" {
+		t.Fatal("a refused backup changed the existing file")
+	}
+	if code, _, errs := run(t, env, "backup", "-o", file, "--force"); code != 0 {
+		t.Fatalf("backup -o --force: exit %d\n%s", code, errs)
+	}
+	check()
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temporary files left behind: %v", ents)
+	}
 }
 
 func TestApplyInPushMode(t *testing.T) {
@@ -151,5 +195,21 @@ func TestApplyInPushMode(t *testing.T) {
 	code, _, errs := run(t, env, "apply", bad)
 	if code != 1 || !strings.Contains(errs, "x.yaml:7") {
 		t.Fatalf("bad apply: exit %d\n%s", code, errs)
+	}
+}
+
+// TestServeRefusesAPlainAdminAPIOffLoopback: the admin API has no TLS, so
+// serve keeps it on loopback unless told otherwise.
+func TestServeRefusesAPlainAdminAPIOffLoopback(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := Main(ctx, Env{
+		Args:   []string{"serve", "--admin-listen", "0.0.0.0:0", "--listen", "127.0.0.1:0", "--insecure-http", "--data-dir", ""},
+		Getenv: func(k string) string { return map[string]string{"IDRECON_ADMIN_TOKEN": testAdminToken}[k] },
+		Stdout: &out, Stderr: &errb,
+	})
+	if code != 1 || !strings.Contains(errb.String(), "--admin-insecure-http") {
+		t.Fatalf("exit %d\n%s", code, errb.String())
 	}
 }

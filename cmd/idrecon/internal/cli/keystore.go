@@ -24,9 +24,11 @@ func runKeystore(_ context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 || pos[0] != "import" {
-		fs.Usage()
-		return errUsage
+	if err := subcommand(fs, pos, "import"); err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "import", "FILE.p12"); err != nil {
+		return err
 	}
 	data, err := os.ReadFile(pos[1])
 	if err != nil {

@@ -2,10 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
+	"path/filepath"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/admin"
@@ -16,7 +17,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "status", "[--server URL] [--output json]")
 	output := outputFlag(fs)
 	mkClient := serverFlags(fs, env)
-	if _, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := mkClient()
@@ -35,38 +36,39 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 }
 
 func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tb := newTable(w)
 	ready := "True"
 	if !st.Ready {
 		ready = "False"
 	}
-	fmt.Fprintf(tw, "SOURCE\t%s\n", st.Source)
-	fmt.Fprintf(tw, "READY\t%s\n", ready)
-	fmt.Fprintf(tw, "APPLIED REVISION\t%s\n", orDash(short(st.AppliedRevision)))
-	fmt.Fprintf(tw, "SEEN REVISION\t%s\n", orDash(short(st.SeenRevision)))
+	tb.row("SOURCE", st.Source)
+	tb.row("READY", ready)
+	tb.row("APPLIED REVISION", orDash(short(st.AppliedRevision)))
+	tb.row("SEEN REVISION", orDash(short(st.SeenRevision)))
 	last := "-"
 	if !st.LastAttempt.IsZero() {
 		last = fmt.Sprintf("%s (%s ago): %s", st.LastAttempt.Format(time.RFC3339), now.Sub(st.LastAttempt).Round(time.Second), st.LastResult)
 	}
-	fmt.Fprintf(tw, "LAST ATTEMPT\t%s\n", last)
+	tb.row("LAST ATTEMPT", last)
 	if st.LastError != "" {
-		fmt.Fprintf(tw, "LAST ERROR\t%s\n", st.LastError)
+		tb.row("LAST ERROR", st.LastError)
 	}
-	fmt.Fprintf(tw, "DRIFT\t%d (mode %s)\n", st.DriftCount, st.DriftMode)
-	fmt.Fprintf(tw, "SUSPENDED\t%t\n", st.Suspended)
+	tb.row("DRIFT", fmt.Sprintf("%d (mode %s)", st.DriftCount, st.DriftMode))
+	tb.row("SUSPENDED", fmt.Sprint(st.Suspended))
 	p := st.PendingPlan
-	fmt.Fprintf(tw, "PENDING\t%d to create, %d to update, %d to delete\n", p.Create, p.Update, p.Delete)
+	tb.row("PENDING", fmt.Sprintf("%d to create, %d to update, %d to delete", p.Create, p.Update, p.Delete))
 	for _, name := range []string{"reconcile", "scim", "saml", "tls"} {
 		if v, ok := st.Components[name]; ok {
-			fmt.Fprintf(tw, "%s\t%s\n", upper(name), v)
+			tb.row(upper(name), v)
 		}
 	}
-	tw.Flush()
+	tb.flush()
 	for _, d := range st.Drift {
-		fmt.Fprintf(w, "  drift: %s/%s\n", d.Kind, d.Name)
+		fmt.Fprintf(w, "  drift: %s\n", printable(d.Kind+"/"+d.Name))
 	}
 	for _, r := range st.Renames {
-		fmt.Fprintf(w, "  drift: AccessAssignment/%s names group %q, which Entra renamed to %q: %s\n", r.Assignment, r.From, r.To, r.Suggestion)
+		fmt.Fprintf(w, "  drift: AccessAssignment/%s names group %q, which Entra renamed to %q: %s\n",
+			printable(r.Assignment), r.From, r.To, printable(r.Suggestion))
 	}
 }
 
@@ -91,7 +93,7 @@ func simplePost(name, path, done string) func(context.Context, Env, []string) er
 	return func(ctx context.Context, env Env, args []string) error {
 		fs := newFlags(env, name, "[--server URL]")
 		mkClient := serverFlags(fs, env)
-		if _, err := parse(fs, args); err != nil {
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
 		c, err := mkClient()
@@ -114,68 +116,120 @@ var (
 
 func runSAML(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "saml", "metadata [--server URL] [-o FILE]")
-	out := fs.String("o", "", "write the SP metadata XML to FILE (default stdout)")
+	out := fs.String("o", "", "write the SP metadata XML to `FILE` (default stdout)")
 	mkClient := serverFlags(fs, env)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || pos[0] != "metadata" {
-		fs.Usage()
-		return errUsage
+	if err := subcommand(fs, pos, "metadata"); err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "metadata"); err != nil {
+		return err
 	}
 	c, err := mkClient()
 	if err != nil {
 		return err
 	}
-	w := env.Stdout
-	var f *os.File
-	if *out != "" {
-		if f, err = os.CreateTemp(dirOf(*out), ".sp-metadata-"); err != nil {
-			return err
-		}
-		defer os.Remove(f.Name())
-		w = f
+	get := func(w io.Writer) error { return c.do(ctx, "GET", "/v1/saml/metadata", nil, "", nil, w) }
+	if *out == "" {
+		return get(env.Stdout)
 	}
-	if err := c.do(ctx, "GET", "/v1/saml/metadata", nil, "", nil, w); err != nil {
+	// Metadata is public; a 0600 file would surprise whoever uploads it.
+	if err := writeFile(*out, 0o644, true, get); err != nil {
 		return err
 	}
-	if f != nil {
-		// Metadata is public; CreateTemp's 0600 would surprise whoever uploads it.
-		if err := f.Chmod(0o644); err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(f.Name(), *out); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stderr, "SP metadata saved to %s: upload it in Entra (Single sign-on > Upload metadata file)\n", *out)
-	}
+	fmt.Fprintf(env.Stderr, "SP metadata saved to %s: upload it in Entra (Single sign-on > Upload metadata file)\n", *out)
 	return nil
 }
 
-func dirOf(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			return p[:i+1]
-		}
+// writeFile writes path whole or not at all: into a temporary file in the
+// same folder, synced, then moved into place. With replace, an existing file
+// is replaced atomically; without, the move fails if path exists (a hard
+// link, so no other file appearing meanwhile is clobbered either).
+func writeFile(path string, perm os.FileMode, replace bool, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
 	}
-	return "."
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a rename or a link, this removes nothing or the extra name
+	// CreateTemp makes the file 0600 whatever the umask; Chmod is not
+	// subject to the umask either.
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if replace {
+		err = os.Rename(tmp, path)
+	} else if err = os.Link(tmp, path); errors.Is(err, os.ErrExist) {
+		return existsError(path)
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func existsError(path string) error {
+	return fmt.Errorf("%s exists: give --force to replace it", path)
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func runBackup(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "backup", "[--server URL] > FILE")
+	fs := newFlags(env, "backup", "-o FILE [--force] [--server URL]")
+	out := fs.String("o", "", "write the snapshot to `FILE`, mode 0600 (default stdout, unless it is a terminal)")
+	force := fs.Bool("force", false, "replace FILE if it exists")
 	mkClient := serverFlags(fs, env)
-	if _, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	switch {
+	case *out == "" && *force:
+		return usageError(fs, "--force needs -o FILE")
+	case *out == "" && env.IsTerminal(env.Stdout):
+		return usageError(fs, "will not write a binary backup to a terminal: give -o FILE")
+	case *out != "" && !*force:
+		// Fail before the download; writeFile checks again at the end.
+		if _, err := os.Lstat(*out); err == nil {
+			return existsError(*out)
+		}
 	}
 	c, err := mkClient()
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, "GET", "/v1/backup", nil, "", nil, env.Stdout)
+	get := func(w io.Writer) error { return c.do(ctx, "GET", "/v1/backup", nil, "", nil, w) }
+	if *out == "" {
+		return get(env.Stdout)
+	}
+	// The snapshot holds every provisioned user's personal data.
+	if err := writeFile(*out, 0o600, *force, get); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "backup written to %s\n", *out)
+	return nil
 }
 
 func runRestore(_ context.Context, env Env, args []string) error {
@@ -186,9 +240,8 @@ func runRestore(_ context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+	if err := wantArgs(fs, pos, "FILE"); err != nil {
+		return err
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {

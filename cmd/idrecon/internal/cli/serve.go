@@ -22,7 +22,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	interval := fs.Duration("interval", time.Minute, "reconcile interval (git poll and drift check), with jitter")
 	drift := fs.String("drift", "correct", "what to do with drift: correct or report")
 	listen := fs.String("listen", ":8080", "address for SCIM, SAML and the git webhook")
-	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "address for the admin API")
+	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "address for the admin API (plain HTTP; off loopback only with --admin-insecure-http)")
+	adminInsecure := fs.Bool("admin-insecure-http", false, "let the admin API listen off loopback in plain HTTP: its token and backups cross the network in clear")
 	insecure := fs.Bool("insecure-http", false, "serve plain HTTP instead of TLS (local runs, tests, behind a TLS proxy)")
 	tlsCert := fs.String("tls-certificate", "", "Certificate document (usage tls) to serve; default the first one")
 	dataDir := fs.String("data-dir", "data", "folder for the durable state, audit log and generated admin token; empty keeps state in memory only")
@@ -73,6 +74,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		Logger:         slog.New(handler),
 	}
 	cfg.Git = gitOpts()
+	cfg.AdminInsecureHTTP = *adminInsecure
 	if cfg.WebhookSecret, err = secretFrom(env, *webhookSecretFile, "IDRECON_WEBHOOK_SECRET"); err != nil {
 		return err
 	}

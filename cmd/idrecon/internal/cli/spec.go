@@ -112,7 +112,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	}
 	if g := gitOpts(); g != nil {
 		if len(pos) > 0 {
-			return errors.New("give either DIR or --git, not both")
+			return usageError(fs, "give either DIR or --git, not both")
 		}
 		cache, err := os.MkdirTemp("", "idrecon-plan-git-")
 		if err != nil {
@@ -139,7 +139,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 		}
 	})
 	if serverGiven && *baseRef != "" {
-		return errors.New("--server and --base-ref exclude each other")
+		return usageError(fs, "--server and --base-ref exclude each other")
 	}
 
 	var p *reconcile.Plan
@@ -325,10 +325,10 @@ func writeImpact(w io.Writer, impact *access.Impact) {
 	fmt.Fprintf(w, "Access impact on the live runtime: %d user(s) affected.\n", impact.Users)
 	for _, c := range impact.Changes {
 		if c.Gained > 0 {
-			fmt.Fprintf(w, "  + %d gain %s %s%s\n", c.Gained, c.Kind, c.Name, sample(c.GainedBy, c.Gained))
+			fmt.Fprintf(w, "  + %d gain %s %s%s\n", c.Gained, c.Kind, printable(c.Name), sample(c.GainedBy, c.Gained))
 		}
 		if c.Lost > 0 {
-			fmt.Fprintf(w, "  - %d lose %s %s%s\n", c.Lost, c.Kind, c.Name, sample(c.LostBy, c.Lost))
+			fmt.Fprintf(w, "  - %d lose %s %s%s\n", c.Lost, c.Kind, printable(c.Name), sample(c.LostBy, c.Lost))
 		}
 	}
 }
@@ -337,7 +337,7 @@ func sample(names []string, n int) string {
 	if len(names) == 0 {
 		return ""
 	}
-	s := " (" + strings.Join(names, ", ")
+	s := " (" + printable(strings.Join(names, ", "))
 	if n > len(names) {
 		s += fmt.Sprintf(", and %d more", n-len(names))
 	}

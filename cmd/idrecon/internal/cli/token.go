@@ -27,9 +27,11 @@ func runToken(_ context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || pos[0] != "new" {
-		fs.Usage()
-		return errUsage
+	if err := subcommand(fs, pos, "new"); err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "new"); err != nil {
+		return err
 	}
 	tok, err := newToken()
 	if err != nil {

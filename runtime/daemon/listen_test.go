@@ -1,0 +1,148 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitClosed reads from conn until the server closes it, failing if it is
+// still open at the deadline.
+func waitClosed(t *testing.T, conn net.Conn, within time.Duration) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(within))
+	buf := make([]byte, 512)
+	for {
+		_, err := conn.Read(buf)
+		var ne net.Error
+		switch {
+		case err == nil:
+			continue // an error response before the close
+		case errors.As(err, &ne) && ne.Timeout():
+			t.Fatalf("the server kept a stalled connection open for %v", within)
+		default:
+			return // EOF or reset: closed
+		}
+	}
+}
+
+// TestSlowClientsAreCutOff: both listeners close a connection whose client
+// stalls in its headers or its body, after the (here shortened) timeouts.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	short := 100 * time.Millisecond
+	r := start(t, Config{Timeouts: Timeouts{ReadHeader: short, Read: short, Write: short, Idle: short}})
+	stalls := map[string]string{
+		"partial header": "GET /v1/status HTTP/1.1\r\nHost: idrecon\r\n",
+		"partial body": "POST /v1/plan HTTP/1.1\r\nHost: idrecon\r\nAuthorization: Bearer " + adminTok +
+			"\r\nContent-Type: application/gzip\r\nContent-Length: 1000\r\n\r\n0123456789",
+		"idle": "GET /healthz HTTP/1.1\r\nHost: idrecon\r\n\r\n",
+	}
+	for listener, base := range map[string]string{"main": r.base, "admin": r.admin} {
+		for name, send := range stalls {
+			t.Run(listener+"/"+name, func(t *testing.T) {
+				conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if _, err := io.WriteString(conn, send); err != nil {
+					t.Fatal(err)
+				}
+				// Far below the default timeouts (10s for headers, 60s for a
+				// request, 120s idle), far above the shortened ones.
+				waitClosed(t, conn, 5*time.Second)
+			})
+		}
+	}
+}
+
+// TestBackupOutlastsTheWriteTimeout: a backup of a large state may take
+// longer to send than any other answer, so it alone is exempt.
+func TestBackupOutlastsTheWriteTimeout(t *testing.T) {
+	// A deadline that has always passed by the time an answer is written.
+	r := start(t, Config{Timeouts: Timeouts{Write: time.Nanosecond}})
+	get := func(path string) (*http.Response, error) {
+		req, _ := http.NewRequest("GET", r.admin+path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminTok)
+		return http.DefaultClient.Do(req)
+	}
+	if resp, err := get("/v1/status"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the admin API answered %s despite its write timeout", resp.Status)
+	}
+	resp, err := get("/v1/backup")
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || len(b) == 0 {
+		t.Fatalf("backup: %s, %d bytes, %v", resp.Status, len(b), err)
+	}
+}
+
+// runUntilStarted runs a daemon with cfg and stops it once it serves; it
+// returns Run's error and whether it started.
+func runUntilStarted(t *testing.T, cfg Config) (started bool, err error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.InsecureHTTP = true
+	cfg.AdminToken = adminTok
+	cfg.Interval = time.Hour
+	cfg.Started = func(string, string) { started = true; cancel() }
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon neither started nor failed")
+	}
+	return started, err
+}
+
+func TestAdminOffLoopbackNeedsConsent(t *testing.T) {
+	// Every interface: the one address every machine has that is not loopback.
+	const everywhere = "0.0.0.0:0"
+
+	started, err := runUntilStarted(t, Config{AdminListen: everywhere})
+	if started || err == nil || !strings.Contains(err.Error(), "--admin-insecure-http") {
+		t.Fatalf("plain admin API off loopback: started %t, err %v", started, err)
+	}
+
+	logs := &syncBuffer{}
+	started, err = runUntilStarted(t, Config{AdminListen: everywhere, AdminInsecureHTTP: true,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if !started || err != nil {
+		t.Fatalf("with consent: started %t, err %v", started, err)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "admin API serves plain HTTP") {
+		t.Fatalf("no warning in the log:\n%s", logs)
+	}
+
+	logs = &syncBuffer{}
+	started, err = runUntilStarted(t, Config{AdminListen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if !started || err != nil || strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "admin API") {
+		t.Fatalf("loopback: started %t, err %v\n%s", started, err, logs)
+	}
+}
+
+func TestLoopback(t *testing.T) {
+	tests := map[string]bool{
+		"127.0.0.1:9090": true, "127.0.0.2:9090": true, "[::1]:9090": true, "localhost:9090": true,
+		":9090": false, "0.0.0.0:9090": false, "[::]:9090": false, "10.0.0.1:9090": false,
+		"admin.example.com:9090": false, "[fe80::1%eth0]:9090": false,
+	}
+	for addr, want := range tests {
+		if got := loopback(addr); got != want {
+			t.Errorf("loopback(%q) = %t, want %t", addr, got, want)
+		}
+	}
+}
