@@ -114,7 +114,11 @@ func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState
 	if err != nil {
 		return err
 	}
-	if cur == nil || !strings.EqualFold(next.displayName, cur.displayName) {
+	// Any change of the displayName is checked, a change of case too (it
+	// finds the group itself): skipping names strings.EqualFold holds
+	// equal let a name through that the store's index, folding
+	// differently, gave to another group.
+	if cur == nil || next.displayName != cur.displayName {
 		if other, err := txn.GroupByName(next.displayName); err != nil {
 			return err
 		} else if other != nil && other.ID != g.ID {

@@ -185,7 +185,9 @@ func (s *Server) updateUser(r *request, id string, change func(cur *store.User) 
 			out = cur
 			return nil
 		}
-		if !strings.EqualFold(next.UserName, cur.UserName) {
+		// Any change of the userName is checked, a change of case too:
+		// the name can fold equal to another user's only if it changed.
+		if next.UserName != cur.UserName {
 			if other, err := txn.UserByName(next.UserName); err != nil {
 				return err
 			} else if other != nil && other.ID != id {
