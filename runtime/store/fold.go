@@ -15,8 +15,8 @@ import (
 // The folding is Unicode simple case folding, the per-rune folding of
 // strings.EqualFold and unicode.SimpleFold: Fold(a) == Fold(b) exactly when
 // strings.EqualFold(a, b). Each rune becomes one canonical member of its
-// SimpleFold orbit (the smallest lower-case member, else the smallest), so
-// ς, σ and Σ fold alike, as do K, k and the Kelvin sign K, and ſ, s and S.
+// SimpleFold orbit (see foldRune), so ς, σ and Σ fold alike, as do K, k and
+// the Kelvin sign K, and ſ, s and S.
 // strings.ToLower, used before, is a case mapping, not a folding: it keeps
 // ς and σ apart (and ſ and s), which let a name through a check that
 // strings.EqualFold had waved past and silently took over a unique index
@@ -57,7 +57,7 @@ func AppendFold(dst []byte, s string) []byte {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			// The canonical member of an ASCII letter's orbit is its
-			// ASCII lower case: k and s sort below the Kelvin sign and ſ.
+			// ASCII lower case (k for the Kelvin sign too).
 			if 'A' <= c && c <= 'Z' {
 				c += 'a' - 'A'
 			}
@@ -73,15 +73,23 @@ func AppendFold(dst []byte, s string) []byte {
 }
 
 // foldRune returns the canonical member of r's SimpleFold orbit: the
-// smallest lower-case rune in it, or the smallest rune when none is lower
-// case. The choice depends on the orbit alone, so every member of an orbit
-// folds to the same rune.
+// lower case of its upper case (σ for Σ, ς and σ; μ for µ; k for K), which
+// is what Unicode's CaseFolding.txt maps nearly every rune to and what
+// strings.ToLower gave for most names, or, when that rune is outside the
+// orbit (İ, whose lower case is i), the orbit's smallest rune.
+// TestFoldRuneIsCanonical checks every rune: the choice is the same for
+// every member of an orbit.
 func foldRune(r rune) rune {
-	best, lower := r, unicode.IsLower(r)
-	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-		if l := unicode.IsLower(f); l && !lower || l == lower && f < best {
-			best, lower = f, l
-		}
+	want := unicode.ToLower(unicode.ToUpper(r))
+	if want == r {
+		return r
 	}
-	return best
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f == want {
+			return want
+		}
+		least = min(least, f)
+	}
+	return least
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 
 	"pgregory.net/rapid"
 )
@@ -73,6 +74,20 @@ func TestFoldASCIIFastPath(t *testing.T) {
 	}
 }
 
+// TestFoldRuneIsCanonical checks every rune: foldRune picks a member of
+// r's orbit, and the same one for every member.
+func TestFoldRuneIsCanonical(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		c := foldRune(r)
+		if f := foldRune(unicode.SimpleFold(r)); f != c {
+			t.Fatalf("foldRune(%U) = %U, but foldRune of its fold %U = %U", r, c, unicode.SimpleFold(r), f)
+		}
+		if !strings.EqualFold(string(r), string(c)) && utf8.ValidRune(r) {
+			t.Fatalf("foldRune(%U) = %U, outside its orbit", r, c)
+		}
+	}
+}
+
 func TestFold(t *testing.T) {
 	tests := []struct {
 		a, b  string
@@ -90,6 +105,12 @@ func TestFold(t *testing.T) {
 		{"İ", "i", false},  // Turkic folding would merge these
 		{"ı", "I", false},
 		{"é", "e\u0301", false}, // no normalisation
+	}
+	// As strings.ToLower did, for the runes it folded right.
+	for _, s := range []string{"Team Σ", "ΜΑΡΙΑ", "Θ", "Kate"} {
+		if Fold(s) != strings.ToLower(s) {
+			t.Errorf("Fold(%q) = %q, want %q", s, Fold(s), strings.ToLower(s))
+		}
 	}
 	for _, tt := range tests {
 		if got := Fold(tt.a) == Fold(tt.b); got != tt.equal {
