@@ -114,10 +114,8 @@ func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState
 	if err != nil {
 		return err
 	}
-	// Any change of the displayName is checked, a change of case too (it
-	// finds the group itself): skipping names strings.EqualFold holds
-	// equal let a name through that the store's index, folding
-	// differently, gave to another group.
+	// Any changed displayName is looked up, one that differs in case only
+	// too: the lookup folds as the index does, so it alone decides.
 	if cur == nil || next.displayName != cur.displayName {
 		if other, err := txn.GroupByName(next.displayName); err != nil {
 			return err

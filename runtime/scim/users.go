@@ -185,8 +185,8 @@ func (s *Server) updateUser(r *request, id string, change func(cur *store.User) 
 			out = cur
 			return nil
 		}
-		// Any change of the userName is checked, a change of case too:
-		// the name can fold equal to another user's only if it changed.
+		// Any changed userName is looked up, one that differs in case
+		// only too: the lookup folds as the index does, so it alone decides.
 		if next.UserName != cur.UserName {
 			if other, err := txn.UserByName(next.UserName); err != nil {
 				return err

@@ -16,11 +16,10 @@ import (
 // strings.EqualFold and unicode.SimpleFold: Fold(a) == Fold(b) exactly when
 // strings.EqualFold(a, b). Each rune becomes one canonical member of its
 // SimpleFold orbit (see foldRune), so ς, σ and Σ fold alike, as do K, k and
-// the Kelvin sign K, and ſ, s and S.
-// strings.ToLower, used before, is a case mapping, not a folding: it keeps
-// ς and σ apart (and ſ and s), which let a name through a check that
-// strings.EqualFold had waved past and silently took over a unique index
-// entry.
+// the Kelvin sign K, and ſ, s and S. strings.ToLower, used before, is a
+// case mapping, not a folding: it keeps ς and σ apart (and ſ and s), so a
+// rename that strings.EqualFold had waved through silently took over a
+// unique index entry.
 //
 // Full case folding (golang.org/x/text/cases.Fold) was rejected on purpose:
 // it also folds ß to ss and ligatures to their letters, so it would refuse
@@ -28,11 +27,11 @@ import (
 // case-insensitive comparison all hold distinct, such as straße and
 // strasse; merging more names than the identity provider does turns a
 // valid provisioning request into an error. It also changes a name's
-// length, and its Caser is stateful, costing an allocation per call. Simple
-// folding keeps the Turkic letters İ and ı apart from i and I, as Unicode's
-// default (non-Turkic) folding does. Fold does no normalisation: a name
-// with a precomposed é and one with e and a combining accent are two names,
-// as they are to Entra.
+// length, and its Caser must not be shared between goroutines, costing an
+// allocation (or a pool) per call. Simple folding keeps the Turkic letters
+// İ and ı apart from i and I, as Unicode's default (non-Turkic) folding
+// does. Fold does no normalisation: a name with a precomposed é and one
+// with e and a combining accent are two names.
 //
 // Invalid UTF-8 folds to U+FFFD, rune by rune, as strings.EqualFold reads it.
 // ASCII names that hold no upper-case letter, the common case, are returned

@@ -16,6 +16,12 @@ import (
 // ErrClosed is returned by Update after Close.
 var ErrClosed = errors.New("store: closed")
 
+// ErrGroupNameTaken is returned when a group would take a displayName
+// another group holds (as Fold compares them). The SCIM server checks first
+// and answers 409; this keeps memdb's unique index, which an insert would
+// silently take over, from hiding the other group.
+var ErrGroupNameTaken = errors.New("store: displayName is taken")
+
 // Journal makes committed changes durable. Commit must not return until the
 // changes are on stable storage; when it fails, the batch is discarded and
 // every writer in it gets the error, so nothing is acknowledged that is lost.
@@ -122,12 +128,6 @@ func (t *Txn) Insert(table string, obj any) error {
 	t.writes++
 	return t.Txn.Insert(table, obj)
 }
-
-// ErrGroupNameTaken is returned when a group would take a displayName
-// another group holds (as Fold compares them). The SCIM server checks first
-// and answers 409; this keeps memdb's unique index, which an insert would
-// silently take over, from hiding the other group.
-var ErrGroupNameTaken = errors.New("store: displayName is taken")
 
 func (t *Txn) checkGroupName(obj any) error {
 	g, ok := obj.(*Group)
