@@ -19,8 +19,8 @@ const bindingPrefix = "access/binding/"
 // binding records the group a group assignment matched, so that the
 // assignment keeps applying to that group after Entra renames it.
 type binding struct {
-	// Subject is the lower-cased subject.group the binding was made for; a
-	// spec change of the subject makes the binding stale.
+	// Subject is the subject.group the binding was made for, folded
+	// (store.Fold); a spec change of the subject makes the binding stale.
 	Subject     string
 	GroupID     string
 	ExternalID  string

@@ -119,7 +119,7 @@ func BlastRadius(txn *store.Txn, before, after []*spec.Document) (*Impact, error
 }
 
 func sample(names []string) []string {
-	slices.SortFunc(names, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	slices.SortFunc(names, func(a, b string) int { return strings.Compare(store.Fold(a), store.Fold(b)) })
 	if len(names) > SampleSize {
 		names = names[:SampleSize]
 	}
@@ -256,7 +256,7 @@ func subjectsOf(txn *store.Txn, c *catalog, name string, into map[string]*store.
 // sources that effectiveOf reads are memoised for the store's catalog only,
 // and building them for c would cost more than all of BlastRadius.
 func accessItems(txn *store.Txn, c *catalog, u *store.User) (map[[2]string]bool, error) {
-	grants := slices.Clip(c.byUserName[strings.ToLower(u.UserName)])
+	grants := slices.Clip(c.byUserName[store.Fold(u.UserName)])
 	gids, err := txn.GroupIDsOf(u.ID)
 	if err != nil {
 		return nil, fmt.Errorf("look up groups of %s: %w", u.UserName, err)

@@ -22,7 +22,7 @@ type grant struct {
 	name     string
 	idx      int // position in specCatalog.grants
 	subject  spec.Subject
-	key      string // lower-cased subject name
+	key      string // store.Fold of the subject name
 	roles    []string
 	versions []versionRef
 }
@@ -94,9 +94,9 @@ func newSpecCatalog(in specInput) *specCatalog {
 		g := &grant{name: name, subject: a.Subject}
 		switch {
 		case a.Subject.Group != "":
-			g.key = strings.ToLower(a.Subject.Group)
+			g.key = store.Fold(a.Subject.Group)
 		case a.Subject.User != "":
-			g.key = strings.ToLower(a.Subject.User)
+			g.key = store.Fold(a.Subject.User)
 		default:
 			continue
 		}
@@ -266,22 +266,11 @@ func (c *catalog) grantsOf(txn *store.Txn, grp *store.Group, buf *[]byte) ([]*gr
 	return out, nil
 }
 
-// lookupFold returns m[strings.ToLower(name)] without allocating for ASCII
-// names (m[string(b)] does not copy b); buf is reusable scratch space.
+// lookupFold returns m[store.Fold(name)] without allocating (m[string(b)]
+// does not copy b); buf is reusable scratch space.
 func lookupFold(m map[string][]*grant, name string, buf *[]byte) []*grant {
-	b := (*buf)[:0]
-	for i := 0; i < len(name); i++ {
-		ch := name[i]
-		if ch >= 0x80 {
-			return m[strings.ToLower(name)]
-		}
-		if 'A' <= ch && ch <= 'Z' {
-			ch += 'a' - 'A'
-		}
-		b = append(b, ch)
-	}
-	*buf = b
-	return m[string(b)]
+	*buf = store.AppendFold((*buf)[:0], name)
+	return m[string(*buf)]
 }
 
 // memo keeps the value derived from the last snapshot state seen. Keys are

@@ -267,7 +267,7 @@ func effectiveOf(txn *store.Txn, c *catalog, u *store.User) (*Effective, error) 
 	}
 	slices.SortFunc(groups, func(a, b *groupSource) int { return cmp.Compare(a.rank, b.rank) })
 	e := &Effective{UserName: u.UserName, UserID: u.ID, Active: u.Active, groups: groups}
-	if direct := c.byUserName[strings.ToLower(u.UserName)]; len(direct) > 0 {
+	if direct := c.byUserName[store.Fold(u.UserName)]; len(direct) > 0 {
 		e.direct.roles, e.direct.versions = render(nil, nil, direct, "")
 	}
 	return e, nil
@@ -275,7 +275,7 @@ func effectiveOf(txn *store.Txn, c *catalog, u *store.User) (*Effective, error) 
 
 // hasRole reports whether any role reaches u.
 func hasRole(txn *store.Txn, c *catalog, sources groupSources, u *store.User) (bool, error) {
-	for _, g := range c.byUserName[strings.ToLower(u.UserName)] {
+	for _, g := range c.byUserName[store.Fold(u.UserName)] {
 		if len(g.roles) > 0 {
 			return true, nil
 		}
@@ -417,7 +417,7 @@ func WhoCanReach(txn *store.Txn, app, version string) (*Reach, error) {
 		reach.Users = append(reach.Users, ReachingUser{UserName: c.u.UserName, UserID: c.u.ID, Paths: c.paths})
 	}
 	slices.SortFunc(reach.Users, func(a, b ReachingUser) int {
-		return strings.Compare(strings.ToLower(a.UserName), strings.ToLower(b.UserName))
+		return strings.Compare(store.Fold(a.UserName), store.Fold(b.UserName))
 	})
 	return reach, nil
 }
@@ -499,7 +499,7 @@ func Renames(txn *store.Txn) ([]GroupRename, error) {
 		if err != nil {
 			return nil, fmt.Errorf("look up group: %w", err)
 		}
-		if grp == nil || strings.ToLower(grp.DisplayName) == g.key {
+		if grp == nil || store.Fold(grp.DisplayName) == g.key {
 			continue
 		}
 		out = append(out, GroupRename{

@@ -133,7 +133,7 @@ func pageParams(r *http.Request) (filter, after string, limit int, err error) {
 			return "", "", 0, fmt.Errorf("%w: limit must be between 1 and %d", errBadRequest, MaxPage)
 		}
 	}
-	return strings.ToLower(q.Get("filter")), q.Get("after"), limit, nil
+	return store.Fold(q.Get("filter")), q.Get("after"), limit, nil
 }
 
 func (h *handler) users(w http.ResponseWriter, r *http.Request) {
@@ -153,7 +153,7 @@ func (h *handler) users(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page, next, err := ListUsers(h.st.Read(), after, limit, func(u *store.User) bool {
-		return (active == nil || u.Active == *active) && strings.Contains(strings.ToLower(u.UserName), filter)
+		return (active == nil || u.Active == *active) && strings.Contains(store.Fold(u.UserName), filter)
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -169,7 +169,7 @@ func (h *handler) groups(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page, next, err := ListGroups(h.st.Read(), after, limit, func(g *store.Group) bool {
-		return strings.Contains(strings.ToLower(g.DisplayName), filter)
+		return strings.Contains(store.Fold(g.DisplayName), filter)
 	})
 	if err != nil {
 		h.fail(w, r, err)

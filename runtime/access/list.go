@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"iter"
 	"slices"
-	"strings"
 
 	"github.com/idrecon/idrecon/runtime/store"
 )
@@ -127,7 +126,7 @@ func ListUsers(txn *store.Txn, after string, limit int, filter func(*store.User)
 		return nil, "", err
 	}
 	page = []UserSummary{}
-	users, err := snap.UsersByName(strings.ToLower(after))
+	users, err := snap.UsersByName(after)
 	if err != nil {
 		return nil, "", fmt.Errorf("list users: %w", err)
 	}
@@ -139,7 +138,7 @@ func ListUsers(txn *store.Txn, after string, limit int, filter func(*store.User)
 		}
 	}
 	next, err = scan(rows, after, limit,
-		func(raw any) string { return strings.ToLower(raw.(*store.User).UserName) },
+		func(raw any) string { return store.Fold(raw.(*store.User).UserName) },
 		func(raw any) (bool, error) {
 			u := raw.(*store.User)
 			if filter != nil && !filter(u) {
@@ -160,7 +159,7 @@ func ListGroups(txn *store.Txn, after string, limit int, filter func(*store.Grou
 		return nil, "", err
 	}
 	page = []GroupSummary{}
-	it, err := snap.LowerBound(store.TableGroups, store.IndexName, strings.ToLower(after))
+	it, err := snap.LowerBound(store.TableGroups, store.IndexName, after)
 	if err != nil {
 		return nil, "", fmt.Errorf("list groups: %w", err)
 	}
@@ -172,7 +171,7 @@ func ListGroups(txn *store.Txn, after string, limit int, filter func(*store.Grou
 		}
 	}
 	next, err = scan(rows, after, limit,
-		func(raw any) string { return strings.ToLower(raw.(*store.Group).DisplayName) },
+		func(raw any) string { return store.Fold(raw.(*store.Group).DisplayName) },
 		func(raw any) (bool, error) {
 			g := raw.(*store.Group)
 			if filter != nil && !filter(g) {
@@ -185,7 +184,7 @@ func ListGroups(txn *store.Txn, after string, limit int, filter func(*store.Grou
 	return page, next, err
 }
 
-// scan walks rows in the order of a unique, lower-cased name, starting at
+// scan walks rows in the order of a unique, folded name (store.Fold), starting at
 // the cursor, offering rows to take until limit were taken. It returns the
 // cursor of the next page (the key of the last row taken) when more rows
 // follow.
@@ -193,7 +192,7 @@ func scan(rows iter.Seq2[any, error], after string, limit int, keyOf func(any) s
 	if limit <= 0 || limit > MaxPage {
 		limit = MaxPage
 	}
-	after = strings.ToLower(after)
+	after = store.Fold(after)
 	taken := 0
 	last := ""
 	for raw, err := range rows {

@@ -118,6 +118,7 @@ var Messages = map[string]bool{
 	"applied change": true, // reconciler: revision, action, kind, name, drift
 	"drift":          true, // reconciler: a drifted field, corrected or kept
 	"admin edit":     true, // admin API: a console-style edit
+	"state repaired": true, // durable store: an object renamed at load, so that no two names fold equal
 }
 
 // Handler is a slog.Handler that passes every record to next and also writes

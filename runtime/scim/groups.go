@@ -114,7 +114,9 @@ func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState
 	if err != nil {
 		return err
 	}
-	if cur == nil || !strings.EqualFold(next.displayName, cur.displayName) {
+	// Any changed displayName is looked up, one that differs in case only
+	// too: the lookup folds as the index does, so it alone decides.
+	if cur == nil || next.displayName != cur.displayName {
 		if other, err := txn.GroupByName(next.displayName); err != nil {
 			return err
 		} else if other != nil && other.ID != g.ID {

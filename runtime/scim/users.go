@@ -185,7 +185,9 @@ func (s *Server) updateUser(r *request, id string, change func(cur *store.User) 
 			out = cur
 			return nil
 		}
-		if !strings.EqualFold(next.UserName, cur.UserName) {
+		// Any changed userName is looked up, one that differs in case
+		// only too: the lookup folds as the index does, so it alone decides.
+		if next.UserName != cur.UserName {
 			if other, err := txn.UserByName(next.UserName); err != nil {
 				return err
 			} else if other != nil && other.ID != id {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,4 +57,29 @@ func BenchmarkMemberAdds(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*perWrite)/b.Elapsed().Seconds(), "members/s")
+}
+
+// BenchmarkFold folds the names an index or a lookup folds: ASCII already
+// folded (the common userName), ASCII with capitals (a displayName), and
+// Greek. strings.ToLower, which the indexes used before, is the yardstick.
+func BenchmarkFold(b *testing.B) {
+	names := []struct{ kind, name string }{
+		{"folded", "alice.smith@contoso.com"},
+		{"capitals", "Platform Engineering EU"},
+		{"greek", "Ομάδα Πλατφόρμας"},
+	}
+	for _, n := range names {
+		b.Run("Fold/"+n.kind, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = Fold(n.name)
+			}
+		})
+		b.Run("ToLower/"+n.kind, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = strings.ToLower(n.name)
+			}
+		})
+	}
 }

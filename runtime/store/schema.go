@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -12,8 +11,8 @@ const (
 	IndexID         = "id"          // every table
 	IndexKind       = "kind"        // resources: Kind
 	IndexExternalID = "externalId"  // groups: ExternalID, exact
-	IndexWorkEmail  = "workEmail"   // users: WorkEmail, lower-cased, when it is not the userName (see Txn.UsersByWorkEmail)
-	IndexName       = "displayName" // groups: DisplayName, lower-cased
+	IndexWorkEmail  = "workEmail"   // users: Fold(WorkEmail), when it is not the userName (see Txn.UsersByWorkEmail)
+	IndexName       = "displayName" // groups: Fold(DisplayName)
 )
 
 // Schema is the database schema. Lookups that SCIM filters, the reconciler and
@@ -43,7 +42,7 @@ func Schema() *memdb.DBSchema {
 			Name: TableGroups,
 			Indexes: map[string]*memdb.IndexSchema{
 				IndexID:         {Name: IndexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				IndexName:       {Name: IndexName, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "DisplayName", Lowercase: true}},
+				IndexName:       {Name: IndexName, Unique: true, Indexer: groupNameIndex{}},
 				IndexExternalID: {Name: IndexExternalID, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ExternalID"}},
 			},
 		},
@@ -74,10 +73,10 @@ func Schema() *memdb.DBSchema {
 	}}
 }
 
-// workEmailIndex indexes a user's work email, lower-cased, only when it
-// differs from the userName. In most tenants the two are the same address,
-// and an index entry costs ~450 bytes per user; Txn.UsersByWorkEmail looks
-// the address up as a userName too.
+// workEmailIndex indexes a user's work email, folded, only when it differs
+// from the userName. In most tenants the two are the same address, and an
+// index entry costs ~450 bytes per user; Txn.UsersByWorkEmail looks the
+// address up as a userName too.
 type workEmailIndex struct{}
 
 func (workEmailIndex) FromObject(obj any) (bool, []byte, error) {
@@ -85,19 +84,43 @@ func (workEmailIndex) FromObject(obj any) (bool, []byte, error) {
 	if !ok {
 		return false, nil, fmt.Errorf("workEmail index: %T is not a user", obj)
 	}
-	if u.WorkEmail == "" || strings.EqualFold(u.WorkEmail, u.UserName) {
+	if u.WorkEmail == "" || Fold(u.WorkEmail) == Fold(u.UserName) {
 		return false, nil, nil
 	}
-	return true, []byte(strings.ToLower(u.WorkEmail) + "\x00"), nil
+	return true, foldedKey(u.WorkEmail), nil
 }
 
-func (workEmailIndex) FromArgs(args ...any) ([]byte, error) {
+func (workEmailIndex) FromArgs(args ...any) ([]byte, error) { return foldedArg("workEmail", args) }
+
+// groupNameIndex indexes a group's displayName, folded. memdb does not
+// enforce a unique index (an insert takes the entry over); Txn.Insert
+// checks before it inserts a group.
+type groupNameIndex struct{}
+
+func (groupNameIndex) FromObject(obj any) (bool, []byte, error) {
+	g, ok := obj.(*Group)
+	if !ok {
+		return false, nil, fmt.Errorf("displayName index: %T is not a group", obj)
+	}
+	return true, foldedKey(g.DisplayName), nil
+}
+
+func (groupNameIndex) FromArgs(args ...any) ([]byte, error) { return foldedArg("displayName", args) }
+
+// foldedKey is an index key of s: folded and, as memdb's string indexes
+// end theirs, NUL-terminated.
+func foldedKey(s string) []byte {
+	return append(AppendFold(make([]byte, 0, len(s)+1), s), 0)
+}
+
+// foldedArg is the index key of a lookup's single string argument.
+func foldedArg(index string, args []any) ([]byte, error) {
 	if len(args) != 1 {
-		return nil, fmt.Errorf("workEmail index: want one argument, got %d", len(args))
+		return nil, fmt.Errorf("%s index: want one argument, got %d", index, len(args))
 	}
 	s, ok := args[0].(string)
 	if !ok {
-		return nil, fmt.Errorf("workEmail index: argument is %T, not a string", args[0])
+		return nil, fmt.Errorf("%s index: argument is %T, not a string", index, args[0])
 	}
-	return []byte(strings.ToLower(s) + "\x00"), nil
+	return foldedKey(s), nil
 }

@@ -16,6 +16,12 @@ import (
 // ErrClosed is returned by Update after Close.
 var ErrClosed = errors.New("store: closed")
 
+// ErrGroupNameTaken is returned when a group would take a displayName
+// another group holds (as Fold compares them). The SCIM server checks first
+// and answers 409; this keeps memdb's unique index, which an insert would
+// silently take over, from hiding the other group.
+var ErrGroupNameTaken = errors.New("store: displayName is taken")
+
 // Journal makes committed changes durable. Commit must not return until the
 // changes are on stable storage; when it fails, the batch is discarded and
 // every writer in it gets the error, so nothing is acknowledged that is lost.
@@ -101,17 +107,41 @@ type Txn struct {
 }
 
 // Insert implements memdb.Txn.Insert. Users go through putUser, which keeps
-// their name and externalId indexes.
+// their name and externalId indexes; a group whose displayName another
+// group holds is refused (ErrGroupNameTaken).
 func (t *Txn) Insert(table string, obj any) error {
-	t.writes++
-	if table == TableUsers {
+	switch table {
+	case TableUsers:
+		t.writes++
 		u, ok := obj.(*User)
 		if !ok {
 			return fmt.Errorf("store: insert %T into users", obj)
 		}
 		return t.putUser(u, false)
+	case TableGroups:
+		// Checked before the write is counted: a refused group changes
+		// nothing, so it does not make its batch run again.
+		if err := t.checkGroupName(obj); err != nil {
+			return err
+		}
 	}
+	t.writes++
 	return t.Txn.Insert(table, obj)
+}
+
+func (t *Txn) checkGroupName(obj any) error {
+	g, ok := obj.(*Group)
+	if !ok {
+		return fmt.Errorf("store: insert %T into groups", obj)
+	}
+	other, err := t.GroupByName(g.DisplayName)
+	if err != nil {
+		return err
+	}
+	if other != nil && other.ID != g.ID {
+		return fmt.Errorf("%w: %q is held by group %s", ErrGroupNameTaken, g.DisplayName, other.ID)
+	}
+	return nil
 }
 
 // Delete implements memdb.Txn.Delete.
@@ -337,8 +367,8 @@ func (t *Txn) UserByID(id string) (*User, error) {
 	return raw.(*User), nil
 }
 
-// UsersByWorkEmail returns the users whose work email equals email
-// case-insensitively, in id order.
+// UsersByWorkEmail returns the users whose work email folds equal to email
+// (see Fold), in id order.
 func (t *Txn) UsersByWorkEmail(email string) ([]*User, error) {
 	it, err := t.Get(TableUsers, IndexWorkEmail, email)
 	if err != nil {
@@ -353,7 +383,7 @@ func (t *Txn) UsersByWorkEmail(email string) ([]*User, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u != nil && strings.EqualFold(u.WorkEmail, email) {
+	if u != nil && Fold(u.WorkEmail) == Fold(email) {
 		i, _ := slices.BinarySearchFunc(out, u.ID, func(a *User, id string) int { return strings.Compare(a.ID, id) })
 		out = slices.Insert(out, i, u)
 	}
@@ -369,10 +399,10 @@ func (t *Txn) GroupByID(id string) (*Group, error) {
 	return raw.(*Group), nil
 }
 
-// GroupByName returns the group whose displayName equals name
-// case-insensitively, or nil.
+// GroupByName returns the group whose displayName folds equal to name
+// (see Fold), or nil.
 func (t *Txn) GroupByName(name string) (*Group, error) {
-	raw, err := t.First(TableGroups, IndexName, strings.ToLower(name))
+	raw, err := t.First(TableGroups, IndexName, name)
 	if err != nil || raw == nil {
 		return nil, err
 	}

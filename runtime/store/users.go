@@ -13,7 +13,7 @@ import (
 )
 
 // ErrUserNameTaken is returned when a user would take a userName another
-// user holds (case-insensitively). The SCIM server checks first and answers
+// user holds (as Fold compares them). The SCIM server checks first and answers
 // 409; this keeps the index from ever pointing two ways.
 var ErrUserNameTaken = errors.New("store: userName is taken")
 
@@ -24,7 +24,7 @@ var ErrUserNameTaken = errors.New("store: userName is taken")
 // nodes per insert; the maps cost a fraction of that, and a start-up builds
 // them in place instead of inserting a million users into three trees.
 const (
-	userNamesKey   = "userName"   // lower-cased userName → id, ordered
+	userNamesKey   = "userName"   // Fold(userName) → id, ordered
 	externalIDsKey = "externalId" // externalId → sorted ids
 )
 
@@ -219,7 +219,7 @@ func (x *userIndexes) settle() error {
 	names := make([]entry, len(x.loaded))
 	ext := make(map[string][]string)
 	for i, u := range x.loaded {
-		names[i] = entry{strings.ToLower(u.UserName), u.ID}
+		names[i] = entry{Fold(u.UserName), u.ID}
 		if u.ExternalID != "" {
 			ext[u.ExternalID] = append(ext[u.ExternalID], u.ID)
 		}
@@ -254,7 +254,7 @@ func (t *Txn) putUser(u *User, fresh bool) error {
 	if err := x.settle(); err != nil {
 		return err
 	}
-	name := strings.ToLower(u.UserName)
+	name := Fold(u.UserName)
 	if id, ok := x.name(name); ok && id != u.ID {
 		return fmt.Errorf("%w: %q is held by user %s", ErrUserNameTaken, u.UserName, id)
 	}
@@ -267,10 +267,14 @@ func (t *Txn) putUser(u *User, fresh bool) error {
 	if err := t.Txn.Insert(TableUsers, u); err != nil {
 		return err
 	}
-	if old != nil && strings.ToLower(old.UserName) != name {
-		x.deleteName(strings.ToLower(old.UserName))
+	oldName := ""
+	if old != nil {
+		oldName = Fold(old.UserName)
 	}
-	if old == nil || strings.ToLower(old.UserName) != name {
+	if old != nil && oldName != name {
+		x.deleteName(oldName)
+	}
+	if old == nil || oldName != name {
 		x.setName(name, u.ID)
 	}
 	if old != nil && old.ExternalID != u.ExternalID {
@@ -294,18 +298,19 @@ func (t *Txn) deleteUser(u *User) error {
 	if err := t.Txn.Delete(TableUsers, u); err != nil {
 		return err
 	}
-	x.deleteName(strings.ToLower(u.UserName))
+	x.deleteName(Fold(u.UserName))
 	x.changeExternalID(u.ExternalID, u.ID, false)
 	return nil
 }
 
-// UserByName returns the user whose userName equals name case-insensitively, or nil.
+// UserByName returns the user whose userName folds equal to name (see
+// Fold), or nil.
 func (t *Txn) UserByName(name string) (*User, error) {
 	x, err := t.readUserIndexes(true, false)
 	if err != nil {
 		return nil, err
 	}
-	id, ok := x.name(strings.ToLower(name))
+	id, ok := x.name(Fold(name))
 	if !ok {
 		return nil, nil
 	}
@@ -332,8 +337,8 @@ func (t *Txn) UsersByExternalID(ext string) ([]*User, error) {
 	return out, nil
 }
 
-// UsersByName yields the users in lower-cased userName order, starting at
-// the first whose lower-cased userName is at least from.
+// UsersByName yields the users in the order of their folded userNames,
+// starting at the first whose folded userName is at least Fold(from).
 func (t *Txn) UsersByName(from string) (iter.Seq2[*User, error], error) {
 	x, err := t.readUserIndexes(true, false)
 	if err != nil {
@@ -346,7 +351,7 @@ func (t *Txn) UsersByName(from string) (iter.Seq2[*User, error], error) {
 	}
 	return func(yield func(*User, error) bool) {
 		it := names.Iterator()
-		it.Seek(strings.ToLower(from))
+		it.Seek(Fold(from))
 		for !it.Done() {
 			_, id, _ := it.Next()
 			u, err := t.UserByID(id)

@@ -160,7 +160,7 @@ func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts []string) {
 	}
 	var want []string
 	for _, u := range model {
-		want = append(want, strings.ToLower(u.UserName))
+		want = append(want, Fold(u.UserName))
 	}
 	slices.Sort(want)
 	users, err := tx.UsersByName("")
@@ -172,7 +172,7 @@ func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts []string) {
 		if err != nil {
 			rt.Fatal(err)
 		}
-		got = append(got, strings.ToLower(u.UserName))
+		got = append(got, Fold(u.UserName))
 	}
 	if !slices.Equal(got, want) {
 		rt.Fatalf("UsersByName = %v, want %v", got, want)

@@ -13,7 +13,8 @@
 // replays whatever log a crash left, so the bbolt file alone holds the state:
 // at start-up LoadInto fills a fresh store from it and refuses to start
 // (ErrCorrupt) on a damaged file instead of serving an empty directory to
-// Entra.
+// Entra. Users or groups whose names fold equal, which an older idrecon
+// could write, are not damage: LoadInto renames all but one (see Repair).
 //
 // Records are versioned and checksummed (see internal/record), and the file
 // carries a format version, so a newer idrecon reads an older data dir. Only

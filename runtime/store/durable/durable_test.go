@@ -421,24 +421,6 @@ func TestDamagedStateStopsStartUp(t *testing.T) {
 				return rec
 			})
 		}},
-		{"duplicate userName", func(t *testing.T, path string) {
-			rewriteRecord(t, path, store.TableUsers, []byte("u3"), func([]byte) []byte {
-				rec, err := record.Encode(store.TableUsers, user("u3", "ADA@example.com"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return rec
-			})
-		}},
-		{"duplicate displayName", func(t *testing.T, path string) {
-			rewriteRecord(t, path, store.TableGroups, []byte("g2"), func([]byte) []byte {
-				rec, err := record.Encode(store.TableGroups, &store.Group{ID: "g2", DisplayName: "LEADS"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return rec
-			})
-		}},
 		{"missing bucket", func(t *testing.T, path string) {
 			db, err := bolt.Open(path, 0o600, nil)
 			if err != nil {

@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
+	memdb "github.com/hashicorp/go-memdb"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/idrecon/idrecon/runtime/store"
@@ -26,6 +26,25 @@ type Stats struct {
 	// FileBytes is the state file's size.
 	FileBytes int64
 	Elapsed   time.Duration
+	// Repairs are the objects LoadInto renamed so that no two names fold
+	// equal (see Repair).
+	Repairs []Repair
+}
+
+// Repair is an object LoadInto renamed: a user or group whose name folds
+// equal (store.Fold) to that of another, which an idrecon that folded names
+// with strings.ToLower could write. The daemon must not refuse such a state,
+// and neither object may be lost, so the one created first (then the lowest
+// id) keeps the name and each other one is renamed "<name> (duplicate
+// <id>)". The repair is logged as "state repaired" (an audit message) and
+// persisted, so the next start finds nothing to repair.
+type Repair struct {
+	Table  string // store.TableGroups or store.TableUsers
+	ID     string // the renamed object
+	From   string // its name in the file
+	To     string // its name now
+	Holder string // the object that kept the name
+	obj    any    // the renamed object, to persist
 }
 
 // LogValue logs the counts as a group.
@@ -33,7 +52,7 @@ func (s Stats) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Int("users", s.Users), slog.Int("groups", s.Groups), slog.Int("memberships", s.Memberships),
 		slog.Int("resources", s.Resources), slog.Int("meta", s.Meta), slog.Int64("fileBytes", s.FileBytes),
-		slog.Duration("elapsed", s.Elapsed))
+		slog.Duration("elapsed", s.Elapsed), slog.Int("repairs", len(s.Repairs)))
 }
 
 func (s *Stats) count(table string) *int {
@@ -55,6 +74,8 @@ func (s *Stats) count(table string) *int {
 // is verified and every member list must belong to an existing group and
 // name existing members; any failure returns an error wrapping ErrCorrupt
 // and leaves st empty, so the daemon stops instead of serving partial state.
+// Names that fold equal are not a failure: LoadInto renames all but one of
+// them (see Repair) and reports the repairs in Stats.
 func (db *DB) LoadInto(st *store.Store) (Stats, error) {
 	start := time.Now()
 	// Batches committed since Open are in the log; at start-up, with the
@@ -62,29 +83,62 @@ func (db *DB) LoadInto(st *store.Store) (Stats, error) {
 	if err := db.flush(); err != nil {
 		return Stats{}, err
 	}
-	var stats Stats
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		stats.FileBytes = tx.Size()
-		return st.Load(func(t *store.Txn) error {
-			return fill(tx, t, &stats)
-		})
-	})
-	if errors.Is(err, store.ErrUserNameTaken) && !errors.Is(err, ErrCorrupt) {
+	stats, err := db.load(st, false)
+	if errors.Is(err, store.ErrUserNameTaken) {
 		// The store finds a userName taken twice when it indexes the
-		// loaded users, after fill returned.
+		// loaded users, after fill returned; a file rarely holds one, so
+		// only then are the users sorted by name and the load run again.
+		stats, err = db.load(st, true)
+	}
+	if errors.Is(err, store.ErrUserNameTaken) && !errors.Is(err, ErrCorrupt) {
 		err = fmt.Errorf("%w: users: %w", ErrCorrupt, err)
 	}
 	if err != nil {
 		return Stats{}, err
 	}
+	db.persistRepairs(stats.Repairs)
 	stats.Elapsed = time.Since(start)
 	db.log.Info("state loaded", "path", db.path, "stats", stats)
 	return stats, nil
 }
 
+// load runs fill in one read transaction of the file and one Load of st;
+// renameUsers makes fill rename users whose names fold equal.
+func (db *DB) load(st *store.Store, renameUsers bool) (Stats, error) {
+	var stats Stats
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		stats.FileBytes = tx.Size()
+		return st.Load(func(t *store.Txn) error {
+			return fill(tx, t, &stats, renameUsers)
+		})
+	})
+	return stats, err
+}
+
+// persistRepairs logs each repair, for the audit trail, and writes the
+// renamed objects through the log; the store takes no write before
+// LoadInto returns, so this Commit runs alone. A failure to write is
+// logged, not returned: st holds the repaired state already, and the next
+// start repeats the same repairs on the same file.
+func (db *DB) persistRepairs(repairs []Repair) {
+	if len(repairs) == 0 {
+		return
+	}
+	changes := make(memdb.Changes, len(repairs))
+	for i, r := range repairs {
+		// Only ids: the names are personal data, and the ids find them.
+		db.log.Warn("state repaired", "table", r.Table, "id", r.ID, "holder", r.Holder,
+			"reason", "name folds equal to the holder's; renamed with the suffix (duplicate <id>)")
+		changes[i] = memdb.Change{Table: r.Table, After: r.obj}
+	}
+	if err := db.Commit(changes); err != nil {
+		db.log.Error("state repairs not persisted; the next start repeats them", "err", err)
+	}
+}
+
 // fill reads every bucket into t. A fault or panic reading a damaged file is
 // reported as ErrCorrupt.
-func fill(tx *bolt.Tx, t *store.Txn, stats *Stats) (err error) {
+func fill(tx *bolt.Tx, t *store.Txn, stats *Stats, renameUsers bool) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: reading state file: %v", ErrCorrupt, p)
@@ -120,12 +174,16 @@ func fill(tx *bolt.Tx, t *store.Txn, stats *Stats) (err error) {
 			continue
 		case store.TableGroups:
 			groups = objs
-			if err := insertByName(t, table, objs); err != nil {
+			if err := uniqueNames(table, objs, &stats.Repairs); err != nil {
 				return err
 			}
-			continue
 		case store.TableUsers:
 			users = objs
+			if renameUsers {
+				if err := uniqueNames(table, objs, &stats.Repairs); err != nil {
+					return err
+				}
+			}
 		}
 		for _, obj := range objs {
 			if err := insert(t, table, obj); err != nil {
@@ -253,39 +311,6 @@ func insert(t *store.Txn, table string, obj any) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrCorrupt, table, err)
-	}
-	return nil
-}
-
-// insertByName inserts groups in the order of their displayName,
-// lower-cased as its index keys are. In that order a name taken twice sits
-// next to itself: memdb does not enforce unique secondary indexes (an
-// insert silently takes the entry over, hiding the other row from lookups),
-// so the check is made here, without a lookup per row. Users come in the
-// file's id order, the order of their only radix index; the store refuses
-// a userName taken twice (store.ErrUserNameTaken).
-func insertByName(t *store.Txn, table string, objs []any) error {
-	type named struct {
-		key string
-		obj any
-	}
-	rows := make([]named, len(objs))
-	for i, obj := range objs {
-		g, ok := obj.(*store.Group)
-		if !ok {
-			return fmt.Errorf("%w: %s: unexpected %T", ErrCorrupt, table, obj)
-		}
-		rows[i] = named{strings.ToLower(g.DisplayName), g}
-	}
-	slices.SortFunc(rows, func(a, b named) int { return strings.Compare(a.key, b.key) })
-	for i, r := range rows {
-		if i > 0 && rows[i-1].key == r.key {
-			return fmt.Errorf("%w: %s: displayName %q is also taken by group %q", ErrCorrupt, table,
-				r.obj.(*store.Group).DisplayName, rows[i-1].obj.(*store.Group).ID)
-		}
-		if err := insert(t, table, r.obj); err != nil {
-			return err
-		}
 	}
 	return nil
 }
