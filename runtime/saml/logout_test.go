@@ -145,3 +145,91 @@ func TestIDPInitiatedLogout(t *testing.T) {
 		})
 	}
 }
+
+// postLogout posts the sign-out form with the given request headers.
+func (e *env) postLogout(header map[string]string) *http.Response {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.ts.URL+"/saml/logout", strings.NewReader(""))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// TestLogoutCrossSite: another site cannot sign a user out by posting the
+// sign-out form; the SP's own page can.
+func TestLogoutCrossSite(t *testing.T) {
+	tests := []struct {
+		name   string
+		header func(e *env) map[string]string
+		ends   bool
+	}{
+		{"cross-site Origin", func(*env) map[string]string { return map[string]string{"Origin": "https://evil.example"} }, false},
+		{"cross-site fetch metadata", func(*env) map[string]string {
+			return map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+		}, false},
+		{"same-site sibling", func(*env) map[string]string { return map[string]string{"Sec-Fetch-Site": "same-site"} }, false},
+		{"null Origin", func(*env) map[string]string { return map[string]string{"Origin": "null"} }, false},
+		{"same-origin", func(e *env) map[string]string {
+			return map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": e.ts.URL}
+		}, true},
+		{"same Origin, older browser", func(e *env) map[string]string { return map[string]string{"Origin": e.ts.URL} }, true},
+		{"no browser headers", func(*env) map[string]string { return nil }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.signIn()
+			resp := e.postLogout(tc.header(e))
+			r, _ := e.get("/")
+			ended := r.StatusCode == http.StatusFound
+			if ended != tc.ends {
+				t.Fatalf("logout status %d; session ended = %v, want %v", resp.StatusCode, ended, tc.ends)
+			}
+			if !tc.ends && resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("refused logout answered %d, want 403", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestLogoutResponseForged: a LogoutResponse that is not the IdP's signed
+// answer to this browser's own LogoutRequest ends nothing.
+func TestLogoutResponseForged(t *testing.T) {
+	tests := []struct {
+		name  string
+		query func(e *env) string
+	}{
+		{"garbage", func(*env) string { return "SAMLResponse=anything" }},
+		{"empty", func(*env) string { return "SAMLResponse=" }},
+		{"unsigned, from a LogoutRequest", func(e *env) string {
+			q, err := testidp.RedirectQuery("SAMLResponse", testidp.LogoutRequest(tenant, e.ts.URL+"/saml/slo", "x", e.clock.Now()), "", nil, false)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return q
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.signIn()
+			r, page := e.get("/saml/slo?" + tc.query(e))
+			if r.StatusCode != http.StatusForbidden {
+				t.Errorf("status %d, want 403: %s", r.StatusCode, page)
+			}
+			if r, _ := e.get("/"); r.StatusCode != http.StatusOK {
+				t.Fatal("a forged LogoutResponse ended the session")
+			}
+		})
+	}
+}
