@@ -1,14 +1,11 @@
 package saml
 
 import (
-	"context"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -283,33 +280,4 @@ func containsCert(list []*x509.Certificate, c *x509.Certificate) bool {
 		}
 	}
 	return false
-}
-
-// fetchMetadata downloads IdP metadata with a deadline and a size cap.
-func (s *Server) fetchMetadata(ctx context.Context, u string) ([]byte, error) {
-	if err := checkHTTPURL(u); err != nil {
-		return nil, fmt.Errorf("metadataURL: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, metadataFetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("metadataURL: %w", err)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch idp metadata: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch idp metadata: HTTP %d", resp.StatusCode)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("fetch idp metadata: %w", err)
-	}
-	if len(b) > maxMetadataSize {
-		return nil, fmt.Errorf("fetch idp metadata: larger than %d bytes", maxMetadataSize)
-	}
-	return b, nil
 }

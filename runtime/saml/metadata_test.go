@@ -155,6 +155,11 @@ func TestSPMetadataGolden(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, append(tc.mods, func(sp *spec.SamlServiceProvider) { sp.BaseURL = "https://ssc.example.com/ssc" })...)
+			// Initialise at the real time the test keys are valid at, then
+			// pin the clock the metadata's validUntil is taken from.
+			if ok, why := e.srv.Ready(); !ok {
+				t.Fatal(why)
+			}
 			e.clock.mu.Lock()
 			e.clock.t = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 			e.clock.mu.Unlock()
@@ -234,12 +239,7 @@ func TestUnavailable(t *testing.T) {
 			if ok || !strings.Contains(why, tc.reason) {
 				t.Fatalf("Ready() = %v, %q; want false mentioning %q", ok, why, tc.reason)
 			}
-			for _, p := range []string{"/saml/metadata", "/saml/login", "/"} {
-				r, b := e.get(p)
-				if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(b, tc.reason) {
-					t.Errorf("%s: status %d body %q", p, r.StatusCode, b)
-				}
-			}
+			checkPublicPagesHide(t, e, why, tc.reason)
 		})
 	}
 }
@@ -279,14 +279,26 @@ func (m *metadataHost) set(body []byte, status int) {
 	m.body, m.status = body, status
 }
 
+// fetchFrom points idp.metadataURL at path on hs, a TLS server on
+// loopback: allowed by allowPrivateMetadataHost, trusted by its test root.
+func fetchFrom(t testing.TB, hs *httptest.Server, path string, mods ...func(*spec.SamlServiceProvider)) *env {
+	t.Helper()
+	e := newEnv(t, append([]func(*spec.SamlServiceProvider){func(sp *spec.SamlServiceProvider) {
+		sp.IDP.MetadataXML = nil
+		sp.IDP.MetadataURL = hs.URL + path
+		sp.IDP.AllowPrivateMetadataHost = true
+	}}, mods...)...)
+	e.srv.metadataRoots = x509.NewCertPool()
+	e.srv.metadataRoots.AddCert(hs.Certificate())
+	return e
+}
+
 func TestMetadataURLRefresh(t *testing.T) {
 	keys(t)
 	host := &metadataHost{body: defaultMetadata(t)}
-	hs := httptest.NewServer(host)
+	hs := httptest.NewTLSServer(host)
 	defer hs.Close()
-	e := newEnv(t, func(sp *spec.SamlServiceProvider) {
-		sp.IDP.MetadataXML = nil
-		sp.IDP.MetadataURL = hs.URL + "/federationmetadata.xml"
+	e := fetchFrom(t, hs, "/federationmetadata.xml", func(sp *spec.SamlServiceProvider) {
 		sp.IDP.MetadataRefresh = spec.Duration(time.Hour)
 		sp.IDP.SigningCertificates = []string{"entra-a", "entra-b"}
 	})
@@ -330,11 +342,9 @@ func TestMetadataURLRefresh(t *testing.T) {
 func TestMetadataRefreshDoesNotBlock(t *testing.T) {
 	keys(t)
 	host := &metadataHost{body: defaultMetadata(t)}
-	hs := httptest.NewServer(host)
+	hs := httptest.NewTLSServer(host)
 	defer hs.Close()
-	e := newEnv(t, func(sp *spec.SamlServiceProvider) {
-		sp.IDP.MetadataXML = nil
-		sp.IDP.MetadataURL = hs.URL
+	e := fetchFrom(t, hs, "", func(sp *spec.SamlServiceProvider) {
 		sp.IDP.MetadataRefresh = spec.Duration(time.Hour)
 	})
 	if ok, why := e.srv.Ready(); !ok {
@@ -364,10 +374,12 @@ func TestFetchMetadataLimits(t *testing.T) {
 	}))
 	defer big.Close()
 	s := NewServer(nil, Options{})
-	if _, err := s.fetchMetadata(context.Background(), big.URL); err == nil || !strings.Contains(err.Error(), "larger than") {
+	open := spec.SamlIDP{MetadataURL: big.URL, AllowInsecureMetadataURL: true, AllowPrivateMetadataHost: true}
+	if _, err := s.fetchMetadata(context.Background(), open); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := s.fetchMetadata(context.Background(), "file:///etc/passwd"); err == nil {
-		t.Fatal("file URL fetched")
+	open.MetadataURL = "file:///etc/passwd"
+	if _, err := s.fetchMetadata(context.Background(), open); !errors.Is(err, ErrMetadataURLRefused) {
+		t.Fatalf("file URL: err = %v, want ErrMetadataURLRefused", err)
 	}
 }
