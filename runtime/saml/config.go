@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -58,6 +59,8 @@ type config struct {
 	acsURL   string
 	sloURL   string
 	secure   bool // BaseURL is https or loopback: cookies get Secure
+	// csrf admits state-changing requests from the SP's own pages only.
+	csrf     *http.CrossOriginProtection
 	skew     time.Duration
 	lifetime time.Duration
 	// logoutIssuers are the issuers accepted on IdP logout messages; Entra
@@ -170,6 +173,12 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 		c.secure = true
 	default:
 		c.secure = base.Scheme == "https"
+	}
+	c.csrf = http.NewCrossOriginProtection()
+	// Behind a proxy that rewrites Host, an older browser's Origin still
+	// names the baseURL.
+	if err := c.csrf.AddTrustedOrigin(base.Scheme + "://" + base.Host); err != nil {
+		return nil, fmt.Errorf("baseURL %q: %w", sp.BaseURL, err)
 	}
 	c.acsURL = base.String() + "/saml/acs"
 	c.sloURL = base.String() + "/saml/slo"

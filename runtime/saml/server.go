@@ -40,8 +40,9 @@ type Options struct {
 	// Authorizer decides sign-ins (default StoreAuthorizer on the store).
 	Authorizer Authorizer
 	// Observer is told the outcome of every ACS post and IdP logout
-	// request, for metrics: "success", "denied" (a valid response for a user
-	// the Authorizer refuses), "logout", or a rejection Code.
+	// message, for metrics: "success", "denied" (a valid response for a user
+	// the Authorizer refuses), "logout" (an IdP LogoutRequest obeyed), or a
+	// rejection Code.
 	Observer func(result string)
 }
 
