@@ -224,6 +224,19 @@ func TestUnavailable(t *testing.T) {
 		{"certificate of the wrong usage", func(e *env) {
 			e.setSpec(func(sp *spec.SamlServiceProvider) { sp.IDP.SigningCertificates = []string{"sp-sign"} })
 		}, "usage"},
+		{"metadataURL fetch fails", func(e *env) {
+			hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				http.Error(w, "internal detail", http.StatusInternalServerError)
+			}))
+			e.t.Cleanup(hs.Close)
+			e.srv.metadataRoots = x509.NewCertPool()
+			e.srv.metadataRoots.AddCert(hs.Certificate())
+			e.setSpec(func(sp *spec.SamlServiceProvider) {
+				sp.IDP.MetadataXML = nil
+				sp.IDP.MetadataURL = hs.URL + "/federationmetadata.xml"
+				sp.IDP.AllowPrivateMetadataHost = true
+			})
+		}, "HTTP 500"},
 		{"skew too large", func(e *env) {
 			e.setSpec(func(sp *spec.SamlServiceProvider) { sp.AllowedClockSkew = spec.Duration(10 * time.Minute) })
 		}, "allowedClockSkew"},
