@@ -410,9 +410,7 @@ func (l *loader) resolveSAML(p *parsedDoc, s *SamlServiceProvider) {
 			idp.MetadataXML = data
 		}
 	case idp.MetadataURL != "":
-		if !isHTTPURL(idp.MetadataURL) {
-			l.fail(p, "spec.idp.metadataURL", "must be an absolute http(s) URL")
-		}
+		l.checkMetadataURL(p, idp)
 	default:
 		l.fail(p, "spec.idp", "set exactly one of metadataFile and metadataURL")
 	}

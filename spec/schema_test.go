@@ -214,3 +214,46 @@ func TestSchemaEnumsMatchGo(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaMetadataURLScheme: the schema, like the loader, takes an http
+// metadataURL only with allowInsecureMetadataURL: true.
+func TestSchemaMetadataURLScheme(t *testing.T) {
+	sch := compileSchema(t)
+	doc := func(idp string) any {
+		t.Helper()
+		var v any
+		y := "apiVersion: idrecon.io/v1alpha1\nkind: SamlServiceProvider\nmetadata:\n  name: entra\nspec:\n  entityID: urn:x\n  baseURL: https://x.example\n  idp:\n    requireSignedMetadata: false\n" + idp
+		if err := yaml.Unmarshal([]byte(y), &v); err != nil {
+			t.Fatal(err)
+		}
+		js, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jv, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jv
+	}
+	tests := []struct {
+		name string
+		idp  string
+		ok   bool
+	}{
+		{"https", "    metadataURL: https://idp.example/md\n", true},
+		{"http", "    metadataURL: http://idp.example/md\n", false},
+		{"HTTP", "    metadataURL: HTTP://idp.example/md\n", false},
+		{"http, allow false", "    metadataURL: http://idp.example/md\n    allowInsecureMetadataURL: false\n", false},
+		{"http, allowed", "    metadataURL: http://idp.example/md\n    allowInsecureMetadataURL: true\n", true},
+		{"private host allowed", "    metadataURL: https://10.0.0.1/md\n    allowPrivateMetadataHost: true\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := sch.Validate(doc(tt.idp))
+			if (err == nil) != tt.ok {
+				t.Fatalf("schema validation error %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}

@@ -190,6 +190,15 @@ type SamlIDP struct {
 	RequireSignedMetadata *bool    `yaml:"requireSignedMetadata,omitempty" json:"requireSignedMetadata,omitempty"`
 	MetadataRefresh       Duration `yaml:"metadataRefresh,omitempty" json:"metadataRefresh,omitzero"`
 	SigningCertificates   []string `yaml:"signingCertificates,omitempty" json:"signingCertificates,omitempty"`
+	// AllowInsecureMetadataURL permits an http:// MetadataURL (and redirects
+	// to http://): the metadata then travels unprotected, so only its
+	// signature vouches for it.
+	AllowInsecureMetadataURL bool `yaml:"allowInsecureMetadataURL,omitempty" json:"allowInsecureMetadataURL,omitempty"`
+	// AllowPrivateMetadataHost permits fetching MetadataURL from loopback and
+	// private addresses (RFC 1918, fc00::/7 and other non-public ranges), as
+	// for an IdP on the same host or network. Link-local (the cloud metadata
+	// service), multicast and unspecified addresses stay refused.
+	AllowPrivateMetadataHost bool `yaml:"allowPrivateMetadataHost,omitempty" json:"allowPrivateMetadataHost,omitempty"`
 
 	// MetadataXML is the content of MetadataFile, read by the loader.
 	MetadataXML []byte `yaml:"-" json:"metadataXML,omitempty"`

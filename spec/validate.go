@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -127,3 +128,18 @@ func (p *parsedDoc) hasVersion(version string) bool {
 
 // item renders the path of a list element; checks call it only on failure.
 func item(list string, i int) string { return list + "[" + strconv.Itoa(i) + "]" }
+
+// checkMetadataURL accepts an https metadataURL, or an http one only with
+// allowInsecureMetadataURL: fetched over plain http, the IdP's metadata
+// (its endpoints, and its keys when unsigned) can be rewritten on the way.
+// Which addresses may be dialled is decided at fetch time, on the address
+// the name resolves to then.
+func (l *loader) checkMetadataURL(p *parsedDoc, idp *SamlIDP) {
+	if !isHTTPURL(idp.MetadataURL) {
+		l.fail(p, "spec.idp.metadataURL", "must be an absolute http(s) URL")
+		return
+	}
+	if u, _ := url.Parse(idp.MetadataURL); u.Scheme == "http" && !idp.AllowInsecureMetadataURL {
+		l.fail(p, "spec.idp.metadataURL", "must be https (set idp.allowInsecureMetadataURL: true to fetch it over plain http)")
+	}
+}

@@ -32,6 +32,8 @@ func TestValidationMessages(t *testing.T) {
 		{"signed requests need a key", samlBase + "  signAuthnRequests: true\n", "doc.yaml:6:3: spec.spSigningCertificate: required when signAuthnRequests is true"},
 		{"dangling SP certificate", samlBase + "  spSigningCertificate: nope\n", `doc.yaml:11:25: spec.spSigningCertificate: no Certificate named "nope"`},
 		{"metadata URL not http", strings.Replace(samlBase, "https://idp.example.com/metadata", "ftp://idp", 1), "doc.yaml:9:18: spec.idp.metadataURL: must be an absolute http(s) URL"},
+		{"metadata URL over http", strings.Replace(samlBase, "https://idp.example.com/metadata", "http://idp.example.com/metadata", 1), "doc.yaml:9:18: spec.idp.metadataURL: must be https (set idp.allowInsecureMetadataURL: true to fetch it over plain http)"},
+		{"metadata URL scheme in capitals", strings.Replace(samlBase, "https://idp.example.com/metadata", "HTTP://idp.example.com/metadata", 1), "doc.yaml:9:18: spec.idp.metadataURL: must be https"},
 		{"signed metadata needs certificates", strings.Replace(samlBase, "    requireSignedMetadata: false\n", "", 1), "doc.yaml:9:5: spec.idp.signingCertificates: required while requireSignedMetadata is true (the default)"},
 		{"metadata file missing", strings.Replace(samlBase, "metadataURL: https://idp.example.com/metadata", "metadataFile: md.xml", 1), `doc.yaml:9:19: spec.idp.metadataFile: file "md.xml" not found`},
 		{"no IdP", strings.Replace(samlBase, "    metadataURL: https://idp.example.com/metadata\n", "", 1), "doc.yaml:9:5: spec.idp: set exactly one of metadataFile and metadataURL"},
@@ -58,4 +60,24 @@ func TestValidationMessages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMetadataURLInsecureAllowed: plain http is accepted when the spec says
+// so in as many words.
+func TestMetadataURLInsecureAllowed(t *testing.T) {
+	doc := strings.Replace(samlBase, "https://idp.example.com/metadata", "http://idp.example.com/metadata", 1) +
+		"    allowInsecureMetadataURL: true\n    allowPrivateMetadataHost: true\n"
+	set, err := load(t, writeTree(t, map[string]string{"doc.yaml": doc}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range set.Docs {
+		if sp, ok := d.Spec.(*SamlServiceProvider); ok {
+			if !sp.IDP.AllowInsecureMetadataURL || !sp.IDP.AllowPrivateMetadataHost {
+				t.Fatalf("allow fields not read: %+v", sp.IDP)
+			}
+			return
+		}
+	}
+	t.Fatal("no SamlServiceProvider loaded")
 }

@@ -1,13 +1,11 @@
 package saml
 
 import (
-	"context"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -61,6 +59,8 @@ type config struct {
 	acsURL   string
 	sloURL   string
 	secure   bool // BaseURL is https or loopback: cookies get Secure
+	// csrf admits state-changing requests from the SP's own pages only.
+	csrf     *http.CrossOriginProtection
 	skew     time.Duration
 	lifetime time.Duration
 	// logoutIssuers are the issuers accepted on IdP logout messages; Entra
@@ -174,6 +174,12 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 	default:
 		c.secure = base.Scheme == "https"
 	}
+	c.csrf = http.NewCrossOriginProtection()
+	// Behind a proxy that rewrites Host, an older browser's Origin still
+	// names the baseURL.
+	if err := c.csrf.AddTrustedOrigin(base.Scheme + "://" + base.Host); err != nil {
+		return nil, fmt.Errorf("baseURL %q: %w", sp.BaseURL, err)
+	}
 	c.acsURL = base.String() + "/saml/acs"
 	c.sloURL = base.String() + "/saml/slo"
 	c.skew = sp.AllowedClockSkew.D()
@@ -283,33 +289,4 @@ func containsCert(list []*x509.Certificate, c *x509.Certificate) bool {
 		}
 	}
 	return false
-}
-
-// fetchMetadata downloads IdP metadata with a deadline and a size cap.
-func (s *Server) fetchMetadata(ctx context.Context, u string) ([]byte, error) {
-	if err := checkHTTPURL(u); err != nil {
-		return nil, fmt.Errorf("metadataURL: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, metadataFetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("metadataURL: %w", err)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch idp metadata: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch idp metadata: HTTP %d", resp.StatusCode)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("fetch idp metadata: %w", err)
-	}
-	if len(b) > maxMetadataSize {
-		return nil, fmt.Errorf("fetch idp metadata: larger than %d bytes", maxMetadataSize)
-	}
-	return b, nil
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,9 +149,28 @@ func redirectURL(c *config, dest, param string, doc *etree.Document, relay strin
 	return dest + sep + q, nil
 }
 
+// logoutCookie carries the ID of the LogoutRequest this browser was sent to
+// the IdP with, so only the IdP's answer to it is taken. Lax: the answer
+// comes back as a top-level GET navigation from the IdP.
+const logoutCookie = "idrecon_saml_logout"
+
 // serveLogout ends the local session and, when the IdP has an SLO endpoint,
 // sends the browser there with a LogoutRequest.
+//
+// The local session ends at once, not when the IdP answers: a user who
+// signs out must be signed out here even if the IdP never sends the
+// browser back. Only the SP's own pages may ask: another site could
+// otherwise sign users out at will (the session cookie's SameSite=Lax
+// already keeps it off cross-site POSTs in current browsers; this does not
+// depend on it). A request with neither Sec-Fetch-Site nor Origin is let
+// through: every browser sends one of them on a cross-origin POST, so such
+// a request is not one a foreign page made a browser send.
 func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) {
+	if err := c.csrf.Check(r); err != nil {
+		s.log.Warn("saml: cross-site sign-out refused", "origin", r.Header.Get("Origin"), "secFetchSite", r.Header.Get("Sec-Fetch-Site"))
+		s.errorPage(w, c, http.StatusForbidden, "Sign-out refused", "The sign-out request did not come from this site. Use the Sign out button here.")
+		return
+	}
 	id, se, ok := s.sessionOf(r)
 	s.clearSession(w, c, r, id)
 	if !ok || c.idp.SLOURL == "" {
@@ -162,6 +182,8 @@ func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) 
 	if err == nil {
 		var dest string
 		if dest, err = redirectURL(c, c.idp.SLOURL, "SAMLRequest", doc, ""); err == nil {
+			reqID := doc.Root().SelectAttrValue("ID", "")
+			s.setCookie(w, c, r, &http.Cookie{Name: logoutCookie, Value: reqID, MaxAge: int(pendingTTL.Seconds()), SameSite: http.SameSiteLaxMode})
 			http.Redirect(w, r, dest, http.StatusSeeOther)
 			return
 		}
@@ -179,16 +201,28 @@ type logoutRequest struct {
 	NameID      string   `xml:"urn:oasis:names:tc:SAML:2.0:assertion NameID"`
 }
 
+type logoutResponseMsg struct {
+	XMLName      xml.Name `xml:"urn:oasis:names:tc:SAML:2.0:protocol LogoutResponse"`
+	ID           string   `xml:"ID,attr"`
+	Version      string   `xml:"Version,attr"`
+	Destination  string   `xml:"Destination,attr"`
+	InResponseTo string   `xml:"InResponseTo,attr"`
+	Issuer       string   `xml:"urn:oasis:names:tc:SAML:2.0:assertion Issuer"`
+	Status       struct {
+		Code struct {
+			Value string `xml:"Value,attr"`
+		} `xml:"urn:oasis:names:tc:SAML:2.0:protocol StatusCode"`
+	} `xml:"urn:oasis:names:tc:SAML:2.0:protocol Status"`
+}
+
 // serveSLO takes the IdP's HTTP-Redirect logout messages. A LogoutRequest
-// ends the named user's sessions only when its redirect signature verifies;
-// a LogoutResponse only confirms a logout already done locally, so it
-// changes nothing and needs no check.
+// ends the named user's sessions, and a LogoutResponse the browser's own,
+// only when the IdP's redirect signature verifies and the message is for
+// this SP (and a LogoutResponse answers this browser's LogoutRequest).
 func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Has("SAMLResponse") {
-		id, _, _ := s.sessionOf(r)
-		s.clearSession(w, c, r, id)
-		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
+		s.serveLogoutResponse(c, w, r)
 		return
 	}
 	if !q.Has("SAMLRequest") {
@@ -197,11 +231,7 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := s.checkLogoutRequest(c, r.URL.RawQuery, q.Get("SAMLRequest"))
 	if err != nil {
-		var re *ResponseError
-		errors.As(err, &re)
-		s.obs(re.Code)
-		s.log.Warn("saml: logout request rejected", "code", re.Code, "err", re.Err)
-		s.errorPage(w, c, http.StatusForbidden, "Logout rejected", "The logout request was rejected ("+re.Code+").")
+		s.logoutRejected(w, c, "Logout rejected", "The logout request was rejected", err)
 		return
 	}
 	n := s.sessions.deleteWhere(func(se session) bool { return strings.EqualFold(se.nameID, req.NameID) })
@@ -223,38 +253,102 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, dest, http.StatusFound)
 }
 
-func (s *Server) checkLogoutRequest(c *config, rawQuery, value string) (*logoutRequest, error) {
-	if err := verifyRedirectSignature(rawQuery, "SAMLRequest", c.idpCerts, c.sp.AllowSHA1, s.now(), c.skew); err != nil {
-		return nil, reject(CodeLogoutSignature, "%v", err)
+// serveLogoutResponse takes the IdP's answer to serveLogout's
+// LogoutRequest. The local session ended already; a verified answer also
+// ends any session the browser has gained since, and closes the logout.
+func (s *Server) serveLogoutResponse(c *config, w http.ResponseWriter, r *http.Request) {
+	pending := ""
+	if ck, err := r.Cookie(logoutCookie); err == nil {
+		pending = ck.Value
+	}
+	if err := s.checkLogoutResponse(c, r.URL.RawQuery, r.URL.Query().Get("SAMLResponse"), pending); err != nil {
+		s.logoutRejected(w, c, "Sign-out not confirmed", "The identity provider's sign-out answer was rejected and changed nothing", err)
+		return
+	}
+	id, _, _ := s.sessionOf(r)
+	s.clearSession(w, c, r, id)
+	s.setCookie(w, c, r, &http.Cookie{Name: logoutCookie, Value: "", MaxAge: -1, SameSite: http.SameSiteLaxMode})
+	s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
+}
+
+// logoutRejected reports a rejected IdP logout message: its code to the
+// Observer and the page, the detail to the log only.
+func (s *Server) logoutRejected(w http.ResponseWriter, c *config, title, text string, err error) {
+	var re *ResponseError
+	if !errors.As(err, &re) {
+		re = &ResponseError{Code: CodeLogoutMalformed, Err: err}
+	}
+	s.obs(re.Code)
+	s.log.Warn("saml: idp logout message rejected", "code", re.Code, "err", re.Err)
+	s.errorPage(w, c, http.StatusForbidden, title, text+" ("+re.Code+").")
+}
+
+// readLogoutMessage verifies the IdP's redirect signature over param's
+// message in rawQuery, then decodes value into v.
+func (s *Server) readLogoutMessage(c *config, rawQuery, param, value string, v any) error {
+	if err := verifyRedirectSignature(rawQuery, param, c.idpCerts, c.sp.AllowSHA1, s.now(), c.skew); err != nil {
+		return reject(CodeLogoutSignature, "%v", err)
 	}
 	b, err := inflate(value)
 	if err != nil {
-		return nil, reject(CodeLogoutMalformed, "%v", err)
+		return reject(CodeLogoutMalformed, "%v", err)
 	}
 	if err := prescanXML(b, c.sp.AllowSHA1); err != nil {
-		return nil, reject(CodeLogoutMalformed, "%v", err)
+		return reject(CodeLogoutMalformed, "%v", err)
 	}
-	var req logoutRequest
-	if err := xml.Unmarshal(b, &req); err != nil {
-		return nil, reject(CodeLogoutMalformed, "parse LogoutRequest: %v", err)
+	if err := xml.Unmarshal(b, v); err != nil {
+		return reject(CodeLogoutMalformed, "parse %s: %v", param, err)
 	}
-	issuer := strings.TrimSpace(req.Issuer)
-	ok := false
-	for _, i := range c.logoutIssuers {
-		ok = ok || issuer == i
-	}
+	return nil
+}
+
+// checkLogoutEnvelope checks what IdP logout requests and responses share:
+// the IdP's issuer, an ID, SAML 2.0, and, when given, this SP's SLO URL.
+func checkLogoutEnvelope(c *config, issuer, id, version, destination string) error {
+	issuer = strings.TrimSpace(issuer)
 	switch {
-	case !ok:
-		return nil, reject(CodeIssuer, "logout issuer %q is not the IdP", issuer)
-	case req.ID == "" || req.Version != "2.0":
-		return nil, reject(CodeLogoutMalformed, "LogoutRequest needs an ID and Version 2.0")
-	case req.Destination != "" && req.Destination != c.sloURL:
-		return nil, reject(CodeDestination, "logout Destination %q is not %q", req.Destination, c.sloURL)
-	case strings.TrimSpace(req.NameID) == "":
-		return nil, reject(CodeLogoutMalformed, "LogoutRequest names no user")
+	case !slices.Contains(c.logoutIssuers, issuer):
+		return reject(CodeIssuer, "logout issuer %q is not the IdP", issuer)
+	case id == "" || version != "2.0":
+		return reject(CodeLogoutMalformed, "logout message needs an ID and Version 2.0")
+	case destination != "" && destination != c.sloURL:
+		return reject(CodeDestination, "logout Destination %q is not %q", destination, c.sloURL)
+	}
+	return nil
+}
+
+func (s *Server) checkLogoutRequest(c *config, rawQuery, value string) (*logoutRequest, error) {
+	var req logoutRequest
+	if err := s.readLogoutMessage(c, rawQuery, "SAMLRequest", value, &req); err != nil {
+		return nil, err
+	}
+	if err := checkLogoutEnvelope(c, req.Issuer, req.ID, req.Version, req.Destination); err != nil {
+		return nil, err
 	}
 	req.NameID = strings.TrimSpace(req.NameID)
+	if req.NameID == "" {
+		return nil, reject(CodeLogoutMalformed, "LogoutRequest names no user")
+	}
 	return &req, nil
+}
+
+// checkLogoutResponse accepts a LogoutResponse only as the IdP's successful
+// answer to pending, the ID of the LogoutRequest this browser carried.
+func (s *Server) checkLogoutResponse(c *config, rawQuery, value, pending string) error {
+	var resp logoutResponseMsg
+	if err := s.readLogoutMessage(c, rawQuery, "SAMLResponse", value, &resp); err != nil {
+		return err
+	}
+	if err := checkLogoutEnvelope(c, resp.Issuer, resp.ID, resp.Version, resp.Destination); err != nil {
+		return err
+	}
+	if pending == "" || resp.InResponseTo != pending {
+		return reject(CodeInResponseTo, "LogoutResponse answers %q, not this browser's LogoutRequest", resp.InResponseTo)
+	}
+	if resp.Status.Code.Value != statusSuccess {
+		return reject(CodeStatus, "LogoutResponse status %q", resp.Status.Code.Value)
+	}
+	return nil
 }
 
 func logoutResponse(c *config, inResponseTo string, now time.Time) *etree.Document {

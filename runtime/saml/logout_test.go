@@ -54,14 +54,52 @@ func TestSPInitiatedLogout(t *testing.T) {
 	if r, _ := e.get("/"); r.StatusCode != http.StatusFound {
 		t.Fatalf("session survived logout: %d", r.StatusCode)
 	}
-	// Entra's LogoutResponse lands on the signed-out page.
-	q, err := testidp.RedirectQuery("SAMLResponse", testidp.LogoutRequest(tenant, e.ts.URL+"/saml/slo", "x", e.clock.Now()), "", nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Entra's signed answer to that LogoutRequest lands on the signed-out
+	// page, once.
+	q := e.logoutResponse(doc.Root().SelectAttrValue("ID", ""), "", keyA)
 	if r, page := e.get("/saml/slo?" + q); r.StatusCode != http.StatusOK || !strings.Contains(page, "Signed out") {
 		t.Fatalf("LogoutResponse: %d %s", r.StatusCode, page)
 	}
+	if r, page := e.get("/saml/slo?" + q); r.StatusCode != http.StatusForbidden || e.lastResult() != CodeInResponseTo {
+		t.Fatalf("replayed LogoutResponse: %d %q %s", r.StatusCode, e.lastResult(), page)
+	}
+}
+
+// logoutResponse is Entra's LogoutResponse to irt over HTTP-Redirect,
+// signed with key (unsigned when nil), with status ("" = success).
+func (e *env) logoutResponse(irt, status string, key *testidp.Key) string {
+	e.t.Helper()
+	q, err := testidp.RedirectQuery("SAMLResponse", testidp.LogoutResponse(tenant, e.ts.URL+"/saml/slo", irt, status, e.clock.Now()), "", key, false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return q
+}
+
+// signOutAndIn signs in, signs out through the IdP (whose answer is left
+// pending) and signs in again, so the browser has both a session and a
+// LogoutRequest awaiting its answer. It returns that LogoutRequest's ID.
+func (e *env) signOutAndIn() string {
+	e.t.Helper()
+	e.signIn()
+	resp := e.postLogout(nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		e.t.Fatalf("sign-out: status %d", resp.StatusCode)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	raw, err := testidp.Inflate(loc.Query().Get("SAMLRequest"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		e.t.Fatal(err)
+	}
+	e.signIn()
+	return doc.Root().SelectAttrValue("ID", "")
 }
 
 func TestIDPInitiatedLogout(t *testing.T) {
@@ -141,6 +179,145 @@ func TestIDPInitiatedLogout(t *testing.T) {
 			}
 			if r, _ := e.get("/"); r.StatusCode != http.StatusOK {
 				t.Fatal("a rejected logout request ended the session")
+			}
+		})
+	}
+}
+
+// postLogout posts the sign-out form with the given request headers.
+func (e *env) postLogout(header map[string]string) *http.Response {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.ts.URL+"/saml/logout", strings.NewReader(""))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// TestLogoutCrossSite: another site cannot sign a user out by posting the
+// sign-out form; the SP's own page can.
+func TestLogoutCrossSite(t *testing.T) {
+	tests := []struct {
+		name   string
+		header func(e *env) map[string]string
+		ends   bool
+	}{
+		{"cross-site Origin", func(*env) map[string]string { return map[string]string{"Origin": "https://evil.example"} }, false},
+		{"cross-site fetch metadata", func(*env) map[string]string {
+			return map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+		}, false},
+		{"same-site sibling", func(*env) map[string]string { return map[string]string{"Sec-Fetch-Site": "same-site"} }, false},
+		{"null Origin", func(*env) map[string]string { return map[string]string{"Origin": "null"} }, false},
+		{"same-origin", func(e *env) map[string]string {
+			return map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": e.ts.URL}
+		}, true},
+		{"same Origin, older browser", func(e *env) map[string]string { return map[string]string{"Origin": e.ts.URL} }, true},
+		{"no browser headers", func(*env) map[string]string { return nil }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.signIn()
+			resp := e.postLogout(tc.header(e))
+			r, _ := e.get("/")
+			ended := r.StatusCode == http.StatusFound
+			if ended != tc.ends {
+				t.Fatalf("logout status %d; session ended = %v, want %v", resp.StatusCode, ended, tc.ends)
+			}
+			if !tc.ends && resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("refused logout answered %d, want 403", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestLogoutResponse: only the IdP's signed, successful answer to this
+// browser's own LogoutRequest ends a session at /saml/slo; anything else
+// (forged, garbage, or another flow's genuine answer) ends nothing.
+func TestLogoutResponse(t *testing.T) {
+	tests := []struct {
+		name  string
+		query func(e *env, pending string) string
+		want  string // rejection code; "" = accepted
+	}{
+		{"genuine", func(e *env, pending string) string { return e.logoutResponse(pending, "", keyA) }, ""},
+		{"garbage", func(*env, string) string { return "SAMLResponse=anything" }, CodeLogoutSignature},
+		{"empty", func(*env, string) string { return "SAMLResponse=" }, CodeLogoutSignature},
+		{"unsigned", func(e *env, pending string) string { return e.logoutResponse(pending, "", nil) }, CodeLogoutSignature},
+		{"signed by another key", func(e *env, pending string) string { return e.logoutResponse(pending, "", keyEvil) }, CodeLogoutSignature},
+		{"SHA-1", func(e *env, pending string) string {
+			q, err := testidp.RedirectQuery("SAMLResponse", testidp.LogoutResponse(tenant, e.ts.URL+"/saml/slo", pending, "", e.clock.Now()), "", keyA, true)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return q
+		}, CodeLogoutSignature},
+		{"unsigned LogoutRequest as response", func(e *env, _ string) string {
+			q, err := testidp.RedirectQuery("SAMLResponse", testidp.LogoutRequest(tenant, e.ts.URL+"/saml/slo", "x", e.clock.Now()), "", nil, false)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return q
+		}, CodeLogoutSignature},
+		{"signed LogoutRequest as response", func(e *env, _ string) string {
+			q, err := testidp.RedirectQuery("SAMLResponse", testidp.LogoutRequest(tenant, e.ts.URL+"/saml/slo", "x", e.clock.Now()), "", keyA, false)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return q
+		}, CodeLogoutMalformed},
+		{"answers another LogoutRequest", func(e *env, _ string) string { return e.logoutResponse("_other", "", keyA) }, CodeInResponseTo},
+		{"answers nothing", func(e *env, _ string) string { return e.logoutResponse("", "", keyA) }, CodeInResponseTo},
+		{"IdP reports failure", func(e *env, pending string) string {
+			return e.logoutResponse(pending, testidp.StatusRequester, keyA)
+		}, CodeStatus},
+		{"wrong destination", func(e *env, pending string) string {
+			d := testidp.LogoutResponse(tenant, "https://other-sp.example/saml/slo", pending, "", e.clock.Now())
+			q, err := testidp.RedirectQuery("SAMLResponse", d, "", keyA, false)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return q
+		}, CodeDestination},
+		{"wrong issuer", func(e *env, pending string) string {
+			d := testidp.LogoutResponse(tenant, e.ts.URL+"/saml/slo", pending, "", e.clock.Now())
+			d.Root().FindElement("./Issuer").SetText("https://evil.example/")
+			q, err := testidp.RedirectQuery("SAMLResponse", d, "", keyA, false)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return q
+		}, CodeIssuer},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			pending := e.signOutAndIn()
+			r, page := e.get("/saml/slo?" + tc.query(e, pending))
+			if tc.want == "" {
+				if r.StatusCode != http.StatusOK || !strings.Contains(page, "Signed out") {
+					t.Fatalf("status %d: %s", r.StatusCode, page)
+				}
+				if r, _ := e.get("/"); r.StatusCode != http.StatusFound {
+					t.Fatal("session survived the IdP's confirmed sign-out")
+				}
+				return
+			}
+			if r.StatusCode != http.StatusForbidden || e.lastResult() != tc.want {
+				t.Errorf("status %d result %q, want 403 %q: %s", r.StatusCode, e.lastResult(), tc.want, page)
+			}
+			if r, _ := e.get("/"); r.StatusCode != http.StatusOK {
+				t.Fatal("a rejected LogoutResponse ended the session")
 			}
 		})
 	}

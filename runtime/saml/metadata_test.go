@@ -224,6 +224,19 @@ func TestUnavailable(t *testing.T) {
 		{"certificate of the wrong usage", func(e *env) {
 			e.setSpec(func(sp *spec.SamlServiceProvider) { sp.IDP.SigningCertificates = []string{"sp-sign"} })
 		}, "usage"},
+		{"metadataURL fetch fails", func(e *env) {
+			hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				http.Error(w, "internal detail", http.StatusInternalServerError)
+			}))
+			e.t.Cleanup(hs.Close)
+			e.srv.metadataRoots = x509.NewCertPool()
+			e.srv.metadataRoots.AddCert(hs.Certificate())
+			e.setSpec(func(sp *spec.SamlServiceProvider) {
+				sp.IDP.MetadataXML = nil
+				sp.IDP.MetadataURL = hs.URL + "/federationmetadata.xml"
+				sp.IDP.AllowPrivateMetadataHost = true
+			})
+		}, "HTTP 500"},
 		{"skew too large", func(e *env) {
 			e.setSpec(func(sp *spec.SamlServiceProvider) { sp.AllowedClockSkew = spec.Duration(10 * time.Minute) })
 		}, "allowedClockSkew"},
@@ -239,12 +252,7 @@ func TestUnavailable(t *testing.T) {
 			if ok || !strings.Contains(why, tc.reason) {
 				t.Fatalf("Ready() = %v, %q; want false mentioning %q", ok, why, tc.reason)
 			}
-			for _, p := range []string{"/saml/metadata", "/saml/login", "/"} {
-				r, b := e.get(p)
-				if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(b, tc.reason) {
-					t.Errorf("%s: status %d body %q", p, r.StatusCode, b)
-				}
-			}
+			checkPublicPagesHide(t, e, why, tc.reason)
 		})
 	}
 }
@@ -284,14 +292,26 @@ func (m *metadataHost) set(body []byte, status int) {
 	m.body, m.status = body, status
 }
 
+// fetchFrom points idp.metadataURL at path on hs, a TLS server on
+// loopback: allowed by allowPrivateMetadataHost, trusted by its test root.
+func fetchFrom(t testing.TB, hs *httptest.Server, path string, mods ...func(*spec.SamlServiceProvider)) *env {
+	t.Helper()
+	e := newEnv(t, append([]func(*spec.SamlServiceProvider){func(sp *spec.SamlServiceProvider) {
+		sp.IDP.MetadataXML = nil
+		sp.IDP.MetadataURL = hs.URL + path
+		sp.IDP.AllowPrivateMetadataHost = true
+	}}, mods...)...)
+	e.srv.metadataRoots = x509.NewCertPool()
+	e.srv.metadataRoots.AddCert(hs.Certificate())
+	return e
+}
+
 func TestMetadataURLRefresh(t *testing.T) {
 	keys(t)
 	host := &metadataHost{body: defaultMetadata(t)}
-	hs := httptest.NewServer(host)
+	hs := httptest.NewTLSServer(host)
 	defer hs.Close()
-	e := newEnv(t, func(sp *spec.SamlServiceProvider) {
-		sp.IDP.MetadataXML = nil
-		sp.IDP.MetadataURL = hs.URL + "/federationmetadata.xml"
+	e := fetchFrom(t, hs, "/federationmetadata.xml", func(sp *spec.SamlServiceProvider) {
 		sp.IDP.MetadataRefresh = spec.Duration(time.Hour)
 		sp.IDP.SigningCertificates = []string{"entra-a", "entra-b"}
 	})
@@ -335,11 +355,9 @@ func TestMetadataURLRefresh(t *testing.T) {
 func TestMetadataRefreshDoesNotBlock(t *testing.T) {
 	keys(t)
 	host := &metadataHost{body: defaultMetadata(t)}
-	hs := httptest.NewServer(host)
+	hs := httptest.NewTLSServer(host)
 	defer hs.Close()
-	e := newEnv(t, func(sp *spec.SamlServiceProvider) {
-		sp.IDP.MetadataXML = nil
-		sp.IDP.MetadataURL = hs.URL
+	e := fetchFrom(t, hs, "", func(sp *spec.SamlServiceProvider) {
 		sp.IDP.MetadataRefresh = spec.Duration(time.Hour)
 	})
 	if ok, why := e.srv.Ready(); !ok {
@@ -369,10 +387,12 @@ func TestFetchMetadataLimits(t *testing.T) {
 	}))
 	defer big.Close()
 	s := NewServer(nil, Options{})
-	if _, err := s.fetchMetadata(context.Background(), big.URL); err == nil || !strings.Contains(err.Error(), "larger than") {
+	open := spec.SamlIDP{MetadataURL: big.URL, AllowInsecureMetadataURL: true, AllowPrivateMetadataHost: true}
+	if _, err := s.fetchMetadata(context.Background(), open); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := s.fetchMetadata(context.Background(), "file:///etc/passwd"); err == nil {
-		t.Fatal("file URL fetched")
+	open.MetadataURL = "file:///etc/passwd"
+	if _, err := s.fetchMetadata(context.Background(), open); !errors.Is(err, ErrMetadataURLRefused) {
+		t.Fatalf("file URL: err = %v, want ErrMetadataURLRefused", err)
 	}
 }

@@ -3,7 +3,9 @@ package saml
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -35,13 +37,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// HTTPClient fetches idp.metadataURL (default: a client with a timeout).
-	HTTPClient *http.Client
 	// Authorizer decides sign-ins (default StoreAuthorizer on the store).
 	Authorizer Authorizer
 	// Observer is told the outcome of every ACS post and IdP logout
-	// request, for metrics: "success", "denied" (a valid response for a user
-	// the Authorizer refuses), "logout", or a rejection Code.
+	// message, for metrics: "success", "denied" (a valid response for a user
+	// the Authorizer refuses), "logout" (an IdP LogoutRequest obeyed), or a
+	// rejection Code.
 	Observer func(result string)
 }
 
@@ -50,12 +51,14 @@ type Options struct {
 // baseURL: /saml/metadata, /saml/login, /saml/acs, /saml/logout, /saml/slo,
 // and the signed-in page at / and /me.
 type Server struct {
-	st     *store.Store
-	log    *slog.Logger
-	now    func() time.Time
-	client *http.Client
-	authz  Authorizer
-	obs    func(string)
+	st    *store.Store
+	log   *slog.Logger
+	now   func() time.Time
+	authz Authorizer
+	obs   func(string)
+	// metadataRoots verify the TLS certificate of idp.metadataURL's host
+	// (nil: the system roots); tests set it to trust their own servers.
+	metadataRoots *x509.CertPool
 
 	mu        sync.Mutex
 	cur       *config
@@ -91,7 +94,6 @@ func NewServer(st *store.Store, opts Options) *Server {
 		st:       st,
 		log:      opts.Logger,
 		now:      opts.Now,
-		client:   opts.HTTPClient,
 		authz:    opts.Authorizer,
 		obs:      opts.Observer,
 		pending:  newTTLMap[pendingLogin](maxPending),
@@ -103,9 +105,6 @@ func NewServer(st *store.Store, opts Options) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
-	}
-	if s.client == nil {
-		s.client = &http.Client{Timeout: metadataFetchTimeout}
 	}
 	if s.authz == nil {
 		s.authz = StoreAuthorizer{Store: st}
@@ -161,7 +160,7 @@ func (s *Server) current(ctx context.Context) (*config, error) {
 		// that request; the others go on with the current metadata.
 		s.refreshAt = now.Add(metadataFetchTimeout + metadataRetry)
 		s.mu.Unlock()
-		raw, ferr := s.fetchMetadata(context.WithoutCancel(ctx), sp.IDP.MetadataURL)
+		raw, ferr := s.fetchMetadata(context.WithoutCancel(ctx), sp.IDP)
 		s.mu.Lock()
 		if s.cur != cur {
 			return cur, nil // the configuration changed meanwhile
@@ -200,7 +199,7 @@ func (s *Server) initialise(ctx context.Context, sp *spec.SamlServiceProvider, k
 		if sp.IDP.MetadataURL == "" {
 			return nil, fmt.Errorf("%w: neither metadataFile nor metadataURL given", ErrMetadata)
 		}
-		b, err := s.fetchMetadata(ctx, sp.IDP.MetadataURL)
+		b, err := s.fetchMetadata(ctx, sp.IDP)
 		if err != nil {
 			return nil, err
 		}
@@ -235,7 +234,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	c, err := s.current(r.Context())
 	if err != nil {
-		s.unavailable(w, err)
+		s.unavailable(w)
 		return
 	}
 	p := r.URL.Path
@@ -275,11 +274,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h(c, w, r)
 }
 
-func (s *Server) unavailable(w http.ResponseWriter, err error) {
+// unavailable answers while sign-in is not initialised. Why goes to the
+// administrator only (the log and Ready, shown by idrecon status): the
+// reason can carry what a metadataURL fetch reached or was refused.
+func (s *Server) unavailable(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Retry-After", "60")
 	w.WriteHeader(http.StatusServiceUnavailable)
-	fmt.Fprintf(w, "SAML single sign-on is unavailable: %v\n", err)
+	io.WriteString(w, "SAML single sign-on is unavailable; the administrator can see why in idrecon status.\n")
 }
 
 // secureRequest says whether cookies may carry Secure: the request came over

@@ -85,19 +85,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // logout answers a LogoutRequest with a signed LogoutResponse over
 // HTTP-Redirect, as Entra does.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, req *etree.Element) {
-	lr := etree.NewElement("samlp:LogoutResponse")
-	lr.CreateAttr("xmlns:samlp", NSProtocol)
-	lr.CreateAttr("ID", "_"+NewID())
-	lr.CreateAttr("Version", "2.0")
-	lr.CreateAttr("IssueInstant", ts(s.Now()))
-	lr.CreateAttr("Destination", s.SPLogoutURL)
-	lr.CreateAttr("InResponseTo", req.SelectAttrValue("ID", ""))
-	iss := lr.CreateElement("Issuer")
-	iss.CreateAttr("xmlns", NSAssertion)
-	iss.SetText("https://login.microsoftonline.com/" + s.Tenant + "/")
-	lr.CreateElement("samlp:Status").CreateElement("samlp:StatusCode").CreateAttr("Value", StatusSuccess)
-	doc := etree.NewDocument()
-	doc.SetRoot(lr)
+	doc := LogoutResponse(s.Tenant, s.SPLogoutURL, req.SelectAttrValue("ID", ""), StatusSuccess, s.Now())
 	q, err := RedirectQuery("SAMLResponse", doc, r.URL.Query().Get("RelayState"), s.Key, false)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -456,6 +456,29 @@ func LogoutRequest(tenant, destination, nameID string, now time.Time) *etree.Doc
 	return doc
 }
 
+// LogoutResponse builds Entra's answer to the LogoutRequest inResponseTo,
+// with the given status (StatusSuccess when empty), as Entra sends it to
+// the SP's logout URL destination.
+func LogoutResponse(tenant, destination, inResponseTo, status string, now time.Time) *etree.Document {
+	if status == "" {
+		status = StatusSuccess
+	}
+	lr := etree.NewElement("samlp:LogoutResponse")
+	lr.CreateAttr("xmlns:samlp", NSProtocol)
+	lr.CreateAttr("ID", "_"+NewID())
+	lr.CreateAttr("Version", "2.0")
+	lr.CreateAttr("IssueInstant", ts(now))
+	lr.CreateAttr("Destination", destination)
+	lr.CreateAttr("InResponseTo", inResponseTo)
+	iss := lr.CreateElement("Issuer")
+	iss.CreateAttr("xmlns", NSAssertion)
+	iss.SetText("https://login.microsoftonline.com/" + tenant + "/")
+	lr.CreateElement("samlp:Status").CreateElement("samlp:StatusCode").CreateAttr("Value", status)
+	doc := etree.NewDocument()
+	doc.SetRoot(lr)
+	return doc
+}
+
 // RedirectQuery encodes doc for the HTTP-Redirect binding under param
 // ("SAMLRequest" or "SAMLResponse") and, when key is set, signs the query
 // (RSA-SHA256, or RSA-SHA1 with sha1) as the binding specifies.
