@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,6 +27,10 @@ type LoadOptions struct {
 	// Cache, when set, lets a load whose inputs are unchanged return the
 	// previous result without parsing anything (see Cache).
 	Cache *Cache
+	// DataDir is the daemon's data dir (state, audit log, admin token). No
+	// file a document refers to may be read from inside it, unless it is
+	// part of the spec repo itself (a pushed spec is kept there).
+	DataDir string
 }
 
 // Size limits for files the loader reads, so a stray large file cannot
@@ -62,15 +65,15 @@ func Load(ctx context.Context, root string, opts LoadOptions) (*Set, error) {
 		return nil, fmt.Errorf("load spec %s: %w", root, err)
 	}
 	if opts.Cache != nil {
-		if set, err, ok := opts.Cache.lookup(fsRoot, root, files, opts); ok {
+		if set, err, ok := opts.Cache.lookup(newFiles(fsRoot, root, opts.DataDir), root, files, opts); ok {
 			return set, err
 		}
 	}
-	l := &loader{root: fsRoot, rootDir: root, opts: opts}
+	l := &loader{files: newFiles(fsRoot, root, opts.DataDir), rootDir: root, opts: opts}
 	if opts.Cache != nil {
 		l.inputs = &inputs{}
 	}
-	results, err := parseFiles(ctx, fsRoot, files)
+	results, err := parseFiles(ctx, l.files, files)
 	if err != nil {
 		return nil, fmt.Errorf("load spec %s: %w", root, err)
 	}
@@ -94,7 +97,7 @@ type fileResult struct {
 
 // parseFiles reads and decodes the files on all CPUs (YAML decoding is most
 // of a load's time); the results keep the order of files.
-func parseFiles(ctx context.Context, root *os.Root, files []string) ([]fileResult, error) {
+func parseFiles(ctx context.Context, fsys *files, files []string) ([]fileResult, error) {
 	results := make([]fileResult, len(files))
 	readErrs := make([]error, len(files))
 	next := make(chan int)
@@ -102,9 +105,9 @@ func parseFiles(ctx context.Context, root *os.Root, files []string) ([]fileResul
 	for range min(runtime.GOMAXPROCS(0), len(files)) {
 		wg.Go(func() {
 			for i := range next {
-				data, err := readLimited(root, files[i], maxSpecFileSize)
+				data, err := fsys.repo(files[i], maxSpecFileSize)
 				if err != nil {
-					readErrs[i] = err
+					readErrs[i] = fmt.Errorf("%s: %w", files[i], err)
 					continue
 				}
 				r := &results[i]
@@ -168,28 +171,9 @@ func specFiles(ctx context.Context, root string) ([]string, error) {
 	return files, err
 }
 
-// readLimited reads a file inside root, refusing files larger than limit.
-func readLimited(root *os.Root, name string, limit int64) ([]byte, error) {
-	f, err := root.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: %w", name, errTooLarge)
-	}
-	return data, nil
-}
-
-var errTooLarge = errors.New("file too large")
-
 // loader holds the state of one Load.
 type loader struct {
-	root     *os.Root
+	files    *files
 	rootDir  string
 	opts     LoadOptions
 	inputs   *inputs // what the load read, when a Cache is in use

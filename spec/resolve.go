@@ -12,10 +12,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -148,7 +146,7 @@ func (l *loader) secret(p *parsedDoc, field string, v *ValueFrom) (string, bool)
 // live outside the repo, e.g. /run/secrets), a relative one inside the root.
 func (l *loader) readSecretFile(name string) ([]byte, error) {
 	if filepath.IsAbs(name) {
-		data, err := readFileLimited(name, maxSecretFileSize)
+		data, err := l.files.abs(name, maxSecretFileSize)
 		l.inputs.addValue("abs", name, string(data))
 		if err != nil {
 			return nil, describeFileErr(name, err)
@@ -158,31 +156,13 @@ func (l *loader) readSecretFile(name string) ([]byte, error) {
 	return l.readRepoFile(name, maxSecretFileSize)
 }
 
-// readFileLimited reads an absolute path chosen by the operator (symlinks,
-// as in Kubernetes secret volumes, are followed), refusing large files.
-func readFileLimited(name string, limit int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, errTooLarge
-	}
-	return data, nil
-}
-
 // readRepoFile reads a file named relative to the spec root; it must stay
 // inside the root, symlinks included.
 func (l *loader) readRepoFile(name string, limit int64) ([]byte, error) {
 	if !filepath.IsLocal(filepath.FromSlash(name)) {
 		return nil, fmt.Errorf("path %q must be relative and stay inside the spec repo", name)
 	}
-	data, err := readLimited(l.root, filepath.FromSlash(name), limit)
+	data, err := l.files.repo(filepath.FromSlash(name), limit)
 	l.inputs.addValue("repo", name, string(data))
 	if err != nil {
 		return nil, describeFileErr(name, err)
@@ -194,8 +174,8 @@ func describeFileErr(name string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("file %q not found", name)
-	case errors.Is(err, errTooLarge):
-		return fmt.Errorf("file %q is too large", name)
+	case errors.Is(err, errTooLarge), errors.Is(err, errNotRegular), errors.Is(err, errInDataDir):
+		return fmt.Errorf("file %q is %v", name, err)
 	default:
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

@@ -186,7 +186,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Logger:    log.With("component", "reconcile"),
 		// The cache makes a tick on an unchanged spec read files but parse nothing.
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
-			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv, Cache: specCache})
+			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv, Cache: specCache, DataDir: cfg.DataDir})
 		},
 	}
 	var rec *reconcile.Reconciler
@@ -265,7 +265,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		UploadDir:  uploadDir(pushed),
 		Push:       pushFunc(pushed, rec),
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
-			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv})
+			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv, DataDir: cfg.DataDir})
 		},
 		Checks: checks,
 		Backup: func(w io.Writer) error {
