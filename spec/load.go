@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,7 +32,20 @@ type LoadOptions struct {
 	// file a document refers to may be read from inside it, unless it is
 	// part of the spec repo itself (a pushed spec is kept there).
 	DataDir string
+	// MaxBytes bounds the total size of the spec's YAML files and
+	// MaxDocuments the number of documents in them (defaults DefaultMaxBytes
+	// and DefaultMaxDocuments). A load past either stops there with a
+	// *LimitError, before parsing the rest.
+	MaxBytes     int64
+	MaxDocuments int
 }
+
+// Defaults of LoadOptions.MaxBytes and MaxDocuments: far above any real
+// identity set-up, far below what exhausts a daemon's memory.
+const (
+	DefaultMaxBytes     = 64 << 20
+	DefaultMaxDocuments = 100_000
+)
 
 // Size limits for files the loader reads, so a stray large file cannot
 // exhaust memory.
@@ -54,13 +68,19 @@ func Load(ctx context.Context, root string, opts LoadOptions) (*Set, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	if opts.MaxDocuments <= 0 {
+		opts.MaxDocuments = DefaultMaxDocuments
+	}
 	fsRoot, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, fmt.Errorf("load spec %s: %w", root, err)
 	}
 	defer fsRoot.Close()
 
-	files, err := specFiles(ctx, root)
+	files, err := specFiles(ctx, root, opts.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("load spec %s: %w", root, err)
 	}
@@ -73,7 +93,7 @@ func Load(ctx context.Context, root string, opts LoadOptions) (*Set, error) {
 	if opts.Cache != nil {
 		l.inputs = &inputs{}
 	}
-	results, err := parseFiles(ctx, l.files, files)
+	results, err := parseFiles(ctx, l.files, files, opts)
 	if err != nil {
 		return nil, fmt.Errorf("load spec %s: %w", root, err)
 	}
@@ -96,23 +116,40 @@ type fileResult struct {
 }
 
 // parseFiles reads and decodes the files on all CPUs (YAML decoding is most
-// of a load's time); the results keep the order of files.
-func parseFiles(ctx context.Context, fsys *files, files []string) ([]fileResult, error) {
+// of a load's time); the results keep the order of files. The bytes read and
+// the documents decoded are counted across the workers, and the load stops
+// at the first file that crosses a limit.
+func parseFiles(ctx context.Context, fsys *files, files []string, opts LoadOptions) ([]fileResult, error) {
 	results := make([]fileResult, len(files))
 	readErrs := make([]error, len(files))
+	byteBudget := &budget{max: opts.MaxBytes}
+	docBudget := &budget{max: int64(opts.MaxDocuments)}
+	var limitErr atomic.Pointer[LimitError]
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(files)) {
 		wg.Go(func() {
 			for i := range next {
+				if limitErr.Load() != nil {
+					continue
+				}
 				data, err := fsys.repo(files[i], maxSpecFileSize)
 				if err != nil {
 					readErrs[i] = fmt.Errorf("%s: %w", files[i], err)
 					continue
 				}
+				// A file may have grown since specFiles measured it.
+				name := filepath.ToSlash(files[i])
+				if !byteBudget.take(int64(len(data))) {
+					limitErr.CompareAndSwap(nil, NewBytesLimitError(name, opts.MaxBytes))
+					continue
+				}
 				r := &results[i]
 				r.sum = sha256.Sum256(data)
-				r.docs = parseFile(filepath.ToSlash(files[i]), data, &r.errs)
+				var ok bool
+				if r.docs, ok = parseFile(name, data, &r.errs, docBudget); !ok {
+					limitErr.CompareAndSwap(nil, &LimitError{Limit: docBudget.max, Unit: "documents", File: name})
+				}
 			}
 		})
 	}
@@ -131,12 +168,30 @@ feed:
 	if err != nil {
 		return nil, err
 	}
+	if le := limitErr.Load(); le != nil {
+		return nil, le
+	}
 	return results, errors.Join(readErrs...)
 }
 
+// budget counts what a load takes of one limit, across the parse workers.
+// A nil *budget is unlimited.
+type budget struct {
+	used atomic.Int64
+	max  int64
+}
+
+// take adds n and reports whether the total is still within the limit.
+func (b *budget) take(n int64) bool {
+	return b == nil || b.used.Add(n) <= b.max
+}
+
 // specFiles lists the YAML files below root, relative to it, in lexical order.
-func specFiles(ctx context.Context, root string) ([]string, error) {
+// The sizes are added up on the way, and the walk stops at the first file
+// that takes the total past maxBytes: nothing of such a spec is parsed.
+func specFiles(ctx context.Context, root string, maxBytes int64) ([]string, error) {
 	var files []string
+	var total int64
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -164,6 +219,13 @@ func specFiles(ctx context.Context, root string) ([]string, error) {
 		rel, err := filepath.Rel(root, path)
 		if err != nil {
 			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if total += info.Size(); total > maxBytes {
+			return NewBytesLimitError(filepath.ToSlash(rel), maxBytes)
 		}
 		files = append(files, rel)
 		return nil

@@ -60,6 +60,9 @@ type Config struct {
 	// UploadDir is where uploads are unpacked (default the system temp
 	// dir); Push may move folders out of it, so keep it on Push's filesystem.
 	UploadDir string
+	// MaxUnpack bounds the unpacked size of an uploaded bundle (default
+	// spec.DefaultMaxBytes); keep it equal to the loader's MaxBytes.
+	MaxUnpack int64
 	// Load turns an uploaded spec folder into a Set (default spec.Load).
 	Load func(ctx context.Context, dir string) (*spec.Set, error)
 	// Checks gate /readyz and appear in /v1/status.
@@ -276,7 +279,7 @@ func (s *Server) loadUpload(r *http.Request) (string, *spec.Set, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if err := bundle.Unpack(http.MaxBytesReader(nil, r.Body, MaxUpload), dir); err != nil {
+	if err := bundle.Unpack(http.MaxBytesReader(nil, r.Body, MaxUpload), dir, s.cfg.MaxUnpack); err != nil {
 		return dir, nil, &uploadError{err}
 	}
 	set, err := s.cfg.Load(r.Context(), dir)

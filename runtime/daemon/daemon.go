@@ -69,6 +69,11 @@ type Config struct {
 	WebhookSecret []byte
 	WebhookToken  string
 
+	// MaxSpecBytes and MaxSpecDocuments bound the spec, whichever way it
+	// arrives (default spec.DefaultMaxBytes and spec.DefaultMaxDocuments).
+	MaxSpecBytes     int64
+	MaxSpecDocuments int
+
 	Getenv func(string) string
 	Logger *slog.Logger
 	// ShutdownTimeout bounds the wait for in-flight requests (default 15s).
@@ -92,6 +97,14 @@ func (c *Config) defaults() {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 15 * time.Second
+	}
+}
+
+// loadOptions are the spec.Load options of every load the daemon makes.
+func (c *Config) loadOptions(cache *spec.Cache) spec.LoadOptions {
+	return spec.LoadOptions{
+		Getenv: c.Getenv, Cache: cache, DataDir: c.DataDir,
+		MaxBytes: c.MaxSpecBytes, MaxDocuments: c.MaxSpecDocuments,
 	}
 }
 
@@ -186,7 +199,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Logger:    log.With("component", "reconcile"),
 		// The cache makes a tick on an unchanged spec read files but parse nothing.
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
-			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv, Cache: specCache, DataDir: cfg.DataDir})
+			return spec.Load(ctx, dir, cfg.loadOptions(specCache))
 		},
 	}
 	var rec *reconcile.Reconciler
@@ -263,9 +276,10 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Logger:     log.With("component", "admin"),
 		Source:     srcName,
 		UploadDir:  uploadDir(pushed),
+		MaxUnpack:  cfg.MaxSpecBytes,
 		Push:       pushFunc(pushed, rec),
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
-			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv, DataDir: cfg.DataDir})
+			return spec.Load(ctx, dir, cfg.loadOptions(nil))
 		},
 		Checks: checks,
 		Backup: func(w io.Writer) error {
@@ -458,6 +472,9 @@ func newSource(cfg Config, log *slog.Logger) (reconcile.Source, error) {
 		}
 		if opts.Getenv == nil {
 			opts.Getenv = cfg.Getenv
+		}
+		if opts.MaxBytes == 0 {
+			opts.MaxBytes = cfg.MaxSpecBytes
 		}
 		g, err := source.NewGit(opts)
 		if err != nil {
