@@ -337,6 +337,7 @@ func (l *loader) resolve() {
 			l.checkAssignment(p, s)
 		}
 	}
+	l.checkScimPaths()
 }
 
 func (l *loader) checkName(p *parsedDoc) {

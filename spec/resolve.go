@@ -53,12 +53,31 @@ func isHex64(s string) bool {
 	return err == nil
 }
 
+// Paths the daemon's main listener serves besides SCIM. The daemon
+// registers its handlers with these constants, and a SCIM basePath may not
+// take any of them over (the SCIM route is matched first). Metrics are
+// served on the admin listener, but are reserved as well so that one proxy
+// can front both listeners. SAML's routes lie below the path of its baseURL.
+const (
+	HealthzPath = "/healthz"
+	WebhookPath = "/hooks/git"
+	MetricsPath = "/metrics"
+	SAMLPath    = "/saml"
+	// SAMLUserPath is the signed-in user's page, below the SAML base path.
+	SAMLUserPath = "/me"
+)
+
+// ReservedPaths are the paths a SCIM basePath must stay off.
+var ReservedPaths = []string{HealthzPath, WebhookPath, MetricsPath, SAMLPath}
+
 func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
 	switch {
 	case s.BasePath == "":
 		s.BasePath = DefaultScimBasePath
 	case !strings.HasPrefix(s.BasePath, "/") || strings.HasSuffix(s.BasePath, "/") || strings.ContainsAny(s.BasePath, "?# \t") || strings.Contains(s.BasePath, "//"):
 		l.fail(p, "spec.basePath", "must be an absolute URL path like /api/scim/v2 (leading /, no trailing /, no query)")
+	case slices.ContainsFunc(strings.Split(s.BasePath, "/"), func(seg string) bool { return seg == "." || seg == ".." }):
+		l.fail(p, "spec.basePath", "must not contain . or .. segments")
 	}
 	if s.Enabled && len(s.Tokens) == 0 {
 		l.fail(p, "spec.tokens", "at least one token is required when SCIM is enabled")
@@ -106,6 +125,48 @@ func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
 		}
 	}
 	l.checkUserAttributes(p, s)
+}
+
+// checkScimPaths keeps the SCIM basePath off the other routes of the main
+// listener, the SAML ones included. It runs after resolveSAML.
+func (l *loader) checkScimPaths() {
+	var scim, saml *parsedDoc
+	for _, p := range l.docs {
+		switch p.doc.Spec.(type) {
+		case *ScimProvisioning:
+			scim = p
+		case *SamlServiceProvider:
+			saml = p
+		}
+	}
+	if scim == nil || scim.failed["spec.basePath"] {
+		return
+	}
+	base := scim.doc.Spec.(*ScimProvisioning).BasePath
+	reserved := slices.Clone(ReservedPaths)
+	if saml != nil {
+		if u, err := url.Parse(saml.doc.Spec.(*SamlServiceProvider).BaseURL); err == nil {
+			home := strings.TrimRight(u.Path, "/")
+			reserved = append(reserved, home+SAMLPath, home+SAMLUserPath)
+			if home != "" && base == home {
+				l.fail(scim, "spec.basePath", "%s collides with %s, the SAML home page (the path of the SamlServiceProvider baseURL)", base, home)
+				return
+			}
+		}
+	}
+	for _, r := range reserved {
+		if overlaps(base, r) {
+			l.fail(scim, "spec.basePath", "%s collides with %s, which the daemon serves (reserved: %s and the SAML paths below the baseURL)",
+				base, r, strings.Join(ReservedPaths, ", "))
+			return
+		}
+	}
+}
+
+// overlaps reports whether a handler of path a would serve some request of
+// path b, or the other way round.
+func overlaps(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")
 }
 
 func (v *ValueFrom) describe() string {

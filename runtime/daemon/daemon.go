@@ -228,11 +228,11 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 
 	main := http.NewServeMux()
 	if cfg.WebhookSecret != nil || cfg.WebhookToken != "" {
-		main.Handle("POST /hooks/git", &source.Webhook{
+		main.Handle("POST "+spec.WebhookPath, &source.Webhook{
 			Secret: cfg.WebhookSecret, Token: cfg.WebhookToken, OnPush: rec.Trigger, Logger: log.With("component", "webhook"),
 		})
 	}
-	main.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	main.HandleFunc("GET "+spec.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	// SCIM's base path and SAML's base URL come from the spec and may change
 	// at any reconcile, so the split is made per request.
 	main.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -285,7 +285,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Backup: func(w io.Writer) error {
 			return durable.WriteBackup(w, st.Snapshot())
 		},
-		Public: map[string]http.Handler{"GET /metrics": met.Handler()},
+		Public: map[string]http.Handler{"GET " + spec.MetricsPath: met.Handler()},
 		Impact: func(_ context.Context, _ *reconcile.Plan, desired *spec.Set) (*access.Impact, error) {
 			return access.BlastRadius(st.Read(), nil, desired.Docs)
 		},
