@@ -143,17 +143,18 @@ func (l *loader) checkScimPaths() {
 		return
 	}
 	base := scim.doc.Spec.(*ScimProvisioning).BasePath
-	reserved := slices.Clone(ReservedPaths)
+	// Without a SamlServiceProvider the SAML server still answers at the root.
+	var home string
 	if saml != nil {
 		if u, err := url.Parse(saml.doc.Spec.(*SamlServiceProvider).BaseURL); err == nil {
-			home := strings.TrimRight(u.Path, "/")
-			reserved = append(reserved, home+SAMLPath, home+SAMLUserPath)
-			if home != "" && base == home {
-				l.fail(scim, "spec.basePath", "%s collides with %s, the SAML home page (the path of the SamlServiceProvider baseURL)", base, home)
-				return
-			}
+			home = strings.TrimRight(u.Path, "/")
 		}
 	}
+	if home != "" && base == home {
+		l.fail(scim, "spec.basePath", "%s collides with %s, the SAML home page (the path of the SamlServiceProvider baseURL)", base, home)
+		return
+	}
+	reserved := append(slices.Clone(ReservedPaths), home+SAMLPath, home+SAMLUserPath)
 	for _, r := range reserved {
 		if overlaps(base, r) {
 			l.fail(scim, "spec.basePath", "%s collides with %s, which the daemon serves (reserved: %s and the SAML paths below the baseURL)",

@@ -90,6 +90,7 @@ func TestScimBasePathStaysOffOtherRoutes(t *testing.T) {
 		{basePath: "/app/saml", saml: samlAt("https://idrecon.example.com/app"), want: collides + "/app/saml"},
 		{basePath: "/app/me", saml: samlAt("https://idrecon.example.com/app"), want: collides + "/app/me"},
 		{basePath: "/me", saml: samlBase, want: collides + "/me"},
+		{basePath: "/me", want: collides + "/me"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.basePath, func(t *testing.T) {
