@@ -28,6 +28,9 @@ type parsedDoc struct {
 // at returns the position of field (a path like "spec.tokens[1].sha256"), or
 // of its nearest written ancestor when the field itself is absent.
 func (p *parsedDoc) at(field string) Position {
+	if p.node == nil {
+		return p.doc.Pos // a document given to Validate, not parsed
+	}
 	n := p.node
 	for seg := range strings.SplitSeq(field, ".") {
 		key, rest, _ := strings.Cut(seg, "[")

@@ -31,7 +31,10 @@ type files struct {
 }
 
 func newFiles(root *os.Root, rootDir, dataDir string) *files {
-	f := &files{root: root, realRoot: realPath(rootDir)}
+	f := &files{root: root}
+	if rootDir != "" {
+		f.realRoot = realPath(rootDir)
+	}
 	if dataDir != "" {
 		f.realDataDir = realPath(dataDir)
 	}
@@ -94,7 +97,7 @@ func (f *files) checkDataDir(name string) error {
 		return nil
 	}
 	p := realPath(name)
-	if within(p, f.realDataDir) && !within(p, f.realRoot) {
+	if within(p, f.realDataDir) && (f.realRoot == "" || !within(p, f.realRoot)) {
 		return errInDataDir
 	}
 	return nil

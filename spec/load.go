@@ -109,6 +109,63 @@ func Load(ctx context.Context, root string, opts LoadOptions) (*Set, error) {
 	return set, err
 }
 
+// Validate checks documents that did not come from a spec repo (the
+// runtime's documents with an admin edit merged in) with the checks of
+// Load: the same rules, the same references across documents, the same
+// defaults. The documents may be resolved already, as the runtime keeps
+// them: a token's sha256, a certificate's DER and key fingerprint and the
+// IdP metadata stand in for the secrets and files they came from, which are
+// not read again. Anything else is read as Load reads it, except files
+// relative to a spec repo, which there is none of. Errors are located at
+// each document's Pos. The documents are not modified; the returned Set
+// holds resolved copies, with the builtin roles.
+func Validate(docs []*Document, opts LoadOptions) (*Set, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	l := &loader{files: newFiles(nil, "", opts.DataDir), opts: opts, resolved: true}
+	for _, d := range docs {
+		if r, ok := d.Spec.(*Role); ok && r.Builtin {
+			continue // finish adds the builtin roles
+		}
+		cp := *d
+		cp.Spec = cloneSpec(d.Spec)
+		l.docs = append(l.docs, &parsedDoc{doc: &cp})
+	}
+	return l.finish()
+}
+
+// cloneSpec copies a spec deep enough that resolving the copy leaves the
+// original alone.
+func cloneSpec(v any) any {
+	switch s := v.(type) {
+	case *ScimProvisioning:
+		c := *s
+		c.Tokens = slices.Clone(s.Tokens)
+		c.UserAttributes = slices.Clone(s.UserAttributes)
+		return &c
+	case *Certificate:
+		c := *s
+		return &c
+	case *SamlServiceProvider:
+		c := *s
+		return &c
+	case *Application:
+		c := *s
+		return &c
+	case *Role:
+		c := *s
+		return &c
+	case *AccessAssignment:
+		c := *s
+		return &c
+	}
+	return v
+}
+
 type fileResult struct {
 	docs []*parsedDoc
 	errs ErrorList
@@ -239,6 +296,9 @@ type loader struct {
 	rootDir  string
 	opts     LoadOptions
 	inputs   *inputs // what the load read, when a Cache is in use
+	// resolved is set by Validate: documents may carry what their secrets
+	// and files resolved to, and that is used instead of reading them again.
+	resolved bool
 	docs     []*parsedDoc
 	byRef    map[Ref]*parsedDoc
 	errs     ErrorList

@@ -97,7 +97,7 @@ func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
 			}
 		}
 		switch {
-		case t.SHA256 != "" && t.ValueFrom != nil:
+		case t.SHA256 != "" && t.ValueFrom != nil && !l.resolved:
 			l.fail(p, f, "set exactly one of sha256 and valueFrom, not both")
 		case t.SHA256 != "":
 			if !isHex64(t.SHA256) {
@@ -270,6 +270,8 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 		l.fail(p, "spec", "set exactly one of pem and file, not both")
 	case c.PEM != "":
 		data = []byte(c.PEM)
+	case c.File != "" && l.resolved && c.DER != nil:
+		field, data = "spec.file", c.DER
 	case c.File != "":
 		field = "spec.file"
 		d, err := l.readRepoFile(c.File, maxReferencedFile)
@@ -303,6 +305,9 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 		l.fail(p, "spec.privateKeyFrom", "a %s certificate must not have a private key (only %s, %s and %s do)", c.Usage, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS)
 	case c.PrivateKeyFrom == nil && ownKey:
 		l.fail(p, "spec", "privateKeyFrom is required for usage %s", c.Usage)
+	case c.PrivateKeyFrom != nil && l.resolved && c.KeyFingerprint != "":
+		// Resolved when the runtime took it; the runtime keeps the key
+		// itself only in memory and resolves it again after a restart.
 	case c.PrivateKeyFrom != nil:
 		raw, ok := l.secret(p, "spec.privateKeyFrom", c.PrivateKeyFrom)
 		if !ok {
@@ -444,6 +449,7 @@ func (l *loader) resolveSAML(p *parsedDoc, s *SamlServiceProvider) {
 	switch {
 	case idp.MetadataFile != "" && idp.MetadataURL != "":
 		l.fail(p, "spec.idp", "set exactly one of metadataFile and metadataURL, not both")
+	case idp.MetadataFile != "" && l.resolved && idp.MetadataXML != nil:
 	case idp.MetadataFile != "":
 		data, err := l.readRepoFile(idp.MetadataFile, maxReferencedFile)
 		if err != nil {

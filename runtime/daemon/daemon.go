@@ -281,6 +281,9 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
 			return spec.Load(ctx, dir, cfg.loadOptions(nil))
 		},
+		Validate: func(docs []*spec.Document) (*spec.Set, error) {
+			return spec.Validate(docs, cfg.loadOptions(nil))
+		},
 		Checks: checks,
 		Backup: func(w io.Writer) error {
 			return durable.WriteBackup(w, st.Snapshot())
