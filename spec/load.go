@@ -292,10 +292,10 @@ func specFiles(ctx context.Context, root string, maxBytes int64) ([]string, erro
 
 // loader holds the state of one Load.
 type loader struct {
-	files    *files
-	rootDir  string
-	opts     LoadOptions
-	inputs   *inputs // what the load read, when a Cache is in use
+	files   *files
+	rootDir string
+	opts    LoadOptions
+	inputs  *inputs // what the load read, when a Cache is in use
 	// resolved is set by Validate: documents may carry what their secrets
 	// and files resolved to, and that is used instead of reading them again.
 	resolved bool
