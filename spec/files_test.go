@@ -106,3 +106,29 @@ func TestRepoInsideTheDataDirReadsItsOwnFiles(t *testing.T) {
 		t.Errorf("sha256 = %s", got)
 	}
 }
+
+// Certificate files and IdP metadata files go through the same reader.
+func TestOtherFileReferencesRefuseNonRegularFiles(t *testing.T) {
+	tests := []struct {
+		name, doc, special, want string
+	}{
+		{"certificate file is a FIFO", certDoc("c", "saml-idp-signing", "  file: certs/c.cer\n"), "certs/c.cer", `doc.yaml:7:9: spec.file: file "certs/c.cer" is not a regular file`},
+		{"metadata file is a FIFO", strings.Replace(samlBase, "metadataURL: https://idp.example.com/metadata", "metadataFile: idp/md.xml", 1), "idp/md.xml", `doc.yaml:9:19: spec.idp.metadataFile: file "idp/md.xml" is not a regular file`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := writeTree(t, map[string]string{"doc.yaml": tt.doc})
+			p := filepath.Join(root, filepath.FromSlash(tt.special))
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Skipf("no FIFOs here: %v", err)
+			}
+			_, err := loadWithin(t, root, LoadOptions{Getenv: getenvFrom(nil), Now: testNow})
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
