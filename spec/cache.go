@@ -2,7 +2,6 @@ package spec
 
 import (
 	"crypto/sha256"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -75,7 +74,7 @@ func (c *Cache) store(root string, in *inputs, opts LoadOptions, set *Set, err e
 // lookup re-reads the inputs of the cached load and returns its result when
 // they are all unchanged. Any read failure is a miss: the full load will
 // report it properly.
-func (c *Cache) lookup(fsRoot *os.Root, root string, files []string, opts LoadOptions) (*Set, error, bool) {
+func (c *Cache) lookup(fsys *files, root string, files []string, opts LoadOptions) (*Set, error, bool) {
 	c.mu.Lock()
 	prev, prevRoot := c.inputs, c.root
 	c.mu.Unlock()
@@ -98,14 +97,14 @@ func (c *Cache) lookup(fsRoot *os.Root, root string, files []string, opts LoadOp
 		var err error
 		switch i.kind {
 		case "spec":
-			data, err = readLimited(fsRoot, i.name, maxSpecFileSize)
+			data, err = fsys.repo(i.name, maxSpecFileSize)
 		case "repo":
-			data, err = readLimited(fsRoot, filepath.FromSlash(i.name), maxReferencedFile)
+			data, err = fsys.repo(filepath.FromSlash(i.name), maxReferencedFile)
 			if err != nil {
 				data, err = nil, nil // a missing file was recorded as empty
 			}
 		case "abs":
-			data, err = readFileLimited(i.name, maxSecretFileSize)
+			data, err = fsys.abs(i.name, maxSecretFileSize)
 			if err != nil {
 				data, err = nil, nil
 			}

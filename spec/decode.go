@@ -28,6 +28,9 @@ type parsedDoc struct {
 // at returns the position of field (a path like "spec.tokens[1].sha256"), or
 // of its nearest written ancestor when the field itself is absent.
 func (p *parsedDoc) at(field string) Position {
+	if p.node == nil {
+		return p.doc.Pos // a document given to Validate, not parsed
+	}
 	n := p.node
 	for seg := range strings.SplitSeq(field, ".") {
 		key, rest, _ := strings.Cut(seg, "[")
@@ -67,7 +70,7 @@ func mappingValue(n *yaml.Node, key string) *yaml.Node {
 // decoded are returned with it.
 func Parse(name string, data []byte) ([]*Document, error) {
 	var errs ErrorList
-	parsed := parseFile(name, data, &errs)
+	parsed, _ := parseFile(name, data, &errs, nil)
 	docs := make([]*Document, len(parsed))
 	for i, p := range parsed {
 		docs[i] = p.doc
@@ -91,15 +94,15 @@ var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
 
 // parseFile decodes every document of one file. Documents that are broken
 // beyond their own fields (no kind, a syntax error) are dropped; their
-// mistakes land in errs.
-func parseFile(name string, data []byte, errs *ErrorList) []*parsedDoc {
+// mistakes land in errs. Each document takes one from docs; when none is
+// left, decoding stops and ok is false.
+func parseFile(name string, data []byte, errs *ErrorList, docs *budget) (out []*parsedDoc, ok bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var out []*parsedDoc
 	for {
 		var n yaml.Node
 		err := dec.Decode(&n)
 		if errors.Is(err, io.EOF) {
-			return out
+			return out, true
 		}
 		if err != nil {
 			pos := Position{File: name, Line: 1, Column: 1}
@@ -109,7 +112,7 @@ func parseFile(name string, data []byte, errs *ErrorList) []*parsedDoc {
 				msg = msg[len(m[0]):]
 			}
 			errs.add(pos, "", "invalid YAML: "+strings.TrimPrefix(msg, "yaml: "))
-			return out
+			return out, true
 		}
 		if n.Kind != yaml.DocumentNode || len(n.Content) == 0 {
 			continue
@@ -117,6 +120,9 @@ func parseFile(name string, data []byte, errs *ErrorList) []*parsedDoc {
 		root := n.Content[0]
 		if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 			continue // an empty document, e.g. a trailing "---"
+		}
+		if !docs.take(1) {
+			return out, false
 		}
 		if p := decodeDocument(name, root, errs); p != nil {
 			out = append(out, p)

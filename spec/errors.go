@@ -3,6 +3,7 @@ package spec
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -89,3 +90,29 @@ func (l ErrorList) err() error {
 	l.sort()
 	return l
 }
+
+// LimitError is a spec larger than a limit of the load: too many bytes or
+// too many documents. It matches ErrInvalid: the spec, not the daemon, is at
+// fault.
+type LimitError struct {
+	Limit int64  // the limit that was crossed
+	Unit  string // "bytes" or "documents"
+	File  string // the file at which the limit was crossed
+}
+
+// NewBytesLimitError reports a spec larger than limit bytes, crossed at file.
+func NewBytesLimitError(file string, limit int64) *LimitError {
+	return &LimitError{Limit: limit, Unit: "bytes", File: file}
+}
+
+func (e *LimitError) Error() string {
+	what, flag := "is larger than", "--max-spec-bytes"
+	if e.Unit == "documents" {
+		what, flag = "has more than", "--max-spec-documents"
+	}
+	return fmt.Sprintf("the spec %s %d %s (reached at %s); if it is meant to be this large, raise the limit with %s",
+		what, e.Limit, e.Unit, e.File, flag)
+}
+
+// Is reports whether target is ErrInvalid.
+func (e *LimitError) Is(target error) bool { return target == ErrInvalid }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,7 +28,24 @@ type LoadOptions struct {
 	// Cache, when set, lets a load whose inputs are unchanged return the
 	// previous result without parsing anything (see Cache).
 	Cache *Cache
+	// DataDir is the daemon's data dir (state, audit log, admin token). No
+	// file a document refers to may be read from inside it, unless it is
+	// part of the spec repo itself (a pushed spec is kept there).
+	DataDir string
+	// MaxBytes bounds the total size of the spec's YAML files and
+	// MaxDocuments the number of documents in them (defaults DefaultMaxBytes
+	// and DefaultMaxDocuments). A load past either stops there with a
+	// *LimitError, before parsing the rest.
+	MaxBytes     int64
+	MaxDocuments int
 }
+
+// Defaults of LoadOptions.MaxBytes and MaxDocuments: far above any real
+// identity set-up, far below what exhausts a daemon's memory.
+const (
+	DefaultMaxBytes     = 64 << 20
+	DefaultMaxDocuments = 100_000
+)
 
 // Size limits for files the loader reads, so a stray large file cannot
 // exhaust memory.
@@ -51,26 +68,32 @@ func Load(ctx context.Context, root string, opts LoadOptions) (*Set, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	if opts.MaxDocuments <= 0 {
+		opts.MaxDocuments = DefaultMaxDocuments
+	}
 	fsRoot, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, fmt.Errorf("load spec %s: %w", root, err)
 	}
 	defer fsRoot.Close()
 
-	files, err := specFiles(ctx, root)
+	files, err := specFiles(ctx, root, opts.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("load spec %s: %w", root, err)
 	}
 	if opts.Cache != nil {
-		if set, err, ok := opts.Cache.lookup(fsRoot, root, files, opts); ok {
+		if set, err, ok := opts.Cache.lookup(newFiles(fsRoot, root, opts.DataDir), root, files, opts); ok {
 			return set, err
 		}
 	}
-	l := &loader{root: fsRoot, rootDir: root, opts: opts}
+	l := &loader{files: newFiles(fsRoot, root, opts.DataDir), rootDir: root, opts: opts}
 	if opts.Cache != nil {
 		l.inputs = &inputs{}
 	}
-	results, err := parseFiles(ctx, fsRoot, files)
+	results, err := parseFiles(ctx, l.files, files, opts)
 	if err != nil {
 		return nil, fmt.Errorf("load spec %s: %w", root, err)
 	}
@@ -86,6 +109,63 @@ func Load(ctx context.Context, root string, opts LoadOptions) (*Set, error) {
 	return set, err
 }
 
+// Validate checks documents that did not come from a spec repo (the
+// runtime's documents with an admin edit merged in) with the checks of
+// Load: the same rules, the same references across documents, the same
+// defaults. The documents may be resolved already, as the runtime keeps
+// them: a token's sha256, a certificate's DER and key fingerprint and the
+// IdP metadata stand in for the secrets and files they came from, which are
+// not read again. Anything else is read as Load reads it, except files
+// relative to a spec repo, which there is none of. Errors are located at
+// each document's Pos. The documents are not modified; the returned Set
+// holds resolved copies, with the builtin roles.
+func Validate(docs []*Document, opts LoadOptions) (*Set, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	l := &loader{files: newFiles(nil, "", opts.DataDir), opts: opts, resolved: true}
+	for _, d := range docs {
+		if r, ok := d.Spec.(*Role); ok && r.Builtin {
+			continue // finish adds the builtin roles
+		}
+		cp := *d
+		cp.Spec = cloneSpec(d.Spec)
+		l.docs = append(l.docs, &parsedDoc{doc: &cp})
+	}
+	return l.finish()
+}
+
+// cloneSpec copies a spec deep enough that resolving the copy leaves the
+// original alone.
+func cloneSpec(v any) any {
+	switch s := v.(type) {
+	case *ScimProvisioning:
+		c := *s
+		c.Tokens = slices.Clone(s.Tokens)
+		c.UserAttributes = slices.Clone(s.UserAttributes)
+		return &c
+	case *Certificate:
+		c := *s
+		return &c
+	case *SamlServiceProvider:
+		c := *s
+		return &c
+	case *Application:
+		c := *s
+		return &c
+	case *Role:
+		c := *s
+		return &c
+	case *AccessAssignment:
+		c := *s
+		return &c
+	}
+	return v
+}
+
 type fileResult struct {
 	docs []*parsedDoc
 	errs ErrorList
@@ -93,23 +173,40 @@ type fileResult struct {
 }
 
 // parseFiles reads and decodes the files on all CPUs (YAML decoding is most
-// of a load's time); the results keep the order of files.
-func parseFiles(ctx context.Context, root *os.Root, files []string) ([]fileResult, error) {
+// of a load's time); the results keep the order of files. The bytes read and
+// the documents decoded are counted across the workers, and the load stops
+// at the first file that crosses a limit.
+func parseFiles(ctx context.Context, fsys *files, files []string, opts LoadOptions) ([]fileResult, error) {
 	results := make([]fileResult, len(files))
 	readErrs := make([]error, len(files))
+	byteBudget := &budget{max: opts.MaxBytes}
+	docBudget := &budget{max: int64(opts.MaxDocuments)}
+	var limitErr atomic.Pointer[LimitError]
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(files)) {
 		wg.Go(func() {
 			for i := range next {
-				data, err := readLimited(root, files[i], maxSpecFileSize)
+				if limitErr.Load() != nil {
+					continue
+				}
+				data, err := fsys.repo(files[i], maxSpecFileSize)
 				if err != nil {
-					readErrs[i] = err
+					readErrs[i] = fmt.Errorf("%s: %w", files[i], err)
+					continue
+				}
+				// A file may have grown since specFiles measured it.
+				name := filepath.ToSlash(files[i])
+				if !byteBudget.take(int64(len(data))) {
+					limitErr.CompareAndSwap(nil, NewBytesLimitError(name, opts.MaxBytes))
 					continue
 				}
 				r := &results[i]
 				r.sum = sha256.Sum256(data)
-				r.docs = parseFile(filepath.ToSlash(files[i]), data, &r.errs)
+				var ok bool
+				if r.docs, ok = parseFile(name, data, &r.errs, docBudget); !ok {
+					limitErr.CompareAndSwap(nil, &LimitError{Limit: docBudget.max, Unit: "documents", File: name})
+				}
 			}
 		})
 	}
@@ -128,12 +225,30 @@ feed:
 	if err != nil {
 		return nil, err
 	}
+	if le := limitErr.Load(); le != nil {
+		return nil, le
+	}
 	return results, errors.Join(readErrs...)
 }
 
+// budget counts what a load takes of one limit, across the parse workers.
+// A nil *budget is unlimited.
+type budget struct {
+	used atomic.Int64
+	max  int64
+}
+
+// take adds n and reports whether the total is still within the limit.
+func (b *budget) take(n int64) bool {
+	return b == nil || b.used.Add(n) <= b.max
+}
+
 // specFiles lists the YAML files below root, relative to it, in lexical order.
-func specFiles(ctx context.Context, root string) ([]string, error) {
+// The sizes are added up on the way, and the walk stops at the first file
+// that takes the total past maxBytes: nothing of such a spec is parsed.
+func specFiles(ctx context.Context, root string, maxBytes int64) ([]string, error) {
 	var files []string
+	var total int64
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -162,37 +277,28 @@ func specFiles(ctx context.Context, root string) ([]string, error) {
 		if err != nil {
 			return err
 		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if total += info.Size(); total > maxBytes {
+			return NewBytesLimitError(filepath.ToSlash(rel), maxBytes)
+		}
 		files = append(files, rel)
 		return nil
 	})
 	return files, err
 }
 
-// readLimited reads a file inside root, refusing files larger than limit.
-func readLimited(root *os.Root, name string, limit int64) ([]byte, error) {
-	f, err := root.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: %w", name, errTooLarge)
-	}
-	return data, nil
-}
-
-var errTooLarge = errors.New("file too large")
-
 // loader holds the state of one Load.
 type loader struct {
-	root     *os.Root
-	rootDir  string
-	opts     LoadOptions
-	inputs   *inputs // what the load read, when a Cache is in use
+	files   *files
+	rootDir string
+	opts    LoadOptions
+	inputs  *inputs // what the load read, when a Cache is in use
+	// resolved is set by Validate: documents may carry what their secrets
+	// and files resolved to, and that is used instead of reading them again.
+	resolved bool
 	docs     []*parsedDoc
 	byRef    map[Ref]*parsedDoc
 	errs     ErrorList
@@ -291,6 +397,7 @@ func (l *loader) resolve() {
 			l.checkAssignment(p, s)
 		}
 	}
+	l.checkScimPaths()
 }
 
 func (l *loader) checkName(p *parsedDoc) {

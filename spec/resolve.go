@@ -12,10 +12,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -55,12 +53,31 @@ func isHex64(s string) bool {
 	return err == nil
 }
 
+// Paths the daemon's main listener serves besides SCIM. The daemon
+// registers its handlers with these constants, and a SCIM basePath may not
+// take any of them over (the SCIM route is matched first). Metrics are
+// served on the admin listener, but are reserved as well so that one proxy
+// can front both listeners. SAML's routes lie below the path of its baseURL.
+const (
+	HealthzPath = "/healthz"
+	WebhookPath = "/hooks/git"
+	MetricsPath = "/metrics"
+	SAMLPath    = "/saml"
+	// SAMLUserPath is the signed-in user's page, below the SAML base path.
+	SAMLUserPath = "/me"
+)
+
+// ReservedPaths are the paths a SCIM basePath must stay off.
+var ReservedPaths = []string{HealthzPath, WebhookPath, MetricsPath, SAMLPath}
+
 func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
 	switch {
 	case s.BasePath == "":
 		s.BasePath = DefaultScimBasePath
 	case !strings.HasPrefix(s.BasePath, "/") || strings.HasSuffix(s.BasePath, "/") || strings.ContainsAny(s.BasePath, "?# \t") || strings.Contains(s.BasePath, "//"):
 		l.fail(p, "spec.basePath", "must be an absolute URL path like /api/scim/v2 (leading /, no trailing /, no query)")
+	case slices.ContainsFunc(strings.Split(s.BasePath, "/"), func(seg string) bool { return seg == "." || seg == ".." }):
+		l.fail(p, "spec.basePath", "must not contain . or .. segments")
 	}
 	if s.Enabled && len(s.Tokens) == 0 {
 		l.fail(p, "spec.tokens", "at least one token is required when SCIM is enabled")
@@ -80,7 +97,7 @@ func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
 			}
 		}
 		switch {
-		case t.SHA256 != "" && t.ValueFrom != nil:
+		case t.SHA256 != "" && t.ValueFrom != nil && !l.resolved:
 			l.fail(p, f, "set exactly one of sha256 and valueFrom, not both")
 		case t.SHA256 != "":
 			if !isHex64(t.SHA256) {
@@ -108,6 +125,49 @@ func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
 		}
 	}
 	l.checkUserAttributes(p, s)
+}
+
+// checkScimPaths keeps the SCIM basePath off the other routes of the main
+// listener, the SAML ones included. It runs after resolveSAML.
+func (l *loader) checkScimPaths() {
+	var scim, saml *parsedDoc
+	for _, p := range l.docs {
+		switch p.doc.Spec.(type) {
+		case *ScimProvisioning:
+			scim = p
+		case *SamlServiceProvider:
+			saml = p
+		}
+	}
+	if scim == nil || scim.failed["spec.basePath"] {
+		return
+	}
+	base := scim.doc.Spec.(*ScimProvisioning).BasePath
+	// Without a SamlServiceProvider the SAML server still answers at the root.
+	var home string
+	if saml != nil {
+		if u, err := url.Parse(saml.doc.Spec.(*SamlServiceProvider).BaseURL); err == nil {
+			home = strings.TrimRight(u.Path, "/")
+		}
+	}
+	if home != "" && base == home {
+		l.fail(scim, "spec.basePath", "%s collides with %s, the SAML home page (the path of the SamlServiceProvider baseURL)", base, home)
+		return
+	}
+	reserved := append(slices.Clone(ReservedPaths), home+SAMLPath, home+SAMLUserPath)
+	for _, r := range reserved {
+		if overlaps(base, r) {
+			l.fail(scim, "spec.basePath", "%s collides with %s, which the daemon serves (reserved: %s and the SAML paths below the baseURL)",
+				base, r, strings.Join(ReservedPaths, ", "))
+			return
+		}
+	}
+}
+
+// overlaps reports whether a handler of path a would serve some request of
+// path b, or the other way round.
+func overlaps(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")
 }
 
 func (v *ValueFrom) describe() string {
@@ -148,7 +208,7 @@ func (l *loader) secret(p *parsedDoc, field string, v *ValueFrom) (string, bool)
 // live outside the repo, e.g. /run/secrets), a relative one inside the root.
 func (l *loader) readSecretFile(name string) ([]byte, error) {
 	if filepath.IsAbs(name) {
-		data, err := readFileLimited(name, maxSecretFileSize)
+		data, err := l.files.abs(name, maxSecretFileSize)
 		l.inputs.addValue("abs", name, string(data))
 		if err != nil {
 			return nil, describeFileErr(name, err)
@@ -158,31 +218,13 @@ func (l *loader) readSecretFile(name string) ([]byte, error) {
 	return l.readRepoFile(name, maxSecretFileSize)
 }
 
-// readFileLimited reads an absolute path chosen by the operator (symlinks,
-// as in Kubernetes secret volumes, are followed), refusing large files.
-func readFileLimited(name string, limit int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, errTooLarge
-	}
-	return data, nil
-}
-
 // readRepoFile reads a file named relative to the spec root; it must stay
 // inside the root, symlinks included.
 func (l *loader) readRepoFile(name string, limit int64) ([]byte, error) {
 	if !filepath.IsLocal(filepath.FromSlash(name)) {
 		return nil, fmt.Errorf("path %q must be relative and stay inside the spec repo", name)
 	}
-	data, err := readLimited(l.root, filepath.FromSlash(name), limit)
+	data, err := l.files.repo(filepath.FromSlash(name), limit)
 	l.inputs.addValue("repo", name, string(data))
 	if err != nil {
 		return nil, describeFileErr(name, err)
@@ -194,8 +236,8 @@ func describeFileErr(name string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("file %q not found", name)
-	case errors.Is(err, errTooLarge):
-		return fmt.Errorf("file %q is too large", name)
+	case errors.Is(err, errTooLarge), errors.Is(err, errNotRegular), errors.Is(err, errInDataDir):
+		return fmt.Errorf("file %q is %v", name, err)
 	default:
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -228,6 +270,8 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 		l.fail(p, "spec", "set exactly one of pem and file, not both")
 	case c.PEM != "":
 		data = []byte(c.PEM)
+	case c.File != "" && l.resolved && c.DER != nil:
+		field, data = "spec.file", c.DER
 	case c.File != "":
 		field = "spec.file"
 		d, err := l.readRepoFile(c.File, maxReferencedFile)
@@ -261,6 +305,9 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 		l.fail(p, "spec.privateKeyFrom", "a %s certificate must not have a private key (only %s, %s and %s do)", c.Usage, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS)
 	case c.PrivateKeyFrom == nil && ownKey:
 		l.fail(p, "spec", "privateKeyFrom is required for usage %s", c.Usage)
+	case c.PrivateKeyFrom != nil && l.resolved && c.KeyFingerprint != "":
+		// Resolved when the runtime took it; the runtime keeps the key
+		// itself only in memory and resolves it again after a restart.
 	case c.PrivateKeyFrom != nil:
 		raw, ok := l.secret(p, "spec.privateKeyFrom", c.PrivateKeyFrom)
 		if !ok {
@@ -402,6 +449,7 @@ func (l *loader) resolveSAML(p *parsedDoc, s *SamlServiceProvider) {
 	switch {
 	case idp.MetadataFile != "" && idp.MetadataURL != "":
 		l.fail(p, "spec.idp", "set exactly one of metadataFile and metadataURL, not both")
+	case idp.MetadataFile != "" && l.resolved && idp.MetadataXML != nil:
 	case idp.MetadataFile != "":
 		data, err := l.readRepoFile(idp.MetadataFile, maxReferencedFile)
 		if err != nil {

@@ -49,8 +49,11 @@ type Position struct {
 }
 
 func (p Position) String() string {
-	if p.File == "" {
+	switch {
+	case p.File == "":
 		return "-"
+	case p.Line == 0:
+		return p.File // a document that was not read from a file
 	}
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
 }

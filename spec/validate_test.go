@@ -81,3 +81,65 @@ func TestMetadataURLInsecureAllowed(t *testing.T) {
 	}
 	t.Fatal("no SamlServiceProvider loaded")
 }
+
+func TestScimBasePathStaysOffOtherRoutes(t *testing.T) {
+	scim := func(basePath string) string {
+		return "apiVersion: idrecon.io/v1alpha1\nkind: ScimProvisioning\nmetadata:\n  name: s\nspec:\n  enabled: false\n  basePath: " + basePath + "\n"
+	}
+	samlAt := func(baseURL string) string {
+		return strings.Replace(samlBase, "https://idrecon.example.com", baseURL, 1)
+	}
+	const collides = "collides with "
+	tests := []struct {
+		basePath string
+		saml     string // the SamlServiceProvider document, if any
+		want     string // "" means accepted
+	}{
+		{basePath: "/api/scim/v2"},
+		{basePath: "/scim", saml: samlAt("https://idrecon.example.com/app")},
+		{basePath: "/", want: "must be an absolute URL path"},
+		{basePath: `"/api/../healthz"`, want: "must not contain . or .. segments"},
+		{basePath: `"/api/./scim"`, want: "must not contain . or .. segments"},
+		{basePath: `"/api?x=1"`, want: "must be an absolute URL path"},
+		{basePath: `"/api#frag"`, want: "must be an absolute URL path"},
+		{basePath: "/healthz", want: collides + "/healthz"},
+		{basePath: "/hooks", want: collides + "/hooks/git"},
+		{basePath: "/hooks/git/scim", want: collides + "/hooks/git"},
+		{basePath: "/metrics", want: collides + "/metrics"},
+		{basePath: "/saml", want: collides + "/saml"},
+		{basePath: "/saml/scim", want: collides + "/saml"},
+		{basePath: "/app", saml: samlAt("https://idrecon.example.com/app/"), want: collides + "/app, the SAML home page"},
+		{basePath: "/app/saml", saml: samlAt("https://idrecon.example.com/app"), want: collides + "/app/saml"},
+		{basePath: "/app/me", saml: samlAt("https://idrecon.example.com/app"), want: collides + "/app/me"},
+		{basePath: "/me", saml: samlBase, want: collides + "/me"},
+		{basePath: "/me", want: collides + "/me"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.basePath, func(t *testing.T) {
+			files := map[string]string{"scim.yaml": scim(tt.basePath)}
+			if tt.saml != "" {
+				files["saml.yaml"] = tt.saml
+			}
+			_, err := load(t, writeTree(t, files), nil)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "scim.yaml:7:13: spec.basePath: ") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want scim.yaml:7:13: spec.basePath: ...%s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReservedPathsAreAbsoluteAndDistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for _, p := range ReservedPaths {
+		if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || seen[p] {
+			t.Errorf("reserved path %q", p)
+		}
+		seen[p] = true
+	}
+}

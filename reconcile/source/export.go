@@ -13,14 +13,19 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/idrecon/idrecon/spec"
 )
 
 // exportTree writes the regular files of tree below dest. Symlinks and
 // submodules are skipped: a spec tree has no use for them and a symlink
-// could point the loader outside the revision.
-func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slog.Logger) error {
+// could point the loader outside the revision. With maxBytes > 0 the export
+// stops with a *spec.LimitError at the first file that takes the total past
+// it, before that file is written.
+func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slog.Logger, maxBytes int64) error {
 	files := tree.Files()
 	defer files.Close()
+	var total int64
 	return files.ForEach(func(f *object.File) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -37,6 +42,9 @@ func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slo
 		default:
 			logger.Debug("skipping non-regular tree entry", "path", f.Name, "mode", f.Mode.String())
 			return nil
+		}
+		if total += f.Size; maxBytes > 0 && total > maxBytes {
+			return spec.NewBytesLimitError(f.Name, maxBytes)
 		}
 		target := filepath.Join(dest, rel)
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
@@ -102,7 +110,9 @@ func Checkout(ctx context.Context, repoDir, ref, dest string) (Revision, error) 
 	case len(entries) > 0:
 		return Revision{}, fmt.Errorf("checkout destination %s is not empty", dest)
 	}
-	if err := exportTree(ctx, tree, dest, slog.New(slog.DiscardHandler)); err != nil {
+	// No limit: this is the user's own repository on their machine, and
+	// spec.Load bounds what it reads of it.
+	if err := exportTree(ctx, tree, dest, slog.New(slog.DiscardHandler), 0); err != nil {
 		return Revision{}, fmt.Errorf("checkout %s: %w", ref, err)
 	}
 	return Revision{ID: commit.Hash.String(), Dir: dest}, nil

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -20,6 +21,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"github.com/idrecon/idrecon/spec"
 )
 
 // DefaultFetchTimeout bounds one Fetch when GitOptions.FetchTimeout is zero.
@@ -62,6 +65,10 @@ type GitOptions struct {
 	Logger *slog.Logger
 	// Getenv reads the environment for Auth's *Env fields; os.Getenv when nil.
 	Getenv func(string) string
+	// MaxBytes bounds the total size of the files exported below Path
+	// (default spec.DefaultMaxBytes); a larger tree is refused with a
+	// *spec.LimitError before the file that crosses it is written.
+	MaxBytes int64
 }
 
 // Git is a git repository source. It keeps a shallow (depth 1) bare clone in
@@ -441,8 +448,10 @@ func (g *Git) exportRevision(ctx context.Context, commit *object.Commit) (string
 	if err != nil {
 		return "", fmt.Errorf("read tree of %s: %w", commit.Hash, err)
 	}
+	// Only the spec root is exported: the loader reads nothing outside it,
+	// and the size limit is the spec's, not the repository's.
 	if g.opts.Path != "" {
-		if _, err := tree.Tree(g.opts.Path); err != nil {
+		if tree, err = tree.Tree(g.opts.Path); err != nil {
 			return "", fmt.Errorf("%s in %s: %w", g.opts.Path, commit.Hash, ErrPathNotFound)
 		}
 	}
@@ -455,7 +464,8 @@ func (g *Git) exportRevision(ctx context.Context, commit *object.Commit) (string
 	if err != nil {
 		return "", fmt.Errorf("export revision: %w", err)
 	}
-	if err := exportTree(ctx, tree, tmp, g.logger); err != nil {
+	maxBytes := cmp.Or(g.opts.MaxBytes, spec.DefaultMaxBytes)
+	if err := exportTree(ctx, tree, filepath.Join(tmp, filepath.FromSlash(g.opts.Path)), g.logger, maxBytes); err != nil {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("export revision %s: %w", commit.Hash, err)
 	}

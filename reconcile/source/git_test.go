@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/idrecon/idrecon/spec"
 )
 
 func TestGitFetchFollowsNewCommits(t *testing.T) {
@@ -163,6 +165,31 @@ func TestGitFetchPath(t *testing.T) {
 		if _, err := g.Fetch(context.Background()); !errors.Is(err, ErrPathNotFound) {
 			t.Errorf("path %q: err = %v, want ErrPathNotFound", p, err)
 		}
+	}
+}
+
+func TestGitFetchStopsAtTheByteLimit(t *testing.T) {
+	r := newTestRepo(t)
+	r.commit(map[string]string{
+		"deploy/a.yaml": strings.Repeat("a", 3000),
+		"deploy/b.yaml": strings.Repeat("b", 3000),
+		"other/big.bin": strings.Repeat("x", 100000), // outside the spec path: not exported, not counted
+	}, nil)
+
+	g := newTestGit(t, GitOptions{URL: r.url(), Path: "deploy", MaxBytes: 5000})
+	_, err := g.Fetch(context.Background())
+	var le *spec.LimitError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "larger than 5000 bytes") || !strings.Contains(err.Error(), "--max-spec-bytes") {
+		t.Fatalf("err = %v, want a *spec.LimitError naming the limit and how to raise it", err)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(g.opts.CacheDir, "rev-*")); len(entries) != 0 {
+		t.Errorf("a refused revision was exported: %v", entries)
+	}
+
+	g = newTestGit(t, GitOptions{URL: r.url(), Path: "deploy", MaxBytes: 6000})
+	rev := mustFetch(t, g)
+	if readFile(t, rev.Dir, "b.yaml") != strings.Repeat("b", 3000) {
+		t.Fatal("spec at the limit not served")
 	}
 }
 

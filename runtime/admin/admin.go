@@ -60,8 +60,14 @@ type Config struct {
 	// UploadDir is where uploads are unpacked (default the system temp
 	// dir); Push may move folders out of it, so keep it on Push's filesystem.
 	UploadDir string
+	// MaxUnpack bounds the unpacked size of an uploaded bundle (default
+	// spec.DefaultMaxBytes); keep it equal to the loader's MaxBytes.
+	MaxUnpack int64
 	// Load turns an uploaded spec folder into a Set (default spec.Load).
 	Load func(ctx context.Context, dir string) (*spec.Set, error)
+	// Validate checks the documents an edit would leave in the runtime
+	// (default spec.Validate with default options); pass the options Load uses.
+	Validate func(docs []*spec.Document) (*spec.Set, error)
 	// Checks gate /readyz and appear in /v1/status.
 	Checks []Check
 	// Backup writes a consistent snapshot of the state (GET /v1/backup).
@@ -102,6 +108,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Load == nil {
 		cfg.Load = func(ctx context.Context, dir string) (*spec.Set, error) {
 			return spec.Load(ctx, dir, spec.LoadOptions{})
+		}
+	}
+	if cfg.Validate == nil {
+		cfg.Validate = func(docs []*spec.Document) (*spec.Set, error) {
+			return spec.Validate(docs, spec.LoadOptions{})
 		}
 	}
 	if cfg.Now == nil {
@@ -174,7 +185,8 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, Error{Error: msg})
 }
 
-func writeSpecError(w http.ResponseWriter, err error) {
+// writeSpecError answers status with each spec error in Details.
+func writeSpecError(w http.ResponseWriter, status int, err error) {
 	var list spec.ErrorList
 	body := Error{Error: err.Error()}
 	if errors.As(err, &list) {
@@ -183,7 +195,7 @@ func writeSpecError(w http.ResponseWriter, err error) {
 			body.Details = append(body.Details, e.Error())
 		}
 	}
-	writeJSON(w, http.StatusUnprocessableEntity, body)
+	writeJSON(w, status, body)
 }
 
 func (s *Server) checks() (bool, map[string]string) {
@@ -276,7 +288,7 @@ func (s *Server) loadUpload(r *http.Request) (string, *spec.Set, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if err := bundle.Unpack(http.MaxBytesReader(nil, r.Body, MaxUpload), dir); err != nil {
+	if err := bundle.Unpack(http.MaxBytesReader(nil, r.Body, MaxUpload), dir, s.cfg.MaxUnpack); err != nil {
 		return dir, nil, &uploadError{err}
 	}
 	set, err := s.cfg.Load(r.Context(), dir)
@@ -293,7 +305,7 @@ func (s *Server) uploadFailed(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, ue.Error())
 		return
 	}
-	writeSpecError(w, err)
+	writeSpecError(w, http.StatusUnprocessableEntity, err)
 }
 
 func (s *Server) planUpload(w http.ResponseWriter, r *http.Request) {
@@ -332,7 +344,7 @@ func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.cfg.Push(r.Context(), dir)
 	if errors.Is(err, spec.ErrInvalid) {
-		writeSpecError(w, err)
+		writeSpecError(w, http.StatusUnprocessableEntity, err)
 		return
 	}
 	if err != nil {
@@ -442,8 +454,43 @@ func newSpec(kind string) any {
 
 var errBuiltin = errors.New("built-in roles cannot be changed")
 
-// putResource stores a resource the way a console edit would. The next
-// reconcile sees it as drift and reports (and by default corrects) it.
+// editError is an edit the spec's validation refused.
+type editError struct{ err error }
+
+func (e *editError) Error() string { return e.err.Error() }
+func (e *editError) Unwrap() error { return e.err }
+
+// validateEdit validates the resources of tx with edit in place of the
+// resource of its kind and name, as one spec: references cross documents.
+// It returns the edit as the loader resolved it (defaults filled in).
+func (s *Server) validateEdit(tx *store.Txn, edit *store.Resource) (any, error) {
+	current, err := tx.Resources("")
+	if err != nil {
+		return nil, err
+	}
+	docs := make([]*spec.Document, 0, len(current)+1)
+	add := func(r *store.Resource) {
+		docs = append(docs, &spec.Document{
+			APIVersion: spec.APIVersion, Kind: r.Kind, Metadata: spec.Metadata{Name: r.Name}, Spec: r.Spec,
+			Pos: spec.Position{File: r.Kind + "/" + r.Name},
+		})
+	}
+	for _, r := range current {
+		if r.Kind != edit.Kind || r.Name != edit.Name {
+			add(r)
+		}
+	}
+	add(edit)
+	set, err := s.cfg.Validate(docs)
+	if err != nil {
+		return nil, &editError{err}
+	}
+	return set.Get(edit.Kind, edit.Name).Spec, nil
+}
+
+// putResource stores a resource the way a console edit would, once the
+// spec's validation accepts the runtime with it. The next reconcile sees
+// it as drift and reports (and by default corrects) it.
 func (s *Server) putResource(w http.ResponseWriter, r *http.Request) {
 	kind, name := r.PathValue("kind"), r.PathValue("name")
 	v := newSpec(kind)
@@ -470,12 +517,19 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) {
 				return errBuiltin
 			}
 		}
-		return tx.Insert(store.TableResources, &store.Resource{
-			Kind: kind, Name: name, Spec: v, ModifiedBy: "admin", Modified: s.cfg.Now(),
-		})
+		edit := &store.Resource{Kind: kind, Name: name, Spec: v, ModifiedBy: "admin", Modified: s.cfg.Now()}
+		if edit.Spec, err = s.validateEdit(tx, edit); err != nil {
+			return err
+		}
+		return tx.Insert(store.TableResources, edit)
 	})
 	if errors.Is(err, errBuiltin) {
 		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
+	var invalid *editError
+	if errors.As(err, &invalid) {
+		writeSpecError(w, http.StatusBadRequest, invalid.err)
 		return
 	}
 	if err != nil {

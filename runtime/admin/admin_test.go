@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/store"
@@ -181,5 +182,46 @@ func TestApplyRefusedWhenFollowingASource(t *testing.T) {
 	code, body := f.do(t, "POST", "/v1/apply", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
 	if code != http.StatusConflict || !strings.Contains(body, "git.example.com") {
 		t.Fatalf("apply in pull mode: %d %s", code, body)
+	}
+}
+
+// A console edit goes through the spec's own validation, on the whole set
+// it would produce: what a spec document may not say, an edit may not either.
+func TestConsoleEditsAreValidatedLikeSpecDocuments(t *testing.T) {
+	f := newFixture(t, "")
+	const scimDoc = "apiVersion: idrecon.io/v1alpha1\nkind: ScimProvisioning\nmetadata:\n  name: entra\nspec:\n  enabled: true\n  tokens:\n    - name: t\n      sha256: " + spec.DemoTokenSHA256 + "\n"
+	const samlDoc = "apiVersion: idrecon.io/v1alpha1\nkind: SamlServiceProvider\nmetadata:\n  name: entra\nspec:\n  entityID: urn:idrecon\n  baseURL: https://idrecon.example.com\n  idp:\n    metadataURL: https://idp.example.com/metadata\n    requireSignedMetadata: false\n"
+	code, body := f.do(t, "POST", "/v1/apply", token, packDir(t, map[string]string{"apps.yaml": appDoc, "scim.yaml": scimDoc, "saml.yaml": samlDoc}))
+	if code != 200 {
+		t.Fatalf("apply: %d %s", code, body)
+	}
+	const samlSpec = `"entityID":"urn:idrecon","baseURL":"https://idrecon.example.com","idp":{"metadataURL":"https://idp.example.com/metadata","requireSignedMetadata":false}`
+	tests := []struct {
+		name, path, body string
+		want             int
+		wantField        string
+	}{
+		{"clock skew of a year", "/v1/resources/SamlServiceProvider/entra", `{` + samlSpec + `,"allowedClockSkew":"8760h"}`, 400, "spec.allowedClockSkew: 8760h0m0s is more than the maximum"},
+		{"sha256 not hex", "/v1/resources/ScimProvisioning/entra", `{"enabled":true,"tokens":[{"name":"t","sha256":"` + strings.Repeat("z", 64) + `"}]}`, 400, "spec.tokens[0].sha256: must be 64 hex characters"},
+		{"basePath /", "/v1/resources/ScimProvisioning/entra", `{"enabled":true,"basePath":"/","tokens":[{"name":"t","sha256":"` + spec.DemoTokenSHA256 + `"}]}`, 400, "spec.basePath: must be an absolute URL path"},
+		{"reference to a missing application", "/v1/resources/AccessAssignment/devs", `{"subject":{"group":"devs"},"applicationVersions":["nope/1.0"]}`, 400, `spec.applicationVersions[0]: no Application named \"nope\"`},
+		{"good edit", "/v1/resources/SamlServiceProvider/entra", `{` + samlSpec + `,"allowedClockSkew":"3m"}`, 200, ""},
+		{"good reference", "/v1/resources/AccessAssignment/devs", `{"subject":{"group":"devs"},"applicationVersions":["webgoat/2.0"]}`, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := f.do(t, "PUT", tt.path, token, strings.NewReader(tt.body))
+			if code != tt.want || !strings.Contains(body, tt.wantField) {
+				t.Fatalf("PUT %s: %d %s, want %d naming %q", tt.path, code, body, tt.want, tt.wantField)
+			}
+		})
+	}
+	r, _ := f.st.Read().Resource(spec.KindSamlServiceProvider, "entra")
+	if sp := r.Spec.(*spec.SamlServiceProvider); sp.AllowedClockSkew.D() != 3*time.Minute || sp.NameIDFormat != spec.DefaultNameIDFormat {
+		t.Errorf("stored %+v, want the good edit with the loader's defaults", sp)
+	}
+	r, _ = f.st.Read().Resource(spec.KindScimProvisioning, "entra")
+	if sp := r.Spec.(*spec.ScimProvisioning); sp.BasePath != spec.DefaultScimBasePath || sp.Tokens[0].SHA256 != spec.DemoTokenSHA256 {
+		t.Errorf("a refused edit changed the runtime: %+v", sp)
 	}
 }

@@ -4,12 +4,15 @@
 package audit
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // Options configure a Log.
@@ -18,6 +21,11 @@ type Options struct {
 	MaxBytes int64
 	// Keep is how many rotated files are kept (default 5): path.1 … path.N.
 	Keep int
+	// MaxApplyRecords is how many "applied change" records one apply writes
+	// (default 1000); the rest are counted per action and kind and written
+	// as one "applied changes summary" record. Without it one large apply
+	// rotates all earlier history out of the kept files.
+	MaxApplyRecords int
 }
 
 // Log is an append-only JSON-lines file. It is safe for concurrent use.
@@ -25,9 +33,18 @@ type Log struct {
 	path string
 	opts Options
 
-	mu   sync.Mutex
-	f    *os.File
-	size int64
+	mu    sync.Mutex
+	f     *os.File
+	size  int64
+	apply applyState // guarded by mu
+}
+
+// applyState follows the apply whose change records are being written.
+type applyState struct {
+	revision string
+	written  int
+	omitted  int
+	counts   map[string]int // "action kind" → omitted changes
 }
 
 // Open opens (or creates) the audit file at path.
@@ -37,6 +54,9 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	if opts.Keep <= 0 {
 		opts.Keep = 5
+	}
+	if opts.MaxApplyRecords <= 0 {
+		opts.MaxApplyRecords = 1000
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
@@ -67,6 +87,10 @@ func (l *Log) open() error {
 func (l *Log) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.write(p)
+}
+
+func (l *Log) write(p []byte) (int, error) {
 	if l.f == nil {
 		return 0, os.ErrClosed
 	}
@@ -99,22 +123,95 @@ func (l *Log) rotate() error {
 	return l.open()
 }
 
-// Close closes the file.
+// Close writes a pending apply summary and closes the file.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
 		return nil
 	}
-	err := l.f.Close()
+	serr := l.flushSummary()
+	err := cmp.Or(l.f.Close(), serr)
 	l.f = nil
 	return err
+}
+
+// admit decides whether an audit record is written. Past MaxApplyRecords
+// change records of one apply (revision), a change record is counted
+// instead. Every other record first writes the summary of what was counted,
+// so the summary lands right after the apply's records; a summary still
+// pending when the daemon stops is written by Close. The "applied" record
+// that opens each apply carries its totals per action in any case.
+func (l *Log) admit(r slog.Record) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.Message != "applied change" {
+		if r.Message == "applied" {
+			defer func() { l.apply = applyState{revision: attr(r, "revision")} }()
+		}
+		return true, l.flushSummary()
+	}
+	a := &l.apply
+	if rev := attr(r, "revision"); rev != a.revision {
+		if err := l.flushSummary(); err != nil {
+			return false, err
+		}
+		l.apply = applyState{revision: rev}
+	}
+	if a.written < l.opts.MaxApplyRecords {
+		a.written++
+		return true, nil
+	}
+	if a.counts == nil {
+		a.counts = map[string]int{}
+	}
+	a.counts[attr(r, "action")+" "+attr(r, "kind")]++
+	a.omitted++
+	return false, nil
+}
+
+// flushSummary writes the summary of the changes counted since the last
+// one, if any. l.mu is held.
+func (l *Log) flushSummary() error {
+	a := &l.apply
+	if a.omitted == 0 {
+		return nil
+	}
+	line, err := json.Marshal(struct {
+		Time     time.Time      `json:"time"`
+		Level    string         `json:"level"`
+		Msg      string         `json:"msg"`
+		Revision string         `json:"revision"`
+		Written  int            `json:"written"`
+		Omitted  int            `json:"omitted"`
+		Counts   map[string]int `json:"counts"`
+	}{time.Now(), slog.LevelInfo.String(), "applied changes summary", a.revision, a.written, a.omitted, a.counts})
+	if err != nil {
+		return fmt.Errorf("audit: summary: %w", err)
+	}
+	a.omitted, a.counts = 0, nil
+	_, err = l.write(append(line, '\n'))
+	return err
+}
+
+// attr returns the string form of a record's attribute key, or "".
+func attr(r slog.Record, key string) string {
+	var v string
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == key {
+			v = a.Value.String()
+			return false
+		}
+		return true
+	})
+	return v
 }
 
 // Messages that belong in the audit trail. Components log these through
 // their ordinary *slog.Logger; the Handler copies them into the file.
 var Messages = map[string]bool{
 	"scim write":     true, // SCIM server: actor (token name), op, resource id
+	"applied":        true, // reconciler: revision and totals per action of one apply
 	"applied change": true, // reconciler: revision, action, kind, name, drift
 	"drift":          true, // reconciler: a drifted field, corrected or kept
 	"admin edit":     true, // admin API: a console-style edit
@@ -125,12 +222,13 @@ var Messages = map[string]bool{
 // audit records (those whose message is in Messages) as JSON lines to a Log.
 type Handler struct {
 	next  slog.Handler
+	log   *Log
 	audit slog.Handler
 }
 
 // NewHandler tees audit records from next into log.
 func NewHandler(next slog.Handler, log *Log) *Handler {
-	return &Handler{next: next, audit: slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})}
+	return &Handler{next: next, log: log, audit: slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})}
 }
 
 // Enabled implements slog.Handler.
@@ -145,19 +243,21 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		err = h.next.Handle(ctx, r)
 	}
 	if Messages[r.Message] {
-		if aerr := h.audit.Handle(ctx, r); aerr != nil && err == nil {
-			err = aerr
+		write, aerr := h.log.admit(r)
+		if write && aerr == nil {
+			aerr = h.audit.Handle(ctx, r)
 		}
+		err = cmp.Or(err, aerr)
 	}
 	return err
 }
 
 // WithAttrs implements slog.Handler.
 func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &Handler{next: h.next.WithAttrs(attrs), audit: h.audit.WithAttrs(attrs)}
+	return &Handler{next: h.next.WithAttrs(attrs), log: h.log, audit: h.audit.WithAttrs(attrs)}
 }
 
 // WithGroup implements slog.Handler.
 func (h *Handler) WithGroup(name string) slog.Handler {
-	return &Handler{next: h.next.WithGroup(name), audit: h.audit.WithGroup(name)}
+	return &Handler{next: h.next.WithGroup(name), log: h.log, audit: h.audit.WithGroup(name)}
 }

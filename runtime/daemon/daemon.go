@@ -75,6 +75,11 @@ type Config struct {
 	WebhookSecret []byte
 	WebhookToken  string
 
+	// MaxSpecBytes and MaxSpecDocuments bound the spec, whichever way it
+	// arrives (default spec.DefaultMaxBytes and spec.DefaultMaxDocuments).
+	MaxSpecBytes     int64
+	MaxSpecDocuments int
+
 	Getenv func(string) string
 	Logger *slog.Logger
 	// ShutdownTimeout bounds the wait for in-flight requests (default 15s).
@@ -135,6 +140,14 @@ func httpServer(h http.Handler, t Timeouts, log *slog.Logger) *http.Server {
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// loadOptions are the spec.Load options of every load the daemon makes.
+func (c *Config) loadOptions(cache *spec.Cache) spec.LoadOptions {
+	return spec.LoadOptions{
+		Getenv: c.Getenv, Cache: cache, DataDir: c.DataDir,
+		MaxBytes: c.MaxSpecBytes, MaxDocuments: c.MaxSpecDocuments,
 	}
 }
 
@@ -233,7 +246,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Logger:    log.With("component", "reconcile"),
 		// The cache makes a tick on an unchanged spec read files but parse nothing.
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
-			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv, Cache: specCache})
+			return spec.Load(ctx, dir, cfg.loadOptions(specCache))
 		},
 	}
 	var rec *reconcile.Reconciler
@@ -262,11 +275,11 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 
 	main := http.NewServeMux()
 	if cfg.WebhookSecret != nil || cfg.WebhookToken != "" {
-		main.Handle("POST /hooks/git", &source.Webhook{
+		main.Handle("POST "+spec.WebhookPath, &source.Webhook{
 			Secret: cfg.WebhookSecret, Token: cfg.WebhookToken, OnPush: rec.Trigger, Logger: log.With("component", "webhook"),
 		})
 	}
-	main.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	main.HandleFunc("GET "+spec.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	// SCIM's base path and SAML's base URL come from the spec and may change
 	// at any reconcile, so the split is made per request.
 	main.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -310,9 +323,13 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Logger:     log.With("component", "admin"),
 		Source:     srcName,
 		UploadDir:  uploadDir(pushed),
+		MaxUnpack:  cfg.MaxSpecBytes,
 		Push:       pushFunc(pushed, rec),
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
-			return spec.Load(ctx, dir, spec.LoadOptions{Getenv: cfg.Getenv})
+			return spec.Load(ctx, dir, cfg.loadOptions(nil))
+		},
+		Validate: func(docs []*spec.Document) (*spec.Set, error) {
+			return spec.Validate(docs, cfg.loadOptions(nil))
 		},
 		Checks: checks,
 		Backup: func(w io.Writer) error {
@@ -325,7 +342,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			}
 			return durable.WriteBackup(w, st.Snapshot())
 		},
-		Public: map[string]http.Handler{"GET /metrics": met.Handler()},
+		Public: map[string]http.Handler{"GET " + spec.MetricsPath: met.Handler()},
 		Impact: func(_ context.Context, _ *reconcile.Plan, desired *spec.Set) (*access.Impact, error) {
 			return access.BlastRadius(st.Read(), nil, desired.Docs)
 		},
@@ -504,6 +521,9 @@ func newSource(cfg Config, log *slog.Logger) (reconcile.Source, error) {
 		}
 		if opts.Getenv == nil {
 			opts.Getenv = cfg.Getenv
+		}
+		if opts.MaxBytes == 0 {
+			opts.MaxBytes = cfg.MaxSpecBytes
 		}
 		g, err := source.NewGit(opts)
 		if err != nil {

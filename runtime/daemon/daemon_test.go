@@ -217,9 +217,10 @@ func TestExampleServesDriftIsCorrectedAndStateSurvives(t *testing.T) {
 		t.Fatalf("wrong SCIM token: got %d, want 401", code)
 	}
 
-	// A console edit: drop a version of webgoat out of band.
+	// A console edit: add a version of webgoat out of band. (Dropping 2.0
+	// is refused: an assignment grants webgoat/2.0.)
 	want := versionsOf(resourceJSON(t, d, "Application", "webgoat"))
-	code, b = d.call(t, "PUT", d.admin+"/v1/resources/Application/webgoat", adminTok, map[string]any{"versions": []string{"0.1"}})
+	code, b = d.call(t, "PUT", d.admin+"/v1/resources/Application/webgoat", adminTok, map[string]any{"versions": []string{"1.0", "2.0", "0.1"}})
 	if code != 200 {
 		t.Fatalf("admin edit: %d %s", code, b)
 	}

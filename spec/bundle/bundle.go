@@ -14,18 +14,15 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/idrecon/idrecon/spec"
 )
 
-// Limits on what Unpack accepts.
-const (
-	MaxFiles     = 20000
-	MaxTotalSize = 64 << 20
-)
+// MaxFiles bounds the number of files Unpack accepts.
+const MaxFiles = 20000
 
-// maxTotal is MaxTotalSize; tests lower it to stay fast.
-var maxTotal int64 = MaxTotalSize
-
-// ErrTooLarge is returned when a bundle exceeds MaxFiles or MaxTotalSize.
+// ErrTooLarge is returned when a bundle has more than MaxFiles files or more
+// bytes than Unpack's limit.
 var ErrTooLarge = errors.New("bundle: too large")
 
 // Pack writes every regular file below root (dot-files and dot-folders
@@ -80,8 +77,14 @@ func Pack(w io.Writer, root string) error {
 }
 
 // Unpack extracts a bundle into dest, which must exist. It accepts only
-// regular files with relative paths that stay inside dest.
-func Unpack(r io.Reader, dest string) error {
+// regular files with relative paths that stay inside dest, at most MaxFiles
+// of them and at most maxBytes in all (spec.DefaultMaxBytes when zero, the
+// limit spec.Load applies to the unpacked folder). The sizes are checked in
+// the headers, so nothing past the limit is written.
+func Unpack(r io.Reader, dest string, maxBytes int64) error {
+	if maxBytes <= 0 {
+		maxBytes = spec.DefaultMaxBytes
+	}
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("bundle: unpack: %w", err)
@@ -106,8 +109,11 @@ func Unpack(r io.Reader, dest string) error {
 		}
 		files++
 		total += h.Size
-		if files > MaxFiles || total > maxTotal {
-			return ErrTooLarge
+		if files > MaxFiles {
+			return fmt.Errorf("%w: more than %d files", ErrTooLarge, MaxFiles)
+		}
+		if total > maxBytes {
+			return fmt.Errorf("%w: %w", ErrTooLarge, spec.NewBytesLimitError(name, maxBytes))
 		}
 		p := filepath.Join(dest, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {

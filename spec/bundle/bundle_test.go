@@ -7,7 +7,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/idrecon/idrecon/spec"
 )
 
 func TestPackUnpackRoundTrip(t *testing.T) {
@@ -33,7 +36,7 @@ func TestPackUnpackRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := t.TempDir()
-	if err := Unpack(&buf, dst); err != nil {
+	if err := Unpack(&buf, dst, 0); err != nil {
 		t.Fatal(err)
 	}
 	for name, body := range files {
@@ -77,12 +80,10 @@ func TestUnpackRefusesUnsafeEntries(t *testing.T) {
 		{"symlink", &tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}, nil},
 		{"too large", &tar.Header{Name: "big", Typeflag: tar.TypeReg, Size: 4097}, ErrTooLarge},
 	}
-	defer func(v int64) { maxTotal = v }(maxTotal)
-	maxTotal = 4096
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dst := t.TempDir()
-			err := Unpack(tarball(t, tt.hdr), dst)
+			err := Unpack(tarball(t, tt.hdr), dst, 4096)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -93,5 +94,32 @@ func TestUnpackRefusesUnsafeEntries(t *testing.T) {
 				t.Fatal("file written outside dest")
 			}
 		})
+	}
+}
+
+func TestUnpackStopsAtTheByteLimit(t *testing.T) {
+	dst := t.TempDir()
+	err := Unpack(tarball(t,
+		&tar.Header{Name: "a.yaml", Typeflag: tar.TypeReg, Size: 3000},
+		&tar.Header{Name: "b.yaml", Typeflag: tar.TypeReg, Size: 3000},
+		&tar.Header{Name: "c.yaml", Typeflag: tar.TypeReg, Size: 10},
+	), dst, 5000)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "larger than 5000 bytes (reached at b.yaml)") || !strings.Contains(err.Error(), "--max-spec-bytes") {
+		t.Fatalf("err = %v, want ErrTooLarge naming the limit, the file and how to raise it", err)
+	}
+	for _, name := range []string{"b.yaml", "c.yaml"} {
+		if _, err := os.Stat(filepath.Join(dst, name)); err == nil {
+			t.Errorf("%s was written past the limit", name)
+		}
+	}
+}
+
+func TestUnpackDefaultLimitIsTheSpecDefault(t *testing.T) {
+	err := Unpack(tarball(t, &tar.Header{Name: "a.yaml", Typeflag: tar.TypeReg, Size: 10}), t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.DefaultMaxBytes != 64<<20 {
+		t.Errorf("DefaultMaxBytes = %d", spec.DefaultMaxBytes)
 	}
 }
