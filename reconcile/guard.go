@@ -32,8 +32,10 @@ func (e *UnsafeError) Error() string {
 	for i, ref := range e.Deletes {
 		refs[i] = ref.String()
 	}
-	return fmt.Sprintf("refusing to delete %s while it is enabled: Entra would be cut off (SCIM provisioning gets 403 and is quarantined, SAML sign-on fails); "+
-		"first commit it with enabled: false and let that apply, then delete it", strings.Join(refs, " and "))
+	n := len(refs)
+	return fmt.Sprintf("refusing to delete %s while %s enabled: Entra would be cut off (SCIM provisioning gets 403 and is quarantined, SAML sign-on fails); "+
+		"first commit %s with enabled: false and let that apply, then delete %[3]s",
+		strings.Join(refs, " and "), plural(n, "it is", "they are"), plural(n, "it", "them"))
 }
 
 // Is makes a refusal a spec.ErrInvalid: like a spec that does not load, the
@@ -87,7 +89,11 @@ func cutsOff(a *store.Resource) bool {
 // guard returns why ds must not replace the runtime, or nil. cut lists the
 // resources the plan deletes that cutsOff.
 func (r *Reconciler) guard(ds *desiredState, cut []spec.Ref) *UnsafeError {
-	if !r.cfg.AllowEmpty && !hasDocuments(ds.docs) {
+	if !hasDocuments(ds.docs) {
+		if r.cfg.AllowEmpty {
+			// Emptying the runtime was allowed, SCIM and SAML included.
+			return nil
+		}
 		return &UnsafeError{Empty: true}
 	}
 	if len(cut) > 0 {

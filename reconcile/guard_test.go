@@ -144,7 +144,7 @@ func TestGuardRefusesAnEmptySet(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(t)
 			r := newReconciler(t, Config{Store: s, AllowEmpty: tt.allow})
-			if _, err := r.Apply(ctx, newSet("r1", appDoc())); err != nil {
+			if _, err := r.Apply(ctx, newSet("r1", appDoc(), scimDoc(true))); err != nil {
 				t.Fatal(err)
 			}
 			p, err := r.Plan(ctx, tt.set)
@@ -153,7 +153,9 @@ func TestGuardRefusesAnEmptySet(t *testing.T) {
 			}
 			_, err = r.Apply(ctx, tt.set)
 			if tt.allow {
-				if err != nil || p.Refused != "" || resource(t, s, spec.KindApplication, "webgoat") != nil {
+				// Allowed to empty the runtime, SCIM included.
+				if err != nil || p.Refused != "" || resource(t, s, spec.KindApplication, "webgoat") != nil ||
+					resource(t, s, spec.KindScimProvisioning, "entra") != nil {
 					t.Fatalf("allowed empty set: err %v, refused %q", err, p.Refused)
 				}
 				return
