@@ -15,14 +15,15 @@ import (
 const (
 	OutcomeOK      = "ok"
 	OutcomeError   = "error"   // fetching or applying failed; retried with backoff
-	OutcomeRefused = "refused" // the revision is invalid; the last good one stays
+	OutcomeRefused = "refused" // the revision is invalid or unsafe; the last good one stays
 )
 
-// RefusedError is returned when a fetched revision does not load: the spec
-// in it is invalid, so none of it is applied.
+// RefusedError is returned when a fetched revision does not load, or the
+// guard refuses it: none of it is applied.
 type RefusedError struct {
 	Revision string // source revision ID, "" for a folder
-	Err      error  // a spec.ErrorList, with file:line positions
+	// Err is a spec.ErrorList, with file:line positions, or an *UnsafeError.
+	Err error
 }
 
 func (e *RefusedError) Error() string {
@@ -121,10 +122,13 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	defer r.running.Store(false)
 	failures := 0
 	for {
-		if _, err := r.ReconcileOnce(ctx); err != nil {
-			failures++
-		} else {
+		switch _, res := r.reconcile(ctx); {
+		case res.Err == nil, res.Outcome == OutcomeRefused:
+			// A refused revision is stalled, not failing: retrying it sooner
+			// cannot help, only a new revision (the next poll or trigger) can.
 			failures = 0
+		default:
+			failures++
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -147,13 +151,20 @@ func (r *Reconciler) nextDelay(failures int) time.Duration {
 }
 
 // ReconcileOnce fetches the source, loads the revision and applies it (or,
-// when suspended, only plans it). A revision that fails to load is refused as
-// a whole (*RefusedError): the runtime keeps the last good revision, which is
-// still planned and applied so that drift is checked on every reconcile.
+// when suspended, only plans it). A revision that fails to load, or that the
+// guard refuses (*UnsafeError), is refused as a whole (*RefusedError): the
+// runtime keeps the last good revision, which is still planned and applied
+// so that drift is checked on every reconcile.
 func (r *Reconciler) ReconcileOnce(ctx context.Context) (*Plan, error) {
 	if r.cfg.Source == nil {
 		return nil, ErrNoSource
 	}
+	plan, res := r.reconcile(ctx)
+	return plan, res.Err
+}
+
+// reconcile is ReconcileOnce, also telling the outcome the loop decides by.
+func (r *Reconciler) reconcile(ctx context.Context) (*Plan, Result) {
 	r.runMu.Lock()
 	defer r.runMu.Unlock()
 
@@ -191,25 +202,35 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (*Plan, error) {
 	default:
 		r.status.SeenRevision = rev.ID
 	}
-	if loadErr == nil {
-		r.good = set
-	}
 	target := r.good
 	r.statusMu.Unlock()
 
 	var plan *Plan
 	var planErr error
 	suspended := r.suspended.Load()
-	if target != nil {
-		if suspended {
-			plan, planErr = r.Plan(ctx, target)
+	accepted := false
+	if loadErr == nil {
+		plan, planErr = r.converge(ctx, set, suspended)
+		var unsafe *UnsafeError
+		if errors.As(planErr, &unsafe) {
+			// Refused like a revision that does not load: the last good
+			// one stays, and is applied below.
+			loadErr = &RefusedError{Revision: rev.ID, Err: unsafe}
+			res.Outcome = OutcomeRefused
+			plan, planErr = nil, nil
 		} else {
-			plan, planErr = r.Apply(ctx, target)
-			res.Applied = planErr == nil
+			accepted, target = true, set
+			r.statusMu.Lock()
+			r.good = set
+			r.statusMu.Unlock()
 		}
-		if planErr != nil && res.Outcome == OutcomeOK {
-			res.Outcome = OutcomeError
-		}
+	}
+	if !accepted && target != nil {
+		plan, planErr = r.converge(ctx, target, suspended)
+	}
+	res.Applied = !suspended && plan != nil && planErr == nil
+	if planErr != nil {
+		res.Outcome = OutcomeError
 	}
 	err := errors.Join(loadErr, planErr)
 	if plan != nil {
@@ -248,7 +269,23 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (*Plan, error) {
 	if r.cfg.OnResult != nil {
 		r.cfg.OnResult(res)
 	}
-	return plan, err
+	return plan, res
+}
+
+// converge applies set or, when suspended, only plans it. A plan the guard
+// refuses returns its *UnsafeError either way.
+func (r *Reconciler) converge(ctx context.Context, set *spec.Set, suspended bool) (*Plan, error) {
+	if !suspended {
+		return r.Apply(ctx, set)
+	}
+	p, err := r.plan(ctx, set)
+	if err != nil {
+		return nil, err
+	}
+	if p.refusal != nil {
+		return nil, p.refusal
+	}
+	return p.plan, nil
 }
 
 // pending counts the changes of plan that were not made.

@@ -21,6 +21,9 @@ type Plan struct {
 	Updates []Change `json:"updates"`
 	Deletes []Change `json:"deletes"`
 	Summary Summary  `json:"summary"`
+	// Refused says why Apply refuses this plan (see UnsafeError); "" when
+	// it may be applied.
+	Refused string `json:"refused,omitempty"`
 }
 
 // Change is one resource to create, update or delete.
@@ -117,6 +120,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	}
 	if p.Empty() {
 		b.WriteString("No changes. The runtime matches the spec.\n")
+		writeRefused(&b, p.Refused)
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
@@ -148,8 +152,17 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, ", %d reported and kept.\n", kept)
 		}
 	}
+	writeRefused(&b, p.Refused)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeRefused says why the plan will not be applied, after the plan so
+// that a review reads the changes it refuses first.
+func writeRefused(b *strings.Builder, why string) {
+	if why != "" {
+		fmt.Fprintf(b, "\nRefused: %s.\n", why)
+	}
 }
 
 func writeChange(b *strings.Builder, sym string, c Change, driftNote string) {

@@ -105,6 +105,10 @@ type Config struct {
 	Jitter   float64
 	// DriftMode defaults to DriftCorrect.
 	DriftMode DriftMode
+	// AllowEmpty applies a Set with no documents, deleting every resource;
+	// without it such a Set is refused (*UnsafeError), as a folder emptied
+	// by mistake looks the same.
+	AllowEmpty bool
 	// Backoff after failures; default 5s doubling to 5m.
 	Backoff Backoff
 	Logger  *slog.Logger
@@ -215,12 +219,23 @@ type planned struct {
 	plan *Plan
 	ops  []op
 	seen map[*store.Resource]*fields.Rendered
+	// refusal is why the guard refuses the plan, or nil.
+	refusal *UnsafeError
 }
 
 // Plan computes what Apply would change, against a read snapshot of the
 // store. It writes nothing. Sets with the same non-empty Revision must have
 // the same content (spec.Load guarantees it): their rendering is reused.
+// A plan that Apply would refuse says why in Plan.Refused.
 func (r *Reconciler) Plan(ctx context.Context, desired *spec.Set) (*Plan, error) {
+	p, err := r.plan(ctx, desired)
+	if err != nil {
+		return nil, err
+	}
+	return p.plan, nil
+}
+
+func (r *Reconciler) plan(ctx context.Context, desired *spec.Set) (*planned, error) {
 	ds, err := r.render(desired)
 	if err != nil {
 		return nil, err
@@ -238,13 +253,14 @@ func (r *Reconciler) Plan(ctx context.Context, desired *spec.Set) (*Plan, error)
 	r.mu.Lock()
 	r.actual = p.seen
 	r.mu.Unlock()
-	return p.plan, nil
+	return p, nil
 }
 
 // Apply plans desired against the store and executes exactly that plan in
 // one store transaction, all or nothing, recording desired.Revision as the
 // applied revision. It returns the plan it executed; changes marked Kept
-// were reported, not made. The Set must not be modified afterwards: the
+// were reported, not made. A plan the guard refuses is not executed: Apply
+// returns an *UnsafeError. The Set must not be modified afterwards: the
 // store keeps its spec values.
 func (r *Reconciler) Apply(ctx context.Context, desired *spec.Set) (*Plan, error) {
 	// One apply at a time, so that the record of what was applied follows
@@ -267,6 +283,9 @@ func (r *Reconciler) Apply(ctx context.Context, desired *spec.Set) (*Plan, error
 		var err error
 		if p, err = r.compare(txn, ds, applied); err != nil {
 			return err
+		}
+		if p.refusal != nil {
+			return p.refusal
 		}
 		now := r.cfg.Clock.Now()
 		for _, o := range p.ops {
@@ -468,6 +487,7 @@ func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.
 		return [sha256.Size]byte{}, false
 	}
 
+	var cut []spec.Ref
 	found := make([]bool, len(ds.docs))
 	for _, a := range actual {
 		ref := a.Ref()
@@ -478,6 +498,11 @@ func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.
 			drift := a.ModifiedBy != ModifiedBy || !known || h != have.Hash
 			o := op{ref: ref, actual: a, kept: drift && report && !known}
 			out.ops = append(out.ops, o)
+			// Only what an applied revision holds is guarded: removing what
+			// was created outside git is drift, which the drift mode governs.
+			if known && cutsOff(a) {
+				cut = append(cut, ref)
+			}
 			out.plan.Deletes = append(out.plan.Deletes, Change{
 				Kind: ref.Kind, Name: ref.Name, Fields: only(have.Fields, false), Drift: drift, Kept: o.kept,
 			})
@@ -520,6 +545,9 @@ func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.
 	sortChanges(out.plan.Updates, false)
 	sortChanges(out.plan.Deletes, true)
 	out.plan.summarise()
+	if out.refusal = r.guard(ds, cut); out.refusal != nil {
+		out.plan.Refused = out.refusal.Error()
+	}
 	return out, nil
 }
 

@@ -47,6 +47,9 @@ type Config struct {
 	// Interval between reconciles (default 1m, with jitter).
 	Interval  time.Duration
 	DriftMode reconcile.DriftMode
+	// AllowEmpty applies a spec with no documents (deleting everything),
+	// from the source or pushed; without it such a spec is refused.
+	AllowEmpty bool
 
 	// Listen serves SCIM, SAML and the webhook (default ":8080").
 	Listen string
@@ -240,10 +243,11 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 	specCache := &spec.Cache{}
 	rcfg := reconcile.Config{
-		Store:     st,
-		Interval:  cfg.Interval,
-		DriftMode: cfg.DriftMode,
-		Logger:    log.With("component", "reconcile"),
+		Store:      st,
+		Interval:   cfg.Interval,
+		DriftMode:  cfg.DriftMode,
+		AllowEmpty: cfg.AllowEmpty,
+		Logger:     log.With("component", "reconcile"),
 		// The cache makes a tick on an unchanged spec read files but parse nothing.
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
 			return spec.Load(ctx, dir, cfg.loadOptions(specCache))

@@ -45,8 +45,8 @@ func (p *pushSource) Fetch(context.Context) (reconcile.Revision, error) {
 func (p *pushSource) String() string { return "pushed specs (idrecon apply), kept in " + p.dir }
 
 // replace makes dir, an unpacked and validated spec on the same filesystem,
-// the current spec. The previous one is removed only once the new one is in
-// place, so a failed rename leaves the old spec serving.
+// the current spec. The previous one is kept aside until the next replace,
+// so that restore can put it back, and a failed rename leaves it serving.
 func (p *pushSource) replace(dir string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -61,7 +61,23 @@ func (p *pushSource) replace(dir string) error {
 		os.Rename(old, p.dir)
 		return fmt.Errorf("push: %w", err)
 	}
-	return os.RemoveAll(old)
+	return nil
+}
+
+// restore puts back the spec the last replace replaced (none, before the
+// first push), so that a refused push is not what the next reconcile or
+// restart reads.
+func (p *pushSource) restore() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.dir + ".old"
+	if err := os.RemoveAll(p.dir); err != nil {
+		return fmt.Errorf("restore pushed spec: %w", err)
+	}
+	if err := os.Rename(old, p.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("restore pushed spec: %w", err)
+	}
+	return nil
 }
 
 func uploadDir(p *pushSource) string {
@@ -80,6 +96,12 @@ func pushFunc(p *pushSource, rec *reconcile.Reconciler) func(context.Context, st
 		if err := p.replace(dir); err != nil {
 			return nil, err
 		}
-		return rec.ReconcileOnce(ctx)
+		plan, err := rec.ReconcileOnce(ctx)
+		var refused *reconcile.RefusedError
+		if errors.As(err, &refused) {
+			// The runtime kept the last good spec: so does the source.
+			return nil, errors.Join(err, p.restore())
+		}
+		return plan, err
 	}
 }

@@ -21,6 +21,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	gitOpts := gitFlags(fs)
 	interval := fs.Duration("interval", time.Minute, "reconcile interval (git poll and drift check), with jitter")
 	drift := fs.String("drift", "correct", "what to do with drift: correct or report")
+	allowEmpty := fs.Bool("allow-empty", false, "apply a spec with no documents, deleting every resource (refused by default: an emptied folder looks the same)")
 	listen := fs.String("listen", ":8080", "address for SCIM, SAML and the git webhook")
 	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "address for the admin API (plain HTTP; off loopback only with --admin-insecure-http)")
 	adminInsecure := fs.Bool("admin-insecure-http", false, "let the admin API listen off loopback in plain HTTP: its token and backups cross the network in clear")
@@ -64,6 +65,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		SpecDir:        *specDir,
 		Interval:       *interval,
 		DriftMode:      mode,
+		AllowEmpty:     *allowEmpty,
 		Listen:         *listen,
 		AdminListen:    *adminListen,
 		InsecureHTTP:   *insecure,

@@ -58,6 +58,9 @@ func runValidate(ctx context.Context, env Env, args []string) error {
 		return printSpecErrors(env, err)
 	}
 	printWarnings(env, set.Warnings)
+	if err := reconcile.CheckEmpty(set); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
 	user := 0
 	for _, d := range set.Docs {
 		if d.Pos.File != "" {
@@ -161,7 +164,12 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	if err := writePlan(env, *output, p, impact, warnings); err != nil {
 		return err
 	}
-	if !p.Empty() {
+	switch {
+	case p.Refused != "" && *output == "json":
+		return &exitError{code: 1, err: errors.New(p.Refused)}
+	case p.Refused != "":
+		return &exitError{code: 1} // the text plan ends with why
+	case !p.Empty():
 		return &exitError{code: 2}
 	}
 	return nil

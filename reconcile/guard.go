@@ -1,0 +1,103 @@
+package reconcile
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// UnsafeError is a revision the guard refuses to apply because it would cut
+// Entra off: it has no documents (a wrong folder, one emptied by a branch
+// switch), so applying it would delete everything; or it deletes the SCIM
+// provisioning or SAML service provider while they are enabled, so Entra's
+// provisioning job would get 403 and be quarantined. Plan reports it in
+// Plan.Refused, Apply returns it and changes nothing, and the loop refuses
+// the revision like an invalid one, keeping the last good revision.
+type UnsafeError struct {
+	// Empty is set when the revision has no documents.
+	Empty bool
+	// Deletes are the enabled ScimProvisioning and SamlServiceProvider
+	// documents the revision would delete.
+	Deletes []spec.Ref
+}
+
+func (e *UnsafeError) Error() string {
+	if e.Empty {
+		return "the spec has no documents: applying it would delete every resource, SCIM provisioning and SAML sign-on included " +
+			"(is it the right folder, or was it emptied by a branch switch?); a daemon started with --allow-empty applies it"
+	}
+	refs := make([]string, len(e.Deletes))
+	for i, ref := range e.Deletes {
+		refs[i] = ref.String()
+	}
+	n := len(refs)
+	return fmt.Sprintf("refusing to delete %s while %s enabled: Entra would be cut off (SCIM provisioning gets 403 and is quarantined, SAML sign-on fails); "+
+		"first commit %s with enabled: false and let that apply, then delete %[3]s",
+		strings.Join(refs, " and "), plural(n, "it is", "they are"), plural(n, "it", "them"))
+}
+
+// Is makes a refusal a spec.ErrInvalid: like a spec that does not load, the
+// revision is refused as a whole (HTTP 422 from the admin API, exit 1 from
+// the CLI).
+func (e *UnsafeError) Is(target error) bool { return target == spec.ErrInvalid }
+
+// CheckEmpty returns an *UnsafeError when set holds no document but the
+// built-in roles that spec.Load adds to every set.
+func CheckEmpty(set *spec.Set) error {
+	if hasDocuments(set.Docs) {
+		return nil
+	}
+	return &UnsafeError{Empty: true}
+}
+
+func hasDocuments(docs []*spec.Document) bool {
+	for _, d := range docs {
+		if !builtin(d) {
+			return true
+		}
+	}
+	return false
+}
+
+func builtin(d *spec.Document) bool {
+	if d == nil || d.Pos.File != "" || d.Kind != spec.KindRole {
+		return false
+	}
+	_, ok := spec.BuiltinRoles[d.Metadata.Name]
+	return ok
+}
+
+// cutsOff reports whether deleting a, which an applied revision holds,
+// cuts Entra off: it is SCIM provisioning or a SAML service provider that
+// no applied revision switched off. A switch-off made outside git (the
+// admin API) does not count: the guard asks for two deliberate commits.
+func cutsOff(a *store.Resource) bool {
+	var enabled bool
+	switch s := a.Spec.(type) {
+	case *spec.ScimProvisioning:
+		enabled = s.Enabled
+	case *spec.SamlServiceProvider:
+		enabled = s.Enabled
+	default:
+		return false
+	}
+	return enabled || a.ModifiedBy != ModifiedBy
+}
+
+// guard returns why ds must not replace the runtime, or nil. cut lists the
+// resources the plan deletes that cutsOff.
+func (r *Reconciler) guard(ds *desiredState, cut []spec.Ref) *UnsafeError {
+	if !hasDocuments(ds.docs) {
+		if r.cfg.AllowEmpty {
+			// Emptying the runtime was allowed, SCIM and SAML included.
+			return nil
+		}
+		return &UnsafeError{Empty: true}
+	}
+	if len(cut) > 0 {
+		return &UnsafeError{Deletes: cut}
+	}
+	return nil
+}
