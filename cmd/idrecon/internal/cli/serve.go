@@ -19,6 +19,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "serve", "[--spec DIR | --git URL [--branch B | --tag T | --commit SHA] [--path DIR]] [flags]")
 	specDir := fs.String("spec", "", "follow a local spec folder (watched for changes)")
 	gitOpts := gitFlags(fs)
+	lim := specLimitFlags(fs)
 	interval := fs.Duration("interval", time.Minute, "reconcile interval (git poll and drift check), with jitter")
 	drift := fs.String("drift", "correct", "what to do with drift: correct or report")
 	allowEmpty := fs.Bool("allow-empty", false, "apply a spec with no documents, deleting every resource (refused by default: an emptied folder looks the same)")
@@ -62,18 +63,20 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	cfg := daemon.Config{
-		SpecDir:        *specDir,
-		Interval:       *interval,
-		DriftMode:      mode,
-		AllowEmpty:     *allowEmpty,
-		Listen:         *listen,
-		AdminListen:    *adminListen,
-		InsecureHTTP:   *insecure,
-		TLSCertificate: *tlsCert,
-		DataDir:        *dataDir,
-		AdminToken:     token,
-		Getenv:         env.Getenv,
-		Logger:         slog.New(handler),
+		SpecDir:          *specDir,
+		Interval:         *interval,
+		DriftMode:        mode,
+		AllowEmpty:       *allowEmpty,
+		MaxSpecBytes:     lim.bytes,
+		MaxSpecDocuments: lim.docs,
+		Listen:           *listen,
+		AdminListen:      *adminListen,
+		InsecureHTTP:     *insecure,
+		TLSCertificate:   *tlsCert,
+		DataDir:          *dataDir,
+		AdminToken:       token,
+		Getenv:           env.Getenv,
+		Logger:           slog.New(handler),
 	}
 	cfg.Git = gitOpts()
 	cfg.AdminInsecureHTTP = *adminInsecure

@@ -20,8 +20,22 @@ import (
 	"github.com/idrecon/idrecon/spec/bundle"
 )
 
-func loadSpec(ctx context.Context, env Env, dir string) (*spec.Set, error) {
-	return spec.Load(ctx, dir, spec.LoadOptions{Getenv: env.Getenv})
+// specLimits are the flags that bound the spec a command loads, so that a
+// spec larger than the defaults fit can still be validated and planned.
+type specLimits struct {
+	bytes int64
+	docs  int
+}
+
+func specLimitFlags(fs *flag.FlagSet) *specLimits {
+	l := &specLimits{}
+	fs.Int64Var(&l.bytes, "max-spec-bytes", spec.DefaultMaxBytes, "refuse a spec whose YAML files total more bytes than this")
+	fs.IntVar(&l.docs, "max-spec-documents", spec.DefaultMaxDocuments, "refuse a spec with more documents than this")
+	return l
+}
+
+func loadSpec(ctx context.Context, env Env, dir string, lim *specLimits) (*spec.Set, error) {
+	return spec.Load(ctx, dir, spec.LoadOptions{Getenv: env.Getenv, MaxBytes: lim.bytes, MaxDocuments: lim.docs})
 }
 
 // printSpecErrors lists every spec error, one a line, and returns an error
@@ -45,6 +59,7 @@ func printWarnings(env Env, warnings []string) {
 
 func runValidate(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "validate", "[DIR]")
+	lim := specLimitFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -53,7 +68,7 @@ func runValidate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	set, err := loadSpec(ctx, env, dir)
+	set, err := loadSpec(ctx, env, dir, lim)
 	if err != nil {
 		return printSpecErrors(env, err)
 	}
@@ -105,6 +120,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	mkClient := serverFlags(fs, env)
 	baseRef := fs.String("base-ref", "", "plan against the spec at this git ref of the repo holding DIR (for pull-request checks), without a daemon")
 	gitOpts := gitFlags(fs)
+	lim := specLimitFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -122,7 +138,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		defer os.RemoveAll(cache)
-		g.CacheDir, g.Getenv = cache, env.Getenv
+		g.CacheDir, g.Getenv, g.MaxBytes = cache, env.Getenv, lim.bytes
 		src, err := source.NewGit(*g)
 		if err != nil {
 			return err
@@ -158,7 +174,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 			return printAPIError(env, err)
 		}
 		p, impact, warnings = resp.Plan, resp.Impact, resp.Warnings
-	} else if p, warnings, err = planLocally(ctx, env, dir, *baseRef); err != nil {
+	} else if p, warnings, err = planLocally(ctx, env, dir, *baseRef, lim); err != nil {
 		return err
 	}
 	if err := writePlan(env, *output, p, impact, warnings); err != nil {
@@ -191,14 +207,14 @@ func writePlan(env Env, output string, p *reconcile.Plan, impact *access.Impact,
 
 // planLocally plans dir against a runtime that holds nothing, or the spec at
 // baseRef of the repository holding dir.
-func planLocally(ctx context.Context, env Env, dir, baseRef string) (*reconcile.Plan, []string, error) {
-	set, err := loadSpec(ctx, env, dir)
+func planLocally(ctx context.Context, env Env, dir, baseRef string, lim *specLimits) (*reconcile.Plan, []string, error) {
+	set, err := loadSpec(ctx, env, dir, lim)
 	if err != nil {
 		return nil, nil, printSpecErrors(env, err)
 	}
 	var base *spec.Set
 	if baseRef != "" {
-		b, cleanup, err := loadBaseRef(ctx, env, dir, baseRef)
+		b, cleanup, err := loadBaseRef(ctx, env, dir, baseRef, lim)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -216,7 +232,7 @@ func planLocally(ctx context.Context, env Env, dir, baseRef string) (*reconcile.
 
 // loadBaseRef loads the spec as it was at ref in the git repository that
 // holds dir.
-func loadBaseRef(ctx context.Context, env Env, dir, ref string) (*spec.Set, func(), error) {
+func loadBaseRef(ctx context.Context, env Env, dir, ref string, lim *specLimits) (*spec.Set, func(), error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, nil, err
@@ -244,7 +260,7 @@ func loadBaseRef(ctx context.Context, env Env, dir, ref string) (*spec.Set, func
 		// The spec folder is new in this change: the base is empty.
 		return &spec.Set{}, cleanup, nil
 	}
-	set, err := loadSpec(ctx, env, baseDir)
+	set, err := loadSpec(ctx, env, baseDir, lim)
 	if err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("the spec at %s does not load: %w", ref, err)

@@ -74,3 +74,32 @@ func TestEmptySpecAgainstADaemon(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecLimitFlags: validate and plan refuse a spec past a limit with an
+// error that names the flag, and the flag lets it through.
+func TestSpecLimitFlags(t *testing.T) {
+	const dir = "../../../../examples/entra"
+	for _, cmd := range []string{"validate", "plan"} {
+		for _, tt := range []struct {
+			flags []string
+			want  string // in stderr; "" means it loads
+		}{
+			{flags: []string{"--max-spec-documents", "2"}, want: "--max-spec-documents"},
+			{flags: []string{"--max-spec-bytes", "100"}, want: "--max-spec-bytes"},
+			{flags: []string{"--max-spec-documents", "1000", "--max-spec-bytes", "1000000"}},
+		} {
+			t.Run(cmd+" "+strings.Join(tt.flags, " "), func(t *testing.T) {
+				code, out, errs := run(t, nil, append([]string{cmd, dir}, tt.flags...)...)
+				if tt.want == "" {
+					if code == 1 {
+						t.Fatalf("exit 1\nstdout:\n%s\nstderr:\n%s", out, errs)
+					}
+					return
+				}
+				if code != 1 || !strings.Contains(errs, tt.want) {
+					t.Fatalf("exit %d, want 1 naming %s\nstdout:\n%s\nstderr:\n%s", code, tt.want, out, errs)
+				}
+			})
+		}
+	}
+}
