@@ -9,8 +9,8 @@
 // see a change that is not yet durable and one fsync serves many writers.
 //
 // Users, groups and resources are memdb rows. The indexes that would cost a
-// radix-tree entry (~450 bytes and a copied path of nodes) per user or per
-// membership are persistent maps instead, each held in one row and replaced
+// radix-tree entry per user or per membership are persistent maps instead
+// (BenchmarkIndexEntryBytes measures the difference), each held in one row and replaced
 // once per batch: a user's userName and externalId (TableUserIndexes), and
 // the groups each user or group is a member of (TableMemberOf). A group's
 // members are one sorted row (TableMembers). Txn keeps all of them in step

@@ -19,10 +19,10 @@ var ErrUserNameTaken = errors.New("store: userName is taken")
 
 // Users are one memdb row each, indexed there by id only. Their userName and
 // externalId indexes are persistent maps kept in two rows of
-// TableUserIndexes, updated with the users in the same transaction. A
-// radix-tree index entry costs ~450 bytes per user and a copied path of
-// nodes per insert; the maps cost a fraction of that, and a start-up builds
-// them in place instead of inserting a million users into three trees.
+// TableUserIndexes, updated with the users in the same transaction. The maps
+// cost a fraction of a radix-tree index entry per user
+// (BenchmarkIndexEntryBytes), and a start-up builds them in place instead of
+// inserting a million users into three trees.
 const (
 	userNamesKey   = "userName"   // Fold(userName) → id, ordered
 	externalIDsKey = "externalId" // externalId → sorted ids
