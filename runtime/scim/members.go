@@ -60,6 +60,7 @@ func newMemberDelta(ops []patch.Operation) (*memberDelta, bool, error) {
 		if !ok {
 			list = []any{op.Value}
 		}
+		named := 0
 		for _, e := range list {
 			id, ok := plainMember(e)
 			if !ok {
@@ -78,6 +79,12 @@ func newMemberDelta(ops []patch.Operation) (*memberDelta, bool, error) {
 				}
 			}
 			d.set(id, op.Op == "add")
+			named++
+		}
+		if op.Op == "remove" && named == 0 {
+			// Removing "" or [] must neither remove every member nor
+			// succeed having removed none, as patch.Apply also answers.
+			return nil, true, scimerr.New(scimerr.InvalidValue, "remove of members with a value needs the members to remove")
 		}
 	}
 	return d, true, nil

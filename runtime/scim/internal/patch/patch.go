@@ -218,8 +218,14 @@ func applyWhole(c map[string]any, op Operation, a *schema.Attribute, value any) 
 		if err != nil {
 			return err
 		}
+		values, _ := nv.([]any)
+		if len(values) == 0 {
+			// A value that names nothing ("" or [{}]) must not read as
+			// "remove all", nor succeed while removing nothing.
+			return scimerr.New(scimerr.InvalidValue, "remove of %q with a value needs the values to remove", a.Name)
+		}
 		gone := newElemSet(a, true)
-		for _, e := range nv.([]any) {
+		for _, e := range values {
 			gone.add(e)
 		}
 		list, _ := c[a.Name].([]any)
@@ -251,7 +257,11 @@ func applyWhole(c map[string]any, op Operation, a *schema.Attribute, value any) 
 		for _, e := range list {
 			seen.add(e)
 		}
-		for _, e := range nv.([]any) {
+		values, ok := nv.([]any)
+		if !ok {
+			return scimerr.New(scimerr.InvalidValue, "attribute %q needs a list of values", a.Name)
+		}
+		for _, e := range values {
 			if !seen.has(e) {
 				seen.add(e)
 				merged = append(merged, e)

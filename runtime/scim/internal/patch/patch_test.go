@@ -158,3 +158,25 @@ func FuzzPatch(f *testing.F) {
 		}
 	})
 }
+
+// TestRemoveMembersNamingNone: a remove whose value names no member is
+// invalidValue, never "remove all" and never a silent no-op. FuzzPatch found
+// the first of these as a panic.
+func TestRemoveMembersNamingNone(t *testing.T) {
+	for _, value := range []string{`""`, `[]`, `[null]`, `[""]`} {
+		t.Run(value, func(t *testing.T) {
+			doc := decode(t, `{"displayName":"g","members":[{"value":"1"},{"value":"2"}]}`)
+			ops, err := Parse(decode(t, `{"Operations":[{"op":"Remove","path":"members","value":`+value+`}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = Apply(doc, ops, schema.GroupType)
+			if se, ok := err.(*scimerr.Error); !ok || se.ScimType != scimerr.InvalidValue {
+				t.Fatalf("err = %v, want invalidValue", err)
+			}
+			if got := doc["members"].([]any); len(got) != 2 {
+				t.Fatalf("members %v, want both kept", got)
+			}
+		})
+	}
+}
