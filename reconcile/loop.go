@@ -12,11 +12,31 @@ import (
 )
 
 // Outcomes of a reconcile, as Status.LastResult and Result.Outcome give them.
+// Refused and stalled reconciles are not retried with backoff: retrying
+// cannot help until something changes, so the loop waits for the next
+// interval or trigger (a webhook, a push, a folder change), as after
+// success. Credentials and keys are files and environment variables that
+// change without a trigger, so the interval poll stays.
 const (
 	OutcomeOK      = "ok"
 	OutcomeError   = "error"   // fetching or applying failed; retried with backoff
 	OutcomeRefused = "refused" // the revision is invalid or unsafe; the last good one stays
+	// OutcomeStalled: the fetch failed in a way retrying cannot fix
+	// (rejected credentials, an untrusted host key or commit signature).
+	OutcomeStalled = "stalled"
 )
+
+// stallReason returns why err stalls the loop (a machine reason, for
+// Status.Stalled), or "" when err is worth retrying with backoff. Errors
+// stall by having a StallReason method: *RefusedError here, the
+// reconcile/source errors that need new credentials, keys or commits.
+func stallReason(err error) string {
+	var s interface{ StallReason() string }
+	if errors.As(err, &s) {
+		return s.StallReason()
+	}
+	return ""
+}
 
 // RefusedError is returned when a fetched revision does not load, or the
 // guard refuses it: none of it is applied.
@@ -35,6 +55,15 @@ func (e *RefusedError) Error() string {
 
 func (e *RefusedError) Unwrap() error { return e.Err }
 
+// StallReason says that a refused revision stays refused: only a new one
+// can change the outcome.
+func (e *RefusedError) StallReason() string {
+	if _, ok := errors.AsType[*UnsafeError](e.Err); ok {
+		return "UnsafeRevision"
+	}
+	return "InvalidRevision"
+}
+
 // Status is the loop's state, for the admin API.
 type Status struct {
 	Source string `json:"source"`
@@ -46,6 +75,11 @@ type Status struct {
 	LastAttempt  time.Time `json:"lastAttempt,omitzero"`
 	LastResult   string    `json:"lastResult,omitempty"`
 	LastError    string    `json:"lastError,omitempty"`
+	// Stalled is why the last reconcile stalled ("InvalidRevision",
+	// "UnsafeRevision", "AuthenticationFailed", "HostKeyUntrusted",
+	// "SignatureUnverified"), or "": the loop then retries at the interval,
+	// without backoff, or when triggered.
+	Stalled string `json:"stalled,omitempty"`
 	// DriftCount and Drift describe the drift the last reconcile found.
 	DriftCount int       `json:"driftCount"`
 	Drift      []Change  `json:"drift,omitempty"`
@@ -122,13 +156,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	defer r.running.Store(false)
 	failures := 0
 	for {
-		switch _, res := r.reconcile(ctx); {
-		case res.Err == nil, res.Outcome == OutcomeRefused:
-			// A refused revision is stalled, not failing: retrying it sooner
-			// cannot help, only a new revision (the next poll or trigger) can.
-			failures = 0
-		default:
+		if _, res := r.reconcile(ctx); res.Outcome == OutcomeError {
 			failures++
+		} else {
+			failures = 0
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -178,6 +209,9 @@ func (r *Reconciler) reconcile(ctx context.Context) (*Plan, Result) {
 	case fetchErr != nil:
 		loadErr = fmt.Errorf("fetch %s: %w", r.cfg.Source, fetchErr)
 		res.Outcome = OutcomeError
+		if stallReason(fetchErr) != "" {
+			res.Outcome = OutcomeStalled
+		}
 	default:
 		set, loadErr = r.cfg.Load(ctx, rev.Dir)
 		switch {
@@ -250,7 +284,10 @@ func (r *Reconciler) reconcile(ctx context.Context) (*Plan, Result) {
 	s := &r.status
 	s.LastAttempt = start
 	s.LastResult = res.Outcome
-	s.LastError = ""
+	s.LastError, s.Stalled = "", ""
+	if res.Outcome == OutcomeRefused || res.Outcome == OutcomeStalled {
+		s.Stalled = stallReason(loadErr)
+	}
 	if err != nil {
 		s.LastError = err.Error()
 	}

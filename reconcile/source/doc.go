@@ -7,4 +7,8 @@
 // Watch and Webhook only nudge the caller into an early Fetch; neither
 // carries data that is trusted. Every Fetch returns a Revision whose Dir stays
 // unchanged on disk while the caller reads it.
+//
+// A failure that retrying cannot fix (rejected credentials, an untrusted host
+// key or commit signature) has a StallReason method: the reconcile loop then
+// stops backing off and waits for the next interval or trigger.
 package source

@@ -53,6 +53,9 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	if st.LastError != "" {
 		tb.row("LAST ERROR", st.LastError)
 	}
+	if st.Stalled != "" {
+		tb.row("STALLED", st.Stalled+": not retried with backoff; retried at the interval or when triggered")
+	}
 	tb.row("DRIFT", fmt.Sprintf("%d (mode %s)", st.DriftCount, st.DriftMode))
 	tb.row("SUSPENDED", fmt.Sprint(st.Suspended))
 	p := st.PendingPlan
