@@ -246,13 +246,14 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			return spec.Load(ctx, dir, cfg.loadOptions(specCache))
 		},
 	}
-	var rec *reconcile.Reconciler
-	// OnResult runs after the loop released its status, so reading it here is safe.
+	// Group renames are drift that only the spec can resolve: the loop
+	// lists them in its status, so /v1/drift shows what the metric counts.
 	renames := renameLog{log: log.With("component", "access")}
+	rcfg.DriftCheck = renames.drift
+	var rec *reconcile.Reconciler
 	rcfg.OnResult = func(res reconcile.Result) {
 		s := rec.Status()
-		n := renames.check(st)
-		met.Reconcile(res.Outcome, res.Duration, s.DriftCount+n, s.Suspended)
+		met.Reconcile(res.Outcome, res.Duration, s.DriftCount, s.Suspended)
 		met.Revisions(s.AppliedRevision, s.SeenRevision)
 	}
 	rcfg.Source = src

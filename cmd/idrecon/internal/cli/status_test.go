@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/reconcile"
+	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/admin"
 )
 
@@ -32,5 +33,22 @@ func TestWriteStatusStalled(t *testing.T) {
 				t.Errorf("status output:\n%s\nwant a line %q", out, tt.want)
 			}
 		})
+	}
+}
+
+// TestWriteStatusRename: a renamed group is listed as drift once, by its
+// rename line, which says what to change.
+func TestWriteStatusRename(t *testing.T) {
+	var b strings.Builder
+	writeStatus(&b, admin.StatusResponse{
+		Status: reconcile.Status{Drift: []reconcile.Change{
+			{Kind: "AccessAssignment", Name: "appsec-admins", Drift: true, Kept: true},
+			{Kind: "Application", Name: "webgoat", Drift: true},
+		}},
+		Renames: []access.GroupRename{{Assignment: "appsec-admins", From: "AppSec Admins", To: "AppSec Administrators", Suggestion: "set it"}},
+	}, time.Now())
+	out := b.String()
+	if n := strings.Count(out, "appsec-admins"); n != 1 || !strings.Contains(out, "drift: Application/webgoat") {
+		t.Errorf("status output names the renamed assignment %d times, want once:\n%s", n, out)
 	}
 }
