@@ -5,18 +5,40 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
+	"github.com/idrecon/idrecon/reconcile/source"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
 
 // Outcomes of a reconcile, as Status.LastResult and Result.Outcome give them.
+// Refused and stalled reconciles are not retried with backoff: retrying
+// cannot help until something changes, so the loop waits for the next
+// interval or trigger (a webhook, a push, a folder change), as after
+// success. Credentials and keys are files and environment variables that
+// change without a trigger, so the interval poll stays.
 const (
 	OutcomeOK      = "ok"
 	OutcomeError   = "error"   // fetching or applying failed; retried with backoff
 	OutcomeRefused = "refused" // the revision is invalid or unsafe; the last good one stays
+	// OutcomeStalled: the fetch failed in a way retrying cannot fix
+	// (rejected credentials, an untrusted host key or commit signature).
+	OutcomeStalled = "stalled"
 )
+
+// stallReason returns why err stalls the loop (a machine reason, for
+// Status.Stalled), or "" when err is worth retrying with backoff. Errors
+// stall by having a StallReason method: *RefusedError here, the
+// reconcile/source errors that need new credentials, keys or commits.
+func stallReason(err error) string {
+	var s interface{ StallReason() string }
+	if errors.As(err, &s) {
+		return s.StallReason()
+	}
+	return ""
+}
 
 // RefusedError is returned when a fetched revision does not load, or the
 // guard refuses it: none of it is applied.
@@ -35,6 +57,15 @@ func (e *RefusedError) Error() string {
 
 func (e *RefusedError) Unwrap() error { return e.Err }
 
+// StallReason says that a refused revision stays refused: only a new one
+// can change the outcome.
+func (e *RefusedError) StallReason() string {
+	if _, ok := errors.AsType[*UnsafeError](e.Err); ok {
+		return "UnsafeRevision"
+	}
+	return "InvalidRevision"
+}
+
 // Status is the loop's state, for the admin API.
 type Status struct {
 	Source string `json:"source"`
@@ -46,6 +77,11 @@ type Status struct {
 	LastAttempt  time.Time `json:"lastAttempt,omitzero"`
 	LastResult   string    `json:"lastResult,omitempty"`
 	LastError    string    `json:"lastError,omitempty"`
+	// Stalled is why the last reconcile stalled ("InvalidRevision",
+	// "UnsafeRevision", "AuthenticationFailed", "HostKeyUntrusted",
+	// "SignatureUnverified"), or "": the loop then retries at the interval,
+	// without backoff, or when triggered.
+	Stalled string `json:"stalled,omitempty"`
 	// DriftCount and Drift describe the drift the last reconcile found.
 	DriftCount int       `json:"driftCount"`
 	Drift      []Change  `json:"drift,omitempty"`
@@ -86,8 +122,8 @@ func (r *Reconciler) Resume() { r.suspended.Store(false) }
 
 // Status returns a copy of the loop's state.
 func (r *Reconciler) Status() Status {
-	r.statusMu.Lock()
-	defer r.statusMu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	s := r.status
 	s.Drift = append([]Change(nil), s.Drift...)
 	s.Suspended = r.suspended.Load()
@@ -101,9 +137,9 @@ func (r *Reconciler) Status() Status {
 
 // CurrentPlan plans the last revision that loaded against the live runtime.
 func (r *Reconciler) CurrentPlan(ctx context.Context) (*Plan, error) {
-	r.statusMu.Lock()
+	r.mu.Lock()
 	good := r.good
-	r.statusMu.Unlock()
+	r.mu.Unlock()
 	if good == nil {
 		return nil, ErrNoRevision
 	}
@@ -111,7 +147,9 @@ func (r *Reconciler) CurrentPlan(ctx context.Context) (*Plan, error) {
 }
 
 // Run reconciles on every interval and Trigger until ctx ends, then returns
-// nil. After a failure it retries with exponential backoff instead.
+// nil. After a failure it retries with exponential backoff instead, unless
+// the failure stalls (OutcomeRefused, OutcomeStalled): retrying sooner
+// cannot help, so the interval and triggers stay the only retries.
 func (r *Reconciler) Run(ctx context.Context) error {
 	if r.cfg.Source == nil {
 		return ErrNoSource
@@ -122,13 +160,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	defer r.running.Store(false)
 	failures := 0
 	for {
-		switch _, res := r.reconcile(ctx); {
-		case res.Err == nil, res.Outcome == OutcomeRefused:
-			// A refused revision is stalled, not failing: retrying it sooner
-			// cannot help, only a new revision (the next poll or trigger) can.
-			failures = 0
-		default:
+		if _, res := r.reconcile(ctx); res.Outcome == OutcomeError {
 			failures++
+		} else {
+			failures = 0
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -164,119 +199,179 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (*Plan, error) {
 }
 
 // reconcile is ReconcileOnce, also telling the outcome the loop decides by.
+// Its steps: fetch, load and converge on the fetched revision, stopping at
+// the first that fails; if that revision was not adopted, converge on the
+// last good one instead, so that drift is still checked; then record.
 func (r *Reconciler) reconcile(ctx context.Context) (*Plan, Result) {
 	r.runMu.Lock()
 	defer r.runMu.Unlock()
+	p := &pass{start: r.cfg.Clock.Now(), suspended: r.suspended.Load()}
+	for _, step := range []func(context.Context, *pass) error{r.fetch, r.load, r.adopt} {
+		if p.revErr = step(ctx, p); p.revErr != nil {
+			break
+		}
+	}
+	if !p.adopted {
+		r.keepLastGood(ctx, p)
+	}
+	return p.plan, r.record(ctx, p)
+}
 
-	start := r.cfg.Clock.Now()
-	res := Result{Start: start, Outcome: OutcomeOK}
+// pass is one reconcile in progress: what each step found, for the next.
+type pass struct {
+	start     time.Time
+	suspended bool
+	fetched   bool
+	rev       source.Revision
+	loaded    *spec.Set // what the loader returned, nil when nothing loaded
+	adopted   bool      // loaded is the new last good revision
+	target    *spec.Set // the revision converged on: loaded, or the last good one
+	plan      *Plan
+	// revErr is why the fetched revision was not adopted; convergeErr why
+	// converging on the target failed.
+	revErr, convergeErr error
+}
 
-	rev, fetchErr := r.cfg.Source.Fetch(ctx)
-	var set *spec.Set
-	var loadErr error
+// fetch brings the source up to date.
+func (r *Reconciler) fetch(ctx context.Context, p *pass) error {
+	rev, err := r.cfg.Source.Fetch(ctx)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", r.cfg.Source, err)
+	}
+	p.fetched, p.rev = true, rev
+	return nil
+}
+
+// load reads the fetched revision. One that is not a valid spec is refused.
+func (r *Reconciler) load(ctx context.Context, p *pass) error {
+	set, err := r.cfg.Load(ctx, p.rev.Dir)
+	p.loaded = set
 	switch {
-	case fetchErr != nil:
-		loadErr = fmt.Errorf("fetch %s: %w", r.cfg.Source, fetchErr)
-		res.Outcome = OutcomeError
-	default:
-		set, loadErr = r.cfg.Load(ctx, rev.Dir)
-		switch {
-		case loadErr == nil && set == nil:
-			loadErr = fmt.Errorf("load revision %q: %w: loader returned no set", rev.ID, ErrInvalidSet)
-			res.Outcome = OutcomeError
-		case errors.Is(loadErr, spec.ErrInvalid):
-			loadErr = &RefusedError{Revision: rev.ID, Err: loadErr}
-			res.Outcome = OutcomeRefused
-		case loadErr != nil:
-			loadErr = fmt.Errorf("load revision %q: %w", rev.ID, loadErr)
-			res.Outcome = OutcomeError
-		}
+	case err == nil && set == nil:
+		return fmt.Errorf("load revision %q: %w: loader returned no set", p.rev.ID, ErrInvalidSet)
+	case errors.Is(err, spec.ErrInvalid):
+		return &RefusedError{Revision: p.rev.ID, Err: err}
+	case err != nil:
+		return fmt.Errorf("load revision %q: %w", p.rev.ID, err)
 	}
+	return nil
+}
 
-	r.statusMu.Lock()
+// adopt converges on the loaded revision, which becomes the last good one
+// unless the guard refuses it. A failure to apply it is the convergence's,
+// not the revision's: it stays adopted and is retried.
+func (r *Reconciler) adopt(ctx context.Context, p *pass) error {
+	plan, err := r.converge(ctx, p.loaded, p.suspended)
+	if unsafe, ok := errors.AsType[*UnsafeError](err); ok {
+		return &RefusedError{Revision: p.rev.ID, Err: unsafe}
+	}
+	p.adopted, p.target, p.plan, p.convergeErr = true, p.loaded, plan, err
+	return nil
+}
+
+// keepLastGood converges on the last good revision, if any.
+func (r *Reconciler) keepLastGood(ctx context.Context, p *pass) {
+	if r.good == nil {
+		return
+	}
+	p.target = r.good
+	p.plan, p.convergeErr = r.converge(ctx, r.good, p.suspended)
+}
+
+// outcome is what the errors of p say about it.
+func (p *pass) outcome() string {
 	switch {
-	case fetchErr != nil:
-	case rev.ID == "" && set != nil:
-		// A plain folder has no commit: its content revision stands in.
-		r.status.SeenRevision = set.Revision
-	default:
-		r.status.SeenRevision = rev.ID
+	case p.convergeErr != nil:
+		return OutcomeError
+	case p.revErr == nil:
+		return OutcomeOK
+	case stallReason(p.revErr) == "":
+		return OutcomeError
 	}
-	target := r.good
-	r.statusMu.Unlock()
+	if _, ok := errors.AsType[*RefusedError](p.revErr); ok {
+		return OutcomeRefused
+	}
+	return OutcomeStalled
+}
 
-	var plan *Plan
-	var planErr error
-	suspended := r.suspended.Load()
-	accepted := false
-	if loadErr == nil {
-		plan, planErr = r.converge(ctx, set, suspended)
-		var unsafe *UnsafeError
-		if errors.As(planErr, &unsafe) {
-			// Refused like a revision that does not load: the last good
-			// one stays, and is applied below.
-			loadErr = &RefusedError{Revision: rev.ID, Err: unsafe}
-			res.Outcome = OutcomeRefused
-			plan, planErr = nil, nil
-		} else {
-			accepted, target = true, set
-			r.statusMu.Lock()
-			r.good = set
-			r.statusMu.Unlock()
-		}
+// applied reports whether p changed the runtime to match its plan.
+func (p *pass) applied() bool { return !p.suspended && p.plan != nil && p.convergeErr == nil }
+
+// seenRevision is the revision p fetched: for a plain folder, which has no
+// commit, the loaded content revision stands in.
+func (p *pass) seenRevision() string {
+	if p.rev.ID == "" && p.loaded != nil {
+		return p.loaded.Revision
 	}
-	if !accepted && target != nil {
-		plan, planErr = r.converge(ctx, target, suspended)
-	}
-	res.Applied = !suspended && plan != nil && planErr == nil
-	if planErr != nil {
-		res.Outcome = OutcomeError
-	}
-	err := errors.Join(loadErr, planErr)
-	if plan != nil {
-		res.Summary = plan.Summary
-		r.logDrift(plan, suspended)
-		if res.Applied && pending(plan, true) != plan.Summary {
-			r.log.Info("applied", "revision", target.Revision,
-				"create", plan.Summary.Create, "update", plan.Summary.Update, "delete", plan.Summary.Delete)
-			r.logApplied(plan, target.Revision)
-		}
+	return p.rev.ID
+}
+
+// record logs p, publishes it in Status and tells OnResult.
+func (r *Reconciler) record(ctx context.Context, p *pass) Result {
+	err := errors.Join(p.revErr, p.convergeErr)
+	res := Result{Start: p.start, Outcome: p.outcome(), Err: err, Applied: p.applied()}
+	if p.plan != nil {
+		res.Summary = p.plan.Summary
+		r.logPlan(p.plan, p.target.Revision, p.suspended, res.Applied)
+		r.planDrift = p.plan.Drifted()
 	}
 	if ctx.Err() == nil {
 		r.logError(err)
 	}
+	drift := r.planDrift
+	if r.cfg.DriftCheck != nil {
+		drift = append(slices.Clip(drift), r.cfg.DriftCheck(r.cfg.Store.Read())...)
+	}
 
-	r.statusMu.Lock()
+	r.mu.Lock()
 	s := &r.status
-	s.LastAttempt = start
+	if p.fetched {
+		s.SeenRevision = p.seenRevision()
+	}
+	if p.adopted {
+		r.good = p.loaded
+	}
+	s.LastAttempt = p.start
 	s.LastResult = res.Outcome
-	s.LastError = ""
+	s.LastError, s.Stalled = "", ""
 	if err != nil {
 		s.LastError = err.Error()
 	}
-	if plan != nil {
-		s.Drift = plan.Drifted()
-		s.DriftCount = len(s.Drift)
-		s.PendingPlan = pending(plan, res.Applied)
+	if res.Outcome == OutcomeRefused || res.Outcome == OutcomeStalled {
+		s.Stalled = stallReason(p.revErr)
+	}
+	s.Drift, s.DriftCount = drift, len(drift)
+	if p.plan != nil {
+		s.PendingPlan = pending(p.plan, res.Applied)
 		if res.Applied {
-			s.AppliedRevision = target.Revision
+			s.AppliedRevision = p.target.Revision
 		}
 	}
-	r.statusMu.Unlock()
+	r.mu.Unlock()
 
-	res.Err = err
-	res.Duration = r.cfg.Clock.Now().Sub(start)
+	res.Duration = r.cfg.Clock.Now().Sub(p.start)
 	if r.cfg.OnResult != nil {
 		r.cfg.OnResult(res)
 	}
-	return plan, res
+	return res
+}
+
+// logPlan logs the drift plan found and, when it was applied, each change
+// made.
+func (r *Reconciler) logPlan(plan *Plan, revision string, suspended, applied bool) {
+	r.logDrift(plan, suspended)
+	if applied && pending(plan, true) != plan.Summary {
+		r.log.Info("applied", "revision", revision,
+			"create", plan.Summary.Create, "update", plan.Summary.Update, "delete", plan.Summary.Delete)
+		r.logApplied(plan, revision)
+	}
 }
 
 // converge applies set or, when suspended, only plans it. A plan the guard
 // refuses returns its *UnsafeError either way.
 func (r *Reconciler) converge(ctx context.Context, set *spec.Set, suspended bool) (*Plan, error) {
 	if !suspended {
-		return r.Apply(ctx, set)
+		return r.apply(ctx, set)
 	}
 	p, err := r.plan(ctx, set)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idrecon/idrecon/reconcile/source"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -36,7 +37,7 @@ func newDirSource(t *testing.T) *dirSource {
 	return &dirSource{dir: t.TempDir()}
 }
 
-func (s *dirSource) Fetch(ctx context.Context) (Revision, error) {
+func (s *dirSource) Fetch(ctx context.Context) (source.Revision, error) {
 	s.fetches.Add(1)
 	if s.entered != nil {
 		s.entered <- struct{}{}
@@ -45,12 +46,12 @@ func (s *dirSource) Fetch(ctx context.Context) (Revision, error) {
 		select {
 		case <-s.gate:
 		case <-ctx.Done():
-			return Revision{}, ctx.Err()
+			return source.Revision{}, ctx.Err()
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Revision{ID: s.id, Dir: s.dir}, s.err
+	return source.Revision{ID: s.id, Dir: s.dir}, s.err
 }
 
 func (s *dirSource) String() string { return "dir:test" }

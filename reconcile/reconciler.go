@@ -113,8 +113,13 @@ type Config struct {
 	Backoff Backoff
 	Logger  *slog.Logger
 	Clock   Clock
+	// DriftCheck, when set, finds drift that no plan shows because only a
+	// spec change resolves it (in the daemon: groups that Entra renamed
+	// under an assignment). It runs after every reconcile of the loop, on
+	// the store as the reconcile left it, and its changes join Status.Drift.
+	DriftCheck func(*store.Txn) []Change
 	// OnResult, when set, is called after every reconcile of the loop (for
-	// metrics). It must be quick.
+	// metrics), once Status tells its outcome. It must be quick.
 	OnResult func(Result)
 }
 
@@ -124,7 +129,10 @@ type Reconciler struct {
 	cfg Config
 	log *slog.Logger
 
-	mu sync.Mutex // guards the caches below
+	// mu guards the caches and the loop's state below. It is held only to
+	// read or swap them, never across a fetch, a load or a store
+	// transaction, so Status and Plan never wait for a reconcile.
+	mu sync.Mutex
 	// desired is the rendering of the last Set planned, reused while the
 	// Set's Revision stays the same.
 	desired *desiredState
@@ -137,17 +145,21 @@ type Reconciler struct {
 	// appliedFrom is the revision applied holds in full (nothing kept), so
 	// that an apply with nothing to do can leave it as it is.
 	appliedFrom string
+	status      Status
+	// good is the last revision that loaded. It is written holding both mu
+	// and runMu, so a reconcile, which holds runMu, reads it without mu.
+	good *spec.Set
 
-	applyMu   sync.Mutex // serialises Apply
-	runMu     sync.Mutex // serialises ReconcileOnce
-	running   atomic.Bool
+	// runMu serialises reconciles and Apply: one writer at a time, so that
+	// the record of what was applied follows the order in which the store
+	// committed. It also guards the loop's own bookkeeping below.
+	runMu      sync.Mutex
+	planDrift  []Change // the drift of the last reconcile that planned
+	lastLogged string   // last error logged, so a repeated error is logged once
+
+	running   atomic.Bool // Run is looping; a second Run returns ErrRunning
 	suspended atomic.Bool
 	trigger   chan struct{}
-
-	statusMu   sync.Mutex
-	status     Status
-	good       *spec.Set // last revision that loaded
-	lastLogged string    // last error logged, so a repeated error is logged once
 }
 
 // New returns a Reconciler for cfg, filling in defaults.
@@ -261,12 +273,15 @@ func (r *Reconciler) plan(ctx context.Context, desired *spec.Set) (*planned, err
 // applied revision. It returns the plan it executed; changes marked Kept
 // were reported, not made. A plan the guard refuses is not executed: Apply
 // returns an *UnsafeError. The Set must not be modified afterwards: the
-// store keeps its spec values.
+// store keeps its spec values. Apply waits for a reconcile in progress.
 func (r *Reconciler) Apply(ctx context.Context, desired *spec.Set) (*Plan, error) {
-	// One apply at a time, so that the record of what was applied follows
-	// the order in which the store committed.
-	r.applyMu.Lock()
-	defer r.applyMu.Unlock()
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	return r.apply(ctx, desired)
+}
+
+// apply is Apply with runMu held.
+func (r *Reconciler) apply(ctx context.Context, desired *spec.Set) (*Plan, error) {
 	ds, err := r.render(desired)
 	if err != nil {
 		return nil, err

@@ -7,14 +7,6 @@ import (
 	"path/filepath"
 )
 
-// Revision is one fetched state of the spec tree.
-type Revision struct {
-	// ID is the full commit SHA, or "" for a plain folder.
-	ID string
-	// Dir is the spec root on disk.
-	Dir string
-}
-
 // Dir is a spec tree in a local folder, read in place. Changes become
 // visible as soon as they are written, so callers pair it with Watch.
 type Dir struct {

@@ -13,7 +13,9 @@ import (
 )
 
 // Sentinel errors returned (wrapped) by Fetch and Checkout. Callers keep
-// their last good revision on any of them.
+// their last good revision on any of them. ErrAuth, ErrHostKey and every
+// *SignatureError have a StallReason: retrying the fetch unchanged cannot
+// help, only new credentials, keys or commits can.
 var (
 	// ErrRefNotFound means the branch, tag or commit does not exist (any
 	// more) in the repository, e.g. a deleted tag.
@@ -24,10 +26,10 @@ var (
 	// ErrRepositoryNotFound means the remote has no repository at the URL.
 	ErrRepositoryNotFound = errors.New("source: repository not found")
 	// ErrAuth means the remote refused the credentials or required some.
-	ErrAuth = errors.New("source: authentication failed")
+	ErrAuth error = &stallingError{"source: authentication failed", "AuthenticationFailed"}
 	// ErrHostKey means the SSH server's host key is not the one pinned in
 	// known_hosts (or is not listed there at all).
-	ErrHostKey = errors.New("source: ssh host key not trusted")
+	ErrHostKey error = &stallingError{"source: ssh host key not trusted", "HostKeyUntrusted"}
 	// ErrTransient marks failures worth retrying unchanged: unreachable
 	// hosts, DNS, timeouts, dropped connections.
 	ErrTransient = errors.New("source: transient fetch failure")
@@ -38,6 +40,15 @@ var (
 	// ErrInvalidOptions reports a GitOptions value that cannot work.
 	ErrInvalidOptions = errors.New("source: invalid options")
 )
+
+// stallingError is a sentinel for a failure that retrying unchanged cannot
+// fix.
+type stallingError struct{ msg, reason string }
+
+func (e *stallingError) Error() string { return e.msg }
+
+// StallReason is a short machine reason, for status.
+func (e *stallingError) StallReason() string { return e.reason }
 
 // SignatureError refuses a revision whose head commit lacks a valid OpenPGP
 // signature from the configured key ring.
@@ -62,6 +73,10 @@ func (e *SignatureError) Error() string {
 func (e *SignatureError) Is(target error) bool { return target == ErrUnverified }
 
 func (e *SignatureError) Unwrap() error { return e.Err }
+
+// StallReason says that a refused commit stays refused: only a new commit
+// or a changed key ring can change the outcome.
+func (e *SignatureError) StallReason() string { return "SignatureUnverified" }
 
 // classify wraps a go-git transport error with the sentinel callers act on.
 func classify(err error) error {

@@ -230,16 +230,9 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 	closers = append(closers, closeStore)
 
-	src, err := newSource(cfg, log)
+	src, pushed, err := newSource(cfg, log)
 	if err != nil {
 		return nil, cleanup, err
-	}
-	var pushed *pushSource
-	if src == nil {
-		if pushed, err = newPushSource(cfg.DataDir); err != nil {
-			return nil, cleanup, err
-		}
-		src = pushed
 	}
 	specCache := &spec.Cache{}
 	rcfg := reconcile.Config{
@@ -253,13 +246,14 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			return spec.Load(ctx, dir, cfg.loadOptions(specCache))
 		},
 	}
-	var rec *reconcile.Reconciler
-	// OnResult runs after the loop released its status, so reading it here is safe.
+	// Group renames are drift that only the spec can resolve: the loop
+	// lists them in its status, so /v1/drift shows what the metric counts.
 	renames := renameLog{log: log.With("component", "access")}
+	rcfg.DriftCheck = renames.drift
+	var rec *reconcile.Reconciler
 	rcfg.OnResult = func(res reconcile.Result) {
 		s := rec.Status()
-		n := renames.check(st)
-		met.Reconcile(res.Outcome, res.Duration, s.DriftCount+n, s.Suspended)
+		met.Reconcile(res.Outcome, res.Duration, s.DriftCount, s.Suspended)
 		met.Revisions(s.AppliedRevision, s.SeenRevision)
 	}
 	rcfg.Source = src
@@ -319,6 +313,12 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	if !cfg.InsecureHTTP {
 		checks = append(checks, admin.Check{Name: "tls", Ready: tlsSrc.Ready})
 	}
+	// Only push mode takes pushed specs, unpacked next to the current one.
+	var uploadDir string
+	var push func(context.Context, string) (*reconcile.Plan, error)
+	if pushed != nil {
+		uploadDir, push = pushed.UploadDir(), pushFunc(pushed, rec)
+	}
 	srcName := src.String()
 	adm, err := admin.New(admin.Config{
 		Store:      st,
@@ -326,9 +326,9 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Token:      token,
 		Logger:     log.With("component", "admin"),
 		Source:     srcName,
-		UploadDir:  uploadDir(pushed),
+		UploadDir:  uploadDir,
 		MaxUnpack:  cfg.MaxSpecBytes,
-		Push:       pushFunc(pushed, rec),
+		Push:       push,
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
 			return spec.Load(ctx, dir, cfg.loadOptions(nil))
 		},
@@ -484,58 +484,78 @@ func openStore(cfg Config, log *slog.Logger, onCommit func(memdb.Changes)) (*sto
 	return st, func() { st.Close(); db.Close() }, nil
 }
 
-type sourceAdapter struct {
-	fetch func(ctx context.Context) (source.Revision, error)
-	name  string
-}
-
-func (a sourceAdapter) Fetch(ctx context.Context) (reconcile.Revision, error) {
-	r, err := a.fetch(ctx)
-	return reconcile.Revision{ID: r.ID, Dir: r.Dir}, err
-}
-
-func (a sourceAdapter) String() string { return a.name }
-
-func newSource(cfg Config, log *slog.Logger) (reconcile.Source, error) {
+// newSource returns the daemon's source: the spec folder, the git
+// repository or, with neither, the pushed spec, which is then also returned
+// as push for the admin API's push hook.
+func newSource(cfg Config, log *slog.Logger) (src reconcile.Source, push *source.Push, err error) {
 	switch {
 	case cfg.SpecDir != "" && cfg.Git != nil:
-		return nil, errors.New("give either a spec folder or a git source, not both")
+		return nil, nil, errors.New("give either a spec folder or a git source, not both")
 	case cfg.SpecDir != "":
 		abs, err := filepath.Abs(cfg.SpecDir)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		d := source.Dir{Path: abs}
-		return sourceAdapter{fetch: d.Fetch, name: d.String()}, nil
+		return source.Dir{Path: abs}, nil, nil
 	case cfg.Git != nil:
-		opts := *cfg.Git
-		if opts.CacheDir == "" {
-			if cfg.DataDir == "" {
-				dir, err := os.MkdirTemp("", "idrecon-git-")
-				if err != nil {
-					return nil, err
-				}
-				opts.CacheDir = dir
-			} else {
-				opts.CacheDir = filepath.Join(cfg.DataDir, "git")
-			}
-		}
-		if opts.Logger == nil {
-			opts.Logger = log.With("component", "git")
-		}
-		if opts.Getenv == nil {
-			opts.Getenv = cfg.Getenv
-		}
-		if opts.MaxBytes == 0 {
-			opts.MaxBytes = cfg.MaxSpecBytes
+		opts, err := gitOptions(cfg, log)
+		if err != nil {
+			return nil, nil, err
 		}
 		g, err := source.NewGit(opts)
 		if err != nil {
+			return nil, nil, err
+		}
+		return g, nil, nil
+	}
+	if push, err = source.NewPush(cfg.DataDir); err != nil {
+		return nil, nil, err
+	}
+	return push, push, nil
+}
+
+// gitOptions fills in what cfg.Git leaves to the daemon: the cache in the
+// data dir, the logger, the environment and the spec size limit.
+func gitOptions(cfg Config, log *slog.Logger) (source.GitOptions, error) {
+	opts := *cfg.Git
+	if opts.CacheDir == "" {
+		if cfg.DataDir == "" {
+			dir, err := os.MkdirTemp("", "idrecon-git-")
+			if err != nil {
+				return opts, err
+			}
+			opts.CacheDir = dir
+		} else {
+			opts.CacheDir = filepath.Join(cfg.DataDir, "git")
+		}
+	}
+	if opts.Logger == nil {
+		opts.Logger = log.With("component", "git")
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = cfg.Getenv
+	}
+	if opts.MaxBytes == 0 {
+		opts.MaxBytes = cfg.MaxSpecBytes
+	}
+	return opts, nil
+}
+
+// pushFunc returns the admin API's push hook: the pushed spec replaces the
+// current one and is reconciled at once; a refused one is put back, so that
+// the source keeps what the runtime kept.
+func pushFunc(p *source.Push, rec *reconcile.Reconciler) func(context.Context, string) (*reconcile.Plan, error) {
+	return func(ctx context.Context, dir string) (*reconcile.Plan, error) {
+		if err := p.Replace(dir); err != nil {
 			return nil, err
 		}
-		return sourceAdapter{fetch: g.Fetch, name: g.String()}, nil
+		plan, err := rec.ReconcileOnce(ctx)
+		var refused *reconcile.RefusedError
+		if errors.As(err, &refused) {
+			return nil, errors.Join(err, p.Restore())
+		}
+		return plan, err
 	}
-	return nil, nil
 }
 
 // adminToken returns the configured token, or the one kept in the data dir,

@@ -326,4 +326,21 @@ func TestGroupRenameKeepsAccessAndIsReported(t *testing.T) {
 	if !hasAdmin() {
 		t.Fatal("access lost when the group was renamed")
 	}
+	// The drift a reconcile counts in the metric is the drift /v1/drift lists,
+	// the rename included.
+	d.call(t, "POST", d.admin+"/v1/reconcile", adminTok, nil)
+	var drift []struct{ Kind, Name string }
+	eventually(t, "rename listed as drift", func() bool {
+		_, b := d.call(t, "GET", d.admin+"/v1/drift", adminTok, nil)
+		drift = nil
+		json.Unmarshal(b, &drift)
+		return len(drift) == 1
+	})
+	if drift[0].Kind != "AccessAssignment" || drift[0].Name != "appsec-admins" {
+		t.Errorf("drift %+v, want the renamed group's assignment", drift)
+	}
+	_, metrics := d.call(t, "GET", d.admin+"/metrics", "", nil)
+	if want := fmt.Sprintf("idrecon_drift_resources %d\n", len(drift)); !strings.Contains(string(metrics), want) {
+		t.Errorf("metrics lack %q", want)
+	}
 }

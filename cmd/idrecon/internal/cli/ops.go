@@ -11,6 +11,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/store/durable"
+	"github.com/idrecon/idrecon/spec"
 )
 
 func runStatus(ctx context.Context, env Env, args []string) error {
@@ -53,6 +54,9 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	if st.LastError != "" {
 		tb.row("LAST ERROR", st.LastError)
 	}
+	if st.Stalled != "" {
+		tb.row("STALLED", st.Stalled+": not retried with backoff; retried at the interval or when triggered")
+	}
 	tb.row("DRIFT", fmt.Sprintf("%d (mode %s)", st.DriftCount, st.DriftMode))
 	tb.row("SUSPENDED", fmt.Sprint(st.Suspended))
 	p := st.PendingPlan
@@ -63,7 +67,14 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 		}
 	}
 	tb.flush()
+	renamed := map[string]bool{}
+	for _, r := range st.Renames {
+		renamed[r.Assignment] = true
+	}
 	for _, d := range st.Drift {
+		if d.Kind == spec.KindAccessAssignment && renamed[d.Name] {
+			continue // the rename's own line below says more
+		}
 		fmt.Fprintf(w, "  drift: %s\n", printable(d.Kind+"/"+d.Name))
 	}
 	for _, r := range st.Renames {

@@ -1,0 +1,88 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// ErrNothingPushed is what a Push source's Fetch returns before the first
+// push.
+var ErrNothingPushed = errors.New("no spec pushed yet: run 'idrecon apply DIR'")
+
+// Push is the source of a daemon started without a folder or git
+// repository: the last spec pushed with `idrecon apply`, kept in a folder
+// of the data dir so that it survives restarts and the loop checks drift
+// against it like any source.
+type Push struct {
+	dir string // the current spec; replaced whole by each push
+	mu  sync.Mutex
+}
+
+// NewPush returns the push source kept in dataDir/pushed, or, without a
+// data dir, in a new temporary folder (nothing then survives a restart).
+func NewPush(dataDir string) (*Push, error) {
+	base := dataDir
+	if base == "" {
+		var err error
+		if base, err = os.MkdirTemp("", "idrecon-push-"); err != nil {
+			return nil, err
+		}
+	}
+	return &Push{dir: filepath.Join(base, "pushed")}, nil
+}
+
+// Fetch returns the current pushed spec, or ErrNothingPushed.
+func (p *Push) Fetch(context.Context) (Revision, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, err := os.Stat(p.dir); errors.Is(err, os.ErrNotExist) {
+		return Revision{}, ErrNothingPushed
+	}
+	return Revision{Dir: p.dir}, nil
+}
+
+func (p *Push) String() string { return "pushed specs (idrecon apply), kept in " + p.dir }
+
+// UploadDir is where uploads are unpacked: on the filesystem of the current
+// spec, so that Replace can rename one into place.
+func (p *Push) UploadDir() string { return filepath.Dir(p.dir) }
+
+// Replace makes dir, an unpacked and validated spec in UploadDir, the
+// current spec. The previous one is kept aside until the next Replace, so
+// that Restore can put it back, and a failed rename leaves it serving.
+func (p *Push) Replace(dir string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.dir + ".old"
+	if err := os.RemoveAll(old); err != nil {
+		return err
+	}
+	if err := os.Rename(p.dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("push: %w", err)
+	}
+	if err := os.Rename(dir, p.dir); err != nil {
+		os.Rename(old, p.dir)
+		return fmt.Errorf("push: %w", err)
+	}
+	return nil
+}
+
+// Restore puts back the spec the last Replace replaced (none, before the
+// first push), so that a refused push is not what the next reconcile or
+// restart reads.
+func (p *Push) Restore() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.dir + ".old"
+	if err := os.RemoveAll(p.dir); err != nil {
+		return fmt.Errorf("restore pushed spec: %w", err)
+	}
+	if err := os.Rename(old, p.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("restore pushed spec: %w", err)
+	}
+	return nil
+}
