@@ -102,7 +102,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	}
 
 	c := startChild(t, specDir, dataDir)
-	code, b, err := send("POST", c.base+"/Groups", `{"displayName":"crash-test","externalId":"g"}`)
+	code, b, err := send("POST", c.base+"/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"crash-test","externalId":"g"}`)
 	if err != nil || code != 201 {
 		t.Fatalf("create group: %d %s %v", code, b, err)
 	}
@@ -130,7 +130,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 					mu.Lock()
 					results[name] = o
 					mu.Unlock()
-					code, b, err := send("POST", c.base+"/Users", fmt.Sprintf(`{"userName":%q,"externalId":%q,"active":true}`, name, name))
+					code, b, err := send("POST", c.base+"/Users", fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":%q,"externalId":%q,"active":true}`, name, name))
 					if err != nil || code != 201 {
 						return // the daemon is gone
 					}

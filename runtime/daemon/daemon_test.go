@@ -284,13 +284,17 @@ func TestExampleServesDriftIsCorrectedAndStateSurvives(t *testing.T) {
 func TestGroupRenameKeepsAccessAndIsReported(t *testing.T) {
 	d := start(t, Config{SpecDir: copyDir(t, "../../examples/entra"), DataDir: t.TempDir()})
 	scim := d.base + "/api/scim/v2"
-	code, b := d.call(t, "POST", scim+"/Users", scimTok, map[string]any{"userName": "bob@contoso.com", "active": true})
+	code, b := d.call(t, "POST", scim+"/Users", scimTok, map[string]any{
+		"schemas":  []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName": "bob@contoso.com", "active": true,
+	})
 	if code != 201 {
 		t.Fatalf("create user: %d %s", code, b)
 	}
 	var user struct{ ID string }
 	json.Unmarshal(b, &user)
 	code, b = d.call(t, "POST", scim+"/Groups", scimTok, map[string]any{
+		"schemas":     []string{"urn:ietf:params:scim:schemas:core:2.0:Group"},
 		"displayName": "AppSec Admins", "externalId": "0f3c-entra-object-id",
 		"members": []map[string]string{{"value": user.ID}},
 	})

@@ -162,7 +162,7 @@ func BenchmarkGroupMemberBatch(b *testing.B) {
 	for b.Loop() {
 		g, part := n/(perGroup/perPatch), n%(perGroup/perPatch)
 		if part == 0 {
-			gid = idOf(b, s.serve(b, "POST", "/Groups", fmt.Sprintf(`{"displayName":"g%d"}`, g), 201))
+			gid = idOf(b, s.serve(b, "POST", "/Groups", fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"g%d"}`, g), 201))
 		}
 		var body strings.Builder
 		body.WriteString(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"members","value":[`)

@@ -24,7 +24,7 @@ func testParallelCreateSameUserName(t *testing.T, flag bool) {
 			case 2:
 				name = strings.ToUpper(name)
 			}
-			statuses[i] = e.do("POST", "/Users", `{"userName":"`+name+`"}`).status
+			statuses[i] = e.do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+name+`"}`).status
 		}()
 	}
 	wg.Wait()

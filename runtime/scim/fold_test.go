@@ -25,10 +25,10 @@ func TestGroupRenameOntoFoldVariant(t *testing.T) {
 	for _, tt := range foldVariants {
 		t.Run(tt.name, func(t *testing.T) {
 			requests := []struct{ name, method, path, body string }{
-				{"create", "POST", "/Groups", `{"displayName":` + q(tt.variant) + `}`},
+				{"create", "POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":` + q(tt.variant) + `}`},
 				{"patch value", "PATCH", "/Groups/{b}", ops(`{"op":"replace","value":{"displayName":` + q(tt.variant) + `}}`)},
 				{"patch path", "PATCH", "/Groups/{b}", ops(`{"op":"Replace","path":"displayName","value":` + q(tt.variant) + `}`)},
-				{"put", "PUT", "/Groups/{b}", `{"displayName":` + q(tt.variant) + `}`},
+				{"put", "PUT", "/Groups/{b}", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":` + q(tt.variant) + `}`},
 			}
 			for _, r := range requests {
 				t.Run(r.name, func(t *testing.T) {
@@ -51,10 +51,10 @@ func TestUserRenameOntoFoldVariant(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			taken, variant := tt.taken+"@contoso.com", tt.variant+"@contoso.com"
 			requests := []struct{ name, method, path, body string }{
-				{"create", "POST", "/Users", `{"userName":` + q(variant) + `}`},
+				{"create", "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":` + q(variant) + `}`},
 				{"patch path", "PATCH", "/Users/{b}", ops(`{"op":"Replace","path":"userName","value":` + q(variant) + `}`)},
 				{"patch value", "PATCH", "/Users/{b}", ops(`{"op":"replace","value":{"userName":` + q(variant) + `}}`)},
-				{"put", "PUT", "/Users/{b}", `{"userName":` + q(variant) + `}`},
+				{"put", "PUT", "/Users/{b}", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":` + q(variant) + `}`},
 			}
 			for _, r := range requests {
 				t.Run(r.name, func(t *testing.T) {

@@ -119,9 +119,9 @@ func testGroupErrors(t *testing.T, flag bool) {
 		status                   int
 		scimType, detail         string
 	}{
-		{"duplicate name", "POST", "/Groups", `{"displayName":"DEVELOPERS"}`, 409, "uniqueness", gid},
-		{"missing name", "POST", "/Groups", `{"externalId":"x"}`, 400, "invalidValue", "displayName"},
-		{"unknown members on create", "POST", "/Groups", `{"displayName":"Ops","members":[{"value":"ghost-1"},{"value":"` + u + `"},{"value":"ghost-2"}]}`, 400, "invalidValue", "ghost-1, ghost-2"},
+		{"duplicate name", "POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"DEVELOPERS"}`, 409, "uniqueness", gid},
+		{"missing name", "POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"externalId":"x"}`, 400, "invalidValue", "displayName"},
+		{"unknown members on create", "POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Ops","members":[{"value":"ghost-1"},{"value":"` + u + `"},{"value":"ghost-2"}]}`, 400, "invalidValue", "ghost-1, ghost-2"},
 		{"unknown members on patch", "PATCH", "/Groups/" + gid, ops(`{"op":"Add","path":"members","value":` + memberList(u, "ghost-3") + `}`), 400, "invalidValue", "ghost-3"},
 		{"member without value", "PATCH", "/Groups/" + gid, ops(`{"op":"Add","path":"members","value":[{"display":"x"}]}`), 400, "invalidValue", "value"},
 		{"remove members naming none", "PATCH", "/Groups/" + gid, ops(`{"op":"Remove","path":"members","value":""}`), 400, "invalidValue", "members"},
@@ -131,7 +131,7 @@ func testGroupErrors(t *testing.T, flag bool) {
 		{"unknown group", "PATCH", "/Groups/nope", ops(`{"op":"Add","path":"members","value":` + memberList(u) + `}`), 404, "", ""},
 		{"bad path", "PATCH", "/Groups/" + gid, ops(`{"op":"Add","path":"owners","value":"x"}`), 400, "invalidPath", ""},
 		{"rename to a taken name", "PATCH", "/Groups/" + other, ops(`{"op":"replace","value":{"displayName":"developers"}}`), 409, "uniqueness", gid},
-		{"put with a taken name", "PUT", "/Groups/" + other, `{"displayName":"DEVELOPERS"}`, 409, "uniqueness", gid},
+		{"put with a taken name", "PUT", "/Groups/" + other, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"DEVELOPERS"}`, 409, "uniqueness", gid},
 		{"stale etag", "PATCH", "/Groups/" + gid, ops(`{"op":"Add","path":"members","value":` + memberList(u) + `}`), 412, "", ""},
 	}
 	for _, tt := range tests {

@@ -136,7 +136,7 @@ func entraMemberDelta(body []byte) (*memberDelta, bool) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, false
 	}
-	if p.Schemas != nil && !slices.ContainsFunc(p.Schemas, func(s string) bool { return strings.EqualFold(s, patch.URIPatchOp) }) {
+	if !slices.ContainsFunc(p.Schemas, func(s string) bool { return strings.EqualFold(s, patch.URIPatchOp) }) {
 		return nil, false
 	}
 	if len(p.Operations) == 0 || len(p.Operations) > patch.MaxOperations {

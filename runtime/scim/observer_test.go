@@ -31,7 +31,7 @@ func TestObserver(t *testing.T) {
 		seen = append(seen, route+" "+http.StatusText(status))
 	}})
 	for _, req := range []struct{ method, path, body string }{
-		{"POST", "/Users", `{"userName":"a@b.c"}`},
+		{"POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@b.c"}`},
 		{"GET", "/Users", ""},
 		{"GET", "/Nope", ""},
 		{"GET", "/ServiceProviderConfig", ""},

@@ -18,9 +18,10 @@ import (
 	"github.com/idrecon/idrecon/runtime/store"
 )
 
-// checkSchemas accepts a body whose schemas list names the core schema
-// (other URIs — Microsoft's ADSCIM group schema, a malformed enterprise URN —
-// are ignored) or that has no schemas at all.
+// checkSchemas requires the body's schemas list (RFC 7643 §3: every
+// resource carries one, and Entra always sends it) and that it names the
+// core schema; other URIs (Microsoft's ADSCIM group schema, a malformed
+// enterprise URN) are ignored.
 func checkSchemas(body map[string]any, core string) error {
 	for k, v := range body {
 		if !strings.EqualFold(k, "schemas") || v == nil {
@@ -37,7 +38,7 @@ func checkSchemas(body map[string]any, core string) error {
 		}
 		return scimerr.New(scimerr.InvalidValue, "schemas must include %s", core)
 	}
-	return nil
+	return scimerr.New(scimerr.InvalidSyntax, "schemas is required and must include %s", core)
 }
 
 // userRecord builds the stored user from a normalised document: it keeps

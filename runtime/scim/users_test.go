@@ -152,15 +152,16 @@ func TestCreateUser(t *testing.T) {
 				}
 			},
 		},
-		{name: "no schemas", body: `{"userName":"carol@contoso.com"}`, status: 201},
+		{name: "no schemas", body: `{"userName":"carol@contoso.com"}`, status: 400, scimType: "invalidSyntax"},
+		{name: "null schemas", body: `{"schemas":null,"userName":"carol@contoso.com"}`, status: 400, scimType: "invalidSyntax"},
 		{name: "missing userName", body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"externalId":"x"}`, status: 400, scimType: "invalidValue"},
 		{name: "empty userName", body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"  "}`, status: 400, scimType: "invalidValue"},
 		{name: "userName wrong type", body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":12}`, status: 400, scimType: "invalidValue"},
-		{name: "active wrong type", body: `{"userName":"d@contoso.com","active":"maybe"}`, status: 400, scimType: "invalidValue"},
-		{name: "emails wrong type", body: `{"userName":"d@contoso.com","emails":[7]}`, status: 400, scimType: "invalidValue"},
+		{name: "active wrong type", body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"d@contoso.com","active":"maybe"}`, status: 400, scimType: "invalidValue"},
+		{name: "emails wrong type", body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"d@contoso.com","emails":[7]}`, status: 400, scimType: "invalidValue"},
 		{name: "only unknown schema", body: `{"schemas":["urn:example:Thing"],"userName":"e@contoso.com"}`, status: 400, scimType: "invalidValue"},
 		{name: "schemas not a list", body: `{"schemas":"urn:ietf:params:scim:schemas:core:2.0:User","userName":"e@contoso.com"}`, status: 400, scimType: "invalidSyntax"},
-		{name: "client id and meta ignored", body: `{"id":"chosen-by-client","userName":"f@contoso.com","meta":{"version":"W/\"9\"","created":"2001-01-01T00:00:00Z"}}`, status: 201,
+		{name: "client id and meta ignored", body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"chosen-by-client","userName":"f@contoso.com","meta":{"version":"W/\"9\"","created":"2001-01-01T00:00:00Z"}}`, status: 201,
 			check: func(t *testing.T, got map[string]any) {
 				if got["id"] == "chosen-by-client" || dig(got, "meta", "version") != `W/"1"` {
 					t.Errorf("client id/meta used: %v", got)
@@ -201,13 +202,13 @@ func TestDuplicateUserName(t *testing.T) { forModes(t, testDuplicateUserName) }
 func testDuplicateUserName(t *testing.T, flag bool) {
 	e := newEnv(t, flag, defaultConfig())
 	id := e.createUser("alice@contoso.com", "a", "a@contoso.com")
-	r := e.do("POST", "/Users", `{"userName":"ALICE@contoso.COM"}`)
+	r := e.do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ALICE@contoso.COM"}`)
 	got := r.json(t)
 	if r.status != 409 || got["scimType"] != "uniqueness" || !strings.Contains(got["detail"].(string), id) {
 		t.Fatalf("status %d %v, want 409 uniqueness naming %s", r.status, got, id)
 	}
 	other := e.createUser("bob@contoso.com", "b", "b@contoso.com")
-	r = e.do("PUT", "/Users/"+other, `{"userName":"Alice@Contoso.com"}`)
+	r = e.do("PUT", "/Users/"+other, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"Alice@Contoso.com"}`)
 	if r.status != 409 {
 		t.Fatalf("PUT to a taken userName: %d", r.status)
 	}
@@ -383,7 +384,7 @@ func TestUnconfiguredAttributesAreDropped(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.UserAttributes = []string{"displayName", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", `phoneNumbers[type eq "mobile"].value`}
 	e := newEnv(t, false, cfg)
-	r := e.must(201, "POST", "/Users", `{"userName":"a@contoso.com","displayName":" Ａlice  ","title":"Boss","phoneNumbers":[{"type":"work","value":"1"},{"type":"mobile","value":"+1 555"}],
+	r := e.must(201, "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@contoso.com","displayName":" Ａlice  ","title":"Boss","phoneNumbers":[{"type":"work","value":"1"},{"type":"mobile","value":"+1 555"}],
 		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Retail","manager":{"value":"m1"}}}`).json(t)
 	if r["displayName"] != " Ａlice  " {
 		t.Errorf("displayName not stored exactly as sent: %q", r["displayName"])
@@ -436,7 +437,7 @@ func TestPutReplacesUser(t *testing.T) {
 			if got["userName"] != "a2@contoso.com" || got["active"] != false || got["emails"] != nil || got["externalId"] != nil || dig(got, "meta", "version") != `W/"2"` {
 				t.Fatalf("PUT result %v", got)
 			}
-			e.must(404, "PUT", "/Users/nope", `{"userName":"x"}`)
+			e.must(404, "PUT", "/Users/nope", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"x"}`)
 		})
 	}
 }
@@ -488,15 +489,15 @@ func testBadInput(t *testing.T, flag bool) {
 		name, method, path, body, ct string
 		status                       int
 	}{
-		{"malformed json", "POST", "/Users", `{"userName":`, "", 400},
+		{"malformed json", "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":`, "", 400},
 		{"not an object", "POST", "/Users", `["userName"]`, "", 400},
-		{"trailing data", "POST", "/Users", `{"userName":"x@y"} {}`, "", 400},
+		{"trailing data", "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"x@y"} {}`, "", 400},
 		{"deep nesting", "POST", "/Users", deep, "", 400},
 		{"invalid utf8", "POST", "/Users", "{\"userName\":\"\xff\xfe\"}", "", 400},
-		{"huge body", "POST", "/Users", `{"userName":"` + strings.Repeat("x", 100<<10) + `"}`, "", 413},
+		{"huge body", "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"` + strings.Repeat("x", 100<<10) + `"}`, "", 413},
 		{"xml", "POST", "/Users", `<user/>`, "application/xml", 415},
-		{"json with charset", "POST", "/Users", `{"userName":"c@contoso.com"}`, "application/scim+json; charset=utf-8", 201},
-		{"plain json", "POST", "/Users", `{"userName":"d@contoso.com"}`, "application/json", 201},
+		{"json with charset", "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"c@contoso.com"}`, "application/scim+json; charset=utf-8", 201},
+		{"plain json", "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"d@contoso.com"}`, "application/json", 201},
 		{"patch not patchop", "PATCH", "/Users/" + id, `{"schemas":["urn:x"],"Operations":[{"op":"add","path":"title","value":"x"}]}`, "", 400},
 		{"patch no ops", "PATCH", "/Users/" + id, `{` + patchSchema + `}`, "", 400},
 		{"patch op not object", "PATCH", "/Users/" + id, `{` + patchSchema + `,"Operations":[1]}`, "", 400},
@@ -558,5 +559,39 @@ func testAuditLog(t *testing.T, flag bool) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("log contains %q", secret)
 		}
+	}
+}
+
+// TestSchemasRequired: RFC 7643 §3 and RFC 7644 §3.5.2 make schemas
+// required on every write; Entra always sends it. A body without it is 400
+// invalidSyntax on every write path, the member fast path included, and
+// changes nothing.
+func TestSchemasRequired(t *testing.T) { forModes(t, testSchemasRequired) }
+
+func testSchemasRequired(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
+	u := e.createUser("a@contoso.com", "a", "a@contoso.com")
+	g := e.createGroup("Developers", "d")
+	for _, tt := range []struct{ name, method, path, body string }{
+		{"create user", "POST", "/Users", `{"userName":"b@contoso.com"}`},
+		{"replace user", "PUT", "/Users/" + u, `{"userName":"a@contoso.com","title":"x"}`},
+		{"patch user", "PATCH", "/Users/" + u, `{"Operations":[{"op":"replace","path":"title","value":"x"}]}`},
+		{"create group", "POST", "/Groups", `{"displayName":"Ops"}`},
+		{"replace group", "PUT", "/Groups/" + g, `{"displayName":"Developers","externalId":"x"}`},
+		{"patch group", "PATCH", "/Groups/" + g, `{"Operations":[{"op":"replace","path":"externalId","value":"x"}]}`},
+		{"patch members as Entra does", "PATCH", "/Groups/" + g, `{"Operations":[{"op":"Add","path":"members","value":[{"value":"` + u + `"}]}]}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(tt.method, tt.path, tt.body)
+			if got := r.json(t); r.status != 400 || got["scimType"] != "invalidSyntax" || !strings.Contains(fmt.Sprint(got["detail"]), "schemas") {
+				t.Fatalf("status %d %s, want 400 invalidSyntax about schemas", r.status, r.body)
+			}
+		})
+	}
+	if got := members(t, e, g); len(got) != 0 {
+		t.Fatalf("members %v after refused writes", got)
+	}
+	if got := e.must(200, "GET", "/Users/"+u, "").json(t); got["title"] != nil {
+		t.Fatalf("title %v after refused writes", got["title"])
 	}
 }

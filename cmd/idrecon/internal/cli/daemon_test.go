@@ -71,7 +71,7 @@ func scimPost(t *testing.T, url, body string) {
 func TestCommandsAgainstADaemon(t *testing.T) {
 	example, _ := filepath.Abs("../../../../examples/entra")
 	env, base := startDaemon(t, example)
-	scimPost(t, base+"/api/scim/v2/Users", `{"userName":"alice@contoso.com","active":true,"externalId":"alice"}`)
+	scimPost(t, base+"/api/scim/v2/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@contoso.com","active":true,"externalId":"alice"}`)
 
 	changed := t.TempDir()
 	if err := os.CopyFS(changed, os.DirFS(example)); err != nil {

@@ -33,7 +33,7 @@ type Operation struct {
 // case-insensitively ("Operations", "op", "Path").
 func Parse(body map[string]any) ([]Operation, error) {
 	var rawOps any
-	found := false
+	found, schemas := false, false
 	for k, v := range body {
 		switch strings.ToLower(k) {
 		case "operations":
@@ -52,7 +52,12 @@ func Parse(body map[string]any) ([]Operation, error) {
 			if !has {
 				return nil, scimerr.New(scimerr.InvalidSyntax, "schemas must contain %s", URIPatchOp)
 			}
+			schemas = true
 		}
+	}
+	if !schemas {
+		// RFC 7644 §3.5.2 requires it, and Entra always sends it.
+		return nil, scimerr.New(scimerr.InvalidSyntax, "schemas is required and must contain %s", URIPatchOp)
 	}
 	list, ok := rawOps.([]any)
 	if !found || !ok || len(list) == 0 {

@@ -91,17 +91,20 @@ func TestApply(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	tests := []struct{ body, scimType string }{
-		{`{"Operations":[]}`, scimerr.InvalidSyntax},
-		{`{"Operations":[{"op":"nope","path":"title"}]}`, scimerr.InvalidSyntax},
-		{`{"Operations":[{"op":"remove"}]}`, scimerr.NoTarget},
-		{`{"Operations":[{"op":"add","value":1}]}`, scimerr.InvalidValue},
-		{`{"Operations":[{"op":"add","path":7}]}`, scimerr.InvalidPath},
+		{`{"Operations":[{"op":"add","path":"title","value":"x"}]}`, scimerr.InvalidSyntax},
+		{`{"schemas":null,"Operations":[{"op":"add","path":"title","value":"x"}]}`, scimerr.InvalidSyntax},
+		{`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"Operations":[{"op":"add","path":"title","value":"x"}]}`, scimerr.InvalidSyntax},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[]}`, scimerr.InvalidSyntax},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"nope","path":"title"}]}`, scimerr.InvalidSyntax},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove"}]}`, scimerr.NoTarget},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","value":1}]}`, scimerr.InvalidValue},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":7}]}`, scimerr.InvalidPath},
 		{`{"schemas":["x"],"Operations":[{"op":"add","path":"title","value":"x"}]}`, scimerr.InvalidSyntax},
-		{`{"Operations":[{"op":"add","path":"title","value":{"a":1}}]}`, scimerr.InvalidValue},
-		{`{"Operations":[{"op":"add","path":"groups","value":[{"value":"g"}]}]}`, scimerr.Mutability},
-		{`{"Operations":[{"op":"add","path":"name.bogus","value":"x"}]}`, scimerr.InvalidPath},
-		{`{"Operations":[{"op":"replace","path":"emails[value sw \"zz\"]","value":{"value":"x"}}]}`, scimerr.NoTarget},
-		{`{"Operations":[{"op":"add","path":"emails.display","value":"x"}]}`, scimerr.NoTarget},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"title","value":{"a":1}}]}`, scimerr.InvalidValue},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"groups","value":[{"value":"g"}]}]}`, scimerr.Mutability},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"name.bogus","value":"x"}]}`, scimerr.InvalidPath},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"emails[value sw \"zz\"]","value":{"value":"x"}}]}`, scimerr.NoTarget},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"emails.display","value":"x"}]}`, scimerr.NoTarget},
 	}
 	for _, tt := range tests {
 		doc := decode(t, `{"userName":"u"}`)
@@ -120,12 +123,12 @@ func TestErrors(t *testing.T) {
 // that what Apply leaves behind still encodes as JSON.
 func FuzzPatch(f *testing.F) {
 	seeds := []string{
-		`{"Operations":[{"op":"Replace","path":"active","value":"False"}]}`,
-		`{"Operations":[{"op":"replace","value":{"name.givenName":"x","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager":"m"}}]}`,
-		`{"Operations":[{"op":"Add","path":"emails[type eq \"work\"].value","value":"x"}]}`,
-		`{"Operations":[{"op":"remove","path":"members[value eq \"1\"]"}]}`,
-		`{"Operations":[{"op":"Remove","path":"members","value":[{"value":"1"}]}]}`,
-		`{"Operations":[{"op":"add","path":"manager[value eq \"m\"].value","value":[1,2]}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Replace","path":"active","value":"False"}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"name.givenName":"x","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager":"m"}}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"emails[type eq \"work\"].value","value":"x"}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"members[value eq \"1\"]"}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Remove","path":"members","value":[{"value":"1"}]}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"manager[value eq \"m\"].value","value":[1,2]}]}`,
 	}
 	for _, s := range seeds {
 		f.Add(s, false)
@@ -166,7 +169,7 @@ func TestRemoveMembersNamingNone(t *testing.T) {
 	for _, value := range []string{`""`, `[]`, `[null]`, `[""]`} {
 		t.Run(value, func(t *testing.T) {
 			doc := decode(t, `{"displayName":"g","members":[{"value":"1"},{"value":"2"}]}`)
-			ops, err := Parse(decode(t, `{"Operations":[{"op":"Remove","path":"members","value":`+value+`}]}`))
+			ops, err := Parse(decode(t, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Remove","path":"members","value":`+value+`}]}`))
 			if err != nil {
 				t.Fatal(err)
 			}
