@@ -5,4 +5,12 @@
 // runtime store. Its configuration (enabled, base path, tokens, kept user
 // attributes) is read from the store on every request, so a reconciled
 // ScimProvisioning change applies without a restart.
+//
+// Every write (POST, PUT, PATCH) must carry its schemas list (RFC 7643 §3),
+// or is 400 invalidSyntax. String values are refused with 400 invalidValue
+// when they are not UTF-8, hold a control character (only a postal
+// address's formatted and streetAddress may hold line breaks and tabs), or
+// are longer than schema.MaxNameLength (256 characters: userName,
+// displayName, externalId, the values of emails, members and manager) or
+// schema.MaxTextLength (1024: every other string).
 package scim

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -593,5 +594,90 @@ func testSchemasRequired(t *testing.T, flag bool) {
 	}
 	if got := e.must(200, "GET", "/Users/"+u, "").json(t); got["title"] != nil {
 		t.Fatalf("title %v after refused writes", got["title"])
+	}
+}
+
+// TestStringsAreBounded: control characters and over-long values are 400
+// invalidValue naming the attribute, on POST, PUT and PATCH alike; what
+// Entra sends (a multi-line street address, a name of exactly the limit)
+// is kept.
+func TestStringsAreBounded(t *testing.T) { forModes(t, testStringsAreBounded) }
+
+func testStringsAreBounded(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
+	u := e.createUser("a@contoso.com", "a", "a@contoso.com")
+	g := e.createGroup("Developers", "d")
+	const userURN, groupURN = `"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]`, `"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"]`
+	long := func(n int) string { return strings.Repeat("é", n) }
+	type write struct{ method, path, body string }
+	userWrites := func(attr, value string) []write {
+		v := q(value)
+		obj := map[string]string{
+			"userName":    `"userName":` + v,
+			"displayName": `"userName":"b@contoso.com","displayName":` + v,
+			"givenName":   `"userName":"b@contoso.com","name":{"givenName":` + v + `}`,
+			"emails":      `"userName":"b@contoso.com","emails":[{"type":"work","value":` + v + `}]`,
+			"externalId":  `"userName":"b@contoso.com","externalId":` + v,
+			"title":       `"userName":"b@contoso.com","title":` + v,
+		}[attr]
+		path := map[string]string{"givenName": "name.givenName", "emails": `emails[type eq "work"].value`}[attr]
+		if path == "" {
+			path = attr
+		}
+		return []write{
+			{"POST", "/Users", `{` + userURN + `,` + obj + `}`},
+			{"PUT", "/Users/" + u, `{` + userURN + `,` + strings.Replace(obj, "b@contoso.com", "a@contoso.com", 1) + `}`},
+			{"PATCH", "/Users/" + u, ops(`{"op":"replace","path":` + q(path) + `,"value":` + v + `}`)},
+		}
+	}
+	groupWrites := func(value string) []write {
+		v := q(value)
+		return []write{
+			{"POST", "/Groups", `{` + groupURN + `,"displayName":` + v + `}`},
+			{"PUT", "/Groups/" + g, `{` + groupURN + `,"displayName":` + v + `}`},
+			{"PATCH", "/Groups/" + g, ops(`{"op":"replace","path":"displayName","value":` + v + `}`)},
+		}
+	}
+	bad := map[string]string{
+		"ESC": "evil\x1b[2Jname", "CR": "a\rb", "LF": "a\nfake row", "NUL": "a\x00b",
+		"DEL": "a\x7fb", "C1": "a\u0085b", "tab": "a\tb",
+	}
+	for name, value := range bad {
+		for _, attr := range []string{"userName", "displayName", "givenName", "emails", "externalId", "title"} {
+			for _, w := range userWrites(attr, value) {
+				t.Run(name+"/"+attr+"/"+w.method, func(t *testing.T) { wantInvalid(t, e, w.method, w.path, w.body, attr) })
+			}
+		}
+		for _, w := range groupWrites(value) {
+			t.Run(name+"/group/"+w.method, func(t *testing.T) { wantInvalid(t, e, w.method, w.path, w.body, "displayName") })
+		}
+	}
+	for _, attr := range []string{"userName", "displayName", "emails", "externalId"} {
+		for _, w := range userWrites(attr, long(schema.MaxNameLength+1)) {
+			t.Run("long/"+attr+"/"+w.method, func(t *testing.T) { wantInvalid(t, e, w.method, w.path, w.body, "256") })
+		}
+	}
+	for _, w := range userWrites("title", long(schema.MaxTextLength+1)) {
+		t.Run("long/title/"+w.method, func(t *testing.T) { wantInvalid(t, e, w.method, w.path, w.body, "1024") })
+	}
+	for _, w := range groupWrites(long(schema.MaxNameLength + 1)) {
+		t.Run("long/group/"+w.method, func(t *testing.T) { wantInvalid(t, e, w.method, w.path, w.body, "256") })
+	}
+
+	// At the limits, and a street address over two lines, are kept.
+	e.must(201, "POST", "/Users", `{`+userURN+`,"userName":`+q(long(schema.MaxNameLength))+`,"title":`+q(long(schema.MaxTextLength))+`,
+		"addresses":[{"type":"work","streetAddress":"1 Main St\r\nFloor 2","formatted":"1 Main St\nFloor 2\nSpringfield"}]}`)
+	e.must(201, "POST", "/Groups", `{`+groupURN+`,"displayName":`+q(long(schema.MaxNameLength))+`}`)
+	got := e.must(200, "GET", "/Users/"+u, "").json(t)
+	if got["userName"] != "a@contoso.com" || dig(got, "meta", "version") != `W/"1"` {
+		t.Fatalf("refused writes changed the user: %v", got)
+	}
+}
+
+func wantInvalid(t *testing.T, e *env, method, path, body, mention string) {
+	t.Helper()
+	r := e.do(method, path, body)
+	if got := r.json(t); r.status != 400 || got["scimType"] != "invalidValue" || !strings.Contains(fmt.Sprint(got["detail"]), mention) {
+		t.Fatalf("status %d %s, want 400 invalidValue mentioning %q", r.status, r.body, mention)
 	}
 }

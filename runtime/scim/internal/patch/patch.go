@@ -297,7 +297,7 @@ func applyWhole(c map[string]any, op Operation, a *schema.Attribute, value any) 
 func applySub(c map[string]any, op Operation, a, sub *schema.Attribute, value any) error {
 	var nv any
 	if op.Op != "remove" {
-		v, err := schema.Value(sub, value)
+		v, err := schema.SubValue(a, sub, value)
 		if err != nil {
 			return err
 		}
@@ -360,11 +360,13 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 	}
 	var nv any
 	if op.Op != "remove" {
-		target := a
+		var v any
+		var err error
 		if p.Attr.Sub != nil {
-			target = p.Attr.Sub
+			v, err = schema.SubValue(a, p.Attr.Sub, value)
+		} else {
+			v, err = schema.Value(a, value)
 		}
-		v, err := schema.Value(target, value)
 		if err != nil {
 			return err
 		}

@@ -1,8 +1,12 @@
 package schema
 
 import (
+	"cmp"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 )
@@ -152,7 +156,7 @@ func single(a *Attribute, v any) (any, error) {
 				}
 				nv, err := single(s, sv)
 				if err != nil {
-					return nil, err
+					return nil, qualify(a, s, err)
 				}
 				if nv != nil {
 					out[s.Name] = nv
@@ -202,10 +206,54 @@ func single(a *Attribute, v any) (any, error) {
 		return nil, scimerr.New(scimerr.InvalidValue, "attribute %q must be a number", a.Name)
 	default:
 		if s, ok := v.(string); ok {
-			return s, nil
+			return s, checkString(a, s)
 		}
 		return nil, scimerr.New(scimerr.InvalidValue, "attribute %q must be a string", a.Name)
 	}
+}
+
+// SubValue is Value for sub-attribute sub of a, with errors naming
+// "a.sub".
+func SubValue(a, sub *Attribute, v any) (any, error) {
+	nv, err := Value(sub, v)
+	if err != nil {
+		return nil, qualify(a, sub, err)
+	}
+	return nv, nil
+}
+
+// qualify names sub-attribute sub of a in err as "a.sub", so that a client
+// told about "emails.value" knows which value is meant.
+func qualify(a, sub *Attribute, err error) error {
+	se, ok := err.(*scimerr.Error)
+	if !ok {
+		return err
+	}
+	short := fmt.Sprintf("attribute %q", sub.Name)
+	if !strings.HasPrefix(se.Detail, short) {
+		return err
+	}
+	return &scimerr.Error{Status: se.Status, ScimType: se.ScimType,
+		Detail: fmt.Sprintf("attribute %q", a.Name+"."+sub.Name) + se.Detail[len(short):]}
+}
+
+// checkString refuses what a stored string must not hold: invalid UTF-8,
+// control characters (an ESC in a name rewrites the terminal of whoever
+// lists users; a line break fakes a row) and more than a.maxRunes runes.
+func checkString(a *Attribute, s string) error {
+	if !utf8.ValidString(s) {
+		return scimerr.New(scimerr.InvalidValue, "attribute %q is not valid UTF-8", a.Name)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && !(a.multiline && (r == '\n' || r == '\r' || r == '\t')) {
+			return scimerr.New(scimerr.InvalidValue, "attribute %q contains the control character %U", a.Name, r)
+		}
+	}
+	limit := cmp.Or(a.maxRunes, MaxTextLength)
+	if len(s) > limit && utf8.RuneCountInString(s) > limit {
+		return scimerr.New(scimerr.InvalidValue, "attribute %q is longer than %d characters", a.Name, limit)
+	}
+	return nil
 }
 
 func hasNonNull(m map[string]any) bool {

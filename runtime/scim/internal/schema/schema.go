@@ -41,7 +41,30 @@ type Attribute struct {
 	CanonicalValues []string     `json:"canonicalValues,omitempty"`
 	ReferenceTypes  []string     `json:"referenceTypes,omitempty"`
 	SubAttributes   []*Attribute `json:"subAttributes,omitempty"`
+
+	// maxRunes bounds a string value (MaxTextLength when 0); multiline
+	// lets it hold line breaks and tabs, the only control characters any
+	// attribute may hold.
+	maxRunes  int
+	multiline bool
 }
+
+// Limits of string values, in runes (Unicode code points). Entra's own are
+// lower (a userPrincipalName has at most 113 characters, a displayName 256),
+// so they refuse only what no directory sends.
+const (
+	// MaxNameLength bounds userName, displayName, externalId and the
+	// values of emails, members and manager: what identifies an object.
+	MaxNameLength = 256
+	// MaxTextLength bounds every other string.
+	MaxTextLength = 1024
+)
+
+// name marks a as an identifying attribute, bounded by MaxNameLength.
+func name(a *Attribute) *Attribute { a.maxRunes = MaxNameLength; return a }
+
+// multiline lets a hold line breaks, as a postal address does.
+func multiline(a *Attribute) *Attribute { a.multiline = true; return a }
 
 // Sub returns the sub-attribute called name (case-insensitively), or nil.
 func (a *Attribute) Sub(name string) *Attribute {
@@ -156,7 +179,7 @@ func SplitURN(path string) (uri, attr string) {
 
 var (
 	idAttr         = &Attribute{Name: "id", Type: String, CaseExact: true, Mutability: "readOnly", Returned: "always", Uniqueness: "server", Description: "Identifier issued by the service provider."}
-	externalIDAttr = &Attribute{Name: "externalId", Type: String, CaseExact: true, Mutability: "readWrite", Returned: "default", Uniqueness: "none", Description: "Identifier issued by the provisioning client."}
+	externalIDAttr = name(&Attribute{Name: "externalId", Type: String, CaseExact: true, Mutability: "readWrite", Returned: "default", Uniqueness: "none", Description: "Identifier issued by the provisioning client."})
 	metaAttr       = &Attribute{Name: "meta", Type: Complex, Mutability: "readOnly", Returned: "default", Uniqueness: "none", Description: "Resource metadata.", SubAttributes: []*Attribute{
 		str("resourceType", "readOnly", true), dt("created"), dt("lastModified"),
 		{Name: "location", Type: Reference, CaseExact: true, Mutability: "readOnly", Returned: "default", Uniqueness: "none", ReferenceTypes: []string{"uri"}},
@@ -192,21 +215,21 @@ func complexAttr(name, desc string, subs ...*Attribute) *Attribute {
 
 // multi is a multi-valued complex attribute with the usual value, display,
 // type and primary sub-attributes.
-func multi(name, desc string, types ...string) *Attribute {
-	return &Attribute{Name: name, Type: Complex, MultiValued: true, Mutability: "readWrite", Returned: "default", Uniqueness: "none", Description: desc, SubAttributes: []*Attribute{
-		str("value", "readWrite", false), str("display", "readWrite", false),
+func multi(attr, desc string, types ...string) *Attribute {
+	return &Attribute{Name: attr, Type: Complex, MultiValued: true, Mutability: "readWrite", Returned: "default", Uniqueness: "none", Description: desc, SubAttributes: []*Attribute{
+		name(str("value", "readWrite", false)), str("display", "readWrite", false),
 		{Name: "type", Type: String, Mutability: "readWrite", Returned: "default", Uniqueness: "none", CanonicalValues: types},
 		{Name: "primary", Type: Boolean, Mutability: "readWrite", Returned: "default", Uniqueness: "none"},
 	}}
 }
 
 // User is the core User schema.
-var User = &Schema{ID: URIUser, Name: "User", Description: "User account", Attributes: []*Attribute{
-	{Name: "userName", Type: String, Required: true, Mutability: "readWrite", Returned: "default", Uniqueness: "server", Description: "Unique identifier for the user; Entra sends the userPrincipalName."},
+var User = &Schema{ID: URIUser, Name: "User", Description: "User Account", Attributes: []*Attribute{
+	name(&Attribute{Name: "userName", Type: String, Required: true, Mutability: "readWrite", Returned: "default", Uniqueness: "server", Description: "Unique identifier for the user; Entra sends the userPrincipalName."}),
 	complexAttr("name", "The components of the user's name.",
 		str("formatted", "readWrite", false), str("familyName", "readWrite", false), str("givenName", "readWrite", false),
 		str("middleName", "readWrite", false), str("honorificPrefix", "readWrite", false), str("honorificSuffix", "readWrite", false)),
-	withDesc(str("displayName", "readWrite", false), "Name of the user, suitable for display."),
+	name(withDesc(str("displayName", "readWrite", false), "Name of the user, suitable for display.")),
 	withDesc(str("nickName", "readWrite", false), "Casual name of the user."),
 	{Name: "profileUrl", Type: Reference, Mutability: "readWrite", Returned: "default", Uniqueness: "none", ReferenceTypes: []string{"external"}, Description: "URL of the user's online profile."},
 	withDesc(str("title", "readWrite", false), "The user's title."),
@@ -221,7 +244,7 @@ var User = &Schema{ID: URIUser, Name: "User", Description: "User account", Attri
 	multi("ims", "Instant messaging addresses."),
 	multi("photos", "URLs of photos.", "photo", "thumbnail"),
 	{Name: "addresses", Type: Complex, MultiValued: true, Mutability: "readWrite", Returned: "default", Uniqueness: "none", Description: "Physical mailing addresses.", SubAttributes: []*Attribute{
-		str("formatted", "readWrite", false), str("streetAddress", "readWrite", false), str("locality", "readWrite", false),
+		multiline(str("formatted", "readWrite", false)), multiline(str("streetAddress", "readWrite", false)), str("locality", "readWrite", false),
 		str("region", "readWrite", false), str("postalCode", "readWrite", false), str("country", "readWrite", false),
 		{Name: "type", Type: String, Mutability: "readWrite", Returned: "default", Uniqueness: "none", CanonicalValues: []string{"work", "home", "other"}},
 		{Name: "primary", Type: Boolean, Mutability: "readWrite", Returned: "default", Uniqueness: "none"},
@@ -240,7 +263,7 @@ var Enterprise = &Schema{ID: URIEnterprise, Name: "EnterpriseUser", Description:
 	str("employeeNumber", "readWrite", false), str("costCenter", "readWrite", false), str("organization", "readWrite", false),
 	str("division", "readWrite", false), str("department", "readWrite", false),
 	{Name: "manager", Type: Complex, Mutability: "readWrite", Returned: "default", Uniqueness: "none", Description: "The user's manager; Entra may send the id as a plain string.", SubAttributes: []*Attribute{
-		{Name: "value", Type: String, CaseExact: true, Mutability: "readWrite", Returned: "default", Uniqueness: "none"},
+		name(&Attribute{Name: "value", Type: String, CaseExact: true, Mutability: "readWrite", Returned: "default", Uniqueness: "none"}),
 		{Name: "$ref", Type: Reference, Mutability: "readWrite", Returned: "default", Uniqueness: "none", ReferenceTypes: []string{"User"}},
 		str("displayName", "readOnly", false),
 	}},
@@ -248,9 +271,9 @@ var Enterprise = &Schema{ID: URIEnterprise, Name: "EnterpriseUser", Description:
 
 // Group is the core Group schema.
 var Group = &Schema{ID: URIGroup, Name: "Group", Description: "Group", Attributes: []*Attribute{
-	{Name: "displayName", Type: String, Required: true, Mutability: "readWrite", Returned: "default", Uniqueness: "server", Description: "Unique, human-readable name of the group."},
+	name(&Attribute{Name: "displayName", Type: String, Required: true, Mutability: "readWrite", Returned: "default", Uniqueness: "server", Description: "Unique, human-readable name of the group."}),
 	{Name: "members", Type: Complex, MultiValued: true, Mutability: "readWrite", Returned: "default", Uniqueness: "none", Description: "Members of the group (users or groups).", SubAttributes: []*Attribute{
-		{Name: "value", Type: String, CaseExact: true, Mutability: "immutable", Returned: "default", Uniqueness: "none"},
+		name(&Attribute{Name: "value", Type: String, CaseExact: true, Mutability: "immutable", Returned: "default", Uniqueness: "none"}),
 		{Name: "$ref", Type: Reference, Mutability: "immutable", Returned: "default", Uniqueness: "none", ReferenceTypes: []string{"User", "Group"}},
 		str("display", "readOnly", false),
 		{Name: "type", Type: String, Mutability: "immutable", Returned: "default", Uniqueness: "none", CanonicalValues: []string{"User", "Group"}},
