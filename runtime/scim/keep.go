@@ -145,5 +145,10 @@ func (g *keepGroup) keepElem(m map[string]any) map[string]any {
 			set(p)
 		}
 	}
+	if out != nil && g.attr.Sub("primary") != nil {
+		// primary belongs to the element, not to one sub-attribute: Entra
+		// sends it with the work email and reads it back.
+		set("primary")
+	}
 	return out
 }

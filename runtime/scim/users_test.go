@@ -124,7 +124,8 @@ func TestCreateUser(t *testing.T) {
 						t.Errorf("%s = %v, want %v (stored exactly as sent)", k, got[k], v)
 					}
 				}
-				if dig(got, "emails", 0, "value") != "Alice@Contoso.com" || dig(got, "name", "givenName") != "Alice" || dig(got, "name", "familyName") != "Smith" {
+				if dig(got, "emails", 0, "value") != "Alice@Contoso.com" || dig(got, "emails", 0, "primary") != true ||
+					dig(got, "name", "givenName") != "Alice" || dig(got, "name", "familyName") != "Smith" {
 					t.Errorf("kept attributes wrong: %v", got)
 				}
 				for _, k := range []string{"displayName", "roles"} {
