@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,7 +45,6 @@ const (
 	CodeWrongBrowser    = "wrong-browser"
 	CodeReplay          = "replay"
 	CodeNoUsername      = "no-username"
-	CodeBusy            = "busy"
 	CodeLogoutSignature = "logout-signature"
 	CodeLogoutMalformed = "logout-malformed"
 )
@@ -92,6 +92,11 @@ func checkResponse(c *config, encoded string, now time.Time) (*checked, error) {
 	}
 	if scan.Assertions != 1 {
 		return nil, reject(CodeAssertionCount, "response carries %d assertions, want exactly one", scan.Assertions)
+	}
+	if scan.Signatures == 0 && scan.Encrypted == 0 {
+		// Refused before gosaml2 parses it whole; an encrypted assertion
+		// keeps its signature inside, where gosaml2 looks after decrypting.
+		return nil, reject(CodeSignature, "response carries no Signature element")
 	}
 	if scan.Encrypted > 0 {
 		if c.decrypt == nil {
@@ -271,52 +276,39 @@ func classify(err error) *ResponseError {
 	return &ResponseError{Code: CodeSignature, Err: err}
 }
 
-// consume binds a checked response to server state: the request it answers
-// (pending, unexpired, unused, from this browser) or the IdP-initiated
-// policy, and the replay cache. It returns the local path to land on.
-func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, now time.Time) (string, error) {
+// consume binds a checked response to its context: the sign-in it answers
+// (in this browser's pending cookie, unexpired, with the same RelayState)
+// or the IdP-initiated policy, and the replay cache. It returns the local
+// path to land on and the browser's other pending sign-ins.
+func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, now time.Time) (string, []pendingLogin, error) {
 	returnTo := ""
+	var rest []pendingLogin
 	if ch.inResponseTo == "" {
 		if !c.sp.AllowIDPInitiated {
-			return "", reject(CodeUnsolicited, "unsolicited response and allowIdpInitiated is off")
+			return "", nil, reject(CodeUnsolicited, "unsolicited response and allowIdpInitiated is off")
 		}
 		returnTo = localReturnTo(relay, c.basePath)
 	} else {
-		var fail *ResponseError
-		binding := ""
-		if ck, err := r.Cookie(bindingCookie); err == nil {
-			binding = ck.Value
+		list, err := readPending(c, r)
+		if err != nil {
+			return "", nil, reject(CodeWrongBrowser, "the response answers a sign-in this browser did not start: %v", err)
 		}
-		p, _, found := s.pending.take(ch.inResponseTo, func(p pendingLogin, exp time.Time) bool {
-			switch {
-			case !now.Before(exp):
-				fail = reject(CodeRequestExpired, "the sign-in request expired")
-				return true
-			case binding == "" || subtle.ConstantTimeCompare([]byte(binding), []byte(p.binding)) != 1:
-				fail = reject(CodeWrongBrowser, "the response answers a request of another browser")
-				return false
-			case subtle.ConstantTimeCompare([]byte(relay), []byte(p.relayState)) != 1:
-				fail = reject(CodeWrongBrowser, "RelayState does not match the request")
-				return false
-			}
-			return true
-		})
+		i := slices.IndexFunc(list, func(p pendingLogin) bool { return p.ID == ch.inResponseTo })
 		switch {
-		case !found:
-			return "", reject(CodeUnknownRequest, "InResponseTo names no pending request (unknown or already used)")
-		case fail != nil:
-			return "", fail
+		case i < 0:
+			return "", nil, reject(CodeUnknownRequest, "InResponseTo names no pending sign-in of this browser (unknown or already used)")
+		case now.Unix() >= list[i].Expires:
+			return "", nil, reject(CodeRequestExpired, "the sign-in request expired")
+		case subtle.ConstantTimeCompare([]byte(relay), []byte(list[i].Relay)) != 1:
+			return "", nil, reject(CodeWrongBrowser, "RelayState does not match the request")
 		}
-		returnTo = p.returnTo
+		returnTo = list[i].ReturnTo
+		rest = slices.Delete(list, i, i+1)
 	}
-	added, err := s.replay.add(ch.issuer+"\x00"+ch.assertionID, struct{}{}, ch.expires.Add(c.skew), now)
-	switch {
-	case err != nil:
-		return "", reject(CodeBusy, "replay cache: %v", err)
-	case !added:
-		return "", reject(CodeReplay, "assertion %s was already used", ch.assertionID)
+	if !s.replay.add(ch.issuer+"\x00"+ch.assertionID, struct{}{}, ch.expires.Add(c.skew), now) {
+		return "", nil, reject(CodeReplay, "assertion %s was already used", ch.assertionID)
 	}
-	return returnTo, nil
+	return returnTo, rest, nil
 }
 
 // serveACS is the assertion consumer service (HTTP-POST binding).
@@ -337,10 +329,13 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 		s.rejected(w, c, err)
 		return
 	}
-	returnTo, err := s.consume(c, ch, r, r.PostForm.Get("RelayState"), now)
+	returnTo, rest, err := s.consume(c, ch, r, r.PostForm.Get("RelayState"), now)
 	if err != nil {
 		s.rejected(w, c, err)
 		return
+	}
+	if ch.inResponseTo != "" {
+		s.writePending(w, c, r, rest)
 	}
 	userName := c.usernameOf(ch.nameID, ch.values)
 	if userName == "" {
@@ -360,10 +355,7 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := randomToken()
-	if _, err := s.sessions.add(id, session{userName: d.UserName, nameID: ch.nameID, sessionIndex: ch.sessionIndex}, now.Add(c.lifetime), now); err != nil {
-		s.rejected(w, c, reject(CodeBusy, "session table: %v", err))
-		return
-	}
+	s.sessions.add(id, session{userName: d.UserName, nameID: ch.nameID, sessionIndex: ch.sessionIndex}, now.Add(c.lifetime), now)
 	s.setCookie(w, c, r, &http.Cookie{Name: sessionCookie, Value: id, MaxAge: int(c.lifetime.Seconds()), SameSite: http.SameSiteLaxMode})
 	s.obs("success")
 	s.log.Info("saml: signed in", "user", d.UserName, "idpInitiated", ch.inResponseTo == "")
@@ -397,8 +389,6 @@ func (s *Server) rejected(w http.ResponseWriter, c *config, err error) {
 		status = http.StatusRequestEntityTooLarge
 	case CodeMalformed, CodeDoctype, CodeTooDeep:
 		status = http.StatusBadRequest
-	case CodeBusy:
-		status = http.StatusServiceUnavailable
 	}
 	s.errorPage(w, c, status, "Sign-in rejected", "The sign-in response was rejected ("+re.Code+"). Start the sign-in again.")
 }

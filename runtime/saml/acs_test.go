@@ -3,7 +3,9 @@ package saml
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
@@ -385,11 +387,25 @@ func TestACSStateful(t *testing.T) {
 	t.Run("26 request already consumed", func(t *testing.T) {
 		e := newEnv(t)
 		irt, relay := e.login("/")
+		other, _ := e.login("/") // keeps the pending cookie alive
 		if resp := e.post(encode(t, e.good(irt)), relay); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("first use: %d", resp.StatusCode)
 		}
 		resp := e.post(encode(t, e.good(irt)), relay)
 		expectRejected(t, e, resp, CodeUnknownRequest)
+		if other == irt {
+			t.Fatal("two sign-ins got one request ID")
+		}
+	})
+	t.Run("26 last request consumed", func(t *testing.T) {
+		e := newEnv(t)
+		irt, relay := e.login("/")
+		if resp := e.post(encode(t, e.good(irt)), relay); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("first use: %d", resp.StatusCode)
+		}
+		// The browser holds no pending sign-in any more.
+		resp := e.post(encode(t, e.good(irt)), relay)
+		expectRejected(t, e, resp, CodeWrongBrowser)
 	})
 	t.Run("28 same POST twice", func(t *testing.T) {
 		e := newEnv(t, allowIDP)
@@ -485,5 +501,24 @@ func TestLoginForeignReturnTo(t *testing.T) {
 		if got := resp.Header.Get("Location"); got != "/" {
 			t.Errorf("returnTo %q landed on %q", rt, got)
 		}
+	}
+}
+
+// TestUnsignedRefusedInPrescan: a large response without any Signature
+// element is refused by the pre-scan, before gosaml2 parses it whole (the
+// detail is the pre-scan's, not gosaml2's "missing signature").
+func TestUnsignedRefusedInPrescan(t *testing.T) {
+	e := newEnv(t)
+	c, err := e.srv.current(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := e.good("")
+	o.SignAssertion = false
+	o.Attributes = append(o.Attributes, testidp.Attr{Name: "padding", Values: []string{strings.Repeat("x", 600<<10)}})
+	_, err = checkResponse(c, encode(t, o), e.clock.Now())
+	var re *ResponseError
+	if !errors.As(err, &re) || re.Code != CodeSignature || !strings.Contains(re.Err.Error(), "no Signature element") {
+		t.Fatalf("err = %v, want the pre-scan's refusal of a response with no Signature element", err)
 	}
 }

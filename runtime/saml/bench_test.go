@@ -121,3 +121,17 @@ func cpuTime() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// BenchmarkLogin is GET /saml/login, which anyone may call: what it costs
+// the server is what a flood of it costs.
+func BenchmarkLogin(b *testing.B) {
+	e := newEnv(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		e.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, e.ts.URL+"/saml/login", nil))
+		if w.Code != http.StatusFound {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}

@@ -59,6 +59,8 @@ type config struct {
 	acsURL   string
 	sloURL   string
 	secure   bool // BaseURL is https or loopback: cookies get Secure
+	// pending seals the cookie of the browser's pending sign-ins.
+	pending *sealer
 	// csrf admits state-changing requests from the SP's own pages only.
 	csrf     *http.CrossOriginProtection
 	skew     time.Duration
@@ -279,6 +281,13 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 		ssp.SPKeyStore = dsig.TLSCertKeyStore(*c.decrypt)
 	}
 	c.saml = ssp
+	sealKey, err := pendingKey(c, s.pendingKey)
+	if err != nil {
+		return nil, err
+	}
+	if c.pending, err = newSealer(sealKey); err != nil {
+		return nil, fmt.Errorf("pending sign-in cookie: %w", err)
+	}
 	return c, nil
 }
 

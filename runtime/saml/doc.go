@@ -25,11 +25,15 @@
 // package adds what gosaml2 leaves out: no DOCTYPE, no SHA-1 unless
 // allowSHA1, exactly one assertion, a required Destination, the Conditions
 // window with the configured skew, a required audience equal to the entity
-// ID, InResponseTo bound to a pending request of this browser (see
+// ID, InResponseTo bound to a pending sign-in of this browser (see
 // serveLogin for how the binding survives Entra's cross-site POST),
 // IdP-initiated sign-in only when allowed, and a replay cache of assertion
 // IDs until they expire.
 //
-// All state (pending sign-ins, replay cache, sessions) is in memory and
-// bounded; it is lost on restart, which signs users out.
+// No client can deny sign-in to others by filling a table: pending sign-ins
+// live in the browser, in a sealed cookie holding its newest few; the replay
+// cache records only verified assertions, each until it lapses; a user keeps
+// at most maxSessionsPerUser sessions, the oldest ending first; and a full
+// table drops what expires soonest instead of refusing. Sessions and the
+// replay cache are in memory: a restart signs users out.
 package saml

@@ -6,19 +6,15 @@ import (
 	"strings"
 )
 
-// serveLogin starts SP-initiated sign-in: it remembers the AuthnRequest ID
-// server-side, bound to this browser, and redirects to the IdP.
+// serveLogin starts SP-initiated sign-in: it records the AuthnRequest in
+// the browser's pending cookie (see pendingLogin) and redirects to the IdP.
 //
-// Binding survives Entra's cross-site POST to the ACS like this: the
-// browser gets a random binding cookie marked SameSite=None (plus Secure,
-// which browsers demand for SameSite=None and allow on https and loopback
-// hosts), because a Lax or Strict cookie is not sent on a cross-site POST.
-// The server stores, per request ID, the binding value, the opaque random
-// RelayState it sent and the returnTo path. The ACS accepts a response
-// only if its signed InResponseTo names a pending request, the request is
-// unexpired and unused, and the POST carries the same binding cookie and
-// RelayState. The binding cookie carries no authority by itself; the
-// session cookie the ACS sets afterwards is SameSite=Lax.
+// The ACS accepts a response to it only if its signed InResponseTo names a
+// sign-in in the POST's pending cookie, unexpired, with the same opaque
+// RelayState; the cookie is sealed with a server key, so it can be neither
+// forged nor read, and only this browser has it. Using a response twice is
+// refused by the replay cache. The session cookie the ACS sets afterwards
+// is SameSite=Lax.
 func (s *Server) serveLogin(c *config, w http.ResponseWriter, r *http.Request) {
 	returnTo := localReturnTo(r.URL.Query().Get("returnTo"), c.basePath)
 	doc, err := c.saml.BuildAuthRequestDocumentNoSig()
@@ -27,32 +23,20 @@ func (s *Server) serveLogin(c *config, w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, c, http.StatusInternalServerError, "Sign-in could not start", "The sign-in request could not be built.")
 		return
 	}
-	id := doc.Root().SelectAttrValue("ID", "")
-	binding := ""
-	if ck, err := r.Cookie(bindingCookie); err == nil && len(ck.Value) == 43 {
-		binding = ck.Value
-	} else {
-		binding = randomToken()
+	p := pendingLogin{
+		ID:       doc.Root().SelectAttrValue("ID", ""),
+		Relay:    randomToken(),
+		ReturnTo: returnTo,
+		Expires:  s.now().Add(pendingTTL).Unix(),
 	}
-	relay := randomToken()
-	now := s.now()
-	if _, err := s.pending.add(id, pendingLogin{binding: binding, relayState: relay, returnTo: returnTo}, now.Add(pendingTTL), now); err != nil {
-		s.log.Warn("saml: pending sign-in table full")
-		s.errorPage(w, c, http.StatusServiceUnavailable, "Sign-in is busy", "Too many sign-ins are in progress; try again shortly.")
-		return
-	}
-	dest, err := c.saml.BuildAuthURLRedirect(relay, doc)
+	dest, err := redirectURL(c, c.saml.IdentityProviderSSOURL, "SAMLRequest", doc, p.Relay, c.sp.SignAuthnRequests)
 	if err != nil {
-		s.pending.del(id)
 		s.log.Error("saml: build redirect", "err", err)
 		s.errorPage(w, c, http.StatusInternalServerError, "Sign-in could not start", "The sign-in request could not be built.")
 		return
 	}
-	ck := &http.Cookie{Name: bindingCookie, Value: binding, MaxAge: int(pendingTTL.Seconds())}
-	if secureRequest(c, r) {
-		ck.SameSite = http.SameSiteNoneMode
-	}
-	s.setCookie(w, c, r, ck)
+	list, _ := readPending(c, r) // a cookie that does not open is replaced
+	s.writePending(w, c, r, addPending(list, p, s.now()))
 	http.Redirect(w, r, dest, http.StatusFound)
 }
 

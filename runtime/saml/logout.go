@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -106,18 +107,25 @@ func inflate(v string) ([]byte, error) {
 	return b, nil
 }
 
-// redirectURL encodes doc for the HTTP-Redirect binding and signs the
-// query with the SP signing key when one is configured.
-func redirectURL(c *config, dest, param string, doc *etree.Document, relay string) (string, error) {
+// deflaters are reused: a flate writer allocates far more than the message
+// it compresses (gosaml2's BuildAuthURLRedirect makes one per call), and
+// /saml/login is open to anyone.
+var deflaters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.DefaultCompression) // a valid level: cannot fail
+	return w
+}}
+
+// redirectURL encodes doc for the HTTP-Redirect binding (SAML bindings
+// §3.4.4.1) and, when sign is set, signs the query with the SP signing key.
+func redirectURL(c *config, dest, param string, doc *etree.Document, relay string, sign bool) (string, error) {
 	xmlBytes, err := doc.WriteToBytes()
 	if err != nil {
 		return "", err
 	}
 	var buf bytes.Buffer
-	fw, err := flate.NewWriter(&buf, flate.DefaultCompression)
-	if err != nil {
-		return "", err
-	}
+	fw := deflaters.Get().(*flate.Writer)
+	defer deflaters.Put(fw)
+	fw.Reset(&buf)
 	if _, err := fw.Write(xmlBytes); err != nil {
 		return "", err
 	}
@@ -128,7 +136,7 @@ func redirectURL(c *config, dest, param string, doc *etree.Document, relay strin
 	if relay != "" {
 		q += "&RelayState=" + url.QueryEscape(relay)
 	}
-	if c.spSign != nil {
+	if sign && c.spSign != nil {
 		alg := "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 		if _, ok := c.spSign.PrivateKey.Public().(*ecdsa.PublicKey); ok {
 			alg = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
@@ -181,7 +189,7 @@ func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) 
 	doc, err := c.saml.BuildLogoutRequestDocumentNoSig(se.nameID, se.sessionIndex)
 	if err == nil {
 		var dest string
-		if dest, err = redirectURL(c, c.idp.SLOURL, "SAMLRequest", doc, ""); err == nil {
+		if dest, err = redirectURL(c, c.idp.SLOURL, "SAMLRequest", doc, "", true); err == nil {
 			reqID := doc.Root().SelectAttrValue("ID", "")
 			s.setCookie(w, c, r, &http.Cookie{Name: logoutCookie, Value: reqID, MaxAge: int(pendingTTL.Seconds()), SameSite: http.SameSiteLaxMode})
 			http.Redirect(w, r, dest, http.StatusSeeOther)
@@ -244,7 +252,7 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	doc := logoutResponse(c, req.ID, s.now())
-	dest, err := redirectURL(c, c.idp.SLOURL, "SAMLResponse", doc, q.Get("RelayState"))
+	dest, err := redirectURL(c, c.idp.SLOURL, "SAMLResponse", doc, q.Get("RelayState"), true)
 	if err != nil {
 		s.log.Error("saml: build LogoutResponse", "err", err)
 		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})

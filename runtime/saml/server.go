@@ -3,6 +3,7 @@ package saml
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -16,11 +17,17 @@ import (
 	"github.com/idrecon/idrecon/spec"
 )
 
-// Bounds on server-side state.
+// Bounds on state. None is ever a reason to refuse a sign-in: a full table
+// drops the entry that expires soonest.
 const (
-	pendingTTL     = 10 * time.Minute
-	maxPending     = 10000
-	maxSessions    = 100000
+	pendingTTL = 10 * time.Minute
+	// maxSessionsPerUser is how many browsers one user may be signed in
+	// from; a new sign-in past it ends that user's oldest session.
+	maxSessionsPerUser = 16
+	maxSessions        = 100000
+	// maxReplay bounds the replay cache, whose entries last as long as the
+	// assertion they record could be presented; only assertions whose
+	// signature verified are recorded.
 	maxReplay      = 200000
 	maxBody        = 512 << 10 // form POST to the ACS
 	maxResponseXML = 1 << 20   // decoded SAMLResponse
@@ -29,7 +36,7 @@ const (
 // Cookie names.
 const (
 	sessionCookie = "idrecon_session"
-	bindingCookie = "idrecon_saml_binding"
+	pendingCookie = "idrecon_saml_pending"
 )
 
 // Options configure a Server. Every field is optional.
@@ -68,16 +75,11 @@ type Server struct {
 	failErr   error
 	failUntil time.Time
 
-	pending  *ttlMap[pendingLogin]
 	replay   *ttlMap[struct{}]
 	sessions *ttlMap[session]
-}
-
-// pendingLogin is an AuthnRequest awaiting its response.
-type pendingLogin struct {
-	binding    string // the browser's binding cookie value
-	relayState string
-	returnTo   string
+	// pendingKey seals pending sign-in cookies when there is no SP signing
+	// key to derive a key from (see pendingKey).
+	pendingKey []byte
 }
 
 // session is a signed-in browser.
@@ -96,10 +98,11 @@ func NewServer(st *store.Store, opts Options) *Server {
 		now:      opts.Now,
 		authz:    opts.Authorizer,
 		obs:      opts.Observer,
-		pending:  newTTLMap[pendingLogin](maxPending),
 		replay:   newTTLMap[struct{}](maxReplay),
-		sessions: newTTLMap[session](maxSessions),
+		sessions: newTTLMap[session](maxSessions).grouped(maxSessionsPerUser, func(se session) string { return store.Fold(se.userName) }),
 	}
+	s.pendingKey = make([]byte, 32)
+	rand.Read(s.pendingKey)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

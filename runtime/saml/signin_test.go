@@ -214,8 +214,8 @@ func TestCookies(t *testing.T) {
 	w := httptest.NewRecorder()
 	e.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "https://ssc.example.com/saml/login", nil))
 	ck := w.Result().Cookies()
-	if len(ck) != 1 || ck[0].Name != bindingCookie || ck[0].SameSite != http.SameSiteNoneMode || !ck[0].Secure || !ck[0].HttpOnly {
-		t.Fatalf("binding cookie %+v: want SameSite=None; Secure; HttpOnly so it survives the IdP's cross-site POST", ck)
+	if len(ck) != 1 || ck[0].Name != pendingCookie || ck[0].SameSite != http.SameSiteNoneMode || !ck[0].Secure || !ck[0].HttpOnly {
+		t.Fatalf("pending cookie %+v: want SameSite=None; Secure; HttpOnly so it survives the IdP's cross-site POST", ck)
 	}
 
 	o := e.good("")

@@ -1,54 +1,70 @@
 package saml
 
 import (
+	"container/heap"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"sync"
 	"time"
 )
 
-// errFull is returned when a bounded in-memory table cannot take another
-// entry even after dropping the expired ones: failing closed beats growing
-// without bound under a flood of sign-in attempts.
-var errFull = errors.New("too many entries")
-
-// ttlMap is a bounded map whose entries expire.
+// ttlMap is a map whose entries expire. It is bounded without ever
+// refusing an entry, since a refusal is a sign-in denied: past max entries
+// the one that expires soonest goes, and, when entries belong to groups (a
+// user's sessions), past perGroup entries of one group that group's
+// soonest-expiring goes. Expired entries are dropped as new ones come.
 type ttlMap[V any] struct {
-	mu  sync.Mutex
-	m   map[string]ttlEntry[V]
-	max int
+	mu       sync.Mutex
+	m        map[string]*ttlEntry[V]
+	byExp    expHeap[V]
+	max      int
+	perGroup int
+	group    func(V) string // nil: no groups
+	groups   map[string][]*ttlEntry[V]
 }
 
 type ttlEntry[V any] struct {
-	v   V
-	exp time.Time
+	key   string
+	v     V
+	exp   time.Time
+	index int // in byExp
 }
 
 func newTTLMap[V any](max int) *ttlMap[V] {
-	return &ttlMap[V]{m: make(map[string]ttlEntry[V]), max: max}
+	return &ttlMap[V]{m: make(map[string]*ttlEntry[V]), max: max}
+}
+
+// grouped bounds each group of entries, as named by group, to perGroup.
+func (t *ttlMap[V]) grouped(perGroup int, group func(V) string) *ttlMap[V] {
+	t.perGroup, t.group, t.groups = perGroup, group, map[string][]*ttlEntry[V]{}
+	return t
 }
 
 // add stores v under key unless an unexpired entry exists; it reports
 // whether it stored.
-func (t *ttlMap[V]) add(key string, v V, exp, now time.Time) (bool, error) {
+func (t *ttlMap[V]) add(key string, v V, exp, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e, ok := t.m[key]; ok && now.Before(e.exp) {
-		return false, nil
+	t.expire(now)
+	if _, ok := t.m[key]; ok {
+		return false
+	}
+	if t.group != nil {
+		if same := t.groups[t.group(v)]; len(same) >= t.perGroup {
+			t.remove(soonest(same))
+		}
 	}
 	if len(t.m) >= t.max {
-		for k, e := range t.m {
-			if !now.Before(e.exp) {
-				delete(t.m, k)
-			}
-		}
-		if len(t.m) >= t.max {
-			return false, errFull
-		}
+		t.remove(t.byExp[0])
 	}
-	t.m[key] = ttlEntry[V]{v: v, exp: exp}
-	return true, nil
+	e := &ttlEntry[V]{key: key, v: v, exp: exp}
+	t.m[key] = e
+	heap.Push(&t.byExp, e)
+	if t.group != nil {
+		g := t.group(v)
+		t.groups[g] = append(t.groups[g], e)
+	}
+	return true
 }
 
 // get returns the unexpired entry under key.
@@ -63,25 +79,12 @@ func (t *ttlMap[V]) get(key string, now time.Time) (V, bool) {
 	return e.v, true
 }
 
-// take returns the entry under key, expired or not, and removes it when
-// remove says so. ok is false when there is no entry.
-func (t *ttlMap[V]) take(key string, remove func(V, time.Time) bool) (v V, exp time.Time, ok bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.m[key]
-	if !ok {
-		return v, exp, false
-	}
-	if remove(e.v, e.exp) {
-		delete(t.m, key)
-	}
-	return e.v, e.exp, true
-}
-
 func (t *ttlMap[V]) del(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m, key)
+	if e, ok := t.m[key]; ok {
+		t.remove(e)
+	}
 }
 
 // deleteWhere removes every entry for which match is true and counts them.
@@ -89,9 +92,9 @@ func (t *ttlMap[V]) deleteWhere(match func(V) bool) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
-	for k, e := range t.m {
+	for _, e := range t.m {
 		if match(e.v) {
-			delete(t.m, k)
+			t.remove(e)
 			n++
 		}
 	}
@@ -102,13 +105,83 @@ func (t *ttlMap[V]) reset() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	clear(t.m)
+	clear(t.byExp)
+	t.byExp = t.byExp[:0]
+	if t.groups != nil {
+		clear(t.groups)
+	}
+}
+
+func (t *ttlMap[V]) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+// expire drops the entries expired at now; t.mu is held.
+func (t *ttlMap[V]) expire(now time.Time) {
+	for len(t.byExp) > 0 && !now.Before(t.byExp[0].exp) {
+		t.remove(t.byExp[0])
+	}
+}
+
+// remove drops e; t.mu is held.
+func (t *ttlMap[V]) remove(e *ttlEntry[V]) {
+	delete(t.m, e.key)
+	heap.Remove(&t.byExp, e.index)
+	if t.group == nil {
+		return
+	}
+	g := t.group(e.v)
+	same := t.groups[g]
+	for i, x := range same {
+		if x == e {
+			same = append(same[:i], same[i+1:]...)
+			break
+		}
+	}
+	if len(same) == 0 {
+		delete(t.groups, g)
+	} else {
+		t.groups[g] = same
+	}
+}
+
+func soonest[V any](list []*ttlEntry[V]) *ttlEntry[V] {
+	first := list[0]
+	for _, e := range list[1:] {
+		if e.exp.Before(first.exp) {
+			first = e
+		}
+	}
+	return first
+}
+
+// expHeap orders entries by expiry, soonest first.
+type expHeap[V any] []*ttlEntry[V]
+
+func (h expHeap[V]) Len() int           { return len(h) }
+func (h expHeap[V]) Less(i, j int) bool { return h[i].exp.Before(h[j].exp) }
+func (h expHeap[V]) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *expHeap[V]) Push(x any) {
+	e := x.(*ttlEntry[V])
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *expHeap[V]) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }
 
 // randomToken returns 256 random bits, URL-safe.
 func randomToken() string {
 	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand.Read does not fail on supported platforms
-	}
+	rand.Read(b) // never fails (crypto/rand, Go 1.24 and later)
 	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -63,6 +63,8 @@ type scanResult struct {
 	// Assertions counts Assertion and EncryptedAssertion elements anywhere.
 	Assertions int
 	Encrypted  int
+	// Signatures counts ds:Signature elements anywhere.
+	Signatures int
 }
 
 // prescanXML rejects what gosaml2 lets through (a DOCTYPE, SHA-1) and what
@@ -150,6 +152,8 @@ func scanXML(raw []byte, allowSHA1 bool) (scanResult, error) {
 		case "EncryptedAssertion":
 			res.Assertions++
 			res.Encrypted++
+		case "Signature":
+			res.Signatures++
 		case "SignatureMethod":
 			if string(parent) == "SignedInfo" {
 				alg := attrValue(tag, "Algorithm")

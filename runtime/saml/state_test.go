@@ -1,0 +1,227 @@
+package saml
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idrecon/idrecon/spec"
+)
+
+// TestLoginFloodLeavesSignInOpen: one client starting 50,000 sign-ins
+// (GET /saml/login costs it nothing) must not keep anyone else from signing
+// in; it used to fill a 10,000-entry table and get everyone a 503.
+func TestLoginFloodLeavesSignInOpen(t *testing.T) {
+	// Unsigned AuthnRequests: signing 50,000 would only time RSA.
+	e := newEnv(t, withoutSPSigning)
+	for i := range 50_000 {
+		w := httptest.NewRecorder()
+		e.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, e.ts.URL+"/saml/login", nil))
+		if w.Code != http.StatusFound {
+			t.Fatalf("login %d: status %d", i, w.Code)
+		}
+	}
+	irt, relay := e.login("/me")
+	if resp := e.post(encode(t, e.good(irt)), relay); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in after the flood: status %d (%s)", resp.StatusCode, e.lastResult())
+	}
+	if r, _ := e.get("/me"); r.StatusCode != http.StatusOK {
+		t.Fatalf("/me after sign-in: %d", r.StatusCode)
+	}
+}
+
+// TestPendingSignInsOfOneBrowser: a browser keeps its newest
+// maxPendingPerBrowser sign-ins, each of which completes in any order (tabs),
+// and its older ones are forgotten.
+func TestPendingSignInsOfOneBrowser(t *testing.T) {
+	e := newEnv(t)
+	type started struct{ irt, relay string }
+	var all []started
+	for range maxPendingPerBrowser + 2 {
+		irt, relay := e.login("/")
+		all = append(all, started{irt, relay})
+	}
+	for _, s := range all[:2] {
+		expectRejected(t, e, e.post(encode(t, e.good(s.irt)), s.relay), CodeUnknownRequest)
+	}
+	kept := all[2:]
+	for i := len(kept) - 1; i >= 0; i-- { // newest first, as tabs may
+		if resp := e.post(encode(t, e.good(kept[i].irt)), kept[i].relay); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in %d of %d: status %d (%s)", i, len(kept), resp.StatusCode, e.lastResult())
+		}
+	}
+}
+
+// TestPendingCookieIsSealed: a pending cookie that was altered, or sealed
+// by another server, names no sign-in.
+func TestPendingCookieIsSealed(t *testing.T) {
+	tamper := map[string]func(e, other *env, v string) string{
+		"altered": func(_, _ *env, v string) string {
+			b := []byte(v)
+			b[len(b)/2] ^= 1
+			return string(b)
+		},
+		"truncated": func(_, _ *env, v string) string { return v[:len(v)-2] },
+		"garbage":   func(_, _ *env, v string) string { return "not-a-sealed-value" },
+		"another server's": func(_, other *env, _ string) string {
+			other.login("/")
+			return cookieOf(t, other, pendingCookie)
+		},
+	}
+	for name, fn := range tamper {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, withoutSPSigning)
+			other := newEnv(t, withoutSPSigning)
+			irt, relay := e.login("/")
+			setCookie(t, e, pendingCookie, fn(e, other, cookieOf(t, e, pendingCookie)))
+			expectRejected(t, e, e.post(encode(t, e.good(irt)), relay), CodeWrongBrowser)
+		})
+	}
+}
+
+// TestSessionsPerUser: one user signing in over and over keeps at most
+// maxSessionsPerUser sessions, their newest; nobody else is affected. The
+// sign-ins are real (each a signed response through the ACS), so there are
+// three times the cap of them rather than thousands; TestSessionTable takes
+// 5,000 of one user through the table the ACS writes.
+func TestSessionsPerUser(t *testing.T) {
+	e := newEnv(t)
+	var first, last string
+	const n = 3 * maxSessionsPerUser
+	for i := range n {
+		e.client.Jar, _ = cookiejar.New(nil) // a new browser each time
+		irt, relay := e.login("/")
+		if resp := e.post(encode(t, e.good(irt)), relay); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in %d: status %d (%s)", i, resp.StatusCode, e.lastResult())
+		}
+		e.clock.Add(time.Millisecond) // sessions of one user expire in order
+		last = cookieOf(t, e, sessionCookie)
+		if i == 0 {
+			first = last
+		}
+	}
+	if got := e.srv.sessions.len(); got != maxSessionsPerUser {
+		t.Fatalf("%d sessions after %d sign-ins of one user, want %d", got, n, maxSessionsPerUser)
+	}
+	for cookie, want := range map[string]int{first: http.StatusFound, last: http.StatusOK} {
+		e.client.Jar, _ = cookiejar.New(nil)
+		setCookie(t, e, sessionCookie, cookie)
+		if r, _ := e.get("/me"); r.StatusCode != want {
+			t.Errorf("/me with session %s…: %d, want %d", cookie[:8], r.StatusCode, want)
+		}
+	}
+
+	e.client.Jar, _ = cookiejar.New(nil)
+	irt, relay := e.login("/")
+	dave := e.good(irt)
+	dave.NameID = "dave@contoso.example"
+	if resp := e.post(encode(t, dave), relay); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("another user's sign-in: status %d (%s)", resp.StatusCode, e.lastResult())
+	}
+	if _, page := e.get("/me"); !strings.Contains(page, "dave@contoso.example") {
+		t.Fatalf("/me does not show dave: %s", page)
+	}
+}
+
+// TestSessionTable: 5,000 sessions of one user leave maxSessionsPerUser of
+// them, the newest, and another user's sign-in is kept.
+func TestSessionTable(t *testing.T) {
+	e := newEnv(t)
+	now := time.Unix(1_000_000, 0)
+	for i := range 5_000 {
+		if !e.srv.sessions.add(fmt.Sprint("alice-", i), session{userName: "alice@contoso.example"}, now.Add(time.Hour+time.Duration(i)), now) {
+			t.Fatalf("session %d refused", i)
+		}
+	}
+	if !e.srv.sessions.add("dave", session{userName: "dave@contoso.example"}, now.Add(time.Hour), now) {
+		t.Fatal("another user's session refused")
+	}
+	if got := e.srv.sessions.len(); got != maxSessionsPerUser+1 {
+		t.Fatalf("%d sessions, want %d of alice and dave's", got, maxSessionsPerUser)
+	}
+	for id, want := range map[string]bool{"alice-0": false, "alice-4983": false, "alice-4984": true, "alice-4999": true, "dave": true} {
+		if _, ok := e.srv.sessions.get(id, now); ok != want {
+			t.Errorf("session %s kept: %v, want %v", id, ok, want)
+		}
+	}
+}
+
+// TestReplayCacheForgets: a replayed assertion is refused while it could be
+// presented, and its entry is dropped once it could not.
+func TestReplayCacheForgets(t *testing.T) {
+	e := newEnv(t, func(sp *spec.SamlServiceProvider) { sp.AllowIDPInitiated = true })
+	o := e.good("")
+	r := encode(t, o)
+	if resp := e.post(r, ""); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("first use: %d (%s)", resp.StatusCode, e.lastResult())
+	}
+	expectRejected(t, e, e.post(r, ""), CodeReplay)
+	if got := e.srv.replay.len(); got != 1 {
+		t.Fatalf("replay cache holds %d, want 1", got)
+	}
+	// Past the assertion's NotOnOrAfter and the skew, another sign-in
+	// sweeps the entry out.
+	e.clock.Add(2 * time.Hour)
+	if resp := e.post(encode(t, e.good("")), ""); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("later sign-in: %d (%s)", resp.StatusCode, e.lastResult())
+	}
+	if got := e.srv.replay.len(); got != 1 {
+		t.Fatalf("replay cache holds %d after the first assertion lapsed, want 1", got)
+	}
+}
+
+// TestTTLMapNeverRefuses: a full map drops what expires soonest, a full
+// group its own soonest, and expired entries go as new ones come.
+func TestTTLMapNeverRefuses(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	at := func(s int) time.Time { return now.Add(time.Duration(s) * time.Second) }
+	m := newTTLMap[string](3).grouped(2, func(v string) string { return v[:1] })
+	for i, k := range []string{"a1", "a2", "a3"} {
+		if !m.add(k, k, at(10+i), now) {
+			t.Fatalf("add %s refused", k)
+		}
+	}
+	if _, ok := m.get("a1", now); ok {
+		t.Fatal("group a holds three")
+	}
+	m.add("b1", "b1", at(100), now)
+	m.add("c1", "c1", at(5), now)
+	if got := m.len(); got != 3 {
+		t.Fatalf("len %d, want 3", got)
+	}
+	if _, ok := m.get("a2", now); ok {
+		t.Fatal("the soonest-expiring entry was kept in a full map")
+	}
+	if m.add("b1", "b1", at(200), now) {
+		t.Fatal("an unexpired entry was replaced")
+	}
+	m.add("d1", "d1", at(300), at(50)) // a3 and c1 have expired by then
+	if got := m.len(); got != 2 {
+		t.Fatalf("len %d after expiry, want 2 (b1, d1)", got)
+	}
+}
+
+var withoutSPSigning = func(sp *spec.SamlServiceProvider) { sp.SPSigningCertificate = ""; sp.SignAuthnRequests = false }
+
+func cookieOf(t *testing.T, e *env, name string) string {
+	t.Helper()
+	u, _ := url.Parse(e.ts.URL + "/")
+	for _, c := range e.client.Jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	t.Fatalf("no cookie %s", name)
+	return ""
+}
+
+func setCookie(t *testing.T, e *env, name, value string) {
+	t.Helper()
+	u, _ := url.Parse(e.ts.URL + "/")
+	e.client.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
+}
