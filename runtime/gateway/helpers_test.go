@@ -42,8 +42,8 @@ func (s staticAccess) Access(_ context.Context, name string) (gateway.Access, er
 var (
 	sessions = cookieSessions{"tok-ann": "ann", "tok-bob": "bob", "tok-eve": "eve\r\nusername: root", "tok-err": "err"}
 	people   = staticAccess{
-		"ann":                  {UserName: "ann", Active: true, Roles: []string{"Developer", "Manager"}, Versions: []string{"ledger/1", "payments/2.0"}},
-		"bob":                  {UserName: "bob", Active: true},
+		"ann":                   {UserName: "ann", Active: true, Roles: []string{"Developer", "Manager"}, Versions: []string{"ledger/1", "payments/2.0"}},
+		"bob":                   {UserName: "bob", Active: true},
 		"eve\r\nusername: root": {UserName: "eve\r\nusername: root", Active: true, Roles: []string{"Developer"}},
 	}
 	errDecider = errors.New("store on fire")
