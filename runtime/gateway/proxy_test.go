@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -384,6 +385,7 @@ func TestProxyMutualTLS(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	up.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	up.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point
 	up.StartTLS()
 	defer up.Close()
 
