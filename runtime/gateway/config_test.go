@@ -1,9 +1,9 @@
 package gateway_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
