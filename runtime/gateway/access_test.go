@@ -58,6 +58,13 @@ func (w *world) assign(name, user string, roles []string, versions ...string) {
 	w.resource(spec.KindAccessAssignment, name, a)
 }
 
+func (w *world) assignGroup(name, group string, roles []string, versions ...string) {
+	w.t.Helper()
+	a := &spec.AccessAssignment{Roles: roles, ApplicationVersions: versions}
+	a.Subject.Group = group
+	w.resource(spec.KindAccessAssignment, name, a)
+}
+
 func (w *world) unassign(name string) {
 	w.t.Helper()
 	w.update(func(tx *store.Txn) error {

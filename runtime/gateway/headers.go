@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bytes"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -13,14 +15,19 @@ import (
 func foldName(name string) string {
 	b := []byte(name)
 	for i, c := range b {
-		switch {
-		case c >= 'A' && c <= 'Z':
-			b[i] = c + 'a' - 'A'
-		case c == '_':
-			b[i] = '-'
-		}
+		b[i] = foldByte(c)
 	}
 	return string(b)
+}
+
+func foldByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_':
+		return '-'
+	}
+	return c
 }
 
 // isForwardingHeader reports whether a folded header name is one a proxy
@@ -28,38 +35,53 @@ func foldName(name string) string {
 // must never supply them: httputil.ReverseProxy's Rewrite removes only
 // Forwarded and X-Forwarded-For/-Host/-Proto itself.
 func isForwardingHeader(folded string) bool {
-	switch folded {
-	case "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
-		"x-forwarded-uri", "x-forwarded-method", "x-forwarded-prefix", "x-forwarded-port",
-		"x-forwarded-server", "x-forwarded-ssl", "x-real-ip":
-		return true
-	}
-	return strings.HasPrefix(folded, "x-original-")
+	return slices.Contains(forwardingHeaders, folded) || strings.HasPrefix(folded, originalPrefix)
 }
 
 // stripper removes every client-sent copy of the headers idrecon sets or
 // that describe the request, in any spelling.
 type stripper struct {
-	// owned are the folded names of the identity and secret headers.
-	owned map[string]bool
+	// banned are the folded names of the identity and secret headers and of
+	// the forwarding headers; names starting "x-original-" go too.
+	banned map[string]bool
 }
 
+var forwardingHeaders = []string{"forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+	"x-forwarded-uri", "x-forwarded-method", "x-forwarded-prefix", "x-forwarded-port",
+	"x-forwarded-server", "x-forwarded-ssl", "x-real-ip"}
+
+const originalPrefix = "x-original-"
+
 func newStripper(cfg Config) stripper {
-	s := stripper{owned: map[string]bool{}}
+	s := stripper{banned: map[string]bool{}}
+	for _, h := range forwardingHeaders {
+		s.banned[h] = true
+	}
 	for _, h := range []string{cfg.UserHeader, cfg.RolesHeader, cfg.VersionsHeader, secretHeader(cfg.SharedSecret)} {
 		if h != "" {
-			s.owned[foldName(h)] = true
+			s.banned[foldName(h)] = true
 		}
 	}
 	return s
 }
 
 // strip deletes the headers in place. Keys are visited as Go stored them,
-// so "USER_NAME", "User_name" and "User-Name" (three keys) all go.
+// so "USER_NAME", "User_name" and "User-Name" (three keys) all go. It runs
+// on every proxied request, so it folds into a stack buffer.
 func (s stripper) strip(h http.Header) {
+	var buf [64]byte
 	for k := range h {
-		f := foldName(k)
-		if s.owned[f] || isForwardingHeader(f) {
+		if len(k) > len(buf) {
+			if f := foldName(k); s.banned[f] || strings.HasPrefix(f, originalPrefix) {
+				delete(h, k)
+			}
+			continue
+		}
+		f := buf[:len(k)]
+		for i := 0; i < len(k); i++ {
+			f[i] = foldByte(k[i])
+		}
+		if s.banned[string(f)] || bytes.HasPrefix(f, []byte(originalPrefix)) {
 			delete(h, k)
 		}
 	}

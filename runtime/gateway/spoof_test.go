@@ -48,6 +48,7 @@ func spoofCases(userHeader string) []struct {
 			{"X-Original-URI", "/" + forged}, {"X-Original-URL", forged}, {"X-Original-Method", forged},
 			{"x_original_uri", forged}, {"X-Real-IP", forged}, {"x_real_ip", forged},
 		}},
+		{"long names", [][2]string{{"X-Original-" + strings.Repeat("Long_", 20), forged}, {strings.Repeat("X", 80), "harmless"}}},
 		{"forwarded", [][2]string{{"Forwarded", "for=" + forged}, {"FORWARDED", "for=" + forged}}},
 	}
 }
