@@ -120,6 +120,9 @@ func (cfg Config) normalized() (Config, *url.URL, error) {
 	if cfg.UserHeader == "" {
 		cfg.UserHeader = DefaultUserHeader
 	}
+	if cfg.SharedSecret != nil && cfg.SharedSecret.Header == "" {
+		return bad("sharedSecret.header", "required with a shared secret")
+	}
 	seen := map[string]string{}
 	for _, h := range []struct{ field, name string }{
 		{"userHeader", cfg.UserHeader},
@@ -169,13 +172,10 @@ func secretHeader(s *SharedSecret) string {
 	if s == nil {
 		return ""
 	}
-	if s.Header == "" {
-		return " " // invalid on purpose: a secret needs a header name
-	}
 	return s.Header
 }
 
-// hopByHop and other headers a proxy owns: configuring an identity header
+// reservedHeaderNames are hop-by-hop and other headers HTTP or a proxy owns: configuring an identity header
 // with one of these names would let the transport or a client override it.
 var reservedHeaderNames = map[string]bool{
 	"connection": true, "keep-alive": true, "proxy-connection": true, "te": true, "trailer": true,

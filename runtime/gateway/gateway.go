@@ -76,6 +76,7 @@ type Gateway struct {
 	proxy    *httputil.ReverseProxy // nil without an upstream
 	tr       *http.Transport
 	strip    stripper
+	csrf     *http.CrossOriginProtection
 	counters *counters
 }
 
@@ -101,7 +102,8 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.SessionCookie == "" {
 		deps.SessionCookie = DefaultSessionCookie
 	}
-	g := &Gateway{cfg: cfg, deps: deps, log: deps.Logger, target: target, strip: newStripper(cfg), counters: newCounters()}
+	g := &Gateway{cfg: cfg, deps: deps, log: deps.Logger, target: target, strip: newStripper(cfg),
+		csrf: http.NewCrossOriginProtection(), counters: newCounters()}
 	if target != nil {
 		g.tr = newTransport(cfg)
 		g.proxy = &httputil.ReverseProxy{
@@ -262,6 +264,13 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		// prefix check above; refuse rather than guess.
 		g.counters.refuse(ReasonBadPath)
 		g.page(w, http.StatusBadRequest, "Bad request", "The path holds . or .. segments.")
+		return
+	}
+	if err := g.csrf.Check(r); err != nil {
+		// The application now trusts an ambient cookie plus an injected
+		// header, so a cross-site form post would ride on the session.
+		g.counters.refuse(ReasonCrossOrigin)
+		g.page(w, http.StatusForbidden, "Cross-site request refused", "This request came from another site.")
 		return
 	}
 	a, reason := g.decide(r)

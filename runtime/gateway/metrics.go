@@ -16,10 +16,11 @@ const (
 	ReasonUnsafeName    = "unsafe_user_name"
 	ReasonDecisionError = "decision_error"
 	ReasonBadPath       = "bad_path"
+	ReasonCrossOrigin   = "cross_origin"
 )
 
-var reasons = []string{ReasonNoSession, ReasonUnknownUser, ReasonDisabled, ReasonNoRole,
-	ReasonMissingRole, ReasonUnsafeName, ReasonDecisionError, ReasonBadPath}
+var reasons = [...]string{ReasonNoSession, ReasonUnknownUser, ReasonDisabled, ReasonNoRole,
+	ReasonMissingRole, ReasonUnsafeName, ReasonDecisionError, ReasonBadPath, ReasonCrossOrigin}
 
 // Modes a request is served in.
 const (
@@ -41,7 +42,7 @@ type Stats struct {
 // turns them into Prometheus metrics when scraped.
 type counters struct {
 	proxied, verified atomic.Uint64
-	refused           [8]atomic.Uint64 // indexed like reasons
+	refused           [len(reasons)]atomic.Uint64 // indexed like reasons
 	upstreamErrors    atomic.Uint64
 	latency           prometheus.Histogram
 }

@@ -417,3 +417,35 @@ func TestProxyMutualTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyRefusesCrossSitePosts: a form on another site cannot post to
+// the application with the user's session; same-origin posts and safe
+// methods pass.
+func TestProxyRefusesCrossSitePosts(t *testing.T) {
+	up, hits := echoUpstream(t)
+	_, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL}, gateway.Deps{})
+	tests := []struct {
+		name   string
+		method string
+		raw    [][2]string
+		want   int
+	}{
+		{"cross-site POST", "POST", [][2]string{{"Sec-Fetch-Site", "cross-site"}}, http.StatusForbidden},
+		{"foreign Origin POST", "POST", [][2]string{{"Origin", "https://evil.example"}}, http.StatusForbidden},
+		{"same-origin POST", "POST", [][2]string{{"Sec-Fetch-Site", "same-origin"}}, http.StatusOK},
+		{"non-browser POST", "POST", nil, http.StatusOK},
+		{"cross-site GET", "GET", [][2]string{{"Sec-Fetch-Site", "cross-site"}}, http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := hits.Load()
+			resp := do(t, tc.method, srv.URL+"/x", "tok-ann", tc.raw)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			if reached := hits.Load() > before; reached != (tc.want == http.StatusOK) {
+				t.Errorf("upstream reached: %v", reached)
+			}
+		})
+	}
+}
