@@ -1,0 +1,60 @@
+// Package gateway is idrecon's identity-aware front door: it lets users
+// signed in to idrecon over SAML reach an application that trusts an HTTP
+// header for the user name, such as Application Security's HTTP-header SSO
+// ("HTTP header for username", default "username").
+//
+// It works in two modes, answering the same question ("who is this, and may
+// they pass?") from the session cookie and the user's access in the store,
+// asked afresh on every request so a user disabled or deleted in Entra, or
+// left without a role, is refused on their next request:
+//
+//   - Built-in reverse proxy. A request under Config.PathPrefix (idrecon's
+//     own paths excluded) without a session is redirected to the sign-in
+//     with returnTo set to the original path and query; a signed-in user
+//     without access gets a 403 page (not a redirect, which would loop);
+//     otherwise it is forwarded to Config.Upstream with the user, and
+//     optionally roles and versions, in the configured headers. Streaming
+//     responses, large uploads and WebSocket upgrades pass through. An
+//     unreachable upstream is a 502 page (504 when it is too slow) that
+//     names no upstream detail. Unsafe methods from another site are
+//     refused (http.CrossOriginProtection): the application now trusts an
+//     ambient cookie, so a cross-site form post would otherwise ride on it.
+//
+//   - Forward-auth at VerifyPath (/auth/verify and below, any method) for
+//     nginx auth_request, Traefik ForwardAuth, Caddy forward_auth and Envoy
+//     ext_authz: 200 with the identity headers, 401 without a session (with
+//     the sign-in URL in X-Idrecon-Signin; no redirect, since nginx turns a
+//     3xx into a 500), 403 when signed in but not entitled, 500 when access
+//     cannot be checked. Always Cache-Control: no-store. The original URI
+//     comes from X-Original-URI or X-Forwarded-Uri and is used only if it is
+//     a local path (one leading '/'), so the sign-in cannot redirect away.
+//
+// # Header stripping
+//
+// Identity headers must never come from the client. Before the proxy sets
+// them, it deletes every incoming header whose name, lower-cased and with
+// '_' read as '-', equals one of the configured user, roles, versions or
+// shared-secret headers, or names the original request (Forwarded,
+// X-Forwarded-*, X-Real-IP, X-Original-*): "username", "USERNAME", a
+// repeated "username", "User_Name" for "user-name" all go, because CGI,
+// WSGI, PHP and nginx with underscores_in_headers fold those spellings into
+// one while Go keeps them apart. The headers are then set with exactly one
+// value each. A client that names the user header in Connection cannot
+// remove the injected value: httputil.ReverseProxy's Rewrite runs after
+// hop-by-hop headers are removed. idrecon's session cookie is removed from
+// the Cookie header sent upstream, and an upstream Set-Cookie of that name
+// is dropped.
+//
+// In forward-auth mode the proxy in front forwards the request itself, so
+// it must do the stripping: nginx does when the protected location sets the
+// header with proxy_set_header (a set header replaces the client's in any
+// case) and underscores_in_headers stays off; testdata/nginx-idrecon.conf is
+// a configuration that does both, exercised by the package's tests.
+//
+// Not yet done: upgraded and streaming connections are authorized once, at
+// the start, and are not closed when the user is disabled later.
+//
+// The application must be reachable only through idrecon or the proxy: a
+// plain header is unsigned, so network isolation (or Config.SharedSecret,
+// or mTLS with Config.ClientCertificate) is what makes it trustworthy.
+package gateway

@@ -1,0 +1,430 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/idrecon/idrecon/spec"
+)
+
+// VerifyPath is the forward-auth endpoint. Paths below it are served too:
+// Envoy's ext_authz appends the original path to its path_prefix.
+const VerifyPath = "/auth/verify"
+
+// SigninHeader tells a forward-auth proxy where to send a browser that has
+// no session (nginx turns a 3xx from auth_request into a 500, so /auth/verify
+// answers 401 and names the sign-in URL here).
+const SigninHeader = "X-Idrecon-Signin"
+
+// Defaults for the optional Deps fields.
+const (
+	DefaultLoginURL      = spec.SAMLPath + "/login"
+	DefaultSessionCookie = "idrecon_session"
+)
+
+// DefaultReserved are idrecon's own path prefixes, never forwarded.
+var DefaultReserved = []string{spec.SAMLPath, spec.SAMLUserPath, spec.HealthzPath, spec.WebhookPath,
+	spec.MetricsPath, spec.DefaultScimBasePath, "/auth"}
+
+// Sessions finds the signed-in user of a request (the SAML server's
+// session cookie).
+type Sessions interface {
+	UserOf(r *http.Request) (userName string, ok bool)
+}
+
+// SessionsFunc adapts a function to Sessions.
+type SessionsFunc func(r *http.Request) (string, bool)
+
+// UserOf calls f.
+func (f SessionsFunc) UserOf(r *http.Request) (string, bool) { return f(r) }
+
+// Deps are what a Gateway needs from the rest of idrecon.
+type Deps struct {
+	Sessions Sessions // required
+	Decider  Decider  // required; StoreDecider in the daemon
+	Logger   *slog.Logger
+	// Reserved are idrecon's own path prefixes (default DefaultReserved);
+	// a request under one is never forwarded.
+	Reserved []string
+	// LoginURL is where a browser without a session signs in (default
+	// DefaultLoginURL); "returnTo" is appended.
+	LoginURL string
+	// SessionCookie is idrecon's session cookie (default
+	// DefaultSessionCookie), removed from requests sent upstream.
+	SessionCookie string
+}
+
+// Gateway is the front door: a reverse proxy that forwards signed-in,
+// entitled users to the upstream with their identity in headers, and a
+// forward-auth endpoint answering the same question for another proxy.
+type Gateway struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	target   *url.URL
+	proxy    *httputil.ReverseProxy // nil without an upstream
+	tr       *http.Transport
+	strip    stripper
+	csrf     *http.CrossOriginProtection
+	counters *counters
+}
+
+// New builds a Gateway. It returns an error wrapping ErrConfig for a bad
+// Config.
+func New(cfg Config, deps Deps) (*Gateway, error) {
+	cfg, target, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	if deps.Sessions == nil || deps.Decider == nil {
+		return nil, errors.New("gateway: Deps.Sessions and Deps.Decider are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Reserved == nil {
+		deps.Reserved = DefaultReserved
+	}
+	if deps.LoginURL == "" {
+		deps.LoginURL = DefaultLoginURL
+	}
+	if deps.SessionCookie == "" {
+		deps.SessionCookie = DefaultSessionCookie
+	}
+	g := &Gateway{cfg: cfg, deps: deps, log: deps.Logger, target: target, strip: newStripper(cfg),
+		csrf: http.NewCrossOriginProtection(), counters: newCounters()}
+	if target != nil {
+		g.tr = newTransport(cfg)
+		g.proxy = &httputil.ReverseProxy{
+			Rewrite:        g.rewrite,
+			Transport:      timedTransport{g.tr, g.counters},
+			ModifyResponse: g.modifyResponse,
+			ErrorHandler:   g.upstreamError,
+			ErrorLog:       slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
+		}
+	}
+	return g, nil
+}
+
+// newTransport builds the upstream transport. Not http.DefaultTransport: it
+// would send identity headers through HTTP(S)_PROXY and wait forever for a
+// hung upstream's headers.
+func newTransport(cfg Config) *http.Transport {
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		// Below Tomcat's default keep-alive (60s), so idrecon drops an idle
+		// connection before the upstream does and a POST never meets a
+		// half-closed one.
+		IdleConnTimeout:     50 * time.Second,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 128,
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.UpstreamCAs != nil {
+		tc.RootCAs = x509.NewCertPool()
+		for _, c := range cfg.UpstreamCAs {
+			tc.RootCAs.AddCert(c)
+		}
+	}
+	if cfg.ClientCertificate != nil {
+		tc.Certificates = []tls.Certificate{*cfg.ClientCertificate}
+	}
+	tr.TLSClientConfig = tc
+	return tr
+}
+
+// Close releases idle upstream connections; call it when the Gateway is
+// replaced.
+func (g *Gateway) Close() {
+	if g.tr != nil {
+		g.tr.CloseIdleConnections()
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (g *Gateway) Stats() Stats { return g.counters.stats() }
+
+// ServeHTTP serves VerifyPath (any method) and, with an upstream, proxies
+// every path under PathPrefix that is not reserved; anything else is 404.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	switch {
+	case p == VerifyPath || strings.HasPrefix(p, VerifyPath+"/"):
+		g.serveVerify(w, r)
+	case g.proxy != nil && g.forwards(p):
+		g.serveProxy(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// forwards reports whether p is under PathPrefix and not reserved.
+func (g *Gateway) forwards(p string) bool {
+	if !underPrefix(p, g.cfg.PathPrefix) {
+		return false
+	}
+	for _, res := range g.deps.Reserved {
+		if underPrefix(p, res) {
+			return false
+		}
+	}
+	return true
+}
+
+func underPrefix(p, prefix string) bool {
+	if prefix == "/" {
+		return strings.HasPrefix(p, "/")
+	}
+	prefix = strings.TrimSuffix(prefix, "/")
+	return p == prefix || strings.HasPrefix(p, prefix+"/")
+}
+
+// decide returns the user's access, or the reason they are refused.
+func (g *Gateway) decide(r *http.Request) (Access, string) {
+	name, ok := g.deps.Sessions.UserOf(r)
+	if !ok || name == "" {
+		return Access{}, ReasonNoSession
+	}
+	a, err := g.deps.Decider.Access(r.Context(), name)
+	switch {
+	case errors.Is(err, ErrUnknownUser):
+		return Access{UserName: name}, ReasonUnknownUser
+	case err != nil:
+		g.log.Error("gateway: decide access", "user", name, "err", err)
+		return Access{UserName: name}, ReasonDecisionError
+	}
+	if a.UserName == "" {
+		a.UserName = name
+	}
+	switch {
+	case !a.Active:
+		return a, ReasonDisabled
+	case len(a.Roles) == 0:
+		return a, ReasonNoRole
+	case g.cfg.RequiredRole != "" && !slices.Contains(a.Roles, g.cfg.RequiredRole):
+		return a, ReasonMissingRole
+	case !safeValue(a.UserName, false):
+		// CR/LF would break the request; non-ASCII would be decoded as
+		// ISO-8859-1 by Tomcat and name someone else.
+		g.log.Warn("gateway: user name cannot be sent in a header", "user", fmt.Sprintf("%q", a.UserName))
+		return a, ReasonUnsafeName
+	}
+	return a, ""
+}
+
+// signinURL is LoginURL with returnTo set to the given local path.
+func (g *Gateway) signinURL(returnTo string) string {
+	sep := "?"
+	if strings.Contains(g.deps.LoginURL, "?") {
+		sep = "&"
+	}
+	return g.deps.LoginURL + sep + "returnTo=" + url.QueryEscape(returnTo)
+}
+
+// returnPath is where a sign-in started at this request should come back.
+func (g *Gateway) returnPath(uri string) string {
+	if p := localPath(uri); p != "" {
+		return p
+	}
+	return g.cfg.PathPrefix
+}
+
+// identity sets the configured identity headers from a on h.
+func (g *Gateway) identity(h http.Header, a *Access) {
+	h.Set(g.cfg.UserHeader, a.UserName)
+	if g.cfg.RolesHeader != "" {
+		h.Set(g.cfg.RolesHeader, joinSafe(a.Roles))
+	}
+	if g.cfg.VersionsHeader != "" {
+		h.Set(g.cfg.VersionsHeader, joinSafe(a.Versions))
+	}
+}
+
+type accessKey struct{}
+
+func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
+	g.counters.proxied.Add(1)
+	if hasDotSegment(r.URL.Path) {
+		// The upstream might resolve the segments differently from the
+		// prefix check above; refuse rather than guess.
+		g.counters.refuse(ReasonBadPath)
+		g.page(w, http.StatusBadRequest, "Bad request", "The path holds . or .. segments.")
+		return
+	}
+	if err := g.csrf.Check(r); err != nil {
+		// The application now trusts an ambient cookie plus an injected
+		// header, so a cross-site form post would ride on the session.
+		g.counters.refuse(ReasonCrossOrigin)
+		g.page(w, http.StatusForbidden, "Cross-site request refused", "This request came from another site.")
+		return
+	}
+	a, reason := g.decide(r)
+	switch reason {
+	case "":
+	case ReasonNoSession:
+		g.counters.refuse(reason)
+		code := http.StatusFound
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			code = http.StatusSeeOther // the browser comes back with a GET
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, g.signinURL(g.returnPath(r.URL.RequestURI())), code)
+		return
+	case ReasonDecisionError:
+		g.counters.refuse(reason)
+		g.page(w, http.StatusServiceUnavailable, "Try again later", "Access cannot be checked right now.")
+		return
+	default:
+		g.counters.refuse(reason)
+		// A page, not a redirect: sending a signed-in user back to the
+		// sign-in would loop.
+		g.page(w, http.StatusForbidden, "No access", "You are signed in as "+a.UserName+", but you have no access to this application.")
+		return
+	}
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accessKey{}, &a)))
+}
+
+// rewrite builds the upstream request. ReverseProxy has already removed the
+// hop-by-hop headers (including any the client named in Connection), so
+// what is set here reaches the upstream.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	g.strip.strip(pr.Out.Header)
+	if c := pr.Out.Header["Cookie"]; c != nil {
+		if kept := withoutCookie(c, g.deps.SessionCookie); kept != nil {
+			pr.Out.Header["Cookie"] = kept
+		} else {
+			delete(pr.Out.Header, "Cookie")
+		}
+	}
+	pr.SetURL(g.target)
+	pr.Out.Host = pr.In.Host // the application builds its links from it
+	pr.SetXForwarded()
+	a, _ := pr.In.Context().Value(accessKey{}).(*Access)
+	if a == nil {
+		// Unreachable: serveProxy always decides first. An empty user header
+		// identifies nobody.
+		a = &Access{}
+	}
+	g.identity(pr.Out.Header, a)
+	if s := g.cfg.SharedSecret; s != nil {
+		pr.Out.Header.Set(s.Header, s.Value.reveal())
+	}
+}
+
+// modifyResponse drops an upstream Set-Cookie that would overwrite idrecon's
+// session cookie.
+func (g *Gateway) modifyResponse(resp *http.Response) error {
+	sc := resp.Header["Set-Cookie"]
+	if len(sc) == 0 {
+		return nil
+	}
+	kept := sc[:0:0]
+	for _, v := range sc {
+		name, _, _ := strings.Cut(v, "=")
+		if strings.TrimSpace(name) != g.deps.SessionCookie {
+			kept = append(kept, v)
+		}
+	}
+	resp.Header["Set-Cookie"] = kept
+	return nil
+}
+
+// upstreamError answers 502 (504 when the upstream was too slow) with a
+// page that names no upstream detail; the detail goes to the log.
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away: not the upstream's fault.
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	g.counters.upstreamErrors.Add(1)
+	status, title := http.StatusBadGateway, "Application unavailable"
+	var op *net.OpError
+	var ne net.Error
+	if !(errors.As(err, &op) && op.Op == "dial") && errors.As(err, &ne) && ne.Timeout() {
+		status, title = http.StatusGatewayTimeout, "Application too slow"
+	}
+	g.log.Warn("gateway: upstream request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	g.page(w, status, title, "The application did not answer. Try again in a moment.")
+}
+
+// timedTransport observes the upstream latency (to response headers).
+type timedTransport struct {
+	base http.RoundTripper
+	c    *counters
+}
+
+func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.base.RoundTrip(r)
+	if err == nil {
+		t.c.latency.Observe(time.Since(start).Seconds())
+	}
+	return resp, err
+}
+
+func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
+	g.counters.verified.Add(1)
+	h := w.Header()
+	// A cached "yes" would outlive a disable; a cached answer keyed without
+	// the cookie would hand one user's identity to another.
+	h.Set("Cache-Control", "no-store")
+	a, reason := g.decide(r)
+	switch reason {
+	case "":
+		g.identity(h, &a)
+		w.WriteHeader(http.StatusOK)
+		return
+	case ReasonNoSession:
+		g.counters.refuse(reason)
+		signin := g.signinURL(g.returnPath(g.originalURI(r)))
+		h.Set(SigninHeader, signin)
+		g.text(w, r, http.StatusUnauthorized, "sign in at "+signin+"\n")
+	case ReasonDecisionError:
+		g.counters.refuse(reason)
+		g.text(w, r, http.StatusInternalServerError, "access cannot be checked right now\n")
+	default:
+		g.counters.refuse(reason)
+		g.text(w, r, http.StatusForbidden, "no access\n")
+	}
+}
+
+// originalURI is the URI the proxy asked about: X-Original-URI (nginx, as
+// the documented auth location sets it), X-Forwarded-Uri (Traefik, Caddy),
+// or the path below VerifyPath (Envoy's path_prefix). A header sent twice
+// is ambiguous and ignored; the result is validated by returnPath.
+func (g *Gateway) originalURI(r *http.Request) string {
+	for _, name := range []string{"X-Original-Uri", "X-Forwarded-Uri"} {
+		if v := r.Header.Values(name); len(v) == 1 {
+			return v[0]
+		}
+	}
+	if rest, ok := strings.CutPrefix(r.URL.RequestURI(), VerifyPath); ok && strings.HasPrefix(rest, "/") {
+		return rest
+	}
+	return ""
+}
+
+func (g *Gateway) text(w http.ResponseWriter, r *http.Request, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(body))
+	}
+}

@@ -1,0 +1,174 @@
+package gateway
+
+import (
+	"bytes"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// foldName is the one spelling every server may fold a header name into:
+// lower case, with '_' read as '-'. CGI, WSGI, PHP and nginx (with
+// underscores_in_headers on) map "User_Name" and "user-name" to the same
+// variable, while Go keeps them apart, so a strip that compares Go's
+// canonical keys would miss one of them.
+func foldName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		b[i] = foldByte(c)
+	}
+	return string(b)
+}
+
+func foldByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_':
+		return '-'
+	}
+	return c
+}
+
+// isForwardingHeader reports whether a folded header name is one a proxy
+// or a forward-auth server uses to describe the original request. Clients
+// must never supply them: httputil.ReverseProxy's Rewrite removes only
+// Forwarded and X-Forwarded-For/-Host/-Proto itself.
+func isForwardingHeader(folded string) bool {
+	return slices.Contains(forwardingHeaders, folded) || strings.HasPrefix(folded, originalPrefix)
+}
+
+// stripper removes every client-sent copy of the headers idrecon sets or
+// that describe the request, in any spelling.
+type stripper struct {
+	// banned are the folded names of the identity and secret headers and of
+	// the forwarding headers; names starting "x-original-" go too.
+	banned map[string]bool
+}
+
+var forwardingHeaders = []string{"forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+	"x-forwarded-uri", "x-forwarded-method", "x-forwarded-prefix", "x-forwarded-port",
+	"x-forwarded-server", "x-forwarded-ssl", "x-real-ip"}
+
+const originalPrefix = "x-original-"
+
+func newStripper(cfg Config) stripper {
+	s := stripper{banned: map[string]bool{}}
+	for _, h := range forwardingHeaders {
+		s.banned[h] = true
+	}
+	for _, h := range []string{cfg.UserHeader, cfg.RolesHeader, cfg.VersionsHeader, secretHeader(cfg.SharedSecret)} {
+		if h != "" {
+			s.banned[foldName(h)] = true
+		}
+	}
+	return s
+}
+
+// strip deletes the headers in place. Keys are visited as Go stored them,
+// so "USER_NAME", "User_name" and "User-Name" (three keys) all go. It runs
+// on every proxied request, so it folds into a stack buffer.
+func (s stripper) strip(h http.Header) {
+	var buf [64]byte
+	for k := range h {
+		if len(k) > len(buf) {
+			if f := foldName(k); s.banned[f] || strings.HasPrefix(f, originalPrefix) {
+				delete(h, k)
+			}
+			continue
+		}
+		f := buf[:len(k)]
+		for i := 0; i < len(k); i++ {
+			f[i] = foldByte(k[i])
+		}
+		if s.banned[string(f)] || bytes.HasPrefix(f, []byte(originalPrefix)) {
+			delete(h, k)
+		}
+	}
+}
+
+// withoutCookie returns the Cookie header values with every cookie called
+// name removed, keeping the others byte for byte; nil when none is left.
+func withoutCookie(values []string, name string) []string {
+	var out []string
+	for _, v := range values {
+		if !strings.Contains(v, name) {
+			out = append(out, v)
+			continue
+		}
+		var kept []string
+		for part := range strings.SplitSeq(v, ";") {
+			p := strings.TrimSpace(part)
+			n, _, _ := strings.Cut(p, "=")
+			if p == "" || strings.TrimSpace(n) == name {
+				continue
+			}
+			kept = append(kept, p)
+		}
+		if len(kept) > 0 {
+			out = append(out, strings.Join(kept, "; "))
+		}
+	}
+	return out
+}
+
+// safeValue reports whether v can go into a header that Tomcat and friends
+// read the same way idrecon wrote it: printable ASCII (space only when
+// allowed), so no CR/LF smuggling and no charset guessing.
+func safeValue(v string, space bool) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < 0x21 || c > 0x7e {
+			if c == ' ' && space {
+				continue
+			}
+			return false
+		}
+	}
+	return v != ""
+}
+
+// joinSafe joins list items with ", ", leaving out any an application could
+// misread (a comma inside an item, control or non-ASCII bytes): a dropped
+// grant is less access, never more.
+func joinSafe(items []string) string {
+	var b strings.Builder
+	for _, it := range items {
+		if strings.Contains(it, ",") || !safeValue(it, true) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(it)
+	}
+	return b.String()
+}
+
+// localPath returns p if it is a path on this origin that a sign-in may
+// return to: it starts with a single '/', has no backslash (browsers read
+// "/\evil" as "//evil") and no control bytes. Otherwise "".
+func localPath(p string) string {
+	if len(p) == 0 || len(p) > 4096 || p[0] != '/' {
+		return ""
+	}
+	if len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
+		return ""
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x21 || c == 0x7f || c == '\\' {
+			return ""
+		}
+	}
+	return p
+}
+
+// hasDotSegment reports whether a path holds a "." or ".." segment.
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons a request is refused, as counted and logged.
+const (
+	ReasonNoSession     = "no_session"
+	ReasonUnknownUser   = "unknown_user"
+	ReasonDisabled      = "disabled"
+	ReasonNoRole        = "no_role"
+	ReasonMissingRole   = "missing_role"
+	ReasonUnsafeName    = "unsafe_user_name"
+	ReasonDecisionError = "decision_error"
+	ReasonBadPath       = "bad_path"
+	ReasonCrossOrigin   = "cross_origin"
+)
+
+var reasons = [...]string{ReasonNoSession, ReasonUnknownUser, ReasonDisabled, ReasonNoRole,
+	ReasonMissingRole, ReasonUnsafeName, ReasonDecisionError, ReasonBadPath, ReasonCrossOrigin}
+
+// Modes a request is served in.
+const (
+	ModeProxy  = "proxy"
+	ModeVerify = "verify"
+)
+
+// Stats is a snapshot of the Gateway's counters.
+type Stats struct {
+	// Requests by mode (ModeProxy, ModeVerify).
+	Requests map[string]uint64
+	// Refusals by reason (Reason*); only non-zero reasons appear.
+	Refusals map[string]uint64
+	// UpstreamErrors counts proxied requests the upstream failed (502/504).
+	UpstreamErrors uint64
+}
+
+// counters are plain atomics, so a request pays no label lookup; Collect
+// turns them into Prometheus metrics when scraped.
+type counters struct {
+	proxied, verified atomic.Uint64
+	refused           [len(reasons)]atomic.Uint64 // indexed like reasons
+	upstreamErrors    atomic.Uint64
+	latency           prometheus.Histogram
+}
+
+func newCounters() *counters {
+	return &counters{latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "idrecon_gateway_upstream_duration_seconds",
+		Help:    "Time from sending a request upstream to its response headers.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+	})}
+}
+
+func (c *counters) refuse(reason string) {
+	for i, r := range reasons {
+		if r == reason {
+			c.refused[i].Add(1)
+			return
+		}
+	}
+}
+
+func (c *counters) stats() Stats {
+	s := Stats{
+		Requests:       map[string]uint64{ModeProxy: c.proxied.Load(), ModeVerify: c.verified.Load()},
+		Refusals:       map[string]uint64{},
+		UpstreamErrors: c.upstreamErrors.Load(),
+	}
+	for i, r := range reasons {
+		if n := c.refused[i].Load(); n > 0 {
+			s.Refusals[r] = n
+		}
+	}
+	return s
+}
+
+var (
+	descRequests = prometheus.NewDesc("idrecon_gateway_requests_total",
+		"Requests to the front door by mode (proxy, verify).", []string{"mode"}, nil)
+	descRefusals = prometheus.NewDesc("idrecon_gateway_refusals_total",
+		"Requests refused, by reason.", []string{"reason"}, nil)
+	descUpstreamErrors = prometheus.NewDesc("idrecon_gateway_upstream_errors_total",
+		"Proxied requests the upstream failed (answered 502 or 504).", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (g *Gateway) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descRequests
+	ch <- descRefusals
+	ch <- descUpstreamErrors
+	g.counters.latency.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (g *Gateway) Collect(ch chan<- prometheus.Metric) {
+	s := g.counters.stats()
+	for _, mode := range []string{ModeProxy, ModeVerify} {
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(s.Requests[mode]), mode)
+	}
+	for i, r := range reasons {
+		ch <- prometheus.MustNewConstMetric(descRefusals, prometheus.CounterValue, float64(g.counters.refused[i].Load()), r)
+	}
+	ch <- prometheus.MustNewConstMetric(descUpstreamErrors, prometheus.CounterValue, float64(s.UpstreamErrors))
+	g.counters.latency.Collect(ch)
+}
+
+var _ prometheus.Collector = (*Gateway)(nil)
