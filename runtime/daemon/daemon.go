@@ -266,7 +266,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	samlSrv := saml.NewServer(st, saml.Options{
 		Logger:     log.With("component", "saml"),
 		Observer:   met.SAMLLogin,
-		Authorizer: accessAuthorizer{st},
+		Authorizer: saml.AccessAuthorizer{Store: st},
 	})
 	tlsSrc := tlscert.New(st, cfg.TLSCertificate)
 	accessAPI := access.NewHandler(st, log.With("component", "access"))

@@ -1,17 +1,14 @@
 package saml
 
 import (
-	"cmp"
 	"context"
-	"fmt"
-	"slices"
-	"strings"
+	"errors"
 
+	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/store"
-	"github.com/idrecon/idrecon/spec"
 )
 
-// Reasons a sign-in is refused by StoreAuthorizer.
+// Reasons a sign-in is refused.
 const (
 	ReasonUnknownUser  = "unknown user"
 	ReasonUserDisabled = "user disabled"
@@ -40,88 +37,49 @@ type Decision struct {
 // Grant is one role or application version and how the user got it.
 type Grant struct {
 	Name string
-	// Via is "direct" or "group <displayName>".
+	// Via is "direct (assignment <name>)" or "group <displayName>
+	// (assignment <name>)".
 	Via string
 }
 
-// StoreAuthorizer decides from the runtime store: the user must be
-// provisioned, active and reached by at least one AccessAssignment granting a
-// role, directly or through a group it is a direct member of.
-type StoreAuthorizer struct {
+// AccessAuthorizer decides from effective access (runtime/access), the
+// one place idrecon's access rules live, so that sign-in and "who may do
+// what" can never disagree: the user must be provisioned, active and hold
+// a role.
+type AccessAuthorizer struct {
 	Store *store.Store
 }
 
+var _ Authorizer = AccessAuthorizer{}
+
 // Authorize implements Authorizer.
-func (a StoreAuthorizer) Authorize(_ context.Context, userName string) (Decision, error) {
-	txn := a.Store.Read()
-	u, err := txn.UserByName(userName)
-	if err != nil {
-		return Decision{}, fmt.Errorf("look up user: %w", err)
-	}
-	if u == nil {
+func (a AccessAuthorizer) Authorize(_ context.Context, userName string) (Decision, error) {
+	e, err := access.ForUser(a.Store.Read(), userName)
+	if errors.Is(err, access.ErrUnknownUser) {
 		return Decision{Reason: ReasonUnknownUser}, nil
 	}
-	d := Decision{UserName: u.UserName}
-	if !u.Active {
+	if err != nil {
+		return Decision{}, err
+	}
+	d := Decision{UserName: e.UserName, Allowed: e.HasAccess()}
+	switch {
+	case !e.Active:
 		d.Reason = ReasonUserDisabled
-		return d, nil
-	}
-	groupIDs, err := txn.GroupIDsOf(u.ID)
-	if err != nil {
-		return Decision{}, fmt.Errorf("look up groups: %w", err)
-	}
-	groups := make(map[string]string, len(groupIDs)) // lower-cased displayName → displayName
-	for _, id := range groupIDs {
-		g, err := txn.GroupByID(id)
-		if err != nil {
-			return Decision{}, fmt.Errorf("look up group: %w", err)
-		}
-		if g != nil {
-			groups[strings.ToLower(g.DisplayName)] = g.DisplayName
-		}
-	}
-	assignments, err := txn.Resources(spec.KindAccessAssignment)
-	if err != nil {
-		return Decision{}, fmt.Errorf("list access assignments: %w", err)
-	}
-	for _, res := range assignments {
-		aa, ok := res.Spec.(*spec.AccessAssignment)
-		if !ok {
-			continue
-		}
-		var via string
-		switch {
-		case aa.Subject.User != "" && strings.EqualFold(aa.Subject.User, u.UserName):
-			via = "direct"
-		case aa.Subject.Group != "":
-			name, member := groups[strings.ToLower(aa.Subject.Group)]
-			if !member {
-				continue
-			}
-			via = "group " + name
-		default:
-			continue
-		}
-		for _, r := range aa.Roles {
-			d.Roles = append(d.Roles, Grant{Name: r, Via: via})
-		}
-		for _, v := range aa.ApplicationVersions {
-			d.Versions = append(d.Versions, Grant{Name: v, Via: via})
-		}
-	}
-	d.Roles = sortGrants(d.Roles)
-	d.Versions = sortGrants(d.Versions)
-	if len(d.Roles) == 0 {
+	case !e.HasRole():
 		d.Reason = ReasonNoRole
-		return d, nil
 	}
-	d.Allowed = true
+	for _, r := range e.Roles() {
+		d.Roles = append(d.Roles, Grant{Name: r.Role, Via: grantVia(r.Group, r.Assignment)})
+	}
+	for _, v := range e.Versions() {
+		d.Versions = append(d.Versions, Grant{Name: v.Application + "/" + v.Version, Via: grantVia(v.Group, v.Assignment)})
+	}
 	return d, nil
 }
 
-func sortGrants(g []Grant) []Grant {
-	slices.SortFunc(g, func(a, b Grant) int {
-		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Via, b.Via))
-	})
-	return slices.Compact(g)
+func grantVia(group, assignment string) string {
+	if group == "" {
+		return "direct (assignment " + assignment + ")"
+	}
+	return "group " + group + " (assignment " + assignment + ")"
 }

@@ -8,7 +8,9 @@ import (
 	"github.com/idrecon/idrecon/spec"
 )
 
-func TestStoreAuthorizer(t *testing.T) {
+// TestAccessAuthorizer: sign-in decisions are effective access's answer
+// (runtime/access), with how each grant was made.
+func TestAccessAuthorizer(t *testing.T) {
 	e := newEnv(t)
 	// A second assignment repeating alice's direct grant in other case, and
 	// one for the group under a differently cased name.
@@ -24,17 +26,18 @@ func TestStoreAuthorizer(t *testing.T) {
 		}
 		return nil
 	})
-	a := StoreAuthorizer{Store: e.st}
+	a := AccessAuthorizer{Store: e.st}
 	tests := []struct {
 		user string
 		want Decision
 	}{
 		{"Alice@Contoso.Example", Decision{Allowed: true, UserName: "alice@contoso.example",
-			Roles:    []Grant{{"Developer", "direct"}, {"Security Lead", "group AppSec Leads"}, {"View Only", "group AppSec Leads"}},
-			Versions: []Grant{{"WebGoat:2026.1", "direct"}, {"WebGoat:2026.2", "group AppSec Leads"}}}},
+			Roles: []Grant{{"Developer", "direct (assignment alice)"}, {"Developer", "direct (assignment alice-again)"},
+				{"View Only", "group AppSec Leads (assignment leads-view)"}, {"Security Lead", "group AppSec Leads (assignment security)"}},
+			Versions: []Grant{{"WebGoat/2026.1", "direct (assignment alice)"}, {"WebGoat/2026.2", "group AppSec Leads (assignment security)"}}}},
 		{"dave@contoso.example", Decision{Allowed: true, UserName: "dave@contoso.example",
-			Roles:    []Grant{{"Security Lead", "group AppSec Leads"}, {"View Only", "group AppSec Leads"}},
-			Versions: []Grant{{"WebGoat:2026.2", "group AppSec Leads"}}}},
+			Roles:    []Grant{{"View Only", "group AppSec Leads (assignment leads-view)"}, {"Security Lead", "group AppSec Leads (assignment security)"}},
+			Versions: []Grant{{"WebGoat/2026.2", "group AppSec Leads (assignment security)"}}}},
 		{"carol@contoso.example", Decision{Reason: ReasonNoRole, UserName: "carol@contoso.example"}},
 		{"bob@contoso.example", Decision{Reason: ReasonUserDisabled, UserName: "bob@contoso.example"}},
 		{"nobody@contoso.example", Decision{Reason: ReasonUnknownUser}},

@@ -105,7 +105,7 @@ func TestBrowserSignIn(t *testing.T) {
 			t.Errorf("roles table lacks %q: %q", want, roles)
 		}
 	}
-	for _, want := range []string{"WebGoat:2026.1", "WebGoat:2026.2"} {
+	for _, want := range []string{"WebGoat/2026.1", "WebGoat/2026.2"} {
 		if !strings.Contains(versions, want) {
 			t.Errorf("versions lack %q: %q", want, versions)
 		}

@@ -116,9 +116,10 @@ func newEnv(t testing.TB, mods ...func(*spec.SamlServiceProvider)) *env {
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, st: st, clock: &clock{t: time.Now().Truncate(time.Second)}}
 	e.srv = NewServer(st, Options{
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:      e.clock.Now,
-		Observer: func(r string) { e.mu.Lock(); e.results = append(e.results, r); e.mu.Unlock() },
+		Authorizer: AccessAuthorizer{Store: st},
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:        e.clock.Now,
+		Observer:   func(r string) { e.mu.Lock(); e.results = append(e.results, r); e.mu.Unlock() },
 	})
 	e.ts = httptest.NewServer(e.srv)
 	t.Cleanup(e.ts.Close)
@@ -132,8 +133,12 @@ func newEnv(t testing.TB, mods ...func(*spec.SamlServiceProvider)) *env {
 			certRes("entra-old", spec.UsageSamlIDPSigning, keyOld, false),
 			certRes("sp-sign", spec.UsageSamlSPSigning, keySP, true),
 			certRes("sp-enc", spec.UsageSamlSPEncryption, keySP, true),
-			{Kind: spec.KindAccessAssignment, Name: "alice", Spec: &spec.AccessAssignment{Subject: spec.Subject{User: "Alice@Contoso.example"}, Roles: []string{"Developer"}, ApplicationVersions: []string{"WebGoat:2026.1"}}},
-			{Kind: spec.KindAccessAssignment, Name: "security", Spec: &spec.AccessAssignment{Subject: spec.Subject{Group: "AppSec Leads"}, Roles: []string{"Security Lead"}, ApplicationVersions: []string{"WebGoat:2026.2"}}},
+			{Kind: spec.KindRole, Name: "Developer", Spec: &spec.Role{}},
+			{Kind: spec.KindRole, Name: "Security Lead", Spec: &spec.Role{}},
+			{Kind: spec.KindRole, Name: "View Only", Spec: &spec.Role{}},
+			{Kind: spec.KindApplication, Name: "WebGoat", Spec: &spec.Application{Versions: []string{"2026.1", "2026.2"}}},
+			{Kind: spec.KindAccessAssignment, Name: "alice", Spec: &spec.AccessAssignment{Subject: spec.Subject{User: "Alice@Contoso.example"}, Roles: []string{"Developer"}, ApplicationVersions: []string{"WebGoat/2026.1"}}},
+			{Kind: spec.KindAccessAssignment, Name: "security", Spec: &spec.AccessAssignment{Subject: spec.Subject{Group: "AppSec Leads"}, Roles: []string{"Security Lead"}, ApplicationVersions: []string{"WebGoat/2026.2"}}},
 		} {
 			if err := tx.Insert(store.TableResources, r); err != nil {
 				return err

@@ -386,7 +386,7 @@ func TestFetchMetadataLimits(t *testing.T) {
 		w.Write(bytes.Repeat([]byte("x"), maxMetadataSize+10))
 	}))
 	defer big.Close()
-	s := NewServer(nil, Options{})
+	s := NewServer(nil, Options{Authorizer: AccessAuthorizer{}})
 	open := spec.SamlIDP{MetadataURL: big.URL, AllowInsecureMetadataURL: true, AllowPrivateMetadataHost: true}
 	if _, err := s.fetchMetadata(context.Background(), open); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("err = %v", err)

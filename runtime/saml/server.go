@@ -44,7 +44,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Authorizer decides sign-ins (default StoreAuthorizer on the store).
+	// Authorizer decides sign-ins; required (AccessAuthorizer in the
+	// daemon).
 	Authorizer Authorizer
 	// Observer is told the outcome of every ACS post and IdP logout
 	// message, for metrics: "success", "denied" (a valid response for a user
@@ -110,7 +111,7 @@ func NewServer(st *store.Store, opts Options) *Server {
 		s.now = time.Now
 	}
 	if s.authz == nil {
-		s.authz = StoreAuthorizer{Store: st}
+		panic("saml: Options.Authorizer is required")
 	}
 	if s.obs == nil {
 		s.obs = func(string) {}

@@ -66,7 +66,7 @@ func TestSignIn(t *testing.T) {
 			if r.StatusCode != http.StatusOK {
 				t.Fatalf("/me status %d: %s", r.StatusCode, page)
 			}
-			for _, want := range []string{"alice@contoso.example", "Developer", "direct", "Security Lead", "group AppSec Leads", "WebGoat:2026.1", "WebGoat:2026.2"} {
+			for _, want := range []string{"alice@contoso.example", "Developer", "direct", "Security Lead", "group AppSec Leads", "WebGoat/2026.1", "WebGoat/2026.2"} {
 				if !strings.Contains(page, want) {
 					t.Errorf("page lacks %q:\n%s", want, page)
 				}
