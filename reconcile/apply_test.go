@@ -356,7 +356,7 @@ func TestSecretsStayHidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	show(p)
-	r.logDrift(p, false)
+	r.reportDrift(p, false)
 	drift := logs.find("drift")
 	if len(drift) != 1 || drift[0]["field"] != "spec.tokens[entra].sha256" || drift[0]["before"] != "sha256:"+adminHash[:12] {
 		t.Errorf("drift log = %v", drift)

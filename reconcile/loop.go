@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/reconcile/source"
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -356,14 +357,16 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	return res
 }
 
-// logPlan logs the drift plan found and, when it was applied, each change
-// made.
+// logPlan logs and audits the drift plan found and, when it was applied,
+// each change made.
 func (r *Reconciler) logPlan(plan *Plan, revision string, suspended, applied bool) {
-	r.logDrift(plan, suspended)
+	r.reportDrift(plan, suspended)
 	if applied && pending(plan, true) != plan.Summary {
 		r.log.Info("applied", "revision", revision,
 			"create", plan.Summary.Create, "update", plan.Summary.Update, "delete", plan.Summary.Delete)
-		r.logApplied(plan, revision)
+		r.cfg.Audit.Record(audit.Applied{Revision: revision,
+			Create: plan.Summary.Create, Update: plan.Summary.Update, Delete: plan.Summary.Delete})
+		r.auditApplied(plan, revision)
 	}
 }
 
@@ -424,8 +427,9 @@ func (r *Reconciler) logError(err error) {
 	}
 }
 
-// logDrift logs every drifted field (secrets are fingerprints already).
-func (r *Reconciler) logDrift(p *Plan, suspended bool) {
+// reportDrift logs and audits every drifted field (secrets are
+// fingerprints already).
+func (r *Reconciler) reportDrift(p *Plan, suspended bool) {
 	for _, action := range []struct {
 		name    string
 		changes []Change
@@ -437,20 +441,22 @@ func (r *Reconciler) logDrift(p *Plan, suspended bool) {
 			corrected := !c.Kept && !suspended
 			if action.name != "update" {
 				r.log.Warn("drift", "kind", c.Kind, "name", c.Name, "action", action.name, "corrected", corrected)
+				r.cfg.Audit.Record(audit.Drift{Kind: c.Kind, Name: c.Name, Action: action.name, Corrected: corrected})
 				continue
 			}
 			for _, f := range c.Fields {
 				// Before is what the runtime holds, after what the spec says.
 				r.log.Warn("drift", "kind", c.Kind, "name", c.Name, "action", action.name,
 					"field", f.Path, "before", f.Before, "after", f.After, "corrected", corrected)
+				r.cfg.Audit.Record(audit.Drift{Kind: c.Kind, Name: c.Name, Action: action.name,
+					Field: f.Path, Before: f.Before, After: f.After, Corrected: corrected})
 			}
 		}
 	}
 }
 
-// logApplied records each change an apply made, one line each, for the
-// audit trail.
-func (r *Reconciler) logApplied(p *Plan, revision string) {
+// auditApplied records each change an apply made.
+func (r *Reconciler) auditApplied(p *Plan, revision string) {
 	for _, group := range []struct {
 		action  string
 		changes []Change
@@ -459,8 +465,8 @@ func (r *Reconciler) logApplied(p *Plan, revision string) {
 			if c.Kept {
 				continue
 			}
-			r.log.Info("applied change", "revision", revision, "action", group.action,
-				"kind", c.Kind, "name", c.Name, "drift", c.Drift)
+			r.cfg.Audit.Record(audit.AppliedChange{Revision: revision, Action: group.action,
+				Kind: c.Kind, Name: c.Name, Drift: c.Drift})
 		}
 	}
 }

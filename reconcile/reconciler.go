@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/reconcile/internal/fields"
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -112,7 +113,9 @@ type Config struct {
 	// Backoff after failures; default 5s doubling to 5m.
 	Backoff Backoff
 	Logger  *slog.Logger
-	Clock   Clock
+	// Audit records each apply, change and drift (default audit.Discard).
+	Audit audit.Recorder
+	Clock Clock
 	// DriftCheck, when set, finds drift that no plan shows because only a
 	// spec change resolves it (in the daemon: groups that Entra renamed
 	// under an assignment). It runs after every reconcile of the loop, on
@@ -195,6 +198,9 @@ func New(cfg Config) (*Reconciler, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.Discard
 	}
 	r := &Reconciler{
 		cfg:     cfg,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/access"
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 	"github.com/idrecon/idrecon/spec/bundle"
@@ -50,6 +51,8 @@ type Config struct {
 	// Token is the admin bearer token.
 	Token  string
 	Logger *slog.Logger
+	// Audit records each edit (default audit.Discard).
+	Audit audit.Recorder
 	// Source names what the daemon follows, for status and messages.
 	Source string
 	// Push, when set, makes this a push-mode daemon: POST /v1/apply loads
@@ -104,6 +107,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.Discard
 	}
 	if cfg.Load == nil {
 		cfg.Load = func(ctx context.Context, dir string) (*spec.Set, error) {
@@ -536,7 +542,7 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.log.Info("admin edit", "op", "put", "kind", kind, "name", name)
+	s.cfg.Audit.Record(audit.AdminEdit{Op: "put", Kind: kind, Name: name})
 	writeJSON(w, http.StatusOK, map[string]string{"result": "stored; the next reconcile reports it as drift"})
 }
 
@@ -563,7 +569,7 @@ func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) {
 	case !found:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%s/%s not found", kind, name))
 	default:
-		s.log.Info("admin edit", "op", "delete", "kind", kind, "name", name)
+		s.cfg.Audit.Record(audit.AdminEdit{Op: "delete", Kind: kind, Name: name})
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

@@ -1,9 +1,11 @@
 // Package audit keeps idrecon's append-only audit trail: one JSON object per
-// line for every applied change, drift correction and SCIM write, in a file
-// rotated by size.
+// line for every applied change, drift, admin edit, state repair and SCIM
+// write, in a file rotated by size. Each is an Event recorded by an explicit
+// call where the change is made.
 package audit
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -11,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -26,6 +29,9 @@ type Options struct {
 	// as one "applied changes summary" record. Without it one large apply
 	// rotates all earlier history out of the kept files.
 	MaxApplyRecords int
+	// Logger is told when a record cannot be written (default
+	// slog.Default()).
+	Logger *slog.Logger
 }
 
 // Log is an append-only JSON-lines file. It is safe for concurrent use.
@@ -58,6 +64,9 @@ func Open(path string, opts Options) (*Log, error) {
 	if opts.MaxApplyRecords <= 0 {
 		opts.MaxApplyRecords = 1000
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -82,14 +91,8 @@ func (l *Log) open() error {
 	return nil
 }
 
-// Write appends one line. A write that would grow the file past MaxBytes
-// rotates it first, so a line is never split across files.
-func (l *Log) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.write(p)
-}
-
+// write appends one line; l.mu is held. A write that would grow the file
+// past MaxBytes rotates it first, so a line is never split across files.
 func (l *Log) write(p []byte) (int, error) {
 	if l.f == nil {
 		return 0, os.ErrClosed
@@ -136,27 +139,181 @@ func (l *Log) Close() error {
 	return err
 }
 
-// admit decides whether an audit record is written. Past MaxApplyRecords
-// change records of one apply (revision), a change record is counted
-// instead. Every other record first writes the summary of what was counted,
-// so the summary lands right after the apply's records; a summary still
-// pending when the daemon stops is written by Close. The "applied" record
-// that opens each apply carries its totals per action in any case.
-func (l *Log) admit(r slog.Record) (bool, error) {
+// Event is one audit record. Each kind of change has its own type, recorded
+// by an explicit call where the change is made; log lines are for
+// operators and renaming one loses nothing here.
+type Event interface {
+	// Message names the event in the record's "msg" field.
+	Message() string
+	attrs() []slog.Attr
+}
+
+// SCIMWrite is a successful SCIM write. Only ids: no personal data, never
+// a token.
+type SCIMWrite struct {
+	Actor        string // the SCIM token's name
+	Op           string // create, replace, patch, delete
+	ResourceType string // User or Group
+	ID           string
+}
+
+// Applied opens the records of one apply: its revision and totals.
+type Applied struct {
+	Revision               string
+	Create, Update, Delete int
+}
+
+// AppliedChange is one change an apply made.
+type AppliedChange struct {
+	Revision, Action, Kind, Name string
+	Drift                        bool // it undid a change made outside git
+}
+
+// Drift is a resource, or one field of it, that differs from the spec.
+type Drift struct {
+	Kind, Name, Action string
+	// Field, Before (the runtime's) and After (the spec's) name one field
+	// of an update; empty for a create or delete.
+	Field, Before, After string
+	Corrected            bool
+	// Suggestion says what to change in the spec when only the spec can
+	// resolve it (a group renamed in Entra).
+	Suggestion string
+}
+
+// AdminEdit is a console-style edit through the admin API.
+type AdminEdit struct {
+	Op, Kind, Name string
+}
+
+// StateRepaired is an object the durable store renamed at load, so that no
+// two names fold equal. Only ids: the names are personal data.
+type StateRepaired struct {
+	Table, ID, Holder string
+}
+
+func (SCIMWrite) Message() string     { return "scim write" }
+func (Applied) Message() string       { return "applied" }
+func (AppliedChange) Message() string { return "applied change" }
+func (Drift) Message() string         { return "drift" }
+func (AdminEdit) Message() string     { return "admin edit" }
+func (StateRepaired) Message() string { return "state repaired" }
+
+func (e SCIMWrite) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("actor", e.Actor), slog.String("op", e.Op),
+		slog.String("resourceType", e.ResourceType), slog.String("id", e.ID)}
+}
+
+func (e Applied) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("revision", e.Revision),
+		slog.Int("create", e.Create), slog.Int("update", e.Update), slog.Int("delete", e.Delete)}
+}
+
+func (e AppliedChange) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("revision", e.Revision), slog.String("action", e.Action),
+		slog.String("kind", e.Kind), slog.String("name", e.Name), slog.Bool("drift", e.Drift)}
+}
+
+func (e Drift) attrs() []slog.Attr {
+	a := []slog.Attr{slog.String("kind", e.Kind), slog.String("name", e.Name), slog.String("action", e.Action)}
+	if e.Field != "" {
+		a = append(a, slog.String("field", e.Field), slog.String("before", e.Before), slog.String("after", e.After))
+	}
+	if e.Suggestion != "" {
+		a = append(a, slog.String("suggestion", e.Suggestion))
+	}
+	return append(a, slog.Bool("corrected", e.Corrected))
+}
+
+func (e AdminEdit) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("op", e.Op), slog.String("kind", e.Kind), slog.String("name", e.Name)}
+}
+
+func (e StateRepaired) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("table", e.Table), slog.String("id", e.ID), slog.String("holder", e.Holder),
+		slog.String("reason", "name folds equal to the holder's; renamed with the suffix (duplicate <id>)")}
+}
+
+// Recorder takes audit events. *Log is one; Discard drops them.
+type Recorder interface {
+	Record(Event)
+}
+
+// Discard is a Recorder that keeps nothing, for a daemon without a data dir
+// and for tests that do not look.
+var Discard Recorder = discard{}
+
+type discard struct{}
+
+func (discard) Record(Event) {}
+
+// Memory is a Recorder that keeps events in memory, for tests that check
+// what was recorded. It is safe for concurrent use.
+type Memory struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+// Record implements Recorder.
+func (m *Memory) Record(e Event) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, e)
+}
+
+// Events returns what was recorded, oldest first.
+func (m *Memory) Events() []Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.events)
+}
+
+// Record appends e as one JSON line. Past MaxApplyRecords change records
+// of one apply (revision), a change is counted instead; every other record
+// first writes the summary of what was counted, so it lands right after the
+// apply's records (Close writes one still pending). The Applied record that
+// opens each apply carries its totals per action in any case. A failure to
+// write is reported to the error log, not to the caller: the change is made
+// and cannot be undone for want of its record.
+func (l *Log) Record(e Event) {
+	if err := l.record(e, time.Now()); err != nil {
+		l.opts.Logger.Error("audit record not written", "event", e.Message(), "err", err)
+	}
+}
+
+func (l *Log) record(e Event, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if r.Message != "applied change" {
-		if r.Message == "applied" {
-			defer func() { l.apply = applyState{revision: attr(r, "revision")} }()
+	if write, err := l.admit(e); !write || err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	h := slog.NewJSONHandler(&buf, nil)
+	r := slog.NewRecord(now, slog.LevelInfo, e.Message(), 0)
+	r.AddAttrs(e.attrs()...)
+	if err := h.Handle(context.Background(), r); err != nil {
+		return fmt.Errorf("audit: encode: %w", err)
+	}
+	_, err := l.write(buf.Bytes())
+	return err
+}
+
+// admit decides whether e is written, counting the change records of an
+// apply past MaxApplyRecords instead; l.mu is held.
+func (l *Log) admit(e Event) (bool, error) {
+	change, ok := e.(AppliedChange)
+	if !ok {
+		if a, ok := e.(Applied); ok {
+			defer func() { l.apply = applyState{revision: a.Revision} }()
 		}
 		return true, l.flushSummary()
 	}
 	a := &l.apply
-	if rev := attr(r, "revision"); rev != a.revision {
+	if change.Revision != a.revision {
 		if err := l.flushSummary(); err != nil {
 			return false, err
 		}
-		l.apply = applyState{revision: rev}
+		l.apply = applyState{revision: change.Revision}
 	}
 	if a.written < l.opts.MaxApplyRecords {
 		a.written++
@@ -165,7 +322,7 @@ func (l *Log) admit(r slog.Record) (bool, error) {
 	if a.counts == nil {
 		a.counts = map[string]int{}
 	}
-	a.counts[attr(r, "action")+" "+attr(r, "kind")]++
+	a.counts[change.Action+" "+change.Kind]++
 	a.omitted++
 	return false, nil
 }
@@ -192,72 +349,4 @@ func (l *Log) flushSummary() error {
 	a.omitted, a.counts = 0, nil
 	_, err = l.write(append(line, '\n'))
 	return err
-}
-
-// attr returns the string form of a record's attribute key, or "".
-func attr(r slog.Record, key string) string {
-	var v string
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == key {
-			v = a.Value.String()
-			return false
-		}
-		return true
-	})
-	return v
-}
-
-// Messages that belong in the audit trail. Components log these through
-// their ordinary *slog.Logger; the Handler copies them into the file.
-var Messages = map[string]bool{
-	"scim write":     true, // SCIM server: actor (token name), op, resource id
-	"applied":        true, // reconciler: revision and totals per action of one apply
-	"applied change": true, // reconciler: revision, action, kind, name, drift
-	"drift":          true, // reconciler: a drifted field, corrected or kept
-	"admin edit":     true, // admin API: a console-style edit
-	"state repaired": true, // durable store: an object renamed at load, so that no two names fold equal
-}
-
-// Handler is a slog.Handler that passes every record to next and also writes
-// audit records (those whose message is in Messages) as JSON lines to a Log.
-type Handler struct {
-	next  slog.Handler
-	log   *Log
-	audit slog.Handler
-}
-
-// NewHandler tees audit records from next into log.
-func NewHandler(next slog.Handler, log *Log) *Handler {
-	return &Handler{next: next, log: log, audit: slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})}
-}
-
-// Enabled implements slog.Handler.
-func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
-	return h.next.Enabled(ctx, level) || h.audit.Enabled(ctx, level)
-}
-
-// Handle implements slog.Handler.
-func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
-	var err error
-	if h.next.Enabled(ctx, r.Level) {
-		err = h.next.Handle(ctx, r)
-	}
-	if Messages[r.Message] {
-		write, aerr := h.log.admit(r)
-		if write && aerr == nil {
-			aerr = h.audit.Handle(ctx, r)
-		}
-		err = cmp.Or(err, aerr)
-	}
-	return err
-}
-
-// WithAttrs implements slog.Handler.
-func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &Handler{next: h.next.WithAttrs(attrs), log: h.log, audit: h.audit.WithAttrs(attrs)}
-}
-
-// WithGroup implements slog.Handler.
-func (h *Handler) WithGroup(name string) slog.Handler {
-	return &Handler{next: h.next.WithGroup(name), log: h.log, audit: h.audit.WithGroup(name)}
 }

@@ -3,8 +3,7 @@ package audit
 import (
 	"bufio"
 	"encoding/json"
-	"io"
-	"log/slog"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,24 +28,50 @@ func readLines(t *testing.T, path string) []map[string]any {
 	return out
 }
 
-func TestHandlerWritesOnlyAuditRecords(t *testing.T) {
+// TestEveryEventIsRecorded: each kind of event is one JSON line with its
+// message and fields.
+func TestEveryEventIsRecorded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	l, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	logger := slog.New(NewHandler(slog.NewTextHandler(io.Discard, nil), l)).With("component", "scim")
-	logger.Info("scim write", "actor", "entra", "op", "create", "id", "u1")
-	logger.Info("request served")
-	logger.Debug("scim write", "actor", "entra", "op", "delete", "id", "u1")
-
-	lines := readLines(t, path)
-	if len(lines) != 2 {
-		t.Fatalf("got %d audit lines, want 2: %v", len(lines), lines)
+	events := []struct {
+		e    Event
+		want map[string]any
+	}{
+		{SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "u1"},
+			map[string]any{"msg": "scim write", "actor": "entra", "op": "create", "resourceType": "User", "id": "u1"}},
+		{Applied{Revision: "r1", Create: 2, Delete: 1},
+			map[string]any{"msg": "applied", "revision": "r1", "create": 2.0, "update": 0.0, "delete": 1.0}},
+		{AppliedChange{Revision: "r1", Action: "create", Kind: "Role", Name: "Dev", Drift: true},
+			map[string]any{"msg": "applied change", "revision": "r1", "action": "create", "kind": "Role", "name": "Dev", "drift": true}},
+		{Drift{Kind: "Role", Name: "Dev", Action: "update", Field: "spec.description", Before: "a", After: "b", Corrected: true},
+			map[string]any{"msg": "drift", "kind": "Role", "name": "Dev", "field": "spec.description", "before": "a", "after": "b", "corrected": true}},
+		{AdminEdit{Op: "put", Kind: "Application", Name: "webgoat"},
+			map[string]any{"msg": "admin edit", "op": "put", "kind": "Application", "name": "webgoat"}},
+		{StateRepaired{Table: "users", ID: "u2", Holder: "u1"},
+			map[string]any{"msg": "state repaired", "table": "users", "id": "u2", "holder": "u1"}},
 	}
-	if lines[0]["actor"] != "entra" || lines[0]["component"] != "scim" || lines[1]["op"] != "delete" {
-		t.Errorf("unexpected audit lines: %v", lines)
+	for _, ev := range events {
+		l.Record(ev.e)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	if len(lines) != len(events) {
+		t.Fatalf("%d lines, want %d: %v", len(lines), len(events), lines)
+	}
+	for i, ev := range events {
+		for k, v := range ev.want {
+			if lines[i][k] != v {
+				t.Errorf("%s: %s = %v, want %v", ev.e.Message(), k, lines[i][k], v)
+			}
+		}
+		if lines[i]["time"] == nil {
+			t.Errorf("%s: no time", ev.e.Message())
+		}
 	}
 }
 
@@ -57,9 +82,8 @@ func TestRotationKeepsEveryLineWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(NewHandler(slog.NewTextHandler(io.Discard, nil), l))
 	for i := range 40 {
-		logger.Info("applied change", "n", i)
+		l.Record(AppliedChange{Revision: fmt.Sprint(i), Action: "create", Kind: "Role", Name: "r"})
 	}
 	l.Close()
 
@@ -88,21 +112,18 @@ func TestLargeApplyKeepsEarlierHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(NewHandler(slog.NewTextHandler(io.Discard, nil), l))
-	scim := logger.With("component", "scim")
 	for i := range 50 {
-		scim.Info("scim write", "actor", "entra", "op", "create", "id", i)
+		l.Record(SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: fmt.Sprint(i)})
 	}
-	rec := logger.With("component", "reconcile")
 	const rev, n = "rev-big", 100_000
-	rec.Info("applied", "revision", rev, "create", n-10, "update", 0, "delete", 10)
+	l.Record(Applied{Revision: rev, Create: n - 10, Delete: 10})
 	for i := range n - 10 {
-		rec.Info("applied change", "revision", rev, "action", "create", "kind", "AccessAssignment", "name", i, "drift", false)
+		l.Record(AppliedChange{Revision: rev, Action: "create", Kind: "AccessAssignment", Name: fmt.Sprint(i)})
 	}
 	for i := range 10 {
-		rec.Info("applied change", "revision", rev, "action", "delete", "kind", "Role", "name", i, "drift", false)
+		l.Record(AppliedChange{Revision: rev, Action: "delete", Kind: "Role", Name: fmt.Sprint(i)})
 	}
-	scim.Info("scim write", "actor", "entra", "op", "create", "id", "after")
+	l.Record(SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "after"})
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

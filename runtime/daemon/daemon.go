@@ -205,16 +205,19 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 	log := cfg.Logger
 
-	var auditLog *audit.Log
+	// trail records who changed what; without a data dir there is no file
+	// to keep it in.
+	var trail audit.Recorder = audit.Discard
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, cleanup, fmt.Errorf("data dir: %w", err)
 		}
-		if auditLog, err = audit.Open(filepath.Join(cfg.DataDir, "audit.log"), audit.Options{}); err != nil {
+		auditLog, err := audit.Open(filepath.Join(cfg.DataDir, "audit.log"), audit.Options{Logger: log.With("component", "audit")})
+		if err != nil {
 			return nil, cleanup, err
 		}
 		closers = append(closers, func() { auditLog.Close() })
-		log = slog.New(audit.NewHandler(log.Handler(), auditLog))
+		trail = auditLog
 	}
 
 	token, err := adminToken(cfg, log)
@@ -224,7 +227,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 
 	met := metrics.New()
 	binder := access.NewBinder(log.With("component", "access"))
-	st, closeStore, err := openStore(cfg, log, binder.Notify)
+	st, closeStore, err := openStore(cfg, log, trail, binder.Notify)
 	if err != nil {
 		return nil, cleanup, err
 	}
@@ -237,6 +240,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	specCache := &spec.Cache{}
 	rcfg := reconcile.Config{
 		Store:      st,
+		Audit:      trail,
 		Interval:   cfg.Interval,
 		DriftMode:  cfg.DriftMode,
 		AllowEmpty: cfg.AllowEmpty,
@@ -248,7 +252,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 	// Group renames are drift that only the spec can resolve: the loop
 	// lists them in its status, so /v1/drift shows what the metric counts.
-	renames := renameLog{log: log.With("component", "access")}
+	renames := renameLog{log: log.With("component", "access"), audit: trail}
 	rcfg.DriftCheck = renames.drift
 	var rec *reconcile.Reconciler
 	rcfg.OnResult = func(res reconcile.Result) {
@@ -262,7 +266,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		return nil, cleanup, err
 	}
 
-	scimSrv := scim.NewServer(st, scim.Options{Logger: log.With("component", "scim"), Observer: met.SCIMRequest})
+	scimSrv := scim.NewServer(st, scim.Options{Logger: log.With("component", "scim"), Audit: trail, Observer: met.SCIMRequest})
 	samlSrv := saml.NewServer(st, saml.Options{
 		Logger:     log.With("component", "saml"),
 		Observer:   met.SAMLLogin,
@@ -322,6 +326,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	srcName := src.String()
 	adm, err := admin.New(admin.Config{
 		Store:      st,
+		Audit:      trail,
 		Reconciler: rec,
 		Token:      token,
 		Logger:     log.With("component", "admin"),
@@ -458,7 +463,7 @@ func (d *daemon) serve(ctx context.Context) error {
 
 // openStore opens the durable state in DataDir and loads it into a fresh
 // store, or returns an in-memory store when there is no data dir.
-func openStore(cfg Config, log *slog.Logger, onCommit func(memdb.Changes)) (*store.Store, func(), error) {
+func openStore(cfg Config, log *slog.Logger, trail audit.Recorder, onCommit func(memdb.Changes)) (*store.Store, func(), error) {
 	if cfg.DataDir == "" {
 		log.Warn("no data dir: state lives in memory only and is lost on restart")
 		st, err := store.New(store.Options{OnCommit: onCommit})
@@ -467,7 +472,7 @@ func openStore(cfg Config, log *slog.Logger, onCommit func(memdb.Changes)) (*sto
 		}
 		return st, func() { st.Close() }, nil
 	}
-	db, err := durable.Open(durable.Path(cfg.DataDir), durable.Options{Logger: log.With("component", "durable")})
+	db, err := durable.Open(durable.Path(cfg.DataDir), durable.Options{Logger: log.With("component", "durable"), Audit: trail})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open state: %w", err)
 	}

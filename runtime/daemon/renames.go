@@ -6,6 +6,7 @@ import (
 
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/access"
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -14,8 +15,9 @@ import (
 // the old displayName: drift that only the spec can resolve, so it is logged
 // (once per rename) with the change to make, and listed as drift.
 type renameLog struct {
-	log  *slog.Logger
-	seen map[string]bool // guarded by the reconcile loop, which calls drift
+	log   *slog.Logger
+	audit audit.Recorder
+	seen  map[string]bool // guarded by the reconcile loop, which calls drift
 }
 
 // drift is the loop's reconcile.Config.DriftCheck: one kept (uncorrected)
@@ -35,6 +37,8 @@ func (l *renameLog) drift(txn *store.Txn) []reconcile.Change {
 		if !l.seen[key] {
 			l.log.Warn("drift", "kind", spec.KindAccessAssignment, "name", r.Assignment,
 				"field", "spec.subject.group", "before", r.From, "after", r.To, "suggestion", r.Suggestion)
+			l.audit.Record(audit.Drift{Kind: spec.KindAccessAssignment, Name: r.Assignment, Action: "update",
+				Field: "spec.subject.group", Before: r.To, After: r.From, Suggestion: r.Suggestion})
 		}
 		changes = append(changes, reconcile.Change{
 			Kind: spec.KindAccessAssignment, Name: r.Assignment, Drift: true, Kept: true,

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -63,12 +64,13 @@ func (s *syncBuffer) String() string {
 }
 
 type env struct {
-	t    *testing.T
-	st   *store.Store
-	srv  *httptest.Server
-	logs *syncBuffer
-	flag bool
-	base string
+	t     *testing.T
+	st    *store.Store
+	srv   *httptest.Server
+	logs  *syncBuffer
+	audit audit.Memory
+	flag  bool
+	base  string
 }
 
 func defaultConfig() *spec.ScimProvisioning {
@@ -93,7 +95,7 @@ func newEnv(t *testing.T, flag bool, cfg *spec.ScimProvisioning) *env {
 		}
 	}
 	logger := slog.New(slog.NewJSONHandler(e.logs, nil))
-	e.srv = httptest.NewServer(NewServer(st, Options{Logger: logger, MaxBodyBytes: 64 << 10}))
+	e.srv = httptest.NewServer(NewServer(st, Options{Logger: logger, Audit: &e.audit, MaxBodyBytes: 64 << 10}))
 	t.Cleanup(e.srv.Close)
 	return e
 }

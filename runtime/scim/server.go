@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -33,8 +34,10 @@ const maxDepth = 32
 
 // Options configure a Server.
 type Options struct {
-	// Logger receives audit events ("scim write") and failures. Default: discard.
+	// Logger receives failures. Default: discard.
 	Logger *slog.Logger
+	// Audit records every successful write (default audit.Discard).
+	Audit audit.Recorder
 	// MaxBodyBytes limits request bodies (default 1 MiB).
 	MaxBodyBytes int64
 	// Now is the clock (default time.Now).
@@ -58,6 +61,9 @@ type Server struct {
 func NewServer(st *store.Store, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Audit == nil {
+		opts.Audit = audit.Discard
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
@@ -421,9 +427,8 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 	_, _ = w.Write(b)
 }
 
-// audit logs a successful write. Only ids: no personal data, never a token.
+// audit records a successful write. Only ids: no personal data, never a
+// token.
 func (s *Server) audit(r *request, op, resourceType, id string) {
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "scim write",
-		slog.String("actor", r.actor), slog.String("op", op),
-		slog.String("resourceType", resourceType), slog.String("id", id))
+	s.opts.Audit.Record(audit.SCIMWrite{Actor: r.actor, Op: op, ResourceType: resourceType, ID: id})
 }

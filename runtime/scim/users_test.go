@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -534,27 +536,12 @@ func testAuditLog(t *testing.T, flag bool) {
 	e := newEnv(t, flag, defaultConfig())
 	id := e.createUser("secret.person@contoso.com", "sp", "secret.person@contoso.com")
 	e.doAs(testToken2, "DELETE", "/Users/"+id, "")
-	var events []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
-		var ev map[string]any
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		events = append(events, ev)
+	want := []audit.Event{
+		audit.SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: id},
+		audit.SCIMWrite{Actor: "entra-next", Op: "delete", ResourceType: "User", ID: id},
 	}
-	want := []map[string]any{
-		{"msg": "scim write", "actor": "entra", "op": "create", "resourceType": "User", "id": id},
-		{"msg": "scim write", "actor": "entra-next", "op": "delete", "resourceType": "User", "id": id},
-	}
-	if len(events) != len(want) {
-		t.Fatalf("events %v", events)
-	}
-	for i, w := range want {
-		for k, v := range w {
-			if events[i][k] != v {
-				t.Errorf("event %d: %s = %v, want %v", i, k, events[i][k], v)
-			}
-		}
+	if got := e.audit.Events(); !slices.Equal(got, want) {
+		t.Fatalf("audit events %v, want %v", got, want)
 	}
 	logs := e.logs.String()
 	for _, secret := range []string{"secret.person", testToken, testToken2} {

@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/durable/internal/record"
 )
@@ -68,6 +69,8 @@ type Options struct {
 	Timeout time.Duration
 	// Logger receives open and load events (default: discard).
 	Logger *slog.Logger
+	// Audit records the repairs a load makes (default audit.Discard).
+	Audit audit.Recorder
 	// SegmentBytes is the size at which the write-ahead log starts a new
 	// segment and checkpoints the full one into the state file in the
 	// background (default 64 MiB). A checkpoint holds its segment in memory,
@@ -77,9 +80,10 @@ type Options struct {
 
 // DB is an open state file. It implements store.Journal.
 type DB struct {
-	bolt *bolt.DB
-	path string
-	log  *slog.Logger
+	bolt  *bolt.DB
+	path  string
+	log   *slog.Logger
+	audit audit.Recorder
 	// unpersisted remembers tables Commit skipped, to warn once per table.
 	// Only Commit touches it, and the store calls Commit from one goroutine.
 	unpersisted map[string]bool
@@ -100,6 +104,9 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Audit == nil {
+		opts.Audit = audit.Discard
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("durable: create data dir: %w", err)
 	}
@@ -107,7 +114,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{bolt: bdb, path: path, log: opts.Logger, unpersisted: map[string]bool{}}
+	db := &DB{bolt: bdb, path: path, log: opts.Logger, audit: opts.Audit, unpersisted: map[string]bool{}}
 	if err := db.replayLog(); err != nil {
 		bdb.Close()
 		return nil, err

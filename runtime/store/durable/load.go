@@ -12,6 +12,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/durable/internal/record"
 )
@@ -36,7 +37,7 @@ type Stats struct {
 // with strings.ToLower could write. The daemon must not refuse such a state,
 // and neither object may be lost, so the one created first (then the lowest
 // id) keeps the name and each other one is renamed "<name> (duplicate
-// <id>)". The repair is logged as "state repaired" (an audit message) and
+// <id>)". The repair is logged and audited (audit.StateRepaired) and
 // persisted, so the next start finds nothing to repair.
 type Repair struct {
 	Table  string // store.TableGroups or store.TableUsers
@@ -129,6 +130,7 @@ func (db *DB) persistRepairs(repairs []Repair) {
 		// Only ids: the names are personal data, and the ids find them.
 		db.log.Warn("state repaired", "table", r.Table, "id", r.ID, "holder", r.Holder,
 			"reason", "name folds equal to the holder's; renamed with the suffix (duplicate <id>)")
+		db.audit.Record(audit.StateRepaired{Table: r.Table, ID: r.ID, Holder: r.Holder})
 		changes[i] = memdb.Change{Table: r.Table, After: r.obj}
 	}
 	if err := db.Commit(changes); err != nil {

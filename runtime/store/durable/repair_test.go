@@ -61,7 +61,6 @@ func TestLoadRepairsNamesThatFoldEqual(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	writeFoldClashes(t, path)
 
-	// The daemon's logger: audit messages also go to the audit file.
 	trailPath := filepath.Join(t.TempDir(), "audit.log")
 	trail, err := audit.Open(trailPath, audit.Options{})
 	if err != nil {
@@ -69,8 +68,7 @@ func TestLoadRepairsNamesThatFoldEqual(t *testing.T) {
 	}
 	defer trail.Close()
 	var logs syncBuffer
-	logger := slog.New(audit.NewHandler(slog.NewJSONHandler(&logs, nil), trail))
-	db, err := Open(path, Options{Logger: logger})
+	db, err := Open(path, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Audit: trail})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +112,7 @@ func TestLoadRepairsNamesThatFoldEqual(t *testing.T) {
 		}
 	}
 	checkNames(st)
+	trail.Close()
 	audited, err := os.ReadFile(trailPath)
 	if err != nil {
 		t.Fatal(err)
