@@ -384,48 +384,15 @@ func groupCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.Grou
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *request, _ string) error {
-	q := r.URL.Query()
-	pg, err := parsePage(q)
-	if err != nil {
-		return err
-	}
-	var f *filter.Filter
-	text := param(q, "filter")
-	if text != "" {
-		if f, err = filter.Parse(text, schema.GroupType); err != nil {
-			return err
-		}
-	}
-	proj := parseProjection(q, schema.GroupType)
-	withMembers := proj.wants("members")
-	filterMembers := strings.Contains(strings.ToLower(text), "members")
-	txn := s.st.Read()
-	seq, exact, _, err := groupCandidates(txn, f)
-	if err != nil {
-		return err
-	}
-	lw := newListWriter(pg)
-	var buf []byte
-	for g := range seq {
-		g, members, err := groupView(txn, g)
-		if err != nil {
-			return err
-		}
-		if !exact && !f.Match(groupMap(r.baseURL, g, members, filterMembers)) {
-			continue
-		}
-		if !lw.next() {
-			continue
-		}
-		if proj != nil {
-			if err := lw.addDoc(proj.apply(groupMap(r.baseURL, g, members, withMembers))); err != nil {
-				return err
+	return s.list(w, r, schema.GroupType, func(txn *store.Txn, f *filter.Filter) (iter.Seq2[listed, error], bool, error) {
+		seq, exact, _, err := groupCandidates(txn, f)
+		return func(yield func(listed, error) bool) {
+			for g := range seq {
+				v, members, err := groupView(txn, g)
+				if !yield(groupItem{v, members}, err) || err != nil {
+					return
+				}
 			}
-			continue
-		}
-		buf = appendGroup(buf[:0], r.baseURL, g, members, true)
-		lw.add(buf)
-	}
-	lw.write(w)
-	return nil
+		}, exact, err
+	})
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/idrecon/idrecon/runtime/scim/internal/filter"
+	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 	"github.com/idrecon/idrecon/runtime/store"
 )
@@ -36,6 +38,80 @@ func parsePage(q url.Values) (page, error) {
 		p.count = min(max(n, 0), MaxResults)
 	}
 	return p, nil
+}
+
+// listed is one resource of a list: the document filters and projections
+// see (built only when one is asked for) and the hot-path encoding.
+type listed interface {
+	doc(base string, withMembers bool) map[string]any
+	encode(b []byte, base string) []byte
+}
+
+type userItem struct{ u *store.User }
+
+func (i userItem) doc(base string, _ bool) map[string]any { return userMap(base, i.u) }
+func (i userItem) encode(b []byte, base string) []byte    { return appendUser(b, base, i.u) }
+
+type groupItem struct {
+	g       *store.Group
+	members []string
+}
+
+func (i groupItem) doc(base string, withMembers bool) map[string]any {
+	return groupMap(base, i.g, i.members, withMembers)
+}
+func (i groupItem) encode(b []byte, base string) []byte {
+	return appendGroup(b, base, i.g, i.members, true)
+}
+
+// list answers a GET of a resource type's endpoint (RFC 7644 §3.4.2): the
+// candidates an index narrows the filter to (exact: the index decided the
+// filter on its own), matched, paged, projected and encoded.
+func (s *Server) list(w http.ResponseWriter, r *request, rt *schema.ResourceType,
+	candidates func(*store.Txn, *filter.Filter) (seq iter.Seq2[listed, error], exact bool, err error)) error {
+	q := r.URL.Query()
+	pg, err := parsePage(q)
+	if err != nil {
+		return err
+	}
+	var f *filter.Filter
+	text := param(q, "filter")
+	if text != "" {
+		if f, err = filter.Parse(text, rt); err != nil {
+			return err
+		}
+	}
+	proj := parseProjection(q, rt)
+	withMembers := proj.wants("members")
+	// A filter on members needs them in the document it matches.
+	filterMembers := strings.Contains(strings.ToLower(text), "members")
+	seq, exact, err := candidates(s.st.Read(), f)
+	if err != nil {
+		return err
+	}
+	lw := newListWriter(pg)
+	var buf []byte
+	for item, err := range seq {
+		if err != nil {
+			return err
+		}
+		if !exact && !f.Match(item.doc(r.baseURL, filterMembers)) {
+			continue
+		}
+		if !lw.next() {
+			continue
+		}
+		if proj != nil {
+			if err := lw.addDoc(proj.apply(item.doc(r.baseURL, withMembers))); err != nil {
+				return err
+			}
+			continue
+		}
+		buf = item.encode(buf[:0], r.baseURL)
+		lw.add(buf)
+	}
+	lw.write(w)
+	return nil
 }
 
 // listWriter collects the resources of one page of a ListResponse.

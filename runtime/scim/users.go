@@ -335,48 +335,14 @@ func userCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.User]
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *request, _ string) error {
-	q := r.URL.Query()
-	pg, err := parsePage(q)
-	if err != nil {
-		return err
-	}
-	var f *filter.Filter
-	if text := param(q, "filter"); text != "" {
-		if f, err = filter.Parse(text, schema.UserType); err != nil {
-			return err
-		}
-	}
-	proj := parseProjection(q, schema.UserType)
-	txn := s.st.Read()
-	seq, exact, _, err := userCandidates(txn, f)
-	if err != nil {
-		return err
-	}
-	lw := newListWriter(pg)
-	var buf []byte
-	for u := range seq {
-		var doc map[string]any
-		if !exact {
-			doc = userMap(r.baseURL, u)
-			if !f.Match(doc) {
-				continue
+	return s.list(w, r, schema.UserType, func(txn *store.Txn, f *filter.Filter) (iter.Seq2[listed, error], bool, error) {
+		seq, exact, _, err := userCandidates(txn, f)
+		return func(yield func(listed, error) bool) {
+			for u := range seq {
+				if !yield(userItem{u}, nil) {
+					return
+				}
 			}
-		}
-		if !lw.next() {
-			continue
-		}
-		if proj != nil {
-			if doc == nil {
-				doc = userMap(r.baseURL, u)
-			}
-			if err := lw.addDoc(proj.apply(doc)); err != nil {
-				return err
-			}
-			continue
-		}
-		buf = appendUser(buf[:0], r.baseURL, u)
-		lw.add(buf)
-	}
-	lw.write(w)
-	return nil
+		}, exact, err
+	})
 }
