@@ -78,16 +78,6 @@ func Parse(name string, data []byte) ([]*Document, error) {
 	return docs, errs.err()
 }
 
-// specTypes maps each kind to a constructor of its spec type.
-var specTypes = map[string]func() any{
-	KindScimProvisioning:    func() any { return new(ScimProvisioning) },
-	KindCertificate:         func() any { return new(Certificate) },
-	KindSamlServiceProvider: func() any { return new(SamlServiceProvider) },
-	KindApplication:         func() any { return new(Application) },
-	KindRole:                func() any { return new(Role) },
-	KindAccessAssignment:    func() any { return new(AccessAssignment) },
-}
-
 // yamlLineRE finds the line in a yaml.v3 syntax error ("yaml: line 5: did
 // not find expected ',' or ']'").
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
@@ -177,7 +167,7 @@ func decodeDocument(file string, root *yaml.Node, errs *ErrorList) *parsedDoc {
 	case doc.APIVersion != APIVersion:
 		errs.add(d.position(apiNode), "apiVersion", fmt.Sprintf("unsupported apiVersion %q (want %s)", doc.APIVersion, APIVersion))
 	}
-	newSpec, known := specTypes[doc.Kind]
+	specValue, known := NewSpec(doc.Kind)
 	switch {
 	case kindNode == nil:
 		errs.add(docPos, "kind", "required (want one of "+strings.Join(Kinds, ", ")+")")
@@ -201,7 +191,7 @@ func decodeDocument(file string, root *yaml.Node, errs *ErrorList) *parsedDoc {
 	if !known {
 		return nil
 	}
-	doc.Spec = newSpec()
+	doc.Spec = specValue
 	if specNode == nil {
 		errs.add(docPos, "spec", "required")
 	} else {

@@ -45,8 +45,8 @@ func FuzzParse(f *testing.F) {
 
 // TestDecoderFieldLimit guards the decoder's duplicate-field bitmask.
 func TestDecoderFieldLimit(t *testing.T) {
-	for _, newSpec := range specTypes {
-		for _, typ := range []reflect.Type{reflect.TypeOf(newSpec()).Elem(), reflect.TypeFor[ScimToken](), reflect.TypeFor[SamlIDP](), reflect.TypeFor[ValueFrom]()} {
+	for _, k := range kinds {
+		for _, typ := range []reflect.Type{reflect.TypeOf(k.newSpec()).Elem(), reflect.TypeFor[ScimToken](), reflect.TypeFor[SamlIDP](), reflect.TypeFor[ValueFrom]()} {
 			if typ.NumField() >= 64 {
 				t.Errorf("%s has %d fields; the duplicate check handles fewer than 64", typ, typ.NumField())
 			}

@@ -22,15 +22,41 @@ const (
 	KindAccessAssignment    = "AccessAssignment"
 )
 
+// kinds is the one table of kinds, in the order a plan applies creates
+// (things that others refer to come first), each with a constructor of its
+// spec type. The loader, the admin API and the durable store all read it:
+// adding a kind means adding a line here (and its schema under schemas/).
+var kinds = []struct {
+	kind    string
+	newSpec func() any
+}{
+	{KindScimProvisioning, func() any { return new(ScimProvisioning) }},
+	{KindCertificate, func() any { return new(Certificate) }},
+	{KindSamlServiceProvider, func() any { return new(SamlServiceProvider) }},
+	{KindApplication, func() any { return new(Application) }},
+	{KindRole, func() any { return new(Role) }},
+	{KindAccessAssignment, func() any { return new(AccessAssignment) }},
+}
+
 // Kinds lists every kind in the order a plan applies creates: things that
 // others refer to come first.
-var Kinds = []string{
-	KindScimProvisioning,
-	KindCertificate,
-	KindSamlServiceProvider,
-	KindApplication,
-	KindRole,
-	KindAccessAssignment,
+var Kinds = func() []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.kind
+	}
+	return out
+}()
+
+// NewSpec returns a new zero value of kind's spec type, a pointer such as
+// *Role; ok is false for an unknown kind.
+func NewSpec(kind string) (v any, ok bool) {
+	for _, k := range kinds {
+		if k.kind == kind {
+			return k.newSpec(), true
+		}
+	}
+	return nil, false
 }
 
 // Ref names one resource.

@@ -410,7 +410,7 @@ func redact(v any) any {
 
 func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
 	kind := r.PathValue("kind")
-	if kind != "" && newSpec(kind) == nil {
+	if _, known := spec.NewSpec(kind); kind != "" && !known {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown kind %q", kind))
 		return
 	}
@@ -437,25 +437,6 @@ func (s *Server) getResource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, view(res))
-}
-
-// newSpec returns a new value of kind's spec type, or nil for an unknown kind.
-func newSpec(kind string) any {
-	switch kind {
-	case spec.KindScimProvisioning:
-		return new(spec.ScimProvisioning)
-	case spec.KindCertificate:
-		return new(spec.Certificate)
-	case spec.KindSamlServiceProvider:
-		return new(spec.SamlServiceProvider)
-	case spec.KindApplication:
-		return new(spec.Application)
-	case spec.KindRole:
-		return new(spec.Role)
-	case spec.KindAccessAssignment:
-		return new(spec.AccessAssignment)
-	}
-	return nil
 }
 
 var errBuiltin = errors.New("built-in roles cannot be changed")
@@ -499,8 +480,8 @@ func (s *Server) validateEdit(tx *store.Txn, edit *store.Resource) (any, error) 
 // it as drift and reports (and by default corrects) it.
 func (s *Server) putResource(w http.ResponseWriter, r *http.Request) {
 	kind, name := r.PathValue("kind"), r.PathValue("name")
-	v := newSpec(kind)
-	if v == nil {
+	v, known := spec.NewSpec(kind)
+	if !known {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown kind %q", kind))
 		return
 	}

@@ -99,14 +99,10 @@ func ChunkKey(group, first string) []byte {
 	return pairKey(group, first)
 }
 
-// specTypes maps a resource kind to the pointer type its Spec holds.
-var specTypes = map[string]reflect.Type{
-	spec.KindScimProvisioning:    reflect.TypeFor[*spec.ScimProvisioning](),
-	spec.KindCertificate:         reflect.TypeFor[*spec.Certificate](),
-	spec.KindSamlServiceProvider: reflect.TypeFor[*spec.SamlServiceProvider](),
-	spec.KindApplication:         reflect.TypeFor[*spec.Application](),
-	spec.KindRole:                reflect.TypeFor[*spec.Role](),
-	spec.KindAccessAssignment:    reflect.TypeFor[*spec.AccessAssignment](),
+// specType returns the pointer type a resource of kind holds as its Spec.
+func specType(kind string) (reflect.Type, bool) {
+	v, ok := spec.NewSpec(kind)
+	return reflect.TypeOf(v), ok
 }
 
 // Key returns the key obj is stored under in table's bucket: its primary key
@@ -235,7 +231,7 @@ func encodeSpec(r *store.Resource) ([]byte, error) {
 	if r.Spec == nil {
 		return nil, nil
 	}
-	want, ok := specTypes[r.Kind]
+	want, ok := specType(r.Kind)
 	if !ok {
 		return nil, fmt.Errorf("encode resource %s/%s: %w", r.Kind, r.Name, ErrUnknownKind)
 	}
@@ -349,7 +345,7 @@ func decodeV1(table string, body []byte) (any, error) {
 // certificate comes back without its PrivateKey: the reconciler resolves it
 // again from PrivateKeyFrom on its next run.
 func decodeSpec(kind string, b []byte) (any, error) {
-	typ, ok := specTypes[kind]
+	typ, ok := specType(kind)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
