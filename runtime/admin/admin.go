@@ -154,8 +154,14 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-func (s *Server) handle(pattern string, fn http.HandlerFunc) {
-	s.mux.Handle(pattern, s.auth(fn))
+// handle serves pattern with fn behind the token check; what fn returns
+// is answered by writeErr.
+func (s *Server) handle(pattern string, fn func(http.ResponseWriter, *http.Request) error) {
+	s.mux.Handle(pattern, s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			writeErr(w, err)
+		}
+	})))
 }
 
 // auth admits requests that carry the admin token.
@@ -242,7 +248,7 @@ type StatusResponse struct {
 	Renames []access.GroupRename `json:"renames,omitempty"`
 }
 
-func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 	ready, comps := s.checks()
 	mode := "pull"
 	if s.cfg.Push != nil {
@@ -250,32 +256,32 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	}
 	renames, err := access.Renames(s.cfg.Store.Read())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, StatusResponse{Status: s.cfg.Reconciler.Status(), Ready: ready, Components: comps, Mode: mode, Renames: renames})
+	return nil
 }
 
-func (s *Server) currentPlan(w http.ResponseWriter, r *http.Request) {
+func (s *Server) currentPlan(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.cfg.Reconciler.CurrentPlan(r.Context())
 	if errors.Is(err, reconcile.ErrNoRevision) {
-		writeError(w, http.StatusConflict, "no spec revision loaded yet")
-		return
+		return errorf(http.StatusConflict, "no spec revision loaded yet")
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, p)
+	return nil
 }
 
-func (s *Server) drift(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) drift(w http.ResponseWriter, _ *http.Request) error {
 	st := s.cfg.Reconciler.Status()
 	drift := st.Drift
 	if drift == nil {
 		drift = []reconcile.Change{}
 	}
 	writeJSON(w, http.StatusOK, drift)
+	return nil
 }
 
 // PlanResponse is what POST /v1/plan and /v1/apply answer.
@@ -295,87 +301,75 @@ func (s *Server) loadUpload(r *http.Request) (string, *spec.Set, error) {
 		return "", nil, err
 	}
 	if err := bundle.Unpack(http.MaxBytesReader(nil, r.Body, MaxUpload), dir, s.cfg.MaxUnpack); err != nil {
-		return dir, nil, &uploadError{err}
+		return dir, nil, errorf(http.StatusBadRequest, "bad spec bundle: %v", err)
 	}
 	set, err := s.cfg.Load(r.Context(), dir)
-	return dir, set, err
-}
-
-type uploadError struct{ err error }
-
-func (e *uploadError) Error() string { return "bad spec bundle: " + e.err.Error() }
-
-func (s *Server) uploadFailed(w http.ResponseWriter, err error) {
-	var ue *uploadError
-	if errors.As(err, &ue) {
-		writeError(w, http.StatusBadRequest, ue.Error())
-		return
+	if err != nil {
+		return dir, nil, &specError{status: http.StatusUnprocessableEntity, err: err}
 	}
-	writeSpecError(w, http.StatusUnprocessableEntity, err)
+	return dir, set, nil
 }
 
-func (s *Server) planUpload(w http.ResponseWriter, r *http.Request) {
+func (s *Server) planUpload(w http.ResponseWriter, r *http.Request) error {
 	dir, set, err := s.loadUpload(r)
 	defer os.RemoveAll(dir)
 	if err != nil {
-		s.uploadFailed(w, err)
-		return
+		return err
 	}
 	p, err := s.cfg.Reconciler.Plan(r.Context(), set)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return err
 	}
 	resp := PlanResponse{Plan: p, Warnings: set.Warnings}
 	if s.cfg.Impact != nil {
 		if resp.Impact, err = s.cfg.Impact(r.Context(), p, set); err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
+			return err
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
-func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) {
+func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Push == nil {
-		writeError(w, http.StatusConflict, fmt.Sprintf(
-			"this daemon follows %s: commit the change there (or run 'idrecon reconcile' to converge now); apply is for daemons started without a source", s.cfg.Source))
-		return
+		return errorf(http.StatusConflict,
+			"this daemon follows %s: commit the change there (or run 'idrecon reconcile' to converge now); apply is for daemons started without a source", s.cfg.Source)
 	}
 	dir, set, err := s.loadUpload(r)
 	defer os.RemoveAll(dir)
 	if err != nil {
-		s.uploadFailed(w, err)
-		return
+		return err
 	}
 	p, err := s.cfg.Push(r.Context(), dir)
 	if errors.Is(err, spec.ErrInvalid) {
-		writeSpecError(w, http.StatusUnprocessableEntity, err)
-		return
+		return &specError{status: http.StatusUnprocessableEntity, err: err}
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, PlanResponse{Plan: p, Warnings: set.Warnings})
+	return nil
 }
 
-func (s *Server) trigger(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) trigger(w http.ResponseWriter, _ *http.Request) error {
 	s.cfg.Reconciler.Trigger()
 	writeJSON(w, http.StatusAccepted, map[string]string{"result": "reconcile triggered"})
+	return nil
 }
 
-func (s *Server) suspend(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) suspend(w http.ResponseWriter, _ *http.Request) error {
 	s.cfg.Reconciler.Suspend()
 	s.log.Info("reconciliation suspended", "by", "admin-api")
 	writeJSON(w, http.StatusOK, map[string]bool{"suspended": true})
+	return nil
 }
 
-func (s *Server) resume(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) resume(w http.ResponseWriter, _ *http.Request) error {
 	s.cfg.Reconciler.Resume()
 	s.cfg.Reconciler.Trigger()
 	s.log.Info("reconciliation resumed", "by", "admin-api")
 	writeJSON(w, http.StatusOK, map[string]bool{"suspended": false})
+	return nil
 }
 
 // Resource is a spec-owned resource as the admin API shows it.
@@ -408,44 +402,36 @@ func redact(v any) any {
 	return v
 }
 
-func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listResources(w http.ResponseWriter, r *http.Request) error {
 	kind := r.PathValue("kind")
 	if _, known := spec.NewSpec(kind); kind != "" && !known {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown kind %q", kind))
-		return
+		return errorf(http.StatusNotFound, "unknown kind %q", kind)
 	}
 	res, err := s.cfg.Store.Read().Resources(kind)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return err
 	}
 	out := make([]Resource, 0, len(res))
 	for _, r := range res {
 		out = append(out, view(r))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (s *Server) getResource(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getResource(w http.ResponseWriter, r *http.Request) error {
 	res, err := s.cfg.Store.Read().Resource(r.PathValue("kind"), r.PathValue("name"))
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return err
 	}
 	if res == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("%s/%s not found", r.PathValue("kind"), r.PathValue("name")))
-		return
+		return errorf(http.StatusNotFound, "%s/%s not found", r.PathValue("kind"), r.PathValue("name"))
 	}
 	writeJSON(w, http.StatusOK, view(res))
+	return nil
 }
 
 var errBuiltin = errors.New("built-in roles cannot be changed")
-
-// editError is an edit the spec's validation refused.
-type editError struct{ err error }
-
-func (e *editError) Error() string { return e.err.Error() }
-func (e *editError) Unwrap() error { return e.err }
 
 // validateEdit validates the resources of tx with edit in place of the
 // resource of its kind and name, as one spec: references cross documents.
@@ -470,7 +456,8 @@ func (s *Server) validateEdit(tx *store.Txn, edit *store.Resource) (any, error) 
 	add(edit)
 	set, err := s.cfg.Validate(docs)
 	if err != nil {
-		return nil, &editError{err}
+		// The edit, not the runtime, is at fault: 400, as a bad body is.
+		return nil, &specError{status: http.StatusBadRequest, err: err}
 	}
 	return set.Get(edit.Kind, edit.Name).Spec, nil
 }
@@ -478,18 +465,16 @@ func (s *Server) validateEdit(tx *store.Txn, edit *store.Resource) (any, error) 
 // putResource stores a resource the way a console edit would, once the
 // spec's validation accepts the runtime with it. The next reconcile sees
 // it as drift and reports (and by default corrects) it.
-func (s *Server) putResource(w http.ResponseWriter, r *http.Request) {
+func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 	kind, name := r.PathValue("kind"), r.PathValue("name")
 	v, known := spec.NewSpec(kind)
 	if !known {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown kind %q", kind))
-		return
+		return errorf(http.StatusNotFound, "unknown kind %q", kind)
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "bad "+kind+" spec: "+err.Error())
-		return
+		return errorf(http.StatusBadRequest, "bad %s spec: %v", kind, err)
 	}
 	if role, ok := v.(*spec.Role); ok {
 		role.Builtin = false
@@ -510,24 +495,15 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) {
 		}
 		return tx.Insert(store.TableResources, edit)
 	})
-	if errors.Is(err, errBuiltin) {
-		writeError(w, http.StatusConflict, err.Error())
-		return
-	}
-	var invalid *editError
-	if errors.As(err, &invalid) {
-		writeSpecError(w, http.StatusBadRequest, invalid.err)
-		return
-	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return err
 	}
 	s.cfg.Audit.Record(audit.AdminEdit{Op: "put", Kind: kind, Name: name})
 	writeJSON(w, http.StatusOK, map[string]string{"result": "stored; the next reconcile reports it as drift"})
+	return nil
 }
 
-func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) error {
 	kind, name := r.PathValue("kind"), r.PathValue("name")
 	found := false
 	err := s.cfg.Store.Update(r.Context(), func(tx *store.Txn) error {
@@ -543,23 +519,22 @@ func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) {
 		return tx.Delete(store.TableResources, old)
 	})
 	switch {
-	case errors.Is(err, errBuiltin):
-		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		return err
 	case !found:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("%s/%s not found", kind, name))
-	default:
-		s.cfg.Audit.Record(audit.AdminEdit{Op: "delete", Kind: kind, Name: name})
-		w.WriteHeader(http.StatusNoContent)
+		return errorf(http.StatusNotFound, "%s/%s not found", kind, name)
 	}
+	s.cfg.Audit.Record(audit.AdminEdit{Op: "delete", Kind: kind, Name: name})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (s *Server) backup(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) backup(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="idrecon-backup"`)
 	if err := s.cfg.Backup(w); err != nil {
 		// Headers are gone; the client sees a truncated body and a failed checksum.
 		s.log.Error("backup failed", "err", err)
 	}
+	return nil
 }

@@ -1,0 +1,43 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/idrecon/idrecon/spec"
+)
+
+// TestWriteErr pins how each kind of handler error is answered.
+func TestWriteErr(t *testing.T) {
+	invalid := spec.ErrorList{{Pos: spec.Position{File: "a.yaml", Line: 3, Column: 5}, Field: "spec.x", Msg: "bad"}}
+	tests := []struct {
+		name    string
+		err     error
+		status  int
+		msg     string
+		details int
+	}{
+		{"status and message", errorf(http.StatusNotFound, "Role/x not found"), 404, "Role/x not found", 0},
+		{"wrapped", fmt.Errorf("put: %w", errorf(http.StatusConflict, "taken")), 409, "taken", 0},
+		{"spec errors listed", &specError{status: http.StatusUnprocessableEntity, err: invalid}, 422, "the spec has 1 error(s)", 1},
+		{"built-in role", errBuiltin, 409, errBuiltin.Error(), 0},
+		{"anything else", errors.New("disk full"), 500, "disk full", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			writeErr(w, tt.err)
+			var body Error
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			if w.Code != tt.status || body.Error != tt.msg || len(body.Details) != tt.details {
+				t.Fatalf("%d %+v, want %d %q with %d details", w.Code, body, tt.status, tt.msg, tt.details)
+			}
+		})
+	}
+}
