@@ -139,14 +139,14 @@ func TestMemberValuesAsNormalised(t *testing.T) {
 func FuzzMemberPatchPaths(f *testing.F) {
 	for _, body := range []string{
 		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"members","value":[{"$ref":null,"value":"u1"},{"value":"u2"}]}]}`,
-		`{"Operations":[{"op":"remove","path":" Members ","value":[{"value":"u1"}]},{"op":"add","path":"members","value":[{"value":"u1"}]}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":" Members ","value":[{"value":"u1"}]},{"op":"add","path":"members","value":[{"value":"u1"}]}]}`,
 		`{"schemas":["other"],"Operations":[{"op":"add","path":"members","value":[{"value":"u1"}]}]}`,
-		`{"Operations":[{"op":"add","path":"members","value":[{"value":"u1","display":"x"}]}]}`,
-		`{"Operations":[{"op":"add","path":"members","value":[{"$ref":"x","value":"u1"}]}]}`,
-		`{"Operations":[{"op":"replace","path":"members","value":[{"value":"u1"}]}]}`,
-		`{"Operations":[{"op":"add","path":"members","value":[]}]}`,
-		`{"Operations":[{"OP":"ADD","PATH":"members","VALUE":[{"VALUE":"u1"}]}]} `,
-		`{"Operations":[]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":"u1","display":"x"}]}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"$ref":"x","value":"u1"}]}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"members","value":[{"value":"u1"}]}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[]}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"OP":"ADD","PATH":"members","VALUE":[{"VALUE":"u1"}]}]} `,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[]}`,
 		`null`,
 	} {
 		f.Add([]byte(body))
