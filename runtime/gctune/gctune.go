@@ -10,12 +10,11 @@ import (
 )
 
 // DefaultPercent is the Go GC target serve runs with unless GOGC is set.
-// The store's writes and SAML validation allocate heavily, and with Go's
-// default of 100 the collector takes about a third of the CPU at full load
-// (ACS: 940 sign-ins/s at 100, 1,370 at 200 on 2 cores). 400 halved the
-// collector's share of an Entra member phase again (13% to 6%) for a peak
-// heap of up to five times the live one, which the soft memory limit keeps
-// inside the machine.
+// The store's writes and SAML validation allocate heavily: with Go's
+// default of 100 the collector took a large share of the CPU at full load,
+// and 400 cut that share for a peak heap of up to five times the live one,
+// which the soft memory limit keeps inside the machine. The README's
+// "Memory and CPU" gives the measured figures and how to reproduce them.
 const DefaultPercent = 400
 
 // Settings are what Apply chose; zero means left to the environment.

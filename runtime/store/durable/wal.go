@@ -256,11 +256,10 @@ func intactHeader(data []byte) bool {
 // fillAhead is how far append extends a segment with zeros ahead of its
 // frames. A write inside the file's size makes fdatasync flush the data
 // alone; one that grows the file makes it commit the file system's journal
-// too, in a kernel thread that waits for a core like any other. An append
-// of 4 KiB took 1.0-1.4 ms instead of 0.6-0.9 with every core busy, as when
-// Entra provisions, and 0.3-0.4 ms instead of 0.2-0.26 on idle cores
-// (BenchmarkLogAppend). So the file grows once per fillAhead bytes, not
-// once per batch.
+// too, in a kernel thread that waits for a core like any other, which made
+// appends markedly slower on busy cores, as when Entra provisions
+// (BenchmarkLogAppend compares both). So the file grows once per fillAhead
+// bytes, not once per batch.
 const fillAhead = 1 << 20
 
 var zeros = make([]byte, 64<<10)
