@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/internal/logsink"
 )
 
 const (
@@ -24,27 +25,9 @@ const (
 	scimTok = "idrecon-demo-token-for-make-run-only-0123456789"
 )
 
-// syncBuffer is a log sink tests can read while the daemon writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type running struct {
 	base, admin string
-	logs        *syncBuffer
+	logs        *logsink.Buffer
 	stop        func() error
 }
 
@@ -74,7 +57,7 @@ func copyDir(t testing.TB, src string) string {
 
 func start(t testing.TB, cfg Config) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logsink.Buffer{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"

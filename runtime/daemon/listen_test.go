@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/idrecon/idrecon/runtime/internal/logsink"
 )
 
 // waitClosed reads from conn until the server closes it, failing if it is
@@ -117,7 +119,7 @@ func TestAdminOffLoopbackNeedsConsent(t *testing.T) {
 		t.Fatalf("plain admin API off loopback: started %t, err %v", started, err)
 	}
 
-	logs := &syncBuffer{}
+	logs := &logsink.Buffer{}
 	started, err = runUntilStarted(t, Config{AdminListen: everywhere, AdminInsecureHTTP: true,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if !started || err != nil {
@@ -127,7 +129,7 @@ func TestAdminOffLoopbackNeedsConsent(t *testing.T) {
 		t.Fatalf("no warning in the log:\n%s", logs)
 	}
 
-	logs = &syncBuffer{}
+	logs = &logsink.Buffer{}
 	started, err = runUntilStarted(t, Config{AdminListen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if !started || err != nil || strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "admin API") {
 		t.Fatalf("loopback: started %t, err %v\n%s", started, err, logs)

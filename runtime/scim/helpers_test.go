@@ -1,7 +1,6 @@
 package scim
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,10 +10,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/idrecon/idrecon/runtime/audit"
+	"github.com/idrecon/idrecon/runtime/internal/logsink"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -45,29 +44,11 @@ func hashHex(tok string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t     *testing.T
 	st    *store.Store
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *logsink.Buffer
 	audit audit.Memory
 	flag  bool
 	base  string
@@ -87,7 +68,7 @@ func newEnv(t *testing.T, flag bool, cfg *spec.ScimProvisioning) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, st: st, logs: &syncBuffer{}, flag: flag, base: spec.DefaultScimBasePath}
+	e := &env{t: t, st: st, logs: &logsink.Buffer{}, flag: flag, base: spec.DefaultScimBasePath}
 	if cfg != nil {
 		e.setConfig(cfg)
 		if cfg.BasePath != "" {

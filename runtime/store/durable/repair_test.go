@@ -1,19 +1,18 @@
 package durable
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/idrecon/idrecon/runtime/audit"
+	"github.com/idrecon/idrecon/runtime/internal/logsink"
 	"github.com/idrecon/idrecon/runtime/store"
 )
 
@@ -67,7 +66,7 @@ func TestLoadRepairsNamesThatFoldEqual(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer trail.Close()
-	var logs syncBuffer
+	var logs logsink.Buffer
 	db, err := Open(path, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Audit: trail})
 	if err != nil {
 		t.Fatal(err)
@@ -139,22 +138,4 @@ func TestLoadRepairsNamesThatFoldEqual(t *testing.T) {
 		t.Fatalf("second load: %v, repairs %v", err, stats.Repairs)
 	}
 	checkNames(st2)
-}
-
-// syncBuffer is a log sink safe for the DB's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
