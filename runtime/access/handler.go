@@ -78,7 +78,9 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, errBadRequest):
 		status = http.StatusBadRequest
 	}
-	msg := err.Error()
+	// The package's prefix is for Go callers; the CLI adds its own, and
+	// "idrecon access: access: unknown user" says it twice.
+	msg := strings.TrimPrefix(err.Error(), "access: ")
 	if status == http.StatusInternalServerError {
 		h.logger.Error("access request failed", "path", r.URL.Path, "err", err)
 		msg = "internal error"

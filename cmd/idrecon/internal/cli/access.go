@@ -83,6 +83,10 @@ func runUsers(ctx context.Context, env Env, args []string) error {
 	if *output == "json" {
 		return printJSON(env.Stdout, access.Page[access.UserSummary]{Items: nonNil(all), Next: next})
 	}
+	if len(all) == 0 {
+		fmt.Fprintln(env.Stdout, "No users (none provisioned yet, or none match).")
+		return nil
+	}
 	tb := newTable(env.Stdout, "USERNAME", "ACTIVE", "ACCESS", "EXTERNAL ID", "GROUPS", "ROLES", "VERSIONS")
 	for _, u := range all {
 		tb.row(u.UserName, fmt.Sprint(u.Active), yesNo(u.HasAccess), orDash(u.ExternalID),
@@ -112,6 +116,10 @@ func runGroups(ctx context.Context, env Env, args []string) error {
 	}
 	if *output == "json" {
 		return printJSON(env.Stdout, access.Page[access.GroupSummary]{Items: nonNil(all), Next: next})
+	}
+	if len(all) == 0 {
+		fmt.Fprintln(env.Stdout, "No groups (none provisioned yet, or none match).")
+		return nil
 	}
 	tb := newTable(env.Stdout, "DISPLAY NAME", "EXTERNAL ID", "MEMBERS", "ASSIGNMENTS", "ROLES", "VERSIONS")
 	for _, g := range all {
@@ -200,6 +208,9 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 			return printJSON(w, &r)
 		}
 		fmt.Fprintf(w, "%s: %d user(s) can reach it\n", printable(r.Application+"/"+r.Version), len(r.Users))
+		if len(r.Users) == 0 {
+			return nil
+		}
 		tb := newTable(w, "USERNAME", "HOW")
 		for _, u := range r.Users {
 			for i, p := range u.Paths {

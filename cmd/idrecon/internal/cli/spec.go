@@ -100,7 +100,8 @@ func localReconciler(ctx context.Context, base *spec.Set) (*reconcile.Reconciler
 	if err != nil {
 		return nil, nil, err
 	}
-	rec, err := reconcile.New(reconcile.Config{Store: st})
+	// AllowEmpty: the base may be the builtin roles alone (builtinRoles).
+	rec, err := reconcile.New(reconcile.Config{Store: st, AllowEmpty: true})
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -150,7 +151,8 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "planning %s at %s\n", src, short(rev.ID))
 		dir = rev.Dir
 	}
-	// Without --server (or IDRECON_SERVER) the plan is against an empty runtime.
+	// Without --server (or IDRECON_SERVER) the plan is against a runtime
+	// holding only the builtin roles, or the spec at --base-ref.
 	serverGiven := env.Getenv("IDRECON_SERVER") != ""
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "server" {
@@ -212,14 +214,20 @@ func planLocally(ctx context.Context, env Env, dir, baseRef string, lim *specLim
 	if err != nil {
 		return nil, nil, printSpecErrors(env, err)
 	}
-	var base *spec.Set
+	if err := reconcile.CheckEmpty(set); err != nil {
+		// The local reconciler allows an empty base; the spec planned may not be.
+		return nil, nil, &exitError{code: 1, err: fmt.Errorf("%s: %w", dir, err)}
+	}
+	base := builtinRoles(set)
 	if baseRef != "" {
 		b, cleanup, err := loadBaseRef(ctx, env, dir, baseRef, lim)
 		if err != nil {
 			return nil, nil, err
 		}
 		defer cleanup()
-		base = b
+		if len(b.Docs) > 0 {
+			base = b
+		}
 	}
 	rec, closeRec, err := localReconciler(ctx, base)
 	if err != nil {
@@ -228,6 +236,19 @@ func planLocally(ctx context.Context, env Env, dir, baseRef string, lim *specLim
 	defer closeRec()
 	p, err := rec.Plan(ctx, set)
 	return p, set.Warnings, err
+}
+
+// builtinRoles is the part of set every runtime holds before any spec is
+// applied: the builtin roles. Planning against it rather than an empty
+// runtime keeps them out of the plan, as a daemon's plan would.
+func builtinRoles(set *spec.Set) *spec.Set {
+	base := &spec.Set{Revision: "builtin"}
+	for _, d := range set.Docs {
+		if _, builtin := spec.BuiltinRoles[d.Metadata.Name]; builtin && d.Kind == spec.KindRole && d.Pos.File == "" {
+			base.Docs = append(base.Docs, d)
+		}
+	}
+	return base
 }
 
 // loadBaseRef loads the spec as it was at ref in the git repository that

@@ -103,3 +103,13 @@ func TestSpecLimitFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestOfflinePlanLeavesBuiltinRolesOut: a plan without a daemon is against
+// a runtime that holds the builtin roles, as every daemon's does, so they
+// are not shown as creates.
+func TestOfflinePlanLeavesBuiltinRolesOut(t *testing.T) {
+	code, out, errs := run(t, nil, "plan", "../../../../examples/entra")
+	if code != 2 || strings.Contains(out, "+ Role/Administrator") || !strings.Contains(out, "+ Role/Release Manager") {
+		t.Fatalf("exit %d, want 2 with the custom role created and no builtin one\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
