@@ -91,7 +91,7 @@ func TestCommandsAgainstADaemon(t *testing.T) {
 		{"status json", []string{"status", "--output", "json"}, 0, []string{`"appliedRevision"`, `"ready": true`}},
 		{"users", []string{"users"}, 0, []string{"alice@contoso.com", "View Only", "webgoat/2.0"}},
 		{"users json", []string{"users", "--output", "json", "--filter", "ALICE"}, 0, []string{`"userName": "alice@contoso.com"`}},
-		{"groups (none yet)", []string{"groups"}, 0, []string{"DISPLAY NAME"}},
+		{"groups (none yet)", []string{"groups"}, 0, []string{"No groups"}},
 		{"access user", []string{"access", "user", "alice@contoso.com"}, 0, []string{"View Only", "direct, assignment alice"}},
 		{"access version", []string{"access", "version", "webgoat/2.0"}, 0, []string{"1 user(s)", "alice@contoso.com"}},
 		{"access pending", []string{"access", "pending"}, 0, []string{"appsec-admins", "not provisioned"}},
