@@ -420,6 +420,9 @@ func (r *Reconciler) logError(err error) {
 	prev := r.lastLogged
 	r.lastLogged = msg
 	switch {
+	case errors.Is(err, source.ErrNothingPushed):
+		// A push-mode daemon before its first push: waiting, not failing.
+		r.log.Info("waiting for a spec to be pushed", "source", r.cfg.Source.String())
 	case err != nil:
 		r.log.Error("reconcile failed", "source", r.cfg.Source.String(), "err", msg)
 	case prev != "":

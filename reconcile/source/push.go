@@ -11,7 +11,8 @@ import (
 
 // ErrNothingPushed is what a Push source's Fetch returns before the first
 // push.
-var ErrNothingPushed = errors.New("no spec pushed yet: run 'idrecon apply DIR'")
+// It stalls: only a push, which triggers a reconcile, changes the outcome.
+var ErrNothingPushed error = &stallingError{msg: "no spec pushed yet: run 'idrecon apply DIR'", reason: "NothingPushed"}
 
 // Push is the source of a daemon started without a folder or git
 // repository: the last spec pushed with `idrecon apply`, kept in a folder

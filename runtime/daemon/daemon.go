@@ -174,7 +174,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// The first reconcile runs before the listeners open, so Entra never
 	// sees a runtime without its SCIM configuration. A bad spec here keeps
 	// the state loaded from disk.
-	if _, err := d.rec.ReconcileOnce(ctx); err != nil {
+	if _, err := d.rec.ReconcileOnce(ctx); err != nil && !errors.Is(err, source.ErrNothingPushed) {
 		d.log.Warn("first reconcile failed; serving the last good state", "err", err)
 	}
 	return d.serve(ctx)

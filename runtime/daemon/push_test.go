@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/idrecon/idrecon/spec/bundle"
@@ -35,6 +36,10 @@ func TestPushMode(t *testing.T) {
 	d := start(t, Config{DataDir: dataDir})
 	if st := d.status(t); st.Mode != "push" || st.Ready {
 		t.Fatalf("before the first push: %+v", st)
+	}
+	// Waiting for the first push is not a failure.
+	if logs := d.logs.String(); strings.Contains(logs, `"level":"ERROR"`) || strings.Contains(logs, `"level":"WARN"`) {
+		t.Fatalf("a push-mode daemon logs a failure before anything was pushed:\n%s", logs)
 	}
 	if code, b := push(t, d, "../../examples/entra"); code != 200 {
 		t.Fatalf("push: %d %s", code, b)
