@@ -174,11 +174,26 @@ func Run(ctx context.Context, cfg Config) error {
 	// The first reconcile runs before the listeners open, so Entra never
 	// sees a runtime without its SCIM configuration. A bad spec here keeps
 	// the state loaded from disk.
-	if _, err := d.rec.ReconcileOnce(ctx); err != nil && !errors.Is(err, source.ErrNothingPushed) {
+	_, err = d.rec.ReconcileOnce(ctx)
+	waiting := errors.Is(err, source.ErrNothingPushed)
+	if err != nil && !waiting {
 		d.log.Warn("first reconcile failed; serving the last good state", "err", err)
+	}
+	if ok, why := d.tls.Ready(); !cfg.InsecureHTTP && !ok {
+		if !waiting {
+			// Serving HTTPS without a certificate fails every handshake
+			// while the log says "serving https://".
+			return fmt.Errorf("%w (%s)", ErrNoTLSCertificate, why)
+		}
+		d.log.Warn("no TLS certificate yet: HTTPS handshakes fail until a spec with one is pushed", "reason", why)
 	}
 	return d.serve(ctx)
 }
+
+// ErrNoTLSCertificate is a daemon told to serve HTTPS by a spec without a
+// certificate for it.
+var ErrNoTLSCertificate = errors.New("no TLS certificate to serve HTTPS with: add a Certificate document with usage: tls to the spec, " +
+	"or serve plain HTTP with --insecure-http (local runs, or behind a proxy that terminates TLS)")
 
 // daemon is the assembled set of parts that serve runs.
 type daemon struct {

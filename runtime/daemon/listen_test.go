@@ -148,3 +148,36 @@ func TestLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPSNeedsACertificate: a daemon told to serve HTTPS by a spec with no
+// tls Certificate refuses to start, saying what to add, instead of logging
+// "serving https://" while every handshake fails. In push mode, where the
+// certificate can only come with the first push, it starts and warns.
+func TestHTTPSNeedsACertificate(t *testing.T) {
+	specDir := copyDir(t, "../../examples/entra")
+	cfg := Config{SpecDir: specDir, DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
+		AdminToken: adminTok, Logger: slog.New(slog.DiscardHandler)}
+	err := Run(t.Context(), cfg)
+	if !errors.Is(err, ErrNoTLSCertificate) || !strings.Contains(err.Error(), "usage: tls") || !strings.Contains(err.Error(), "--insecure-http") {
+		t.Fatalf("Run = %v, want ErrNoTLSCertificate saying what to do", err)
+	}
+
+	logs := &logsink.Buffer{}
+	cfg = Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", AdminToken: adminTok,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))}
+	started := make(chan struct{})
+	cfg.Started = func(string, string) { close(started) }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("push mode did not start: %v", err)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(logs.String(), "no TLS certificate yet") {
+		t.Errorf("push mode without a certificate does not warn:\n%s", logs)
+	}
+}
