@@ -395,9 +395,12 @@ func (l *loader) resolve() {
 			l.resolveSAML(p, s)
 		case *AccessAssignment:
 			l.checkAssignment(p, s)
+		case *Gateway:
+			l.resolveGateway(p, s)
 		}
 	}
 	l.checkScimPaths()
+	l.checkGatewayPaths()
 }
 
 func (l *loader) checkName(p *parsedDoc) {

@@ -65,10 +65,13 @@ const (
 	SAMLPath    = "/saml"
 	// SAMLUserPath is the signed-in user's page, below the SAML base path.
 	SAMLUserPath = "/me"
+	// VerifyPath is the Gateways' forward-auth endpoint.
+	VerifyPath = "/auth/verify"
 )
 
-// ReservedPaths are the paths a SCIM basePath must stay off.
-var ReservedPaths = []string{HealthzPath, WebhookPath, MetricsPath, SAMLPath}
+// ReservedPaths are the paths a SCIM basePath or a Gateway's pathPrefix
+// must stay off.
+var ReservedPaths = []string{HealthzPath, WebhookPath, MetricsPath, SAMLPath, VerifyPath}
 
 func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
 	switch {

@@ -20,6 +20,7 @@ const (
 	KindApplication         = "Application"
 	KindRole                = "Role"
 	KindAccessAssignment    = "AccessAssignment"
+	KindGateway             = "Gateway"
 )
 
 // kinds is the one table of kinds, in the order a plan applies creates
@@ -36,6 +37,7 @@ var kinds = []struct {
 	{KindApplication, func() any { return new(Application) }},
 	{KindRole, func() any { return new(Role) }},
 	{KindAccessAssignment, func() any { return new(AccessAssignment) }},
+	{KindGateway, func() any { return new(Gateway) }},
 }
 
 // Kinds lists every kind in the order a plan applies creates: things that
@@ -267,6 +269,54 @@ type AccessAssignment struct {
 	Subject             Subject  `yaml:"subject" json:"subject"`
 	Roles               []string `yaml:"roles,omitempty" json:"roles,omitempty"`
 	ApplicationVersions []string `yaml:"applicationVersions,omitempty" json:"applicationVersions,omitempty"`
+}
+
+// Gateway puts idrecon in front of an application: requests under
+// PathPrefix are forwarded to Upstream for signed-in users who have access,
+// with the user in UserHeader (Application Security's HTTP-header SSO), and
+// GET /auth/verify answers the same question for nginx, Traefik, Caddy or
+// Envoy in front of it.
+type Gateway struct {
+	// Upstream is where the application listens: http:// or https:// and a
+	// host, no path (requests keep theirs). Empty: forward-auth only.
+	Upstream string `yaml:"upstream,omitempty" json:"upstream,omitempty"`
+	// PathPrefix is the part of idrecon's URL space forwarded (default "/");
+	// idrecon's own paths never are.
+	PathPrefix string `yaml:"pathPrefix,omitempty" json:"pathPrefix,omitempty"`
+	// UserHeader carries the userName (default "username").
+	UserHeader string `yaml:"userHeader,omitempty" json:"userHeader,omitempty"`
+	// RolesHeader and VersionsHeader, when set, carry the user's roles and
+	// application versions, comma separated.
+	RolesHeader    string `yaml:"rolesHeader,omitempty" json:"rolesHeader,omitempty"`
+	VersionsHeader string `yaml:"versionsHeader,omitempty" json:"versionsHeader,omitempty"`
+	// RequiredRole, when set, is a role a user must hold to pass.
+	RequiredRole string `yaml:"requiredRole,omitempty" json:"requiredRole,omitempty"`
+	// SharedSecret is a header sent on every forwarded request, so the
+	// application can tell idrecon's requests from anyone else's.
+	SharedSecret *GatewaySecret `yaml:"sharedSecret,omitempty" json:"sharedSecret,omitempty"`
+	// Timeouts of the connection to the upstream.
+	Timeouts GatewayTimeouts `yaml:"timeouts,omitempty" json:"timeouts,omitzero"`
+}
+
+// GatewaySecret is a header whose value comes from outside git.
+type GatewaySecret struct {
+	Header    string     `yaml:"header" json:"header"`
+	ValueFrom *ValueFrom `yaml:"valueFrom" json:"valueFrom"`
+
+	// Filled in by the loader. SHA256 lets a plan say the value changed
+	// without showing it; Value is never serialised, and is resolved again
+	// from ValueFrom after a restart.
+	SHA256 string `yaml:"-" json:"sha256,omitempty"`
+	Value  string `yaml:"-" json:"-"`
+}
+
+// GatewayTimeouts bound the connection to the upstream.
+type GatewayTimeouts struct {
+	// Dial bounds connecting (default 5s), so an unreachable upstream is a
+	// 502 and not a hang.
+	Dial Duration `yaml:"dial,omitempty" json:"dial,omitempty"`
+	// ResponseHeader bounds the wait for the response headers (default 60s).
+	ResponseHeader Duration `yaml:"responseHeader,omitempty" json:"responseHeader,omitempty"`
 }
 
 // Subject names a SCIM-provisioned group (by displayName) or user (by userName).

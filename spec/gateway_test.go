@@ -1,0 +1,73 @@
+package spec
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func gatewayDoc(name, spec string) string {
+	return "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: " + name + "\nspec:\n" + spec
+}
+
+// TestGatewayValidation: every Gateway field is checked with file:line and
+// the field, and the shared secret is resolved without showing it.
+func TestGatewayValidation(t *testing.T) {
+	const scim = "apiVersion: idrecon.io/v1alpha1\nkind: ScimProvisioning\nmetadata:\n  name: s\nspec:\n  enabled: false\n"
+	tests := []struct {
+		name, spec string
+		extra      string // another document
+		want       string // "" means valid; else "file:line:col field: ...text"
+	}{
+		{name: "minimal", spec: "  upstream: http://127.0.0.1:8180\n"},
+		{name: "forward-auth only", spec: "  pathPrefix: /\n"},
+		{name: "everything", spec: "  upstream: https://ssc.internal:8443\n  pathPrefix: /ssc\n  userHeader: username\n  rolesHeader: X-Idrecon-Roles\n" +
+			"  versionsHeader: X-Idrecon-Versions\n  requiredRole: Developer\n  sharedSecret:\n    header: X-Idrecon-Secret\n    valueFrom: {env: GW_SECRET}\n" +
+			"  timeouts: {dial: 2s, responseHeader: 2m}\n"},
+		{name: "upstream scheme", spec: "  upstream: ftp://h\n", want: "g.yaml:6:13: spec.upstream: must be an http:// or https:// URL"},
+		{name: "upstream path", spec: "  upstream: http://h/ssc\n", want: "g.yaml:6:13: spec.upstream: must have no path"},
+		{name: "upstream credentials", spec: "  upstream: http://u:p@h\n", want: "spec.upstream: must not carry credentials"},
+		{name: "relative prefix", spec: "  pathPrefix: ssc\n", want: "g.yaml:6:15: spec.pathPrefix: must be an absolute URL path"},
+		{name: "dot segments", spec: "  pathPrefix: /a/../saml\n", want: "spec.pathPrefix: must be an absolute URL path without . or .."},
+		{name: "bad header", spec: "  userHeader: user name\n", want: "spec.userHeader: \"user name\" is not a valid HTTP header name"},
+		{name: "hop-by-hop header", spec: "  rolesHeader: Connection\n", want: "spec.rolesHeader: Connection is a hop-by-hop header"},
+		{name: "header used twice", spec: "  userHeader: user_name\n  rolesHeader: USER-NAME\n", want: "spec.rolesHeader: USER-NAME is already used by spec.userHeader"},
+		{name: "unknown role", spec: "  requiredRole: Wizard\n", want: "spec.requiredRole: no Role named \"Wizard\""},
+		{name: "secret without valueFrom", spec: "  sharedSecret:\n    header: X-S\n", want: "spec.sharedSecret.valueFrom: required"},
+		{name: "secret env unset", spec: "  sharedSecret:\n    header: X-S\n    valueFrom: {env: NOT_SET}\n", want: "spec.sharedSecret.valueFrom.env: environment variable NOT_SET is not set"},
+		{name: "timeout too long", spec: "  timeouts: {dial: 11m}\n", want: "spec.timeouts.dial: must be between 0"},
+		{name: "prefix on saml", spec: "  pathPrefix: /saml\n", want: "spec.pathPrefix: /saml collides with /saml"},
+		{name: "prefix on healthz", spec: "  pathPrefix: /healthz/x\n", want: "collides with /healthz"},
+		{name: "prefix on verify", spec: "  pathPrefix: /auth\n", want: "collides with /auth/verify"},
+		{name: "prefix on scim", spec: "  pathPrefix: /api\n", extra: scim, want: "collides with /api/scim/v2"},
+		{name: "prefix twice", spec: "  pathPrefix: /ssc/\n", extra: gatewayDoc("other", "  pathPrefix: /ssc\n"), want: "is also the pathPrefix of Gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string]string{"g.yaml": gatewayDoc("g", tt.spec)}
+			if tt.extra != "" {
+				files["other.yaml"] = tt.extra
+			}
+			set, err := load(t, writeTree(t, files), map[string]string{"GW_SECRET": "s3cret-value"})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range set.Docs {
+					if g, ok := d.Spec.(*Gateway); ok && g.SharedSecret != nil {
+						if g.SharedSecret.Value != "s3cret-value" || len(g.SharedSecret.SHA256) != 64 {
+							t.Errorf("shared secret not resolved: %+v", g.SharedSecret)
+						}
+					}
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v\nwant one containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("the secret is in the error: %v", err)
+			}
+		})
+	}
+}
