@@ -611,15 +611,18 @@ func sortChanges(cs []Change, reverse bool) {
 	})
 }
 
-// lacksKey reports whether the stored resource is a Certificate whose private
-// key the spec references but the runtime lacks. Keys are neither rendered
-// (so the hashes match) nor persisted, so after a restart every SP and TLS
-// certificate comes back without its key until an apply puts it back.
+// lacksKey reports whether the stored resource lacks secret material the
+// spec resolves: a Certificate's private key, a Gateway's shared secret.
+// Neither is rendered (so the hashes match) nor persisted, so after a
+// restart they come back without it until an apply puts it back.
 func lacksKey(have *store.Resource, want *spec.Document) bool {
-	h, ok := have.Spec.(*spec.Certificate)
-	if !ok || h.PrivateKey != nil {
-		return false
+	switch h := have.Spec.(type) {
+	case *spec.Certificate:
+		w, ok := want.Spec.(*spec.Certificate)
+		return h.PrivateKey == nil && ok && w.PrivateKey != nil
+	case *spec.Gateway:
+		w, ok := want.Spec.(*spec.Gateway)
+		return h.SharedSecret != nil && h.SharedSecret.Value == "" && ok && w.SharedSecret != nil && w.SharedSecret.Value != ""
 	}
-	w, ok := want.Spec.(*spec.Certificate)
-	return ok && w.PrivateKey != nil
+	return false
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/audit"
+	"github.com/idrecon/idrecon/runtime/gateway"
 	"github.com/idrecon/idrecon/runtime/metrics"
 	"github.com/idrecon/idrecon/runtime/saml"
 	"github.com/idrecon/idrecon/runtime/scim"
@@ -144,6 +145,11 @@ func httpServer(h http.Handler, t Timeouts, log *slog.Logger) *http.Server {
 		IdleTimeout:       t.Idle,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// under reports whether path is prefix or below it.
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }
 
 // loadOptions are the spec.Load options of every load the daemon makes.
@@ -297,12 +303,24 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		})
 	}
 	main.HandleFunc("GET "+spec.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	// SCIM's base path and SAML's base URL come from the spec and may change
-	// at any reconcile, so the split is made per request.
+	fronts := &gateways{st: st, sessions: gateway.SessionsFunc(samlSrv.SessionUser), decider: gateway.StoreDecider{Store: st},
+		log: log.With("component", "gateway")}
+	// SCIM's base path, SAML's base URL and the Gateways come from the spec
+	// and may change at any reconcile, so the split is made per request:
+	// SCIM, then SAML's own routes, then a Gateway, then SAML's pages.
 	main.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		base := scimSrv.BasePath()
-		if r.URL.Path == base || strings.HasPrefix(r.URL.Path, base+"/") {
+		p := r.URL.Path
+		if base := scimSrv.BasePath(); under(p, base) {
 			scimSrv.ServeHTTP(w, r)
+			return
+		}
+		home, samlOK := samlSrv.BasePath(r.Context())
+		if !samlOK || under(p, home+spec.SAMLPath) || under(p, home+spec.SAMLUserPath) {
+			samlSrv.ServeHTTP(w, r)
+			return
+		}
+		if g, ok := fronts.route(r, home+spec.SAMLPath+"/login"); ok {
+			g.ServeHTTP(w, r)
 			return
 		}
 		samlSrv.ServeHTTP(w, r)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idrecon/idrecon/runtime/saml/internal/testidp"
+	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/spec"
 )
 

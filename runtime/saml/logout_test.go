@@ -10,7 +10,7 @@ import (
 
 	"github.com/beevik/etree"
 
-	"github.com/idrecon/idrecon/runtime/saml/internal/testidp"
+	"github.com/idrecon/idrecon/runtime/internal/testidp"
 )
 
 func (e *env) signIn() {

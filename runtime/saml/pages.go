@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"context"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -72,6 +73,26 @@ func (s *Server) clearSession(w http.ResponseWriter, c *config, r *http.Request,
 		s.sessions.del(id)
 	}
 	s.setCookie(w, c, r, &http.Cookie{Name: sessionCookie, Value: "", MaxAge: -1, SameSite: http.SameSiteLaxMode})
+}
+
+// SessionUser returns the userName the request's browser signed in as,
+// without deciding access: a front door decides that itself on every
+// request, and shows a refused user a "no access" page rather than another
+// sign-in.
+func (s *Server) SessionUser(r *http.Request) (string, bool) {
+	_, se, ok := s.sessionOf(r)
+	return se.userName, ok
+}
+
+// BasePath is the path of the configured baseURL, without a trailing
+// slash ("" at the root); ok is false while sign-in is not configured.
+// The SAML routes lie below it.
+func (s *Server) BasePath(ctx context.Context) (path string, ok bool) {
+	c, err := s.current(ctx)
+	if err != nil {
+		return "", false
+	}
+	return c.basePath, true
 }
 
 // Session returns what the request's browser is signed in as, re-checked

@@ -69,6 +69,8 @@ const (
 var masked = map[reflect.Type]map[string]mask{
 	reflect.TypeFor[spec.ScimToken]():   {"SHA256": maskDigest},
 	reflect.TypeFor[spec.Certificate](): {"PEM": maskContent},
+	// The value itself is never rendered (json:"-"), its hash is.
+	reflect.TypeFor[spec.GatewaySecret](): {"SHA256": maskDigest},
 }
 
 var (

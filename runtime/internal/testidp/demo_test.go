@@ -17,7 +17,7 @@ const DemoTenant = "8a3e6f2b-4c1d-4e7a-9b5f-2d6c8e0a1f34"
 // TestGenerateDemo writes the demo IdP's certificate (as Entra's
 // "Certificate (Base64)" download) and its signed federation metadata. The
 // private key is thrown away: the demo metadata can be verified, never
-// re-signed. Run: go test ./runtime/saml/internal/testidp -run Demo -gen-demo
+// re-signed. Run: go test ./runtime/internal/testidp -run Demo -gen-demo
 func TestGenerateDemo(t *testing.T) {
 	if !*genDemo {
 		t.Skip("pass -gen-demo to regenerate examples/entra/idp")
@@ -38,7 +38,7 @@ func TestGenerateDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join("..", "..", "..", "..", "examples", "entra", "idp")
+	dir := filepath.Join("..", "..", "..", "examples", "entra", "idp")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

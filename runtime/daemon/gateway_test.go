@@ -1,0 +1,163 @@
+package daemon
+
+import (
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/idrecon/idrecon/runtime/internal/testidp"
+)
+
+const gwTenant = "5e0c1f2a-3b4d-4c6e-8f90-a1b2c3d4e5f6"
+
+// TestGatewayInFrontOfAnApp: with a Gateway document, the daemon is the
+// front door of an application: a visitor is sent to sign in and back, a
+// signed-in user reaches the app with the user header set by idrecon (the
+// client's own copies never arrive), and a user disabled over SCIM is
+// refused on the next request.
+func TestGatewayInFrontOfAnApp(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
+	}))
+	defer app.Close()
+
+	specDir := copyDir(t, "../../examples/entra")
+	key, err := testidp.NewKey(time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := testidp.Metadata(testidp.MetadataOptions{Tenant: gwTenant, Keys: []*testidp.Key{key}, SignWith: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mdXML, _ := md.WriteToBytes()
+	write(t, filepath.Join(specDir, "idp", "federationmetadata.xml"), string(mdXML))
+	write(t, filepath.Join(specDir, "idp", "entra-signing.cer"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: key.Cert.Raw})))
+	write(t, filepath.Join(specDir, "gateway.yaml"), "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n"+
+		"  upstream: "+app.URL+"\n  pathPrefix: /app\n  userHeader: username\n  rolesHeader: X-Idrecon-Roles\n")
+
+	d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir()})
+	// The SP's baseURL must be the address the daemon got.
+	saml := filepath.Join(specDir, "saml.yaml")
+	b, _ := os.ReadFile(saml)
+	write(t, saml, strings.NewReplacer("http://localhost:8080", d.base).Replace(string(b)))
+	d.call(t, "POST", d.admin+"/v1/reconcile", adminTok, nil)
+	eventually(t, "the new baseURL applied", func() bool {
+		r, err := http.Get(d.base + "/saml/metadata")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return strings.Contains(string(b), d.base+"/saml/acs")
+	})
+
+	code, body := d.call(t, "POST", d.base+"/api/scim/v2/Users", scimTok, map[string]any{
+		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "alice@contoso.com", "active": true})
+	if code != 201 {
+		t.Fatalf("create user: %d %s", code, body)
+	}
+	var alice struct{ ID string }
+	json.Unmarshal(body, &alice)
+
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", d.base+path, nil)
+		// What a client might send to pass as someone else: the user header
+		// in another case, the roles header with _ for - (CGI, WSGI and
+		// PHP read both as one).
+		req.Header["USERNAME"] = []string{"admin"}
+		req.Header["X_Idrecon_Roles"] = []string{"Administrator"}
+		resp, err := browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	// Not signed in: to the sign-in, which returns here.
+	resp := get("/app/page?x=1")
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "/saml/login?returnTo=") {
+		t.Fatalf("signed out: %d Location %q, want a redirect to /saml/login", resp.StatusCode, loc)
+	}
+	resp = get(loc)
+	idpURL, _ := url.Parse(resp.Header.Get("Location"))
+	raw, err := testidp.Inflate(idpURL.Query().Get("SAMLRequest"))
+	if err != nil {
+		t.Fatalf("login: %d %s: %v", resp.StatusCode, resp.Header.Get("Location"), err)
+	}
+	doc := etree.NewDocument()
+	doc.ReadFromBytes(raw)
+	samlResp, err := testidp.Response(testidp.ResponseOptions{
+		Now: time.Now(), Tenant: gwTenant, Recipient: d.base + "/saml/acs", Audiences: []string{d.base + "/saml/metadata"},
+		InResponseTo: doc.Root().SelectAttrValue("ID", ""), NameID: "alice@contoso.com", Key: key, SignAssertion: true,
+		Attributes: []testidp.Attr{{Name: testidp.ClaimName, Values: []string{"alice@contoso.com"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded, _ := testidp.Encode(samlResp)
+	resp, err = browser.PostForm(d.base+"/saml/acs", url.Values{"SAMLResponse": {encoded}, "RelayState": {idpURL.Query().Get("RelayState")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/app/page?x=1" {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("ACS: %d Location %q, want 303 back to /app/page?x=1\n%s\nlogs:\n%s", resp.StatusCode, resp.Header.Get("Location"), b, d.logs)
+	}
+
+	// Signed in: the app sees alice, from idrecon only.
+	resp = get("/app/page?x=1")
+	var seen struct {
+		Path    string
+		Headers http.Header
+	}
+	json.NewDecoder(resp.Body).Decode(&seen)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || seen.Path != "/app/page" {
+		t.Fatalf("signed in: %d, app saw %+v", resp.StatusCode, seen)
+	}
+	if got := seen.Headers.Values("Username"); len(got) != 1 || got[0] != "alice@contoso.com" {
+		t.Errorf("app saw username %q, want only alice@contoso.com", got)
+	}
+	if got := seen.Headers.Values("X_idrecon_roles"); len(got) != 0 {
+		t.Errorf("the client's X_Idrecon_Roles reached the app: %q", got)
+	}
+	if got := seen.Headers.Values("X-Idrecon-Roles"); len(got) != 1 || got[0] != "View Only" {
+		t.Errorf("app saw roles %q, want only View Only", got)
+	}
+
+	// Disabled in Entra: refused on the next request.
+	code, body = d.call(t, "PATCH", d.base+"/api/scim/v2/Users/"+alice.ID, scimTok, map[string]any{
+		"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+		"Operations": []map[string]any{{"op": "replace", "path": "active", "value": false}},
+	})
+	if code/100 != 2 {
+		t.Fatalf("disable: %d %s", code, body)
+	}
+	if resp = get("/app/page"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("disabled user: %d, want 403", resp.StatusCode)
+	}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

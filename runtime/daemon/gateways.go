@@ -1,0 +1,141 @@
+package daemon
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/idrecon/idrecon/runtime/gateway"
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// gateways serves the spec's Gateway documents: a request goes to the
+// Gateway whose pathPrefix is its longest match, and /auth/verify to the one
+// the original URI (X-Original-URI, X-Forwarded-Uri) falls under. Each
+// stored Gateway is built once: stored values are immutable, so a new
+// pointer means a new configuration.
+type gateways struct {
+	st       *store.Store
+	sessions gateway.Sessions
+	decider  gateway.Decider
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	built map[*store.Resource]*gateway.Gateway // guarded by mu
+	login string                               // the LoginURL they were built with; guarded by mu
+}
+
+type routed struct {
+	prefix string
+	g      *gateway.Gateway
+}
+
+// current returns the Gateways of the store, longest prefix first, built
+// with login as the sign-in URL. A Gateway that cannot be built (its
+// shared secret not resolved yet after a restart) is left out and logged:
+// its paths fail closed, to idrecon's own 404.
+func (gs *gateways) current(login string) []routed {
+	res, err := gs.st.Read().Resources(spec.KindGateway)
+	if err != nil {
+		gs.log.Error("read gateways", "err", err)
+		return nil
+	}
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if login != gs.login {
+		gs.built, gs.login = nil, login
+	}
+	next := make(map[*store.Resource]*gateway.Gateway, len(res))
+	var out []routed
+	for _, r := range res {
+		sg, ok := r.Spec.(*spec.Gateway)
+		if !ok {
+			continue
+		}
+		g := gs.built[r]
+		if g == nil {
+			cfg, err := gatewayConfig(sg)
+			if err == nil {
+				g, err = gateway.New(cfg, gateway.Deps{Sessions: gs.sessions, Decider: gs.decider, LoginURL: login,
+					Logger: gs.log.With("gateway", r.Name)})
+			}
+			if err != nil {
+				gs.log.Error("gateway not served", "gateway", r.Name, "err", err)
+				continue
+			}
+		}
+		next[r] = g
+		out = append(out, routed{prefix: gatewayPrefix(sg), g: g})
+	}
+	gs.built = next
+	// Longest prefix first, so /ssc/api wins over /ssc and / comes last.
+	slices.SortStableFunc(out, func(a, b routed) int { return len(b.prefix) - len(a.prefix) })
+	return out
+}
+
+func gatewayPrefix(g *spec.Gateway) string {
+	if g.PathPrefix == "" || g.PathPrefix == "/" {
+		return "/"
+	}
+	return strings.TrimSuffix(g.PathPrefix, "/")
+}
+
+// gatewayConfig maps a Gateway document onto the gateway's Config.
+func gatewayConfig(g *spec.Gateway) (gateway.Config, error) {
+	cfg := gateway.Config{
+		Upstream: g.Upstream, PathPrefix: g.PathPrefix,
+		UserHeader: g.UserHeader, RolesHeader: g.RolesHeader, VersionsHeader: g.VersionsHeader,
+		RequiredRole: g.RequiredRole,
+		DialTimeout:  g.Timeouts.Dial.D(), ResponseHeaderTimeout: g.Timeouts.ResponseHeader.D(),
+	}
+	if s := g.SharedSecret; s != nil {
+		if s.Value == "" {
+			return cfg, errSecretUnresolved
+		}
+		cfg.SharedSecret = &gateway.SharedSecret{Header: s.Header, Value: gateway.Secret(s.Value)}
+	}
+	return cfg, nil
+}
+
+var errSecretUnresolved = errors.New("its shared secret is not resolved yet (the next reconcile reads it from valueFrom)")
+
+// match returns the Gateway that serves path, or nil.
+func match(rs []routed, path string) *gateway.Gateway {
+	for _, r := range rs {
+		if r.prefix == "/" || path == r.prefix || strings.HasPrefix(path, r.prefix+"/") {
+			return r.g
+		}
+	}
+	return nil
+}
+
+// route returns the Gateway for r: for /auth/verify the one the original
+// URI falls under (or any, the longest-prefix order putting "/" last),
+// otherwise the one whose prefix r's path is under. ok is false when none
+// is.
+func (gs *gateways) route(r *http.Request, login string) (*gateway.Gateway, bool) {
+	rs := gs.current(login)
+	if len(rs) == 0 {
+		return nil, false
+	}
+	p := r.URL.Path
+	if p != spec.VerifyPath && !strings.HasPrefix(p, spec.VerifyPath+"/") {
+		g := match(rs, p)
+		return g, g != nil
+	}
+	for _, h := range []string{"X-Original-URI", "X-Forwarded-Uri"} {
+		if v := r.Header.Get(h); strings.HasPrefix(v, "/") {
+			if u, err := url.ParseRequestURI(v); err == nil {
+				if g := match(rs, u.Path); g != nil {
+					return g, true
+				}
+			}
+		}
+	}
+	return rs[len(rs)-1].g, true
+}
