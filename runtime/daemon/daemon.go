@@ -305,6 +305,9 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	main.HandleFunc("GET "+spec.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	fronts := &gateways{st: st, sessions: gateway.SessionsFunc(samlSrv.SessionUser), decider: gateway.StoreDecider{Store: st},
 		log: log.With("component", "gateway")}
+	if err := met.Register(fronts); err != nil {
+		return nil, cleanup, fmt.Errorf("gateway metrics: %w", err)
+	}
 	// SCIM's base path, SAML's base URL and the Gateways come from the spec
 	// and may change at any reconcile, so the split is made per request:
 	// SCIM, then SAML's own routes, then a Gateway, then SAML's pages.

@@ -153,6 +153,18 @@ func TestGatewayInFrontOfAnApp(t *testing.T) {
 	if resp = get("/app/page"); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("disabled user: %d, want 403", resp.StatusCode)
 	}
+
+	// /metrics counts what the Gateway did, by its name.
+	_, metrics := d.call(t, "GET", d.admin+"/metrics", "", nil)
+	for _, want := range []string{
+		`idrecon_gateway_requests_total{gateway="app",mode="proxy"} 3`,
+		`idrecon_gateway_refusals_total{gateway="app",reason="no_session"} 1`,
+		`idrecon_gateway_refusals_total{gateway="app",reason="disabled"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func write(t *testing.T, path, content string) {

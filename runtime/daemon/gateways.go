@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/idrecon/idrecon/runtime/gateway"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -62,7 +64,7 @@ func (gs *gateways) current(login string) []routed {
 			cfg, err := gatewayConfig(sg)
 			if err == nil {
 				g, err = gateway.New(cfg, gateway.Deps{Sessions: gs.sessions, Decider: gs.decider, LoginURL: login,
-					Logger: gs.log.With("gateway", r.Name)})
+					Name: r.Name, Logger: gs.log.With("gateway", r.Name)})
 			}
 			if err != nil {
 				gs.log.Error("gateway not served", "gateway", r.Name, "err", err)
@@ -138,4 +140,21 @@ func (gs *gateways) route(r *http.Request, login string) (*gateway.Gateway, bool
 		}
 	}
 	return rs[len(rs)-1].g, true
+}
+
+// Describe sends nothing: the Gateways come and go with the spec, so the
+// collector is unchecked (each Gateway's metrics carry its name).
+func (gs *gateways) Describe(chan<- *prometheus.Desc) {}
+
+// Collect collects every Gateway built so far for the current spec.
+func (gs *gateways) Collect(ch chan<- prometheus.Metric) {
+	gs.mu.Lock()
+	built := make([]*gateway.Gateway, 0, len(gs.built))
+	for _, g := range gs.built {
+		built = append(built, g)
+	}
+	gs.mu.Unlock()
+	for _, g := range built {
+		g.Collect(ch)
+	}
 }

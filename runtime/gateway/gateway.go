@@ -63,6 +63,9 @@ type Deps struct {
 	// SessionCookie is idrecon's session cookie (default
 	// DefaultSessionCookie), removed from requests sent upstream.
 	SessionCookie string
+	// Name, when set, labels the Gateway's metrics gateway=<name> (the
+	// Gateway document's name), so several are collected side by side.
+	Name string
 }
 
 // Gateway is the front door: a reverse proxy that forwards signed-in,
@@ -103,7 +106,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		deps.SessionCookie = DefaultSessionCookie
 	}
 	g := &Gateway{cfg: cfg, deps: deps, log: deps.Logger, target: target, strip: newStripper(cfg),
-		csrf: http.NewCrossOriginProtection(), counters: newCounters()}
+		csrf: http.NewCrossOriginProtection(), counters: newCounters(deps.Name)}
 	if target != nil {
 		g.tr = newTransport(cfg)
 		g.proxy = &httputil.ReverseProxy{

@@ -45,13 +45,19 @@ type counters struct {
 	refused           [len(reasons)]atomic.Uint64 // indexed like reasons
 	upstreamErrors    atomic.Uint64
 	latency           prometheus.Histogram
+	descs             descs
 }
 
-func newCounters() *counters {
-	return &counters{latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "idrecon_gateway_upstream_duration_seconds",
-		Help:    "Time from sending a request upstream to its response headers.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+func newCounters(name string) *counters {
+	var labels prometheus.Labels
+	if name != "" {
+		labels = prometheus.Labels{"gateway": name}
+	}
+	return &counters{descs: newDescs(labels), latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:        "idrecon_gateway_upstream_duration_seconds",
+		Help:        "Time from sending a request upstream to its response headers.",
+		Buckets:     prometheus.ExponentialBuckets(0.0005, 4, 9),
+		ConstLabels: labels,
 	})}
 }
 
@@ -78,33 +84,42 @@ func (c *counters) stats() Stats {
 	return s
 }
 
-var (
-	descRequests = prometheus.NewDesc("idrecon_gateway_requests_total",
-		"Requests to the front door by mode (proxy, verify).", []string{"mode"}, nil)
-	descRefusals = prometheus.NewDesc("idrecon_gateway_refusals_total",
-		"Requests refused, by reason.", []string{"reason"}, nil)
-	descUpstreamErrors = prometheus.NewDesc("idrecon_gateway_upstream_errors_total",
-		"Proxied requests the upstream failed (answered 502 or 504).", nil, nil)
-)
+// descs are the Gateway's metric descriptions; a named Gateway labels its
+// metrics gateway=<name>, so several can be collected side by side.
+type descs struct {
+	requests, refusals, upstreamErrors *prometheus.Desc
+}
+
+func newDescs(labels prometheus.Labels) descs {
+	return descs{
+		requests: prometheus.NewDesc("idrecon_gateway_requests_total",
+			"Requests to the front door by mode (proxy, verify).", []string{"mode"}, labels),
+		refusals: prometheus.NewDesc("idrecon_gateway_refusals_total",
+			"Requests refused, by reason.", []string{"reason"}, labels),
+		upstreamErrors: prometheus.NewDesc("idrecon_gateway_upstream_errors_total",
+			"Proxied requests the upstream failed (answered 502 or 504).", nil, labels),
+	}
+}
 
 // Describe implements prometheus.Collector.
 func (g *Gateway) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descRequests
-	ch <- descRefusals
-	ch <- descUpstreamErrors
+	d := g.counters.descs
+	ch <- d.requests
+	ch <- d.refusals
+	ch <- d.upstreamErrors
 	g.counters.latency.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
 func (g *Gateway) Collect(ch chan<- prometheus.Metric) {
-	s := g.counters.stats()
+	s, d := g.counters.stats(), g.counters.descs
 	for _, mode := range []string{ModeProxy, ModeVerify} {
-		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(s.Requests[mode]), mode)
+		ch <- prometheus.MustNewConstMetric(d.requests, prometheus.CounterValue, float64(s.Requests[mode]), mode)
 	}
 	for i, r := range reasons {
-		ch <- prometheus.MustNewConstMetric(descRefusals, prometheus.CounterValue, float64(g.counters.refused[i].Load()), r)
+		ch <- prometheus.MustNewConstMetric(d.refusals, prometheus.CounterValue, float64(g.counters.refused[i].Load()), r)
 	}
-	ch <- prometheus.MustNewConstMetric(descUpstreamErrors, prometheus.CounterValue, float64(s.UpstreamErrors))
+	ch <- prometheus.MustNewConstMetric(d.upstreamErrors, prometheus.CounterValue, float64(s.UpstreamErrors))
 	g.counters.latency.Collect(ch)
 }
 

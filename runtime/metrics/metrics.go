@@ -77,6 +77,9 @@ func New() *Metrics {
 }
 
 // Handler serves the metrics in the Prometheus exposition format.
+// Register adds a collector of another part of the daemon (the Gateways').
+func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
+
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
