@@ -27,7 +27,10 @@ func startNginx(t *testing.T, idrecon, app string) string {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
-		t.Skip("nginx not on PATH")
+		// Debian installs it in /usr/sbin, which a user's PATH may lack.
+		if bin, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
+			t.Skip("nginx not installed (the Debian package nginx)")
+		}
 	}
 	snippet, err := os.ReadFile(filepath.Join("testdata", "nginx-idrecon.conf"))
 	if err != nil {
