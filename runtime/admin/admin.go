@@ -75,6 +75,8 @@ type Config struct {
 	Checks []Check
 	// Backup writes a consistent snapshot of the state (GET /v1/backup).
 	Backup func(w io.Writer) error
+	// Gateways, when set, reports the front doors for status.
+	Gateways func() []GatewayStatus
 	// Unauthenticated handlers mounted as is (e.g. "/metrics").
 	Public map[string]http.Handler
 	// Authenticated handlers mounted under /v1 (e.g. "/access/", "/users").
@@ -246,6 +248,21 @@ type StatusResponse struct {
 	// Renames are assignments whose group was renamed in Entra: drift the
 	// spec should follow (access keeps following the group).
 	Renames []access.GroupRename `json:"renames,omitempty"`
+	// Gateways are the front doors the spec declares.
+	Gateways []GatewayStatus `json:"gateways,omitempty"`
+}
+
+// GatewayStatus is one Gateway as it serves: its paths, whether it is
+// serving and why not, and its counters since it was last (re)built.
+type GatewayStatus struct {
+	Name           string            `json:"name"`
+	PathPrefix     string            `json:"pathPrefix"`
+	Upstream       string            `json:"upstream,omitempty"`
+	Serving        bool              `json:"serving"`
+	Error          string            `json:"error,omitempty"`
+	Requests       map[string]uint64 `json:"requests,omitempty"`
+	Refusals       map[string]uint64 `json:"refusals,omitempty"`
+	UpstreamErrors uint64            `json:"upstreamErrors"`
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
@@ -258,7 +275,11 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, StatusResponse{Status: s.cfg.Reconciler.Status(), Ready: ready, Components: comps, Mode: mode, Renames: renames})
+	resp := StatusResponse{Status: s.cfg.Reconciler.Status(), Ready: ready, Components: comps, Mode: mode, Renames: renames}
+	if s.cfg.Gateways != nil {
+		resp.Gateways = s.cfg.Gateways()
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

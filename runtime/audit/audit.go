@@ -192,12 +192,19 @@ type StateRepaired struct {
 	Table, ID, Holder string
 }
 
-func (SCIMWrite) Message() string     { return "scim write" }
-func (Applied) Message() string       { return "applied" }
-func (AppliedChange) Message() string { return "applied change" }
-func (Drift) Message() string         { return "drift" }
-func (AdminEdit) Message() string     { return "admin edit" }
-func (StateRepaired) Message() string { return "state repaired" }
+// GatewayRefusal is a signed-in user a Gateway refused: disabled, deleted,
+// without a role or without its required role.
+type GatewayRefusal struct {
+	Gateway, User, Reason string
+}
+
+func (SCIMWrite) Message() string      { return "scim write" }
+func (GatewayRefusal) Message() string { return "gateway refusal" }
+func (Applied) Message() string        { return "applied" }
+func (AppliedChange) Message() string  { return "applied change" }
+func (Drift) Message() string          { return "drift" }
+func (AdminEdit) Message() string      { return "admin edit" }
+func (StateRepaired) Message() string  { return "state repaired" }
 
 func (e SCIMWrite) attrs() []slog.Attr {
 	return []slog.Attr{slog.String("actor", e.Actor), slog.String("op", e.Op),
@@ -223,6 +230,10 @@ func (e Drift) attrs() []slog.Attr {
 		a = append(a, slog.String("suggestion", e.Suggestion))
 	}
 	return append(a, slog.Bool("corrected", e.Corrected))
+}
+
+func (e GatewayRefusal) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("gateway", e.Gateway), slog.String("user", e.User), slog.String("reason", e.Reason)}
 }
 
 func (e AdminEdit) attrs() []slog.Attr {

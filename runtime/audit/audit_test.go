@@ -50,6 +50,8 @@ func TestEveryEventIsRecorded(t *testing.T) {
 			map[string]any{"msg": "drift", "kind": "Role", "name": "Dev", "field": "spec.description", "before": "a", "after": "b", "corrected": true}},
 		{AdminEdit{Op: "put", Kind: "Application", Name: "webgoat"},
 			map[string]any{"msg": "admin edit", "op": "put", "kind": "Application", "name": "webgoat"}},
+		{GatewayRefusal{Gateway: "appsec", User: "bob@contoso.com", Reason: "disabled"},
+			map[string]any{"msg": "gateway refusal", "gateway": "appsec", "user": "bob@contoso.com", "reason": "disabled"}},
 		{StateRepaired{Table: "users", ID: "u2", Holder: "u1"},
 			map[string]any{"msg": "state repaired", "table": "users", "id": "u2", "holder": "u1"}},
 	}

@@ -304,7 +304,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 	main.HandleFunc("GET "+spec.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	fronts := &gateways{st: st, sessions: gateway.SessionsFunc(samlSrv.SessionUser), decider: gateway.StoreDecider{Store: st},
-		log: log.With("component", "gateway")}
+		samlBase: samlSrv.BasePath, audit: trail, log: log.With("component", "gateway")}
 	if err := met.Register(fronts); err != nil {
 		return nil, cleanup, fmt.Errorf("gateway metrics: %w", err)
 	}
@@ -322,7 +322,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			samlSrv.ServeHTTP(w, r)
 			return
 		}
-		if g, ok := fronts.route(r, home+spec.SAMLPath+"/login"); ok {
+		if g, ok := fronts.route(r); ok {
 			g.ServeHTTP(w, r)
 			return
 		}
@@ -361,6 +361,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 	srcName := src.String()
 	adm, err := admin.New(admin.Config{
+		Gateways:   fronts.status,
 		Store:      st,
 		Audit:      trail,
 		Reconciler: rec,

@@ -48,7 +48,8 @@ func TestGatewayInFrontOfAnApp(t *testing.T) {
 	write(t, filepath.Join(specDir, "gateway.yaml"), "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n"+
 		"  upstream: "+app.URL+"\n  pathPrefix: /app\n  userHeader: username\n  rolesHeader: X-Idrecon-Roles\n")
 
-	d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir()})
+	dataDir := t.TempDir()
+	d := start(t, Config{SpecDir: specDir, DataDir: dataDir})
 	// The SP's baseURL must be the address the daemon got.
 	saml := filepath.Join(specDir, "saml.yaml")
 	b, _ := os.ReadFile(saml)
@@ -152,6 +153,19 @@ func TestGatewayInFrontOfAnApp(t *testing.T) {
 	}
 	if resp = get("/app/page"); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("disabled user: %d, want 403", resp.StatusCode)
+	}
+
+	// The refusal of a signed-in user is audited.
+	eventually(t, "the refusal audited", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dataDir, "audit.log"))
+		return strings.Contains(string(b), `"msg":"gateway refusal","gateway":"app","user":"alice@contoso.com","reason":"disabled"`)
+	})
+
+	// status tells the same.
+	st := d.status(t)
+	if len(st.Gateways) != 1 || !st.Gateways[0].Serving || st.Gateways[0].PathPrefix != "/app" ||
+		st.Gateways[0].Requests["proxy"] != 3 || st.Gateways[0].Refusals["disabled"] != 1 {
+		t.Errorf("status gateways %+v", st.Gateways)
 	}
 
 	// /metrics counts what the Gateway did, by its name.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/gateway"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -25,16 +28,27 @@ type gateways struct {
 	st       *store.Store
 	sessions gateway.Sessions
 	decider  gateway.Decider
+	// samlBase is the SAML baseURL's path, below which sign-in lives.
+	samlBase func(context.Context) (string, bool)
+	audit    audit.Recorder
 	log      *slog.Logger
 
-	mu    sync.Mutex
-	built map[*store.Resource]*gateway.Gateway // guarded by mu
-	login string                               // the LoginURL they were built with; guarded by mu
+	mu     sync.Mutex
+	built  map[*store.Resource]*gateway.Gateway // guarded by mu
+	failed map[*store.Resource]error            // why a Gateway is not served; guarded by mu
+	login  string                               // the LoginURL they were built with; guarded by mu
 }
 
 type routed struct {
+	res    *store.Resource
 	prefix string
 	g      *gateway.Gateway
+}
+
+// loginURL is where a Gateway sends a browser without a session.
+func (gs *gateways) loginURL(ctx context.Context) string {
+	base, _ := gs.samlBase(ctx)
+	return base + spec.SAMLPath + "/login"
 }
 
 // current returns the Gateways of the store, longest prefix first, built
@@ -53,6 +67,9 @@ func (gs *gateways) current(login string) []routed {
 		gs.built, gs.login = nil, login
 	}
 	next := make(map[*store.Resource]*gateway.Gateway, len(res))
+	// A Gateway that cannot be built is logged once, not on every request.
+	logged := gs.failed
+	gs.failed = map[*store.Resource]error{}
 	var out []routed
 	for _, r := range res {
 		sg, ok := r.Spec.(*spec.Gateway)
@@ -64,15 +81,18 @@ func (gs *gateways) current(login string) []routed {
 			cfg, err := gatewayConfig(sg)
 			if err == nil {
 				g, err = gateway.New(cfg, gateway.Deps{Sessions: gs.sessions, Decider: gs.decider, LoginURL: login,
-					Name: r.Name, Logger: gs.log.With("gateway", r.Name)})
+					Name: r.Name, Audit: gs.audit, Logger: gs.log.With("gateway", r.Name)})
 			}
 			if err != nil {
-				gs.log.Error("gateway not served", "gateway", r.Name, "err", err)
+				if _, known := logged[r]; !known {
+					gs.log.Error("gateway not served", "gateway", r.Name, "err", err)
+				}
+				gs.failed[r] = err
 				continue
 			}
 		}
 		next[r] = g
-		out = append(out, routed{prefix: gatewayPrefix(sg), g: g})
+		out = append(out, routed{res: r, prefix: gatewayPrefix(sg), g: g})
 	}
 	gs.built = next
 	// Longest prefix first, so /ssc/api wins over /ssc and / comes last.
@@ -120,8 +140,8 @@ func match(rs []routed, path string) *gateway.Gateway {
 // URI falls under (or any, the longest-prefix order putting "/" last),
 // otherwise the one whose prefix r's path is under. ok is false when none
 // is.
-func (gs *gateways) route(r *http.Request, login string) (*gateway.Gateway, bool) {
-	rs := gs.current(login)
+func (gs *gateways) route(r *http.Request) (*gateway.Gateway, bool) {
+	rs := gs.current(gs.loginURL(r.Context()))
 	if len(rs) == 0 {
 		return nil, false
 	}
@@ -157,4 +177,32 @@ func (gs *gateways) Collect(ch chan<- prometheus.Metric) {
 	for _, g := range built {
 		g.Collect(ch)
 	}
+}
+
+// status reports every Gateway of the spec for GET /v1/status.
+func (gs *gateways) status() []admin.GatewayStatus {
+	rs := gs.current(gs.loginURL(context.Background()))
+	res, _ := gs.st.Read().Resources(spec.KindGateway)
+	gs.mu.Lock()
+	failed := gs.failed
+	gs.mu.Unlock()
+	out := make([]admin.GatewayStatus, 0, len(res))
+	for _, r := range res {
+		sg, ok := r.Spec.(*spec.Gateway)
+		if !ok {
+			continue
+		}
+		st := admin.GatewayStatus{Name: r.Name, PathPrefix: gatewayPrefix(sg), Upstream: sg.Upstream}
+		for _, x := range rs {
+			if x.res == r {
+				s := x.g.Stats()
+				st.Serving, st.Requests, st.Refusals, st.UpstreamErrors = true, s.Requests, s.Refusals, s.UpstreamErrors
+			}
+		}
+		if err := failed[r]; err != nil {
+			st.Error = err.Error()
+		}
+		out = append(out, st)
+	}
+	return out
 }

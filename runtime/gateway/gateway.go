@@ -13,8 +13,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -66,6 +68,10 @@ type Deps struct {
 	// Name, when set, labels the Gateway's metrics gateway=<name> (the
 	// Gateway document's name), so several are collected side by side.
 	Name string
+	// Audit records the refusals of signed-in users (default audit.Discard),
+	// at most one a minute per user and reason, so that one user reloading
+	// a refused page cannot rotate the audit history away.
+	Audit audit.Recorder
 }
 
 // Gateway is the front door: a reverse proxy that forwards signed-in,
@@ -81,6 +87,9 @@ type Gateway struct {
 	strip    stripper
 	csrf     *http.CrossOriginProtection
 	counters *counters
+
+	auditMu   sync.Mutex
+	lastAudit map[string]time.Time // user and reason → last audit record; guarded by auditMu
 }
 
 // New builds a Gateway. It returns an error wrapping ErrConfig for a bad
@@ -105,8 +114,11 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.SessionCookie == "" {
 		deps.SessionCookie = DefaultSessionCookie
 	}
+	if deps.Audit == nil {
+		deps.Audit = audit.Discard
+	}
 	g := &Gateway{cfg: cfg, deps: deps, log: deps.Logger, target: target, strip: newStripper(cfg),
-		csrf: http.NewCrossOriginProtection(), counters: newCounters(deps.Name)}
+		csrf: http.NewCrossOriginProtection(), counters: newCounters(deps.Name), lastAudit: map[string]time.Time{}}
 	if target != nil {
 		g.tr = newTransport(cfg)
 		g.proxy = &httputil.ReverseProxy{
@@ -206,7 +218,7 @@ func (g *Gateway) decide(r *http.Request) (Access, string) {
 	a, err := g.deps.Decider.Access(r.Context(), name)
 	switch {
 	case errors.Is(err, ErrUnknownUser):
-		return Access{UserName: name}, ReasonUnknownUser
+		return Access{UserName: name}, g.audited(name, ReasonUnknownUser)
 	case err != nil:
 		g.log.Error("gateway: decide access", "user", name, "err", err)
 		return Access{UserName: name}, ReasonDecisionError
@@ -216,11 +228,11 @@ func (g *Gateway) decide(r *http.Request) (Access, string) {
 	}
 	switch {
 	case !a.Active:
-		return a, ReasonDisabled
+		return a, g.audited(a.UserName, ReasonDisabled)
 	case len(a.Roles) == 0:
-		return a, ReasonNoRole
+		return a, g.audited(a.UserName, ReasonNoRole)
 	case g.cfg.RequiredRole != "" && !slices.Contains(a.Roles, g.cfg.RequiredRole):
-		return a, ReasonMissingRole
+		return a, g.audited(a.UserName, ReasonMissingRole)
 	case !safeValue(a.UserName, false):
 		// CR/LF would break the request; non-ASCII would be decoded as
 		// ISO-8859-1 by Tomcat and name someone else.
@@ -229,6 +241,30 @@ func (g *Gateway) decide(r *http.Request) (Access, string) {
 	}
 	return a, ""
 }
+
+// audited records the refusal of a signed-in user, at most once a minute
+// per user and reason, and returns reason.
+func (g *Gateway) audited(user, reason string) string {
+	now := time.Now()
+	key := user + "\x00" + reason
+	g.auditMu.Lock()
+	last, seen := g.lastAudit[key]
+	if !seen || now.Sub(last) >= time.Minute {
+		if len(g.lastAudit) >= maxAuditKeys {
+			clear(g.lastAudit) // bounded; at worst a record comes early
+		}
+		g.lastAudit[key] = now
+		seen = false
+	}
+	g.auditMu.Unlock()
+	if !seen {
+		g.deps.Audit.Record(audit.GatewayRefusal{Gateway: g.deps.Name, User: user, Reason: reason})
+	}
+	return reason
+}
+
+// maxAuditKeys bounds the refusal throttle's memory.
+const maxAuditKeys = 10_000
 
 // signinURL is LoginURL with returnTo set to the given local path.
 func (g *Gateway) signinURL(returnTo string) string {

@@ -66,6 +66,9 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 			tb.row(upper(name), v)
 		}
 	}
+	for _, g := range st.Gateways {
+		tb.row("GATEWAY "+g.Name, gatewayLine(g))
+	}
 	tb.flush()
 	renamed := map[string]bool{}
 	for _, r := range st.Renames {
@@ -271,4 +274,22 @@ func runRestore(_ context.Context, env Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "restored %s into %s\n", pos[0], durable.Path(*dataDir))
 	return nil
+}
+
+// gatewayLine says where a Gateway forwards, whether it serves, and what it
+// did since it was built.
+func gatewayLine(g admin.GatewayStatus) string {
+	to := g.Upstream
+	if to == "" {
+		to = "forward-auth only"
+	}
+	if !g.Serving {
+		return fmt.Sprintf("%s -> %s: not serving: %s", g.PathPrefix, to, g.Error)
+	}
+	refused := uint64(0)
+	for _, n := range g.Refusals {
+		refused += n
+	}
+	return fmt.Sprintf("%s -> %s: serving; %d proxied, %d verified, %d refused, %d upstream errors",
+		g.PathPrefix, to, g.Requests["proxy"], g.Requests["verify"], refused, g.UpstreamErrors)
 }

@@ -52,3 +52,23 @@ func TestWriteStatusRename(t *testing.T) {
 		t.Errorf("status output names the renamed assignment %d times, want once:\n%s", n, out)
 	}
 }
+
+// TestWriteStatusGateways: each Gateway is a line saying where it forwards
+// and whether it serves.
+func TestWriteStatusGateways(t *testing.T) {
+	st := admin.StatusResponse{Gateways: []admin.GatewayStatus{
+		{Name: "appsec", PathPrefix: "/ssc", Upstream: "http://127.0.0.1:8180", Serving: true,
+			Requests: map[string]uint64{"proxy": 12}, Refusals: map[string]uint64{"no_session": 2, "disabled": 1}},
+		{Name: "auth", PathPrefix: "/", Error: "its shared secret is not resolved yet"},
+	}}
+	var b strings.Builder
+	writeStatus(&b, st, time.Now())
+	for _, want := range []string{
+		"GATEWAY appsec", "/ssc -> http://127.0.0.1:8180: serving; 12 proxied, 0 verified, 3 refused, 0 upstream errors",
+		"GATEWAY auth", "/ -> forward-auth only: not serving: its shared secret is not resolved yet",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+}
