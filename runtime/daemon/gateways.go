@@ -63,8 +63,9 @@ func (gs *gateways) current(login string) []routed {
 	}
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
+	reuse := gs.built
 	if login != gs.login {
-		gs.built, gs.login = nil, login
+		reuse, gs.login = nil, login // built with the old sign-in URL
 	}
 	next := make(map[*store.Resource]*gateway.Gateway, len(res))
 	// A Gateway that cannot be built is logged once, not on every request.
@@ -76,7 +77,7 @@ func (gs *gateways) current(login string) []routed {
 		if !ok {
 			continue
 		}
-		g := gs.built[r]
+		g := reuse[r]
 		if g == nil {
 			cfg, err := gatewayConfig(sg)
 			if err == nil {
@@ -93,6 +94,11 @@ func (gs *gateways) current(login string) []routed {
 		}
 		next[r] = g
 		out = append(out, routed{res: r, prefix: gatewayPrefix(sg), g: g})
+	}
+	for r, g := range gs.built {
+		if next[r] != g {
+			g.Close() // replaced or deleted: its idle upstream connections go
+		}
 	}
 	gs.built = next
 	// Longest prefix first, so /ssc/api wins over /ssc and / comes last.
