@@ -91,12 +91,16 @@ func Main(ctx context.Context, env Env) int {
 		env.IsTerminal = isTerminal
 	}
 	cmds := commands()
-	if len(env.Args) == 0 || env.Args[0] == "-h" || env.Args[0] == "--help" || env.Args[0] == "help" {
+	switch {
+	case len(env.Args) == 0:
 		usage(env.Stderr, cmds)
-		if len(env.Args) == 0 {
-			return 1
-		}
+		return 1
+	case asksHelp(env.Args[:1]) || env.Args[0] == "help":
+		// Asked for, help is the output: stdout, exit 0.
+		usage(env.Stdout, cmds)
 		return 0
+	case env.Args[0] == "--version" || env.Args[0] == "-version":
+		env.Args[0] = "version"
 	}
 	cmd, ok := cmds[env.Args[0]]
 	if !ok {
@@ -143,10 +147,32 @@ func newFlags(env Env, name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet("idrecon "+name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, strings.TrimSpace("usage: idrecon "+name+" "+args))
+		// Asked for with -h, help is the output (stdout); after a usage
+		// error it explains the error (stderr).
+		w := env.Stderr
+		if asksHelp(env.Args) {
+			w = env.Stdout
+		}
+		fmt.Fprintln(w, strings.TrimSpace("usage: idrecon "+name+" "+args))
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(env.Stderr)
 	}
 	return fs
+}
+
+// asksHelp reports whether args ask for help the way the flag package
+// understands it.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "--h", "-help", "--help":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
 }
 
 // parse parses flags that may come before, between or after positional

@@ -66,3 +66,25 @@ func TestUsageErrorsExitOne(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpIsOutput: help asked for (idrecon -h, idrecon COMMAND -h) is the
+// command's output: on stdout, exit 0, nothing on stderr; --version works
+// like the version command.
+func TestHelpIsOutput(t *testing.T) {
+	for name := range commands() {
+		for _, args := range [][]string{{name, "-h"}, {name, "--help"}} {
+			code, out, errs := run(t, nil, args...)
+			if code != 0 || !strings.Contains(out, "usage: idrecon "+name) || errs != "" {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q; want the usage on stdout and exit 0", args, code, out, errs)
+			}
+		}
+	}
+	for _, arg := range []string{"-h", "--help", "help"} {
+		if code, out, errs := run(t, nil, arg); code != 0 || !strings.Contains(out, "usage: idrecon COMMAND") || errs != "" {
+			t.Errorf("idrecon %s: exit %d, stdout %q, stderr %q", arg, code, out, errs)
+		}
+	}
+	if code, out, _ := run(t, nil, "--version"); code != 0 || !strings.HasPrefix(out, "idrecon ") {
+		t.Errorf("idrecon --version: exit %d, %q", code, out)
+	}
+}
