@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"flag"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -16,8 +13,6 @@ import (
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // t0 is the fixed time of the tests' clock.
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -88,25 +83,6 @@ func resource(t testing.TB, s *store.Store, kind, name string) *store.Resource {
 		t.Fatal(err)
 	}
 	return r
-}
-
-// golden compares got with testdata/name, rewriting it under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
 }
 
 // fakeClock stands still; After reports each wait and returns a channel the

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
+	"github.com/idrecon/idrecon/spec/golden"
 )
 
 const (
@@ -126,8 +128,8 @@ func TestPlanGolden(t *testing.T) {
 			if err := p.WriteJSON(&js); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "plan-"+tt.name+".txt.golden", text.Bytes())
-			golden(t, "plan-"+tt.name+".json.golden", js.Bytes())
+			golden.Check(t, filepath.Join("testdata", "plan-"+tt.name+".txt.golden"), text.Bytes())
+			golden.Check(t, filepath.Join("testdata", "plan-"+tt.name+".json.golden"), js.Bytes())
 
 			// The CLI decodes the daemon's JSON and renders it again.
 			var back Plan

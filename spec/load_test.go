@@ -5,15 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/idrecon/idrecon/spec/golden"
+)
 
 // badCases lists every directory of testdata/bad. structural marks mistakes a
 // JSON Schema can see in a single document; the others need the loader
@@ -106,30 +105,13 @@ func TestLoadBad(t *testing.T) {
 					t.Errorf("error without a position: %v", e)
 				}
 			}
-			checkGolden(t, filepath.Join("testdata", "bad", name+".golden"), err.Error()+"\n")
+			golden.Check(t, filepath.Join("testdata", "bad", name+".golden"), []byte(err.Error()+"\n"))
 		})
 	}
 	for name := range badCases {
 		if !slices.Contains(dirs, name) {
 			t.Errorf("badCases lists %s, which has no directory", name)
 		}
-	}
-}
-
-func checkGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update to accept)\n--- got\n%s--- want\n%s", path, got, want)
 	}
 }
 

@@ -3,21 +3,18 @@ package access_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/idrecon/idrecon/runtime/access"
+	"github.com/idrecon/idrecon/spec/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // handlerWorld is a small organisation: two groups, four users, one pending
 // assignment and one renamed group.
@@ -90,7 +87,7 @@ func TestHandler(t *testing.T) {
 			if err := json.Indent(&pretty, body, "", "  "); err != nil {
 				t.Fatalf("response is not JSON: %v: %s", err, body)
 			}
-			golden(t, filepath.Join("testdata", "handler", tt.name+".json"), pretty.Bytes())
+			golden.Check(t, filepath.Join("testdata", "handler", tt.name+".json"), append(pretty.Bytes(), '\n'))
 		})
 	}
 }
@@ -118,26 +115,5 @@ func TestHandlerPagesThroughEveryUser(t *testing.T) {
 	want := "ann@contoso.com bob@contoso.com cid@contoso.com dan@contoso.com"
 	if got := strings.Join(seen, " "); got != want {
 		t.Errorf("paged users = %s, want %s", got, want)
-	}
-}
-
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	got = append(got, '\n')
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\n got %s\nwant %s", path, got, want)
 	}
 }

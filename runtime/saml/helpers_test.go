@@ -2,7 +2,6 @@ package saml
 
 import (
 	"context"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,8 +19,6 @@ import (
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const (
 	tenant   = "5e0c1f2a-3b4d-4c6e-8f90-a1b2c3d4e5f6"

@@ -22,6 +22,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
+	"github.com/idrecon/idrecon/spec/golden"
 )
 
 func metadataBytes(t testing.TB, o testidp.MetadataOptions, edit func(*etree.Document)) []byte {
@@ -179,22 +180,7 @@ func TestSPMetadataGolden(t *testing.T) {
 				t.Fatalf("metadata lacks %s:\n%s", validUntil, got)
 			}
 			got = bytes.Replace(got, []byte(validUntil), []byte(`validUntil="VALID-UNTIL"`), 1)
-			golden := filepath.Join("testdata", "sp-metadata-"+tc.name+".golden.xml")
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("metadata differs from %s:\n%s", golden, got)
-			}
+			golden.Check(t, filepath.Join("testdata", "sp-metadata-"+tc.name+".golden.xml"), got)
 		})
 	}
 }

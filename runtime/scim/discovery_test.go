@@ -3,15 +3,13 @@ package scim
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+	"github.com/idrecon/idrecon/spec/golden"
+)
 
 func TestDiscoveryGolden(t *testing.T) {
 	tests := []struct{ name, path string }{
@@ -47,19 +45,7 @@ func TestDiscoveryGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			pretty.WriteByte('\n')
-			golden := filepath.Join("testdata", tt.name+".golden.json")
-			if *update {
-				if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if !bytes.Equal(pretty.Bytes(), want) {
-				t.Errorf("%s differs from %s:\n%s", tt.path, golden, pretty.Bytes())
-			}
+			golden.Check(t, filepath.Join("testdata", tt.name+".golden.json"), pretty.Bytes())
 		})
 	}
 }
