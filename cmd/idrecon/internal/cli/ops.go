@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/admin"
@@ -30,17 +31,51 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if *output == "json" {
-		return printJSON(env.Stdout, st)
+		if err := printJSON(env.Stdout, st); err != nil {
+			return err
+		}
+	} else {
+		writeStatus(env.Stdout, st, time.Now())
 	}
-	writeStatus(env.Stdout, st, time.Now())
+	if ready, _ := readiness(st); !ready {
+		// Scripts can wait on it: 0 in sync, 3 not (1 stays "could not ask").
+		return &exitError{code: exitNotReady}
+	}
 	return nil
+}
+
+// exitNotReady is status's exit code for a daemon that is not ready or
+// whose latest revision was refused or stalled.
+const exitNotReady = 3
+
+// readiness is status's READY: the daemon's checks pass and the latest
+// revision was applied. A refused or stalled revision makes it False with
+// its reason, though the daemon still serves the last good one.
+func readiness(st admin.StatusResponse) (bool, string) {
+	switch {
+	case !st.Ready:
+		for _, name := range []string{"reconcile", "scim", "saml", "tls"} {
+			if v, ok := st.Components[name]; ok && !strings.HasPrefix(v, "ready") {
+				return false, name + ": " + firstLine(v)
+			}
+		}
+		return false, "not ready"
+	case st.LastResult == "refused" || st.LastResult == "stalled":
+		return false, "latest revision " + st.LastResult + ": " + firstLine(st.LastError) + " (serving the last good one)"
+	}
+	return true, ""
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }
 
 func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	tb := newTable(w)
 	ready := "True"
-	if !st.Ready {
-		ready = "False"
+	if ok, why := readiness(st); !ok {
+		ready = "False: " + why
 	}
 	tb.row("SOURCE", st.Source)
 	tb.row("READY", ready)
@@ -52,7 +87,7 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	}
 	tb.row("LAST ATTEMPT", last)
 	if st.LastError != "" {
-		tb.row("LAST ERROR", st.LastError)
+		tb.row("LAST ERROR", firstLine(st.LastError)+moreLines(st.LastError))
 	}
 	if st.Stalled != "" {
 		tb.row("STALLED", st.Stalled+": not retried with backoff; retried at the interval or when triggered")
@@ -84,6 +119,22 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 		fmt.Fprintf(w, "  drift: AccessAssignment/%s names group %q, which Entra renamed to %q: %s\n",
 			printable(r.Assignment), r.From, r.To, printable(r.Suggestion))
 	}
+	if strings.Contains(st.LastError, "\n") {
+		// The table has the first line; the whole error, every file:line
+		// of it, goes below.
+		fmt.Fprintln(w, "\nLast error:")
+		for _, line := range strings.Split(st.LastError, "\n") {
+			fmt.Fprintln(w, printable(line))
+		}
+	}
+}
+
+// moreLines says that an error goes on below the table.
+func moreLines(s string) string {
+	if n := strings.Count(s, "\n"); n > 0 {
+		return fmt.Sprintf(" (and %d more line(s) below)", n)
+	}
+	return ""
 }
 
 func upper(s string) string {

@@ -72,3 +72,31 @@ func TestWriteStatusGateways(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusReadyFalseOnRefusal: a refused revision makes READY False with a
+// one-line reason although the daemon serves the last good one; the whole
+// multi-line error goes below the table, and status exits 3.
+func TestStatusReadyFalseOnRefusal(t *testing.T) {
+	st := admin.StatusResponse{Ready: true}
+	st.LastResult = "refused"
+	st.LastError = "revision refused: 2 error(s)\nroles.yaml:15:1: kind: duplicate field\nscim.yaml:3:1: spec: required"
+	var b strings.Builder
+	writeStatus(&b, st, time.Now())
+	out := b.String()
+	for _, want := range []string{
+		"READY             False: latest revision refused: revision refused: 2 error(s) (serving the last good one)\n",
+		"LAST ERROR        revision refused: 2 error(s) (and 2 more line(s) below)\n",
+		"Last error:\nrevision refused: 2 error(s)\nroles.yaml:15:1: kind: duplicate field\nscim.yaml:3:1: spec: required\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if ok, _ := readiness(st); ok {
+		t.Error("a refused revision reads as ready")
+	}
+	st.LastResult, st.LastError = "ok", ""
+	if ok, why := readiness(st); !ok {
+		t.Errorf("an applied revision reads as not ready: %s", why)
+	}
+}
