@@ -103,6 +103,7 @@ func TestCommandsAgainstADaemon(t *testing.T) {
 		{"suspend", []string{"suspend"}, 0, []string{"suspended"}},
 		{"status suspended", []string{"status"}, 0, []string{"SUSPENDED         true"}},
 		{"resume", []string{"resume"}, 0, []string{"resumed"}},
+		{"reconcile --wait", []string{"reconcile", "--wait", "--timeout", "30s"}, 0, []string{"applied revision"}},
 		{"wrong token", []string{"status", "--admin-token-file", "/dev/null"}, 1, nil},
 	}
 	for _, tt := range tests {
@@ -211,5 +212,25 @@ func TestServeRefusesAPlainAdminAPIOffLoopback(t *testing.T) {
 	})
 	if code != 1 || !strings.Contains(errb.String(), "--admin-insecure-http") {
 		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+}
+
+// TestReconcileWait: reconcile --wait blocks until the reconcile ends and
+// says how: 0 and the revision when applied, 3 and why when refused.
+func TestReconcileWait(t *testing.T) {
+	example, _ := filepath.Abs("../../../../examples/entra")
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(example)); err != nil {
+		t.Fatal(err)
+	}
+	env, _ := startDaemon(t, dir)
+	if code, out, errs := run(t, env, "reconcile", "--wait", "--timeout", "30s"); code != 0 || !strings.Contains(out, "applied revision") {
+		t.Fatalf("exit %d, want 0 and the revision\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	f, _ := os.OpenFile(filepath.Join(dir, "roles.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("kind: Nope\n")
+	f.Close()
+	if code, out, errs := run(t, env, "reconcile", "--wait", "--timeout", "30s"); code != exitNotReady || !strings.Contains(errs, "refused") {
+		t.Fatalf("exit %d, want %d saying refused\nstdout:\n%s\nstderr:\n%s", code, exitNotReady, out, errs)
 	}
 }

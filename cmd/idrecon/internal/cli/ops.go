@@ -154,10 +154,23 @@ func orDash(s string) string {
 	return s
 }
 
-func simplePost(name, path, done string) func(context.Context, Env, []string) error {
+// simplePost is a command that posts to path and says done. With canWait
+// it takes --wait: block until the daemon's next reconcile ends, as
+// "flux reconcile" and "argocd app wait" do.
+func simplePost(name, path, done string, canWait bool) func(context.Context, Env, []string) error {
 	return func(ctx context.Context, env Env, args []string) error {
-		fs := newFlags(env, name, "[--server URL]")
+		usage := "[--server URL]"
+		if canWait {
+			usage += " [--wait [--timeout D]]"
+		}
+		fs := newFlags(env, name, usage)
 		mkClient := serverFlags(fs, env)
+		var wait bool
+		var timeout time.Duration
+		if canWait {
+			fs.BoolVar(&wait, "wait", false, "wait until the reconcile this starts has applied or refused the revision")
+			fs.DurationVar(&timeout, "timeout", 2*time.Minute, "with --wait, how long to wait")
+		}
 		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
@@ -165,18 +178,54 @@ func simplePost(name, path, done string) func(context.Context, Env, []string) er
 		if err != nil {
 			return err
 		}
+		var before admin.StatusResponse
+		if wait {
+			if err := c.getJSON(ctx, "/v1/status", &before); err != nil {
+				return err
+			}
+		}
 		if err := c.post(ctx, path, nil); err != nil {
 			return err
 		}
-		fmt.Fprintln(env.Stdout, done)
-		return nil
+		if !wait {
+			fmt.Fprintln(env.Stdout, done)
+			return nil
+		}
+		return waitForReconcile(ctx, env, c, before.LastAttempt, timeout)
+	}
+}
+
+// waitForReconcile polls the daemon until a reconcile newer than after has
+// ended, and says how it ended: exit 0 applied, 3 refused or failed.
+func waitForReconcile(ctx context.Context, env Env, c *client, after time.Time, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var st admin.StatusResponse
+		if err := c.getJSON(ctx, "/v1/status", &st); err != nil && ctx.Err() == nil {
+			return err
+		}
+		if st.LastAttempt.After(after) {
+			if st.LastResult == "ok" {
+				fmt.Fprintf(env.Stdout, "applied revision %s\n", orDash(short(st.AppliedRevision)))
+				return nil
+			}
+			return &exitError{code: exitNotReady, err: fmt.Errorf("%s: %s", st.LastResult, firstLine(st.LastError))}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no reconcile ended within %s", timeout)
+		case <-tick.C:
+		}
 	}
 }
 
 var (
-	runReconcile = simplePost("reconcile", "/v1/reconcile", "reconcile triggered; see 'idrecon status'")
-	runSuspend   = simplePost("suspend", "/v1/suspend", "suspended: the daemon serves and reports drift but applies nothing")
-	runResume    = simplePost("resume", "/v1/resume", "resumed")
+	runReconcile = simplePost("reconcile", "/v1/reconcile", "reconcile triggered; see 'idrecon status', or use --wait", true)
+	runSuspend   = simplePost("suspend", "/v1/suspend", "suspended: the daemon serves and reports drift but applies nothing", false)
+	runResume    = simplePost("resume", "/v1/resume", "resumed", true)
 )
 
 func runSAML(ctx context.Context, env Env, args []string) error {
