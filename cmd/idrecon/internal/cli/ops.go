@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,15 +18,23 @@ import (
 )
 
 func runStatus(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "status", "[--server URL] [--output json]")
+	fs := newFlags(env, "status", "[--server URL] [--output json] [--watch [--every D]]")
 	output := outputFlag(fs)
 	mkClient := serverFlags(fs, env)
+	watch := fs.Bool("watch", false, "print the status again whenever it changes, until interrupted")
+	every := fs.Duration("every", 2*time.Second, "with --watch, how often to ask")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := mkClient()
 	if err != nil {
 		return err
+	}
+	if *watch {
+		if *every <= 0 {
+			return usageError(fs, "--every must be positive")
+		}
+		return watchStatus(ctx, env, c, *output == "json", *every)
 	}
 	var st admin.StatusResponse
 	if err := c.getJSON(ctx, "/v1/status", &st); err != nil {
@@ -42,6 +52,37 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		return &exitError{code: exitNotReady}
 	}
 	return nil
+}
+
+// watchStatus prints the status whenever it changes, until ctx ends (^C).
+func watchStatus(ctx context.Context, env Env, c *client, asJSON bool, every time.Duration) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var last []byte
+	for {
+		var st admin.StatusResponse
+		err := c.getJSON(ctx, "/v1/status", &st)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return err
+		}
+		if key, _ := json.Marshal(st); !bytes.Equal(key, last) {
+			last = key
+			if asJSON {
+				printJSON(env.Stdout, st)
+			} else {
+				fmt.Fprintf(env.Stdout, "--- %s\n", time.Now().Format(time.RFC3339))
+				writeStatus(env.Stdout, st, time.Now())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 // exitNotReady is status's exit code for a daemon that is not ready or

@@ -1,7 +1,13 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,5 +104,42 @@ func TestStatusReadyFalseOnRefusal(t *testing.T) {
 	st.LastResult, st.LastError = "ok", ""
 	if ok, why := readiness(st); !ok {
 		t.Errorf("an applied revision reads as not ready: %s", why)
+	}
+}
+
+// TestStatusWatch: status --watch prints the status when it changes, once
+// per change, and ends cleanly when interrupted.
+func TestStatusWatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := admin.StatusResponse{Ready: true}
+		st.LastResult, st.AppliedRevision = "ok", "aaaaaaaaaaaa"
+		n := asked.Add(1)
+		if n >= 3 {
+			st.AppliedRevision = "bbbbbbbbbbbb"
+		}
+		if n == 5 {
+			cancel() // the user presses ^C
+		}
+		json.NewEncoder(w).Encode(st)
+	}))
+	defer srv.Close()
+	var out, errs bytes.Buffer
+	vars := map[string]string{"IDRECON_SERVER": srv.URL, "IDRECON_ADMIN_TOKEN": "x"}
+	code := Main(ctx, Env{
+		Args:   []string{"status", "--watch", "--every", "10ms"},
+		Getenv: func(k string) string { return vars[k] },
+		Stdout: &out, Stderr: &errs,
+	})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	if n := strings.Count(out.String(), "APPLIED REVISION"); n != 2 {
+		t.Fatalf("printed %d times, want twice (once per change):\n%s", n, out.String())
+	}
+	if a, b := strings.Index(out.String(), "aaaaaaaaaaaa"), strings.Index(out.String(), "bbbbbbbbbbbb"); a < 0 || b < a {
+		t.Fatalf("changes not in order:\n%s", out.String())
 	}
 }
