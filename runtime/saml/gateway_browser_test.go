@@ -1,7 +1,6 @@
 package saml
 
 import (
-	"context"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -63,15 +62,7 @@ func TestBrowserThroughTheGateway(t *testing.T) {
 	e.clock.mu.Unlock()
 	idp.Now = e.clock.Now
 
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(exe), chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(t.TempDir()))
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
+	bctx := browser(t, exe)
 
 	if err := chromedp.Do(bctx,
 		chromedp.Navigate(frontURL+"/app/reports?id=7"),
