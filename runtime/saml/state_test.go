@@ -230,3 +230,16 @@ func setCookie(t *testing.T, e *env, name, value string) {
 	u, _ := url.Parse(e.ts.URL + "/")
 	e.client.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
 }
+
+// TestPendingCookieAcrossDaemons: two daemons configured alike (the same SP
+// signing key) open each other's pending cookies, so a sign-in started on
+// one completes on the other behind a load balancer.
+func TestPendingCookieAcrossDaemons(t *testing.T) {
+	a, b := newEnv(t), newEnv(t)
+	irt, relay := a.login("/me")
+	b.client = a.client // the same browser; cookies are not scoped by port
+	o := b.good(irt)
+	if resp := b.post(encode(t, o), relay); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS on the other daemon: %d (%s)", resp.StatusCode, b.lastResult())
+	}
+}
