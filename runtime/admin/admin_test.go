@@ -225,3 +225,29 @@ func TestConsoleEditsAreValidatedLikeSpecDocuments(t *testing.T) {
 		t.Errorf("a refused edit changed the runtime: %+v", sp)
 	}
 }
+
+// An upload the daemon cannot unpack for its own reasons (no room for it)
+// is its failure, 500, not the spec's 422.
+func TestUploadDirFailureIsServerError(t *testing.T) {
+	st, err := store.New(store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rec, err := reconcile.New(reconcile.Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "gone")
+	s, err := New(Config{Store: st, Reconciler: rec, Token: token, UploadDir: missing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	f := &fixture{srv: srv, st: st, rec: rec}
+	code, body := f.do(t, "POST", "/v1/plan", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
+	if code != http.StatusInternalServerError || !strings.Contains(body, "gone") {
+		t.Fatalf("plan with no upload dir: %d %s, want 500 naming the dir", code, body)
+	}
+}
