@@ -17,30 +17,33 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-const schemaBase = "https://idrecon.io/schemas/v1alpha1/"
-
-// compileSchema compiles schemas/document.schema.json with its siblings.
+// compileSchema compiles schemas/document.schema.json the way an editor
+// does: from the file, its relative $refs resolved against the file's own
+// location, so a sibling schema that does not resolve on disk fails here.
 func compileSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
-	c := jsonschema.NewCompiler()
-	files, err := filepath.Glob(filepath.Join("..", "schemas", "*.schema.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no schemas: %v", err)
-	}
-	for _, f := range files {
-		doc := readJSON(t, f)
-		if id, _ := doc.(map[string]any)["$id"].(string); id != schemaBase+filepath.Base(f) {
-			t.Errorf("%s: $id %q, want %q", f, id, schemaBase+filepath.Base(f))
-		}
-		if err := c.AddResource(schemaBase+filepath.Base(f), doc); err != nil {
-			t.Fatal(err)
+	for _, f := range schemaFiles(t) {
+		// An editor resolves relative $refs against $id; an $id naming a
+		// server would send it there instead of to the sibling files.
+		if id, ok := readJSON(t, f).(map[string]any)["$id"]; ok {
+			t.Errorf("%s: $id %v: leave $id out so $refs resolve next to the file", f, id)
 		}
 	}
-	sch, err := c.Compile(schemaBase + "document.schema.json")
+	sch, err := jsonschema.NewCompiler().Compile(filepath.Join("..", "schemas", "document.schema.json"))
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
 	return sch
+}
+
+// schemaFiles lists schemas/*.schema.json.
+func schemaFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "schemas", "*.schema.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no schemas: %v", err)
+	}
+	return files
 }
 
 func readJSON(t *testing.T, name string) any {
