@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -259,4 +260,46 @@ func TestSchemaMetadataURLScheme(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSchemaDescriptions: every property and every $defs entry carries a
+// description, since that is what an editor shows on hover and completion.
+// Constraint subschemas (if/then/else, not, anyOf, oneOf) restate properties
+// declared elsewhere and are not walked.
+func TestSchemaDescriptions(t *testing.T) {
+	described := 0
+	for _, f := range schemaFiles(t) {
+		var missing []string
+		var walk func(node any, at string)
+		walk = func(node any, at string) {
+			m, ok := node.(map[string]any)
+			if !ok {
+				return
+			}
+			for _, group := range []string{"properties", "$defs"} {
+				children, _ := m[group].(map[string]any)
+				for _, name := range slices.Sorted(maps.Keys(children)) {
+					child := children[name]
+					p := at + "/" + group + "/" + name
+					if d, _ := child.(map[string]any)["description"].(string); strings.TrimSpace(d) == "" {
+						missing = append(missing, p)
+					} else {
+						described++
+					}
+					walk(child, p)
+				}
+			}
+			walk(m["items"], at+"/items")
+			if all, ok := m["allOf"].([]any); ok {
+				for i, s := range all {
+					walk(s, at+"/allOf/"+strconv.Itoa(i))
+				}
+			}
+		}
+		walk(readJSON(t, f), "#")
+		if len(missing) > 0 {
+			t.Errorf("%s: %d properties without a description:\n\t%s", filepath.Base(f), len(missing), strings.Join(missing, "\n\t"))
+		}
+	}
+	t.Logf("%d properties and definitions described", described)
 }
