@@ -303,3 +303,53 @@ func TestSchemaDescriptions(t *testing.T) {
 	}
 	t.Logf("%d properties and definitions described", described)
 }
+
+// modelinePrefix starts the first line of an example file: the comment
+// yaml-language-server (the VS Code YAML extension and other editors) reads
+// to validate and complete the file against a schema.
+const modelinePrefix = "# yaml-language-server: $schema="
+
+// TestExampleModelines: every YAML file under examples/ names, in its first
+// line, a schema file that exists relative to it and accepts every document
+// in the file, so an editor opening it validates against the right kind.
+func TestExampleModelines(t *testing.T) {
+	root := filepath.Join("..", "examples")
+	checked := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (filepath.Ext(path) != ".yaml" && filepath.Ext(path) != ".yml") {
+			return err
+		}
+		checked++
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		first, _, _ := strings.Cut(string(data), "\n")
+		ref, ok := strings.CutPrefix(first, modelinePrefix)
+		if !ok {
+			t.Errorf("%s: first line %q, want %s<path of the schema>", path, first, modelinePrefix)
+			return nil
+		}
+		sch, err := jsonschema.NewCompiler().Compile(filepath.Join(filepath.Dir(path), filepath.FromSlash(ref)))
+		if err != nil {
+			t.Errorf("%s: modeline schema %s: %v", path, ref, err)
+			return nil
+		}
+		docs, perr := yamlDocs(t, path)
+		if perr != nil || len(docs) == 0 {
+			t.Errorf("%s: %d documents, parse error %v", path, len(docs), perr)
+		}
+		for name, v := range docs {
+			if err := sch.Validate(v); err != nil {
+				t.Errorf("%s document %s: %s rejects it: %v", path, name, ref, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked == 0 {
+		t.Fatal("no YAML files under examples/")
+	}
+}
