@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,30 +18,33 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-const schemaBase = "https://idrecon.io/schemas/v1alpha1/"
-
-// compileSchema compiles schemas/document.schema.json with its siblings.
+// compileSchema compiles schemas/document.schema.json the way an editor
+// does: from the file, its relative $refs resolved against the file's own
+// location, so a sibling schema that does not resolve on disk fails here.
 func compileSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
-	c := jsonschema.NewCompiler()
-	files, err := filepath.Glob(filepath.Join("..", "schemas", "*.schema.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no schemas: %v", err)
-	}
-	for _, f := range files {
-		doc := readJSON(t, f)
-		if id, _ := doc.(map[string]any)["$id"].(string); id != schemaBase+filepath.Base(f) {
-			t.Errorf("%s: $id %q, want %q", f, id, schemaBase+filepath.Base(f))
-		}
-		if err := c.AddResource(schemaBase+filepath.Base(f), doc); err != nil {
-			t.Fatal(err)
+	for _, f := range schemaFiles(t) {
+		// An editor resolves relative $refs against $id; an $id naming a
+		// server would send it there instead of to the sibling files.
+		if id, ok := readJSON(t, f).(map[string]any)["$id"]; ok {
+			t.Errorf("%s: $id %v: leave $id out so $refs resolve next to the file", f, id)
 		}
 	}
-	sch, err := c.Compile(schemaBase + "document.schema.json")
+	sch, err := jsonschema.NewCompiler().Compile(filepath.Join("..", "schemas", "document.schema.json"))
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
 	return sch
+}
+
+// schemaFiles lists schemas/*.schema.json.
+func schemaFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "schemas", "*.schema.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no schemas: %v", err)
+	}
+	return files
 }
 
 func readJSON(t *testing.T, name string) any {
@@ -255,5 +259,97 @@ func TestSchemaMetadataURLScheme(t *testing.T) {
 				t.Fatalf("schema validation error %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestSchemaDescriptions: every property and every $defs entry carries a
+// description, since that is what an editor shows on hover and completion.
+// Constraint subschemas (if/then/else, not, anyOf, oneOf) restate properties
+// declared elsewhere and are not walked.
+func TestSchemaDescriptions(t *testing.T) {
+	described := 0
+	for _, f := range schemaFiles(t) {
+		var missing []string
+		var walk func(node any, at string)
+		walk = func(node any, at string) {
+			m, ok := node.(map[string]any)
+			if !ok {
+				return
+			}
+			for _, group := range []string{"properties", "$defs"} {
+				children, _ := m[group].(map[string]any)
+				for _, name := range slices.Sorted(maps.Keys(children)) {
+					child := children[name]
+					p := at + "/" + group + "/" + name
+					if d, _ := child.(map[string]any)["description"].(string); strings.TrimSpace(d) == "" {
+						missing = append(missing, p)
+					} else {
+						described++
+					}
+					walk(child, p)
+				}
+			}
+			walk(m["items"], at+"/items")
+			if all, ok := m["allOf"].([]any); ok {
+				for i, s := range all {
+					walk(s, at+"/allOf/"+strconv.Itoa(i))
+				}
+			}
+		}
+		walk(readJSON(t, f), "#")
+		if len(missing) > 0 {
+			t.Errorf("%s: %d properties without a description:\n\t%s", filepath.Base(f), len(missing), strings.Join(missing, "\n\t"))
+		}
+	}
+	t.Logf("%d properties and definitions described", described)
+}
+
+// modelinePrefix starts the first line of an example file: the comment
+// yaml-language-server (the VS Code YAML extension and other editors) reads
+// to validate and complete the file against a schema.
+const modelinePrefix = "# yaml-language-server: $schema="
+
+// TestExampleModelines: every YAML file under examples/ names, in its first
+// line, a schema file that exists relative to it and accepts every document
+// in the file, so an editor opening it validates against the right kind.
+func TestExampleModelines(t *testing.T) {
+	root := filepath.Join("..", "examples")
+	checked := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (filepath.Ext(path) != ".yaml" && filepath.Ext(path) != ".yml") {
+			return err
+		}
+		checked++
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		first, _, _ := strings.Cut(string(data), "\n")
+		ref, ok := strings.CutPrefix(first, modelinePrefix)
+		if !ok {
+			t.Errorf("%s: first line %q, want %s<path of the schema>", path, first, modelinePrefix)
+			return nil
+		}
+		sch, err := jsonschema.NewCompiler().Compile(filepath.Join(filepath.Dir(path), filepath.FromSlash(ref)))
+		if err != nil {
+			t.Errorf("%s: modeline schema %s: %v", path, ref, err)
+			return nil
+		}
+		docs, perr := yamlDocs(t, path)
+		if perr != nil || len(docs) == 0 {
+			t.Errorf("%s: %d documents, parse error %v", path, len(docs), perr)
+		}
+		for name, v := range docs {
+			if err := sch.Validate(v); err != nil {
+				t.Errorf("%s document %s: %s rejects it: %v", path, name, ref, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked == 0 {
+		t.Fatal("no YAML files under examples/")
 	}
 }
