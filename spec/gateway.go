@@ -3,6 +3,7 @@ package spec
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,6 +33,7 @@ func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 			l.fail(p, "spec.upstream", "must have no path, query or fragment: requests keep their own path (set pathPrefix for the part forwarded)")
 		}
 	}
+	l.checkGatewayTLS(p, g)
 	if g.PathPrefix != "" && !cleanAbsPath(g.PathPrefix) {
 		l.fail(p, "spec.pathPrefix", "must be an absolute URL path without . or .. segments, got %q", g.PathPrefix)
 	}
@@ -71,6 +73,34 @@ func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 			sum := sha256.Sum256([]byte(s.Value))
 			s.SHA256 = hex.EncodeToString(sum[:])
 		}
+	}
+}
+
+// checkGatewayTLS checks the keystore references that secure the
+// connection to an https upstream.
+func (l *loader) checkGatewayTLS(p *parsedDoc, g *Gateway) {
+	if len(g.UpstreamCAs) == 0 && g.ClientCertificate == "" {
+		return
+	}
+	if !strings.HasPrefix(g.Upstream, "https://") {
+		field := "spec.clientCertificate"
+		if len(g.UpstreamCAs) > 0 {
+			field = "spec.upstreamCAs"
+		}
+		l.fail(p, field, "needs an https:// upstream")
+	}
+	seen := map[string]bool{}
+	for i, name := range g.UpstreamCAs {
+		field := fmt.Sprintf("spec.upstreamCAs[%d]", i)
+		if seen[name] {
+			l.fail(p, field, "%q is listed twice", name)
+			continue
+		}
+		seen[name] = true
+		l.checkCertRef(p, field, name, UsageTLSCA)
+	}
+	if g.ClientCertificate != "" {
+		l.checkCertRef(p, "spec.clientCertificate", g.ClientCertificate, UsageTLSClient)
 	}
 }
 

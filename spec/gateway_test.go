@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
@@ -14,6 +15,17 @@ func gatewayDoc(name, spec string) string {
 // the field, and the shared secret is resolved without showing it.
 func TestGatewayValidation(t *testing.T) {
 	const scim = "apiVersion: idrecon.io/v1alpha1\nkind: ScimProvisioning\nmetadata:\n  name: s\nspec:\n  enabled: false\n"
+	keys := fixtures(t)
+	cert := func(name, usage string, c *x509.Certificate, key string) string {
+		doc := "---\napiVersion: idrecon.io/v1alpha1\nkind: Certificate\nmetadata:\n  name: " + name + "\nspec:\n  usage: " + usage +
+			"\n  pem: |\n    " + strings.ReplaceAll(strings.TrimSpace(string(certPEM(c))), "\n", "\n    ") + "\n"
+		if key != "" {
+			doc += "  privateKeyFrom: {env: " + key + "}\n"
+		}
+		return doc
+	}
+	keystore := cert("upstream-ca", UsageTLSCA, keys["idp"].cert, "") + cert("client", UsageTLSClient, keys["tls"].cert, "GW_KEY") +
+		cert("web", UsageTLS, keys["tls"].cert, "GW_KEY")
 	tests := []struct {
 		name, spec string
 		extra      string // another document
@@ -40,6 +52,13 @@ func TestGatewayValidation(t *testing.T) {
 		{name: "prefix on healthz", spec: "  pathPrefix: /healthz/x\n", want: "collides with /healthz"},
 		{name: "prefix on verify", spec: "  pathPrefix: /auth\n", want: "collides with /auth/verify"},
 		{name: "prefix on scim", spec: "  pathPrefix: /api\n", extra: scim, want: "collides with /api/scim/v2"},
+		{name: "mtls", spec: "  upstream: https://ssc.internal\n  upstreamCAs: [upstream-ca]\n  clientCertificate: client\n", extra: keystore},
+		{name: "mtls over http", spec: "  upstream: http://ssc.internal\n  clientCertificate: client\n", extra: keystore, want: "g.yaml:7:22: spec.clientCertificate: needs an https:// upstream"},
+		{name: "unknown CA", spec: "  upstream: https://h\n  upstreamCAs: [nope]\n", extra: keystore, want: "spec.upstreamCAs[0]: no Certificate named \"nope\""},
+		{name: "CA listed twice", spec: "  upstream: https://h\n  upstreamCAs: [upstream-ca, upstream-ca]\n", extra: keystore, want: "spec.upstreamCAs[1]: \"upstream-ca\" is listed twice"},
+		{name: "client cert of the wrong usage", spec: "  upstream: https://h\n  clientCertificate: web\n", extra: keystore, want: "spec.clientCertificate: Certificate \"web\" has usage \"tls\", want \"tls-client\""},
+		{name: "CA with a key", spec: "  upstream: http://h\n", extra: cert("ca", UsageTLSCA, keys["idp"].cert, "GW_KEY"), want: "spec.privateKeyFrom: a tls-ca certificate must not have a private key"},
+		{name: "client cert without a key", spec: "  upstream: http://h\n", extra: cert("c", UsageTLSClient, keys["tls"].cert, ""), want: "privateKeyFrom is required for usage tls-client"},
 		{name: "prefix twice", spec: "  pathPrefix: /ssc/\n", extra: gatewayDoc("other", "  pathPrefix: /ssc\n"), want: "is also the pathPrefix of Gateway"},
 	}
 	for _, tt := range tests {
@@ -48,7 +67,7 @@ func TestGatewayValidation(t *testing.T) {
 			if tt.extra != "" {
 				files["other.yaml"] = tt.extra
 			}
-			set, err := load(t, writeTree(t, files), map[string]string{"GW_SECRET": "s3cret-value"})
+			set, err := load(t, writeTree(t, files), map[string]string{"GW_SECRET": "s3cret-value", "GW_KEY": string(pkcs8PEM(t, keys["tls"].key))})
 			if tt.want == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -250,13 +250,17 @@ func describeFileErr(name string, err error) error {
 	}
 }
 
-var usages = []string{UsageSamlIDPSigning, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS}
+var usages = []string{UsageSamlIDPSigning, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS, UsageTLSCA, UsageTLSClient}
+
+// keyless are the usages of certificates that belong to someone else: idrecon
+// only verifies with them and must never hold their key.
+var keyless = []string{UsageSamlIDPSigning, UsageTLSCA}
 
 // errInlineKey is the message for a private key written into git.
 const errInlineKey = "private keys must not be written inline; reference them with privateKeyFrom (file or env)"
 
 func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
-	ownKey := c.Usage != UsageSamlIDPSigning
+	ownKey := !slices.Contains(keyless, c.Usage)
 	switch {
 	case c.Usage == "":
 		l.fail(p, "spec.usage", "required (one of %s)", strings.Join(usages, ", "))
@@ -304,8 +308,8 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 	}
 
 	switch {
-	case c.PrivateKeyFrom != nil && c.Usage == UsageSamlIDPSigning:
-		l.fail(p, "spec.privateKeyFrom", "a %s certificate must not have a private key (only %s, %s and %s do)", c.Usage, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS)
+	case c.PrivateKeyFrom != nil && slices.Contains(keyless, c.Usage):
+		l.fail(p, "spec.privateKeyFrom", "a %s certificate must not have a private key (only %s, %s, %s and %s do)", c.Usage, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS, UsageTLSClient)
 	case c.PrivateKeyFrom == nil && ownKey:
 		l.fail(p, "spec", "privateKeyFrom is required for usage %s", c.Usage)
 	case c.PrivateKeyFrom != nil && l.resolved && c.KeyFingerprint != "":

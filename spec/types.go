@@ -162,6 +162,12 @@ const (
 	UsageSamlSPSigning    = "saml-sp-signing"
 	UsageSamlSPEncryption = "saml-sp-encryption"
 	UsageTLS              = "tls"
+	// UsageTLSCA is a CA (or a self-signed server certificate) a Gateway
+	// trusts for its https upstream; it has no private key.
+	UsageTLSCA = "tls-ca"
+	// UsageTLSClient is the certificate a Gateway presents to its upstream
+	// (mTLS), so the application can trust only idrecon.
+	UsageTLSClient = "tls-client"
 )
 
 // Certificate is one keystore entry: a certificate (inline PEM or a file, PEM
@@ -291,6 +297,13 @@ type Gateway struct {
 	VersionsHeader string `yaml:"versionsHeader,omitempty" json:"versionsHeader,omitempty"`
 	// RequiredRole, when set, is a role a user must hold to pass.
 	RequiredRole string `yaml:"requiredRole,omitempty" json:"requiredRole,omitempty"`
+	// UpstreamCAs name Certificates of usage tls-ca that verify an https
+	// upstream instead of the system's roots (more than one while a CA
+	// rotates).
+	UpstreamCAs []string `yaml:"upstreamCAs,omitempty" json:"upstreamCAs,omitempty"`
+	// ClientCertificate names a Certificate of usage tls-client presented to
+	// an https upstream, so the application can accept only idrecon.
+	ClientCertificate string `yaml:"clientCertificate,omitempty" json:"clientCertificate,omitempty"`
 	// SharedSecret is a header sent on every forwarded request, so the
 	// application can tell idrecon's requests from anyone else's.
 	SharedSecret *GatewaySecret `yaml:"sharedSecret,omitempty" json:"sharedSecret,omitempty"`

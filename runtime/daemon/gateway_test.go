@@ -33,37 +33,9 @@ func TestGatewayInFrontOfAnApp(t *testing.T) {
 	}))
 	defer app.Close()
 
-	specDir := copyDir(t, "../../examples/entra")
-	key, err := testidp.NewKey(time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := testidp.Metadata(testidp.MetadataOptions{Tenant: gwTenant, Keys: []*testidp.Key{key}, SignWith: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mdXML, _ := md.WriteToBytes()
-	write(t, filepath.Join(specDir, "idp", "federationmetadata.xml"), string(mdXML))
-	write(t, filepath.Join(specDir, "idp", "entra-signing.cer"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: key.Cert.Raw})))
-	write(t, filepath.Join(specDir, "gateway.yaml"), "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n"+
-		"  upstream: "+app.URL+"\n  pathPrefix: /app\n  userHeader: username\n  rolesHeader: X-Idrecon-Roles\n")
-
 	dataDir := t.TempDir()
-	d := start(t, Config{SpecDir: specDir, DataDir: dataDir})
-	// The SP's baseURL must be the address the daemon got.
-	saml := filepath.Join(specDir, "saml.yaml")
-	b, _ := os.ReadFile(saml)
-	write(t, saml, strings.NewReplacer("http://localhost:8080", d.base).Replace(string(b)))
-	d.call(t, "POST", d.admin+"/v1/reconcile", adminTok, nil)
-	eventually(t, "the new baseURL applied", func() bool {
-		r, err := http.Get(d.base + "/saml/metadata")
-		if err != nil {
-			return false
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return strings.Contains(string(b), d.base+"/saml/acs")
-	})
+	d, key := gatewayDaemon(t, dataDir, map[string]string{"gateway.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n" +
+		"  upstream: " + app.URL + "\n  pathPrefix: /app\n  userHeader: username\n  rolesHeader: X-Idrecon-Roles\n"})
 
 	code, body := d.call(t, "POST", d.base+"/api/scim/v2/Users", scimTok, map[string]any{
 		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "alice@contoso.com", "active": true})
@@ -96,31 +68,7 @@ func TestGatewayInFrontOfAnApp(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "/saml/login?returnTo=") {
 		t.Fatalf("signed out: %d Location %q, want a redirect to /saml/login", resp.StatusCode, loc)
 	}
-	resp = get(loc)
-	idpURL, _ := url.Parse(resp.Header.Get("Location"))
-	raw, err := testidp.Inflate(idpURL.Query().Get("SAMLRequest"))
-	if err != nil {
-		t.Fatalf("login: %d %s: %v", resp.StatusCode, resp.Header.Get("Location"), err)
-	}
-	doc := etree.NewDocument()
-	doc.ReadFromBytes(raw)
-	samlResp, err := testidp.Response(testidp.ResponseOptions{
-		Now: time.Now(), Tenant: gwTenant, Recipient: d.base + "/saml/acs", Audiences: []string{d.base + "/saml/metadata"},
-		InResponseTo: doc.Root().SelectAttrValue("ID", ""), NameID: "alice@contoso.com", Key: key, SignAssertion: true,
-		Attributes: []testidp.Attr{{Name: testidp.ClaimName, Values: []string{"alice@contoso.com"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	encoded, _ := testidp.Encode(samlResp)
-	resp, err = browser.PostForm(d.base+"/saml/acs", url.Values{"SAMLResponse": {encoded}, "RelayState": {idpURL.Query().Get("RelayState")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/app/page?x=1" {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("ACS: %d Location %q, want 303 back to /app/page?x=1\n%s\nlogs:\n%s", resp.StatusCode, resp.Header.Get("Location"), b, d.logs)
-	}
+	signIn(t, d, browser, key, loc, "alice@contoso.com", "/app/page?x=1")
 
 	// Signed in: the app sees alice, from idrecon only.
 	resp = get("/app/page?x=1")
@@ -178,6 +126,83 @@ func TestGatewayInFrontOfAnApp(t *testing.T) {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// gatewayDaemon starts a daemon on the example spec plus files (name →
+// content), with a test IdP whose key it returns and the SP's baseURL the
+// daemon's own address, so real sign-ins work.
+func gatewayDaemon(t *testing.T, dataDir string, files map[string]string) (*running, *testidp.Key) {
+	t.Helper()
+	specDir := copyDir(t, "../../examples/entra")
+	key, err := testidp.NewKey(time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := testidp.Metadata(testidp.MetadataOptions{Tenant: gwTenant, Keys: []*testidp.Key{key}, SignWith: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mdXML, _ := md.WriteToBytes()
+	write(t, filepath.Join(specDir, "idp", "federationmetadata.xml"), string(mdXML))
+	write(t, filepath.Join(specDir, "idp", "entra-signing.cer"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: key.Cert.Raw})))
+	for name, content := range files {
+		write(t, filepath.Join(specDir, name), content)
+	}
+	d := start(t, Config{SpecDir: specDir, DataDir: dataDir})
+	// The SP's baseURL must be the address the daemon got.
+	saml := filepath.Join(specDir, "saml.yaml")
+	b, _ := os.ReadFile(saml)
+	write(t, saml, strings.NewReplacer("http://localhost:8080", d.base).Replace(string(b)))
+	d.call(t, "POST", d.admin+"/v1/reconcile", adminTok, nil)
+	eventually(t, "the new baseURL applied", func() bool {
+		r, err := http.Get(d.base + "/saml/metadata")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return strings.Contains(string(b), d.base+"/saml/acs")
+	})
+	return d, key
+}
+
+// signIn follows login (a /saml/login URL) with browser, answers as the test
+// IdP signing with key for user, and checks the ACS sends the browser back
+// to want.
+func signIn(t *testing.T, d *running, browser *http.Client, key *testidp.Key, login, user, want string) {
+	t.Helper()
+	resp, err := browser.Get(d.base + login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	idpURL, _ := url.Parse(resp.Header.Get("Location"))
+	raw, err := testidp.Inflate(idpURL.Query().Get("SAMLRequest"))
+	if err != nil {
+		t.Fatalf("login: %d %s: %v", resp.StatusCode, resp.Header.Get("Location"), err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	samlResp, err := testidp.Response(testidp.ResponseOptions{
+		Now: time.Now(), Tenant: gwTenant, Recipient: d.base + "/saml/acs", Audiences: []string{d.base + "/saml/metadata"},
+		InResponseTo: doc.Root().SelectAttrValue("ID", ""), NameID: user, Key: key, SignAssertion: true,
+		Attributes: []testidp.Attr{{Name: testidp.ClaimName, Values: []string{user}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded, _ := testidp.Encode(samlResp)
+	resp, err = browser.PostForm(d.base+"/saml/acs", url.Values{"SAMLResponse": {encoded}, "RelayState": {idpURL.Query().Get("RelayState")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("ACS: %d Location %q, want 303 back to %s\n%s\nlogs:\n%s", resp.StatusCode, resp.Header.Get("Location"), want, b, d.logs)
 	}
 }
 

@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -34,9 +37,13 @@ type gateways struct {
 	log      *slog.Logger
 
 	mu     sync.Mutex
-	built  map[*store.Resource]*gateway.Gateway // guarded by mu
-	failed map[*store.Resource]error            // why a Gateway is not served; guarded by mu
-	login  string                               // the LoginURL they were built with; guarded by mu
+	built  map[*store.Resource]builtGateway // guarded by mu
+	failed map[*store.Resource]error        // why a Gateway is not served; guarded by mu
+	login  string                           // the LoginURL they were built with; guarded by mu
+	// routes is what current last returned, good until unchanged closes
+	// (the next write to the spec's resources); guarded by mu.
+	routes    []routed
+	unchanged <-chan struct{}
 }
 
 type routed struct {
@@ -53,13 +60,41 @@ func (gs *gateways) loginURL(ctx context.Context) string {
 
 // current returns the Gateways of the store, longest prefix first, built
 // with login as the sign-in URL. A Gateway that cannot be built (its
-// shared secret not resolved yet after a restart) is left out and logged:
-// its paths fail closed, to idrecon's own 404.
+// shared secret or client key not resolved yet after a restart) is left
+// out and logged: its paths fail closed, to idrecon's own 404.
 func (gs *gateways) current(login string) []routed {
-	res, err := gs.st.Read().Resources(spec.KindGateway)
+	gs.mu.Lock()
+	if gs.unchanged != nil && login == gs.login {
+		select {
+		case <-gs.unchanged:
+		default:
+			out := gs.routes
+			gs.mu.Unlock()
+			return out
+		}
+	}
+	gs.mu.Unlock()
+	snap := gs.st.Read()
+	unchanged, err := snap.Unchanged(store.TableResources)
 	if err != nil {
 		gs.log.Error("read gateways", "err", err)
 		return nil
+	}
+	res, err := snap.Resources(spec.KindGateway)
+	if err != nil {
+		gs.log.Error("read gateways", "err", err)
+		return nil
+	}
+	certs, err := snap.Resources(spec.KindCertificate)
+	if err != nil {
+		gs.log.Error("read certificates", "err", err)
+		return nil
+	}
+	keystore := make(map[string]*spec.Certificate, len(certs))
+	for _, r := range certs {
+		if c, ok := r.Spec.(*spec.Certificate); ok {
+			keystore[r.Name] = c
+		}
 	}
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
@@ -67,7 +102,7 @@ func (gs *gateways) current(login string) []routed {
 	if login != gs.login {
 		reuse, gs.login = nil, login // built with the old sign-in URL
 	}
-	next := make(map[*store.Resource]*gateway.Gateway, len(res))
+	next := make(map[*store.Resource]builtGateway, len(res))
 	// A Gateway that cannot be built is logged once, not on every request.
 	logged := gs.failed
 	gs.failed = map[*store.Resource]error{}
@@ -77,9 +112,11 @@ func (gs *gateways) current(login string) []routed {
 		if !ok {
 			continue
 		}
-		g := reuse[r]
-		if g == nil {
-			cfg, err := gatewayConfig(sg)
+		deps := gatewayCerts(sg, keystore)
+		b, ok := reuse[r]
+		if !ok || !slices.Equal(b.certs, deps) {
+			cfg, err := gatewayConfig(sg, keystore)
+			var g *gateway.Gateway
 			if err == nil {
 				g, err = gateway.New(cfg, gateway.Deps{Sessions: gs.sessions, Decider: gs.decider, LoginURL: login,
 					Name: r.Name, Audit: gs.audit, Logger: gs.log.With("gateway", r.Name)})
@@ -91,19 +128,41 @@ func (gs *gateways) current(login string) []routed {
 				gs.failed[r] = err
 				continue
 			}
+			b = builtGateway{g: g, certs: deps}
 		}
-		next[r] = g
-		out = append(out, routed{res: r, prefix: gatewayPrefix(sg), g: g})
+		next[r] = b
+		out = append(out, routed{res: r, prefix: gatewayPrefix(sg), g: b.g})
 	}
-	for r, g := range gs.built {
-		if next[r] != g {
-			g.Close() // replaced or deleted: its idle upstream connections go
+	for r, b := range gs.built {
+		if next[r].g != b.g {
+			b.g.Close() // replaced or deleted: its idle upstream connections go
 		}
 	}
 	gs.built = next
 	// Longest prefix first, so /ssc/api wins over /ssc and / comes last.
 	slices.SortStableFunc(out, func(a, b routed) int { return len(b.prefix) - len(a.prefix) })
+	gs.routes, gs.unchanged = out, unchanged
 	return out
+}
+
+// builtGateway is a Gateway built from a stored document and the keystore
+// entries it was built with: a rotated certificate rebuilds it.
+type builtGateway struct {
+	g     *gateway.Gateway
+	certs []*spec.Certificate
+}
+
+// gatewayCerts lists the keystore entries g uses, in a fixed order (nil
+// for a name not in the keystore).
+func gatewayCerts(g *spec.Gateway, keystore map[string]*spec.Certificate) []*spec.Certificate {
+	if len(g.UpstreamCAs) == 0 && g.ClientCertificate == "" {
+		return nil
+	}
+	out := make([]*spec.Certificate, 0, len(g.UpstreamCAs)+1)
+	for _, name := range g.UpstreamCAs {
+		out = append(out, keystore[name])
+	}
+	return append(out, keystore[g.ClientCertificate])
 }
 
 func gatewayPrefix(g *spec.Gateway) string {
@@ -113,8 +172,9 @@ func gatewayPrefix(g *spec.Gateway) string {
 	return strings.TrimSuffix(g.PathPrefix, "/")
 }
 
-// gatewayConfig maps a Gateway document onto the gateway's Config.
-func gatewayConfig(g *spec.Gateway) (gateway.Config, error) {
+// gatewayConfig maps a Gateway document and the keystore onto the
+// gateway's Config.
+func gatewayConfig(g *spec.Gateway, keystore map[string]*spec.Certificate) (gateway.Config, error) {
 	cfg := gateway.Config{
 		Upstream: g.Upstream, PathPrefix: g.PathPrefix,
 		UserHeader: g.UserHeader, RolesHeader: g.RolesHeader, VersionsHeader: g.VersionsHeader,
@@ -127,10 +187,38 @@ func gatewayConfig(g *spec.Gateway) (gateway.Config, error) {
 		}
 		cfg.SharedSecret = &gateway.SharedSecret{Header: s.Header, Value: gateway.Secret(s.Value)}
 	}
+	for _, name := range g.UpstreamCAs {
+		c := keystore[name]
+		if c == nil || c.Usage != spec.UsageTLSCA {
+			return cfg, fmt.Errorf("upstreamCAs: no Certificate %q of usage %s", name, spec.UsageTLSCA)
+		}
+		ca, err := x509.ParseCertificate(c.DER)
+		if err != nil {
+			return cfg, fmt.Errorf("upstreamCAs: Certificate %q: %w", name, err)
+		}
+		cfg.UpstreamCAs = append(cfg.UpstreamCAs, ca)
+	}
+	if name := g.ClientCertificate; name != "" {
+		c := keystore[name]
+		switch {
+		case c == nil || c.Usage != spec.UsageTLSClient:
+			return cfg, fmt.Errorf("clientCertificate: no Certificate %q of usage %s", name, spec.UsageTLSClient)
+		case c.PrivateKey == nil:
+			return cfg, errKeyUnresolved
+		}
+		leaf, err := x509.ParseCertificate(c.DER)
+		if err != nil {
+			return cfg, fmt.Errorf("clientCertificate: Certificate %q: %w", name, err)
+		}
+		cfg.ClientCertificate = &tls.Certificate{Certificate: [][]byte{c.DER}, PrivateKey: c.PrivateKey, Leaf: leaf}
+	}
 	return cfg, nil
 }
 
-var errSecretUnresolved = errors.New("its shared secret is not resolved yet (the next reconcile reads it from valueFrom)")
+var (
+	errSecretUnresolved = errors.New("its shared secret is not resolved yet (the next reconcile reads it from valueFrom)")
+	errKeyUnresolved    = errors.New("its client certificate's private key is not resolved yet (the next reconcile reads it from privateKeyFrom)")
+)
 
 // match returns the Gateway that serves path, or nil.
 func match(rs []routed, path string) *gateway.Gateway {
@@ -176,8 +264,8 @@ func (gs *gateways) Describe(chan<- *prometheus.Desc) {}
 func (gs *gateways) Collect(ch chan<- prometheus.Metric) {
 	gs.mu.Lock()
 	built := make([]*gateway.Gateway, 0, len(gs.built))
-	for _, g := range gs.built {
-		built = append(built, g)
+	for _, b := range gs.built {
+		built = append(built, b.g)
 	}
 	gs.mu.Unlock()
 	for _, g := range built {

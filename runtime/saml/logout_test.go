@@ -322,3 +322,28 @@ func TestLogoutResponse(t *testing.T) {
 		})
 	}
 }
+
+// TestLogoutLink: Application Security's "SSO Logout page" is a link, so
+// GET /saml/logout must answer; it shows a button that signs out, and by
+// itself ends nothing (any page could make a browser GET it).
+func TestLogoutLink(t *testing.T) {
+	e := newEnv(t)
+	if r, page := e.get("/saml/logout"); r.StatusCode != http.StatusOK || !strings.Contains(page, "Signed out") {
+		t.Fatalf("GET /saml/logout signed out: %d %s", r.StatusCode, page)
+	}
+	e.signIn()
+	r, page := e.get("/saml/logout")
+	if r.StatusCode != http.StatusOK || !strings.Contains(page, `<span id="user">alice@contoso.example</span>`) ||
+		!strings.Contains(page, `<form method="post" action="/saml/logout">`) {
+		t.Fatalf("GET /saml/logout signed in: %d %s", r.StatusCode, page)
+	}
+	if r, _ := e.get("/"); r.StatusCode != http.StatusOK {
+		t.Fatalf("GET /saml/logout ended the session: / answers %d", r.StatusCode)
+	}
+	if resp := e.postLogout(nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the page's button: %d", resp.StatusCode)
+	}
+	if r, _ := e.get("/"); r.StatusCode != http.StatusFound {
+		t.Fatalf("session survived the button: %d", r.StatusCode)
+	}
+}

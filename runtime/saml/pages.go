@@ -28,6 +28,10 @@ var pages = template.Must(template.New("").Parse(`
 <p id="reason">{{.Text}}</p>
 <p><a href="{{.LoginURL}}">Sign in again</a></p>
 </body></html>{{end}}
+{{define "logout"}}{{template "head" "Sign out"}}
+<h1>Sign out <span id="user">{{.UserName}}</span>?</h1>
+<form method="post" action="{{.LogoutURL}}"><button type="submit" id="signout">Sign out</button></form>
+</body></html>{{end}}
 {{define "signedout"}}{{template "head" "Signed out"}}
 <h1>Signed out</h1>
 <p><a href="{{.LoginURL}}">Sign in again</a></p>
@@ -134,4 +138,15 @@ func (s *Server) serveHome(c *config, w http.ResponseWriter, r *http.Request) {
 	default:
 		s.render(w, http.StatusOK, "home", homeView{Decision: d, LogoutURL: c.basePath + "/saml/logout"})
 	}
+}
+
+// serveLogoutPage answers a sign-out link: a signed-in browser gets a page
+// whose button signs out, any other one the signed-out page.
+func (s *Server) serveLogoutPage(c *config, w http.ResponseWriter, r *http.Request) {
+	_, se, ok := s.sessionOf(r)
+	if !ok {
+		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
+		return
+	}
+	s.render(w, http.StatusOK, "logout", homeView{Decision: Decision{UserName: se.userName}, LogoutURL: c.basePath + "/saml/logout"})
 }

@@ -265,7 +265,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/saml/acs":
 		method, h = http.MethodPost, s.serveACS
 	case "/saml/logout":
-		method, h = http.MethodPost, s.serveLogout
+		// A link (Application Security's SSO Logout page) asks with GET
+		// and gets a page whose button posts: a GET that signed out would
+		// let any page sign users out with an image tag.
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			method, h = http.MethodPost, s.serveLogout
+		} else {
+			h = s.serveLogoutPage
+		}
 	default:
 		http.NotFound(w, r)
 		return
