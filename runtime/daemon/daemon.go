@@ -322,7 +322,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			samlSrv.ServeHTTP(w, r)
 			return
 		}
-		if g, ok := fronts.route(r); ok {
+		if g, ok := fronts.route(r, home); ok {
 			g.ServeHTTP(w, r)
 			return
 		}

@@ -134,6 +134,16 @@ func TestGatewayInFrontOfAnApp(t *testing.T) {
 // daemon's own address, so real sign-ins work.
 func gatewayDaemon(t *testing.T, dataDir string, files map[string]string) (*running, *testidp.Key) {
 	t.Helper()
+	specDir, key := gatewaySpec(t, files)
+	d := start(t, Config{SpecDir: specDir, DataDir: dataDir})
+	baseURLIsDaemon(t, d, specDir)
+	return d, key
+}
+
+// gatewaySpec copies the example spec, adds files (name → content) and
+// puts a test IdP in it, whose key it returns.
+func gatewaySpec(t testing.TB, files map[string]string) (string, *testidp.Key) {
+	t.Helper()
 	specDir := copyDir(t, "../../examples/entra")
 	key, err := testidp.NewKey(time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour))
 	if err != nil {
@@ -149,8 +159,13 @@ func gatewayDaemon(t *testing.T, dataDir string, files map[string]string) (*runn
 	for name, content := range files {
 		write(t, filepath.Join(specDir, name), content)
 	}
-	d := start(t, Config{SpecDir: specDir, DataDir: dataDir})
-	// The SP's baseURL must be the address the daemon got.
+	return specDir, key
+}
+
+// baseURLIsDaemon makes the SP's baseURL the address d got, and waits
+// until d serves it.
+func baseURLIsDaemon(t testing.TB, d *running, specDir string) {
+	t.Helper()
 	saml := filepath.Join(specDir, "saml.yaml")
 	b, _ := os.ReadFile(saml)
 	write(t, saml, strings.NewReplacer("http://localhost:8080", d.base).Replace(string(b)))
@@ -164,13 +179,12 @@ func gatewayDaemon(t *testing.T, dataDir string, files map[string]string) (*runn
 		b, _ := io.ReadAll(r.Body)
 		return strings.Contains(string(b), d.base+"/saml/acs")
 	})
-	return d, key
 }
 
 // signIn follows login (a /saml/login URL) with browser, answers as the test
 // IdP signing with key for user, and checks the ACS sends the browser back
 // to want.
-func signIn(t *testing.T, d *running, browser *http.Client, key *testidp.Key, login, user, want string) {
+func signIn(t testing.TB, d *running, browser *http.Client, key *testidp.Key, login, user, want string) {
 	t.Helper()
 	resp, err := browser.Get(d.base + login)
 	if err != nil {
@@ -206,7 +220,7 @@ func signIn(t *testing.T, d *running, browser *http.Client, key *testidp.Key, lo
 	}
 }
 
-func write(t *testing.T, path, content string) {
+func write(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)

@@ -54,8 +54,8 @@ type routed struct {
 
 // loginURL is where a Gateway sends a browser without a session.
 func (gs *gateways) loginURL(ctx context.Context) string {
-	base, _ := gs.samlBase(ctx)
-	return base + spec.SAMLPath + "/login"
+	home, _ := gs.samlBase(ctx)
+	return home + spec.SAMLPath + "/login"
 }
 
 // current returns the Gateways of the store, longest prefix first, built
@@ -230,12 +230,12 @@ func match(rs []routed, path string) *gateway.Gateway {
 	return nil
 }
 
-// route returns the Gateway for r: for /auth/verify the one the original
+// route returns the Gateway for r, with home the SAML baseURL's path: for /auth/verify the one the original
 // URI falls under (or any, the longest-prefix order putting "/" last),
 // otherwise the one whose prefix r's path is under. ok is false when none
 // is.
-func (gs *gateways) route(r *http.Request) (*gateway.Gateway, bool) {
-	rs := gs.current(gs.loginURL(r.Context()))
+func (gs *gateways) route(r *http.Request, home string) (*gateway.Gateway, bool) {
+	rs := gs.current(home + spec.SAMLPath + "/login")
 	if len(rs) == 0 {
 		return nil, false
 	}

@@ -9,12 +9,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/gateway"
+	"github.com/idrecon/idrecon/runtime/internal/httpload"
 	"github.com/idrecon/idrecon/runtime/store"
 )
 
@@ -111,51 +111,14 @@ func BenchmarkStoreDecider(b *testing.B) {
 	}
 }
 
-// loadLoopback sends GETs with the session cookie from GOMAXPROCS
-// goroutines over keep-alive connections and reports req/s and p99.
+// loadLoopback sends GETs with the session cookie over keep-alive
+// connections and reports req/s, p99 and CPU per request.
 func loadLoopback(b *testing.B, target, token string, want int) {
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	var mu sync.Mutex
-	var all []time.Duration
-	// More clients than cores, as behind a real front door; 2 would leave
-	// the cores idle while each waits for its answer.
-	b.SetParallelism(8)
-	cpu := processCPU()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
-		for pb.Next() {
-			req, _ := http.NewRequest("GET", target, nil)
-			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: token})
-			start := time.Now()
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			mine = append(mine, time.Since(start))
-			if resp.StatusCode != want {
-				b.Fatalf("status %d", resp.StatusCode)
-			}
-		}
-		mu.Lock()
-		all = append(all, mine...)
-		mu.Unlock()
-	})
-	b.StopTimer()
-	// CPU per request (client, front door and upstream together) is the
-	// fairer comparison on a shared machine than wall time.
-	if used := processCPU() - cpu; used > 0 {
-		b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
-	}
-	slices.Sort(all)
-	if len(all) > 0 {
-		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	httpload.Run(b, func() *http.Request {
+		req, _ := http.NewRequest("GET", target, nil)
+		req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: token})
+		return req
+	}, want, 0)
 }
 
 // bigStore holds users u00000… each in one of groups groups, every group

@@ -1,15 +1,15 @@
 //go:build unix
 
-package gateway_test
+package httpload
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the user+system CPU time this process used so far; on a
+// ProcessCPU is the user+system CPU time this process used so far; on a
 // shared machine it is a steadier measure than wall time.
-func processCPU() time.Duration {
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package httpload
+
+import "time"
+
+// ChildCPU reads /proc, so it knows nothing off Linux.
+func ChildCPU(pid int) time.Duration { return 0 }
