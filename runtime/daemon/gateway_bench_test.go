@@ -45,7 +45,7 @@ func BenchmarkGateway(b *testing.B) {
 		}
 		specDir, key := gatewaySpec(b, files)
 		d, pid := startBinary(b, bin, specDir)
-		baseURLIsDaemon(b, d, specDir)
+		setBaseURL(b, d, specDir, d.base)
 		loadGateway(b, d, key, pid)
 	})
 	// What the gateway's proxy costs is judged against this: a bare
@@ -60,7 +60,7 @@ func BenchmarkGateway(b *testing.B) {
 	b.Run("in-process", func(b *testing.B) {
 		specDir, key := gatewaySpec(b, files)
 		d := start(b, Config{SpecDir: specDir, DataDir: b.TempDir()})
-		baseURLIsDaemon(b, d, specDir)
+		setBaseURL(b, d, specDir, d.base)
 		loadGateway(b, d, key, 0)
 	})
 }

@@ -136,7 +136,7 @@ func gatewayDaemon(t *testing.T, dataDir string, files map[string]string) (*runn
 	t.Helper()
 	specDir, key := gatewaySpec(t, files)
 	d := start(t, Config{SpecDir: specDir, DataDir: dataDir})
-	baseURLIsDaemon(t, d, specDir)
+	setBaseURL(t, d, specDir, d.base)
 	return d, key
 }
 
@@ -162,13 +162,13 @@ func gatewaySpec(t testing.TB, files map[string]string) (string, *testidp.Key) {
 	return specDir, key
 }
 
-// baseURLIsDaemon makes the SP's baseURL the address d got, and waits
-// until d serves it.
-func baseURLIsDaemon(t testing.TB, d *running, specDir string) {
+// setBaseURL makes base (the daemon's address, or a proxy's in front of
+// it) the SP's baseURL, and waits until d serves it.
+func setBaseURL(t testing.TB, d *running, specDir, base string) {
 	t.Helper()
 	saml := filepath.Join(specDir, "saml.yaml")
 	b, _ := os.ReadFile(saml)
-	write(t, saml, strings.NewReplacer("http://localhost:8080", d.base).Replace(string(b)))
+	write(t, saml, strings.NewReplacer("http://localhost:8080", base).Replace(string(b)))
 	d.call(t, "POST", d.admin+"/v1/reconcile", adminTok, nil)
 	eventually(t, "the new baseURL applied", func() bool {
 		r, err := http.Get(d.base + "/saml/metadata")
@@ -177,7 +177,7 @@ func baseURLIsDaemon(t testing.TB, d *running, specDir string) {
 		}
 		defer r.Body.Close()
 		b, _ := io.ReadAll(r.Body)
-		return strings.Contains(string(b), d.base+"/saml/acs")
+		return strings.Contains(string(b), base+"/saml/acs")
 	})
 }
 

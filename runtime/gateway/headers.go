@@ -52,9 +52,15 @@ var forwardingHeaders = []string{"forwarded", "x-forwarded-for", "x-forwarded-ho
 
 const originalPrefix = "x-original-"
 
+// otherIdentityHeaders are the user headers of other front doors
+// (oauth2-proxy, Authelia, Apache): an application once set up behind one
+// of them may still read them, so a client's copy never passes.
+var otherIdentityHeaders = []string{"x-forwarded-user", "x-forwarded-email", "x-forwarded-groups",
+	"x-forwarded-preferred-username", "remote-user", "x-remote-user"}
+
 func newStripper(cfg Config) stripper {
 	s := stripper{banned: map[string]bool{}}
-	for _, h := range forwardingHeaders {
+	for _, h := range slices.Concat(forwardingHeaders, otherIdentityHeaders) {
 		s.banned[h] = true
 	}
 	for _, h := range []string{cfg.UserHeader, cfg.RolesHeader, cfg.VersionsHeader, secretHeader(cfg.SharedSecret)} {

@@ -50,6 +50,10 @@ func spoofCases(userHeader string) []struct {
 		}},
 		{"long names", [][2]string{{"X-Original-" + strings.Repeat("Long_", 20), forged}, {strings.Repeat("X", 80), "harmless"}}},
 		{"forwarded", [][2]string{{"Forwarded", "for=" + forged}, {"FORWARDED", "for=" + forged}}},
+		{"other front doors' user headers", [][2]string{
+			{"X-Forwarded-User", forged}, {"x_forwarded_email", forged}, {"X-Forwarded-Groups", forged},
+			{"X-Forwarded-Preferred-Username", forged}, {"Remote-User", forged}, {"REMOTE_USER", forged}, {"X-Remote-User", forged},
+		}},
 	}
 }
 

@@ -1,0 +1,123 @@
+// Package nginxtest runs a real nginx (the Debian package) for the
+// end-to-end tests of the configuration the README documents: on a port the
+// OS picks, in a directory of the test's own, as a child process.
+package nginxtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Start runs nginx with the README's configuration (conf, a server block
+// for the http {} context), its upstreams pointed at idrecon and app, and
+// returns its base URL. nginx runs in the foreground as a child of the test
+// and is stopped when the test ends; without nginx the test is skipped.
+func Start(t *testing.T, conf, idrecon, app string) string {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		// Debian installs it in /usr/sbin, which a user's PATH may lack.
+		if bin, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
+			t.Skip("nginx not installed (the Debian package nginx)")
+		}
+	}
+	snippet, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		dir := t.TempDir()
+		site := strings.NewReplacer(
+			"server 127.0.0.1:9443;", "server "+strings.TrimPrefix(idrecon, "http://")+";",
+			"server 127.0.0.1:8080;", "server "+strings.TrimPrefix(app, "http://")+";",
+			"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
+		).Replace(string(snippet))
+		writeFile(t, filepath.Join(dir, "idrecon.conf"), site)
+		writeFile(t, filepath.Join(dir, "nginx.conf"), strings.ReplaceAll(`daemon off;
+master_process off;
+worker_processes 1;
+pid DIR/nginx.pid;
+error_log DIR/error.log info;
+events { worker_connections 128; }
+http {
+    access_log DIR/access.log;
+    client_body_temp_path DIR/client_body;
+    proxy_temp_path DIR/proxy;
+    fastcgi_temp_path DIR/fastcgi;
+    uwsgi_temp_path DIR/uwsgi;
+    scgi_temp_path DIR/scgi;
+    include DIR/idrecon.conf;
+}
+`, "DIR", dir))
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatalf("start nginx: %v", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		stop := func() {
+			cancel()
+			<-exited
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		err := waitListening(addr, exited)
+		if err == nil {
+			t.Cleanup(stop)
+			return "http://" + addr
+		}
+		stop()
+		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		if strings.Contains(string(log), "Address already in use") && attempt < 5 {
+			continue // another process took the port between our check and nginx's bind
+		}
+		t.Fatalf("nginx did not start: %v\n%s", err, log)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitListening polls addr until it accepts a connection, nginx exits, or
+// a generous deadline passes.
+func waitListening(addr string, exited <-chan error) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("nginx exited: %v", err)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("nginx not listening after 20s")
+}
