@@ -1,9 +1,16 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/idrecon/idrecon/runtime/gateway"
 	"github.com/idrecon/idrecon/runtime/store"
@@ -146,5 +153,91 @@ func TestRequiredRole(t *testing.T) {
 	resp := do(t, "GET", srv.URL+gateway.VerifyPath, "tok-bob", nil)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Roles") != "Developer, Security Lead" {
 		t.Errorf("bob: status %d roles %q", resp.StatusCode, resp.Header.Get("X-Roles"))
+	}
+}
+
+// TestOpenConnectionsCutWhenAccessEnds: a WebSocket is one request, so the
+// Gateway decides it again while it stays open. A user who keeps access
+// keeps the connection; one disabled by Entra (or whose session ended)
+// loses it within a recheck or two, and the cut is counted.
+func TestOpenConnectionsCutWhenAccessEnds(t *testing.T) {
+	w := newWorld(t)
+	w.user("u1", "ann", true)
+	w.user("u2", "bob", true)
+	w.assign("ann", "ann", []string{"Developer"})
+	w.assign("bob", "bob", []string{"Developer"})
+	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(rw).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		buf.Flush()
+		for {
+			line, err := buf.ReadString('\n')
+			if err != nil {
+				return
+			}
+			buf.WriteString("echo: " + line)
+			buf.Flush()
+		}
+	}))
+	defer up.Close()
+	sess := cookieSessions{"tok-ann": "ann", "tok-bob": "bob"}
+	const recheck = 20 * time.Millisecond
+	g, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL},
+		gateway.Deps{Sessions: sess, Decider: gateway.StoreDecider{Store: w.st}, Recheck: recheck})
+
+	open := func(token string) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(30 * time.Second)) // a hang fails rather than blocks the run
+		fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nCookie: idrecon_session=%s\r\n\r\n", token)
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("%s: upgrade: %v %v", token, resp, err)
+		}
+		return conn, br
+	}
+	echo := func(conn net.Conn, br *bufio.Reader) error {
+		if _, err := io.WriteString(conn, "ping\n"); err != nil {
+			return err
+		}
+		line, err := br.ReadString('\n')
+		if err == nil && line != "echo: ping\n" {
+			err = fmt.Errorf("read %q", line)
+		}
+		return err
+	}
+	annConn, annR := open("tok-ann")
+	bobConn, bobR := open("tok-bob")
+	time.Sleep(5 * recheck) // several rechecks pass with access unchanged
+	if err := echo(annConn, annR); err != nil {
+		t.Fatalf("ann's connection, access unchanged: %v", err)
+	}
+
+	w.user("u1", "ann", false) // disabled by Entra
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := echo(annConn, annR); err != nil {
+			break // cut
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ann's connection still open 10s after she was disabled")
+		}
+		time.Sleep(recheck)
+	}
+	if err := echo(bobConn, bobR); err != nil {
+		t.Errorf("bob's connection, access unchanged: %v", err)
+	}
+	if n := g.Stats().Cut; n != 1 {
+		t.Errorf("Stats().Cut = %d, want 1", n)
 	}
 }

@@ -68,6 +68,10 @@ type Deps struct {
 	// Name, when set, labels the Gateway's metrics gateway=<name> (the
 	// Gateway document's name), so several are collected side by side.
 	Name string
+	// Recheck is how often a proxied request still in flight is decided
+	// again (default DefaultRecheck): a user who loses access loses their
+	// open WebSockets and streams within it.
+	Recheck time.Duration
 	// Audit records the refusals of signed-in users (default audit.Discard),
 	// at most one a minute per user and reason, so that one user reloading
 	// a refused page cannot rotate the audit history away.
@@ -90,6 +94,10 @@ type Gateway struct {
 
 	auditMu   sync.Mutex
 	lastAudit map[string]time.Time // user and reason → last audit record; guarded by auditMu
+
+	liveMu     sync.Mutex
+	live       map[*liveRequest]struct{} // proxied requests in flight; guarded by liveMu
+	rechecking bool                      // recheckLoop runs; guarded by liveMu
 }
 
 // New builds a Gateway. It returns an error wrapping ErrConfig for a bad
@@ -117,8 +125,12 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Audit == nil {
 		deps.Audit = audit.Discard
 	}
+	if deps.Recheck <= 0 {
+		deps.Recheck = DefaultRecheck
+	}
 	g := &Gateway{cfg: cfg, deps: deps, log: deps.Logger, target: target, strip: newStripper(cfg),
-		csrf: http.NewCrossOriginProtection(), counters: newCounters(deps.Name), lastAudit: map[string]time.Time{}}
+		csrf: http.NewCrossOriginProtection(), counters: newCounters(deps.Name), lastAudit: map[string]time.Time{},
+		live: map[*liveRequest]struct{}{}}
 	if target != nil {
 		g.tr = newTransport(cfg)
 		g.proxy = &httputil.ReverseProxy{
@@ -335,6 +347,8 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		g.page(w, http.StatusForbidden, "No access", "You are signed in as "+a.UserName+", but you have no access to this application.")
 		return
 	}
+	r, done := g.track(r)
+	defer done()
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accessKey{}, &a)))
 }
 

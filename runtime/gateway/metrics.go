@@ -36,6 +36,9 @@ type Stats struct {
 	Refusals map[string]uint64
 	// UpstreamErrors counts proxied requests the upstream failed (502/504).
 	UpstreamErrors uint64
+	// Cut counts proxied requests ended in flight (WebSockets, streams)
+	// because their user lost access.
+	Cut uint64
 }
 
 // counters are plain atomics, so a request pays no label lookup; Collect
@@ -44,6 +47,7 @@ type counters struct {
 	proxied, verified atomic.Uint64
 	refused           [len(reasons)]atomic.Uint64 // indexed like reasons
 	upstreamErrors    atomic.Uint64
+	cut               atomic.Uint64
 	latency           prometheus.Histogram
 	descs             descs
 }
@@ -75,6 +79,7 @@ func (c *counters) stats() Stats {
 		Requests:       map[string]uint64{ModeProxy: c.proxied.Load(), ModeVerify: c.verified.Load()},
 		Refusals:       map[string]uint64{},
 		UpstreamErrors: c.upstreamErrors.Load(),
+		Cut:            c.cut.Load(),
 	}
 	for i, r := range reasons {
 		if n := c.refused[i].Load(); n > 0 {
@@ -87,7 +92,7 @@ func (c *counters) stats() Stats {
 // descs are the Gateway's metric descriptions; a named Gateway labels its
 // metrics gateway=<name>, so several can be collected side by side.
 type descs struct {
-	requests, refusals, upstreamErrors *prometheus.Desc
+	requests, refusals, upstreamErrors, cut *prometheus.Desc
 }
 
 func newDescs(labels prometheus.Labels) descs {
@@ -98,6 +103,8 @@ func newDescs(labels prometheus.Labels) descs {
 			"Requests refused, by reason.", []string{"reason"}, labels),
 		upstreamErrors: prometheus.NewDesc("idrecon_gateway_upstream_errors_total",
 			"Proxied requests the upstream failed (answered 502 or 504).", nil, labels),
+		cut: prometheus.NewDesc("idrecon_gateway_requests_cut_total",
+			"Proxied requests ended in flight (WebSockets, streams) because their user lost access.", nil, labels),
 	}
 }
 
@@ -107,6 +114,7 @@ func (g *Gateway) Describe(ch chan<- *prometheus.Desc) {
 	ch <- d.requests
 	ch <- d.refusals
 	ch <- d.upstreamErrors
+	ch <- d.cut
 	g.counters.latency.Describe(ch)
 }
 
@@ -120,6 +128,7 @@ func (g *Gateway) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d.refusals, prometheus.CounterValue, float64(g.counters.refused[i].Load()), r)
 	}
 	ch <- prometheus.MustNewConstMetric(d.upstreamErrors, prometheus.CounterValue, float64(s.UpstreamErrors))
+	ch <- prometheus.MustNewConstMetric(d.cut, prometheus.CounterValue, float64(s.Cut))
 	g.counters.latency.Collect(ch)
 }
 

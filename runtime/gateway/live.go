@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// DefaultRecheck is how often a request still in flight (a WebSocket, a
+// long download, a server-sent event stream) is decided again.
+const DefaultRecheck = 2 * time.Second
+
+// A proxied request is one decision, so a user disabled in Entra would keep
+// an open WebSocket for as long as it lasts. live keeps every proxied
+// request in flight; while there are any, one goroutine decides the old
+// ones again every Deps.Recheck and cancels those of users now refused,
+// which makes ReverseProxy close both connections.
+type liveRequest struct {
+	cookie []string // the request's Cookie header; r itself belongs to its handler
+	since  time.Time
+	cancel context.CancelFunc
+}
+
+// track registers r and returns the request to proxy, bound to a context
+// that a recheck may cancel, and the function that ends the tracking.
+func (g *Gateway) track(r *http.Request) (*http.Request, func()) {
+	ctx, cancel := context.WithCancel(r.Context())
+	lr := &liveRequest{
+		cookie: r.Header["Cookie"],
+		since:  time.Now(),
+		cancel: cancel,
+	}
+	g.liveMu.Lock()
+	g.live[lr] = struct{}{}
+	if !g.rechecking {
+		g.rechecking = true
+		go g.recheckLoop()
+	}
+	g.liveMu.Unlock()
+	return r.WithContext(ctx), func() {
+		g.liveMu.Lock()
+		delete(g.live, lr)
+		g.liveMu.Unlock()
+		cancel()
+	}
+}
+
+// recheckLoop runs while requests are in flight and stops with the last.
+func (g *Gateway) recheckLoop() {
+	t := time.NewTicker(g.deps.Recheck)
+	defer t.Stop()
+	for range t.C {
+		g.liveMu.Lock()
+		if len(g.live) == 0 {
+			g.rechecking = false
+			g.liveMu.Unlock()
+			return
+		}
+		old := time.Now().Add(-g.deps.Recheck)
+		var due []*liveRequest
+		for lr := range g.live {
+			if lr.since.Before(old) {
+				due = append(due, lr)
+			}
+		}
+		g.liveMu.Unlock()
+		for _, lr := range due {
+			probe := &http.Request{Header: http.Header{"Cookie": lr.cookie}}
+			if _, reason := g.decide(probe); reason != "" && reason != ReasonDecisionError {
+				g.counters.cut.Add(1)
+				lr.cancel()
+			}
+		}
+	}
+}
