@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/idrecon/idrecon/runtime/admin"
 )
 
 // testCA issues certificates for a test, valid around the test's clock.
@@ -151,5 +153,55 @@ func TestGatewayMutualTLS(t *testing.T) {
 		if !st.Serving {
 			t.Errorf("Gateway %s not serving: %s", st.Name, st.Error)
 		}
+	}
+}
+
+// TestGatewayUnbuiltFailsClosed: after a restart the shared secret is read
+// again from valueFrom; while it cannot be (here the env var is gone, so the
+// spec does not load) the Gateway's paths answer 503, the upstream is never
+// reached without it, and status says why.
+func TestGatewayUnbuiltFailsClosed(t *testing.T) {
+	hits := 0
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
+	defer app.Close()
+	specDir, _ := gatewaySpec(t, map[string]string{"gw.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n" +
+		"  upstream: " + app.URL + "\n  pathPrefix: /app\n  sharedSecret:\n    header: X-Gateway-Secret\n    valueFrom: {env: GW_SECRET}\n"})
+	dataDir := t.TempDir()
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "GW_SECRET" {
+				return v
+			}
+			return os.Getenv(k)
+		}
+	}
+	d := start(t, Config{SpecDir: specDir, DataDir: dataDir, Getenv: env("s3cret")})
+	if st := d.status(t); len(st.Gateways) == 0 || !st.Gateways[len(st.Gateways)-1].Serving {
+		t.Fatalf("gateways before the restart: %+v", st.Gateways)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	d = start(t, Config{SpecDir: specDir, DataDir: dataDir, Getenv: env("")})
+	resp, err := http.Get(d.base + "/app/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("GET /app/page: %d, want 503 with Retry-After", resp.StatusCode)
+	}
+	if hits != 0 {
+		t.Errorf("the upstream was reached %d times without the shared secret", hits)
+	}
+	var app1 *admin.GatewayStatus
+	for _, g := range d.status(t).Gateways {
+		if g.Name == "app" {
+			app1 = &g
+		}
+	}
+	if app1 == nil || app1.Serving || !strings.Contains(app1.Error, "shared secret is not resolved") {
+		t.Errorf("status of Gateway app: %+v", app1)
 	}
 }

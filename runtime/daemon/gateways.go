@@ -49,7 +49,8 @@ type gateways struct {
 type routed struct {
 	res    *store.Resource
 	prefix string
-	g      *gateway.Gateway
+	g      *gateway.Gateway // nil when it cannot be built
+	h      http.Handler     // g, or unavailable
 }
 
 // loginURL is where a Gateway sends a browser without a session.
@@ -60,8 +61,8 @@ func (gs *gateways) loginURL(ctx context.Context) string {
 
 // current returns the Gateways of the store, longest prefix first, built
 // with login as the sign-in URL. A Gateway that cannot be built (its
-// shared secret or client key not resolved yet after a restart) is left
-// out and logged: its paths fail closed, to idrecon's own 404.
+// shared secret or client key not resolved yet after a restart) is logged
+// and its paths fail closed, with a 503.
 func (gs *gateways) current(login string) []routed {
 	gs.mu.Lock()
 	if gs.unchanged != nil && login == gs.login {
@@ -126,12 +127,13 @@ func (gs *gateways) current(login string) []routed {
 					gs.log.Error("gateway not served", "gateway", r.Name, "err", err)
 				}
 				gs.failed[r] = err
+				out = append(out, routed{res: r, prefix: gatewayPrefix(sg), h: unavailable{}})
 				continue
 			}
 			b = builtGateway{g: g, certs: deps}
 		}
 		next[r] = b
-		out = append(out, routed{res: r, prefix: gatewayPrefix(sg), g: b.g})
+		out = append(out, routed{res: r, prefix: gatewayPrefix(sg), g: b.g, h: b.g})
 	}
 	for r, b := range gs.built {
 		if next[r].g != b.g {
@@ -220,21 +222,31 @@ var (
 	errKeyUnresolved    = errors.New("its client certificate's private key is not resolved yet (the next reconcile reads it from privateKeyFrom)")
 )
 
-// match returns the Gateway that serves path, or nil.
-func match(rs []routed, path string) *gateway.Gateway {
+// match returns the handler of the Gateway that serves path, or nil.
+func match(rs []routed, path string) http.Handler {
 	for _, r := range rs {
 		if r.prefix == "/" || path == r.prefix || strings.HasPrefix(path, r.prefix+"/") {
-			return r.g
+			return r.h
 		}
 	}
 	return nil
+}
+
+// unavailable answers for a Gateway that cannot be built: its paths fail
+// closed, and say so rather than 404 (the reason is in the log and status).
+type unavailable struct{}
+
+func (unavailable) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Retry-After", "30")
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, "This application is unavailable: its Gateway is not configured yet. The administrator can see why in idrecon status.", http.StatusServiceUnavailable)
 }
 
 // route returns the Gateway for r, with home the SAML baseURL's path: for /auth/verify the one the original
 // URI falls under (or any, the longest-prefix order putting "/" last),
 // otherwise the one whose prefix r's path is under. ok is false when none
 // is.
-func (gs *gateways) route(r *http.Request, home string) (*gateway.Gateway, bool) {
+func (gs *gateways) route(r *http.Request, home string) (http.Handler, bool) {
 	rs := gs.current(home + spec.SAMLPath + "/login")
 	if len(rs) == 0 {
 		return nil, false
@@ -253,7 +265,7 @@ func (gs *gateways) route(r *http.Request, home string) (*gateway.Gateway, bool)
 			}
 		}
 	}
-	return rs[len(rs)-1].g, true
+	return rs[len(rs)-1].h, true
 }
 
 // Describe sends nothing: the Gateways come and go with the spec, so the
@@ -288,7 +300,7 @@ func (gs *gateways) status() []admin.GatewayStatus {
 		}
 		st := admin.GatewayStatus{Name: r.Name, PathPrefix: gatewayPrefix(sg), Upstream: sg.Upstream}
 		for _, x := range rs {
-			if x.res == r {
+			if x.res == r && x.g != nil {
 				s := x.g.Stats()
 				st.Serving, st.Requests, st.Refusals, st.UpstreamErrors = true, s.Requests, s.Refusals, s.UpstreamErrors
 			}
