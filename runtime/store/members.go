@@ -330,3 +330,71 @@ func merge(old, add, remove []string) []string {
 	}
 	return out
 }
+
+// MirrorMembers applies another replica's membership changes: like
+// ChangeMembers, but the row's version and time stay as they are (they
+// arrive separately, as the row's header, see MirrorMembersHeader), and a
+// group without a row gets one at version 0.
+func (t *Txn) MirrorMembers(groupID string, add, remove []string) error {
+	cur, err := t.MembersOf(groupID)
+	if err != nil {
+		return fmt.Errorf("look up members of %s: %w", groupID, err)
+	}
+	row := &Members{GroupID: groupID}
+	if cur != nil {
+		*row = *cur
+	}
+	wanted := slices.Compact(slices.Sorted(slices.Values(add)))
+	remove = subtract(missing(row.IDs, remove, false), wanted)
+	add = missing(row.IDs, wanted, true)
+	if len(add) == 0 && len(remove) == 0 && cur != nil {
+		return nil
+	}
+	row.IDs = merge(row.IDs, add, remove)
+	if len(row.IDs) == 0 {
+		row.IDs = nil
+	}
+	if err := t.Insert(TableMembers, row); err != nil {
+		return fmt.Errorf("insert members of %s: %w", groupID, err)
+	}
+	for _, id := range add {
+		if err := t.changeMemberOf(id, groupID, true); err != nil {
+			return err
+		}
+	}
+	for _, id := range remove {
+		if err := t.changeMemberOf(id, groupID, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MirrorMembersHeader sets group groupID's membership version and time as
+// another replica committed them, keeping its member ids.
+func (t *Txn) MirrorMembersHeader(groupID string, version uint64, modified time.Time) error {
+	cur, err := t.MembersOf(groupID)
+	if err != nil {
+		return fmt.Errorf("look up members of %s: %w", groupID, err)
+	}
+	row := &Members{GroupID: groupID, Version: version, Modified: modified}
+	if cur != nil {
+		row.IDs = cur.IDs
+	}
+	return t.Insert(TableMembers, row)
+}
+
+// MirrorDropMembers removes group groupID's members row and its members'
+// reverse entries, as another replica did when the group went.
+func (t *Txn) MirrorDropMembers(groupID string) error {
+	m, err := t.MembersOf(groupID)
+	if err != nil || m == nil {
+		return err
+	}
+	for _, member := range m.IDs {
+		if err := t.changeMemberOf(member, groupID, false); err != nil {
+			return err
+		}
+	}
+	return t.Delete(TableMembers, m)
+}

@@ -30,6 +30,16 @@ type Journal interface {
 	Commit(changes memdb.Changes) error
 }
 
+// ErrStale is wrapped by a Journal's Commit error when the batch was
+// computed on a state that another writer (another replica sharing the
+// journal) has since changed: Update then waits for Options.CatchUp and
+// runs the write again on the newer state.
+var ErrStale = errors.New("store: the state changed underneath this write")
+
+// maxStaleRetries bounds how often one write is run again after ErrStale,
+// so a write that always conflicts fails instead of spinning.
+const maxStaleRetries = 16
+
 // Options configure a Store. The zero value is an in-memory store.
 type Options struct {
 	// Journal, when set, receives every batch before it becomes visible.
@@ -40,6 +50,10 @@ type Options struct {
 	// changes, from the committer goroutine. It must be quick and must not
 	// call Update.
 	OnCommit func(memdb.Changes)
+	// CatchUp, when set, is called after the Journal refused a batch with
+	// ErrStale, before the write runs again: it returns once the store
+	// holds what the Journal holds.
+	CatchUp func(context.Context) error
 }
 
 // Store is the runtime state. Create it with New; it is safe for concurrent use.
@@ -57,6 +71,9 @@ type request struct {
 	ctx  context.Context
 	fn   func(*Txn) error
 	errc chan error
+	// mirror writes apply what the Journal already holds (another
+	// replica's writes): they bypass it, in batches of their own.
+	mirror bool
 }
 
 // New creates an empty store and starts its committer. Call Close to stop it.
@@ -221,13 +238,30 @@ func (s *Store) Load(fn func(*Txn) error) error {
 // discarded and Update returns that error; validate before mutating where you
 // can, since a failure after a mutation makes the whole batch run again.
 func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
-	r := &request{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	for attempt := 0; ; attempt++ {
+		err := s.submit(&request{ctx: ctx, fn: fn, errc: make(chan error, 1)})
+		if !errors.Is(err, ErrStale) || s.opts.CatchUp == nil || attempt == maxStaleRetries {
+			return err
+		}
+		if err := s.opts.CatchUp(ctx); err != nil {
+			return fmt.Errorf("store: catch up after a conflicting write: %w", err)
+		}
+	}
+}
+
+// Mirror runs fn like Update, but its changes bypass the Journal: they
+// apply what the Journal already holds, written by another replica.
+func (s *Store) Mirror(ctx context.Context, fn func(*Txn) error) error {
+	return s.submit(&request{ctx: ctx, fn: fn, errc: make(chan error, 1), mirror: true})
+}
+
+func (s *Store) submit(r *request) error {
 	select {
 	case s.reqs <- r:
 	case <-s.closing:
 		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-r.ctx.Done():
+		return r.ctx.Err()
 	}
 	// Once taken, a write is always answered: waiting here keeps the caller
 	// from reporting failure for a write that then commits.
@@ -236,18 +270,26 @@ func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
 
 func (s *Store) commitLoop() {
 	defer close(s.done)
+	var next *request // taken, but of the other kind than the batch before it
 	for {
-		var first *request
-		select {
-		case first = <-s.reqs:
-		case <-s.closing:
-			return
+		first := next
+		next = nil
+		if first == nil {
+			select {
+			case first = <-s.reqs:
+			case <-s.closing:
+				return
+			}
 		}
 		batch := []*request{first}
 	drain:
 		for len(batch) < s.opts.MaxBatch {
 			select {
 			case r := <-s.reqs:
+				if r.mirror != first.mirror {
+					next = r
+					break drain
+				}
 				batch = append(batch, r)
 			default:
 				break drain
@@ -297,7 +339,7 @@ func (s *Store) commitBatch(batch []*request) {
 			return
 		}
 		changes := txn.Changes()
-		if s.opts.Journal != nil && len(changes) > 0 {
+		if s.opts.Journal != nil && len(changes) > 0 && !batch[0].mirror {
 			if err := s.opts.Journal.Commit(changes); err != nil {
 				txn.Abort()
 				err = fmt.Errorf("store: journal: %w", err)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
-	"github.com/idrecon/idrecon/runtime/store/durable/internal/record"
+	"github.com/idrecon/idrecon/runtime/store/internal/record"
 )
 
 // FileName is the state file's name inside the data dir.

@@ -21,7 +21,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/idrecon/idrecon/runtime/store"
-	"github.com/idrecon/idrecon/runtime/store/durable/internal/record"
+	"github.com/idrecon/idrecon/runtime/store/internal/record"
 	"github.com/idrecon/idrecon/spec"
 )
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
-	"github.com/idrecon/idrecon/runtime/store/durable/internal/record"
+	"github.com/idrecon/idrecon/runtime/store/internal/record"
 )
 
 // Stats describes what LoadInto loaded.

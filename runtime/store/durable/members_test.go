@@ -19,7 +19,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/idrecon/idrecon/runtime/store"
-	"github.com/idrecon/idrecon/runtime/store/durable/internal/record"
+	"github.com/idrecon/idrecon/runtime/store/internal/record"
 )
 
 // smallChunks cuts member lists into chunks of n ids for the test, so a few

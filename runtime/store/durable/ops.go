@@ -9,7 +9,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/idrecon/idrecon/runtime/store"
-	"github.com/idrecon/idrecon/runtime/store/durable/internal/record"
+	"github.com/idrecon/idrecon/runtime/store/internal/record"
 )
 
 // op is one write to a table's bucket: val nil deletes key.

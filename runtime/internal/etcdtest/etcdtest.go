@@ -1,0 +1,120 @@
+// Package etcdtest runs a real etcd cluster inside a test: members of
+// go.etcd.io/etcd/server/v3/embed (the version the client is), on loopback
+// ports the OS picks, each in a directory of the test's own.
+package etcdtest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Cluster is a running etcd cluster.
+type Cluster struct {
+	Members []*embed.Etcd
+	// Endpoints are the members' client URLs.
+	Endpoints []string
+}
+
+// Start starts an n-member cluster and stops it when t ends.
+func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c, err := start(t, n)
+		if err == nil {
+			return c
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+			t.Fatalf("start etcd: %v", err)
+		}
+	}
+}
+
+func start(t testing.TB, n int) (*Cluster, error) {
+	cfgs := make([]*embed.Config, n)
+	var initial []string
+	for i := range cfgs {
+		client, peer, err := twoPorts()
+		if err != nil {
+			return nil, err
+		}
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = t.TempDir()
+		cfg.LogLevel = "error"
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		// Tests only: no fsync, so a test's speed does not hang on the disk.
+		cfg.UnsafeNoFsync = true
+		cfg.ListenClientUrls = []url.URL{{Scheme: "http", Host: client}}
+		cfg.AdvertiseClientUrls = cfg.ListenClientUrls
+		cfg.ListenPeerUrls = []url.URL{{Scheme: "http", Host: peer}}
+		cfg.AdvertisePeerUrls = cfg.ListenPeerUrls
+		cfg.InitialClusterToken = "idrecon-test"
+		cfg.WatchProgressNotifyInterval = time.Second
+		initial = append(initial, cfg.Name+"=http://"+peer)
+		cfgs[i] = cfg
+	}
+	c := &Cluster{}
+	for _, cfg := range cfgs {
+		cfg.InitialCluster = strings.Join(initial, ",")
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.Members = append(c.Members, e)
+		c.Endpoints = append(c.Endpoints, cfg.ListenClientUrls[0].String())
+	}
+	for _, e := range c.Members {
+		select {
+		case <-e.Server.ReadyNotify():
+		case err := <-e.Err():
+			c.stop()
+			return nil, err
+		case <-time.After(30 * time.Second):
+			c.stop()
+			return nil, fmt.Errorf("etcd member %s not ready after 30s", e.Config().Name)
+		}
+	}
+	t.Cleanup(c.stop)
+	return c, nil
+}
+
+func (c *Cluster) stop() {
+	for _, e := range c.Members {
+		e.Close()
+	}
+}
+
+// Client returns a client of the whole cluster, closed when t ends.
+func (c *Cluster) Client(t testing.TB) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// twoPorts returns two loopback addresses free a moment ago; Start retries
+// when another process took one in between.
+func twoPorts() (string, string, error) {
+	var addrs []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", "", err
+		}
+		addrs = append(addrs, ln.Addr().String())
+		defer ln.Close()
+	}
+	return addrs[0], addrs[1], nil
+}

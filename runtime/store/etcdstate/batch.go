@@ -1,0 +1,187 @@
+package etcdstate
+
+import (
+	"fmt"
+	"slices"
+
+	memdb "github.com/hashicorp/go-memdb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/internal/record"
+)
+
+// batch collects the etcd operations of one store batch. A key is written
+// at most once per transaction (etcd refuses a branch that puts or deletes
+// one key twice), so later changes to a key replace earlier ones.
+type batch struct {
+	s       *State
+	ops     []clientv3.Op
+	cmps    []clientv3.Cmp
+	puts    []string
+	dels    []string
+	index   map[string]int // key → its position in ops
+	members []memberOp
+}
+
+// add turns one store change into etcd operations.
+func (b *batch) add(c *memdb.Change) error {
+	switch c.Table {
+	case store.TableUsers:
+		return b.user(c)
+	case store.TableGroups:
+		return b.group(c)
+	case store.TableMembers:
+		return b.membersRow(c)
+	case store.TableResources:
+		obj := c.After
+		if obj == nil {
+			obj = c.Before
+		}
+		r, ok := obj.(*store.Resource)
+		if !ok {
+			return fmt.Errorf("etcdstate: resources change holds %T", obj)
+		}
+		return b.object(b.s.resourceKey(r.Kind, r.Name), c)
+	case store.TableMeta:
+		obj := c.After
+		if obj == nil {
+			obj = c.Before
+		}
+		m, ok := obj.(*store.Meta)
+		if !ok {
+			return fmt.Errorf("etcdstate: meta change holds %T", obj)
+		}
+		return b.object(b.s.objectKey(store.TableMeta, m.Key), c)
+	}
+	// memberOf and userIndexes are derived from the rows; other tables
+	// stay in memory.
+	return nil
+}
+
+// object puts c.After's record under key, or deletes key.
+func (b *batch) object(key string, c *memdb.Change) error {
+	if c.After == nil {
+		b.write(key, nil)
+		return nil
+	}
+	val, err := record.Encode(c.Table, c.After)
+	if err != nil {
+		return fmt.Errorf("etcdstate: %w", err)
+	}
+	b.write(key, val)
+	return nil
+}
+
+// write puts val under key (deletes it when val is nil), comparing the
+// key's revision with the mirror's.
+func (b *batch) write(key string, val []byte) {
+	op := clientv3.OpDelete(key)
+	if val != nil {
+		op = clientv3.OpPut(key, string(val))
+	}
+	if b.index == nil {
+		b.index = map[string]int{}
+	}
+	if i, seen := b.index[key]; seen {
+		b.ops[i] = op
+	} else {
+		b.index[key] = len(b.ops)
+		b.ops = append(b.ops, op)
+		b.cmps = append(b.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", b.s.compareRev(key)))
+	}
+	b.puts = slices.DeleteFunc(b.puts, func(k string) bool { return k == key })
+	b.dels = slices.DeleteFunc(b.dels, func(k string) bool { return k == key })
+	if val != nil {
+		b.puts = append(b.puts, key)
+	} else {
+		b.dels = append(b.dels, key)
+	}
+}
+
+func (b *batch) user(c *memdb.Change) error {
+	before, _ := c.Before.(*store.User)
+	after, _ := c.After.(*store.User)
+	obj := after
+	if obj == nil {
+		obj = before
+	}
+	if obj == nil {
+		return nil
+	}
+	rename(b, before, after, func(u *store.User) string { return b.s.userNameKey(u.UserName) }, func(u *store.User) string { return u.ID })
+	return b.object(b.s.objectKey(store.TableUsers, obj.ID), c)
+}
+
+func (b *batch) group(c *memdb.Change) error {
+	before, _ := c.Before.(*store.Group)
+	after, _ := c.After.(*store.Group)
+	obj := after
+	if obj == nil {
+		obj = before
+	}
+	if obj == nil {
+		return nil
+	}
+	rename(b, before, after, func(g *store.Group) string { return b.s.groupNameKey(g.DisplayName) }, func(g *store.Group) string { return g.ID })
+	return b.object(b.s.objectKey(store.TableGroups, obj.ID), c)
+}
+
+// rename moves an object's name index key: the old one goes, the new one
+// (which must not exist, as far as the mirror knows) takes the object's id.
+func rename[T any](b *batch, before, after *T, nameKey func(*T) string, id func(*T) string) {
+	var from, to string
+	if before != nil {
+		from = nameKey(before)
+	}
+	if after != nil {
+		to = nameKey(after)
+	}
+	if from == to {
+		return
+	}
+	if from != "" {
+		b.write(from, nil)
+	}
+	if to != "" {
+		b.write(to, []byte(id(after)))
+	}
+}
+
+func (b *batch) membersRow(c *memdb.Change) error {
+	before, _ := c.Before.(*store.Members)
+	after, _ := c.After.(*store.Members)
+	var old, cur []string
+	gid := ""
+	if before != nil {
+		old, gid = before.IDs, before.GroupID
+	}
+	if after != nil {
+		cur, gid = after.IDs, after.GroupID
+	}
+	if gid == "" {
+		return nil
+	}
+	for _, id := range minus(cur, old) {
+		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id)})
+	}
+	for _, id := range minus(old, cur) {
+		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id), del: true})
+	}
+	return b.object(b.s.objectKey(store.TableMembers, gid), c)
+}
+
+// minus returns the ids of a (sorted) not in b (sorted).
+func minus(a, b []string) []string {
+	var out []string
+	for _, id := range a {
+		if _, found := slices.BinarySearch(b, id); !found {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func sortStrings(ids []string) []string {
+	return slices.Compact(slices.Sorted(slices.Values(ids)))
+}

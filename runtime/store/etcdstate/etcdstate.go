@@ -1,0 +1,479 @@
+// Package etcdstate keeps idrecon's runtime state in etcd, so several
+// daemons serve one state and a lost disk loses nothing.
+//
+// Each daemon keeps its go-memdb store as a mirror of the keys under a
+// prefix. A State is that store's Journal: every batch of changes is
+// committed to etcd in one transaction before the store makes it visible,
+// so nothing is acknowledged that etcd has not. The transaction compares
+// the revision of every key it writes with the revision the mirror holds,
+// and puts one index key per folded userName and group displayName, so two
+// daemons can never both accept the same name, and a batch computed on a
+// stale mirror fails (store.ErrStale) and runs again once the mirror caught
+// up. Run feeds the mirror from a watch of the prefix, applying another
+// daemon's writes through store.Mirror; Barrier waits until the mirror
+// holds everything etcd acknowledged before it was called, which a request
+// arriving at any daemon behind a load balancer needs to see the write
+// another daemon just answered.
+//
+// # Keys
+//
+//	o/<table>/<id>        a record (package record) of a user, group,
+//	                      members row header, meta entry; resources are
+//	                      o/resources/<kind>/<name>
+//	m/<group>/<member>    one key per direct membership, empty value
+//	i/user-name/<fold>    the id of the user whose userName folds to it
+//	i/group-name/<fold>   the id of the group whose displayName folds to it
+//	tick                  written by Barrier when nothing else moved
+//
+// Path parts are escaped with url.PathEscape.
+//
+// Memberships are written in the transaction of their batch while it has
+// room (etcd's default limit is 128 operations per transaction); the rest
+// follow in transactions of their own. Membership puts and deletes are
+// idempotent, so a daemon that dies between them leaves a state the client's
+// retry (Entra retries what was not answered) completes.
+package etcdstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/internal/record"
+)
+
+// Defaults for Options.
+const (
+	DefaultPrefix  = "/idrecon/"
+	DefaultTimeout = 2 * time.Second
+	// MaxTxnOps is etcd's default --max-txn-ops: a transaction may hold at
+	// most this many operations in any one of its branches.
+	MaxTxnOps = 128
+)
+
+// ErrUnavailable is wrapped by errors that mean etcd did not answer in
+// time or has no quorum: the write may or may not have been committed, and
+// the client should retry (SCIM answers 503 with Retry-After).
+var ErrUnavailable = errors.New("etcdstate: etcd unavailable")
+
+// ErrTooLarge is returned by Commit for a batch whose object changes do not
+// fit in one etcd transaction; it is refused whole, never half-applied.
+var ErrTooLarge = errors.New("etcdstate: change too large for one etcd transaction")
+
+// Options configure a State.
+type Options struct {
+	Client *clientv3.Client // required
+	// Prefix is the key prefix of the state (default DefaultPrefix).
+	Prefix string
+	// Timeout bounds every call to etcd (default DefaultTimeout), so a lost
+	// quorum is an error quickly and not a hang.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// State is a store's Journal and mirror on etcd. Create it with New, fill
+// the store with Load, then keep Run going.
+type State struct {
+	cli     *clientv3.Client
+	prefix  string
+	timeout time.Duration
+	log     *slog.Logger
+	st      *store.Store
+
+	// revs is, for every key the mirror holds, the revision it last
+	// changed at; gone the deletes not yet passed by the watch (a delete's
+	// revision, so an older put arriving late is not applied). Only the
+	// store's committer goroutine writes them (Commit, and the Mirror
+	// writes Run submits); mu guards them against other readers.
+	mu   sync.Mutex
+	revs map[string]int64
+	gone map[string]int64
+
+	appliedMu sync.Mutex
+	applied   int64         // the revision the store reflects; guarded by appliedMu
+	advanced  chan struct{} // closed when applied grows; guarded by appliedMu
+}
+
+var _ store.Journal = (*State)(nil)
+
+// New returns a State for opts. It does not contact etcd.
+func New(opts Options) (*State, error) {
+	if opts.Client == nil {
+		return nil, errors.New("etcdstate: Options.Client is required")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &State{
+		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger,
+		revs: map[string]int64{}, gone: map[string]int64{}, advanced: make(chan struct{}),
+	}, nil
+}
+
+// Stats describes what Load loaded.
+type Stats struct {
+	Keys, Users, Groups, Memberships, Resources int
+	Revision                                    int64
+	Elapsed                                     time.Duration
+}
+
+// pageSize is how many keys one range read of Load returns.
+const pageSize = 2000
+
+// Load fills st, which must be empty, with the state under the prefix at
+// one revision, read in pages, and makes st the store Run mirrors into.
+func (s *State) Load(ctx context.Context, st *store.Store) (Stats, error) {
+	start := time.Now()
+	var stats Stats
+	var kvs []*mvccpb.KeyValue
+	key, end := s.prefix, clientv3.GetPrefixRangeEnd(s.prefix)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+		if stats.Revision != 0 {
+			opts = append(opts, clientv3.WithRev(stats.Revision))
+		}
+		resp, err := s.get(ctx, key, opts...)
+		if err != nil {
+			return stats, fmt.Errorf("etcdstate: load: %w", err)
+		}
+		if stats.Revision == 0 {
+			stats.Revision = resp.Header.Revision
+		}
+		kvs = append(kvs, resp.Kvs...)
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	s.st = st
+	members := map[string][]string{}
+	headers := map[string]*store.Members{}
+	err := st.Load(func(tx *store.Txn) error {
+		for _, kv := range kvs {
+			k := string(kv.Key)
+			s.revs[k] = kv.ModRevision
+			stats.Keys++
+			p, ok := s.parse(k)
+			switch {
+			case !ok:
+				continue
+			case p.group != "":
+				members[p.group] = append(members[p.group], p.member)
+				stats.Memberships++
+				continue
+			case p.table == store.TableMembers:
+				obj, err := record.Decode(p.table, kv.Value)
+				if err != nil {
+					return fmt.Errorf("etcdstate: %s: %w", k, err)
+				}
+				headers[p.id] = obj.(*store.Members)
+				continue
+			}
+			obj, err := record.Decode(p.table, kv.Value)
+			if err != nil {
+				return fmt.Errorf("etcdstate: %s: %w", k, err)
+			}
+			if err := tx.Insert(p.table, obj); err != nil {
+				return fmt.Errorf("etcdstate: load %s: %w", k, err)
+			}
+			switch p.table {
+			case store.TableUsers:
+				stats.Users++
+			case store.TableGroups:
+				stats.Groups++
+			case store.TableResources:
+				stats.Resources++
+			}
+		}
+		for gid, h := range headers {
+			if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: sortedIDs(members[gid]), Version: h.Version, Modified: h.Modified}); err != nil {
+				return err
+			}
+			delete(members, gid)
+		}
+		for gid, ids := range members {
+			// Memberships whose header a lost follow-up left behind.
+			if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: sortedIDs(ids)}); err != nil {
+				return err
+			}
+		}
+		return tx.RebuildMemberOf()
+	})
+	if err != nil {
+		return stats, err
+	}
+	s.advance(stats.Revision)
+	stats.Elapsed = time.Since(start)
+	return stats, nil
+}
+
+// key names.
+func (s *State) objectKey(table, id string) string {
+	return s.prefix + "o/" + table + "/" + url.PathEscape(id)
+}
+
+func (s *State) resourceKey(kind, name string) string {
+	return s.prefix + "o/" + store.TableResources + "/" + url.PathEscape(kind) + "/" + url.PathEscape(name)
+}
+
+func (s *State) memberKey(group, member string) string {
+	return s.prefix + "m/" + url.PathEscape(group) + "/" + url.PathEscape(member)
+}
+
+func (s *State) userNameKey(name string) string {
+	return s.prefix + "i/user-name/" + url.PathEscape(store.Fold(name))
+}
+
+func (s *State) groupNameKey(name string) string {
+	return s.prefix + "i/group-name/" + url.PathEscape(store.Fold(name))
+}
+
+func (s *State) tickKey() string { return s.prefix + "tick" }
+
+// parsed is what a key under the prefix names.
+type parsed struct {
+	table, id  string // an object: its table and id (for resources "kind/name" unescaped in kind and name)
+	kind, name string // a resource
+	group      string // a membership: the group and the member
+	member     string
+}
+
+func (s *State) parse(key string) (parsed, bool) {
+	rest, ok := strings.CutPrefix(key, s.prefix)
+	if !ok {
+		return parsed{}, false
+	}
+	parts := strings.Split(rest, "/")
+	unesc := func(p string) (string, bool) {
+		v, err := url.PathUnescape(p)
+		return v, err == nil
+	}
+	switch {
+	case len(parts) == 3 && parts[0] == "m":
+		g, ok1 := unesc(parts[1])
+		m, ok2 := unesc(parts[2])
+		return parsed{group: g, member: m}, ok1 && ok2
+	case len(parts) == 4 && parts[0] == "o" && parts[1] == store.TableResources:
+		k, ok1 := unesc(parts[2])
+		n, ok2 := unesc(parts[3])
+		return parsed{table: store.TableResources, kind: k, name: n}, ok1 && ok2
+	case len(parts) == 3 && parts[0] == "o":
+		id, ok := unesc(parts[2])
+		switch parts[1] {
+		case store.TableUsers, store.TableGroups, store.TableMembers, store.TableMeta:
+			return parsed{table: parts[1], id: id}, ok
+		}
+	}
+	return parsed{}, false
+}
+
+func sortedIDs(ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	return sortStrings(ids)
+}
+
+// get reads with the State's timeout.
+func (s *State) get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, key, opts...)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return resp, nil
+}
+
+// unavailable wraps an etcd client error as ErrUnavailable: timeouts, lost
+// quorum and lost connections all leave the outcome of a write unknown.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// Applied returns the revision the store reflects.
+func (s *State) Applied() int64 {
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	return s.applied
+}
+
+func (s *State) advance(rev int64) {
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	if rev > s.applied {
+		s.applied = rev
+		close(s.advanced)
+		s.advanced = make(chan struct{})
+	}
+}
+
+// waitApplied returns once the store reflects rev.
+func (s *State) waitApplied(ctx context.Context, rev int64) error {
+	for {
+		s.appliedMu.Lock()
+		applied, ch := s.applied, s.advanced
+		s.appliedMu.Unlock()
+		if applied >= rev {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: the mirror is at revision %d, waiting for %d: %w", ErrUnavailable, applied, rev, ctx.Err())
+		}
+	}
+}
+
+// barrierQuiet is how long Barrier waits for the mirror to reach etcd's
+// revision before it writes the tick key: other writers may share the
+// cluster, so the revision read may have no event under the prefix.
+const barrierQuiet = 50 * time.Millisecond
+
+// Barrier returns once the store holds every write etcd acknowledged before
+// Barrier was called: one linearizable read gives etcd's revision, and the
+// mirror must reach it. Call it before answering a request that may follow
+// a write answered by another daemon.
+func (s *State) Barrier(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, s.tickKey(), clientv3.WithCountOnly())
+	if err != nil {
+		return unavailable(err)
+	}
+	quiet, stop := context.WithTimeout(ctx, barrierQuiet)
+	err = s.waitApplied(quiet, resp.Header.Revision)
+	stop()
+	if err == nil {
+		return nil
+	}
+	// The revision may belong to a key outside the prefix: write one inside
+	// it, whose event the mirror will see, at a revision at least as high.
+	put, err := s.cli.Put(clientv3.WithRequireLeader(ctx), s.tickKey(), "")
+	if err != nil {
+		return unavailable(err)
+	}
+	return s.waitApplied(ctx, put.Header.Revision)
+}
+
+// CatchUp waits until the store holds what etcd holds; the store calls it
+// after a Commit failed with store.ErrStale.
+func (s *State) CatchUp(ctx context.Context) error { return s.Barrier(ctx) }
+
+// compareRev is the revision the mirror holds for key: 0 when the key does
+// not exist as far as the mirror knows.
+func (s *State) compareRev(key string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revs[key]
+}
+
+// committed records that keys were put (or deleted) at rev by this daemon.
+func (s *State) committed(puts, dels []string, rev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range puts {
+		s.revs[k] = rev
+		delete(s.gone, k)
+	}
+	for _, k := range dels {
+		delete(s.revs, k)
+		s.gone[k] = rev
+	}
+}
+
+// Commit writes a batch of store changes to etcd: every object and index
+// key in one transaction that holds only if none of them changed since the
+// mirror saw them, memberships with it while there is room and after it
+// otherwise. A failed comparison is store.ErrStale.
+func (s *State) Commit(changes memdb.Changes) error {
+	b := &batch{s: s}
+	for i := range changes {
+		if err := b.add(&changes[i]); err != nil {
+			return err
+		}
+	}
+	if len(b.ops) == 0 && len(b.members) == 0 {
+		return nil
+	}
+	if len(b.ops) > MaxTxnOps || len(b.cmps) > MaxTxnOps {
+		return fmt.Errorf("%w: %d operations, etcd takes %d", ErrTooLarge, len(b.ops), MaxTxnOps)
+	}
+	room := MaxTxnOps - len(b.ops)
+	first := b.members[:min(room, len(b.members))]
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(b.cmps...).Then(append(b.ops, ops(first)...)...).Commit()
+	if err != nil {
+		return unavailable(err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: etcd revision %d", store.ErrStale, resp.Header.Revision)
+	}
+	// Recorded only once every transaction succeeded: if one fails, the
+	// store discards the batch, and the mirror applies what did commit
+	// when the watch brings it.
+	type done struct {
+		ms  []memberOp
+		rev int64
+	}
+	all := []done{{first, resp.Header.Revision}}
+	for rest := b.members[len(first):]; len(rest) > 0; {
+		chunk := rest[:min(MaxTxnOps, len(rest))]
+		rest = rest[len(chunk):]
+		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(ops(chunk)...).Commit()
+		if err != nil {
+			return unavailable(err)
+		}
+		all = append(all, done{chunk, resp.Header.Revision})
+	}
+	s.committed(b.puts, b.dels, all[0].rev)
+	for _, d := range all {
+		s.committed(keys(d.ms, false), keys(d.ms, true), d.rev)
+	}
+	return nil
+}
+
+// memberOp puts (or, with del, deletes) one membership key.
+type memberOp struct {
+	key string
+	del bool
+}
+
+func ops(ms []memberOp) []clientv3.Op {
+	out := make([]clientv3.Op, len(ms))
+	for i, m := range ms {
+		if m.del {
+			out[i] = clientv3.OpDelete(m.key)
+		} else {
+			out[i] = clientv3.OpPut(m.key, "")
+		}
+	}
+	return out
+}
+
+func keys(ms []memberOp, del bool) []string {
+	var out []string
+	for _, m := range ms {
+		if m.del == del {
+			out = append(out, m.key)
+		}
+	}
+	return out
+}

@@ -1,0 +1,238 @@
+package etcdstate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/etcdstate"
+)
+
+// replica is one daemon's store, mirrored from etcd.
+type replica struct {
+	st    *store.Store
+	state *etcdstate.State
+}
+
+func newReplica(t *testing.T, cli *clientv3.Client, prefix string) *replica {
+	t.Helper()
+	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(store.Options{Journal: state, CatchUp: state.CatchUp, MaxBatch: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.Load(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- state.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		st.Close()
+	})
+	return &replica{st: st, state: state}
+}
+
+func (r *replica) update(t *testing.T, fn func(*store.Txn) error) {
+	t.Helper()
+	if err := r.st.Update(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *replica) barrier(t *testing.T) *store.Txn {
+	t.Helper()
+	if err := r.state.Barrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r.st.Read()
+}
+
+var errTaken = errors.New("userName taken")
+
+// createUser checks the name and inserts, as the SCIM server does.
+func createUser(id, name string) func(*store.Txn) error {
+	return func(tx *store.Txn) error {
+		if u, err := tx.UserByName(name); err != nil || u != nil {
+			return cmpErr(err, errTaken)
+		}
+		return tx.Insert(store.TableUsers, &store.User{ID: id, UserName: name, Active: true, Created: time.Unix(1, 0)})
+	}
+}
+
+func cmpErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// TestReplicasShareOneState: what one replica writes, another reads after
+// a barrier: users, groups, memberships, renames and deletes; a replica
+// started later loads all of it.
+func TestReplicasShareOneState(t *testing.T) {
+	cli := etcdtest.Start(t, 3).Client(t)
+	a, b := newReplica(t, cli, "/t/"), newReplica(t, cli, "/t/")
+
+	a.update(t, createUser("u1", "ann@contoso.com"))
+	a.update(t, createUser("u2", "bob@contoso.com"))
+	a.update(t, func(tx *store.Txn) error {
+		if err := tx.Insert(store.TableGroups, &store.Group{ID: "g1", DisplayName: "Team"}); err != nil {
+			return err
+		}
+		return tx.ChangeMembers("g1", []string{"u1", "u2"}, nil, time.Unix(2, 0))
+	})
+	tx := b.barrier(t)
+	if u, _ := tx.UserByName("ANN@contoso.com"); u == nil || u.ID != "u1" {
+		t.Fatalf("b: ann = %+v", u)
+	}
+	if ids, _ := tx.MemberIDsOf("g1"); fmt.Sprint(ids) != "[u1 u2]" {
+		t.Fatalf("b: members of g1 = %v", ids)
+	}
+	if m, _ := tx.MembersOf("g1"); m.Version != 1 || !m.Modified.Equal(time.Unix(2, 0)) {
+		t.Errorf("b: members header %+v, want version 1 at 2s", m)
+	}
+	if g, _ := tx.GroupIDsOf("u2"); fmt.Sprint(g) != "[g1]" {
+		t.Errorf("b: groups of u2 = %v", g)
+	}
+
+	// b renames ann, removes bob from the team and deletes him.
+	b.update(t, func(tx *store.Txn) error {
+		u, _ := tx.UserByID("u1")
+		v := *u
+		v.UserName = "ann.smith@contoso.com"
+		return tx.Insert(store.TableUsers, &v)
+	})
+	b.update(t, func(tx *store.Txn) error {
+		if err := tx.DeleteMemberships("u2", time.Unix(3, 0)); err != nil {
+			return err
+		}
+		u, _ := tx.UserByID("u2")
+		return tx.Delete(store.TableUsers, u)
+	})
+	tx = a.barrier(t)
+	if u, _ := tx.UserByName("ann@contoso.com"); u != nil {
+		t.Errorf("a: the old name still finds %+v", u)
+	}
+	if u, _ := tx.UserByName("ann.smith@contoso.com"); u == nil {
+		t.Error("a: the new name finds nobody")
+	}
+	if u, _ := tx.UserByID("u2"); u != nil {
+		t.Errorf("a: bob survived his delete: %+v", u)
+	}
+	if ids, _ := tx.MemberIDsOf("g1"); fmt.Sprint(ids) != "[u1]" {
+		t.Errorf("a: members of g1 = %v", ids)
+	}
+	// The freed name can be taken again, on either replica.
+	a.update(t, createUser("u3", "ann@contoso.com"))
+
+	c := newReplica(t, cli, "/t/")
+	tx = c.st.Read()
+	if u, _ := tx.UserByName("ann@contoso.com"); u == nil || u.ID != "u3" {
+		t.Errorf("c (loaded): ann = %+v", u)
+	}
+	if ids, _ := tx.MemberIDsOf("g1"); fmt.Sprint(ids) != "[u1]" {
+		t.Errorf("c (loaded): members of g1 = %v", ids)
+	}
+	if m, _ := tx.MembersOf("g1"); m == nil || m.Version != 2 {
+		t.Errorf("c (loaded): members header %+v, want version 2", m)
+	}
+}
+
+// TestOneNameOneUserAcrossReplicas: replicas race to create users whose
+// names fold equal; etcd lets exactly one of each pair through, and the
+// other replica, run again on the caught-up state, refuses its own.
+func TestOneNameOneUserAcrossReplicas(t *testing.T) {
+	cli := etcdtest.Start(t, 3).Client(t)
+	a, b := newReplica(t, cli, "/t/"), newReplica(t, cli, "/t/")
+	const rounds = 30
+	var wg sync.WaitGroup
+	errs := make([][2]error, rounds)
+	for i := range rounds {
+		for j, r := range []*replica{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				name := fmt.Sprintf("user%d@contoso.com", i)
+				if j == 1 {
+					name = fmt.Sprintf("USER%d@Contoso.com", i)
+				}
+				errs[i][j] = r.st.Update(context.Background(), createUser(fmt.Sprintf("%c%d", 'a'+j, i), name))
+			}()
+		}
+	}
+	wg.Wait()
+	for i, e := range errs {
+		ok := 0
+		for _, err := range e {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, errTaken):
+				t.Errorf("round %d: %v", i, err)
+			}
+		}
+		if ok != 1 {
+			t.Errorf("round %d: %d replicas created the name (%v), want exactly 1", i, ok, e)
+		}
+	}
+	for _, r := range []*replica{a, b} {
+		tx := r.barrier(t)
+		for i := range rounds {
+			if u, _ := tx.UserByName(fmt.Sprintf("user%d@contoso.com", i)); u == nil {
+				t.Errorf("user%d missing", i)
+			}
+		}
+	}
+}
+
+// TestNoWriteLost: replicas increment one counter concurrently, each
+// increment reading the value its mirror holds. A stale read makes etcd
+// refuse the write, which runs again on the caught-up state, so every
+// increment counts.
+func TestNoWriteLost(t *testing.T) {
+	cli := etcdtest.Start(t, 3).Client(t)
+	replicas := []*replica{newReplica(t, cli, "/t/"), newReplica(t, cli, "/t/"), newReplica(t, cli, "/t/")}
+	const each = 20
+	var wg sync.WaitGroup
+	for _, r := range replicas {
+		for range each {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := r.st.Update(context.Background(), func(tx *store.Txn) error {
+					v, err := tx.MetaValue("counter")
+					if err != nil {
+						return err
+					}
+					n, _ := strconv.Atoi(v)
+					return tx.Insert(store.TableMeta, &store.Meta{Key: "counter", Value: strconv.Itoa(n + 1)})
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for i, r := range replicas {
+		if v, _ := r.barrier(t).MetaValue("counter"); v != strconv.Itoa(each*len(replicas)) {
+			t.Errorf("replica %d: counter %s, want %d", i, v, each*len(replicas))
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package etcdstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/internal/record"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// ErrCompacted is returned by Run when the watch fell behind etcd's
+// compaction: the mirror missed changes it can no longer read, so the
+// daemon must load the state again (restart) rather than serve half of it.
+var ErrCompacted = errors.New("etcdstate: the mirror fell behind etcd's compaction")
+
+// Run keeps the store a mirror of etcd until ctx ends: it watches the
+// prefix from the revision Load read and applies each response, in one
+// store write, through store.Mirror. A watch that breaks (etcd restarted,
+// the member lost its leader) is opened again where it stopped.
+func (s *State) Run(ctx context.Context) error {
+	if s.st == nil {
+		return errors.New("etcdstate: Run before Load")
+	}
+	for {
+		err := s.watch(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrCompacted) {
+			return err
+		}
+		s.log.Warn("etcd watch ended; opening it again", "err", err, "revision", s.Applied())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (s *State) watch(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	from := s.Applied() + 1
+	for resp := range s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify()) {
+		if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+			return fmt.Errorf("%w: wanted revision %d, compacted to %d", ErrCompacted, from, resp.CompactRevision)
+		}
+		if err := resp.Err(); err != nil {
+			return err
+		}
+		if len(resp.Events) > 0 {
+			if err := s.st.Mirror(ctx, func(tx *store.Txn) error { return s.apply(tx, resp.Events) }); err != nil {
+				return fmt.Errorf("apply revision %d: %w", resp.Events[len(resp.Events)-1].Kv.ModRevision, err)
+			}
+			s.advance(resp.Events[len(resp.Events)-1].Kv.ModRevision)
+			s.forget(s.Applied())
+		} else if resp.IsProgressNotify() {
+			s.advance(resp.Header.Revision)
+		}
+	}
+	return errors.New("watch channel closed")
+}
+
+// forget drops the tombstones of deletes the watch has passed: no older
+// event can arrive after them.
+func (s *State) forget(rev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, r := range s.gone {
+		if r <= rev {
+			delete(s.gone, k)
+		}
+	}
+}
+
+// apply applies one watch response's events to tx, skipping those this
+// daemon already holds (its own writes, or older than them).
+func (s *State) apply(tx *store.Txn, events []*clientv3.Event) error {
+	for _, ev := range events {
+		key, rev := string(ev.Kv.Key), ev.Kv.ModRevision
+		if !s.newer(key, rev) {
+			continue
+		}
+		p, ok := s.parse(key)
+		if !ok {
+			s.seen(key, rev, ev.Type == mvccpb.DELETE)
+			continue // index and tick keys: etcd's, not the store's
+		}
+		var err error
+		if ev.Type == mvccpb.DELETE {
+			err = s.applyDelete(tx, p)
+		} else {
+			err = s.applyPut(tx, p, ev.Kv.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+		}
+		s.seen(key, rev, ev.Type == mvccpb.DELETE)
+	}
+	return nil
+}
+
+// newer reports whether an event at rev for key is newer than what the
+// store holds.
+func (s *State) newer(key string, rev int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return rev > s.revs[key] && rev > s.gone[key]
+}
+
+func (s *State) seen(key string, rev int64, deleted bool) {
+	if deleted {
+		s.committed(nil, []string{key}, rev)
+	} else {
+		s.committed([]string{key}, nil, rev)
+	}
+}
+
+func (s *State) applyPut(tx *store.Txn, p parsed, val []byte) error {
+	if p.group != "" {
+		return tx.MirrorMembers(p.group, []string{p.member}, nil)
+	}
+	obj, err := record.Decode(p.table, val)
+	if err != nil {
+		return err
+	}
+	switch o := obj.(type) {
+	case *store.Members:
+		return tx.MirrorMembersHeader(p.id, o.Version, o.Modified)
+	case *store.Resource:
+		if err := keepSecrets(tx, o); err != nil {
+			return err
+		}
+	}
+	return tx.Insert(p.table, obj)
+}
+
+func (s *State) applyDelete(tx *store.Txn, p parsed) error {
+	if p.group != "" {
+		return tx.MirrorMembers(p.group, nil, []string{p.member})
+	}
+	var obj any
+	var err error
+	switch p.table {
+	case store.TableMembers:
+		return tx.MirrorDropMembers(p.id)
+	case store.TableResources:
+		var r *store.Resource
+		r, err = tx.Resource(p.kind, p.name)
+		if r != nil {
+			obj = r
+		}
+	case store.TableUsers:
+		var u *store.User
+		u, err = tx.UserByID(p.id)
+		if u != nil {
+			obj = u
+		}
+	case store.TableGroups:
+		var g *store.Group
+		g, err = tx.GroupByID(p.id)
+		if g != nil {
+			obj = g
+		}
+	case store.TableMeta:
+		obj, err = tx.First(store.TableMeta, store.IndexID, p.id)
+	}
+	if err != nil || obj == nil {
+		return err
+	}
+	return tx.Delete(p.table, obj)
+}
+
+// keepSecrets carries this daemon's resolved secrets over to a resource
+// another daemon wrote: private keys and shared secrets never leave the
+// process that resolved them, so the record holds only their fingerprints.
+// Where those match what this daemon holds, it keeps its own copy; without
+// it, this daemon's reconciler puts it back.
+func keepSecrets(tx *store.Txn, r *store.Resource) error {
+	cur, err := tx.Resource(r.Kind, r.Name)
+	if err != nil || cur == nil {
+		return err
+	}
+	switch have := cur.Spec.(type) {
+	case *spec.Certificate:
+		if got, ok := r.Spec.(*spec.Certificate); ok && have.PrivateKey != nil && got.PrivateKey == nil && got.KeyFingerprint == have.KeyFingerprint {
+			got.PrivateKey = have.PrivateKey
+		}
+	case *spec.Gateway:
+		if got, ok := r.Spec.(*spec.Gateway); ok && have.SharedSecret != nil && got.SharedSecret != nil &&
+			got.SharedSecret.Value == "" && got.SharedSecret.SHA256 == have.SharedSecret.SHA256 {
+			got.SharedSecret.Value = have.SharedSecret.Value
+		}
+	}
+	return nil
+}
