@@ -33,6 +33,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/saml"
 	"github.com/idrecon/idrecon/runtime/scim"
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/etcdstate"
 	"github.com/idrecon/idrecon/runtime/store/durable"
 	"github.com/idrecon/idrecon/runtime/tlscert"
 	"github.com/idrecon/idrecon/spec"
@@ -72,6 +73,10 @@ type Config struct {
 	// DataDir holds the durable state, the audit log and a generated admin
 	// token. Empty keeps everything in memory (nothing survives a restart).
 	DataDir string
+	// Etcd, when set, keeps the state in etcd instead, shared with every
+	// daemon on the same endpoints and prefix; DataDir then holds only the
+	// audit log and the admin token.
+	Etcd *EtcdConfig
 	// AdminToken guards the admin API. Empty: read DataDir/admin-token, or
 	// generate it there on first start.
 	AdminToken string
@@ -210,6 +215,7 @@ type daemon struct {
 	binder  *access.Binder
 	tls     *tlscert.Source
 	scim    *scim.Server
+	etcd    *etcdstate.State // nil unless the state is in etcd
 	main    http.Handler
 	admin   http.Handler
 	srcName string
@@ -248,7 +254,14 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 
 	met := metrics.New()
 	binder := access.NewBinder(log.With("component", "access"))
-	st, closeStore, err := openStore(cfg, log, trail, binder.Notify)
+	var st *store.Store
+	var closeStore func()
+	var shared *etcdstate.State
+	if cfg.Etcd != nil {
+		st, shared, closeStore, err = openEtcdStore(context.Background(), cfg.Etcd, log, binder.Notify)
+	} else {
+		st, closeStore, err = openStore(cfg, log, trail, binder.Notify)
+	}
 	if err != nil {
 		return nil, cleanup, err
 	}
@@ -287,7 +300,11 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		return nil, cleanup, err
 	}
 
-	scimSrv := scim.NewServer(st, scim.Options{Logger: log.With("component", "scim"), Audit: trail, Observer: met.SCIMRequest})
+	scimOpts := scim.Options{Logger: log.With("component", "scim"), Audit: trail, Observer: met.SCIMRequest}
+	if shared != nil {
+		scimOpts.Barrier = shared.Barrier
+	}
+	scimSrv := scim.NewServer(st, scimOpts)
 	samlSrv := saml.NewServer(st, saml.Options{
 		Logger:     log.With("component", "saml"),
 		Observer:   met.SAMLLogin,
@@ -350,6 +367,16 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			return samlSrv.Ready()
 		}},
 	}
+	if shared != nil {
+		checks = append(checks, admin.Check{Name: "etcd", Ready: func() (bool, string) {
+			ctx, cancel := context.WithTimeout(context.Background(), etcdstate.DefaultTimeout)
+			defer cancel()
+			if err := shared.Barrier(ctx); err != nil {
+				return false, err.Error()
+			}
+			return true, fmt.Sprintf("revision %d", shared.Applied())
+		}})
+	}
 	if !cfg.InsecureHTTP {
 		checks = append(checks, admin.Check{Name: "tls", Ready: tlsSrc.Ready})
 	}
@@ -410,7 +437,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 
 	return &daemon{
-		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc, scim: scimSrv,
+		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc, scim: scimSrv, etcd: shared,
 		main: main, admin: adm, srcName: srcName,
 	}, cleanup, nil
 }
@@ -459,6 +486,11 @@ func (d *daemon) serve(ctx context.Context) error {
 	})
 	goRun("admin", func() error { return adminSrv.Serve(adminLn) })
 	goRun("access", func() error { return d.binder.Run(runCtx, d.st) })
+	if d.etcd != nil {
+		// A mirror that fell behind etcd's compaction stops the daemon: a
+		// restart loads the whole state, rather than serve half of it.
+		goRun("etcd mirror", func() error { return d.etcd.Run(runCtx) })
+	}
 	goRun("reconcile", func() error { return d.rec.Run(runCtx) })
 	if cfg.SpecDir != "" {
 		goRun("watch", func() error {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
+	"github.com/idrecon/idrecon/runtime/store"
 )
 
 const uriError = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -31,7 +32,14 @@ type errorBody struct {
 // *scimerr.Error is an internal failure; its text stays in the server log.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var se *scimerr.Error
-	if !errors.As(err, &se) {
+	switch {
+	case errors.As(err, &se):
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrStale):
+		// The write may or may not have happened; Entra retries a 503.
+		s.log.WarnContext(r.Context(), "scim request: state unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		se = errStatus(http.StatusServiceUnavailable, "the state is unavailable right now; retry")
+	default:
 		s.log.ErrorContext(r.Context(), "scim request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		se = errStatus(http.StatusInternalServerError, "internal error")
 		if r.Context().Err() != nil {

@@ -2,6 +2,7 @@ package scim
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -46,6 +47,12 @@ type Options struct {
 	// ("users.create", "groups.patch", …; "unknown" when nothing matched),
 	// the status and the time taken.
 	Observer func(route string, status int, d time.Duration)
+	// Barrier, when set, is called before an authenticated request is
+	// served: with several daemons on one state it returns once this one
+	// holds every write any of them acknowledged, so Entra's create on one
+	// daemon and its PATCH a moment later on another agree. Its error is
+	// the request's (store.ErrUnavailable: 503).
+	Barrier func(context.Context) error
 }
 
 // Server serves the SCIM endpoints below the configured base path. It
@@ -244,6 +251,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 	if rt.handle == nil {
 		s.writeError(w, r, rt.err)
 		return rt.name
+	}
+	if s.opts.Barrier != nil {
+		if err := s.opts.Barrier(r.Context()); err != nil {
+			s.writeError(w, r, err)
+			return rt.name
+		}
 	}
 	scheme := "http"
 	if r.TLS != nil {

@@ -36,6 +36,11 @@ type Journal interface {
 // runs the write again on the newer state.
 var ErrStale = errors.New("store: the state changed underneath this write")
 
+// ErrUnavailable is wrapped by a Journal's errors when the state's backend
+// (etcd) did not answer in time or has no quorum: the outcome of the write
+// is unknown and the client should retry.
+var ErrUnavailable = errors.New("store: the state's backend is unavailable")
+
 // maxStaleRetries bounds how often one write is run again after ErrStale,
 // so a write that always conflicts fails instead of spinning.
 const maxStaleRetries = 16

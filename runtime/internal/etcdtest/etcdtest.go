@@ -40,11 +40,12 @@ func Start(t testing.TB, n int) *Cluster {
 func start(t testing.TB, n int) (*Cluster, error) {
 	cfgs := make([]*embed.Config, n)
 	var initial []string
+	addrs, err := freeAddrs(2 * n)
+	if err != nil {
+		return nil, err
+	}
 	for i := range cfgs {
-		client, peer, err := twoPorts()
-		if err != nil {
-			return nil, err
-		}
+		client, peer := addrs[2*i], addrs[2*i+1]
 		cfg := embed.NewConfig()
 		cfg.Name = fmt.Sprintf("m%d", i)
 		cfg.Dir = t.TempDir()
@@ -104,17 +105,18 @@ func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 	return cli
 }
 
-// twoPorts returns two loopback addresses free a moment ago; Start retries
-// when another process took one in between.
-func twoPorts() (string, string, error) {
+// freeAddrs returns n distinct loopback addresses free a moment ago (all
+// held open together, so none repeats); Start retries when another
+// process took one in between.
+func freeAddrs(n int) ([]string, error) {
 	var addrs []string
-	for range 2 {
+	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return "", "", err
+			return nil, err
 		}
 		addrs = append(addrs, ln.Addr().String())
 		defer ln.Close()
 	}
-	return addrs[0], addrs[1], nil
+	return addrs, nil
 }

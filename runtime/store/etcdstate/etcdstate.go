@@ -61,11 +61,6 @@ const (
 	MaxTxnOps = 128
 )
 
-// ErrUnavailable is wrapped by errors that mean etcd did not answer in
-// time or has no quorum: the write may or may not have been committed, and
-// the client should retry (SCIM answers 503 with Retry-After).
-var ErrUnavailable = errors.New("etcdstate: etcd unavailable")
-
 // ErrTooLarge is returned by Commit for a batch whose object changes do not
 // fit in one etcd transaction; it is refused whole, never half-applied.
 var ErrTooLarge = errors.New("etcdstate: change too large for one etcd transaction")
@@ -98,6 +93,9 @@ type State struct {
 	mu   sync.Mutex
 	revs map[string]int64
 	gone map[string]int64
+
+	// lag delays each watch response, for tests of a mirror behind etcd.
+	lag time.Duration
 
 	appliedMu sync.Mutex
 	applied   int64         // the revision the store reflects; guarded by appliedMu
@@ -301,10 +299,11 @@ func (s *State) get(ctx context.Context, key string, opts ...clientv3.OpOption) 
 	return resp, nil
 }
 
-// unavailable wraps an etcd client error as ErrUnavailable: timeouts, lost
-// quorum and lost connections all leave the outcome of a write unknown.
+// unavailable wraps an etcd client error as store.ErrUnavailable: timeouts,
+// lost quorum and lost connections all leave the outcome of a write
+// unknown, so the client is told to retry (SCIM answers 503).
 func unavailable(err error) error {
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return fmt.Errorf("%w: etcd: %w", store.ErrUnavailable, err)
 }
 
 // Applied returns the revision the store reflects.
@@ -336,7 +335,7 @@ func (s *State) waitApplied(ctx context.Context, rev int64) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("%w: the mirror is at revision %d, waiting for %d: %w", ErrUnavailable, applied, rev, ctx.Err())
+			return fmt.Errorf("%w: the mirror is at revision %d, waiting for %d: %w", store.ErrUnavailable, applied, rev, ctx.Err())
 		}
 	}
 }

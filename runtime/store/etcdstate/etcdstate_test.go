@@ -236,3 +236,21 @@ func TestNoWriteLost(t *testing.T) {
 		}
 	}
 }
+
+// TestBarrierWaitsForTheMirror: a replica whose mirror lags does not yet
+// hold another replica's acknowledged write, and after Barrier it does.
+func TestBarrierWaitsForTheMirror(t *testing.T) {
+	cli := etcdtest.Start(t, 1).Client(t)
+	a, b := newReplica(t, cli, "/t/"), newReplica(t, cli, "/t/")
+	etcdstate.SetLag(b.state, 300*time.Millisecond)
+	for i := range 3 {
+		id := fmt.Sprintf("u%d", i)
+		a.update(t, createUser(id, id+"@contoso.com"))
+		if u, _ := b.st.Read().UserByID(id); u != nil {
+			t.Fatalf("%s: the lagging mirror already holds the write; the test proves nothing", id)
+		}
+		if u, _ := b.barrier(t).UserByID(id); u == nil {
+			t.Fatalf("%s: not there after Barrier", id)
+		}
+	}
+}

@@ -57,6 +57,9 @@ func (s *State) watch(ctx context.Context) error {
 			return err
 		}
 		if len(resp.Events) > 0 {
+			if s.lag > 0 {
+				time.Sleep(s.lag) // tests: a mirror that falls behind
+			}
 			if err := s.st.Mirror(ctx, func(tx *store.Txn) error { return s.apply(tx, resp.Events) }); err != nil {
 				return fmt.Errorf("apply revision %d: %w", resp.Events[len(resp.Events)-1].Kv.ModRevision, err)
 			}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin token (default env IDRECON_ADMIN_TOKEN, else generated in the data dir)")
 	webhookSecretFile := fs.String("webhook-secret-file", "", "HMAC secret for POST /hooks/git (GitHub/Gitea); or env IDRECON_WEBHOOK_SECRET")
 	webhookTokenFile := fs.String("webhook-token-file", "", "shared token for POST /hooks/git (GitLab); or env IDRECON_WEBHOOK_TOKEN")
+	etcdEndpoints := fs.String("etcd", "", "keep the state in etcd, shared by every daemon on the same cluster and prefix: comma-separated client URLs (https://a:2379,https://b:2379,...); the data dir then holds only the audit log and admin token")
+	etcdPrefix := fs.String("etcd-prefix", "/idrecon/", "key prefix of the state in etcd")
+	etcdCA := fs.String("etcd-ca", "", "CA file verifying the etcd members' certificates")
+	etcdCert := fs.String("etcd-cert", "", "client certificate file for etcd")
+	etcdKey := fs.String("etcd-key", "", "client key file for etcd")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	gcPercent := fs.Int("gc-percent", gctune.DefaultPercent, "Go GC target (GOGC) unless the GOGC env var is set: higher trades memory for CPU; the heap is capped at 3/4 of the memory available unless GOMEMLIMIT is set")
@@ -79,6 +85,12 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		Logger:           slog.New(handler),
 	}
 	cfg.Git = gitOpts()
+	if *etcdEndpoints != "" {
+		cfg.Etcd = &daemon.EtcdConfig{Endpoints: strings.Split(*etcdEndpoints, ","), Prefix: *etcdPrefix,
+			CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey}
+	} else if *etcdCA != "" || *etcdCert != "" || *etcdKey != "" {
+		return errors.New("--etcd-ca, --etcd-cert and --etcd-key need --etcd")
+	}
 	cfg.AdminInsecureHTTP = *adminInsecure
 	if cfg.WebhookSecret, err = secretFrom(env, *webhookSecretFile, "IDRECON_WEBHOOK_SECRET"); err != nil {
 		return err

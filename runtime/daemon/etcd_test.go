@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
+	"github.com/idrecon/idrecon/runtime/scim/scimload"
+)
+
+// roundRobin sends each request to the next of targets, as a load balancer
+// without session affinity does.
+func roundRobin(t *testing.T, targets []string) *httptest.Server {
+	t.Helper()
+	var next atomic.Uint64
+	urls := make([]*url.URL, len(targets))
+	for i, s := range targets {
+		urls[i], _ = url.Parse(s)
+	}
+	lb := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(urls[next.Add(1)%uint64(len(urls))])
+		pr.Out.Host = pr.In.Host
+	}})
+	t.Cleanup(lb.Close)
+	return lb
+}
+
+// replicas starts n daemons on the example spec, their state in cluster c
+// under one prefix.
+func replicas(t *testing.T, c *etcdtest.Cluster, n int) []*running {
+	t.Helper()
+	specDir := copyDir(t, "../../examples/entra")
+	var out []*running
+	for range n {
+		out = append(out, start(t, Config{SpecDir: specDir, DataDir: t.TempDir(),
+			Etcd: &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/idrecon-test/"}}))
+	}
+	return out
+}
+
+// TestEntraCycleThroughThreeReplicas: Entra's provisioning cycle (users,
+// groups, members, then updates, disables and deletes) through a
+// round-robin balancer in front of three daemons sharing one state in
+// etcd: a user created on one daemon is added to a group on the next, and
+// the read-back, spread over all three, finds everything.
+func TestEntraCycleThroughThreeReplicas(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	ds := replicas(t, c, 3)
+	var targets []string
+	for _, d := range ds {
+		targets = append(targets, d.base)
+	}
+	lb := roundRobin(t, targets)
+	res, err := scimload.Run(context.Background(), scimload.Config{
+		URL: lb.URL + "/api/scim/v2", Token: scimTok, Users: 150, Groups: 6, MembersPerGroup: 30,
+		Concurrency: 8, UpdateEvery: 10, DisableEvery: 20, DeleteEvery: 50, Flag: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || len(res.Problems) != 0 {
+		var b strings.Builder
+		res.Print(&b)
+		t.Fatalf("cycle through three replicas:\n%s", b.String())
+	}
+	// Every replica holds the same users, answered from its own mirror.
+	counts := map[int]bool{}
+	for _, d := range ds {
+		code, body := d.call(t, "GET", d.base+"/api/scim/v2/Users?count=1", scimTok, nil)
+		var list struct{ TotalResults int }
+		if err := json.Unmarshal(body, &list); code != 200 || err != nil {
+			t.Fatalf("list users: %d %s", code, body)
+		}
+		counts[list.TotalResults] = true
+	}
+	if len(counts) != 1 || counts[0] {
+		t.Errorf("replicas disagree on the user count (or hold none): %v", counts)
+	}
+}
+
+// TestReplicaRestartKeepsState: a daemon restarted with no disk of its own
+// finds everything in etcd, and readyz tells the etcd revision.
+func TestReplicaRestartKeepsState(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	ds := replicas(t, c, 2)
+	code, body := ds[0].call(t, "POST", ds[0].base+"/api/scim/v2/Users", scimTok, map[string]any{
+		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "ann@contoso.com", "active": true})
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var ann struct{ ID string }
+	json.Unmarshal(body, &ann)
+	// Read at once through the other replica: the barrier makes it wait.
+	if code, body := ds[1].call(t, "GET", ds[1].base+"/api/scim/v2/Users/"+ann.ID, scimTok, nil); code != 200 {
+		t.Fatalf("read on the other replica: %d %s", code, body)
+	}
+	// The same name on the other replica is taken.
+	if code, body := ds[1].call(t, "POST", ds[1].base+"/api/scim/v2/Users", scimTok, map[string]any{
+		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "ANN@contoso.com", "active": true}); code != http.StatusConflict {
+		t.Errorf("same name on the other replica: %d %s", code, body)
+	}
+	if err := ds[0].stop(); err != nil {
+		t.Fatal(err)
+	}
+	again := replicas(t, c, 1)[0]
+	if code, body := again.call(t, "GET", again.base+"/api/scim/v2/Users/"+ann.ID, scimTok, nil); code != 200 {
+		t.Fatalf("read after restart: %d %s", code, body)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := again.call(t, "GET", again.admin+"/readyz?verbose", "", nil)
+		if code == 200 && strings.Contains(string(body), "etcd") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz: %d %s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
