@@ -33,8 +33,8 @@ import (
 	"github.com/idrecon/idrecon/runtime/saml"
 	"github.com/idrecon/idrecon/runtime/scim"
 	"github.com/idrecon/idrecon/runtime/store"
-	"github.com/idrecon/idrecon/runtime/store/etcdstate"
 	"github.com/idrecon/idrecon/runtime/store/durable"
+	"github.com/idrecon/idrecon/runtime/store/etcdstate"
 	"github.com/idrecon/idrecon/runtime/tlscert"
 	"github.com/idrecon/idrecon/spec"
 )
