@@ -36,12 +36,16 @@ func roundRobin(t *testing.T, targets []string) *httptest.Server {
 // replicas starts n daemons on the example spec, their state in cluster c
 // under one prefix.
 func replicas(t *testing.T, c *etcdtest.Cluster, n int) []*running {
+	return replicasOn(t, c.Endpoints, n)
+}
+
+func replicasOn(t *testing.T, endpoints []string, n int) []*running {
 	t.Helper()
 	specDir := copyDir(t, "../../examples/entra")
 	var out []*running
 	for range n {
 		out = append(out, start(t, Config{SpecDir: specDir, DataDir: t.TempDir(),
-			Etcd: &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/idrecon-test/"}}))
+			Etcd: &EtcdConfig{Endpoints: endpoints, Prefix: "/idrecon-test/"}}))
 	}
 	return out
 }
@@ -86,11 +90,21 @@ func TestEntraCycleThroughThreeReplicas(t *testing.T) {
 	}
 }
 
-// TestReplicaRestartKeepsState: a daemon restarted with no disk of its own
-// finds everything in etcd, and readyz tells the etcd revision.
+// TestReplicaRestartKeepsState: a write on one replica is read at once on
+// another, its name is taken there too, and a daemon restarted with no disk
+// of its own finds everything in etcd; readyz checks etcd.
 func TestReplicaRestartKeepsState(t *testing.T) {
-	c := etcdtest.Start(t, 3)
-	ds := replicas(t, c, 2)
+	sharedStateAndRestart(t, etcdtest.Start(t, 3).Endpoints)
+}
+
+// TestPackagedEtcd runs the same against the Debian package's etcd, an
+// independent and older build than the client.
+func TestPackagedEtcd(t *testing.T) {
+	sharedStateAndRestart(t, etcdtest.StartPackaged(t).Endpoints)
+}
+
+func sharedStateAndRestart(t *testing.T, endpoints []string) {
+	ds := replicasOn(t, endpoints, 2)
 	code, body := ds[0].call(t, "POST", ds[0].base+"/api/scim/v2/Users", scimTok, map[string]any{
 		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "ann@contoso.com", "active": true})
 	if code != 201 {
@@ -110,7 +124,7 @@ func TestReplicaRestartKeepsState(t *testing.T) {
 	if err := ds[0].stop(); err != nil {
 		t.Fatal(err)
 	}
-	again := replicas(t, c, 1)[0]
+	again := replicasOn(t, endpoints, 1)[0]
 	if code, body := again.call(t, "GET", again.base+"/api/scim/v2/Users/"+ann.ID, scimTok, nil); code != 200 {
 		t.Fatalf("read after restart: %d %s", code, body)
 	}

@@ -4,9 +4,13 @@
 package etcdtest
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -119,4 +123,76 @@ func freeAddrs(n int) ([]string, error) {
 		defer ln.Close()
 	}
 	return addrs, nil
+}
+
+// StartPackaged runs the etcd binary of the Debian package etcd-server (an
+// independent build, older than the client) as a one-member cluster in a
+// child process, stopped when t ends; without it the test is skipped.
+func StartPackaged(t testing.TB) *Cluster {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Skip("etcd not installed (the Debian package etcd-server)")
+	}
+	for attempt := 1; ; attempt++ {
+		addrs, err := freeAddrs(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, peer := "http://"+addrs[0], "http://"+addrs[1]
+		var log bytes.Buffer
+		cmd := exec.Command(bin, "--name", "pkg", "--data-dir", t.TempDir(),
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", "pkg="+peer, "--logger=zap", "--log-outputs=stderr",
+			"--experimental-watch-progress-notify-interval=1s")
+		cmd.Stdout, cmd.Stderr = &log, &log
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", bin, err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		stop := func() {
+			cmd.Process.Kill()
+			<-exited
+		}
+		c := &Cluster{Endpoints: []string{client}}
+		err = c.waitHealthy(exited)
+		if err == nil {
+			t.Cleanup(stop)
+			return c
+		}
+		stop()
+		if !strings.Contains(log.String(), "address already in use") || attempt == 5 {
+			t.Fatalf("packaged etcd did not start: %v\n%s", err, log.String())
+		}
+	}
+}
+
+// waitHealthy polls the cluster with a read until it answers, the process
+// exits or a generous deadline passes.
+func (c *Cluster) waitHealthy(exited <-chan struct{}) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := cli.Get(ctx, "health")
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("etcd exited")
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not answering after 30s: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
