@@ -215,7 +215,7 @@ type daemon struct {
 	binder  *access.Binder
 	tls     *tlscert.Source
 	scim    *scim.Server
-	etcd    *etcdstate.State // nil unless the state is in etcd
+	etcd    *shared // nil unless the state is in etcd
 	main    http.Handler
 	admin   http.Handler
 	srcName string
@@ -256,9 +256,9 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	binder := access.NewBinder(log.With("component", "access"))
 	var st *store.Store
 	var closeStore func()
-	var shared *etcdstate.State
+	var sh *shared
 	if cfg.Etcd != nil {
-		st, shared, closeStore, err = openEtcdStore(context.Background(), cfg.Etcd, log, binder.Notify)
+		st, sh, closeStore, err = openEtcdStore(context.Background(), cfg.Etcd, log, binder.Notify)
 	} else {
 		st, closeStore, err = openStore(cfg, log, trail, binder.Notify)
 	}
@@ -301,15 +301,19 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 
 	scimOpts := scim.Options{Logger: log.With("component", "scim"), Audit: trail, Observer: met.SCIMRequest}
-	if shared != nil {
-		scimOpts.Barrier = shared.Barrier
+	if sh != nil {
+		scimOpts.Barrier = sh.state.Barrier
 	}
 	scimSrv := scim.NewServer(st, scimOpts)
-	samlSrv := saml.NewServer(st, saml.Options{
+	samlOpts := saml.Options{
 		Logger:     log.With("component", "saml"),
 		Observer:   met.SAMLLogin,
 		Authorizer: saml.AccessAuthorizer{Store: st},
-	})
+	}
+	if sh != nil {
+		samlOpts.Sessions, samlOpts.Replay, samlOpts.PendingKey = sh.saml, sh.saml, sh.pendingKey
+	}
+	samlSrv := saml.NewServer(st, samlOpts)
 	tlsSrc := tlscert.New(st, cfg.TLSCertificate)
 	accessAPI := access.NewHandler(st, log.With("component", "access"))
 
@@ -367,14 +371,14 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			return samlSrv.Ready()
 		}},
 	}
-	if shared != nil {
+	if sh != nil {
 		checks = append(checks, admin.Check{Name: "etcd", Ready: func() (bool, string) {
 			ctx, cancel := context.WithTimeout(context.Background(), etcdstate.DefaultTimeout)
 			defer cancel()
-			if err := shared.Barrier(ctx); err != nil {
+			if err := sh.state.Barrier(ctx); err != nil {
 				return false, err.Error()
 			}
-			return true, fmt.Sprintf("revision %d", shared.Applied())
+			return true, fmt.Sprintf("revision %d", sh.state.Applied())
 		}})
 	}
 	if !cfg.InsecureHTTP {
@@ -437,7 +441,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 
 	return &daemon{
-		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc, scim: scimSrv, etcd: shared,
+		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc, scim: scimSrv, etcd: sh,
 		main: main, admin: adm, srcName: srcName,
 	}, cleanup, nil
 }
@@ -489,7 +493,8 @@ func (d *daemon) serve(ctx context.Context) error {
 	if d.etcd != nil {
 		// A mirror that fell behind etcd's compaction stops the daemon: a
 		// restart loads the whole state, rather than serve half of it.
-		goRun("etcd mirror", func() error { return d.etcd.Run(runCtx) })
+		goRun("etcd mirror", func() error { return d.etcd.state.Run(runCtx) })
+		goRun("etcd sessions", func() error { return d.etcd.saml.Run(runCtx) })
 	}
 	goRun("reconcile", func() error { return d.rec.Run(runCtx) })
 	if cfg.SpecDir != "" {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/idrecon/idrecon/runtime/saml/samletcd"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
 )
@@ -30,9 +32,17 @@ type EtcdConfig struct {
 	Timeout time.Duration
 }
 
+// shared is what the daemons on one etcd share: the state, mirrored into
+// the store, and the SAML sign-ins.
+type shared struct {
+	state      *etcdstate.State
+	saml       *samletcd.Store
+	pendingKey []byte
+}
+
 // openEtcdStore connects to etcd and loads the state into a fresh store
 // whose Journal is etcd; the returned State's Run keeps it a mirror.
-func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onCommit func(memdb.Changes)) (*store.Store, *etcdstate.State, func(), error) {
+func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onCommit func(memdb.Changes)) (*store.Store, *shared, func(), error) {
 	if len(ec.Endpoints) == 0 {
 		return nil, nil, nil, errors.New("etcd: no endpoints")
 	}
@@ -68,5 +78,16 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 	}
 	log.Info("state loaded from etcd", "endpoints", ec.Endpoints, "revision", stats.Revision, "users", stats.Users,
 		"groups", stats.Groups, "memberships", stats.Memberships, "resources", stats.Resources, "elapsed", stats.Elapsed)
-	return st, state, func() { st.Close(); cli.Close() }, nil
+	prefix := ec.Prefix
+	if prefix == "" {
+		prefix = etcdstate.DefaultPrefix
+	}
+	timeout := cmp.Or(ec.Timeout, etcdstate.DefaultTimeout)
+	sh := &shared{state: state, saml: samletcd.New(cli, prefix, timeout, log.With("component", "saml-etcd"))}
+	if sh.pendingKey, err = sh.saml.PendingKey(ctx); err != nil {
+		st.Close()
+		cli.Close()
+		return nil, nil, nil, fmt.Errorf("etcd: the pending sign-in key: %w", err)
+	}
+	return st, sh, func() { st.Close(); cli.Close() }, nil
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
+
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
+	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
 )
 
@@ -40,8 +44,12 @@ func replicas(t *testing.T, c *etcdtest.Cluster, n int) []*running {
 }
 
 func replicasOn(t *testing.T, endpoints []string, n int) []*running {
+	return replicasWith(t, copyDir(t, "../../examples/entra"), endpoints, n)
+}
+
+// replicasWith starts n daemons on specDir, their state in etcd.
+func replicasWith(t *testing.T, specDir string, endpoints []string, n int) []*running {
 	t.Helper()
-	specDir := copyDir(t, "../../examples/entra")
 	var out []*running
 	for range n {
 		out = append(out, start(t, Config{SpecDir: specDir, DataDir: t.TempDir(),
@@ -139,4 +147,110 @@ func sharedStateAndRestart(t *testing.T, endpoints []string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestSignInAcrossReplicas: behind a balancer without affinity, a sign-in
+// started on one daemon ends on another, the session works on every daemon
+// (here through the Gateway), the assertion cannot be used again on the
+// other, and signing out on one ends the session on all.
+func TestSignInAcrossReplicas(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "user="+r.Header.Get("username"))
+	}))
+	defer app.Close()
+	specDir, key := gatewaySpec(t, map[string]string{"gw.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n" +
+		"  upstream: " + app.URL + "\n  pathPrefix: /app\n"})
+	ds := replicasWith(t, specDir, etcdtest.Start(t, 3).Endpoints, 2)
+	lb := roundRobin(t, []string{ds[0].base, ds[1].base})
+	setBaseURL(t, ds[0], specDir, lb.URL)
+	ds[1].call(t, "POST", ds[1].admin+"/v1/reconcile", adminTok, nil)
+	if code, body := ds[0].call(t, "POST", ds[0].base+"/api/scim/v2/Users", scimTok, map[string]any{
+		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "alice@contoso.com", "active": true}); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// The sign-in starts on replica 0.
+	resp, err := (&http.Client{CheckRedirect: noRedirect}).Get(ds[0].base + "/saml/login?returnTo=/app/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	pending := resp.Cookies()
+	idpURL, _ := url.Parse(resp.Header.Get("Location"))
+	raw, err := testidp.Inflate(idpURL.Query().Get("SAMLRequest"))
+	if err != nil {
+		t.Fatalf("login: %d: %v", resp.StatusCode, err)
+	}
+	doc := etree.NewDocument()
+	doc.ReadFromBytes(raw)
+	samlResp, err := testidp.Response(testidp.ResponseOptions{
+		Now: time.Now(), Tenant: gwTenant, Recipient: lb.URL + "/saml/acs", Audiences: []string{lb.URL + "/saml/metadata"},
+		InResponseTo: doc.Root().SelectAttrValue("ID", ""), NameID: "alice@contoso.com", Key: key, SignAssertion: true,
+		Attributes: []testidp.Attr{{Name: testidp.ClaimName, Values: []string{"alice@contoso.com"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded, _ := testidp.Encode(samlResp)
+	acs := func(d *running) *http.Response {
+		t.Helper()
+		form := url.Values{"SAMLResponse": {encoded}, "RelayState": {idpURL.Query().Get("RelayState")}}
+		req, _ := http.NewRequest("POST", d.base+"/saml/acs", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, c := range pending {
+			req.AddCookie(c)
+		}
+		resp, err := (&http.Client{CheckRedirect: noRedirect}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	// ... and ends on replica 1.
+	resp = acs(ds[1])
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS on the other replica: %d\n%s", resp.StatusCode, ds[1].logs)
+	}
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "idrecon_session" {
+			session = c
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie")
+	}
+	// The same assertion, with the same pending sign-in, on replica 0.
+	if resp := acs(ds[0]); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("assertion replayed on the other replica: %d, want 403", resp.StatusCode)
+	}
+	get := func(d *running) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", d.base+"/app/", nil)
+		req.AddCookie(session)
+		resp, err := (&http.Client{CheckRedirect: noRedirect}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for i, d := range ds {
+		if code, body := get(d); code != 200 || body != "user=alice@contoso.com" {
+			t.Errorf("replica %d: %d %q", i, code, body)
+		}
+	}
+	// Signing out on replica 0 ends the session on replica 1, whose cache held it.
+	req, _ := http.NewRequest("POST", ds[0].base+"/saml/logout", nil)
+	req.AddCookie(session)
+	if resp, err := (&http.Client{CheckRedirect: noRedirect}).Do(req); err != nil || resp.StatusCode/100 != 3 && resp.StatusCode != 200 {
+		t.Fatalf("logout: %v %v", resp, err)
+	}
+	eventually(t, "the session ended on the other replica", func() bool {
+		code, _ := get(ds[1])
+		return code == http.StatusFound
+	})
 }

@@ -305,7 +305,11 @@ func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, 
 		returnTo = list[i].ReturnTo
 		rest = slices.Delete(list, i, i+1)
 	}
-	if !s.replay.add(ch.issuer+"\x00"+ch.assertionID, struct{}{}, ch.expires.Add(c.skew), now) {
+	first, err := s.replay.FirstUse(r.Context(), ch.issuer+"\x00"+ch.assertionID, ch.expires.Add(c.skew))
+	if err != nil {
+		return "", nil, err
+	}
+	if !first {
 		return "", nil, reject(CodeReplay, "assertion %s was already used", ch.assertionID)
 	}
 	return returnTo, rest, nil
@@ -355,7 +359,11 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := randomToken()
-	s.sessions.add(id, session{userName: d.UserName, nameID: ch.nameID, sessionIndex: ch.sessionIndex}, now.Add(c.lifetime), now)
+	if err := s.sessions.Add(r.Context(), id, Session{UserName: d.UserName, NameID: ch.nameID, SessionIndex: ch.sessionIndex}, now.Add(c.lifetime)); err != nil {
+		s.log.Error("saml: store session", "err", err)
+		s.errorPage(w, c, http.StatusServiceUnavailable, "Sign-in failed", "The session could not be stored; try again.")
+		return
+	}
 	s.setCookie(w, c, r, &http.Cookie{Name: sessionCookie, Value: id, MaxAge: int(c.lifetime.Seconds()), SameSite: http.SameSiteLaxMode})
 	s.obs("success")
 	s.log.Info("saml: signed in", "user", d.UserName, "idpInitiated", ch.inResponseTo == "")

@@ -86,8 +86,8 @@ func BenchmarkACS(b *testing.B) {
 			for pb.Next() {
 				i := n.Add(1)
 				if i%pool == 0 {
-					e.srv.replay.reset()
-					e.srv.sessions.reset()
+					e.replayTable().reset()
+					e.sessionTable().reset()
 				}
 				req := httptest.NewRequest(http.MethodPost, e.ts.URL+"/saml/acs", strings.NewReader(bodies[i%pool]))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

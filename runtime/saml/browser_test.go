@@ -137,9 +137,9 @@ func TestBrowserSignIn(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	e.srv.sessions.mu.Lock()
-	left := len(e.srv.sessions.m)
-	e.srv.sessions.mu.Unlock()
+	e.sessionTable().mu.Lock()
+	left := len(e.sessionTable().m)
+	e.sessionTable().mu.Unlock()
 	if left != 0 {
 		t.Fatalf("%d sessions left after sign-out", left)
 	}

@@ -289,3 +289,7 @@ func body(t testing.TB, r *http.Response) string {
 	}
 	return string(b)
 }
+
+// sessionTable and replayTable are the server's in-process tables.
+func (e *env) sessionTable() *ttlMap[Session] { return e.srv.sessions.(*memSessions).m }
+func (e *env) replayTable() *ttlMap[struct{}] { return e.srv.replay.(*memReplay).m }

@@ -185,8 +185,8 @@ func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) 
 		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
 		return
 	}
-	s.log.Info("saml: signed out", "user", se.userName)
-	doc, err := c.saml.BuildLogoutRequestDocumentNoSig(se.nameID, se.sessionIndex)
+	s.log.Info("saml: signed out", "user", se.UserName)
+	doc, err := c.saml.BuildLogoutRequestDocumentNoSig(se.NameID, se.SessionIndex)
 	if err == nil {
 		var dest string
 		if dest, err = redirectURL(c, c.idp.SLOURL, "SAMLRequest", doc, "", true); err == nil {
@@ -242,7 +242,10 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 		s.logoutRejected(w, c, "Logout rejected", "The logout request was rejected", err)
 		return
 	}
-	n := s.sessions.deleteWhere(func(se session) bool { return strings.EqualFold(se.nameID, req.NameID) })
+	n, err := s.sessions.DeleteNameID(r.Context(), req.NameID)
+	if err != nil {
+		s.log.Error("saml: idp-initiated logout", "err", err)
+	}
 	id, _, _ := s.sessionOf(r)
 	s.clearSession(w, c, r, id)
 	s.obs("logout")

@@ -62,19 +62,26 @@ func (s *Server) errorPage(w http.ResponseWriter, c *config, status int, title, 
 	s.render(w, status, "error", errorView{Title: title, Text: text, LoginURL: c.basePath + "/saml/login"})
 }
 
-// sessionOf returns the browser's session, if any.
-func (s *Server) sessionOf(r *http.Request) (string, session, bool) {
+// sessionOf returns the browser's session, if any. A session that cannot
+// be read (its store unavailable) is none: the browser is asked to sign in.
+func (s *Server) sessionOf(r *http.Request) (string, Session, bool) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return "", session{}, false
+		return "", Session{}, false
 	}
-	se, ok := s.sessions.get(ck.Value, s.now())
+	se, ok, err := s.sessions.Get(r.Context(), ck.Value)
+	if err != nil {
+		s.log.Warn("saml: read session", "err", err)
+		return "", Session{}, false
+	}
 	return ck.Value, se, ok
 }
 
 func (s *Server) clearSession(w http.ResponseWriter, c *config, r *http.Request, id string) {
 	if id != "" {
-		s.sessions.del(id)
+		if err := s.sessions.Delete(r.Context(), id); err != nil {
+			s.log.Error("saml: end session", "err", err)
+		}
 	}
 	s.setCookie(w, c, r, &http.Cookie{Name: sessionCookie, Value: "", MaxAge: -1, SameSite: http.SameSiteLaxMode})
 }
@@ -85,7 +92,7 @@ func (s *Server) clearSession(w http.ResponseWriter, c *config, r *http.Request,
 // sign-in.
 func (s *Server) SessionUser(r *http.Request) (string, bool) {
 	_, se, ok := s.sessionOf(r)
-	return se.userName, ok
+	return se.UserName, ok
 }
 
 // BasePath is the path of the configured baseURL, without a trailing
@@ -109,16 +116,18 @@ func (s *Server) Session(r *http.Request) (d Decision, ok bool) {
 	if !found {
 		return Decision{}, false
 	}
-	d, err := s.authz.Authorize(r.Context(), se.userName)
+	d, err := s.authz.Authorize(r.Context(), se.UserName)
 	if err != nil {
 		s.log.Error("saml: authorize", "err", err)
 		return Decision{}, false
 	}
 	if !d.Allowed {
-		s.sessions.del(id)
-		s.log.Info("saml: session ended; user no longer allowed", "user", se.userName, "reason", d.Reason)
+		if err := s.sessions.Delete(r.Context(), id); err != nil {
+			s.log.Error("saml: end session", "err", err)
+		}
+		s.log.Info("saml: session ended; user no longer allowed", "user", se.UserName, "reason", d.Reason)
 		if d.UserName == "" {
-			d.UserName = se.userName
+			d.UserName = se.UserName
 		}
 		return d, false
 	}
@@ -148,5 +157,5 @@ func (s *Server) serveLogoutPage(c *config, w http.ResponseWriter, r *http.Reque
 		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
 		return
 	}
-	s.render(w, http.StatusOK, "logout", homeView{Decision: Decision{UserName: se.userName}, LogoutURL: c.basePath + "/saml/logout"})
+	s.render(w, http.StatusOK, "logout", homeView{Decision: Decision{UserName: se.UserName}, LogoutURL: c.basePath + "/saml/logout"})
 }

@@ -41,8 +41,8 @@ type sealer struct{ aead cipher.AEAD }
 // pendingKey returns the key of the pending cookie. It is derived from the
 // SP signing key when there is one, so that every daemon configured alike
 // (several behind a load balancer) opens the others' cookies; otherwise it
-// is the server's random key, and a sign-in must end on the daemon that
-// started it.
+// is Options.PendingKey (daemons on one etcd share one), or a random key,
+// and a sign-in must end on the daemon that started it.
 func pendingKey(c *config, fallback []byte) ([]byte, error) {
 	if c.spSign == nil || c.spSign.PrivateKey == nil {
 		return fallback, nil

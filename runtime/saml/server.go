@@ -42,6 +42,14 @@ const (
 // Options configure a Server. Every field is optional.
 type Options struct {
 	Logger *slog.Logger
+	// Sessions and Replay keep the signed-in sessions and the consumed
+	// assertions (default: in this process, bounded).
+	Sessions SessionStore
+	Replay   ReplayCache
+	// PendingKey (32 bytes) seals the pending sign-in cookie when the SP has
+	// no signing key to derive one from. Daemons that share it open each
+	// other's cookies; default: random, so a sign-in ends where it started.
+	PendingKey []byte
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Authorizer decides sign-ins; required (AccessAuthorizer in the
@@ -76,18 +84,11 @@ type Server struct {
 	failErr   error
 	failUntil time.Time
 
-	replay   *ttlMap[struct{}]
-	sessions *ttlMap[session]
+	replay   ReplayCache
+	sessions SessionStore
 	// pendingKey seals pending sign-in cookies when there is no SP signing
 	// key to derive a key from (see pendingKey).
 	pendingKey []byte
-}
-
-// session is a signed-in browser.
-type session struct {
-	userName     string
-	nameID       string
-	sessionIndex string
 }
 
 // NewServer returns a Server on st. Nothing is initialised until the first
@@ -99,16 +100,25 @@ func NewServer(st *store.Store, opts Options) *Server {
 		now:      opts.Now,
 		authz:    opts.Authorizer,
 		obs:      opts.Observer,
-		replay:   newTTLMap[struct{}](maxReplay),
-		sessions: newTTLMap[session](maxSessions).grouped(maxSessionsPerUser, func(se session) string { return store.Fold(se.userName) }),
+		replay:   opts.Replay,
+		sessions: opts.Sessions,
 	}
-	s.pendingKey = make([]byte, 32)
-	rand.Read(s.pendingKey)
+	s.pendingKey = opts.PendingKey
+	if len(s.pendingKey) != 32 {
+		s.pendingKey = make([]byte, 32)
+		rand.Read(s.pendingKey)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.sessions == nil {
+		s.sessions = newMemSessions(s.now)
+	}
+	if s.replay == nil {
+		s.replay = &memReplay{m: newTTLMap[struct{}](maxReplay), now: s.now}
 	}
 	if s.authz == nil {
 		panic("saml: Options.Authorizer is required")

@@ -110,7 +110,7 @@ func TestSessionsPerUser(t *testing.T) {
 			first = last
 		}
 	}
-	if got := e.srv.sessions.len(); got != maxSessionsPerUser {
+	if got := e.sessionTable().len(); got != maxSessionsPerUser {
 		t.Fatalf("%d sessions after %d sign-ins of one user, want %d", got, n, maxSessionsPerUser)
 	}
 	for cookie, want := range map[string]int{first: http.StatusFound, last: http.StatusOK} {
@@ -139,18 +139,18 @@ func TestSessionTable(t *testing.T) {
 	e := newEnv(t)
 	now := time.Unix(1_000_000, 0)
 	for i := range 5_000 {
-		if !e.srv.sessions.add(fmt.Sprint("alice-", i), session{userName: "alice@contoso.example"}, now.Add(time.Hour+time.Duration(i)), now) {
+		if !e.sessionTable().add(fmt.Sprint("alice-", i), Session{UserName: "alice@contoso.example"}, now.Add(time.Hour+time.Duration(i)), now) {
 			t.Fatalf("session %d refused", i)
 		}
 	}
-	if !e.srv.sessions.add("dave", session{userName: "dave@contoso.example"}, now.Add(time.Hour), now) {
+	if !e.sessionTable().add("dave", Session{UserName: "dave@contoso.example"}, now.Add(time.Hour), now) {
 		t.Fatal("another user's session refused")
 	}
-	if got := e.srv.sessions.len(); got != maxSessionsPerUser+1 {
+	if got := e.sessionTable().len(); got != maxSessionsPerUser+1 {
 		t.Fatalf("%d sessions, want %d of alice and dave's", got, maxSessionsPerUser)
 	}
 	for id, want := range map[string]bool{"alice-0": false, "alice-4983": false, "alice-4984": true, "alice-4999": true, "dave": true} {
-		if _, ok := e.srv.sessions.get(id, now); ok != want {
+		if _, ok := e.sessionTable().get(id, now); ok != want {
 			t.Errorf("session %s kept: %v, want %v", id, ok, want)
 		}
 	}
@@ -166,7 +166,7 @@ func TestReplayCacheForgets(t *testing.T) {
 		t.Fatalf("first use: %d (%s)", resp.StatusCode, e.lastResult())
 	}
 	expectRejected(t, e, e.post(r, ""), CodeReplay)
-	if got := e.srv.replay.len(); got != 1 {
+	if got := e.replayTable().len(); got != 1 {
 		t.Fatalf("replay cache holds %d, want 1", got)
 	}
 	// Past the assertion's NotOnOrAfter and the skew, another sign-in
@@ -175,7 +175,7 @@ func TestReplayCacheForgets(t *testing.T) {
 	if resp := e.post(encode(t, e.good("")), ""); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("later sign-in: %d (%s)", resp.StatusCode, e.lastResult())
 	}
-	if got := e.srv.replay.len(); got != 1 {
+	if got := e.replayTable().len(); got != 1 {
 		t.Fatalf("replay cache holds %d after the first assertion lapsed, want 1", got)
 	}
 }

@@ -1,0 +1,321 @@
+// Package samletcd keeps the SAML sign-in state in etcd, shared by every
+// daemon on one cluster: the signed-in sessions (saml.SessionStore) and the
+// assertions consumed (saml.ReplayCache). A browser signed in on one daemon
+// is signed in on all, a session survives the restart of the daemon that
+// made it, and an assertion consumed on one daemon is refused on every
+// other, decided by an etcd transaction.
+//
+// Keys hold a SHA-256 of the session id or assertion, never the value
+// itself (a session id is a bearer credential). Each key lives on a lease
+// that ends about when it expires; leases are shared per minute of expiry,
+// since each grant is a write to the cluster. The expiry is also in the
+// value, so a key that outlives its lease a little is still not used.
+//
+// Reads go to a cache in the daemon first: a session is read from etcd
+// once, then served locally until it expires or a watch reports it deleted
+// (signed out, or ended for a user who lost access, on any daemon). While
+// etcd is unavailable, the sessions a daemon holds keep working there.
+package samletcd
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/idrecon/idrecon/runtime/saml"
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// maxCached bounds the session cache; past it the cache starts over and
+// sessions are read from etcd again.
+const maxCached = 100_000
+
+// Store is a saml.SessionStore and saml.ReplayCache on etcd. Keep Run
+// going so the cache hears of sessions ended elsewhere.
+type Store struct {
+	cli     *clientv3.Client
+	prefix  string
+	timeout time.Duration
+	now     func() time.Time
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	cache  map[string]record          // session key → session; guarded by mu
+	leases map[int64]clientv3.LeaseID // expiry minute → lease; guarded by mu
+}
+
+var (
+	_ saml.SessionStore = (*Store)(nil)
+	_ saml.ReplayCache  = (*Store)(nil)
+)
+
+// record is a session's value in etcd.
+type record struct {
+	UserName     string `json:"u"`
+	NameID       string `json:"n"`
+	SessionIndex string `json:"i,omitempty"`
+	Expires      int64  `json:"e"` // Unix seconds
+}
+
+// New returns a Store under prefix (its keys start prefix+"saml/").
+func New(cli *clientv3.Client, prefix string, timeout time.Duration, log *slog.Logger) *Store {
+	return &Store{cli: cli, prefix: prefix + "saml/", timeout: timeout, now: time.Now, log: log,
+		cache: map[string]record{}, leases: map[int64]clientv3.LeaseID{}}
+}
+
+func hash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Store) sessionKey(id string) string { return s.prefix + "session/" + hash(id) }
+func (s *Store) replayKey(key string) string { return s.prefix + "replay/" + hash(key) }
+
+// unavailable marks an etcd error as the state being unavailable.
+func unavailable(err error) error { return fmt.Errorf("%w: etcd: %w", store.ErrUnavailable, err) }
+
+// lease returns a lease that lasts until at least expires, shared with
+// everything expiring in the same minute.
+func (s *Store) lease(ctx context.Context, expires time.Time) (clientv3.LeaseID, error) {
+	minute := expires.Unix()/60 + 1
+	s.mu.Lock()
+	id, ok := s.leases[minute]
+	s.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	ttl := minute*60 - s.now().Unix() + 1
+	resp, err := s.cli.Grant(ctx, max(ttl, 5))
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().Unix() / 60
+	for m := range s.leases {
+		if m < now {
+			delete(s.leases, m) // expired with its keys
+		}
+	}
+	s.leases[minute] = resp.ID
+	return resp.ID, nil
+}
+
+// forgetLease drops a lease etcd no longer knows (it expired early, or the
+// cluster was restored), so the next call grants a new one.
+func (s *Store) forgetLease(id clientv3.LeaseID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for m, l := range s.leases {
+		if l == id {
+			delete(s.leases, m)
+		}
+	}
+}
+
+// put writes key on a lease until expires, as one transaction whose
+// condition is cmp (none: always), and reports whether it held.
+func (s *Store) put(ctx context.Context, key, val string, expires time.Time, cmps ...clientv3.Cmp) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		id, err := s.lease(ctx, expires)
+		if err != nil {
+			return false, err
+		}
+		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(clientv3.OpPut(key, val, clientv3.WithLease(id))).Commit()
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) && attempt == 0 {
+			s.forgetLease(id)
+			continue
+		}
+		if err != nil {
+			return false, unavailable(err)
+		}
+		return resp.Succeeded, nil
+	}
+}
+
+// Add implements saml.SessionStore.
+func (s *Store) Add(ctx context.Context, id string, se saml.Session, expires time.Time) error {
+	rec := record{UserName: se.UserName, NameID: se.NameID, SessionIndex: se.SessionIndex, Expires: expires.Unix()}
+	val, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	key := s.sessionKey(id)
+	if _, err := s.put(ctx, key, string(val), expires); err != nil {
+		return err
+	}
+	s.remember(key, rec)
+	return nil
+}
+
+func (s *Store) remember(key string, rec record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cache) >= maxCached {
+		clear(s.cache)
+	}
+	s.cache[key] = rec
+}
+
+func (s *Store) forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.cache, key)
+}
+
+// Get implements saml.SessionStore: from the cache, else one linearizable
+// read (a sign-in that ended on another daemon a moment ago is found).
+func (s *Store) Get(ctx context.Context, id string) (saml.Session, bool, error) {
+	key := s.sessionKey(id)
+	now := s.now().Unix()
+	s.mu.Lock()
+	rec, ok := s.cache[key]
+	s.mu.Unlock()
+	if !ok {
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		resp, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return saml.Session{}, false, unavailable(err)
+		}
+		if len(resp.Kvs) == 0 {
+			return saml.Session{}, false, nil
+		}
+		if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
+			return saml.Session{}, false, fmt.Errorf("samletcd: session record: %w", err)
+		}
+		s.remember(key, rec)
+	}
+	if now >= rec.Expires {
+		s.forget(key)
+		return saml.Session{}, false, nil
+	}
+	return saml.Session{UserName: rec.UserName, NameID: rec.NameID, SessionIndex: rec.SessionIndex}, true, nil
+}
+
+// Delete implements saml.SessionStore.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	key := s.sessionKey(id)
+	s.forget(key)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if _, err := s.cli.Delete(clientv3.WithRequireLeader(ctx), key); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// DeleteNameID implements saml.SessionStore. It reads every session: an
+// IdP-initiated logout is rare, and a second index would cost every
+// sign-in a write.
+func (s *Store) DeleteNameID(ctx context.Context, nameID string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, s.prefix+"session/", clientv3.WithPrefix())
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	n := 0
+	for _, kv := range resp.Kvs {
+		var rec record
+		if json.Unmarshal(kv.Value, &rec) != nil || !strings.EqualFold(rec.NameID, nameID) {
+			continue
+		}
+		s.forget(string(kv.Key))
+		if _, err := s.cli.Delete(clientv3.WithRequireLeader(ctx), string(kv.Key)); err != nil {
+			return n, unavailable(err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// PendingKey returns the key every daemon on the cluster seals pending
+// sign-in cookies with (saml.Options.PendingKey): the first daemon to ask
+// creates it, in a transaction, and the others read it.
+func (s *Store) PendingKey(ctx context.Context) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	key := s.prefix + "pending-key"
+	fresh := make([]byte, 32)
+	rand.Read(fresh)
+	resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(fresh))).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if resp.Succeeded {
+		return fresh, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) != 1 || len(kvs[0].Value) != 32 {
+		return nil, errors.New("samletcd: the stored pending-sign-in key is malformed")
+	}
+	return kvs[0].Value, nil
+}
+
+// FirstUse implements saml.ReplayCache: the key is created only if no
+// daemon created it before, in one transaction.
+func (s *Store) FirstUse(ctx context.Context, key string, expires time.Time) (bool, error) {
+	k := s.replayKey(key)
+	return s.put(ctx, k, "", expires, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+}
+
+// Run drops from the cache the sessions deleted on any daemon, until ctx
+// ends. A broken watch (etcd lost quorum, say) is opened again where it
+// stopped, so cached sessions keep working meanwhile and no delete is
+// missed; only if etcd compacted past that point is the cache emptied.
+func (s *Store) Run(ctx context.Context) error {
+	var from int64
+	for {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithProgressNotify()}
+		if from > 0 {
+			opts = append(opts, clientv3.WithRev(from))
+		}
+		for resp := range s.cli.Watch(wctx, s.prefix+"session/", opts...) {
+			if resp.CompactRevision != 0 {
+				s.mu.Lock()
+				clear(s.cache)
+				s.mu.Unlock()
+				from = resp.CompactRevision
+				break
+			}
+			for _, ev := range resp.Events {
+				if ev.Type == mvccpb.DELETE {
+					s.forget(string(ev.Kv.Key))
+				}
+				from = ev.Kv.ModRevision + 1
+			}
+			if resp.IsProgressNotify() {
+				// Every event up to the header's revision was sent.
+				from = resp.Header.Revision + 1
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package saml
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// Session is a signed-in browser.
+type Session struct {
+	UserName     string
+	NameID       string
+	SessionIndex string
+}
+
+// SessionStore keeps the signed-in sessions under their (secret) ids. The
+// default keeps them in this process; several daemons behind one load
+// balancer share them through etcd (package samletcd), so a browser signed
+// in on one is signed in on all, and a restart signs nobody out.
+type SessionStore interface {
+	Add(ctx context.Context, id string, se Session, expires time.Time) error
+	Get(ctx context.Context, id string) (Session, bool, error)
+	Delete(ctx context.Context, id string) error
+	// DeleteNameID ends every session of the IdP's nameID (IdP-initiated
+	// logout) and returns how many there were.
+	DeleteNameID(ctx context.Context, nameID string) (int, error)
+}
+
+// ReplayCache remembers the assertions consumed until they expire, so each
+// signs in once.
+type ReplayCache interface {
+	// FirstUse records key until expires and reports whether it was new.
+	FirstUse(ctx context.Context, key string, expires time.Time) (bool, error)
+}
+
+// memSessions is the in-process SessionStore: a bounded table that drops
+// the sessions expiring soonest when full, never refusing a sign-in, and
+// keeps at most maxSessionsPerUser per user.
+type memSessions struct {
+	m   *ttlMap[Session]
+	now func() time.Time
+}
+
+func newMemSessions(now func() time.Time) *memSessions {
+	return &memSessions{now: now, m: newTTLMap[Session](maxSessions).grouped(maxSessionsPerUser,
+		func(se Session) string { return store.Fold(se.UserName) })}
+}
+
+func (s *memSessions) Add(_ context.Context, id string, se Session, expires time.Time) error {
+	s.m.add(id, se, expires, s.now())
+	return nil
+}
+
+func (s *memSessions) Get(_ context.Context, id string) (Session, bool, error) {
+	se, ok := s.m.get(id, s.now())
+	return se, ok, nil
+}
+
+func (s *memSessions) Delete(_ context.Context, id string) error {
+	s.m.del(id)
+	return nil
+}
+
+func (s *memSessions) DeleteNameID(_ context.Context, nameID string) (int, error) {
+	return s.m.deleteWhere(func(se Session) bool { return strings.EqualFold(se.NameID, nameID) }), nil
+}
+
+// memReplay is the in-process ReplayCache, bounded like memSessions.
+type memReplay struct {
+	m   *ttlMap[struct{}]
+	now func() time.Time
+}
+
+func (r *memReplay) FirstUse(_ context.Context, key string, expires time.Time) (bool, error) {
+	return r.m.add(key, struct{}{}, expires, r.now()), nil
+}
