@@ -77,6 +77,8 @@ type Config struct {
 	Backup func(w io.Writer) error
 	// Gateways, when set, reports the front doors for status.
 	Gateways func() []GatewayStatus
+	// Replication, when set, reports the state shared with other daemons.
+	Replication func() *ReplicationStatus
 	// Unauthenticated handlers mounted as is (e.g. "/metrics").
 	Public map[string]http.Handler
 	// Authenticated handlers mounted under /v1 (e.g. "/access/", "/users").
@@ -250,6 +252,20 @@ type StatusResponse struct {
 	Renames []access.GroupRename `json:"renames,omitempty"`
 	// Gateways are the front doors the spec declares.
 	Gateways []GatewayStatus `json:"gateways,omitempty"`
+	// Replication is set when the state is shared through etcd.
+	Replication *ReplicationStatus `json:"replication,omitempty"`
+}
+
+// ReplicationStatus describes a state shared by several daemons.
+type ReplicationStatus struct {
+	Backend   string   `json:"backend"` // "etcd"
+	Endpoints []string `json:"endpoints"`
+	// Revision is the etcd revision this daemon's mirror holds.
+	Revision int64 `json:"revision"`
+	// Replica is this daemon's name; Leader the one that applies the spec
+	// ("" while there is none).
+	Replica string `json:"replica"`
+	Leader  string `json:"leader"`
 }
 
 // GatewayStatus is one Gateway as it serves: its paths, whether it is
@@ -278,6 +294,9 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 	resp := StatusResponse{Status: s.cfg.Reconciler.Status(), Ready: ready, Components: comps, Mode: mode, Renames: renames}
 	if s.cfg.Gateways != nil {
 		resp.Gateways = s.cfg.Gateways()
+	}
+	if s.cfg.Replication != nil {
+		resp.Replication = s.cfg.Replication()
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil

@@ -392,7 +392,13 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 	srcName := src.String()
 	adm, err := admin.New(admin.Config{
-		Gateways:   fronts.status,
+		Gateways: fronts.status,
+		Replication: func() *admin.ReplicationStatus {
+			if sh == nil {
+				return nil
+			}
+			return sh.status(context.Background())
+		},
 		Store:      st,
 		Audit:      trail,
 		Reconciler: rec,
@@ -496,7 +502,12 @@ func (d *daemon) serve(ctx context.Context) error {
 		goRun("etcd mirror", func() error { return d.etcd.state.Run(runCtx) })
 		goRun("etcd sessions", func() error { return d.etcd.saml.Run(runCtx) })
 	}
-	goRun("reconcile", func() error { return d.rec.Run(runCtx) })
+	if d.etcd != nil {
+		// One daemon of those sharing the state applies the spec.
+		goRun("reconcile", func() error { return d.etcd.lead(runCtx, d.rec.Run) })
+	} else {
+		goRun("reconcile", func() error { return d.rec.Run(runCtx) })
+	}
 	if cfg.SpecDir != "" {
 		goRun("watch", func() error {
 			return source.Watch(runCtx, cfg.SpecDir, 0, d.rec.Trigger, log.With("component", "watch"))

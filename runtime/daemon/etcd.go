@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
+	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/saml/samletcd"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
@@ -30,6 +33,17 @@ type EtcdConfig struct {
 	CAFile, CertFile, KeyFile string
 	// Timeout bounds every call to etcd (default etcdstate.DefaultTimeout).
 	Timeout time.Duration
+	// Name is this daemon in the reconciler election and in status
+	// (default: the host name and process id).
+	Name string
+}
+
+func replicaName(name string) string {
+	if name != "" {
+		return name
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", cmp.Or(host, "idrecon"), os.Getpid())
 }
 
 // shared is what the daemons on one etcd share: the state, mirrored into
@@ -38,6 +52,13 @@ type shared struct {
 	state      *etcdstate.State
 	saml       *samletcd.Store
 	pendingKey []byte
+
+	cli       *clientv3.Client
+	endpoints []string
+	prefix    string
+	timeout   time.Duration
+	name      string // this replica, in the election and status
+	log       *slog.Logger
 }
 
 // openEtcdStore connects to etcd and loads the state into a fresh store
@@ -83,11 +104,86 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 		prefix = etcdstate.DefaultPrefix
 	}
 	timeout := cmp.Or(ec.Timeout, etcdstate.DefaultTimeout)
-	sh := &shared{state: state, saml: samletcd.New(cli, prefix, timeout, log.With("component", "saml-etcd"))}
+	sh := &shared{state: state, saml: samletcd.New(cli, prefix, timeout, log.With("component", "saml-etcd")),
+		cli: cli, endpoints: ec.Endpoints, prefix: prefix, timeout: timeout, name: replicaName(ec.Name), log: log.With("component", "etcd")}
 	if sh.pendingKey, err = sh.saml.PendingKey(ctx); err != nil {
 		st.Close()
 		cli.Close()
 		return nil, nil, nil, fmt.Errorf("etcd: the pending sign-in key: %w", err)
 	}
 	return st, sh, func() { st.Close(); cli.Close() }, nil
+}
+
+// leaderTTL is the lease of the reconcile leader: a leader that dies is
+// replaced within it.
+const leaderTTL = 5
+
+// lead runs run while this daemon leads the reconciler election, until ctx
+// ends: one daemon applies spec revisions, the others follow the state it
+// writes. A leader whose lease lapses (etcd unreachable, the process
+// paused) stops applying at once and campaigns again.
+func (sh *shared) lead(ctx context.Context, run func(context.Context) error) error {
+	for ctx.Err() == nil {
+		session, err := concurrency.NewSession(sh.cli, concurrency.WithTTL(leaderTTL), concurrency.WithContext(ctx))
+		if err != nil {
+			sh.log.Warn("reconcile election: no etcd session", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		el := concurrency.NewElection(session, sh.prefix+"reconcile-leader")
+		if err := el.Campaign(ctx, sh.name); err != nil {
+			session.Close()
+			if ctx.Err() == nil {
+				sh.log.Warn("reconcile election", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		sh.log.Info("leading the reconciler", "replica", sh.name)
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-session.Done():
+			case <-lctx.Done():
+			}
+			cancel()
+		}()
+		err = run(lctx)
+		cancel()
+		rctx, stop := context.WithTimeout(context.Background(), time.Second)
+		el.Resign(rctx)
+		stop()
+		session.Close()
+		if err != nil {
+			return err
+		}
+		if ctx.Err() == nil {
+			sh.log.Warn("lost the reconciler lease; campaigning again", "replica", sh.name)
+		}
+	}
+	return nil
+}
+
+// leader returns the name of the daemon leading the reconciler, or "".
+func (sh *shared) leader(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, sh.timeout)
+	defer cancel()
+	resp, err := sh.cli.Get(ctx, sh.prefix+"reconcile-leader/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(1))
+	if err != nil || len(resp.Kvs) == 0 {
+		return ""
+	}
+	return string(resp.Kvs[0].Value)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// status reports the shared state for GET /v1/status.
+func (sh *shared) status(ctx context.Context) *admin.ReplicationStatus {
+	return &admin.ReplicationStatus{Backend: "etcd", Endpoints: sh.endpoints, Revision: sh.state.Applied(),
+		Replica: sh.name, Leader: sh.leader(ctx)}
 }

@@ -3,17 +3,20 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
@@ -47,13 +50,16 @@ func replicasOn(t *testing.T, endpoints []string, n int) []*running {
 	return replicasWith(t, copyDir(t, "../../examples/entra"), endpoints, n)
 }
 
+var replicaSeq atomic.Int64
+
 // replicasWith starts n daemons on specDir, their state in etcd.
 func replicasWith(t *testing.T, specDir string, endpoints []string, n int) []*running {
 	t.Helper()
 	var out []*running
 	for range n {
+		// In one process the default names (host and pid) would repeat.
 		out = append(out, start(t, Config{SpecDir: specDir, DataDir: t.TempDir(),
-			Etcd: &EtcdConfig{Endpoints: endpoints, Prefix: "/idrecon-test/"}}))
+			Etcd: &EtcdConfig{Endpoints: endpoints, Prefix: "/idrecon-test/", Name: fmt.Sprintf("replica-%d", replicaSeq.Add(1))}}))
 	}
 	return out
 }
@@ -253,4 +259,55 @@ func TestSignInAcrossReplicas(t *testing.T) {
 		code, _ := get(ds[1])
 		return code == http.StatusFound
 	})
+}
+
+// TestReconcileLeaderHandsOver: of three daemons one applies the spec and
+// all name it in status; when its lease ends (revoked here, as when it is
+// cut off or paused past the TTL) another takes over and applies the next
+// change.
+func TestReconcileLeaderHandsOver(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	specDir := copyDir(t, "../../examples/entra")
+	ds := replicasWith(t, specDir, c.Endpoints, 3)
+	leaderOf := func() string {
+		seen := map[string]bool{}
+		for _, d := range ds {
+			st := d.status(t)
+			if st.Replication == nil {
+				t.Fatal("status has no replication")
+			}
+			seen[st.Replication.Leader] = true
+		}
+		if len(seen) != 1 {
+			return ""
+		}
+		for l := range seen {
+			return l
+		}
+		return ""
+	}
+	var first string
+	eventually(t, "one leader named by all", func() bool { first = leaderOf(); return first != "" })
+
+	cli := c.Client(t)
+	resp, err := cli.Get(context.Background(), "/idrecon-test/reconcile-leader/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil || len(resp.Kvs) == 0 {
+		t.Fatalf("election keys: %v %v", resp, err)
+	}
+	if _, err := cli.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	var second string
+	eventually(t, "another leader", func() bool { second = leaderOf(); return second != "" && second != first })
+
+	write(t, filepath.Join(specDir, "handover.yaml"), "apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: handover\nspec:\n  versions: [\"1.0\"]\n")
+	for _, d := range ds {
+		d.call(t, "POST", d.admin+"/v1/reconcile", adminTok, nil) // only the leader's loop acts on it
+	}
+	for i, d := range ds {
+		eventually(t, fmt.Sprintf("replica %d holds what the new leader applied", i), func() bool {
+			code, _ := d.call(t, "GET", d.admin+"/v1/resources/Application/handover", adminTok, nil)
+			return code == 200
+		})
+	}
 }

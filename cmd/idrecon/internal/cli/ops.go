@@ -137,10 +137,13 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	tb.row("SUSPENDED", fmt.Sprint(st.Suspended))
 	p := st.PendingPlan
 	tb.row("PENDING", fmt.Sprintf("%d to create, %d to update, %d to delete", p.Create, p.Update, p.Delete))
-	for _, name := range []string{"reconcile", "scim", "saml", "tls"} {
+	for _, name := range []string{"reconcile", "scim", "saml", "tls", "etcd"} {
 		if v, ok := st.Components[name]; ok {
 			tb.row(upper(name), v)
 		}
+	}
+	if r := st.Replication; r != nil {
+		tb.row("STATE", replicationLine(r))
 	}
 	for _, g := range st.Gateways {
 		tb.row("GATEWAY "+g.Name, gatewayLine(g))
@@ -168,6 +171,18 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 			fmt.Fprintln(w, printable(line))
 		}
 	}
+}
+
+// replicationLine says where a shared state lives and who applies the spec.
+func replicationLine(r *admin.ReplicationStatus) string {
+	leader := "no leader"
+	switch {
+	case r.Leader == r.Replica:
+		leader = "this replica (" + r.Replica + ") leads the reconciler"
+	case r.Leader != "":
+		leader = "leader " + r.Leader + ", this is " + r.Replica
+	}
+	return fmt.Sprintf("%s, %d endpoint(s), revision %d; %s", r.Backend, len(r.Endpoints), r.Revision, printable(leader))
 }
 
 // moreLines says that an error goes on below the table.

@@ -79,6 +79,27 @@ func TestWriteStatusGateways(t *testing.T) {
 	}
 }
 
+// TestWriteStatusReplication: with the state in etcd, status names the
+// leader of the reconciler and this replica.
+func TestWriteStatusReplication(t *testing.T) {
+	for _, tc := range []struct {
+		r    admin.ReplicationStatus
+		want string
+	}{
+		{admin.ReplicationStatus{Backend: "etcd", Endpoints: []string{"a", "b", "c"}, Revision: 42, Replica: "r1", Leader: "r2"},
+			"STATE             etcd, 3 endpoint(s), revision 42; leader r2, this is r1\n"},
+		{admin.ReplicationStatus{Backend: "etcd", Endpoints: []string{"a"}, Revision: 7, Replica: "r1", Leader: "r1"},
+			"STATE             etcd, 1 endpoint(s), revision 7; this replica (r1) leads the reconciler\n"},
+		{admin.ReplicationStatus{Backend: "etcd", Endpoints: []string{"a"}, Replica: "r1"}, "revision 0; no leader\n"},
+	} {
+		var b strings.Builder
+		writeStatus(&b, admin.StatusResponse{Replication: &tc.r}, time.Now())
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("status lacks %q:\n%s", tc.want, b.String())
+		}
+	}
+}
+
 // TestStatusReadyFalseOnRefusal: a refused revision makes READY False with a
 // one-line reason although the daemon serves the last good one; the whole
 // multi-line error goes below the table, and status exits 3.
