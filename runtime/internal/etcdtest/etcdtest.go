@@ -23,6 +23,8 @@ import (
 // Cluster is a running etcd cluster.
 type Cluster struct {
 	Members []*embed.Etcd
+	cfgs    []*embed.Config
+	closing map[int]chan struct{} // members being closed after Kill
 	// Endpoints are the members' client URLs.
 	Endpoints []string
 }
@@ -75,6 +77,7 @@ func start(t testing.TB, n int) (*Cluster, error) {
 			return nil, err
 		}
 		c.Members = append(c.Members, e)
+		c.cfgs = append(c.cfgs, cfg)
 		c.Endpoints = append(c.Endpoints, cfg.ListenClientUrls[0].String())
 	}
 	for _, e := range c.Members {
@@ -93,9 +96,46 @@ func start(t testing.TB, n int) (*Cluster, error) {
 }
 
 func (c *Cluster) stop() {
-	for _, e := range c.Members {
+	for i, e := range c.Members {
+		if done, killed := c.closing[i]; killed {
+			<-done
+			continue
+		}
 		e.Close()
 	}
+}
+
+// Kill stops member i as a crash would: no leadership transfer, no
+// goodbye to its peers.
+func (c *Cluster) Kill(i int) {
+	e := c.Members[i]
+	e.Server.HardStop()
+	// Close waits for open client streams (a daemon's watch) up to the
+	// request timeout; a crash does not, so that happens in the background.
+	done := make(chan struct{})
+	go func() { e.Close(); close(done) }()
+	if c.closing == nil {
+		c.closing = map[int]chan struct{}{}
+	}
+	c.closing[i] = done
+}
+
+// Restart starts stopped member i again, with its data and ports.
+func (c *Cluster) Restart(t testing.TB, i int) {
+	t.Helper()
+	if done, killed := c.closing[i]; killed {
+		<-done // its ports are free once it closed
+		delete(c.closing, i)
+	}
+	cfg := c.cfgs[i]
+	cfg.ClusterState = embed.ClusterStateFlagExisting
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatalf("restart etcd member %d: %v", i, err)
+	}
+	c.Members[i] = e
+	// Not ReadyNotify: a member alone (its peers still down) never gets
+	// ready, and a test may restart members one by one.
 }
 
 // Client returns a client of the whole cluster, closed when t ends.
