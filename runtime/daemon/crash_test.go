@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 )
 
 // TestCrashChild is the daemon process of TestKill9LosesNothingAcknowledged.
@@ -24,13 +26,17 @@ func TestCrashChild(t *testing.T) {
 	if os.Getenv("IDRECON_CRASH_CHILD") != "1" {
 		t.Skip("helper process for TestKill9LosesNothingAcknowledged")
 	}
-	err := Run(context.Background(), Config{
+	cfg := Config{
 		SpecDir: os.Getenv("IDRECON_SPEC"), DataDir: os.Getenv("IDRECON_DATA"),
 		AdminToken: adminTok, InsecureHTTP: true, Interval: time.Hour,
 		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
 		Logger:  slog.New(slog.DiscardHandler),
 		Started: func(a, _ string) { fmt.Printf("LISTEN %s\n", a) },
-	})
+	}
+	if e := os.Getenv("IDRECON_ETCD"); e != "" {
+		cfg.Etcd = &EtcdConfig{Endpoints: strings.Split(e, ","), Prefix: "/idrecon-test/"}
+	}
+	err := Run(context.Background(), cfg)
 	t.Fatalf("daemon returned: %v", err)
 }
 
@@ -39,10 +45,10 @@ type child struct {
 	base string
 }
 
-func startChild(t *testing.T, specDir, dataDir string) *child {
+func startChild(t *testing.T, specDir, dataDir string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "IDRECON_CRASH_CHILD=1", "IDRECON_SPEC="+specDir, "IDRECON_DATA="+dataDir)
+	cmd.Env = append(append(os.Environ(), "IDRECON_CRASH_CHILD=1", "IDRECON_SPEC="+specDir, "IDRECON_DATA="+dataDir), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -81,12 +87,31 @@ type outcome struct {
 // SIGKILL at random moments, restarts it on the same data dir, and checks that
 // every write answered with 2xx is there, whole.
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
-	rounds, workers := 20, 8
+	specDir := copyDir(t, "../../examples/entra")
+	dataDir := t.TempDir()
+	kill9Rounds(t, 20, func() *child { return startChild(t, specDir, dataDir) }, func(c *child) string { return c.base })
+}
+
+// TestKill9ReplicaLosesNothing: the same with the state in etcd; what the
+// killed daemon acknowledged is read back through another daemon.
+func TestKill9ReplicaLosesNothing(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	specDir := copyDir(t, "../../examples/entra")
+	other := replicasWith(t, specDir, c.Endpoints, 1)[0]
+	env := "IDRECON_ETCD=" + strings.Join(c.Endpoints, ",")
+	kill9Rounds(t, 8, func() *child { return startChild(t, specDir, t.TempDir(), env) },
+		func(*child) string { return other.base + "/api/scim/v2" })
+}
+
+// kill9Rounds runs concurrent SCIM writes (a user, then its addition to a
+// group) against a daemon process, kills it with SIGKILL at a random
+// moment, starts a new one and checks through readBase that every write
+// answered with 2xx is there, whole.
+func kill9Rounds(t *testing.T, rounds int, startWriter func() *child, readBase func(*child) string) {
+	workers := 8
 	if testing.Short() {
 		rounds = 3
 	}
-	specDir := copyDir(t, "../../examples/entra")
-	dataDir := t.TempDir()
 	client := &http.Client{Timeout: 5 * time.Second}
 	send := func(method, url, body string) (int, []byte, error) {
 		req, _ := http.NewRequest(method, url, strings.NewReader(body))
@@ -101,7 +126,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		return resp.StatusCode, b, err
 	}
 
-	c := startChild(t, specDir, dataDir)
+	c := startWriter()
 	code, b, err := send("POST", c.base+"/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"crash-test","externalId":"g"}`)
 	if err != nil || code != 201 {
 		t.Fatalf("create group: %d %s %v", code, b, err)
@@ -156,8 +181,9 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		close(stop)
 		wg.Wait()
 
-		c = startChild(t, specDir, dataDir)
-		code, b, err := send("GET", c.base+"/Groups/"+group.ID, "")
+		c = startWriter()
+		base := readBase(c)
+		code, b, err := send("GET", base+"/Groups/"+group.ID, "")
 		if err != nil || code != 200 {
 			t.Fatalf("round %d: group lost: %d %v", round, code, err)
 		}
@@ -169,7 +195,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		}
 		mu.Lock()
 		for name, o := range results {
-			code, b, err := send("GET", c.base+`/Users?filter=userName+eq+"`+name+`"`, "")
+			code, b, err := send("GET", base+`/Users?filter=userName+eq+"`+name+`"`, "")
 			if err != nil || code != 200 {
 				t.Fatalf("round %d: lookup %s: %d %v", round, name, code, err)
 			}
