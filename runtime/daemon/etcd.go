@@ -18,6 +18,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/saml/samletcd"
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/durable"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
 )
 
@@ -46,6 +47,28 @@ func replicaName(name string) string {
 	return fmt.Sprintf("%s-%d", cmp.Or(host, "idrecon"), os.Getpid())
 }
 
+// etcdClient connects to ec's endpoints (the client connects lazily: an
+// unreachable cluster shows as calls failing at their deadline).
+func etcdClient(ec *EtcdConfig) (*clientv3.Client, error) {
+	if len(ec.Endpoints) == 0 {
+		return nil, errors.New("etcd: no endpoints")
+	}
+	ccfg := clientv3.Config{Endpoints: ec.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 5 * time.Second}
+	if ec.CAFile != "" || ec.CertFile != "" {
+		tc, err := (transport.TLSInfo{CertFile: ec.CertFile, KeyFile: ec.KeyFile, TrustedCAFile: ec.CAFile}).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("etcd client TLS: %w", err)
+		}
+		ccfg.TLS = tc
+	}
+	cli, err := clientv3.New(ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	return cli, nil
+}
+
 // shared is what the daemons on one etcd share: the state, mirrored into
 // the store, and the SAML sign-ins.
 type shared struct {
@@ -64,21 +87,9 @@ type shared struct {
 // openEtcdStore connects to etcd and loads the state into a fresh store
 // whose Journal is etcd; the returned State's Run keeps it a mirror.
 func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onCommit func(memdb.Changes)) (*store.Store, *shared, func(), error) {
-	if len(ec.Endpoints) == 0 {
-		return nil, nil, nil, errors.New("etcd: no endpoints")
-	}
-	ccfg := clientv3.Config{Endpoints: ec.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 5 * time.Second}
-	if ec.CAFile != "" || ec.CertFile != "" {
-		tc, err := (transport.TLSInfo{CertFile: ec.CertFile, KeyFile: ec.KeyFile, TrustedCAFile: ec.CAFile}).ClientConfig()
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("etcd client TLS: %w", err)
-		}
-		ccfg.TLS = tc
-	}
-	cli, err := clientv3.New(ccfg)
+	cli, err := etcdClient(ec)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("etcd: %w", err)
+		return nil, nil, nil, err
 	}
 	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: ec.Prefix, Timeout: ec.Timeout, Logger: log.With("component", "etcd")})
 	if err != nil {
@@ -186,4 +197,32 @@ func sleep(ctx context.Context, d time.Duration) {
 func (sh *shared) status(ctx context.Context) *admin.ReplicationStatus {
 	return &admin.ReplicationStatus{Backend: "etcd", Endpoints: sh.endpoints, Revision: sh.state.Applied(),
 		Replica: sh.name, Leader: sh.leader(ctx)}
+}
+
+// Migrate copies the state in a stopped daemon's data dir into etcd (an
+// empty prefix), for daemons started with the same EtcdConfig.
+func Migrate(ctx context.Context, dataDir string, ec *EtcdConfig) (etcdstate.Stats, error) {
+	db, err := durable.Open(durable.Path(dataDir), durable.Options{})
+	if err != nil {
+		return etcdstate.Stats{}, fmt.Errorf("open %s: %w", dataDir, err)
+	}
+	defer db.Close()
+	st, err := store.New(store.Options{})
+	if err != nil {
+		return etcdstate.Stats{}, err
+	}
+	defer st.Close()
+	if _, err := db.LoadInto(st); err != nil {
+		return etcdstate.Stats{}, fmt.Errorf("load %s: %w", dataDir, err)
+	}
+	cli, err := etcdClient(ec)
+	if err != nil {
+		return etcdstate.Stats{}, err
+	}
+	defer cli.Close()
+	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: ec.Prefix, Timeout: ec.Timeout})
+	if err != nil {
+		return etcdstate.Stats{}, err
+	}
+	return state.Import(ctx, st.Read())
 }

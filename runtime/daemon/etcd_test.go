@@ -364,3 +364,33 @@ func TestQuorumLost(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateToEtcd: a single daemon's data dir, moved into etcd with
+// Migrate, is what daemons on etcd then serve.
+func TestMigrateToEtcd(t *testing.T) {
+	specDir := copyDir(t, "../../examples/entra")
+	dataDir := t.TempDir()
+	single := start(t, Config{SpecDir: specDir, DataDir: dataDir})
+	code, body := single.call(t, "POST", single.base+"/api/scim/v2/Users", scimTok, map[string]any{
+		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "moved@contoso.com", "active": true})
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var u struct{ ID string }
+	json.Unmarshal(body, &u)
+	if err := single.stop(); err != nil {
+		t.Fatal(err)
+	}
+	c := etcdtest.Start(t, 1)
+	stats, err := Migrate(context.Background(), dataDir, &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/idrecon-test/"})
+	if err != nil || stats.Users != 1 || stats.Resources == 0 {
+		t.Fatalf("migrate: %+v %v", stats, err)
+	}
+	d := replicasWith(t, specDir, c.Endpoints, 1)[0]
+	if code, body := d.call(t, "GET", d.base+"/api/scim/v2/Users/"+u.ID, scimTok, nil); code != 200 {
+		t.Fatalf("after migrate: %d %s", code, body)
+	}
+	if _, err := Migrate(context.Background(), dataDir, &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/idrecon-test/"}); err == nil {
+		t.Error("a second migrate into the same prefix was not refused")
+	}
+}

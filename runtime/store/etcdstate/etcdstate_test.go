@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -252,5 +253,62 @@ func TestBarrierWaitsForTheMirror(t *testing.T) {
 		if u, _ := b.barrier(t).UserByID(id); u == nil {
 			t.Fatalf("%s: not there after Barrier", id)
 		}
+	}
+}
+
+// TestImport: a single daemon's state (here 300 users in a group of 300,
+// more memberships than one transaction takes) copied into etcd is what a
+// replica then loads; a second import into the same prefix is refused.
+func TestImport(t *testing.T) {
+	cli := etcdtest.Start(t, 1).Client(t)
+	src, err := store.New(store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var ids []string
+	err = src.Update(context.Background(), func(tx *store.Txn) error {
+		for i := range 300 {
+			id := fmt.Sprintf("u%03d", i)
+			ids = append(ids, id)
+			if err := tx.Insert(store.TableUsers, &store.User{ID: id, UserName: id + "@contoso.com", Active: true}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Insert(store.TableGroups, &store.Group{ID: "g1", DisplayName: "Everyone"}); err != nil {
+			return err
+		}
+		if err := tx.ChangeMembers("g1", ids, nil, time.Unix(5, 0)); err != nil {
+			return err
+		}
+		return tx.Insert(store.TableMeta, &store.Meta{Key: store.MetaAppliedRevision, Value: "sha256:abc"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: "/m/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := state.Import(context.Background(), src.Read())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Users != 300 || stats.Groups != 1 || stats.Memberships != 300 {
+		t.Errorf("import stats %+v", stats)
+	}
+	r := newReplica(t, cli, "/m/")
+	tx := r.st.Read()
+	if ids, _ := tx.MemberIDsOf("g1"); len(ids) != 300 {
+		t.Errorf("members after import: %d, want 300", len(ids))
+	}
+	if u, _ := tx.UserByName("U299@contoso.com"); u == nil {
+		t.Error("u299 missing after import")
+	}
+	if v, _ := tx.MetaValue(store.MetaAppliedRevision); v != "sha256:abc" {
+		t.Errorf("applied revision %q", v)
+	}
+	if _, err := state.Import(context.Background(), src.Read()); err == nil || !strings.Contains(err.Error(), "already") {
+		t.Errorf("second import: %v, want a refusal", err)
 	}
 }

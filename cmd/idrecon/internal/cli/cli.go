@@ -77,6 +77,7 @@ func commands() map[string]command {
 		"saml":      {"saml metadata: save the SP metadata XML for Entra", runSAML},
 		"backup":    {"write a consistent snapshot of a daemon's state to a file (mode 0600)", runBackup},
 		"restore":   {"restore a snapshot into a data dir (daemon stopped)", runRestore},
+		"migrate":   {"copy a stopped daemon's data dir into etcd, for serve --etcd", runMigrate},
 		"keystore":  {"keystore import FILE.p12: turn a PKCS#12 keystore into a Certificate document", runKeystore},
 		"version":   {"print the version", runVersion},
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/daemon"
 	"github.com/idrecon/idrecon/runtime/store/durable"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -448,4 +449,33 @@ func gatewayLine(g admin.GatewayStatus) string {
 	}
 	return fmt.Sprintf("%s -> %s: serving; %d proxied, %d verified, %d refused, %d upstream errors",
 		g.PathPrefix, to, g.Requests["proxy"], g.Requests["verify"], refused, g.UpstreamErrors)
+}
+
+func runMigrate(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "migrate", "--from DATA_DIR --to-etcd ENDPOINTS [--etcd-prefix P]")
+	from := fs.String("from", "", "the stopped daemon's data dir")
+	to := fs.String("to-etcd", "", "comma-separated etcd client URLs; the prefix there must be empty")
+	prefix := fs.String("etcd-prefix", "/idrecon/", "key prefix of the state in etcd")
+	ca := fs.String("etcd-ca", "", "CA file verifying the etcd members' certificates")
+	cert := fs.String("etcd-cert", "", "client certificate file for etcd")
+	key := fs.String("etcd-key", "", "client key file for etcd")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos); err != nil {
+		return err
+	}
+	if *from == "" || *to == "" {
+		fs.Usage()
+		return errUsage
+	}
+	stats, err := daemon.Migrate(ctx, *from, &daemon.EtcdConfig{Endpoints: strings.Split(*to, ","), Prefix: *prefix,
+		CAFile: *ca, CertFile: *cert, KeyFile: *key})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "migrated %s into %s under %s: %d users, %d groups, %d memberships, %d resources (etcd revision %d)\n",
+		*from, *to, *prefix, stats.Users, stats.Groups, stats.Memberships, stats.Resources, stats.Revision)
+	return nil
 }
