@@ -352,7 +352,9 @@ func TestQuorumLost(t *testing.T) {
 	c.Restart(t, 1)
 	c.Restart(t, 2)
 	restarted := time.Now()
-	defer func() { t.Logf("recovered %s after the members restarted", time.Since(restarted).Round(time.Millisecond)) }()
+	defer func() {
+		t.Logf("recovered %s after the members restarted", time.Since(restarted).Round(time.Millisecond))
+	}()
 	eventually(t, "the retried write succeeds", func() bool {
 		code, _ := ds[1].call(t, "POST", ds[1].base+"/api/scim/v2/Users", scimTok, user("during@contoso.com"))
 		return code == 201 || code == http.StatusConflict // 409: an earlier attempt committed after all
