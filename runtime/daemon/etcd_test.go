@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -114,7 +115,7 @@ func TestReplicaRestartKeepsState(t *testing.T) {
 // TestPackagedEtcd runs the same against the Debian package's etcd, an
 // independent and older build than the client.
 func TestPackagedEtcd(t *testing.T) {
-	sharedStateAndRestart(t, etcdtest.StartPackaged(t).Endpoints)
+	sharedStateAndRestart(t, etcdtest.StartPackaged(t, 1).Endpoints)
 }
 
 func sharedStateAndRestart(t *testing.T, endpoints []string) {
@@ -394,5 +395,66 @@ func TestMigrateToEtcd(t *testing.T) {
 	}
 	if _, err := Migrate(context.Background(), dataDir, &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/idrecon-test/"}); err == nil {
 		t.Error("a second migrate into the same prefix was not refused")
+	}
+}
+
+// TestOneMemberDown: kill -9 of one member of a three-process etcd cluster
+// (the Debian package's) under SCIM writes through two daemons. A follower
+// lost costs no client anything. The leader lost costs an election, during
+// which no write can commit: requests that cannot finish within the etcd
+// timeout answer 503 with Retry-After (Entra retries), and none fails
+// otherwise.
+func TestOneMemberDown(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pick     func(*etcdtest.Cluster) int
+		allow503 bool
+	}{
+		{"follower", func(c *etcdtest.Cluster) int { return (c.Leader(t) + 1) % 3 }, false},
+		{"leader", func(c *etcdtest.Cluster) int { return c.Leader(t) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := etcdtest.StartPackaged(t, 3)
+			ds := replicas(t, c, 2)
+			var ok, unavailable, other atomic.Int64
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						d := ds[i%2]
+						code, _ := d.call(t, "POST", d.base+"/api/scim/v2/Users", scimTok, map[string]any{
+							"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": fmt.Sprintf("w%d-%d@contoso.com", w, i), "active": true})
+						switch code {
+						case 201:
+							ok.Add(1)
+						case 503:
+							unavailable.Add(1)
+						default:
+							other.Add(1)
+						}
+					}
+				}()
+			}
+			time.Sleep(300 * time.Millisecond)
+			c.KillProcess(tc.pick(c))
+			time.Sleep(3 * time.Second)
+			close(stop)
+			wg.Wait()
+			t.Logf("%s killed: %d created, %d answered 503, %d other", tc.name, ok.Load(), unavailable.Load(), other.Load())
+			if other.Load() != 0 || (!tc.allow503 && unavailable.Load() != 0) {
+				t.Errorf("%d writes failed (%d with 503)", other.Load()+unavailable.Load(), unavailable.Load())
+			}
+			if ok.Load() == 0 {
+				t.Error("no write succeeded")
+			}
+		})
 	}
 }

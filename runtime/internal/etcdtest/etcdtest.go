@@ -23,6 +23,7 @@ import (
 // Cluster is a running etcd cluster.
 type Cluster struct {
 	Members []*embed.Etcd
+	procs   []*proc // members of a packaged cluster
 	cfgs    []*embed.Config
 	closing map[int]chan struct{} // members being closed after Kill
 	// Endpoints are the members' client URLs.
@@ -166,50 +167,88 @@ func freeAddrs(n int) ([]string, error) {
 }
 
 // StartPackaged runs the etcd binary of the Debian package etcd-server (an
-// independent build, older than the client) as a one-member cluster in a
-// child process, stopped when t ends; without it the test is skipped.
-func StartPackaged(t testing.TB) *Cluster {
+// independent build, older than the client) as an n-member cluster of
+// child processes, stopped when t ends; without it the test is skipped.
+func StartPackaged(t testing.TB, n int) *Cluster {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Skip("etcd not installed (the Debian package etcd-server)")
 	}
 	for attempt := 1; ; attempt++ {
-		addrs, err := freeAddrs(2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		client, peer := "http://"+addrs[0], "http://"+addrs[1]
-		var log bytes.Buffer
-		cmd := exec.Command(bin, "--name", "pkg", "--data-dir", t.TempDir(),
-			"--listen-client-urls", client, "--advertise-client-urls", client,
-			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-			"--initial-cluster", "pkg="+peer, "--logger=zap", "--log-outputs=stderr",
-			"--experimental-watch-progress-notify-interval=1s")
-		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", bin, err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		stop := func() {
-			cmd.Process.Kill()
-			<-exited
-		}
-		c := &Cluster{Endpoints: []string{client}}
-		err = c.waitHealthy(exited)
+		c, logs, err := startPackaged(t, bin, n)
 		if err == nil {
-			t.Cleanup(stop)
 			return c
 		}
-		stop()
-		if !strings.Contains(log.String(), "address already in use") || attempt == 5 {
-			t.Fatalf("packaged etcd did not start: %v\n%s", err, log.String())
+		if !strings.Contains(logs, "address already in use") || attempt == 5 {
+			t.Fatalf("packaged etcd did not start: %v\n%s", err, logs)
 		}
 	}
 }
 
-// waitHealthy polls the cluster with a read until it answers, the process
+func startPackaged(t testing.TB, bin string, n int) (*Cluster, string, error) {
+	addrs, err := freeAddrs(2 * n)
+	if err != nil {
+		return nil, "", err
+	}
+	var initial []string
+	for i := range n {
+		initial = append(initial, fmt.Sprintf("p%d=http://%s", i, addrs[2*i+1]))
+	}
+	c := &Cluster{}
+	var logs []*bytes.Buffer
+	exited := make(chan struct{}, n)
+	for i := range n {
+		client, peer := "http://"+addrs[2*i], "http://"+addrs[2*i+1]
+		log := &bytes.Buffer{}
+		cmd := exec.Command(bin, "--name", fmt.Sprintf("p%d", i), "--data-dir", t.TempDir(),
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-token", "idrecon-test",
+			"--logger=zap", "--log-outputs=stderr", "--experimental-watch-progress-notify-interval=1s")
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			c.killAll()
+			return nil, "", fmt.Errorf("start %s: %w", bin, err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done); exited <- struct{}{} }()
+		c.procs = append(c.procs, &proc{cmd: cmd, done: done})
+		c.Endpoints = append(c.Endpoints, client)
+		logs = append(logs, log)
+	}
+	if err := c.waitHealthy(exited); err != nil {
+		c.killAll()
+		var all strings.Builder
+		for _, l := range logs {
+			all.WriteString(l.String())
+		}
+		return nil, all.String(), err
+	}
+	t.Cleanup(c.killAll)
+	return c, "", nil
+}
+
+// proc is a member running as a process.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// KillProcess kills member i's process with SIGKILL (packaged clusters).
+func (c *Cluster) KillProcess(i int) {
+	c.procs[i].cmd.Process.Kill()
+	<-c.procs[i].done
+}
+
+func (c *Cluster) killAll() {
+	for _, p := range c.procs {
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// waitHealthy polls the cluster with a read until it answers, a member
 // exits or a generous deadline passes.
 func (c *Cluster) waitHealthy(exited <-chan struct{}) error {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints, DialTimeout: time.Second, Logger: zap.NewNop()})
@@ -235,4 +274,20 @@ func (c *Cluster) waitHealthy(exited <-chan struct{}) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Leader returns the index of the member that leads the cluster.
+func (c *Cluster) Leader(t testing.TB) int {
+	t.Helper()
+	cli := c.Client(t)
+	for i, ep := range c.Endpoints {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := cli.Status(ctx, ep)
+		cancel()
+		if err == nil && st.Leader == st.Header.MemberId {
+			return i
+		}
+	}
+	t.Fatal("no etcd member says it leads")
+	return -1
 }

@@ -36,6 +36,8 @@ package etcdstate
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,7 +57,7 @@ import (
 // Defaults for Options.
 const (
 	DefaultPrefix  = "/idrecon/"
-	DefaultTimeout = 2 * time.Second
+	DefaultTimeout = 5 * time.Second
 	// MaxTxnOps is etcd's default --max-txn-ops: a transaction may hold at
 	// most this many operations in any one of its branches.
 	MaxTxnOps = 128
@@ -71,7 +73,9 @@ type Options struct {
 	// Prefix is the key prefix of the state (default DefaultPrefix).
 	Prefix string
 	// Timeout bounds every call to etcd (default DefaultTimeout), so a lost
-	// quorum is an error quickly and not a hang.
+	// quorum is an error and not a hang. The default rides out the election
+	// that follows the loss of etcd's leader (a second or two), so losing
+	// one member of three costs a client nothing.
 	Timeout time.Duration
 	Logger  *slog.Logger
 }
@@ -82,8 +86,11 @@ type State struct {
 	cli     *clientv3.Client
 	prefix  string
 	timeout time.Duration
-	log     *slog.Logger
-	st      *store.Store
+	// markerKey is this State's own key, holding the nonce of its last
+	// transaction (see commitMain).
+	markerKey string
+	log       *slog.Logger
+	st        *store.Store
 
 	// revs is, for every key the mirror holds, the revision it last
 	// changed at; gone the deletes not yet passed by the watch (a delete's
@@ -119,7 +126,7 @@ func New(opts Options) (*State, error) {
 		opts.Logger = slog.Default()
 	}
 	return &State{
-		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger,
+		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger, markerKey: opts.Prefix + "txn/" + randomNonce(),
 		revs: map[string]int64{}, gone: map[string]int64{}, advanced: make(chan struct{}),
 	}, nil
 }
@@ -352,7 +359,7 @@ const barrierQuiet = 50 * time.Millisecond
 func (s *State) Barrier(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.cli.Get(ctx, s.tickKey(), clientv3.WithCountOnly())
+	resp, err := s.currentRevision(ctx)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -368,7 +375,33 @@ func (s *State) Barrier(ctx context.Context) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	return s.waitApplied(ctx, put.Header.Revision)
+	// A watch whose member died reconnects to another: give it the time of
+	// a call to do so.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	return s.waitApplied(wctx, put.Header.Revision)
+}
+
+// attemptTimeout bounds one read of Barrier: a read stuck on a member that
+// died is abandoned and tried again, on another, within the Barrier's time.
+const attemptTimeout = time.Second
+
+// currentRevision reads etcd's revision with a linearizable read, trying
+// again until ctx ends.
+func (s *State) currentRevision(ctx context.Context) (*clientv3.GetResponse, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		resp, err := s.cli.Get(actx, s.tickKey(), clientv3.WithCountOnly())
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // CatchUp waits until the store holds what etcd holds; the store calls it
@@ -411,20 +444,17 @@ func (s *State) Commit(changes memdb.Changes) error {
 	if len(b.ops) == 0 && len(b.members) == 0 {
 		return nil
 	}
-	if len(b.ops) > MaxTxnOps || len(b.cmps) > MaxTxnOps {
+	if len(b.ops)+1 > MaxTxnOps || len(b.cmps) > MaxTxnOps {
 		return fmt.Errorf("%w: %d operations, etcd takes %d", ErrTooLarge, len(b.ops), MaxTxnOps)
 	}
-	room := MaxTxnOps - len(b.ops)
+	room := MaxTxnOps - len(b.ops) - 1 // one for the marker
 	first := b.members[:min(room, len(b.members))]
+	rev, err := s.commitMain(b.cmps, append(b.ops, ops(first)...))
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(b.cmps...).Then(append(b.ops, ops(first)...)...).Commit()
-	if err != nil {
-		return unavailable(err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("%w: etcd revision %d", store.ErrStale, resp.Header.Revision)
-	}
 	// Recorded only once every transaction succeeded: if one fails, the
 	// store discards the batch, and the mirror applies what did commit
 	// when the watch brings it.
@@ -432,7 +462,7 @@ func (s *State) Commit(changes memdb.Changes) error {
 		ms  []memberOp
 		rev int64
 	}
-	all := []done{{first, resp.Header.Revision}}
+	all := []done{{first, rev}}
 	for rest := b.members[len(first):]; len(rest) > 0; {
 		chunk := rest[:min(MaxTxnOps, len(rest))]
 		rest = rest[len(chunk):]
@@ -447,6 +477,50 @@ func (s *State) Commit(changes memdb.Changes) error {
 		s.committed(keys(d.ms, false), keys(d.ms, true), d.rev)
 	}
 	return nil
+}
+
+// commitTries bounds how often commitMain sends a transaction that, as a
+// read afterwards showed, did not commit.
+const commitTries = 3
+
+// commitMain commits the batch's main transaction and returns its
+// revision. A transaction whose answer is lost (its etcd member died, the
+// leader changed) may or may not have committed: it also puts a nonce
+// under this daemon's marker key, and a read of that key tells which. Not
+// committed, it is sent again, so losing one member of three costs a
+// client nothing; committed, it succeeded.
+func (s *State) commitMain(cmps []clientv3.Cmp, then []clientv3.Op) (int64, error) {
+	var err error
+	for range commitTries {
+		nonce := randomNonce()
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		var resp *clientv3.TxnResponse
+		resp, err = s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(append(then, clientv3.OpPut(s.markerKey, nonce))...).Commit()
+		cancel()
+		if err == nil {
+			if !resp.Succeeded {
+				return 0, fmt.Errorf("%w: etcd revision %d", store.ErrStale, resp.Header.Revision)
+			}
+			return resp.Header.Revision, nil
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		got, rerr := s.cli.Get(rctx, s.markerKey)
+		cancel()
+		switch {
+		case rerr != nil:
+			return 0, unavailable(err) // cannot tell: the client retries
+		case len(got.Kvs) == 1 && string(got.Kvs[0].Value) == nonce:
+			return got.Kvs[0].ModRevision, nil
+		}
+		s.log.Warn("etcd transaction not committed; sending it again", "err", err)
+	}
+	return 0, unavailable(err)
+}
+
+func randomNonce() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // memberOp puts (or, with del, deletes) one membership key.
