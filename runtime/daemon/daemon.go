@@ -22,6 +22,7 @@ import (
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/reconcile/source"
@@ -326,6 +327,15 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	main.HandleFunc("GET "+spec.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	fronts := &gateways{st: st, sessions: gateway.SessionsFunc(samlSrv.SessionUser), decider: gateway.StoreDecider{Store: st},
 		samlBase: samlSrv.BasePath, audit: trail, log: log.With("component", "gateway")}
+	if sh != nil {
+		if err := met.Register(sh.state); err != nil {
+			return nil, cleanup, fmt.Errorf("etcd metrics: %w", err)
+		}
+		if err := met.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idrecon_etcd_reconcile_leader",
+			Help: "1 while this daemon leads the reconciler (applies the spec), else 0."}, sh.leading)); err != nil {
+			return nil, cleanup, fmt.Errorf("etcd metrics: %w", err)
+		}
+	}
 	if err := met.Register(fronts); err != nil {
 		return nil, cleanup, fmt.Errorf("gateway metrics: %w", err)
 	}

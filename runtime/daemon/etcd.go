@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -82,6 +83,15 @@ type shared struct {
 	timeout   time.Duration
 	name      string // this replica, in the election and status
 	log       *slog.Logger
+	isLeader  atomic.Bool
+}
+
+// leading is 1 while this daemon leads the reconciler, for /metrics.
+func (sh *shared) leading() float64 {
+	if sh.isLeader.Load() {
+		return 1
+	}
+	return 0
 }
 
 // openEtcdStore connects to etcd and loads the state into a fresh store
@@ -151,6 +161,7 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error) err
 			continue
 		}
 		sh.log.Info("leading the reconciler", "replica", sh.name)
+		sh.isLeader.Store(true)
 		lctx, cancel := context.WithCancel(ctx)
 		go func() {
 			select {
@@ -160,6 +171,7 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error) err
 			cancel()
 		}()
 		err = run(lctx)
+		sh.isLeader.Store(false)
 		cancel()
 		rctx, stop := context.WithTimeout(context.Background(), time.Second)
 		el.Resign(rctx)

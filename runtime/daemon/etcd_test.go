@@ -289,6 +289,21 @@ func TestReconcileLeaderHandsOver(t *testing.T) {
 	}
 	var first string
 	eventually(t, "one leader named by all", func() bool { first = leaderOf(); return first != "" })
+	leaders := 0
+	for _, d := range ds {
+		_, m := d.call(t, "GET", d.admin+"/metrics", "", nil)
+		if strings.Contains(string(m), "\nidrecon_etcd_reconcile_leader 1\n") {
+			leaders++
+		}
+		for _, want := range []string{"idrecon_etcd_mirror_revision ", "idrecon_etcd_commit_duration_seconds_count", "idrecon_etcd_watch_lag_seconds_bucket"} {
+			if !strings.Contains(string(m), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%d daemons report idrecon_etcd_reconcile_leader 1, want 1", leaders)
+	}
 
 	cli := c.Client(t)
 	resp, err := cli.Get(context.Background(), "/idrecon-test/reconcile-leader/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))

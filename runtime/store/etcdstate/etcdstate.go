@@ -102,7 +102,8 @@ type State struct {
 	gone map[string]int64
 
 	// lag delays each watch response, for tests of a mirror behind etcd.
-	lag time.Duration
+	lag     time.Duration
+	metrics *metrics
 
 	appliedMu sync.Mutex
 	applied   int64         // the revision the store reflects; guarded by appliedMu
@@ -126,7 +127,7 @@ func New(opts Options) (*State, error) {
 		opts.Logger = slog.Default()
 	}
 	return &State{
-		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger, markerKey: opts.Prefix + "txn/" + randomNonce(),
+		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger, markerKey: opts.Prefix + "txn/" + randomNonce(), metrics: newMetrics(),
 		revs: map[string]int64{}, gone: map[string]int64{}, advanced: make(chan struct{}),
 	}, nil
 }
@@ -359,10 +360,14 @@ const barrierQuiet = 50 * time.Millisecond
 func (s *State) Barrier(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	start := time.Now()
 	resp, err := s.currentRevision(ctx)
 	if err != nil {
 		return unavailable(err)
 	}
+	since(s.metrics.barrierRead, start)
+	start = time.Now()
+	defer since(s.metrics.barrierWait, start)
 	quiet, stop := context.WithTimeout(ctx, barrierQuiet)
 	err = s.waitApplied(quiet, resp.Header.Revision)
 	stop()
@@ -449,7 +454,12 @@ func (s *State) Commit(changes memdb.Changes) error {
 	}
 	room := MaxTxnOps - len(b.ops) - 1 // one for the marker
 	first := b.members[:min(room, len(b.members))]
+	start := time.Now()
+	defer since(s.metrics.commit, start)
 	rev, err := s.commitMain(b.cmps, append(b.ops, ops(first)...))
+	if errors.Is(err, store.ErrStale) {
+		s.metrics.stale.Inc()
+	}
 	if err != nil {
 		return err
 	}
