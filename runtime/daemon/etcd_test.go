@@ -26,7 +26,7 @@ import (
 
 // roundRobin sends each request to the next of targets, as a load balancer
 // without session affinity does.
-func roundRobin(t *testing.T, targets []string) *httptest.Server {
+func roundRobin(t testing.TB, targets []string) *httptest.Server {
 	t.Helper()
 	var next atomic.Uint64
 	urls := make([]*url.URL, len(targets))

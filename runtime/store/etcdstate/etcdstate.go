@@ -105,6 +105,10 @@ type State struct {
 	lag     time.Duration
 	metrics *metrics
 
+	readMu  sync.Mutex
+	readers []chan revRead // callers waiting for the next shared read; guarded by readMu
+	reading bool           // readLoop runs; guarded by readMu
+
 	appliedMu sync.Mutex
 	applied   int64         // the revision the store reflects; guarded by appliedMu
 	advanced  chan struct{} // closed when applied grows; guarded by appliedMu
@@ -361,7 +365,7 @@ func (s *State) Barrier(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := s.currentRevision(ctx)
+	rev, err := s.sharedRevision(ctx)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -369,7 +373,7 @@ func (s *State) Barrier(ctx context.Context) error {
 	start = time.Now()
 	defer since(s.metrics.barrierWait, start)
 	quiet, stop := context.WithTimeout(ctx, barrierQuiet)
-	err = s.waitApplied(quiet, resp.Header.Revision)
+	err = s.waitApplied(quiet, rev)
 	stop()
 	if err == nil {
 		return nil
@@ -385,6 +389,58 @@ func (s *State) Barrier(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
 	return s.waitApplied(wctx, put.Header.Revision)
+}
+
+// revRead is the outcome of one shared read of etcd's revision.
+type revRead struct {
+	rev int64
+	err error
+}
+
+// sharedRevision returns etcd's revision as read by a linearizable read
+// that started after the call: concurrent callers share one read, so a
+// burst of requests costs a read or two, not one each.
+func (s *State) sharedRevision(ctx context.Context) (int64, error) {
+	ch := make(chan revRead, 1)
+	s.readMu.Lock()
+	s.readers = append(s.readers, ch)
+	if !s.reading {
+		s.reading = true
+		go s.readLoop()
+	}
+	s.readMu.Unlock()
+	select {
+	case r := <-ch:
+		return r.rev, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// readLoop reads etcd's revision for the callers waiting, one read per
+// batch of callers that arrived before it started, until none wait.
+func (s *State) readLoop() {
+	for {
+		s.readMu.Lock()
+		batch := s.readers
+		s.readers = nil
+		if len(batch) == 0 {
+			s.reading = false
+			s.readMu.Unlock()
+			return
+		}
+		s.readMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		resp, err := s.currentRevision(ctx)
+		cancel()
+		r := revRead{err: err}
+		if err == nil {
+			r.rev = resp.Header.Revision
+		}
+		for _, ch := range batch {
+			ch <- r
+		}
+	}
 }
 
 // attemptTimeout bounds one read of Barrier: a read stuck on a member that
