@@ -41,6 +41,11 @@ var ErrStale = errors.New("store: the state changed underneath this write")
 // is unknown and the client should retry.
 var ErrUnavailable = errors.New("store: the state's backend is unavailable")
 
+// ErrTooLarge is wrapped by a Journal's Commit error when the batch does
+// not fit in one of its transactions: the store then commits the batch's
+// writes one by one, and a single write that does not fit fails alone.
+var ErrTooLarge = errors.New("store: change too large for one journal transaction")
+
 // maxStaleRetries bounds how often one write is run again after ErrStale,
 // so a write that always conflicts fails instead of spinning.
 const maxStaleRetries = 16
@@ -347,6 +352,12 @@ func (s *Store) commitBatch(batch []*request) {
 		if s.opts.Journal != nil && len(changes) > 0 && !batch[0].mirror {
 			if err := s.opts.Journal.Commit(changes); err != nil {
 				txn.Abort()
+				if errors.Is(err, ErrTooLarge) && len(ok) > 1 {
+					for _, r := range ok {
+						s.commitBatch([]*request{r})
+					}
+					return
+				}
 				err = fmt.Errorf("store: journal: %w", err)
 				for _, r := range ok {
 					r.errc <- err

@@ -65,7 +65,7 @@ const (
 
 // ErrTooLarge is returned by Commit for a batch whose object changes do not
 // fit in one etcd transaction; it is refused whole, never half-applied.
-var ErrTooLarge = errors.New("etcdstate: change too large for one etcd transaction")
+var ErrTooLarge = fmt.Errorf("etcdstate: %w (etcd's --max-txn-ops is %d)", store.ErrTooLarge, MaxTxnOps)
 
 // Options configure a State.
 type Options struct {
@@ -506,7 +506,7 @@ func (s *State) Commit(changes memdb.Changes) error {
 		return nil
 	}
 	if len(b.ops)+1 > MaxTxnOps || len(b.cmps) > MaxTxnOps {
-		return fmt.Errorf("%w: %d operations, etcd takes %d", ErrTooLarge, len(b.ops), MaxTxnOps)
+		return fmt.Errorf("%w: %d operations", ErrTooLarge, len(b.ops)+1)
 	}
 	room := MaxTxnOps - len(b.ops) - 1 // one for the marker
 	first := b.members[:min(room, len(b.members))]

@@ -312,3 +312,47 @@ func TestImport(t *testing.T) {
 		t.Errorf("second import: %v, want a refusal", err)
 	}
 }
+
+// TestTooLargeIsRefusedWhole: a write that does not fit in one etcd
+// transaction is refused as a whole, and writes batched with it go on.
+func TestTooLargeIsRefusedWhole(t *testing.T) {
+	cli := etcdtest.Start(t, 1).Client(t)
+	r := newReplica(t, cli, "/t/")
+	big := func(tx *store.Txn) error {
+		for i := range etcdstate.MaxTxnOps {
+			if err := tx.Insert(store.TableMeta, &store.Meta{Key: fmt.Sprintf("k%03d", i), Value: "v"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 9)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 0 {
+				errs[i] = r.st.Update(context.Background(), big)
+				return
+			}
+			errs[i] = r.st.Update(context.Background(), createUser(fmt.Sprintf("u%d", i), fmt.Sprintf("u%d@contoso.com", i)))
+		}()
+	}
+	wg.Wait()
+	if !errors.Is(errs[0], store.ErrTooLarge) {
+		t.Errorf("big write: %v, want ErrTooLarge", errs[0])
+	}
+	for i, err := range errs[1:] {
+		if err != nil {
+			t.Errorf("small write %d: %v", i+1, err)
+		}
+	}
+	fresh := newReplica(t, cli, "/t/")
+	if v, _ := fresh.st.Read().MetaValue("k000"); v != "" {
+		t.Error("part of the refused write reached etcd")
+	}
+	if u, _ := fresh.st.Read().UserByName("u1@contoso.com"); u == nil {
+		t.Error("a small write is missing")
+	}
+}
