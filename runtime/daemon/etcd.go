@@ -83,12 +83,28 @@ type shared struct {
 	timeout   time.Duration
 	name      string // this replica, in the election and status
 	log       *slog.Logger
-	isLeader  atomic.Bool
+	held      atomic.Pointer[leadership] // while this daemon leads
+}
+
+// leadership is this daemon's key in the reconciler election.
+type leadership struct {
+	key string
+	rev int64
+}
+
+// fence tells etcdstate which key proves this daemon leads (see
+// etcdstate.Options.Fence).
+func (sh *shared) fence() (string, int64, bool) {
+	l := sh.held.Load()
+	if l == nil {
+		return "", 0, false
+	}
+	return l.key, l.rev, true
 }
 
 // leading is 1 while this daemon leads the reconciler, for /metrics.
 func (sh *shared) leading() float64 {
-	if sh.isLeader.Load() {
+	if sh.held.Load() != nil {
 		return 1
 	}
 	return 0
@@ -101,7 +117,9 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: ec.Prefix, Timeout: ec.Timeout, Logger: log.With("component", "etcd")})
+	sh := &shared{}
+	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: ec.Prefix, Timeout: ec.Timeout, Logger: log.With("component", "etcd"),
+		Fence: sh.fence})
 	if err != nil {
 		cli.Close()
 		return nil, nil, nil, err
@@ -125,8 +143,9 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 		prefix = etcdstate.DefaultPrefix
 	}
 	timeout := cmp.Or(ec.Timeout, etcdstate.DefaultTimeout)
-	sh := &shared{state: state, saml: samletcd.New(cli, prefix, timeout, log.With("component", "saml-etcd")),
-		cli: cli, endpoints: ec.Endpoints, prefix: prefix, timeout: timeout, name: replicaName(ec.Name), log: log.With("component", "etcd")}
+	sh.state, sh.saml = state, samletcd.New(cli, prefix, timeout, log.With("component", "saml-etcd"))
+	sh.cli, sh.endpoints, sh.prefix, sh.timeout = cli, ec.Endpoints, prefix, timeout
+	sh.name, sh.log = replicaName(ec.Name), log.With("component", "etcd")
 	if sh.pendingKey, err = sh.saml.PendingKey(ctx); err != nil {
 		st.Close()
 		cli.Close()
@@ -161,7 +180,7 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error) err
 			continue
 		}
 		sh.log.Info("leading the reconciler", "replica", sh.name)
-		sh.isLeader.Store(true)
+		sh.held.Store(&leadership{key: el.Key(), rev: el.Rev()})
 		lctx, cancel := context.WithCancel(ctx)
 		go func() {
 			select {
@@ -171,7 +190,7 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error) err
 			cancel()
 		}()
 		err = run(lctx)
-		sh.isLeader.Store(false)
+		sh.held.Store(nil)
 		cancel()
 		rctx, stop := context.WithTimeout(context.Background(), time.Second)
 		el.Resign(rctx)

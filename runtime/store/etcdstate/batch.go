@@ -22,6 +22,7 @@ type batch struct {
 	dels    []string
 	index   map[string]int // key → its position in ops
 	members []memberOp
+	applies bool // the batch applies a spec revision (writes the applied-revision meta)
 }
 
 // add turns one store change into etcd operations.
@@ -51,6 +52,9 @@ func (b *batch) add(c *memdb.Change) error {
 		m, ok := obj.(*store.Meta)
 		if !ok {
 			return fmt.Errorf("etcdstate: meta change holds %T", obj)
+		}
+		if m.Key == store.MetaAppliedRevision {
+			b.applies = true
 		}
 		return b.object(b.s.objectKey(store.TableMeta, m.Key), c)
 	}

@@ -78,7 +78,17 @@ type Options struct {
 	// one member of three costs a client nothing.
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Fence, when set, guards the batches that apply a spec revision (they
+	// write the applied-revision meta entry): it returns the key and create
+	// revision of this daemon's leadership, which the transaction compares,
+	// so a daemon that lost the lead without noticing yet cannot apply.
+	// ok false: this daemon does not lead, and such a batch is refused.
+	Fence func() (key string, rev int64, ok bool)
 }
+
+// ErrNotLeader is returned by Commit for a spec apply from a daemon that
+// does not lead (or no longer leads) the reconciler.
+var ErrNotLeader = errors.New("etcdstate: this daemon does not lead the reconciler")
 
 // State is a store's Journal and mirror on etcd. Create it with New, fill
 // the store with Load, then keep Run going.
@@ -86,6 +96,7 @@ type State struct {
 	cli     *clientv3.Client
 	prefix  string
 	timeout time.Duration
+	fence   func() (string, int64, bool)
 	// markerKey is this State's own key, holding the nonce of its last
 	// transaction (see commitMain).
 	markerKey string
@@ -131,7 +142,7 @@ func New(opts Options) (*State, error) {
 		opts.Logger = slog.Default()
 	}
 	return &State{
-		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger, markerKey: opts.Prefix + "txn/" + randomNonce(), metrics: newMetrics(),
+		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger, fence: opts.Fence, markerKey: opts.Prefix + "txn/" + randomNonce(), metrics: newMetrics(),
 		revs: map[string]int64{}, gone: map[string]int64{}, advanced: make(chan struct{}),
 	}, nil
 }
@@ -505,6 +516,13 @@ func (s *State) Commit(changes memdb.Changes) error {
 	if len(b.ops) == 0 && len(b.members) == 0 {
 		return nil
 	}
+	if b.applies && s.fence != nil {
+		key, rev, ok := s.fence()
+		if !ok {
+			return ErrNotLeader
+		}
+		b.cmps = append(b.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", rev))
+	}
 	if len(b.ops)+1 > MaxTxnOps || len(b.cmps) > MaxTxnOps {
 		return fmt.Errorf("%w: %d operations", ErrTooLarge, len(b.ops)+1)
 	}
@@ -513,6 +531,9 @@ func (s *State) Commit(changes memdb.Changes) error {
 	start := time.Now()
 	defer since(s.metrics.commit, start)
 	rev, err := s.commitMain(b.cmps, append(b.ops, ops(first)...))
+	if errors.Is(err, store.ErrStale) && b.applies && s.fence != nil && !s.stillLeads() {
+		return ErrNotLeader
+	}
 	if errors.Is(err, store.ErrStale) {
 		s.metrics.stale.Inc()
 	}
@@ -543,6 +564,19 @@ func (s *State) Commit(changes memdb.Changes) error {
 		s.committed(keys(d.ms, false), keys(d.ms, true), d.rev)
 	}
 	return nil
+}
+
+// stillLeads reads whether this daemon's leadership key is still the one
+// its fence names.
+func (s *State) stillLeads() bool {
+	key, rev, ok := s.fence()
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, key)
+	return err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == rev
 }
 
 // commitTries bounds how often commitMain sends a transaction that, as a

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,5 +355,56 @@ func TestTooLargeIsRefusedWhole(t *testing.T) {
 	}
 	if u, _ := fresh.st.Read().UserByName("u1@contoso.com"); u == nil {
 		t.Error("a small write is missing")
+	}
+}
+
+// TestFencedApply: a batch that applies a spec revision commits only while
+// the daemon's leadership key is the one its fence names.
+func TestFencedApply(t *testing.T) {
+	cli := etcdtest.Start(t, 1).Client(t)
+	put, err := cli.Put(context.Background(), "/lead", "me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leads atomic.Bool
+	leads.Store(true)
+	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: "/f/", Fence: func() (string, int64, bool) {
+		return "/lead", put.Header.Revision, leads.Load()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(store.Options{Journal: state, CatchUp: state.CatchUp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := state.Load(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go state.Run(ctx)
+	apply := func(rev string) error {
+		return st.Update(context.Background(), func(tx *store.Txn) error {
+			return tx.Insert(store.TableMeta, &store.Meta{Key: store.MetaAppliedRevision, Value: rev})
+		})
+	}
+	if err := apply("r1"); err != nil {
+		t.Fatalf("leader's apply: %v", err)
+	}
+	if _, err := cli.Delete(context.Background(), "/lead"); err != nil { // the lease ended
+		t.Fatal(err)
+	}
+	if err := apply("r2"); !errors.Is(err, etcdstate.ErrNotLeader) {
+		t.Errorf("apply after the lead was lost: %v, want ErrNotLeader", err)
+	}
+	leads.Store(false)
+	if err := apply("r3"); !errors.Is(err, etcdstate.ErrNotLeader) {
+		t.Errorf("apply of a follower: %v, want ErrNotLeader", err)
+	}
+	// SCIM writes are not fenced.
+	if err := st.Update(context.Background(), createUser("u1", "u1@contoso.com")); err != nil {
+		t.Errorf("a SCIM write of a follower: %v", err)
 	}
 }
