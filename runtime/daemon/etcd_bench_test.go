@@ -37,6 +37,10 @@ func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
 	}
 	var targets []string
 	for _, d := range ds {
+		eventually(b, "replica ready", func() bool {
+			code, _ := d.call(b, "GET", d.admin+"/readyz", "", nil)
+			return code == 200
+		})
 		targets = append(targets, d.base)
 	}
 	lb := roundRobin(b, targets)

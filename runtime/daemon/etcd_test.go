@@ -62,6 +62,14 @@ func replicasWith(t *testing.T, specDir string, endpoints []string, n int) []*ru
 		out = append(out, start(t, Config{SpecDir: specDir, DataDir: t.TempDir(),
 			Etcd: &EtcdConfig{Endpoints: endpoints, Prefix: "/idrecon-test/", Name: fmt.Sprintf("replica-%d", replicaSeq.Add(1))}}))
 	}
+	// As a load balancer does: send nothing to a daemon before it is ready
+	// (a follower is once the leader's first apply reached its mirror).
+	for i, d := range out {
+		eventually(t, fmt.Sprintf("replica %d ready", i), func() bool {
+			code, _ := d.call(t, "GET", d.admin+"/readyz", "", nil)
+			return code == 200
+		})
+	}
 	return out
 }
 
