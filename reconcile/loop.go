@@ -70,14 +70,19 @@ func (e *RefusedError) StallReason() string {
 // Status is the loop's state, for the admin API.
 type Status struct {
 	Source string `json:"source"`
-	// AppliedRevision is the spec revision (spec.Set.Revision) last applied.
+	// AppliedRevision and SeenRevision are the revisions last applied and
+	// last fetched, named alike so that they compare: from git
+	// "<branch>@sha1:<commit>"; from a folder, the content revision
+	// (spec.Set.Revision) of the spec.
 	AppliedRevision string `json:"appliedRevision"`
-	// SeenRevision is the source revision ID last fetched (for a plain
-	// folder, the spec revision last loaded from it).
-	SeenRevision string    `json:"seenRevision"`
-	LastAttempt  time.Time `json:"lastAttempt,omitzero"`
-	LastResult   string    `json:"lastResult,omitempty"`
-	LastError    string    `json:"lastError,omitempty"`
+	SeenRevision    string `json:"seenRevision"`
+	// AppliedContent is the content revision (sha256 of the documents) of
+	// the spec applied, whichever source it came from: two commits that
+	// change nothing in the spec have the same.
+	AppliedContent string    `json:"appliedContent,omitempty"`
+	LastAttempt    time.Time `json:"lastAttempt,omitzero"`
+	LastResult     string    `json:"lastResult,omitempty"`
+	LastError      string    `json:"lastError,omitempty"`
 	// Stalled is why the last reconcile stalled ("InvalidRevision",
 	// "UnsafeRevision", "AuthenticationFailed", "HostKeyUntrusted",
 	// "SignatureUnverified"), or "": the loop then retries at the interval,
@@ -130,8 +135,10 @@ func (r *Reconciler) Status() Status {
 	s.Suspended = r.suspended.Load()
 	if s.AppliedRevision == "" {
 		// Before this process applied, the store may hold a revision that an
-		// earlier run applied and the journal brought back.
-		s.AppliedRevision, _ = r.cfg.Store.Read().MetaValue(store.MetaAppliedRevision)
+		// earlier run (or another daemon on the same state) applied; the
+		// store keeps its content revision.
+		s.AppliedContent, _ = r.cfg.Store.Read().MetaValue(store.MetaAppliedRevision)
+		s.AppliedRevision = s.AppliedContent
 	}
 	return s
 }
@@ -227,7 +234,9 @@ type pass struct {
 	loaded    *spec.Set // what the loader returned, nil when nothing loaded
 	adopted   bool      // loaded is the new last good revision
 	target    *spec.Set // the revision converged on: loaded, or the last good one
-	plan      *Plan
+	// targetName names target as Status shows it (see revisionName).
+	targetName string
+	plan       *Plan
 	// revErr is why the fetched revision was not adopted; convergeErr why
 	// converging on the target failed.
 	revErr, convergeErr error
@@ -267,6 +276,7 @@ func (r *Reconciler) adopt(ctx context.Context, p *pass) error {
 		return &RefusedError{Revision: p.rev.ID, Err: unsafe}
 	}
 	p.adopted, p.target, p.plan, p.convergeErr = true, p.loaded, plan, err
+	p.targetName = revisionName(p.rev, p.loaded)
 	return nil
 }
 
@@ -275,7 +285,7 @@ func (r *Reconciler) keepLastGood(ctx context.Context, p *pass) {
 	if r.good == nil {
 		return
 	}
-	p.target = r.good
+	p.target, p.targetName = r.good, r.goodName
 	p.plan, p.convergeErr = r.converge(ctx, r.good, p.suspended)
 }
 
@@ -298,13 +308,20 @@ func (p *pass) outcome() string {
 // applied reports whether p changed the runtime to match its plan.
 func (p *pass) applied() bool { return !p.suspended && p.plan != nil && p.convergeErr == nil }
 
-// seenRevision is the revision p fetched: for a plain folder, which has no
-// commit, the loaded content revision stands in.
-func (p *pass) seenRevision() string {
-	if p.rev.ID == "" && p.loaded != nil {
-		return p.loaded.Revision
+// seenRevision is the revision p fetched, named as Status shows it.
+func (p *pass) seenRevision() string { return revisionName(p.rev, p.loaded) }
+
+// revisionName names a fetched revision: by its source's name (git's
+// "<branch>@sha1:<commit>"), else, for a folder, which has no commit, by
+// the content revision of the spec loaded from it.
+func revisionName(rev source.Revision, loaded *spec.Set) string {
+	switch {
+	case rev.Name != "":
+		return rev.Name
+	case rev.ID == "" && loaded != nil:
+		return loaded.Revision
 	}
-	return p.rev.ID
+	return rev.ID
 }
 
 // record logs p, publishes it in Status and tells OnResult.
@@ -330,7 +347,7 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 		s.SeenRevision = p.seenRevision()
 	}
 	if p.adopted {
-		r.good = p.loaded
+		r.good, r.goodName = p.loaded, p.targetName
 	}
 	s.LastAttempt = p.start
 	s.LastResult = res.Outcome
@@ -345,7 +362,7 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	if p.plan != nil {
 		s.PendingPlan = pending(p.plan, res.Applied)
 		if res.Applied {
-			s.AppliedRevision = p.target.Revision
+			s.AppliedRevision, s.AppliedContent = p.targetName, p.target.Revision
 		}
 	}
 	r.mu.Unlock()

@@ -123,6 +123,9 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	tb.row("READY", ready)
 	tb.row("APPLIED REVISION", orDash(short(st.AppliedRevision)))
 	tb.row("SEEN REVISION", orDash(short(st.SeenRevision)))
+	if st.AppliedContent != "" && st.AppliedContent != st.AppliedRevision {
+		tb.row("APPLIED CONTENT", short(st.AppliedContent))
+	}
 	last := "-"
 	if !st.LastAttempt.IsZero() {
 		last = fmt.Sprintf("%s (%s ago): %s", st.LastAttempt.Format(time.RFC3339), now.Sub(st.LastAttempt).Round(time.Second), st.LastResult)

@@ -164,3 +164,22 @@ func TestStatusWatch(t *testing.T) {
 		t.Fatalf("changes not in order:\n%s", out.String())
 	}
 }
+
+// TestWriteStatusGitRevisions: from git, applied and seen read as Flux
+// shows them, abbreviated to 12 digits with their names kept, and the
+// content revision has its own line.
+func TestWriteStatusGitRevisions(t *testing.T) {
+	var st admin.StatusResponse
+	st.AppliedRevision = "main@sha1:" + strings.Repeat("a", 40)
+	st.SeenRevision = "main@sha1:" + strings.Repeat("b", 40)
+	st.AppliedContent = strings.Repeat("c", 64)
+	var b strings.Builder
+	writeStatus(&b, st, time.Now())
+	for _, want := range []string{
+		"APPLIED REVISION  main@sha1:aaaaaaaaaaaa\n", "SEEN REVISION     main@sha1:bbbbbbbbbbbb\n", "APPLIED CONTENT   cccccccccccc\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+}
