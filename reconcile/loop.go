@@ -88,11 +88,19 @@ type Status struct {
 	// "SignatureUnverified"), or "": the loop then retries at the interval,
 	// without backoff, or when triggered.
 	Stalled string `json:"stalled,omitempty"`
-	// DriftCount and Drift describe the drift the last reconcile found.
+	// DriftCount and Drift describe the drift present now: in report
+	// mode, or suspended, all the last reconcile found; in correct mode,
+	// what it could not correct (a group Entra renamed). DriftSince is
+	// when the drift present was first found, zero while there is none.
 	DriftCount int       `json:"driftCount"`
 	Drift      []Change  `json:"drift,omitempty"`
-	DriftMode  DriftMode `json:"driftMode"`
-	Suspended  bool      `json:"suspended"`
+	DriftSince time.Time `json:"driftSince,omitzero"`
+	// Corrected is the drift the latest correcting reconcile put back, at
+	// CorrectedAt; it stays until a later reconcile corrects more.
+	Corrected   []Change  `json:"corrected,omitempty"`
+	CorrectedAt time.Time `json:"correctedAt,omitzero"`
+	DriftMode   DriftMode `json:"driftMode"`
+	Suspended   bool      `json:"suspended"`
 	// PendingPlan counts the changes the last reconcile left unmade
 	// (suspended, or drift kept in report mode).
 	PendingPlan Summary `json:"pendingPlan"`
@@ -132,6 +140,7 @@ func (r *Reconciler) Status() Status {
 	defer r.mu.Unlock()
 	s := r.status
 	s.Drift = append([]Change(nil), s.Drift...)
+	s.Corrected = append([]Change(nil), s.Corrected...)
 	s.Suspended = r.suspended.Load()
 	if s.AppliedRevision == "" {
 		// Before this process applied, the store may hold a revision that an
@@ -328,10 +337,24 @@ func revisionName(rev source.Revision, loaded *spec.Set) string {
 func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	err := errors.Join(p.revErr, p.convergeErr)
 	res := Result{Start: p.start, Outcome: p.outcome(), Err: err, Applied: p.applied()}
+	var corrected []Change
 	if p.plan != nil {
 		res.Summary = p.plan.Summary
 		r.logPlan(p.plan, p.target.Revision, p.suspended, res.Applied)
 		r.planDrift = p.plan.Drifted()
+		if res.Applied {
+			// Applying the plan put back the drift it did not keep (report
+			// mode keeps it all); what it kept is still present.
+			var kept []Change
+			for _, c := range r.planDrift {
+				if c.Kept {
+					kept = append(kept, c)
+				} else {
+					corrected = append(corrected, c)
+				}
+			}
+			r.planDrift = kept
+		}
 	}
 	if ctx.Err() == nil {
 		r.logError(err)
@@ -358,7 +381,16 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	if res.Outcome == OutcomeRefused || res.Outcome == OutcomeStalled {
 		s.Stalled = stallReason(p.revErr)
 	}
+	switch {
+	case len(drift) == 0:
+		s.DriftSince = time.Time{}
+	case s.DriftCount == 0:
+		s.DriftSince = p.start
+	}
 	s.Drift, s.DriftCount = drift, len(drift)
+	if len(corrected) > 0 {
+		s.Corrected, s.CorrectedAt = corrected, p.start
+	}
 	if p.plan != nil {
 		s.PendingPlan = pending(p.plan, res.Applied)
 		if res.Applied {
