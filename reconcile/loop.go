@@ -70,24 +70,37 @@ func (e *RefusedError) StallReason() string {
 // Status is the loop's state, for the admin API.
 type Status struct {
 	Source string `json:"source"`
-	// AppliedRevision is the spec revision (spec.Set.Revision) last applied.
+	// AppliedRevision and SeenRevision are the revisions last applied and
+	// last fetched, named alike so that they compare: from git
+	// "<branch>@sha1:<commit>"; from a folder, the content revision
+	// (spec.Set.Revision) of the spec.
 	AppliedRevision string `json:"appliedRevision"`
-	// SeenRevision is the source revision ID last fetched (for a plain
-	// folder, the spec revision last loaded from it).
-	SeenRevision string    `json:"seenRevision"`
-	LastAttempt  time.Time `json:"lastAttempt,omitzero"`
-	LastResult   string    `json:"lastResult,omitempty"`
-	LastError    string    `json:"lastError,omitempty"`
+	SeenRevision    string `json:"seenRevision"`
+	// AppliedContent is the content revision (sha256 of the documents) of
+	// the spec applied, whichever source it came from: two commits that
+	// change nothing in the spec have the same.
+	AppliedContent string    `json:"appliedContent,omitempty"`
+	LastAttempt    time.Time `json:"lastAttempt,omitzero"`
+	LastResult     string    `json:"lastResult,omitempty"`
+	LastError      string    `json:"lastError,omitempty"`
 	// Stalled is why the last reconcile stalled ("InvalidRevision",
 	// "UnsafeRevision", "AuthenticationFailed", "HostKeyUntrusted",
 	// "SignatureUnverified"), or "": the loop then retries at the interval,
 	// without backoff, or when triggered.
 	Stalled string `json:"stalled,omitempty"`
-	// DriftCount and Drift describe the drift the last reconcile found.
+	// DriftCount and Drift describe the drift present now: in report
+	// mode, or suspended, all the last reconcile found; in correct mode,
+	// what it could not correct (a group Entra renamed). DriftSince is
+	// when the drift present was first found, zero while there is none.
 	DriftCount int       `json:"driftCount"`
 	Drift      []Change  `json:"drift,omitempty"`
-	DriftMode  DriftMode `json:"driftMode"`
-	Suspended  bool      `json:"suspended"`
+	DriftSince time.Time `json:"driftSince,omitzero"`
+	// Corrected is the drift the latest correcting reconcile put back, at
+	// CorrectedAt; it stays until a later reconcile corrects more.
+	Corrected   []Change  `json:"corrected,omitempty"`
+	CorrectedAt time.Time `json:"correctedAt,omitzero"`
+	DriftMode   DriftMode `json:"driftMode"`
+	Suspended   bool      `json:"suspended"`
 	// PendingPlan counts the changes the last reconcile left unmade
 	// (suspended, or drift kept in report mode).
 	PendingPlan Summary `json:"pendingPlan"`
@@ -127,11 +140,14 @@ func (r *Reconciler) Status() Status {
 	defer r.mu.Unlock()
 	s := r.status
 	s.Drift = append([]Change(nil), s.Drift...)
+	s.Corrected = append([]Change(nil), s.Corrected...)
 	s.Suspended = r.suspended.Load()
 	if s.AppliedRevision == "" {
 		// Before this process applied, the store may hold a revision that an
-		// earlier run applied and the journal brought back.
-		s.AppliedRevision, _ = r.cfg.Store.Read().MetaValue(store.MetaAppliedRevision)
+		// earlier run (or another daemon on the same state) applied; the
+		// store keeps its content revision.
+		s.AppliedContent, _ = r.cfg.Store.Read().MetaValue(store.MetaAppliedRevision)
+		s.AppliedRevision = s.AppliedContent
 	}
 	return s
 }
@@ -227,7 +243,9 @@ type pass struct {
 	loaded    *spec.Set // what the loader returned, nil when nothing loaded
 	adopted   bool      // loaded is the new last good revision
 	target    *spec.Set // the revision converged on: loaded, or the last good one
-	plan      *Plan
+	// targetName names target as Status shows it (see revisionName).
+	targetName string
+	plan       *Plan
 	// revErr is why the fetched revision was not adopted; convergeErr why
 	// converging on the target failed.
 	revErr, convergeErr error
@@ -267,6 +285,7 @@ func (r *Reconciler) adopt(ctx context.Context, p *pass) error {
 		return &RefusedError{Revision: p.rev.ID, Err: unsafe}
 	}
 	p.adopted, p.target, p.plan, p.convergeErr = true, p.loaded, plan, err
+	p.targetName = revisionName(p.rev, p.loaded)
 	return nil
 }
 
@@ -275,7 +294,7 @@ func (r *Reconciler) keepLastGood(ctx context.Context, p *pass) {
 	if r.good == nil {
 		return
 	}
-	p.target = r.good
+	p.target, p.targetName = r.good, r.goodName
 	p.plan, p.convergeErr = r.converge(ctx, r.good, p.suspended)
 }
 
@@ -298,23 +317,44 @@ func (p *pass) outcome() string {
 // applied reports whether p changed the runtime to match its plan.
 func (p *pass) applied() bool { return !p.suspended && p.plan != nil && p.convergeErr == nil }
 
-// seenRevision is the revision p fetched: for a plain folder, which has no
-// commit, the loaded content revision stands in.
-func (p *pass) seenRevision() string {
-	if p.rev.ID == "" && p.loaded != nil {
-		return p.loaded.Revision
+// seenRevision is the revision p fetched, named as Status shows it.
+func (p *pass) seenRevision() string { return revisionName(p.rev, p.loaded) }
+
+// revisionName names a fetched revision: by its source's name (git's
+// "<branch>@sha1:<commit>"), else, for a folder, which has no commit, by
+// the content revision of the spec loaded from it.
+func revisionName(rev source.Revision, loaded *spec.Set) string {
+	switch {
+	case rev.Name != "":
+		return rev.Name
+	case rev.ID == "" && loaded != nil:
+		return loaded.Revision
 	}
-	return p.rev.ID
+	return rev.ID
 }
 
 // record logs p, publishes it in Status and tells OnResult.
 func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	err := errors.Join(p.revErr, p.convergeErr)
 	res := Result{Start: p.start, Outcome: p.outcome(), Err: err, Applied: p.applied()}
+	var corrected []Change
 	if p.plan != nil {
 		res.Summary = p.plan.Summary
 		r.logPlan(p.plan, p.target.Revision, p.suspended, res.Applied)
 		r.planDrift = p.plan.Drifted()
+		if res.Applied {
+			// Applying the plan put back the drift it did not keep (report
+			// mode keeps it all); what it kept is still present.
+			var kept []Change
+			for _, c := range r.planDrift {
+				if c.Kept {
+					kept = append(kept, c)
+				} else {
+					corrected = append(corrected, c)
+				}
+			}
+			r.planDrift = kept
+		}
 	}
 	if ctx.Err() == nil {
 		r.logError(err)
@@ -330,7 +370,7 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 		s.SeenRevision = p.seenRevision()
 	}
 	if p.adopted {
-		r.good = p.loaded
+		r.good, r.goodName = p.loaded, p.targetName
 	}
 	s.LastAttempt = p.start
 	s.LastResult = res.Outcome
@@ -341,11 +381,20 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	if res.Outcome == OutcomeRefused || res.Outcome == OutcomeStalled {
 		s.Stalled = stallReason(p.revErr)
 	}
+	switch {
+	case len(drift) == 0:
+		s.DriftSince = time.Time{}
+	case s.DriftCount == 0:
+		s.DriftSince = p.start
+	}
 	s.Drift, s.DriftCount = drift, len(drift)
+	if len(corrected) > 0 {
+		s.Corrected, s.CorrectedAt = corrected, p.start
+	}
 	if p.plan != nil {
 		s.PendingPlan = pending(p.plan, res.Applied)
 		if res.Applied {
-			s.AppliedRevision = p.target.Revision
+			s.AppliedRevision, s.AppliedContent = p.targetName, p.target.Revision
 		}
 	}
 	r.mu.Unlock()

@@ -202,9 +202,19 @@ func TestReconcileOnceDrift(t *testing.T) {
 				logged[0]["after"] != `["1.0"]` || logged[0]["corrected"] != tt.corrected || logged[0]["name"] != "webgoat" {
 				t.Errorf("drift log %v", logged)
 			}
+			// Corrected drift is no longer present, and status says when it
+			// was put back; reported drift is present, since the reconcile
+			// that found it.
 			st := e.r.Status()
-			if st.DriftCount != 1 || len(st.Drift) != 1 || st.Drift[0].Name != "webgoat" || st.PendingPlan != tt.pending || st.Suspended != tt.suspend {
+			if st.PendingPlan != tt.pending || st.Suspended != tt.suspend {
 				t.Errorf("status %+v", st)
+			}
+			if tt.corrected == "true" {
+				if st.DriftCount != 0 || len(st.Corrected) != 1 || st.Corrected[0].Name != "webgoat" || st.CorrectedAt.IsZero() || !st.DriftSince.IsZero() {
+					t.Errorf("corrected drift: status %+v", st)
+				}
+			} else if st.DriftCount != 1 || len(st.Drift) != 1 || st.Drift[0].Name != "webgoat" || st.DriftSince.IsZero() || len(st.Corrected) != 0 {
+				t.Errorf("present drift: status %+v", st)
 			}
 		})
 	}

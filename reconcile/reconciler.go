@@ -152,6 +152,8 @@ type Reconciler struct {
 	// good is the last revision that loaded. It is written holding both mu
 	// and runMu, so a reconcile, which holds runMu, reads it without mu.
 	good *spec.Set
+	// goodName names good as Status shows it ("<branch>@sha1:<commit>").
+	goodName string
 
 	// runMu serialises reconciles and Apply: one writer at a time, so that
 	// the record of what was applied follows the order in which the store

@@ -115,5 +115,5 @@ func Checkout(ctx context.Context, repoDir, ref, dest string) (Revision, error) 
 	if err := exportTree(ctx, tree, dest, slog.New(slog.DiscardHandler), 0); err != nil {
 		return Revision{}, fmt.Errorf("checkout %s: %w", ref, err)
 	}
-	return Revision{ID: commit.Hash.String(), Dir: dest}, nil
+	return Revision{ID: commit.Hash.String(), Dir: dest, Name: gitName(ref, commit.Hash.String())}, nil
 }

@@ -297,7 +297,7 @@ func (g *Git) fetch(ctx context.Context, auth transport.AuthMethod) (Revision, e
 		g.pruneRevisions()
 		g.logger.Info("git revision fetched", "source", g.describe(), "revision", sha)
 	}
-	return Revision{ID: sha, Dir: dir}, nil
+	return Revision{ID: sha, Dir: dir, Name: gitName(g.refName(), sha)}, nil
 }
 
 // errCacheBroken marks local cache failures that a fresh clone fixes.
@@ -376,6 +376,20 @@ func (g *Git) resolve(ctx context.Context, repo *git.Repository, auth transport.
 		return plumbing.ZeroHash, fmt.Errorf("%w: fetched ref missing: %w", errCacheBroken, err)
 	}
 	return peel(repo, ref.Hash())
+}
+
+// refName names what the source follows, for revision names: the branch
+// or tag, "HEAD" for the remote's default branch, "" for a pinned commit.
+func (g *Git) refName() string {
+	switch {
+	case g.opts.Tag != "":
+		return g.opts.Tag
+	case g.opts.Branch != "":
+		return g.opts.Branch
+	case g.opts.Commit != "":
+		return ""
+	}
+	return "HEAD"
 }
 
 // srcRef is the remote ref to follow.

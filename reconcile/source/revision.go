@@ -8,4 +8,17 @@ type Revision struct {
 	ID string
 	// Dir is the spec root on disk.
 	Dir string
+	// Name is how people name the revision: "<branch or tag>@sha1:<commit>"
+	// (as `flux get sources git` shows it), "sha1:<commit>" for a pinned
+	// commit, "" for a folder.
+	Name string
+}
+
+// gitName is the Name of commit sha reached through ref ("" for a pinned
+// commit).
+func gitName(ref, sha string) string {
+	if ref == "" {
+		return "sha1:" + sha
+	}
+	return ref + "@sha1:" + sha
 }

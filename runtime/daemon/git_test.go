@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -79,8 +80,12 @@ func TestGitSourceWithWebhook(t *testing.T) {
 		DataDir:       t.TempDir(),
 		WebhookSecret: []byte(secret),
 	})
-	if st := d.status(t); st.LastResult != "ok" || len(st.SeenRevision) != 40 {
-		t.Fatalf("first revision not applied: %+v", st)
+	// Applied and seen are named alike, as Flux names them, so they
+	// compare; the content hash is its own field.
+	st := d.status(t)
+	if st.LastResult != "ok" || !regexp.MustCompile(`^master@sha1:[0-9a-f]{40}$`).MatchString(st.SeenRevision) ||
+		st.AppliedRevision != st.SeenRevision || len(st.AppliedContent) != 64 {
+		t.Fatalf("first revision not applied, or named otherwise: %+v", st)
 	}
 
 	commit("new.yaml", fmt.Sprintf(appDoc, "from-git"))
@@ -102,8 +107,12 @@ func TestGitSourceWithWebhook(t *testing.T) {
 		st := d.status(t)
 		return st.LastResult == "refused" && strings.Contains(st.LastError, "bad.yaml:6")
 	})
-	if st := d.status(t); st.AppliedRevision != good {
-		t.Fatal("a refused commit changed the applied revision")
+	if st := d.status(t); st.AppliedRevision != good || st.SeenRevision == good || !strings.HasPrefix(st.SeenRevision, "master@sha1:") {
+		t.Fatalf("after a refused commit: applied %s (want %s), seen %s", st.AppliedRevision, good, st.SeenRevision)
+	}
+	_, metrics := d.call(t, "GET", d.admin+"/metrics", "", nil)
+	if !strings.Contains(string(metrics), `idrecon_revision_info{revision="`+good+`",state="applied"} 1`) {
+		t.Errorf("/metrics does not name the applied revision %s", good)
 	}
 }
 

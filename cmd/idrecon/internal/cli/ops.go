@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/daemon"
 	"github.com/idrecon/idrecon/runtime/store/durable"
@@ -123,6 +124,9 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	tb.row("READY", ready)
 	tb.row("APPLIED REVISION", orDash(short(st.AppliedRevision)))
 	tb.row("SEEN REVISION", orDash(short(st.SeenRevision)))
+	if st.AppliedContent != "" && st.AppliedContent != st.AppliedRevision {
+		tb.row("APPLIED CONTENT", short(st.AppliedContent))
+	}
 	last := "-"
 	if !st.LastAttempt.IsZero() {
 		last = fmt.Sprintf("%s (%s ago): %s", st.LastAttempt.Format(time.RFC3339), now.Sub(st.LastAttempt).Round(time.Second), st.LastResult)
@@ -134,7 +138,7 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	if st.Stalled != "" {
 		tb.row("STALLED", st.Stalled+": not retried with backoff; retried at the interval or when triggered")
 	}
-	tb.row("DRIFT", fmt.Sprintf("%d (mode %s)", st.DriftCount, st.DriftMode))
+	tb.row("DRIFT", driftLine(st.Status, now))
 	tb.row("SUSPENDED", fmt.Sprint(st.Suspended))
 	p := st.PendingPlan
 	tb.row("PENDING", fmt.Sprintf("%d to create, %d to update, %d to delete", p.Create, p.Update, p.Delete))
@@ -172,6 +176,26 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 			fmt.Fprintln(w, printable(line))
 		}
 	}
+}
+
+// driftLine says whether drift is present now or was corrected, and when.
+func driftLine(st reconcile.Status, now time.Time) string {
+	when := func(t time.Time) string {
+		return fmt.Sprintf("%s (%s ago)", t.Format(time.RFC3339), now.Sub(t).Round(time.Second))
+	}
+	var s string
+	switch {
+	case st.DriftCount > 0 && !st.DriftSince.IsZero():
+		s = fmt.Sprintf("%d present since %s", st.DriftCount, when(st.DriftSince))
+	case st.DriftCount > 0:
+		s = fmt.Sprintf("%d present", st.DriftCount)
+	default:
+		s = "none present"
+	}
+	if len(st.Corrected) > 0 {
+		s += fmt.Sprintf("; %d corrected at %s", len(st.Corrected), when(st.CorrectedAt))
+	}
+	return s + " (mode " + string(st.DriftMode) + ")"
 }
 
 // replicationLine says where a shared state lives and who applies the spec.

@@ -86,11 +86,17 @@ func runValidate(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
+// short abbreviates a revision's hash to 12 digits, keeping what names it:
+// "main@sha1:0123456789ab", "sha256:0123456789ab".
 func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
+	name, hash := "", rev
+	if i := strings.LastIndexByte(rev, ':'); i >= 0 {
+		name, hash = rev[:i+1], rev[i+1:]
 	}
-	return rev
+	if len(hash) > 12 {
+		hash = hash[:12]
+	}
+	return name + hash
 }
 
 // localReconciler returns a reconciler over a fresh in-memory store, seeded

@@ -164,3 +164,44 @@ func TestStatusWatch(t *testing.T) {
 		t.Fatalf("changes not in order:\n%s", out.String())
 	}
 }
+
+// TestWriteStatusGitRevisions: from git, applied and seen read as Flux
+// shows them, abbreviated to 12 digits with their names kept, and the
+// content revision has its own line.
+func TestWriteStatusGitRevisions(t *testing.T) {
+	var st admin.StatusResponse
+	st.AppliedRevision = "main@sha1:" + strings.Repeat("a", 40)
+	st.SeenRevision = "main@sha1:" + strings.Repeat("b", 40)
+	st.AppliedContent = strings.Repeat("c", 64)
+	var b strings.Builder
+	writeStatus(&b, st, time.Now())
+	for _, want := range []string{
+		"APPLIED REVISION  main@sha1:aaaaaaaaaaaa\n", "SEEN REVISION     main@sha1:bbbbbbbbbbbb\n", "APPLIED CONTENT   cccccccccccc\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestWriteStatusDrift: DRIFT says what is present now and what was
+// corrected, and when.
+func TestWriteStatusDrift(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		st   reconcile.Status
+		want string
+	}{
+		{reconcile.Status{DriftMode: reconcile.DriftCorrect}, "DRIFT             none present (mode correct)\n"},
+		{reconcile.Status{DriftMode: reconcile.DriftCorrect, Corrected: []reconcile.Change{{}, {}}, CorrectedAt: now.Add(-5 * time.Minute)},
+			"DRIFT             none present; 2 corrected at 2026-06-01T11:55:00Z (5m0s ago) (mode correct)\n"},
+		{reconcile.Status{DriftMode: reconcile.DriftReport, DriftCount: 3, DriftSince: now.Add(-time.Hour)},
+			"DRIFT             3 present since 2026-06-01T11:00:00Z (1h0m0s ago) (mode report)\n"},
+	} {
+		var b strings.Builder
+		writeStatus(&b, admin.StatusResponse{Status: tc.st}, now)
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("status lacks %q:\n%s", tc.want, b.String())
+		}
+	}
+}
