@@ -55,30 +55,38 @@ func (t *Txn) IsMember(groupID, memberID string) (bool, error) {
 // exist: callers validate with Member before they mutate, and pass the
 // strings Member returned as add.
 func (t *Txn) ChangeMembers(groupID string, add, remove []string, now time.Time) error {
+	return t.editMembers(groupID, add, remove, func(row *Members) {
+		// row is a copy of the old one, so its version is the old one's
+		// (0 for a new row).
+		row.Version, row.Modified = row.Version+1, now
+	})
+}
+
+// editMembers applies add and remove to group groupID's members row and
+// the reverse index, stamping the changed row with stamp. A change that
+// adds and removes nothing writes nothing.
+func (t *Txn) editMembers(groupID string, add, remove []string, stamp func(row *Members)) error {
 	cur, err := t.MembersOf(groupID)
 	if err != nil {
 		return fmt.Errorf("look up members of %s: %w", groupID, err)
 	}
-	var old []string
+	row := &Members{GroupID: groupID}
 	if cur != nil {
-		old = cur.IDs
+		*row = *cur
 	}
 	wanted := slices.Compact(slices.Sorted(slices.Values(add)))
-	remove = subtract(missing(old, remove, false), wanted)
-	add = missing(old, wanted, true)
+	remove = subtract(missing(row.IDs, remove, false), wanted)
+	add = missing(row.IDs, wanted, true)
 	if len(add) == 0 && len(remove) == 0 {
 		return nil
 	}
-	next := merge(old, add, remove)
-	if len(next) == 0 {
-		next = nil
+	row.IDs = merge(row.IDs, add, remove)
+	if len(row.IDs) == 0 {
+		row.IDs = nil
 	}
-	version := uint64(1)
-	if cur != nil {
-		version = cur.Version + 1
-	}
+	stamp(row)
 	// A group without members keeps its row: the row carries the version.
-	if err := t.Insert(TableMembers, &Members{GroupID: groupID, IDs: next, Version: version, Modified: now}); err != nil {
+	if err := t.Insert(TableMembers, row); err != nil {
 		return fmt.Errorf("insert members of %s: %w", groupID, err)
 	}
 	for _, id := range add {
@@ -336,38 +344,7 @@ func merge(old, add, remove []string) []string {
 // arrive separately, as the row's header, see MirrorMembersHeader), and a
 // group without a row gets one at version 0.
 func (t *Txn) MirrorMembers(groupID string, add, remove []string) error {
-	cur, err := t.MembersOf(groupID)
-	if err != nil {
-		return fmt.Errorf("look up members of %s: %w", groupID, err)
-	}
-	row := &Members{GroupID: groupID}
-	if cur != nil {
-		*row = *cur
-	}
-	wanted := slices.Compact(slices.Sorted(slices.Values(add)))
-	remove = subtract(missing(row.IDs, remove, false), wanted)
-	add = missing(row.IDs, wanted, true)
-	if len(add) == 0 && len(remove) == 0 && cur != nil {
-		return nil
-	}
-	row.IDs = merge(row.IDs, add, remove)
-	if len(row.IDs) == 0 {
-		row.IDs = nil
-	}
-	if err := t.Insert(TableMembers, row); err != nil {
-		return fmt.Errorf("insert members of %s: %w", groupID, err)
-	}
-	for _, id := range add {
-		if err := t.changeMemberOf(id, groupID, true); err != nil {
-			return err
-		}
-	}
-	for _, id := range remove {
-		if err := t.changeMemberOf(id, groupID, false); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.editMembers(groupID, add, remove, func(*Members) {})
 }
 
 // MirrorMembersHeader sets group groupID's membership version and time as
