@@ -62,6 +62,7 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
+		"init":      {"init DIR: start a spec repository (the Entra checklist as commented YAML, a fresh SCIM token)", runInit},
 		"validate":  {"check a spec repo and list every error", runValidate},
 		"plan":      {"show what apply would change (exit 0 none, 2 changes, 1 error)", runPlan},
 		"apply":     {"apply a spec repo to a running daemon", runApply},

@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/idrecon/idrecon/schemas"
+)
+
+// schemaDir is where init copies the JSON Schemas, relative to the spec
+// root; every file's $schema line points there, so editors resolve them
+// without network access.
+const schemaDir = ".schemas"
+
+// scaffold is the Entra checklist as spec files: SCIM provisioning works as
+// written (with the token init makes); the steps that need files from Entra
+// (its signing certificate and federation metadata) are commented out with
+// what to download and where to put it. HOST is replaced with --host.
+var scaffold = []struct{ name, schema, body string }{
+	{"scim.yaml", "scimprovisioning", `# Checklist 1-2: SCIM provisioning from Microsoft Entra ID.
+#
+# In the Entra enterprise application, Provisioning > Admin Credentials:
+#   Tenant URL:   HOST/api/scim/v2?aadOptscim062020
+#   Secret Token: the token idrecon init printed (shown once; git holds its SHA-256).
+# Rotate with ` + "`idrecon token new`" + `: add the new entry, switch Entra, remove the old one.
+apiVersion: idrecon.io/v1alpha1
+kind: ScimProvisioning
+metadata:
+  name: entra
+spec:
+  enabled: true
+  basePath: /api/scim/v2
+  tokens:
+    - name: entra
+      sha256: TOKENSHA
+`},
+	{"keystore.yaml", "certificate", `# Checklist 3: Entra's SAML signing certificate in the keystore.
+#
+# In the Entra enterprise application, Single sign-on > SAML Certificates, download
+# "Certificate (Base64)" into idp/entra-signing.cer, then uncomment:
+#
+# apiVersion: idrecon.io/v1alpha1
+# kind: Certificate
+# metadata:
+#   name: entra-signing
+# spec:
+#   usage: saml-idp-signing
+#   file: idp/entra-signing.cer
+`},
+	{"saml.yaml", "samlserviceprovider", `# Checklist 4-5: SAML 2.0 single sign-on with Entra as the identity provider.
+#
+# In the Entra enterprise application, Single sign-on > SAML:
+#   Identifier (Entity ID):  HOST/saml/metadata
+#   Reply URL (ACS URL):     HOST/saml/acs
+# (or upload the SP metadata: idrecon saml metadata). Download "Federation Metadata XML" into
+# idp/federationmetadata.xml, uncomment keystore.yaml, then uncomment:
+#
+# apiVersion: idrecon.io/v1alpha1
+# kind: SamlServiceProvider
+# metadata:
+#   name: entra
+# spec:
+#   enabled: true
+#   entityID: HOST/saml/metadata
+#   baseURL: HOST
+#   idp:
+#     metadataFile: idp/federationmetadata.xml
+#     signingCertificates:
+#       - entra-signing
+`},
+	{"applications.yaml", "application", `# Checklist 6: the applications and versions users may be given.
+#
+# apiVersion: idrecon.io/v1alpha1
+# kind: Application
+# metadata:
+#   name: webgoat
+# spec:
+#   versions: ["1.0", "2.0"]
+`},
+	{"assignments.yaml", "accessassignment", `# Checklist 6: roles and application versions for the groups (or users) Entra provisions.
+# The built-in roles (Administrator, Security Lead, Developer, View Only, ...) need no document.
+#
+# apiVersion: idrecon.io/v1alpha1
+# kind: AccessAssignment
+# metadata:
+#   name: appsec-developers
+# spec:
+#   subject:
+#     group: AppSec Developers
+#   roles: [Developer]
+#   applicationVersions: [webgoat/2.0]
+`},
+}
+
+func runInit(_ context.Context, env Env, args []string) error {
+	flags := newFlags(env, "init", "DIR [--host https://idrecon.example.com]")
+	host := flags.String("host", "https://idrecon.example.com", "the address users and Entra reach idrecon at, for the URLs in the files")
+	pos, err := parse(flags, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(flags, pos, "DIR"); err != nil {
+		return err
+	}
+	if u, err := url.Parse(*host); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("--host: want an http(s) URL with a host and no path, got %q", *host)
+	}
+	dir := pos[0]
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("%s is not empty: init writes a new spec repository", dir)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	tok, err := newToken()
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(tok))
+	fill := strings.NewReplacer("HOST", strings.TrimSuffix(*host, "/"), "TOKENSHA", hex.EncodeToString(sum[:]))
+	if err := os.MkdirAll(filepath.Join(dir, schemaDir), 0o755); err != nil {
+		return err
+	}
+	if err := copySchemas(filepath.Join(dir, schemaDir)); err != nil {
+		return err
+	}
+	for _, f := range scaffold {
+		body := "# yaml-language-server: $schema=" + schemaDir + "/" + f.schema + ".schema.json\n" + fill.Replace(f.body)
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(env.Stdout, `Wrote a spec repository in %s (validate it with: idrecon validate %s).
+
+SCIM token (shown once; paste it into Entra as the Secret Token; scim.yaml holds only its SHA-256):
+
+  %s
+
+Next: the comments in keystore.yaml and saml.yaml say what to download from Entra for sign-in.
+`, dir, dir, tok)
+	return nil
+}
+
+// copySchemas writes the embedded JSON Schemas into dir.
+func copySchemas(dir string) error {
+	entries, err := fs.ReadDir(schemas.FS, ".")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		b, err := fs.ReadFile(schemas.FS, e.Name())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestInit: init writes a spec repository that validates as written,
+// whose SCIM token is printed once and committed only as its SHA-256,
+// whose files' $schema lines resolve inside it, and it refuses a
+// directory that is not empty.
+func TestInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spec")
+	code, out, errs := run(t, nil, "init", dir, "--host", "https://sso.contoso.com")
+	if code != 0 {
+		t.Fatalf("init: %d %s %s", code, out, errs)
+	}
+	tok := regexp.MustCompile(`(?m)^  ([A-Za-z0-9_-]{64})$`).FindStringSubmatch(out)
+	if tok == nil {
+		t.Fatalf("no token printed:\n%s", out)
+	}
+	scim, err := os.ReadFile(filepath.Join(dir, "scim.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(tok[1]))
+	if !strings.Contains(string(scim), "sha256: "+hex.EncodeToString(sum[:])) || strings.Contains(string(scim), tok[1]) {
+		t.Errorf("scim.yaml does not hold the token's SHA-256 alone:\n%s", scim)
+	}
+	if !strings.Contains(string(scim), "Tenant URL:   https://sso.contoso.com/api/scim/v2?aadOptscim062020") {
+		t.Errorf("scim.yaml does not name the tenant URL for --host:\n%s", scim)
+	}
+	if code, out, errs := run(t, nil, "validate", dir); code != 0 || !strings.Contains(out, "valid") {
+		t.Errorf("validate the new repository: %d %s %s", code, out, errs)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if len(files) != len(scaffold) {
+		t.Errorf("%d files, want %d", len(files), len(scaffold))
+	}
+	modeline := regexp.MustCompile(`^# yaml-language-server: \$schema=(\S+)\n`)
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		m := modeline.FindSubmatch(b)
+		if m == nil {
+			t.Errorf("%s has no $schema line", f)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, string(m[1]))); err != nil {
+			t.Errorf("%s: $schema %s does not resolve: %v", f, m[1], err)
+		}
+	}
+	if code, _, errs := run(t, nil, "init", dir); code != 1 || !strings.Contains(errs, "not empty") {
+		t.Errorf("init into a non-empty directory: %d %s", code, errs)
+	}
+}
