@@ -368,6 +368,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// MarshalYAML writes the duration as UnmarshalYAML reads it ("2m0s").
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 

@@ -64,6 +64,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"init":      {"init DIR: start a spec repository (the Entra checklist as commented YAML, a fresh SCIM token)", runInit},
 		"validate":  {"check a spec repo and list every error", runValidate},
+		"export":    {"export -o DIR: write a daemon's live spec-owned state as a spec repository, for adopting a running set-up", runExport},
 		"plan":      {"show what apply would change (exit 0 none, 2 changes, 1 error)", runPlan},
 		"apply":     {"apply a spec repo to a running daemon", runApply},
 		"serve":     {"run the daemon (SCIM, SAML, admin API, reconciler)", runServe},

@@ -20,7 +20,7 @@ func TestUsageErrorsExitOne(t *testing.T) {
 		"reconcile": nil, "suspend": nil, "resume": nil, "users": nil, "groups": nil,
 		"access": {"pending"}, "token": {"new"}, "saml": {"metadata"}, "backup": {"-o", "x"},
 		"restore": {"FILE"}, "keystore": {"import", "FILE.p12"}, "version": nil,
-		"migrate": {"--from", "d", "--to-etcd", "http://127.0.0.1:1"}, "init": {"DIR"},
+		"migrate": {"--from", "d", "--to-etcd", "http://127.0.0.1:1"}, "init": {"DIR"}, "export": {"-o", "x"},
 	}
 	for name := range commands() {
 		args, ok := valid[name]
