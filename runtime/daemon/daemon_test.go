@@ -135,6 +135,20 @@ func (r *running) status(t *testing.T) admin.StatusResponse {
 	return st
 }
 
+// appliedRevision waits until d's status records the apply of the
+// revision it last saw (a resource is served before status records its
+// apply), and returns it.
+func appliedRevision(t *testing.T, d *running) string {
+	t.Helper()
+	var rev string
+	eventually(t, "the apply recorded in status", func() bool {
+		st := d.status(t)
+		rev = st.AppliedRevision
+		return st.LastResult == "ok" && rev != "" && rev == st.SeenRevision
+	})
+	return rev
+}
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -233,7 +247,7 @@ func TestExampleServesDriftIsCorrectedAndStateSurvives(t *testing.T) {
 	})
 
 	// A bad commit is refused; the last good state keeps serving.
-	good := d.status(t).AppliedRevision
+	good := appliedRevision(t, d)
 	if err := os.WriteFile(filepath.Join(specDir, "broken.yaml"), []byte("apiVersion: idrecon.io/v1alpha1\nkind: Role\nmetadata:\n  name: x\nspec:\n  permisions: [a]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

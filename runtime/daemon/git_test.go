@@ -100,7 +100,7 @@ func TestGitSourceWithWebhook(t *testing.T) {
 		return code == 200
 	})
 
-	good := d.status(t).AppliedRevision
+	good := appliedRevision(t, d)
 	commit("bad.yaml", "apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: bad\nspec:\n  verions: []\n")
 	hook(t, d, secret, `{}`)
 	eventually(t, "bad commit refused", func() bool {
