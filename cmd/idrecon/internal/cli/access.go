@@ -81,7 +81,7 @@ func runUsers(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if *output == "json" {
-		return printJSON(env.Stdout, access.Page[access.UserSummary]{Items: nonNil(all), Next: next})
+		return writeItems(env.Stdout, "UserList", all, next)
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(env.Stdout, "No users (none provisioned yet, or none match).")
@@ -115,7 +115,7 @@ func runGroups(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if *output == "json" {
-		return printJSON(env.Stdout, access.Page[access.GroupSummary]{Items: nonNil(all), Next: next})
+		return writeItems(env.Stdout, "GroupList", all, next)
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(env.Stdout, "No groups (none provisioned yet, or none match).")
@@ -192,7 +192,7 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		if *output == "json" {
-			return printJSON(w, &e)
+			return writeItem(w, "UserAccess", &e)
 		}
 		writeEffective(w, &e)
 	case "version":
@@ -205,7 +205,7 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		if *output == "json" {
-			return printJSON(w, &r)
+			return writeItem(w, "VersionAccess", &r)
 		}
 		fmt.Fprintf(w, "%s: %d user(s) can reach it\n", printable(r.Application+"/"+r.Version), len(r.Users))
 		if len(r.Users) == 0 {
@@ -228,7 +228,7 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		if *output == "json" {
-			return printJSON(w, nonNil(p))
+			return writeItems(w, "PendingAssignmentList", p, "")
 		}
 		if len(p) == 0 {
 			fmt.Fprintln(w, "No pending assignments: every subject is provisioned.")

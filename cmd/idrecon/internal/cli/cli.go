@@ -123,11 +123,25 @@ func Main(ctx context.Context, env Env) int {
 	case errors.As(err, &ee):
 		if ee.err != nil {
 			fmt.Fprintf(env.Stderr, "idrecon %s: %v\n", env.Args[0], ee.err)
+			jsonFailure(env, ee.err, ee.code)
 		}
 		return ee.code
 	default:
 		fmt.Fprintf(env.Stderr, "idrecon %s: %v\n", env.Args[0], err)
+		jsonFailure(env, err, 1)
 		return 1
+	}
+}
+
+// jsonFailure writes a failure as JSON on stdout too when the command was
+// asked for --output json, so a script reads one format whatever happens.
+// (A command that wrote its own JSON failure returns no error text.)
+func jsonFailure(env Env, err error, code int) {
+	for i, a := range env.Args {
+		if a == "--output=json" || a == "-output=json" || (a == "--output" || a == "-output") && i+1 < len(env.Args) && env.Args[i+1] == "json" {
+			writeError(env.Stdout, err.Error(), code, nil)
+			return
+		}
 	}
 }
 

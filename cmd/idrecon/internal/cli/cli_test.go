@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -112,18 +113,27 @@ func TestPlanBaseRef(t *testing.T) {
 		t.Fatalf("exit %d, want 2\n%s\n%s", code, out, errs)
 	}
 	var resp struct {
-		Plan struct {
+		FormatVersion, Kind string
+		Plan                struct {
 			Creates []json.RawMessage `json:"creates"`
 			Updates []struct {
 				Kind, Name string
+				Fields     []struct {
+					Path          string
+					Before, After any
+				}
 			} `json:"updates"`
-		} `json:"plan"`
+		} `json:"item"`
 	}
 	if err := json.Unmarshal([]byte(out), &resp); err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Plan.Creates) != 0 || len(resp.Plan.Updates) != 1 || resp.Plan.Updates[0].Name != "webgoat" {
+	if resp.FormatVersion != FormatVersion || resp.Kind != "Plan" || len(resp.Plan.Creates) != 0 || len(resp.Plan.Updates) != 1 || resp.Plan.Updates[0].Name != "webgoat" {
 		t.Fatalf("want exactly one update of webgoat, got %s", out)
+	}
+	// Values are JSON values, not strings that hold JSON.
+	if f := resp.Plan.Updates[0].Fields; len(f) != 1 || fmt.Sprint(f[0].After) != "[1.0 2.0]" {
+		t.Errorf("the update's fields %+v, want after = [1.0 2.0] as a JSON list", f)
 	}
 
 	app(`["1.0"]`)

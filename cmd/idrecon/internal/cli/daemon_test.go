@@ -88,9 +88,11 @@ func TestCommandsAgainstADaemon(t *testing.T) {
 		stdout []string
 	}{
 		{"status", []string{"status"}, 0, []string{"READY             True", "LAST ATTEMPT", ": ok", "ready (serving /api/scim/v2 with 1 token(s))"}},
-		{"status json", []string{"status", "--output", "json"}, 0, []string{`"appliedRevision"`, `"ready": true`}},
+		{"status json", []string{"status", "--output", "json"}, 0, []string{`"formatVersion": "idrecon.io/cli/v1"`, `"kind": "Status"`, `"appliedRevision"`, `"ready": true`}},
 		{"users", []string{"users"}, 0, []string{"alice@contoso.com", "View Only", "webgoat/2.0"}},
-		{"users json", []string{"users", "--output", "json", "--filter", "ALICE"}, 0, []string{`"userName": "alice@contoso.com"`}},
+		{"users json", []string{"users", "--output", "json", "--filter", "ALICE"}, 0, []string{`"kind": "UserList"`, `"userName": "alice@contoso.com"`}},
+		{"groups json (none)", []string{"groups", "--output", "json"}, 0, []string{`"kind": "GroupList"`, `"items": []`}},
+		{"access pending json", []string{"access", "pending", "--output", "json"}, 0, []string{`"kind": "PendingAssignmentList"`, `"appsec-admins"`}},
 		{"groups (none yet)", []string{"groups"}, 0, []string{"No groups"}},
 		{"access user", []string{"access", "user", "alice@contoso.com"}, 0, []string{"View Only", "direct, assignment alice"}},
 		{"access version", []string{"access", "version", "webgoat/2.0"}, 0, []string{"1 user(s)", "alice@contoso.com"}},

@@ -43,7 +43,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if *output == "json" {
-		if err := printJSON(env.Stdout, st); err != nil {
+		if err := writeItem(env.Stdout, "Status", st); err != nil {
 			return err
 		}
 	} else {
@@ -73,7 +73,7 @@ func watchStatus(ctx context.Context, env Env, c *client, asJSON bool, every tim
 		if key, _ := json.Marshal(st); !bytes.Equal(key, last) {
 			last = key
 			if asJSON {
-				printJSON(env.Stdout, st)
+				writeItem(env.Stdout, "Status", st)
 			} else {
 				fmt.Fprintf(env.Stdout, "--- %s\n", time.Now().Format(time.RFC3339))
 				writeStatus(env.Stdout, st, time.Now())

@@ -38,17 +38,78 @@ func loadSpec(ctx context.Context, env Env, dir string, lim *specLimits) (*spec.
 	return spec.Load(ctx, dir, spec.LoadOptions{Getenv: env.Getenv, MaxBytes: lim.bytes, MaxDocuments: lim.docs})
 }
 
-// printSpecErrors lists every spec error, one a line, and returns an error
-// that exits 1 without repeating them.
-func printSpecErrors(env Env, err error) error {
-	var list spec.ErrorList
-	if errors.As(err, &list) {
-		for _, e := range list {
-			fmt.Fprintln(env.Stderr, e.Error())
-		}
-		return &exitError{code: 1, err: fmt.Errorf("%d error(s)", len(list))}
+// printSpecErrors lists every spec error of the spec in dir, one a line
+// with its file relative to the working directory (what editors and CI
+// annotations resolve), and returns an error that exits 1 without
+// repeating them. output json writes them as an Error's problems, output
+// github as GitHub Actions annotations.
+func printSpecErrors(env Env, dir, output string, err error) error {
+	issues, ok := specIssues(dir, err)
+	if !ok {
+		return err
 	}
-	return err
+	msg := fmt.Sprintf("%d error(s)", len(issues))
+	switch output {
+	case "json":
+		if err := writeError(env.Stdout, msg, 1, issues); err != nil {
+			return err
+		}
+		return &exitError{code: 1}
+	case "github":
+		for _, i := range issues {
+			fmt.Fprintf(env.Stdout, "::error file=%s,line=%d,col=%d::%s\n", i.File, i.Line, i.Column, annotation(i))
+		}
+	}
+	for _, i := range issues {
+		pos := spec.Position{File: i.File, Line: i.Line, Column: i.Column}
+		fmt.Fprintln(env.Stderr, (&spec.Error{Pos: pos, Field: i.Field, Msg: i.Message}).Error())
+	}
+	return &exitError{code: 1, err: errors.New(msg)}
+}
+
+// specIssues returns the errors of a spec that did not load, their files
+// relative to the working directory; ok is false for any other error.
+func specIssues(dir string, err error) ([]specIssue, bool) {
+	var list spec.ErrorList
+	if !errors.As(err, &list) {
+		return nil, false
+	}
+	out := make([]specIssue, 0, len(list))
+	for _, e := range list {
+		file := e.Pos.File
+		if file != "" {
+			file = relToCwd(filepath.Join(dir, file))
+		}
+		out = append(out, specIssue{File: file, Line: e.Pos.Line, Column: e.Pos.Column, Field: e.Field, Message: e.Msg})
+	}
+	return out, true
+}
+
+// relToCwd is path relative to the working directory when it lies below
+// it, else path as given.
+func relToCwd(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	if rel, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
+}
+
+// annotation is an issue's text for a GitHub Actions annotation, whose
+// message ends at a line break.
+func annotation(i specIssue) string {
+	s := i.Message
+	if i.Field != "" {
+		s = i.Field + ": " + s
+	}
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
 }
 
 func printWarnings(env Env, warnings []string) {
@@ -58,7 +119,16 @@ func printWarnings(env Env, warnings []string) {
 }
 
 func runValidate(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "validate", "[DIR]")
+	fs := newFlags(env, "validate", "[DIR] [--output text|json|github]")
+	output := "text"
+	fs.Func("output", "output `format`: text, json, or github (GitHub Actions annotations)", func(v string) error {
+		switch v {
+		case "text", "json", "github":
+			output = v
+			return nil
+		}
+		return fmt.Errorf("--output must be text, json or github, not %q", v)
+	})
 	lim := specLimitFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -70,9 +140,11 @@ func runValidate(ctx context.Context, env Env, args []string) error {
 	}
 	set, err := loadSpec(ctx, env, dir, lim)
 	if err != nil {
-		return printSpecErrors(env, err)
+		return printSpecErrors(env, dir, output, err)
 	}
-	printWarnings(env, set.Warnings)
+	if output != "json" {
+		printWarnings(env, set.Warnings)
+	}
 	if err := reconcile.CheckEmpty(set); err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
@@ -81,6 +153,15 @@ func runValidate(ctx context.Context, env Env, args []string) error {
 		if d.Pos.File != "" {
 			user++
 		}
+	}
+	if output == "json" {
+		return writeItem(env.Stdout, "Validation", struct {
+			Dir       string   `json:"dir"`
+			Valid     bool     `json:"valid"`
+			Documents int      `json:"documents"`
+			Revision  string   `json:"revision"`
+			Warnings  []string `json:"warnings"`
+		}{dir, true, user, set.Revision, nonNil(set.Warnings)})
 	}
 	fmt.Fprintf(env.Stdout, "%s: %d documents, valid (revision %s)\n", dir, user, short(set.Revision))
 	return nil
@@ -182,7 +263,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 			return printAPIError(env, err)
 		}
 		p, impact, warnings = resp.Plan, resp.Impact, resp.Warnings
-	} else if p, warnings, err = planLocally(ctx, env, dir, *baseRef, lim); err != nil {
+	} else if p, warnings, err = planLocally(ctx, env, dir, *baseRef, *output, lim); err != nil {
 		return err
 	}
 	if err := writePlan(env, *output, p, impact, warnings); err != nil {
@@ -190,7 +271,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	}
 	switch {
 	case p.Refused != "" && *output == "json":
-		return &exitError{code: 1, err: errors.New(p.Refused)}
+		return &exitError{code: 1} // the plan's "refused" says why
 	case p.Refused != "":
 		return &exitError{code: 1} // the text plan ends with why
 	case !p.Empty():
@@ -201,7 +282,11 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 
 func writePlan(env Env, output string, p *reconcile.Plan, impact *access.Impact, warnings []string) error {
 	if output == "json" {
-		return printJSON(env.Stdout, admin.PlanResponse{Plan: p, Impact: impact, Warnings: warnings})
+		var im any
+		if impact != nil {
+			im = impact
+		}
+		return writeItem(env.Stdout, "Plan", toJSONPlan(p, im, warnings))
 	}
 	printWarnings(env, warnings)
 	if err := p.WriteText(env.Stdout); err != nil {
@@ -215,10 +300,10 @@ func writePlan(env Env, output string, p *reconcile.Plan, impact *access.Impact,
 
 // planLocally plans dir against a runtime that holds nothing, or the spec at
 // baseRef of the repository holding dir.
-func planLocally(ctx context.Context, env Env, dir, baseRef string, lim *specLimits) (*reconcile.Plan, []string, error) {
+func planLocally(ctx context.Context, env Env, dir, baseRef, output string, lim *specLimits) (*reconcile.Plan, []string, error) {
 	set, err := loadSpec(ctx, env, dir, lim)
 	if err != nil {
-		return nil, nil, printSpecErrors(env, err)
+		return nil, nil, printSpecErrors(env, dir, output, err)
 	}
 	if err := reconcile.CheckEmpty(set); err != nil {
 		// The local reconciler allows an empty base; the spec planned may not be.
@@ -351,7 +436,11 @@ func runApply(ctx context.Context, env Env, args []string) error {
 		return printAPIError(env, err)
 	}
 	if *output == "json" {
-		return printJSON(env.Stdout, resp)
+		var im any
+		if resp.Impact != nil {
+			im = resp.Impact
+		}
+		return writeItem(env.Stdout, "Plan", toJSONPlan(resp.Plan, im, resp.Warnings))
 	}
 	printWarnings(env, resp.Warnings)
 	if resp.Plan.Empty() {

@@ -21,8 +21,9 @@ func newToken() (string, error) {
 }
 
 func runToken(_ context.Context, env Env, args []string) error {
-	fs := newFlags(env, "token", "new [--name NAME]")
+	fs := newFlags(env, "token", "new [--name NAME] [--output json]")
 	name := fs.String("name", "entra", "the token's name in the spec")
+	output := outputFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -38,6 +39,13 @@ func runToken(_ context.Context, env Env, args []string) error {
 		return err
 	}
 	sum := sha256.Sum256([]byte(tok))
+	if *output == "json" {
+		return writeItem(env.Stdout, "Token", struct {
+			Name   string `json:"name"`
+			Token  string `json:"token"`
+			SHA256 string `json:"sha256"`
+		}{*name, tok, hex.EncodeToString(sum[:])})
+	}
 	fmt.Fprintf(env.Stdout, `SCIM token (shown once; paste it into Entra as the Secret Token):
 
   %s
