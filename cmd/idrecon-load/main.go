@@ -102,8 +102,8 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	if res != nil {
 		res.Print(stdout)
 	}
-	if rss != nil {
-		rss.report(stdout, cfg.Users, *settle)
+	if rss != nil && res != nil {
+		rss.report(stdout, cfg.Users, res.Requests, *settle)
 	}
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 type rssSampler struct {
 	pid          int
 	before, peak int64
+	cpuBefore    time.Duration
 	mu           sync.Mutex
 	stop         context.CancelFunc
 	done         chan struct{}
@@ -46,7 +47,7 @@ func startRSS(pid int, interval time.Duration) (*rssSampler, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &rssSampler{pid: pid, before: before, peak: before, stop: cancel, done: make(chan struct{})}
+	s := &rssSampler{pid: pid, before: before, peak: before, cpuBefore: cpuTime(pid), stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(interval)
@@ -67,11 +68,32 @@ func startRSS(pid int, interval time.Duration) (*rssSampler, error) {
 	return s, nil
 }
 
-// report stops sampling and writes before, peak and after (after settle,
-// when given), per user too.
-func (s *rssSampler) report(w io.Writer, users int, settle time.Duration) {
+// cpuTime is the user+system CPU time pid used so far, from /proc (0 when
+// unreadable). USER_HZ is 100 on every Linux architecture Go supports.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * time.Second / 100
+}
+
+// report stops sampling and writes the daemon's CPU over the run (per
+// request) and its resident memory before, at the peak and after (after
+// settle, when given), per user too.
+func (s *rssSampler) report(w io.Writer, users, requests int, settle time.Duration) {
 	s.stop()
 	<-s.done
+	if cpu := cpuTime(s.pid) - s.cpuBefore; cpu > 0 && requests > 0 {
+		fmt.Fprintf(w, "daemon CPU  %s over the run, %.0f µs/request\n", cpu, float64(cpu.Microseconds())/float64(requests))
+	}
 	after, _ := residentBytes(s.pid)
 	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 	perUser := func(b int64) string {

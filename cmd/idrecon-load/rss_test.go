@@ -22,8 +22,8 @@ func TestRSSReport(t *testing.T) {
 		t.Fatalf("before %d", s.before)
 	}
 	var b strings.Builder
-	s.report(&b, 1000, 0)
-	if !strings.HasPrefix(b.String(), "daemon RSS  before ") || !strings.Contains(b.String(), "KiB/user") {
+	s.report(&b, 1000, 10, 0)
+	if !strings.Contains(b.String(), "daemon RSS  before ") || !strings.Contains(b.String(), "KiB/user") {
 		t.Errorf("report %q", b.String())
 	}
 	if _, err := residentBytes(-1); err == nil {
