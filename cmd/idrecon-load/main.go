@@ -46,6 +46,8 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (client and in-process server) to this file")
 	memprofile := fs.String("memprofile", "", "write a profile of the whole run's allocations (go tool pprof -sample_index=alloc_space) to this file")
 	traceFile := fs.String("trace", "", "write an execution trace of the whole run (see go tool trace) to this file")
+	pid := fs.Int("pid", 0, "the daemon's process id (with -url): report its resident memory (VmRSS) before, at the peak of and after the run")
+	settle := fs.Duration("settle", 0, "with -pid, wait this long after the run and report the daemon's resident memory again")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,9 +91,19 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		cfg.ProcessStats = true
 	}
 	cfg.Progress = os.Stderr
+	var rss *rssSampler
+	if *pid > 0 {
+		var err error
+		if rss, err = startRSS(*pid, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("-pid: %w", err)
+		}
+	}
 	res, err := scimload.Run(ctx, cfg)
 	if res != nil {
 		res.Print(stdout)
+	}
+	if rss != nil && res != nil {
+		rss.report(stdout, cfg.Users, res.Requests, *settle)
 	}
 	if err != nil {
 		return err

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// rssSampler follows a process's resident memory (VmRSS) while a run goes
+// on, to report what an operator sees: before, at the peak, after.
+type rssSampler struct {
+	pid          int
+	before, peak int64
+	cpuBefore    time.Duration
+	mu           sync.Mutex
+	stop         context.CancelFunc
+	done         chan struct{}
+}
+
+// residentBytes reads VmRSS of pid from /proc.
+func residentBytes(pid int) (int64, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for process %d", pid)
+}
+
+// startRSS samples pid every interval until Stop.
+func startRSS(pid int, interval time.Duration) (*rssSampler, error) {
+	before, err := residentBytes(pid)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &rssSampler{pid: pid, before: before, peak: before, cpuBefore: cpuTime(pid), stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if v, err := residentBytes(pid); err == nil {
+				s.mu.Lock()
+				s.peak = max(s.peak, v)
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return s, nil
+}
+
+// cpuTime is the user+system CPU time pid used so far, from /proc (0 when
+// unreadable). USER_HZ is 100 on every Linux architecture Go supports.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * time.Second / 100
+}
+
+// report stops sampling and writes the daemon's CPU over the run (per
+// request) and its resident memory before, at the peak and after (after
+// settle, when given), per user too.
+func (s *rssSampler) report(w io.Writer, users, requests int, settle time.Duration) {
+	s.stop()
+	<-s.done
+	if cpu := cpuTime(s.pid) - s.cpuBefore; cpu > 0 && requests > 0 {
+		fmt.Fprintf(w, "daemon CPU  %s over the run, %.0f µs/request\n", cpu, float64(cpu.Microseconds())/float64(requests))
+	}
+	after, _ := residentBytes(s.pid)
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	perUser := func(b int64) string {
+		if users == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f KiB/user", float64(b-s.before)/1024/float64(users))
+	}
+	fmt.Fprintf(w, "daemon RSS  before %s  peak %s (%s)  after %s (%s)\n", mib(s.before), mib(s.peak), perUser(s.peak), mib(after), perUser(after))
+	if settle > 0 {
+		time.Sleep(settle)
+		later, _ := residentBytes(s.pid)
+		fmt.Fprintf(w, "daemon RSS  %s later %s (%s)\n", settle, mib(later), perUser(later))
+	}
+}
