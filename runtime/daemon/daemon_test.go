@@ -17,6 +17,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/internal/logsink"
+	"github.com/idrecon/idrecon/spec"
 )
 
 const (
@@ -135,18 +136,22 @@ func (r *running) status(t *testing.T) admin.StatusResponse {
 	return st
 }
 
-// appliedRevision waits until d's status records the apply of the
-// revision it last saw (a resource is served before status records its
-// apply), and returns it.
-func appliedRevision(t *testing.T, d *running) string {
+// appliedFolder waits until d's status says it applied the spec now in
+// dir (its content revision), and returns that revision. Waiting for a
+// resource is not enough: a write the folder watch saw half done may have
+// been applied just before, and status records an apply a moment after
+// its resources are served.
+func appliedFolder(t *testing.T, d *running, dir string) string {
 	t.Helper()
-	var rev string
-	eventually(t, "the apply recorded in status", func() bool {
+	set, err := spec.Load(context.Background(), dir, spec.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the folder's revision applied", func() bool {
 		st := d.status(t)
-		rev = st.AppliedRevision
-		return st.LastResult == "ok" && rev != "" && rev == st.SeenRevision
+		return st.LastResult == "ok" && st.AppliedRevision == set.Revision
 	})
-	return rev
+	return set.Revision
 }
 
 // eventually polls cond until it holds or the deadline passes.
@@ -247,7 +252,7 @@ func TestExampleServesDriftIsCorrectedAndStateSurvives(t *testing.T) {
 	})
 
 	// A bad commit is refused; the last good state keeps serving.
-	good := appliedRevision(t, d)
+	good := appliedFolder(t, d, specDir)
 	if err := os.WriteFile(filepath.Join(specDir, "broken.yaml"), []byte("apiVersion: idrecon.io/v1alpha1\nkind: Role\nmetadata:\n  name: x\nspec:\n  permisions: [a]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

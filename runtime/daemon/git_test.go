@@ -83,6 +83,7 @@ func TestGitSourceWithWebhook(t *testing.T) {
 	// Applied and seen are named alike, as Flux names them, so they
 	// compare; the content hash is its own field.
 	st := d.status(t)
+	first := st.AppliedRevision
 	if st.LastResult != "ok" || !regexp.MustCompile(`^master@sha1:[0-9a-f]{40}$`).MatchString(st.SeenRevision) ||
 		st.AppliedRevision != st.SeenRevision || len(st.AppliedContent) != 64 {
 		t.Fatalf("first revision not applied, or named otherwise: %+v", st)
@@ -100,7 +101,13 @@ func TestGitSourceWithWebhook(t *testing.T) {
 		return code == 200
 	})
 
-	good := appliedRevision(t, d)
+	// The pushed commit's apply recorded (not the first commit's).
+	var good string
+	eventually(t, "the pushed commit's apply recorded", func() bool {
+		st := d.status(t)
+		good = st.AppliedRevision
+		return st.LastResult == "ok" && good == st.SeenRevision && good != first
+	})
 	commit("bad.yaml", "apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: bad\nspec:\n  verions: []\n")
 	hook(t, d, secret, `{}`)
 	eventually(t, "bad commit refused", func() bool {

@@ -92,7 +92,7 @@ func TestDeletingWhatEntraUsesTakesTwoCommits(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir()})
-			good := appliedRevision(t, d)
+			good := appliedFolder(t, d, specDir)
 
 			if err := os.Remove(path); err != nil {
 				t.Fatal(err)
