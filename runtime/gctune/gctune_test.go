@@ -41,3 +41,17 @@ func TestApplyLeavesTheEnvironmentsChoice(t *testing.T) {
 		t.Fatalf("Apply with GOGC and GOMEMLIMIT set chose %+v", got)
 	}
 }
+
+// TestLimitFor: the soft limit is twice the live heap plus the headroom,
+// never above the machine's.
+func TestLimitFor(t *testing.T) {
+	for _, tc := range []struct{ live, ceiling, want int64 }{
+		{0, 1 << 40, Headroom},
+		{100 << 20, 1 << 40, 200<<20 + Headroom},
+		{100 << 20, 150 << 20, 150 << 20},
+	} {
+		if got := limitFor(tc.live, tc.ceiling); got != tc.want {
+			t.Errorf("limitFor(%d, %d) = %d, want %d", tc.live, tc.ceiling, got, tc.want)
+		}
+	}
+}

@@ -51,6 +51,10 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 
 	gc := gctune.Apply(env.Getenv, *gcPercent)
+	// The soft memory limit follows the live heap for as long as serve runs.
+	tuneCtx, stopTuning := context.WithCancel(ctx)
+	defer stopTuning()
+	go gctune.Follow(tuneCtx, gc, time.Second)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
