@@ -40,7 +40,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	etcdKey := fs.String("etcd-key", "", "client key file for etcd")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	gcPercent := fs.Int("gc-percent", gctune.DefaultPercent, "Go GC target (GOGC) unless the GOGC env var is set: higher trades memory for CPU; the heap is capped at 3/4 of the memory available unless GOMEMLIMIT is set")
+	gcPercent := fs.Int("gc-percent", gctune.DefaultPercent, "Go GC target (GOGC) unless the GOGC env var is set: higher trades memory for CPU; unless GOMEMLIMIT is set, the soft memory limit follows twice the live heap plus 64 MiB, at most 3/4 of the memory available")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
