@@ -55,6 +55,11 @@ func TestJSONOutputs(t *testing.T) {
 		t.Errorf("problem %v, want spec/bad.yaml:6:3 spec.verions", p)
 	}
 
+	code, out, _ = run(t, nil, "validate", example, "--output", "github")
+	if code != 0 || !strings.HasPrefix(out, "::warning::scim.yaml:") || !strings.Contains(out, "published demo token") {
+		t.Errorf("validate github of the example (its demo-token warning as an annotation): %d\n%s", code, out)
+	}
+
 	code, out, errs := run(t, nil, "validate", "spec", "--output", "github")
 	if code != 1 || !strings.HasPrefix(out, "::error file=spec/bad.yaml,line=6,col=3::spec.verions: ") || !strings.Contains(errs, "spec/bad.yaml:6:3: spec.verions") {
 		t.Errorf("validate github: %d\n%s\n%s", code, out, errs)

@@ -102,13 +102,18 @@ func relToCwd(path string) string {
 	return path
 }
 
-// annotation is an issue's text for a GitHub Actions annotation, whose
-// message ends at a line break.
+// annotation is an issue's text for a GitHub Actions annotation.
 func annotation(i specIssue) string {
 	s := i.Message
 	if i.Field != "" {
 		s = i.Field + ": " + s
 	}
+	return githubEscape(s)
+}
+
+// githubEscape escapes what would end or garble a GitHub Actions workflow
+// command's message.
+func githubEscape(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
 }
 
@@ -142,7 +147,12 @@ func runValidate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return printSpecErrors(env, dir, output, err)
 	}
-	if output != "json" {
+	switch output {
+	case "github":
+		for _, w := range set.Warnings {
+			fmt.Fprintf(env.Stdout, "::warning::%s\n", githubEscape(w))
+		}
+	case "text":
 		printWarnings(env, set.Warnings)
 	}
 	if err := reconcile.CheckEmpty(set); err != nil {
