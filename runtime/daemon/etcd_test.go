@@ -179,10 +179,7 @@ func TestSignInAcrossReplicas(t *testing.T) {
 	lb := roundRobin(t, []string{ds[0].base, ds[1].base})
 	setBaseURL(t, ds[0], specDir, lb.URL)
 	ds[1].call(t, "POST", ds[1].admin+"/v1/reconcile", adminTok, nil)
-	if code, body := ds[0].call(t, "POST", ds[0].base+"/api/scim/v2/Users", scimTok, map[string]any{
-		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "alice@contoso.com", "active": true}); code != 201 {
-		t.Fatalf("create: %d %s", code, body)
-	}
+	provision(t, ds[0], "alice@contoso.com")
 
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	// The sign-in starts on replica 0.

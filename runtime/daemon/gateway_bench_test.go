@@ -69,10 +69,7 @@ func BenchmarkGateway(b *testing.B) {
 // pid, when not 0, is the daemon's process, whose CPU is reported.
 func loadGateway(b *testing.B, d *running, key *testidp.Key, pid int) {
 
-	if code, body := d.call(b, "POST", d.base+"/api/scim/v2/Users", scimTok, map[string]any{
-		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "alice@contoso.com", "active": true}); code != 201 {
-		b.Fatalf("create user: %d %s", code, body)
-	}
+	provision(b, d, "alice@contoso.com")
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	signIn(b, d, browser, key, "/saml/login?returnTo=/app/", "alice@contoso.com", "/app/")

@@ -37,13 +37,7 @@ func TestGatewayInFrontOfAnApp(t *testing.T) {
 	d, key := gatewayDaemon(t, dataDir, map[string]string{"gateway.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n" +
 		"  upstream: " + app.URL + "\n  pathPrefix: /app\n  userHeader: username\n  rolesHeader: X-Idrecon-Roles\n"})
 
-	code, body := d.call(t, "POST", d.base+"/api/scim/v2/Users", scimTok, map[string]any{
-		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "alice@contoso.com", "active": true})
-	if code != 201 {
-		t.Fatalf("create user: %d %s", code, body)
-	}
-	var alice struct{ ID string }
-	json.Unmarshal(body, &alice)
+	aliceID := provision(t, d, "alice@contoso.com")
 
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -92,7 +86,7 @@ func TestGatewayInFrontOfAnApp(t *testing.T) {
 	}
 
 	// Disabled in Entra: refused on the next request.
-	code, body = d.call(t, "PATCH", d.base+"/api/scim/v2/Users/"+alice.ID, scimTok, map[string]any{
+	code, body := d.call(t, "PATCH", d.base+"/api/scim/v2/Users/"+aliceID, scimTok, map[string]any{
 		"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
 		"Operations": []map[string]any{{"op": "replace", "path": "active", "value": false}},
 	})
@@ -179,6 +173,22 @@ func setBaseURL(t testing.TB, d *running, specDir, base string) {
 		b, _ := io.ReadAll(r.Body)
 		return strings.Contains(string(b), base+"/saml/acs")
 	})
+}
+
+// provision creates an active user over SCIM, as Entra does, and returns
+// its id.
+func provision(t testing.TB, d *running, userName string) string {
+	t.Helper()
+	code, body := d.call(t, "POST", d.base+"/api/scim/v2/Users", scimTok, map[string]any{
+		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": userName, "active": true})
+	if code != 201 {
+		t.Fatalf("create user %s: %d %s", userName, code, body)
+	}
+	var u struct{ ID string }
+	if err := json.Unmarshal(body, &u); err != nil {
+		t.Fatal(err)
+	}
+	return u.ID
 }
 
 // signIn follows login (a /saml/login URL) with browser, answers as the test

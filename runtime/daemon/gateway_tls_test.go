@@ -118,11 +118,7 @@ func TestGatewayMutualTLS(t *testing.T) {
 	}
 	d, key := gatewayDaemon(t, t.TempDir(), files)
 
-	code, body := d.call(t, "POST", d.base+"/api/scim/v2/Users", scimTok, map[string]any{
-		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "alice@contoso.com", "active": true})
-	if code != 201 {
-		t.Fatalf("create user: %d %s", code, body)
-	}
+	provision(t, d, "alice@contoso.com")
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	signIn(t, d, browser, key, "/saml/login?returnTo=/mtls/", "alice@contoso.com", "/mtls/")

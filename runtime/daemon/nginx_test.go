@@ -36,13 +36,7 @@ func TestNginxInFrontOfTheDaemon(t *testing.T) {
 	// Browsers see idrecon at nginx's address: that is the SP's baseURL.
 	setBaseURL(t, d, specDir, base)
 
-	code, body := d.call(t, "POST", d.base+"/api/scim/v2/Users", scimTok, map[string]any{
-		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "alice@contoso.com", "active": true})
-	if code != 201 {
-		t.Fatalf("create user: %d %s", code, body)
-	}
-	var alice struct{ ID string }
-	json.Unmarshal(body, &alice)
+	aliceID := provision(t, d, "alice@contoso.com")
 
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -89,7 +83,7 @@ func TestNginxInFrontOfTheDaemon(t *testing.T) {
 		}
 	}
 
-	code, body = d.call(t, "PATCH", d.base+"/api/scim/v2/Users/"+alice.ID, scimTok, map[string]any{
+	code, body := d.call(t, "PATCH", d.base+"/api/scim/v2/Users/"+aliceID, scimTok, map[string]any{
 		"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
 		"Operations": []map[string]any{{"op": "replace", "path": "active", "value": false}},
 	})

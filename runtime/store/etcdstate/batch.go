@@ -185,7 +185,3 @@ func minus(a, b []string) []string {
 	}
 	return out
 }
-
-func sortStrings(ids []string) []string {
-	return slices.Compact(slices.Sorted(slices.Values(ids)))
-}

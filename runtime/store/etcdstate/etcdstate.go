@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -304,11 +305,13 @@ func (s *State) parse(key string) (parsed, bool) {
 	return parsed{}, false
 }
 
+// sortedIDs returns ids sorted without repeats, nil for none (as the
+// store keeps a members row).
 func sortedIDs(ids []string) []string {
 	if len(ids) == 0 {
 		return nil
 	}
-	return sortStrings(ids)
+	return slices.Compact(slices.Sorted(slices.Values(ids)))
 }
 
 // get reads with the State's timeout.

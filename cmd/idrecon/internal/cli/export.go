@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -40,9 +38,7 @@ func runExport(ctx context.Context, env Env, args []string) error {
 		flags.Usage()
 		return errUsage
 	}
-	if entries, err := os.ReadDir(*out); err == nil && len(entries) > 0 {
-		return fmt.Errorf("%s is not empty: export writes a new spec repository", *out)
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := newRepoDir(*out, "export"); err != nil {
 		return err
 	}
 	c, err := mkClient()

@@ -114,9 +114,7 @@ func runInit(_ context.Context, env Env, args []string) error {
 		return fmt.Errorf("--host: want an http(s) URL with a host and no path, got %q", *host)
 	}
 	dir := pos[0]
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return fmt.Errorf("%s is not empty: init writes a new spec repository", dir)
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := newRepoDir(dir, "init"); err != nil {
 		return err
 	}
 	tok, err := newToken()
@@ -145,6 +143,21 @@ SCIM token (shown once; paste it into Entra as the Secret Token; scim.yaml holds
 
 Next: the comments in keystore.yaml and saml.yaml say what to download from Entra for sign-in.
 `, dir, dir, tok)
+	return nil
+}
+
+// newRepoDir checks that cmd may write a new spec repository into dir: it
+// does not exist yet, or is empty.
+func newRepoDir(dir, cmd string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case len(entries) > 0:
+		return fmt.Errorf("%s is not empty: %s writes a new spec repository", dir, cmd)
+	}
 	return nil
 }
 
