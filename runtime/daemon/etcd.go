@@ -151,7 +151,13 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 		cli.Close()
 		return nil, nil, nil, fmt.Errorf("etcd: the pending sign-in key: %w", err)
 	}
-	return st, sh, func() { st.Close(); cli.Close() }, nil
+	return st, sh, func() {
+		st.Close()
+		if err := state.Close(context.Background()); err != nil {
+			log.Warn("could not delete this daemon's etcd marker keys", "err", err)
+		}
+		cli.Close()
+	}, nil
 }
 
 // leaderTTL is the lease of the reconcile leader: a leader that dies is

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"context"
 	"flag"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
+	"github.com/idrecon/idrecon/runtime/internal/httpload"
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
 )
 
@@ -44,7 +46,14 @@ func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
 		targets = append(targets, d.base)
 	}
 	lb := roundRobin(b, targets)
+	etcdCPU := func() (d time.Duration) {
+		for _, pid := range c.Pids() {
+			d += httpload.ChildCPU(pid)
+		}
+		return d
+	}
 	for range b.N {
+		etcd0, own0 := etcdCPU(), httpload.ProcessCPU()
 		res, err := scimload.Run(context.Background(), scimload.Config{
 			URL: lb.URL + "/api/scim/v2", Token: scimTok, Users: *benchUsers, Groups: *benchGroups, MembersPerGroup: 100,
 			Concurrency: 32, Flag: true, Progress: os.Stderr,
@@ -58,12 +67,25 @@ func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
 		}
 		b.ReportMetric(res.CycleRPS(), "cycle-req/s")
 		b.ReportMetric(float64(res.Cycle.P99.Microseconds())/1000, "cycle-p99-ms")
+		// Where the cores went: the three etcd processes, and this process
+		// (three daemons, the balancer and the Entra client).
+		n := float64(res.Cycle.Count)
+		b.ReportMetric(float64((etcdCPU()-etcd0).Microseconds())/n, "etcd-cpu-µs/req")
+		b.ReportMetric(float64((httpload.ProcessCPU()-own0).Microseconds())/n, "daemons+client-cpu-µs/req")
 	}
 	b.StopTimer()
 	_, m := ds[0].call(b, "GET", ds[0].admin+"/metrics", "", nil)
 	for _, line := range strings.Split(string(m), "\n") {
 		if strings.HasPrefix(line, "idrecon_etcd_") && (strings.Contains(line, "_sum") || strings.Contains(line, "_count") || strings.Contains(line, "stale")) {
-			b.Log(line)
+			fmt.Fprintln(os.Stderr, line)
+		}
+	}
+	// What etcd did for the cycle: raft proposals and the calls a member answered.
+	_, m = ds[0].call(b, "GET", c.Endpoints[0]+"/metrics", "", nil)
+	for _, line := range strings.Split(string(m), "\n") {
+		if strings.HasPrefix(line, "etcd_server_proposals_committed_total") || strings.HasPrefix(line, "etcd_debugging_mvcc_") && strings.Contains(line, "_total") ||
+			strings.HasPrefix(line, "grpc_server_handled_total") && (strings.Contains(line, `"Range"`) || strings.Contains(line, `"Txn"`) || strings.Contains(line, `"Put"`)) {
+			fmt.Fprintln(os.Stderr, line)
 		}
 	}
 	var ms runtime.MemStats

@@ -30,6 +30,26 @@ type Journal interface {
 	Commit(changes memdb.Changes) error
 }
 
+// A Pipeline is a Journal whose batches need not wait for each other: a
+// replicated journal (etcd) takes a round trip per commit, and one batch in
+// flight at a time would leave its consensus log batching nothing while
+// every later write waits. The store prepares a batch on its committer
+// (Prepare reads the journal's view of the state as of that batch, so a
+// conflict with a batch still in flight is caught by the journal as
+// ErrStale), discards its own transaction, and sends the batch while it
+// goes on with the next one. The changes become visible only when the
+// journal feeds them back through Mirror, as another replica's would; send
+// returns once they are, or once they are committed and the feed is late.
+type Pipeline interface {
+	Journal
+	// Prepare returns the commit of changes, or ok false when the batch
+	// must be committed with Commit and made visible by the store (it
+	// holds something the journal does not carry back, such as a secret).
+	// send's first step must be the round trip to the journal; released
+	// is called when that round trip ends, before send waits for the feed.
+	Prepare(changes memdb.Changes) (send func(released func()) error, ok bool, err error)
+}
+
 // ErrStale is wrapped by a Journal's Commit error when the batch was
 // computed on a state that another writer (another replica sharing the
 // journal) has since changed: Update then waits for Options.CatchUp and
@@ -46,6 +66,18 @@ var ErrUnavailable = errors.New("store: the state's backend is unavailable")
 // writes one by one, and a single write that does not fit fails alone.
 var ErrTooLarge = errors.New("store: change too large for one journal transaction")
 
+// PendingError is a Pipeline's Prepare error for a batch that writes a key
+// a batch still in flight writes: computed without that batch's changes, it
+// would only be refused. Update waits for Done (closed when the earlier
+// batch is visible or failed) and runs the write again.
+type PendingError struct {
+	Done <-chan struct{}
+}
+
+func (e *PendingError) Error() string {
+	return "store: an earlier batch in flight writes the same keys"
+}
+
 // maxStaleRetries bounds how often one write is run again after ErrStale,
 // so a write that always conflicts fails instead of spinning.
 const maxStaleRetries = 16
@@ -60,6 +92,10 @@ type Options struct {
 	// changes, from the committer goroutine. It must be quick and must not
 	// call Update.
 	OnCommit func(memdb.Changes)
+	// InFlight bounds how many batches a Pipeline journal has in flight at
+	// once (default 16); while that many are, writes queue and the next
+	// batch takes all of them.
+	InFlight int
 	// CatchUp, when set, is called after the Journal refused a batch with
 	// ErrStale, before the write runs again: it returns once the store
 	// holds what the Journal holds.
@@ -72,6 +108,8 @@ type Store struct {
 	opts Options
 
 	reqs      chan *request
+	inFlight  chan struct{} // a slot per batch a Pipeline journal is committing
+	sends     sync.WaitGroup
 	closeOnce sync.Once
 	closing   chan struct{}
 	done      chan struct{}
@@ -95,10 +133,14 @@ func New(opts Options) (*Store, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
 	}
+	if opts.InFlight <= 0 {
+		opts.InFlight = 16
+	}
 	s := &Store{
 		db:      db,
 		opts:    opts,
-		reqs:    make(chan *request),
+		reqs:     make(chan *request),
+		inFlight: make(chan struct{}, opts.InFlight),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -110,6 +152,7 @@ func New(opts Options) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
 	<-s.done
+	s.sends.Wait()
 	return nil
 }
 
@@ -248,11 +291,21 @@ func (s *Store) Load(fn func(*Txn) error) error {
 // discarded and Update returns that error; validate before mutating where you
 // can, since a failure after a mutation makes the whole batch run again.
 func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; ; {
 		err := s.submit(&request{ctx: ctx, fn: fn, errc: make(chan error, 1)})
+		var pending *PendingError
+		if errors.As(err, &pending) {
+			select {
+			case <-pending.Done:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		if !errors.Is(err, ErrStale) || s.opts.CatchUp == nil || attempt == maxStaleRetries {
 			return err
 		}
+		attempt++
 		if err := s.opts.CatchUp(ctx); err != nil {
 			return fmt.Errorf("store: catch up after a conflicting write: %w", err)
 		}
@@ -350,7 +403,8 @@ func (s *Store) commitBatch(batch []*request) {
 		}
 		changes := txn.Changes()
 		if s.opts.Journal != nil && len(changes) > 0 && !batch[0].mirror {
-			if err := s.opts.Journal.Commit(changes); err != nil {
+			sent, err := s.journal(changes, ok)
+			if err != nil {
 				txn.Abort()
 				if errors.Is(err, ErrTooLarge) && len(ok) > 1 {
 					for _, r := range ok {
@@ -364,6 +418,10 @@ func (s *Store) commitBatch(batch []*request) {
 				}
 				return
 			}
+			if sent {
+				txn.Abort()
+				return
+			}
 		}
 		txn.Commit()
 		if s.opts.OnCommit != nil && len(changes) > 0 {
@@ -374,6 +432,42 @@ func (s *Store) commitBatch(batch []*request) {
 		}
 		return
 	}
+}
+
+// journal hands a batch's changes to the Journal. With a Pipeline that takes
+// the batch, it returns sent true at once: a goroutine of the store's sends
+// it and answers the batch's writes. Otherwise it commits them and returns.
+func (s *Store) journal(changes memdb.Changes, writes []*request) (sent bool, err error) {
+	p, ok := s.opts.Journal.(Pipeline)
+	if !ok {
+		return false, s.opts.Journal.Commit(changes)
+	}
+	send, ok, err := p.Prepare(changes)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, s.opts.Journal.Commit(changes)
+	}
+	// Waiting for a slot holds the committer, so the writes arriving
+	// meanwhile make the next batch; a slot frees when a round trip ends,
+	// never on the feed (which needs the committer for its Mirror writes).
+	s.inFlight <- struct{}{}
+	s.sends.Add(1)
+	go func() {
+		defer s.sends.Done()
+		var once sync.Once
+		release := func() { once.Do(func() { <-s.inFlight }) }
+		err := send(release)
+		release()
+		if err != nil {
+			err = fmt.Errorf("store: journal: %w", err)
+		}
+		for _, r := range writes {
+			r.errc <- err
+		}
+	}()
+	return true, nil
 }
 
 // runWrite turns a panic in a write into an error, so one bad write cannot

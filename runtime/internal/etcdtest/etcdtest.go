@@ -1,15 +1,21 @@
 // Package etcdtest runs a real etcd cluster inside a test: members of
 // go.etcd.io/etcd/server/v3/embed (the version the client is), on loopback
-// ports the OS picks, each in a directory of the test's own.
+// ports the OS picks, each in a directory of the test's own. StartPackaged
+// runs the Debian package's etcd as processes instead, and StartProcesses
+// the client's version as processes (the test binary, run again as etcd),
+// for measurements where etcd must be a process of its own as in
+// production.
 package etcdtest
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -23,7 +29,7 @@ import (
 // Cluster is a running etcd cluster.
 type Cluster struct {
 	Members []*embed.Etcd
-	procs   []*proc // members of a packaged cluster
+	procs   []*proc // members running as processes
 	cfgs    []*embed.Config
 	closing map[int]chan struct{} // members being closed after Kill
 	// Endpoints are the members' client URLs.
@@ -166,6 +172,70 @@ func freeAddrs(n int) ([]string, error) {
 	return addrs, nil
 }
 
+// memberEnv, set in a child's environment, makes the test binary run etcd
+// with its arguments instead of the tests.
+const memberEnv = "IDRECON_ETCDTEST_MEMBER"
+
+func init() {
+	if os.Getenv(memberEnv) == "1" {
+		if err := runMember(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "etcd member:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// runMember runs one embedded member, with fsync, configured by the flags
+// startProcsOnce passes (etcd's own spelling), until the process is killed.
+func runMember(args []string) error {
+	fs := flag.NewFlagSet("etcd", flag.ContinueOnError)
+	cfg := embed.NewConfig()
+	var client, peer string
+	fs.StringVar(&cfg.Name, "name", "", "")
+	fs.StringVar(&cfg.Dir, "data-dir", "", "")
+	fs.StringVar(&client, "listen-client-urls", "", "")
+	fs.StringVar(&peer, "listen-peer-urls", "", "")
+	fs.StringVar(&cfg.InitialCluster, "initial-cluster", "", "")
+	fs.StringVar(&cfg.InitialClusterToken, "initial-cluster-token", "", "")
+	fs.StringVar(&cfg.LogLevel, "log-level", "warn", "")
+	fs.DurationVar(&cfg.WatchProgressNotifyInterval, "watch-progress-notify-interval", time.Second, "")
+	fs.String("advertise-client-urls", "", "same as listen")
+	fs.String("initial-advertise-peer-urls", "", "same as listen")
+	fs.String("logger", "", "ignored")
+	fs.String("log-outputs", "", "ignored")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cu, err := url.Parse(client)
+	if err != nil {
+		return err
+	}
+	pu, err := url.Parse(peer)
+	if err != nil {
+		return err
+	}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return err
+	}
+	return <-e.Err()
+}
+
+// StartProcesses runs an n-member cluster of etcd at the client's version,
+// each member a child process (this test binary, run as etcd) with fsync
+// on, stopped when t ends.
+func StartProcesses(t testing.TB, n int) *Cluster {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startProcs(t, self, []string{memberEnv + "=1"}, "--watch-progress-notify-interval=1s", n)
+}
+
 // StartPackaged runs the etcd binary of the Debian package etcd-server (an
 // independent build, older than the client) as an n-member cluster of
 // child processes, stopped when t ends; without it the test is skipped.
@@ -175,18 +245,26 @@ func StartPackaged(t testing.TB, n int) *Cluster {
 	if err != nil {
 		t.Skip("etcd not installed (the Debian package etcd-server)")
 	}
+	return startProcs(t, bin, nil, "--experimental-watch-progress-notify-interval=1s", n)
+}
+
+// startProcs runs bin, with env added to its environment, as an n-member
+// cluster. progress is the binary's spelling of the flag that sets the
+// watch progress interval.
+func startProcs(t testing.TB, bin string, env []string, progress string, n int) *Cluster {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		c, logs, err := startPackaged(t, bin, n)
+		c, logs, err := startProcsOnce(t, bin, env, progress, n)
 		if err == nil {
 			return c
 		}
 		if !strings.Contains(logs, "address already in use") || attempt == 5 {
-			t.Fatalf("packaged etcd did not start: %v\n%s", err, logs)
+			t.Fatalf("etcd %s did not start: %v\n%s", bin, err, logs)
 		}
 	}
 }
 
-func startPackaged(t testing.TB, bin string, n int) (*Cluster, string, error) {
+func startProcsOnce(t testing.TB, bin string, env []string, progress string, n int) (*Cluster, string, error) {
 	addrs, err := freeAddrs(2 * n)
 	if err != nil {
 		return nil, "", err
@@ -205,7 +283,8 @@ func startPackaged(t testing.TB, bin string, n int) (*Cluster, string, error) {
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-token", "idrecon-test",
-			"--logger=zap", "--log-outputs=stderr", "--experimental-watch-progress-notify-interval=1s")
+			"--logger=zap", "--log-outputs=stderr", "--log-level=warn", progress)
+		cmd.Env = append(os.Environ(), env...)
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {
 			c.killAll()
@@ -235,10 +314,19 @@ type proc struct {
 	done chan struct{}
 }
 
-// KillProcess kills member i's process with SIGKILL (packaged clusters).
+// KillProcess kills member i's process with SIGKILL (clusters of processes).
 func (c *Cluster) KillProcess(i int) {
 	c.procs[i].cmd.Process.Kill()
 	<-c.procs[i].done
+}
+
+// Pids returns the process ids of the members of a cluster of processes.
+func (c *Cluster) Pids() []int {
+	var out []int
+	for _, p := range c.procs {
+		out = append(out, p.cmd.Process.Pid)
+	}
+	return out
 }
 
 func (c *Cluster) killAll() {

@@ -23,6 +23,9 @@ type batch struct {
 	index   map[string]int // key → its position in ops
 	members []memberOp
 	applies bool // the batch applies a spec revision (writes the applied-revision meta)
+	// local: the batch holds what etcd does not carry back (a resource's
+	// resolved secrets), so the store must make it visible itself.
+	local bool
 }
 
 // add turns one store change into etcd operations.
@@ -43,6 +46,7 @@ func (b *batch) add(c *memdb.Change) error {
 		if !ok {
 			return fmt.Errorf("etcdstate: resources change holds %T", obj)
 		}
+		b.local = true
 		return b.object(b.s.resourceKey(r.Kind, r.Name), c)
 	case store.TableMeta:
 		obj := c.After

@@ -24,6 +24,8 @@
 //	i/user-name/<fold>    the id of the user whose userName folds to it
 //	i/group-name/<fold>   the id of the group whose displayName folds to it
 //	tick                  written by Barrier when nothing else moved
+//	txn/<daemon>/<n>      a daemon's markers, one per transaction it has
+//	                      in flight at once (see commitMain)
 //
 // Path parts are escaped with url.PathEscape.
 //
@@ -98,9 +100,14 @@ type State struct {
 	prefix  string
 	timeout time.Duration
 	fence   func() (string, int64, bool)
-	// markerKey is this State's own key, holding the nonce of its last
-	// transaction (see commitMain).
-	markerKey string
+	// markers are this State's own keys, each holding the nonce of the
+	// last transaction that used it (see commitMain); a transaction in
+	// flight holds one, so concurrent ones never share a key. freeMarks
+	// are those not in use.
+	markerBase string
+	markerMu   sync.Mutex
+	markers    []string
+	freeMarks  []string
 	log       *slog.Logger
 	st        *store.Store
 
@@ -121,12 +128,17 @@ type State struct {
 	readers []chan revRead // callers waiting for the next shared read; guarded by readMu
 	reading bool           // readLoop runs; guarded by readMu
 
+	// pending maps each key a batch in flight writes (see Prepare) to a
+	// channel closed when that batch is visible or failed.
+	pendingMu sync.Mutex
+	pending   map[string]chan struct{}
+
 	appliedMu sync.Mutex
 	applied   int64         // the revision the store reflects; guarded by appliedMu
 	advanced  chan struct{} // closed when applied grows; guarded by appliedMu
 }
 
-var _ store.Journal = (*State)(nil)
+var _ store.Pipeline = (*State)(nil)
 
 // New returns a State for opts. It does not contact etcd.
 func New(opts Options) (*State, error) {
@@ -143,8 +155,8 @@ func New(opts Options) (*State, error) {
 		opts.Logger = slog.Default()
 	}
 	return &State{
-		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger, fence: opts.Fence, markerKey: opts.Prefix + "txn/" + randomNonce(), metrics: newMetrics(),
-		revs: map[string]int64{}, gone: map[string]int64{}, advanced: make(chan struct{}),
+		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger, fence: opts.Fence, markerBase: opts.Prefix + "txn/" + randomNonce() + "/", metrics: newMetrics(),
+		revs: map[string]int64{}, gone: map[string]int64{}, pending: map[string]chan struct{}{}, advanced: make(chan struct{}),
 	}, nil
 }
 
@@ -508,65 +520,168 @@ func (s *State) committed(puts, dels []string, rev int64) {
 // Commit writes a batch of store changes to etcd: every object and index
 // key in one transaction that holds only if none of them changed since the
 // mirror saw them, memberships with it while there is room and after it
-// otherwise. A failed comparison is store.ErrStale.
+// otherwise. A failed comparison is store.ErrStale. The store makes the
+// batch visible when Commit returns.
 func (s *State) Commit(changes memdb.Changes) error {
+	b, err := s.prepare(changes)
+	if err != nil || b == nil {
+		return err
+	}
+	revs, err := s.send(b)
+	if err != nil {
+		return err
+	}
+	// Recorded only once every transaction succeeded: if one fails, the
+	// store discards the batch, and the mirror applies what did commit
+	// when the watch brings it.
+	s.committed(b.puts, b.dels, revs[0])
+	for i, chunk := range b.chunks() {
+		s.committed(keys(chunk, false), keys(chunk, true), revs[i])
+	}
+	return nil
+}
+
+// Prepare implements store.Pipeline: a batch of SCIM writes is sent while
+// the store goes on, and becomes visible when the watch brings it back (so
+// Run applies this daemon's writes as it applies the others'). A batch that
+// applies a spec revision, or changes a resource, takes Commit's path.
+func (s *State) Prepare(changes memdb.Changes) (func(released func()) error, bool, error) {
+	b, err := s.prepare(changes)
+	if err != nil || b == nil || b.applies || b.local {
+		return nil, false, err
+	}
+	done := s.hold(b)
+	return func(released func()) error {
+		defer s.release(b, done)
+		revs, err := s.send(b)
+		released()
+		if err != nil {
+			return err
+		}
+		// Committed, so acknowledged whatever the watch does: waiting is
+		// for this daemon to read its own write, and a watch that is late
+		// (reconnecting to another member) is logged, not an error. The
+		// next SCIM request's Barrier waits for it anyway.
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		if err := s.waitApplied(ctx, revs[len(revs)-1]); err != nil {
+			s.log.Warn("a committed batch is not in the mirror yet", "err", err)
+		}
+		return nil
+	}, true, nil
+}
+
+// prepare turns a batch of store changes into etcd operations, comparing
+// with the revisions the mirror holds now; nil when etcd holds none of it.
+func (s *State) prepare(changes memdb.Changes) (*batch, error) {
 	b := &batch{s: s}
 	for i := range changes {
 		if err := b.add(&changes[i]); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if len(b.ops) == 0 && len(b.members) == 0 {
-		return nil
+		return nil, nil
 	}
 	if b.applies && s.fence != nil {
 		key, rev, ok := s.fence()
 		if !ok {
-			return ErrNotLeader
+			return nil, ErrNotLeader
 		}
 		b.cmps = append(b.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", rev))
 	}
 	if len(b.ops)+1 > MaxTxnOps || len(b.cmps) > MaxTxnOps {
-		return fmt.Errorf("%w: %d operations", ErrTooLarge, len(b.ops)+1)
+		return nil, fmt.Errorf("%w: %d operations", ErrTooLarge, len(b.ops)+1)
 	}
-	room := MaxTxnOps - len(b.ops) - 1 // one for the marker
+	if err := s.busy(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// keys calls fn with every key the batch writes.
+func (b *batch) keys(fn func(string)) {
+	for k := range b.index {
+		fn(k)
+	}
+	for _, m := range b.members {
+		fn(m.key)
+	}
+}
+
+// busy returns a store.PendingError if a batch in flight writes one of b's
+// keys.
+func (s *State) busy(b *batch) error {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	var err error
+	b.keys(func(k string) {
+		if ch, ok := s.pending[k]; ok && err == nil {
+			err = &store.PendingError{Done: ch}
+		}
+	})
+	return err
+}
+
+// hold marks b's keys as written by a batch in flight.
+func (s *State) hold(b *batch) chan struct{} {
+	done := make(chan struct{})
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	b.keys(func(k string) { s.pending[k] = done })
+	return done
+}
+
+// release ends hold: b is visible, or failed.
+func (s *State) release(b *batch, done chan struct{}) {
+	s.pendingMu.Lock()
+	b.keys(func(k string) { delete(s.pending, k) })
+	s.pendingMu.Unlock()
+	close(done)
+}
+
+// chunks splits the batch's memberships into the transactions that carry
+// them: the first shares the main transaction (one operation is the
+// marker), the rest go MaxTxnOps at a time.
+func (b *batch) chunks() [][]memberOp {
+	room := MaxTxnOps - len(b.ops) - 1
 	first := b.members[:min(room, len(b.members))]
+	out := [][]memberOp{first}
+	for rest := b.members[len(first):]; len(rest) > 0; {
+		chunk := rest[:min(MaxTxnOps, len(rest))]
+		rest = rest[len(chunk):]
+		out = append(out, chunk)
+	}
+	return out
+}
+
+// send commits a prepared batch and returns the revision of each of its
+// transactions, the main one first.
+func (s *State) send(b *batch) ([]int64, error) {
+	chunks := b.chunks()
 	start := time.Now()
 	defer since(s.metrics.commit, start)
-	rev, err := s.commitMain(b.cmps, append(b.ops, ops(first)...))
+	rev, err := s.commitMain(b.cmps, append(b.ops, ops(chunks[0])...))
 	if errors.Is(err, store.ErrStale) && b.applies && s.fence != nil && !s.stillLeads() {
-		return ErrNotLeader
+		return nil, ErrNotLeader
 	}
 	if errors.Is(err, store.ErrStale) {
 		s.metrics.stale.Inc()
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
+	revs := []int64{rev}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	// Recorded only once every transaction succeeded: if one fails, the
-	// store discards the batch, and the mirror applies what did commit
-	// when the watch brings it.
-	type done struct {
-		ms  []memberOp
-		rev int64
-	}
-	all := []done{{first, rev}}
-	for rest := b.members[len(first):]; len(rest) > 0; {
-		chunk := rest[:min(MaxTxnOps, len(rest))]
-		rest = rest[len(chunk):]
+	for _, chunk := range chunks[1:] {
 		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(ops(chunk)...).Commit()
 		if err != nil {
-			return unavailable(err)
+			return nil, unavailable(err)
 		}
-		all = append(all, done{chunk, resp.Header.Revision})
+		revs = append(revs, resp.Header.Revision)
 	}
-	s.committed(b.puts, b.dels, all[0].rev)
-	for _, d := range all {
-		s.committed(keys(d.ms, false), keys(d.ms, true), d.rev)
-	}
-	return nil
+	return revs, nil
 }
 
 // stillLeads reads whether this daemon's leadership key is still the one
@@ -582,6 +697,37 @@ func (s *State) stillLeads() bool {
 	return err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == rev
 }
 
+// marker takes a marker key for one transaction; put it back with
+// releaseMarker.
+func (s *State) marker() string {
+	s.markerMu.Lock()
+	defer s.markerMu.Unlock()
+	if n := len(s.freeMarks); n > 0 {
+		k := s.freeMarks[n-1]
+		s.freeMarks = s.freeMarks[:n-1]
+		return k
+	}
+	k := s.markerBase + fmt.Sprint(len(s.markers))
+	s.markers = append(s.markers, k)
+	return k
+}
+
+func (s *State) releaseMarker(k string) {
+	s.markerMu.Lock()
+	defer s.markerMu.Unlock()
+	s.freeMarks = append(s.freeMarks, k)
+}
+
+// Close deletes this State's marker keys (one per transaction it had in
+// flight at once); a daemon that crashes leaves them, a few small keys that
+// nothing reads.
+func (s *State) Close(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	_, err := s.cli.Delete(ctx, s.markerBase, clientv3.WithPrefix())
+	return err
+}
+
 // commitTries bounds how often commitMain sends a transaction that, as a
 // read afterwards showed, did not commit.
 const commitTries = 3
@@ -589,16 +735,18 @@ const commitTries = 3
 // commitMain commits the batch's main transaction and returns its
 // revision. A transaction whose answer is lost (its etcd member died, the
 // leader changed) may or may not have committed: it also puts a nonce
-// under this daemon's marker key, and a read of that key tells which. Not
+// under a marker key of this daemon's, and a read of that key tells which. Not
 // committed, it is sent again, so losing one member of three costs a
 // client nothing; committed, it succeeded.
 func (s *State) commitMain(cmps []clientv3.Cmp, then []clientv3.Op) (int64, error) {
+	marker := s.marker()
+	defer s.releaseMarker(marker)
 	var err error
 	for range commitTries {
 		nonce := randomNonce()
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		var resp *clientv3.TxnResponse
-		resp, err = s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(append(then, clientv3.OpPut(s.markerKey, nonce))...).Commit()
+		resp, err = s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(append(then, clientv3.OpPut(marker, nonce))...).Commit()
 		cancel()
 		if err == nil {
 			if !resp.Succeeded {
@@ -607,7 +755,7 @@ func (s *State) commitMain(cmps []clientv3.Cmp, then []clientv3.Op) (int64, erro
 			return resp.Header.Revision, nil
 		}
 		rctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		got, rerr := s.cli.Get(rctx, s.markerKey)
+		got, rerr := s.cli.Get(rctx, marker)
 		cancel()
 		switch {
 		case rerr != nil:
