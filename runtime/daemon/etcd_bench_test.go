@@ -1,9 +1,9 @@
 package daemon
 
 import (
-	"fmt"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"

@@ -137,12 +137,12 @@ func New(opts Options) (*Store, error) {
 		opts.InFlight = 16
 	}
 	s := &Store{
-		db:      db,
-		opts:    opts,
+		db:       db,
+		opts:     opts,
 		reqs:     make(chan *request),
 		inFlight: make(chan struct{}, opts.InFlight),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	go s.commitLoop()
 	return s, nil

@@ -108,8 +108,8 @@ type State struct {
 	markerMu   sync.Mutex
 	markers    []string
 	freeMarks  []string
-	log       *slog.Logger
-	st        *store.Store
+	log        *slog.Logger
+	st         *store.Store
 
 	// revs is, for every key the mirror holds, the revision it last
 	// changed at; gone the deletes not yet passed by the watch (a delete's
