@@ -1,62 +1,73 @@
 package daemon
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
-	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/internal/httpload"
+	"github.com/idrecon/idrecon/runtime/internal/nginxtest"
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
 )
 
 var (
-	benchUsers  = flag.Int("etcd-bench-users", 20000, "users of BenchmarkEntraCycleThreeReplicas")
-	benchGroups = flag.Int("etcd-bench-groups", 200, "groups of BenchmarkEntraCycleThreeReplicas")
+	benchUsers   = flag.Int("etcd-bench-users", 20000, "users of BenchmarkEntraCycleThreeReplicas")
+	benchGroups  = flag.Int("etcd-bench-groups", 200, "groups of BenchmarkEntraCycleThreeReplicas")
+	benchClients = flag.Int("etcd-bench-clients", 32, "concurrent SCIM clients of BenchmarkEntraCycleThreeReplicas")
 )
 
 // BenchmarkEntraCycleThreeReplicas runs Entra's initial cycle (users, then
-// groups of 100 members, then the read-back) through a round-robin
-// balancer (in this process) in front of three daemons (in this process)
-// sharing one state in a three-process etcd cluster of the Debian package
-// (fsync on, as in production). Everything shares the machine's cores. It
-// reports the cycle's req/s, its p99, the daemons' heap, and the time a
-// fourth daemon takes to load the state and start serving. Run:
+// groups of 100 members, then the read-back) as users run it: three
+// `idrecon serve --etcd` processes (the binary built from the tree, default
+// flags) behind a round-robin nginx (the Debian package), sharing one state
+// in a three-member etcd cluster of processes (the client's etcd version,
+// fsync on), with the Entra client in this process. Everything shares the
+// machine's cores. It reports the cycle's req/s and p99, the CPU each part
+// spent per request, the replicas' largest resident memory, the watch lag
+// requests waited for, and how long a fourth replica takes to join. Run:
 //
 //	go test -run '^$' -bench EntraCycleThreeReplicas -benchtime 1x -timeout 30m ./runtime/daemon/
 func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
-	c := etcdtest.StartPackaged(b, 3)
+	c := etcdtest.StartProcesses(b, 3)
+	bin := buildBinary(b)
 	specDir := copyDir(b, "../../examples/entra")
-	var ds []*running
-	for i := range 3 {
-		ds = append(ds, start(b, Config{SpecDir: specDir, DataDir: b.TempDir(),
-			Etcd: &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/idrecon-bench/", Name: "bench-" + string(rune('a'+i))}}))
+	etcdArgs := []string{"--etcd", strings.Join(c.Endpoints, ","), "--etcd-prefix", "/idrecon-bench/"}
+	var replicas []*running
+	var pids, etcdPids []int
+	for range 3 {
+		d, pid := startBinary(b, bin, specDir, etcdArgs...)
+		replicas, pids = append(replicas, d), append(pids, pid)
 	}
 	var targets []string
-	for _, d := range ds {
+	for _, d := range replicas {
 		eventually(b, "replica ready", func() bool {
 			code, _ := d.call(b, "GET", d.admin+"/readyz", "", nil)
 			return code == 200
 		})
 		targets = append(targets, d.base)
 	}
-	lb := roundRobin(b, targets)
-	etcdCPU := func() (d time.Duration) {
-		for _, pid := range c.Pids() {
+	lb, lbPid := nginxtest.Balance(b, targets)
+	etcdPids = c.Pids()
+	cpu := func(pids ...int) (d time.Duration) {
+		for _, pid := range pids {
 			d += httpload.ChildCPU(pid)
 		}
 		return d
 	}
 	for range b.N {
-		etcd0, own0 := etcdCPU(), httpload.ProcessCPU()
+		etcd0, reps0, lb0, own0 := cpu(etcdPids...), cpu(pids...), cpu(lbPid), httpload.ProcessCPU()
 		res, err := scimload.Run(context.Background(), scimload.Config{
-			URL: lb.URL + "/api/scim/v2", Token: scimTok, Users: *benchUsers, Groups: *benchGroups, MembersPerGroup: 100,
-			Concurrency: 32, Flag: true, Progress: os.Stderr,
+			URL: lb + "/api/scim/v2", Token: scimTok, Users: *benchUsers, Groups: *benchGroups, MembersPerGroup: 100,
+			Concurrency: *benchClients, Flag: true, Progress: os.Stderr,
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -65,34 +76,76 @@ func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
 		if res.Errors != 0 || len(res.Problems) != 0 {
 			b.Fatalf("%d errors", res.Errors)
 		}
+		n := float64(res.Cycle.Count)
+		perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / n }
 		b.ReportMetric(res.CycleRPS(), "cycle-req/s")
 		b.ReportMetric(float64(res.Cycle.P99.Microseconds())/1000, "cycle-p99-ms")
-		// Where the cores went: the three etcd processes, and this process
-		// (three daemons, the balancer and the Entra client).
-		n := float64(res.Cycle.Count)
-		b.ReportMetric(float64((etcdCPU()-etcd0).Microseconds())/n, "etcd-cpu-µs/req")
-		b.ReportMetric(float64((httpload.ProcessCPU()-own0).Microseconds())/n, "daemons+client-cpu-µs/req")
+		// Where the cores went.
+		b.ReportMetric(perReq(cpu(etcdPids...)-etcd0), "etcd-cpu-µs/req")
+		b.ReportMetric(perReq(cpu(pids...)-reps0), "replicas-cpu-µs/req")
+		b.ReportMetric(perReq(cpu(lbPid)-lb0), "nginx-cpu-µs/req")
+		b.ReportMetric(perReq(httpload.ProcessCPU()-own0), "client-cpu-µs/req")
 	}
 	b.StopTimer()
-	_, m := ds[0].call(b, "GET", ds[0].admin+"/metrics", "", nil)
-	for _, line := range strings.Split(string(m), "\n") {
-		if strings.HasPrefix(line, "idrecon_etcd_") && (strings.Contains(line, "_sum") || strings.Contains(line, "_count") || strings.Contains(line, "stale")) {
-			fmt.Fprintln(os.Stderr, line)
-		}
+	var rss int64
+	for _, pid := range pids {
+		rss = max(rss, httpload.ChildRSS(pid))
 	}
-	// What etcd did for the cycle: raft proposals and the calls a member answered.
-	_, m = ds[0].call(b, "GET", c.Endpoints[0]+"/metrics", "", nil)
-	for _, line := range strings.Split(string(m), "\n") {
-		if strings.HasPrefix(line, "etcd_server_proposals_committed_total") || strings.HasPrefix(line, "etcd_debugging_mvcc_") && strings.Contains(line, "_total") ||
-			strings.HasPrefix(line, "grpc_server_handled_total") && (strings.Contains(line, `"Range"`) || strings.Contains(line, `"Txn"`) || strings.Contains(line, `"Put"`)) {
-			fmt.Fprintln(os.Stderr, line)
-		}
-	}
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	b.ReportMetric(float64(ms.HeapInuse)/3/(1<<20), "heap-MiB/replica")
+	b.ReportMetric(float64(rss)/(1<<20), "max-replica-RSS-MiB")
+	_, m := replicas[0].call(b, "GET", replicas[0].admin+"/metrics", "", nil)
+	b.ReportMetric(histogramQuantile(m, "idrecon_etcd_watch_lag_seconds", 0.99)*1000, "watch-lag-p99-ms")
+	printMetrics(m, "idrecon_etcd_")
+	_, m = replicas[0].call(b, "GET", c.Endpoints[0]+"/metrics", "", nil)
+	printMetrics(m, "etcd_server_proposals_committed_total", `grpc_server_handled_total{grpc_code="OK",grpc_method="Range"`, `grpc_server_handled_total{grpc_code="OK",grpc_method="Txn"`, `grpc_server_handled_total{grpc_code="OK",grpc_method="Put"`)
 	started := time.Now()
-	start(b, Config{SpecDir: specDir, DataDir: b.TempDir(), Etcd: &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/idrecon-bench/", Name: "bench-joiner"}})
+	d, _ := startBinary(b, bin, specDir, etcdArgs...)
+	eventually(b, "joining replica ready", func() bool {
+		code, _ := d.call(b, "GET", d.admin+"/readyz", "", nil)
+		return code == 200
+	})
 	b.ReportMetric(time.Since(started).Seconds(), "join-s")
+}
+
+// printMetrics writes the lines of a Prometheus text exposition that start
+// with one of prefixes (sums and counts of histograms, not their buckets).
+func printMetrics(text []byte, prefixes ...string) {
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		for _, p := range prefixes {
+			if strings.HasPrefix(line, p) && !strings.Contains(line, "_bucket") {
+				fmt.Fprintln(os.Stderr, line)
+			}
+		}
+	}
+}
+
+// histogramQuantile estimates quantile q of the Prometheus histogram name
+// in text as its bucket's upper bound (NaN without observations).
+func histogramQuantile(text []byte, name string, q float64) float64 {
+	type bucket struct{ le, count float64 }
+	var buckets []bucket
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, count, _ := strings.Cut(rest, `"} `)
+		l, err1 := strconv.ParseFloat(le, 64)
+		n, err2 := strconv.ParseFloat(count, 64)
+		if err1 == nil && err2 == nil {
+			buckets = append(buckets, bucket{l, n})
+		}
+	}
+	if len(buckets) == 0 || buckets[len(buckets)-1].count == 0 {
+		return math.NaN()
+	}
+	total := buckets[len(buckets)-1].count
+	for _, bk := range buckets {
+		if bk.count >= q*total {
+			return bk.le
+		}
+	}
+	return math.Inf(1)
 }

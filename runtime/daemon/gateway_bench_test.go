@@ -39,10 +39,7 @@ func BenchmarkGateway(b *testing.B) {
 	files := map[string]string{"bench-gateway.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: bench\nspec:\n" +
 		"  upstream: " + app.URL + "\n  pathPrefix: /app\n  rolesHeader: X-Idrecon-Roles\n  versionsHeader: X-Idrecon-Versions\n"}
 	b.Run("own-process", func(b *testing.B) {
-		bin := filepath.Join(b.TempDir(), "idrecon")
-		if out, err := exec.Command("go", "build", "-o", bin, "github.com/idrecon/idrecon/cmd/idrecon").CombinedOutput(); err != nil {
-			b.Fatalf("go build: %v\n%s", err, out)
-		}
+		bin := buildBinary(b)
 		specDir, key := gatewaySpec(b, files)
 		d, pid := startBinary(b, bin, specDir)
 		setBaseURL(b, d, specDir, d.base)
@@ -90,13 +87,24 @@ func loadGateway(b *testing.B, d *running, key *testidp.Key, pid int) {
 	b.Run("verify", func(b *testing.B) { httpload.Run(b, get("/auth/verify"), http.StatusOK, pid) })
 }
 
-// startBinary starts `bin serve` on specDir with default flags but for
-// loopback listeners on ports the OS picks, plain HTTP and a fresh data
-// dir, and stops it when b ends. It returns the daemon and its pid.
-func startBinary(b *testing.B, bin, specDir string) (*running, int) {
+// buildBinary builds the idrecon command from the tree, for benchmarks
+// that run the daemon as users do.
+func buildBinary(b *testing.B) string {
 	b.Helper()
-	cmd := exec.Command(bin, "serve", "--spec", specDir, "--data-dir", b.TempDir(), "--insecure-http",
-		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
+	bin := filepath.Join(b.TempDir(), "idrecon")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/idrecon/idrecon/cmd/idrecon").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startBinary starts `bin serve` on specDir with default flags but for
+// loopback listeners on ports the OS picks, plain HTTP, a fresh data dir
+// and extra, and stops it when b ends. It returns the daemon and its pid.
+func startBinary(b *testing.B, bin, specDir string, extra ...string) (*running, int) {
+	b.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--spec", specDir, "--data-dir", b.TempDir(), "--insecure-http",
+		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, extra...)...)
 	cmd.Env = append(os.Environ(), "IDRECON_ADMIN_TOKEN="+adminTok)
 	logs, err := cmd.StderrPipe()
 	if err != nil {

@@ -173,14 +173,28 @@ func (s *Server) createGroup(w http.ResponseWriter, r *request, _ string) error 
 	}
 	now := s.opts.Now()
 	g := &store.Group{ID: newID(), DisplayName: next.displayName, ExternalID: next.externalID, Created: now, Modified: now, Version: 1}
-	var out *store.Group
-	err = s.st.Update(r.Context(), func(txn *store.Txn) error {
-		if err := writeGroup(txn, g, nil, next); err != nil {
+	if len(next.members) > 0 {
+		if err := r.settle(); err != nil {
 			return err
 		}
-		out, _, err = groupView(txn, g)
-		return err
-	})
+	}
+	var out *store.Group
+	create := func() error {
+		return s.st.Update(r.Context(), func(txn *store.Txn) error {
+			if err := writeGroup(txn, g, nil, next); err != nil {
+				return err
+			}
+			out, _, err = groupView(txn, g)
+			return err
+		})
+	}
+	err = create()
+	if err != nil && r.barrier != nil {
+		if err := r.settle(); err != nil {
+			return err
+		}
+		err = create()
+	}
 	if err != nil {
 		return err
 	}

@@ -122,14 +122,23 @@ func (s *Server) createUser(w http.ResponseWriter, r *request, _ string) error {
 	}
 	now := s.opts.Now()
 	u.ID, u.Created, u.Modified, u.Version = newID(), now, now, 1
-	err = s.st.Update(r.Context(), func(txn *store.Txn) error {
-		if other, err := txn.UserByName(u.UserName); err != nil {
+	create := func() error {
+		return s.st.Update(r.Context(), func(txn *store.Txn) error {
+			if other, err := txn.UserByName(u.UserName); err != nil {
+				return err
+			} else if other != nil {
+				return errUserNameTaken(u.UserName, other.ID)
+			}
+			return txn.Insert(store.TableUsers, u)
+		})
+	}
+	err = create()
+	if err != nil && r.barrier != nil {
+		if err := r.settle(); err != nil {
 			return err
-		} else if other != nil {
-			return errUserNameTaken(u.UserName, other.ID)
 		}
-		return txn.Insert(store.TableUsers, u)
-	})
+		err = create()
+	}
 	if err != nil {
 		return err
 	}

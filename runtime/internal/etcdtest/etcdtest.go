@@ -217,6 +217,7 @@ func runMember(args []string) error {
 	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.EnablePprof = true // a benchmark may profile a member: /debug/pprof on the client URL
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return err

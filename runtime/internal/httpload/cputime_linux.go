@@ -37,3 +37,22 @@ func ChildCPU(pid int) time.Duration {
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks
 }
+
+// ChildRSS is process pid's resident memory in bytes (VmRSS in
+// /proc/<pid>/status; 0 if unreadable).
+func ChildRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}

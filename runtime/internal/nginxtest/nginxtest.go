@@ -20,7 +20,43 @@ import (
 // for the http {} context), its upstreams pointed at idrecon and app, and
 // returns its base URL. nginx runs in the foreground as a child of the test
 // and is stopped when the test ends; without nginx the test is skipped.
-func Start(t *testing.T, conf, idrecon, app string) string {
+func Start(t testing.TB, conf, idrecon, app string) string {
+	t.Helper()
+	snippet, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := run(t, func(listen string) string {
+		return strings.NewReplacer(
+			"server 127.0.0.1:9443;", "server "+strings.TrimPrefix(idrecon, "http://")+";",
+			"server 127.0.0.1:8080;", "server "+strings.TrimPrefix(app, "http://")+";",
+			"listen 80;", "listen "+listen+";",
+		).Replace(string(snippet))
+	}, true)
+	return base
+}
+
+// Balance runs nginx as a round-robin load balancer in front of upstreams
+// (base URLs), with keep-alive connections to them and no access log, as
+// one would in production, and returns its base URL and process id.
+func Balance(t testing.TB, upstreams []string) (string, int) {
+	t.Helper()
+	var servers strings.Builder
+	for _, u := range upstreams {
+		fmt.Fprintf(&servers, "    server %s;\n", strings.TrimPrefix(u, "http://"))
+	}
+	return run(t, func(listen string) string {
+		return "upstream replicas {\n" + servers.String() + "    keepalive 64;\n}\n" +
+			"server {\n    listen " + listen + ";\n    location / {\n" +
+			"        proxy_pass http://replicas;\n        proxy_http_version 1.1;\n" +
+			"        proxy_set_header Connection \"\";\n        proxy_set_header Host $http_host;\n" +
+			"        proxy_next_upstream off;\n    }\n}\n"
+	}, false)
+}
+
+// run starts nginx with the server block site(listen address) and returns
+// its base URL and pid.
+func run(t testing.TB, site func(listen string) string, accessLog bool) (string, int) {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -29,27 +65,22 @@ func Start(t *testing.T, conf, idrecon, app string) string {
 			t.Skip("nginx not installed (the Debian package nginx)")
 		}
 	}
-	snippet, err := os.ReadFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for attempt := 1; ; attempt++ {
-		port := freePort(t)
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		dir := t.TempDir()
-		site := strings.NewReplacer(
-			"server 127.0.0.1:9443;", "server "+strings.TrimPrefix(idrecon, "http://")+";",
-			"server 127.0.0.1:8080;", "server "+strings.TrimPrefix(app, "http://")+";",
-			"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
-		).Replace(string(snippet))
-		writeFile(t, filepath.Join(dir, "idrecon.conf"), site)
+		writeFile(t, filepath.Join(dir, "idrecon.conf"), site(addr))
+		access := "access_log DIR/access.log;"
+		if !accessLog {
+			access = "access_log off;"
+		}
 		writeFile(t, filepath.Join(dir, "nginx.conf"), strings.ReplaceAll(`daemon off;
 master_process off;
 worker_processes 1;
 pid DIR/nginx.pid;
 error_log DIR/error.log info;
-events { worker_connections 128; }
+events { worker_connections 1024; }
 http {
-    access_log DIR/access.log;
+    `+access+`
     client_body_temp_path DIR/client_body;
     proxy_temp_path DIR/proxy;
     fastcgi_temp_path DIR/fastcgi;
@@ -71,11 +102,10 @@ http {
 			cancel()
 			<-exited
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		err := waitListening(addr, exited)
 		if err == nil {
 			t.Cleanup(stop)
-			return "http://" + addr
+			return "http://" + addr, cmd.Process.Pid
 		}
 		stop()
 		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
@@ -86,7 +116,7 @@ http {
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -96,7 +126,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
