@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -167,5 +168,63 @@ func TestCompletion(t *testing.T) {
 		if code != 0 || !slices.Equal(got, tc.want) {
 			t.Errorf("__complete %q: exit %d, %q, want %q\n%s", tc.args, code, got, tc.want, errs)
 		}
+	}
+}
+
+// TestReadmeCommandTable: every command and flag the README's command table
+// names exists, spelled as written.
+func TestReadmeCommandTable(t *testing.T) {
+	readme, err := os.ReadFile("../../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "\n## Commands\n")
+	table, _, _ = strings.Cut(table, "\n\n")
+	root := newRoot(Env{Getenv: func(string) string { return "" }})
+	// What cobra adds when it runs.
+	root.InitDefaultVersionFlag()
+	root.InitDefaultCompletionCmd()
+	span := regexp.MustCompile("`([^`]+)`")
+	checked := 0
+	for _, row := range strings.Split(table, "\n") {
+		cells := strings.Split(row, " | ")
+		if !strings.HasPrefix(row, "| `idrecon") || len(cells) < 2 {
+			continue
+		}
+		cmd := root
+		for _, m := range span.FindAllStringSubmatch(cells[0], -1) {
+			words := strings.Fields(strings.ReplaceAll(m[1], `\|`, "|"))
+			if words[0] == "idrecon" {
+				cmd = root
+				words = words[1:]
+				if len(words) > 0 && !strings.HasPrefix(words[0], "-") {
+					c, _, err := root.Find(words[:1])
+					if err != nil || c == root {
+						t.Errorf("README names command %q, which does not exist", words[0])
+						continue
+					}
+					cmd, words = c, words[1:]
+					checked++
+				}
+			}
+			for _, w := range words {
+				name := strings.TrimLeft(w, "-")
+				switch {
+				case strings.HasPrefix(w, "--"):
+					if cmd.Flags().Lookup(name) == nil {
+						t.Errorf("README: %s has no flag %s", cmd.CommandPath(), w)
+					}
+					checked++
+				case strings.HasPrefix(w, "-"):
+					if cmd.Flags().ShorthandLookup(name) == nil {
+						t.Errorf("README: %s has no flag %s", cmd.CommandPath(), w)
+					}
+					checked++
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("checked only %d flags: is the table still under ## Commands?", checked)
 	}
 }
