@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/idrecon/idrecon/runtime/access"
 )
 
@@ -18,11 +21,7 @@ type listFlags struct {
 	all    *bool
 }
 
-func addListFlags(fs interface {
-	String(string, string, string) *string
-	Int(string, int, string) *int
-	Bool(string, bool, string) *bool
-}, what string) listFlags {
+func addListFlags(fs *pflag.FlagSet, what string) listFlags {
 	return listFlags{
 		filter: fs.String("filter", "", "show only "+what+" whose name contains this text (case-insensitive)"),
 		limit:  fs.Int("limit", 100, "page size (at most 500)"),
@@ -58,77 +57,95 @@ func fetchPages[T any](ctx context.Context, c *client, path string, lf listFlags
 	}
 }
 
-func runUsers(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "users", "[--filter TEXT] [--active true|false] [--limit N] [--after CURSOR | --all] [--output json]")
-	output := outputFlag(fs)
-	lf := addListFlags(fs, "users")
-	active := fs.String("active", "", "only active (true) or disabled (false) users")
-	mkClient := serverFlags(fs, env)
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
+func usersCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "users",
+		Short: "List the users Entra provisioned",
+		Long: `List the users Entra provisioned, with their effective roles and versions,
+a page at a time (--all for every page).`,
+		Example: `  idrecon users
+  idrecon users --filter alice --active true
+  idrecon users --all --output json`,
+		Args: noArgs,
 	}
-	c, err := mkClient()
-	if err != nil {
-		return err
-	}
-	extra := url.Values{}
-	if *active != "" {
-		extra.Set("active", *active)
-	}
-	var all []access.UserSummary
-	next, err := fetchPages(ctx, c, "/v1/users", lf, extra, func(p []access.UserSummary) { all = append(all, p...) })
-	if err != nil {
-		return err
-	}
-	if *output == "json" {
-		return writeItems(env.Stdout, "UserList", all, next)
-	}
-	if len(all) == 0 {
-		fmt.Fprintln(env.Stdout, "No users (none provisioned yet, or none match).")
+	output := outputFlag(c)
+	lf := addListFlags(c.Flags(), "users")
+	active := c.Flags().String("active", "", "only active (true) or disabled (false) users")
+	c.RegisterFlagCompletionFunc("active", cobra.FixedCompletions([]string{"true", "false"}, cobra.ShellCompDirectiveNoFileComp))
+	mkClient := serverFlags(c, env)
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		cl, err := mkClient()
+		if err != nil {
+			return err
+		}
+		extra := url.Values{}
+		if *active != "" {
+			extra.Set("active", *active)
+		}
+		var all []access.UserSummary
+		next, err := fetchPages(cmd.Context(), cl, "/v1/users", lf, extra, func(p []access.UserSummary) { all = append(all, p...) })
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			return writeItems(env.Stdout, "UserList", all, next)
+		}
+		if len(all) == 0 {
+			fmt.Fprintln(env.Stdout, "No users (none provisioned yet, or none match).")
+			return nil
+		}
+		tb := newTable(env.Stdout, "USERNAME", "ACTIVE", "ACCESS", "EXTERNAL ID", "GROUPS", "ROLES", "VERSIONS")
+		for _, u := range all {
+			tb.row(u.UserName, fmt.Sprint(u.Active), yesNo(u.HasAccess), orDash(u.ExternalID),
+				list(u.Groups), list(u.Roles), list(u.Versions))
+		}
+		tb.flush()
+		morePages(env.Stdout, len(all), next)
 		return nil
 	}
-	tb := newTable(env.Stdout, "USERNAME", "ACTIVE", "ACCESS", "EXTERNAL ID", "GROUPS", "ROLES", "VERSIONS")
-	for _, u := range all {
-		tb.row(u.UserName, fmt.Sprint(u.Active), yesNo(u.HasAccess), orDash(u.ExternalID),
-			list(u.Groups), list(u.Roles), list(u.Versions))
-	}
-	tb.flush()
-	morePages(env.Stdout, len(all), next)
-	return nil
+	return c
 }
 
-func runGroups(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "groups", "[--filter TEXT] [--limit N] [--after CURSOR | --all] [--output json]")
-	output := outputFlag(fs)
-	lf := addListFlags(fs, "groups")
-	mkClient := serverFlags(fs, env)
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
+func groupsCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "groups",
+		Short: "List the groups Entra provisioned",
+		Long: `List the groups Entra provisioned, with their members, assignments, roles and
+versions, a page at a time (--all for every page).`,
+		Example: `  idrecon groups
+  idrecon groups --filter appsec --output json`,
+		Args: noArgs,
 	}
-	c, err := mkClient()
-	if err != nil {
-		return err
-	}
-	var all []access.GroupSummary
-	next, err := fetchPages(ctx, c, "/v1/groups", lf, nil, func(p []access.GroupSummary) { all = append(all, p...) })
-	if err != nil {
-		return err
-	}
-	if *output == "json" {
-		return writeItems(env.Stdout, "GroupList", all, next)
-	}
-	if len(all) == 0 {
-		fmt.Fprintln(env.Stdout, "No groups (none provisioned yet, or none match).")
+	output := outputFlag(c)
+	lf := addListFlags(c.Flags(), "groups")
+	mkClient := serverFlags(c, env)
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		cl, err := mkClient()
+		if err != nil {
+			return err
+		}
+		var all []access.GroupSummary
+		next, err := fetchPages(cmd.Context(), cl, "/v1/groups", lf, nil, func(p []access.GroupSummary) { all = append(all, p...) })
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			return writeItems(env.Stdout, "GroupList", all, next)
+		}
+		if len(all) == 0 {
+			fmt.Fprintln(env.Stdout, "No groups (none provisioned yet, or none match).")
+			return nil
+		}
+		tb := newTable(env.Stdout, "DISPLAY NAME", "EXTERNAL ID", "MEMBERS", "ASSIGNMENTS", "ROLES", "VERSIONS")
+		for _, g := range all {
+			tb.row(g.DisplayName, orDash(g.ExternalID), fmt.Sprint(g.Members),
+				list(g.Assignments), list(g.Roles), list(g.Versions))
+		}
+		tb.flush()
+		morePages(env.Stdout, len(all), next)
 		return nil
 	}
-	tb := newTable(env.Stdout, "DISPLAY NAME", "EXTERNAL ID", "MEMBERS", "ASSIGNMENTS", "ROLES", "VERSIONS")
-	for _, g := range all {
-		tb.row(g.DisplayName, orDash(g.ExternalID), fmt.Sprint(g.Members),
-			list(g.Assignments), list(g.Roles), list(g.Versions))
-	}
-	tb.flush()
-	morePages(env.Stdout, len(all), next)
-	return nil
+	return c
 }
 
 func nonNil[T any](s []T) []T {
@@ -165,20 +182,29 @@ func via(group, assignment string) string {
 	return "group " + group + ", assignment " + assignment
 }
 
-func runAccess(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "access", "user USERNAME | version APP/VERSION | pending [--output json]")
-	output := outputFlag(fs)
-	mkClient := serverFlags(fs, env)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+func accessCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "access user USERNAME | version APP/VERSION | pending",
+		Short: "Explain who may do what",
+		Long: `Explain who may do what, and why: the roles and versions a user has and the
+assignment (and group) each comes from; the users who can reach an
+application version; the assignments whose subject is not provisioned yet.`,
+		Example: `  idrecon access user alice@contoso.com
+  idrecon access version webgoat/2.0
+  idrecon access pending --output json`,
 	}
-	if err := subcommand(fs, pos, "user", "version", "pending"); err != nil {
-		return err
+	withVerbs(c, verb{"user", []string{"USERNAME"}}, verb{"version", []string{"APP/VERSION"}}, verb{word: "pending"})
+	output := outputFlag(c)
+	mkClient := serverFlags(c, env)
+	c.RunE = func(cmd *cobra.Command, pos []string) error {
+		return runAccess(cmd.Context(), env, mkClient, *output, pos)
 	}
-	what := map[string][]string{"user": {"user", "USERNAME"}, "version": {"version", "APP/VERSION"}, "pending": {"pending"}}
-	if err := wantArgs(fs, pos, what[pos[0]]...); err != nil {
-		return err
+	return c
+}
+
+func runAccess(ctx context.Context, env Env, mkClient func() (*client, error), output string, pos []string) error {
+	if pos[0] == "version" && !strings.Contains(pos[1], "/") {
+		return usageErrorf("want APP/VERSION, e.g. webgoat/2.0, not %q", pos[1])
 	}
 	c, err := mkClient()
 	if err != nil {
@@ -191,20 +217,17 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 		if err := c.getJSON(ctx, "/v1/access/users/"+url.PathEscape(pos[1]), &e); err != nil {
 			return err
 		}
-		if *output == "json" {
+		if output == "json" {
 			return writeItem(w, "UserAccess", &e)
 		}
 		writeEffective(w, &e)
 	case "version":
-		app, version, ok := strings.Cut(pos[1], "/")
-		if !ok {
-			return usageError(fs, "want APP/VERSION, e.g. webgoat/2.0, not %q", pos[1])
-		}
+		app, version, _ := strings.Cut(pos[1], "/")
 		var r access.Reach
 		if err := c.getJSON(ctx, "/v1/access/applications/"+url.PathEscape(app)+"/"+url.PathEscape(version), &r); err != nil {
 			return err
 		}
-		if *output == "json" {
+		if output == "json" {
 			return writeItem(w, "VersionAccess", &r)
 		}
 		fmt.Fprintf(w, "%s: %d user(s) can reach it\n", printable(r.Application+"/"+r.Version), len(r.Users))
@@ -227,7 +250,7 @@ func runAccess(ctx context.Context, env Env, args []string) error {
 		if err := c.getJSON(ctx, "/v1/access/pending", &p); err != nil {
 			return err
 		}
-		if *output == "json" {
+		if output == "json" {
 			return writeItems(w, "PendingAssignmentList", p, "")
 		}
 		if len(p) == 0 {

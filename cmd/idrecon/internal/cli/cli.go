@@ -1,16 +1,18 @@
-// Package cli implements the idrecon command line: one function per
-// subcommand, each parsing its own flags and returning an error that Main
-// maps to an exit code.
+// Package cli implements the idrecon command line on spf13/cobra, the
+// library kubectl, flux, argocd and helm are built on: one constructor per
+// command, whose RunE returns an error that Main maps to an exit code.
+// Help is output (stdout, exit 0); a mistake in the command line is one
+// line on stderr naming the command, and exit 1.
 package cli
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // Version is set at build time.
@@ -42,47 +44,69 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
-// errUsage marks a command-line mistake; what is wrong and the usage text
-// have been printed. It exits 1 like any other failure: exit 2 is plan's
-// "changes", which CI must not confuse with a typo in its command line.
-var errUsage = errors.New("usage")
+// usageError is a mistake in the command line. It exits 1 like any other
+// failure: exit 2 is plan's "changes", which CI must not confuse with a typo
+// in its command line.
+type usageError struct{ msg string }
 
-// usageError prints what is wrong with the command line and the command's
-// usage, and returns errUsage.
-func usageError(fs *flag.FlagSet, format string, args ...any) error {
-	fmt.Fprintf(fs.Output(), "%s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
-	fs.Usage()
-	return errUsage
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-type command struct {
-	summary string
-	run     func(ctx context.Context, env Env, args []string) error
-}
+// errUsagePrinted is a usage error whose explanation has been printed.
+var errUsagePrinted = errors.New("usage")
 
-func commands() map[string]command {
-	return map[string]command{
-		"init":      {"init DIR: start a spec repository (the Entra checklist as commented YAML, a fresh SCIM token)", runInit},
-		"validate":  {"check a spec repo and list every error", runValidate},
-		"export":    {"export -o DIR: write a daemon's live spec-owned state as a spec repository, for adopting a running set-up", runExport},
-		"plan":      {"show what apply would change (exit 0 none, 2 changes, 1 error)", runPlan},
-		"apply":     {"apply a spec repo to a running daemon", runApply},
-		"serve":     {"run the daemon (SCIM, SAML, admin API, reconciler)", runServe},
-		"status":    {"show where a daemon stands", runStatus},
-		"reconcile": {"ask a daemon to reconcile now", runReconcile},
-		"suspend":   {"stop a daemon from applying changes (it still serves and reports drift)", runSuspend},
-		"resume":    {"let a suspended daemon apply changes again", runResume},
-		"users":     {"list the users Entra provisioned", runUsers},
-		"groups":    {"list the groups Entra provisioned", runGroups},
-		"access":    {"explain who may do what: access user NAME | version APP/VERSION | pending", runAccess},
-		"token":     {"token new: make a SCIM token and the sha256 line to commit", runToken},
-		"saml":      {"saml metadata: save the SP metadata XML for Entra", runSAML},
-		"backup":    {"write a consistent snapshot of a daemon's state to a file (mode 0600)", runBackup},
-		"restore":   {"restore a snapshot into a data dir (daemon stopped)", runRestore},
-		"migrate":   {"copy a stopped daemon's data dir into etcd, for serve --etcd", runMigrate},
-		"keystore":  {"keystore import FILE.p12: turn a PKCS#12 keystore into a Certificate document", runKeystore},
-		"version":   {"print the version", runVersion},
+// commands are idrecon's commands, each made for env.
+func commands(env Env) []*cobra.Command {
+	return []*cobra.Command{
+		initCmd(env), validateCmd(env), exportCmd(env), planCmd(env), applyCmd(env), serveCmd(env),
+		statusCmd(env), reconcileCmd(env), suspendCmd(env), resumeCmd(env), usersCmd(env), groupsCmd(env),
+		accessCmd(env), tokenCmd(env), samlCmd(env), backupCmd(env), restoreCmd(env), migrateCmd(env),
+		keystoreCmd(env), versionCmd(env),
 	}
+}
+
+// newRoot returns the idrecon command with every command below it.
+func newRoot(env Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "idrecon",
+		Short: "Manage Application Security's identity set-up from git",
+		Long: `idrecon manages Application Security's identity set-up from git: it validates and
+plans spec repos, and runs the daemon that serves SCIM and SAML and converges
+the runtime to the spec.`,
+		Example: `  idrecon validate examples/entra
+  idrecon serve --spec examples/entra --insecure-http
+  idrecon status`,
+		Version:       Version,
+		SilenceErrors: true, // Main prints errors, one line naming the command
+		SilenceUsage:  true, // and no usage after an error that is not the command line's
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				msg := fmt.Sprintf("unknown command %q", args[0])
+				if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+				}
+				return &usageError{msg: msg}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error {
+			// No command: what there is to run explains the mistake (stderr).
+			fmt.Fprint(env.Stderr, c.UsageString())
+			return errUsagePrinted
+		},
+	}
+	root.SetVersionTemplate("idrecon {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	// Never nil: cobra reads os.Args when given nil.
+	root.SetArgs(append([]string{}, env.Args...))
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	root.AddCommand(commands(env)...)
+	return root
 }
 
 // Main runs the command line and returns the process exit code.
@@ -93,42 +117,30 @@ func Main(ctx context.Context, env Env) int {
 	if env.IsTerminal == nil {
 		env.IsTerminal = isTerminal
 	}
-	cmds := commands()
-	switch {
-	case len(env.Args) == 0:
-		usage(env.Stderr, cmds)
-		return 1
-	case asksHelp(env.Args[:1]) || env.Args[0] == "help":
-		// Asked for, help is the output: stdout, exit 0.
-		usage(env.Stdout, cmds)
-		return 0
-	case env.Args[0] == "--version" || env.Args[0] == "-version":
-		env.Args[0] = "version"
+	cmd, err := newRoot(env).ExecuteContextC(ctx)
+	name := "idrecon"
+	if cmd != nil {
+		name = cmd.CommandPath()
 	}
-	cmd, ok := cmds[env.Args[0]]
-	if !ok {
-		fmt.Fprintf(env.Stderr, "idrecon: unknown command %q\n\n", env.Args[0])
-		usage(env.Stderr, cmds)
-		return 1
-	}
-	err := cmd.run(ctx, env, env.Args[1:])
 	var ee *exitError
+	var ue *usageError
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsagePrinted):
+		return 1
+	case errors.As(err, &ue):
+		fmt.Fprintf(env.Stderr, "%s: %s\nRun '%s --help' for usage.\n", name, ue.msg, name)
 		return 1
 	case errors.As(err, &ee):
 		if ee.err != nil {
-			fmt.Fprintf(env.Stderr, "idrecon %s: %v\n", env.Args[0], ee.err)
-			jsonFailure(env, ee.err, ee.code)
+			fmt.Fprintf(env.Stderr, "%s: %v\n", name, ee.err)
+			jsonFailure(env, cmd, ee.err, ee.code)
 		}
 		return ee.code
 	default:
-		fmt.Fprintf(env.Stderr, "idrecon %s: %v\n", env.Args[0], err)
-		jsonFailure(env, err, 1)
+		fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
+		jsonFailure(env, cmd, err, 1)
 		return 1
 	}
 }
@@ -136,150 +148,137 @@ func Main(ctx context.Context, env Env) int {
 // jsonFailure writes a failure as JSON on stdout too when the command was
 // asked for --output json, so a script reads one format whatever happens.
 // (A command that wrote its own JSON failure returns no error text.)
-func jsonFailure(env Env, err error, code int) {
-	for i, a := range env.Args {
-		if a == "--output=json" || a == "-output=json" || (a == "--output" || a == "-output") && i+1 < len(env.Args) && env.Args[i+1] == "json" {
-			writeError(env.Stdout, err.Error(), code, nil)
-			return
-		}
+func jsonFailure(env Env, cmd *cobra.Command, err error, code int) {
+	if cmd == nil {
+		return
 	}
-}
-
-func usage(w io.Writer, cmds map[string]command) {
-	fmt.Fprintln(w, "usage: idrecon COMMAND [flags] [args]")
-	fmt.Fprintln(w)
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
+	if f := cmd.Flags().Lookup("output"); f != nil && f.Value.String() == "json" {
+		writeError(env.Stdout, err.Error(), code, nil)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
-	}
-	fmt.Fprintln(w, "\nRun 'idrecon COMMAND -h' for a command's flags.")
-}
-
-// newFlags makes a FlagSet that reports to env.Stderr.
-func newFlags(env Env, name, args string) *flag.FlagSet {
-	fs := flag.NewFlagSet("idrecon "+name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		// Asked for with -h, help is the output (stdout); after a usage
-		// error it explains the error (stderr).
-		w := env.Stderr
-		if asksHelp(env.Args) {
-			w = env.Stdout
-		}
-		fmt.Fprintln(w, strings.TrimSpace("usage: idrecon "+name+" "+args))
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(env.Stderr)
-	}
-	return fs
-}
-
-// asksHelp reports whether args ask for help the way the flag package
-// understands it.
-func asksHelp(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "-h", "--h", "-help", "--help":
-			return true
-		case "--":
-			return false
-		}
-	}
-	return false
-}
-
-// parse parses flags that may come before, between or after positional
-// arguments ("idrecon plan examples/entra --output json").
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, errUsage
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if rest[0] == "--" {
-			return append(pos, rest[1:]...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
-// parseNoArgs parses flags and refuses positional arguments.
-func parseNoArgs(fs *flag.FlagSet, args []string) error {
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	return wantArgs(fs, pos)
 }
 
 // wantArgs checks that there are exactly len(names) positional arguments;
 // names say what each one is, for the message when one is missing.
-func wantArgs(fs *flag.FlagSet, pos []string, names ...string) error {
+func wantArgs(pos []string, names ...string) error {
 	switch {
 	case len(pos) < len(names):
-		return usageError(fs, "missing %s", names[len(pos)])
+		return usageErrorf("missing %s", names[len(pos)])
 	case len(pos) > len(names):
-		return usageError(fs, "unexpected argument %q", pos[len(names)])
+		return usageErrorf("unexpected argument %q", pos[len(names)])
 	}
 	return nil
 }
 
-// subcommand checks that the first positional argument is one of words.
-func subcommand(fs *flag.FlagSet, pos []string, words ...string) error {
-	if len(pos) == 0 {
-		return usageError(fs, "missing %s", strings.Join(words, " or "))
+// exactArgs wants the named positional arguments, no more, no fewer.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, pos []string) error { return wantArgs(pos, names...) }
+}
+
+// noArgs refuses positional arguments.
+var noArgs = exactArgs()
+
+// optionalDir takes one optional positional DIR.
+func optionalDir(_ *cobra.Command, pos []string) error {
+	if len(pos) > 1 {
+		return wantArgs(pos, "DIR")
 	}
-	for _, w := range words {
-		if pos[0] == w {
+	return nil
+}
+
+// dirArg is the optional DIR, "." when not given.
+func dirArg(pos []string) string {
+	if len(pos) == 0 {
+		return "."
+	}
+	return pos[0]
+}
+
+// verb is a word a command's first argument may be ("access user NAME"),
+// with the arguments that follow it.
+type verb struct {
+	word string
+	args []string
+}
+
+// withVerbs makes c's first argument one of verbs, each followed by its
+// arguments, and completes it.
+func withVerbs(c *cobra.Command, verbs ...verb) {
+	words := make([]string, len(verbs))
+	for i, v := range verbs {
+		words[i] = v.word
+	}
+	c.Args = func(_ *cobra.Command, pos []string) error {
+		if len(pos) == 0 {
+			return usageErrorf("missing %s", strings.Join(words, " or "))
+		}
+		for _, v := range verbs {
+			if pos[0] == v.word {
+				return wantArgs(pos[1:], v.args...)
+			}
+		}
+		return usageErrorf("unknown %q: want %s", pos[0], strings.Join(words, " or "))
+	}
+	c.ValidArgsFunction = func(_ *cobra.Command, pos []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(pos) == 0 {
+			return words, cobra.ShellCompDirectiveNoFileComp
+		}
+		return nil, cobra.ShellCompDirectiveDefault
+	}
+}
+
+// completeDirs completes positional arguments with folder names.
+func completeDirs(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return nil, cobra.ShellCompDirectiveFilterDirs
+}
+
+func versionCmd(env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version",
+		Example: "  idrecon version",
+		Args:    noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintf(env.Stdout, "idrecon %s\n", Version)
+			return nil
+		},
+	}
+}
+
+// choice is a flag whose value is one of a few words, given in any case.
+type choice struct {
+	value   string
+	allowed []string
+}
+
+func (c *choice) String() string { return c.value }
+func (c *choice) Type() string   { return "format" }
+func (c *choice) Set(v string) error {
+	for _, a := range c.allowed {
+		if strings.EqualFold(v, a) {
+			c.value = a
 			return nil
 		}
 	}
-	return usageError(fs, "unknown %q: want %s", pos[0], strings.Join(words, " or "))
+	return fmt.Errorf("want %s", orList(c.allowed))
 }
 
-// oneArg returns the single optional positional argument, or def.
-func oneArg(fs *flag.FlagSet, pos []string, def string) (string, error) {
-	switch len(pos) {
-	case 0:
-		return def, nil
-	case 1:
-		return pos[0], nil
-	default:
-		return "", wantArgs(fs, pos, "DIR")
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
 	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
-func runVersion(_ context.Context, env Env, args []string) error {
-	fs := newFlags(env, "version", "")
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "idrecon %s\n", Version)
-	return nil
+// choiceFlag registers a flag taking one of allowed, the first the default,
+// and completes its values.
+func choiceFlag(c *cobra.Command, name, usage string, allowed ...string) *string {
+	v := &choice{value: allowed[0], allowed: allowed}
+	c.Flags().Var(v, name, usage)
+	c.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(allowed, cobra.ShellCompDirectiveNoFileComp))
+	return &v.value
 }
 
 // outputFlag registers --output text|json; the flag parser refuses any other value.
-func outputFlag(fs *flag.FlagSet) *string {
-	out := "text"
-	fs.Func("output", "output `format`: text or json (default text)", func(v string) error {
-		switch strings.ToLower(v) {
-		case "text", "json":
-			out = strings.ToLower(v)
-			return nil
-		}
-		return fmt.Errorf("--output must be text or json, not %q", v)
-	})
-	return &out
+func outputFlag(c *cobra.Command) *string {
+	return choiceFlag(c, "output", "output `format`: text or json", "text", "json")
 }

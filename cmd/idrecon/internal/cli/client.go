@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/daemon"
@@ -29,13 +30,14 @@ type client struct {
 
 // serverFlags registers --server and --admin-token-file and returns a
 // function that builds the client once flags are parsed.
-func serverFlags(fs *flag.FlagSet, env Env) func() (*client, error) {
+func serverFlags(c *cobra.Command, env Env) func() (*client, error) {
 	def := env.Getenv("IDRECON_SERVER")
 	if def == "" {
 		def = DefaultServer
 	}
-	server := fs.String("server", def, "admin API of the daemon (env IDRECON_SERVER)")
-	tokenFile := fs.String("admin-token-file", "", "file holding the admin token (default: env IDRECON_ADMIN_TOKEN, else data/"+daemon.AdminTokenFile+")")
+	server := c.Flags().String("server", def, "admin API of the daemon (env IDRECON_SERVER)")
+	tokenFile := c.Flags().String("admin-token-file", "", "file holding the admin token (default: env IDRECON_ADMIN_TOKEN, else data/"+daemon.AdminTokenFile+")")
+	c.MarkFlagFilename("admin-token-file")
 	return func() (*client, error) {
 		tok, err := readAdminToken(env, *tokenFile, true)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
 	"github.com/idrecon/idrecon/runtime/admin"
@@ -27,18 +28,31 @@ type exported struct {
 	Spec any `yaml:"spec"`
 }
 
-func runExport(ctx context.Context, env Env, args []string) error {
-	flags := newFlags(env, "export", "-o DIR")
-	out := flags.String("o", "", "the directory to write the spec repository into (new or empty)")
-	mkClient := serverFlags(flags, env)
-	if err := parseNoArgs(flags, args); err != nil {
-		return err
+func exportCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "export -o DIR",
+		Short: "Write a daemon's live spec-owned state as a spec repository",
+		Long: `Write a daemon's live spec-owned state as a spec repository (one file per kind,
+builtin roles left out), for adopting a running set-up. It lists the files the
+documents reference (certificates, IdP metadata) to copy over; then
+'idrecon plan DIR --server URL' shows no changes.`,
+		Example: `  idrecon export -o adopted --server http://127.0.0.1:9090`,
+		Args:    noArgs,
 	}
-	if *out == "" {
-		flags.Usage()
-		return errUsage
+	out := c.Flags().StringP("out", "o", "", "the directory to write the spec repository into (new or empty)")
+	c.MarkFlagDirname("out")
+	mkClient := serverFlags(c, env)
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *out == "" {
+			return usageErrorf("missing -o DIR")
+		}
+		return runExport(cmd.Context(), env, *out, mkClient)
 	}
-	if err := newRepoDir(*out, "export"); err != nil {
+	return c
+}
+
+func runExport(ctx context.Context, env Env, dir string, mkClient func() (*client, error)) error {
+	if err := newRepoDir(dir, "export"); err != nil {
 		return err
 	}
 	c, err := mkClient()
@@ -62,10 +76,10 @@ func runExport(ctx context.Context, env Env, args []string) error {
 		byKind[r.Kind] = append(byKind[r.Kind], *doc)
 		files = append(files, refs...)
 	}
-	if err := os.MkdirAll(filepath.Join(*out, schemaDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, schemaDir), 0o755); err != nil {
 		return err
 	}
-	if err := copySchemas(filepath.Join(*out, schemaDir)); err != nil {
+	if err := copySchemas(filepath.Join(dir, schemaDir)); err != nil {
 		return err
 	}
 	for _, kind := range spec.Kinds {
@@ -86,11 +100,11 @@ func runExport(ctx context.Context, env Env, args []string) error {
 			}
 			enc.Close()
 		}
-		if err := os.WriteFile(filepath.Join(*out, strings.ToLower(kind)+".yaml"), b.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, strings.ToLower(kind)+".yaml"), b.Bytes(), 0o644); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(env.Stdout, "exported %d document(s) into %s\n", len(resources), *out)
+	fmt.Fprintf(env.Stdout, "exported %d document(s) into %s\n", len(resources), dir)
 	if len(files) > 0 {
 		slices.Sort(files)
 		fmt.Fprintf(env.Stdout, "copy these files from the spec repository the daemon runs, to the same paths:\n  %s\n",

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/idrecon/idrecon/schemas"
 )
@@ -100,20 +101,27 @@ spec:
 `},
 }
 
-func runInit(_ context.Context, env Env, args []string) error {
-	flags := newFlags(env, "init", "DIR [--host https://idrecon.example.com]")
-	host := flags.String("host", "https://idrecon.example.com", "the address users and Entra reach idrecon at, for the URLs in the files")
-	pos, err := parse(flags, args)
-	if err != nil {
-		return err
+func initCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "init DIR",
+		Short: "Start a spec repository (the Entra checklist as commented YAML, a fresh SCIM token)",
+		Long: `Start a spec repository in DIR (new or empty): the Entra checklist as commented
+YAML (SCIM works as written; the sign-in steps say what to download from
+Entra), a fresh SCIM token printed once with only its SHA-256 in the files,
+and the JSON Schemas in DIR/.schemas for the files' $schema lines.`,
+		Example:           `  idrecon init spec --host https://idrecon.contoso.com`,
+		Args:              exactArgs("DIR"),
+		ValidArgsFunction: completeDirs,
 	}
-	if err := wantArgs(flags, pos, "DIR"); err != nil {
-		return err
+	host := c.Flags().String("host", "https://idrecon.example.com", "the address users and Entra reach idrecon at, for the URLs in the files")
+	c.RunE = func(_ *cobra.Command, pos []string) error { return runInit(env, pos[0], *host) }
+	return c
+}
+
+func runInit(env Env, dir, host string) error {
+	if u, err := url.Parse(host); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("--host: want an http(s) URL with a host and no path, got %q", host)
 	}
-	if u, err := url.Parse(*host); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return fmt.Errorf("--host: want an http(s) URL with a host and no path, got %q", *host)
-	}
-	dir := pos[0]
 	if err := newRepoDir(dir, "init"); err != nil {
 		return err
 	}
@@ -122,7 +130,7 @@ func runInit(_ context.Context, env Env, args []string) error {
 		return err
 	}
 	sum := sha256.Sum256([]byte(tok))
-	fill := strings.NewReplacer("HOST", strings.TrimSuffix(*host, "/"), "TOKENSHA", hex.EncodeToString(sum[:]))
+	fill := strings.NewReplacer("HOST", strings.TrimSuffix(host, "/"), "TOKENSHA", hex.EncodeToString(sum[:]))
 	if err := os.MkdirAll(filepath.Join(dir, schemaDir), 0o755); err != nil {
 		return err
 	}

@@ -1,48 +1,64 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/cobra"
+
 	"github.com/idrecon/idrecon/runtime/saml/keystore"
 	"github.com/idrecon/idrecon/spec"
 )
 
-// runKeystore imports a PKCS#12 keystore: the certificate and a Certificate
-// document go into the spec repo, the private key into a file outside it.
-func runKeystore(_ context.Context, env Env, args []string) error {
-	fs := newFlags(env, "keystore", "import FILE.p12 --name NAME --usage USAGE --spec DIR --key-out FILE")
+func keystoreCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "keystore import FILE.p12",
+		Short: "Turn a PKCS#12 keystore into a Certificate document",
+		Long: `Import a PKCS#12 keystore: the certificate and a Certificate document go into
+the spec repo, the private key into a file outside it (--key-out, mode 0600).
+The password is read from the env var --password-env names. Convert a JKS
+keystore first: keytool -importkeystore ... -deststoretype pkcs12.`,
+		Example: `  IDRECON_KEYSTORE_PASSWORD=... idrecon keystore import sp.p12 --name sp-signing \
+    --usage saml-sp-signing --spec . --key-out /etc/idrecon/sp-signing.key`,
+	}
+	withVerbs(c, verb{"import", []string{"FILE.p12"}})
+	fs := c.Flags()
 	name := fs.String("name", "sp-signing", "name of the Certificate document")
 	usage := fs.String("usage", spec.UsageSamlSPSigning, "saml-sp-signing, saml-sp-encryption, tls, or saml-idp-signing (trusted entries only)")
+	c.RegisterFlagCompletionFunc("usage", cobra.FixedCompletions([]string{spec.UsageSamlSPSigning, "saml-sp-encryption", "tls", spec.UsageSamlIDPSigning}, cobra.ShellCompDirectiveNoFileComp))
 	specDir := fs.String("spec", ".", "spec repo to write the certificate and document into")
+	c.MarkFlagDirname("spec")
 	keyOut := fs.String("key-out", "", "where to write the private key (mode 0600; keep it out of git)")
 	passEnv := fs.String("password-env", "IDRECON_KEYSTORE_PASSWORD", "env var holding the keystore password")
-	pos, err := parse(fs, args)
+	c.RunE = func(_ *cobra.Command, pos []string) error {
+		return runKeystore(env, pos[1], keystoreOptions{*name, *usage, *specDir, *keyOut, *passEnv})
+	}
+	return c
+}
+
+// keystoreOptions are keystore import's flags, parsed.
+type keystoreOptions struct {
+	name, usage, specDir, keyOut, passEnv string
+}
+
+// runKeystore imports a PKCS#12 keystore: the certificate and a Certificate
+// document go into the spec repo, the private key into a file outside it.
+func runKeystore(env Env, file string, o keystoreOptions) error {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	if err := subcommand(fs, pos, "import"); err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "import", "FILE.p12"); err != nil {
-		return err
-	}
-	data, err := os.ReadFile(pos[1])
-	if err != nil {
-		return err
-	}
-	password := env.Getenv(*passEnv)
-	certRel := filepath.Join("keystore", *name+".pem")
-	certPath := filepath.Join(*specDir, certRel)
+	password := env.Getenv(o.passEnv)
+	certRel := filepath.Join("keystore", o.name+".pem")
+	certPath := filepath.Join(o.specDir, certRel)
 	if err := os.MkdirAll(filepath.Dir(certPath), 0o755); err != nil {
 		return err
 	}
 
 	var keyRef string
-	if *usage == spec.UsageSamlIDPSigning {
+	if o.usage == spec.UsageSamlIDPSigning {
 		certs, err := keystore.TrustedCertificates(data, password)
 		if err != nil {
 			return err
@@ -54,28 +70,28 @@ func runKeystore(_ context.Context, env Env, args []string) error {
 			return err
 		}
 	} else {
-		if *keyOut == "" {
+		if o.keyOut == "" {
 			return errors.New("--key-out is required: the private key goes to a file outside the spec repo")
 		}
 		certPEM, keyPEM, err := keystore.ImportPKCS12(data, password)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(*keyOut, keyPEM, 0o600); err != nil {
+		if err := os.WriteFile(o.keyOut, keyPEM, 0o600); err != nil {
 			return err
 		}
 		if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
 			return err
 		}
-		if keyRef, err = filepath.Abs(*keyOut); err != nil {
+		if keyRef, err = filepath.Abs(o.keyOut); err != nil {
 			return err
 		}
 	}
-	doc, err := keystore.Document(*name, *usage, filepath.ToSlash(certRel), keyRef)
+	doc, err := keystore.Document(o.name, o.usage, filepath.ToSlash(certRel), keyRef)
 	if err != nil {
 		return err
 	}
-	docPath := filepath.Join(*specDir, "keystore-"+*name+".yaml")
+	docPath := filepath.Join(o.specDir, "keystore-"+o.name+".yaml")
 	if err := os.WriteFile(docPath, doc, 0o644); err != nil {
 		return err
 	}

@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/reconcile/source"
@@ -16,13 +18,27 @@ import (
 	"github.com/idrecon/idrecon/runtime/gctune"
 )
 
-func runServe(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "serve", "[--spec DIR | --git URL [--branch B | --tag T | --commit SHA] [--path DIR]] [flags]")
+func serveCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "serve [--spec DIR | --git URL]",
+		Short: "Run the daemon (SCIM, SAML, admin API, reconciler)",
+		Long: `Run the daemon: it serves SCIM 2.0 and SAML 2.0 sign-in, the admin API and the
+git webhook, and converges the runtime to the spec it follows, a local folder
+(--spec, watched) or a git repo (--git, polled every --interval). Without
+either it waits for 'idrecon apply' (push mode).`,
+		Example: `  idrecon serve --spec examples/entra --data-dir data --insecure-http
+  idrecon serve --git https://github.com/contoso/idrecon-spec --branch main --path spec \
+    --git-bearer-token-file /run/secrets/git-token --tls-certificate idrecon-tls`,
+		Args: noArgs,
+	}
+	fs := c.Flags()
 	specDir := fs.String("spec", "", "follow a local spec folder (watched for changes)")
+	c.MarkFlagDirname("spec")
 	gitOpts := gitFlags(fs)
 	lim := specLimitFlags(fs)
 	interval := fs.Duration("interval", time.Minute, "reconcile interval (git poll and drift check), with jitter")
 	drift := fs.String("drift", "correct", "what to do with drift: correct or report")
+	c.RegisterFlagCompletionFunc("drift", cobra.FixedCompletions([]string{"correct", "report"}, cobra.ShellCompDirectiveNoFileComp))
 	allowEmpty := fs.Bool("allow-empty", false, "apply a spec with no documents, deleting every resource (refused by default: an emptied folder looks the same)")
 	listen := fs.String("listen", ":8080", "address for SCIM, SAML and the git webhook")
 	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "address for the admin API (plain HTTP; off loopback only with --admin-insecure-http)")
@@ -30,6 +46,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	insecure := fs.Bool("insecure-http", false, "serve plain HTTP instead of TLS (local runs, tests, behind a TLS proxy)")
 	tlsCert := fs.String("tls-certificate", "", "Certificate document (usage tls) to serve; default the first one")
 	dataDir := fs.String("data-dir", "data", "folder for the durable state, audit log and generated admin token; empty keeps state in memory only")
+	c.MarkFlagDirname("data-dir")
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin token (default env IDRECON_ADMIN_TOKEN, else generated in the data dir)")
 	webhookSecretFile := fs.String("webhook-secret-file", "", "HMAC secret for POST /hooks/git (GitHub/Gitea); or env IDRECON_WEBHOOK_SECRET")
 	webhookTokenFile := fs.String("webhook-token-file", "", "shared token for POST /hooks/git (GitLab); or env IDRECON_WEBHOOK_TOKEN")
@@ -39,73 +56,70 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	etcdCert := fs.String("etcd-cert", "", "client certificate file for etcd")
 	etcdKey := fs.String("etcd-key", "", "client key file for etcd")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
+	c.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"json", "text"}, cobra.ShellCompDirectiveNoFileComp))
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	c.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	gcPercent := fs.Int("gc-percent", gctune.DefaultPercent, "Go GC target (GOGC) unless the GOGC env var is set: higher trades memory for CPU; unless GOMEMLIMIT is set, the soft memory limit follows twice the live heap plus 64 MiB, at most 3/4 of the memory available")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		gc := gctune.Apply(env.Getenv, *gcPercent)
+		// The soft memory limit follows the live heap for as long as serve runs.
+		tuneCtx, stopTuning := context.WithCancel(ctx)
+		defer stopTuning()
+		go gctune.Follow(tuneCtx, gc, time.Second)
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		hopts := &slog.HandlerOptions{Level: level}
+		var handler slog.Handler = slog.NewJSONHandler(env.Stderr, hopts)
+		if *logFormat == "text" {
+			handler = slog.NewTextHandler(env.Stderr, hopts)
+		}
+		mode, err := reconcile.ParseDriftMode(*drift)
+		if err != nil {
+			return err
+		}
+		token, err := readAdminToken(env, *tokenFile, false)
+		if err != nil {
+			return err
+		}
+		cfg := daemon.Config{
+			SpecDir:          *specDir,
+			Interval:         *interval,
+			DriftMode:        mode,
+			AllowEmpty:       *allowEmpty,
+			MaxSpecBytes:     lim.bytes,
+			MaxSpecDocuments: lim.docs,
+			Listen:           *listen,
+			AdminListen:      *adminListen,
+			InsecureHTTP:     *insecure,
+			TLSCertificate:   *tlsCert,
+			DataDir:          *dataDir,
+			AdminToken:       token,
+			Getenv:           env.Getenv,
+			Logger:           slog.New(handler),
+		}
+		cfg.Git = gitOpts()
+		if *etcdEndpoints != "" {
+			cfg.Etcd = &daemon.EtcdConfig{Endpoints: strings.Split(*etcdEndpoints, ","), Prefix: *etcdPrefix,
+				CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey}
+		} else if *etcdCA != "" || *etcdCert != "" || *etcdKey != "" {
+			return errors.New("--etcd-ca, --etcd-cert and --etcd-key need --etcd")
+		}
+		cfg.AdminInsecureHTTP = *adminInsecure
+		if cfg.WebhookSecret, err = secretFrom(env, *webhookSecretFile, "IDRECON_WEBHOOK_SECRET"); err != nil {
+			return err
+		}
+		tok, err := secretFrom(env, *webhookTokenFile, "IDRECON_WEBHOOK_TOKEN")
+		if err != nil {
+			return err
+		}
+		cfg.WebhookToken = string(tok)
+		cfg.Logger.Info("garbage collector", "gcPercent", gc.Percent, "memoryLimitBytes", gc.MemoryLimit)
+		return daemon.Run(ctx, cfg)
 	}
-	if len(pos) != 0 {
-		fs.Usage()
-		return errUsage
-	}
-
-	gc := gctune.Apply(env.Getenv, *gcPercent)
-	// The soft memory limit follows the live heap for as long as serve runs.
-	tuneCtx, stopTuning := context.WithCancel(ctx)
-	defer stopTuning()
-	go gctune.Follow(tuneCtx, gc, time.Second)
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	hopts := &slog.HandlerOptions{Level: level}
-	var handler slog.Handler = slog.NewJSONHandler(env.Stderr, hopts)
-	if *logFormat == "text" {
-		handler = slog.NewTextHandler(env.Stderr, hopts)
-	}
-	mode, err := reconcile.ParseDriftMode(*drift)
-	if err != nil {
-		return err
-	}
-	token, err := readAdminToken(env, *tokenFile, false)
-	if err != nil {
-		return err
-	}
-	cfg := daemon.Config{
-		SpecDir:          *specDir,
-		Interval:         *interval,
-		DriftMode:        mode,
-		AllowEmpty:       *allowEmpty,
-		MaxSpecBytes:     lim.bytes,
-		MaxSpecDocuments: lim.docs,
-		Listen:           *listen,
-		AdminListen:      *adminListen,
-		InsecureHTTP:     *insecure,
-		TLSCertificate:   *tlsCert,
-		DataDir:          *dataDir,
-		AdminToken:       token,
-		Getenv:           env.Getenv,
-		Logger:           slog.New(handler),
-	}
-	cfg.Git = gitOpts()
-	if *etcdEndpoints != "" {
-		cfg.Etcd = &daemon.EtcdConfig{Endpoints: strings.Split(*etcdEndpoints, ","), Prefix: *etcdPrefix,
-			CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey}
-	} else if *etcdCA != "" || *etcdCert != "" || *etcdKey != "" {
-		return errors.New("--etcd-ca, --etcd-cert and --etcd-key need --etcd")
-	}
-	cfg.AdminInsecureHTTP = *adminInsecure
-	if cfg.WebhookSecret, err = secretFrom(env, *webhookSecretFile, "IDRECON_WEBHOOK_SECRET"); err != nil {
-		return err
-	}
-	tok, err := secretFrom(env, *webhookTokenFile, "IDRECON_WEBHOOK_TOKEN")
-	if err != nil {
-		return err
-	}
-	cfg.WebhookToken = string(tok)
-	cfg.Logger.Info("garbage collector", "gcPercent", gc.Percent, "memoryLimitBytes", gc.MemoryLimit)
-	return daemon.Run(ctx, cfg)
+	return c
 }
 
 // secretFrom reads a secret from a file, else from an env var; nil when neither is set.
@@ -125,7 +139,7 @@ func secretFrom(env Env, file, envName string) ([]byte, error) {
 
 // gitFlags registers the flags that describe a git source (for serve and
 // plan) and returns a function giving the options, or nil without --git.
-func gitFlags(fs *flag.FlagSet) func() *source.GitOptions {
+func gitFlags(fs *pflag.FlagSet) func() *source.GitOptions {
 	gitURL := fs.String("git", "", "spec repo in git (https://, ssh://, git@host:repo, file://)")
 	branch := fs.String("branch", "", "git branch to follow (default: the remote's default branch)")
 	tag := fs.String("tag", "", "git tag to pin")

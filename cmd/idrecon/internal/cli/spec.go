@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/reconcile/source"
@@ -27,7 +29,7 @@ type specLimits struct {
 	docs  int
 }
 
-func specLimitFlags(fs *flag.FlagSet) *specLimits {
+func specLimitFlags(fs *pflag.FlagSet) *specLimits {
 	l := &specLimits{}
 	fs.Int64Var(&l.bytes, "max-spec-bytes", spec.DefaultMaxBytes, "refuse a spec whose YAML files total more bytes than this")
 	fs.IntVar(&l.docs, "max-spec-documents", spec.DefaultMaxDocuments, "refuse a spec with more documents than this")
@@ -123,26 +125,28 @@ func printWarnings(env Env, warnings []string) {
 	}
 }
 
-func runValidate(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "validate", "[DIR] [--output text|json|github]")
-	output := "text"
-	fs.Func("output", "output `format`: text, json, or github (GitHub Actions annotations)", func(v string) error {
-		switch v {
-		case "text", "json", "github":
-			output = v
-			return nil
-		}
-		return fmt.Errorf("--output must be text, json or github, not %q", v)
-	})
-	lim := specLimitFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+func validateCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "validate [DIR]",
+		Short: "Check a spec repo and list every error",
+		Long: `Load and check a spec repo (default the working directory) and list every
+error at once, each with file:line:column and the field; exit 0 or 1.
+--output github writes them as GitHub Actions annotations.`,
+		Example: `  idrecon validate examples/entra
+  idrecon validate . --output github
+  idrecon validate . --output json`,
+		Args:              optionalDir,
+		ValidArgsFunction: completeDirs,
 	}
-	dir, err := oneArg(fs, pos, ".")
-	if err != nil {
-		return err
+	output := choiceFlag(c, "output", "output `format`: text, json, or github (GitHub Actions annotations)", "text", "json", "github")
+	lim := specLimitFlags(c.Flags())
+	c.RunE = func(cmd *cobra.Command, pos []string) error {
+		return runValidate(cmd.Context(), env, dirArg(pos), *output, lim)
 	}
+	return c
+}
+
+func runValidate(ctx context.Context, env Env, dir, output string, lim *specLimits) error {
 	set, err := loadSpec(ctx, env, dir, lim)
 	if err != nil {
 		return printSpecErrors(env, dir, output, err)
@@ -212,31 +216,62 @@ func localReconciler(ctx context.Context, base *spec.Set) (*reconcile.Reconciler
 	return rec, func() { st.Close() }, nil
 }
 
-func runPlan(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "plan", "[DIR | --git URL [--branch B|--tag T|--commit SHA] [--path P]] [--server URL | --base-ref REF] [--output json]")
-	output := outputFlag(fs)
-	mkClient := serverFlags(fs, env)
-	baseRef := fs.String("base-ref", "", "plan against the spec at this git ref of the repo holding DIR (for pull-request checks), without a daemon")
-	gitOpts := gitFlags(fs)
-	lim := specLimitFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+func planCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "plan [DIR | --git URL]",
+		Short: "Show what apply would change (exit 0 none, 2 changes, 1 error)",
+		Long: `Show what applying a spec repo (default the working directory) would change.
+
+Without --server the plan is against a runtime holding only the builtin roles,
+or with --base-ref against the spec at that git ref of the repo holding DIR
+(the plan a pull request causes, without a daemon). With --server it is
+against a live daemon, with the access blast radius: who gains or loses which
+role or version. --git plans a spec repo straight from git.
+
+Exit 0 no changes, 2 changes, 1 error (like terraform plan -detailed-exitcode).`,
+		Example: `  idrecon plan examples/entra
+  idrecon plan . --base-ref origin/main
+  idrecon plan . --server http://127.0.0.1:9090 --output json
+  idrecon plan --git https://github.com/contoso/idrecon-spec --branch main --path spec`,
+		Args:              optionalDir,
+		ValidArgsFunction: completeDirs,
 	}
-	dir, err := oneArg(fs, pos, ".")
-	if err != nil {
-		return err
+	output := outputFlag(c)
+	mkClient := serverFlags(c, env)
+	baseRef := c.Flags().String("base-ref", "", "plan against the spec at this git ref of the repo holding DIR (for pull-request checks), without a daemon")
+	gitOpts := gitFlags(c.Flags())
+	lim := specLimitFlags(c.Flags())
+	c.RunE = func(cmd *cobra.Command, pos []string) error {
+		// Without --server (or IDRECON_SERVER) the plan is against a runtime
+		// holding only the builtin roles, or the spec at --base-ref.
+		serverGiven := env.Getenv("IDRECON_SERVER") != "" || cmd.Flags().Changed("server")
+		return runPlan(cmd.Context(), env, pos, planOptions{output: *output, baseRef: *baseRef, git: gitOpts(), lim: lim,
+			serverGiven: serverGiven, mkClient: mkClient})
 	}
-	if g := gitOpts(); g != nil {
+	return c
+}
+
+// planOptions are plan's flags, parsed.
+type planOptions struct {
+	output, baseRef string
+	git             *source.GitOptions
+	lim             *specLimits
+	serverGiven     bool
+	mkClient        func() (*client, error)
+}
+
+func runPlan(ctx context.Context, env Env, pos []string, o planOptions) error {
+	dir := dirArg(pos)
+	if g := o.git; g != nil {
 		if len(pos) > 0 {
-			return usageError(fs, "give either DIR or --git, not both")
+			return usageErrorf("give either DIR or --git, not both")
 		}
 		cache, err := os.MkdirTemp("", "idrecon-plan-git-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(cache)
-		g.CacheDir, g.Getenv, g.MaxBytes = cache, env.Getenv, lim.bytes
+		g.CacheDir, g.Getenv, g.MaxBytes = cache, env.Getenv, o.lim.bytes
 		src, err := source.NewGit(*g)
 		if err != nil {
 			return err
@@ -248,23 +283,15 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "planning %s at %s\n", src, short(rev.ID))
 		dir = rev.Dir
 	}
-	// Without --server (or IDRECON_SERVER) the plan is against a runtime
-	// holding only the builtin roles, or the spec at --base-ref.
-	serverGiven := env.Getenv("IDRECON_SERVER") != ""
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "server" {
-			serverGiven = true
-		}
-	})
-	if serverGiven && *baseRef != "" {
-		return usageError(fs, "--server and --base-ref exclude each other")
+	if o.serverGiven && o.baseRef != "" {
+		return usageErrorf("--server and --base-ref exclude each other")
 	}
-
 	var p *reconcile.Plan
+	var err error
 	var impact *access.Impact
 	var warnings []string
-	if serverGiven {
-		c, err := mkClient()
+	if o.serverGiven {
+		c, err := o.mkClient()
 		if err != nil {
 			return err
 		}
@@ -273,14 +300,14 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 			return printAPIError(env, err)
 		}
 		p, impact, warnings = resp.Plan, resp.Impact, resp.Warnings
-	} else if p, warnings, err = planLocally(ctx, env, dir, *baseRef, *output, lim); err != nil {
+	} else if p, warnings, err = planLocally(ctx, env, dir, o.baseRef, o.output, o.lim); err != nil {
 		return err
 	}
-	if err := writePlan(env, *output, p, impact, warnings); err != nil {
+	if err := writePlan(env, o.output, p, impact, warnings); err != nil {
 		return err
 	}
 	switch {
-	case p.Refused != "" && *output == "json":
+	case p.Refused != "" && o.output == "json":
 		return &exitError{code: 1} // the plan's "refused" says why
 	case p.Refused != "":
 		return &exitError{code: 1} // the text plan ends with why
@@ -425,18 +452,26 @@ func printAPIError(env Env, err error) error {
 	return err
 }
 
-func runApply(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "apply", "[DIR] --server URL [--output json]")
-	output := outputFlag(fs)
-	mkClient := serverFlags(fs, env)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+func applyCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "apply [DIR]",
+		Short: "Apply a spec repo to a running daemon",
+		Long: `Apply a spec repo (default the working directory) to a daemon started without
+a source (push mode). A daemon that follows a folder or git refuses it.`,
+		Example: `  idrecon apply examples/entra --server http://127.0.0.1:9090
+  idrecon apply . --output json`,
+		Args:              optionalDir,
+		ValidArgsFunction: completeDirs,
 	}
-	dir, err := oneArg(fs, pos, ".")
-	if err != nil {
-		return err
+	output := outputFlag(c)
+	mkClient := serverFlags(c, env)
+	c.RunE = func(cmd *cobra.Command, pos []string) error {
+		return runApply(cmd.Context(), env, dirArg(pos), *output, mkClient)
 	}
+	return c
+}
+
+func runApply(ctx context.Context, env Env, dir, output string, mkClient func() (*client, error)) error {
 	c, err := mkClient()
 	if err != nil {
 		return err
@@ -445,7 +480,7 @@ func runApply(ctx context.Context, env Env, args []string) error {
 	if err := uploadSpec(ctx, c, "/v1/apply", dir, &resp); err != nil {
 		return printAPIError(env, err)
 	}
-	if *output == "json" {
+	if output == "json" {
 		var im any
 		if resp.Impact != nil {
 			im = resp.Impact

@@ -1,12 +1,13 @@
 package cli
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/spf13/cobra"
 )
 
 // newToken returns a SCIM token that meets Application Security's rule: 32 to
@@ -20,31 +21,34 @@ func newToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func runToken(_ context.Context, env Env, args []string) error {
-	fs := newFlags(env, "token", "new [--name NAME] [--output json]")
-	name := fs.String("name", "entra", "the token's name in the spec")
-	output := outputFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+func tokenCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "token new",
+		Short: "Make a SCIM token and the sha256 line to commit",
+		Long: `Make a fresh SCIM token for Entra (shown once) and the sha256 line to commit
+under ScimProvisioning spec.tokens: git holds only the token's hash.`,
+		Example: `  idrecon token new --name entra-2026
+  idrecon token new --output json`,
 	}
-	if err := subcommand(fs, pos, "new"); err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "new"); err != nil {
-		return err
-	}
+	withVerbs(c, verb{word: "new"})
+	name := c.Flags().String("name", "entra", "the token's name in the spec")
+	output := outputFlag(c)
+	c.RunE = func(*cobra.Command, []string) error { return runToken(env, *name, *output) }
+	return c
+}
+
+func runToken(env Env, name, output string) error {
 	tok, err := newToken()
 	if err != nil {
 		return err
 	}
 	sum := sha256.Sum256([]byte(tok))
-	if *output == "json" {
+	if output == "json" {
 		return writeItem(env.Stdout, "Token", struct {
 			Name   string `json:"name"`
 			Token  string `json:"token"`
 			SHA256 string `json:"sha256"`
-		}{*name, tok, hex.EncodeToString(sum[:])})
+		}{name, tok, hex.EncodeToString(sum[:])})
 	}
 	fmt.Fprintf(env.Stdout, `SCIM token (shown once; paste it into Entra as the Secret Token):
 
@@ -54,6 +58,6 @@ Commit only its hash, under ScimProvisioning spec.tokens:
 
   - name: %s
     sha256: %s
-`, tok, *name, hex.EncodeToString(sum[:]))
+`, tok, name, hex.EncodeToString(sum[:]))
 	return nil
 }

@@ -1,17 +1,41 @@
 package cli
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
 
+// commandNames are idrecon's own commands (not cobra's help and completion).
+func commandNames() []string {
+	var names []string
+	for _, c := range commands(Env{Getenv: func(string) string { return "" }}) {
+		names = append(names, c.Name())
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TestGoldenCommandsAreEveryCommand: the help goldens cover every command.
+func TestGoldenCommandsAreEveryCommand(t *testing.T) {
+	if got := commandNames(); !slices.Equal(got, goldenCommands) {
+		t.Fatalf("commands %v, goldens for %v", got, goldenCommands)
+	}
+}
+
 // TestUsageErrorsExitOne runs every command with each kind of command-line
-// mistake: all exit 1 (never plan's 2 for "changes"), print the command's
-// usage on stderr, and touch nothing (no daemon is asked, nothing on stdout).
+// mistake: all exit 1 (never plan's 2 for "changes"), say what is wrong in
+// one line naming the command and point to its --help, and touch nothing
+// (no daemon is asked, nothing on stdout).
 func TestUsageErrorsExitOne(t *testing.T) {
 	type tc struct {
-		name string
-		args []string
+		name    string
+		args    []string
+		command string // the command the error line names
 	}
 	var tests []tc
 	// Valid arguments for each command, to which a mistake is added.
@@ -22,7 +46,7 @@ func TestUsageErrorsExitOne(t *testing.T) {
 		"restore": {"FILE"}, "keystore": {"import", "FILE.p12"}, "version": nil,
 		"migrate": {"--from", "d", "--to-etcd", "http://127.0.0.1:1"}, "init": {"DIR"}, "export": {"-o", "x"},
 	}
-	for name := range commands() {
+	for _, name := range commandNames() {
 		args, ok := valid[name]
 		if !ok {
 			t.Fatalf("command %s has no valid arguments in this test", name)
@@ -31,23 +55,24 @@ func TestUsageErrorsExitOne(t *testing.T) {
 			return append(append([]string{name}, args...), extra...)
 		}
 		tests = append(tests,
-			tc{name + "/unknown flag", with("--no-such-flag")},
-			tc{name + "/extra argument", with("extra", "more")},
+			tc{name + "/unknown flag", with("--no-such-flag"), name},
+			tc{name + "/extra argument", with("extra", "more"), name},
 		)
 		if len(args) > 0 && !strings.HasPrefix(args[0], "-") && name != "validate" && name != "plan" && name != "apply" {
-			tests = append(tests, tc{name + "/missing argument", append([]string{name}, args[:len(args)-1]...)})
+			tests = append(tests, tc{name + "/missing argument", append([]string{name}, args[:len(args)-1]...), name})
 		}
 	}
 	for _, name := range []string{"plan", "apply", "status", "users", "groups", "access"} {
-		tests = append(tests, tc{name + "/bad output", append(append([]string{name}, valid[name]...), "--output", "yaml")})
+		tests = append(tests, tc{name + "/bad output", append(append([]string{name}, valid[name]...), "--output", "yaml"), name})
 	}
 	tests = append(tests,
-		tc{"no command", nil},
-		tc{"unknown command", []string{"frobnicate"}},
-		tc{"access without a name", []string{"access", "user"}},
-		tc{"access version without a slash", []string{"access", "version", "webgoat"}},
-		tc{"plan with DIR and --git", []string{"plan", ".", "--git", "file:///nowhere"}},
-		tc{"plan with --server and --base-ref", []string{"plan", ".", "--server", "http://127.0.0.1:1", "--base-ref", "main"}},
+		tc{"unknown command", []string{"frobnicate"}, ""},
+		tc{"unknown root flag", []string{"--frobnicate"}, ""},
+		tc{"access without a name", []string{"access", "user"}, "access"},
+		tc{"access version without a slash", []string{"access", "version", "webgoat"}, "access"},
+		tc{"plan with DIR and --git", []string{"plan", ".", "--git", "file:///nowhere"}, "plan"},
+		tc{"plan with --server and --base-ref", []string{"plan", ".", "--server", "http://127.0.0.1:1", "--base-ref", "main"}, "plan"},
+		tc{"single-dash long flag", []string{"status", "-output", "json"}, "status"},
 	)
 	// An unreachable daemon: a command that got past its usage checks fails
 	// with another message, which the stderr check catches.
@@ -58,34 +83,148 @@ func TestUsageErrorsExitOne(t *testing.T) {
 			if code != 1 {
 				t.Errorf("exit %d, want 1\nstderr:\n%s", code, errs)
 			}
-			if !strings.Contains(errs, "usage: idrecon") {
-				t.Errorf("stderr has no usage:\n%s", errs)
+			cmd := strings.TrimSpace("idrecon " + tt.command)
+			lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+			if len(lines) != 2 || !strings.HasPrefix(lines[0], cmd+": ") || lines[1] != "Run '"+cmd+" --help' for usage." {
+				t.Errorf("stderr is not one line naming %q and a pointer to its help:\n%s", cmd, errs)
 			}
 			if out != "" {
 				t.Errorf("stdout not empty:\n%s", out)
 			}
 		})
 	}
+	// No command at all: what there is to run, on stderr.
+	if code, out, errs := run(t, nil); code != 1 || out != "" || !strings.Contains(errs, "Available Commands:") {
+		t.Errorf("idrecon alone: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
 }
 
-// TestHelpIsOutput: help asked for (idrecon -h, idrecon COMMAND -h) is the
-// command's output: on stdout, exit 0, nothing on stderr; --version works
-// like the version command.
+// TestHelpIsOutput: help asked for (idrecon -h, idrecon COMMAND -h, idrecon
+// help COMMAND) is the command's output: on stdout, exit 0, nothing on
+// stderr, with an example; --version works like the version command.
 func TestHelpIsOutput(t *testing.T) {
-	for name := range commands() {
-		for _, args := range [][]string{{name, "-h"}, {name, "--help"}} {
+	for _, name := range commandNames() {
+		for _, args := range [][]string{{name, "-h"}, {name, "--help"}, {"help", name}} {
 			code, out, errs := run(t, nil, args...)
-			if code != 0 || !strings.Contains(out, "usage: idrecon "+name) || errs != "" {
-				t.Errorf("%v: exit %d, stdout %q, stderr %q; want the usage on stdout and exit 0", args, code, out, errs)
+			if code != 0 || !strings.Contains(out, "Usage:\n  idrecon "+name) || !strings.Contains(out, "Examples:\n  ") || errs != "" {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q; want the usage and an example on stdout and exit 0", args, code, out, errs)
 			}
 		}
 	}
 	for _, arg := range []string{"-h", "--help", "help"} {
-		if code, out, errs := run(t, nil, arg); code != 0 || !strings.Contains(out, "usage: idrecon COMMAND") || errs != "" {
+		if code, out, errs := run(t, nil, arg); code != 0 || !strings.Contains(out, "Available Commands:") || errs != "" {
 			t.Errorf("idrecon %s: exit %d, stdout %q, stderr %q", arg, code, out, errs)
 		}
 	}
-	if code, out, _ := run(t, nil, "--version"); code != 0 || !strings.HasPrefix(out, "idrecon ") {
-		t.Errorf("idrecon --version: exit %d, %q", code, out)
+	for _, arg := range []string{"--version", "-v"} {
+		if code, out, _ := run(t, nil, arg); code != 0 || out != "idrecon "+Version+"\n" {
+			t.Errorf("idrecon %s: exit %d, %q", arg, code, out)
+		}
+	}
+}
+
+// TestCompletion: cobra's generator writes a script for each shell (bash
+// -n accepts the bash one), and completion completes commands, the words
+// after access and the values of --output.
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		code, out, errs := run(t, nil, "completion", shell)
+		if code != 0 || !strings.Contains(out, "__complete") || errs != "" {
+			t.Errorf("completion %s: exit %d, stderr %q, script %.200q", shell, code, errs, out)
+		}
+		if shell != "bash" {
+			continue
+		}
+		bash, err := exec.LookPath("bash")
+		if err != nil {
+			t.Log("no bash to check the script with")
+			continue
+		}
+		file := filepath.Join(t.TempDir(), "idrecon.bash")
+		os.WriteFile(file, []byte(out), 0o644)
+		if b, err := exec.Command(bash, "-n", file).CombinedOutput(); err != nil {
+			t.Errorf("bash -n: %v\n%s", err, b)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"st"}, []string{"status"}},
+		{[]string{"re"}, []string{"reconcile", "restore", "resume"}},
+		{[]string{"access", ""}, []string{"user", "version", "pending"}},
+		{[]string{"token", ""}, []string{"new"}},
+		{[]string{"plan", "--output", ""}, []string{"text", "json"}},
+		{[]string{"validate", "--output", ""}, []string{"text", "json", "github"}},
+		{[]string{"serve", "--drift", ""}, []string{"correct", "report"}},
+	} {
+		code, out, errs := run(t, nil, append([]string{"__complete"}, tc.args...)...)
+		var got []string
+		for _, l := range strings.Split(out, "\n") {
+			if l != "" && !strings.HasPrefix(l, ":") {
+				got = append(got, strings.SplitN(l, "\t", 2)[0])
+			}
+		}
+		if code != 0 || !slices.Equal(got, tc.want) {
+			t.Errorf("__complete %q: exit %d, %q, want %q\n%s", tc.args, code, got, tc.want, errs)
+		}
+	}
+}
+
+// TestReadmeCommandTable: every command and flag the README's command table
+// names exists, spelled as written.
+func TestReadmeCommandTable(t *testing.T) {
+	readme, err := os.ReadFile("../../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "\n## Commands\n")
+	table, _, _ = strings.Cut(table, "\n\n")
+	root := newRoot(Env{Getenv: func(string) string { return "" }})
+	// What cobra adds when it runs.
+	root.InitDefaultVersionFlag()
+	root.InitDefaultCompletionCmd()
+	span := regexp.MustCompile("`([^`]+)`")
+	checked := 0
+	for _, row := range strings.Split(table, "\n") {
+		cells := strings.Split(row, " | ")
+		if !strings.HasPrefix(row, "| `idrecon") || len(cells) < 2 {
+			continue
+		}
+		cmd := root
+		for _, m := range span.FindAllStringSubmatch(cells[0], -1) {
+			words := strings.Fields(strings.ReplaceAll(m[1], `\|`, "|"))
+			if words[0] == "idrecon" {
+				cmd = root
+				words = words[1:]
+				if len(words) > 0 && !strings.HasPrefix(words[0], "-") {
+					c, _, err := root.Find(words[:1])
+					if err != nil || c == root {
+						t.Errorf("README names command %q, which does not exist", words[0])
+						continue
+					}
+					cmd, words = c, words[1:]
+					checked++
+				}
+			}
+			for _, w := range words {
+				name := strings.TrimLeft(w, "-")
+				switch {
+				case strings.HasPrefix(w, "--"):
+					if cmd.Flags().Lookup(name) == nil {
+						t.Errorf("README: %s has no flag %s", cmd.CommandPath(), w)
+					}
+					checked++
+				case strings.HasPrefix(w, "-"):
+					if cmd.Flags().ShorthandLookup(name) == nil {
+						t.Errorf("README: %s has no flag %s", cmd.CommandPath(), w)
+					}
+					checked++
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("checked only %d flags: is the table still under ## Commands?", checked)
 	}
 }
