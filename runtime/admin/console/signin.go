@@ -183,13 +183,14 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	again := &pageError{Status: http.StatusBadRequest, Title: "Sign-in link not valid",
 		Text: "It was used already, has expired, or was opened in another browser. Open the console again to sign in."}
-	ck, err := r.Cookie(stateCookie)
-	if err != nil || !wellFormed(ck.Value) {
-		s.fail(w, r, "", again)
-		return
+	// The code is used up even when the state is missing: whoever opened
+	// it in the wrong browser made it worthless for everyone.
+	state := ""
+	if ck, err := r.Cookie(stateCookie); err == nil {
+		state = ck.Value
 	}
-	user, ok := s.redeem(r.URL.Query().Get("code"), ck.Value)
-	if !ok {
+	user, ok := s.redeem(r.URL.Query().Get("code"), state)
+	if !ok || !wellFormed(state) {
 		s.fail(w, r, "", again)
 		return
 	}
