@@ -244,9 +244,15 @@ func TestCodes(t *testing.T) {
 		return auth
 	}
 
+	// Another browser that started a sign-in of its own (an attacker
+	// sent the victim's code, say) has a state, but not the code's.
 	c := browser(t)
 	u := authURL(c)
-	if resp, body := get(t, browser(t), u); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "another browser") {
+	other := browser(t)
+	if resp, _ := get(t, noFollow(other), e.admin.URL+Path); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("other browser's sign-in: %d", resp.StatusCode)
+	}
+	if resp, body := get(t, other, u); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "another browser") {
 		t.Errorf("code in another browser: %d", resp.StatusCode)
 	}
 	// That attempt used the code up.

@@ -24,6 +24,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/runtime/saml"
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
 )
 
 const tenant = "7e1f0c55-0000-4000-8000-00000000c0de"
@@ -37,21 +38,21 @@ var idpKey = sync.OnceValue(func() *testidp.Key {
 	return k
 })
 
-// clock is the console's clock, which tests move forward.
+// clock is the console's clock: the real one, moved forward by the test.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	offset time.Duration
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.t
+	return time.Now().Add(c.offset)
 }
 
 func (c *clock) advance(d time.Duration) {
 	c.mu.Lock()
-	c.t = c.t.Add(d)
+	c.offset += d
 	c.mu.Unlock()
 }
 
@@ -77,7 +78,7 @@ type env struct {
 // extra lines samlExtra (e.g. "  consoleRole: Administrator\n").
 func newEnv(t *testing.T, samlExtra string) *env {
 	t.Helper()
-	e := &env{clock: &clock{t: time.Now()}, specDir: t.TempDir()}
+	e := &env{clock: &clock{}, specDir: t.TempDir()}
 	st, err := store.New(store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -220,6 +221,15 @@ func (e *env) setActive(t *testing.T, name string, active bool) {
 		c.Active = active
 		return tx.Insert(store.TableUsers, &c)
 	})
+}
+
+// adminEdit changes an Application's versions in the store, as an edit
+// through the admin API (drift) does.
+func adminEdit(app string, versions ...string) func(*store.Txn) error {
+	return func(tx *store.Txn) error {
+		return tx.Insert(store.TableResources, &store.Resource{Kind: spec.KindApplication, Name: app,
+			Spec: &spec.Application{Versions: versions}, ModifiedBy: "admin", Modified: time.Now()})
+	}
 }
 
 // browser is an HTTP client with its own cookies, as one browser.
