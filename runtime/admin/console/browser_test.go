@@ -90,7 +90,7 @@ func TestBrowser(t *testing.T) {
 		start := time.Now()
 		var steps []chromedp.Action[chromedp.Void]
 		if path != "" {
-			steps = append(steps, chromedp.Navigate(e.admin.URL+path))
+			steps = append(steps, chromedp.Navigate(e.adminURL+path))
 		} else {
 			steps = append(steps, chromedp.Click(chromedp.CSS(click)))
 		}
@@ -124,18 +124,24 @@ func TestBrowser(t *testing.T) {
 	// Sign-in: the console sends the browser to the SP, the SP to the IdP,
 	// whose form (no JavaScript: its Continue button) posts back; the
 	// hand-off's page continues to the console by itself (meta refresh).
-	if err := chromedp.Do(b,
-		chromedp.Navigate(e.admin.URL+Path),
+	// The IdP, the SP and the console are three sites: along the redirects
+	// that follow the IdP's cross-site POST the browser sends no
+	// SameSite=Strict cookie, which is why the console's /auth answers a page.
+	signIn, cancel := context.WithTimeout(b, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(signIn,
+		chromedp.Navigate(e.adminURL+Path),
 		chromedp.WaitVisible(chromedp.CSS("noscript button, button[type=submit]")),
 		chromedp.Click(chromedp.CSS("button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#sync")),
 	); err != nil {
 		loc, _ := chromedp.Run(b, chromedp.Location())
-		t.Fatalf("sign-in: %v (at %s)", err, loc)
+		html, _ := chromedp.Run(b, chromedp.OuterHTML(chromedp.CSS("html")))
+		t.Fatalf("sign-in: %v (at %s)\n%s", err, loc, html)
 	}
 	loc, _ := chromedp.Run(b, chromedp.Location())
-	if loc != e.admin.URL+Path {
-		t.Errorf("landed on %s, want %s", loc, e.admin.URL+Path)
+	if loc != e.adminURL+Path {
+		t.Errorf("landed on %s, want %s", loc, e.adminURL+Path)
 	}
 
 	// The drift: an edit outside git, corrected by the next reconcile.

@@ -43,7 +43,7 @@ func TestPages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimPrefix(tt.path, Path), func(t *testing.T) {
-			resp, body := get(t, c, e.admin.URL+tt.path)
+			resp, body := get(t, c, e.adminURL+tt.path)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("%d\n%s", resp.StatusCode, body)
 			}
@@ -80,7 +80,7 @@ func TestPaging(t *testing.T) {
 	e := newEnv(t, consoleRole)
 	c := e.signedIn(t, "alice@contoso.example")
 	seen := map[string]bool{}
-	next := e.admin.URL + Path + "users?q=user"
+	next := e.adminURL + Path + "users?q=user"
 	for pages := 0; next != ""; pages++ {
 		if pages > 3 {
 			t.Fatal("more pages than users")
@@ -101,7 +101,7 @@ func TestPaging(t *testing.T) {
 		}
 		next = ""
 		if m := nextLink.FindStringSubmatch(body); m != nil {
-			next = e.admin.URL + strings.ReplaceAll(m[1], "&amp;", "&")
+			next = e.adminURL + strings.ReplaceAll(m[1], "&amp;", "&")
 			if !strings.Contains(next, "q=user") {
 				t.Errorf("next link %s drops the search", next)
 			}
@@ -131,7 +131,7 @@ func itoa(i int) string {
 func TestNoSessionStartsSignIn(t *testing.T) {
 	e := newEnv(t, consoleRole)
 	c := noFollow(browser(t))
-	resp, _ := get(t, c, e.admin.URL+Path+"users")
+	resp, _ := get(t, c, e.adminURL+Path+"users")
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Scheme+"://"+loc.Host+loc.Path != e.mainURL+HandoffPath {
 		t.Fatalf("%d Location %q, want 303 to %s", resp.StatusCode, resp.Header.Get("Location"), e.mainURL+HandoffPath)
@@ -152,7 +152,7 @@ func TestNoSessionStartsSignIn(t *testing.T) {
 		t.Fatalf("hand-off without SAML session: %d %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
 	// The admin token is not a way in.
-	req, _ := http.NewRequest("GET", e.admin.URL+Path, nil)
+	req, _ := http.NewRequest("GET", e.adminURL+Path, nil)
 	req.Header.Set("Authorization", "Bearer test-admin-token-0123456789abcdef")
 	resp, err := c.Do(req)
 	if err != nil {
@@ -204,7 +204,7 @@ func TestRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := e.signedIn(t, "alice@contoso.example")
 			tt.change(t)
-			resp, body := get(t, noFollow(c), e.admin.URL+Path)
+			resp, body := get(t, noFollow(c), e.adminURL+Path)
 			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, tt.reason) {
 				t.Fatalf("%d\n%s", resp.StatusCode, body)
 			}
@@ -213,7 +213,7 @@ func TestRefusals(t *testing.T) {
 			}
 			tt.undo(t)
 			// The session ended: access back does not bring it back.
-			resp, _ = get(t, noFollow(c), e.admin.URL+Path)
+			resp, _ = get(t, noFollow(c), e.adminURL+Path)
 			if resp.StatusCode != http.StatusSeeOther {
 				t.Errorf("after the refusal: %d, want the sign-in again", resp.StatusCode)
 			}
@@ -230,7 +230,7 @@ func TestCodes(t *testing.T) {
 		t.Helper()
 		var auth string
 		c.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
-			if strings.HasPrefix(r.URL.String(), e.admin.URL+Path+"auth") {
+			if strings.HasPrefix(r.URL.String(), e.adminURL+Path+"auth") {
 				auth = r.URL.String()
 				return http.ErrUseLastResponse
 			}
@@ -249,7 +249,7 @@ func TestCodes(t *testing.T) {
 	c := browser(t)
 	u := authURL(c)
 	other := browser(t)
-	if resp, _ := get(t, noFollow(other), e.admin.URL+Path); resp.StatusCode != http.StatusSeeOther {
+	if resp, _ := get(t, noFollow(other), e.adminURL+Path); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("other browser's sign-in: %d", resp.StatusCode)
 	}
 	if resp, body := get(t, other, u); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "another browser") {
@@ -291,7 +291,7 @@ func TestSessionCookieAndSignOut(t *testing.T) {
 		t.Fatalf("session cookie %+v", ck)
 	}
 	// A cross-site form cannot sign the user out.
-	req, _ := http.NewRequest("POST", e.admin.URL+Path+"signout", nil)
+	req, _ := http.NewRequest("POST", e.adminURL+Path+"signout", nil)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	r, err := c.Do(req)
 	if err != nil {
@@ -301,19 +301,19 @@ func TestSessionCookieAndSignOut(t *testing.T) {
 	if r.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-site sign-out: %d", r.StatusCode)
 	}
-	if resp, _ := get(t, noFollow(c), e.admin.URL+Path); resp.StatusCode != http.StatusOK {
+	if resp, _ := get(t, noFollow(c), e.adminURL+Path); resp.StatusCode != http.StatusOK {
 		t.Fatalf("still signed in: %d", resp.StatusCode)
 	}
-	r, err = c.Post(e.admin.URL+Path+"signout", "", nil)
+	r, err = c.Post(e.adminURL+Path+"signout", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Body.Close()
-	if resp, _ := get(t, noFollow(c), e.admin.URL+Path); resp.StatusCode != http.StatusSeeOther {
+	if resp, _ := get(t, noFollow(c), e.adminURL+Path); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("after sign-out: %d, want the sign-in", resp.StatusCode)
 	}
 	// Pages are GET only.
-	r, err = c.Post(e.admin.URL+Path+"users", "", nil)
+	r, err = c.Post(e.adminURL+Path+"users", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestSessionCookieAndSignOut(t *testing.T) {
 
 func TestConsoleOff(t *testing.T) {
 	e := newEnv(t, "")
-	for _, u := range []string{e.admin.URL + Path, e.mainURL + HandoffPath + "?state=x"} {
+	for _, u := range []string{e.adminURL + Path, e.mainURL + HandoffPath + "?state=x"} {
 		resp, body := get(t, browser(t), u)
 		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "consoleRole") {
 			t.Errorf("%s: %d\n%s", u, resp.StatusCode, body)
@@ -344,7 +344,7 @@ func TestBadRequests(t *testing.T) {
 		Path + "reach?app=webgoat&version=9":  http.StatusNotFound,
 		Path + "nope":                         http.StatusNotFound,
 	} {
-		if resp, body := get(t, c, e.admin.URL+path); resp.StatusCode != want {
+		if resp, body := get(t, c, e.adminURL+path); resp.StatusCode != want {
 			t.Errorf("%s: %d, want %d\n%s", path, resp.StatusCode, want, body)
 		}
 	}

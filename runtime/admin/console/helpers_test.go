@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -57,8 +58,7 @@ func (c *clock) advance(d time.Duration) {
 }
 
 // env is a console on a real store, reconciler, admin API and SAML SP, with
-// a test IdP: the SP ("main") on localhost, the admin listener and the IdP
-// on 127.0.0.1, three origins as in production.
+// a test IdP, each on its own site (see newEnv).
 type env struct {
 	st       *store.Store
 	rec      *reconcile.Reconciler
@@ -68,6 +68,7 @@ type env struct {
 	main     *httptest.Server
 	mainURL  string
 	admin    *httptest.Server
+	adminURL string // on localhost
 	idp      *httptest.Server
 	idpMu    sync.Mutex
 	idpUser  string // who the IdP signs in next; guarded by idpMu
@@ -95,10 +96,18 @@ func newEnv(t *testing.T, samlExtra string) *env {
 	}))
 	t.Cleanup(e.idp.Close)
 
+	// The SP on 127.0.0.2 when the loopback network has it (Linux), so
+	// that the IdP (127.0.0.1), the SP and the console (localhost) are three
+	// sites, as Entra, idrecon and an SSH tunnel to the admin listener are.
 	var mainHandler http.Handler = http.NotFoundHandler()
-	e.main = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mainHandler.ServeHTTP(w, r) }))
+	e.main = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mainHandler.ServeHTTP(w, r) }))
+	if ln, err := net.Listen("tcp", "127.0.0.2:0"); err == nil {
+		e.main.Listener.Close()
+		e.main.Listener = ln
+	}
+	e.main.Start()
 	t.Cleanup(e.main.Close)
-	e.mainURL = strings.Replace(e.main.URL, "127.0.0.1", "localhost", 1)
+	e.mainURL = e.main.URL
 
 	md, err := testidp.Metadata(testidp.MetadataOptions{Tenant: tenant, Keys: []*testidp.Key{key}, SignWith: key, SSOURL: e.idp.URL + "/saml2"})
 	if err != nil {
@@ -140,10 +149,11 @@ func newEnv(t *testing.T, samlExtra string) *env {
 	var adminHandler http.Handler = adm
 	e.admin = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { adminHandler.ServeHTTP(w, r) }))
 	t.Cleanup(e.admin.Close)
+	e.adminURL = strings.Replace(e.admin.URL, "127.0.0.1", "localhost", 1)
 
 	sp := saml.NewServer(st, saml.Options{Authorizer: saml.AccessAuthorizer{Store: st}})
 	e.con, err = New(Config{Store: st, Reconciler: e.rec, Status: adm.Status, SAMLUser: sp.SessionUser,
-		URL: e.admin.URL + Path, Now: e.clock.Now})
+		URL: e.adminURL + Path, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +287,7 @@ func (e *env) signIn(t *testing.T, c *http.Client, user string) (*http.Response,
 	e.idpMu.Lock()
 	e.idpUser = user
 	e.idpMu.Unlock()
-	resp, body := get(t, c, e.admin.URL+Path)
+	resp, body := get(t, c, e.adminURL+Path)
 	if !strings.HasPrefix(resp.Request.URL.String(), e.idp.URL) {
 		return resp, body
 	}
