@@ -151,6 +151,12 @@ func TestNoSessionStartsSignIn(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
 		t.Fatalf("hand-off without SAML session: %d %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
+	// Reached by another name than the console URL (127.0.0.1 for
+	// localhost): to the URL first, where the code will come back.
+	resp, _ = get(t, c, e.admin.URL+Path+"users?q=a")
+	if want := e.adminURL + Path + "users?q=a"; resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+		t.Errorf("by another name: %d %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
 	// The admin token is not a way in.
 	req, _ := http.NewRequest("GET", e.adminURL+Path, nil)
 	req.Header.Set("Authorization", "Bearer test-admin-token-0123456789abcdef")

@@ -128,8 +128,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (string, bool
 	return name, true
 }
 
-// startSignIn sends the browser to the hand-off with a fresh state.
+// startSignIn sends the browser to the hand-off with a fresh state. A
+// browser that reached the console by another name than its URL is sent to
+// the URL first: the code comes back there, and the state cookie must too.
 func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, set settings) {
+	if r.Host != s.url.Host {
+		http.Redirect(w, r, s.url.Scheme+"://"+s.url.Host+r.URL.RequestURI(), http.StatusSeeOther)
+		return
+	}
 	state := random()
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state, Path: Path, MaxAge: int(stateTTL.Seconds()),
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
