@@ -3,6 +3,9 @@ package console
 import (
 	"regexp"
 
+	"github.com/idrecon/idrecon/reconcile"
+	"github.com/idrecon/idrecon/runtime/access"
+	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/store"
 	"net/http"
 	"net/url"
@@ -360,3 +363,40 @@ func TestBadRequests(t *testing.T) {
 }
 
 var nextLink = regexp.MustCompile(`id="next" href="([^"]+)"`)
+
+// TestOverviewStates renders the overview and drift pages for a daemon
+// in trouble: refused revision, suspended, drift present, a renamed group,
+// a Gateway down, shared state with another leader.
+func TestOverviewStates(t *testing.T) {
+	e := newEnv(t, consoleRole)
+	c := e.signedIn(t, "alice@contoso.example")
+	now := time.Now()
+	e.con.cfg.Status = func() (admin.StatusResponse, error) {
+		st := admin.StatusResponse{Status: e.rec.Status(), Ready: false, Mode: "pull",
+			Components: map[string]string{"reconcile": "ready", "saml": "not ready: metadata expired"}}
+		st.SeenRevision = "main@sha1:bad0"
+		st.LastError = "load revision: apps.yaml:7:3: spec.verions: unknown field"
+		st.Stalled = "InvalidRevision"
+		st.Suspended = true
+		st.Drift = []reconcile.Change{{Kind: "Application", Name: "webgoat", Fields: []reconcile.FieldChange{{Path: "spec.versions", Before: `["9.9"]`, After: `["1.0"]`}}, Drift: true, Kept: true}}
+		st.DriftCount, st.DriftSince = 1, now.Add(-5*time.Minute)
+		st.Renames = []access.GroupRename{{Assignment: "appsec-leads", From: "AppSec Leads", To: "AppSec Leaders", Suggestion: "subject.group: AppSec Leaders"}}
+		st.Gateways = []admin.GatewayStatus{{Name: "app", PathPrefix: "/", Upstream: "http://127.0.0.1:8081", Error: "upstream unreachable"}}
+		st.Replication = &admin.ReplicationStatus{Backend: "etcd", Endpoints: []string{"a", "b", "c"}, Revision: 42, Replica: "host-2", Leader: "host-1"}
+		return st, nil
+	}
+	_, body := get(t, c, e.adminURL+Path)
+	for _, w := range []string{"NOT READY", "main@sha1:bad0", "not applied", "spec.verions: unknown field", "InvalidRevision",
+		`<span class="warn">yes</span>`, "1 change</a> since", "(5m00s ago)", "not ready: metadata expired",
+		`id="leader">host-1</td>`, "etcd, 3 endpoints, revision 42", "no: upstream unreachable"} {
+		if !strings.Contains(body, w) {
+			t.Errorf("overview lacks %q", w)
+		}
+	}
+	_, body = get(t, c, e.adminURL+Path+"drift")
+	for _, w := range []string{"Application/webgoat <small>(kept)</small>", "<code>[&#34;9.9&#34;]</code>", "AppSec Leaders", "subject.group: AppSec Leaders"} {
+		if !strings.Contains(body, w) {
+			t.Errorf("drift lacks %q", w)
+		}
+	}
+}
