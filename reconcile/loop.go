@@ -397,6 +397,18 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 			s.AppliedRevision, s.AppliedContent = p.targetName, p.target.Revision
 		}
 	}
+	h := HistoryEntry{First: p.start, Last: p.start, Count: 1, Revision: p.targetName, Outcome: res.Outcome,
+		Error: s.LastError, Stalled: s.Stalled, Applied: res.Applied}
+	if p.fetched {
+		h.Seen = p.seenRevision()
+	}
+	if res.Applied {
+		// What the apply changed: the plan less what it left in place.
+		a, kept := res.Summary, s.PendingPlan
+		h.Summary = Summary{Create: a.Create - kept.Create, Update: a.Update - kept.Update,
+			Delete: a.Delete - kept.Delete, Drift: a.Drift - kept.Drift}
+	}
+	r.addHistory(h)
 	r.mu.Unlock()
 
 	res.Duration = r.cfg.Clock.Now().Sub(p.start)

@@ -154,6 +154,8 @@ type Reconciler struct {
 	good *spec.Set
 	// goodName names good as Status shows it ("<branch>@sha1:<commit>").
 	goodName string
+	// history is the loop's reconciles, oldest first (see History).
+	history []HistoryEntry
 
 	// runMu serialises reconciles and Apply: one writer at a time, so that
 	// the record of what was applied follows the order in which the store

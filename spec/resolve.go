@@ -513,6 +513,9 @@ func (l *loader) resolveSAML(p *parsedDoc, s *SamlServiceProvider) {
 	case s.SessionLifetime < 0:
 		l.fail(p, "spec.sessionLifetime", "must be positive")
 	}
+	if s.ConsoleRole != "" && !l.roleExists(s.ConsoleRole) {
+		l.fail(p, "spec.consoleRole", "no Role named %q (builtin roles: %s)", s.ConsoleRole, strings.Join(sortedKeys(BuiltinRoles), ", "))
+	}
 }
 
 func (l *loader) checkCertRef(p *parsedDoc, field, name, usage string) {

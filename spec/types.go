@@ -209,6 +209,10 @@ type SamlServiceProvider struct {
 	SignAuthnRequests       bool           `yaml:"signAuthnRequests,omitempty" json:"signAuthnRequests,omitempty"`
 	AllowIDPInitiated       bool           `yaml:"allowIdpInitiated,omitempty" json:"allowIdpInitiated,omitempty"`
 	AllowSHA1               bool           `yaml:"allowSHA1,omitempty" json:"allowSHA1,omitempty"`
+	// ConsoleRole, when set, turns on the read-only console on the admin
+	// listener: a user signs in to it through this SP and must hold this
+	// role, checked again on every request.
+	ConsoleRole string `yaml:"consoleRole,omitempty" json:"consoleRole,omitempty"`
 }
 
 // Defaults for SamlServiceProvider.

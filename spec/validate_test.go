@@ -27,6 +27,7 @@ func TestValidationMessages(t *testing.T) {
 		want string
 	}{
 		{"negative skew", samlBase + "  allowedClockSkew: -1m\n", "doc.yaml:11:21: spec.allowedClockSkew: must not be negative"},
+		{"console role not defined", samlBase + "  consoleRole: Auditor\n", `doc.yaml:11:16: spec.consoleRole: no Role named "Auditor" (builtin roles: `},
 		{"negative session", samlBase + "  sessionLifetime: -1h\n", "doc.yaml:11:20: spec.sessionLifetime: must be positive"},
 		{"unknown NameID format", samlBase + "  nameIDFormat: urn:x\n", `doc.yaml:11:17: spec.nameIDFormat: unsupported format "urn:x"`},
 		{"signed requests need a key", samlBase + "  signAuthnRequests: true\n", "doc.yaml:6:3: spec.spSigningCertificate: required when signAuthnRequests is true"},

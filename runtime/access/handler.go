@@ -135,7 +135,7 @@ func pageParams(r *http.Request) (filter, after string, limit int, err error) {
 			return "", "", 0, fmt.Errorf("%w: limit must be between 1 and %d", errBadRequest, MaxPage)
 		}
 	}
-	return store.Fold(q.Get("filter")), q.Get("after"), limit, nil
+	return q.Get("filter"), q.Get("after"), limit, nil
 }
 
 func (h *handler) users(w http.ResponseWriter, r *http.Request) {
@@ -154,9 +154,7 @@ func (h *handler) users(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fmt.Errorf("%w: active must be true or false", errBadRequest))
 		return
 	}
-	page, next, err := ListUsers(h.st.Read(), after, limit, func(u *store.User) bool {
-		return (active == nil || u.Active == *active) && strings.Contains(store.Fold(u.UserName), filter)
-	})
+	page, next, err := ListUsers(h.st.Read(), after, limit, UserFilter(filter, active))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -170,9 +168,7 @@ func (h *handler) groups(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	page, next, err := ListGroups(h.st.Read(), after, limit, func(g *store.Group) bool {
-		return strings.Contains(store.Fold(g.DisplayName), filter)
-	})
+	page, next, err := ListGroups(h.st.Read(), after, limit, GroupFilter(filter))
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 
 	"github.com/idrecon/idrecon/runtime/store"
 )
@@ -113,6 +114,23 @@ func summarizeGroup(txn *store.Txn, c *catalog, g *store.Group) (GroupSummary, e
 		*l = slices.Compact(*l)
 	}
 	return s, nil
+}
+
+// UserFilter is the filter of the users listing: the userName contains
+// substring, case-insensitively, and, when active is set, the user's
+// active flag equals it.
+func UserFilter(substring string, active *bool) func(*store.User) bool {
+	sub := store.Fold(substring)
+	return func(u *store.User) bool {
+		return (active == nil || u.Active == *active) && strings.Contains(store.Fold(u.UserName), sub)
+	}
+}
+
+// GroupFilter is the filter of the groups listing: the displayName
+// contains substring, case-insensitively.
+func GroupFilter(substring string) func(*store.Group) bool {
+	sub := store.Fold(substring)
+	return func(g *store.Group) bool { return strings.Contains(store.Fold(g.DisplayName), sub) }
 }
 
 // ListUsers returns up to limit users (at most MaxPage) in userName order

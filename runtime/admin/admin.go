@@ -150,6 +150,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Backup != nil {
 		s.handle("GET /v1/backup", s.backup)
 	}
+	if _, ok := cfg.Reconciler.(Historian); ok {
+		s.handle("GET /v1/history", s.history)
+	}
 	for p, h := range cfg.Routes {
 		s.mux.Handle("/v1"+p, s.auth(http.StripPrefix("/v1", h)))
 	}
@@ -157,6 +160,11 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Handle mounts h at pattern without the admin token check, for a handler
+// that authenticates its own requests (the console's browser sessions).
+// Call it before serving.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // handle serves pattern with fn behind the token check; what fn returns
 // is answered by writeErr.
@@ -281,7 +289,9 @@ type GatewayStatus struct {
 	UpstreamErrors uint64            `json:"upstreamErrors"`
 }
 
-func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
+// Status is what GET /v1/status answers: the reconciler's status with
+// readiness, mode, renames, Gateways and replication.
+func (s *Server) Status() (StatusResponse, error) {
 	ready, comps := s.checks()
 	mode := "pull"
 	if s.cfg.Push != nil {
@@ -289,7 +299,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 	}
 	renames, err := access.Renames(s.cfg.Store.Read())
 	if err != nil {
-		return err
+		return StatusResponse{}, err
 	}
 	resp := StatusResponse{Status: s.cfg.Reconciler.Status(), Ready: ready, Components: comps, Mode: mode, Renames: renames}
 	if s.cfg.Gateways != nil {
@@ -298,7 +308,30 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 	if s.cfg.Replication != nil {
 		resp.Replication = s.cfg.Replication()
 	}
+	return resp, nil
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
+	resp, err := s.Status()
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// Historian is what a Reconciler with a sync history also provides
+// (GET /v1/history).
+type Historian interface {
+	History() []reconcile.HistoryEntry
+}
+
+func (s *Server) history(w http.ResponseWriter, _ *http.Request) error {
+	h := s.cfg.Reconciler.(Historian).History()
+	if h == nil {
+		h = []reconcile.HistoryEntry{}
+	}
+	writeJSON(w, http.StatusOK, h)
 	return nil
 }
 

@@ -100,6 +100,8 @@ func TestAuth(t *testing.T) {
 		{"/v1/status", "wrong", 401},
 		{"/v1/status", token, 200},
 		{"/v1/resources", token, 200},
+		{"/v1/history", "", 401},
+		{"/v1/history", token, 200},
 	}
 	for _, tt := range tests {
 		if code, body := f.do(t, "GET", tt.path, tt.tok, nil); code != tt.want {

@@ -28,6 +28,7 @@ import (
 	"github.com/idrecon/idrecon/reconcile/source"
 	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/admin/console"
 	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/gateway"
 	"github.com/idrecon/idrecon/runtime/metrics"
@@ -64,6 +65,11 @@ type Config struct {
 	// TLSCertificate names the Certificate document to serve (default: the
 	// first of usage tls).
 	TLSCertificate string
+	// ConsoleURL is where browsers reach the console (the spec's
+	// consoleRole turns it on), ending in /console/; the SAML sign-in hands
+	// them back there. Default http://<AdminListen>/console/, with
+	// "localhost" for an unspecified host.
+	ConsoleURL string
 	// AdminInsecureHTTP lets the admin API, which has no TLS, listen on an
 	// address other than loopback: its token and backups then cross the
 	// network in clear. Without it such an address is refused.
@@ -158,6 +164,21 @@ func under(path, prefix string) bool {
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }
 
+// consoleURL is configured, or the admin listener's address.
+func consoleURL(configured, adminAddr string) string {
+	if configured != "" {
+		return configured
+	}
+	host, port, err := net.SplitHostPort(adminAddr)
+	if err != nil {
+		return "http://" + adminAddr + console.Path
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + console.Path
+}
+
 // loadOptions are the spec.Load options of every load the daemon makes.
 func (c *Config) loadOptions(cache *spec.Cache) spec.LoadOptions {
 	return spec.LoadOptions{
@@ -219,6 +240,7 @@ type daemon struct {
 	etcd    *shared // nil unless the state is in etcd
 	main    http.Handler
 	admin   http.Handler
+	console *console.Server
 	srcName string
 }
 
@@ -319,6 +341,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	accessAPI := access.NewHandler(st, log.With("component", "access"))
 
 	main := http.NewServeMux()
+	var handoff http.Handler // the console's sign-in, set below
 	if cfg.WebhookSecret != nil || cfg.WebhookToken != "" {
 		main.Handle("POST "+spec.WebhookPath, &source.Webhook{
 			Secret: cfg.WebhookSecret, Token: cfg.WebhookToken, OnPush: rec.Trigger, Logger: log.With("component", "webhook"),
@@ -349,6 +372,10 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			return
 		}
 		home, samlOK := samlSrv.BasePath(r.Context())
+		if samlOK && p == home+console.HandoffPath {
+			handoff.ServeHTTP(w, r)
+			return
+		}
 		if !samlOK || under(p, home+spec.SAMLPath) || under(p, home+spec.SAMLUserPath) {
 			samlSrv.ServeHTTP(w, r)
 			return
@@ -455,10 +482,21 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	if err != nil {
 		return nil, cleanup, err
 	}
+	// The URL is checked here and set again once the admin listener's
+	// address is known (see serve).
+	con, err := console.New(console.Config{
+		Store: st, Reconciler: rec, Status: adm.Status, SAMLUser: samlSrv.SessionUser,
+		URL: cmp.Or(cfg.ConsoleURL, "http://localhost"+console.Path), Logger: log.With("component", "console"),
+	})
+	if err != nil {
+		return nil, cleanup, err
+	}
+	adm.Handle(console.Path, con)
+	handoff = con.Handoff()
 
 	return &daemon{
 		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc, scim: scimSrv, etcd: sh,
-		main: main, admin: adm, srcName: srcName,
+		main: main, admin: adm, console: con, srcName: srcName,
 	}, cleanup, nil
 }
 
@@ -475,6 +513,11 @@ func (d *daemon) serve(ctx context.Context) error {
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+	}
+	if err := d.console.SetURL(consoleURL(cfg.ConsoleURL, adminLn.Addr().String())); err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fmt.Errorf("--console-url: %w", err)
 	}
 	mainSrv := httpServer(d.main, cfg.Timeouts, log)
 	if !cfg.InsecureHTTP {

@@ -42,6 +42,7 @@ either it waits for 'idrecon apply' (push mode).`,
 	allowEmpty := fs.Bool("allow-empty", false, "apply a spec with no documents, deleting every resource (refused by default: an emptied folder looks the same)")
 	listen := fs.String("listen", ":8080", "address for SCIM, SAML and the git webhook")
 	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "address for the admin API (plain HTTP; off loopback only with --admin-insecure-http)")
+	consoleURL := fs.String("console-url", "", "where browsers reach the read-only console (on when the SamlServiceProvider names a consoleRole); the SAML sign-in hands them back there (default http://<admin-listen>/console/)")
 	adminInsecure := fs.Bool("admin-insecure-http", false, "let the admin API listen off loopback in plain HTTP: its token and backups cross the network in clear")
 	insecure := fs.Bool("insecure-http", false, "serve plain HTTP instead of TLS (local runs, tests, behind a TLS proxy)")
 	tlsCert := fs.String("tls-certificate", "", "Certificate document (usage tls) to serve; default the first one")
@@ -93,6 +94,7 @@ either it waits for 'idrecon apply' (push mode).`,
 			MaxSpecDocuments: lim.docs,
 			Listen:           *listen,
 			AdminListen:      *adminListen,
+			ConsoleURL:       *consoleURL,
 			InsecureHTTP:     *insecure,
 			TLSCertificate:   *tlsCert,
 			DataDir:          *dataDir,

@@ -1,0 +1,320 @@
+package console
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/access"
+	"github.com/idrecon/idrecon/spec"
+)
+
+// Cookie names. Both are limited to Path, on the console's origin.
+const (
+	sessionCookie = "idrecon_console"
+	stateCookie   = "idrecon_console_state"
+)
+
+// Bounds of the sign-in state. Codes are minted only for users holding
+// the console role and sessions only from codes, so no anonymous client
+// fills either; a full table drops what expires soonest.
+const (
+	codeTTL     = time.Minute
+	stateTTL    = 10 * time.Minute
+	maxCodes    = 1000
+	maxSessions = 10000
+)
+
+// code is a minted, not yet used hand-off code.
+type code struct {
+	user    string
+	state   [32]byte // hash of the state it is bound to
+	expires time.Time
+}
+
+// session is a console session.
+type session struct {
+	user    string
+	expires time.Time
+}
+
+// settings is what the console reads of the spec on each request.
+type settings struct {
+	role     string // consoleRole
+	baseURL  string // the SP's baseURL, without a trailing slash
+	basePath string // its path, without a trailing slash
+	lifetime time.Duration
+}
+
+// settings returns the console's settings, or ok false while the spec
+// turns it off (no enabled SamlServiceProvider with a consoleRole).
+func (s *Server) settings() (settings, bool) {
+	res, err := s.cfg.Store.Read().Resources(spec.KindSamlServiceProvider)
+	if err != nil {
+		s.log.Error("console: read the SAML settings", "err", err)
+		return settings{}, false
+	}
+	for _, r := range res {
+		sp, ok := r.Spec.(*spec.SamlServiceProvider)
+		if !ok || !sp.Enabled || sp.ConsoleRole == "" {
+			continue
+		}
+		u, err := url.Parse(sp.BaseURL)
+		if err != nil {
+			continue
+		}
+		base := strings.TrimRight(sp.BaseURL, "/")
+		return settings{role: sp.ConsoleRole, baseURL: base, basePath: strings.TrimRight(u.Path, "/"),
+			lifetime: max(sp.SessionLifetime.D(), time.Minute)}, true
+	}
+	return settings{}, false
+}
+
+var errOff = &pageError{Status: http.StatusNotFound, Title: "The console is off",
+	Text: "Name the role that may use it in the SamlServiceProvider's consoleRole (and enable the SamlServiceProvider)."}
+
+// decide says whether userName may use the console now: provisioned,
+// active, and holding role, from the current state, as the gateway decides.
+// It returns the stored spelling of the name and, when refused, why.
+func (s *Server) decide(userName, role string) (string, error) {
+	e, err := access.ForUser(s.cfg.Store.Read(), userName)
+	switch {
+	case errors.Is(err, access.ErrUnknownUser):
+		return userName, refused(userName, "is not provisioned (deleted in Entra?)")
+	case err != nil:
+		return userName, err
+	case !e.Active:
+		return e.UserName, refused(e.UserName, "is disabled")
+	case !slices.Contains(e.RoleNames(), role):
+		return e.UserName, refused(e.UserName, "does not hold the role "+role+", which the console requires")
+	}
+	return e.UserName, nil
+}
+
+func refused(user, why string) *pageError {
+	return &pageError{Status: http.StatusForbidden, Title: "No access to the console", Text: user + " " + why + "."}
+}
+
+// authorize returns the user of the request's console session, re-decided
+// now. Without a session it starts the sign-in; a refused user gets the
+// 403 page and loses the session. ok false means it answered.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (string, bool) {
+	set, on := s.settings()
+	if !on {
+		s.fail(w, r, "", errOff)
+		return "", false
+	}
+	user, found := s.sessionOf(r)
+	if !found {
+		s.startSignIn(w, r, set)
+		return "", false
+	}
+	name, err := s.decide(user, set.role)
+	if err != nil {
+		if _, ok := errors.AsType[*pageError](err); ok {
+			s.endSession(w, r)
+			s.log.Info("console: session ended; user no longer allowed", "user", name, "reason", err)
+		}
+		s.fail(w, r, "", err)
+		return "", false
+	}
+	return name, true
+}
+
+// startSignIn sends the browser to the hand-off with a fresh state. A
+// browser that reached the console by another name than its URL is sent to
+// the URL first: the code comes back there, and the state cookie must too.
+func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, set settings) {
+	if r.Host != s.url.Host {
+		http.Redirect(w, r, s.url.Scheme+"://"+s.url.Host+r.URL.RequestURI(), http.StatusSeeOther)
+		return
+	}
+	state := random()
+	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state, Path: Path, MaxAge: int(stateTTL.Seconds()),
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, set.baseURL+HandoffPath+"?state="+state, http.StatusSeeOther)
+}
+
+// Handoff serves HandoffPath below the SAML base path on the main
+// listener: step 2 of the sign-in (see the package comment).
+func (s *Server) Handoff() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secureHeaders(w)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", http.MethodGet)
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		set, on := s.settings()
+		if !on {
+			s.fail(w, r, "", errOff)
+			return
+		}
+		state := r.URL.Query().Get("state")
+		if !wellFormed(state) {
+			s.fail(w, r, "", &pageError{Status: http.StatusBadRequest, Title: "Sign-in link not valid",
+				Text: "Open the console (" + s.cfg.URL + ") to sign in."})
+			return
+		}
+		user, signedIn := s.cfg.SAMLUser(r)
+		if !signedIn {
+			// The SP's sign-in comes back here, state and all.
+			back := set.basePath + HandoffPath + "?state=" + state
+			http.Redirect(w, r, set.basePath+spec.SAMLPath+"/login?returnTo="+url.QueryEscape(back), http.StatusSeeOther)
+			return
+		}
+		name, err := s.decide(user, set.role)
+		if err != nil {
+			s.fail(w, r, "", err)
+			return
+		}
+		c := s.mint(name, state)
+		http.Redirect(w, r, s.url.JoinPath("auth").String()+"?code="+c, http.StatusSeeOther)
+	})
+}
+
+// serveAuth is step 3: it exchanges a code for a console session.
+func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
+	set, on := s.settings()
+	if !on {
+		s.fail(w, r, "", errOff)
+		return
+	}
+	again := &pageError{Status: http.StatusBadRequest, Title: "Sign-in link not valid",
+		Text: "It was used already, has expired, or was opened in another browser. Open the console again to sign in."}
+	// The code is used up even when the state is missing: whoever opened
+	// it in the wrong browser made it worthless for everyone.
+	state := ""
+	if ck, err := r.Cookie(stateCookie); err == nil {
+		state = ck.Value
+	}
+	user, ok := s.redeem(r.URL.Query().Get("code"), state)
+	if !ok || !wellFormed(state) {
+		s.fail(w, r, "", again)
+		return
+	}
+	name, err := s.decide(user, set.role)
+	if err != nil {
+		s.fail(w, r, "", err)
+		return
+	}
+	id := random()
+	s.mu.Lock()
+	now := s.cfg.Now()
+	expires := now.Add(set.lifetime)
+	prune(s.sessions, maxSessions, now, func(e session) time.Time { return e.expires })
+	s.sessions[sha256.Sum256([]byte(id))] = session{user: name, expires: expires}
+	s.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: Path, Expires: expires,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	s.log.Info("console: signed in", "user", name)
+	// A page, not a redirect: the browser came here at the end of a chain of
+	// redirects that began at the IdP, another site, and does not send a
+	// SameSite=Strict cookie along such a chain. The page's own navigation
+	// to the console is same-site.
+	s.render(w, http.StatusOK, "signedin", view{Title: "Signed in", User: name, Now: now})
+}
+
+// serveSignOut ends the console session (the SAML session stays).
+func (s *Server) serveSignOut(w http.ResponseWriter, r *http.Request) {
+	s.endSession(w, r)
+	s.render(w, http.StatusOK, "signedout", view{Title: "Signed out", Now: s.cfg.Now()})
+}
+
+func (s *Server) sessionOf(r *http.Request) (string, bool) {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil || !wellFormed(ck.Value) {
+		return "", false
+	}
+	key := sha256.Sum256([]byte(ck.Value))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.sessions[key]
+	if ok && !s.cfg.Now().Before(e.expires) {
+		delete(s.sessions, key)
+		return "", false
+	}
+	return e.user, ok
+}
+
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		s.mu.Lock()
+		delete(s.sessions, sha256.Sum256([]byte(ck.Value)))
+		s.mu.Unlock()
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+}
+
+// mint returns a new one-time code for user, bound to state.
+func (s *Server) mint(user, state string) string {
+	c := random()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	prune(s.codes, maxCodes, now, func(e code) time.Time { return e.expires })
+	s.codes[sha256.Sum256([]byte(c))] = code{user: user, state: sha256.Sum256([]byte(state)), expires: now.Add(codeTTL)}
+	return c
+}
+
+// redeem takes the code once: it is gone whatever the outcome, and valid
+// only unexpired and with the state it was bound to.
+func (s *Server) redeem(c, state string) (string, bool) {
+	if !wellFormed(c) {
+		return "", false
+	}
+	key := sha256.Sum256([]byte(c))
+	s.mu.Lock()
+	e, ok := s.codes[key]
+	delete(s.codes, key)
+	s.mu.Unlock()
+	st := sha256.Sum256([]byte(state))
+	if !ok || !s.cfg.Now().Before(e.expires) || subtle.ConstantTimeCompare(st[:], e.state[:]) != 1 {
+		return "", false
+	}
+	return e.user, true
+}
+
+// prune drops expired entries of m and, while it is full, the one that
+// expires soonest; s.mu is held.
+func prune[V any](m map[[32]byte]V, limit int, now time.Time, expires func(V) time.Time) {
+	for k, v := range m {
+		if !now.Before(expires(v)) {
+			delete(m, k)
+		}
+	}
+	for len(m) >= limit {
+		var first [32]byte
+		var at time.Time
+		for k, v := range m {
+			if at.IsZero() || expires(v).Before(at) {
+				first, at = k, expires(v)
+			}
+		}
+		delete(m, first)
+	}
+}
+
+// random returns 32 random bytes, base64url-encoded (43 characters).
+func random() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// wellFormed reports whether v looks like a value random made.
+func wellFormed(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(v)
+	return err == nil
+}
