@@ -266,7 +266,7 @@ func runVersion(_ context.Context, env Env, args []string) error {
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "idrecon %s\n", Version)
+	fmt.Fprintf(env.Stdout, "idrecon %s\n", version())
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/admin"
-	"github.com/idrecon/idrecon/runtime/daemon"
 )
 
 // DefaultServer is the admin API a daemon started with defaults listens on.
@@ -35,7 +33,7 @@ func serverFlags(fs *flag.FlagSet, env Env) func() (*client, error) {
 		def = DefaultServer
 	}
 	server := fs.String("server", def, "admin API of the daemon (env IDRECON_SERVER)")
-	tokenFile := fs.String("admin-token-file", "", "file holding the admin token (default: env IDRECON_ADMIN_TOKEN, else data/"+daemon.AdminTokenFile+")")
+	tokenFile := fs.String("admin-token-file", "", "file holding the admin token (default: env IDRECON_ADMIN_TOKEN, else "+strings.Join(adminTokenFiles, " or ")+")")
 	return func() (*client, error) {
 		tok, err := readAdminToken(env, *tokenFile, true)
 		if err != nil {
@@ -47,7 +45,7 @@ func serverFlags(fs *flag.FlagSet, env Env) func() (*client, error) {
 
 // readAdminToken reads the admin token from --admin-token-file, then
 // IDRECON_ADMIN_TOKEN, then (for clients, when fallback is set) the token a
-// `make run` daemon generated in ./data.
+// daemon generated in a well-known place (adminTokenFiles).
 func readAdminToken(env Env, file string, fallback bool) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -64,10 +62,7 @@ func readAdminToken(env Env, file string, fallback bool) (string, error) {
 		return tok, nil
 	}
 	if fallback {
-		if b, err := os.ReadFile("data/" + daemon.AdminTokenFile); err == nil {
-			return strings.TrimSpace(string(b)), nil
-		}
-		return "", errors.New("no admin token: set IDRECON_ADMIN_TOKEN or --admin-token-file")
+		return defaultAdminToken(adminTokenFiles)
 	}
 	return "", nil
 }
