@@ -45,7 +45,7 @@ func TestContainerImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := []string{"build", "-f", filepath.Join(root, "Dockerfile"), "-t", tag,
+	build := []string{"build", "--layers=false", "-f", filepath.Join(root, "Dockerfile"), "-t", tag,
 		"--build-arg", "GO_IMAGE=" + goImage, "--build-arg", "VERSION=v0.0.0-containertest"}
 	for _, m := range mounts {
 		build = append(build, "-v", m)
@@ -122,8 +122,11 @@ func (p *podman) args(args []string) []string {
 	return append(global, args...)
 }
 
+// try runs podman for a clean-up, also after the test's context ended.
 func (p *podman) try(args ...string) string {
-	out, _ := exec.CommandContext(p.ctx, "podman", p.args(args)...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "podman", p.args(args)...).CombinedOutput()
 	return string(out)
 }
 
