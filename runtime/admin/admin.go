@@ -222,10 +222,15 @@ func writeSpecError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, body)
 }
 
-func (s *Server) checks() (bool, map[string]string) {
+func (s *Server) checks() (bool, map[string]string) { return Readiness(s.cfg.Checks) }
+
+// Readiness runs checks and reports whether all pass, with each one's
+// state as /readyz and /v1/status show it ("ready", "ready (why)", "not
+// ready: why"). The daemon asks the same before it tells systemd it is up.
+func Readiness(checks []Check) (bool, map[string]string) {
 	ready := true
 	out := map[string]string{}
-	for _, c := range s.cfg.Checks {
+	for _, c := range checks {
 		ok, why := c.Ready()
 		switch {
 		case ok && why != "":

@@ -31,6 +31,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/admin/console"
 	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/gateway"
+	"github.com/idrecon/idrecon/runtime/internal/sdnotify"
 	"github.com/idrecon/idrecon/runtime/metrics"
 	"github.com/idrecon/idrecon/runtime/saml"
 	"github.com/idrecon/idrecon/runtime/scim"
@@ -241,6 +242,7 @@ type daemon struct {
 	main    http.Handler
 	admin   http.Handler
 	console *console.Server
+	checks  []admin.Check // behind /readyz
 	srcName string
 }
 
@@ -496,7 +498,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 
 	return &daemon{
 		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc, scim: scimSrv, etcd: sh,
-		main: main, admin: adm, console: con, srcName: srcName,
+		main: main, admin: adm, console: con, checks: checks, srcName: srcName,
 	}, cleanup, nil
 }
 
@@ -505,6 +507,12 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 // in-flight requests finish, the loops stop between reconciles.
 func (d *daemon) serve(ctx context.Context) error {
 	cfg, log := d.cfg, d.log
+	notify, err := sdnotify.New(cfg.Getenv)
+	if err != nil {
+		// systemd gives up on a start it hears nothing from; the daemon
+		// itself works without the notification.
+		log.Warn("systemd notification socket", "err", err)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -579,6 +587,9 @@ func (d *daemon) serve(ctx context.Context) error {
 	if cfg.Started != nil {
 		cfg.Started(ln.Addr().String(), adminLn.Addr().String())
 	}
+	if notify != nil {
+		goRun("systemd", func() error { return d.notifySystemd(runCtx, notify, adminLn.Addr().String()) })
+	}
 
 	var runErr error
 	select {
@@ -586,6 +597,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	log.Info("shutting down")
+	stopping(notify, log)
 	cancel()
 	shCtx, shCancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer shCancel()

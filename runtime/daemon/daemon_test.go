@@ -69,7 +69,13 @@ func start(t testing.TB, cfg Config) *running {
 		cfg.Interval = time.Hour // reconciles come from triggers in these tests
 	}
 	addrs := make(chan [2]string, 1)
-	cfg.Started = func(a, b string) { addrs <- [2]string{a, b} }
+	started := cfg.Started // the test's own, if any, first
+	cfg.Started = func(a, b string) {
+		if started != nil {
+			started(a, b)
+		}
+		addrs <- [2]string{a, b}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg) }()

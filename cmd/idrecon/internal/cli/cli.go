@@ -79,7 +79,7 @@ the runtime to the spec.`,
 		Example: `  idrecon validate examples/entra
   idrecon serve --spec examples/entra --insecure-http
   idrecon status`,
-		Version:       Version,
+		Version:       version(),
 		SilenceErrors: true, // Main prints errors, one line naming the command
 		SilenceUsage:  true, // and no usage after an error that is not the command line's
 		Args: func(c *cobra.Command, args []string) error {
@@ -238,7 +238,7 @@ func versionCmd(env Env) *cobra.Command {
 		Example: "  idrecon version",
 		Args:    noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			fmt.Fprintf(env.Stdout, "idrecon %s\n", Version)
+			fmt.Fprintf(env.Stdout, "idrecon %s\n", version())
 			return nil
 		},
 	}

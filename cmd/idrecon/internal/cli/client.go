@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/idrecon/idrecon/runtime/admin"
-	"github.com/idrecon/idrecon/runtime/daemon"
 )
 
 // DefaultServer is the admin API a daemon started with defaults listens on.
@@ -36,7 +34,7 @@ func serverFlags(c *cobra.Command, env Env) func() (*client, error) {
 		def = DefaultServer
 	}
 	server := c.Flags().String("server", def, "admin API of the daemon (env IDRECON_SERVER)")
-	tokenFile := c.Flags().String("admin-token-file", "", "file holding the admin token (default: env IDRECON_ADMIN_TOKEN, else data/"+daemon.AdminTokenFile+")")
+	tokenFile := c.Flags().String("admin-token-file", "", "file holding the admin token (default: env IDRECON_ADMIN_TOKEN, else "+strings.Join(adminTokenFiles, " or ")+")")
 	c.MarkFlagFilename("admin-token-file")
 	return func() (*client, error) {
 		tok, err := readAdminToken(env, *tokenFile, true)
@@ -49,7 +47,7 @@ func serverFlags(c *cobra.Command, env Env) func() (*client, error) {
 
 // readAdminToken reads the admin token from --admin-token-file, then
 // IDRECON_ADMIN_TOKEN, then (for clients, when fallback is set) the token a
-// `make run` daemon generated in ./data.
+// daemon generated in a well-known place (adminTokenFiles).
 func readAdminToken(env Env, file string, fallback bool) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -66,10 +64,7 @@ func readAdminToken(env Env, file string, fallback bool) (string, error) {
 		return tok, nil
 	}
 	if fallback {
-		if b, err := os.ReadFile("data/" + daemon.AdminTokenFile); err == nil {
-			return strings.TrimSpace(string(b)), nil
-		}
-		return "", errors.New("no admin token: set IDRECON_ADMIN_TOKEN or --admin-token-file")
+		return defaultAdminToken(adminTokenFiles)
 	}
 	return "", nil
 }
