@@ -358,7 +358,7 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	g.strip.strip(pr.Out.Header)
 	if c := pr.Out.Header["Cookie"]; c != nil {
-		if kept := withoutCookie(c, g.deps.SessionCookie); kept != nil {
+		if kept := withoutCookie(c, g.ownCookie); kept != nil {
 			pr.Out.Header["Cookie"] = kept
 		} else {
 			delete(pr.Out.Header, "Cookie")
@@ -379,8 +379,16 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// modifyResponse drops an upstream Set-Cookie that would overwrite idrecon's
-// session cookie.
+// ownCookie reports whether a cookie is idrecon's: its session cookie, and
+// every name in its idrecon_ namespace (the pending sign-in and sign-out,
+// the console's session and state). None reaches an upstream, and an
+// upstream cannot set one.
+func (g *Gateway) ownCookie(name string) bool {
+	return name == g.deps.SessionCookie || strings.HasPrefix(name, "idrecon_")
+}
+
+// modifyResponse drops an upstream Set-Cookie that would overwrite one of
+// idrecon's cookies.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	sc := resp.Header["Set-Cookie"]
 	if len(sc) == 0 {
@@ -389,7 +397,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	kept := sc[:0:0]
 	for _, v := range sc {
 		name, _, _ := strings.Cut(v, "=")
-		if strings.TrimSpace(name) != g.deps.SessionCookie {
+		if !g.ownCookie(strings.TrimSpace(name)) {
 			kept = append(kept, v)
 		}
 	}

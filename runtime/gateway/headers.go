@@ -95,23 +95,24 @@ func (s stripper) strip(h http.Header) {
 
 // withoutCookie returns the Cookie header values with every cookie called
 // name removed, keeping the others byte for byte; nil when none is left.
-func withoutCookie(values []string, name string) []string {
+func withoutCookie(values []string, own func(name string) bool) []string {
 	var out []string
 	for _, v := range values {
-		if !strings.Contains(v, name) {
-			out = append(out, v)
-			continue
-		}
 		var kept []string
+		dropped := false
 		for part := range strings.SplitSeq(v, ";") {
 			p := strings.TrimSpace(part)
 			n, _, _ := strings.Cut(p, "=")
-			if p == "" || strings.TrimSpace(n) == name {
+			if p == "" || own(strings.TrimSpace(n)) {
+				dropped = true
 				continue
 			}
 			kept = append(kept, p)
 		}
-		if len(kept) > 0 {
+		switch {
+		case !dropped:
+			out = append(out, v)
+		case len(kept) > 0:
 			out = append(out, strings.Join(kept, "; "))
 		}
 	}

@@ -147,11 +147,13 @@ func TestProxyPaths(t *testing.T) {
 	}
 }
 
-// TestProxyCookies: idrecon's session cookie never reaches the upstream,
-// the application's cookies do, and the upstream cannot set ours.
+// TestProxyCookies: idrecon's cookies (its session, and every idrecon_
+// name: the pending sign-in, the console's) never reach the upstream, the
+// application's cookies do, and the upstream cannot set ours.
 func TestProxyCookies(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: gateway.DefaultSessionCookie, Value: "planted"})
+		http.SetCookie(w, &http.Cookie{Name: "idrecon_console", Value: "planted"})
 		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: "j1"})
 		io.WriteString(w, strings.Join(r.Header.Values("Cookie"), "|"))
 	}))
@@ -165,7 +167,8 @@ func TestProxyCookies(t *testing.T) {
 		{"between others", []string{"a=1; idrecon_session=tok-ann; b=2"}, "a=1; b=2"},
 		{"alone", []string{"idrecon_session=tok-ann"}, ""},
 		{"two headers", []string{"idrecon_session=tok-ann", "JSESSIONID=j1; idrecon_session=tok-x"}, "JSESSIONID=j1"},
-		{"lookalike kept", []string{"idrecon_session=tok-ann; idrecon_session_x=1"}, "idrecon_session_x=1"},
+		{"the console's and the pending sign-in's", []string{"idrecon_console=c1; a=1; idrecon_session=tok-ann; idrecon_console_state=s; idrecon_saml_pending=p"}, "a=1"},
+		{"lookalike kept", []string{"idrecon_session=tok-ann; my_idrecon_session=1"}, "my_idrecon_session=1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,7 +184,7 @@ func TestProxyCookies(t *testing.T) {
 				t.Errorf("status %d, upstream saw Cookie %q, want %q", resp.StatusCode, body, tc.want)
 			}
 			for _, c := range resp.Cookies() {
-				if c.Name == gateway.DefaultSessionCookie {
+				if strings.HasPrefix(c.Name, "idrecon_") {
 					t.Errorf("upstream set %s", c)
 				}
 			}
