@@ -558,8 +558,6 @@ func (d *daemon) serve(ctx context.Context) error {
 	goRun("admin", func() error { return adminSrv.Serve(adminLn) })
 	goRun("access", func() error { return d.binder.Run(runCtx, d.st) })
 	if d.etcd != nil {
-		// A mirror that fell behind etcd's compaction stops the daemon: a
-		// restart loads the whole state, rather than serve half of it.
 		goRun("etcd mirror", func() error { return d.etcd.state.Run(runCtx) })
 		goRun("etcd sessions", func() error { return d.etcd.saml.Run(runCtx) })
 	}

@@ -174,86 +174,161 @@ const pageSize = 2000
 // one revision, read in pages, and makes st the store Run mirrors into.
 func (s *State) Load(ctx context.Context, st *store.Store) (Stats, error) {
 	start := time.Now()
-	var stats Stats
-	var kvs []*mvccpb.KeyValue
-	key, end := s.prefix, clientv3.GetPrefixRangeEnd(s.prefix)
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
-		if stats.Revision != 0 {
-			opts = append(opts, clientv3.WithRev(stats.Revision))
-		}
-		resp, err := s.get(ctx, key, opts...)
-		if err != nil {
-			return stats, fmt.Errorf("etcdstate: load: %w", err)
-		}
-		if stats.Revision == 0 {
-			stats.Revision = resp.Header.Revision
-		}
-		kvs = append(kvs, resp.Kvs...)
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	kvs, rev, err := s.readAll(ctx)
+	if err != nil {
+		return Stats{}, err
 	}
 	s.st = st
-	members := map[string][]string{}
-	headers := map[string]*store.Members{}
-	err := st.Load(func(tx *store.Txn) error {
-		for _, kv := range kvs {
-			k := string(kv.Key)
-			s.revs[k] = kv.ModRevision
-			stats.Keys++
-			p, ok := s.parse(k)
-			switch {
-			case !ok:
-				continue
-			case p.group != "":
-				members[p.group] = append(members[p.group], p.member)
-				stats.Memberships++
-				continue
-			case p.table == store.TableMembers:
-				obj, err := record.Decode(p.table, kv.Value)
-				if err != nil {
-					return fmt.Errorf("etcdstate: %s: %w", k, err)
-				}
-				headers[p.id] = obj.(*store.Members)
-				continue
-			}
-			obj, err := record.Decode(p.table, kv.Value)
-			if err != nil {
-				return fmt.Errorf("etcdstate: %s: %w", k, err)
-			}
-			if err := tx.Insert(p.table, obj); err != nil {
-				return fmt.Errorf("etcdstate: load %s: %w", k, err)
-			}
-			switch p.table {
-			case store.TableUsers:
-				stats.Users++
-			case store.TableGroups:
-				stats.Groups++
-			case store.TableResources:
-				stats.Resources++
-			}
-		}
-		for gid, h := range headers {
-			if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: sortedIDs(members[gid]), Version: h.Version, Modified: h.Modified}); err != nil {
-				return err
-			}
-			delete(members, gid)
-		}
-		for gid, ids := range members {
-			// Memberships whose header a lost follow-up left behind.
-			if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: sortedIDs(ids)}); err != nil {
-				return err
-			}
-		}
-		return tx.RebuildMemberOf()
+	var stats Stats
+	err = st.Load(func(tx *store.Txn) error {
+		stats, err = s.fill(tx, kvs, rev, nil)
+		return err
 	})
 	if err != nil {
 		return stats, err
 	}
-	s.advance(stats.Revision)
+	s.advance(rev)
 	stats.Elapsed = time.Since(start)
+	return stats, nil
+}
+
+// reload replaces the whole store with the state under the prefix now, in
+// one store write (readers see the old state or the new, never half), for
+// a mirror that fell behind etcd's compaction and cannot replay what it
+// missed. A resource's resolved secrets are carried over as the watch
+// does.
+func (s *State) reload(ctx context.Context) (Stats, error) {
+	start := time.Now()
+	kvs, rev, err := s.readAll(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	var stats Stats
+	err = s.st.Mirror(ctx, func(tx *store.Txn) error {
+		resources := map[string]any{}
+		for _, kv := range kvs {
+			p, ok := s.parse(string(kv.Key))
+			if !ok || p.table != store.TableResources {
+				continue
+			}
+			obj, err := record.Decode(p.table, kv.Value)
+			if err != nil {
+				return fmt.Errorf("etcdstate: %s: %w", kv.Key, err)
+			}
+			if err := keepSecrets(tx, obj.(*store.Resource)); err != nil {
+				return err
+			}
+			resources[string(kv.Key)] = obj
+		}
+		for _, table := range []string{store.TableUsers, store.TableGroups, store.TableMembers, store.TableResources, store.TableMeta} {
+			if _, err := tx.DeleteAll(table, store.IndexID); err != nil {
+				return fmt.Errorf("etcdstate: reload: clear %s: %w", table, err)
+			}
+		}
+		stats, err = s.fill(tx, kvs, rev, resources)
+		return err
+	})
+	if err != nil {
+		return stats, err
+	}
+	s.mu.Lock()
+	s.gone = map[string]int64{}
+	s.mu.Unlock()
+	s.advance(rev)
+	stats.Elapsed = time.Since(start)
+	return stats, nil
+}
+
+// readAll reads every key under the prefix at one revision, in pages.
+func (s *State) readAll(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) {
+	var kvs []*mvccpb.KeyValue
+	var rev int64
+	key, end := s.prefix, clientv3.GetPrefixRangeEnd(s.prefix)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.get(ctx, key, opts...)
+		if err != nil {
+			return nil, 0, fmt.Errorf("etcdstate: load: %w", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		kvs = append(kvs, resp.Kvs...)
+		if !resp.More || len(resp.Kvs) == 0 {
+			return kvs, rev, nil
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// fill inserts the records of kvs, read at rev, into tx (which holds none
+// of them), and makes their revisions the ones the mirror compares with.
+// decoded holds records already decoded, by key.
+func (s *State) fill(tx *store.Txn, kvs []*mvccpb.KeyValue, rev int64, decoded map[string]any) (Stats, error) {
+	stats := Stats{Revision: rev}
+	revs := make(map[string]int64, len(kvs))
+	members := map[string][]string{}
+	headers := map[string]*store.Members{}
+	for _, kv := range kvs {
+		k := string(kv.Key)
+		revs[k] = kv.ModRevision
+		stats.Keys++
+		p, ok := s.parse(k)
+		switch {
+		case !ok:
+			continue
+		case p.group != "":
+			members[p.group] = append(members[p.group], p.member)
+			stats.Memberships++
+			continue
+		case p.table == store.TableMembers:
+			obj, err := record.Decode(p.table, kv.Value)
+			if err != nil {
+				return stats, fmt.Errorf("etcdstate: %s: %w", k, err)
+			}
+			headers[p.id] = obj.(*store.Members)
+			continue
+		}
+		obj, ok := decoded[k]
+		if !ok {
+			var err error
+			if obj, err = record.Decode(p.table, kv.Value); err != nil {
+				return stats, fmt.Errorf("etcdstate: %s: %w", k, err)
+			}
+		}
+		if err := tx.Insert(p.table, obj); err != nil {
+			return stats, fmt.Errorf("etcdstate: load %s: %w", k, err)
+		}
+		switch p.table {
+		case store.TableUsers:
+			stats.Users++
+		case store.TableGroups:
+			stats.Groups++
+		case store.TableResources:
+			stats.Resources++
+		}
+	}
+	for gid, h := range headers {
+		if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: sortedIDs(members[gid]), Version: h.Version, Modified: h.Modified}); err != nil {
+			return stats, err
+		}
+		delete(members, gid)
+	}
+	for gid, ids := range members {
+		// Memberships whose header a lost follow-up left behind.
+		if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: sortedIDs(ids)}); err != nil {
+			return stats, err
+		}
+	}
+	if err := tx.RebuildMemberOf(); err != nil {
+		return stats, err
+	}
+	s.mu.Lock()
+	s.revs = revs
+	s.mu.Unlock()
 	return stats, nil
 }
 

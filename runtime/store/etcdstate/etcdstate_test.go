@@ -22,6 +22,7 @@ import (
 type replica struct {
 	st    *store.Store
 	state *etcdstate.State
+	stop  func() // stops the mirror's Run
 }
 
 func newReplica(t *testing.T, cli *clientv3.Client, prefix string) *replica {
@@ -37,17 +38,27 @@ func newReplica(t *testing.T, cli *clientv3.Client, prefix string) *replica {
 	if _, err := state.Load(context.Background(), st); err != nil {
 		t.Fatal(err)
 	}
+	r := &replica{st: st, state: state}
+	r.run(t)
+	t.Cleanup(func() {
+		r.stop()
+		st.Close()
+	})
+	return r
+}
+
+// run starts the mirror's Run, until stop.
+func (r *replica) run(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- state.Run(ctx) }()
-	t.Cleanup(func() {
+	go func() { done <- r.state.Run(ctx) }()
+	r.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-		st.Close()
-	})
-	return &replica{st: st, state: state}
+		r.stop = func() {}
+	}
 }
 
 func (r *replica) update(t *testing.T, fn func(*store.Txn) error) {
@@ -406,5 +417,74 @@ func TestFencedApply(t *testing.T) {
 	// SCIM writes are not fenced.
 	if err := st.Update(context.Background(), createUser("u1", "u1@contoso.com")); err != nil {
 		t.Errorf("a SCIM write of a follower: %v", err)
+	}
+}
+
+// TestReloadAfterCompaction: a mirror that was away while etcd compacted
+// the changes it missed (users created, renamed and deleted, a group's
+// members changed) cannot replay them; it loads the whole state again and
+// then holds exactly what the other replica holds.
+func TestReloadAfterCompaction(t *testing.T) {
+	cli := etcdtest.Start(t, 1).Client(t)
+	a, b := newReplica(t, cli, "/t/"), newReplica(t, cli, "/t/")
+	a.update(t, createUser("gone", "gone@contoso.com"))
+	a.update(t, createUser("renamed", "old@contoso.com"))
+	a.update(t, func(tx *store.Txn) error {
+		if err := tx.Insert(store.TableGroups, &store.Group{ID: "g", DisplayName: "Developers"}); err != nil {
+			return err
+		}
+		return tx.ChangeMembers("g", []string{"gone", "renamed"}, nil, time.Unix(2, 0))
+	})
+	if u, _ := b.barrier(t).UserByID("gone"); u == nil {
+		t.Fatal("b does not hold the first writes")
+	}
+	b.stop()
+	a.update(t, func(tx *store.Txn) error {
+		u, _ := tx.UserByID("gone")
+		if err := tx.DeleteMemberships("gone", time.Unix(3, 0)); err != nil {
+			return err
+		}
+		return tx.Delete(store.TableUsers, u)
+	})
+	a.update(t, func(tx *store.Txn) error {
+		u, _ := tx.UserByID("renamed")
+		v := *u
+		v.UserName = "new@contoso.com"
+		return tx.Insert(store.TableUsers, &v)
+	})
+	a.update(t, createUser("late", "late@contoso.com"))
+	a.update(t, func(tx *store.Txn) error { return tx.ChangeMembers("g", []string{"late"}, nil, time.Unix(4, 0)) })
+	resp, err := cli.Get(context.Background(), "/t/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(context.Background(), resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	b.run(t)
+	tx := b.barrier(t)
+	if u, _ := tx.UserByID("gone"); u != nil {
+		t.Error("b still holds the user deleted while it was away")
+	}
+	if u, _ := tx.UserByName("old@contoso.com"); u != nil {
+		t.Error("b still finds the renamed user by its old name")
+	}
+	if u, _ := tx.UserByName("new@contoso.com"); u == nil || u.ID != "renamed" {
+		t.Errorf("b finds %v by the new name, want user renamed", u)
+	}
+	if u, _ := tx.UserByID("late"); u == nil {
+		t.Error("b lacks the user created while it was away")
+	}
+	m, _ := tx.MembersOf("g")
+	if m == nil || strings.Join(m.IDs, ",") != "late,renamed" {
+		t.Errorf("b's members of g: %v, want late,renamed", m)
+	}
+	if groups, _ := tx.GroupIDsOf("gone"); len(groups) != 0 {
+		t.Errorf("b still has the deleted user in %v", groups)
+	}
+	// And it mirrors on from there.
+	a.update(t, createUser("after", "after@contoso.com"))
+	if u, _ := b.barrier(t).UserByID("after"); u == nil {
+		t.Error("b does not mirror writes after the reload")
 	}
 }

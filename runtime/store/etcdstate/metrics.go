@@ -9,7 +9,7 @@ import (
 // metrics are what the State measures; Collect exports them.
 type metrics struct {
 	commit, barrierRead, barrierWait prometheus.Histogram
-	stale                            prometheus.Counter
+	stale, reloads                   prometheus.Counter
 	revision                         *prometheus.Desc
 }
 
@@ -24,6 +24,8 @@ func newMetrics() *metrics {
 			Help: "Time a barrier waited for the mirror to reach etcd's revision: the watch lag requests see.", Buckets: buckets}),
 		stale: prometheus.NewCounter(prometheus.CounterOpts{Name: "idrecon_etcd_stale_commits_total",
 			Help: "Batches etcd refused because another daemon changed their keys first; they ran again."}),
+		reloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "idrecon_etcd_reloads_total",
+			Help: "Times the mirror fell behind etcd's compaction and loaded the whole state again."}),
 		revision: prometheus.NewDesc("idrecon_etcd_mirror_revision", "The etcd revision this daemon's state mirrors.", nil, nil),
 	}
 }
@@ -33,7 +35,7 @@ func since(h prometheus.Histogram, start time.Time) { h.Observe(time.Since(start
 // Describe implements prometheus.Collector.
 func (s *State) Describe(ch chan<- *prometheus.Desc) {
 	m := s.metrics
-	for _, c := range []prometheus.Collector{m.commit, m.barrierRead, m.barrierWait, m.stale} {
+	for _, c := range []prometheus.Collector{m.commit, m.barrierRead, m.barrierWait, m.stale, m.reloads} {
 		c.Describe(ch)
 	}
 	ch <- m.revision
@@ -42,7 +44,7 @@ func (s *State) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (s *State) Collect(ch chan<- prometheus.Metric) {
 	m := s.metrics
-	for _, c := range []prometheus.Collector{m.commit, m.barrierRead, m.barrierWait, m.stale} {
+	for _, c := range []prometheus.Collector{m.commit, m.barrierRead, m.barrierWait, m.stale, m.reloads} {
 		c.Collect(ch)
 	}
 	ch <- prometheus.MustNewConstMetric(m.revision, prometheus.GaugeValue, float64(s.Applied()))

@@ -15,15 +15,17 @@ import (
 	"github.com/idrecon/idrecon/spec"
 )
 
-// ErrCompacted is returned by Run when the watch fell behind etcd's
-// compaction: the mirror missed changes it can no longer read, so the
-// daemon must load the state again (restart) rather than serve half of it.
+// ErrCompacted is the watch's error when it fell behind etcd's compaction:
+// the mirror missed changes it can no longer read.
 var ErrCompacted = errors.New("etcdstate: the mirror fell behind etcd's compaction")
 
 // Run keeps the store a mirror of etcd until ctx ends: it watches the
 // prefix from the revision Load read and applies each response, in one
 // store write, through store.Mirror. A watch that breaks (etcd restarted,
-// the member lost its leader) is opened again where it stopped.
+// the member lost its leader) is opened again where it stopped; one that
+// fell behind etcd's compaction reloads the whole state in one store write
+// (readers see the old state until the new one is complete, never half of
+// it) and watches on from there.
 func (s *State) Run(ctx context.Context) error {
 	if s.st == nil {
 		return errors.New("etcdstate: Run before Load")
@@ -34,7 +36,14 @@ func (s *State) Run(ctx context.Context) error {
 			return nil
 		}
 		if errors.Is(err, ErrCompacted) {
-			return err
+			s.log.Warn("the mirror fell behind etcd's compaction; loading the whole state again", "err", err)
+			stats, rerr := s.reload(ctx)
+			if rerr == nil {
+				s.metrics.reloads.Inc()
+				s.log.Info("state loaded again", "revision", stats.Revision, "users", stats.Users, "groups", stats.Groups, "took", stats.Elapsed)
+				continue
+			}
+			err = rerr
 		}
 		s.log.Warn("etcd watch ended; opening it again", "err", err, "revision", s.Applied())
 		select {
