@@ -243,6 +243,7 @@ type daemon struct {
 	admin   http.Handler
 	console *console.Server
 	checks  []admin.Check // behind /readyz
+	trigger func()        // asks for a reconcile (of the leader, with several daemons)
 	srcName string
 }
 
@@ -324,6 +325,14 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	if err != nil {
 		return nil, cleanup, err
 	}
+	// A reconcile request (webhook, admin API, folder watch) may reach a
+	// daemon that does not lead; it passes it on.
+	trigger := rec.Trigger
+	var recAPI admin.Reconciler = rec
+	if sh != nil {
+		trigger = func() { sh.requestReconcile(rec.Trigger) }
+		recAPI = forwarding{rec, trigger}
+	}
 
 	scimOpts := scim.Options{Logger: log.With("component", "scim"), Audit: trail, Observer: met.SCIMRequest}
 	if sh != nil {
@@ -346,7 +355,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	var handoff http.Handler // the console's sign-in, set below
 	if cfg.WebhookSecret != nil || cfg.WebhookToken != "" {
 		main.Handle("POST "+spec.WebhookPath, &source.Webhook{
-			Secret: cfg.WebhookSecret, Token: cfg.WebhookToken, OnPush: rec.Trigger, Logger: log.With("component", "webhook"),
+			Secret: cfg.WebhookSecret, Token: cfg.WebhookToken, OnPush: trigger, Logger: log.With("component", "webhook"),
 		})
 	}
 	main.HandleFunc("GET "+spec.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -440,7 +449,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		},
 		Store:      st,
 		Audit:      trail,
-		Reconciler: rec,
+		Reconciler: recAPI,
 		Token:      token,
 		Logger:     log.With("component", "admin"),
 		Source:     srcName,
@@ -498,7 +507,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 
 	return &daemon{
 		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc, scim: scimSrv, etcd: sh,
-		main: main, admin: adm, console: con, checks: checks, srcName: srcName,
+		main: main, admin: adm, console: con, checks: checks, srcName: srcName, trigger: trigger,
 	}, cleanup, nil
 }
 
@@ -563,13 +572,13 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	if d.etcd != nil {
 		// One daemon of those sharing the state applies the spec.
-		goRun("reconcile", func() error { return d.etcd.lead(runCtx, d.rec.Run) })
+		goRun("reconcile", func() error { return d.etcd.lead(runCtx, d.rec.Run, d.rec.Trigger) })
 	} else {
 		goRun("reconcile", func() error { return d.rec.Run(runCtx) })
 	}
 	if cfg.SpecDir != "" {
 		goRun("watch", func() error {
-			return source.Watch(runCtx, cfg.SpecDir, 0, d.rec.Trigger, log.With("component", "watch"))
+			return source.Watch(runCtx, cfg.SpecDir, 0, d.trigger, log.With("component", "watch"))
 		})
 	}
 	scheme := "https"

@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
+	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/saml/samletcd"
 	"github.com/idrecon/idrecon/runtime/store"
@@ -168,7 +169,7 @@ const leaderTTL = 5
 // ends: one daemon applies spec revisions, the others follow the state it
 // writes. A leader whose lease lapses (etcd unreachable, the process
 // paused) stops applying at once and campaigns again.
-func (sh *shared) lead(ctx context.Context, run func(context.Context) error) error {
+func (sh *shared) lead(ctx context.Context, run func(context.Context) error, trigger func()) error {
 	for ctx.Err() == nil {
 		session, err := concurrency.NewSession(sh.cli, concurrency.WithTTL(leaderTTL), concurrency.WithContext(ctx))
 		if err != nil {
@@ -195,9 +196,12 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error) err
 			}
 			cancel()
 		}()
+		followed := make(chan struct{})
+		go func() { defer close(followed); sh.followRequests(lctx, trigger) }()
 		err = run(lctx)
 		sh.held.Store(nil)
 		cancel()
+		<-followed
 		rctx, stop := context.WithTimeout(context.Background(), time.Second)
 		el.Resign(rctx)
 		stop()
@@ -211,6 +215,49 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error) err
 	}
 	return nil
 }
+
+// requestKey is where a daemon asked to reconcile (a webhook, `idrecon
+// reconcile`, its folder watch) asks the leader to: behind a load balancer
+// the request reaches any daemon, and only the leader's loop applies.
+func (sh *shared) requestKey() string { return sh.prefix + "reconcile-request" }
+
+// requestReconcile makes the leader reconcile now: this daemon's own loop
+// when it leads, else through requestKey. reconcile is this daemon's
+// reconciler's trigger.
+func (sh *shared) requestReconcile(reconcile func()) {
+	if sh.held.Load() != nil {
+		reconcile()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sh.timeout)
+	defer cancel()
+	if _, err := sh.cli.Put(clientv3.WithRequireLeader(ctx), sh.requestKey(), sh.name); err != nil {
+		// The leader's poll still converges, one interval later.
+		sh.log.Warn("could not pass a reconcile request to the leader", "err", err)
+	}
+}
+
+// followRequests calls reconcile for each request another daemon writes to
+// requestKey, until ctx ends (the leader runs it while it leads).
+func (sh *shared) followRequests(ctx context.Context, reconcile func()) {
+	for ctx.Err() == nil {
+		for resp := range sh.cli.Watch(clientv3.WithRequireLeader(ctx), sh.requestKey()) {
+			if len(resp.Events) > 0 {
+				reconcile()
+			}
+		}
+		sleep(ctx, time.Second)
+	}
+}
+
+// forwarding is the reconciler the admin API drives: its Trigger reaches
+// the leader.
+type forwarding struct {
+	*reconcile.Reconciler
+	trigger func()
+}
+
+func (f forwarding) Trigger() { f.trigger() }
 
 // leader returns the name of the daemon leading the reconciler, or "".
 func (sh *shared) leader(ctx context.Context) string {

@@ -19,6 +19,7 @@ import (
 	"github.com/beevik/etree"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/idrecon/idrecon/reconcile/source"
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
@@ -475,6 +476,41 @@ func TestOneMemberDown(t *testing.T) {
 			if ok.Load() == 0 {
 				t.Error("no write succeeded")
 			}
+		})
+	}
+}
+
+// TestReconcileRequestReachesTheLeader: behind a load balancer, a webhook
+// or `idrecon reconcile` reaches any daemon; one that does not lead passes
+// the request to the leader, which applies the new commit at once (the
+// poll interval here is an hour).
+func TestReconcileRequestReachesTheLeader(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	url, commit := gitSpecRepo(t)
+	var ds []*running
+	for i := range 2 {
+		ds = append(ds, start(t, Config{Git: &source.GitOptions{URL: url, Branch: "master", Path: "entra"}, DataDir: t.TempDir(), Interval: time.Hour,
+			Etcd: &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/idrecon-test/", Name: fmt.Sprintf("request-%d", i)}}))
+	}
+	var follower *running
+	eventually(t, "a leader named", func() bool {
+		for _, d := range ds {
+			st := d.status(t).Replication
+			if st.Leader != "" && st.Leader != st.Replica {
+				follower = d
+				return true
+			}
+		}
+		return false
+	})
+	commit("requested.yaml", fmt.Sprintf(appDoc, "requested"))
+	if code, body := follower.call(t, "POST", follower.admin+"/v1/reconcile", adminTok, nil); code/100 != 2 {
+		t.Fatalf("reconcile on the follower: %d %s", code, body)
+	}
+	for i, d := range ds {
+		eventually(t, fmt.Sprintf("replica %d holds the requested commit", i), func() bool {
+			code, _ := d.call(t, "GET", d.admin+"/v1/resources/Application/requested", adminTok, nil)
+			return code == 200
 		})
 	}
 }
