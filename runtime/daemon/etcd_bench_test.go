@@ -17,6 +17,8 @@ import (
 	"github.com/idrecon/idrecon/runtime/internal/httpload"
 	"github.com/idrecon/idrecon/runtime/internal/nginxtest"
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/etcdstate"
 )
 
 var (
@@ -148,4 +150,78 @@ func histogramQuantile(text []byte, name string, q float64) float64 {
 		}
 	}
 	return math.Inf(1)
+}
+
+var joinUsers = flag.Int("etcd-join-users", 100000, "users of BenchmarkReplicaJoin")
+
+// BenchmarkReplicaJoin measures what a replica costs to join a large state:
+// 100,000 users and 1,000 groups of 100 members (imported into a
+// three-member etcd of processes, as `idrecon migrate` does), one replica
+// already serving it, and a second `idrecon serve --etcd` process (default
+// flags) started and timed until its /readyz answers 200. It reports that
+// time and the joiner's resident memory then. Run:
+//
+//	go test -run '^$' -bench ReplicaJoin -benchtime 1x -timeout 30m ./runtime/daemon/
+func BenchmarkReplicaJoin(b *testing.B) {
+	c := etcdtest.StartProcesses(b, 3)
+	bin := buildBinary(b)
+	specDir := copyDir(b, "../../examples/entra")
+	src, err := store.New(store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	created := time.Unix(1700000000, 0)
+	err = src.Update(context.Background(), func(tx *store.Txn) error {
+		var ids []string
+		for i := range *joinUsers {
+			id := fmt.Sprintf("u%07d", i)
+			ids = append(ids, id)
+			u := &store.User{ID: id, UserName: id + "@contoso.com", ExternalID: "ext-" + id, Active: true, Created: created, Modified: created, Version: 1}
+			if err := tx.Insert(store.TableUsers, u); err != nil {
+				return err
+			}
+		}
+		for g := range 1000 {
+			gid := fmt.Sprintf("g%04d", g)
+			if err := tx.Insert(store.TableGroups, &store.Group{ID: gid, DisplayName: "Group " + gid, Created: created, Modified: created, Version: 1}); err != nil {
+				return err
+			}
+			var members []string
+			for m := range 100 {
+				members = append(members, ids[(g*100+m)%len(ids)])
+			}
+			if err := tx.ChangeMembers(gid, members, nil, created); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cli := c.Client(b)
+	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: "/idrecon-bench/"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := state.Import(context.Background(), src.Read()); err != nil {
+		b.Fatal(err)
+	}
+	etcdArgs := []string{"--etcd", strings.Join(c.Endpoints, ","), "--etcd-prefix", "/idrecon-bench/"}
+	first, _ := startBinary(b, bin, specDir, etcdArgs...)
+	eventually(b, "first replica ready", func() bool {
+		code, _ := first.call(b, "GET", first.admin+"/readyz", "", nil)
+		return code == 200
+	})
+	for range b.N {
+		started := time.Now()
+		d, pid := startBinary(b, bin, specDir, etcdArgs...)
+		eventually(b, "joining replica ready", func() bool {
+			code, _ := d.call(b, "GET", d.admin+"/readyz", "", nil)
+			return code == 200
+		})
+		b.ReportMetric(time.Since(started).Seconds(), "join-s")
+		b.ReportMetric(float64(httpload.ChildRSS(pid))/(1<<20), "joiner-RSS-MiB")
+	}
 }
