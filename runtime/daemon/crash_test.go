@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,7 +32,7 @@ func TestCrashChild(t *testing.T) {
 		AdminToken: adminTok, InsecureHTTP: true, Interval: time.Hour,
 		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
 		Logger:  slog.New(slog.DiscardHandler),
-		Started: func(a, _ string) { fmt.Printf("LISTEN %s\n", a) },
+		Started: func(a, adm string) { fmt.Printf("LISTEN %s %s\n", a, adm) },
 	}
 	if e := os.Getenv("IDRECON_ETCD"); e != "" {
 		cfg.Etcd = &EtcdConfig{Endpoints: strings.Split(e, ","), Prefix: "/idrecon-test/"}
@@ -42,7 +43,8 @@ func TestCrashChild(t *testing.T) {
 
 type child struct {
 	cmd  *exec.Cmd
-	base string
+	base string   // its SCIM base URL
+	d    *running // its listeners, for the daemon tests' helpers
 }
 
 func startChild(t *testing.T, specDir, dataDir string, env ...string) *child {
@@ -68,8 +70,10 @@ func startChild(t *testing.T, specDir, dataDir string, env ...string) *child {
 		io.Copy(io.Discard, out)
 	}()
 	select {
-	case addr := <-lines:
-		return &child{cmd: cmd, base: "http://" + addr + "/api/scim/v2"}
+	case addrs := <-lines:
+		addr, adm, _ := strings.Cut(addrs, " ")
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return &child{cmd: cmd, base: "http://" + addr + "/api/scim/v2", d: &running{base: "http://" + addr, admin: "http://" + adm}}
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("child daemon did not start")
@@ -222,4 +226,100 @@ func kill9Rounds(t *testing.T, rounds int, startWriter func() *child, readBase f
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	c.cmd.Wait()
 	t.Logf("%d rounds, %d acknowledged users checked after kill -9", rounds, acked)
+}
+
+// TestLeaderKilledOrPausedDuringApply: the daemon applying a spec change is
+// killed with SIGKILL at a random moment of the apply, and, in a second
+// round, frozen with SIGSTOP past its lease and woken again. Each time
+// another daemon applies the change within the lease, the change is there
+// whole, and no document of it was written twice (each one's etcd key has
+// version 1): the woken daemon, whose leadership lapsed, applies nothing.
+func TestLeaderKilledOrPausedDuringApply(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	cli := c.Client(t)
+	specDir := copyDir(t, "../../examples/entra")
+	env := "IDRECON_ETCD=" + strings.Join(c.Endpoints, ",")
+	spawn := func() *child {
+		ch := startChild(t, specDir, t.TempDir(), env)
+		eventually(t, "replica ready", func() bool {
+			code, _ := ch.d.call(t, "GET", ch.d.admin+"/readyz", "", nil)
+			return code == 200
+		})
+		return ch
+	}
+	// leader waits until the live daemons agree on one of them.
+	leader := func(live ...*child) (l *child) {
+		t.Helper()
+		eventually(t, "one leader, named by every live daemon", func() bool {
+			l = nil
+			for _, ch := range live {
+				st := ch.d.status(t).Replication
+				if st.Leader == "" || st.Leader != live[0].d.status(t).Replication.Leader {
+					return false
+				}
+				if st.Leader == st.Replica {
+					l = ch
+				}
+			}
+			return l != nil
+		})
+		return l
+	}
+	// change writes n new Applications in one file: one apply, one etcd
+	// transaction.
+	change := func(name string, n int) []string {
+		var doc strings.Builder
+		var apps []string
+		for i := range n {
+			app := fmt.Sprintf("%s-%02d", name, i)
+			apps = append(apps, app)
+			fmt.Fprintf(&doc, "---\n"+appDoc, app)
+		}
+		write(t, filepath.Join(specDir, name+".yaml"), doc.String())
+		return apps
+	}
+	// appliedOnce checks, through d and in etcd, that every app is there
+	// and was written once.
+	appliedOnce := func(d *running, apps []string) {
+		t.Helper()
+		eventually(t, "the change applied by the new leader", func() bool {
+			code, _ := d.call(t, "GET", d.admin+"/v1/resources/Application/"+apps[len(apps)-1], adminTok, nil)
+			return code == 200
+		})
+		for _, app := range apps {
+			resp, err := cli.Get(context.Background(), "/idrecon-test/o/resources/Application/"+app)
+			if err != nil || len(resp.Kvs) != 1 {
+				t.Fatalf("%s: %v %v", app, resp, err)
+			}
+			if v := resp.Kvs[0].Version; v != 1 {
+				t.Errorf("%s was written %d times", app, v)
+			}
+		}
+	}
+
+	a, b := spawn(), spawn()
+	first := leader(a, b)
+	survivor := a
+	if first == a {
+		survivor = b
+	}
+	apps := change("killed", 40)
+	time.Sleep(time.Duration(rand.IntN(60)) * time.Millisecond) // the folder watch's debounce and the apply
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	first.cmd.Wait()
+	appliedOnce(survivor.d, apps)
+	if leader(survivor) != survivor {
+		t.Fatal("the survivor does not lead")
+	}
+
+	third := spawn()
+	paused := survivor
+	apps = change("paused", 40)
+	paused.cmd.Process.Signal(syscall.SIGSTOP)
+	appliedOnce(third.d, apps) // within the 5 s lease of the frozen leader
+	paused.cmd.Process.Signal(syscall.SIGCONT)
+	if l := leader(paused, third); l != third {
+		t.Error("the woken daemon took the lead back")
+	}
+	appliedOnce(paused.d, apps)
 }
