@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +19,9 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/idrecon/idrecon/reconcile/source"
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
@@ -513,4 +517,70 @@ func TestReconcileRequestReachesTheLeader(t *testing.T) {
 			return code == 200
 		})
 	}
+}
+
+// TestEtcdOutOfSpace: etcd at its space quota refuses writes (the NOSPACE
+// alarm). A SCIM write then answers 503 with Retry-After at once (not after
+// sending the transaction again), nothing of it is kept, and once an
+// operator freed the space (deleted, compacted, defragmented, disarmed)
+// writes succeed again.
+func TestEtcdOutOfSpace(t *testing.T) {
+	c := etcdtest.StartWith(t, 1, func(cfg *embed.Config) { cfg.QuotaBackendBytes = 16 << 20 })
+	cli := c.Client(t)
+	specDir := copyDir(t, "../../examples/entra")
+	d := replicasWith(t, specDir, c.Endpoints, 1)[0]
+	provision(t, d, "before@contoso.com")
+	filler := strings.Repeat("x", 1<<20)
+	for i := 0; ; i++ {
+		if i == 64 {
+			t.Fatal("etcd took 64 MiB under a 16 MiB quota")
+		}
+		_, err := cli.Put(context.Background(), fmt.Sprintf("/filler/%d", i), filler)
+		if errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "during@contoso.com", "active": true}
+	req, _ := json.Marshal(body)
+	hreq, _ := http.NewRequest("POST", d.base+"/api/scim/v2/Users", bytes.NewReader(req))
+	hreq.Header.Set("Authorization", "Bearer "+scimTok)
+	hreq.Header.Set("Content-Type", "application/scim+json")
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("create while etcd is out of space: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if code, _ := d.call(t, "GET", d.base+`/api/scim/v2/Users?filter=userName+eq+"before@contoso.com"`, scimTok, nil); code != 200 {
+		t.Errorf("a read while etcd is out of space: %d, want 200", code)
+	}
+
+	// What an operator does (etcd's documented recovery).
+	ctx := context.Background()
+	if _, err := cli.Delete(ctx, "/filler/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cli.Status(ctx, c.Endpoints[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, st.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Defragment(ctx, c.Endpoints[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{}); err != nil {
+		t.Fatal(err)
+	}
+	code, b := d.call(t, "GET", d.base+`/api/scim/v2/Users?filter=userName+eq+"during@contoso.com"`, scimTok, nil)
+	if code != 200 || !strings.Contains(string(b), `"totalResults":0`) {
+		t.Errorf("the refused create left something: %d %s", code, b)
+	}
+	provision(t, d, "after@contoso.com")
 }

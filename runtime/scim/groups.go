@@ -189,7 +189,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *request, _ string) error 
 		})
 	}
 	err = create()
-	if err != nil && r.barrier != nil {
+	if refused(err) && r.barrier != nil {
 		if err := r.settle(); err != nil {
 			return err
 		}

@@ -227,6 +227,13 @@ func (r *request) settle() error {
 // members reads those members, so that create settles first.
 var lateBarrier = map[string]bool{"users.create": true, "groups.create": true}
 
+// refused reports whether err is the client's answer (4xx), which a
+// mirror behind the cluster could have caused, rather than a failure.
+func refused(err error) bool {
+	var se *scimerr.Error
+	return errors.As(err, &se) && se.Status < 500
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()

@@ -133,7 +133,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *request, _ string) error {
 		})
 	}
 	err = create()
-	if err != nil && r.barrier != nil {
+	if refused(err) && r.barrier != nil {
 		if err := r.settle(); err != nil {
 			return err
 		}

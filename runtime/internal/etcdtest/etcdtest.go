@@ -39,8 +39,15 @@ type Cluster struct {
 // Start starts an n-member cluster and stops it when t ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartWith(t, n, nil)
+}
+
+// StartWith is Start with each member's configuration passed to configure
+// (when not nil) before it starts.
+func StartWith(t testing.TB, n int, configure func(*embed.Config)) *Cluster {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		c, err := start(t, n)
+		c, err := start(t, n, configure)
 		if err == nil {
 			return c
 		}
@@ -50,7 +57,7 @@ func Start(t testing.TB, n int) *Cluster {
 	}
 }
 
-func start(t testing.TB, n int) (*Cluster, error) {
+func start(t testing.TB, n int, configure func(*embed.Config)) (*Cluster, error) {
 	cfgs := make([]*embed.Config, n)
 	var initial []string
 	addrs, err := freeAddrs(2 * n)
@@ -73,6 +80,9 @@ func start(t testing.TB, n int) (*Cluster, error) {
 		cfg.InitialClusterToken = "idrecon-test"
 		cfg.WatchProgressNotifyInterval = time.Second
 		initial = append(initial, cfg.Name+"=http://"+peer)
+		if configure != nil {
+			configure(cfg)
+		}
 		cfgs[i] = cfg
 	}
 	c := &Cluster{}

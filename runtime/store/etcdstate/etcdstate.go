@@ -51,6 +51,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/idrecon/idrecon/runtime/store"
@@ -88,6 +89,12 @@ type Options struct {
 	// ok false: this daemon does not lead, and such a batch is refused.
 	Fence func() (key string, rev int64, ok bool)
 }
+
+// ErrNoSpace is wrapped (with store.ErrUnavailable) by Commit's error when
+// etcd refuses writes because its database reached its quota: nothing is
+// written until an operator frees space (compact, defragment, disarm the
+// alarm), so it is not sent again.
+var ErrNoSpace = errors.New("etcdstate: etcd is out of space (NOSPACE alarm): writes are refused until its history is compacted, its members defragmented and the alarm disarmed")
 
 // ErrNotLeader is returned by Commit for a spec apply from a daemon that
 // does not lead (or no longer leads) the reconciler.
@@ -483,7 +490,20 @@ func (s *State) Barrier(ctx context.Context) error {
 	// it, whose event the mirror will see, at a revision at least as high.
 	put, err := s.cli.Put(clientv3.WithRequireLeader(ctx), s.tickKey(), "")
 	if err != nil {
-		return unavailable(err)
+		if !errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace) {
+			return unavailable(err)
+		}
+		// etcd refuses writes, not reads: ask the watch for a progress
+		// notification instead, which carries etcd's revision once every
+		// event up to it was sent. Only here, because older etcd releases
+		// (such as Debian's 3.4.23) may send it ahead of those events (etcd
+		// issue 15220).
+		// The stream is the watch's: streams are keyed by the context's
+		// metadata, here WithRequireLeader's.
+		if err := s.cli.RequestProgress(clientv3.WithRequireLeader(ctx)); err != nil {
+			return unavailable(err)
+		}
+		return s.waitApplied(ctx, rev)
 	}
 	// A watch whose member died reconnects to another: give it the time of
 	// a call to do so.
@@ -828,6 +848,10 @@ func (s *State) commitMain(cmps []clientv3.Cmp, then []clientv3.Op) (int64, erro
 				return 0, fmt.Errorf("%w: etcd revision %d", store.ErrStale, resp.Header.Revision)
 			}
 			return resp.Header.Revision, nil
+		}
+		if errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace) {
+			s.log.Error("etcd refuses writes: out of space", "err", err)
+			return 0, fmt.Errorf("%w: %w", store.ErrUnavailable, ErrNoSpace)
 		}
 		rctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		got, rerr := s.cli.Get(rctx, marker)
