@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -309,4 +310,20 @@ func Migrate(ctx context.Context, dataDir string, ec *EtcdConfig) (etcdstate.Sta
 		return etcdstate.Stats{}, err
 	}
 	return state.Import(ctx, st.Read())
+}
+
+// RestoreToEtcd writes a backup (of a daemon in either mode: GET
+// /v1/backup) into etcd under ec's prefix, which must be empty, for daemons
+// started with --etcd: the backup is restored into a scratch data dir and
+// migrated from there.
+func RestoreToEtcd(ctx context.Context, backup io.Reader, ec *EtcdConfig) (etcdstate.Stats, error) {
+	dir, err := os.MkdirTemp("", "idrecon-restore-")
+	if err != nil {
+		return etcdstate.Stats{}, err
+	}
+	defer os.RemoveAll(dir)
+	if err := durable.Restore(backup, durable.Path(dir)); err != nil {
+		return etcdstate.Stats{}, err
+	}
+	return Migrate(ctx, dir, ec)
 }

@@ -584,3 +584,32 @@ func TestEtcdOutOfSpace(t *testing.T) {
 	}
 	provision(t, d, "after@contoso.com")
 }
+
+// TestBackupRestoreToEtcd: a backup taken from a daemon on etcd (GET
+// /v1/backup, the same format as a single daemon's) restored into an empty
+// prefix is what daemons started on that prefix serve.
+func TestBackupRestoreToEtcd(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	specDir := copyDir(t, "../../examples/entra")
+	d := replicasWith(t, specDir, c.Endpoints, 1)[0]
+	id := provision(t, d, "kept@contoso.com")
+	code, backup := d.call(t, "GET", d.admin+"/v1/backup", adminTok, nil)
+	if code != 200 {
+		t.Fatalf("backup: %d", code)
+	}
+	stats, err := RestoreToEtcd(context.Background(), bytes.NewReader(backup), &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/restored/"})
+	if err != nil || stats.Users != 1 {
+		t.Fatalf("restore: %+v %v", stats, err)
+	}
+	r := start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), Etcd: &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/restored/", Name: "restored"}})
+	eventually(t, "the restored daemon ready", func() bool {
+		code, _ := r.call(t, "GET", r.admin+"/readyz", "", nil)
+		return code == 200
+	})
+	if code, body := r.call(t, "GET", r.base+"/api/scim/v2/Users/"+id, scimTok, nil); code != 200 {
+		t.Fatalf("the restored user: %d %s", code, body)
+	}
+	if _, err := RestoreToEtcd(context.Background(), bytes.NewReader(backup), &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/restored/"}); err == nil {
+		t.Error("a restore into a prefix that holds a state was not refused")
+	}
+}

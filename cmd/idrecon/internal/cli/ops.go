@@ -477,20 +477,35 @@ replaced only with --force. Restore it with 'idrecon restore'.`,
 func restoreCmd(env Env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "restore FILE",
-		Short: "Restore a snapshot into a data dir (daemon stopped)",
+		Short: "Restore a snapshot into a data dir (daemon stopped), or into etcd",
 		Example: `  idrecon restore idrecon.backup --data-dir data
-  idrecon restore idrecon.backup --data-dir data --force`,
+  idrecon restore idrecon.backup --data-dir data --force
+  idrecon restore idrecon.backup --to-etcd https://etcd-1:2379,https://etcd-2:2379 --etcd-prefix /idrecon/`,
 		Args: exactArgs("FILE"),
 	}
 	dataDir := c.Flags().String("data-dir", "data", "the (stopped) daemon's data dir")
 	c.MarkFlagDirname("data-dir")
 	force := c.Flags().Bool("force", false, "replace an existing state file")
-	c.RunE = func(_ *cobra.Command, pos []string) error {
+	to := c.Flags().String("to-etcd", "", "restore into etcd instead, for daemons started with --etcd: comma-separated client URLs; the prefix there must be empty")
+	etcd := etcdFlags(c)
+	c.RunE = func(cmd *cobra.Command, pos []string) error {
 		f, err := os.Open(pos[0])
 		if err != nil {
 			return err
 		}
 		defer f.Close()
+		if *to != "" {
+			if cmd.Flags().Changed("data-dir") || *force {
+				return usageErrorf("--to-etcd restores into etcd: --data-dir and --force do not apply")
+			}
+			stats, err := daemon.RestoreToEtcd(cmd.Context(), f, etcd(*to))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "restored %s into %s: %d users, %d groups, %d memberships, %d resources (etcd revision %d)\n",
+				pos[0], *to, stats.Users, stats.Groups, stats.Memberships, stats.Resources, stats.Revision)
+			return nil
+		}
 		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 			return err
 		}
@@ -538,23 +553,34 @@ must be empty there, for 'idrecon serve --etcd'.`,
 	fs := c.Flags()
 	from := fs.String("from", "", "the stopped daemon's data dir")
 	to := fs.String("to-etcd", "", "comma-separated etcd client URLs; the prefix there must be empty")
-	prefix := fs.String("etcd-prefix", "/idrecon/", "key prefix of the state in etcd")
-	ca := fs.String("etcd-ca", "", "CA file verifying the etcd members' certificates")
-	cert := fs.String("etcd-cert", "", "client certificate file for etcd")
-	key := fs.String("etcd-key", "", "client key file for etcd")
+	etcd := etcdFlags(c)
 	c.MarkFlagDirname("from")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *from == "" || *to == "" {
 			return usageErrorf("--from and --to-etcd are required")
 		}
-		stats, err := daemon.Migrate(cmd.Context(), *from, &daemon.EtcdConfig{Endpoints: strings.Split(*to, ","), Prefix: *prefix,
-			CAFile: *ca, CertFile: *cert, KeyFile: *key})
+		ec := etcd(*to)
+		stats, err := daemon.Migrate(cmd.Context(), *from, ec)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "migrated %s into %s under %s: %d users, %d groups, %d memberships, %d resources (etcd revision %d)\n",
-			*from, *to, *prefix, stats.Users, stats.Groups, stats.Memberships, stats.Resources, stats.Revision)
+			*from, *to, ec.Prefix, stats.Users, stats.Groups, stats.Memberships, stats.Resources, stats.Revision)
 		return nil
 	}
 	return c
+}
+
+// etcdFlags adds the flags that say how to reach etcd (all but the
+// endpoints, whose flag differs per command) and returns the configuration
+// they give for endpoints.
+func etcdFlags(c *cobra.Command) func(endpoints string) *daemon.EtcdConfig {
+	fs := c.Flags()
+	prefix := fs.String("etcd-prefix", "/idrecon/", "key prefix of the state in etcd")
+	ca := fs.String("etcd-ca", "", "CA file verifying the etcd members' certificates")
+	cert := fs.String("etcd-cert", "", "client certificate file for etcd")
+	key := fs.String("etcd-key", "", "client key file for etcd")
+	return func(endpoints string) *daemon.EtcdConfig {
+		return &daemon.EtcdConfig{Endpoints: strings.Split(endpoints, ","), Prefix: *prefix, CAFile: *ca, CertFile: *cert, KeyFile: *key}
+	}
 }

@@ -52,10 +52,7 @@ either it waits for 'idrecon apply' (push mode).`,
 	webhookSecretFile := fs.String("webhook-secret-file", "", "HMAC secret for POST /hooks/git (GitHub/Gitea); or env IDRECON_WEBHOOK_SECRET")
 	webhookTokenFile := fs.String("webhook-token-file", "", "shared token for POST /hooks/git (GitLab); or env IDRECON_WEBHOOK_TOKEN")
 	etcdEndpoints := fs.String("etcd", "", "keep the state in etcd, shared by every daemon on the same cluster and prefix: comma-separated client URLs (https://a:2379,https://b:2379,...); the data dir then holds only the audit log and admin token")
-	etcdPrefix := fs.String("etcd-prefix", "/idrecon/", "key prefix of the state in etcd")
-	etcdCA := fs.String("etcd-ca", "", "CA file verifying the etcd members' certificates")
-	etcdCert := fs.String("etcd-cert", "", "client certificate file for etcd")
-	etcdKey := fs.String("etcd-key", "", "client key file for etcd")
+	etcd := etcdFlags(c)
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	c.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"json", "text"}, cobra.ShellCompDirectiveNoFileComp))
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -104,9 +101,8 @@ either it waits for 'idrecon apply' (push mode).`,
 		}
 		cfg.Git = gitOpts()
 		if *etcdEndpoints != "" {
-			cfg.Etcd = &daemon.EtcdConfig{Endpoints: strings.Split(*etcdEndpoints, ","), Prefix: *etcdPrefix,
-				CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey}
-		} else if *etcdCA != "" || *etcdCert != "" || *etcdKey != "" {
+			cfg.Etcd = etcd(*etcdEndpoints)
+		} else if fs.Changed("etcd-ca") || fs.Changed("etcd-cert") || fs.Changed("etcd-key") {
 			return errors.New("--etcd-ca, --etcd-cert and --etcd-key need --etcd")
 		}
 		cfg.AdminInsecureHTTP = *adminInsecure
