@@ -84,6 +84,11 @@ type Config struct {
 	// Authenticated handlers mounted under /v1 (e.g. "/access/", "/users").
 	// The path they see keeps the /v1 prefix stripped.
 	Routes map[string]http.Handler
+	// Suspend, when set, suspends (on) or resumes reconciliation instead of
+	// the Reconciler's own Suspend and Resume: the daemon keeps the flag in
+	// the state, so it survives a restart and reaches the leader of several
+	// daemons.
+	Suspend func(ctx context.Context, on bool) error
 	// Impact, when set, adds the blast radius of access changes to plans of
 	// uploaded specs.
 	Impact func(ctx context.Context, p *reconcile.Plan, desired *spec.Set) (*access.Impact, error)
@@ -435,15 +440,27 @@ func (s *Server) trigger(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-func (s *Server) suspend(w http.ResponseWriter, _ *http.Request) error {
-	s.cfg.Reconciler.Suspend()
+func (s *Server) suspend(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Suspend != nil {
+		if err := s.cfg.Suspend(r.Context(), true); err != nil {
+			return fmt.Errorf("suspend: %w", err)
+		}
+	} else {
+		s.cfg.Reconciler.Suspend()
+	}
 	s.log.Info("reconciliation suspended", "by", "admin-api")
 	writeJSON(w, http.StatusOK, map[string]bool{"suspended": true})
 	return nil
 }
 
-func (s *Server) resume(w http.ResponseWriter, _ *http.Request) error {
-	s.cfg.Reconciler.Resume()
+func (s *Server) resume(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Suspend != nil {
+		if err := s.cfg.Suspend(r.Context(), false); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+	} else {
+		s.cfg.Reconciler.Resume()
+	}
 	s.cfg.Reconciler.Trigger()
 	s.log.Info("reconciliation resumed", "by", "admin-api")
 	writeJSON(w, http.StatusOK, map[string]bool{"suspended": false})

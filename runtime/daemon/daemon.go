@@ -283,10 +283,15 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	var st *store.Store
 	var closeStore func()
 	var sh *shared
+	var suspension suspension
+	onCommit := func(c memdb.Changes) {
+		binder.Notify(c)
+		suspension.observe(c)
+	}
 	if cfg.Etcd != nil {
-		st, sh, closeStore, err = openEtcdStore(context.Background(), cfg.Etcd, log, binder.Notify)
+		st, sh, closeStore, err = openEtcdStore(context.Background(), cfg.Etcd, log, onCommit)
 	} else {
-		st, closeStore, err = openStore(cfg, log, trail, binder.Notify)
+		st, closeStore, err = openStore(cfg, log, trail, onCommit)
 	}
 	if err != nil {
 		return nil, cleanup, err
@@ -325,6 +330,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	if err != nil {
 		return nil, cleanup, err
 	}
+	suspension.follow(rec, st.Read())
 	// A reconcile request (webhook, admin API, folder watch) may reach a
 	// daemon that does not lead; it passes it on.
 	trigger := rec.Trigger
@@ -450,6 +456,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Store:      st,
 		Audit:      trail,
 		Reconciler: recAPI,
+		Suspend:    func(ctx context.Context, on bool) error { return st.Update(ctx, setSuspended(on)) },
 		Token:      token,
 		Logger:     log.With("component", "admin"),
 		Source:     srcName,

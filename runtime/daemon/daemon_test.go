@@ -356,3 +356,26 @@ func TestGroupRenameKeepsAccessAndIsReported(t *testing.T) {
 		t.Errorf("metrics lack %q", want)
 	}
 }
+
+// TestSuspendSurvivesRestart: a suspension is in the state, not the
+// process: a daemon restarted on its data dir is still suspended.
+func TestSuspendSurvivesRestart(t *testing.T) {
+	specDir, dataDir := copyDir(t, "../../examples/entra"), t.TempDir()
+	d := start(t, Config{SpecDir: specDir, DataDir: dataDir})
+	if code, body := d.call(t, "POST", d.admin+"/v1/suspend", adminTok, nil); code != 200 {
+		t.Fatalf("suspend: %d %s", code, body)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	d = start(t, Config{SpecDir: specDir, DataDir: dataDir})
+	if !d.status(t).Suspended {
+		t.Fatal("the restarted daemon is not suspended")
+	}
+	if code, body := d.call(t, "POST", d.admin+"/v1/resume", adminTok, nil); code != 200 {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	if d.status(t).Suspended {
+		t.Fatal("still suspended after resume")
+	}
+}

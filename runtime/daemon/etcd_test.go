@@ -613,3 +613,44 @@ func TestBackupRestoreToEtcd(t *testing.T) {
 		t.Error("a restore into a prefix that holds a state was not refused")
 	}
 }
+
+// TestSuspendReachesTheLeader: `idrecon suspend` through a load balancer
+// may reach a daemon that does not lead; the flag is in the shared state,
+// so the leader stops applying (a new spec document stays out) until a
+// resume, sent to that daemon again, lets it apply.
+func TestSuspendReachesTheLeader(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	specDir := copyDir(t, "../../examples/entra")
+	ds := replicasWith(t, specDir, c.Endpoints, 2)
+	var follower, leader *running
+	eventually(t, "a leader named", func() bool {
+		for i, d := range ds {
+			st := d.status(t).Replication
+			if st.Leader != "" && st.Leader != st.Replica {
+				follower, leader = d, ds[1-i]
+				return true
+			}
+		}
+		return false
+	})
+	if code, body := follower.call(t, "POST", follower.admin+"/v1/suspend", adminTok, nil); code != 200 {
+		t.Fatalf("suspend: %d %s", code, body)
+	}
+	eventually(t, "the leader suspended", func() bool { return leader.status(t).Suspended })
+	write(t, filepath.Join(specDir, "while-suspended.yaml"), fmt.Sprintf(appDoc, "while-suspended"))
+	leader.call(t, "POST", leader.admin+"/v1/reconcile", adminTok, nil)
+	eventually(t, "the leader saw the new revision", func() bool {
+		st := leader.status(t)
+		return st.SeenRevision != st.AppliedRevision
+	})
+	if code, _ := leader.call(t, "GET", leader.admin+"/v1/resources/Application/while-suspended", adminTok, nil); code != 404 {
+		t.Fatalf("a suspended leader applied: %d", code)
+	}
+	if code, body := follower.call(t, "POST", follower.admin+"/v1/resume", adminTok, nil); code != 200 {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	eventually(t, "applied after the resume", func() bool {
+		code, _ := leader.call(t, "GET", leader.admin+"/v1/resources/Application/while-suspended", adminTok, nil)
+		return code == 200
+	})
+}

@@ -100,4 +100,8 @@ type Meta struct {
 // Meta keys.
 const (
 	MetaAppliedRevision = "applied-revision"
+	// MetaSuspended is present ("true") while reconciliation is suspended:
+	// in the state, so it survives a restart and reaches every daemon
+	// sharing the state, the leader among them.
+	MetaSuspended = "suspended"
 )
