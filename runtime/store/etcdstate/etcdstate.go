@@ -23,11 +23,15 @@
 //	m/<group>/<member>    one key per direct membership, empty value
 //	i/user-name/<fold>    the id of the user whose userName folds to it
 //	i/group-name/<fold>   the id of the group whose displayName folds to it
-//	tick                  written by Barrier when nothing else moved
+//	o/tick                written by Barrier when nothing else moved
 //	txn/<daemon>/<n>      a daemon's markers, one per transaction it has
 //	                      in flight at once (see commitMain)
 //
-// Path parts are escaped with url.PathEscape.
+// Path parts are escaped with url.PathEscape. The mirror loads and watches
+// the keys from i/ to o/ only: other keys under the prefix (the markers,
+// the reconcile election, the SAML sessions of package samletcd) are not
+// the store's, and not sending them to every daemon saves etcd and the
+// daemons the work.
 //
 // Memberships are written in the transaction of their batch while it has
 // room (etcd's default limit is 128 operations per transaction); the rest
@@ -250,7 +254,7 @@ func (s *State) reload(ctx context.Context) (Stats, error) {
 func (s *State) readAll(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) {
 	var kvs []*mvccpb.KeyValue
 	var rev int64
-	key, end := s.prefix, clientv3.GetPrefixRangeEnd(s.prefix)
+	key, end := s.mirrored()
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
 		if rev != 0 {
@@ -360,7 +364,12 @@ func (s *State) groupNameKey(name string) string {
 	return s.prefix + "i/group-name/" + url.PathEscape(store.Fold(name))
 }
 
-func (s *State) tickKey() string { return s.prefix + "tick" }
+func (s *State) tickKey() string { return s.prefix + "o/tick" }
+
+// mirrored is the range of keys the mirror holds: i/ up to and with o/.
+func (s *State) mirrored() (start, end string) {
+	return s.prefix + "i/", clientv3.GetPrefixRangeEnd(s.prefix + "o/")
+}
 
 // parsed is what a key under the prefix names.
 type parsed struct {

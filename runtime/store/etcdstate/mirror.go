@@ -20,7 +20,7 @@ import (
 var ErrCompacted = errors.New("etcdstate: the mirror fell behind etcd's compaction")
 
 // Run keeps the store a mirror of etcd until ctx ends: it watches the
-// prefix from the revision Load read and applies each response, in one
+// store's keys from the revision Load read and applies each response, in one
 // store write, through store.Mirror. A watch that breaks (etcd restarted,
 // the member lost its leader) is opened again where it stopped; one that
 // fell behind etcd's compaction reloads the whole state in one store write
@@ -58,7 +58,8 @@ func (s *State) watch(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	from := s.Applied() + 1
-	for resp := range s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify()) {
+	start, end := s.mirrored()
+	for resp := range s.cli.Watch(wctx, start, clientv3.WithRange(end), clientv3.WithRev(from), clientv3.WithProgressNotify()) {
 		if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
 			return fmt.Errorf("%w: wanted revision %d, compacted to %d", ErrCompacted, from, resp.CompactRevision)
 		}
