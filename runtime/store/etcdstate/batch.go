@@ -84,6 +84,13 @@ func (b *batch) object(key string, c *memdb.Change) error {
 // write puts val under key (deletes it when val is nil), comparing the
 // key's revision with the mirror's.
 func (b *batch) write(key string, val []byte) {
+	b.put(key, val, clientv3.Compare(clientv3.ModRevision(key), "=", b.s.compareRev(key)), true)
+}
+
+// put adds the operation on key to the batch, guarded by cmp (the first
+// one given for the key); mirrored says the mirror holds the key, so its
+// revision is recorded once the batch committed.
+func (b *batch) put(key string, val []byte, cmp clientv3.Cmp, mirrored bool) {
 	op := clientv3.OpDelete(key)
 	if val != nil {
 		op = clientv3.OpPut(key, string(val))
@@ -96,7 +103,10 @@ func (b *batch) write(key string, val []byte) {
 	} else {
 		b.index[key] = len(b.ops)
 		b.ops = append(b.ops, op)
-		b.cmps = append(b.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", b.s.compareRev(key)))
+		b.cmps = append(b.cmps, cmp)
+	}
+	if !mirrored {
+		return
 	}
 	b.puts = slices.DeleteFunc(b.puts, func(k string) bool { return k == key })
 	b.dels = slices.DeleteFunc(b.dels, func(k string) bool { return k == key })
@@ -135,8 +145,10 @@ func (b *batch) group(c *memdb.Change) error {
 	return b.object(b.s.objectKey(store.TableGroups, obj.ID), c)
 }
 
-// rename moves an object's name index key: the old one goes, the new one
-// (which must not exist, as far as the mirror knows) takes the object's id.
+// rename moves an object's name index key: the old one goes if it still
+// names the object, the new one is put if no object holds it. The index
+// keys are compared by content, not by revision, so the mirror need not
+// hold them.
 func rename[T any](b *batch, before, after *T, nameKey func(*T) string, id func(*T) string) {
 	var from, to string
 	if before != nil {
@@ -149,10 +161,10 @@ func rename[T any](b *batch, before, after *T, nameKey func(*T) string, id func(
 		return
 	}
 	if from != "" {
-		b.write(from, nil)
+		b.put(from, nil, clientv3.Compare(clientv3.Value(from), "=", id(before)), false)
 	}
 	if to != "" {
-		b.write(to, []byte(id(after)))
+		b.put(to, []byte(id(after)), clientv3.Compare(clientv3.Version(to), "=", 0), false)
 	}
 }
 

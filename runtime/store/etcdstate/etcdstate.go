@@ -4,13 +4,14 @@
 // Each daemon keeps its go-memdb store as a mirror of the keys under a
 // prefix. A State is that store's Journal: every batch of changes is
 // committed to etcd in one transaction before the store makes it visible,
-// so nothing is acknowledged that etcd has not. The transaction compares
-// the revision of every key it writes with the revision the mirror holds,
-// and puts one index key per folded userName and group displayName, so two
-// daemons can never both accept the same name, and a batch computed on a
-// stale mirror fails (store.ErrStale) and runs again once the mirror caught
-// up. Run feeds the mirror from a watch of the prefix, applying another
-// daemon's writes through store.Mirror; Barrier waits until the mirror
+// so nothing is acknowledged that etcd has not (a batch of SCIM writes is
+// pipelined: see Prepare). The transaction compares the revision of every
+// record it writes with the revision the mirror holds, and puts one index
+// key per folded userName and group displayName that must not exist yet,
+// so two daemons can never both accept the same name, and a batch computed
+// on a stale mirror fails (store.ErrStale) and runs again once the mirror
+// caught up. Run feeds the mirror from a watch, applying every daemon's
+// writes through store.Mirror; Barrier waits until the mirror
 // holds everything etcd acknowledged before it was called, which a request
 // arriving at any daemon behind a load balancer needs to see the write
 // another daemon just answered.
@@ -28,10 +29,11 @@
 //	                      in flight at once (see commitMain)
 //
 // Path parts are escaped with url.PathEscape. The mirror loads and watches
-// the keys from i/ to o/ only: other keys under the prefix (the markers,
-// the reconcile election, the SAML sessions of package samletcd) are not
-// the store's, and not sending them to every daemon saves etcd and the
-// daemons the work.
+// the m/ and o/ keys only: the index keys are compared by content (a new
+// name's key must not exist, an old name's must still hold the object's
+// id), and the other keys under the prefix (the markers, the reconcile
+// election, the SAML sessions of package samletcd) are not the store's;
+// not sending them to every daemon saves etcd and the daemons the work.
 //
 // Memberships are written in the transaction of their batch while it has
 // room (etcd's default limit is 128 operations per transaction); the rest
@@ -366,9 +368,9 @@ func (s *State) groupNameKey(name string) string {
 
 func (s *State) tickKey() string { return s.prefix + "o/tick" }
 
-// mirrored is the range of keys the mirror holds: i/ up to and with o/.
+// mirrored is the range of keys the mirror holds: m/ up to and with o/.
 func (s *State) mirrored() (start, end string) {
-	return s.prefix + "i/", clientv3.GetPrefixRangeEnd(s.prefix + "o/")
+	return s.prefix + "m/", clientv3.GetPrefixRangeEnd(s.prefix + "o/")
 }
 
 // parsed is what a key under the prefix names.
