@@ -3,48 +3,20 @@ package saml
 import (
 	"context"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/idrecon/idrecon/runtime/internal/browsertest"
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/spec"
 )
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("no chromium binary found")
-	return ""
-}
-
-// browser starts a headless Chromium for the test, with a fresh profile
-// and a deadline, and returns its context.
+// browser starts a headless Chromium for the test.
 func browser(t *testing.T, exe string) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { bcancel(); acancel(); cancel() })
-	return bctx
+	return browsertest.Start(t, exe, 45*time.Second)
 }
 
 // TestBrowserSignIn drives a real headless Chromium through SP-initiated
@@ -54,7 +26,7 @@ func TestBrowserSignIn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
-	exe := chromium(t)
+	exe := browsertest.Chromium(t)
 	keys(t)
 	idp := &testidp.Server{Tenant: tenant, Key: keyA, Now: time.Now, NameID: "alice@contoso.example"}
 	idpSrv := httptest.NewServer(idp)

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/idrecon/idrecon/runtime/gateway"
+	"github.com/idrecon/idrecon/runtime/internal/browsertest"
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -24,7 +25,7 @@ func TestBrowserThroughTheGateway(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
-	exe := chromium(t)
+	exe := browsertest.Chromium(t)
 	keys(t)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -179,7 +179,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *request, _ string) error 
 		}
 	}
 	var out *store.Group
-	create := func() error {
+	err = r.create(func() error {
 		return s.st.Update(r.Context(), func(txn *store.Txn) error {
 			if err := writeGroup(txn, g, nil, next); err != nil {
 				return err
@@ -187,14 +187,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *request, _ string) error 
 			out, _, err = groupView(txn, g)
 			return err
 		})
-	}
-	err = create()
-	if refused(err) && r.barrier != nil {
-		if err := r.settle(); err != nil {
-			return err
-		}
-		err = create()
-	}
+	})
 	if err != nil {
 		return err
 	}

@@ -227,11 +227,19 @@ func (r *request) settle() error {
 // members reads those members, so that create settles first.
 var lateBarrier = map[string]bool{"users.create": true, "groups.create": true}
 
-// refused reports whether err is the client's answer (4xx), which a
-// mirror behind the cluster could have caused, rather than a failure.
-func refused(err error) bool {
+// create runs a create of a lateBarrier route: a refusal (4xx), which a
+// mirror behind the cluster could have caused, is answered only after the
+// barrier and a second try.
+func (r *request) create(try func() error) error {
+	err := try()
 	var se *scimerr.Error
-	return errors.As(err, &se) && se.Status < 500
+	if r.barrier == nil || !errors.As(err, &se) || se.Status >= 500 {
+		return err
+	}
+	if err := r.settle(); err != nil {
+		return err
+	}
+	return try()
 }
 
 // ServeHTTP implements http.Handler.

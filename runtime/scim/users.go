@@ -122,7 +122,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *request, _ string) error {
 	}
 	now := s.opts.Now()
 	u.ID, u.Created, u.Modified, u.Version = newID(), now, now, 1
-	create := func() error {
+	err = r.create(func() error {
 		return s.st.Update(r.Context(), func(txn *store.Txn) error {
 			if other, err := txn.UserByName(u.UserName); err != nil {
 				return err
@@ -131,14 +131,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *request, _ string) error {
 			}
 			return txn.Insert(store.TableUsers, u)
 		})
-	}
-	err = create()
-	if refused(err) && r.barrier != nil {
-		if err := r.settle(); err != nil {
-			return err
-		}
-		err = create()
-	}
+	})
 	if err != nil {
 		return err
 	}
