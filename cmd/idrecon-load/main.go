@@ -33,6 +33,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	fs.StringVar(&cfg.URL, "url", "", "SCIM base URL (loopback only), e.g. http://127.0.0.1:8080/api/scim/v2")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token (default $IDRECON_SCIM_TOKEN)")
 	fs.IntVar(&cfg.Users, "users", 10000, "users to provision")
+	fs.IntVar(&cfg.FirstUser, "first-user", 0, "number the users from here, to add a burst of users to a store an earlier run filled (skips the read-back)")
 	fs.IntVar(&cfg.Groups, "groups", 100, "groups to provision")
 	fs.IntVar(&cfg.MembersPerGroup, "members-per-group", 100, "members per group")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "parallel requests")
