@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"runtime/trace"
+	"strings"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/gctune"
@@ -33,6 +34,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	fs.StringVar(&cfg.URL, "url", "", "SCIM base URL (loopback only), e.g. http://127.0.0.1:8080/api/scim/v2")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token (default $IDRECON_SCIM_TOKEN)")
 	fs.IntVar(&cfg.Users, "users", 10000, "users to provision")
+	fs.IntVar(&cfg.FirstUser, "first-user", 0, "number the users from here, to add a burst of users to a store an earlier run filled (skips the read-back)")
 	fs.IntVar(&cfg.Groups, "groups", 100, "groups to provision")
 	fs.IntVar(&cfg.MembersPerGroup, "members-per-group", 100, "members per group")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "parallel requests")
@@ -47,7 +49,12 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	memprofile := fs.String("memprofile", "", "write a profile of the whole run's allocations (go tool pprof -sample_index=alloc_space) to this file")
 	traceFile := fs.String("trace", "", "write an execution trace of the whole run (see go tool trace) to this file")
 	pid := fs.Int("pid", 0, "the daemon's process id (with -url): report its resident memory (VmRSS) before, at the peak of and after the run")
-	settle := fs.Duration("settle", 0, "with -pid, wait this long after the run and report the daemon's resident memory again")
+	settle := fs.Duration("settle", 0, "with -pid or -serve, wait this long after the run and report the daemon's resident memory again")
+	serve := fs.String("serve", "", "start this idrecon binary as `idrecon serve` (its own process, default flags, plain HTTP on loopback, a fresh data dir) and load it instead of -url; with -pid's report")
+	specDir := fs.String("spec", "examples/entra", "with -serve, the spec folder the daemon follows (its ScimProvisioning must accept -token)")
+	keepData := fs.String("serve-data-dir", "", "with -serve, the daemon's data dir (default a fresh temporary one, removed after): a store an earlier run filled")
+	var serveFlags stringList
+	fs.Var(&serveFlags, "serve-flag", "with -serve, one more flag for `idrecon serve` (repeatable), e.g. -serve-flag=--gc-percent=100")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,6 +97,30 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		cfg.URL, cfg.Token = srv.URL, srv.Token
 		cfg.ProcessStats = true
 	}
+	if *serve != "" {
+		if *inprocess || cfg.URL != "" {
+			return errors.New("-serve starts the daemon itself: give neither -url nor -inprocess")
+		}
+		dir := *keepData
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "idrecon-load-*")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			dir = tmp
+		}
+		d, err := startDaemon(ctx, *serve, *specDir, dir, serveFlags, os.Stderr)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := d.stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "idrecon-load:", err)
+			}
+		}()
+		cfg.URL, *pid = d.scim, d.pid()
+	}
 	cfg.Progress = os.Stderr
 	var rss *rssSampler
 	if *pid > 0 {
@@ -113,6 +144,12 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	}
 	return nil
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // writeHeapProfile writes the allocation profile at the end of a run, when
 // it counts every allocation the run made.

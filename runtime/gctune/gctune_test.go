@@ -3,6 +3,7 @@ package gctune
 import (
 	"io/fs"
 	"testing"
+	"time"
 )
 
 func TestAvailableMemory(t *testing.T) {
@@ -39,6 +40,55 @@ func TestApplyLeavesTheEnvironmentsChoice(t *testing.T) {
 	env := map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}
 	if got := Apply(func(k string) string { return env[k] }, 400); got != (Settings{}) {
 		t.Fatalf("Apply with GOGC and GOMEMLIMIT set chose %+v", got)
+	}
+}
+
+// TestFollowerReturnsMemoryOncePerQuietSpell: free heap goes back to the
+// operating system when the allocation rate drops after a burst, once until
+// the next burst, and never on the first reading (no rate yet) or when too
+// little is free to be worth a collection.
+func TestFollowerReturnsMemoryOncePerQuietSpell(t *testing.T) {
+	const mib = 1 << 20
+	f := follower{ceiling: 1 << 40, every: time.Second}
+	var allocs int64
+	steps := []struct {
+		name      string
+		allocated int64 // during the step
+		free      int64
+		want      bool
+	}{
+		{"first reading", 0, 100 * mib, false},
+		{"burst", 500 * mib, 100 * mib, false},
+		{"burst goes on", 200 * mib, 100 * mib, false},
+		{"quiet, much free", Quiet / 2, 100 * mib, true},
+		{"still quiet", Quiet / 2, 100 * mib, false},
+		{"next burst", 300 * mib, 50 * mib, false},
+		{"quiet, little free", 0, Returnable / 2, false},
+		{"quiet, more freed", 0, 2 * Returnable, true},
+	}
+	for _, s := range steps {
+		allocs += s.allocated
+		if s.name == "first reading" {
+			allocs = Quiet / 2 // start-up allocated little so far: still no rate
+		}
+		limit, got := f.step(40*mib, allocs, s.free)
+		if got != s.want {
+			t.Errorf("%s: return = %v, want %v", s.name, got, s.want)
+		}
+		if want := limitFor(40*mib, 1<<40); limit != want {
+			t.Errorf("%s: limit = %d, want %d", s.name, limit, want)
+		}
+	}
+}
+
+// TestFollowerWithoutCeiling: with GOMEMLIMIT set, the limit is left alone
+// and memory is still returned.
+func TestFollowerWithoutCeiling(t *testing.T) {
+	f := follower{every: time.Second}
+	f.step(1<<20, 1<<30, 1<<30)
+	limit, ret := f.step(1<<20, 1<<30, 1<<30)
+	if limit != 0 || !ret {
+		t.Fatalf("step = %d, %v; want 0 (leave the limit), true", limit, ret)
 	}
 }
 

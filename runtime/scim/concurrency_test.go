@@ -2,6 +2,7 @@ package scim
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -70,5 +71,51 @@ func TestParallelMemberAdds(t *testing.T) {
 				t.Fatalf("%d members, want %d", len(got), len(users))
 			}
 		})
+	}
+}
+
+// TestPooledBuffersAreNotShared: request bodies and responses live in
+// pooled buffers; concurrent creates, reads and list pages must each get
+// their own, so every response names the user it was asked about.
+func TestPooledBuffersAreNotShared(t *testing.T) {
+	e := newEnv(t, true, defaultConfig())
+	const n = 40
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan string, 4*n)
+	for i := range n {
+		wg.Go(func() {
+			name := fmt.Sprintf("pool%02d@contoso.com", i)
+			ids[i] = e.createUser(name, fmt.Sprintf("ext%02d", i), name)
+		})
+	}
+	wg.Wait()
+	for round := range 3 {
+		for i := range n {
+			wg.Go(func() {
+				name := fmt.Sprintf("pool%02d@contoso.com", i)
+				var got any
+				switch round {
+				case 0:
+					got = e.must(200, "GET", "/Users/"+ids[i], "").json(t)["userName"]
+				case 1:
+					got = dig(e.must(200, "GET", "/Users?filter="+url.QueryEscape(`userName eq "`+name+`"`), "").json(t), "Resources", 0, "userName")
+				case 2:
+					r := e.must(200, "PATCH", "/Users/"+ids[i], ops(`{"op":"replace","path":"name.givenName","value":"`+name+`"}`)).json(t)
+					got = dig(r, "name", "givenName")
+				}
+				if got != name {
+					errs <- fmt.Sprintf("round %d: user %d answered %v", round, i, got)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := e.must(200, "GET", "/Users?count=100", "").json(t); got["totalResults"] != float64(n) || len(got["Resources"].([]any)) != n {
+		t.Fatalf("list: totalResults %v, %d resources", got["totalResults"], len(got["Resources"].([]any)))
 	}
 }

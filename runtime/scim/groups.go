@@ -210,7 +210,9 @@ func (s *Server) writeGroup(w http.ResponseWriter, r *request, status int, g *st
 		writeRaw(w, status, b)
 		return nil
 	}
-	writeRaw(w, status, appendGroup(nil, r.baseURL, g, members, true))
+	b := r.buffer()
+	*b = appendGroup(*b, r.baseURL, g, members, true)
+	writeRaw(w, status, *b)
 	return nil
 }
 

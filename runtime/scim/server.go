@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -204,6 +205,8 @@ type request struct {
 	// barrier, when not nil, is the store barrier this request has not
 	// passed yet (see lateBarrier); settle passes it.
 	barrier func(context.Context) error
+	// buffers are pooled buffers the request holds (see buffer).
+	buffers []*[]byte
 }
 
 // settle passes the request's barrier if it has not yet: from then on it
@@ -306,6 +309,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 	if len(seg) > 1 {
 		id = seg[1]
 	}
+	defer req.release()
 	if err := rt.handle(s, w, req, id); err != nil {
 		s.writeError(w, r, err)
 	}
@@ -401,14 +405,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *request) ([]byte, error) {
 			return nil, errStatus(http.StatusUnsupportedMediaType, "content type must be application/scim+json or application/json")
 		}
 	}
-	var buf bytes.Buffer
+	bp := r.buffer()
 	if n := r.ContentLength; n > 0 && n <= s.opts.MaxBodyBytes {
-		// One allocation of the announced size instead of doubling (ReadFrom
-		// wants MinRead spare bytes to see the end): the limit below still
+		// Room for the announced size (and the MinRead spare bytes ReadFrom
+		// wants to see the end) instead of doubling: the limit below still
 		// holds if the client lied.
-		buf.Grow(int(n) + bytes.MinRead)
+		*bp = slices.Grow(*bp, int(n)+bytes.MinRead)
 	}
+	buf := bytes.NewBuffer(*bp)
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	*bp = buf.Bytes() // grown or not, the request gives it back
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -472,9 +478,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeRaw(w, status, b)
 }
 
+// contentType is the Content-Type header's value, shared by every
+// response rather than made for each (Header.Set allocates a slice).
+var contentType = []string{ContentType}
+
 func writeRaw(w http.ResponseWriter, status int, b []byte) {
-	h := w.Header()
-	h.Set("Content-Type", ContentType)
+	w.Header()["Content-Type"] = contentType
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

@@ -150,7 +150,9 @@ func (s *Server) writeUser(w http.ResponseWriter, r *request, status int, u *sto
 		writeRaw(w, status, b)
 		return nil
 	}
-	writeRaw(w, status, appendUser(make([]byte, 0, 256+len(u.Attributes)), r.baseURL, u))
+	b := r.buffer()
+	*b = appendUser(*b, r.baseURL, u)
+	writeRaw(w, status, *b)
 	return nil
 }
 

@@ -57,6 +57,11 @@ type Config struct {
 	// UpdateEvery, DisableEvery and DeleteEvery pick the share of users the
 	// incremental cycle touches: every n-th user (0 = none).
 	UpdateEvery, DisableEvery, DeleteEvery int
+	// FirstUser numbers the users from here (user0001000@… and on for
+	// 1000), so a run can add a burst of users to a store an earlier run
+	// filled. The store then holds users this run did not make: the
+	// read-back is skipped.
+	FirstUser int
 	// Flag sends the aadOptscim062020 request shapes.
 	Flag bool
 	// Progress, when set, receives a line as each phase ends.
@@ -130,6 +135,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.Users < 1 || c.Users > MaxUsers:
 		return fmt.Errorf("scimload: users must be 1..%d", MaxUsers)
+	case c.FirstUser < 0 || c.FirstUser > MaxUsers:
+		return fmt.Errorf("scimload: first-user must be 0..%d", MaxUsers)
 	case c.Groups < 0 || c.Groups > MaxGroups:
 		return fmt.Errorf("scimload: groups must be 0..%d", MaxGroups)
 	case c.MembersPerGroup < 0 || c.MembersPerGroup > c.Users:
@@ -412,11 +419,11 @@ func (r *runner) run(ctx context.Context) error {
 	cfg := r.cfg
 	userIDs := make([]string, cfg.Users)
 	err := r.parallel(ctx, "users", cfg.Users, func(i int) {
-		name := userName(i)
+		name := userName(cfg.FirstUser + i)
 		if b, ok := r.call(ctx, "user.lookup", "GET", filterPath("Users", "userName", name, ""), nil, 200); ok && totalOf(b) != 0 {
 			r.problem("user %s exists before create", name)
 		}
-		body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"externalId":"ext%07d","userName":%q,"active":true,"displayName":"Load User %d","emails":[{"primary":true,"type":"work","value":%q}],"meta":{"resourceType":"User"},"name":{"formatted":"Load User","familyName":"User","givenName":"Load"},"roles":[]}`, i, name, i, name)
+		body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"externalId":"ext%07d","userName":%q,"active":true,"displayName":"Load User %d","emails":[{"primary":true,"type":"work","value":%q}],"meta":{"resourceType":"User"},"name":{"formatted":"Load User","familyName":"User","givenName":"Load"},"roles":[]}`, cfg.FirstUser+i, name, cfg.FirstUser+i, name)
 		if b, ok := r.call(ctx, "user.create", "POST", "/Users", []byte(body), 201); ok {
 			userIDs[i] = idOf(b)
 		}
@@ -487,9 +494,9 @@ func (r *runner) run(ctx context.Context) error {
 			}
 			r.call(ctx, "user.disable", "PATCH", "/Users/"+id, []byte(body), 200)
 		case every(cfg.UpdateEvery, i):
-			body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Replace","path":"name.givenName","value":"Updated"},{"op":"Replace","path":"emails[type eq \"work\"].value","value":"new.%s"}]}`, userName(i))
+			body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Replace","path":"name.givenName","value":"Updated"},{"op":"Replace","path":"emails[type eq \"work\"].value","value":"new.%s"}]}`, userName(cfg.FirstUser+i))
 			if cfg.Flag {
-				body = fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"emails[type eq \"work\"].value","value":"new.%s"},{"op":"replace","value":{"name.givenName":"Updated","displayName":"Updated %d"}}]}`, userName(i), i)
+				body = fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"emails[type eq \"work\"].value","value":"new.%s"},{"op":"replace","value":{"name.givenName":"Updated","displayName":"Updated %d"}}]}`, userName(cfg.FirstUser+i), cfg.FirstUser+i)
 			}
 			r.call(ctx, "user.update", "PATCH", "/Users/"+id, []byte(body), 200)
 		}
@@ -498,6 +505,9 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	r.cycleEnd = time.Now()
+	if cfg.FirstUser > 0 {
+		return nil
+	}
 	start, before := r.cycleEnd, r.requests.Load()
 	err = r.verify(ctx, userIDs, groupIDs)
 	if r.cfg.Progress != nil {

@@ -80,3 +80,36 @@ func BenchmarkInitialCycle(b *testing.B) {
 		break
 	}
 }
+
+// TestFirstUserAddsABurst: a second run numbering its users after the
+// first run's adds them to the filled store instead of colliding with it.
+func TestFirstUserAddsABurst(t *testing.T) {
+	srv, err := StartInProcess(slog.New(slog.DiscardHandler), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cfg := Config{URL: srv.URL, Token: srv.Token, Users: 40, Groups: 2, MembersPerGroup: 10, Concurrency: 4, Flag: true}
+	for _, first := range []int{0, 40} {
+		cfg.FirstUser = first
+		if first > 0 {
+			cfg.Groups, cfg.MembersPerGroup = 0, 0
+		}
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors != 0 || len(res.Problems) != 0 {
+			var sb strings.Builder
+			res.Print(&sb)
+			t.Fatalf("first user %d:\n%s", first, sb.String())
+		}
+	}
+	res, err := Run(context.Background(), Config{URL: srv.URL, Token: srv.Token, Users: 1, Concurrency: 1, FirstUser: 79})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) == 0 && res.Errors == 0 {
+		t.Fatal("a run over a user that exists reported nothing")
+	}
+}
