@@ -31,21 +31,27 @@ keystore first: keytool -importkeystore ... -deststoretype pkcs12.`,
 	specDir := fs.String("spec", ".", "spec repo to write the certificate and document into")
 	c.MarkFlagDirname("spec")
 	keyOut := fs.String("key-out", "", "where to write the private key (mode 0600; keep it out of git)")
+	keyPath := fs.String("key-path", "", "absolute path the daemon reads the key from, written into the document (default --key-out made absolute); set it when importing on another machine than the daemon's")
 	passEnv := fs.String("password-env", "IDRECON_KEYSTORE_PASSWORD", "env var holding the keystore password")
 	c.RunE = func(_ *cobra.Command, pos []string) error {
-		return runKeystore(env, pos[1], keystoreOptions{*name, *usage, *specDir, *keyOut, *passEnv})
+		return runKeystore(env, pos[1], keystoreOptions{*name, *usage, *specDir, *keyOut, *keyPath, *passEnv})
 	}
 	return c
 }
 
 // keystoreOptions are keystore import's flags, parsed.
 type keystoreOptions struct {
-	name, usage, specDir, keyOut, passEnv string
+	name, usage, specDir, keyOut, keyPath, passEnv string
 }
 
 // runKeystore imports a PKCS#12 keystore: the certificate and a Certificate
 // document go into the spec repo, the private key into a file outside it.
 func runKeystore(env Env, file string, o keystoreOptions) error {
+	if o.keyPath != "" && !filepath.IsAbs(o.keyPath) {
+		// A relative privateKeyFrom.file is read inside the spec repo, where
+		// a key must never be.
+		return fmt.Errorf("--key-path %s: must be absolute (a relative path is read inside the spec repo)", o.keyPath)
+	}
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -83,8 +89,10 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 		if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
 			return err
 		}
-		if keyRef, err = filepath.Abs(o.keyOut); err != nil {
-			return err
+		if keyRef = o.keyPath; keyRef == "" {
+			if keyRef, err = filepath.Abs(o.keyOut); err != nil {
+				return err
+			}
 		}
 	}
 	doc, err := keystore.Document(o.name, o.usage, filepath.ToSlash(certRel), keyRef)
@@ -97,7 +105,10 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 	}
 	fmt.Fprintf(env.Stdout, "wrote %s and %s", certPath, docPath)
 	if keyRef != "" {
-		fmt.Fprintf(env.Stdout, "; private key in %s (mode 0600, not in git)", keyRef)
+		fmt.Fprintf(env.Stdout, "; private key in %s (mode 0600, not in git)", o.keyOut)
+		if keyRef != o.keyOut {
+			fmt.Fprintf(env.Stdout, ", read by the daemon from %s", keyRef)
+		}
 	}
 	fmt.Fprintln(env.Stdout)
 	return nil
