@@ -171,8 +171,9 @@ func sharedStateAndRestart(t *testing.T, endpoints []string) {
 
 // TestSignInAcrossReplicas: behind a balancer without affinity, a sign-in
 // started on one daemon ends on another, the session works on every daemon
-// (here through the Gateway), the assertion cannot be used again on the
-// other, and signing out on one ends the session on all.
+// (here through the Gateway) and outlives the daemon that made it, the
+// assertion cannot be used again on the other, and signing out on one ends
+// the session on all.
 func TestSignInAcrossReplicas(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "user="+r.Header.Get("username"))
@@ -180,7 +181,8 @@ func TestSignInAcrossReplicas(t *testing.T) {
 	defer app.Close()
 	specDir, key := gatewaySpec(t, map[string]string{"gw.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n" +
 		"  upstream: " + app.URL + "\n  pathPrefix: /app\n"})
-	ds := replicasWith(t, specDir, etcdtest.Start(t, 3).Endpoints, 2)
+	endpoints := etcdtest.Start(t, 3).Endpoints
+	ds := replicasWith(t, specDir, endpoints, 2)
 	lb := roundRobin(t, []string{ds[0].base, ds[1].base})
 	setBaseURL(t, ds[0], specDir, lb.URL)
 	ds[1].call(t, "POST", ds[1].admin+"/v1/reconcile", adminTok, nil)
@@ -259,6 +261,15 @@ func TestSignInAcrossReplicas(t *testing.T) {
 		if code, body := get(d); code != 200 || body != "user=alice@contoso.com" {
 			t.Errorf("replica %d: %d %q", i, code, body)
 		}
+	}
+	// The session outlives the daemon that made it: replica 1 stops, and
+	// one started in its place, with nothing cached, finds it in etcd.
+	if err := ds[1].stop(); err != nil {
+		t.Fatal(err)
+	}
+	ds[1] = replicasWith(t, specDir, endpoints, 1)[0]
+	if code, body := get(ds[1]); code != 200 || body != "user=alice@contoso.com" {
+		t.Errorf("after the replica that made the session restarted: %d %q", code, body)
 	}
 	// Signing out on replica 0 ends the session on replica 1, whose cache held it.
 	req, _ := http.NewRequest("POST", ds[0].base+"/saml/logout", nil)
