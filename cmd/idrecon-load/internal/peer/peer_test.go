@@ -114,7 +114,7 @@ func TestRequests(t *testing.T) {
 		{"unknown member", "PATCH", "/Groups/" + gid, token, patch(`{"op":"add","path":"members","value":[{"value":"nobody"}]}`), 400, "invalidValue", 0},
 		{"add member", "PATCH", "/Groups/" + gid, token, patch(`{"op":"add","path":"members","value":[{"value":"` + id + `"}]}`), 204, "", 0},
 		{"replace", "PATCH", "/Users/" + id, token, patch(`{"op":"replace","path":"active","value":false},{"op":"replace","value":{"name.givenName":"Al","displayName":"Al"}}`), 200, "", 0},
-		{"remove member by filter", "PATCH", "/Groups/" + gid, token, patch(`{"op":"remove","path":"members[value eq \"`+id+`\"]"}`), 204, "", 0},
+		{"remove member by filter", "PATCH", "/Groups/" + gid, token, patch(`{"op":"remove","path":"members[value eq \"` + id + `\"]"}`), 204, "", 0},
 		{"not found", "GET", "/Users/nobody", token, "", 404, "", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
