@@ -141,7 +141,7 @@ func runTargets(ctx context.Context, targets []target, cfg scimload.Config, sett
 // compareTable writes a's and b's figures side by side, with the ratio a/b
 // where it says something.
 func compareTable(w io.Writer, users int, a, b *outcome) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "\t%s\t%s\t%s/%s\t\n", a.label, b.label, a.label, b.label)
 	ratio := func(x, y float64) string {
 		if y == 0 {
