@@ -139,6 +139,17 @@ func TestRequests(t *testing.T) {
 	if u["active"] != false || u["displayName"] != "Al" || u["name"].(map[string]any)["givenName"] != "Al" {
 		t.Errorf("after the patches: %v", u)
 	}
+	if _, g = do(t, "GET", base+"/Groups/"+gid, token, ""); len(g["members"].([]any)) != 0 {
+		t.Errorf("member not removed: %v", g)
+	}
+	// A user's deletion takes it out of its groups.
+	do(t, "PATCH", base+"/Groups/"+gid, token, patch(`{"op":"add","path":"members","value":[{"value":"`+id+`"}]}`))
+	if code, _ := do(t, "DELETE", base+"/Users/"+id, token, ""); code != http.StatusNoContent {
+		t.Fatalf("delete: %d", code)
+	}
+	if _, g = do(t, "GET", base+"/Groups/"+gid, token, ""); len(g["members"].([]any)) != 0 {
+		t.Errorf("deleted user still a member: %v", g)
+	}
 }
 
 func TestPaging(t *testing.T) {
