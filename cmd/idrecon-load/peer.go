@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -141,7 +142,8 @@ func runTargets(ctx context.Context, targets []target, cfg scimload.Config, sett
 // compareTable writes a's and b's figures side by side, with the ratio a/b
 // where it says something.
 func compareTable(w io.Writer, users int, a, b *outcome) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var buf strings.Builder
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "\t%s\t%s\t%s/%s\t\n", a.label, b.label, a.label, b.label)
 	ratio := func(x, y float64) string {
 		if y == 0 {
@@ -183,4 +185,7 @@ func compareTable(w io.Writer, users int, a, b *outcome) {
 	}
 	fmt.Fprintf(tw, "server CPU per request\t%.0f µs\t%.0f µs\t%s\t\n", cpu(a), cpu(b), ratio(cpu(a), cpu(b)))
 	tw.Flush()
+	for line := range strings.Lines(buf.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+	}
 }
