@@ -27,12 +27,15 @@ import (
 // BasePath is where New serves SCIM: the library answers under /v2.
 const BasePath = "/scim/v2"
 
+// allowStrings lets the library take "False" for active, as Entra sends it
+// without aadOptscim062020: the library refuses it otherwise, and the
+// switch is one for the whole process.
+var allowStrings sync.Once
+
 // New returns the server's handler: SCIM under BasePath, for requests with
 // "Authorization: Bearer token".
 func New(token string) (http.Handler, error) {
-	// Entra sends "False" for active without aadOptscim062020; the library
-	// rejects it unless string values are allowed, a process-wide switch.
-	schema.SetAllowStringValues(true)
+	allowStrings.Do(func() { schema.SetAllowStringValues(true) })
 	st := newStore()
 	userSchema, groupSchema := schema.CoreUserSchema(), schema.CoreGroupSchema()
 	srv, err := scim.NewServer(&scim.ServerArgs{
@@ -247,8 +250,8 @@ func invalidValue(format string, args ...any) error {
 	return e
 }
 
-// clone copies attrs one level deep, and the nested map or list at path's
-// attribute, so that an update leaves the stored map as it was.
+// clone copies attrs one level deep, and the nested map or list of
+// attribute attr (its elements too), so that an update leaves the stored map as it was.
 func clone(attrs scim.ResourceAttributes, attr string) scim.ResourceAttributes {
 	out := make(scim.ResourceAttributes, len(attrs)+1)
 	for k, v := range attrs {
