@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,9 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == peerServeArg {
+		return servePeer(getenv, os.Stderr)
+	}
 	fs := flag.NewFlagSet("idrecon-load", flag.ContinueOnError)
 	var cfg scimload.Config
 	fs.StringVar(&cfg.URL, "url", "", "SCIM base URL (loopback only), e.g. http://127.0.0.1:8080/api/scim/v2")
@@ -53,6 +57,8 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	serve := fs.String("serve", "", "start this idrecon binary as `idrecon serve` (its own process, default flags, plain HTTP on loopback, a fresh data dir) and load it instead of -url; with -pid's report")
 	specDir := fs.String("spec", "examples/entra", "with -serve, the spec folder the daemon follows (its ScimProvisioning must accept -token)")
 	keepData := fs.String("serve-data-dir", "", "with -serve, the daemon's data dir (default a fresh temporary one, removed after): a store an earlier run filled")
+	peerFlag := fs.Bool("peer", false, "start the library peer (an in-memory SCIM server on elimity-com/scim, its own process) and load it instead of -url; with -pid's report")
+	compare := fs.Bool("compare", false, "with -serve: load the daemon, then the library peer, each a fresh process, and print the two side by side")
 	var serveFlags stringList
 	fs.Var(&serveFlags, "serve-flag", "with -serve, one more flag for `idrecon serve` (repeatable), e.g. -serve-flag=--gc-percent=100")
 	if err := fs.Parse(args); err != nil {
@@ -86,6 +92,17 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	var targets []target
+	if *serve != "" || *peerFlag || *compare {
+		switch {
+		case *inprocess || cfg.URL != "" || *pid != 0:
+			return errors.New("-serve, -peer and -compare start the server themselves: give neither -url, -inprocess nor -pid")
+		case *compare && (*serve == "" || *peerFlag):
+			return errors.New("-compare needs -serve (the idrecon binary) and starts the peer itself: drop -peer")
+		case *serve != "" && *peerFlag:
+			return errors.New("give -serve or -peer, or -compare with -serve")
+		}
+	}
 	if *inprocess {
 		// Run the server part with the collector settings of `idrecon serve`.
 		gctune.Apply(getenv, gctune.DefaultPercent)
@@ -98,9 +115,6 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		cfg.ProcessStats = true
 	}
 	if *serve != "" {
-		if *inprocess || cfg.URL != "" {
-			return errors.New("-serve starts the daemon itself: give neither -url nor -inprocess")
-		}
 		dir := *keepData
 		if dir == "" {
 			tmp, err := os.MkdirTemp("", "idrecon-load-*")
@@ -110,18 +124,21 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 			defer os.RemoveAll(tmp)
 			dir = tmp
 		}
-		d, err := startDaemon(ctx, *serve, *specDir, dir, serveFlags, os.Stderr)
-		if err != nil {
-			return err
+		targets = append(targets, target{"idrecon", func(ctx context.Context) (*daemon, error) {
+			return startDaemon(ctx, *serve, *specDir, dir, serveFlags, os.Stderr)
+		}})
+	}
+	if *peerFlag || *compare {
+		if cfg.Token == "" && !*compare {
+			cfg.Token = rand.Text()
 		}
-		defer func() {
-			if err := d.stop(); err != nil {
-				fmt.Fprintln(os.Stderr, "idrecon-load:", err)
-			}
-		}()
-		cfg.URL, *pid = d.scim, d.pid()
+		token := cfg.Token
+		targets = append(targets, target{"peer", func(ctx context.Context) (*daemon, error) { return startPeer(ctx, token, os.Stderr) }})
 	}
 	cfg.Progress = os.Stderr
+	if len(targets) > 0 {
+		return runTargets(ctx, targets, cfg, *settle, stdout)
+	}
 	var rss *rssSampler
 	if *pid > 0 {
 		var err error

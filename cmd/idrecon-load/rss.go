@@ -85,27 +85,40 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(u+st) * time.Second / 100
 }
 
+// rssFigures are what a sampler saw of a process over a run.
+type rssFigures struct {
+	before, peak, after int64 // resident bytes
+	cpu                 time.Duration
+}
+
+// perUser is the resident memory a user added: (b - before) / users.
+func (f rssFigures) perUser(b int64, users int) float64 {
+	return float64(b-f.before) / float64(users)
+}
+
 // report stops sampling and writes the daemon's CPU over the run (per
 // request) and its resident memory before, at the peak and after (after
-// settle, when given), per user too.
-func (s *rssSampler) report(w io.Writer, users, requests int, settle time.Duration) {
+// settle, when given), per user too. It returns the figures.
+func (s *rssSampler) report(w io.Writer, users, requests int, settle time.Duration) rssFigures {
 	s.stop()
 	<-s.done
-	if cpu := cpuTime(s.pid) - s.cpuBefore; cpu > 0 && requests > 0 {
-		fmt.Fprintf(w, "daemon CPU  %s over the run, %.0f µs/request\n", cpu, float64(cpu.Microseconds())/float64(requests))
+	f := rssFigures{before: s.before, peak: s.peak, cpu: cpuTime(s.pid) - s.cpuBefore}
+	f.after, _ = residentBytes(s.pid)
+	if f.cpu > 0 && requests > 0 {
+		fmt.Fprintf(w, "daemon CPU  %s over the run, %.0f µs/request\n", f.cpu, float64(f.cpu.Microseconds())/float64(requests))
 	}
-	after, _ := residentBytes(s.pid)
 	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 	perUser := func(b int64) string {
 		if users == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.2f KiB/user", float64(b-s.before)/1024/float64(users))
+		return fmt.Sprintf("%.2f KiB/user", f.perUser(b, users)/1024)
 	}
-	fmt.Fprintf(w, "daemon RSS  before %s  peak %s (%s)  after %s (%s)\n", mib(s.before), mib(s.peak), perUser(s.peak), mib(after), perUser(after))
+	fmt.Fprintf(w, "daemon RSS  before %s  peak %s (%s)  after %s (%s)\n", mib(f.before), mib(f.peak), perUser(f.peak), mib(f.after), perUser(f.after))
 	if settle > 0 {
 		time.Sleep(settle)
 		later, _ := residentBytes(s.pid)
 		fmt.Fprintf(w, "daemon RSS  %s later %s (%s)\n", settle, mib(later), perUser(later))
 	}
+	return f
 }
