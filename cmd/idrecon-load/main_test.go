@@ -124,7 +124,7 @@ func TestRunCompare(t *testing.T) {
 	}
 	bin := buildIdrecon(t)
 	var out strings.Builder
-	err := run(append([]string{"-compare", "-serve", bin, "-spec", "../../examples/entra", "-token", demoToken}, small...), func(string) string { return "" }, &out)
+	err := run(append([]string{"-compare", "-serve", bin, "-spec", "../../examples/entra", "-token", demoToken, "-settle", "200ms"}, small...), func(string) string { return "" }, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -136,7 +136,7 @@ func TestRunCompare(t *testing.T) {
 	if h := strings.Fields(lines[0]); len(h) != 3 || h[0] != "idrecon" || h[1] != "peer" || h[2] != "idrecon/peer" {
 		t.Errorf("header %q", lines[0])
 	}
-	for _, row := range []string{"req/s (cycle)", "p99 user.lookup", "p99 group.members", "p99 (cycle)", "errors", "RSS after the run", "RSS per user", "server CPU per request"} {
+	for _, row := range []string{"req/s (cycle)", "p99 user.lookup", "p99 group.members", "p99 (cycle)", "errors", "RSS before", "RSS peak", "RSS after the run", "RSS 200ms later", "per user (minus before)", "server CPU per request"} {
 		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), row) })
 		if i < 0 {
 			t.Errorf("no row %q:\n%s", row, table)

@@ -173,10 +173,19 @@ func compareTable(w io.Writer, users int, a, b *outcome) {
 		fmt.Fprintf(tw, "p99 %s\t%s\t%s\t\t\n", k, p99(a, k), p99(b, k))
 	}
 	fmt.Fprintf(tw, "errors\t%d\t%d\t\t\n", a.res.Errors, b.res.Errors)
-	mib := func(o *outcome) string { return fmt.Sprintf("%.1f MiB", float64(o.rss.after)/(1<<20)) }
-	fmt.Fprintf(tw, "RSS after the run\t%s\t%s\t\t\n", mib(a), mib(b))
-	perUser := func(o *outcome) float64 { return o.rss.perUser(o.rss.after, users) / 1024 }
-	fmt.Fprintf(tw, "RSS per user (after-before)\t%.2f KiB\t%.2f KiB\t%s\t\n", perUser(a), perUser(b), ratio(perUser(a), perUser(b)))
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	perUser := func(o *outcome, b int64) float64 { return o.rss.perUser(b, users) / 1024 }
+	memory := func(name string, of func(*outcome) int64) {
+		fmt.Fprintf(tw, "RSS %s\t%s\t%s\t\t\n", name, mib(of(a)), mib(of(b)))
+		pa, pb := perUser(a, of(a)), perUser(b, of(b))
+		fmt.Fprintf(tw, "  per user (minus before)\t%.2f KiB\t%.2f KiB\t%s\t\n", pa, pb, ratio(pa, pb))
+	}
+	fmt.Fprintf(tw, "RSS before\t%s\t%s\t\t\n", mib(a.rss.before), mib(b.rss.before))
+	memory("peak", func(o *outcome) int64 { return o.rss.peak })
+	memory("after the run", func(o *outcome) int64 { return o.rss.after })
+	if a.rss.settle > 0 {
+		memory(a.rss.settle.String()+" later", func(o *outcome) int64 { return o.rss.settled })
+	}
 	cpu := func(o *outcome) float64 {
 		if o.res.Requests == 0 {
 			return 0

@@ -88,6 +88,8 @@ func cpuTime(pid int) time.Duration {
 // rssFigures are what a sampler saw of a process over a run.
 type rssFigures struct {
 	before, peak, after int64 // resident bytes
+	settled             int64 // resident bytes settle after the run (0: not measured)
+	settle              time.Duration
 	cpu                 time.Duration
 }
 
@@ -117,8 +119,9 @@ func (s *rssSampler) report(w io.Writer, users, requests int, settle time.Durati
 	fmt.Fprintf(w, "daemon RSS  before %s  peak %s (%s)  after %s (%s)\n", mib(f.before), mib(f.peak), perUser(f.peak), mib(f.after), perUser(f.after))
 	if settle > 0 {
 		time.Sleep(settle)
-		later, _ := residentBytes(s.pid)
-		fmt.Fprintf(w, "daemon RSS  %s later %s (%s)\n", settle, mib(later), perUser(later))
+		f.settled, _ = residentBytes(s.pid)
+		f.settle = settle
+		fmt.Fprintf(w, "daemon RSS  %s later %s (%s)\n", settle, mib(f.settled), perUser(f.settled))
 	}
 	return f
 }
