@@ -295,7 +295,9 @@ func (db *DB) checkpointLoop() {
 		if err := db.checkpoint(); err != nil {
 			db.log.Error("checkpoint failed; the log keeps the writes until it succeeds", "path", db.path, "err", err)
 			retry = time.After(checkpointRetry)
+			continue
 		}
+		db.releasePages(false)
 	}
 }
 

@@ -98,6 +98,7 @@ func (db *DB) LoadInto(st *store.Store) (Stats, error) {
 		return Stats{}, err
 	}
 	db.persistRepairs(stats.Repairs)
+	db.releasePages(true)
 	stats.Elapsed = time.Since(start)
 	db.log.Info("state loaded", "path", db.path, "stats", stats)
 	return stats, nil
