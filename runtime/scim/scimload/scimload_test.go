@@ -113,3 +113,25 @@ func TestFirstUserAddsABurst(t *testing.T) {
 		t.Fatal("a run over a user that exists reported nothing")
 	}
 }
+
+// TestNoReadBack: the read-back runs unless asked not to.
+func TestNoReadBack(t *testing.T) {
+	for _, skip := range []bool{false, true} {
+		srv, err := StartInProcess(slog.New(slog.DiscardHandler), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		res, err := Run(context.Background(), Config{URL: srv.URL, Token: srv.Token, Users: 10, Concurrency: 2, NoReadBack: skip})
+		if err != nil || res.Errors != 0 {
+			t.Fatalf("run: %v, %d errors", err, res.Errors)
+		}
+		read := false
+		for _, k := range res.Kinds {
+			read = read || strings.HasPrefix(k.Kind, "verify.")
+		}
+		if read == skip {
+			t.Errorf("NoReadBack %v: read back %v", skip, read)
+		}
+	}
+}
