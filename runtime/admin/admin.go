@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -161,6 +162,12 @@ func New(cfg Config) (*Server, error) {
 	for p, h := range cfg.Routes {
 		s.mux.Handle("/v1"+p, s.auth(http.StripPrefix("/v1", h)))
 	}
+	// Go's profiles, for measuring the daemon as it runs (go tool pprof
+	// with the admin token); a profile shows code paths, never request data.
+	s.mux.Handle("GET /debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
+	s.mux.Handle("GET /debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))
+	s.mux.Handle("GET /debug/pprof/trace", s.auth(http.HandlerFunc(pprof.Trace)))
+	s.mux.Handle("GET /debug/pprof/symbol", s.auth(http.HandlerFunc(pprof.Symbol)))
 	return s, nil
 }
 

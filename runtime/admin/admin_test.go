@@ -102,6 +102,11 @@ func TestAuth(t *testing.T) {
 		{"/v1/resources", token, 200},
 		{"/v1/history", "", 401},
 		{"/v1/history", token, 200},
+		{"/debug/pprof/", "", 401},
+		{"/debug/pprof/heap", "wrong", 401},
+		{"/debug/pprof/heap", token, 200},
+		{"/debug/pprof/profile?seconds=1", "", 401},
+		{"/debug/pprof/cmdline", token, 404}, // the command line may name secret files
 	}
 	for _, tt := range tests {
 		if code, body := f.do(t, "GET", tt.path, tt.tok, nil); code != tt.want {
