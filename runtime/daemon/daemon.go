@@ -375,6 +375,16 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			Help: "1 while this daemon leads the reconciler (applies the spec), else 0."}, sh.leading)); err != nil {
 			return nil, cleanup, fmt.Errorf("etcd metrics: %w", err)
 		}
+		if err := met.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idrecon_etcd_lease_renewals_total",
+			Help: "Keep-alives of this daemon's reconciler election lease that etcd answered."},
+			func() float64 { return float64(sh.renewals.Load()) })); err != nil {
+			return nil, cleanup, fmt.Errorf("etcd metrics: %w", err)
+		}
+		if err := met.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idrecon_etcd_leader_lease_lapses_total",
+			Help: "Times this daemon lost the reconciler lease while leading (cut off from etcd, paused, revoked)."},
+			func() float64 { return float64(sh.lapses.Load()) })); err != nil {
+			return nil, cleanup, fmt.Errorf("etcd metrics: %w", err)
+		}
 	}
 	if err := met.Register(fronts); err != nil {
 		return nil, cleanup, fmt.Errorf("gateway metrics: %w", err)

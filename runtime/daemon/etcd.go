@@ -86,6 +86,9 @@ type shared struct {
 	name      string // this replica, in the election and status
 	log       *slog.Logger
 	held      atomic.Pointer[leadership] // while this daemon leads
+	// renewals counts the election lease's keep-alives etcd answered,
+	// lapses the leases that ended while this daemon held them.
+	renewals, lapses atomic.Uint64
 }
 
 // leadership is this daemon's key in the reconciler election.
@@ -178,8 +181,10 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error, tri
 			sleep(ctx, time.Second)
 			continue
 		}
+		stopCounting := sh.countRenewals(ctx, session.Lease())
 		el := concurrency.NewElection(session, sh.prefix+"reconcile-leader")
 		if err := el.Campaign(ctx, sh.name); err != nil {
+			stopCounting()
 			session.Close()
 			if ctx.Err() == nil {
 				sh.log.Warn("reconcile election", "err", err)
@@ -206,15 +211,37 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error, tri
 		rctx, stop := context.WithTimeout(context.Background(), time.Second)
 		el.Resign(rctx)
 		stop()
+		stopCounting()
 		session.Close()
 		if err != nil {
 			return err
 		}
 		if ctx.Err() == nil {
+			sh.lapses.Add(1)
 			sh.log.Warn("lost the reconciler lease; campaigning again", "replica", sh.name)
 		}
 	}
 	return nil
+}
+
+// countRenewals counts the keep-alives etcd answers for lease until the
+// returned stop is called. It listens on the session's own keep-alive
+// stream (the client sends one per lease however many listen), so it
+// adds no requests.
+func (sh *shared) countRenewals(ctx context.Context, lease clientv3.LeaseID) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		renewals, err := sh.cli.KeepAlive(ctx, lease)
+		if err != nil {
+			return
+		}
+		for range renewals {
+			sh.renewals.Add(1)
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // requestKey is where a daemon asked to reconcile (a webhook, `idrecon

@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -310,11 +311,12 @@ func TestReconcileLeaderHandsOver(t *testing.T) {
 	}
 	var first string
 	eventually(t, "one leader named by all", func() bool { first = leaderOf(); return first != "" })
-	leaders := 0
-	for _, d := range ds {
+	leaders, leader := 0, -1
+	for i, d := range ds {
 		_, m := d.call(t, "GET", d.admin+"/metrics", "", nil)
 		if strings.Contains(string(m), "\nidrecon_etcd_reconcile_leader 1\n") {
 			leaders++
+			leader = i
 		}
 		for _, want := range []string{"idrecon_etcd_mirror_revision ", "idrecon_etcd_commit_duration_seconds_count", "idrecon_etcd_watch_lag_seconds_bucket"} {
 			if !strings.Contains(string(m), want) {
@@ -336,6 +338,19 @@ func TestReconcileLeaderHandsOver(t *testing.T) {
 	}
 	var second string
 	eventually(t, "another leader", func() bool { second = leaderOf(); return second != "" && second != first })
+	// Every daemon keeps its election lease alive (followers campaign on
+	// theirs), and the one whose lease was revoked counts the lapse.
+	for i, d := range ds {
+		wantLapses := 0.0
+		if i == leader {
+			wantLapses = 1
+		}
+		eventually(t, fmt.Sprintf("replica %d's lease metrics", i), func() bool {
+			_, m := d.call(t, "GET", d.admin+"/metrics", "", nil)
+			return metricValue(string(m), "idrecon_etcd_lease_renewals_total") > 0 &&
+				metricValue(string(m), "idrecon_etcd_leader_lease_lapses_total") == wantLapses
+		})
+	}
 
 	write(t, filepath.Join(specDir, "handover.yaml"), "apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: handover\nspec:\n  versions: [\"1.0\"]\n")
 	for _, d := range ds {
@@ -664,4 +679,18 @@ func TestSuspendReachesTheLeader(t *testing.T) {
 		code, _ := leader.call(t, "GET", leader.admin+"/v1/resources/Application/while-suspended", adminTok, nil)
 		return code == 200
 	})
+}
+
+// metricValue is the value of an unlabelled metric in a Prometheus text
+// exposition, or -1 when it is absent.
+func metricValue(exposition, name string) float64 {
+	for line := range strings.Lines(exposition) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
