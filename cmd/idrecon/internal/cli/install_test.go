@@ -116,3 +116,35 @@ func TestAdminTokenFilesIncludeTheSystemdHost(t *testing.T) {
 	}
 	t.Errorf("adminTokenFiles %v lack %s", adminTokenFiles, want)
 }
+
+// TestSystemdExamplesParse: the command line each systemd example runs is
+// one serve accepts, flag for flag.
+func TestSystemdExamplesParse(t *testing.T) {
+	for _, name := range []string{"idrecon.service", "etcd.conf"} {
+		t.Run(name, func(t *testing.T) {
+			unit, err := os.ReadFile("../../../../examples/systemd/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var args []string
+			for _, line := range strings.Split(strings.ReplaceAll(string(unit), "\\\n", " "), "\n") {
+				if v, ok := strings.CutPrefix(line, "ExecStart="); ok && strings.TrimSpace(v) != "" {
+					args = strings.Fields(v)
+				}
+			}
+			if len(args) < 2 || args[0] != "/usr/local/bin/idrecon" || args[1] != "serve" {
+				t.Fatalf("ExecStart runs %q, want /usr/local/bin/idrecon serve", args)
+			}
+			c := serveCmd(Env{Getenv: func(string) string { return "" }})
+			if err := c.ParseFlags(args[2:]); err != nil {
+				t.Fatalf("serve refuses the example's flags: %v", err)
+			}
+			if rest := c.Flags().Args(); len(rest) != 0 {
+				t.Errorf("arguments serve does not take: %q", rest)
+			}
+			if name == "etcd.conf" && c.Flags().Lookup("etcd").Value.String() == "" {
+				t.Error("the etcd drop-in sets no --etcd")
+			}
+		})
+	}
+}
