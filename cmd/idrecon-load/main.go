@@ -60,6 +60,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	keepData := fs.String("serve-data-dir", "", "with -serve, the daemon's data dir (default a fresh temporary one, removed after): a store an earlier run filled")
 	peerFlag := fs.Bool("peer", false, "start the library peer (an in-memory SCIM server on elimity-com/scim, its own process) and load it instead of -url; with -pid's report")
 	compare := fs.Bool("compare", false, "with -serve: load the daemon, then the library peer, each a fresh process, and print the two side by side")
+	rounds := fs.Int("runs", 1, "with -serve, -peer or -compare: load each server this many times, alternating, each a fresh process (the table shows the range)")
 	var serveFlags stringList
 	fs.Var(&serveFlags, "serve-flag", "with -serve, one more flag for `idrecon serve` (repeatable), e.g. -serve-flag=--gc-percent=100")
 	if err := fs.Parse(args); err != nil {
@@ -116,16 +117,24 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		cfg.ProcessStats = true
 	}
 	if *serve != "" {
-		dir := *keepData
-		if dir == "" {
-			tmp, err := os.MkdirTemp("", "idrecon-load-*")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			dir = tmp
+		if *keepData != "" && *rounds > 1 {
+			return errors.New("-runs would load the store in -serve-data-dir again: give one of them")
 		}
+		tmp, err := os.MkdirTemp("", "idrecon-load-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
 		targets = append(targets, target{"idrecon", func(ctx context.Context) (*daemon, error) {
+			// Each run starts on an empty store of its own, unless the
+			// run is to load a filled one.
+			dir := *keepData
+			if dir == "" {
+				var err error
+				if dir, err = os.MkdirTemp(tmp, "data-*"); err != nil {
+					return nil, err
+				}
+			}
 			return startDaemon(ctx, *serve, *specDir, dir, serveFlags, os.Stderr)
 		}})
 	}
@@ -138,7 +147,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	}
 	cfg.Progress = os.Stderr
 	if len(targets) > 0 {
-		return runTargets(ctx, targets, cfg, *settle, stdout)
+		return runTargets(ctx, targets, cfg, *settle, *rounds, stdout)
 	}
 	var rss *rssSampler
 	if *pid > 0 {

@@ -109,6 +109,7 @@ func TestRunRejectsFlagMixes(t *testing.T) {
 		{"-compare"},
 		{"-compare", "-peer", "-serve", "/bin/false"},
 		{"-serve", "/bin/false", "-pid", "1"},
+		{"-serve", "/bin/false", "-serve-data-dir", "/nonexistent", "-runs", "2"},
 	} {
 		if err := run(args, func(string) string { return "x" }, io.Discard); err == nil || !strings.Contains(err.Error(), "-") {
 			t.Errorf("%q: err = %v, want a refusal", args, err)
@@ -116,15 +117,15 @@ func TestRunRejectsFlagMixes(t *testing.T) {
 	}
 }
 
-// TestRunCompare: -compare loads the daemon, then the peer, and prints
-// the two side by side.
+// TestRunCompare: -compare loads the daemon, then the peer (with -runs 2,
+// twice, alternating), and prints the two side by side.
 func TestRunCompare(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the daemon")
 	}
 	bin := buildIdrecon(t)
 	var out strings.Builder
-	err := run(append([]string{"-compare", "-serve", bin, "-spec", "../../examples/entra", "-token", demoToken, "-settle", "200ms"}, small...), func(string) string { return "" }, &out)
+	err := run(append([]string{"-compare", "-serve", bin, "-spec", "../../examples/entra", "-token", demoToken, "-settle", "200ms", "-runs", "2"}, small...), func(string) string { return "" }, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -144,6 +145,11 @@ func TestRunCompare(t *testing.T) {
 		}
 		if f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(lines[i]), row)); len(f) < 2 {
 			t.Errorf("row %q lacks a column: %q", row, lines[i])
+		}
+	}
+	for _, run := range []string{"== idrecon, run 1", "== peer, run 1", "== idrecon, run 2", "== peer, run 2"} {
+		if !strings.Contains(out.String(), run+"\n") {
+			t.Errorf("no %q: each server is loaded twice, alternating", run)
 		}
 	}
 	if !regexp.MustCompile(`errors\s+0\s+0`).MatchString(table) {

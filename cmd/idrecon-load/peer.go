@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -114,20 +115,23 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 }
 
 // runTargets loads each target in turn, each a fresh process with the same
-// cfg, and with more than one prints them side by side.
-func runTargets(ctx context.Context, targets []target, cfg scimload.Config, settle time.Duration, stdout io.Writer) error {
-	var outs []*outcome
+// cfg, rounds times over (alternating, so a drift of the machine's speed
+// falls on both), and with more than one target prints them side by side.
+func runTargets(ctx context.Context, targets []target, cfg scimload.Config, settle time.Duration, rounds int, stdout io.Writer) error {
+	outs := make([][]*outcome, len(targets))
 	failed := false
-	for _, t := range targets {
-		if len(targets) > 1 {
-			fmt.Fprintf(stdout, "== %s\n", t.label)
+	for round := range max(rounds, 1) {
+		for i, t := range targets {
+			if len(targets) > 1 || rounds > 1 {
+				fmt.Fprintf(stdout, "== %s, run %d\n", t.label, round+1)
+			}
+			o, err := load(ctx, t, cfg, settle, stdout)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.label, err)
+			}
+			outs[i] = append(outs[i], o)
+			failed = failed || o.res.Errors > 0 || len(o.res.Problems) > 0
 		}
-		o, err := load(ctx, t, cfg, settle, stdout)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.label, err)
-		}
-		outs = append(outs, o)
-		failed = failed || o.res.Errors > 0 || len(o.res.Problems) > 0
 	}
 	if len(outs) > 1 {
 		fmt.Fprintln(stdout)
@@ -139,29 +143,32 @@ func runTargets(ctx context.Context, targets []target, cfg scimload.Config, sett
 	return nil
 }
 
-// compareTable writes a's and b's figures side by side, with the ratio a/b
-// where it says something.
-func compareTable(w io.Writer, users int, a, b *outcome) {
+// compareTable writes the figures of a's and b's runs side by side (a
+// range when there were several), with the ratio of the medians where it
+// says something.
+func compareTable(w io.Writer, users int, a, b []*outcome) {
 	var buf strings.Builder
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "\t%s\t%s\t%s/%s\t\n", a.label, b.label, a.label, b.label)
-	ratio := func(x, y float64) string {
-		if y == 0 {
-			return "-"
+	fmt.Fprintf(tw, "\t%s\t%s\t%s/%s\t\n", a[0].label, b[0].label, a[0].label, b[0].label)
+	// row writes one figure of every run, formatted by f; withRatio adds
+	// the ratio of the medians.
+	row := func(name string, of func(*outcome) float64, f func(float64) string, withRatio bool) {
+		ra, rb := figures(a, of), figures(b, of)
+		ratio := ""
+		if m := median(rb); withRatio && m != 0 {
+			ratio = fmt.Sprintf("%.2f", median(ra)/m)
 		}
-		return fmt.Sprintf("%.2f", x/y)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, span(ra, f), span(rb, f), ratio)
 	}
-	fmt.Fprintf(tw, "req/s (cycle)\t%.0f\t%.0f\t%s\t\n", a.res.CycleRPS(), b.res.CycleRPS(), ratio(a.res.CycleRPS(), b.res.CycleRPS()))
-	p99 := func(o *outcome, kind string) string {
-		for _, k := range append(o.res.Kinds, o.res.Cycle) {
-			if k.Kind == kind {
-				return k.P99.Round(10 * time.Microsecond).String()
-			}
-		}
-		return "-"
-	}
+	count := func(v float64) string { return fmt.Sprintf("%.0f", v) }
+	ms := func(v float64) string { return time.Duration(v).Round(10 * time.Microsecond).String() }
+	mib := func(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }
+	kib := func(v float64) string { return fmt.Sprintf("%.2f KiB", v/1024) }
+	us := func(v float64) string { return fmt.Sprintf("%.0f µs", v) }
+
+	row("req/s (cycle)", func(o *outcome) float64 { return o.res.CycleRPS() }, count, true)
 	var kinds []string
-	for _, o := range []*outcome{a, b} {
+	for _, o := range append(slices.Clone(a), b...) {
 		for _, k := range o.res.Kinds {
 			if !slices.Contains(kinds, k.Kind) {
 				kinds = append(kinds, k.Kind)
@@ -169,32 +176,68 @@ func compareTable(w io.Writer, users int, a, b *outcome) {
 		}
 	}
 	slices.Sort(kinds)
-	for _, k := range append(kinds, a.res.Cycle.Kind) {
-		fmt.Fprintf(tw, "p99 %s\t%s\t%s\t\t\n", k, p99(a, k), p99(b, k))
+	for _, k := range append(kinds, a[0].res.Cycle.Kind) {
+		row("p99 "+k, func(o *outcome) float64 { return p99(o, k) }, ms, false)
 	}
-	fmt.Fprintf(tw, "errors\t%d\t%d\t\t\n", a.res.Errors, b.res.Errors)
-	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-	perUser := func(o *outcome, b int64) float64 { return o.rss.perUser(b, users) / 1024 }
+	row("errors", func(o *outcome) float64 { return float64(o.res.Errors) }, count, false)
 	memory := func(name string, of func(*outcome) int64) {
-		fmt.Fprintf(tw, "RSS %s\t%s\t%s\t\t\n", name, mib(of(a)), mib(of(b)))
-		pa, pb := perUser(a, of(a)), perUser(b, of(b))
-		fmt.Fprintf(tw, "  per user (minus before)\t%.2f KiB\t%.2f KiB\t%s\t\n", pa, pb, ratio(pa, pb))
+		row("RSS "+name, func(o *outcome) float64 { return float64(of(o)) }, mib, false)
+		row("  per user (minus before)", func(o *outcome) float64 { return o.rss.perUser(of(o), users) }, kib, true)
 	}
-	fmt.Fprintf(tw, "RSS before\t%s\t%s\t\t\n", mib(a.rss.before), mib(b.rss.before))
+	row("RSS before", func(o *outcome) float64 { return float64(o.rss.before) }, mib, false)
 	memory("peak", func(o *outcome) int64 { return o.rss.peak })
 	memory("after the run", func(o *outcome) int64 { return o.rss.after })
-	if a.rss.settle > 0 {
-		memory(a.rss.settle.String()+" later", func(o *outcome) int64 { return o.rss.settled })
+	if a[0].rss.settle > 0 {
+		memory(a[0].rss.settle.String()+" later", func(o *outcome) int64 { return o.rss.settled })
 	}
-	cpu := func(o *outcome) float64 {
+	row("server CPU per request", func(o *outcome) float64 {
 		if o.res.Requests == 0 {
 			return 0
 		}
 		return float64(o.rss.cpu.Microseconds()) / float64(o.res.Requests)
-	}
-	fmt.Fprintf(tw, "server CPU per request\t%.0f µs\t%.0f µs\t%s\t\n", cpu(a), cpu(b), ratio(cpu(a), cpu(b)))
+	}, us, true)
 	tw.Flush()
 	for line := range strings.Lines(buf.String()) {
 		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 	}
+}
+
+// p99 is o's p99 of kind in nanoseconds, or NaN when o made no such request.
+func p99(o *outcome, kind string) float64 {
+	for _, k := range append(o.res.Kinds, o.res.Cycle) {
+		if k.Kind == kind {
+			return float64(k.P99)
+		}
+	}
+	return math.NaN()
+}
+
+// figures is of applied to each run, NaNs left out, sorted.
+func figures(runs []*outcome, of func(*outcome) float64) []float64 {
+	var v []float64
+	for _, o := range runs {
+		if x := of(o); !math.IsNaN(x) {
+			v = append(v, x)
+		}
+	}
+	slices.Sort(v)
+	return v
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	return v[len(v)/2]
+}
+
+// span formats sorted figures as one value, or lowest–highest.
+func span(v []float64, f func(float64) string) string {
+	switch {
+	case len(v) == 0:
+		return "-"
+	case v[0] == v[len(v)-1]:
+		return f(v[0])
+	}
+	return f(v[0]) + "–" + f(v[len(v)-1])
 }
