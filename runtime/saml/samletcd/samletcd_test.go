@@ -1,0 +1,123 @@
+package samletcd_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
+	"github.com/idrecon/idrecon/runtime/saml"
+	"github.com/idrecon/idrecon/runtime/saml/samletcd"
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// daemonStore is one daemon's Store on the cluster, its watch running
+// until the test ends.
+func daemonStore(t *testing.T, cli *clientv3.Client, timeout time.Duration) *samletcd.Store {
+	t.Helper()
+	s := samletcd.New(cli, "/t/", timeout, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSharedAcrossDaemons: a session made on one daemon is found on
+// another, a sign-out on either ends it on both (the other's cache hears
+// of it through the watch), and an assertion consumed on one is refused
+// on the other.
+func TestSharedAcrossDaemons(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a, b := daemonStore(t, c.Client(t), 5*time.Second), daemonStore(t, c.Client(t), 5*time.Second)
+	ctx := context.Background()
+	se := saml.Session{UserName: "ann@contoso.com", NameID: "ann@contoso.com", SessionIndex: "_s1"}
+	if err := a.Add(ctx, "session-1", se, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*samletcd.Store{"the daemon that made it": a, "another": b} {
+		got, ok, err := s.Get(ctx, "session-1")
+		if err != nil || !ok || got != se {
+			t.Fatalf("%s: Get = %+v, %v, %v", name, got, ok, err)
+		}
+	}
+	if _, ok, err := b.Get(ctx, "no-such-session"); ok || err != nil {
+		t.Fatalf("unknown session: %v, %v", ok, err)
+	}
+	if err := a.Delete(ctx, "session-1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the sign-out reached the other daemon's cache", func() bool {
+		_, ok, err := b.Get(ctx, "session-1")
+		return !ok && err == nil
+	})
+
+	first, err := a.FirstUse(ctx, "assertion-1", time.Now().Add(time.Hour))
+	if err != nil || !first {
+		t.Fatalf("first use: %v, %v", first, err)
+	}
+	again, err := b.FirstUse(ctx, "assertion-1", time.Now().Add(time.Hour))
+	if err != nil || again {
+		t.Fatalf("the same assertion on another daemon: first use %v, %v", again, err)
+	}
+}
+
+// TestCachedSessionsOutliveQuorum: with two of three members down, a
+// session the daemon has read keeps working there; one it never read
+// cannot be checked and says so (store.ErrUnavailable: the browser is
+// then not signed in there), and making a new one fails the same way,
+// never kept only in this daemon's memory.
+func TestCachedSessionsOutliveQuorum(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	s := daemonStore(t, c.Client(t), 2*time.Second)
+	ctx := context.Background()
+	se := saml.Session{UserName: "ann@contoso.com", NameID: "ann@contoso.com"}
+	for _, id := range []string{"cached", "not-cached"} {
+		if err := s.Add(ctx, id, se, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := s.Get(ctx, "cached"); !ok || err != nil {
+		t.Fatalf("before: %v, %v", ok, err)
+	}
+	// A fresh daemon reads "not-cached" only after quorum is gone.
+	other := daemonStore(t, c.Client(t), 2*time.Second)
+	c.Kill(1)
+	c.Kill(2)
+	if got, ok, err := s.Get(ctx, "cached"); !ok || err != nil || got != se {
+		t.Errorf("cached session without quorum: %+v, %v, %v", got, ok, err)
+	}
+	if _, ok, err := other.Get(ctx, "not-cached"); ok || !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("uncached session without quorum: %v, %v; want store.ErrUnavailable", ok, err)
+	}
+	if err := s.Add(ctx, "new", se, time.Now().Add(time.Hour)); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("a new session without quorum: %v; want store.ErrUnavailable", err)
+	}
+	if _, ok, _ := s.Get(ctx, "new"); ok {
+		t.Error("the session that failed to be stored is served from the cache")
+	}
+	if _, err := s.FirstUse(ctx, "assertion-2", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("an assertion without quorum: %v; want store.ErrUnavailable (never accepted unchecked)", err)
+	}
+	c.Restart(t, 1)
+	c.Restart(t, 2)
+	eventually(t, "sessions readable again once quorum returned", func() bool {
+		_, ok, err := other.Get(ctx, "not-cached")
+		return ok && err == nil
+	})
+}
