@@ -210,18 +210,6 @@ func newTestGit(t testing.TB, opts GitOptions) *Git {
 	return g
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // signingKey wraps an entity so that table rows can leave it nil.
 type signingKey struct{ e *openpgp.Entity }
 

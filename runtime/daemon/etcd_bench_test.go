@@ -152,6 +152,20 @@ func histogramQuantile(text []byte, name string, q float64) float64 {
 	return math.Inf(1)
 }
 
+// metricValue is the value of an unlabelled metric in a Prometheus text
+// exposition, or -1 when it is absent.
+func metricValue(exposition, name string) float64 {
+	for line := range strings.Lines(exposition) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
 var joinUsers = flag.Int("etcd-join-users", 100000, "users of BenchmarkReplicaJoin")
 
 // BenchmarkReplicaJoin measures what a replica costs to join a large state:

@@ -12,7 +12,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -679,18 +678,4 @@ func TestSuspendReachesTheLeader(t *testing.T) {
 		code, _ := leader.call(t, "GET", leader.admin+"/v1/resources/Application/while-suspended", adminTok, nil)
 		return code == 200
 	})
-}
-
-// metricValue is the value of an unlabelled metric in a Prometheus text
-// exposition, or -1 when it is absent.
-func metricValue(exposition, name string) float64 {
-	for line := range strings.Lines(exposition) {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return f
-			}
-		}
-	}
-	return -1
 }
