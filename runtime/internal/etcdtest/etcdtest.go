@@ -118,6 +118,15 @@ func (c *Cluster) stop() {
 			<-done
 			continue
 		}
+		select {
+		case <-e.Server.ReadyNotify():
+		default:
+			// A member restarted a moment ago may not be ready yet, and
+			// once its peers close it never will: embed's Close waits for
+			// its client servers, which start only when it is ready or
+			// stopping. Stopping it first lets Close through.
+			e.Server.HardStop()
+		}
 		e.Close()
 	}
 }
