@@ -39,7 +39,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	fs.StringVar(&cfg.Token, "token", "", "bearer token (default $IDRECON_SCIM_TOKEN)")
 	fs.IntVar(&cfg.Users, "users", 10000, "users to provision")
 	fs.IntVar(&cfg.FirstUser, "first-user", 0, "number the users from here, to add a burst of users to a store an earlier run filled (skips the read-back)")
-	fs.BoolVar(&cfg.NoReadBack, "no-read-back", false, "skip reading every user and group back after the cycle (with a million users it takes longer than the cycle)")
+	fs.BoolVar(&cfg.NoReadBack, "no-read-back", false, "skip reading every user and group back after the cycle (it reads everything again)")
 	fs.IntVar(&cfg.Groups, "groups", 100, "groups to provision")
 	fs.IntVar(&cfg.MembersPerGroup, "members-per-group", 100, "members per group")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "parallel requests")

@@ -244,3 +244,41 @@ func BenchmarkUserMemory(b *testing.B) {
 		runtime.KeepAlive(s)
 	}
 }
+
+// BenchmarkPageThroughUsers reads the unfiltered user list page after
+// page (1,000 users each), as a client reading every user back does, with
+// benchUsers users stored: each page starts where the one before it
+// ended, so a page costs the same at the end of the list as at its start.
+// BenchmarkPageThroughUsers/counted reads pages spread over the list with
+// no page before them to start from: each counts the users before it.
+func BenchmarkPageThroughUsers(b *testing.B) {
+	s := newBenchServer(b)
+	n := benchUsers(b)
+	s.preload(b, n)
+	pages := n / MaxResults
+	for _, counted := range []bool{false, true} {
+		name := "sequential"
+		if counted {
+			name = "counted"
+		}
+		b.Run(name, func(b *testing.B) {
+			p := 0
+			for b.Loop() {
+				if counted {
+					s.srv.cursors = cursors{}
+				}
+				at := p % pages
+				if counted {
+					at = p * 97 % pages // all over the list, as p grows
+				}
+				start := at*MaxResults + 1
+				w := s.serve(b, "GET", fmt.Sprintf("/Users?startIndex=%d&count=%d", start, MaxResults), "", 200)
+				if w.Body.Len() < MaxResults*100 {
+					b.Fatalf("page at %d: %d bytes", start, w.Body.Len())
+				}
+				p++
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/page")
+		})
+	}
+}

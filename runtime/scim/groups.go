@@ -393,7 +393,7 @@ func groupCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.Grou
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *request, _ string) error {
-	return s.list(w, r, schema.GroupType, func(txn *store.Txn, f *filter.Filter) (iter.Seq2[listed, error], bool, error) {
+	return s.list(w, r, schema.GroupType, nil, func(txn *store.Txn, f *filter.Filter) (iter.Seq2[listed, error], bool, error) {
 		seq, exact, _, err := groupCandidates(txn, f)
 		return func(yield func(listed, error) bool) {
 			for g := range seq {

@@ -44,11 +44,15 @@ func parsePage(q url.Values) (page, error) {
 // listed is one resource of a list: the document filters and projections
 // see (built only when one is asked for) and the hot-path encoding.
 type listed interface {
+	id() string
 	doc(base string, withMembers bool) map[string]any
 	encode(b []byte, base string) []byte
 }
 
 type userItem struct{ u *store.User }
+
+func (i userItem) id() string  { return i.u.ID }
+func (i groupItem) id() string { return i.g.ID }
 
 func (i userItem) doc(base string, _ bool) map[string]any { return userMap(base, i.u) }
 func (i userItem) encode(b []byte, base string) []byte    { return appendUser(b, base, i.u) }
@@ -67,8 +71,9 @@ func (i groupItem) encode(b []byte, base string) []byte {
 
 // list answers a GET of a resource type's endpoint (RFC 7644 §3.4.2): the
 // candidates an index narrows the filter to (exact: the index decided the
-// filter on its own), matched, paged, projected and encoded.
-func (s *Server) list(w http.ResponseWriter, r *request, rt *schema.ResourceType,
+// filter on its own), matched, paged, projected and encoded. Without a
+// filter, a resource type with an all pager is paged by cursor instead.
+func (s *Server) list(w http.ResponseWriter, r *request, rt *schema.ResourceType, all *pager,
 	candidates func(*store.Txn, *filter.Filter) (seq iter.Seq2[listed, error], exact bool, err error)) error {
 	q := r.URL.Query()
 	pg, err := parsePage(q)
@@ -84,9 +89,13 @@ func (s *Server) list(w http.ResponseWriter, r *request, rt *schema.ResourceType
 	}
 	proj := parseProjection(q, rt)
 	withMembers := proj.wants("members")
+	txn := s.st.Read()
+	if f == nil && all != nil {
+		return s.listAll(w, r, txn, rt, pg, proj, all)
+	}
 	// A filter on members needs them in the document it matches.
 	filterMembers := strings.Contains(strings.ToLower(text), "members")
-	seq, exact, err := candidates(s.st.Read(), f)
+	seq, exact, err := candidates(txn, f)
 	if err != nil {
 		return err
 	}
@@ -101,14 +110,58 @@ func (s *Server) list(w http.ResponseWriter, r *request, rt *schema.ResourceType
 		if !lw.next() {
 			continue
 		}
-		if proj != nil {
-			if err := lw.addDoc(proj.apply(item.doc(r.baseURL, withMembers))); err != nil {
-				return err
-			}
+		if err := lw.add(item, proj, r.baseURL, withMembers); err != nil {
+			return err
+		}
+	}
+	lw.write(w)
+	return nil
+}
+
+// pager lists every resource of a type in id order after a cursor, and
+// counts them, for unfiltered lists.
+type pager struct {
+	count func(*store.Txn) (int, error)
+	after func(txn *store.Txn, id string) (iter.Seq[listed], error)
+}
+
+// listAll answers an unfiltered list. A page that starts where an earlier
+// page ended starts after that page's last id; any other is found by
+// counting from the first resource.
+func (s *Server) listAll(w http.ResponseWriter, r *request, txn *store.Txn, rt *schema.ResourceType, pg page, proj *projection, all *pager) error {
+	total, err := all.count(txn)
+	if err != nil {
+		return err
+	}
+	key := cursorKey{rt.Name, pg.start}
+	from, skip := "", pg.start-1
+	if id, ok := s.cursors.after(key); ok {
+		from, skip = id, 0
+	}
+	seq, err := all.after(txn, from)
+	if err != nil {
+		return err
+	}
+	withMembers := proj.wants("members")
+	lw := newListWriter(pg, r.buffer())
+	var last string
+	for item := range seq {
+		if lw.items == pg.count {
+			break
+		}
+		if skip > 0 {
+			skip--
 			continue
 		}
-		lw.buf = item.encode(lw.sep(), r.baseURL)
+		if err := lw.add(item, proj, r.baseURL, withMembers); err != nil {
+			return err
+		}
+		last = item.id()
 	}
+	if lw.items == pg.count && last != "" {
+		s.cursors.remember(cursorKey{rt.Name, pg.start + lw.items}, last)
+	}
+	lw.total = total
 	lw.write(w)
 	return nil
 }
@@ -147,6 +200,15 @@ func (l *listWriter) sep() []byte {
 	}
 	l.items++
 	return l.buf
+}
+
+// add puts item on the page, projected if proj asks.
+func (l *listWriter) add(item listed, proj *projection, base string, withMembers bool) error {
+	if proj != nil {
+		return l.addDoc(proj.apply(item.doc(base, withMembers)))
+	}
+	l.buf = item.encode(l.sep(), base)
+	return nil
 }
 
 func (l *listWriter) addDoc(doc map[string]any) error {

@@ -59,10 +59,11 @@ type Options struct {
 // Server serves the SCIM endpoints below the configured base path. It
 // implements http.Handler and expects the full request path.
 type Server struct {
-	st   *store.Store
-	opts Options
-	log  *slog.Logger
-	cfg  atomic.Pointer[config]
+	st      *store.Store
+	opts    Options
+	log     *slog.Logger
+	cfg     atomic.Pointer[config]
+	cursors cursors
 }
 
 // NewServer returns a Server on st.

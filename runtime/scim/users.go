@@ -338,8 +338,26 @@ func userCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.User]
 	return seq, false, "scan", err
 }
 
+// allUsers pages through every user for unfiltered lists.
+var allUsers = pager{
+	count: (*store.Txn).UserCount,
+	after: func(txn *store.Txn, id string) (iter.Seq[listed], error) {
+		users, err := txn.UsersAfter(id)
+		if err != nil {
+			return nil, err
+		}
+		return func(yield func(listed) bool) {
+			for u := range users {
+				if !yield(userItem{u}) {
+					return
+				}
+			}
+		}, nil
+	},
+}
+
 func (s *Server) listUsers(w http.ResponseWriter, r *request, _ string) error {
-	return s.list(w, r, schema.UserType, func(txn *store.Txn, f *filter.Filter) (iter.Seq2[listed, error], bool, error) {
+	return s.list(w, r, schema.UserType, &allUsers, func(txn *store.Txn, f *filter.Filter) (iter.Seq2[listed, error], bool, error) {
 		seq, exact, _, err := userCandidates(txn, f)
 		return func(yield func(listed, error) bool) {
 			for u := range seq {

@@ -359,6 +359,77 @@ func testPagination(t *testing.T, flag bool) {
 	}
 }
 
+// A page that follows another starts after the last user that page
+// showed, not at a position counted again: a user deleted from an earlier
+// page does not push a user out of the next one, a user created there does
+// not show one twice, and the totals are current.
+func TestPagesFollowTheirCursor(t *testing.T) {
+	e := newEnv(t, true, defaultConfig())
+	ids := map[string]string{}
+	for i := range 9 {
+		id := e.createUser(fmt.Sprintf("u%d@contoso.com", i), "x", "x@contoso.com")
+		ids[id] = fmt.Sprintf("u%d@contoso.com", i)
+	}
+	page := func(start, count int, extra string) (got []string, total float64) {
+		t.Helper()
+		r := e.must(200, "GET", fmt.Sprintf("/Users?startIndex=%d&count=%d%s", start, count, extra), "").json(t)
+		return resourceIDs(r), r["totalResults"].(float64)
+	}
+	first, _ := page(1, 3, "")
+	second, _ := page(4, 3, "")
+	// Delete the first user of the first page: counting again would start
+	// the third page one user later and skip one.
+	e.must(204, "DELETE", "/Users/"+first[0], "")
+	third, total := page(7, 3, "")
+	if total != 8 {
+		t.Errorf("totalResults after a delete: %v, want 8", total)
+	}
+	walked := append(append(append([]string{}, first...), second...), third...)
+	var want []string
+	for id := range ids {
+		want = append(want, id)
+	}
+	if !sameIDs(walked, want) {
+		t.Fatalf("pages walked %v, want each of the 9 users once", walked)
+	}
+	if !slices.IsSorted(walked) {
+		t.Errorf("pages not in id order: %v", walked)
+	}
+	// A page no other page ended at is counted: the 8th of the users left.
+	left := slices.DeleteFunc(slices.Clone(walked), func(id string) bool { return id == first[0] })
+	if rest, _ := page(8, 5, "&attributes=userName"); !slices.Equal(rest, left[7:]) {
+		t.Errorf("counted page: %v, want %v", rest, left[7:])
+	}
+	// A projected page follows its cursor too and keeps the projection.
+	r := e.must(200, "GET", "/Users?startIndex=4&count=3&attributes=userName", "").json(t)
+	if got := resourceIDs(r); !slices.Equal(got, second) {
+		t.Errorf("projected page: %v, want %v", got, second)
+	}
+	if u := dig(r, "Resources", 0).(map[string]any); u["userName"] != ids[second[0]] || u["emails"] != nil {
+		t.Errorf("projected user: %v", u)
+	}
+}
+
+func TestCursorsAreBounded(t *testing.T) {
+	var c cursors
+	for i := range maxCursors + 10 {
+		c.remember(cursorKey{"User", i}, fmt.Sprint(i))
+	}
+	if len(c.last) != maxCursors {
+		t.Fatalf("%d cursors kept, want at most %d", len(c.last), maxCursors)
+	}
+	if _, ok := c.after(cursorKey{"User", 0}); ok {
+		t.Error("the oldest cursor was kept")
+	}
+	if id, ok := c.after(cursorKey{"User", maxCursors + 9}); !ok || id != fmt.Sprint(maxCursors+9) {
+		t.Errorf("newest cursor: %q %v", id, ok)
+	}
+	c.remember(cursorKey{"User", maxCursors + 9}, "again")
+	if len(c.ring) != maxCursors {
+		t.Errorf("a cursor remembered twice took two places")
+	}
+}
+
 func TestAttributeProjection(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {

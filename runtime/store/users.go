@@ -369,3 +369,37 @@ func (t *Txn) UsersByName(from string) (iter.Seq2[*User, error], error) {
 type stringComparer struct{}
 
 func (stringComparer) Compare(a, b string) int { return strings.Compare(a, b) }
+
+// UserCount returns how many users the transaction sees, without
+// visiting them: every user holds one entry of the userName index.
+func (t *Txn) UserCount() (int, error) {
+	x, err := t.readUserIndexes(true, false)
+	if err != nil {
+		return 0, err
+	}
+	if x.namesB != nil {
+		return x.namesB.Len(), nil
+	}
+	return x.names.Len(), nil
+}
+
+// UsersAfter yields the users whose id sorts after id, in id order; from
+// "" it yields every user. A list paged by the last id it showed starts
+// each page there instead of counting the users before it.
+func (t *Txn) UsersAfter(id string) (iter.Seq[*User], error) {
+	it, err := t.LowerBound(TableUsers, IndexID, id)
+	if err != nil {
+		return nil, fmt.Errorf("users after %q: %w", id, err)
+	}
+	return func(yield func(*User) bool) {
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			u := raw.(*User)
+			if u.ID == id {
+				continue
+			}
+			if !yield(u) {
+				return
+			}
+		}
+	}, nil
+}

@@ -177,6 +177,24 @@ func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts []string) {
 	if !slices.Equal(got, want) {
 		rt.Fatalf("UsersByName = %v, want %v", got, want)
 	}
+	if n, err := tx.UserCount(); err != nil || n != len(model) {
+		rt.Fatalf("UserCount = %d, %v; want %d", n, err, len(model))
+	}
+	ids := slices.Sorted(maps.Keys(model))
+	for _, from := range append([]string{"", "u0", "u9"}, ids...) {
+		after, err := tx.UsersAfter(from)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		var got []string
+		for u := range after {
+			got = append(got, u.ID)
+		}
+		want := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id <= from })
+		if !slices.Equal(got, want) {
+			rt.Fatalf("UsersAfter(%q) = %v, want %v", from, got, want)
+		}
+	}
 }
 
 // TestUserNameTakenIsRefused checks the store itself refuses a second user

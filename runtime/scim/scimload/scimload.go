@@ -62,8 +62,9 @@ type Config struct {
 	// filled. The store then holds users this run did not make: the
 	// read-back is skipped.
 	FirstUser int
-	// NoReadBack skips the read-back after the cycle: paging through a
-	// million users by startIndex takes longer than making them.
+	// NoReadBack skips the read-back after the cycle, which reads every
+	// user and group again: a run that measures only the cycle's memory
+	// and time at a million users need not.
 	NoReadBack bool
 	// Flag sends the aadOptscim062020 request shapes.
 	Flag bool
