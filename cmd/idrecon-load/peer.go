@@ -87,9 +87,10 @@ type target struct {
 
 // outcome is a target's run.
 type outcome struct {
-	label string
-	res   *scimload.Result
-	rss   rssFigures
+	label   string
+	res     *scimload.Result
+	rss     rssFigures
+	journal *journalSyncs // nil for a server without a journal
 }
 
 // load starts t, runs cfg against it with the report of -pid, and stops
@@ -104,6 +105,12 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 	if err != nil {
 		return nil, err
 	}
+	var before journalSyncs
+	if d.metrics != "" {
+		if before, err = scrapeJournal(d.metrics); err != nil {
+			return nil, err
+		}
+	}
 	cfg.URL = d.scim
 	res, err := scimload.Run(ctx, cfg)
 	if res == nil {
@@ -111,7 +118,18 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 		return nil, err
 	}
 	res.Print(stdout)
-	return &outcome{label: t.label, res: res, rss: rss.report(stdout, cfg.Users, res.Requests, settle)}, err
+	o = &outcome{label: t.label, res: res}
+	if d.metrics != "" {
+		after, serr := scrapeJournal(d.metrics)
+		if serr != nil {
+			return nil, errors.Join(err, serr)
+		}
+		run := after.since(before)
+		run.print(stdout, writes(res))
+		o.journal = &run
+	}
+	o.rss = rss.report(stdout, cfg.Users, res.Requests, settle)
+	return o, err
 }
 
 // runTargets loads each target in turn, each a fresh process with the same
@@ -189,6 +207,19 @@ func compareTable(w io.Writer, users int, a, b []*outcome) {
 	memory("after the run", func(o *outcome) int64 { return o.rss.after })
 	if a[0].rss.settle > 0 {
 		memory(a[0].rss.settle.String()+" later", func(o *outcome) int64 { return o.rss.settled })
+	}
+	journal := func(of func(*journalSyncs) float64) func(*outcome) float64 {
+		return func(o *outcome) float64 {
+			if o.journal == nil {
+				return math.NaN()
+			}
+			return of(o.journal)
+		}
+	}
+	if a[0].journal != nil || b[0].journal != nil {
+		row("journal syncs (fdatasync)", journal(func(j *journalSyncs) float64 { return j.count }), count, false)
+		row("  p99 at most", journal(func(j *journalSyncs) float64 { return float64(j.quantile(0.99)) }), ms, false)
+		row("  over "+slowSync.String(), journal(func(j *journalSyncs) float64 { return j.over(slowSync) }), count, false)
 	}
 	row("server CPU per request", func(o *outcome) float64 {
 		if o.res.Requests == 0 {

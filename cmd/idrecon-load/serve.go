@@ -20,13 +20,15 @@ type daemon struct {
 	name string // for messages: "idrecon serve", "the peer"
 	cmd  *exec.Cmd
 	scim string // the SCIM base URL it announced
-	done chan struct{}
+	// metrics is the URL of its Prometheus metrics, when it has them.
+	metrics string
+	done    chan struct{}
 }
 
 // announcement is what a server process says on stderr, as a JSON line,
 // once it listens: the SCIM base URL and, when it has one, a readiness
 // URL to poll until it answers 200.
-type announcement struct{ scim, ready string }
+type announcement struct{ scim, ready, metrics string }
 
 // startDaemon starts bin serve on spec with dataDir and extra flags, and
 // returns once it announced its addresses and /readyz answers 200.
@@ -38,7 +40,7 @@ func startDaemon(ctx context.Context, bin, spec, dataDir string, extra []string,
 		if json.Unmarshal(b, &line) != nil || line.Msg != "idrecon serving" {
 			return announcement{}, false
 		}
-		return announcement{line.SCIM, line.Admin + "/readyz"}, true
+		return announcement{line.SCIM, line.Admin + "/readyz", line.Admin + "/metrics"}, true
 	}, logs)
 }
 
@@ -77,7 +79,7 @@ func startProcess(ctx context.Context, name string, cmd *exec.Cmd, announce func
 	var a announcement
 	select {
 	case a = <-serving:
-		d.scim = a.scim
+		d.scim, d.metrics = a.scim, a.metrics
 	case <-d.done:
 		return nil, fmt.Errorf("%s exited before serving", name)
 	case <-ctx.Done():

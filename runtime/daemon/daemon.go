@@ -288,10 +288,11 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		binder.Notify(c)
 		suspension.observe(c)
 	}
+	var journal prometheus.Collector // the durable state's metrics, when it has one
 	if cfg.Etcd != nil {
 		st, sh, closeStore, err = openEtcdStore(context.Background(), cfg.Etcd, log, onCommit)
 	} else {
-		st, closeStore, err = openStore(cfg, log, trail, onCommit)
+		st, journal, closeStore, err = openStore(cfg, log, trail, onCommit)
 	}
 	if err != nil {
 		return nil, cleanup, err
@@ -367,6 +368,11 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	main.HandleFunc("GET "+spec.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	fronts := &gateways{st: st, sessions: gateway.SessionsFunc(samlSrv.SessionUser), decider: gateway.StoreDecider{Store: st},
 		samlBase: samlSrv.BasePath, audit: trail, log: log.With("component", "gateway")}
+	if journal != nil {
+		if err := met.Register(journal); err != nil {
+			return nil, cleanup, fmt.Errorf("journal metrics: %w", err)
+		}
+	}
 	if sh != nil {
 		if err := met.Register(sh.state); err != nil {
 			return nil, cleanup, fmt.Errorf("etcd metrics: %w", err)
@@ -636,31 +642,32 @@ func (d *daemon) serve(ctx context.Context) error {
 }
 
 // openStore opens the durable state in DataDir and loads it into a fresh
-// store, or returns an in-memory store when there is no data dir.
-func openStore(cfg Config, log *slog.Logger, trail audit.Recorder, onCommit func(memdb.Changes)) (*store.Store, func(), error) {
+// store, or returns an in-memory store when there is no data dir. metrics
+// are the durable state's, nil in memory.
+func openStore(cfg Config, log *slog.Logger, trail audit.Recorder, onCommit func(memdb.Changes)) (st *store.Store, metrics prometheus.Collector, close func(), err error) {
 	if cfg.DataDir == "" {
 		log.Warn("no data dir: state lives in memory only and is lost on restart")
 		st, err := store.New(store.Options{OnCommit: onCommit})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return st, func() { st.Close() }, nil
+		return st, nil, func() { st.Close() }, nil
 	}
 	db, err := durable.Open(durable.Path(cfg.DataDir), durable.Options{Logger: log.With("component", "durable"), Audit: trail})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open state: %w", err)
+		return nil, nil, nil, fmt.Errorf("open state: %w", err)
 	}
-	st, err := store.New(store.Options{Journal: db, OnCommit: onCommit})
+	st, err = store.New(store.Options{Journal: db, OnCommit: onCommit})
 	if err != nil {
 		db.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if _, err := db.LoadInto(st); err != nil {
 		st.Close()
 		db.Close()
-		return nil, nil, fmt.Errorf("load state from %s: %w", cfg.DataDir, err)
+		return nil, nil, nil, fmt.Errorf("load state from %s: %w", cfg.DataDir, err)
 	}
-	return st, func() { st.Close(); db.Close() }, nil
+	return st, db, func() { st.Close(); db.Close() }, nil
 }
 
 // newSource returns the daemon's source: the spec folder, the git

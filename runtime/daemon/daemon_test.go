@@ -224,6 +224,11 @@ func TestExampleServesDriftIsCorrectedAndStateSurvives(t *testing.T) {
 	if code, _ := d.call(t, "GET", d.base+"/api/scim/v2/Users", "wrong-token", nil); code != 401 {
 		t.Fatalf("wrong SCIM token: got %d, want 401", code)
 	}
+	// The write waited for the journal, which /metrics times.
+	_, m := d.call(t, "GET", d.admin+"/metrics", "", nil)
+	if n := metricValue(string(m), "idrecon_journal_sync_duration_seconds_count"); n < 1 {
+		t.Errorf("idrecon_journal_sync_duration_seconds_count %v after a SCIM write, want at least 1", n)
+	}
 
 	// A console edit: add a version of webgoat out of band. (Dropping 2.0
 	// is refused: an assignment grants webgoat/2.0.)

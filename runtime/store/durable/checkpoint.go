@@ -212,7 +212,10 @@ func (db *DB) appendLog(ops []op) error {
 			return err
 		}
 	}
-	if err := w.active.append(frame); err != nil {
+	start := time.Now()
+	err = w.active.append(frame)
+	since(db.metrics.sync, start)
+	if err != nil {
 		if w.active.broken {
 			db.seal()
 		}
@@ -315,7 +318,11 @@ func (db *DB) checkpoint() error {
 		}
 		s := w.sealed[0]
 		w.mu.Unlock()
+		start := time.Now()
 		err := db.checkpointSegment(s)
+		if err == nil {
+			since(db.metrics.checkpoint, start)
+		}
 		w.mu.Lock()
 		w.failure = err
 		if err == nil {

@@ -88,6 +88,7 @@ type DB struct {
 	// Only Commit touches it, and the store calls Commit from one goroutine.
 	unpersisted map[string]bool
 	wal         writeAheadLog
+	metrics     *metrics
 }
 
 var _ store.Journal = (*DB)(nil)
@@ -114,7 +115,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{bolt: bdb, path: path, log: opts.Logger, audit: opts.Audit, unpersisted: map[string]bool{}}
+	db := &DB{bolt: bdb, path: path, log: opts.Logger, audit: opts.Audit, unpersisted: map[string]bool{}, metrics: newMetrics()}
 	if err := db.replayLog(); err != nil {
 		bdb.Close()
 		return nil, err

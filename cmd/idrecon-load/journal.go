@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/scim/scimload"
+)
+
+// syncMetric is the daemon's histogram of journal syncs: one write and one
+// fdatasync of the write-ahead log per batch of writes, which every SCIM
+// write waits for.
+const syncMetric = "idrecon_journal_sync_duration_seconds"
+
+// journalSyncs is a reading of the daemon's syncMetric: the number of
+// syncs, and per bucket bound (ascending, in seconds) how many took at
+// most that long.
+type journalSyncs struct {
+	count  float64
+	bounds []float64
+	atMost []float64
+}
+
+// scrapeJournal reads syncMetric from the Prometheus exposition at url.
+func scrapeJournal(url string) (journalSyncs, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return journalSyncs{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return journalSyncs{}, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return parseJournal(resp.Body)
+}
+
+func parseJournal(r io.Reader) (journalSyncs, error) {
+	var j journalSyncs
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == syncMetric+"_count":
+			j.count = v
+		case strings.HasPrefix(name, syncMetric+`_bucket{le="`):
+			le := strings.TrimSuffix(strings.TrimPrefix(name, syncMetric+`_bucket{le="`), `"}`)
+			b, err := strconv.ParseFloat(le, 64)
+			if err != nil || math.IsInf(b, 1) {
+				continue
+			}
+			j.bounds, j.atMost = append(j.bounds, b), append(j.atMost, v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return j, err
+	}
+	if len(j.bounds) == 0 {
+		return j, fmt.Errorf("no %s in the exposition", syncMetric)
+	}
+	return j, nil
+}
+
+// since returns the syncs made after the reading before.
+func (j journalSyncs) since(before journalSyncs) journalSyncs {
+	d := journalSyncs{count: j.count - before.count, bounds: j.bounds, atMost: make([]float64, len(j.atMost))}
+	for i := range j.atMost {
+		d.atMost[i] = j.atMost[i]
+		if i < len(before.atMost) {
+			d.atMost[i] -= before.atMost[i]
+		}
+	}
+	return d
+}
+
+// over returns how many syncs took longer than bound, which must be one of
+// the histogram's bounds (NaN otherwise).
+func (j journalSyncs) over(bound time.Duration) float64 {
+	for i, b := range j.bounds {
+		if time.Duration(b*float64(time.Second)) == bound {
+			return j.count - j.atMost[i]
+		}
+	}
+	return math.NaN()
+}
+
+// quantile returns the bound of the first bucket holding the q-quantile
+// (at most; +Inf when it lies beyond the last bound).
+func (j journalSyncs) quantile(q float64) time.Duration {
+	for i, b := range j.bounds {
+		if j.atMost[i] >= q*j.count {
+			return time.Duration(b * float64(time.Second))
+		}
+	}
+	return time.Duration(math.MaxInt64)
+}
+
+// slowSync is the bound above which a sync is counted as slow: far beyond
+// a healthy disk's, and long enough to show in a request's p99.
+const slowSync = 3200 * time.Microsecond
+
+// print reports the syncs of a run that made writes SCIM writes.
+func (j journalSyncs) print(w io.Writer, writes int) {
+	if j.count == 0 {
+		fmt.Fprintln(w, "journal     no syncs")
+		return
+	}
+	fmt.Fprintf(w, "journal     %.0f syncs for %d SCIM writes, p50 ≤ %v, p99 ≤ %v, %.0f over %v\n",
+		j.count, writes, j.quantile(0.5), j.quantile(0.99), j.over(slowSync), slowSync)
+}
+
+// writes counts the requests of res that change the state: every kind but
+// lookups and the read-back.
+func writes(res *scimload.Result) int {
+	n := 0
+	for _, k := range res.Kinds {
+		if !strings.HasSuffix(k.Kind, ".lookup") && !strings.HasPrefix(k.Kind, "verify.") {
+			n += k.Count + k.Errors
+		}
+	}
+	return n
+}
