@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -69,10 +70,14 @@ func parseJournal(r io.Reader) (journalSyncs, error) {
 		return j, err
 	}
 	if len(j.bounds) == 0 {
-		return j, fmt.Errorf("no %s in the exposition", syncMetric)
+		return j, errNoJournal
 	}
 	return j, nil
 }
+
+// errNoJournal is scrapeJournal's error for a daemon without a journal
+// (its state in memory only).
+var errNoJournal = errors.New("no " + syncMetric + " in the exposition")
 
 // since returns the syncs made after the reading before.
 func (j journalSyncs) since(before journalSyncs) journalSyncs {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestJournalSyncsFromTheExposition(t *testing.T) {
 	if n := run.over(slowSync); n != 2 {
 		t.Errorf("%v over %v, want 2", n, slowSync)
 	}
-	if _, err := parseJournal(httptest.NewRecorder().Body); err == nil {
-		t.Error("an exposition without the metric parsed")
+	if _, err := parseJournal(httptest.NewRecorder().Body); !errors.Is(err, errNoJournal) {
+		t.Errorf("an exposition without the metric: err %v, want errNoJournal", err)
 	}
 }

@@ -106,8 +106,13 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 		return nil, err
 	}
 	var before journalSyncs
-	if d.metrics != "" {
-		if before, err = scrapeJournal(d.metrics); err != nil {
+	journaled := d.metrics != ""
+	if journaled {
+		before, err = scrapeJournal(d.metrics)
+		switch {
+		case errors.Is(err, errNoJournal):
+			journaled = false
+		case err != nil:
 			return nil, err
 		}
 	}
@@ -119,7 +124,7 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 	}
 	res.Print(stdout)
 	o = &outcome{label: t.label, res: res}
-	if d.metrics != "" {
+	if journaled {
 		after, serr := scrapeJournal(d.metrics)
 		if serr != nil {
 			return nil, errors.Join(err, serr)
