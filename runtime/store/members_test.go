@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +149,47 @@ func TestMembersReadYourWrites(t *testing.T) {
 	if err != nil || m == nil || m.Version != 1 {
 		t.Fatalf("members row = %+v, %v; want version 1", m, err)
 	}
+}
+
+// merge and DiffMembers against sets: merge(old, add, remove) holds old's
+// ids plus add's minus remove's, sorted, and DiffMembers of old and that
+// list gives add and remove back, whether the two lists share their
+// strings (as the store's do) or not.
+func TestMergeAndDiffAgainstSets(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		pool := rapid.SliceOfNDistinct(rapid.StringMatching(`[a-f0-9]{1,6}`), 0, 60, rapid.ID[string]).Draw(rt, "pool")
+		slices.Sort(pool)
+		var old, add, remove []string
+		for _, id := range pool {
+			switch rapid.IntRange(0, 3).Draw(rt, "fate") {
+			case 0:
+				add = append(add, id)
+			case 1:
+				old = append(old, id)
+				remove = append(remove, id)
+			case 2:
+				old = append(old, id)
+			}
+		}
+		got := merge(old, add, remove)
+		var want []string
+		for _, id := range pool {
+			if (slices.Contains(old, id) && !slices.Contains(remove, id)) || slices.Contains(add, id) {
+				want = append(want, id)
+			}
+		}
+		if !slices.Equal(got, want) {
+			rt.Fatalf("merge(%v, %v, %v) = %v, want %v", old, add, remove, got, want)
+		}
+		copied := make([]string, len(got))
+		for i, id := range got {
+			copied[i] = strings.Clone(id)
+		}
+		for _, after := range [][]string{got, copied} {
+			added, removed := DiffMembers(old, after)
+			if !slices.Equal(added, add) || !slices.Equal(removed, remove) {
+				rt.Fatalf("DiffMembers(%v, %v) = %v, %v; want %v, %v", old, after, added, removed, add, remove)
+			}
+		}
+	})
 }

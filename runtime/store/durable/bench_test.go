@@ -428,3 +428,59 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// BenchmarkBigGroupAdds fills one group with every one of 100,000 users in
+// writes of 100 ids (Entra's member PATCHes), one writer, through the
+// journal. A members row is one sorted list, so each write copies it and
+// the log works out its change by comparing the old list with the new:
+// ms/write-at-end is the cost of one write once the group is nearly full,
+// the case of an "all users" group in a large tenant.
+//
+//	go test -run '^$' -bench BigGroupAdds -benchtime 1x ./runtime/store/durable/
+func BenchmarkBigGroupAdds(b *testing.B) {
+	const users, perWrite = 100_000, 100
+	path := filepath.Join(b.TempDir(), FileName)
+	writeUsers(b, path, users)
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = bigUser(i).ID
+	}
+	db, err := Open(path, Options{SegmentBytes: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	st, err := store.New(store.Options{Journal: db})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := db.LoadInto(st); err != nil {
+		b.Fatal(err)
+	}
+	round := 0
+	var atEnd time.Duration
+	for b.Loop() {
+		gid := fmt.Sprintf("all-users-%d", round)
+		round++
+		if err := st.Update(context.Background(), func(tx *store.Txn) error {
+			return tx.Insert(store.TableGroups, &store.Group{ID: gid, DisplayName: gid, Created: t0, Modified: t0, Version: 1})
+		}); err != nil {
+			b.Fatal(err)
+		}
+		writes := users / perWrite
+		for w := range writes {
+			add := ids[w*perWrite : (w+1)*perWrite]
+			start := time.Now()
+			if err := st.Update(context.Background(), func(tx *store.Txn) error {
+				return tx.ChangeMembers(gid, add, nil, t0)
+			}); err != nil {
+				b.Fatal(err)
+			}
+			if w >= writes*9/10 {
+				atEnd += time.Since(start)
+			}
+		}
+	}
+	b.ReportMetric(float64(atEnd.Microseconds())/1000/float64(b.N*(users/perWrite)/10), "ms/write-at-end")
+}

@@ -503,7 +503,7 @@ func format2Ops(t *testing.T, changes memdb.Changes) []op {
 		if m, ok := c.After.(*store.Members); ok {
 			after, group = m.IDs, m.GroupID
 		}
-		added, removed := diff(before, after)
+		added, removed := store.DiffMembers(before, after)
 		for _, id := range slices.Concat(added, removed) {
 			m := &store.Membership{GroupID: group, MemberID: id}
 			key, _ := record.Key(record.Memberships, m)

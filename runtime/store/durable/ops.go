@@ -83,7 +83,7 @@ func membersOps(ops []op, c *memdb.Change) ([]op, error) {
 	}
 	d := &record.MemberDelta{GroupID: after.GroupID, Version: after.Version, Modified: after.Modified}
 	if before != nil {
-		d.Add, d.Remove = diff(before.IDs, after.IDs)
+		d.Add, d.Remove = store.DiffMembers(before.IDs, after.IDs)
 	} else {
 		d.Add = after.IDs
 	}
@@ -103,24 +103,4 @@ func membersOps(ops []op, c *memdb.Change) ([]op, error) {
 		return nil, fmt.Errorf("members of group %s: %w", d.GroupID, err)
 	}
 	return append(ops, op{table: c.Table, key: key, val: val}), nil
-}
-
-// diff returns the ids of sorted after that are not in sorted before, and
-// those of before not in after.
-func diff(before, after []string) (added, removed []string) {
-	i, j := 0, 0
-	for i < len(before) || j < len(after) {
-		switch {
-		case j == len(after) || (i < len(before) && before[i] < after[j]):
-			removed = append(removed, before[i])
-			i++
-		case i == len(before) || after[j] < before[i]:
-			added = append(added, after[j])
-			j++
-		default:
-			i++
-			j++
-		}
-	}
-	return added, removed
 }

@@ -182,22 +182,12 @@ func (b *batch) membersRow(c *memdb.Change) error {
 	if gid == "" {
 		return nil
 	}
-	for _, id := range minus(cur, old) {
+	added, removed := store.DiffMembers(old, cur)
+	for _, id := range added {
 		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id)})
 	}
-	for _, id := range minus(old, cur) {
+	for _, id := range removed {
 		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id), del: true})
 	}
 	return b.object(b.s.objectKey(store.TableMembers, gid), c)
-}
-
-// minus returns the ids of a (sorted) not in b (sorted).
-func minus(a, b []string) []string {
-	var out []string
-	for _, id := range a {
-		if _, found := slices.BinarySearch(b, id); !found {
-			out = append(out, id)
-		}
-	}
-	return out
 }
