@@ -243,25 +243,9 @@ func TestLoadMillionUsers(t *testing.T) {
 //	go test -run '^$' -bench Members -benchtime 1x ./runtime/store/durable/
 func BenchmarkMembers(b *testing.B) {
 	const users, groups, perGroup, perWrite, writers = 100_000, 1000, 1000, 100, 16
-	path := filepath.Join(b.TempDir(), FileName)
-	writeUsers(b, path, users)
-	ids := make([]string, users)
-	for i := range ids {
-		ids[i] = bigUser(i).ID
-	}
-	db, err := Open(path, Options{SegmentBytes: 1 << 30})
-	if err != nil {
-		b.Fatal(err)
-	}
+	path, ids, db, st := usersLoaded(b, users)
 	defer db.Close()
-	st, err := store.New(store.Options{Journal: db})
-	if err != nil {
-		b.Fatal(err)
-	}
 	defer st.Close()
-	if _, err := db.LoadInto(st); err != nil {
-		b.Fatal(err)
-	}
 	var write, checkpoint, checkpointCPU, load time.Duration
 	var walBytes int64
 	round := 0
@@ -317,7 +301,7 @@ func BenchmarkMembers(b *testing.B) {
 		b.Fatal(err)
 	}
 	start, cpu := time.Now(), cpuTime(b)
-	db, err = Open(path, Options{})
+	db, err := Open(path, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -439,25 +423,9 @@ func TestMain(m *testing.M) {
 //	go test -run '^$' -bench BigGroupAdds -benchtime 1x ./runtime/store/durable/
 func BenchmarkBigGroupAdds(b *testing.B) {
 	const users, perWrite = 100_000, 100
-	path := filepath.Join(b.TempDir(), FileName)
-	writeUsers(b, path, users)
-	ids := make([]string, users)
-	for i := range ids {
-		ids[i] = bigUser(i).ID
-	}
-	db, err := Open(path, Options{SegmentBytes: 1 << 30})
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, ids, db, st := usersLoaded(b, users)
 	defer db.Close()
-	st, err := store.New(store.Options{Journal: db})
-	if err != nil {
-		b.Fatal(err)
-	}
 	defer st.Close()
-	if _, err := db.LoadInto(st); err != nil {
-		b.Fatal(err)
-	}
 	round := 0
 	var atEnd time.Duration
 	for b.Loop() {
@@ -483,4 +451,31 @@ func BenchmarkBigGroupAdds(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(atEnd.Microseconds())/1000/float64(b.N*(users/perWrite)/10), "ms/write-at-end")
+}
+
+// usersLoaded writes n users (bigUser) to a fresh state file, opens it with
+// a log of one segment (so no checkpoint runs beside the writes) and loads
+// it into a store; it returns the file's path and the users' ids.
+func usersLoaded(b *testing.B, n int) (path string, ids []string, db *DB, st *store.Store) {
+	b.Helper()
+	path = filepath.Join(b.TempDir(), FileName)
+	writeUsers(b, path, n)
+	ids = make([]string, n)
+	for i := range ids {
+		ids[i] = bigUser(i).ID
+	}
+	db, err := Open(path, Options{SegmentBytes: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if st, err = store.New(store.Options{Journal: db}); err != nil {
+		db.Close()
+		b.Fatal(err)
+	}
+	if _, err := db.LoadInto(st); err != nil {
+		st.Close()
+		db.Close()
+		b.Fatal(err)
+	}
+	return path, ids, db, st
 }
