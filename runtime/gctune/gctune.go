@@ -76,11 +76,13 @@ func availableMemory(readFile func(string) ([]byte, error)) int64 {
 const Headroom = 32 << 20
 
 // Quiet is the allocation, in bytes per second, below which Follow takes a
-// burst of writes to have ended, and Returnable the free heap it then hands
-// back to the operating system at once. Go keeps freed heap memory
-// resident until its background scavenger returns it, which near a memory
-// limit it does slowly; a daemon that has just applied a large batch would
-// otherwise hold its peak for minutes.
+// burst of writes to have ended, and Returnable the memory it must be able
+// to hand back to the operating system for that to be worth a collection:
+// free heap, and heap in objects that died since the last collection. Go
+// keeps freed heap memory resident until its background scavenger returns
+// it, which near a memory limit it does slowly, and it collects only when
+// something allocates; a daemon that has just applied a large batch would
+// otherwise hold its peak, garbage and all, until the next burst.
 const (
 	Quiet      = 4 << 20
 	Returnable = 8 << 20
@@ -101,13 +103,14 @@ func Follow(ctx context.Context, s Settings, every time.Duration) {
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/heap/allocs:bytes"},
 		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		metrics.Read(sample)
 		if v, ok := uint64s(sample); ok {
-			limit, ret := f.step(v[0], v[1], v[2])
+			limit, ret := f.step(reading{live: v[0], allocs: v[1], free: v[2], objects: v[3]})
 			if limit > 0 {
 				debug.SetMemoryLimit(limit)
 			}
@@ -123,8 +126,8 @@ func Follow(ctx context.Context, s Settings, every time.Duration) {
 	}
 }
 
-func uint64s(sample []metrics.Sample) ([3]int64, bool) {
-	var v [3]int64
+func uint64s(sample []metrics.Sample) ([4]int64, bool) {
+	var v [4]int64
 	for i, s := range sample {
 		if s.Value.Kind() != metrics.KindUint64 {
 			return v, false
@@ -143,23 +146,34 @@ type follower struct {
 	returned bool  // memory was returned in the current quiet spell
 }
 
-// step takes the live heap, the bytes allocated so far and the free heap
-// held, and returns the memory limit (0: leave it) and whether to return
-// the free heap.
-func (f *follower) step(live, allocs, free int64) (limit int64, ret bool) {
-	rate := float64(allocs-f.allocs) / f.every.Seconds()
+// reading is one sample of the runtime's counters, in bytes.
+type reading struct {
+	live    int64 // the heap the last collection found reachable
+	allocs  int64 // allocated since the start
+	free    int64 // heap spans free and not yet returned to the system
+	objects int64 // heap in objects: the live ones and those dead since
+}
+
+// reclaimable is what a collection that returns free memory would hand
+// back: the free spans, and the objects that died since the last one.
+func (r reading) reclaimable() int64 { return r.free + max(r.objects-r.live, 0) }
+
+// step takes a reading and returns the memory limit (0: leave it) and
+// whether to collect and return the free heap.
+func (f *follower) step(r reading) (limit int64, ret bool) {
+	rate := float64(r.allocs-f.allocs) / f.every.Seconds()
 	first := f.allocs == 0
-	f.allocs = allocs
+	f.allocs = r.allocs
 	quiet := !first && rate < Quiet
 	if !quiet {
 		f.returned = false
 	}
-	ret = quiet && !f.returned && free > Returnable
+	ret = quiet && !f.returned && r.reclaimable() > Returnable
 	if ret {
 		f.returned = true
 	}
 	if f.ceiling > 0 {
-		limit = limitFor(live, f.ceiling)
+		limit = limitFor(r.live, f.ceiling)
 	}
 	return limit, ret
 }

@@ -43,39 +43,45 @@ func TestApplyLeavesTheEnvironmentsChoice(t *testing.T) {
 	}
 }
 
-// TestFollowerReturnsMemoryOncePerQuietSpell: free heap goes back to the
-// operating system when the allocation rate drops after a burst, once until
-// the next burst, and never on the first reading (no rate yet) or when too
-// little is free to be worth a collection.
+// TestFollowerReturnsMemoryOncePerQuietSpell: free heap, and heap in
+// objects dead since the last collection, go back to the operating system
+// when the allocation rate drops after a burst, once until the next burst,
+// and never on the first reading (no rate yet) or when too little would
+// come back to be worth a collection.
 func TestFollowerReturnsMemoryOncePerQuietSpell(t *testing.T) {
 	const mib = 1 << 20
+	const live = 40 * mib
 	f := follower{ceiling: 1 << 40, every: time.Second}
 	var allocs int64
 	steps := []struct {
-		name      string
-		allocated int64 // during the step
-		free      int64
-		want      bool
+		name       string
+		allocated  int64 // during the step
+		free, dead int64
+		want       bool
 	}{
-		{"first reading", 0, 100 * mib, false},
-		{"burst", 500 * mib, 100 * mib, false},
-		{"burst goes on", 200 * mib, 100 * mib, false},
-		{"quiet, much free", Quiet / 2, 100 * mib, true},
-		{"still quiet", Quiet / 2, 100 * mib, false},
-		{"next burst", 300 * mib, 50 * mib, false},
-		{"quiet, little free", 0, Returnable / 2, false},
-		{"quiet, more freed", 0, 2 * Returnable, true},
+		{"first reading", 0, 100 * mib, 0, false},
+		{"burst", 500 * mib, 100 * mib, 0, false},
+		{"burst goes on", 200 * mib, 100 * mib, 0, false},
+		{"quiet, much free", Quiet / 2, 100 * mib, 0, true},
+		{"still quiet", Quiet / 2, 100 * mib, 0, false},
+		{"next burst", 300 * mib, 50 * mib, 0, false},
+		{"quiet, little free", 0, Returnable / 2, 0, false},
+		{"quiet, more freed", 0, 2 * Returnable, 0, true},
+		{"another burst", 300 * mib, 0, 60 * mib, false},
+		{"quiet, little free but dead objects not yet collected", 0, Returnable / 4, 2 * Returnable, true},
+		{"next burst ends", 300 * mib, 0, 0, false},
+		{"quiet, a little of both", 0, Returnable / 4, Returnable / 4, false},
 	}
 	for _, s := range steps {
 		allocs += s.allocated
 		if s.name == "first reading" {
 			allocs = Quiet / 2 // start-up allocated little so far: still no rate
 		}
-		limit, got := f.step(40*mib, allocs, s.free)
+		limit, got := f.step(reading{live: live, allocs: allocs, free: s.free, objects: live + s.dead})
 		if got != s.want {
 			t.Errorf("%s: return = %v, want %v", s.name, got, s.want)
 		}
-		if want := limitFor(40*mib, 1<<40); limit != want {
+		if want := limitFor(live, 1<<40); limit != want {
 			t.Errorf("%s: limit = %d, want %d", s.name, limit, want)
 		}
 	}
@@ -85,8 +91,9 @@ func TestFollowerReturnsMemoryOncePerQuietSpell(t *testing.T) {
 // and memory is still returned.
 func TestFollowerWithoutCeiling(t *testing.T) {
 	f := follower{every: time.Second}
-	f.step(1<<20, 1<<30, 1<<30)
-	limit, ret := f.step(1<<20, 1<<30, 1<<30)
+	r := reading{live: 1 << 20, allocs: 1 << 30, free: 1 << 30, objects: 1 << 20}
+	f.step(r)
+	limit, ret := f.step(r)
 	if limit != 0 || !ret {
 		t.Fatalf("step = %d, %v; want 0 (leave the limit), true", limit, ret)
 	}
