@@ -644,7 +644,7 @@ func (d *daemon) serve(ctx context.Context) error {
 // openStore opens the durable state in DataDir and loads it into a fresh
 // store, or returns an in-memory store when there is no data dir. metrics
 // are the durable state's, nil in memory.
-func openStore(cfg Config, log *slog.Logger, trail audit.Recorder, onCommit func(memdb.Changes)) (st *store.Store, metrics prometheus.Collector, close func(), err error) {
+func openStore(cfg Config, log *slog.Logger, trail audit.Recorder, onCommit func(memdb.Changes)) (st *store.Store, metrics prometheus.Collector, closeStore func(), err error) {
 	if cfg.DataDir == "" {
 		log.Warn("no data dir: state lives in memory only and is lost on restart")
 		st, err := store.New(store.Options{OnCommit: onCommit})
