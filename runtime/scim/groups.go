@@ -392,16 +392,33 @@ func groupCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.Grou
 	return seq, false, "scan", err
 }
 
+// allGroups pages through every group for unfiltered lists.
+var allGroups = pager{
+	count: (*store.Txn).GroupCount,
+	after: func(txn *store.Txn, id string) (iter.Seq2[listed, error], error) {
+		groups, err := txn.GroupsAfter(id)
+		return groupItems(txn, groups), err
+	},
+}
+
 func (s *Server) listGroups(w http.ResponseWriter, r *request, _ string) error {
-	return s.list(w, r, schema.GroupType, nil, func(txn *store.Txn, f *filter.Filter) (iter.Seq2[listed, error], bool, error) {
+	return s.list(w, r, schema.GroupType, &allGroups, func(txn *store.Txn, f *filter.Filter) (iter.Seq2[listed, error], bool, error) {
 		seq, exact, _, err := groupCandidates(txn, f)
-		return func(yield func(listed, error) bool) {
-			for g := range seq {
-				v, members, err := groupView(txn, g)
-				if !yield(groupItem{v, members}, err) || err != nil {
-					return
-				}
-			}
-		}, exact, err
+		return groupItems(txn, seq), exact, err
 	})
+}
+
+// groupItems yields each group of seq with its members, as lists show it.
+func groupItems(txn *store.Txn, seq iter.Seq[*store.Group]) iter.Seq2[listed, error] {
+	return func(yield func(listed, error) bool) {
+		if seq == nil {
+			return
+		}
+		for g := range seq {
+			v, members, err := groupView(txn, g)
+			if !yield(groupItem{v, members}, err) || err != nil {
+				return
+			}
+		}
+	}
 }

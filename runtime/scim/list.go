@@ -122,7 +122,7 @@ func (s *Server) list(w http.ResponseWriter, r *request, rt *schema.ResourceType
 // counts them, for unfiltered lists.
 type pager struct {
 	count func(*store.Txn) (int, error)
-	after func(txn *store.Txn, id string) (iter.Seq[listed], error)
+	after func(txn *store.Txn, id string) (iter.Seq2[listed, error], error)
 }
 
 // listAll answers an unfiltered list. A page that starts where an earlier
@@ -145,7 +145,10 @@ func (s *Server) listAll(w http.ResponseWriter, r *request, txn *store.Txn, rt *
 	withMembers := proj.wants("members")
 	lw := newListWriter(pg, r.buffer())
 	var last string
-	for item := range seq {
+	for item, err := range seq {
+		if err != nil {
+			return err
+		}
 		if lw.items == pg.count {
 			break
 		}

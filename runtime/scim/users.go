@@ -341,14 +341,14 @@ func userCandidates(txn *store.Txn, f *filter.Filter) (seq iter.Seq[*store.User]
 // allUsers pages through every user for unfiltered lists.
 var allUsers = pager{
 	count: (*store.Txn).UserCount,
-	after: func(txn *store.Txn, id string) (iter.Seq[listed], error) {
+	after: func(txn *store.Txn, id string) (iter.Seq2[listed, error], error) {
 		users, err := txn.UsersAfter(id)
 		if err != nil {
 			return nil, err
 		}
-		return func(yield func(listed) bool) {
+		return func(yield func(listed, error) bool) {
 			for u := range users {
-				if !yield(userItem{u}) {
+				if !yield(userItem{u}, nil) {
 					return
 				}
 			}

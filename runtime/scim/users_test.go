@@ -359,54 +359,63 @@ func testPagination(t *testing.T, flag bool) {
 	}
 }
 
-// A page that follows another starts after the last user that page
-// showed, not at a position counted again: a user deleted from an earlier
-// page does not push a user out of the next one, a user created there does
-// not show one twice, and the totals are current.
+// A page that follows another starts after the last resource that page
+// showed, not at a position counted again: a resource deleted from an
+// earlier page does not push one out of the next, and the totals are
+// current. Users and groups alike.
 func TestPagesFollowTheirCursor(t *testing.T) {
-	e := newEnv(t, true, defaultConfig())
-	ids := map[string]string{}
-	for i := range 9 {
-		id := e.createUser(fmt.Sprintf("u%d@contoso.com", i), "x", "x@contoso.com")
-		ids[id] = fmt.Sprintf("u%d@contoso.com", i)
-	}
-	page := func(start, count int, extra string) (got []string, total float64) {
-		t.Helper()
-		r := e.must(200, "GET", fmt.Sprintf("/Users?startIndex=%d&count=%d%s", start, count, extra), "").json(t)
-		return resourceIDs(r), r["totalResults"].(float64)
-	}
-	first, _ := page(1, 3, "")
-	second, _ := page(4, 3, "")
-	// Delete the first user of the first page: counting again would start
-	// the third page one user later and skip one.
-	e.must(204, "DELETE", "/Users/"+first[0], "")
-	third, total := page(7, 3, "")
-	if total != 8 {
-		t.Errorf("totalResults after a delete: %v, want 8", total)
-	}
-	walked := append(append(append([]string{}, first...), second...), third...)
-	var want []string
-	for id := range ids {
-		want = append(want, id)
-	}
-	if !sameIDs(walked, want) {
-		t.Fatalf("pages walked %v, want each of the 9 users once", walked)
-	}
-	if !slices.IsSorted(walked) {
-		t.Errorf("pages not in id order: %v", walked)
-	}
-	// A page no other page ended at is counted: the 8th of the users left.
-	left := slices.DeleteFunc(slices.Clone(walked), func(id string) bool { return id == first[0] })
-	if rest, _ := page(8, 5, "&attributes=userName"); !slices.Equal(rest, left[7:]) {
-		t.Errorf("counted page: %v, want %v", rest, left[7:])
-	}
-	// A projected page follows its cursor too and keeps the projection.
-	r := e.must(200, "GET", "/Users?startIndex=4&count=3&attributes=userName", "").json(t)
-	if got := resourceIDs(r); !slices.Equal(got, second) {
-		t.Errorf("projected page: %v, want %v", got, second)
-	}
-	if u := dig(r, "Resources", 0).(map[string]any); u["userName"] != ids[second[0]] || u["emails"] != nil {
-		t.Errorf("projected user: %v", u)
+	for _, rt := range []struct {
+		path, name string
+		create     func(e *env, i int) string
+	}{
+		{"/Users", "userName", func(e *env, i int) string {
+			return e.createUser(fmt.Sprintf("u%d@contoso.com", i), "x", "x@contoso.com")
+		}},
+		{"/Groups", "displayName", func(e *env, i int) string {
+			return e.createGroup(fmt.Sprintf("group %d", i), fmt.Sprintf("g%d", i))
+		}},
+	} {
+		t.Run(rt.path[1:], func(t *testing.T) {
+			e := newEnv(t, true, defaultConfig())
+			var all []string
+			for i := range 9 {
+				all = append(all, rt.create(e, i))
+			}
+			page := func(start, count int, extra string) (got []string, total float64) {
+				t.Helper()
+				r := e.must(200, "GET", fmt.Sprintf("%s?startIndex=%d&count=%d%s", rt.path, start, count, extra), "").json(t)
+				return resourceIDs(r), r["totalResults"].(float64)
+			}
+			first, _ := page(1, 3, "")
+			second, _ := page(4, 3, "")
+			// Delete the first of the first page: counting again would
+			// start the third page one later and skip one.
+			e.must(204, "DELETE", rt.path+"/"+first[0], "")
+			third, total := page(7, 3, "")
+			if total != 8 {
+				t.Errorf("totalResults after a delete: %v, want 8", total)
+			}
+			walked := slices.Concat(first, second, third)
+			if !sameIDs(walked, all) {
+				t.Fatalf("pages walked %v, want each of the 9 once", walked)
+			}
+			if !slices.IsSorted(walked) {
+				t.Errorf("pages not in id order: %v", walked)
+			}
+			// A page no other page ended at is counted: the 8th of those left.
+			left := slices.DeleteFunc(slices.Clone(walked), func(id string) bool { return id == first[0] })
+			if rest, _ := page(8, 5, "&attributes="+rt.name); !slices.Equal(rest, left[7:]) {
+				t.Errorf("counted page: %v, want %v", rest, left[7:])
+			}
+			// A projected page follows its cursor too and keeps the projection.
+			r := e.must(200, "GET", rt.path+"?startIndex=4&count=3&attributes="+rt.name, "").json(t)
+			if got := resourceIDs(r); !slices.Equal(got, second) {
+				t.Errorf("projected page: %v, want %v", got, second)
+			}
+			if res := dig(r, "Resources", 0).(map[string]any); res[rt.name] == nil || len(res) != 3 {
+				t.Errorf("projected resource: %v, want id, schemas and %s", res, rt.name)
+			}
+		})
 	}
 }
 

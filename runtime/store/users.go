@@ -387,17 +387,42 @@ func (t *Txn) UserCount() (int, error) {
 // "" it yields every user. A list paged by the last id it showed starts
 // each page there instead of counting the users before it.
 func (t *Txn) UsersAfter(id string) (iter.Seq[*User], error) {
-	it, err := t.LowerBound(TableUsers, IndexID, id)
+	return rowsAfter(t, TableUsers, id, func(u *User) string { return u.ID })
+}
+
+// GroupsAfter is UsersAfter for groups.
+func (t *Txn) GroupsAfter(id string) (iter.Seq[*Group], error) {
+	return rowsAfter(t, TableGroups, id, func(g *Group) string { return g.ID })
+}
+
+// GroupCount returns how many groups the transaction sees. Unlike users,
+// it counts them one by one: a tenant has far fewer groups than users.
+func (t *Txn) GroupCount() (int, error) {
+	it, err := t.Get(TableGroups, IndexID)
 	if err != nil {
-		return nil, fmt.Errorf("users after %q: %w", id, err)
+		return 0, fmt.Errorf("count groups: %w", err)
 	}
-	return func(yield func(*User) bool) {
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		n++
+	}
+	return n, nil
+}
+
+// rowsAfter yields table's rows whose id (idOf) sorts after id, in id
+// order.
+func rowsAfter[T any](t *Txn, table, id string, idOf func(T) string) (iter.Seq[T], error) {
+	it, err := t.LowerBound(table, IndexID, id)
+	if err != nil {
+		return nil, fmt.Errorf("%s after %q: %w", table, id, err)
+	}
+	return func(yield func(T) bool) {
 		for raw := it.Next(); raw != nil; raw = it.Next() {
-			u := raw.(*User)
-			if u.ID == id {
+			row := raw.(T)
+			if idOf(row) == id {
 				continue
 			}
-			if !yield(u) {
+			if !yield(row) {
 				return
 			}
 		}
