@@ -125,12 +125,11 @@ func (h groups) Replace(r *http.Request, id string, attrs scim.ResourceAttribute
 	}
 	delete(attrs, "members")
 	s := h.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, ok := s.groups.byID[id]
-	if !ok {
-		return scim.Resource{}, notFound(id)
+	g, unlock, err := lockFor(s, &s.groups, id)
+	if err != nil {
+		return scim.Resource{}, err
 	}
+	defer unlock()
 	if err := h.setMembers(id, g, ids); err != nil {
 		return scim.Resource{}, err
 	}
@@ -155,12 +154,11 @@ func (h groups) setAttrs(id string, g *group, attrs scim.ResourceAttributes) {
 
 func (h groups) Delete(r *http.Request, id string) error {
 	s := h.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, ok := s.groups.byID[id]
-	if !ok {
-		return notFound(id)
+	g, unlock, err := lockFor(s, &s.groups, id)
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	for m := range g.members {
 		s.removeMember(id, g, m)
 	}
@@ -178,12 +176,11 @@ func (h groups) Patch(r *http.Request, id string, ops []scim.PatchOperation) (sc
 		return scim.Resource{}, err
 	}
 	s := h.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, ok := s.groups.byID[id]
-	if !ok {
-		return scim.Resource{}, notFound(id)
+	g, unlock, err := lockFor(s, &s.groups, id)
+	if err != nil {
+		return scim.Resource{}, err
 	}
+	defer unlock()
 	// Check every operation before applying any, so a failed PATCH
 	// changes nothing.
 	type change struct {

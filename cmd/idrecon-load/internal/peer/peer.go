@@ -238,6 +238,18 @@ func list[T any](s *store, t *table[T], p scim.ListRequestParams, find func() ([
 
 func notFound(id string) error { return scimerrors.ScimErrorResourceNotFound(id) }
 
+// lockFor takes s's write lock and returns t's object id. Without one it
+// releases the lock and answers not found; else the caller calls unlock.
+func lockFor[T any](s *store, t *table[T], id string) (v *T, unlock func(), err error) {
+	s.mu.Lock()
+	v, ok := t.byID[id]
+	if !ok {
+		s.mu.Unlock()
+		return nil, nil, notFound(id)
+	}
+	return v, s.mu.Unlock, nil
+}
+
 func invalidPath(format string, args ...any) error {
 	e := scimerrors.ScimErrorInvalidPath
 	e.Detail = fmt.Sprintf(format, args...)

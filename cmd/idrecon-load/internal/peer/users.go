@@ -64,12 +64,11 @@ func (h users) GetAll(r *http.Request, p scim.ListRequestParams) (scim.Page, err
 
 func (h users) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
 	s := h.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, ok := s.users.byID[id]
-	if !ok {
-		return scim.Resource{}, notFound(id)
+	u, unlock, err := lockFor(s, &s.users, id)
+	if err != nil {
+		return scim.Resource{}, err
 	}
+	defer unlock()
 	if err := h.reindex(id, u.attrs, attrs); err != nil {
 		return scim.Resource{}, err
 	}
@@ -97,12 +96,11 @@ func (h users) reindex(id string, old, new scim.ResourceAttributes) error {
 
 func (h users) Delete(r *http.Request, id string) error {
 	s := h.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, ok := s.users.byID[id]
-	if !ok {
-		return notFound(id)
+	u, unlock, err := lockFor(s, &s.users, id)
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	for gid := range u.groups {
 		delete(s.groups.byID[gid].members, id)
 	}
@@ -118,12 +116,11 @@ func (h users) Patch(r *http.Request, id string, ops []scim.PatchOperation) (sci
 		return scim.Resource{}, err
 	}
 	s := h.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, ok := s.users.byID[id]
-	if !ok {
-		return scim.Resource{}, notFound(id)
+	u, unlock, err := lockFor(s, &s.users, id)
+	if err != nil {
+		return scim.Resource{}, err
 	}
+	defer unlock()
 	attrs := u.attrs
 	for _, op := range ops {
 		if attrs, err = patchUser(attrs, op); err != nil {
