@@ -1,15 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
 )
@@ -42,35 +43,22 @@ func scrapeJournal(url string) (journalSyncs, error) {
 }
 
 func parseJournal(r io.Reader) (journalSyncs, error) {
-	var j journalSyncs
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
-		name, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			continue
-		}
-		switch {
-		case name == syncMetric+"_count":
-			j.count = v
-		case strings.HasPrefix(name, syncMetric+`_bucket{le="`):
-			le := strings.TrimSuffix(strings.TrimPrefix(name, syncMetric+`_bucket{le="`), `"}`)
-			b, err := strconv.ParseFloat(le, 64)
-			if err != nil || math.IsInf(b, 1) {
-				continue
-			}
-			j.bounds, j.atMost = append(j.bounds, b), append(j.atMost, v)
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return journalSyncs{}, err
 	}
-	if err := sc.Err(); err != nil {
-		return j, err
+	f, ok := families[syncMetric]
+	if !ok || len(f.GetMetric()) == 0 {
+		return journalSyncs{}, errNoJournal
 	}
-	if len(j.bounds) == 0 {
-		return j, errNoJournal
+	h := f.GetMetric()[0].GetHistogram()
+	j := journalSyncs{count: float64(h.GetSampleCount())}
+	for _, b := range h.GetBucket() {
+		if !math.IsInf(b.GetUpperBound(), 1) {
+			j.bounds = append(j.bounds, b.GetUpperBound())
+			j.atMost = append(j.atMost, float64(b.GetCumulativeCount()))
+		}
 	}
 	return j, nil
 }

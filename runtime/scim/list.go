@@ -91,7 +91,7 @@ func (s *Server) list(w http.ResponseWriter, r *request, rt *schema.ResourceType
 	withMembers := proj.wants("members")
 	txn := s.st.Read()
 	if f == nil && all != nil {
-		return s.listAll(w, r, txn, rt, pg, proj, all)
+		return s.listAll(w, r, txn, rt, pg, proj, withMembers, all)
 	}
 	// A filter on members needs them in the document it matches.
 	filterMembers := strings.Contains(strings.ToLower(text), "members")
@@ -128,7 +128,7 @@ type pager struct {
 // listAll answers an unfiltered list. A page that starts where an earlier
 // page ended starts after that page's last id; any other is found by
 // counting from the first resource.
-func (s *Server) listAll(w http.ResponseWriter, r *request, txn *store.Txn, rt *schema.ResourceType, pg page, proj *projection, all *pager) error {
+func (s *Server) listAll(w http.ResponseWriter, r *request, txn *store.Txn, rt *schema.ResourceType, pg page, proj *projection, withMembers bool, all *pager) error {
 	total, err := all.count(txn)
 	if err != nil {
 		return err
@@ -142,7 +142,6 @@ func (s *Server) listAll(w http.ResponseWriter, r *request, txn *store.Txn, rt *
 	if err != nil {
 		return err
 	}
-	withMembers := proj.wants("members")
 	lw := newListWriter(pg, r.buffer())
 	var last string
 	for item, err := range seq {
