@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,14 +64,22 @@ func TestBrowser(t *testing.T) {
 	open := func(shot, path, click, wait string) string {
 		t.Helper()
 		start := time.Now()
-		var steps []chromedp.Action[chromedp.Void]
+		var err error
 		if path != "" {
-			steps = append(steps, chromedp.Navigate(e.adminURL+path))
+			err = chromedp.Do(b, chromedp.Navigate(e.adminURL+path))
 		} else {
-			steps = append(steps, chromedp.Click(chromedp.CSS(click)))
+			// A click starts a navigation that Click does not wait for:
+			// until the location changes, the old page (which may hold
+			// wait too, as the users page does for its search) is read.
+			before, _ := chromedp.Run(b, chromedp.Location())
+			if err = chromedp.Do(b, chromedp.Click(chromedp.CSS(click))); err == nil {
+				err = awaitLocationChange(b, before)
+			}
 		}
-		steps = append(steps, chromedp.WaitVisible(chromedp.CSS(wait)))
-		if err := chromedp.Do(b, steps...); err != nil {
+		if err == nil {
+			err = chromedp.Do(b, chromedp.WaitVisible(chromedp.CSS(wait)))
+		}
+		if err != nil {
 			loc, _ := chromedp.Run(b, chromedp.Location())
 			html, _ := chromedp.Run(b, chromedp.OuterHTML(chromedp.CSS("html")))
 			t.Fatalf("%s: %v (at %s)\n%s", shot, err, loc, html)
@@ -167,5 +176,21 @@ func TestBrowser(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// awaitLocationChange returns once the page's location is no longer
+// before, or fails after 10 s. Errors while the old document goes are
+// expected and retried.
+func awaitLocationChange(b context.Context, before string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if loc, err := chromedp.Run(b, chromedp.Location()); err == nil && loc != before {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still at %s 10 s after the click", before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
