@@ -8,12 +8,14 @@
 // Journal (when one is configured) and only then commits it, so readers never
 // see a change that is not yet durable and one fsync serves many writers.
 //
-// Users, groups and resources are memdb rows. The indexes that would cost a
-// radix-tree entry per user or per membership are persistent maps instead
-// (BenchmarkIndexEntryBytes measures the difference), each held in one row and replaced
-// once per batch: a user's userName and externalId (TableUserIndexes), and
+// Groups and resources are memdb rows. What would cost a radix-tree entry
+// per user or per membership is persistent maps instead
+// (BenchmarkIndexEntryBytes measures the difference), each held in one row
+// and replaced once per batch: the users themselves, ordered by id, and
+// their userName, externalId and work email indexes (TableUserIndexes), and
 // the groups each user or group is a member of (TableMemberOf). A group's
 // members are one sorted row (TableMembers). Txn keeps all of them in step
-// with the rows it writes, so callers insert and delete users as rows and
-// change memberships with ChangeMembers.
+// with what it writes and takes TableUsers as if it were a memdb table, so
+// callers insert, delete and look up users as rows, the journals see their
+// changes as rows', and memberships change with ChangeMembers.
 package store

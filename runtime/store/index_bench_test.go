@@ -14,10 +14,10 @@ import (
 // BenchmarkIndexEntryBytes measures what one entry of a string → id index
 // costs on the heap in each structure the store could keep it in: a go-memdb
 // index (a radix tree whose nodes each carry a watch channel), the store's
-// HAMT, and the ordered map that keeps userNames. Keys and rows are built
-// before measuring, so B/entry is the index alone. It is why the store keeps
-// per-user and per-membership indexes in maps rather than memdb indexes; the
-// README quotes the figures.
+// HAMT, and the ordered map that keeps users and userNames. Keys and rows
+// are built before measuring, so B/entry is the index alone. It is why the
+// store keeps users, and per-user and per-membership indexes, in maps rather
+// than in memdb; the README quotes the figures.
 func BenchmarkIndexEntryBytes(b *testing.B) {
 	const n = 100_000
 	type row struct{ Key, ID string }

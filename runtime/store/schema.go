@@ -11,7 +11,6 @@ const (
 	IndexID         = "id"          // every table
 	IndexKind       = "kind"        // resources: Kind
 	IndexExternalID = "externalId"  // groups: ExternalID, exact
-	IndexWorkEmail  = "workEmail"   // users: Fold(WorkEmail), when it is not the userName (see Txn.UsersByWorkEmail)
 	IndexName       = "displayName" // groups: Fold(DisplayName)
 )
 
@@ -27,15 +26,6 @@ func Schema() *memdb.DBSchema {
 					&memdb.StringFieldIndex{Field: "Name"},
 				}}},
 				IndexKind: {Name: IndexKind, Indexer: &memdb.StringFieldIndex{Field: "Kind"}},
-			},
-		},
-		TableUsers: {
-			Name: TableUsers,
-			// userName and externalId are indexed by the persistent maps of
-			// TableUserIndexes (see userIndexes), not here.
-			Indexes: map[string]*memdb.IndexSchema{
-				IndexID:        {Name: IndexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				IndexWorkEmail: {Name: IndexWorkEmail, AllowMissing: true, Indexer: workEmailIndex{}},
 			},
 		},
 		TableGroups: {
@@ -72,25 +62,6 @@ func Schema() *memdb.DBSchema {
 		},
 	}}
 }
-
-// workEmailIndex indexes a user's work email, folded, only when it differs
-// from the userName. In most tenants the two are the same address, and a
-// memdb index entry is the costliest kind (BenchmarkIndexEntryBytes);
-// Txn.UsersByWorkEmail looks the address up as a userName too.
-type workEmailIndex struct{}
-
-func (workEmailIndex) FromObject(obj any) (bool, []byte, error) {
-	u, ok := obj.(*User)
-	if !ok {
-		return false, nil, fmt.Errorf("workEmail index: %T is not a user", obj)
-	}
-	if u.WorkEmail == "" || Fold(u.WorkEmail) == Fold(u.UserName) {
-		return false, nil, nil
-	}
-	return true, foldedKey(u.WorkEmail), nil
-}
-
-func (workEmailIndex) FromArgs(args ...any) ([]byte, error) { return foldedArg("workEmail", args) }
 
 // groupNameIndex indexes a group's displayName, folded. memdb does not
 // enforce a unique index (an insert takes the entry over); Txn.Insert

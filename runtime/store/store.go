@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -174,6 +172,55 @@ type Txn struct {
 	// loading is set by Store.Load: the store is being filled from empty,
 	// and derived indexes are built in place rather than copied per change.
 	loading bool
+	// trackUsers is set with memdb's TrackChanges: the users' changes,
+	// which memdb does not see, are kept in userChanges (one per user, at
+	// userChangeAt[id]).
+	trackUsers   bool
+	userChanges  memdb.Changes
+	userChangeAt map[string]int
+}
+
+// trackChanges makes the transaction keep its changes, the users' with
+// memdb's rows'.
+func (t *Txn) trackChanges() {
+	t.Txn.TrackChanges()
+	t.trackUsers = true
+}
+
+// changes returns the tracked changes: the users' first, then memdb's.
+func (t *Txn) changes() memdb.Changes {
+	rows := t.Txn.Changes()
+	if len(t.userChanges) == 0 {
+		return rows
+	}
+	out := make(memdb.Changes, 0, len(t.userChanges)+len(rows))
+	for _, c := range t.userChanges {
+		// A user created and deleted in one transaction is no change.
+		if c.Before != nil || c.After != nil {
+			out = append(out, c)
+		}
+	}
+	return append(out, rows...)
+}
+
+// First implements memdb.Txn.First, for the users too.
+func (t *Txn) First(table, index string, args ...any) (any, error) {
+	if table != TableUsers {
+		return t.Txn.First(table, index, args...)
+	}
+	it, err := t.getUsers(index, args)
+	if err != nil {
+		return nil, err
+	}
+	return it.Next(), nil
+}
+
+// Get implements memdb.Txn.Get, for the users too (see getUsers).
+func (t *Txn) Get(table, index string, args ...any) (memdb.ResultIterator, error) {
+	if table != TableUsers {
+		return t.Txn.Get(table, index, args...)
+	}
+	return t.getUsers(index, args)
 }
 
 // Insert implements memdb.Txn.Insert. Users go through putUser, which keeps
@@ -368,8 +415,8 @@ func (s *Store) commitLoop() {
 func (s *Store) commitBatch(batch []*request) {
 	for len(batch) > 0 {
 		txn := s.db.Txn(true)
-		txn.TrackChanges()
 		t := &Txn{Txn: txn}
+		t.trackChanges()
 		var ok []*request
 		poisoned := false
 		for i, r := range batch {
@@ -401,7 +448,7 @@ func (s *Store) commitBatch(batch []*request) {
 			}
 			return
 		}
-		changes := txn.Changes()
+		changes := t.changes()
 		if s.opts.Journal != nil && len(changes) > 0 && !batch[0].mirror {
 			sent, err := s.journal(changes, ok)
 			if err != nil {
@@ -510,38 +557,6 @@ func (t *Txn) Resources(kind string) ([]*Resource, error) {
 	return out, nil
 }
 
-// UserByID returns the user with id, or nil.
-func (t *Txn) UserByID(id string) (*User, error) {
-	raw, err := t.First(TableUsers, IndexID, id)
-	if err != nil || raw == nil {
-		return nil, err
-	}
-	return raw.(*User), nil
-}
-
-// UsersByWorkEmail returns the users whose work email folds equal to email
-// (see Fold), in id order.
-func (t *Txn) UsersByWorkEmail(email string) ([]*User, error) {
-	it, err := t.Get(TableUsers, IndexWorkEmail, email)
-	if err != nil {
-		return nil, err
-	}
-	var out []*User
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*User))
-	}
-	// The index leaves out addresses that equal the userName.
-	u, err := t.UserByName(email)
-	if err != nil {
-		return nil, err
-	}
-	if u != nil && Fold(u.WorkEmail) == Fold(email) {
-		i, _ := slices.BinarySearchFunc(out, u.ID, func(a *User, id string) int { return strings.Compare(a.ID, id) })
-		out = slices.Insert(out, i, u)
-	}
-	return out, nil
-}
-
 // GroupByID returns the group with id, or nil.
 func (t *Txn) GroupByID(id string) (*Group, error) {
 	raw, err := t.First(TableGroups, IndexID, id)
@@ -566,6 +581,9 @@ func (t *Txn) GroupByName(name string) (*Group, error) {
 // same channel sees the same rows. Writers use it to skip re-validating
 // what they checked on an earlier snapshot.
 func (t *Txn) Unchanged(table string) (<-chan struct{}, error) {
+	if table == TableUsers {
+		return t.usersChanged()
+	}
 	it, err := t.Get(table, IndexID)
 	if err != nil {
 		return nil, err

@@ -10,11 +10,14 @@ import (
 // Table names.
 const (
 	TableResources = "resources"
-	TableUsers     = "users"
-	TableGroups    = "groups"
-	TableMembers   = "members"
-	TableMemberOf  = "memberOf"
-	// TableUserIndexes holds the users' userName and externalId indexes.
+	// TableUsers is not a memdb table but persistent maps in rows of
+	// TableUserIndexes (see users.go); Txn takes it as a table.
+	TableUsers    = "users"
+	TableGroups   = "groups"
+	TableMembers  = "members"
+	TableMemberOf = "memberOf"
+	// TableUserIndexes holds the users and their userName, externalId and
+	// work email indexes.
 	TableUserIndexes = "userIndexes"
 	TableMeta        = "meta"
 )

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,19 +10,25 @@ import (
 	"strings"
 	"testing"
 
+	memdb "github.com/hashicorp/go-memdb"
 	"pgregory.net/rapid"
 )
 
 // TestUserIndexesAgainstModel runs random user writes (creates, renames,
 // externalId changes, deletes; several per write, some in writes that fail)
-// and checks every lookup against a plain model after each write. The
-// store is first filled through Load, whose indexes are built in place.
+// and checks every lookup against a plain model after each write, and that
+// the users' changes handed to the journal take it from the model before
+// the write to the model after. The store is first filled through Load,
+// whose indexes are built in place.
 func TestUserIndexesAgainstModel(t *testing.T) {
 	names := []string{"ada", "Ada", "bob", "cy", "dee", "ed"}
 	exts := []string{"", "x1", "x2", "x3"}
+	// Work emails: none, one that is also a userName, others.
+	emails := []string{"", "ADA", "w1", "W1", "w2"}
 	ids := []string{"u1", "u2", "u3", "u4", "u5"}
 	rapid.Check(t, func(rt *rapid.T) {
-		st, err := New(Options{})
+		journal := &userJournal{users: map[string]*User{}}
+		st, err := New(Options{Journal: journal})
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -62,7 +69,8 @@ func TestUserIndexesAgainstModel(t *testing.T) {
 			for range rapid.IntRange(0, 3).Draw(rt, label) {
 				ops = append(ops, &User{ID: rapid.SampledFrom(ids).Draw(rt, "id"),
 					UserName:   rapid.SampledFrom(names).Draw(rt, "name"),
-					ExternalID: rapid.SampledFrom(exts).Draw(rt, "ext")})
+					ExternalID: rapid.SampledFrom(exts).Draw(rt, "ext"),
+					WorkEmail:  rapid.SampledFrom(emails).Draw(rt, "email")})
 			}
 			return ops
 		}
@@ -94,7 +102,8 @@ func TestUserIndexesAgainstModel(t *testing.T) {
 		}); err != nil {
 			rt.Fatal(err)
 		}
-		check(rt, st.Read(), model, names, exts)
+		check(rt, st.Read(), model, names, exts, emails)
+		journal.users = maps.Clone(model) // Load bypasses the journal
 		for range rapid.IntRange(1, 20).Draw(rt, "writes") {
 			next := maps.Clone(model)
 			ops := valid(next, draw("ops"))
@@ -121,12 +130,66 @@ func TestUserIndexesAgainstModel(t *testing.T) {
 			case !fail:
 				model = next
 			}
-			check(rt, st.Read(), model, names, exts)
+			check(rt, st.Read(), model, names, exts, emails)
+			if journal.err != nil {
+				rt.Fatal(journal.err)
+			}
+			if !maps.Equal(journal.users, model) {
+				rt.Fatalf("the journal's users %v, want %v", journal.users, model)
+			}
 		}
 	})
 }
 
-func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts []string) {
+// userJournal applies the users' changes a store hands its journal, checking
+// that each starts from the version the journal holds. It runs on the
+// store's committer, so it keeps the first error for the test to report.
+type userJournal struct {
+	users map[string]*User
+	err   error
+}
+
+func (j *userJournal) Commit(changes memdb.Changes) error {
+	if j.err == nil {
+		j.err = j.apply(changes)
+	}
+	return nil
+}
+
+func (j *userJournal) apply(changes memdb.Changes) error {
+	seen := map[string]bool{}
+	for _, c := range changes {
+		if c.Table != TableUsers {
+			continue
+		}
+		if c.Before == nil && c.After == nil {
+			return errors.New("a users change with neither before nor after")
+		}
+		var before, after *User
+		if c.Before != nil {
+			before = c.Before.(*User)
+		}
+		if c.After != nil {
+			after = c.After.(*User)
+		}
+		id := cmp.Or(after, before).ID
+		if seen[id] {
+			return fmt.Errorf("user %s changed twice in one batch", id)
+		}
+		seen[id] = true
+		if j.users[id] != before {
+			return fmt.Errorf("change of user %s from %v, the journal holds %v", id, before, j.users[id])
+		}
+		if after == nil {
+			delete(j.users, id)
+		} else {
+			j.users[id] = after
+		}
+	}
+	return nil
+}
+
+func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts, emails []string) {
 	for _, name := range names {
 		var want *User
 		for _, u := range model {
@@ -176,6 +239,32 @@ func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts []string) {
 	}
 	if !slices.Equal(got, want) {
 		rt.Fatalf("UsersByName = %v, want %v", got, want)
+	}
+	for _, email := range emails[1:] {
+		var want []string
+		for _, id := range slices.Sorted(maps.Keys(model)) {
+			if strings.EqualFold(model[id].WorkEmail, email) {
+				want = append(want, id)
+			}
+		}
+		us, err := tx.UsersByWorkEmail(email)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		var got []string
+		for _, u := range us {
+			got = append(got, u.ID)
+		}
+		if !slices.Equal(got, want) {
+			rt.Fatalf("UsersByWorkEmail(%q) = %v, want %v", email, got, want)
+		}
+	}
+	for i := range 6 { // every id the test draws, and one it never does
+		id := fmt.Sprintf("u%d", i)
+		u, err := tx.UserByID(id)
+		if err != nil || u != model[id] {
+			rt.Fatalf("UserByID(%q) = %v, %v; want %v", id, u, err, model[id])
+		}
 	}
 	if n, err := tx.UserCount(); err != nil || n != len(model) {
 		rt.Fatalf("UserCount = %d, %v; want %d", n, err, len(model))
@@ -252,5 +341,54 @@ func TestUsersByNameFrom(t *testing.T) {
 	}
 	if want := []string{"User2", "User3", "User4"}; !slices.Equal(got, want) {
 		t.Fatalf("UsersByName(USER2) = %v, want %v", got, want)
+	}
+}
+
+// TestUnchangedFollowsUsers checks Unchanged(TableUsers), which lets a
+// write skip re-checking what it checked on an earlier snapshot: it stays
+// the same until a user changes, also within a write, whose own pending
+// changes count.
+func TestUnchangedFollowsUsers(t *testing.T) {
+	st, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if err := st.Update(ctx, func(tx *Txn) error { return tx.Insert(TableUsers, &User{ID: "u1", UserName: "ada"}) }); err != nil {
+		t.Fatal(err)
+	}
+	checked, err := st.Read().Unchanged(TableUsers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(ctx, func(tx *Txn) error {
+		if ch, err := tx.Unchanged(TableUsers); err != nil || ch != checked {
+			return fmt.Errorf("before any user changed: %v, %v; want the snapshot's channel", ch, err)
+		}
+		if err := tx.Insert(TableGroups, &Group{ID: "g1", DisplayName: "staff"}); err != nil {
+			return err
+		}
+		if ch, _ := tx.Unchanged(TableUsers); ch != checked {
+			return errors.New("a group write changed the users' channel")
+		}
+		if err := tx.Insert(TableUsers, &User{ID: "u2", UserName: "bob"}); err != nil {
+			return err
+		}
+		if ch, _ := tx.Unchanged(TableUsers); ch == checked {
+			return errors.New("a pending user write left the users' channel as it was")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-checked:
+	default:
+		t.Fatal("the snapshot's channel is open after a user write committed")
+	}
+	if ch, _ := st.Read().Unchanged(TableUsers); ch == checked {
+		t.Fatal("a later snapshot has the old channel")
 	}
 }

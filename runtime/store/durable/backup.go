@@ -78,7 +78,7 @@ func WriteBackup(w io.Writer, snap *memdb.MemDB) error {
 	if _, err := out.Write(buf); err != nil {
 		return fmt.Errorf("durable: write backup: %w", err)
 	}
-	txn := snap.Txn(false)
+	txn := &store.Txn{Txn: snap.Txn(false)}
 	var count uint64
 	for i, table := range record.Tables {
 		objs, err := persisted(txn, table)
@@ -121,7 +121,7 @@ func WriteBackup(w io.Writer, snap *memdb.MemDB) error {
 // persisted yields the records of a persisted table from a snapshot: the
 // members rows give their headers to the members table and their ids, cut
 // into chunks, to the member lists.
-func persisted(txn *memdb.Txn, table string) (iter.Seq[any], error) {
+func persisted(txn *store.Txn, table string) (iter.Seq[any], error) {
 	src := table
 	if table == record.MemberLists {
 		src = store.TableMembers

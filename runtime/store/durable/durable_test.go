@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -72,10 +73,15 @@ func update(t *testing.T, st *store.Store, fn func(*store.Txn) error) {
 }
 
 // dump returns every persisted table of txn in primary-key order.
+// tables names the store's tables: memdb's and the users.
+func tables() []string {
+	return append(slices.Collect(maps.Keys(store.Schema().Tables)), store.TableUsers)
+}
+
 func dump(t *testing.T, txn *store.Txn) map[string][]any {
 	t.Helper()
 	out := map[string][]any{}
-	for table := range store.Schema().Tables {
+	for _, table := range tables() {
 		if table == store.TableMemberOf || table == store.TableUserIndexes {
 			continue // derived from the members and users rows; compared through them
 		}
@@ -132,7 +138,7 @@ func assertSameState(t *testing.T, got, want *store.Store) {
 func assertSameDump(t *testing.T, g, w map[string][]any) {
 	t.Helper()
 	if !reflect.DeepEqual(g, w) {
-		for table := range store.Schema().Tables {
+		for _, table := range tables() {
 			if !reflect.DeepEqual(g[table], w[table]) {
 				t.Errorf("table %s differs:\n got %s\nwant %s", table, js(g[table]), js(w[table]))
 			}
