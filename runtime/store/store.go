@@ -280,6 +280,9 @@ func (t *Txn) DeleteAll(table, index string, args ...any) (int, error) {
 	if table != TableUsers {
 		return t.Txn.DeleteAll(table, index, args...)
 	}
+	if index == IndexID && len(args) == 0 {
+		return t.deleteAllUsers()
+	}
 	it, err := t.Get(table, index, args...)
 	if err != nil {
 		return 0, err

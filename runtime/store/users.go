@@ -442,6 +442,37 @@ func (t *Txn) deleteUser(u *User) error {
 	return nil
 }
 
+// deleteAllUsers deletes every user: the four maps start again empty
+// rather than losing their users one by one (a mirror's reload clears the
+// users before it loads them again).
+func (t *Txn) deleteAllUsers() (int, error) {
+	x, err := t.userIndexes()
+	if err != nil {
+		return 0, err
+	}
+	if err := x.settle(); err != nil {
+		return 0, err
+	}
+	var n int
+	if x.rowsB != nil {
+		// Load's own transaction, which tracks no changes.
+		n = x.rowsB.Len()
+		x.rowsB = immutable.NewSortedMapBuilder[string, *User](stringComparer{})
+		x.namesB = immutable.NewSortedMapBuilder[string, string](stringComparer{})
+	} else {
+		n = x.rows.Len()
+		for it := x.rows.Iterator(); !it.Done(); {
+			_, u, _ := it.Next()
+			t.userChanged(u, nil)
+		}
+		x.rows, x.names = noUsers, noNames
+	}
+	x.rowsDirty, x.namesDirty = true, true
+	x.ext = idLists{m: &hamt.Map[[]string]{}, dirty: true}
+	x.emails = idLists{m: &hamt.Map[[]string]{}, dirty: true}
+	return n, nil
+}
+
 // userChanged records a user's change for the journal, as memdb records
 // its rows': one change per user and transaction, from its first before to
 // its last after.
