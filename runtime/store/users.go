@@ -195,18 +195,20 @@ func (t *Txn) storedIDLists(key string) (*hamt.Map[[]string], error) {
 	return raw.(*idListsRow).ids, nil
 }
 
-// usersMap returns the users as the transaction sees them. Only Load's own
-// transaction sees builders, and it pages through nothing.
+// errListedDuringLoad: only Load's own transaction sees builders, and it
+// lists no users.
+var errListedDuringLoad = errors.New("store: users listed during Load")
+
+// usersMap returns the users as the transaction sees them.
 func (t *Txn) usersMap() (*immutable.SortedMap[string, *User], error) {
 	x, err := t.pendingUsers()
-	if err != nil || x == nil {
-		if err == nil {
-			return t.storedUsers()
-		}
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if x.rowsB != nil {
-		return nil, errors.New("store: users listed during Load")
+	case x == nil:
+		return t.storedUsers()
+	case x.rowsB != nil:
+		return nil, errListedDuringLoad
 	}
 	return x.rows, nil
 }
@@ -214,14 +216,13 @@ func (t *Txn) usersMap() (*immutable.SortedMap[string, *User], error) {
 // namesMap is usersMap for the userName index.
 func (t *Txn) namesMap() (*immutable.SortedMap[string, string], error) {
 	x, err := t.pendingUsers()
-	if err != nil || x == nil {
-		if err == nil {
-			return t.storedNames()
-		}
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if x.namesB != nil {
-		return nil, errors.New("store: users listed during Load")
+	case x == nil:
+		return t.storedNames()
+	case x.namesB != nil:
+		return nil, errListedDuringLoad
 	}
 	return x.names, nil
 }

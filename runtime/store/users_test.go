@@ -217,25 +217,6 @@ func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts, emails []s
 			rt.Fatalf("UserByName(%q) = %v, %v; want %v", name, got, err, want)
 		}
 	}
-	for _, ext := range exts[1:] {
-		var want []string
-		for _, id := range slices.Sorted(maps.Keys(model)) {
-			if model[id].ExternalID == ext {
-				want = append(want, id)
-			}
-		}
-		us, err := tx.UsersByExternalID(ext)
-		if err != nil {
-			rt.Fatal(err)
-		}
-		var got []string
-		for _, u := range us {
-			got = append(got, u.ID)
-		}
-		if !slices.Equal(got, want) {
-			rt.Fatalf("UsersByExternalID(%q) = %v, want %v", ext, got, want)
-		}
-	}
 	var want []string
 	for _, u := range model {
 		want = append(want, Fold(u.UserName))
@@ -255,23 +236,35 @@ func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts, emails []s
 	if !slices.Equal(got, want) {
 		rt.Fatalf("UsersByName = %v, want %v", got, want)
 	}
-	for _, email := range emails[1:] {
-		var want []string
-		for _, id := range slices.Sorted(maps.Keys(model)) {
-			if strings.EqualFold(model[id].WorkEmail, email) {
-				want = append(want, id)
+	// The id-list lookups: each key against the users the model holds
+	// under it, in id order.
+	for _, l := range []struct {
+		name    string
+		keys    []string
+		lookup  func(string) ([]*User, error)
+		matches func(u *User, key string) bool
+	}{
+		{"UsersByExternalID", exts[1:], tx.UsersByExternalID, func(u *User, key string) bool { return u.ExternalID == key }},
+		{"UsersByWorkEmail", emails[1:], tx.UsersByWorkEmail, func(u *User, key string) bool { return strings.EqualFold(u.WorkEmail, key) }},
+	} {
+		for _, key := range l.keys {
+			var want []string
+			for _, id := range slices.Sorted(maps.Keys(model)) {
+				if l.matches(model[id], key) {
+					want = append(want, id)
+				}
 			}
-		}
-		us, err := tx.UsersByWorkEmail(email)
-		if err != nil {
-			rt.Fatal(err)
-		}
-		var got []string
-		for _, u := range us {
-			got = append(got, u.ID)
-		}
-		if !slices.Equal(got, want) {
-			rt.Fatalf("UsersByWorkEmail(%q) = %v, want %v", email, got, want)
+			us, err := l.lookup(key)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			var got []string
+			for _, u := range us {
+				got = append(got, u.ID)
+			}
+			if !slices.Equal(got, want) {
+				rt.Fatalf("%s(%q) = %v, want %v", l.name, key, got, want)
+			}
 		}
 	}
 	for i := range 6 { // every id the test draws, and one it never does
