@@ -6,7 +6,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -25,6 +27,7 @@ var (
 	benchUsers   = flag.Int("etcd-bench-users", 20000, "users of BenchmarkEntraCycleThreeReplicas")
 	benchGroups  = flag.Int("etcd-bench-groups", 200, "groups of BenchmarkEntraCycleThreeReplicas")
 	benchClients = flag.Int("etcd-bench-clients", 32, "concurrent SCIM clients of BenchmarkEntraCycleThreeReplicas")
+	benchProfile = flag.String("etcd-bench-cpuprofile", "", "write a CPU profile of the first replica during the first 15 s of BenchmarkEntraCycleThreeReplicas' cycle to this file")
 )
 
 // BenchmarkEntraCycleThreeReplicas runs Entra's initial cycle (users, then
@@ -38,6 +41,9 @@ var (
 // requests waited for, and how long a fourth replica takes to join. Run:
 //
 //	go test -run '^$' -bench EntraCycleThreeReplicas -benchtime 1x -timeout 30m ./runtime/daemon/
+//
+// With -etcd-bench-cpuprofile=FILE (after the package) it also profiles
+// the first replica through its admin API while the cycle runs.
 func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
 	c := etcdtest.StartProcesses(b, 3)
 	bin := buildBinary(b)
@@ -67,6 +73,7 @@ func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
 	}
 	for range b.N {
 		etcd0, reps0, lb0, own0 := cpu(etcdPids...), cpu(pids...), cpu(lbPid), httpload.ProcessCPU()
+		profiled := profile(b, replicas[0], *benchProfile)
 		res, err := scimload.Run(context.Background(), scimload.Config{
 			URL: lb + "/api/scim/v2", Token: scimTok, Users: *benchUsers, Groups: *benchGroups, MembersPerGroup: 100,
 			Concurrency: *benchClients, Flag: true, Progress: os.Stderr,
@@ -78,6 +85,7 @@ func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
 		if res.Errors != 0 || len(res.Problems) != 0 {
 			b.Fatalf("%d errors", res.Errors)
 		}
+		<-profiled
 		n := float64(res.Cycle.Count)
 		perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / n }
 		b.ReportMetric(res.CycleRPS(), "cycle-req/s")
@@ -106,6 +114,44 @@ func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
 		return code == 200
 	})
 	b.ReportMetric(time.Since(started).Seconds(), "join-s")
+}
+
+// profile writes a 15 s CPU profile of d to path (nothing when path is
+// empty), in the background; the channel closes when it is written.
+func profile(b *testing.B, d *running, path string) <-chan struct{} {
+	done := make(chan struct{})
+	if path == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		if err := fetchProfile(d.admin+"/debug/pprof/profile?seconds=15", path); err != nil {
+			b.Errorf("profile: %v", err)
+		}
+	}()
+	return done
+}
+
+func fetchProfile(url, path string) error {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminTok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	return os.WriteFile(path, body, 0o600)
 }
 
 // printMetrics writes the lines of a Prometheus text exposition that start
