@@ -22,10 +22,10 @@ var ErrUserNameTaken = errors.New("store: userName is taken")
 // Users are not memdb rows: a memdb entry costs a radix-tree leaf and
 // node with a watch channel each, several times what a user's entry in a
 // persistent map costs (BenchmarkIndexEntryBytes). The users and their
-// userName, externalId and work email indexes are four persistent maps, kept
-// in four rows of TableUserIndexes and replaced together with the users in
-// the same transaction; a read transaction sees the four as they were when
-// it began, like any memdb row. Txn's Insert, Delete, DeleteAll, First and Get
+// userName, externalId and work email indexes are four persistent maps, each
+// kept in a row of TableUserIndexes and replaced by the transaction that
+// changes it; a read transaction sees the four as they were when it began,
+// like any memdb row. Txn's Insert, Delete, DeleteAll, First and Get
 // take TableUsers as if it were a table, and the store adds the users'
 // changes to the ones memdb tracked, so journals see no difference.
 const (
@@ -483,18 +483,18 @@ func (t *Txn) userChanged(before, after *User) {
 	}
 	id := cmp.Or(after, before).ID
 	if i, ok := t.userChangeAt[id]; ok {
-		t.userChanges[i].After = row(after)
+		t.userChanges[i].After = asChange(after)
 		return
 	}
 	if t.userChangeAt == nil {
 		t.userChangeAt = make(map[string]int)
 	}
 	t.userChangeAt[id] = len(t.userChanges)
-	t.userChanges = append(t.userChanges, memdb.Change{Table: TableUsers, Before: row(before), After: row(after)})
+	t.userChanges = append(t.userChanges, memdb.Change{Table: TableUsers, Before: asChange(before), After: asChange(after)})
 }
 
-// row is u as a change holds it: nil, not a nil *User, when there is none.
-func row(u *User) any {
+// asChange is u as a change holds it: nil, not a nil *User, when there is none.
+func asChange(u *User) any {
 	if u == nil {
 		return nil
 	}
