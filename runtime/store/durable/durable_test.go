@@ -72,12 +72,12 @@ func update(t *testing.T, st *store.Store, fn func(*store.Txn) error) {
 	}
 }
 
-// dump returns every persisted table of txn in primary-key order.
 // tables names the store's tables: memdb's and the users.
 func tables() []string {
 	return append(slices.Collect(maps.Keys(store.Schema().Tables)), store.TableUsers)
 }
 
+// dump returns every persisted table of txn in primary-key order.
 func dump(t *testing.T, txn *store.Txn) map[string][]any {
 	t.Helper()
 	out := map[string][]any{}
