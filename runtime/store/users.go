@@ -596,16 +596,16 @@ func (t *Txn) UsersByName(from string) (iter.Seq2[*User, error], error) {
 	if err != nil {
 		return nil, err
 	}
+	users, err := t.usersMap()
+	if err != nil {
+		return nil, err
+	}
 	return func(yield func(*User, error) bool) {
 		it := names.Iterator()
 		it.Seek(Fold(from))
 		for !it.Done() {
 			_, id, _ := it.Next()
-			u, err := t.UserByID(id)
-			if u == nil && err == nil {
-				continue
-			}
-			if !yield(u, err) || err != nil {
+			if u, ok := users.Get(id); ok && !yield(u, nil) {
 				return
 			}
 		}
