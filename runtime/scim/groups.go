@@ -66,24 +66,16 @@ func errGroupNameTaken(name, id string) error {
 		Detail: fmt.Sprintf("displayName %q is already used by group %s (displayName is unique, case-insensitively)", name, id)}
 }
 
-// resolveMembers returns the store's strings for ids (see store.Txn.Member),
-// or fails with invalidValue naming every id that is neither a user nor a
-// group.
+// resolveMembers returns the store's strings for ids (see
+// store.Txn.Members), or fails with invalidValue naming every id that is
+// neither a user nor a group.
 func resolveMembers(txn *store.Txn, groupID string, ids []string) ([]string, error) {
-	var unknown []string
-	held := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if id == groupID {
-			return nil, scimerr.New(scimerr.InvalidValue, "a group cannot be a member of itself")
-		}
-		h, ok, err := txn.Member(id)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			unknown = append(unknown, id)
-		}
-		held = append(held, h)
+	if slices.Contains(ids, groupID) {
+		return nil, scimerr.New(scimerr.InvalidValue, "a group cannot be a member of itself")
+	}
+	held, unknown, err := txn.Members(ids)
+	if err != nil {
+		return nil, err
 	}
 	if len(unknown) > 0 {
 		return nil, scimerr.New(scimerr.InvalidValue, "unknown member ids: %s", strings.Join(unknown, ", "))

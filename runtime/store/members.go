@@ -149,34 +149,47 @@ type groupsOf interface {
 	Lookup(member string) (string, []string, bool)
 }
 
-// Member returns the store's own string for id when id is a user or a
-// group, and whether it is one. Writers pass these strings to ChangeMembers
-// so that an id is one string however many groups hold it: ids arrive in
-// request bodies, a fresh string per membership, and a million memberships
-// were a million small objects for the collector to visit on every cycle.
-func (t *Txn) Member(id string) (string, bool, error) {
+// Members returns the store's own strings for ids, in order, for those
+// that are a user or a group, and the ids that are neither. Writers pass
+// these strings to ChangeMembers so that an id is one string however many
+// groups hold it: ids arrive in request bodies, a fresh string per
+// membership, and a million memberships were a million small objects for
+// the collector to visit on every cycle. The indexes are looked up once
+// for all ids: Entra sends members a hundred at a time.
+func (t *Txn) Members(ids []string) (held, unknown []string, err error) {
 	idx, err := t.reverse()
 	if err != nil {
-		return "", false, err
+		return nil, nil, err
 	}
-	// An id that is a member somewhere exists: deleting a user or group
-	// removes its memberships in the same write. The reverse index answers
-	// in a fraction of a row lookup, and Entra puts each user in many groups.
-	if held, _, ok := idx.Lookup(id); ok {
-		return held, true, nil
-	}
-	u, err := t.UserByID(id)
+	user, err := t.userLookup()
 	if err != nil {
-		return "", false, err
+		return nil, nil, err
 	}
-	if u != nil {
-		return u.ID, true, nil
+	held = make([]string, 0, len(ids))
+	for _, id := range ids {
+		// An id that is a member somewhere exists: deleting a user or
+		// group removes its memberships in the same write. The reverse
+		// index answers in a fraction of a row lookup, and Entra puts each
+		// user in many groups.
+		if h, _, ok := idx.Lookup(id); ok {
+			held = append(held, h)
+			continue
+		}
+		if u := user(id); u != nil {
+			held = append(held, u.ID)
+			continue
+		}
+		g, err := t.GroupByID(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		if g == nil {
+			unknown = append(unknown, id)
+			continue
+		}
+		held = append(held, g.ID)
 	}
-	g, err := t.GroupByID(id)
-	if err != nil || g == nil {
-		return "", false, err
-	}
-	return g.ID, true, nil
+	return held, unknown, nil
 }
 
 // reverse returns the transaction's reverse membership index: the pending

@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"pgregory.net/rapid"
 )
@@ -192,4 +194,57 @@ func TestMergeAndDiffAgainstSets(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestMembersResolvesUsersAndGroups checks Members against each kind of id:
+// a user in no group yet, one already a member (found through the reverse
+// index), a group, an unknown id, and a user created earlier in the same
+// write. It returns the store's own strings, not the caller's.
+func TestMembersResolvesUsersAndGroups(t *testing.T) {
+	st, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	err = st.Update(ctx, func(tx *Txn) error {
+		for _, id := range []string{"u1", "u2"} {
+			if err := tx.Insert(TableUsers, &User{ID: id, UserName: id}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Insert(TableGroups, &Group{ID: "g1", DisplayName: "one"}); err != nil {
+			return err
+		}
+		return tx.ChangeMembers("g1", []string{"u2"}, nil, time.Time{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fresh strings, as a request body gives them.
+	ask := []string{strings.Clone("u1"), strings.Clone("u2"), strings.Clone("g1"), "nobody"}
+	held, unknown, err := st.Read().Members(ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(held, []string{"u1", "u2", "g1"}) || !slices.Equal(unknown, []string{"nobody"}) {
+		t.Fatalf("Members = %v, unknown %v", held, unknown)
+	}
+	u1, _ := st.Read().UserByID("u1")
+	if unsafe.StringData(held[0]) != unsafe.StringData(u1.ID) {
+		t.Error("Members returned the caller's string for u1, not the store's")
+	}
+	err = st.Update(ctx, func(tx *Txn) error {
+		if err := tx.Insert(TableUsers, &User{ID: "u3", UserName: "u3"}); err != nil {
+			return err
+		}
+		held, unknown, err := tx.Members([]string{"u3"})
+		if err != nil || !slices.Equal(held, []string{"u3"}) || len(unknown) != 0 {
+			return fmt.Errorf("a user created in the same write: %v, unknown %v, %v", held, unknown, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

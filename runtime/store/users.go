@@ -503,15 +503,27 @@ func asChange(u *User) any {
 
 // UserByID returns the user with id, or nil.
 func (t *Txn) UserByID(id string) (*User, error) {
-	if t.users != nil {
-		return t.users.user(id), nil
+	user, err := t.userLookup()
+	if err != nil {
+		return nil, err
+	}
+	return user(id), nil
+}
+
+// userLookup returns a func that finds a user by id as the transaction sees
+// the users now, for looking up many with one lookup of their row.
+func (t *Txn) userLookup() (func(id string) *User, error) {
+	if x := t.users; x != nil {
+		return x.user, nil
 	}
 	users, err := t.storedUsers()
 	if err != nil {
 		return nil, err
 	}
-	u, _ := users.Get(id)
-	return u, nil
+	return func(id string) *User {
+		u, _ := users.Get(id)
+		return u
+	}, nil
 }
 
 // UserByName returns the user whose userName folds equal to name (see
