@@ -190,7 +190,7 @@ func testGroupPutAndPostWithMembers(t *testing.T, flag bool) {
 
 func TestDeletedMemberCannotBeAdded(t *testing.T) { forModes(t, testDeletedMemberCannotBeAdded) }
 
-// testDeletedMemberCannotBeAdded covers the shortcut of store.Txn.Member: an id
+// testDeletedMemberCannotBeAdded covers the shortcut of store.Txn.Members: an id
 // that is a member somewhere is taken to exist, which holds only because a
 // delete removes every membership of what it deletes.
 func testDeletedMemberCannotBeAdded(t *testing.T, flag bool) {
