@@ -161,7 +161,7 @@ func (t *Txn) Members(ids []string) (held, unknown []string, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	user, err := t.userLookup()
+	users, err := t.visibleUsers()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -175,7 +175,7 @@ func (t *Txn) Members(ids []string) (held, unknown []string, err error) {
 			held = append(held, h)
 			continue
 		}
-		if u := user(id); u != nil {
+		if u, ok := users.get(id); ok {
 			held = append(held, u.ID)
 			continue
 		}

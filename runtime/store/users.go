@@ -38,20 +38,19 @@ const (
 	workEmailsKey = "workEmail"
 )
 
-type userRowsRow struct {
-	Key   string
-	users *immutable.SortedMap[string, *User]
-}
-
-type userNamesRow struct {
-	Key   string
-	names *immutable.SortedMap[string, string]
-}
-
-// idListsRow is the row of an index from a key to the ids holding it.
-type idListsRow struct {
+// indexRow is a row of TableUserIndexes: one of the four maps.
+type indexRow[M any] struct {
 	Key string
-	ids *hamt.Map[[]string]
+	m   M
+}
+
+// storedIndex returns the map in row key, or empty when there is none.
+func storedIndex[M any](t *Txn, key string, empty M) (M, error) {
+	raw, err := t.Txn.First(TableUserIndexes, IndexID, key)
+	if err != nil || raw == nil {
+		return empty, err
+	}
+	return raw.(*indexRow[M]).m, nil
 }
 
 // The maps of a store without users; persistent maps are safe to share.
@@ -65,18 +64,88 @@ var (
 // store is filled by Load, builders change the users and names in place. The
 // id lists are edited in place by a batch (see hamt) in either case.
 type userIndexes struct {
-	rows   *immutable.SortedMap[string, *User]
-	names  *immutable.SortedMap[string, string]
-	rowsB  *immutable.SortedMapBuilder[string, *User]
-	namesB *immutable.SortedMapBuilder[string, string]
+	rows   ordered[*User]
+	names  ordered[string]
 	ext    idLists
 	emails idLists
 	// loaded are users LoadUser inserted whose index entries are not made
 	// yet: settle makes them in bulk, in key order, which fills the
 	// builders several times faster than one user at a time.
-	loaded     []*User
-	rowsDirty  bool
-	namesDirty bool
+	loaded []*User
+}
+
+// ordered is one of the ordered maps (the users by id, the ids by folded
+// userName): a persistent map, or while Load fills an empty store, a
+// builder changed in place.
+type ordered[V any] struct {
+	m     *immutable.SortedMap[string, V]
+	b     *immutable.SortedMapBuilder[string, V]
+	dirty bool
+}
+
+func (o *ordered[V]) get(key string) (V, bool) {
+	if o.b != nil {
+		return o.b.Get(key)
+	}
+	return o.m.Get(key)
+}
+
+func (o *ordered[V]) set(key string, v V) {
+	o.dirty = true
+	if o.b != nil {
+		o.b.Set(key, v)
+		return
+	}
+	o.m = o.m.Set(key, v)
+}
+
+func (o *ordered[V]) delete(key string) {
+	o.dirty = true
+	if o.b != nil {
+		o.b.Delete(key)
+		return
+	}
+	o.m = o.m.Delete(key)
+}
+
+func (o *ordered[V]) len() int {
+	if o.b != nil {
+		return o.b.Len()
+	}
+	return o.m.Len()
+}
+
+// build starts changing the map in place, from empty.
+func (o *ordered[V]) build() {
+	o.b = immutable.NewSortedMapBuilder[string, V](stringComparer{})
+	o.dirty = true
+}
+
+// listed returns the map of o, as visibleUsers or visibleNames returned
+// it, for iterating: only Load's own transaction sees a builder, and it
+// lists no users.
+func listed[V any](o ordered[V], err error) (*immutable.SortedMap[string, V], error) {
+	if err != nil {
+		return nil, err
+	}
+	if o.b != nil {
+		return nil, errors.New("store: users listed during Load")
+	}
+	return o.m, nil
+}
+
+// store inserts the changed map as row key.
+func (o *ordered[V]) store(t *Txn, key string) error {
+	if o.b != nil {
+		o.m, o.b = o.b.Map(), nil
+	}
+	if !o.dirty {
+		return nil
+	}
+	if err := t.Txn.Insert(TableUserIndexes, &indexRow[*immutable.SortedMap[string, V]]{Key: key, m: o.m}); err != nil {
+		return fmt.Errorf("store user %s index: %w", key, err)
+	}
+	return nil
 }
 
 // idLists is a map from a key to the sorted ids of the users holding it,
@@ -128,7 +197,7 @@ func (l *idLists) store(t *Txn, key string) error {
 	if !l.dirty {
 		return nil
 	}
-	if err := t.Txn.Insert(TableUserIndexes, &idListsRow{Key: key, ids: l.m}); err != nil {
+	if err := t.Txn.Insert(TableUserIndexes, &indexRow[*hamt.Map[[]string]]{Key: key, m: l.m}); err != nil {
 		return fmt.Errorf("store user %s index: %w", key, err)
 	}
 	return nil
@@ -148,136 +217,62 @@ func (t *Txn) userIndexes() (*userIndexes, error) {
 	if x.names, err = t.storedNames(); err != nil {
 		return nil, err
 	}
-	if x.ext.m, err = t.storedIDLists(externalIDsKey); err != nil {
+	if x.ext, err = t.storedIDLists(externalIDsKey); err != nil {
 		return nil, err
 	}
-	if x.emails.m, err = t.storedIDLists(workEmailsKey); err != nil {
+	if x.emails, err = t.storedIDLists(workEmailsKey); err != nil {
 		return nil, err
 	}
-	if t.loading && x.rows.Len() == 0 {
-		x.rowsB = immutable.NewSortedMapBuilder[string, *User](stringComparer{})
-		x.namesB = immutable.NewSortedMapBuilder[string, string](stringComparer{})
+	if t.loading && x.rows.len() == 0 {
+		x.rows.build()
+		x.names.build()
 	}
 	t.users = x
 	return x, nil
 }
 
-// pendingUsers returns the write's pending maps with LoadUser's users
-// indexed, or nil when the transaction reads the stored ones.
-func (t *Txn) pendingUsers() (*userIndexes, error) {
-	if t.users == nil {
-		return nil, nil
-	}
-	return t.users, t.users.settle()
+func (t *Txn) storedUsers() (ordered[*User], error) {
+	m, err := storedIndex(t, userRowsKey, noUsers)
+	return ordered[*User]{m: m}, err
 }
 
-func (t *Txn) storedUsers() (*immutable.SortedMap[string, *User], error) {
-	raw, err := t.Txn.First(TableUserIndexes, IndexID, userRowsKey)
-	if err != nil || raw == nil {
-		return noUsers, err
-	}
-	return raw.(*userRowsRow).users, nil
+func (t *Txn) storedNames() (ordered[string], error) {
+	m, err := storedIndex(t, userNamesKey, noNames)
+	return ordered[string]{m: m}, err
 }
 
-func (t *Txn) storedNames() (*immutable.SortedMap[string, string], error) {
-	raw, err := t.Txn.First(TableUserIndexes, IndexID, userNamesKey)
-	if err != nil || raw == nil {
-		return noNames, err
-	}
-	return raw.(*userNamesRow).names, nil
+func (t *Txn) storedIDLists(key string) (idLists, error) {
+	m, err := storedIndex(t, key, &hamt.Map[[]string]{})
+	return idLists{m: m}, err
 }
 
-func (t *Txn) storedIDLists(key string) (*hamt.Map[[]string], error) {
-	raw, err := t.Txn.First(TableUserIndexes, IndexID, key)
-	if err != nil || raw == nil {
-		return &hamt.Map[[]string]{}, err
+// visible returns one of the four maps as the transaction sees it: what
+// pick takes from a write's pending maps (with LoadUser's users indexed),
+// or for a transaction that has none, the stored one.
+func visible[I any](t *Txn, pick func(*userIndexes) I, stored func() (I, error)) (I, error) {
+	x := t.users
+	if x == nil {
+		return stored()
 	}
-	return raw.(*idListsRow).ids, nil
+	if err := x.settle(); err != nil {
+		var none I
+		return none, err
+	}
+	return pick(x), nil
 }
 
-// errListedDuringLoad: only Load's own transaction sees builders, and it
-// lists no users.
-var errListedDuringLoad = errors.New("store: users listed during Load")
-
-// usersMap returns the users as the transaction sees them.
-func (t *Txn) usersMap() (*immutable.SortedMap[string, *User], error) {
-	x, err := t.pendingUsers()
-	switch {
-	case err != nil:
-		return nil, err
-	case x == nil:
-		return t.storedUsers()
-	case x.rowsB != nil:
-		return nil, errListedDuringLoad
+// visibleUsers returns the users by id as the transaction sees them.
+// LoadUser puts a user in them at once (settle indexes the others).
+func (t *Txn) visibleUsers() (ordered[*User], error) {
+	if x := t.users; x != nil {
+		return x.rows, nil
 	}
-	return x.rows, nil
+	return t.storedUsers()
 }
 
-// namesMap is usersMap for the userName index.
-func (t *Txn) namesMap() (*immutable.SortedMap[string, string], error) {
-	x, err := t.pendingUsers()
-	switch {
-	case err != nil:
-		return nil, err
-	case x == nil:
-		return t.storedNames()
-	case x.namesB != nil:
-		return nil, errListedDuringLoad
-	}
-	return x.names, nil
-}
-
-func (x *userIndexes) user(id string) *User {
-	var u *User
-	if x.rowsB != nil {
-		u, _ = x.rowsB.Get(id)
-	} else {
-		u, _ = x.rows.Get(id)
-	}
-	return u
-}
-
-func (x *userIndexes) setUser(u *User) {
-	x.rowsDirty = true
-	if x.rowsB != nil {
-		x.rowsB.Set(u.ID, u)
-		return
-	}
-	x.rows = x.rows.Set(u.ID, u)
-}
-
-func (x *userIndexes) deleteUser(id string) {
-	x.rowsDirty = true
-	if x.rowsB != nil {
-		x.rowsB.Delete(id)
-		return
-	}
-	x.rows = x.rows.Delete(id)
-}
-
-func (x *userIndexes) name(key string) (string, bool) {
-	if x.namesB != nil {
-		return x.namesB.Get(key)
-	}
-	return x.names.Get(key)
-}
-
-func (x *userIndexes) setName(key, id string) {
-	x.namesDirty = true
-	if x.namesB != nil {
-		x.namesB.Set(key, id)
-		return
-	}
-	x.names = x.names.Set(key, id)
-}
-
-func (x *userIndexes) deleteName(key string) {
-	x.namesDirty = true
-	if x.namesB != nil {
-		x.namesB.Delete(key)
-		return
-	}
-	x.names = x.names.Delete(key)
+// visibleNames returns the userName index as the transaction sees it.
+func (t *Txn) visibleNames() (ordered[string], error) {
+	return visible(t, func(x *userIndexes) ordered[string] { return x.names }, t.storedNames)
 }
 
 // store writes the changed maps into their rows.
@@ -285,21 +280,11 @@ func (x *userIndexes) store(t *Txn) error {
 	if err := x.settle(); err != nil {
 		return err
 	}
-	if x.rowsB != nil {
-		x.rows, x.rowsB = x.rowsB.Map(), nil
+	if err := x.rows.store(t, userRowsKey); err != nil {
+		return err
 	}
-	if x.namesB != nil {
-		x.names, x.namesB = x.namesB.Map(), nil
-	}
-	if x.rowsDirty {
-		if err := t.Txn.Insert(TableUserIndexes, &userRowsRow{Key: userRowsKey, users: x.rows}); err != nil {
-			return fmt.Errorf("store users: %w", err)
-		}
-	}
-	if x.namesDirty {
-		if err := t.Txn.Insert(TableUserIndexes, &userNamesRow{Key: userNamesKey, names: x.names}); err != nil {
-			return fmt.Errorf("store user names: %w", err)
-		}
+	if err := x.names.store(t, userNamesKey); err != nil {
+		return err
 	}
 	if err := x.ext.store(t, externalIDsKey); err != nil {
 		return err
@@ -328,10 +313,10 @@ func (t *Txn) LoadUser(u *User) error {
 	if err != nil {
 		return err
 	}
-	if x.rowsB == nil {
+	if x.rows.b == nil {
 		return t.putUser(u, true)
 	}
-	x.setUser(u)
+	x.rows.set(u.ID, u)
 	x.loaded = append(x.loaded, u)
 	return nil
 }
@@ -357,14 +342,14 @@ func (x *userIndexes) settle() error {
 	x.loaded = nil
 	slices.SortFunc(names, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	for i, e := range names {
-		held, ok := x.name(e.name)
+		held, ok := x.names.get(e.name)
 		if !ok && i > 0 && names[i-1].name == e.name {
 			held, ok = names[i-1].id, true
 		}
 		if ok {
 			return fmt.Errorf("%w: %q is held by user %s and %s", ErrUserNameTaken, e.name, held, e.id)
 		}
-		x.setName(e.name, e.id)
+		x.names.set(e.name, e.id)
 	}
 	for _, idx := range []struct {
 		lists *idLists
@@ -390,24 +375,24 @@ func (t *Txn) putUser(u *User, fresh bool) error {
 		return err
 	}
 	name := Fold(u.UserName)
-	if id, ok := x.name(name); ok && id != u.ID {
+	if id, ok := x.names.get(name); ok && id != u.ID {
 		return fmt.Errorf("%w: %q is held by user %s", ErrUserNameTaken, u.UserName, id)
 	}
 	var old *User
 	if !fresh {
-		old = x.user(u.ID)
+		old, _ = x.rows.get(u.ID)
 	}
-	x.setUser(u)
+	x.rows.set(u.ID, u)
 	t.userChanged(old, u)
 	oldName := ""
 	if old != nil {
 		oldName = Fold(old.UserName)
 	}
 	if old != nil && oldName != name {
-		x.deleteName(oldName)
+		x.names.delete(oldName)
 	}
 	if old == nil || oldName != name {
-		x.setName(name, u.ID)
+		x.names.set(name, u.ID)
 	}
 	if old == nil || old.ExternalID != u.ExternalID {
 		if old != nil {
@@ -431,13 +416,13 @@ func (t *Txn) deleteUser(u *User) error {
 	if err := x.settle(); err != nil {
 		return err
 	}
-	old := x.user(u.ID)
-	if old == nil {
+	old, ok := x.rows.get(u.ID)
+	if !ok {
 		return memdb.ErrNotFound
 	}
-	x.deleteUser(u.ID)
+	x.rows.delete(u.ID)
 	t.userChanged(old, nil)
-	x.deleteName(Fold(old.UserName))
+	x.names.delete(Fold(old.UserName))
 	x.ext.change(old.ExternalID, old.ID, false)
 	x.emails.change(workEmailKey(old), old.ID, false)
 	return nil
@@ -454,21 +439,19 @@ func (t *Txn) deleteAllUsers() (int, error) {
 	if err := x.settle(); err != nil {
 		return 0, err
 	}
-	var n int
-	if x.rowsB != nil {
+	n := x.rows.len()
+	if x.rows.b != nil {
 		// Load's own transaction, which tracks no changes.
-		n = x.rowsB.Len()
-		x.rowsB = immutable.NewSortedMapBuilder[string, *User](stringComparer{})
-		x.namesB = immutable.NewSortedMapBuilder[string, string](stringComparer{})
+		x.rows.build()
+		x.names.build()
 	} else {
-		n = x.rows.Len()
-		for it := x.rows.Iterator(); !it.Done(); {
+		for it := x.rows.m.Iterator(); !it.Done(); {
 			_, u, _ := it.Next()
 			t.userChanged(u, nil)
 		}
-		x.rows, x.names = noUsers, noNames
+		x.rows = ordered[*User]{m: noUsers, dirty: true}
+		x.names = ordered[string]{m: noNames, dirty: true}
 	}
-	x.rowsDirty, x.namesDirty = true, true
 	x.ext = idLists{m: &hamt.Map[[]string]{}, dirty: true}
 	x.emails = idLists{m: &hamt.Map[[]string]{}, dirty: true}
 	return n, nil
@@ -503,45 +486,22 @@ func asChange(u *User) any {
 
 // UserByID returns the user with id, or nil.
 func (t *Txn) UserByID(id string) (*User, error) {
-	user, err := t.userLookup()
+	users, err := t.visibleUsers()
 	if err != nil {
 		return nil, err
 	}
-	return user(id), nil
-}
-
-// userLookup returns a func that finds a user by id as the transaction sees
-// the users now, for looking up many with one lookup of their row.
-func (t *Txn) userLookup() (func(id string) *User, error) {
-	if x := t.users; x != nil {
-		return x.user, nil
-	}
-	users, err := t.storedUsers()
-	if err != nil {
-		return nil, err
-	}
-	return func(id string) *User {
-		u, _ := users.Get(id)
-		return u
-	}, nil
+	u, _ := users.get(id)
+	return u, nil
 }
 
 // UserByName returns the user whose userName folds equal to name (see
 // Fold), or nil.
 func (t *Txn) UserByName(name string) (*User, error) {
-	var id string
-	var ok bool
-	if x, err := t.pendingUsers(); err != nil {
+	names, err := t.visibleNames()
+	if err != nil {
 		return nil, err
-	} else if x != nil {
-		id, ok = x.name(Fold(name))
-	} else {
-		names, err := t.storedNames()
-		if err != nil {
-			return nil, err
-		}
-		id, ok = names.Get(Fold(name))
 	}
+	id, ok := names.get(Fold(name))
 	if !ok {
 		return nil, nil
 	}
@@ -551,13 +511,13 @@ func (t *Txn) UserByName(name string) (*User, error) {
 // UsersByExternalID returns the users whose externalId is ext (case-exact),
 // in id order.
 func (t *Txn) UsersByExternalID(ext string) ([]*User, error) {
-	return t.usersListed(externalIDsKey, func(x *userIndexes) *idLists { return &x.ext }, ext)
+	return t.usersListed(externalIDsKey, func(x *userIndexes) idLists { return x.ext }, ext)
 }
 
 // UsersByWorkEmail returns the users whose work email folds equal to email
 // (see Fold), in id order.
 func (t *Txn) UsersByWorkEmail(email string) ([]*User, error) {
-	out, err := t.usersListed(workEmailsKey, func(x *userIndexes) *idLists { return &x.emails }, Fold(email))
+	out, err := t.usersListed(workEmailsKey, func(x *userIndexes) idLists { return x.emails }, Fold(email))
 	if err != nil {
 		return nil, err
 	}
@@ -575,26 +535,18 @@ func (t *Txn) UsersByWorkEmail(email string) ([]*User, error) {
 
 // usersListed returns the users an id-list index (the row key, or pending
 // in a write's lists) holds under key.
-func (t *Txn) usersListed(row string, lists func(*userIndexes) *idLists, key string) ([]*User, error) {
-	var ids []string
-	if x, err := t.pendingUsers(); err != nil {
+func (t *Txn) usersListed(row string, lists func(*userIndexes) idLists, key string) ([]*User, error) {
+	l, err := visible(t, lists, func() (idLists, error) { return t.storedIDLists(row) })
+	if err != nil {
 		return nil, err
-	} else if x != nil {
-		ids = lists(x).get(key)
-	} else {
-		m, err := t.storedIDLists(row)
-		if err != nil {
-			return nil, err
-		}
-		ids, _ = m.Get(key)
+	}
+	users, err := t.visibleUsers()
+	if err != nil {
+		return nil, err
 	}
 	var out []*User
-	for _, id := range ids {
-		u, err := t.UserByID(id)
-		if err != nil {
-			return nil, err
-		}
-		if u != nil {
+	for _, id := range l.get(key) {
+		if u, ok := users.get(id); ok {
 			out = append(out, u)
 		}
 	}
@@ -604,11 +556,11 @@ func (t *Txn) usersListed(row string, lists func(*userIndexes) *idLists, key str
 // UsersByName yields the users in the order of their folded userNames,
 // starting at the first whose folded userName is at least Fold(from).
 func (t *Txn) UsersByName(from string) (iter.Seq2[*User, error], error) {
-	names, err := t.namesMap()
+	names, err := listed(t.visibleNames())
 	if err != nil {
 		return nil, err
 	}
-	users, err := t.usersMap()
+	users, err := t.visibleUsers()
 	if err != nil {
 		return nil, err
 	}
@@ -617,7 +569,7 @@ func (t *Txn) UsersByName(from string) (iter.Seq2[*User, error], error) {
 		it.Seek(Fold(from))
 		for !it.Done() {
 			_, id, _ := it.Next()
-			if u, ok := users.Get(id); ok && !yield(u, nil) {
+			if u, ok := users.get(id); ok && !yield(u, nil) {
 				return
 			}
 		}
@@ -632,23 +584,15 @@ func (stringComparer) Compare(a, b string) int { return strings.Compare(a, b) }
 // UserCount returns how many users the transaction sees, without
 // visiting them.
 func (t *Txn) UserCount() (int, error) {
-	if x, err := t.pendingUsers(); err != nil {
-		return 0, err
-	} else if x != nil && x.rowsB != nil {
-		return x.rowsB.Len(), nil
-	}
-	users, err := t.usersMap()
-	if err != nil {
-		return 0, err
-	}
-	return users.Len(), nil
+	users, err := t.visibleUsers()
+	return users.len(), err
 }
 
 // UsersAfter yields the users whose id sorts after id, in id order; from
 // "" it yields every user. A list paged by the last id it showed starts
 // each page there instead of counting the users before it.
 func (t *Txn) UsersAfter(id string) (iter.Seq[*User], error) {
-	users, err := t.usersMap()
+	users, err := listed(t.visibleUsers())
 	if err != nil {
 		return nil, fmt.Errorf("users after %q: %w", id, err)
 	}
@@ -704,7 +648,7 @@ func (t *Txn) GroupCount() (int, error) {
 // (see Unchanged): the users row's watch channel, or a new, closed one when
 // this write changed users it has not stored yet.
 func (t *Txn) usersChanged() (<-chan struct{}, error) {
-	if x := t.users; x != nil && (x.rowsDirty || x.rowsB != nil) {
+	if x := t.users; x != nil && (x.rows.dirty || x.rows.b != nil) {
 		changed := make(chan struct{})
 		close(changed)
 		return changed, nil
@@ -741,7 +685,7 @@ func (t *Txn) getUsers(index string, args []any) (memdb.ResultIterator, error) {
 		}
 		return it, nil
 	}
-	users, err := t.usersMap()
+	users, err := listed(t.visibleUsers())
 	if err != nil {
 		return nil, err
 	}
