@@ -236,7 +236,7 @@ func subjectsOf(txn *store.Txn, c *catalog, name string, into map[string]*store.
 	if err != nil {
 		return fmt.Errorf("look up members of %s: %w", grp.DisplayName, err)
 	}
-	for _, id := range ids {
+	for id := range ids.All() {
 		if _, ok := into[id]; ok {
 			continue
 		}

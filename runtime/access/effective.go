@@ -390,7 +390,7 @@ func WhoCanReach(txn *store.Txn, app, version string) (*Reach, error) {
 		if err != nil {
 			return nil, fmt.Errorf("look up members of %s: %w", grp.DisplayName, err)
 		}
-		for _, id := range members {
+		for id := range members.All() {
 			u, err := snap.UserByID(id)
 			if err != nil {
 				return nil, fmt.Errorf("look up user: %w", err)

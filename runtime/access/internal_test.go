@@ -6,6 +6,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -22,7 +23,7 @@ func TestRelevantChanges(t *testing.T) {
 		{"group deleted", memdb.Change{Table: store.TableGroups, Before: g}, true},
 		{"group renamed", memdb.Change{Table: store.TableGroups, Before: g, After: renamed}, true},
 		{"group rewritten for a membership change", memdb.Change{Table: store.TableGroups, Before: g, After: bumped}, false},
-		{"membership", memdb.Change{Table: store.TableMembers, After: &store.Members{GroupID: "g", IDs: []string{"u"}}}, false},
+		{"membership", memdb.Change{Table: store.TableMembers, After: &store.Members{GroupID: "g", IDs: idset.Of("u")}}, false},
 		{"user", memdb.Change{Table: store.TableUsers, After: &store.User{ID: "u"}}, false},
 		{"assignment", memdb.Change{Table: store.TableResources, Before: &store.Resource{Kind: spec.KindAccessAssignment}}, true},
 		{"role", memdb.Change{Table: store.TableResources, After: &store.Resource{Kind: spec.KindRole}}, false},

@@ -96,7 +96,7 @@ func summarizeGroup(txn *store.Txn, c *catalog, g *store.Group) (GroupSummary, e
 	if err != nil {
 		return GroupSummary{}, fmt.Errorf("count members of %s: %w", g.DisplayName, err)
 	}
-	s.Members = len(members)
+	s.Members = members.Len()
 	var buf []byte
 	grants, err := c.grantsOf(txn, g, &buf)
 	if err != nil {

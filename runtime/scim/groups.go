@@ -13,6 +13,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 )
 
 // groupState is a group as PATCH and PUT see it: its attributes and its
@@ -130,10 +131,10 @@ func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState
 // groupView returns g as SCIM shows it, with its members: meta.version and
 // lastModified count membership changes too, which the members row keeps
 // apart from the group row.
-func groupView(txn *store.Txn, g *store.Group) (*store.Group, []string, error) {
+func groupView(txn *store.Txn, g *store.Group) (*store.Group, idset.Set, error) {
 	m, err := txn.MembersOf(g.ID)
 	if err != nil || m == nil {
-		return g, nil, err
+		return g, idset.Set{}, err
 	}
 	v := *g
 	v.Version += m.Version
@@ -221,10 +222,11 @@ func (s *Server) getGroup(w http.ResponseWriter, r *request, id string) error {
 	if err != nil {
 		return err
 	}
-	if !parseProjection(r.URL.Query(), schema.GroupType).wants("members") {
-		members = nil
+	var list []string
+	if parseProjection(r.URL.Query(), schema.GroupType).wants("members") {
+		list = members.Slice()
 	}
-	return s.writeGroup(w, r, http.StatusOK, g, members)
+	return s.writeGroup(w, r, http.StatusOK, g, list)
 }
 
 // updateGroup runs change on the current group state inside a write.
@@ -246,7 +248,7 @@ func (s *Server) updateGroup(r *request, id string, change func(cur groupState) 
 		if err := checkIfMatch(r, view.Version); err != nil {
 			return err
 		}
-		cur := groupState{displayName: g.DisplayName, externalID: g.ExternalID, members: ids}
+		cur := groupState{displayName: g.DisplayName, externalID: g.ExternalID, members: ids.Slice()}
 		next, err := change(cur)
 		if err != nil {
 			return err

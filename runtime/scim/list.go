@@ -13,6 +13,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 )
 
 // page is a startIndex/count window (RFC 7644 §3.4.2.4).
@@ -59,14 +60,18 @@ func (i userItem) encode(b []byte, base string) []byte    { return appendUser(b,
 
 type groupItem struct {
 	g       *store.Group
-	members []string
+	members idset.Set
 }
 
 func (i groupItem) doc(base string, withMembers bool) map[string]any {
-	return groupMap(base, i.g, i.members, withMembers)
+	var members []string
+	if withMembers {
+		members = i.members.Slice()
+	}
+	return groupMap(base, i.g, members, withMembers)
 }
 func (i groupItem) encode(b []byte, base string) []byte {
-	return appendGroup(b, base, i.g, i.members, true)
+	return appendGroup(b, base, i.g, i.members.Slice(), true)
 }
 
 // list answers a GET of a resource type's endpoint (RFC 7644 §3.4.2): the

@@ -211,7 +211,7 @@ func (d *memberDelta) apply(s *Server, r *request, txn *store.Txn, id string) er
 	checked := d.checked.holds(txn)
 	var added, removed []string
 	for i, m := range d.ids {
-		_, member := slices.BinarySearch(cur, m)
+		member := cur.Contains(m)
 		switch {
 		case d.add[m] && !member:
 			if checked {

@@ -188,10 +188,10 @@ func TestMembershipsShareTheMembersID(t *testing.T) {
 	e.must(204, "PATCH", "/Groups/"+g, ops(`{"op":"replace","path":"members","value":`+memberList(u1, u2, inner)+`}`))
 	txn := e.st.Read()
 	ids, err := txn.MemberIDsOf(g)
-	if err != nil || len(ids) != 3 {
-		t.Fatalf("members %v, %v", ids, err)
+	if err != nil || ids.Len() != 3 {
+		t.Fatalf("members %v, %v", ids.Slice(), err)
 	}
-	for _, id := range ids {
+	for id := range ids.All() {
 		var held string
 		if u, _ := txn.UserByID(id); u != nil {
 			held = u.ID

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/store/idset"
 	"github.com/idrecon/idrecon/runtime/store/internal/hamt"
 )
 
@@ -17,12 +18,11 @@ func (t *Txn) MembersOf(groupID string) (*Members, error) {
 	return raw.(*Members), nil
 }
 
-// MemberIDsOf returns the ids of the direct members of group groupID,
-// sorted. The slice is shared with the store and must not be modified.
-func (t *Txn) MemberIDsOf(groupID string) ([]string, error) {
+// MemberIDsOf returns the ids of the direct members of group groupID.
+func (t *Txn) MemberIDsOf(groupID string) (idset.Set, error) {
 	m, err := t.MembersOf(groupID)
 	if err != nil || m == nil {
-		return nil, err
+		return idset.Set{}, err
 	}
 	return m.IDs, nil
 }
@@ -44,16 +44,15 @@ func (t *Txn) IsMember(groupID, memberID string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, found := slices.BinarySearch(ids, memberID)
-	return found, nil
+	return ids.Contains(memberID), nil
 }
 
 // ChangeMembers adds add to and removes remove from group groupID's direct
 // members, keeping the reverse index (GroupIDsOf) in step, and stamps the
 // change with now. Ids already in (add) or not in (remove) the group are
 // ignored; an id in both lists is added. It does not check that the ids
-// exist: callers validate with Member before they mutate, and pass the
-// strings Member returned as add.
+// exist: callers validate with Members before they mutate, and pass the
+// strings Members returned as add.
 func (t *Txn) ChangeMembers(groupID string, add, remove []string, now time.Time) error {
 	return t.editMembers(groupID, add, remove, func(row *Members) {
 		// row is a copy of the old one, so its version is the old one's
@@ -80,10 +79,7 @@ func (t *Txn) editMembers(groupID string, add, remove []string, stamp func(row *
 	if len(add) == 0 && len(remove) == 0 {
 		return nil
 	}
-	row.IDs = merge(row.IDs, add, remove)
-	if len(row.IDs) == 0 {
-		row.IDs = nil
-	}
+	row.IDs = row.IDs.Edit(add, remove)
 	stamp(row)
 	// A group without members keeps its row: the row carries the version.
 	if err := t.Insert(TableMembers, row); err != nil {
@@ -118,7 +114,7 @@ func (t *Txn) DeleteMemberships(id string, now time.Time) error {
 	if err != nil || m == nil {
 		return err
 	}
-	for _, member := range m.IDs {
+	for member := range m.IDs.All() {
 		if err := t.changeMemberOf(member, id, false); err != nil {
 			return err
 		}
@@ -277,7 +273,7 @@ func (t *Txn) RebuildMemberOf() error {
 	lists := make(map[string][]string)
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		m := raw.(*Members)
-		for _, id := range m.IDs {
+		for id := range m.IDs.All() {
 			lists[id] = append(lists[id], m.GroupID)
 		}
 	}
@@ -305,11 +301,11 @@ func toggle(ids []string, id string, add bool) ([]string, bool) {
 }
 
 // missing returns the sorted, distinct ids of list that are absent from
-// sorted set (absent false: present in it).
-func missing(set, list []string, absent bool) []string {
+// set (absent false: present in it).
+func missing(set idset.Set, list []string, absent bool) []string {
 	var out []string
 	for _, id := range list {
-		if _, found := slices.BinarySearch(set, id); found != absent {
+		if set.Contains(id) != absent {
 			out = append(out, id)
 		}
 	}
@@ -329,55 +325,6 @@ func subtract(a, b []string) []string {
 		}
 	}
 	return out
-}
-
-// merge returns sorted old plus sorted add minus sorted remove as a new
-// slice; add is disjoint from old and remove is a subset of it. Each change
-// is found by binary search and the runs of old between changes are copied
-// whole, so a hundred ids added to a group of a million compare a few
-// thousand strings, not a million.
-func merge(old, add, remove []string) []string {
-	out := make([]string, 0, len(old)+len(add)-len(remove))
-	i := 0 // old[:i] is done
-	for len(add) > 0 || len(remove) > 0 {
-		if len(remove) > 0 && (len(add) == 0 || remove[0] < add[0]) {
-			p, found := slices.BinarySearch(old[i:], remove[0])
-			out = append(out, old[i:i+p]...)
-			i, remove = i+p, remove[1:]
-			if found {
-				i++
-			}
-			continue
-		}
-		p, _ := slices.BinarySearch(old[i:], add[0])
-		out = append(out, old[i:i+p]...)
-		out = append(out, add[0])
-		i, add = i+p, add[1:]
-	}
-	return append(out, old[i:]...)
-}
-
-// DiffMembers returns the ids after holds and before does not (added) and
-// those before holds and after does not (removed), each sorted; before and
-// after are sorted member lists. It walks both once, testing equality
-// first: lists the store made from one another share the strings of the
-// ids they both hold, which then compare by address alone, so the journals
-// find a hundred ids added to a group of a million in about a millisecond.
-func DiffMembers(before, after []string) (added, removed []string) {
-	i, j := 0, 0
-	for i < len(before) && j < len(after) {
-		switch a, b := before[i], after[j]; {
-		case a == b:
-			i, j = i+1, j+1
-		case a < b:
-			removed = append(removed, a)
-			i++
-		default:
-			added = append(added, b)
-			j++
-		}
-	}
-	return append(added, after[j:]...), append(removed, before[i:]...)
 }
 
 // MirrorMembers applies another replica's membership changes: like
@@ -409,7 +356,7 @@ func (t *Txn) MirrorDropMembers(groupID string) error {
 	if err != nil || m == nil {
 		return err
 	}
-	for _, member := range m.IDs {
+	for member := range m.IDs.All() {
 		if err := t.changeMemberOf(member, groupID, false); err != nil {
 			return err
 		}

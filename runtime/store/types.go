@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/store/idset"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -78,7 +79,7 @@ type Group struct {
 // are immutable.
 type Members struct {
 	GroupID string
-	IDs     []string // sorted, no duplicates
+	IDs     idset.Set
 	// Version counts membership changes and Modified is the last one; with
 	// the group row's they make the group's meta.version and lastModified.
 	Version  uint64

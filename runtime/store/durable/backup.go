@@ -139,7 +139,7 @@ func persisted(txn *store.Txn, table string) (iter.Seq[any], error) {
 				}
 				continue
 			}
-			for _, ids := range chunks(m.IDs) {
+			for _, ids := range chunks(m.IDs.Slice()) {
 				if !yield(&record.MemberChunk{GroupID: m.GroupID, IDs: ids}) {
 					return
 				}

@@ -289,7 +289,7 @@ func verifyNothingLost(t *testing.T, dir string, out *outcomes) {
 	}
 	memberships := 0
 	for _, raw := range dump(t, tx)[store.TableMembers] {
-		memberships += len(raw.(*store.Members).IDs)
+		memberships += len(raw.(*memberRow).IDs)
 	}
 	if memberships != len(users) {
 		t.Fatalf("%d memberships for %d users", memberships, len(users))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 	"github.com/idrecon/idrecon/runtime/store/internal/record"
 )
 
@@ -265,6 +266,7 @@ func memberRows(t *store.Txn, headers []any) (map[string]*store.Members, error) 
 // header is damage: the two are written together.
 func fillMemberLists(b *bolt.Bucket, rows map[string]*store.Members, users, groups []any) (int, error) {
 	var ids map[string]string
+	lists := make(map[string]*idset.Builder)
 	n := 0
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -283,7 +285,12 @@ func fillMemberLists(b *bolt.Bucket, rows map[string]*store.Members, users, grou
 		if row == nil {
 			return 0, fmt.Errorf("%w: member chunk %q: group %q has no members header", ErrCorrupt, k, chunk.GroupID)
 		}
-		if last := len(row.IDs) - 1; last >= 0 && row.IDs[last] >= chunk.IDs[0] {
+		list := lists[row.GroupID]
+		if list == nil {
+			list = &idset.Builder{}
+			lists[row.GroupID] = list
+		}
+		if list.Len() > 0 && list.Last() >= chunk.IDs[0] {
 			return 0, fmt.Errorf("%w: member chunk %q overlaps the one before it", ErrCorrupt, k)
 		}
 		for _, id := range chunk.IDs {
@@ -291,9 +298,12 @@ func fillMemberLists(b *bolt.Bucket, rows map[string]*store.Members, users, grou
 			if !ok {
 				return 0, fmt.Errorf("%w: membership of %q in group %q: no such user or group", ErrCorrupt, id, chunk.GroupID)
 			}
-			row.IDs = append(row.IDs, member)
+			list.Add(member)
 		}
 		n += len(chunk.IDs)
+	}
+	for group, list := range lists {
+		rows[group].IDs = list.Set()
 	}
 	return n, nil
 }

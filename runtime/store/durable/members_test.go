@@ -19,6 +19,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 	"github.com/idrecon/idrecon/runtime/store/internal/record"
 )
 
@@ -495,7 +496,7 @@ func format2Ops(t *testing.T, changes memdb.Changes) []op {
 		if c.Table != store.TableMembers {
 			continue
 		}
-		var before, after []string
+		var before, after idset.Set
 		var group string
 		if m, ok := c.Before.(*store.Members); ok {
 			before, group = m.IDs, m.GroupID
@@ -503,7 +504,7 @@ func format2Ops(t *testing.T, changes memdb.Changes) []op {
 		if m, ok := c.After.(*store.Members); ok {
 			after, group = m.IDs, m.GroupID
 		}
-		added, removed := store.DiffMembers(before, after)
+		added, removed := idset.Diff(before, after)
 		for _, id := range slices.Concat(added, removed) {
 			m := &store.Membership{GroupID: group, MemberID: id}
 			key, _ := record.Key(record.Memberships, m)

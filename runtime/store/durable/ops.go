@@ -9,6 +9,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 	"github.com/idrecon/idrecon/runtime/store/internal/record"
 )
 
@@ -83,9 +84,9 @@ func membersOps(ops []op, c *memdb.Change) ([]op, error) {
 	}
 	d := &record.MemberDelta{GroupID: after.GroupID, Version: after.Version, Modified: after.Modified}
 	if before != nil {
-		d.Add, d.Remove = store.DiffMembers(before.IDs, after.IDs)
+		d.Add, d.Remove = idset.Diff(before.IDs, after.IDs)
 	} else {
-		d.Add = after.IDs
+		d.Add = after.IDs.Slice()
 	}
 	// The checkpointer keys chunks by group and first id: a key bbolt
 	// would refuse must fail the batch now, not the checkpoint later.

@@ -14,6 +14,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/internal/logsink"
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 )
 
 // writeFoldClashes writes, through the journal and below the store's
@@ -38,7 +39,7 @@ func writeFoldClashes(t *testing.T, path string) {
 		{store.TableGroups, &store.Group{ID: "g4", DisplayName: "Ops", Created: at(0), Modified: at(0), Version: 1}},
 		{store.TableUsers, user("u1", "σam@contoso.com")},
 		{store.TableUsers, user("u2", "ςam@contoso.com")},
-		{store.TableMembers, &store.Members{GroupID: "g2", IDs: []string{"u1", "u2"}, Version: 1, Modified: at(4)}},
+		{store.TableMembers, &store.Members{GroupID: "g2", IDs: idset.Of("u1", "u2"), Version: 1, Modified: at(4)}},
 	}
 	var changes memdb.Changes
 	for _, o := range objs {
@@ -106,7 +107,7 @@ func TestLoadRepairsNamesThatFoldEqual(t *testing.T) {
 				t.Errorf("user %s: attributes %s, want userName %q", id, u.Attributes, u.UserName)
 			}
 		}
-		if m, err := txn.MembersOf("g2"); err != nil || m == nil || len(m.IDs) != 2 {
+		if m, err := txn.MembersOf("g2"); err != nil || m == nil || m.IDs.Len() != 2 {
 			t.Errorf("members of g2: %+v, %v", m, err)
 		}
 	}

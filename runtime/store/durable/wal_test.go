@@ -19,6 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 )
 
 // crash abandons db as a killed process would: the log stays as written,
@@ -617,8 +618,8 @@ func memberOpsSeeds(tb testing.TB) [][]op {
 	tb.Helper()
 	rows := []*store.Members{
 		{GroupID: "g1", Version: 1, Modified: t0},
-		{GroupID: "g1", IDs: []string{"u1", "u2", "u3"}, Version: 2, Modified: t0},
-		{GroupID: "g1", IDs: []string{"u2", "u4"}, Version: 3, Modified: t0},
+		{GroupID: "g1", IDs: idset.Of("u1", "u2", "u3"), Version: 2, Modified: t0},
+		{GroupID: "g1", IDs: idset.Of("u2", "u4"), Version: 3, Modified: t0},
 	}
 	var out [][]op
 	for i, after := range rows {

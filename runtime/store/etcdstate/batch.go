@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 	"github.com/idrecon/idrecon/runtime/store/internal/record"
 )
 
@@ -171,7 +172,7 @@ func rename[T any](b *batch, before, after *T, nameKey func(*T) string, id func(
 func (b *batch) membersRow(c *memdb.Change) error {
 	before, _ := c.Before.(*store.Members)
 	after, _ := c.After.(*store.Members)
-	var old, cur []string
+	var old, cur idset.Set
 	gid := ""
 	if before != nil {
 		old, gid = before.IDs, before.GroupID
@@ -182,7 +183,7 @@ func (b *batch) membersRow(c *memdb.Change) error {
 	if gid == "" {
 		return nil
 	}
-	added, removed := store.DiffMembers(old, cur)
+	added, removed := idset.Diff(old, cur)
 	for _, id := range added {
 		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id)})
 	}

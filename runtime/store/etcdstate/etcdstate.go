@@ -50,7 +50,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +60,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 	"github.com/idrecon/idrecon/runtime/store/internal/record"
 )
 
@@ -325,14 +325,14 @@ func (s *State) fill(tx *store.Txn, kvs []*mvccpb.KeyValue, rev int64, decoded m
 		}
 	}
 	for gid, h := range headers {
-		if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: sortedIDs(members[gid]), Version: h.Version, Modified: h.Modified}); err != nil {
+		if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: idset.Of(members[gid]...), Version: h.Version, Modified: h.Modified}); err != nil {
 			return stats, err
 		}
 		delete(members, gid)
 	}
 	for gid, ids := range members {
 		// Memberships whose header a lost follow-up left behind.
-		if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: sortedIDs(ids)}); err != nil {
+		if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: idset.Of(ids...)}); err != nil {
 			return stats, err
 		}
 	}
@@ -408,15 +408,6 @@ func (s *State) parse(key string) (parsed, bool) {
 		}
 	}
 	return parsed{}, false
-}
-
-// sortedIDs returns ids sorted without repeats, nil for none (as the
-// store keeps a members row).
-func sortedIDs(ids []string) []string {
-	if len(ids) == 0 {
-		return nil
-	}
-	return slices.Compact(slices.Sorted(slices.Values(ids)))
 }
 
 // get reads with the State's timeout.

@@ -114,7 +114,7 @@ func TestReplicasShareOneState(t *testing.T) {
 	if u, _ := tx.UserByName("ANN@contoso.com"); u == nil || u.ID != "u1" {
 		t.Fatalf("b: ann = %+v", u)
 	}
-	if ids, _ := tx.MemberIDsOf("g1"); fmt.Sprint(ids) != "[u1 u2]" {
+	if ids, _ := tx.MemberIDsOf("g1"); fmt.Sprint(ids.Slice()) != "[u1 u2]" {
 		t.Fatalf("b: members of g1 = %v", ids)
 	}
 	if m, _ := tx.MembersOf("g1"); m.Version != 1 || !m.Modified.Equal(time.Unix(2, 0)) {
@@ -148,7 +148,7 @@ func TestReplicasShareOneState(t *testing.T) {
 	if u, _ := tx.UserByID("u2"); u != nil {
 		t.Errorf("a: bob survived his delete: %+v", u)
 	}
-	if ids, _ := tx.MemberIDsOf("g1"); fmt.Sprint(ids) != "[u1]" {
+	if ids, _ := tx.MemberIDsOf("g1"); fmt.Sprint(ids.Slice()) != "[u1]" {
 		t.Errorf("a: members of g1 = %v", ids)
 	}
 	// The freed name can be taken again, on either replica.
@@ -159,7 +159,7 @@ func TestReplicasShareOneState(t *testing.T) {
 	if u, _ := tx.UserByName("ann@contoso.com"); u == nil || u.ID != "u3" {
 		t.Errorf("c (loaded): ann = %+v", u)
 	}
-	if ids, _ := tx.MemberIDsOf("g1"); fmt.Sprint(ids) != "[u1]" {
+	if ids, _ := tx.MemberIDsOf("g1"); fmt.Sprint(ids.Slice()) != "[u1]" {
 		t.Errorf("c (loaded): members of g1 = %v", ids)
 	}
 	if m, _ := tx.MembersOf("g1"); m == nil || m.Version != 2 {
@@ -311,8 +311,8 @@ func TestImport(t *testing.T) {
 	}
 	r := newReplica(t, cli, "/m/")
 	tx := r.st.Read()
-	if ids, _ := tx.MemberIDsOf("g1"); len(ids) != 300 {
-		t.Errorf("members after import: %d, want 300", len(ids))
+	if ids, _ := tx.MemberIDsOf("g1"); ids.Len() != 300 {
+		t.Errorf("members after import: %d, want 300", ids.Len())
 	}
 	if u, _ := tx.UserByName("U299@contoso.com"); u == nil {
 		t.Error("u299 missing after import")
@@ -476,7 +476,7 @@ func TestReloadAfterCompaction(t *testing.T) {
 		t.Error("b lacks the user created while it was away")
 	}
 	m, _ := tx.MembersOf("g")
-	if m == nil || strings.Join(m.IDs, ",") != "late,renamed" {
+	if m == nil || strings.Join(m.IDs.Slice(), ",") != "late,renamed" {
 		t.Errorf("b's members of g: %v, want late,renamed", m)
 	}
 	if groups, _ := tx.GroupIDsOf("gone"); len(groups) != 0 {

@@ -52,7 +52,7 @@ func (s *State) Import(ctx context.Context, tx *store.Txn) (Stats, error) {
 			case *store.Resource:
 				stats.Resources++
 			case *store.Members:
-				stats.Memberships += len(o.IDs)
+				stats.Memberships += o.IDs.Len()
 			}
 			stats.Keys++
 			if len(chunk) == importChunk {

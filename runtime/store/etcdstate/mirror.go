@@ -95,8 +95,11 @@ func (s *State) forget(rev int64) {
 }
 
 // apply applies one watch response's events to tx, skipping those this
-// daemon already holds (its own writes, or older than them).
+// daemon already holds (its own writes, or older than them). A run of
+// membership events of one group (a member PATCH is a hundred of them) is
+// applied as one change of the group's members.
 func (s *State) apply(tx *store.Txn, events []*clientv3.Event) error {
+	var run memberRun
 	for _, ev := range events {
 		key, rev := string(ev.Kv.Key), ev.Kv.ModRevision
 		if !s.newer(key, rev) {
@@ -106,6 +109,16 @@ func (s *State) apply(tx *store.Txn, events []*clientv3.Event) error {
 		if !ok {
 			s.seen(key, rev, ev.Type == mvccpb.DELETE)
 			continue // index and tick keys: etcd's, not the store's
+		}
+		if p.group != "" {
+			if err := run.add(tx, p.group, p.member, ev.Type != mvccpb.DELETE); err != nil {
+				return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+			}
+			s.seen(key, rev, ev.Type == mvccpb.DELETE)
+			continue
+		}
+		if err := run.flush(tx); err != nil {
+			return fmt.Errorf("before %s at revision %d: %w", key, rev, err)
 		}
 		var err error
 		if ev.Type == mvccpb.DELETE {
@@ -117,6 +130,50 @@ func (s *State) apply(tx *store.Txn, events []*clientv3.Event) error {
 			return fmt.Errorf("%s at revision %d: %w", key, rev, err)
 		}
 		s.seen(key, rev, ev.Type == mvccpb.DELETE)
+	}
+	return run.flush(tx)
+}
+
+// memberRun collects consecutive membership events of one group: each
+// member's last event wins.
+type memberRun struct {
+	group  string
+	member map[string]bool // member → put (true) or deleted
+}
+
+// add records one membership event, first applying the run of another
+// group.
+func (r *memberRun) add(tx *store.Txn, group, member string, put bool) error {
+	if group != r.group {
+		if err := r.flush(tx); err != nil {
+			return err
+		}
+		r.group = group
+	}
+	if r.member == nil {
+		r.member = map[string]bool{}
+	}
+	r.member[member] = put
+	return nil
+}
+
+// flush applies the run and starts an empty one.
+func (r *memberRun) flush(tx *store.Txn) error {
+	if len(r.member) == 0 {
+		return nil
+	}
+	var add, remove []string
+	for m, put := range r.member {
+		if put {
+			add = append(add, m)
+		} else {
+			remove = append(remove, m)
+		}
+	}
+	group := r.group
+	clear(r.member)
+	if err := tx.MirrorMembers(group, add, remove); err != nil {
+		return fmt.Errorf("members of %s: %w", group, err)
 	}
 	return nil
 }
@@ -138,9 +195,6 @@ func (s *State) seen(key string, rev int64, deleted bool) {
 }
 
 func (s *State) applyPut(tx *store.Txn, p parsed, val []byte) error {
-	if p.group != "" {
-		return tx.MirrorMembers(p.group, []string{p.member}, nil)
-	}
 	obj, err := record.Decode(p.table, val)
 	if err != nil {
 		return err
@@ -157,9 +211,6 @@ func (s *State) applyPut(tx *store.Txn, p parsed, val []byte) error {
 }
 
 func (s *State) applyDelete(tx *store.Txn, p parsed) error {
-	if p.group != "" {
-		return tx.MirrorMembers(p.group, nil, []string{p.member})
-	}
 	var obj any
 	var err error
 	switch p.table {

@@ -1,0 +1,63 @@
+package etcdstate
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// TestMemberRunFoldsEachMembersLastEvent: the membership events of one
+// watch response, applied as runs per group, leave the members an event
+// at a time would: a member's last event wins, and a run of another group
+// or another kind of event ends the run before it.
+func TestMemberRunFoldsEachMembersLastEvent(t *testing.T) {
+	type event struct {
+		group, member string
+		put           bool
+	}
+	events := []event{
+		{"g1", "u1", true}, {"g1", "u2", true}, {"g1", "u1", false}, // u1 added then removed
+		{"g2", "u1", true},
+		{"g1", "u3", true}, {"g1", "u3", false}, {"g1", "u3", true}, // u3 ends added
+		{"g1", "u2", false}, {"g1", "u4", false}, // u4 was never there
+	}
+	st, err := store.New(store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Update(context.Background(), func(tx *store.Txn) error {
+		for _, g := range []string{"g1", "g2"} {
+			if err := tx.Insert(store.TableGroups, &store.Group{ID: g, DisplayName: g}); err != nil {
+				return err
+			}
+		}
+		return tx.ChangeMembers("g1", []string{"u5"}, nil, time.Unix(1, 0))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Mirror(context.Background(), func(tx *store.Txn) error {
+		var run memberRun
+		for _, e := range events {
+			if err := run.add(tx, e.group, e.member, e.put); err != nil {
+				return err
+			}
+		}
+		return run.flush(tx)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tx := st.Read()
+	for group, want := range map[string][]string{"g1": {"u3", "u5"}, "g2": {"u1"}} {
+		got, err := tx.MemberIDsOf(group)
+		if err != nil || !slices.Equal(got.Slice(), want) {
+			t.Errorf("members of %s = %v, %v; want %v", group, got, err, want)
+		}
+	}
+	if groups, _ := tx.GroupIDsOf("u1"); !slices.Equal(groups, []string{"g2"}) {
+		t.Errorf("groups of u1 = %v, want [g2]", groups)
+	}
+}
