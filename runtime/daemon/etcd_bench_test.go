@@ -212,14 +212,22 @@ func metricValue(exposition, name string) float64 {
 	return -1
 }
 
-var joinUsers = flag.Int("etcd-join-users", 100000, "users of BenchmarkReplicaJoin")
+var (
+	joinUsers   = flag.Int("etcd-join-users", 100000, "users of BenchmarkReplicaJoin")
+	joinMembers = flag.Int("etcd-join-members", 100, "members of each of BenchmarkReplicaJoin's 1,000 groups")
+)
+
+// joinSettle is how long after joining BenchmarkReplicaJoin measures the
+// joiner's resident memory again.
+const joinSettle = 5 * time.Second
 
 // BenchmarkReplicaJoin measures what a replica costs to join a large state:
-// 100,000 users and 1,000 groups of 100 members (imported into a
+// 100,000 users and 1,000 groups of 100 members (-etcd-join-users and
+// -etcd-join-members set others; imported into a
 // three-member etcd of processes, as `idrecon migrate` does), one replica
 // already serving it, and a second `idrecon serve --etcd` process (default
 // flags) started and timed until its /readyz answers 200. It reports that
-// time and the joiner's resident memory then. Run:
+// time and the joiner's resident memory then and joinSettle later. Run:
 //
 //	go test -run '^$' -bench ReplicaJoin -benchtime 1x -timeout 30m ./runtime/daemon/
 func BenchmarkReplicaJoin(b *testing.B) {
@@ -248,8 +256,8 @@ func BenchmarkReplicaJoin(b *testing.B) {
 				return err
 			}
 			var members []string
-			for m := range 100 {
-				members = append(members, ids[(g*100+m)%len(ids)])
+			for m := range min(*joinMembers, len(ids)) {
+				members = append(members, ids[(g*(*joinMembers)+m)%len(ids)])
 			}
 			if err := tx.ChangeMembers(gid, members, nil, created); err != nil {
 				return err
@@ -283,5 +291,10 @@ func BenchmarkReplicaJoin(b *testing.B) {
 		})
 		b.ReportMetric(time.Since(started).Seconds(), "join-s")
 		b.ReportMetric(float64(httpload.ChildRSS(pid))/(1<<20), "joiner-RSS-MiB")
+		// And once the daemon returned what the load no longer holds (it
+		// does when its allocation rate falls, see gctune.Follow), as
+		// idrecon-load's -settle measures a run.
+		time.Sleep(joinSettle)
+		b.ReportMetric(float64(httpload.ChildRSS(pid))/(1<<20), "joiner-RSS-settled-MiB")
 	}
 }

@@ -124,14 +124,19 @@ type State struct {
 	log        *slog.Logger
 	st         *store.Store
 
-	// revs is, for every key the mirror holds, the revision it last
-	// changed at; gone the deletes not yet passed by the watch (a delete's
-	// revision, so an older put arriving late is not applied). Only the
-	// store's committer goroutine writes them (Commit, and the Mirror
-	// writes Run submits); mu guards them against other readers.
-	mu   sync.Mutex
-	revs map[string]int64
-	gone map[string]int64
+	// revs is, for every record key the mirror holds, the revision it last
+	// changed at: what a transaction compares. floor holds, until the
+	// watch passes them, the revisions of deletes and of this daemon's own
+	// membership writes (Commit applies them before the watch brings
+	// them), so an older event arriving late is not applied. Membership
+	// keys are never compared, so revs does not keep them: a group's
+	// membership changes are ordered by its header record's comparison,
+	// and a key per membership would cost more than the membership. Only
+	// the store's committer goroutine writes the maps (Commit, and the
+	// Mirror writes Run submits); mu guards them against other readers.
+	mu    sync.Mutex
+	revs  map[string]int64
+	floor map[string]int64
 
 	// lag delays each watch response, for tests of a mirror behind etcd.
 	lag     time.Duration
@@ -169,7 +174,7 @@ func New(opts Options) (*State, error) {
 	}
 	return &State{
 		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger, fence: opts.Fence, markerBase: opts.Prefix + "txn/" + randomNonce() + "/", metrics: newMetrics(),
-		revs: map[string]int64{}, gone: map[string]int64{}, pending: map[string]chan struct{}{}, advanced: make(chan struct{}),
+		revs: map[string]int64{}, floor: map[string]int64{}, pending: map[string]chan struct{}{}, advanced: make(chan struct{}),
 	}, nil
 }
 
@@ -180,8 +185,31 @@ type Stats struct {
 	Elapsed                                     time.Duration
 }
 
-// pageSize is how many keys one range read of Load returns.
-const pageSize = 2000
+// Load reads the state in pages of about pageBytes. etcd answers each
+// page with the number of keys from the page's start to the range's end,
+// which it counts key by key, so many small pages cost time quadratic in
+// the state: a page is sized by bytes, from the keys the page before held
+// (membership keys are small and come many to a page), starting at
+// firstPage keys and never above maxPage.
+const maxPage = 100_000
+
+// Variables so that tests can make pages small.
+var (
+	firstPage = 2000
+	pageBytes = 1 << 20
+)
+
+// nextPage returns the number of keys to ask for after a page of kvs.
+func nextPage(kvs []*mvccpb.KeyValue) int {
+	size := 0
+	for _, kv := range kvs {
+		size += len(kv.Key) + len(kv.Value)
+	}
+	if size == 0 {
+		return firstPage
+	}
+	return max(1, min(maxPage, pageBytes/(size/len(kvs)+1)))
+}
 
 // Load fills st, which must be empty, with the state under the prefix at
 // one revision, read in pages, and makes st the store Run mirrors into.
@@ -245,7 +273,7 @@ func (s *State) reload(ctx context.Context) (Stats, error) {
 		return stats, err
 	}
 	s.mu.Lock()
-	s.gone = map[string]int64{}
+	s.floor = map[string]int64{}
 	s.mu.Unlock()
 	s.advance(rev)
 	stats.Elapsed = time.Since(start)
@@ -257,8 +285,9 @@ func (s *State) readAll(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) 
 	var kvs []*mvccpb.KeyValue
 	var rev int64
 	key, end := s.mirrored()
+	limit := firstPage
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(limit))}
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
@@ -273,6 +302,7 @@ func (s *State) readAll(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) 
 		if !resp.More || len(resp.Kvs) == 0 {
 			return kvs, rev, nil
 		}
+		limit = nextPage(resp.Kvs)
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 }
@@ -287,9 +317,11 @@ func (s *State) fill(tx *store.Txn, kvs []*mvccpb.KeyValue, rev int64, decoded m
 	headers := map[string]*store.Members{}
 	for _, kv := range kvs {
 		k := string(kv.Key)
-		revs[k] = kv.ModRevision
 		stats.Keys++
 		p, ok := s.parse(k)
+		if !ok || p.group == "" {
+			revs[k] = kv.ModRevision
+		}
 		switch {
 		case !ok:
 			continue
@@ -324,15 +356,26 @@ func (s *State) fill(tx *store.Txn, kvs []*mvccpb.KeyValue, rev int64, decoded m
 			stats.Resources++
 		}
 	}
-	for gid, h := range headers {
-		if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: idset.Of(members[gid]...), Version: h.Version, Modified: h.Modified}); err != nil {
+	for gid, ids := range members {
+		// The store's own strings of the member ids, not the keys' (each
+		// a slice of a whole key), so that an id is one string however many
+		// groups hold it.
+		held, unknown, err := tx.Members(ids)
+		if err != nil {
 			return stats, err
 		}
-		delete(members, gid)
+		row := &store.Members{GroupID: gid, IDs: idset.Of(append(held, unknown...)...)}
+		// Without a header, a lost follow-up left these memberships behind.
+		if h := headers[gid]; h != nil {
+			row.Version, row.Modified = h.Version, h.Modified
+		}
+		if err := tx.Insert(store.TableMembers, row); err != nil {
+			return stats, err
+		}
+		delete(headers, gid)
 	}
-	for gid, ids := range members {
-		// Memberships whose header a lost follow-up left behind.
-		if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, IDs: idset.Of(ids...)}); err != nil {
+	for gid, h := range headers {
+		if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, Version: h.Version, Modified: h.Modified}); err != nil {
 			return stats, err
 		}
 	}
@@ -600,17 +643,27 @@ func (s *State) compareRev(key string) int64 {
 	return s.revs[key]
 }
 
-// committed records that keys were put (or deleted) at rev by this daemon.
+// committed records that record keys were put (or deleted) at rev.
 func (s *State) committed(puts, dels []string, rev int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range puts {
 		s.revs[k] = rev
-		delete(s.gone, k)
+		delete(s.floor, k)
 	}
 	for _, k := range dels {
 		delete(s.revs, k)
-		s.gone[k] = rev
+		s.floor[k] = rev
+	}
+}
+
+// wroteMembers records that this daemon put or deleted membership keys at
+// rev and holds the result already.
+func (s *State) wroteMembers(ms []memberOp, rev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range ms {
+		s.floor[m.key] = rev
 	}
 }
 
@@ -633,7 +686,7 @@ func (s *State) Commit(changes memdb.Changes) error {
 	// when the watch brings it.
 	s.committed(b.puts, b.dels, revs[0])
 	for i, chunk := range b.chunks() {
-		s.committed(keys(chunk, false), keys(chunk, true), revs[i])
+		s.wroteMembers(chunk, revs[i])
 	}
 	return nil
 }
@@ -888,16 +941,6 @@ func ops(ms []memberOp) []clientv3.Op {
 			out[i] = clientv3.OpDelete(m.key)
 		} else {
 			out[i] = clientv3.OpPut(m.key, "")
-		}
-	}
-	return out
-}
-
-func keys(ms []memberOp, del bool) []string {
-	var out []string
-	for _, m := range ms {
-		if m.del == del {
-			out = append(out, m.key)
 		}
 	}
 	return out

@@ -82,14 +82,14 @@ func (s *State) watch(ctx context.Context) error {
 	return errors.New("watch channel closed")
 }
 
-// forget drops the tombstones of deletes the watch has passed: no older
-// event can arrive after them.
+// forget drops the floors the watch has passed: no older event can arrive
+// after them.
 func (s *State) forget(rev int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, r := range s.gone {
+	for k, r := range s.floor {
 		if r <= rev {
-			delete(s.gone, k)
+			delete(s.floor, k)
 		}
 	}
 }
@@ -114,7 +114,6 @@ func (s *State) apply(tx *store.Txn, events []*clientv3.Event) error {
 			if err := run.add(tx, p.group, p.member, ev.Type != mvccpb.DELETE); err != nil {
 				return fmt.Errorf("%s at revision %d: %w", key, rev, err)
 			}
-			s.seen(key, rev, ev.Type == mvccpb.DELETE)
 			continue
 		}
 		if err := run.flush(tx); err != nil {
@@ -183,7 +182,7 @@ func (r *memberRun) flush(tx *store.Txn) error {
 func (s *State) newer(key string, rev int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return rev > s.revs[key] && rev > s.gone[key]
+	return rev > s.revs[key] && rev > s.floor[key]
 }
 
 func (s *State) seen(key string, rev int64, deleted bool) {

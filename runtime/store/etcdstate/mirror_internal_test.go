@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/idrecon/idrecon/runtime/store"
 )
 
@@ -59,5 +62,51 @@ func TestMemberRunFoldsEachMembersLastEvent(t *testing.T) {
 	}
 	if groups, _ := tx.GroupIDsOf("u1"); !slices.Equal(groups, []string{"g2"}) {
 		t.Errorf("groups of u1 = %v, want [g2]", groups)
+	}
+}
+
+// TestOwnMembershipWritesHoldAgainstOlderEvents: memberships this daemon
+// committed and applied itself are not undone by an older event the watch
+// brings after them, and the mirror keeps no revision per membership key.
+func TestOwnMembershipWritesHoldAgainstOlderEvents(t *testing.T) {
+	s, err := New(Options{Client: &clientv3.Client{}, Prefix: "/t/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if err := st.Update(ctx, func(tx *store.Txn) error {
+		if err := tx.Insert(store.TableGroups, &store.Group{ID: "g", DisplayName: "g"}); err != nil {
+			return err
+		}
+		// u2 as this daemon's Commit wrote it, at revision 10.
+		return tx.ChangeMembers("g", []string{"u1", "u2"}, nil, time.Unix(1, 0))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.wroteMembers([]memberOp{{key: s.memberKey("g", "u2")}}, 10)
+	event := func(typ mvccpb.Event_EventType, member string, rev int64) *clientv3.Event {
+		return &clientv3.Event{Type: typ, Kv: &mvccpb.KeyValue{Key: []byte(s.memberKey("g", member)), ModRevision: rev}}
+	}
+	// Another daemon's earlier delete of u2, and its add of u3.
+	events := []*clientv3.Event{event(mvccpb.DELETE, "u2", 8), event(mvccpb.PUT, "u3", 9)}
+	if err := st.Mirror(ctx, func(tx *store.Txn) error { return s.apply(tx, events) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Read().MemberIDsOf("g"); !slices.Equal(got.Slice(), []string{"u1", "u2", "u3"}) {
+		t.Errorf("members of g = %v, want [u1 u2 u3]", got)
+	}
+	for k := range s.revs {
+		if p, ok := s.parse(k); ok && p.group != "" {
+			t.Errorf("the mirror keeps a revision for membership key %s", k)
+		}
+	}
+	s.forget(10)
+	if len(s.floor) != 0 {
+		t.Errorf("floors left after the watch passed them: %v", s.floor)
 	}
 }
