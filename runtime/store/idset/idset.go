@@ -100,9 +100,9 @@ func (s Set) Last() string {
 	return c[len(c)-1]
 }
 
-// Edit returns s plus add minus remove. Both must be sorted and distinct,
-// add must hold no id of s and remove only ids of s. The chunks no change
-// lands in are shared with s.
+// Edit returns s plus add minus remove: both sorted, distinct and disjoint
+// from each other. Ids of add that s holds and ids of remove it does not
+// change nothing. The chunks no change lands in are shared with s.
 func (s Set) Edit(add, remove []string) Set {
 	if len(add) == 0 && len(remove) == 0 {
 		return s
@@ -112,7 +112,7 @@ func (s Set) Edit(add, remove []string) Set {
 	}
 	// Each id added makes at most one chunk more: the list is never
 	// grown (copied again) by a split.
-	out := Set{chunks: make([][]string, 0, len(s.chunks)+len(add)), n: s.n + len(add) - len(remove)}
+	out := Set{chunks: make([][]string, 0, len(s.chunks)+len(add)), n: s.n}
 	done := 0 // s.chunks[:done] are in out
 	for len(add) > 0 || len(remove) > 0 {
 		// The chunk the next change lands in (the last one for ids after
@@ -130,7 +130,9 @@ func (s Set) Edit(add, remove []string) Set {
 			nr, _ = slices.BinarySearch(remove, first)
 		}
 		out.chunks = append(out.chunks, s.chunks[done:i]...)
-		out.chunks = appendCut(out.chunks, merge(s.chunks[i], add[:na], remove[:nr]))
+		merged := merge(s.chunks[i], add[:na], remove[:nr])
+		out.n += len(merged) - len(s.chunks[i])
+		out.chunks = appendCut(out.chunks, merged)
 		add, remove, done = add[na:], remove[nr:], i+1
 	}
 	out.chunks = append(out.chunks, s.chunks[done:]...)
@@ -164,7 +166,8 @@ func appendCut(chunks [][]string, ids []string) [][]string {
 }
 
 // merge returns sorted old plus sorted add minus sorted remove as a new
-// slice; add is disjoint from old and remove is a subset of it.
+// slice; ids of add already in old and ids of remove not in it are
+// skipped.
 func merge(old, add, remove []string) []string {
 	out := make([]string, 0, len(old)+len(add)-len(remove))
 	i := 0 // old[:i] is done
@@ -178,9 +181,11 @@ func merge(old, add, remove []string) []string {
 			}
 			continue
 		}
-		p, _ := slices.BinarySearch(old[i:], add[0])
+		p, found := slices.BinarySearch(old[i:], add[0])
 		out = append(out, old[i:i+p]...)
-		out = append(out, add[0])
+		if !found {
+			out = append(out, add[0])
+		}
 		i, add = i+p, add[1:]
 	}
 	return append(out, old[i:]...)

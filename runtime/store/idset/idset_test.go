@@ -66,24 +66,41 @@ func TestEditAgainstModel(t *testing.T) {
 			}
 			var versions []version
 			for range 60 {
-				var add, remove []string
+				// add and remove are disjoint; now and then add holds an id
+				// s holds and remove one it does not, which change nothing.
+				var add, remove, added, removed []string
 				for range r.IntN(3) * r.IntN(200) {
-					if x := id(); !model[x] && !slices.Contains(add, x) {
+					x := id()
+					if slices.Contains(add, x) {
+						continue
+					}
+					if !model[x] {
+						added = append(added, x)
+						add = append(add, x)
+					} else if r.IntN(20) == 0 {
 						add = append(add, x)
 					}
 				}
 				for x := range model {
-					if r.IntN(10) == 0 {
+					if r.IntN(10) == 0 && !slices.Contains(add, x) {
+						remove = append(remove, x)
+						removed = append(removed, x)
+					}
+				}
+				for range r.IntN(3) {
+					if x := id(); !model[x] && !slices.Contains(add, x) && !slices.Contains(remove, x) {
 						remove = append(remove, x)
 					}
 				}
 				slices.Sort(add)
 				slices.Sort(remove)
+				slices.Sort(added)
+				slices.Sort(removed)
 				next := s.Edit(add, remove)
-				for _, x := range add {
+				for _, x := range added {
 					model[x] = true
 				}
-				for _, x := range remove {
+				for _, x := range removed {
 					delete(model, x)
 				}
 				want := slices.Sorted(func(yield func(string) bool) {
@@ -94,18 +111,18 @@ func TestEditAgainstModel(t *testing.T) {
 					}
 				})
 				check(t, next, want)
-				added, removed := Diff(s, next)
-				if !slices.Equal(added, add) || !slices.Equal(removed, remove) {
-					t.Fatalf("Diff: added %d removed %d, want %d and %d", len(added), len(removed), len(add), len(remove))
+				gotAdded, gotRemoved := Diff(s, next)
+				if !slices.Equal(gotAdded, added) || !slices.Equal(gotRemoved, removed) {
+					t.Fatalf("Diff: added %d removed %d, want %d and %d", len(gotAdded), len(gotRemoved), len(added), len(removed))
 				}
 				// A set built apart, sharing neither chunks nor strings.
 				copied := make([]string, len(want))
 				for i, x := range want {
 					copied[i] = strings.Clone(x)
 				}
-				added, removed = Diff(s, FromSorted(copied))
-				if !slices.Equal(added, add) || !slices.Equal(removed, remove) {
-					t.Fatalf("Diff with a copy: added %d removed %d, want %d and %d", len(added), len(removed), len(add), len(remove))
+				gotAdded, gotRemoved = Diff(s, FromSorted(copied))
+				if !slices.Equal(gotAdded, added) || !slices.Equal(gotRemoved, removed) {
+					t.Fatalf("Diff with a copy: added %d removed %d, want %d and %d", len(gotAdded), len(gotRemoved), len(added), len(removed))
 				}
 				for i := range 20 {
 					x := id()
