@@ -213,22 +213,25 @@ func nextPage(kvs []*mvccpb.KeyValue) int {
 
 // Load fills st, which must be empty, with the state under the prefix at
 // one revision, read in pages, and makes st the store Run mirrors into.
+// Each page goes into st's load as it arrives, so the raw pages of a large
+// state are not all held at once.
 func (s *State) Load(ctx context.Context, st *store.Store) (Stats, error) {
 	start := time.Now()
-	kvs, rev, err := s.readAll(ctx)
-	if err != nil {
-		return Stats{}, err
-	}
-	s.st = st
 	var stats Stats
-	err = st.Load(func(tx *store.Txn) error {
-		stats, err = s.fill(tx, kvs, rev, nil)
+	err := st.Load(func(tx *store.Txn) error {
+		l := s.newLoader(tx, nil)
+		rev, err := s.readPages(ctx, l.add)
+		if err != nil {
+			return err
+		}
+		stats, err = l.finish(rev)
 		return err
 	})
 	if err != nil {
 		return stats, err
 	}
-	s.advance(rev)
+	s.st = st
+	s.advance(stats.Revision)
 	stats.Elapsed = time.Since(start)
 	return stats, nil
 }
@@ -266,7 +269,11 @@ func (s *State) reload(ctx context.Context) (Stats, error) {
 				return fmt.Errorf("etcdstate: reload: clear %s: %w", table, err)
 			}
 		}
-		stats, err = s.fill(tx, kvs, rev, resources)
+		l := s.newLoader(tx, resources)
+		if err := l.add(kvs); err != nil {
+			return err
+		}
+		stats, err = l.finish(rev)
 		return err
 	})
 	if err != nil {
@@ -280,9 +287,19 @@ func (s *State) reload(ctx context.Context) (Stats, error) {
 	return stats, nil
 }
 
-// readAll reads every key under the prefix at one revision, in pages.
+// readAll reads every key under the prefix at one revision.
 func (s *State) readAll(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) {
 	var kvs []*mvccpb.KeyValue
+	rev, err := s.readPages(ctx, func(page []*mvccpb.KeyValue) error {
+		kvs = append(kvs, page...)
+		return nil
+	})
+	return kvs, rev, err
+}
+
+// readPages reads every key under the prefix at one revision, in pages,
+// hands each page to fn and returns the revision.
+func (s *State) readPages(ctx context.Context, fn func([]*mvccpb.KeyValue) error) (int64, error) {
 	var rev int64
 	key, end := s.mirrored()
 	limit := firstPage
@@ -293,88 +310,109 @@ func (s *State) readAll(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) 
 		}
 		resp, err := s.get(ctx, key, opts...)
 		if err != nil {
-			return nil, 0, fmt.Errorf("etcdstate: load: %w", err)
+			return 0, fmt.Errorf("etcdstate: load: %w", err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
-		kvs = append(kvs, resp.Kvs...)
+		if err := fn(resp.Kvs); err != nil {
+			return 0, err
+		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return kvs, rev, nil
+			return rev, nil
 		}
 		limit = nextPage(resp.Kvs)
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 }
 
-// fill inserts the records of kvs, read at rev, into tx (which holds none
-// of them), and makes their revisions the ones the mirror compares with.
-// decoded holds records already decoded, by key.
-func (s *State) fill(tx *store.Txn, kvs []*mvccpb.KeyValue, rev int64, decoded map[string]any) (Stats, error) {
-	stats := Stats{Revision: rev}
-	revs := make(map[string]int64, len(kvs))
-	members := map[string][]string{}
-	headers := map[string]*store.Members{}
+// loader inserts the records of one revision's keys into tx (which holds
+// none of them), a page at a time, and makes their revisions the ones the
+// mirror compares with.
+type loader struct {
+	s       *State
+	tx      *store.Txn
+	decoded map[string]any // records already decoded, by key
+	stats   Stats
+	revs    map[string]int64
+	members map[string][]string // group → member ids, in key order
+	headers map[string]*store.Members
+}
+
+func (s *State) newLoader(tx *store.Txn, decoded map[string]any) *loader {
+	return &loader{s: s, tx: tx, decoded: decoded, revs: map[string]int64{}, members: map[string][]string{}, headers: map[string]*store.Members{}}
+}
+
+// add inserts the records of one page of keys; memberships wait for finish.
+func (l *loader) add(kvs []*mvccpb.KeyValue) error {
 	for _, kv := range kvs {
 		k := string(kv.Key)
-		stats.Keys++
-		p, ok := s.parse(k)
+		l.stats.Keys++
+		p, ok := l.s.parse(k)
 		if !ok || p.group == "" {
-			revs[k] = kv.ModRevision
+			l.revs[k] = kv.ModRevision
 		}
 		switch {
 		case !ok:
 			continue
 		case p.group != "":
-			members[p.group] = append(members[p.group], p.member)
-			stats.Memberships++
+			// A copy: p.member is a slice of the whole key.
+			l.members[p.group] = append(l.members[p.group], strings.Clone(p.member))
+			l.stats.Memberships++
 			continue
 		case p.table == store.TableMembers:
 			obj, err := record.Decode(p.table, kv.Value)
 			if err != nil {
-				return stats, fmt.Errorf("etcdstate: %s: %w", k, err)
+				return fmt.Errorf("etcdstate: %s: %w", k, err)
 			}
-			headers[p.id] = obj.(*store.Members)
+			l.headers[p.id] = obj.(*store.Members)
 			continue
 		}
-		obj, ok := decoded[k]
+		obj, ok := l.decoded[k]
 		if !ok {
 			var err error
 			if obj, err = record.Decode(p.table, kv.Value); err != nil {
-				return stats, fmt.Errorf("etcdstate: %s: %w", k, err)
+				return fmt.Errorf("etcdstate: %s: %w", k, err)
 			}
 		}
-		if err := tx.Insert(p.table, obj); err != nil {
-			return stats, fmt.Errorf("etcdstate: load %s: %w", k, err)
+		if err := l.tx.Insert(p.table, obj); err != nil {
+			return fmt.Errorf("etcdstate: load %s: %w", k, err)
 		}
 		switch p.table {
 		case store.TableUsers:
-			stats.Users++
+			l.stats.Users++
 		case store.TableGroups:
-			stats.Groups++
+			l.stats.Groups++
 		case store.TableResources:
-			stats.Resources++
+			l.stats.Resources++
 		}
 	}
-	for gid, ids := range members {
-		// The store's own strings of the member ids, not the keys' (each
-		// a slice of a whole key), so that an id is one string however many
-		// groups hold it.
+	return nil
+}
+
+// finish inserts the members rows, read at rev, once every user and group
+// is in.
+func (l *loader) finish(rev int64) (Stats, error) {
+	tx, stats := l.tx, l.stats
+	stats.Revision = rev
+	for gid, ids := range l.members {
+		// The store's own strings of the member ids, so that an id is
+		// one string however many groups hold it.
 		held, unknown, err := tx.Members(ids)
 		if err != nil {
 			return stats, err
 		}
 		row := &store.Members{GroupID: gid, IDs: idset.Of(append(held, unknown...)...)}
 		// Without a header, a lost follow-up left these memberships behind.
-		if h := headers[gid]; h != nil {
+		if h := l.headers[gid]; h != nil {
 			row.Version, row.Modified = h.Version, h.Modified
 		}
 		if err := tx.Insert(store.TableMembers, row); err != nil {
 			return stats, err
 		}
-		delete(headers, gid)
+		delete(l.headers, gid)
 	}
-	for gid, h := range headers {
+	for gid, h := range l.headers {
 		if err := tx.Insert(store.TableMembers, &store.Members{GroupID: gid, Version: h.Version, Modified: h.Modified}); err != nil {
 			return stats, err
 		}
@@ -382,9 +420,9 @@ func (s *State) fill(tx *store.Txn, kvs []*mvccpb.KeyValue, rev int64, decoded m
 	if err := tx.RebuildMemberOf(); err != nil {
 		return stats, err
 	}
-	s.mu.Lock()
-	s.revs = revs
-	s.mu.Unlock()
+	l.s.mu.Lock()
+	l.s.revs = l.revs
+	l.s.mu.Unlock()
 	return stats, nil
 }
 
