@@ -169,7 +169,7 @@ func appendCut(chunks [][]string, ids []string) [][]string {
 // slice; ids of add already in old and ids of remove not in it are
 // skipped.
 func merge(old, add, remove []string) []string {
-	out := make([]string, 0, len(old)+len(add)-len(remove))
+	out := make([]string, 0, len(old)+len(add))
 	i := 0 // old[:i] is done
 	for len(add) > 0 || len(remove) > 0 {
 		if len(remove) > 0 && (len(add) == 0 || remove[0] < add[0]) {

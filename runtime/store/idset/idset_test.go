@@ -238,6 +238,16 @@ func TestBuilder(t *testing.T) {
 	}
 }
 
+// TestEditIgnoresWhatChangesNothing: ids of add the set holds and ids of
+// remove it does not, more of them than the set holds.
+func TestEditIgnoresWhatChangesNothing(t *testing.T) {
+	s := Of("b")
+	check(t, s.Edit([]string{"b"}, []string{"a", "c", "d"}), []string{"b"})
+	check(t, s.Edit([]string{"a"}, []string{"c", "d", "e"}), []string{"a", "b"})
+	check(t, s.Edit(nil, []string{"b", "c", "d"}), nil)
+	check(t, Set{}.Edit(nil, []string{"a"}), nil)
+}
+
 func TestOf(t *testing.T) {
 	check(t, Of("b", "a", "b", "c"), []string{"a", "b", "c"})
 	check(t, Of(), nil)
