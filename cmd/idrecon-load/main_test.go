@@ -73,7 +73,7 @@ func TestRunServe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"user.create", "verify.groups", "daemon CPU", "daemon RSS  before"} {
+	for _, want := range []string{"user.create", "verify.groups", "daemon CPU", "load tool CPU", "daemon RSS  before"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -92,7 +92,7 @@ func TestRunPeer(t *testing.T) {
 			if err := run(append([]string{"-peer", flag}, small...), func(string) string { return "" }, &out); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
-			for _, want := range []string{"user.create", "verify.groups", "daemon CPU", "daemon RSS  before"} {
+			for _, want := range []string{"user.create", "verify.groups", "daemon CPU", "load tool CPU", "daemon RSS  before"} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("report lacks %q:\n%s", want, out.String())
 				}
@@ -137,7 +137,7 @@ func TestRunCompare(t *testing.T) {
 	if h := strings.Fields(lines[0]); len(h) != 3 || h[0] != "idrecon" || h[1] != "peer" || h[2] != "idrecon/peer" {
 		t.Errorf("header %q", lines[0])
 	}
-	for _, row := range []string{"req/s (cycle)", "p99 user.lookup", "p99 group.members", "p99 (cycle)", "errors", "RSS before", "RSS peak", "RSS after the run", "RSS 200ms later", "per user (minus before)", "server CPU per request"} {
+	for _, row := range []string{"req/s (cycle)", "p99 user.lookup", "p99 group.members", "p99 (cycle)", "errors", "RSS before", "RSS peak", "RSS after the run", "RSS 200ms later", "per user (minus before)", "server CPU per request", "load tool CPU per request"} {
 		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), row) })
 		if i < 0 {
 			t.Errorf("no row %q:\n%s", row, table)

@@ -91,6 +91,10 @@ type outcome struct {
 	res     *scimload.Result
 	rss     rssFigures
 	journal *journalSyncs // nil for a server without a journal
+	// client is the CPU time this process (the load tool alone: the
+	// server is another process) used over the run, on the cores the
+	// server shares.
+	client time.Duration
 }
 
 // load starts t, runs cfg against it with the report of -pid, and stops
@@ -117,13 +121,17 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 		}
 	}
 	cfg.URL = d.scim
+	clientBefore := cpuTime(os.Getpid())
 	res, err := scimload.Run(ctx, cfg)
 	if res == nil {
 		rss.report(io.Discard, 0, 0, 0)
 		return nil, err
 	}
 	res.Print(stdout)
-	o = &outcome{label: t.label, res: res}
+	o = &outcome{label: t.label, res: res, client: cpuTime(os.Getpid()) - clientBefore}
+	if res.Requests > 0 {
+		fmt.Fprintf(stdout, "load tool CPU  %s over the run, %.0f µs/request\n", o.client, float64(o.client.Microseconds())/float64(res.Requests))
+	}
 	if journaled {
 		after, serr := scrapeJournal(d.metrics)
 		if serr != nil {
@@ -232,6 +240,12 @@ func compareTable(w io.Writer, users int, a, b []*outcome) {
 		}
 		return float64(o.rss.cpu.Microseconds()) / float64(o.res.Requests)
 	}, us, true)
+	row("load tool CPU per request", func(o *outcome) float64 {
+		if o.res.Requests == 0 {
+			return 0
+		}
+		return float64(o.client.Microseconds()) / float64(o.res.Requests)
+	}, us, false)
 	tw.Flush()
 	for line := range strings.Lines(buf.String()) {
 		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
