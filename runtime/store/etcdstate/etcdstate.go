@@ -239,38 +239,26 @@ func (s *State) Load(ctx context.Context, st *store.Store) (Stats, error) {
 // reload replaces the whole store with the state under the prefix now, in
 // one store write (readers see the old state or the new, never half), for
 // a mirror that fell behind etcd's compaction and cannot replay what it
-// missed. A resource's resolved secrets are carried over as the watch
-// does.
+// missed. The pages go into the write as they arrive, as Load's do: the
+// write holds the store's writer meanwhile, which a write computed on the
+// stale mirror would wait for anyway. A resource's resolved secrets are
+// carried over as the watch does.
 func (s *State) reload(ctx context.Context) (Stats, error) {
 	start := time.Now()
-	kvs, rev, err := s.readAll(ctx)
-	if err != nil {
-		return Stats{}, err
-	}
 	var stats Stats
-	err = s.st.Mirror(ctx, func(tx *store.Txn) error {
-		resources := map[string]any{}
-		for _, kv := range kvs {
-			p, ok := s.parse(string(kv.Key))
-			if !ok || p.table != store.TableResources {
-				continue
-			}
-			obj, err := record.Decode(p.table, kv.Value)
-			if err != nil {
-				return fmt.Errorf("etcdstate: %s: %w", kv.Key, err)
-			}
-			if err := keepSecrets(tx, obj.(*store.Resource)); err != nil {
-				return err
-			}
-			resources[string(kv.Key)] = obj
+	err := s.st.Mirror(ctx, func(tx *store.Txn) error {
+		held, err := tx.Resources("")
+		if err != nil {
+			return fmt.Errorf("etcdstate: reload: %w", err)
 		}
 		for _, table := range []string{store.TableUsers, store.TableGroups, store.TableMembers, store.TableResources, store.TableMeta} {
 			if _, err := tx.DeleteAll(table, store.IndexID); err != nil {
 				return fmt.Errorf("etcdstate: reload: clear %s: %w", table, err)
 			}
 		}
-		l := s.newLoader(tx, resources)
-		if err := l.add(kvs); err != nil {
+		l := s.newLoader(tx, held)
+		rev, err := s.readPages(ctx, l.add)
+		if err != nil {
 			return err
 		}
 		stats, err = l.finish(rev)
@@ -282,19 +270,9 @@ func (s *State) reload(ctx context.Context) (Stats, error) {
 	s.mu.Lock()
 	s.floor = map[string]int64{}
 	s.mu.Unlock()
-	s.advance(rev)
+	s.advance(stats.Revision)
 	stats.Elapsed = time.Since(start)
 	return stats, nil
-}
-
-// readAll reads every key under the prefix at one revision.
-func (s *State) readAll(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) {
-	var kvs []*mvccpb.KeyValue
-	rev, err := s.readPages(ctx, func(page []*mvccpb.KeyValue) error {
-		kvs = append(kvs, page...)
-		return nil
-	})
-	return kvs, rev, err
 }
 
 // readPages reads every key under the prefix at one revision, in pages,
@@ -330,17 +308,23 @@ func (s *State) readPages(ctx context.Context, fn func([]*mvccpb.KeyValue) error
 // none of them), a page at a time, and makes their revisions the ones the
 // mirror compares with.
 type loader struct {
-	s       *State
-	tx      *store.Txn
-	decoded map[string]any // records already decoded, by key
+	s  *State
+	tx *store.Txn
+	// held are the resources the store held before, whose resolved
+	// secrets the records read carry over (see keepSecrets).
+	held    map[[2]string]*store.Resource
 	stats   Stats
 	revs    map[string]int64
 	members map[string][]string // group → member ids, in key order
 	headers map[string]*store.Members
 }
 
-func (s *State) newLoader(tx *store.Txn, decoded map[string]any) *loader {
-	return &loader{s: s, tx: tx, decoded: decoded, revs: map[string]int64{}, members: map[string][]string{}, headers: map[string]*store.Members{}}
+func (s *State) newLoader(tx *store.Txn, held []*store.Resource) *loader {
+	l := &loader{s: s, tx: tx, held: map[[2]string]*store.Resource{}, revs: map[string]int64{}, members: map[string][]string{}, headers: map[string]*store.Members{}}
+	for _, r := range held {
+		l.held[[2]string{r.Kind, r.Name}] = r
+	}
+	return l
 }
 
 // add inserts the records of one page of keys; memberships wait for finish.
@@ -368,11 +352,13 @@ func (l *loader) add(kvs []*mvccpb.KeyValue) error {
 			l.headers[p.id] = obj.(*store.Members)
 			continue
 		}
-		obj, ok := l.decoded[k]
-		if !ok {
-			var err error
-			if obj, err = record.Decode(p.table, kv.Value); err != nil {
-				return fmt.Errorf("etcdstate: %s: %w", k, err)
+		obj, err := record.Decode(p.table, kv.Value)
+		if err != nil {
+			return fmt.Errorf("etcdstate: %s: %w", k, err)
+		}
+		if r, ok := obj.(*store.Resource); ok {
+			if cur := l.held[[2]string{r.Kind, r.Name}]; cur != nil {
+				keepSecretsOf(cur, r)
 			}
 		}
 		if err := l.tx.Insert(p.table, obj); err != nil {

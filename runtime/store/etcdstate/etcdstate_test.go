@@ -2,6 +2,9 @@ package etcdstate_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,6 +20,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
+	"github.com/idrecon/idrecon/spec"
 )
 
 // replica is one daemon's store, mirrored from etcd.
@@ -445,6 +449,16 @@ func TestReloadAfterCompaction(t *testing.T) {
 	if u, _ := b.barrier(t).UserByID("gone"); u == nil {
 		t.Fatal("b does not hold the first writes")
 	}
+	// A certificate whose private key b resolved: etcd holds only its
+	// fingerprint, so the reload must keep b's key.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.update(t, func(tx *store.Txn) error {
+		return tx.Insert(store.TableResources, &store.Resource{Kind: spec.KindCertificate, Name: "sp", Revision: "rev-1",
+			Spec: &spec.Certificate{Usage: spec.UsageSamlSPSigning, PrivateKeyFrom: &spec.ValueFrom{Env: "SP_KEY"}, PrivateKey: key, KeyFingerprint: "ab"}})
+	})
 	b.stop()
 	a.update(t, func(tx *store.Txn) error {
 		u, _ := tx.UserByID("gone")
@@ -488,6 +502,9 @@ func TestReloadAfterCompaction(t *testing.T) {
 	}
 	if groups, _ := tx.GroupIDsOf("gone"); len(groups) != 0 {
 		t.Errorf("b still has the deleted user in %v", groups)
+	}
+	if r, _ := tx.Resource(spec.KindCertificate, "sp"); r == nil || r.Spec.(*spec.Certificate).PrivateKey == nil {
+		t.Errorf("b's certificate after the reload: %+v, want its private key kept", r)
 	}
 	// And it mirrors on from there.
 	a.update(t, createUser("after", "after@contoso.com"))

@@ -252,6 +252,13 @@ func keepSecrets(tx *store.Txn, r *store.Resource) error {
 	if err != nil || cur == nil {
 		return err
 	}
+	keepSecretsOf(cur, r)
+	return nil
+}
+
+// keepSecretsOf copies cur's resolved secrets to r where r's fingerprints
+// match them.
+func keepSecretsOf(cur, r *store.Resource) {
 	switch have := cur.Spec.(type) {
 	case *spec.Certificate:
 		if got, ok := r.Spec.(*spec.Certificate); ok && have.PrivateKey != nil && got.PrivateKey == nil && got.KeyFingerprint == have.KeyFingerprint {
@@ -263,5 +270,4 @@ func keepSecrets(tx *store.Txn, r *store.Resource) error {
 			got.SharedSecret.Value = have.SharedSecret.Value
 		}
 	}
-	return nil
 }
