@@ -46,7 +46,7 @@ func (s Set) Len() int { return s.n }
 
 // Contains reports whether s holds id.
 func (s Set) Contains(id string) bool {
-	i := s.chunkFor(id)
+	i := chunkFor(s.chunks, id)
 	if i == len(s.chunks) {
 		return false
 	}
@@ -54,11 +54,11 @@ func (s Set) Contains(id string) bool {
 	return found
 }
 
-// chunkFor returns the index of the first chunk whose last id is id or
-// after it: the only chunk that can hold id (len(s.chunks) when none).
-func (s Set) chunkFor(id string) int {
-	return sort.Search(len(s.chunks), func(i int) bool {
-		c := s.chunks[i]
+// chunkFor returns the index of the first of chunks whose last id is id or
+// after it: the only chunk that can hold id (len(chunks) when none).
+func chunkFor(chunks [][]string, id string) int {
+	return sort.Search(len(chunks), func(i int) bool {
+		c := chunks[i]
 		return c[len(c)-1] >= id
 	})
 }
@@ -122,7 +122,7 @@ func (s Set) Edit(add, remove []string) Set {
 		if len(next) == 0 || len(remove) > 0 && remove[0] < next[0] {
 			next = remove
 		}
-		i := min(done+s.from(done).chunkFor(next[0]), len(s.chunks)-1)
+		i := min(done+chunkFor(s.chunks[done:], next[0]), len(s.chunks)-1)
 		na, nr := len(add), len(remove)
 		if i+1 < len(s.chunks) {
 			first := s.chunks[i+1][0]
@@ -138,9 +138,6 @@ func (s Set) Edit(add, remove []string) Set {
 	out.chunks = append(out.chunks, s.chunks[done:]...)
 	return out
 }
-
-// from returns the set's chunks from i on, for searching.
-func (s Set) from(i int) Set { return Set{chunks: s.chunks[i:]} }
 
 // appendCut appends sorted ids to chunks: in pieces of about equal size
 // when they are more than a chunk holds, or joined to the last chunk when
