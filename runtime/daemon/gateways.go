@@ -75,12 +75,8 @@ func (gs *gateways) current(login string) []routed {
 		}
 	}
 	gs.mu.Unlock()
+	unchanged := gs.st.ResourcesChanged()
 	snap := gs.st.Read()
-	unchanged, err := snap.Unchanged(store.TableResources)
-	if err != nil {
-		gs.log.Error("read gateways", "err", err)
-		return nil
-	}
 	res, err := snap.Resources(spec.KindGateway)
 	if err != nil {
 		gs.log.Error("read gateways", "err", err)

@@ -128,6 +128,32 @@ func resolveKey(txn *store.Txn) (*spec.SamlServiceProvider, []*store.Resource, e
 	return sp, key, nil
 }
 
+// resolvedKey is what resolveKey returned, until changed closes.
+type resolvedKey struct {
+	sp      *spec.SamlServiceProvider
+	key     []*store.Resource
+	err     error
+	changed <-chan struct{}
+}
+
+// resolve returns resolveKey's answer on the store's current state, read
+// again only after a resource changed: every request through the daemon's
+// router asks for the SAML base path.
+func (s *Server) resolve() (*spec.SamlServiceProvider, []*store.Resource, error) {
+	if r := s.resolved.Load(); r != nil {
+		select {
+		case <-r.changed:
+		default:
+			return r.sp, r.key, r.err
+		}
+	}
+	// Taken before the read, so a commit that the read misses closes it.
+	changed := s.st.ResourcesChanged()
+	sp, key, err := resolveKey(s.st.Read())
+	s.resolved.Store(&resolvedKey{sp: sp, key: key, err: err, changed: changed})
+	return sp, key, err
+}
+
 func sameKey(a, b []*store.Resource) bool {
 	if len(a) != len(b) {
 		return false

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/store"
@@ -75,6 +76,10 @@ type Server struct {
 	// metadataRoots verify the TLS certificate of idp.metadataURL's host
 	// (nil: the system roots); tests set it to trust their own servers.
 	metadataRoots *x509.CertPool
+
+	// resolved is the SamlServiceProvider and what it names, kept until a
+	// resource changes; see resolve.
+	resolved atomic.Pointer[resolvedKey]
 
 	mu        sync.Mutex
 	cur       *config
@@ -157,7 +162,7 @@ func (s *Server) Ready() (bool, string) {
 // configuration (the IdP's metadata URL is down, or now serves something
 // that does not verify) keeps the last good initialisation.
 func (s *Server) current(ctx context.Context) (*config, error) {
-	sp, key, err := resolveKey(s.st.Read())
+	sp, key, err := s.resolve()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {

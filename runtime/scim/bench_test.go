@@ -69,7 +69,7 @@ func entraUser(i int) string {
 // write that bypasses the committer.
 func (s *benchServer) preload(b *testing.B, n int) (attrBytes int) {
 	b.Helper()
-	cfg, err := s.srv.config(s.st.Read())
+	cfg, err := s.srv.config()
 	if err != nil {
 		b.Fatal(err)
 	}

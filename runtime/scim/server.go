@@ -83,10 +83,13 @@ func NewServer(st *store.Store, opts Options) *Server {
 	return &Server{st: st, opts: opts, log: opts.Logger}
 }
 
-// config is what the server derives from the ScimProvisioning resource,
-// cached per resource pointer (stored resources are immutable).
+// config is what the server derives from the ScimProvisioning resource.
+// It is kept until a commit changes a resource (changed closes) and then
+// derived again only if the ScimProvisioning resource itself changed
+// (stored resources are immutable, so the pointer says).
 type config struct {
 	res      *store.Resource
+	changed  <-chan struct{}
 	enabled  bool
 	basePath string
 	tokens   []tokenHash
@@ -99,8 +102,18 @@ type tokenHash struct {
 	ok   bool
 }
 
-func (s *Server) config(txn *store.Txn) (*config, error) {
-	res, err := txn.Resources(spec.KindScimProvisioning)
+func (s *Server) config() (*config, error) {
+	cur := s.cfg.Load()
+	if cur != nil {
+		select {
+		case <-cur.changed:
+		default:
+			return cur, nil
+		}
+	}
+	// Taken before the read, so a commit that the read misses closes it.
+	changed := s.st.ResourcesChanged()
+	res, err := s.st.Read().Resources(spec.KindScimProvisioning)
 	if err != nil {
 		return nil, err
 	}
@@ -108,10 +121,13 @@ func (s *Server) config(txn *store.Txn) (*config, error) {
 	if len(res) > 0 {
 		r = res[0]
 	}
-	if c := s.cfg.Load(); c != nil && c.res == r {
-		return c, nil
+	if cur != nil && cur.res == r {
+		c := *cur
+		c.changed = changed
+		s.cfg.Store(&c)
+		return &c, nil
 	}
-	c := &config{res: r, basePath: spec.DefaultScimBasePath}
+	c := &config{res: r, changed: changed, basePath: spec.DefaultScimBasePath}
 	if r != nil {
 		if sp, ok := r.Spec.(*spec.ScimProvisioning); ok && sp != nil {
 			c.enabled = sp.Enabled
@@ -152,7 +168,7 @@ func (s *Server) config(txn *store.Txn) (*config, error) {
 // (spec.DefaultScimBasePath unless the ScimProvisioning spec sets one), for
 // routers that dispatch by prefix. It follows configuration changes.
 func (s *Server) BasePath() string {
-	c, err := s.config(s.st.Read())
+	c, err := s.config()
 	if err != nil {
 		return spec.DefaultScimBasePath
 	}
@@ -266,7 +282,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
-	cfg, err := s.config(s.st.Read())
+	cfg, err := s.config()
 	if err != nil {
 		s.writeError(w, r, err)
 		return "unknown"

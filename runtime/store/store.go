@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -111,6 +112,10 @@ type Store struct {
 	closeOnce sync.Once
 	closing   chan struct{}
 	done      chan struct{}
+
+	// resources is closed and replaced by each commit that changes a spec
+	// resource; see ResourcesChanged.
+	resources atomic.Pointer[chan struct{}]
 }
 
 type request struct {
@@ -142,6 +147,8 @@ func New(opts Options) (*Store, error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	ch := make(chan struct{})
+	s.resources.Store(&ch)
 	go s.commitLoop()
 	return s, nil
 }
@@ -312,6 +319,29 @@ func (t *Txn) DeletePrefix(table, prefixIndex, prefix string) (bool, error) {
 // closing.
 func (s *Store) Read() *Txn { return &Txn{Txn: s.db.Txn(false)} }
 
+// ResourcesChanged returns a channel that the next commit changing a spec
+// resource closes. Servers that derive their configuration from resources
+// on every request take it before reading them and keep what they derived
+// until it closes, which costs a request no transaction.
+func (s *Store) ResourcesChanged() <-chan struct{} { return *s.resources.Load() }
+
+// resourcesChanged closes the channel ResourcesChanged returned, after
+// the commit it stands for became visible.
+func (s *Store) resourcesChanged() {
+	ch := make(chan struct{})
+	close(*s.resources.Swap(&ch))
+}
+
+// touches reports whether changes hold a change to table.
+func touches(changes memdb.Changes, table string) bool {
+	for _, c := range changes {
+		if c.Table == table {
+			return true
+		}
+	}
+	return false
+}
+
 // Snapshot returns a point-in-time copy of the whole database, for backups.
 func (s *Store) Snapshot() *memdb.MemDB { return s.db.Snapshot() }
 
@@ -329,6 +359,7 @@ func (s *Store) Load(fn func(*Txn) error) error {
 		return err
 	}
 	txn.Commit()
+	s.resourcesChanged()
 	return nil
 }
 
@@ -474,6 +505,9 @@ func (s *Store) commitBatch(batch []*request) {
 			}
 		}
 		txn.Commit()
+		if touches(changes, TableResources) {
+			s.resourcesChanged()
+		}
 		if s.opts.OnCommit != nil && len(changes) > 0 {
 			s.opts.OnCommit(changes)
 		}

@@ -188,3 +188,51 @@ func TestUsersByWorkEmail(t *testing.T) {
 		}
 	}
 }
+
+func TestResourcesChanged(t *testing.T) {
+	s := newStore(t, Options{})
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	ctx := context.Background()
+	steps := []struct {
+		name  string
+		write func() error
+		want  bool
+	}{
+		{"a user", func() error { return s.Update(ctx, insertUnique("alice", "u1")) }, false},
+		{"a failed resource write", func() error {
+			err := s.Update(ctx, func(tx *Txn) error {
+				if err := tx.Insert(TableResources, &Resource{Kind: "K", Name: "gone"}); err != nil {
+					return err
+				}
+				return errTaken
+			})
+			if !errors.Is(err, errTaken) {
+				return fmt.Errorf("write: %v, want %v", err, errTaken)
+			}
+			return nil
+		}, false},
+		{"a resource", func() error {
+			return s.Update(ctx, func(tx *Txn) error { return tx.Insert(TableResources, &Resource{Kind: "K", Name: "a"}) })
+		}, true},
+		{"a load", func() error { return s.Load(func(*Txn) error { return nil }) }, true},
+	}
+	for _, step := range steps {
+		ch := s.ResourcesChanged()
+		if err := step.write(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := closed(ch); got != step.want {
+			t.Errorf("after %s: closed %v, want %v", step.name, got, step.want)
+		}
+		if closed(s.ResourcesChanged()) {
+			t.Errorf("after %s: the channel ResourcesChanged now returns is closed", step.name)
+		}
+	}
+}
