@@ -252,12 +252,12 @@ func (gs *gateways) route(r *http.Request, home string) (http.Handler, bool) {
 		g := match(rs, p)
 		return g, g != nil
 	}
-	for _, h := range []string{"X-Original-URI", "X-Forwarded-Uri"} {
-		if v := r.Header.Get(h); strings.HasPrefix(v, "/") {
-			if u, err := url.ParseRequestURI(v); err == nil {
-				if g := match(rs, u.Path); g != nil {
-					return g, true
-				}
+	// The Gateway reads the original URI the same way and refuses the
+	// request when it is ambiguous, whichever Gateway this picks.
+	if v, ok := gateway.OriginalURI(r); ok && strings.HasPrefix(v, "/") {
+		if u, err := url.ParseRequestURI(v); err == nil {
+			if g := match(rs, u.Path); g != nil {
+				return g, true
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,24 @@ type Config struct {
 	// ResponseHeaderTimeout bounds the wait for the upstream's response
 	// headers (default 60s); past it the client gets a 504.
 	ResponseHeaderTimeout time.Duration
+}
+
+// MarshalJSON writes cfg with the client certificate's private key left
+// out: encoding/json (and so slog's JSON handler) would follow the
+// *tls.Certificate into the key's exported fields (an ECDSA D, RSA primes).
+func (cfg Config) MarshalJSON() ([]byte, error) {
+	type plain Config // no methods, so no recursion
+	var cert any
+	if c := cfg.ClientCertificate; c != nil {
+		cert = struct {
+			Certificate [][]byte
+			PrivateKey  string
+		}{c.Certificate, redacted}
+	}
+	return json.Marshal(struct {
+		plain
+		ClientCertificate any // shadows the embedded field
+	}{plain(cfg), cert})
 }
 
 // SharedSecret is a header idrecon adds to every forwarded request.

@@ -26,8 +26,10 @@
 //     the sign-in URL in X-Idrecon-Signin; no redirect, since nginx turns a
 //     3xx into a 500), 403 when signed in but not entitled, 500 when access
 //     cannot be checked. Always Cache-Control: no-store. The original URI
-//     comes from X-Original-URI or X-Forwarded-Uri and is used only if it is
-//     a local path (one leading '/'), so the sign-in cannot redirect away.
+//     is the one X-Original-URI, X-Forwarded-Uri or path below VerifyPath
+//     the request gives (see OriginalURI; two of them, or one holding a dot
+//     segment, are refused with 403), and is used only if it is a local path
+//     (one leading '/'), so the sign-in cannot redirect away.
 //
 // # Header stripping
 //
@@ -51,8 +53,8 @@
 // case) and underscores_in_headers stays off; testdata/nginx-idrecon.conf is
 // a configuration that does both, exercised by the package's tests.
 //
-// Not yet done: upgraded and streaming connections are authorized once, at
-// the start, and are not closed when the user is disabled later.
+// Upgraded and streaming connections are decided again every
+// Deps.Recheck while they last, and closed once their user is refused.
 //
 // The application must be reachable only through idrecon or the proxy: a
 // plain header is unsigned, so network isolation (or Config.SharedSecret,

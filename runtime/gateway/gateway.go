@@ -445,6 +445,12 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 	// A cached "yes" would outlive a disable; a cached answer keyed without
 	// the cookie would hand one user's identity to another.
 	h.Set("Cache-Control", "no-store")
+	original, ok := OriginalURI(r)
+	if !ok {
+		g.counters.refuse(ReasonBadPath)
+		g.text(w, r, http.StatusForbidden, "no access\n")
+		return
+	}
 	a, reason := g.decide(r)
 	switch reason {
 	case "":
@@ -453,7 +459,7 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	case ReasonNoSession:
 		g.counters.refuse(reason)
-		signin := g.signinURL(g.returnPath(g.originalURI(r)))
+		signin := g.signinURL(g.returnPath(original))
 		h.Set(SigninHeader, signin)
 		g.text(w, r, http.StatusUnauthorized, "sign in at "+signin+"\n")
 	case ReasonDecisionError:
@@ -465,20 +471,40 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// originalURI is the URI the proxy asked about: X-Original-URI (nginx, as
-// the documented auth location sets it), X-Forwarded-Uri (Traefik, Caddy),
-// or the path below VerifyPath (Envoy's path_prefix). A header sent twice
-// is ambiguous and ignored; the result is validated by returnPath.
-func (g *Gateway) originalURI(r *http.Request) string {
-	for _, name := range []string{"X-Original-Uri", "X-Forwarded-Uri"} {
-		if v := r.Header.Values(name); len(v) == 1 {
-			return v[0]
-		}
+// OriginalURI returns the URI a forward-auth request asks about: the one
+// value of X-Original-URI (nginx, as the documented auth location sets it),
+// of X-Forwarded-Uri (Traefik, Caddy) or the path below VerifyPath (Envoy's
+// path_prefix). Each proxy sets one of these itself and passes the client's
+// other headers on, so a second one, or a header sent twice, can only be
+// the client's: ok is false and the request is refused rather than letting
+// the client choose the Gateway that decides. With none of them, uri is ""
+// and ok true. A URI holding a dot segment, as sent or percent-decoded, is
+// refused too: the daemon picks the Gateway by the URI's prefix, but nginx
+// matches its locations on the resolved path and passes the URI on as sent,
+// which the application resolves, so "/lax/../strict" would be decided by
+// the Gateway of /lax for a request that lands in /strict (browsers resolve
+// dot segments before sending, so this refuses no one honest).
+func OriginalURI(r *http.Request) (uri string, ok bool) {
+	given := slices.Concat(r.Header.Values("X-Original-Uri"), r.Header.Values("X-Forwarded-Uri"))
+	if rest, found := strings.CutPrefix(r.URL.RequestURI(), VerifyPath); found && strings.HasPrefix(rest, "/") {
+		given = append(given, rest)
 	}
-	if rest, ok := strings.CutPrefix(r.URL.RequestURI(), VerifyPath); ok && strings.HasPrefix(rest, "/") {
-		return rest
+	switch len(given) {
+	case 0:
+		return "", true
+	case 1:
+		uri = given[0]
+	default:
+		return "", false
 	}
-	return ""
+	p, _, _ := strings.Cut(uri, "?")
+	if hasDotSegment(p) {
+		return "", false
+	}
+	if d, err := url.PathUnescape(p); err == nil && hasDotSegment(d) {
+		return "", false
+	}
+	return uri, true
 }
 
 func (g *Gateway) text(w http.ResponseWriter, r *http.Request, status int, body string) {

@@ -170,9 +170,12 @@ func localPath(p string) string {
 	return p
 }
 
-// hasDotSegment reports whether a path holds a "." or ".." segment.
+// hasDotSegment reports whether a path holds a "." or ".." segment. A
+// segment's ";parameters" do not count: Tomcat (and Jetty) drop them before
+// resolving dot segments, so "/ssc/..;/manager" is "/manager" to them.
 func hasDotSegment(p string) bool {
 	for seg := range strings.SplitSeq(p, "/") {
+		seg, _, _ = strings.Cut(seg, ";")
 		if seg == "." || seg == ".." {
 			return true
 		}

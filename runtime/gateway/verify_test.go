@@ -36,14 +36,14 @@ func TestVerifyContract(t *testing.T) {
 		{"no session", "GET", "/auth/verify", "", nil, 401, signin("/"), ""},
 		{"nginx original URI", "GET", "/auth/verify", "", [][2]string{{"X-Original-URI", "/ssc/x?a=1&b=2"}}, 401, signin("/ssc/x?a=1&b=2"), ""},
 		{"traefik forwarded URI", "GET", "/auth/verify", "", [][2]string{{"X-Forwarded-Uri", "/ssc/y"}}, 401, signin("/ssc/y"), ""},
-		{"original URI wins", "GET", "/auth/verify", "", [][2]string{{"X-Forwarded-Uri", "/b"}, {"X-Original-URI", "/a"}}, 401, signin("/a"), ""},
+		{"two original URIs", "GET", "/auth/verify", "", [][2]string{{"X-Forwarded-Uri", "/b"}, {"X-Original-URI", "/a"}}, 403, "", ""},
 		{"envoy path", "POST", "/auth/verify/ssc/z?q=1", "", nil, 401, signin("/ssc/z?q=1"), ""},
 		{"absolute URL", "GET", "/auth/verify", "", [][2]string{{"X-Original-URI", "https://evil.example/"}}, 401, signin("/"), ""},
 		{"scheme-relative", "GET", "/auth/verify", "", [][2]string{{"X-Original-URI", "//evil.example/"}}, 401, signin("/"), ""},
 		{"backslash", "GET", "/auth/verify", "", [][2]string{{"X-Original-URI", "/\\evil.example/"}}, 401, signin("/"), ""},
 		{"relative", "GET", "/auth/verify", "", [][2]string{{"X-Original-URI", "evil.example"}}, 401, signin("/"), ""},
 		{"tab", "GET", "/auth/verify", "", [][2]string{{"X-Original-URI", "/\t/evil.example"}}, 401, signin("/"), ""},
-		{"repeated", "GET", "/auth/verify", "", [][2]string{{"X-Original-URI", "/a"}, {"X-Original-URI", "/b"}}, 401, signin("/"), ""},
+		{"repeated", "GET", "/auth/verify", "", [][2]string{{"X-Original-URI", "/a"}, {"X-Original-URI", "/b"}}, 403, "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

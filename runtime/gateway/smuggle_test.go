@@ -1,0 +1,135 @@
+package gateway_test
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/idrecon/idrecon/runtime/gateway"
+)
+
+// TestPathParameterDotSegments: Tomcat (Application Security's
+// server) strips ";params" from each segment before it resolves dot
+// segments, so "/ssc/..;/manager/html" is "/manager/html" there. A Gateway
+// forwarding only /ssc must not hand the upstream a path that leaves /ssc,
+// nor let a lax Gateway's prefix carry a request to a stricter one's.
+func TestPathParameterDotSegments(t *testing.T) {
+	up, hits := echoUpstream(t)
+	_, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL, PathPrefix: "/ssc"}, gateway.Deps{})
+	for _, p := range []string{
+		"/ssc/..;/manager/html",
+		"/ssc/..;jsessionid=x/manager/html",
+		"/ssc/a/..;/..;/manager/html",
+		"/ssc/.;/x",
+		"/ssc/%2e%2e;/manager/html",
+	} {
+		t.Run(p, func(t *testing.T) {
+			before := hits.Load()
+			u, _ := url.Parse(srv.URL)
+			u.Opaque = "//" + u.Host + p // sent as written, not cleaned
+			req := &http.Request{Method: "GET", URL: u, Header: http.Header{}}
+			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: "tok-ann"})
+			resp, err := noRedirects.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || hits.Load() != before {
+				t.Errorf("status %d, upstream hits %d: a path Tomcat resolves outside /ssc was forwarded",
+					resp.StatusCode, hits.Load()-before)
+			}
+		})
+	}
+	// Path parameters that are not dot segments still pass.
+	if resp := do(t, "GET", srv.URL+"/ssc/a;jsessionid=1/b", "tok-ann", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("/ssc/a;jsessionid=1/b: status %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestVerifyRefusesAmbiguousOriginalURI: behind the documented nginx
+// configuration, "/lax/../strict/x" reaches /auth/verify as X-Original-URI
+// "/lax/../strict/x" and the application as the same raw URI, which it
+// resolves to /strict/x (nginx matches its locations on the normalised
+// /strict/x). The daemon picks the Gateway by the header's prefix, so the
+// Gateway of /lax (no requiredRole) answers for a request that lands in
+// /strict. An original URI with dot segments (raw, percent-encoded, or
+// Tomcat's "..;") names another resource than its prefix suggests: the
+// answer must not be 200. Nor when the request gives more than one original
+// URI: each proxy sets one and passes the client's headers on, so the other
+// is the client's choice of the Gateway that decides.
+func TestVerifyRefusesAmbiguousOriginalURI(t *testing.T) {
+	_, srv := newFrontDoor(t, gateway.Config{PathPrefix: "/lax"}, gateway.Deps{})
+	for _, tc := range []struct {
+		name string
+		path string
+		raw  [][2]string
+	}{
+		{"nginx dots", gateway.VerifyPath, [][2]string{{"X-Original-URI", "/lax/../strict/x"}}},
+		{"nginx encoded dots", gateway.VerifyPath, [][2]string{{"X-Original-URI", "/lax/%2e%2e/strict/x"}}},
+		{"nginx encoded slash", gateway.VerifyPath, [][2]string{{"X-Original-URI", "/lax%2f..%2fstrict/x"}}},
+		{"tomcat path parameter", gateway.VerifyPath, [][2]string{{"X-Original-URI", "/lax/..;/strict/x"}}},
+		{"traefik", gateway.VerifyPath, [][2]string{{"X-Forwarded-Uri", "/lax/./../strict/x?q=1"}}},
+		{"envoy", gateway.VerifyPath + "/lax/%2E%2E/strict/x", nil},
+		{"both headers", gateway.VerifyPath, [][2]string{{"X-Original-URI", "/strict/x"}, {"X-Forwarded-Uri", "/lax/x"}}},
+		{"a header twice", gateway.VerifyPath, [][2]string{{"X-Forwarded-Uri", "/strict/x"}, {"X-Forwarded-Uri", "/lax/x"}}},
+		{"a header and a path", gateway.VerifyPath + "/strict/x", [][2]string{{"X-Original-URI", "/lax/x"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, _ := url.Parse(srv.URL)
+			u.Opaque = "//" + u.Host + tc.path
+			req := &http.Request{Method: "GET", URL: u, Header: http.Header{}}
+			for _, kv := range tc.raw {
+				req.Header[kv[0]] = append(req.Header[kv[0]], kv[1])
+			}
+			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: "tok-ann"})
+			resp, err := noRedirects.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Username") != "" {
+				t.Errorf("status %d, username %q; want 403 and no identity", resp.StatusCode, resp.Header.Get("Username"))
+			}
+		})
+	}
+	// A plain original URI is still answered.
+	if resp := do(t, "GET", srv.URL+gateway.VerifyPath, "tok-ann", [][2]string{{"X-Original-URI", "/lax/a.b/..x/c"}}); resp.StatusCode != http.StatusOK {
+		t.Errorf("plain URI: status %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestClientKeyNeverPrinted: Config promises it can be logged (the
+// daemon's slog JSON handler) or dumped as JSON whole; JSON follows the
+// *tls.Certificate into its private key, whose exported D (and an RSA
+// key's primes) would be printed.
+func TestClientKeyNeverPrinted(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.Config{Upstream: "https://ssc", ClientCertificate: &tls.Certificate{Certificate: [][]byte{{1, 2, 3}}, PrivateKey: key}}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "cfg", cfg)
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := key.D.String()
+	for name, out := range map[string]string{"slog JSON": logged.String(), "json.Marshal": string(js)} {
+		if strings.Contains(out, d) {
+			t.Errorf("%s printed the client private key: %s", name, out)
+		}
+	}
+	// Still a usable dump: the rest of the Config is there.
+	if !strings.Contains(string(js), `"Upstream":"https://ssc"`) {
+		t.Errorf("json.Marshal lost the config: %s", js)
+	}
+}
