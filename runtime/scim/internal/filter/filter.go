@@ -3,6 +3,7 @@ package filter
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,37 @@ import (
 
 // MaxLen bounds the filter text accepted.
 const MaxLen = 4096
+
+// MaxNesting bounds how deeply parentheses and brackets nest in a filter or
+// path. The third-party parser's time grows with the square of the depth:
+// a 4 KiB filter of "(" cost it half a second and 1.4 million allocations,
+// so one client could keep every core busy. Real filters nest a few levels.
+const MaxNesting = 32
+
+// nesting returns the deepest nesting of parentheses and brackets outside
+// quoted strings.
+func nesting(text string) int {
+	d, deepest, inStr := 0, 0, false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case inStr:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '(' || c == '[':
+			d++
+			deepest = max(deepest, d)
+		case c == ')' || c == ']':
+			d--
+		}
+	}
+	return deepest
+}
 
 // Filter is a parsed filter, resolved against a resource type.
 type Filter struct {
@@ -34,6 +66,9 @@ type Term struct {
 func Parse(text string, rt *schema.ResourceType) (*Filter, error) {
 	if len(text) > MaxLen {
 		return nil, scimerr.New(scimerr.InvalidFilter, "filter is longer than %d bytes", MaxLen)
+	}
+	if nesting(text) > MaxNesting {
+		return nil, scimerr.New(scimerr.InvalidFilter, "filter nests deeper than %d levels", MaxNesting)
 	}
 	if n, ok := parseSimple(text, rt); ok {
 		return &Filter{root: n}, nil
@@ -164,6 +199,12 @@ func (n *cmpNode) match(m map[string]any) bool {
 	if !ok || v == nil {
 		return n.op == scimfilter.NE
 	}
+	if n.op == scimfilter.PR && n.sub == nil && n.top.Type == schema.Complex {
+		// A complex attribute is present when it holds a non-empty node
+		// (RFC 7644 §3.4.2.2), whether or not it has a "value"
+		// sub-attribute: name and addresses have none.
+		return present(v)
+	}
 	var vals []any
 	appendVal := func(x any) {
 		obj, isObj := x.(map[string]any)
@@ -212,6 +253,27 @@ func (n *cmpNode) match(m map[string]any) bool {
 		}
 	}
 	return false
+}
+
+// present reports whether v holds a value: a non-empty string, any
+// other scalar, or a list or object with such a value somewhere inside.
+func present(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case string:
+		return x != ""
+	case []any:
+		return slices.ContainsFunc(x, present)
+	case map[string]any:
+		for _, e := range x {
+			if present(e) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }
 
 type valuePathNode struct {

@@ -28,6 +28,10 @@ func ParsePath(text string, rt *schema.ResourceType) (*Path, error) {
 	if len(text) > MaxLen {
 		return nil, scimerr.New(scimerr.InvalidPath, "path is longer than %d bytes", MaxLen)
 	}
+	if nesting(text) > MaxNesting {
+		// As in Parse: deep nesting costs the parser quadratic time.
+		return nil, scimerr.New(scimerr.InvalidPath, "path nests deeper than %d levels", MaxNesting)
+	}
 	if p := cachedPath(text, rt); p != nil {
 		return p, nil
 	}

@@ -7,6 +7,7 @@ package patch
 
 import (
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -266,10 +267,23 @@ func applyWhole(c map[string]any, op Operation, a *schema.Attribute, value any) 
 		if !ok {
 			return scimerr.New(scimerr.InvalidValue, "attribute %q needs a list of values", a.Name)
 		}
+		primaries := newElemSet(a, false)
 		for _, e := range values {
+			if isPrimary(e) {
+				primaries.add(e)
+			}
 			if !seen.has(e) {
 				seen.add(e)
 				merged = append(merged, e)
+			}
+		}
+		if len(primaries.keys) > 0 || len(primaries.other) > 0 {
+			// A value added as primary takes it from the others (RFC 7644
+			// §3.5.2), unless it is one of them added again.
+			for i, e := range list {
+				if isPrimary(e) && !primaries.has(e) {
+					merged[i] = withSub(e.(map[string]any), "primary", false)
+				}
 			}
 		}
 		c[a.Name] = merged
@@ -380,6 +394,7 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 	}
 	out := make([]any, 0, len(list)+1)
 	matched := false
+	var touched []int // indexes in out of the elements this op set
 	for _, e := range list {
 		m, ok := e.(map[string]any)
 		if !ok || !p.Filter.MatchElement(m) {
@@ -392,6 +407,7 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 			// dropped
 		case p.Attr.Sub != nil:
 			if nm := withSub(m, p.Attr.Sub.Name, nv); len(nm) > 0 {
+				touched = append(touched, len(out))
 				out = append(out, nm)
 			}
 		default:
@@ -401,6 +417,7 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 					merged[k] = v
 				}
 			}
+			touched = append(touched, len(out))
 			out = append(out, merged)
 		}
 	}
@@ -426,7 +443,17 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 		if single && len(list) > 0 {
 			return scimerr.New(scimerr.NoTarget, "no value of %q matches the filter", a.Name)
 		}
+		touched = append(touched, len(out))
 		out = append(out, elem)
+	}
+	if !single && op.Op != "remove" && slices.ContainsFunc(touched, func(i int) bool { return isPrimary(out[i]) }) {
+		// The elements this op made primary take it from the others (RFC
+		// 7644 §3.5.2).
+		for i, e := range out {
+			if isPrimary(e) && !slices.Contains(touched, i) {
+				out[i] = withSub(e.(map[string]any), "primary", false)
+			}
+		}
 	}
 	if single {
 		if len(out) == 0 {
@@ -438,6 +465,13 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 	}
 	setOrDelete(c, a.Name, out)
 	return nil
+}
+
+// isPrimary reports whether e is an element whose primary sub-attribute is
+// true.
+func isPrimary(e any) bool {
+	m, ok := e.(map[string]any)
+	return ok && m["primary"] == true
 }
 
 func setOrDelete(c map[string]any, key string, list []any) {
