@@ -254,6 +254,13 @@ type pass struct {
 // fetch brings the source up to date.
 func (r *Reconciler) fetch(ctx context.Context, p *pass) error {
 	rev, err := r.cfg.Source.Fetch(ctx)
+	if errors.Is(err, spec.ErrInvalid) {
+		// The source refused the revision's content (a git tree over the
+		// size limit, a *spec.LimitError) before the loader could: it is
+		// as invalid as a spec that does not load, so it is refused, not
+		// retried with backoff like a network failure.
+		return &RefusedError{Err: fmt.Errorf("fetch %s: %w", r.cfg.Source, err)}
+	}
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", r.cfg.Source, err)
 	}

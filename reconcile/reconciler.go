@@ -386,6 +386,13 @@ func (r *Reconciler) apply(ctx context.Context, desired *spec.Set) (*Plan, error
 			next[ref] = ds.rendered[i].Hash
 		} else if h, ok := applied[ref]; ok {
 			next[ref] = h
+		} else {
+			// Kept with no baseline (written outside git before this
+			// process applied): the spec as of now becomes the baseline.
+			// Without one, a later commit changing this resource could
+			// never count as a spec change, and report mode would keep
+			// the drift over it forever.
+			next[ref] = ds.rendered[i].Hash
 		}
 	}
 	r.applied = next
@@ -525,7 +532,11 @@ func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.
 			out.ops = append(out.ops, o)
 			// Only what an applied revision holds is guarded: removing what
 			// was created outside git is drift, which the drift mode governs.
-			if known && cutsOff(a) {
+			// A process that has not applied yet (applied == nil, as after a
+			// restart) cannot tell an admin edit of an applied resource from
+			// a resource created outside git, so it guards both; a delete
+			// that is kept deletes nothing and needs no guard.
+			if (known || applied == nil) && !o.kept && cutsOff(a) {
 				cut = append(cut, ref)
 			}
 			out.plan.Deletes = append(out.plan.Deletes, Change{

@@ -116,9 +116,13 @@ func isHostKeyFailure(err error) bool {
 	return strings.Contains(err.Error(), "knownhosts:")
 }
 
+// isSSHAuthFailure reports a server that refused every offered key. It
+// does not match "ssh: handshake failed" alone: that prefix also wraps
+// connections dropped mid-handshake ("ssh: handshake failed: EOF", a reset),
+// which are transient and must not stall as AuthenticationFailed; a refused
+// key reads "ssh: handshake failed: ssh: unable to authenticate ...".
 func isSSHAuthFailure(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "ssh: unable to authenticate") || strings.Contains(msg, "ssh: handshake failed")
+	return strings.Contains(err.Error(), "ssh: unable to authenticate")
 }
 
 // redactedError hides secret values in a wrapped error's text while keeping

@@ -3,6 +3,7 @@ package source
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -73,7 +74,7 @@ type GitOptions struct {
 
 // Git is a git repository source. It keeps a shallow (depth 1) bare clone in
 // CacheDir/repo.git and exports each new head commit into
-// CacheDir/rev-<sha>.
+// CacheDir/rev-<sha>-<path key> (see revDir).
 //
 // Directory contract: the Dir of a returned Revision is never modified.
 // Fetch keeps the directories of the revision it returns and of the one
@@ -185,7 +186,13 @@ type urlCreds struct{ user, pass string }
 // returns the URL for go-git, the credentials, and a display form.
 func splitURL(raw string) (clean string, creds *urlCreds, display string) {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil || u.Scheme == "" {
+	if err != nil {
+		// A password with a character URLs do not allow unescaped ('^', a
+		// space, a '%' that is no escape) makes the URL unparsable, yet it
+		// is still shown in errors and logs: hide whatever may be userinfo.
+		return raw, nil, redactUserinfo(raw)
+	}
+	if u.User == nil || u.Scheme == "" {
 		// scp-like "git@host:path" and local paths carry no secret.
 		return raw, nil, raw
 	}
@@ -198,6 +205,23 @@ func splitURL(raw string) (clean string, creds *urlCreds, display string) {
 		u.User = url.User(u.User.Username())
 	}
 	return u.String(), creds, u.String()
+}
+
+// redactUserinfo hides everything between "scheme://" and the last '@' of
+// a URL that does not parse. Splitting at the last '@' may hide part of a
+// path too, which is better than showing part of a password. scp-like
+// addresses ("git@host:path") have no "://" and no password, and stay.
+func redactUserinfo(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+len("://"):]
+	j := strings.LastIndex(rest, "@")
+	if j < 0 {
+		return raw
+	}
+	return raw[:i+len("://")] + "REDACTED@" + rest[j+1:]
 }
 
 // secrets lists the values to scrub from errors.
@@ -455,7 +479,7 @@ func peel(repo *git.Repository, h plumbing.Hash) (plumbing.Hash, error) {
 	return plumbing.ZeroHash, fmt.Errorf("tag chain at %s too deep: %w", h, ErrRefNotFound)
 }
 
-// exportRevision writes the commit's tree to CacheDir/rev-<sha> unless it
+// exportRevision writes the commit's tree to CacheDir/revDir(sha) unless it
 // is already there, and returns the spec root inside it.
 func (g *Git) exportRevision(ctx context.Context, commit *object.Commit) (string, error) {
 	tree, err := commit.Tree()
@@ -469,7 +493,7 @@ func (g *Git) exportRevision(ctx context.Context, commit *object.Commit) (string
 			return "", fmt.Errorf("%s in %s: %w", g.opts.Path, commit.Hash, ErrPathNotFound)
 		}
 	}
-	dest := filepath.Join(g.opts.CacheDir, "rev-"+commit.Hash.String())
+	dest := filepath.Join(g.opts.CacheDir, g.revDir(commit.Hash.String()))
 	specRoot := filepath.Join(dest, filepath.FromSlash(g.opts.Path))
 	if _, err := os.Stat(dest); err == nil {
 		return specRoot, nil
@@ -491,6 +515,17 @@ func (g *Git) exportRevision(ctx context.Context, commit *object.Commit) (string
 	return specRoot, nil
 }
 
+// revDir names the folder commit sha is exported to. Only the spec path
+// is exported, so the name carries the path too: the cache dir outlives a
+// restart with another path (the daemon's is DATA_DIR/git whatever the
+// path), and the export of another path must not be served for this one.
+// Even the whole repository ("") gets a suffix, so that a folder named
+// before the path was part of the name ("rev-<sha>") is never reused.
+func (g *Git) revDir(sha string) string {
+	sum := sha256.Sum256([]byte(g.opts.Path))
+	return "rev-" + sha + "-" + hex.EncodeToString(sum[:6])
+}
+
 // pruneRevisions removes exported revisions other than the current and the
 // previous one, and leftovers of interrupted exports.
 func (g *Git) pruneRevisions() {
@@ -501,7 +536,7 @@ func (g *Git) pruneRevisions() {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		keep := name == "rev-"+g.current || (g.previous != "" && name == "rev-"+g.previous)
+		keep := name == g.revDir(g.current) || (g.previous != "" && name == g.revDir(g.previous))
 		if keep || !(strings.HasPrefix(name, "rev-") || strings.HasPrefix(name, ".tmp-rev-")) {
 			continue
 		}
