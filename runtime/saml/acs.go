@@ -220,6 +220,18 @@ func scanEncrypted(raw []byte, cert *tls.Certificate, allowSHA1 bool) error {
 		if err := xml.Unmarshal(b, &ea); err != nil {
 			return reject(CodeDecrypt, "encrypted assertion: %v", err)
 		}
+		// Key transport must be RSA-OAEP, as Entra sends it. gosaml2 also
+		// takes RSA PKCS#1 v1.5 (rsa-1_5), and would run it with the SP's
+		// private key on anyone's ciphertext before any signature is
+		// checked: a Bleichenbacher oracle. Checked on the EncryptedKey that
+		// DecryptBytes picks (the inline one unless it has no CipherValue).
+		ek := ea.EncryptedKey
+		if ek.CipherValue == "" {
+			ek = ea.DetEncryptedKey
+		}
+		if alg := ek.EncryptionMethod.Algorithm; !oaepKeyTransport[alg] {
+			return reject(CodeAlgorithm, "key transport %q is not RSA-OAEP", alg)
+		}
 		plain, err := ea.DecryptBytes(cert)
 		if err != nil {
 			return reject(CodeDecrypt, "decrypt assertion: %v", err)
@@ -237,6 +249,12 @@ func scanEncrypted(raw []byte, cert *tls.Certificate, allowSHA1 bool) error {
 		return reject(CodeDecrypt, "%v", err)
 	}
 	return nil
+}
+
+// oaepKeyTransport are the EncryptedKey methods accepted.
+var oaepKeyTransport = map[string]bool{
+	types.MethodRSAOAEP:  true,
+	types.MethodRSAOAEP2: true,
 }
 
 // classify maps gosaml2's errors onto rejection codes.

@@ -295,7 +295,13 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 		SignAuthnRequestsAlgorithm:  dsig.RSASHA256SignatureMethod,
 		AllowMissingAttributes:      true,
 		Clock:                       dsig.NewFakeClock(skewClock{Clock: clockwork.NewRealClock(), now: s.now, skew: c.skew}),
-		MaximumDecompressedBodySize: maxResponseXML,
+		// gosaml2 inflates whatever does not parse as XML; the POST
+		// binding is never deflated, and the pre-checks (scanXML,
+		// scanEncrypted) read only the bytes as posted, so a body that
+		// inflates to a response would reach gosaml2 unchecked. Allowing
+		// one inflated byte makes every inflation fail; plain XML, which
+		// is parsed first, is not affected.
+		MaximumDecompressedBodySize: 1,
 	}
 	if c.spSign != nil {
 		if err := ssp.SetSPSigningKeyStore(&saml2.KeyStore{Signer: c.spSign.PrivateKey, Cert: c.spSign.DER}); err != nil {

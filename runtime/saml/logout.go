@@ -47,6 +47,16 @@ func verifyRedirectSignature(rawQuery, param string, certs []*x509.Certificate, 
 	raw := map[string]string{}
 	for _, kv := range strings.Split(rawQuery, "&") {
 		k, v, _ := strings.Cut(kv, "=")
+		// The caller reads the message through url.Query(), which decodes
+		// names: a "SAML%52equest=forged" ahead of a genuinely signed
+		// "SAMLRequest=…" would be the value acted on while this check
+		// verified the other. Only the literal names are accepted.
+		if uk, err := url.QueryUnescape(k); err == nil && uk != k {
+			switch uk {
+			case param, "RelayState", "SigAlg", "Signature":
+				return fmt.Errorf("parameter name %s is encoded", uk)
+			}
+		}
 		switch k {
 		case param, "RelayState", "SigAlg", "Signature":
 			if _, dup := raw[k]; dup {

@@ -28,7 +28,9 @@ const (
 	maxSessions        = 100000
 	// maxReplay bounds the replay cache, whose entries last as long as the
 	// assertion they record could be presented; only assertions whose
-	// signature verified are recorded.
+	// signature verified are recorded. An assertion expiring no later
+	// than one dropped for room is refused as a possible replay (see
+	// ttlMap.refuseDropped).
 	maxReplay      = 200000
 	maxBody        = 512 << 10 // form POST to the ACS
 	maxResponseXML = 1 << 20   // decoded SAMLResponse
@@ -123,7 +125,7 @@ func NewServer(st *store.Store, opts Options) *Server {
 		s.sessions = newMemSessions(s.now)
 	}
 	if s.replay == nil {
-		s.replay = &memReplay{m: newTTLMap[struct{}](maxReplay), now: s.now}
+		s.replay = &memReplay{m: newTTLMap[struct{}](maxReplay).rememberingDropped(), now: s.now}
 	}
 	if s.authz == nil {
 		panic("saml: Options.Authorizer is required")

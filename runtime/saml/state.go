@@ -21,6 +21,14 @@ type ttlMap[V any] struct {
 	perGroup int
 	group    func(V) string // nil: no groups
 	groups   map[string][]*ttlEntry[V]
+	// refuseDropped makes add refuse a new key whose expiry is no later
+	// than dropped, the latest expiry of an unexpired entry removed to make
+	// room: the key may be that entry's. A replay cache needs it, or
+	// whoever overflows the table can present a dropped entry again; new
+	// keys expire later than the dropped ones (the soonest-expiring go), so
+	// it refuses nothing fresh.
+	refuseDropped bool
+	dropped       time.Time
 }
 
 type ttlEntry[V any] struct {
@@ -40,13 +48,22 @@ func (t *ttlMap[V]) grouped(perGroup int, group func(V) string) *ttlMap[V] {
 	return t
 }
 
-// add stores v under key unless an unexpired entry exists; it reports
-// whether it stored.
+// rememberingDropped sets refuseDropped; see there.
+func (t *ttlMap[V]) rememberingDropped() *ttlMap[V] {
+	t.refuseDropped = true
+	return t
+}
+
+// add stores v under key unless an unexpired entry exists (or, with
+// refuseDropped, one may have been dropped); it reports whether it stored.
 func (t *ttlMap[V]) add(key string, v V, exp, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.expire(now)
 	if _, ok := t.m[key]; ok {
+		return false
+	}
+	if t.refuseDropped && !exp.After(t.dropped) {
 		return false
 	}
 	if t.group != nil {
@@ -55,6 +72,9 @@ func (t *ttlMap[V]) add(key string, v V, exp, now time.Time) bool {
 		}
 	}
 	if len(t.m) >= t.max {
+		if e := t.byExp[0]; e.exp.After(t.dropped) {
+			t.dropped = e.exp
+		}
 		t.remove(t.byExp[0])
 	}
 	e := &ttlEntry[V]{key: key, v: v, exp: exp}
