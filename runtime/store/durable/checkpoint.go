@@ -363,7 +363,11 @@ func (db *DB) checkpointSegment(s sealedSegment) error {
 // applySegment writes a segment's ops, logged for a file of format
 // version format, to the state file in one transaction and records it as
 // applied.
-func (db *DB) applySegment(seq uint64, format int, ops []op) error {
+func (db *DB) applySegment(seq uint64, format int, ops []op) (err error) {
+	// The checkpointer's goroutine is the daemon's: a damaged page must
+	// fail the checkpoint (the log keeps the writes), not crash it.
+	defer recoverCorrupt(db.path, &err)
+	defer setPanicOnFault()()
 	plain, groups, err := segmentWrites(format, ops)
 	if err != nil {
 		return fmt.Errorf("log segment %d: %w", seq, err)

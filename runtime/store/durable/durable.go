@@ -116,20 +116,36 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{bolt: bdb, path: path, log: opts.Logger, audit: opts.Audit, unpersisted: map[string]bool{}, metrics: newMetrics()}
-	if err := db.replayLog(); err != nil {
-		bdb.Close()
-		return nil, err
-	}
-	if err := db.init(); err != nil {
-		bdb.Close()
-		return nil, err
-	}
-	if err := db.startLog(opts.SegmentBytes); err != nil {
+	if err := db.start(opts.SegmentBytes); err != nil {
 		bdb.Close()
 		return nil, err
 	}
 	db.log.Info("state file opened", "path", path)
 	return db, nil
+}
+
+// start replays the log, checks or migrates the file and starts the log.
+func (db *DB) start(segmentBytes int64) (err error) {
+	// These are the first reads of the file's pages beyond its meta pages.
+	defer recoverCorrupt(db.path, &err)
+	defer setPanicOnFault()()
+	if err := db.replayLog(); err != nil {
+		return err
+	}
+	if err := db.init(); err != nil {
+		return err
+	}
+	return db.startLog(segmentBytes)
+}
+
+// recoverCorrupt, deferred, turns a panic into ErrCorrupt in *err. bbolt
+// keeps no page checksums: on a damaged page it fails an assertion or
+// indexes out of range, which must stop the daemon with a clear error, not
+// crash it. bbolt rolls back the transaction it panicked in.
+func recoverCorrupt(path string, err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%w: reading %s: %v", ErrCorrupt, path, p)
+	}
 }
 
 // openBolt opens a bbolt file after checking it is not truncated. Faults
@@ -183,6 +199,16 @@ func openBolt(path string, timeout time.Duration, noSync bool) (db *bolt.DB, err
 // that fails leaves the file as it was.
 func (db *DB) init() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
+		// Only a new file lacks the info bucket. Taken for new, a file
+		// that lost it would be given this format unmigrated, and the
+		// membership records of an older one would be dropped unread.
+		if tx.Bucket(bucketInfo) == nil {
+			if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+				return fmt.Errorf("%w: %s: bucket %s is missing, bucket %s is not", ErrCorrupt, db.path, bucketInfo, name)
+			}); err != nil {
+				return err
+			}
+		}
 		info, err := tx.CreateBucketIfNotExists(bucketInfo)
 		if err != nil {
 			return fmt.Errorf("durable: init: %w", err)

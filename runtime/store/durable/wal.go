@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/idrecon/idrecon/runtime/store"
 )
 
 // The write-ahead log's files and frames; the package documentation
@@ -26,9 +28,11 @@ const (
 	// looking for an intact frame after the bad one, cheaply and without
 	// trusting a damaged length.
 	frameHeaderLen = 12
-	// maxFrameLen bounds one batch's payload, far above any real batch.
-	maxFrameLen = 1 << 30
 )
+
+// maxFrameLen bounds one batch's payload, far above any real batch. A
+// variable, so tests can lower it.
+var maxFrameLen = 1 << 30
 
 // segmentName is the file of log segment seq of the state file at path.
 // Fixed-width hex keeps a directory listing in segment order.
@@ -107,7 +111,9 @@ func appendFrame(b []byte, ops []op) ([]byte, error) {
 	}
 	n := len(b) - start - frameHeaderLen
 	if n > maxFrameLen {
-		return b[:start], fmt.Errorf("batch of %d bytes is over the log's limit of %d", n, maxFrameLen)
+		// ErrTooLarge makes the store retry the batch's writes one by
+		// one, so only a write that alone is too large fails.
+		return b[:start], fmt.Errorf("%w: batch of %d bytes is over the log's limit of %d", store.ErrTooLarge, n, maxFrameLen)
 	}
 	h := b[start:]
 	binary.BigEndian.PutUint32(h[0:], uint32(n))
