@@ -77,3 +77,26 @@ func TestNestingIsBounded(t *testing.T) {
 		t.Errorf("%q: %v", text, err)
 	}
 }
+
+// TestOperatorsFoldLikeEq: every operator on a case-insensitive attribute
+// folds as eq and the store do (store.Fold): ς, σ and Σ are one letter, as
+// are ſ and s, which a lower-casing comparison keeps apart.
+func TestOperatorsFoldLikeEq(t *testing.T) {
+	doc := map[string]any{"userName": "Team σ ſtar", "displayName": "Team σ ſtar"}
+	for _, text := range []string{
+		`userName eq "TEAM ς STAR"`,
+		`userName sw "TEAM ς"`,
+		`userName co "Σ S"`,
+		`userName ew "ς ſTAR"`,
+		`userName ge "TEAM ς STAR"`,
+		`userName le "TEAM ς STAR"`,
+	} {
+		f, err := Parse(text, schema.UserType)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", text, err)
+		}
+		if !f.Match(doc) {
+			t.Errorf("%q did not match %q", text, doc["userName"])
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
+	"github.com/idrecon/idrecon/runtime/store"
 )
 
 // MaxLen bounds the filter text accepted.
@@ -437,9 +438,11 @@ func compare(a *schema.Attribute, op scimfilter.CompareOperator, have, want any)
 		}
 		if !a.CaseExact {
 			if op == scimfilter.EQ {
-				return strings.EqualFold(h, w)
+				return strings.EqualFold(h, w) // as store.Fold, without allocating
 			}
-			h, w = strings.ToLower(h), strings.ToLower(w)
+			// The project's one folding, so that co, sw, ew and the orderings
+			// agree with eq and the store's indexes on which names are alike.
+			h, w = store.Fold(h), store.Fold(w)
 		}
 		switch op {
 		case scimfilter.EQ:
