@@ -16,9 +16,10 @@
 //     optionally roles and versions, in the configured headers. Streaming
 //     responses, large uploads and WebSocket upgrades pass through. An
 //     unreachable upstream is a 502 page (504 when it is too slow) that
-//     names no upstream detail. Unsafe methods from another site are
-//     refused (http.CrossOriginProtection): the application now trusts an
-//     ambient cookie, so a cross-site form post would otherwise ride on it.
+//     names no upstream detail. Unsafe methods and WebSocket handshakes
+//     from another origin are refused (http.CrossOriginProtection): the
+//     application now trusts an ambient cookie, so a cross-site form post
+//     or socket would otherwise ride on it.
 //
 //   - Forward-auth at VerifyPath (/auth/verify and below, any method) for
 //     nginx auth_request, Traefik ForwardAuth, Caddy forward_auth and Envoy

@@ -317,7 +317,7 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		g.page(w, http.StatusBadRequest, "Bad request", "The path holds . or .. segments.")
 		return
 	}
-	if err := g.csrf.Check(r); err != nil {
+	if err := g.csrf.Check(asChecked(r)); err != nil {
 		// The application now trusts an ambient cookie plus an injected
 		// header, so a cross-site form post would ride on the session.
 		g.counters.refuse(ReasonCrossOrigin)
@@ -350,6 +350,32 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	r, done := g.track(r)
 	defer done()
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accessKey{}, &a)))
+}
+
+// asChecked returns r as the cross-origin check is to see it. The check
+// lets GET through as safe, but a GET that upgrades the connection (a
+// WebSocket handshake) opens a channel both ways on the session, which a
+// page of another origin, a sibling subdomain included (SameSite=Lax does
+// send the cookie there), must not get: it is checked as a POST is.
+func asChecked(r *http.Request) *http.Request {
+	if !upgrades(r.Header) {
+		return r
+	}
+	c := *r
+	c.Method = http.MethodPost
+	return &c
+}
+
+// upgrades reports whether h's Connection header lists "upgrade".
+func upgrades(h http.Header) bool {
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // rewrite builds the upstream request. ReverseProxy has already removed the

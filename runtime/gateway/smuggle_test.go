@@ -133,3 +133,41 @@ func TestClientKeyNeverPrinted(t *testing.T) {
 		t.Errorf("json.Marshal lost the config: %s", js)
 	}
 }
+
+// TestWebSocketFromAnotherOriginRefused: a WebSocket handshake is a GET,
+// which the cross-origin check lets through as safe, yet it opens a
+// channel both ways on the user's session; a page on another origin (a
+// sibling subdomain gets the SameSite=Lax cookie) must not open one.
+func TestWebSocketFromAnotherOriginRefused(t *testing.T) {
+	up, hits := echoUpstream(t)
+	_, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL}, gateway.Deps{})
+	host := strings.TrimPrefix(srv.URL, "http://")
+	tests := []struct {
+		name    string
+		headers [][2]string
+		want    int
+	}{
+		{"same origin", [][2]string{{"Origin", "http://" + host}, {"Sec-Fetch-Site", "same-origin"}}, http.StatusOK},
+		{"no origin (not a browser)", nil, http.StatusOK},
+		{"sibling subdomain", [][2]string{{"Origin", "http://evil.example"}, {"Sec-Fetch-Site", "same-site"}}, http.StatusForbidden},
+		{"cross site", [][2]string{{"Origin", "http://evil.example"}, {"Sec-Fetch-Site", "cross-site"}}, http.StatusForbidden},
+		{"cross site, old browser", [][2]string{{"Origin", "http://evil.example"}}, http.StatusForbidden},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := hits.Load()
+			raw := append([][2]string{{"Connection", "keep-alive, Upgrade"}, {"Upgrade", "websocket"}}, tc.headers...)
+			resp := do(t, "GET", srv.URL+"/ws", "tok-ann", raw)
+			resp.Body.Close()
+			// The echo upstream does not switch protocols; reaching it is
+			// what counts.
+			reached := hits.Load() != before
+			if tc.want == http.StatusForbidden && (resp.StatusCode != http.StatusForbidden || reached) {
+				t.Errorf("status %d, upstream reached %v: want 403 and not reached", resp.StatusCode, reached)
+			}
+			if tc.want == http.StatusOK && !reached {
+				t.Errorf("status %d: a same-origin handshake did not reach the upstream", resp.StatusCode)
+			}
+		})
+	}
+}
