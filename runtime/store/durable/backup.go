@@ -175,7 +175,7 @@ func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
 	// its log, while it is being replaced.
 	defer release()
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := makeDir(dir); err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".restore-*")

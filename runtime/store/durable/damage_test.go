@@ -172,3 +172,21 @@ func TestCommitOverFrameLimitIsErrTooLarge(t *testing.T) {
 		t.Fatalf("loaded users %v, want u1 and u2", got)
 	}
 }
+
+// TestOpenCreatesNestedDataDir: Open makes the data dir and its missing
+// parents (syncing each new entry's parent), and opens an existing one.
+func TestOpenCreatesNestedDataDir(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "state.db")
+	for range 2 {
+		db, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir: %v, %v; want mode 0700", st, err)
+	}
+}

@@ -108,7 +108,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Audit == nil {
 		opts.Audit = audit.Discard
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := makeDir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("durable: create data dir: %w", err)
 	}
 	bdb, err := openBolt(path, opts.Timeout, false)

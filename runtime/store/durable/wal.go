@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -348,6 +349,34 @@ func (s *segment) fill(end int64) error {
 		n, err := s.f.WriteAt(zeros[:min(int64(len(zeros)), end-s.filled)], s.filled)
 		s.filled += int64(n)
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// makeDir creates dir and its missing parents, as os.MkdirAll does, and
+// syncs the parent of each directory it created: the log segments synced
+// inside a new data dir are lost with it if a crash loses the directory's
+// own entry, which nothing else syncs.
+func makeDir(dir string) error {
+	var created []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		created = append(created, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range created {
+		if err := syncDir(filepath.Dir(d)); err != nil {
 			return err
 		}
 	}
