@@ -215,13 +215,39 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (*Plan, error) {
 	return plan, res.Err
 }
 
+// ReconcileChange runs change, which puts a new spec in the source's place
+// (a push), and a pass on it, under the lock every pass holds: no other
+// pass reads the source half replaced, and two changes never interleave.
+// When the pass refuses the revision, undo puts the previous spec back,
+// still under the lock, so the source keeps what the runtime kept.
+func (r *Reconciler) ReconcileChange(ctx context.Context, change, undo func() error) (*Plan, error) {
+	if r.cfg.Source == nil {
+		return nil, ErrNoSource
+	}
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	if err := change(); err != nil {
+		return nil, err
+	}
+	plan, res := r.reconcileLocked(ctx)
+	if refused := (*RefusedError)(nil); errors.As(res.Err, &refused) {
+		return nil, errors.Join(res.Err, undo())
+	}
+	return plan, res.Err
+}
+
 // reconcile is ReconcileOnce, also telling the outcome the loop decides by.
-// Its steps: fetch, load and converge on the fetched revision, stopping at
-// the first that fails; if that revision was not adopted, converge on the
-// last good one instead, so that drift is still checked; then record.
 func (r *Reconciler) reconcile(ctx context.Context) (*Plan, Result) {
 	r.runMu.Lock()
 	defer r.runMu.Unlock()
+	return r.reconcileLocked(ctx)
+}
+
+// reconcileLocked is reconcile with runMu held. Its steps: fetch, load and
+// converge on the fetched revision, stopping at the first that fails; if
+// that revision was not adopted, converge on the last good one instead, so
+// that drift is still checked; then record.
+func (r *Reconciler) reconcileLocked(ctx context.Context) (*Plan, Result) {
 	p := &pass{start: r.cfg.Clock.Now(), suspended: r.suspended.Load()}
 	for _, step := range []func(context.Context, *pass) error{r.fetch, r.load, r.adopt} {
 		if p.revErr = step(ctx, p); p.revErr != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -420,5 +421,44 @@ func TestNextDelay(t *testing.T) {
 	}
 	if lo < 90*time.Second || hi > 110*time.Second || hi-lo < 5*time.Second {
 		t.Errorf("interval ranged over [%v, %v], want spread within 100s ± 10%%", lo, hi)
+	}
+}
+
+// TestReconcileChangeHoldsTheLock: a push's change of the source and its
+// pass run under the lock every pass takes, so no tick reads the source
+// half replaced and two pushes never interleave; a refused change is
+// undone, an adopted one kept.
+func TestReconcileChangeHoldsTheLock(t *testing.T) {
+	e := newLoopEnv(t, DriftCorrect, nil)
+	e.src.write(t, "c1", map[string]string{"apps.yaml": app("webgoat", "1.0")})
+	e.once(t)
+	tests := []struct {
+		name    string
+		files   map[string]string
+		refused bool
+	}{
+		{"refused", map[string]string{"apps.yaml": app("webgoat", "1.0") + "  verions: [\"3.0\"]\n"}, true},
+		{"adopted", map[string]string{"apps.yaml": app("webgoat", "1.0", "2.0")}, false},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			undone := false
+			change := func() error {
+				if e.r.runMu.TryLock() {
+					e.r.runMu.Unlock()
+					t.Error("the change ran without the lock a pass holds")
+				}
+				e.src.write(t, fmt.Sprintf("p%d", i), tc.files)
+				return nil
+			}
+			_, err := e.r.ReconcileChange(context.Background(), change, func() error { undone = true; return nil })
+			var refused *RefusedError
+			if got := errors.As(err, &refused); got != tc.refused || undone != tc.refused {
+				t.Errorf("err %v, undone %v; want refused and undone %v", err, undone, tc.refused)
+			}
+		})
+	}
+	if got := versions(t, e.store, "webgoat"); !reflect.DeepEqual(got, []string{"1.0", "2.0"}) {
+		t.Errorf("webgoat versions %v, want [1.0 2.0]", got)
 	}
 }

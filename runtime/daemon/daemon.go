@@ -732,15 +732,7 @@ func gitOptions(cfg Config, log *slog.Logger) (source.GitOptions, error) {
 // the source keeps what the runtime kept.
 func pushFunc(p *source.Push, rec *reconcile.Reconciler) func(context.Context, string) (*reconcile.Plan, error) {
 	return func(ctx context.Context, dir string) (*reconcile.Plan, error) {
-		if err := p.Replace(dir); err != nil {
-			return nil, err
-		}
-		plan, err := rec.ReconcileOnce(ctx)
-		var refused *reconcile.RefusedError
-		if errors.As(err, &refused) {
-			return nil, errors.Join(err, p.Restore())
-		}
-		return plan, err
+		return rec.ReconcileChange(ctx, func() error { return p.Replace(dir) }, p.Restore)
 	}
 }
 
