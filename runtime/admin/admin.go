@@ -539,21 +539,50 @@ var errBuiltin = errors.New("built-in roles cannot be changed")
 // resource of its kind and name, as one spec: references cross documents.
 // It returns the edit as the loader resolved it (defaults filled in).
 func (s *Server) validateEdit(tx *store.Txn, edit *store.Resource) (any, error) {
+	set, err := s.validateRuntime(tx, edit.Kind, edit.Name, edit)
+	if err != nil {
+		return nil, err
+	}
+	return set.Get(edit.Kind, edit.Name).Spec, nil
+}
+
+// validateRuntime validates the resources of tx without the one of kind
+// and name, plus edit when it is not nil, as one spec.
+func (s *Server) validateRuntime(tx *store.Txn, kind, name string, edit *store.Resource) (*spec.Set, error) {
 	current, err := tx.Resources("")
 	if err != nil {
 		return nil, err
 	}
 	docs := make([]*spec.Document, 0, len(current)+1)
 	add := func(r *store.Resource) {
+		v := r.Spec
+		if g, ok := v.(*spec.Gateway); ok && g.SharedSecret != nil {
+			// Validate resolves a shared secret the runtime lacks (after a
+			// restart) into the document it is given, and its own copy is
+			// shallow: give it one whose secret is not the stored one, which
+			// every reader of the store shares.
+			cp, secret := *g, *g.SharedSecret
+			cp.SharedSecret = &secret
+			v = &cp
+		}
 		docs = append(docs, &spec.Document{
-			APIVersion: spec.APIVersion, Kind: r.Kind, Metadata: spec.Metadata{Name: r.Name}, Spec: r.Spec,
+			APIVersion: spec.APIVersion, Kind: r.Kind, Metadata: spec.Metadata{Name: r.Name}, Spec: v,
 			Pos: spec.Position{File: r.Kind + "/" + r.Name},
 		})
 	}
 	for _, r := range current {
-		if r.Kind != edit.Kind || r.Name != edit.Name {
+		if r.Kind != kind || r.Name != name {
 			add(r)
 		}
+	}
+	if edit == nil {
+		set, err := s.cfg.Validate(docs)
+		if err != nil {
+			// What is left refers to what would go: a conflict with
+			// the rest of the runtime, named in Details.
+			return nil, &specError{status: http.StatusConflict, err: err}
+		}
+		return set, nil
 	}
 	add(edit)
 	set, err := s.cfg.Validate(docs)
@@ -561,7 +590,7 @@ func (s *Server) validateEdit(tx *store.Txn, edit *store.Resource) (any, error) 
 		// The edit, not the runtime, is at fault: 400, as a bad body is.
 		return nil, &specError{status: http.StatusBadRequest, err: err}
 	}
-	return set.Get(edit.Kind, edit.Name).Spec, nil
+	return set, nil
 }
 
 // putResource stores a resource the way a console edit would, once the
@@ -578,8 +607,20 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 	if err := dec.Decode(v); err != nil {
 		return errorf(http.StatusBadRequest, "bad %s spec: %v", kind, err)
 	}
-	if role, ok := v.(*spec.Role); ok {
-		role.Builtin = false
+	// One JSON value, as a spec file is one document: anything after it is
+	// a mistake to report, not to drop.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errorf(http.StatusBadRequest, "bad %s spec: data after the JSON object", kind)
+	}
+	switch c := v.(type) {
+	case *spec.Role:
+		c.Builtin = false
+	case *spec.Certificate:
+		// Validate takes a key fingerprint as proof that the key was read
+		// and matched; only the loader may say so. From a body it would
+		// skip reading privateKeyFrom, accept a key that does not match
+		// (or does not exist), and store the certificate without its key.
+		c.KeyFingerprint, c.PrivateKey = "", nil
 	}
 	err := s.cfg.Store.Update(r.Context(), func(tx *store.Txn) error {
 		old, err := tx.Resource(kind, name)
@@ -618,6 +659,12 @@ func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) error {
 			return errBuiltin
 		}
 		found = true
+		// A delete is an edit too: what stays must still be a spec the
+		// loader accepts (no reference to what goes), or every later edit
+		// is refused for it.
+		if _, err := s.validateRuntime(tx, old.Kind, old.Name, nil); err != nil {
+			return err
+		}
 		return tx.Delete(store.TableResources, old)
 	})
 	switch {

@@ -138,7 +138,7 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, set setting
 	}
 	state := random()
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state, Path: Path, MaxAge: int(stateTTL.Seconds()),
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, set.baseURL+HandoffPath+"?state="+state, http.StatusSeeOther)
 }
 
@@ -212,9 +212,9 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	prune(s.sessions, maxSessions, now, func(e session) time.Time { return e.expires })
 	s.sessions[sha256.Sum256([]byte(id))] = session{user: name, expires: expires}
 	s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: Path, Expires: expires,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 	s.log.Info("console: signed in", "user", name)
 	// A page, not a redirect: the browser came here at the end of a chain of
 	// redirects that began at the IdP, another site, and does not send a
@@ -251,8 +251,14 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 		delete(s.sessions, sha256.Sum256([]byte(ck.Value)))
 		s.mu.Unlock()
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 }
+
+// secure says whether the console's cookies are Secure: when browsers
+// reach it over https, which the console URL says (behind a TLS proxy the
+// admin listener itself sees plain HTTP), or the request came over TLS.
+// Else a browser lured to http:// on the same host would send them in clear.
+func (s *Server) secure(r *http.Request) bool { return r.TLS != nil || s.url.Scheme == "https" }
 
 // mint returns a new one-time code for user, bound to state.
 func (s *Server) mint(user, state string) string {

@@ -1,0 +1,69 @@
+package console
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+)
+
+// cookieNamed returns the cookie name set by resp, or nil.
+func cookieNamed(resp *http.Response, name string) *http.Cookie {
+	for _, k := range resp.Cookies() {
+		if k.Name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+// Behind a TLS proxy (serve --console-url https://…) the daemon's admin
+// listener speaks plain HTTP, yet browsers reach the console over https:
+// its cookies must be Secure, or a network attacker who makes the browser
+// open http://<the same host>/console/ reads the session in clear.
+func TestCookiesSecureBehindTLSProxy(t *testing.T) {
+	e := newEnv(t, consoleRole)
+	proxied := httptest.NewUnstartedServer(nil)
+	host := proxied.Listener.Addr().String()
+	con, err := New(Config{Store: e.st, Reconciler: e.rec, Status: e.con.cfg.Status,
+		SAMLUser: func(*http.Request) (string, bool) { return "alice@contoso.example", true },
+		URL:      "https://" + host + Path, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxied.Config.Handler = con
+	proxied.Start()
+	t.Cleanup(proxied.Close)
+	handoff := httptest.NewServer(con.Handoff())
+	t.Cleanup(handoff.Close)
+
+	c := noFollow(browser(t))
+	// The proxy forwards https://host/console/ as http://host/console/.
+	resp, _ := get(t, c, proxied.URL+Path)
+	st := cookieNamed(resp, stateCookie)
+	if resp.StatusCode != http.StatusSeeOther || st == nil {
+		t.Fatalf("sign-in start: %d, state cookie %+v", resp.StatusCode, st)
+	}
+	if !st.Secure {
+		t.Errorf("state cookie %+v is not Secure under an https console URL", st)
+	}
+	resp, _ = get(t, c, handoff.URL+"?state="+url.QueryEscape(st.Value))
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("hand-off: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	req, _ := http.NewRequest("GET", proxied.URL+Path+"auth?code="+url.QueryEscape(loc.Query().Get("code")), nil)
+	req.AddCookie(&http.Cookie{Name: stateCookie, Value: st.Value})
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ck := cookieNamed(resp, sessionCookie)
+	if resp.StatusCode != http.StatusOK || ck == nil {
+		t.Fatalf("code exchange: %d, session cookie %+v", resp.StatusCode, ck)
+	}
+	if !ck.Secure {
+		t.Errorf("session cookie %+v is not Secure under an https console URL", ck)
+	}
+}
