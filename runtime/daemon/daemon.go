@@ -368,6 +368,9 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	main.HandleFunc("GET "+spec.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	fronts := &gateways{st: st, sessions: gateway.SessionsFunc(samlSrv.SessionUser), decider: gateway.StoreDecider{Store: st},
 		samlBase: samlSrv.BasePath, audit: trail, log: log.With("component", "gateway")}
+	// cleanup runs once serve has drained the listeners: the Gateways'
+	// upstream connections go then, not an idle timeout after Run returned.
+	closers = append(closers, fronts.close)
 	if journal != nil {
 		if err := met.Register(journal); err != nil {
 			return nil, cleanup, fmt.Errorf("journal metrics: %w", err)
@@ -736,6 +739,26 @@ func pushFunc(p *source.Push, rec *reconcile.Reconciler) func(context.Context, s
 	}
 }
 
+// writePrivate replaces path with data readable by the owner only. It
+// writes a new file and renames it into place: os.WriteFile would keep
+// the mode of a file already there (an empty one an operator made 0644),
+// and a crash halfway would leave half a token.
+func writePrivate(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	err = errors.Join(err, f.Sync(), f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
 // adminToken returns the configured token, or the one kept in the data dir,
 // generating it on first start. The value itself is never logged.
 func adminToken(cfg Config, log *slog.Logger) (string, error) {
@@ -757,7 +780,7 @@ func adminToken(cfg Config, log *slog.Logger) (string, error) {
 		return "", err
 	}
 	tok := base64.RawURLEncoding.EncodeToString(buf)
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+	if err := writePrivate(path, []byte(tok+"\n")); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
 	log.Info("generated an admin token; CLI commands read it with --admin-token-file", "path", path)

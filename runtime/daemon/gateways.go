@@ -143,6 +143,18 @@ func (gs *gateways) current(login string) []routed {
 	return out
 }
 
+// close releases the idle upstream connections of every Gateway built so
+// far. The daemon calls it once its listeners have drained: otherwise each
+// Gateway's transport keeps its connections (and their read and write
+// goroutines) open to the upstream for its idle timeout after Run returned.
+func (gs *gateways) close() {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	for _, b := range gs.built {
+		b.g.Close()
+	}
+}
+
 // builtGateway is a Gateway built from a stored document and the keystore
 // entries it was built with: a rotated certificate rebuilds it.
 type builtGateway struct {
