@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -82,6 +83,62 @@ func Parse(name string, data []byte) ([]*Document, error) {
 // not find expected ',' or ']'").
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
 
+// yamlParserProblems are the problems yaml.v3 (v3.0.1) reports from its
+// parser, as opposed to its scanner, whose messages are all different.
+var yamlParserProblems = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"found incompatible YAML document":       true,
+	"found duplicate %YAML directive":        true,
+	"found duplicate %TAG directive":         true,
+	"found undefined tag handle":             true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+}
+
+// yamlReaderProblems are yaml.v3's complaints about the bytes of UTF-8
+// input, which come without a line.
+var yamlReaderProblems = map[string]bool{
+	"invalid leading UTF-8 octet":        true,
+	"invalid trailing UTF-8 octet":       true,
+	"incomplete UTF-8 octet sequence":    true,
+	"invalid length of a UTF-8 sequence": true,
+	"invalid Unicode character":          true,
+	"control characters are not allowed": true,
+}
+
+// badCharPos finds the first character of UTF-8 data that YAML does not
+// allow (invalid UTF-8 or a control character), as yaml.v3's reader does.
+// ok is false for UTF-16 input, which the reader decodes itself.
+func badCharPos(data []byte) (line, col int, ok bool) {
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) {
+		return 0, 0, false
+	}
+	line, col = 1, 1
+	for len(data) > 0 {
+		r, size := utf8.DecodeRune(data)
+		if r == utf8.RuneError && size == 1 || !yamlAllowed(r) {
+			return line, col, true
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		data = data[size:]
+	}
+	return 0, 0, false
+}
+
+// yamlAllowed reports whether YAML allows r in a stream (YAML 1.2 §5.1).
+func yamlAllowed(r rune) bool {
+	return r == 0x09 || r == 0x0a || r == 0x0d || r >= 0x20 && r <= 0x7e || r == 0x85 ||
+		r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff
+}
+
 // parseFile decodes every document of one file. Documents that are broken
 // beyond their own fields (no kind, a syntax error) are dropped; their
 // mistakes land in errs. Each document takes one from docs; when none is
@@ -97,11 +154,24 @@ func parseFile(name string, data []byte, errs *ErrorList, docs *budget) (out []*
 		if err != nil {
 			pos := Position{File: name, Line: 1, Column: 1}
 			msg := err.Error()
-			if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			m := yamlLineRE.FindStringSubmatch(msg)
+			if m != nil {
 				pos.Line, _ = strconv.Atoi(m[1])
 				msg = msg[len(m[0]):]
 			}
-			errs.add(pos, "", "invalid YAML: "+strings.TrimPrefix(msg, "yaml: "))
+			msg = strings.TrimPrefix(msg, "yaml: ")
+			switch {
+			case m != nil && yamlParserProblems[msg]:
+				// yaml.v3 adds 1 to the 0-based line of scanner errors
+				// only; its parser's errors come one line short.
+				pos.Line++
+			case m == nil && yamlReaderProblems[msg]:
+				// The reader reports no position at all.
+				if line, col, ok := badCharPos(data); ok {
+					pos.Line, pos.Column = line, col
+				}
+			}
+			errs.add(pos, "", "invalid YAML: "+msg)
 			return out, true
 		}
 		if n.Kind != yaml.DocumentNode || len(n.Content) == 0 {

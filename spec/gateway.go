@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,16 +20,53 @@ const MaxGatewayTimeout = 10 * time.Minute
 var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection"}
 
+// ownedHeaders are the other names HTTP owns.
+var ownedHeaders = []string{"Host", "Cookie", "Content-Length", "Content-Type", "Authorization"}
+
+// ForwardingHeaders describe the request a proxy forwards, as do all names
+// starting X-Original-: only a proxy may say them, so runtime/gateway strips
+// every client copy, and no Gateway header may take their names.
+var ForwardingHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+	"X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Prefix", "X-Forwarded-Port",
+	"X-Forwarded-Server", "X-Forwarded-Ssl", "X-Real-Ip"}
+
+// OriginalPrefix starts the names of headers that describe the original
+// request (X-Original-URI, X-Original-Method, ...).
+const OriginalPrefix = "X-Original-"
+
+// CheckGatewayHeader returns why name cannot name a header a Gateway sets
+// (user, roles, versions, shared secret), or nil. The loader and
+// runtime/gateway both ask it, so nothing loads that the gateway refuses.
+// Names are compared ignoring case, - and _: CGI, WSGI and PHP read
+// "User_Name" as "user-name".
+func CheckGatewayHeader(name string) error {
+	if !validHeaderName(name) {
+		return fmt.Errorf("%q is not a valid HTTP header name (letters, digits, - and _ only)", name)
+	}
+	canon := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+	switch {
+	case slices.Contains(hopByHop, canon):
+		return fmt.Errorf("%s is a hop-by-hop header, which proxies drop", name)
+	case slices.Contains(ownedHeaders, canon), slices.Contains(ForwardingHeaders, canon), strings.HasPrefix(canon, OriginalPrefix):
+		return fmt.Errorf("%s is set by HTTP or proxies (Host, Cookie, Authorization, Content-*, Forwarded, X-Forwarded-*, X-Real-IP, X-Original-*)", name)
+	}
+	return nil
+}
+
 // resolveGateway checks a Gateway and resolves its shared secret. It runs
 // after the roles it may name are checked.
 func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 	if g.Upstream != "" {
 		u, err := url.Parse(g.Upstream)
+		// The upstream is quoted only once it is known to carry no
+		// credentials: errors reach logs, CI output and the admin API.
 		switch {
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			l.fail(p, "spec.upstream", "must be an http:// or https:// URL with a host, got %q", g.Upstream)
+		case err != nil:
+			l.fail(p, "spec.upstream", "must be an http:// or https:// URL with a host")
 		case u.User != nil:
 			l.fail(p, "spec.upstream", "must not carry credentials (use sharedSecret)")
+		case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			l.fail(p, "spec.upstream", "must be an http:// or https:// URL with a host, got %q", g.Upstream)
 		case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
 			l.fail(p, "spec.upstream", "must have no path, query or fragment: requests keep their own path (set pathPrefix for the part forwarded)")
 		}
@@ -43,8 +81,13 @@ func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 	} {
 		l.checkGatewayHeader(p, h.field, h.name, headers)
 	}
-	if g.RequiredRole != "" && !l.roleExists(g.RequiredRole) {
+	switch {
+	case g.RequiredRole == "":
+	case !l.roleExists(g.RequiredRole):
 		l.fail(p, "spec.requiredRole", "no Role named %q", g.RequiredRole)
+	case strings.Contains(g.RequiredRole, ","):
+		// runtime/gateway refuses it: the roles header is comma separated.
+		l.fail(p, "spec.requiredRole", "must not contain commas (the roles header is comma separated)")
 	}
 	for _, t := range []struct {
 		field string
@@ -59,6 +102,10 @@ func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 		if s.Header == "" {
 			l.fail(p, "spec.sharedSecret.header", "required")
 		}
+		if g.Upstream == "" {
+			// runtime/gateway refuses a secret with nothing to send it to.
+			l.fail(p, "spec.sharedSecret", "needs an upstream (the secret is sent on forwarded requests; forward-auth only has none)")
+		}
 		switch {
 		case s.ValueFrom == nil:
 			l.fail(p, "spec.sharedSecret.valueFrom", "required (env or file): the secret never lives in git")
@@ -70,6 +117,13 @@ func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 				return
 			}
 			s.Value = strings.TrimSpace(value)
+			if !printableASCII(s.Value) {
+				// runtime/gateway sends only such a value; the value
+				// itself is never quoted.
+				l.fail(p, "spec.sharedSecret.valueFrom", "the value from %s must be printable ASCII without spaces", s.ValueFrom.describe())
+				s.Value = ""
+				return
+			}
 			sum := sha256.Sum256([]byte(s.Value))
 			s.SHA256 = hex.EncodeToString(sum[:])
 		}
@@ -110,17 +164,11 @@ func (l *loader) checkGatewayHeader(p *parsedDoc, field, name string, seen map[s
 	if name == "" {
 		return
 	}
-	if !validHeaderName(name) {
-		l.fail(p, field, "%q is not a valid HTTP header name", name)
+	if err := CheckGatewayHeader(name); err != nil {
+		l.fail(p, field, "%v", err)
 		return
 	}
 	canon := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
-	for _, h := range hopByHop {
-		if canon == h {
-			l.fail(p, field, "%s is a hop-by-hop header, which proxies drop", name)
-			return
-		}
-	}
 	if other, dup := seen[canon]; dup {
 		l.fail(p, field, "%s is already used by %s (names are compared ignoring case, - and _)", name, other)
 		return
@@ -128,18 +176,31 @@ func (l *loader) checkGatewayHeader(p *parsedDoc, field, name string, seen map[s
 	seen[canon] = field
 }
 
-// validHeaderName reports whether s is an RFC 9110 field name (a token).
+// validHeaderName reports whether s is a header name runtime/gateway
+// accepts: letters, digits, - and _, a subset of RFC 9110's tokens (the
+// other token characters were accepted here and refused there).
 func validHeaderName(s string) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return false
 		}
 	}
 	return true
+}
+
+// printableASCII reports whether s is non-empty and all of it is in
+// 0x21-0x7e, the header values runtime/gateway sends.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // cleanAbsPath reports whether p is "/" or an absolute path without empty,
@@ -152,7 +213,10 @@ func cleanAbsPath(p string) bool {
 		return false
 	}
 	for _, seg := range strings.Split(strings.TrimSuffix(p[1:], "/"), "/") {
-		if seg == "" || seg == "." || seg == ".." {
+		// "..;x" is a dot segment to servers that strip path parameters,
+		// and runtime/gateway refuses it as one.
+		name, _, _ := strings.Cut(seg, ";")
+		if seg == "" || name == "." || name == ".." {
 			return false
 		}
 	}

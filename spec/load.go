@@ -162,6 +162,16 @@ func cloneSpec(v any) any {
 	case *AccessAssignment:
 		c := *s
 		return &c
+	case *Gateway:
+		// resolveGateway writes the secret's Value and SHA256 through the
+		// pointer: without a copy they landed in the caller's document,
+		// which for the admin API is the store's live, shared object.
+		c := *s
+		if s.SharedSecret != nil {
+			ss := *s.SharedSecret
+			c.SharedSecret = &ss
+		}
+		return &c
 	}
 	return v
 }

@@ -325,6 +325,12 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 			l.fail(p, "spec.privateKeyFrom", "private key from %s: %v", c.PrivateKeyFrom.describe(), err)
 			return
 		}
+		if _, isRSA := key.(*rsa.PrivateKey); c.Usage == UsageSamlSPEncryption && !isRSA {
+			// The SAML server decrypts assertions with RSA keys only and
+			// refuses to start with any other.
+			l.fail(p, "spec.privateKeyFrom", "a %s certificate needs an RSA private key (the one from %s is not): assertions are encrypted to RSA keys", c.Usage, c.PrivateKeyFrom.describe())
+			return
+		}
 		pkix, err := x509.MarshalPKIXPublicKey(key.Public())
 		if err != nil {
 			l.fail(p, "spec.privateKeyFrom", "private key from %s: unsupported key type", c.PrivateKeyFrom.describe())

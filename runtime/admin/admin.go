@@ -555,18 +555,8 @@ func (s *Server) validateRuntime(tx *store.Txn, kind, name string, edit *store.R
 	}
 	docs := make([]*spec.Document, 0, len(current)+1)
 	add := func(r *store.Resource) {
-		v := r.Spec
-		if g, ok := v.(*spec.Gateway); ok && g.SharedSecret != nil {
-			// Validate resolves a shared secret the runtime lacks (after a
-			// restart) into the document it is given, and its own copy is
-			// shallow: give it one whose secret is not the stored one, which
-			// every reader of the store shares.
-			cp, secret := *g, *g.SharedSecret
-			cp.SharedSecret = &secret
-			v = &cp
-		}
 		docs = append(docs, &spec.Document{
-			APIVersion: spec.APIVersion, Kind: r.Kind, Metadata: spec.Metadata{Name: r.Name}, Spec: v,
+			APIVersion: spec.APIVersion, Kind: r.Kind, Metadata: spec.Metadata{Name: r.Name}, Spec: r.Spec,
 			Pos: spec.Position{File: r.Kind + "/" + r.Name},
 		})
 	}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/idrecon/idrecon/spec"
 )
 
 // Defaults for the optional Config fields.
@@ -152,7 +154,7 @@ func (cfg Config) normalized() (Config, *url.URL, error) {
 		if h.name == "" {
 			continue
 		}
-		if err := checkHeaderName(h.name); err != nil {
+		if err := spec.CheckGatewayHeader(h.name); err != nil {
 			return bad(h.field, "%v", err)
 		}
 		key := foldName(h.name)
@@ -192,26 +194,4 @@ func secretHeader(s *SharedSecret) string {
 		return ""
 	}
 	return s.Header
-}
-
-// reservedHeaderNames are hop-by-hop and other headers HTTP or a proxy owns: configuring an identity header
-// with one of these names would let the transport or a client override it.
-var reservedHeaderNames = map[string]bool{
-	"connection": true, "keep-alive": true, "proxy-connection": true, "te": true, "trailer": true,
-	"transfer-encoding": true, "upgrade": true, "proxy-authorization": true, "proxy-authenticate": true,
-	"host": true, "cookie": true, "content-length": true, "content-type": true, "authorization": true,
-}
-
-func checkHeaderName(name string) error {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-		if !ok {
-			return fmt.Errorf("header name %q may hold only letters, digits, - and _", name)
-		}
-	}
-	if reservedHeaderNames[foldName(name)] || isForwardingHeader(foldName(name)) {
-		return fmt.Errorf("header name %q is used by HTTP or proxies", name)
-	}
-	return nil
 }

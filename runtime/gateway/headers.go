@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/idrecon/idrecon/spec"
 )
 
 // foldName is the one spelling every server may fold a header name into:
@@ -30,14 +32,6 @@ func foldByte(c byte) byte {
 	return c
 }
 
-// isForwardingHeader reports whether a folded header name is one a proxy
-// or a forward-auth server uses to describe the original request. Clients
-// must never supply them: httputil.ReverseProxy's Rewrite removes only
-// Forwarded and X-Forwarded-For/-Host/-Proto itself.
-func isForwardingHeader(folded string) bool {
-	return slices.Contains(forwardingHeaders, folded) || strings.HasPrefix(folded, originalPrefix)
-}
-
 // stripper removes every client-sent copy of the headers idrecon sets or
 // that describe the request, in any spelling.
 type stripper struct {
@@ -46,11 +40,8 @@ type stripper struct {
 	banned map[string]bool
 }
 
-var forwardingHeaders = []string{"forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
-	"x-forwarded-uri", "x-forwarded-method", "x-forwarded-prefix", "x-forwarded-port",
-	"x-forwarded-server", "x-forwarded-ssl", "x-real-ip"}
-
-const originalPrefix = "x-original-"
+// originalPrefix is spec.OriginalPrefix folded.
+var originalPrefix = foldName(spec.OriginalPrefix)
 
 // otherIdentityHeaders are the user headers of other front doors
 // (oauth2-proxy, Authelia, Apache): an application once set up behind one
@@ -60,8 +51,8 @@ var otherIdentityHeaders = []string{"x-forwarded-user", "x-forwarded-email", "x-
 
 func newStripper(cfg Config) stripper {
 	s := stripper{banned: map[string]bool{}}
-	for _, h := range slices.Concat(forwardingHeaders, otherIdentityHeaders) {
-		s.banned[h] = true
+	for _, h := range slices.Concat(spec.ForwardingHeaders, otherIdentityHeaders) {
+		s.banned[foldName(h)] = true
 	}
 	for _, h := range []string{cfg.UserHeader, cfg.RolesHeader, cfg.VersionsHeader, secretHeader(cfg.SharedSecret)} {
 		if h != "" {
