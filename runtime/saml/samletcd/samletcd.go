@@ -54,6 +54,11 @@ type Store struct {
 	mu     sync.Mutex
 	cache  map[string]record          // session key → session; guarded by mu
 	leases map[int64]clientv3.LeaseID // expiry minute → lease; guarded by mu
+	// deleted is the newest revision at which the watch reported a session
+	// deleted, or before which it may have missed deletes (a compaction);
+	// guarded by mu. A session read at an older revision may be one of
+	// them, its delete already heard, so it is not cached (see remember).
+	deleted int64
 }
 
 var (
@@ -126,14 +131,15 @@ func (s *Store) forgetLease(id clientv3.LeaseID) {
 }
 
 // put writes key on a lease until expires, as one transaction whose
-// condition is cmp (none: always), and reports whether it held.
-func (s *Store) put(ctx context.Context, key, val string, expires time.Time, cmps ...clientv3.Cmp) (bool, error) {
+// condition is cmp (none: always), and reports whether it held and the
+// revision it was decided at.
+func (s *Store) put(ctx context.Context, key, val string, expires time.Time, cmps ...clientv3.Cmp) (bool, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		id, err := s.lease(ctx, expires)
 		if err != nil {
-			return false, err
+			return false, 0, err
 		}
 		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(clientv3.OpPut(key, val, clientv3.WithLease(id))).Commit()
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) && attempt == 0 {
@@ -141,9 +147,9 @@ func (s *Store) put(ctx context.Context, key, val string, expires time.Time, cmp
 			continue
 		}
 		if err != nil {
-			return false, unavailable(err)
+			return false, 0, unavailable(err)
 		}
-		return resp.Succeeded, nil
+		return resp.Succeeded, resp.Header.Revision, nil
 	}
 }
 
@@ -155,16 +161,24 @@ func (s *Store) Add(ctx context.Context, id string, se saml.Session, expires tim
 		return err
 	}
 	key := s.sessionKey(id)
-	if _, err := s.put(ctx, key, string(val), expires); err != nil {
+	_, rev, err := s.put(ctx, key, string(val), expires)
+	if err != nil {
 		return err
 	}
-	s.remember(key, rec)
+	s.remember(key, rec, rev)
 	return nil
 }
 
-func (s *Store) remember(key string, rec record) {
+// remember caches the session rec under key as etcd held it at rev. The
+// watch may have reported the session's delete already (a sign-out on
+// another daemon right after the read): then forget ran before remember,
+// so a session read before the newest delete heard is not cached.
+func (s *Store) remember(key string, rec record, rev int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if rev < s.deleted {
+		return
+	}
 	if len(s.cache) >= maxCached {
 		clear(s.cache)
 	}
@@ -198,7 +212,7 @@ func (s *Store) Get(ctx context.Context, id string) (saml.Session, bool, error) 
 		if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
 			return saml.Session{}, false, fmt.Errorf("samletcd: session record: %w", err)
 		}
-		s.remember(key, rec)
+		s.remember(key, rec, resp.Header.Revision)
 	}
 	if now >= rec.Expires {
 		s.forget(key)
@@ -274,7 +288,16 @@ func (s *Store) PendingKey(ctx context.Context) ([]byte, error) {
 // daemon created it before, in one transaction.
 func (s *Store) FirstUse(ctx context.Context, key string, expires time.Time) (bool, error) {
 	k := s.replayKey(key)
-	return s.put(ctx, k, "", expires, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+	first, _, err := s.put(ctx, k, "", expires, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+	return first, err
+}
+
+// heardDelete drops key, deleted at rev, from the cache (see remember).
+func (s *Store) heardDelete(key string, rev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.cache, key)
+	s.deleted = max(s.deleted, rev)
 }
 
 // Run drops from the cache the sessions deleted on any daemon, until ctx
@@ -285,7 +308,12 @@ func (s *Store) Run(ctx context.Context) error {
 	var from int64
 	for {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithProgressNotify()}
+		// The created notification tells the revision the first watch
+		// starts after: a watch that ends before it brought an event or a
+		// progress notification is opened again from there, not from
+		// etcd's revision of that later moment, which would skip the
+		// sign-outs made meanwhile.
+		opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify()}
 		if from > 0 {
 			opts = append(opts, clientv3.WithRev(from))
 		}
@@ -293,13 +321,22 @@ func (s *Store) Run(ctx context.Context) error {
 			if resp.CompactRevision != 0 {
 				s.mu.Lock()
 				clear(s.cache)
+				// Deletes before the compaction may be missed: a read
+				// older than it is not cached either.
+				s.deleted = max(s.deleted, resp.CompactRevision)
 				s.mu.Unlock()
 				from = resp.CompactRevision
 				break
 			}
+			if resp.Created {
+				if from == 0 {
+					from = resp.Header.Revision + 1
+				}
+				continue
+			}
 			for _, ev := range resp.Events {
 				if ev.Type == mvccpb.DELETE {
-					s.forget(string(ev.Kv.Key))
+					s.heardDelete(string(ev.Kv.Key), ev.Kv.ModRevision)
 				}
 				from = ev.Kv.ModRevision + 1
 			}

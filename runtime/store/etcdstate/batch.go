@@ -184,8 +184,27 @@ func (b *batch) membersRow(c *memdb.Change) error {
 		return nil
 	}
 	added, removed := idset.Diff(old, cur)
+	// The store checked that the group and every member added exist, but
+	// on this daemon's mirror, which may not yet hold another daemon's
+	// delete of them; neither delete writes the group's header (the
+	// deleted user was not a member yet, the group had none), so only
+	// these compares keep etcd from holding a membership of an object that
+	// is gone. Objects the mirror does not hold yet (created in this very
+	// batch) are not compared: the batch itself creates them.
+	if len(added) > 0 {
+		if k := b.s.objectKey(store.TableGroups, gid); b.s.compareRev(k) > 0 {
+			b.cmps = append(b.cmps, clientv3.Compare(clientv3.CreateRevision(k), ">", 0))
+		}
+	}
 	for _, id := range added {
-		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id)})
+		op := memberOp{key: b.s.memberKey(gid, id)}
+		for _, table := range []string{store.TableUsers, store.TableGroups} {
+			if k := b.s.objectKey(table, id); b.s.compareRev(k) > 0 {
+				op.must = k
+				break
+			}
+		}
+		b.members = append(b.members, op)
 	}
 	for _, id := range removed {
 		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id), del: true})

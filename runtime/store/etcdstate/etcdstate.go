@@ -50,6 +50,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/idset"
@@ -816,10 +819,21 @@ func (s *State) release(b *batch, done chan struct{}) {
 
 // chunks splits the batch's memberships into the transactions that carry
 // them: the first shares the main transaction (one operation is the
-// marker), the rest go MaxTxnOps at a time.
+// marker) while its operations and its compares (an added member's
+// existence) fit, the rest go MaxTxnOps at a time.
 func (b *batch) chunks() [][]memberOp {
-	room := MaxTxnOps - len(b.ops) - 1
-	first := b.members[:min(room, len(b.members))]
+	nops, ncmps, n := len(b.ops)+1, len(b.cmps), 0
+	for _, m := range b.members {
+		c := 0
+		if m.must != "" {
+			c = 1
+		}
+		if nops+1 > MaxTxnOps || ncmps+c > MaxTxnOps {
+			break
+		}
+		nops, ncmps, n = nops+1, ncmps+c, n+1
+	}
+	first := b.members[:n]
 	out := [][]memberOp{first}
 	for rest := b.members[len(first):]; len(rest) > 0; {
 		chunk := rest[:min(MaxTxnOps, len(rest))]
@@ -835,7 +849,7 @@ func (s *State) send(b *batch) ([]int64, error) {
 	chunks := b.chunks()
 	start := time.Now()
 	defer since(s.metrics.commit, start)
-	rev, err := s.commitMain(b.cmps, append(b.ops, ops(chunks[0])...))
+	rev, err := s.commitMain(slices.Concat(b.cmps, exist(chunks[0])), append(b.ops, ops(chunks[0])...))
 	if errors.Is(err, store.ErrStale) && b.applies && s.fence != nil && !s.stillLeads() {
 		return nil, ErrNotLeader
 	}
@@ -849,9 +863,12 @@ func (s *State) send(b *batch) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	for _, chunk := range chunks[1:] {
-		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(ops(chunk)...).Commit()
+		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(exist(chunk)...).Then(ops(chunk)...).Commit()
 		if err != nil {
 			return nil, unavailable(err)
+		}
+		if !resp.Succeeded {
+			return nil, fmt.Errorf("%w: a member added was deleted meanwhile (etcd revision %d)", store.ErrStale, resp.Header.Revision)
 		}
 		revs = append(revs, resp.Header.Revision)
 	}
@@ -932,6 +949,12 @@ func (s *State) commitMain(cmps []clientv3.Cmp, then []clientv3.Op) (int64, erro
 			s.log.Error("etcd refuses writes: out of space", "err", err)
 			return 0, fmt.Errorf("%w: %w", store.ErrUnavailable, ErrNoSpace)
 		}
+		// Refused for its size, before it was proposed: sending it again
+		// (or a client's retry after a 503) can never succeed, while the
+		// store commits a batch refused as too large one write at a time.
+		if tooLarge(err) {
+			return 0, fmt.Errorf("etcdstate: %w (etcd's --max-request-bytes): %w", store.ErrTooLarge, err)
+		}
 		rctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		got, rerr := s.cli.Get(rctx, marker)
 		cancel()
@@ -946,16 +969,41 @@ func (s *State) commitMain(cmps []clientv3.Cmp, then []clientv3.Op) (int64, erro
 	return 0, unavailable(err)
 }
 
+// tooLarge reports whether err is etcd's or gRPC's refusal of a request
+// for its size: etcd's --max-request-bytes, or a message larger than the
+// client may send or the server receive.
+func tooLarge(err error) bool {
+	if errors.Is(rpctypes.Error(err), rpctypes.ErrRequestTooLarge) {
+		return true
+	}
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max")
+}
+
 func randomNonce() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-// memberOp puts (or, with del, deletes) one membership key.
+// memberOp puts (or, with del, deletes) one membership key. must, when
+// set, is the key of the member's object, which must exist when the
+// membership is put.
 type memberOp struct {
-	key string
-	del bool
+	key  string
+	del  bool
+	must string
+}
+
+// exist returns the compares that the members ms adds still exist.
+func exist(ms []memberOp) []clientv3.Cmp {
+	var out []clientv3.Cmp
+	for _, m := range ms {
+		if m.must != "" {
+			out = append(out, clientv3.Compare(clientv3.CreateRevision(m.must), ">", 0))
+		}
+	}
+	return out
 }
 
 func ops(ms []memberOp) []clientv3.Op {
