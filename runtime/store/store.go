@@ -125,6 +125,31 @@ type request struct {
 	// mirror writes apply what the Journal already holds (another
 	// replica's writes): they bypass it, in batches of their own.
 	mirror bool
+	// alone: the write was in a batch a Pipeline's send found too large,
+	// so it runs again in a batch of its own (see requeueAlone).
+	alone bool
+}
+
+// outcome is a write that ran in a batch's transaction: it succeeded (err
+// nil) or failed without mutating after one that succeeded. Both share
+// the batch's fate: a failure may have seen the earlier writes' changes
+// (a userName they took), so it is answered only once they are committed,
+// and with the batch's error when they are not.
+type outcome struct {
+	r   *request
+	err error
+}
+
+// answer answers each write with batchErr or, when there is none, its own
+// outcome.
+func answer(ran []outcome, batchErr error) {
+	for _, o := range ran {
+		if batchErr != nil {
+			o.r.errc <- batchErr
+		} else {
+			o.r.errc <- o.err
+		}
+	}
 }
 
 // New creates an empty store and starts its committer. Call Close to stop it.
@@ -370,7 +395,9 @@ func (s *Store) Load(fn func(*Txn) error) error {
 // mutating), so it must derive everything from the transaction and must not
 // have side effects outside it. If fn returns an error its changes are
 // discarded and Update returns that error; validate before mutating where you
-// can, since a failure after a mutation makes the whole batch run again.
+// can, since a failure after a mutation makes the whole batch run again. fn
+// sees the changes of the writes batched before it, so when those are not
+// committed (the journal failed) Update returns the journal's error instead.
 func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
 	for attempt := 0; ; {
 		err := s.submit(&request{ctx: ctx, fn: fn, errc: make(chan error, 1)})
@@ -427,10 +454,10 @@ func (s *Store) commitLoop() {
 		}
 		batch := []*request{first}
 	drain:
-		for len(batch) < s.opts.MaxBatch {
+		for len(batch) < s.opts.MaxBatch && !first.alone {
 			select {
 			case r := <-s.reqs:
-				if r.mirror != first.mirror {
+				if r.mirror != first.mirror || r.alone {
 					next = r
 					break drain
 				}
@@ -444,14 +471,16 @@ func (s *Store) commitLoop() {
 }
 
 // commitBatch runs the batch's writes in one transaction. A write that fails
-// without mutating is simply answered; one that fails after mutating poisons
+// without mutating is simply answered (once the batch's fate is known, when
+// an earlier write of it succeeded); one that fails after mutating poisons
 // the transaction, so the batch is run again without it.
 func (s *Store) commitBatch(batch []*request) {
 	for len(batch) > 0 {
 		txn := s.db.Txn(true)
 		t := &Txn{Txn: txn}
 		t.trackChanges()
-		var ok []*request
+		var ran []outcome // see outcome
+		succeeded := 0
 		poisoned := false
 		for i, r := range batch {
 			if err := r.ctx.Err(); err != nil {
@@ -461,42 +490,50 @@ func (s *Store) commitBatch(batch []*request) {
 			before := t.writes
 			err := runWrite(r.fn, t)
 			if err == nil {
-				ok = append(ok, r)
+				succeeded++
+				ran = append(ran, outcome{r: r})
 				continue
 			}
-			r.errc <- err
 			if t.writes != before {
+				r.errc <- err
 				txn.Abort()
-				batch = append(ok, batch[i+1:]...)
+				// The failures kept in ran run again too: the writes
+				// they saw do.
+				again := make([]*request, 0, len(ran)+len(batch)-i-1)
+				for _, o := range ran {
+					again = append(again, o.r)
+				}
+				batch = append(again, batch[i+1:]...)
 				poisoned = true
 				break
 			}
+			if succeeded == 0 {
+				// It saw only committed state: its answer stands.
+				r.errc <- err
+				continue
+			}
+			ran = append(ran, outcome{r: r, err: err})
 		}
 		if poisoned {
 			continue
 		}
 		if err := t.flush(); err != nil {
 			txn.Abort()
-			for _, r := range ok {
-				r.errc <- err
-			}
+			answer(ran, err)
 			return
 		}
 		changes := t.changes()
 		if s.opts.Journal != nil && len(changes) > 0 && !batch[0].mirror {
-			sent, err := s.journal(changes, ok)
+			sent, err := s.journal(changes, ran)
 			if err != nil {
 				txn.Abort()
-				if errors.Is(err, ErrTooLarge) && len(ok) > 1 {
-					for _, r := range ok {
-						s.commitBatch([]*request{r})
+				if errors.Is(err, ErrTooLarge) && len(ran) > 1 {
+					for _, o := range ran {
+						s.commitBatch([]*request{o.r})
 					}
 					return
 				}
-				err = fmt.Errorf("store: journal: %w", err)
-				for _, r := range ok {
-					r.errc <- err
-				}
+				answer(ran, fmt.Errorf("store: journal: %w", err))
 				return
 			}
 			if sent {
@@ -511,9 +548,7 @@ func (s *Store) commitBatch(batch []*request) {
 		if s.opts.OnCommit != nil && len(changes) > 0 {
 			s.opts.OnCommit(changes)
 		}
-		for _, r := range ok {
-			r.errc <- nil
-		}
+		answer(ran, nil)
 		return
 	}
 }
@@ -521,7 +556,7 @@ func (s *Store) commitBatch(batch []*request) {
 // journal hands a batch's changes to the Journal. With a Pipeline that takes
 // the batch, it returns sent true at once: a goroutine of the store's sends
 // it and answers the batch's writes. Otherwise it commits them and returns.
-func (s *Store) journal(changes memdb.Changes, writes []*request) (sent bool, err error) {
+func (s *Store) journal(changes memdb.Changes, writes []outcome) (sent bool, err error) {
 	p, ok := s.opts.Journal.(Pipeline)
 	if !ok {
 		return false, s.opts.Journal.Commit(changes)
@@ -544,14 +579,32 @@ func (s *Store) journal(changes memdb.Changes, writes []*request) (sent bool, er
 		release := func() { once.Do(func() { <-s.inFlight }) }
 		err := send(release)
 		release()
+		if errors.Is(err, ErrTooLarge) && len(writes) > 1 {
+			// As for Commit: the writes are committed one by one, and
+			// one that does not fit alone fails alone.
+			for _, o := range writes {
+				s.requeueAlone(o.r)
+			}
+			return
+		}
 		if err != nil {
 			err = fmt.Errorf("store: journal: %w", err)
 		}
-		for _, r := range writes {
-			r.errc <- err
-		}
+		answer(writes, err)
 	}()
 	return true, nil
+}
+
+// requeueAlone hands r, taken and not yet answered, back to the committer,
+// to run in a batch of its own. Its slot in flight is released, so the
+// committer is not waiting for this goroutine.
+func (s *Store) requeueAlone(r *request) {
+	r.alone = true
+	select {
+	case s.reqs <- r:
+	case <-s.closing:
+		r.errc <- ErrClosed
+	}
 }
 
 // runWrite turns a panic in a write into an error, so one bad write cannot
