@@ -203,8 +203,12 @@ application version; the assignments whose subject is not provisioned yet.`,
 }
 
 func runAccess(ctx context.Context, env Env, mkClient func() (*client, error), output string, pos []string) error {
-	if pos[0] == "version" && !strings.Contains(pos[1], "/") {
-		return usageErrorf("want APP/VERSION, e.g. webgoat/2.0, not %q", pos[1])
+	// Both halves are needed: "/2.0" asked for an empty application, whose
+	// doubled slash the admin API's router redirected to another path.
+	if pos[0] == "version" {
+		if app, version, ok := strings.Cut(pos[1], "/"); !ok || app == "" || version == "" {
+			return usageErrorf("want APP/VERSION, e.g. webgoat/2.0, not %q", pos[1])
+		}
 	}
 	c, err := mkClient()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -41,8 +42,49 @@ func serverFlags(c *cobra.Command, env Env) func() (*client, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &client{base: strings.TrimRight(*server, "/"), token: tok, http: &http.Client{Timeout: 5 * time.Minute}}, nil
+		base, err := serverURL(*server)
+		if err != nil {
+			return nil, err
+		}
+		return &client{base: base, token: tok, http: &http.Client{Timeout: 5 * time.Minute}}, nil
 	}
+}
+
+// serverURL checks --server (or IDRECON_SERVER) before any request: an
+// http(s) URL with a host. Unchecked, "localhost:9090" failed as an
+// "unsupported protocol scheme", and a URL that did not parse was echoed
+// whole in the error, a password in it included.
+func serverURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", usageErrorf("--server %q: want the admin API's http(s) URL, such as %s", redactURL(raw), DefaultServer)
+	}
+	return strings.TrimRight(raw, "/"), nil
+}
+
+// redactURL hides the password of a URL's user information, also in a URL
+// that does not parse (url.URL.Redacted needs one that does).
+func redactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPassword := strings.Cut(rest[:at], ":")
+	if !hasPassword {
+		return raw
+	}
+	if ok {
+		scheme += "://"
+	}
+	return scheme + user + ":***" + rest[at:]
 }
 
 // readAdminToken reads the admin token from --admin-token-file, then

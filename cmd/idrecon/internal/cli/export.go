@@ -65,6 +65,7 @@ func runExport(ctx context.Context, env Env, dir string, mkClient func() (*clien
 	}
 	byKind := map[string][]exported{}
 	var files []string
+	written := 0 // the builtin roles left out are not counted as exported
 	for _, r := range resources {
 		doc, refs, err := exportDoc(r)
 		if err != nil {
@@ -73,6 +74,7 @@ func runExport(ctx context.Context, env Env, dir string, mkClient func() (*clien
 		if doc == nil {
 			continue
 		}
+		written++
 		byKind[r.Kind] = append(byKind[r.Kind], *doc)
 		files = append(files, refs...)
 	}
@@ -104,7 +106,7 @@ func runExport(ctx context.Context, env Env, dir string, mkClient func() (*clien
 			return err
 		}
 	}
-	fmt.Fprintf(env.Stdout, "exported %d document(s) into %s\n", len(resources), dir)
+	fmt.Fprintf(env.Stdout, "exported %d document(s) into %s\n", written, dir)
 	if len(files) > 0 {
 		slices.Sort(files)
 		fmt.Fprintf(env.Stdout, "copy these files from the spec repository the daemon runs, to the same paths:\n  %s\n",

@@ -264,6 +264,18 @@ func simplePost(env Env, c *cobra.Command, path, done string, canWait bool) *cob
 	}
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
+		if wait {
+			if timeout <= 0 {
+				return usageErrorf("--timeout must be positive")
+			}
+			// --timeout bounds the whole wait, the status read and the
+			// trigger included: a daemon that accepts connections but does
+			// not answer would otherwise hold the command for the HTTP
+			// client's own timeout (minutes), whatever --timeout says.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
 		cl, err := mkClient()
 		if err != nil {
 			return err
@@ -271,11 +283,11 @@ func simplePost(env Env, c *cobra.Command, path, done string, canWait bool) *cob
 		var before admin.StatusResponse
 		if wait {
 			if err := cl.getJSON(ctx, "/v1/status", &before); err != nil {
-				return err
+				return timedOut(ctx, err, "the daemon did not answer within %s", timeout)
 			}
 		}
 		if err := cl.post(ctx, path, nil); err != nil {
-			return err
+			return timedOut(ctx, err, "the daemon did not answer within %s", timeout)
 		}
 		if !wait {
 			fmt.Fprintln(env.Stdout, done)
@@ -286,11 +298,19 @@ func simplePost(env Env, c *cobra.Command, path, done string, canWait bool) *cob
 	return c
 }
 
+// timedOut names --timeout when it is what ended a request, rather than
+// the bare "context deadline exceeded" of the HTTP client.
+func timedOut(ctx context.Context, err error, format string, timeout time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf(format, timeout)
+	}
+	return err
+}
+
 // waitForReconcile polls the daemon until a reconcile newer than after has
-// ended, and says how it ended: exit 0 applied, 3 refused or failed.
+// ended, and says how it ended: exit 0 applied, 3 refused or failed, or
+// not applied because the daemon is suspended. ctx carries --timeout.
 func waitForReconcile(ctx context.Context, env Env, c *client, after time.Time, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -299,7 +319,15 @@ func waitForReconcile(ctx context.Context, env Env, c *client, after time.Time, 
 			return err
 		}
 		if st.LastAttempt.After(after) {
-			if st.LastResult == "ok" {
+			switch {
+			case st.LastResult == reconcile.OutcomeOK && st.Suspended:
+				// A suspended daemon's reconcile only plans: it ends "ok"
+				// but applied nothing, and AppliedRevision is the old one.
+				p := st.PendingPlan
+				return &exitError{code: exitNotReady, err: fmt.Errorf(
+					"the daemon is suspended: it planned revision %s but applied nothing (%d to create, %d to update, %d to delete pending); 'idrecon resume' lets it apply",
+					orDash(short(st.SeenRevision)), p.Create, p.Update, p.Delete)}
+			case st.LastResult == reconcile.OutcomeOK:
 				fmt.Fprintf(env.Stdout, "applied revision %s\n", orDash(short(st.AppliedRevision)))
 				return nil
 			}
@@ -307,7 +335,7 @@ func waitForReconcile(ctx context.Context, env Env, c *client, after time.Time, 
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("no reconcile ended within %s", timeout)
+			return timedOut(ctx, ctx.Err(), "no reconcile ended within %s", timeout)
 		case <-tick.C:
 		}
 	}

@@ -60,6 +60,11 @@ either it waits for 'idrecon apply' (push mode).`,
 	gcPercent := fs.Int("gc-percent", gctune.DefaultPercent, "Go GC target (GOGC) unless the GOGC env var is set: higher trades memory for CPU; unless GOMEMLIMIT is set, the soft memory limit follows twice the live heap plus 32 MiB, at most 3/4 of the memory available; free memory goes back to the system when a burst of writes ends")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
+		// Any other value used to give JSON logs silently: a typo
+		// ("txt") would leave the operator with the format not asked for.
+		if *logFormat != "json" && *logFormat != "text" {
+			return usageErrorf("--log-format: want json or text, not %q", *logFormat)
+		}
 		gc := gctune.Apply(env.Getenv, *gcPercent)
 		// The soft memory limit follows the live heap, and memory freed by a
 		// burst goes back to the system, for as long as serve runs.

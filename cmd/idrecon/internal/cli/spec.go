@@ -495,8 +495,19 @@ func runApply(ctx context.Context, env Env, dir, output string, mkClient func() 
 	if err := resp.Plan.WriteText(env.Stdout); err != nil {
 		return err
 	}
-	s := resp.Plan.Summary
-	fmt.Fprintf(env.Stdout, "Apply complete: %d created, %d updated, %d deleted.\n", s.Create, s.Update, s.Delete)
+	// The plan's summary counts the drift kept in place (drift mode
+	// report) too: the apply made only the other changes.
+	made := func(cs []reconcile.Change) int {
+		n := 0
+		for _, c := range cs {
+			if !c.Kept {
+				n++
+			}
+		}
+		return n
+	}
+	p := resp.Plan
+	fmt.Fprintf(env.Stdout, "Apply complete: %d created, %d updated, %d deleted.\n", made(p.Creates), made(p.Updates), made(p.Deletes))
 	return nil
 }
 
