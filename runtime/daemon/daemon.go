@@ -631,7 +631,9 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	log.Info("shutting down")
 	stopping(notify, log)
-	cancel()
+	// The requests in flight drain first: with etcd they need the mirror
+	// (a barrier waits for it), the sessions watch and the access binder,
+	// which the cancel below stops.
 	shCtx, shCancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer shCancel()
 	if err := mainSrv.Shutdown(shCtx); err != nil {
@@ -640,6 +642,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	if err := adminSrv.Shutdown(shCtx); err != nil {
 		log.Warn("admin shutdown", "err", err)
 	}
+	cancel()
 	wg.Wait()
 	return runErr
 }
