@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/idrecon/idrecon/runtime/audit"
+	"github.com/idrecon/idrecon/runtime/scim/internal/nesting"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -446,7 +447,7 @@ func decodeObject(body []byte) (map[string]any, error) {
 	if !utf8.Valid(body) {
 		return nil, scimerr.New(scimerr.InvalidSyntax, "request body is not valid UTF-8")
 	}
-	if depth(body) > maxDepth {
+	if nesting.Depth(body, "{[", "}]") > maxDepth {
 		return nil, scimerr.New(scimerr.InvalidSyntax, "request body nests deeper than %d levels", maxDepth)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -459,32 +460,6 @@ func decodeObject(body []byte) (map[string]any, error) {
 		return nil, scimerr.New(scimerr.InvalidSyntax, "unexpected data after the JSON object")
 	}
 	return m, nil
-}
-
-// depth returns the deepest nesting of brackets outside strings.
-func depth(b []byte) int {
-	d, max, inStr := 0, 0, false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case inStr:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			d++
-			if d > max {
-				max = d
-			}
-		case c == '}' || c == ']':
-			d--
-		}
-	}
-	return max
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -9,6 +9,7 @@ import (
 
 	scimfilter "github.com/scim2/filter-parser/v2"
 
+	"github.com/idrecon/idrecon/runtime/scim/internal/nesting"
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 	"github.com/idrecon/idrecon/runtime/store"
@@ -22,31 +23,6 @@ const MaxLen = 4096
 // a 4 KiB filter of "(" cost it half a second and 1.4 million allocations,
 // so one client could keep every core busy. Real filters nest a few levels.
 const MaxNesting = 32
-
-// nesting returns the deepest nesting of parentheses and brackets outside
-// quoted strings.
-func nesting(text string) int {
-	d, deepest, inStr := 0, 0, false
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		switch {
-		case inStr:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '(' || c == '[':
-			d++
-			deepest = max(deepest, d)
-		case c == ')' || c == ']':
-			d--
-		}
-	}
-	return deepest
-}
 
 // Filter is a parsed filter, resolved against a resource type.
 type Filter struct {
@@ -68,7 +44,7 @@ func Parse(text string, rt *schema.ResourceType) (*Filter, error) {
 	if len(text) > MaxLen {
 		return nil, scimerr.New(scimerr.InvalidFilter, "filter is longer than %d bytes", MaxLen)
 	}
-	if nesting(text) > MaxNesting {
+	if nesting.Depth(text, "([", ")]") > MaxNesting {
 		return nil, scimerr.New(scimerr.InvalidFilter, "filter nests deeper than %d levels", MaxNesting)
 	}
 	if n, ok := parseSimple(text, rt); ok {

@@ -6,6 +6,7 @@ import (
 
 	scimfilter "github.com/scim2/filter-parser/v2"
 
+	"github.com/idrecon/idrecon/runtime/scim/internal/nesting"
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 )
@@ -28,7 +29,7 @@ func ParsePath(text string, rt *schema.ResourceType) (*Path, error) {
 	if len(text) > MaxLen {
 		return nil, scimerr.New(scimerr.InvalidPath, "path is longer than %d bytes", MaxLen)
 	}
-	if nesting(text) > MaxNesting {
+	if nesting.Depth(text, "([", ")]") > MaxNesting {
 		// As in Parse: deep nesting costs the parser quadratic time.
 		return nil, scimerr.New(scimerr.InvalidPath, "path nests deeper than %d levels", MaxNesting)
 	}
