@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -122,7 +123,11 @@ func TestClientKeyNeverPrinted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := key.D.String()
+	raw, err := key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := new(big.Int).SetBytes(raw).String() // as encoding/json writes D
 	for name, out := range map[string]string{"slog JSON": logged.String(), "json.Marshal": string(js)} {
 		if strings.Contains(out, d) {
 			t.Errorf("%s printed the client private key: %s", name, out)

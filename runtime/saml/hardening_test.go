@@ -116,6 +116,7 @@ func TestEncryptedKeyRSA15Refused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	//lint:ignore SA1019 the attack under test uses the deprecated key transport
 	rewrapped, err := rsa.EncryptPKCS1v15(rand.Reader, &keySP.Private.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
