@@ -9,6 +9,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -39,10 +40,11 @@ type Log struct {
 	path string
 	opts Options
 
-	mu    sync.Mutex
-	f     *os.File
-	size  int64
-	apply applyState // guarded by mu
+	mu     sync.Mutex
+	f      *os.File // nil after Close, or after a rotation that could not reopen
+	closed bool
+	size   int64
+	apply  applyState // guarded by mu
 }
 
 // applyState follows the apply whose change records are being written.
@@ -78,7 +80,8 @@ func Open(path string, opts Options) (*Log, error) {
 }
 
 func (l *Log) open() error {
-	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	// Read as well as append: open checks the last byte.
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit: open %s: %w", l.path, err)
 	}
@@ -87,31 +90,82 @@ func (l *Log) open() error {
 		f.Close()
 		return fmt.Errorf("audit: %w", err)
 	}
-	l.f, l.size = f, st.Size()
+	size := st.Size()
+	if size > 0 {
+		// A process killed in the middle of a write leaves a last line
+		// without its newline; end it, or the next record is glued to
+		// it and unreadable too.
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, size-1); err != nil {
+			f.Close()
+			return fmt.Errorf("audit: %w", err)
+		}
+		if last[0] != '\n' {
+			if _, err := f.Write([]byte{'\n'}); err != nil {
+				f.Close()
+				return fmt.Errorf("audit: end torn line: %w", err)
+			}
+			size++
+			l.opts.Logger.Warn("audit log ended in a torn line (a write cut short); it is kept, ended by a newline", "path", l.path)
+		}
+	}
+	l.f, l.size = f, size
 	return nil
 }
 
 // write appends one line; l.mu is held. A write that would grow the file
 // past MaxBytes rotates it first, so a line is never split across files.
 func (l *Log) write(p []byte) (int, error) {
-	if l.f == nil {
+	if l.closed {
 		return 0, os.ErrClosed
+	}
+	if l.f == nil {
+		// A rotation or a cut-short write left no open file: try
+		// again rather than refuse every record from now on.
+		if err := l.open(); err != nil {
+			return 0, err
+		}
 	}
 	if l.size > 0 && l.size+int64(len(p)) > l.opts.MaxBytes {
 		if err := l.rotate(); err != nil {
-			return 0, err
+			// A failed rotation (a full disk, a refused rename) must not
+			// lose this record nor stop the log for good: the record
+			// goes to the current file, past MaxBytes, and the next
+			// write tries to rotate again.
+			l.opts.Logger.Error("audit log not rotated; appending past its size limit", "path", l.path, "err", err)
+			if l.f == nil {
+				if err := l.open(); err != nil {
+					return 0, err
+				}
+			}
 		}
 	}
 	n, err := l.f.Write(p)
 	l.size += int64(n)
+	if err != nil && n > 0 {
+		// Cut short (a full disk, a file size limit): take the partial
+		// line back, or the next record would be glued to it and both
+		// be unreadable.
+		if terr := l.f.Truncate(l.size - int64(n)); terr == nil {
+			l.size -= int64(n)
+			n = 0
+		} else {
+			// Reopening ends the partial line with a newline.
+			l.f.Close()
+			l.f = nil
+			err = errors.Join(err, fmt.Errorf("audit: partial line left: %w", terr))
+		}
+	}
 	return n, err
 }
 
 func (l *Log) rotate() error {
-	if err := l.f.Close(); err != nil {
+	err := l.f.Close()
+	// Closed (or unusable) either way: write reopens it if this fails.
+	l.f = nil
+	if err != nil {
 		return fmt.Errorf("audit: rotate: %w", err)
 	}
-	l.f = nil
 	for i := l.opts.Keep - 1; i >= 1; i-- {
 		from := fmt.Sprintf("%s.%d", l.path, i)
 		if _, err := os.Stat(from); err == nil {
@@ -130,10 +184,14 @@ func (l *Log) rotate() error {
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.closed {
 		return nil
 	}
 	serr := l.flushSummary()
+	l.closed = true
+	if l.f == nil {
+		return serr
+	}
 	err := cmp.Or(l.f.Close(), serr)
 	l.f = nil
 	return err

@@ -89,7 +89,8 @@ const (
 )
 
 // Follow keeps the soft memory limit at twice the live heap plus Headroom,
-// never above the limit Apply derived from the machine, until ctx ends. With
+// never above the limit Apply derived from the machine unless the live heap
+// itself outgrew it (then the live heap plus Headroom), until ctx ends. With
 // a high GC target, a small heap then collects rarely and a large one stays
 // near twice what it holds while it is written to. And once the allocation
 // rate falls below Quiet with more than Returnable of free heap held, Follow
@@ -110,7 +111,7 @@ func Follow(ctx context.Context, s Settings, every time.Duration) {
 	for {
 		metrics.Read(sample)
 		if v, ok := uint64s(sample); ok {
-			limit, ret := f.step(reading{live: v[0], allocs: v[1], free: v[2], objects: v[3]})
+			limit, ret := f.step(reading{at: time.Now(), live: v[0], allocs: v[1], free: v[2], objects: v[3]})
 			if limit > 0 {
 				debug.SetMemoryLimit(limit)
 			}
@@ -142,12 +143,16 @@ func uint64s(sample []metrics.Sample) ([4]int64, bool) {
 type follower struct {
 	ceiling  int64
 	every    time.Duration
-	allocs   int64 // the cumulative allocation at the last step
-	returned bool  // memory was returned in the current quiet spell
+	allocs   int64     // the cumulative allocation at the last step
+	at       time.Time // when the last step's reading was taken
+	returned bool      // memory was returned in the current quiet spell
 }
 
 // reading is one sample of the runtime's counters, in bytes.
 type reading struct {
+	// at is when it was taken (monotonic); zero takes it to be every
+	// after the last one.
+	at      time.Time
 	live    int64 // the heap the last collection found reachable
 	allocs  int64 // allocated since the start
 	free    int64 // heap spans free and not yet returned to the system
@@ -161,7 +166,16 @@ func (r reading) reclaimable() int64 { return r.free + max(r.objects-r.live, 0) 
 // step takes a reading and returns the memory limit (0: leave it) and
 // whether to collect and return the free heap.
 func (f *follower) step(r reading) (limit int64, ret bool) {
-	rate := float64(r.allocs-f.allocs) / f.every.Seconds()
+	// The rate is over the time that really passed: a reading delayed
+	// by a busy machine (its tick then comes soon after) would otherwise
+	// count a burst's allocation over a fraction of a second as a quiet
+	// second, and collect in the middle of the burst.
+	elapsed := f.every
+	if !r.at.IsZero() && !f.at.IsZero() && r.at.After(f.at) {
+		elapsed = r.at.Sub(f.at)
+	}
+	f.at = r.at
+	rate := float64(r.allocs-f.allocs) / elapsed.Seconds()
 	first := f.allocs == 0
 	f.allocs = r.allocs
 	quiet := !first && rate < Quiet
@@ -179,7 +193,9 @@ func (f *follower) step(r reading) (limit int64, ret bool) {
 }
 
 // limitFor is the soft memory limit for a live heap of live bytes, capped
-// at ceiling.
+// at ceiling, but never below the live heap plus Headroom: a limit below
+// what is live cannot be met by collecting, so the collector would run back
+// to back (up to half the CPU, by its limiter) and free nothing.
 func limitFor(live, ceiling int64) int64 {
-	return min(2*live+Headroom, ceiling)
+	return max(min(2*live+Headroom, ceiling), live+Headroom)
 }

@@ -57,7 +57,7 @@ either it waits for 'idrecon apply' (push mode).`,
 	c.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"json", "text"}, cobra.ShellCompDirectiveNoFileComp))
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	c.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
-	gcPercent := fs.Int("gc-percent", gctune.DefaultPercent, "Go GC target (GOGC) unless the GOGC env var is set: higher trades memory for CPU; unless GOMEMLIMIT is set, the soft memory limit follows twice the live heap plus 32 MiB, at most 3/4 of the memory available; free memory goes back to the system when a burst of writes ends")
+	gcPercent := fs.Int("gc-percent", gctune.DefaultPercent, "Go GC target (GOGC) unless the GOGC env var is set: higher trades memory for CPU; unless GOMEMLIMIT is set, the soft memory limit follows twice the live heap plus 32 MiB, at most 3/4 of the memory available unless the live heap outgrows that (then the live heap plus 32 MiB); free memory goes back to the system when a burst of writes ends")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		// Any other value used to give JSON logs silently: a typo

@@ -1,0 +1,53 @@
+package gctune
+
+import (
+	"testing"
+	"time"
+)
+
+// TestFollowerRateIsOverTheTimeThatPassed: the ticker's readings are not
+// every apart on a busy machine. A reading delayed by 0.9 s is followed by
+// one 0.1 s later; 3 MiB allocated in that 0.1 s is 30 MiB/s, a burst going
+// on, not a quiet spell to collect in. And 9 MiB over a 3 s stall is quiet.
+// The times are made up: nothing here waits.
+func TestFollowerRateIsOverTheTimeThatPassed(t *testing.T) {
+	const mib = 1 << 20
+	const live = 40 * mib
+	t0 := time.Unix(1000, 0)
+	f := follower{ceiling: 1 << 40, every: time.Second}
+	var allocs int64 = mib
+	at := func(d time.Duration, allocated int64) reading {
+		allocs += allocated
+		return reading{at: t0.Add(d), live: live, allocs: allocs, free: 100 * mib, objects: live}
+	}
+	f.step(at(0, 0))
+	if _, ret := f.step(at(1900*time.Millisecond, 900*mib)); ret {
+		t.Fatal("collected during a burst")
+	}
+	if _, ret := f.step(at(2*time.Second, 3*mib)); ret {
+		t.Error("collected 0.1 s into a burst of 30 MiB/s, taking it for a quiet second")
+	}
+	if _, ret := f.step(at(5*time.Second, 9*mib)); !ret {
+		t.Error("3 MiB/s over a 3 s stall is quiet, with 100 MiB free: want memory returned")
+	}
+}
+
+// TestLimitNeverBelowTheLiveHeap: a live heap past the machine's ceiling
+// (3/4 of the memory) must not get a soft limit below it, which no
+// collection can meet: the collector would run back to back.
+func TestLimitNeverBelowTheLiveHeap(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct{ live, ceiling int64 }{
+		{200 * mib, 150 * mib},
+		{150 * mib, 150 * mib},
+		{140 * mib, 150 * mib},
+	} {
+		if got := limitFor(tc.live, tc.ceiling); got < tc.live+Headroom {
+			t.Errorf("limitFor(%d MiB, ceiling %d MiB) = %d MiB, below the live heap plus Headroom", tc.live/mib, tc.ceiling/mib, got/mib)
+		}
+	}
+	f := follower{ceiling: 150 * mib, every: time.Second}
+	if limit, _ := f.step(reading{live: 200 * mib, allocs: 1}); limit <= 200*mib {
+		t.Errorf("step set a limit of %d MiB for a live heap of 200 MiB", limit/mib)
+	}
+}
