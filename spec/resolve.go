@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -291,10 +292,20 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 	}
 	var cert *x509.Certificate
 	if data != nil {
-		var err error
-		cert, err = parseCertificate(data)
-		if err != nil {
+		var (
+			chain [][]byte
+			err   error
+		)
+		cert, chain, err = parseCertificate(data)
+		switch {
+		case err != nil:
 			l.fail(p, field, "%v", err)
+		case len(chain) > 0 && c.Usage != UsageTLS && c.Usage != UsageTLSClient:
+			l.fail(p, field, "holds %d certificates; only a %s or %s certificate carries its chain (the others use one)", len(chain)+1, UsageTLS, UsageTLSClient)
+		case len(chain) > 0 || !(l.resolved && c.DER != nil && field == "spec.file"):
+			// A resolved file certificate is read again from its DER,
+			// which holds the leaf only: its chain stays as resolved.
+			c.Chain = chain
 		}
 	}
 	if cert != nil {
@@ -360,24 +371,51 @@ func (l *loader) expiryWarning(p *parsedDoc, c *Certificate) {
 	}
 }
 
+// TLSCertificate returns a resolved certificate with its private key as
+// crypto/tls serves or presents it: the leaf, then its chain.
+func (c *Certificate) TLSCertificate() (*tls.Certificate, error) {
+	if c.PrivateKey == nil {
+		return nil, errors.New("its private key is not resolved")
+	}
+	leaf, err := x509.ParseCertificate(c.DER)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: slices.Concat([][]byte{c.DER}, c.Chain), PrivateKey: c.PrivateKey, Leaf: leaf}, nil
+}
+
 // parseCertificate reads PEM, Base64 DER (the .cer Entra downloads, line
-// breaks allowed) or raw DER.
-func parseCertificate(data []byte) (*x509.Certificate, error) {
+// breaks allowed) or raw DER. A PEM may go on with more CERTIFICATE blocks (a chain): their DER is returned
+// in chain, each checked to be a certificate.
+func parseCertificate(data []byte) (cert *x509.Certificate, chain [][]byte, err error) {
 	if bytes.Contains(data, []byte("PRIVATE KEY-----")) {
-		return nil, errors.New(errInlineKey)
+		return nil, nil, errors.New(errInlineKey)
 	}
 	trimmed := bytes.TrimSpace(data)
 	var der []byte
 	switch {
 	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
-		block, _ := pem.Decode(trimmed)
+		block, rest := pem.Decode(trimmed)
 		if block == nil {
-			return nil, errors.New("malformed PEM")
+			return nil, nil, errors.New("malformed PEM")
 		}
 		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("PEM block is %q, want CERTIFICATE", block.Type)
+			return nil, nil, fmt.Errorf("PEM block is %q, want CERTIFICATE", block.Type)
 		}
 		der = block.Bytes
+		for n := 2; ; n++ {
+			var next *pem.Block
+			if next, rest = pem.Decode(rest); next == nil {
+				break
+			}
+			if next.Type != "CERTIFICATE" {
+				return nil, nil, fmt.Errorf("PEM block %d is %q, want CERTIFICATE", n, next.Type)
+			}
+			if _, err := x509.ParseCertificate(next.Bytes); err != nil {
+				return nil, nil, fmt.Errorf("PEM block %d: not a certificate: %v", n, err)
+			}
+			chain = append(chain, next.Bytes)
+		}
 	default:
 		stripped := bytes.Map(func(r rune) rune {
 			if r == '\n' || r == '\r' || r == ' ' || r == '\t' {
@@ -392,11 +430,11 @@ func parseCertificate(data []byte) (*x509.Certificate, error) {
 			der = data
 		}
 	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err = x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("not a certificate (want PEM, Base64 DER or DER): %v", err)
+		return nil, nil, fmt.Errorf("not a certificate (want PEM, Base64 DER or DER): %v", err)
 	}
-	return cert, nil
+	return cert, chain, nil
 }
 
 // parsePrivateKey reads a PEM PKCS#1, PKCS#8 or SEC 1 (EC) private key.

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -149,6 +150,54 @@ func TestSPEncryptionNeedsRSA(t *testing.T) {
 			}
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v\nwant one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCertificateChain: a tls or tls-client certificate's PEM may carry its
+// intermediates after it, which are served with it; another usage uses one
+// certificate and says so, and every block must be a certificate.
+func TestCertificateChain(t *testing.T) {
+	k := fixtures(t)
+	leaf, inter := string(certPEM(k["tls"].cert)), string(certPEM(k["other"].cert))
+	key := "  privateKeyFrom: {env: KEY}\n"
+	tests := []struct {
+		name, usage, pem, extra string
+		keyOf                   string
+		want                    string // "" means valid
+	}{
+		{"tls with its chain", UsageTLS, leaf + inter, key, "tls", ""},
+		{"tls alone", UsageTLS, leaf, key, "tls", ""},
+		{"saml with two", UsageSamlIDPSigning, string(certPEM(k["idp"].cert)) + inter, "", "", "holds 2 certificates; only a tls or tls-client certificate carries its chain"},
+		{"not a certificate", UsageTLS, leaf + "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", key, "tls", `PEM block 2 is "PUBLIC KEY", want CERTIFICATE`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			if tt.keyOf != "" {
+				env["KEY"] = string(pkcs8PEM(t, k[tt.keyOf].key))
+			}
+			doc := certDoc("c", tt.usage, tt.extra+"  pem: |\n"+indent(tt.pem, "    "))
+			set, err := load(t, writeTree(t, map[string]string{"c.yaml": doc}), env)
+			if tt.want != "" {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v\nwant one containing %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := set.Get(KindCertificate, "c").Spec.(*Certificate)
+			tc, err := c.TLSCertificate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantLen := strings.Count(tt.pem, "BEGIN CERTIFICATE")
+			if len(tc.Certificate) != wantLen || !bytes.Equal(tc.Certificate[0], k["tls"].cert.Raw) ||
+				(wantLen == 2 && !bytes.Equal(tc.Certificate[1], k["other"].cert.Raw)) {
+				t.Errorf("served %d certificates, want the leaf then its %d intermediate(s)", len(tc.Certificate), wantLen-1)
 			}
 		})
 	}

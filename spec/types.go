@@ -185,6 +185,10 @@ type Certificate struct {
 	NotBefore   time.Time `yaml:"-" json:"notBefore,omitzero"`
 	NotAfter    time.Time `yaml:"-" json:"notAfter,omitzero"`
 	DER         []byte    `yaml:"-" json:"der,omitempty"`
+	// Chain holds the DER of the certificates after the first in the PEM
+	// of a tls or tls-client certificate (its intermediates), sent after
+	// it: clients verifying a certificate from an intermediate CA need them.
+	Chain [][]byte `yaml:"-" json:"chain,omitempty"`
 	// KeyFingerprint is the SHA-256 of the public half of the private key, so
 	// a plan can say the key changed without showing it.
 	KeyFingerprint string `yaml:"-" json:"keyFingerprint,omitempty"`

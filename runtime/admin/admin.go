@@ -493,7 +493,7 @@ func redact(v any) any {
 	switch c := v.(type) {
 	case *spec.Certificate:
 		cp := *c
-		cp.DER = nil
+		cp.DER, cp.Chain = nil, nil
 		cp.PEM = ""
 		return &cp
 	case *spec.SamlServiceProvider:
@@ -610,7 +610,8 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 		// and matched; only the loader may say so. From a body it would
 		// skip reading privateKeyFrom, accept a key that does not match
 		// (or does not exist), and store the certificate without its key.
-		c.KeyFingerprint, c.PrivateKey = "", nil
+		// The chain, too, is the loader's to read from the PEM or file.
+		c.KeyFingerprint, c.PrivateKey, c.Chain = "", nil, nil
 	}
 	err := s.cfg.Store.Update(r.Context(), func(tx *store.Txn) error {
 		old, err := tx.Resource(kind, name)

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -216,11 +215,11 @@ func gatewayConfig(g *spec.Gateway, keystore map[string]*spec.Certificate) (gate
 		case c.PrivateKey == nil:
 			return cfg, errKeyUnresolved
 		}
-		leaf, err := x509.ParseCertificate(c.DER)
+		tc, err := c.TLSCertificate()
 		if err != nil {
 			return cfg, fmt.Errorf("clientCertificate: Certificate %q: %w", name, err)
 		}
-		cfg.ClientCertificate = &tls.Certificate{Certificate: [][]byte{c.DER}, PrivateKey: c.PrivateKey, Leaf: leaf}
+		cfg.ClientCertificate = tc
 	}
 	return cfg, nil
 }

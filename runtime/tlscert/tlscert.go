@@ -6,7 +6,6 @@ package tlscert
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync"
@@ -54,12 +53,11 @@ func (s *Source) Certificate() (*tls.Certificate, error) {
 	if c == s.from && s.cached != nil {
 		return s.cached, nil
 	}
-	leaf, err := x509.ParseCertificate(c.DER)
+	tc, err := c.TLSCertificate()
 	if err != nil {
 		return nil, fmt.Errorf("tlscert: %w", err)
 	}
-	s.from = c
-	s.cached = &tls.Certificate{Certificate: [][]byte{c.DER}, PrivateKey: c.PrivateKey, Leaf: leaf}
+	s.from, s.cached = c, tc
 	return s.cached, nil
 }
 

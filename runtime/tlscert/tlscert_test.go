@@ -91,3 +91,77 @@ func TestCertificateFollowsTheStore(t *testing.T) {
 		t.Fatal("TLS 1.1 handshake accepted")
 	}
 }
+
+// TestServesTheChain: a certificate issued by an intermediate CA verifies
+// at a client that trusts only the root when the intermediate is served
+// with it, as the Certificate's chain.
+func TestServesTheChain(t *testing.T) {
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	now := time.Now()
+	issue := func(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) *x509.Certificate {
+		tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(time.Hour)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	rootKey, interKey, leafKey := newKey(), newKey(), newKey()
+	caTmpl := func(serial int64, cn string) *x509.Certificate {
+		return &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	}
+	root := issue(caTmpl(1, "root"), caTmpl(1, "root"), &rootKey.PublicKey, rootKey)
+	inter := issue(caTmpl(2, "intermediate"), root, &interKey.PublicKey, rootKey)
+	leaf := issue(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "leaf"}, DNSNames: []string{"localhost"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, inter, &leafKey.PublicKey, interKey)
+
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	for _, tc := range []struct {
+		name  string
+		chain [][]byte
+		ok    bool
+	}{{"with its chain", [][]byte{inter.Raw}, true}, {"leaf alone", nil, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := store.New(store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			put(t, st, "web", &spec.Certificate{Usage: spec.UsageTLS, DER: leaf.Raw, Chain: tc.chain, PrivateKey: leafKey})
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", New(st, "").Config())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.(*tls.Conn).Handshake()
+					c.Close()
+				}
+			}()
+			conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "localhost"})
+			if err == nil {
+				conn.Close()
+			}
+			if (err == nil) != tc.ok {
+				t.Errorf("handshake error %v, want success %v", err, tc.ok)
+			}
+		})
+	}
+}
