@@ -134,12 +134,16 @@ func item(list string, i int) string { return list + "[" + strconv.Itoa(i) + "]"
 // (its endpoints, and its keys when unsigned) can be rewritten on the way.
 // Which addresses may be dialled is decided at fetch time, on the address
 // the name resolves to then.
+//
+// Unlike baseURL it may have a query: Entra's App Federation Metadata Url,
+// the app-specific metadata, ends in ?appid=<application id>.
 func (l *loader) checkMetadataURL(p *parsedDoc, idp *SamlIDP) {
-	if !isHTTPURL(idp.MetadataURL) {
-		l.fail(p, "spec.idp.metadataURL", "must be an absolute http(s) URL")
+	u, err := url.Parse(idp.MetadataURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" || u.User != nil {
+		l.fail(p, "spec.idp.metadataURL", "must be an absolute http(s) URL without credentials or fragment")
 		return
 	}
-	if u, _ := url.Parse(idp.MetadataURL); u.Scheme == "http" && !idp.AllowInsecureMetadataURL {
+	if u.Scheme == "http" && !idp.AllowInsecureMetadataURL {
 		l.fail(p, "spec.idp.metadataURL", "must be https (set idp.allowInsecureMetadataURL: true to fetch it over plain http)")
 	}
 }
