@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -142,6 +143,11 @@ func (r *Reconciler) Status() Status {
 	s.Drift = append([]Change(nil), s.Drift...)
 	s.Corrected = append([]Change(nil), s.Corrected...)
 	s.Suspended = r.suspended.Load()
+	if r.cfg.ShareStatus {
+		if shared, ok := r.sharedStatus(s); ok {
+			return shared
+		}
+	}
 	if s.AppliedRevision == "" {
 		// Before this process applied, the store may hold a revision that an
 		// earlier run (or another daemon on the same state) applied; the
@@ -150,6 +156,31 @@ func (r *Reconciler) Status() Status {
 		s.AppliedRevision = s.AppliedContent
 	}
 	return s
+}
+
+// share records s in the state for the daemons that do not reconcile.
+func (r *Reconciler) share(ctx context.Context, s Status) {
+	b, err := json.Marshal(s)
+	if err == nil {
+		err = r.cfg.Store.Update(ctx, func(tx *store.Txn) error {
+			return tx.Insert(store.TableMeta, &store.Meta{Key: store.MetaReconcileStatus, Value: string(b)})
+		})
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("reconcile status not shared with the other daemons", "err", err)
+	}
+}
+
+// sharedStatus returns the Status the reconciling daemon last shared, if
+// it is newer than s.
+func (r *Reconciler) sharedStatus(s Status) (Status, bool) {
+	raw, _ := r.cfg.Store.Read().MetaValue(store.MetaReconcileStatus)
+	var shared Status
+	if raw == "" || json.Unmarshal([]byte(raw), &shared) != nil || !shared.LastAttempt.After(s.LastAttempt) {
+		return s, false
+	}
+	shared.Source, shared.Suspended = s.Source, s.Suspended
+	return shared, true
 }
 
 // CurrentPlan plans the last revision that loaded against the live runtime.
@@ -442,7 +473,11 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 			Delete: a.Delete - kept.Delete, Drift: a.Drift - kept.Drift}
 	}
 	r.addHistory(h)
+	shared := r.status
 	r.mu.Unlock()
+	if r.cfg.ShareStatus {
+		r.share(ctx, shared)
+	}
 
 	res.Duration = r.cfg.Clock.Now().Sub(p.start)
 	if r.cfg.OnResult != nil {

@@ -462,3 +462,25 @@ func TestReconcileChangeHoldsTheLock(t *testing.T) {
 		t.Errorf("webgoat versions %v, want [1.0 2.0]", got)
 	}
 }
+
+// TestSharedStatus: with several daemons on one state, the one that
+// reconciles shares each reconcile's status, and another daemon's Status
+// reports it (status and reconcile --wait at any daemon), newer than its own.
+func TestSharedStatus(t *testing.T) {
+	for _, share := range []bool{true, false} {
+		t.Run(fmt.Sprint("share ", share), func(t *testing.T) {
+			e := newLoopEnv(t, DriftCorrect, nil)
+			e.r.cfg.ShareStatus = share
+			other := newReconciler(t, Config{Store: e.store, Source: e.src, ShareStatus: true, Clock: e.clock})
+			e.src.write(t, "c1", map[string]string{"apps.yaml": app("webgoat", "1.0")})
+			e.once(t)
+			leader, got := e.r.Status(), other.Status()
+			if share && (!got.LastAttempt.Equal(leader.LastAttempt) || got.LastResult != OutcomeOK || got.AppliedRevision != leader.AppliedRevision) {
+				t.Errorf("the other daemon reports %+v, want the reconciling one's %+v", got, leader)
+			}
+			if !share && !got.LastAttempt.IsZero() {
+				t.Errorf("nothing shared, yet the other daemon reports an attempt at %v", got.LastAttempt)
+			}
+		})
+	}
+}

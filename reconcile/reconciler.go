@@ -124,6 +124,11 @@ type Config struct {
 	// OnResult, when set, is called after every reconcile of the loop (for
 	// metrics), once Status tells its outcome. It must be quick.
 	OnResult func(Result)
+	// ShareStatus is set when several daemons share the state and one of
+	// them reconciles: it records each reconcile's Status in the state, and
+	// Status reports the newer of that and this daemon's own, so that
+	// status and reconcile --wait tell the truth at any daemon.
+	ShareStatus bool
 }
 
 // Reconciler plans and applies spec sets against the runtime store and runs

@@ -207,11 +207,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// The first reconcile runs before the listeners open, so Entra never
 	// sees a runtime without its SCIM configuration. A bad spec here keeps
-	// the state loaded from disk.
-	_, err = d.rec.ReconcileOnce(ctx)
-	waiting := errors.Is(err, source.ErrNothingPushed)
-	if err != nil && !waiting {
-		d.log.Warn("first reconcile failed; serving the last good state", "err", err)
+	// the state loaded from disk. With etcd, only the elected leader
+	// applies, and the election comes later: the state loaded from etcd is
+	// what the daemons serve until it has.
+	var waiting bool
+	if d.etcd == nil {
+		_, err = d.rec.ReconcileOnce(ctx)
+		waiting = errors.Is(err, source.ErrNothingPushed)
+		if err != nil && !waiting {
+			d.log.Warn("first reconcile failed; serving the last good state", "err", err)
+		}
 	}
 	if ok, why := d.tls.Ready(); !cfg.InsecureHTTP && !ok {
 		if !waiting {
@@ -315,6 +320,8 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
 			return spec.Load(ctx, dir, cfg.loadOptions(specCache))
 		},
+		// With several daemons one reconciles; the others report its status.
+		ShareStatus: cfg.Etcd != nil,
 	}
 	// Group renames are drift that only the spec can resolve: the loop
 	// lists them in its status, so /v1/drift shows what the metric counts.

@@ -108,4 +108,7 @@ const (
 	// in the state, so it survives a restart and reaches every daemon
 	// sharing the state, the leader among them.
 	MetaSuspended = "suspended"
+	// MetaReconcileStatus is the reconcile status (JSON) of the daemon that
+	// reconciles a state several daemons share, so the others report it.
+	MetaReconcileStatus = "reconcile-status"
 )
