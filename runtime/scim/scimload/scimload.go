@@ -677,7 +677,10 @@ func StartInProcess(logger *slog.Logger, dataDir string) (*InProcess, error) {
 	cfg := &spec.ScimProvisioning{Enabled: true, Tokens: []spec.ScimToken{{Name: "load", SHA256: hex.EncodeToString(sum[:])}}}
 	var ln net.Listener
 	err = st.Update(context.Background(), func(txn *store.Txn) error {
-		return txn.Insert(store.TableResources, &store.Resource{Kind: spec.KindScimProvisioning, Name: "demo", Spec: cfg, ModifiedBy: "scimload"})
+		// Named as examples/entra names its own, so a daemon started on the
+		// data dir with that spec updates it: deleting an enabled one is
+		// refused (the deletion guard), and the daemon would never be ready.
+		return txn.Insert(store.TableResources, &store.Resource{Kind: spec.KindScimProvisioning, Name: "entra", Spec: cfg, ModifiedBy: "scimload"})
 	})
 	if err == nil {
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
