@@ -104,6 +104,21 @@ func relToCwd(path string) string {
 	return path
 }
 
+// rebaseWarning names the file a warning starts with ("scim.yaml:22:15:
+// ...", relative to the spec root dir) as errors name theirs: relative to
+// the working directory.
+func rebaseWarning(dir, w string) string {
+	file, rest, ok := strings.Cut(w, ":")
+	if !ok || file == "" || filepath.IsAbs(file) {
+		return w
+	}
+	path := filepath.Join(dir, file)
+	if st, err := os.Stat(path); err != nil || st.IsDir() {
+		return w
+	}
+	return relToCwd(path) + ":" + rest
+}
+
 // annotation is an issue's text for a GitHub Actions annotation.
 func annotation(i specIssue) string {
 	s := i.Message
@@ -150,6 +165,9 @@ func runValidate(ctx context.Context, env Env, dir, output string, lim *specLimi
 	set, err := loadSpec(ctx, env, dir, lim)
 	if err != nil {
 		return printSpecErrors(env, dir, output, err)
+	}
+	for i, w := range set.Warnings {
+		set.Warnings[i] = rebaseWarning(dir, w)
 	}
 	switch output {
 	case "github":
