@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -17,30 +16,13 @@ import (
 // Connection closed") is a network failure worth retrying, not rejected
 // credentials: it must not stall as AuthenticationFailed.
 func TestSSHHandshakeDropIsTransient(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close() // before any SSH banner
-		}
-	})
+	addr := serveTCP(t, func(conn net.Conn) { conn.Close() }) // before any SSH banner
 	_, keyFile := writeClientKey(t, "")
 	g := newTestGit(t, GitOptions{
-		URL:  "ssh://git@" + ln.Addr().String() + "/repo.git",
+		URL:  "ssh://git@" + addr + "/repo.git",
 		Auth: GitAuth{SSHKeyFile: keyFile, InsecureSkipHostKeyCheck: true},
 	})
-	_, err = g.Fetch(context.Background())
+	_, err := g.Fetch(context.Background())
 	if err == nil {
 		t.Fatal("fetch from a server that hangs up succeeded")
 	}

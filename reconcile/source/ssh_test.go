@@ -51,6 +51,14 @@ func newSSHGitServer(t *testing.T, clientKeys ...ssh.PublicKey) *sshGitServer {
 		},
 	}
 	cfg.AddHostKey(hostSigner)
+	addr := serveTCP(t, func(conn net.Conn) { serveSSHConn(conn, cfg) })
+	return &sshGitServer{addr: addr, hostKey: hostSigner.PublicKey()}
+}
+
+// serveTCP listens on a loopback port and runs handle on each connection,
+// each in its own goroutine, until the test ends; it returns the address.
+func serveTCP(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -66,10 +74,10 @@ func newSSHGitServer(t *testing.T, clientKeys ...ssh.PublicKey) *sshGitServer {
 			if err != nil {
 				return
 			}
-			wg.Go(func() { serveSSHConn(conn, cfg) })
+			wg.Go(func() { handle(conn) })
 		}
 	})
-	return &sshGitServer{addr: ln.Addr().String(), hostKey: hostSigner.PublicKey()}
+	return ln.Addr().String()
 }
 
 func serveSSHConn(conn net.Conn, cfg *ssh.ServerConfig) {
