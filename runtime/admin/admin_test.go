@@ -29,6 +29,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, source string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, source, nil)
+}
+
+// newFixtureWith is newFixture with edit, when not nil, adjusting the
+// server's Config first.
+func newFixtureWith(t *testing.T, source string, edit func(*Config)) *fixture {
+	t.Helper()
 	st, err := store.New(store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +54,9 @@ func newFixture(t *testing.T, source string) *fixture {
 			}
 			return rec.Apply(ctx, set)
 		}
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	s, err := New(cfg)
 	if err != nil {

@@ -13,40 +13,23 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
 
-// newReviewServer is newFixture with the environment the spec's secrets
-// are resolved from under the test's control.
-func newReviewServer(t *testing.T, env map[string]string) *fixture {
+// newFixtureEnv is newFixture with the environment the spec's secrets are
+// resolved from under the test's control.
+func newFixtureEnv(t *testing.T, env map[string]string) *fixture {
 	t.Helper()
-	st, err := store.New(store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	rec, err := reconcile.New(reconcile.Config{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	getenv := func(k string) string { return env[k] }
-	s, err := New(Config{Store: st, Reconciler: rec, Token: token, Source: "test",
-		Validate: func(docs []*spec.Document) (*spec.Set, error) {
-			return spec.Validate(docs, spec.LoadOptions{Getenv: getenv})
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, st: st, rec: rec}
+	return newFixtureWith(t, "test", func(c *Config) {
+		c.Validate = func(docs []*spec.Document) (*spec.Set, error) {
+			return spec.Validate(docs, spec.LoadOptions{Getenv: func(k string) string { return env[k] }})
+		}
+	})
 }
 
 // selfSigned returns a certificate and its key, both PEM.
@@ -79,7 +62,7 @@ func selfSigned(t *testing.T) (certPEM, keyPEM string) {
 func TestCertificateEditCannotSkipTheKeyCheck(t *testing.T) {
 	certPEM, keyPEM := selfSigned(t)
 	_, otherKey := selfSigned(t)
-	f := newReviewServer(t, map[string]string{"SP_KEY": keyPEM, "OTHER_KEY": otherKey})
+	f := newFixtureEnv(t, map[string]string{"SP_KEY": keyPEM, "OTHER_KEY": otherKey})
 	body := func(env string) string {
 		b, _ := json.Marshal(map[string]any{"usage": spec.UsageSamlSPSigning, "pem": certPEM,
 			"privateKeyFrom": map[string]string{"env": env}, "keyFingerprint": strings.Repeat("0", 64)})
@@ -116,7 +99,7 @@ func TestCertificateEditCannotSkipTheKeyCheck(t *testing.T) {
 // an edit of anything else.
 func TestEditDoesNotMutateStoredResources(t *testing.T) {
 	const secret = "gateway-shared-secret-value"
-	f := newReviewServer(t, map[string]string{"GW_SECRET": secret})
+	f := newFixtureEnv(t, map[string]string{"GW_SECRET": secret})
 	sum := sha256.Sum256([]byte(secret))
 	gw := &spec.Gateway{Upstream: "http://127.0.0.1:1", PathPrefix: "/app",
 		SharedSecret: &spec.GatewaySecret{Header: "X-Idrecon-Secret", ValueFrom: &spec.ValueFrom{Env: "GW_SECRET"}, SHA256: hex.EncodeToString(sum[:])}}
@@ -141,7 +124,7 @@ func TestEditDoesNotMutateStoredResources(t *testing.T) {
 
 // A body is one JSON value: what follows it is a mistake, not ignored.
 func TestEditRefusesTrailingData(t *testing.T) {
-	f := newReviewServer(t, nil)
+	f := newFixtureEnv(t, nil)
 	code, resp := f.do(t, "PUT", "/v1/resources/Application/webgoat", token, strings.NewReader(`{"versions":["1.0"]} {"versions":["2.0"]}`))
 	if code != http.StatusBadRequest {
 		t.Fatalf("PUT with trailing data: %d %s, want 400", code, resp)
@@ -155,7 +138,7 @@ func TestEditRefusesTrailingData(t *testing.T) {
 // reference the loader refuses is refused, and it was not, after which
 // every later edit was refused for the dangling reference.
 func TestDeleteIsValidatedLikeAnEdit(t *testing.T) {
-	f := newReviewServer(t, nil)
+	f := newFixtureEnv(t, nil)
 	for _, e := range []struct{ path, body string }{
 		{"/v1/resources/Application/webgoat", `{"versions":["1.0"]}`},
 		{"/v1/resources/AccessAssignment/devs", `{"subject":{"group":"devs"},"applicationVersions":["webgoat/1.0"]}`},
