@@ -42,12 +42,30 @@ func TestLenient(t *testing.T) {
 	}
 }
 
+// matchCase is a filter and whether it matches the document under test.
+type matchCase struct {
+	filter string
+	want   bool
+}
+
+// checkMatches parses each case's filter for users and matches it on doc.
+func checkMatches(t *testing.T, doc map[string]any, tests []matchCase) {
+	t.Helper()
+	for _, tt := range tests {
+		f, err := Parse(tt.filter, schema.UserType)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.filter, err)
+			continue
+		}
+		if got := f.Match(doc); got != tt.want {
+			t.Errorf("%q matched %v, want %v", tt.filter, got, tt.want)
+		}
+	}
+}
+
 func TestMatch(t *testing.T) {
 	doc := sampleUser(t)
-	tests := []struct {
-		filter string
-		want   bool
-	}{
+	tests := []matchCase{
 		{`userName eq "bjensen@example.com"`, true},
 		{`userName eq "bjensen"`, false},
 		{`externalId eq "BJENSEN"`, false},
@@ -75,16 +93,7 @@ func TestMatch(t *testing.T) {
 		{`id eq "2819c223"`, true},
 		{`userName eq "a\"b"`, false},
 	}
-	for _, tt := range tests {
-		f, err := Parse(tt.filter, schema.UserType)
-		if err != nil {
-			t.Errorf("Parse(%q): %v", tt.filter, err)
-			continue
-		}
-		if got := f.Match(doc); got != tt.want {
-			t.Errorf("%q matched %v, want %v", tt.filter, got, tt.want)
-		}
-	}
+	checkMatches(t, doc, tests)
 }
 
 func TestParseErrors(t *testing.T) {
