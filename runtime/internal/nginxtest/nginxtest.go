@@ -26,10 +26,18 @@ func Start(t testing.TB, conf, idrecon, app string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The example names idrecon at serve's default address and the
+	// application at the example Gateway's upstream; one that drifted from
+	// them would have nginx send the test's traffic elsewhere.
+	for _, want := range []string{"server 127.0.0.1:8080;", "server 127.0.0.1:8180;", "listen 80;"} {
+		if !strings.Contains(string(snippet), want) {
+			t.Fatalf("%s no longer has %q", conf, want)
+		}
+	}
 	base, _ := run(t, func(listen string) string {
 		return strings.NewReplacer(
-			"server 127.0.0.1:9443;", "server "+strings.TrimPrefix(idrecon, "http://")+";",
-			"server 127.0.0.1:8080;", "server "+strings.TrimPrefix(app, "http://")+";",
+			"server 127.0.0.1:8080;", "server "+strings.TrimPrefix(idrecon, "http://")+";",
+			"server 127.0.0.1:8180;", "server "+strings.TrimPrefix(app, "http://")+";",
 			"listen 80;", "listen "+listen+";",
 		).Replace(string(snippet))
 	}, true)
