@@ -126,11 +126,8 @@ func checkResponse(c *config, encoded string, now time.Time) (*checked, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, reject(CodeMissingElement, "assertion Conditions need NotBefore and NotOnOrAfter: %v", err)
 	}
-	if now.Add(c.skew).Before(notBefore) {
-		return nil, reject(CodeNotYetValid, "assertion not valid before %s (now %s, skew %s)", cond.NotBefore, now.UTC().Format(time.RFC3339), c.skew)
-	}
-	if !now.Add(-c.skew).Before(notOnOrAfter) {
-		return nil, reject(CodeExpired, "assertion expired at %s (now %s, skew %s)", cond.NotOnOrAfter, now.UTC().Format(time.RFC3339), c.skew)
+	if err := checkWindow("assertion", notBefore, notOnOrAfter, now, c.skew); err != nil {
+		return nil, err
 	}
 	if len(cond.AudienceRestrictions) == 0 {
 		return nil, reject(CodeAudience, "assertion has no AudienceRestriction")
@@ -180,6 +177,39 @@ func checkResponse(c *config, encoded string, now time.Time) (*checked, error) {
 		ch.sessionIndex = a.AuthnStatement.SessionIndex
 	}
 	return ch, nil
+}
+
+// checkWindow is the one freshness rule for the IdP's signed messages (an
+// assertion's Conditions, a LogoutRequest): what is valid from notBefore
+// until notOnOrAfter is refused before notBefore and from notOnOrAfter on,
+// each moved by the clock skew allowed. what names the message in the error.
+func checkWindow(what string, notBefore, notOnOrAfter, now time.Time, skew time.Duration) error {
+	if now.Add(skew).Before(notBefore) {
+		return reject(CodeNotYetValid, "%s not valid before %s (now %s, skew %s)", what, notBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
+	}
+	if !now.Before(staleAt(notOnOrAfter, skew)) {
+		return reject(CodeExpired, "%s expired at %s (now %s, skew %s)", what, notOnOrAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
+	}
+	return nil
+}
+
+// staleAt is when checkWindow starts refusing a message valid until
+// notOnOrAfter; a replay cache entry for it is needed until then, and no
+// longer.
+func staleAt(notOnOrAfter time.Time, skew time.Duration) time.Time {
+	return notOnOrAfter.Add(skew)
+}
+
+// Replay cache keys. An assertion's is its issuer and ID, as it always was
+// (daemons of different versions can share one cache in etcd). A
+// LogoutRequest's starts with a NUL, which neither an issuer nor an ID can
+// hold (XML has no NUL character), so it never equals an assertion's key,
+// even when the IdP gives both the same ID under the same issuer (logout
+// messages may carry the assertion issuer, see config.logoutIssuers).
+func assertionReplayKey(issuer, id string) string { return issuer + "\x00" + id }
+
+func logoutRequestReplayKey(issuer, id string) string {
+	return "\x00LogoutRequest\x00" + issuer + "\x00" + id
 }
 
 func scanReject(err error) *ResponseError {
@@ -323,7 +353,7 @@ func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, 
 		returnTo = list[i].ReturnTo
 		rest = slices.Delete(list, i, i+1)
 	}
-	first, err := s.replay.FirstUse(r.Context(), ch.issuer+"\x00"+ch.assertionID, ch.expires.Add(c.skew))
+	first, err := s.replay.FirstUse(r.Context(), assertionReplayKey(ch.issuer, ch.assertionID), staleAt(ch.expires, c.skew))
 	if err != nil {
 		return "", nil, err
 	}

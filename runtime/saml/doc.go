@@ -18,7 +18,11 @@
 //
 // Logout: the sign-out form is taken from the SP's own pages only; the
 // IdP's logout messages act only when their redirect signature verifies,
-// and a LogoutResponse only as the answer to this browser's LogoutRequest.
+// a LogoutResponse only as the answer to this browser's LogoutRequest, and
+// a LogoutRequest only while fresh (its IssueInstant within
+// logoutRequestLifetime, its NotOnOrAfter if any, with the skew allowed
+// for assertions) and once: its ID goes into the replay cache, keyed apart
+// from assertion IDs.
 //
 // Validation of a response: gosaml2 checks signatures, issuer, recipient,
 // destination (when present), status and subject confirmation; this

@@ -3,6 +3,7 @@ package saml
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -25,6 +26,13 @@ import (
 // maxInflated bounds a decompressed HTTP-Redirect message; logout messages
 // are a few hundred bytes.
 const maxInflated = 64 << 10
+
+// logoutRequestLifetime is how long after its IssueInstant an IdP
+// LogoutRequest is obeyed (a NotOnOrAfter may make it shorter, never
+// longer; the clock skew is allowed on top, as for assertions). The IdP
+// sends it through the browser at once. Its ID is kept in the replay cache
+// for as long, so a captured request signs its user out once.
+const logoutRequestLifetime = 5 * time.Minute
 
 var redirectAlgs = map[string]struct {
 	x509 x509.SignatureAlgorithm
@@ -211,12 +219,14 @@ func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) 
 }
 
 type logoutRequest struct {
-	XMLName     xml.Name `xml:"urn:oasis:names:tc:SAML:2.0:protocol LogoutRequest"`
-	ID          string   `xml:"ID,attr"`
-	Version     string   `xml:"Version,attr"`
-	Destination string   `xml:"Destination,attr"`
-	Issuer      string   `xml:"urn:oasis:names:tc:SAML:2.0:assertion Issuer"`
-	NameID      string   `xml:"urn:oasis:names:tc:SAML:2.0:assertion NameID"`
+	XMLName      xml.Name `xml:"urn:oasis:names:tc:SAML:2.0:protocol LogoutRequest"`
+	ID           string   `xml:"ID,attr"`
+	Version      string   `xml:"Version,attr"`
+	IssueInstant string   `xml:"IssueInstant,attr"`
+	NotOnOrAfter string   `xml:"NotOnOrAfter,attr"`
+	Destination  string   `xml:"Destination,attr"`
+	Issuer       string   `xml:"urn:oasis:names:tc:SAML:2.0:assertion Issuer"`
+	NameID       string   `xml:"urn:oasis:names:tc:SAML:2.0:assertion NameID"`
 }
 
 type logoutResponseMsg struct {
@@ -236,7 +246,8 @@ type logoutResponseMsg struct {
 // serveSLO takes the IdP's HTTP-Redirect logout messages. A LogoutRequest
 // ends the named user's sessions, and a LogoutResponse the browser's own,
 // only when the IdP's redirect signature verifies and the message is for
-// this SP (and a LogoutResponse answers this browser's LogoutRequest).
+// this SP (and a LogoutResponse answers this browser's LogoutRequest; a
+// LogoutRequest is fresh and seen for the first time).
 func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Has("SAMLResponse") {
@@ -247,9 +258,17 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, c, http.StatusBadRequest, "Bad request", "No SAML logout message.")
 		return
 	}
-	req, err := s.checkLogoutRequest(c, r.URL.RawQuery, q.Get("SAMLRequest"))
-	if err != nil {
+	req, err := s.checkLogoutRequest(r.Context(), c, r.URL.RawQuery, q.Get("SAMLRequest"), s.now())
+	var re *ResponseError
+	switch {
+	case errors.As(err, &re):
 		s.logoutRejected(w, c, "Logout rejected", "The logout request was rejected", err)
+		return
+	case err != nil:
+		// The replay cache could not say whether the request is new (etcd
+		// unavailable): not obeyed, as an assertion would not be.
+		s.log.Error("saml: idp-initiated logout: replay check", "err", err)
+		s.errorPage(w, c, http.StatusServiceUnavailable, "Logout failed", "The logout request could not be checked; try again.")
 		return
 	}
 	n, err := s.sessions.DeleteNameID(r.Context(), req.NameID)
@@ -338,7 +357,12 @@ func checkLogoutEnvelope(c *config, issuer, id, version, destination string) err
 	return nil
 }
 
-func (s *Server) checkLogoutRequest(c *config, rawQuery, value string) (*logoutRequest, error) {
+// checkLogoutRequest accepts the IdP's signed LogoutRequest for this SP
+// while it is fresh (see logoutRequestLifetime), once: its ID is recorded
+// in the replay cache assertions use, so a replay is refused on every
+// daemon sharing it. An error that is no *ResponseError is the replay
+// cache's: whether the request is new is unknown.
+func (s *Server) checkLogoutRequest(ctx context.Context, c *config, rawQuery, value string, now time.Time) (*logoutRequest, error) {
 	var req logoutRequest
 	if err := s.readLogoutMessage(c, rawQuery, "SAMLRequest", value, &req); err != nil {
 		return nil, err
@@ -349,6 +373,30 @@ func (s *Server) checkLogoutRequest(c *config, rawQuery, value string) (*logoutR
 	req.NameID = strings.TrimSpace(req.NameID)
 	if req.NameID == "" {
 		return nil, reject(CodeLogoutMalformed, "LogoutRequest names no user")
+	}
+	issued, err := time.Parse(time.RFC3339, req.IssueInstant)
+	if err != nil {
+		return nil, reject(CodeLogoutMalformed, "LogoutRequest IssueInstant %q: %v", req.IssueInstant, err)
+	}
+	until := issued.Add(logoutRequestLifetime)
+	if req.NotOnOrAfter != "" {
+		t, err := time.Parse(time.RFC3339, req.NotOnOrAfter)
+		if err != nil {
+			return nil, reject(CodeLogoutMalformed, "LogoutRequest NotOnOrAfter %q: %v", req.NotOnOrAfter, err)
+		}
+		if t.Before(until) { // never later than its own lifetime
+			until = t
+		}
+	}
+	if err := checkWindow("LogoutRequest "+req.ID, issued, until, now, c.skew); err != nil {
+		return nil, err
+	}
+	first, err := s.replay.FirstUse(ctx, logoutRequestReplayKey(strings.TrimSpace(req.Issuer), req.ID), staleAt(until, c.skew))
+	if err != nil {
+		return nil, fmt.Errorf("replay cache: %w", err)
+	}
+	if !first {
+		return nil, reject(CodeReplay, "LogoutRequest %s was already used", req.ID)
 	}
 	return &req, nil
 }

@@ -1,16 +1,21 @@
 package saml
 
 import (
+	"context"
 	"crypto/x509"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
 
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
+	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec"
 )
 
 func (e *env) signIn() {
@@ -345,5 +350,255 @@ func TestLogoutLink(t *testing.T) {
 	}
 	if r, _ := e.get("/"); r.StatusCode != http.StatusFound {
 		t.Fatalf("session survived the button: %d", r.StatusCode)
+	}
+}
+
+// idpLogoutQuery is Entra's LogoutRequest for alice over HTTP-Redirect,
+// issued at the test clock's now and signed with keyA, after mod (when not
+// nil) changed it.
+func (e *env) idpLogoutQuery(mod func(r *etree.Element)) string {
+	e.t.Helper()
+	d := testidp.LogoutRequest(tenant, e.ts.URL+"/saml/slo", "alice@contoso.example", e.clock.Now())
+	if mod != nil {
+		mod(d.Root())
+	}
+	q, err := testidp.RedirectQuery("SAMLRequest", d, "", keyA, false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return q
+}
+
+// xsTime writes t as Entra writes an xs:dateTime.
+func xsTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// expectLogout checks the answer to an IdP LogoutRequest: obeyed (want ""),
+// ending the browser's session, or refused with code want, ending nothing.
+func (e *env) expectLogout(r *http.Response, page, want string) {
+	e.t.Helper()
+	if want == "" {
+		if r.StatusCode != http.StatusFound {
+			e.t.Fatalf("status %d result %q, want the LogoutRequest obeyed: %s", r.StatusCode, e.lastResult(), page)
+		}
+		if r, _ := e.get("/"); r.StatusCode != http.StatusFound {
+			e.t.Fatal("session survived an obeyed LogoutRequest")
+		}
+		return
+	}
+	if r.StatusCode != http.StatusForbidden || e.lastResult() != want {
+		e.t.Fatalf("status %d result %q, want 403 %q: %s", r.StatusCode, e.lastResult(), want, page)
+	}
+	if r, _ := e.get("/"); r.StatusCode != http.StatusOK {
+		e.t.Fatal("a refused LogoutRequest ended the session")
+	}
+}
+
+// recordingReplay records what the server asks its replay cache.
+type recordingReplay struct {
+	ReplayCache
+	mu   sync.Mutex
+	keys []string
+	exps []time.Time
+}
+
+func (r *recordingReplay) FirstUse(ctx context.Context, key string, expires time.Time) (bool, error) {
+	r.mu.Lock()
+	r.keys, r.exps = append(r.keys, key), append(r.exps, expires)
+	r.mu.Unlock()
+	return r.ReplayCache.FirstUse(ctx, key, expires)
+}
+
+func (r *recordingReplay) recorded() ([]string, []time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.keys), slices.Clone(r.exps)
+}
+
+// recordReplay makes e's server record its replay-cache use; call it
+// before the first request.
+func (e *env) recordReplay() *recordingReplay {
+	rec := &recordingReplay{ReplayCache: e.srv.replay}
+	e.srv.replay = rec
+	return rec
+}
+
+// TestLogoutRequestReplay: a captured signed LogoutRequest signs its user
+// out once. Presented again, soon after or once the user has signed in
+// again days later, it is refused and ends nothing.
+func TestLogoutRequestReplay(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		later time.Duration
+		want  string
+	}{
+		{"at once", 0, CodeReplay},
+		{"a minute later", time.Minute, CodeReplay},
+		{"days later", 3 * 24 * time.Hour, CodeExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.signIn()
+			q := e.idpLogoutQuery(nil)
+			r, page := e.get("/saml/slo?" + q)
+			e.expectLogout(r, page, "")
+			e.clock.Add(tc.later)
+			e.signIn()
+			r, page = e.get("/saml/slo?" + q)
+			e.expectLogout(r, page, tc.want)
+		})
+	}
+}
+
+// TestLogoutRequestFreshness: a LogoutRequest is obeyed only while fresh,
+// with the clock skew allowed for assertions: issued neither long ago nor
+// beyond the skew in the future, and before its NotOnOrAfter, if any.
+func TestLogoutRequestFreshness(t *testing.T) {
+	skew := spec.DefaultClockSkew
+	at := func(attr string, d time.Duration) func(e *env, r *etree.Element) {
+		return func(e *env, r *etree.Element) { r.CreateAttr(attr, xsTime(e.clock.Now().Add(d))) }
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(e *env, r *etree.Element)
+		want string // "" = obeyed
+	}{
+		{"issued now", nil, ""},
+		{"issued a minute ago", at("IssueInstant", -time.Minute), ""},
+		{"issued in the future within the skew", at("IssueInstant", skew-30*time.Second), ""},
+		{"issued in the future beyond the skew", at("IssueInstant", skew+time.Minute), CodeNotYetValid},
+		{"issued an hour ago", at("IssueInstant", -time.Hour), CodeExpired},
+		{"issued days ago", at("IssueInstant", -3*24*time.Hour), CodeExpired},
+		{"NotOnOrAfter ahead", at("NotOnOrAfter", time.Minute), ""},
+		{"NotOnOrAfter passed within the skew", at("NotOnOrAfter", -skew/2), ""},
+		{"NotOnOrAfter passed beyond the skew", at("NotOnOrAfter", -skew-time.Second), CodeExpired},
+		{"NotOnOrAfter far ahead of an old IssueInstant", func(e *env, r *etree.Element) {
+			at("IssueInstant", -3*24*time.Hour)(e, r)
+			at("NotOnOrAfter", 365*24*time.Hour)(e, r)
+		}, CodeExpired},
+		{"no IssueInstant", func(_ *env, r *etree.Element) { r.RemoveAttr("IssueInstant") }, CodeLogoutMalformed},
+		{"IssueInstant not a dateTime", func(_ *env, r *etree.Element) { r.CreateAttr("IssueInstant", "yesterday") }, CodeLogoutMalformed},
+		{"NotOnOrAfter not a dateTime", func(_ *env, r *etree.Element) { r.CreateAttr("NotOnOrAfter", "later") }, CodeLogoutMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.signIn()
+			var mod func(*etree.Element)
+			if tc.mod != nil {
+				mod = func(r *etree.Element) { tc.mod(e, r) }
+			}
+			r, page := e.get("/saml/slo?" + e.idpLogoutQuery(mod))
+			e.expectLogout(r, page, tc.want)
+		})
+	}
+}
+
+// TestLogoutRequestReplayEntryLifetime: the replay cache keeps a
+// LogoutRequest's ID exactly as long as the message could be obeyed: one
+// second before the entry expires a replay is refused as a replay, and from
+// its expiry on as stale. A NotOnOrAfter sooner than the request's own
+// lifetime shortens the entry with it.
+func TestLogoutRequestReplayEntryLifetime(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		notOnOrAfter time.Duration // 0: none
+	}{
+		{"IssueInstant only", 0},
+		{"NotOnOrAfter soon", 30 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			rec := e.recordReplay()
+			e.signIn()
+			start := e.clock.Now()
+			q := e.idpLogoutQuery(func(r *etree.Element) {
+				if tc.notOnOrAfter != 0 {
+					r.CreateAttr("NotOnOrAfter", xsTime(start.Add(tc.notOnOrAfter)))
+				}
+			})
+			before, _ := rec.recorded()
+			r, page := e.get("/saml/slo?" + q)
+			e.expectLogout(r, page, "")
+			keys, exps := rec.recorded()
+			if len(keys) != len(before)+1 {
+				t.Fatalf("the obeyed LogoutRequest made %d replay-cache entries, want 1", len(keys)-len(before))
+			}
+			exp := exps[len(exps)-1]
+			if slices.Contains(before, keys[len(keys)-1]) {
+				t.Fatalf("the LogoutRequest's replay key %q is an assertion's", keys[len(keys)-1])
+			}
+			if tc.notOnOrAfter != 0 {
+				if want := start.Add(tc.notOnOrAfter + spec.DefaultClockSkew); !exp.Equal(want) {
+					t.Fatalf("replay entry expires %s, want NotOnOrAfter plus the skew, %s", exp, want)
+				}
+			}
+			if !exp.After(start.Add(spec.DefaultClockSkew)) || exp.After(start.Add(time.Hour)) {
+				t.Fatalf("replay entry expires %s after the request was issued", exp.Sub(start))
+			}
+			e.clock.Add(exp.Sub(start) - time.Second)
+			e.signIn()
+			r, page = e.get("/saml/slo?" + q)
+			e.expectLogout(r, page, CodeReplay)
+			e.clock.Add(time.Second)
+			r, page = e.get("/saml/slo?" + q)
+			e.expectLogout(r, page, CodeExpired)
+		})
+	}
+}
+
+// TestLogoutRequestKeyedApartFromAssertions: a LogoutRequest's ID is
+// recorded apart from assertion IDs, so an assertion consumed under the
+// same ID and issuer does not make the LogoutRequest look replayed, nor
+// the other way round.
+func TestLogoutRequestKeyedApartFromAssertions(t *testing.T) {
+	const shared = "_shared-id"
+	e := newEnv(t)
+	rec := e.recordReplay()
+	irt, relay := e.login("/")
+	o := e.good(irt)
+	o.AssertionID = shared
+	if resp := e.post(encode(t, o), relay); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body(t, resp))
+	}
+	q := e.idpLogoutQuery(func(r *etree.Element) {
+		r.CreateAttr("ID", shared)
+		// The assertion's issuer, which logout messages may also carry.
+		r.FindElement("./Issuer").SetText(testidp.EntityID(tenant))
+	})
+	r, page := e.get("/saml/slo?" + q)
+	e.expectLogout(r, page, "")
+	keys, _ := rec.recorded()
+	if len(keys) != 2 || keys[0] == keys[1] {
+		t.Fatalf("replay keys %q: want the assertion's and the LogoutRequest's, apart", keys)
+	}
+	// Keyed apart: the same assertion is still refused as a replay.
+	e.clock.Add(time.Minute)
+	irt, relay = e.login("/")
+	o.InResponseTo = irt
+	expectRejected(t, e, e.post(encode(t, o), relay), CodeReplay)
+}
+
+// downReplay is a replay cache that cannot be reached (etcd lost quorum).
+type downReplay struct{}
+
+func (downReplay) FirstUse(context.Context, string, time.Time) (bool, error) {
+	return false, store.ErrUnavailable
+}
+
+// TestLogoutRequestReplayCacheDown: while the replay cache cannot say
+// whether a LogoutRequest is new, it is not obeyed: the IdP's browser gets
+// a 503 to try again, and nothing ends.
+func TestLogoutRequestReplayCacheDown(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	e.srv.replay = downReplay{}
+	r, page := e.get("/saml/slo?" + e.idpLogoutQuery(nil))
+	if r.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", r.StatusCode, page)
+	}
+	if got, _ := e.get("/"); got.StatusCode != http.StatusOK {
+		t.Fatal("a LogoutRequest not checked against the replay cache ended the session")
 	}
 }

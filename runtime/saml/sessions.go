@@ -28,8 +28,8 @@ type SessionStore interface {
 	DeleteNameID(ctx context.Context, nameID string) (int, error)
 }
 
-// ReplayCache remembers the assertions consumed until they expire, so each
-// signs in once.
+// ReplayCache remembers the assertions and IdP LogoutRequests consumed
+// until they expire, so each signs in, or out, once.
 type ReplayCache interface {
 	// FirstUse records key until expires and reports whether it was new.
 	FirstUse(ctx context.Context, key string, expires time.Time) (bool, error)

@@ -1,9 +1,10 @@
 // Package samletcd keeps the SAML sign-in state in etcd, shared by every
 // daemon on one cluster: the signed-in sessions (saml.SessionStore) and the
-// assertions consumed (saml.ReplayCache). A browser signed in on one daemon
-// is signed in on all, a session survives the restart of the daemon that
-// made it, and an assertion consumed on one daemon is refused on every
-// other, decided by an etcd transaction.
+// assertions and IdP LogoutRequests consumed (saml.ReplayCache). A browser
+// signed in on one daemon is signed in on all, a session survives the
+// restart of the daemon that made it, and an assertion or LogoutRequest
+// consumed on one daemon is refused on every other, decided by an etcd
+// transaction.
 //
 // Keys hold a SHA-256 of the session id or assertion, never the value
 // itself (a session id is a bearer credential). Each key lives on a lease
