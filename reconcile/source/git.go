@@ -190,7 +190,7 @@ func splitURL(raw string) (clean string, creds *urlCreds, display string) {
 		// A password with a character URLs do not allow unescaped ('^', a
 		// space, a '%' that is no escape) makes the URL unparsable, yet it
 		// is still shown in errors and logs: hide whatever may be userinfo.
-		return raw, nil, redactUserinfo(raw)
+		return raw, nil, RedactURL(raw)
 	}
 	if u.User == nil || u.Scheme == "" {
 		// scp-like "git@host:path" and local paths carry no secret.
@@ -205,23 +205,6 @@ func splitURL(raw string) (clean string, creds *urlCreds, display string) {
 		u.User = url.User(u.User.Username())
 	}
 	return u.String(), creds, u.String()
-}
-
-// redactUserinfo hides everything between "scheme://" and the last '@' of
-// a URL that does not parse. Splitting at the last '@' may hide part of a
-// path too, which is better than showing part of a password. scp-like
-// addresses ("git@host:path") have no "://" and no password, and stay.
-func redactUserinfo(raw string) string {
-	i := strings.Index(raw, "://")
-	if i < 0 {
-		return raw
-	}
-	rest := raw[i+len("://"):]
-	j := strings.LastIndex(rest, "@")
-	if j < 0 {
-		return raw
-	}
-	return raw[:i+len("://")] + "REDACTED@" + rest[j+1:]
 }
 
 // secrets lists the values to scrub from errors.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/idrecon/idrecon/spec"
@@ -143,6 +144,93 @@ func TestGitFetchRefPins(t *testing.T) {
 				t.Fatalf("content = %q, want %q", got, tt.content)
 			}
 			// A second poll is served from the cache and agrees.
+			if again := mustFetch(t, g); again != rev {
+				t.Fatalf("second fetch = %+v, want %+v", again, rev)
+			}
+		})
+	}
+}
+
+// A configured branch is fetched whatever the remote's HEAD names. A
+// server's bare repository can have HEAD set to a commit (update-ref
+// --no-deref), a non-bare one can be checked out at a commit, and HEAD can
+// name a default branch that was never created or was deleted. None of
+// these says anything about the branch the source follows, so none may
+// stop it from being fetched.
+func TestGitFetchBranchWhateverTheRemoteHEAD(t *testing.T) {
+	main := plumbing.NewBranchReferenceName("main")
+
+	// Bare, HEAD detached at an older commit of main that no ref names.
+	bare := newBareTestRepo(t)
+	bareOld := bare.rawCommit(plumbing.ZeroHash, "bare-1")
+	bareTip := bare.rawCommit(bareOld, "bare-2")
+	bare.setRef(main, bareTip)
+	bare.setRef(plumbing.HEAD, bareOld)
+
+	// Bare, HEAD detached at a commit on no branch at all.
+	bareAside := newBareTestRepo(t)
+	asideTip := bareAside.rawCommit(plumbing.ZeroHash, "aside-main")
+	bareAside.setRef(main, asideTip)
+	bareAside.setRef(plumbing.HEAD, bareAside.rawCommit(plumbing.ZeroHash, "aside-detached"))
+
+	// Non-bare, checked out at an older commit of main.
+	checkout := newTestRepo(t)
+	checkoutOld := checkout.commit(map[string]string{"app.yaml": "checkout-1"}, nil)
+	checkoutTip := checkout.commit(map[string]string{"app.yaml": "checkout-2"}, nil)
+	wt, err := checkout.repo.Worktree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wt.Checkout(&git.CheckoutOptions{Hash: checkoutOld}); err != nil {
+		t.Fatal(err)
+	}
+	if head, err := checkout.repo.Storer.Reference(plumbing.HEAD); err != nil || head.Type() != plumbing.HashReference {
+		t.Fatalf("checkout did not detach HEAD: %v, %v", head, err)
+	}
+
+	// Bare, HEAD names a branch that does not exist.
+	unborn := newBareTestRepo(t)
+	unbornTip := unborn.rawCommit(plumbing.ZeroHash, "unborn-main")
+	unborn.setRef(main, unbornTip)
+	if err := unborn.repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName("gone"))); err != nil {
+		t.Fatal(err)
+	}
+
+	// Servers see the same repositories over smart HTTP, where go-git reads
+	// the advertisement of git-http-backend rather than a local upload-pack.
+	httpURL := func(r *testRepo) string {
+		srv := newHTTPGitServer(t, filepath.Dir(r.dir), nil)
+		return srv.URL + "/" + filepath.Base(r.dir)
+	}
+
+	tests := []struct {
+		name    string
+		url     string
+		branch  string
+		wantID  plumbing.Hash
+		content string
+	}{
+		{"bare, HEAD at an older commit", bare.url(), "main", bareTip, "bare-2"},
+		{"bare, HEAD at an older commit, http", httpURL(bare), "main", bareTip, "bare-2"},
+		{"bare, HEAD at a commit on no branch", bareAside.url(), "main", asideTip, "aside-main"},
+		{"non-bare checked out at a commit", checkout.url(), "main", checkoutTip, "checkout-2"},
+		{"HEAD names a missing branch", unborn.url(), "main", unbornTip, "unborn-main"},
+		{"HEAD names a missing branch, http", httpURL(unborn), "main", unbornTip, "unborn-main"},
+		// Without a branch, a HEAD that names no branch falls back to
+		// main (GitOptions), a detached one as much as a missing one.
+		{"default branch, HEAD at an older commit", bare.url(), "", bareTip, "bare-2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newTestGit(t, GitOptions{URL: tt.url, Branch: tt.branch})
+			rev := mustFetch(t, g)
+			if rev.ID != tt.wantID.String() {
+				t.Fatalf("ID = %s, want main's tip %s", rev.ID, tt.wantID)
+			}
+			if got := readFile(t, rev.Dir, "app.yaml"); got != tt.content {
+				t.Fatalf("content = %q, want %q", got, tt.content)
+			}
+			// The next poll runs against a warm cache and must agree.
 			if again := mustFetch(t, g); again != rev {
 				t.Fatalf("second fetch = %+v, want %+v", again, rev)
 			}

@@ -42,6 +42,21 @@ func newTestRepo(t testing.TB) *testRepo {
 	return &testRepo{t: t, dir: dir, repo: repo}
 }
 
+// newBareTestRepo is a repository without a worktree, as a git server keeps
+// them; commit into it with rawCommit.
+func newBareTestRepo(t testing.TB) *testRepo {
+	t.Helper()
+	dir := t.TempDir()
+	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
+		Bare:        true,
+		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testRepo{t: t, dir: dir, repo: repo}
+}
+
 func (r *testRepo) url() string { return "file://" + r.dir }
 
 func (r *testRepo) sig() *object.Signature {
