@@ -69,9 +69,16 @@ func mappingValue(n *yaml.Node, key string) *yaml.Node {
 // references or checking anything across documents. name is used in
 // positions. A non-nil error is an ErrorList; the documents that could be
 // decoded are returned with it.
+//
+// Parse applies the limits Load applies to one file by default: a document
+// larger than MaxDocumentBytes, or more than DefaultMaxNodes YAML nodes,
+// stops decoding with an error saying so.
 func Parse(name string, data []byte) ([]*Document, error) {
 	var errs ErrorList
-	parsed, _ := parseFile(name, data, &errs, nil)
+	parsed, le := parseFile(name, data, &errs, &parseLimits{nodes: &budget{max: DefaultMaxNodes}})
+	if le != nil {
+		errs.add(Position{File: name, Line: le.Line, Column: 1}, "", le.Error())
+	}
 	docs := make([]*Document, len(parsed))
 	for i, p := range parsed {
 		docs[i] = p.doc
@@ -139,17 +146,41 @@ func yamlAllowed(r rune) bool {
 		r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff
 }
 
+// parseLimits are the limits of a load that parseFile enforces, shared by
+// the parse workers. A nil budget or gate is unlimited.
+type parseLimits struct {
+	docs  *budget // documents
+	nodes *budget // YAML nodes, of every document including empty ones
+	gate  *gate   // bytes of the documents being parsed at once
+}
+
 // parseFile decodes every document of one file. Documents that are broken
 // beyond their own fields (no kind, a syntax error) are dropped; their
-// mistakes land in errs. Each document takes one from docs; when none is
-// left, decoding stops and ok is false.
-func parseFile(name string, data []byte, errs *ErrorList, docs *budget) (out []*parsedDoc, ok bool) {
+// mistakes land in errs. A file with a document larger than
+// MaxDocumentBytes is refused before any of it is parsed. Each document
+// takes one from lim.docs and its node count from lim.nodes, before it is
+// converted; when either runs out, decoding stops with the *LimitError.
+func parseFile(name string, data []byte, errs *ErrorList, lim *parseLimits) (out []*parsedDoc, _ *LimitError) {
+	largest, line := largestDocument(data)
+	if largest > MaxDocumentBytes {
+		return nil, &LimitError{Limit: MaxDocumentBytes, Unit: "bytes", File: name, Line: line, Document: true}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var n yaml.Node
+		// yaml.v3 builds the whole tree of a document before Decode
+		// returns; the gate keeps the trees not yet counted within
+		// MaxDocumentBytes across the workers. The next document may be
+		// any of the file's, so the file's largest is reserved.
+		lim.gate.acquire(int64(largest))
 		err := dec.Decode(&n)
+		counted := err != nil || lim.nodes.take(countNodes(&n))
+		lim.gate.release(int64(largest))
+		if !counted {
+			return out, &LimitError{Limit: lim.nodes.max, Unit: "nodes", File: name, Line: n.Line}
+		}
 		if errors.Is(err, io.EOF) {
-			return out, true
+			return out, nil
 		}
 		if err != nil {
 			pos := Position{File: name, Line: 1, Column: 1}
@@ -172,7 +203,7 @@ func parseFile(name string, data []byte, errs *ErrorList, docs *budget) (out []*
 				}
 			}
 			errs.add(pos, "", "invalid YAML: "+msg)
-			return out, true
+			return out, nil
 		}
 		if n.Kind != yaml.DocumentNode || len(n.Content) == 0 {
 			continue
@@ -181,13 +212,104 @@ func parseFile(name string, data []byte, errs *ErrorList, docs *budget) (out []*
 		if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 			continue // an empty document, e.g. a trailing "---"
 		}
-		if !docs.take(1) {
-			return out, false
+		if !lim.docs.take(1) {
+			return out, &LimitError{Limit: lim.docs.max, Unit: "documents", File: name}
 		}
 		if p := decodeDocument(name, root, errs); p != nil {
 			out = append(out, p)
 		}
 	}
+}
+
+// countNodes counts n and the nodes below it. An alias counts as one node:
+// yaml.v3 points it at the anchored node rather than copying that into the
+// tree, and decodeValue refuses aliases instead of following them, so
+// nothing the loader does expands one.
+func countNodes(n *yaml.Node) int64 {
+	c := int64(1)
+	for _, k := range n.Content {
+		c += countNodes(k)
+	}
+	return c
+}
+
+// largestDocument returns the size of the largest run of data between YAML
+// document markers ("---" or "..." at the start of a line, followed by a
+// blank or the line's end) and the line it starts on. yaml.v3 ends a
+// document at every such marker whatever it is in the middle of (a block or
+// quoted scalar, a flow collection: the latter two are errors), so no
+// document it parses out of data is larger. yaml.v3 reads UTF-16 only after
+// a byte order mark; such data is taken as one run, its markers being
+// other bytes.
+func largestDocument(data []byte) (size, line int) {
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) {
+		return len(data), 1
+	}
+	line = 1
+	start, startLine := 0, 1
+	for off, ln := 0, 1; off < len(data); ln++ {
+		if off > start && isDocumentMarker(data[off:]) {
+			if off-start > size {
+				size, line = off-start, startLine
+			}
+			start, startLine = off, ln
+		}
+		next := bytes.IndexByte(data[off:], '\n')
+		if next < 0 {
+			break
+		}
+		off += next + 1
+	}
+	if len(data)-start > size {
+		size, line = len(data)-start, startLine
+	}
+	return size, line
+}
+
+// isDocumentMarker reports whether data, which starts a line, starts with a
+// document marker.
+func isDocumentMarker(data []byte) bool {
+	if !bytes.HasPrefix(data, []byte("---")) && !bytes.HasPrefix(data, []byte("...")) {
+		return false
+	}
+	return len(data) == 3 || bytes.IndexByte([]byte(" \t\r\n"), data[3]) >= 0
+}
+
+// gate bounds a quantity shared by goroutines that each hold at most one
+// share at a time: acquire waits until n is free. n must not exceed the
+// gate's size, or acquire waits for ever. A nil *gate is unlimited.
+type gate struct {
+	mu   sync.Mutex
+	cond sync.Cond
+	free int64
+}
+
+func newGate(size int64) *gate {
+	g := &gate{free: size}
+	g.cond.L = &g.mu
+	return g
+}
+
+func (g *gate) acquire(n int64) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	for g.free < n {
+		g.cond.Wait()
+	}
+	g.free -= n
+	g.mu.Unlock()
+}
+
+func (g *gate) release(n int64) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	g.free += n
+	g.mu.Unlock()
+	g.cond.Broadcast()
 }
 
 func decodeDocument(file string, root *yaml.Node, errs *ErrorList) *parsedDoc {

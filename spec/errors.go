@@ -91,13 +91,19 @@ func (l ErrorList) err() error {
 	return l
 }
 
-// LimitError is a spec larger than a limit of the load: too many bytes or
-// too many documents. It matches ErrInvalid: the spec, not the daemon, is at
-// fault.
+// LimitError is a spec larger than a limit of the load: too many bytes,
+// documents or YAML nodes, or one document of too many bytes. It matches
+// ErrInvalid: the spec, not the daemon, is at fault.
 type LimitError struct {
 	Limit int64  // the limit that was crossed
-	Unit  string // "bytes" or "documents"
+	Unit  string // "bytes", "documents" or "nodes"
 	File  string // the file at which the limit was crossed
+	// Line is the line of the document at which a limit of nodes or of one
+	// document's bytes was crossed; 0 for the others.
+	Line int
+	// Document is set when the limit is of one document's bytes
+	// (MaxDocumentBytes), not of the whole spec.
+	Document bool
 }
 
 // NewBytesLimitError reports a spec larger than limit bytes, crossed at file.
@@ -106,12 +112,22 @@ func NewBytesLimitError(file string, limit int64) *LimitError {
 }
 
 func (e *LimitError) Error() string {
+	at := e.File
+	if e.Line > 0 {
+		at = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	switch {
+	case e.Document:
+		return fmt.Sprintf("the YAML document at %s is larger than %d bytes, the limit for one document; split it into smaller documents", at, e.Limit)
+	case e.Unit == "nodes":
+		return fmt.Sprintf("the spec has more than %d YAML nodes (reached at %s); every mapping, list, key and value is one, and a spec with more takes too much memory to load", e.Limit, at)
+	}
 	what, flag := "is larger than", "--max-spec-bytes"
 	if e.Unit == "documents" {
 		what, flag = "has more than", "--max-spec-documents"
 	}
 	return fmt.Sprintf("the spec %s %d %s (reached at %s); if it is meant to be this large, raise the limit with %s",
-		what, e.Limit, e.Unit, e.File, flag)
+		what, e.Limit, e.Unit, at, flag)
 }
 
 // Is reports whether target is ErrInvalid.

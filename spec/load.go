@@ -32,12 +32,16 @@ type LoadOptions struct {
 	// file a document refers to may be read from inside it, unless it is
 	// part of the spec repo itself (a pushed spec is kept there).
 	DataDir string
-	// MaxBytes bounds the total size of the spec's YAML files and
-	// MaxDocuments the number of documents in them (defaults DefaultMaxBytes
-	// and DefaultMaxDocuments). A load past either stops there with a
-	// *LimitError, before parsing the rest.
+	// MaxBytes bounds the total size of the spec's YAML files, MaxDocuments
+	// the number of documents in them and MaxNodes the number of YAML nodes
+	// (every mapping, list and scalar, keys included) the documents parse
+	// into (defaults DefaultMaxBytes, DefaultMaxDocuments and
+	// DefaultMaxNodes). A load past any of them stops there with a
+	// *LimitError, before parsing the rest; so does a spec with one
+	// document larger than MaxDocumentBytes.
 	MaxBytes     int64
 	MaxDocuments int
+	MaxNodes     int
 }
 
 // Defaults of LoadOptions.MaxBytes and MaxDocuments: far above any real
@@ -46,6 +50,31 @@ const (
 	DefaultMaxBytes     = 64 << 20
 	DefaultMaxDocuments = 100_000
 )
+
+// DefaultMaxNodes is the default of LoadOptions.MaxNodes. What a load costs
+// in memory and time is set by its YAML nodes rather than its bytes:
+// yaml.v3 builds each document's whole node tree before the loader sees it,
+// the trees are kept until the load ends (errors point into them), and a
+// node costs about the same however the YAML is written. Bytes bound nodes
+// only loosely: a dense flow list ("[a,a,a]") or a flow mapping of bare keys
+// has several times the nodes per byte of a spec written like the examples,
+// so DefaultMaxBytes of it would cost many times what a real spec of that
+// size does. The limit leaves a large tenant written like the examples (ten
+// thousand access assignments, a thousand applications with their versions)
+// room to grow several times over, and holds a load at the limit, however
+// densely written, to a small multiple of the memory that tenant grown to
+// the limit takes. BenchmarkLoadNearLimits measures both.
+const DefaultMaxNodes = 1_000_000
+
+// MaxDocumentBytes bounds one YAML document (the text between two "---"
+// lines), and is what bounds yaml.v3's parse itself: a document is parsed
+// whole before its nodes can be counted, and holds at most about one node
+// per byte. A real document is a small fraction of it; it is the size of
+// the largest file a document may refer to, so an inline certificate may
+// be as large as one in a file. The parse workers share this many bytes of
+// documents in flight, so the nodes parsed but not yet counted stay within
+// it however many CPUs the daemon has.
+const MaxDocumentBytes = maxReferencedFile
 
 // Size limits for files the loader reads, so a stray large file cannot
 // exhaust memory.
@@ -73,6 +102,9 @@ func Load(ctx context.Context, root string, opts LoadOptions) (*Set, error) {
 	}
 	if opts.MaxDocuments <= 0 {
 		opts.MaxDocuments = DefaultMaxDocuments
+	}
+	if opts.MaxNodes <= 0 {
+		opts.MaxNodes = DefaultMaxNodes
 	}
 	fsRoot, err := os.OpenRoot(root)
 	if err != nil {
@@ -184,13 +216,17 @@ type fileResult struct {
 
 // parseFiles reads and decodes the files on all CPUs (YAML decoding is most
 // of a load's time); the results keep the order of files. The bytes read and
-// the documents decoded are counted across the workers, and the load stops
-// at the first file that crosses a limit.
+// the documents and nodes decoded are counted across the workers, and the
+// load stops at the first file that crosses a limit.
 func parseFiles(ctx context.Context, fsys *files, files []string, opts LoadOptions) ([]fileResult, error) {
 	results := make([]fileResult, len(files))
 	readErrs := make([]error, len(files))
 	byteBudget := &budget{max: opts.MaxBytes}
-	docBudget := &budget{max: int64(opts.MaxDocuments)}
+	lim := &parseLimits{
+		docs:  &budget{max: int64(opts.MaxDocuments)},
+		nodes: &budget{max: int64(opts.MaxNodes)},
+		gate:  newGate(MaxDocumentBytes),
+	}
 	var limitErr atomic.Pointer[LimitError]
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -213,9 +249,9 @@ func parseFiles(ctx context.Context, fsys *files, files []string, opts LoadOptio
 				}
 				r := &results[i]
 				r.sum = sha256.Sum256(data)
-				var ok bool
-				if r.docs, ok = parseFile(name, data, &r.errs, docBudget); !ok {
-					limitErr.CompareAndSwap(nil, &LimitError{Limit: docBudget.max, Unit: "documents", File: name})
+				var le *LimitError
+				if r.docs, le = parseFile(name, data, &r.errs, lim); le != nil {
+					limitErr.CompareAndSwap(nil, le)
 				}
 			}
 		})
