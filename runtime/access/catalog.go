@@ -319,12 +319,18 @@ var (
 // snapshot freezes txn, so that the radix nodes behind the memo keys cannot
 // change under them even when txn is a write transaction still in progress
 // (memdb clones on reads inside write transactions today; this does not
-// depend on it).
+// depend on it). The users and memberships such a write changed are not
+// memdb rows: the write keeps them in txn until its batch commits, so the
+// snapshot reads them from txn (see asStored for what that means to the
+// per-user memo).
 func snapshot(txn *store.Txn) *store.Txn {
-	if s := txn.Snapshot(); s != nil {
-		return &store.Txn{Txn: s}
+	s := txn.Snapshot()
+	if s == nil {
+		return txn
 	}
-	return txn
+	v := *txn
+	v.Txn = s
+	return &v
 }
 
 func watch(txn *store.Txn, table, index string, args ...any) (<-chan struct{}, error) {

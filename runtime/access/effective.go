@@ -181,6 +181,11 @@ func ForUser(txn *store.Txn, userName string) (*Effective, error) {
 		return nil, err
 	}
 	if ok {
+		if ok, err = asStored(snap, u); err != nil {
+			return nil, err
+		}
+	}
+	if ok {
 		if e := effectiveMemo.get(key, u); e != nil {
 			return e, nil
 		}
@@ -210,6 +215,28 @@ func scimKeyOf(snap *store.Txn, c *catalog) (scimKey, bool, error) {
 		return scimKey{}, false, err
 	}
 	return scimKey{groups: g, members: m, cat: c}, g != nil && m != nil, nil
+}
+
+// asStored reports whether the groups u is in are, in snap, those of snap's
+// stored memberships, which the memo key stands for. A write transaction
+// keeps the memberships it changed apart until its batch commits (see
+// snapshot): an answer from them is not one to share with the readers of
+// the stored rows, nor to take from them. (A user row the write changed is
+// a row no reader of the stored ones looks up.)
+func asStored(snap *store.Txn, u *store.User) (bool, error) {
+	if !snap.MembershipsPending() {
+		return true, nil // every read, and a write that changed none
+	}
+	a, err := snap.GroupIDsOf(u.ID)
+	if err != nil {
+		return false, err
+	}
+	b, err := (&store.Txn{Txn: snap.Txn}).GroupIDsOf(u.ID)
+	if err != nil {
+		return false, err
+	}
+	// The lists are shared with the store, and a changed one is a new list.
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]), nil
 }
 
 // userMemo keeps effective access per user row for one scimKey. A SAML

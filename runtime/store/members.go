@@ -27,6 +27,11 @@ func (t *Txn) MemberIDsOf(groupID string) (idset.Set, error) {
 	return m.IDs, nil
 }
 
+// MembershipsPending reports whether t is a write that changed memberships
+// its batch has not stored yet: GroupIDsOf then answers from those changes,
+// not from the stored index readers share.
+func (t *Txn) MembershipsPending() bool { return t.memberOfChanged }
+
 // GroupIDsOf returns the ids of the groups memberID is a direct member of,
 // sorted. The slice is shared with the store and must not be modified.
 func (t *Txn) GroupIDsOf(memberID string) ([]string, error) {
