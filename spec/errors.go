@@ -42,14 +42,23 @@ type ErrorList []*Error
 
 func (l ErrorList) Error() string {
 	var b strings.Builder
-	for i, e := range l {
+	for i, e := range l[:min(len(l), maxListedErrors)] {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
 		b.WriteString(e.Error())
 	}
+	if more := len(l) - maxListedErrors; more > 0 {
+		fmt.Fprintf(&b, "\n... and %d more problems (idrecon validate lists them all)", more)
+	}
 	return b.String()
 }
+
+// maxListedErrors bounds the problems Error spells out. Its text goes into
+// logs and the reconcile status, which every status call returns, and a spec
+// can be wrong in nearly every one of its nodes; the list itself stays
+// whole for callers that take it apart (validate, plan, the admin API).
+const maxListedErrors = 100
 
 // Is reports whether target is ErrInvalid.
 func (l ErrorList) Is(target error) bool { return target == ErrInvalid }

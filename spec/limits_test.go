@@ -3,6 +3,7 @@ package spec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,5 +62,31 @@ func TestLoadAcceptsSpecsAtTheLimits(t *testing.T) {
 	root := writeTree(t, map[string]string{"a.yaml": app, "notes.txt": strings.Repeat("x", 1000)})
 	if _, err := Load(context.Background(), root, LoadOptions{MaxBytes: int64(len(app)), MaxDocuments: 1}); err != nil {
 		t.Fatalf("a spec exactly at the limits (files the loader skips do not count): %v", err)
+	}
+}
+
+// TestErrorListTextIsBounded: a spec wrong in every one of many places gives
+// a status and log line of bounded size, while the list keeps every problem
+// for validate to print.
+func TestErrorListTextIsBounded(t *testing.T) {
+	for _, n := range []int{1, maxListedErrors, maxListedErrors + 1, 5000} {
+		var l ErrorList
+		for i := range n {
+			l.add(Position{File: "roles.yaml", Line: i + 1, Column: 3}, "spec.name", "bad")
+		}
+		lines := strings.Split(l.Error(), "\n")
+		wantLines := min(n, maxListedErrors)
+		if n > maxListedErrors {
+			wantLines++
+			if want := fmt.Sprintf("... and %d more problems", n-maxListedErrors); !strings.HasPrefix(lines[len(lines)-1], want) {
+				t.Errorf("%d problems: last line %q, want it to start %q", n, lines[len(lines)-1], want)
+			}
+		}
+		if len(lines) != wantLines {
+			t.Errorf("%d problems: %d lines of text, want %d", n, len(lines), wantLines)
+		}
+		if got := len(l.Unwrap()); got != n {
+			t.Errorf("%d problems: the list unwraps to %d", n, got)
+		}
 	}
 }
