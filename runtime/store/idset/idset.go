@@ -30,8 +30,7 @@ type Set struct {
 }
 
 // FromSorted returns the set of ids, which must be sorted and distinct.
-// The set keeps ids' backing array (without copying it), so the caller
-// must not modify ids afterwards.
+// The set copies them into chunks of its own: ids is the caller's again.
 func FromSorted(ids []string) Set {
 	return Set{chunks: appendCut(nil, ids), n: len(ids)}
 }
@@ -108,12 +107,15 @@ func (s Set) Edit(add, remove []string) Set {
 		return s
 	}
 	if len(s.chunks) == 0 {
-		return FromSorted(slices.Clone(add))
+		return FromSorted(add)
 	}
 	// Each id added makes at most one chunk more: the list is never
 	// grown (copied again) by a split.
 	out := Set{chunks: make([][]string, 0, len(s.chunks)+len(add)), n: s.n}
 	done := 0 // s.chunks[:done] are in out
+	// Each chunk changed is merged here and copied out in pieces of its
+	// own (see appendCut).
+	var merged []string
 	for len(add) > 0 || len(remove) > 0 {
 		// The chunk the next change lands in (the last one for ids after
 		// it), and the changes that land there with it: those before the
@@ -130,7 +132,7 @@ func (s Set) Edit(add, remove []string) Set {
 			nr, _ = slices.BinarySearch(remove, first)
 		}
 		out.chunks = append(out.chunks, s.chunks[done:i]...)
-		merged := merge(s.chunks[i], add[:na], remove[:nr])
+		merged = merge(merged[:0], s.chunks[i], add[:na], remove[:nr])
 		out.n += len(merged) - len(s.chunks[i])
 		out.chunks = appendCut(out.chunks, merged)
 		add, remove, done = add[na:], remove[nr:], i+1
@@ -139,10 +141,12 @@ func (s Set) Edit(add, remove []string) Set {
 	return out
 }
 
-// appendCut appends sorted ids to chunks: in pieces of about equal size
-// when they are more than a chunk holds, or joined to the last chunk when
-// they are few and fit there, so that removals do not leave a long list of
-// tiny chunks.
+// appendCut appends copies of sorted ids to chunks: in pieces of about
+// equal size when they are more than a chunk holds, or joined to the last
+// chunk when they are few and fit there, so that removals do not leave a
+// long list of tiny chunks. Every chunk has an array of its own: chunks
+// cut from one array would each keep all of it, and with it the ids of
+// the chunks a later edit replaced, for as long as any of them lives.
 func appendCut(chunks [][]string, ids []string) [][]string {
 	switch {
 	case len(ids) == 0:
@@ -153,20 +157,24 @@ func appendCut(chunks [][]string, ids []string) [][]string {
 		chunks[len(chunks)-1] = append(append(joined, last...), ids...)
 		return chunks
 	case len(ids) <= chunkMax:
-		return append(chunks, slices.Clip(ids))
+		return append(chunks, own(ids))
 	}
 	n := (len(ids) + chunkMax - 1) / chunkMax
 	for i := range n {
-		chunks = append(chunks, slices.Clip(ids[len(ids)*i/n:len(ids)*(i+1)/n]))
+		chunks = append(chunks, own(ids[len(ids)*i/n:len(ids)*(i+1)/n]))
 	}
 	return chunks
 }
 
-// merge returns sorted old plus sorted add minus sorted remove as a new
-// slice; ids of add already in old and ids of remove not in it are
-// skipped.
-func merge(old, add, remove []string) []string {
-	out := make([]string, 0, len(old)+len(add))
+// own returns a copy of ids in an array of exactly their length.
+func own(ids []string) []string {
+	return append(make([]string, 0, len(ids)), ids...)
+}
+
+// merge appends sorted old plus sorted add minus sorted remove to out;
+// ids of add already in old and ids of remove not in it are skipped.
+func merge(out, old, add, remove []string) []string {
+	out = slices.Grow(out, len(old)+len(add))
 	i := 0 // old[:i] is done
 	for len(add) > 0 || len(remove) > 0 {
 		if len(remove) > 0 && (len(add) == 0 || remove[0] < add[0]) {

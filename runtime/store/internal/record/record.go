@@ -226,14 +226,15 @@ func expectTable(got, want string) error {
 }
 
 // encodeSpec writes the resource's Spec as JSON. A spec.Certificate's
-// PrivateKey is json:"-" and so never reaches the disk.
+// PrivateKey is json:"-" and so never reaches the disk. A kind Decode does
+// not know is refused with a spec or without one: Decode would refuse it.
 func encodeSpec(r *store.Resource) ([]byte, error) {
-	if r.Spec == nil {
-		return nil, nil
-	}
 	want, ok := specType(r.Kind)
 	if !ok {
 		return nil, fmt.Errorf("encode resource %s/%s: %w", r.Kind, r.Name, ErrUnknownKind)
+	}
+	if r.Spec == nil {
+		return nil, nil
 	}
 	if got := reflect.TypeOf(r.Spec); got != want {
 		return nil, fmt.Errorf("encode resource %s/%s: spec is %v, want %v", r.Kind, r.Name, got, want)
