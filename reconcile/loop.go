@@ -89,6 +89,15 @@ type Status struct {
 	// "SignatureUnverified"), or "": the loop then retries at the interval,
 	// without backoff, or when triggered.
 	Stalled string `json:"stalled,omitempty"`
+	// Request is the number of the newest reconcile request (see
+	// Reconciler.Request) made before the last attempt began, 0 when there
+	// was none. That attempt answers it and every earlier one: it began
+	// after them, and after any Suspend or Resume made before them. A
+	// client that waits for the reconcile its request started waits for
+	// Request to reach its number: LastAttempt alone cannot tell an attempt
+	// that was under way when the request came (maybe suspended, or reading
+	// the spec before the change the client waits for) from a later one.
+	Request uint64 `json:"request,omitempty"`
 	// DriftCount and Drift describe the drift present now: in report
 	// mode, or suspended, all the last reconcile found; in correct mode,
 	// what it could not correct (a group Entra renamed). DriftSince is
@@ -126,6 +135,33 @@ func (r *Reconciler) Trigger() {
 	case r.trigger <- struct{}{}:
 	default:
 	}
+}
+
+// Request asks the loop to reconcile now, as Trigger does, and returns the
+// request's number: once Status.Request is at least that number, an
+// attempt that began after the call has ended, and Status tells how it
+// ended. That attempt sees every Suspend and Resume made before the call.
+// Numbers count up from 1 in this Reconciler; use RequestNumbered instead
+// where requests must compare between daemons, never both.
+func (r *Reconciler) Request() uint64 {
+	n := r.requested.Add(1)
+	r.Trigger()
+	return n
+}
+
+// RequestNumbered is Request with a number the caller chose, which must
+// grow from one request to the next: with several daemons sharing a state,
+// the revision at which etcd stored the request, so that a client asking
+// any daemon compares it with the Status the leader shared. A number no
+// higher than one already given triggers a reconcile but numbers nothing.
+func (r *Reconciler) RequestNumbered(n uint64) {
+	for {
+		cur := r.requested.Load()
+		if n <= cur || r.requested.CompareAndSwap(cur, n) {
+			break
+		}
+	}
+	r.Trigger()
 }
 
 // Suspend stops applying: reconciles still fetch, load, plan and report
@@ -279,7 +315,11 @@ func (r *Reconciler) reconcile(ctx context.Context) (*Plan, Result) {
 // that revision was not adopted, converge on the last good one instead, so
 // that drift is still checked; then record.
 func (r *Reconciler) reconcileLocked(ctx context.Context) (*Plan, Result) {
-	p := &pass{start: r.cfg.Clock.Now(), suspended: r.suspended.Load()}
+	// The request number is read before the suspended flag: an attempt
+	// that answers a request (see Status.Request) then also sees a Resume
+	// made before the request.
+	p := &pass{request: r.requested.Load()}
+	p.start, p.suspended = r.cfg.Clock.Now(), r.suspended.Load()
 	for _, step := range []func(context.Context, *pass) error{r.fetch, r.load, r.adopt} {
 		if p.revErr = step(ctx, p); p.revErr != nil {
 			break
@@ -294,6 +334,7 @@ func (r *Reconciler) reconcileLocked(ctx context.Context) (*Plan, Result) {
 // pass is one reconcile in progress: what each step found, for the next.
 type pass struct {
 	start     time.Time
+	request   uint64 // the newest request made before it began
 	suspended bool
 	fetched   bool
 	rev       source.Revision
@@ -436,7 +477,7 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	if p.adopted {
 		r.good, r.goodName = p.loaded, p.targetName
 	}
-	s.LastAttempt = p.start
+	s.LastAttempt, s.Request = p.start, p.request
 	s.LastResult = res.Outcome
 	s.LastError, s.Stalled = "", ""
 	if err != nil {

@@ -171,6 +171,9 @@ type Reconciler struct {
 
 	running   atomic.Bool // Run is looping; a second Run returns ErrRunning
 	suspended atomic.Bool
+	// requested is the number of the newest reconcile request (Request,
+	// RequestNumbered); each attempt notes it as it begins.
+	requested atomic.Uint64
 	trigger   chan struct{}
 }
 

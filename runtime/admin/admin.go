@@ -90,6 +90,13 @@ type Config struct {
 	// the state, so it survives a restart and reaches the leader of several
 	// daemons.
 	Suspend func(ctx context.Context, on bool) error
+	// Request, when set, asks for a reconcile (POST /v1/reconcile, and
+	// /v1/resume once resumed) instead of the Reconciler's Trigger, and
+	// numbers the request (see reconcile.Status.Request): the daemon's is
+	// the leader's, through etcd. Without it, a Reconciler with a Request
+	// method (reconcile.Reconciler) numbers requests itself; with neither,
+	// requests are not numbered.
+	Request func(ctx context.Context) (uint64, error)
 	// Impact, when set, adds the blast radius of access changes to plans of
 	// uploaded specs.
 	Impact func(ctx context.Context, p *reconcile.Plan, desired *spec.Set) (*access.Impact, error)
@@ -133,6 +140,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Request == nil {
+		switch rec := cfg.Reconciler.(type) {
+		case interface{ Request() uint64 }:
+			cfg.Request = func(context.Context) (uint64, error) { return rec.Request(), nil }
+		default:
+			cfg.Request = func(context.Context) (uint64, error) { rec.Trigger(); return 0, nil }
+		}
 	}
 	s := &Server{cfg: cfg, tokenHash: sha256.Sum256([]byte(cfg.Token)), mux: http.NewServeMux(), log: cfg.Logger}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -207,6 +222,21 @@ type Error struct {
 	Error string `json:"error"`
 	// Details lists spec errors (file:line:column field: message), one each.
 	Details []string `json:"details,omitempty"`
+	// Problems are the same spec errors with their parts apart, so that a
+	// client reports them as it reports the errors of a spec it loaded
+	// itself (the CLI's --output json), without parsing Details.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is one spec error: where it is (File relative to the spec's
+// root, as the loader names it), the field and what is wrong. Its JSON is
+// the "problems" of the CLI's --output json.
+type Problem struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -229,6 +259,7 @@ func writeSpecError(w http.ResponseWriter, status int, err error) {
 		body.Error = fmt.Sprintf("the spec has %d error(s)", len(list))
 		for _, e := range list {
 			body.Details = append(body.Details, e.Error())
+			body.Problems = append(body.Problems, Problem{File: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Column, Field: e.Field, Message: e.Msg})
 		}
 	}
 	writeJSON(w, status, body)
@@ -441,9 +472,24 @@ func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) trigger(w http.ResponseWriter, _ *http.Request) error {
-	s.cfg.Reconciler.Trigger()
-	writeJSON(w, http.StatusAccepted, map[string]string{"result": "reconcile triggered"})
+// Requested is in the answers of POST /v1/reconcile and /v1/resume: the
+// number of the reconcile request made. Once GET /v1/status shows a
+// "request" at least that high, a reconcile that began after the request
+// has ended, and the status tells how. It is 0, and absent, when the
+// daemon does not number requests.
+type Requested struct {
+	Request uint64 `json:"request,omitempty"`
+}
+
+func (s *Server) trigger(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.cfg.Request(r.Context())
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	writeJSON(w, http.StatusAccepted, struct {
+		Result string `json:"result"`
+		Requested
+	}{"reconcile triggered", Requested{n}})
 	return nil
 }
 
@@ -468,9 +514,17 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		s.cfg.Reconciler.Resume()
 	}
-	s.cfg.Reconciler.Trigger()
+	// Requested once the resume is stored, so that the reconcile that
+	// answers the request sees it and applies.
+	n, err := s.cfg.Request(r.Context())
+	if err != nil {
+		return fmt.Errorf("resumed, but the reconcile request failed (the next interval's reconcile applies): %w", err)
+	}
 	s.log.Info("reconciliation resumed", "by", "admin-api")
-	writeJSON(w, http.StatusOK, map[string]bool{"suspended": false})
+	writeJSON(w, http.StatusOK, struct {
+		Suspended bool `json:"suspended"`
+		Requested
+	}{false, Requested{n}})
 	return nil
 }
 

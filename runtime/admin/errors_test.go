@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/idrecon/idrecon/spec"
@@ -20,12 +21,15 @@ func TestWriteErr(t *testing.T) {
 		status  int
 		msg     string
 		details int
+		// problems are the spec errors with their parts apart.
+		problems []Problem
 	}{
-		{"status and message", errorf(http.StatusNotFound, "Role/x not found"), 404, "Role/x not found", 0},
-		{"wrapped", fmt.Errorf("put: %w", errorf(http.StatusConflict, "taken")), 409, "taken", 0},
-		{"spec errors listed", &specError{status: http.StatusUnprocessableEntity, err: invalid}, 422, "the spec has 1 error(s)", 1},
-		{"built-in role", errBuiltin, 409, errBuiltin.Error(), 0},
-		{"anything else", errors.New("disk full"), 500, "disk full", 0},
+		{"status and message", errorf(http.StatusNotFound, "Role/x not found"), 404, "Role/x not found", 0, nil},
+		{"wrapped", fmt.Errorf("put: %w", errorf(http.StatusConflict, "taken")), 409, "taken", 0, nil},
+		{"spec errors listed", &specError{status: http.StatusUnprocessableEntity, err: invalid}, 422, "the spec has 1 error(s)", 1,
+			[]Problem{{File: "a.yaml", Line: 3, Column: 5, Field: "spec.x", Message: "bad"}}},
+		{"built-in role", errBuiltin, 409, errBuiltin.Error(), 0, nil},
+		{"anything else", errors.New("disk full"), 500, "disk full", 0, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,6 +41,9 @@ func TestWriteErr(t *testing.T) {
 			}
 			if w.Code != tt.status || body.Error != tt.msg || len(body.Details) != tt.details {
 				t.Fatalf("%d %+v, want %d %q with %d details", w.Code, body, tt.status, tt.msg, tt.details)
+			}
+			if !slices.Equal(body.Problems, tt.problems) {
+				t.Errorf("problems %+v, want %+v", body.Problems, tt.problems)
 			}
 		})
 	}

@@ -343,9 +343,13 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	// daemon that does not lead; it passes it on.
 	trigger := rec.Trigger
 	var recAPI admin.Reconciler = rec
+	// Requests the admin API numbers: nil leaves it to rec, alone; with
+	// several daemons, etcd numbers them (forwarding.Request).
+	var request func(context.Context) (uint64, error)
 	if sh != nil {
 		trigger = func() { sh.requestReconcile(rec.Trigger) }
-		recAPI = forwarding{rec, trigger}
+		fw := forwarding{rec, trigger, sh}
+		recAPI, request = fw, fw.Request
 	}
 
 	scimOpts := scim.Options{Logger: log.With("component", "scim"), Audit: trail, Observer: met.SCIMRequest}
@@ -482,6 +486,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Store:      st,
 		Audit:      trail,
 		Reconciler: recAPI,
+		Request:    request,
 		Suspend:    func(ctx context.Context, on bool) error { return st.Update(ctx, setSuspended(on)) },
 		Token:      token,
 		Logger:     log.With("component", "admin"),
@@ -605,7 +610,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	if d.etcd != nil {
 		// One daemon of those sharing the state applies the spec.
-		goRun("reconcile", func() error { return d.etcd.lead(runCtx, d.rec.Run, d.rec.Trigger) })
+		goRun("reconcile", func() error { return d.etcd.lead(runCtx, d.rec.Run, d.rec.RequestNumbered) })
 	} else {
 		goRun("reconcile", func() error { return d.rec.Run(runCtx) })
 	}

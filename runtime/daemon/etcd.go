@@ -172,8 +172,9 @@ const leaderTTL = 5
 // lead runs run while this daemon leads the reconciler election, until ctx
 // ends: one daemon applies spec revisions, the others follow the state it
 // writes. A leader whose lease lapses (etcd unreachable, the process
-// paused) stops applying at once and campaigns again.
-func (sh *shared) lead(ctx context.Context, run func(context.Context) error, trigger func()) error {
+// paused) stops applying at once and campaigns again. request is the
+// reconciler's RequestNumbered, for the requests of every daemon.
+func (sh *shared) lead(ctx context.Context, run func(context.Context) error, request func(uint64)) error {
 	for ctx.Err() == nil {
 		session, err := concurrency.NewSession(sh.cli, concurrency.WithTTL(leaderTTL), concurrency.WithContext(ctx))
 		if err != nil {
@@ -203,7 +204,7 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error, tri
 			cancel()
 		}()
 		followed := make(chan struct{})
-		go func() { defer close(followed); sh.followRequests(lctx, trigger) }()
+		go func() { defer close(followed); sh.followRequests(lctx, request) }()
 		err = run(lctx)
 		sh.held.Store(nil)
 		cancel()
@@ -265,27 +266,78 @@ func (sh *shared) requestReconcile(reconcile func()) {
 	}
 }
 
-// followRequests calls reconcile for each request another daemon writes to
-// requestKey, until ctx ends (the leader runs it while it leads).
-func (sh *shared) followRequests(ctx context.Context, reconcile func()) {
+// request passes a numbered reconcile request to the leader (see
+// forwarding.Request) and returns its number: the revision etcd stored it
+// at, which orders it among the requests of every daemon.
+func (sh *shared) request(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, sh.timeout)
+	defer cancel()
+	resp, err := sh.cli.Put(clientv3.WithRequireLeader(ctx), sh.requestKey(), sh.name)
+	if err != nil {
+		return 0, fmt.Errorf("pass the reconcile request to the leader: %w", err)
+	}
+	return uint64(resp.Header.Revision), nil
+}
+
+// followRequests hands each request written to requestKey to request, with
+// its revision as its number, until ctx ends (the leader runs it while it
+// leads). The newest request already there is handed over first: it may
+// have been made while no daemon led, or while this one's watch was down.
+func (sh *shared) followRequests(ctx context.Context, request func(uint64)) {
 	for ctx.Err() == nil {
-		for resp := range sh.cli.Watch(clientv3.WithRequireLeader(ctx), sh.requestKey()) {
-			if len(resp.Events) > 0 {
-				reconcile()
+		resp, err := sh.cli.Get(clientv3.WithRequireLeader(ctx), sh.requestKey())
+		if err != nil {
+			sleep(ctx, time.Second)
+			continue
+		}
+		if len(resp.Kvs) > 0 {
+			sh.answer(ctx, request, resp.Kvs[0].ModRevision)
+		}
+		// From the revision read on, so that no request falls between.
+		for w := range sh.cli.Watch(clientv3.WithRequireLeader(ctx), sh.requestKey(), clientv3.WithRev(resp.Header.Revision+1)) {
+			if n := len(w.Events); n > 0 {
+				sh.answer(ctx, request, w.Events[n-1].Kv.ModRevision)
 			}
 		}
 		sleep(ctx, time.Second)
 	}
 }
 
-// forwarding is the reconciler the admin API drives: its Trigger reaches
-// the leader.
+// answer hands request rev to the reconciler once this daemon's store holds
+// every write made before it: a resume (the suspended flag, written just
+// before its request) must have reached the reconciler when the reconcile
+// that answers the request begins. Without that, the request still
+// triggers a reconcile, but numbers none.
+func (sh *shared) answer(ctx context.Context, request func(uint64), rev int64) {
+	if err := sh.state.Barrier(ctx); err != nil {
+		if ctx.Err() == nil {
+			sh.log.Warn("reconcile request: the state did not catch up; reconciling without answering it", "revision", rev, "err", err)
+		}
+		request(0)
+		return
+	}
+	request(uint64(rev))
+}
+
+// forwarding is the reconciler the admin API drives: its Trigger and
+// Request reach the leader.
 type forwarding struct {
 	*reconcile.Reconciler
 	trigger func()
+	sh      *shared
 }
 
 func (f forwarding) Trigger() { f.trigger() }
+
+// Request is admin.Config.Request: it passes the request through etcd even
+// from the leader, so that its number is an etcd revision like every other
+// daemon's. The status a daemon answers with is the leader's, shared
+// (reconcile.Config.ShareStatus), and a number from its own Reconciler
+// would not compare with it; that is also why this method hides
+// Reconciler.Request. And even at the leader, a resume reaches the
+// reconciler only once the mirror brings the flag back from etcd, which
+// answer waits for.
+func (f forwarding) Request(ctx context.Context) (uint64, error) { return f.sh.request(ctx) }
 
 // leader returns the name of the daemon leading the reconciler, or "".
 func (sh *shared) leader(ctx context.Context) string {

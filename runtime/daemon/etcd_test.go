@@ -24,9 +24,11 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/idrecon/idrecon/reconcile/source"
+	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
+	"github.com/idrecon/idrecon/spec"
 )
 
 // roundRobin sends each request to the next of targets, as a load balancer
@@ -678,4 +680,71 @@ func TestSuspendReachesTheLeader(t *testing.T) {
 		code, _ := leader.call(t, "GET", leader.admin+"/v1/resources/Application/while-suspended", adminTok, nil)
 		return code == 200
 	})
+}
+
+// TestRequestNumbersAcrossReplicas: POST /v1/resume and /v1/reconcile, at
+// any daemon, answer with a request number (an etcd revision) that the
+// status of every daemon reaches only once a reconcile that began after
+// the request has ended at the leader: one that saw the resume and the
+// spec as it was when the request was made, so the status shows that spec
+// applied. `idrecon resume --wait` and `reconcile --wait` rely on it.
+func TestRequestNumbersAcrossReplicas(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	specDir := copyDir(t, "../../examples/entra")
+	ds := replicasWith(t, specDir, c.Endpoints, 2)
+	var follower, leader *running
+	eventually(t, "a leader named", func() bool {
+		for i, d := range ds {
+			st := d.status(t).Replication
+			if st.Leader != "" && st.Leader != st.Replica {
+				follower, leader = d, ds[1-i]
+				return true
+			}
+		}
+		return false
+	})
+	if code, body := follower.call(t, "POST", follower.admin+"/v1/suspend", adminTok, nil); code != 200 {
+		t.Fatalf("suspend: %d %s", code, body)
+	}
+	eventually(t, "the leader suspended", func() bool { return leader.status(t).Suspended })
+	steps := []struct {
+		name, app, path string
+		via             *running
+	}{
+		{"resume at the follower", "while-suspended", "/v1/resume", follower},
+		{"reconcile at the follower", "at-the-follower", "/v1/reconcile", follower},
+		{"reconcile at the leader", "at-the-leader", "/v1/reconcile", leader},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			write(t, filepath.Join(specDir, s.app+".yaml"), fmt.Sprintf(appDoc, s.app))
+			want := folderRevision(t, specDir)
+			code, body := s.via.call(t, "POST", s.via.admin+s.path, adminTok, nil)
+			var req struct{ Request uint64 }
+			if err := json.Unmarshal(body, &req); code/100 != 2 || err != nil || req.Request == 0 {
+				t.Fatalf("POST %s: %d %s, want a request number", s.path, code, body)
+			}
+			for i, d := range ds {
+				var st admin.StatusResponse
+				eventually(t, fmt.Sprintf("replica %d's status answering request %d", i, req.Request), func() bool {
+					st = d.status(t)
+					return st.Request >= req.Request
+				})
+				if st.LastResult != "ok" || st.AppliedContent != want || st.Suspended {
+					t.Errorf("replica %d: the reconcile answering request %d: result %q, applied %s, suspended %v; want ok, %s applied",
+						i, req.Request, st.LastResult, st.AppliedContent, st.Suspended, want)
+				}
+			}
+		})
+	}
+}
+
+// folderRevision is the content revision of the spec in dir.
+func folderRevision(t *testing.T, dir string) string {
+	t.Helper()
+	set, err := spec.Load(context.Background(), dir, spec.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set.Revision
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/idrecon/idrecon/reconcile/source"
 	"github.com/idrecon/idrecon/runtime/admin"
 )
 
@@ -62,30 +63,10 @@ func serverURL(raw string) (string, error) {
 	return strings.TrimRight(raw, "/"), nil
 }
 
-// redactURL hides the password of a URL's user information, also in a URL
-// that does not parse (url.URL.Redacted needs one that does).
-func redactURL(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		scheme, rest = "", raw
-	}
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	at := strings.LastIndex(rest[:end], "@")
-	if at < 0 {
-		return raw
-	}
-	user, _, hasPassword := strings.Cut(rest[:at], ":")
-	if !hasPassword {
-		return raw
-	}
-	if ok {
-		scheme += "://"
-	}
-	return scheme + user + ":***" + rest[at:]
-}
+// redactURL hides the user information of a URL, also of one that does not
+// parse (url.URL.Redacted needs one that does). It is the git source's
+// rule, so that a secret is hidden alike in every message idrecon prints.
+func redactURL(raw string) string { return source.RedactURL(raw) }
 
 // readAdminToken reads the admin token from --admin-token-file, then
 // IDRECON_ADMIN_TOKEN, then (for clients, when fallback is set) the token a
@@ -116,6 +97,9 @@ type apiError struct {
 	Status  int
 	Message string
 	Details []string
+	// Problems are Details with their parts apart (spec errors), from a
+	// daemon that sends them.
+	Problems []admin.Problem
 }
 
 func (e *apiError) Error() string {
@@ -148,7 +132,7 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var e admin.Error
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return &apiError{Status: resp.StatusCode, Message: e.Error, Details: e.Details}
+			return &apiError{Status: resp.StatusCode, Message: e.Error, Details: e.Details, Problems: e.Problems}
 		}
 		return &apiError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
 	}

@@ -254,6 +254,10 @@ func TestGoldenDaemon(t *testing.T) {
 		{"daemon/plan-unchanged", []string{"plan", example, "--server", server}},
 		{"daemon/plan-changed", []string{"plan", changed, "--server", server}},
 		{"daemon/plan-changed-json", []string{"plan", changed, "--server", server, "--output", "json"}},
+		// A spec the daemon refuses: its problems, where they are, as the
+		// local plan gives them (plan-bad, plan-bad-json).
+		{"daemon/plan-bad", []string{"plan", "testdata/badspec", "--server", server}},
+		{"daemon/plan-bad-json", []string{"plan", "testdata/badspec", "--server", server, "--output", "json"}},
 		{"daemon/apply-pull-mode", []string{"apply", changed}},
 		{"daemon/apply-pull-mode-json", []string{"apply", changed, "--output", "json"}},
 		{"daemon/saml-metadata", []string{"saml", "metadata"}},

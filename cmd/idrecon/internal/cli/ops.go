@@ -286,16 +286,36 @@ func simplePost(env Env, c *cobra.Command, path, done string, canWait bool) *cob
 				return timedOut(ctx, err, "the daemon did not answer within %s", timeout)
 			}
 		}
-		if err := cl.post(ctx, path, nil); err != nil {
+		var req admin.Requested
+		if err := cl.post(ctx, path, &req); err != nil {
 			return timedOut(ctx, err, "the daemon did not answer within %s", timeout)
 		}
 		if !wait {
 			fmt.Fprintln(env.Stdout, done)
 			return nil
 		}
-		return waitForReconcile(ctx, env, cl, before.LastAttempt, timeout)
+		return waitForReconcile(ctx, env, cl, reconcileAfter{request: req.Request, attempt: before.LastAttempt}, timeout)
 	}
 	return c
+}
+
+// reconcileAfter says which reconciles --wait may report: those answering
+// request, the number the daemon gave the reconcile it was asked for, as
+// its status shows it; or, from a daemon that does not number requests
+// (request 0), those that began after attempt, the last one before the
+// request. The number is what tells them apart: a reconcile under way when
+// the request came began after attempt too, maybe while the daemon was
+// still suspended, or before the change the user waits for.
+type reconcileAfter struct {
+	request uint64
+	attempt time.Time
+}
+
+func (a reconcileAfter) answered(st admin.StatusResponse) bool {
+	if a.request > 0 {
+		return st.Request >= a.request
+	}
+	return st.LastAttempt.After(a.attempt)
 }
 
 // timedOut names --timeout when it is what ended a request, rather than
@@ -307,10 +327,10 @@ func timedOut(ctx context.Context, err error, format string, timeout time.Durati
 	return err
 }
 
-// waitForReconcile polls the daemon until a reconcile newer than after has
-// ended, and says how it ended: exit 0 applied, 3 refused or failed, or
-// not applied because the daemon is suspended. ctx carries --timeout.
-func waitForReconcile(ctx context.Context, env Env, c *client, after time.Time, timeout time.Duration) error {
+// waitForReconcile polls the daemon until a reconcile after has ended, and
+// says how it ended: exit 0 applied, 3 refused or failed, or not applied
+// because the daemon is suspended. ctx carries --timeout.
+func waitForReconcile(ctx context.Context, env Env, c *client, after reconcileAfter, timeout time.Duration) error {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -318,7 +338,7 @@ func waitForReconcile(ctx context.Context, env Env, c *client, after time.Time, 
 		if err := c.getJSON(ctx, "/v1/status", &st); err != nil && ctx.Err() == nil {
 			return err
 		}
-		if st.LastAttempt.After(after) {
+		if after.answered(st) {
 			switch {
 			case st.LastResult == reconcile.OutcomeOK && st.Suspended:
 				// A suspended daemon's reconcile only plans: it ends "ok"

@@ -315,7 +315,7 @@ func runPlan(ctx context.Context, env Env, pos []string, o planOptions) error {
 		}
 		var resp admin.PlanResponse
 		if err := uploadSpec(ctx, c, "/v1/plan", dir, &resp); err != nil {
-			return printAPIError(env, err)
+			return printAPIError(env, dir, o.output, err)
 		}
 		p, impact, warnings = resp.Plan, resp.Impact, resp.Warnings
 	} else if p, warnings, err = planLocally(ctx, env, dir, o.baseRef, o.output, o.lim); err != nil {
@@ -458,9 +458,20 @@ func uploadSpec(ctx context.Context, c *client, path, dir string, out any) error
 	return c.do(ctx, "POST", path, &buf, "application/gzip", out, nil)
 }
 
-// printAPIError prints spec errors the daemon found one a line.
-func printAPIError(env Env, err error) error {
+// printAPIError reports the spec errors the daemon found in the spec in
+// dir as printSpecErrors reports those of a spec loaded here: with --output
+// json as the Error's problems, which CI reads, else one a line, files
+// relative to the working directory either way. A daemon that sends no
+// problems has its details printed as they come.
+func printAPIError(env Env, dir, output string, err error) error {
 	var ae *apiError
+	if errors.As(err, &ae) && len(ae.Problems) > 0 {
+		list := make(spec.ErrorList, 0, len(ae.Problems))
+		for _, p := range ae.Problems {
+			list = append(list, &spec.Error{Pos: spec.Position{File: p.File, Line: p.Line, Column: p.Column}, Field: p.Field, Msg: p.Message})
+		}
+		return printSpecErrors(env, dir, output, list)
+	}
 	if errors.As(err, &ae) && len(ae.Details) > 0 {
 		for _, d := range ae.Details {
 			fmt.Fprintln(env.Stderr, d)
@@ -496,7 +507,7 @@ func runApply(ctx context.Context, env Env, dir, output string, mkClient func() 
 	}
 	var resp admin.PlanResponse
 	if err := uploadSpec(ctx, c, "/v1/apply", dir, &resp); err != nil {
-		return printAPIError(env, err)
+		return printAPIError(env, dir, output, err)
 	}
 	if output == "json" {
 		var im any
