@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -61,10 +62,21 @@ func (s *Source) Certificate() (*tls.Certificate, error) {
 	return s.cached, nil
 }
 
-// Ready reports whether a certificate is available, and why not.
+// Ready reports whether a certificate is available, and why not. A
+// certificate outside its validity is still served (crypto/tls does not
+// look), so it stays ready, but the reason says so: clients that verify
+// refuse it, and nothing else warns while the daemon runs.
 func (s *Source) Ready() (bool, string) {
-	if _, err := s.Certificate(); err != nil {
+	c, err := s.Certificate()
+	if err != nil {
 		return false, err.Error()
+	}
+	now := time.Now()
+	switch leaf := c.Leaf; {
+	case !now.Before(leaf.NotAfter):
+		return true, fmt.Sprintf("serving a certificate that expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return true, fmt.Sprintf("serving a certificate not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return true, ""
 }

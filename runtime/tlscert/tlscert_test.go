@@ -11,6 +11,7 @@ import (
 	"errors"
 	"math/big"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,6 +162,49 @@ func TestServesTheChain(t *testing.T) {
 			}
 			if (err == nil) != tc.ok {
 				t.Errorf("handshake error %v, want success %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestReadyWarnsOutsideValidity: a certificate that expired while the
+// daemon runs (or one not valid yet) is still served, as crypto/tls does,
+// but the tls component says so in status instead of a plain "ready":
+// every client that verifies refuses it, and the loader's expiry warning
+// is only shown by plan and validate.
+func TestReadyWarnsOutsideValidity(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name                string
+		notBefore, notAfter time.Time
+		want                string // in the reason; "" wants none
+	}{
+		{"valid", now.Add(-time.Hour), now.Add(time.Hour), ""},
+		{"expired", now.Add(-2 * time.Hour), now.Add(-time.Hour), "expired"},
+		{"not yet valid", now.Add(time.Hour), now.Add(2 * time.Hour), "not valid before"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := store.New(store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			c := newCert(t, "web")
+			key := c.PrivateKey.(*ecdsa.PrivateKey)
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "web"},
+				DNSNames: []string{"localhost"}, NotBefore: tt.notBefore, NotAfter: tt.notAfter}
+			c.DER, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			put(t, st, "web", c)
+			ok, why := New(st, "").Ready()
+			if !ok {
+				t.Fatalf("Ready false (%s): the certificate is still served", why)
+			}
+			if tt.want == "" && why != "" || !strings.Contains(why, tt.want) {
+				t.Errorf("Ready reason %q, want one with %q", why, tt.want)
 			}
 		})
 	}

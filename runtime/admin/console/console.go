@@ -45,6 +45,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -110,7 +111,7 @@ var staticFS embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"when":    when,
-	"path":    url.PathEscape,
+	"path":    pathOf,
 	"join":    strings.Join,
 	"plural":  plural,
 	"nonzero": func(t time.Time) bool { return !t.IsZero() },
@@ -156,6 +157,26 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// pathOf is what follows users/ or groups/ in the link to the page of the
+// user or group name: the name, escaped, or for a dot segment ("." or
+// ".."), which browsers and the server's path cleaning resolve away, an
+// empty segment and the name in the query (see nameOf).
+func pathOf(name string) string {
+	if name == "." || name == ".." {
+		return "?name=" + url.QueryEscape(name)
+	}
+	return url.PathEscape(name)
+}
+
+// nameOf is the name in the path of a user's or group's page (its
+// wildcard), or in its query (see pathOf).
+func nameOf(r *request, wildcard string) string {
+	if name := r.PathValue(wildcard); name != "" {
+		return name
+	}
+	return r.URL.Query().Get("name")
+}
+
 // parseURL checks a console URL.
 func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
@@ -163,7 +184,22 @@ func parseURL(raw string) (*url.URL, error) {
 		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("console: URL %q must be an absolute http(s) URL whose path is %s", raw, Path)
 	}
+	// As browsers send it in Host: the name in lower case, no default port.
+	u.Host = canonicalHost(u.Scheme, u.Host)
 	return u, nil
+}
+
+// canonicalHost is host (a URL's or a request's Host) in lower case and
+// without the default port of scheme.
+func canonicalHost(scheme, host string) string {
+	host = strings.ToLower(host)
+	if h, port, err := net.SplitHostPort(host); err == nil && (scheme == "http" && port == "80" || scheme == "https" && port == "443") {
+		if strings.Contains(h, ":") {
+			return "[" + h + "]"
+		}
+		return h
+	}
+	return host
 }
 
 // SetURL replaces Config.URL, for a daemon that learns its admin address
@@ -185,10 +221,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // secureHeaders are on every answer: nothing of the console is cached,
 // framed, or allowed to run or load anything but its own style sheet.
-func secureHeaders(w http.ResponseWriter) {
+func secureHeaders(w http.ResponseWriter) { secureHeadersStyledFrom(w, "'self'") }
+
+// secureHeadersStyledFrom is secureHeaders for a page whose style sheet
+// comes from origin: the hand-off's, on the main listener, takes the
+// console's.
+func secureHeadersStyledFrom(w http.ResponseWriter, origin string) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src "+origin+"; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -208,6 +249,9 @@ type view struct {
 	User string
 	Data any
 	Now  time.Time
+	// Home is the console's URL that links and the style sheet start
+	// from: Path, or the absolute URL on the hand-off's other origin.
+	Home string
 }
 
 // page serves fn behind the session check; fn returns the template to
@@ -263,16 +307,22 @@ type pageError struct {
 func (e *pageError) Error() string { return e.Title + ": " + e.Text }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, user string, err error) {
+	s.failAt(w, r, user, Path, err)
+}
+
+// failAt is fail for a page whose links start from home.
+func (s *Server) failAt(w http.ResponseWriter, r *http.Request, user, home string, err error) {
 	pe, ok := errors.AsType[*pageError](err)
 	if !ok {
 		s.log.Error("console: page failed", "path", r.URL.Path, "err", err)
 		pe = &pageError{Status: http.StatusInternalServerError, Title: "Something went wrong",
 			Text: "The page could not be built; the daemon's log says why."}
 	}
-	s.render(w, pe.Status, "error", view{Title: pe.Title, User: user, Data: pe, Now: s.cfg.Now()})
+	s.render(w, pe.Status, "error", view{Title: pe.Title, User: user, Data: pe, Now: s.cfg.Now(), Home: home})
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, v view) {
+	v.Home = cmp.Or(v.Home, Path)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, name, v); err != nil {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -65,5 +66,39 @@ func TestCookiesSecureBehindTLSProxy(t *testing.T) {
 	}
 	if !ck.Secure {
 		t.Errorf("session cookie %+v is not Secure under an https console URL", ck)
+	}
+}
+
+// TestConsoleURLSpelling: browsers send the Host of a URL in lower case and
+// without the scheme's default port. A console URL spelled otherwise
+// (serve --console-url https://Console.Example:443/console/) names the
+// same place, and the sign-in must start there, not send the browser to
+// the console URL again and again.
+func TestConsoleURLSpelling(t *testing.T) {
+	e := newEnv(t, consoleRole)
+	tests := []struct {
+		url, host string // the console URL; the Host a browser sends for it
+	}{
+		{"http://localhost:9090/console/", "localhost:9090"},
+		{"http://LocalHost:9090/console/", "localhost:9090"},
+		{"http://localhost:80/console/", "localhost"},
+		{"https://Console.Example:443/console/", "console.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			con, err := New(Config{Store: e.st, Reconciler: e.rec, Status: e.con.cfg.Status,
+				SAMLUser: func(*http.Request) (string, bool) { return "", false }, URL: tt.url, Now: e.clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			scheme := con.url.Scheme
+			req := httptest.NewRequest("GET", scheme+"://"+tt.host+Path+"users", nil)
+			rec := httptest.NewRecorder()
+			con.ServeHTTP(rec, req)
+			loc := rec.Header().Get("Location")
+			if rec.Code != http.StatusSeeOther || !strings.HasPrefix(loc, e.mainURL+HandoffPath+"?state=") || cookieNamed(rec.Result(), stateCookie) == nil {
+				t.Errorf("GET %s://%s%susers: %d to %q, want the hand-off with a state cookie", scheme, tt.host, Path, rec.Code, loc)
+			}
+		})
 	}
 }

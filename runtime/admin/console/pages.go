@@ -161,7 +161,7 @@ func notFound(what, name string) *pageError {
 
 func (s *Server) user(r *request) (string, any, error) {
 	txn := s.cfg.Store.Read()
-	name := r.PathValue("userName")
+	name := nameOf(r, "userName")
 	u, err := txn.UserByName(name)
 	if err != nil {
 		return "", nil, err
@@ -182,7 +182,7 @@ func (s *Server) user(r *request) (string, any, error) {
 
 func (s *Server) group(r *request) (string, any, error) {
 	txn := s.cfg.Store.Read()
-	name := r.PathValue("displayName")
+	name := nameOf(r, "displayName")
 	g, err := txn.GroupByName(name)
 	if err != nil {
 		return "", nil, err

@@ -24,12 +24,15 @@ const (
 
 // Bounds of the sign-in state. Codes are minted only for users holding
 // the console role and sessions only from codes, so no anonymous client
-// fills either; a full table drops what expires soonest.
+// fills either; and one user keeps at most maxPerUser of each, their
+// oldest going first, so no user crowds out the others' either. A full
+// table drops what expires soonest.
 const (
 	codeTTL     = time.Minute
 	stateTTL    = 10 * time.Minute
 	maxCodes    = 1000
 	maxSessions = 10000
+	maxPerUser  = 16
 )
 
 // code is a minted, not yet used hand-off code.
@@ -132,7 +135,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (string, bool
 // browser that reached the console by another name than its URL is sent to
 // the URL first: the code comes back there, and the state cookie must too.
 func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, set settings) {
-	if r.Host != s.url.Host {
+	if canonicalHost(s.url.Scheme, r.Host) != s.url.Host {
 		http.Redirect(w, r, s.url.Scheme+"://"+s.url.Host+r.URL.RequestURI(), http.StatusSeeOther)
 		return
 	}
@@ -146,7 +149,10 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, set setting
 // listener: step 2 of the sign-in (see the package comment).
 func (s *Server) Handoff() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secureHeaders(w)
+		// The main listener is another origin: the pages here link to,
+		// and take their style from, the console's URL.
+		secureHeadersStyledFrom(w, s.url.Scheme+"://"+s.url.Host)
+		home := s.url.String()
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", http.MethodGet)
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -154,12 +160,12 @@ func (s *Server) Handoff() http.Handler {
 		}
 		set, on := s.settings()
 		if !on {
-			s.fail(w, r, "", errOff)
+			s.failAt(w, r, "", home, errOff)
 			return
 		}
 		state := r.URL.Query().Get("state")
 		if !wellFormed(state) {
-			s.fail(w, r, "", &pageError{Status: http.StatusBadRequest, Title: "Sign-in link not valid",
+			s.failAt(w, r, "", home, &pageError{Status: http.StatusBadRequest, Title: "Sign-in link not valid",
 				Text: "Open the console (" + s.cfg.URL + ") to sign in."})
 			return
 		}
@@ -172,7 +178,7 @@ func (s *Server) Handoff() http.Handler {
 		}
 		name, err := s.decide(user, set.role)
 		if err != nil {
-			s.fail(w, r, "", err)
+			s.failAt(w, r, "", home, err)
 			return
 		}
 		c := s.mint(name, state)
@@ -209,7 +215,7 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	now := s.cfg.Now()
 	expires := now.Add(set.lifetime)
-	prune(s.sessions, maxSessions, now, func(e session) time.Time { return e.expires })
+	prune(s.sessions, maxSessions, now, func(e session) bool { return e.user == name }, func(e session) time.Time { return e.expires })
 	s.sessions[sha256.Sum256([]byte(id))] = session{user: name, expires: expires}
 	s.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
@@ -266,7 +272,7 @@ func (s *Server) mint(user, state string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
-	prune(s.codes, maxCodes, now, func(e code) time.Time { return e.expires })
+	prune(s.codes, maxCodes, now, func(e code) bool { return e.user == user }, func(e code) time.Time { return e.expires })
 	s.codes[sha256.Sum256([]byte(c))] = code{user: user, state: sha256.Sum256([]byte(state)), expires: now.Add(codeTTL)}
 	return c
 }
@@ -289,23 +295,35 @@ func (s *Server) redeem(c, state string) (string, bool) {
 	return e.user, true
 }
 
-// prune drops expired entries of m and, while it is full, the one that
-// expires soonest; s.mu is held.
-func prune[V any](m map[[32]byte]V, limit int, now time.Time, expires func(V) time.Time) {
+// prune makes room in m for one more entry of the user that mine
+// matches: it drops expired entries, then, while that user holds
+// maxPerUser, their entry that expires soonest, and, while m is full, the
+// entry that expires soonest; s.mu is held.
+func prune[V any](m map[[32]byte]V, limit int, now time.Time, mine func(V) bool, expires func(V) time.Time) {
+	held := 0
 	for k, v := range m {
-		if !now.Before(expires(v)) {
+		switch {
+		case !now.Before(expires(v)):
 			delete(m, k)
+		case mine(v):
+			held++
 		}
 	}
-	for len(m) >= limit {
+	dropFirst := func(match func(V) bool) {
 		var first [32]byte
 		var at time.Time
 		for k, v := range m {
-			if at.IsZero() || expires(v).Before(at) {
+			if match(v) && (at.IsZero() || expires(v).Before(at)) {
 				first, at = k, expires(v)
 			}
 		}
 		delete(m, first)
+	}
+	for ; held >= maxPerUser; held-- {
+		dropFirst(mine)
+	}
+	for len(m) >= limit {
+		dropFirst(func(V) bool { return true })
 	}
 }
 
