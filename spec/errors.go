@@ -129,7 +129,7 @@ func (e *LimitError) Error() string {
 	case e.Document:
 		return fmt.Sprintf("the YAML document at %s is larger than %d bytes, the limit for one document; split it into smaller documents", at, e.Limit)
 	case e.Unit == "nodes":
-		return fmt.Sprintf("the spec has more than %d YAML nodes (reached at %s); every mapping, list, key and value is one, and a spec with more takes too much memory to load", e.Limit, at)
+		return fmt.Sprintf("the spec has more than %d YAML nodes (reached at %s); every mapping, list, key and value is one, and each costs memory while the spec loads; if it is meant to be this large, raise the limit with --max-spec-nodes", e.Limit, at)
 	}
 	what, flag := "is larger than", "--max-spec-bytes"
 	if e.Unit == "documents" {

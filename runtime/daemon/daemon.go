@@ -92,10 +92,12 @@ type Config struct {
 	WebhookSecret []byte
 	WebhookToken  string
 
-	// MaxSpecBytes and MaxSpecDocuments bound the spec, whichever way it
-	// arrives (default spec.DefaultMaxBytes and spec.DefaultMaxDocuments).
+	// MaxSpecBytes, MaxSpecDocuments and MaxSpecNodes bound the spec,
+	// whichever way it arrives (default spec.DefaultMaxBytes,
+	// DefaultMaxDocuments and DefaultMaxNodes).
 	MaxSpecBytes     int64
 	MaxSpecDocuments int
+	MaxSpecNodes     int
 
 	Getenv func(string) string
 	Logger *slog.Logger
@@ -184,7 +186,7 @@ func consoleURL(configured, adminAddr string) string {
 func (c *Config) loadOptions(cache *spec.Cache) spec.LoadOptions {
 	return spec.LoadOptions{
 		Getenv: c.Getenv, Cache: cache, DataDir: c.DataDir,
-		MaxBytes: c.MaxSpecBytes, MaxDocuments: c.MaxSpecDocuments,
+		MaxBytes: c.MaxSpecBytes, MaxDocuments: c.MaxSpecDocuments, MaxNodes: c.MaxSpecNodes,
 	}
 }
 

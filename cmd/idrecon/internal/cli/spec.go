@@ -27,17 +27,19 @@ import (
 type specLimits struct {
 	bytes int64
 	docs  int
+	nodes int
 }
 
 func specLimitFlags(fs *pflag.FlagSet) *specLimits {
 	l := &specLimits{}
 	fs.Int64Var(&l.bytes, "max-spec-bytes", spec.DefaultMaxBytes, "refuse a spec whose YAML files total more bytes than this")
 	fs.IntVar(&l.docs, "max-spec-documents", spec.DefaultMaxDocuments, "refuse a spec with more documents than this")
+	fs.IntVar(&l.nodes, "max-spec-nodes", spec.DefaultMaxNodes, "refuse a spec with more YAML nodes (keys, values, list items) than this")
 	return l
 }
 
 func loadSpec(ctx context.Context, env Env, dir string, lim *specLimits) (*spec.Set, error) {
-	return spec.Load(ctx, dir, spec.LoadOptions{Getenv: env.Getenv, MaxBytes: lim.bytes, MaxDocuments: lim.docs})
+	return spec.Load(ctx, dir, spec.LoadOptions{Getenv: env.Getenv, MaxBytes: lim.bytes, MaxDocuments: lim.docs, MaxNodes: lim.nodes})
 }
 
 // printSpecErrors lists every spec error of the spec in dir, one a line

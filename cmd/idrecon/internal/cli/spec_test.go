@@ -86,7 +86,8 @@ func TestSpecLimitFlags(t *testing.T) {
 		}{
 			{flags: []string{"--max-spec-documents", "2"}, want: "--max-spec-documents"},
 			{flags: []string{"--max-spec-bytes", "100"}, want: "--max-spec-bytes"},
-			{flags: []string{"--max-spec-documents", "1000", "--max-spec-bytes", "1000000"}},
+			{flags: []string{"--max-spec-nodes", "50"}, want: "--max-spec-nodes"},
+			{flags: []string{"--max-spec-documents", "1000", "--max-spec-bytes", "1000000", "--max-spec-nodes", "100000"}},
 		} {
 			t.Run(cmd+" "+strings.Join(tt.flags, " "), func(t *testing.T) {
 				code, out, errs := run(t, nil, append([]string{cmd, dir}, tt.flags...)...)
