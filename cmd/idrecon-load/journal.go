@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,8 +31,8 @@ type journalSyncs struct {
 }
 
 // scrapeJournal reads syncMetric from the Prometheus exposition at url.
-func scrapeJournal(url string) (journalSyncs, error) {
-	resp, err := http.Get(url)
+func scrapeJournal(ctx context.Context, url string) (journalSyncs, error) {
+	resp, err := get(ctx, url)
 	if err != nil {
 		return journalSyncs{}, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net/http/httptest"
 	"testing"
@@ -21,7 +22,7 @@ func TestJournalSyncsFromTheExposition(t *testing.T) {
 	defer srv.Close()
 
 	h.Observe(0.010) // before the run
-	before, err := scrapeJournal(srv.URL)
+	before, err := scrapeJournal(context.Background(), srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func TestJournalSyncsFromTheExposition(t *testing.T) {
 	}
 	h.Observe(0.005) // 6.4 ms bucket
 	h.Observe(0.5)   // beyond the last bound
-	after, err := scrapeJournal(srv.URL)
+	after, err := scrapeJournal(context.Background(), srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

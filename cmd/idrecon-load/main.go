@@ -155,13 +155,14 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		if rss, err = startRSS(*pid, 100*time.Millisecond); err != nil {
 			return fmt.Errorf("-pid: %w", err)
 		}
+		cfg.CycleEnd = rss.cycleEnd
 	}
 	res, err := scimload.Run(ctx, cfg)
 	if res != nil {
 		res.Print(stdout)
 	}
 	if rss != nil && res != nil {
-		rss.report(stdout, cfg.Users, res.Requests, *settle)
+		rss.report(stdout, cfg.Users, res.CycleRequests(), *settle)
 	}
 	if err != nil {
 		return err

@@ -14,6 +14,10 @@ import (
 // TestMain serves the library peer when -peer re-executes the test binary
 // as it re-executes idrecon-load.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == cpuFakeArg {
+		serveCPUFake()
+		os.Exit(0)
+	}
 	if len(os.Args) > 1 && os.Args[1] == peerServeArg {
 		if err := run(os.Args[1:], os.Getenv, os.Stdout); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")

@@ -92,8 +92,8 @@ type outcome struct {
 	rss     rssFigures
 	journal *journalSyncs // nil for a server without a journal
 	// client is the CPU time this process (the load tool alone: the
-	// server is another process) used over the run, on the cores the
-	// server shares.
+	// server is another process) used over the cycle (over the run when
+	// the cycle did not end), on the cores the server shares.
 	client time.Duration
 }
 
@@ -112,7 +112,7 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 	var before journalSyncs
 	journaled := d.metrics != ""
 	if journaled {
-		before, err = scrapeJournal(d.metrics)
+		before, err = scrapeJournal(ctx, d.metrics)
 		switch {
 		case errors.Is(err, errNoJournal):
 			journaled = false
@@ -121,7 +121,13 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 		}
 	}
 	cfg.URL = d.scim
+	// The CPU times are the cycle's, as the request rate is.
 	clientBefore := cpuTime(os.Getpid())
+	clientCycle, cycle := time.Duration(0), false
+	cfg.CycleEnd = func() {
+		clientCycle, cycle = cpuTime(os.Getpid()), true
+		rss.cycleEnd()
+	}
 	res, err := scimload.Run(ctx, cfg)
 	if res == nil {
 		rss.report(io.Discard, 0, 0, 0)
@@ -129,11 +135,17 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 	}
 	res.Print(stdout)
 	o = &outcome{label: t.label, res: res, client: cpuTime(os.Getpid()) - clientBefore}
-	if res.Requests > 0 {
-		fmt.Fprintf(stdout, "load tool CPU  %s over the run, %.0f µs/request\n", o.client, float64(o.client.Microseconds())/float64(res.Requests))
+	if cycle {
+		o.client = clientCycle - clientBefore
+	}
+	if n := res.CycleRequests(); n > 0 {
+		fmt.Fprintf(stdout, "load tool CPU  %s over the %s, %.0f µs/request\n", o.client, interval(cycle), float64(o.client.Microseconds())/float64(n))
 	}
 	if journaled {
-		after, serr := scrapeJournal(d.metrics)
+		// Read even when the run ran out of time, as the rest is.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		after, serr := scrapeJournal(sctx, d.metrics)
+		cancel()
 		if serr != nil {
 			return nil, errors.Join(err, serr)
 		}
@@ -141,7 +153,7 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 		run.print(stdout, writes(res))
 		o.journal = &run
 	}
-	o.rss = rss.report(stdout, cfg.Users, res.Requests, settle)
+	o.rss = rss.report(stdout, cfg.Users, res.CycleRequests(), settle)
 	return o, err
 }
 
@@ -235,16 +247,16 @@ func compareTable(w io.Writer, users int, a, b []*outcome) {
 		row("  over "+slowSync.String(), journal(func(j *journalSyncs) float64 { return j.over(slowSync) }), count, false)
 	}
 	row("server CPU per request", func(o *outcome) float64 {
-		if o.res.Requests == 0 {
+		if o.res.CycleRequests() == 0 {
 			return 0
 		}
-		return float64(o.rss.cpu.Microseconds()) / float64(o.res.Requests)
+		return float64(o.rss.cpu.Microseconds()) / float64(o.res.CycleRequests())
 	}, us, true)
 	row("load tool CPU per request", func(o *outcome) float64 {
-		if o.res.Requests == 0 {
+		if o.res.CycleRequests() == 0 {
 			return 0
 		}
-		return float64(o.client.Microseconds()) / float64(o.res.Requests)
+		return float64(o.client.Microseconds()) / float64(o.res.CycleRequests())
 	}, us, false)
 	tw.Flush()
 	for line := range strings.Lines(buf.String()) {
@@ -274,11 +286,17 @@ func figures(runs []*outcome, of func(*outcome) float64) []float64 {
 	return v
 }
 
+// median is the middle of sorted figures, or the mean of the two middle
+// ones when there is an even number of them.
 func median(v []float64) float64 {
-	if len(v) == 0 {
+	switch n := len(v); {
+	case n == 0:
 		return 0
+	case n%2 == 0:
+		return (v[n/2-1] + v[n/2]) / 2
+	default:
+		return v[n/2]
 	}
-	return v[len(v)/2]
 }
 
 // span formats sorted figures as one value, or lowest–highest.

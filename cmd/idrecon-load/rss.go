@@ -17,14 +17,25 @@ import (
 type rssSampler struct {
 	pid          int
 	before, peak int64
-	cpuBefore    time.Duration
-	mu           sync.Mutex
-	stop         context.CancelFunc
-	done         chan struct{}
+	// hwm is the kernel's high-water mark of the process's resident
+	// memory (VmHWM) when sampling began: when it is higher at the end,
+	// the process held that much during the run, between samples or not.
+	hwm       int64
+	cpuBefore time.Duration
+	// cpuCycle is the CPU time at the end of the cycle (cycleEnd), when
+	// that was marked.
+	cpuCycle time.Duration
+	cycle    bool
+	mu       sync.Mutex
+	stop     context.CancelFunc
+	done     chan struct{}
 }
 
 // residentBytes reads VmRSS of pid from /proc.
-func residentBytes(pid int) (int64, error) {
+func residentBytes(pid int) (int64, error) { return statusBytes(pid, "VmRSS") }
+
+// statusBytes reads the field name (in kB) of pid's /proc status.
+func statusBytes(pid int, name string) (int64, error) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, err
@@ -32,12 +43,12 @@ func residentBytes(pid int) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for process %d", pid)
+	return 0, fmt.Errorf("no %s for process %d", name, pid)
 }
 
 // startRSS samples pid every interval until Stop.
@@ -46,8 +57,9 @@ func startRSS(pid int, interval time.Duration) (*rssSampler, error) {
 	if err != nil {
 		return nil, err
 	}
+	hwm, _ := statusBytes(pid, "VmHWM")
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &rssSampler{pid: pid, before: before, peak: before, cpuBefore: cpuTime(pid), stop: cancel, done: make(chan struct{})}
+	s := &rssSampler{pid: pid, before: before, peak: before, hwm: hwm, cpuBefore: cpuTime(pid), stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(interval)
@@ -67,6 +79,10 @@ func startRSS(pid int, interval time.Duration) (*rssSampler, error) {
 	}()
 	return s, nil
 }
+
+// cycleEnd marks the end of the provisioning cycle: the CPU time reported
+// is then the cycle's, as its request rate is, without the read-back.
+func (s *rssSampler) cycleEnd() { s.cpuCycle, s.cycle = cpuTime(s.pid), true }
 
 // cpuTime is the user+system CPU time pid used so far, from /proc (0 when
 // unreadable). USER_HZ is 100 on every Linux architecture Go supports.
@@ -90,7 +106,8 @@ type rssFigures struct {
 	before, peak, after int64 // resident bytes
 	settled             int64 // resident bytes settle after the run (0: not measured)
 	settle              time.Duration
-	cpu                 time.Duration
+	cpu                 time.Duration // over the cycle when cycle, else the run
+	cycle               bool
 }
 
 // perUser is the resident memory a user added: (b - before) / users.
@@ -98,16 +115,26 @@ func (f rssFigures) perUser(b int64, users int) float64 {
 	return float64(b-f.before) / float64(users)
 }
 
-// report stops sampling and writes the daemon's CPU over the run (per
-// request) and its resident memory before, at the peak and after (after
+// report stops sampling and writes the daemon's CPU over the cycle when
+// cycleEnd marked it, else over the run, per request (of that interval:
+// requests), and its resident memory before, at the peak and after (after
 // settle, when given), per user too. It returns the figures.
 func (s *rssSampler) report(w io.Writer, users, requests int, settle time.Duration) rssFigures {
 	s.stop()
 	<-s.done
 	f := rssFigures{before: s.before, peak: s.peak, cpu: cpuTime(s.pid) - s.cpuBefore}
+	if s.cycle {
+		f.cpu, f.cycle = s.cpuCycle-s.cpuBefore, true
+	}
 	f.after, _ = residentBytes(s.pid)
+	// The samples see the peak only when one falls on it: the last
+	// reading and a high-water mark that rose over the run count too.
+	f.peak = max(f.peak, f.after)
+	if hwm, err := statusBytes(s.pid, "VmHWM"); err == nil && s.hwm > 0 && hwm > s.hwm {
+		f.peak = max(f.peak, hwm)
+	}
 	if f.cpu > 0 && requests > 0 {
-		fmt.Fprintf(w, "daemon CPU  %s over the run, %.0f µs/request\n", f.cpu, float64(f.cpu.Microseconds())/float64(requests))
+		fmt.Fprintf(w, "daemon CPU  %s over the %s, %.0f µs/request\n", f.cpu, interval(f.cycle), float64(f.cpu.Microseconds())/float64(requests))
 	}
 	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 	perUser := func(b int64) string {
@@ -124,4 +151,12 @@ func (s *rssSampler) report(w io.Writer, users, requests int, settle time.Durati
 		fmt.Fprintf(w, "daemon RSS  %s later %s (%s)\n", settle, mib(f.settled), perUser(f.settled))
 	}
 	return f
+}
+
+// interval names what a CPU time was measured over.
+func interval(cycle bool) string {
+	if cycle {
+		return "cycle"
+	}
+	return "run"
 }

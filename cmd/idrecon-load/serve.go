@@ -87,7 +87,7 @@ func startProcess(ctx context.Context, name string, cmd *exec.Cmd, announce func
 		return nil, fmt.Errorf("%s did not announce its addresses: %w", name, ctx.Err())
 	}
 	for a.ready != "" {
-		if resp, err := http.Get(a.ready); err == nil {
+		if resp, err := get(ctx, a.ready); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				break
@@ -103,6 +103,15 @@ func startProcess(ctx context.Context, name string, cmd *exec.Cmd, announce func
 		}
 	}
 	return d, nil
+}
+
+// get is http.Get that gives up when ctx ends.
+func get(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req)
 }
 
 func (d *daemon) pid() int { return d.cmd.Process.Pid }

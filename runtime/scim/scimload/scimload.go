@@ -70,6 +70,10 @@ type Config struct {
 	Flag bool
 	// Progress, when set, receives a line as each phase ends.
 	Progress io.Writer
+	// CycleEnd, when set, is called once as the provisioning cycle ends,
+	// before the read-back: where a caller reads the counters it reports
+	// over the cycle, as CycleRPS is.
+	CycleEnd func()
 	// ProcessStats adds this process's allocation, garbage collection, CPU
 	// use and live heap to each progress line: the server's and the
 	// client's together with an in-process server, the client's otherwise.
@@ -101,6 +105,16 @@ type Result struct {
 
 // RPS is the overall request rate.
 func (r *Result) RPS() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
+
+// CycleRequests is the number of requests of the provisioning cycle when
+// it ended, else of the whole run: what counters read at Config.CycleEnd
+// (or, without one, over the run) are divided by.
+func (r *Result) CycleRequests() int {
+	if r.CycleElapsed <= 0 {
+		return r.Requests
+	}
+	return r.Cycle.Count + r.Cycle.Errors
+}
 
 // CycleRPS is the request rate of the provisioning cycle: what Entra would
 // send, without the read-back, whose pages of a hundred users are not
@@ -248,6 +262,12 @@ func (r *runner) problem(format string, args ...any) {
 // call sends one request and records its latency under kind. It returns
 // the body when the status is want.
 func (r *runner) call(ctx context.Context, kind, method, path string, body []byte, want int) ([]byte, bool) {
+	return r.callCheck(ctx, kind, method, path, body, want, nil)
+}
+
+// callCheck is call whose answer must also pass check (when not nil): one
+// that does not is an error of kind, as a wrong status is.
+func (r *runner) callCheck(ctx context.Context, kind, method, path string, body []byte, want int, check func([]byte) error) ([]byte, bool) {
 	target := path
 	if r.query != "" {
 		if strings.Contains(target, "?") {
@@ -274,6 +294,12 @@ func (r *runner) call(ctx context.Context, kind, method, path string, body []byt
 	if status != want {
 		r.fail(kind, "%s %s: status %d, want %d: %.200s", method, path, status, want, out)
 		return nil, false
+	}
+	if check != nil {
+		if err := check(out); err != nil {
+			r.fail(kind, "%s %s: %v: %.200s", method, path, err, out)
+			return nil, false
+		}
 	}
 	r.mu.Lock()
 	r.lat[kind] = append(r.lat[kind], d)
@@ -362,14 +388,28 @@ func idOf(body []byte) string {
 	return v.ID
 }
 
-func totalOf(body []byte) int {
-	var v struct {
-		Total int `json:"totalResults"`
+// hasID accepts a created resource's answer: one with its id.
+func hasID(body []byte) error {
+	if idOf(body) == "" {
+		return errors.New("no id in the answer")
 	}
-	if json.Unmarshal(body, &v) != nil {
-		return -1
-	}
-	return v.Total
+	return nil
+}
+
+// lookup sends a lookup by filter, whose answer must be a list response,
+// and reports whether it found something.
+func (r *runner) lookup(ctx context.Context, kind, path string) (found bool) {
+	r.callCheck(ctx, kind, "GET", path, nil, 200, func(body []byte) error {
+		var v struct {
+			Total *int `json:"totalResults"`
+		}
+		if json.Unmarshal(body, &v) != nil || v.Total == nil {
+			return errors.New("not a list response")
+		}
+		found = *v.Total != 0
+		return nil
+	})
+	return found
 }
 
 // processStats are cumulative counters of this process's runtime.
@@ -424,11 +464,11 @@ func (r *runner) run(ctx context.Context) error {
 	userIDs := make([]string, cfg.Users)
 	err := r.parallel(ctx, "users", cfg.Users, func(i int) {
 		name := userName(cfg.FirstUser + i)
-		if b, ok := r.call(ctx, "user.lookup", "GET", filterPath("Users", "userName", name, ""), nil, 200); ok && totalOf(b) != 0 {
+		if r.lookup(ctx, "user.lookup", filterPath("Users", "userName", name, "")) {
 			r.problem("user %s exists before create", name)
 		}
 		body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"externalId":"ext%07d","userName":%q,"active":true,"displayName":"Load User %d","emails":[{"primary":true,"type":"work","value":%q}],"meta":{"resourceType":"User"},"name":{"formatted":"Load User","familyName":"User","givenName":"Load"},"roles":[]}`, cfg.FirstUser+i, name, cfg.FirstUser+i, name)
-		if b, ok := r.call(ctx, "user.create", "POST", "/Users", []byte(body), 201); ok {
+		if b, ok := r.callCheck(ctx, "user.create", "POST", "/Users", []byte(body), 201, hasID); ok {
 			userIDs[i] = idOf(b)
 		}
 	})
@@ -438,9 +478,11 @@ func (r *runner) run(ctx context.Context) error {
 	groupIDs := make([]string, cfg.Groups)
 	err = r.parallel(ctx, "groups", cfg.Groups, func(i int) {
 		name := groupName(i)
-		r.call(ctx, "group.lookup", "GET", filterPath("Groups", "displayName", name, "excludedAttributes=members&"), nil, 200)
+		if r.lookup(ctx, "group.lookup", filterPath("Groups", "displayName", name, "excludedAttributes=members&")) {
+			r.problem("group %s exists before create", name)
+		}
 		body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group","http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],"externalId":"obj-%05d","displayName":%q,"meta":{"resourceType":"Group"}}`, i, name)
-		if b, ok := r.call(ctx, "group.create", "POST", "/Groups", []byte(body), 201); ok {
+		if b, ok := r.callCheck(ctx, "group.create", "POST", "/Groups", []byte(body), 201, hasID); ok {
 			groupIDs[i] = idOf(b)
 		}
 	})
@@ -509,6 +551,9 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	r.cycleEnd = time.Now()
+	if cfg.CycleEnd != nil {
+		cfg.CycleEnd()
+	}
 	if cfg.FirstUser > 0 || cfg.NoReadBack {
 		return nil
 	}
@@ -544,6 +589,9 @@ func (r *runner) verify(ctx context.Context, userIDs, groupIDs []string) error {
 		index[id] = i
 	}
 	const pageSize = 1000
+	// listed counts each id once: a page that repeats one in place of
+	// another must not make the count come out right.
+	listed := make(map[string]bool, len(userIDs))
 	seen := 0
 	for start := 1; ; start += pageSize {
 		b, ok := r.call(ctx, "verify.users", "GET", fmt.Sprintf("/Users?startIndex=%d&count=%d", start, pageSize), nil, 200)
@@ -556,6 +604,11 @@ func (r *runner) verify(ctx context.Context, userIDs, groupIDs []string) error {
 			return nil
 		}
 		for _, u := range p.Resources {
+			if listed[u.ID] {
+				r.problem("user %s listed twice", u.ID)
+				continue
+			}
+			listed[u.ID] = true
 			i, ok := index[u.ID]
 			seen++
 			switch {
@@ -565,6 +618,8 @@ func (r *runner) verify(ctx context.Context, userIDs, groupIDs []string) error {
 				r.problem("deleted user %d still listed", i)
 			case every(cfg.DisableEvery, i) && (u.Active == nil || *u.Active):
 				r.problem("user %d not disabled", i)
+			case !every(cfg.DisableEvery, i) && u.Active != nil && !*u.Active:
+				r.problem("user %d inactive, never disabled", i)
 			case every(cfg.UpdateEvery, i) && !every(cfg.DisableEvery, i) && u.Name.GivenName != "Updated":
 				r.problem("user %d not updated: %q", i, u.Name.GivenName)
 			}
@@ -587,6 +642,7 @@ func (r *runner) verify(ctx context.Context, userIDs, groupIDs []string) error {
 	for i, id := range groupIDs {
 		gindex[id] = i
 	}
+	glisted := make(map[string]bool, len(groupIDs))
 	gseen := 0
 	for start := 1; ; start += groupPage {
 		b, ok := r.call(ctx, "verify.groups", "GET", fmt.Sprintf("/Groups?startIndex=%d&count=%d", start, groupPage), nil, 200)
@@ -599,6 +655,11 @@ func (r *runner) verify(ctx context.Context, userIDs, groupIDs []string) error {
 			return nil
 		}
 		for _, g := range p.Resources {
+			if glisted[g.ID] {
+				r.problem("group %s listed twice", g.ID)
+				continue
+			}
+			glisted[g.ID] = true
 			gseen++
 			gi, ok := gindex[g.ID]
 			if !ok {
