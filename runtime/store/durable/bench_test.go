@@ -362,7 +362,7 @@ func BenchmarkLogAppend(b *testing.B) {
 				if busy {
 					burnCPUs(b)
 				}
-				s, err := createSegment(filepath.Join(b.TempDir(), FileName), 1)
+				s, err := createSegment(filepath.Join(b.TempDir(), FileName), 1, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

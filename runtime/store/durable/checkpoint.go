@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -14,6 +15,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/idrecon/idrecon/runtime/store"
 )
 
 const (
@@ -49,6 +52,19 @@ type writeAheadLog struct {
 	sealed   []sealedSegment
 	failure  error  // the last checkpoint's error, nil once one succeeds
 	buf      []byte // the frame being written, reused across batches
+	// cut is set when the active segment broke: a batch reported failed
+	// may stay in it, after the acknowledged frames, and nothing on disk
+	// says where they end. The next segment is created with a cut frame
+	// that does, synced with its header, before anything is appended to
+	// it: no batch is acknowledged after the failed one until replay is
+	// sure to drop it, and while the cut cannot be written every Commit
+	// fails. Why there: it is one small write into a file the log creates
+	// anyway, it needs no read of the failing file (rewriting the segment
+	// without its tail would copy up to SegmentBytes), no transaction of
+	// the state file racing the checkpointer, and it comes before every
+	// later frame by construction. Refusing writes until a restart instead
+	// would need the length recorded somewhere all the same.
+	cut *cut
 
 	// checkpointing runs one checkpoint at a time: the checkpointer's, or
 	// that of flush.
@@ -118,25 +134,34 @@ func (db *DB) replayLog() error {
 		return fmt.Errorf("%w: %s: log segments without the state file they belong to", ErrCorrupt, db.path)
 	}
 	fileFormat, _ := strconv.Atoi(string(format)) // checked above
-	// Every segment is checked before any is applied, so a damaged log
-	// leaves the state file as it was.
 	for i, seq := range pending {
 		if want := applied + 1 + uint64(i); seq != want {
 			return fmt.Errorf("%w: %s: log segment %d is missing", ErrCorrupt, db.path, want)
 		}
-		p, err := readSegment(db.path, seq, fileFormat, i == len(pending)-1)
+	}
+	// Every segment is checked before any is applied, so a damaged log
+	// leaves the state file as it was; newest first, as a segment that
+	// starts with a cut frame says how much of the one before it to apply.
+	// A cut of a segment no longer pending is moot: it was applied, up to
+	// the cut, before the process died.
+	cuts := make([]int64, len(pending))
+	for i := len(pending) - 1; i >= 0; i-- {
+		p, err := readSegment(db.path, pending[i], fileFormat, i == len(pending)-1, cuts[i])
 		if err != nil {
 			return err
 		}
 		if fileFormat >= memberListsFormat {
 			if _, _, err := memberDeltas(p.ops); err != nil {
-				return fmt.Errorf("durable: replay log: %s: %w", segmentName(db.path, seq), err)
+				return fmt.Errorf("durable: replay log: %s: %w", segmentName(db.path, pending[i]), err)
 			}
 		}
+		if p.cut != nil && i > 0 {
+			cuts[i-1] = p.cut.size
+		}
 	}
-	frames, torn := 0, 0
+	frames, torn, failed := 0, 0, 0
 	for i, seq := range pending {
-		p, err := readSegment(db.path, seq, fileFormat, i == len(pending)-1)
+		p, err := readSegment(db.path, seq, fileFormat, i == len(pending)-1, cuts[i])
 		if err != nil {
 			return err
 		}
@@ -148,22 +173,43 @@ func (db *DB) replayLog() error {
 		}
 		db.wal.nextSeq = seq + 1
 		frames += p.frames
-		torn += p.torn
+		if cuts[i] > 0 {
+			failed += p.torn
+		} else {
+			torn += p.torn
+		}
 	}
 	db.log.Info("replayed the write-ahead log", "path", db.path, "segments", len(pending), "batches", frames)
 	if torn > 0 {
 		db.log.Warn("dropped a write cut short at the end of the log; it was never acknowledged", "path", db.path, "bytes", torn)
 	}
+	if failed > 0 {
+		db.log.Warn("dropped a write that failed and could not be undone; it was never acknowledged", "path", db.path, "bytes", failed)
+	}
 	return nil
 }
 
-func readSegment(path string, seq uint64, format int, last bool) (parsedSegment, error) {
+// readSegment reads and parses log segment seq. With cut above 0, the next
+// segment says only that many bytes of it hold acknowledged frames: the
+// rest, counted as torn, is dropped unread.
+func readSegment(path string, seq uint64, format int, last bool, cut int64) (parsedSegment, error) {
 	name := segmentName(path, seq)
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return parsedSegment{}, fmt.Errorf("durable: replay log: %w", err)
 	}
-	return parseSegment(name, data, seq, format, last)
+	if cut == 0 {
+		return parseSegment(name, data, seq, format, last)
+	}
+	if int64(len(data)) < cut {
+		return parsedSegment{}, fmt.Errorf("%w: %s: %d bytes, the next segment says %d were synced", ErrCorrupt, name, len(data), cut)
+	}
+	p, err := parseSegment(name, data[:cut], seq, format, false)
+	if err == nil && int64(p.end) != cut {
+		err = fmt.Errorf("%w: %s: frames end at offset %d, the next segment says %d bytes were synced", ErrCorrupt, name, p.end, cut)
+	}
+	p.torn = len(bytes.TrimRight(data[cut:], "\x00"))
+	return p, err
 }
 
 // startLog readies the log for Commit and starts the checkpointer.
@@ -209,7 +255,7 @@ func (db *DB) appendLog(ops []op) error {
 	}
 	if w.active == nil {
 		if err := db.openSegment(); err != nil {
-			return err
+			return unavailable(err)
 		}
 	}
 	start := time.Now()
@@ -217,9 +263,17 @@ func (db *DB) appendLog(ops []op) error {
 	since(db.metrics.sync, start)
 	if err != nil {
 		if w.active.broken {
+			// The batch is in the segment and cannot be taken out: the
+			// next segment is started now, its first frame marking where
+			// the acknowledged frames end, so that the batch is reported
+			// failed only once replay will drop it, if the disk allows.
+			w.cut = &cut{seq: w.active.seq, size: w.active.size}
 			db.seal()
+			if oerr := db.openSegment(); oerr != nil {
+				err = errors.Join(err, fmt.Errorf("the failed batch stays in log segment %d, and every write fails until its end is recorded: %w", w.cut.seq, oerr))
+			}
 		}
-		return err
+		return unavailable(err)
 	}
 	if w.active.size >= w.limit {
 		db.seal()
@@ -261,12 +315,18 @@ func (db *DB) openSegment() error {
 		}
 		w.progress.Wait()
 	}
-	s, err := createSegment(db.path, w.nextSeq)
+	s, err := createSegment(db.path, w.nextSeq, w.cut)
 	if err != nil {
 		return err
 	}
-	w.active, w.nextSeq = s, w.nextSeq+1
+	w.active, w.nextSeq, w.cut = s, w.nextSeq+1, nil
 	return nil
+}
+
+// unavailable marks a failure of the log's disk: the store answers the
+// batch's writes as unavailable (SCIM: 503), to be retried.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 }
 
 // seal hands the active segment to the checkpointer. The caller holds w.mu.

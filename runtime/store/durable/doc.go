@@ -75,7 +75,10 @@
 //	frames:  one per batch: uint32 payload length, CRC-32C of the payload,
 //	         CRC-32C of the preceding 8 bytes, payload
 //	payload: ops, each: uvarint length and table, uvarint length and key,
-//	         uvarint length+1 and value (0, and no value, for a delete)
+//	         uvarint length+1 and value (0, and no value, for a delete);
+//	         or, in a segment's first frame only, a cut: a zero byte (no
+//	         table has an empty name), uint64 N-1 and uint64 the number of
+//	         bytes of segment N-1 that hold its synced frames
 //	zeros:   to the end of the file
 //
 // The zeros are written a megabyte ahead of the frames, so that syncing a
@@ -100,13 +103,31 @@
 // are plain puts and deletes of header records and the member lists are
 // Membership record puts and deletes in the memberships bucket.
 //
-// Replay checks every segment after the last one applied, then applies them
-// in order and removes them. In the last segment, a damaged frame with no
+// An append whose write or fdatasync fails is undone: the segment is cut
+// back to its synced frames and synced again, and Commit fails. Should the
+// undo fail too, the segment may keep the failed batch, which the store does
+// not hold and the writes after it were computed without: the segment is
+// sealed, and the next one is created with a cut, synced with its header,
+// before any later batch is appended, so replay applies the broken segment
+// up to the cut and never the failed batch under later ones. While the cut
+// cannot be written, every Commit fails (store.ErrUnavailable, like every
+// failure of the log's disk). A failed batch can thus come back at the next
+// start (after a crash, or a Close whose checkpoint failed) only as the
+// last write of the log, when nothing was acknowledged after it.
+//
+// Replay checks every segment after the last one applied, newest first,
+// then applies them in order and removes them. A segment followed by one
+// that starts with its cut is applied up to the cut (a cut of a segment
+// applied already is moot). In the last segment, a damaged frame with no
 // intact frame after it is the batch being written when the process died,
-// never acknowledged: it is dropped. Any other damage, a missing segment, or
-// a log without its state file is ErrCorrupt. A segment numbered up to the
-// last applied one was applied before the process could remove it; it is
-// removed unread, as applying it again over later segments would bring back
+// never acknowledged: it is dropped. Frames are read one after another from
+// the header, so bytes a client wrote (a userName can hold an intact frame)
+// are only ever a payload: when looking for an intact frame after a damaged
+// one, a damaged frame whose header is intact is skipped whole. Any other
+// damage, a cut that does not end the frames of the segment before it, a
+// missing segment, or a log without its state file is ErrCorrupt. A
+// segment numbered up to the last applied one was applied before the
+// process could remove it; it is removed unread, as applying it again over later segments would bring back
 // older values. Replay runs before Open migrates an older file: a segment
 // holds ops in the format of the file it was written for, the format its
 // header records, so a newer idrecon replays the log of an older one and

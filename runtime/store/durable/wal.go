@@ -116,11 +116,41 @@ func appendFrame(b []byte, ops []op) ([]byte, error) {
 		// one, so only a write that alone is too large fails.
 		return b[:start], fmt.Errorf("%w: batch of %d bytes is over the log's limit of %d", store.ErrTooLarge, n, maxFrameLen)
 	}
-	h := b[start:]
-	binary.BigEndian.PutUint32(h[0:], uint32(n))
-	binary.BigEndian.PutUint32(h[4:], crc32.Checksum(h[frameHeaderLen:], castagnoli))
-	binary.BigEndian.PutUint32(h[8:], crc32.Checksum(h[:8], castagnoli))
+	sealFrameAt(b[start:])
 	return b, nil
+}
+
+// sealFrameAt fills in the header of the frame f, whose payload follows
+// its frameHeaderLen bytes.
+func sealFrameAt(f []byte) {
+	binary.BigEndian.PutUint32(f[0:], uint32(len(f)-frameHeaderLen))
+	binary.BigEndian.PutUint32(f[4:], crc32.Checksum(f[frameHeaderLen:], castagnoli))
+	binary.BigEndian.PutUint32(f[8:], crc32.Checksum(f[:8], castagnoli))
+}
+
+// cut is how many bytes of log segment seq hold synced frames, all of
+// them acknowledged: the rest of the file is a batch that was reported
+// failed and could not be cut off (see segment.broken).
+type cut struct {
+	seq  uint64
+	size int64
+}
+
+// cutFrameLen is the payload of a cut frame: a zero byte, the segment's
+// number and its size (uint64 each). As ops the zero would be a write to a
+// table without a name, which no batch holds (checkOps refuses it), so a
+// payload that starts with it is never a batch.
+const cutFrameLen = 1 + 8 + 8
+
+// appendCut appends to b the frame that records c.
+func appendCut(b []byte, c cut) []byte {
+	start := len(b)
+	b = append(b, make([]byte, frameHeaderLen)...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint64(b, c.seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.size))
+	sealFrameAt(b[start:])
+	return b
 }
 
 // frameAt returns the payload of the frame at the start of b and the
@@ -197,6 +227,11 @@ type parsedSegment struct {
 	frames int
 	// torn counts the bytes dropped at the end of the last segment.
 	torn int
+	// cut, from the segment's first frame, is how much of the segment
+	// before it replay applies: it broke (segment.broken).
+	cut *cut
+	// end is the offset where the intact frames end.
+	end int
 }
 
 // parseSegment returns the ops of log segment seq, file name, whose bytes
@@ -205,6 +240,11 @@ type parsedSegment struct {
 // frame after it is the batch being written when the process died, never
 // acknowledged, and is dropped. Frames are written one at a time, each
 // synced before the next is started, so nothing else can follow a torn one.
+// A damaged frame whose header is intact is skipped whole in that search:
+// its payload, which may hold anything a client wrote (a crafted userName
+// can hold an intact frame), is never taken for a frame after it. A
+// segment's first frame may be a cut frame (see appendCut), which holds no
+// ops and is returned as p.cut.
 func parseSegment(name string, data []byte, seq uint64, format int, last bool) (parsedSegment, error) {
 	var p parsedSegment
 	if !intactHeader(data) {
@@ -224,17 +264,28 @@ func parseSegment(name string, data []byte, seq uint64, format int, last bool) (
 		}
 		return p, fmt.Errorf("%w: %s has format %d, the state file %d", ErrCorrupt, name, got, format)
 	}
+	p.end = segmentHeaderLen
 	for off := segmentHeaderLen; off < len(data); {
 		payload, n, ok := frameAt(data[off:])
 		if !ok && allZero(data[off:]) {
 			break // the zeros append writes ahead of the frames
 		}
 		if !ok {
-			if last && !hasFrame(data[off+1:]) {
+			if last && !hasFrame(data[off+damagedLen(data[off:]):]) {
 				p.torn = len(bytes.TrimRight(data[off:], "\x00"))
 				return p, nil
 			}
 			return p, fmt.Errorf("%w: %s: damaged frame at offset %d", ErrCorrupt, name, off)
+		}
+		if payload[0] == 0 {
+			c, ok := parseCut(payload)
+			if !ok || off != segmentHeaderLen || c.seq+1 != seq {
+				return p, fmt.Errorf("%w: %s: bad cut frame at offset %d", ErrCorrupt, name, off)
+			}
+			p.cut = &c
+			off += n
+			p.end = off
+			continue
 		}
 		var err error
 		if p.ops, err = decodeOps(p.ops, payload); err != nil {
@@ -242,8 +293,32 @@ func parseSegment(name string, data []byte, seq uint64, format int, last bool) (
 		}
 		p.frames++
 		off += n
+		p.end = off
 	}
 	return p, nil
+}
+
+// parseCut decodes the payload of a cut frame.
+func parseCut(payload []byte) (cut, bool) {
+	if len(payload) != cutFrameLen || payload[0] != 0 {
+		return cut{}, false
+	}
+	size := binary.BigEndian.Uint64(payload[9:])
+	if size < uint64(segmentHeaderLen) || size > 1<<62 {
+		return cut{}, false
+	}
+	return cut{seq: binary.BigEndian.Uint64(payload[1:]), size: int64(size)}, true
+}
+
+// damagedLen returns how many bytes at the start of b, where a damaged
+// frame starts, a later frame cannot start within: the whole frame when
+// its header is intact (its length is as written, and its payload follows
+// it whatever that holds), else 1.
+func damagedLen(b []byte) int {
+	if len(b) < frameHeaderLen || crc32.Checksum(b[:8], castagnoli) != binary.BigEndian.Uint32(b[8:]) {
+		return 1
+	}
+	return int(min(uint64(len(b)), frameHeaderLen+uint64(binary.BigEndian.Uint32(b))))
 }
 
 func allZero(b []byte) bool {
@@ -271,6 +346,13 @@ const fillAhead = 1 << 20
 
 var zeros = make([]byte, 64<<10)
 
+// syncLog and truncateLog sync a segment's data and cut it back. They are
+// variables so that tests can make them fail, as a failing disk does.
+var (
+	syncLog     = fdatasync
+	truncateLog = (*os.File).Truncate
+)
+
 // segment is the log segment Commit appends to.
 type segment struct {
 	f   *os.File
@@ -282,14 +364,18 @@ type segment struct {
 	// ahead is fillAhead; zero (in a benchmark) grows the file by each frame.
 	ahead int64
 	// broken is set when a failed append could not be undone: the file may
-	// end in part of a batch that was reported failed, so nothing more may
-	// be appended, and only size bytes of it are ever applied.
+	// end in a batch that was reported failed, in whole or in part, so
+	// nothing more may be appended, and only size bytes of it are ever
+	// applied: by the checkpointer, which knows size, and by replay, which
+	// learns it from the cut frame that starts the next segment.
 	broken bool
 }
 
 // createSegment creates log segment seq and makes it durable: its header
-// and its name, so the frames synced into it later survive a crash.
-func createSegment(path string, seq uint64) (*segment, error) {
+// and its name, so the frames synced into it later survive a crash. With
+// after, the segment before it broke: a cut frame, synced with the header,
+// records how much of that one holds acknowledged frames.
+func createSegment(path string, seq uint64, after *cut) (*segment, error) {
 	name := segmentName(path, seq)
 	// O_TRUNC: a file a failed attempt left behind holds nothing.
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -297,9 +383,12 @@ func createSegment(path string, seq uint64) (*segment, error) {
 		return nil, fmt.Errorf("create log segment: %w", err)
 	}
 	hdr := segmentHeader(seq)
+	if after != nil {
+		hdr = appendCut(hdr, *after)
+	}
 	_, err = f.Write(hdr)
 	if err == nil {
-		err = fdatasync(f)
+		err = syncLog(f)
 	}
 	if err == nil {
 		err = syncDir(filepath.Dir(path))
@@ -324,12 +413,12 @@ func (s *segment) append(frame []byte) error {
 		_, err = s.f.WriteAt(frame, s.size)
 	}
 	if err == nil {
-		err = fdatasync(s.f)
+		err = syncLog(s.f)
 	}
 	if err != nil {
-		terr := s.f.Truncate(s.size)
+		terr := truncateLog(s.f, s.size)
 		if terr == nil {
-			terr = fdatasync(s.f)
+			terr = syncLog(s.f)
 		}
 		if terr != nil {
 			s.broken = true

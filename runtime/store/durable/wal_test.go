@@ -87,7 +87,7 @@ func writeLog(t *testing.T, path string, segments ...[]string) [][]int64 {
 	}
 	var offsets [][]int64
 	for i, ids := range segments {
-		s, err := createSegment(path, uint64(i+1))
+		s, err := createSegment(path, uint64(i+1), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
