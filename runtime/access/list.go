@@ -136,7 +136,10 @@ func GroupFilter(substring string) func(*store.Group) bool {
 // ListUsers returns up to limit users (at most MaxPage) in userName order
 // (case-insensitive) that come after the cursor after ("" for the first
 // page) and that filter accepts (nil accepts all). next is the cursor of the
-// following page, "" after the last one. Only one page of users is loaded.
+// following page, "" when no user after this page is accepted, so a
+// following page is never empty. Only one page of users is summarised; the
+// filter alone is asked about the users after it up to the next accepted
+// one (see scan).
 func ListUsers(txn *store.Txn, after string, limit int, filter func(*store.User) bool) (page []UserSummary, next string, err error) {
 	snap := snapshot(txn)
 	c, err := catalogOf(snap)
@@ -157,14 +160,11 @@ func ListUsers(txn *store.Txn, after string, limit int, filter func(*store.User)
 	}
 	next, err = scan(rows, after, limit,
 		func(raw any) string { return store.Fold(raw.(*store.User).UserName) },
-		func(raw any) (bool, error) {
-			u := raw.(*store.User)
-			if filter != nil && !filter(u) {
-				return false, nil
-			}
-			s, err := summarizeUser(snap, c, u)
+		func(raw any) bool { return filter == nil || filter(raw.(*store.User)) },
+		func(raw any) error {
+			s, err := summarizeUser(snap, c, raw.(*store.User))
 			page = append(page, s)
-			return true, err
+			return err
 		})
 	return page, next, err
 }
@@ -190,23 +190,28 @@ func ListGroups(txn *store.Txn, after string, limit int, filter func(*store.Grou
 	}
 	next, err = scan(rows, after, limit,
 		func(raw any) string { return store.Fold(raw.(*store.Group).DisplayName) },
-		func(raw any) (bool, error) {
-			g := raw.(*store.Group)
-			if filter != nil && !filter(g) {
-				return false, nil
-			}
-			s, err := summarizeGroup(snap, c, g)
+		func(raw any) bool { return filter == nil || filter(raw.(*store.Group)) },
+		func(raw any) error {
+			s, err := summarizeGroup(snap, c, raw.(*store.Group))
 			page = append(page, s)
-			return true, err
+			return err
 		})
 	return page, next, err
 }
 
-// scan walks rows in the order of a unique, folded name (store.Fold), starting at
-// the cursor, offering rows to take until limit were taken. It returns the
-// cursor of the next page (the key of the last row taken) when more rows
-// follow.
-func scan(rows iter.Seq2[any, error], after string, limit int, keyOf func(any) string, take func(any) (bool, error)) (string, error) {
+// scan walks rows in the order of a unique, folded name (store.Fold),
+// starting at the cursor, and takes the rows that match until limit were
+// taken. It returns the cursor of the next page (the key of the last row
+// taken) only when a matching row follows: once the page is full it looks
+// on, asking match alone (no summary is made), until the first matching
+// row or the end. So a page costs limit summaries plus a match test of
+// each row from the cursor to the first match after the page; the rows
+// between the last one taken and that match are tested again by the next
+// page, which starts at the cursor (so a row created there meanwhile is
+// listed). Only the last page, or one followed by a long run of rows that
+// do not match, tests the rest of the table, and it has to: nothing else
+// says whether a match is left.
+func scan(rows iter.Seq2[any, error], after string, limit int, keyOf func(any) string, match func(any) bool, take func(any) error) (string, error) {
 	if limit <= 0 || limit > MaxPage {
 		limit = MaxPage
 	}
@@ -221,17 +226,17 @@ func scan(rows iter.Seq2[any, error], after string, limit int, keyOf func(any) s
 		if after != "" && key == after {
 			continue // the cursor row was on the previous page
 		}
-		if taken == limit {
-			return last, nil
+		if !match(raw) {
+			continue
 		}
-		ok, err := take(raw)
-		if err != nil {
+		if taken == limit {
+			return last, nil // a match follows the full page
+		}
+		if err := take(raw); err != nil {
 			return "", err
 		}
-		if ok {
-			taken++
-			last = key
-		}
+		taken++
+		last = key
 	}
 	return "", nil
 }

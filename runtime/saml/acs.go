@@ -407,7 +407,7 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := randomToken()
-	if err := s.sessions.Add(r.Context(), id, Session{UserName: d.UserName, NameID: ch.nameID, SessionIndex: ch.sessionIndex}, now.Add(c.lifetime)); err != nil {
+	if err := s.sessions.Add(r.Context(), id, Session{UserName: d.UserName, UserID: d.UserID, NameID: ch.nameID, SessionIndex: ch.sessionIndex}, now.Add(c.lifetime)); err != nil {
 		s.log.Error("saml: store session", "err", err)
 		s.errorPage(w, c, http.StatusServiceUnavailable, "Sign-in failed", "The session could not be stored; try again.")
 		return

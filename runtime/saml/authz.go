@@ -30,6 +30,11 @@ type Decision struct {
 	Reason string
 	// UserName is the provisioned user's userName as SCIM stored it.
 	UserName string
+	// UserID is that user's SCIM id (store.User.ID), which a session
+	// records at sign-in: it follows this user, not the userName (see
+	// Server.liveSession). An Authorizer that leaves it "" has its sessions
+	// bound to the user holding the userName when they are first checked.
+	UserID   string
 	Roles    []Grant
 	Versions []Grant
 }
@@ -61,7 +66,7 @@ func (a AccessAuthorizer) Authorize(_ context.Context, userName string) (Decisio
 	if err != nil {
 		return Decision{}, err
 	}
-	d := Decision{UserName: e.UserName, Allowed: e.HasAccess()}
+	d := Decision{UserName: e.UserName, UserID: e.UserID, Allowed: e.HasAccess()}
 	switch {
 	case !e.Active:
 		d.Reason = ReasonUserDisabled

@@ -31,15 +31,15 @@ func TestAccessAuthorizer(t *testing.T) {
 		user string
 		want Decision
 	}{
-		{"Alice@Contoso.Example", Decision{Allowed: true, UserName: "alice@contoso.example",
+		{"Alice@Contoso.Example", Decision{Allowed: true, UserName: "alice@contoso.example", UserID: "u1",
 			Roles: []Grant{{"Developer", "direct (assignment alice)"}, {"Developer", "direct (assignment alice-again)"},
 				{"View Only", "group AppSec Leads (assignment leads-view)"}, {"Security Lead", "group AppSec Leads (assignment security)"}},
 			Versions: []Grant{{"WebGoat/2026.1", "direct (assignment alice)"}, {"WebGoat/2026.2", "group AppSec Leads (assignment security)"}}}},
-		{"dave@contoso.example", Decision{Allowed: true, UserName: "dave@contoso.example",
+		{"dave@contoso.example", Decision{Allowed: true, UserName: "dave@contoso.example", UserID: "u4",
 			Roles:    []Grant{{"View Only", "group AppSec Leads (assignment leads-view)"}, {"Security Lead", "group AppSec Leads (assignment security)"}},
 			Versions: []Grant{{"WebGoat/2026.2", "group AppSec Leads (assignment security)"}}}},
-		{"carol@contoso.example", Decision{Reason: ReasonNoRole, UserName: "carol@contoso.example"}},
-		{"bob@contoso.example", Decision{Reason: ReasonUserDisabled, UserName: "bob@contoso.example"}},
+		{"carol@contoso.example", Decision{Reason: ReasonNoRole, UserName: "carol@contoso.example", UserID: "u3"}},
+		{"bob@contoso.example", Decision{Reason: ReasonUserDisabled, UserName: "bob@contoso.example", UserID: "u2"}},
 		{"nobody@contoso.example", Decision{Reason: ReasonUnknownUser}},
 	}
 	for _, tc := range tests {

@@ -34,6 +34,13 @@
 // IdP-initiated sign-in only when allowed, and a replay cache of assertion
 // IDs until they expire.
 //
+// Sessions: a session is its user's, not its userName's. It records the
+// SCIM id of the user it was issued to, and every check of it (the SP's
+// pages, Session, SessionUser for the front door and the console) ends it
+// once the userName belongs to another SCIM user (deleted and created
+// again, or a UPN reused); see Server.liveSession, which also says how a
+// session stored without the id by an older daemon is bound.
+//
 // No client can deny sign-in to others by filling a table: pending sign-ins
 // live in the browser, in a sealed cookie holding its newest few; the replay
 // cache records only verified assertions, each until it lapses; a user keeps

@@ -91,8 +91,76 @@ func (s *Server) clearSession(w http.ResponseWriter, c *config, r *http.Request,
 // request, and shows a refused user a "no access" page rather than another
 // sign-in.
 func (s *Server) SessionUser(r *http.Request) (string, bool) {
-	_, se, ok := s.sessionOf(r)
+	_, se, ok := s.liveSession(r)
 	return se.UserName, ok
+}
+
+// liveSession returns the browser's session while it is still the session
+// of the user it was issued to; every check of a session comes through
+// here (the SP's pages, Session, and SessionUser for the front door,
+// /auth/verify and the console's hand-off). A session records the SCIM id
+// of its user at sign-in (Session.UserID). Once its userName belongs to
+// another SCIM user (the first deleted and a new one created with that
+// name, or the name reused after a rename), the user it was issued to is
+// gone: the session is ended and the browser is not signed in, as if it
+// had expired (whoever the IdP signs in next gets a session of their own).
+// A session whose userName no user holds passes, for the caller to refuse
+// by name (unknown user); its id keeps it from passing as a user created
+// later with the name.
+//
+// A session without a user id was stored by a daemon that predates it
+// (etcd keeps sessions across upgrades). It keeps working: it is bound to
+// the user who holds its userName when it is first checked, and from then
+// on is checked like any other. Accepting it by name instead would leave
+// it open to the reuse this check closes for as long as it lives (the
+// session lifetime, 8 hours by default); binding it leaves open only a
+// reuse between its sign-in and its first check after the upgrade, which
+// nothing recorded can tell apart. One whose userName no user holds cannot
+// be bound to its user and ends. If the binding cannot be stored (etcd
+// unavailable) the session is taken by name for this request, as the
+// sessions a daemon holds keep working without etcd, and binding is tried
+// again on the next.
+func (s *Server) liveSession(r *http.Request) (string, Session, bool) {
+	id, se, ok := s.sessionOf(r)
+	if !ok {
+		return "", Session{}, false
+	}
+	u, err := s.st.Read().UserByName(se.UserName)
+	if err != nil {
+		s.log.Error("saml: look up the session's user", "err", err)
+		return "", Session{}, false
+	}
+	switch {
+	case u == nil && se.UserID == "":
+		s.endSession(r, id, se, "its user is gone and it was never bound to it")
+		return "", Session{}, false
+	case u == nil:
+		return id, se, true
+	case se.UserID == "":
+		bound, ok, err := s.sessions.Bind(r.Context(), id, u.ID)
+		if err != nil {
+			s.log.Warn("saml: bind session to its user; taken by name for now", "user", se.UserName, "err", err)
+			se.UserID = u.ID
+			break
+		}
+		if !ok {
+			return "", Session{}, false
+		}
+		se = bound
+	}
+	if se.UserID != u.ID {
+		s.endSession(r, id, se, "its userName now belongs to another user")
+		return "", Session{}, false
+	}
+	return id, se, true
+}
+
+// endSession ends the session id, refused for why.
+func (s *Server) endSession(r *http.Request, id string, se Session, why string) {
+	if err := s.sessions.Delete(r.Context(), id); err != nil {
+		s.log.Error("saml: end session", "err", err)
+	}
+	s.log.Info("saml: session ended; "+why, "user", se.UserName, "sessionUserID", se.UserID)
 }
 
 // BasePath is the path of the configured baseURL, without a trailing
@@ -109,16 +177,23 @@ func (s *Server) BasePath(ctx context.Context) (path string, ok bool) {
 // Session returns what the request's browser is signed in as, re-checked
 // with the Authorizer on every call, so a user disabled or deleted over SCIM,
 // or left without a role, loses the session at once: the session is ended
-// and the Decision says why (Reason), with ok false. Without a session the
-// Decision is zero.
+// and the Decision says why (Reason), with ok false. Without a session, or
+// with one whose user was replaced by another of the same userName (see
+// liveSession), the Decision is zero.
 func (s *Server) Session(r *http.Request) (d Decision, ok bool) {
-	id, se, found := s.sessionOf(r)
+	id, se, found := s.liveSession(r)
 	if !found {
 		return Decision{}, false
 	}
 	d, err := s.authz.Authorize(r.Context(), se.UserName)
 	if err != nil {
 		s.log.Error("saml: authorize", "err", err)
+		return Decision{}, false
+	}
+	if d.UserID != "" && d.UserID != se.UserID {
+		// The user was replaced between liveSession's look-up and the
+		// decision's: the decision is another user's.
+		s.endSession(r, id, se, "its userName now belongs to another user")
 		return Decision{}, false
 	}
 	if !d.Allowed {
@@ -152,7 +227,7 @@ func (s *Server) serveHome(c *config, w http.ResponseWriter, r *http.Request) {
 // serveLogoutPage answers a sign-out link: a signed-in browser gets a page
 // whose button signs out, any other one the signed-out page.
 func (s *Server) serveLogoutPage(c *config, w http.ResponseWriter, r *http.Request) {
-	_, se, ok := s.sessionOf(r)
+	_, se, ok := s.liveSession(r)
 	if !ok {
 		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
 		return

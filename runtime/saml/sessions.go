@@ -10,7 +10,13 @@ import (
 
 // Session is a signed-in browser.
 type Session struct {
-	UserName     string
+	UserName string
+	// UserID is the SCIM id (store.User.ID) of the user the session was
+	// issued to: the session is that user's, not whoever holds UserName
+	// later (see Server.liveSession). "" in a session stored by a daemon
+	// that predates it (in etcd, package samletcd); such a session is bound
+	// to its user when first checked (SessionStore.Bind).
+	UserID       string
 	NameID       string
 	SessionIndex string
 }
@@ -26,6 +32,10 @@ type SessionStore interface {
 	// DeleteNameID ends every session of the IdP's nameID (IdP-initiated
 	// logout) and returns how many there were.
 	DeleteNameID(ctx context.Context, nameID string) (int, error)
+	// Bind sets the UserID of the session id to userID unless it has one
+	// already, and returns the session as stored afterwards: of two binds
+	// the first wins, and a session ended meanwhile stays ended (ok false).
+	Bind(ctx context.Context, id, userID string) (se Session, ok bool, err error)
 }
 
 // ReplayCache remembers the assertions and IdP LogoutRequests consumed
@@ -61,6 +71,15 @@ func (s *memSessions) Get(_ context.Context, id string) (Session, bool, error) {
 func (s *memSessions) Delete(_ context.Context, id string) error {
 	s.m.del(id)
 	return nil
+}
+
+func (s *memSessions) Bind(_ context.Context, id, userID string) (Session, bool, error) {
+	se, ok := s.m.update(id, s.now(), func(se *Session) {
+		if se.UserID == "" {
+			se.UserID = userID
+		}
+	})
+	return se, ok, nil
 }
 
 func (s *memSessions) DeleteNameID(_ context.Context, nameID string) (int, error) {

@@ -99,6 +99,20 @@ func (t *ttlMap[V]) get(key string, now time.Time) (V, bool) {
 	return e.v, true
 }
 
+// update changes the unexpired entry under key in place with f, which must
+// leave its group (see grouped) as it was, and returns it.
+func (t *ttlMap[V]) update(key string, now time.Time, f func(*V)) (V, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.m[key]
+	if !ok || !now.Before(e.exp) {
+		var zero V
+		return zero, false
+	}
+	f(&e.v)
+	return e.v, true
+}
+
 func (t *ttlMap[V]) del(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -12,6 +12,11 @@
 // since each grant is a write to the cluster. The expiry is also in the
 // value, so a key that outlives its lease a little is still not used.
 //
+// A session's record names the SCIM id of its user (see
+// saml.Session.UserID); a record written by an older daemon, without it,
+// is bound to its user by the first check of a newer one (Store.Bind), and
+// older daemons ignore the id, so both kinds can share one prefix.
+//
 // Reads go to a cache in the daemon first: a session is read from etcd
 // once, then served locally until it expires or a watch reports it deleted
 // (signed out, or ended for a user who lost access, on any daemon). While
@@ -69,10 +74,19 @@ var (
 
 // record is a session's value in etcd.
 type record struct {
-	UserName     string `json:"u"`
+	UserName string `json:"u"`
+	// UserID is the SCIM id of the session's user (saml.Session.UserID).
+	// Daemons before it wrote no "id" and ignore it when they read one, so
+	// daemons of both kinds share the sessions during an upgrade; a record
+	// without it is bound by the first check of a newer daemon (Bind).
+	UserID       string `json:"id,omitempty"`
 	NameID       string `json:"n"`
 	SessionIndex string `json:"i,omitempty"`
 	Expires      int64  `json:"e"` // Unix seconds
+}
+
+func (rec record) session() saml.Session {
+	return saml.Session{UserName: rec.UserName, UserID: rec.UserID, NameID: rec.NameID, SessionIndex: rec.SessionIndex}
 }
 
 // New returns a Store under prefix (its keys start prefix+"saml/").
@@ -156,7 +170,7 @@ func (s *Store) put(ctx context.Context, key, val string, expires time.Time, cmp
 
 // Add implements saml.SessionStore.
 func (s *Store) Add(ctx context.Context, id string, se saml.Session, expires time.Time) error {
-	rec := record{UserName: se.UserName, NameID: se.NameID, SessionIndex: se.SessionIndex, Expires: expires.Unix()}
+	rec := record{UserName: se.UserName, UserID: se.UserID, NameID: se.NameID, SessionIndex: se.SessionIndex, Expires: expires.Unix()}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -219,7 +233,61 @@ func (s *Store) Get(ctx context.Context, id string) (saml.Session, bool, error) 
 		s.forget(key)
 		return saml.Session{}, false, nil
 	}
-	return saml.Session{UserName: rec.UserName, NameID: rec.NameID, SessionIndex: rec.SessionIndex}, true, nil
+	return rec.session(), true, nil
+}
+
+// Bind implements saml.SessionStore. It reads the record from etcd, not
+// the cache: another daemon may have bound it since this one cached it
+// (the watch reports deletes only). An unbound record is rewritten with
+// the user id in a transaction that holds only while the record is as
+// read, on the lease it has: a session signed out meanwhile is not brought
+// back, and of daemons binding at once the first wins and the others read
+// its binding.
+func (s *Store) Bind(ctx context.Context, id, userID string) (saml.Session, bool, error) {
+	key := s.sessionKey(id)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return saml.Session{}, false, unavailable(err)
+	}
+	kvs, rev := resp.Kvs, resp.Header.Revision
+	// Only Bind rewrites a record, so a failed transaction finds it bound
+	// or gone; the bound on attempts guards against anything else.
+	for range 3 {
+		var rec record
+		if len(kvs) > 0 {
+			if err := json.Unmarshal(kvs[0].Value, &rec); err != nil {
+				return saml.Session{}, false, fmt.Errorf("samletcd: session record: %w", err)
+			}
+		}
+		if len(kvs) == 0 || s.now().Unix() >= rec.Expires {
+			s.forget(key)
+			return saml.Session{}, false, nil
+		}
+		if rec.UserID == "" {
+			rec.UserID = userID
+			val, err := json.Marshal(rec)
+			if err != nil {
+				return saml.Session{}, false, err
+			}
+			tr, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).
+				If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).
+				Then(clientv3.OpPut(key, string(val), clientv3.WithIgnoreLease())).
+				Else(clientv3.OpGet(key)).Commit()
+			if err != nil {
+				return saml.Session{}, false, unavailable(err)
+			}
+			rev = tr.Header.Revision
+			if !tr.Succeeded {
+				kvs = tr.Responses[0].GetResponseRange().Kvs
+				continue
+			}
+		}
+		s.remember(key, rec, rev)
+		return rec.session(), true, nil
+	}
+	return saml.Session{}, false, errors.New("samletcd: a session record kept changing while it was bound")
 }
 
 // Delete implements saml.SessionStore.

@@ -46,7 +46,7 @@ func TestSharedAcrossDaemons(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	a, b := daemonStore(t, c.Client(t), 5*time.Second), daemonStore(t, c.Client(t), 5*time.Second)
 	ctx := context.Background()
-	se := saml.Session{UserName: "ann@contoso.com", NameID: "ann@contoso.com", SessionIndex: "_s1"}
+	se := saml.Session{UserName: "ann@contoso.com", UserID: "u1", NameID: "ann@contoso.com", SessionIndex: "_s1"}
 	if err := a.Add(ctx, "session-1", se, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
