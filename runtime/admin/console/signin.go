@@ -35,16 +35,22 @@ const (
 	maxPerUser  = 16
 )
 
+// who is the user a code or session is for: the stored spelling of the
+// userName, and the SCIM id. The id is what ends a session whose userName
+// was given to another user (deleted and created again with it, a reused
+// UPN): the name alone would let it carry on as that user.
+type who struct{ name, id string }
+
 // code is a minted, not yet used hand-off code.
 type code struct {
-	user    string
+	user    who
 	state   [32]byte // hash of the state it is bound to
 	expires time.Time
 }
 
 // session is a console session.
 type session struct {
-	user    string
+	user    who
 	expires time.Time
 }
 
@@ -85,20 +91,24 @@ var errOff = &pageError{Status: http.StatusNotFound, Title: "The console is off"
 
 // decide says whether userName may use the console now: provisioned,
 // active, and holding role, from the current state, as the gateway decides.
-// It returns the stored spelling of the name and, when refused, why.
-func (s *Server) decide(userName, role string) (string, error) {
+// It returns the user (the stored spelling of the name, the id) and, when
+// refused, why.
+func (s *Server) decide(userName, role string) (who, error) {
 	e, err := access.ForUser(s.cfg.Store.Read(), userName)
 	switch {
 	case errors.Is(err, access.ErrUnknownUser):
-		return userName, refused(userName, "is not provisioned (deleted in Entra?)")
+		return who{name: userName}, refused(userName, "is not provisioned (deleted in Entra?)")
 	case err != nil:
-		return userName, err
-	case !e.Active:
-		return e.UserName, refused(e.UserName, "is disabled")
-	case !slices.Contains(e.RoleNames(), role):
-		return e.UserName, refused(e.UserName, "does not hold the role "+role+", which the console requires")
+		return who{name: userName}, err
 	}
-	return e.UserName, nil
+	u := who{name: e.UserName, id: e.UserID}
+	switch {
+	case !e.Active:
+		return u, refused(e.UserName, "is disabled")
+	case !slices.Contains(e.RoleNames(), role):
+		return u, refused(e.UserName, "does not hold the role "+role+", which the console requires")
+	}
+	return u, nil
 }
 
 func refused(user, why string) *pageError {
@@ -119,16 +129,24 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (string, bool
 		s.startSignIn(w, r, set)
 		return "", false
 	}
-	name, err := s.decide(user, set.role)
+	now, err := s.decide(user.name, set.role)
+	if now.id != "" && now.id != user.id {
+		// The user the session was for is gone; whoever holds the name
+		// now signs in as themselves.
+		s.endSession(w, r)
+		s.log.Info("console: session ended; its userName now belongs to another user", "user", user.name)
+		s.startSignIn(w, r, set)
+		return "", false
+	}
 	if err != nil {
 		if _, ok := errors.AsType[*pageError](err); ok {
 			s.endSession(w, r)
-			s.log.Info("console: session ended; user no longer allowed", "user", name, "reason", err)
+			s.log.Info("console: session ended; user no longer allowed", "user", now.name, "reason", err)
 		}
 		s.fail(w, r, "", err)
 		return "", false
 	}
-	return name, true
+	return now.name, true
 }
 
 // startSignIn sends the browser to the hand-off with a fresh state. A
@@ -176,12 +194,12 @@ func (s *Server) Handoff() http.Handler {
 			http.Redirect(w, r, set.basePath+spec.SAMLPath+"/login?returnTo="+url.QueryEscape(back), http.StatusSeeOther)
 			return
 		}
-		name, err := s.decide(user, set.role)
+		u, err := s.decide(user, set.role)
 		if err != nil {
 			s.failAt(w, r, "", home, err)
 			return
 		}
-		c := s.mint(name, state)
+		c := s.mint(u, state)
 		http.Redirect(w, r, s.url.JoinPath("auth").String()+"?code="+c, http.StatusSeeOther)
 	})
 }
@@ -206,7 +224,11 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "", again)
 		return
 	}
-	name, err := s.decide(user, set.role)
+	u, err := s.decide(user.name, set.role)
+	if err == nil && u.id != user.id {
+		// The name went to another user during the hand-off.
+		err = again
+	}
 	if err != nil {
 		s.fail(w, r, "", err)
 		return
@@ -215,18 +237,18 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	now := s.cfg.Now()
 	expires := now.Add(set.lifetime)
-	prune(s.sessions, maxSessions, now, func(e session) bool { return e.user == name }, func(e session) time.Time { return e.expires })
-	s.sessions[sha256.Sum256([]byte(id))] = session{user: name, expires: expires}
+	prune(s.sessions, maxSessions, now, func(e session) bool { return e.user == u }, func(e session) time.Time { return e.expires })
+	s.sessions[sha256.Sum256([]byte(id))] = session{user: u, expires: expires}
 	s.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: Path, Expires: expires,
 		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
-	s.log.Info("console: signed in", "user", name)
+	s.log.Info("console: signed in", "user", u.name)
 	// A page, not a redirect: the browser came here at the end of a chain of
 	// redirects that began at the IdP, another site, and does not send a
 	// SameSite=Strict cookie along such a chain. The page's own navigation
 	// to the console is same-site.
-	s.render(w, http.StatusOK, "signedin", view{Title: "Signed in", User: name, Now: now})
+	s.render(w, http.StatusOK, "signedin", view{Title: "Signed in", User: u.name, Now: now})
 }
 
 // serveSignOut ends the console session (the SAML session stays).
@@ -235,10 +257,10 @@ func (s *Server) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "signedout", view{Title: "Signed out", Now: s.cfg.Now()})
 }
 
-func (s *Server) sessionOf(r *http.Request) (string, bool) {
+func (s *Server) sessionOf(r *http.Request) (who, bool) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil || !wellFormed(ck.Value) {
-		return "", false
+		return who{}, false
 	}
 	key := sha256.Sum256([]byte(ck.Value))
 	s.mu.Lock()
@@ -246,7 +268,7 @@ func (s *Server) sessionOf(r *http.Request) (string, bool) {
 	e, ok := s.sessions[key]
 	if ok && !s.cfg.Now().Before(e.expires) {
 		delete(s.sessions, key)
-		return "", false
+		return who{}, false
 	}
 	return e.user, ok
 }
@@ -267,7 +289,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 func (s *Server) secure(r *http.Request) bool { return r.TLS != nil || s.url.Scheme == "https" }
 
 // mint returns a new one-time code for user, bound to state.
-func (s *Server) mint(user, state string) string {
+func (s *Server) mint(user who, state string) string {
 	c := random()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -279,9 +301,9 @@ func (s *Server) mint(user, state string) string {
 
 // redeem takes the code once: it is gone whatever the outcome, and valid
 // only unexpired and with the state it was bound to.
-func (s *Server) redeem(c, state string) (string, bool) {
+func (s *Server) redeem(c, state string) (who, bool) {
 	if !wellFormed(c) {
-		return "", false
+		return who{}, false
 	}
 	key := sha256.Sum256([]byte(c))
 	s.mu.Lock()
@@ -290,7 +312,7 @@ func (s *Server) redeem(c, state string) (string, bool) {
 	s.mu.Unlock()
 	st := sha256.Sum256([]byte(state))
 	if !ok || !s.cfg.Now().Before(e.expires) || subtle.ConstantTimeCompare(st[:], e.state[:]) != 1 {
-		return "", false
+		return who{}, false
 	}
 	return e.user, true
 }
