@@ -649,21 +649,7 @@ func TestSuspendReachesTheLeader(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	specDir := copyDir(t, "../../examples/entra")
 	ds := replicasWith(t, specDir, c.Endpoints, 2)
-	var follower, leader *running
-	eventually(t, "a leader named", func() bool {
-		for i, d := range ds {
-			st := d.status(t).Replication
-			if st.Leader != "" && st.Leader != st.Replica {
-				follower, leader = d, ds[1-i]
-				return true
-			}
-		}
-		return false
-	})
-	if code, body := follower.call(t, "POST", follower.admin+"/v1/suspend", adminTok, nil); code != 200 {
-		t.Fatalf("suspend: %d %s", code, body)
-	}
-	eventually(t, "the leader suspended", func() bool { return leader.status(t).Suspended })
+	follower, leader := suspendedThroughTheFollower(t, ds)
 	write(t, filepath.Join(specDir, "while-suspended.yaml"), fmt.Sprintf(appDoc, "while-suspended"))
 	leader.call(t, "POST", leader.admin+"/v1/reconcile", adminTok, nil)
 	eventually(t, "the leader saw the new revision", func() bool {
@@ -682,17 +668,11 @@ func TestSuspendReachesTheLeader(t *testing.T) {
 	})
 }
 
-// TestRequestNumbersAcrossReplicas: POST /v1/resume and /v1/reconcile, at
-// any daemon, answer with a request number (an etcd revision) that the
-// status of every daemon reaches only once a reconcile that began after
-// the request has ended at the leader: one that saw the resume and the
-// spec as it was when the request was made, so the status shows that spec
-// applied. `idrecon resume --wait` and `reconcile --wait` rely on it.
-func TestRequestNumbersAcrossReplicas(t *testing.T) {
-	c := etcdtest.Start(t, 1)
-	specDir := copyDir(t, "../../examples/entra")
-	ds := replicasWith(t, specDir, c.Endpoints, 2)
-	var follower, leader *running
+// suspendedThroughTheFollower waits for one of the two daemons ds to lead,
+// suspends reconciling through the other, and returns them once the
+// leader is suspended.
+func suspendedThroughTheFollower(t *testing.T, ds []*running) (follower, leader *running) {
+	t.Helper()
 	eventually(t, "a leader named", func() bool {
 		for i, d := range ds {
 			st := d.status(t).Replication
@@ -707,6 +687,20 @@ func TestRequestNumbersAcrossReplicas(t *testing.T) {
 		t.Fatalf("suspend: %d %s", code, body)
 	}
 	eventually(t, "the leader suspended", func() bool { return leader.status(t).Suspended })
+	return follower, leader
+}
+
+// TestRequestNumbersAcrossReplicas: POST /v1/resume and /v1/reconcile, at
+// any daemon, answer with a request number (an etcd revision) that the
+// status of every daemon reaches only once a reconcile that began after
+// the request has ended at the leader: one that saw the resume and the
+// spec as it was when the request was made, so the status shows that spec
+// applied. `idrecon resume --wait` and `reconcile --wait` rely on it.
+func TestRequestNumbersAcrossReplicas(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	specDir := copyDir(t, "../../examples/entra")
+	ds := replicasWith(t, specDir, c.Endpoints, 2)
+	follower, leader := suspendedThroughTheFollower(t, ds)
 	steps := []struct {
 		name, app, path string
 		via             *running

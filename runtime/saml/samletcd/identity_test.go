@@ -86,8 +86,8 @@ func recreateAnn(tx *store.Txn) error {
 }
 
 // spDaemon is one daemon's SAML SP on the shared store db, its sessions in
-// st's etcd.
-func spDaemon(t *testing.T, st *samletcd.Store, db *store.Store, now func() time.Time) *httptest.Server {
+// st's etcd; observe, if not nil, hears the outcome of every SAML message.
+func spDaemon(t *testing.T, st *samletcd.Store, db *store.Store, now func() time.Time, observe func(string)) *httptest.Server {
 	t.Helper()
 	srv := saml.NewServer(db, saml.Options{
 		Logger:     slog.New(slog.DiscardHandler),
@@ -95,6 +95,7 @@ func spDaemon(t *testing.T, st *samletcd.Store, db *store.Store, now func() time
 		Replay:     st,
 		Now:        now,
 		Authorizer: saml.AccessAuthorizer{Store: db},
+		Observer:   observe,
 	})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -197,8 +198,8 @@ func TestSessionFollowsTheUserAcrossDaemons(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	cli := c.Client(t)
 	db := identityStore(t, idpKey)
-	a := spDaemon(t, daemonStore(t, c.Client(t), 5*time.Second), db, clock)
-	b := spDaemon(t, daemonStore(t, c.Client(t), 5*time.Second), db, clock)
+	a := spDaemon(t, daemonStore(t, c.Client(t), 5*time.Second), db, clock, nil)
+	b := spDaemon(t, daemonStore(t, c.Client(t), 5*time.Second), db, clock, nil)
 
 	session := signInAt(t, a, idpKey, now)
 	for name, d := range map[string]*httptest.Server{"the daemon that made it": a, "another": b} {
@@ -236,7 +237,7 @@ func TestSessionStoredByAnOlderDaemon(t *testing.T) {
 	cli := c.Client(t)
 	db := identityStore(t, idpKey)
 	stA, stB := daemonStore(t, c.Client(t), 5*time.Second), daemonStore(t, c.Client(t), 5*time.Second)
-	a, b := spDaemon(t, stA, db, clock), spDaemon(t, stB, db, clock)
+	a, b := spDaemon(t, stA, db, clock, nil), spDaemon(t, stB, db, clock, nil)
 
 	// What an older daemon wrote: no "id".
 	const session = "older-daemon-session-0123456789abcdef0123456789"

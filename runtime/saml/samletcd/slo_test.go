@@ -2,7 +2,6 @@ package samletcd_test
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,8 +12,6 @@ import (
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/runtime/saml"
 	"github.com/idrecon/idrecon/runtime/saml/samletcd"
-	"github.com/idrecon/idrecon/runtime/store"
-	"github.com/idrecon/idrecon/spec"
 )
 
 const (
@@ -55,50 +52,8 @@ func (d *sloDaemon) get(t *testing.T, path string) int {
 
 func newSLODaemon(t *testing.T, st *samletcd.Store, idpKey *testidp.Key, now func() time.Time) *sloDaemon {
 	t.Helper()
-	md, err := testidp.Metadata(testidp.MetadataOptions{Tenant: sloTenant, Keys: []*testidp.Key{idpKey}, SignWith: idpKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := md.WriteToBytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.New(store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	c := idpKey.Cert
-	err = db.Update(t.Context(), func(tx *store.Txn) error {
-		for _, r := range []*store.Resource{
-			{Kind: spec.KindCertificate, Name: "entra", Spec: &spec.Certificate{Usage: spec.UsageSamlIDPSigning, DER: c.Raw, Subject: c.Subject.String(), NotBefore: c.NotBefore, NotAfter: c.NotAfter}},
-			{Kind: spec.KindSamlServiceProvider, Name: "sso", Spec: &spec.SamlServiceProvider{
-				Enabled:  true,
-				EntityID: sloBaseURL + "/saml",
-				BaseURL:  sloBaseURL,
-				IDP:      spec.SamlIDP{MetadataXML: raw, SigningCertificates: []string{"entra"}},
-			}},
-		} {
-			if err := tx.Insert(store.TableResources, r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	d := &sloDaemon{}
-	srv := saml.NewServer(db, saml.Options{
-		Logger:     slog.New(slog.DiscardHandler),
-		Sessions:   st,
-		Replay:     st,
-		Now:        now,
-		Authorizer: saml.AccessAuthorizer{Store: db},
-		Observer:   func(r string) { d.mu.Lock(); d.results = append(d.results, r); d.mu.Unlock() },
-	})
-	d.ts = httptest.NewServer(srv)
-	t.Cleanup(d.ts.Close)
+	d.ts = spDaemon(t, st, identityStore(t, idpKey), now, func(r string) { d.mu.Lock(); d.results = append(d.results, r); d.mu.Unlock() })
 	return d
 }
 
