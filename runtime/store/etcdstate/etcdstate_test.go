@@ -314,6 +314,14 @@ func TestImport(t *testing.T) {
 	if stats.Users != 300 || stats.Groups != 1 || stats.Memberships != 300 {
 		t.Errorf("import stats %+v", stats)
 	}
+	// The revision the import reports is the one its last write made.
+	last, err := cli.Get(context.Background(), "/m/", append(clientv3.WithLastRev(), clientv3.WithPrefix())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(last.Kvs) != 1 || stats.Revision < last.Kvs[0].ModRevision {
+		t.Errorf("import reports revision %d, its last write is at %v", stats.Revision, last.Kvs)
+	}
 	// Many pages, each sized from the one before: every key must come
 	// back once.
 	etcdstate.SmallPages(t, 3, 2000)

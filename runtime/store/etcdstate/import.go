@@ -65,6 +65,12 @@ func (s *State) Import(ctx context.Context, tx *store.Txn) (Stats, error) {
 			return stats, fmt.Errorf("etcdstate: import %s: %w", table, err)
 		}
 	}
-	stats.Revision = s.Applied()
+	// No mirror runs during an import, so Applied knows nothing: ask
+	// etcd, whose revision now is at least the last import write's.
+	resp, err = s.get(ctx, s.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return stats, err
+	}
+	stats.Revision = resp.Header.Revision
 	return stats, nil
 }
