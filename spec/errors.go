@@ -106,9 +106,11 @@ func (l ErrorList) err() error {
 type LimitError struct {
 	Limit int64  // the limit that was crossed
 	Unit  string // "bytes", "documents" or "nodes"
-	File  string // the file at which the limit was crossed
-	// Line is the line of the document at which a limit of nodes or of one
-	// document's bytes was crossed; 0 for the others.
+	// File is the file at which the limit was crossed, where that does
+	// not depend on the order the files were parsed in: empty for the
+	// documents and nodes of the whole spec. Line is the line of the
+	// document over the limit of one document's bytes, else 0.
+	File string
 	Line int
 	// Document is set when the limit is of one document's bytes
 	// (MaxDocumentBytes), not of the whole spec.
@@ -125,18 +127,22 @@ func (e *LimitError) Error() string {
 	if e.Line > 0 {
 		at = fmt.Sprintf("%s:%d", e.File, e.Line)
 	}
+	reached := ""
+	if at != "" {
+		reached = " (reached at " + at + ")"
+	}
 	switch {
 	case e.Document:
 		return fmt.Sprintf("the YAML document at %s is larger than %d bytes, the limit for one document; split it into smaller documents", at, e.Limit)
 	case e.Unit == "nodes":
-		return fmt.Sprintf("the spec has more than %d YAML nodes (reached at %s); every mapping, list, key and value is one, and each costs memory while the spec loads; if it is meant to be this large, raise the limit with --max-spec-nodes", e.Limit, at)
+		return fmt.Sprintf("the spec has more than %d YAML nodes%s; every mapping, list, key and value is one, and each costs memory while the spec loads; if it is meant to be this large, raise the limit with --max-spec-nodes", e.Limit, reached)
 	}
 	what, flag := "is larger than", "--max-spec-bytes"
 	if e.Unit == "documents" {
 		what, flag = "has more than", "--max-spec-documents"
 	}
-	return fmt.Sprintf("the spec %s %d %s (reached at %s); if it is meant to be this large, raise the limit with %s",
-		what, e.Limit, e.Unit, at, flag)
+	return fmt.Sprintf("the spec %s %d %s%s; if it is meant to be this large, raise the limit with %s",
+		what, e.Limit, e.Unit, reached, flag)
 }
 
 // Is reports whether target is ErrInvalid.

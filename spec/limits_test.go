@@ -32,7 +32,7 @@ func TestLoadRefusesSpecsPastTheLimits(t *testing.T) {
 			name:     "documents in one file",
 			files:    map[string]string{"apps.yaml": app("a") + "---\n" + app("b") + "---\n" + app("c") + "---\n" + "key: [unclosed\n"},
 			opts:     LoadOptions{MaxDocuments: 2},
-			wantErr:  "the spec has more than 2 documents (reached at apps.yaml); if it is meant to be this large, raise the limit with --max-spec-documents",
+			wantErr:  "the spec has more than 2 documents; if it is meant to be this large, raise the limit with --max-spec-documents",
 			wantUnit: "documents",
 		},
 		{

@@ -255,12 +255,12 @@ func TestLoadRefusesDenseYAMLPastTheNodeLimit(t *testing.T) {
 	_, err := Load(context.Background(), root, LoadOptions{Getenv: getenvFrom(nil), Now: testNow})
 	took, alloc := time.Since(start), allocated()-before
 	t.Logf("%d nodes in %d bytes refused in %v, %d bytes allocated", DefaultMaxNodes+1, len(data), took, alloc)
-	want := fmt.Sprintf("the spec has more than %d YAML nodes (reached at dense.yaml:", DefaultMaxNodes)
+	want := fmt.Sprintf("the spec has more than %d YAML nodes; ", DefaultMaxNodes)
 	var le *LimitError
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %.300v\nwant a *LimitError %q", err, want)
 	}
-	if le.Unit != "nodes" || le.Line == 0 || !errors.Is(err, ErrInvalid) {
+	if le.Unit != "nodes" || !errors.Is(err, ErrInvalid) {
 		t.Errorf("LimitError %+v, errors.Is(ErrInvalid) = %v", le, errors.Is(err, ErrInvalid))
 	}
 	// Each item would be an error ("no Role named") if the documents were
@@ -312,10 +312,10 @@ func TestLoadNodeLimitIsExact(t *testing.T) {
 	opts.MaxNodes = nodes - 1
 	_, err := Load(context.Background(), root, opts)
 	var le *LimitError
-	if !errors.As(err, &le) || le.Unit != "nodes" || le.Limit != int64(nodes-1) || le.Line == 0 || files[le.File] == "" {
-		t.Fatalf("err = %v, want a *LimitError of %d nodes at a file and line", err, nodes-1)
+	if !errors.As(err, &le) || le.Unit != "nodes" || le.Limit != int64(nodes-1) {
+		t.Fatalf("err = %v, want a *LimitError of %d nodes", err, nodes-1)
 	}
-	if want := fmt.Sprintf("the spec has more than %d YAML nodes (reached at %s:%d)", nodes-1, le.File, le.Line); !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("the spec has more than %d YAML nodes; ", nodes-1); !strings.Contains(err.Error(), want) {
 		t.Errorf("err = %v, want %q", err, want)
 	}
 }
