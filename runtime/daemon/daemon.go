@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config) error {
 		_, err = d.rec.ReconcileOnce(ctx)
 		waiting = errors.Is(err, source.ErrNothingPushed)
 		if err != nil && !waiting {
-			d.log.Warn("first reconcile failed; serving the last good state", "err", err)
+			d.log.Warn("first reconcile failed; serving the state as the data dir holds it until a revision applies", "err", err)
 		}
 	}
 	if ok, why := d.tls.Ready(); !cfg.InsecureHTTP && !ok {
