@@ -61,14 +61,20 @@ func userRecord(cfg *config, doc map[string]any) (*store.User, error) {
 		u.Active = a
 	}
 	if emails, ok := kept["emails"].([]any); ok {
+		// Every work email is indexed: a user may have several.
+		var buf [2]string
+		work := buf[:0]
 		for _, e := range emails {
 			m, _ := e.(map[string]any)
 			if t, _ := m["type"].(string); strings.EqualFold(t, "work") {
-				if v, ok := m["value"].(string); ok {
-					u.WorkEmail = share(attrs, v)
-					break
+				if v, _ := m["value"].(string); v != "" {
+					work = append(work, v)
 				}
 			}
+		}
+		u.WorkEmail = store.JoinWorkEmails(work...)
+		if len(work) == 1 && u.WorkEmail == work[0] {
+			u.WorkEmail = share(attrs, u.WorkEmail)
 		}
 	}
 	return u, nil

@@ -47,7 +47,10 @@ type User struct {
 	UserName   string // unique, case-insensitively
 	ExternalID string // case-exact, not unique
 	Active     bool
-	// WorkEmail is emails[type eq "work"].value, kept for indexed lookups.
+	// WorkEmail is emails[type eq "work"].value, kept for indexed lookups:
+	// the address, or for a user with several work emails (RFC 7643
+	// allows it, Entra sends them) all of them, as JoinWorkEmails makes
+	// it; read it with WorkEmails.
 	WorkEmail string
 	// Attributes holds the stored SCIM attributes (those that
 	// ScimProvisioning.userAttributes keeps) as a JSON object, exactly as sent,

@@ -32,9 +32,10 @@ const (
 	userRowsKey    = "users"      // id → *User, ordered
 	userNamesKey   = "userName"   // Fold(userName) → id, ordered
 	externalIDsKey = "externalId" // externalId → sorted ids
-	// workEmailsKey: Fold(work email) → sorted ids, for the users whose
-	// work email is not their userName (in most tenants the two are one
-	// address, found through the userName index; see UsersByWorkEmail).
+	// workEmailsKey: Fold(work email) → sorted ids, for every work email
+	// of a user (it may have several) that is not its userName (in most
+	// tenants the two are one address, found through the userName index;
+	// see UsersByWorkEmail and workEmailKeys).
 	workEmailsKey = "workEmail"
 )
 
@@ -292,18 +293,6 @@ func (x *userIndexes) store(t *Txn) error {
 	return x.emails.store(t, workEmailsKey)
 }
 
-// workEmailKey is u's key in the work email index: "" (no entry) when u has
-// no work email or it is u's userName.
-func workEmailKey(u *User) string {
-	if u == nil || u.WorkEmail == "" {
-		return ""
-	}
-	if k := Fold(u.WorkEmail); k != Fold(u.UserName) {
-		return k
-	}
-	return ""
-}
-
 // LoadUser inserts u, which must be new to the store, as Load fills it from
 // a journal: it skips looking up a previous version of u and, within Load,
 // indexes users in bulk when they are next needed.
@@ -330,12 +319,13 @@ func (x *userIndexes) settle() error {
 	names := make([]entry, len(x.loaded))
 	ext := make(map[string][]string)
 	emails := make(map[string][]string)
+	var buf [4]string
 	for i, u := range x.loaded {
 		names[i] = entry{Fold(u.UserName), u.ID}
 		if u.ExternalID != "" {
 			ext[u.ExternalID] = append(ext[u.ExternalID], u.ID)
 		}
-		if k := workEmailKey(u); k != "" {
+		for _, k := range workEmailKeys(u, buf[:]) {
 			emails[k] = append(emails[k], u.ID)
 		}
 	}
@@ -400,10 +390,7 @@ func (t *Txn) putUser(u *User, fresh bool) error {
 		}
 		x.ext.change(u.ExternalID, u.ID, true)
 	}
-	if before, after := workEmailKey(old), workEmailKey(u); before != after {
-		x.emails.change(before, u.ID, false)
-		x.emails.change(after, u.ID, true)
-	}
+	x.emails.changeWorkEmails(u.ID, old, u)
 	return nil
 }
 
@@ -424,7 +411,7 @@ func (t *Txn) deleteUser(u *User) error {
 	t.userChanged(old, nil)
 	x.names.delete(Fold(old.UserName))
 	x.ext.change(old.ExternalID, old.ID, false)
-	x.emails.change(workEmailKey(old), old.ID, false)
+	x.emails.changeWorkEmails(old.ID, old, nil)
 	return nil
 }
 
@@ -514,10 +501,11 @@ func (t *Txn) UsersByExternalID(ext string) ([]*User, error) {
 	return t.usersListed(externalIDsKey, func(x *userIndexes) idLists { return x.ext }, ext)
 }
 
-// UsersByWorkEmail returns the users whose work email folds equal to email
-// (see Fold), in id order.
+// UsersByWorkEmail returns the users one of whose work emails folds equal
+// to email (see Fold), in id order.
 func (t *Txn) UsersByWorkEmail(email string) ([]*User, error) {
-	out, err := t.usersListed(workEmailsKey, func(x *userIndexes) idLists { return x.emails }, Fold(email))
+	key := Fold(email)
+	out, err := t.usersListed(workEmailsKey, func(x *userIndexes) idLists { return x.emails }, key)
 	if err != nil {
 		return nil, err
 	}
@@ -526,7 +514,7 @@ func (t *Txn) UsersByWorkEmail(email string) ([]*User, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u != nil && Fold(u.WorkEmail) == Fold(email) {
+	if u != nil && hasWorkEmail(u, key) {
 		i, _ := slices.BinarySearchFunc(out, u.ID, func(a *User, id string) int { return strings.Compare(a.ID, id) })
 		out = slices.Insert(out, i, u)
 	}

@@ -15,7 +15,8 @@ import (
 )
 
 // TestUserIndexesAgainstModel runs random user writes (creates, renames,
-// externalId changes, deletes; several per write, some in writes that fail)
+// externalId and work email changes, deletes; several per write, some in
+// writes that fail)
 // and checks every lookup against a plain model after each write, and that
 // the users' changes handed to the journal take it from the model before
 // the write to the model after. The store is first filled through Load,
@@ -23,8 +24,12 @@ import (
 func TestUserIndexesAgainstModel(t *testing.T) {
 	names := []string{"ada", "Ada", "bob", "cy", "dee", "ed"}
 	exts := []string{"", "x1", "x2", "x3"}
-	// Work emails: none, one that is also a userName, others.
-	emails := []string{"", "ADA", "w1", "W1", "w2"}
+	// Work emails: none, one that is also a userName, others, and several:
+	// one of them a userName, one address twice.
+	emails := []string{"", "ADA", "w1", "W1", "w2",
+		JoinWorkEmails("w1", "w2"), JoinWorkEmails("w2", "ada", "bob"), JoinWorkEmails("W1", "w1"), JoinWorkEmails("\x00w3")}
+	// The addresses the work email lookups ask for.
+	addresses := []string{"ADA", "w1", "W1", "w2", "bob", "\x00w3", "w3"}
 	ids := []string{"u1", "u2", "u3", "u4", "u5"}
 	rapid.Check(t, func(rt *rapid.T) {
 		journal := &userJournal{users: map[string]*User{}}
@@ -102,7 +107,7 @@ func TestUserIndexesAgainstModel(t *testing.T) {
 		}); err != nil {
 			rt.Fatal(err)
 		}
-		check(rt, st.Read(), model, names, exts, emails)
+		check(rt, st.Read(), model, names, exts, addresses)
 		journal.users = maps.Clone(model) // Load bypasses the journal
 		for range rapid.IntRange(1, 20).Draw(rt, "writes") {
 			next := maps.Clone(model)
@@ -145,7 +150,7 @@ func TestUserIndexesAgainstModel(t *testing.T) {
 			case !fail:
 				model = next
 			}
-			check(rt, st.Read(), model, names, exts, emails)
+			check(rt, st.Read(), model, names, exts, addresses)
 			if journal.err != nil {
 				rt.Fatal(journal.err)
 			}
@@ -204,7 +209,7 @@ func (j *userJournal) apply(changes memdb.Changes) error {
 	return nil
 }
 
-func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts, emails []string) {
+func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts, addresses []string) {
 	for _, name := range names {
 		var want *User
 		for _, u := range model {
@@ -245,7 +250,14 @@ func check(rt *rapid.T, tx *Txn, model map[string]*User, names, exts, emails []s
 		matches func(u *User, key string) bool
 	}{
 		{"UsersByExternalID", exts[1:], tx.UsersByExternalID, func(u *User, key string) bool { return u.ExternalID == key }},
-		{"UsersByWorkEmail", emails[1:], tx.UsersByWorkEmail, func(u *User, key string) bool { return strings.EqualFold(u.WorkEmail, key) }},
+		{"UsersByWorkEmail", addresses, tx.UsersByWorkEmail, func(u *User, key string) bool {
+			for e := range u.WorkEmails() {
+				if strings.EqualFold(e, key) {
+					return true
+				}
+			}
+			return false
+		}},
 	} {
 		for _, key := range l.keys {
 			var want []string
