@@ -253,15 +253,21 @@ func describeFileErr(name string, err error) error {
 
 var usages = []string{UsageSamlIDPSigning, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS, UsageTLSCA, UsageTLSClient}
 
-// keyless are the usages of certificates that belong to someone else: idrecon
+// keylessUsages are the usages of certificates that belong to someone else: idrecon
 // only verifies with them and must never hold their key.
-var keyless = []string{UsageSamlIDPSigning, UsageTLSCA}
+var keylessUsages = []string{UsageSamlIDPSigning, UsageTLSCA}
+
+// CertificateUsages returns every usage a Certificate may have, and of them
+// those of a certificate that is someone else's, without a key.
+func CertificateUsages() (all, keyless []string) {
+	return slices.Clone(usages), slices.Clone(keylessUsages)
+}
 
 // errInlineKey is the message for a private key written into git.
 const errInlineKey = "private keys must not be written inline; reference them with privateKeyFrom (file or env)"
 
 func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
-	ownKey := !slices.Contains(keyless, c.Usage)
+	ownKey := !slices.Contains(keylessUsages, c.Usage)
 	switch {
 	case c.Usage == "":
 		l.fail(p, "spec.usage", "required (one of %s)", strings.Join(usages, ", "))
@@ -319,7 +325,7 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 	}
 
 	switch {
-	case c.PrivateKeyFrom != nil && slices.Contains(keyless, c.Usage):
+	case c.PrivateKeyFrom != nil && slices.Contains(keylessUsages, c.Usage):
 		l.fail(p, "spec.privateKeyFrom", "a %s certificate must not have a private key (only %s, %s, %s and %s do)", c.Usage, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS, UsageTLSClient)
 	case c.PrivateKeyFrom == nil && ownKey:
 		l.fail(p, "spec", "privateKeyFrom is required for usage %s", c.Usage)

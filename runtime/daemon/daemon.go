@@ -800,7 +800,7 @@ func adminToken(cfg Config, log *slog.Logger) (string, error) {
 	if err := writePrivate(path, []byte(tok+"\n")); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
-	log.Info("generated an admin token; CLI commands read it with --admin-token-file", "path", path)
+	log.Info("generated an admin token; idrecon commands on this host find it without flags in ./data/admin-token (below the folder they run in) or /var/lib/idrecon/admin-token; for a token elsewhere, give them --admin-token-file with this path", "path", path)
 	return tok, nil
 }
 

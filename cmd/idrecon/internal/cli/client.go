@@ -25,7 +25,10 @@ const DefaultServer = "http://127.0.0.1:9090"
 type client struct {
 	base  string
 	token string
-	http  *http.Client
+	// tokenFrom says where token was read from (never the token), for the
+	// error of a daemon that refuses it.
+	tokenFrom string
+	http      *http.Client
 }
 
 // serverFlags registers --server and --admin-token-file and returns a
@@ -39,7 +42,7 @@ func serverFlags(c *cobra.Command, env Env) func() (*client, error) {
 	tokenFile := c.Flags().String("admin-token-file", "", "file holding the admin token (default: env IDRECON_ADMIN_TOKEN, else "+strings.Join(adminTokenFiles, " or ")+")")
 	c.MarkFlagFilename("admin-token-file")
 	return func() (*client, error) {
-		tok, err := readAdminToken(env, *tokenFile, true)
+		tok, from, err := readAdminToken(env, *tokenFile, true)
 		if err != nil {
 			return nil, err
 		}
@@ -47,7 +50,7 @@ func serverFlags(c *cobra.Command, env Env) func() (*client, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &client{base: base, token: tok, http: &http.Client{Timeout: 5 * time.Minute}}, nil
+		return &client{base: base, token: tok, tokenFrom: from, http: &http.Client{Timeout: 5 * time.Minute}}, nil
 	}
 }
 
@@ -70,26 +73,31 @@ func redactURL(raw string) string { return source.RedactURL(raw) }
 
 // readAdminToken reads the admin token from --admin-token-file, then
 // IDRECON_ADMIN_TOKEN, then (for clients, when fallback is set) the token a
-// daemon generated in a well-known place (adminTokenFiles).
-func readAdminToken(env Env, file string, fallback bool) (string, error) {
+// daemon generated in a well-known place (adminTokenFiles). from says
+// which, for messages: it never holds the token.
+func readAdminToken(env Env, file string, fallback bool) (tok, from string, err error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("admin token: %w", err)
+			return "", "", fmt.Errorf("admin token: %w", err)
 		}
 		tok := strings.TrimSpace(string(b))
 		if tok == "" {
-			return "", fmt.Errorf("admin token file %s is empty", file)
+			return "", "", fmt.Errorf("admin token file %s is empty", file)
 		}
-		return tok, nil
+		return tok, file + " (--admin-token-file)", nil
 	}
 	if tok := env.Getenv("IDRECON_ADMIN_TOKEN"); tok != "" {
-		return tok, nil
+		return tok, "env IDRECON_ADMIN_TOKEN", nil
 	}
 	if fallback {
-		return defaultAdminToken(adminTokenFiles)
+		tok, file, err := defaultAdminToken(adminTokenFiles)
+		if err != nil {
+			return "", "", err
+		}
+		return tok, file + " (found there: no --admin-token-file or IDRECON_ADMIN_TOKEN given)", nil
 	}
-	return "", nil
+	return "", "", nil
 }
 
 // apiError is a non-2xx answer from the admin API.
@@ -100,11 +108,17 @@ type apiError struct {
 	// Problems are Details with their parts apart (spec errors), from a
 	// daemon that sends them.
 	Problems []admin.Problem
+	// Hint says what to do, after the status.
+	Hint string
 }
 
 func (e *apiError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (HTTP %d)", e.Message, e.Status)
+	if e.Hint != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Hint)
+	}
 	for _, d := range e.Details {
 		b.WriteString("\n  ")
 		b.WriteString(d)
@@ -130,11 +144,18 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		ae := &apiError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
 		var e admin.Error
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return &apiError{Status: resp.StatusCode, Message: e.Error, Details: e.Details, Problems: e.Problems}
+			ae = &apiError{Status: resp.StatusCode, Message: e.Error, Details: e.Details, Problems: e.Problems}
 		}
-		return &apiError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+		if resp.StatusCode == http.StatusUnauthorized {
+			// The token is another daemon's, say one `make run` left in
+			// ./data while this daemon keeps its own elsewhere.
+			ae.Hint = "the token sent was read from " + c.tokenFrom +
+				"; give the daemon's own with --admin-token-file (admin-token in its data dir)"
+		}
+		return ae
 	}
 	if raw != nil {
 		_, err = io.Copy(raw, resp.Body)

@@ -1,8 +1,16 @@
 package cli
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/idrecon/idrecon/runtime/admin"
 )
 
 // A --server that is refused is echoed in the usage error, which CI logs
@@ -35,6 +43,64 @@ func TestServerURLErrorHidesUserinfo(t *testing.T) {
 			}
 			if !strings.Contains(msg, tt.shown) {
 				t.Errorf("error does not show %q: %s", tt.shown, msg)
+			}
+		})
+	}
+}
+
+// TestUnauthorizedNamesTheTokenSource: a daemon that refuses the admin
+// token (HTTP 401) gets an error that says where the CLI took the token
+// from (the flag's file, IDRECON_ADMIN_TOKEN, or the file it found) and
+// what to do, in text and JSON, and never shows the token itself.
+func TestUnauthorizedNamesTheTokenSource(t *testing.T) {
+	const secret = "the-wrong-token-itself-0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(admin.Error{Error: "missing or wrong admin token"})
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	t.Chdir(dir) // where `make run` left ./data/admin-token
+	if err := os.MkdirAll("data", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("data", "admin-token"), []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flagFile := filepath.Join(dir, "flag-token")
+	if err := os.WriteFile(flagFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	server := map[string]string{"IDRECON_SERVER": srv.URL}
+	withEnvToken := map[string]string{"IDRECON_SERVER": srv.URL, "IDRECON_ADMIN_TOKEN": secret}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		from string // the source the error must name
+	}{
+		{"--admin-token-file", withEnvToken, []string{"status", "--admin-token-file", flagFile}, flagFile},
+		{"IDRECON_ADMIN_TOKEN", withEnvToken, []string{"status"}, "IDRECON_ADMIN_TOKEN"},
+		{"found in ./data", server, []string{"status"}, "data/admin-token"},
+		{"found in ./data, json", server, []string{"users", "--output", "json"}, "data/admin-token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := run(t, tt.env, tt.args...)
+			if code != 1 || !strings.Contains(errs, "HTTP 401") {
+				t.Fatalf("exit %d, want 1 with the 401\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+			}
+			for _, w := range []string{tt.from, "--admin-token-file"} {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr does not say %q:\n%s", w, errs)
+				}
+				if slices.Contains(tt.args, "json") && !strings.Contains(out, w) {
+					t.Errorf("the JSON error does not say %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out+errs, secret) {
+				t.Errorf("the token itself is shown:\n%s%s", out, errs)
 			}
 		})
 	}

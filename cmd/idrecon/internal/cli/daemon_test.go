@@ -236,3 +236,48 @@ func TestReconcileWait(t *testing.T) {
 		t.Fatalf("exit %d, want %d saying refused\nstdout:\n%s\nstderr:\n%s", code, exitNotReady, out, errs)
 	}
 }
+
+// TestGeneratedTokenLogSaysWhereTheCLILooks: the daemon's log line for a
+// token it generated says what is true of the CLI: it looks in the places
+// of adminTokenFiles without any flag, and --admin-token-file is for a
+// token kept anywhere else.
+func TestGeneratedTokenLogSaysWhereTheCLILooks(t *testing.T) {
+	var logs bytes.Buffer // written by the daemon's goroutines, read once it stopped
+	ctx, cancel := context.WithCancel(context.Background())
+	started, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, daemon.Config{
+			DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", InsecureHTTP: true, Interval: time.Hour,
+			Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
+			Started: func(string, string) { close(started) },
+		})
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("daemon did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not start in time")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("daemon: %v", err)
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "generated an admin token") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no log line for the generated token:\n%s", logs.String())
+	}
+	for _, f := range adminTokenFiles {
+		if !strings.Contains(line, f) {
+			t.Errorf("the log line does not name %s, where the CLI looks without flags:\n%s", f, line)
+		}
+	}
+	if !strings.Contains(line, "--admin-token-file") {
+		t.Errorf("the log line does not say how to use a token kept elsewhere:\n%s", line)
+	}
+}

@@ -66,10 +66,11 @@ var adminTokenFiles = []string{
 	"/var/lib/idrecon/" + daemon.AdminTokenFile,
 }
 
-// defaultAdminToken reads the first of files that exists and holds a token.
-// A file that exists but cannot be read (the systemd unit's is mode 0600,
-// owned by the idrecon user) is named in the error, so the fix is clear.
-func defaultAdminToken(files []string) (string, error) {
+// defaultAdminToken reads the first of files that exists and holds a token,
+// and returns it with that file's name. A file that exists but cannot be
+// read (the systemd unit's is mode 0600, owned by the idrecon user) is
+// named in the error, so the fix is clear.
+func defaultAdminToken(files []string) (tok, file string, err error) {
 	var unreadable []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -81,12 +82,12 @@ func defaultAdminToken(files []string) (string, error) {
 			continue
 		}
 		if tok := strings.TrimSpace(string(b)); tok != "" {
-			return tok, nil
+			return tok, f, nil
 		}
 	}
 	msg := "no admin token: set IDRECON_ADMIN_TOKEN or --admin-token-file (looked in " + strings.Join(files, ", ") + ")"
 	if len(unreadable) > 0 {
 		msg += "; " + strings.Join(unreadable, "; ") + " (run as root or the daemon's user)"
 	}
-	return "", fmt.Errorf("%s", msg)
+	return "", "", fmt.Errorf("%s", msg)
 }

@@ -83,9 +83,14 @@ func TestDefaultAdminToken(t *testing.T) {
 		{"none: the places are named", []string{missing}, "", []string{"no admin token", "IDRECON_ADMIN_TOKEN", missing}},
 		{"unreadable: why is said", []string{notAFile}, "", []string{notAFile, "is a directory", "run as root"}},
 	} {
-		got, err := defaultAdminToken(tc.files)
+		got, file, err := defaultAdminToken(tc.files)
 		if got != tc.want {
 			t.Errorf("%s: token %q, want %q", tc.name, got, tc.want)
+		}
+		if got != "" {
+			if b, _ := os.ReadFile(file); strings.TrimSpace(string(b)) != got {
+				t.Errorf("%s: the token is said to come from %q, which does not hold it", tc.name, file)
+			}
 		}
 		for _, w := range tc.wantErr {
 			if err == nil || !strings.Contains(err.Error(), w) {

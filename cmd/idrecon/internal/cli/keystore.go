@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -12,28 +13,40 @@ import (
 	"github.com/idrecon/idrecon/spec"
 )
 
+// certUsages are the usages of a Certificate document and, of them, those
+// of a certificate that is someone else's and has no key.
+var certUsages = func() (u struct{ all, keyless []string }) {
+	u.all, u.keyless = spec.CertificateUsages()
+	return u
+}()
+
 func keystoreCmd(env Env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "keystore import FILE.p12",
 		Short: "Turn a PKCS#12 keystore into a Certificate document",
 		Long: `Import a PKCS#12 keystore: the certificate and a Certificate document go into
 the spec repo, the private key into a file outside it (--key-out, mode 0600).
-The password is read from the env var --password-env names. Convert a JKS
-keystore first: keytool -importkeystore ... -deststoretype pkcs12.`,
+A ` + orList(certUsages.keyless) + ` certificate, someone else's, is read from
+the keystore's trusted entries, without a key. The password is read from the
+env var --password-env names. Convert a JKS keystore first:
+keytool -importkeystore ... -deststoretype pkcs12.`,
 		Example: `  IDRECON_KEYSTORE_PASSWORD=... idrecon keystore import sp.p12 --name sp-signing \
     --usage saml-sp-signing --spec . --key-out /etc/idrecon/sp-signing.key`,
 	}
 	withVerbs(c, verb{"import", []string{"FILE.p12"}})
 	fs := c.Flags()
 	name := fs.String("name", "sp-signing", "name of the Certificate document")
-	usage := fs.String("usage", spec.UsageSamlSPSigning, "saml-sp-signing, saml-sp-encryption, tls, or saml-idp-signing (trusted entries only)")
-	c.RegisterFlagCompletionFunc("usage", cobra.FixedCompletions([]string{spec.UsageSamlSPSigning, "saml-sp-encryption", "tls", spec.UsageSamlIDPSigning}, cobra.ShellCompDirectiveNoFileComp))
+	usage := fs.String("usage", spec.UsageSamlSPSigning, "the certificate's usage: "+orList(certUsages.all)+" ("+orList(certUsages.keyless)+": trusted entries, no key)")
+	c.RegisterFlagCompletionFunc("usage", cobra.FixedCompletions(certUsages.all, cobra.ShellCompDirectiveNoFileComp))
 	specDir := fs.String("spec", ".", "spec repo to write the certificate and document into")
 	c.MarkFlagDirname("spec")
 	keyOut := fs.String("key-out", "", "where to write the private key (mode 0600; keep it out of git)")
 	keyPath := fs.String("key-path", "", "absolute path the daemon reads the key from, written into the document (default --key-out made absolute); set it when importing on another machine than the daemon's")
 	passEnv := fs.String("password-env", "IDRECON_KEYSTORE_PASSWORD", "env var holding the keystore password")
 	c.RunE = func(_ *cobra.Command, pos []string) error {
+		if !slices.Contains(certUsages.all, *usage) {
+			return usageErrorf("--usage %q: want %s", *usage, orList(certUsages.all))
+		}
 		return runKeystore(env, pos[1], keystoreOptions{*name, *usage, *specDir, *keyOut, *keyPath, *passEnv})
 	}
 	return c
@@ -64,7 +77,7 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 	}
 
 	var keyRef string
-	if o.usage == spec.UsageSamlIDPSigning {
+	if slices.Contains(certUsages.keyless, o.usage) {
 		certs, err := keystore.TrustedCertificates(data, password)
 		if err != nil {
 			return err

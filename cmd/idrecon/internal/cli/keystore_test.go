@@ -4,16 +4,21 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/idrecon/idrecon/spec"
 )
 
 // testPKCS12 writes a PKCS#12 keystore, protected by password, holding a
@@ -101,4 +106,141 @@ func TestKeystoreImportKeyPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// specUsages is the loader's list of certificate usages, as its error for
+// a Certificate without one spells it: what keystore import is checked
+// against, independently of how the command finds the list.
+func specUsages(t *testing.T) []string {
+	t.Helper()
+	dir := t.TempDir()
+	doc := "apiVersion: idrecon.io/v1alpha1\nkind: Certificate\nmetadata:\n  name: c\nspec:\n  usage: \"\"\n  pem: x\n"
+	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(doc), 0o644)
+	_, err := spec.Load(t.Context(), dir, spec.LoadOptions{})
+	m := regexp.MustCompile(`spec\.usage: required \(one of ([a-z, -]+)\)`).FindStringSubmatch(fmt.Sprint(err))
+	if m == nil {
+		t.Fatalf("the loader no longer lists the usages in its error: %v", err)
+	}
+	return strings.Split(m[1], ", ")
+}
+
+// TestKeystoreImportUsages: keystore import --help lists every usage the
+// spec has, the command refuses any other before it reads the keystore,
+// and each kind imports into a document the spec takes: tls-client with
+// its key, tls-ca (like saml-idp-signing) from a trust store's trusted
+// entries, without a key.
+func TestKeystoreImportUsages(t *testing.T) {
+	usages := specUsages(t)
+	_, help, _ := run(t, nil, "keystore", "--help")
+	var usageHelp string
+	for _, l := range strings.Split(help, "\n") {
+		if strings.Contains(l, "--usage ") {
+			usageHelp = l
+		}
+	}
+	for _, u := range usages {
+		if !regexp.MustCompile(`(^|[ ,])` + regexp.QuoteMeta(u) + `([ ,;)]|$)`).MatchString(usageHelp) {
+			t.Errorf("--usage help lacks %s: %s", u, usageHelp)
+		}
+	}
+	_, complete, _ := run(t, nil, "__complete", "keystore", "import", "x.p12", "--usage", "")
+	for _, u := range usages {
+		if !strings.Contains(complete, u+"\n") {
+			t.Errorf("--usage completion lacks %s:\n%s", u, complete)
+		}
+	}
+
+	code, out, errs := run(t, nil, "keystore", "import", "/nonexistent.p12", "--usage", "signing", "--key-out", filepath.Join(t.TempDir(), "k"))
+	if code != 1 || out != "" || !strings.Contains(errs, `--usage "signing"`) || !strings.Contains(errs, "tls-client") || !strings.Contains(errs, "Run 'idrecon keystore --help'") {
+		t.Errorf("an unknown usage: exit %d, want a usage error listing the usages\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+
+	// Each usage imports, from a key pair's keystore or from a trust store,
+	// into a document the loader takes: with a key or without, as the
+	// usage wants.
+	env := map[string]string{"IDRECON_KEYSTORE_PASSWORD": "secret"}
+	keyPair, trustStore := testRSAPKCS12(t, "secret"), testTrustStore(t, "secret")
+	for _, u := range usages {
+		t.Run(u, func(t *testing.T) {
+			var took []string
+			for _, p12 := range []string{keyPair, trustStore} {
+				specDir, keyOut := t.TempDir(), filepath.Join(t.TempDir(), "k.key")
+				code, _, _ := run(t, env, "keystore", "import", p12, "--usage", u, "--name", "c", "--spec", specDir, "--key-out", keyOut)
+				if code != 0 {
+					continue
+				}
+				_, err := os.Stat(keyOut)
+				if code, out, errs := run(t, env, "validate", specDir); code != 0 {
+					doc, _ := os.ReadFile(filepath.Join(specDir, "keystore-c.yaml"))
+					t.Errorf("from %s (key written: %v), the loader refuses the document: exit %d\n%s%s\n%s", filepath.Base(p12), err == nil, code, out, errs, doc)
+				}
+				took = append(took, filepath.Base(p12))
+			}
+			if len(took) != 1 {
+				t.Errorf("imported from %q, want one of the key pair's keystore and the trust store", took)
+			}
+		})
+	}
+}
+
+// testRSAPKCS12 is testPKCS12 with an RSA key, which every usage with a
+// key takes (saml-sp-encryption only that).
+func testRSAPKCS12(t *testing.T, password string) string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "sp"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12, err := pkcs12.Modern.Encode(key, cert, nil, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pair.p12")
+	if err := os.WriteFile(path, p12, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// testTrustStore writes a PKCS#12 trust store, protected by password,
+// holding one trusted certificate valid around now (as keytool -importcert
+// writes a CA or the IdP's signing certificate).
+func testTrustStore(t *testing.T, password string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "ca"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12, err := pkcs12.Modern.EncodeTrustStore([]*x509.Certificate{cert}, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "trust.p12")
+	if err := os.WriteFile(path, p12, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -366,7 +366,9 @@ func reconcileCmd(env Env) *cobra.Command {
 		Use:   "reconcile",
 		Short: "Ask a daemon to reconcile now",
 		Long: `Ask a daemon to reconcile now. With --wait, block until that reconcile ends:
-exit 0 when it applied the revision, 3 when it refused it or failed.`,
+exit 0 when it applied the revision, 3 when it refused it, failed, or applied
+nothing because the daemon is suspended, 1 when the daemon did not answer or
+--timeout ran out (it bounds the whole command).`,
 		Example: `  idrecon reconcile
   idrecon reconcile --wait --timeout 1m`,
 	}, "/v1/reconcile", "reconcile triggered; see 'idrecon status', or use --wait", true)
@@ -385,7 +387,10 @@ func resumeCmd(env Env) *cobra.Command {
 		Use:   "resume",
 		Short: "Let a suspended daemon apply changes again",
 		Long: `Let a suspended daemon apply changes again. With --wait, block until the
-reconcile that follows ends: exit 0 applied, 3 refused or failed.`,
+reconcile that follows ends: exit 0 when it applied the revision, 3 when it
+refused it, failed, or applied nothing because the daemon is suspended (again),
+1 when the daemon did not answer or --timeout ran out (it bounds the whole
+command).`,
 		Example: `  idrecon resume
   idrecon resume --wait`,
 	}, "/v1/resume", "resumed", true)

@@ -84,7 +84,7 @@ either it waits for 'idrecon apply' (push mode).`,
 		if err != nil {
 			return err
 		}
-		token, err := readAdminToken(env, *tokenFile, false)
+		token, _, err := readAdminToken(env, *tokenFile, false)
 		if err != nil {
 			return err
 		}

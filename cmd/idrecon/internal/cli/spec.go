@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -30,12 +31,34 @@ type specLimits struct {
 	nodes int
 }
 
+// specLimitNames are the flags of specLimits.
+var specLimitNames = []string{"max-spec-bytes", "max-spec-documents", "max-spec-nodes"}
+
 func specLimitFlags(fs *pflag.FlagSet) *specLimits {
-	l := &specLimits{}
-	fs.Int64Var(&l.bytes, "max-spec-bytes", spec.DefaultMaxBytes, "refuse a spec whose YAML files total more bytes than this")
-	fs.IntVar(&l.docs, "max-spec-documents", spec.DefaultMaxDocuments, "refuse a spec with more documents than this")
-	fs.IntVar(&l.nodes, "max-spec-nodes", spec.DefaultMaxNodes, "refuse a spec with more YAML nodes (keys, values, list items) than this")
+	l := &specLimits{bytes: spec.DefaultMaxBytes, docs: spec.DefaultMaxDocuments, nodes: spec.DefaultMaxNodes}
+	fs.Var(positive[int64]{&l.bytes}, specLimitNames[0], "refuse a spec whose YAML files total more bytes than this")
+	fs.Var(positive[int]{&l.docs}, specLimitNames[1], "refuse a spec with more documents than this")
+	fs.Var(positive[int]{&l.nodes}, specLimitNames[2], "refuse a spec with more YAML nodes (keys, values, list items) than this")
 	return l
+}
+
+// positive is the value of a limit flag, which must be above zero: the
+// loader takes 0 or less for its default, so such a value would be
+// ignored without a word.
+type positive[T int | int64] struct{ p *T }
+
+func (v positive[T]) String() string { return strconv.FormatInt(int64(*v.p), 10) }
+func (v positive[T]) Type() string   { return "int" }
+func (v positive[T]) Set(s string) error {
+	n, err := strconv.ParseInt(s, 0, 64)
+	switch {
+	case err != nil || int64(T(n)) != n:
+		return errors.New("want a whole number")
+	case n <= 0:
+		return errors.New("must be positive")
+	}
+	*v.p = T(n)
+	return nil
 }
 
 func loadSpec(ctx context.Context, env Env, dir string, lim *specLimits) (*spec.Set, error) {
@@ -61,21 +84,69 @@ func printSpecErrors(env Env, dir, output string, err error) error {
 		return &exitError{code: 1}
 	case "github":
 		for _, i := range issues {
-			fmt.Fprintf(env.Stdout, "::error file=%s,line=%d,col=%d::%s\n", i.File, i.Line, i.Column, annotation(i))
+			fmt.Fprintf(env.Stdout, "::error%s::%s\n", annotationPlace(i), annotation(i))
 		}
 	}
 	for _, i := range issues {
-		pos := spec.Position{File: i.File, Line: i.Line, Column: i.Column}
-		fmt.Fprintln(env.Stderr, (&spec.Error{Pos: pos, Field: i.Field, Msg: i.Message}).Error())
+		fmt.Fprintln(env.Stderr, issueLine(i))
 	}
 	return &exitError{code: 1, err: errors.New(msg)}
 }
 
+// issueLine is an issue as one line, "file:line:column: field: message",
+// leaving out what it does not have (a limit of the whole spec names no
+// file, one of a document's size no column).
+func issueLine(i specIssue) string {
+	var b strings.Builder
+	if i.File != "" {
+		b.WriteString(i.File)
+		for _, n := range []int{i.Line, i.Column} {
+			if n <= 0 {
+				break
+			}
+			fmt.Fprintf(&b, ":%d", n)
+		}
+		b.WriteString(": ")
+	}
+	if i.Field != "" {
+		b.WriteString(i.Field + ": ")
+	}
+	b.WriteString(i.Message)
+	return b.String()
+}
+
+// annotationPlace is the properties of a GitHub Actions annotation that
+// say where an issue is (" file=F,line=L,col=C"), those it has only.
+func annotationPlace(i specIssue) string {
+	if i.File == "" {
+		return ""
+	}
+	s := " file=" + i.File
+	if i.Line > 0 {
+		s += fmt.Sprintf(",line=%d", i.Line)
+		if i.Column > 0 {
+			s += fmt.Sprintf(",col=%d", i.Column)
+		}
+	}
+	return s
+}
+
 // specIssues returns the errors of a spec that did not load, their files
-// relative to the working directory; ok is false for any other error.
+// relative to the working directory; ok is false for any other error. A
+// spec past a limit of the load is one issue, at the file and line the
+// limit names, if any.
 func specIssues(dir string, err error) ([]specIssue, bool) {
 	var list spec.ErrorList
-	if !errors.As(err, &list) {
+	var limit *spec.LimitError
+	switch {
+	case errors.As(err, &list):
+	case errors.As(err, &limit):
+		at := *limit // its message names the file as the issue does
+		if at.File != "" {
+			at.File = relToCwd(filepath.Join(dir, at.File))
+		}
+		return []specIssue{{File: at.File, Line: at.Line, Message: at.Error()}}, true
+	default:
 		return nil, false
 	}
 	out := make([]specIssue, 0, len(list))
@@ -248,6 +319,10 @@ or with --base-ref against the spec at that git ref of the repo holding DIR
 against a live daemon, with the access blast radius: who gains or loses which
 role or version. --git plans a spec repo straight from git.
 
+--max-spec-bytes, --max-spec-documents and --max-spec-nodes bound a spec
+loaded here; with --server the daemon loads it under its own limits (those
+of serve), and they are refused.
+
 Exit 0 no changes, 2 changes, 1 error (like terraform plan -detailed-exitcode).`,
 		Example: `  idrecon plan examples/entra
   idrecon plan . --base-ref origin/main
@@ -265,10 +340,40 @@ Exit 0 no changes, 2 changes, 1 error (like terraform plan -detailed-exitcode).`
 		// Without --server (or IDRECON_SERVER) the plan is against a runtime
 		// holding only the builtin roles, or the spec at --base-ref.
 		serverGiven := env.Getenv("IDRECON_SERVER") != "" || cmd.Flags().Changed("server")
+		if serverGiven {
+			if err := limitsWithServer(cmd); err != nil {
+				return err
+			}
+		}
 		return runPlan(cmd.Context(), env, pos, planOptions{output: *output, baseRef: *baseRef, git: gitOpts(), lim: lim,
 			serverGiven: serverGiven, mkClient: mkClient})
 	}
 	return c
+}
+
+// limitsWithServer refuses a --max-spec-* flag given with --server (or
+// IDRECON_SERVER): the folder is uploaded and the daemon loads it under
+// its own limits, so the flag would be ignored.
+func limitsWithServer(cmd *cobra.Command) error {
+	var given []string
+	for _, name := range specLimitNames {
+		if cmd.Flags().Changed(name) {
+			given = append(given, "--"+name)
+		}
+	}
+	if len(given) == 0 {
+		return nil
+	}
+	server := "--server"
+	if !cmd.Flags().Changed("server") {
+		server = "IDRECON_SERVER"
+	}
+	verb := "bounds"
+	if len(given) > 1 {
+		verb = "bound"
+	}
+	return usageErrorf("%s %s a spec loaded here, not with %s: the daemon loads it, under its own limits (serve's flags of the same names)",
+		strings.Join(given, " and "), verb, server)
 }
 
 // planOptions are plan's flags, parsed.

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +12,8 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/idrecon/idrecon/spec"
 )
 
 // TestEmptySpecExitsOne: validate and plan of a folder with no documents
@@ -112,5 +117,163 @@ func TestOfflinePlanLeavesBuiltinRolesOut(t *testing.T) {
 	code, out, errs := run(t, nil, "plan", "../../../../examples/entra")
 	if code != 2 || strings.Contains(out, "+ Role/Administrator") || !strings.Contains(out, "+ Role/Release Manager") {
 		t.Fatalf("exit %d, want 2 with the custom role created and no builtin one\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
+// usageLine checks that errs is one usage error of cmd (the message and
+// the pointer to its help) and returns the message.
+func usageLine(t *testing.T, cmd, errs string) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "idrecon "+cmd+": ") || lines[1] != "Run 'idrecon "+cmd+" --help' for usage." {
+		t.Errorf("stderr is not a usage error of %s:\n%s", cmd, errs)
+		return ""
+	}
+	return lines[0]
+}
+
+// TestPlanServerRefusesSpecLimitFlags: plan --server uploads the folder,
+// and the daemon loads it under its own limits, so a --max-spec-* flag
+// given with it would be ignored. It is a usage error saying so, found
+// before any daemon is asked; plan --help says it too.
+func TestPlanServerRefusesSpecLimitFlags(t *testing.T) {
+	const dir = "../../../../examples/entra"
+	viaEnv := map[string]string{"IDRECON_SERVER": "http://127.0.0.1:1", "IDRECON_ADMIN_TOKEN": "x"}
+	for _, flag := range []string{"--max-spec-bytes", "--max-spec-documents", "--max-spec-nodes"} {
+		for _, tt := range []struct {
+			name string
+			env  map[string]string
+			args []string
+		}{
+			{"--server", nil, []string{"plan", dir, "--server", "http://127.0.0.1:1", "--admin-token-file", "/nonexistent", flag, "1000000"}},
+			{"IDRECON_SERVER", viaEnv, []string{"plan", dir, flag, "1000000"}},
+		} {
+			t.Run(flag+" "+tt.name, func(t *testing.T) {
+				code, out, errs := run(t, tt.env, tt.args...)
+				if code != 1 || out != "" {
+					t.Fatalf("exit %d, want 1 and nothing on stdout\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+				}
+				msg := usageLine(t, "plan", errs)
+				for _, w := range []string{flag, tt.name, "daemon"} {
+					if !strings.Contains(msg, w) {
+						t.Errorf("the usage error does not say %q: %s", w, msg)
+					}
+				}
+			})
+		}
+	}
+	_, help, _ := run(t, nil, "plan", "--help")
+	long, _, _ := strings.Cut(help, "\nUsage:")
+	if !strings.Contains(long, "--max-spec-") || !strings.Contains(long, "own limits") {
+		t.Errorf("plan --help does not say the limits are the daemon's with --server:\n%s", long)
+	}
+}
+
+// TestSpecLimitFlagsRefuseNonPositive: a limit of 0 or less used to mean
+// the default, silently; every command taking the flags refuses it as a
+// usage error.
+func TestSpecLimitFlagsRefuseNonPositive(t *testing.T) {
+	for _, cmd := range []string{"validate", "plan", "serve"} {
+		for _, flag := range []string{"--max-spec-bytes", "--max-spec-documents", "--max-spec-nodes"} {
+			for _, v := range []string{"0", "-1"} {
+				t.Run(cmd+" "+flag+"="+v, func(t *testing.T) {
+					args := []string{cmd, flag + "=" + v, "../../../../examples/entra"}
+					if cmd == "serve" {
+						// Should the flag pass, a daemon that cannot start (no
+						// admin token) rather than one that runs on.
+						args = []string{cmd, flag + "=" + v, "--data-dir=", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}
+					}
+					ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+					defer cancel()
+					code, out, errs := runCtx(t, ctx, nil, args...)
+					if code != 1 || out != "" {
+						t.Fatalf("exit %d, want 1 and nothing on stdout\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+					}
+					if msg := usageLine(t, cmd, errs); !strings.Contains(msg, flag) || !strings.Contains(msg, "positive") {
+						t.Errorf("the usage error does not say %s must be positive: %s", flag, msg)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestSpecLimitErrorIsAProblem: a spec past a limit is reported as any
+// spec error is: one a line on stderr, with its file (relative to the
+// working directory) and line when the limit names them, an ::error
+// annotation with --output github, and a problem with --output json, from
+// validate and plan alike.
+func TestSpecLimitErrorIsAProblem(t *testing.T) {
+	dir := t.TempDir()
+	doc := "apiVersion: idrecon.io/v1alpha1\nkind: Role\nmetadata:\n  name: r%d\nspec:\n  permissions: [x]\n"
+	if err := os.WriteFile(filepath.Join(dir, "roles.yaml"), []byte(fmt.Sprintf(doc, 1)+"---\n"+fmt.Sprintf(doc, 2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := t.TempDir() // one document over spec.MaxDocumentBytes, on line 1
+	if err := os.WriteFile(filepath.Join(big, "big.yaml"), []byte("# "+strings.Repeat("x", spec.MaxDocumentBytes)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The temporary folders are not below the working directory: their
+	// files are named as given.
+	for _, tt := range []struct {
+		dir   string
+		flags []string
+		file  string // "" for a limit of the whole spec, which names none
+		line  int
+		says  string
+	}{
+		{dir, []string{"--max-spec-documents", "1"}, "", 0, "--max-spec-documents"},
+		{dir, []string{"--max-spec-nodes", "5"}, "", 0, "--max-spec-nodes"},
+		{dir, []string{"--max-spec-bytes", "10"}, filepath.Join(dir, "roles.yaml"), 0, "--max-spec-bytes"},
+		{big, nil, filepath.Join(big, "big.yaml"), 1, "the limit for one document"},
+	} {
+		at := tt.file
+		if tt.line > 0 {
+			at += fmt.Sprintf(":%d", tt.line)
+		}
+		for _, cmd := range []string{"validate", "plan"} {
+			name := cmd + " " + strings.Join(tt.flags, " ")
+			if tt.flags == nil {
+				name = cmd + " one document too large"
+			}
+			args := append([]string{cmd, tt.dir}, tt.flags...)
+			t.Run(name+" text", func(t *testing.T) {
+				code, out, errs := run(t, nil, args...)
+				prefix := "the "
+				if at != "" {
+					prefix = at + ": the "
+				}
+				if code != 1 || out != "" || !strings.HasPrefix(errs, prefix) || !strings.Contains(errs, tt.says) ||
+					!strings.HasSuffix(errs, "\nidrecon "+cmd+": 1 error(s)\n") {
+					t.Errorf("exit %d, want 1 with the problem, starting %q, and its count\nstdout:\n%s\nstderr:\n%s", code, prefix, out, errs)
+				}
+			})
+			if cmd == "validate" {
+				t.Run(name+" github", func(t *testing.T) {
+					code, out, errs := run(t, nil, append(args, "--output", "github")...)
+					want := "::error::the "
+					switch {
+					case tt.line > 0:
+						want = fmt.Sprintf("::error file=%s,line=%d::the ", tt.file, tt.line)
+					case tt.file != "":
+						want = "::error file=" + tt.file + "::the "
+					}
+					if code != 1 || !strings.HasPrefix(out, want) || !strings.Contains(out, tt.says) {
+						t.Errorf("exit %d, want 1 with an annotation starting %q\nstdout:\n%s\nstderr:\n%s", code, want, out, errs)
+					}
+				})
+			}
+			t.Run(name+" json", func(t *testing.T) {
+				code, out, errs := run(t, nil, append(args, "--output", "json")...)
+				var env errorEnvelope
+				if err := json.Unmarshal([]byte(out), &env); err != nil {
+					t.Fatalf("stdout is not JSON (%v):\n%s\nstderr:\n%s", err, out, errs)
+				}
+				p := env.Error.Problems
+				if code != 1 || env.Error.ExitCode != 1 || len(p) != 1 || p[0].File != tt.file || p[0].Line != tt.line || !strings.Contains(p[0].Message, tt.says) {
+					t.Errorf("exit %d, want 1 with one problem (file %q, line %d) saying %s:\n%s", code, tt.file, tt.line, tt.says, out)
+				}
+			})
+		}
 	}
 }

@@ -72,6 +72,10 @@ func TestUsageErrorsExitOne(t *testing.T) {
 		tc{"access version without a slash", []string{"access", "version", "webgoat"}, "access"},
 		tc{"plan with DIR and --git", []string{"plan", ".", "--git", "file:///nowhere"}, "plan"},
 		tc{"plan with --server and --base-ref", []string{"plan", ".", "--server", "http://127.0.0.1:1", "--base-ref", "main"}, "plan"},
+		tc{"plan with --server and a spec limit", []string{"plan", ".", "--max-spec-nodes", "10"}, "plan"},
+		tc{"validate with a spec limit of 0", []string{"validate", ".", "--max-spec-bytes", "0"}, "validate"},
+		tc{"serve with a spec limit below 0", []string{"serve", "--max-spec-documents", "-5"}, "serve"},
+		tc{"keystore with an unknown usage", []string{"keystore", "import", "FILE.p12", "--usage", "signing"}, "keystore"},
 		tc{"single-dash long flag", []string{"status", "-output", "json"}, "status"},
 	)
 	// An unreachable daemon: a command that got past its usage checks fails

@@ -323,3 +323,27 @@ func TestWaitMatchesTheRequestNumber(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitHelpNamesEveryExitCode: reconcile --wait and resume --wait exit 1
+// when the daemon does not answer or --timeout runs out, and 3 for a
+// suspended daemon too; their help says so beside 0 and 3.
+func TestWaitHelpNamesEveryExitCode(t *testing.T) {
+	for _, cmd := range []string{"reconcile", "resume"} {
+		code, _, errs := run(t, nil, cmd, "--wait", "--timeout", "5s", "--server", "http://127.0.0.1:1", "--admin-token-file", "/dev/null/none")
+		if code != 1 {
+			t.Errorf("%s --wait, no token: exit %d, want 1\n%s", cmd, code, errs)
+		}
+		code, _, errs = run(t, map[string]string{"IDRECON_ADMIN_TOKEN": "x"}, cmd, "--wait", "--timeout", "5s", "--server", "http://127.0.0.1:1")
+		if code != 1 {
+			t.Errorf("%s --wait, unreachable daemon: exit %d, want 1\n%s", cmd, code, errs)
+		}
+		_, help, _ := run(t, nil, cmd, "--help")
+		long, _, _ := strings.Cut(help, "\nUsage:")
+		long = strings.Join(strings.Fields(long), " ")
+		for _, w := range []string{"exit 0 when it applied the revision", "3 when it refused it, failed, or applied nothing because the daemon is suspended", "1 when the daemon did not answer or --timeout ran out"} {
+			if !strings.Contains(long, w) {
+				t.Errorf("%s --help does not say %q:\n%s", cmd, w, long)
+			}
+		}
+	}
+}
