@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,13 +23,20 @@ import (
 )
 
 // testPKCS12 writes a PKCS#12 keystore, protected by password, holding a
-// fresh key and a certificate valid around now.
+// fresh ECDSA key and a certificate valid around now.
 func testPKCS12(t *testing.T, password string) string {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return writePKCS12(t, key, password)
+}
+
+// writePKCS12 writes a PKCS#12 keystore, protected by password, holding
+// key and a self-signed certificate for it valid around now.
+func writePKCS12(t *testing.T, key crypto.Signer, password string) string {
+	t.Helper()
 	now := time.Now()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sp"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
@@ -191,26 +199,7 @@ func testRSAPKCS12(t *testing.T, password string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "sp"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p12, err := pkcs12.Modern.Encode(key, cert, nil, password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "pair.p12")
-	if err := os.WriteFile(path, p12, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writePKCS12(t, key, password)
 }
 
 // testTrustStore writes a PKCS#12 trust store, protected by password,
