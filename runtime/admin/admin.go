@@ -251,16 +251,22 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, Error{Error: msg})
 }
 
-// writeSpecError answers status with each spec error in Details.
+// writeSpecError answers status with each spec error in Details, and a
+// spec past a limit of the load as one, as the CLI shows a local load's.
 func writeSpecError(w http.ResponseWriter, status int, err error) {
 	var list spec.ErrorList
+	var limit *spec.LimitError
 	body := Error{Error: err.Error()}
-	if errors.As(err, &list) {
+	switch {
+	case errors.As(err, &list):
 		body.Error = fmt.Sprintf("the spec has %d error(s)", len(list))
 		for _, e := range list {
 			body.Details = append(body.Details, e.Error())
 			body.Problems = append(body.Problems, Problem{File: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Column, Field: e.Field, Message: e.Msg})
 		}
+	case errors.As(err, &limit):
+		body.Details = []string{limit.Error()}
+		body.Problems = []Problem{{File: limit.File, Line: limit.Line, Message: limit.Error()}}
 	}
 	writeJSON(w, status, body)
 }

@@ -15,6 +15,7 @@ import (
 // TestWriteErr pins how each kind of handler error is answered.
 func TestWriteErr(t *testing.T) {
 	invalid := spec.ErrorList{{Pos: spec.Position{File: "a.yaml", Line: 3, Column: 5}, Field: "spec.x", Msg: "bad"}}
+	limit := &spec.LimitError{Limit: spec.MaxDocumentBytes, Unit: "bytes", File: "big.yaml", Line: 7, Document: true}
 	tests := []struct {
 		name    string
 		err     error
@@ -28,6 +29,8 @@ func TestWriteErr(t *testing.T) {
 		{"wrapped", fmt.Errorf("put: %w", errorf(http.StatusConflict, "taken")), 409, "taken", 0, nil},
 		{"spec errors listed", &specError{status: http.StatusUnprocessableEntity, err: invalid}, 422, "the spec has 1 error(s)", 1,
 			[]Problem{{File: "a.yaml", Line: 3, Column: 5, Field: "spec.x", Message: "bad"}}},
+		{"a spec past a limit is one problem", &specError{status: http.StatusUnprocessableEntity, err: fmt.Errorf("load spec: %w", limit)}, 422,
+			"load spec: " + limit.Error(), 1, []Problem{{File: "big.yaml", Line: 7, Message: limit.Error()}}},
 		{"built-in role", errBuiltin, 409, errBuiltin.Error(), 0, nil},
 		{"anything else", errors.New("disk full"), 500, "disk full", 0, nil},
 	}
