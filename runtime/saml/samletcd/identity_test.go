@@ -184,17 +184,24 @@ func storedRecord(t *testing.T, cli *clientv3.Client, id string) map[string]any 
 	return m
 }
 
+// fixedClock returns a time the test's daemons all see as now, a clock
+// that tells it, and an IdP key valid around it.
+func fixedClock(t *testing.T) (time.Time, func() time.Time, *testidp.Key) {
+	t.Helper()
+	now := time.Now().Truncate(time.Second)
+	key, err := testidp.NewKey(now.Add(-time.Hour), now.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now, func() time.Time { return now }, key
+}
+
 // TestSessionFollowsTheUserAcrossDaemons: a session made on one daemon
 // records the SCIM id of its user in etcd; once that user is deleted and a
 // new one created with the same userName, every daemon refuses it, the one
 // that made it and one that only read it.
 func TestSessionFollowsTheUserAcrossDaemons(t *testing.T) {
-	now := time.Now().Truncate(time.Second)
-	clock := func() time.Time { return now }
-	idpKey, err := testidp.NewKey(now.Add(-time.Hour), now.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	now, clock, idpKey := fixedClock(t)
 	c := etcdtest.Start(t, 1)
 	cli := c.Client(t)
 	db := identityStore(t, idpKey)
@@ -227,12 +234,7 @@ func TestSessionFollowsTheUserAcrossDaemons(t *testing.T) {
 // it ends on every daemon, even one that cached the record unbound, once
 // that user is deleted and another created with the name.
 func TestSessionStoredByAnOlderDaemon(t *testing.T) {
-	now := time.Now().Truncate(time.Second)
-	clock := func() time.Time { return now }
-	idpKey, err := testidp.NewKey(now.Add(-time.Hour), now.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	now, clock, idpKey := fixedClock(t)
 	c := etcdtest.Start(t, 1)
 	cli := c.Client(t)
 	db := identityStore(t, idpKey)

@@ -61,12 +61,7 @@ func newSLODaemon(t *testing.T, st *samletcd.Store, idpKey *testidp.Key, now fun
 // one daemon is refused as a replay on another sharing the etcd state, as
 // an assertion is.
 func TestLogoutRequestReplayAcrossDaemons(t *testing.T) {
-	now := time.Now().Truncate(time.Second)
-	clock := func() time.Time { return now }
-	idpKey, err := testidp.NewKey(now.Add(-time.Hour), now.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	now, clock, idpKey := fixedClock(t)
 	c := etcdtest.Start(t, 1)
 	a := newSLODaemon(t, daemonStore(t, c.Client(t), 5*time.Second), idpKey, clock)
 	b := newSLODaemon(t, daemonStore(t, c.Client(t), 5*time.Second), idpKey, clock)
