@@ -5,7 +5,9 @@
 // prefix. A State is that store's Journal: every batch of changes is
 // committed to etcd in one transaction before the store makes it visible,
 // so nothing is acknowledged that etcd has not (a batch of SCIM writes is
-// pipelined: see Prepare). The transaction compares the revision of every
+// pipelined: see Prepare; batches in flight at once share one etcd
+// transaction, each nested with its own compares: see commitGrouped). The
+// transaction compares the revision of every
 // record it writes with the revision the mirror holds, and puts one index
 // key per folded userName and group displayName that must not exist yet,
 // so two daemons can never both accept the same name, and a batch computed
@@ -26,7 +28,7 @@
 //	i/group-name/<fold>   the id of the group whose displayName folds to it
 //	o/tick                written by Barrier when nothing else moved
 //	txn/<daemon>/<n>      a daemon's markers, one per transaction it has
-//	                      in flight at once (see commitMain)
+//	                      in flight at once (see commitTxns)
 //
 // Path parts are escaped with url.PathEscape. The mirror loads and watches
 // the m/ and o/ keys only: the index keys are compared by content (a new
@@ -117,7 +119,7 @@ type State struct {
 	timeout time.Duration
 	fence   func() (string, int64, bool)
 	// markers are this State's own keys, each holding the nonce of the
-	// last transaction that used it (see commitMain); a transaction in
+	// last transaction that used it (see commitTxns); a transaction in
 	// flight holds one, so concurrent ones never share a key. freeMarks
 	// are those not in use.
 	markerBase string
@@ -153,6 +155,10 @@ type State struct {
 	// channel closed when that batch is visible or failed.
 	pendingMu sync.Mutex
 	pending   map[string]chan struct{}
+
+	groupMu sync.Mutex
+	queue   []*mainTxn // main transactions waiting for a grouped send; guarded by groupMu
+	senders int        // sendLoops running; guarded by groupMu
 
 	appliedMu sync.Mutex
 	applied   int64         // the revision the store reflects; guarded by appliedMu
@@ -704,7 +710,7 @@ func (s *State) Commit(changes memdb.Changes) error {
 	if err != nil || b == nil {
 		return err
 	}
-	revs, err := s.send(b)
+	revs, err := s.send(b, false)
 	if err != nil {
 		return err
 	}
@@ -730,7 +736,7 @@ func (s *State) Prepare(changes memdb.Changes) (func(released func()) error, boo
 	done := s.hold(b)
 	return func(released func()) error {
 		defer s.release(b, done)
-		revs, err := s.send(b)
+		revs, err := s.send(b, true)
 		released()
 		if err != nil {
 			return err
@@ -844,12 +850,19 @@ func (b *batch) chunks() [][]memberOp {
 }
 
 // send commits a prepared batch and returns the revision of each of its
-// transactions, the main one first.
-func (s *State) send(b *batch) ([]int64, error) {
+// transactions, the main one first. grouped: its main transaction may share
+// an etcd transaction with other batches' (see commitGrouped).
+func (s *State) send(b *batch, grouped bool) ([]int64, error) {
 	chunks := b.chunks()
 	start := time.Now()
 	defer since(s.metrics.commit, start)
-	rev, err := s.commitMain(slices.Concat(b.cmps, exist(chunks[0])), append(b.ops, ops(chunks[0])...))
+	t := &mainTxn{cmps: slices.Concat(b.cmps, exist(chunks[0])), ops: append(b.ops, ops(chunks[0])...)}
+	if grouped && len(chunks) == 1 {
+		s.commitGrouped(t)
+	} else {
+		s.commitTxns([]*mainTxn{t})
+	}
+	rev, err := t.rev, t.err
 	if errors.Is(err, store.ErrStale) && b.applies && s.fence != nil && !s.stillLeads() {
 		return nil, ErrNotLeader
 	}
@@ -917,56 +930,6 @@ func (s *State) Close(ctx context.Context) error {
 	defer cancel()
 	_, err := s.cli.Delete(ctx, s.markerBase, clientv3.WithPrefix())
 	return err
-}
-
-// commitTries bounds how often commitMain sends a transaction that, as a
-// read afterwards showed, did not commit.
-const commitTries = 3
-
-// commitMain commits the batch's main transaction and returns its
-// revision. A transaction whose answer is lost (its etcd member died, the
-// leader changed) may or may not have committed: it also puts a nonce
-// under a marker key of this daemon's, and a read of that key tells which. Not
-// committed, it is sent again, so losing one member of three costs a
-// client nothing; committed, it succeeded.
-func (s *State) commitMain(cmps []clientv3.Cmp, then []clientv3.Op) (int64, error) {
-	marker := s.marker()
-	defer s.releaseMarker(marker)
-	var err error
-	for range commitTries {
-		nonce := randomNonce()
-		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		var resp *clientv3.TxnResponse
-		resp, err = s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(append(then, clientv3.OpPut(marker, nonce))...).Commit()
-		cancel()
-		if err == nil {
-			if !resp.Succeeded {
-				return 0, fmt.Errorf("%w: etcd revision %d", store.ErrStale, resp.Header.Revision)
-			}
-			return resp.Header.Revision, nil
-		}
-		if errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace) {
-			s.log.Error("etcd refuses writes: out of space", "err", err)
-			return 0, fmt.Errorf("%w: %w", store.ErrUnavailable, ErrNoSpace)
-		}
-		// Refused for its size, before it was proposed: sending it again
-		// (or a client's retry after a 503) can never succeed, while the
-		// store commits a batch refused as too large one write at a time.
-		if tooLarge(err) {
-			return 0, fmt.Errorf("etcdstate: %w (etcd's --max-request-bytes): %w", store.ErrTooLarge, err)
-		}
-		rctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		got, rerr := s.cli.Get(rctx, marker)
-		cancel()
-		switch {
-		case rerr != nil:
-			return 0, unavailable(err) // cannot tell: the client retries
-		case len(got.Kvs) == 1 && string(got.Kvs[0].Value) == nonce:
-			return got.Kvs[0].ModRevision, nil
-		}
-		s.log.Warn("etcd transaction not committed; sending it again", "err", err)
-	}
-	return 0, unavailable(err)
 }
 
 // tooLarge reports whether err is etcd's or gRPC's refusal of a request

@@ -9,6 +9,7 @@ import (
 // metrics are what the State measures; Collect exports them.
 type metrics struct {
 	commit, barrierRead, barrierWait prometheus.Histogram
+	grouped                          prometheus.Histogram
 	stale, reloads                   prometheus.Counter
 	revision                         *prometheus.Desc
 }
@@ -22,6 +23,8 @@ func newMetrics() *metrics {
 			Help: "Time of the linearizable read that starts each SCIM request's barrier.", Buckets: buckets}),
 		barrierWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "idrecon_etcd_watch_lag_seconds",
 			Help: "Time a barrier waited for the mirror to reach etcd's revision: the watch lag requests see.", Buckets: buckets}),
+		grouped: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "idrecon_etcd_batches_per_transaction",
+			Help: "Batches of state changes each etcd transaction carried (concurrent SCIM writes share one).", Buckets: prometheus.ExponentialBuckets(1, 2, 7)}),
 		stale: prometheus.NewCounter(prometheus.CounterOpts{Name: "idrecon_etcd_stale_commits_total",
 			Help: "Batches etcd refused because another daemon changed their keys first; they ran again."}),
 		reloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "idrecon_etcd_reloads_total",
@@ -35,7 +38,7 @@ func since(h prometheus.Histogram, start time.Time) { h.Observe(time.Since(start
 // Describe implements prometheus.Collector.
 func (s *State) Describe(ch chan<- *prometheus.Desc) {
 	m := s.metrics
-	for _, c := range []prometheus.Collector{m.commit, m.barrierRead, m.barrierWait, m.stale, m.reloads} {
+	for _, c := range []prometheus.Collector{m.commit, m.grouped, m.barrierRead, m.barrierWait, m.stale, m.reloads} {
 		c.Describe(ch)
 	}
 	ch <- m.revision
@@ -44,7 +47,7 @@ func (s *State) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (s *State) Collect(ch chan<- prometheus.Metric) {
 	m := s.metrics
-	for _, c := range []prometheus.Collector{m.commit, m.barrierRead, m.barrierWait, m.stale, m.reloads} {
+	for _, c := range []prometheus.Collector{m.commit, m.grouped, m.barrierRead, m.barrierWait, m.stale, m.reloads} {
 		c.Collect(ch)
 	}
 	ch <- prometheus.MustNewConstMetric(m.revision, prometheus.GaugeValue, float64(s.Applied()))

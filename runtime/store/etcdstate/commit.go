@@ -1,0 +1,272 @@
+package etcdstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// mainTxn is the main transaction of one batch on its way to etcd: its
+// compares and operations, and, once sent, the revision it committed at or
+// why it did not.
+type mainTxn struct {
+	cmps []clientv3.Cmp
+	ops  []clientv3.Op
+	rev  int64
+	err  error
+	done chan struct{} // closed when rev or err is set (grouped sends)
+}
+
+func (t *mainTxn) fail(err error) { t.rev, t.err = 0, err }
+
+// Grouped sends. Each etcd transaction costs every member a raft entry, a
+// gRPC call and an apply, whatever it holds, and most of a SCIM write's
+// cost in etcd is that toll. So the main transactions of batches in flight
+// at once (SCIM writes the store pipelines, from concurrent clients) go to
+// etcd as one transaction in which each is a nested transaction with its
+// own compares: etcd decides each on its own, so one batch's stale compare
+// fails that batch alone. At most maxSenders such transactions are in
+// flight; batches arriving meanwhile wait and go together in the next one,
+// so under load the groups grow and alone a batch waits for nothing.
+//
+// etcd evaluates every nested compare against the state before the
+// transaction, so two batches where one compares a key the other writes
+// could both pass where no order of the two would: such a batch waits for
+// a later group. Batches in flight never write the same key (see busy).
+const (
+	maxSenders = 1
+	// groupBytes bounds the keys and values of a group, well within etcd's
+	// default --max-request-bytes (1.5 MiB); a larger batch goes alone.
+	groupBytes = 256 << 10
+)
+
+// commitGrouped sends t with whatever other batches are waiting and
+// returns when t committed or failed.
+func (s *State) commitGrouped(t *mainTxn) {
+	t.done = make(chan struct{})
+	s.groupMu.Lock()
+	s.queue = append(s.queue, t)
+	if s.senders < maxSenders {
+		s.senders++
+		go s.sendLoop()
+	}
+	s.groupMu.Unlock()
+	<-t.done
+}
+
+// sendLoop sends groups of waiting batches until none waits. Each send is
+// bounded by commitTxns' timeouts, so the loop ends soon after the last
+// batch; it owns nothing else.
+func (s *State) sendLoop() {
+	for {
+		s.groupMu.Lock()
+		g := s.takeGroup()
+		if len(g) == 0 {
+			s.senders--
+			s.groupMu.Unlock()
+			return
+		}
+		s.groupMu.Unlock()
+		s.commitTxns(g)
+		for _, t := range g {
+			close(t.done)
+		}
+	}
+}
+
+// takeGroup removes from the queue, oldest first, the batches that can go
+// in one transaction: within etcd's limits (the nested transactions and the
+// widest one's operations, together at most MaxTxnOps; about groupBytes of
+// keys and values), and none comparing a key another writes. The oldest
+// batch always goes.
+func (s *State) takeGroup() []*mainTxn {
+	var g []*mainTxn
+	writes, reads := map[string]bool{}, map[string]bool{}
+	widest, size := 0, 0
+	rest := s.queue[:0]
+	for _, t := range s.queue {
+		w, r, n := footprint(t)
+		width := max(len(t.cmps), len(t.ops)+1) // +1: the marker
+		if len(g) > 0 && (len(g)+1+max(widest, width) > MaxTxnOps || size+n > groupBytes || conflicts(w, r, writes, reads)) {
+			rest = append(rest, t)
+			continue
+		}
+		g = append(g, t)
+		widest, size = max(widest, width), size+n
+		for _, k := range w {
+			writes[k] = true
+		}
+		for _, k := range r {
+			reads[k] = true
+		}
+	}
+	clear(s.queue[len(rest):])
+	s.queue = rest
+	return g
+}
+
+// footprint returns the keys t writes and compares, and the bytes of its
+// operations.
+func footprint(t *mainTxn) (writes, reads []string, size int) {
+	for _, op := range t.ops {
+		writes = append(writes, string(op.KeyBytes()))
+		size += len(op.KeyBytes()) + len(op.ValueBytes())
+	}
+	for i := range t.cmps {
+		reads = append(reads, string(t.cmps[i].KeyBytes()))
+	}
+	return writes, reads, size
+}
+
+// conflicts reports whether a batch writing w and comparing r must not
+// share a transaction with batches writing writes and comparing reads.
+func conflicts(w, r []string, writes, reads map[string]bool) bool {
+	for _, k := range w {
+		if writes[k] || reads[k] {
+			return true
+		}
+	}
+	for _, k := range r {
+		if writes[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// commitTries bounds how often commitTxns sends a transaction that, as a
+// read afterwards showed, did not commit.
+const commitTries = 3
+
+// commitTxns commits ts in one etcd transaction (nested when there are
+// several) and sets each one's revision or error. A transaction whose
+// answer is lost (its etcd member died, the leader changed) may or may not
+// have committed: each batch also puts a nonce under a marker key of this
+// daemon's, and a read of those keys tells which committed. Those that did
+// not are sent again, so losing one member of three costs a client
+// nothing.
+func (s *State) commitTxns(ts []*mainTxn) {
+	s.metrics.grouped.Observe(float64(len(ts)))
+	markers := make([]string, len(ts))
+	for i := range ts {
+		markers[i] = s.marker()
+		defer s.releaseMarker(markers[i])
+	}
+	var err error
+	for range commitTries {
+		nonce := randomNonce()
+		var resp *clientv3.TxnResponse
+		resp, err = s.sendTxn(ts, markers, nonce)
+		if err == nil {
+			for i, t := range ts {
+				if succeeded(resp, len(ts), i) {
+					t.rev = resp.Header.Revision
+				} else {
+					t.fail(fmt.Errorf("%w: etcd revision %d", store.ErrStale, resp.Header.Revision))
+				}
+			}
+			return
+		}
+		if errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace) {
+			s.log.Error("etcd refuses writes: out of space", "err", err)
+			failAll(ts, fmt.Errorf("%w: %w", store.ErrUnavailable, ErrNoSpace))
+			return
+		}
+		// Refused for its size, before it was proposed: sending it again
+		// (or a client's retry after a 503) can never succeed, while the
+		// store commits a batch refused as too large one write at a time.
+		// A group is sent again one batch at a time.
+		if tooLarge(err) {
+			if len(ts) == 1 {
+				ts[0].fail(fmt.Errorf("etcdstate: %w (etcd's --max-request-bytes): %w", store.ErrTooLarge, err))
+				return
+			}
+			for _, t := range ts {
+				s.commitTxns([]*mainTxn{t})
+			}
+			return
+		}
+		committed, rerr := s.readMarkers(markers, nonce)
+		if rerr != nil {
+			failAll(ts, unavailable(err)) // cannot tell: the client retries
+			return
+		}
+		var left []*mainTxn
+		var leftMarkers []string
+		for i, t := range ts {
+			if rev, ok := committed[i]; ok {
+				t.rev = rev
+				continue
+			}
+			left, leftMarkers = append(left, t), append(leftMarkers, markers[i])
+		}
+		if len(left) == 0 {
+			return
+		}
+		ts, markers = left, leftMarkers
+		s.log.Warn("etcd transaction not committed; sending it again", "err", err, "batches", len(ts))
+	}
+	failAll(ts, unavailable(err))
+}
+
+// sendTxn sends ts as one transaction, each with its marker set to nonce:
+// a single one as a plain transaction, several nested.
+func (s *State) sendTxn(ts []*mainTxn, markers []string, nonce string) (*clientv3.TxnResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	txn := s.cli.Txn(clientv3.WithRequireLeader(ctx))
+	then := func(i int) []clientv3.Op {
+		return append(ts[i].ops[:len(ts[i].ops):len(ts[i].ops)], clientv3.OpPut(markers[i], nonce))
+	}
+	if len(ts) == 1 {
+		return txn.If(ts[0].cmps...).Then(then(0)...).Commit()
+	}
+	nested := make([]clientv3.Op, len(ts))
+	for i, t := range ts {
+		nested[i] = clientv3.OpTxn(t.cmps, then(i), nil)
+	}
+	return txn.Then(nested...).Commit()
+}
+
+// succeeded reports whether the i-th of n transactions sent by sendTxn
+// passed its compares.
+func succeeded(resp *clientv3.TxnResponse, n, i int) bool {
+	if n == 1 {
+		return resp.Succeeded
+	}
+	return resp.Responses[i].GetResponseTxn().GetSucceeded()
+}
+
+// readMarkers returns, by position, the revisions at which the markers
+// that hold nonce were written: those transactions committed.
+func (s *State) readMarkers(markers []string, nonce string) (map[int]int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	gets := make([]clientv3.Op, len(markers))
+	for i, k := range markers {
+		gets[i] = clientv3.OpGet(k)
+	}
+	resp, err := s.cli.Txn(ctx).Then(gets...).Commit()
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]int64{}
+	for i, r := range resp.Responses {
+		kvs := r.GetResponseRange().GetKvs()
+		if len(kvs) == 1 && string(kvs[0].Value) == nonce {
+			out[i] = kvs[0].ModRevision
+		}
+	}
+	return out, nil
+}
+
+func failAll(ts []*mainTxn, err error) {
+	for _, t := range ts {
+		t.fail(err)
+	}
+}

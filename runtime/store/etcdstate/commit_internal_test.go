@@ -1,0 +1,209 @@
+package etcdstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// create is a main transaction that creates key with val: it holds only
+// while key does not exist, as a new userName's index key.
+func create(key, val string) *mainTxn {
+	return &mainTxn{
+		cmps: []clientv3.Cmp{clientv3.Compare(clientv3.Version(key), "=", 0)},
+		ops:  []clientv3.Op{clientv3.OpPut(key, val)},
+	}
+}
+
+// TestTakeGroup: a group holds the batches that fit together, oldest
+// first; the others stay queued, in order.
+func TestTakeGroup(t *testing.T) {
+	wide := func(key string, n int) *mainTxn {
+		m := &mainTxn{}
+		for i := range n {
+			m.ops = append(m.ops, clientv3.OpPut(fmt.Sprintf("%s/%d", key, i), ""))
+		}
+		return m
+	}
+	requires := func(m *mainTxn, key string) *mainTxn {
+		m.cmps = append(m.cmps, clientv3.Compare(clientv3.CreateRevision(key), ">", 0))
+		return m
+	}
+	big := strings.Repeat("x", groupBytes/2)
+	for _, tc := range []struct {
+		name        string
+		queue       []*mainTxn
+		group, left []int // positions in queue
+	}{
+		{"independent batches go together", []*mainTxn{create("a", ""), create("b", ""), create("c", "")}, []int{0, 1, 2}, nil},
+		{"one batch goes alone", []*mainTxn{create("a", "")}, []int{0}, nil},
+		{"a batch comparing a key another writes waits", []*mainTxn{create("a", ""), requires(create("b", ""), "a"), create("c", "")}, []int{0, 2}, []int{1}},
+		{"a batch writing a key another compares waits", []*mainTxn{requires(create("b", ""), "a"), create("a", ""), create("c", "")}, []int{0, 2}, []int{1}},
+		{"the nested transactions and the widest fit MaxTxnOps", []*mainTxn{wide("w", MaxTxnOps-3), create("a", ""), create("b", "")}, []int{0, 1}, []int{2}},
+		{"the oldest goes however wide", []*mainTxn{wide("w", MaxTxnOps-1), create("a", "")}, []int{0}, []int{1}},
+		{"about groupBytes of keys and values", []*mainTxn{create("a", big), create("b", big), create("c", "")}, []int{0, 2}, []int{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &State{queue: append([]*mainTxn(nil), tc.queue...)}
+			g := s.takeGroup()
+			if got := positions(tc.queue, g); fmt.Sprint(got) != fmt.Sprint(tc.group) {
+				t.Errorf("group %v, want %v", got, tc.group)
+			}
+			if got := positions(tc.queue, s.queue); fmt.Sprint(got) != fmt.Sprint(tc.left) {
+				t.Errorf("left %v, want %v", got, tc.left)
+			}
+		})
+	}
+}
+
+func positions(queue, of []*mainTxn) []int {
+	var out []int
+	for _, m := range of {
+		for i, q := range queue {
+			if q == m {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
+}
+
+// TestGroupDecidesEachBatch: in one etcd transaction, a batch whose compare
+// fails fails alone; the others commit, at one revision.
+func TestGroupDecidesEachBatch(t *testing.T) {
+	cli := etcdtest.Start(t, 1).Client(t)
+	s := newState(t, cli)
+	if _, err := cli.Put(context.Background(), "/t/taken", "first"); err != nil {
+		t.Fatal(err)
+	}
+	ts := []*mainTxn{create("/t/a", "1"), create("/t/taken", "second"), create("/t/c", "3")}
+	s.commitTxns(ts)
+	if ts[0].err != nil || ts[2].err != nil || ts[0].rev == 0 || ts[0].rev != ts[2].rev {
+		t.Fatalf("the batches that hold: revisions %d, %d, errors %v, %v; want one revision, no error", ts[0].rev, ts[2].rev, ts[0].err, ts[2].err)
+	}
+	if !errors.Is(ts[1].err, store.ErrStale) {
+		t.Errorf("the batch whose compare fails: %v; want store.ErrStale", ts[1].err)
+	}
+	want := map[string]string{"/t/a": "1", "/t/taken": "first", "/t/c": "3"}
+	for k, v := range want {
+		resp, err := cli.Get(context.Background(), k)
+		if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != v {
+			t.Errorf("%s: %v %v, want %q", k, resp, err, v)
+		}
+	}
+}
+
+// TestLostAnswer: an answer lost after etcd committed (the member died as
+// it answered) is found committed by the markers, so nothing is applied
+// twice nor reported failed; a transaction lost before it reached etcd is
+// sent again. In a group, each batch is decided on its own.
+func TestLostAnswer(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	for _, tc := range []struct {
+		name      string
+		committed bool // the lost transaction reached etcd
+	}{
+		{"after commit", true},
+		{"before commit", false},
+	} {
+		for _, n := range []int{1, 3} {
+			t.Run(fmt.Sprintf("%s, %d batches", tc.name, n), func(t *testing.T) {
+				var lose atomic.Int32
+				lose.Store(1)
+				cli := dropOneTxn(t, c.Endpoints, &lose, tc.committed)
+				s := newState(t, cli)
+				prefix := fmt.Sprintf("/t/%s/%d/", tc.name, n)
+				if _, err := cli.Put(context.Background(), prefix+"taken", "first"); err != nil {
+					t.Fatal(err)
+				}
+				ts := []*mainTxn{create(prefix+"a", "1")}
+				if n > 1 {
+					ts = append(ts, create(prefix+"taken", "second"), create(prefix+"c", "3"))
+				}
+				s.commitTxns(ts)
+				if lose.Load() != 0 {
+					t.Fatal("no transaction was lost")
+				}
+				for i, m := range ts {
+					stale := i == 1
+					if stale != errors.Is(m.err, store.ErrStale) || !stale && (m.err != nil || m.rev == 0) {
+						t.Errorf("batch %d: revision %d, error %v; want stale %v", i, m.rev, m.err, stale)
+					}
+				}
+				resp, err := cli.Get(context.Background(), prefix, clientv3.WithPrefix())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, kv := range resp.Kvs {
+					if kv.Version != 1 {
+						t.Errorf("%s written %d times", kv.Key, kv.Version)
+					}
+				}
+			})
+		}
+	}
+}
+
+func newState(t *testing.T, cli *clientv3.Client) *State {
+	t.Helper()
+	s, err := New(Options{Client: cli, Prefix: "/t/", Timeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// dropOneTxn returns a client whose first write transaction while lose is
+// 1 is answered with an error, as when the member dies: after etcd
+// committed it (committed) or before it was sent.
+func dropOneTxn(t *testing.T, endpoints []string, lose *atomic.Int32, committed bool) *clientv3.Client {
+	t.Helper()
+	intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if !strings.HasSuffix(method, "/Txn") || !writes(req) || !lose.CompareAndSwap(1, 0) {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		if committed {
+			if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
+				return err
+			}
+		}
+		return status.Error(codes.Unavailable, "connection lost (test)")
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(intercept)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// writes reports whether a transaction request puts anything (the markers'
+// read is a transaction of gets).
+func writes(req any) bool {
+	r, ok := req.(*pb.TxnRequest)
+	if !ok || r == nil {
+		return false
+	}
+	for _, op := range r.Success {
+		if op.GetRequestPut() != nil || writes(op.GetRequestTxn()) {
+			return true
+		}
+	}
+	return false
+}
