@@ -27,8 +27,8 @@
 //	i/user-name/<fold>    the id of the user whose userName folds to it
 //	i/group-name/<fold>   the id of the group whose displayName folds to it
 //	o/tick                written by Barrier when nothing else moved
-//	txn/<daemon>/<n>      a daemon's markers, one per transaction it has
-//	                      in flight at once (see commitTxns)
+//	txn/<daemon>/<n>      a daemon's markers, one per batch it has in
+//	                      flight at once (see commitTxns)
 //
 // Path parts are escaped with url.PathEscape. The mirror loads and watches
 // the m/ and o/ keys only: the index keys are compared by content (a new
@@ -119,8 +119,8 @@ type State struct {
 	timeout time.Duration
 	fence   func() (string, int64, bool)
 	// markers are this State's own keys, each holding the nonce of the
-	// last transaction that used it (see commitTxns); a transaction in
-	// flight holds one, so concurrent ones never share a key. freeMarks
+	// last transaction that used it (see commitTxns); a batch in flight
+	// holds one, so concurrent ones never share a key. freeMarks
 	// are those not in use.
 	markerBase string
 	markerMu   sync.Mutex
@@ -922,8 +922,8 @@ func (s *State) releaseMarker(k string) {
 	s.freeMarks = append(s.freeMarks, k)
 }
 
-// Close deletes this State's marker keys (one per transaction it had in
-// flight at once); a daemon that crashes leaves them, a few small keys that
+// Close deletes this State's marker keys (one per batch it had in flight
+// at once); a daemon that crashes leaves them, a few small keys that
 // nothing reads.
 func (s *State) Close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
