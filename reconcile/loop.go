@@ -90,8 +90,8 @@ type Status struct {
 	// without backoff, or when triggered.
 	Stalled string `json:"stalled,omitempty"`
 	// Request is the number of the newest reconcile request (see
-	// Reconciler.Request) made before the last attempt began, 0 when there
-	// was none. That attempt answers it and every earlier one: it began
+	// Reconciler.Request) made before the last attempt began, or
+	// Config.FirstRequest when there was none. That attempt answers it and every earlier one: it began
 	// after them, and after any Suspend or Resume made before them. A
 	// client that waits for the reconcile its request started waits for
 	// Request to reach its number: LastAttempt alone cannot tell an attempt
@@ -141,7 +141,7 @@ func (r *Reconciler) Trigger() {
 // request's number: once Status.Request is at least that number, an
 // attempt that began after the call has ended, and Status tells how it
 // ended. That attempt sees every Suspend and Resume made before the call.
-// Numbers count up from 1 in this Reconciler; use RequestNumbered instead
+// Numbers count up from Config.FirstRequest+1; use RequestNumbered instead
 // where requests must compare between daemons, never both.
 func (r *Reconciler) Request() uint64 {
 	n := r.requested.Add(1)

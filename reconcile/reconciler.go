@@ -129,6 +129,13 @@ type Config struct {
 	// Status reports the newer of that and this daemon's own, so that
 	// status and reconcile --wait tell the truth at any daemon.
 	ShareStatus bool
+	// FirstRequest is the number above which Request numbers requests
+	// (default 0). A daemon that restarts should pass one above every
+	// number its previous process gave, such as the time in microseconds,
+	// so that a client waiting across the restart for its request's number
+	// is answered by the new process's first reconcile, which began after
+	// the request. Not with RequestNumbered, whose numbers are the caller's.
+	FirstRequest uint64
 }
 
 // Reconciler plans and applies spec sets against the runtime store and runs
@@ -220,6 +227,7 @@ func New(cfg Config) (*Reconciler, error) {
 		actual:  map[*store.Resource]*fields.Rendered{},
 		trigger: make(chan struct{}, 1),
 	}
+	r.requested.Store(cfg.FirstRequest)
 	r.status.DriftMode = cfg.DriftMode
 	if cfg.Source != nil {
 		r.status.Source = cfg.Source.String()

@@ -325,6 +325,11 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		// With several daemons one reconciles; the others report its status.
 		ShareStatus: cfg.Etcd != nil,
 	}
+	if cfg.Etcd == nil {
+		// Numbers from the clock grow across restarts (see FirstRequest);
+		// with etcd, its revisions number requests.
+		rcfg.FirstRequest = uint64(time.Now().UnixMicro())
+	}
 	// Group renames are drift that only the spec can resolve: the loop
 	// lists them in its status, so /v1/drift shows what the metric counts.
 	renames := renameLog{log: log.With("component", "access"), audit: trail}

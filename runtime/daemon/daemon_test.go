@@ -384,3 +384,26 @@ func TestSuspendSurvivesRestart(t *testing.T) {
 		t.Fatal("still suspended after resume")
 	}
 }
+
+// TestRequestNumbersGrowAcrossRestart: `reconcile --wait` waits until the
+// status's request number reaches the one its request got. A daemon that
+// restarts meanwhile must answer it with its first reconcile (which began
+// after the request), not number its requests from 1 again, leaving the
+// client waiting for requests nobody makes.
+func TestRequestNumbersGrowAcrossRestart(t *testing.T) {
+	specDir, dataDir := copyDir(t, "../../examples/entra"), t.TempDir()
+	d := start(t, Config{SpecDir: specDir, DataDir: dataDir})
+	code, body := d.call(t, "POST", d.admin+"/v1/reconcile", adminTok, nil)
+	var req admin.Requested
+	if err := json.Unmarshal(body, &req); code != http.StatusAccepted || err != nil || req.Request == 0 {
+		t.Fatalf("reconcile: %d %s", code, body)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	d = start(t, Config{SpecDir: specDir, DataDir: dataDir})
+	eventually(t, "the restarted daemon's first reconcile", func() bool { return !d.status(t).LastAttempt.IsZero() })
+	if got := d.status(t).Request; got < req.Request {
+		t.Fatalf("after the restart the status answers request %d; the request made before it was %d", got, req.Request)
+	}
+}

@@ -66,6 +66,8 @@ var (
 	reAgo  = regexp.MustCompile(`\([0-9hmsµn.]+ ago\)`)
 	reHash = regexp.MustCompile(`(sha256:|sha1:)[0-9a-f]{12,64}`)
 	reID   = regexp.MustCompile(`"(id|userId)": "[a-z0-9]+"`)
+	// A daemon numbers reconcile requests from the time it started.
+	reRequest = regexp.MustCompile(`"request": \d+`)
 	// reToken is a SCIM token as newToken makes it, alone on its line or
 	// as a JSON string.
 	reToken = regexp.MustCompile(`(?m)(^  |"token": ")([A-Za-z0-9_-]{64})($|")`)
@@ -89,6 +91,7 @@ func (n normalizer) apply(s string) string {
 	s = reAgo.ReplaceAllString(s, "(AGO ago)")
 	s = reHash.ReplaceAllString(s, "${1}HASH")
 	s = reID.ReplaceAllString(s, `"$1": "ID"`)
+	s = reRequest.ReplaceAllString(s, `"request": N`)
 	return s
 }
 
