@@ -222,6 +222,9 @@ func (s *Server) getGroup(w http.ResponseWriter, r *request, id string) error {
 	if err != nil {
 		return err
 	}
+	if notModified(w, r, g.Version) {
+		return nil
+	}
 	var list []string
 	if parseProjection(r.URL.Query(), schema.GroupType).wants("members") {
 		list = members.Slice()

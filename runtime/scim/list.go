@@ -245,17 +245,36 @@ func (l *listWriter) write(w http.ResponseWriter) {
 // checkIfMatch enforces an If-Match precondition against the current version.
 func checkIfMatch(r *request, version uint64) error {
 	h := r.Header.Get("If-Match")
-	if h == "" {
+	if h == "" || etagListHas(h, version) {
 		return nil
 	}
+	return errStatus(http.StatusPreconditionFailed, "the resource has changed: its version is %s", etag(version))
+}
+
+// notModified answers a conditional GET (RFC 7644 §3.14) whose
+// If-None-Match names the current version with 304 and no body, as the
+// advertised etag support promises, and reports whether it did.
+func notModified(w http.ResponseWriter, r *request, version uint64) bool {
+	h := r.Header.Get("If-None-Match")
+	if h == "" || !etagListHas(h, version) {
+		return false
+	}
+	w.Header().Set("ETag", etag(version))
+	w.WriteHeader(http.StatusNotModified)
+	return true
+}
+
+// etagListHas reports whether an If-Match or If-None-Match list names
+// version ("*" names any), comparing weakly.
+func etagListHas(h string, version uint64) bool {
 	want := strconv.FormatUint(version, 10)
 	for _, t := range strings.Split(h, ",") {
 		t = strings.TrimSpace(t)
 		if t == "*" || strings.Trim(strings.TrimPrefix(t, "W/"), `"`) == want {
-			return nil
+			return true
 		}
 	}
-	return errStatus(http.StatusPreconditionFailed, "the resource has changed: its version is %s", etag(version))
+	return false
 }
 
 // rows yields the rows of table whose index idx matches args, in index

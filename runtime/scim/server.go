@@ -309,6 +309,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 		return rt.name
 	}
 	if rt.handle == nil {
+		if rt.allow != "" {
+			w.Header().Set("Allow", rt.allow)
+		}
 		s.writeError(w, r, rt.err)
 		return rt.name
 	}
@@ -345,14 +348,16 @@ type routed struct {
 	name   string
 	handle handler
 	err    error
+	allow  string // the methods the path takes, for a 405's Allow header
 }
 
 func route(method string, seg []string) routed {
 	if len(seg) == 0 || seg[0] == "" {
 		return routed{name: "unknown", err: errStatus(http.StatusNotFound, "no SCIM endpoint here")}
 	}
-	notAllowed := func(name string) routed {
-		return routed{name: name, err: errStatus(http.StatusMethodNotAllowed, "method %s is not allowed here", method)}
+	// A 405 MUST name the methods the path takes (RFC 9110 §15.5.6).
+	notAllowed := func(name, allow string) routed {
+		return routed{name: name, allow: allow, err: errStatus(http.StatusMethodNotAllowed, "method %s is not allowed here (allowed: %s)", method, allow)}
 	}
 	hasID := len(seg) == 2 && seg[1] != ""
 	if len(seg) > 2 {
@@ -379,23 +384,29 @@ func route(method string, seg []string) routed {
 			op = "patch"
 		case hasID && method == http.MethodDelete:
 			op = "delete"
+		case hasID:
+			return notAllowed(kind, "GET, PUT, PATCH, DELETE")
 		default:
-			return notAllowed(kind)
+			return notAllowed(kind, "GET, POST")
 		}
 		return routed{name: kind + "." + op, handle: table[op]}
 	case "serviceproviderconfig":
-		if method != http.MethodGet || hasID {
-			return notAllowed("discovery")
+		if hasID {
+			// The configuration is a single resource with nothing below it.
+			return routed{name: "unknown", err: errStatus(http.StatusNotFound, "no SCIM endpoint here")}
+		}
+		if method != http.MethodGet {
+			return notAllowed("discovery", "GET")
 		}
 		return routed{name: "discovery", handle: (*Server).serviceProviderConfig}
 	case "resourcetypes":
 		if method != http.MethodGet {
-			return notAllowed("discovery")
+			return notAllowed("discovery", "GET")
 		}
 		return routed{name: "discovery", handle: (*Server).resourceTypes}
 	case "schemas":
 		if method != http.MethodGet {
-			return notAllowed("discovery")
+			return notAllowed("discovery", "GET")
 		}
 		return routed{name: "discovery", handle: (*Server).schemas}
 	case "bulk", "me", ".search":

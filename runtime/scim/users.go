@@ -170,6 +170,9 @@ func (s *Server) getUser(w http.ResponseWriter, r *request, id string) error {
 	if u == nil {
 		return errNotFound("User", id)
 	}
+	if notModified(w, r, u.Version) {
+		return nil
+	}
 	return s.writeUser(w, r, http.StatusOK, u)
 }
 

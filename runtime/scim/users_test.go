@@ -82,6 +82,33 @@ func TestAuthAndConfig(t *testing.T) {
 	}
 }
 
+// A 405 names the methods the resource does take: RFC 9110 §15.5.6 (the
+// origin server MUST send Allow in a 405), so a client that used the wrong
+// method learns the right one.
+func TestMethodNotAllowedNamesAllowed(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	id := e.createUser("alice@contoso.com", "alice", "alice@contoso.com")
+	for _, tt := range []struct {
+		method, path, allow string
+	}{
+		{"DELETE", "/Users", "GET, POST"},
+		{"PATCH", "/Groups", "GET, POST"},
+		{"POST", "/Users/" + id, "GET, PUT, PATCH, DELETE"},
+		{"PUT", "/ServiceProviderConfig", "GET"},
+		{"POST", "/Schemas", "GET"},
+		{"DELETE", "/ResourceTypes/User", "GET"},
+	} {
+		r := e.do(tt.method, tt.path, "")
+		if r.status != 405 {
+			t.Errorf("%s %s: status %d, want 405", tt.method, tt.path, r.status)
+			continue
+		}
+		if got := r.header.Get("Allow"); got != tt.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tt.method, tt.path, got, tt.allow)
+		}
+	}
+}
+
 func TestBasePath(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.BasePath = "/ssc/api/scim/v2"
@@ -291,6 +318,71 @@ func testBadFilters(t *testing.T, flag bool) {
 		if r.status != 400 || r.json(t)["scimType"] != "invalidFilter" {
 			t.Errorf("filter %q: status %d %s, want 400 invalidFilter", f, r.status, r.body)
 		}
+	}
+}
+
+// A value filter is a whole filter (RFC 7644 §3.4.2.2: valFilter = attrExp
+// / logExp / "not" "(" valFilter ")", and logExp joins FILTERs): three terms
+// and parentheses inside the brackets are as valid in a GET filter and a
+// PATCH path as outside them. The lenient rewrite of
+// `emails[type eq "work" or …].value eq "x"` makes such filters itself.
+func TestValueFiltersOfAnyShape(t *testing.T) { forModes(t, testValueFiltersOfAnyShape) }
+
+func testValueFiltersOfAnyShape(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
+	alice := e.createUser("alice@contoso.com", "alice", "alice@contoso.com")
+	bob := e.createUser("bob@contoso.com", "bob", "bob@fabrikam.com")
+	for _, tt := range []struct {
+		filter string
+		want   []string
+	}{
+		{`emails[type eq "work" and value eq "alice@contoso.com" and primary eq true]`, []string{alice}},
+		{`emails[value co "alice" or value co "bob" or value co "carol"]`, []string{alice, bob}},
+		{`emails[type eq "work" and (value co "fabrikam" or value co "nowhere")]`, []string{bob}},
+		{`emails[(type eq "work") and (value co "fabrikam")]`, []string{bob}},
+		{`emails[type eq "work" or type eq "home"].value eq "bob@fabrikam.com"`, []string{bob}},
+		{`emails[type eq "work" and primary eq true].value eq "alice@contoso.com"`, []string{alice}},
+		{`userName pr and emails[not (type eq "home") and value ew "contoso.com"]`, []string{alice}},
+	} {
+		r := e.do("GET", "/Users?filter="+url.QueryEscape(tt.filter), "")
+		if r.status != 200 {
+			t.Errorf("filter %s: status %d %s, want 200", tt.filter, r.status, r.body)
+			continue
+		}
+		if ids := resourceIDs(r.json(t)); !sameIDs(ids, tt.want) {
+			t.Errorf("filter %s: got %v, want %v", tt.filter, ids, tt.want)
+		}
+	}
+
+	gid := e.createGroup("Three", "g3")
+	carol := e.createUser("carol@contoso.com", "carol", "carol@contoso.com")
+	e.must(204, "PATCH", "/Groups/"+gid, ops(`{"op":"add","path":"members","value":`+memberList(alice, bob, carol)+`}`))
+	for _, tt := range []struct {
+		name, method, path, body string
+		check                    func(t *testing.T)
+	}{
+		{"remove three members by one filter", "PATCH", "/Groups/" + gid,
+			ops(`{"op":"remove","path":` + q(`members[value eq "`+alice+`" or value eq "`+bob+`" or value eq "`+carol+`"]`) + `}`),
+			func(t *testing.T) {
+				if m := dig(e.must(200, "GET", "/Groups/"+gid, "").json(t), "members"); fmt.Sprint(m) != "[]" {
+					t.Errorf("members left: %v", m)
+				}
+			}},
+		{"replace through a three-term filter", "PATCH", "/Users/" + alice,
+			ops(`{"op":"replace","path":"emails[type eq \"work\" and primary eq true and value co \"alice\"].value","value":"alice.new@contoso.com"}`),
+			func(t *testing.T) {
+				if v := dig(getUser(t, e, alice), "emails", 0, "value"); v != "alice.new@contoso.com" {
+					t.Errorf("work email = %v", v)
+				}
+			}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(tt.method, tt.path, tt.body)
+			if r.status/100 != 2 {
+				t.Fatalf("status %d %s", r.status, r.body)
+			}
+			tt.check(t)
+		})
 	}
 }
 
@@ -509,6 +601,36 @@ func testETags(t *testing.T, flag bool) {
 	r = e.must(200, "GET", "/ServiceProviderConfig", "")
 	if dig(r.json(t), "etag", "supported") != true {
 		t.Fatal("etag not advertised")
+	}
+}
+
+// etag.supported is advertised, so a conditional GET works as RFC 7644
+// §3.14 describes: If-None-Match with the current version is answered 304
+// without a body; any other version (or none) gets the resource.
+func TestConditionalGet(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	uid := e.createUser("a@contoso.com", "a", "a@contoso.com")
+	gid := e.createGroup("Developers", "g1")
+	for _, tt := range []struct {
+		name, path, ifNoneMatch string
+		status                  int
+	}{
+		{"user unchanged", "/Users/" + uid, `W/"1"`, 304},
+		{"user unchanged, one of a list", "/Users/" + uid, `W/"7", W/"1"`, 304},
+		{"user any", "/Users/" + uid, `*`, 304},
+		{"user changed since", "/Users/" + uid, `W/"0"`, 200},
+		{"group unchanged", "/Groups/" + gid + "?excludedAttributes=members", `W/"1"`, 304},
+		{"group changed since", "/Groups/" + gid, `W/"9"`, 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do("GET", tt.path, "", "If-None-Match", tt.ifNoneMatch)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			if tt.status == 304 && (len(r.body) != 0 || r.header.Get("ETag") == "") {
+				t.Fatalf("304 with body %q, ETag %q", r.body, r.header.Get("ETag"))
+			}
+		})
 	}
 }
 

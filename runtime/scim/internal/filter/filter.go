@@ -69,7 +69,98 @@ func parse(text string) (expr scimfilter.Expression, err error) {
 			expr, err = nil, fmt.Errorf("malformed filter")
 		}
 	}()
-	return scimfilter.ParseFilter([]byte(text))
+	outer, inner, err := cutValueFilters(text)
+	if err != nil {
+		return nil, err
+	}
+	if expr, err = scimfilter.ParseFilter([]byte(outer)); err != nil {
+		return nil, err
+	}
+	if err := putValueFilters(expr, &inner); err != nil {
+		return nil, err
+	}
+	return expr, nil
+}
+
+// valuePathStub stands in for the filter between a value path's brackets
+// while the third-party parser reads the rest. Its value-filter grammar
+// takes one comparison, two joined by and/or, or not(…); RFC 7644 §3.4.2.2
+// allows any filter there (valFilter = attrExp / logExp / "not" "("
+// valFilter ")"), and lenient makes three terms and parentheses itself.
+// So each value filter is parsed on its own with the whole filter grammar.
+const valuePathStub = "[x pr]"
+
+// cutValueFilters returns text with each bracketed value filter (outside
+// quoted strings) replaced by valuePathStub, and those filters, parsed, in
+// order. Brackets that do not pair up are left for the parser to report.
+func cutValueFilters(text string) (string, []scimfilter.Expression, error) {
+	if strings.IndexByte(text, '[') < 0 {
+		return text, nil, nil
+	}
+	var spans [][2]int
+	depth, start, inStr := 0, 0, false
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case inStr:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '[':
+			if depth == 0 {
+				start = i
+			}
+			depth++
+		case c == ']':
+			if depth--; depth == 0 {
+				spans = append(spans, [2]int{start, i})
+			} else if depth < 0 {
+				return text, nil, nil
+			}
+		}
+	}
+	if depth != 0 {
+		return text, nil, nil
+	}
+	var b strings.Builder
+	var inner []scimfilter.Expression
+	last := 0
+	for _, s := range spans {
+		// Nested brackets parse to a nested value path, which compile refuses.
+		e, err := parse(strings.TrimSpace(text[s[0]+1 : s[1]]))
+		if err != nil {
+			return "", nil, err
+		}
+		inner = append(inner, e)
+		b.WriteString(text[last:s[0]])
+		b.WriteString(valuePathStub)
+		last = s[1] + 1
+	}
+	b.WriteString(text[last:])
+	return b.String(), inner, nil
+}
+
+// putValueFilters sets the value filters cutValueFilters took out back into
+// the value paths of expr, in textual order (left before right).
+func putValueFilters(expr scimfilter.Expression, inner *[]scimfilter.Expression) error {
+	switch e := expr.(type) {
+	case *scimfilter.LogicalExpression:
+		if err := putValueFilters(e.Left, inner); err != nil {
+			return err
+		}
+		return putValueFilters(e.Right, inner)
+	case *scimfilter.NotExpression:
+		return putValueFilters(e.Expression, inner)
+	case *scimfilter.ValuePath:
+		if len(*inner) == 0 {
+			return fmt.Errorf("misplaced brackets")
+		}
+		e.ValueFilter, *inner = (*inner)[0], (*inner)[1:]
+	}
+	return nil
 }
 
 // Match reports whether the document matches.

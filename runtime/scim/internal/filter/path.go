@@ -104,5 +104,19 @@ func parsePath(text string) (p scimfilter.Path, err error) {
 	if strings.TrimSpace(text) == "" {
 		return p, fmt.Errorf("empty path")
 	}
-	return scimfilter.ParsePath([]byte(text))
+	// As in parse: the filter between the brackets may be any filter.
+	outer, inner, err := cutValueFilters(text)
+	if err != nil {
+		return p, err
+	}
+	if p, err = scimfilter.ParsePath([]byte(outer)); err != nil {
+		return p, err
+	}
+	if p.ValueExpression != nil {
+		if len(inner) != 1 {
+			return scimfilter.Path{}, fmt.Errorf("misplaced brackets")
+		}
+		p.ValueExpression = inner[0]
+	}
+	return p, nil
 }
