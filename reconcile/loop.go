@@ -531,11 +531,13 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 // each change made.
 func (r *Reconciler) logPlan(plan *Plan, revision string, suspended, applied bool) {
 	r.reportDrift(plan, suspended)
-	if applied && pending(plan, true) != plan.Summary {
-		r.log.Info("applied", "revision", revision,
-			"create", plan.Summary.Create, "update", plan.Summary.Update, "delete", plan.Summary.Delete)
-		r.cfg.Audit.Record(audit.Applied{Revision: revision,
-			Create: plan.Summary.Create, Update: plan.Summary.Update, Delete: plan.Summary.Delete})
+	if kept := pending(plan, true); applied && kept != plan.Summary {
+		// The totals are what the apply made, as its change records are:
+		// the plan's summary also counts the drift kept in place.
+		s := plan.Summary
+		create, update, del := s.Create-kept.Create, s.Update-kept.Update, s.Delete-kept.Delete
+		r.log.Info("applied", "revision", revision, "create", create, "update", update, "delete", del)
+		r.cfg.Audit.Record(audit.Applied{Revision: revision, Create: create, Update: update, Delete: del})
 		r.auditApplied(plan, revision)
 	}
 }

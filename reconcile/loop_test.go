@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/reconcile/source"
+	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -482,5 +483,47 @@ func TestSharedStatus(t *testing.T) {
 				t.Errorf("nothing shared, yet the other daemon reports an attempt at %v", got.LastAttempt)
 			}
 		})
+	}
+}
+
+// In report mode an apply leaves the drift it keeps in place: the totals
+// it logs and audits count only what it changed, as its change records do.
+func TestAppliedTotalsLeaveKeptDriftOut(t *testing.T) {
+	trail := &audit.Memory{}
+	e := &loopEnv{store: newStore(t), src: newDirSource(t), clock: newFakeClock(), logs: &logRecorder{}}
+	e.r = newReconciler(t, Config{Store: e.store, Source: e.src, DriftMode: DriftReport, Clock: e.clock,
+		Logger: slog.New(e.logs), Audit: trail})
+	e.src.write(t, "c1", map[string]string{"apps.yaml": app("webgoat", "1.0")})
+	e.once(t)
+	adminWrite(t, e.store, spec.KindApplication, "webgoat", &spec.Application{Versions: []string{"9.9"}})
+	e.src.write(t, "c2", map[string]string{"apps.yaml": app("webgoat", "1.0") + "---\n" + app("juice-shop", "1")})
+	p := e.once(t)
+	if p.Summary != (Summary{Create: 1, Update: 1, Drift: 1}) || !p.Updates[0].Kept {
+		t.Fatalf("plan %+v", p)
+	}
+	if got := versions(t, e.store, "webgoat"); !reflect.DeepEqual(got, []string{"9.9"}) {
+		t.Fatalf("report mode overwrote the drift: %v", got)
+	}
+	var totals []audit.Applied
+	var made []audit.AppliedChange
+	for _, ev := range trail.Events() {
+		switch ev := ev.(type) {
+		case audit.Applied:
+			totals = append(totals, ev)
+		case audit.AppliedChange:
+			if ev.Revision == p.Revision {
+				made = append(made, ev)
+			}
+		}
+	}
+	if len(made) != 1 || made[0].Kind != spec.KindApplication || made[0].Name != "juice-shop" || made[0].Action != "create" {
+		t.Errorf("change records %+v, want the create of juice-shop", made)
+	}
+	if n := len(totals); n != 2 || totals[1] != (audit.Applied{Revision: p.Revision, Create: 1}) {
+		t.Errorf("audited totals %+v, want the second {Create: 1}: the kept update was not made", totals)
+	}
+	logged := e.logs.find("applied")
+	if n := len(logged); n != 2 || logged[1]["create"] != "1" || logged[1]["update"] != "0" || logged[1]["delete"] != "0" {
+		t.Errorf("applied logs %v, want the second to count 1 create, 0 updates", logged)
 	}
 }
