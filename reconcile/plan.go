@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/idrecon/idrecon/spec"
 )
 
 // Plan is what a reconcile changes, or would change, in the runtime. It is
@@ -62,6 +64,21 @@ type Summary struct {
 // Empty reports whether the plan changes nothing.
 func (p *Plan) Empty() bool {
 	return len(p.Creates) == 0 && len(p.Updates) == 0 && len(p.Deletes) == 0
+}
+
+// Kept returns the resources whose changes Apply leaves undone: the drift
+// that drift mode report keeps in place. What Apply makes of them is what
+// the store holds now, which the blast radius of the plan must use.
+func (p *Plan) Kept() []spec.Ref {
+	var out []spec.Ref
+	for _, cs := range [][]Change{p.Creates, p.Updates, p.Deletes} {
+		for _, c := range cs {
+			if c.Kept {
+				out = append(out, spec.Ref{Kind: c.Kind, Name: c.Name})
+			}
+		}
+	}
+	return out
 }
 
 // Drifted returns the changes that undo edits made outside git, creates

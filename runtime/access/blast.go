@@ -38,19 +38,22 @@ type AccessChange struct {
 // AccessAssignment documents are the complete set of assignments, the
 // Application documents the complete set of applications (the store's when
 // the list has none), and Role documents add to the roles the store defines.
+// keep names resources an apply of after leaves as the store holds them
+// (the drift report mode keeps: reconcile's Plan.Kept); after counts them
+// as they are live.
 //
 // Only users that a changed assignment names, directly or through its group,
 // are evaluated. Access is counted whether or not the user is active (a
 // disabled user gets it back when re-enabled), and versions count only for
 // users some role reaches.
-func BlastRadius(txn *store.Txn, before, after []*spec.Document) (*Impact, error) {
+func BlastRadius(txn *store.Txn, before, after []*spec.Document, keep ...spec.Ref) (*Impact, error) {
 	snap := snapshot(txn)
 	live, err := readSpec(snap)
 	if err != nil {
 		return nil, err
 	}
 	cb := newCatalog(revision(live, before))
-	ca := newCatalog(revision(live, after))
+	ca := newCatalog(keepLive(revision(live, after), live, keep))
 
 	changed, err := changedGrants(snap, cb, ca)
 	if err != nil {
@@ -154,6 +157,34 @@ func revision(live specInput, docs []*spec.Document) specInput {
 		in.apps = live.apps
 	}
 	return in
+}
+
+// keepLive returns in with the resources keep names as live holds them
+// (or absent, as live has none): an apply leaves them as they are.
+func keepLive(in, live specInput, keep []spec.Ref) specInput {
+	if len(keep) == 0 {
+		return in
+	}
+	in.assignments, in.roles, in.apps = maps.Clone(in.assignments), maps.Clone(in.roles), maps.Clone(in.apps)
+	for _, r := range keep {
+		switch r.Kind {
+		case spec.KindAccessAssignment:
+			setOrDelete(in.assignments, live.assignments, r.Name)
+		case spec.KindRole:
+			setOrDelete(in.roles, live.roles, r.Name)
+		case spec.KindApplication:
+			setOrDelete(in.apps, live.apps, r.Name)
+		}
+	}
+	return in
+}
+
+func setOrDelete[V any](m, from map[string]V, key string) {
+	if v, ok := from[key]; ok {
+		m[key] = v
+	} else {
+		delete(m, key)
+	}
 }
 
 // changedGrants names the assignments whose effect differs between the

@@ -519,8 +519,8 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			return durable.WriteBackup(w, st.Snapshot())
 		},
 		Public: map[string]http.Handler{"GET " + spec.MetricsPath: met.Handler()},
-		Impact: func(_ context.Context, _ *reconcile.Plan, desired *spec.Set) (*access.Impact, error) {
-			return access.BlastRadius(st.Read(), nil, desired.Docs)
+		Impact: func(_ context.Context, plan *reconcile.Plan, desired *spec.Set) (*access.Impact, error) {
+			return access.BlastRadius(st.Read(), nil, desired.Docs, plan.Kept()...)
 		},
 		Routes: map[string]http.Handler{
 			"/access/": accessAPI,
