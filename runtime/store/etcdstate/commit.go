@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -155,19 +156,48 @@ func (s *State) commitTxns(ts []*mainTxn) {
 	markers := make([]string, len(ts))
 	for i := range ts {
 		markers[i] = s.marker()
-		defer s.releaseMarker(markers[i])
 	}
+	// A batch failed as unavailable may still commit later, writing its
+	// nonce into its marker: reused meanwhile, the marker would tell the
+	// next batch it did not commit. Such a marker is not reused (Close
+	// deletes it).
+	defer func(ts []*mainTxn, markers []string) {
+		for i, t := range ts {
+			if !errors.Is(t.err, store.ErrUnavailable) || errors.Is(t.err, ErrNoSpace) {
+				s.releaseMarker(markers[i])
+			}
+		}
+	}(ts, markers)
 	var err error
+	// nonces are those of every attempt so far: a lost one may still be on
+	// its way (a proposal not yet applied) when the markers are read, and
+	// commit after that read, so a marker holding any of them tells its
+	// batch committed.
+	var nonces []string
 	for range commitTries {
 		nonce := randomNonce()
+		nonces = append(nonces, nonce)
 		var resp *clientv3.TxnResponse
 		resp, err = s.sendTxn(ts, markers, nonce)
 		if err == nil {
+			stale := fmt.Errorf("%w: etcd revision %d", store.ErrStale, resp.Header.Revision)
+			var late map[int]int64
+			if len(nonces) > 1 && !allSucceeded(resp, len(ts)) {
+				// A batch an earlier attempt committed late fails its
+				// compares now on its own write: reported stale, the
+				// store would run it again.
+				var rerr error
+				if late, rerr = s.readMarkers(markers, nonces[:len(nonces)-1]); rerr != nil {
+					stale = unavailable(rerr) // cannot tell: the client retries
+				}
+			}
 			for i, t := range ts {
 				if succeeded(resp, len(ts), i) {
 					t.rev = resp.Header.Revision
+				} else if rev, ok := late[i]; ok {
+					t.rev = rev
 				} else {
-					t.fail(fmt.Errorf("%w: etcd revision %d", store.ErrStale, resp.Header.Revision))
+					t.fail(stale)
 				}
 			}
 			return
@@ -191,7 +221,7 @@ func (s *State) commitTxns(ts []*mainTxn) {
 			}
 			return
 		}
-		committed, rerr := s.readMarkers(markers, nonce)
+		committed, rerr := s.readMarkers(markers, nonces)
 		if rerr != nil {
 			failAll(ts, unavailable(err)) // cannot tell: the client retries
 			return
@@ -242,9 +272,20 @@ func succeeded(resp *clientv3.TxnResponse, n, i int) bool {
 	return resp.Responses[i].GetResponseTxn().GetSucceeded()
 }
 
+// allSucceeded reports whether each of the n transactions sent by sendTxn
+// passed its compares.
+func allSucceeded(resp *clientv3.TxnResponse, n int) bool {
+	for i := range n {
+		if !succeeded(resp, n, i) {
+			return false
+		}
+	}
+	return true
+}
+
 // readMarkers returns, by position, the revisions at which the markers
-// that hold nonce were written: those transactions committed.
-func (s *State) readMarkers(markers []string, nonce string) (map[int]int64, error) {
+// that hold one of nonces were written: those transactions committed.
+func (s *State) readMarkers(markers []string, nonces []string) (map[int]int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	gets := make([]clientv3.Op, len(markers))
@@ -258,7 +299,7 @@ func (s *State) readMarkers(markers []string, nonce string) (map[int]int64, erro
 	out := map[int]int64{}
 	for i, r := range resp.Responses {
 		kvs := r.GetResponseRange().GetKvs()
-		if len(kvs) == 1 && string(kvs[0].Value) == nonce {
+		if len(kvs) == 1 && slices.Contains(nonces, string(kvs[0].Value)) {
 			out[i] = kvs[0].ModRevision
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -159,6 +160,164 @@ func TestLostAnswer(t *testing.T) {
 	}
 }
 
+// TestLateCommitOfALostTransaction: a transaction whose answer was lost
+// may still be on its way (a proposal not yet applied) when the markers
+// are read, and commit after that read. Sent again, each batch then fails
+// its compares on its own write: it committed, and must be reported so,
+// not stale (the store would run it again: a new user told its userName is
+// taken, a PATCH applied twice).
+func TestLateCommitOfALostTransaction(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d batches", n), func(t *testing.T) {
+			var lose atomic.Int32
+			lose.Store(1)
+			cli, landed := commitLate(t, c.Endpoints, &lose)
+			s := newState(t, cli)
+			prefix := fmt.Sprintf("/t/late/%d/", n)
+			if _, err := cli.Put(context.Background(), prefix+"taken", "first"); err != nil {
+				t.Fatal(err)
+			}
+			ts := []*mainTxn{create(prefix+"a", "1")}
+			if n > 1 {
+				ts = append(ts, create(prefix+"taken", "second"), create(prefix+"c", "3"))
+			}
+			s.commitTxns(ts)
+			if !landed() {
+				t.Fatal("the lost transaction did not reach etcd late")
+			}
+			resp, err := cli.Get(context.Background(), prefix, clientv3.WithPrefix())
+			if err != nil {
+				t.Fatal(err)
+			}
+			written := map[string]int64{}
+			for _, kv := range resp.Kvs {
+				written[string(kv.Key)] = kv.ModRevision
+				if kv.Version != 1 {
+					t.Errorf("%s written %d times", kv.Key, kv.Version)
+				}
+			}
+			for i, m := range ts {
+				if i == 1 {
+					if !errors.Is(m.err, store.ErrStale) {
+						t.Errorf("batch %d: %v; want store.ErrStale", i, m.err)
+					}
+					continue
+				}
+				key := string(m.ops[0].KeyBytes())
+				if m.err != nil || m.rev != written[key] {
+					t.Errorf("batch %d: revision %d, error %v; want revision %d (it committed), no error", i, m.rev, m.err, written[key])
+				}
+			}
+		})
+	}
+}
+
+// TestNoMarkerReuseAfterUnknownOutcome: a batch failed as unavailable
+// (its answer lost, its markers unreadable) may still commit later and
+// write its nonce into its marker. Handed to the next batch meanwhile,
+// the marker would then tell that batch, whose own answer is lost, it did
+// not commit: sent again, it would fail on its own write, reported stale.
+func TestNoMarkerReuseAfterUnknownOutcome(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	lost := status.Error(codes.Unavailable, "connection lost (test)")
+	var calls atomic.Int32
+	var landed atomic.Bool
+	var first func()
+	intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if !strings.HasSuffix(method, "/Txn") {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		switch calls.Add(1) {
+		case 1: // the first batch's transaction: on its way when its answer is lost
+			first = func() {
+				var resp pb.TxnResponse
+				err := invoker(context.WithoutCancel(ctx), method, req, &resp, cc, opts...)
+				landed.Store(err == nil && resp.Succeeded)
+			}
+			return lost
+		case 2: // its markers' read fails: its outcome stays unknown
+			return lost
+		case 3: // the second batch commits, the first lands, the answer is lost
+			if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
+				return err
+			}
+			first()
+			return lost
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	cli := interceptedClient(t, c.Endpoints, intercept)
+	s := newState(t, cli)
+	a, b := create("/t/reuse/a", "1"), create("/t/reuse/b", "2")
+	s.commitTxns([]*mainTxn{a})
+	if !errors.Is(a.err, store.ErrUnavailable) {
+		t.Fatalf("the first batch: revision %d, error %v; want store.ErrUnavailable", a.rev, a.err)
+	}
+	s.commitTxns([]*mainTxn{b})
+	if !landed.Load() {
+		t.Fatal("the first batch's transaction did not commit late")
+	}
+	resp, err := cli.Get(context.Background(), "/t/reuse/b")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("/t/reuse/b: %v %v", resp, err)
+	}
+	if b.err != nil || b.rev != resp.Kvs[0].ModRevision {
+		t.Errorf("the second batch: revision %d, error %v; want revision %d (it committed), no error", b.rev, b.err, resp.Kvs[0].ModRevision)
+	}
+}
+
+// commitLate returns a client whose first write transaction while lose is
+// 1 is answered with an error at once and reaches etcd just after the next
+// read transaction (the markers' read) was answered; landed reports
+// whether it then committed.
+func commitLate(t *testing.T, endpoints []string, lose *atomic.Int32) (cli *clientv3.Client, landed func() bool) {
+	t.Helper()
+	var mu sync.Mutex
+	var late func()
+	var done atomic.Bool
+	intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if !strings.HasSuffix(method, "/Txn") {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		if writes(req) && lose.CompareAndSwap(1, 0) {
+			mu.Lock()
+			late = func() {
+				var resp pb.TxnResponse
+				err := invoker(context.WithoutCancel(ctx), method, req, &resp, cc, opts...)
+				done.Store(err == nil && resp.Succeeded)
+			}
+			mu.Unlock()
+			return status.Error(codes.Unavailable, "connection lost (test)")
+		}
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if !writes(req) {
+			mu.Lock()
+			f := late
+			late = nil
+			mu.Unlock()
+			if f != nil {
+				f()
+			}
+		}
+		return err
+	}
+	return interceptedClient(t, endpoints, intercept), done.Load
+}
+
+// interceptedClient returns a client of endpoints whose unary calls go
+// through intercept, closed when t ends.
+func interceptedClient(t *testing.T, endpoints []string, intercept grpc.UnaryClientInterceptor) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(intercept)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
 func newState(t *testing.T, cli *clientv3.Client) *State {
 	t.Helper()
 	s, err := New(Options{Client: cli, Prefix: "/t/", Timeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
@@ -184,13 +343,7 @@ func dropOneTxn(t *testing.T, endpoints []string, lose *atomic.Int32, committed 
 		}
 		return status.Error(codes.Unavailable, "connection lost (test)")
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(intercept)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return interceptedClient(t, endpoints, intercept)
 }
 
 // writes reports whether a transaction request puts anything (the markers'

@@ -923,8 +923,8 @@ func (s *State) releaseMarker(k string) {
 }
 
 // Close deletes this State's marker keys (one per batch it had in flight
-// at once); a daemon that crashes leaves them, a few small keys that
-// nothing reads.
+// at once, and one per batch whose outcome etcd left unknown); a daemon
+// that crashes leaves them, a few small keys that nothing reads.
 func (s *State) Close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
