@@ -98,23 +98,15 @@ func cutValueFilters(text string) (string, []scimfilter.Expression, error) {
 		return text, nil, nil
 	}
 	var spans [][2]int
-	depth, start, inStr := 0, 0, false
-	for i := 0; i < len(text); i++ {
-		switch c := text[i]; {
-		case inStr:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '[':
+	depth, start := 0, 0
+	for i, c := range nesting.Unquoted(text) {
+		switch c {
+		case '[':
 			if depth == 0 {
 				start = i
 			}
 			depth++
-		case c == ']':
+		case ']':
 			if depth--; depth == 0 {
 				spans = append(spans, [2]int{start, i})
 			} else if depth < 0 {

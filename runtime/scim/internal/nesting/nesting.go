@@ -3,22 +3,15 @@
 // because the parsers' cost (or the recursion) grows with it.
 package nesting
 
+import "iter"
+
 // Depth returns the deepest nesting in s of the opening bytes in open,
 // each closed by the byte at the same index in close, outside
-// double-quoted strings (a backslash escapes the byte after it).
+// double-quoted strings (see Unquoted).
 func Depth[T ~string | ~[]byte](s T, open, close string) int {
-	d, deepest, inStr := 0, 0, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	d, deepest := 0, 0
+	for _, c := range Unquoted(s) {
 		switch {
-		case inStr:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
 		case indexByte(open, c) >= 0:
 			d++
 			deepest = max(deepest, d)
@@ -27,6 +20,31 @@ func Depth[T ~string | ~[]byte](s T, open, close string) int {
 		}
 	}
 	return deepest
+}
+
+// Unquoted yields the bytes of s outside double-quoted strings, with
+// their index; a backslash in a string escapes the byte after it.
+func Unquoted[T ~string | ~[]byte](s T) iter.Seq2[int, byte] {
+	return func(yield func(int, byte) bool) {
+		inStr := false
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case inStr:
+				if c == '\\' {
+					i++
+				} else if c == '"' {
+					inStr = false
+				}
+			case c == '"':
+				inStr = true
+			default:
+				if !yield(i, c) {
+					return
+				}
+			}
+		}
+	}
 }
 
 func indexByte(s string, c byte) int {
