@@ -129,13 +129,7 @@ func TestLostAnswer(t *testing.T) {
 				cli := dropOneTxn(t, c.Endpoints, &lose, tc.committed)
 				s := newState(t, cli)
 				prefix := fmt.Sprintf("/t/%s/%d/", tc.name, n)
-				if _, err := cli.Put(context.Background(), prefix+"taken", "first"); err != nil {
-					t.Fatal(err)
-				}
-				ts := []*mainTxn{create(prefix+"a", "1")}
-				if n > 1 {
-					ts = append(ts, create(prefix+"taken", "second"), create(prefix+"c", "3"))
-				}
+				ts := batches(t, cli, prefix, n)
 				s.commitTxns(ts)
 				if lose.Load() != 0 {
 					t.Fatal("no transaction was lost")
@@ -175,13 +169,7 @@ func TestLateCommitOfALostTransaction(t *testing.T) {
 			cli, landed := commitLate(t, c.Endpoints, &lose)
 			s := newState(t, cli)
 			prefix := fmt.Sprintf("/t/late/%d/", n)
-			if _, err := cli.Put(context.Background(), prefix+"taken", "first"); err != nil {
-				t.Fatal(err)
-			}
-			ts := []*mainTxn{create(prefix+"a", "1")}
-			if n > 1 {
-				ts = append(ts, create(prefix+"taken", "second"), create(prefix+"c", "3"))
-			}
+			ts := batches(t, cli, prefix, n)
 			s.commitTxns(ts)
 			if !landed() {
 				t.Fatal("the lost transaction did not reach etcd late")
@@ -303,6 +291,20 @@ func commitLate(t *testing.T, endpoints []string, lose *atomic.Int32) (cli *clie
 		return err
 	}
 	return interceptedClient(t, endpoints, intercept), done.Load
+}
+
+// batches returns n creates under prefix: one alone; with three, the
+// second's key is taken already, so it fails its compare.
+func batches(t *testing.T, cli *clientv3.Client, prefix string, n int) []*mainTxn {
+	t.Helper()
+	if _, err := cli.Put(context.Background(), prefix+"taken", "first"); err != nil {
+		t.Fatal(err)
+	}
+	ts := []*mainTxn{create(prefix+"a", "1")}
+	if n > 1 {
+		ts = append(ts, create(prefix+"taken", "second"), create(prefix+"c", "3"))
+	}
+	return ts
 }
 
 // interceptedClient returns a client of endpoints whose unary calls go
