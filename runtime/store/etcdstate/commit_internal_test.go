@@ -192,9 +192,9 @@ func TestLateCommitOfALostTransaction(t *testing.T) {
 					}
 					continue
 				}
-				key := string(m.ops[0].KeyBytes())
-				if m.err != nil || m.rev != written[key] {
-					t.Errorf("batch %d: revision %d, error %v; want revision %d (it committed), no error", i, m.rev, m.err, written[key])
+				want := written[string(m.ops[0].KeyBytes())]
+				if m.err != nil || m.rev != want {
+					t.Errorf("batch %d: revision %d, error %v; want revision %d (it committed), no error", i, m.rev, m.err, want)
 				}
 			}
 		})
