@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -216,11 +217,23 @@ func (s *Server) updateUser(r *request, id string, change func(cur *store.User) 
 }
 
 func (s *Server) replaceUser(w http.ResponseWriter, r *request, id string) error {
-	u, err := s.userBody(w, r)
+	body, err := s.readObject(w, r)
 	if err != nil {
 		return err
 	}
-	out, err := s.updateUser(r, id, func(*store.User) (*store.User, error) {
+	doc, err := normalizeUser(body)
+	if err != nil {
+		return err
+	}
+	u, err := userRecord(r.cfg, doc)
+	if err != nil {
+		return err
+	}
+	out, err := s.updateUser(r, id, func(cur *store.User) (*store.User, error) {
+		if _, ok := doc["active"]; !ok && !cur.Active {
+			// The write may run again: doc stays as it came.
+			return userRecord(r.cfg, stayDisabled(maps.Clone(doc), cur))
+		}
 		c := *u
 		return &c, nil
 	})
@@ -229,6 +242,17 @@ func (s *Server) replaceUser(w http.ResponseWriter, r *request, id string) error
 	}
 	s.audit(r, "replace", "User", id)
 	return s.writeUser(w, r, http.StatusOK, out)
+}
+
+// stayDisabled keeps a disabled user disabled when doc, its next
+// document, has no active attribute (a PUT without it, a PATCH that removes
+// it): a user without one counts as active, and only an explicit active
+// true may let back in a user Entra disabled.
+func stayDisabled(doc map[string]any, cur *store.User) map[string]any {
+	if _, ok := doc["active"]; !ok && !cur.Active {
+		doc["active"] = false
+	}
+	return doc
 }
 
 func (s *Server) patchUser(w http.ResponseWriter, r *request, id string) error {
@@ -250,7 +274,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *request, id string) error {
 		if err := patch.Apply(doc, ops, schema.UserType); err != nil {
 			return nil, err
 		}
-		return userRecord(r.cfg, doc)
+		return userRecord(r.cfg, stayDisabled(doc, cur))
 	})
 	if err != nil {
 		return err

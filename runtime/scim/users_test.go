@@ -648,6 +648,39 @@ func TestPutReplacesUser(t *testing.T) {
 	}
 }
 
+// A user without an active attribute counts as active, so a write that
+// drops it (a PATCH removing it or replacing it with nothing, a PUT without
+// it) must not let back in a user Entra disabled: only active true does.
+func TestDisabledStaysDisabledWithoutActive(t *testing.T) {
+	disable := ops(`{"op":"replace","path":"active","value":false}`)
+	for _, tt := range []struct{ name, method, body string }{
+		{"remove active", "PATCH", ops(`{"op":"remove","path":"active"}`)},
+		{"replace active with nothing", "PATCH", ops(`{"op":"replace","path":"active"}`)},
+		{"PUT without active", "PUT", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@contoso.com"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, true, defaultConfig())
+			id := e.createUser("a@contoso.com", "a", "a@contoso.com")
+			e.must(200, "PATCH", "/Users/"+id, disable)
+			r := e.do(tt.method, "/Users/"+id, tt.body)
+			if r.status/100 != 2 {
+				t.Fatalf("status %d %s", r.status, r.body)
+			}
+			if got := getUser(t, e, id)["active"]; got != false {
+				t.Errorf("active %v after the write, want false", got)
+			}
+			u, _ := e.st.Read().UserByID(id)
+			if u == nil || u.Active {
+				t.Error("the stored user is active")
+			}
+			e.must(200, "PATCH", "/Users/"+id, ops(`{"op":"replace","path":"active","value":true}`))
+			if got := getUser(t, e, id)["active"]; got != true {
+				t.Errorf("active %v after active true, want true", got)
+			}
+		})
+	}
+}
+
 func TestDisableThenDelete(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
