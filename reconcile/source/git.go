@@ -192,19 +192,51 @@ func splitURL(raw string) (clean string, creds *urlCreds, display string) {
 		// is still shown in errors and logs: hide whatever may be userinfo.
 		return raw, nil, RedactURL(raw)
 	}
-	if u.User == nil || u.Scheme == "" {
+	if u.Scheme == "" {
 		// scp-like "git@host:path" and local paths carry no secret.
 		return raw, nil, raw
 	}
-	switch u.Scheme {
-	case "http", "https":
-		pass, _ := u.User.Password()
-		creds = &urlCreds{user: u.User.Username(), pass: pass}
-		u.User = nil
-	default:
-		u.User = url.User(u.User.Username())
+	clean = raw
+	if u.User != nil {
+		switch u.Scheme {
+		case "http", "https":
+			pass, _ := u.User.Password()
+			creds = &urlCreds{user: u.User.Username(), pass: pass}
+			u.User = nil
+		default:
+			u.User = url.User(u.User.Username())
+		}
+		clean = u.String()
 	}
-	return u.String(), creds, u.String()
+	return clean, creds, redactQuery(*u)
+}
+
+// redactQuery shows u with its query values hidden: some forges take an
+// access token in the query ("?private_token=", "?access_token=").
+func redactQuery(u url.URL) string {
+	if u.RawQuery == "" {
+		return u.String()
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		u.RawQuery = "REDACTED"
+		return u.String()
+	}
+	for k := range q {
+		q[k] = []string{"REDACTED"}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// queryOf returns the query of an http(s) URL, which go-git echoes
+// verbatim in its errors and which may hold a token ("" if none).
+func queryOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return ""
+	}
+	return u.RawQuery
 }
 
 // secrets lists the values to scrub from errors.
@@ -255,6 +287,9 @@ func (g *Git) Fetch(ctx context.Context) (Revision, error) {
 		auth = &githttp.BasicAuth{Username: g.urlCreds.user, Password: g.urlCreds.pass}
 		secretVals = append(secretVals, g.urlCreds.secrets()...)
 	}
+	// The URL's query may carry a token; the display form hides it but
+	// go-git's errors quote the URL as given.
+	secretVals = append(secretVals, secrets(queryOf(g.url))...)
 	if err != nil {
 		return Revision{}, scrub(fmt.Errorf("git %s: %w", g.display, err), secretVals)
 	}
@@ -361,6 +396,14 @@ func (g *Git) resolve(ctx context.Context, repo *git.Repository, auth transport.
 			return plumbing.ZeroHash, err
 		}
 		if !hasCommit(repo, h) {
+			if shallow, _ := repo.Storer.Shallow(); len(shallow) > 0 {
+				// A cache that followed a branch at depth 1 (the daemon's
+				// cache dir outlives a switch to a commit pin) tells the
+				// server it has the shallow tip, so an older pinned commit
+				// behind it is never sent. Only a fresh cache can say the
+				// commit does not exist.
+				return plumbing.ZeroHash, fmt.Errorf("%w: commit %s not fetched into a shallow cache", errCacheBroken, g.opts.Commit)
+			}
 			return plumbing.ZeroHash, fmt.Errorf("commit %s: %w", g.opts.Commit, ErrRefNotFound)
 		}
 		return h, nil
