@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -135,7 +136,7 @@ func checkResponse(c *config, encoded string, now time.Time) (*checked, error) {
 	for _, ar := range cond.AudienceRestrictions {
 		ok := false
 		for _, aud := range ar.Audiences {
-			if aud.Value == c.sp.EntityID {
+			if isOurAudience(aud.Value, c.sp.EntityID) {
 				ok = true
 			}
 		}
@@ -144,9 +145,18 @@ func checkResponse(c *config, encoded string, now time.Time) (*checked, error) {
 		}
 	}
 	scd := a.Subject.SubjectConfirmation.SubjectConfirmationData
+	scdNotOnOrAfter, err := time.Parse(time.RFC3339, scd.NotOnOrAfter)
+	if err != nil {
+		return nil, reject(CodeMissingElement, "SubjectConfirmationData needs NotOnOrAfter: %v", err)
+	}
+	// gosaml2 refuses a SubjectConfirmationData only after its NotOnOrAfter;
+	// at that instant it is already too late, as for Conditions.
+	if !now.Before(staleAt(scdNotOnOrAfter, c.skew)) {
+		return nil, reject(CodeExpired, "subject confirmation expired at %s (now %s, skew %s)", scdNotOnOrAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), c.skew)
+	}
 	expires := notOnOrAfter
-	if t, err := time.Parse(time.RFC3339, scd.NotOnOrAfter); err == nil && t.After(expires) {
-		expires = t
+	if scdNotOnOrAfter.After(expires) {
+		expires = scdNotOnOrAfter
 	}
 	irt := scd.InResponseTo
 	if resp.InResponseTo != "" && irt != "" && resp.InResponseTo != irt {
@@ -177,6 +187,21 @@ func checkResponse(c *config, encoded string, now time.Time) (*checked, error) {
 		ch.sessionIndex = a.AuthnStatement.SessionIndex
 	}
 	return ch, nil
+}
+
+// isOurAudience reports whether an Audience names the SP entityID. Entra
+// sets it to the AuthnRequest's Issuer, prefixed with "spn:" when that is
+// not a URI (an application ID, say); a URI entity ID must match exactly.
+func isOurAudience(aud, entityID string) bool {
+	if aud == entityID {
+		return true
+	}
+	rest, ok := strings.CutPrefix(aud, "spn:")
+	if !ok || rest != entityID {
+		return false
+	}
+	u, err := url.Parse(entityID)
+	return err != nil || u.Scheme == ""
 }
 
 // checkWindow is the one freshness rule for the IdP's signed messages (an

@@ -522,3 +522,67 @@ func TestUnsignedRefusedInPrescan(t *testing.T) {
 		t.Fatalf("err = %v, want the pre-scan's refusal of a response with no Signature element", err)
 	}
 }
+
+// TestSubjectConfirmationNotOnOrAfterIsExclusive: a bearer
+// SubjectConfirmationData is valid until NotOnOrAfter, not at it (SAML core
+// 2.4.1.2), with the clock skew on top as for Conditions. gosaml2 refuses
+// only after the instant, so the ACS must refuse at it.
+func TestSubjectConfirmationNotOnOrAfterIsExclusive(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // past the SCD NotOnOrAfter plus skew
+		ok    bool
+	}{
+		{name: "just before", after: -time.Millisecond, ok: true},
+		{name: "at the instant", after: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			irt, relay := e.login("/")
+			o := e.good(irt)
+			// Conditions last an hour: only the SubjectConfirmationData
+			// decides.
+			o.SCDNotOnOrAfter = o.Now.Add(5 * time.Minute)
+			e.clock.Add(5*time.Minute + spec.DefaultClockSkew + tc.after)
+			resp := e.post(encode(t, o), relay)
+			if tc.ok {
+				if b := body(t, resp); resp.StatusCode != http.StatusSeeOther {
+					t.Fatalf("status %d (%s), want 303: %s", resp.StatusCode, e.lastResult(), b)
+				}
+				return
+			}
+			expectRejected(t, e, resp, CodeExpired)
+		})
+	}
+}
+
+// TestSPNAudienceForNonURIEntityID: Entra answers an AuthnRequest whose
+// Issuer is not a URI with Audience "spn:<Issuer>" (entra-saml.md 1.4), so
+// an SP whose entity ID is, say, an application ID must accept that form;
+// for a URI entity ID it stays refused (TestACSRejects, case 21).
+func TestSPNAudienceForNonURIEntityID(t *testing.T) {
+	const id = "2f0c6a1e-7d4b-4e2a-9c61-0a1b2c3d4e5f"
+	for _, tc := range []struct {
+		name, audience string
+		ok             bool
+	}{
+		{name: "spn form", audience: "spn:" + id, ok: true},
+		{name: "entity ID as sent", audience: id, ok: true},
+		{name: "spn form of another SP", audience: "spn:" + id + "0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(sp *spec.SamlServiceProvider) { sp.EntityID = id })
+			irt, relay := e.login("/")
+			o := e.good(irt)
+			o.Audiences = []string{tc.audience}
+			resp := e.post(encode(t, o), relay)
+			if tc.ok {
+				if b := body(t, resp); resp.StatusCode != http.StatusSeeOther {
+					t.Fatalf("status %d (%s), want 303: %s", resp.StatusCode, e.lastResult(), b)
+				}
+				return
+			}
+			expectRejected(t, e, resp, CodeAudience)
+		})
+	}
+}
