@@ -229,8 +229,11 @@ var (
 	errKeyUnresolved    = errors.New("its client certificate's private key is not resolved yet (the next reconcile reads it from privateKeyFrom)")
 )
 
-// match returns the handler of the Gateway that serves path, or nil.
+// match returns the handler of the Gateway that serves path, or nil. The
+// prefixes are compared with the path the application maps (MappedPath),
+// so "/strict;x/y" is decided by the Gateway of /strict.
 func match(rs []routed, path string) http.Handler {
+	path = gateway.MappedPath(path)
 	for _, r := range rs {
 		if r.prefix == "/" || path == r.prefix || strings.HasPrefix(path, r.prefix+"/") {
 			return r.h

@@ -173,3 +173,28 @@ func hasDotSegment(p string) bool {
 	}
 	return false
 }
+
+// MappedPath returns the path p as Tomcat (and Jetty, and Spring) map it
+// to the application: each segment's ";parameters" dropped and runs of '/'
+// merged, so "/;/a;b/c" is "/a/c". nginx and Traefik pass a path on as
+// sent, so a Gateway chosen by the path's prefix must be chosen by this
+// one: "/strict;x/y" and "//strict/x" are under /strict for the
+// application. A p that does not start with '/' is returned as it is.
+func MappedPath(p string) string {
+	if !strings.HasPrefix(p, "/") || !strings.Contains(p, ";") && !strings.Contains(p, "//") {
+		return p
+	}
+	var b strings.Builder
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		seg, _, _ = strings.Cut(seg, ";")
+		if seg == "" {
+			continue
+		}
+		b.WriteString("/")
+		b.WriteString(seg)
+	}
+	if strings.HasSuffix(p, "/") || b.Len() == 0 {
+		b.WriteString("/")
+	}
+	return b.String()
+}

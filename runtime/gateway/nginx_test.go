@@ -37,6 +37,10 @@ func TestNginxAuthRequest(t *testing.T) {
 		{"X-Original-URI", "/" + forged}, {"X-Original-URL", "http://evil.example/" + forged},
 		{"X-Forwarded-Uri", "/" + forged}, {"X-Forwarded-For", forged}, {"X-Forwarded-Host", forged},
 		{"X-Real-IP", forged}, {"Forwarded", "for=" + forged}, {"x_original_uri", "//evil.example"},
+		// The rest of spec.ForwardingHeaders, which the built-in proxy
+		// strips too: Spring's ForwardedHeaderFilter reads X-Forwarded-Ssl.
+		{"X-Forwarded-Ssl", forged}, {"X-Forwarded-Server", forged}, {"X-Forwarded-Port", forged},
+		{"X-Forwarded-Prefix", forged}, {"X-Forwarded-Method", forged},
 	}
 	t.Run("signed in", func(t *testing.T) {
 		for _, raw := range [][][2]string{nil, spoofs} {
