@@ -467,6 +467,18 @@ func expectRejected(t *testing.T, e *env, resp *http.Response, code string) {
 	}
 }
 
+// expectOutcome expects a sign-in (303) when ok, else a refusal for code.
+func expectOutcome(t *testing.T, e *env, resp *http.Response, ok bool, code string) {
+	t.Helper()
+	if !ok {
+		expectRejected(t, e, resp, code)
+		return
+	}
+	if b := body(t, resp); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("status %d (%s), want 303: %s", resp.StatusCode, e.lastResult(), b)
+	}
+}
+
 func TestLocalReturnTo(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"/me", "/me"},
@@ -545,13 +557,7 @@ func TestSubjectConfirmationNotOnOrAfterIsExclusive(t *testing.T) {
 			o.SCDNotOnOrAfter = o.Now.Add(5 * time.Minute)
 			e.clock.Add(5*time.Minute + spec.DefaultClockSkew + tc.after)
 			resp := e.post(encode(t, o), relay)
-			if tc.ok {
-				if b := body(t, resp); resp.StatusCode != http.StatusSeeOther {
-					t.Fatalf("status %d (%s), want 303: %s", resp.StatusCode, e.lastResult(), b)
-				}
-				return
-			}
-			expectRejected(t, e, resp, CodeExpired)
+			expectOutcome(t, e, resp, tc.ok, CodeExpired)
 		})
 	}
 }
@@ -576,13 +582,7 @@ func TestSPNAudienceForNonURIEntityID(t *testing.T) {
 			o := e.good(irt)
 			o.Audiences = []string{tc.audience}
 			resp := e.post(encode(t, o), relay)
-			if tc.ok {
-				if b := body(t, resp); resp.StatusCode != http.StatusSeeOther {
-					t.Fatalf("status %d (%s), want 303: %s", resp.StatusCode, e.lastResult(), b)
-				}
-				return
-			}
-			expectRejected(t, e, resp, CodeAudience)
+			expectOutcome(t, e, resp, tc.ok, CodeAudience)
 		})
 	}
 }
