@@ -67,6 +67,12 @@ func TestNginxAuthRequest(t *testing.T) {
 				t.Errorf("app saw URI %q", got.URI)
 			}
 		}
+		// A browser may hold two idrecon_session cookies (another path or
+		// a parent domain's): neither reaches the application.
+		got := decodeSeen(t, do(t, "GET", base+"/ssc/", "", [][2]string{{"Cookie", "idrecon_session=tok-ann; JSESSIONID=j1; idrecon_session=tok-other"}}))
+		if c := got.Header.Get("Cookie"); strings.Contains(c, "idrecon_session") || !strings.Contains(c, "JSESSIONID=j1") {
+			t.Errorf("with two session cookies the app saw Cookie %q", c)
+		}
 	})
 	t.Run("signed out goes to the sign-in and back", func(t *testing.T) {
 		before := hits.Load()
