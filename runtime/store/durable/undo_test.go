@@ -122,10 +122,7 @@ func TestFailedUndoIsNotReplayed(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), FileName)
-			db := openDB(t, path)
-			st := newStore(t, db)
-			addAda(t, st)
+			path, db, st := withAda(t)
 			// A crash comes before the checkpointer gets to the broken
 			// segment (on a failing disk, its checkpoints may fail too).
 			db.wal.checkpointing.Lock()
@@ -181,10 +178,7 @@ func TestFailedUndoIsNotReplayed(t *testing.T) {
 // is recorded, writes are acknowledged again, and the failed batch is gone
 // for good.
 func TestWritesFailUntilCutIsRecorded(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FileName)
-	db := openDB(t, path)
-	st := newStore(t, db)
-	addAda(t, st)
+	path, db, st := withAda(t)
 	db.wal.checkpointing.Lock()
 	defer db.wal.checkpointing.Unlock()
 
@@ -223,10 +217,7 @@ func TestWritesFailUntilCutIsRecorded(t *testing.T) {
 // When the undo works, a failed append leaves no trace, and the segment
 // goes on: the next frame is written where the failed one was.
 func TestFailedAppendIsUndone(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FileName)
-	db := openDB(t, path)
-	st := newStore(t, db)
-	addAda(t, st)
+	path, db, st := withAda(t)
 	db.wal.checkpointing.Lock()
 	defer db.wal.checkpointing.Unlock()
 
@@ -403,4 +394,14 @@ func TestCraftedFrameIsNeverReplayed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withAda opens a state file in a new folder with a store holding ada.
+func withAda(t *testing.T) (path string, db *DB, st *store.Store) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), FileName)
+	db = openDB(t, path)
+	st = newStore(t, db)
+	addAda(t, st)
+	return path, db, st
 }

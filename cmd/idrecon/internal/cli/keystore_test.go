@@ -52,11 +52,7 @@ func writePKCS12(t *testing.T, key crypto.Signer, password string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "sp.p12")
-	if err := os.WriteFile(path, p12, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTemp(t, "sp.p12", p12)
 }
 
 // TestKeystoreImportKeyPath: the document names the path the daemon reads
@@ -227,8 +223,15 @@ func testTrustStore(t *testing.T, password string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "trust.p12")
-	if err := os.WriteFile(path, p12, 0o600); err != nil {
+	return writeTemp(t, "trust.p12", p12)
+}
+
+// writeTemp writes data to a file named name in a new folder and returns
+// its path.
+func writeTemp(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
