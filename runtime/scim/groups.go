@@ -316,7 +316,7 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *request, id string) error 
 	} else if ok {
 		return s.patchMembers(w, r, id, d)
 	}
-	_, _, err = s.updateGroup(r, id, func(cur groupState) (groupState, error) {
+	g, members, err := s.updateGroup(r, id, func(cur groupState) (groupState, error) {
 		doc := cur.doc()
 		if err := patch.Apply(doc, ops, schema.GroupType); err != nil {
 			return groupState{}, err
@@ -327,8 +327,26 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *request, id string) error 
 		return err
 	}
 	s.audit(r, "patch", "Group", id)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.patched(w, r, g, members)
+}
+
+// wantsPatched reports whether a group PATCH must answer with the group:
+// RFC 7644 §3.5.2 lets it answer 204 unless the request names attributes
+// to return.
+func wantsPatched(r *request) bool {
+	q := r.URL.Query()
+	return param(q, "attributes") != "" || param(q, "excludedAttributes") != ""
+}
+
+// patched answers a successful group PATCH: 204, or the group as
+// wantsPatched asks.
+func (s *Server) patched(w http.ResponseWriter, r *request, g *store.Group, members []string) error {
+	if !wantsPatched(r) {
+		w.Header().Set("ETag", etag(g.Version))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return s.writeGroup(w, r, http.StatusOK, g, members)
 }
 
 func (s *Server) deleteGroup(w http.ResponseWriter, r *request, id string) error {

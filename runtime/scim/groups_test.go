@@ -212,3 +212,47 @@ func testDeletedMemberCannotBeAdded(t *testing.T, flag bool) {
 		}
 	}
 }
+
+// A membership is identified by its member's id: members.value is
+// immutable (RFC 7643 §2.2, as the Group schema advertises), so a write
+// that would change the id of an existing membership through a
+// sub-attribute path is 400 mutability and changes nothing, while the
+// shapes Entra sends (add and replace of "members", remove by filter)
+// keep working.
+func TestMemberValueIsImmutable(t *testing.T) { forModes(t, testMemberValueIsImmutable) }
+
+func testMemberValueIsImmutable(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
+	a := e.createUser("a@contoso.com", "a", "a@contoso.com")
+	b := e.createUser("b@contoso.com", "b", "b@contoso.com")
+	gid := e.createGroup("Developers", "d")
+	e.must(204, "PATCH", "/Groups/"+gid, ops(`{"op":"add","path":"members","value":`+memberList(a)+`}`))
+	for _, op := range []string{
+		`{"op":"replace","path":` + q(`members[value eq "`+a+`"].value`) + `,"value":"` + b + `"}`,
+		`{"op":"add","path":` + q(`members[value eq "`+a+`"].value`) + `,"value":"` + b + `"}`,
+		`{"op":"add","path":` + q(`members[value eq "ghost"].value`) + `,"value":"` + b + `"}`,
+		`{"op":"replace","path":"members.value","value":"` + b + `"}`,
+		`{"op":"replace","path":"MEMBERS.VALUE","value":"` + b + `"}`,
+		`{"op":"replace","path":` + q(`members[value eq "`+a+`"]`) + `,"value":{"value":"` + b + `"}}`,
+		`{"op":"replace","value":{"members.value":"` + b + `"}}`,
+	} {
+		t.Run(op, func(t *testing.T) {
+			r := e.do("PATCH", "/Groups/"+gid, ops(op))
+			if got := r.json(t); r.status != 400 || got["scimType"] != "mutability" {
+				t.Fatalf("status %d %s, want 400 mutability", r.status, r.body)
+			}
+			if got := members(t, e, gid); !sameIDs(got, []string{a}) {
+				t.Fatalf("members %v after a refused write, want only %s", got, a)
+			}
+		})
+	}
+	e.must(204, "PATCH", "/Groups/"+gid, ops(`{"op":"add","path":"members","value":[{"value":"`+b+`"}]}`))
+	e.must(204, "PATCH", "/Groups/"+gid, ops(`{"op":"remove","path":`+q(`members[value eq "`+a+`"]`)+`}`))
+	if got := members(t, e, gid); !sameIDs(got, []string{b}) {
+		t.Fatalf("members %v after add and remove, want only %s", got, b)
+	}
+	e.must(204, "PATCH", "/Groups/"+gid, ops(`{"op":"replace","path":"members","value":`+memberList(a, b)+`}`))
+	if got := members(t, e, gid); !sameIDs(got, []string{a, b}) {
+		t.Fatalf("members %v after replace, want %s and %s", got, a, b)
+	}
+}

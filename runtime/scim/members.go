@@ -15,6 +15,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/runtime/store/idset"
 )
 
 // memberDelta is a group PATCH that only adds and removes listed members —
@@ -191,22 +192,22 @@ func plainMember(e any) (string, bool) {
 	return id, true
 }
 
-// apply changes group id's memberships inside a write. It validates
-// everything before it mutates.
-func (d *memberDelta) apply(s *Server, r *request, txn *store.Txn, id string) error {
+// apply changes group id's memberships inside a write and returns the
+// group's row. It validates everything before it mutates.
+func (d *memberDelta) apply(s *Server, r *request, txn *store.Txn, id string) (*store.Group, error) {
 	g, err := txn.GroupByID(id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if g == nil {
-		return errNotFound("Group", id)
+		return nil, errNotFound("Group", id)
 	}
 	view, cur, err := groupView(txn, g)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkIfMatch(r, view.Version); err != nil {
-		return err
+		return nil, err
 	}
 	checked := d.checked.holds(txn)
 	var added, removed []string
@@ -224,10 +225,10 @@ func (d *memberDelta) apply(s *Server, r *request, txn *store.Txn, id string) er
 	}
 	if !checked {
 		if added, err = resolveMembers(txn, id, added); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return txn.ChangeMembers(id, added, removed, s.opts.Now())
+	return g, txn.ChangeMembers(id, added, removed, s.opts.Now())
 }
 
 // precheck validates the members to add on a read snapshot, outside the
@@ -283,11 +284,23 @@ func (c snapshotCheck) holds(txn *store.Txn) bool {
 
 func (s *Server) patchMembers(w http.ResponseWriter, r *request, id string, d *memberDelta) error {
 	d.precheck(s.st.Read(), id)
-	err := s.st.Update(r.Context(), func(txn *store.Txn) error { return d.apply(s, r, txn, id) })
+	var view *store.Group
+	var members idset.Set
+	err := s.st.Update(r.Context(), func(txn *store.Txn) error {
+		g, err := d.apply(s, r, txn, id)
+		if err != nil {
+			return err
+		}
+		view, members, err = groupView(txn, g)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	s.audit(r, "patch", "Group", id)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	var list []string
+	if wantsPatched(r) {
+		list = members.Slice()
+	}
+	return s.patched(w, r, view, list)
 }

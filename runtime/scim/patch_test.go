@@ -106,6 +106,13 @@ func TestPatchUser(t *testing.T) {
 			want:   map[string]any{"preferredLanguage": nil},
 		},
 		{
+			// Okta echoes the id in a path-less replace (its group rename
+			// does): what a GET returned, not a change of the id.
+			name:   "path-less value carrying the id",
+			noflag: ops(`{"op":"replace","value":{"id":"whatever","displayName":"Al","meta":{"resourceType":"User"}}}`),
+			want:   map[string]any{"displayName": "Al"},
+		},
+		{
 			name:   "remove name sub-attribute",
 			noflag: ops(`{"op":"Remove","path":"name.familyName"}`),
 			want:   map[string]any{"name.familyName": nil, "name.givenName": "Alice"},
@@ -177,6 +184,11 @@ func TestPatchIsAtomic(t *testing.T) {
 		{"filter matches nothing, cannot create", `{"op":"replace","path":"emails[value co \"nobody\"].display","value":"x"}`, "noTarget"},
 		{"remove userName", `{"op":"remove","path":"userName"}`, "invalidValue"},
 		{"path-less value not an object", `{"op":"replace","value":"x"}`, "invalidValue"},
+		{"add without value", `{"op":"add","path":"title"}`, "invalidValue"},
+		{"add of null", `{"op":"add","path":"emails","value":null}`, "invalidValue"},
+		{"filter literal not the boolean the schema says", `{"op":"add","path":"emails[primary eq \"True\"].value","value":"x@contoso.com"}`, "invalidFilter"},
+		{"filter literal not the string the schema says", `{"op":"add","path":"emails[type eq true].value","value":"x@contoso.com"}`, "invalidFilter"},
+		{"single-quoted filter value", `{"op":"add","path":"emails[type eq 'home'].value","value":"x@contoso.com"}`, "invalidFilter"},
 	}
 	for _, m := range modes {
 		for _, tt := range tests {

@@ -14,7 +14,11 @@ import (
 
 const uriListResponse = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
-var enterpriseKey = []byte(`"` + schema.URIEnterprise + `"`)
+// enterpriseKey is the extension's key in stored attributes (encoded by
+// json.Marshal, so without spaces). The colon tells the key from a string
+// value spelling the URI: quotes inside a string are escaped, and only a
+// key's closing quote is followed by a colon.
+var enterpriseKey = []byte(`"` + schema.URIEnterprise + `":`)
 
 func etag(version uint64) string { return `W/"` + strconv.FormatUint(version, 10) + `"` }
 

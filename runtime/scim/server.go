@@ -365,6 +365,11 @@ func route(method string, seg []string) routed {
 	}
 	switch strings.ToLower(seg[0]) {
 	case "users", "groups":
+		if hasID && strings.EqualFold(seg[1], ".search") {
+			// POST /Users/.search is a query (RFC 7644 §3.4.3), not a
+			// resource called ".search": unsupported as /.search is.
+			return routed{name: "unsupported", err: errStatus(http.StatusNotImplemented, "/%s/%s is not supported (see /ServiceProviderConfig)", seg[0], seg[1])}
+		}
 		kind := strings.ToLower(seg[0])
 		table := userHandlers
 		if kind == "groups" {

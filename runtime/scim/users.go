@@ -58,7 +58,9 @@ func userRecord(cfg *config, doc map[string]any) (*store.User, error) {
 	if ext, ok := kept["externalId"].(string); ok {
 		u.ExternalID = share(attrs, ext)
 	}
-	if a, ok := kept["active"].(bool); ok {
+	// From doc, not kept: whether the user may sign in follows what Entra
+	// sends even when userAttributes leaves active out of the resource.
+	if a, ok := doc["active"].(bool); ok {
 		u.Active = a
 	}
 	if emails, ok := kept["emails"].([]any); ok {
@@ -196,7 +198,7 @@ func (s *Server) updateUser(r *request, id string, change func(cur *store.User) 
 		if err != nil {
 			return err
 		}
-		if bytes.Equal(next.Attributes, cur.Attributes) {
+		if bytes.Equal(next.Attributes, cur.Attributes) && next.Active == cur.Active {
 			out = cur
 			return nil
 		}

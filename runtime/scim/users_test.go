@@ -51,6 +51,7 @@ func TestAuthAndConfig(t *testing.T) {
 		{"no config", nil, testToken, "/Users", 403, "disabled"},
 		{"discovery needs auth", defaultConfig(), "", "/Schemas", 401, ""},
 		{"bulk", defaultConfig(), testToken, "/Bulk", 501, ""},
+		{"search below a resource type", defaultConfig(), testToken, "/Groups/.search", 501, "not supported"},
 		{"unknown endpoint", defaultConfig(), testToken, "/Nope", 404, ""},
 		{"too deep", defaultConfig(), testToken, "/Users/a/b", 404, ""},
 	}
@@ -313,6 +314,8 @@ func testBadFilters(t *testing.T, flag bool) {
 	for _, f := range []string{
 		`userName eq`, `userName xx "a"`, `(userName eq "a"`, `nosuch eq "a"`, `emails[nosuch eq "a"]`,
 		`active gt true`, `meta.created gt "yesterday"`, `userName co 3`, `name eq "x"`, strings.Repeat("(", 5000),
+		`userName eq 'alice@contoso.com'`, `emails[type eq 'work'].value eq "alice@contoso.com"`,
+		`active eq "true"`, `userName eq true`, `emails[primary eq "True"]`, `emails[type eq true]`,
 	} {
 		r := e.do("GET", "/Users?filter="+url.QueryEscape(f), "")
 		if r.status != 400 || r.json(t)["scimType"] != "invalidFilter" {
@@ -552,6 +555,22 @@ func TestAttributeProjection(t *testing.T) {
 			if r["active"] != false || r["userName"] != nil {
 				t.Errorf("PATCH with attributes=: %v", r)
 			}
+			// A PATCH that names attributes is answered 200 with them (RFC
+			// 7644 §3.5.2), for a group as for a user, on the member path too.
+			gid := e.createGroup("Developers", "d")
+			for _, body := range []string{
+				ops(`{"op":"replace","path":"displayName","value":"Devs"}`),
+				ops(`{"op":"add","path":"members","value":` + memberList(id) + `}`),
+			} {
+				g := e.must(200, "PATCH", "/Groups/"+gid+"?attributes=displayName", body).json(t)
+				if g["id"] != gid || g["displayName"] != "Devs" || g["members"] != nil || g["meta"] != nil {
+					t.Errorf("group PATCH with attributes=: %v", g)
+				}
+			}
+			g := e.must(200, "PATCH", "/Groups/"+gid+"?attributes=members", ops(`{"op":"remove","path":"members","value":`+memberList(id)+`}`)).json(t)
+			if m, ok := g["members"].([]any); !ok || len(m) != 0 {
+				t.Errorf("group PATCH with attributes=members: %v", g)
+			}
 		})
 	}
 }
@@ -678,6 +697,49 @@ func TestDisabledStaysDisabledWithoutActive(t *testing.T) {
 				t.Errorf("active %v after active true, want true", got)
 			}
 		})
+	}
+}
+
+// Whether a user may sign in follows what Entra sends for active even when
+// userAttributes does not keep active in the stored document: leaving an
+// attribute out of the resource must not leave a disabled user enabled.
+func TestActiveAppliesWhenNotKept(t *testing.T) { forModes(t, testActiveAppliesWhenNotKept) }
+
+func testActiveAppliesWhenNotKept(t *testing.T, flag bool) {
+	cfg := defaultConfig()
+	cfg.UserAttributes = []string{"userName", "displayName"}
+	e := newEnv(t, flag, cfg)
+	stored := func(id string) bool {
+		t.Helper()
+		u, err := e.st.Read().UserByID(id)
+		if err != nil || u == nil {
+			t.Fatalf("user %s: %v", id, err)
+		}
+		return u.Active
+	}
+	id := e.createUser("a@contoso.com", "a", "a@contoso.com")
+	for _, tt := range []struct {
+		name, method, body string
+		active             bool
+	}{
+		{"PATCH disables", "PATCH", ops(`{"op":"replace","path":"active","value":false}`), false},
+		{"PATCH of another attribute keeps it disabled", "PATCH", ops(`{"op":"replace","path":"displayName","value":"A"}`), false},
+		{"PATCH enables", "PATCH", ops(`{"op":"replace","path":"active","value":"True"}`), true},
+		{"PUT disables", "PUT", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@contoso.com","active":false}`, false},
+		{"PUT without active keeps it disabled", "PUT", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@contoso.com"}`, false},
+		{"path-less PATCH enables", "PATCH", ops(`{"op":"replace","value":{"active":true}}`), true},
+	} {
+		r := e.do(tt.method, "/Users/"+id, tt.body)
+		if r.status != 200 {
+			t.Fatalf("%s: status %d %s", tt.name, r.status, r.body)
+		}
+		if got := stored(id); got != tt.active {
+			t.Fatalf("%s: stored active %v, want %v", tt.name, got, tt.active)
+		}
+	}
+	r := e.must(201, "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"b@contoso.com","active":false}`)
+	if id := r.json(t)["id"].(string); stored(id) {
+		t.Fatal("a user created disabled is stored active")
 	}
 }
 

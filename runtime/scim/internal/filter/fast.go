@@ -36,7 +36,7 @@ func parseSimple(text string, rt *schema.ResourceType) (n node, ok bool) {
 				return nil, false
 			}
 			v = s
-		case isWord(val) && !isLiteral(val):
+		case isWord(val) && !isLiteral(val) && val[0] != '\'':
 			v = val
 		default:
 			return nil, false

@@ -50,6 +50,9 @@ func Parse(text string, rt *schema.ResourceType) (*Filter, error) {
 	if n, ok := parseSimple(text, rt); ok {
 		return &Filter{root: n}, nil
 	}
+	if q := singleQuoted(text); q != "" {
+		return nil, errSingleQuoted(q)
+	}
 	expr, err := parse(lenient(text))
 	if err != nil {
 		return nil, scimerr.New(scimerr.InvalidFilter, "cannot parse filter: %v", err)
@@ -59,6 +62,10 @@ func Parse(text string, rt *schema.ResourceType) (*Filter, error) {
 		return nil, err
 	}
 	return &Filter{root: n}, nil
+}
+
+func errSingleQuoted(q string) error {
+	return scimerr.New(scimerr.InvalidFilter, "filter value %s is in single quotes: strings are JSON strings, in double quotes", q)
 }
 
 // parse guards against panics in the third-party parser: a filter is
@@ -464,6 +471,14 @@ func compileCmp(e *scimfilter.AttributeExpression, rt *schema.ResourceType, pare
 	default:
 		return nil, scimerr.New(scimerr.InvalidFilter, "unknown operator %q", e.Operator)
 	}
+	if n.op != scimfilter.PR && !literalFits(n.attr, n.val) {
+		// A literal of another type never compares equal, so a filter
+		// holding one would match nothing where the client meant
+		// something, and a PATCH path's eq would create an element
+		// holding it (primary "True"): RFC 7644 §3.12 calls such a
+		// comparison invalidFilter.
+		return nil, scimerr.New(scimerr.InvalidFilter, "attribute %q is of type %s and cannot be compared with %s", p.String(), n.attr.Type, literal(n.val))
+	}
 	if n.attr.Type == schema.DateTime {
 		if s, ok := n.val.(string); ok {
 			t, err := time.Parse(time.RFC3339Nano, s)
@@ -474,6 +489,31 @@ func compileCmp(e *scimfilter.AttributeExpression, rt *schema.ResourceType, pare
 		}
 	}
 	return n, nil
+}
+
+// literalFits reports whether a filter literal has the JSON type of a's
+// values. null fits any attribute: it compares with nothing.
+func literalFits(a *schema.Attribute, v any) bool {
+	switch v.(type) {
+	case nil:
+		return true
+	case bool:
+		return a.Type == schema.Boolean
+	case string:
+		return a.Type != schema.Boolean && a.Type != schema.Integer && a.Type != schema.Decimal && a.Type != schema.Complex
+	case int, float64:
+		return a.Type == schema.Integer || a.Type == schema.Decimal
+	}
+	return false
+}
+
+// literal renders a filter literal as the client wrote it.
+func literal(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 func compare(a *schema.Attribute, op scimfilter.CompareOperator, have, want any) bool {

@@ -92,6 +92,7 @@ func TestMatch(t *testing.T) {
 		{`meta.lastModified lt "2025-01-02T03:04:06Z"`, true},
 		{`id eq "2819c223"`, true},
 		{`userName eq "a\"b"`, false},
+		{`userName eq "it's" or externalId eq o'brien`, false},
 	}
 	checkMatches(t, doc, tests)
 }
@@ -101,6 +102,9 @@ func TestParseErrors(t *testing.T) {
 		``, `userName`, `userName eq`, `nope eq "x"`, `name eq "x"`, `active lt false`, `emails[type eq "work"`,
 		`emails[bogus eq "x"]`, `meta.created gt "never"`, `userName co 12`, strings.Repeat("a", MaxLen+1),
 		`emails[type eq "work" and emails[type eq "x"]]`,
+		`userName eq 'alice'`, `emails[type eq 'work']`, `userName eq "a" and externalId eq 'b'`,
+		`active eq "true"`, `emails[primary eq "True"]`, `emails[type eq true]`, `userName eq 12`, `userName ne false`,
+		`meta.created gt 5`,
 	} {
 		_, err := Parse(text, schema.UserType)
 		se, ok := err.(*scimerr.Error)

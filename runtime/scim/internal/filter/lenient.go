@@ -71,6 +71,21 @@ func isLiteral(w string) bool {
 	return err == nil && !strings.ContainsAny(w, "xXpP_") && json.Valid([]byte(w))
 }
 
+// singleQuoted returns the first compare value of s written in single
+// quotes, "" if none is. RFC 7644 §3.4.2.2 takes JSON literals only, so
+// 'alice' is no string: read as the bare word lenient quotes, it would
+// match nothing (or, in a PATCH path, create an element holding the
+// quotes) where the client meant alice.
+func singleQuoted(s string) string {
+	toks := tokenize(s)
+	for i := 1; i < len(toks); i++ {
+		if isCompareOp(toks[i-1].text) && strings.HasPrefix(toks[i].text, "'") {
+			return toks[i].text
+		}
+	}
+	return ""
+}
+
 // lenient rewrites the forms Entra (and its documentation) send that RFC
 // 7644's grammar does not allow into equivalent standard filters:
 //   - an unquoted string value (`externalId eq jyoung`) is quoted;

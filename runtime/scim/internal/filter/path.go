@@ -24,7 +24,8 @@ type Path struct {
 }
 
 // ParsePath parses and resolves a PATCH path. Errors are *scimerr.Error with
-// scimType invalidPath.
+// scimType invalidPath, or invalidFilter for what is wrong with the filter
+// between the brackets.
 func ParsePath(text string, rt *schema.ResourceType) (*Path, error) {
 	if len(text) > MaxLen {
 		return nil, scimerr.New(scimerr.InvalidPath, "path is longer than %d bytes", MaxLen)
@@ -44,6 +45,9 @@ func ParsePath(text string, rt *schema.ResourceType) (*Path, error) {
 }
 
 func parsePathUncached(text string, rt *schema.ResourceType) (*Path, error) {
+	if q := singleQuoted(text); q != "" {
+		return nil, errSingleQuoted(q)
+	}
 	p, err := parsePath(lenient(text))
 	if err != nil {
 		return nil, scimerr.New(scimerr.InvalidPath, "cannot parse path %q: %v", text, err)
@@ -67,7 +71,9 @@ func parsePathUncached(text string, rt *schema.ResourceType) (*Path, error) {
 		}
 		f, err := CompileValueFilter(p.ValueExpression, rt, r.Attr)
 		if err != nil {
-			return nil, scimerr.New(scimerr.InvalidPath, "path %q: %s", text, err.(*scimerr.Error).Detail)
+			// RFC 7644 §3.12 applies invalidFilter to a PATCH path's filter
+			// too, so a filter is refused alike in a GET and a PATCH.
+			return nil, scimerr.New(scimerr.InvalidFilter, "path %q: %s", text, err.(*scimerr.Error).Detail)
 		}
 		out.Filter = f
 		var eqs []*cmpNode

@@ -91,6 +91,13 @@ func Parse(body map[string]any) ([]Operation, error) {
 		}
 		switch op.Op {
 		case "add", "replace":
+			if op.Op == "add" && !op.HasValue {
+				// RFC 7644 §3.5.2.1: an add MUST carry the value to add, and
+				// §3.12 names a missing required value invalidValue (the
+				// body's structure is sound, so not invalidSyntax). Without
+				// one it would answer 200 having changed nothing.
+				return nil, scimerr.New(scimerr.InvalidValue, "operation %d: add needs a value", i+1)
+			}
 			if op.Path == "" {
 				if _, ok := op.Value.(map[string]any); !ok {
 					return nil, scimerr.New(scimerr.InvalidValue, "operation %d: %s without a path needs an object value", i+1, op.Op)
@@ -135,7 +142,10 @@ func Apply(doc map[string]any, ops []Operation, rt *schema.ResourceType) error {
 func applyPathless(doc map[string]any, op Operation, rt *schema.ResourceType) error {
 	for k, v := range op.Value.(map[string]any) {
 		switch {
-		case strings.EqualFold(k, "schemas") || strings.EqualFold(k, "meta"):
+		case strings.EqualFold(k, "schemas") || strings.EqualFold(k, "meta") || strings.EqualFold(k, "id"):
+			// What a client echoes from a GET (Okta's group rename sends
+			// the id): the URL names the resource, and a PUT ignores them
+			// too (RFC 7644 §3.5.1).
 			continue
 		case strings.EqualFold(k, rt.Core.ID):
 			m, ok := v.(map[string]any)
@@ -185,6 +195,13 @@ func applyPath(doc map[string]any, op Operation, pathText string, value any, rt 
 	a := p.Attr.Attr
 	if a.ReadOnly() || (p.Attr.Sub != nil && p.Attr.Sub.ReadOnly()) {
 		return scimerr.New(scimerr.Mutability, "attribute %q is read-only", pathText)
+	}
+	if op.Op != "remove" && p.Attr.Sub != nil && p.Attr.Sub.Immutable() {
+		// members.value is which user or group a membership is: setting
+		// it through a path would turn one membership into another (or
+		// every membership into one). Such a value is written only with
+		// its element, by adding or replacing the element whole.
+		return errImmutable(a, p.Attr.Sub)
 	}
 	container := doc
 	if p.Attr.Ext != "" {
@@ -386,7 +403,12 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 		}
 		if a.MultiValued && p.Attr.Sub == nil {
 			// value for a filtered multi-valued path is one element.
-			if l, ok := v.([]any); ok && len(l) == 1 {
+			if l, ok := v.([]any); ok {
+				if len(l) != 1 {
+					// Merged as none, they would be dropped, and a
+					// created element would hold only what the filter pins.
+					return scimerr.New(scimerr.InvalidValue, "a filtered path of %q takes one element, not %d", a.Name, len(l))
+				}
 				v = l[0]
 			}
 		}
@@ -413,6 +435,9 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 		default:
 			merged := withSub(m, "", nil)
 			if nm, ok := nv.(map[string]any); ok {
+				if sub := changesImmutable(a, m, nm); sub != nil {
+					return errImmutable(a, sub)
+				}
 				for k, v := range nm {
 					merged[k] = v
 				}
@@ -464,6 +489,25 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 		return nil
 	}
 	setOrDelete(c, a.Name, out)
+	return nil
+}
+
+func errImmutable(a, sub *schema.Attribute) error {
+	return scimerr.New(scimerr.Mutability, "%s.%s is immutable: add or remove the whole %s element instead", a.Name, sub.Name, a.Name)
+}
+
+// changesImmutable returns the immutable sub-attribute of a that next
+// would change in cur, or nil.
+func changesImmutable(a *schema.Attribute, cur, next map[string]any) *schema.Attribute {
+	for _, sub := range a.SubAttributes {
+		if !sub.Immutable() {
+			continue
+		}
+		was, ok := cur[sub.Name]
+		if v, set := next[sub.Name]; set && ok && !reflect.DeepEqual(v, was) {
+			return sub
+		}
+	}
 	return nil
 }
 

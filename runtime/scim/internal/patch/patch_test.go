@@ -105,6 +105,12 @@ func TestErrors(t *testing.T) {
 		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"name.bogus","value":"x"}]}`, scimerr.InvalidPath},
 		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"emails[value sw \"zz\"]","value":{"value":"x"}}]}`, scimerr.NoTarget},
 		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"emails.display","value":"x"}]}`, scimerr.NoTarget},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"title"}]}`, scimerr.InvalidValue},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"emails[type eq \"work\"]","value":[{"value":"a@b"},{"value":"c@d"}]}]}`, scimerr.InvalidValue},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"emails","value":null}]}`, scimerr.InvalidValue},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"emails[primary eq \"True\"].value","value":"x"}]}`, scimerr.InvalidFilter},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"emails[type eq true].value","value":"x"}]}`, scimerr.InvalidFilter},
+		{`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"emails[type eq 'work'].value","value":"x"}]}`, scimerr.InvalidFilter},
 	}
 	for _, tt := range tests {
 		doc := decode(t, `{"userName":"u"}`)

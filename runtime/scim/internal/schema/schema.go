@@ -79,6 +79,11 @@ func (a *Attribute) Sub(name string) *Attribute {
 // ReadOnly reports whether clients may not write the attribute.
 func (a *Attribute) ReadOnly() bool { return a.Mutability == "readOnly" }
 
+// Immutable reports whether the attribute is set only with what holds it
+// (a resource, an element of a multi-valued attribute) and never changed
+// after (RFC 7643 §2.2).
+func (a *Attribute) Immutable() bool { return a.Mutability == "immutable" }
+
 // Schema is one schema resource.
 type Schema struct {
 	ID          string       `json:"id"`
