@@ -16,14 +16,20 @@ import (
 // at most once per transaction (etcd refuses a branch that puts or deletes
 // one key twice), so later changes to a key replace earlier ones.
 type batch struct {
-	s       *State
-	ops     []clientv3.Op
-	cmps    []clientv3.Cmp
-	puts    []string
-	dels    []string
-	index   map[string]int // key → its position in ops
-	members []memberOp
-	applies bool // the batch applies a spec revision (writes the applied-revision meta)
+	s     *State
+	ops   []clientv3.Op
+	cmps  []clientv3.Cmp
+	puts  []string
+	dels  []string
+	index map[string]int // key → its position in ops
+	// names are the name index keys the batch changes, in the order it
+	// first touched them (see rename, putNames).
+	names    map[string]*nameOp
+	nameKeys []string
+	// groupsGone are the groups the batch deletes (see compareGroupsGone).
+	groupsGone []string
+	members    []memberOp
+	applies    bool // the batch applies a spec revision (writes the applied-revision meta)
 	// local: the batch holds what etcd does not carry back (a resource's
 	// resolved secrets), so the store must make it visible itself.
 	local bool
@@ -129,7 +135,11 @@ func (b *batch) user(c *memdb.Change) error {
 		return nil
 	}
 	rename(b, before, after, func(u *store.User) string { return b.s.userNameKey(u.UserName) }, func(u *store.User) string { return u.ID })
-	return b.object(b.s.objectKey(store.TableUsers, obj.ID), c)
+	key := b.s.objectKey(store.TableUsers, obj.ID)
+	if after == nil {
+		b.deleted(key, obj.ID)
+	}
+	return b.object(key, c)
 }
 
 func (b *batch) group(c *memdb.Change) error {
@@ -143,13 +153,60 @@ func (b *batch) group(c *memdb.Change) error {
 		return nil
 	}
 	rename(b, before, after, func(g *store.Group) string { return b.s.groupNameKey(g.DisplayName) }, func(g *store.Group) string { return g.ID })
-	return b.object(b.s.objectKey(store.TableGroups, obj.ID), c)
+	key := b.s.objectKey(store.TableGroups, obj.ID)
+	if after == nil {
+		b.deleted(key, obj.ID)
+		if b.s.compareRev(key) > 0 {
+			b.groupsGone = append(b.groupsGone, obj.ID)
+		}
+	}
+	return b.object(key, c)
+}
+
+// deleted adds the compare that keeps the delete of a user or group (id,
+// its record at key) from leaving memberships behind. The batch deletes
+// the memberships the mirror holds (the store's DeleteMemberships); one
+// another daemon added since, which the mirror does not hold yet, would
+// stay, of an object that is gone. Each membership has a key in its
+// member's range (see memberOp), so a key there that changed after the
+// revision the mirror reflects fails the delete as stale: the mirror
+// catches up and the delete runs again, with the membership. An add
+// committed after the delete fails instead, on its compare that the
+// member exists. Objects the mirror does not hold (created in this very
+// batch) are known to no other daemon, so no one can add them.
+//
+// Applied is at most the revision the store reflects (the watch advances
+// it after the store applied the events), so the compare errs only
+// towards a needless retry: this daemon's own writes the store made
+// visible before the watch brought them.
+func (b *batch) deleted(key, id string) {
+	if b.s.compareRev(key) == 0 {
+		return
+	}
+	start := b.s.memberOfKey(id, "")
+	b.cmps = append(b.cmps, clientv3.Compare(clientv3.ModRevision(start), "<", b.s.Applied()+1).WithPrefix())
+}
+
+// compareGroupsGone adds, for each group the batch deletes, the compare
+// that the group's members header is as the mirror holds it: the first
+// member another daemon adds to a group the mirror holds no members row of
+// creates the header, and the delete, which writes no header then, would
+// leave it and the membership behind. A batch that writes the header
+// compares it already.
+func (b *batch) compareGroupsGone() {
+	for _, id := range b.groupsGone {
+		key := b.s.objectKey(store.TableMembers, id)
+		if _, ok := b.index[key]; !ok {
+			b.cmps = append(b.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", b.s.compareRev(key)))
+		}
+	}
 }
 
 // rename moves an object's name index key: the old one goes if it still
 // names the object, the new one is put if no object holds it. The index
 // keys are compared by content, not by revision, so the mirror need not
-// hold them.
+// hold them. The operations wait for names, since another object of the
+// batch may take the name this one gives up, or give up the one it takes.
 func rename[T any](b *batch, before, after *T, nameKey func(*T) string, id func(*T) string) {
 	var from, to string
 	if before != nil {
@@ -162,10 +219,48 @@ func rename[T any](b *batch, before, after *T, nameKey func(*T) string, id func(
 		return
 	}
 	if from != "" {
-		b.put(from, nil, clientv3.Compare(clientv3.Value(from), "=", id(before)), false)
+		b.name(from).from = id(before)
 	}
 	if to != "" {
-		b.put(to, []byte(id(after)), clientv3.Compare(clientv3.Version(to), "=", 0), false)
+		b.name(to).to = id(after)
+	}
+}
+
+// nameOp is what a batch does with one name index key: the id of the
+// object that gives the name up, which the key must still hold, and the id
+// of the one that takes it. A batch holds one change per object, each
+// from the state before the batch to the state after it, so at most one
+// object gives a name up (the one holding it) and one takes it.
+type nameOp struct{ from, to string }
+
+func (b *batch) name(key string) *nameOp {
+	if op, ok := b.names[key]; ok {
+		return op
+	}
+	if b.names == nil {
+		b.names = map[string]*nameOp{}
+	}
+	op := &nameOp{}
+	b.names[key] = op
+	b.nameKeys = append(b.nameKeys, key)
+	return op
+}
+
+// putNames adds one operation per name index key the batch changes. A name
+// handed from one object to another in the batch (a swap, a user deleted
+// and its userName taken by a new one) is one put of the taker's id,
+// compared with the giver's: etcd takes one operation per key, and the
+// giver's compare and the taker's ("no one holds it") cannot both hold.
+func (b *batch) putNames() {
+	for _, key := range b.nameKeys {
+		switch op := b.names[key]; {
+		case op.from != "" && op.to != "":
+			b.put(key, []byte(op.to), clientv3.Compare(clientv3.Value(key), "=", op.from), false)
+		case op.from != "":
+			b.put(key, nil, clientv3.Compare(clientv3.Value(key), "=", op.from), false)
+		default:
+			b.put(key, []byte(op.to), clientv3.Compare(clientv3.Version(key), "=", 0), false)
+		}
 	}
 }
 
@@ -197,7 +292,7 @@ func (b *batch) membersRow(c *memdb.Change) error {
 		}
 	}
 	for _, id := range added {
-		op := memberOp{key: b.s.memberKey(gid, id)}
+		op := memberOp{key: b.s.memberKey(gid, id), of: b.s.memberOfKey(id, gid), group: b.s.objectKey(store.TableGroups, gid)}
 		for _, table := range []string{store.TableUsers, store.TableGroups} {
 			if k := b.s.objectKey(table, id); b.s.compareRev(k) > 0 {
 				op.must = k
@@ -207,7 +302,7 @@ func (b *batch) membersRow(c *memdb.Change) error {
 		b.members = append(b.members, op)
 	}
 	for _, id := range removed {
-		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id), del: true})
+		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id), of: b.s.memberOfKey(id, gid), del: true})
 	}
 	return b.object(b.s.objectKey(store.TableMembers, gid), c)
 }

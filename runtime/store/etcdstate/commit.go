@@ -87,54 +87,96 @@ func (s *State) sendLoop() {
 // batch always goes.
 func (s *State) takeGroup() []*mainTxn {
 	var g []*mainTxn
-	writes, reads := map[string]bool{}, map[string]bool{}
+	var taken footprints
 	widest, size := 0, 0
 	rest := s.queue[:0]
 	for _, t := range s.queue {
 		w, r, n := footprint(t)
 		width := max(len(t.cmps), len(t.ops)+1) // +1: the marker
-		if len(g) > 0 && (len(g)+1+max(widest, width) > MaxTxnOps || size+n > groupBytes || conflicts(w, r, writes, reads)) {
+		if len(g) > 0 && (len(g)+1+max(widest, width) > MaxTxnOps || size+n > groupBytes || taken.conflicts(w, r)) {
 			rest = append(rest, t)
 			continue
 		}
 		g = append(g, t)
 		widest, size = max(widest, width), size+n
-		for _, k := range w {
-			writes[k] = true
-		}
-		for _, k := range r {
-			reads[k] = true
-		}
+		taken.add(w, r)
 	}
 	clear(s.queue[len(rest):])
 	s.queue = rest
 	return g
 }
 
+// keyRange is a key a transaction compares, or with end the range [key,
+// end) (a member's range, see batch.deleted).
+type keyRange struct{ key, end string }
+
+func (r keyRange) holds(k string) bool {
+	if r.end == "" {
+		return k == r.key
+	}
+	return r.key <= k && k < r.end
+}
+
 // footprint returns the keys t writes and compares, and the bytes of its
 // operations.
-func footprint(t *mainTxn) (writes, reads []string, size int) {
+func footprint(t *mainTxn) (writes []string, reads []keyRange, size int) {
 	for _, op := range t.ops {
 		writes = append(writes, string(op.KeyBytes()))
 		size += len(op.KeyBytes()) + len(op.ValueBytes())
 	}
 	for i := range t.cmps {
-		reads = append(reads, string(t.cmps[i].KeyBytes()))
+		c := t.cmps[i].GetCompare()
+		reads = append(reads, keyRange{string(c.Key), string(c.RangeEnd)})
 	}
 	return writes, reads, size
 }
 
-// conflicts reports whether a batch writing w and comparing r must not
-// share a transaction with batches writing writes and comparing reads.
-func conflicts(w, r []string, writes, reads map[string]bool) bool {
+// footprints are the keys the batches of a group write and compare.
+type footprints struct {
+	writes, reads map[string]bool
+	ranges        []keyRange // the compared ranges
+}
+
+func (f *footprints) add(w []string, r []keyRange) {
+	if f.writes == nil {
+		f.writes, f.reads = map[string]bool{}, map[string]bool{}
+	}
 	for _, k := range w {
-		if writes[k] || reads[k] {
-			return true
+		f.writes[k] = true
+	}
+	for _, kr := range r {
+		if kr.end == "" {
+			f.reads[kr.key] = true
+		} else {
+			f.ranges = append(f.ranges, kr)
 		}
 	}
-	for _, k := range r {
-		if writes[k] {
+}
+
+// conflicts reports whether a batch writing w and comparing r must not
+// share a transaction with the batches of f.
+func (f *footprints) conflicts(w []string, r []keyRange) bool {
+	for _, k := range w {
+		if f.writes[k] || f.reads[k] {
 			return true
+		}
+		for _, kr := range f.ranges {
+			if kr.holds(k) {
+				return true
+			}
+		}
+	}
+	for _, kr := range r {
+		if kr.end == "" {
+			if f.writes[kr.key] {
+				return true
+			}
+			continue
+		}
+		for k := range f.writes {
+			if kr.holds(k) {
+				return true
+			}
 		}
 	}
 	return false

@@ -45,6 +45,10 @@ func TestTakeGroup(t *testing.T) {
 		m.cmps = append(m.cmps, clientv3.Compare(clientv3.CreateRevision(key), ">", 0))
 		return m
 	}
+	requiresRange := func(m *mainTxn, prefix string) *mainTxn {
+		m.cmps = append(m.cmps, clientv3.Compare(clientv3.ModRevision(prefix), "<", 5).WithPrefix())
+		return m
+	}
 	big := strings.Repeat("x", groupBytes/2)
 	for _, tc := range []struct {
 		name        string
@@ -55,6 +59,10 @@ func TestTakeGroup(t *testing.T) {
 		{"one batch goes alone", []*mainTxn{create("a", "")}, []int{0}, nil},
 		{"a batch comparing a key another writes waits", []*mainTxn{create("a", ""), requires(create("b", ""), "a"), create("c", "")}, []int{0, 2}, []int{1}},
 		{"a batch writing a key another compares waits", []*mainTxn{requires(create("b", ""), "a"), create("a", ""), create("c", "")}, []int{0, 2}, []int{1}},
+		// A member's delete compares its range (see batch.deleted); its
+		// adds to different groups write different keys in it.
+		{"a batch comparing a range another writes into waits", []*mainTxn{create("r/u/g", ""), requiresRange(create("b", ""), "r/u/"), create("r/u/h", "")}, []int{0, 2}, []int{1}},
+		{"a batch writing into a range another compares waits", []*mainTxn{requiresRange(create("b", ""), "r/u/"), create("r/u/g", ""), create("r/u1/g", "")}, []int{0, 2}, []int{1}},
 		{"the nested transactions and the widest fit MaxTxnOps", []*mainTxn{wide("w", MaxTxnOps-3), create("a", ""), create("b", "")}, []int{0, 1}, []int{2}},
 		{"the oldest goes however wide", []*mainTxn{wide("w", MaxTxnOps-1), create("a", "")}, []int{0}, []int{1}},
 		{"about groupBytes of keys and values", []*mainTxn{create("a", big), create("b", big), create("c", "")}, []int{0, 2}, []int{1}},

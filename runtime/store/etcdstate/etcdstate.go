@@ -24,6 +24,9 @@
 //	                      members row header, meta entry; resources are
 //	                      o/resources/<kind>/<name>
 //	m/<group>/<member>    one key per direct membership, empty value
+//	r/<member>/<group>    the same membership in its member's range,
+//	                      written with it; not mirrored (see
+//	                      batch.deleted)
 //	i/user-name/<fold>    the id of the user whose userName folds to it
 //	i/group-name/<fold>   the id of the group whose displayName folds to it
 //	o/tick                written by Barrier when nothing else moved
@@ -33,8 +36,9 @@
 // Path parts are escaped with url.PathEscape. The mirror loads and watches
 // the m/ and o/ keys only: the index keys are compared by content (a new
 // name's key must not exist, an old name's must still hold the object's
-// id), and the other keys under the prefix (the markers, the reconcile
-// election, the SAML sessions of package samletcd) are not the store's;
+// id), the r/ keys only by the revision they changed at, and the other
+// keys under the prefix (the markers, the reconcile election, the SAML
+// sessions of package samletcd) are not the store's;
 // not sending them to every daemon saves etcd and the daemons the work.
 //
 // Memberships are written in the transaction of their batch while it has
@@ -434,6 +438,12 @@ func (s *State) memberKey(group, member string) string {
 	return s.prefix + "m/" + url.PathEscape(group) + "/" + url.PathEscape(member)
 }
 
+// memberOfKey is the key of a membership in its member's range: with group
+// "", the range's prefix.
+func (s *State) memberOfKey(member, group string) string {
+	return s.prefix + "r/" + url.PathEscape(member) + "/" + url.PathEscape(group)
+}
+
 func (s *State) userNameKey(name string) string {
 	return s.prefix + "i/user-name/" + url.PathEscape(store.Fold(name))
 }
@@ -763,6 +773,8 @@ func (s *State) prepare(changes memdb.Changes) (*batch, error) {
 			return nil, err
 		}
 	}
+	b.putNames()
+	b.compareGroupsGone()
 	if len(b.ops) == 0 && len(b.members) == 0 {
 		return nil, nil
 	}
@@ -834,15 +846,17 @@ func (b *batch) chunks() [][]memberOp {
 		if m.must != "" {
 			c = 1
 		}
-		if nops+1 > MaxTxnOps || ncmps+c > MaxTxnOps {
+		if nops+opsPerMember > MaxTxnOps || ncmps+c > MaxTxnOps {
 			break
 		}
-		nops, ncmps, n = nops+1, ncmps+c, n+1
+		nops, ncmps, n = nops+opsPerMember, ncmps+c, n+1
 	}
 	first := b.members[:n]
 	out := [][]memberOp{first}
 	for rest := b.members[len(first):]; len(rest) > 0; {
-		chunk := rest[:min(MaxTxnOps, len(rest))]
+		// Its compares, at most one per member and one per group (see
+		// groupsExist), fit MaxTxnOps too.
+		chunk := rest[:min(MaxTxnOps/opsPerMember, len(rest))]
 		rest = rest[len(chunk):]
 		out = append(out, chunk)
 	}
@@ -876,12 +890,12 @@ func (s *State) send(b *batch, grouped bool) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	for _, chunk := range chunks[1:] {
-		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(exist(chunk)...).Then(ops(chunk)...).Commit()
+		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(append(exist(chunk), groupsExist(chunk)...)...).Then(ops(chunk)...).Commit()
 		if err != nil {
 			return nil, unavailable(err)
 		}
 		if !resp.Succeeded {
-			return nil, fmt.Errorf("%w: a member added was deleted meanwhile (etcd revision %d)", store.ErrStale, resp.Header.Revision)
+			return nil, fmt.Errorf("%w: a member added, or its group, was deleted meanwhile (etcd revision %d)", store.ErrStale, resp.Header.Revision)
 		}
 		revs = append(revs, resp.Header.Revision)
 	}
@@ -949,13 +963,17 @@ func randomNonce() string {
 	return hex.EncodeToString(b)
 }
 
-// memberOp puts (or, with del, deletes) one membership key. must, when
-// set, is the key of the member's object, which must exist when the
-// membership is put.
+// memberOp puts (or, with del, deletes) one membership: its key, and its
+// key in the member's range (of), which a delete of the member compares
+// (see batch.deleted); the two go in one transaction. must, when set, is
+// the key of the member's object, which must exist when the membership is
+// put.
 type memberOp struct {
-	key  string
-	del  bool
-	must string
+	key   string
+	of    string
+	group string // the key of the group's object
+	del   bool
+	must  string
 }
 
 // exist returns the compares that the members ms adds still exist.
@@ -969,14 +987,34 @@ func exist(ms []memberOp) []clientv3.Cmp {
 	return out
 }
 
-func ops(ms []memberOp) []clientv3.Op {
-	out := make([]clientv3.Op, len(ms))
-	for i, m := range ms {
-		if m.del {
-			out[i] = clientv3.OpDelete(m.key)
-		} else {
-			out[i] = clientv3.OpPut(m.key, "")
+// groupsExist returns the compares that the groups ms adds members to
+// still exist, for a transaction after a batch's first: another daemon
+// may have seen the first and deleted the group, with the memberships it
+// knew, since. (The first compares its groups in the batch's compares, and
+// a group it creates exists once it committed.)
+func groupsExist(ms []memberOp) []clientv3.Cmp {
+	var out []clientv3.Cmp
+	seen := map[string]bool{}
+	for _, m := range ms {
+		if !m.del && !seen[m.group] {
+			seen[m.group] = true
+			out = append(out, clientv3.Compare(clientv3.CreateRevision(m.group), ">", 0))
 		}
 	}
 	return out
 }
+
+func ops(ms []memberOp) []clientv3.Op {
+	out := make([]clientv3.Op, 0, opsPerMember*len(ms))
+	for _, m := range ms {
+		if m.del {
+			out = append(out, clientv3.OpDelete(m.key), clientv3.OpDelete(m.of))
+		} else {
+			out = append(out, clientv3.OpPut(m.key, ""), clientv3.OpPut(m.of, ""))
+		}
+	}
+	return out
+}
+
+// opsPerMember is the operations of one memberOp.
+const opsPerMember = 2

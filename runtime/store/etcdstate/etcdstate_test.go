@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -519,4 +520,169 @@ func TestReloadAfterCompaction(t *testing.T) {
 	if u, _ := b.barrier(t).UserByID("after"); u == nil {
 		t.Error("b does not mirror writes after the reload")
 	}
+}
+
+// TestNameHandOverInOneBatch: a batch in which one object gives up a
+// userName or displayName and another takes it (two concurrent SCIM writes
+// the store batches together, or one write that swaps names through a
+// temporary one) touches that name's index key twice. etcd must accept it
+// as the single-daemon store does, with the same outcome, whatever order
+// the batch lists the two objects in.
+func TestNameHandOverInOneBatch(t *testing.T) {
+	cli := etcdtest.Start(t, 1).Client(t)
+	renameUser := func(tx *store.Txn, id, name string) error {
+		u, err := tx.UserByID(id)
+		if err != nil || u == nil {
+			return cmpErr(err, fmt.Errorf("no user %s", id))
+		}
+		v := *u
+		v.UserName = name
+		return tx.Insert(store.TableUsers, &v)
+	}
+	renameGroup := func(tx *store.Txn, id, name string) error {
+		g, err := tx.GroupByID(id)
+		if err != nil || g == nil {
+			return cmpErr(err, fmt.Errorf("no group %s", id))
+		}
+		v := *g
+		v.DisplayName = name
+		return tx.Insert(store.TableGroups, &v)
+	}
+	steps := func(fns ...func(*store.Txn) error) func(*store.Txn) error {
+		return func(tx *store.Txn) error {
+			for _, fn := range fns {
+				if err := fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	userNamed := func(id, name string) func(*store.Txn) error {
+		return func(tx *store.Txn) error { return renameUser(tx, id, name) }
+	}
+	groupNamed := func(id, name string) func(*store.Txn) error {
+		return func(tx *store.Txn) error { return renameGroup(tx, id, name) }
+	}
+	deleted := func(table, id string) func(*store.Txn) error {
+		return func(tx *store.Txn) error {
+			obj, err := tx.First(table, store.IndexID, id)
+			if err != nil || obj == nil {
+				return cmpErr(err, fmt.Errorf("no %s %s", table, id))
+			}
+			return tx.Delete(table, obj)
+		}
+	}
+	setup := steps(createUser("ua", "x@contoso.com"), createUser("ub", "z@contoso.com"),
+		func(tx *store.Txn) error {
+			return tx.Insert(store.TableGroups, &store.Group{ID: "ga", DisplayName: "X"})
+		},
+		func(tx *store.Txn) error {
+			return tx.Insert(store.TableGroups, &store.Group{ID: "gb", DisplayName: "Z"})
+		})
+	for i, tc := range []struct {
+		name  string
+		batch func(*store.Txn) error
+	}{
+		{"userNames swapped", steps(userNamed("ua", "tmp"), userNamed("ub", "x@contoso.com"), userNamed("ua", "z@contoso.com"))},
+		// The store lists users in the order the batch first touched them.
+		{"userName taken by a user the batch touched first", steps(userNamed("ub", "w@contoso.com"), userNamed("ua", "y@contoso.com"), userNamed("ub", "x@contoso.com"))},
+		{"user deleted, its userName taken by a new user", steps(deleted(store.TableUsers, "ua"), createUser("uc", "x@contoso.com"))},
+		{"displayNames swapped", steps(groupNamed("ga", "tmp"), groupNamed("gb", "X"), groupNamed("ga", "Z"))},
+		// memdb lists rows in the order the batch last changed them.
+		{"displayName given up by a group the batch changes again", steps(groupNamed("ga", "Y"), groupNamed("gb", "X"), groupNamed("ga", "W"))},
+		{"group deleted, its displayName taken by a new group", steps(deleted(store.TableGroups, "ga"),
+			func(tx *store.Txn) error {
+				return tx.Insert(store.TableGroups, &store.Group{ID: "gc", DisplayName: "X"})
+			})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			single, err := store.New(store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer single.Close()
+			for _, fn := range []func(*store.Txn) error{setup, tc.batch} {
+				if err := single.Update(context.Background(), fn); err != nil {
+					t.Fatalf("single-daemon store: %v", err)
+				}
+			}
+			prefix := fmt.Sprintf("/handover/%d/", i)
+			r := newReplica(t, cli, prefix)
+			r.update(t, setup)
+			if err := r.st.Update(context.Background(), tc.batch); err != nil {
+				t.Fatalf("etcd: %v", err)
+			}
+			want := names(t, single.Read())
+			if got := names(t, r.barrier(t)); got != want {
+				t.Errorf("the replica holds %s, want %s", got, want)
+			}
+			if got := names(t, newReplica(t, cli, prefix).st.Read()); got != want {
+				t.Errorf("a replica loaded from etcd holds %s, want %s", got, want)
+			}
+			// etcd's name index holds each name once, for its holder: it
+			// is what keeps another daemon from taking the name.
+			if got, want := index(t, cli, prefix), indexOf(t, prefix, single.Read()); got != want {
+				t.Errorf("etcd's name index holds %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// index lists the name index keys under prefix and the ids they hold.
+func index(t *testing.T, cli *clientv3.Client, prefix string) string {
+	t.Helper()
+	resp, err := cli.Get(context.Background(), prefix+"i/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, kv := range resp.Kvs {
+		out = append(out, string(kv.Key)+"="+string(kv.Value))
+	}
+	return strings.Join(out, " ")
+}
+
+// indexOf lists the name index keys (see the package's doc) that the
+// users and groups tx holds need, as index does.
+func indexOf(t *testing.T, prefix string, tx *store.Txn) string {
+	t.Helper()
+	var out []string
+	users, err := tx.UsersAfter("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for u := range users {
+		out = append(out, prefix+"i/user-name/"+url.PathEscape(store.Fold(u.UserName))+"="+u.ID)
+	}
+	groups, err := tx.GroupsAfter("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for g := range groups {
+		out = append(out, prefix+"i/group-name/"+url.PathEscape(store.Fold(g.DisplayName))+"="+g.ID)
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
+
+// names lists the users' userNames and the groups' displayNames tx holds.
+func names(t *testing.T, tx *store.Txn) string {
+	t.Helper()
+	var out []string
+	users, err := tx.UsersAfter("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for u := range users {
+		out = append(out, u.ID+"="+u.UserName)
+	}
+	groups, err := tx.GroupsAfter("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for g := range groups {
+		out = append(out, g.ID+"="+g.DisplayName)
+	}
+	return strings.Join(out, " ")
 }

@@ -15,3 +15,7 @@ func SmallPages(t *testing.T, first, bytes int) {
 	firstPage, pageBytes = first, bytes
 	t.Cleanup(func() { firstPage, pageBytes = oldFirst, oldBytes })
 }
+
+// InterceptedClient returns a client of endpoints whose unary calls go
+// through intercept, closed when t ends.
+var InterceptedClient = interceptedClient

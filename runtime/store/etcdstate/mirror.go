@@ -100,8 +100,15 @@ func (s *State) forget(rev int64) {
 // applied as one change of the group's members.
 func (s *State) apply(tx *store.Txn, events []*clientv3.Event) error {
 	var run memberRun
-	for _, ev := range events {
+	// decoded holds the users and groups vacate decoded already.
+	decoded := make([]any, len(events))
+	for i, ev := range events {
 		key, rev := string(ev.Kv.Key), ev.Kv.ModRevision
+		if i == 0 || rev != events[i-1].Kv.ModRevision {
+			if err := s.vacate(tx, events[i:], decoded[i:]); err != nil {
+				return err
+			}
+		}
 		if !s.newer(key, rev) {
 			continue
 		}
@@ -123,7 +130,7 @@ func (s *State) apply(tx *store.Txn, events []*clientv3.Event) error {
 		if ev.Type == mvccpb.DELETE {
 			err = s.applyDelete(tx, p)
 		} else {
-			err = s.applyPut(tx, p, ev.Kv.Value)
+			err = s.applyPut(tx, p, ev.Kv.Value, decoded[i])
 		}
 		if err != nil {
 			return fmt.Errorf("%s at revision %d: %w", key, rev, err)
@@ -193,10 +200,67 @@ func (s *State) seen(key string, rev int64, deleted bool) {
 	}
 }
 
-func (s *State) applyPut(tx *store.Txn, p parsed, val []byte) error {
-	obj, err := record.Decode(p.table, val)
-	if err != nil {
-		return err
+// vacate removes from tx, before the events of one revision (those that
+// start events) are applied, the users and groups that revision deletes
+// or renames, decoding the users and groups it puts into decoded. One etcd
+// transaction may hand a name from one object to another (a swap: see
+// putNames), and the store refuses an object whose name another holds,
+// in whichever order the two come; at every revision etcd's index held
+// each name once, so with those removed, every name the revision puts is
+// free.
+func (s *State) vacate(tx *store.Txn, events []*clientv3.Event, decoded []any) error {
+	rev := events[0].Kv.ModRevision
+	for i, ev := range events {
+		key := string(ev.Kv.Key)
+		if ev.Kv.ModRevision != rev {
+			return nil
+		}
+		p, ok := s.parse(key)
+		if !ok || (p.table != store.TableUsers && p.table != store.TableGroups) || !s.newer(key, rev) {
+			continue
+		}
+		if ev.Type == mvccpb.DELETE {
+			if err := s.applyDelete(tx, p); err != nil {
+				return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+			}
+			continue
+		}
+		obj, err := record.Decode(p.table, ev.Kv.Value)
+		if err != nil {
+			return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+		}
+		decoded[i] = obj
+		var cur any
+		switch o := obj.(type) {
+		case *store.User:
+			if u, err := tx.UserByID(o.ID); err != nil {
+				return err
+			} else if u != nil && store.Fold(u.UserName) != store.Fold(o.UserName) {
+				cur = u
+			}
+		case *store.Group:
+			if g, err := tx.GroupByID(o.ID); err != nil {
+				return err
+			} else if g != nil && store.Fold(g.DisplayName) != store.Fold(o.DisplayName) {
+				cur = g
+			}
+		}
+		if cur != nil {
+			if err := tx.Delete(p.table, cur); err != nil {
+				return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+			}
+		}
+	}
+	return nil
+}
+
+// applyPut puts the record val holds; obj, when not nil, is val decoded.
+func (s *State) applyPut(tx *store.Txn, p parsed, val []byte, obj any) error {
+	if obj == nil {
+		var err error
+		if obj, err = record.Decode(p.table, val); err != nil {
+			return err
+		}
 	}
 	switch o := obj.(type) {
 	case *store.Members:

@@ -4,9 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/store"
@@ -99,4 +105,170 @@ func TestNoMembershipOfADeletedUser(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestNoMembershipLeftByALateDelete: one replica adds a member to a group
+// and commits; another, whose mirror has not yet seen that, deletes the
+// member (or the group, which had no members before). Computed on its
+// stale mirror, the delete knows nothing of the new membership to delete
+// with it, so etcd must refuse it as stale; otherwise the membership of an
+// object that is gone stays, on every replica.
+func TestNoMembershipLeftByALateDelete(t *testing.T) {
+	cli := etcdtest.Start(t, 1).Client(t)
+	group := func(id string) func(*store.Txn) error {
+		return func(tx *store.Txn) error { return tx.Insert(store.TableGroups, &store.Group{ID: id, DisplayName: id}) }
+	}
+	for i, tc := range []struct {
+		name        string
+		member      string // added to group g by the replica that is up to date
+		deleted     string // deleted by the replica whose mirror lags
+		deletedFrom string // the deleted object's table
+	}{
+		{"a user deleted after it was added", "u1", "u1", store.TableUsers},
+		{"a group deleted after it was added to another", "h", "h", store.TableGroups},
+		{"a group deleted after its first member was added", "u1", "g", store.TableGroups},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := fmt.Sprintf("/late-delete/%d/", i)
+			a, b := newReplica(t, cli, prefix), newReplica(t, cli, prefix)
+			a.update(t, createUser("u1", "ann@contoso.com"))
+			a.update(t, group("g"))
+			a.update(t, group("h"))
+			a.update(t, group("other"))
+			if obj, _ := b.barrier(t).First(tc.deletedFrom, store.IndexID, tc.deleted); obj == nil {
+				t.Fatalf("b does not hold %s", tc.deleted)
+			}
+			etcdstate.SetLag(b.state, 500*time.Millisecond)
+			a.update(t, func(tx *store.Txn) error { return tx.ChangeMembers("g", []string{tc.member}, nil, time.Unix(2, 0)) })
+			a.update(t, func(tx *store.Txn) error { return tx.ChangeMembers("other", []string{tc.member}, nil, time.Unix(2, 0)) })
+			first := true
+			b.update(t, func(tx *store.Txn) error {
+				if first {
+					first = false
+					if ok, _ := tx.IsMember("g", tc.member); ok {
+						t.Errorf("b's mirror holds the new membership already; the test proves nothing")
+					}
+				}
+				obj, err := tx.First(tc.deletedFrom, store.IndexID, tc.deleted)
+				if err != nil || obj == nil {
+					return cmpErr(err, fmt.Errorf("no %s", tc.deleted))
+				}
+				if err := tx.DeleteMemberships(tc.deleted, time.Unix(3, 0)); err != nil {
+					return err
+				}
+				return tx.Delete(tc.deletedFrom, obj)
+			})
+			etcdstate.SetLag(b.state, 0)
+			for name, r := range map[string]*replica{"a": a, "b": b, "fresh": newReplica(t, cli, prefix)} {
+				if d := dangling(t, r.barrier(t)); d != nil {
+					t.Errorf("%s: memberships of objects that do not exist: %v", name, d)
+				}
+			}
+		})
+	}
+}
+
+// dangling returns the memberships tx holds whose group or member does
+// not exist, as group/member.
+func dangling(t *testing.T, tx *store.Txn) []string {
+	t.Helper()
+	exists := func(id string) bool {
+		u, err := tx.UserByID(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := tx.GroupByID(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u != nil || g != nil
+	}
+	it, err := tx.Get(store.TableMembers, store.IndexID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		m := obj.(*store.Members)
+		if g, _ := tx.GroupByID(m.GroupID); g == nil {
+			out = append(out, m.GroupID+"/")
+		}
+		for id := range m.IDs.All() {
+			if !exists(id) {
+				out = append(out, m.GroupID+"/"+id)
+			}
+		}
+	}
+	return out
+}
+
+// TestNoMembershipOfADeletedGroupAfterTheFirstTransaction: a batch adding
+// more members than its transaction takes sends the rest after it. A
+// replica that saw the first transaction may delete the group meanwhile,
+// with the memberships it knows; the rest must then not be added to a
+// group that is gone.
+func TestNoMembershipOfADeletedGroupAfterTheFirstTransaction(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	b := newReplica(t, cli, "/t/")
+	var once sync.Once
+	intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if r, ok := req.(*pb.TxnRequest); ok && followUp(r) {
+			once.Do(func() {
+				b.update(t, func(tx *store.Txn) error {
+					g, err := tx.GroupByID("g")
+					if err != nil || g == nil {
+						return cmpErr(err, errors.New("b does not hold the group"))
+					}
+					if err := tx.DeleteMemberships("g", time.Unix(3, 0)); err != nil {
+						return err
+					}
+					return tx.Delete(store.TableGroups, g)
+				})
+			})
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	a := newReplica(t, etcdstate.InterceptedClient(t, c.Endpoints, intercept), "/t/")
+	var ids []string
+	for i := range 100 {
+		ids = append(ids, fmt.Sprintf("u%03d", i))
+	}
+	for chunk := range slices.Chunk(ids, 40) {
+		a.update(t, func(tx *store.Txn) error {
+			for _, id := range chunk {
+				if err := createUser(id, id+"@contoso.com")(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	a.update(t, func(tx *store.Txn) error {
+		return tx.Insert(store.TableGroups, &store.Group{ID: "g", DisplayName: "Team"})
+	})
+	err := a.st.Update(context.Background(), func(tx *store.Txn) error {
+		if g, _ := tx.GroupByID("g"); g == nil {
+			return errors.New("no group g")
+		}
+		return tx.ChangeMembers("g", ids, nil, time.Unix(2, 0))
+	})
+	t.Logf("add: %v", err)
+	for name, r := range map[string]*replica{"a": a, "b": b, "fresh": newReplica(t, cli, "/t/")} {
+		if d := dangling(t, r.barrier(t)); d != nil {
+			t.Errorf("%s: %d memberships of objects that do not exist, such as %v", name, len(d), d[0])
+		}
+	}
+}
+
+// followUp reports whether a transaction request only puts memberships:
+// the rest of a batch, sent after its first transaction.
+func followUp(r *pb.TxnRequest) bool {
+	for _, op := range r.Success {
+		put := op.GetRequestPut()
+		if put == nil || !strings.Contains(string(put.Key), "/m/") && !strings.Contains(string(put.Key), "/r/") {
+			return false
+		}
+	}
+	return len(r.Success) > 0
 }
