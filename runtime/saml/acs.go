@@ -73,6 +73,7 @@ type checked struct {
 	sessionIndex string
 	values       saml2.Values
 	expires      time.Time // when the assertion can no longer be replayed
+	issued       time.Time // the assertion's IssueInstant
 }
 
 // checkResponse validates an HTTP-POST SAMLResponse with gosaml2 and adds
@@ -174,6 +175,7 @@ func checkResponse(c *config, encoded string, now time.Time) (*checked, error) {
 		inResponseTo: irt,
 		values:       saml2.Values{},
 		expires:      expires,
+		issued:       a.IssueInstant,
 	}
 	if a.Subject.NameID != nil {
 		ch.nameID = a.Subject.NameID.Value
@@ -377,6 +379,14 @@ func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, 
 		}
 		returnTo = list[i].ReturnTo
 		rest = slices.Delete(list, i, i+1)
+	}
+	if !s.replayFrom.IsZero() && ch.issued.Before(s.replayFrom) {
+		// The replay cache is this process's and started empty: an
+		// assertion issued before could have been used on the process
+		// before it, with a pending cookie that still opens (its key
+		// derives from the SP signing key). Its browser signs in again.
+		return "", nil, reject(CodeReplay, "assertion %s was issued at %s, before this process started at %s; whether it was used before cannot be known",
+			ch.assertionID, ch.issued.UTC().Format(time.RFC3339), s.replayFrom.UTC().Format(time.RFC3339))
 	}
 	first, err := s.replay.FirstUse(r.Context(), assertionReplayKey(ch.issuer, ch.assertionID), staleAt(ch.expires, c.skew))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
+	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -583,6 +584,71 @@ func TestSPNAudienceForNonURIEntityID(t *testing.T) {
 			o.Audiences = []string{tc.audience}
 			resp := e.post(encode(t, o), relay)
 			expectOutcome(t, e, resp, tc.ok, CodeAudience)
+		})
+	}
+}
+
+// TestSigningCertificateValidityWithSkew: the IdP's signing certificate is
+// judged with the same clock skew as the messages it signs, on both sides.
+// A certificate just imported (NotBefore at the IdP's clock, which may run
+// ahead of ours by up to the skew) must verify at once, and one outside its
+// validity by more than the skew must not. The response and its metadata
+// are signed by that certificate.
+func TestSigningCertificateValidityWithSkew(t *testing.T) {
+	const skew = spec.DefaultClockSkew
+	for _, tc := range []struct {
+		name string
+		// notBefore and notAfter are relative to the SP's clock.
+		notBefore, notAfter time.Duration
+		ok                  bool
+	}{
+		{name: "valid from now", notBefore: 0, notAfter: 24 * time.Hour, ok: true},
+		{name: "valid from within the skew ahead", notBefore: skew, notAfter: 24 * time.Hour, ok: true},
+		{name: "valid from beyond the skew ahead", notBefore: skew + time.Second, notAfter: 24 * time.Hour},
+		{name: "expired within the skew", notBefore: -24 * time.Hour, notAfter: -skew, ok: true},
+		{name: "expired beyond the skew", notBefore: -24 * time.Hour, notAfter: -skew - time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			now := e.clock.Now()
+			// keyB's RSA key with a certificate of the validity under test
+			// (key generation is what is slow).
+			k, err := testidp.NewKeyFrom(keyB.Private, now.Add(tc.notBefore), now.Add(tc.notAfter))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.update(func(tx *store.Txn) error {
+				return tx.Insert(store.TableResources, certRes("entra-new", spec.UsageSamlIDPSigning, k, false))
+			})
+			for _, signMetadata := range []*testidp.Key{keyA, k} {
+				md, err := testidp.Metadata(testidp.MetadataOptions{Tenant: tenant, Keys: []*testidp.Key{keyA, k}, SignWith: signMetadata})
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, err := md.WriteToBytes()
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.setSpec(func(sp *spec.SamlServiceProvider) {
+					sp.IDP.MetadataXML = raw
+					sp.IDP.SigningCertificates = []string{"entra-a", "entra-new"}
+				})
+				_, err = e.srv.current(context.Background())
+				if signMetadata == k {
+					if (err == nil) != tc.ok {
+						t.Fatalf("metadata signed by the certificate: err = %v, want ok=%v", err, tc.ok)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				irt, relay := e.login("/")
+				o := e.good(irt)
+				o.Key = k
+				expectOutcome(t, e, e.post(encode(t, o), relay), tc.ok, CodeSignature)
+			}
 		})
 	}
 }

@@ -80,9 +80,10 @@ func (c *config) usernameOf(nameID string, values saml2.Values) string {
 	return nameID
 }
 
-// skewClock lets gosaml2's own expiry checks (SubjectConfirmationData and
-// certificate validity) tolerate the configured clock skew: it reports a
-// time skew earlier than now.
+// skewClock lets gosaml2's own expiry check of SubjectConfirmationData
+// tolerate the configured clock skew: it reports a time skew earlier than
+// now. goxmldsig judges certificate validity at this clock too, which only
+// widens the end of the validity; see skewedCerts for the start.
 type skewClock struct {
 	clockwork.Clock
 	now  func() time.Time
@@ -90,6 +91,30 @@ type skewClock struct {
 }
 
 func (c skewClock) Now() time.Time { return c.now().Add(-c.skew) }
+
+// skewedCerts returns copies of certs for goxmldsig, whose only validity
+// check is NotBefore <= t <= NotAfter at its clock's t, which runs lag behind
+// now. The copies' window is moved so that this check admits exactly the
+// certificates valid at now within skew on either side, the rule for every
+// signed message (checkWindow, verifyRedirectSignature): a certificate the
+// IdP issued a moment ago by its own clock, which may run up to skew ahead
+// of ours, verifies at once, and none verifies more than skew outside its
+// validity. Without the move, gosaml2's clock (now - skew) refused a new
+// certificate for the first skew after its NotBefore, and the metadata
+// check (at now) allowed no skew at all.
+//
+// Only NotBefore and NotAfter differ: Raw and the public key are shared, so
+// goxmldsig still matches the KeyInfo certificate by its bytes.
+func skewedCerts(certs []*x509.Certificate, lag, skew time.Duration) []*x509.Certificate {
+	out := make([]*x509.Certificate, len(certs))
+	for i, c := range certs {
+		cp := *c
+		cp.NotBefore = c.NotBefore.Add(-skew - lag)
+		cp.NotAfter = c.NotAfter.Add(skew - lag)
+		out[i] = &cp
+	}
+	return out
+}
 
 // resolveKey reads the resources a configuration is built from. The pointers
 // identify the configuration: stored resources are immutable, so the same
@@ -259,7 +284,7 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 		return nil, errors.New("no IdP signing certificate configured (idp.signingCertificates)")
 	}
 
-	md, err := verifyIDPMetadata(raw, c.idpCerts, sp.IDP.SignedMetadataRequired(), sp.AllowSHA1, now)
+	md, err := verifyIDPMetadata(raw, c.idpCerts, sp.IDP.SignedMetadataRequired(), sp.AllowSHA1, now, c.skew)
 	if err != nil {
 		return nil, err
 	}
@@ -290,11 +315,12 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 		ServiceProviderSLOURL:       c.sloURL,
 		ServiceProviderIssuer:       sp.EntityID,
 		AudienceURI:                 sp.EntityID,
-		IDPCertificateStore:         &dsig.MemoryX509CertificateStore{Roots: c.idpCerts},
-		SignAuthnRequests:           sp.SignAuthnRequests,
-		SignAuthnRequestsAlgorithm:  dsig.RSASHA256SignatureMethod,
-		AllowMissingAttributes:      true,
-		Clock:                       dsig.NewFakeClock(skewClock{Clock: clockwork.NewRealClock(), now: s.now, skew: c.skew}),
+		// gosaml2's Clock below runs c.skew behind now.
+		IDPCertificateStore:        &dsig.MemoryX509CertificateStore{Roots: skewedCerts(c.idpCerts, c.skew, c.skew)},
+		SignAuthnRequests:          sp.SignAuthnRequests,
+		SignAuthnRequestsAlgorithm: dsig.RSASHA256SignatureMethod,
+		AllowMissingAttributes:     true,
+		Clock:                      dsig.NewFakeClock(skewClock{Clock: clockwork.NewRealClock(), now: s.now, skew: c.skew}),
 		// gosaml2 inflates whatever does not parse as XML; the POST
 		// binding is never deflated, and the pre-checks (scanXML,
 		// scanEncrypted) read only the bytes as posted, so a body that

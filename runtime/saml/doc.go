@@ -46,5 +46,8 @@
 // cache records only verified assertions, each until it lapses; a user keeps
 // at most maxSessionsPerUser sessions, the oldest ending first; and a full
 // table drops what expires soonest instead of refusing. Sessions and the
-// replay cache are in memory: a restart signs users out.
+// replay cache are in memory: a restart signs users out, and since the new
+// process cannot know which assertions the old one accepted, it refuses
+// those issued before it started (with an IdP clock behind ours, sign-in
+// may be refused for that long after a start).
 package saml

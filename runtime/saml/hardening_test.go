@@ -6,7 +6,9 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,5 +163,57 @@ func TestPostBindingNeverInflated(t *testing.T) {
 	// The plain response is still accepted.
 	if _, err := c.saml.ValidateEncodedResponse(base64.StdEncoding.EncodeToString(raw)); err != nil {
 		t.Fatalf("plain response: %v", err)
+	}
+}
+
+// TestReplayAcrossRestart: the replay cache in this process starts empty,
+// so it cannot know what the process before it accepted. A response
+// captured with the victim's pending cookie (sealed with a key derived from
+// the SP signing key, so it opens after a restart too), or an IdP-initiated
+// one alone, must not sign in again once the daemon has restarted within
+// the assertion's lifetime; a response issued after the restart must.
+func TestReplayAcrossRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		solicited bool
+	}{
+		{"SP-initiated with the captured cookie", true},
+		{"IdP-initiated", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(sp *spec.SamlServiceProvider) { sp.AllowIDPInitiated = true })
+			irt, relay := "", ""
+			if tc.solicited {
+				irt, relay = e.login("/")
+			}
+			captured := encode(t, e.good(irt))
+			acs, _ := url.Parse(e.acsURL())
+			cookies := e.client.Jar.Cookies(acs)
+			if resp := e.post(captured, relay); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("sign-in: %d (%s)", resp.StatusCode, e.lastResult())
+			}
+
+			// The daemon restarts a minute later, on the same store.
+			e.clock.Add(time.Minute)
+			var result string
+			restarted := NewServer(e.st, Options{Authorizer: AccessAuthorizer{Store: e.st}, Now: e.clock.Now, Observer: func(r string) { result = r }})
+			post := func(samlResponse, relay string, cookies []*http.Cookie) int {
+				t.Helper()
+				req := httptest.NewRequest(http.MethodPost, e.acsURL(), strings.NewReader(url.Values{"SAMLResponse": {samlResponse}, "RelayState": {relay}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				for _, c := range cookies {
+					req.AddCookie(c)
+				}
+				rec := httptest.NewRecorder()
+				restarted.ServeHTTP(rec, req)
+				return rec.Code
+			}
+			if code := post(captured, relay, cookies); code != http.StatusForbidden || result != CodeReplay {
+				t.Fatalf("replay after the restart: status %d result %q, want 403 %q", code, result, CodeReplay)
+			}
+			if code := post(encode(t, e.good("")), "", nil); code != http.StatusSeeOther {
+				t.Fatalf("sign-in issued after the restart: status %d result %q, want 303", code, result)
+			}
+		})
 	}
 }

@@ -58,8 +58,9 @@ func metadataErr(format string, args ...any) error {
 // verifyIDPMetadata checks raw against the keystore's IdP signing
 // certificates before reading anything from it: the signature must be an
 // enveloped one on the EntityDescriptor itself, by a trusted certificate that
-// is valid at now, and only the bytes the signature covers are parsed.
-func verifyIDPMetadata(raw []byte, trusted []*x509.Certificate, requireSigned, allowSHA1 bool, now time.Time) (*idpMetadata, error) {
+// is valid at now within skew, and only the bytes the signature covers are
+// parsed.
+func verifyIDPMetadata(raw []byte, trusted []*x509.Certificate, requireSigned, allowSHA1 bool, now time.Time, skew time.Duration) (*idpMetadata, error) {
 	if len(raw) == 0 {
 		return nil, metadataErr("empty document")
 	}
@@ -93,7 +94,7 @@ func verifyIDPMetadata(raw []byte, trusted []*x509.Certificate, requireSigned, a
 		if id == "" || len(refs) != 1 || refs[0].SelectAttrValue("URI", "") != "#"+id {
 			return nil, metadataErr("signature must have exactly one reference to the EntityDescriptor's ID")
 		}
-		ctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: trusted})
+		ctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: skewedCerts(trusted, 0, skew)})
 		ctx.Clock = dsig.NewFakeClockAt(now)
 		v, err := ctx.Validate(root)
 		if err != nil {

@@ -94,7 +94,7 @@ func TestVerifyIDPMetadata(t *testing.T) {
 			if trusted == nil {
 				trusted = []*x509.Certificate{keyA.Cert}
 			}
-			md, err := verifyIDPMetadata(tc.raw, trusted, !tc.optional, false, now)
+			md, err := verifyIDPMetadata(tc.raw, trusted, !tc.optional, false, now, 0)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -132,14 +132,14 @@ func TestDemoIDPMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, err := verifyIDPMetadata(raw, []*x509.Certificate{cert}, true, false, time.Now())
+	md, err := verifyIDPMetadata(raw, []*x509.Certificate{cert}, true, false, time.Now(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(md.EntityID, "https://sts.windows.net/") || !strings.HasPrefix(md.SSOURL, "https://login.microsoftonline.com/") {
 		t.Fatalf("demo metadata is not Entra-shaped: %+v", md)
 	}
-	if _, err := verifyIDPMetadata(raw, []*x509.Certificate{keyEvil.Cert}, true, false, time.Now()); err == nil {
+	if _, err := verifyIDPMetadata(raw, []*x509.Certificate{keyEvil.Cert}, true, false, time.Now(), 0); err == nil {
 		t.Fatal("demo metadata verifies against an unrelated certificate")
 	}
 }

@@ -91,8 +91,13 @@ type Server struct {
 	failErr   error
 	failUntil time.Time
 
-	replay   ReplayCache
-	sessions SessionStore
+	replay ReplayCache
+	// replayFrom, when the replay cache is this process's own (it starts
+	// empty at every start), is when it started: assertions issued before
+	// are refused as possible replays (see consume). Zero for a shared
+	// cache (etcd), which outlives the process.
+	replayFrom time.Time
+	sessions   SessionStore
 	// pendingKey seals pending sign-in cookies when there is no SP signing
 	// key to derive a key from (see pendingKey).
 	pendingKey []byte
@@ -126,6 +131,7 @@ func NewServer(st *store.Store, opts Options) *Server {
 	}
 	if s.replay == nil {
 		s.replay = &memReplay{m: newTTLMap[struct{}](maxReplay).rememberingDropped(), now: s.now}
+		s.replayFrom = s.now()
 	}
 	if s.authz == nil {
 		panic("saml: Options.Authorizer is required")

@@ -298,6 +298,7 @@ func (x *userIndexes) store(t *Txn) error {
 // indexes users in bulk when they are next needed.
 func (t *Txn) LoadUser(u *User) error {
 	t.writes++
+	u = withAllWorkEmails(u)
 	x, err := t.userIndexes()
 	if err != nil {
 		return err
@@ -357,6 +358,7 @@ func (x *userIndexes) settle() error {
 // putUser inserts or replaces u and keeps its indexes; fresh says u has no
 // previous version.
 func (t *Txn) putUser(u *User, fresh bool) error {
+	u = withAllWorkEmails(u)
 	x, err := t.userIndexes()
 	if err != nil {
 		return err

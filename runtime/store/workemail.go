@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"iter"
 	"slices"
 	"strings"
@@ -148,4 +149,60 @@ func hasWorkEmail(u *User, key string) bool {
 		}
 	}
 	return false
+}
+
+// withAllWorkEmails returns u, or a copy of u whose WorkEmail lists every
+// work email its attributes hold (as the SCIM server sets it: the values of
+// emails[type eq "work"], empty ones left out) when WorkEmail does not.
+// An idrecon older than the work email list kept only the first work email
+// in WorkEmail, and its users are still in state files, backups and etcd,
+// and in the writes an older daemon sharing etcd makes: without this, their
+// other work emails would be found only once each user is written again,
+// and the index keys of what WorkEmail then lost could not be removed.
+//
+// A user whose WorkEmail is a list, or whose attributes name "work" fewer
+// than twice, is returned without parsing them: a record with a single work
+// email is what both old and new idrecon write, so only those with several
+// can differ, and reading the JSON of every user at load would cost.
+func withAllWorkEmails(u *User) *User {
+	if u == nil || severalWorkEmails(u) || quotedWorkCount(u.Attributes) < 2 {
+		return u
+	}
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(u.Attributes, &doc) != nil {
+		return u
+	}
+	var emails []any
+	if json.Unmarshal(doc["emails"], &emails) != nil {
+		return u
+	}
+	var work []string
+	for _, e := range emails {
+		m, _ := e.(map[string]any)
+		if t, _ := m["type"].(string); strings.EqualFold(t, "work") {
+			if v, _ := m["value"].(string); v != "" {
+				work = append(work, v)
+			}
+		}
+	}
+	all := JoinWorkEmails(work...)
+	if all == u.WorkEmail {
+		return u
+	}
+	c := *u
+	c.WorkEmail = all
+	return &c
+}
+
+// quotedWorkCount counts, up to two, the JSON strings "work" (in any case)
+// in b.
+func quotedWorkCount(b []byte) int {
+	n := 0
+	for i := 0; i+6 <= len(b) && n < 2; i++ {
+		if b[i] == '"' && b[i+5] == '"' && strings.EqualFold(string(b[i+1:i+5]), "work") {
+			n++
+			i += 5
+		}
+	}
+	return n
 }

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"encoding/json"
 	"slices"
 	"testing"
 )
@@ -67,5 +69,67 @@ func TestWorkEmailKeys(t *testing.T) {
 		if hasWorkEmail(u, Fold("nobody@x")) {
 			t.Errorf("%v: hasWorkEmail(nobody) true", tt.emails)
 		}
+	}
+}
+
+// TestWorkEmailsOfOlderRecords: an idrecon older than the work email list
+// kept a user's first work email alone in WorkEmail, and its state file,
+// etcd state and writes a mirror applies still hold such users. Every work
+// email of theirs, in their stored attributes, must find them as soon as they
+// are in the store, not only once they are written again; and when written
+// again, the addresses they lose must stop finding them.
+func TestWorkEmailsOfOlderRecords(t *testing.T) {
+	// older is ann as an older idrecon stored her: the attributes hold her
+	// work emails, WorkEmail the first (an empty value was taken too).
+	older := func(emails string) *User {
+		return &User{ID: "u1", UserName: "ann@contoso.com", WorkEmail: "a@contoso.com", Active: true,
+			Attributes: json.RawMessage(`{"emails":[` + emails + `],"userName":"ann@contoso.com"}`)}
+	}
+	const several = `{"primary":true,"type":"work","value":"a@contoso.com"},{"type":"home","value":"h@x"},{"type":"Work","value":"b@fabrikam.com"},{"type":"work","value":"ann@contoso.com"}`
+	ins := func(tx *Txn, u *User) error { return tx.Insert(TableUsers, u) }
+	for _, tt := range []struct {
+		name string
+		put  func(*Store, *User) error
+	}{
+		{"loaded by LoadUser (state file, backup)", func(st *Store, u *User) error {
+			return st.Load(func(tx *Txn) error { return tx.LoadUser(u) })
+		}},
+		{"loaded by Insert (snapshot, etcd)", func(st *Store, u *User) error {
+			return st.Load(func(tx *Txn) error { return ins(tx, u) })
+		}},
+		{"written (a mirror applying an older daemon's write)", func(st *Store, u *User) error {
+			return st.Update(context.Background(), func(tx *Txn) error { return ins(tx, u) })
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newStore(t, Options{})
+			if err := tt.put(st, older(several)); err != nil {
+				t.Fatal(err)
+			}
+			finds := func(email string) bool {
+				t.Helper()
+				us, err := st.Read().UsersByWorkEmail(email)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(us) == 1 && us[0].ID == "u1"
+			}
+			for _, e := range []string{"a@contoso.com", "B@fabrikam.com", "ann@contoso.com"} {
+				if !finds(e) {
+					t.Errorf("work email %s does not find the user", e)
+				}
+			}
+			if finds("h@x") {
+				t.Error("a home email finds the user")
+			}
+			// Written again with one work email: the others let go.
+			u := older(`{"type":"work","value":"a@contoso.com"}`)
+			if err := st.Update(context.Background(), func(tx *Txn) error { return ins(tx, u) }); err != nil {
+				t.Fatal(err)
+			}
+			if finds("b@fabrikam.com") || !finds("a@contoso.com") {
+				t.Error("after the rewrite, the work emails found are not the user's")
+			}
+		})
 	}
 }

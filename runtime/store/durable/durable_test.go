@@ -597,3 +597,42 @@ func TestOpensFormat1StateFile(t *testing.T) {
 		t.Fatalf("format after migration = %s, want %d", format, FormatVersion)
 	}
 }
+
+// TestLoadIndexesEveryWorkEmailOfOlderRecords: a state file written by an
+// idrecon older than the work email list holds users whose WorkEmail is
+// their first work email alone; once loaded, every work email in their
+// attributes finds them (see store's withAllWorkEmails), from the state
+// file and from the log alike.
+func TestLoadIndexesEveryWorkEmailOfOlderRecords(t *testing.T) {
+	older := func(id, name, first, second string) *store.User {
+		return &store.User{ID: id, UserName: name, Active: true, WorkEmail: first, Created: t0, Modified: t0, Version: 1,
+			Attributes: json.RawMessage(fmt.Sprintf(`{"emails":[{"type":"work","value":%q},{"type":"work","value":%q}],"userName":%q}`, first, second, name))}
+	}
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// u1 is checkpointed into the state file by Close; u2 stays in the log.
+	if err := db.Commit(memdb.Changes{{Table: store.TableUsers, After: older("u1", "ann@x", "a1@x", "a2@x")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, path)
+	if err := db.Commit(memdb.Changes{{Table: store.TableUsers, After: older("u2", "bob@x", "b1@x", "b2@x")}}); err != nil {
+		t.Fatal(err)
+	}
+	crash(t, db)
+	st, _ := loadImage(t, path)
+	for email, want := range map[string]string{"a1@x": "u1", "a2@x": "u1", "b1@x": "u2", "b2@x": "u2"} {
+		us, err := st.Read().UsersByWorkEmail(email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(us) != 1 || us[0].ID != want {
+			t.Errorf("UsersByWorkEmail(%s) = %d users, want %s", email, len(us), want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -404,4 +405,63 @@ func withAda(t *testing.T) (path string, db *DB, st *store.Store) {
 	st = newStore(t, db)
 	addAda(t, st)
 	return path, db, st
+}
+
+// Why start-up is refused when a torn frame's header is lost and its
+// payload holds a crafted frame (TestCraftedFrameIsNeverReplayed, "header
+// torn"): the bytes can be exactly those of damage in the middle of the
+// log, which must be reported and must not cost the acknowledged frames
+// after it. A crash in the append of one frame can leave any of its pages
+// unwritten, and an unwritten page reads as the zeros written ahead of the
+// frames: here the pages with the header and the payload's start are lost,
+// and the one with the crafted frame is written. Lose instead, to media
+// damage, every byte of an acknowledged frame exactly as long as the bytes
+// before the crafted one, followed by an acknowledged frame equal to it:
+// the segment is the same, byte for byte. Replay cannot tell which
+// happened, so it may neither drop the tail (the second history loses an
+// acknowledged frame) nor apply it (the first applies the crafted one).
+// Only a frame format that clients cannot forge (a checksum keyed by a
+// secret of the segment) would let replay tell them apart.
+func TestTornHeaderWithCraftedFrameIsLikeMidLogDamage(t *testing.T) {
+	evil := frameOf(t, "mallory")
+	crafted := "x" + string(evil) + strings.Repeat("y", 64)
+	prefix := append(segmentHeader(1), frameOf(t, "u1")...)
+
+	// The crash: the frame creating the crafted user, torn as above.
+	ops, err := batchOps(memdb.Changes{{Table: store.TableUsers, After: user("crafted", crafted)}}, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := appendFrame(nil, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := append(bytes.Clone(prefix), frame...)
+	at := len(prefix) + bytes.Index(frame, evil)
+	clear(torn[len(prefix):at])
+	clear(torn[at+len(evil):])
+
+	// The damage: an acknowledged frame as long as the lost bytes, zeroed,
+	// then the frame creating mallory, acknowledged.
+	var filler []byte
+	for n := 0; len(filler) != at-len(prefix); n++ {
+		if n > at {
+			t.Fatalf("no meta frame is %d bytes long", at-len(prefix))
+		}
+		ops, err := batchOps(memdb.Changes{{Table: store.TableMeta, After: &store.Meta{Key: "k", Value: strings.Repeat("v", n)}}}, func(string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filler, err = appendFrame(nil, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damaged := slices.Concat(prefix, make([]byte, len(filler)), evil, make([]byte, len(torn)-at-len(evil)))
+
+	if !bytes.Equal(torn, damaged) {
+		t.Fatal("the two histories left different segments; the test proves nothing")
+	}
+	if _, err := parseSegment("seg", torn, 1, FormatVersion, true); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("parse = %v, want ErrCorrupt", err)
+	}
 }
