@@ -58,8 +58,10 @@ func TestGuardRefusesDeletingWhatEntraUses(t *testing.T) {
 			}
 			var text bytes.Buffer
 			p.WriteText(&text)
-			if !strings.Contains(text.String(), "Refused: ") {
-				t.Errorf("the plan's text does not show the refusal:\n%s", text.String())
+			// The changes are listed for the review, but nothing of them
+			// will be made: the text must not read like a plan to apply.
+			if !strings.Contains(text.String(), "Refused: nothing will be applied") || strings.Contains(text.String(), "\nPlan: ") {
+				t.Errorf("the plan's text does not say that nothing will be applied:\n%s", text.String())
 			}
 
 			_, err = r.Apply(ctx, deleted)

@@ -74,7 +74,9 @@ type Status struct {
 	// AppliedRevision and SeenRevision are the revisions last applied and
 	// last fetched, named alike so that they compare: from git
 	// "<branch>@sha1:<commit>"; from a folder, the content revision
-	// (spec.Set.Revision) of the spec.
+	// (spec.Set.Revision) of the spec, or, for a folder whose spec did not
+	// load, "files:<sha256>" of its files' names, sizes and modification
+	// times (spec.FilesRevision).
 	AppliedRevision string `json:"appliedRevision"`
 	SeenRevision    string `json:"seenRevision"`
 	// AppliedContent is the content revision (sha256 of the documents) of
@@ -422,8 +424,18 @@ func (p *pass) outcome() string {
 // applied reports whether p changed the runtime to match its plan.
 func (p *pass) applied() bool { return !p.suspended && p.plan != nil && p.convergeErr == nil }
 
-// seenRevision is the revision p fetched, named as Status shows it.
-func (p *pass) seenRevision() string { return revisionName(p.rev, p.loaded) }
+// seenRevision is the revision p fetched, named as Status shows it. A
+// folder's revision that did not load has no content revision to be named
+// by; it is named by its files (spec.FilesRevision), as a git revision is by
+// its commit whether or not it loads, so that status says which save was
+// refused.
+func (p *pass) seenRevision(ctx context.Context) string {
+	if name := revisionName(p.rev, p.loaded); name != "" || p.rev.Dir == "" {
+		return name
+	}
+	name, _ := spec.FilesRevision(ctx, p.rev.Dir) // "" when the folder cannot be read either
+	return name
+}
 
 // revisionName names a fetched revision: by its source's name (git's
 // "<branch>@sha1:<commit>"), else, for a folder, which has no commit, by
@@ -469,10 +481,14 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 		drift = append(slices.Clip(drift), r.cfg.DriftCheck(r.cfg.Store.Read())...)
 	}
 
+	seen := ""
+	if p.fetched {
+		seen = p.seenRevision(ctx)
+	}
 	r.mu.Lock()
 	s := &r.status
 	if p.fetched {
-		s.SeenRevision = p.seenRevision()
+		s.SeenRevision = seen
 	}
 	if p.adopted {
 		r.good, r.goodName = p.loaded, p.targetName
@@ -505,7 +521,7 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	h := HistoryEntry{First: p.start, Last: p.start, Count: 1, Revision: p.targetName, Outcome: res.Outcome,
 		Error: s.LastError, Stalled: s.Stalled, Applied: res.Applied}
 	if p.fetched {
-		h.Seen = p.seenRevision()
+		h.Seen = seen
 	}
 	if res.Applied {
 		// What the apply changed: the plan less what it left in place.
@@ -563,19 +579,7 @@ func pending(p *Plan, applied bool) Summary {
 	if !applied {
 		return p.Summary
 	}
-	var s Summary
-	count := func(cs []Change, n *int) {
-		for _, c := range cs {
-			if c.Kept {
-				*n++
-				s.Drift++
-			}
-		}
-	}
-	count(p.Creates, &s.Create)
-	count(p.Updates, &s.Update)
-	count(p.Deletes, &s.Delete)
-	return s
+	return p.tally(true)
 }
 
 // logError logs err when it differs from the last one logged, and logs a

@@ -527,3 +527,54 @@ func TestAppliedTotalsLeaveKeptDriftOut(t *testing.T) {
 		t.Errorf("applied logs %v, want the second to count 1 create, 0 updates", logged)
 	}
 }
+
+// TestFolderRevisionThatDoesNotLoadIsSeen: a watched folder has no commit
+// to name it, so a revision that loads is named by its content. One that
+// does not load (a YAML syntax error) must still be named as seen, in the
+// status and the history, as a git commit is, while the last good revision
+// keeps running; and each new bad save is a new seen revision.
+func TestFolderRevisionThatDoesNotLoadIsSeen(t *testing.T) {
+	dir := t.TempDir()
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "apps.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newStore(t)
+	r := newReconciler(t, Config{Store: s, Source: source.Dir{Path: dir}, Clock: newFakeClock()})
+	write(app("webgoat", "1.0"))
+	if _, err := r.ReconcileOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	good := r.Status()
+	if good.SeenRevision == "" || good.SeenRevision != good.AppliedRevision {
+		t.Fatalf("after a good revision: seen %q, applied %q, want both its content revision", good.SeenRevision, good.AppliedRevision)
+	}
+
+	var seen []string
+	for _, bad := range []string{app("webgoat", "1.0", "2.0") + "  versions: [\n", app("webgoat", "3.0") + "  : :\n"} {
+		write(bad)
+		_, err := r.ReconcileOnce(context.Background())
+		if !errors.Is(err, spec.ErrInvalid) {
+			t.Fatalf("err = %v, want the revision refused", err)
+		}
+		st := r.Status()
+		if st.SeenRevision == "" || st.SeenRevision == good.AppliedRevision || st.AppliedRevision != good.AppliedRevision ||
+			st.LastResult != OutcomeRefused || !strings.Contains(st.LastError, "apps.yaml:") {
+			t.Fatalf("after a revision that does not load: seen %q, applied %q (was %q), result %q, error %q;"+
+				" want a seen revision of its own, the last good one applied and the error with its file",
+				st.SeenRevision, st.AppliedRevision, good.AppliedRevision, st.LastResult, st.LastError)
+		}
+		if h := r.History()[0]; h.Seen != st.SeenRevision || h.Revision != good.AppliedRevision {
+			t.Errorf("history: seen %q, revision %q; want %q and the last good %q", h.Seen, h.Revision, st.SeenRevision, good.AppliedRevision)
+		}
+		seen = append(seen, st.SeenRevision)
+	}
+	if seen[0] == seen[1] {
+		t.Errorf("two different bad saves are both seen as %q", seen[0])
+	}
+	if got := versions(t, s, "webgoat"); !reflect.DeepEqual(got, []string{"1.0"}) {
+		t.Errorf("webgoat versions %v, want the last good [1.0]", got)
+	}
+}

@@ -81,6 +81,33 @@ func (p *Plan) Kept() []spec.Ref {
 	return out
 }
 
+// Made counts the changes Apply makes: the plan's less those it keeps
+// (Kept). Drift counts the drift it corrects.
+func (p *Plan) Made() Summary { return p.tally(false) }
+
+// tally counts the changes that Apply keeps (kept) or makes (!kept).
+func (p *Plan) tally(kept bool) Summary {
+	var s Summary
+	count := func(cs []Change, n *int) {
+		for _, c := range cs {
+			if c.Kept == kept {
+				*n++
+				if c.Drift {
+					s.Drift++
+				}
+			}
+		}
+	}
+	count(p.Creates, &s.Create)
+	count(p.Updates, &s.Update)
+	count(p.Deletes, &s.Delete)
+	return s
+}
+
+// Changes reports whether Apply would change anything: a plan whose every
+// change is kept drift changes nothing, though it lists the drift.
+func (p *Plan) Changes() bool { return p.Made() != (Summary{}) }
+
 // Drifted returns the changes that undo edits made outside git, creates
 // first, then updates, then deletes.
 func (p *Plan) Drifted() []Change {
@@ -130,6 +157,14 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 //	    spec.subject.group: "Old Team"
 //
 //	Plan: 1 to create, 1 to update, 1 to delete.
+//
+// The counts are of the changes Apply makes; drift that drift mode report
+// keeps is listed, marked ", kept", and counted apart ("…, 3 kept.").
+//
+// A plan the guard refuses still lists the changes the spec asks for, so
+// that the review sees what was refused, but says at its start and its end
+// that none of them will be made, and why, instead of counting them as
+// "to create".
 func (p *Plan) WriteText(w io.Writer) error {
 	var b strings.Builder
 	if p.Revision != "" {
@@ -137,9 +172,17 @@ func (p *Plan) WriteText(w io.Writer) error {
 	}
 	if p.Empty() {
 		b.WriteString("No changes. The runtime matches the spec.\n")
-		writeRefused(&b, p.Refused)
+		if p.Refused != "" {
+			fmt.Fprintf(&b, "\nRefused: nothing will be applied.\n")
+			writeWhy(&b, p.Refused)
+		}
 		_, err := io.WriteString(w, b.String())
 		return err
+	}
+	if p.Refused != "" {
+		// A long plan scrolls: say before its first change that it is not
+		// what will happen.
+		b.WriteString("Refused: nothing below will be applied (why at the end).\n\n")
 	}
 	for _, c := range p.Creates {
 		writeChange(&b, "+", c, "deleted outside git")
@@ -151,14 +194,27 @@ func (p *Plan) WriteText(w io.Writer) error {
 		writeChange(&b, "-", c, "created or changed outside git")
 	}
 	s := p.Summary
-	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to delete.\n", s.Create, s.Update, s.Delete)
-	if s.Drift > 0 {
-		kept := 0
-		for _, c := range p.Drifted() {
-			if c.Kept {
-				kept++
-			}
+	if p.Refused != "" {
+		fmt.Fprintf(&b, "\nRefused: nothing will be applied (the spec asks for %d to create, %d to update, %d to delete).\n",
+			s.Create, s.Update, s.Delete)
+		if s.Drift > 0 {
+			fmt.Fprintf(&b, "Drift: %d %s changed outside git, not corrected by this plan.\n", s.Drift, plural(s.Drift, "resource", "resources"))
 		}
+		writeWhy(&b, p.Refused)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	// The counts are what Apply makes, as its "Apply complete" line and
+	// the audit log count them; kept drift is listed above but made by
+	// nobody, so it is counted apart.
+	made := p.Made()
+	kept := len(p.Kept())
+	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to delete", made.Create, made.Update, made.Delete)
+	if kept > 0 {
+		fmt.Fprintf(&b, ", %d kept", kept)
+	}
+	b.WriteString(".\n")
+	if s.Drift > 0 {
 		fmt.Fprintf(&b, "Drift: %d %s changed outside git", s.Drift, plural(s.Drift, "resource", "resources"))
 		switch kept {
 		case 0:
@@ -169,17 +225,14 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, ", %d reported and kept.\n", kept)
 		}
 	}
-	writeRefused(&b, p.Refused)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// writeRefused says why the plan will not be applied, after the plan so
-// that a review reads the changes it refuses first.
-func writeRefused(b *strings.Builder, why string) {
-	if why != "" {
-		fmt.Fprintf(b, "\nRefused: %s.\n", why)
-	}
+// writeWhy says why a refused plan will not be applied, last, where a CI
+// log ends.
+func writeWhy(b *strings.Builder, why string) {
+	fmt.Fprintf(b, "Why: %s.\n", why)
 }
 
 func writeChange(b *strings.Builder, sym string, c Change, driftNote string) {

@@ -95,6 +95,18 @@ func specC() *spec.Set {
 	return newSet("rev-c", docs...)
 }
 
+// specWithoutScim deletes specA's enabled ScimProvisioning, which the
+// guard refuses.
+func specWithoutScim() *spec.Set {
+	var docs []*spec.Document
+	for _, d := range specA().Docs {
+		if d.Kind != spec.KindScimProvisioning {
+			docs = append(docs, d)
+		}
+	}
+	return newSet("rev-d", docs...)
+}
+
 func TestPlanGolden(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
@@ -109,6 +121,10 @@ func TestPlanGolden(t *testing.T) {
 		{name: "noop", setup: applyA, plan: specA()},
 		{name: "drift", setup: applyAThenDrift, plan: specA()},
 		{name: "drift-report", mode: DriftReport, setup: applyAThenDrift, plan: specA()},
+		// The guard refuses deleting the enabled ScimProvisioning: the
+		// plan lists what the spec asks for, drift included, and says that
+		// none of it, the drift correction neither, will be made.
+		{name: "refused", setup: applyAThenDrift, plan: specWithoutScim()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -295,7 +295,25 @@ func (b *budget) take(n int64) bool {
 func specFiles(ctx context.Context, root string, maxBytes int64) ([]string, error) {
 	var files []string
 	var total int64
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err := walkSpec(ctx, root, func(path, rel string, d fs.DirEntry) error {
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if total += info.Size(); total > maxBytes {
+			return NewBytesLimitError(filepath.ToSlash(rel), maxBytes)
+		}
+		files = append(files, rel)
+		return nil
+	})
+	return files, err
+}
+
+// walkSpec calls fn, in lexical order, for each file below root that Load
+// reads: a YAML file none of whose path elements starts with a dot. rel is
+// the file's path relative to root.
+func walkSpec(ctx context.Context, root string, fn func(path, rel string, d fs.DirEntry) error) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -323,17 +341,32 @@ func specFiles(ctx context.Context, root string, maxBytes int64) ([]string, erro
 		if err != nil {
 			return err
 		}
-		info, err := d.Info()
+		return fn(path, rel, d)
+	})
+}
+
+// FilesRevision names the state of a spec folder whose spec did not load,
+// and so has no content revision (Set.Revision) to be named by: "files:"
+// and the SHA-256 of the path, size and modification time of every file
+// Load would read. Files are stat'ed through symlinks, so a Kubernetes
+// ConfigMap swapping its "..data" link changes it. It reads no file, so it
+// costs as little for a folder far past the limits, and every save changes
+// it.
+func FilesRevision(ctx context.Context, root string) (string, error) {
+	h := sha256.New()
+	err := walkSpec(ctx, root, func(path, rel string, _ fs.DirEntry) error {
+		fi, err := os.Stat(path)
 		if err != nil {
 			return err
 		}
-		if total += info.Size(); total > maxBytes {
-			return NewBytesLimitError(filepath.ToSlash(rel), maxBytes)
-		}
-		files = append(files, rel)
+		// NUL ends the path: no file name holds one.
+		fmt.Fprintf(h, "%s\x00%d %d\n", filepath.ToSlash(rel), fi.Size(), fi.ModTime().UnixNano())
 		return nil
 	})
-	return files, err
+	if err != nil {
+		return "", fmt.Errorf("name spec folder %s: %w", root, err)
+	}
+	return "files:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // loader holds the state of one Load.

@@ -189,8 +189,14 @@ func splitURL(raw string) (clean string, creds *urlCreds, display string) {
 	if err != nil {
 		// A password with a character URLs do not allow unescaped ('^', a
 		// space, a '%' that is no escape) makes the URL unparsable, yet it
-		// is still shown in errors and logs: hide whatever may be userinfo.
-		return raw, nil, RedactURL(raw)
+		// is still shown in errors and logs: hide whatever may be userinfo,
+		// and the query's values, which may hold a token as they may in a
+		// URL that parses.
+		base, query, frag := cutQuery(RedactURL(raw))
+		if query == "" {
+			return raw, nil, base + frag
+		}
+		return raw, nil, base + redactQuery(url.URL{RawQuery: query}) + frag
 	}
 	if u.Scheme == "" {
 		// scp-like "git@host:path" and local paths carry no secret.
@@ -229,11 +235,29 @@ func redactQuery(u url.URL) string {
 	return u.String()
 }
 
+// cutQuery splits the text of a URL that url.Parse refuses into what
+// comes before its query, the query (without '?') and the fragment (with
+// its '#'). Cut from RedactURL's result, a '?' or '#' in a password cannot
+// pass for the query's start.
+func cutQuery(s string) (base, query, frag string) {
+	if i := strings.IndexByte(s, '#'); i >= 0 {
+		s, frag = s[:i], s[i:]
+	}
+	base, query, _ = strings.Cut(s, "?")
+	return base, query, frag
+}
+
 // queryOf returns the query of an http(s) URL, which go-git echoes
-// verbatim in its errors and which may hold a token ("" if none).
+// verbatim in its errors and which may hold a token ("" if none). For a
+// URL that does not parse it is the text after the first '?' past the
+// userinfo, so that its token is scrubbed all the same.
 func queryOf(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
+	if err != nil {
+		_, query, _ := cutQuery(RedactURL(raw))
+		return query
+	}
+	if u.Scheme == "" {
 		return ""
 	}
 	return u.RawQuery

@@ -58,6 +58,14 @@ func TestGitDisplayOfUnparsableURL(t *testing.T) {
 		{"token as user name", "https://t0k^en@git.example.com/org/repo.git", "t0k", "https://REDACTED@git.example.com/org/repo.git"},
 		{"slash in password", "https://ci:s3/cr%t@git.example.com/org/repo.git", "s3/cr", "https://REDACTED@git.example.com/org/repo.git"},
 		{"scp-like", "git@github.com:org/repo.git", "", "git@github.com:org/repo.git"},
+		// A token in the query stays out however the URL fails to parse:
+		// a bad escape in the path, a password url.Parse refuses.
+		{"query token, bad escape", "https://git.example.com/org/re%zzpo.git?private_token=S3CRETQ",
+			"S3CRETQ", "https://git.example.com/org/re%zzpo.git?private_token=REDACTED"},
+		{"query token after a password", "https://ci:s3cr^t@git.example.com/org/repo.git?access_token=S3CRETQ&ref=main",
+			"S3CRETQ", "https://REDACTED@git.example.com/org/repo.git?access_token=REDACTED&ref=REDACTED"},
+		{"query token, bad query escape", "https://git.example.com/re%zz?private_token=S3%CRETQ#frag",
+			"CRETQ", "https://git.example.com/re%zz?REDACTED#frag"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,4 +118,21 @@ func FuzzRedactURL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// queryOf finds the query go-git may echo, so that Fetch scrubs it from
+// errors, in URLs that parse and in those that do not.
+func TestQueryOf(t *testing.T) {
+	for _, tt := range []struct{ raw, want string }{
+		{"https://git.example.com/r?private_token=T", "private_token=T"},
+		{"https://git.example.com/re%zz?private_token=T#f", "private_token=T"},
+		// A '?' in a password that url.Parse refuses is not the query.
+		{"https://ci:s3?cr^t@git.example.com/r?private_token=T", "private_token=T"},
+		{"https://ci:s3?cr^t@git.example.com/r", ""},
+		{"git@github.com:org/repo.git", ""},
+	} {
+		if got := queryOf(tt.raw); got != tt.want {
+			t.Errorf("queryOf(%q) = %q, want %q", tt.raw, got, tt.want)
+		}
+	}
 }

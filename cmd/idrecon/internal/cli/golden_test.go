@@ -235,11 +235,20 @@ func TestGoldenDaemon(t *testing.T) {
 	}
 	b, _ := os.ReadFile(filepath.Join(changed, "assignments.yaml"))
 	os.WriteFile(filepath.Join(changed, "assignments.yaml"), bytes.ReplaceAll(b, []byte("View Only"), []byte("Developer")), 0o644)
+	// refused is changed without scim.yaml: the guard refuses deleting the
+	// enabled ScimProvisioning, and alice's new role is no blast radius.
+	refused := filepath.Join(tmp, "refused")
+	if err := os.CopyFS(refused, os.DirFS(changed)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(refused, "scim.yaml")); err != nil {
+		t.Fatal(err)
+	}
 	server := env["IDRECON_SERVER"]
 	n := normalizer{replace: map[string]string{
 		server: "http://127.0.0.1:ADMINPORT", base: "http://127.0.0.1:PORT",
 		example: "$EXAMPLES", tmp: "$TMP",
-	}}.revisions(t, example, changed)
+	}}.revisions(t, example, changed, refused)
 	token := filepath.Join(tmp, "token")
 	os.WriteFile(token, []byte("not-the-admin-token\n"), 0o600)
 	runGolden(t, env, n, []goldenCase{
@@ -263,6 +272,8 @@ func TestGoldenDaemon(t *testing.T) {
 		{"daemon/plan-unchanged", []string{"plan", example, "--server", server}},
 		{"daemon/plan-changed", []string{"plan", changed, "--server", server}},
 		{"daemon/plan-changed-json", []string{"plan", changed, "--server", server, "--output", "json"}},
+		{"daemon/plan-refused", []string{"plan", refused, "--server", server}},
+		{"daemon/plan-refused-json", []string{"plan", refused, "--server", server, "--output", "json"}},
 		// A spec the daemon refuses: its problems, where they are, as the
 		// local plan gives them (plan-bad, plan-bad-json).
 		{"daemon/plan-bad", []string{"plan", "testdata/badspec", "--server", server}},

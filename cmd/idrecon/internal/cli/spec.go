@@ -323,7 +323,14 @@ role or version. --git plans a spec repo straight from git.
 loaded here; with --server the daemon loads it under its own limits (those
 of serve), and they are refused.
 
-Exit 0 no changes, 2 changes, 1 error (like terraform plan -detailed-exitcode).`,
+The counts are of the changes apply would make: drift that a daemon with
+--drift=report keeps is listed and counted apart ("3 kept"). A plan the
+daemon would refuse (a spec with no documents, deleting an enabled
+ScimProvisioning or SamlServiceProvider) says that nothing will be applied
+and why, without the blast radius.
+
+Exit 0 no changes, 2 changes, 1 error or refused (like terraform plan
+-detailed-exitcode); kept drift alone is no change.`,
 		Example: `  idrecon plan examples/entra
   idrecon plan . --base-ref origin/main
   idrecon plan . --server http://127.0.0.1:9090 --output json
@@ -436,13 +443,23 @@ func runPlan(ctx context.Context, env Env, pos []string, o planOptions) error {
 		return &exitError{code: 1} // the plan's "refused" says why
 	case p.Refused != "":
 		return &exitError{code: 1} // the text plan ends with why
-	case !p.Empty():
+	case p.Changes():
+		// Drift that drift mode report keeps is listed, but apply would
+		// change nothing for it: it is no change to exit 2 for.
 		return &exitError{code: 2}
 	}
 	return nil
 }
 
 func writePlan(env Env, output string, p *reconcile.Plan, impact *access.Impact, warnings []string) error {
+	if p.Refused != "" {
+		// Nothing of a refused plan is applied, so its blast radius is not
+		// what will happen; a spec with no documents would list every user
+		// losing everything. Left out rather than labelled, so that no
+		// reader (a CI bot reading "impact") takes it for the effect of the
+		// change: once the spec is fixed, its plan shows the radius.
+		impact = nil
+	}
 	if output == "json" {
 		var im any
 		if impact != nil {
@@ -633,17 +650,8 @@ func runApply(ctx context.Context, env Env, dir, output string, mkClient func() 
 	}
 	// The plan's summary counts the drift kept in place (drift mode
 	// report) too: the apply made only the other changes.
-	made := func(cs []reconcile.Change) int {
-		n := 0
-		for _, c := range cs {
-			if !c.Kept {
-				n++
-			}
-		}
-		return n
-	}
-	p := resp.Plan
-	fmt.Fprintf(env.Stdout, "Apply complete: %d created, %d updated, %d deleted.\n", made(p.Creates), made(p.Updates), made(p.Deletes))
+	m := resp.Plan.Made()
+	fmt.Fprintf(env.Stdout, "Apply complete: %d created, %d updated, %d deleted.\n", m.Create, m.Update, m.Delete)
 	return nil
 }
 

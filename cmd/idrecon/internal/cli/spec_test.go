@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,9 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/idrecon/idrecon/reconcile"
+	"github.com/idrecon/idrecon/runtime/access"
+	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -62,6 +66,42 @@ func TestPlanShowsRefusedDelete(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "- ScimProvisioning/entra") ||
 		!strings.Contains(out, "Refused: ") || !strings.Contains(out, "enabled: false") {
 		t.Fatalf("exit %d, want 1 with the delete and its refusal shown\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
+// TestRefusedPlanSaysNothingIsApplied: a plan the daemon's guard refuses
+// changes nothing, so its output must say so, and must not present the
+// access blast radius as what will happen: neither the text nor the JSON
+// a CI bot reads carries it.
+func TestRefusedPlanSaysNothingIsApplied(t *testing.T) {
+	env := fakeDaemonEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/plan" {
+			http.NotFound(w, r)
+			return
+		}
+		p := &reconcile.Plan{Revision: "sha256:abc",
+			Updates: []reconcile.Change{{Kind: "AccessAssignment", Name: "alice",
+				Fields: []reconcile.FieldChange{{Path: "spec.roles", Before: `["View Only"]`, After: `["Developer"]`}}}},
+			Deletes: []reconcile.Change{{Kind: "ScimProvisioning", Name: "entra",
+				Fields: []reconcile.FieldChange{{Path: "spec.enabled", Before: "true"}}}},
+			Summary: reconcile.Summary{Update: 1, Delete: 1},
+			Refused: (&reconcile.UnsafeError{Deletes: []spec.Ref{{Kind: "ScimProvisioning", Name: "entra"}}}).Error(),
+		}
+		json.NewEncoder(w).Encode(admin.PlanResponse{Plan: p, Impact: &access.Impact{Users: 1, Changes: []access.AccessChange{
+			{Kind: "role", Name: "Developer", Gained: 1, GainedBy: []string{"alice@contoso.com"}}}}})
+	})
+	for _, tt := range []struct{ output, says string }{
+		{"text", "Refused: nothing will be applied"},
+		{"json", `"refused": "refusing to delete ScimProvisioning/entra`},
+	} {
+		t.Run(tt.output, func(t *testing.T) {
+			code, out, errs := run(t, env, "plan", "../../../../examples/entra", "--output", tt.output)
+			if code != 1 || !strings.Contains(out, tt.says) || strings.Contains(out, "alice@contoso.com") ||
+				strings.Contains(out, "impact") || strings.Contains(out, "Impact") {
+				t.Fatalf("refused plan: exit %d, want 1 saying nothing will be applied, without the blast radius\nstdout:\n%s\nstderr:\n%s",
+					code, out, errs)
+			}
+		})
 	}
 }
 

@@ -143,6 +143,41 @@ func TestApplyCountsOnlyWhatItChanged(t *testing.T) {
 	}
 }
 
+// TestPlanCountsOnlyWhatApplyChanges: a daemon in drift mode report keeps
+// drift in place, so plan must count, and exit by, the changes apply would
+// make: a plan whose every change is kept changes nothing (exit 0, as
+// apply then says 0 created, 0 updated), though it lists the drift.
+func TestPlanCountsOnlyWhatApplyChanges(t *testing.T) {
+	kept := reconcile.Change{Kind: "Application", Name: "webgoat", Drift: true, Kept: true,
+		Fields: []reconcile.FieldChange{{Path: "spec.versions", Before: `["1.0","9.9"]`, After: `["1.0"]`}}}
+	made := reconcile.Change{Kind: "Application", Name: "new", Fields: []reconcile.FieldChange{{Path: "spec.versions", After: `["1.0"]`}}}
+	for _, tt := range []struct {
+		name    string
+		plan    *reconcile.Plan
+		code    int
+		summary string
+	}{
+		{"only kept drift", &reconcile.Plan{Revision: "sha256:abc", Updates: []reconcile.Change{kept},
+			Summary: reconcile.Summary{Update: 1, Drift: 1}}, 0, "Plan: 0 to create, 0 to update, 0 to delete, 1 kept."},
+		{"kept drift and a create", &reconcile.Plan{Revision: "sha256:abc", Creates: []reconcile.Change{made}, Updates: []reconcile.Change{kept},
+			Summary: reconcile.Summary{Create: 1, Update: 1, Drift: 1}}, 2, "Plan: 1 to create, 0 to update, 0 to delete, 1 kept."},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := fakeDaemonEnv(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/v1/plan" {
+					http.NotFound(w, r)
+					return
+				}
+				json.NewEncoder(w).Encode(admin.PlanResponse{Plan: tt.plan})
+			})
+			code, out, errs := run(t, env, "plan", "../../../../examples/entra")
+			if code != tt.code || !strings.Contains(out, tt.summary) || !strings.Contains(out, "~ Application/webgoat  # drift: changed outside git, kept") {
+				t.Fatalf("exit %d, want %d with %q and the kept drift listed\nstdout:\n%s\nstderr:\n%s", code, tt.code, tt.summary, out, errs)
+			}
+		})
+	}
+}
+
 // TestReviewServeRefusesAnUnknownLogFormat: --log-format takes json or
 // text; anything else is a mistake in the command line, not JSON logs.
 func TestServeRefusesAnUnknownLogFormat(t *testing.T) {
