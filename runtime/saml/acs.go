@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/base64"
@@ -16,6 +17,7 @@ import (
 	"github.com/beevik/etree"
 	saml2 "github.com/russellhaering/gosaml2"
 	"github.com/russellhaering/gosaml2/types"
+	dsig "github.com/russellhaering/goxmldsig"
 	"github.com/russellhaering/goxmldsig/etreeutils"
 )
 
@@ -55,6 +57,9 @@ const (
 type ResponseError struct {
 	Code string
 	Err  error
+	// detail is why, for the debug log only, when Err must not tell (see
+	// encryptedReject).
+	detail error
 }
 
 func (e *ResponseError) Error() string { return "saml: " + e.Code + ": " + e.Err.Error() }
@@ -104,7 +109,7 @@ func checkResponse(c *config, encoded string, now time.Time) (*checked, error) {
 		if c.decrypt == nil {
 			return nil, reject(CodeDecrypt, "encrypted assertion but no spEncryptionCertificate is configured")
 		}
-		if err := scanEncrypted(raw, c.decrypt, c.sp.AllowSHA1); err != nil {
+		if err := openEncrypted(c, raw); err != nil {
 			return nil, err
 		}
 	}
@@ -254,64 +259,187 @@ func scanReject(err error) *ResponseError {
 	}
 }
 
-// scanEncrypted decrypts each EncryptedAssertion to pre-scan what is inside
-// (gosaml2 decrypts again to verify; the pre-scan is what sees an inner
-// SHA-1 signature or DOCTYPE).
-func scanEncrypted(raw []byte, cert *tls.Certificate, allowSHA1 bool) error {
+// errEncrypted is all that is told, above the debug log, of why an
+// EncryptedAssertion was refused once its decryption started (see
+// openEncrypted).
+var errEncrypted = errors.New("the encrypted assertion did not decrypt to an assertion the IdP signed; " +
+	"why is logged at debug level only, since telling the reasons apart would make the ACS a decryption oracle")
+
+// encryptedReject refuses an EncryptedAssertion from the moment its
+// decryption started until the IdP's signature over what it holds
+// verified: always the same code, status, page and log line, whatever went
+// wrong (the detail goes to the debug log).
+func encryptedReject(format string, args ...any) *ResponseError {
+	return &ResponseError{Code: CodeDecrypt, Err: errEncrypted, detail: fmt.Errorf(format, args...)}
+}
+
+// openEncrypted decrypts the response's EncryptedAssertion and checks what
+// it holds before gosaml2 sees it: the pre-scan (an inner DOCTYPE or SHA-1
+// signature, which gosaml2 lets through), exactly one SAML Assertion, and
+// that the IdP signed it (its own signature verifies, or the Response's
+// did, checked before decrypting). gosaml2 then decrypts and verifies
+// again; it only ever gets an encrypted assertion that passed here, so
+// whatever it refuses is something the IdP signed.
+//
+// Decryption oracle: anyone can post a captured EncryptedAssertion with its
+// ciphertext changed, or encrypt a plaintext of their own to the SP's
+// public key. With AES-CBC, which Entra uses, learning whether such a
+// ciphertext had valid padding, or decrypted to well-formed XML, decrypts
+// a captured assertion a block at a time without the key (Jager and
+// Somorovsky, "How to Break XML Encryption", 2011; likewise for the key
+// transport: Bleichenbacher, Manger). So every refusal from the start of
+// the RSA decryption until a signature verified is encryptedReject, and
+// each does the same expensive work (one RSA decryption): no plaintext
+// reaches gosaml2, whose second RSA decryption would take measurably
+// longer, before it is known to be the IdP's. The parse and signature
+// check of a plaintext still take longer than a padding refusal, by
+// microseconds; a Response signed over the ciphertext (Entra's "sign SAML
+// response and assertion") or AES-GCM leaves nothing to learn.
+func openEncrypted(c *config, raw []byte) error {
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(raw); err != nil || doc.Root() == nil {
 		return reject(CodeMalformed, "parse response: %v", err)
 	}
-	err := etreeutils.NSFindIterate(doc.Root(), nsAssertion, "EncryptedAssertion", func(ctx etreeutils.NSContext, el *etree.Element) error {
-		det, err := etreeutils.NSDetatch(ctx, el)
-		if err != nil {
-			return reject(CodeDecrypt, "detach encrypted assertion: %v", err)
-		}
-		d := etree.NewDocument()
-		d.SetRoot(det)
-		b, err := d.WriteToBytes()
-		if err != nil {
-			return reject(CodeDecrypt, "encrypted assertion: %v", err)
-		}
-		var ea types.EncryptedAssertion
-		if err := xml.Unmarshal(b, &ea); err != nil {
-			return reject(CodeDecrypt, "encrypted assertion: %v", err)
-		}
-		// Key transport must be RSA-OAEP, as Entra sends it. gosaml2 also
-		// takes RSA PKCS#1 v1.5 (rsa-1_5), and would run it with the SP's
-		// private key on anyone's ciphertext before any signature is
-		// checked: a Bleichenbacher oracle. Checked on the EncryptedKey that
-		// DecryptBytes picks (the inline one unless it has no CipherValue).
-		ek := ea.EncryptedKey
-		if ek.CipherValue == "" {
-			ek = ea.DetEncryptedKey
-		}
-		if alg := ek.EncryptionMethod.Algorithm; !oaepKeyTransport[alg] {
-			return reject(CodeAlgorithm, "key transport %q is not RSA-OAEP", alg)
-		}
-		plain, err := ea.DecryptBytes(cert)
-		if err != nil {
-			return reject(CodeDecrypt, "decrypt assertion: %v", err)
-		}
-		if err := prescanXML(plain, allowSHA1); err != nil {
-			return scanReject(err)
-		}
-		return nil
-	})
-	var re *ResponseError
-	if errors.As(err, &re) {
-		return re
+	root := doc.Root()
+	vc := dsig.NewDefaultValidationContext(c.saml.IDPCertificateStore)
+	vc.Clock = c.saml.Clock // as gosaml2 validates
+	// gosaml2 verifies the Response's signature, if it has one, before it
+	// decrypts; so does this: a ciphertext it covers is then refused
+	// changed before anything is decrypted.
+	_, err := vc.Validate(root)
+	responseSigned := err == nil
+	if err != nil && err != dsig.ErrMissingSignature {
+		return classify(err)
 	}
+	type found struct {
+		ctx etreeutils.NSContext
+		el  *etree.Element
+	}
+	var encrypted []found
+	if err := etreeutils.NSFindIterate(root, nsAssertion, "EncryptedAssertion", func(ctx etreeutils.NSContext, el *etree.Element) error {
+		encrypted = append(encrypted, found{ctx, el})
+		return nil
+	}); err != nil {
+		return reject(CodeMalformed, "find the encrypted assertion: %v", err)
+	}
+	if len(encrypted) != 1 {
+		return reject(CodeAssertionCount, "response carries %d encrypted assertions in the assertion namespace, want one", len(encrypted))
+	}
+	ctx, el := encrypted[0].ctx, encrypted[0].el
+	if el.Parent() != root {
+		// gosaml2 refuses it too, as unsigned (no assertion of the
+		// Response verified).
+		return reject(CodeSignature, "the EncryptedAssertion is not a child of the Response")
+	}
+	det, err := etreeutils.NSDetatch(ctx, el)
 	if err != nil {
-		return reject(CodeDecrypt, "%v", err)
+		return reject(CodeDecrypt, "detach encrypted assertion: %v", err)
+	}
+	d := etree.NewDocument()
+	d.SetRoot(det)
+	b, err := d.WriteToBytes()
+	if err != nil {
+		return reject(CodeDecrypt, "encrypted assertion: %v", err)
+	}
+	var ea types.EncryptedAssertion
+	if err := xml.Unmarshal(b, &ea); err != nil {
+		return reject(CodeDecrypt, "encrypted assertion: %v", err)
+	}
+	// Everything so far is what the attacker sent in the clear, and may be
+	// refused with its own reason; from the RSA decryption on, nothing may.
+	if err := checkEncrypted(&ea, c.decrypt); err != nil {
+		return err
+	}
+	plain, err := ea.DecryptBytes(c.decrypt)
+	if err != nil {
+		return encryptedReject("decrypt assertion: %v", err)
+	}
+	res, err := scanXML(plain, c.sp.AllowSHA1)
+	if err != nil {
+		return encryptedReject("decrypted assertion: %v", err)
+	}
+	if res.Assertions != 1 || res.Encrypted != 0 {
+		return encryptedReject("the decrypted content holds %d assertions (%d encrypted), want one Assertion", res.Assertions, res.Encrypted)
+	}
+	pd := etree.NewDocument()
+	if err := pd.ReadFromBytes(plain); err != nil || pd.Root() == nil {
+		return encryptedReject("parse decrypted assertion: %v", err)
+	}
+	// In the response's place, as gosaml2 puts it, so that it is read
+	// with the namespaces in scope there.
+	a := pd.Root()
+	root.InsertChildAt(el.Index(), a)
+	root.RemoveChild(el)
+	var assertion *etree.Element
+	if err := etreeutils.NSFindIterate(root, nsAssertion, "Assertion", func(ctx etreeutils.NSContext, x *etree.Element) error {
+		if x != a {
+			return nil
+		}
+		var err error
+		assertion, err = etreeutils.NSDetatch(ctx, x)
+		return err
+	}); err != nil {
+		return encryptedReject("decrypted assertion: %v", err)
+	}
+	if assertion == nil {
+		return encryptedReject("the decrypted content is not a SAML Assertion")
+	}
+	switch _, err := vc.Validate(assertion); {
+	case err == dsig.ErrMissingSignature && responseSigned:
+	case err != nil:
+		return encryptedReject("decrypted assertion signature: %v", err)
 	}
 	return nil
 }
 
-// oaepKeyTransport are the EncryptedKey methods accepted.
+// The EncryptedKey methods accepted: RSA-OAEP, as Entra sends it. gosaml2
+// also takes RSA PKCS#1 v1.5 (rsa-1_5), and would run it with the SP's
+// private key on anyone's ciphertext before any signature is checked: a
+// Bleichenbacher oracle.
 var oaepKeyTransport = map[string]bool{
 	types.MethodRSAOAEP:  true,
 	types.MethodRSAOAEP2: true,
+}
+
+// contentEncryption are the EncryptedData methods accepted. Entra encrypts
+// with AES-256 (Microsoft's documentation of SAML token encryption), in
+// CBC mode; GCM, its authenticated form, is accepted too. gosaml2 also
+// takes AES-128-CBC, AES-128 and -192 GCM, and "tripledes-cbc", which it
+// runs as AES, each with whatever key length the key transport yields.
+var contentEncryption = map[string]bool{
+	types.MethodAES256CBC: true,
+	types.MethodAES256GCM: true,
+}
+
+// checkEncrypted refuses, before anything of ea is decrypted, what Entra
+// does not send: a key transport other than RSA-OAEP with SHA-1 (the
+// digest gosaml2 reads under the standard URI; its SHA-2 URIs are not the
+// standard ones), content encryption other than AES-256, or a key
+// encrypted for another certificate. Only what the sender wrote in the
+// clear decides, so its reasons may be told apart.
+func checkEncrypted(ea *types.EncryptedAssertion, cert *tls.Certificate) error {
+	// The EncryptedKey DecryptBytes picks: the inline one unless it has no
+	// CipherValue.
+	ek := ea.EncryptedKey
+	if ek.CipherValue == "" {
+		ek = ea.DetEncryptedKey
+	}
+	if alg := ek.EncryptionMethod.Algorithm; !oaepKeyTransport[alg] {
+		return reject(CodeAlgorithm, "key transport %q is not RSA-OAEP", alg)
+	}
+	if dm := ek.EncryptionMethod.DigestMethod; dm != nil && dm.Algorithm != "" && dm.Algorithm != types.MethodSHA1 {
+		return reject(CodeAlgorithm, "RSA-OAEP digest %q is not SHA-1, which Entra uses", dm.Algorithm)
+	}
+	if alg := ea.EncryptionMethod.Algorithm; !contentEncryption[alg] {
+		return reject(CodeAlgorithm, "content encryption %q is not AES-256 (CBC or GCM)", alg)
+	}
+	if ek.X509Data != "" {
+		der, err := base64.StdEncoding.DecodeString(ek.X509Data)
+		if err != nil || !bytes.Equal(der, cert.Certificate[0]) {
+			return reject(CodeDecrypt, "the assertion is encrypted for another certificate than spEncryptionCertificate")
+		}
+	}
+	return nil
 }
 
 // classify maps gosaml2's errors onto rejection codes.
@@ -390,7 +518,7 @@ func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, 
 	}
 	first, err := s.replay.FirstUse(r.Context(), assertionReplayKey(ch.issuer, ch.assertionID), staleAt(ch.expires, c.skew))
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("replay cache: %w", err)
 	}
 	if !first {
 		return "", nil, reject(CodeReplay, "assertion %s was already used", ch.assertionID)
@@ -417,6 +545,14 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	returnTo, rest, err := s.consume(c, ch, r, r.PostForm.Get("RelayState"), now)
+	if _, refused := errors.AsType[*ResponseError](err); err != nil && !refused {
+		// The replay cache could not say whether the assertion is new
+		// (etcd unavailable): nothing is wrong with the response, which
+		// signs in once it can be checked (its pending sign-in is kept).
+		s.log.Error("saml: sign-in: replay check", "err", err)
+		s.errorPage(w, c, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be checked; try again.")
+		return
+	}
 	if err != nil {
 		s.rejected(w, c, err)
 		return
@@ -474,6 +610,9 @@ func (s *Server) rejected(w http.ResponseWriter, c *config, err error) {
 	}
 	s.obs(re.Code)
 	s.log.Warn("saml: response rejected", "code", re.Code, "err", re.Err)
+	if re.detail != nil {
+		s.log.Debug("saml: response rejected: detail", "code", re.Code, "detail", re.detail)
+	}
 	status := http.StatusForbidden
 	switch re.Code {
 	case CodeTooLarge:

@@ -207,7 +207,9 @@ func TestACSRejects(t *testing.T) {
 			must(t, d.Root().FindElement("./Status"), "Status").CreateElement("samlp:StatusDetail").AddChild(a)
 		}, nil), want: []string{CodeSignature}},
 		{name: "13 SHA-1 signature", make: mut(func(o *testidp.ResponseOptions) { o.SHA1 = true }), want: []string{CodeAlgorithm}},
-		{name: "13 SHA-1 inside an encrypted assertion", make: mut(func(o *testidp.ResponseOptions) { o.SHA1, o.EncryptTo = true, keySP.Cert }), want: []string{CodeAlgorithm}},
+		// Refused for what only its decryption shows, so told apart from no
+		// other such refusal (TestEncryptedAssertionFailuresLookAlike).
+		{name: "13 SHA-1 inside an encrypted assertion", make: mut(func(o *testidp.ResponseOptions) { o.SHA1, o.EncryptTo = true, keySP.Cert }), want: []string{CodeDecrypt}},
 		{name: "14 MD5 signature method", make: tamper(func(t *testing.T, d *etree.Document) {
 			must(t, d.Root().FindElement("//SignatureMethod"), "SignatureMethod").CreateAttr("Algorithm", "http://www.w3.org/2001/04/xmldsig-more#rsa-md5")
 		}, nil), want: []string{CodeAlgorithm}},
@@ -220,6 +222,9 @@ func TestACSRejects(t *testing.T) {
 		}, nil), want: []string{CodeSignature}},
 		{name: "16 encrypted unsigned assertion, unsigned response", make: mut(func(o *testidp.ResponseOptions) {
 			o.SignAssertion, o.EncryptTo = false, keySP.Cert
+		}), want: []string{CodeDecrypt}}, // as 13
+		{name: "16 encrypted unsigned assertion, response signed by another key", make: mut(func(o *testidp.ResponseOptions) {
+			o.SignAssertion, o.SignResponse, o.Key, o.EncryptTo = false, true, keyEvil, keySP.Cert
 		}), want: []string{CodeSignature}},
 		{name: "17 encrypted for another key", make: mut(func(o *testidp.ResponseOptions) { o.EncryptTo = keyEvil.Cert }), want: []string{CodeDecrypt}},
 		{name: "17 truncated ciphertext", make: tamper(func(t *testing.T, d *etree.Document) {
@@ -458,6 +463,29 @@ func TestACSStateful(t *testing.T) {
 			t.Fatalf("status %d: %s", resp.StatusCode, e.lastResult())
 		}
 	})
+}
+
+// TestACSReplayCacheDown: while the replay cache cannot say whether an
+// assertion is new (etcd lost quorum), the sign-in is not taken, and the
+// browser is told to try again (503), as for a LogoutRequest: not that its
+// response was malformed, nor counted as one. Its pending sign-in is kept,
+// so the same response signs in once the cache answers again.
+func TestACSReplayCacheDown(t *testing.T) {
+	e := newEnv(t)
+	irt, relay := e.login("/")
+	response := encode(t, e.good(irt))
+	working := e.srv.replay
+	e.srv.replay = downReplay{}
+	resp := e.post(response, relay)
+	page := body(t, resp)
+	if resp.StatusCode != http.StatusServiceUnavailable || e.lastResult() != "" {
+		t.Fatalf("status %d, result %q; want 503 and nothing counted: %s", resp.StatusCode, e.lastResult(), page)
+	}
+	if r, _ := e.get("/me"); r.StatusCode != http.StatusFound {
+		t.Fatal("signed in without the replay check")
+	}
+	e.srv.replay = working
+	expectOutcome(t, e, e.post(response, relay), true, "")
 }
 
 func expectRejected(t *testing.T, e *env, resp *http.Response, code string) {

@@ -48,7 +48,12 @@ type config struct {
 	key []*store.Resource
 	sp  *spec.SamlServiceProvider
 
+	// saml validates responses; its clock runs skew behind now (see
+	// skewClock). requests builds the AuthnRequests and LogoutRequests the
+	// SP sends, which must carry the real now: stamped with saml's clock
+	// they claimed to be skew old.
 	saml      *saml2.SAMLServiceProvider
+	requests  *saml2.SAMLServiceProvider
 	idp       *idpMetadata
 	idpCerts  []*x509.Certificate
 	spSign    *spec.Certificate
@@ -83,7 +88,9 @@ func (c *config) usernameOf(nameID string, values saml2.Values) string {
 // skewClock lets gosaml2's own expiry check of SubjectConfirmationData
 // tolerate the configured clock skew: it reports a time skew earlier than
 // now. goxmldsig judges certificate validity at this clock too, which only
-// widens the end of the validity; see skewedCerts for the start.
+// widens the end of the validity; see skewedCerts for the start. It is for
+// checking what the IdP sends only: gosaml2 also stamps the requests it
+// builds with its clock, so those are built by config.requests, on now.
 type skewClock struct {
 	clockwork.Clock
 	now  func() time.Time
@@ -305,30 +312,36 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 		c.logoutIssuers = append(c.logoutIssuers, "https://login.microsoftonline.com/"+tenant)
 	}
 
-	ssp := &saml2.SAMLServiceProvider{
-		IdentityProviderSSOURL:      md.SSOURL,
-		IdentityProviderSSOBinding:  bindingRedirect,
-		IdentityProviderSLOURL:      md.SLOURL,
-		IdentityProviderSLOBinding:  bindingRedirect,
-		IdentityProviderIssuer:      md.EntityID,
-		AssertionConsumerServiceURL: c.acsURL,
-		ServiceProviderSLOURL:       c.sloURL,
-		ServiceProviderIssuer:       sp.EntityID,
-		AudienceURI:                 sp.EntityID,
-		// gosaml2's Clock below runs c.skew behind now.
-		IDPCertificateStore:        &dsig.MemoryX509CertificateStore{Roots: skewedCerts(c.idpCerts, c.skew, c.skew)},
-		SignAuthnRequests:          sp.SignAuthnRequests,
-		SignAuthnRequestsAlgorithm: dsig.RSASHA256SignatureMethod,
-		AllowMissingAttributes:     true,
-		Clock:                      dsig.NewFakeClock(skewClock{Clock: clockwork.NewRealClock(), now: s.now, skew: c.skew}),
-		// gosaml2 inflates whatever does not parse as XML; the POST
-		// binding is never deflated, and the pre-checks (scanXML,
-		// scanEncrypted) read only the bytes as posted, so a body that
-		// inflates to a response would reach gosaml2 unchecked. Allowing
-		// one inflated byte makes every inflation fail; plain XML, which
-		// is parsed first, is not affected.
-		MaximumDecompressedBodySize: 1,
+	newSP := func(clock *dsig.Clock) *saml2.SAMLServiceProvider {
+		return &saml2.SAMLServiceProvider{
+			IdentityProviderSSOURL:      md.SSOURL,
+			IdentityProviderSSOBinding:  bindingRedirect,
+			IdentityProviderSLOURL:      md.SLOURL,
+			IdentityProviderSLOBinding:  bindingRedirect,
+			IdentityProviderIssuer:      md.EntityID,
+			AssertionConsumerServiceURL: c.acsURL,
+			ServiceProviderSLOURL:       c.sloURL,
+			ServiceProviderIssuer:       sp.EntityID,
+			AudienceURI:                 sp.EntityID,
+			// The response checker's clock runs c.skew behind now.
+			IDPCertificateStore:        &dsig.MemoryX509CertificateStore{Roots: skewedCerts(c.idpCerts, c.skew, c.skew)},
+			SignAuthnRequests:          sp.SignAuthnRequests,
+			SignAuthnRequestsAlgorithm: dsig.RSASHA256SignatureMethod,
+			AllowMissingAttributes:     true,
+			Clock:                      clock,
+			// gosaml2 inflates whatever does not parse as XML; the POST
+			// binding is never deflated, and the pre-checks (scanXML,
+			// scanEncrypted) read only the bytes as posted, so a body that
+			// inflates to a response would reach gosaml2 unchecked. Allowing
+			// one inflated byte makes every inflation fail; plain XML, which
+			// is parsed first, is not affected.
+			MaximumDecompressedBodySize: 1,
+		}
 	}
+	// Responses are checked on a clock c.skew behind now; requests are
+	// stamped with now itself (a skewClock without skew).
+	ssp := newSP(dsig.NewFakeClock(skewClock{Clock: clockwork.NewRealClock(), now: s.now, skew: c.skew}))
+	c.requests = newSP(dsig.NewFakeClock(skewClock{Clock: clockwork.NewRealClock(), now: s.now}))
 	if c.spSign != nil {
 		if err := ssp.SetSPSigningKeyStore(&saml2.KeyStore{Signer: c.spSign.PrivateKey, Cert: c.spSign.DER}); err != nil {
 			return nil, fmt.Errorf("sp signing key: %w", err)

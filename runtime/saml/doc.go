@@ -22,7 +22,10 @@
 // a LogoutRequest only while fresh (its IssueInstant within
 // logoutRequestLifetime, its NotOnOrAfter if any, with the skew allowed
 // for assertions) and once: its ID goes into the replay cache, keyed apart
-// from assertion IDs.
+// from assertion IDs. A LogoutRequest ends the sessions of the user it
+// names; the session of the browser bringing it only if it is that user's.
+// The requests the SP sends carry the real time; the skew is allowed only
+// in checking what the IdP sends.
 //
 // Validation of a response: gosaml2 checks signatures, issuer, recipient,
 // destination (when present), status and subject confirmation; this
@@ -32,7 +35,11 @@
 // ID, InResponseTo bound to a pending sign-in of this browser (see
 // serveLogin for how the binding survives Entra's cross-site POST),
 // IdP-initiated sign-in only when allowed, and a replay cache of assertion
-// IDs until they expire.
+// IDs until they expire. An EncryptedAssertion is taken only as Entra sends
+// it (AES-256, its key by RSA-OAEP), is decrypted and its signature
+// verified before gosaml2 sees it, and every refusal from its decryption
+// on is told apart from no other outside the debug log, or the ACS would be
+// a decryption oracle (see openEncrypted).
 //
 // Sessions: a session is its user's, not its userName's. It records the
 // SCIM id of the user it was issued to, and every check of it (the SP's
@@ -44,10 +51,11 @@
 // No client can deny sign-in to others by filling a table: pending sign-ins
 // live in the browser, in a sealed cookie holding its newest few; the replay
 // cache records only verified assertions, each until it lapses; a user keeps
-// at most maxSessionsPerUser sessions, the oldest ending first; and a full
-// table drops what expires soonest instead of refusing. Sessions and the
-// replay cache are in memory: a restart signs users out, and since the new
-// process cannot know which assertions the old one accepted, it refuses
-// those issued before it started (with an IdP clock behind ours, sign-in
-// may be refused for that long after a start).
+// at most MaxSessionsPerUser sessions, the oldest ending first (in etcd too,
+// package samletcd); and a full table drops what expires soonest instead of
+// refusing. By default sessions and the replay cache are in memory: a
+// restart signs users out, and since the new process cannot know which
+// assertions the old one accepted, it refuses those issued before it
+// started (with an IdP clock behind ours, sign-in may be refused for that
+// long after a start). Daemons sharing etcd keep both there (samletcd).
 package saml

@@ -1,16 +1,26 @@
 package saml
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/beevik/etree"
+	"github.com/russellhaering/gosaml2/types"
 
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/spec"
@@ -214,6 +224,308 @@ func TestReplayAcrossRestart(t *testing.T) {
 			if code := post(encode(t, e.good("")), "", nil); code != http.StatusSeeOther {
 				t.Fatalf("sign-in issued after the restart: status %d result %q, want 303", code, result)
 			}
+		})
+	}
+}
+
+// encrypted returns a response to irt for alice whose assertion is
+// encrypted to the SP (as Entra sends it), with o changed by mods.
+func (e *env) encrypted(irt string, mods ...func(o *testidp.ResponseOptions)) *etree.Document {
+	e.t.Helper()
+	o := e.good(irt)
+	o.EncryptTo = keySP.Cert
+	for _, m := range mods {
+		m(&o)
+	}
+	return build(e.t, o)
+}
+
+// cipherValues returns the EncryptedKey's and the EncryptedData's
+// CipherValue elements of doc's EncryptedAssertion.
+func cipherValues(t testing.TB, doc *etree.Document) (key, data *etree.Element) {
+	t.Helper()
+	ea := must(t, doc.Root().FindElement("//EncryptedAssertion"), "EncryptedAssertion")
+	return must(t, ea.FindElement("//EncryptedKey/CipherData/CipherValue"), "EncryptedKey CipherValue"),
+		must(t, ea.FindElement("./EncryptedData/CipherData/CipherValue"), "EncryptedData CipherValue")
+}
+
+// reencrypt encrypts doc's assertion again, the way an attacker who holds
+// only the SP's public key can: edit (if not nil) changes the plaintext,
+// alg is the content encryption announced and used, with a fresh key of
+// keyLen bytes, transported with RSA-OAEP as Entra does. Every CBC
+// algorithm is run as AES-CBC, which is what gosaml2 does with any of them
+// (tripledes-cbc included) whatever the key length.
+func reencrypt(t testing.TB, doc *etree.Document, alg string, keyLen int, edit func(plain []byte) []byte) {
+	t.Helper()
+	kcv, dcv := cipherValues(t, doc)
+	wrapped, err := base64.StdEncoding.DecodeString(kcv.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := rsa.DecryptOAEP(sha1.New(), nil, keySP.Private, wrapped, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := base64.StdEncoding.DecodeString(dcv.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := make([]byte, len(data)-aes.BlockSize)
+	cipher.NewCBCDecrypter(block, data[:aes.BlockSize]).CryptBlocks(plain, data[aes.BlockSize:])
+	plain = plain[:len(plain)-int(plain[len(plain)-1])]
+	if edit != nil {
+		plain = edit(plain)
+	}
+
+	key = make([]byte, keyLen)
+	rand.Read(key)
+	if block, err = aes.NewCipher(key); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	switch alg {
+	case types.MethodAES128GCM, types.MethodAES192GCM, types.MethodAES256GCM:
+		gcm, err := cipher.NewGCM(block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce := make([]byte, gcm.NonceSize())
+		rand.Read(nonce)
+		out = gcm.Seal(nonce, nonce, plain, nil)
+	default:
+		pad := aes.BlockSize - len(plain)%aes.BlockSize
+		plain = append(plain, bytes.Repeat([]byte{byte(pad)}, pad)...)
+		out = make([]byte, aes.BlockSize+len(plain))
+		rand.Read(out[:aes.BlockSize])
+		cipher.NewCBCEncrypter(block, out[:aes.BlockSize]).CryptBlocks(out[aes.BlockSize:], plain)
+	}
+	if wrapped, err = rsa.EncryptOAEP(sha1.New(), rand.Reader, &keySP.Private.PublicKey, key, nil); err != nil {
+		t.Fatal(err)
+	}
+	kcv.SetText(base64.StdEncoding.EncodeToString(wrapped))
+	dcv.SetText(base64.StdEncoding.EncodeToString(out))
+	em := must(t, doc.Root().FindElement("//EncryptedData/EncryptionMethod"), "EncryptionMethod")
+	if alg == "" {
+		em.Parent().RemoveChild(em)
+	} else {
+		em.CreateAttr("Algorithm", alg)
+	}
+}
+
+// editCipher changes the EncryptedData's ciphertext bytes.
+func editCipher(t testing.TB, doc *etree.Document, edit func([]byte) []byte) {
+	t.Helper()
+	_, dcv := cipherValues(t, doc)
+	b, err := base64.StdEncoding.DecodeString(dcv.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcv.SetText(base64.StdEncoding.EncodeToString(edit(b)))
+}
+
+// logLines collects a Server's log as JSON lines.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// take returns the records logged since the last take, without their
+// time, split at level: those at Info and above, and the Debug ones.
+func (l *logLines) take(t testing.TB) (visible, debug []map[string]any) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for line := range strings.Lines(l.buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		delete(rec, slog.TimeKey)
+		if rec[slog.LevelKey] == slog.LevelDebug.String() {
+			debug = append(debug, rec)
+		} else {
+			visible = append(visible, rec)
+		}
+	}
+	l.buf.Reset()
+	return visible, debug
+}
+
+// TestEncryptedAssertionFailuresLookAlike: whoever can tell why an
+// EncryptedAssertion was refused once its decryption started (the CBC
+// padding, the plaintext that is not XML or not well-formed, a DOCTYPE, a
+// SHA-1 or missing signature inside) holds a decryption oracle: with
+// AES-CBC, which Entra uses, that decrypts a captured assertion a block at
+// a time without the key (Jager and Somorovsky, "How to Break XML
+// Encryption", 2011). Every such refusal must look the same from outside:
+// status, page and the code the metrics count; the reason goes to the
+// debug log only. Each ciphertext here is one an attacker can make: they
+// tamper with a captured one, or encrypt their own plaintext to the SP's
+// public key.
+func TestEncryptedAssertionFailuresLookAlike(t *testing.T) {
+	cbc := func(edit func([]byte) []byte) func(t *testing.T, e *env, irt string) *etree.Document {
+		return func(t *testing.T, e *env, irt string) *etree.Document {
+			doc := e.encrypted(irt)
+			reencrypt(t, doc, types.MethodAES256CBC, 32, edit)
+			return doc
+		}
+	}
+	cases := []struct {
+		name string
+		make func(t *testing.T, e *env, irt string) *etree.Document
+	}{
+		{"padding byte wrong", func(t *testing.T, e *env, irt string) *etree.Document {
+			doc := e.encrypted(irt)
+			editCipher(t, doc, func(b []byte) []byte { b[len(b)-1] ^= 0x5a; return b })
+			return doc
+		}},
+		{"IV changed", func(t *testing.T, e *env, irt string) *etree.Document {
+			doc := e.encrypted(irt)
+			editCipher(t, doc, func(b []byte) []byte { b[0] ^= 0x01; return b })
+			return doc
+		}},
+		{"two blocks of a captured ciphertext", func(t *testing.T, e *env, irt string) *etree.Document {
+			doc := e.encrypted(irt)
+			editCipher(t, doc, func(b []byte) []byte { return b[2*aes.BlockSize : 4*aes.BlockSize] })
+			return doc
+		}},
+		{"ciphertext not whole blocks", func(t *testing.T, e *env, irt string) *etree.Document {
+			doc := e.encrypted(irt)
+			editCipher(t, doc, func(b []byte) []byte { return b[:len(b)-5] })
+			return doc
+		}},
+		{"content key encrypted for another certificate", func(t *testing.T, e *env, irt string) *etree.Document {
+			return e.encrypted(irt, func(o *testidp.ResponseOptions) { o.EncryptTo = keyEvil.Cert })
+		}},
+		{"content key transport tampered", func(t *testing.T, e *env, irt string) *etree.Document {
+			doc := e.encrypted(irt)
+			kcv, _ := cipherValues(t, doc)
+			b, _ := base64.StdEncoding.DecodeString(kcv.Text())
+			b[7] ^= 1
+			kcv.SetText(base64.StdEncoding.EncodeToString(b))
+			return doc
+		}},
+		{"plaintext not XML", cbc(func([]byte) []byte { return []byte("not XML at all") })},
+		{"plaintext not well-formed", cbc(func(p []byte) []byte { return append([]byte("<a>"), p...) })},
+		{"plaintext cut short", cbc(func(p []byte) []byte { return p[:len(p)/2] })},
+		{"plaintext with a DOCTYPE", cbc(func(p []byte) []byte { return append([]byte(`<!DOCTYPE a [<!ENTITY b "c">]>`), p...) })},
+		{"plaintext nested too deep", cbc(func([]byte) []byte {
+			return []byte(strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100))
+		})},
+		{"plaintext not an assertion", cbc(func([]byte) []byte { return []byte(`<a xmlns="urn:x"/>`) })},
+		{"two assertions in the plaintext", cbc(func(p []byte) []byte {
+			return append(append([]byte(`<Assertion xmlns="`+nsAssertion+`">`), p...), "</Assertion>"...)
+		})},
+		{"assertion changed after signing", cbc(func(p []byte) []byte {
+			return bytes.Replace(p, []byte("alice@contoso.example"), []byte("dave@contoso.example"), 1)
+		})},
+		{"assertion unsigned", func(t *testing.T, e *env, irt string) *etree.Document {
+			return e.encrypted(irt, func(o *testidp.ResponseOptions) { o.SignAssertion = false })
+		}},
+		{"assertion signed by another key", func(t *testing.T, e *env, irt string) *etree.Document {
+			return e.encrypted(irt, func(o *testidp.ResponseOptions) { o.Key = keyEvil })
+		}},
+		{"assertion signed with SHA-1", func(t *testing.T, e *env, irt string) *etree.Document {
+			return e.encrypted(irt, func(o *testidp.ResponseOptions) { o.SHA1 = true })
+		}},
+	}
+	e := newEnv(t)
+	logs := &logLines{}
+	e.srv.log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	irt, relay := e.login("/")
+	logs.take(t) // the initialisation
+	type outcome struct {
+		status      int
+		contentType string
+		page        string
+		result      string
+		visible     []map[string]any
+	}
+	var first *outcome
+	firstName := ""
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := e.post(enc(t, tc.make(t, e, irt)), relay)
+			got := &outcome{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), page: body(t, resp), result: e.lastResult()}
+			var debug []map[string]any
+			got.visible, debug = logs.take(t)
+			if got.result != CodeDecrypt || got.status != http.StatusForbidden {
+				t.Errorf("refused as %q with status %d, want %q 403 like every failure after decryption started", got.result, got.status, CodeDecrypt)
+			}
+			if len(debug) == 0 {
+				t.Error("the reason is not in the debug log")
+			}
+			if first == nil {
+				first, firstName = got, tc.name
+				return
+			}
+			if got.status != first.status || got.contentType != first.contentType || got.page != first.page || got.result != first.result {
+				t.Errorf("answered unlike %q:\n%d %s %q %s\nvs\n%d %s %q %s", firstName,
+					got.status, got.contentType, got.result, got.page, first.status, first.contentType, first.result, first.page)
+			}
+			if g, f := mustJSON(t, got.visible), mustJSON(t, first.visible); g != f {
+				t.Errorf("logged above debug level unlike %q:\n%s\nvs\n%s", firstName, g, f)
+			}
+		})
+	}
+	// Nothing above consumed the sign-in: the genuine response still signs in.
+	expectOutcome(t, e, e.post(enc(t, e.encrypted(irt)), relay), true, "")
+}
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestContentEncryptionAlgorithms: Entra encrypts assertions with AES-256
+// (Microsoft's documentation on SAML token encryption), in CBC mode, and
+// transports the key with RSA-OAEP. gosaml2 also decrypts AES-128-CBC, the
+// AES-GCM variants and "tripledes-cbc" (run as AES with whatever key comes
+// out of the key transport), and takes any AES key length under any of
+// them. Only AES-256, in CBC or GCM mode, is accepted; any other algorithm
+// is refused before anything is decrypted. (The key's length is the
+// signer's choice: one who could sign needs no weak key to forge.)
+func TestContentEncryptionAlgorithms(t *testing.T) {
+	cases := []struct {
+		alg    string
+		keyLen int
+		code   string // "" signs in
+	}{
+		{types.MethodAES256CBC, 32, ""},
+		{types.MethodAES256GCM, 32, ""},
+		{types.MethodAES128CBC, 16, CodeAlgorithm},
+		{types.MethodAES128GCM, 16, CodeAlgorithm},
+		{types.MethodAES192GCM, 24, CodeAlgorithm},
+		{types.MethodTripleDESCBC, 24, CodeAlgorithm},
+		{types.MethodTripleDESCBC, 32, CodeAlgorithm},
+		{"", 32, CodeAlgorithm},
+	}
+	for _, tc := range cases {
+		name := tc.alg
+		if name == "" {
+			name = "no EncryptionMethod"
+		}
+		t.Run(name+"/"+strconv.Itoa(tc.keyLen*8), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			irt, relay := e.login("/")
+			doc := e.encrypted(irt)
+			reencrypt(t, doc, tc.alg, tc.keyLen, nil)
+			expectOutcome(t, e, e.post(enc(t, doc), relay), tc.code == "", tc.code)
 		})
 	}
 }

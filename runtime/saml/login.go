@@ -17,7 +17,7 @@ import (
 // is SameSite=Lax.
 func (s *Server) serveLogin(c *config, w http.ResponseWriter, r *http.Request) {
 	returnTo := localReturnTo(r.URL.Query().Get("returnTo"), c.basePath)
-	doc, err := c.saml.BuildAuthRequestDocumentNoSig()
+	doc, err := c.requests.BuildAuthRequestDocumentNoSig()
 	if err != nil {
 		s.log.Error("saml: build AuthnRequest", "err", err)
 		s.errorPage(w, c, http.StatusInternalServerError, "Sign-in could not start", "The sign-in request could not be built.")
@@ -29,7 +29,7 @@ func (s *Server) serveLogin(c *config, w http.ResponseWriter, r *http.Request) {
 		ReturnTo: returnTo,
 		Expires:  s.now().Add(pendingTTL).Unix(),
 	}
-	dest, err := redirectURL(c, c.saml.IdentityProviderSSOURL, "SAMLRequest", doc, p.Relay, c.sp.SignAuthnRequests)
+	dest, err := redirectURL(c, c.requests.IdentityProviderSSOURL, "SAMLRequest", doc, p.Relay, c.sp.SignAuthnRequests)
 	if err != nil {
 		s.log.Error("saml: build redirect", "err", err)
 		s.errorPage(w, c, http.StatusInternalServerError, "Sign-in could not start", "The sign-in request could not be built.")

@@ -204,7 +204,7 @@ func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	s.log.Info("saml: signed out", "user", se.UserName)
-	doc, err := c.saml.BuildLogoutRequestDocumentNoSig(se.NameID, se.SessionIndex)
+	doc, err := c.requests.BuildLogoutRequestDocumentNoSig(se.NameID, se.SessionIndex)
 	if err == nil {
 		var dest string
 		if dest, err = redirectURL(c, c.idp.SLOURL, "SAMLRequest", doc, "", true); err == nil {
@@ -271,12 +271,19 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, c, http.StatusServiceUnavailable, "Logout failed", "The logout request could not be checked; try again.")
 		return
 	}
+	id, se, own := s.sessionOf(r)
 	n, err := s.sessions.DeleteNameID(r.Context(), req.NameID)
 	if err != nil {
 		s.log.Error("saml: idp-initiated logout", "err", err)
 	}
-	id, _, _ := s.sessionOf(r)
-	s.clearSession(w, c, r, id)
+	// The browser's own session ends (its cookie too, and the session
+	// again should DeleteNameID have failed) only if it is the named
+	// user's: whoever signs out at Entra gets the signed request in their
+	// browser and could lead another browser to it, ending that browser's
+	// session too.
+	if own && strings.EqualFold(se.NameID, req.NameID) {
+		s.clearSession(w, c, r, id)
+	}
 	s.obs("logout")
 	s.log.Info("saml: idp-initiated logout", "nameID", req.NameID, "sessions", n)
 	if c.idp.SLOURL == "" {

@@ -602,3 +602,24 @@ func TestLogoutRequestReplayCacheDown(t *testing.T) {
 		t.Fatal("a LogoutRequest not checked against the replay cache ended the session")
 	}
 }
+
+// TestLogoutRequestForAnotherUser: an IdP LogoutRequest ends the sessions
+// of the user it names, not whatever session the browser bringing it has.
+// Entra sends it through the browser of the user signing out, so that user
+// can hold it back and lead someone else's browser to it (a link is enough:
+// the session cookie is Lax): it would end their session too.
+func TestLogoutRequestForAnotherUser(t *testing.T) {
+	e := newEnv(t)
+	e.signIn() // alice, in e.client's browser
+	carols := e.idpLogoutQuery(func(r *etree.Element) { r.FindElement("./NameID").SetText("carol@contoso.example") })
+	r, page := e.get("/saml/slo?" + carols)
+	if r.StatusCode != http.StatusFound || e.lastResult() != "logout" {
+		t.Fatalf("carol's LogoutRequest: status %d result %q, want it obeyed: %s", r.StatusCode, e.lastResult(), page)
+	}
+	if r, _ := e.get("/"); r.StatusCode != http.StatusOK {
+		t.Fatal("a LogoutRequest for carol ended alice's session")
+	}
+	// Alice's own ends it.
+	r, page = e.get("/saml/slo?" + e.idpLogoutQuery(nil))
+	e.expectLogout(r, page, "")
+}

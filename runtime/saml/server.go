@@ -24,7 +24,7 @@ const (
 	pendingTTL = 10 * time.Minute
 	// maxSessionsPerUser is how many browsers one user may be signed in
 	// from; a new sign-in past it ends that user's oldest session.
-	maxSessionsPerUser = 16
+	maxSessionsPerUser = MaxSessionsPerUser
 	maxSessions        = 100000
 	// maxReplay bounds the replay cache, whose entries last as long as the
 	// assertion they record could be presented; only assertions whose
@@ -35,6 +35,11 @@ const (
 	maxBody        = 512 << 10 // form POST to the ACS
 	maxResponseXML = 1 << 20   // decoded SAMLResponse
 )
+
+// MaxSessionsPerUser is how many sessions one user keeps in a
+// SessionStore: a new one past it ends that user's soonest-expiring. The
+// users are told apart by store.Fold of their UserName.
+const MaxSessionsPerUser = 16
 
 // Cookie names.
 const (

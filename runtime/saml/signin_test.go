@@ -34,6 +34,9 @@ func TestSignIn(t *testing.T) {
 		{name: "encrypted assertion, response signed", opts: func(o *testidp.ResponseOptions) {
 			o.EncryptTo, o.SignResponse = keySP.Cert, true
 		}},
+		{name: "encrypted unsigned assertion, response signed", opts: func(o *testidp.ResponseOptions) {
+			o.EncryptTo, o.SignResponse, o.SignAssertion = keySP.Cert, true, false
+		}},
 		{name: "rollover: new key signs", mods: []func(*spec.SamlServiceProvider){rollover}, opts: func(o *testidp.ResponseOptions) { o.Key = keyB }},
 		{name: "rollover: old key still signs", mods: []func(*spec.SamlServiceProvider){rollover}, opts: func(o *testidp.ResponseOptions) {}},
 		{name: "IdP-initiated", mods: []func(*spec.SamlServiceProvider){idpInit}, unsolicit: true, relay: "/me?tab=roles", landing: "/me?tab=roles", opts: func(o *testidp.ResponseOptions) {}},
@@ -245,5 +248,66 @@ func TestCookies(t *testing.T) {
 	e.clock.Add(time.Hour + time.Second)
 	if got := home(); got != http.StatusFound {
 		t.Fatalf("session outlived its lifetime: %d", got)
+	}
+}
+
+// TestRequestsCarryTheRealIssueInstant: the AuthnRequest and LogoutRequest
+// the SP sends are stamped with the time they are made. gosaml2's clock
+// runs the allowed skew behind now so that its response checks tolerate
+// it; requests built with that clock claimed to be as old as the skew,
+// which an IdP checking freshness with a skew of its own may refuse.
+func TestRequestsCarryTheRealIssueInstant(t *testing.T) {
+	login := func(e *env) *http.Response {
+		e.t.Helper()
+		resp, err := e.client.Get(e.ts.URL + "/saml/login")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	logout := func(e *env) *http.Response {
+		e.t.Helper()
+		e.signIn()
+		return e.postLogout(nil)
+	}
+	for _, tc := range []struct {
+		name string
+		skew time.Duration
+		// send returns the redirect to the IdP carrying the request.
+		send func(e *env) *http.Response
+		tag  string
+	}{
+		{"AuthnRequest", 0, login, "AuthnRequest"},
+		{"AuthnRequest, the maximum skew", spec.MaxClockSkew, login, "AuthnRequest"},
+		{"LogoutRequest", 0, logout, "LogoutRequest"},
+		{"LogoutRequest, the maximum skew", spec.MaxClockSkew, logout, "LogoutRequest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(sp *spec.SamlServiceProvider) { sp.AllowedClockSkew = spec.Duration(tc.skew) })
+			resp := tc.send(e)
+			loc, err := url.Parse(resp.Header.Get("Location"))
+			if err != nil || resp.StatusCode/100 != 3 {
+				t.Fatalf("status %d, Location %q: %v", resp.StatusCode, resp.Header.Get("Location"), err)
+			}
+			raw, err := testidp.Inflate(loc.Query().Get("SAMLRequest"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc := etree.NewDocument()
+			if err := doc.ReadFromBytes(raw); err != nil {
+				t.Fatal(err)
+			}
+			if doc.Root().Tag != tc.tag {
+				t.Fatalf("got %s, want %s", doc.Root().Tag, tc.tag)
+			}
+			issued, err := time.Parse(time.RFC3339, doc.Root().SelectAttrValue("IssueInstant", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if now := e.clock.Now(); !issued.Equal(now) {
+				t.Fatalf("IssueInstant %s, want now %s (%s off)", issued.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), now.Sub(issued))
+			}
+		})
 	}
 }

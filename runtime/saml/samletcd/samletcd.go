@@ -7,7 +7,9 @@
 // transaction.
 //
 // Keys hold a SHA-256 of the session id or assertion, never the value
-// itself (a session id is a bearer credential). Each key lives on a lease
+// itself (a session id is a bearer credential). A user's sessions are also
+// listed under the user, so that a user keeps at most
+// saml.MaxSessionsPerUser of them, as in a daemon's own table (see Add). Each key lives on a lease
 // that ends about when it expires; leases are shared per minute of expiry,
 // since each grant is a write to the cluster. The expiry is also in the
 // value, so a key that outlives its lease a little is still not used.
@@ -24,6 +26,7 @@
 package samletcd
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -32,6 +35,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +106,12 @@ func hash(s string) string {
 }
 
 func (s *Store) sessionKey(id string) string { return s.prefix + "session/" + hash(id) }
+
+// userPrefix is where the sessions of userName are listed (one key per
+// session, see Add), told apart as saml's own table tells users apart.
+func (s *Store) userPrefix(userName string) string {
+	return s.prefix + "user/" + hash(store.Fold(userName)) + "/"
+}
 func (s *Store) replayKey(key string) string { return s.prefix + "replay/" + hash(key) }
 
 // unavailable marks an etcd error as the state being unavailable.
@@ -149,6 +160,12 @@ func (s *Store) forgetLease(id clientv3.LeaseID) {
 // condition is cmp (none: always), and reports whether it held and the
 // revision it was decided at.
 func (s *Store) put(ctx context.Context, key, val string, expires time.Time, cmps ...clientv3.Cmp) (bool, int64, error) {
+	return s.putAll(ctx, []string{key, val}, expires, cmps...)
+}
+
+// putAll is put of several keys and values (kvs alternates them), all on
+// the one lease, in one transaction.
+func (s *Store) putAll(ctx context.Context, kvs []string, expires time.Time, cmps ...clientv3.Cmp) (bool, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
@@ -156,7 +173,11 @@ func (s *Store) put(ctx context.Context, key, val string, expires time.Time, cmp
 		if err != nil {
 			return false, 0, err
 		}
-		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(clientv3.OpPut(key, val, clientv3.WithLease(id))).Commit()
+		var ops []clientv3.Op
+		for i := 0; i+1 < len(kvs); i += 2 {
+			ops = append(ops, clientv3.OpPut(kvs[i], kvs[i+1], clientv3.WithLease(id)))
+		}
+		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(ops...).Commit()
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) && attempt == 0 {
 			s.forgetLease(id)
 			continue
@@ -168,19 +189,89 @@ func (s *Store) put(ctx context.Context, key, val string, expires time.Time, cmp
 	}
 }
 
-// Add implements saml.SessionStore.
+// Add implements saml.SessionStore. Like saml's own table it keeps at
+// most saml.MaxSessionsPerUser sessions of a user, ending the ones that
+// expire soonest: nothing else bounds the sessions in etcd, and one
+// account signing in over and over would otherwise fill it up to its
+// quota, where every write of the cluster fails. A session is listed under
+// its user (userPrefix) on the same lease, so the list ends with it;
+// daemons adding sessions of one user at the same moment may each leave
+// one more.
 func (s *Store) Add(ctx context.Context, id string, se saml.Session, expires time.Time) error {
 	rec := record{UserName: se.UserName, UserID: se.UserID, NameID: se.NameID, SessionIndex: se.SessionIndex, Expires: expires.Unix()}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
+	if err := s.makeRoom(ctx, se.UserName); err != nil {
+		return err
+	}
 	key := s.sessionKey(id)
-	_, rev, err := s.put(ctx, key, string(val), expires)
+	_, rev, err := s.putAll(ctx, []string{key, string(val), s.userPrefix(se.UserName) + hash(id), strconv.FormatInt(rec.Expires, 10)}, expires)
 	if err != nil {
 		return err
 	}
 	s.remember(key, rec, rev)
+	return nil
+}
+
+// makeRoom ends the sessions of userName that expire soonest until one
+// more fits within saml.MaxSessionsPerUser. A listed session signed out
+// or ended for its nameID (whose listing stays until its lease ends) is
+// only unlisted. The watch takes the ended sessions out of every daemon's
+// cache.
+func (s *Store) makeRoom(ctx context.Context, userName string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	// A user has about MaxSessionsPerUser listed; the limit keeps each
+	// transaction below etcd's bound on operations (128 by default) even
+	// after many concurrent sign-ins, and whatever it leaves goes next time.
+	resp, err := s.cli.Get(ctx, s.userPrefix(userName), clientv3.WithPrefix(), clientv3.WithLimit(4*saml.MaxSessionsPerUser))
+	if err != nil {
+		return unavailable(err)
+	}
+	if len(resp.Kvs) < saml.MaxSessionsPerUser {
+		return nil
+	}
+	type listed struct {
+		key, session string
+		expires      int64
+	}
+	all := make([]listed, 0, len(resp.Kvs))
+	gets := make([]clientv3.Op, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		k := string(kv.Key)
+		l := listed{key: k, session: s.prefix + "session/" + k[strings.LastIndexByte(k, '/')+1:]}
+		l.expires, _ = strconv.ParseInt(string(kv.Value), 10, 64)
+		all = append(all, l)
+		gets = append(gets, clientv3.OpGet(l.session, clientv3.WithKeysOnly()))
+	}
+	live, err := s.cli.Txn(ctx).Then(gets...).Commit()
+	if err != nil {
+		return unavailable(err)
+	}
+	var ends []clientv3.Op
+	var kept []listed
+	for i, l := range all {
+		if len(live.Responses[i].GetResponseRange().Kvs) == 0 {
+			ends = append(ends, clientv3.OpDelete(l.key))
+			continue
+		}
+		kept = append(kept, l)
+	}
+	slices.SortFunc(kept, func(a, b listed) int { return cmp.Compare(a.expires, b.expires) })
+	for _, l := range kept[:max(0, len(kept)-saml.MaxSessionsPerUser+1)] {
+		s.forget(l.session)
+		ends = append(ends, clientv3.OpDelete(l.session), clientv3.OpDelete(l.key))
+		s.log.Info("saml: session ended; its user signed in from more browsers than are kept", "user", userName, "sessionsKept", saml.MaxSessionsPerUser)
+	}
+	for len(ends) > 0 {
+		n := min(len(ends), 4*saml.MaxSessionsPerUser)
+		if _, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(ends[:n]...).Commit(); err != nil {
+			return unavailable(err)
+		}
+		ends = ends[n:]
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package samletcd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -120,4 +121,65 @@ func TestCachedSessionsOutliveQuorum(t *testing.T) {
 		_, ok, err := other.Get(ctx, "not-cached")
 		return ok && err == nil
 	})
+}
+
+// TestSessionsPerUserAcrossDaemons: as in a daemon's own table, a user
+// keeps at most saml.MaxSessionsPerUser sessions in etcd, the ones expiring
+// soonest ending first, whichever daemon made them; nobody else's are
+// touched. Without the bound one account signing in over and over (Entra
+// answers at once while its own session lasts) fills etcd for as long as
+// sessions live, up to its quota, where every write of the cluster fails.
+func TestSessionsPerUserAcrossDaemons(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	a, b := daemonStore(t, cli, 5*time.Second), daemonStore(t, cli, 5*time.Second)
+	ctx := context.Background()
+	now := time.Now()
+	other := saml.Session{UserName: "bob@contoso.com", UserID: "u2", NameID: "bob@contoso.com"}
+	if err := a.Add(ctx, "bob", other, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	const n = saml.MaxSessionsPerUser + 5
+	for i := range n {
+		s := []*samletcd.Store{a, b}[i%2]
+		// The spelling of the name varies: the user is the same.
+		name := []string{"ann@contoso.com", "Ann@Contoso.com"}[i%2]
+		se := saml.Session{UserName: name, UserID: "u1", NameID: name}
+		if err := s.Add(ctx, fmt.Sprintf("ann-%d", i), se, now.Add(time.Hour+time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := cli.Get(ctx, "/t/saml/session/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(saml.MaxSessionsPerUser + 1); resp.Count != want {
+		t.Errorf("%d sessions in etcd after %d sign-ins of one user and one of another, want %d", resp.Count, n, want)
+	}
+	for i := range n {
+		id := fmt.Sprintf("ann-%d", i)
+		want := i >= n-saml.MaxSessionsPerUser // the newest are kept
+		for name, s := range map[string]*samletcd.Store{"a": a, "b": b} {
+			eventually(t, fmt.Sprintf("%s on daemon %s signed in: %v", id, name, want), func() bool {
+				_, ok, err := s.Get(ctx, id)
+				return err == nil && ok == want
+			})
+		}
+	}
+	if _, ok, err := b.Get(ctx, "bob"); !ok || err != nil {
+		t.Fatalf("another user's session: %v, %v", ok, err)
+	}
+	// Signed out, a session leaves room: the next sign-in ends no other.
+	if err := a.Delete(ctx, fmt.Sprintf("ann-%d", n-1)); err != nil {
+		t.Fatal(err)
+	}
+	se := saml.Session{UserName: "ann@contoso.com", UserID: "u1", NameID: "ann@contoso.com"}
+	if err := b.Add(ctx, "ann-new", se, now.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"ann-new", fmt.Sprintf("ann-%d", n-saml.MaxSessionsPerUser)} {
+		if _, ok, err := a.Get(ctx, id); !ok || err != nil {
+			t.Errorf("%s after a sign-out made room: %v, %v", id, ok, err)
+		}
+	}
 }
