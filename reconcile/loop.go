@@ -126,7 +126,7 @@ type Result struct {
 	Err      error
 	// Summary is the plan's; Applied is false when suspended or when no
 	// revision could be planned.
-	Summary Summary
+	Summary PlanSummary
 	Applied bool
 }
 
@@ -525,9 +525,7 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	}
 	if res.Applied {
 		// What the apply changed: the plan less what it left in place.
-		a, kept := res.Summary, s.PendingPlan
-		h.Summary = Summary{Create: a.Create - kept.Create, Update: a.Update - kept.Update,
-			Delete: a.Delete - kept.Delete, Drift: a.Drift - kept.Drift}
+		h.Summary = p.plan.Made()
 	}
 	r.addHistory(h)
 	shared := r.status
@@ -547,13 +545,12 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 // each change made.
 func (r *Reconciler) logPlan(plan *Plan, revision string, suspended, applied bool) {
 	r.reportDrift(plan, suspended)
-	if kept := pending(plan, true); applied && kept != plan.Summary {
-		// The totals are what the apply made, as its change records are:
-		// the plan's summary also counts the drift kept in place.
-		s := plan.Summary
-		create, update, del := s.Create-kept.Create, s.Update-kept.Update, s.Delete-kept.Delete
-		r.log.Info("applied", "revision", revision, "create", create, "update", update, "delete", del)
-		r.cfg.Audit.Record(audit.Applied{Revision: revision, Create: create, Update: update, Delete: del})
+	if applied && plan.Changes() {
+		// The totals are what the apply made, as its change records are,
+		// without the drift kept in place.
+		m := plan.Made()
+		r.log.Info("applied", "revision", revision, "create", m.Create, "update", m.Update, "delete", m.Delete)
+		r.cfg.Audit.Record(audit.Applied{Revision: revision, Create: m.Create, Update: m.Update, Delete: m.Delete})
 		r.auditApplied(plan, revision)
 	}
 }
@@ -574,10 +571,13 @@ func (r *Reconciler) converge(ctx context.Context, set *spec.Set, suspended bool
 	return p.plan, nil
 }
 
-// pending counts the changes of plan that were not made.
+// pending counts the changes of plan that were not made: all of them when
+// it was not applied, else the drift it kept. Status shows them as the
+// pending plan, so kept drift counts in it by action, unlike in the plan's
+// Summary, where it is apart from what Apply makes.
 func pending(p *Plan, applied bool) Summary {
 	if !applied {
-		return p.Summary
+		return p.all()
 	}
 	return p.tally(true)
 }

@@ -498,7 +498,7 @@ func TestAppliedTotalsLeaveKeptDriftOut(t *testing.T) {
 	adminWrite(t, e.store, spec.KindApplication, "webgoat", &spec.Application{Versions: []string{"9.9"}})
 	e.src.write(t, "c2", map[string]string{"apps.yaml": app("webgoat", "1.0") + "---\n" + app("juice-shop", "1")})
 	p := e.once(t)
-	if p.Summary != (Summary{Create: 1, Update: 1, Drift: 1}) || !p.Updates[0].Kept {
+	if p.Summary != (PlanSummary{Create: 1, Kept: 1, Drift: 1}) || !p.Updates[0].Kept {
 		t.Fatalf("plan %+v", p)
 	}
 	if got := versions(t, e.store, "webgoat"); !reflect.DeepEqual(got, []string{"9.9"}) {

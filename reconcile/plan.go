@@ -22,7 +22,8 @@ type Plan struct {
 	Creates []Change `json:"creates"`
 	Updates []Change `json:"updates"`
 	Deletes []Change `json:"deletes"`
-	Summary Summary  `json:"summary"`
+	// Summary counts the changes as the text plan does (see Count).
+	Summary PlanSummary `json:"summary"`
 	// Refused says why Apply refuses this plan (see UnsafeError); "" when
 	// it may be applied.
 	Refused string `json:"refused,omitempty"`
@@ -52,12 +53,27 @@ type FieldChange struct {
 	After  string `json:"after,omitempty"`
 }
 
-// Summary counts a plan's changes. Drift counts the changes marked Drift, of
-// any action.
+// Summary counts changes by action: those an apply made (a sync history's
+// entry, Plan.Made) or those a reconcile left unmade (Status.PendingPlan,
+// which counts kept drift in them). Drift counts those marked Drift.
 type Summary struct {
 	Create int `json:"create"`
 	Update int `json:"update"`
 	Delete int `json:"delete"`
+	Drift  int `json:"drift"`
+}
+
+// PlanSummary counts a plan's changes as its text does ("Plan: 0 to create,
+// 0 to update, 0 to delete, 3 kept."): Create, Update and Delete are what
+// Apply makes, Kept the drift drift mode report lists but leaves in place,
+// so that a reader of the JSON (a CI bot) does not take kept drift for
+// changes. Drift counts the changes marked Drift, kept or not. A refused
+// plan counts what the spec asks for; Refused says that none of it is made.
+type PlanSummary struct {
+	Create int `json:"create"`
+	Update int `json:"update"`
+	Delete int `json:"delete"`
+	Kept   int `json:"kept"`
 	Drift  int `json:"drift"`
 }
 
@@ -122,14 +138,26 @@ func (p *Plan) Drifted() []Change {
 	return out
 }
 
-func (p *Plan) summarise() {
-	p.Summary = Summary{Create: len(p.Creates), Update: len(p.Updates), Delete: len(p.Deletes)}
-	p.Summary.Drift = len(p.Drifted())
+func (p *Plan) summarise() { p.Summary = p.Count() }
+
+// Count returns the plan's summary computed from its changes. A client
+// renders a plan a daemon sent by it rather than by the plan's Summary,
+// which a daemon of an older version counted kept drift into.
+func (p *Plan) Count() PlanSummary {
+	m := p.Made()
+	return PlanSummary{Create: m.Create, Update: m.Update, Delete: m.Delete, Kept: len(p.Kept()), Drift: len(p.Drifted())}
+}
+
+// all counts every change of the plan, kept or not: what a reconcile that
+// did not apply it left unmade.
+func (p *Plan) all() Summary {
+	return Summary{Create: len(p.Creates), Update: len(p.Updates), Delete: len(p.Deletes), Drift: len(p.Drifted())}
 }
 
 // WriteJSON writes the plan as indented JSON with stable field names.
 func (p *Plan) WriteJSON(w io.Writer) error {
 	out := *p
+	out.Summary = p.Count()
 	for _, l := range []*[]Change{&out.Creates, &out.Updates, &out.Deletes} {
 		if *l == nil {
 			*l = []Change{}
@@ -193,10 +221,15 @@ func (p *Plan) WriteText(w io.Writer) error {
 	for _, c := range p.Deletes {
 		writeChange(&b, "-", c, "created or changed outside git")
 	}
-	s := p.Summary
+	// Counted from the changes, not taken from Summary: a plan a daemon
+	// of an older version sent counts kept drift in its Summary. The
+	// counts are what Apply makes, as its "Apply complete" line and the
+	// audit log count them; kept drift is listed above but made by
+	// nobody, so it is counted apart.
+	s := p.Count()
 	if p.Refused != "" {
-		fmt.Fprintf(&b, "\nRefused: nothing will be applied (the spec asks for %d to create, %d to update, %d to delete).\n",
-			s.Create, s.Update, s.Delete)
+		fmt.Fprintf(&b, "\nRefused: nothing will be applied (the spec asks for %d to create, %d to update, %d to delete%s).\n",
+			s.Create, s.Update, s.Delete, keptNote(s.Kept))
 		if s.Drift > 0 {
 			fmt.Fprintf(&b, "Drift: %d %s changed outside git, not corrected by this plan.\n", s.Drift, plural(s.Drift, "resource", "resources"))
 		}
@@ -204,29 +237,28 @@ func (p *Plan) WriteText(w io.Writer) error {
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
-	// The counts are what Apply makes, as its "Apply complete" line and
-	// the audit log count them; kept drift is listed above but made by
-	// nobody, so it is counted apart.
-	made := p.Made()
-	kept := len(p.Kept())
-	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to delete", made.Create, made.Update, made.Delete)
-	if kept > 0 {
-		fmt.Fprintf(&b, ", %d kept", kept)
-	}
-	b.WriteString(".\n")
+	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to delete%s.\n", s.Create, s.Update, s.Delete, keptNote(s.Kept))
 	if s.Drift > 0 {
 		fmt.Fprintf(&b, "Drift: %d %s changed outside git", s.Drift, plural(s.Drift, "resource", "resources"))
-		switch kept {
+		switch s.Kept {
 		case 0:
 			b.WriteString(", corrected by this plan.\n")
 		case s.Drift:
 			b.WriteString(", reported and kept.\n")
 		default:
-			fmt.Fprintf(&b, ", %d reported and kept.\n", kept)
+			fmt.Fprintf(&b, ", %d reported and kept.\n", s.Kept)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// keptNote is the ", 3 kept" of a plan's counts, "" when nothing is kept.
+func keptNote(kept int) string {
+	if kept == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d kept", kept)
 }
 
 // writeWhy says why a refused plan will not be applied, last, where a CI

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,21 @@ func TestPlanGolden(t *testing.T) {
 			if text2.String() != text.String() {
 				t.Errorf("decoded plan renders differently:\n%s", text2.String())
 			}
+			// The JSON summary counts what the text's "Plan:" line counts,
+			// the changes Apply makes, with the kept drift apart: a CI bot
+			// reading it must not take kept drift for changes.
+			var js2 struct {
+				Summary map[string]int `json:"summary"`
+			}
+			if err := json.Unmarshal(js.Bytes(), &js2); err != nil {
+				t.Fatal(err)
+			}
+			made := p.Made()
+			want := map[string]int{"create": made.Create, "update": made.Update, "delete": made.Delete,
+				"kept": len(p.Kept()), "drift": len(p.Drifted())}
+			if !reflect.DeepEqual(js2.Summary, want) {
+				t.Errorf("JSON summary %v, want %v (what Apply makes, kept apart)", js2.Summary, want)
+			}
 			if p.Empty() != (tt.name == "noop") {
 				t.Errorf("Empty() = %v", p.Empty())
 			}
@@ -200,5 +216,55 @@ func TestPlanTextQuotesUnprintableNames(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "\n+ Role/Fake") || !strings.Contains(out.String(), `- Role/"x\n+ Role/Fake"`) {
 		t.Errorf("unprintable name not quoted:\n%s", out.String())
+	}
+}
+
+// A metadataURL may carry a token in its query (some IdPs, or a proxy in
+// front of one, take "?token="): plans show it with the query values
+// hidden, in text and JSON, when it is created and when it changes, while
+// the store keeps the real URL, which the daemon fetches.
+func TestPlanRedactsURLSecrets(t *testing.T) {
+	const secret, rotated = "S3CRETQ", "R0TATED"
+	withURL := func(rev, token string) *spec.Set {
+		s := specA()
+		s.Revision = rev
+		sp := *s.Get(spec.KindSamlServiceProvider, "entra").Spec.(*spec.SamlServiceProvider)
+		sp.IDP.MetadataFile, sp.IDP.MetadataXML = "", nil
+		sp.IDP.MetadataURL = "https://idp.example.com/federationmetadata.xml?appid=42&token=" + token
+		s.Get(spec.KindSamlServiceProvider, "entra").Spec = &sp
+		return s
+	}
+	ctx := context.Background()
+	s := newStore(t)
+	r := newReconciler(t, Config{Store: s})
+	for _, step := range []struct {
+		name string
+		set  *spec.Set
+	}{
+		{"create", withURL("rev-1", secret)},
+		{"rotate", withURL("rev-2", rotated)},
+	} {
+		p, err := r.Apply(ctx, step.set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text, js bytes.Buffer
+		if err := p.WriteText(&text); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.WriteJSON(&js); err != nil {
+			t.Fatal(err)
+		}
+		out := text.String() + js.String()
+		if strings.Contains(out, secret) || strings.Contains(out, rotated) {
+			t.Errorf("%s: the plan shows the token:\n%s", step.name, out)
+		}
+		if !strings.Contains(text.String(), "token=REDACTED") {
+			t.Errorf("%s: the plan does not show the URL redacted:\n%s", step.name, text.String())
+		}
+	}
+	got := resource(t, s, spec.KindSamlServiceProvider, "entra").Spec.(*spec.SamlServiceProvider).IDP.MetadataURL
+	if !strings.HasSuffix(got, "token="+rotated) {
+		t.Errorf("the store holds metadataURL %q, want the rotated token in it", got)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/idrecon/idrecon/spec/redact"
 )
 
 // MaxGatewayTimeout bounds a Gateway's timeouts: past it an upstream is not
@@ -59,15 +61,18 @@ func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 	if g.Upstream != "" {
 		u, err := url.Parse(g.Upstream)
 		// The upstream is quoted only once it is known to carry no
-		// credentials: errors reach logs, CI output and the admin API.
+		// credentials, and with its query values hidden: errors reach
+		// logs, CI output and the admin API.
 		switch {
 		case err != nil:
 			l.fail(p, "spec.upstream", "must be an http:// or https:// URL with a host")
 		case u.User != nil:
 			l.fail(p, "spec.upstream", "must not carry credentials (use sharedSecret)")
 		case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			l.fail(p, "spec.upstream", "must be an http:// or https:// URL with a host, got %q", g.Upstream)
-		case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+			l.fail(p, "spec.upstream", "must be an http:// or https:// URL with a host, got %q", redact.URL(g.Upstream))
+		case (u.Path != "" && u.Path != "/") || strings.ContainsAny(g.Upstream, "?#"):
+			// A bare '?' or '#' is an empty query or fragment to url.Parse,
+			// but one written all the same: refused as the schema refuses it.
 			l.fail(p, "spec.upstream", "must have no path, query or fragment: requests keep their own path (set pathPrefix for the part forwarded)")
 		}
 	}

@@ -38,6 +38,9 @@ func TestGatewayValidation(t *testing.T) {
 			"  timeouts: {dial: 2s, responseHeader: 2m}\n"},
 		{name: "upstream scheme", spec: "  upstream: ftp://h\n", want: "g.yaml:6:13: spec.upstream: must be an http:// or https:// URL"},
 		{name: "upstream path", spec: "  upstream: http://h/ssc\n", want: "g.yaml:6:13: spec.upstream: must have no path"},
+		// The refused upstream is quoted with its query values hidden: errors
+		// reach logs, CI output and the admin API.
+		{name: "upstream scheme, token in the query", spec: "  upstream: ftp://h/?token=s3cret\n", want: `spec.upstream: must be an http:// or https:// URL with a host, got "ftp://h/?token=REDACTED"`},
 		{name: "upstream credentials", spec: "  upstream: http://u:p@h\n", want: "spec.upstream: must not carry credentials"},
 		{name: "relative prefix", spec: "  pathPrefix: ssc\n", want: "g.yaml:6:15: spec.pathPrefix: must be an absolute URL path"},
 		{name: "dot segments", spec: "  pathPrefix: /a/../saml\n", want: "spec.pathPrefix: must be an absolute URL path without . or .."},

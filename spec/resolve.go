@@ -584,5 +584,7 @@ func isHTTPURL(s string) bool {
 	if err != nil {
 		return false
 	}
-	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
+	// A bare '?' or '#' is an empty query or fragment to url.Parse, but
+	// one written all the same: refused as the schema refuses it.
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && !strings.ContainsAny(s, "?#") && u.User == nil
 }

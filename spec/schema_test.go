@@ -208,7 +208,7 @@ func TestSchemaEnumsMatchGo(t *testing.T) {
 	}{
 		{"userAttributes", enum("scimprovisioning.schema.json", "properties", "spec", "properties", "userAttributes", "items", "enum"), sorted(UserAttributes)},
 		{"usages", enum("certificate.schema.json", "properties", "spec", "properties", "usage", "enum"), sorted(usages)},
-		{"nameIDFormats", enum("samlserviceprovider.schema.json", "properties", "spec", "properties", "nameIDFormat", "enum"), sorted(nameIDFormats)},
+		{"nameIDFormats", enum("samlserviceprovider.schema.json", "properties", "spec", "properties", "nameIDFormat", "anyOf", "0", "enum"), sorted(nameIDFormats)},
 		{"builtin roles", enum("role.schema.json", "properties", "metadata", "allOf", "1", "properties", "name", "not", "enum"), sortedKeys(BuiltinRoles)},
 		{"kinds", enum("document.schema.json", "properties", "kind", "enum"), sorted(Kinds)},
 	}

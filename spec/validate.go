@@ -139,7 +139,9 @@ func item(list string, i int) string { return list + "[" + strconv.Itoa(i) + "]"
 // the app-specific metadata, ends in ?appid=<application id>.
 func (l *loader) checkMetadataURL(p *parsedDoc, idp *SamlIDP) {
 	u, err := url.Parse(idp.MetadataURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" || u.User != nil {
+	// A bare '#' is an empty fragment to url.Parse, but one written all
+	// the same: refused as the schema refuses it.
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Contains(idp.MetadataURL, "#") || u.User != nil {
 		l.fail(p, "spec.idp.metadataURL", "must be an absolute http(s) URL without credentials or fragment")
 		return
 	}

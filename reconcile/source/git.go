@@ -24,6 +24,7 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
 	"github.com/idrecon/idrecon/spec"
+	"github.com/idrecon/idrecon/spec/redact"
 )
 
 // DefaultFetchTimeout bounds one Fetch when GitOptions.FetchTimeout is zero.
@@ -192,11 +193,7 @@ func splitURL(raw string) (clean string, creds *urlCreds, display string) {
 		// is still shown in errors and logs: hide whatever may be userinfo,
 		// and the query's values, which may hold a token as they may in a
 		// URL that parses.
-		base, query, frag := cutQuery(RedactURL(raw))
-		if query == "" {
-			return raw, nil, base + frag
-		}
-		return raw, nil, base + redactQuery(url.URL{RawQuery: query}) + frag
+		return raw, nil, redact.URL(raw)
 	}
 	if u.Scheme == "" {
 		// scp-like "git@host:path" and local paths carry no secret.
@@ -214,37 +211,9 @@ func splitURL(raw string) (clean string, creds *urlCreds, display string) {
 		}
 		clean = u.String()
 	}
-	return clean, creds, redactQuery(*u)
-}
-
-// redactQuery shows u with its query values hidden: some forges take an
-// access token in the query ("?private_token=", "?access_token=").
-func redactQuery(u url.URL) string {
-	if u.RawQuery == "" {
-		return u.String()
-	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		u.RawQuery = "REDACTED"
-		return u.String()
-	}
-	for k := range q {
-		q[k] = []string{"REDACTED"}
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// cutQuery splits the text of a URL that url.Parse refuses into what
-// comes before its query, the query (without '?') and the fragment (with
-// its '#'). Cut from RedactURL's result, a '?' or '#' in a password cannot
-// pass for the query's start.
-func cutQuery(s string) (base, query, frag string) {
-	if i := strings.IndexByte(s, '#'); i >= 0 {
-		s, frag = s[:i], s[i:]
-	}
-	base, query, _ = strings.Cut(s, "?")
-	return base, query, frag
+	// Some forges take an access token in the query ("?private_token=",
+	// "?access_token=").
+	return clean, creds, redact.Query(*u)
 }
 
 // queryOf returns the query of an http(s) URL, which go-git echoes
@@ -254,7 +223,7 @@ func cutQuery(s string) (base, query, frag string) {
 func queryOf(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		_, query, _ := cutQuery(RedactURL(raw))
+		_, query, _ := redact.CutQuery(redact.Userinfo(raw))
 		return query
 	}
 	if u.Scheme == "" {

@@ -6,48 +6,7 @@ import (
 	"testing"
 )
 
-func TestRedactURL(t *testing.T) {
-	tests := []struct {
-		name, raw, want string
-	}{
-		// What parses is redacted the same way, so one rule serves both
-		// callers (a git source's display, the CLI's --server errors).
-		{"password", "https://ci:s3cret@git.example.com/org/repo.git", "https://REDACTED@git.example.com/org/repo.git"},
-		{"password unparsable", "https://ci:s3cr^t pa%zz@git.example.com/org/repo.git", "https://REDACTED@git.example.com/org/repo.git"},
-		// A token is often the user name: all of the userinfo goes.
-		{"token as user name", "https://t0k^en@git.example.com/r", "https://REDACTED@git.example.com/r"},
-		// '/', '#', '?' and '@' in a password would end the userinfo early
-		// for a parser; the last '@' does not.
-		{"slash in password", "http://admin:s3/cret@127.0.0.1:9090", "http://REDACTED@127.0.0.1:9090"},
-		{"hash in password", "http://admin:s3#cret@127.0.0.1:9090", "http://REDACTED@127.0.0.1:9090"},
-		{"question mark in password", "http://admin:s3?cret@127.0.0.1:9090/x", "http://REDACTED@127.0.0.1:9090/x"},
-		{"at in password", "http://admin:s3@cret@127.0.0.1:9090/x", "http://REDACTED@127.0.0.1:9090/x"},
-		{"other scheme", "ftp://admin:s3cret@host", "ftp://REDACTED@host"},
-		{"ssh", "ssh://git:s3cret@host/r.git", "ssh://REDACTED@host/r.git"},
-		// Without a scheme, "user:password@" is still userinfo...
-		{"no scheme", "admin:s3cret@127.0.0.1:9090", "REDACTED@127.0.0.1:9090"},
-		{"no scheme, URL in the query", "admin:s3cret@host/?next=http://x", "REDACTED@host/?next=http://x"},
-		// ...but scp-like "user@host:path" has no password and stays whole.
-		{"scp-like", "git@github.com:org/repo.git", "git@github.com:org/repo.git"},
-		{"scp-like, at in path", "git@host:org/re@po", "git@host:org/re@po"},
-		{"no userinfo", "https://git.example.com/org/repo.git", "https://git.example.com/org/repo.git"},
-		{"host and port", "localhost:9090", "localhost:9090"},
-		{"local path", "/srv/git/repo.git", "/srv/git/repo.git"},
-		{"empty", "", ""},
-		// The price of splitting at the last '@': an '@' in the path hides
-		// what comes before it. Better than showing part of a password.
-		{"at in path", "https://host/org/@scope/repo", "https://REDACTED@scope/repo"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := RedactURL(tt.raw); got != tt.want {
-				t.Errorf("RedactURL(%q) = %q, want %q", tt.raw, got, tt.want)
-			}
-		})
-	}
-}
-
-// A git source shows URLs that do not parse through RedactURL: its name,
+// A git source shows URLs that do not parse through redact.URL: its name,
 // errors and log value keep the userinfo out, and an scp-like address
 // (which url.Parse refuses too) is shown as given.
 func TestGitDisplayOfUnparsableURL(t *testing.T) {
@@ -95,29 +54,6 @@ func TestGitDisplayOfUnparsableURL(t *testing.T) {
 			}
 		})
 	}
-}
-
-// FuzzRedactURL checks that a password, whatever it holds, never survives:
-// with or without a scheme, all that stays is what follows the userinfo.
-func FuzzRedactURL(f *testing.F) {
-	for _, s := range [][2]string{{"s3cret", "host/r"}, {"a/b#c?d@e", "h:1/p"}, {"", "h"}, {"^ %zz", "h/x?y#z"}} {
-		f.Add(s[0], s[1])
-	}
-	f.Fuzz(func(t *testing.T, pass, rest string) {
-		if strings.Contains(rest, "@") {
-			return // an '@' after the userinfo hides more, by design
-		}
-		cases := map[string]string{"https://user:": "https://REDACTED@" + rest}
-		if !strings.HasPrefix(pass, "//") { // else "user://" reads as a scheme
-			cases["user:"] = "REDACTED@" + rest
-		}
-		for prefix, want := range cases {
-			raw := prefix + pass + "@" + rest
-			if got := RedactURL(raw); got != want {
-				t.Fatalf("RedactURL(%q) = %q, want %q", raw, got, want)
-			}
-		}
-	})
 }
 
 // queryOf finds the query go-git may echo, so that Fetch scrubs it from

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/idrecon/idrecon/spec"
+	"github.com/idrecon/idrecon/spec/redact"
 )
 
 // Field is one leaf of a rendered resource.
@@ -23,6 +24,10 @@ type Field struct {
 	// full hex digest; Display shortens it.
 	Value  string
 	Secret bool
+	// Shown, when set, is how the value is shown: a URL with its userinfo
+	// and query values hidden. Value keeps the whole URL, so that a rotated
+	// token in it is still a change to apply.
+	Shown string
 }
 
 // secretPrefixLen is how many hex digits of a fingerprint a plan shows.
@@ -30,10 +35,13 @@ const secretPrefixLen = 12
 
 // Display is the value as plans and logs show it.
 func (f Field) Display() string {
-	if !f.Secret {
-		return f.Value
+	switch {
+	case f.Secret:
+		return shorten(f.Value)
+	case f.Shown != "":
+		return f.Shown
 	}
-	return shorten(f.Value)
+	return f.Value
 }
 
 func shorten(v string) string {
@@ -62,6 +70,10 @@ const (
 	// maskContent fields hold the material itself (PEM text): only its
 	// SHA-256 is kept.
 	maskContent
+	// maskURL fields hold a URL that may carry a token in its userinfo or
+	// its query (some IdPs, or a proxy, take "?token="): it is compared
+	// whole but shown as redact.URL shows it.
+	maskURL
 )
 
 // masked lists the string fields of spec types that carry secret material.
@@ -71,6 +83,12 @@ var masked = map[reflect.Type]map[string]mask{
 	reflect.TypeFor[spec.Certificate](): {"PEM": maskContent},
 	// The value itself is never rendered (json:"-"), its hash is.
 	reflect.TypeFor[spec.GatewaySecret](): {"SHA256": maskDigest},
+	// Validation refuses credentials in these URLs (and a query but in
+	// metadataURL), yet the runtime side of a plan is what the store
+	// holds, which the admin API may have written.
+	reflect.TypeFor[spec.SamlIDP]():             {"MetadataURL": maskURL},
+	reflect.TypeFor[spec.SamlServiceProvider](): {"BaseURL": maskURL},
+	reflect.TypeFor[spec.Gateway]():             {"Upstream": maskURL},
 }
 
 var (
@@ -278,7 +296,14 @@ func isEmpty(v reflect.Value) bool {
 func leaf(path string, v reflect.Value, m mask) Field {
 	if v.Kind() == reflect.String && m != maskNone {
 		s := v.String()
-		if m == maskDigest {
+		switch m {
+		case maskURL:
+			f := Field{Path: path, Value: scalar(v)}
+			if shown := redact.URL(s); shown != s {
+				f.Shown = strconv.Quote(shown)
+			}
+			return f
+		case maskDigest:
 			return Field{Path: path, Value: "sha256:" + strings.ToLower(s), Secret: true}
 		}
 		return Field{Path: path, Value: digest([]byte(s)), Secret: true}

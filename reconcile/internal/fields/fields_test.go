@@ -115,6 +115,62 @@ func TestRender(t *testing.T) {
 	}
 }
 
+// URL-valued fields are shown with their userinfo and query values
+// hidden (a token in "?token=" or "user:pass@"), in plans, status and the
+// admin API's diffs alike, yet compare by the whole URL: a rotated token is
+// a change the daemon must apply to fetch with it.
+func TestRenderRedactsURLs(t *testing.T) {
+	const secret = "S3CRETQ"
+	tests := []struct {
+		name, path string
+		in         func(url string) any
+		url, shown string
+	}{
+		{"metadataURL query token", "spec.idp.metadataURL",
+			func(u string) any { return &spec.SamlServiceProvider{IDP: spec.SamlIDP{MetadataURL: u}} },
+			"https://idp.example.com/federationmetadata.xml?appid=42&token=" + secret,
+			`"https://idp.example.com/federationmetadata.xml?appid=REDACTED&token=REDACTED"`},
+		// Validation refuses credentials in a spec, but the runtime side of
+		// a plan is whatever the store holds (an admin API edit).
+		{"metadataURL userinfo", "spec.idp.metadataURL",
+			func(u string) any { return &spec.SamlServiceProvider{IDP: spec.SamlIDP{MetadataURL: u}} },
+			"https://ci:" + secret + "@idp.example.com/md.xml", `"https://REDACTED@idp.example.com/md.xml"`},
+		{"metadataURL, an @ in the query", "spec.idp.metadataURL",
+			func(u string) any { return &spec.SamlServiceProvider{IDP: spec.SamlIDP{MetadataURL: u}} },
+			"https://idp.example.com/md.xml?hint=a@b.example&token=" + secret, `"https://idp.example.com/md.xml?hint=REDACTED&token=REDACTED"`},
+		{"baseURL", "spec.baseURL",
+			func(u string) any { return &spec.SamlServiceProvider{BaseURL: u} },
+			"https://sp.example.com/?k=" + secret, `"https://sp.example.com/?k=REDACTED"`},
+		{"gateway upstream", "spec.upstream",
+			func(u string) any { return &spec.Gateway{Upstream: u} },
+			"http://svc:" + secret + "@10.0.0.5:8080", `"http://REDACTED@10.0.0.5:8080"`},
+		{"URL without secrets shown as written", "spec.idp.metadataURL",
+			func(u string) any { return &spec.SamlServiceProvider{IDP: spec.SamlIDP{MetadataURL: u}} },
+			"https://login.microsoftonline.com/t/federationmetadata/2007-06/federationmetadata.xml",
+			`"https://login.microsoftonline.com/t/federationmetadata/2007-06/federationmetadata.xml"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := paths(Render("spec", tt.in(tt.url)).Fields)
+			if got[tt.path] != tt.shown {
+				t.Fatalf("%s shown as %s, want %s", tt.path, got[tt.path], tt.shown)
+			}
+			rotated := strings.ReplaceAll(tt.url, secret, "R0TATED")
+			if rotated == tt.url {
+				return
+			}
+			a, b := Render("spec", tt.in(tt.url)), Render("spec", tt.in(rotated))
+			d := Diff(a.Fields, b.Fields)
+			if a.Hash == b.Hash || len(d) != 1 {
+				t.Fatalf("a rotated secret in the URL is no change: %+v", d)
+			}
+			if strings.Contains(d[0].Before+d[0].After, secret) || strings.Contains(d[0].After, "R0TATED") {
+				t.Errorf("the diff shows the secret: %+v", d[0])
+			}
+		})
+	}
+}
+
 func TestRenderOrderAndHash(t *testing.T) {
 	a := Render("spec", &spec.Role{Description: "d", Permissions: []string{"x"}})
 	want := []string{"spec.description", "spec.permissions"}

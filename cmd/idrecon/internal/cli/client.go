@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/idrecon/idrecon/reconcile/source"
 	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/spec/redact"
 )
 
 // DefaultServer is the admin API a daemon started with defaults listens on.
@@ -66,10 +66,11 @@ func serverURL(raw string) (string, error) {
 	return strings.TrimRight(raw, "/"), nil
 }
 
-// redactURL hides the user information of a URL, also of one that does not
-// parse (url.URL.Redacted needs one that does). It is the git source's
-// rule, so that a secret is hidden alike in every message idrecon prints.
-func redactURL(raw string) string { return source.RedactURL(raw) }
+// redactURL hides the user information and the query's values of a URL,
+// also of one that does not parse (url.URL.Redacted needs one that does).
+// It is the rule of every URL idrecon prints (a git source, a spec's
+// metadataURL), so that a secret is hidden alike in every message.
+func redactURL(raw string) string { return redact.URL(raw) }
 
 // readAdminToken reads the admin token from --admin-token-file, then
 // IDRECON_ADMIN_TOKEN, then (for clients, when fallback is set) the token a

@@ -74,14 +74,14 @@ func writeError(w io.Writer, msg string, code int, problems []specIssue) error {
 // jsonPlan is a plan whose field values are JSON values, not strings that
 // hold JSON.
 type jsonPlan struct {
-	Revision string            `json:"revision"`
-	Creates  []jsonChange      `json:"creates"`
-	Updates  []jsonChange      `json:"updates"`
-	Deletes  []jsonChange      `json:"deletes"`
-	Summary  reconcile.Summary `json:"summary"`
-	Refused  string            `json:"refused,omitempty"`
-	Impact   any               `json:"impact,omitempty"`
-	Warnings []string          `json:"warnings"`
+	Revision string                `json:"revision"`
+	Creates  []jsonChange          `json:"creates"`
+	Updates  []jsonChange          `json:"updates"`
+	Deletes  []jsonChange          `json:"deletes"`
+	Summary  reconcile.PlanSummary `json:"summary"`
+	Refused  string                `json:"refused,omitempty"`
+	Impact   any                   `json:"impact,omitempty"`
+	Warnings []string              `json:"warnings"`
 }
 
 type jsonChange struct {
@@ -114,7 +114,7 @@ func toJSONPlan(p *reconcile.Plan, impact any, warnings []string) jsonPlan {
 		warnings = []string{}
 	}
 	return jsonPlan{Revision: p.Revision, Creates: changes(p.Creates), Updates: changes(p.Updates), Deletes: changes(p.Deletes),
-		Summary: p.Summary, Refused: p.Refused, Impact: impact, Warnings: warnings}
+		Summary: p.Count(), Refused: p.Refused, Impact: impact, Warnings: warnings}
 }
 
 // rawJSON keeps a plan value that is JSON text as a JSON value, and turns

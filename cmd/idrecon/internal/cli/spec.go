@@ -192,6 +192,16 @@ func rebaseWarning(dir, w string) string {
 	return relToCwd(path) + ":" + rest
 }
 
+// rebaseWarnings rebases every warning of the spec in dir (see
+// rebaseWarning), those a daemon sent about an uploaded folder too.
+func rebaseWarnings(dir string, warnings []string) []string {
+	out := make([]string, len(warnings))
+	for i, w := range warnings {
+		out[i] = rebaseWarning(dir, w)
+	}
+	return out
+}
+
 // annotation is an issue's text for a GitHub Actions annotation.
 func annotation(i specIssue) string {
 	s := i.Message
@@ -239,9 +249,7 @@ func runValidate(ctx context.Context, env Env, dir, output string, lim *specLimi
 	if err != nil {
 		return printSpecErrors(env, dir, output, err)
 	}
-	for i, w := range set.Warnings {
-		set.Warnings[i] = rebaseWarning(dir, w)
-	}
+	set.Warnings = rebaseWarnings(dir, set.Warnings)
 	switch output {
 	case "github":
 		for _, w := range set.Warnings {
@@ -434,6 +442,11 @@ func runPlan(ctx context.Context, env Env, pos []string, o planOptions) error {
 		p, impact, warnings = resp.Plan, resp.Impact, resp.Warnings
 	} else if p, warnings, err = planLocally(ctx, env, dir, o.baseRef, o.output, o.lim); err != nil {
 		return err
+	}
+	if o.git == nil {
+		// Named as the errors are. A --git checkout is a temporary folder:
+		// its warnings keep naming files from the spec's root.
+		warnings = rebaseWarnings(dir, warnings)
 	}
 	if err := writePlan(env, o.output, p, impact, warnings); err != nil {
 		return err
@@ -633,6 +646,7 @@ func runApply(ctx context.Context, env Env, dir, output string, mkClient func() 
 	if err := uploadSpec(ctx, c, "/v1/apply", dir, &resp); err != nil {
 		return printAPIError(env, dir, output, err)
 	}
+	resp.Warnings = rebaseWarnings(dir, resp.Warnings)
 	if output == "json" {
 		var im any
 		if resp.Impact != nil {

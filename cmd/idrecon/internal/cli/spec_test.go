@@ -84,7 +84,7 @@ func TestRefusedPlanSaysNothingIsApplied(t *testing.T) {
 				Fields: []reconcile.FieldChange{{Path: "spec.roles", Before: `["View Only"]`, After: `["Developer"]`}}}},
 			Deletes: []reconcile.Change{{Kind: "ScimProvisioning", Name: "entra",
 				Fields: []reconcile.FieldChange{{Path: "spec.enabled", Before: "true"}}}},
-			Summary: reconcile.Summary{Update: 1, Delete: 1},
+			Summary: reconcile.PlanSummary{Update: 1, Delete: 1},
 			Refused: (&reconcile.UnsafeError{Deletes: []spec.Ref{{Kind: "ScimProvisioning", Name: "entra"}}}).Error(),
 		}
 		json.NewEncoder(w).Encode(admin.PlanResponse{Plan: p, Impact: &access.Impact{Users: 1, Changes: []access.AccessChange{
@@ -157,6 +157,47 @@ func TestOfflinePlanLeavesBuiltinRolesOut(t *testing.T) {
 	code, out, errs := run(t, nil, "plan", "../../../../examples/entra")
 	if code != 2 || strings.Contains(out, "+ Role/Administrator") || !strings.Contains(out, "+ Role/Release Manager") {
 		t.Fatalf("exit %d, want 2 with the custom role created and no builtin one\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
+// TestPlanNamesWarningFilesAsValidate: a warning names its file as errors
+// do, relative to the working directory, so that a CI log's "scim.yaml"
+// is not looked for at the repository's root: plan (locally and through a
+// daemon, which names files in the uploaded folder) as validate does.
+func TestPlanNamesWarningFilesAsValidate(t *testing.T) {
+	const dir = "../../../../examples/entra"
+	want := filepath.Join(dir, "scim.yaml") + ":22:15: ScimProvisioning/entra: token \"entra\" is the published demo token"
+	daemon, _ := startDaemon(t, "")
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"validate", nil, []string{"validate", dir}},
+		{"plan", nil, []string{"plan", dir}},
+		{"plan json", nil, []string{"plan", dir, "--output", "json"}},
+		{"plan --server", daemon, []string{"plan", dir}},
+		{"plan --server json", daemon, []string{"plan", dir, "--output", "json"}},
+		{"apply", daemon, []string{"apply", dir}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, out, errs := run(t, tt.env, tt.args...)
+			got := errs
+			if strings.Contains(strings.Join(tt.args, " "), "json") {
+				var env struct {
+					Item struct {
+						Warnings []string `json:"warnings"`
+					} `json:"item"`
+				}
+				if err := json.Unmarshal([]byte(out), &env); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				got = strings.Join(env.Item.Warnings, "\n")
+			}
+			if !strings.Contains(got, want) {
+				t.Errorf("warnings:\n%s\nwant one naming %s", got, want)
+			}
+		})
 	}
 }
 
