@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/spec"
+	"github.com/idrecon/idrecon/spec/redact"
 )
 
 // maxMetadataRedirects bounds the redirects followed for metadataURL; Entra
@@ -48,12 +49,12 @@ func (p fetchPolicy) checkURL(u *url.URL) error {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && p.allowHTTP:
 	case u.Scheme == "http":
-		return refused("%s must be https (idp.allowInsecureMetadataURL permits http)", u.Redacted())
+		return refused("%s must be https (idp.allowInsecureMetadataURL permits http)", redact.URL(u.String()))
 	default:
-		return refused("%s is not an http(s) URL", u.Redacted())
+		return refused("%s is not an http(s) URL", redact.URL(u.String()))
 	}
 	if u.Host == "" || u.User != nil {
-		return refused("%s must name a host and no user", u.Redacted())
+		return refused("%s must name a host and no user", redact.URL(u.String()))
 	}
 	return nil
 }
@@ -176,7 +177,7 @@ func (s *Server) metadataClient(p fetchPolicy) *http.Client {
 func (s *Server) fetchMetadata(ctx context.Context, idp spec.SamlIDP) ([]byte, error) {
 	u, err := url.Parse(idp.MetadataURL)
 	if err != nil {
-		return nil, fmt.Errorf("metadataURL: %w", err)
+		return nil, fmt.Errorf("metadataURL: %w", hideURL(err))
 	}
 	p := policyOf(idp)
 	if err := p.checkURL(u); err != nil {
@@ -186,11 +187,11 @@ func (s *Server) fetchMetadata(ctx context.Context, idp spec.SamlIDP) ([]byte, e
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("metadataURL: %w", err)
+		return nil, fmt.Errorf("metadataURL: %w", hideURL(err))
 	}
 	resp, err := s.metadataClient(p).Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch idp metadata: %w", err)
+		return nil, fmt.Errorf("fetch idp metadata: %w", hideURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -204,4 +205,15 @@ func (s *Server) fetchMetadata(ctx context.Context, idp spec.SamlIDP) ([]byte, e
 		return nil, fmt.Errorf("fetch idp metadata: larger than %d bytes", maxMetadataSize)
 	}
 	return b, nil
+}
+
+// hideURL redacts the URL a *url.Error names (net/http's and url.Parse's
+// errors quote the URL whole): why a fetch failed reaches status and the
+// log, and the URL may carry a token.
+func hideURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redact.URL(ue.URL)
+	}
+	return err
 }

@@ -238,3 +238,38 @@ func TestFetchPolicyAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataURLSecretsHidden: a metadataURL may carry a token in its
+// query or userinfo (some IdPs and proxies take one there); why a fetch
+// failed reaches status and the log, and must not carry it.
+func TestMetadataURLSecretsHidden(t *testing.T) {
+	keys(t)
+	closed := newProbe(t, nil, true, "tcp4")
+	closedURL := closed.URL
+	closed.Close()
+	private := func(sp *spec.SamlServiceProvider) { sp.IDP.AllowPrivateMetadataHost = true }
+	tests := []struct {
+		name string
+		url  string
+		mods []func(*spec.SamlServiceProvider)
+	}{
+		{"refused for http", "http://idp.example/md?token=S3CRET-T0KEN", nil},
+		{"refused for its user", "https://S3CRET-T0KEN@idp.example/md", nil},
+		{"connection refused", closedURL + "/md?access_token=S3CRET-T0KEN", mods(private)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, append([]func(*spec.SamlServiceProvider){func(sp *spec.SamlServiceProvider) {
+				sp.IDP.MetadataXML = nil
+				sp.IDP.MetadataURL = tc.url
+			}}, tc.mods...)...)
+			ok, why := e.srv.Ready()
+			if ok || why == "" {
+				t.Fatalf("Ready() = %v, %q; want not ready", ok, why)
+			}
+			if strings.Contains(why, "S3CRET-T0KEN") {
+				t.Fatalf("the reason shows the URL's secret: %q", why)
+			}
+		})
+	}
+}
