@@ -292,7 +292,7 @@ func (b *batch) membersRow(c *memdb.Change) error {
 		}
 	}
 	for _, id := range added {
-		op := memberOp{key: b.s.memberKey(gid, id), of: b.s.memberOfKey(id, gid), group: b.s.objectKey(store.TableGroups, gid)}
+		op := memberOp{key: b.s.memberKey(gid, id), of: b.s.memberOfKey(id, gid), group: b.s.objectKey(store.TableGroups, gid), member: id}
 		for _, table := range []string{store.TableUsers, store.TableGroups} {
 			if k := b.s.objectKey(table, id); b.s.compareRev(k) > 0 {
 				op.must = k
@@ -302,7 +302,27 @@ func (b *batch) membersRow(c *memdb.Change) error {
 		b.members = append(b.members, op)
 	}
 	for _, id := range removed {
-		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id), of: b.s.memberOfKey(id, gid), del: true})
+		b.members = append(b.members, memberOp{key: b.s.memberKey(gid, id), of: b.s.memberOfKey(id, gid), member: id, del: true})
 	}
 	return b.object(b.s.objectKey(store.TableMembers, gid), c)
+}
+
+// markMade sets, once every change is in, the made key of each member
+// added that the mirror does not hold: the batch creates it (the store
+// checked it exists), and a transaction after the batch's first compares
+// that it still does (see exist).
+func (b *batch) markMade() {
+	for i := range b.members {
+		m := &b.members[i]
+		if m.del || m.must != "" {
+			continue
+		}
+		for _, table := range []string{store.TableUsers, store.TableGroups} {
+			k := b.s.objectKey(table, m.member)
+			if j, ok := b.index[k]; ok && b.ops[j].IsPut() {
+				m.made = k
+				break
+			}
+		}
+	}
 }

@@ -195,6 +195,20 @@ const commitTries = 3
 // nothing.
 func (s *State) commitTxns(ts []*mainTxn) {
 	s.metrics.grouped.Observe(float64(len(ts)))
+	s.commitMarked(ts)
+}
+
+// commitMarked is commitTxns without the metric, for a batch's later
+// transactions too (see sendLater).
+//
+// A transaction sent again compares its marker's revision with the one the
+// read that found it uncommitted saw: an earlier attempt that commits after
+// that read (a proposal still on its way) fails it, and is then found by
+// its nonce. A main transaction's own compares would fail it anyway; a
+// later transaction's, which only ask that its objects exist, would not,
+// and it would put its memberships again, undoing a removal another daemon
+// made in between.
+func (s *State) commitMarked(ts []*mainTxn) {
 	markers := make([]string, len(ts))
 	for i := range ts {
 		markers[i] = s.marker()
@@ -216,11 +230,12 @@ func (s *State) commitTxns(ts []*mainTxn) {
 	// commit after that read, so a marker holding any of them tells its
 	// batch committed.
 	var nonces []string
+	var guards []clientv3.Cmp // by position in ts, once sent again
 	for range commitTries {
 		nonce := randomNonce()
 		nonces = append(nonces, nonce)
 		var resp *clientv3.TxnResponse
-		resp, err = s.sendTxn(ts, markers, nonce)
+		resp, err = s.sendTxn(ts, markers, nonce, guards)
 		if err == nil {
 			stale := fmt.Errorf("%w: etcd revision %d", store.ErrStale, resp.Header.Revision)
 			var late map[int]int64
@@ -229,7 +244,7 @@ func (s *State) commitTxns(ts []*mainTxn) {
 				// compares now on its own write: reported stale, the
 				// store would run it again.
 				var rerr error
-				if late, rerr = s.readMarkers(markers, nonces[:len(nonces)-1]); rerr != nil {
+				if late, _, rerr = s.readMarkers(markers, nonces[:len(nonces)-1]); rerr != nil {
 					stale = unavailable(rerr) // cannot tell: the client retries
 				}
 			}
@@ -263,19 +278,21 @@ func (s *State) commitTxns(ts []*mainTxn) {
 			}
 			return
 		}
-		committed, rerr := s.readMarkers(markers, nonces)
+		committed, markRevs, rerr := s.readMarkers(markers, nonces)
 		if rerr != nil {
 			failAll(ts, unavailable(err)) // cannot tell: the client retries
 			return
 		}
 		var left []*mainTxn
 		var leftMarkers []string
+		guards = nil
 		for i, t := range ts {
 			if rev, ok := committed[i]; ok {
 				t.rev = rev
 				continue
 			}
 			left, leftMarkers = append(left, t), append(leftMarkers, markers[i])
+			guards = append(guards, clientv3.Compare(clientv3.ModRevision(markers[i]), "=", markRevs[i]))
 		}
 		if len(left) == 0 {
 			return
@@ -286,21 +303,29 @@ func (s *State) commitTxns(ts []*mainTxn) {
 	failAll(ts, unavailable(err))
 }
 
-// sendTxn sends ts as one transaction, each with its marker set to nonce:
-// a single one as a plain transaction, several nested.
-func (s *State) sendTxn(ts []*mainTxn, markers []string, nonce string) (*clientv3.TxnResponse, error) {
+// sendTxn sends ts as one transaction, each with its marker set to nonce
+// and, when guards is not nil, comparing guards[i] too (see commitMarked;
+// prepare and chunks leave room for it): a single one as a plain
+// transaction, several nested.
+func (s *State) sendTxn(ts []*mainTxn, markers []string, nonce string, guards []clientv3.Cmp) (*clientv3.TxnResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	txn := s.cli.Txn(clientv3.WithRequireLeader(ctx))
 	then := func(i int) []clientv3.Op {
 		return append(ts[i].ops[:len(ts[i].ops):len(ts[i].ops)], clientv3.OpPut(markers[i], nonce))
 	}
+	cmps := func(i int) []clientv3.Cmp {
+		if guards == nil {
+			return ts[i].cmps
+		}
+		return append(ts[i].cmps[:len(ts[i].cmps):len(ts[i].cmps)], guards[i])
+	}
 	if len(ts) == 1 {
-		return txn.If(ts[0].cmps...).Then(then(0)...).Commit()
+		return txn.If(cmps(0)...).Then(then(0)...).Commit()
 	}
 	nested := make([]clientv3.Op, len(ts))
-	for i, t := range ts {
-		nested[i] = clientv3.OpTxn(t.cmps, then(i), nil)
+	for i := range ts {
+		nested[i] = clientv3.OpTxn(cmps(i), then(i), nil)
 	}
 	return txn.Then(nested...).Commit()
 }
@@ -326,8 +351,9 @@ func allSucceeded(resp *clientv3.TxnResponse, n int) bool {
 }
 
 // readMarkers returns, by position, the revisions at which the markers
-// that hold one of nonces were written: those transactions committed.
-func (s *State) readMarkers(markers []string, nonces []string) (map[int]int64, error) {
+// that hold one of nonces were written: those transactions committed; and
+// the revision of every marker (0: it does not exist).
+func (s *State) readMarkers(markers []string, nonces []string) (map[int]int64, []int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	gets := make([]clientv3.Op, len(markers))
@@ -336,16 +362,19 @@ func (s *State) readMarkers(markers []string, nonces []string) (map[int]int64, e
 	}
 	resp, err := s.cli.Txn(ctx).Then(gets...).Commit()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[int]int64{}
+	out, revs := map[int]int64{}, make([]int64, len(markers))
 	for i, r := range resp.Responses {
 		kvs := r.GetResponseRange().GetKvs()
-		if len(kvs) == 1 && slices.Contains(nonces, string(kvs[0].Value)) {
-			out[i] = kvs[0].ModRevision
+		if len(kvs) == 1 {
+			revs[i] = kvs[0].ModRevision
+			if slices.Contains(nonces, string(kvs[0].Value)) {
+				out[i] = kvs[0].ModRevision
+			}
 		}
 	}
-	return out, nil
+	return out, revs, nil
 }
 
 func failAll(ts []*mainTxn, err error) {

@@ -43,9 +43,12 @@
 //
 // Memberships are written in the transaction of their batch while it has
 // room (etcd's default limit is 128 operations per transaction); the rest
-// follow in transactions of their own. Membership puts and deletes are
-// idempotent, so a daemon that dies between them leaves a state the client's
-// retry (Entra retries what was not answered) completes.
+// follow in transactions of their own (see sendLater), each checking that
+// its members and groups still exist, each with a marker as the first, so
+// a lost answer is resolved rather than reported. Membership puts and
+// deletes are idempotent, so a daemon that dies between them leaves a
+// state the client's retry (Entra retries what was not answered)
+// completes.
 package etcdstate
 
 import (
@@ -167,6 +170,12 @@ type State struct {
 	appliedMu sync.Mutex
 	applied   int64         // the revision the store reflects; guarded by appliedMu
 	advanced  chan struct{} // closed when applied grows; guarded by appliedMu
+	// fault is why the store does not follow etcd, while Run reloads it
+	// after a failure (see Run); stuck: a reload failed too, so Barrier
+	// fails at once rather than wait for a revision that is not coming.
+	// Guarded by appliedMu.
+	fault error
+	stuck bool
 }
 
 var _ store.Pipeline = (*State)(nil)
@@ -259,6 +268,10 @@ func (s *State) Load(ctx context.Context, st *store.Store) (Stats, error) {
 func (s *State) reload(ctx context.Context) (Stats, error) {
 	start := time.Now()
 	var stats Stats
+	// The revisions the mirror compares, and the floors, are replaced in
+	// the store write (see loader.finish), not after it: the committer
+	// runs this write and Commit's, so none sees the new state with the old
+	// revisions.
 	err := s.st.Mirror(ctx, func(tx *store.Txn) error {
 		held, err := tx.Resources("")
 		if err != nil {
@@ -280,9 +293,9 @@ func (s *State) reload(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return stats, err
 	}
-	s.mu.Lock()
-	s.floor = map[string]int64{}
-	s.mu.Unlock()
+	// Cleared first: Barrier must not see the old fault with the new
+	// revision behind etcd's, and fail.
+	s.setFault(nil, false)
 	s.advance(stats.Revision)
 	stats.Elapsed = time.Since(start)
 	return stats, nil
@@ -360,14 +373,14 @@ func (l *loader) add(kvs []*mvccpb.KeyValue) error {
 		case p.table == store.TableMembers:
 			obj, err := record.Decode(p.table, kv.Value)
 			if err != nil {
-				return fmt.Errorf("etcdstate: %s: %w", k, err)
+				return fmt.Errorf("etcdstate: load: %w", &recordError{k, kv.ModRevision, err})
 			}
 			l.headers[p.id] = obj.(*store.Members)
 			continue
 		}
 		obj, err := record.Decode(p.table, kv.Value)
 		if err != nil {
-			return fmt.Errorf("etcdstate: %s: %w", k, err)
+			return fmt.Errorf("etcdstate: load: %w", &recordError{k, kv.ModRevision, err})
 		}
 		if r, ok := obj.(*store.Resource); ok {
 			if cur := l.held[[2]string{r.Kind, r.Name}]; cur != nil {
@@ -375,7 +388,7 @@ func (l *loader) add(kvs []*mvccpb.KeyValue) error {
 			}
 		}
 		if err := l.tx.Insert(p.table, obj); err != nil {
-			return fmt.Errorf("etcdstate: load %s: %w", k, err)
+			return fmt.Errorf("etcdstate: load: %w", &recordError{k, kv.ModRevision, err})
 		}
 		switch p.table {
 		case store.TableUsers:
@@ -419,8 +432,10 @@ func (l *loader) finish(rev int64) (Stats, error) {
 	if err := tx.RebuildMemberOf(); err != nil {
 		return stats, err
 	}
+	// Floors are of revisions the state read holds: the watch starts
+	// after them.
 	l.s.mu.Lock()
-	l.s.revs = l.revs
+	l.s.revs, l.s.floor = l.revs, map[string]int64{}
 	l.s.mu.Unlock()
 	return stats, nil
 }
@@ -531,18 +546,36 @@ func (s *State) advance(rev int64) {
 	}
 }
 
-// waitApplied returns once the store reflects rev.
+// errStuck is waitApplied's error while the mirror cannot load the state.
+var errStuck = errors.New("etcdstate: the mirror cannot follow etcd")
+
+// setFault records why the store does not follow etcd (nil: it does again),
+// and whether a reload failed.
+func (s *State) setFault(err error, stuck bool) {
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	s.fault, s.stuck = err, stuck
+}
+
+// waitApplied returns once the store reflects rev. It fails at once while
+// the mirror is stuck (see Run), saying why.
 func (s *State) waitApplied(ctx context.Context, rev int64) error {
 	for {
 		s.appliedMu.Lock()
-		applied, ch := s.applied, s.advanced
+		applied, ch, fault, stuck := s.applied, s.advanced, s.fault, s.stuck
 		s.appliedMu.Unlock()
 		if applied >= rev {
 			return nil
 		}
+		if stuck {
+			return fmt.Errorf("%w: %w: it holds revision %d, etcd is at %d: %w", store.ErrUnavailable, errStuck, applied, rev, fault)
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			if fault != nil {
+				return fmt.Errorf("%w: the mirror is at revision %d, waiting for %d: %w (it is loading the state again: %w)", store.ErrUnavailable, applied, rev, ctx.Err(), fault)
+			}
 			return fmt.Errorf("%w: the mirror is at revision %d, waiting for %d: %w", store.ErrUnavailable, applied, rev, ctx.Err())
 		}
 	}
@@ -571,8 +604,10 @@ func (s *State) Barrier(ctx context.Context) error {
 	quiet, stop := context.WithTimeout(ctx, barrierQuiet)
 	err = s.waitApplied(quiet, rev)
 	stop()
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, errStuck) {
+		// Stuck, the mirror reaches no revision: readiness and the
+		// request are told why at once.
+		return err
 	}
 	// The revision may belong to a key outside the prefix: write one inside
 	// it, whose event the mirror will see, at a revision at least as high.
@@ -754,10 +789,11 @@ func (s *State) Prepare(changes memdb.Changes) (func(released func()) error, boo
 		// Committed, so acknowledged whatever the watch does: waiting is
 		// for this daemon to read its own write, and a watch that is late
 		// (reconnecting to another member) is logged, not an error. The
-		// next SCIM request's Barrier waits for it anyway.
+		// next SCIM request's Barrier waits for it anyway. (A later
+		// transaction left with nothing to send has revision 0.)
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		defer cancel()
-		if err := s.waitApplied(ctx, revs[len(revs)-1]); err != nil {
+		if err := s.waitApplied(ctx, slices.Max(revs)); err != nil {
 			s.log.Warn("a committed batch is not in the mirror yet", "err", err)
 		}
 		return nil
@@ -785,7 +821,10 @@ func (s *State) prepare(changes memdb.Changes) (*batch, error) {
 		}
 		b.cmps = append(b.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", rev))
 	}
-	if len(b.ops)+1 > MaxTxnOps || len(b.cmps) > MaxTxnOps {
+	b.markMade()
+	// +1 for the marker's put, and for the compare of the marker when the
+	// transaction is sent again (see commitMarked).
+	if len(b.ops)+1 > MaxTxnOps || len(b.cmps)+1 > MaxTxnOps {
 		return nil, fmt.Errorf("%w: %d operations", ErrTooLarge, len(b.ops)+1)
 	}
 	if err := s.busy(b); err != nil {
@@ -837,10 +876,11 @@ func (s *State) release(b *batch, done chan struct{}) {
 
 // chunks splits the batch's memberships into the transactions that carry
 // them: the first shares the main transaction (one operation is the
-// marker) while its operations and its compares (an added member's
-// existence) fit, the rest go MaxTxnOps at a time.
+// marker, one compare is left for the marker's when it is sent again, see
+// commitMarked) while its operations and its compares (an added member's
+// existence) fit, the rest go as many as fit with a marker at a time.
 func (b *batch) chunks() [][]memberOp {
-	nops, ncmps, n := len(b.ops)+1, len(b.cmps), 0
+	nops, ncmps, n := len(b.ops)+1, len(b.cmps)+1, 0
 	for _, m := range b.members {
 		c := 0
 		if m.must != "" {
@@ -854,14 +894,18 @@ func (b *batch) chunks() [][]memberOp {
 	first := b.members[:n]
 	out := [][]memberOp{first}
 	for rest := b.members[len(first):]; len(rest) > 0; {
-		// Its compares, at most one per member and one per group (see
-		// groupsExist), fit MaxTxnOps too.
-		chunk := rest[:min(MaxTxnOps/opsPerMember, len(rest))]
+		// Its compares, at most one per member (see exist), one per group
+		// (see groupsExist) and the marker's, fit MaxTxnOps too.
+		chunk := rest[:min(laterChunk, len(rest))]
 		rest = rest[len(chunk):]
 		out = append(out, chunk)
 	}
 	return out
 }
+
+// laterChunk is how many memberships a transaction after a batch's first
+// carries: their operations and its marker's put fit MaxTxnOps.
+const laterChunk = (MaxTxnOps - 1) / opsPerMember
 
 // send commits a prepared batch and returns the revision of each of its
 // transactions, the main one first. grouped: its main transaction may share
@@ -870,7 +914,7 @@ func (s *State) send(b *batch, grouped bool) ([]int64, error) {
 	chunks := b.chunks()
 	start := time.Now()
 	defer since(s.metrics.commit, start)
-	t := &mainTxn{cmps: slices.Concat(b.cmps, exist(chunks[0])), ops: append(b.ops, ops(chunks[0])...)}
+	t := &mainTxn{cmps: slices.Concat(b.cmps, exist(chunks[0], false)), ops: append(b.ops, ops(chunks[0])...)}
 	if grouped && len(chunks) == 1 {
 		s.commitGrouped(t)
 	} else {
@@ -886,20 +930,103 @@ func (s *State) send(b *batch, grouped bool) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The batch committed with its first transaction: what follows must
+	// not be reported as not committed (store.ErrStale), or the store
+	// runs its writes again, on a state that holds them (a create would
+	// find its userName taken).
 	revs := []int64{rev}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
+	dropped := false
 	for _, chunk := range chunks[1:] {
-		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(append(exist(chunk), groupsExist(chunk)...)...).Then(ops(chunk)...).Commit()
+		rev, gone, err := s.sendLater(chunk)
 		if err != nil {
-			return nil, unavailable(err)
+			// Its outcome is unknown (etcd unreachable for a whole
+			// commitMarked, the markers unreadable): the batch is partly
+			// applied, and store.ErrUnavailable (SCIM's 503) is the
+			// truthful answer. The client's retry is safe: it runs on
+			// a mirror that holds the memberships that were written, a
+			// member added again or removed again is no change (see
+			// store.ChangeMembers), and the rest is written again. One
+			// thing it cannot undo: the other writes the store batched
+			// with this one, answered with the same error, committed
+			// with the first transaction (a create sent again finds
+			// its userName taken); the store answers a batch as one.
+			return nil, err
 		}
-		if !resp.Succeeded {
-			return nil, fmt.Errorf("%w: a member added, or its group, was deleted meanwhile (etcd revision %d)", store.ErrStale, resp.Header.Revision)
-		}
-		revs = append(revs, resp.Header.Revision)
+		dropped = dropped || gone
+		revs = append(revs, rev)
+	}
+	if dropped && !grouped {
+		// Commit's store makes its own copy of the batch visible, with
+		// the memberships that were dropped. Reported stale, the store
+		// discards it instead, the mirror applies what committed when
+		// the watch brings it, and the writes (the reconciler's, which
+		// find their work done) run again.
+		return nil, fmt.Errorf("%w: a member added, or its group, was deleted after the batch's first transaction", store.ErrStale)
 	}
 	return revs, nil
+}
+
+// sendLater commits one of a batch's transactions after the first, through
+// commitMarked, so a lost answer is resolved and not reported: it
+// returns the transaction's revision, 0 when nothing was left to send.
+//
+// Another daemon that saw the first transaction may delete a member added
+// or its group, with the memberships it knows, before this one: the
+// transaction's compares then fail. Its memberships of objects that are
+// gone are dropped (gone true) and the rest sent again: the outcome is the
+// batch's, committed at its first transaction, followed by that delete,
+// which would have deleted those memberships too.
+func (s *State) sendLater(chunk []memberOp) (rev int64, gone bool, err error) {
+	for tries := 0; len(chunk) > 0; {
+		t := &mainTxn{cmps: slices.Concat(exist(chunk, true), groupsExist(chunk)), ops: ops(chunk)}
+		s.commitMarked([]*mainTxn{t})
+		if !errors.Is(t.err, store.ErrStale) {
+			return t.rev, gone, t.err
+		}
+		missing, err := s.missing(t.cmps)
+		if err != nil {
+			return 0, gone, unavailable(err)
+		}
+		kept := slices.DeleteFunc(slices.Clone(chunk), func(m memberOp) bool {
+			return !m.del && (missing[m.must] || missing[m.made] || missing[m.group])
+		})
+		if len(kept) == len(chunk) {
+			// Nothing is gone now: an object deleted and created again
+			// in between. Bounded, as commitTxns is.
+			if tries++; tries == commitTries {
+				return 0, gone, fmt.Errorf("%w: %w", store.ErrUnavailable, t.err)
+			}
+			continue
+		}
+		chunk, gone = kept, true
+	}
+	return 0, gone, nil
+}
+
+// missing returns which of the keys cmps compare do not exist.
+func (s *State) missing(cmps []clientv3.Cmp) (map[string]bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	var keys []string
+	var gets []clientv3.Op
+	for i := range cmps {
+		k := string(cmps[i].KeyBytes())
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+			gets = append(gets, clientv3.OpGet(k, clientv3.WithCountOnly()))
+		}
+	}
+	resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(gets...).Commit()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for i, r := range resp.Responses {
+		if r.GetResponseRange().GetCount() == 0 {
+			out[keys[i]] = true
+		}
+	}
+	return out, nil
 }
 
 // stillLeads reads whether this daemon's leadership key is still the one
@@ -967,21 +1094,30 @@ func randomNonce() string {
 // key in the member's range (of), which a delete of the member compares
 // (see batch.deleted); the two go in one transaction. must, when set, is
 // the key of the member's object, which must exist when the membership is
-// put.
+// put. made, when set, is the key of the member's object when the batch
+// creates it: its first transaction does, so only later ones compare it.
 type memberOp struct {
-	key   string
-	of    string
-	group string // the key of the group's object
-	del   bool
-	must  string
+	key    string
+	of     string
+	group  string // the key of the group's object
+	member string // the member's id
+	del    bool
+	must   string
+	made   string
 }
 
-// exist returns the compares that the members ms adds still exist.
-func exist(ms []memberOp) []clientv3.Cmp {
+// exist returns the compares that the members ms adds still exist; later:
+// in a transaction after the batch's first, where those the batch created
+// may have been deleted by another daemon that saw them.
+func exist(ms []memberOp, later bool) []clientv3.Cmp {
 	var out []clientv3.Cmp
 	for _, m := range ms {
-		if m.must != "" {
-			out = append(out, clientv3.Compare(clientv3.CreateRevision(m.must), ">", 0))
+		k := m.must
+		if k == "" && later {
+			k = m.made
+		}
+		if k != "" {
+			out = append(out, clientv3.Compare(clientv3.CreateRevision(k), ">", 0))
 		}
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -16,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/store"
@@ -33,7 +37,13 @@ type replica struct {
 
 func newReplica(t *testing.T, cli *clientv3.Client, prefix string) *replica {
 	t.Helper()
-	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: prefix})
+	return newReplicaWith(t, etcdstate.Options{Client: cli, Prefix: prefix})
+}
+
+// newReplicaWith is newReplica with the State's options.
+func newReplicaWith(t *testing.T, opts etcdstate.Options) *replica {
+	t.Helper()
+	state, err := etcdstate.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,6 +530,195 @@ func TestReloadAfterCompaction(t *testing.T) {
 	if u, _ := b.barrier(t).UserByID("after"); u == nil {
 		t.Error("b does not mirror writes after the reload")
 	}
+}
+
+// TestUnappliableEventReloads: an event the mirror cannot apply (here a
+// record that does not decode, written under the prefix by hand) must not
+// leave the replica stuck before it, its Barrier timing out forever. The
+// mirror loads the whole state again, as after a compaction: a record gone
+// by then (written and deleted again) is passed over with it. One still
+// there cannot be loaded either: the replica keeps serving the last whole
+// state it held, its Barrier fails at once saying why (readiness shows it,
+// SCIM answers 503), it tries again less and less often, logging the
+// record once, and it recovers once an operator deleted the record.
+func TestUnappliableEventReloads(t *testing.T) {
+	etcdstate.FastRetries(t)
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	for i, tc := range []struct {
+		name string
+		left bool // the record stays until the test deletes it
+	}{
+		{"a record deleted again before the mirror applies it", false},
+		{"a record left until an operator deletes it", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := fmt.Sprintf("/unappliable/%d/", i)
+			bad := prefix + "o/users/bad"
+			// loads counts the reads that start a load of the state.
+			var loads atomic.Int32
+			intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				if r, ok := req.(*pb.RangeRequest); ok && string(r.Key) == prefix+"m/" && len(r.RangeEnd) > 0 {
+					loads.Add(1)
+				}
+				return invoker(ctx, method, req, reply, cc, opts...)
+			}
+			logs := &logRecorder{}
+			a := newReplica(t, cli, prefix)
+			b := newReplicaWith(t, etcdstate.Options{Client: etcdstate.InterceptedClient(t, c.Endpoints, intercept), Prefix: prefix,
+				Logger: slog.New(logs), Timeout: 2 * time.Second})
+			a.update(t, createUser("u1", "ann@contoso.com"))
+			b.barrier(t)
+			if _, err := cli.Put(context.Background(), bad, "not a record"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.left {
+				err := pollBarrier(t, b, func(err error) bool { return err != nil && strings.Contains(err.Error(), bad) })
+				if !errors.Is(err, store.ErrUnavailable) {
+					t.Errorf("Barrier: %v, want store.ErrUnavailable", err)
+				}
+				if u, _ := b.st.Read().UserByID("u1"); u == nil {
+					t.Error("b lost the state it held")
+				}
+				// Tried again, and logged once.
+				start := loads.Load()
+				poll(t, func() bool { return loads.Load() >= start+3 },
+					func() string {
+						return fmt.Sprintf("b tried to load the state %d times more, want 3", loads.Load()-start)
+					})
+				if n := logs.count(slog.LevelWarn, bad); n != 1 {
+					t.Errorf("%d warnings or errors name %s, want 1:\n%s", n, bad, logs)
+				}
+				if !logs.hasAttrs(slog.LevelWarn, "key", bad, "revision") {
+					t.Errorf("no warning names the key and its revision:\n%s", logs)
+				}
+			}
+			if _, err := cli.Delete(context.Background(), bad); err != nil {
+				t.Fatal(err)
+			}
+			a.update(t, createUser("u2", "bob@contoso.com"))
+			pollBarrier(t, b, func(err error) bool { return err == nil })
+			tx := b.st.Read()
+			for _, id := range []string{"u1", "u2"} {
+				if u, _ := tx.UserByID(id); u == nil {
+					t.Errorf("b lacks %s", id)
+				}
+			}
+			if n := reloads(t, b.state); n < 1 {
+				t.Errorf("reloads counted: %v, want at least 1", n)
+			}
+		})
+	}
+}
+
+// pollBarrier calls r's Barrier until done accepts its error, and returns
+// that error; it fails t after a deadline.
+func pollBarrier(t *testing.T, r *replica, done func(error) bool) error {
+	t.Helper()
+	var err error
+	poll(t, func() bool {
+		err = r.state.Barrier(context.Background())
+		return done(err)
+	}, func() string { return fmt.Sprintf("Barrier: %v", err) })
+	return err
+}
+
+// poll calls cond until it holds; after a deadline it fails t with what.
+func poll(t *testing.T, cond func() bool, what func() string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(what())
+		}
+		time.Sleep(5 * time.Millisecond) // a poll's interval, not a wait for an outcome
+	}
+}
+
+// reloads returns the reloads s counted.
+func reloads(t *testing.T, s *etcdstate.State) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "idrecon_etcd_reloads_total" {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("no reloads metric")
+	return 0
+}
+
+// logRecorder is a slog.Handler that keeps the records.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r.Clone())
+	return nil
+}
+
+func (l *logRecorder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, r := range l.records {
+		fmt.Fprintln(&b, text(r))
+	}
+	return b.String()
+}
+
+func text(r slog.Record) string {
+	s := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		s += " " + a.String()
+		return true
+	})
+	return s
+}
+
+// count returns how many records at level or above mention s.
+func (l *logRecorder) count(level slog.Level, s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.records {
+		if r.Level >= level && strings.Contains(text(r), s) {
+			n++
+		}
+	}
+	return n
+}
+
+// hasAttrs reports whether a record at level or above has attribute key
+// with value val, and an attribute named also.
+func (l *logRecorder) hasAttrs(level slog.Level, key, val, also string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.records {
+		found, other := false, false
+		r.Attrs(func(a slog.Attr) bool {
+			found = found || a.Key == key && a.Value.String() == val
+			other = other || a.Key == also
+			return true
+		})
+		if r.Level >= level && found && other {
+			return true
+		}
+	}
+	return false
 }
 
 // TestNameHandOverInOneBatch: a batch in which one object gives up a

@@ -19,3 +19,11 @@ func SmallPages(t *testing.T, first, bytes int) {
 // InterceptedClient returns a client of endpoints whose unary calls go
 // through intercept, closed when t ends.
 var InterceptedClient = interceptedClient
+
+// FastRetries makes the mirror load the state again within milliseconds of
+// a failed load, until t ends.
+func FastRetries(t *testing.T) {
+	oldMin, oldMax := retryMin, retryMax
+	retryMin, retryMax = time.Millisecond, 20*time.Millisecond
+	t.Cleanup(func() { retryMin, retryMax = oldMin, oldMax })
+}

@@ -19,39 +19,177 @@ import (
 // the mirror missed changes it can no longer read.
 var ErrCompacted = errors.New("etcdstate: the mirror fell behind etcd's compaction")
 
+// errUnapplied is the watch's error when the store did not take a watch
+// response: the events after it cannot be applied either.
+var errUnapplied = errors.New("etcdstate: the mirror cannot apply a change")
+
+// recordError is an error applying or loading one key's event or record:
+// Run logs the key and revision, and Barrier reports them.
+type recordError struct {
+	key string
+	rev int64
+	err error
+}
+
+func (e *recordError) Error() string {
+	return fmt.Sprintf("%s at revision %d: %v", e.key, e.rev, e.err)
+}
+func (e *recordError) Unwrap() error { return e.err }
+
 // Run keeps the store a mirror of etcd until ctx ends: it watches the
 // store's keys from the revision Load read and applies each response, in one
 // store write, through store.Mirror. A watch that breaks (etcd restarted,
-// the member lost its leader) is opened again where it stopped; one that
-// fell behind etcd's compaction reloads the whole state in one store write
-// (readers see the old state until the new one is complete, never half of
-// it) and watches on from there.
+// the member lost its leader) is opened again where it stopped. A mirror
+// that fell behind etcd's compaction, or that cannot apply a response (a
+// record this daemon cannot decode, a state its store refuses), reloads
+// the whole state in one store write (readers see the old state until the
+// new one is complete, never half of it) and watches on from there: a
+// response not applied cannot be stepped over, as the changes after it
+// build on it, and the reload is the one way past it that leaves nothing
+// out.
+//
+// A reload can fail too, and for as long as what made the response
+// unappliable stays (a record only a newer idrecon reads, or one written
+// by hand): Load refuses such a state, and the mirror does too, rather
+// than serve one without the record (a user missing here would be created
+// again by Entra, a resource missing would change what the gateways
+// enforce). The store keeps the last whole state it held, Barrier fails at
+// once saying why (so readiness shows it and SCIM answers 503 here rather
+// than from a state that does not follow etcd), and the reload is tried
+// again, less and less often (see backoff), until the record is fixed or
+// deleted, or idrecon upgraded. Each new reason is logged once.
 func (s *State) Run(ctx context.Context) error {
 	if s.st == nil {
 		return errors.New("etcdstate: Run before Load")
 	}
+	var retry backoff
 	for {
 		err := s.watch(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
 			return nil
 		}
-		if errors.Is(err, ErrCompacted) {
+		var wait time.Duration
+		switch {
+		case errors.Is(err, ErrCompacted):
 			s.log.Warn("the mirror fell behind etcd's compaction; loading the whole state again", "err", err)
-			stats, rerr := s.reload(ctx)
-			if rerr == nil {
-				s.metrics.reloads.Inc()
-				s.log.Info("state loaded again", "revision", stats.Revision, "users", stats.Users, "groups", stats.Groups, "took", stats.Elapsed)
-				continue
+		case errors.Is(err, errUnapplied):
+			// Logged with the reload's outcome, once. Until it is
+			// done, Barrier's timeout says why it waited.
+			s.setFault(err, false)
+			wait = retry.next(time.Now())
+		default:
+			s.log.Warn("etcd watch ended; opening it again", "err", err, "revision", s.Applied())
+			if !sleep(ctx, 200*time.Millisecond) {
+				return nil
 			}
-			err = rerr
+			continue
 		}
-		s.log.Warn("etcd watch ended; opening it again", "err", err, "revision", s.Applied())
-		select {
-		case <-ctx.Done():
+		if !s.reloadUntilDone(ctx, err, wait, &retry) {
 			return nil
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// reloadUntilDone loads the whole state again, after wait, as often as it
+// takes; why is what made it necessary. false: ctx ended first.
+func (s *State) reloadUntilDone(ctx context.Context, why error, wait time.Duration, retry *backoff) bool {
+	logged, tries := "", 0
+	for {
+		if !sleep(ctx, wait) {
+			return false
+		}
+		tries++
+		stats, err := s.reload(ctx)
+		if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
+			return false
+		}
+		if err == nil {
+			s.metrics.reloads.Inc()
+			attrs := []any{"loaded_revision", stats.Revision, "users", stats.Users, "groups", stats.Groups, "took", stats.Elapsed}
+			switch {
+			case logged != "":
+				s.log.Info("the mirror follows etcd again: state loaded", append(attrs, "tries", tries)...)
+			case errors.Is(why, errUnapplied):
+				s.log.Warn("the mirror could not apply a change; loaded the whole state again", append(attrs, keyAttrs(why, "err")...)...)
+			default:
+				s.log.Info("state loaded again", attrs...)
+			}
+			return true
+		}
+		wait = retry.next(time.Now())
+		fault := fmt.Errorf("%w; loading the state again failed (%d tries, the next in %v): %w", why, tries, wait.Round(time.Millisecond), err)
+		s.setFault(fault, true)
+		if msg := err.Error(); msg != logged {
+			logged = msg
+			// The key and revision of the record the load refused, or
+			// else of the change the watch could not apply.
+			attrs := keyAttrs(err, "err")
+			if _, ok := errors.AsType[*recordError](err); !ok {
+				attrs = append(keyAttrs(why, "cause"), "err", err)
+			}
+			s.log.Error("the mirror cannot follow etcd: the state cannot be loaded; this daemon keeps the older state it holds, and its Barrier fails, until it can",
+				append(attrs, "revision_held", s.Applied(), "retry_in", wait)...)
+		} else {
+			s.log.Debug("loading the state again failed", "err", err, "retry_in", wait)
+		}
+	}
+}
+
+// keyAttrs returns the log attributes of err (as name): with the key and
+// revision of the record it is about, when it is about one.
+func keyAttrs(err error, name string) []any {
+	if re, ok := errors.AsType[*recordError](err); ok {
+		return []any{"key", re.key, "revision", re.rev, name, err}
+	}
+	return []any{name, err}
+}
+
+// sleep waits d; false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// retryMin and retryMax bound the wait before loading the state again
+// after a load failed; variables so that tests can shorten them.
+var (
+	retryMin = 200 * time.Millisecond
+	retryMax = 30 * time.Second
+)
+
+// backoff spaces the reloads of a mirror that keeps failing: the first
+// after a quiet while goes at once, the next after retryMin, each later
+// one twice as late as the one before, up to retryMax.
+type backoff struct {
+	tries int
+	last  time.Time
+}
+
+// next returns how long to wait before the next reload, after a failure
+// at now.
+func (b *backoff) next(now time.Time) time.Duration {
+	if now.Sub(b.last) > 2*retryMax {
+		b.tries = 0
+	}
+	b.last = now
+	b.tries++
+	if b.tries == 1 {
+		return 0
+	}
+	d := retryMin
+	for i := 2; i < b.tries && d < retryMax; i++ {
+		d *= 2
+	}
+	return min(d, retryMax)
 }
 
 func (s *State) watch(ctx context.Context) error {
@@ -71,7 +209,10 @@ func (s *State) watch(ctx context.Context) error {
 				time.Sleep(s.lag) // tests: a mirror that falls behind
 			}
 			if err := s.st.Mirror(ctx, func(tx *store.Txn) error { return s.apply(tx, resp.Events) }); err != nil {
-				return fmt.Errorf("apply revision %d: %w", resp.Events[len(resp.Events)-1].Kv.ModRevision, err)
+				if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
+					return err
+				}
+				return fmt.Errorf("%w: revisions %d to %d: %w", errUnapplied, resp.Events[0].Kv.ModRevision, resp.Events[len(resp.Events)-1].Kv.ModRevision, err)
 			}
 			s.advance(resp.Events[len(resp.Events)-1].Kv.ModRevision)
 			s.forget(s.Applied())
@@ -98,33 +239,40 @@ func (s *State) forget(rev int64) {
 // daemon already holds (its own writes, or older than them). A run of
 // membership events of one group (a member PATCH is a hundred of them) is
 // applied as one change of the group's members.
+//
+// The revisions the mirror compares change only once every event is in tx:
+// a response the store does not take leaves them as the store is (see
+// held). The store commits tx after this returns, which only the
+// impossible (a store index refusing what this built) can fail, and then
+// Run reloads the whole state, revisions included.
 func (s *State) apply(tx *store.Txn, events []*clientv3.Event) error {
 	var run memberRun
+	h := held{s: s, revs: map[string]heldRev{}}
 	// decoded holds the users and groups vacate decoded already.
 	decoded := make([]any, len(events))
 	for i, ev := range events {
 		key, rev := string(ev.Kv.Key), ev.Kv.ModRevision
 		if i == 0 || rev != events[i-1].Kv.ModRevision {
-			if err := s.vacate(tx, events[i:], decoded[i:]); err != nil {
+			if err := s.vacate(tx, &h, events[i:], decoded[i:]); err != nil {
 				return err
 			}
 		}
-		if !s.newer(key, rev) {
+		if !h.newer(key, rev) {
 			continue
 		}
 		p, ok := s.parse(key)
 		if !ok {
-			s.seen(key, rev, ev.Type == mvccpb.DELETE)
+			h.seen(key, rev, ev.Type == mvccpb.DELETE)
 			continue // index and tick keys: etcd's, not the store's
 		}
 		if p.group != "" {
-			if err := run.add(tx, p.group, p.member, ev.Type != mvccpb.DELETE); err != nil {
-				return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+			if err := run.add(tx, p.group, p.member, ev.Type != mvccpb.DELETE, key, rev); err != nil {
+				return err
 			}
 			continue
 		}
 		if err := run.flush(tx); err != nil {
-			return fmt.Errorf("before %s at revision %d: %w", key, rev, err)
+			return err
 		}
 		var err error
 		if ev.Type == mvccpb.DELETE {
@@ -133,11 +281,54 @@ func (s *State) apply(tx *store.Txn, events []*clientv3.Event) error {
 			err = s.applyPut(tx, p, ev.Kv.Value, decoded[i])
 		}
 		if err != nil {
-			return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+			return &recordError{key, rev, err}
 		}
-		s.seen(key, rev, ev.Type == mvccpb.DELETE)
+		h.seen(key, rev, ev.Type == mvccpb.DELETE)
 	}
-	return run.flush(tx)
+	if err := run.flush(tx); err != nil {
+		return err
+	}
+	h.keep()
+	return nil
+}
+
+// held is what one watch response changes in the revisions the mirror
+// compares (State.revs and floor), kept apart until the response is
+// applied whole: recorded for events whose changes the store then
+// discarded, those revisions would let a write computed on the older
+// record pass etcd's compare and overwrite the newer one, and make the
+// watch pass over the events as held when it brings them again.
+type held struct {
+	s    *State
+	revs map[string]heldRev
+}
+
+type heldRev struct {
+	rev     int64
+	deleted bool
+}
+
+// newer is State.newer, seeing the events of the response seen so far.
+func (h *held) newer(key string, rev int64) bool {
+	if r, ok := h.revs[key]; ok {
+		return rev > r.rev
+	}
+	return h.s.newer(key, rev)
+}
+
+func (h *held) seen(key string, rev int64, deleted bool) {
+	h.revs[key] = heldRev{rev, deleted}
+}
+
+// keep records the response's revisions in the State.
+func (h *held) keep() {
+	for k, r := range h.revs {
+		if r.deleted {
+			h.s.committed(nil, []string{k}, r.rev)
+		} else {
+			h.s.committed([]string{k}, nil, r.rev)
+		}
+	}
 }
 
 // memberRun collects consecutive membership events of one group: each
@@ -145,11 +336,14 @@ func (s *State) apply(tx *store.Txn, events []*clientv3.Event) error {
 type memberRun struct {
 	group  string
 	member map[string]bool // member → put (true) or deleted
+	// key and rev are the run's last event's, for an error.
+	key string
+	rev int64
 }
 
-// add records one membership event, first applying the run of another
-// group.
-func (r *memberRun) add(tx *store.Txn, group, member string, put bool) error {
+// add records one membership event (of key, at rev), first applying the
+// run of another group.
+func (r *memberRun) add(tx *store.Txn, group, member string, put bool, key string, rev int64) error {
 	if group != r.group {
 		if err := r.flush(tx); err != nil {
 			return err
@@ -160,6 +354,7 @@ func (r *memberRun) add(tx *store.Txn, group, member string, put bool) error {
 		r.member = map[string]bool{}
 	}
 	r.member[member] = put
+	r.key, r.rev = key, rev
 	return nil
 }
 
@@ -179,7 +374,7 @@ func (r *memberRun) flush(tx *store.Txn) error {
 	group := r.group
 	clear(r.member)
 	if err := tx.MirrorMembers(group, add, remove); err != nil {
-		return fmt.Errorf("members of %s: %w", group, err)
+		return &recordError{r.key, r.rev, fmt.Errorf("members of %s: %w", group, err)}
 	}
 	return nil
 }
@@ -192,14 +387,6 @@ func (s *State) newer(key string, rev int64) bool {
 	return rev > s.revs[key] && rev > s.floor[key]
 }
 
-func (s *State) seen(key string, rev int64, deleted bool) {
-	if deleted {
-		s.committed(nil, []string{key}, rev)
-	} else {
-		s.committed([]string{key}, nil, rev)
-	}
-}
-
 // vacate removes from tx, before the events of one revision (those that
 // start events) are applied, the users and groups that revision deletes
 // or renames, decoding the users and groups it puts into decoded. One etcd
@@ -208,7 +395,7 @@ func (s *State) seen(key string, rev int64, deleted bool) {
 // in whichever order the two come; at every revision etcd's index held
 // each name once, so with those removed, every name the revision puts is
 // free.
-func (s *State) vacate(tx *store.Txn, events []*clientv3.Event, decoded []any) error {
+func (s *State) vacate(tx *store.Txn, h *held, events []*clientv3.Event, decoded []any) error {
 	rev := events[0].Kv.ModRevision
 	for i, ev := range events {
 		key := string(ev.Kv.Key)
@@ -216,38 +403,38 @@ func (s *State) vacate(tx *store.Txn, events []*clientv3.Event, decoded []any) e
 			return nil
 		}
 		p, ok := s.parse(key)
-		if !ok || (p.table != store.TableUsers && p.table != store.TableGroups) || !s.newer(key, rev) {
+		if !ok || (p.table != store.TableUsers && p.table != store.TableGroups) || !h.newer(key, rev) {
 			continue
 		}
 		if ev.Type == mvccpb.DELETE {
 			if err := s.applyDelete(tx, p); err != nil {
-				return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+				return &recordError{key, rev, err}
 			}
 			continue
 		}
 		obj, err := record.Decode(p.table, ev.Kv.Value)
 		if err != nil {
-			return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+			return &recordError{key, rev, err}
 		}
 		decoded[i] = obj
 		var cur any
 		switch o := obj.(type) {
 		case *store.User:
 			if u, err := tx.UserByID(o.ID); err != nil {
-				return err
+				return &recordError{key, rev, err}
 			} else if u != nil && store.Fold(u.UserName) != store.Fold(o.UserName) {
 				cur = u
 			}
 		case *store.Group:
 			if g, err := tx.GroupByID(o.ID); err != nil {
-				return err
+				return &recordError{key, rev, err}
 			} else if g != nil && store.Fold(g.DisplayName) != store.Fold(o.DisplayName) {
 				cur = g
 			}
 		}
 		if cur != nil {
 			if err := tx.Delete(p.table, cur); err != nil {
-				return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+				return &recordError{key, rev, err}
 			}
 		}
 	}
