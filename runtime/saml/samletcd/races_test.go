@@ -2,6 +2,7 @@ package samletcd_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/saml"
+	"github.com/idrecon/idrecon/runtime/saml/samletcd"
 )
 
 // breakingWatcher passes the first watch through until broken is closed,
@@ -174,5 +176,54 @@ func TestSignOutDuringARead(t *testing.T) {
 	}
 	if _, ok, err := s.Get(ctx, "session-1"); ok || err != nil {
 		t.Errorf("after the sign-out was heard: signed in %v, %v; want signed out", ok, err)
+	}
+}
+
+// TestSignOutBeforeTheWatchOpened: a daemon caches a session before its
+// watch is open (at start, Run not yet watching), and another daemon signs
+// it out before the watch opens: the watch starts after that delete and
+// never reports it, so the session must not have been cached.
+func TestSignOutBeforeTheWatchOpened(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	s := samletcd.New(c.Client(t), "/t/", 5*time.Second, slog.New(slog.DiscardHandler))
+	other := daemonStore(t, c.Client(t), 5*time.Second)
+	ctx := context.Background()
+	se := saml.Session{UserName: "ann@contoso.com", NameID: "ann@contoso.com"}
+	if err := s.Add(ctx, "session-1", se, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.Get(ctx, "session-1"); !ok || err != nil {
+		t.Fatalf("Get = %v, %v; want signed in", ok, err)
+	}
+	if err := other.Delete(ctx, "session-1"); err != nil {
+		t.Fatal(err)
+	}
+	// Run starts now; once it hears a later sign-out, its watch is open.
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := other.Add(ctx, "session-2", se, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the watch is open", func() bool {
+		if _, ok, err := s.Get(ctx, "session-2"); !ok || err != nil {
+			return false // not cached before the watch opened; read until it is
+		}
+		if err := other.Delete(ctx, "session-2"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, ok, _ := s.Get(ctx, "session-2"); !ok {
+				return true
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("a sign-out after the watch opened was not heard")
+		return false
+	})
+	if _, ok, err := s.Get(ctx, "session-1"); ok || err != nil {
+		t.Errorf("Get(session-1) = %v, %v after its sign-out; want signed out", ok, err)
 	}
 }

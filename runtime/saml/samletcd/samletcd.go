@@ -70,6 +70,11 @@ type Store struct {
 	// guarded by mu. A session read at an older revision may be one of
 	// them, its delete already heard, so it is not cached (see remember).
 	deleted int64
+	// watched is the revision after which the watch reports every delete
+	// (0: it is not open yet); guarded by mu. A session read before it
+	// may have been deleted before the watch opened, unheard, so it is
+	// not cached (see remember).
+	watched int64
 }
 
 var (
@@ -278,11 +283,12 @@ func (s *Store) makeRoom(ctx context.Context, userName string) error {
 // remember caches the session rec under key as etcd held it at rev. The
 // watch may have reported the session's delete already (a sign-out on
 // another daemon right after the read): then forget ran before remember,
-// so a session read before the newest delete heard is not cached.
+// so a session read before the newest delete heard is not cached. Nor is
+// one read before the watch opened: its delete may have come before too.
 func (s *Store) remember(key string, rec record, rev int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rev < s.deleted {
+	if rev < s.deleted || s.watched == 0 || rev < s.watched {
 		return
 	}
 	if len(s.cache) >= maxCached {
@@ -491,6 +497,9 @@ func (s *Store) Run(ctx context.Context) error {
 			if resp.Created {
 				if from == 0 {
 					from = resp.Header.Revision + 1
+					s.mu.Lock()
+					s.watched = resp.Header.Revision
+					s.mu.Unlock()
 				}
 				continue
 			}
