@@ -12,5 +12,12 @@
 // address's formatted and streetAddress may hold line breaks and tabs), or
 // are longer than schema.MaxNameLength (256 characters: userName,
 // displayName, externalId, the values of emails, members and manager) or
-// schema.MaxTextLength (1024: every other string).
+// schema.MaxTextLength (1024: every other string). A body that names one
+// attribute twice, by keys differing only in case ("userName" and
+// "USERNAME", RFC 7643 §2.1) or by two spellings with different values
+// (plain and schema-qualified, dotted and nested), is 400 invalidSyntax:
+// which one won would follow map order. A PATCH add or replace needs a
+// value (to drop an attribute, remove it), and a filtered add or replace
+// whose value would not match its own filter (members[value eq "x"] with
+// {"value":"y"}) is 400 invalidValue.
 package scim

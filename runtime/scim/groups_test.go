@@ -127,6 +127,8 @@ func testGroupErrors(t *testing.T, flag bool) {
 		{"remove members naming none", "PATCH", "/Groups/" + gid, ops(`{"op":"Remove","path":"members","value":""}`), 400, "invalidValue", "members"},
 		{"remove members of an empty list", "PATCH", "/Groups/" + gid, ops(`{"op":"remove","path":"members","value":[]}`), 400, "invalidValue", "members"},
 		{"remove members of a null", "PATCH", "/Groups/" + gid, ops(`{"op":"remove","path":"members","value":[null]}`), 400, "invalidValue", "members"},
+		{"filtered add contradicting its filter", "PATCH", "/Groups/" + gid, ops(`{"op":"add","path":` + q(`members[value eq "ghost-4"]`) + `,"value":{"value":"` + u + `"}}`), 400, "invalidValue", "filter"},
+		{"filtered replace creating what its filter excludes", "PATCH", "/Groups/" + gid, ops(`{"op":"replace","path":` + q(`members[value eq "ghost-5"]`) + `,"value":[{"value":"` + u + `"}]}`), 400, "invalidValue", "filter"},
 		{"self member", "PATCH", "/Groups/" + gid, ops(`{"op":"Add","path":"members","value":` + memberList(gid) + `}`), 400, "invalidValue", "itself"},
 		{"unknown group", "PATCH", "/Groups/nope", ops(`{"op":"Add","path":"members","value":` + memberList(u) + `}`), 404, "", ""},
 		{"bad path", "PATCH", "/Groups/" + gid, ops(`{"op":"Add","path":"owners","value":"x"}`), 400, "invalidPath", ""},

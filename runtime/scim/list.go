@@ -24,22 +24,34 @@ type page struct {
 func parsePage(q url.Values) (page, error) {
 	p := page{start: 1, count: MaxResults}
 	if v := param(q, "startIndex"); v != "" {
-		n, err := strconv.Atoi(strings.TrimSpace(v))
+		n, err := pageInt(v)
 		if err != nil {
 			return p, scimerr.New(scimerr.InvalidValue, "startIndex must be an integer")
 		}
-		if n > 1 {
-			p.start = n
-		}
+		// Below 1 reads as 1 (RFC 7644 §3.4.2.4).
+		p.start = max(n, 1)
 	}
 	if v := param(q, "count"); v != "" {
-		n, err := strconv.Atoi(strings.TrimSpace(v))
+		n, err := pageInt(v)
 		if err != nil {
 			return p, scimerr.New(scimerr.InvalidValue, "count must be an integer")
 		}
+		// Negative reads as 0, above the maximum as the maximum.
 		p.count = min(max(n, 0), MaxResults)
 	}
 	return p, nil
+}
+
+// pageInt parses a startIndex or count. An integer beyond an int's range
+// is clamped to the range, not refused: RFC 7644 §3.4.2.4 treats values
+// out of range leniently, and the clamped value reads as the huge or
+// negative one would (an empty page, the maximum count, startIndex 1).
+func pageInt(v string) (int, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 0)
+	if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
+		err = nil // ParseInt returned the bound of the range
+	}
+	return int(n), err
 }
 
 // listed is one resource of a list: the document filters and projections
@@ -137,6 +149,14 @@ func (s *Server) listAll(w http.ResponseWriter, r *request, txn *store.Txn, rt *
 	total, err := all.count(txn)
 	if err != nil {
 		return err
+	}
+	if pg.start > total {
+		// Past the end (startIndex may be as large as an int): an empty
+		// page, without walking every resource to skip them.
+		lw := newListWriter(pg, r.buffer())
+		lw.total = total
+		lw.write(w)
+		return nil
 	}
 	key := cursorKey{rt.Name, pg.start}
 	from, skip := "", pg.start-1

@@ -125,7 +125,7 @@ func (*nullRef) UnmarshalJSON(b []byte) error {
 // not, goes the general way, which also words the errors. The two agree on
 // every body this accepts (see FuzzMemberPatchPaths).
 func entraMemberDelta(body []byte) (*memberDelta, bool) {
-	if !utf8.Valid(body) {
+	if !utf8.Valid(body) || !entraKeys(body) {
 		return nil, false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -161,6 +161,51 @@ func entraMemberDelta(body []byte) (*memberDelta, bool) {
 		}
 	}
 	return d, true
+}
+
+// entraKeys reports whether every object key in body is spelt exactly as
+// Entra spells it ("schemas", "Operations", "op", "path", "value",
+// "$ref"). The struct decoder matches keys case-insensitively, and would
+// take the last of "value" and "VALUE" where the general path refuses the
+// body (schema.DistinctNames): any other spelling goes the general way.
+// It jumps from colon to colon: a key's closing quote is the only
+// unescaped quote a colon can follow (inside a string every quote is
+// escaped), and a key without backslashes holds no quote.
+func entraKeys(body []byte) bool {
+	for i := 0; ; {
+		c := bytes.IndexByte(body[i:], ':')
+		if c < 0 {
+			return true
+		}
+		c += i
+		i = c + 1
+		j := c - 1
+		for j >= 0 && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r') {
+			j--
+		}
+		if j < 0 || body[j] != '"' {
+			continue // a colon inside a string
+		}
+		bs := 0
+		for k := j - 1; k >= 0 && body[k] == '\\'; k-- {
+			bs++
+		}
+		switch {
+		case bs%2 == 1:
+			continue // an escaped quote: inside a string
+		case bs > 0:
+			return false // a key ending in an escape is not Entra's
+		}
+		open := bytes.LastIndexByte(body[:j], '"')
+		if open < 0 {
+			return false
+		}
+		switch string(body[open+1 : j]) {
+		case "schemas", "Operations", "op", "path", "value", "$ref":
+		default:
+			return false
+		}
+	}
 }
 
 // set records that id is to be added (or removed); the last op wins.

@@ -148,6 +148,9 @@ func FuzzMemberPatchPaths(f *testing.F) {
 		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"OP":"ADD","PATH":"members","VALUE":[{"VALUE":"u1"}]}]} `,
 		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[]}`,
 		`null`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":"u1","Value":"u2"}]}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","OP":"remove","path":"members","value":[{"value":"u1"}]}]}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"v\u0061lue":"u1"}]}]}`,
 	} {
 		f.Add([]byte(body))
 	}
@@ -201,5 +204,33 @@ func TestMembershipsShareTheMembersID(t *testing.T) {
 		if unsafe.StringData(id) != unsafe.StringData(held) {
 			t.Errorf("membership of %s holds its own copy of the id", id)
 		}
+	}
+}
+
+// TestEntraKeys checks the key scan that keeps bodies whose keys are not
+// spelt as Entra spells them (and so may name one key twice) off the
+// member fast path.
+func TestEntraKeys(t *testing.T) {
+	const head = `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"members","value":[`
+	for _, tt := range []struct {
+		name, body string
+		want       bool
+	}{
+		{"Entra's shape", head + `{"$ref":null,"value":"u1"},{"value":"u2"}]}]}`, true},
+		{"space before a colon", head + `{"value" : "u1"}]}]}`, true},
+		{"colons and escaped quotes in values", head + `{"value":"a\":\"VALUE\":b"},{"value":"c\\"}]}]}`, true},
+		{"a key in another case", head + `{"Value":"u1"}]}]}`, false},
+		{"one key twice in two cases", head + `{"value":"u1","VALUE":"u2"}]}]}`, false},
+		{"op in another case", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"OP":"add","path":"members","value":[{"value":"u1"}]}]}`, false},
+		{"Operations in another case", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"operations":[{"op":"add","path":"members","value":[{"value":"u1"}]}]}`, false},
+		{"an escape in a key", head + `{"v\u0061lue":"u1"}]}]}`, false},
+		{"a key ending in an escaped backslash", head + `{"value\\":"u1"}]}]}`, false},
+		{"an escaped quote before a key's name", head + `{"x\"value":"u1"}]}]}`, true}, // the decoder refuses the key
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := entraKeys([]byte(tt.body)); got != tt.want {
+				t.Fatalf("entraKeys = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -185,10 +185,19 @@ func TestPatchIsAtomic(t *testing.T) {
 		{"remove userName", `{"op":"remove","path":"userName"}`, "invalidValue"},
 		{"path-less value not an object", `{"op":"replace","value":"x"}`, "invalidValue"},
 		{"add without value", `{"op":"add","path":"title"}`, "invalidValue"},
+		{"replace without value", `{"op":"replace","path":"title"}`, "invalidValue"},
+		{"replace with null", `{"op":"Replace","path":"active","value":null}`, "invalidValue"},
+		{"path-less replace without value", `{"op":"replace"}`, "invalidValue"},
 		{"add of null", `{"op":"add","path":"emails","value":null}`, "invalidValue"},
 		{"filter literal not the boolean the schema says", `{"op":"add","path":"emails[primary eq \"True\"].value","value":"x@contoso.com"}`, "invalidFilter"},
 		{"filter literal not the string the schema says", `{"op":"add","path":"emails[type eq true].value","value":"x@contoso.com"}`, "invalidFilter"},
 		{"single-quoted filter value", `{"op":"add","path":"emails[type eq 'home'].value","value":"x@contoso.com"}`, "invalidFilter"},
+		{"filtered add changing what its filter selects", `{"op":"add","path":"emails[type eq \"work\"]","value":{"type":"home","value":"h@contoso.com"}}`, "invalidValue"},
+		{"filtered add creating what its filter excludes", `{"op":"add","path":"emails[type eq \"home\"]","value":{"type":"work","value":"w2@contoso.com"}}`, "invalidValue"},
+		{"filtered add of the sub-attribute its filter pins", `{"op":"add","path":"emails[type eq \"work\"].type","value":"home"}`, "invalidValue"},
+		{"filtered add contradicting a filter that is no equality", `{"op":"add","path":"emails[value ew \"@contoso.com\"]","value":{"value":"a@fabrikam.com"}}`, "invalidValue"},
+		{"filtered replace creating what its filter excludes", `{"op":"replace","path":"emails[type eq \"home\"]","value":{"type":"work","value":"w2@contoso.com"}}`, "invalidValue"},
+		{"filtered replace creating with the sub-attribute its filter pins", `{"op":"replace","path":"emails[type eq \"home\"].type","value":"work"}`, "invalidValue"},
 	}
 	for _, m := range modes {
 		for _, tt := range tests {

@@ -184,11 +184,13 @@ func parseProjection(q url.Values, rt *schema.ResourceType) *projection {
 		return nil
 	}
 	for _, item := range strings.Split(list, ",") {
-		uri, name := schema.SplitURN(strings.TrimSpace(item))
-		if uri != "" && rt.Extension(item) != nil {
+		// "a, b": the space after a comma is not part of the name.
+		item = strings.TrimSpace(item)
+		uri, name := schema.SplitURN(item)
+		if ext := rt.Extension(item); uri != "" && ext != nil {
 			// A whole extension: every attribute under it.
-			for _, a := range rt.Extension(item).Attributes {
-				p.paths = append(p.paths, schema.Resolved{Ext: rt.Extension(item).ID, Attr: a})
+			for _, a := range ext.Attributes {
+				p.paths = append(p.paths, schema.Resolved{Ext: ext.ID, Attr: a})
 			}
 			continue
 		}
@@ -242,7 +244,7 @@ func (p *projection) apply(doc map[string]any) map[string]any {
 				delete(doc, r.Ext)
 			}
 		}
-		return doc
+		return withSchemasPresent(doc)
 	}
 	out := map[string]any{"schemas": doc["schemas"], "id": doc["id"]}
 	for _, r := range p.paths {
@@ -270,7 +272,26 @@ func (p *projection) apply(doc map[string]any) map[string]any {
 			out[r.Ext] = dst
 		}
 	}
-	return out
+	return withSchemasPresent(out)
+}
+
+// withSchemasPresent drops from doc's schemas each extension whose
+// attributes the projection left out: schemas names the schemas of the
+// attributes present (RFC 7643 §3).
+func withSchemasPresent(doc map[string]any) map[string]any {
+	list, _ := doc["schemas"].([]any)
+	if len(list) < 2 {
+		return doc
+	}
+	kept := make([]any, 0, len(list))
+	for i, s := range list {
+		uri, _ := s.(string)
+		if _, present := doc[uri]; i == 0 || present {
+			kept = append(kept, s)
+		}
+	}
+	doc["schemas"] = kept
+	return doc
 }
 
 // onlySub keeps sub-attribute sub of v, merged into what an earlier path

@@ -20,6 +20,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/scim/internal/nesting"
+	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -474,6 +475,12 @@ func decodeObject(body []byte) (map[string]any, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, scimerr.New(scimerr.InvalidSyntax, "unexpected data after the JSON object")
+	}
+	// Every key of a body is matched case-insensitively from here on
+	// (attribute names, and the PatchOp's): two keys that differ only in
+	// case are refused here, once, rather than applied in map order.
+	if err := schema.DistinctNames(m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

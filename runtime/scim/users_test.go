@@ -452,6 +452,33 @@ func testPagination(t *testing.T, flag bool) {
 	if r := e.do("GET", "/Users?count=many", ""); r.status != 400 {
 		t.Fatalf("bad count: %d", r.status)
 	}
+	// Out of an int's range is out of range still, not malformed: RFC 7644
+	// §3.4.2.4 reads a startIndex below 1 as 1, a count above the maximum as
+	// the maximum and a negative count as 0.
+	const huge = "99999999999999999999999"
+	for _, tt := range []struct {
+		query                 string
+		start, items, perPage float64
+	}{
+		{"startIndex=-" + huge + "&count=" + huge, 1, 11, 11},
+		{"startIndex=1&count=-" + huge, 1, 0, 0},
+		{"startIndex=" + huge + "&count=5", -1, 0, 0},
+		{"startIndex=" + huge, -1, 0, 0},
+	} {
+		r := e.do("GET", "/Users?"+tt.query, "")
+		if r.status != 200 {
+			t.Fatalf("%s: status %d %s, want 200", tt.query, r.status, r.body)
+		}
+		got := r.json(t)
+		if got["totalResults"] != 11.0 || got["itemsPerPage"] != tt.perPage || len(got["Resources"].([]any)) != int(tt.items) ||
+			(tt.start > 0 && got["startIndex"] != tt.start) || got["startIndex"].(float64) < 1 {
+			t.Errorf("%s: %v", tt.query, got)
+		}
+	}
+	// The same on a filtered list, which pages without a cursor.
+	for _, query := range []string{"startIndex=" + huge + "&count=" + huge, "startIndex=-" + huge + "&count=-" + huge} {
+		e.must(200, "GET", "/Users?filter="+url.QueryEscape(`userName sw "u"`)+"&"+query, "")
+	}
 }
 
 // A page that follows another starts after the last resource that page
@@ -575,6 +602,44 @@ func TestAttributeProjection(t *testing.T) {
 	}
 }
 
+// The names in attributes= and excludedAttributes= are a comma-separated
+// list (RFC 7644 §3.4.2.5), and a space after the comma (as a client that
+// joins with ", " writes it) does not change which attribute a name names:
+// a whole extension's URI included. schemas lists the extension only when
+// the projected resource holds its attributes (RFC 7643 §3).
+func TestProjectionNamesAreTrimmed(t *testing.T) { forModes(t, testProjectionNamesAreTrimmed) }
+
+func testProjectionNamesAreTrimmed(t *testing.T, flag bool) {
+	cfg := defaultConfig()
+	cfg.UserAttributes = patchAttributes
+	e := newEnv(t, flag, cfg)
+	r := e.must(201, "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","`+schemaEnterprise+`"],"userName":"a@contoso.com","displayName":"A","title":"Boss",
+		"`+schemaEnterprise+`":{"department":"Retail","employeeNumber":"7"}}`)
+	id := r.json(t)["id"].(string)
+	for _, tt := range []struct {
+		name, query string
+		want        map[string]any // dotted path → value; nil = absent
+	}{
+		{"attributes, extension after a space", "attributes=" + url.QueryEscape("userName, "+schemaEnterprise),
+			map[string]any{"userName": "a@contoso.com", schemaEnterprise + ".department": "Retail", "title": nil}},
+		{"attributes, spaces around names", "attributes=" + url.QueryEscape(" title ,  displayName "),
+			map[string]any{"title": "Boss", "displayName": "A", "userName": nil, schemaEnterprise: nil, "schemas.1": nil}},
+		{"excludedAttributes, extension after a space", "excludedAttributes=" + url.QueryEscape("title, "+schemaEnterprise),
+			map[string]any{"userName": "a@contoso.com", "displayName": "A", "title": nil, schemaEnterprise: nil, "schemas.1": nil}},
+		{"excludedAttributes, qualified attribute after a space", "excludedAttributes=" + url.QueryEscape("displayName, "+schemaEnterprise+":department"),
+			map[string]any{"title": "Boss", "displayName": nil, schemaEnterprise + ".department": nil, schemaEnterprise + ".employeeNumber": "7"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := e.must(200, "GET", "/Users/"+id+"?"+tt.query, "").json(t)
+			for path, want := range tt.want {
+				if v := lookup(got, path); fmt.Sprint(v) != fmt.Sprint(want) {
+					t.Errorf("%s = %v, want %v (resource %v)", path, v, want, got)
+				}
+			}
+		})
+	}
+}
+
 func TestUnconfiguredAttributesAreDropped(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.UserAttributes = []string{"displayName", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", `phoneNumbers[type eq "mobile"].value`}
@@ -668,13 +733,14 @@ func TestPutReplacesUser(t *testing.T) {
 }
 
 // A user without an active attribute counts as active, so a write that
-// drops it (a PATCH removing it or replacing it with nothing, a PUT without
-// it) must not let back in a user Entra disabled: only active true does.
+// drops it (a PATCH removing it, a PUT without it) must not let back in a
+// user Entra disabled: only active true does. (A replace without a value is
+// refused: see TestPatchIsAtomic.)
 func TestDisabledStaysDisabledWithoutActive(t *testing.T) {
 	disable := ops(`{"op":"replace","path":"active","value":false}`)
 	for _, tt := range []struct{ name, method, body string }{
 		{"remove active", "PATCH", ops(`{"op":"remove","path":"active"}`)},
-		{"replace active with nothing", "PATCH", ops(`{"op":"replace","path":"active"}`)},
+		{"remove active by its qualified name", "PATCH", ops(`{"op":"Remove","path":"urn:ietf:params:scim:schemas:core:2.0:User:active"}`)},
 		{"PUT without active", "PUT", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@contoso.com"}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -825,6 +891,78 @@ func testBadInput(t *testing.T, flag bool) {
 			}
 		})
 	}
+}
+
+// Attribute names are case-insensitive (RFC 7643 §2.1), so an object
+// with "userName" and "USERNAME" names one attribute twice: which value
+// won followed the random order of a Go map. Such a body is 400
+// invalidSyntax naming the attribute, wherever the object is (a resource,
+// a sub-attribute's value, a PATCH value or the PatchOp itself), on the
+// member fast path too, and changes nothing. So is a body naming one
+// attribute by two spellings (plain and schema-qualified, dotted and
+// nested) with values that differ.
+func TestAttributeNamedTwiceIsRefused(t *testing.T) {
+	forModes(t, testAttributeNamedTwiceIsRefused)
+}
+
+func testAttributeNamedTwiceIsRefused(t *testing.T, flag bool) {
+	e := newEnv(t, flag, defaultConfig())
+	u := e.createUser("a@contoso.com", "a", "a@contoso.com")
+	other := e.createUser("b@contoso.com", "b", "b@contoso.com")
+	g := e.createGroup("Developers", "d")
+	const user, group = `"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]`, `"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"]`
+	for _, tt := range []struct {
+		name, method, path, body, attr string
+	}{
+		{"POST user", "POST", "/Users", `{` + user + `,"userName":"c@contoso.com","USERNAME":"d@contoso.com"}`, "userName"},
+		{"POST user, one null", "POST", "/Users", `{` + user + `,"userName":"c@contoso.com","title":"x","Title":null}`, "title"},
+		{"POST user, sub-attribute", "POST", "/Users", `{` + user + `,"userName":"c@contoso.com","name":{"givenName":"C","GIVENNAME":"D"}}`, "givenName"},
+		{"POST user, element of a multi-valued attribute", "POST", "/Users", `{` + user + `,"userName":"c@contoso.com","emails":[{"type":"work","value":"c@contoso.com","Value":"d@contoso.com"}]}`, "value"},
+		{"POST user, extension attribute", "POST", "/Users", `{` + user + `,"userName":"c@contoso.com","` + schemaEnterprise + `":{"department":"A","Department":"B"}}`, "department"},
+		{"POST user, extension", "POST", "/Users", `{` + user + `,"userName":"c@contoso.com","` + schemaEnterprise + `":{"department":"A"},"` + strings.ToUpper(schemaEnterprise) + `":{"department":"B"}}`, schemaEnterprise},
+		{"PUT user", "PUT", "/Users/" + u, `{` + user + `,"userName":"a@contoso.com","active":false,"Active":true}`, "active"},
+		{"PATCH user, path-less value", "PATCH", "/Users/" + u, ops(`{"op":"replace","value":{"active":false,"ACTIVE":true}}`), "active"},
+		{"PATCH user, path-less value with a null", "PATCH", "/Users/" + u, ops(`{"op":"replace","value":{"name.givenName":"X","name.GivenName":null}}`), "name.givenName"},
+		{"PATCH user, sub-attributes of a value", "PATCH", "/Users/" + u, ops(`{"op":"replace","path":"name","value":{"givenName":"X","givenname":"Y"}}`), "givenName"},
+		{"PATCH user, operation", "PATCH", "/Users/" + u, ops(`{"op":"add","OP":"remove","path":"name.givenName","value":"X"}`), "op"},
+		{"PATCH user, PatchOp", "PATCH", "/Users/" + u, `{` + patchSchema + `,"Operations":[{"op":"replace","path":"userName","value":"x@contoso.com"}],"operations":[]}`, "Operations"},
+		{"POST group", "POST", "/Groups", `{` + group + `,"displayName":"Ops","DisplayName":"Other"}`, "displayName"},
+		{"PUT group", "PUT", "/Groups/" + g, `{` + group + `,"displayName":"Developers","members":[{"value":"` + u + `","VALUE":"` + other + `"}]}`, "value"},
+		{"PATCH members as Entra sends them", "PATCH", "/Groups/" + g, ops(`{"op":"Add","path":"members","value":[{"$ref":null,"value":"` + u + `","Value":"` + other + `"}]}`), "value"},
+		{"PATCH members, operation", "PATCH", "/Groups/" + g, ops(`{"op":"Add","path":"members","Path":"displayName","value":[{"value":"` + u + `"}]}`), "path"},
+		// Spellings that differ in more than case can name one attribute
+		// too: plain and schema-qualified, in an extension's object and
+		// qualified by it, dotted and nested.
+		{"POST user, plain and qualified", "POST", "/Users", `{` + user + `,"userName":"c@contoso.com","urn:ietf:params:scim:schemas:core:2.0:User:userName":"d@contoso.com"}`, "userName"},
+		{"POST user, extension object and qualified attribute", "POST", "/Users", `{` + user + `,"userName":"c@contoso.com","` + schemaEnterprise + `":{"department":"A"},"` + schemaEnterprise + `:department":"B"}`, "department"},
+		{"PUT user, inside and outside the core schema's object", "PUT", "/Users/" + u, `{` + user + `,"userName":"a@contoso.com","urn:ietf:params:scim:schemas:core:2.0:User":{"active":false},"active":true}`, "active"},
+		{"PATCH user, path-less dotted and nested", "PATCH", "/Users/" + u, ops(`{"op":"replace","value":{"name.givenName":"X","name":{"givenName":"Y"}}}`), "name"},
+		{"PATCH user, path-less plain and qualified", "PATCH", "/Users/" + u, ops(`{"op":"replace","value":{"active":false,"urn:ietf:params:scim:schemas:core:2.0:User:active":true}}`), "active"},
+		{"PATCH user, path-less extension object and qualified attribute", "PATCH", "/Users/" + u, ops(`{"op":"add","value":{"` + schemaEnterprise + `":{"department":"A"},"` + schemaEnterprise + `:department":"B"}}`), "department"},
+		{"PATCH user, path-less whole and filtered", "PATCH", "/Users/" + u, ops(`{"op":"replace","value":{"emails":[{"type":"work","value":"x@contoso.com"}],"emails[type eq \"work\"].value":"y@contoso.com"}}`), "emails"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(tt.method, tt.path, tt.body)
+			got := r.json(t)
+			if r.status != 400 || got["scimType"] != "invalidSyntax" || !strings.Contains(fmt.Sprint(got["detail"]), q(tt.attr)) {
+				t.Fatalf("status %d %s, want 400 invalidSyntax naming %q", r.status, r.body, tt.attr)
+			}
+		})
+	}
+	if got := members(t, e, g); len(got) != 0 {
+		t.Errorf("members %v after refused writes", got)
+	}
+	if got := getUser(t, e, u); got["active"] != true || dig(got, "meta", "version") != `W/"1"` {
+		t.Errorf("refused writes changed the user: %v", got)
+	}
+	list := e.must(200, "GET", "/Users", "").json(t)
+	if list["totalResults"] != 2.0 {
+		t.Errorf("refused creates made users: %v", list["totalResults"])
+	}
+	// Different attributes, or different parts of one, are fine; so is one
+	// attribute given twice with the same value in a resource.
+	e.must(200, "PATCH", "/Users/"+u, ops(`{"op":"replace","value":{"name.givenName":"X","name.familyName":"Y","displayName":"Z","emails[type eq \"work\"].value":"a@contoso.com","emails[type eq \"home\"].value":"h@contoso.com"}}`))
+	e.must(201, "POST", "/Users", `{`+user+`,"userName":"e@contoso.com","urn:ietf:params:scim:schemas:core:2.0:User:userName":"e@contoso.com","`+schemaEnterprise+`":{"department":"A"},"department":"A"}`)
 }
 
 func TestAuditLog(t *testing.T) { forModes(t, testAuditLog) }

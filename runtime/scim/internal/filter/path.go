@@ -21,6 +21,8 @@ type Path struct {
 	// matches nothing can create the element. nil when the filter is not
 	// such a conjunction.
 	Creates map[string]any
+	// Text is the path as the client wrote it, for errors.
+	Text string
 }
 
 // ParsePath parses and resolves a PATCH path. Errors are *scimerr.Error with
@@ -64,7 +66,7 @@ func parsePathUncached(text string, rt *schema.ResourceType) (*Path, error) {
 	if !ok {
 		return nil, scimerr.New(scimerr.InvalidPath, "unknown attribute in path %q", text)
 	}
-	out := &Path{Attr: r}
+	out := &Path{Attr: r, Text: text}
 	if p.ValueExpression != nil {
 		if r.Attr.Type != schema.Complex {
 			return nil, scimerr.New(scimerr.InvalidPath, "path %q filters a non-complex attribute", text)

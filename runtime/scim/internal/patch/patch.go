@@ -91,12 +91,14 @@ func Parse(body map[string]any) ([]Operation, error) {
 		}
 		switch op.Op {
 		case "add", "replace":
-			if op.Op == "add" && !op.HasValue {
-				// RFC 7644 §3.5.2.1: an add MUST carry the value to add, and
-				// §3.12 names a missing required value invalidValue (the
-				// body's structure is sound, so not invalidSyntax). Without
-				// one it would answer 200 having changed nothing.
-				return nil, scimerr.New(scimerr.InvalidValue, "operation %d: add needs a value", i+1)
+			if !op.HasValue {
+				// RFC 7644 §3.5.2.1 and §3.5.2.3: an add or a replace MUST
+				// carry the value to add or to replace with, and §3.12 names a
+				// missing required value invalidValue (the body's structure
+				// is sound, so not invalidSyntax). Without one an add would
+				// answer 200 having changed nothing, and a replace would clear
+				// the attribute: dropping one is what remove is for.
+				return nil, scimerr.New(scimerr.InvalidValue, "operation %d: %s needs a value (to drop an attribute, remove it)", i+1, op.Op)
 			}
 			if op.Path == "" {
 				if _, ok := op.Value.(map[string]any); !ok {
@@ -140,7 +142,34 @@ func Apply(doc map[string]any, ops []Operation, rt *schema.ResourceType) error {
 // its own: "name.givenName" and "urn:…:User:employeeNumber" set the nested
 // attribute, an extension URI key holds that extension's attributes.
 func applyPathless(doc map[string]any, op Operation, rt *schema.ResourceType) error {
-	for k, v := range op.Value.(map[string]any) {
+	var buf [8]pathValue // Entra's path-less values have a handful of keys
+	entries, err := flatten(op.Value.(map[string]any), rt, buf[:0])
+	if err != nil {
+		return err
+	}
+	if err := overlaps(entries, rt); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := applyPath(doc, op, e.path, e.value, rt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pathValue is one key of a path-less value as a path, and its value;
+// parsed is set by overlaps.
+type pathValue struct {
+	path   string
+	value  any
+	parsed *filter.Path
+}
+
+// flatten appends the keys of a path-less value to out as paths: the core
+// schema's object and an extension's object give theirs, qualified.
+func flatten(value map[string]any, rt *schema.ResourceType, out []pathValue) ([]pathValue, error) {
+	for k, v := range value {
 		switch {
 		case strings.EqualFold(k, "schemas") || strings.EqualFold(k, "meta") || strings.EqualFold(k, "id"):
 			// What a client echoes from a GET (Okta's group rename sends
@@ -150,25 +179,57 @@ func applyPathless(doc map[string]any, op Operation, rt *schema.ResourceType) er
 		case strings.EqualFold(k, rt.Core.ID):
 			m, ok := v.(map[string]any)
 			if !ok {
-				return scimerr.New(scimerr.InvalidValue, "%s must be an object", k)
+				return nil, scimerr.New(scimerr.InvalidValue, "%s must be an object", k)
 			}
-			if err := applyPathless(doc, Operation{Op: op.Op, Value: m, HasValue: true}, rt); err != nil {
-				return err
+			var err error
+			if out, err = flatten(m, rt, out); err != nil {
+				return nil, err
 			}
 		case rt.Extension(k) != nil:
 			ext := rt.Extension(k)
 			m, ok := v.(map[string]any)
 			if !ok {
-				return scimerr.New(scimerr.InvalidValue, "%s must be an object", ext.ID)
+				return nil, scimerr.New(scimerr.InvalidValue, "%s must be an object", ext.ID)
 			}
 			for sk, sv := range m {
-				if err := applyPath(doc, op, ext.ID+":"+sk, sv, rt); err != nil {
-					return err
-				}
+				out = append(out, pathValue{path: ext.ID + ":" + sk, value: sv})
 			}
 		default:
-			if err := applyPath(doc, op, k, v, rt); err != nil {
-				return err
+			out = append(out, pathValue{path: k, value: v})
+		}
+	}
+	return out, nil
+}
+
+// overlaps refuses a path-less value two of whose keys reach the same
+// attribute value ("name.givenName" and "name", "active" and
+// "urn:…:User:active", "emails" and `emails[type eq "work"].value`): they
+// are applied in map order, so which one won would be random. Parts that
+// do not overlap (two sub-attributes, two filtered elements) are fine.
+// Paths that do not parse are left for applyPath to report.
+func overlaps(entries []pathValue, rt *schema.ResourceType) error {
+	if len(entries) < 2 {
+		return nil
+	}
+	for i := range entries {
+		e := &entries[i]
+		if uri, _ := schema.SplitURN(e.path); uri != "" && !strings.EqualFold(uri, rt.Core.ID) && rt.Extension(uri) == nil {
+			continue // an extension nobody stores: dropped
+		}
+		e.parsed, _ = filter.ParsePath(e.path, rt)
+	}
+	for i := range entries {
+		a := entries[i].parsed
+		for j := i + 1; a != nil && j < len(entries); j++ {
+			b := entries[j].parsed
+			if b == nil || a.Attr.Ext != b.Attr.Ext || a.Attr.Attr != b.Attr.Attr {
+				continue
+			}
+			apart := (a.Filter != nil && b.Filter != nil) ||
+				(a.Attr.Sub != nil && b.Attr.Sub != nil && a.Attr.Sub != b.Attr.Sub)
+			if whole(a) || whole(b) || !apart {
+				k1, k2 := min(entries[i].path, entries[j].path), max(entries[i].path, entries[j].path)
+				return scimerr.New(scimerr.InvalidSyntax, "%q and %q both set attribute %q: send it once", k1, k2, a.Attr.Attr.Name)
 			}
 		}
 	}
@@ -428,7 +489,11 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 		case op.Op == "remove" && p.Attr.Sub == nil:
 			// dropped
 		case p.Attr.Sub != nil:
-			if nm := withSub(m, p.Attr.Sub.Name, nv); len(nm) > 0 {
+			nm := withSub(m, p.Attr.Sub.Name, nv)
+			if op.Op == "add" && !p.Filter.MatchElement(nm) {
+				return errOutsideFilter(op, p)
+			}
+			if len(nm) > 0 {
 				touched = append(touched, len(out))
 				out = append(out, nm)
 			}
@@ -441,6 +506,9 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 				for k, v := range nm {
 					merged[k] = v
 				}
+			}
+			if op.Op == "add" && !p.Filter.MatchElement(merged) {
+				return errOutsideFilter(op, p)
 			}
 			touched = append(touched, len(out))
 			out = append(out, merged)
@@ -468,6 +536,10 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 		if single && len(list) > 0 {
 			return scimerr.New(scimerr.NoTarget, "no value of %q matches the filter", a.Name)
 		}
+		if !p.Filter.MatchElement(elem) {
+			// members[value eq "x"] with {"value":"y"} would make y.
+			return errOutsideFilter(op, p)
+		}
 		touched = append(touched, len(out))
 		out = append(out, elem)
 	}
@@ -490,6 +562,23 @@ func applyFiltered(c map[string]any, op Operation, p *filter.Path, value any) er
 	}
 	setOrDelete(c, a.Name, out)
 	return nil
+}
+
+// whole reports whether p names a whole attribute: no sub-attribute, no
+// filter.
+func whole(p *filter.Path) bool { return p.Attr.Sub == nil && p.Filter == nil }
+
+// errOutsideFilter refuses an operation whose value contradicts the filter
+// of its own path: an add to emails[type eq "work"] of a home email, or an
+// add or replace that would create members[value eq "x"] as y. RFC 7644
+// §3.5.2.1 has an add's value hold the sub-attributes of its target
+// location, and the elements the filter selects (or the one it creates when
+// none matches) are that location: an element outside the filter is not
+// there. The path is sound and the value is what does not fit it, so it is
+// invalidValue ("not compatible with the operation", §3.12), not
+// invalidPath.
+func errOutsideFilter(op Operation, p *filter.Path) error {
+	return scimerr.New(scimerr.InvalidValue, "the value of this %s would not match the filter of its path %q: the value must keep what the filter selects", op.Op, p.Text)
 }
 
 func errImmutable(a, sub *schema.Attribute) error {

@@ -4,6 +4,9 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -48,8 +51,8 @@ func normalizeInto(rt *ResourceType, out map[string]any, k string, v any) error 
 			if err != nil {
 				return err
 			}
-			if nv != nil {
-				dst[a.Name] = nv
+			if err := put(dst, a, nv, ext.ID+":"+sk); err != nil {
+				return err
 			}
 		}
 		if len(dst) > 0 {
@@ -84,19 +87,30 @@ func normalizeInto(rt *ResourceType, out map[string]any, k string, v any) error 
 		return err
 	}
 	if r.Ext == "" {
-		if nv != nil {
-			out[r.Attr.Name] = nv
-		}
-		return nil
+		return put(out, r.Attr, nv, k)
 	}
 	dst, _ := out[r.Ext].(map[string]any)
 	if dst == nil {
 		dst = map[string]any{}
 		out[r.Ext] = dst
 	}
-	if nv != nil {
-		dst[r.Attr.Name] = nv
+	return put(dst, r.Attr, nv, k)
+}
+
+// put sets attribute a to nv (unless nil) in dst. A body may name one
+// attribute by several keys (plain and schema-qualified, inside the core
+// schema's object and outside it, inside an extension's object and
+// qualified by it): the same value twice is harmless, but with two
+// values which one won would follow map order, so that is refused as
+// DistinctNames refuses keys that differ only in case.
+func put(dst map[string]any, a *Attribute, nv any, key string) error {
+	if nv == nil {
+		return nil
 	}
+	if old, ok := dst[a.Name]; ok && !reflect.DeepEqual(old, nv) {
+		return scimerr.New(scimerr.InvalidSyntax, "attribute %q is given twice with different values (%q is one of its names): send it once", a.Name, key)
+	}
+	dst[a.Name] = nv
 	return nil
 }
 
@@ -263,4 +277,116 @@ func hasNonNull(m map[string]any) bool {
 		}
 	}
 	return false
+}
+
+// smallObject is the number of keys up to which DistinctNames compares
+// every pair of an object's keys rather than building a set: a resource's
+// objects have a dozen keys at most.
+const smallObject = 16
+
+// DistinctNames refuses a decoded body in which one object names an
+// attribute twice, with keys that differ only in case ("userName" and
+// "USERNAME"). Attribute names are case-insensitive (RFC 7643 §2.1), so
+// such keys name one attribute, and which value would win follows the
+// order of a Go map: random. Every object is checked, the resource's, its
+// sub-attributes', a PATCH value's and the PatchOp's own ("op" and "OP"),
+// as all their keys are matched case-insensitively. The error is 400
+// invalidSyntax naming both keys.
+func DistinctNames(v any) error {
+	return distinctNames(v, "")
+}
+
+func distinctNames(v any, parent string) error {
+	switch x := v.(type) {
+	case map[string]any:
+		if err := checkKeys(x, parent); err != nil {
+			return err
+		}
+		for k, e := range x {
+			if err := distinctNames(e, k); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := distinctNames(e, parent); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkKeys(m map[string]any, parent string) error {
+	if len(m) < 2 {
+		return nil
+	}
+	if len(m) <= smallObject {
+		var buf [smallObject]string
+		keys := buf[:0]
+		for k := range m {
+			for _, o := range keys {
+				if strings.EqualFold(k, o) {
+					return errSameName(m, parent)
+				}
+			}
+			keys = append(keys, k)
+		}
+		return nil
+	}
+	seen := make(map[string]struct{}, len(m))
+	for k := range m {
+		f := foldName(k)
+		if _, ok := seen[f]; ok {
+			return errSameName(m, parent)
+		}
+		seen[f] = struct{}{}
+	}
+	return nil
+}
+
+// errSameName names the first two keys of m (in sorted order, so that the
+// answer does not depend on map order) that differ only in case.
+func errSameName(m map[string]any, parent string) error {
+	keys := slices.Sorted(maps.Keys(m))
+	a, b := "", ""
+	for i, k := range keys {
+		for _, o := range keys[i+1:] {
+			if a == "" && strings.EqualFold(k, o) {
+				a, b = k, o
+			}
+		}
+	}
+	in := ""
+	if parent != "" {
+		in = fmt.Sprintf(" (in %q)", parent)
+	}
+	return scimerr.New(scimerr.InvalidSyntax, "%q and %q name one attribute twice%s: attribute names are case-insensitive (RFC 7643 §2.1), so send it once", a, b, in)
+}
+
+// foldName maps s to a key equal for exactly the strings strings.EqualFold
+// finds equal: each rune becomes the smallest rune of its case-folding
+// orbit (for an ASCII letter, its upper case: 'K' < 'k' < U+212A KELVIN
+// SIGN).
+func foldName(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return strings.ToUpper(s)
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }
