@@ -70,15 +70,7 @@ func TestMemberRunFoldsEachMembersLastEvent(t *testing.T) {
 // committed and applied itself are not undone by an older event the watch
 // brings after them, and the mirror keeps no revision per membership key.
 func TestOwnMembershipWritesHoldAgainstOlderEvents(t *testing.T) {
-	s, err := New(Options{Client: &clientv3.Client{}, Prefix: "/t/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.New(store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	s, st := offlineMirror(t)
 	ctx := context.Background()
 	if err := st.Update(ctx, func(tx *store.Txn) error {
 		if err := tx.Insert(store.TableGroups, &store.Group{ID: "g", DisplayName: "g"}); err != nil {
@@ -120,15 +112,7 @@ func TestOwnMembershipWritesHoldAgainstOlderEvents(t *testing.T) {
 // newer one; and the watch, opened again at the same revision, would pass
 // those events over as already held.
 func TestFailedApplyLeavesRevisionsAlone(t *testing.T) {
-	s, err := New(Options{Client: &clientv3.Client{}, Prefix: "/t/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.New(store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	s, st := offlineMirror(t)
 	ctx := context.Background()
 	old := &store.User{ID: "u1", UserName: "ann@contoso.com", Active: true}
 	if err := st.Update(ctx, func(tx *store.Txn) error { return tx.Insert(store.TableUsers, old) }); err != nil {
@@ -193,4 +177,20 @@ func TestBackoff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// offlineMirror returns a State that talks to no etcd and an empty store
+// for it to apply events to.
+func offlineMirror(t *testing.T) (*State, *store.Store) {
+	t.Helper()
+	s, err := New(Options{Client: &clientv3.Client{}, Prefix: "/t/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return s, st
 }

@@ -234,23 +234,7 @@ func TestNoMembershipOfADeletedGroupAfterTheFirstTransaction(t *testing.T) {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
 	a := newReplica(t, etcdstate.InterceptedClient(t, c.Endpoints, intercept), "/t/")
-	var ids []string
-	for i := range 100 {
-		ids = append(ids, fmt.Sprintf("u%03d", i))
-	}
-	for chunk := range slices.Chunk(ids, 40) {
-		a.update(t, func(tx *store.Txn) error {
-			for _, id := range chunk {
-				if err := createUser(id, id+"@contoso.com")(tx); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	a.update(t, func(tx *store.Txn) error {
-		return tx.Insert(store.TableGroups, &store.Group{ID: "g", DisplayName: "Team"})
-	})
+	ids := a.usersAndGroup(t)
 	err := a.st.Update(context.Background(), func(tx *store.Txn) error {
 		if g, _ := tx.GroupByID("g"); g == nil {
 			return errors.New("no group g")
@@ -421,23 +405,7 @@ func TestLostAnswerOfALaterTransaction(t *testing.T) {
 				return err
 			}
 			a := newReplica(t, etcdstate.InterceptedClient(t, c.Endpoints, intercept), prefix)
-			var ids []string
-			for i := range 100 {
-				ids = append(ids, fmt.Sprintf("u%03d", i))
-			}
-			for chunk := range slices.Chunk(ids, 40) {
-				a.update(t, func(tx *store.Txn) error {
-					for _, id := range chunk {
-						if err := createUser(id, id+"@contoso.com")(tx); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
-			}
-			a.update(t, func(tx *store.Txn) error {
-				return tx.Insert(store.TableGroups, &store.Group{ID: "g", DisplayName: "Team"})
-			})
+			ids := a.usersAndGroup(t)
 			lose.Store(true)
 			err := a.st.Update(context.Background(), func(tx *store.Txn) error { return tx.ChangeMembers("g", ids, nil, time.Unix(2, 0)) })
 			if lose.Load() {
@@ -474,4 +442,28 @@ func reads(r *pb.TxnRequest) bool {
 		}
 	}
 	return len(r.Success) > 0
+}
+
+// usersAndGroup creates users u000 to u099 and an empty group g, more
+// members than one transaction carries, and returns the users' ids.
+func (r *replica) usersAndGroup(t *testing.T) []string {
+	t.Helper()
+	var ids []string
+	for i := range 100 {
+		ids = append(ids, fmt.Sprintf("u%03d", i))
+	}
+	for chunk := range slices.Chunk(ids, 40) {
+		r.update(t, func(tx *store.Txn) error {
+			for _, id := range chunk {
+				if err := createUser(id, id+"@contoso.com")(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	r.update(t, func(tx *store.Txn) error {
+		return tx.Insert(store.TableGroups, &store.Group{ID: "g", DisplayName: "Team"})
+	})
+	return ids
 }
