@@ -6,6 +6,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -26,6 +27,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 	"github.com/idrecon/idrecon/spec/bundle"
+	"github.com/idrecon/idrecon/spec/redact"
 )
 
 // Reconciler is what the admin API needs of the reconciler.
@@ -114,6 +116,16 @@ type Server struct {
 // MaxUpload bounds an uploaded spec bundle.
 const MaxUpload = 32 << 20
 
+// maxEdit bounds the body of a resource edit: one spec document.
+const maxEdit = 1 << 20
+
+// tooLarge reports whether err is a body cut off at its limit: the
+// client's 413, not a malformed request.
+func tooLarge(err error) bool {
+	_, ok := errors.AsType[*http.MaxBytesError](err)
+	return ok
+}
+
 // New returns the admin API for cfg.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Reconciler == nil {
@@ -186,7 +198,65 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.unrouted(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// unrouted answers a request no route takes in the API's error JSON, with
+// the status the router decides (404, or 405 and Allow), rather than
+// net/http's plain text. Below /v1 and /debug it asks for the token first:
+// without it, nobody learns which routes exist or which methods they take.
+func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
+	answer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, _ := s.mux.Handler(r)
+		var c statusCapture
+		h.ServeHTTP(&c, r)
+		if allow := c.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		status := cmp.Or(c.status, http.StatusNotFound)
+		writeError(w, status, strings.ToLower(http.StatusText(status))+": "+r.Method+" "+r.URL.Path)
+	})
+	if under(r.URL.Path, "/v1") || under(r.URL.Path, "/debug") {
+		s.auth(answer).ServeHTTP(w, r)
+		return
+	}
+	answer.ServeHTTP(w, r)
+}
+
+// under reports whether path is prefix or below it.
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// statusCapture keeps the status and headers of the router's own 404 or
+// 405 answer and drops its plain-text body.
+type statusCapture struct {
+	header http.Header
+	status int
+}
+
+func (c *statusCapture) Header() http.Header {
+	if c.header == nil {
+		c.header = http.Header{}
+	}
+	return c.header
+}
+
+func (c *statusCapture) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
+}
+
+func (c *statusCapture) Write(p []byte) (int, error) {
+	c.WriteHeader(http.StatusOK)
+	return len(p), nil
+}
 
 // Handle mounts h at pattern without the admin token check, for a handler
 // that authenticates its own requests (the console's browser sessions).
@@ -206,7 +276,9 @@ func (s *Server) handle(pattern string, fn func(http.ResponseWriter, *http.Reque
 // auth admits requests that carry the admin token.
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tok, ok := bearer(r.Header.Get("Authorization"))
+		// Hashes of equal length, compared in constant time: neither the
+		// token's length nor how much of it matched shows in the timing.
 		sum := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="idrecon-admin"`)
@@ -215,6 +287,20 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearer returns the token of an Authorization header of the Bearer
+// scheme. The scheme is case-insensitive (RFC 9110 §11.1) and one or more
+// spaces separate it from the token (RFC 6750); "bearer t" from a hand-typed
+// curl is the same request as "Bearer t". The token is only ever taken from
+// this header, never from the query, which ends up in logs and histories.
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	tok = strings.TrimLeft(tok, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return tok, true
 }
 
 // Error is the admin API's error body.
@@ -358,6 +444,9 @@ func (s *Server) Status() (StatusResponse, error) {
 	resp := StatusResponse{Status: s.cfg.Reconciler.Status(), Ready: ready, Components: comps, Mode: mode, Renames: renames}
 	if s.cfg.Gateways != nil {
 		resp.Gateways = s.cfg.Gateways()
+		for i := range resp.Gateways {
+			resp.Gateways[i].Upstream = redact.URL(resp.Gateways[i].Upstream)
+		}
 	}
 	if s.cfg.Replication != nil {
 		resp.Replication = s.cfg.Replication()
@@ -422,12 +511,23 @@ type PlanResponse struct {
 
 // loadUpload unpacks an uploaded spec bundle into a new folder under
 // UploadDir and loads it. The caller removes the folder.
-func (s *Server) loadUpload(r *http.Request) (string, *spec.Set, error) {
+func (s *Server) loadUpload(w http.ResponseWriter, r *http.Request) (string, *spec.Set, error) {
 	dir, err := os.MkdirTemp(s.cfg.UploadDir, "idrecon-upload-")
 	if err != nil {
 		return "", nil, err
 	}
-	if err := bundle.Unpack(http.MaxBytesReader(nil, r.Body, MaxUpload), dir, s.cfg.MaxUnpack); err != nil {
+	if err := bundle.Unpack(http.MaxBytesReader(w, r.Body, MaxUpload), dir, s.cfg.MaxUnpack); err != nil {
+		var limit *spec.LimitError
+		switch {
+		case tooLarge(err):
+			return dir, nil, errorf(http.StatusRequestEntityTooLarge, "spec bundle larger than %d MiB", MaxUpload>>20)
+		case errors.As(err, &limit):
+			// Past the spec's own size limit: refused as the loader
+			// refuses such a folder, the limit named as its problem.
+			return dir, nil, &specError{status: http.StatusUnprocessableEntity, err: err}
+		case errors.Is(err, bundle.ErrTooLarge):
+			return dir, nil, errorf(http.StatusRequestEntityTooLarge, "%v", err)
+		}
 		return dir, nil, errorf(http.StatusBadRequest, "bad spec bundle: %v", err)
 	}
 	set, err := s.cfg.Load(r.Context(), dir)
@@ -438,7 +538,7 @@ func (s *Server) loadUpload(r *http.Request) (string, *spec.Set, error) {
 }
 
 func (s *Server) planUpload(w http.ResponseWriter, r *http.Request) error {
-	dir, set, err := s.loadUpload(r)
+	dir, set, err := s.loadUpload(w, r)
 	defer os.RemoveAll(dir)
 	if err != nil {
 		return err
@@ -462,7 +562,7 @@ func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusConflict,
 			"this daemon follows %s: commit the change there (or run 'idrecon reconcile' to converge now); apply is for daemons started without a source", s.cfg.Source)
 	}
-	dir, set, err := s.loadUpload(r)
+	dir, set, err := s.loadUpload(w, r)
 	defer os.RemoveAll(dir)
 	if err != nil {
 		return err
@@ -545,11 +645,11 @@ type Resource struct {
 }
 
 func view(r *store.Resource) Resource {
-	return Resource{Kind: r.Kind, Name: r.Name, Spec: redact(r.Spec), Revision: r.Revision, ModifiedBy: r.ModifiedBy, Modified: r.Modified}
+	return Resource{Kind: r.Kind, Name: r.Name, Spec: redactSpec(r.Spec), Revision: r.Revision, ModifiedBy: r.ModifiedBy, Modified: r.Modified}
 }
 
-// redact drops bulky or sensitive derived fields before showing a spec.
-func redact(v any) any {
+// redactSpec drops bulky or sensitive derived fields before showing a spec.
+func redactSpec(v any) any {
 	switch c := v.(type) {
 	case *spec.Certificate:
 		cp := *c
@@ -557,6 +657,9 @@ func redact(v any) any {
 		cp.PEM = ""
 		return &cp
 	case *spec.SamlServiceProvider:
+		// URLs stay whole, unlike in status: a resource read here is
+		// written back (PUT) or exported as the spec (idrecon export),
+		// and the admin token that reads it may change it anyway.
 		cp := *c
 		cp.IDP.MetadataXML = nil
 		return &cp
@@ -652,9 +755,12 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 	if !known {
 		return errorf(http.StatusNotFound, "unknown kind %q", kind)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxEdit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if tooLarge(err) {
+			return errorf(http.StatusRequestEntityTooLarge, "%s spec larger than %d MiB", kind, maxEdit>>20)
+		}
 		return errorf(http.StatusBadRequest, "bad %s spec: %v", kind, err)
 	}
 	// One JSON value, as a spec file is one document: anything after it is
@@ -732,9 +838,39 @@ func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) backup(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="idrecon-backup"`)
-	if err := s.cfg.Backup(w); err != nil {
-		// Headers are gone; the client sees a truncated body and a failed checksum.
-		s.log.Error("backup failed", "err", err)
+	bw := &backupWriter{ResponseWriter: w}
+	err := s.cfg.Backup(bw)
+	switch {
+	case err == nil:
+		return nil
+	case !bw.wrote:
+		// Nothing sent yet: the failure can still be told as one.
+		w.Header().Del("Content-Disposition")
+		return fmt.Errorf("backup: %w", err)
 	}
-	return nil
+	// The 200 is gone. Ending the body normally would hand the client a
+	// truncated snapshot that looks whole; breaking the connection makes
+	// the download itself fail.
+	s.log.Error("backup failed midway; connection aborted", "err", err)
+	panic(http.ErrAbortHandler)
 }
+
+// backupWriter notes whether a backup sent anything. It stays an
+// http.ResponseWriter (Backup may lift the write deadline through
+// http.NewResponseController, which finds the server's through Unwrap).
+type backupWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (b *backupWriter) Write(p []byte) (int, error) {
+	b.wrote = b.wrote || len(p) > 0
+	return b.ResponseWriter.Write(p)
+}
+
+func (b *backupWriter) Flush() {
+	b.wrote = true
+	http.NewResponseController(b.ResponseWriter).Flush()
+}
+
+func (b *backupWriter) Unwrap() http.ResponseWriter { return b.ResponseWriter }

@@ -1,9 +1,12 @@
 package admin
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -266,5 +269,247 @@ func TestUploadDirFailureIsServerError(t *testing.T) {
 	code, body := f.do(t, "POST", "/v1/plan", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
 	if code != http.StatusInternalServerError || !strings.Contains(body, "gone") {
 		t.Fatalf("plan with no upload dir: %d %s, want 500 naming the dir", code, body)
+	}
+}
+
+// The Authorization header as clients spell it: the scheme is
+// case-insensitive (RFC 9110 §11.1) and may be followed by more than one
+// space (RFC 6750's 1*SP); anything else, and the token anywhere but that
+// header, is refused alike with a 401 and a challenge.
+func TestAuthHeader(t *testing.T) {
+	f := newFixture(t, "")
+	tests := []struct {
+		name, path, header string
+		want               int
+	}{
+		{"canonical", "/v1/status", "Bearer " + token, 200},
+		{"scheme in lower case", "/v1/status", "bearer " + token, 200},
+		{"scheme in upper case", "/v1/status", "BEARER " + token, 200},
+		{"two spaces", "/v1/status", "Bearer  " + token, 200},
+		{"no header", "/v1/status", "", 401},
+		{"blank", "/v1/status", "   ", 401},
+		{"scheme alone", "/v1/status", "Bearer", 401},
+		{"scheme and a space", "/v1/status", "Bearer ", 401},
+		{"token without scheme", "/v1/status", token, 401},
+		{"other scheme", "/v1/status", "Basic " + token, 401},
+		{"token with a tail", "/v1/status", "Bearer " + token + " x", 401},
+		{"token's prefix", "/v1/status", "Bearer " + token[:len(token)-1], 401},
+		{"token in the query", "/v1/status?access_token=" + token, "", 401},
+		{"backup", "/v1/backup", "", 401},
+		{"users", "/v1/users", "", 401},
+		{"access", "/v1/access/x", "", 401},
+		{"pprof trace", "/debug/pprof/trace", "", 401},
+		{"pprof symbol", "/debug/pprof/symbol", "", 401},
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "{}") })
+	f = newFixtureWith(t, "", func(c *Config) {
+		c.Backup = func(w io.Writer) error { _, err := io.WriteString(w, "backup"); return err }
+		c.Routes = map[string]http.Handler{"/users": ok, "/access/": ok}
+	})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", f.srv.URL+tt.path, nil)
+			if tt.header != "" {
+				req.Header.Set("Authorization", tt.header)
+			}
+			resp, err := f.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("GET %s with %q: %d, want %d (%s)", tt.path, tt.header, resp.StatusCode, tt.want, b)
+			}
+			if tt.want == 401 {
+				var e Error
+				if resp.Header.Get("WWW-Authenticate") == "" || json.Unmarshal(b, &e) != nil || e.Error == "" {
+					t.Errorf("401 without a challenge or an error body: %v %s", resp.Header, b)
+				}
+			}
+		})
+	}
+}
+
+// bigBundle is a bundle of one file of n bytes, stored uncompressed so
+// that the upload is as large as the file.
+func bigBundle(t *testing.T, n int) *bytes.Buffer {
+	t.Helper()
+	var buf bytes.Buffer
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.NoCompression)
+	tw := tar.NewWriter(gz)
+	if err := tw.WriteHeader(&tar.Header{Name: "big.yaml", Mode: 0o600, Size: int64(n), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(bytes.Repeat([]byte("#"), n)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
+}
+
+// A body past the limit is the client's mistake of size, 413, not a
+// malformed request (400): the CLI tells the user to split the spec, not to
+// fix its syntax.
+func TestOversizedBodies(t *testing.T) {
+	f := newFixtureWith(t, "", func(c *Config) { c.MaxUnpack = 2 * MaxUpload })
+	big := `{"versions":["` + strings.Repeat("x", 1<<20) + `"]}`
+	tests := []struct {
+		name, method, path string
+		body               func() io.Reader
+	}{
+		{"edit", "PUT", "/v1/resources/Application/x", func() io.Reader { return strings.NewReader(big) }},
+		{"plan", "POST", "/v1/plan", func() io.Reader { return bigBundle(t, MaxUpload+1<<20) }},
+		{"apply", "POST", "/v1/apply", func() io.Reader { return bigBundle(t, MaxUpload+1<<20) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := f.do(t, tt.method, tt.path, token, tt.body())
+			var e Error
+			if code != http.StatusRequestEntityTooLarge || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" {
+				t.Fatalf("%s %s: %d %.200s, want 413 with an error body", tt.method, tt.path, code, body)
+			}
+		})
+	}
+}
+
+// Status, which the console shows too, hides the secrets a URL may carry
+// (a Gateway upstream's userinfo), as plans do; a resource as stored keeps
+// them for the admin who reads it to write it back.
+func TestStatusHidesURLSecrets(t *testing.T) {
+	const secret = "s3cretURLtoken"
+	f := newFixtureWith(t, "", func(c *Config) {
+		c.Gateways = func() []GatewayStatus {
+			return []GatewayStatus{{Name: "app", Upstream: "https://idrecon:" + secret + "@app.internal", Serving: true}}
+		}
+	})
+	const samlDoc = "apiVersion: idrecon.io/v1alpha1\nkind: SamlServiceProvider\nmetadata:\n  name: entra\nspec:\n  entityID: urn:idrecon\n  baseURL: https://idrecon.example.com\n  idp:\n    metadataURL: https://idp.example.com/metadata?appid=1&token=" + secret + "\n    requireSignedMetadata: false\n"
+	if code, body := f.do(t, "POST", "/v1/apply", token, packDir(t, map[string]string{"saml.yaml": samlDoc})); code != 200 {
+		t.Fatalf("apply: %d %s", code, body)
+	}
+	if code, body := f.do(t, "GET", "/v1/status", token, nil); code != 200 || strings.Contains(body, secret) {
+		t.Errorf("GET /v1/status: %d, shows the URL's secret: %s", code, body)
+	}
+	// A resource is read to be written back or exported as the spec: its
+	// URLs must stay whole, or the round trip would store "REDACTED".
+	if code, body := f.do(t, "GET", "/v1/resources/SamlServiceProvider/entra", token, nil); code != 200 || !strings.Contains(body, secret) {
+		t.Errorf("GET /v1/resources/SamlServiceProvider/entra: %d, the metadataURL is not whole: %s", code, body)
+	}
+	// The stored value is untouched: only its display is redacted.
+	r, _ := f.st.Read().Resource(spec.KindSamlServiceProvider, "entra")
+	if !strings.Contains(r.Spec.(*spec.SamlServiceProvider).IDP.MetadataURL, secret) {
+		t.Error("redacting the answer changed the stored resource")
+	}
+}
+
+// A backup that fails before it sent anything says so (500); one that
+// fails midway breaks the connection, so that no client takes a
+// truncated snapshot for a whole one.
+func TestBackupFailure(t *testing.T) {
+	tests := []struct {
+		name   string
+		backup func(w io.Writer) error
+		want   int // 0: the body must not read to its end
+	}{
+		{"before any byte", func(io.Writer) error { return errors.New("snapshot: store closed") }, 500},
+		{"midway", func(w io.Writer) error {
+			io.WriteString(w, "IDRECON-BACKUP part")
+			w.(http.Flusher).Flush()
+			return errors.New("disk read error")
+		}, 0},
+		{"whole", func(w io.Writer) error { _, err := io.WriteString(w, "IDRECON-BACKUP"); return err }, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixtureWith(t, "", func(c *Config) { c.Backup = tt.backup })
+			req, _ := http.NewRequest("GET", f.srv.URL+"/v1/backup", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := f.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, rerr := io.ReadAll(resp.Body)
+			switch tt.want {
+			case 0:
+				if rerr == nil {
+					t.Fatalf("a backup that failed midway read to its end: %d %q", resp.StatusCode, b)
+				}
+			case 500:
+				var e Error
+				if resp.StatusCode != 500 || json.Unmarshal(b, &e) != nil || !strings.Contains(e.Error, "store closed") {
+					t.Fatalf("%d %q, want 500 with the reason", resp.StatusCode, b)
+				}
+				if resp.Header.Get("Content-Disposition") != "" {
+					t.Errorf("an error offered as a backup file: %v", resp.Header)
+				}
+			default:
+				if resp.StatusCode != tt.want || rerr != nil || string(b) != "IDRECON-BACKUP" {
+					t.Fatalf("%d %q %v", resp.StatusCode, b, rerr)
+				}
+			}
+		})
+	}
+}
+
+// A bundle that unpacks past the spec's size limit is refused as the loader
+// refuses such a folder (422, the limit as a problem naming the file), so
+// that the CLI reports it as it reports a local load, whatever the source.
+func TestUploadPastTheSpecLimit(t *testing.T) {
+	f := newFixtureWith(t, "", func(c *Config) { c.MaxUnpack = 1 << 10 })
+	for _, path := range []string{"/v1/plan", "/v1/apply"} {
+		code, body := f.do(t, "POST", path, token, bigBundle(t, 2<<10))
+		var e Error
+		if err := json.Unmarshal([]byte(body), &e); err != nil || code != http.StatusUnprocessableEntity ||
+			len(e.Problems) != 1 || e.Problems[0].File != "big.yaml" {
+			t.Errorf("POST %s: %d %s, want 422 with the limit as a problem in big.yaml", path, code, body)
+		}
+	}
+}
+
+// Requests no route takes are answered in the API's error JSON with the
+// status the router decided (404, or 405 with Allow), and below /v1 and
+// /debug only with the token, so that nobody without it learns which
+// routes exist.
+func TestUnroutedRequests(t *testing.T) {
+	f := newFixture(t, "")
+	tests := []struct {
+		method, path, tok string
+		want              int
+		allow             string
+	}{
+		{"GET", "/v1/nope", token, 404, ""},
+		{"GET", "/v1/nope", "", 401, ""},
+		{"GET", "/debug/nope", "", 401, ""},
+		{"DELETE", "/v1/status", token, 405, "GET, HEAD"},
+		{"DELETE", "/v1/status", "", 401, ""},
+		{"GET", "/v1/apply", token, 405, "POST"},
+		{"GET", "/nope", "", 404, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path+" "+tt.tok, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, f.srv.URL+tt.path, nil)
+			if tt.tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.tok)
+			}
+			resp, err := f.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			var e Error
+			if resp.StatusCode != tt.want || json.Unmarshal(b, &e) != nil || e.Error == "" {
+				t.Fatalf("%d %q, want %d with an error body", resp.StatusCode, b, tt.want)
+			}
+			if got := resp.Header.Get("Allow"); got != tt.allow {
+				t.Errorf("Allow %q, want %q", got, tt.allow)
+			}
+		})
 	}
 }
