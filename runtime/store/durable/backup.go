@@ -58,6 +58,10 @@ type backupHeader struct {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// renameFile installs a restored state file. A variable, so that tests can
+// make it fail, as a crash before it would.
+var renameFile = os.Rename
+
 // WriteBackup writes every persisted table of snap (from store.Snapshot, so
 // the backup is consistent while the store keeps serving) to w.
 func WriteBackup(w io.Writer, snap *memdb.MemDB) error {
@@ -189,22 +193,35 @@ func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
 			os.Remove(tmpPath)
 		}
 	}()
-	if err := writeRestored(r, tmpPath); err != nil {
+	// The old state's write-ahead log may hold acknowledged writes (a
+	// daemon that crashed): it must stay until the restored file replaces
+	// the old one, else a restore that fails or crashes before the rename
+	// leaves the old state without them. Replayed onto the restored file,
+	// it would mix the two states; so the restored file records the old
+	// log's last segment as applied, and any Open after the rename removes
+	// the old segments unread, whether or not Restore got to remove them.
+	oldLog, err := listSegments(path)
+	if err != nil {
+		return fmt.Errorf("durable: restore: %w", err)
+	}
+	var applied uint64
+	if len(oldLog) > 0 {
+		applied = oldLog[len(oldLog)-1]
+	}
+	if err := writeRestored(r, tmpPath, applied); err != nil {
 		return err
 	}
 	if err := verifyLoads(tmpPath); err != nil {
 		return err
 	}
-	// The old state's write-ahead log goes first: replayed onto the
-	// restored file, it would mix the two states.
-	if err := removeLog(path); err != nil {
-		return fmt.Errorf("durable: restore: %w", err)
-	}
-	if err := os.Rename(tmpPath, path); err != nil {
+	if err := renameFile(tmpPath, path); err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
+	}
+	if err := removeLog(path); err != nil {
+		return fmt.Errorf("durable: restore: the state is restored; removing the old log (the next start removes it): %w", err)
 	}
 	return nil
 }
@@ -236,8 +253,9 @@ func lockTarget(path string, overwrite bool) (release func(), err error) {
 }
 
 // writeRestored reads the backup stream into a new bbolt file at path, in
-// the backup's format.
-func writeRestored(r io.Reader, path string) error {
+// the backup's format. With applied above 0, the file records log segment
+// applied as the last one applied (see keyLogApplied).
+func writeRestored(r io.Reader, path string, applied uint64) error {
 	bdb, err := openBolt(path, time.Second, true)
 	if err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
@@ -245,7 +263,12 @@ func writeRestored(r io.Reader, path string) error {
 	hr := &hashingReader{r: bufio.NewReaderSize(r, 64<<10), h: crc32.New(castagnoli)}
 	hdr, err := readBackupHeader(hr)
 	if err == nil {
-		err = bdb.Update(func(tx *bolt.Tx) error { return createLayout(tx, hdr.Format) })
+		err = bdb.Update(func(tx *bolt.Tx) error {
+			if err := createLayout(tx, hdr.Format); err != nil || applied == 0 {
+				return err
+			}
+			return tx.Bucket(bucketInfo).Put(keyLogApplied, binary.BigEndian.AppendUint64(nil, applied))
+		})
 	}
 	if err == nil {
 		err = copyBackup(hr, bdb, hdr)

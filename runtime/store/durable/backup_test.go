@@ -237,3 +237,52 @@ func TestRestoreOlderBackups(t *testing.T) {
 		})
 	}
 }
+
+// A restore onto the data dir of a daemon that crashed replaces a state
+// file whose log still holds acknowledged writes. Restore is one atomic
+// step at the rename: should it fail or crash before, the old state must
+// start whole, log included (else the writes in the log are lost, and the
+// operator who was told the restore failed starts on an older state); after
+// it, the old log must never be replayed onto the restored file (else the
+// daemon starts on a mix of the two states that no history had).
+func TestRestoreIsAtomicWithTheOldLog(t *testing.T) {
+	backup, _ := backupOf(t) // users u1 and u2
+	for _, tt := range []struct {
+		name  string
+		crash func(t *testing.T, path string, oldLog map[uint64][]byte) error
+		want  []string
+	}{
+		{"rename fails", func(t *testing.T, path string, _ map[uint64][]byte) error {
+			t.Helper()
+			old := renameFile
+			renameFile = func(string, string) error { return errDisk }
+			defer func() { renameFile = old }()
+			return Restore(bytes.NewReader(backup), path, Overwrite())
+		}, []string{"old1", "old2", "old3"}},
+		{"crash after the rename, before the log is removed", func(t *testing.T, path string, oldLog map[uint64][]byte) error {
+			t.Helper()
+			if err := Restore(bytes.NewReader(backup), path, Overwrite()); err != nil {
+				t.Fatal(err)
+			}
+			// What the crash left: the removals were not yet made.
+			for seq, b := range oldLog {
+				writeFile(t, segmentName(path, seq), b)
+			}
+			return nil
+		}, []string{"u1", "u2"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), FileName)
+			writeLog(t, path, []string{"old1", "old2"}, []string{"old3"})
+			oldLog := map[uint64][]byte{}
+			for _, seq := range segments(t, path) {
+				oldLog[seq] = readFile(t, segmentName(path, seq))
+			}
+			err := tt.crash(t, path, oldLog)
+			t.Logf("restore: %v", err)
+			if got := loadUsers(t, path); !slices.Equal(got, tt.want) {
+				t.Fatalf("users after the restore: %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -83,7 +83,9 @@
 //
 // The zeros are written a megabyte ahead of the frames, so that syncing a
 // frame does not also change the file's size: that would make fdatasync
-// commit the file system's journal for every batch.
+// commit the file system's journal for every batch. On a disk without room
+// for them a frame is written without them: a full disk refuses only the
+// batches it has no room for.
 // with integers big endian and CRC-32C the Castagnoli CRC. An op puts a
 // record (internal/record) under its key in its table's bucket, or deletes
 // the key: the log holds the bucket writes a batch makes, as batchOps decides
@@ -140,7 +142,10 @@
 //
 // WriteBackup streams a consistent snapshot of a running store in a
 // self-describing format; Restore installs such a backup as a new state file,
-// offline and atomically, and removes the log of the state it replaces. A
+// offline and atomically, and removes the log of the state it replaces after
+// the rename: the new file records that log as applied, so a restore that
+// fails before the rename leaves the old state whole, and one that crashes
+// after it never replays the old log onto the new file. A
 // backup names the state format of its buckets and records (backup.go): one
 // of format 3 holds member chunks; Restore writes an older one into a file
 // of its format and migrates that as Open does.

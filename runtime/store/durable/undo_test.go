@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -463,5 +464,74 @@ func TestTornHeaderWithCraftedFrameIsLikeMidLogDamage(t *testing.T) {
 	}
 	if _, err := parseSegment("seg", torn, 1, FormatVersion, true); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("parse = %v, want ErrCorrupt", err)
+	}
+}
+
+// diskFull makes the log's writes fail with ENOSPC past free bytes beyond
+// the end of the active segment's frames, until the returned func is
+// called.
+func diskFull(t *testing.T, db *DB, free int64) (heal func()) {
+	t.Helper()
+	db.wal.mu.Lock()
+	// The zeros written ahead are used up: the next frame needs more.
+	a := db.wal.active
+	if err := a.f.Truncate(a.size); err != nil {
+		t.Fatal(err)
+	}
+	a.filled = a.size
+	limit := a.size + free
+	db.wal.mu.Unlock()
+	old := writeSegment
+	writeSegment = func(f *os.File, b []byte, off int64) (int, error) {
+		if off+int64(len(b)) <= limit {
+			return old(f, b, off)
+		}
+		n, _ := old(f, b[:max(0, limit-off)], off)
+		return n, syscall.ENOSPC
+	}
+	heal = func() { writeSegment = old }
+	t.Cleanup(heal)
+	return heal
+}
+
+// A full disk fails a write cleanly (unavailable, nothing of it kept, the
+// store serving what it holds) and a write that fits in the space left is
+// taken: the zeros the log writes ahead of its frames are only there to
+// spare fdatasync a journal commit, and must not refuse a write the disk
+// has room for.
+func TestDiskFullFailsWritesCleanly(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		free  int64 // bytes left on the disk past the log's frames
+		taken bool
+	}{
+		{"no space", 0, false},
+		{"room for the frame, not for the zeros ahead", 16 << 10, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path, db, st := withAda(t)
+			db.wal.checkpointing.Lock()
+			defer db.wal.checkpointing.Unlock()
+			heal := diskFull(t, db, tt.free)
+			err := st.Update(t.Context(), createBob("bob-1", true))
+			if tt.taken != (err == nil) {
+				t.Fatalf("write with %d bytes free = %v, want taken %v", tt.free, err, tt.taken)
+			}
+			if err != nil && !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("write on a full disk = %v, want store.ErrUnavailable", err)
+			}
+			if u, _ := st.Read().UserByID("ada"); u == nil {
+				t.Fatal("the store lost ada on a full disk")
+			}
+			heal()
+			// Space is back: writes are taken again.
+			update(t, st, func(tx *store.Txn) error {
+				return tx.Insert(store.TableUsers, user("carol", "carol@example.com"))
+			})
+			want := newStore(t, nil)
+			loadFrom(t, want, st.Snapshot())
+			got, _ := loadImage(t, crashImage(t, path))
+			assertSameState(t, got, want)
+		})
 	}
 }

@@ -351,6 +351,8 @@ var zeros = make([]byte, 64<<10)
 var (
 	syncLog     = fdatasync
 	truncateLog = (*os.File).Truncate
+	// writeSegment writes to a segment; tests make it fail as a full disk does.
+	writeSegment = (*os.File).WriteAt
 )
 
 // segment is the log segment Commit appends to.
@@ -405,13 +407,14 @@ func createSegment(path string, seq uint64, after *cut) (*segment, error) {
 // fails, the frame may be on disk in part or whole; append cuts the file
 // back, so that a batch reported failed cannot reappear at the next start.
 func (s *segment) append(frame []byte) error {
-	var err error
 	if end := s.size + int64(len(frame)); end > s.filled && s.ahead > 0 {
-		err = s.fill(end + s.ahead)
+		// The zeros only spare fdatasync a journal commit: should the
+		// disk have no room for them (ENOSPC), the frame is written
+		// without them, growing the file, rather than refused while the
+		// disk has room for it. Any zeros written stay, harmless.
+		_ = s.fill(end + s.ahead)
 	}
-	if err == nil {
-		_, err = s.f.WriteAt(frame, s.size)
-	}
+	_, err := writeSegment(s.f, frame, s.size)
 	if err == nil {
 		err = syncLog(s.f)
 	}
@@ -428,6 +431,9 @@ func (s *segment) append(frame []byte) error {
 		return fmt.Errorf("append to log segment %d: %w", s.seq, err)
 	}
 	s.size += int64(len(frame))
+	// A frame written past the zeros grew the file: the next fill starts
+	// after it, never over it.
+	s.filled = max(s.filled, s.size)
 	return nil
 }
 
@@ -435,7 +441,7 @@ func (s *segment) append(frame []byte) error {
 // makes them durable with the frame that needed them.
 func (s *segment) fill(end int64) error {
 	for s.filled < end {
-		n, err := s.f.WriteAt(zeros[:min(int64(len(zeros)), end-s.filled)], s.filled)
+		n, err := writeSegment(s.f, zeros[:min(int64(len(zeros)), end-s.filled)], s.filled)
 		s.filled += int64(n)
 		if err != nil {
 			return err

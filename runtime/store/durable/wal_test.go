@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -722,5 +723,68 @@ func appendFile(t *testing.T, name string, b []byte) {
 	defer f.Close()
 	if _, err := f.Write(b); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A checkpoint that fails for a while (a full disk under the state file)
+// makes writes fail as unavailable once the log is full, never wait for
+// good nor half-apply; the store keeps serving what it holds, and writes
+// are taken again once the checkpointer's retry succeeds. Here the
+// checkpoint fails because its segment cannot be read for a while.
+func TestWritesResumeWhenCheckpointRecovers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := Open(path, Options{SegmentBytes: 1}) // every batch fills its segment
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st := newStore(t, db)
+	addAda(t, st)
+	// ada's segment is checkpointed before checkpoints are held: still
+	// waiting, it would leave holdCheckpoints one segment too many.
+	if err := db.flush(); err != nil {
+		t.Fatal(err)
+	}
+	release := holdCheckpoints(t, db)
+	first := segmentName(path, segments(t, path)[0])
+	if err := os.Rename(first, first+".away"); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	// Once the checkpointer has failed, a write needing a new segment
+	// fails at once.
+	err = st.Update(t.Context(), createBob("bob-1", false))
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("write while the log is full and checkpoints fail = %v, want store.ErrUnavailable", err)
+	}
+	if u, _ := st.Read().UserByID("bob-1"); u != nil {
+		t.Fatal("the store holds a write that failed")
+	}
+	if u, _ := st.Read().UserByID("ada"); u == nil {
+		t.Fatal("the store lost ada while checkpoints fail")
+	}
+	if err := os.Rename(first+".away", first); err != nil {
+		t.Fatal(err)
+	}
+	// The checkpointer retries on its own; poll for the write to go
+	// through rather than guess how long that takes.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err = st.Update(t.Context(), createBob("bob-1", false))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("write after the checkpoint recovered = %v", err)
+		}
+		runtime.Gosched()
+	}
+	st.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// holdCheckpoints committed early0 and early1 past the store.
+	if got, want := loadUsers(t, path), []string{"ada", "bob-1", "early0", "early1"}; !slices.Equal(got, want) {
+		t.Fatalf("users after the outage: %v, want %v", got, want)
 	}
 }
