@@ -369,8 +369,15 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		Observer:   met.SAMLLogin,
 		Authorizer: saml.AccessAuthorizer{Store: st},
 	}
+	decider := gateway.Decider(gateway.StoreDecider{Store: st})
 	if sh != nil {
 		samlOpts.Sessions, samlOpts.Replay, samlOpts.PendingKey = sh.saml, sh.saml, sh.pendingKey
+		// A stuck mirror holds a state frozen at some revision: a user
+		// disabled since would still be let in. Readiness drains the
+		// daemon only where a load balancer probes it, and only a probe
+		// interval later, so access is refused here too (see frozen).
+		samlOpts.Authorizer = frozenAuthorizer{samlOpts.Authorizer, sh}
+		decider = frozenDecider{decider, sh}
 	}
 	samlSrv := saml.NewServer(st, samlOpts)
 	tlsSrc := tlscert.New(st, cfg.TLSCertificate)
@@ -384,7 +391,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		})
 	}
 	main.HandleFunc("GET "+spec.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	fronts := &gateways{st: st, sessions: gateway.SessionsFunc(samlSrv.SessionUser), decider: gateway.StoreDecider{Store: st},
+	fronts := &gateways{st: st, sessions: gateway.SessionsFunc(samlSrv.SessionUser), decider: decider,
 		samlBase: samlSrv.BasePath, audit: trail, log: log.With("component", "gateway")}
 	// cleanup runs once serve has drained the listeners: the Gateways'
 	// upstream connections go then, not an idle timeout after Run returned.
@@ -426,6 +433,12 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			return
 		}
 		home, samlOK := samlSrv.BasePath(r.Context())
+		if samlOK && sh != nil && signingIn(p, home) {
+			if err := sh.stuck(); err != nil {
+				frozen(w, log, err)
+				return
+			}
+		}
 		if samlOK && p == home+console.HandoffPath {
 			handoff.ServeHTTP(w, r)
 			return
@@ -466,7 +479,11 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		checks = append(checks, admin.Check{Name: "etcd", Ready: func() (bool, string) {
 			ctx, cancel := context.WithTimeout(context.Background(), etcdstate.DefaultTimeout)
 			defer cancel()
-			if err := sh.state.Barrier(ctx); err != nil {
+			if err := sh.checkMirror(ctx); err != nil {
+				if isStuck(err) {
+					// Status tells why this daemon neither leads nor lets users in.
+					return false, err.Error() + "; until it follows etcd again, this daemon does not campaign for the reconciler lead and refuses sign-ins and Gateway access"
+				}
 				return false, err.Error()
 			}
 			return true, fmt.Sprintf("revision %d", sh.state.Applied())
@@ -593,7 +610,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 8) // room for every goroutine below, so none blocks
+	errc := make(chan error, 9) // room for every goroutine below, so none blocks
 	goRun := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -614,6 +631,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	if d.etcd != nil {
 		goRun("etcd mirror", func() error { return d.etcd.state.Run(runCtx) })
 		goRun("etcd sessions", func() error { return d.etcd.saml.Run(runCtx) })
+		goRun("etcd mirror check", func() error { return d.etcd.watchMirror(runCtx) })
 	}
 	if d.etcd != nil {
 		// One daemon of those sharing the state applies the spec.

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,13 +18,18 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/admin/console"
+	"github.com/idrecon/idrecon/runtime/gateway"
+	"github.com/idrecon/idrecon/runtime/saml"
 	"github.com/idrecon/idrecon/runtime/saml/samletcd"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/durable"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
+	"github.com/idrecon/idrecon/spec"
 )
 
 // EtcdConfig puts the state in etcd, shared by every daemon given the same
@@ -40,6 +47,10 @@ type EtcdConfig struct {
 	// Name is this daemon in the reconciler election and in status
 	// (default: the host name and process id).
 	Name string
+
+	// dialOptions are added to the etcd client's (tests intercept one
+	// daemon's calls with them).
+	dialOptions []grpc.DialOption
 }
 
 func replicaName(name string) string {
@@ -57,7 +68,7 @@ func etcdClient(ec *EtcdConfig) (*clientv3.Client, error) {
 		return nil, errors.New("etcd: no endpoints")
 	}
 	ccfg := clientv3.Config{Endpoints: ec.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 5 * time.Second}
+		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 5 * time.Second, DialOptions: ec.dialOptions}
 	if ec.CAFile != "" || ec.CertFile != "" {
 		tc, err := (transport.TLSInfo{CertFile: ec.CertFile, KeyFile: ec.KeyFile, TrustedCAFile: ec.CAFile}).ClientConfig()
 		if err != nil {
@@ -89,6 +100,137 @@ type shared struct {
 	// renewals counts the election lease's keep-alives etcd answered,
 	// lapses the leases that ended while this daemon held them.
 	renewals, lapses atomic.Uint64
+	// mirror says whether the mirror follows etcd (see watchMirror).
+	mirror mirrorHealth
+}
+
+// mirrorHealth is why this daemon's mirror cannot follow etcd (nil while
+// it does), and a channel closed when that changes.
+type mirrorHealth struct {
+	mu      sync.Mutex
+	err     error
+	changed chan struct{}
+}
+
+// get returns a channel closed at the next change, and why the mirror is
+// stuck (nil: it follows).
+func (h *mirrorHealth) get() (<-chan struct{}, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.changed == nil {
+		h.changed = make(chan struct{})
+	}
+	return h.changed, h.err
+}
+
+// set records err (nil: the mirror follows); true if that changed.
+func (h *mirrorHealth) set(err error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if (h.err == nil) == (err == nil) {
+		h.err = err // the newest reason
+		return false
+	}
+	h.err = err
+	if h.changed != nil {
+		close(h.changed)
+	}
+	h.changed = make(chan struct{})
+	return true
+}
+
+// stuck returns why the mirror cannot follow etcd, nil while it does.
+func (sh *shared) stuck() error {
+	_, err := sh.mirror.get()
+	return err
+}
+
+// mirrorCheck is how often watchMirror asks whether the mirror follows
+// etcd: how soon a stuck daemon gives up the lead and refuses sign-ins.
+const mirrorCheck = time.Second
+
+func isStuck(err error) bool { return errors.Is(err, etcdstate.ErrStuck) }
+
+// watchMirror asks the mirror, every mirrorCheck until ctx ends, whether
+// it follows etcd (State.Stuck, which costs etcd nothing). A stuck mirror
+// serves a state frozen at some revision: its leader cannot apply (and
+// would keep the lead, its lease renewing, so no other daemon applies
+// either), and a user disabled since would still be let in here. Other
+// failures (etcd out of reach, a moment's lag) change nothing: they pass,
+// or end the lease by themselves.
+func (sh *shared) watchMirror(ctx context.Context) error {
+	for ctx.Err() == nil {
+		sh.recordMirror(sh.state.Stuck())
+		sleep(ctx, mirrorCheck)
+	}
+	return nil
+}
+
+// checkMirror calls Barrier for the readiness check and records whether
+// the mirror is stuck, so that what status says is what the daemon
+// enforces.
+func (sh *shared) checkMirror(ctx context.Context) error {
+	err := sh.state.Barrier(ctx)
+	if ctx.Err() != nil {
+		return err
+	}
+	switch {
+	case isStuck(err):
+		sh.recordMirror(err)
+	case err == nil:
+		sh.recordMirror(nil)
+	}
+	return err
+}
+
+// recordMirror records why the mirror is stuck (nil: it follows), logging
+// a change once.
+func (sh *shared) recordMirror(stuck error) {
+	if !sh.mirror.set(stuck) {
+		return
+	}
+	if stuck != nil {
+		sh.log.Error("the mirror cannot follow etcd: giving up the reconciler lead, refusing sign-ins and Gateway decisions until it does", "err", stuck)
+	} else {
+		sh.log.Info("the mirror follows etcd again: campaigning for the reconciler lead, serving sign-ins")
+	}
+}
+
+// whileFollowing returns a context that ends with ctx or once the mirror is
+// stuck.
+func (sh *shared) whileFollowing(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		for {
+			changed, err := sh.mirror.get()
+			if err != nil {
+				cancel()
+				return
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ctx, cancel
+}
+
+// waitFollowing returns once the mirror follows etcd; false if ctx ended
+// first.
+func (sh *shared) waitFollowing(ctx context.Context) bool {
+	for {
+		changed, err := sh.mirror.get()
+		if err == nil {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // leadership is this daemon's key in the reconciler election.
@@ -176,6 +318,11 @@ const leaderTTL = 5
 // reconciler's RequestNumbered, for the requests of every daemon.
 func (sh *shared) lead(ctx context.Context, run func(context.Context) error, request func(uint64)) error {
 	for ctx.Err() == nil {
+		// A daemon whose mirror is stuck does not campaign: it could not
+		// apply, and it would keep a daemon that can from leading.
+		if !sh.waitFollowing(ctx) {
+			return nil
+		}
 		session, err := concurrency.NewSession(sh.cli, concurrency.WithTTL(leaderTTL), concurrency.WithContext(ctx))
 		if err != nil {
 			sh.log.Warn("reconcile election: no etcd session", "err", err)
@@ -184,10 +331,15 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error, req
 		}
 		stopCounting := sh.countRenewals(ctx, session.Lease())
 		el := concurrency.NewElection(session, sh.prefix+"reconcile-leader")
-		if err := el.Campaign(ctx, sh.name); err != nil {
+		// A campaign ended by a stuck mirror withdraws its key, so that the
+		// next daemon in line leads.
+		cctx, stopCampaign := sh.whileFollowing(ctx)
+		err = el.Campaign(cctx, sh.name)
+		stopCampaign()
+		if err != nil {
 			stopCounting()
 			session.Close()
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && sh.stuck() == nil {
 				sh.log.Warn("reconcile election", "err", err)
 				sleep(ctx, time.Second)
 			}
@@ -195,7 +347,8 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error, req
 		}
 		sh.log.Info("leading the reconciler", "replica", sh.name)
 		sh.held.Store(&leadership{key: el.Key(), rev: el.Rev()})
-		lctx, cancel := context.WithCancel(ctx)
+		// The lead ends with the lease, or once the mirror is stuck.
+		lctx, cancel := sh.whileFollowing(ctx)
 		go func() {
 			select {
 			case <-session.Done():
@@ -217,7 +370,9 @@ func (sh *shared) lead(ctx context.Context, run func(context.Context) error, req
 		if err != nil {
 			return err
 		}
-		if ctx.Err() == nil {
+		if why := sh.stuck(); ctx.Err() == nil && why != nil {
+			sh.log.Warn("resigned the reconciler lead: the mirror cannot follow etcd", "replica", sh.name, "err", why)
+		} else if ctx.Err() == nil {
 			sh.lapses.Add(1)
 			sh.log.Warn("lost the reconciler lease; campaigning again", "replica", sh.name)
 		}
@@ -405,4 +560,58 @@ func RestoreToEtcd(ctx context.Context, backup io.Reader, ec *EtcdConfig) (etcds
 		return etcdstate.Stats{}, err
 	}
 	return Migrate(ctx, dir, ec)
+}
+
+// frozenAuthorizer refuses to decide while the mirror is stuck: every
+// session check then fails (the SAML pages send the user to sign in, which
+// frozen answers).
+type frozenAuthorizer struct {
+	saml.Authorizer
+	sh *shared
+}
+
+func (a frozenAuthorizer) Authorize(ctx context.Context, userName string) (saml.Decision, error) {
+	if err := a.sh.stuck(); err != nil {
+		return saml.Decision{}, err
+	}
+	return a.Authorizer.Authorize(ctx, userName)
+}
+
+// frozenDecider refuses Gateway decisions while the mirror is stuck: the
+// Gateway answers "try again later" (503) rather than let in a user whose
+// access changed since.
+type frozenDecider struct {
+	gateway.Decider
+	sh *shared
+}
+
+func (d frozenDecider) Access(ctx context.Context, userName string) (gateway.Access, error) {
+	if err := d.sh.stuck(); err != nil {
+		return gateway.Access{}, err
+	}
+	return d.Decider.Access(ctx, userName)
+}
+
+// signingIn reports whether p, with home the SAML base URL's path, starts
+// or completes a sign-in (the console's handoff included).
+func signingIn(p, home string) bool {
+	switch p {
+	case home + spec.SAMLPath + "/login", home + spec.SAMLPath + "/acs", home + console.HandoffPath:
+		return true
+	}
+	return false
+}
+
+// frozen answers a sign-in while the mirror is stuck: with 503 and
+// Retry-After, so that a load balancer may try another daemon, and a page
+// that says to try again rather than a failure that looks final.
+func frozen(w http.ResponseWriter, log *slog.Logger, why error) {
+	// Debug: watchMirror logged the cause once, and this comes per request.
+	log.Debug("sign-in refused: the mirror cannot follow etcd", "err", why)
+	w.Header().Set("Retry-After", "30")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	io.WriteString(w, "<!doctype html><title>Sign-in unavailable</title><h1>Sign-in is unavailable on this server</h1>"+
+		"<p>This server cannot read the current access rules, so it lets no one in. Try again in a minute; the administrator can see why in idrecon status.</p>\n")
 }

@@ -546,8 +546,22 @@ func (s *State) advance(rev int64) {
 	}
 }
 
-// errStuck is waitApplied's error while the mirror cannot load the state.
-var errStuck = errors.New("etcdstate: the mirror cannot follow etcd")
+// ErrStuck is wrapped by Barrier's and Stuck's errors while the mirror
+// cannot load the state (a record it cannot decode, say): not a moment's
+// lag, but a state that lasts until an operator acts, during which the
+// store serves what it held before.
+var ErrStuck = errors.New("etcdstate: the mirror cannot follow etcd")
+
+// Stuck returns, while the mirror cannot follow etcd (see ErrStuck), why;
+// nil while it follows. It asks etcd nothing.
+func (s *State) Stuck() error {
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	if !s.stuck {
+		return nil
+	}
+	return fmt.Errorf("%w: it holds revision %d: %w", ErrStuck, s.applied, s.fault)
+}
 
 // setFault records why the store does not follow etcd (nil: it does again),
 // and whether a reload failed.
@@ -568,7 +582,7 @@ func (s *State) waitApplied(ctx context.Context, rev int64) error {
 			return nil
 		}
 		if stuck {
-			return fmt.Errorf("%w: %w: it holds revision %d, etcd is at %d: %w", store.ErrUnavailable, errStuck, applied, rev, fault)
+			return fmt.Errorf("%w: %w: it holds revision %d, etcd is at %d: %w", store.ErrUnavailable, ErrStuck, applied, rev, fault)
 		}
 		select {
 		case <-ch:
@@ -604,7 +618,7 @@ func (s *State) Barrier(ctx context.Context) error {
 	quiet, stop := context.WithTimeout(ctx, barrierQuiet)
 	err = s.waitApplied(quiet, rev)
 	stop()
-	if err == nil || errors.Is(err, errStuck) {
+	if err == nil || errors.Is(err, ErrStuck) {
 		// Stuck, the mirror reaches no revision: readiness and the
 		// request are told why at once.
 		return err
