@@ -138,27 +138,17 @@ func TestPlanGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var text, js bytes.Buffer
-			if err := p.WriteText(&text); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.WriteJSON(&js); err != nil {
-				t.Fatal(err)
-			}
-			golden.Check(t, filepath.Join("testdata", "plan-"+tt.name+".txt.golden"), text.Bytes())
-			golden.Check(t, filepath.Join("testdata", "plan-"+tt.name+".json.golden"), js.Bytes())
+			text, js := render(t, p)
+			golden.Check(t, filepath.Join("testdata", "plan-"+tt.name+".txt.golden"), text)
+			golden.Check(t, filepath.Join("testdata", "plan-"+tt.name+".json.golden"), js)
 
 			// The CLI decodes the daemon's JSON and renders it again.
 			var back Plan
-			if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+			if err := json.Unmarshal(js, &back); err != nil {
 				t.Fatal(err)
 			}
-			var text2 bytes.Buffer
-			if err := back.WriteText(&text2); err != nil {
-				t.Fatal(err)
-			}
-			if text2.String() != text.String() {
-				t.Errorf("decoded plan renders differently:\n%s", text2.String())
+			if text2, _ := render(t, &back); !bytes.Equal(text2, text) {
+				t.Errorf("decoded plan renders differently:\n%s", text2)
 			}
 			// The JSON summary counts what the text's "Plan:" line counts,
 			// the changes Apply makes, with the kept drift apart: a CI bot
@@ -166,7 +156,7 @@ func TestPlanGolden(t *testing.T) {
 			var js2 struct {
 				Summary map[string]int `json:"summary"`
 			}
-			if err := json.Unmarshal(js.Bytes(), &js2); err != nil {
+			if err := json.Unmarshal(js, &js2); err != nil {
 				t.Fatal(err)
 			}
 			made := p.Made()
@@ -179,7 +169,7 @@ func TestPlanGolden(t *testing.T) {
 				t.Errorf("Empty() = %v", p.Empty())
 			}
 			for _, secret := range []string{tokenA, tokenB, "not a real certificate", "EntityDescriptor"} {
-				if strings.Contains(text.String()+js.String(), secret) {
+				if strings.Contains(string(text)+string(js), secret) {
 					t.Errorf("plan shows secret material %q", secret)
 				}
 			}
@@ -248,23 +238,30 @@ func TestPlanRedactsURLSecrets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var text, js bytes.Buffer
-		if err := p.WriteText(&text); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.WriteJSON(&js); err != nil {
-			t.Fatal(err)
-		}
-		out := text.String() + js.String()
+		text, js := render(t, p)
+		out := string(text) + string(js)
 		if strings.Contains(out, secret) || strings.Contains(out, rotated) {
 			t.Errorf("%s: the plan shows the token:\n%s", step.name, out)
 		}
-		if !strings.Contains(text.String(), "token=REDACTED") {
-			t.Errorf("%s: the plan does not show the URL redacted:\n%s", step.name, text.String())
+		if !strings.Contains(string(text), "token=REDACTED") {
+			t.Errorf("%s: the plan does not show the URL redacted:\n%s", step.name, text)
 		}
 	}
 	got := resource(t, s, spec.KindSamlServiceProvider, "entra").Spec.(*spec.SamlServiceProvider).IDP.MetadataURL
 	if !strings.HasSuffix(got, "token="+rotated) {
 		t.Errorf("the store holds metadataURL %q, want the rotated token in it", got)
 	}
+}
+
+// render returns p as text and as JSON.
+func render(t *testing.T, p *Plan) (text, js []byte) {
+	t.Helper()
+	var tb, jb bytes.Buffer
+	if err := p.WriteText(&tb); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteJSON(&jb); err != nil {
+		t.Fatal(err)
+	}
+	return tb.Bytes(), jb.Bytes()
 }
