@@ -218,8 +218,14 @@ func TestNoMembershipOfADeletedGroupAfterTheFirstTransaction(t *testing.T) {
 	var once sync.Once
 	intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		if r, ok := req.(*pb.TxnRequest); ok && followUp(r) {
+			// In a's sending goroutine: t.Fatal here would end it
+			// unanswered, and a's write would wait forever.
 			once.Do(func() {
-				b.update(t, func(tx *store.Txn) error {
+				if err := b.state.Barrier(ctx); err != nil {
+					t.Errorf("b: %v", err)
+					return
+				}
+				if err := b.st.Update(ctx, func(tx *store.Txn) error {
 					g, err := tx.GroupByID("g")
 					if err != nil || g == nil {
 						return cmpErr(err, errors.New("b does not hold the group"))
@@ -228,7 +234,9 @@ func TestNoMembershipOfADeletedGroupAfterTheFirstTransaction(t *testing.T) {
 						return err
 					}
 					return tx.Delete(store.TableGroups, g)
-				})
+				}); err != nil {
+					t.Errorf("b's delete: %v", err)
+				}
 			})
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
