@@ -218,26 +218,7 @@ func TestNoMembershipOfADeletedGroupAfterTheFirstTransaction(t *testing.T) {
 	var once sync.Once
 	intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		if r, ok := req.(*pb.TxnRequest); ok && followUp(r) {
-			// In a's sending goroutine: t.Fatal here would end it
-			// unanswered, and a's write would wait forever.
-			once.Do(func() {
-				if err := b.state.Barrier(ctx); err != nil {
-					t.Errorf("b: %v", err)
-					return
-				}
-				if err := b.st.Update(ctx, func(tx *store.Txn) error {
-					g, err := tx.GroupByID("g")
-					if err != nil || g == nil {
-						return cmpErr(err, errors.New("b does not hold the group"))
-					}
-					if err := tx.DeleteMemberships("g", time.Unix(3, 0)); err != nil {
-						return err
-					}
-					return tx.Delete(store.TableGroups, g)
-				}); err != nil {
-					t.Errorf("b's delete: %v", err)
-				}
-			})
+			once.Do(func() { b.deleteFromCallback(ctx, t, store.TableGroups, "g") })
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
@@ -299,24 +280,7 @@ func TestNoMembershipOfACreatedMemberDeletedAfterTheFirstTransaction(t *testing.
 	var once sync.Once
 	intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		if r, ok := req.(*pb.TxnRequest); ok && followUp(r) {
-			once.Do(func() {
-				if err := b.state.Barrier(ctx); err != nil {
-					t.Errorf("b: %v", err)
-					return
-				}
-				if err := b.st.Update(ctx, func(tx *store.Txn) error {
-					u, err := tx.UserByID(gone)
-					if err != nil || u == nil {
-						return cmpErr(err, fmt.Errorf("b does not hold %s", gone))
-					}
-					if err := tx.DeleteMemberships(gone, time.Unix(3, 0)); err != nil {
-						return err
-					}
-					return tx.Delete(store.TableUsers, u)
-				}); err != nil {
-					t.Errorf("b's delete: %v", err)
-				}
-			})
+			once.Do(func() { b.deleteFromCallback(ctx, t, store.TableUsers, gone) })
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
@@ -474,4 +438,40 @@ func (r *replica) usersAndGroup(t *testing.T) []string {
 		return tx.Insert(store.TableGroups, &store.Group{ID: "g", DisplayName: "Team"})
 	})
 	return ids
+}
+
+// deleteFromCallback deletes user or group id and its memberships through
+// r, from a gRPC callback of another replica's: it runs in that replica's
+// sending goroutine, where t.Fatal would end it unanswered and its write
+// would wait forever, so failures are reported with t.Errorf.
+func (r *replica) deleteFromCallback(ctx context.Context, t *testing.T, table, id string) {
+	if err := r.state.Barrier(ctx); err != nil {
+		t.Errorf("%s: %v", id, err)
+		return
+	}
+	err := r.st.Update(ctx, func(tx *store.Txn) error {
+		var obj any
+		var err error
+		if table == store.TableUsers {
+			if u, e := tx.UserByID(id); u != nil {
+				obj = u
+			} else {
+				err = e
+			}
+		} else if g, e := tx.GroupByID(id); g != nil {
+			obj = g
+		} else {
+			err = e
+		}
+		if err != nil || obj == nil {
+			return cmpErr(err, fmt.Errorf("the replica does not hold %s", id))
+		}
+		if err := tx.DeleteMemberships(id, time.Unix(3, 0)); err != nil {
+			return err
+		}
+		return tx.Delete(table, obj)
+	})
+	if err != nil {
+		t.Errorf("delete %s: %v", id, err)
+	}
 }
