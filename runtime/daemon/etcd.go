@@ -89,6 +89,8 @@ type shared struct {
 	state      *etcdstate.State
 	saml       *samletcd.Store
 	pendingKey []byte
+	// untaggedUntil: see saml.Options.UntaggedSessionsUntil.
+	untaggedUntil time.Time
 
 	cli       *clientv3.Client
 	endpoints []string
@@ -297,6 +299,11 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 		st.Close()
 		cli.Close()
 		return nil, nil, nil, fmt.Errorf("etcd: the pending sign-in key: %w", err)
+	}
+	if sh.untaggedUntil, err = sh.saml.UntaggedSessionsUntil(ctx); err != nil {
+		st.Close()
+		cli.Close()
+		return nil, nil, nil, fmt.Errorf("etcd: the end of the sessions of older releases: %w", err)
 	}
 	return st, sh, func() {
 		st.Close()

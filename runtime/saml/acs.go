@@ -577,7 +577,7 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, c, http.StatusForbidden, "Access denied", deniedText(userName, d.Reason))
 		return
 	}
-	id := randomToken()
+	id := s.sessionIDs.mint()
 	if err := s.sessions.Add(r.Context(), id, Session{UserName: d.UserName, UserID: d.UserID, NameID: ch.nameID, SessionIndex: ch.sessionIndex}, now.Add(c.lifetime)); err != nil {
 		s.log.Error("saml: store session", "err", err)
 		s.errorPage(w, c, http.StatusServiceUnavailable, "Sign-in failed", "The session could not be stored; try again.")

@@ -50,3 +50,27 @@ func FuzzACS(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSessionID feeds arbitrary cookie values to the session id check:
+// nothing may panic, and only the one spelling of an id minted under the
+// key is valid (a forged tag, or another spelling of a real one, would
+// cost a read of the session store).
+func FuzzSessionID(f *testing.F) {
+	ids := newSessionIDs([]byte(strings.Repeat("k", 32)))
+	f.Add(ids.mint())
+	f.Add(randomToken())
+	f.Add(".")
+	f.Add(strings.Repeat("A", 43) + "." + strings.Repeat("A", 22))
+	f.Fuzz(func(t *testing.T, v string) {
+		if !ids.valid(v) {
+			return
+		}
+		random, err := base64.RawURLEncoding.DecodeString(v[:43])
+		if err != nil {
+			t.Fatalf("%q is valid: %v", v, err)
+		}
+		if want := v[:43] + "." + base64.RawURLEncoding.EncodeToString(ids.tag(random)); v != want || base64.RawURLEncoding.EncodeToString(random) != v[:43] {
+			t.Fatalf("%q is valid, and is not how mint spells its id", v)
+		}
+	})
+}

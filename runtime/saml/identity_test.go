@@ -233,7 +233,7 @@ func TestMemSessionsBind(t *testing.T) {
 // the session's user id did, and gives the browser its cookie.
 func (e *env) unboundSession(userName string) {
 	e.t.Helper()
-	id := randomToken()
+	id := e.srv.sessionIDs.mint()
 	err := e.srv.sessions.Add(context.Background(), id, Session{UserName: userName, NameID: userName}, e.clock.Now().Add(time.Hour))
 	if err != nil {
 		e.t.Fatal(err)

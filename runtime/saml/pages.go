@@ -64,9 +64,10 @@ func (s *Server) errorPage(w http.ResponseWriter, c *config, status int, title, 
 
 // sessionOf returns the browser's session, if any. A session that cannot
 // be read (its store unavailable) is none: the browser is asked to sign in.
+// A cookie no daemon of this store minted is none without asking the store.
 func (s *Server) sessionOf(r *http.Request) (string, Session, bool) {
 	ck, err := r.Cookie(sessionCookie)
-	if err != nil {
+	if err != nil || !s.minted(ck.Value) {
 		return "", Session{}, false
 	}
 	se, ok, err := s.sessions.Get(r.Context(), ck.Value)
@@ -75,6 +76,13 @@ func (s *Server) sessionOf(r *http.Request) (string, Session, bool) {
 		return "", Session{}, false
 	}
 	return ck.Value, se, ok
+}
+
+// minted reports whether id may be a session id a daemon of this session
+// store minted: tagged with its key, or untagged from before tags while
+// sessions stored then may still live.
+func (s *Server) minted(id string) bool {
+	return s.sessionIDs.valid(id) || (untagged(id) && s.now().Before(s.untaggedUntil))
 }
 
 func (s *Server) clearSession(w http.ResponseWriter, c *config, r *http.Request, id string) {

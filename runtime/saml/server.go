@@ -58,6 +58,11 @@ type Options struct {
 	// no signing key to derive one from. Daemons that share it open each
 	// other's cookies; default: random, so a sign-in ends where it started.
 	PendingKey []byte
+	// UntaggedSessionsUntil is until when a session cookie minted before
+	// cookies carried a tag (see sessionIDs) is still read from Sessions:
+	// the latest expiry of the sessions such daemons stored (samletcd's
+	// UntaggedSessionsUntil). Zero: never, as in a store that starts empty.
+	UntaggedSessionsUntil time.Time
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Authorizer decides sign-ins; required (AccessAuthorizer in the
@@ -106,6 +111,10 @@ type Server struct {
 	// pendingKey seals pending sign-in cookies when there is no SP signing
 	// key to derive a key from (see pendingKey).
 	pendingKey []byte
+	// sessionIDs mints the session cookies, keyed from PendingKey, which
+	// daemons on one session store share.
+	sessionIDs    sessionIDs
+	untaggedUntil time.Time
 }
 
 // NewServer returns a Server on st. Nothing is initialised until the first
@@ -125,6 +134,8 @@ func NewServer(st *store.Store, opts Options) *Server {
 		s.pendingKey = make([]byte, 32)
 		rand.Read(s.pendingKey)
 	}
+	s.sessionIDs = newSessionIDs(s.pendingKey)
+	s.untaggedUntil = opts.UntaggedSessionsUntil
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

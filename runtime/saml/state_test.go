@@ -1,12 +1,15 @@
 package saml
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,5 +244,97 @@ func TestPendingCookieAcrossDaemons(t *testing.T) {
 	o := b.good(irt)
 	if resp := b.post(encode(t, o), relay); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("ACS on the other daemon: %d (%s)", resp.StatusCode, b.lastResult())
+	}
+}
+
+// countingSessions counts the reads of a SessionStore.
+type countingSessions struct {
+	SessionStore
+	gets atomic.Int64
+}
+
+func (c *countingSessions) Get(ctx context.Context, id string) (Session, bool, error) {
+	c.gets.Add(1)
+	return c.SessionStore.Get(ctx, id)
+}
+
+// TestForgedSessionCookieAsksNoStore: a session cookie no daemon of the
+// store minted is refused without reading the store. With etcd every read
+// of a session not cached is a quorum read, and any client can send
+// cookies; a cookie minted by a daemon sharing the key is read as before.
+func TestForgedSessionCookieAsksNoStore(t *testing.T) {
+	e := newEnv(t)
+	sessions := &countingSessions{SessionStore: e.srv.sessions}
+	e.srv.sessions = sessions
+	irt, relay := e.login("/")
+	if resp := e.post(encode(t, e.good(irt)), relay); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: status %d (%s)", resp.StatusCode, e.lastResult())
+	}
+	good := cookieOf(t, e, sessionCookie)
+	random, tag, ok := strings.Cut(good, ".")
+	if !ok || len(tag) < 4 {
+		t.Fatalf("session cookie %s… carries no tag", good[:8])
+	}
+	other := newSessionIDs(bytes.Repeat([]byte{7}, 32)).mint()
+	flip := func(s string) string {
+		b := []byte(s)
+		b[3] ^= 'A' ^ 'B'
+		return string(b)
+	}
+	for name, cookie := range map[string]string{
+		"unsigned, as daemons before minted them": randomToken(),
+		"tag altered":         random + "." + flip(tag),
+		"random part altered": flip(random) + "." + tag,
+		"tag of another key":  other,
+		"tag cut short":       random + "." + tag[:10],
+		"tag alone":           "." + tag,
+		"not base64":          strings.Repeat("*", 43) + "." + tag,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e.client.Jar, _ = cookiejar.New(nil)
+			setCookie(t, e, sessionCookie, cookie)
+			before := sessions.gets.Load()
+			if r, _ := e.get("/me"); r.StatusCode != http.StatusFound {
+				t.Errorf("/me: %d, want %d (sign in)", r.StatusCode, http.StatusFound)
+			}
+			if n := sessions.gets.Load() - before; n != 0 {
+				t.Errorf("the store was read %d times for a forged cookie", n)
+			}
+		})
+	}
+	e.client.Jar, _ = cookiejar.New(nil)
+	setCookie(t, e, sessionCookie, good)
+	before := sessions.gets.Load()
+	if r, _ := e.get("/me"); r.StatusCode != http.StatusOK {
+		t.Fatalf("/me with the minted cookie: %d, want 200", r.StatusCode)
+	}
+	if sessions.gets.Load() == before {
+		t.Fatal("the minted cookie was not read from the store")
+	}
+}
+
+// TestUntaggedSessionsEndWithTheirWindow: a cookie minted before cookies
+// carried a tag is read from the store until UntaggedSessionsUntil, when
+// every session stored then has expired, and refused unread after it.
+func TestUntaggedSessionsEndWithTheirWindow(t *testing.T) {
+	e := newEnv(t)
+	sessions := &countingSessions{SessionStore: e.srv.sessions}
+	e.srv.sessions = sessions
+	e.srv.untaggedUntil = e.clock.Now().Add(time.Hour)
+	id := randomToken()
+	if err := sessions.Add(context.Background(), id, Session{UserName: "alice@contoso.example", UserID: "u1", NameID: "alice@contoso.example"}, e.clock.Now().Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	setCookie(t, e, sessionCookie, id)
+	if r, _ := e.get("/me"); r.StatusCode != http.StatusOK {
+		t.Fatalf("/me with an untagged session inside the window: %d, want 200", r.StatusCode)
+	}
+	e.clock.Add(time.Hour)
+	before := sessions.gets.Load()
+	if r, _ := e.get("/me"); r.StatusCode != http.StatusFound {
+		t.Fatalf("/me with an untagged session after the window: %d, want %d", r.StatusCode, http.StatusFound)
+	}
+	if n := sessions.gets.Load() - before; n != 0 {
+		t.Errorf("the store was read %d times after the window", n)
 	}
 }

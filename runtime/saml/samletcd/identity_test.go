@@ -89,13 +89,24 @@ func recreateAnn(tx *store.Txn) error {
 // st's etcd; observe, if not nil, hears the outcome of every SAML message.
 func spDaemon(t *testing.T, st *samletcd.Store, db *store.Store, now func() time.Time, observe func(string)) *httptest.Server {
 	t.Helper()
+	// As the daemon does at start.
+	key, err := st.PendingKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	untagged, err := st.UntaggedSessionsUntil(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := saml.NewServer(db, saml.Options{
-		Logger:     slog.New(slog.DiscardHandler),
-		Sessions:   st,
-		Replay:     st,
-		Now:        now,
-		Authorizer: saml.AccessAuthorizer{Store: db},
-		Observer:   observe,
+		Logger:                slog.New(slog.DiscardHandler),
+		Sessions:              st,
+		Replay:                st,
+		PendingKey:            key,
+		UntaggedSessionsUntil: untagged,
+		Now:                   now,
+		Authorizer:            saml.AccessAuthorizer{Store: db},
+		Observer:              observe,
 	})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -238,11 +249,10 @@ func TestSessionStoredByAnOlderDaemon(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	cli := c.Client(t)
 	db := identityStore(t, idpKey)
-	stA, stB := daemonStore(t, c.Client(t), 5*time.Second), daemonStore(t, c.Client(t), 5*time.Second)
-	a, b := spDaemon(t, stA, db, clock, nil), spDaemon(t, stB, db, clock, nil)
 
-	// What an older daemon wrote: no "id".
-	const session = "older-daemon-session-0123456789abcdef0123456789"
+	// What an older daemon wrote before this release started: no "id",
+	// and a cookie without a tag.
+	const session = "older-daemon-session-0123456789abcdef-01234"
 	lease, err := cli.Grant(context.Background(), 3600)
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +261,8 @@ func TestSessionStoredByAnOlderDaemon(t *testing.T) {
 	if _, err := cli.Put(context.Background(), sessionKey(session), old, clientv3.WithLease(lease.ID)); err != nil {
 		t.Fatal(err)
 	}
+	stA, stB := daemonStore(t, c.Client(t), 5*time.Second), daemonStore(t, c.Client(t), 5*time.Second)
+	a, b := spDaemon(t, stA, db, clock, nil), spDaemon(t, stB, db, clock, nil)
 	// b reads it (and caches it) before any daemon has bound it.
 	if se, ok, err := stB.Get(context.Background(), session); err != nil || !ok || se.UserName != ann {
 		t.Fatalf("b reads the older record: %+v, %v, %v", se, ok, err)

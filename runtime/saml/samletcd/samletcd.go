@@ -9,7 +9,9 @@
 // Keys hold a SHA-256 of the session id or assertion, never the value
 // itself (a session id is a bearer credential). A user's sessions are also
 // listed under the user, so that a user keeps at most
-// saml.MaxSessionsPerUser of them, as in a daemon's own table (see Add). Each key lives on a lease
+// saml.MaxSessionsPerUser of them, as in a daemon's own table (see Add),
+// and under the IdP's nameID, which an IdP-initiated logout names
+// (DeleteNameID). Each key lives on a lease
 // that ends about when it expires; leases are shared per minute of expiry,
 // since each grant is a write to the cluster. The expiry is also in the
 // value, so a key that outlives its lease a little is still not used.
@@ -75,6 +77,10 @@ type Store struct {
 	// may have been deleted before the watch opened, unheard, so it is
 	// not cached (see remember).
 	watched int64
+	// untaggedUntil is until when sessions stored by releases that did not
+	// list them under their nameID may live (UntaggedSessionsUntil, zero
+	// until it is asked); guarded by mu.
+	untaggedUntil time.Time
 }
 
 var (
@@ -117,6 +123,19 @@ func (s *Store) sessionKey(id string) string { return s.prefix + "session/" + ha
 func (s *Store) userPrefix(userName string) string {
 	return s.prefix + "user/" + hash(store.Fold(userName)) + "/"
 }
+
+// nameIDPrefix is where the sessions of the IdP's nameID are listed (see
+// Add): DeleteNameID reads them rather than every session.
+func (s *Store) nameIDPrefix(nameID string) string {
+	return s.prefix + "nameid/" + hash(store.Fold(nameID)) + "/"
+}
+
+// listedSession is the session key a listing key (userPrefix,
+// nameIDPrefix) names: the listing's last segment is the session's hash.
+func (s *Store) listedSession(listing string) string {
+	return s.prefix + "session/" + listing[strings.LastIndexByte(listing, '/')+1:]
+}
+
 func (s *Store) replayKey(key string) string { return s.prefix + "replay/" + hash(key) }
 
 // unavailable marks an etcd error as the state being unavailable.
@@ -212,7 +231,9 @@ func (s *Store) Add(ctx context.Context, id string, se saml.Session, expires tim
 		return err
 	}
 	key := s.sessionKey(id)
-	_, rev, err := s.putAll(ctx, []string{key, string(val), s.userPrefix(se.UserName) + hash(id), strconv.FormatInt(rec.Expires, 10)}, expires)
+	_, rev, err := s.putAll(ctx, []string{key, string(val),
+		s.userPrefix(se.UserName) + hash(id), strconv.FormatInt(rec.Expires, 10),
+		s.nameIDPrefix(se.NameID) + hash(id), ""}, expires)
 	if err != nil {
 		return err
 	}
@@ -246,7 +267,7 @@ func (s *Store) makeRoom(ctx context.Context, userName string) error {
 	gets := make([]clientv3.Op, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		k := string(kv.Key)
-		l := listed{key: k, session: s.prefix + "session/" + k[strings.LastIndexByte(k, '/')+1:]}
+		l := listed{key: k, session: s.listedSession(k)}
 		l.expires, _ = strconv.ParseInt(string(kv.Value), 10, 64)
 		all = append(all, l)
 		gets = append(gets, clientv3.OpGet(l.session, clientv3.WithKeysOnly()))
@@ -399,18 +420,45 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// DeleteNameID implements saml.SessionStore. It reads every session: an
-// IdP-initiated logout is rare, and a second index would cost every
-// sign-in a write.
+// DeleteNameID implements saml.SessionStore. It reads the sessions listed
+// under nameID (see Add), and every session while sessions stored by
+// releases before the listing may still live (see UntaggedSessionsUntil).
 func (s *Store) DeleteNameID(ctx context.Context, nameID string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.cli.Get(ctx, s.prefix+"session/", clientv3.WithPrefix())
-	if err != nil {
-		return 0, unavailable(err)
+	s.mu.Lock()
+	unlisted := s.now().Before(s.untaggedUntil)
+	s.mu.Unlock()
+	var kvs []*mvccpb.KeyValue
+	if unlisted {
+		resp, err := s.cli.Get(ctx, s.prefix+"session/", clientv3.WithPrefix())
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		kvs = resp.Kvs
+	} else {
+		listed, err := s.cli.Get(ctx, s.nameIDPrefix(nameID), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		gets := make([]clientv3.Op, 0, len(listed.Kvs))
+		for _, kv := range listed.Kvs {
+			gets = append(gets, clientv3.OpGet(s.listedSession(string(kv.Key))))
+		}
+		for len(gets) > 0 {
+			n := min(len(gets), 4*saml.MaxSessionsPerUser)
+			resp, err := s.cli.Txn(ctx).Then(gets[:n]...).Commit()
+			if err != nil {
+				return 0, unavailable(err)
+			}
+			for _, r := range resp.Responses {
+				kvs = append(kvs, r.GetResponseRange().Kvs...)
+			}
+			gets = gets[n:]
+		}
 	}
 	n := 0
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		var rec record
 		if json.Unmarshal(kv.Value, &rec) != nil || !strings.EqualFold(rec.NameID, nameID) {
 			continue
@@ -448,6 +496,65 @@ func (s *Store) PendingKey(ctx context.Context) ([]byte, error) {
 		return nil, errors.New("samletcd: the stored pending-sign-in key is malformed")
 	}
 	return kvs[0].Value, nil
+}
+
+// UntaggedSessionsUntil returns until when a session cookie without a tag,
+// as daemons minted them before, may still be signed in
+// (saml.Options.UntaggedSessionsUntil): the latest expiry of the sessions
+// in etcd when the first daemon minting tagged ones asked. That daemon
+// reads every session, once in the cluster's life, and records the answer
+// for every later one; daemons of two releases never share a prefix, so
+// no untagged session is stored after it.
+func (s *Store) UntaggedSessionsUntil(ctx context.Context) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	key := s.prefix + "untagged-sessions-until"
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return time.Time{}, unavailable(err)
+	}
+	if len(resp.Kvs) == 0 {
+		all, err := s.cli.Get(ctx, s.prefix+"session/", clientv3.WithPrefix())
+		if err != nil {
+			return time.Time{}, unavailable(err)
+		}
+		var latest int64
+		for _, kv := range all.Kvs {
+			var rec record
+			if json.Unmarshal(kv.Value, &rec) == nil {
+				latest = max(latest, rec.Expires)
+			}
+		}
+		val := strconv.FormatInt(latest, 10)
+		tr, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, val)).
+			Else(clientv3.OpGet(key)).Commit()
+		if err != nil {
+			return time.Time{}, unavailable(err)
+		}
+		if tr.Succeeded {
+			return s.setUntagged(time.Unix(latest, 0)), nil
+		}
+		resp = (*clientv3.GetResponse)(tr.Responses[0].GetResponseRange())
+	}
+	if len(resp.Kvs) != 1 {
+		return time.Time{}, errors.New("samletcd: the untagged sessions' end went missing")
+	}
+	sec, err := strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("samletcd: the untagged sessions' end is malformed: %q", resp.Kvs[0].Value)
+	}
+	return s.setUntagged(time.Unix(sec, 0)), nil
+}
+
+// setUntagged records until when sessions of older releases may live, for
+// DeleteNameID, and returns it.
+func (s *Store) setUntagged(t time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.untaggedUntil = t
+	return t
 }
 
 // FirstUse implements saml.ReplayCache: the key is created only if no

@@ -183,3 +183,41 @@ func TestSessionsPerUserAcrossDaemons(t *testing.T) {
 		}
 	}
 }
+
+// TestUntaggedSessionsUntil: the first daemon to ask records the latest
+// expiry of the sessions in etcd (all of them minted before cookies
+// carried a tag); every later daemon reads that record, whatever sessions
+// were stored since.
+func TestUntaggedSessionsUntil(t *testing.T) {
+	ctx := context.Background()
+	t.Run("no sessions", func(t *testing.T) {
+		c := etcdtest.Start(t, 1)
+		got, err := daemonStore(t, c.Client(t), 5*time.Second).UntaggedSessionsUntil(ctx)
+		if err != nil || got.After(time.Unix(0, 0)) {
+			t.Fatalf("got %v, %v; want the epoch: no untagged session can exist", got, err)
+		}
+	})
+	t.Run("older sessions", func(t *testing.T) {
+		c := etcdtest.Start(t, 1)
+		older := daemonStore(t, c.Client(t), 5*time.Second)
+		now := time.Now().Truncate(time.Second)
+		for i, exp := range []time.Duration{time.Hour, 3 * time.Hour, 2 * time.Hour} {
+			se := saml.Session{UserName: fmt.Sprintf("user%d@contoso.com", i), NameID: "n"}
+			if err := older.Add(ctx, fmt.Sprintf("s%d", i), se, now.Add(exp)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first := daemonStore(t, c.Client(t), 5*time.Second)
+		got, err := first.UntaggedSessionsUntil(ctx)
+		if err != nil || !got.Equal(now.Add(3*time.Hour)) {
+			t.Fatalf("got %v, %v; want the latest expiry %v", got, err, now.Add(3*time.Hour))
+		}
+		if err := first.Add(ctx, "tagged", saml.Session{UserName: "late@contoso.com", NameID: "n"}, now.Add(9*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		got, err = daemonStore(t, c.Client(t), 5*time.Second).UntaggedSessionsUntil(ctx)
+		if err != nil || !got.Equal(now.Add(3*time.Hour)) {
+			t.Fatalf("a later daemon got %v, %v; want the first one's %v", got, err, now.Add(3*time.Hour))
+		}
+	})
+}

@@ -1,12 +1,18 @@
 package samletcd_test
 
 import (
+	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
@@ -85,5 +91,101 @@ func TestLogoutRequestReplayAcrossDaemons(t *testing.T) {
 	}
 	if got := a.get(t, captured); got != http.StatusForbidden || a.lastResult() != saml.CodeReplay {
 		t.Fatalf("first daemon, the replayed LogoutRequest: status %d result %q, want 403 %q", got, a.lastResult(), saml.CodeReplay)
+	}
+}
+
+// countingKV counts the keys etcd returns to reads, by Get and in
+// transactions.
+type countingKV struct {
+	clientv3.KV
+	keys atomic.Int64
+}
+
+func (c *countingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	resp, err := c.KV.Get(ctx, key, opts...)
+	if err == nil {
+		c.keys.Add(int64(len(resp.Kvs)))
+	}
+	return resp, err
+}
+
+func (c *countingKV) Txn(ctx context.Context) clientv3.Txn {
+	return &countingTxn{Txn: c.KV.Txn(ctx), c: c}
+}
+
+type countingTxn struct {
+	clientv3.Txn
+	c *countingKV
+}
+
+func (t *countingTxn) If(cs ...clientv3.Cmp) clientv3.Txn   { t.Txn = t.Txn.If(cs...); return t }
+func (t *countingTxn) Then(ops ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Then(ops...); return t }
+func (t *countingTxn) Else(ops ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Else(ops...); return t }
+func (t *countingTxn) Commit() (*clientv3.TxnResponse, error) {
+	resp, err := t.Txn.Commit()
+	if err == nil {
+		for _, r := range resp.Responses {
+			t.c.keys.Add(int64(len(r.GetResponseRange().GetKvs())))
+		}
+	}
+	return resp, err
+}
+
+// TestDeleteNameIDReadsItsSessions: an IdP-initiated logout reads the
+// sessions listed under its nameID, not every session of the cluster, and
+// ends each of them whatever the case of the nameID; while sessions stored
+// by a release that did not list them may live, it reads them all.
+func TestDeleteNameIDReadsItsSessions(t *testing.T) {
+	ctx := context.Background()
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	now := time.Now()
+	add := func(st *samletcd.Store, id, user, nameID string) {
+		t.Helper()
+		if err := st.Add(ctx, id, saml.Session{UserName: user, NameID: nameID}, now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A session as a release before the listing stored it.
+	older := fmt.Sprintf(`{"u":"ann@contoso.com","n":"ann@contoso.com","e":%d}`, now.Add(time.Hour).Unix())
+	if _, err := cli.Put(ctx, sessionKey("older"), older); err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingKV{KV: cli.KV}
+	cli.KV = counting
+	st := samletcd.New(cli, "/t/", 5*time.Second, slog.New(slog.DiscardHandler))
+	for i := range 300 {
+		add(st, fmt.Sprintf("other-%d", i), fmt.Sprintf("user%d@contoso.com", i), fmt.Sprintf("user%d@contoso.com", i))
+	}
+	add(st, "ann-1", "ann@contoso.com", "ann@contoso.com")
+	add(st, "ann-2", "ann@contoso.com", "ANN@Contoso.com")
+	add(st, "ann-3", "ann.smith@contoso.com", "ann@contoso.com") // userName from an attribute
+
+	before := counting.keys.Load()
+	n, err := st.DeleteNameID(ctx, "Ann@contoso.com")
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteNameID: %d, %v; want the 3 listed sessions", n, err)
+	}
+	if read := counting.keys.Load() - before; read > 2*3 {
+		t.Errorf("DeleteNameID read %d keys for 3 sessions among 300", read)
+	}
+	for _, id := range []string{"ann-1", "ann-2", "ann-3"} {
+		if _, ok, _ := st.Get(ctx, id); ok {
+			t.Errorf("session %s outlived the logout", id)
+		}
+	}
+	if _, ok, _ := st.Get(ctx, "other-7"); !ok {
+		t.Error("another user's session ended")
+	}
+
+	// Within the window of the sessions stored before: every one is read.
+	if _, err := st.UntaggedSessionsUntil(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.DeleteNameID(ctx, "ann@contoso.com"); err != nil || n != 1 {
+		t.Fatalf("DeleteNameID within the window: %d, %v; want the older session", n, err)
+	}
+	if rec := storedRecord(t, cli, "older"); rec != nil {
+		t.Errorf("the older session outlived the logout: %v", rec)
 	}
 }
