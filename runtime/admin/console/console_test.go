@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"regexp"
 
 	"github.com/idrecon/idrecon/reconcile"
@@ -398,5 +399,32 @@ func TestOverviewStates(t *testing.T) {
 		if !strings.Contains(body, w) {
 			t.Errorf("drift lacks %q", w)
 		}
+	}
+}
+
+// fixedPlan is a Reconciler whose current plan is p.
+type fixedPlan struct {
+	Reconciler
+	p *reconcile.Plan
+}
+
+func (f fixedPlan) CurrentPlan(context.Context) (*reconcile.Plan, error) { return f.p, nil }
+
+// TestPlanSummaryCountsKept: the plan page counts the drift that drift mode
+// report keeps apart from the changes, as idrecon plan does ("0 to update,
+// 2 kept"), so kept drift is not read as changes nor missed.
+func TestPlanSummaryCountsKept(t *testing.T) {
+	e := newEnv(t, consoleRole)
+	c := e.signedIn(t, "alice@contoso.example")
+	kept := func(name string) reconcile.Change {
+		return reconcile.Change{Kind: "Application", Name: name, Drift: true, Kept: true,
+			Fields: []reconcile.FieldChange{{Path: "spec.versions", Before: `["9.9"]`, After: `["1.0"]`}}}
+	}
+	p := &reconcile.Plan{Revision: "main@sha1:abc", Updates: []reconcile.Change{kept("webgoat"), kept("juice")}}
+	p.Summary = reconcile.PlanSummary{Kept: 2, Drift: 2}
+	e.con.cfg.Reconciler = fixedPlan{Reconciler: e.rec, p: p}
+	_, body := get(t, c, e.adminURL+Path+"plan")
+	if w := "0 to create, 0 to update, 0 to delete, 2 kept, 2 drift"; !strings.Contains(body, w) {
+		t.Errorf("plan page lacks %q", w)
 	}
 }
