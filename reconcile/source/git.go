@@ -301,14 +301,14 @@ func (g *Git) fetch(ctx context.Context, auth transport.AuthMethod) (Revision, e
 	if err != nil {
 		return Revision{}, err
 	}
-	head, err := g.resolve(ctx, repo, auth)
+	head, ref, err := g.resolve(ctx, repo, auth)
 	if err != nil && errors.Is(err, errCacheBroken) {
 		// A fetch into a damaged or confused shallow cache: start over once.
 		g.logger.Warn("git cache unusable, re-cloning", "source", g.describe(), "error", err)
 		if repo, err = g.resetCache(); err != nil {
 			return Revision{}, err
 		}
-		head, err = g.resolve(ctx, repo, auth)
+		head, ref, err = g.resolve(ctx, repo, auth)
 	}
 	if err != nil {
 		return Revision{}, err
@@ -332,7 +332,7 @@ func (g *Git) fetch(ctx context.Context, auth transport.AuthMethod) (Revision, e
 		g.pruneRevisions()
 		g.logger.Info("git revision fetched", "source", g.describe(), "revision", sha)
 	}
-	return Revision{ID: sha, Dir: dir, Name: gitName(g.refName(), sha)}, nil
+	return Revision{ID: sha, Dir: dir, Name: gitName(ref, sha)}, nil
 }
 
 // errCacheBroken marks local cache failures that a fresh clone fixes.
@@ -368,14 +368,15 @@ func (g *Git) resetCache() (*git.Repository, error) {
 }
 
 // resolve fetches the configured ref into the cache and returns the commit
-// it names.
-func (g *Git) resolve(ctx context.Context, repo *git.Repository, auth transport.AuthMethod) (plumbing.Hash, error) {
+// it names and the ref's name for the revision name (see refName): "main"
+// when a default branch that names no branch fell back to it.
+func (g *Git) resolve(ctx context.Context, repo *git.Repository, auth transport.AuthMethod) (plumbing.Hash, string, error) {
 	remote := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: "origin", URLs: []string{g.url}})
 
 	if g.opts.Commit != "" {
 		h := plumbing.NewHash(g.opts.Commit)
 		if hasCommit(repo, h) {
-			return h, nil
+			return h, "", nil
 		}
 		spec := config.RefSpec(g.opts.Commit + ":" + string(targetRef))
 		err := g.runFetch(ctx, remote, auth, spec, 1)
@@ -386,7 +387,7 @@ func (g *Git) resolve(ctx context.Context, repo *git.Repository, auth transport.
 			err = g.runFetch(ctx, remote, auth, "+refs/heads/*:refs/idrecon/heads/*", 0)
 		}
 		if err != nil {
-			return plumbing.ZeroHash, err
+			return plumbing.ZeroHash, "", err
 		}
 		if !hasCommit(repo, h) {
 			if shallow, _ := repo.Storer.Shallow(); len(shallow) > 0 {
@@ -395,30 +396,31 @@ func (g *Git) resolve(ctx context.Context, repo *git.Repository, auth transport.
 				// server it has the shallow tip, so an older pinned commit
 				// behind it is never sent. Only a fresh cache can say the
 				// commit does not exist.
-				return plumbing.ZeroHash, fmt.Errorf("%w: commit %s not fetched into a shallow cache", errCacheBroken, g.opts.Commit)
+				return plumbing.ZeroHash, "", fmt.Errorf("%w: commit %s not fetched into a shallow cache", errCacheBroken, g.opts.Commit)
 			}
-			return plumbing.ZeroHash, fmt.Errorf("commit %s: %w", g.opts.Commit, ErrRefNotFound)
+			return plumbing.ZeroHash, "", fmt.Errorf("commit %s: %w", g.opts.Commit, ErrRefNotFound)
 		}
-		return h, nil
+		return h, "", nil
 	}
 
 	// One fetch session per poll: go-git compares the advertised tip with
 	// the local target ref and transfers nothing when they match.
-	src := g.srcRef()
+	src, name := g.srcRef(), g.refName()
 	err := g.runFetch(ctx, remote, auth, config.RefSpec("+"+string(src)+":"+string(targetRef)), 1)
 	if src == plumbing.HEAD && errors.Is(err, ErrRefNotFound) {
 		// A remote whose HEAD names no branch: fall back to "main".
-		src = plumbing.NewBranchReferenceName("main")
+		src, name = plumbing.NewBranchReferenceName("main"), "main"
 		err = g.runFetch(ctx, remote, auth, config.RefSpec("+"+string(src)+":"+string(targetRef)), 1)
 	}
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return plumbing.ZeroHash, "", err
 	}
 	ref, err := repo.Storer.Reference(targetRef)
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("%w: fetched ref missing: %w", errCacheBroken, err)
+		return plumbing.ZeroHash, "", fmt.Errorf("%w: fetched ref missing: %w", errCacheBroken, err)
 	}
-	return peel(repo, ref.Hash())
+	h, err := peel(repo, ref.Hash())
+	return h, name, err
 }
 
 // refName names what the source follows, for revision names: the branch

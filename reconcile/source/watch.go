@@ -27,13 +27,21 @@ const maxDelayFactor = 10
 // negative). Sub-folders created later are watched too; dot-entries such as
 // .git are ignored. Editors that save by writing a temp file and renaming it
 // over the original are seen through the create/rename events on the target
-// name.
+// name. The folder itself may be deleted and made again, or replaced by a
+// rename: its parent is watched for that, and the new folder is watched
+// from then on.
 //
 // notify runs on Watch's goroutine and must not block for long (a
 // non-blocking send on a buffered channel is the intended use). Watch blocks
 // until ctx is done and then returns nil after releasing the watcher; it
 // returns an error only when the watch cannot be set up.
 func Watch(ctx context.Context, root string, debounce time.Duration, notify func(), logger *slog.Logger) error {
+	return watch(ctx, root, debounce, notify, logger, nil)
+}
+
+// watch is Watch; started, when not nil, is given the watcher once it is
+// set up (tests use it to stand for the kernel).
+func watch(ctx context.Context, root string, debounce time.Duration, notify func(), logger *slog.Logger, started func(*fsnotify.Watcher)) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -57,9 +65,22 @@ func Watch(ctx context.Context, root string, debounce time.Duration, notify func
 	}
 	defer w.Close()
 
-	fw := &folderWatcher{w: w, root: root, logger: logger}
+	fw := &folderWatcher{w: w, root: root, parent: filepath.Dir(root), logger: logger}
 	if err := fw.addTree(root); err != nil {
 		return fmt.Errorf("watch %s: %w", root, err)
+	}
+	if fw.parent != root {
+		// Without it a deleted-and-recreated spec folder goes unwatched:
+		// the kernel drops a watch with its folder.
+		if err := w.Add(fw.parent); err != nil {
+			logger.Warn("watch spec folder's parent: a recreated spec folder will not be seen", "path", fw.parent, "error", err)
+			fw.parent = ""
+		}
+	} else {
+		fw.parent = ""
+	}
+	if started != nil {
+		started(w)
 	}
 
 	// The timer only runs while changes are pending.
@@ -94,9 +115,14 @@ func Watch(ctx context.Context, root string, debounce time.Duration, notify func
 			if !ok {
 				return nil
 			}
-			// An overflowed event queue means changes were lost: reload to be safe.
+			// An overflowed event queue means changes were lost: reload to be
+			// safe, and watch again, since the creation of a sub-folder may
+			// be among the lost events and it would then stay unwatched.
 			logger.Warn("spec folder watch error", "path", root, "error", err)
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				if err := fw.addTree(root); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					logger.Warn("re-watch spec folder after overflow", "path", root, "error", err)
+				}
 				pend()
 			}
 		case <-timer.C:
@@ -109,12 +135,16 @@ func Watch(ctx context.Context, root string, debounce time.Duration, notify func
 type folderWatcher struct {
 	w      *fsnotify.Watcher
 	root   string
+	parent string // watched for the root's own removal and re-creation; "" if not
 	logger *slog.Logger
 }
 
 // handle reports whether ev is a change the spec loader may care about and
 // starts watching folders that appeared.
 func (fw *folderWatcher) handle(ev fsnotify.Event) bool {
+	if fw.parent != "" && ev.Name != fw.root && filepath.Dir(ev.Name) == fw.parent {
+		return false // a sibling of the spec folder
+	}
 	if ignoredPath(fw.root, ev.Name) {
 		return false
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // watchHarness runs Watch on a temp folder and counts notifications.
@@ -180,4 +182,81 @@ func TestIgnoredPath(t *testing.T) {
 			t.Errorf("ignoredPath(%q) = %v, want %v", tt.p, got, tt.want)
 		}
 	}
+}
+
+// TestWatchRootRecreated: a spec folder deleted and made again (rm -rf
+// then a fresh copy, a `mv spec.new spec` deploy) is still watched: a
+// later save in it notifies.
+func TestWatchRootRecreated(t *testing.T) {
+	h := startWatch(t, 30*time.Millisecond)
+	if err := os.RemoveAll(h.root); err != nil {
+		t.Fatal(err)
+	}
+	h.wait("spec folder removed")
+	if err := os.Mkdir(h.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.wait("spec folder recreated")
+	h.write("app.yaml", "v2")
+	h.wait("write in the recreated spec folder")
+
+	// Replaced by a rename, as a deploy script swaps in a new copy.
+	next := h.root + ".new"
+	if err := os.Mkdir(next, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(next) })
+	if err := os.RemoveAll(h.root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, h.root); err != nil {
+		t.Fatal(err)
+	}
+	h.wait("spec folder renamed into place")
+	h.write("app.yaml", "v3")
+	h.wait("write in the renamed-in spec folder")
+}
+
+// TestWatchOverflowRewatches: after the kernel's event queue overflowed,
+// a sub-folder whose creation was among the lost events is watched too.
+// The lost creation is played by removing the sub-folder's watch.
+func TestWatchOverflowRewatches(t *testing.T) {
+	root := t.TempDir()
+	fired := make(chan struct{}, 100)
+	watcher := make(chan *fsnotify.Watcher, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- watch(ctx, root, 30*time.Millisecond, func() { fired <- struct{}{} }, nil,
+			func(w *fsnotify.Watcher) { watcher <- w })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch returned %v", err)
+		}
+	})
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-fired:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no notification for %s", what)
+		}
+	}
+	w := <-watcher
+	sub := filepath.Join(root, "roles")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wait("new sub-folder")
+	if err := w.Remove(sub); err != nil {
+		t.Fatal(err)
+	}
+	w.Errors <- fsnotify.ErrEventOverflow
+	wait("overflow")
+	if err := os.WriteFile(filepath.Join(sub, "r.yaml"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait("write in a sub-folder whose creation was lost")
 }
