@@ -20,8 +20,9 @@ var (
 	// ErrRefNotFound means the branch, tag or commit does not exist (any
 	// more) in the repository, e.g. a deleted tag.
 	ErrRefNotFound = errors.New("source: ref not found")
-	// ErrPathNotFound means the spec path is missing from the revision or is
-	// not a folder there.
+	// ErrPathNotFound means the spec path is missing from the revision, is
+	// not a folder there, or holds no regular file (only symlinks or
+	// submodules, which are not exported).
 	ErrPathNotFound = errors.New("source: spec path not found in revision")
 	// ErrRepositoryNotFound means the remote has no repository at the URL.
 	ErrRepositoryNotFound = errors.New("source: repository not found")

@@ -17,16 +17,43 @@ import (
 	"github.com/idrecon/idrecon/spec"
 )
 
+// FilesLimitError refuses a git export of more than Limit files: as many
+// as idrecon apply accepts in a bundle (bundle.MaxFiles), so a spec served
+// from git may be pushed too. The byte limit does not bound the files (a
+// tree of empty ones has no bytes), and each costs an inode and a write.
+// Like a *spec.LimitError it matches spec.ErrInvalid: the revision, not
+// the daemon, is at fault.
+type FilesLimitError struct {
+	Limit int    // the limit that was crossed
+	File  string // the file at which it was crossed, relative to the spec root
+}
+
+func (e *FilesLimitError) Error() string {
+	return fmt.Sprintf("the spec has more than %d files (reached at %s); a spec has far fewer: check that the spec path names the spec's folder",
+		e.Limit, e.File)
+}
+
+// Is reports whether target is spec.ErrInvalid.
+func (e *FilesLimitError) Is(target error) bool { return target == spec.ErrInvalid }
+
+// errOnlySkipped is returned by exportTree for a tree that has entries but
+// no regular file: all were symlinks or submodules, which are skipped.
+var errOnlySkipped = errors.New("no regular file to export (symlinks and submodules are not exported)")
+
 // exportTree writes the regular files of tree below dest. Symlinks and
 // submodules are skipped: a spec tree has no use for them and a symlink
-// could point the loader outside the revision. With maxBytes > 0 the export
+// could point the loader outside the revision; a tree that holds only such
+// entries is refused with errOnlySkipped, so that the loader is not given a
+// folder that is missing or, worse, empty. With maxBytes > 0 the export
 // stops with a *spec.LimitError at the first file that takes the total past
-// it, before that file is written.
-func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slog.Logger, maxBytes int64) error {
+// it, and with maxFiles > 0 with a *FilesLimitError at the first file past
+// that many, before that file is written.
+func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slog.Logger, maxBytes int64, maxFiles int) error {
 	files := tree.Files()
 	defer files.Close()
 	var total int64
-	return files.ForEach(func(f *object.File) error {
+	written, skipped := 0, 0
+	err := files.ForEach(func(f *object.File) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -41,7 +68,11 @@ func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slo
 			perm = 0o755
 		default:
 			logger.Debug("skipping non-regular tree entry", "path", f.Name, "mode", f.Mode.String())
+			skipped++
 			return nil
+		}
+		if written++; maxFiles > 0 && written > maxFiles {
+			return &FilesLimitError{Limit: maxFiles, File: f.Name}
 		}
 		if total += f.Size; maxBytes > 0 && total > maxBytes {
 			return spec.NewBytesLimitError(f.Name, maxBytes)
@@ -65,6 +96,10 @@ func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slo
 		}
 		return out.Close()
 	})
+	if err == nil && written == 0 && skipped > 0 {
+		return errOnlySkipped
+	}
+	return err
 }
 
 // Checkout exports the tree of ref (a branch, tag, SHA or any revision
@@ -110,9 +145,9 @@ func Checkout(ctx context.Context, repoDir, ref, dest string) (Revision, error) 
 	case len(entries) > 0:
 		return Revision{}, fmt.Errorf("checkout destination %s is not empty", dest)
 	}
-	// No limit: this is the user's own repository on their machine, and
+	// No limits: this is the user's own repository on their machine, and
 	// spec.Load bounds what it reads of it.
-	if err := exportTree(ctx, tree, dest, slog.New(slog.DiscardHandler), 0); err != nil {
+	if err := exportTree(ctx, tree, dest, slog.New(slog.DiscardHandler), 0, 0); err != nil {
 		return Revision{}, fmt.Errorf("checkout %s: %w", ref, err)
 	}
 	return Revision{ID: commit.Hash.String(), Dir: dest, Name: gitName(ref, commit.Hash.String())}, nil

@@ -24,6 +24,7 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
 	"github.com/idrecon/idrecon/spec"
+	"github.com/idrecon/idrecon/spec/bundle"
 	"github.com/idrecon/idrecon/spec/redact"
 )
 
@@ -524,7 +525,18 @@ func (g *Git) exportRevision(ctx context.Context, commit *object.Commit) (string
 		return "", fmt.Errorf("export revision: %w", err)
 	}
 	maxBytes := cmp.Or(g.opts.MaxBytes, spec.DefaultMaxBytes)
-	if err := exportTree(ctx, tree, filepath.Join(tmp, filepath.FromSlash(g.opts.Path)), g.logger, maxBytes); err != nil {
+	err = exportTree(ctx, tree, filepath.Join(tmp, filepath.FromSlash(g.opts.Path)), g.logger, maxBytes, bundle.MaxFiles)
+	if errors.Is(err, errOnlySkipped) {
+		// Served as it is, the spec root would be missing (the loader then
+		// fails with a bare "no such file or directory") or, for the whole
+		// repository, an empty folder: an empty spec.
+		where := "the repository root"
+		if g.opts.Path != "" {
+			where = fmt.Sprintf("spec path %q", g.opts.Path)
+		}
+		err = fmt.Errorf("%s holds no regular file, only symlinks or submodules, which are not exported: %w", where, ErrPathNotFound)
+	}
+	if err != nil {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("export revision %s: %w", commit.Hash, err)
 	}
