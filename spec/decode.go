@@ -140,6 +140,47 @@ func badCharPos(data []byte) (line, col int, ok bool) {
 	return 0, 0, false
 }
 
+// aliasPos finds the first alias of anchor name ("*name") written after
+// line after, the last line of the documents decoded before the one that
+// failed: yaml.v3 names no position for an alias of an undefined anchor. An
+// anchor name is letters, digits, _ and -; the alias starts a token.
+func aliasPos(data []byte, name string, after int) (line, col int, ok bool) {
+	alias := "*" + name
+	line = 1
+	for i := 0; i < len(data); {
+		nl := bytes.IndexByte(data[i:], '\n')
+		end := len(data)
+		if nl >= 0 {
+			end = i + nl
+		}
+		// A line of comment only is skipped; the rest is best effort.
+		if text := data[i:end]; line > after && !bytes.HasPrefix(bytes.TrimLeft(text, " \t"), []byte("#")) {
+			for off := 0; ; {
+				j := bytes.Index(text[off:], []byte(alias))
+				if j < 0 {
+					break
+				}
+				j += off
+				k := j + len(alias)
+				startsToken := j == 0 || bytes.IndexByte([]byte(" \t\r[{,"), text[j-1]) >= 0
+				if startsToken && (k == len(text) || !isAnchorChar(text[k])) {
+					return line, utf8.RuneCount(text[:j]) + 1, true
+				}
+				off = j + 1
+			}
+		}
+		if nl < 0 {
+			break
+		}
+		i, line = end+1, line+1
+	}
+	return 0, 0, false
+}
+
+func isAnchorChar(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || c == '-'
+}
+
 // yamlAllowed reports whether YAML allows r in a stream (YAML 1.2 §5.1).
 func yamlAllowed(r rune) bool {
 	return r == 0x09 || r == 0x0a || r == 0x0d || r >= 0x20 && r <= 0x7e || r == 0x85 ||
@@ -166,6 +207,7 @@ func parseFile(name string, data []byte, errs *ErrorList, lim *parseLimits) (out
 		return nil, &LimitError{Limit: MaxDocumentBytes, Unit: "bytes", File: name, Line: line, Document: true}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
+	lastLine := 0 // the line the last node decoded so far starts on
 	for {
 		var n yaml.Node
 		// yaml.v3 builds the whole tree of a document before Decode
@@ -204,9 +246,22 @@ func parseFile(name string, data []byte, errs *ErrorList, lim *parseLimits) (out
 				if line, col, ok := badCharPos(data); ok {
 					pos.Line, pos.Column = line, col
 				}
+			case m == nil && strings.HasPrefix(msg, "unknown anchor '"):
+				// Nor does the parser for an alias of an undefined anchor.
+				name := strings.TrimSuffix(strings.TrimPrefix(msg, "unknown anchor '"), "' referenced")
+				if line, col, ok := aliasPos(data, name, lastLine); ok {
+					pos.Line, pos.Column = line, col
+				}
 			}
 			errs.add(pos, "", "invalid YAML: "+msg)
 			return out, nil
+		}
+		for last := &n; ; last = last.Content[len(last.Content)-1] {
+			if len(last.Content) == 0 {
+				// The last node in document order starts last.
+				lastLine = max(lastLine, last.Line)
+				break
+			}
 		}
 		if n.Kind != yaml.DocumentNode || len(n.Content) == 0 {
 			continue

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -160,14 +161,52 @@ func Validate(docs []*Document, opts LoadOptions) (*Set, error) {
 	}
 	l := &loader{files: newFiles(nil, "", opts.DataDir), opts: opts, resolved: true}
 	for _, d := range docs {
-		if r, ok := d.Spec.(*Role); ok && r.Builtin {
-			continue // finish adds the builtin roles
+		if d == nil {
+			l.errs.add(Position{}, "", "a nil document")
+			continue
+		}
+		if r, ok := d.Spec.(*Role); ok && r.Builtin && d.Kind == KindRole {
+			if _, builtin := BuiltinRoles[d.Metadata.Name]; builtin {
+				continue // finish adds the builtin roles
+			}
+		}
+		if !l.checkEnvelope(d) {
+			continue
 		}
 		cp := *d
 		cp.Spec = cloneSpec(d.Spec)
 		l.docs = append(l.docs, &parsedDoc{doc: &cp})
 	}
 	return l.finish()
+}
+
+// checkEnvelope checks what decodeDocument checks of a parsed document:
+// the apiVersion, a known kind with a spec of its type, and a name. A
+// document that fails is reported and left out, as Load leaves it out:
+// the checks after it take each spec for its kind's type.
+func (l *loader) checkEnvelope(d *Document) bool {
+	ok := true
+	if d.APIVersion != APIVersion {
+		l.errs.add(d.Pos, "apiVersion", fmt.Sprintf("unsupported apiVersion %q (want %s)", d.APIVersion, APIVersion))
+		ok = false
+	}
+	want, known := NewSpec(d.Kind)
+	switch {
+	case !known:
+		l.errs.add(d.Pos, "kind", fmt.Sprintf("unknown kind %q (want one of %s)", d.Kind, strings.Join(Kinds, ", ")))
+		ok = false
+	case d.Spec == nil || reflect.ValueOf(d.Spec).Kind() == reflect.Pointer && reflect.ValueOf(d.Spec).IsNil():
+		l.errs.add(d.Pos, "spec", "required")
+		ok = false
+	case reflect.TypeOf(d.Spec) != reflect.TypeOf(want):
+		l.errs.add(d.Pos, "spec", fmt.Sprintf("a %T is not the spec of a %s", d.Spec, d.Kind))
+		ok = false
+	}
+	if d.Metadata.Name == "" {
+		l.errs.add(d.Pos, "metadata.name", "required")
+		ok = false
+	}
+	return ok
 }
 
 // cloneSpec copies a spec deep enough that resolving the copy leaves the

@@ -113,6 +113,11 @@ func TestYAMLErrorLines(t *testing.T) {
 		{"control character", app + "  versions: [\"1\"]\n  # \x01\n", "f.yaml:7:5: invalid YAML: control characters are not allowed"},
 		// With nothing to go on in line 1, yaml.v3 names the line of the problem (the end of input).
 		{"first line parser error", "[a\n", "f.yaml:2:1: invalid YAML: did not find expected ',' or ']'"},
+		// yaml.v3 names no line for an alias of an undefined anchor.
+		{"unknown anchor", app + "  versions: [\"1\", *v1]\n", "f.yaml:6:19: invalid YAML: unknown anchor 'v1' referenced"},
+		{"unknown anchor, second document", "# not *u\n" + app + "  versions: [\"1\"] # nor *u\n---\n" + app + "  # *u\n  versions: *u\n",
+			"f.yaml:15:13: invalid YAML: unknown anchor 'u' referenced"},
+		{"unknown anchor, longer one defined", app + "  versions: &vv [\"1\"]\n  x: *vv\n  y: [*v]\n", "f.yaml:8:7: invalid YAML: unknown anchor 'v' referenced"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
