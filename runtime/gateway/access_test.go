@@ -241,3 +241,64 @@ func TestOpenConnectionsCutWhenAccessEnds(t *testing.T) {
 		t.Errorf("Stats().Cut = %d, want 1", n)
 	}
 }
+
+// TestCloseEndsOpenConnections: the daemon replaces a Gateway when its
+// document changes (a requiredRole added, the upstream moved, the Gateway
+// deleted) and closes the old one. A WebSocket the old one opened must not
+// stay open under the old rules: it is rechecked by the old Gateway only,
+// so Close ends it.
+func TestCloseEndsOpenConnections(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(rw).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		buf.Flush()
+		for {
+			line, err := buf.ReadString('\n')
+			if err != nil {
+				return
+			}
+			buf.WriteString("echo: " + line)
+			buf.Flush()
+		}
+	}))
+	defer up.Close()
+	const recheck = 20 * time.Millisecond
+	g, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL}, gateway.Deps{Recheck: recheck})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nCookie: idrecon_session=tok-ann\r\n\r\n")
+	br := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	echo := func() error {
+		if _, err := io.WriteString(conn, "ping\n"); err != nil {
+			return err
+		}
+		line, err := br.ReadString('\n')
+		if err == nil && line != "echo: ping\n" {
+			err = fmt.Errorf("read %q", line)
+		}
+		return err
+	}
+	if err := echo(); err != nil {
+		t.Fatalf("before Close: %v", err)
+	}
+	g.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for echo() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("connection still open 10s after its Gateway was closed")
+		}
+		time.Sleep(recheck)
+	}
+}

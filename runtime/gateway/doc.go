@@ -14,7 +14,9 @@
 //     without access gets a 403 page (not a redirect, which would loop);
 //     otherwise it is forwarded to Config.Upstream with the user, and
 //     optionally roles and versions, in the configured headers. Streaming
-//     responses, large uploads and WebSocket upgrades pass through. An
+//     responses, large uploads and WebSocket upgrades pass through; any
+//     other upgrade (h2c above all, whose tunnel would carry requests
+//     idrecon never decides) is refused with 400. An
 //     unreachable upstream is a 502 page (504 when it is too slow) that
 //     names no upstream detail. Unsafe methods and WebSocket handshakes
 //     from another origin are refused (http.CrossOriginProtection): the
@@ -29,8 +31,9 @@
 //     cannot be checked. Always Cache-Control: no-store. The original URI
 //     is the one X-Original-URI, X-Forwarded-Uri or path below VerifyPath
 //     the request gives (see OriginalURI; two of them, or one holding a dot
-//     segment, are refused with 403), and is used only if it is a local path
-//     (one leading '/'), so the sign-in cannot redirect away.
+//     segment or not percent-decoding, are refused with 403), and is used
+//     only if it is a local path (one leading '/'), so the sign-in cannot
+//     redirect away.
 //
 // # Header stripping
 //

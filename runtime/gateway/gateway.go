@@ -98,6 +98,7 @@ type Gateway struct {
 	liveMu     sync.Mutex
 	live       map[*liveRequest]struct{} // proxied requests in flight; guarded by liveMu
 	rechecking bool                      // recheckLoop runs; guarded by liveMu
+	closed     bool                      // Close was called; guarded by liveMu
 }
 
 // New builds a Gateway. It returns an error wrapping ErrConfig for a bad
@@ -175,9 +176,19 @@ func newTransport(cfg Config) *http.Transport {
 	return tr
 }
 
-// Close releases idle upstream connections; call it when the Gateway is
-// replaced.
+// Close releases idle upstream connections and ends the proxied requests
+// still in flight (WebSockets, streams); call it when the Gateway is
+// replaced. Only this Gateway rechecks them, under its old Config, so left
+// open they would outlive a stricter RequiredRole, a moved upstream or the
+// Gateway's deletion. A request it is handed after Close is served, and
+// ended at its first recheck.
 func (g *Gateway) Close() {
+	g.liveMu.Lock()
+	g.closed = true
+	for lr := range g.live {
+		lr.cancel()
+	}
+	g.liveMu.Unlock()
 	if g.tr != nil {
 		g.tr.CloseIdleConnections()
 	}
@@ -317,6 +328,14 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		g.page(w, http.StatusBadRequest, "Bad request", "The path holds . or .. segments.")
 		return
 	}
+	if upgrades(r.Header) && !webSocket(r.Header) {
+		// After a 101 the connection is a tunnel idrecon no longer reads:
+		// upgraded to h2c, each later request on it would reach the
+		// application with any user header the client wrote.
+		g.counters.refuse(ReasonBadUpgrade)
+		g.page(w, http.StatusBadRequest, "Bad request", "Only WebSocket upgrades are supported.")
+		return
+	}
 	if err := g.csrf.Check(asChecked(r)); err != nil {
 		// The application now trusts an ambient cookie plus an injected
 		// header, so a cross-site form post would ride on the session.
@@ -376,6 +395,13 @@ func upgrades(h http.Header) bool {
 		}
 	}
 	return false
+}
+
+// webSocket reports whether h asks to upgrade to WebSocket and to nothing
+// else: one Upgrade value, "websocket" in any case.
+func webSocket(h http.Header) bool {
+	v := h["Upgrade"]
+	return len(v) == 1 && strings.EqualFold(strings.TrimSpace(v[0]), "websocket")
 }
 
 // rewrite builds the upstream request. ReverseProxy has already removed the
@@ -527,7 +553,11 @@ func OriginalURI(r *http.Request) (uri string, ok bool) {
 	if hasDotSegment(p) {
 		return "", false
 	}
-	if d, err := url.PathUnescape(p); err == nil && hasDotSegment(d) {
+	// A path that does not percent-decode ("%zz", a lone '%') cannot be
+	// checked as decoded, and is no URI nginx or Go would forward (both
+	// answer 400); an application that decodes leniently could still read
+	// its "%2e%2e" as "..". Refused like a dot segment.
+	if d, err := url.PathUnescape(p); err != nil || hasDotSegment(d) {
 		return "", false
 	}
 	return uri, true

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,12 +35,25 @@ func foldByte(c byte) byte {
 // that describe the request, in any spelling.
 type stripper struct {
 	// banned are the folded names of the identity and secret headers and of
-	// the forwarding headers; names starting "x-original-" go too.
+	// the forwarding headers; names starting "x-original-" or
+	// "x-forwarded-" go too.
 	banned map[string]bool
 }
 
 // originalPrefix is spec.OriginalPrefix folded.
 var originalPrefix = foldName(spec.OriginalPrefix)
+
+// forwardedPrefix starts every X-Forwarded-* name, folded. Beyond the ones
+// spec.ForwardingHeaders lists, proxies and applications read many more as
+// facts about the client (X-Forwarded-Client-Cert, -Scheme, -Ssl-Client-Dn,
+// -Access-Token): only a proxy may say any of them.
+const forwardedPrefix = "x-forwarded-"
+
+// bannedPrefix reports whether a folded name starts with a prefix whose
+// every header is stripped.
+func bannedPrefix[T string | []byte](f T) bool {
+	return strings.HasPrefix(string(f), originalPrefix) || strings.HasPrefix(string(f), forwardedPrefix)
+}
 
 // otherIdentityHeaders are the user headers of other front doors
 // (oauth2-proxy, Authelia, Apache): an application once set up behind one
@@ -69,7 +81,7 @@ func (s stripper) strip(h http.Header) {
 	var buf [64]byte
 	for k := range h {
 		if len(k) > len(buf) {
-			if f := foldName(k); s.banned[f] || strings.HasPrefix(f, originalPrefix) {
+			if f := foldName(k); s.banned[f] || bannedPrefix(f) {
 				delete(h, k)
 			}
 			continue
@@ -78,7 +90,7 @@ func (s stripper) strip(h http.Header) {
 		for i := 0; i < len(k); i++ {
 			f[i] = foldByte(k[i])
 		}
-		if s.banned[string(f)] || bytes.HasPrefix(f, []byte(originalPrefix)) {
+		if s.banned[string(f)] || bannedPrefix(f) {
 			delete(h, k)
 		}
 	}

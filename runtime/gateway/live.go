@@ -63,7 +63,15 @@ func (g *Gateway) recheckLoop() {
 				due = append(due, lr)
 			}
 		}
+		closed := g.closed
 		g.liveMu.Unlock()
+		if closed {
+			// Replaced: these are not this Gateway's to decide any more.
+			for _, lr := range due {
+				lr.cancel()
+			}
+			continue
+		}
 		for _, lr := range due {
 			probe := &http.Request{Header: http.Header{"Cookie": lr.cookie}}
 			if _, reason := g.decide(probe); reason != "" && reason != ReasonDecisionError {

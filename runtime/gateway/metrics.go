@@ -17,10 +17,11 @@ const (
 	ReasonDecisionError = "decision_error"
 	ReasonBadPath       = "bad_path"
 	ReasonCrossOrigin   = "cross_origin"
+	ReasonBadUpgrade    = "bad_upgrade"
 )
 
 var reasons = [...]string{ReasonNoSession, ReasonUnknownUser, ReasonDisabled, ReasonNoRole,
-	ReasonMissingRole, ReasonUnsafeName, ReasonDecisionError, ReasonBadPath, ReasonCrossOrigin}
+	ReasonMissingRole, ReasonUnsafeName, ReasonDecisionError, ReasonBadPath, ReasonCrossOrigin, ReasonBadUpgrade}
 
 // Modes a request is served in.
 const (

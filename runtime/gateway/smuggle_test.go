@@ -1,18 +1,25 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/idrecon/idrecon/runtime/gateway"
 )
@@ -78,6 +85,8 @@ func TestVerifyRefusesAmbiguousOriginalURI(t *testing.T) {
 		{"nginx encoded slash", gateway.VerifyPath, [][2]string{{"X-Original-URI", "/lax%2f..%2fstrict/x"}}},
 		{"tomcat path parameter", gateway.VerifyPath, [][2]string{{"X-Original-URI", "/lax/..;/strict/x"}}},
 		{"traefik", gateway.VerifyPath, [][2]string{{"X-Forwarded-Uri", "/lax/./../strict/x?q=1"}}},
+		{"encoded dots beside a bad escape", gateway.VerifyPath, [][2]string{{"X-Original-URI", "/lax/%2e%2e/strict/x%zz"}}},
+		{"encoded dots beside a lone percent", gateway.VerifyPath, [][2]string{{"X-Forwarded-Uri", "/lax/%2E%2E/strict/%"}}},
 		{"envoy", gateway.VerifyPath + "/lax/%2E%2E/strict/x", nil},
 		{"both headers", gateway.VerifyPath, [][2]string{{"X-Original-URI", "/strict/x"}, {"X-Forwarded-Uri", "/lax/x"}}},
 		{"a header twice", gateway.VerifyPath, [][2]string{{"X-Forwarded-Uri", "/strict/x"}, {"X-Forwarded-Uri", "/lax/x"}}},
@@ -172,6 +181,115 @@ func TestWebSocketFromAnotherOriginRefused(t *testing.T) {
 			}
 			if tc.want == http.StatusOK && !reached {
 				t.Errorf("status %d: a same-origin handshake did not reach the upstream", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestRequestTrailersCarryNoIdentity: a chunked request body may end in
+// trailer fields, which ReverseProxy passes on and some servers (CGI
+// bridges, Tomcat with allowedTrailerHeaders) merge into the headers. A
+// trailer named like an identity header must not reach the upstream.
+func TestRequestTrailersCarryNoIdentity(t *testing.T) {
+	var got atomic.Pointer[http.Header]
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		tr := r.Trailer.Clone()
+		got.Store(&tr)
+	}))
+	t.Cleanup(up.Close)
+	cfg := spoofConfig(up.URL, "username")
+	_, srv := newFrontDoor(t, cfg, gateway.Deps{})
+	for _, tc := range spoofCases("username") {
+		t.Run(tc.name, func(t *testing.T) {
+			got.Store(nil)
+			body := io.MultiReader(strings.NewReader("payload")) // unknown length: chunked
+			req, err := http.NewRequest("POST", srv.URL+"/app/upload", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Trailer = http.Header{}
+			for _, kv := range tc.raw {
+				if strings.EqualFold(kv[0], "Connection") {
+					continue
+				}
+				req.Trailer[kv[0]] = append(req.Trailer[kv[0]], kv[1])
+			}
+			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: "tok-ann"})
+			resp, err := noRedirects.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d, want 200", resp.StatusCode)
+			}
+			tr := got.Load()
+			if tr == nil {
+				t.Fatal("upstream not reached")
+			}
+			for k, vs := range *tr {
+				if strings.Contains(strings.Join(vs, ","), forged) {
+					t.Errorf("forged trailer reached the upstream: %s: %q", k, vs)
+				}
+			}
+		})
+	}
+}
+
+// TestUpgradeOnlyToWebSocket: after a 101 the connection is a tunnel to the
+// upstream that idrecon no longer reads. Upgraded to h2c, every later
+// HTTP/2 request on it reaches the application with whatever "username" the
+// client writes, never decided nor stripped (h2c smuggling); any other
+// protocol escapes the per-request decision the same way. Only WebSocket,
+// what the Gateway is for, is let through; the upstream never sees the rest.
+func TestUpgradeOnlyToWebSocket(t *testing.T) {
+	var hits atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A lax upstream: switches to whatever it is asked.
+		hits.Add(1)
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + r.Header.Get("Upgrade") + "\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+	}))
+	t.Cleanup(up.Close)
+	_, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL}, gateway.Deps{})
+	for _, tc := range []struct {
+		name, headers string
+		want          int
+	}{
+		{"h2c", "Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n", http.StatusBadRequest},
+		{"h2c without settings in connection", "Upgrade: h2c\r\nConnection: Upgrade\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n", http.StatusBadRequest},
+		{"h2c listed with websocket", "Upgrade: h2c, websocket\r\nConnection: Upgrade\r\n", http.StatusBadRequest},
+		{"h2c in a second header", "Upgrade: websocket\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n", http.StatusBadRequest},
+		{"tls", "Upgrade: TLS/1.2\r\nConnection: Upgrade\r\n", http.StatusBadRequest},
+		{"websocket", "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n", http.StatusSwitchingProtocols},
+		{"websocket any case", "Upgrade: WebSocket\r\nConnection: upgrade\r\n", http.StatusSwitchingProtocols},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := hits.Load()
+			conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(30 * time.Second)) // a hang fails rather than blocks the run
+			fmt.Fprintf(conn, "GET /app HTTP/1.1\r\nHost: app\r\n%sCookie: idrecon_session=tok-ann\r\n\r\n", tc.headers)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			if n := hits.Load() - before; tc.want != http.StatusSwitchingProtocols && n != 0 {
+				t.Errorf("upstream asked to switch protocols %d times", n)
 			}
 		})
 	}

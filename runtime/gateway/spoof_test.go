@@ -44,6 +44,11 @@ func spoofCases(userHeader string) []struct {
 			{"X-Forwarded-Uri", "/" + forged}, {"X-Forwarded-Method", forged}, {"X-Forwarded-Prefix", forged},
 			{"X-Forwarded-Port", forged}, {"x_forwarded_for", forged}, {"X_FORWARDED_HOST", forged},
 		}},
+		{"any x-forwarded-", [][2]string{
+			{"X-Forwarded-Client-Cert", "By=spiffe://x;URI=spiffe://" + forged}, {"X-Forwarded-Scheme", forged},
+			{"X-Forwarded-Access-Token", forged}, {"x_forwarded_ssl_client_dn", "CN=" + forged},
+			{"X-Forwarded-" + strings.Repeat("Long-", 20), forged},
+		}},
 		{"x-original and real-ip", [][2]string{
 			{"X-Original-URI", "/" + forged}, {"X-Original-URL", forged}, {"X-Original-Method", forged},
 			{"x_original_uri", forged}, {"X-Real-IP", forged}, {"x_real_ip", forged},
