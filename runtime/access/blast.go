@@ -35,9 +35,11 @@ type AccessChange struct {
 // BlastRadius compares the access that two spec revisions give the users and
 // groups in txn. before and after are the documents of the two revisions;
 // nil stands for what the store holds now. In a non-nil list the
-// AccessAssignment documents are the complete set of assignments, the
-// Application documents the complete set of applications (the store's when
-// the list has none), and Role documents add to the roles the store defines.
+// AccessAssignment documents are the complete set of assignments, and the
+// Application and Role documents the complete sets of applications and of
+// roles besides the builtin ones (the store's when the list has none of the
+// kind): an apply deletes the rest, and an assignment it keeps grants
+// nothing of a role or application it deletes.
 // keep names resources an apply of after leaves as the store holds them
 // (the drift report mode keeps: reconcile's Plan.Kept); after counts them
 // as they are live.
@@ -136,12 +138,9 @@ func revision(live specInput, docs []*spec.Document) specInput {
 	}
 	in := specInput{
 		assignments: make(map[string]*spec.AccessAssignment),
-		roles:       maps.Clone(live.roles),
+		roles:       make(map[string]bool),
 		apps:        make(map[string][]string),
 		bindings:    live.bindings,
-	}
-	for name := range spec.BuiltinRoles {
-		in.roles[name] = true
 	}
 	for _, d := range docs {
 		switch s := d.Spec.(type) {
@@ -155,6 +154,12 @@ func revision(live specInput, docs []*spec.Document) specInput {
 	}
 	if len(in.apps) == 0 {
 		in.apps = live.apps
+	}
+	if len(in.roles) == 0 {
+		in.roles = maps.Clone(live.roles)
+	}
+	for name := range spec.BuiltinRoles {
+		in.roles[name] = true
 	}
 	return in
 }
