@@ -147,3 +147,38 @@ func TestPlanBaseRef(t *testing.T) {
 		t.Fatalf("plan --git: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// TestPlanGitNamesFilesFromTheSpecRoot: plan --git loads a checkout in a
+// temporary folder that is gone when the command ends; its errors name
+// files from the spec's root, as its warnings do, not in that folder.
+func TestPlanGitNamesFilesFromTheSpecRoot(t *testing.T) {
+	repoDir := t.TempDir()
+	repo, err := git.PlainInit(repoDir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(repoDir, "spec"), 0o755)
+	os.WriteFile(filepath.Join(repoDir, "spec", "a.yaml"), []byte("apiVersion: idrecon.io/v1alpha1\nkind: Role\nmetadata:\n  name: r\nspec:\n  permisions: [x]\n"), 0o644)
+	wt, _ := repo.Worktree()
+	wt.Add("spec/a.yaml")
+	sig := &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}
+	if _, err := wt.Commit("bad", &git.CommitOptions{Author: sig}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, nil, "plan", "--git", "file://"+repoDir, "--path", "spec")
+	if code != 1 || !regexp.MustCompile(`(?m)^a\.yaml:6:3: spec\.permisions`).MatchString(errs) || strings.Contains(errs, os.TempDir()+"/idrecon-plan-git-") {
+		t.Errorf("plan --git: exit %d, want 1 naming a.yaml:6:3\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	code, out, errs = run(t, nil, "plan", "--git", "file://"+repoDir, "--path", "spec", "--output", "json")
+	var env struct {
+		Error struct{ Problems []specIssue } `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &env); err != nil || code != 1 || len(env.Error.Problems) == 0 {
+		t.Fatalf("plan --git --output json: exit %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, out, errs)
+	}
+	for _, p := range env.Error.Problems {
+		if p.File != "a.yaml" {
+			t.Errorf("problem names file %q, want a.yaml", p.File)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -62,6 +63,11 @@ func serverURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", usageErrorf("--server %q: want the admin API's http(s) URL, such as %s", redactURL(raw), DefaultServer)
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		// Each request's path is appended to the URL: after a query it
+		// would become part of the query.
+		return "", usageErrorf("--server %q: want the admin API's http(s) URL without a query or fragment, such as %s", redactURL(raw), DefaultServer)
 	}
 	return strings.TrimRight(raw, "/"), nil
 }
@@ -140,6 +146,12 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// net/http names the URL with its password hidden but its user
+		// name, often a token, shown: name it as idrecon names every URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("reach daemon: %s %q: %w", ue.Op, redactURL(c.base)+path, ue.Err)
+		}
 		return fmt.Errorf("reach daemon: %w", err)
 	}
 	defer resp.Body.Close()

@@ -105,3 +105,33 @@ func TestUnauthorizedNamesTheTokenSource(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreachableDaemonErrorHidesURLSecrets: a daemon that cannot be
+// reached is reported with the --server URL as spec/redact shows every
+// URL: a token passed as the user name or in the query must not reach the
+// error (text on stderr, JSON on stdout), which CI logs keep. net/http's
+// own error hides only the password.
+func TestUnreachableDaemonErrorHidesURLSecrets(t *testing.T) {
+	// A port that was open a moment ago and is closed now: nothing listens.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	for _, server := range []string{
+		"http://s3cret-token@" + addr,
+		"http://admin:s3cret@" + addr,
+	} {
+		for _, output := range []string{"text", "json"} {
+			code, out, errs := run(t, map[string]string{"IDRECON_ADMIN_TOKEN": "x"}, "users", "--server", server, "--output", output)
+			if code != 1 || strings.Contains(out+errs, "s3cret") || !strings.Contains(out+errs, addr) {
+				t.Errorf("users --server %s --output %s: exit %d, want 1 naming %s without the secret\nstdout:\n%s\nstderr:\n%s",
+					server, output, code, addr, out, errs)
+			}
+		}
+	}
+	// A query is no part of an admin API's address: the CLI appends the
+	// path after it, so it is refused, its values hidden too.
+	code, out, errs := run(t, map[string]string{"IDRECON_ADMIN_TOKEN": "x"}, "status", "--server", "http://"+addr+"/?token=s3cret")
+	if code != 1 || out != "" || strings.Contains(errs, "s3cret") || !strings.Contains(errs, "--server") {
+		t.Errorf("status --server with a query: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,7 +97,9 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(o.keyOut, keyPEM, 0o600); err != nil {
+		// Written whole and mode 0600 even over an existing file, whose
+		// mode os.WriteFile would keep (a key exported by hand, 0644).
+		if err := writeFile(o.keyOut, 0o600, true, func(w io.Writer) error { _, err := w.Write(keyPEM); return err }); err != nil {
 			return err
 		}
 		if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {

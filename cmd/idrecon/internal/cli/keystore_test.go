@@ -236,3 +236,33 @@ func writeTemp(t *testing.T, name string, data []byte) string {
 	}
 	return path
 }
+
+// TestKeystoreImportKeyIsPrivateOverAnOldFile: --key-out naming a file that
+// exists with looser permissions (a key exported by hand, mode 0644) must
+// still leave the key readable by its owner only: os.WriteFile keeps an
+// existing file's mode.
+func TestKeystoreImportKeyIsPrivateOverAnOldFile(t *testing.T) {
+	p12 := testPKCS12(t, "secret")
+	keyOut := filepath.Join(t.TempDir(), "sp.key")
+	if err := os.WriteFile(keyOut, []byte("old key\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyOut, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, map[string]string{"IDRECON_KEYSTORE_PASSWORD": "secret"},
+		"keystore", "import", p12, "--spec", t.TempDir(), "--key-out", keyOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	fi, err := os.Stat(keyOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(keyOut); !strings.Contains(string(b), "PRIVATE KEY") {
+		t.Errorf("key file holds %q", b)
+	}
+}

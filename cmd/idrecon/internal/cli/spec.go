@@ -132,7 +132,9 @@ func annotationPlace(i specIssue) string {
 }
 
 // specIssues returns the errors of a spec that did not load, their files
-// relative to the working directory; ok is false for any other error. A
+// relative to the working directory, or as the spec's root names them when
+// dir is "" (a checkout that is gone when the command ends); ok is false
+// for any other error. A
 // spec past a limit of the load is one issue, at the file and line the
 // limit names, if any.
 func specIssues(dir string, err error) ([]specIssue, bool) {
@@ -142,7 +144,7 @@ func specIssues(dir string, err error) ([]specIssue, bool) {
 	case errors.As(err, &list):
 	case errors.As(err, &limit):
 		at := *limit // its message names the file as the issue does
-		if at.File != "" {
+		if at.File != "" && dir != "" {
 			at.File = relToCwd(filepath.Join(dir, at.File))
 		}
 		return []specIssue{{File: at.File, Line: at.Line, Message: at.Error()}}, true
@@ -152,7 +154,7 @@ func specIssues(dir string, err error) ([]specIssue, bool) {
 	out := make([]specIssue, 0, len(list))
 	for _, e := range list {
 		file := e.Pos.File
-		if file != "" {
+		if file != "" && dir != "" {
 			file = relToCwd(filepath.Join(dir, file))
 		}
 		out = append(out, specIssue{File: file, Line: e.Pos.Line, Column: e.Pos.Column, Field: e.Field, Message: e.Msg})
@@ -402,6 +404,11 @@ type planOptions struct {
 
 func runPlan(ctx context.Context, env Env, pos []string, o planOptions) error {
 	dir := dirArg(pos)
+	// The spec's files are named relative to the working directory, as
+	// dir + file; those of a --git checkout, a temporary folder removed
+	// when plan ends, from the spec's root (named "", see specIssues), as
+	// its warnings are, and the spec itself as the source.
+	named, label := dir, dir
 	if g := o.git; g != nil {
 		if len(pos) > 0 {
 			return usageErrorf("give either DIR or --git, not both")
@@ -421,7 +428,7 @@ func runPlan(ctx context.Context, env Env, pos []string, o planOptions) error {
 			return err
 		}
 		fmt.Fprintf(env.Stderr, "planning %s at %s\n", src, short(rev.ID))
-		dir = rev.Dir
+		dir, named, label = rev.Dir, "", src.String()
 	}
 	if o.serverGiven && o.baseRef != "" {
 		return usageErrorf("--server and --base-ref exclude each other")
@@ -437,10 +444,10 @@ func runPlan(ctx context.Context, env Env, pos []string, o planOptions) error {
 		}
 		var resp admin.PlanResponse
 		if err := uploadSpec(ctx, c, "/v1/plan", dir, &resp); err != nil {
-			return printAPIError(env, dir, o.output, err)
+			return printAPIError(env, named, o.output, err)
 		}
 		p, impact, warnings = resp.Plan, resp.Impact, resp.Warnings
-	} else if p, warnings, err = planLocally(ctx, env, dir, o.baseRef, o.output, o.lim); err != nil {
+	} else if p, warnings, err = planLocally(ctx, env, dir, named, label, o.baseRef, o.output, o.lim); err != nil {
 		return err
 	}
 	if o.git == nil {
@@ -491,15 +498,16 @@ func writePlan(env Env, output string, p *reconcile.Plan, impact *access.Impact,
 }
 
 // planLocally plans dir against a runtime that holds nothing, or the spec at
-// baseRef of the repository holding dir.
-func planLocally(ctx context.Context, env Env, dir, baseRef, output string, lim *specLimits) (*reconcile.Plan, []string, error) {
+// baseRef of the repository holding dir. Errors name its files relative to
+// named (see specIssues), the spec as label.
+func planLocally(ctx context.Context, env Env, dir, named, label, baseRef, output string, lim *specLimits) (*reconcile.Plan, []string, error) {
 	set, err := loadSpec(ctx, env, dir, lim)
 	if err != nil {
-		return nil, nil, printSpecErrors(env, dir, output, err)
+		return nil, nil, printSpecErrors(env, named, output, err)
 	}
 	if err := reconcile.CheckEmpty(set); err != nil {
 		// The local reconciler allows an empty base; the spec planned may not be.
-		return nil, nil, &exitError{code: 1, err: fmt.Errorf("%s: %w", dir, err)}
+		return nil, nil, &exitError{code: 1, err: fmt.Errorf("%s: %w", label, err)}
 	}
 	base := builtinRoles(set)
 	if baseRef != "" {
