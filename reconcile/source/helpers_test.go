@@ -232,38 +232,12 @@ type signingKey struct{ e *openpgp.Entity }
 // touching the worktree; it builds long histories quickly.
 func (r *testRepo) rawCommit(parent plumbing.Hash, content string) plumbing.Hash {
 	r.t.Helper()
-	store := func(o interface {
-		Encode(plumbing.EncodedObject) error
-	}) plumbing.Hash {
-		obj := r.repo.Storer.NewEncodedObject()
-		if err := o.Encode(obj); err != nil {
-			r.t.Fatal(err)
-		}
-		h, err := r.repo.Storer.SetEncodedObject(obj)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		return h
-	}
-	blob := r.repo.Storer.NewEncodedObject()
-	blob.SetType(plumbing.BlobObject)
-	w, err := blob.Writer()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if _, err := w.Write([]byte(content)); err != nil {
-		r.t.Fatal(err)
-	}
-	w.Close()
-	blobHash, err := r.repo.Storer.SetEncodedObject(blob)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	tree := store(&object.Tree{Entries: []object.TreeEntry{{Name: "app.yaml", Mode: filemode.Regular, Hash: blobHash}}})
+	blobHash := r.blob(content)
+	tree := r.storeObject(&object.Tree{Entries: []object.TreeEntry{{Name: "app.yaml", Mode: filemode.Regular, Hash: blobHash}}})
 	r.n++
 	c := &object.Commit{Author: *r.sig(), Committer: *r.sig(), Message: content, TreeHash: tree}
 	if !parent.IsZero() {
 		c.ParentHashes = []plumbing.Hash{parent}
 	}
-	return store(c)
+	return r.storeObject(c)
 }

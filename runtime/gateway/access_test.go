@@ -166,25 +166,7 @@ func TestOpenConnectionsCutWhenAccessEnds(t *testing.T) {
 	w.user("u2", "bob", true)
 	w.assign("ann", "ann", []string{"Developer"})
 	w.assign("bob", "bob", []string{"Developer"})
-	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		conn, buf, err := http.NewResponseController(rw).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		buf.Flush()
-		for {
-			line, err := buf.ReadString('\n')
-			if err != nil {
-				return
-			}
-			buf.WriteString("echo: " + line)
-			buf.Flush()
-		}
-	}))
-	defer up.Close()
+	up := lineEchoSocket(t)
 	sess := cookieSessions{"tok-ann": "ann", "tok-bob": "bob"}
 	const recheck = 20 * time.Millisecond
 	g, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL},
@@ -248,25 +230,7 @@ func TestOpenConnectionsCutWhenAccessEnds(t *testing.T) {
 // stay open under the old rules: it is rechecked by the old Gateway only,
 // so Close ends it.
 func TestCloseEndsOpenConnections(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		conn, buf, err := http.NewResponseController(rw).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		buf.Flush()
-		for {
-			line, err := buf.ReadString('\n')
-			if err != nil {
-				return
-			}
-			buf.WriteString("echo: " + line)
-			buf.Flush()
-		}
-	}))
-	defer up.Close()
+	up := lineEchoSocket(t)
 	const recheck = 20 * time.Millisecond
 	g, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL}, gateway.Deps{Recheck: recheck})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
@@ -301,4 +265,30 @@ func TestCloseEndsOpenConnections(t *testing.T) {
 		}
 		time.Sleep(recheck)
 	}
+}
+
+// lineEchoSocket is an upstream that upgrades every request to a WebSocket
+// and echoes each line it reads, prefixed "echo: ".
+func lineEchoSocket(t *testing.T) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(rw).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		buf.Flush()
+		for {
+			line, err := buf.ReadString('\n')
+			if err != nil {
+				return
+			}
+			buf.WriteString("echo: " + line)
+			buf.Flush()
+		}
+	}))
+	t.Cleanup(up.Close)
+	return up
 }
