@@ -387,6 +387,13 @@ func (c *Certificate) TLSCertificate() (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	// crypto/tls would serve a key that does not match, and every
+	// handshake fail at the client. The loader refuses such a pair; this
+	// holds for a Certificate that reached the store another way too.
+	pub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(c.PrivateKey.Public()) {
+		return nil, errors.New("its private key does not match it")
+	}
 	return &tls.Certificate{Certificate: slices.Concat([][]byte{c.DER}, c.Chain), PrivateKey: c.PrivateKey, Leaf: leaf}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,10 @@ type Source struct {
 	mu     sync.Mutex
 	from   *spec.Certificate
 	cached *tls.Certificate
+	// bad is the newest stored Certificate that could not be served, and
+	// badErr why; the last good one (cached) goes on being served.
+	bad    *spec.Certificate
+	badErr error
 }
 
 // New returns a Source reading st. name picks a Certificate document; empty
@@ -43,42 +48,71 @@ func (s *Source) Config() *tls.Config {
 }
 
 // Certificate returns the current certificate, rebuilding it only when the
-// stored Certificate changed.
+// stored Certificate changed. A stored Certificate that cannot be served (its
+// key does not match it, it does not parse) does not replace the last good
+// one: that goes on being served, and Ready says why.
 func (s *Source) Certificate() (*tls.Certificate, error) {
+	tc, _, err := s.current()
+	return tc, err
+}
+
+// current returns the certificate to serve and, when it is an earlier one
+// because the stored Certificate cannot be served, why not.
+func (s *Source) current() (tc *tls.Certificate, stale, err error) {
 	c, err := s.lookup()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c == s.from && s.cached != nil {
-		return s.cached, nil
+		return s.cached, nil, nil
 	}
+	if c != s.bad {
+		tc, err := build(c)
+		if err == nil {
+			s.from, s.cached, s.bad, s.badErr = c, tc, nil, nil
+			return tc, nil, nil
+		}
+		s.bad, s.badErr = c, err
+	}
+	if s.cached != nil {
+		return s.cached, s.badErr, nil
+	}
+	return nil, nil, s.badErr
+}
+
+// build makes what crypto/tls serves of c.
+func build(c *spec.Certificate) (*tls.Certificate, error) {
 	tc, err := c.TLSCertificate()
 	if err != nil {
-		return nil, fmt.Errorf("tlscert: %w", err)
+		return nil, fmt.Errorf("tlscert: certificate %q: %w", c.Subject, err)
 	}
-	s.from, s.cached = c, tc
-	return s.cached, nil
+	return tc, nil
 }
 
 // Ready reports whether a certificate is available, and why not. A
 // certificate outside its validity is still served (crypto/tls does not
 // look), so it stays ready, but the reason says so: clients that verify
-// refuse it, and nothing else warns while the daemon runs.
+// refuse it, and nothing else warns while the daemon runs. So does an
+// earlier certificate served because the stored one cannot be.
 func (s *Source) Ready() (bool, string) {
-	c, err := s.Certificate()
+	c, stale, err := s.current()
 	if err != nil {
 		return false, err.Error()
+	}
+	var why []string
+	if stale != nil {
+		why = append(why, fmt.Sprintf("serving the previous certificate %q: the new one cannot be served: %v", c.Leaf.Subject, stale))
 	}
 	now := time.Now()
 	switch leaf := c.Leaf; {
 	case !now.Before(leaf.NotAfter):
-		return true, fmt.Sprintf("serving a certificate that expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+		why = append(why, fmt.Sprintf("serving a certificate that expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
 	case now.Before(leaf.NotBefore):
-		return true, fmt.Sprintf("serving a certificate not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
+		why = append(why, fmt.Sprintf("serving a certificate not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339)))
 	}
-	return true, ""
+	return true, strings.Join(why, "; ")
 }
 
 func (s *Source) lookup() (*spec.Certificate, error) {
