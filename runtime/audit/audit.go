@@ -90,6 +90,15 @@ func (l *Log) open() error {
 		f.Close()
 		return fmt.Errorf("audit: %w", err)
 	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		// The records name users: a file left readable by others (copied
+		// in, restored from a backup) is made owner-only before more go in.
+		if err := f.Chmod(perm &^ 0o077); err != nil {
+			f.Close()
+			return fmt.Errorf("audit: %s is readable by others and cannot be made owner-only: %w", l.path, err)
+		}
+		l.opts.Logger.Warn("audit log was readable by others; made owner-only", "path", l.path, "mode", perm.String())
+	}
 	size := st.Size()
 	if size > 0 {
 		// A process killed in the middle of a write leaves a last line
@@ -353,18 +362,21 @@ func (l *Log) Record(e Event) {
 func (l *Log) record(e Event, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if write, err := l.admit(e); !write || err != nil {
-		return err
+	// A summary that could not be written (admit's error) stays pending;
+	// the record is still written.
+	write, serr := l.admit(e)
+	if !write {
+		return serr
 	}
 	var buf bytes.Buffer
 	h := slog.NewJSONHandler(&buf, nil)
 	r := slog.NewRecord(now, slog.LevelInfo, e.Message(), 0)
 	r.AddAttrs(e.attrs()...)
 	if err := h.Handle(context.Background(), r); err != nil {
-		return fmt.Errorf("audit: encode: %w", err)
+		return errors.Join(serr, fmt.Errorf("audit: encode: %w", err))
 	}
 	_, err := l.write(buf.Bytes())
-	return err
+	return errors.Join(serr, err)
 }
 
 // admit decides whether e is written, counting the change records of an
@@ -378,26 +390,28 @@ func (l *Log) admit(e Event) (bool, error) {
 		return true, l.flushSummary()
 	}
 	a := &l.apply
+	var serr error
 	if change.Revision != a.revision {
-		if err := l.flushSummary(); err != nil {
-			return false, err
-		}
+		// The previous apply's summary, if it cannot be written, is
+		// reported (and lost): the new apply's counts start afresh.
+		serr = l.flushSummary()
 		l.apply = applyState{revision: change.Revision}
 	}
 	if a.written < l.opts.MaxApplyRecords {
 		a.written++
-		return true, nil
+		return true, serr
 	}
 	if a.counts == nil {
 		a.counts = map[string]int{}
 	}
 	a.counts[change.Action+" "+change.Kind]++
 	a.omitted++
-	return false, nil
+	return false, serr
 }
 
 // flushSummary writes the summary of the changes counted since the last
-// one, if any. l.mu is held.
+// one, if any; what it could not write stays counted for the next try.
+// l.mu is held.
 func (l *Log) flushSummary() error {
 	a := &l.apply
 	if a.omitted == 0 {
@@ -415,7 +429,9 @@ func (l *Log) flushSummary() error {
 	if err != nil {
 		return fmt.Errorf("audit: summary: %w", err)
 	}
+	if _, err := l.write(append(line, '\n')); err != nil {
+		return err
+	}
 	a.omitted, a.counts = 0, nil
-	_, err = l.write(append(line, '\n'))
-	return err
+	return nil
 }
