@@ -85,21 +85,10 @@ func TestShortWriteDoesNotCorruptTheNextRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// RLIMIT_FSIZE makes the next write stop 10 bytes in, with EFBIG (Go
-	// ignores the SIGXFSZ that comes with it).
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Skip(err)
-	}
-	lim := old
-	lim.Cur = uint64(info.Size()) + 10
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Skip(err)
-	}
-	l.Record(SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "cut-short"})
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
+	// The next write stops 10 bytes in.
+	withFileSizeLimit(t, info.Size()+10, func() {
+		l.Record(SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "cut-short"})
+	})
 
 	l.Record(SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "next"})
 	if err := l.Close(); err != nil {
@@ -149,5 +138,26 @@ func TestTornLastLineDoesNotSwallowTheNextRecord(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), "torn") {
 		t.Errorf("the torn line was not reported: %q", logged.String())
+	}
+}
+
+// withFileSizeLimit runs fn while this process may grow no file past size
+// bytes (RLIMIT_FSIZE): a write crossing it stops there with EFBIG, as on a
+// full disk (Go ignores the SIGXFSZ that comes with it). The test is
+// skipped where the limit cannot be set.
+func withFileSizeLimit(t *testing.T, size int64, fn func()) {
+	t.Helper()
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Skip(err)
+	}
+	lim := old
+	lim.Cur = uint64(size)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Skip(err)
+	}
+	fn()
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
 	}
 }

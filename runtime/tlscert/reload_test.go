@@ -52,16 +52,7 @@ func TestFailedReloadKeepsServing(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					c.(*tls.Conn).Handshake()
-					c.Close()
-				}
-			}()
+			go handshakeAll(ln)
 			peer := func() (string, error) {
 				conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 				if err != nil {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"math/big"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -146,16 +147,7 @@ func TestServesTheChain(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					c.(*tls.Conn).Handshake()
-					c.Close()
-				}
-			}()
+			go handshakeAll(ln)
 			conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "localhost"})
 			if err == nil {
 				conn.Close()
@@ -207,5 +199,18 @@ func TestReadyWarnsOutsideValidity(t *testing.T) {
 				t.Errorf("Ready reason %q, want one with %q", why, tt.want)
 			}
 		})
+	}
+}
+
+// handshakeAll completes the handshake of every connection ln accepts,
+// then closes it, until ln is closed.
+func handshakeAll(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.(*tls.Conn).Handshake()
+		c.Close()
 	}
 }
