@@ -188,27 +188,17 @@ func TestOpenConnectionsCutWhenAccessEnds(t *testing.T) {
 		}
 		return conn, br
 	}
-	echo := func(conn net.Conn, br *bufio.Reader) error {
-		if _, err := io.WriteString(conn, "ping\n"); err != nil {
-			return err
-		}
-		line, err := br.ReadString('\n')
-		if err == nil && line != "echo: ping\n" {
-			err = fmt.Errorf("read %q", line)
-		}
-		return err
-	}
 	annConn, annR := open("tok-ann")
 	bobConn, bobR := open("tok-bob")
 	time.Sleep(5 * recheck) // several rechecks pass with access unchanged
-	if err := echo(annConn, annR); err != nil {
+	if err := pingEcho(annConn, annR); err != nil {
 		t.Fatalf("ann's connection, access unchanged: %v", err)
 	}
 
 	w.user("u1", "ann", false) // disabled by Entra
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := echo(annConn, annR); err != nil {
+		if err := pingEcho(annConn, annR); err != nil {
 			break // cut
 		}
 		if time.Now().After(deadline) {
@@ -216,7 +206,7 @@ func TestOpenConnectionsCutWhenAccessEnds(t *testing.T) {
 		}
 		time.Sleep(recheck)
 	}
-	if err := echo(bobConn, bobR); err != nil {
+	if err := pingEcho(bobConn, bobR); err != nil {
 		t.Errorf("bob's connection, access unchanged: %v", err)
 	}
 	if n := g.Stats().Cut; n != 1 {
@@ -244,22 +234,12 @@ func TestCloseEndsOpenConnections(t *testing.T) {
 	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
-	echo := func() error {
-		if _, err := io.WriteString(conn, "ping\n"); err != nil {
-			return err
-		}
-		line, err := br.ReadString('\n')
-		if err == nil && line != "echo: ping\n" {
-			err = fmt.Errorf("read %q", line)
-		}
-		return err
-	}
-	if err := echo(); err != nil {
+	if err := pingEcho(conn, br); err != nil {
 		t.Fatalf("before Close: %v", err)
 	}
 	g.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for echo() == nil {
+	for pingEcho(conn, br) == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("connection still open 10s after its Gateway was closed")
 		}
@@ -291,4 +271,17 @@ func lineEchoSocket(t *testing.T) *httptest.Server {
 	}))
 	t.Cleanup(up.Close)
 	return up
+}
+
+// pingEcho sends a line on a connection to lineEchoSocket and checks it
+// comes back.
+func pingEcho(conn net.Conn, br *bufio.Reader) error {
+	if _, err := io.WriteString(conn, "ping\n"); err != nil {
+		return err
+	}
+	line, err := br.ReadString('\n')
+	if err == nil && line != "echo: ping\n" {
+		err = fmt.Errorf("read %q", line)
+	}
+	return err
 }
