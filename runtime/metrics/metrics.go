@@ -5,11 +5,15 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/idrecon/idrecon/reconcile"
 )
 
 // Metrics owns a registry with idrecon's collectors. The zero value is not
@@ -19,7 +23,7 @@ type Metrics struct {
 
 	reconcileDuration *prometheus.HistogramVec
 	reconcileTotal    *prometheus.CounterVec
-	revision          *prometheus.GaugeVec
+	revision          *revisions
 	drift             prometheus.Gauge
 	suspended         prometheus.Gauge
 	scimRequests      *prometheus.CounterVec
@@ -39,12 +43,10 @@ func New() *Metrics {
 		}, []string{"result"}),
 		reconcileTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idrecon_reconcile_total",
-			Help: "Reconciles by result (ok, error, refused).",
+			Help: "Reconciles by result (ok, error, refused, stalled).",
 		}, []string{"result"}),
-		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "idrecon_revision_info",
-			Help: "The spec revision applied (value 1) and seen, by label.",
-		}, []string{"state", "revision"}),
+		revision: &revisions{desc: prometheus.NewDesc("idrecon_revision_info",
+			"The spec revision applied (value 1) and seen, by label.", []string{"state", "revision"}, nil)},
 		drift: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "idrecon_drift_resources",
 			Help: "Spec-owned resources that differ from the spec, as of the last reconcile.",
@@ -67,6 +69,13 @@ func New() *Metrics {
 			Help: "SAML sign-in attempts by result.",
 		}, []string{"result"}),
 	}
+	// Every outcome is exported from the start, at 0: a series that first
+	// appears at 1 escapes increase() and rate(), so the first error after
+	// a restart would raise no alert.
+	for _, result := range outcomes {
+		m.reconcileTotal.WithLabelValues(result)
+		m.reconcileDuration.WithLabelValues(result)
+	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -76,12 +85,21 @@ func New() *Metrics {
 	return m
 }
 
-// Handler serves the metrics in the Prometheus exposition format.
+// outcomes are the reconcile loop's results.
+var outcomes = []string{reconcile.OutcomeOK, reconcile.OutcomeError, reconcile.OutcomeRefused, reconcile.OutcomeStalled}
+
 // Register adds a collector of another part of the daemon (the Gateways').
 func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
 
+// Handler serves the metrics in the Prometheus exposition format. A
+// collector that fails (an unchecked one sending a series twice) loses its
+// own metrics only, not the whole scrape; the handler counts it in
+// promhttp_metric_handler_errors_total.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		Registry:      m.reg,
+	})
 }
 
 // Reconcile records one reconcile.
@@ -97,18 +115,52 @@ func (m *Metrics) Reconcile(result string, d time.Duration, drift int, suspended
 }
 
 // Revisions records the applied and the last seen revision.
+// Both change at once: a scrape sees the old pair or the new one.
 func (m *Metrics) Revisions(applied, seen string) {
-	m.revision.Reset()
+	m.revision.set(applied, seen)
+}
+
+// revisions exports idrecon_revision_info. It replaces both series under
+// one lock, where a GaugeVec's Reset then Set would let a scrape in between
+// see no revision (or, with two callers, two applied ones).
+type revisions struct {
+	desc *prometheus.Desc
+
+	mu            sync.Mutex
+	applied, seen string
+}
+
+func (r *revisions) set(applied, seen string) {
+	// A label value must be UTF-8; WithLabelValues panics otherwise, and
+	// a revision is named after a branch.
+	applied, seen = strings.ToValidUTF8(applied, "\uFFFD"), strings.ToValidUTF8(seen, "\uFFFD")
+	r.mu.Lock()
+	r.applied, r.seen = applied, seen
+	r.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (r *revisions) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+// Collect implements prometheus.Collector.
+func (r *revisions) Collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	applied, seen := r.applied, r.seen
+	r.mu.Unlock()
 	if applied != "" {
-		m.revision.WithLabelValues("applied", applied).Set(1)
+		ch <- prometheus.MustNewConstMetric(r.desc, prometheus.GaugeValue, 1, "applied", applied)
 	}
 	if seen != "" {
-		m.revision.WithLabelValues("seen", seen).Set(1)
+		ch <- prometheus.MustNewConstMetric(r.desc, prometheus.GaugeValue, 1, "seen", seen)
 	}
 }
 
-// SCIMRequest records one SCIM request.
+// SCIMRequest records one SCIM request. Status 0, a handler that wrote
+// nothing, is the 200 net/http then sends.
 func (m *Metrics) SCIMRequest(route string, status int, d time.Duration) {
+	if status == 0 {
+		status = http.StatusOK
+	}
 	m.scimRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	m.scimLatency.WithLabelValues(route).Observe(d.Seconds())
 }

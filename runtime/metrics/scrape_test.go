@@ -1,0 +1,190 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/idrecon/idrecon/reconcile"
+)
+
+// scrape fetches the handler's output over HTTP.
+func scrape(t *testing.T, m *Metrics) (int, string) {
+	t.Helper()
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// family returns the gathered family called name, or nil.
+func family(t *testing.T, m *Metrics, name string) *dto.MetricFamily {
+	t.Helper()
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf
+		}
+	}
+	return nil
+}
+
+// A scrape while the revisions change must see exactly one applied and one
+// seen revision: never none (a gap in the info metric) and never two.
+func TestRevisionsScrapeDuringUpdate(t *testing.T) {
+	m := New()
+	m.Revisions("main@sha1:a", "main@sha1:b")
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if (i+w)%2 == 0 {
+					m.Revisions("main@sha1:a", "main@sha1:b")
+				} else {
+					m.Revisions("main@sha1:c", "main@sha1:d")
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for range 1000 {
+		mf := family(t, m, "idrecon_revision_info")
+		n := map[string]int{}
+		if mf != nil {
+			for _, mt := range mf.GetMetric() {
+				for _, l := range mt.GetLabel() {
+					if l.GetName() == "state" {
+						n[l.GetValue()]++
+					}
+				}
+			}
+		}
+		if n["applied"] != 1 || n["seen"] != 1 {
+			t.Fatalf("scrape during update saw %d applied and %d seen revisions, want 1 and 1", n["applied"], n["seen"])
+		}
+	}
+}
+
+// Revision names are free text (a branch name): any of them must be
+// exported, escaped, and none may panic the reconcile loop.
+func TestRevisionsOddNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, applied, want string
+	}{
+		{"quote and backslash", `fix"\x@sha1:1`, `idrecon_revision_info{revision="fix\"\\x@sha1:1",state="applied"} 1`},
+		{"newline", "a\nb@sha1:1", `idrecon_revision_info{revision="a\nb@sha1:1",state="applied"} 1`},
+		{"invalid UTF-8", "br\xffanch@sha1:1", `idrecon_revision_info{revision="br` + "\uFFFD" + `anch@sha1:1",state="applied"} 1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := New()
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Fatalf("Revisions panicked: %v", p)
+					}
+				}()
+				m.Revisions(tc.applied, "")
+			}()
+			code, body := scrape(t, m)
+			if code != http.StatusOK {
+				t.Fatalf("scrape answered %d", code)
+			}
+			if !strings.Contains(body, tc.want) {
+				t.Errorf("metrics lack %q", tc.want)
+			}
+		})
+	}
+}
+
+// A handler that writes nothing is answered 200 by net/http; the metric
+// must say so rather than code="0".
+func TestSCIMRequestStatusCode(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		want   string
+	}{
+		{0, `idrecon_scim_requests_total{code="200",route="users.get"} 1`},
+		{201, `idrecon_scim_requests_total{code="201",route="users.get"} 1`},
+		{404, `idrecon_scim_requests_total{code="404",route="users.get"} 1`},
+	} {
+		m := New()
+		m.SCIMRequest("users.get", tc.status, time.Millisecond)
+		_, body := scrape(t, m)
+		if !strings.Contains(body, tc.want) {
+			t.Errorf("status %d: metrics lack %q", tc.status, tc.want)
+		}
+		if strings.Contains(body, `code="0"`) {
+			t.Errorf("status %d: metrics report code 0", tc.status)
+		}
+	}
+}
+
+// Every reconcile outcome is exported from the start at 0, so that
+// increase(idrecon_reconcile_total{result="error"}[5m]) sees the first
+// error after a restart.
+func TestReconcileOutcomesStartAtZero(t *testing.T) {
+	m := New()
+	_, body := scrape(t, m)
+	for _, result := range []string{reconcile.OutcomeOK, reconcile.OutcomeError, reconcile.OutcomeRefused, reconcile.OutcomeStalled} {
+		want := `idrecon_reconcile_total{result="` + result + `"} 0`
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q before any reconcile", want)
+		}
+	}
+}
+
+// dup is an unchecked collector (as the Gateways' is) that sends one series
+// twice.
+type dup struct{ desc *prometheus.Desc }
+
+func (dup) Describe(chan<- *prometheus.Desc) {}
+func (d dup) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, 1)
+	ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, 1)
+}
+
+// A registered collector that misbehaves must not take idrecon's own
+// metrics off the scrape.
+func TestHandlerSurvivesBadCollector(t *testing.T) {
+	m := New()
+	m.Reconcile("ok", time.Millisecond, 0, false)
+	if err := m.Register(dup{prometheus.NewDesc("idrecon_test_dup_total", "Duplicated.", nil, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	scrape(t, m) // the error it counts shows on the next scrape
+	code, body := scrape(t, m)
+	if code != http.StatusOK {
+		t.Fatalf("scrape answered %d, want 200", code)
+	}
+	for _, want := range []string{`idrecon_reconcile_total{result="ok"} 1`, `promhttp_metric_handler_errors_total{cause="gathering"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
