@@ -235,6 +235,11 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	id := random()
 	s.mu.Lock()
+	// The session the browser held until now, if any, ends: a sign-in
+	// replaces it rather than leaving it valid beside the new one.
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		delete(s.sessions, sha256.Sum256([]byte(ck.Value)))
+	}
 	now := s.cfg.Now()
 	expires := now.Add(set.lifetime)
 	prune(s.sessions, maxSessions, now, func(e session) bool { return e.user == u }, func(e session) time.Time { return e.expires })
