@@ -116,7 +116,9 @@ func (cfg Config) normalized() (Config, *url.URL, error) {
 		u, err := url.Parse(cfg.Upstream)
 		switch {
 		case err != nil:
-			return bad("upstream", "%v", err)
+			// Not err itself: url.Error quotes the whole URL, password
+			// and all, into the status and the console.
+			return bad("upstream", "not a URL: %v", errors.Unwrap(err))
 		case u.Scheme != "http" && u.Scheme != "https":
 			return bad("upstream", "scheme must be http or https, got %q", u.Scheme)
 		case u.Host == "":

@@ -63,6 +63,16 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestUpstreamThatDoesNotParseHidesItsPassword: the error of an upstream
+// that is no URL names why, not the URL, which the status and the console
+// show: its password would be there whole.
+func TestUpstreamThatDoesNotParseHidesItsPassword(t *testing.T) {
+	_, err := gateway.New(gateway.Config{Upstream: "http://app:s3cr^t@ssc:8080"}, gateway.Deps{Sessions: sessions, Decider: deciders})
+	if !errors.Is(err, gateway.ErrConfig) || strings.Contains(err.Error(), "s3cr") {
+		t.Fatalf("err = %v, want ErrConfig without the password", err)
+	}
+}
+
 // TestSecretNeverPrinted: a Config can be logged or dumped without its
 // shared secret.
 func TestSecretNeverPrinted(t *testing.T) {
