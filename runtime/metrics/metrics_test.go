@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"io"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,14 +13,7 @@ func TestHandlerExposesRecordedValues(t *testing.T) {
 	m.SCIMRequest("POST /Users", 201, time.Millisecond)
 	m.SAMLLogin("success")
 
-	srv := httptest.NewServer(m.Handler())
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	_, body := scrape(t, m)
 	for _, want := range []string{
 		`idrecon_reconcile_total{result="ok"} 1`,
 		`idrecon_drift_resources 3`,
@@ -31,7 +22,7 @@ func TestHandlerExposesRecordedValues(t *testing.T) {
 		`idrecon_saml_logins_total{result="success"} 1`,
 		`go_goroutines`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}

@@ -235,29 +235,11 @@ func TestRefusals(t *testing.T) {
 // the sign-in, and only for a minute.
 func TestCodes(t *testing.T) {
 	e := newEnv(t, consoleRole)
-	// authURL signs in, stopping at the console's /auth.
-	authURL := func(c *http.Client) string {
-		t.Helper()
-		var auth string
-		c.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
-			if strings.HasPrefix(r.URL.String(), e.adminURL+Path+"auth") {
-				auth = r.URL.String()
-				return http.ErrUseLastResponse
-			}
-			return nil
-		}
-		e.signIn(t, c, "alice@contoso.example")
-		c.CheckRedirect = nil
-		if auth == "" {
-			t.Fatal("no hand-off to /auth")
-		}
-		return auth
-	}
 
 	// Another browser that started a sign-in of its own (an attacker
 	// sent the victim's code, say) has a state, but not the code's.
 	c := browser(t)
-	u := authURL(c)
+	u := e.authURL(t, c)
 	other := browser(t)
 	if resp, _ := get(t, noFollow(other), e.adminURL+Path); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("other browser's sign-in: %d", resp.StatusCode)
@@ -271,7 +253,7 @@ func TestCodes(t *testing.T) {
 	}
 
 	c = browser(t)
-	u = authURL(c)
+	u = e.authURL(t, c)
 	if resp, body := get(t, c, u); resp.StatusCode != http.StatusOK || !strings.Contains(body, `http-equiv="refresh"`) {
 		t.Fatalf("fresh code: %d\n%s", resp.StatusCode, body)
 	}
@@ -280,7 +262,7 @@ func TestCodes(t *testing.T) {
 	}
 
 	c = browser(t)
-	u = authURL(c)
+	u = e.authURL(t, c)
 	e.clock.advance(codeTTL + time.Second)
 	if resp, _ := get(t, c, u); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("expired code: %d", resp.StatusCode)
@@ -427,4 +409,24 @@ func TestPlanSummaryCountsKept(t *testing.T) {
 	if w := "0 to create, 0 to update, 0 to delete, 2 kept, 2 drift"; !strings.Contains(body, w) {
 		t.Errorf("plan page lacks %q", w)
 	}
+}
+
+// authURL signs alice in with c, stopping at the console's /auth, and
+// returns that URL.
+func (e *env) authURL(t *testing.T, c *http.Client) string {
+	t.Helper()
+	var auth string
+	c.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(r.URL.String(), e.adminURL+Path+"auth") {
+			auth = r.URL.String()
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	e.signIn(t, c, "alice@contoso.example")
+	c.CheckRedirect = nil
+	if auth == "" {
+		t.Fatal("no hand-off to /auth")
+	}
+	return auth
 }

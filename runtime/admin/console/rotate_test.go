@@ -3,7 +3,6 @@ package console
 import (
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 )
 
@@ -30,19 +29,7 @@ func TestSignInEndsTheBrowsersOldSession(t *testing.T) {
 	// Another sign-in, as from a tab that started before the first ended:
 	// stop at /auth, and complete it with the old session's cookie sent.
 	c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: "", MaxAge: -1, Path: Path}})
-	var auth string
-	c.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
-		if strings.HasPrefix(r.URL.String(), e.adminURL+Path+"auth") {
-			auth = r.URL.String()
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}
-	e.signIn(t, c, "alice@contoso.example")
-	c.CheckRedirect = nil
-	if auth == "" {
-		t.Fatal("no hand-off to /auth")
-	}
+	auth := e.authURL(t, c)
 	c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: old, Path: Path}})
 	if resp, body := get(t, c, auth); resp.StatusCode != http.StatusOK {
 		t.Fatalf("second sign-in: %d\n%s", resp.StatusCode, body)
