@@ -281,3 +281,32 @@ func TestGeneratedTokenLogSaysWhereTheCLILooks(t *testing.T) {
 		t.Errorf("the log line does not say how to use a token kept elsewhere:\n%s", line)
 	}
 }
+
+// TestServeRefusesAnUnusableWebhookSecretFile: a webhook secret or token
+// file that is missing or empty stops serve with the flag named. An empty
+// one used to start a webhook that refuses every push, in silence.
+func TestServeRefusesAnUnusableWebhookSecretFile(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ flag, file, want string }{
+		{"--webhook-secret-file", empty, "--webhook-secret-file: " + empty + " is empty"},
+		{"--webhook-token-file", empty, "--webhook-token-file: " + empty + " is empty"},
+		{"--webhook-secret-file", filepath.Join(t.TempDir(), "missing"), "--webhook-secret-file: open "},
+	} {
+		t.Run(tc.flag+" "+filepath.Base(tc.file), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var out, errb bytes.Buffer
+			code := Main(ctx, Env{
+				Args:   []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--insecure-http", "--data-dir", t.TempDir(), tc.flag, tc.file},
+				Getenv: func(k string) string { return map[string]string{"IDRECON_ADMIN_TOKEN": testAdminToken}[k] },
+				Stdout: &out, Stderr: &errb,
+			})
+			if code != 1 || !strings.Contains(errb.String(), tc.want) {
+				t.Fatalf("exit %d, want 1 and %q\n%s", code, tc.want, errb.String())
+			}
+		})
+	}
+}

@@ -113,10 +113,10 @@ either it waits for 'idrecon apply' (push mode).`,
 			return errors.New("--etcd-ca, --etcd-cert and --etcd-key need --etcd")
 		}
 		cfg.AdminInsecureHTTP = *adminInsecure
-		if cfg.WebhookSecret, err = secretFrom(env, *webhookSecretFile, "IDRECON_WEBHOOK_SECRET"); err != nil {
+		if cfg.WebhookSecret, err = secretFrom(env, "webhook-secret-file", *webhookSecretFile, "IDRECON_WEBHOOK_SECRET"); err != nil {
 			return err
 		}
-		tok, err := secretFrom(env, *webhookTokenFile, "IDRECON_WEBHOOK_TOKEN")
+		tok, err := secretFrom(env, "webhook-token-file", *webhookTokenFile, "IDRECON_WEBHOOK_TOKEN")
 		if err != nil {
 			return err
 		}
@@ -127,14 +127,22 @@ either it waits for 'idrecon apply' (push mode).`,
 	return c
 }
 
-// secretFrom reads a secret from a file, else from an env var; nil when neither is set.
-func secretFrom(env Env, file, envName string) ([]byte, error) {
+// secretFrom reads a secret from the file given to --flag, else from an env
+// var; nil when neither is set. A file that is missing or empty is an error
+// naming the flag.
+func secretFrom(env Env, flag, file, envName string) ([]byte, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--%s: %w", flag, err)
 		}
-		return []byte(strings.TrimSpace(string(b))), nil
+		secret := strings.TrimSpace(string(b))
+		if secret == "" {
+			// Taken as set, it would turn the webhook on with nothing
+			// to check a push against, refusing every one in silence.
+			return nil, fmt.Errorf("--%s: %s is empty", flag, file)
+		}
+		return []byte(secret), nil
 	}
 	if v := env.Getenv(envName); v != "" {
 		return []byte(v), nil
