@@ -72,6 +72,6 @@ func untagged(id string) bool {
 	if len(id) != 43 {
 		return false
 	}
-	_, err := base64.RawURLEncoding.DecodeString(id)
+	_, err := strictBase64.DecodeString(id)
 	return err == nil
 }

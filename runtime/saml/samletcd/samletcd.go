@@ -43,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -272,14 +273,14 @@ func (s *Store) makeRoom(ctx context.Context, userName string) error {
 		all = append(all, l)
 		gets = append(gets, clientv3.OpGet(l.session, clientv3.WithKeysOnly()))
 	}
-	live, err := s.cli.Txn(ctx).Then(gets...).Commit()
+	live, err := s.inTxns(ctx, gets)
 	if err != nil {
-		return unavailable(err)
+		return err
 	}
 	var ends []clientv3.Op
 	var kept []listed
 	for i, l := range all {
-		if len(live.Responses[i].GetResponseRange().Kvs) == 0 {
+		if len(live[i].GetResponseRange().Kvs) == 0 {
 			ends = append(ends, clientv3.OpDelete(l.key))
 			continue
 		}
@@ -291,14 +292,24 @@ func (s *Store) makeRoom(ctx context.Context, userName string) error {
 		ends = append(ends, clientv3.OpDelete(l.session), clientv3.OpDelete(l.key))
 		s.log.Info("saml: session ended; its user signed in from more browsers than are kept", "user", userName, "sessionsKept", saml.MaxSessionsPerUser)
 	}
-	for len(ends) > 0 {
-		n := min(len(ends), 4*saml.MaxSessionsPerUser)
-		if _, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(ends[:n]...).Commit(); err != nil {
-			return unavailable(err)
+	_, err = s.inTxns(ctx, ends)
+	return err
+}
+
+// inTxns runs ops in as many transactions as etcd's bound on operations
+// per transaction asks for, and returns their responses in order.
+func (s *Store) inTxns(ctx context.Context, ops []clientv3.Op) ([]*etcdserverpb.ResponseOp, error) {
+	var out []*etcdserverpb.ResponseOp
+	for len(ops) > 0 {
+		n := min(len(ops), 4*saml.MaxSessionsPerUser)
+		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(ops[:n]...).Commit()
+		if err != nil {
+			return nil, unavailable(err)
 		}
-		ends = ends[n:]
+		out = append(out, resp.Responses...)
+		ops = ops[n:]
 	}
-	return nil
+	return out, nil
 }
 
 // remember caches the session rec under key as etcd held it at rev. The
@@ -445,16 +456,12 @@ func (s *Store) DeleteNameID(ctx context.Context, nameID string) (int, error) {
 		for _, kv := range listed.Kvs {
 			gets = append(gets, clientv3.OpGet(s.listedSession(string(kv.Key))))
 		}
-		for len(gets) > 0 {
-			n := min(len(gets), 4*saml.MaxSessionsPerUser)
-			resp, err := s.cli.Txn(ctx).Then(gets[:n]...).Commit()
-			if err != nil {
-				return 0, unavailable(err)
-			}
-			for _, r := range resp.Responses {
-				kvs = append(kvs, r.GetResponseRange().Kvs...)
-			}
-			gets = gets[n:]
+		resps, err := s.inTxns(ctx, gets)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range resps {
+			kvs = append(kvs, r.GetResponseRange().Kvs...)
 		}
 	}
 	n := 0
