@@ -6,6 +6,7 @@ package tlscert
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,21 +23,26 @@ var ErrNoCertificate = errors.New("tlscert: no Certificate of usage tls with a p
 // Source hands out the keystore's TLS certificate.
 type Source struct {
 	st   *store.Store
-	name string // the Certificate to use; "" takes the first of usage tls
+	name string           // the Certificate to use; "" takes the first of usage tls
+	now  func() time.Time // judges validity; tests set it
 
 	mu     sync.Mutex
 	from   *spec.Certificate
 	cached *tls.Certificate
-	// bad is the newest stored Certificate that could not be served, and
-	// badErr why; the last good one (cached) goes on being served.
+	// bad is the newest stored Certificate that is not served, and badErr
+	// why; the last good one (cached) goes on being served.
 	bad    *spec.Certificate
 	badErr error
+	// pending is bad built, when only its validity holds it back: it is
+	// switched to at the first look that finds it valid, or finds cached
+	// no longer valid either, with no other change in the store.
+	pending *tls.Certificate
 }
 
 // New returns a Source reading st. name picks a Certificate document; empty
 // means the first (by name) of usage tls.
 func New(st *store.Store, name string) *Source {
-	return &Source{st: st, name: name}
+	return &Source{st: st, name: name, now: time.Now}
 }
 
 // Config returns a server TLS configuration that refuses anything below TLS 1.2.
@@ -50,14 +56,18 @@ func (s *Source) Config() *tls.Config {
 // Certificate returns the current certificate, rebuilding it only when the
 // stored Certificate changed. A stored Certificate that cannot be served (its
 // key does not match it, it does not parse) does not replace the last good
-// one: that goes on being served, and Ready says why.
+// one: that goes on being served, and Ready says why. Nor does one outside
+// its validity while the served one is inside its own: every client that
+// verifies would refuse it at once. One staged ahead of its NotBefore is
+// switched to at the first handshake (or Ready) from then on; there is no
+// timer, as every handshake looks.
 func (s *Source) Certificate() (*tls.Certificate, error) {
 	tc, _, err := s.current()
 	return tc, err
 }
 
 // current returns the certificate to serve and, when it is an earlier one
-// because the stored Certificate cannot be served, why not.
+// because the stored Certificate is not served, why not.
 func (s *Source) current() (tc *tls.Certificate, stale, err error) {
 	c, err := s.lookup()
 	if err != nil {
@@ -69,17 +79,40 @@ func (s *Source) current() (tc *tls.Certificate, stale, err error) {
 		return s.cached, nil, nil
 	}
 	if c != s.bad {
-		tc, err := build(c)
-		if err == nil {
-			s.from, s.cached, s.bad, s.badErr = c, tc, nil, nil
-			return tc, nil, nil
+		s.bad = c
+		s.pending, s.badErr = build(c)
+	}
+	if s.pending != nil {
+		// An invalid certificate is still better than none, or than an
+		// invalid earlier one: take it then, and Ready says so.
+		now := s.now()
+		s.badErr = validity(s.pending.Leaf, now)
+		if s.badErr == nil || s.cached == nil || validity(s.cached.Leaf, now) != nil {
+			s.from, s.cached = c, s.pending
+			s.bad, s.badErr, s.pending = nil, nil, nil
+			return s.cached, nil, nil
 		}
-		s.bad, s.badErr = c, err
 	}
 	if s.cached != nil {
 		return s.cached, s.badErr, nil
 	}
 	return nil, nil, s.badErr
+}
+
+// validity says why leaf is not valid at now, naming it by its subject and
+// validity window; nil when it is valid.
+func validity(leaf *x509.Certificate, now time.Time) error {
+	var state string
+	switch {
+	case now.Before(leaf.NotBefore):
+		state = "is not valid yet"
+	case !now.Before(leaf.NotAfter):
+		state = "has expired"
+	default:
+		return nil
+	}
+	return fmt.Errorf("tlscert: certificate %q %s (valid from %s to %s)", leaf.Subject, state,
+		leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
 // build makes what crypto/tls serves of c.
@@ -95,7 +128,7 @@ func build(c *spec.Certificate) (*tls.Certificate, error) {
 // certificate outside its validity is still served (crypto/tls does not
 // look), so it stays ready, but the reason says so: clients that verify
 // refuse it, and nothing else warns while the daemon runs. So does an
-// earlier certificate served because the stored one cannot be.
+// earlier certificate served because the stored one is not.
 func (s *Source) Ready() (bool, string) {
 	c, stale, err := s.current()
 	if err != nil {
@@ -103,9 +136,9 @@ func (s *Source) Ready() (bool, string) {
 	}
 	var why []string
 	if stale != nil {
-		why = append(why, fmt.Sprintf("serving the previous certificate %q: the new one cannot be served: %v", c.Leaf.Subject, stale))
+		why = append(why, fmt.Sprintf("serving the previous certificate %q instead of the new one: %v", c.Leaf.Subject, stale))
 	}
-	now := time.Now()
+	now := s.now()
 	switch leaf := c.Leaf; {
 	case !now.Before(leaf.NotAfter):
 		why = append(why, fmt.Sprintf("serving a certificate that expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
