@@ -526,8 +526,12 @@ func (l *loader) resolveSAML(p *parsedDoc, s *SamlServiceProvider) {
 	default:
 		l.fail(p, "spec.idp", "set exactly one of metadataFile and metadataURL")
 	}
-	if idp.MetadataRefresh < 0 {
+	// Zero, or the key left out, keeps the runtime's default interval.
+	switch {
+	case idp.MetadataRefresh < 0:
 		l.fail(p, "spec.idp.metadataRefresh", "must not be negative")
+	case idp.MetadataRefresh > 0 && idp.MetadataRefresh.D() < MinMetadataRefresh:
+		l.fail(p, "spec.idp.metadataRefresh", "%s is less than the minimum of %s", idp.MetadataRefresh, Duration(MinMetadataRefresh))
 	}
 	if idp.SignedMetadataRequired() && len(idp.SigningCertificates) == 0 {
 		l.fail(p, "spec.idp.signingCertificates", "required while requireSignedMetadata is true (the default)")
@@ -569,6 +573,8 @@ func (l *loader) resolveSAML(p *parsedDoc, s *SamlServiceProvider) {
 		s.SessionLifetime = Duration(DefaultSessionLifetime)
 	case s.SessionLifetime < 0:
 		l.fail(p, "spec.sessionLifetime", "must be positive")
+	case s.SessionLifetime.D() > MaxSessionLifetime:
+		l.fail(p, "spec.sessionLifetime", "%s is more than the maximum of %s", s.SessionLifetime, Duration(MaxSessionLifetime))
 	}
 	if s.ConsoleRole != "" && !l.roleExists(s.ConsoleRole) {
 		l.fail(p, "spec.consoleRole", "no Role named %q (builtin roles: %s)", s.ConsoleRole, strings.Join(sortedKeys(BuiltinRoles), ", "))

@@ -355,6 +355,9 @@ var agreeCases = []agreeCase{
 	{name: "saml/allowedClockSkew number", docs: saml(samlMin + "  allowedClockSkew: 120\n")},
 	{name: "saml/allowedClockSkew too large", docs: saml(samlMin + "  allowedClockSkew: 6m\n"), loaderOnly: durRange},
 	{name: "saml/sessionLifetime negative", docs: saml(samlMin + "  sessionLifetime: -1h\n"), loaderOnly: durRange},
+	{name: "saml/sessionLifetime at the maximum", docs: saml(samlMin + "  sessionLifetime: 8760h\n"), loads: true},
+	{name: "saml/sessionLifetime too long", docs: saml(samlMin + "  sessionLifetime: 8761h\n"), loaderOnly: durRange},
+	{name: "saml/sessionLifetime zero", docs: saml(samlMin + "  sessionLifetime: \"0\"\n"), loads: true},
 	{name: "saml/entityID empty", docs: saml(strings.Replace(samlMin, "urn:t", "\"\"", 1))},
 	{name: "saml/entityID null", docs: saml(strings.Replace(samlMin, " urn:t", "", 1))},
 	{name: "saml/baseURL upper-case scheme", docs: saml(strings.Replace(samlMin, "https://sp.example", "HTTPS://sp.example", 1)), loads: true},
@@ -392,6 +395,9 @@ var agreeCases = []agreeCase{
 	{name: "saml/idp requireSignedMetadata null without certificates", docs: saml(samlIDP(" {metadataURL: https://idp.example/md, requireSignedMetadata: null}\n"))},
 	{name: "saml/idp allowInsecureMetadataURL null", docs: saml(samlIDP(" {metadataURL: https://idp.example/md, allowInsecureMetadataURL: null, allowPrivateMetadataHost: null, signingCertificates: [idp]}\n")), loads: true},
 	{name: "saml/idp metadataRefresh negative", docs: saml(samlIDP(" {metadataURL: https://idp.example/md, metadataRefresh: -1h, signingCertificates: [idp]}\n")), loaderOnly: durRange},
+	{name: "saml/idp metadataRefresh too often", docs: saml(samlIDP(" {metadataURL: https://idp.example/md, metadataRefresh: 59s, signingCertificates: [idp]}\n")), loaderOnly: durRange},
+	{name: "saml/idp metadataRefresh at the minimum", docs: saml(samlIDP(" {metadataURL: https://idp.example/md, metadataRefresh: 1m, signingCertificates: [idp]}\n")), loads: true},
+	{name: "saml/idp metadataRefresh zero", docs: saml(samlIDP(" {metadataURL: https://idp.example/md, metadataRefresh: \"0\", signingCertificates: [idp]}\n")), loads: true},
 	{name: "saml/two documents", docs: saml(samlMin) + "---\n" + agreeDoc(KindSamlServiceProvider, "u", samlMin), loaderOnly: oneOfKind},
 
 	// Application.

@@ -224,8 +224,22 @@ const (
 	DefaultClockSkew       = 2 * time.Minute
 	MaxClockSkew           = 5 * time.Minute
 	DefaultSessionLifetime = 8 * time.Hour
-	DefaultNameIDFormat    = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+	// MaxSessionLifetime is a year, the longest sign-in frequency Entra's
+	// conditional access offers: a session is never sent back to Entra
+	// while it lasts (a user disabled there loses access at once through
+	// SCIM, but a new MFA prompt waits for the session's end), and a
+	// lifetime of centuries would overflow etcd's lease TTL, failing
+	// every sign-in at runtime instead of at validate.
+	MaxSessionLifetime  = 365 * 24 * time.Hour
+	DefaultNameIDFormat = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 )
+
+// MinMetadataRefresh bounds how often metadataURL is fetched: a few
+// milliseconds would have the daemon hammer the IdP's endpoint for a
+// document that changes only when the IdP rolls its keys. A minute is
+// how soon the daemon retries a failed fetch (runtime/saml), so no
+// setting fetches faster than an outage of the endpoint already does.
+const MinMetadataRefresh = time.Minute
 
 // SamlIDP says where the IdP's metadata comes from and which keystore
 // certificates may sign it.
