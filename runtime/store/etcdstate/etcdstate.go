@@ -73,7 +73,6 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/idset"
-	"github.com/idrecon/idrecon/runtime/store/internal/record"
 )
 
 // Defaults for Options.
@@ -371,14 +370,14 @@ func (l *loader) add(kvs []*mvccpb.KeyValue) error {
 			l.stats.Memberships++
 			continue
 		case p.table == store.TableMembers:
-			obj, err := record.Decode(p.table, kv.Value)
+			obj, err := decode(p, kv.Value)
 			if err != nil {
 				return fmt.Errorf("etcdstate: load: %w", &recordError{k, kv.ModRevision, err})
 			}
 			l.headers[p.id] = obj.(*store.Members)
 			continue
 		}
-		obj, err := record.Decode(p.table, kv.Value)
+		obj, err := decode(p, kv.Value)
 		if err != nil {
 			return fmt.Errorf("etcdstate: load: %w", &recordError{k, kv.ModRevision, err})
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
+	"github.com/idrecon/idrecon/runtime/store/internal/record"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -607,6 +608,124 @@ func TestUnappliableEventReloads(t *testing.T) {
 			if n := reloads(t, b.state); n < 1 {
 				t.Errorf("reloads counted: %v, want at least 1", n)
 			}
+		})
+	}
+}
+
+// misfiled is a record put under a key that names another object: by a
+// tool with a bug, an etcdctl put by hand, a restore gone wrong.
+type misfiled struct {
+	name  string
+	key   string // under the prefix
+	table string
+	obj   any
+	ok    bool // the key does name the record
+}
+
+var misfiledRecords = []misfiled{
+	{"user", "o/users/A", store.TableUsers, &store.User{ID: "B", UserName: "b@contoso.com", Active: true}, false},
+	{"group", "o/groups/A", store.TableGroups, &store.Group{ID: "B", DisplayName: "Team B"}, false},
+	{"members header", "o/members/A", store.TableMembers, &store.Members{GroupID: "B", Version: 1}, false},
+	{"meta", "o/meta/A", store.TableMeta, &store.Meta{Key: "B", Value: "v"}, false},
+	{"resource of another kind", "o/resources/" + spec.KindRole + "/A", store.TableResources,
+		&store.Resource{Kind: spec.KindApplication, Name: "A"}, false},
+	{"resource of another name", "o/resources/" + spec.KindRole + "/A", store.TableResources,
+		&store.Resource{Kind: spec.KindRole, Name: "B"}, false},
+	// Keys are escaped: the record holds the id unescaped.
+	{"user with an escaped id", "o/users/" + url.PathEscape("a/b c"), store.TableUsers,
+		&store.User{ID: "a/b c", UserName: "c@contoso.com", Active: true}, true},
+	{"resource with an escaped name", "o/resources/" + spec.KindRole + "/" + url.PathEscape("x/y"), store.TableResources,
+		&store.Resource{Kind: spec.KindRole, Name: "x/y"}, true},
+}
+
+// putRecord puts obj's record under key, bypassing the State, as a tool
+// or an operator would.
+func putRecord(t *testing.T, cli *clientv3.Client, key, table string, obj any) {
+	t.Helper()
+	val, err := record.Encode(table, obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(context.Background(), key, string(val)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLoadRefusesARecordUnderAnotherKey: a record whose key names another
+// object (user A's key holding user B) would be mirrored as B while etcd
+// compares and deletes A's key, and uniqueness checks and deletes would
+// act on the wrong key. Load refuses it, as it refuses a record it cannot
+// decode, naming the key, and serves no half state.
+func TestLoadRefusesARecordUnderAnotherKey(t *testing.T) {
+	cli := etcdtest.Start(t, 1).Client(t)
+	for i, tc := range misfiledRecords {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := fmt.Sprintf("/misfiled-load/%d/", i)
+			key := prefix + tc.key
+			putRecord(t, cli, key, tc.table, tc.obj)
+			state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := store.New(store.Options{Journal: state, CatchUp: state.CatchUp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			_, err = state.Load(context.Background(), st)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), key) {
+				t.Errorf("Load: %v, want an error naming %s", err, key)
+			}
+			if u, _ := st.Read().UserByID("B"); u != nil {
+				t.Errorf("the store holds user B from %s", key)
+			}
+		})
+	}
+}
+
+// TestWatchRefusesARecordUnderAnotherKey: the same record written while
+// the mirror watches is a change it cannot apply: its Barrier fails naming
+// the key, it keeps the state it held without the record, and it follows
+// etcd again once the record is deleted.
+func TestWatchRefusesARecordUnderAnotherKey(t *testing.T) {
+	etcdstate.FastRetries(t)
+	cli := etcdtest.Start(t, 1).Client(t)
+	for i, tc := range misfiledRecords {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := fmt.Sprintf("/misfiled-watch/%d/", i)
+			key := prefix + tc.key
+			logs := &logRecorder{}
+			r := newReplicaWith(t, etcdstate.Options{Client: cli, Prefix: prefix, Logger: slog.New(logs), Timeout: 2 * time.Second})
+			r.update(t, createUser("u1", "ann@contoso.com"))
+			putRecord(t, cli, key, tc.table, tc.obj)
+			if tc.ok {
+				pollBarrier(t, r, func(err error) bool { return err == nil })
+				return
+			}
+			err := pollBarrier(t, r, func(err error) bool { return err != nil && strings.Contains(err.Error(), key) })
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("Barrier: %v, want store.ErrUnavailable", err)
+			}
+			if !logs.hasAttrs(slog.LevelWarn, "key", key, "revision") {
+				t.Errorf("no warning names the key and its revision:\n%s", logs)
+			}
+			tx := r.st.Read()
+			if u, _ := tx.UserByID("B"); u != nil {
+				t.Errorf("the mirror holds user B from %s", key)
+			}
+			if u, _ := tx.UserByID("u1"); u == nil {
+				t.Error("the mirror lost the state it held")
+			}
+			if _, err := cli.Delete(context.Background(), key); err != nil {
+				t.Fatal(err)
+			}
+			pollBarrier(t, r, func(err error) bool { return err == nil })
 		})
 	}
 }

@@ -412,7 +412,7 @@ func (s *State) vacate(tx *store.Txn, h *held, events []*clientv3.Event, decoded
 			}
 			continue
 		}
-		obj, err := record.Decode(p.table, ev.Kv.Value)
+		obj, err := decode(p, ev.Kv.Value)
 		if err != nil {
 			return &recordError{key, rev, err}
 		}
@@ -445,7 +445,7 @@ func (s *State) vacate(tx *store.Txn, h *held, events []*clientv3.Event, decoded
 func (s *State) applyPut(tx *store.Txn, p parsed, val []byte, obj any) error {
 	if obj == nil {
 		var err error
-		if obj, err = record.Decode(p.table, val); err != nil {
+		if obj, err = decode(p, val); err != nil {
 			return err
 		}
 	}
@@ -458,6 +458,46 @@ func (s *State) applyPut(tx *store.Txn, p parsed, val []byte, obj any) error {
 		}
 	}
 	return tx.Insert(p.table, obj)
+}
+
+// errMisfiled is the error of a record under a key that names another
+// object than the record holds.
+var errMisfiled = errors.New("the record is not of the object its key names")
+
+// decode decodes the record val, read under the key p was parsed from. It
+// refuses a record of another object than its key names (written by a tool
+// with a bug, by hand, by a restore gone wrong), as it refuses one that
+// does not decode: mirrored, the record would be that other object while
+// etcd compares and deletes the key's, so the mirrors would disagree with
+// etcd on what exists, and name checks and deletes would act on the wrong
+// key.
+func decode(p parsed, val []byte) (any, error) {
+	obj, err := record.Decode(p.table, val)
+	if err != nil {
+		return nil, err
+	}
+	var id string
+	switch o := obj.(type) {
+	case *store.User:
+		id = o.ID
+	case *store.Group:
+		id = o.ID
+	case *store.Members:
+		id = o.GroupID
+	case *store.Meta:
+		id = o.Key
+	case *store.Resource:
+		if o.Kind != p.kind || o.Name != p.name {
+			return nil, fmt.Errorf("%w: it holds %s %q", errMisfiled, p.table, o.Kind+"/"+o.Name)
+		}
+		return obj, nil
+	default:
+		return nil, fmt.Errorf("%w: it holds a %T", errMisfiled, obj)
+	}
+	if id != p.id {
+		return nil, fmt.Errorf("%w: it holds %s %q", errMisfiled, p.table, id)
+	}
+	return obj, nil
 }
 
 func (s *State) applyDelete(tx *store.Txn, p parsed) error {
