@@ -22,22 +22,7 @@ import (
 
 func newCert(t *testing.T, cn string) *spec.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: cn},
-		DNSNames:     []string{"localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &spec.Certificate{Usage: spec.UsageTLS, DER: der, PrivateKey: key}
+	return certValid(t, cn, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 }
 
 func put(t *testing.T, st *store.Store, name string, c *spec.Certificate) {
