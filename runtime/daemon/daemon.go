@@ -285,7 +285,12 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		return nil, cleanup, err
 	}
 
-	met := metrics.New()
+	// rec is built below, after the parts its Config names; /metrics reads
+	// its status at every scrape, as GET /v1/status does (the admin API's
+	// Reconciler, forwarding or not, serves rec's Status), and no scrape
+	// comes before the listeners open.
+	var rec *reconcile.Reconciler
+	met := metrics.New(func() reconcile.Status { return rec.Status() })
 	binder := access.NewBinder(log.With("component", "access"))
 	var st *store.Store
 	var closeStore func()
@@ -334,12 +339,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	// lists them in its status, so /v1/drift shows what the metric counts.
 	renames := renameLog{log: log.With("component", "access"), audit: trail}
 	rcfg.DriftCheck = renames.drift
-	var rec *reconcile.Reconciler
-	rcfg.OnResult = func(res reconcile.Result) {
-		s := rec.Status()
-		met.Reconcile(res.Outcome, res.Duration, s.DriftCount, s.Suspended)
-		met.Revisions(s.AppliedRevision, s.SeenRevision)
-	}
+	rcfg.OnResult = func(res reconcile.Result) { met.Reconcile(res.Outcome, res.Duration) }
 	rcfg.Source = src
 	rec, err = reconcile.New(rcfg)
 	if err != nil {

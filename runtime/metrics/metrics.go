@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,9 +22,6 @@ type Metrics struct {
 
 	reconcileDuration *prometheus.HistogramVec
 	reconcileTotal    *prometheus.CounterVec
-	revision          *revisions
-	drift             prometheus.Gauge
-	suspended         prometheus.Gauge
 	scimRequests      *prometheus.CounterVec
 	scimLatency       *prometheus.HistogramVec
 	samlLogins        *prometheus.CounterVec
@@ -33,7 +29,20 @@ type Metrics struct {
 
 // New registers every collector, plus the Go runtime and process collectors,
 // on a fresh registry.
-func New() *Metrics {
+//
+// status is the reconciler's status as the admin API's GET /v1/status
+// serves it; the gauges of the reconciler's state (drift, suspension,
+// revisions) read it at every scrape rather than keep a copy that only
+// reconciles update. A copy would lag behind a suspend or resume until the
+// next reconcile, and on a daemon that does not lead the reconciler (with
+// etcd) would never move at all, while status reports the leader's. It is
+// called once per scrape, concurrently with anything else, and must not be
+// nil.
+func New(status func() reconcile.Status) *Metrics {
+	if status == nil {
+		// Fail when the daemon is assembled, not at its first scrape.
+		panic("metrics: New with a nil status func")
+	}
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		reconcileDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -45,16 +54,6 @@ func New() *Metrics {
 			Name: "idrecon_reconcile_total",
 			Help: "Reconciles by result (ok, error, refused, stalled).",
 		}, []string{"result"}),
-		revision: &revisions{desc: prometheus.NewDesc("idrecon_revision_info",
-			"The spec revision applied (value 1) and seen, by label.", []string{"state", "revision"}, nil)},
-		drift: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "idrecon_drift_resources",
-			Help: "Spec-owned resources that differ from the spec, as of the last reconcile.",
-		}),
-		suspended: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "idrecon_suspended",
-			Help: "1 while reconciliation is suspended.",
-		}),
 		scimRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idrecon_scim_requests_total",
 			Help: "SCIM requests by route and status code.",
@@ -79,7 +78,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.reconcileDuration, m.reconcileTotal, m.revision, m.drift, m.suspended,
+		m.reconcileDuration, m.reconcileTotal, newStatusGauges(status),
 		m.scimRequests, m.scimLatency, m.samlLogins,
 	)
 	return m
@@ -102,56 +101,57 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
-// Reconcile records one reconcile.
-func (m *Metrics) Reconcile(result string, d time.Duration, drift int, suspended bool) {
+// Reconcile records one reconcile's outcome and duration. What it left
+// (drift, revisions) is read from the status at scrape time.
+func (m *Metrics) Reconcile(result string, d time.Duration) {
 	m.reconcileDuration.WithLabelValues(result).Observe(d.Seconds())
 	m.reconcileTotal.WithLabelValues(result).Inc()
-	m.drift.Set(float64(drift))
-	if suspended {
-		m.suspended.Set(1)
-	} else {
-		m.suspended.Set(0)
+}
+
+// statusGauges exports the reconciler's state from one status read per
+// scrape, so that the drift, the suspension and the revisions of a scrape
+// belong together (never an applied revision of one status with the seen
+// one of the next) and agree with GET /v1/status.
+type statusGauges struct {
+	status                     func() reconcile.Status
+	drift, suspended, revision *prometheus.Desc
+}
+
+func newStatusGauges(status func() reconcile.Status) *statusGauges {
+	return &statusGauges{
+		status: status,
+		drift: prometheus.NewDesc("idrecon_drift_resources",
+			"Spec-owned resources that differ from the spec, as the status reports them (found by the last reconcile).", nil, nil),
+		suspended: prometheus.NewDesc("idrecon_suspended",
+			"1 while reconciliation is suspended.", nil, nil),
+		revision: prometheus.NewDesc("idrecon_revision_info",
+			"The spec revision applied (value 1) and seen, by label.", []string{"state", "revision"}, nil),
 	}
-}
-
-// Revisions records the applied and the last seen revision.
-// Both change at once: a scrape sees the old pair or the new one.
-func (m *Metrics) Revisions(applied, seen string) {
-	m.revision.set(applied, seen)
-}
-
-// revisions exports idrecon_revision_info. It replaces both series under
-// one lock, where a GaugeVec's Reset then Set would let a scrape in between
-// see no revision (or, with two callers, two applied ones).
-type revisions struct {
-	desc *prometheus.Desc
-
-	mu            sync.Mutex
-	applied, seen string
-}
-
-func (r *revisions) set(applied, seen string) {
-	// A label value must be UTF-8; WithLabelValues panics otherwise, and
-	// a revision is named after a branch.
-	applied, seen = strings.ToValidUTF8(applied, "\uFFFD"), strings.ToValidUTF8(seen, "\uFFFD")
-	r.mu.Lock()
-	r.applied, r.seen = applied, seen
-	r.mu.Unlock()
 }
 
 // Describe implements prometheus.Collector.
-func (r *revisions) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+func (g *statusGauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- g.drift
+	ch <- g.suspended
+	ch <- g.revision
+}
 
 // Collect implements prometheus.Collector.
-func (r *revisions) Collect(ch chan<- prometheus.Metric) {
-	r.mu.Lock()
-	applied, seen := r.applied, r.seen
-	r.mu.Unlock()
-	if applied != "" {
-		ch <- prometheus.MustNewConstMetric(r.desc, prometheus.GaugeValue, 1, "applied", applied)
+func (g *statusGauges) Collect(ch chan<- prometheus.Metric) {
+	s := g.status()
+	ch <- prometheus.MustNewConstMetric(g.drift, prometheus.GaugeValue, float64(s.DriftCount))
+	suspended := 0.0
+	if s.Suspended {
+		suspended = 1
 	}
-	if seen != "" {
-		ch <- prometheus.MustNewConstMetric(r.desc, prometheus.GaugeValue, 1, "seen", seen)
+	ch <- prometheus.MustNewConstMetric(g.suspended, prometheus.GaugeValue, suspended)
+	for _, r := range []struct{ state, revision string }{{"applied", s.AppliedRevision}, {"seen", s.SeenRevision}} {
+		if r.revision == "" {
+			continue
+		}
+		// A label value must be UTF-8 (MustNewConstMetric panics
+		// otherwise), and a revision is named after a branch.
+		ch <- prometheus.MustNewConstMetric(g.revision, prometheus.GaugeValue, 1, r.state, strings.ToValidUTF8(r.revision, "\uFFFD"))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 
 	"github.com/idrecon/idrecon/reconcile"
 )
+
+// noStatus is the status of a reconciler that has not run.
+func noStatus() reconcile.Status { return reconcile.Status{} }
 
 // scrape fetches the handler's output over HTTP.
 func scrape(t *testing.T, m *Metrics) (int, string) {
@@ -47,11 +51,18 @@ func family(t *testing.T, m *Metrics, name string) *dto.MetricFamily {
 	return nil
 }
 
-// A scrape while the revisions change must see exactly one applied and one
-// seen revision: never none (a gap in the info metric) and never two.
+// A scrape while the status changes must see exactly one applied and one
+// seen revision, of the same status: never none (a gap in the info
+// metric), never two, never the applied one of one status with the seen
+// one of another.
 func TestRevisionsScrapeDuringUpdate(t *testing.T) {
-	m := New()
-	m.Revisions("main@sha1:a", "main@sha1:b")
+	pairs := []*reconcile.Status{
+		{AppliedRevision: "main@sha1:a", SeenRevision: "main@sha1:b"},
+		{AppliedRevision: "main@sha1:c", SeenRevision: "main@sha1:d"},
+	}
+	var cur atomic.Pointer[reconcile.Status]
+	cur.Store(pairs[0])
+	m := New(func() reconcile.Status { return *cur.Load() })
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := range 2 {
@@ -64,35 +75,39 @@ func TestRevisionsScrapeDuringUpdate(t *testing.T) {
 					return
 				default:
 				}
-				if (i+w)%2 == 0 {
-					m.Revisions("main@sha1:a", "main@sha1:b")
-				} else {
-					m.Revisions("main@sha1:c", "main@sha1:d")
-				}
+				cur.Store(pairs[(i+w)%2])
 			}
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
 	for range 1000 {
 		mf := family(t, m, "idrecon_revision_info")
-		n := map[string]int{}
+		got := map[string][]string{}
 		if mf != nil {
 			for _, mt := range mf.GetMetric() {
+				var state, rev string
 				for _, l := range mt.GetLabel() {
-					if l.GetName() == "state" {
-						n[l.GetValue()]++
+					switch l.GetName() {
+					case "state":
+						state = l.GetValue()
+					case "revision":
+						rev = l.GetValue()
 					}
 				}
+				got[state] = append(got[state], rev)
 			}
 		}
-		if n["applied"] != 1 || n["seen"] != 1 {
-			t.Fatalf("scrape during update saw %d applied and %d seen revisions, want 1 and 1", n["applied"], n["seen"])
+		if len(got["applied"]) != 1 || len(got["seen"]) != 1 {
+			t.Fatalf("scrape during update saw applied %q and seen %q, want one of each", got["applied"], got["seen"])
+		}
+		if a, s := got["applied"][0], got["seen"][0]; !(a == pairs[0].AppliedRevision && s == pairs[0].SeenRevision) && !(a == pairs[1].AppliedRevision && s == pairs[1].SeenRevision) {
+			t.Fatalf("scrape during update saw applied %s with seen %s, of two statuses", a, s)
 		}
 	}
 }
 
 // Revision names are free text (a branch name): any of them must be
-// exported, escaped, and none may panic the reconcile loop.
+// exported, escaped, and none may panic a scrape.
 func TestRevisionsOddNames(t *testing.T) {
 	for _, tc := range []struct {
 		name, applied, want string
@@ -102,15 +117,8 @@ func TestRevisionsOddNames(t *testing.T) {
 		{"invalid UTF-8", "br\xffanch@sha1:1", `idrecon_revision_info{revision="br` + "\uFFFD" + `anch@sha1:1",state="applied"} 1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New()
-			func() {
-				defer func() {
-					if p := recover(); p != nil {
-						t.Fatalf("Revisions panicked: %v", p)
-					}
-				}()
-				m.Revisions(tc.applied, "")
-			}()
+			// A panic in Collect would take the daemon down at a scrape.
+			m := New(func() reconcile.Status { return reconcile.Status{AppliedRevision: tc.applied} })
 			code, body := scrape(t, m)
 			if code != http.StatusOK {
 				t.Fatalf("scrape answered %d", code)
@@ -133,7 +141,7 @@ func TestSCIMRequestStatusCode(t *testing.T) {
 		{201, `idrecon_scim_requests_total{code="201",route="users.get"} 1`},
 		{404, `idrecon_scim_requests_total{code="404",route="users.get"} 1`},
 	} {
-		m := New()
+		m := New(noStatus)
 		m.SCIMRequest("users.get", tc.status, time.Millisecond)
 		_, body := scrape(t, m)
 		if !strings.Contains(body, tc.want) {
@@ -149,7 +157,7 @@ func TestSCIMRequestStatusCode(t *testing.T) {
 // increase(idrecon_reconcile_total{result="error"}[5m]) sees the first
 // error after a restart.
 func TestReconcileOutcomesStartAtZero(t *testing.T) {
-	m := New()
+	m := New(noStatus)
 	_, body := scrape(t, m)
 	for _, result := range []string{reconcile.OutcomeOK, reconcile.OutcomeError, reconcile.OutcomeRefused, reconcile.OutcomeStalled} {
 		want := `idrecon_reconcile_total{result="` + result + `"} 0`
@@ -172,8 +180,8 @@ func (d dup) Collect(ch chan<- prometheus.Metric) {
 // A registered collector that misbehaves must not take idrecon's own
 // metrics off the scrape.
 func TestHandlerSurvivesBadCollector(t *testing.T) {
-	m := New()
-	m.Reconcile("ok", time.Millisecond, 0, false)
+	m := New(noStatus)
+	m.Reconcile("ok", time.Millisecond)
 	if err := m.Register(dup{prometheus.NewDesc("idrecon_test_dup_total", "Duplicated.", nil, nil)}); err != nil {
 		t.Fatal(err)
 	}
