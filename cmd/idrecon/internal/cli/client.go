@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +23,10 @@ import (
 // DefaultServer is the admin API a daemon started with defaults listens on.
 const DefaultServer = "http://127.0.0.1:9090"
 
+// DefaultRequestTimeout is how long a command waits for the daemon to
+// answer (and, in a long answer, for its next bytes) unless told otherwise.
+const DefaultRequestTimeout = 30 * time.Second
+
 // client talks to a daemon's admin API.
 type client struct {
 	base  string
@@ -29,11 +34,15 @@ type client struct {
 	// tokenFrom says where token was read from (never the token), for the
 	// error of a daemon that refuses it.
 	tokenFrom string
-	http      *http.Client
+	// timeout bounds each wait on the daemon: to connect, for the answer's
+	// headers, and each wait for more of its body. It does not bound a
+	// whole answer, so a backup that keeps coming is downloaded whole.
+	timeout time.Duration
+	http    *http.Client
 }
 
-// serverFlags registers --server and --admin-token-file and returns a
-// function that builds the client once flags are parsed.
+// serverFlags registers --server, --admin-token-file and --request-timeout
+// and returns a function that builds the client once flags are parsed.
 func serverFlags(c *cobra.Command, env Env) func() (*client, error) {
 	def := env.Getenv("IDRECON_SERVER")
 	if def == "" {
@@ -42,7 +51,13 @@ func serverFlags(c *cobra.Command, env Env) func() (*client, error) {
 	server := c.Flags().String("server", def, "admin API of the daemon (env IDRECON_SERVER)")
 	tokenFile := c.Flags().String("admin-token-file", "", "file holding the admin token (default: env IDRECON_ADMIN_TOKEN, else "+strings.Join(adminTokenFiles, " or ")+")")
 	c.MarkFlagFilename("admin-token-file")
+	timeoutFlag := c.Flags().Duration("request-timeout", DefaultRequestTimeout,
+		"how long to wait for the daemon to answer, and for more of a long answer such as a backup (env IDRECON_REQUEST_TIMEOUT)")
 	return func() (*client, error) {
+		timeout, err := requestTimeout(env, *timeoutFlag, c.Flags().Changed("request-timeout"))
+		if err != nil {
+			return nil, err
+		}
 		tok, from, err := readAdminToken(env, *tokenFile, true)
 		if err != nil {
 			return nil, err
@@ -51,8 +66,64 @@ func serverFlags(c *cobra.Command, env Env) func() (*client, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &client{base: base, token: tok, tokenFrom: from, http: &http.Client{Timeout: 5 * time.Minute}}, nil
+		return &client{base: base, token: tok, tokenFrom: from, timeout: timeout, http: newHTTPClient(timeout)}, nil
 	}
+}
+
+// requestTimeout is --request-timeout when given, else
+// IDRECON_REQUEST_TIMEOUT when set, else the flag's default.
+func requestTimeout(env Env, flag time.Duration, given bool) (time.Duration, error) {
+	if !given {
+		if v := env.Getenv("IDRECON_REQUEST_TIMEOUT"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return 0, usageErrorf("IDRECON_REQUEST_TIMEOUT %q: want a positive request timeout, such as 30s", v)
+			}
+			return d, nil
+		}
+	}
+	if flag <= 0 {
+		return 0, usageErrorf("--request-timeout %s: want a positive request timeout, such as 30s", flag)
+	}
+	return flag, nil
+}
+
+// newHTTPClient bounds each step of a request that waits on the daemon by
+// timeout. http.Client.Timeout is left unset on purpose: it bounds the
+// whole exchange, body included, and would cut a large backup that is
+// still coming; do bounds the pauses in a body instead (idleBody).
+func newHTTPClient(timeout time.Duration) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = timeout
+	tr.ResponseHeaderTimeout = timeout
+	return &http.Client{Transport: tr}
+}
+
+// errStalled is why a request is canceled when the daemon sent nothing of
+// its answer's body for the request timeout.
+var errStalled = errors.New("stalled")
+
+// idleBody cancels its request when a read of the body waited timeout for
+// a byte, and then says so rather than "context canceled". The clock runs
+// only inside Read: time spent writing what was read (to a pipe that a
+// slow consumer drains, say) is not the daemon's.
+type idleBody struct {
+	r       io.Reader
+	ctx     context.Context // the request's, canceled with errStalled
+	timer   *time.Timer
+	timeout time.Duration
+	what    string // the request, its URL redacted, for the error
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.timeout)
+	n, err := b.r.Read(p)
+	b.timer.Stop()
+	if err != nil && errors.Is(context.Cause(b.ctx), errStalled) {
+		err = fmt.Errorf("read answer of %s: the daemon sent nothing for %s (--request-timeout): %w", b.what, b.timeout, errStalled)
+	}
+	return n, err
 }
 
 // serverURL checks --server (or IDRECON_SERVER) before any request: an
@@ -136,6 +207,9 @@ func (e *apiError) Error() string {
 // do sends a request and decodes a JSON answer into out (when non-nil), or
 // copies the raw body to raw (when non-nil).
 func (c *client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any, raw io.Writer) error {
+	parent := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
@@ -149,14 +223,25 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 		// net/http names the URL with its password hidden but its user
 		// name, often a token, shown: name it as idrecon names every URL.
 		var ue *url.Error
-		if errors.As(err, &ue) {
+		switch {
+		case errors.As(err, &ue) && ue.Timeout() && parent.Err() == nil:
+			// The transport's own limits (connect, TLS, headers), not the
+			// caller's deadline (reconcile --wait --timeout says that one).
+			return fmt.Errorf("reach daemon: %s %q: the daemon did not answer within %s (--request-timeout): %w; is it hung, or is --server another service's port?",
+				ue.Op, redactURL(c.base)+path, c.timeout, ue.Err)
+		case errors.As(err, &ue):
 			return fmt.Errorf("reach daemon: %s %q: %w", ue.Op, redactURL(c.base)+path, ue.Err)
 		}
 		return fmt.Errorf("reach daemon: %w", err)
 	}
 	defer resp.Body.Close()
+	// The headers came in time; now the body may take as long as it keeps
+	// coming.
+	idle := &idleBody{r: resp.Body, ctx: ctx, timeout: c.timeout, what: fmt.Sprintf("%s %q", method, redactURL(c.base)+path),
+		timer: time.AfterFunc(c.timeout, func() { cancel(errStalled) })}
+	idle.timer.Stop() // armed by each Read
 	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		b, _ := io.ReadAll(io.LimitReader(idle, 1<<20))
 		ae := &apiError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
 		var e admin.Error
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
@@ -171,13 +256,13 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 		return ae
 	}
 	if raw != nil {
-		_, err = io.Copy(raw, resp.Body)
+		_, err = io.Copy(raw, idle)
 		return err
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := json.NewDecoder(idle).Decode(out); err != nil {
 		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
 	}
 	return nil
