@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/store/durable"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
 	"github.com/idrecon/idrecon/spec"
+	"github.com/idrecon/idrecon/spec/redact"
 )
 
 // EtcdConfig puts the state in etcd, shared by every daemon given the same
@@ -51,6 +53,17 @@ type EtcdConfig struct {
 	// dialOptions are added to the etcd client's (tests intercept one
 	// daemon's calls with them).
 	dialOptions []grpc.DialOption
+}
+
+// Shown is the endpoints as idrecon prints every URL: an endpoint may
+// carry user:password@ (the etcd client ignores it), which logs, errors
+// and status must not show.
+func (ec *EtcdConfig) Shown() string {
+	shown := make([]string, len(ec.Endpoints))
+	for i, e := range ec.Endpoints {
+		shown[i] = redact.URL(e)
+	}
+	return strings.Join(shown, ",")
 }
 
 func replicaName(name string) string {
@@ -283,9 +296,9 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 	if err != nil {
 		st.Close()
 		cli.Close()
-		return nil, nil, nil, fmt.Errorf("load state from etcd %v: %w", ec.Endpoints, err)
+		return nil, nil, nil, fmt.Errorf("load state from etcd %s: %w", ec.Shown(), err)
 	}
-	log.Info("state loaded from etcd", "endpoints", ec.Endpoints, "revision", stats.Revision, "users", stats.Users,
+	log.Info("state loaded from etcd", "endpoints", ec.Shown(), "revision", stats.Revision, "users", stats.Users,
 		"groups", stats.Groups, "memberships", stats.Memberships, "resources", stats.Resources, "elapsed", stats.Elapsed)
 	prefix := ec.Prefix
 	if prefix == "" {
@@ -293,7 +306,7 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 	}
 	timeout := cmp.Or(ec.Timeout, etcdstate.DefaultTimeout)
 	sh.state, sh.saml = state, samletcd.New(cli, prefix, timeout, log.With("component", "saml-etcd"))
-	sh.cli, sh.endpoints, sh.prefix, sh.timeout = cli, ec.Endpoints, prefix, timeout
+	sh.cli, sh.endpoints, sh.prefix, sh.timeout = cli, strings.Split(ec.Shown(), ","), prefix, timeout
 	sh.name, sh.log = replicaName(ec.Name), log.With("component", "etcd")
 	if sh.pendingKey, err = sh.saml.PendingKey(ctx); err != nil {
 		st.Close()

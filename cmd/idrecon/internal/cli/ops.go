@@ -555,9 +555,9 @@ func restoreCmd(env Env) *cobra.Command {
 			ec := etcd(*to)
 			stats, err := daemon.RestoreToEtcd(cmd.Context(), f, ec)
 			if err != nil {
-				return fmt.Errorf("restore %s into etcd %s: %w", pos[0], redactEndpoints(ec.Endpoints), err)
+				return fmt.Errorf("restore %s into etcd %s: %w", pos[0], ec.Shown(), err)
 			}
-			fmt.Fprintln(env.Stdout, etcdDone("restored", pos[0], ec.Endpoints, ec.Prefix, stats))
+			fmt.Fprintln(env.Stdout, etcdDone("restored", pos[0], ec, stats))
 			return nil
 		}
 		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
@@ -616,29 +616,18 @@ must be empty there, for 'idrecon serve --etcd'.`,
 		ec := etcd(*to)
 		stats, err := daemon.Migrate(cmd.Context(), *from, ec)
 		if err != nil {
-			return fmt.Errorf("migrate %s into etcd %s: %w", *from, redactEndpoints(ec.Endpoints), err)
+			return fmt.Errorf("migrate %s into etcd %s: %w", *from, ec.Shown(), err)
 		}
-		fmt.Fprintln(env.Stdout, etcdDone("migrated", *from, ec.Endpoints, ec.Prefix, stats))
+		fmt.Fprintln(env.Stdout, etcdDone("migrated", *from, ec, stats))
 		return nil
 	}
 	return c
 }
 
 // etcdDone says where restore or migrate (verb) put the state from from.
-func etcdDone(verb, from string, endpoints []string, prefix string, stats etcdstate.Stats) string {
+func etcdDone(verb, from string, ec *daemon.EtcdConfig, stats etcdstate.Stats) string {
 	return fmt.Sprintf("%s %s into etcd %s under %s: %d users, %d groups, %d memberships, %d resources (etcd revision %d)",
-		verb, from, redactEndpoints(endpoints), prefix, stats.Users, stats.Groups, stats.Memberships, stats.Resources, stats.Revision)
-}
-
-// redactEndpoints shows etcd client URLs as every URL idrecon prints is
-// shown: an endpoint may carry user:password@, which the CLI's output and
-// errors, kept by CI and shell history alike, must not.
-func redactEndpoints(endpoints []string) string {
-	shown := make([]string, len(endpoints))
-	for i, e := range endpoints {
-		shown[i] = redactURL(e)
-	}
-	return strings.Join(shown, ",")
+		verb, from, ec.Shown(), ec.Prefix, stats.Users, stats.Groups, stats.Memberships, stats.Resources, stats.Revision)
 }
 
 // etcdFlags adds the flags that say how to reach etcd (all but the

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/daemon"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/durable"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
@@ -263,8 +264,8 @@ func TestEtcdEndpointsRedacted(t *testing.T) {
 
 	// The line of a restore or migrate that went through.
 	for _, line := range []string{
-		etcdDone("restored", "idrecon.backup", strings.Split(endpoints, ","), "/idrecon/", etcdstate.Stats{Users: 2}),
-		etcdDone("migrated", "data", strings.Split(endpoints, ","), "/idrecon/", etcdstate.Stats{Users: 2}),
+		etcdDone("restored", "idrecon.backup", &daemon.EtcdConfig{Endpoints: strings.Split(endpoints, ","), Prefix: "/idrecon/"}, etcdstate.Stats{Users: 2}),
+		etcdDone("migrated", "data", &daemon.EtcdConfig{Endpoints: strings.Split(endpoints, ","), Prefix: "/idrecon/"}, etcdstate.Stats{Users: 2}),
 	} {
 		if !strings.Contains(line, shown) || !strings.Contains(line, "2 users") {
 			t.Errorf("done line %q does not name %s", line, shown)
