@@ -16,9 +16,12 @@
 //     optionally roles and versions, in the configured headers. Streaming
 //     responses, large uploads and WebSocket upgrades pass through; any
 //     other upgrade (h2c above all, whose tunnel would carry requests
-//     idrecon never decides) is refused with 400. An
-//     unreachable upstream is a 502 page (504 when it is too slow) that
-//     names no upstream detail. Unsafe methods and WebSocket handshakes
+//     idrecon never decides) is refused with 400. CONNECT, a tunnel
+//     (over HTTP/2 with :protocol, a WebSocket's), and TRACE, whose echo
+//     would show the client the shared secret, are refused with 405. An
+//     unreachable upstream, or one answering with more than 1 MiB of
+//     headers, is a 502 page (504 when it is too slow) that names no
+//     upstream detail. Unsafe methods and WebSocket handshakes
 //     from another origin are refused (http.CrossOriginProtection): the
 //     application now trusts an ambient cookie, so a cross-site form post
 //     or socket would otherwise ride on it.

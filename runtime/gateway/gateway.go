@@ -161,6 +161,11 @@ func newTransport(cfg Config) *http.Transport {
 		IdleConnTimeout:     50 * time.Second,
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 128,
+		// The response headers are held whole before any reaches the
+		// client; net/http's default would let an upstream make every
+		// request cost 10 MiB. 1 MiB is net/http's own limit on request
+		// headers and far above what a browser accepts.
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.UpstreamCAs != nil {
@@ -175,6 +180,10 @@ func newTransport(cfg Config) *http.Transport {
 	tr.TLSClientConfig = tc
 	return tr
 }
+
+// maxResponseHeaderBytes bounds an upstream response's headers; past it
+// the client gets a 502.
+const maxResponseHeaderBytes = 1 << 20
 
 // Close releases idle upstream connections and ends the proxied requests
 // still in flight (WebSockets, streams); call it when the Gateway is
@@ -321,6 +330,16 @@ type accessKey struct{}
 
 func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	g.counters.proxied.Add(1)
+	if r.Method == http.MethodConnect || r.Method == http.MethodTrace {
+		// A CONNECT asks for a tunnel (over HTTP/2 with :protocol, a
+		// WebSocket's): what crossed it would reach the application never
+		// decided nor stripped. A TRACE has the upstream echo the request
+		// it got back to the client, the shared secret included.
+		g.counters.refuse(ReasonBadMethod)
+		w.Header().Set("Allow", allowed)
+		g.page(w, http.StatusMethodNotAllowed, "Method not allowed", "This method is not supported here.")
+		return
+	}
 	if hasDotSegment(r.URL.Path) {
 		// The upstream might resolve the segments differently from the
 		// prefix check above; refuse rather than guess.
@@ -370,6 +389,10 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accessKey{}, &a)))
 }
+
+// allowed is the Allow header of a refused method: the standard methods
+// the proxy forwards (others, such as WebDAV's, pass too).
+const allowed = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 // asChecked returns r as the cross-origin check is to see it. The check
 // lets GET through as safe, but a GET that upgrades the connection (a

@@ -18,10 +18,11 @@ const (
 	ReasonBadPath       = "bad_path"
 	ReasonCrossOrigin   = "cross_origin"
 	ReasonBadUpgrade    = "bad_upgrade"
+	ReasonBadMethod     = "bad_method"
 )
 
 var reasons = [...]string{ReasonNoSession, ReasonUnknownUser, ReasonDisabled, ReasonNoRole,
-	ReasonMissingRole, ReasonUnsafeName, ReasonDecisionError, ReasonBadPath, ReasonCrossOrigin, ReasonBadUpgrade}
+	ReasonMissingRole, ReasonUnsafeName, ReasonDecisionError, ReasonBadPath, ReasonCrossOrigin, ReasonBadUpgrade, ReasonBadMethod}
 
 // Modes a request is served in.
 const (
