@@ -35,6 +35,30 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// SyncInterval bounds how long a written record may stay only in the page
+// cache: a sync goroutine syncs the file at most this often, and only
+// when something was written since the last sync. A machine crash loses at
+// most the records of the last SyncInterval (plus one sync's time).
+// Syncing every record would double the fsyncs of a SCIM write, whose state
+// the write-ahead log already syncs per batch; at 100ms the audit log adds
+// at most ten syncs a second however many writes there are, noise
+// beside the WAL's, while a crash loses no more than a tenth of a second of
+// records that the state kept.
+const SyncInterval = 100 * time.Millisecond
+
+// Sync hooks; tests replace them to count syncs and drive the ticks.
+// (*os.File).Sync holds the descriptor while it syncs, so a rotation or
+// Close in another goroutine waits for it rather than free the number
+// under it; an fsync's extra timestamp write is nothing at ten a second.
+var (
+	syncFile  = (*os.File).Sync
+	syncDir   = fsyncDir
+	newTicker = func(d time.Duration) (<-chan time.Time, func()) {
+		t := time.NewTicker(d)
+		return t.C, t.Stop
+	}
+)
+
 // Log is an append-only JSON-lines file. It is safe for concurrent use.
 type Log struct {
 	path string
@@ -44,7 +68,12 @@ type Log struct {
 	f      *os.File // nil after Close, or after a rotation that could not reopen
 	closed bool
 	size   int64
+	dirty  bool       // written since f was last synced (or a sync failed)
 	apply  applyState // guarded by mu
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed by Close: the sync goroutine returns
+	done     chan struct{} // closed once the sync goroutine has returned
 }
 
 // applyState follows the apply whose change records are being written.
@@ -72,10 +101,15 @@ func Open(path string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	l := &Log{path: path, opts: opts}
+	l := &Log{path: path, opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
+	// The file may have just been created: its directory entry is not
+	// durable until the directory is synced. Once per start is cheap.
+	l.syncDirLogged()
+	tick, stopTicker := newTicker(SyncInterval)
+	go l.syncLoop(tick, stopTicker)
 	return l, nil
 }
 
@@ -115,6 +149,7 @@ func (l *Log) open() error {
 				return fmt.Errorf("audit: end torn line: %w", err)
 			}
 			size++
+			l.dirty = true
 			l.opts.Logger.Warn("audit log ended in a torn line (a write cut short); it is kept, ended by a newline", "path", l.path)
 		}
 	}
@@ -151,6 +186,9 @@ func (l *Log) write(p []byte) (int, error) {
 	}
 	n, err := l.f.Write(p)
 	l.size += int64(n)
+	if n > 0 {
+		l.dirty = true
+	}
 	if err != nil && n > 0 {
 		// Cut short (a full disk, a file size limit): take the partial
 		// line back, or the next record would be glued to it and both
@@ -159,7 +197,10 @@ func (l *Log) write(p []byte) (int, error) {
 			l.size -= int64(n)
 			n = 0
 		} else {
-			// Reopening ends the partial line with a newline.
+			// Reopening ends the partial line with a newline. The
+			// records before it are synced first: the sync goroutine
+			// never sees this file again.
+			l.syncLocked()
 			l.f.Close()
 			l.f = nil
 			err = errors.Join(err, fmt.Errorf("audit: partial line left: %w", terr))
@@ -169,6 +210,10 @@ func (l *Log) write(p []byte) (int, error) {
 }
 
 func (l *Log) rotate() error {
+	// Synced before the rename: after it the sync goroutine only sees the
+	// new file, and the last records of this one would never be synced.
+	// A failure is logged; rotating anyway loses nothing more.
+	l.syncLocked()
 	err := l.f.Close()
 	// Closed (or unusable) either way: write reopens it if this fails.
 	l.f = nil
@@ -186,11 +231,97 @@ func (l *Log) rotate() error {
 	if err := os.Rename(l.path, l.path+".1"); err != nil {
 		return fmt.Errorf("audit: rotate: %w", err)
 	}
-	return l.open()
+	err = l.open()
+	// The renames and the new file are directory entries: without this a
+	// crash can bring back the old names, with the new file's records
+	// lost. Once per rotation, not per record.
+	l.syncDirLogged()
+	return err
 }
 
-// Close writes a pending apply summary and closes the file.
+// syncLoop runs the sync step at each tick until Close.
+func (l *Log) syncLoop(tick <-chan time.Time, stopTicker func()) {
+	defer close(l.done)
+	defer stopTicker()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-tick:
+			l.syncStep()
+		}
+	}
+}
+
+// syncStep syncs the file if anything was written since the last
+// sync. The sync runs without l.mu: a record is never kept waiting for the
+// disk. A failure is logged, as a failed write is, and tried again at the
+// next step.
+func (l *Log) syncStep() {
+	l.mu.Lock()
+	f := l.f
+	if !l.dirty || f == nil {
+		l.mu.Unlock()
+		return
+	}
+	// Cleared before the sync: a record written during it is synced by
+	// the next step.
+	l.dirty = false
+	l.mu.Unlock()
+
+	err := syncFile(f)
+	if err == nil || errors.Is(err, os.ErrClosed) {
+		// Closed meanwhile by a rotation or Close, which synced it
+		// themselves.
+		return
+	}
+	l.mu.Lock()
+	if l.f == f {
+		l.dirty = true
+	}
+	l.mu.Unlock()
+	l.logSyncError(err)
+}
+
+// syncLocked syncs the file before it is closed; l.mu is held.
+func (l *Log) syncLocked() error {
+	l.dirty = false
+	if err := syncFile(l.f); err != nil {
+		l.logSyncError(err)
+		return fmt.Errorf("audit: sync: %w", err)
+	}
+	return nil
+}
+
+func (l *Log) logSyncError(err error) {
+	l.opts.Logger.Error("audit log not synced to disk; its newest records may be lost in a machine crash", "path", l.path, "err", err)
+}
+
+func (l *Log) syncDirLogged() {
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		l.opts.Logger.Error("audit log directory not synced; a machine crash may lose the file's new name", "path", l.path, "err", err)
+	}
+}
+
+// fsyncDir makes the creation or renaming of files in dir durable.
+func fsyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Close writes a pending apply summary, syncs and closes the file, and
+// stops the sync goroutine.
 func (l *Log) Close() error {
+	l.stopOnce.Do(func() { close(l.stop) })
+	// Waited for without l.mu, which the sync step takes.
+	<-l.done
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -201,7 +332,11 @@ func (l *Log) Close() error {
 	if l.f == nil {
 		return serr
 	}
-	err := cmp.Or(l.f.Close(), serr)
+	var yerr error
+	if l.dirty {
+		yerr = l.syncLocked()
+	}
+	err := cmp.Or(l.f.Close(), yerr, serr)
 	l.f = nil
 	return err
 }

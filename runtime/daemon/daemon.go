@@ -276,7 +276,11 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		if err != nil {
 			return nil, cleanup, err
 		}
-		closers = append(closers, func() { auditLog.Close() })
+		closers = append(closers, func() {
+			if err := auditLog.Close(); err != nil {
+				log.Error("audit log not closed cleanly; its last records may be lost", "err", err)
+			}
+		})
 		trail = auditLog
 	}
 
