@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/idrecon/idrecon/reconcile/source"
@@ -183,7 +184,7 @@ func (r *Reconciler) Status() Status {
 	s.Suspended = r.suspended.Load()
 	if r.cfg.ShareStatus {
 		if shared, ok := r.sharedStatus(s); ok {
-			return shared
+			s = shared
 		}
 	}
 	if s.AppliedRevision == "" {
@@ -454,6 +455,18 @@ func revisionName(rev source.Revision, loaded *spec.Set) string {
 func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	err := errors.Join(p.revErr, p.convergeErr)
 	res := Result{Start: p.start, Outcome: p.outcome(), Err: err, Applied: p.applied()}
+	if err != nil && ctx.Err() != nil && !res.Applied {
+		// Cut short by the end of ctx (shutdown, a lost leadership): the
+		// pass neither failed nor answered a request, so status, history
+		// and metrics keep the last real outcome. A revision it adopted
+		// still is the last good one.
+		if p.adopted {
+			r.mu.Lock()
+			r.good, r.goodName = p.loaded, p.targetName
+			r.mu.Unlock()
+		}
+		return res
+	}
 	var corrected []Change
 	if p.plan != nil {
 		res.Summary = p.plan.Summary
@@ -607,8 +620,22 @@ func (r *Reconciler) logError(err error) {
 }
 
 // reportDrift logs and audits every drifted field (secrets are
-// fingerprints already).
+// fingerprints already). Drift left in place is found again by every
+// reconcile; it is reported when it appears, not on every tick, which
+// would push the audit trail's other records out of its rotated files.
 func (r *Reconciler) reportDrift(p *Plan, suspended bool) {
+	present := map[string]bool{}
+	defer func() { r.reported = present }()
+	// fresh reports whether uncorrected drift under key was not reported
+	// by the last reconcile, and notes it as present.
+	fresh := func(corrected bool, key ...string) bool {
+		if corrected {
+			return true
+		}
+		k := strings.Join(key, "\x00")
+		present[k] = true
+		return !r.reported[k]
+	}
 	for _, action := range []struct {
 		name    string
 		changes []Change
@@ -619,11 +646,17 @@ func (r *Reconciler) reportDrift(p *Plan, suspended bool) {
 			}
 			corrected := !c.Kept && !suspended
 			if action.name != "update" {
+				if !fresh(corrected, action.name, c.Kind, c.Name) {
+					continue
+				}
 				r.log.Warn("drift", "kind", c.Kind, "name", c.Name, "action", action.name, "corrected", corrected)
 				r.cfg.Audit.Record(audit.Drift{Kind: c.Kind, Name: c.Name, Action: action.name, Corrected: corrected})
 				continue
 			}
 			for _, f := range c.Fields {
+				if !fresh(corrected, action.name, c.Kind, c.Name, f.Path, f.Before, f.After) {
+					continue
+				}
 				// Before is what the runtime holds, after what the spec says.
 				r.log.Warn("drift", "kind", c.Kind, "name", c.Name, "action", action.name,
 					"field", f.Path, "before", f.Before, "after", f.After, "corrected", corrected)

@@ -175,6 +175,9 @@ type Reconciler struct {
 	runMu      sync.Mutex
 	planDrift  []Change // the drift of the last reconcile that planned
 	lastLogged string   // last error logged, so a repeated error is logged once
+	// reported is the uncorrected drift the last reconcile reported, so
+	// that drift left in place is reported once.
+	reported map[string]bool
 
 	running   atomic.Bool // Run is looping; a second Run returns ErrRunning
 	suspended atomic.Bool
