@@ -648,13 +648,15 @@ func view(r *store.Resource) Resource {
 	return Resource{Kind: r.Kind, Name: r.Name, Spec: redactSpec(r.Spec), Revision: r.Revision, ModifiedBy: r.ModifiedBy, Modified: r.Modified}
 }
 
-// redactSpec drops bulky or sensitive derived fields before showing a spec.
+// redactSpec drops bulky derived fields before showing a spec. A
+// certificate keeps its pem: it is the document's own field (public, a
+// certificate holds no key), which a PUT of what GET showed, or an export,
+// needs.
 func redactSpec(v any) any {
 	switch c := v.(type) {
 	case *spec.Certificate:
 		cp := *c
 		cp.DER, cp.Chain = nil, nil
-		cp.PEM = ""
 		return &cp
 	case *spec.SamlServiceProvider:
 		// URLs stay whole, unlike in status: a resource read here is
@@ -768,9 +770,23 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errorf(http.StatusBadRequest, "bad %s spec: data after the JSON object", kind)
 	}
+	if field := loaderOnly(v); field != "" {
+		return errorf(http.StatusBadRequest, "bad %s spec: %s is read by the loader, not written in a spec document; leave it out", kind, field)
+	}
 	switch c := v.(type) {
 	case *spec.Role:
 		c.Builtin = false
+	case *spec.ScimProvisioning:
+		// A token's sha256 next to its valueFrom is what the loader
+		// resolved (GET shows it, so a GET-then-PUT sends it back);
+		// Validate would take it as read. It comes from the runtime's
+		// resource (keepResolved) or is resolved again from valueFrom,
+		// never from the body.
+		for i := range c.Tokens {
+			if c.Tokens[i].ValueFrom != nil {
+				c.Tokens[i].SHA256 = ""
+			}
+		}
 	case *spec.Certificate:
 		// Validate takes a key fingerprint as proof that the key was read
 		// and matched; only the loader may say so. From a body it would
@@ -788,6 +804,7 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 			if role, ok := old.Spec.(*spec.Role); ok && role.Builtin {
 				return errBuiltin
 			}
+			keepResolved(v, old.Spec)
 		}
 		edit := &store.Resource{Kind: kind, Name: name, Spec: v, ModifiedBy: "admin", Modified: s.cfg.Now()}
 		if edit.Spec, err = s.validateEdit(tx, edit); err != nil {
@@ -801,6 +818,58 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 	s.cfg.Audit.Record(audit.AdminEdit{Op: "put", Kind: kind, Name: name})
 	writeJSON(w, http.StatusOK, map[string]string{"result": "stored; the next reconcile reports it as drift"})
 	return nil
+}
+
+// loaderOnly names a field of v that only the loader fills in from a file
+// (never shown by GET, so never part of a round trip), or returns "".
+// Validate takes such a field as read: from a body, a certificate's DER
+// stood in for a file nobody read, and IdP metadata for the metadataFile
+// or metadataURL it claims to come from (the SAML server uses it and never
+// fetches the URL).
+func loaderOnly(v any) string {
+	switch c := v.(type) {
+	case *spec.Certificate:
+		if c.DER != nil {
+			return "spec.der"
+		}
+	case *spec.SamlServiceProvider:
+		if c.IDP.MetadataXML != nil {
+			return "spec.idp.metadataXML"
+		}
+	}
+	return ""
+}
+
+// keepResolved gives edit what the loader resolved from a file or secret
+// that old, as the runtime holds it, names too. Validate cannot read a file
+// relative to the spec repo again (there is none behind an edit) and takes
+// what it is given as read; coming from the runtime, not the body, it is
+// what the loader read.
+func keepResolved(edit, old any) {
+	switch e := edit.(type) {
+	case *spec.ScimProvisioning:
+		o, ok := old.(*spec.ScimProvisioning)
+		if !ok {
+			return
+		}
+		for i := range e.Tokens {
+			t := &e.Tokens[i]
+			for _, ot := range o.Tokens {
+				if t.ValueFrom != nil && ot.ValueFrom != nil && *t.ValueFrom == *ot.ValueFrom {
+					t.SHA256 = ot.SHA256
+					break
+				}
+			}
+		}
+	case *spec.Certificate:
+		if o, ok := old.(*spec.Certificate); ok && e.File != "" && e.PEM == "" && e.File == o.File {
+			e.DER, e.Chain = o.DER, o.Chain
+		}
+	case *spec.SamlServiceProvider:
+		if o, ok := old.(*spec.SamlServiceProvider); ok && e.IDP.MetadataFile != "" && e.IDP.MetadataFile == o.IDP.MetadataFile {
+			e.IDP.MetadataXML = o.IDP.MetadataXML
+		}
+	}
 }
 
 func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) error {

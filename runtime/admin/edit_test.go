@@ -165,3 +165,149 @@ func TestDeleteIsValidatedLikeAnEdit(t *testing.T) {
 		t.Errorf("DELETE of the unreferenced Application: %d %s", code, resp)
 	}
 }
+
+// What the loader reads from a file (a certificate's DER, the IdP's
+// metadata) is no field of a spec document, and Validate takes it as read:
+// from a body it stood in for a file nobody read, or for the metadataURL
+// the SAML server then never fetched. GET never shows these fields, so no
+// honest round trip carries them: they are refused, by name.
+func TestEditRefusesResolvedFields(t *testing.T) {
+	certPEM, _ := selfSigned(t)
+	block, _ := pem.Decode([]byte(certPEM))
+	f := newFixtureEnv(t, nil)
+	sp := func(idp map[string]any) map[string]any {
+		idp["requireSignedMetadata"] = false
+		return map[string]any{"enabled": true, "entityID": "https://app.example.com/saml", "baseURL": "https://app.example.com", "idp": idp}
+	}
+	metadata := []byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://evil.example.com"/>`)
+	tests := []struct {
+		name, path, field string
+		body              map[string]any
+	}{
+		{"certificate der next to file", "/v1/resources/Certificate/idp", "der",
+			map[string]any{"usage": spec.UsageSamlIDPSigning, "file": "certs/idp.pem", "der": block.Bytes}},
+		{"metadataXML next to metadataURL", "/v1/resources/SamlServiceProvider/sp", "metadataXML",
+			sp(map[string]any{"metadataURL": "https://login.example.com/metadata.xml", "metadataXML": metadata})},
+		{"metadataXML next to metadataFile", "/v1/resources/SamlServiceProvider/sp", "metadataXML",
+			sp(map[string]any{"metadataFile": "idp.xml", "metadataXML": metadata})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, resp := f.do(t, "PUT", tt.path, token, strings.NewReader(string(b)))
+			if code != http.StatusBadRequest || !strings.Contains(resp, tt.field) {
+				t.Fatalf("PUT: %d %s, want 400 naming %s", code, resp, tt.field)
+			}
+			kind, name, _ := strings.Cut(strings.TrimPrefix(tt.path, "/v1/resources/"), "/")
+			if r, _ := f.st.Read().Resource(kind, name); r != nil {
+				t.Errorf("a refused edit was stored: %+v", r.Spec)
+			}
+		})
+	}
+}
+
+// A token's sha256 next to its valueFrom is what the loader resolved, and
+// GET shows it, so a GET-then-PUT sends it back. Validate took it as read,
+// so a body could set the hash of a token the daemon never read (or one
+// whose env is not set at all); the edit's token is resolved again instead.
+func TestEditResolvesTokenFromValueFrom(t *testing.T) {
+	const value = "scim-token-value-0123456789abcdefghij"
+	sum := sha256.Sum256([]byte(value))
+	want := hex.EncodeToString(sum[:])
+	f := newFixtureEnv(t, map[string]string{"SCIM_TOKEN": value})
+	body := func(env string) string {
+		b, _ := json.Marshal(map[string]any{"enabled": true, "tokens": []map[string]any{
+			{"name": "entra", "valueFrom": map[string]string{"env": env}, "sha256": strings.Repeat("0", 64)}}})
+		return string(b)
+	}
+	if code, resp := f.do(t, "PUT", "/v1/resources/ScimProvisioning/scim", token, strings.NewReader(body("MISSING"))); code != http.StatusBadRequest {
+		t.Errorf("PUT with a token from an unset env: %d %s, want 400", code, resp)
+	}
+	if code, resp := f.do(t, "PUT", "/v1/resources/ScimProvisioning/scim", token, strings.NewReader(body("SCIM_TOKEN"))); code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", code, resp)
+	}
+	r, _ := f.st.Read().Resource(spec.KindScimProvisioning, "scim")
+	if r == nil {
+		t.Fatal("the edit was not stored")
+	}
+	if got := r.Spec.(*spec.ScimProvisioning).Tokens[0].SHA256; got != want {
+		t.Errorf("stored sha256 %s, want the hash of the env's token %s", got, want)
+	}
+}
+
+// A resource read with GET is written back with PUT (a console's edit,
+// idrecon export): the round trip must hold. A PEM certificate lost its
+// pem on the way out, and a certificate or IdP metadata from a file could
+// not be validated again (there is no spec repo to read the file from),
+// though the runtime holds what the loader read from it.
+func TestEditRoundTrip(t *testing.T) {
+	certPEM, _ := selfSigned(t)
+	block, _ := pem.Decode([]byte(certPEM))
+	metadata := []byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example.com"/>`)
+	no := false
+	const tokenSum = "46aa4f0d740dd4018ea29bc2391a9cd73684214c874395faa45756218f5a1e03"
+	tests := []struct {
+		name, kind, resName string
+		held                any
+		check               func(t *testing.T, stored any)
+	}{
+		{"pem certificate", spec.KindCertificate, "ca",
+			&spec.Certificate{Usage: spec.UsageSamlIDPSigning, PEM: certPEM},
+			func(t *testing.T, stored any) {
+				if c := stored.(*spec.Certificate); c.PEM != certPEM {
+					t.Errorf("stored pem %q, want the certificate's", c.PEM)
+				}
+			}},
+		{"file certificate", spec.KindCertificate, "idp",
+			&spec.Certificate{Usage: spec.UsageSamlIDPSigning, File: "certs/idp.pem", DER: block.Bytes},
+			func(t *testing.T, stored any) {
+				if c := stored.(*spec.Certificate); string(c.DER) != string(block.Bytes) {
+					t.Error("the certificate read from its file was lost")
+				}
+			}},
+		{"token from a repo file", spec.KindScimProvisioning, "scim",
+			&spec.ScimProvisioning{Enabled: true, Tokens: []spec.ScimToken{{Name: "entra", ValueFrom: &spec.ValueFrom{File: "secrets/scim-token"}, SHA256: tokenSum}}},
+			func(t *testing.T, stored any) {
+				if got := stored.(*spec.ScimProvisioning).Tokens[0].SHA256; got != tokenSum {
+					t.Errorf("stored sha256 %s, want the one resolved from the file %s", got, tokenSum)
+				}
+			}},
+		{"metadata file", spec.KindSamlServiceProvider, "sp",
+			&spec.SamlServiceProvider{Enabled: true, EntityID: "https://app.example.com/saml", BaseURL: "https://app.example.com",
+				IDP: spec.SamlIDP{MetadataFile: "idp.xml", MetadataXML: metadata, RequireSignedMetadata: &no}},
+			func(t *testing.T, stored any) {
+				if sp := stored.(*spec.SamlServiceProvider); string(sp.IDP.MetadataXML) != string(metadata) {
+					t.Error("the IdP metadata read from its file was lost")
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixtureEnv(t, nil)
+			// Held as the runtime holds it: resolved by the loader.
+			err := f.st.Update(context.Background(), func(tx *store.Txn) error {
+				return tx.Insert(store.TableResources, &store.Resource{Kind: tt.kind, Name: tt.resName, Spec: tt.held})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := "/v1/resources/" + tt.kind + "/" + tt.resName
+			code, resp := f.do(t, "GET", path, token, nil)
+			if code != http.StatusOK {
+				t.Fatalf("GET: %d %s", code, resp)
+			}
+			var got struct{ Spec json.RawMessage }
+			if err := json.Unmarshal([]byte(resp), &got); err != nil {
+				t.Fatal(err)
+			}
+			if code, resp := f.do(t, "PUT", path, token, strings.NewReader(string(got.Spec))); code != http.StatusOK {
+				t.Fatalf("PUT of what GET answered: %d %s", code, resp)
+			}
+			r, _ := f.st.Read().Resource(tt.kind, tt.resName)
+			tt.check(t, r.Spec)
+		})
+	}
+}
