@@ -240,8 +240,10 @@ func staleAt(notOnOrAfter time.Time, skew time.Duration) time.Time {
 // messages may carry the assertion issuer, see config.logoutIssuers).
 func assertionReplayKey(issuer, id string) string { return issuer + "\x00" + id }
 
+const logoutRequestKeyPrefix = "\x00LogoutRequest\x00"
+
 func logoutRequestReplayKey(issuer, id string) string {
-	return "\x00LogoutRequest\x00" + issuer + "\x00" + id
+	return logoutRequestKeyPrefix + issuer + "\x00" + id
 }
 
 func scanReject(err error) *ResponseError {

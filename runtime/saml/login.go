@@ -40,12 +40,16 @@ func (s *Server) serveLogin(c *config, w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, dest, http.StatusFound)
 }
 
+// maxReturnTo bounds a returnTo kept in the pending cookie, so that a
+// sign-in with it fits in one (maxPendingCookie).
+const maxReturnTo = 2048
+
 // localReturnTo accepts only a path on this server ("/x"), never a
-// scheme-relative ("//evil", "/\evil") or absolute URL; anything else
-// becomes the SP's home page.
+// scheme-relative ("//evil", "/\evil") or absolute URL, nor one longer
+// than maxReturnTo; anything else becomes the SP's home page.
 func localReturnTo(raw, basePath string) string {
 	home := basePath + "/"
-	if raw == "" || raw[0] != '/' || strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\x00\r\n\t") {
+	if raw == "" || len(raw) > maxReturnTo || raw[0] != '/' || strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\x00\r\n\t") {
 		return home
 	}
 	for _, r := range raw {

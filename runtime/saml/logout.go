@@ -34,6 +34,13 @@ const maxInflated = 64 << 10
 // for as long, so a captured request signs its user out once.
 const logoutRequestLifetime = 5 * time.Minute
 
+// The status of a LogoutResponse that could not end every session of the
+// user named (SAML core §3.7.3.2): the SP failed, and the logout is partial.
+const (
+	statusResponder     = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+	statusPartialLogout = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
+)
+
 var redirectAlgs = map[string]struct {
 	x509 x509.SignatureAlgorithm
 	sha1 bool
@@ -272,9 +279,9 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, se, own := s.sessionOf(r)
-	n, err := s.sessions.DeleteNameID(r.Context(), req.NameID)
-	if err != nil {
-		s.log.Error("saml: idp-initiated logout", "err", err)
+	n, delErr := s.sessions.DeleteNameID(r.Context(), req.NameID)
+	if delErr != nil {
+		s.log.Error("saml: idp-initiated logout", "err", delErr)
 	}
 	// The browser's own session ends (its cookie too, and the session
 	// again should DeleteNameID have failed) only if it is the named
@@ -290,7 +297,9 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
 		return
 	}
-	doc := logoutResponse(c, req.ID, s.now())
+	// The IdP is told the logout is partial when the user's sessions may
+	// live on elsewhere, rather than reporting the user signed out.
+	doc := logoutResponse(c, req.ID, s.now(), delErr == nil)
 	dest, err := redirectURL(c, c.idp.SLOURL, "SAMLResponse", doc, q.Get("RelayState"), true)
 	if err != nil {
 		s.log.Error("saml: build LogoutResponse", "err", err)
@@ -427,7 +436,9 @@ func (s *Server) checkLogoutResponse(c *config, rawQuery, value, pending string)
 	return nil
 }
 
-func logoutResponse(c *config, inResponseTo string, now time.Time) *etree.Document {
+// logoutResponse answers the IdP's LogoutRequest inResponseTo: Success
+// when ended, otherwise Responder with PartialLogout.
+func logoutResponse(c *config, inResponseTo string, now time.Time, ended bool) *etree.Document {
 	r := etree.NewElement("samlp:LogoutResponse")
 	r.CreateAttr("xmlns:samlp", nsProtocol)
 	r.CreateAttr("xmlns:saml", nsAssertion)
@@ -437,7 +448,13 @@ func logoutResponse(c *config, inResponseTo string, now time.Time) *etree.Docume
 	r.CreateAttr("Destination", c.idp.SLOURL)
 	r.CreateAttr("InResponseTo", inResponseTo)
 	r.CreateElement("saml:Issuer").SetText(c.sp.EntityID)
-	r.CreateElement("samlp:Status").CreateElement("samlp:StatusCode").CreateAttr("Value", statusSuccess)
+	code := r.CreateElement("samlp:Status").CreateElement("samlp:StatusCode")
+	if ended {
+		code.CreateAttr("Value", statusSuccess)
+	} else {
+		code.CreateAttr("Value", statusResponder)
+		code.CreateElement("samlp:StatusCode").CreateAttr("Value", statusPartialLogout)
+	}
 	doc := etree.NewDocument()
 	doc.SetRoot(r)
 	return doc

@@ -623,3 +623,69 @@ func TestLogoutRequestForAnotherUser(t *testing.T) {
 	r, page = e.get("/saml/slo?" + e.idpLogoutQuery(nil))
 	e.expectLogout(r, page, "")
 }
+
+// noDeleteNameID is a session store that cannot end a user's sessions by
+// NameID (etcd lost quorum after the replay check).
+type noDeleteNameID struct{ SessionStore }
+
+func (noDeleteNameID) DeleteNameID(context.Context, string) (int, error) {
+	return 0, store.ErrUnavailable
+}
+
+// TestLogoutRequestPartial: when the user's sessions could not all be
+// ended, the LogoutResponse must not tell the IdP they were: Entra would
+// report the user signed out while their other browsers stay signed in.
+func TestLogoutRequestPartial(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	e.srv.sessions = noDeleteNameID{e.srv.sessions}
+	r, page := e.get("/saml/slo?" + e.idpLogoutQuery(nil))
+	if r.StatusCode != http.StatusFound {
+		t.Fatalf("status %d: %s", r.StatusCode, page)
+	}
+	loc, err := url.Parse(r.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := testidp.Inflate(loc.Query().Get("SAMLResponse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	code := doc.Root().FindElement("./Status/StatusCode")
+	if code == nil || code.SelectAttrValue("Value", "") == statusSuccess {
+		t.Fatalf("LogoutResponse reports success though the sessions were not ended: %s", raw)
+	}
+	if sub := code.FindElement("./StatusCode"); sub == nil || sub.SelectAttrValue("Value", "") != statusPartialLogout {
+		t.Fatalf("LogoutResponse has no PartialLogout second-level status: %s", raw)
+	}
+}
+
+// TestLogoutRequestAfterReplayOverflow: a replay cache that overflowed
+// with assertions refuses what expires no later than the entries it
+// dropped (see ttlMap.refuseDropped). A LogoutRequest's entry lasts minutes
+// and an assertion's an hour, so sign-ins enough to overflow it (anyone's
+// own, a scripted loop) must not make every IdP logout for the next hour
+// look like a replay, leaving users signed in here. The bound is lowered
+// to 2, as in TestReplayAfterEviction.
+func TestLogoutRequestAfterReplayOverflow(t *testing.T) {
+	e := newEnv(t)
+	m := e.replayTable()
+	m.mu.Lock()
+	m.max = 2
+	m.mu.Unlock()
+	for range 3 {
+		e.signIn()
+		e.clock.Add(time.Second)
+	}
+	q := e.idpLogoutQuery(nil)
+	r, page := e.get("/saml/slo?" + q)
+	e.expectLogout(r, page, "")
+	// Its replay is still refused.
+	e.signIn()
+	r, page = e.get("/saml/slo?" + q)
+	e.expectLogout(r, page, CodeReplay)
+}

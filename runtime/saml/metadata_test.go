@@ -382,3 +382,23 @@ func TestFetchMetadataLimits(t *testing.T) {
 		t.Fatalf("file URL: err = %v, want ErrMetadataURLRefused", err)
 	}
 }
+
+// TestMetadataInitialiseOutlivesClient: the first fetch of metadataURL is
+// made for whichever request comes first, often an anonymous one. A client
+// that hangs up at once must not fail it: the failure is kept for
+// metadataRetry, so a client doing that once a minute would keep sign-in
+// out of service for everyone.
+func TestMetadataInitialiseOutlivesClient(t *testing.T) {
+	keys(t)
+	host := &metadataHost{body: defaultMetadata(t)}
+	hs := httptest.NewTLSServer(host)
+	defer hs.Close()
+	e := fetchFrom(t, hs, "/federationmetadata.xml")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the client is gone before the SP fetches
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, e.ts.URL+"/saml/metadata", nil)
+	e.srv.ServeHTTP(httptest.NewRecorder(), req)
+	if ok, why := e.srv.Ready(); !ok {
+		t.Fatalf("a client that hung up took sign-in out of service: %s", why)
+	}
+}

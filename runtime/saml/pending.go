@@ -32,6 +32,13 @@ type pendingLogin struct {
 // browser that starts many drops its own oldest, and nobody else's.
 const maxPendingPerBrowser = 4
 
+// maxPendingCookie bounds the pending cookie's name and value: browsers
+// ignore a Set-Cookie beyond 4096 bytes and keep the previous cookie,
+// which lacks the sign-in just started. A cookie that would not fit drops
+// its oldest sign-ins, and the newest, alone, its returnTo (it lands on
+// the home page) if that still does not fit.
+const maxPendingCookie = 4000
+
 // errNoPending is a missing, forged or undecipherable pending cookie.
 var errNoPending = errors.New("no valid sign-in cookie")
 
@@ -111,9 +118,23 @@ func readPending(c *config, r *http.Request) ([]pendingLogin, error) {
 // and Strict cookies are not sent; it carries no authority by itself.
 func (s *Server) writePending(w http.ResponseWriter, c *config, r *http.Request, list []pendingLogin) {
 	ck := &http.Cookie{Name: pendingCookie, MaxAge: -1}
-	if len(list) > 0 {
+	for len(list) > 0 {
 		plain, _ := json.Marshal(list) // strings and an int: cannot fail
 		ck.Value, ck.MaxAge = c.pending.seal(pendingCookie, plain), int(pendingTTL.Seconds())
+		home := c.basePath + "/"
+		switch {
+		case len(pendingCookie)+1+len(ck.Value) <= maxPendingCookie:
+		case len(list) > 1:
+			list = list[1:]
+			continue
+		case list[0].ReturnTo != home:
+			// JSON escapes some characters to six bytes: a returnTo
+			// within maxReturnTo may still not fit. The sign-in lands home.
+			list = []pendingLogin{list[0]}
+			list[0].ReturnTo = home
+			continue
+		}
+		break
 	}
 	if secureRequest(c, r) {
 		ck.SameSite = http.SameSiteNoneMode

@@ -26,11 +26,11 @@ const (
 	// from; a new sign-in past it ends that user's oldest session.
 	maxSessionsPerUser = MaxSessionsPerUser
 	maxSessions        = 100000
-	// maxReplay bounds the replay cache, whose entries last as long as the
-	// assertion they record could be presented; only assertions whose
-	// signature verified are recorded. An assertion expiring no later
-	// than one dropped for room is refused as a possible replay (see
-	// ttlMap.refuseDropped).
+	// maxReplay bounds each table of the replay cache (assertions, IdP
+	// LogoutRequests), whose entries last as long as the message they
+	// record could be presented; only messages whose signature verified
+	// are recorded. A message expiring no later than one dropped for room
+	// is refused as a possible replay (see ttlMap.refuseDropped).
 	maxReplay      = 200000
 	maxBody        = 512 << 10 // form POST to the ACS
 	maxResponseXML = 1 << 20   // decoded SAMLResponse
@@ -146,7 +146,7 @@ func NewServer(st *store.Store, opts Options) *Server {
 		s.sessions = newMemSessions(s.now)
 	}
 	if s.replay == nil {
-		s.replay = &memReplay{m: newTTLMap[struct{}](maxReplay).rememberingDropped(), now: s.now}
+		s.replay = newMemReplay(s.now)
 		s.replayFrom = s.now()
 	}
 	if s.authz == nil {
@@ -214,7 +214,10 @@ func (s *Server) current(ctx context.Context) (*config, error) {
 	if s.failErr != nil && sameKey(s.failKey, key) && now.Before(s.failUntil) {
 		return nil, s.failErr
 	}
-	c, err := s.initialise(ctx, sp, key, now)
+	// Whoever asks first (any anonymous client) fetches for everyone, and a
+	// failure is kept for metadataRetry: a client that hangs up must not
+	// fail the fetch. fetchMetadata has its own deadline.
+	c, err := s.initialise(context.WithoutCancel(ctx), sp, key, now)
 	if err != nil {
 		s.cur, s.degraded = nil, ""
 		s.failKey, s.failErr, s.failUntil = key, err, now.Add(metadataRetry)

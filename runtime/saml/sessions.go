@@ -86,12 +86,31 @@ func (s *memSessions) DeleteNameID(_ context.Context, nameID string) (int, error
 	return s.m.deleteWhere(func(se Session) bool { return strings.EqualFold(se.NameID, nameID) }), nil
 }
 
-// memReplay is the in-process ReplayCache, bounded like memSessions.
+// memReplay is the in-process ReplayCache, bounded like memSessions. The
+// IdP's LogoutRequests are kept apart from assertions: a full table
+// refuses what expires no later than what it dropped (refuseDropped),
+// which only refuses nothing fresh while its entries share one lifetime.
+// A LogoutRequest's lasts minutes, an assertion's an hour: in one table,
+// sign-ins enough to overflow it would have every IdP logout of the next
+// hour refused as a replay.
 type memReplay struct {
-	m   *ttlMap[struct{}]
-	now func() time.Time
+	m       *ttlMap[struct{}] // assertions
+	logouts *ttlMap[struct{}] // IdP LogoutRequests
+	now     func() time.Time
+}
+
+func newMemReplay(now func() time.Time) *memReplay {
+	return &memReplay{
+		m:       newTTLMap[struct{}](maxReplay).rememberingDropped(),
+		logouts: newTTLMap[struct{}](maxReplay).rememberingDropped(),
+		now:     now,
+	}
 }
 
 func (r *memReplay) FirstUse(_ context.Context, key string, expires time.Time) (bool, error) {
-	return r.m.add(key, struct{}{}, expires, r.now()), nil
+	t := r.m
+	if strings.HasPrefix(key, logoutRequestKeyPrefix) {
+		t = r.logouts
+	}
+	return t.add(key, struct{}{}, expires, r.now()), nil
 }

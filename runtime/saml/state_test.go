@@ -338,3 +338,40 @@ func TestUntaggedSessionsEndWithTheirWindow(t *testing.T) {
 		t.Errorf("the store was read %d times after the window", n)
 	}
 }
+
+// TestPendingCookieFitsBrowsers: browsers drop a cookie of more than 4096
+// bytes, keeping the one before, so a pending cookie grown past that by
+// long returnTo paths (deep links with long queries, a few tabs) loses the
+// sign-in just started: its response is then refused as unknown. The
+// newest sign-in always fits, and a returnTo too long to keep lands home.
+func TestPendingCookieFitsBrowsers(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		returnTo string
+		want     string // where the last sign-in lands
+	}{
+		{"long deep links", "/me?q=" + strings.Repeat("a", 1000), "/me?q=" + strings.Repeat("a", 1000)},
+		{"returnTo beyond any cookie", "/me?q=" + strings.Repeat("a", 8000), "/"},
+		// Short enough, but six bytes a character once JSON-escaped.
+		{"returnTo that grows in the cookie", "/me?q=" + strings.Repeat("<", 2000), "/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			u, _ := url.Parse(e.ts.URL + "/")
+			var irt, relay string
+			for range maxPendingPerBrowser {
+				irt, relay = e.login(tc.returnTo)
+				for _, ck := range e.client.Jar.Cookies(u) {
+					if ck.Name == pendingCookie && len(ck.Name)+1+len(ck.Value) > 4096 {
+						t.Fatalf("pending cookie of %d bytes", len(ck.Name)+1+len(ck.Value))
+					}
+				}
+			}
+			resp := e.post(encode(t, e.good(irt)), relay)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != tc.want {
+				t.Fatalf("sign-in: %d to %q (%s), want %q", resp.StatusCode, resp.Header.Get("Location"), e.lastResult(), tc.want)
+			}
+		})
+	}
+}
