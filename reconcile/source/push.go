@@ -33,7 +33,33 @@ func NewPush(dataDir string) (*Push, error) {
 			return nil, err
 		}
 	}
-	return &Push{dir: filepath.Join(base, "pushed")}, nil
+	p := &Push{dir: filepath.Join(base, "pushed")}
+	if err := p.recover(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// recover finishes a Replace or Restore that a stop interrupted between
+// its renames: the spec then served is in .old, and none is current. Put
+// back, it is again what the runtime last kept; read as "nothing pushed",
+// the daemon would wait for a push it had already taken.
+func (p *Push) recover() error {
+	if _, err := os.Lstat(p.dir); !errors.Is(err, os.ErrNotExist) {
+		return removeRefused(p.dir)
+	}
+	if err := os.Rename(p.dir+".old", p.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("push: recover the pushed spec: %w", err)
+	}
+	return removeRefused(p.dir)
+}
+
+// removeRefused removes what Restore set aside.
+func removeRefused(dir string) error {
+	if err := os.RemoveAll(dir + ".refused"); err != nil {
+		return fmt.Errorf("push: remove the refused spec: %w", err)
+	}
+	return nil
 }
 
 // Fetch returns the current pushed spec, or ErrNothingPushed.
@@ -60,7 +86,7 @@ func (p *Push) Replace(dir string) error {
 	defer p.mu.Unlock()
 	old := p.dir + ".old"
 	if err := os.RemoveAll(old); err != nil {
-		return err
+		return fmt.Errorf("push: %w", err)
 	}
 	if err := os.Rename(p.dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("push: %w", err)
@@ -78,11 +104,20 @@ func (p *Push) Replace(dir string) error {
 func (p *Push) Restore() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old := p.dir + ".old"
-	if err := os.RemoveAll(p.dir); err != nil {
+	// The refused spec is renamed aside before it is removed: removed in
+	// place, a stop or an error halfway would leave part of it current,
+	// served on the next reconcile or restart.
+	old, refused := p.dir+".old", p.dir+".refused"
+	if err := removeRefused(p.dir); err != nil {
+		return fmt.Errorf("restore pushed spec: %w", err)
+	}
+	if err := os.Rename(p.dir, refused); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("restore pushed spec: %w", err)
 	}
 	if err := os.Rename(old, p.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("restore pushed spec: %w", err)
+	}
+	if err := removeRefused(p.dir); err != nil {
 		return fmt.Errorf("restore pushed spec: %w", err)
 	}
 	return nil

@@ -61,6 +61,9 @@ func TestPush(t *testing.T) {
 	if got := served(p); got != "one" {
 		t.Fatalf("served %q after Restore, want the previous push", got)
 	}
+	if _, err := os.Stat(filepath.Join(dataDir, "pushed.refused")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Restore left the refused spec: %v", err)
+	}
 
 	restarted, err := NewPush(dataDir)
 	if err != nil {
@@ -92,5 +95,58 @@ func TestPushRestoreFirst(t *testing.T) {
 	}
 	if _, err := p.Fetch(context.Background()); !errors.Is(err, ErrNothingPushed) {
 		t.Fatalf("after restoring the first push: %v", err)
+	}
+}
+
+// TestPushRecoversInterruptedReplace: a daemon stopped between the renames
+// of Replace or Restore left the spec it served in pushed.old and none in
+// pushed; on restart that spec is served again, not "nothing pushed", and
+// what Restore set aside is gone.
+func TestPushRecoversInterruptedReplace(t *testing.T) {
+	tests := []struct {
+		name string
+		dirs map[string]string // folder in the data dir → its spec.yaml
+		want string            // served, "" for nothing pushed
+	}{
+		{"stopped in Replace", map[string]string{"pushed.old": "one"}, "one"},
+		{"stopped in Restore", map[string]string{"pushed.old": "one", "pushed.refused": "two"}, "one"},
+		{"Restore's leftover", map[string]string{"pushed": "one", "pushed.refused": "two"}, "one"},
+		{"a push and its predecessor", map[string]string{"pushed": "two", "pushed.old": "one"}, "two"},
+		{"first push refused", map[string]string{"pushed.refused": "one"}, ""},
+		{"nothing", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			for name, content := range tt.dirs {
+				dir := filepath.Join(dataDir, name)
+				if err := os.Mkdir(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "spec.yaml"), []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := NewPush(dataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rev, err := p.Fetch(context.Background())
+			if tt.want == "" {
+				if !errors.Is(err, ErrNothingPushed) {
+					t.Fatalf("Fetch: %v, want nothing pushed", err)
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("Fetch: %v", err)
+				}
+				if b, err := os.ReadFile(filepath.Join(rev.Dir, "spec.yaml")); err != nil || string(b) != tt.want {
+					t.Fatalf("served %q, %v; want %q", b, err, tt.want)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dataDir, "pushed.refused")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the refused spec is still there: %v", err)
+			}
+		})
 	}
 }

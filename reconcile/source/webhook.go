@@ -10,10 +10,17 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 )
 
 // DefaultWebhookMaxBody is the body limit used when Webhook.MaxBody is zero.
 const DefaultWebhookMaxBody int64 = 1 << 20
+
+// DefaultWebhookMinInterval is Webhook.MinInterval when zero: the reconcile
+// loop's first backoff step, so that hooks do not retry a failing remote
+// sooner than the loop itself would.
+const DefaultWebhookMinInterval = 5 * time.Second
 
 // Webhook receives push notifications from a git host (POST /hooks/git) and
 // turns an authenticated one into a call to OnPush. Payloads are untrusted:
@@ -24,6 +31,9 @@ const DefaultWebhookMaxBody int64 = 1 << 20
 // (GitHub/Gitea "X-Hub-Signature-256: sha256=<hex>") or a shared Token
 // (GitLab "X-Gitlab-Token"). With neither configured every request is
 // refused.
+//
+// A Webhook must not be copied after first use: it keeps when it last
+// called OnPush.
 type Webhook struct {
 	// Secret is the HMAC key shared with the git host.
 	Secret []byte
@@ -31,11 +41,27 @@ type Webhook struct {
 	Token string
 	// MaxBody caps the request body; DefaultWebhookMaxBody when zero.
 	MaxBody int64
-	// OnPush is called once per authenticated, non-ping hook, on the
-	// request goroutine; it must not block (nudge a poll and return).
+	// OnPush is called for authenticated, non-ping hooks, at most once per
+	// MinInterval: on the request goroutine, or, for hooks that came
+	// sooner, once on a timer's at the end of the interval. It must not
+	// block (nudge a poll and return).
 	OnPush func()
+	// MinInterval is the least time between two calls of OnPush;
+	// DefaultWebhookMinInterval when zero. The reconcile loop merges only
+	// the triggers that arrive while one is pending, so without it a
+	// stream of deliveries (replayed, or from a busy or compromised host)
+	// would have the daemon fetch from the remote back to back, past its
+	// backoff. The last hook of a burst is still followed by a fetch.
+	MinInterval time.Duration
 	// Logger receives one line per hook; nil discards.
 	Logger *slog.Logger
+
+	mu      sync.Mutex
+	last    time.Time // when OnPush was last called
+	pending bool      // a call at last+MinInterval is scheduled
+	// now and afterFunc stand for the clock in tests.
+	now       func() time.Time
+	afterFunc func(time.Duration, func())
 }
 
 var _ http.Handler = (*Webhook)(nil)
@@ -80,9 +106,45 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	logger.Info("git webhook received", "event", event, "remote", r.RemoteAddr)
 	if h.OnPush != nil {
-		h.OnPush()
+		h.push()
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// push calls OnPush now, or, within MinInterval of the last call, once at
+// its end, merging the hooks that come meanwhile into that call.
+func (h *Webhook) push() {
+	gap := h.MinInterval
+	if gap <= 0 {
+		gap = DefaultWebhookMinInterval
+	}
+	now, after := h.now, h.afterFunc
+	if now == nil {
+		now = time.Now
+	}
+	if after == nil {
+		after = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+	}
+	h.mu.Lock()
+	if h.pending {
+		h.mu.Unlock()
+		return
+	}
+	t := now()
+	if wait := h.last.Add(gap).Sub(t); wait > 0 {
+		h.pending = true
+		h.mu.Unlock()
+		after(wait, func() {
+			h.mu.Lock()
+			h.pending, h.last = false, now()
+			h.mu.Unlock()
+			h.OnPush()
+		})
+		return
+	}
+	h.last = t
+	h.mu.Unlock()
+	h.OnPush()
 }
 
 func (h *Webhook) authenticated(hdr http.Header, body []byte) bool {
