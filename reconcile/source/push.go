@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -84,6 +85,12 @@ func (p *Push) UploadDir() string { return filepath.Dir(p.dir) }
 func (p *Push) Replace(dir string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// The push is answered once its reconcile applied: its files and their
+	// names must be on disk first, or a power loss brings back an empty or
+	// half-written spec that the next start serves as the one pushed.
+	if err := syncTree(dir); err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
 	old := p.dir + ".old"
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("push: %w", err)
@@ -95,7 +102,31 @@ func (p *Push) Replace(dir string) error {
 		os.Rename(old, p.dir)
 		return fmt.Errorf("push: %w", err)
 	}
+	if err := syncPath(filepath.Dir(p.dir)); err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
 	return nil
+}
+
+// syncPath syncs a file or directory; tests count the calls.
+var syncPath = func(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// syncTree syncs every file and directory under root, root included:
+// a spec is at most bundle.MaxFiles small files.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(name string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return syncPath(name)
+	})
 }
 
 // Restore puts back the spec the last Replace replaced (none, before the
@@ -115,6 +146,9 @@ func (p *Push) Restore() error {
 		return fmt.Errorf("restore pushed spec: %w", err)
 	}
 	if err := os.Rename(old, p.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("restore pushed spec: %w", err)
+	}
+	if err := syncPath(filepath.Dir(p.dir)); err != nil {
 		return fmt.Errorf("restore pushed spec: %w", err)
 	}
 	if err := removeRefused(p.dir); err != nil {

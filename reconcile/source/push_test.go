@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -148,5 +149,49 @@ func TestPushRecoversInterruptedReplace(t *testing.T) {
 				t.Fatalf("the refused spec is still there: %v", err)
 			}
 		})
+	}
+}
+
+// TestPushIsDurable: before Replace reports a push done, every file and
+// folder of it is synced, and so is the folder whose names the renames
+// changed (Restore's too): a power loss after the answer must not bring
+// back an empty or half-written spec as the one pushed.
+func TestPushIsDurable(t *testing.T) {
+	var synced []string
+	orig := syncPath
+	syncPath = func(name string) error { synced = append(synced, name); return orig(name) }
+	t.Cleanup(func() { syncPath = orig })
+
+	dataDir := t.TempDir()
+	p, err := NewPush(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(p.UploadDir(), "upload-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"a.yaml", "sub/b.yaml"} {
+		name := filepath.Join(dir, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Replace(dir); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{dir, filepath.Join(dir, "a.yaml"), filepath.Join(dir, "sub"), filepath.Join(dir, "sub", "b.yaml"), p.UploadDir()}
+	if !slices.Equal(synced, want) {
+		t.Fatalf("Replace synced\n%q\nwant\n%q", synced, want)
+	}
+	synced = nil
+	if err := p.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(synced, p.UploadDir()) {
+		t.Fatalf("Restore synced %q, not the folder of its renames", synced)
 	}
 }
