@@ -102,6 +102,8 @@ type Config struct {
 	Getenv func(string) string
 	Logger *slog.Logger
 	// ShutdownTimeout bounds the wait for in-flight requests (default 15s).
+	// Those still running then are cut off, and Run waits up to
+	// 5s more (handlerGrace) for their handlers to return.
 	ShutdownTimeout time.Duration
 	// Started, when set, is called once both listeners accept connections.
 	Started func(addr, adminAddr string)
@@ -249,6 +251,7 @@ type daemon struct {
 	main    http.Handler
 	admin   http.Handler
 	console *console.Server
+	fronts  *gateways
 	checks  []admin.Check // behind /readyz
 	trigger func()        // asks for a reconcile (of the leader, with several daemons)
 	srcName string
@@ -574,7 +577,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 
 	return &daemon{
 		cfg: cfg, log: log, st: st, rec: rec, binder: binder, tls: tlsSrc, scim: scimSrv, etcd: sh,
-		main: main, admin: adm, console: con, checks: checks, srcName: srcName, trigger: trigger,
+		main: main, admin: adm, console: con, fronts: fronts, checks: checks, srcName: srcName, trigger: trigger,
 	}, cleanup, nil
 }
 
@@ -603,11 +606,12 @@ func (d *daemon) serve(ctx context.Context) error {
 		adminLn.Close()
 		return fmt.Errorf("--console-url: %w", err)
 	}
-	mainSrv := httpServer(d.main, cfg.Timeouts, log)
+	var handlers inFlight
+	mainSrv := httpServer(handlers.wrap(d.main), cfg.Timeouts, log)
 	if !cfg.InsecureHTTP {
 		mainSrv.TLSConfig = d.tls.Config()
 	}
-	adminSrv := httpServer(d.admin, cfg.Timeouts, log)
+	adminSrv := httpServer(handlers.wrap(d.admin), cfg.Timeouts, log)
 	if !loopback(cfg.AdminListen) {
 		log.Warn("the admin API serves plain HTTP off loopback: its token and backups cross the network in clear", "admin", cfg.AdminListen)
 	}
@@ -676,17 +680,94 @@ func (d *daemon) serve(ctx context.Context) error {
 	// The requests in flight drain first: with etcd they need the mirror
 	// (a barrier waits for it), the sessions watch and the access binder,
 	// which the cancel below stops.
-	shCtx, shCancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer shCancel()
-	if err := mainSrv.Shutdown(shCtx); err != nil {
-		log.Warn("shutdown", "err", err)
-	}
-	if err := adminSrv.Shutdown(shCtx); err != nil {
-		log.Warn("admin shutdown", "err", err)
-	}
+	d.drain(&handlers, mainSrv, adminSrv)
 	cancel()
 	wg.Wait()
 	return runErr
+}
+
+// handlerGrace bounds the wait for handlers to return once their
+// connections were closed: they see their request's context cancelled and
+// their writes fail, so they end at once unless something is wrong.
+const handlerGrace = 5 * time.Second
+
+// drain stops both servers: they stop accepting and their requests in
+// flight get cfg.ShutdownTimeout to finish, both listeners at once. Then
+// it cuts off what is left, and waits for every handler to return: the
+// caller closes the state and the audit log next, which no handler may
+// still be writing to. http.Server.Shutdown alone guarantees neither: it
+// returns at its deadline with handlers still running, and it never waits
+// for a hijacked connection (a WebSocket through a Gateway).
+func (d *daemon) drain(handlers *inFlight, srvs ...*http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range srvs {
+		wg.Go(func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				d.log.Warn("requests still in flight at the shutdown timeout are cut off", "timeout", d.cfg.ShutdownTimeout, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	// What remains never ends by itself: upgraded connections and streams
+	// through a Gateway, and requests past the timeout.
+	d.fronts.close()
+	for _, srv := range srvs {
+		srv.Close()
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), handlerGrace)
+	defer cancel()
+	if n := handlers.wait(ctx); n > 0 {
+		d.log.Error("handlers still running after their connections closed; closing the state under them", "handlers", n)
+	}
+}
+
+// inFlight counts the requests in their handlers, hijacked ones included.
+type inFlight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0; guarded by mu
+}
+
+func (f *inFlight) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.n++
+		f.mu.Unlock()
+		defer func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.n--; f.n == 0 && f.idle != nil {
+				close(f.idle)
+				f.idle = nil
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// wait returns once no handler runs, or when ctx ends, with the number
+// still running.
+func (f *inFlight) wait(ctx context.Context) int {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return 0
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	select {
+	case <-idle:
+		return 0
+	case <-ctx.Done():
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.n
+	}
 }
 
 // openStore opens the durable state in DataDir and loads it into a fresh
@@ -729,6 +810,14 @@ func newSource(cfg Config, log *slog.Logger) (src reconcile.Source, push *source
 		abs, err := filepath.Abs(cfg.SpecDir)
 		if err != nil {
 			return nil, nil, err
+		}
+		// The folder watch would fail on it too, but only once the
+		// listeners serve and systemd was told the daemon is up.
+		switch fi, err := os.Stat(abs); {
+		case err != nil:
+			return nil, nil, fmt.Errorf("spec folder: %w", err)
+		case !fi.IsDir():
+			return nil, nil, fmt.Errorf("spec folder %s: not a folder", abs)
 		}
 		return source.Dir{Path: abs}, nil, nil
 	case cfg.Git != nil:
