@@ -22,7 +22,20 @@ type discoveryMeta struct {
 	Location     string `json:"location"`
 }
 
+// refuseFilter answers a filter on a discovery endpoint with 403, as RFC
+// 7644 §4 asks: these endpoints ignore list parameters, and a 200 would let
+// the client believe that what it got matched its filter.
+func refuseFilter(r *request) error {
+	if param(r.URL.Query(), "filter") != "" {
+		return errStatus(http.StatusForbidden, "the discovery endpoints take no filter; GET them without one")
+	}
+	return nil
+}
+
 func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *request, _ string) error {
+	if err := refuseFilter(r); err != nil {
+		return err
+	}
 	type bulk struct {
 		Supported      bool  `json:"supported"`
 		MaxOperations  int   `json:"maxOperations"`
@@ -114,10 +127,16 @@ func schemaDocs(base string) []any {
 }
 
 func (s *Server) resourceTypes(w http.ResponseWriter, r *request, id string) error {
+	if err := refuseFilter(r); err != nil {
+		return err
+	}
 	return writeDiscovery(w, resourceTypeDocs(r.baseURL), id, func(d any) string { return d.(resourceTypeDoc).ID })
 }
 
 func (s *Server) schemas(w http.ResponseWriter, r *request, id string) error {
+	if err := refuseFilter(r); err != nil {
+		return err
+	}
 	return writeDiscovery(w, schemaDocs(r.baseURL), id, func(d any) string { return d.(schemaDoc).ID })
 }
 

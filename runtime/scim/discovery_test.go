@@ -68,3 +68,27 @@ func testServiceProviderConfigTellsTheTruth(t *testing.T, flag bool) {
 	}
 	e.must(404, "GET", "/Schemas/urn:nope", "")
 }
+
+// The discovery endpoints ignore list parameters, but a filter SHOULD be
+// answered 403 (RFC 7644 §4): a 200 would let a client believe that
+// everything returned matched its filter.
+func TestDiscoveryRefusesFilter(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	for _, path := range []string{
+		"/ServiceProviderConfig?filter=patch.supported+eq+false",
+		"/Schemas?filter=name+eq+%22Group%22",
+		"/Schemas/urn:ietf:params:scim:schemas:core:2.0:User?filter=name+eq+%22Group%22",
+		"/ResourceTypes?FILTER=name+eq+%22Group%22",
+		"/ResourceTypes/User?filter=name+eq+%22Group%22",
+	} {
+		r := e.must(http.StatusForbidden, "GET", path, "")
+		if got := r.json(t)["schemas"]; len(got.([]any)) != 1 || got.([]any)[0] != uriError {
+			t.Errorf("GET %s: schemas %v, want the error schema", path, got)
+		}
+	}
+	// Other list parameters are ignored (RFC 7644 §4).
+	got := e.must(http.StatusOK, "GET", "/Schemas?startIndex=2&count=1&sortBy=name", "").json(t)
+	if got["totalResults"] != float64(3) || len(got["Resources"].([]any)) != 3 {
+		t.Errorf("paging parameters were not ignored: %v", got["totalResults"])
+	}
+}

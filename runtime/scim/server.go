@@ -360,6 +360,11 @@ func route(method string, seg []string) routed {
 	notAllowed := func(name, allow string) routed {
 		return routed{name: name, allow: allow, err: errStatus(http.StatusMethodNotAllowed, "method %s is not allowed here (allowed: %s)", method, allow)}
 	}
+	if method == http.MethodHead {
+		// HEAD is GET without the body (RFC 9110 §9.3.2), which net/http
+		// drops: the same route gives the same status and headers.
+		method = http.MethodGet
+	}
 	hasID := len(seg) == 2 && seg[1] != ""
 	if len(seg) > 2 {
 		return routed{name: "unknown", err: errStatus(http.StatusNotFound, "no SCIM endpoint here")}
@@ -391,9 +396,9 @@ func route(method string, seg []string) routed {
 		case hasID && method == http.MethodDelete:
 			op = "delete"
 		case hasID:
-			return notAllowed(kind, "GET, PUT, PATCH, DELETE")
+			return notAllowed(kind, "GET, HEAD, PUT, PATCH, DELETE")
 		default:
-			return notAllowed(kind, "GET, POST")
+			return notAllowed(kind, "GET, HEAD, POST")
 		}
 		return routed{name: kind + "." + op, handle: table[op]}
 	case "serviceproviderconfig":
@@ -402,17 +407,17 @@ func route(method string, seg []string) routed {
 			return routed{name: "unknown", err: errStatus(http.StatusNotFound, "no SCIM endpoint here")}
 		}
 		if method != http.MethodGet {
-			return notAllowed("discovery", "GET")
+			return notAllowed("discovery", "GET, HEAD")
 		}
 		return routed{name: "discovery", handle: (*Server).serviceProviderConfig}
 	case "resourcetypes":
 		if method != http.MethodGet {
-			return notAllowed("discovery", "GET")
+			return notAllowed("discovery", "GET, HEAD")
 		}
 		return routed{name: "discovery", handle: (*Server).resourceTypes}
 	case "schemas":
 		if method != http.MethodGet {
-			return notAllowed("discovery", "GET")
+			return notAllowed("discovery", "GET, HEAD")
 		}
 		return routed{name: "discovery", handle: (*Server).schemas}
 	case "bulk", "me", ".search":

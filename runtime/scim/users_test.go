@@ -92,12 +92,12 @@ func TestMethodNotAllowedNamesAllowed(t *testing.T) {
 	for _, tt := range []struct {
 		method, path, allow string
 	}{
-		{"DELETE", "/Users", "GET, POST"},
-		{"PATCH", "/Groups", "GET, POST"},
-		{"POST", "/Users/" + id, "GET, PUT, PATCH, DELETE"},
-		{"PUT", "/ServiceProviderConfig", "GET"},
-		{"POST", "/Schemas", "GET"},
-		{"DELETE", "/ResourceTypes/User", "GET"},
+		{"DELETE", "/Users", "GET, HEAD, POST"},
+		{"PATCH", "/Groups", "GET, HEAD, POST"},
+		{"POST", "/Users/" + id, "GET, HEAD, PUT, PATCH, DELETE"},
+		{"PUT", "/ServiceProviderConfig", "GET, HEAD"},
+		{"POST", "/Schemas", "GET, HEAD"},
+		{"DELETE", "/ResourceTypes/User", "GET, HEAD"},
 	} {
 		r := e.do(tt.method, tt.path, "")
 		if r.status != 405 {
@@ -1102,5 +1102,40 @@ func wantInvalid(t *testing.T, e *env, method, path, body, mention string) {
 	r := e.do(method, path, body)
 	if got := r.json(t); r.status != 400 || got["scimType"] != "invalidValue" || !strings.Contains(fmt.Sprint(got["detail"]), mention) {
 		t.Fatalf("status %d %s, want 400 invalidValue mentioning %q", r.status, r.body, mention)
+	}
+}
+
+// HEAD is GET without a body (RFC 9110 §9.3.2, which every
+// general-purpose server MUST support): same status and headers.
+func TestHeadIsGetWithoutBody(t *testing.T) {
+	e := newEnv(t, false, defaultConfig())
+	id := e.createUser("alice@contoso.com", "alice", "alice@contoso.com")
+	gid := e.createGroup("Developers", "g-dev")
+	for _, tt := range []struct {
+		path   string
+		status int
+		etag   string
+	}{
+		{"/Users", http.StatusOK, ""},
+		{"/Users/" + id, http.StatusOK, `W/"1"`},
+		{"/Groups/" + gid, http.StatusOK, `W/"1"`},
+		{"/Users/nope", http.StatusNotFound, ""},
+		{"/ServiceProviderConfig", http.StatusOK, ""},
+		{"/Schemas", http.StatusOK, ""},
+		{"/ResourceTypes/User", http.StatusOK, ""},
+	} {
+		r := e.do("HEAD", tt.path, "")
+		if r.status != tt.status || len(r.body) != 0 {
+			t.Errorf("HEAD %s: status %d with %d body bytes, want %d without a body", tt.path, r.status, len(r.body), tt.status)
+		}
+		if ct := r.header.Get("Content-Type"); ct != ContentType {
+			t.Errorf("HEAD %s: content type %q", tt.path, ct)
+		}
+		if got := r.header.Get("ETag"); got != tt.etag {
+			t.Errorf("HEAD %s: ETag %q, want %q", tt.path, got, tt.etag)
+		}
+	}
+	if r := e.do("HEAD", "/Users/"+id, "", "If-None-Match", `W/"1"`); r.status != http.StatusNotModified {
+		t.Errorf("conditional HEAD: status %d, want 304", r.status)
 	}
 }
