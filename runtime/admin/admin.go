@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -648,7 +649,7 @@ func view(r *store.Resource) Resource {
 	return Resource{Kind: r.Kind, Name: r.Name, Spec: redactSpec(r.Spec), Revision: r.Revision, ModifiedBy: r.ModifiedBy, Modified: r.Modified}
 }
 
-// redactSpec drops bulky derived fields before showing a spec. A
+// redactSpec drops derived fields before showing a spec. A
 // certificate keeps its pem: it is the document's own field (public, a
 // certificate holds no key), which a PUT of what GET showed, or an export,
 // needs.
@@ -664,6 +665,18 @@ func redactSpec(v any) any {
 		// and the admin token that reads it may change it anyway.
 		cp := *c
 		cp.IDP.MetadataXML = nil
+		return &cp
+	case *spec.ScimProvisioning:
+		// A token read from a reference shows the reference alone, as it
+		// was written: the loader's hash next to it is a document the
+		// loader refuses (a PUT of it, an export).
+		cp := *c
+		cp.Tokens = slices.Clone(c.Tokens)
+		for i := range cp.Tokens {
+			if cp.Tokens[i].ValueFrom != nil {
+				cp.Tokens[i].SHA256 = ""
+			}
+		}
 		return &cp
 	}
 	return v

@@ -17,11 +17,13 @@
 package keystore
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 
 	"gopkg.in/yaml.v3"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
@@ -33,25 +35,50 @@ import (
 var ErrPassword = errors.New("keystore: wrong password")
 
 // ImportPKCS12 reads a PKCS#12 store holding one private key and its
-// certificate. certPEM is the leaf certificate, keyPEM the key as PKCS#8.
-func ImportPKCS12(data []byte, password string) (certPEM, keyPEM []byte, err error) {
-	key, cert, _, err := pkcs12.DecodeChain(data, password)
+// certificate. certPEM is the leaf certificate, keyPEM the key as PKCS#8,
+// and chainPEM the intermediate CAs of the store that issued the leaf, in
+// order from it up (see issuers).
+func ImportPKCS12(data []byte, password string) (certPEM, chainPEM, keyPEM []byte, err error) {
+	key, cert, cas, err := pkcs12.DecodeChain(data, password)
 	if err != nil {
-		return nil, nil, decodeErr(err)
+		return nil, nil, nil, decodeErr(err)
 	}
 	signer, ok := key.(crypto.Signer)
 	if !ok || cert == nil {
-		return nil, nil, errors.New("keystore: store holds no usable private key and certificate")
+		return nil, nil, nil, errors.New("keystore: store holds no usable private key and certificate")
 	}
 	if !publicKeysEqual(signer.Public(), cert.PublicKey) {
-		return nil, nil, errors.New("keystore: private key does not belong to the certificate")
+		return nil, nil, nil, errors.New("keystore: private key does not belong to the certificate")
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("keystore: encode private key: %w", err)
+		return nil, nil, nil, fmt.Errorf("keystore: encode private key: %w", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
+	for _, c := range issuers(cert, cas) {
+		chainPEM = append(chainPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), chainPEM,
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// issuers returns the CAs among cas that issued leaf, in order from it up.
+// A store lists its CAs in no set order and may hold others; the root is
+// left out, as servers leave it out (clients have it).
+func issuers(leaf *x509.Certificate, cas []*x509.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	cas = slices.Clone(cas)
+	for cur := leaf; len(cas) > 0; {
+		i := slices.IndexFunc(cas, func(c *x509.Certificate) bool {
+			return bytes.Equal(c.RawSubject, cur.RawIssuer) && cur.CheckSignatureFrom(c) == nil
+		})
+		if i < 0 || bytes.Equal(cas[i].RawSubject, cas[i].RawIssuer) {
+			break
+		}
+		cur = cas[i]
+		cas = slices.Delete(cas, i, i+1) // so a loop of CAs ends
+		out = append(out, cur)
+	}
+	return out
 }
 
 // TrustedCertificates reads the trusted certificate entries of a PKCS#12

@@ -65,7 +65,7 @@ func TestImportPKCS12(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			certPEM, keyPEM, err := ImportPKCS12(p12, "changeit")
+			certPEM, _, keyPEM, err := ImportPKCS12(p12, "changeit")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +84,7 @@ func TestImportPKCS12(t *testing.T) {
 			if !k.(crypto.Signer).Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(tc.key.Public()) {
 				t.Fatal("imported key differs")
 			}
-			_, _, err = ImportPKCS12(p12, "wrong")
+			_, _, _, err = ImportPKCS12(p12, "wrong")
 			if !errors.Is(err, ErrPassword) {
 				t.Fatalf("wrong password: err = %v", err)
 			}
@@ -106,18 +106,18 @@ func TestImportPKCS12Rejects(t *testing.T) {
 	}
 	mismatched, err := pkcs12.Modern.Encode(key, selfSigned(t, other), nil, "pw")
 	if err == nil {
-		if _, _, err := ImportPKCS12(mismatched, "pw"); err == nil {
+		if _, _, _, err := ImportPKCS12(mismatched, "pw"); err == nil {
 			t.Fatal("key of another certificate accepted")
 		}
 	}
-	if _, _, err := ImportPKCS12([]byte("not a keystore"), "pw"); err == nil {
+	if _, _, _, err := ImportPKCS12([]byte("not a keystore"), "pw"); err == nil {
 		t.Fatal("garbage accepted")
 	}
 	trust, err := pkcs12.Modern.EncodeTrustStore([]*x509.Certificate{selfSigned(t, key)}, "pw")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ImportPKCS12(trust, "pw"); err == nil {
+	if _, _, _, err := ImportPKCS12(trust, "pw"); err == nil {
 		t.Fatal("trust store without a key accepted as a key pair")
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -56,5 +57,54 @@ func TestInit(t *testing.T) {
 	}
 	if code, _, errs := run(t, nil, "init", dir); code != 1 || !strings.Contains(errs, "not empty") {
 		t.Errorf("init into a non-empty directory: %d %s", code, errs)
+	}
+}
+
+// TestInitAndTokenNewAuthenticate: the tokens init and token new print
+// authenticate SCIM requests to a daemon serving the repository with the
+// hash lines they wrote, and nothing else does.
+func TestInitAndTokenNewAuthenticate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spec")
+	code, out, errs := run(t, nil, "init", dir)
+	if code != 0 {
+		t.Fatalf("init: %d %s %s", code, out, errs)
+	}
+	tokenLine := regexp.MustCompile(`(?m)^  ([A-Za-z0-9_-]{64})$`)
+	initTok := tokenLine.FindStringSubmatch(out)
+	code, out, errs = run(t, nil, "token", "new", "--name", "rotated")
+	if code != 0 || initTok == nil {
+		t.Fatalf("token new: %d %s %s", code, out, errs)
+	}
+	newTok := tokenLine.FindStringSubmatch(out)
+	entry := regexp.MustCompile(`(?m)^  - name: rotated\n    sha256: [0-9a-f]{64}\n`).FindString(out)
+	if newTok == nil || entry == "" {
+		t.Fatalf("token new printed no token and entry:\n%s", out)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "scim.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Printed at two spaces for reading; under spec.tokens it goes at four.
+	f.WriteString(strings.ReplaceAll("  "+entry, "\n  ", "\n    "))
+	f.Close()
+	if code, out, errs := run(t, nil, "validate", dir); code != 0 {
+		b, _ := os.ReadFile(filepath.Join(dir, "scim.yaml"))
+		t.Fatalf("validate: %d %s %s\n%s", code, out, errs, b)
+	}
+	_, base := startDaemon(t, dir)
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{initTok[1], 200}, {newTok[1], 200}, {newTok[1][1:], 401}} {
+		req, _ := http.NewRequest("GET", base+"/api/scim/v2/Users", nil)
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("SCIM request with a token: %d, want %d", resp.StatusCode, tc.want)
+		}
 	}
 }

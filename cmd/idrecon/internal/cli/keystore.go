@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -66,11 +67,32 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 		// a key must never be.
 		return fmt.Errorf("--key-path %s: must be absolute (a relative path is read inside the spec repo)", o.keyPath)
 	}
+	if o.keyOut != "" && !slices.Contains(certUsages.keyless, o.usage) {
+		inside, err := within(o.specDir, o.keyOut)
+		if err != nil {
+			return err
+		}
+		if inside {
+			return fmt.Errorf("--key-out %s is inside the spec repo %s: the private key would go into git; write it outside", o.keyOut, o.specDir)
+		}
+	}
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
 	password := env.Getenv(o.passEnv)
+	// passwordErr says where a wrong password came from: most often a
+	// variable not set in this shell. Never the password itself.
+	passwordErr := func(err error) error {
+		if !errors.Is(err, keystore.ErrPassword) {
+			return err
+		}
+		from := "env " + o.passEnv
+		if password == "" {
+			from += ", which is not set"
+		}
+		return fmt.Errorf("%s: %w (read from %s; --password-env names another variable)", file, err, from)
+	}
 	certRel := filepath.Join("keystore", o.name+".pem")
 	certPath := filepath.Join(o.specDir, certRel)
 	if err := os.MkdirAll(filepath.Dir(certPath), 0o755); err != nil {
@@ -81,7 +103,7 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 	if slices.Contains(certUsages.keyless, o.usage) {
 		certs, err := keystore.TrustedCertificates(data, password)
 		if err != nil {
-			return err
+			return passwordErr(err)
 		}
 		if len(certs) == 0 {
 			return errors.New("the keystore holds no trusted certificate")
@@ -93,9 +115,15 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 		if o.keyOut == "" {
 			return errors.New("--key-out is required: the private key goes to a file outside the spec repo")
 		}
-		certPEM, keyPEM, err := keystore.ImportPKCS12(data, password)
+		certPEM, chainPEM, keyPEM, err := keystore.ImportPKCS12(data, password)
 		if err != nil {
-			return err
+			return passwordErr(err)
+		}
+		if o.usage == spec.UsageTLS || o.usage == spec.UsageTLSClient {
+			// Only these carry their chain (the loader refuses one on the
+			// others), and clients verifying a certificate an intermediate
+			// CA issued need it.
+			certPEM = append(certPEM, chainPEM...)
 		}
 		// Written whole and mode 0600 even over an existing file, whose
 		// mode os.WriteFile would keep (a key exported by hand, 0644).
@@ -128,4 +156,21 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 	}
 	fmt.Fprintln(env.Stdout)
 	return nil
+}
+
+// within reports whether path lies in dir or below it.
+func within(dir, path string) (bool, error) {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return false, err
+	}
+	p, err := filepath.Abs(path)
+	if err != nil {
+		return false, err
+	}
+	rel, err := filepath.Rel(d, p)
+	if err != nil {
+		return false, nil
+	}
+	return rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)), nil
 }

@@ -266,3 +266,101 @@ func TestKeystoreImportKeyIsPrivateOverAnOldFile(t *testing.T) {
 		t.Errorf("key file holds %q", b)
 	}
 }
+
+// TestKeystoreImportRefusesAKeyInTheSpecRepo: --key-out inside --spec
+// would put the private key in git; nothing is written.
+func TestKeystoreImportRefusesAKeyInTheSpecRepo(t *testing.T) {
+	p12 := testPKCS12(t, "secret")
+	specDir := t.TempDir()
+	for _, keyOut := range []string{filepath.Join(specDir, "sp.key"), filepath.Join(specDir, "keys", "..", "keys", "sp.key")} {
+		os.MkdirAll(filepath.Join(specDir, "keys"), 0o755)
+		code, _, stderr := run(t, map[string]string{"IDRECON_KEYSTORE_PASSWORD": "secret"},
+			"keystore", "import", p12, "--spec", specDir, "--key-out", keyOut)
+		if code != 1 || !strings.Contains(stderr, "inside the spec repo") {
+			t.Errorf("--key-out %s: exit %d, want 1 and a refusal: %s", keyOut, code, stderr)
+		}
+		if _, err := os.Stat(keyOut); err == nil {
+			t.Errorf("the key was written into the spec repo at %s", keyOut)
+		}
+	}
+}
+
+// TestKeystoreImportKeepsTheTLSChain: a tls certificate issued by an
+// intermediate CA keeps its intermediate, which clients need to verify it;
+// the root stays out (clients have it).
+func TestKeystoreImportKeepsTheTLSChain(t *testing.T) {
+	now := time.Now()
+	issue := func(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) *x509.Certificate {
+		t.Helper()
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	ca := func(serial int64, name string) *x509.Certificate {
+		return &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageCertSign}
+	}
+	rootKey, interKey, leafKey := key(), key(), key()
+	root := issue(ca(1, "root"), ca(1, "root"), rootKey.Public(), rootKey)
+	inter := issue(ca(2, "intermediate"), root, interKey.Public(), rootKey)
+	leaf := issue(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "idrecon.contoso.com"},
+		DNSNames: []string{"idrecon.contoso.com"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, inter, leafKey.Public(), interKey)
+	// keytool and openssl list the CAs in no set order.
+	p12, err := pkcs12.Modern.Encode(leafKey, leaf, []*x509.Certificate{root, inter}, "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := writeTemp(t, "tls.p12", p12)
+	specDir := t.TempDir()
+	code, _, stderr := run(t, map[string]string{"IDRECON_KEYSTORE_PASSWORD": "secret"},
+		"keystore", "import", file, "--usage", spec.UsageTLS, "--name", "tls", "--spec", specDir, "--key-out", filepath.Join(t.TempDir(), "tls.key"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	set, err := spec.Load(t.Context(), specDir, spec.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range set.Docs {
+		if c, ok := d.Spec.(*spec.Certificate); ok && d.Metadata.Name == "tls" {
+			if string(c.DER) != string(leaf.Raw) || len(c.Chain) != 1 || string(c.Chain[0]) != string(inter.Raw) {
+				t.Errorf("certificate %x with chain of %d, want the leaf with the intermediate alone", c.DER[:8], len(c.Chain))
+			}
+			return
+		}
+	}
+	t.Fatal("no Certificate tls loaded")
+}
+
+// TestKeystoreImportWrongPassword: a wrong password says where it was
+// read from (an unset variable is the usual mistake), never the password.
+func TestKeystoreImportWrongPassword(t *testing.T) {
+	p12 := testPKCS12(t, "secret")
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"IDRECON_KEYSTORE_PASSWORD": "hunter2-guess"}, "env IDRECON_KEYSTORE_PASSWORD"},
+		{nil, "env IDRECON_KEYSTORE_PASSWORD, which is not set"},
+	} {
+		code, out, stderr := run(t, tc.env, "keystore", "import", p12, "--spec", t.TempDir(), "--key-out", filepath.Join(t.TempDir(), "k"))
+		if code != 1 || !strings.Contains(stderr, "wrong password") || !strings.Contains(stderr, tc.want) || strings.Contains(out+stderr, "hunter2") {
+			t.Errorf("exit %d, want 1 saying wrong password, %q, without the password\nstdout:\n%s\nstderr:\n%s", code, tc.want, out, stderr)
+		}
+	}
+}

@@ -87,3 +87,30 @@ func TestJSONOutputs(t *testing.T) {
 		t.Errorf("status json without a daemon: %d %s", code, out)
 	}
 }
+
+// TestGitHubAnnotationEscaping: a workflow command's properties end at a
+// comma and its properties at "::", so a file whose path holds ',' or ':'
+// (or '%', or a line break) is escaped as GitHub's toolkit escapes
+// properties; the message escapes '%' and line breaks only.
+func TestGitHubAnnotationEscaping(t *testing.T) {
+	t.Chdir(t.TempDir())
+	dir := "team a,b:c%d"
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: x\nspec:\n  verions: []\n"), 0o644)
+	code, out, errs := run(t, nil, "validate", dir, "--output", "github")
+	want := "::error file=team a%2Cb%3Ac%25d/bad.yaml,line=6,col=3::spec.verions: "
+	if code != 1 || !strings.HasPrefix(out, want) {
+		t.Errorf("exit %d, want 1 and stdout starting %q\nstdout:\n%s\nstderr:\n%s", code, want, out, errs)
+	}
+	for _, tc := range []struct{ in, prop, msg string }{
+		{"a:b,c", "a%3Ab%2Cc", "a:b,c"},
+		{"50%\r\nx", "50%25%0D%0Ax", "50%25%0D%0Ax"},
+	} {
+		if got := githubEscapeProperty(tc.in); got != tc.prop {
+			t.Errorf("property %q escaped as %q, want %q", tc.in, got, tc.prop)
+		}
+		if got := githubEscape(tc.in); got != tc.msg {
+			t.Errorf("message %q escaped as %q, want %q", tc.in, got, tc.msg)
+		}
+	}
+}

@@ -121,7 +121,7 @@ func annotationPlace(i specIssue) string {
 	if i.File == "" {
 		return ""
 	}
-	s := " file=" + i.File
+	s := " file=" + githubEscapeProperty(i.File)
 	if i.Line > 0 {
 		s += fmt.Sprintf(",line=%d", i.Line)
 		if i.Column > 0 {
@@ -217,6 +217,13 @@ func annotation(i specIssue) string {
 // command's message.
 func githubEscape(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+// githubEscapeProperty escapes a workflow command's property value, which
+// ',' (the next property) and ':' (the "::" before the message) would end
+// as well.
+func githubEscapeProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
 }
 
 func printWarnings(env Env, warnings []string) {
