@@ -20,11 +20,21 @@ const bindingPrefix = "access/binding/"
 // assignment keeps applying to that group after Entra renames it.
 type binding struct {
 	// Subject is the subject.group the binding was made for, folded
-	// (store.Fold); a spec change of the subject makes the binding stale.
+	// (store.Fold; see madeFor for older records); a spec change of the
+	// subject makes the binding stale.
 	Subject     string
 	GroupID     string
 	ExternalID  string
 	DisplayName string // when bound, for people reading the record
+}
+
+// madeFor reports whether b was made for the subject whose store.Fold key
+// is key. Records written before store.Fold hold the strings.ToLower key,
+// which differs for some letters (ToLower keeps a final ς, Fold gives σ, so
+// most Greek names): folded again they still match, rather than losing a
+// renamed group its access.
+func (b binding) madeFor(key string) bool {
+	return b.Subject == key || store.Fold(b.Subject) == key
 }
 
 // readBindings reads the binding records; sizeHint is the expected count.
@@ -82,6 +92,7 @@ func SyncBindings(txn *store.Txn) (int, error) {
 				del = append(del, g.name)
 			}
 		case !bound || b.Subject != g.key || b.GroupID != grp.ID:
+			// A record of an old subject key (see madeFor) is rewritten too.
 			nb := binding{Subject: g.key, GroupID: grp.ID, ExternalID: grp.ExternalID, DisplayName: grp.DisplayName}
 			if _, ok := encodeBinding(nb); ok {
 				put[g.name] = nb

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +116,46 @@ func TestQueriesInsideAWriteTransaction(t *testing.T) {
 	})
 	if w.forUser("ann").HasAccess() {
 		t.Error("committed state: access without assignment")
+	}
+}
+
+// TestBindingFromBeforeFold keeps a binding recorded while subjects were
+// keyed by strings.ToLower, before store.Fold: for a Greek name with a
+// final sigma the two keys differ (ToLower keeps ς, Fold gives σ), and a
+// group renamed since must keep its access rather than lose it and its
+// binding.
+func TestBindingFromBeforeFold(t *testing.T) {
+	const subject = "Προγραμματιστές"
+	oldKey := strings.ToLower(subject)
+	if oldKey == store.Fold(subject) {
+		t.Fatalf("%q: ToLower and Fold agree, the test tests nothing", subject)
+	}
+	w := baseWorld(t)
+	ann := w.user("ann", true)
+	g := w.group(subject)
+	w.member(g, ann)
+	w.assign("devs", "group:"+subject, dev)
+	// The record as the code before store.Fold wrote it.
+	w.update(func(tx *store.Txn) error {
+		v := strings.Join([]string{"v1", oldKey, g, "ext-" + g, subject}, "\x00")
+		return tx.Insert(store.TableMeta, &store.Meta{Key: "access/binding/devs", Value: v})
+	})
+	w.rename(g, "Developers")
+	if got := w.forUser("ann").RoleNames(); !slices.Equal(got, dev) {
+		t.Errorf("renamed group, old binding: roles = %v, want %v", got, dev)
+	}
+	w.bind()
+	if got := w.forUser("ann").RoleNames(); !slices.Equal(got, dev) {
+		t.Errorf("after the Binder ran: roles = %v, want %v", got, dev)
+	}
+	if got := w.pending(); len(got) != 0 {
+		t.Errorf("pending = %v, want none", got)
+	}
+	renames, err := access.Renames(w.st.Read())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(renames) != 1 || renames[0].To != "Developers" {
+		t.Errorf("renames = %+v, want the rename to Developers", renames)
 	}
 }

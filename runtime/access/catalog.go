@@ -70,7 +70,7 @@ func withBindings(sc *specCatalog, bindings map[string]binding) *catalog {
 	c := &catalog{specCatalog: sc, bindings: bindings, byBoundGroup: make(map[string][]*grant, len(bindings)),
 		boundTo: make([]string, len(sc.grants))}
 	for _, g := range sc.grants {
-		if b, ok := bindings[g.name]; ok && g.isGroup() && b.Subject == g.key {
+		if b, ok := bindings[g.name]; ok && g.isGroup() && b.madeFor(g.key) {
 			c.byBoundGroup[b.GroupID] = append(c.byBoundGroup[b.GroupID], g)
 			c.boundTo[g.idx] = b.GroupID
 		}

@@ -519,7 +519,7 @@ func Renames(txn *store.Txn) ([]GroupRename, error) {
 	out := []GroupRename{}
 	for _, g := range cat.grants {
 		// Only a binding can make an assignment apply to a group of another name.
-		if b, ok := cat.bindings[g.name]; !ok || !g.isGroup() || b.Subject != g.key {
+		if b, ok := cat.bindings[g.name]; !ok || !g.isGroup() || !b.madeFor(g.key) {
 			continue
 		}
 		grp, _, err := cat.target(snap, g)
