@@ -2,14 +2,16 @@ package spec
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 )
 
-// FuzzParse feeds arbitrary bytes to the strict decoder: it must never panic
-// and must return either documents or an ErrorList.
+// FuzzParse feeds arbitrary bytes to the strict decoder: it must never panic,
+// must return either documents or an ErrorList, and must return the same
+// on a second parse.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("testdata", "*", "*", "*.yaml"))
 	examples, _ := filepath.Glob(filepath.Join("..", "examples", "entra", "*.yaml"))
@@ -39,6 +41,13 @@ func FuzzParse(f *testing.F) {
 			if d == nil || d.Spec == nil {
 				t.Fatalf("document without a spec: %+v", d)
 			}
+		}
+		// A spec is parsed on every daemon of a cluster and on every
+		// poll: the outcome, errors and their order included, must not
+		// depend on map order or any other state.
+		docs2, err2 := Parse("fuzz.yaml", data)
+		if fmt.Sprint(err) != fmt.Sprint(err2) || !reflect.DeepEqual(docs, docs2) {
+			t.Fatalf("parsed twice:\n%v\n%v", err, err2)
 		}
 	})
 }

@@ -164,12 +164,26 @@ func TestParsePath(t *testing.T) {
 	}
 }
 
-// FuzzFilter checks that no filter text panics the parser or the evaluator.
+// termFilter spells t as a filter of its own.
+func termFilter(t Term) string {
+	v, _ := json.Marshal(t.Value)
+	if t.Key == "emails.work" {
+		return `emails[type eq "work" and value eq ` + string(v) + `]`
+	}
+	return t.Key + " eq " + string(v)
+}
+
+// FuzzFilter checks that no filter text panics the parser or the evaluator,
+// that errors are invalidFilter, that "not" negates, that the terms hold on
+// what matches, and that the fast path agrees with the general parser.
 func FuzzFilter(f *testing.F) {
 	for _, s := range []string{
 		`userName eq "a"`, `externalId eq jyoung`, `emails[type eq "work"].value eq "x"`,
 		`id eq "1" and members eq "2"`, `not (a eq "b") or (c pr)`, `meta.created gt "2020-01-01T00:00:00Z"`,
 		`emails[type eq "work" and value co "@"]`, `x[y[z eq 1]]`, `userName eq "\u00e9\"`, `].x eq`,
+		// Filters the sample user matches, so the terms are checked.
+		`userName eq "bjensen@example.com" and externalId eq bjensen`, `emails[type eq "work" and value eq "bjensen@example.com"]`,
+		`manager eq "m-1" and id eq "2819c223"`, `userName eq "x" or externalId eq "bjensen"`,
 	} {
 		f.Add(s)
 	}
@@ -178,13 +192,29 @@ func FuzzFilter(f *testing.F) {
 		for _, rt := range []*schema.ResourceType{schema.UserType, schema.GroupType} {
 			flt, err := Parse(text, rt)
 			if err != nil {
-				if _, ok := err.(*scimerr.Error); !ok {
-					t.Fatalf("error of type %T", err)
+				if se, ok := err.(*scimerr.Error); !ok || se.ScimType != scimerr.InvalidFilter {
+					t.Fatalf("error %T %v, want a *scimerr.Error of scimType invalidFilter", err, err)
 				}
 				continue
 			}
 			got := flt.Match(doc)
-			flt.Terms()
+			// "not (f)" must match exactly where f does not: a parser that
+			// bound a wrapped filter differently would show here.
+			if nf, err := Parse("not ("+text+")", rt); err == nil && nf.Match(doc) == got {
+				t.Fatalf("%q and its negation both matched %v", text, got)
+			}
+			// Each term is a conjunct the filter requires, so a document
+			// the filter matches satisfies it (the store answers from its
+			// indexes by the terms alone).
+			terms, _ := flt.Terms()
+			for _, term := range terms {
+				if !got {
+					break
+				}
+				if tf, err := Parse(termFilter(term), rt); err != nil || !tf.Match(doc) {
+					t.Fatalf("%q matches but its term %+v does not (%v)", text, term, err)
+				}
+			}
 			// The fast path must agree with the general parser.
 			if _, fast := parseSimple(text, rt); fast {
 				if expr, err := parse(lenient(text)); err == nil {
