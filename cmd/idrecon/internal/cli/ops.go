@@ -73,6 +73,9 @@ stalled (the last good one still serving), 1 when the daemon cannot be asked.`,
 }
 
 // watchStatus prints the status whenever it changes, until ctx ends (^C).
+// A daemon that cannot be reached (restarting, during a deploy: what one
+// watches for) is said once on stderr and asked again at the next tick; one
+// that answers with an error (a wrong token) ends the watch.
 func watchStatus(ctx context.Context, env Env, c *client, asJSON bool, every time.Duration) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -80,13 +83,19 @@ func watchStatus(ctx context.Context, env Env, c *client, asJSON bool, every tim
 	for {
 		var st admin.StatusResponse
 		err := c.getJSON(ctx, "/v1/status", &st)
+		var answered *apiError
 		switch {
 		case ctx.Err() != nil:
 			return nil
-		case err != nil:
+		case errors.As(err, &answered):
 			return err
+		case err != nil:
+			if key := []byte(err.Error()); !bytes.Equal(key, last) {
+				last = key
+				fmt.Fprintf(env.Stderr, "--- %s %v (asking again every %s)\n", time.Now().Format(time.RFC3339), err, every)
+			}
 		}
-		if key, _ := json.Marshal(st); !bytes.Equal(key, last) {
+		if key, _ := json.Marshal(st); err == nil && !bytes.Equal(key, last) {
 			last = key
 			if asJSON {
 				writeItem(env.Stdout, "Status", st)

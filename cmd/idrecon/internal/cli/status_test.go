@@ -165,6 +165,62 @@ func TestStatusWatch(t *testing.T) {
 	}
 }
 
+// TestStatusWatchRidesOutARestart: a daemon that cannot be reached for a
+// while (restarting) is said once on stderr and the watch goes on, printing
+// the status again once it answers; a daemon that answers with an error (a
+// wrong token) ends the watch with exit 1.
+func TestStatusWatchRidesOutARestart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := asked.Add(1)
+		switch {
+		case n == 2 || n == 3:
+			// Down: the connection ends before any answer.
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		case n == 6:
+			cancel()
+		case n > 6:
+			w.WriteHeader(http.StatusUnauthorized)
+			json.NewEncoder(w).Encode(admin.Error{Error: "bad token"})
+			return
+		}
+		st := admin.StatusResponse{Ready: true}
+		st.LastResult, st.AppliedRevision = "ok", "aaaaaaaaaaaa"
+		json.NewEncoder(w).Encode(st)
+	}))
+	defer srv.Close()
+	vars := map[string]string{"IDRECON_SERVER": srv.URL, "IDRECON_ADMIN_TOKEN": "x"}
+	run := func(ctx context.Context) (int, string, string) {
+		var out, errs bytes.Buffer
+		code := Main(ctx, Env{
+			Args:   []string{"status", "--watch", "--every", "10ms"},
+			Getenv: func(k string) string { return vars[k] },
+			Stdout: &out, Stderr: &errs,
+		})
+		return code, out.String(), errs.String()
+	}
+	code, out, errs := run(ctx)
+	if code != 0 {
+		t.Fatalf("exit %d through a restart: %s", code, errs)
+	}
+	if n := strings.Count(out, "APPLIED REVISION"); n != 2 {
+		t.Errorf("printed %d times, want twice (before and after the daemon was away):\n%s", n, out)
+	}
+	if !strings.Contains(errs, "asking again every 10ms") {
+		t.Errorf("the daemon being away was not said: %q", errs)
+	}
+	code, _, errs = run(context.Background())
+	if code != 1 || !strings.Contains(errs, "bad token") {
+		t.Errorf("a daemon refusing the token: exit %d, %q; want exit 1 naming the refusal", code, errs)
+	}
+}
+
 // TestWriteStatusGitRevisions: from git, applied and seen read as Flux
 // shows them, abbreviated to 12 digits with their names kept, and the
 // content revision has its own line.
