@@ -4,9 +4,12 @@ package gctune
 
 import (
 	"context"
+	"math"
 	"os"
+	"path"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +28,10 @@ const DefaultPercent = 400
 type Settings struct {
 	Percent     int
 	MemoryLimit int64
+	// Uncapped is set when GOMEMLIMIT is unset but the memory the process
+	// may use is unknown (no /proc/meminfo, as on macOS): MemoryLimit is
+	// then 0 and Follow keeps the limit with nothing above it.
+	Uncapped bool
 }
 
 // Apply sets the GC target to percent unless the GOGC env var is set, and,
@@ -33,39 +40,112 @@ type Settings struct {
 // that a high target cannot take the heap past what is there: near the
 // limit the collector runs as often as it must.
 func Apply(getenv func(string) string, percent int) Settings {
+	return apply(getenv, percent, os.ReadFile)
+}
+
+// apply is Apply with the kernel's files read through readFile: a fake
+// tree in tests.
+func apply(getenv func(string) string, percent int, readFile func(string) ([]byte, error)) Settings {
 	var s Settings
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(percent)
 		s.Percent = percent
 	}
 	if getenv("GOMEMLIMIT") == "" {
-		if avail := availableMemory(os.ReadFile); avail > 0 {
+		if avail := availableMemory(readFile); avail > 0 {
 			s.MemoryLimit = avail / 4 * 3
 			debug.SetMemoryLimit(s.MemoryLimit)
+		} else {
+			s.Uncapped = true
 		}
 	}
 	return s
 }
 
-// availableMemory returns the cgroup v2 memory limit, else the machine's
-// memory from /proc/meminfo, else 0.
+// availableMemory returns the memory the process may use: the least
+// cgroup limit on it, else the machine's memory from /proc/meminfo, else 0.
 func availableMemory(readFile func(string) ([]byte, error)) int64 {
 	var total int64
 	if b, err := readFile("/proc/meminfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
 			if f := strings.Fields(line); len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
-				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil && kb > 0 {
+				// Past MaxInt64>>10 the shift would wrap, possibly to a
+				// few bytes, and the limit with it.
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil && kb > 0 && kb <= math.MaxInt64>>10 {
 					total = kb << 10
 				}
 			}
 		}
 	}
-	if b, err := readFile("/sys/fs/cgroup/memory.max"); err == nil {
-		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 && (total == 0 || n < total) {
-			return n
-		}
+	if n := cgroupLimit(readFile); n > 0 && (total == 0 || n < total) {
+		return n
 	}
 	return total
+}
+
+// cgroupLimit returns the least memory limit on the process's cgroup and
+// its ancestors, 0 if none: a limit on a parent slice binds its children
+// as much as their own. Under cgroup v2 that is memory.max and also
+// memory.high (the kernel throttles the cgroup above it); under v1,
+// memory.limit_in_bytes. A systemd unit's MemoryMax= is on the unit's own
+// cgroup, not the root of the hierarchy.
+func cgroupLimit(readFile func(string) ([]byte, error)) int64 {
+	// Without /proc/self/cgroup, look at the hierarchies' roots: in a
+	// container that is its own cgroup.
+	v2, v1 := "/", "/"
+	if b, err := readFile("/proc/self/cgroup"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			// hierarchy-ID:controller-list:cgroup-path
+			f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+			switch {
+			case len(f) != 3 || !strings.HasPrefix(f[2], "/"):
+			case f[0] == "0" && f[1] == "":
+				v2 = f[2]
+			case slices.Contains(strings.Split(f[1], ","), "memory"):
+				v1 = f[2]
+			}
+		}
+	}
+	least := min(
+		leastAlong(readFile, "/sys/fs/cgroup", v2, "memory.max", "memory.high"),
+		leastAlong(readFile, "/sys/fs/cgroup/memory", v1, "memory.limit_in_bytes"),
+	)
+	if least == math.MaxInt64 {
+		return 0
+	}
+	return least
+}
+
+// leastAlong returns the least limit in the files named by files in the
+// cgroup at dir under the hierarchy mounted at mount and in each of its
+// ancestors, math.MaxInt64 if none. Without a cgroup namespace a container
+// sees its host's path in /proc/self/cgroup while its own cgroup is
+// mounted at the root; the path's missing directories are then skipped.
+func leastAlong(readFile func(string) ([]byte, error), mount, dir string, files ...string) int64 {
+	least := int64(math.MaxInt64)
+	for dir = path.Clean(dir); ; dir = path.Dir(dir) {
+		for _, name := range files {
+			if b, err := readFile(path.Join(mount, dir, name)); err == nil {
+				if n, ok := parseLimit(b); ok {
+					least = min(least, n)
+				}
+			}
+		}
+		if dir == "/" {
+			return least
+		}
+	}
+}
+
+// parseLimit parses a cgroup memory limit, false for none: v2's "max",
+// and v1's "unlimited", the largest page-aligned int64 (which depends on
+// the page size, hence the bound rather than the value).
+func parseLimit(b []byte) (int64, bool) {
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || n <= 0 || n >= 1<<62 {
+		return 0, false
+	}
+	return n, true
 }
 
 // Headroom is the room Follow leaves above twice the live heap, and the
@@ -96,10 +176,10 @@ const (
 // rate falls below Quiet with more than Returnable of free heap held, Follow
 // returns that memory to the operating system (debug.FreeOSMemory: one
 // collection), once per quiet spell, so the daemon shrinks to about what it
-// holds when a burst ends. When GOMEMLIMIT is set (s.MemoryLimit is 0) the
-// limit is left alone and only the memory is returned.
+// holds when a burst ends. When GOMEMLIMIT is set (s.MemoryLimit is 0, and
+// s.Uncapped false) the limit is left alone and only the memory is returned.
 func Follow(ctx context.Context, s Settings, every time.Duration) {
-	f := follower{ceiling: s.MemoryLimit, every: every}
+	f := newFollower(s, every)
 	sample := []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/heap/allocs:bytes"},
@@ -136,6 +216,16 @@ func uint64s(sample []metrics.Sample) ([4]int64, bool) {
 		v[i] = int64(s.Value.Uint64())
 	}
 	return v, true
+}
+
+// newFollower follows the limit up to the ceiling Apply chose, none if it
+// could not tell the memory, and not at all if GOMEMLIMIT set it.
+func newFollower(s Settings, every time.Duration) follower {
+	ceiling := s.MemoryLimit
+	if ceiling == 0 && s.Uncapped {
+		ceiling = math.MaxInt64
+	}
+	return follower{ceiling: ceiling, every: every}
 }
 
 // follower decides, from one reading of the runtime's counters after
