@@ -226,3 +226,52 @@ func FuzzFoldAgreesWithEqualFold(f *testing.F) {
 		}
 	})
 }
+
+// TestStoreRefusalsShareBatchFate: the store's own refusal of a write (a
+// userName taken, when a write inserts without checking first; a delete of
+// what is not there) may rest on what an earlier write of the batch did.
+// When the journal then refuses the batch, that never happened, so the
+// refusal must not be the answer; when the journal takes it, only the
+// refused writer fails.
+func TestStoreRefusalsShareBatchFate(t *testing.T) {
+	insert := func(name, id string) func(*Txn) error {
+		return func(tx *Txn) error { return tx.Insert(TableUsers, &User{ID: id, UserName: name}) }
+	}
+	deleteUser := func(tx *Txn) error { return tx.Delete(TableUsers, &User{ID: "0"}) }
+	deleteGroup := func(tx *Txn) error { return tx.Delete(TableGroups, &Group{ID: "g", DisplayName: "staff"}) }
+	for _, tt := range []struct {
+		name   string
+		writes []func(*Txn) error
+		// refused is the store's answer to the second write when the
+		// journal takes the batch.
+		refused error
+	}{
+		{"userName taken", []func(*Txn) error{insert("bob", "1"), insert("Bob", "2")}, ErrUserNameTaken},
+		{"user deleted twice", []func(*Txn) error{deleteUser, deleteUser}, memdb.ErrNotFound},
+		{"group deleted twice", []func(*Txn) error{deleteGroup, deleteGroup}, memdb.ErrNotFound},
+	} {
+		for _, journalErr := range []error{nil, errJournal} {
+			t.Run(fmt.Sprintf("%s/journal %v", tt.name, journalErr), func(t *testing.T) {
+				s := newStore(t, Options{Journal: journalFunc(func(memdb.Changes) error { return journalErr })})
+				if err := s.Load(func(tx *Txn) error {
+					if err := tx.Insert(TableUsers, &User{ID: "0", UserName: "zed"}); err != nil {
+						return err
+					}
+					return tx.Insert(TableGroups, &Group{ID: "g", DisplayName: "staff"})
+				}); err != nil {
+					t.Fatal(err)
+				}
+				want := []error{nil, tt.refused}
+				if journalErr != nil {
+					want = []error{journalErr, journalErr}
+				}
+				errs := batchOf(s, tt.writes...)
+				for i := range want {
+					if (want[i] == nil) != (errs[i] == nil) || !errors.Is(errs[i], want[i]) {
+						t.Errorf("write %d: %v, want %v", i, errs[i], want[i])
+					}
+				}
+			})
+		}
+	}
+}

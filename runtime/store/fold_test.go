@@ -75,12 +75,15 @@ func TestFoldASCIIFastPath(t *testing.T) {
 }
 
 // TestFoldRuneIsCanonical checks every rune: foldRune picks a member of
-// r's orbit, and the same one for every member.
+// r's orbit, and the same one for every member (so Fold is idempotent).
 func TestFoldRuneIsCanonical(t *testing.T) {
 	for r := rune(0); r <= unicode.MaxRune; r++ {
 		c := foldRune(r)
 		if f := foldRune(unicode.SimpleFold(r)); f != c {
 			t.Fatalf("foldRune(%U) = %U, but foldRune of its fold %U = %U", r, c, unicode.SimpleFold(r), f)
+		}
+		if foldRune(c) != c {
+			t.Fatalf("foldRune(%U) = %U, which folds again to %U: Fold is not idempotent", r, c, foldRune(c))
 		}
 		if !strings.EqualFold(string(r), string(c)) && utf8.ValidRune(r) {
 			t.Fatalf("foldRune(%U) = %U, outside its orbit", r, c)

@@ -15,13 +15,15 @@ import (
 )
 
 // TestMembersAgainstModel runs random membership changes, several per write
-// and some in writes that fail after mutating, and checks both directions
+// and some in writes that fail after mutating or that the journal refuses,
+// and checks both directions
 // of the index against a plain model after every write.
 func TestMembersAgainstModel(t *testing.T) {
 	ids := []string{"a", "b", "c", "d", "e", "g1", "g2", "g3"}
 	groups := []string{"g1", "g2", "g3"}
 	rapid.Check(t, func(rt *rapid.T) {
-		st, err := New(Options{})
+		journal := &userJournal{users: map[string]*User{}}
+		st, err := New(Options{Journal: journal})
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -46,6 +48,8 @@ func TestMembersAgainstModel(t *testing.T) {
 					remove: rapid.SliceOfN(rapid.SampledFrom(ids), 0, 4).Draw(rt, "remove")})
 			}
 			fail := rapid.IntRange(0, 4).Draw(rt, "fail") == 0
+			journal.fail = rapid.IntRange(0, 3).Draw(rt, "journal fails") == 0
+			journal.refused = false
 			err := st.Update(context.Background(), func(tx *Txn) error {
 				for _, s := range steps {
 					var err error
@@ -63,11 +67,16 @@ func TestMembersAgainstModel(t *testing.T) {
 				}
 				return nil
 			})
-			if fail {
+			switch {
+			case fail:
 				if !errors.Is(err, errFail) {
 					rt.Fatalf("failing write returned %v", err)
 				}
-			} else {
+			case journal.refused:
+				if !errors.Is(err, errJournal) {
+					rt.Fatalf("write the journal refused returned %v", err)
+				}
+			default:
 				if err != nil {
 					rt.Fatal(err)
 				}

@@ -256,17 +256,26 @@ func (t *Txn) Get(table, index string, args ...any) (memdb.ResultIterator, error
 }
 
 // Insert implements memdb.Txn.Insert. Users go through putUser, which keeps
-// their name and externalId indexes; a group whose displayName another
-// group holds is refused (ErrGroupNameTaken).
+// their name and externalId indexes; a user whose userName another user
+// holds is refused (ErrUserNameTaken), as is a group whose displayName
+// another group holds (ErrGroupNameTaken).
 func (t *Txn) Insert(table string, obj any) error {
 	switch table {
 	case TableUsers:
-		t.writes++
 		u, ok := obj.(*User)
 		if !ok {
 			return fmt.Errorf("store: insert %T into users", obj)
 		}
-		return t.putUser(u, false)
+		// A refused userName is not counted, as for groups: the holder may
+		// be a user an earlier write of the batch created, and a refusal
+		// that counted as a mutation would be answered at once, before
+		// that user is known to be committed. putUser refuses before it
+		// changes anything.
+		err := t.putUser(u, false)
+		if !errors.Is(err, ErrUserNameTaken) {
+			t.writes++
+		}
+		return err
 	case TableGroups:
 		// Checked before the write is counted: a refused group changes
 		// nothing, so it does not make its batch run again.
@@ -295,15 +304,24 @@ func (t *Txn) checkGroupName(obj any) error {
 
 // Delete implements memdb.Txn.Delete.
 func (t *Txn) Delete(table string, obj any) error {
-	t.writes++
+	var err error
 	if table == TableUsers {
 		u, ok := obj.(*User)
 		if !ok {
 			return fmt.Errorf("store: delete %T from users", obj)
 		}
-		return t.deleteUser(u)
+		err = t.deleteUser(u)
+	} else {
+		err = t.Txn.Delete(table, obj)
 	}
-	return t.Txn.Delete(table, obj)
+	// Deleting what is not there changes nothing (both deletes find out
+	// before they change anything), so it is not counted: what was there
+	// may have been deleted by an earlier write of the batch, and a
+	// counted failure would be answered before that write is committed.
+	if !errors.Is(err, memdb.ErrNotFound) {
+		t.writes++
+	}
+	return err
 }
 
 // DeleteAll implements memdb.Txn.DeleteAll.

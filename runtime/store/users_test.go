@@ -16,7 +16,7 @@ import (
 
 // TestUserIndexesAgainstModel runs random user writes (creates, renames,
 // externalId and work email changes, deletes; several per write, some in
-// writes that fail)
+// writes that fail, some refused by the journal, which must leave no trace)
 // and checks every lookup against a plain model after each write, and that
 // the users' changes handed to the journal take it from the model before
 // the write to the model after. The store is first filled through Load,
@@ -127,6 +127,8 @@ func TestUserIndexesAgainstModel(t *testing.T) {
 				}
 			}
 			fail := rapid.IntRange(0, 4).Draw(rt, "fail") == 0
+			journal.fail = rapid.IntRange(0, 3).Draw(rt, "journal fails") == 0
+			journal.refused = false
 			errFail := errors.New("fail after mutating")
 			err := st.Update(context.Background(), func(tx *Txn) error {
 				if clear {
@@ -145,9 +147,13 @@ func TestUserIndexesAgainstModel(t *testing.T) {
 			switch {
 			case fail && !errors.Is(err, errFail):
 				rt.Fatalf("failing write returned %v", err)
-			case !fail && err != nil:
+			case fail:
+			case journal.refused && !errors.Is(err, errJournal):
+				rt.Fatalf("write the journal refused returned %v", err)
+			case journal.refused:
+			case err != nil:
 				rt.Fatal(err)
-			case !fail:
+			default:
 				model = next
 			}
 			check(rt, st.Read(), model, names, exts, addresses)
@@ -167,9 +173,18 @@ func TestUserIndexesAgainstModel(t *testing.T) {
 type userJournal struct {
 	users map[string]*User
 	err   error
+	// fail makes Commit refuse its batches (errJournal), as a full disk
+	// would; refused says it did.
+	fail, refused bool
 }
 
+var errJournal = errors.New("journal: disk full")
+
 func (j *userJournal) Commit(changes memdb.Changes) error {
+	if j.fail {
+		j.refused = true
+		return errJournal
+	}
 	if j.err == nil {
 		j.err = j.apply(changes)
 	}
