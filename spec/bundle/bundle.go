@@ -80,7 +80,10 @@ func Pack(w io.Writer, root string) error {
 // regular files with relative paths that stay inside dest, at most MaxFiles
 // of them and at most maxBytes in all (spec.DefaultMaxBytes when zero, the
 // limit spec.Load applies to the unpacked folder). The sizes are checked in
-// the headers, so nothing past the limit is written.
+// the headers, so nothing past the limit is written. The stream itself is
+// read no further than those files and their headers can take (see
+// headerRoom): archive/tar follows any number of long-name and PAX records
+// before a file, which a few compressed bytes can make gigabytes of.
 func Unpack(r io.Reader, dest string, maxBytes int64) error {
 	if maxBytes <= 0 {
 		maxBytes = spec.DefaultMaxBytes
@@ -89,7 +92,7 @@ func Unpack(r io.Reader, dest string, maxBytes int64) error {
 	if err != nil {
 		return fmt.Errorf("bundle: unpack: %w", err)
 	}
-	tr := tar.NewReader(gz)
+	tr := tar.NewReader(&boundedReader{r: gz, left: maxBytes + (MaxFiles+1)*headerRoom})
 	var files int
 	var total int64
 	for {
@@ -131,4 +134,27 @@ func Unpack(r io.Reader, dest string, maxBytes int64) error {
 			return fmt.Errorf("bundle: unpack %s: %w", name, err)
 		}
 	}
+}
+
+// headerRoom is the tar stream a file may take beyond its content: its
+// header block, the padding of its last block, and a PAX or long-name
+// record for a long path.
+const headerRoom = 4 << 10
+
+// boundedReader reads at most left bytes of r, then fails with ErrTooLarge.
+type boundedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("%w: the archive's stream runs past what %d files and their headers take", ErrTooLarge, MaxFiles)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
 }

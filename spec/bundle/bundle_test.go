@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/idrecon/idrecon/spec"
@@ -122,4 +125,61 @@ func TestUnpackDefaultLimitIsTheSpecDefault(t *testing.T) {
 	if spec.DefaultMaxBytes != 64<<20 {
 		t.Errorf("DefaultMaxBytes = %d", spec.DefaultMaxBytes)
 	}
+}
+
+// TestUnpackStopsAStreamOfHeaders: archive/tar follows any number of
+// GNU long-name records before a file, and a few compressed bytes make
+// gigabytes of them; Unpack reads the stream no further than MaxFiles
+// files and their headers can take, and says the bundle is too large.
+func TestUnpackStopsAStreamOfHeaders(t *testing.T) {
+	const record = 512 << 10 // a long name of half a MiB: archive/tar takes up to 1 MiB
+	limit := int64(1<<10) + (MaxFiles+1)*headerRoom
+	pr, pw := io.Pipe()
+	var written atomic.Int64
+	go func() {
+		gz, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		hdr := longNameHeader(record)
+		data := make([]byte, record)
+		// Twice the bound: without it, Unpack reads all of this.
+		for written.Load() < 2*limit {
+			if _, err := gz.Write(hdr); err != nil {
+				return
+			}
+			if _, err := gz.Write(data); err != nil {
+				return
+			}
+			written.Add(int64(len(hdr) + len(data)))
+		}
+		gz.Close()
+		pw.Close()
+	}()
+	err := Unpack(pr, t.TempDir(), 1<<10)
+	pr.CloseWithError(errors.New("test done"))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	if n := written.Load(); n > limit+2*(record+512)+1<<20 {
+		t.Errorf("read %d bytes of the stream, the bound is %d", n, limit)
+	}
+}
+
+// longNameHeader is the header block of a GNU long-name record ('L') of
+// size bytes, which tar.Writer does not write by itself.
+func longNameHeader(size int) []byte {
+	b := make([]byte, 512)
+	copy(b, "././@LongLink")
+	copy(b[100:], "0000644\x00")
+	copy(b[108:], "0000000\x00")
+	copy(b[116:], "0000000\x00")
+	copy(b[124:], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:], "00000000000\x00")
+	b[156] = 'L'
+	copy(b[257:], "ustar  \x00")
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
+	return b
 }
