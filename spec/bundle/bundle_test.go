@@ -158,7 +158,7 @@ func TestUnpackStopsAStreamOfHeaders(t *testing.T) {
 	if !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("err = %v, want ErrTooLarge", err)
 	}
-	if n := written.Load(); n > limit+2*(record+512)+1<<20 {
+	if n := written.Load(); n > limit+2*(record+512)+(1<<20) {
 		t.Errorf("read %d bytes of the stream, the bound is %d", n, limit)
 	}
 }
