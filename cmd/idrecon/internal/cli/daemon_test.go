@@ -136,8 +136,8 @@ func TestCommandsAgainstADaemon(t *testing.T) {
 	if code, out, errs := run(t, nil, "restore", file, "--data-dir", dataDir); code != 0 {
 		t.Fatalf("restore: exit %d %s %s", code, out, errs)
 	}
-	if code, _, _ := run(t, nil, "restore", file, "--data-dir", dataDir); code != 1 {
-		t.Fatal("restore over an existing state file without --force succeeded")
+	if code, _, errs := run(t, nil, "restore", file, "--data-dir", dataDir); code != 1 || !strings.Contains(errs, "--force replaces it") {
+		t.Fatalf("restore over an existing state file without --force: exit %d, %q; want exit 1 naming --force", code, errs)
 	}
 
 	t.Run("backup -o", func(t *testing.T) { testBackupToFile(t, env) })

@@ -577,6 +577,9 @@ func restoreCmd(env Env) *cobra.Command {
 			opts = append(opts, durable.Overwrite())
 		}
 		if err := durable.Restore(f, durable.Path(*dataDir), opts...); err != nil {
+			if errors.Is(err, durable.ErrExists) {
+				return fmt.Errorf("%w; --force replaces it (with the daemon stopped)", err)
+			}
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "restored %s into %s\n", pos[0], durable.Path(*dataDir))
