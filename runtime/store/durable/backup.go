@@ -162,8 +162,9 @@ type restoreOptions struct{ overwrite bool }
 func Overwrite() RestoreOption { return func(o *restoreOptions) { o.overwrite = true } }
 
 // Restore writes the backup read from r as the state file at path, with the
-// daemon stopped. It refuses to replace an existing file unless given
-// Overwrite, and a file a running daemon holds (ErrLocked). The backup is
+// daemon stopped. It refuses to replace an existing file, or the log of a
+// lost one, unless given Overwrite, and a file a running daemon holds
+// (ErrLocked). The backup is
 // fully verified (checksums, counts, and that the result loads) before it
 // atomically replaces path, so a damaged backup (ErrCorrupt) changes nothing.
 func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
@@ -214,6 +215,14 @@ func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
 	if err := verifyLoads(tmpPath); err != nil {
 		return err
 	}
+	// The lock on the old file stops guarding path at the rename: the
+	// restored file is locked before it, so that no daemon starts on it
+	// (and writes log segments) until the old log is gone.
+	releaseNew, err := lockFile(tmpPath)
+	if err != nil {
+		return err
+	}
+	defer releaseNew()
 	if err := renameFile(tmpPath, path); err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
 	}
@@ -232,6 +241,18 @@ func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
 func lockTarget(path string, overwrite bool) (release func(), err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		// A log without its state file holds the acknowledged writes of
+		// a daemon whose file was lost: the restored file would record
+		// it as applied, and it would be removed unread.
+		if !overwrite {
+			seqs, err := listSegments(path)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("durable: restore: %w", err)
+			}
+			if len(seqs) > 0 {
+				return nil, fmt.Errorf("%w: %s holds %d log segments of %s", ErrExists, filepath.Dir(path), len(seqs), filepath.Base(path))
+			}
+		}
 		return func() {}, nil
 	}
 	if err != nil {
@@ -241,7 +262,22 @@ func lockTarget(path string, overwrite bool) (release func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s", ErrExists, path)
 	}
-	// bbolt takes flock(LOCK_EX) on the state file while open.
+	return flockFile(f)
+}
+
+// lockFile takes the lock bbolt takes on a state file it opens,
+// flock(LOCK_EX), on path; release releases it.
+func lockFile(path string) (release func(), err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("durable: restore: %w", err)
+	}
+	return flockFile(f)
+}
+
+// flockFile locks the open file f, or closes it and fails.
+func flockFile(f *os.File) (release func(), err error) {
+	path := f.Name()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
