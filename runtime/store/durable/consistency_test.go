@@ -81,34 +81,8 @@ func TestBackupDuringWritesAndCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	tx := got.Read()
-	for name, group := range before {
-		u, _ := tx.UserByID(name)
-		m, _ := tx.IsMember(group, name)
-		if u == nil || !m {
-			t.Fatalf("write %s, acknowledged before the backup began, is not in it (user=%v membership=%v)", name, u != nil, m)
-		}
-	}
-	users := dump(t, tx)[store.TableUsers]
-	for _, raw := range users {
-		u := raw.(*store.User)
-		group, ok := out.acked[u.ID]
-		if !ok {
-			if group, ok = out.unknown[u.ID]; !ok {
-				t.Fatalf("user %s was never written", u.ID)
-			}
-		}
-		if m, _ := tx.IsMember(group, u.ID); !m {
-			t.Fatalf("write %s is half in the backup: user without its membership", u.ID)
-		}
-	}
-	memberships := 0
-	for _, raw := range dump(t, tx)[store.TableMembers] {
-		memberships += len(raw.(*memberRow).IDs)
-	}
-	if memberships != len(users) {
-		t.Fatalf("backup holds %d memberships for %d users", memberships, len(users))
-	}
-	t.Logf("%d writes acknowledged before the backup, %d users in it", len(before), len(users))
+	holdsWhole(t, tx, before, out, "the backup")
+	t.Logf("%d writes acknowledged before the backup, %d users in it", len(before), len(dump(t, tx)[store.TableUsers]))
 }
 
 // A data dir whose state file is gone but whose log is left (acknowledged

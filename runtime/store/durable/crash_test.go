@@ -267,11 +267,19 @@ func verifyNothingLost(t *testing.T, dir string, out *outcomes) {
 	tx := st.Read()
 	out.mu.Lock()
 	defer out.mu.Unlock()
-	for name, group := range out.acked {
+	holdsWhole(t, tx, out.acked, out, "after kill -9")
+}
+
+// holdsWhole checks that tx holds every write of want (a user and its
+// membership) and that every user in it is a write of out, whole: a user
+// without its membership is half a write. where names the state checked.
+func holdsWhole(t *testing.T, tx *store.Txn, want map[string]string, out *outcomes, where string) {
+	t.Helper()
+	for name, group := range want {
 		u, _ := tx.UserByID(name)
 		m, _ := tx.IsMember(group, name)
 		if u == nil || !m {
-			t.Fatalf("acknowledged write %s lost after kill -9 (user=%v membership=%v)", name, u != nil, m)
+			t.Fatalf("%s: acknowledged write %s is missing (user=%v membership=%v)", where, name, u != nil, m)
 		}
 	}
 	users := dump(t, tx)[store.TableUsers]
@@ -280,11 +288,11 @@ func verifyNothingLost(t *testing.T, dir string, out *outcomes) {
 		group, ok := out.acked[u.ID]
 		if !ok {
 			if group, ok = out.unknown[u.ID]; !ok {
-				t.Fatalf("user %s was never written", u.ID)
+				t.Fatalf("%s: user %s was never written", where, u.ID)
 			}
 		}
 		if m, _ := tx.IsMember(group, u.ID); !m {
-			t.Fatalf("write %s is half there: user without its membership", u.ID)
+			t.Fatalf("%s: write %s is half there: user without its membership", where, u.ID)
 		}
 	}
 	memberships := 0
@@ -292,6 +300,6 @@ func verifyNothingLost(t *testing.T, dir string, out *outcomes) {
 		memberships += len(raw.(*memberRow).IDs)
 	}
 	if memberships != len(users) {
-		t.Fatalf("%d memberships for %d users", memberships, len(users))
+		t.Fatalf("%s: %d memberships for %d users", where, memberships, len(users))
 	}
 }
