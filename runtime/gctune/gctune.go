@@ -276,7 +276,11 @@ func (f *follower) step(r reading) (limit int64, ret bool) {
 	if ret {
 		f.returned = true
 	}
-	if f.ceiling > 0 {
+	// The live heap reads 0 until a collection has measured it, and serve
+	// starts following before it loads its state: a limit of Headroom alone
+	// would hold until the next reading, and a state loading past it would
+	// be collected back to back. Apply's ceiling stays until then.
+	if f.ceiling > 0 && r.live > 0 {
 		limit = limitFor(r.live, f.ceiling)
 	}
 	return limit, ret

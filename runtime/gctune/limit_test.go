@@ -51,3 +51,29 @@ func TestLimitNeverBelowTheLiveHeap(t *testing.T) {
 		t.Errorf("step set a limit of %d MiB for a live heap of 200 MiB", limit/mib)
 	}
 }
+
+// TestNoLimitBeforeTheFirstCollection: the live heap reads 0 until a
+// collection has measured it, and serve starts following before it loads
+// its state. A limit taken from that reading (Headroom alone) held for the
+// first second: a large state loading past it was collected back to back.
+// Until a collection has run, Apply's ceiling stays.
+func TestNoLimitBeforeTheFirstCollection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    follower
+	}{
+		{"ceiling from the machine", follower{ceiling: 12 << 30, every: time.Second}},
+		{"memory unknown", newFollower(Settings{Uncapped: true}, time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.f
+			if limit, _ := f.step(reading{live: 0, allocs: 2 << 20, objects: 2 << 20}); limit != 0 {
+				t.Fatalf("before any collection, limit = %d MiB, want 0 (leave Apply's)", limit>>20)
+			}
+			const live = 100 << 20
+			if limit, _ := f.step(reading{live: live, allocs: 300 << 20, objects: 250 << 20}); limit != 2*live+Headroom {
+				t.Fatalf("after a collection, limit = %d, want twice the live heap plus Headroom (%d)", limit, 2*live+Headroom)
+			}
+		})
+	}
+}
