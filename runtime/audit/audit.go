@@ -350,13 +350,16 @@ type Event interface {
 	attrs() []slog.Attr
 }
 
-// SCIMWrite is a successful SCIM write. Only ids: no personal data, never
-// a token.
+// SCIMWrite is a SCIM write that was made, or, with Outcome "unknown",
+// one answered 503 that the state's backend may still make (etcd that
+// lost its quorum). Only ids: no personal data, never a token.
 type SCIMWrite struct {
 	Actor        string // the SCIM token's name
 	Op           string // create, replace, patch, delete
 	ResourceType string // User or Group
 	ID           string
+	Outcome      string // "" made; "unknown" with Error
+	Error        string
 }
 
 // Applied opens the records of one apply: its revision and totals.
@@ -409,8 +412,12 @@ func (AdminEdit) Message() string      { return "admin edit" }
 func (StateRepaired) Message() string  { return "state repaired" }
 
 func (e SCIMWrite) attrs() []slog.Attr {
-	return []slog.Attr{slog.String("actor", e.Actor), slog.String("op", e.Op),
+	a := []slog.Attr{slog.String("actor", e.Actor), slog.String("op", e.Op),
 		slog.String("resourceType", e.ResourceType), slog.String("id", e.ID)}
+	if e.Outcome != "" {
+		a = append(a, slog.String("outcome", e.Outcome), slog.String("error", e.Error))
+	}
+	return a
 }
 
 func (e Applied) attrs() []slog.Attr {

@@ -42,6 +42,8 @@ func TestEveryEventIsRecorded(t *testing.T) {
 	}{
 		{SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "u1"},
 			map[string]any{"msg": "scim write", "actor": "entra", "op": "create", "resourceType": "User", "id": "u1"}},
+		{SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "u2", Outcome: "unknown", Error: "timed out"},
+			map[string]any{"msg": "scim write", "actor": "entra", "op": "create", "resourceType": "User", "id": "u2", "outcome": "unknown", "error": "timed out"}},
 		{Applied{Revision: "r1", Create: 2, Delete: 1},
 			map[string]any{"msg": "applied", "revision": "r1", "create": 2.0, "update": 0.0, "delete": 1.0}},
 		{AppliedChange{Revision: "r1", Action: "create", Kind: "Role", Name: "Dev", Drift: true},

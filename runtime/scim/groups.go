@@ -181,10 +181,10 @@ func (s *Server) createGroup(w http.ResponseWriter, r *request, _ string) error 
 			return err
 		})
 	})
+	s.audit(r, "create", "Group", g.ID, err)
 	if err != nil {
 		return err
 	}
-	s.audit(r, "create", "Group", g.ID)
 	w.Header().Set("Location", r.baseURL+"/Groups/"+g.ID)
 	return s.writeGroup(w, r, http.StatusCreated, out, next.members)
 }
@@ -288,10 +288,10 @@ func (s *Server) replaceGroup(w http.ResponseWriter, r *request, id string) erro
 		return err
 	}
 	g, members, err := s.updateGroup(r, id, func(groupState) (groupState, error) { return next, nil })
+	s.audit(r, "replace", "Group", id, err)
 	if err != nil {
 		return err
 	}
-	s.audit(r, "replace", "Group", id)
 	return s.writeGroup(w, r, http.StatusOK, g, members)
 }
 
@@ -323,10 +323,10 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *request, id string) error 
 		}
 		return groupFromDoc(doc)
 	})
+	s.audit(r, "patch", "Group", id, err)
 	if err != nil {
 		return err
 	}
-	s.audit(r, "patch", "Group", id)
 	return s.patched(w, r, g, members)
 }
 

@@ -339,10 +339,10 @@ func (s *Server) patchMembers(w http.ResponseWriter, r *request, id string, d *m
 		view, members, err = groupView(txn, g)
 		return err
 	})
+	s.audit(r, "patch", "Group", id, err)
 	if err != nil {
 		return err
 	}
-	s.audit(r, "patch", "Group", id)
 	var list []string
 	if wantsPatched(r) {
 		list = members.Slice()

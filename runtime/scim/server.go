@@ -40,7 +40,8 @@ const maxDepth = 32
 type Options struct {
 	// Logger receives failures. Default: discard.
 	Logger *slog.Logger
-	// Audit records every successful write (default audit.Discard).
+	// Audit records every write made, and every write whose outcome the
+	// store cannot tell (see Server.audit) (default audit.Discard).
 	Audit audit.Recorder
 	// MaxBodyBytes limits request bodies (default 1 MiB).
 	MaxBodyBytes int64
@@ -508,8 +509,22 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 	_, _ = w.Write(b)
 }
 
-// audit records a successful write. Only ids: no personal data, never a
-// token.
-func (s *Server) audit(r *request, op, resourceType, id string) {
-	s.opts.Audit.Record(audit.SCIMWrite{Actor: r.actor, Op: op, ResourceType: resourceType, ID: id})
+// audit records a write answered with err: one that was made (err nil),
+// and one whose outcome is unknown. The latter is answered 503, which
+// promises nothing, but etcd may still commit it when it has quorum again:
+// without its record, a user would appear (and Entra's retried create get
+// 409) with nothing in the trail to say who asked for it. A write refused
+// with nothing written is not recorded. Only ids: no personal data, never
+// a token.
+func (s *Server) audit(r *request, op, resourceType, id string, err error) {
+	rec := audit.SCIMWrite{Actor: r.actor, Op: op, ResourceType: resourceType, ID: id}
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrOutcomeUnknown):
+		// The store's errors name no user and no token.
+		rec.Outcome, rec.Error = "unknown", err.Error()
+	default:
+		return
+	}
+	s.opts.Audit.Record(rec)
 }

@@ -141,10 +141,10 @@ func (s *Server) createUser(w http.ResponseWriter, r *request, _ string) error {
 			return txn.Insert(store.TableUsers, u)
 		})
 	})
+	s.audit(r, "create", "User", u.ID, err)
 	if err != nil {
 		return err
 	}
-	s.audit(r, "create", "User", u.ID)
 	w.Header().Set("Location", r.baseURL+"/Users/"+u.ID)
 	return s.writeUser(w, r, http.StatusCreated, u)
 }
@@ -239,10 +239,10 @@ func (s *Server) replaceUser(w http.ResponseWriter, r *request, id string) error
 		c := *u
 		return &c, nil
 	})
+	s.audit(r, "replace", "User", id, err)
 	if err != nil {
 		return err
 	}
-	s.audit(r, "replace", "User", id)
 	return s.writeUser(w, r, http.StatusOK, out)
 }
 
@@ -278,10 +278,10 @@ func (s *Server) patchUser(w http.ResponseWriter, r *request, id string) error {
 		}
 		return userRecord(r.cfg, stayDisabled(doc, cur))
 	})
+	s.audit(r, "patch", "User", id, err)
 	if err != nil {
 		return err
 	}
-	s.audit(r, "patch", "User", id)
 	return s.writeUser(w, r, http.StatusOK, out)
 }
 
@@ -311,10 +311,10 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *request, resourceType, t
 		}
 		return deleteResource(txn, table, obj, id, s.opts.Now())
 	})
+	s.audit(r, "delete", resourceType, id, err)
 	if err != nil {
 		return err
 	}
-	s.audit(r, "delete", resourceType, id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

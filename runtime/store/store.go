@@ -56,9 +56,16 @@ type Pipeline interface {
 var ErrStale = errors.New("store: the state changed underneath this write")
 
 // ErrUnavailable is wrapped by a Journal's errors when the state's backend
-// (etcd) did not answer in time or has no quorum: the outcome of the write
-// is unknown and the client should retry.
+// (etcd) did not answer in time, has no quorum or no room: the client
+// should retry. Whether the write may still take effect is
+// ErrOutcomeUnknown's to say.
 var ErrUnavailable = errors.New("store: the state's backend is unavailable")
+
+// ErrOutcomeUnknown is wrapped, with ErrUnavailable, by a Journal's error
+// when the backend may still make the write: its answer was lost or timed
+// out (a lost quorum) and nothing could tell that it was not made, or it
+// is partly made. Without it, an ErrUnavailable write was not made.
+var ErrOutcomeUnknown = errors.New("store: the write's outcome is unknown: the state's backend may still make it")
 
 // ErrTooLarge is wrapped by a Journal's Commit error when the batch does
 // not fit in one of its transactions: the store then commits the batch's

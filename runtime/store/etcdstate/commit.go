@@ -213,13 +213,13 @@ func (s *State) commitMarked(ts []*mainTxn) {
 	for i := range ts {
 		markers[i] = s.marker()
 	}
-	// A batch failed as unavailable may still commit later, writing its
+	// A batch whose outcome is unknown may still commit later, writing its
 	// nonce into its marker: reused meanwhile, the marker would tell the
 	// next batch it did not commit. Such a marker is not reused (Close
 	// deletes it).
 	defer func(ts []*mainTxn, markers []string) {
 		for i, t := range ts {
-			if !errors.Is(t.err, store.ErrUnavailable) || errors.Is(t.err, ErrNoSpace) {
+			if !errors.Is(t.err, store.ErrOutcomeUnknown) {
 				s.releaseMarker(markers[i])
 			}
 		}
@@ -245,7 +245,7 @@ func (s *State) commitMarked(ts []*mainTxn) {
 				// store would run it again.
 				var rerr error
 				if late, _, rerr = s.readMarkers(markers, nonces[:len(nonces)-1]); rerr != nil {
-					stale = unavailable(rerr) // cannot tell: the client retries
+					stale = outcomeUnknown(rerr) // cannot tell: the client retries
 				}
 			}
 			for i, t := range ts {
@@ -280,7 +280,7 @@ func (s *State) commitMarked(ts []*mainTxn) {
 		}
 		committed, markRevs, rerr := s.readMarkers(markers, nonces)
 		if rerr != nil {
-			failAll(ts, unavailable(err)) // cannot tell: the client retries
+			failAll(ts, outcomeUnknown(err)) // cannot tell: the client retries
 			return
 		}
 		var left []*mainTxn
@@ -300,7 +300,9 @@ func (s *State) commitMarked(ts []*mainTxn) {
 		ts, markers = left, leftMarkers
 		s.log.Warn("etcd transaction not committed; sending it again", "err", err, "batches", len(ts))
 	}
-	failAll(ts, unavailable(err))
+	// The read found none of these committed, but the last attempt may
+	// still be on its way to etcd and commit after it.
+	failAll(ts, outcomeUnknown(err))
 }
 
 // sendTxn sends ts as one transaction, each with its marker set to nonce

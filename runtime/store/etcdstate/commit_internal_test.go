@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -260,6 +261,68 @@ func TestNoMarkerReuseAfterUnknownOutcome(t *testing.T) {
 	}
 	if b.err != nil || b.rev != resp.Kvs[0].ModRevision {
 		t.Errorf("the second batch: revision %d, error %v; want revision %d (it committed), no error", b.rev, b.err, resp.Kvs[0].ModRevision)
+	}
+}
+
+// TestOutcomeUnknown: a batch etcd may still commit once it answers again
+// (quorum lost: its answer and the markers' read time out; or each try
+// timed out, and the last may still be on its way after the read that found
+// none committed) fails with store.ErrOutcomeUnknown as well as
+// store.ErrUnavailable, so the SCIM server can record the attempt; a batch
+// etcd refused outright (out of space) fails without it.
+func TestOutcomeUnknown(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	// timeOut answers as etcd without quorum does: not at all, until the
+	// call's deadline.
+	timeOut := func(ctx context.Context) error {
+		<-ctx.Done()
+		return status.Error(codes.DeadlineExceeded, ctx.Err().Error())
+	}
+	for i, tc := range []struct {
+		name string
+		// answer answers a transaction (write: it puts something) in
+		// etcd's place, or returns nil to send it.
+		answer  func(ctx context.Context, write bool) error
+		unknown bool
+	}{
+		{"quorum lost: the write and the markers' read time out", func(ctx context.Context, _ bool) error { return timeOut(ctx) }, true},
+		{"each try times out, the markers show none committed yet", func(ctx context.Context, write bool) error {
+			if write {
+				return timeOut(ctx)
+			}
+			return nil
+		}, true},
+		{"refused: out of space", func(_ context.Context, write bool) error {
+			if write {
+				return rpctypes.ErrGRPCNoSpace
+			}
+			return nil
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				if strings.HasSuffix(method, "/Txn") {
+					if err := tc.answer(ctx, writes(req)); err != nil {
+						return err
+					}
+				}
+				return invoker(ctx, method, req, reply, cc, opts...)
+			}
+			// A short timeout: every call that times out takes all of it.
+			s, err := New(Options{Client: interceptedClient(t, c.Endpoints, intercept), Prefix: "/t/",
+				Timeout: 500 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := create(fmt.Sprintf("/t/unknown/%d", i), "1")
+			s.commitTxns([]*mainTxn{b})
+			if !errors.Is(b.err, store.ErrUnavailable) {
+				t.Fatalf("revision %d, error %v; want store.ErrUnavailable", b.rev, b.err)
+			}
+			if got := errors.Is(b.err, store.ErrOutcomeUnknown); got != tc.unknown {
+				t.Errorf("error %v: outcome unknown %v, want %v", b.err, got, tc.unknown)
+			}
+		})
 	}
 }
 

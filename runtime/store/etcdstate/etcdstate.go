@@ -528,6 +528,15 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: etcd: %w", store.ErrUnavailable, err)
 }
 
+// outcomeUnknown is unavailable for a write etcd may still commit (its
+// answer lost or timed out, and no read could tell it did not, or partly
+// committed): see store.ErrOutcomeUnknown. The client's 503 promises
+// nothing either way, but a write that lands when quorum returns changed
+// the state, and the SCIM server records the attempt.
+func outcomeUnknown(err error) error {
+	return fmt.Errorf("%w: %w: etcd: %w", store.ErrUnavailable, store.ErrOutcomeUnknown, err)
+}
+
 // Applied returns the revision the store reflects.
 func (s *State) Applied() int64 {
 	s.appliedMu.Lock()
@@ -963,6 +972,11 @@ func (s *State) send(b *batch, grouped bool) ([]int64, error) {
 			// with this one, answered with the same error, committed
 			// with the first transaction (a create sent again finds
 			// its userName taken); the store answers a batch as one.
+			// So each of them changed the state: its outcome is
+			// unknown to the client, whatever sendLater could tell.
+			if !errors.Is(err, store.ErrOutcomeUnknown) {
+				err = fmt.Errorf("%w: %w (the batch's first transaction committed): %w", store.ErrUnavailable, store.ErrOutcomeUnknown, err)
+			}
 			return nil, err
 		}
 		dropped = dropped || gone
