@@ -91,15 +91,35 @@ func (j journalSyncs) over(bound time.Duration) float64 {
 	return math.NaN()
 }
 
-// quantile returns the bound of the first bucket holding the q-quantile
-// (at most; +Inf when it lies beyond the last bound).
-func (j journalSyncs) quantile(q float64) time.Duration {
+// quantile returns the bound of the first bucket holding the q-quantile:
+// the q-quantile is at most that. It is false when there were no syncs, or
+// the quantile lies beyond the last bound: there is no bound to give then.
+func (j journalSyncs) quantile(q float64) (time.Duration, bool) {
+	if j.count == 0 {
+		return 0, false
+	}
 	for i, b := range j.bounds {
 		if j.atMost[i] >= q*j.count {
-			return time.Duration(b * float64(time.Second))
+			return time.Duration(b * float64(time.Second)), true
 		}
 	}
-	return time.Duration(math.MaxInt64)
+	return 0, false
+}
+
+// lastBound is the histogram's highest finite bound (0 without one).
+func (j journalSyncs) lastBound() time.Duration {
+	if len(j.bounds) == 0 {
+		return 0
+	}
+	return time.Duration(j.bounds[len(j.bounds)-1] * float64(time.Second))
+}
+
+// atMostString formats a quantile's bound: "≤ b", or "> the last bound" beyond.
+func (j journalSyncs) atMostString(q float64) string {
+	if b, ok := j.quantile(q); ok {
+		return "≤ " + b.String()
+	}
+	return "> " + j.lastBound().String()
 }
 
 // slowSync is the bound above which a sync is counted as slow: far beyond
@@ -112,8 +132,8 @@ func (j journalSyncs) print(w io.Writer, writes int) {
 		fmt.Fprintln(w, "journal     no syncs")
 		return
 	}
-	fmt.Fprintf(w, "journal     %.0f syncs for %d SCIM writes, p50 ≤ %v, p99 ≤ %v, %.0f over %v\n",
-		j.count, writes, j.quantile(0.5), j.quantile(0.99), j.over(slowSync), slowSync)
+	fmt.Fprintf(w, "journal     %.0f syncs for %d SCIM writes, p50 %s, p99 %s, %.0f over %v\n",
+		j.count, writes, j.atMostString(0.5), j.atMostString(0.99), j.over(slowSync), slowSync)
 }
 
 // writes counts the requests of res that change the state: every kind but

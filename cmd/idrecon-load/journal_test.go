@@ -39,10 +39,10 @@ func TestJournalSyncsFromTheExposition(t *testing.T) {
 	if run.count != 100 {
 		t.Errorf("count %v, want 100", run.count)
 	}
-	if q := run.quantile(0.5); q != 200*time.Microsecond {
+	if q, _ := run.quantile(0.5); q != 200*time.Microsecond {
 		t.Errorf("p50 bound %v, want 200µs", q)
 	}
-	if q := run.quantile(0.99); q != 6400*time.Microsecond {
+	if q, _ := run.quantile(0.99); q != 6400*time.Microsecond {
 		t.Errorf("p99 bound %v, want 6.4ms", q)
 	}
 	if n := run.over(slowSync); n != 2 {

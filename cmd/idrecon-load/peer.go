@@ -243,7 +243,29 @@ func compareTable(w io.Writer, users int, a, b []*outcome) {
 	}
 	if a[0].journal != nil || b[0].journal != nil {
 		row("journal syncs (fdatasync)", journal(func(j *journalSyncs) float64 { return j.count }), count, false)
-		row("  p99 at most", journal(func(j *journalSyncs) float64 { return float64(j.quantile(0.99)) }), ms, false)
+		// Beyond the last bound, the p99 is +Inf: shown as "> bound".
+		var last time.Duration
+		for _, o := range append(slices.Clone(a), b...) {
+			if o.journal != nil {
+				last = max(last, o.journal.lastBound())
+			}
+		}
+		bound := func(v float64) string {
+			if math.IsInf(v, 1) {
+				return "> " + last.String()
+			}
+			return ms(v)
+		}
+		row("  p99 at most", journal(func(j *journalSyncs) float64 {
+			switch q, ok := j.quantile(0.99); {
+			case ok:
+				return float64(q)
+			case j.count == 0:
+				return math.NaN()
+			default:
+				return math.Inf(1)
+			}
+		}), bound, false)
 		row("  over "+slowSync.String(), journal(func(j *journalSyncs) float64 { return j.over(slowSync) }), count, false)
 	}
 	row("server CPU per request", func(o *outcome) float64 {
@@ -264,10 +286,12 @@ func compareTable(w io.Writer, users int, a, b []*outcome) {
 	}
 }
 
-// p99 is o's p99 of kind in nanoseconds, or NaN when o made no such request.
+// p99 is o's p99 of kind in nanoseconds, or NaN when o has none: it made
+// no such request, or none was answered (the latencies are the answered
+// requests'; a zero would pass for the fastest run).
 func p99(o *outcome, kind string) float64 {
 	for _, k := range append(o.res.Kinds, o.res.Cycle) {
-		if k.Kind == kind {
+		if k.Kind == kind && k.Count > 0 {
 			return float64(k.P99)
 		}
 	}

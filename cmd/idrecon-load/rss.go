@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,14 +42,27 @@ func statusBytes(pid int, name string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	b, err := parseStatus(f, name)
+	if err != nil {
+		return 0, fmt.Errorf("process %d: %w", pid, err)
+	}
+	return b, nil
+}
+
+// parseStatus reads the field name, in kB, of a /proc status file, in
+// bytes.
+func parseStatus(r io.Reader, name string) (int64, error) {
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no %s for process %d", name, pid)
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no %s", name)
 }
 
 // startRSS samples pid every interval until Stop.
@@ -91,14 +105,25 @@ func cpuTime(pid int) time.Duration {
 	if err != nil {
 		return 0
 	}
-	_, rest, ok := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0
+	d, _ := parseCPUTime(string(b))
+	return d
+}
+
+// parseCPUTime reads utime+stime (fields 14 and 15, in USER_HZ ticks) of
+// a /proc stat line. The command name before them is in parentheses and
+// may hold any byte, ") " too: the fields start after the last ")".
+func parseCPUTime(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("no command in the stat line")
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, errors.New("short stat line")
 	}
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * time.Second / 100
+	return time.Duration(u+st) * time.Second / 100, nil
 }
 
 // rssFigures are what a sampler saw of a process over a run.

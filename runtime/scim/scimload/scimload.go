@@ -80,7 +80,9 @@ type Config struct {
 	ProcessStats bool
 }
 
-// Stats are the latencies of one request kind.
+// Stats are the latencies of one request kind: of its Count requests
+// answered as expected. The Errors failed ones are left out of them, a
+// timeout as a wrong status.
 type Stats struct {
 	Kind          string
 	Count, Errors int
@@ -135,6 +137,9 @@ func (r *Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "%-16s %9s %7s %10s %10s %10s %10s\n", "kind", "count", "errors", "p50", "p95", "p99", "max")
 	for _, k := range append(r.Kinds, r.Cycle) {
 		fmt.Fprintf(w, "%-16s %9d %7d %10s %10s %10s %10s\n", k.Kind, k.Count, k.Errors, k.P50, k.P95, k.P99, k.Max)
+	}
+	if r.Errors > 0 {
+		fmt.Fprintf(w, "latencies leave out the %d failed requests\n", r.Errors)
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintln(w, "problem:", p)
