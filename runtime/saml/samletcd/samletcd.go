@@ -137,6 +137,21 @@ func (s *Store) listedSession(listing string) string {
 	return s.prefix + "session/" + listing[strings.LastIndexByte(listing, '/')+1:]
 }
 
+// ending returns the operations that end the session stored under key as
+// rec: the session and its listings (see Add), in one transaction, so no
+// listing outlives its session until its lease ends. Left behind, the
+// listings of one account signing in and out over and over would grow
+// without the per-user bound (makeRoom) and be read by every IdP logout
+// of that user (DeleteNameID).
+func (s *Store) ending(key string, rec record) []clientv3.Op {
+	h := key[strings.LastIndexByte(key, '/')+1:]
+	return []clientv3.Op{
+		clientv3.OpDelete(key),
+		clientv3.OpDelete(s.userPrefix(rec.UserName) + h),
+		clientv3.OpDelete(s.nameIDPrefix(rec.NameID) + h),
+	}
+}
+
 func (s *Store) replayKey(key string) string { return s.prefix + "replay/" + hash(key) }
 
 // unavailable marks an etcd error as the state being unavailable.
@@ -243,10 +258,9 @@ func (s *Store) Add(ctx context.Context, id string, se saml.Session, expires tim
 }
 
 // makeRoom ends the sessions of userName that expire soonest until one
-// more fits within saml.MaxSessionsPerUser. A listed session signed out
-// or ended for its nameID (whose listing stays until its lease ends) is
-// only unlisted. The watch takes the ended sessions out of every daemon's
-// cache.
+// more fits within saml.MaxSessionsPerUser. A listed session already gone
+// (a listing left by a failure, say) is only unlisted. The watch takes
+// the ended sessions out of every daemon's cache.
 func (s *Store) makeRoom(ctx context.Context, userName string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -263,15 +277,18 @@ func (s *Store) makeRoom(ctx context.Context, userName string) error {
 	type listed struct {
 		key, session string
 		expires      int64
+		created      int64 // the listing's create revision
+		rec          record
+		readable     bool // rec is the session's record
 	}
 	all := make([]listed, 0, len(resp.Kvs))
 	gets := make([]clientv3.Op, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		k := string(kv.Key)
-		l := listed{key: k, session: s.listedSession(k)}
+		l := listed{key: k, session: s.listedSession(k), created: kv.CreateRevision}
 		l.expires, _ = strconv.ParseInt(string(kv.Value), 10, 64)
 		all = append(all, l)
-		gets = append(gets, clientv3.OpGet(l.session, clientv3.WithKeysOnly()))
+		gets = append(gets, clientv3.OpGet(l.session))
 	}
 	live, err := s.inTxns(ctx, gets)
 	if err != nil {
@@ -280,16 +297,29 @@ func (s *Store) makeRoom(ctx context.Context, userName string) error {
 	var ends []clientv3.Op
 	var kept []listed
 	for i, l := range all {
-		if len(live[i].GetResponseRange().Kvs) == 0 {
+		kvs := live[i].GetResponseRange().Kvs
+		if len(kvs) == 0 {
 			ends = append(ends, clientv3.OpDelete(l.key))
 			continue
 		}
+		l.readable = json.Unmarshal(kvs[0].Value, &l.rec) == nil
 		kept = append(kept, l)
 	}
-	slices.SortFunc(kept, func(a, b listed) int { return cmp.Compare(a.expires, b.expires) })
+	// Expiries are in seconds and the lifetime is fixed, so sessions made
+	// together tie: the oldest of them goes, as in a daemon's own table,
+	// not whichever sorts first by key (a session another daemon made a
+	// moment ago, say).
+	slices.SortFunc(kept, func(a, b listed) int {
+		return cmp.Or(cmp.Compare(a.expires, b.expires), cmp.Compare(a.created, b.created))
+	})
 	for _, l := range kept[:max(0, len(kept)-saml.MaxSessionsPerUser+1)] {
 		s.forget(l.session)
-		ends = append(ends, clientv3.OpDelete(l.session), clientv3.OpDelete(l.key))
+		if l.readable {
+			ends = append(ends, s.ending(l.session, l.rec)...)
+		} else {
+			// Its nameID listing, unknown, is left to its lease.
+			ends = append(ends, clientv3.OpDelete(l.session), clientv3.OpDelete(l.key))
+		}
 		s.log.Info("saml: session ended; its user signed in from more browsers than are kept", "user", userName, "sessionsKept", saml.MaxSessionsPerUser)
 	}
 	_, err = s.inTxns(ctx, ends)
@@ -419,13 +449,29 @@ func (s *Store) Bind(ctx context.Context, id, userID string) (saml.Session, bool
 	return saml.Session{}, false, errors.New("samletcd: a session record kept changing while it was bound")
 }
 
-// Delete implements saml.SessionStore.
+// Delete implements saml.SessionStore. It ends the session's listings
+// with it, named by its record: the cached one, else read from etcd (a
+// session's user and nameID never change, so any copy names them).
 func (s *Store) Delete(ctx context.Context, id string) error {
 	key := s.sessionKey(id)
-	s.forget(key)
+	s.mu.Lock()
+	rec, ok := s.cache[key]
+	delete(s.cache, key)
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if _, err := s.cli.Delete(clientv3.WithRequireLeader(ctx), key); err != nil {
+	ops := []clientv3.Op{clientv3.OpDelete(key)}
+	if !ok {
+		resp, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return unavailable(err)
+		}
+		ok = len(resp.Kvs) > 0 && json.Unmarshal(resp.Kvs[0].Value, &rec) == nil
+	}
+	if ok {
+		ops = s.ending(key, rec)
+	}
+	if _, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(ops...).Commit(); err != nil {
 		return unavailable(err)
 	}
 	return nil
@@ -441,6 +487,7 @@ func (s *Store) DeleteNameID(ctx context.Context, nameID string) (int, error) {
 	unlisted := s.now().Before(s.untaggedUntil)
 	s.mu.Unlock()
 	var kvs []*mvccpb.KeyValue
+	var stale []clientv3.Op // listings whose session is gone
 	if unlisted {
 		resp, err := s.cli.Get(ctx, s.prefix+"session/", clientv3.WithPrefix())
 		if err != nil {
@@ -460,8 +507,13 @@ func (s *Store) DeleteNameID(ctx context.Context, nameID string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		for _, r := range resps {
-			kvs = append(kvs, r.GetResponseRange().Kvs...)
+		for i, r := range resps {
+			got := r.GetResponseRange().Kvs
+			if len(got) == 0 {
+				// Its session is gone, the listing left by a failure.
+				stale = append(stale, clientv3.OpDelete(string(listed.Kvs[i].Key)))
+			}
+			kvs = append(kvs, got...)
 		}
 	}
 	n := 0
@@ -471,10 +523,13 @@ func (s *Store) DeleteNameID(ctx context.Context, nameID string) (int, error) {
 			continue
 		}
 		s.forget(string(kv.Key))
-		if _, err := s.cli.Delete(clientv3.WithRequireLeader(ctx), string(kv.Key)); err != nil {
+		if _, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(s.ending(string(kv.Key), rec)...).Commit(); err != nil {
 			return n, unavailable(err)
 		}
 		n++
+	}
+	if _, err := s.inTxns(ctx, stale); err != nil {
+		return n, err
 	}
 	return n, nil
 }
