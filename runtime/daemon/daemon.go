@@ -209,18 +209,39 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	// The first reconcile runs before the listeners open, so Entra never
-	// sees a runtime without its SCIM configuration. A bad spec here keeps
-	// the state loaded from disk. With etcd, only the elected leader
-	// applies, and the election comes later: the state loaded from etcd is
-	// what the daemons serve until it has.
+	// The listeners are bound before the first reconcile, which may be
+	// long (a git clone), so that a port in use fails the start at once;
+	// serve takes them over, and any return before it closes them.
+	ln, adminLn, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	served := false
+	defer func() {
+		if !served {
+			ln.Close()
+			adminLn.Close()
+		}
+	}()
+	// The first reconcile runs before anything is served (connections wait
+	// in the listeners' backlog), so Entra never sees a runtime without its
+	// SCIM configuration. A bad spec here keeps the state loaded from disk.
+	// With etcd, only the elected leader applies, and the election comes
+	// later: the state loaded from etcd is what the daemons serve until it
+	// has.
 	var waiting bool
 	if d.etcd == nil {
 		_, err = d.rec.ReconcileOnce(ctx)
 		waiting = errors.Is(err, source.ErrNothingPushed)
-		if err != nil && !waiting {
+		if err != nil && !waiting && ctx.Err() == nil {
 			d.log.Warn("first reconcile failed; serving the state as the data dir holds it until a revision applies", "err", err)
 		}
+	}
+	if ctx.Err() != nil {
+		// Stopped while starting: serving now would tell systemd READY=1
+		// and log "serving" only to shut down at once.
+		d.log.Info("stopped before serving")
+		return nil
 	}
 	if ok, why := d.tls.Ready(); !cfg.InsecureHTTP && !ok {
 		if !waiting {
@@ -230,7 +251,22 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		d.log.Warn("no TLS certificate yet: HTTPS handshakes fail until a spec with one is pushed", "reason", why)
 	}
-	return d.serve(ctx)
+	served = true
+	return d.serve(ctx, ln, adminLn)
+}
+
+// listen binds the main and the admin listener.
+func listen(cfg Config) (ln, adminLn net.Listener, err error) {
+	ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	adminLn, err = net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+	}
+	return ln, adminLn, nil
 }
 
 // ErrNoTLSCertificate is a daemon told to serve HTTPS by a spec without a
@@ -581,25 +617,17 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}, cleanup, nil
 }
 
-// serve opens the listeners and runs every goroutine until ctx ends or one
-// of them fails, then shuts down gracefully: listeners stop accepting,
-// in-flight requests finish, the loops stop between reconciles.
-func (d *daemon) serve(ctx context.Context) error {
+// serve serves ln and adminLn, which it closes, and runs every goroutine
+// until ctx ends or one of them fails, then shuts down gracefully:
+// listeners stop accepting, in-flight requests finish, the loops stop
+// between reconciles.
+func (d *daemon) serve(ctx context.Context, ln, adminLn net.Listener) error {
 	cfg, log := d.cfg, d.log
 	notify, err := sdnotify.New(cfg.Getenv)
 	if err != nil {
 		// systemd gives up on a start it hears nothing from; the daemon
 		// itself works without the notification.
 		log.Warn("systemd notification socket", "err", err)
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	adminLn, err := net.Listen("tcp", cfg.AdminListen)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
 	}
 	if err := d.console.SetURL(consoleURL(cfg.ConsoleURL, adminLn.Addr().String())); err != nil {
 		ln.Close()

@@ -3,13 +3,16 @@ package daemon
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/internal/logsink"
 	"github.com/idrecon/idrecon/runtime/store/durable"
 )
 
@@ -23,6 +26,58 @@ func freeAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// slowSpec returns a spec folder whose every load, the first reconcile's
+// included, reads the environment variable GW_SECRET, and a Getenv that,
+// when it is read, calls reached (once) and then blocks until release is
+// closed: a stand-in for a slow first reconcile such as a large git clone.
+func slowSpec(t *testing.T, reached func(), release <-chan struct{}) (specDir string, getenv func(string) string) {
+	t.Helper()
+	specDir, _ = gatewaySpec(t, map[string]string{"gw.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n" +
+		"  upstream: http://127.0.0.1:1\n  pathPrefix: /app\n  sharedSecret:\n    header: X-Gateway-Secret\n    valueFrom: {env: GW_SECRET}\n"})
+	var once sync.Once
+	return specDir, func(k string) string {
+		if k != "GW_SECRET" {
+			return ""
+		}
+		once.Do(reached)
+		<-release
+		return "s3cret"
+	}
+}
+
+// TestStopDuringFirstReconcile: a stop (SIGTERM) that arrives while the
+// first reconcile runs ends Run without serving: Started, which tells
+// systemd READY=1, is never called and "idrecon serving" never logged.
+func TestStopDuringFirstReconcile(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	specDir, getenv := slowSpec(t, cancel, ctx.Done())
+	logs := &logsink.Buffer{}
+	started := make(chan struct{}, 1)
+	cfg := Config{SpecDir: specDir, DataDir: t.TempDir(), Getenv: getenv,
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", InsecureHTTP: true, AdminToken: adminTok, Interval: time.Hour,
+		Logger:  slog.New(slog.NewJSONHandler(logs, nil)),
+		Started: func(string, string) { started <- struct{}{} }}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v, want nil or context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after its context was cancelled")
+	}
+	select {
+	case <-started:
+		t.Error("Started was called after the context was cancelled: systemd would hear READY=1 from a daemon shutting down")
+	default:
+	}
+	if strings.Contains(logs.String(), "idrecon serving") {
+		t.Errorf("logged serving after the context was cancelled:\n%s", logs)
+	}
 }
 
 // TestStartFailuresAreClear: a daemon that cannot start says why, fails
@@ -46,11 +101,16 @@ func TestStartFailuresAreClear(t *testing.T) {
 		cfg    func(c *Config)
 		want   string
 		wantIs error
+		// slow makes the first reconcile last until the test gives up on
+		// Run: a failure that is not one of the spec must come first.
+		slow bool
 	}{
 		{name: "spec folder missing", cfg: func(c *Config) { c.SpecDir = filepath.Join(t.TempDir(), "missing") }, want: "spec folder"},
 		{name: "spec folder is a file", cfg: func(c *Config) { c.SpecDir = notDir }, want: "spec folder"},
 		{name: "port in use", cfg: func(c *Config) { c.Listen = busy.Addr().String() }, want: "address already in use"},
 		{name: "admin port in use", cfg: func(c *Config) { c.AdminListen = busy.Addr().String() }, want: "address already in use"},
+		{name: "port in use, slow first reconcile", cfg: func(c *Config) { c.Listen = busy.Addr().String() }, want: "address already in use", slow: true},
+		{name: "admin port in use, slow first reconcile", cfg: func(c *Config) { c.AdminListen = busy.Addr().String() }, want: "address already in use", slow: true},
 		{name: "data dir not creatable", cfg: func(c *Config) { c.DataDir = filepath.Join(notDir, "data") }, want: "data dir"},
 		{name: "data dir held by another daemon", cfg: func(c *Config) { c.DataDir = held }, wantIs: durable.ErrLocked},
 	}
@@ -58,11 +118,14 @@ func TestStartFailuresAreClear(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := Config{SpecDir: copyDir(t, "../../examples/entra"), DataDir: t.TempDir(),
 				Listen: freeAddr(t), AdminListen: freeAddr(t), InsecureHTTP: true, AdminToken: adminTok, Interval: time.Hour}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if tt.slow {
+				cfg.SpecDir, cfg.Getenv = slowSpec(t, func() {}, ctx.Done())
+			}
 			tt.cfg(&cfg)
 			started := false
 			cfg.Started = func(string, string) { started = true }
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
 			err := Run(ctx, cfg)
 			switch {
 			case started:
