@@ -111,7 +111,9 @@ func TestExtendedConnectOverHTTP2(t *testing.T) {
 	t.Cleanup(srv.Close)
 	// x/net's transport, not net/http's: net/http refuses to send a
 	// ":protocol" header before it reaches its bundled HTTP/2 client.
+	//lint:ignore SA1019 only x/net's transport sends :protocol
 	tr := &http2.Transport{TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig}
+	//lint:ignore SA1019 as above
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr}
 
