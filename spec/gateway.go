@@ -77,8 +77,15 @@ func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 		}
 	}
 	l.checkGatewayTLS(p, g)
-	if g.PathPrefix != "" && !cleanAbsPath(g.PathPrefix) {
+	switch {
+	case g.PathPrefix != "" && !cleanAbsPath(g.PathPrefix):
 		l.fail(p, "spec.pathPrefix", "must be an absolute URL path without . or .. segments, got %q", g.PathPrefix)
+	case strings.Contains(g.PathPrefix, ";"):
+		// The daemon picks a Gateway by the path as the application maps
+		// it, each segment's ";parameters" dropped (gateway.MappedPath): no
+		// request would ever be under this prefix, and its requests would
+		// go to another Gateway, with that one's requiredRole.
+		l.fail(p, "spec.pathPrefix", "must not contain ';' (requests are matched with path parameters dropped, so none would reach this Gateway), got %q", g.PathPrefix)
 	}
 	headers := map[string]string{}
 	for _, h := range []struct{ field, name string }{

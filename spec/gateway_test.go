@@ -43,6 +43,10 @@ func TestGatewayValidation(t *testing.T) {
 		{name: "upstream scheme, token in the query", spec: "  upstream: ftp://h/?token=s3cret\n", want: `spec.upstream: must be an http:// or https:// URL with a host, got "ftp://h/?token=REDACTED"`},
 		{name: "upstream credentials", spec: "  upstream: http://u:p@h\n", want: "spec.upstream: must not carry credentials"},
 		{name: "relative prefix", spec: "  pathPrefix: ssc\n", want: "g.yaml:6:15: spec.pathPrefix: must be an absolute URL path"},
+		// The daemon picks a Gateway by the path with each segment's
+		// ";parameters" dropped, so this prefix would never be chosen and
+		// its requests would go to another Gateway.
+		{name: "path parameters", spec: "  pathPrefix: /ssc;v=2\n", want: "g.yaml:6:15: spec.pathPrefix: must not contain ';'"},
 		{name: "dot segments", spec: "  pathPrefix: /a/../saml\n", want: "spec.pathPrefix: must be an absolute URL path without . or .."},
 		{name: "bad header", spec: "  userHeader: user name\n", want: "spec.userHeader: \"user name\" is not a valid HTTP header name"},
 		{name: "hop-by-hop header", spec: "  rolesHeader: Connection\n", want: "spec.rolesHeader: Connection is a hop-by-hop header"},
