@@ -24,6 +24,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // Cluster is a running etcd cluster.
@@ -167,7 +168,18 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 // Client returns a client of the whole cluster, closed when t ends.
 func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return NewClient(t, c.Endpoints)
+}
+
+// NewClient returns a client of endpoints, closed when t ends, whose unary
+// calls go through intercept (a test's faults: lost answers, timeouts).
+func NewClient(t testing.TB, endpoints []string, intercept ...grpc.UnaryClientInterceptor) *clientv3.Client {
+	t.Helper()
+	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if len(intercept) > 0 {
+		cfg.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(intercept...)}
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -244,7 +243,7 @@ func TestNoMarkerReuseAfterUnknownOutcome(t *testing.T) {
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	cli := interceptedClient(t, c.Endpoints, intercept)
+	cli := etcdtest.NewClient(t, c.Endpoints, intercept)
 	s := newState(t, cli)
 	a, b := create("/t/reuse/a", "1"), create("/t/reuse/b", "2")
 	s.commitTxns([]*mainTxn{a})
@@ -309,7 +308,7 @@ func TestOutcomeUnknown(t *testing.T) {
 				return invoker(ctx, method, req, reply, cc, opts...)
 			}
 			// A short timeout: every call that times out takes all of it.
-			s, err := New(Options{Client: interceptedClient(t, c.Endpoints, intercept), Prefix: "/t/",
+			s, err := New(Options{Client: etcdtest.NewClient(t, c.Endpoints, intercept), Prefix: "/t/",
 				Timeout: 500 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				t.Fatal(err)
@@ -361,7 +360,7 @@ func commitLate(t *testing.T, endpoints []string, lose *atomic.Int32) (cli *clie
 		}
 		return err
 	}
-	return interceptedClient(t, endpoints, intercept), done.Load
+	return etcdtest.NewClient(t, endpoints, intercept), done.Load
 }
 
 // batches returns n creates under prefix: one alone; with three, the
@@ -376,19 +375,6 @@ func batches(t *testing.T, cli *clientv3.Client, prefix string, n int) []*mainTx
 		ts = append(ts, create(prefix+"taken", "second"), create(prefix+"c", "3"))
 	}
 	return ts
-}
-
-// interceptedClient returns a client of endpoints whose unary calls go
-// through intercept, closed when t ends.
-func interceptedClient(t *testing.T, endpoints []string, intercept grpc.UnaryClientInterceptor) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(intercept)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
 }
 
 func newState(t *testing.T, cli *clientv3.Client) *State {
@@ -416,7 +402,7 @@ func dropOneTxn(t *testing.T, endpoints []string, lose *atomic.Int32, committed 
 		}
 		return status.Error(codes.Unavailable, "connection lost (test)")
 	}
-	return interceptedClient(t, endpoints, intercept)
+	return etcdtest.NewClient(t, endpoints, intercept)
 }
 
 // writes reports whether a transaction request puts anything (the markers'

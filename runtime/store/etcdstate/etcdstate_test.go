@@ -566,7 +566,7 @@ func TestUnappliableEventReloads(t *testing.T) {
 			}
 			logs := &logRecorder{}
 			a := newReplica(t, cli, prefix)
-			b := newReplicaWith(t, etcdstate.Options{Client: etcdstate.InterceptedClient(t, c.Endpoints, intercept), Prefix: prefix,
+			b := newReplicaWith(t, etcdstate.Options{Client: etcdtest.NewClient(t, c.Endpoints, intercept), Prefix: prefix,
 				Logger: slog.New(logs), Timeout: 2 * time.Second})
 			a.update(t, createUser("u1", "ann@contoso.com"))
 			b.barrier(t)

@@ -16,10 +16,6 @@ func SmallPages(t *testing.T, first, bytes int) {
 	t.Cleanup(func() { firstPage, pageBytes = oldFirst, oldBytes })
 }
 
-// InterceptedClient returns a client of endpoints whose unary calls go
-// through intercept, closed when t ends.
-var InterceptedClient = interceptedClient
-
 // FastRetries makes the mirror load the state again within milliseconds of
 // a failed load, until t ends.
 func FastRetries(t *testing.T) {

@@ -222,7 +222,7 @@ func TestNoMembershipOfADeletedGroupAfterTheFirstTransaction(t *testing.T) {
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	a := newReplica(t, etcdstate.InterceptedClient(t, c.Endpoints, intercept), "/t/")
+	a := newReplica(t, etcdtest.NewClient(t, c.Endpoints, intercept), "/t/")
 	ids := a.usersAndGroup(t)
 	err := a.st.Update(context.Background(), func(tx *store.Txn) error {
 		if g, _ := tx.GroupByID("g"); g == nil {
@@ -284,7 +284,7 @@ func TestNoMembershipOfACreatedMemberDeletedAfterTheFirstTransaction(t *testing.
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	a := newReplica(t, etcdstate.InterceptedClient(t, c.Endpoints, intercept), "/t/")
+	a := newReplica(t, etcdtest.NewClient(t, c.Endpoints, intercept), "/t/")
 	a.update(t, func(tx *store.Txn) error {
 		return tx.Insert(store.TableGroups, &store.Group{ID: "g", DisplayName: "Team"})
 	})
@@ -376,7 +376,7 @@ func TestLostAnswerOfALaterTransaction(t *testing.T) {
 				}
 				return err
 			}
-			a := newReplica(t, etcdstate.InterceptedClient(t, c.Endpoints, intercept), prefix)
+			a := newReplica(t, etcdtest.NewClient(t, c.Endpoints, intercept), prefix)
 			ids := a.usersAndGroup(t)
 			lose.Store(true)
 			err := a.st.Update(context.Background(), func(tx *store.Txn) error { return tx.ChangeMembers("g", ids, nil, time.Unix(2, 0)) })
