@@ -137,6 +137,13 @@ func (cfg Config) normalized() (Config, *url.URL, error) {
 	if !strings.HasPrefix(cfg.PathPrefix, "/") || strings.Contains(cfg.PathPrefix, "//") || hasDotSegment(cfg.PathPrefix) {
 		return bad("pathPrefix", "must be an absolute path without . or .. segments, got %q", cfg.PathPrefix)
 	}
+	if strings.Contains(cfg.PathPrefix, ";") {
+		// The daemon picks a Gateway by MappedPath, each segment's
+		// ";parameters" dropped: no request would ever be under this
+		// prefix, and its requests would go to another Gateway. The spec
+		// loader refuses it too.
+		return bad("pathPrefix", "must not contain ';' (requests are matched with path parameters dropped), got %q", cfg.PathPrefix)
+	}
 	if cfg.PathPrefix != "/" {
 		cfg.PathPrefix = strings.TrimSuffix(cfg.PathPrefix, "/")
 	}

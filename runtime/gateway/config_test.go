@@ -27,6 +27,10 @@ func TestConfigErrors(t *testing.T) {
 		{"upstream with credentials", gateway.Config{Upstream: "http://u:p@ssc"}, "upstream"},
 		{"relative prefix", gateway.Config{PathPrefix: "ssc"}, "pathPrefix"},
 		{"prefix with dots", gateway.Config{PathPrefix: "/ssc/../x"}, "pathPrefix"},
+		// Requests are matched with ";parameters" dropped (MappedPath), so
+		// none would ever be under this prefix.
+		{"prefix with path parameter", gateway.Config{PathPrefix: "/ssc;v=1"}, "pathPrefix"},
+		{"prefix with empty path parameter", gateway.Config{PathPrefix: "/ssc/;"}, "pathPrefix"},
 		{"header with space", gateway.Config{UserHeader: "user name"}, "userHeader"},
 		{"header with colon", gateway.Config{RolesHeader: "x:y"}, "rolesHeader"},
 		{"hop-by-hop header", gateway.Config{UserHeader: "Connection"}, "userHeader"},
