@@ -215,25 +215,58 @@ func (s *Server) SetURL(raw string) error {
 
 // ServeHTTP serves the console's routes below Path.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	secureHeaders(w)
-	s.mux.ServeHTTP(w, r)
+	hardened(s.mux, func() string { return "'self'" }).ServeHTTP(w, r)
 }
 
-// secureHeaders are on every answer: nothing of the console is cached,
-// framed, or allowed to run or load anything but its own style sheet.
-func secureHeaders(w http.ResponseWriter) { secureHeadersStyledFrom(w, "'self'") }
+// hardened wraps h so that every answer it gives carries the headers that
+// keep the console's pages, which show personal data, out of caches and
+// frames and let them load nothing but the style sheet from styleFrom's
+// origin (the console's own; the hand-off's pages on the main listener take
+// the console's). The headers are set again as the answer's header is
+// written, since handlers on the way may delete them: http.FileServer's
+// errors drop Cache-Control.
+func hardened(h http.Handler, styleFrom func() string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hw := &hardenedWriter{ResponseWriter: w, styleFrom: styleFrom()}
+		// Also now, for an answer that h never writes (net/http then sends
+		// the header without passing through hw).
+		hw.set()
+		h.ServeHTTP(hw, r)
+	})
+}
 
-// secureHeadersStyledFrom is secureHeaders for a page whose style sheet
-// comes from origin: the hand-off's, on the main listener, takes the
-// console's.
-func secureHeadersStyledFrom(w http.ResponseWriter, origin string) {
+type hardenedWriter struct {
+	http.ResponseWriter
+	styleFrom string
+	wrote     bool
+}
+
+func (w *hardenedWriter) set() {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src "+origin+"; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src "+w.styleFrom+"; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 }
+
+func (w *hardenedWriter) WriteHeader(code int) {
+	if !w.wrote && code >= 200 {
+		w.wrote = true
+		w.set()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *hardenedWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *hardenedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // request is one signed-in page request.
 type request struct {

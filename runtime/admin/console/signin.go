@@ -166,10 +166,10 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, set setting
 // Handoff serves HandoffPath below the SAML base path on the main
 // listener: step 2 of the sign-in (see the package comment).
 func (s *Server) Handoff() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The main listener is another origin: the pages here link to,
-		// and take their style from, the console's URL.
-		secureHeadersStyledFrom(w, s.url.Scheme+"://"+s.url.Host)
+	// The main listener is another origin: the pages here link to, and
+	// take their style from, the console's URL (read per request: SetURL
+	// may come after Handoff).
+	return hardened(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		home := s.url.String()
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", http.MethodGet)
@@ -201,7 +201,7 @@ func (s *Server) Handoff() http.Handler {
 		}
 		c := s.mint(u, state)
 		http.Redirect(w, r, s.url.JoinPath("auth").String()+"?code="+c, http.StatusSeeOther)
-	})
+	}), func() string { return s.url.Scheme + "://" + s.url.Host })
 }
 
 // serveAuth is step 3: it exchanges a code for a console session.
