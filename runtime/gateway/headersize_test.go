@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -86,17 +85,7 @@ func TestUpstreamResponseHeadersBounded(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var hits atomic.Int64
-			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				hits.Add(1)
-				conn, rw, err := http.NewResponseController(w).Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer conn.Close()
-				writeBigHeaders(rw, tc.size)
-			}))
-			t.Cleanup(up.Close)
+			up := rawUpstream(t, &hits, func(rw *bufio.ReadWriter, _ *http.Request) { writeBigHeaders(rw, tc.size) })
 			g, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL}, gateway.Deps{})
 			resp := do(t, "GET", srv.URL+"/app", "tok-ann", nil)
 			if resp.StatusCode != tc.want {

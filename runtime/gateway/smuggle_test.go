@@ -245,19 +245,11 @@ func TestRequestTrailersCarryNoIdentity(t *testing.T) {
 // what the Gateway is for, is let through; the upstream never sees the rest.
 func TestUpgradeOnlyToWebSocket(t *testing.T) {
 	var hits atomic.Int64
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := rawUpstream(t, &hits, func(rw *bufio.ReadWriter, r *http.Request) {
 		// A lax upstream: switches to whatever it is asked.
-		hits.Add(1)
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
 		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + r.Header.Get("Upgrade") + "\r\nConnection: Upgrade\r\n\r\n")
 		rw.Flush()
-	}))
-	t.Cleanup(up.Close)
+	})
 	_, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL}, gateway.Deps{})
 	for _, tc := range []struct {
 		name, headers string
@@ -293,4 +285,23 @@ func TestUpgradeOnlyToWebSocket(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawUpstream is an upstream that counts its requests in hits and answers
+// each with whatever answer writes on the hijacked connection (answers
+// net/http would not send), closed when t ends.
+func rawUpstream(t *testing.T, hits *atomic.Int64, answer func(rw *bufio.ReadWriter, r *http.Request)) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		answer(rw, r)
+	}))
+	t.Cleanup(up.Close)
+	return up
 }
