@@ -95,6 +95,9 @@ type outcome struct {
 	// server is another process) used over the cycle (over the run when
 	// the cycle did not end), on the cores the server shares.
 	client time.Duration
+	// idle is the share of the machine's cores idle over the cycle (over
+	// the run when it did not end): NaN where unknown.
+	idle float64
 }
 
 // load starts t, runs cfg against it with the report of -pid, and stops
@@ -123,9 +126,12 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 	cfg.URL = d.scim
 	// The CPU times are the cycle's, as the request rate is.
 	clientBefore := cpuTime(os.Getpid())
+	coresBefore, coresKnown := machineTicks()
 	clientCycle, cycle := time.Duration(0), false
+	var coresCycle coreTicks
 	cfg.CycleEnd = func() {
 		clientCycle, cycle = cpuTime(os.Getpid()), true
+		coresCycle, _ = machineTicks()
 		rss.cycleEnd()
 	}
 	res, err := scimload.Run(ctx, cfg)
@@ -137,9 +143,18 @@ func load(ctx context.Context, t target, cfg scimload.Config, settle time.Durati
 	o = &outcome{label: t.label, res: res, client: cpuTime(os.Getpid()) - clientBefore}
 	if cycle {
 		o.client = clientCycle - clientBefore
+	} else {
+		coresCycle, _ = machineTicks()
+	}
+	o.idle = math.NaN()
+	if coresKnown {
+		o.idle = idleShare(coresBefore, coresCycle)
 	}
 	if n := res.CycleRequests(); n > 0 {
 		fmt.Fprintf(stdout, "load tool CPU  %s over the %s, %.0f µs/request\n", o.client, interval(cycle), float64(o.client.Microseconds())/float64(n))
+	}
+	if !math.IsNaN(o.idle) {
+		fmt.Fprintf(stdout, "cores idle     %.0f%% over the %s (idle or waiting for I/O)\n", o.idle*100, interval(cycle))
 	}
 	if journaled {
 		// Read even when the run ran out of time, as the rest is.
@@ -280,6 +295,7 @@ func compareTable(w io.Writer, users int, a, b []*outcome) {
 		}
 		return float64(o.client.Microseconds()) / float64(o.res.CycleRequests())
 	}, us, false)
+	row("cores idle (or waiting for I/O)", func(o *outcome) float64 { return o.idle }, func(v float64) string { return fmt.Sprintf("%.0f%%", v*100) }, false)
 	tw.Flush()
 	for line := range strings.Lines(buf.String()) {
 		fmt.Fprintln(w, strings.TrimRight(line, " \n"))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -184,4 +185,49 @@ func interval(cycle bool) string {
 		return "cycle"
 	}
 	return "run"
+}
+
+// coreTicks is the machine's CPU time as /proc/stat's first line counts it:
+// all of it, and the part no task ran (idle, and idle while waiting for
+// I/O, as fdatasync leaves a core).
+type coreTicks struct{ total, idle int64 }
+
+// machineTicks reads /proc/stat; ok false where there is none.
+func machineTicks() (coreTicks, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return coreTicks{}, false
+	}
+	t, err := parseCoreTicks(string(b))
+	return t, err == nil
+}
+
+// parseCoreTicks reads the "cpu" line: user nice system idle iowait irq
+// softirq steal, then guest times that user and nice already include.
+func parseCoreTicks(stat string) (coreTicks, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return coreTicks{}, errors.New("no cpu line in /proc/stat")
+	}
+	var t coreTicks
+	for i, s := range f[1:9] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return coreTicks{}, fmt.Errorf("/proc/stat cpu field %d: %w", i+1, err)
+		}
+		t.total += v
+		if i == 3 || i == 4 {
+			t.idle += v
+		}
+	}
+	return t, nil
+}
+
+// idleShare is the share of the cores idle from a to b, NaN when unknown.
+func idleShare(a, b coreTicks) float64 {
+	if b.total <= a.total {
+		return math.NaN()
+	}
+	return float64(b.idle-a.idle) / float64(b.total-a.total)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -104,4 +105,36 @@ func TestRSSPeakBetweenSamples(t *testing.T) {
 			t.Errorf("peak %d MiB, before %d MiB: a %d MiB spike was missed", f.peak>>20, f.before>>20, size>>20)
 		}
 	})
+}
+
+func TestParseCoreTicks(t *testing.T) {
+	for _, tc := range []struct {
+		name, stat string
+		want       coreTicks
+		err        bool
+	}{
+		// user nice system idle iowait irq softirq steal guest guest_nice:
+		// the guest times are in user and nice already.
+		{"kernel 5+", "cpu  100 2 30 400 50 0 7 1 9 9\ncpu0 1 2 3 4 5 6 7 8 9 9\n", coreTicks{total: 590, idle: 450}, false},
+		{"eight fields", "cpu 1 1 1 1 1 1 1 1\n", coreTicks{total: 8, idle: 2}, false},
+		{"short", "cpu 1 2 3 4\n", coreTicks{}, true},
+		{"not the cpu line", "intr 1 2 3 4 5 6 7 8 9\n", coreTicks{}, true},
+		{"not a number", "cpu 1 2 3 x 5 6 7 8\n", coreTicks{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseCoreTicks(tc.stat)
+			if (err != nil) != tc.err || got != tc.want {
+				t.Fatalf("parseCoreTicks = %+v, %v; want %+v, error %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+func TestIdleShare(t *testing.T) {
+	if got := idleShare(coreTicks{100, 40}, coreTicks{300, 90}); got != 0.25 {
+		t.Fatalf("idleShare = %v, want 0.25", got)
+	}
+	if got := idleShare(coreTicks{100, 40}, coreTicks{100, 40}); !math.IsNaN(got) {
+		t.Fatalf("idleShare of no time = %v, want NaN", got)
+	}
 }
