@@ -80,6 +80,10 @@ func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 	switch {
 	case g.PathPrefix != "" && !cleanAbsPath(g.PathPrefix):
 		l.fail(p, "spec.pathPrefix", "must be an absolute URL path without . or .. segments, got %q", g.PathPrefix)
+	case strings.Contains(g.PathPrefix, "%"):
+		// Requests are matched on their decoded path: "/a%20b" would
+		// match only a request for "/a%2520b".
+		l.fail(p, "spec.pathPrefix", "must be written decoded, without '%%' escapes (requests are matched on their decoded path), got %q", g.PathPrefix)
 	case strings.Contains(g.PathPrefix, ";"):
 		// The daemon picks a Gateway by the path as the application maps
 		// it, each segment's ";parameters" dropped (gateway.MappedPath): no

@@ -47,6 +47,7 @@ func TestGatewayValidation(t *testing.T) {
 		// ";parameters" dropped, so this prefix would never be chosen and
 		// its requests would go to another Gateway.
 		{name: "path parameters", spec: "  pathPrefix: /ssc;v=2\n", want: "g.yaml:6:15: spec.pathPrefix: must not contain ';'"},
+		{name: "percent escapes", spec: "  pathPrefix: /a%20b\n", want: "g.yaml:6:15: spec.pathPrefix: must be written decoded"},
 		{name: "dot segments", spec: "  pathPrefix: /a/../saml\n", want: "spec.pathPrefix: must be an absolute URL path without . or .."},
 		{name: "bad header", spec: "  userHeader: user name\n", want: "spec.userHeader: \"user name\" is not a valid HTTP header name"},
 		{name: "hop-by-hop header", spec: "  rolesHeader: Connection\n", want: "spec.rolesHeader: Connection is a hop-by-hop header"},

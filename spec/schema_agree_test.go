@@ -163,6 +163,8 @@ var agreeCases = []agreeCase{
 	{name: "gateway/pathPrefix root", docs: gw("\n  pathPrefix: /\n"), loads: true},
 	{name: "gateway/pathPrefix dots inside a segment", docs: gw("\n  pathPrefix: /a.b/..c/x\n"), loads: true},
 	{name: "gateway/pathPrefix path parameters", docs: gw("\n  pathPrefix: /a/x;y\n")},
+	{name: "gateway/pathPrefix percent escape", docs: gw("\n  pathPrefix: /a/x%20y\n")},
+	{name: "gateway/pathPrefix decoded space", docs: gw("\n  pathPrefix: /a/x y\n"), loads: true},
 	{name: "gateway/pathPrefix relative", docs: gw("\n  pathPrefix: app\n")},
 	{name: "gateway/pathPrefix empty segment", docs: gw("\n  pathPrefix: /a//b\n")},
 	{name: "gateway/pathPrefix dot-dot segment", docs: gw("\n  pathPrefix: /a/../b\n")},

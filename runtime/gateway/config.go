@@ -144,6 +144,11 @@ func (cfg Config) normalized() (Config, *url.URL, error) {
 		// loader refuses it too.
 		return bad("pathPrefix", "must not contain ';' (requests are matched with path parameters dropped), got %q", cfg.PathPrefix)
 	}
+	if strings.Contains(cfg.PathPrefix, "%") {
+		// Requests are matched on their decoded path, so an escape in
+		// the prefix would match only its own escape escaped again.
+		return bad("pathPrefix", "must be written decoded, without '%%' escapes, got %q", cfg.PathPrefix)
+	}
 	if cfg.PathPrefix != "/" {
 		cfg.PathPrefix = strings.TrimSuffix(cfg.PathPrefix, "/")
 	}

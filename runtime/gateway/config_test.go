@@ -30,6 +30,7 @@ func TestConfigErrors(t *testing.T) {
 		// Requests are matched with ";parameters" dropped (MappedPath), so
 		// none would ever be under this prefix.
 		{"prefix with path parameter", gateway.Config{PathPrefix: "/ssc;v=1"}, "pathPrefix"},
+		{"prefix with a percent escape", gateway.Config{PathPrefix: "/a%20b"}, "pathPrefix"},
 		{"prefix with empty path parameter", gateway.Config{PathPrefix: "/ssc/;"}, "pathPrefix"},
 		{"header with space", gateway.Config{UserHeader: "user name"}, "userHeader"},
 		{"header with colon", gateway.Config{RolesHeader: "x:y"}, "rolesHeader"},
