@@ -17,13 +17,15 @@
 // public page.
 //
 // Logout: the sign-out form is taken from the SP's own pages only; the
-// IdP's logout messages act only when their redirect signature verifies,
-// a LogoutResponse only as the answer to this browser's LogoutRequest, and
-// a LogoutRequest only while fresh (its IssueInstant within
-// logoutRequestLifetime, its NotOnOrAfter if any, with the skew allowed
-// for assertions) and once: its ID goes into the replay cache, keyed apart
-// from assertion IDs. A LogoutRequest ends the sessions of the user it
-// names; the session of the browser bringing it only if it is that user's.
+// IdP's logout messages act only when their redirect signature verifies
+// and their Destination (required, as on every signed message) is this
+// SP's logout URL, a LogoutResponse only as the answer to this browser's
+// LogoutRequest, and a LogoutRequest only while fresh (its IssueInstant
+// within logoutRequestLifetime, its NotOnOrAfter if any, with the skew
+// allowed for assertions) and once: its ID goes into the replay cache,
+// keyed apart from assertion IDs. A LogoutRequest ends every session of the user it
+// names, whatever SessionIndex it gives (see serveSLO); the session of the
+// browser bringing it only if it is that user's.
 // The requests the SP sends carry the real time; the skew is allowed only
 // in checking what the IdP sends.
 //

@@ -279,6 +279,12 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, se, own := s.sessionOf(r)
+	// Every session of the NameID ends, whatever SessionIndex elements the
+	// request names (SAML core §3.7.3.2 requires the named ones to end).
+	// Matching on the index would leave a session signed in whenever Entra
+	// names it otherwise than the assertion did, or a session was stored
+	// without one, while Entra is told the user is signed out; ending the
+	// user's other sessions here too only ever reaches that user.
 	n, delErr := s.sessions.DeleteNameID(r.Context(), req.NameID)
 	if delErr != nil {
 		s.log.Error("saml: idp-initiated logout", "err", delErr)
@@ -359,7 +365,14 @@ func (s *Server) readLogoutMessage(c *config, rawQuery, param, value string, v a
 }
 
 // checkLogoutEnvelope checks what IdP logout requests and responses share:
-// the IdP's issuer, an ID, SAML 2.0, and, when given, this SP's SLO URL.
+// the IdP's issuer, an ID, SAML 2.0, and this SP's SLO URL as Destination.
+//
+// Destination is required, not only checked when present: the bindings
+// make it mandatory on a signed message, and every logout message taken
+// here is signed. The redirect signature covers the message, not the URL
+// it was sent to, and Entra signs for every application of a tenant under
+// one issuer: without Destination, a message signed for another SP
+// sharing the signing certificate would be obeyed here.
 func checkLogoutEnvelope(c *config, issuer, id, version, destination string) error {
 	issuer = strings.TrimSpace(issuer)
 	switch {
@@ -367,7 +380,9 @@ func checkLogoutEnvelope(c *config, issuer, id, version, destination string) err
 		return reject(CodeIssuer, "logout issuer %q is not the IdP", issuer)
 	case id == "" || version != "2.0":
 		return reject(CodeLogoutMalformed, "logout message needs an ID and Version 2.0")
-	case destination != "" && destination != c.sloURL:
+	case destination == "":
+		return reject(CodeDestination, "logout message has no Destination (required on a signed message)")
+	case destination != c.sloURL:
 		return reject(CodeDestination, "logout Destination %q is not %q", destination, c.sloURL)
 	}
 	return nil

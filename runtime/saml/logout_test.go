@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"slices"
 	"strings"
@@ -152,6 +153,14 @@ func TestIDPInitiatedLogout(t *testing.T) {
 			d.Root().CreateAttr("Destination", "https://evil.example/slo")
 			return q(e.t, d, "", keyA, false)
 		}, CodeDestination},
+		{"no destination", func(e *env) string {
+			// A message signed for another SP of the tenant would
+			// otherwise do here: the redirect signature does not cover
+			// the URL it was sent to.
+			d := msg(e, "alice@contoso.example")
+			d.Root().RemoveAttr("Destination")
+			return q(e.t, d, "", keyA, false)
+		}, CodeDestination},
 		{"deflate bomb", func(e *env) string {
 			d := msg(e, strings.Repeat("a", 1<<20))
 			return q(e.t, d, "", keyA, false)
@@ -287,6 +296,15 @@ func TestLogoutResponse(t *testing.T) {
 		}, CodeStatus},
 		{"wrong destination", func(e *env, pending string) string {
 			d := testidp.LogoutResponse(tenant, "https://other-sp.example/saml/slo", pending, "", e.clock.Now())
+			q, err := testidp.RedirectQuery("SAMLResponse", d, "", keyA, false)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return q
+		}, CodeDestination},
+		{"no destination", func(e *env, pending string) string {
+			d := testidp.LogoutResponse(tenant, e.ts.URL+"/saml/slo", pending, "", e.clock.Now())
+			d.Root().RemoveAttr("Destination")
 			q, err := testidp.RedirectQuery("SAMLResponse", d, "", keyA, false)
 			if err != nil {
 				e.t.Fatal(err)
@@ -688,4 +706,79 @@ func TestLogoutRequestAfterReplayOverflow(t *testing.T) {
 	e.signIn()
 	r, page = e.get("/saml/slo?" + q)
 	e.expectLogout(r, page, CodeReplay)
+}
+
+// signInBrowser signs user in on a browser of its own, in an assertion
+// whose AuthnStatement has sessionIndex, and returns that browser.
+func (e *env) signInBrowser(user, sessionIndex string) *http.Client {
+	e.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	b := &http.Client{Jar: jar, CheckRedirect: e.client.CheckRedirect}
+	own := e.client
+	e.client = b
+	defer func() { e.client = own }()
+	irt, relay := e.login("/")
+	o := e.good(irt)
+	o.AssertionID, o.NameID = sessionIndex, user
+	o.Attributes[0].Values = []string{user}
+	if resp := e.post(encode(e.t, o), relay); resp.StatusCode != http.StatusSeeOther {
+		e.t.Fatalf("sign-in: status %d %s", resp.StatusCode, body(e.t, resp))
+	}
+	return b
+}
+
+// TestLogoutRequestSessionIndex pins what a LogoutRequest naming some of
+// its user's sessions by SessionIndex does: every session of that NameID
+// here ends, the ones named and the others, and no one else's.
+//
+// SAML core §3.7.3.2 asks for the sessions named to be invalidated; ending
+// the user's others too is the safe side of that rule. Matching on the
+// index would leave a session signed in whenever the index Entra sends is
+// not the one this SP stored (the IdP's session rather than the assertion's,
+// a session stored without one), with Entra told the user was signed out.
+// What it costs is the user's own other browsers here signing out too; it
+// never reaches another user, and takes a fresh, once-only request signed
+// by the IdP.
+func TestLogoutRequestSessionIndex(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		indexes []string
+	}{
+		{"the first browser's", []string{"_idx-one"}},
+		{"an index this SP never saw", []string{"_idx-elsewhere"}},
+		{"none", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			alice := "alice@contoso.example"
+			browsers := []*http.Client{e.signInBrowser(alice, "_idx-one"), e.signInBrowser(alice, "_idx-two")}
+			dave := e.signInBrowser("dave@contoso.example", "_idx-dave")
+			if n := e.sessionTable().len(); n != 3 {
+				t.Fatalf("%d sessions before the LogoutRequest, want 3", n)
+			}
+			q := e.idpLogoutQuery(func(r *etree.Element) {
+				for _, ix := range tc.indexes {
+					si := r.CreateElement("samlp:SessionIndex")
+					si.SetText(ix)
+				}
+			})
+			// Brought by a browser with no session, as from another device.
+			e.client = &http.Client{CheckRedirect: e.client.CheckRedirect}
+			r, page := e.get("/saml/slo?" + q)
+			if r.StatusCode != http.StatusFound || e.lastResult() != "logout" {
+				t.Fatalf("status %d result %q: %s", r.StatusCode, e.lastResult(), page)
+			}
+			for i, b := range browsers {
+				e.client = b
+				if r, _ := e.get("/"); r.StatusCode != http.StatusFound {
+					t.Errorf("alice's session in browser %d survived her LogoutRequest", i)
+				}
+			}
+			e.client = dave
+			if r, _ := e.get("/"); r.StatusCode != http.StatusOK {
+				t.Errorf("alice's LogoutRequest ended dave's session: / answers %d", r.StatusCode)
+			}
+		})
+	}
 }

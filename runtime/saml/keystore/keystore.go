@@ -13,17 +13,22 @@
 // file with mode 0600 outside the spec repo, and write the certificate and a
 // Certificate document (see Document) into it; TrustedCertificates reads the
 // IdP certificate stored as a trusted entry, as Application Security's
-// keystore holds Entra's signing certificate.
+// keystore holds Entra's signing certificate, one per store: a store holding
+// several (both of Entra's during a rollover) is refused rather than one of
+// them dropped.
 package keystore
 
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha1"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
@@ -81,21 +86,48 @@ func issuers(leaf *x509.Certificate, cas []*x509.Certificate) []*x509.Certificat
 	return out
 }
 
-// TrustedCertificates reads the trusted certificate entries of a PKCS#12
-// trust store (as keytool -importcert writes them), each as PEM.
+// TrustedCertificates reads the trusted certificate entry of a PKCS#12
+// trust store (as keytool -importcert writes it) as PEM: one certificate,
+// though a store may list it under several aliases.
+//
+// A store holding several different certificates is refused, naming each:
+// a Certificate document holds one certificate, and a caller writing the
+// first would drop the others without a word. At an Entra signing
+// certificate rollover, when administrators export both of the metadata's
+// certificates into one store, the one dropped is the one Entra signs
+// with next, and sign-in would fail from the moment it does.
 func TrustedCertificates(data []byte, password string) ([][]byte, error) {
 	certs, err := pkcs12.DecodeTrustStore(data, password)
 	if err != nil {
 		return nil, decodeErr(err)
 	}
-	if len(certs) == 0 {
+	var distinct []*x509.Certificate
+	for _, c := range certs {
+		if !slices.ContainsFunc(distinct, func(d *x509.Certificate) bool { return d.Equal(c) }) {
+			distinct = append(distinct, c)
+		}
+	}
+	switch len(distinct) {
+	case 0:
 		return nil, errors.New("keystore: no trusted certificates in the store")
+	case 1:
+		return [][]byte{pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: distinct[0].Raw})}, nil
 	}
-	out := make([][]byte, len(certs))
-	for i, c := range certs {
-		out[i] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	var list []string
+	for _, c := range distinct {
+		list = append(list, describe(c))
 	}
-	return out, nil
+	return nil, fmt.Errorf("keystore: the trust store holds %d different certificates (%s), and a Certificate document holds one certificate: "+
+		"importing one would leave the others untrusted (for an IdP's signing certificates during a rollover, sign-in would fail once it signs with one left out). "+
+		"Import each from a store or file of its own into a Certificate document of its own, and for the IdP list every one in idp.signingCertificates",
+		len(distinct), strings.Join(list, "; "))
+}
+
+// describe names a certificate as an administrator finds it in Entra's
+// portal: its subject, SHA-1 thumbprint and validity.
+func describe(c *x509.Certificate) string {
+	return fmt.Sprintf("%s, thumbprint %X, valid %s to %s", c.Subject, sha1.Sum(c.Raw),
+		c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly))
 }
 
 func decodeErr(err error) error {

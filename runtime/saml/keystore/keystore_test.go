@@ -6,10 +6,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -127,8 +129,10 @@ func TestTrustedCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := selfSigned(t, key), selfSigned(t, key)
-	p12, err := pkcs12.Modern.EncodeTrustStore([]*x509.Certificate{a, b}, "changeit")
+	a := selfSigned(t, key)
+	// keytool keeps one certificate under two aliases if asked: it is one
+	// certificate.
+	p12, err := pkcs12.Modern.EncodeTrustStore([]*x509.Certificate{a, a}, "changeit")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +140,69 @@ func TestTrustedCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pems) != 2 {
-		t.Fatalf("%d certificates, want 2", len(pems))
+	if len(pems) != 1 {
+		t.Fatalf("%d certificates, want 1", len(pems))
+	}
+	if b, _ := pem.Decode(pems[0]); b == nil || b.Type != "CERTIFICATE" || string(b.Bytes) != string(a.Raw) {
+		t.Fatal("certificate not returned as PEM")
 	}
 	if _, err := TrustedCertificates(p12, "nope"); !errors.Is(err, ErrPassword) {
 		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+// namedCert is a self-signed certificate with its own key and common name.
+func namedCert(t *testing.T, cn string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestTrustedCertificatesRollover: during a certificate rollover Entra's
+// metadata carries two signing certificates and administrators export
+// both into one trust store. A Certificate document holds one certificate
+// and the CLI writes only the first one returned, so the other would be
+// dropped without a word and sign-in would fail when Entra starts signing
+// with it. The store is refused, saying which certificates it holds and
+// how to import them.
+func TestTrustedCertificatesRollover(t *testing.T) {
+	current, next := namedCert(t, "Microsoft Azure Federated SSO Certificate"), namedCert(t, "Microsoft Azure Federated SSO Certificate (new)")
+	p12, err := pkcs12.Modern.EncodeTrustStore([]*x509.Certificate{current, next}, "changeit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pems, err := TrustedCertificates(p12, "changeit")
+	if err == nil {
+		t.Fatalf("a store of two certificates gave %d without an error", len(pems))
+	}
+	if errors.Is(err, ErrPassword) {
+		t.Fatalf("reported as a wrong password: %v", err)
+	}
+	msg := err.Error()
+	t.Log(msg)
+	// Entra's portal shows a certificate by its SHA-1 thumbprint.
+	thumbprint := func(c *x509.Certificate) string { return fmt.Sprintf("%X", sha1.Sum(c.Raw)) }
+	for _, want := range []string{"2 ", thumbprint(current), thumbprint(next), "one certificate", "signingCertificates"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q: %s", want, msg)
+		}
 	}
 }
 
