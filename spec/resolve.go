@@ -75,13 +75,20 @@ const (
 var ReservedPaths = []string{HealthzPath, WebhookPath, MetricsPath, SAMLPath, VerifyPath}
 
 func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
+	basePathOK := false
 	switch {
 	case s.BasePath == "":
 		s.BasePath = DefaultScimBasePath
+		basePathOK = true
 	case !strings.HasPrefix(s.BasePath, "/") || strings.HasSuffix(s.BasePath, "/") || strings.ContainsAny(s.BasePath, "?# \t") || strings.Contains(s.BasePath, "//"):
 		l.fail(p, "spec.basePath", "must be an absolute URL path like /api/scim/v2 (leading /, no trailing /, no query)")
 	case slices.ContainsFunc(strings.Split(s.BasePath, "/"), func(seg string) bool { return seg == "." || seg == ".." }):
 		l.fail(p, "spec.basePath", "must not contain . or .. segments")
+	default:
+		basePathOK = true
+	}
+	if s.BaseURL != "" {
+		l.checkScimBaseURL(p, s, basePathOK)
 	}
 	if s.Enabled && len(s.Tokens) == 0 {
 		l.fail(p, "spec.tokens", "at least one token is required when SCIM is enabled")
@@ -129,6 +136,34 @@ func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
 		}
 	}
 	l.checkUserAttributes(p, s)
+}
+
+// checkScimBaseURL holds baseURL to the URL of the endpoints themselves,
+// the one Entra's Tenant URL names: its path must be the basePath (a
+// trailing slash aside), so that the URLs the server builds from it lead
+// back to the endpoints. A proxy that moves the endpoints to another path is
+// not supported: an origin written alone, the likelier mistake, would
+// otherwise pass and break every meta.location. The query is refused
+// because SCIM appends paths to the URL.
+func (l *loader) checkScimBaseURL(p *parsedDoc, s *ScimProvisioning, basePathOK bool) {
+	if !isHTTPURL(s.BaseURL) {
+		hint := ""
+		if strings.Contains(s.BaseURL, "aadOptscim062020") {
+			hint = " (aadOptscim062020 belongs in Entra's Tenant URL, not here)"
+		}
+		l.fail(p, "spec.baseURL", "must be an absolute http(s) URL without credentials, query or fragment%s", hint)
+		return
+	}
+	// The path as written, not decoded: the server emits the text, so
+	// "%2F" for "/" would name another path to a strict client.
+	_, rest, _ := strings.Cut(s.BaseURL, "://")
+	path := ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		path = rest[i:]
+	}
+	if basePathOK && strings.TrimSuffix(path, "/") != s.BasePath {
+		l.fail(p, "spec.baseURL", "its path must be the basePath %s, found %q: baseURL is the URL of the endpoints (Entra's Tenant URL), not of the host", s.BasePath, path)
+	}
 }
 
 // checkScimPaths keeps the SCIM basePath off the other routes of the main

@@ -105,6 +105,7 @@ const (
 	urlGrammar = "URL syntax (host, port, %-escapes), left to the loader's URL parser"
 	byteLength = "a length in bytes: maxLength counts characters"
 	uniqueBy   = "uniqueness of one field across list items"
+	twoFields  = "one field's value compared with another's"
 )
 
 var agreeCases = []agreeCase{
@@ -281,6 +282,29 @@ var agreeCases = []agreeCase{
 	{name: "scim/basePath above verify", docs: scim("\n  basePath: /auth\n")},
 	{name: "scim/basePath /me without a SAML base path", docs: scim("\n  basePath: /me\n"), loaderOnly: crossDoc},
 	{name: "scim/basePath /me with a SAML base path", docs: scim("\n  basePath: /me\n") + "---\n" + saml(strings.Replace(samlMin, "sp.example", "sp.example/sso", 1)), loads: true},
+	{name: "scim/baseURL", docs: scim("\n  baseURL: https://scim.example/api/scim/v2\n"), loads: true},
+	{name: "scim/baseURL trailing slash", docs: scim("\n  baseURL: https://scim.example/api/scim/v2/\n"), loads: true},
+	{name: "scim/baseURL upper-case scheme and a port", docs: scim("\n  baseURL: HTTP://scim.example:8080/api/scim/v2\n"), loads: true},
+	{name: "scim/baseURL null", docs: scim("\n  baseURL:\n"), loads: true},
+	{name: "scim/baseURL empty", docs: scim("\n  baseURL: \"\"\n"), loads: true},
+	{name: "scim/baseURL with basePath empty", docs: scim("\n  basePath: \"\"\n  baseURL: https://scim.example/api/scim/v2\n"), loads: true},
+	{name: "scim/baseURL with its own basePath", docs: scim("\n  basePath: /scim\n  baseURL: https://scim.example/scim\n"), loads: true},
+	{name: "scim/baseURL origin only", docs: scim("\n  baseURL: https://scim.example\n")},
+	{name: "scim/baseURL root", docs: scim("\n  baseURL: https://scim.example/\n")},
+	{name: "scim/baseURL other path", docs: scim("\n  baseURL: https://scim.example/scim\n")},
+	{name: "scim/baseURL two trailing slashes", docs: scim("\n  baseURL: https://scim.example/api/scim/v2//\n")},
+	{name: "scim/baseURL escaped slash", docs: scim("\n  baseURL: https://scim.example/api/scim%2Fv2\n")},
+	{name: "scim/baseURL other path with basePath null", docs: scim("\n  basePath:\n  baseURL: https://scim.example/scim\n")},
+	{name: "scim/baseURL not the own basePath", docs: scim("\n  basePath: /scim\n  baseURL: https://scim.example/api/scim/v2\n"), loaderOnly: twoFields},
+	{name: "scim/baseURL Entra's flag", docs: scim("\n  baseURL: https://scim.example/api/scim/v2?aadOptscim062020\n")},
+	{name: "scim/baseURL empty query", docs: scim("\n  baseURL: https://scim.example/api/scim/v2?\n")},
+	{name: "scim/baseURL fragment", docs: scim("\n  baseURL: \"https://scim.example/api/scim/v2#\"\n")},
+	{name: "scim/baseURL relative", docs: scim("\n  baseURL: /api/scim/v2\n")},
+	{name: "scim/baseURL no host", docs: scim("\n  baseURL: https:///api/scim/v2\n")},
+	{name: "scim/baseURL other scheme", docs: scim("\n  baseURL: ftp://scim.example/api/scim/v2\n")},
+	{name: "scim/baseURL credentials", docs: scim("\n  baseURL: https://u@scim.example/api/scim/v2\n")},
+	{name: "scim/baseURL bad port", docs: scim("\n  baseURL: https://scim.example:x/api/scim/v2\n"), loaderOnly: urlGrammar},
+	{name: "scim/baseURL number", docs: scim("\n  baseURL: 5\n")},
 	{name: "scim/userAttributes null", docs: scim("\n  userAttributes:\n"), loads: true},
 	{name: "scim/userAttributes empty", docs: scim("\n  userAttributes: []\n"), loads: true},
 	{name: "scim/userAttributes unknown", docs: scim("\n  userAttributes: [shoeSize]\n")},

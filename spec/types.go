@@ -120,9 +120,15 @@ type Set struct {
 
 // ScimProvisioning enables the SCIM 2.0 endpoints Entra provisions into.
 type ScimProvisioning struct {
-	Enabled  bool        `yaml:"enabled" json:"enabled"`
-	BasePath string      `yaml:"basePath,omitempty" json:"basePath,omitempty"`
-	Tokens   []ScimToken `yaml:"tokens,omitempty" json:"tokens,omitempty"`
+	Enabled  bool   `yaml:"enabled" json:"enabled"`
+	BasePath string `yaml:"basePath,omitempty" json:"basePath,omitempty"`
+	// BaseURL is the URL clients reach the endpoints at (Entra's Tenant
+	// URL), its path the BasePath. When set, every URL the server emits
+	// is built from it: behind a TLS-terminating proxy the request knows
+	// neither the public scheme nor, when the proxy rewrites Host, the
+	// public host. When empty they come from the request.
+	BaseURL string      `yaml:"baseURL,omitempty" json:"baseURL,omitempty"`
+	Tokens  []ScimToken `yaml:"tokens,omitempty" json:"tokens,omitempty"`
 	// UserAttributes are the user attributes kept; others are accepted and dropped.
 	UserAttributes []string `yaml:"userAttributes,omitempty" json:"userAttributes,omitempty"`
 }

@@ -140,6 +140,75 @@ func TestScimBasePathStaysOffOtherRoutes(t *testing.T) {
 	}
 }
 
+// TestScimBaseURL: baseURL is the URL of the endpoints themselves (Entra's
+// Tenant URL), so its path must be the basePath; an origin alone would make
+// every meta.location miss the endpoints.
+func TestScimBaseURL(t *testing.T) {
+	doc := func(baseURL, basePath string) string {
+		d := "apiVersion: idrecon.io/v1alpha1\nkind: ScimProvisioning\nmetadata:\n  name: s\nspec:\n  enabled: false\n  baseURL: " + baseURL + "\n"
+		if basePath != "" {
+			d += "  basePath: " + basePath + "\n"
+		}
+		return d
+	}
+	const (
+		at      = "scim.yaml:7:12: spec.baseURL: "
+		notURL  = at + "must be an absolute http(s) URL without credentials, query or fragment"
+		notPath = at + "its path must be the basePath"
+	)
+	tests := []struct {
+		name, baseURL, basePath string
+		want                    string // "" means accepted; else the error's start
+	}{
+		{name: "default basePath", baseURL: "https://scim.example.com/api/scim/v2"},
+		{name: "trailing slash", baseURL: "https://scim.example.com/api/scim/v2/"},
+		{name: "http and a port", baseURL: "http://localhost:8080/api/scim/v2"},
+		{name: "scheme in capitals", baseURL: "HTTPS://scim.example.com/api/scim/v2"},
+		{name: "own basePath", baseURL: "https://scim.example.com/scim", basePath: "/scim"},
+		{name: "empty", baseURL: `""`},
+		{name: "origin only", baseURL: "https://scim.example.com", want: notPath + " /api/scim/v2"},
+		{name: "root", baseURL: "https://scim.example.com/", want: notPath + " /api/scim/v2"},
+		{name: "other path", baseURL: "https://scim.example.com/scim", want: notPath + " /api/scim/v2"},
+		{name: "default path with own basePath", baseURL: "https://scim.example.com/api/scim/v2", basePath: "/scim", want: notPath + " /scim"},
+		{name: "escaped slash", baseURL: "https://scim.example.com/api/scim%2Fv2", want: notPath},
+		{name: "path in other case", baseURL: "https://scim.example.com/API/scim/v2", want: notPath},
+		{name: "two trailing slashes", baseURL: "https://scim.example.com/api/scim/v2//", want: notPath},
+		{name: "Entra's flag", baseURL: "https://scim.example.com/api/scim/v2?aadOptscim062020", want: notURL + " (aadOptscim062020 belongs in Entra's Tenant URL, not here)"},
+		{name: "fragment", baseURL: `"https://scim.example.com/api/scim/v2#x"`, want: notURL},
+		{name: "empty query", baseURL: "https://scim.example.com/api/scim/v2?", want: notURL},
+		{name: "relative", baseURL: "/api/scim/v2", want: notURL},
+		{name: "no host", baseURL: "https:///api/scim/v2", want: notURL},
+		{name: "other scheme", baseURL: "ftp://scim.example.com/api/scim/v2", want: notURL},
+		{name: "credentials", baseURL: "https://u:p@scim.example.com/api/scim/v2", want: notURL},
+		{name: "not a URL", baseURL: `"https://scim example.com/api/scim/v2"`, want: notURL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, err := load(t, writeTree(t, map[string]string{"scim.yaml": doc(tt.baseURL, tt.basePath)}), nil)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range set.Docs {
+					if sp, ok := d.Spec.(*ScimProvisioning); ok && sp.BaseURL != strings.Trim(tt.baseURL, `"`) {
+						t.Errorf("baseURL = %q, want it as written", sp.BaseURL)
+					}
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to start with %s", err, tt.want)
+			}
+		})
+	}
+
+	// A bad basePath is reported once, as itself.
+	_, err := load(t, writeTree(t, map[string]string{"scim.yaml": doc("https://scim.example.com/api/", "/api/")}), nil)
+	if err == nil || strings.Contains(err.Error(), "spec.baseURL") || !strings.Contains(err.Error(), "spec.basePath") {
+		t.Errorf("err = %v, want only the basePath's", err)
+	}
+}
+
 func TestReservedPathsAreAbsoluteAndDistinct(t *testing.T) {
 	seen := map[string]bool{}
 	for _, p := range ReservedPaths {

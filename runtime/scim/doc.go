@@ -2,9 +2,12 @@
 // to take Microsoft Entra ID's provisioning traffic without an error: it
 // accepts both shapes of Entra's requests (with and without the
 // aadOptscim062020 flag) and stores users, groups and memberships in the
-// runtime store. Its configuration (enabled, base path, tokens, kept user
-// attributes) is read from the store on every request, so a reconciled
-// ScimProvisioning change applies without a restart.
+// runtime store. Its configuration (enabled, base path, public base URL,
+// tokens, kept user attributes) is read from the store on every request, so
+// a reconciled ScimProvisioning change applies without a restart. The URLs
+// it returns (meta.location, Location, discovery) start with the configured
+// baseURL, else with the request's scheme and Host; forwarding headers are
+// never trusted.
 //
 // Every write (POST, PUT, PATCH) must carry its schemas list (RFC 7643 §3),
 // or is 400 invalidSyntax. String values are refused with 400 invalidValue

@@ -95,8 +95,11 @@ type config struct {
 	changed  <-chan struct{}
 	enabled  bool
 	basePath string
-	tokens   []tokenHash
-	keep     *keepSet
+	// baseURL, when set, is the public URL of basePath that every
+	// emitted URL starts with; when empty they are built from the request.
+	baseURL string
+	tokens  []tokenHash
+	keep    *keepSet
 }
 
 type tokenHash struct {
@@ -140,6 +143,9 @@ func (s *Server) config() (*config, error) {
 					c.basePath = ""
 				}
 			}
+			// The loader holds its path to basePath; only a trailing
+			// slash, which Entra's Tenant URL field often keeps, goes.
+			c.baseURL = strings.TrimSuffix(sp.BaseURL, "/")
 			for _, t := range sp.Tokens {
 				th := tokenHash{name: t.Name}
 				if b, err := hex.DecodeString(strings.TrimSpace(t.SHA256)); err == nil && len(b) == sha256.Size {
@@ -176,6 +182,22 @@ func (s *Server) BasePath() string {
 		return spec.DefaultScimBasePath
 	}
 	return c.basePath
+}
+
+// locationBase is the URL of the base path that emitted URLs start with:
+// the configured baseURL, else the request's scheme and Host. X-Forwarded-*
+// and Forwarded are never read: any client can send them, and a proxy that
+// sets them is only trusted if the operator says so, which baseURL does
+// once and for every request.
+func (c *config) locationBase(r *http.Request) string {
+	if c.baseURL != "" {
+		return c.baseURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + c.basePath
 }
 
 // authenticate returns the name of the token presented, comparing its hash
@@ -221,7 +243,7 @@ type request struct {
 	*http.Request
 	actor   string
 	cfg     *config
-	baseURL string // scheme://host/basePath, for meta.location
+	baseURL string // the URL of the base path, for meta.location (see locationBase)
 	// barrier, when not nil, is the store barrier this request has not
 	// passed yet (see lateBarrier); settle passes it.
 	barrier func(context.Context) error
@@ -317,11 +339,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 		s.writeError(w, r, rt.err)
 		return rt.name
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	req := &request{Request: r, actor: actor, cfg: cfg, baseURL: scheme + "://" + r.Host + cfg.basePath, barrier: s.opts.Barrier}
+	req := &request{Request: r, actor: actor, cfg: cfg, baseURL: cfg.locationBase(r), barrier: s.opts.Barrier}
 	if !lateBarrier[rt.name] {
 		if err := req.settle(); err != nil {
 			s.writeError(w, r, err)

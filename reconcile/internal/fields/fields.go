@@ -88,6 +88,7 @@ var masked = map[reflect.Type]map[string]mask{
 	// holds, which the admin API may have written.
 	reflect.TypeFor[spec.SamlIDP]():             {"MetadataURL": maskURL},
 	reflect.TypeFor[spec.SamlServiceProvider](): {"BaseURL": maskURL},
+	reflect.TypeFor[spec.ScimProvisioning]():    {"BaseURL": maskURL},
 	reflect.TypeFor[spec.Gateway]():             {"Upstream": maskURL},
 }
 
