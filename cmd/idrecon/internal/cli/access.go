@@ -30,6 +30,14 @@ func addListFlags(fs *pflag.FlagSet, what string) listFlags {
 	}
 }
 
+// check refuses a page size the daemon would refuse once asked.
+func (lf listFlags) check() error {
+	if *lf.limit < 1 || *lf.limit > access.MaxPage {
+		return usageErrorf("--limit %d: want 1 to %d", *lf.limit, access.MaxPage)
+	}
+	return nil
+}
+
 // fetchPages reads pages of path until one page (or all, with --all).
 func fetchPages[T any](ctx context.Context, c *client, path string, lf listFlags, extra url.Values, each func([]T)) (string, error) {
 	after := *lf.after
@@ -74,6 +82,12 @@ a page at a time (--all for every page).`,
 	c.RegisterFlagCompletionFunc("active", cobra.FixedCompletions([]string{"true", "false"}, cobra.ShellCompDirectiveNoFileComp))
 	mkClient := serverFlags(c, env)
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := lf.check(); err != nil {
+			return err
+		}
+		if *active != "" && *active != "true" && *active != "false" {
+			return usageErrorf("--active %q: want true or false", *active)
+		}
 		cl, err := mkClient()
 		if err != nil {
 			return err
@@ -120,6 +134,9 @@ versions, a page at a time (--all for every page).`,
 	lf := addListFlags(c.Flags(), "groups")
 	mkClient := serverFlags(c, env)
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := lf.check(); err != nil {
+			return err
+		}
 		cl, err := mkClient()
 		if err != nil {
 			return err

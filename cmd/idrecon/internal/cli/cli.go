@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Version is set at build time.
@@ -172,6 +173,34 @@ func wantArgs(pos []string, names ...string) error {
 // exactArgs wants the named positional arguments, no more, no fewer.
 func exactArgs(names ...string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, pos []string) error { return wantArgs(pos, names...) }
+}
+
+// flagsNeed refuses any of names given without the flag need (have says
+// whether it was): the command would ignore them in silence.
+func flagsNeed(fs *pflag.FlagSet, have bool, need string, names ...string) error {
+	if have {
+		return nil
+	}
+	for _, n := range names {
+		if fs.Changed(n) {
+			return usageErrorf("--%s needs %s", n, need)
+		}
+	}
+	return nil
+}
+
+// added returns the names of the flags add registers in fs.
+func added(fs *pflag.FlagSet, add func()) []string {
+	before := map[string]bool{}
+	fs.VisitAll(func(f *pflag.Flag) { before[f.Name] = true })
+	add()
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !before[f.Name] {
+			names = append(names, f.Name)
+		}
+	})
+	return names
 }
 
 // noArgs refuses positional arguments.

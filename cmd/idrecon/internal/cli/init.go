@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -119,8 +122,9 @@ and the JSON Schemas in DIR/.schemas for the files' $schema lines.`,
 }
 
 func runInit(env Env, dir, host string) error {
-	if u, err := url.Parse(host); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return fmt.Errorf("--host: want an http(s) URL with a host and no path, got %q", host)
+	base, err := hostURL(host)
+	if err != nil {
+		return err
 	}
 	if err := newRepoDir(dir, "init"); err != nil {
 		return err
@@ -130,7 +134,7 @@ func runInit(env Env, dir, host string) error {
 		return err
 	}
 	sum := sha256.Sum256([]byte(tok))
-	fill := strings.NewReplacer("HOST", strings.TrimSuffix(host, "/"), "TOKENSHA", hex.EncodeToString(sum[:]))
+	fill := strings.NewReplacer("HOST", base, "TOKENSHA", hex.EncodeToString(sum[:]))
 	if err := os.MkdirAll(filepath.Join(dir, schemaDir), 0o755); err != nil {
 		return err
 	}
@@ -153,6 +157,49 @@ Next: the comments in keystore.yaml and saml.yaml say what to download from Entr
 `, dir, dir, tok)
 	return nil
 }
+
+// hostURL checks --host and returns it as the files name it: scheme and
+// host alone. The value becomes the SamlServiceProvider baseURL (which the
+// loader refuses with a query, fragment or user information) and the
+// prefix of the Tenant and Reply URLs pasted into Entra, where a query
+// would swallow the path after it and a path would be taken for part of
+// every endpoint's; so anything but a scheme, a host and a port is
+// refused here, before anything is written, rather than in a file later.
+// The value is echoed redacted, as it may hold a password.
+func hostURL(raw string) (string, error) {
+	bad := func(why string) error {
+		return usageErrorf("--host %q: %s; want the http(s) address users and Entra reach idrecon at, such as https://idrecon.contoso.com", redactURL(raw), why)
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "", bad("not a URL")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "", bad("no http:// or https:// scheme")
+	case u.Opaque != "" || u.Host == "":
+		return "", bad("no host")
+	case u.User != nil || strings.Contains(u.Host, "@"):
+		return "", bad("it holds a user name or password, which Entra and browsers must not be given")
+	case strings.ContainsAny(raw, "?#"):
+		return "", bad("it has a query or fragment")
+	case u.Path != "" && u.Path != "/" || u.RawPath != "":
+		return "", bad("it has a path (the endpoints' paths are fixed below the host)")
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		return "", bad("empty port")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", bad("port out of range")
+		}
+	}
+	if name := u.Hostname(); net.ParseIP(name) == nil && !hostnameRE.MatchString(name) {
+		return "", bad("not a host name (letters, digits, '-' and '.'; an IDN in its xn-- form)")
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
 
 // newRepoDir checks that cmd may write a new spec repository into dir: it
 // does not exist yet, or is empty.

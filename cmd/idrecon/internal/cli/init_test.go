@@ -108,3 +108,62 @@ func TestInitAndTokenNewAuthenticate(t *testing.T) {
 		}
 	}
 }
+
+// TestInitRefusesBadHost: --host is where users and Entra reach idrecon,
+// pasted into the Tenant URL, the Reply URL and the SAML baseURL. A value
+// the loader's baseURL rule refuses, or that would make those URLs wrong,
+// is refused before anything is written, and a password in it is not
+// echoed.
+func TestInitRefusesBadHost(t *testing.T) {
+	for _, host := range []string{
+		"idp.example.com/x?y",
+		"idp.example.com",
+		"ftp://idp.example.com",
+		"https://idp.example.com/x",
+		"https://idp.example.com?x=y",
+		"https://idp.example.com/?x",
+		"https://idp.example.com?",
+		"https://idp.example.com#f",
+		"https://idp.example.com/#",
+		"https://alice:s3cret@idp.example.com",
+		"https://@idp.example.com",
+		"https://idp.example.com:99999",
+		"https://idp.example.com:0",
+		"https://idp.example.com:",
+		"https://idp.example.com;x",
+		"https://idp example.com",
+		"https:idp.example.com",
+		"",
+	} {
+		t.Run(host, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "spec")
+			code, out, errs := run(t, nil, "init", dir, "--host", host)
+			if code != 1 || !strings.Contains(errs, "--host") {
+				t.Errorf("init --host %q: exit %d, want 1 naming --host\nstdout:\n%s\nstderr:\n%s", host, code, out, errs)
+			}
+			if strings.Contains(errs+out, "s3cret") {
+				t.Errorf("the password is echoed:\n%s", errs)
+			}
+			if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+				t.Errorf("init --host %q wrote %s (%v)", host, dir, err)
+			}
+		})
+	}
+	for host, want := range map[string]string{
+		"https://sso.contoso.com/":      "https://sso.contoso.com",
+		"HTTPS://SSO.contoso.com":       "https://SSO.contoso.com",
+		"http://127.0.0.1:8080":         "http://127.0.0.1:8080",
+		"https://[2001:db8::1]:8443/":   "https://[2001:db8::1]:8443",
+		"https://idrecon-1.contoso.com": "https://idrecon-1.contoso.com",
+	} {
+		dir := filepath.Join(t.TempDir(), "spec")
+		if code, out, errs := run(t, nil, "init", dir, "--host", host); code != 0 {
+			t.Errorf("init --host %q: exit %d\n%s%s", host, code, out, errs)
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, "saml.yaml"))
+		if !strings.Contains(string(b), "#   baseURL: "+want+"\n") {
+			t.Errorf("init --host %q: saml.yaml does not name baseURL %s:\n%s", host, want, b)
+		}
+	}
+}

@@ -62,6 +62,9 @@ type keystoreOptions struct {
 // runKeystore imports a PKCS#12 keystore: the certificate and a Certificate
 // document go into the spec repo, the private key into a file outside it.
 func runKeystore(env Env, file string, o keystoreOptions) error {
+	if err := checkCertName(o.name); err != nil {
+		return err
+	}
 	if o.keyPath != "" && !filepath.IsAbs(o.keyPath) {
 		// A relative privateKeyFrom.file is read inside the spec repo, where
 		// a key must never be.
@@ -85,7 +88,7 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 	// variable not set in this shell. Never the password itself.
 	passwordErr := func(err error) error {
 		if !errors.Is(err, keystore.ErrPassword) {
-			return err
+			return fmt.Errorf("%s: %w", file, err)
 		}
 		from := "env " + o.passEnv
 		if password == "" {
@@ -95,11 +98,13 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 	}
 	certRel := filepath.Join("keystore", o.name+".pem")
 	certPath := filepath.Join(o.specDir, certRel)
-	if err := os.MkdirAll(filepath.Dir(certPath), 0o755); err != nil {
-		return err
-	}
 
+	// Everything that can be refused (the password, the keystore's
+	// content, the document) is, before the first file is written: a
+	// refusal used to leave an empty keystore folder, or a key and a
+	// certificate without their document.
 	var keyRef string
+	var certPEM, keyPEM []byte
 	if slices.Contains(certUsages.keyless, o.usage) {
 		certs, err := keystore.TrustedCertificates(data, password)
 		if err != nil {
@@ -108,14 +113,13 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 		if len(certs) == 0 {
 			return errors.New("the keystore holds no trusted certificate")
 		}
-		if err := os.WriteFile(certPath, certs[0], 0o644); err != nil {
-			return err
-		}
+		certPEM = certs[0]
 	} else {
 		if o.keyOut == "" {
 			return errors.New("--key-out is required: the private key goes to a file outside the spec repo")
 		}
-		certPEM, chainPEM, keyPEM, err := keystore.ImportPKCS12(data, password)
+		var chainPEM []byte
+		certPEM, chainPEM, keyPEM, err = keystore.ImportPKCS12(data, password)
 		if err != nil {
 			return passwordErr(err)
 		}
@@ -124,14 +128,6 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 			// others), and clients verifying a certificate an intermediate
 			// CA issued need it.
 			certPEM = append(certPEM, chainPEM...)
-		}
-		// Written whole and mode 0600 even over an existing file, whose
-		// mode os.WriteFile would keep (a key exported by hand, 0644).
-		if err := writeFile(o.keyOut, 0o600, true, func(w io.Writer) error { _, err := w.Write(keyPEM); return err }); err != nil {
-			return err
-		}
-		if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
-			return err
 		}
 		if keyRef = o.keyPath; keyRef == "" {
 			if keyRef, err = filepath.Abs(o.keyOut); err != nil {
@@ -144,6 +140,20 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 		return err
 	}
 	docPath := filepath.Join(o.specDir, "keystore-"+o.name+".yaml")
+
+	if keyPEM != nil {
+		// Written whole and mode 0600 even over an existing file, whose
+		// mode os.WriteFile would keep (a key exported by hand, 0644).
+		if err := writeFile(o.keyOut, 0o600, true, func(w io.Writer) error { _, err := w.Write(keyPEM); return err }); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(certPath), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+		return err
+	}
 	if err := os.WriteFile(docPath, doc, 0o644); err != nil {
 		return err
 	}
@@ -155,6 +165,29 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 		}
 	}
 	fmt.Fprintln(env.Stdout)
+	return nil
+}
+
+// checkCertName refuses a --name the loader would refuse as a document's
+// metadata.name, or that is no plain file name: the name also names the
+// certificate's file below keystore/ and the document's file, and a '/' or
+// ".." put them elsewhere, outside the spec repo even.
+func checkCertName(name string) error {
+	bad := func(why string) error { return usageErrorf("--name %q: %s", name, why) }
+	switch {
+	case name == "":
+		return bad("empty")
+	case strings.TrimSpace(name) != name:
+		return bad("starts or ends with spaces")
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return bad("holds control characters")
+	case len(name) > 200:
+		// The loader allows 256; the file names add to it and most file
+		// systems stop at 255 bytes.
+		return bad("longer than 200 characters")
+	case strings.ContainsAny(name, `/\`) || name == "." || name == "..":
+		return bad("it names the certificate's files (keystore/NAME.pem, keystore-NAME.yaml): want a name without '/' or '\\'")
+	}
 	return nil
 }
 

@@ -203,27 +203,53 @@ func testRSAPKCS12(t *testing.T, password string) string {
 // writes a CA or the IdP's signing certificate).
 func testTrustStore(t *testing.T, password string) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	return testTrustStoreOf(t, password, 1)
+}
+
+// testTrustStoreOf is testTrustStore with n different certificates.
+func testTrustStoreOf(t *testing.T, password string, n int) string {
+	t.Helper()
+	var certs []*x509.Certificate
+	for i := range n {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(2 + i)), Subject: pkix.Name{CommonName: fmt.Sprintf("ca %d", i)},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, cert)
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "ca"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p12, err := pkcs12.Modern.EncodeTrustStore([]*x509.Certificate{cert}, password)
+	p12, err := pkcs12.Modern.EncodeTrustStore(certs, password)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return writeTemp(t, "trust.p12", p12)
+}
+
+// TestKeystoreImportRefusesARolloverStore: a trust store holding both of
+// Entra's signing certificates (a rollover) is refused, naming the file,
+// and nothing is written: keeping the first would drop the other.
+func TestKeystoreImportRefusesARolloverStore(t *testing.T) {
+	store := testTrustStoreOf(t, "secret", 2)
+	specDir := t.TempDir()
+	code, out, stderr := run(t, map[string]string{"IDRECON_KEYSTORE_PASSWORD": "secret"},
+		"keystore", "import", store, "--name", "entra", "--usage", "saml-idp-signing", "--spec", specDir)
+	if code != 1 || !strings.Contains(stderr, store+": ") || !strings.Contains(stderr, "2 different certificates") {
+		t.Errorf("exit %d, want 1 naming %s and its 2 certificates\nstdout:\n%s\nstderr:\n%s", code, store, out, stderr)
+	}
+	if left, _ := os.ReadDir(specDir); len(left) > 0 {
+		t.Errorf("a refused import left %v", left)
+	}
 }
 
 // writeTemp writes data to a file named name in a new folder and returns
@@ -362,5 +388,51 @@ func TestKeystoreImportWrongPassword(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, "wrong password") || !strings.Contains(stderr, tc.want) || strings.Contains(out+stderr, "hunter2") {
 			t.Errorf("exit %d, want 1 saying wrong password, %q, without the password\nstdout:\n%s\nstderr:\n%s", code, tc.want, out, stderr)
 		}
+	}
+}
+
+// TestKeystoreImportRefusalWritesNothing: an import that fails (a wrong
+// password, a --name that is no file name or no document name) leaves the spec repo and the key
+// file as they were: no empty keystore folder, no key without its
+// document, nothing outside the spec repo.
+func TestKeystoreImportRefusalWritesNothing(t *testing.T) {
+	p12 := testPKCS12(t, "secret")
+	good := map[string]string{"IDRECON_KEYSTORE_PASSWORD": "secret"}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"wrong password", map[string]string{"IDRECON_KEYSTORE_PASSWORD": "guess"}, []string{p12}, "wrong password"},
+		{"name with a slash", good, []string{p12, "--name", "a/b"}, "--name"},
+		{"name climbing out", good, []string{p12, "--name", "../../outside"}, "--name"},
+		{"name with spaces around", good, []string{p12, "--name", " sp "}, "--name"},
+		{"empty name", good, []string{p12, "--name", ""}, "--name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			specDir := filepath.Join(root, "spec", "repo")
+			if err := os.MkdirAll(specDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			keyOut := filepath.Join(root, "sp.key")
+			args := append([]string{"keystore", "import"}, tc.args...)
+			args = append(args, "--spec", specDir, "--key-out", keyOut)
+			code, out, stderr := run(t, tc.env, args...)
+			if code != 1 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want 1 saying %q\nstdout:\n%s\nstderr:\n%s", code, tc.want, out, stderr)
+			}
+			var left []string
+			filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+				if p != root && p != filepath.Dir(specDir) && p != specDir {
+					left = append(left, p)
+				}
+				return nil
+			})
+			if len(left) > 0 {
+				t.Errorf("a refused import left %v", left)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,9 @@ stalled (the last good one still serving), 1 when the daemon cannot be asked.`,
 	every := c.Flags().Duration("every", 2*time.Second, "with --watch, how often to ask")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
+		if err := flagsNeed(cmd.Flags(), *watch, "--watch", "every"); err != nil {
+			return err
+		}
 		if *watch && *every <= 0 {
 			return usageErrorf("--every must be positive")
 		}
@@ -274,6 +278,11 @@ func simplePost(env Env, c *cobra.Command, path, done string, canWait bool) *cob
 	}
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
+		if err := flagsNeed(cmd.Flags(), wait, "--wait", "timeout"); err != nil {
+			// Without --wait nothing is waited for, and a --timeout meant
+			// to bound the command would bound nothing.
+			return err
+		}
 		if wait {
 			if timeout <= 0 {
 				return usageErrorf("--timeout must be positive")
@@ -550,8 +559,11 @@ func restoreCmd(env Env) *cobra.Command {
 	c.MarkFlagDirname("data-dir")
 	force := c.Flags().Bool("force", false, "replace an existing state file")
 	to := c.Flags().String("to-etcd", "", "restore into etcd instead, for daemons started with --etcd: comma-separated client URLs; the prefix there must be empty")
-	etcd := etcdFlags(c)
+	etcd, etcdNames := etcdFlags(c)
 	c.RunE = func(cmd *cobra.Command, pos []string) error {
+		if err := flagsNeed(cmd.Flags(), *to != "", "--to-etcd", etcdNames...); err != nil {
+			return err
+		}
 		f, err := os.Open(pos[0])
 		if err != nil {
 			return err
@@ -569,6 +581,7 @@ func restoreCmd(env Env) *cobra.Command {
 			fmt.Fprintln(env.Stdout, etcdDone("restored", pos[0], ec, stats))
 			return nil
 		}
+		made := firstMissing(*dataDir)
 		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 			return err
 		}
@@ -577,6 +590,11 @@ func restoreCmd(env Env) *cobra.Command {
 			opts = append(opts, durable.Overwrite())
 		}
 		if err := durable.Restore(f, durable.Path(*dataDir), opts...); err != nil {
+			if made != "" {
+				// Left behind, an empty data dir would be taken for a
+				// fresh state by the daemon started next.
+				os.RemoveAll(made)
+			}
 			if errors.Is(err, durable.ErrExists) {
 				return fmt.Errorf("%w; --force replaces it (with the daemon stopped)", err)
 			}
@@ -586,6 +604,22 @@ func restoreCmd(env Env) *cobra.Command {
 		return nil
 	}
 	return c
+}
+
+// firstMissing is the outermost folder of path (path included) that does
+// not exist yet, which MkdirAll(path) would make; "" when path exists.
+func firstMissing(path string) string {
+	missing := ""
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			// There, or not known to be missing: never removed.
+			return missing
+		}
+		missing = p
+		if filepath.Dir(p) == p {
+			return ""
+		}
+	}
 }
 
 // gatewayLine says where a Gateway forwards, whether it serves, and what it
@@ -619,7 +653,7 @@ must be empty there, for 'idrecon serve --etcd'.`,
 	fs := c.Flags()
 	from := fs.String("from", "", "the stopped daemon's data dir")
 	to := fs.String("to-etcd", "", "comma-separated etcd client URLs; the prefix there must be empty")
-	etcd := etcdFlags(c)
+	etcd, _ := etcdFlags(c)
 	c.MarkFlagDirname("from")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *from == "" || *to == "" {
@@ -644,14 +678,17 @@ func etcdDone(verb, from string, ec *daemon.EtcdConfig, stats etcdstate.Stats) s
 
 // etcdFlags adds the flags that say how to reach etcd (all but the
 // endpoints, whose flag differs per command) and returns the configuration
-// they give for endpoints.
-func etcdFlags(c *cobra.Command) func(endpoints string) *daemon.EtcdConfig {
+// they give for endpoints, and the flags' names.
+func etcdFlags(c *cobra.Command) (func(endpoints string) *daemon.EtcdConfig, []string) {
 	fs := c.Flags()
-	prefix := fs.String("etcd-prefix", "/idrecon/", "key prefix of the state in etcd")
-	ca := fs.String("etcd-ca", "", "CA file verifying the etcd members' certificates")
-	cert := fs.String("etcd-cert", "", "client certificate file for etcd")
-	key := fs.String("etcd-key", "", "client key file for etcd")
+	var prefix, ca, cert, key *string
+	names := added(fs, func() {
+		prefix = fs.String("etcd-prefix", "/idrecon/", "key prefix of the state in etcd")
+		ca = fs.String("etcd-ca", "", "CA file verifying the etcd members' certificates")
+		cert = fs.String("etcd-cert", "", "client certificate file for etcd")
+		key = fs.String("etcd-key", "", "client key file for etcd")
+	})
 	return func(endpoints string) *daemon.EtcdConfig {
 		return &daemon.EtcdConfig{Endpoints: strings.Split(endpoints, ","), Prefix: *prefix, CAFile: *ca, CertFile: *cert, KeyFile: *key}
-	}
+	}, names
 }

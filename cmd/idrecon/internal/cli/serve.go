@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -34,7 +33,7 @@ either it waits for 'idrecon apply' (push mode).`,
 	fs := c.Flags()
 	specDir := fs.String("spec", "", "follow a local spec folder (watched for changes)")
 	c.MarkFlagDirname("spec")
-	gitOpts := gitFlags(fs)
+	gitOpts, gitCheck := gitFlags(fs)
 	lim := specLimitFlags(fs)
 	interval := fs.Duration("interval", time.Minute, "reconcile interval (git poll and drift check), with jitter")
 	drift := fs.String("drift", "correct", "what to do with drift: correct or report")
@@ -52,7 +51,7 @@ either it waits for 'idrecon apply' (push mode).`,
 	webhookSecretFile := fs.String("webhook-secret-file", "", "HMAC secret for POST /hooks/git (GitHub/Gitea); or env IDRECON_WEBHOOK_SECRET")
 	webhookTokenFile := fs.String("webhook-token-file", "", "shared token for POST /hooks/git (GitLab); or env IDRECON_WEBHOOK_TOKEN")
 	etcdEndpoints := fs.String("etcd", "", "keep the state in etcd, shared by every daemon on the same cluster and prefix: comma-separated client URLs (https://a:2379,https://b:2379,...); the data dir then holds only the audit log and admin token")
-	etcd := etcdFlags(c)
+	etcd, etcdNames := etcdFlags(c)
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	c.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"json", "text"}, cobra.ShellCompDirectiveNoFileComp))
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -60,6 +59,16 @@ either it waits for 'idrecon apply' (push mode).`,
 	gcPercent := fs.Int("gc-percent", gctune.DefaultPercent, "Go GC target (GOGC) unless the GOGC env var is set: higher trades memory for CPU; unless GOMEMLIMIT is set, the soft memory limit follows twice the live heap plus 32 MiB, at most 3/4 of the memory available unless the live heap outgrows that (then the live heap plus 32 MiB); free memory goes back to the system when a burst of writes ends")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
+		if err := gitCheck(); err != nil {
+			return err
+		}
+		if err := flagsNeed(fs, *etcdEndpoints != "", "--etcd", etcdNames...); err != nil {
+			return err
+		}
+		if *interval <= 0 {
+			// The reconciler takes zero or less for its default.
+			return usageErrorf("--interval %s: want a positive interval, such as 1m", *interval)
+		}
 		// Any other value used to give JSON logs silently: a typo
 		// ("txt") would leave the operator with the format not asked for.
 		if *logFormat != "json" && *logFormat != "text" {
@@ -109,8 +118,6 @@ either it waits for 'idrecon apply' (push mode).`,
 		cfg.Git = gitOpts()
 		if *etcdEndpoints != "" {
 			cfg.Etcd = etcd(*etcdEndpoints)
-		} else if fs.Changed("etcd-ca") || fs.Changed("etcd-cert") || fs.Changed("etcd-key") {
-			return errors.New("--etcd-ca, --etcd-cert and --etcd-key need --etcd")
 		}
 		cfg.AdminInsecureHTTP = *adminInsecure
 		if cfg.WebhookSecret, err = secretFrom(env, "webhook-secret-file", *webhookSecretFile, "IDRECON_WEBHOOK_SECRET"); err != nil {
@@ -151,9 +158,18 @@ func secretFrom(env Env, flag, file, envName string) ([]byte, error) {
 }
 
 // gitFlags registers the flags that describe a git source (for serve and
-// plan) and returns a function giving the options, or nil without --git.
-func gitFlags(fs *pflag.FlagSet) func() *source.GitOptions {
+// plan) and returns a function giving the options, or nil without --git,
+// and one that refuses the other git flags without --git, which would
+// otherwise be dropped: "plan --branch main" planned the working
+// directory.
+func gitFlags(fs *pflag.FlagSet) (func() *source.GitOptions, func() error) {
 	gitURL := fs.String("git", "", "spec repo in git (https://, ssh://, git@host:repo, file://)")
+	var opts func() *source.GitOptions
+	names := added(fs, func() { opts = gitSourceFlags(fs, gitURL) })
+	return opts, func() error { return flagsNeed(fs, *gitURL != "", "--git", names...) }
+}
+
+func gitSourceFlags(fs *pflag.FlagSet, gitURL *string) func() *source.GitOptions {
 	branch := fs.String("branch", "", "git branch to follow (default: the remote's default branch)")
 	tag := fs.String("tag", "", "git tag to pin")
 	commit := fs.String("commit", "", "git commit (full SHA) to pin")

@@ -358,11 +358,14 @@ Exit 0 no changes, 2 changes, 1 error or refused (like terraform plan
 	output := outputFlag(c)
 	mkClient := serverFlags(c, env)
 	baseRef := c.Flags().String("base-ref", "", "plan against the spec at this git ref of the repo holding DIR (for pull-request checks), without a daemon")
-	gitOpts := gitFlags(c.Flags())
+	gitOpts, gitCheck := gitFlags(c.Flags())
 	lim := specLimitFlags(c.Flags())
 	c.RunE = func(cmd *cobra.Command, pos []string) error {
 		// Without --server (or IDRECON_SERVER) the plan is against a runtime
 		// holding only the builtin roles, or the spec at --base-ref.
+		if err := gitCheck(); err != nil {
+			return err
+		}
 		serverGiven := env.Getenv("IDRECON_SERVER") != "" || cmd.Flags().Changed("server")
 		if serverGiven {
 			if err := limitsWithServer(cmd); err != nil {

@@ -6,8 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 )
 
 // newToken returns a SCIM token that meets Application Security's rule: 32 to
@@ -38,6 +41,18 @@ under ScimProvisioning spec.tokens: git holds only the token's hash.`,
 }
 
 func runToken(env Env, name, output string) error {
+	switch {
+	case name == "":
+		return usageErrorf("--name: empty; the loader requires a token's name")
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return usageErrorf("--name %q: holds control characters", name)
+	}
+	// The entry is pasted into YAML as printed: unquoted, a name such as
+	// "#2" or "null" would read as no name, "a: b" as no YAML at all.
+	quoted, err := yaml.Marshal(name)
+	if err != nil {
+		return err
+	}
 	tok, err := newToken()
 	if err != nil {
 		return err
@@ -58,6 +73,6 @@ Commit only its hash, under ScimProvisioning spec.tokens:
 
   - name: %s
     sha256: %s
-`, tok, name, hex.EncodeToString(sum[:]))
+`, tok, strings.TrimSuffix(string(quoted), "\n"), hex.EncodeToString(sum[:]))
 	return nil
 }
