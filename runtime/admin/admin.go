@@ -8,8 +8,10 @@ package admin
 import (
 	"cmp"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -112,7 +115,22 @@ type Server struct {
 	tokenHash [sha256.Size]byte
 	mux       *http.ServeMux
 	log       *slog.Logger
+	// uploads holds a slot per upload being unpacked, loaded and planned.
+	uploads chan struct{}
+	// uploadWait bounds how long an upload waits for a slot.
+	uploadWait time.Duration
 }
+
+// maxUploads bounds the uploads (POST /v1/plan, /v1/apply) handled at
+// once. Each may unpack a spec of MaxUnpack bytes to disk and load it into
+// memory: without a bound, one client sending many at once could exhaust the
+// memory of the daemon, which serves SCIM and SAML too. Past it an upload
+// waits its turn a while (plans from CI come in bursts), then is refused
+// with a 503 and Retry-After.
+const (
+	maxUploads        = 2
+	defaultUploadWait = 10 * time.Second
+)
 
 // MaxUpload bounds an uploaded spec bundle.
 const MaxUpload = 32 << 20
@@ -162,7 +180,8 @@ func New(cfg Config) (*Server, error) {
 			cfg.Request = func(context.Context) (uint64, error) { rec.Trigger(); return 0, nil }
 		}
 	}
-	s := &Server{cfg: cfg, tokenHash: sha256.Sum256([]byte(cfg.Token)), mux: http.NewServeMux(), log: cfg.Logger}
+	s := &Server{cfg: cfg, tokenHash: sha256.Sum256([]byte(cfg.Token)), mux: http.NewServeMux(), log: cfg.Logger,
+		uploads: make(chan struct{}, maxUploads), uploadWait: defaultUploadWait}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	for p, h := range cfg.Public {
@@ -200,6 +219,16 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if under(r.URL.Path, "/v1") && dotSegment(r.URL.EscapedPath()) {
+		// The router would redirect to the path with the segment resolved
+		// away: a GET of the resource named ".." would answer the list of
+		// all resources, a PUT or DELETE a redirect that goes nowhere.
+		s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusBadRequest, "the path "+r.URL.EscapedPath()+
+				" has a . or .. segment, which would name another path; write a name . or .. escaped, as %2E or %2E%2E")
+		})).ServeHTTP(w, r)
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.unrouted(w, r)
 		return
@@ -227,6 +256,12 @@ func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	answer.ServeHTTP(w, r)
+}
+
+// dotSegment reports whether the escaped path has a "." or ".." segment;
+// an escaped one ("%2E") is a name, and no dot segment.
+func dotSegment(escaped string) bool {
+	return slices.ContainsFunc(strings.Split(escaped, "/"), func(seg string) bool { return seg == "." || seg == ".." })
 }
 
 // under reports whether path is prefix or below it.
@@ -510,6 +545,29 @@ type PlanResponse struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
+// uploadSlot takes a slot for an upload, waiting at most s.uploadWait;
+// the caller calls release once done with the upload. Past the wait it
+// answers the 503 itself.
+func (s *Server) uploadSlot(w http.ResponseWriter, r *http.Request) (release func(), err error) {
+	release = func() { <-s.uploads }
+	select {
+	case s.uploads <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(s.uploadWait)
+	defer t.Stop()
+	select {
+	case s.uploads <- struct{}{}:
+		return release, nil
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	case <-t.C:
+		w.Header().Set("Retry-After", "5")
+		return nil, errorf(http.StatusServiceUnavailable, "%d spec uploads are being planned or applied already; retry later", maxUploads)
+	}
+}
+
 // loadUpload unpacks an uploaded spec bundle into a new folder under
 // UploadDir and loads it. The caller removes the folder.
 func (s *Server) loadUpload(w http.ResponseWriter, r *http.Request) (string, *spec.Set, error) {
@@ -539,6 +597,11 @@ func (s *Server) loadUpload(w http.ResponseWriter, r *http.Request) (string, *sp
 }
 
 func (s *Server) planUpload(w http.ResponseWriter, r *http.Request) error {
+	release, err := s.uploadSlot(w, r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	dir, set, err := s.loadUpload(w, r)
 	defer os.RemoveAll(dir)
 	if err != nil {
@@ -563,6 +626,11 @@ func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusConflict,
 			"this daemon follows %s: commit the change there (or run 'idrecon reconcile' to converge now); apply is for daemons started without a source", s.cfg.Source)
 	}
+	release, err := s.uploadSlot(w, r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	dir, set, err := s.loadUpload(w, r)
 	defer os.RemoveAll(dir)
 	if err != nil {
@@ -740,7 +808,7 @@ func (s *Server) validateRuntime(tx *store.Txn, kind, name string, edit *store.R
 	}
 	for _, r := range current {
 		if r.Kind != kind || r.Name != name {
-			add(r)
+			add(standIn(r))
 		}
 	}
 	if edit == nil {
@@ -759,6 +827,27 @@ func (s *Server) validateRuntime(tx *store.Txn, kind, name string, edit *store.R
 		return nil, &specError{status: http.StatusBadRequest, err: err}
 	}
 	return set, nil
+}
+
+// standIn is r as Validate needs it to take r as resolved. A Gateway's
+// shared secret is never persisted: after a restart the runtime holds its
+// hash but not the value until the next apply, and Validate, given no
+// value, reads the secret again, which for a file relative to the spec repo
+// it cannot. Every edit, of anything, was refused for it. The runtime's
+// resource was validated when it was stored; what an edit needs of it is
+// its references, so a copy carries a placeholder value. Only the edit's
+// own resource is taken from the Set Validate returns, never this one.
+func standIn(r *store.Resource) *store.Resource {
+	g, ok := r.Spec.(*spec.Gateway)
+	if !ok || g.SharedSecret == nil || g.SharedSecret.Value != "" || g.SharedSecret.SHA256 == "" {
+		return r
+	}
+	gc, sc := *g, *g.SharedSecret
+	sc.Value = "resolved-before-the-restart"
+	gc.SharedSecret = &sc
+	cp := *r
+	cp.Spec = &gc
+	return &cp
 }
 
 // putResource stores a resource the way a console edit would, once the
@@ -819,8 +908,19 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 			}
 			keepResolved(v, old.Spec)
 		}
+		var oldSpec any
+		if old != nil {
+			oldSpec = old.Spec
+		}
+		at := spec.Position{File: kind + "/" + name}
+		if err := keepRepoSecret(at, v, oldSpec); err != nil {
+			return err
+		}
 		edit := &store.Resource{Kind: kind, Name: name, Spec: v, ModifiedBy: "admin", Modified: s.cfg.Now()}
 		if edit.Spec, err = s.validateEdit(tx, edit); err != nil {
+			return err
+		}
+		if err := checkKeptKey(at, edit.Spec); err != nil {
 			return err
 		}
 		return tx.Insert(store.TableResources, edit)
@@ -883,6 +983,87 @@ func keepResolved(edit, old any) {
 			e.IDP.MetadataXML = o.IDP.MetadataXML
 		}
 	}
+}
+
+// repoFile is the path of v when it names a file relative to the spec
+// repo, else "".
+func repoFile(v *spec.ValueFrom) string {
+	if v == nil || v.Env != "" || v.File == "" || filepath.IsAbs(v.File) {
+		return ""
+	}
+	return v.File
+}
+
+// keepRepoSecret gives edit, a Certificate whose private key or a Gateway
+// whose shared secret is a file relative to the spec repo, what the
+// loader read from that file, which the runtime's resource old holds.
+// Validate cannot read such a file (an edit has no repo behind it). It
+// refuses, as a 400 naming the field and saying why, an edit whose file
+// the runtime holds nothing of: a new reference, a changed one, or one not
+// resolved since the daemon restarted (neither is persisted). A Certificate
+// keeps its key only for the same usage, which the key was checked for;
+// checkKeptKey checks that it still matches the certificate.
+func keepRepoSecret(at spec.Position, edit, old any) error {
+	refuse := func(field, file, why string) error {
+		return &specError{status: http.StatusBadRequest, err: spec.ErrorList{{Pos: at, Field: field,
+			Msg: fmt.Sprintf("%q is a file relative to the spec repo, which an edit cannot read, and %s; "+
+				"commit the change to the spec repo, or reference the value with env or an absolute file path", file, why)}}}
+	}
+	const restarted = "the runtime does not hold what was read from it: it is not persisted, and has not been read again since the daemon restarted (the next apply of the spec reads it)"
+	switch e := edit.(type) {
+	case *spec.Certificate:
+		file := repoFile(e.PrivateKeyFrom)
+		if file == "" {
+			return nil
+		}
+		const field = "spec.privateKeyFrom.file"
+		o, _ := old.(*spec.Certificate)
+		switch {
+		case o == nil || o.PrivateKeyFrom == nil || *o.PrivateKeyFrom != *e.PrivateKeyFrom:
+			return refuse(field, file, "the runtime's certificate does not reference it")
+		case o.Usage != e.Usage:
+			return refuse(field, file, "the key read from it was checked for usage "+o.Usage+", not "+e.Usage)
+		case o.PrivateKey == nil || o.KeyFingerprint == "":
+			return refuse(field, file, restarted)
+		}
+		e.PrivateKey, e.KeyFingerprint = o.PrivateKey, o.KeyFingerprint
+	case *spec.Gateway:
+		if e.SharedSecret == nil {
+			return nil
+		}
+		file := repoFile(e.SharedSecret.ValueFrom)
+		if file == "" {
+			return nil
+		}
+		const field = "spec.sharedSecret.valueFrom.file"
+		o, _ := old.(*spec.Gateway)
+		switch {
+		case o == nil || o.SharedSecret == nil || o.SharedSecret.ValueFrom == nil || *o.SharedSecret.ValueFrom != *e.SharedSecret.ValueFrom:
+			return refuse(field, file, "the runtime's Gateway does not reference it")
+		case o.SharedSecret.Value == "":
+			return refuse(field, file, restarted)
+		}
+		e.SharedSecret.Value, e.SharedSecret.SHA256 = o.SharedSecret.Value, o.SharedSecret.SHA256
+	}
+	return nil
+}
+
+// checkKeptKey refuses a validated Certificate edit whose key, kept by
+// keepRepoSecret, does not match its certificate: Validate takes a kept
+// key as checked, and the edit may have changed the certificate.
+func checkKeptKey(at spec.Position, v any) error {
+	c, ok := v.(*spec.Certificate)
+	if !ok || c.PrivateKey == nil || repoFile(c.PrivateKeyFrom) == "" {
+		return nil
+	}
+	cert, err := x509.ParseCertificate(c.DER)
+	if err == nil {
+		if pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); ok && pub.Equal(c.PrivateKey.Public()) {
+			return nil
+		}
+	}
+	return &specError{status: http.StatusBadRequest, err: spec.ErrorList{{Pos: at, Field: "spec.privateKeyFrom.file",
+		Msg: fmt.Sprintf("the private key read from %q when the spec was loaded does not match the certificate", c.PrivateKeyFrom.File)}}}
 }
 
 func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) error {

@@ -97,6 +97,8 @@ type Server struct {
 	mux    *http.ServeMux
 	csrf   *http.CrossOriginProtection
 	static http.Handler
+	// The names of the session and state cookies (cookieNames of url).
+	sessionName, stateName string
 
 	mu       sync.Mutex
 	codes    map[[32]byte]code    // hash of the code → entry; guarded by mu
@@ -135,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, url: u, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection(),
 		static: http.StripPrefix(Path+"static/", http.FileServerFS(static)),
 		codes:  map[[32]byte]code{}, sessions: map[[32]byte]session{}}
+	s.sessionName, s.stateName = cookieNames(u)
 	s.mux.Handle("GET "+Path+"static/", s.static)
 	s.mux.HandleFunc("GET "+Path+"auth", s.serveAuth)
 	s.mux.Handle("POST "+Path+"signout", s.csrf.Handler(http.HandlerFunc(s.serveSignOut)))
@@ -210,6 +213,7 @@ func (s *Server) SetURL(raw string) error {
 		return err
 	}
 	s.url, s.cfg.URL = u, raw
+	s.sessionName, s.stateName = cookieNames(u)
 	return nil
 }
 

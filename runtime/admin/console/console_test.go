@@ -143,7 +143,7 @@ func TestNoSessionStartsSignIn(t *testing.T) {
 	state := loc.Query().Get("state")
 	var ck *http.Cookie
 	for _, k := range resp.Cookies() {
-		if k.Name == stateCookie {
+		if k.Name == e.con.stateName {
 			ck = k
 		}
 	}
@@ -275,7 +275,7 @@ func TestSessionCookieAndSignOut(t *testing.T) {
 	resp, _ := e.signIn(t, c, "alice@contoso.example")
 	var ck *http.Cookie
 	for _, k := range resp.Cookies() {
-		if k.Name == sessionCookie {
+		if k.Name == e.con.sessionName {
 			ck = k
 		}
 	}

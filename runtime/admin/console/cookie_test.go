@@ -41,7 +41,7 @@ func TestCookiesSecureBehindTLSProxy(t *testing.T) {
 	c := noFollow(browser(t))
 	// The proxy forwards https://host/console/ as http://host/console/.
 	resp, _ := get(t, c, proxied.URL+Path)
-	st := cookieNamed(resp, stateCookie)
+	st := cookieNamed(resp, con.stateName)
 	if resp.StatusCode != http.StatusSeeOther || st == nil {
 		t.Fatalf("sign-in start: %d, state cookie %+v", resp.StatusCode, st)
 	}
@@ -54,13 +54,13 @@ func TestCookiesSecureBehindTLSProxy(t *testing.T) {
 		t.Fatalf("hand-off: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	req, _ := http.NewRequest("GET", proxied.URL+Path+"auth?code="+url.QueryEscape(loc.Query().Get("code")), nil)
-	req.AddCookie(&http.Cookie{Name: stateCookie, Value: st.Value})
+	req.AddCookie(&http.Cookie{Name: con.stateName, Value: st.Value})
 	resp, err = c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	ck := cookieNamed(resp, sessionCookie)
+	ck := cookieNamed(resp, con.sessionName)
 	if resp.StatusCode != http.StatusOK || ck == nil {
 		t.Fatalf("code exchange: %d, session cookie %+v", resp.StatusCode, ck)
 	}
@@ -96,7 +96,7 @@ func TestConsoleURLSpelling(t *testing.T) {
 			rec := httptest.NewRecorder()
 			con.ServeHTTP(rec, req)
 			loc := rec.Header().Get("Location")
-			if rec.Code != http.StatusSeeOther || !strings.HasPrefix(loc, e.mainURL+HandoffPath+"?state=") || cookieNamed(rec.Result(), stateCookie) == nil {
+			if rec.Code != http.StatusSeeOther || !strings.HasPrefix(loc, e.mainURL+HandoffPath+"?state=") || cookieNamed(rec.Result(), con.stateName) == nil {
 				t.Errorf("GET %s://%s%susers: %d to %q, want the hand-off with a state cookie", scheme, tt.host, Path, rec.Code, loc)
 			}
 		})

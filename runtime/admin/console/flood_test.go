@@ -39,7 +39,7 @@ func (h *handoffHarness) start(t *testing.T, user string) (state, code string) {
 	req := httptest.NewRequest("GET", "http://"+h.host+Path, nil)
 	rec := httptest.NewRecorder()
 	h.con.ServeHTTP(rec, req)
-	ck := cookieNamed(rec.Result(), stateCookie)
+	ck := cookieNamed(rec.Result(), h.con.stateName)
 	if rec.Code != http.StatusSeeOther || ck == nil {
 		t.Fatalf("sign-in start: %d, state cookie %v", rec.Code, ck)
 	}
@@ -59,10 +59,10 @@ func (h *handoffHarness) start(t *testing.T, user string) (state, code string) {
 func (h *handoffHarness) redeem(t *testing.T, state, code string) (int, *http.Cookie) {
 	t.Helper()
 	req := httptest.NewRequest("GET", "http://"+h.host+Path+"auth?code="+url.QueryEscape(code), nil)
-	req.AddCookie(&http.Cookie{Name: stateCookie, Value: state})
+	req.AddCookie(&http.Cookie{Name: h.con.stateName, Value: state})
 	rec := httptest.NewRecorder()
 	h.con.ServeHTTP(rec, req)
-	return rec.Code, cookieNamed(rec.Result(), sessionCookie)
+	return rec.Code, cookieNamed(rec.Result(), h.con.sessionName)
 }
 
 // signIn signs user in and returns the session cookie.

@@ -109,8 +109,9 @@ func checkHardened(t *testing.T, resp *http.Response) {
 	if strings.Contains(csp, "unsafe") || strings.Contains(csp, "script-src") {
 		t.Errorf("Content-Security-Policy %q allows more than the pages use", csp)
 	}
+	session, state := cookieNames(resp.Request.URL)
 	for _, ck := range resp.Cookies() {
-		wantSameSite := map[string]http.SameSite{sessionCookie: http.SameSiteStrictMode, stateCookie: http.SameSiteLaxMode}[ck.Name]
+		wantSameSite := map[string]http.SameSite{session: http.SameSiteStrictMode, state: http.SameSiteLaxMode}[ck.Name]
 		wantSecure := resp.Request.URL.Scheme == "https"
 		if !ck.HttpOnly || ck.Path != Path || ck.SameSite != wantSameSite || wantSameSite == 0 || ck.Secure != wantSecure {
 			t.Errorf("cookie %s: HttpOnly %v, Path %q, SameSite %v, Secure %v", ck.Name, ck.HttpOnly, ck.Path, ck.SameSite, ck.Secure)

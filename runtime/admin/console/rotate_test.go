@@ -17,7 +17,7 @@ func TestSignInEndsTheBrowsersOldSession(t *testing.T) {
 	sessionIn := func() string {
 		t.Helper()
 		for _, k := range c.Jar.Cookies(u) {
-			if k.Name == sessionCookie {
+			if k.Name == e.con.sessionName {
 				return k.Value
 			}
 		}
@@ -28,9 +28,9 @@ func TestSignInEndsTheBrowsersOldSession(t *testing.T) {
 
 	// Another sign-in, as from a tab that started before the first ended:
 	// stop at /auth, and complete it with the old session's cookie sent.
-	c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: "", MaxAge: -1, Path: Path}})
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: e.con.sessionName, Value: "", MaxAge: -1, Path: Path}})
 	auth := e.authURL(t, c)
-	c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: old, Path: Path}})
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: e.con.sessionName, Value: old, Path: Path}})
 	if resp, body := get(t, c, auth); resp.StatusCode != http.StatusOK {
 		t.Fatalf("second sign-in: %d\n%s", resp.StatusCode, body)
 	}
@@ -39,7 +39,7 @@ func TestSignInEndsTheBrowsersOldSession(t *testing.T) {
 	}
 
 	other := browser(t)
-	other.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: old, Path: Path}})
+	other.Jar.SetCookies(u, []*http.Cookie{{Name: e.con.sessionName, Value: old, Path: Path}})
 	if resp, _ := get(t, noFollow(other), e.adminURL+Path); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("the replaced session still opens the console: %d", resp.StatusCode)
 	}

@@ -16,11 +16,26 @@ import (
 	"github.com/idrecon/idrecon/spec"
 )
 
-// Cookie names. Both are limited to Path, on the console's origin.
+// Cookie names, before the console URL's port (see cookieNames). Both
+// cookies are limited to Path, on the console's host.
 const (
 	sessionCookie = "idrecon_console"
 	stateCookie   = "idrecon_console_state"
 )
+
+// cookieNames returns the names of the session and state cookies of the
+// console at u. Browsers keep cookies per host, not per port: two
+// daemons on one host with their consoles on two ports would share one
+// cookie, each sign-in to one ending the browser's session with the other,
+// each sign-out ending both. The port (the scheme's default when the URL
+// has none) keeps them apart; on one host it names one console.
+func cookieNames(u *url.URL) (session, state string) {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return sessionCookie + "_" + port, stateCookie + "_" + port
+}
 
 // Bounds of the sign-in state. Codes are minted only for users holding
 // the console role and sessions only from codes, so no anonymous client
@@ -158,7 +173,7 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, set setting
 		return
 	}
 	state := random()
-	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state, Path: Path, MaxAge: int(stateTTL.Seconds()),
+	http.SetCookie(w, &http.Cookie{Name: s.stateName, Value: state, Path: Path, MaxAge: int(stateTTL.Seconds()),
 		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, set.baseURL+HandoffPath+"?state="+state, http.StatusSeeOther)
 }
@@ -216,7 +231,7 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	// The code is used up even when the state is missing: whoever opened
 	// it in the wrong browser made it worthless for everyone.
 	state := ""
-	if ck, err := r.Cookie(stateCookie); err == nil {
+	if ck, err := r.Cookie(s.stateName); err == nil {
 		state = ck.Value
 	}
 	user, ok := s.redeem(r.URL.Query().Get("code"), state)
@@ -237,7 +252,7 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	// The session the browser held until now, if any, ends: a sign-in
 	// replaces it rather than leaving it valid beside the new one.
-	if ck, err := r.Cookie(sessionCookie); err == nil {
+	if ck, err := r.Cookie(s.sessionName); err == nil {
 		delete(s.sessions, sha256.Sum256([]byte(ck.Value)))
 	}
 	now := s.cfg.Now()
@@ -245,8 +260,8 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	prune(s.sessions, maxSessions, now, func(e session) bool { return e.user == u }, func(e session) time.Time { return e.expires })
 	s.sessions[sha256.Sum256([]byte(id))] = session{user: u, expires: expires}
 	s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: Path, Expires: expires,
+	http.SetCookie(w, &http.Cookie{Name: s.stateName, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: s.sessionName, Value: id, Path: Path, Expires: expires,
 		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 	s.log.Info("console: signed in", "user", u.name)
 	// A page, not a redirect: the browser came here at the end of a chain of
@@ -263,7 +278,7 @@ func (s *Server) serveSignOut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) sessionOf(r *http.Request) (who, bool) {
-	ck, err := r.Cookie(sessionCookie)
+	ck, err := r.Cookie(s.sessionName)
 	if err != nil || !wellFormed(ck.Value) {
 		return who{}, false
 	}
@@ -279,12 +294,12 @@ func (s *Server) sessionOf(r *http.Request) (who, bool) {
 }
 
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
-	if ck, err := r.Cookie(sessionCookie); err == nil {
+	if ck, err := r.Cookie(s.sessionName); err == nil {
 		s.mu.Lock()
 		delete(s.sessions, sha256.Sum256([]byte(ck.Value)))
 		s.mu.Unlock()
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: s.sessionName, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 }
 
 // secure says whether the console's cookies are Secure: when browsers
