@@ -236,7 +236,7 @@ func TestSignInAcrossReplicas(t *testing.T) {
 	}
 	var session *http.Cookie
 	for _, c := range resp.Cookies() {
-		if c.Name == "idrecon_session" {
+		if strings.HasPrefix(c.Name, "idrecon_session") {
 			session = c
 		}
 	}

@@ -73,6 +73,12 @@ func TestNginxAuthRequest(t *testing.T) {
 		if c := got.Header.Get("Cookie"); strings.Contains(c, "idrecon_session") || !strings.Contains(c, "JSESSIONID=j1") {
 			t.Errorf("with two session cookies the app saw Cookie %q", c)
 		}
+		// A daemon whose SAML baseURL names a port other than its
+		// scheme's names its cookie after the port.
+		got = decodeSeen(t, do(t, "GET", base+"/ssc/", "", [][2]string{{"Cookie", "idrecon_session=tok-ann; JSESSIONID=j1; idrecon_session_8443=tok-other"}}))
+		if c := got.Header.Get("Cookie"); strings.Contains(c, "idrecon_session") || !strings.Contains(c, "JSESSIONID=j1") {
+			t.Errorf("with a port's session cookie the app saw Cookie %q", c)
+		}
 	})
 	t.Run("signed out goes to the sign-in and back", func(t *testing.T) {
 		before := hits.Load()

@@ -19,6 +19,8 @@ import (
 	"github.com/russellhaering/gosaml2/types"
 	dsig "github.com/russellhaering/goxmldsig"
 	"github.com/russellhaering/goxmldsig/etreeutils"
+
+	"github.com/idrecon/idrecon/runtime/store"
 )
 
 // Rejection codes of a SAML response, in ResponseError.Code and passed to
@@ -47,6 +49,7 @@ const (
 	CodeRequestExpired  = "request-expired"
 	CodeWrongBrowser    = "wrong-browser"
 	CodeReplay          = "replay"
+	CodeLoggedOut       = "logged-out"
 	CodeNoUsername      = "no-username"
 	CodeLogoutSignature = "logout-signature"
 	CodeLogoutMalformed = "logout-malformed"
@@ -510,6 +513,15 @@ func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, 
 		returnTo = list[i].ReturnTo
 		rest = slices.Delete(list, i, i+1)
 	}
+	if at, ok := s.loggedOut.get(store.Fold(ch.nameID), now); ok && ch.issued.Before(at) {
+		// Issued before the IdP's LogoutRequest for the user, which
+		// applies to it too (SAML core §3.7.3.2): the IdP's clock dates
+		// both, so skew does not enter. One issued at the same instant
+		// passes: an IdP writing whole seconds could not tell it from a
+		// sign-in just after the logout.
+		return "", nil, reject(CodeLoggedOut, "assertion %s was issued at %s, before the IdP's LogoutRequest for %s at %s",
+			ch.assertionID, ch.issued.UTC().Format(time.RFC3339Nano), ch.nameID, at.UTC().Format(time.RFC3339Nano))
+	}
 	if !s.replayFrom.IsZero() && ch.issued.Before(s.replayFrom) {
 		// The replay cache is this process's and started empty: an
 		// assertion issued before could have been used on the process
@@ -585,7 +597,7 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, c, http.StatusServiceUnavailable, "Sign-in failed", "The session could not be stored; try again.")
 		return
 	}
-	s.setCookie(w, c, r, &http.Cookie{Name: sessionCookie, Value: id, MaxAge: int(c.lifetime.Seconds()), SameSite: http.SameSiteLaxMode})
+	s.setCookie(w, c, r, &http.Cookie{Name: c.cookies.session, Value: id, MaxAge: int(c.lifetime.Seconds()), SameSite: http.SameSiteLaxMode})
 	s.obs("success")
 	s.log.Info("saml: signed in", "user", d.UserName, "idpInitiated", ch.inResponseTo == "")
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)

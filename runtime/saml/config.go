@@ -64,6 +64,7 @@ type config struct {
 	acsURL   string
 	sloURL   string
 	secure   bool // BaseURL is https or loopback: cookies get Secure
+	cookies  cookieNames
 	// pending seals the cookie of the browser's pending sign-ins.
 	pending *sealer
 	// csrf admits state-changing requests from the SP's own pages only.
@@ -160,12 +161,15 @@ func resolveKey(txn *store.Txn) (*spec.SamlServiceProvider, []*store.Resource, e
 	return sp, key, nil
 }
 
-// resolvedKey is what resolveKey returned, until changed closes.
+// resolvedKey is what resolveKey returned, until changed closes, and the
+// names of the cookies of sp's baseURL (ok false without a usable one).
 type resolvedKey struct {
-	sp      *spec.SamlServiceProvider
-	key     []*store.Resource
-	err     error
-	changed <-chan struct{}
+	sp        *spec.SamlServiceProvider
+	key       []*store.Resource
+	err       error
+	changed   <-chan struct{}
+	cookies   cookieNames
+	cookiesOK bool
 }
 
 // resolve returns resolveKey's answer on the store's current state, read
@@ -182,8 +186,25 @@ func (s *Server) resolve() (*spec.SamlServiceProvider, []*store.Resource, error)
 	// Taken before the read, so a commit that the read misses closes it.
 	changed := s.st.ResourcesChanged()
 	sp, key, err := resolveKey(s.st.Read())
-	s.resolved.Store(&resolvedKey{sp: sp, key: key, err: err, changed: changed})
+	r := &resolvedKey{sp: sp, key: key, err: err, changed: changed}
+	if sp != nil {
+		base, perr := url.Parse(strings.TrimRight(sp.BaseURL, "/"))
+		if perr == nil && (base.Scheme == "https" || base.Scheme == "http") && base.Host != "" {
+			r.cookies, r.cookiesOK = cookieNamesOf(base), true
+		}
+	}
+	s.resolved.Store(r)
 	return sp, key, err
+}
+
+// cookieNames returns the names of the SP's cookies, from the baseURL in
+// the store whether or not sign-in is initialised (a session outlives an
+// IdP metadata outage); ok is false without a SamlServiceProvider whose
+// baseURL names them.
+func (s *Server) cookieNames() (cookieNames, bool) {
+	s.resolve()
+	r := s.resolved.Load()
+	return r.cookies, r.cookiesOK
 }
 
 func sameKey(a, b []*store.Resource) bool {
@@ -228,6 +249,7 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 		return nil, errors.New("entityID is empty")
 	}
 	c.basePath = base.Path
+	c.cookies = cookieNamesOf(base)
 	switch base.Hostname() {
 	case "localhost", "127.0.0.1", "::1":
 		c.secure = true

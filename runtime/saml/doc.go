@@ -25,7 +25,9 @@
 // allowed for assertions) and once: its ID goes into the replay cache,
 // keyed apart from assertion IDs. A LogoutRequest ends every session of the user it
 // names, whatever SessionIndex it gives (see serveSLO); the session of the
-// browser bringing it only if it is that user's.
+// browser bringing it only if it is that user's. An assertion for that
+// user the IdP issued before the LogoutRequest is refused when it arrives
+// after it, on the daemon that took the request (see logoutMemory).
 // The requests the SP sends carry the real time; the skew is allowed only
 // in checking what the IdP sends.
 //
@@ -42,6 +44,10 @@
 // verified before gosaml2 sees it, and every refusal from its decryption
 // on is told apart from no other outside the debug log, or the ACS would be
 // a decryption oracle (see openEncrypted).
+//
+// Cookies: every cookie's name ends with the baseURL's port, because
+// browsers share cookies across the ports of one host and two daemons
+// there must not sign each other's browsers out (see cookieNamesOf).
 //
 // Sessions: a session is its user's, not its userName's. It records the
 // SCIM id of the user it was issued to, and every check of it (the SP's

@@ -293,3 +293,13 @@ func body(t testing.TB, r *http.Response) string {
 // sessionTable and replayTable are the server's in-process tables.
 func (e *env) sessionTable() *ttlMap[Session] { return e.srv.sessions.(*memSessions).m }
 func (e *env) replayTable() *ttlMap[struct{}] { return e.srv.replay.(*memReplay).m }
+
+// cookies are the names of e's cookies under its current baseURL.
+func (e *env) cookies() cookieNames {
+	e.t.Helper()
+	names, ok := e.srv.cookieNames()
+	if !ok {
+		e.t.Fatal("no cookie names without a baseURL")
+	}
+	return names
+}

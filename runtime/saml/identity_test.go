@@ -242,5 +242,5 @@ func (e *env) unboundSession(userName string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.client.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: id, Path: "/"}})
+	e.client.Jar.SetCookies(u, []*http.Cookie{{Name: e.cookies().session, Value: id, Path: "/"}})
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+
+	"github.com/idrecon/idrecon/runtime/store"
 )
 
 // maxInflated bounds a decompressed HTTP-Redirect message; logout messages
@@ -182,11 +184,6 @@ func redirectURL(c *config, dest, param string, doc *etree.Document, relay strin
 	return dest + sep + q, nil
 }
 
-// logoutCookie carries the ID of the LogoutRequest this browser was sent to
-// the IdP with, so only the IdP's answer to it is taken. Lax: the answer
-// comes back as a top-level GET navigation from the IdP.
-const logoutCookie = "idrecon_saml_logout"
-
 // serveLogout ends the local session and, when the IdP has an SLO endpoint,
 // sends the browser there with a LogoutRequest.
 //
@@ -216,7 +213,7 @@ func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) 
 		var dest string
 		if dest, err = redirectURL(c, c.idp.SLOURL, "SAMLRequest", doc, "", true); err == nil {
 			reqID := doc.Root().SelectAttrValue("ID", "")
-			s.setCookie(w, c, r, &http.Cookie{Name: logoutCookie, Value: reqID, MaxAge: int(pendingTTL.Seconds()), SameSite: http.SameSiteLaxMode})
+			s.setCookie(w, c, r, &http.Cookie{Name: c.cookies.logout, Value: reqID, MaxAge: int(pendingTTL.Seconds()), SameSite: http.SameSiteLaxMode})
 			http.Redirect(w, r, dest, http.StatusSeeOther)
 			return
 		}
@@ -278,6 +275,7 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, c, http.StatusServiceUnavailable, "Logout failed", "The logout request could not be checked; try again.")
 		return
 	}
+	s.rememberLogout(req, c.skew)
 	id, se, own := s.sessionOf(r)
 	// Every session of the NameID ends, whatever SessionIndex elements the
 	// request names (SAML core §3.7.3.2 requires the named ones to end).
@@ -315,12 +313,27 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, dest, http.StatusFound)
 }
 
+// rememberLogout records the instant of req, an accepted LogoutRequest,
+// for its NameID (see logoutMemory), keeping the later of two.
+func (s *Server) rememberLogout(req *logoutRequest, skew time.Duration) {
+	at, err := time.Parse(time.RFC3339, req.IssueInstant) // checkLogoutRequest parsed it
+	if err != nil {
+		return
+	}
+	key, now := store.Fold(req.NameID), s.now()
+	if prev, ok := s.loggedOut.get(key, now); ok && prev.After(at) {
+		at = prev
+	}
+	s.loggedOut.del(key)
+	s.loggedOut.add(key, at, now.Add(logoutMemory+skew), now)
+}
+
 // serveLogoutResponse takes the IdP's answer to serveLogout's
 // LogoutRequest. The local session ended already; a verified answer also
 // ends any session the browser has gained since, and closes the logout.
 func (s *Server) serveLogoutResponse(c *config, w http.ResponseWriter, r *http.Request) {
 	pending := ""
-	if ck, err := r.Cookie(logoutCookie); err == nil {
+	if ck, err := r.Cookie(c.cookies.logout); err == nil {
 		pending = ck.Value
 	}
 	if err := s.checkLogoutResponse(c, r.URL.RawQuery, r.URL.Query().Get("SAMLResponse"), pending); err != nil {
@@ -329,7 +342,7 @@ func (s *Server) serveLogoutResponse(c *config, w http.ResponseWriter, r *http.R
 	}
 	id, _, _ := s.sessionOf(r)
 	s.clearSession(w, c, r, id)
-	s.setCookie(w, c, r, &http.Cookie{Name: logoutCookie, Value: "", MaxAge: -1, SameSite: http.SameSiteLaxMode})
+	s.setCookie(w, c, r, &http.Cookie{Name: c.cookies.logout, Value: "", MaxAge: -1, SameSite: http.SameSiteLaxMode})
 	s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
 }
 

@@ -66,7 +66,11 @@ func (s *Server) errorPage(w http.ResponseWriter, c *config, status int, title, 
 // be read (its store unavailable) is none: the browser is asked to sign in.
 // A cookie no daemon of this store minted is none without asking the store.
 func (s *Server) sessionOf(r *http.Request) (string, Session, bool) {
-	ck, err := r.Cookie(sessionCookie)
+	names, ok := s.cookieNames()
+	if !ok {
+		return "", Session{}, false
+	}
+	ck, err := r.Cookie(names.session)
 	if err != nil || !s.minted(ck.Value) {
 		return "", Session{}, false
 	}
@@ -91,7 +95,7 @@ func (s *Server) clearSession(w http.ResponseWriter, c *config, r *http.Request,
 			s.log.Error("saml: end session", "err", err)
 		}
 	}
-	s.setCookie(w, c, r, &http.Cookie{Name: sessionCookie, Value: "", MaxAge: -1, SameSite: http.SameSiteLaxMode})
+	s.setCookie(w, c, r, &http.Cookie{Name: c.cookies.session, Value: "", MaxAge: -1, SameSite: http.SameSiteLaxMode})
 }
 
 // SessionUser returns the userName the request's browser signed in as,

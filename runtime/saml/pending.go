@@ -97,11 +97,11 @@ func (s *sealer) open(name, value string) ([]byte, error) {
 // included (the ACS says "expired" rather than "unknown"); errNoPending when
 // there is no cookie or it does not open.
 func readPending(c *config, r *http.Request) ([]pendingLogin, error) {
-	ck, err := r.Cookie(pendingCookie)
+	ck, err := r.Cookie(c.cookies.pending)
 	if err != nil {
 		return nil, errNoPending
 	}
-	plain, err := c.pending.open(pendingCookie, ck.Value)
+	plain, err := c.pending.open(c.cookies.pending, ck.Value)
 	if err != nil {
 		return nil, err
 	}
@@ -117,13 +117,13 @@ func readPending(c *config, r *http.Request) ([]pendingLogin, error) {
 // because the IdP returns the browser with a cross-site POST, on which Lax
 // and Strict cookies are not sent; it carries no authority by itself.
 func (s *Server) writePending(w http.ResponseWriter, c *config, r *http.Request, list []pendingLogin) {
-	ck := &http.Cookie{Name: pendingCookie, MaxAge: -1}
+	ck := &http.Cookie{Name: c.cookies.pending, MaxAge: -1}
 	for len(list) > 0 {
 		plain, _ := json.Marshal(list) // strings and an int: cannot fail
-		ck.Value, ck.MaxAge = c.pending.seal(pendingCookie, plain), int(pendingTTL.Seconds())
+		ck.Value, ck.MaxAge = c.pending.seal(ck.Name, plain), int(pendingTTL.Seconds())
 		home := c.basePath + "/"
 		switch {
-		case len(pendingCookie)+1+len(ck.Value) <= maxPendingCookie:
+		case len(ck.Name)+1+len(ck.Value) <= maxPendingCookie:
 		case len(list) > 1:
 			list = list[1:]
 			continue

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,16 +37,55 @@ const (
 	maxResponseXML = 1 << 20   // decoded SAMLResponse
 )
 
+// An IdP LogoutRequest applies to the assertions for its user issued
+// before it, even those arriving after it (SAML core §3.7.3.2). Each
+// user's latest logout instant is kept for logoutMemory, longer than Entra
+// lets a SAML token live, in a table of at most maxLoggedOut users; only
+// LogoutRequests whose signature verified add to it, so no client fills it.
+// It is this process's: a LogoutRequest taken by another daemon of a
+// cluster, or before a restart, is not known here.
+const (
+	logoutMemory = 24 * time.Hour
+	maxLoggedOut = 100000
+)
+
 // MaxSessionsPerUser is how many sessions one user keeps in a
 // SessionStore: a new one past it ends that user's soonest-expiring. The
 // users are told apart by store.Fold of their UserName.
 const MaxSessionsPerUser = 16
 
-// Cookie names.
+// Cookie names, before the baseURL's port (see cookieNamesOf).
 const (
 	sessionCookie = "idrecon_session"
 	pendingCookie = "idrecon_saml_pending"
+	// logoutCookie carries the ID of the LogoutRequest this browser was
+	// sent to the IdP with, so only the IdP's answer to it is taken. Lax:
+	// the answer comes back as a top-level GET navigation from the IdP.
+	logoutCookie = "idrecon_saml_logout"
 )
+
+// cookieNames are the names of one SP's cookies.
+type cookieNames struct{ session, pending, logout string }
+
+// cookieNamesOf returns the names of the cookies of the SP at base.
+// Browsers keep cookies per host, not per port: two daemons on one host on
+// two ports would share each cookie, a sign-in to one ending the browser's
+// session with the other, a sign-in or sign-out started on one losing the
+// other's pending one. A port other than the scheme's own is added to the
+// names, which keeps them apart. Upgrading a daemon on such a port signs
+// its users out once: the cookies it set are no longer read.
+func cookieNamesOf(base *url.URL) cookieNames {
+	port := base.Port()
+	if port == "" || port == map[string]string{"http": "80", "https": "443"}[base.Scheme] {
+		// The names a daemon on the scheme's own port always had: an
+		// upgrade signs no one out there, and a proxy set up to strip
+		// idrecon_session before the application (the README's nginx
+		// recipe) still strips it. Two daemons on one host can only
+		// both use the default port on different schemes.
+		return cookieNames{session: sessionCookie, pending: pendingCookie, logout: logoutCookie}
+	}
+	return cookieNames{session: sessionCookie + "_" + port, pending: pendingCookie + "_" + port, logout: logoutCookie + "_" + port}
+}
 
 // Options configure a Server. Every field is optional.
 type Options struct {
@@ -115,19 +155,23 @@ type Server struct {
 	// daemons on one session store share.
 	sessionIDs    sessionIDs
 	untaggedUntil time.Time
+	// loggedOut is when the IdP's latest LogoutRequest for a NameID
+	// (store.Fold) was issued, by its clock; see logoutMemory.
+	loggedOut *ttlMap[time.Time]
 }
 
 // NewServer returns a Server on st. Nothing is initialised until the first
 // request or Ready call.
 func NewServer(st *store.Store, opts Options) *Server {
 	s := &Server{
-		st:       st,
-		log:      opts.Logger,
-		now:      opts.Now,
-		authz:    opts.Authorizer,
-		obs:      opts.Observer,
-		replay:   opts.Replay,
-		sessions: opts.Sessions,
+		st:        st,
+		log:       opts.Logger,
+		now:       opts.Now,
+		authz:     opts.Authorizer,
+		obs:       opts.Observer,
+		replay:    opts.Replay,
+		sessions:  opts.Sessions,
+		loggedOut: newTTLMap[time.Time](maxLoggedOut),
 	}
 	s.pendingKey = opts.PendingKey
 	if len(s.pendingKey) != 32 {

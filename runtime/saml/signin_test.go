@@ -217,7 +217,7 @@ func TestCookies(t *testing.T) {
 	w := httptest.NewRecorder()
 	e.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "https://ssc.example.com/saml/login", nil))
 	ck := w.Result().Cookies()
-	if len(ck) != 1 || ck[0].Name != pendingCookie || ck[0].SameSite != http.SameSiteNoneMode || !ck[0].Secure || !ck[0].HttpOnly {
+	if len(ck) != 1 || ck[0].Name != "idrecon_saml_pending" || ck[0].SameSite != http.SameSiteNoneMode || !ck[0].Secure || !ck[0].HttpOnly {
 		t.Fatalf("pending cookie %+v: want SameSite=None; Secure; HttpOnly so it survives the IdP's cross-site POST", ck)
 	}
 
@@ -231,13 +231,13 @@ func TestCookies(t *testing.T) {
 		t.Fatalf("ACS: %d %s", w.Code, w.Body)
 	}
 	ck = w.Result().Cookies()
-	if len(ck) != 1 || ck[0].Name != sessionCookie || ck[0].SameSite != http.SameSiteLaxMode || !ck[0].Secure || !ck[0].HttpOnly || ck[0].MaxAge != 3600 || len(ck[0].Value) < 40 {
+	if len(ck) != 1 || ck[0].Name != "idrecon_session" || ck[0].SameSite != http.SameSiteLaxMode || !ck[0].Secure || !ck[0].HttpOnly || ck[0].MaxAge != 3600 || len(ck[0].Value) < 40 {
 		t.Fatalf("session cookie %+v", ck)
 	}
 
 	home := func() int {
 		r := httptest.NewRequest(http.MethodGet, "https://ssc.example.com/me", nil)
-		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: ck[0].Value})
+		r.AddCookie(&http.Cookie{Name: ck[0].Name, Value: ck[0].Value})
 		w := httptest.NewRecorder()
 		e.srv.ServeHTTP(w, r)
 		return w.Code

@@ -78,7 +78,7 @@ func TestPendingCookieIsSealed(t *testing.T) {
 		"garbage":   func(_, _ *env, v string) string { return "not-a-sealed-value" },
 		"another server's": func(_, other *env, _ string) string {
 			other.login("/")
-			return cookieOf(t, other, pendingCookie)
+			return cookieOf(t, other, other.cookies().pending)
 		},
 	}
 	for name, fn := range tamper {
@@ -86,7 +86,7 @@ func TestPendingCookieIsSealed(t *testing.T) {
 			e := newEnv(t, withoutSPSigning)
 			other := newEnv(t, withoutSPSigning)
 			irt, relay := e.login("/")
-			setCookie(t, e, pendingCookie, fn(e, other, cookieOf(t, e, pendingCookie)))
+			setCookie(t, e, e.cookies().pending, fn(e, other, cookieOf(t, e, e.cookies().pending)))
 			expectRejected(t, e, e.post(encode(t, e.good(irt)), relay), CodeWrongBrowser)
 		})
 	}
@@ -108,7 +108,7 @@ func TestSessionsPerUser(t *testing.T) {
 			t.Fatalf("sign-in %d: status %d (%s)", i, resp.StatusCode, e.lastResult())
 		}
 		e.clock.Add(time.Millisecond) // sessions of one user expire in order
-		last = cookieOf(t, e, sessionCookie)
+		last = cookieOf(t, e, e.cookies().session)
 		if i == 0 {
 			first = last
 		}
@@ -118,7 +118,7 @@ func TestSessionsPerUser(t *testing.T) {
 	}
 	for cookie, want := range map[string]int{first: http.StatusFound, last: http.StatusOK} {
 		e.client.Jar, _ = cookiejar.New(nil)
-		setCookie(t, e, sessionCookie, cookie)
+		setCookie(t, e, e.cookies().session, cookie)
 		if r, _ := e.get("/me"); r.StatusCode != want {
 			t.Errorf("/me with session %s…: %d, want %d", cookie[:8], r.StatusCode, want)
 		}
@@ -235,13 +235,15 @@ func setCookie(t *testing.T, e *env, name, value string) {
 }
 
 // TestPendingCookieAcrossDaemons: two daemons configured alike (the same SP
-// signing key) open each other's pending cookies, so a sign-in started on
-// one completes on the other behind a load balancer.
+// signing key and baseURL) open each other's pending cookies, so a sign-in
+// started on one completes on the other behind a load balancer.
 func TestPendingCookieAcrossDaemons(t *testing.T) {
 	a, b := newEnv(t), newEnv(t)
+	b.setSpec(func(sp *spec.SamlServiceProvider) { sp.BaseURL = a.ts.URL }) // both behind a's address
 	irt, relay := a.login("/me")
-	b.client = a.client // the same browser; cookies are not scoped by port
+	b.client = a.client // the same browser
 	o := b.good(irt)
+	o.Recipient = a.acsURL()
 	if resp := b.post(encode(t, o), relay); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("ACS on the other daemon: %d (%s)", resp.StatusCode, b.lastResult())
 	}
@@ -270,7 +272,7 @@ func TestForgedSessionCookieAsksNoStore(t *testing.T) {
 	if resp := e.post(encode(t, e.good(irt)), relay); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in: status %d (%s)", resp.StatusCode, e.lastResult())
 	}
-	good := cookieOf(t, e, sessionCookie)
+	good := cookieOf(t, e, e.cookies().session)
 	random, tag, ok := strings.Cut(good, ".")
 	if !ok || len(tag) < 4 {
 		t.Fatalf("session cookie %s… carries no tag", good[:8])
@@ -292,7 +294,7 @@ func TestForgedSessionCookieAsksNoStore(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			e.client.Jar, _ = cookiejar.New(nil)
-			setCookie(t, e, sessionCookie, cookie)
+			setCookie(t, e, e.cookies().session, cookie)
 			before := sessions.gets.Load()
 			if r, _ := e.get("/me"); r.StatusCode != http.StatusFound {
 				t.Errorf("/me: %d, want %d (sign in)", r.StatusCode, http.StatusFound)
@@ -303,7 +305,7 @@ func TestForgedSessionCookieAsksNoStore(t *testing.T) {
 		})
 	}
 	e.client.Jar, _ = cookiejar.New(nil)
-	setCookie(t, e, sessionCookie, good)
+	setCookie(t, e, e.cookies().session, good)
 	before := sessions.gets.Load()
 	if r, _ := e.get("/me"); r.StatusCode != http.StatusOK {
 		t.Fatalf("/me with the minted cookie: %d, want 200", r.StatusCode)
@@ -325,7 +327,7 @@ func TestUntaggedSessionsEndWithTheirWindow(t *testing.T) {
 	if err := sessions.Add(context.Background(), id, Session{UserName: "alice@contoso.example", UserID: "u1", NameID: "alice@contoso.example"}, e.clock.Now().Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	setCookie(t, e, sessionCookie, id)
+	setCookie(t, e, e.cookies().session, id)
 	if r, _ := e.get("/me"); r.StatusCode != http.StatusOK {
 		t.Fatalf("/me with an untagged session inside the window: %d, want 200", r.StatusCode)
 	}
@@ -362,7 +364,7 @@ func TestPendingCookieFitsBrowsers(t *testing.T) {
 			for range maxPendingPerBrowser {
 				irt, relay = e.login(tc.returnTo)
 				for _, ck := range e.client.Jar.Cookies(u) {
-					if ck.Name == pendingCookie && len(ck.Name)+1+len(ck.Value) > 4096 {
+					if ck.Name == e.cookies().pending && len(ck.Name)+1+len(ck.Value) > 4096 {
 						t.Fatalf("pending cookie of %d bytes", len(ck.Name)+1+len(ck.Value))
 					}
 				}
