@@ -58,9 +58,29 @@ type backupHeader struct {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// renameFile installs a restored state file. A variable, so that tests can
-// make it fail, as a crash before it would.
-var renameFile = os.Rename
+// renameFile installs a restored state file: with replace, over the file
+// at to; without, it fails (fs.ErrExist) should one be there. A variable,
+// so that tests can make it fail, as a crash before it would, or act just
+// before it.
+var renameFile = func(from, to string, replace bool) error {
+	if replace {
+		return os.Rename(from, to)
+	}
+	return renameNoReplace(from, to)
+}
+
+// linkNoReplace gives from's file the name to, failing with an error that is
+// fs.ErrExist should to exist, and removes the name from.
+func linkNoReplace(from, to string) error {
+	if err := os.Link(from, to); err != nil {
+		return err
+	}
+	// The file is installed: failing now would remove it as a failed
+	// restore's temporary file. A name left over is a second name of the
+	// state file, which nothing opens.
+	_ = os.Remove(from)
+	return nil
+}
 
 // WriteBackup writes every persisted table of snap (from store.Snapshot, so
 // the backup is consistent while the store keeps serving) to w.
@@ -164,15 +184,17 @@ func Overwrite() RestoreOption { return func(o *restoreOptions) { o.overwrite = 
 // Restore writes the backup read from r as the state file at path, with the
 // daemon stopped. It refuses to replace an existing file, or the log of a
 // lost one, unless given Overwrite, and a file a running daemon holds
-// (ErrLocked). The backup is
-// fully verified (checksums, counts, and that the result loads) before it
-// atomically replaces path, so a damaged backup (ErrCorrupt) changes nothing.
+// (ErrLocked). A state file that appears while it runs, or without
+// Overwrite a log, is a daemon started meanwhile: Restore leaves it and
+// fails (ErrExists). The backup is fully verified (checksums, counts, and
+// that the result loads) before it atomically replaces path, so a damaged
+// backup (ErrCorrupt) changes nothing.
 func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
 	var o restoreOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	release, err := lockTarget(path, o.overwrite)
+	release, replace, err := lockTarget(path, o.overwrite)
 	if err != nil {
 		return err
 	}
@@ -223,22 +245,39 @@ func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
 		return err
 	}
 	defer releaseNew()
-	if err := renameFile(tmpPath, path); err != nil {
+	// Only a file found at the start is locked, so only that one may be
+	// replaced: a daemon may have started since, on a new file or, without
+	// Overwrite's consent, on a lost file's log, and what it acknowledged
+	// must be neither unlinked under it nor recorded as applied. The log is
+	// refused here and the file in the same step as the rename.
+	if !o.overwrite {
+		seqs, err := listSegments(path)
+		if err != nil {
+			return fmt.Errorf("durable: restore: %w", err)
+		}
+		if len(seqs) > 0 {
+			return logAppeared(path, seqs)
+		}
+	}
+	if err := renameFile(tmpPath, path, replace); err != nil {
+		if !replace && errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %s appeared during the restore (did a daemon start on this data dir?); it is left as it is", ErrExists, path)
+		}
 		return fmt.Errorf("durable: restore: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
 	}
-	if err := removeLog(path); err != nil {
+	if err := removeSegments(path, oldLog); err != nil {
 		return fmt.Errorf("durable: restore: the state is restored; removing the old log (the next start removes it): %w", err)
 	}
 	return nil
 }
 
 // lockTarget refuses an existing state file unless overwrite is set, and
-// always one that a running daemon has locked. It returns holding the lock;
-// release releases it.
-func lockTarget(path string, overwrite bool) (release func(), err error) {
+// always one that a running daemon has locked. It returns holding the lock
+// of the file, if there is one (then locked is true); release releases it.
+func lockTarget(path string, overwrite bool) (release func(), locked bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		// A log without its state file holds the acknowledged writes of
@@ -247,22 +286,29 @@ func lockTarget(path string, overwrite bool) (release func(), err error) {
 		if !overwrite {
 			seqs, err := listSegments(path)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("durable: restore: %w", err)
+				return nil, false, fmt.Errorf("durable: restore: %w", err)
 			}
 			if len(seqs) > 0 {
-				return nil, fmt.Errorf("%w: %s holds %d log segments of %s", ErrExists, filepath.Dir(path), len(seqs), filepath.Base(path))
+				return nil, false, fmt.Errorf("%w: %s holds %d log segments of %s", ErrExists, filepath.Dir(path), len(seqs), filepath.Base(path))
 			}
 		}
-		return func() {}, nil
+		return func() {}, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("durable: restore: %w", err)
+		return nil, false, fmt.Errorf("durable: restore: %w", err)
 	}
 	if !overwrite {
 		f.Close()
-		return nil, fmt.Errorf("%w: %s", ErrExists, path)
+		return nil, false, fmt.Errorf("%w: %s", ErrExists, path)
 	}
-	return flockFile(f)
+	release, err = flockFile(f)
+	return release, err == nil, err
+}
+
+// logAppeared is the error of a restore without Overwrite into a data dir
+// where log segments seqs appeared since it was checked.
+func logAppeared(path string, seqs []uint64) error {
+	return fmt.Errorf("%w: %d log segments of %s appeared in %s during the restore (did a daemon start on this data dir?); they are left as they are", ErrExists, len(seqs), filepath.Base(path), filepath.Dir(path))
 }
 
 // lockFile takes the lock bbolt takes on a state file it opens,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -255,7 +256,7 @@ func TestRestoreIsAtomicWithTheOldLog(t *testing.T) {
 		{"rename fails", func(t *testing.T, path string, _ map[uint64][]byte) error {
 			t.Helper()
 			old := renameFile
-			renameFile = func(string, string) error { return errDisk }
+			renameFile = func(string, string, bool) error { return errDisk }
 			defer func() { renameFile = old }()
 			return Restore(bytes.NewReader(backup), path, Overwrite())
 		}, []string{"old1", "old2", "old3"}},
@@ -284,5 +285,196 @@ func TestRestoreIsAtomicWithTheOldLog(t *testing.T) {
 				t.Fatalf("users after the restore: %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// Restore writes into a temporary file and renames it to the state file's
+// path. Into a data dir with no state file nothing is locked meanwhile: a
+// daemon started then creates a state file there and acknowledges writes.
+// Replacing that file would unlink it under the daemon, and the writes it
+// acknowledged would be gone at its next start.
+func TestRestoreRefusesStateFileCreatedMeanwhile(t *testing.T) {
+	backup, _ := backupOf(t)
+	for _, tt := range []struct {
+		name string
+		opts []RestoreOption
+	}{
+		{"without overwrite", nil},
+		// The operator let Restore replace a file it found; this one
+		// it did not find.
+		{"with overwrite into an empty data dir", []RestoreOption{Overwrite()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), FileName)
+			var daemon *DB
+			var st *store.Store
+			old := renameFile
+			renameFile = func(from, to string, replace bool) error {
+				var err error
+				if daemon, err = Open(path, Options{}); err != nil {
+					t.Fatal(err)
+				}
+				st = newStore(t, daemon)
+				update(t, st, func(tx *Txn) error { return tx.Insert(tableUsers, user("acked", "acked@example.com")) })
+				return old(from, to, replace)
+			}
+			t.Cleanup(func() { renameFile = old })
+			err := Restore(bytes.NewReader(backup), path, tt.opts...)
+			if daemon == nil {
+				t.Fatal("Restore did not reach its rename")
+			}
+			if !errors.Is(err, ErrExists) {
+				t.Errorf("Restore = %v, want ErrExists", err)
+			}
+			// The daemon writes on after the restore, and stops.
+			update(t, st, func(tx *Txn) error { return tx.Insert(tableUsers, user("later", "later@example.com")) })
+			st.Close()
+			if err := daemon.Close(); err != nil {
+				t.Errorf("the daemon's Close: %v", err)
+			}
+			if got := loadUsers(t, path); !slices.Equal(got, []string{"acked", "later"}) {
+				t.Fatalf("users after the daemon's restart: %v, want its acked and later", got)
+			}
+			if got := dirNames(t, filepath.Dir(path)); !slices.Equal(got, []string{FileName}) {
+				t.Fatalf("data dir holds %q, want only the daemon's state file", got)
+			}
+		})
+	}
+}
+
+// Without Overwrite, Restore refuses a data dir holding the log of a lost
+// state file. A log that appears once that was checked, while the backup is
+// read, must be refused too, not recorded as applied and removed.
+func TestRestoreRefusesLogAppearedMeanwhile(t *testing.T) {
+	backup, _ := backupOf(t)
+	lost := filepath.Join(t.TempDir(), FileName)
+	writeLog(t, lost, []string{"lost1"})
+	seqs := segments(t, lost)
+	path := filepath.Join(t.TempDir(), FileName)
+	r := &atEOF{r: bytes.NewReader(backup), fn: func() {
+		for _, seq := range seqs {
+			writeFile(t, segmentName(path, seq), readFile(t, segmentName(lost, seq)))
+		}
+	}}
+	if err := Restore(r, path); !errors.Is(err, ErrExists) {
+		t.Errorf("Restore = %v, want ErrExists", err)
+	}
+	if got := segments(t, path); !slices.Equal(got, seqs) {
+		t.Fatalf("log segments after the restore: %v, want %v", got, seqs)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("refused restore left a state file: %v", err)
+	}
+	if got := dirNames(t, filepath.Dir(path)); len(got) != len(seqs) {
+		t.Fatalf("data dir holds %q, want only the log", got)
+	}
+}
+
+// atEOF is r that calls fn once when r is drained.
+type atEOF struct {
+	r    io.Reader
+	fn   func()
+	done bool
+}
+
+func (a *atEOF) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if err == io.EOF && !a.done {
+		a.done = true
+		a.fn()
+	}
+	return n, err
+}
+
+// A daemon that opened the old state file just before Restore replaced it
+// waits for the lock Restore holds on that file. Once it has it, the file is
+// no longer the state file: served from, it would lose every write at the
+// daemon's next start. It must open the restored file instead.
+func TestOpenWaitingForARestoreOpensTheRestoredFile(t *testing.T) {
+	backup, _ := backupOf(t) // users u1 and u2
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t, db)
+	update(t, st, func(tx *Txn) error { return tx.Insert(tableUsers, user("old", "old@example.com")) })
+	st.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	opened := make(chan struct{}, 1)
+	oldOpen := openStateFile
+	openStateFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := oldOpen(name, flag, perm)
+		if name == path {
+			select {
+			case opened <- struct{}{}:
+			default:
+			}
+		}
+		return f, err
+	}
+	t.Cleanup(func() { openStateFile = oldOpen })
+	type daemon struct {
+		db  *DB
+		err error
+	}
+	started := make(chan daemon, 1)
+	oldRename := renameFile
+	renameFile = func(from, to string, replace bool) error {
+		go func() {
+			db, err := Open(path, Options{Timeout: time.Minute})
+			started <- daemon{db, err}
+		}()
+		<-opened // the daemon holds the old file, and waits for its lock
+		return oldRename(from, to, replace)
+	}
+	t.Cleanup(func() { renameFile = oldRename })
+	if err := Restore(bytes.NewReader(backup), path, Overwrite()); err != nil {
+		t.Fatal(err)
+	}
+	d := <-started
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	defer d.db.Close()
+	got := newStore(t, d.db)
+	if _, err := d.db.LoadInto(got); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, u := range dump(t, got.Read())[store.TableUsers] {
+		ids = append(ids, u.(*store.User).ID)
+	}
+	if !slices.Equal(ids, []string{"u1", "u2"}) {
+		t.Fatalf("the daemon serves users %v, want the restored u1 and u2", ids)
+	}
+}
+
+// Where renameat2 cannot refuse an existing name, a hard link does.
+func TestLinkNoReplace(t *testing.T) {
+	dir := t.TempDir()
+	from, to := filepath.Join(dir, "from"), filepath.Join(dir, "to")
+	writeFile(t, from, []byte("restored"))
+	writeFile(t, to, []byte("daemon's"))
+	if err := linkNoReplace(from, to); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("linkNoReplace onto a file = %v, want fs.ErrExist", err)
+	}
+	if got := string(readFile(t, to)); got != "daemon's" {
+		t.Fatalf("target holds %q after a refused link", got)
+	}
+	if err := os.Remove(to); err != nil {
+		t.Fatal(err)
+	}
+	if err := linkNoReplace(from, to); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"to"}) {
+		t.Fatalf("dir holds %q, want only to", got)
+	}
+	if got := string(readFile(t, to)); got != "restored" {
+		t.Fatalf("target holds %q, want the restored file", got)
 	}
 }

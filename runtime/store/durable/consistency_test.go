@@ -177,8 +177,8 @@ func TestRestoreHoldsLockAfterRename(t *testing.T) {
 			tt.state(t, path)
 			var openErr error
 			old := renameFile
-			renameFile = func(from, to string) error {
-				if err := os.Rename(from, to); err != nil {
+			renameFile = func(from, to string, replace bool) error {
+				if err := old(from, to, replace); err != nil {
 					return err
 				}
 				// A daemon starting right after the rename.

@@ -148,21 +148,68 @@ func recoverCorrupt(path string, err *error) {
 	}
 }
 
+// openStateFile opens the file bbolt opens. A variable, so that tests can
+// act once a state file is open but not yet locked.
+var openStateFile = os.OpenFile
+
 // openBolt opens a bbolt file after checking it is not truncated. Faults
 // reading a damaged file become ErrCorrupt instead of crashing the process.
-func openBolt(path string, timeout time.Duration, noSync bool) (db *bolt.DB, err error) {
+func openBolt(path string, timeout time.Duration, noSync bool) (*bolt.DB, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		db, file, err := openBoltOnce(path, timeout, noSync)
+		if err != nil {
+			return nil, err
+		}
+		// bbolt locks the file it opened, and a restore can replace the
+		// file at path while the lock is waited for (its own lock is on
+		// the file it replaces). Served from then, the file is unlinked,
+		// and all written to it is lost at the next start.
+		at, err := isFileAt(file, path)
+		if err != nil || at {
+			if err != nil {
+				db.Close()
+				return nil, fmt.Errorf("durable: open %s: %w", path, err)
+			}
+			return db, nil
+		}
+		db.Close()
+		if timeout = time.Until(deadline); timeout <= 0 {
+			return nil, fmt.Errorf("%w: %s was replaced while opening it (is a restore running on this data dir?)", ErrLocked, path)
+		}
+	}
+}
+
+// isFileAt says whether f is the file that path names.
+func isFileAt(f *os.File, path string) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	at, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fi, at), nil
+}
+
+// openBoltOnce is openBolt without the check that the file it locked is
+// still the one at path; file is the file bbolt opened.
+func openBoltOnce(path string, timeout time.Duration, noSync bool) (db *bolt.DB, file *os.File, err error) {
 	if err := checkFile(path); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// bbolt opens the file before it can fail on its content; keep the
 	// handle so a panic on a damaged file still releases the lock.
-	var file *os.File
 	defer func() {
 		if p := recover(); p != nil {
 			if file != nil {
 				file.Close()
 			}
-			db, err = nil, fmt.Errorf("%w: open %s: %v", ErrCorrupt, path, p)
+			db, file, err = nil, nil, fmt.Errorf("%w: open %s: %v", ErrCorrupt, path, p)
 		}
 	}()
 	defer setPanicOnFault()()
@@ -178,20 +225,20 @@ func openBolt(path string, timeout time.Duration, noSync bool) (db *bolt.DB, err
 		InitialMmapSize: initialMmapSize,
 		NoSync:          noSync,
 		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, mode)
+			f, err := openStateFile(name, flag, mode)
 			file = f
 			return f, err
 		},
 	})
 	switch {
 	case err == nil:
-		return db, nil
+		return db, file, nil
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("%w: %s (is another idrecon running on this data dir?)", ErrLocked, path)
+		return nil, nil, fmt.Errorf("%w: %s (is another idrecon running on this data dir?)", ErrLocked, path)
 	case errors.As(err, new(*fs.PathError)):
-		return nil, fmt.Errorf("durable: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("durable: open %s: %w", path, err)
 	}
-	return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, path, err)
+	return nil, nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, path, err)
 }
 
 // init creates the buckets of a new file, checks the format of an old one

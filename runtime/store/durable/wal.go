@@ -63,12 +63,8 @@ func listSegments(path string) ([]uint64, error) {
 	return seqs, nil
 }
 
-// removeLog removes every log segment of the state file at path.
-func removeLog(path string) error {
-	seqs, err := listSegments(path)
-	if err != nil {
-		return err
-	}
+// removeSegments removes the log segments seqs of the state file at path.
+func removeSegments(path string, seqs []uint64) error {
 	for _, seq := range seqs {
 		if err := os.Remove(segmentName(path, seq)); err != nil {
 			return fmt.Errorf("remove log segment: %w", err)
