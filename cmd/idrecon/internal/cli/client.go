@@ -58,11 +58,13 @@ func serverFlags(c *cobra.Command, env Env) func() (*client, error) {
 		if err != nil {
 			return nil, err
 		}
-		tok, from, err := readAdminToken(env, *tokenFile, true)
+		// The command line's mistakes first: a missing token is the
+		// machine's.
+		base, err := serverURL(*server)
 		if err != nil {
 			return nil, err
 		}
-		base, err := serverURL(*server)
+		tok, from, err := readAdminToken(env, *tokenFile, true)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +129,8 @@ func (b *idleBody) Read(p []byte) (int, error) {
 }
 
 // serverURL checks --server (or IDRECON_SERVER) before any request: an
-// http(s) URL with a host. Unchecked, "localhost:9090" failed as an
+// http(s) URL with a host, and maybe a path, but no user information, query
+// or fragment. Unchecked, "localhost:9090" failed as an
 // "unsupported protocol scheme", and a URL that did not parse was echoed
 // whole in the error, a password in it included.
 func serverURL(raw string) (string, error) {
@@ -135,11 +138,19 @@ func serverURL(raw string) (string, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", usageErrorf("--server %q: want the admin API's http(s) URL, such as %s", redactURL(raw), DefaultServer)
 	}
+	if u.User != nil {
+		// net/http sends user information only as basic auth, and not at
+		// all beside the bearer token every request carries: a URL that
+		// seems to authenticate would not.
+		return "", usageErrorf("--server %q: want the admin API's URL without a user name or password (it takes the admin token: --admin-token-file or IDRECON_ADMIN_TOKEN), such as %s", redactURL(raw), DefaultServer)
+	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		// Each request's path is appended to the URL: after a query it
 		// would become part of the query.
 		return "", usageErrorf("--server %q: want the admin API's http(s) URL without a query or fragment, such as %s", redactURL(raw), DefaultServer)
 	}
+	// A path stays: each request's path is appended to it, which reaches
+	// a daemon a proxy serves below a prefix.
 	return strings.TrimRight(raw, "/"), nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/idrecon/idrecon/runtime/admin"
@@ -30,6 +31,8 @@ func TestServerURLErrorHidesUserinfo(t *testing.T) {
 		{"wrong scheme, parses", "ftp://admin:s3cret@127.0.0.1:9090", "s3cret", "ftp://REDACTED@127.0.0.1:9090"},
 		{"no scheme", "admin:s3cret@127.0.0.1:9090", "s3cret", "127.0.0.1:9090"},
 		{"no user information", "localhost:9090", "", "localhost:9090"},
+		{"user information, parses", "http://admin:s3cret@127.0.0.1:9090", "s3cret", "http://REDACTED@127.0.0.1:9090"},
+		{"token as user name, parses", "https://s3cret-token@127.0.0.1:9090/admin", "s3cret", "https://REDACTED@127.0.0.1:9090/admin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,32 +109,65 @@ func TestUnauthorizedNamesTheTokenSource(t *testing.T) {
 	}
 }
 
-// TestUnreachableDaemonErrorHidesURLSecrets: a daemon that cannot be
-// reached is reported with the --server URL as spec/redact shows every
-// URL: a token passed as the user name or in the query must not reach the
-// error (text on stderr, JSON on stdout), which CI logs keep. net/http's
-// own error hides only the password.
-func TestUnreachableDaemonErrorHidesURLSecrets(t *testing.T) {
-	// A port that was open a moment ago and is closed now: nothing listens.
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.Listener.Addr().String()
-	srv.Close()
-	for _, server := range []string{
-		"http://s3cret-token@" + addr,
-		"http://admin:s3cret@" + addr,
+// TestServerURLWithCredentialsIsRefused: a --server holding a user name or
+// password is a usage error before any request: the admin API takes a
+// bearer token, and the client sends the URL's user information nowhere,
+// so a URL that seems to authenticate would not. A query is refused too:
+// the CLI appends each request's path to the URL, which would land in the
+// query. The URL is echoed as spec/redact shows every URL, a token passed
+// as the user name or in the query hidden (CI logs keep stderr), in text
+// and JSON alike.
+func TestServerURLWithCredentialsIsRefused(t *testing.T) {
+	var asked atomic.Int32
+	env := fakeDaemonEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		http.NotFound(w, r)
+	})
+	addr := strings.TrimPrefix(env["IDRECON_SERVER"], "http://")
+	for _, tc := range []struct{ server, shown string }{
+		{"http://s3cret-token@" + addr, "http://REDACTED@" + addr},
+		{"http://admin:s3cret@" + addr, "http://REDACTED@" + addr},
+		{"http://:s3cret@" + addr + "/", "http://REDACTED@" + addr + "/"},
+		{"https://admin:s3cret@" + addr + "/prefix", "https://REDACTED@" + addr + "/prefix"},
+		{"http://@" + addr, "http://REDACTED@" + addr},
+		{"http://" + addr + "/?token=s3cret", "http://" + addr + "/?token=REDACTED"},
+		{"http://" + addr + "/#frag", "http://" + addr + "/#frag"},
 	} {
 		for _, output := range []string{"text", "json"} {
-			code, out, errs := run(t, map[string]string{"IDRECON_ADMIN_TOKEN": "x"}, "users", "--server", server, "--output", output)
-			if code != 1 || strings.Contains(out+errs, "s3cret") || !strings.Contains(out+errs, addr) {
-				t.Errorf("users --server %s --output %s: exit %d, want 1 naming %s without the secret\nstdout:\n%s\nstderr:\n%s",
-					server, output, code, addr, out, errs)
+			code, out, errs := run(t, map[string]string{"IDRECON_ADMIN_TOKEN": "x"}, "users", "--server", tc.server, "--output", output)
+			if code != 1 || strings.Contains(out+errs, "s3cret") || !strings.Contains(errs, tc.shown) ||
+				!strings.Contains(errs, "Run 'idrecon users --help'") {
+				t.Errorf("users --server %s --output %s: exit %d, want a usage error showing %s without the secret\nstdout:\n%s\nstderr:\n%s",
+					tc.server, output, code, tc.shown, out, errs)
 			}
 		}
 	}
-	// A query is no part of an admin API's address: the CLI appends the
-	// path after it, so it is refused, its values hidden too.
-	code, out, errs := run(t, map[string]string{"IDRECON_ADMIN_TOKEN": "x"}, "status", "--server", "http://"+addr+"/?token=s3cret")
-	if code != 1 || out != "" || strings.Contains(errs, "s3cret") || !strings.Contains(errs, "--server") {
-		t.Errorf("status --server with a query: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the daemon was asked %d time(s)", n)
+	}
+	// Refused as the usage error it is also with no admin token to be found.
+	t.Chdir(t.TempDir())
+	code, out, errs := run(t, nil, "status", "--server", "http://admin:s3cret@"+addr)
+	if code != 1 || strings.Contains(out+errs, "s3cret") || !strings.Contains(errs, "user name or password") {
+		t.Errorf("status without a token: exit %d, want the --server usage error\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
+// TestServerURLPathIsAPrefix: a --server with a path reaches a daemon
+// behind a proxy that serves the admin API below that path; a trailing
+// '/' changes nothing.
+func TestServerURLPathIsAPrefix(t *testing.T) {
+	var paths []string
+	env := fakeDaemonEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
+	})
+	for _, server := range []string{env["IDRECON_SERVER"] + "/admin/idrecon", env["IDRECON_SERVER"] + "/admin/idrecon/"} {
+		paths = nil
+		code, out, errs := run(t, map[string]string{"IDRECON_ADMIN_TOKEN": "x"}, "users", "--server", server, "--output", "json")
+		if code != 0 || len(paths) != 1 || !strings.HasPrefix(paths[0], "/admin/idrecon/v1/") {
+			t.Errorf("users --server %s: exit %d, asked %q, want one request below /admin/idrecon/v1/\nstdout:\n%s\nstderr:\n%s", server, code, paths, out, errs)
+		}
 	}
 }

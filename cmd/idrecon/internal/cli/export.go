@@ -52,7 +52,8 @@ documents reference (certificates, IdP metadata) to copy over; then
 }
 
 func runExport(ctx context.Context, env Env, dir string, mkClient func() (*client, error)) error {
-	if err := newRepoDir(dir, "export"); err != nil {
+	// Checked before the daemon is asked too, to fail fast.
+	if _, err := newRepoDir(dir, "export"); err != nil {
 		return err
 	}
 	c, err := mkClient()
@@ -78,12 +79,7 @@ func runExport(ctx context.Context, env Env, dir string, mkClient func() (*clien
 		byKind[r.Kind] = append(byKind[r.Kind], *doc)
 		files = append(files, refs...)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, schemaDir), 0o755); err != nil {
-		return err
-	}
-	if err := copySchemas(filepath.Join(dir, schemaDir)); err != nil {
-		return err
-	}
+	yamls := map[string][]byte{}
 	for _, kind := range spec.Kinds {
 		docs := byKind[kind]
 		if len(docs) == 0 {
@@ -102,9 +98,21 @@ func runExport(ctx context.Context, env Env, dir string, mkClient func() (*clien
 			}
 			enc.Close()
 		}
-		if err := os.WriteFile(filepath.Join(dir, strings.ToLower(kind)+".yaml"), b.Bytes(), 0o644); err != nil {
+		yamls[strings.ToLower(kind)+".yaml"] = b.Bytes()
+	}
+	err = writeRepo(dir, "export", func(dir string) error {
+		if err := copySchemas(dir); err != nil {
 			return err
 		}
+		for name, b := range yamls {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(env.Stdout, "exported %d document(s) into %s\n", written, dir)
 	if len(files) > 0 {

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -94,5 +96,42 @@ func TestExportKeepsSecretReferences(t *testing.T) {
 	}
 	if code, out, errs := run(t, env, "plan", dir, "--server", env["IDRECON_SERVER"]); code != 0 || !strings.Contains(out, "No changes") {
 		t.Errorf("plan of the export against its daemon: %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestExportFailureLeavesNothing: export that fails midway (a full disk, a
+// permission; here a path too long) leaves no half-written repository: not
+// a new folder, nor files in the empty one it was given, nor a temporary
+// folder. Into an empty folder that is fine, it writes the repository
+// there and nothing else.
+func TestExportFailureLeavesNothing(t *testing.T) {
+	env := fakeDaemonEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`[{"kind":"Application","name":"webgoat","spec":{"versions":["1.0"]}}]`))
+	})
+	parent, dir := nearPathMax(t, "spec")
+	code, out, errs := run(t, env, "export", "-o", dir)
+	if code != 1 || !strings.Contains(errs, "file name too long") {
+		t.Fatalf("exit %d, want 1 saying why\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	if left := leftIn(t, parent); len(left) > 0 {
+		t.Errorf("a failed export left %v", left)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := run(t, env, "export", "-o", dir); code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, errs)
+	}
+	if left := leftIn(t, dir); len(left) > 0 {
+		t.Errorf("a failed export left %v in the empty folder", left)
+	}
+
+	empty := t.TempDir()
+	if code, out, errs := run(t, env, "export", "-o", empty); code != 0 {
+		t.Fatalf("export into an empty folder: exit %d\n%s%s", code, out, errs)
+	}
+	if left := leftIn(t, empty); !slices.Equal(left, []string{schemaDir, "application.yaml"}) {
+		t.Errorf("export wrote %v", left)
 	}
 }

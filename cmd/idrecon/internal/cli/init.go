@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -122,11 +123,12 @@ and the JSON Schemas in DIR/.schemas for the files' $schema lines.`,
 }
 
 func runInit(env Env, dir, host string) error {
+	if dir == "" {
+		// Not the working directory, which need not be empty.
+		return usageErrorf("DIR is empty")
+	}
 	base, err := hostURL(host)
 	if err != nil {
-		return err
-	}
-	if err := newRepoDir(dir, "init"); err != nil {
 		return err
 	}
 	tok, err := newToken()
@@ -135,17 +137,20 @@ func runInit(env Env, dir, host string) error {
 	}
 	sum := sha256.Sum256([]byte(tok))
 	fill := strings.NewReplacer("HOST", base, "TOKENSHA", hex.EncodeToString(sum[:]))
-	if err := os.MkdirAll(filepath.Join(dir, schemaDir), 0o755); err != nil {
-		return err
-	}
-	if err := copySchemas(filepath.Join(dir, schemaDir)); err != nil {
-		return err
-	}
-	for _, f := range scaffold {
-		body := "# yaml-language-server: $schema=" + schemaDir + "/" + f.schema + ".schema.json\n" + fill.Replace(f.body)
-		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(body), 0o644); err != nil {
+	err = writeRepo(dir, "init", func(dir string) error {
+		if err := copySchemas(dir); err != nil {
 			return err
 		}
+		for _, f := range scaffold {
+			body := "# yaml-language-server: $schema=" + schemaDir + "/" + f.schema + ".schema.json\n" + fill.Replace(f.body)
+			if err := os.WriteFile(filepath.Join(dir, f.name), []byte(body), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(env.Stdout, `Wrote a spec repository in %s (validate it with: idrecon validate %s).
 
@@ -202,24 +207,151 @@ func hostURL(raw string) (string, error) {
 var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
 
 // newRepoDir checks that cmd may write a new spec repository into dir: it
-// does not exist yet, or is empty.
-func newRepoDir(dir, cmd string) error {
+// does not exist yet, or is empty (exists says which).
+func newRepoDir(dir, cmd string) (exists bool, err error) {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
+		return false, nil
 	case err != nil:
-		return err
+		return false, err
 	case len(entries) > 0:
-		return fmt.Errorf("%s is not empty: %s writes a new spec repository", dir, cmd)
+		return true, fmt.Errorf("%s is not empty: %s writes a new spec repository", dir, cmd)
+	}
+	return true, nil
+}
+
+// writeRepo has write fill a temporary folder with a new spec repository
+// and moves it into dir, which must not exist or be empty: a write that
+// fails midway (a full disk, a permission) used to leave a repository
+// half-written, which a second try refused as not empty and which might
+// have validated with files missing.
+func writeRepo(dir, cmd string, write func(tmp string) error) error {
+	exists, err := newRepoDir(dir, cmd)
+	if err != nil {
+		return err
+	}
+	if exists {
+		err = fillEmptyDir(dir, cmd, write)
+	} else {
+		err = makeRepoDir(dir, write)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (nothing written to %s)", err, dir)
 	}
 	return nil
 }
 
-// copySchemas writes the embedded JSON Schemas into dir.
+// makeRepoDir writes a repository that is new, folder included: into a
+// temporary folder beside dir, renamed to dir once whole. Folders above dir
+// that it makes are removed again on a failure.
+func makeRepoDir(dir string, write func(tmp string) error) error {
+	dir = filepath.Clean(dir) // "spec/" is no child of "spec"
+	parent := filepath.Dir(dir)
+	undo, err := mkdirAllUndo(parent)
+	if err != nil {
+		return err
+	}
+	tmp, err := tempDir(parent, "."+filepath.Base(dir)+".tmp-")
+	if err == nil {
+		if err = write(tmp); err == nil {
+			// An empty folder made at dir since the check is replaced; one
+			// with anything in it, or a file, makes the rename fail.
+			err = os.Rename(tmp, dir)
+		}
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}
+	if err != nil {
+		undo()
+	}
+	return err
+}
+
+// fillEmptyDir writes a repository into dir, an empty folder that exists:
+// into a temporary folder inside it, whose entries are moved up once it is
+// whole. Renaming a folder beside it over dir would be atomic, but needs
+// write access to dir's parent, fails if dir is a mount point (a container's
+// volume) and would drop dir's own owner, mode and attributes.
+func fillEmptyDir(dir, cmd string, write func(tmp string) error) error {
+	tmp, err := tempDir(dir, ".idrecon-"+cmd+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp) // after the moves, an empty folder
+	if err := write(tmp); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	if others, err := os.ReadDir(dir); err != nil {
+		return err
+	} else if len(others) != 1 {
+		return fmt.Errorf("%s is not empty any more: %s writes a new spec repository", dir, cmd)
+	}
+	for i, e := range entries {
+		if err := os.Rename(filepath.Join(tmp, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			for _, moved := range entries[:i] {
+				os.RemoveAll(filepath.Join(dir, moved.Name()))
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirAllUndo makes dir and the folders above it that are missing, and
+// returns what removes those it made (a failed command leaves none).
+func mkdirAllUndo(dir string) (undo func(), err error) {
+	var missing []string // deepest first
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	undo = func() {
+		for _, d := range missing {
+			os.Remove(d) // only when empty: anything another put there stays
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		undo()
+		return nil, err
+	}
+	return undo, nil
+}
+
+// tempDir makes a new folder in dir whose name starts with prefix. Unlike
+// os.MkdirTemp's (0700), its mode is that of a folder os.MkdirAll makes,
+// as the repository's folder has to be once renamed.
+func tempDir(dir, prefix string) (string, error) {
+	for range 100 {
+		b := make([]byte, 6)
+		rand.Read(b)
+		p := filepath.Join(dir, prefix+hex.EncodeToString(b))
+		err := os.Mkdir(p, 0o755)
+		if !errors.Is(err, fs.ErrExist) {
+			return p, err
+		}
+	}
+	return "", fmt.Errorf("no new temporary folder in %s", dir)
+}
+
+// copySchemas writes the embedded JSON Schemas into dir/.schemas.
 func copySchemas(dir string) error {
 	entries, err := fs.ReadDir(schemas.FS, ".")
 	if err != nil {
+		return err
+	}
+	dir = filepath.Join(dir, schemaDir)
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
 	for _, e := range entries {

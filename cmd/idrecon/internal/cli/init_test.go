@@ -3,12 +3,17 @@ package cli
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/idrecon/idrecon/schemas"
 )
 
 // TestInit: init writes a spec repository that validates as written,
@@ -165,5 +170,136 @@ func TestInitRefusesBadHost(t *testing.T) {
 		if !strings.Contains(string(b), "#   baseURL: "+want+"\n") {
 			t.Errorf("init --host %q: saml.yaml does not name baseURL %s:\n%s", host, want, b)
 		}
+	}
+}
+
+// nearPathMax returns a folder, made, and the path rel below it of a spec
+// repository (not made) so long that writing the JSON Schemas into the repository
+// fails midway with "file name too long", which root cannot bypass as it
+// does a permission: the schemas with shorter names fit in a path Linux
+// takes, the one with the longest does not. Linux only.
+func nearPathMax(t *testing.T, rel string) (parent, dir string) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("relies on Linux's longest path")
+	}
+	const pathMax = 4095 // PATH_MAX less the terminating NUL
+	entries, err := fs.ReadDir(schemas.FS, ".")
+	if err != nil || len(entries) < 2 {
+		t.Fatalf("schemas: %v, %d", err, len(entries))
+	}
+	shortest, longest := len(entries[0].Name()), 0
+	for _, e := range entries {
+		shortest, longest = min(shortest, len(e.Name())), max(longest, len(e.Name()))
+	}
+	inRepo := len("/" + schemaDir + "/")
+	dirLen := pathMax - inRepo - longest + 1
+	if dirLen+inRepo+shortest > pathMax {
+		t.Fatal("the schemas' names are all as long")
+	}
+	parent = t.TempDir()
+	for r := dirLen - len("/"+rel) - len(parent); r > 0; r = dirLen - len("/"+rel) - len(parent) {
+		n := r - 1 // the last component
+		if r > 201 {
+			n = 200
+			if r-201 == 1 { // no component is one '/' alone
+				n = 199
+			}
+		}
+		parent += "/" + strings.Repeat("d", n)
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return parent, parent + "/" + rel
+}
+
+// leftIn lists what is in dir, for a test that wants nothing left.
+func leftIn(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestInitFailureLeavesNothing: init that fails midway (a full disk, a
+// permission; here a path too long) leaves no half-written repository: not
+// a new folder, nor files in the empty one it was given, nor a temporary
+// folder.
+func TestInitFailureLeavesNothing(t *testing.T) {
+	t.Run("new folder", func(t *testing.T) {
+		parent, dir := nearPathMax(t, "spec")
+		code, out, errs := run(t, nil, "init", dir)
+		if code != 1 || !strings.Contains(errs, "file name too long") || out != "" {
+			t.Fatalf("exit %d, want 1 saying why\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+		}
+		if left := leftIn(t, parent); len(left) > 0 {
+			t.Errorf("a failed init left %v", left)
+		}
+	})
+	t.Run("empty folder", func(t *testing.T) {
+		parent, dir := nearPathMax(t, "spec")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := run(t, nil, "init", dir)
+		if code != 1 || !strings.Contains(errs, "file name too long") || out != "" {
+			t.Fatalf("exit %d, want 1 saying why\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+		}
+		if left := leftIn(t, dir); len(left) > 0 {
+			t.Errorf("a failed init left %v in the empty folder", left)
+		}
+		if left := leftIn(t, parent); len(left) != 1 {
+			t.Errorf("a failed init left %v beside the folder", left)
+		}
+	})
+	t.Run("new parents", func(t *testing.T) {
+		parent, dir := nearPathMax(t, "x/y/spec")
+		code, _, errs := run(t, nil, "init", dir)
+		if code != 1 || !strings.Contains(errs, "file name too long") {
+			t.Fatalf("exit %d, want 1 saying why: %s", code, errs)
+		}
+		if left := leftIn(t, parent); len(left) > 0 {
+			t.Errorf("a failed init left %v, the folders it made above the repository", left)
+		}
+	})
+}
+
+// TestInitIntoAnEmptyFolder: init fills an empty folder it is given (a
+// fresh clone, a mounted volume) and leaves no temporary folder in it.
+func TestInitIntoAnEmptyFolder(t *testing.T) {
+	dir := t.TempDir()
+	if code, out, errs := run(t, nil, "init", dir); code != 0 {
+		t.Fatalf("init: exit %d\n%s%s", code, out, errs)
+	}
+	want := []string{schemaDir}
+	for _, f := range scaffold {
+		want = append(want, f.name)
+	}
+	slices.Sort(want)
+	if left := leftIn(t, dir); !slices.Equal(left, want) {
+		t.Errorf("init wrote %v, want %v", left, want)
+	}
+	if code, out, errs := run(t, nil, "validate", dir); code != 0 {
+		t.Errorf("validate: exit %d\n%s%s", code, out, errs)
+	}
+
+	if code, _, errs := run(t, nil, "init", ""); code != 1 || !strings.Contains(errs, "DIR is empty") {
+		t.Errorf("init \"\": exit %d, want a usage error: %s", code, errs)
+	}
+
+	// A new folder named with a trailing '/', as shells complete it.
+	parent := t.TempDir()
+	if code, out, errs := run(t, nil, "init", filepath.Join(parent, "spec")+"/"); code != 0 {
+		t.Fatalf("init DIR/: exit %d\n%s%s", code, out, errs)
+	}
+	if left := leftIn(t, parent); !slices.Equal(left, []string{"spec"}) {
+		t.Errorf("init DIR/ left %v", left)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,7 +31,9 @@ func keystoreCmd(env Env) *cobra.Command {
 the spec repo, the private key into a file outside it (--key-out, mode 0600).
 A ` + orList(certUsages.keyless) + ` certificate, someone else's, is read from
 the keystore's trusted entries, without a key. The password is read from the
-env var --password-env names. Convert a JKS keystore first:
+env var --password-env names. A certificate, document or key file that exists
+is replaced only with --force (another certificate imported under the same
+--name, say). Convert a JKS keystore first:
 keytool -importkeystore ... -deststoretype pkcs12.`,
 		Example: `  IDRECON_KEYSTORE_PASSWORD=... idrecon keystore import sp.p12 --name sp-signing \
     --usage saml-sp-signing --spec . --key-out /etc/idrecon/sp-signing.key`,
@@ -45,11 +48,12 @@ keytool -importkeystore ... -deststoretype pkcs12.`,
 	keyOut := fs.String("key-out", "", "where to write the private key (mode 0600; keep it out of git)")
 	keyPath := fs.String("key-path", "", "absolute path the daemon reads the key from, written into the document (default --key-out made absolute); set it when importing on another machine than the daemon's")
 	passEnv := fs.String("password-env", "IDRECON_KEYSTORE_PASSWORD", "env var holding the keystore password")
+	force := fs.Bool("force", false, "replace the certificate, document and key files if they exist")
 	c.RunE = func(_ *cobra.Command, pos []string) error {
 		if !slices.Contains(certUsages.all, *usage) {
 			return usageErrorf("--usage %q: want %s", *usage, orList(certUsages.all))
 		}
-		return runKeystore(env, pos[1], keystoreOptions{*name, *usage, *specDir, *keyOut, *keyPath, *passEnv})
+		return runKeystore(env, pos[1], keystoreOptions{*name, *usage, *specDir, *keyOut, *keyPath, *passEnv, *force})
 	}
 	return c
 }
@@ -57,6 +61,7 @@ keytool -importkeystore ... -deststoretype pkcs12.`,
 // keystoreOptions are keystore import's flags, parsed.
 type keystoreOptions struct {
 	name, usage, specDir, keyOut, keyPath, passEnv string
+	force                                          bool
 }
 
 // runKeystore imports a PKCS#12 keystore: the certificate and a Certificate
@@ -141,21 +146,60 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 	}
 	docPath := filepath.Join(o.specDir, "keystore-"+o.name+".yaml")
 
+	type output struct {
+		path string
+		perm os.FileMode
+		data []byte
+	}
+	outs := []output{{certPath, 0o644, certPEM}, {docPath, 0o644, doc}}
 	if keyPEM != nil {
 		// Written whole and mode 0600 even over an existing file, whose
 		// mode os.WriteFile would keep (a key exported by hand, 0644).
-		if err := writeFile(o.keyOut, 0o600, true, func(w io.Writer) error { _, err := w.Write(keyPEM); return err }); err != nil {
-			return err
+		outs = append([]output{{o.keyOut, 0o600, keyPEM}}, outs...)
+	}
+	if !o.force {
+		// A file that exists is most often another certificate's, imported
+		// under the same --name: replacing a committed certificate by
+		// accident is easy, and a review of the diff may not catch it.
+		var exist []string
+		for _, f := range outs {
+			if _, err := os.Lstat(f.path); err == nil {
+				exist = append(exist, f.path)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		switch len(exist) {
+		case 0:
+		case 1:
+			return existsError(exist[0])
+		default:
+			return fmt.Errorf("%s exist: give --force to replace them", strings.Join(exist, ", "))
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(certPath), 0o755); err != nil {
+	// Each file is written whole (a temporary file renamed into place). A
+	// failure midway removes, without --force, what this import wrote: none
+	// of it existed before.
+	keystoreDir := filepath.Dir(certPath)
+	_, statErr := os.Lstat(keystoreDir)
+	madeDir := errors.Is(statErr, fs.ErrNotExist)
+	if err := os.MkdirAll(keystoreDir, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(docPath, doc, 0o644); err != nil {
-		return err
+	var wrote []string
+	for _, f := range outs {
+		if err := writeFile(f.path, f.perm, true, func(w io.Writer) error { _, err := w.Write(f.data); return err }); err != nil {
+			if !o.force {
+				for _, p := range wrote {
+					os.Remove(p)
+				}
+			}
+			if madeDir {
+				os.Remove(keystoreDir) // only when empty
+			}
+			return err
+		}
+		wrote = append(wrote, f.path)
 	}
 	fmt.Fprintf(env.Stdout, "wrote %s and %s", certPath, docPath)
 	if keyRef != "" {

@@ -9,10 +9,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -264,9 +266,9 @@ func writeTemp(t *testing.T, name string, data []byte) string {
 }
 
 // TestKeystoreImportKeyIsPrivateOverAnOldFile: --key-out naming a file that
-// exists with looser permissions (a key exported by hand, mode 0644) must
-// still leave the key readable by its owner only: os.WriteFile keeps an
-// existing file's mode.
+// exists with looser permissions (a key exported by hand, mode 0644),
+// replaced with --force, must still leave the key readable by its owner
+// only: os.WriteFile keeps an existing file's mode.
 func TestKeystoreImportKeyIsPrivateOverAnOldFile(t *testing.T) {
 	p12 := testPKCS12(t, "secret")
 	keyOut := filepath.Join(t.TempDir(), "sp.key")
@@ -277,7 +279,7 @@ func TestKeystoreImportKeyIsPrivateOverAnOldFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr := run(t, map[string]string{"IDRECON_KEYSTORE_PASSWORD": "secret"},
-		"keystore", "import", p12, "--spec", t.TempDir(), "--key-out", keyOut)
+		"keystore", "import", p12, "--spec", t.TempDir(), "--key-out", keyOut, "--force")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -434,5 +436,97 @@ func TestKeystoreImportRefusalWritesNothing(t *testing.T) {
 				t.Errorf("a refused import left %v", left)
 			}
 		})
+	}
+}
+
+// TestKeystoreImportRefusesToReplace: an import whose certificate, document
+// or key file exists (a second certificate imported under the same --name)
+// is refused, naming each file that exists, and writes nothing; --force
+// replaces them.
+func TestKeystoreImportRefusesToReplace(t *testing.T) {
+	env := map[string]string{"IDRECON_KEYSTORE_PASSWORD": "secret"}
+	first, second := testPKCS12(t, "secret"), testPKCS12(t, "secret")
+	trust := testTrustStore(t, "secret")
+	snapshot := func(root string) map[string]string {
+		t.Helper()
+		files := map[string]string{}
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				b, _ := os.ReadFile(p)
+				files[p] = string(b)
+			}
+			return err
+		})
+		return files
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string // the second import's, after FILE; the first is without --force
+		remove []string // files of the first import removed before the second, relative to root
+		exist  []string // what the refusal must name, relative to root
+	}{
+		{"all three", nil, nil, []string{"spec/keystore/sp.pem", "spec/keystore-sp.yaml", "sp.key"}},
+		{"the document alone", nil, []string{"spec/keystore/sp.pem", "sp.key"}, []string{"spec/keystore-sp.yaml"}},
+		{"the certificate alone", nil, []string{"spec/keystore-sp.yaml", "sp.key"}, []string{"spec/keystore/sp.pem"}},
+		{"the key alone", []string{"--key-out", "other.key"}, []string{"spec/keystore/sp.pem", "spec/keystore-sp.yaml"}, []string{"other.key"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			t.Chdir(root)
+			if code, _, errs := run(t, env, "keystore", "import", first, "--name", "sp", "--spec", "spec", "--key-out", "sp.key"); code != 0 {
+				t.Fatalf("first import: exit %d: %s", code, errs)
+			}
+			for _, f := range tc.remove {
+				os.Remove(f)
+			}
+			if slices.Contains(tc.args, "other.key") {
+				os.WriteFile("other.key", []byte("someone's key\n"), 0o600)
+			}
+			for _, f := range tc.exist {
+				// Marked, so that a replacement shows even where the
+				// content would be the same (the document).
+				b, _ := os.ReadFile(f)
+				os.WriteFile(f, append(b, "# the first import's\n"...), 0o600)
+			}
+			before := snapshot(root)
+			args := append([]string{"keystore", "import", second, "--name", "sp", "--spec", "spec", "--key-out", "sp.key"}, tc.args...)
+			code, out, errs := run(t, env, args...)
+			if code != 1 || !strings.Contains(errs, "--force") {
+				t.Errorf("exit %d, want 1 pointing at --force\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+			}
+			for _, f := range tc.exist {
+				if !strings.Contains(errs, f) {
+					t.Errorf("the refusal does not name %s: %s", f, errs)
+				}
+			}
+			if after := snapshot(root); !maps.Equal(before, after) {
+				t.Errorf("a refused import changed the files:\nbefore %v\nafter  %v", before, after)
+			}
+
+			args = append(args, "--force")
+			if code, _, errs := run(t, env, args...); code != 0 {
+				t.Fatalf("with --force: exit %d: %s", code, errs)
+			}
+			after := snapshot(root)
+			for _, f := range tc.exist {
+				if p := filepath.Join(root, f); after[p] == before[p] {
+					t.Errorf("--force did not replace %s", f)
+				}
+			}
+		})
+	}
+
+	// A certificate without a key (someone else's) is refused alike.
+	specDir := t.TempDir()
+	args := []string{"keystore", "import", trust, "--name", "entra", "--usage", spec.UsageSamlIDPSigning, "--spec", specDir}
+	if code, _, errs := run(t, env, args...); code != 0 {
+		t.Fatalf("first import: exit %d: %s", code, errs)
+	}
+	if code, _, errs := run(t, env, args...); code != 1 || !strings.Contains(errs, filepath.Join(specDir, "keystore", "entra.pem")) {
+		t.Errorf("second keyless import: exit %d, want 1 naming the certificate: %s", code, errs)
+	}
+
+	if _, help, _ := run(t, nil, "keystore", "--help"); !strings.Contains(help, "--force") {
+		t.Errorf("keystore --help does not document --force:\n%s", help)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -603,7 +604,17 @@ func gitTopLevel(_ context.Context, dir string) (string, error) {
 }
 
 func uploadSpec(ctx context.Context, c *client, path, dir string, out any) error {
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+	st, err := os.Stat(dir)
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
+		// The reason alone, after the folder as given: "stat" is the
+		// system's word, and a permission or a symlink loop is no "not a
+		// folder".
+		return fmt.Errorf("%s: %w", dir, pe.Err)
+	case err != nil:
+		return err
+	case !st.IsDir():
 		return fmt.Errorf("%s is not a folder", dir)
 	}
 	var buf bytes.Buffer

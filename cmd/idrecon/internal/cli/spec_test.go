@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,5 +357,40 @@ func TestSpecLimitErrorIsAProblem(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestPlanApplyNameTheStatError: plan and apply with --server report a DIR
+// they cannot stat with the reason (a loop of symbolic links here, which
+// root cannot bypass as it does a permission), not as "not a folder"; a
+// DIR that is a file is still "not a folder".
+func TestPlanApplyNameTheStatError(t *testing.T) {
+	var asked atomic.Int32
+	env := fakeDaemonEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		http.NotFound(w, r)
+	})
+	root := t.TempDir()
+	loop := filepath.Join(root, "loop")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	file := filepath.Join(root, "file")
+	os.WriteFile(file, nil, 0o644)
+	for _, tc := range []struct{ dir, want, not string }{
+		{loop, loop + ": too many levels of symbolic links", "not a folder"},
+		{filepath.Join(root, "missing"), filepath.Join(root, "missing") + ": no such file or directory", "not a folder"},
+		{filepath.Join(file, "sub"), filepath.Join(file, "sub") + ": not a directory", "not a folder"},
+		{file, file + " is not a folder", "\x00"},
+	} {
+		for _, cmd := range []string{"plan", "apply"} {
+			code, out, errs := run(t, env, cmd, tc.dir, "--server", env["IDRECON_SERVER"])
+			if code != 1 || !strings.Contains(errs, tc.want) || strings.Contains(errs, tc.not) {
+				t.Errorf("%s %s: exit %d, want 1 saying %q\nstdout:\n%s\nstderr:\n%s", cmd, tc.dir, code, tc.want, out, errs)
+			}
+		}
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the daemon was asked %d time(s)", n)
 	}
 }
