@@ -25,9 +25,15 @@ import (
 
 func selfSigned(t *testing.T, key crypto.Signer) *x509.Certificate {
 	t.Helper()
+	return selfSignedAs(t, key, "ssc saml")
+}
+
+// selfSignedAs is a self-signed certificate of key with common name cn.
+func selfSignedAs(t *testing.T, key crypto.Signer, cn string) *x509.Certificate {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(7),
-		Subject:      pkix.Name{CommonName: "ssc saml"},
+		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 	}
@@ -158,21 +164,7 @@ func namedCert(t *testing.T, cn string) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return selfSignedAs(t, key, cn)
 }
 
 // TestTrustedCertificatesRollover: during a certificate rollover Entra's
