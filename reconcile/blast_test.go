@@ -229,6 +229,9 @@ type blastCase struct {
 	// admin would.
 	live func(t *testing.T, w *scimWorld)
 	mode DriftMode
+	// restart plans and applies after with a new Reconciler, as a daemon
+	// restarted between the two revisions does: it has no baseline.
+	restart bool
 	// empty says the plan must change nothing.
 	empty bool
 }
@@ -249,6 +252,9 @@ func runBlastCase(t *testing.T, tc blastCase) {
 	if tc.live != nil {
 		tc.live(t, w)
 		w.bind()
+	}
+	if tc.restart {
+		r = newReconciler(t, Config{Store: s, DriftMode: tc.mode})
 	}
 	after := loadExample(t, tc.after...)
 	before := w.accessOf()
@@ -382,8 +388,127 @@ func TestBlastRadiusIsWhatApplyDoes(t *testing.T) {
 					&spec.AccessAssignment{Subject: spec.Subject{User: "grace@contoso.com"}, Roles: []string{"Administrator"}})
 			},
 		},
+		{
+			name: "application renamed, assignments follow",
+			after: []edit{
+				{"applications.yaml", "name: payments-api\n", "name: payments\n"},
+				{"assignments.yaml", `"payments-api/*"`, `"payments/*"`},
+				{"assignments.yaml", `"payments-api/*"`, `"payments/*"`},
+			},
+		},
+		{name: "assignment renamed, same content", after: []edit{{"assignments.yaml", "name: release-managers\n", "name: release-mgrs\n"}}},
+		{name: "group name in another Unicode case folding", after: []edit{{"assignments.yaml", "group: AppSec Admins", "group: APPSEC ADMIN\u017f"}}},
+		{name: "group name folding alike, assignment renamed", after: []edit{{"assignments.yaml", "name: appsec-admins\n", "name: admins\n"}, {"assignments.yaml", "group: AppSec Admins", "group: appsec admin\u017f"}}},
+		{name: "disabled user granted directly", after: []edit{{"assignments.yaml", "", directAssignment("frank", "frank@contoso.com", "Administrator")}}},
+		{name: "disabled user's direct grant removed", before: []edit{{"assignments.yaml", "", directAssignment("frank", "frank@contoso.com", "Administrator")}}},
+		{
+			name:   "same role directly and through a group, direct one removed",
+			before: []edit{{"assignments.yaml", "", directAssignment("dave", "dave@contoso.com", "Release Manager")}},
+		},
+		{
+			name:   "same role directly and through a group, group one removed",
+			before: []edit{{"assignments.yaml", "", directAssignment("dave", "dave@contoso.com", "Release Manager")}},
+			after: []edit{
+				{"assignments.yaml", "", directAssignment("dave", "dave@contoso.com", "Release Manager")},
+				{"assignments.yaml", "group: Release Managers\n  roles: [Release Manager]", "group: Release Managers\n  roles: [Developer]"},
+			},
+		},
+		{
+			name: "role deleted outside git, corrected",
+			live: func(t *testing.T, w *scimWorld) { adminDelete(t, w.s, spec.KindRole, "Release Manager") },
+		},
+		{
+			name: "role deleted outside git, report mode",
+			mode: DriftReport,
+			live: func(t *testing.T, w *scimWorld) { adminDelete(t, w.s, spec.KindRole, "Release Manager") },
+		},
+		{
+			name:  "role deleted outside git, report mode, its assignment changed",
+			mode:  DriftReport,
+			live:  func(t *testing.T, w *scimWorld) { adminDelete(t, w.s, spec.KindRole, "Release Manager") },
+			after: []edit{{"assignments.yaml", `["webgoat/*", "payments-api/*"]`, `["webgoat/*"]`}},
+		},
+		{
+			name: "version removed outside git, report mode",
+			mode: DriftReport,
+			live: func(t *testing.T, w *scimWorld) {
+				adminWrite(t, w.s, spec.KindApplication, "payments-api", &spec.Application{Versions: []string{"2025.1"}})
+			},
+		},
+		{
+			name: "application deleted outside git, report mode",
+			mode: DriftReport,
+			live: func(t *testing.T, w *scimWorld) { adminDelete(t, w.s, spec.KindApplication, "payments-api") },
+		},
+		{
+			name: "role removed from git while an assignment kept in report mode grants it",
+			mode: DriftReport,
+			live: func(t *testing.T, w *scimWorld) {
+				adminWrite(t, w.s, spec.KindAccessAssignment, "backdoor",
+					&spec.AccessAssignment{Subject: spec.Subject{User: "grace@contoso.com"}, Roles: []string{"Release Manager"}})
+			},
+			after: []edit{
+				{"roles.yaml", releaseManagerRole, ""},
+				{"assignments.yaml", "group: Release Managers\n  roles: [Release Manager]", "group: Release Managers\n  roles: [Developer]"},
+			},
+		},
+		{
+			name: "application removed from git while an assignment kept in report mode grants it",
+			mode: DriftReport,
+			live: func(t *testing.T, w *scimWorld) {
+				adminWrite(t, w.s, spec.KindAccessAssignment, "backdoor",
+					&spec.AccessAssignment{Subject: spec.Subject{User: "grace@contoso.com"}, Roles: []string{"Developer"}, ApplicationVersions: []string{"payments-api/*"}})
+			},
+			after: []edit{
+				{"applications.yaml", "---\napiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: payments-api\nspec:\n  versions: [\"2025.1\", \"2025.2\"]\n", ""},
+				{"assignments.yaml", `  applicationVersions: ["payments-api/*"]` + "\n", ""},
+				{"assignments.yaml", `["webgoat/*", "payments-api/*"]`, `["webgoat/*"]`},
+			},
+		},
+		{
+			name:    "after a restart, assignment changed outside git, report mode",
+			mode:    DriftReport,
+			restart: true,
+			live: func(t *testing.T, w *scimWorld) {
+				adminWrite(t, w.s, spec.KindAccessAssignment, "alice",
+					&spec.AccessAssignment{Subject: spec.Subject{User: "alice@contoso.com"}, Roles: []string{"Administrator"}})
+			},
+		},
+		{
+			name:    "after a restart, assignment created outside git, report mode, role removed in git",
+			mode:    DriftReport,
+			restart: true,
+			live: func(t *testing.T, w *scimWorld) {
+				adminWrite(t, w.s, spec.KindAccessAssignment, "backdoor",
+					&spec.AccessAssignment{Subject: spec.Subject{User: "grace@contoso.com"}, Roles: []string{"Release Manager"}})
+			},
+			after: []edit{
+				{"roles.yaml", releaseManagerRole, ""},
+				{"assignments.yaml", "group: Release Managers\n  roles: [Release Manager]", "group: Release Managers\n  roles: [Developer]"},
+			},
+		},
+		{
+			name:    "after a restart, role changed outside git, report mode, assignment renamed in git",
+			mode:    DriftReport,
+			restart: true,
+			live: func(t *testing.T, w *scimWorld) {
+				adminWrite(t, w.s, spec.KindRole, "Release Manager", &spec.Role{Permissions: []string{"report.view"}})
+			},
+			after: []edit{{"assignments.yaml", "name: release-managers\n", "name: release-mgrs\n"}},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { runBlastCase(t, tc) })
 	}
 }
+
+// directAssignment is a document granting role to user directly.
+func directAssignment(name, user, role string) string {
+	return "---\napiVersion: idrecon.io/v1alpha1\nkind: AccessAssignment\nmetadata:\n  name: " + name +
+		"\nspec:\n  subject:\n    user: " + user + "\n  roles: [" + role + "]\n"
+}
+
+// releaseManagerRole is the example's one custom Role document.
+const releaseManagerRole = "apiVersion: idrecon.io/v1alpha1\nkind: Role\nmetadata:\n  name: Release Manager\nspec:\n" +
+	"  description: Creates and edits versions and reads reports, without auditing issues.\n" +
+	"  permissions:\n    - version.create\n    - version.edit\n    - version.view\n    - report.view\n"

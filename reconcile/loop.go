@@ -289,17 +289,25 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (*Plan, error) {
 // (a push), and a pass on it, under the lock every pass holds: no other
 // pass reads the source half replaced, and two changes never interleave.
 // When the pass refuses the revision, undo puts the previous spec back,
-// still under the lock, so the source keeps what the runtime kept.
+// still under the lock, so the source keeps what the runtime kept. While
+// suspended it runs neither and returns ErrSuspended.
 func (r *Reconciler) ReconcileChange(ctx context.Context, change, undo func() error) (*Plan, error) {
 	if r.cfg.Source == nil {
 		return nil, ErrNoSource
 	}
 	r.runMu.Lock()
 	defer r.runMu.Unlock()
+	// Suspension is read once, before the change: a pass that only
+	// planned would answer with a plan nothing made, and the pushed spec
+	// would be applied later, unreviewed, by whichever resume came.
+	p := r.newPass()
+	if p.suspended {
+		return nil, ErrSuspended
+	}
 	if err := change(); err != nil {
 		return nil, err
 	}
-	plan, res := r.reconcileLocked(ctx)
+	plan, res := r.run(ctx, p)
 	if refused := (*RefusedError)(nil); errors.As(res.Err, &refused) {
 		return nil, errors.Join(res.Err, undo())
 	}
@@ -318,11 +326,20 @@ func (r *Reconciler) reconcile(ctx context.Context) (*Plan, Result) {
 // that revision was not adopted, converge on the last good one instead, so
 // that drift is still checked; then record.
 func (r *Reconciler) reconcileLocked(ctx context.Context) (*Plan, Result) {
-	// The request number is read before the suspended flag: an attempt
-	// that answers a request (see Status.Request) then also sees a Resume
-	// made before the request.
+	return r.run(ctx, r.newPass())
+}
+
+// newPass begins a pass. The request number is read before the suspended
+// flag: an attempt that answers a request (see Status.Request) then also
+// sees a Resume made before the request.
+func (r *Reconciler) newPass() *pass {
 	p := &pass{request: r.requested.Load()}
 	p.start, p.suspended = r.cfg.Clock.Now(), r.suspended.Load()
+	return p
+}
+
+// run is reconcileLocked for a pass begun by newPass.
+func (r *Reconciler) run(ctx context.Context, p *pass) (*Plan, Result) {
 	for _, step := range []func(context.Context, *pass) error{r.fetch, r.load, r.adopt} {
 		if p.revErr = step(ctx, p); p.revErr != nil {
 			break

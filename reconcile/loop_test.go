@@ -578,3 +578,42 @@ func TestFolderRevisionThatDoesNotLoadIsSeen(t *testing.T) {
 		t.Errorf("webgoat versions %v, want the last good [1.0]", got)
 	}
 }
+
+// TestReconcileChangeSuspended: a push to a suspended daemon applies
+// nothing, so it must not answer with a plan as if it had (the CLI would
+// print "Apply complete"); it changes neither the source nor the runtime,
+// and applies once resumed and pushed again.
+func TestReconcileChangeSuspended(t *testing.T) {
+	e := newLoopEnv(t, DriftCorrect, nil)
+	e.src.write(t, "c1", map[string]string{"apps.yaml": app("webgoat", "1.0")})
+	e.once(t)
+	before := e.r.Status()
+	e.r.Suspend()
+	changed := false
+	push := func() error {
+		changed = true
+		e.src.write(t, "p1", map[string]string{"apps.yaml": app("webgoat", "1.0", "2.0")})
+		return nil
+	}
+	p, err := e.r.ReconcileChange(context.Background(), push, func() error { return nil })
+	if !errors.Is(err, ErrSuspended) || p != nil {
+		t.Errorf("push while suspended = %+v, %v; want ErrSuspended and no plan", p, err)
+	}
+	if changed {
+		t.Error("push while suspended replaced the source")
+	}
+	if got := versions(t, e.store, "webgoat"); !reflect.DeepEqual(got, []string{"1.0"}) {
+		t.Errorf("webgoat versions %v after a push while suspended, want [1.0]", got)
+	}
+	if st := e.r.Status(); st.AppliedRevision != before.AppliedRevision || st.LastAttempt != before.LastAttempt {
+		t.Errorf("status after a refused push %+v, want it unchanged from %+v", st, before)
+	}
+	e.r.Resume()
+	p, err = e.r.ReconcileChange(context.Background(), push, func() error { return nil })
+	if err != nil || p == nil || p.Made().Update != 1 {
+		t.Fatalf("push after resume = %+v, %v; want one update applied", p, err)
+	}
+	if got := versions(t, e.store, "webgoat"); !reflect.DeepEqual(got, []string{"1.0", "2.0"}) {
+		t.Errorf("webgoat versions %v after resume and push, want [1.0 2.0]", got)
+	}
+}

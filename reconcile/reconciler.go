@@ -33,6 +33,10 @@ var (
 	ErrRunning = errors.New("reconcile: already running")
 	// ErrNoRevision is returned by CurrentPlan before any revision loaded.
 	ErrNoRevision = errors.New("reconcile: no revision loaded yet")
+	// ErrSuspended is returned by ReconcileChange while suspended: the
+	// change is not made, since a suspended reconciler would only plan it
+	// and a pusher would take that plan for what was applied.
+	ErrSuspended = errors.New("reconcile: suspended: nothing was changed or applied; resume first")
 )
 
 // DriftMode says what a reconcile does with drift.

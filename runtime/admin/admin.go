@@ -640,6 +640,9 @@ func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, spec.ErrInvalid) {
 		return &specError{status: http.StatusUnprocessableEntity, err: err}
 	}
+	if errors.Is(err, reconcile.ErrSuspended) {
+		return errorf(http.StatusConflict, "the daemon is suspended: the spec was neither pushed nor applied; run 'idrecon resume' first")
+	}
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -511,5 +512,19 @@ func TestUnroutedRequests(t *testing.T) {
 				t.Errorf("Allow %q, want %q", got, tt.allow)
 			}
 		})
+	}
+}
+
+// A push to a suspended daemon applies nothing: the answer says so with a
+// 409, as for any state of the daemon that refuses the request, not a 500.
+func TestApplyToASuspendedDaemon(t *testing.T) {
+	f := newFixtureWith(t, "", func(c *Config) {
+		c.Push = func(context.Context, string) (*reconcile.Plan, error) {
+			return nil, fmt.Errorf("push: %w", reconcile.ErrSuspended)
+		}
+	})
+	code, body := f.do(t, "POST", "/v1/apply", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
+	if code != http.StatusConflict || !strings.Contains(body, "suspended") {
+		t.Fatalf("apply while suspended: %d %s, want 409 saying suspended", code, body)
 	}
 }
