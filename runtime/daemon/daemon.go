@@ -230,10 +230,12 @@ func Run(ctx context.Context, cfg Config) error {
 	// later: the state loaded from etcd is what the daemons serve until it
 	// has.
 	var waiting bool
+	var firstErr error
 	if d.etcd == nil {
 		_, err = d.rec.ReconcileOnce(ctx)
 		waiting = errors.Is(err, source.ErrNothingPushed)
 		if err != nil && !waiting && ctx.Err() == nil {
+			firstErr = err
 			d.log.Warn("first reconcile failed; serving the state as the data dir holds it until a revision applies", "err", err)
 		}
 	}
@@ -244,12 +246,21 @@ func Run(ctx context.Context, cfg Config) error {
 		return nil
 	}
 	if ok, why := d.tls.Ready(); !cfg.InsecureHTTP && !ok {
-		if !waiting {
+		switch {
+		case waiting:
+			d.log.Warn("no TLS certificate yet: HTTPS handshakes fail until a spec with one is pushed", "reason", why)
+		case firstErr != nil:
+			// The spec that was not read (a git host down at boot, a
+			// refused revision) may hold the certificate: exiting would
+			// send the operator to add one, and a restart would not
+			// follow the source when it recovers.
+			d.log.Warn("no TLS certificate yet: HTTPS handshakes fail until a revision with one applies; the first reconcile failed",
+				"reason", why, "err", firstErr)
+		default:
 			// Serving HTTPS without a certificate fails every handshake
 			// while the log says "serving https://".
 			return fmt.Errorf("%w (%s)", ErrNoTLSCertificate, why)
 		}
-		d.log.Warn("no TLS certificate yet: HTTPS handshakes fail until a spec with one is pushed", "reason", why)
 	}
 	served = true
 	return d.serve(ctx, ln, adminLn)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +181,32 @@ func TestHTTPSNeedsACertificate(t *testing.T) {
 	<-done
 	if !strings.Contains(logs.String(), "no TLS certificate yet") {
 		t.Errorf("push mode without a certificate does not warn:\n%s", logs)
+	}
+
+	// A first reconcile that failed (a git host down at boot, a refused
+	// revision) may be why there is no certificate: the daemon starts,
+	// says so, and takes one from the first revision that applies, rather
+	// than exiting with advice about the spec it could not read.
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "broken.yaml"), []byte("kind: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs = &logsink.Buffer{}
+	cfg = Config{SpecDir: bad, DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", AdminToken: adminTok,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))}
+	started = make(chan struct{})
+	cfg.Started = func(string, string) { close(started) }
+	ctx, cancel = context.WithCancel(t.Context())
+	done = make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("a daemon whose first reconcile failed did not start: %v", err)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(logs.String(), "no TLS certificate yet") || !strings.Contains(logs.String(), "first reconcile failed") {
+		t.Errorf("a daemon whose first reconcile failed does not say why it has no certificate:\n%s", logs)
 	}
 }
