@@ -409,6 +409,11 @@ func (r *Reconciler) adopt(ctx context.Context, p *pass) error {
 	if unsafe, ok := errors.AsType[*UnsafeError](err); ok {
 		return &RefusedError{Revision: p.rev.ID, Err: unsafe}
 	}
+	if errors.Is(err, store.ErrTooLarge) {
+		// Its changes do not fit one journal transaction (etcd's bound
+		// on operations): no retry can apply it, and nothing of it was.
+		return &RefusedError{Revision: p.rev.ID, Err: fmt.Errorf("%w: split the change over several commits", err)}
+	}
 	p.adopted, p.target, p.plan, p.convergeErr = true, p.loaded, plan, err
 	p.targetName = revisionName(p.rev, p.loaded)
 	return nil

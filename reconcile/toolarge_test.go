@@ -1,0 +1,62 @@
+package reconcile
+
+import (
+	"fmt"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/idrecon/idrecon/runtime/store"
+)
+
+// smallJournal refuses, as etcd's bound on a transaction's operations does,
+// any batch of more than limit changes.
+type smallJournal struct{ limit int }
+
+func (j smallJournal) Commit(changes memdb.Changes) error {
+	if len(changes) > j.limit {
+		return fmt.Errorf("%d changes: %w", len(changes), store.ErrTooLarge)
+	}
+	return nil
+}
+
+// A revision whose changes do not fit one journal transaction can never
+// apply: it is refused (the last good one stays, the loop does not retry it
+// with backoff as if etcd were away), and the next commit that fits applies.
+func TestRevisionTooLargeIsRefused(t *testing.T) {
+	st, err := store.New(store.Options{Journal: smallJournal{limit: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	src := newDirSource(t)
+	r := newReconciler(t, Config{Store: st, Source: src, DriftMode: DriftCorrect, Clock: newFakeClock(),
+		Logger: slog.New(slog.DiscardHandler), Backoff: Backoff{Initial: time.Second, Max: 4 * time.Second}})
+	src.write(t, "c1", map[string]string{"apps.yaml": app("a", "1.0")})
+	if _, err := r.ReconcileOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	many := ""
+	for i := range 8 {
+		many += "---\n" + app(fmt.Sprintf("app%d", i), "1.0")
+	}
+	src.write(t, "c2", map[string]string{"apps.yaml": app("a", "1.0") + many})
+	_, err = r.ReconcileOnce(t.Context())
+	st2 := r.Status()
+	if st2.LastResult != OutcomeRefused || st2.Stalled == "" {
+		t.Fatalf("a revision too large for the journal: err %v, status %+v; want refused", err, st2)
+	}
+	if got := versions(t, st, "a"); !reflect.DeepEqual(got, []string{"1.0"}) {
+		t.Errorf("after the refusal a has versions %v, want the last good [1.0]", got)
+	}
+	src.write(t, "c3", map[string]string{"apps.yaml": app("a", "1.0", "2.0")})
+	if _, err := r.ReconcileOnce(t.Context()); err != nil {
+		t.Fatalf("the next revision that fits: %v", err)
+	}
+	if got := versions(t, st, "a"); !reflect.DeepEqual(got, []string{"1.0", "2.0"}) {
+		t.Errorf("a has versions %v, want [1.0 2.0]", got)
+	}
+}
