@@ -40,6 +40,10 @@ func (e *FilesLimitError) Is(target error) bool { return target == spec.ErrInval
 // no regular file: all were symlinks or submodules, which are skipped.
 var errOnlySkipped = errors.New("no regular file to export (symlinks and submodules are not exported)")
 
+// errReadObject marks an export that failed reading the repository's
+// objects, not writing the files.
+var errReadObject = errors.New("read git object")
+
 // exportTree writes the regular files of tree below dest. Symlinks and
 // submodules are skipped: a spec tree has no use for them and a symlink
 // could point the loader outside the revision; a tree that holds only such
@@ -53,7 +57,9 @@ func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slo
 	defer files.Close()
 	var total int64
 	written, skipped := 0, 0
-	err := files.ForEach(func(f *object.File) error {
+	var ownErr bool // the error, if any, is the callback's, not the tree walk's
+	err := files.ForEach(func(f *object.File) (err error) {
+		defer func() { ownErr = err != nil }()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -83,23 +89,38 @@ func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slo
 		}
 		r, err := f.Reader()
 		if err != nil {
-			return fmt.Errorf("read %s: %w", f.Name, err)
+			return fmt.Errorf("%w %s: %w", errReadObject, f.Name, err)
 		}
 		defer r.Close()
 		out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(out, r); err != nil {
+		if _, err := io.Copy(out, readErrs{r}); err != nil {
 			out.Close()
 			return fmt.Errorf("write %s: %w", f.Name, err)
 		}
 		return out.Close()
 	})
+	if err != nil && !ownErr {
+		return fmt.Errorf("%w: %w", errReadObject, err)
+	}
 	if err == nil && written == 0 && skipped > 0 {
 		return errOnlySkipped
 	}
 	return err
+}
+
+// readErrs marks the errors of reading a blob, so that a damaged object
+// is told from a full disk.
+type readErrs struct{ r io.Reader }
+
+func (r readErrs) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", errReadObject, err)
+	}
+	return n, err
 }
 
 // Checkout exports the tree of ref (a branch, tag, SHA or any revision

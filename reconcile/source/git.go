@@ -19,6 +19,7 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -88,6 +89,7 @@ type Git struct {
 	opts     GitOptions
 	url      string    // URL given to go-git: no embedded secret
 	urlCreds *urlCreds // credentials that were embedded in an http(s) URL
+	ssh      bool      // the URL is an ssh one (see boundSSHDial)
 	display  string
 	logger   *slog.Logger
 	getenv   func(string) string
@@ -146,9 +148,11 @@ func NewGit(opts GitOptions) (*Git, error) {
 		g.getenv = os.Getenv
 	}
 	g.url, g.urlCreds, g.display = splitURL(opts.URL)
-	if _, err := transport.NewEndpoint(g.url); err != nil {
+	ep, err := transport.NewEndpoint(g.url)
+	if err != nil {
 		return nil, fmt.Errorf("%w: git URL %s: cannot parse", ErrInvalidOptions, g.display)
 	}
+	g.ssh = ep.Protocol == "ssh"
 	if c := g.urlCreds; c != nil && c.pass == "" && opts.Auth.Username == "" &&
 		(opts.Auth.PasswordEnv != "" || opts.Auth.PasswordFile != "") {
 		// "https://user@host/repo" plus a password secret: one basic login.
@@ -302,28 +306,41 @@ func (g *Git) fetch(ctx context.Context, auth transport.AuthMethod) (Revision, e
 	if err != nil {
 		return Revision{}, err
 	}
-	head, ref, err := g.resolve(ctx, repo, auth)
+	rev, err := g.fetchInto(ctx, repo, auth)
 	if err != nil && errors.Is(err, errCacheBroken) {
-		// A fetch into a damaged or confused shallow cache: start over once.
+		// A fetch into a damaged or confused cache (a crash or power loss
+		// while go-git wrote it, which it does without syncing): start over
+		// once, or the daemon would fail the same way on every poll.
 		g.logger.Warn("git cache unusable, re-cloning", "source", g.describe(), "error", err)
 		if repo, err = g.resetCache(); err != nil {
 			return Revision{}, err
 		}
-		head, ref, err = g.resolve(ctx, repo, auth)
+		rev, err = g.fetchInto(ctx, repo, auth)
 	}
+	return rev, err
+}
+
+// fetchInto brings repo up to the configured ref and exports its tree.
+// Errors that come from reading the cache's own objects wrap
+// errCacheBroken.
+func (g *Git) fetchInto(ctx context.Context, repo *git.Repository, auth transport.AuthMethod) (Revision, error) {
+	if err := g.checkCache(repo); err != nil {
+		return Revision{}, err
+	}
+	head, ref, err := g.resolve(ctx, repo, auth)
 	if err != nil {
 		return Revision{}, err
 	}
 	commit, err := repo.CommitObject(head)
 	if err != nil {
-		return Revision{}, fmt.Errorf("read commit %s: %w", head, err)
+		return Revision{}, fmt.Errorf("%w: read commit %s: %w", errCacheBroken, head, err)
 	}
 	if g.opts.VerifySignatures != "" {
 		if err := verifyCommit(commit, g.opts.VerifySignatures); err != nil {
 			return Revision{}, err
 		}
 	}
-	dir, err := g.exportRevision(ctx, commit)
+	dir, err := g.exportRevision(ctx, repo, commit)
 	if err != nil {
 		return Revision{}, err
 	}
@@ -334,6 +351,51 @@ func (g *Git) fetch(ctx context.Context, auth transport.AuthMethod) (Revision, e
 		g.logger.Info("git revision fetched", "source", g.describe(), "revision", sha)
 	}
 	return Revision{ID: sha, Dir: dir, Name: gitName(ref, sha)}, nil
+}
+
+// checkCache reads what a fetch relies on in the cache: the refs, the
+// shallow list, and the commit and root tree that the target ref or the
+// pinned commit names. go-git fetches nothing when the target ref already
+// matches the remote, so a ref or pack left empty or cut short by a crash
+// would otherwise fail every poll, with errors that read like a missing
+// ref or a flaky network.
+func (g *Git) checkCache(repo *git.Repository) error {
+	if _, err := repo.Storer.Shallow(); err != nil {
+		return fmt.Errorf("%w: read shallow list: %w", errCacheBroken, err)
+	}
+	refs, err := repo.Storer.IterReferences()
+	if err != nil {
+		return fmt.Errorf("%w: read refs: %w", errCacheBroken, err)
+	}
+	refs.Close()
+	h := plumbing.NewHash(g.opts.Commit)
+	if g.opts.Commit == "" {
+		ref, err := repo.Storer.Reference(targetRef)
+		if errors.Is(err, plumbing.ErrReferenceNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: read %s: %w", errCacheBroken, targetRef, err)
+		}
+		h, err = peel(repo, ref.Hash())
+		if errors.Is(err, ErrRefNotFound) {
+			return nil // a tag naming no commit: the remote's doing, reported by resolve
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", errCacheBroken, err)
+		}
+	}
+	commit, err := repo.CommitObject(h)
+	if g.opts.Commit != "" && errors.Is(err, plumbing.ErrObjectNotFound) {
+		return nil // not fetched yet
+	}
+	if err != nil {
+		return fmt.Errorf("%w: read commit %s: %w", errCacheBroken, h, err)
+	}
+	if _, err := commit.Tree(); err != nil {
+		return fmt.Errorf("%w: read tree of %s: %w", errCacheBroken, h, err)
+	}
+	return nil
 }
 
 // errCacheBroken marks local cache failures that a fresh clone fixes.
@@ -421,6 +483,9 @@ func (g *Git) resolve(ctx context.Context, repo *git.Repository, auth transport.
 		return plumbing.ZeroHash, "", fmt.Errorf("%w: fetched ref missing: %w", errCacheBroken, err)
 	}
 	h, err := peel(repo, ref.Hash())
+	if err != nil && !errors.Is(err, ErrRefNotFound) && !errors.Is(err, errCacheBroken) {
+		err = fmt.Errorf("%w: %w", errCacheBroken, err)
+	}
 	return h, name, err
 }
 
@@ -450,13 +515,19 @@ func (g *Git) srcRef() plumbing.ReferenceName {
 }
 
 func (g *Git) runFetch(ctx context.Context, remote *git.Remote, auth transport.AuthMethod, spec config.RefSpec, depth int) error {
-	err := remote.FetchContext(ctx, &git.FetchOptions{
+	opts := &git.FetchOptions{
 		RefSpecs: []config.RefSpec{spec},
 		Depth:    depth,
 		Auth:     auth,
 		Tags:     git.NoTags,
 		Force:    true,
-	})
+	}
+	if g.ssh {
+		var release func()
+		opts.ProxyOptions, release = boundSSHDial(ctx)
+		defer release()
+	}
+	err := remote.FetchContext(ctx, opts)
 	switch {
 	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
 		return nil
@@ -501,24 +572,37 @@ func peel(repo *git.Repository, h plumbing.Hash) (plumbing.Hash, error) {
 	return plumbing.ZeroHash, fmt.Errorf("tag chain at %s too deep: %w", h, ErrRefNotFound)
 }
 
-// exportRevision writes the commit's tree to CacheDir/revDir(sha) unless it
-// is already there, and returns the spec root inside it.
-func (g *Git) exportRevision(ctx context.Context, commit *object.Commit) (string, error) {
+// exportRevision writes the commit's tree to CacheDir/revDir(sha) unless
+// this process already did, and returns the spec root inside it.
+func (g *Git) exportRevision(ctx context.Context, repo *git.Repository, commit *object.Commit) (string, error) {
 	tree, err := commit.Tree()
 	if err != nil {
-		return "", fmt.Errorf("read tree of %s: %w", commit.Hash, err)
+		return "", fmt.Errorf("%w: read tree of %s: %w", errCacheBroken, commit.Hash, err)
 	}
 	// Only the spec root is exported: the loader reads nothing outside it,
 	// and the size limit is the spec's, not the repository's.
 	if g.opts.Path != "" {
-		if tree, err = tree.Tree(g.opts.Path); err != nil {
+		if tree, err = subtree(repo, tree, g.opts.Path); err != nil {
+			if errors.Is(err, errCacheBroken) {
+				return "", fmt.Errorf("%s in %s: %w", g.opts.Path, commit.Hash, err)
+			}
 			return "", fmt.Errorf("%s in %s: %w", g.opts.Path, commit.Hash, ErrPathNotFound)
 		}
 	}
-	dest := filepath.Join(g.opts.CacheDir, g.revDir(commit.Hash.String()))
+	sha := commit.Hash.String()
+	dest := filepath.Join(g.opts.CacheDir, g.revDir(sha))
 	specRoot := filepath.Join(dest, filepath.FromSlash(g.opts.Path))
 	if _, err := os.Stat(dest); err == nil {
-		return specRoot, nil
+		if sha == g.current || sha == g.previous {
+			return specRoot, nil
+		}
+		// Left by an earlier run: its files were never synced, so a power
+		// loss may have left them empty or cut short, and served as they
+		// are they would be a spec nobody committed. It was never
+		// returned by this process, so nobody is reading it.
+		if err := os.RemoveAll(dest); err != nil {
+			return "", fmt.Errorf("export revision %s: %w", commit.Hash, err)
+		}
 	}
 	tmp, err := os.MkdirTemp(g.opts.CacheDir, ".tmp-rev-")
 	if err != nil {
@@ -526,6 +610,9 @@ func (g *Git) exportRevision(ctx context.Context, commit *object.Commit) (string
 	}
 	maxBytes := cmp.Or(g.opts.MaxBytes, spec.DefaultMaxBytes)
 	err = exportTree(ctx, tree, filepath.Join(tmp, filepath.FromSlash(g.opts.Path)), g.logger, maxBytes, bundle.MaxFiles)
+	if errors.Is(err, errReadObject) {
+		err = fmt.Errorf("%w: %w", errCacheBroken, err)
+	}
 	if errors.Is(err, errOnlySkipped) {
 		// Served as it is, the spec root would be missing (the loader then
 		// fails with a bare "no such file or directory") or, for the whole
@@ -546,6 +633,30 @@ func (g *Git) exportRevision(ctx context.Context, commit *object.Commit) (string
 		return "", fmt.Errorf("export revision %s: %w", commit.Hash, err)
 	}
 	return specRoot, nil
+}
+
+// subtree returns the tree at slash-separated p below t. Unlike
+// (*object.Tree).Tree it tells a path that is not there (ErrPathNotFound)
+// from a tree object that cannot be read (errCacheBroken).
+func subtree(repo *git.Repository, t *object.Tree, p string) (*object.Tree, error) {
+	for part := range strings.SplitSeq(p, "/") {
+		var next *object.TreeEntry
+		for i := range t.Entries {
+			if t.Entries[i].Name == part {
+				next = &t.Entries[i]
+				break
+			}
+		}
+		if next == nil || next.Mode != filemode.Dir {
+			return nil, ErrPathNotFound
+		}
+		sub, err := repo.TreeObject(next.Hash)
+		if err != nil {
+			return nil, fmt.Errorf("%w: read tree %s: %w", errCacheBroken, next.Hash, err)
+		}
+		t = sub
+	}
+	return t, nil
 }
 
 // revDir names the folder commit sha is exported to. Only the spec path
