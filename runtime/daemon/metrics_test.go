@@ -42,20 +42,32 @@ func statusMetrics(t *testing.T, d *running, what string) {
 // not only once a reconcile has run.
 func TestSuspendShowsInMetricsAtOnce(t *testing.T) {
 	d := start(t, Config{SpecDir: copyDir(t, "../../examples/entra"), DataDir: t.TempDir()})
-	before := d.status(t).LastAttempt
 	statusMetrics(t, d, "at start")
 
-	if code, body := d.call(t, "POST", d.admin+"/v1/suspend", adminTok, nil); code != 200 {
-		t.Fatalf("suspend: %d %s", code, body)
-	}
-	if !d.status(t).Suspended {
-		t.Fatal("status does not say suspended after suspend")
-	}
-	statusMetrics(t, d, "after suspend")
-	// The hour-long interval and a suspend that requests nothing leave the
-	// first reconcile the last: the gauge moved without one.
-	if after := d.status(t).LastAttempt; !after.Equal(before) {
-		t.Fatalf("a reconcile ran (at %v) during the test; it proves nothing", after)
+	// The gauge must move without a reconcile: a suspend requests none,
+	// but one may still run (the folder watcher's first events, on a
+	// loaded machine): the round is then tried again.
+	for attempt := 1; ; attempt++ {
+		before := d.status(t).LastAttempt
+		if code, body := d.call(t, "POST", d.admin+"/v1/suspend", adminTok, nil); code != 200 {
+			t.Fatalf("suspend: %d %s", code, body)
+		}
+		if !d.status(t).Suspended {
+			t.Fatal("status does not say suspended after suspend")
+		}
+		statusMetrics(t, d, "after suspend")
+		after := d.status(t).LastAttempt
+		if after.Equal(before) {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("a reconcile ran during each of %d suspends (the last at %v); the test proves nothing", attempt, after)
+		}
+		if code, body := d.call(t, "POST", d.admin+"/v1/resume", adminTok, nil); code != 200 {
+			t.Fatalf("resume: %d %s", code, body)
+		}
+		// Resume requests a reconcile: the next round starts after it.
+		eventually(t, "the reconcile resume requested", func() bool { return d.status(t).LastAttempt.After(after) })
 	}
 
 	if code, body := d.call(t, "POST", d.admin+"/v1/resume", adminTok, nil); code != 200 {
