@@ -34,6 +34,8 @@ func TestValidateAndPlanExitCodes(t *testing.T) {
 	bad := t.TempDir()
 	os.WriteFile(filepath.Join(bad, "a.yaml"), []byte("apiVersion: idrecon.io/v1alpha1\nkind: Role\nmetadata:\n  name: r\nspec:\n  permisions: [x]\n"), 0o644)
 	os.WriteFile(filepath.Join(bad, "b.yaml"), []byte("apiVersion: idrecon.io/v1alpha1\nkind: Nope\nmetadata:\n  name: n\nspec: {}\n"), 0o644)
+	one := t.TempDir()
+	os.WriteFile(filepath.Join(one, "a.yaml"), []byte("apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: a\nspec:\n  versions: [\"1\"]\n"), 0o644)
 
 	tests := []struct {
 		name     string
@@ -43,6 +45,7 @@ func TestValidateAndPlanExitCodes(t *testing.T) {
 		stderrRE string
 	}{
 		{"validate example", []string{"validate", "../../../../examples/entra"}, 0, "valid", ""},
+		{"validate one document", []string{"validate", one}, 0, ": 1 document, valid", ""},
 		{"validate bad reports every error with positions", []string{"validate", bad}, 1, "", `(?s)a\.yaml:6:\d+.*b\.yaml:2:\d+`},
 		{"plan example against empty runtime", []string{"plan", "../../../../examples/entra"}, 2, "to create", ""},
 		{"plan json", []string{"plan", "../../../../examples/entra", "--output", "json"}, 2, `"creates"`, ""},

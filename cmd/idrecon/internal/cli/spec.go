@@ -286,7 +286,11 @@ func runValidate(ctx context.Context, env Env, dir, output string, lim *specLimi
 			Warnings  []string `json:"warnings"`
 		}{dir, true, user, set.Revision, nonNil(set.Warnings)})
 	}
-	fmt.Fprintf(env.Stdout, "%s: %d documents, valid (revision %s)\n", dir, user, short(set.Revision))
+	noun := "documents"
+	if user == 1 {
+		noun = "document"
+	}
+	fmt.Fprintf(env.Stdout, "%s: %d %s, valid (revision %s)\n", dir, user, noun, short(set.Revision))
 	return nil
 }
 
