@@ -11,18 +11,23 @@ import (
 // Cache remembers the last Load of a spec root together with a fingerprint
 // of everything it read: the YAML files, the files documents refer to,
 // secret files and environment variables, and the day (expiry warnings
-// change with it). A later Load through the same Cache re-reads those inputs
-// and, when none changed, returns the previous Set (or error) without
-// parsing: a daemon that re-checks its spec every tick pays for reading
-// files, not for YAML. The returned Set is shared and must not be modified.
+// change with it); a load is not reused past the moment its IdP metadata or
+// signing certificates expire or become valid. A later Load through the same
+// Cache re-reads those inputs and, when none changed, returns the previous
+// Set (or error) without parsing: a daemon that re-checks its spec every
+// tick pays for reading files, not for YAML. The returned Set is shared and
+// must not be modified.
 // A Cache is safe for concurrent use.
 type Cache struct {
 	mu     sync.Mutex
 	root   string
 	inputs *inputs
 	sum    [sha256.Size]byte
-	set    *Set
-	err    error
+	// until is when the cached verdict may change without any input
+	// changing (IdP metadata expiring); zero is never.
+	until time.Time
+	set   *Set
+	err   error
 }
 
 // inputs records what one load read, in order. A nil *inputs records nothing.
@@ -65,10 +70,10 @@ func (in *inputs) fingerprint(opts LoadOptions) [sha256.Size]byte {
 	return [sha256.Size]byte(h.Sum(nil))
 }
 
-func (c *Cache) store(root string, in *inputs, opts LoadOptions, set *Set, err error) {
+func (c *Cache) store(root string, in *inputs, opts LoadOptions, until time.Time, set *Set, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.root, c.inputs, c.sum, c.set, c.err = root, in, in.fingerprint(opts), set, err
+	c.root, c.inputs, c.sum, c.until, c.set, c.err = root, in, in.fingerprint(opts), until, set, err
 }
 
 // lookup re-reads the inputs of the cached load and returns its result when
@@ -119,7 +124,7 @@ func (c *Cache) lookup(fsys *files, root string, files []string, opts LoadOption
 	sum := now.fingerprint(opts)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inputs != prev || sum != c.sum {
+	if c.inputs != prev || sum != c.sum || !c.until.IsZero() && !opts.Now.Before(c.until) {
 		return nil, nil, false
 	}
 	return c.set, c.err, true

@@ -128,8 +128,8 @@ func ecPEM(t testing.TB, key *ecdsa.PrivateKey) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 }
 
-// writeFixtures writes the generated certificates and keys below dir/certs
-// and returns the environment the good and bad cases expect.
+// writeFixtures writes the generated certificates and keys below dir/certs,
+// and IdP metadata they sign as dir/idp/metadata.xml, and returns the environment the good and bad cases expect.
 func writeFixtures(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	k := fixtures(t)
@@ -143,6 +143,10 @@ func writeFixtures(t testing.TB, dir string) map[string]string {
 		"certs/tls.pem":       certPEM(k["tls"].cert),
 		"certs/tls-key.pem":   ecPEM(t, k["tls"].key.(*ecdsa.PrivateKey)),
 	}
+	// The IdP's metadata, signed by its certificate: the loader verifies
+	// it as the SAML server does.
+	idp := k["idp"]
+	files["idp/metadata.xml"] = idpMetadata(t, idp.cert, &idp, time.Time{}, nil)
 	for name, data := range files {
 		writeFile(t, filepath.Join(dir, name), data)
 	}

@@ -137,7 +137,7 @@ func Load(ctx context.Context, root string, opts LoadOptions) (*Set, error) {
 	}
 	set, err := l.finish()
 	if opts.Cache != nil {
-		opts.Cache.store(root, l.inputs, opts, set, err)
+		opts.Cache.store(root, l.inputs, opts, l.until, set, err)
 	}
 	return set, err
 }
@@ -421,6 +421,9 @@ type loader struct {
 	byRef    map[Ref]*parsedDoc
 	errs     ErrorList
 	warnings []string
+	// until is when the result may change with the clock alone (zero:
+	// only with the day, see Cache).
+	until time.Time
 }
 
 // fail records a mistake at a field of a document.

@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/idrecon/idrecon/spec/samlmeta"
 )
 
 // DemoTokenSHA256 is the SHA-256 of the published demo token of
@@ -613,6 +615,64 @@ func (l *loader) resolveSAML(p *parsedDoc, s *SamlServiceProvider) {
 	}
 	if s.ConsoleRole != "" && !l.roleExists(s.ConsoleRole) {
 		l.fail(p, "spec.consoleRole", "no Role named %q (builtin roles: %s)", s.ConsoleRole, strings.Join(sortedKeys(BuiltinRoles), ", "))
+	}
+	if idp.MetadataFile != "" && idp.MetadataURL == "" && len(idp.MetadataXML) > 0 {
+		l.verifyIDPMetadata(p, s)
+	}
+}
+
+// verifyIDPMetadata checks a metadataFile as the SAML server checks it
+// before use, so that a revision whose metadata the server would refuse is
+// refused whole instead of replacing a working sign-in with a broken one.
+// A disabled provider's metadata is not used, and not checked: disabling
+// SAML must stay a way to apply a spec while the IdP's metadata is being
+// replaced. A metadataURL is fetched, and checked, by the server alone.
+func (l *loader) verifyIDPMetadata(p *parsedDoc, s *SamlServiceProvider) {
+	if !s.Enabled || s.IDP.SignedMetadataRequired() && len(s.IDP.SigningCertificates) == 0 {
+		return // the latter reported at signingCertificates
+	}
+	var trusted []*x509.Certificate
+	for _, name := range s.IDP.SigningCertificates {
+		ref, ok := l.byRef[Ref{Kind: KindCertificate, Name: name}]
+		if !ok {
+			return // reported at the reference
+		}
+		c := ref.doc.Spec.(*Certificate)
+		if c.Usage != UsageSamlIDPSigning || c.DER == nil {
+			return // reported at the reference or the certificate
+		}
+		cert, err := x509.ParseCertificate(c.DER)
+		if err != nil {
+			return
+		}
+		trusted = append(trusted, cert)
+	}
+	skew := s.AllowedClockSkew.D()
+	if skew < 0 || skew > MaxClockSkew {
+		return // reported at allowedClockSkew
+	}
+	now := l.opts.Now
+	md, err := samlmeta.Verify(s.IDP.MetadataXML, samlmeta.Options{
+		Trusted: trusted, RequireSigned: s.IDP.SignedMetadataRequired(), AllowSHA1: s.AllowSHA1, Now: now, Skew: skew,
+	})
+	// The verdict holds until a certificate enters or leaves its validity,
+	// or the metadata expires: a cached load must not outlive it.
+	for _, c := range trusted {
+		l.verdictUntil(c.NotBefore.Add(-skew))
+		l.verdictUntil(c.NotAfter.Add(skew))
+	}
+	if err != nil {
+		l.fail(p, "spec.idp.metadataFile", "file %q: %v", s.IDP.MetadataFile, err)
+		return
+	}
+	l.verdictUntil(md.Expires)
+}
+
+// verdictUntil notes a moment after now at which the load's result may
+// change though no input did.
+func (l *loader) verdictUntil(t time.Time) {
+	if t.After(l.opts.Now) && (l.until.IsZero() || t.Before(l.until)) {
+		l.until = t
 	}
 }
 

@@ -246,7 +246,12 @@ func TestEditResolvesTokenFromValueFrom(t *testing.T) {
 func TestEditRoundTrip(t *testing.T) {
 	certPEM, _ := selfSigned(t)
 	block, _ := pem.Decode([]byte(certPEM))
-	metadata := []byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example.com"/>`)
+	// Unsigned (the SP says so) but otherwise metadata the SAML server
+	// takes: Validate checks it as the server would.
+	metadata := []byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example.com">` +
+		`<IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">` +
+		`<SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.com/sso"/>` +
+		`</IDPSSODescriptor></EntityDescriptor>`)
 	no := false
 	const tokenSum = "46aa4f0d740dd4018ea29bc2391a9cd73684214c874395faa45756218f5a1e03"
 	tests := []struct {

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -595,16 +594,12 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			return access.BlastRadius(st.Read(), nil, desired.Docs, plan.Kept()...)
 		},
 		Routes: map[string]http.Handler{
-			"/access/": accessAPI,
-			"/users":   accessAPI,
-			"/users/":  accessAPI,
-			"/groups":  accessAPI,
-			"/groups/": accessAPI,
-			"/saml/metadata": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				r2 := r.Clone(r.Context())
-				r2.URL.Path = samlBasePath(st) + "/saml/metadata"
-				samlSrv.ServeHTTP(w, r2)
-			}),
+			"/access/":       accessAPI,
+			"/users":         accessAPI,
+			"/users/":        accessAPI,
+			"/groups":        accessAPI,
+			"/groups/":       accessAPI,
+			"/saml/metadata": http.HandlerFunc(samlSrv.ServeAdminMetadata),
 		},
 	})
 	if err != nil {
@@ -1000,16 +995,6 @@ func single[T any](st *store.Store, kind string) *T {
 func samlEnabled(st *store.Store) bool {
 	sp := single[spec.SamlServiceProvider](st, spec.KindSamlServiceProvider)
 	return sp != nil && sp.Enabled
-}
-
-// samlBasePath is the path of the SAML base URL ("" for a host root).
-func samlBasePath(st *store.Store) string {
-	if sp := single[spec.SamlServiceProvider](st, spec.KindSamlServiceProvider); sp != nil {
-		if u, err := url.Parse(sp.BaseURL); err == nil {
-			return strings.TrimRight(u.Path, "/")
-		}
-	}
-	return ""
 }
 
 // scimState says whether the spec has SCIM serving, for status.

@@ -21,6 +21,7 @@ import (
 	"github.com/russellhaering/goxmldsig/etreeutils"
 
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec/samlmeta"
 )
 
 // Rejection codes of a SAML response, in ResponseError.Code and passed to
@@ -96,7 +97,7 @@ func checkResponse(c *config, encoded string, now time.Time) (*checked, error) {
 	if err != nil {
 		return nil, reject(CodeMalformed, "SAMLResponse is not base64: %v", err)
 	}
-	scan, err := scanXML(raw, c.sp.AllowSHA1)
+	scan, err := samlmeta.Scan(raw, c.sp.AllowSHA1)
 	if err != nil {
 		return nil, scanReject(err)
 	}
@@ -251,13 +252,13 @@ func logoutRequestReplayKey(issuer, id string) string {
 
 func scanReject(err error) *ResponseError {
 	switch {
-	case errors.Is(err, errDoctype):
+	case errors.Is(err, samlmeta.ErrDoctype):
 		return reject(CodeDoctype, "%v", err)
-	case errors.Is(err, errTooDeep):
+	case errors.Is(err, samlmeta.ErrTooDeep):
 		return reject(CodeTooDeep, "%v", err)
-	case errors.Is(err, errAlgorithm):
+	case errors.Is(err, samlmeta.ErrAlgorithm):
 		return reject(CodeAlgorithm, "%v", err)
-	case errors.Is(err, errTooMany):
+	case errors.Is(err, samlmeta.ErrTooMany):
 		return reject(CodeTooLarge, "%v", err)
 	default:
 		return reject(CodeMalformed, "not a plain XML document (the POST binding is never deflated): %v", err)
@@ -359,7 +360,7 @@ func openEncrypted(c *config, raw []byte) error {
 	if err != nil {
 		return encryptedReject("decrypt assertion: %v", err)
 	}
-	res, err := scanXML(plain, c.sp.AllowSHA1)
+	res, err := samlmeta.Scan(plain, c.sp.AllowSHA1)
 	if err != nil {
 		return encryptedReject("decrypted assertion: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
+	"github.com/idrecon/idrecon/spec/samlmeta"
 )
 
 // Claim URIs Entra uses; the defaults for SamlAttributes.
@@ -42,6 +43,9 @@ var (
 	ErrDisabled      = errors.New("SAML single sign-on is disabled")
 )
 
+// ErrMetadata is wrapped by every IdP metadata rejection.
+var ErrMetadata = samlmeta.ErrRejected
+
 // config is one initialisation: the spec it was built from and everything
 // derived from it. It is immutable once built.
 type config struct {
@@ -54,7 +58,7 @@ type config struct {
 	// they claimed to be skew old.
 	saml      *saml2.SAMLServiceProvider
 	requests  *saml2.SAMLServiceProvider
-	idp       *idpMetadata
+	idp       *samlmeta.IDP
 	idpCerts  []*x509.Certificate
 	spSign    *spec.Certificate
 	spEncrypt *spec.Certificate
@@ -89,7 +93,7 @@ func (c *config) usernameOf(nameID string, values saml2.Values) string {
 // skewClock lets gosaml2's own expiry check of SubjectConfirmationData
 // tolerate the configured clock skew: it reports a time skew earlier than
 // now. goxmldsig judges certificate validity at this clock too, which only
-// widens the end of the validity; see skewedCerts for the start. It is for
+// widens the end of the validity; see samlmeta.SkewedCerts for the start. It is for
 // checking what the IdP sends only: gosaml2 also stamps the requests it
 // builds with its clock, so those are built by config.requests, on now.
 type skewClock struct {
@@ -99,30 +103,6 @@ type skewClock struct {
 }
 
 func (c skewClock) Now() time.Time { return c.now().Add(-c.skew) }
-
-// skewedCerts returns copies of certs for goxmldsig, whose only validity
-// check is NotBefore <= t <= NotAfter at its clock's t, which runs lag behind
-// now. The copies' window is moved so that this check admits exactly the
-// certificates valid at now within skew on either side, the rule for every
-// signed message (checkWindow, verifyRedirectSignature): a certificate the
-// IdP issued a moment ago by its own clock, which may run up to skew ahead
-// of ours, verifies at once, and none verifies more than skew outside its
-// validity. Without the move, gosaml2's clock (now - skew) refused a new
-// certificate for the first skew after its NotBefore, and the metadata
-// check (at now) allowed no skew at all.
-//
-// Only NotBefore and NotAfter differ: Raw and the public key are shared, so
-// goxmldsig still matches the KeyInfo certificate by its bytes.
-func skewedCerts(certs []*x509.Certificate, lag, skew time.Duration) []*x509.Certificate {
-	out := make([]*x509.Certificate, len(certs))
-	for i, c := range certs {
-		cp := *c
-		cp.NotBefore = c.NotBefore.Add(-skew - lag)
-		cp.NotAfter = c.NotAfter.Add(skew - lag)
-		out[i] = &cp
-	}
-	return out
-}
 
 // resolveKey reads the resources a configuration is built from. The pointers
 // identify the configuration: stored resources are immutable, so the same
@@ -313,7 +293,9 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 		return nil, errors.New("no IdP signing certificate configured (idp.signingCertificates)")
 	}
 
-	md, err := verifyIDPMetadata(raw, c.idpCerts, sp.IDP.SignedMetadataRequired(), sp.AllowSHA1, now, c.skew)
+	md, err := samlmeta.Verify(raw, samlmeta.Options{
+		Trusted: c.idpCerts, RequireSigned: sp.IDP.SignedMetadataRequired(), AllowSHA1: sp.AllowSHA1, Now: now, Skew: c.skew,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +328,7 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 			ServiceProviderIssuer:       sp.EntityID,
 			AudienceURI:                 sp.EntityID,
 			// The response checker's clock runs c.skew behind now.
-			IDPCertificateStore:        &dsig.MemoryX509CertificateStore{Roots: skewedCerts(c.idpCerts, c.skew, c.skew)},
+			IDPCertificateStore:        &dsig.MemoryX509CertificateStore{Roots: samlmeta.SkewedCerts(c.idpCerts, c.skew, c.skew)},
 			SignAuthnRequests:          sp.SignAuthnRequests,
 			SignAuthnRequestsAlgorithm: dsig.RSASHA256SignatureMethod,
 			AllowMissingAttributes:     true,

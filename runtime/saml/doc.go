@@ -7,14 +7,15 @@
 // store never mutates.
 //
 // Trust: the IdP's metadata is verified against the keystore's
-// saml-idp-signing certificates before anything in it is used, and only
+// saml-idp-signing certificates before anything in it is used (by
+// spec/samlmeta, the check the spec loader makes of a metadataFile), and only
 // those keystore certificates (several at once during a rollover) are
 // trusted to sign responses; a certificate the metadata announces but the
 // keystore lacks is logged, never trusted. A metadataURL is fetched over
 // https from public addresses only (the spec may allow http and private
 // hosts), judged on the address dialled and on every redirect; why sign-on
-// is unavailable is told to the administrator (log, Ready), never on a
-// public page.
+// is unavailable is told to the administrator (log, Ready, and
+// ServeAdminMetadata on the admin API), never on a public page.
 //
 // Logout: the sign-out form is taken from the SP's own pages only; the
 // IdP's logout messages act only when their redirect signature verifies

@@ -23,6 +23,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/idrecon/idrecon/runtime/store"
+	"github.com/idrecon/idrecon/spec/samlmeta"
 )
 
 // maxInflated bounds a decompressed HTTP-Redirect message; logout messages
@@ -368,7 +369,7 @@ func (s *Server) readLogoutMessage(c *config, rawQuery, param, value string, v a
 	if err != nil {
 		return reject(CodeLogoutMalformed, "%v", err)
 	}
-	if err := prescanXML(b, c.sp.AllowSHA1); err != nil {
+	if err := samlmeta.Prescan(b, c.sp.AllowSHA1); err != nil {
 		return reject(CodeLogoutMalformed, "%v", err)
 	}
 	if err := xml.Unmarshal(b, v); err != nil {

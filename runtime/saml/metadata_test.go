@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,6 +21,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 	"github.com/idrecon/idrecon/spec/golden"
+	"github.com/idrecon/idrecon/spec/samlmeta"
 )
 
 func metadataBytes(t testing.TB, o testidp.MetadataOptions, edit func(*etree.Document)) []byte {
@@ -42,106 +41,6 @@ func metadataBytes(t testing.TB, o testidp.MetadataOptions, edit func(*etree.Doc
 		t.Fatal(err)
 	}
 	return b
-}
-
-func TestVerifyIDPMetadata(t *testing.T) {
-	keys(t)
-	now := time.Now()
-	signedA := testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyA}
-	tests := []struct {
-		name     string
-		raw      []byte
-		trusted  []*x509.Certificate
-		optional bool // signature not required
-		want     string
-	}{
-		{name: "Entra-shaped, signed", raw: metadataBytes(t, signedA, nil)},
-		{name: "with BOM", raw: append([]byte("\xEF\xBB\xBF"), metadataBytes(t, signedA, nil)...)},
-		{name: "rollover: signed by the new key", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA, keyB}, SignWith: keyB}, nil),
-			trusted: []*x509.Certificate{keyA.Cert, keyB.Cert}},
-		{name: "validUntil in the future", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyA, ValidUntil: now.Add(time.Hour)}, nil)},
-		{name: "unsigned, signature optional", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}}, nil), optional: true},
-
-		{name: "tampered entityID", raw: metadataBytes(t, signedA, func(d *etree.Document) {
-			d.Root().CreateAttr("entityID", "https://sts.windows.net/evil/")
-		}), want: "signature does not verify"},
-		{name: "tampered endpoint", raw: metadataBytes(t, signedA, func(d *etree.Document) {
-			d.Root().FindElement("//SingleSignOnService").CreateAttr("Location", "https://evil.example/saml2")
-		}), want: "signature does not verify"},
-		{name: "tampered KeyDescriptor", raw: metadataBytes(t, signedA, func(d *etree.Document) {
-			d.Root().FindElement("//KeyDescriptor//X509Certificate").SetText(keyEvil.CertBase64())
-		}), want: "signature does not verify"},
-		{name: "unsigned", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}}, nil), want: "not signed"},
-		{name: "signed by an unknown certificate", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyEvil}, nil), want: "signature does not verify"},
-		{name: "signed by an expired keystore certificate", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyOld}, SignWith: keyOld}, nil),
-			trusted: []*x509.Certificate{keyOld.Cert}, want: "signature does not verify"},
-		{name: "bad signature even when optional", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyEvil}, nil), optional: true, want: "signature does not verify"},
-		{name: "validUntil in the past", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyA, ValidUntil: now.Add(-time.Minute)}, nil), want: "expired"},
-		{name: "SHA-1 signature", raw: metadataBytes(t, testidp.MetadataOptions{Keys: []*testidp.Key{keyA}, SignWith: keyA, SHA1: true}, nil), want: "algorithm"},
-		{name: "wrong root element", raw: []byte(`<EntitiesDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"/>`), want: "root element"},
-		{name: "wrong namespace", raw: []byte(`<EntityDescriptor xmlns="urn:example" entityID="x"/>`), want: "root element"},
-		{name: "DOCTYPE", raw: append([]byte(`<!DOCTYPE x [<!ENTITY a "b">]>`), metadataBytes(t, signedA, nil)...), want: "DOCTYPE"},
-		{name: "reference to another element", raw: metadataBytes(t, signedA, func(d *etree.Document) {
-			d.Root().FindElement("//Reference").CreateAttr("URI", "")
-		}), want: "exactly one reference"},
-		{name: "empty", raw: nil, want: "empty"},
-		{name: "not XML", raw: []byte("hello"), want: "not an XML"},
-		{name: "too large", raw: bytes.Repeat([]byte(" "), maxMetadataSize+1), want: "larger than"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			trusted := tc.trusted
-			if trusted == nil {
-				trusted = []*x509.Certificate{keyA.Cert}
-			}
-			md, err := verifyIDPMetadata(tc.raw, trusted, !tc.optional, false, now, 0)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if md.EntityID != testidp.EntityID(tenant) || md.SSOURL != testidp.SSOURL(tenant) || md.SLOURL != testidp.SSOURL(tenant) {
-					t.Fatalf("read %+v", md)
-				}
-				return
-			}
-			if err == nil || !errors.Is(err, ErrMetadata) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want ErrMetadata mentioning %q", err, tc.want)
-			}
-		})
-	}
-}
-
-// TestDemoIDPMetadata checks the committed demo files of examples/entra/idp:
-// the metadata verifies against the certificate shipped next to it.
-func TestDemoIDPMetadata(t *testing.T) {
-	keys(t)
-	dir := filepath.Join("..", "..", "examples", "entra", "idp")
-	cer, err := os.ReadFile(filepath.Join(dir, "entra-signing.cer"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(cer)
-	if block == nil || block.Type != "CERTIFICATE" {
-		t.Fatal("entra-signing.cer is not a Base64 certificate")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "federationmetadata.xml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := verifyIDPMetadata(raw, []*x509.Certificate{cert}, true, false, time.Now(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(md.EntityID, "https://sts.windows.net/") || !strings.HasPrefix(md.SSOURL, "https://login.microsoftonline.com/") {
-		t.Fatalf("demo metadata is not Entra-shaped: %+v", md)
-	}
-	if _, err := verifyIDPMetadata(raw, []*x509.Certificate{keyEvil.Cert}, true, false, time.Now(), 0); err == nil {
-		t.Fatal("demo metadata verifies against an unrelated certificate")
-	}
 }
 
 func TestSPMetadataGolden(t *testing.T) {
@@ -369,7 +268,7 @@ func TestMetadataRefreshDoesNotBlock(t *testing.T) {
 
 func TestFetchMetadataLimits(t *testing.T) {
 	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Write(bytes.Repeat([]byte("x"), maxMetadataSize+10))
+		w.Write(bytes.Repeat([]byte("x"), samlmeta.MaxSize+10))
 	}))
 	defer big.Close()
 	s := NewServer(nil, Options{Authorizer: AccessAuthorizer{}})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/idrecon/idrecon/spec"
 	"github.com/idrecon/idrecon/spec/redact"
+	"github.com/idrecon/idrecon/spec/samlmeta"
 )
 
 // maxMetadataRedirects bounds the redirects followed for metadataURL; Entra
@@ -197,12 +198,12 @@ func (s *Server) fetchMetadata(ctx context.Context, idp spec.SamlIDP) ([]byte, e
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetch idp metadata: HTTP %d", resp.StatusCode)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataSize+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, samlmeta.MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("fetch idp metadata: %w", err)
 	}
-	if len(b) > maxMetadataSize {
-		return nil, fmt.Errorf("fetch idp metadata: larger than %d bytes", maxMetadataSize)
+	if len(b) > samlmeta.MaxSize {
+		return nil, fmt.Errorf("fetch idp metadata: larger than %d bytes", samlmeta.MaxSize)
 	}
 	return b, nil
 }

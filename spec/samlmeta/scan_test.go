@@ -1,4 +1,4 @@
-package saml
+package samlmeta
 
 import (
 	"bytes"
@@ -28,25 +28,25 @@ func TestScanXML(t *testing.T) {
 		{"quoted '>' does not end the tag", `<R a="x>y"><Assertion/><s:Assertion/></R>`, false, 2, nil},
 		{"processing instruction", `<?xml version="1.0"?><R><?pi <Assertion>?><Assertion/></R>`, false, 1, nil},
 		{"encrypted", `<R><EncryptedAssertion/></R>`, false, 1, nil},
-		{"DOCTYPE", `<!DOCTYPE r><R/>`, false, 0, errDoctype},
-		{"ENTITY after root start", `<R><!ENTITY x "y"></R>`, false, 0, errDoctype},
-		{"SHA-1 signature method", `<R>` + sigWith("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2001/04/xmlenc#sha256") + `</R>`, false, 0, errAlgorithm},
-		{"SHA-1 digest", `<R>` + sigWith("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "http://www.w3.org/2000/09/xmldsig#sha1") + `</R>`, false, 0, errAlgorithm},
+		{"DOCTYPE", `<!DOCTYPE r><R/>`, false, 0, ErrDoctype},
+		{"ENTITY after root start", `<R><!ENTITY x "y"></R>`, false, 0, ErrDoctype},
+		{"SHA-1 signature method", `<R>` + sigWith("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2001/04/xmlenc#sha256") + `</R>`, false, 0, ErrAlgorithm},
+		{"SHA-1 digest", `<R>` + sigWith("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "http://www.w3.org/2000/09/xmldsig#sha1") + `</R>`, false, 0, ErrAlgorithm},
 		{"SHA-1 allowed", `<R>` + sigWith("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1") + `</R>`, true, 0, nil},
 		{"OAEP SHA-1 digest is not a signature", `<R><EncryptionMethod Algorithm="rsa-oaep"><DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/></EncryptionMethod></R>`, false, 0, nil},
-		{"MD5", `<R>` + sigWith("http://www.w3.org/2001/04/xmldsig-more#rsa-md5", "http://www.w3.org/2001/04/xmlenc#sha256") + `</R>`, false, 0, errAlgorithm},
-		{"missing algorithm", `<R><SignedInfo><SignatureMethod/></SignedInfo></R>`, false, 0, errAlgorithm},
+		{"MD5", `<R>` + sigWith("http://www.w3.org/2001/04/xmldsig-more#rsa-md5", "http://www.w3.org/2001/04/xmlenc#sha256") + `</R>`, false, 0, ErrAlgorithm},
+		{"missing algorithm", `<R><SignedInfo><SignatureMethod/></SignedInfo></R>`, false, 0, ErrAlgorithm},
 		{"spaced attribute", `<R><SignedInfo><SignatureMethod Algorithm = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" /></SignedInfo></R>`, false, 0, nil},
-		{"look-alike attribute name", `<R><SignedInfo><SignatureMethod XAlgorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/></SignedInfo></R>`, false, 0, errAlgorithm},
-		{"too deep", strings.Repeat("<a>", maxDepth+1), false, 0, errTooDeep},
+		{"look-alike attribute name", `<R><SignedInfo><SignatureMethod XAlgorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/></SignedInfo></R>`, false, 0, ErrAlgorithm},
+		{"too deep", strings.Repeat("<a>", maxDepth+1), false, 0, ErrTooDeep},
 		{"deep but allowed", strings.Repeat("<a>", maxDepth) + strings.Repeat("</a>", maxDepth), false, 0, nil},
-		{"too many elements", "<r>" + strings.Repeat("<a/>", maxMarkup) + "</r>", false, 0, errTooMany},
-		{"deflated", "\x78\x9c\xcb", false, 0, errNotXML},
-		{"unterminated comment", "<r><!-- ", false, 0, errNotXML},
+		{"too many elements", "<r>" + strings.Repeat("<a/>", maxMarkup) + "</r>", false, 0, ErrTooMany},
+		{"deflated", "\x78\x9c\xcb", false, 0, ErrNotXML},
+		{"unterminated comment", "<r><!-- ", false, 0, ErrNotXML},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := scanXML([]byte(tc.doc), tc.allowSHA1)
+			res, err := Scan([]byte(tc.doc), tc.allowSHA1)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("err = %v, want %v", err, tc.err)
 			}
@@ -72,7 +72,7 @@ func FuzzScanXML(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		want, ok := countAssertions(doc)
-		res, err := scanXML(doc, true)
+		res, err := Scan(doc, true)
 		if !ok || err != nil {
 			return
 		}

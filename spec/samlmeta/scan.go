@@ -1,24 +1,12 @@
-package saml
+package samlmeta
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 )
 
 const (
-	nsMetadata  = "urn:oasis:names:tc:SAML:2.0:metadata"
-	nsAssertion = "urn:oasis:names:tc:SAML:2.0:assertion"
-	nsProtocol  = "urn:oasis:names:tc:SAML:2.0:protocol"
-	nsDSig      = "http://www.w3.org/2000/09/xmldsig#"
-
-	bindingRedirect = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
-	bindingPOST     = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-	statusSuccess   = "urn:oasis:names:tc:SAML:2.0:status:Success"
-
 	// maxDepth is far deeper than any SAML message nests, and shallow
 	// enough that a nesting bomb fails in microseconds.
 	maxDepth = 48
@@ -28,13 +16,13 @@ const (
 	maxMarkup = 16000
 )
 
-// Parser-level rejections, wrapped into the caller's own errors.
+// Scan's rejections, which callers wrap into their own errors.
 var (
-	errDoctype   = errors.New("DOCTYPE and entity declarations are not allowed")
-	errTooDeep   = errors.New("XML nested too deeply")
-	errNotXML    = errors.New("not an XML document")
-	errAlgorithm = errors.New("signature algorithm not allowed")
-	errTooMany   = errors.New("too many XML elements")
+	ErrDoctype   = errors.New("DOCTYPE and entity declarations are not allowed")
+	ErrTooDeep   = errors.New("XML nested too deeply")
+	ErrNotXML    = errors.New("not an XML document")
+	ErrAlgorithm = errors.New("signature algorithm not allowed")
+	ErrTooMany   = errors.New("too many XML elements")
 )
 
 var (
@@ -58,8 +46,8 @@ var (
 	sha1DigestMethod = "http://www.w3.org/2000/09/xmldsig#sha1"
 )
 
-// scanResult is what a token-level pass learns before any signature work.
-type scanResult struct {
+// ScanResult is what a token-level pass learns before any signature work.
+type ScanResult struct {
 	// Assertions counts Assertion and EncryptedAssertion elements anywhere.
 	Assertions int
 	Encrypted  int
@@ -67,22 +55,23 @@ type scanResult struct {
 	Signatures int
 }
 
-// prescanXML rejects what gosaml2 lets through (a DOCTYPE, SHA-1) and what
+// Prescan rejects what gosaml2 lets through (a DOCTYPE, SHA-1) and what
 // should fail before the expensive parse (deep nesting, too many elements),
 // in one pass over the bytes.
-func prescanXML(raw []byte, allowSHA1 bool) error {
-	_, err := scanXML(raw, allowSHA1)
+func Prescan(raw []byte, allowSHA1 bool) error {
+	_, err := Scan(raw, allowSHA1)
 	return err
 }
 
-func scanXML(raw []byte, allowSHA1 bool) (scanResult, error) {
-	var res scanResult
+// Scan is Prescan that also counts what a SAML response's checks need.
+func Scan(raw []byte, allowSHA1 bool) (ScanResult, error) {
+	var res ScanResult
 	trimmed := bytes.TrimLeft(bytes.TrimPrefix(raw, []byte("\xEF\xBB\xBF")), " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '<' {
-		return res, errNotXML
+		return res, ErrNotXML
 	}
 	if bytes.Count(raw, []byte("<")) > maxMarkup {
-		return res, errTooMany
+		return res, ErrTooMany
 	}
 	// A hand-rolled pass over the markup: encoding/xml's tokenizer cost as
 	// much as a fifth of gosaml2's whole validation. It only has to find
@@ -102,30 +91,30 @@ func scanXML(raw []byte, allowSHA1 bool) (scanResult, error) {
 		case bytes.HasPrefix(rest, []byte("<!--")):
 			end := bytes.Index(rest[4:], []byte("-->"))
 			if end < 0 {
-				return res, fmt.Errorf("%w: unterminated comment", errNotXML)
+				return res, fmt.Errorf("%w: unterminated comment", ErrNotXML)
 			}
 			i += 4 + end + 3
 			continue
 		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
 			end := bytes.Index(rest, []byte("]]>"))
 			if end < 0 {
-				return res, fmt.Errorf("%w: unterminated CDATA", errNotXML)
+				return res, fmt.Errorf("%w: unterminated CDATA", ErrNotXML)
 			}
 			i += end + 3
 			continue
 		case bytes.HasPrefix(rest, []byte("<!")):
-			return res, errDoctype
+			return res, ErrDoctype
 		case bytes.HasPrefix(rest, []byte("<?")):
 			end := bytes.Index(rest, []byte("?>"))
 			if end < 0 {
-				return res, fmt.Errorf("%w: unterminated processing instruction", errNotXML)
+				return res, fmt.Errorf("%w: unterminated processing instruction", ErrNotXML)
 			}
 			i += end + 2
 			continue
 		}
 		end, selfClosing, ok := tagEnd(rest)
 		if !ok {
-			return res, fmt.Errorf("%w: unterminated tag", errNotXML)
+			return res, fmt.Errorf("%w: unterminated tag", ErrNotXML)
 		}
 		tag := rest[1:end]
 		i += end + 1
@@ -158,7 +147,7 @@ func scanXML(raw []byte, allowSHA1 bool) (scanResult, error) {
 			if string(parent) == "SignedInfo" {
 				alg := attrValue(tag, "Algorithm")
 				if !strongSignatureMethods[alg] && !(allowSHA1 && sha1SignatureMethods[alg]) {
-					return res, fmt.Errorf("%w: SignatureMethod %s", errAlgorithm, alg)
+					return res, fmt.Errorf("%w: SignatureMethod %s", ErrAlgorithm, alg)
 				}
 			}
 		case "DigestMethod":
@@ -167,7 +156,7 @@ func scanXML(raw []byte, allowSHA1 bool) (scanResult, error) {
 			if string(parent) == "Reference" {
 				alg := attrValue(tag, "Algorithm")
 				if !strongDigestMethods[alg] && !(allowSHA1 && alg == sha1DigestMethod) {
-					return res, fmt.Errorf("%w: DigestMethod %s", errAlgorithm, alg)
+					return res, fmt.Errorf("%w: DigestMethod %s", ErrAlgorithm, alg)
 				}
 			}
 		}
@@ -175,7 +164,7 @@ func scanXML(raw []byte, allowSHA1 bool) (scanResult, error) {
 			continue
 		}
 		if depth >= maxDepth {
-			return res, errTooDeep
+			return res, ErrTooDeep
 		}
 		stack[depth] = name
 		depth++
@@ -236,30 +225,4 @@ func attrValue(tag []byte, name string) string {
 		}
 		i = j
 	}
-}
-
-// decodeBase64Loose decodes base64 that may be wrapped over several lines.
-func decodeBase64Loose(s string) ([]byte, error) {
-	s = strings.Map(func(r rune) rune {
-		switch r {
-		case ' ', '\t', '\r', '\n':
-			return -1
-		}
-		return r
-	}, s)
-	return base64.StdEncoding.DecodeString(s)
-}
-
-func checkHTTPURL(s string) error {
-	if s == "" {
-		return errors.New("missing")
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("invalid URL %q", s)
-	}
-	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("URL %q is not http(s)", s)
-	}
-	return nil
 }
