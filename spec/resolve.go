@@ -570,7 +570,14 @@ func (l *loader) resolveSAML(p *parsedDoc, s *SamlServiceProvider) {
 	case idp.MetadataRefresh > 0 && idp.MetadataRefresh.D() < MinMetadataRefresh:
 		l.fail(p, "spec.idp.metadataRefresh", "%s is less than the minimum of %s", idp.MetadataRefresh, Duration(MinMetadataRefresh))
 	}
-	if idp.SignedMetadataRequired() && len(idp.SigningCertificates) == 0 {
+	switch {
+	case len(idp.SigningCertificates) > 0:
+	case s.Enabled:
+		// The SAML server verifies every assertion against them, and
+		// refuses to start without one: loaded, the revision would take
+		// sign-in down.
+		l.fail(p, "spec.idp.signingCertificates", "required while SAML is enabled: the IdP's assertions are verified against them")
+	case idp.SignedMetadataRequired():
 		l.fail(p, "spec.idp.signingCertificates", "required while requireSignedMetadata is true (the default)")
 	}
 	seen := make(map[string]bool, len(idp.SigningCertificates))

@@ -395,6 +395,8 @@ var agreeCases = []agreeCase{
 	{name: "saml/baseURL null", docs: saml(strings.Replace(samlMin, " https://sp.example", "", 1))},
 	{name: "saml/baseURL empty query", docs: saml(strings.Replace(samlMin, "https://sp.example", "https://sp.example?", 1))},
 	{name: "saml/baseURL empty fragment", docs: saml(strings.Replace(samlMin, "https://sp.example", "\"https://sp.example/sso#\"", 1))},
+	{name: "saml/enabled without signingCertificates", docs: saml("\n  enabled: true" + samlIDP(" {metadataURL: https://idp.example/md, requireSignedMetadata: false}\n"))},
+	{name: "saml/disabled without signingCertificates", docs: saml(samlIDP(" {metadataURL: https://idp.example/md, requireSignedMetadata: false}\n")), loads: true},
 	{name: "saml/idp null", docs: saml(samlIDP("\n"))},
 	{name: "saml/idp empty", docs: saml(samlIDP(" {}\n"))},
 	{name: "saml/idp metadataFile", docs: saml(samlIDP(" {metadataFile: idp/md.xml, signingCertificates: [idp]}\n")), loads: true},
