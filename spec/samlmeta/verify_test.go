@@ -241,3 +241,31 @@ func TestDemoMetadata(t *testing.T) {
 		t.Fatal("demo metadata verifies against an unrelated certificate")
 	}
 }
+
+// FuzzVerify: metadata files come from spec repos, and the loader verifies
+// every one: no input may panic, the verdict is the same twice, and what
+// is accepted while a signature is required was signed and names an IdP.
+func FuzzVerify(f *testing.F) {
+	keys(f)
+	f.Add(metadata(f, mdOptions{announce: []*testKey{keyA}, signWith: keyA}, nil))
+	f.Add(metadata(f, mdOptions{announce: []*testKey{keyA, keyB}, signWith: keyB}, nil))
+	f.Add(metadata(f, mdOptions{announce: []*testKey{keyA}}, nil))
+	f.Add([]byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"/>`))
+	o := Options{Trusted: []*x509.Certificate{keyA.cert, keyB.cert}, RequireSigned: true, Now: keysNow, Skew: time.Minute}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		md, err := Verify(raw, o)
+		md2, err2 := Verify(raw, o)
+		if (err == nil) != (err2 == nil) {
+			t.Fatalf("two verdicts: %v, then %v", err, err2)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrRejected) {
+				t.Fatalf("a rejection that is not ErrRejected: %v", err)
+			}
+			return
+		}
+		if !md.Signed || md.EntityID == "" || md.EntityID != md2.EntityID {
+			t.Fatalf("accepted unsigned or nameless metadata: %+v", md)
+		}
+	})
+}
