@@ -612,6 +612,11 @@ func (s *Server) planUpload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp := PlanResponse{Plan: p, Warnings: set.Warnings}
+	if s.cfg.Reconciler.Status().Suspended {
+		// The plan is what a reconcile would do; a suspended daemon does
+		// nothing until resumed, and a push to it is refused.
+		resp.Warnings = append(slices.Clone(resp.Warnings), "the daemon is suspended: nothing of this plan is applied until 'idrecon resume'")
+	}
 	if s.cfg.Impact != nil {
 		if resp.Impact, err = s.cfg.Impact(r.Context(), p, set); err != nil {
 			return err

@@ -528,3 +528,19 @@ func TestApplyToASuspendedDaemon(t *testing.T) {
 		t.Fatalf("apply while suspended: %d %s, want 409 saying suspended", code, body)
 	}
 }
+
+// A plan against a suspended daemon says that nothing of it is applied
+// until the daemon is resumed.
+func TestPlanAgainstASuspendedDaemon(t *testing.T) {
+	f := newFixture(t, "")
+	say := "the daemon is suspended"
+	for _, suspended := range []bool{false, true} {
+		if suspended {
+			f.rec.Suspend()
+		}
+		code, body := f.do(t, "POST", "/v1/plan", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
+		if code != http.StatusOK || strings.Contains(body, say) != suspended {
+			t.Errorf("plan, suspended %t: %d %s; want 200, saying %q only while suspended", suspended, code, body, say)
+		}
+	}
+}
