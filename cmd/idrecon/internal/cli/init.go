@@ -248,7 +248,7 @@ func writeRepo(dir, cmd string, write func(tmp string) error) error {
 func makeRepoDir(dir string, write func(tmp string) error) error {
 	dir = filepath.Clean(dir) // "spec/" is no child of "spec"
 	parent := filepath.Dir(dir)
-	undo, err := mkdirAllUndo(parent)
+	undo, err := mkdirAllUndo(parent, 0o755)
 	if err != nil {
 		return err
 	}
@@ -303,9 +303,10 @@ func fillEmptyDir(dir, cmd string, write func(tmp string) error) error {
 	return nil
 }
 
-// mkdirAllUndo makes dir and the folders above it that are missing, and
-// returns what removes those it made (a failed command leaves none).
-func mkdirAllUndo(dir string) (undo func(), err error) {
+// mkdirAllUndo makes dir and the folders above it that are missing, with
+// perm, and returns what removes those it made (a failed command leaves
+// none).
+func mkdirAllUndo(dir string, perm fs.FileMode) (undo func(), err error) {
 	var missing []string // deepest first
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
@@ -321,7 +322,7 @@ func mkdirAllUndo(dir string) (undo func(), err error) {
 			os.Remove(d) // only when empty: anything another put there stays
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, perm); err != nil {
 		undo()
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -581,8 +580,8 @@ func restoreCmd(env Env) *cobra.Command {
 			fmt.Fprintln(env.Stdout, etcdDone("restored", pos[0], ec, stats))
 			return nil
 		}
-		made := firstMissing(*dataDir)
-		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		undo, err := mkdirAllUndo(*dataDir, 0o700)
+		if err != nil {
 			return err
 		}
 		var opts []durable.RestoreOption
@@ -590,11 +589,9 @@ func restoreCmd(env Env) *cobra.Command {
 			opts = append(opts, durable.Overwrite())
 		}
 		if err := durable.Restore(f, durable.Path(*dataDir), opts...); err != nil {
-			if made != "" {
-				// Left behind, an empty data dir would be taken for a
-				// fresh state by the daemon started next.
-				os.RemoveAll(made)
-			}
+			// Left behind, an empty data dir would be taken for a fresh
+			// state by the daemon started next.
+			undo()
 			if errors.Is(err, durable.ErrExists) {
 				return fmt.Errorf("%w; --force replaces it (with the daemon stopped)", err)
 			}
@@ -604,22 +601,6 @@ func restoreCmd(env Env) *cobra.Command {
 		return nil
 	}
 	return c
-}
-
-// firstMissing is the outermost folder of path (path included) that does
-// not exist yet, which MkdirAll(path) would make; "" when path exists.
-func firstMissing(path string) string {
-	missing := ""
-	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
-		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
-			// There, or not known to be missing: never removed.
-			return missing
-		}
-		missing = p
-		if filepath.Dir(p) == p {
-			return ""
-		}
-	}
 }
 
 // gatewayLine says where a Gateway forwards, whether it serves, and what it
