@@ -712,9 +712,10 @@ func TestWatchRefusesARecordUnderAnotherKey(t *testing.T) {
 			if !errors.Is(err, store.ErrUnavailable) {
 				t.Errorf("Barrier: %v, want store.ErrUnavailable", err)
 			}
-			if !logs.hasAttrs(slog.LevelWarn, "key", key, "revision") {
-				t.Errorf("no warning names the key and its revision:\n%s", logs)
-			}
+			// The warning is logged as the fault is recorded, which the
+			// Barrier may see first.
+			poll(t, func() bool { return logs.hasAttrs(slog.LevelWarn, "key", key, "revision") },
+				func() string { return fmt.Sprintf("no warning names the key and its revision:\n%s", logs) })
 			tx := r.st.Read()
 			if u, _ := tx.UserByID("B"); u != nil {
 				t.Errorf("the mirror holds user B from %s", key)
