@@ -27,6 +27,7 @@ const token = "admin-test-token-0123456789abcdef"
 
 type fixture struct {
 	srv *httptest.Server
+	s   *Server
 	st  *store.Store
 	rec *reconcile.Reconciler
 }
@@ -68,7 +69,7 @@ func newFixtureWith(t *testing.T, source string, edit func(*Config)) *fixture {
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, st: st, rec: rec}
+	return &fixture{srv: srv, s: s, st: st, rec: rec}
 }
 
 func (f *fixture) do(t *testing.T, method, path, tok string, body io.Reader) (int, string) {
@@ -250,23 +251,8 @@ func TestConsoleEditsAreValidatedLikeSpecDocuments(t *testing.T) {
 // An upload the daemon cannot unpack for its own reasons (no room for it)
 // is its failure, 500, not the spec's 422.
 func TestUploadDirFailureIsServerError(t *testing.T) {
-	st, err := store.New(store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	rec, err := reconcile.New(reconcile.Config{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
 	missing := filepath.Join(t.TempDir(), "gone")
-	s, err := New(Config{Store: st, Reconciler: rec, Token: token, UploadDir: missing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	f := &fixture{srv: srv, st: st, rec: rec}
+	f := newFixtureWith(t, "", func(c *Config) { c.UploadDir = missing })
 	code, body := f.do(t, "POST", "/v1/plan", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
 	if code != http.StatusInternalServerError || !strings.Contains(body, "gone") {
 		t.Fatalf("plan with no upload dir: %d %s, want 500 naming the dir", code, body)

@@ -3,14 +3,11 @@ package admin
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/idrecon/idrecon/reconcile"
-	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -19,20 +16,11 @@ import (
 // flight an upload is refused with a 503 and Retry-After (here at once; the
 // daemon waits a while first), and the slots come back when they end.
 func TestConcurrentUploadsBounded(t *testing.T) {
-	st, err := store.New(store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	rec, err := reconcile.New(reconcile.Config{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var loading atomic.Int32
 	hold, overflow := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	s, err := New(Config{Store: st, Reconciler: rec, Token: token, Source: "test",
-		Load: func(ctx context.Context, dir string) (*spec.Set, error) {
+	f := newFixtureWith(t, "test", func(c *Config) {
+		c.Load = func(ctx context.Context, dir string) (*spec.Set, error) {
 			if loading.Add(1) > maxUploads {
 				once.Do(func() { close(overflow) })
 			}
@@ -42,14 +30,10 @@ func TestConcurrentUploadsBounded(t *testing.T) {
 			case <-ctx.Done():
 			}
 			return spec.Load(ctx, dir, spec.LoadOptions{})
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.uploadWait = 0
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	f := &fixture{srv: srv, st: st, rec: rec}
+		}
+	})
+	f.s.uploadWait = 0
+	srv := f.srv
 
 	upload := func() *http.Request {
 		req, _ := http.NewRequest("POST", srv.URL+"/v1/plan", packDir(t, map[string]string{"apps.yaml": appDoc}))
