@@ -291,18 +291,20 @@ func (g *Git) Fetch(ctx context.Context) (Revision, error) {
 	if err != nil {
 		return Revision{}, scrub(fmt.Errorf("git %s: %w", g.display, err), secretVals)
 	}
-	rev, err := g.fetch(ctx, auth)
+	rev, err := g.fetch(ctx, auth, secretVals)
 	if err != nil {
 		return Revision{}, scrub(fmt.Errorf("git %s: %w", g.describe(), err), secretVals)
 	}
 	return rev, nil
 }
 
-func (g *Git) fetch(ctx context.Context, auth transport.AuthMethod) (Revision, error) {
+// fetch is Fetch's work; secretVals are scrubbed from what it logs, as
+// Fetch scrubs them from its errors.
+func (g *Git) fetch(ctx context.Context, auth transport.AuthMethod, secretVals []string) (Revision, error) {
 	if err := os.MkdirAll(g.opts.CacheDir, 0o755); err != nil {
 		return Revision{}, fmt.Errorf("create cache dir: %w", err)
 	}
-	repo, err := g.openCache()
+	repo, err := g.openCache(secretVals)
 	if err != nil {
 		return Revision{}, err
 	}
@@ -311,7 +313,7 @@ func (g *Git) fetch(ctx context.Context, auth transport.AuthMethod) (Revision, e
 		// A fetch into a damaged or confused cache (a crash or power loss
 		// while go-git wrote it, which it does without syncing): start over
 		// once, or the daemon would fail the same way on every poll.
-		g.logger.Warn("git cache unusable, re-cloning", "source", g.describe(), "error", err)
+		g.logger.Warn("git cache unusable, re-cloning", "source", g.describe(), "error", scrub(err, secretVals))
 		if repo, err = g.resetCache(); err != nil {
 			return Revision{}, err
 		}
@@ -381,8 +383,11 @@ func (g *Git) checkCache(repo *git.Repository) error {
 		if errors.Is(err, ErrRefNotFound) {
 			return nil // a tag naming no commit: the remote's doing, reported by resolve
 		}
+		if err != nil && !errors.Is(err, errCacheBroken) {
+			err = fmt.Errorf("%w: %w", errCacheBroken, err)
+		}
 		if err != nil {
-			return fmt.Errorf("%w: %w", errCacheBroken, err)
+			return err
 		}
 	}
 	commit, err := repo.CommitObject(h)
@@ -403,7 +408,7 @@ var errCacheBroken = errors.New("git cache inconsistent")
 
 func (g *Git) repoDir() string { return filepath.Join(g.opts.CacheDir, "repo.git") }
 
-func (g *Git) openCache() (*git.Repository, error) {
+func (g *Git) openCache(secretVals []string) (*git.Repository, error) {
 	dir := g.repoDir()
 	repo, err := git.PlainOpen(dir)
 	if err == nil {
@@ -413,7 +418,7 @@ func (g *Git) openCache() (*git.Repository, error) {
 		}
 		g.logger.Info("git cache compacted by re-cloning", "source", g.describe(), "packs", len(packs))
 	} else if !errors.Is(err, git.ErrRepositoryNotExists) {
-		g.logger.Warn("git cache unreadable, re-cloning", "source", g.describe(), "error", err)
+		g.logger.Warn("git cache unreadable, re-cloning", "source", g.describe(), "error", scrub(err, secretVals))
 	}
 	return g.resetCache()
 }

@@ -1,11 +1,13 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -669,5 +671,59 @@ func TestCommitPinAfterShallowBranchCache(t *testing.T) {
 	}
 	if rev.ID != c1.String() || readFile(t, rev.Dir, "f") != "one" {
 		t.Fatalf("rev = %+v, want %s with f=one", rev, c1)
+	}
+}
+
+// TestGitCacheWarningsHideCredentials: the warning a damaged cache logs
+// before re-cloning passes through the same scrubbing as Fetch's errors. The
+// password here is the commit's own hash, so the cache's error ("read
+// commit <hash>") quotes it; a real token would appear there only by
+// accident, which is what the scrubbing is for.
+func TestGitCacheWarningsHideCredentials(t *testing.T) {
+	r := newTestRepo(t)
+	tip := r.commit(map[string]string{"f": "one"}, nil)
+	secret := tip.String()
+	srv := newHTTPGitServer(t, filepath.Dir(r.dir), func(req *http.Request) bool {
+		_, pass, ok := req.BasicAuth()
+		return ok && pass == secret
+	})
+	u, err := url.Parse(srv.URL + "/" + filepath.Base(r.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword("ci", secret)
+	var logged bytes.Buffer
+	cache := t.TempDir()
+	g := newTestGit(t, GitOptions{URL: u.String(), CacheDir: cache, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	mustFetch(t, g)
+
+	for _, damage := range []struct {
+		name string
+		do   func(repoDir string) error
+	}{
+		{"objects lost", func(dir string) error {
+			if err := os.RemoveAll(filepath.Join(dir, "objects")); err != nil {
+				return err
+			}
+			return os.MkdirAll(filepath.Join(dir, "objects", "pack"), 0o755)
+		}},
+		{"unreadable", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "config"), []byte("[bad "+secret+"\n"), 0o644)
+		}},
+	} {
+		logged.Reset()
+		if err := damage.do(filepath.Join(cache, "repo.git")); err != nil {
+			t.Fatal(err)
+		}
+		mustFetch(t, g)
+		if !strings.Contains(logged.String(), "re-cloning") {
+			t.Fatalf("%s: no re-clone warning logged: %s", damage.name, logged.String())
+		}
+		if strings.Contains(logged.String(), secret) {
+			t.Errorf("%s: the password is in the log: %s", damage.name, logged.String())
+		}
+		if strings.Count(logged.String(), "git cache inconsistent") > 1 {
+			t.Errorf("%s: the cause is named twice: %s", damage.name, logged.String())
+		}
 	}
 }
