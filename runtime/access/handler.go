@@ -1,7 +1,6 @@
 package access
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/idrecon/idrecon/runtime/internal/adminjson"
 	"github.com/idrecon/idrecon/runtime/store"
 )
 
@@ -57,14 +57,8 @@ type Page[T any] struct {
 	Next string `json:"next,omitempty"`
 }
 
-type apiError struct {
-	Error string `json:"error"`
-}
-
 func (h *handler) write(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	if err := json.NewEncoder(w).Encode(v); err != nil {
+	if err := adminjson.Write(w, status, v); err != nil {
 		h.logger.Debug("write response", "err", err)
 	}
 }
@@ -85,7 +79,9 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.logger.Error("access request failed", "path", r.URL.Path, "err", err)
 		msg = "internal error"
 	}
-	h.write(w, status, apiError{Error: msg})
+	if err := adminjson.WriteError(w, status, msg); err != nil {
+		h.logger.Debug("write response", "err", err)
+	}
 }
 
 var errBadRequest = errors.New("access: bad request")

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/reconcile"
+	"github.com/idrecon/idrecon/runtime/internal/adminjson"
 	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/store"
@@ -362,15 +363,11 @@ type Problem struct {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	adminjson.Write(w, status, v)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, Error{Error: msg})
+	adminjson.WriteError(w, status, msg)
 }
 
 // writeSpecError answers status with each spec error in Details, and a

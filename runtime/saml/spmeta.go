@@ -2,12 +2,12 @@ package saml
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"net/http"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/internal/adminjson"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -116,30 +116,19 @@ func (s *Server) serveMetadata(c *config, w http.ResponseWriter, _ *http.Request
 func (s *Server) ServeAdminMetadata(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", http.MethodGet)
-		adminError(w, http.StatusMethodNotAllowed, "method not allowed")
+		adminjson.WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	c, err := s.current(r.Context())
 	switch {
 	case errors.Is(err, ErrDisabled):
-		adminError(w, http.StatusConflict, "SAML single sign-on is disabled in the spec (SamlServiceProvider enabled: false): there is no SP metadata to serve")
+		adminjson.WriteError(w, http.StatusConflict, "SAML single sign-on is disabled in the spec (SamlServiceProvider enabled: false): there is no SP metadata to serve")
 	case errors.Is(err, ErrNotConfigured):
-		adminError(w, http.StatusConflict, err.Error()+": there is no SP metadata to serve")
+		adminjson.WriteError(w, http.StatusConflict, err.Error()+": there is no SP metadata to serve")
 	case err != nil:
-		adminError(w, http.StatusServiceUnavailable, "SAML single sign-on is not initialised: "+err.Error())
+		adminjson.WriteError(w, http.StatusServiceUnavailable, "SAML single sign-on is not initialised: "+err.Error())
 	default:
 		s.serveMetadata(c, w, r)
 	}
-}
-
-// adminError answers as the admin API does, {"error": msg}, which its
-// clients show.
-func adminError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
 }
