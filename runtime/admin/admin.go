@@ -26,9 +26,9 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/reconcile"
-	"github.com/idrecon/idrecon/runtime/internal/adminjson"
 	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/audit"
+	"github.com/idrecon/idrecon/runtime/internal/adminjson"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 	"github.com/idrecon/idrecon/spec/bundle"
