@@ -216,10 +216,30 @@ func newRepoDir(dir, cmd string) (exists bool, err error) {
 	case err != nil:
 		return false, err
 	case len(entries) > 0:
+		if left := leftovers(entries); len(left) == len(entries) {
+			return true, fmt.Errorf("%s holds only %s, the temporary folder of an init or export stopped midway: remove it and run %s again", dir, strings.Join(left, ", "), cmd)
+		}
 		return true, fmt.Errorf("%s is not empty: %s writes a new spec repository", dir, cmd)
 	}
 	return true, nil
 }
+
+// leftovers returns the names of the temporary folders fillEmptyDir makes
+// (init's or export's) among entries.
+func leftovers(entries []fs.DirEntry) []string {
+	var names []string
+	for _, e := range entries {
+		for _, cmd := range []string{"init", "export"} {
+			if e.IsDir() && strings.HasPrefix(e.Name(), fillPrefix(cmd)) {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	return names
+}
+
+// fillPrefix starts the name of fillEmptyDir's temporary folder for cmd.
+func fillPrefix(cmd string) string { return ".idrecon-" + cmd + ".tmp-" }
 
 // writeRepo has write fill a temporary folder with a new spec repository
 // and moves it into dir, which must not exist or be empty: a write that
@@ -275,7 +295,7 @@ func makeRepoDir(dir string, write func(tmp string) error) error {
 // write access to dir's parent, fails if dir is a mount point (a container's
 // volume) and would drop dir's own owner, mode and attributes.
 func fillEmptyDir(dir, cmd string, write func(tmp string) error) error {
-	tmp, err := tempDir(dir, ".idrecon-"+cmd+".tmp-")
+	tmp, err := tempDir(dir, fillPrefix(cmd))
 	if err != nil {
 		return err
 	}

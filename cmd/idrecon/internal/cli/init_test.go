@@ -303,3 +303,28 @@ func TestInitIntoAnEmptyFolder(t *testing.T) {
 		t.Errorf("init DIR/ left %v", left)
 	}
 }
+
+// TestInitNamesAStoppedRunsLeftovers: an init or export killed midway
+// leaves its temporary folder in the folder it was filling. The next run
+// must say what that folder is and what to do, not only that the folder is
+// not empty (the user sees an empty listing without ls -a).
+func TestInitNamesAStoppedRunsLeftovers(t *testing.T) {
+	for _, left := range []string{".idrecon-init.tmp-123", ".idrecon-export.tmp-9"} {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, left, "schemas"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errs := run(t, nil, "init", dir)
+		if code != 1 || !strings.Contains(errs, left) || !strings.Contains(errs, "stopped midway") {
+			t.Errorf("%s: exit %d: %s", left, code, errs)
+		}
+	}
+	// A folder of the user's own is named as before: not ours to explain.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".keep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := run(t, nil, "init", dir); code != 1 || !strings.Contains(errs, "not empty") || strings.Contains(errs, "midway") {
+		t.Errorf(".keep: exit %d: %s", code, errs)
+	}
+}
