@@ -183,14 +183,22 @@ func TestDrift(t *testing.T) {
 	}
 }
 
-// A new process knows no last apply: what "reconcile" wrote is the baseline,
-// anything written by someone else is drift.
+// A new process on a state without a baseline record (written by a version
+// that kept none) knows no last apply: what "reconcile" wrote is the
+// baseline, anything written by someone else is drift. (With the record, see
+// TestBaselineSurvivesRestart.)
 func TestDriftAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	first := newReconciler(t, Config{Store: s})
 	applyA(t, first, s)
 	adminWrite(t, s, spec.KindRole, "Release Manager", &spec.Role{Permissions: []string{"*"}})
+	if err := s.Update(ctx, func(txn *store.Txn) error {
+		_, err := txn.DeleteAll(store.TableMeta, store.IndexID, store.MetaAppliedBaseline)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	r := newReconciler(t, Config{Store: s, DriftMode: DriftReport})
 	if got := r.Status().AppliedRevision; got != "rev-a" {

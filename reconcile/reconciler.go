@@ -159,12 +159,18 @@ type Reconciler struct {
 	// immutable, so a pointer identifies its content.
 	actual map[*store.Resource]*fields.Rendered
 	// applied holds, per resource, the hash of what the last apply wrote;
-	// nil until this process applied once.
+	// nil until this process applied once. Each apply also persists it
+	// (store.MetaAppliedBaseline), and while it is nil plans read that
+	// record instead, so that a restart forgets nothing.
 	applied map[spec.Ref][sha256.Size]byte
 	// appliedFrom is the revision applied holds in full (nothing kept), so
 	// that an apply with nothing to do can leave it as it is.
 	appliedFrom string
-	status      Status
+	// stored is the last baseline record read, decoded once.
+	stored storedBaseline
+	// warnedBaseline: a baseline too large to record was logged.
+	warnedBaseline bool
+	status         Status
 	// good is the last revision that loaded. It is written holding both mu
 	// and runMu, so a reconcile, which holds runMu, reads it without mu.
 	good *spec.Set
@@ -291,7 +297,8 @@ func (r *Reconciler) plan(ctx context.Context, desired *spec.Set) (*planned, err
 	r.mu.Lock()
 	applied := r.applied
 	r.mu.Unlock()
-	p, err := r.compare(r.cfg.Store.Read(), ds, applied)
+	txn := r.cfg.Store.Read()
+	p, err := r.compare(txn, ds, r.baseline(txn, applied))
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +310,8 @@ func (r *Reconciler) plan(ctx context.Context, desired *spec.Set) (*planned, err
 
 // Apply plans desired against the store and executes exactly that plan in
 // one store transaction, all or nothing, recording desired.Revision as the
-// applied revision. It returns the plan it executed; changes marked Kept
+// applied revision and, with it, the baseline that tells drift from a spec
+// change after a restart. It returns the plan it executed; changes marked Kept
 // were reported, not made. A plan the guard refuses is not executed: Apply
 // returns an *UnsafeError. The Set must not be modified afterwards: the
 // store keeps its spec values. Apply waits for a reconcile in progress.
@@ -320,16 +328,20 @@ func (r *Reconciler) apply(ctx context.Context, desired *spec.Set) (*Plan, error
 		return nil, err
 	}
 	r.mu.Lock()
-	applied := r.applied
+	applied, appliedFrom := r.applied, r.appliedFrom
 	r.mu.Unlock()
 
 	var p *planned
 	var written []*store.Resource
+	var next map[spec.Ref][sha256.Size]byte
+	var nextFrom string
+	recorded := true
 	err = r.cfg.Store.Update(ctx, func(txn *store.Txn) error {
 		// This may run more than once: everything it leaves behind is reset here.
-		p, written = nil, nil
+		p, written, next, nextFrom, recorded = nil, nil, nil, "", true
+		base := r.baseline(txn, applied)
 		var err error
-		if p, err = r.compare(txn, ds, applied); err != nil {
+		if p, err = r.compare(txn, ds, base); err != nil {
 			return err
 		}
 		if p.refusal != nil {
@@ -368,7 +380,15 @@ func (r *Reconciler) apply(ctx context.Context, desired *spec.Set) (*Plan, error
 				return fmt.Errorf("write applied revision: %w", err)
 			}
 		}
-		return nil
+		var same bool
+		next, nextFrom, same = nextBaseline(ds, p, base, appliedFrom)
+		if same {
+			return nil
+		}
+		// In this transaction, so that the record is always the baseline
+		// of the applied revision it names.
+		recorded, err = recordBaseline(txn, ds.revision, next)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply revision %q: %w", ds.revision, err)
@@ -391,37 +411,10 @@ func (r *Reconciler) apply(ctx context.Context, desired *spec.Set) (*Plan, error
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.actual = seen
-	// With nothing to do the runtime already matches the spec, and the
-	// baseline is the same as after the last apply of this revision.
-	if len(p.ops) == 0 && r.appliedFrom == ds.revision && ds.revision != "" && r.applied != nil {
-		return p.plan, nil
-	}
-	next := make(map[spec.Ref][sha256.Size]byte, len(ds.docs))
-	kept := map[spec.Ref]bool{}
-	for _, o := range p.ops {
-		if o.kept {
-			kept[o.ref] = true
-		}
-	}
-	for i, d := range ds.docs {
-		ref := d.Ref()
-		if !kept[ref] {
-			next[ref] = ds.rendered[i].Hash
-		} else if h, ok := applied[ref]; ok {
-			next[ref] = h
-		} else {
-			// Kept with no baseline (written outside git before this
-			// process applied): the spec as of now becomes the baseline.
-			// Without one, a later commit changing this resource could
-			// never count as a spec change, and report mode would keep
-			// the drift over it forever.
-			next[ref] = ds.rendered[i].Hash
-		}
-	}
-	r.applied = next
-	r.appliedFrom = ""
-	if len(kept) == 0 {
-		r.appliedFrom = ds.revision
+	r.applied, r.appliedFrom = next, nextFrom
+	if !recorded && !r.warnedBaseline {
+		r.warnedBaseline = true
+		r.log.Warn(baselineTooLarge, "resources", len(next), "limitBytes", maxBaselineBytes)
 	}
 	return p.plan, nil
 }
@@ -488,8 +481,8 @@ func (ds *desiredState) sameRefs() bool {
 }
 
 // compare computes the plan of ds against the resources in txn. applied is
-// the last apply's hashes (nil when unknown). It has no side effects, so it
-// can run inside a store.Update that is retried.
+// the last apply's hashes (nil when unknown; see baseline). It has no side
+// effects, so it can run inside a store.Update that is retried.
 func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.Ref][sha256.Size]byte) (*planned, error) {
 	actual, err := txn.Resources("")
 	if err != nil {
@@ -530,7 +523,7 @@ func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.
 	}()
 	report := r.cfg.DriftMode == DriftReport
 	// base returns the hash the runtime should hold for ref if nobody touched
-	// it: what this process applied last or, failing that, a resource the
+	// it: what the last apply wrote or, failing that, a resource the
 	// reconciler itself wrote.
 	base := func(ref spec.Ref, a *store.Resource, have *fields.Rendered) ([sha256.Size]byte, bool) {
 		if h, ok := applied[ref]; ok {
@@ -555,10 +548,12 @@ func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.
 			out.ops = append(out.ops, o)
 			// Only what an applied revision holds is guarded: removing what
 			// was created outside git is drift, which the drift mode governs.
-			// A process that has not applied yet (applied == nil, as after a
-			// restart) cannot tell an admin edit of an applied resource from
-			// a resource created outside git, so it guards both; a delete
-			// that is kept deletes nothing and needs no guard.
+			// A process that has not applied yet and found no baseline record
+			// to read (applied == nil, as after a restart from a state that
+			// has none or an unreadable one) cannot tell an admin edit of an
+			// applied resource from a resource created outside git, so it
+			// guards both; a delete that is kept deletes nothing and needs no
+			// guard.
 			if (known || applied == nil) && !o.kept && cutsOff(a) {
 				cut = append(cut, ref)
 			}

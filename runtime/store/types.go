@@ -107,6 +107,11 @@ type Meta struct {
 // Meta keys.
 const (
 	MetaAppliedRevision = "applied-revision"
+	// MetaAppliedBaseline is what the apply of the applied revision wrote,
+	// one hash per resource (the reconcile package's encoding): written in
+	// the same transaction, so that a restarted daemon still tells drift
+	// from a spec change.
+	MetaAppliedBaseline = "applied-baseline"
 	// MetaSuspended is present ("true") while reconciliation is suspended:
 	// in the state, so it survives a restart and reaches every daemon
 	// sharing the state, the leader among them.
