@@ -169,7 +169,11 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	tb.row("DRIFT", driftLine(st.Status, now))
 	tb.row("SUSPENDED", fmt.Sprint(st.Suspended))
 	p := st.PendingPlan
-	tb.row("PENDING", fmt.Sprintf("%d to create, %d to update, %d to delete", p.Create, p.Update, p.Delete))
+	pending := fmt.Sprintf("%d to create, %d to update, %d to delete", p.Create, p.Update, p.Delete)
+	if p.Drift > 0 {
+		pending += fmt.Sprintf(" (%d of them drift, left in place)", p.Drift)
+	}
+	tb.row("PENDING", pending)
 	for _, name := range []string{"reconcile", "scim", "saml", "tls", "etcd"} {
 		if v, ok := st.Components[name]; ok {
 			tb.row(upper(name), v)

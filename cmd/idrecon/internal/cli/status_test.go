@@ -261,3 +261,26 @@ func TestWriteStatusDrift(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteStatusPending: the changes a reconcile left unmade are counted
+// as plan counts them, kept drift apart: "1 to create" alone reads as a
+// create about to happen, when report mode keeps it undone on purpose.
+func TestWriteStatusPending(t *testing.T) {
+	tests := []struct {
+		name    string
+		pending reconcile.Summary
+		want    string
+	}{
+		{"kept drift", reconcile.Summary{Create: 1, Drift: 1}, "PENDING           1 to create, 0 to update, 0 to delete (1 of them drift, left in place)"},
+		{"suspended", reconcile.Summary{Update: 2}, "PENDING           0 to create, 2 to update, 0 to delete\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			writeStatus(&b, admin.StatusResponse{Status: reconcile.Status{PendingPlan: tt.pending}}, time.Now())
+			if !strings.Contains(b.String(), tt.want) {
+				t.Errorf("status output:\n%s\nwant %q", b.String(), tt.want)
+			}
+		})
+	}
+}
