@@ -162,27 +162,27 @@ func (d *baselineReader) count(min int) int {
 	return int(n)
 }
 
-// baseline returns the baseline to plan against in txn: applied, this
-// process's own, or while it has none the one persisted by the apply that
-// txn's applied revision records. It returns nil when there is none to
-// trust, as before any apply.
+// baseline returns the baseline to plan against in txn: the one the state
+// records for its applied revision, written by the apply that made it, by
+// this process or by another sharing the state (etcd), which this process
+// cannot know it missed; failing that, applied, this process's own (nil
+// before its first apply): the record may be missing (a state no apply
+// recorded a baseline in, or one too large to record), unreadable, or of
+// another applied revision (a version that kept none applied since).
 func (r *Reconciler) baseline(txn *store.Txn, applied map[spec.Ref][sha256.Size]byte) map[spec.Ref][sha256.Size]byte {
-	if applied != nil {
-		return applied
-	}
 	raw, err := txn.First(store.TableMeta, store.IndexID, store.MetaAppliedBaseline)
 	if err != nil {
 		r.log.Warn(baselineWarning, "err", err)
-		return nil
+		return applied
 	}
 	m, ok := raw.(*store.Meta)
 	if !ok {
-		return nil
+		return applied
 	}
 	rev, err := txn.MetaValue(store.MetaAppliedRevision)
 	if err != nil {
 		r.log.Warn(baselineWarning, "err", err)
-		return nil
+		return applied
 	}
 	r.mu.Lock()
 	cached := r.stored
@@ -199,10 +199,8 @@ func (r *Reconciler) baseline(txn *store.Txn, applied map[spec.Ref][sha256.Size]
 			r.log.Warn(baselineWarning, "err", err)
 		}
 	}
-	if cached.revision != rev {
-		// An apply that did not write the record (a version before it) came
-		// after the one that did: the record is not what the store holds.
-		return nil
+	if cached.base == nil || cached.revision != rev {
+		return applied
 	}
 	return cached.base
 }

@@ -405,3 +405,39 @@ func TestDriftIsTheSameAfterRestart(t *testing.T) {
 		}
 	}
 }
+
+// Daemons that share the state (etcd) take turns applying. One that leads
+// again after another applied must plan against the other's baseline, the
+// one the state records, not the one its own last apply left in memory:
+// otherwise a commit changing what the other applied reads as drift, and a
+// resource the other created and an admin then deleted as a plain create.
+func TestBaselineOfAnotherDaemonsApply(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	a := newReconciler(t, Config{Store: s, DriftMode: DriftReport})
+	b := newReconciler(t, Config{Store: s, DriftMode: DriftReport})
+	if _, err := a.Apply(ctx, newSet("r1", appDoc(), roleDoc("version.create"))); err != nil {
+		t.Fatal(err)
+	}
+	other := doc(spec.KindRole, "Auditor", &spec.Role{Permissions: []string{"report.view"}})
+	if _, err := b.Apply(ctx, newSet("r2", appDoc(), roleDoc("version.create", "report.view"), other)); err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := a.Plan(ctx, newSet("r3", appDoc(), roleDoc("version.create", "report.view", "version.delete"), other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, list := findChange(p, spec.KindRole, "Release Manager"); list != "update" || c.Drift {
+		t.Errorf("a commit changing what the other daemon applied lists as %q %+v; want an update, no drift", list, c)
+	}
+
+	adminDelete(t, s, spec.KindRole, "Auditor")
+	p, err = a.Plan(ctx, newSet("r2", appDoc(), roleDoc("version.create", "report.view"), other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, list := findChange(p, spec.KindRole, "Auditor"); list != "create" || !c.Drift || !c.Kept {
+		t.Errorf("what the other daemon created, deleted outside git, lists as %q %+v; want kept drift", list, c)
+	}
+}

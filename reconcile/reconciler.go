@@ -158,10 +158,11 @@ type Reconciler struct {
 	// actual memoises renderings of stored resources; stored values are
 	// immutable, so a pointer identifies its content.
 	actual map[*store.Resource]*fields.Rendered
-	// applied holds, per resource, the hash of what the last apply wrote;
-	// nil until this process applied once. Each apply also persists it
-	// (store.MetaAppliedBaseline), and while it is nil plans read that
-	// record instead, so that a restart forgets nothing.
+	// applied holds, per resource, the hash of what this process's last
+	// apply wrote; nil until it applied once. Each apply also records it in
+	// the state (store.MetaAppliedBaseline), which plans read first (see
+	// baseline): a restart forgets nothing, and a daemon sharing the state
+	// sees what another applied since.
 	applied map[spec.Ref][sha256.Size]byte
 	// appliedFrom is the revision applied holds in full (nothing kept), so
 	// that an apply with nothing to do can leave it as it is.
