@@ -383,11 +383,11 @@ func (g *Git) checkCache(repo *git.Repository) error {
 		if errors.Is(err, ErrRefNotFound) {
 			return nil // a tag naming no commit: the remote's doing, reported by resolve
 		}
-		if err != nil && !errors.Is(err, errCacheBroken) {
-			err = fmt.Errorf("%w: %w", errCacheBroken, err)
+		if errors.Is(err, errCacheBroken) {
+			return err
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errCacheBroken, err)
 		}
 	}
 	commit, err := repo.CommitObject(h)

@@ -58,7 +58,12 @@ type Page[T any] struct {
 }
 
 func (h *handler) write(w http.ResponseWriter, status int, v any) {
-	if err := adminjson.Write(w, status, v); err != nil {
+	h.written(adminjson.Write(w, status, v))
+}
+
+// written logs the error of writing an answer: the client is gone.
+func (h *handler) written(err error) {
+	if err != nil {
 		h.logger.Debug("write response", "err", err)
 	}
 }
@@ -79,9 +84,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.logger.Error("access request failed", "path", r.URL.Path, "err", err)
 		msg = "internal error"
 	}
-	if err := adminjson.WriteError(w, status, msg); err != nil {
-		h.logger.Debug("write response", "err", err)
-	}
+	h.written(adminjson.WriteError(w, status, msg))
 }
 
 var errBadRequest = errors.New("access: bad request")
