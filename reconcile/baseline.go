@@ -29,13 +29,14 @@ const baselineFormat = 1
 const baselineWarning = "reconcile: baseline record unreadable; planning as if nothing was applied yet"
 
 // baselineTooLarge is logged, once per process, when an apply's baseline is
-// past maxBaselineBytes and so not recorded.
-const baselineTooLarge = "reconcile: the spec is too large to record its baseline; after a restart, a resource deleted outside git is planned as a create until the next apply"
+// not recorded: past maxBaselineBytes, or more than the journal takes in
+// one transaction beside the apply's changes (etcd's request bound).
+const baselineTooLarge = "reconcile: the spec is too large to record its baseline; after a restart, or on another daemon sharing the state, a resource deleted outside git is planned as a create until the next apply"
 
-// maxBaselineBytes bounds the record: it is one value, which a store on etcd
-// must send in one request (etcd refuses those past about 1.5 MB), beside
-// the apply's other writes. A variable, so tests can lower it.
-var maxBaselineBytes = 512 << 10
+// maxBaselineBytes bounds the record, about 80 bytes per resource, beyond
+// any spec under the loader's document limit. A variable, so tests can
+// lower it.
+var maxBaselineBytes = 16 << 20
 
 var errBaseline = errors.New("malformed baseline record")
 
@@ -252,16 +253,19 @@ func nextBaseline(ds *desiredState, p *planned, base map[spec.Ref][sha256.Size]b
 }
 
 // recordBaseline writes the baseline record of the apply in txn, which
-// applies revision with baseline next. A baseline past maxBaselineBytes is
-// not recorded, and an older record is removed (it describes another
-// apply); recorded reports which.
-func recordBaseline(txn *store.Txn, revision string, next map[spec.Ref][sha256.Size]byte) (recorded bool, err error) {
-	rec := encodeBaseline(revision, next)
+// applies revision with baseline next. Without write, or for a baseline past
+// maxBaselineBytes, nothing is recorded, and an older record is removed (it
+// describes another apply); recorded reports which.
+func recordBaseline(txn *store.Txn, revision string, next map[spec.Ref][sha256.Size]byte, write bool) (recorded bool, err error) {
+	var rec string
+	if write {
+		rec = encodeBaseline(revision, next)
+	}
 	old, err := txn.First(store.TableMeta, store.IndexID, store.MetaAppliedBaseline)
 	if err != nil {
 		return false, fmt.Errorf("read baseline: %w", err)
 	}
-	if len(rec) > maxBaselineBytes {
+	if !write || len(rec) > maxBaselineBytes {
 		if old != nil {
 			if err := txn.Delete(store.TableMeta, old); err != nil {
 				return false, fmt.Errorf("remove baseline: %w", err)

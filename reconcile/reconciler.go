@@ -336,8 +336,8 @@ func (r *Reconciler) apply(ctx context.Context, desired *spec.Set) (*Plan, error
 	var written []*store.Resource
 	var next map[spec.Ref][sha256.Size]byte
 	var nextFrom string
-	recorded := true
-	err = r.cfg.Store.Update(ctx, func(txn *store.Txn) error {
+	recorded, record := true, true
+	update := func(txn *store.Txn) error {
 		// This may run more than once: everything it leaves behind is reset here.
 		p, written, next, nextFrom, recorded = nil, nil, nil, "", true
 		base := r.baseline(txn, applied)
@@ -388,9 +388,16 @@ func (r *Reconciler) apply(ctx context.Context, desired *spec.Set) (*Plan, error
 		}
 		// In this transaction, so that the record is always the baseline
 		// of the applied revision it names.
-		recorded, err = recordBaseline(txn, ds.revision, next)
+		recorded, err = recordBaseline(txn, ds.revision, next, record)
 		return err
-	})
+	}
+	err = r.cfg.Store.Update(ctx, update)
+	if errors.Is(err, store.ErrTooLarge) {
+		// The record may be what tipped the transaction over the journal's
+		// bound (etcd's): an apply without it beats a refused revision.
+		record = false
+		err = r.cfg.Store.Update(ctx, update)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("apply revision %q: %w", ds.revision, err)
 	}

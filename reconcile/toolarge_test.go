@@ -62,3 +62,42 @@ func TestRevisionTooLargeIsRefused(t *testing.T) {
 		t.Errorf("a has versions %v, want [1.0 2.0]", got)
 	}
 }
+
+// The baseline record rides in the apply's transaction. When the journal
+// refuses the transaction for its size with the record (etcd's request or
+// operation bound) and would take it without, the apply is made without
+// the record, which only restarts and other daemons miss, rather than
+// refused: a spec that applied before the record existed still applies.
+func TestBaselineLeftOutWhenTheJournalRefusesIt(t *testing.T) {
+	// c1's resources (the builtin roles among them) and the applied
+	// revision fit; with the record they do not. c2's one change fits with it.
+	st, err := store.New(store.Options{Journal: smallJournal{limit: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	logs := &logRecorder{}
+	src := newDirSource(t)
+	r := newReconciler(t, Config{Store: st, Source: src, DriftMode: DriftReport, Clock: newFakeClock(), Logger: slog.New(logs)})
+	for _, step := range []struct {
+		rev, apps string
+		recorded  bool
+	}{
+		{"c1", app("a", "1.0"), false},
+		{"c2", app("a", "1.0") + "---\n" + app("b", "1.0"), true},
+	} {
+		src.write(t, step.rev, map[string]string{"apps.yaml": step.apps})
+		if _, err := r.ReconcileOnce(t.Context()); err != nil {
+			t.Fatalf("%s: %v", step.rev, err)
+		}
+		if st := r.Status(); st.LastResult != OutcomeOK {
+			t.Fatalf("%s: %+v, want applied", step.rev, st)
+		}
+		if rec, _ := st.Read().MetaValue(store.MetaAppliedBaseline); (rec != "") != step.recorded {
+			t.Errorf("%s: record %q, want recorded %v", step.rev, rec, step.recorded)
+		}
+	}
+	if got := len(logs.find(baselineTooLarge)); got != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", got, logs.all())
+	}
+}
