@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -87,6 +89,20 @@ func (e *PendingError) Error() string {
 // maxStaleRetries bounds how often one write is run again after ErrStale,
 // so a write that always conflicts fails instead of spinning.
 const maxStaleRetries = 16
+
+// staleBackoffBase is the pause before stale retry attempt (1, 2, …): none
+// for the first two, as one conflict is the common case and its retry
+// wins; then doubling from a millisecond to 16. A write that lost several
+// times races writers on other replicas that keep winning the same keys
+// (one counter, one group's members); run again at once it can lose every
+// time, while a pause lets them drain. Update pauses a random time in
+// [base/2, base), so that writers that lost together do not retry together.
+func staleBackoffBase(attempt int) time.Duration {
+	if attempt < 3 {
+		return 0
+	}
+	return time.Millisecond << min(attempt-3, 4)
+}
 
 // Options configure a Store. The zero value is an in-memory store.
 type Options struct {
@@ -439,6 +455,15 @@ func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
 			return err
 		}
 		attempt++
+		if base := staleBackoffBase(attempt); base > 0 {
+			pause := time.NewTimer(base/2 + rand.N(base/2))
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+				pause.Stop()
+				return ctx.Err()
+			}
+		}
 		if err := s.opts.CatchUp(ctx); err != nil {
 			return fmt.Errorf("store: catch up after a conflicting write: %w", err)
 		}
