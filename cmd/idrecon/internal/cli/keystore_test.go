@@ -42,6 +42,17 @@ func writePKCS12(t *testing.T, key crypto.Signer, password string) string {
 	now := time.Now()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sp"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
+	cert := selfSigned(t, tmpl, key)
+	p12, err := pkcs12.Modern.Encode(key, cert, nil, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeTemp(t, "sp.p12", p12)
+}
+
+// selfSigned returns the certificate tmpl describes, signed by its own key.
+func selfSigned(t *testing.T, tmpl *x509.Certificate, key crypto.Signer) *x509.Certificate {
+	t.Helper()
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
@@ -50,11 +61,7 @@ func writePKCS12(t *testing.T, key crypto.Signer, password string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p12, err := pkcs12.Modern.Encode(key, cert, nil, password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeTemp(t, "sp.p12", p12)
+	return cert
 }
 
 // TestKeystoreImportKeyPath: the document names the path the daemon reads
@@ -221,15 +228,7 @@ func testTrustStoreOf(t *testing.T, password string, n int) string {
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(2 + i)), Subject: pkix.Name{CommonName: fmt.Sprintf("ca %d", i)},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
 			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		certs = append(certs, cert)
+		certs = append(certs, selfSigned(t, tmpl, key))
 	}
 	p12, err := pkcs12.Modern.EncodeTrustStore(certs, password)
 	if err != nil {
