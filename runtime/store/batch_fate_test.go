@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -141,15 +142,22 @@ func TestPoisonedBatchRunsDeferredFailuresAgain(t *testing.T) {
 
 // pipelineOf is a Pipeline that makes what it sends visible through the
 // store's Mirror, as etcdstate's watch does; s is set once the store is
-// made. fail, when set, decides the outcome of a send from its changes.
+// made. fail, when set, decides the outcome of a send from its changes;
+// refuse, that of Prepare, from the number of writes too.
 type pipelineOf struct {
-	s    **Store
-	fail func(memdb.Changes) error
+	s      **Store
+	fail   func(memdb.Changes) error
+	refuse func(memdb.Changes, int) error
 }
 
 func (p *pipelineOf) Commit(memdb.Changes) error { return errors.New("Commit on a pipeline") }
 
-func (p *pipelineOf) Prepare(changes memdb.Changes) (func(func()) error, bool, error) {
+func (p *pipelineOf) Prepare(changes memdb.Changes, writes int) (func(func()) error, bool, error) {
+	if p.refuse != nil {
+		if err := p.refuse(changes, writes); err != nil {
+			return nil, false, err
+		}
+	}
 	return func(released func()) error {
 		if p.fail != nil {
 			if err := p.fail(changes); err != nil {
@@ -201,6 +209,46 @@ func TestPipelinedTooLargeBatchRunsWritesAlone(t *testing.T) {
 	for _, id := range []string{"1", "2"} {
 		if u, _ := s.Read().UserByID(id); u == nil {
 			t.Errorf("user %s not stored", id)
+		}
+	}
+}
+
+// TestPipelineToldWhichWritesShareABatch: a Pipeline may commit one
+// write's changes in several transactions, and must then refuse them in a
+// batch of several writes (see Prepare), which it can only do when told
+// how many share the batch: each is then prepared alone, and answered with
+// its own outcome.
+func TestPipelineToldWhichWritesShareABatch(t *testing.T) {
+	var s *Store
+	var prepared []int
+	s = newStore(t, Options{Journal: &pipelineOf{s: &s, refuse: func(_ memdb.Changes, writes int) error {
+		prepared = append(prepared, writes)
+		if writes > 1 {
+			return fmt.Errorf("journal: %w", ErrTooLarge)
+		}
+		return nil
+	}}})
+	if err := s.Update(context.Background(), insertUnique("bob", "0")); err != nil {
+		t.Fatal(err)
+	}
+	prepared = nil
+	errs := batchOf(s,
+		func(tx *Txn) error { return tx.Insert(TableUsers, &User{ID: "1", UserName: "a"}) },
+		insertUnique("bob", "2"),
+		func(tx *Txn) error { return tx.Insert(TableUsers, &User{ID: "3", UserName: "c"}) },
+	)
+	want := []error{nil, errTaken, nil}
+	for i := range want {
+		if !errors.Is(errs[i], want[i]) || (want[i] == nil) != (errs[i] == nil) {
+			t.Errorf("write %d: %v, want %v", i, errs[i], want[i])
+		}
+	}
+	if want := []int{3, 1, 1}; !slices.Equal(prepared, want) {
+		t.Errorf("prepared batches of %v writes, want %v", prepared, want)
+	}
+	for id, stored := range map[string]bool{"1": true, "2": false, "3": true} {
+		if u, _ := s.Read().UserByID(id); (u != nil) != stored {
+			t.Errorf("user %s stored %v, want %v", id, u != nil, stored)
 		}
 	}
 }

@@ -48,7 +48,15 @@ type Pipeline interface {
 	// holds something the journal does not carry back, such as a secret).
 	// send's first step must be the round trip to the journal; released
 	// is called when that round trip ends, before send waits for the feed.
-	Prepare(changes memdb.Changes) (send func(released func()) error, ok bool, err error)
+	//
+	// writes is how many writes share the batch's fate. A journal that
+	// commits one write's changes in several transactions when they do
+	// not fit one must refuse a batch of several writes that needs more
+	// with ErrTooLarge, and the store commits them one by one: should a
+	// later transaction fail, the batch is partly made, and every write
+	// of it would be answered with that failure, also those that
+	// committed whole with the first.
+	Prepare(changes memdb.Changes, writes int) (send func(released func()) error, ok bool, err error)
 }
 
 // ErrStale is wrapped by a Journal's Commit error when the batch was
@@ -611,7 +619,7 @@ func (s *Store) journal(changes memdb.Changes, writes []outcome) (sent bool, err
 	if !ok {
 		return false, s.opts.Journal.Commit(changes)
 	}
-	send, ok, err := p.Prepare(changes)
+	send, ok, err := p.Prepare(changes, len(writes))
 	if err != nil {
 		return false, err
 	}

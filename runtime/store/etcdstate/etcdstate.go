@@ -45,7 +45,9 @@
 // room (etcd's default limit is 128 operations per transaction); the rest
 // follow in transactions of their own (see sendLater), each checking that
 // its members and groups still exist, each with a marker as the first, so
-// a lost answer is resolved rather than reported. Membership puts and
+// a lost answer is resolved rather than reported; a batch that needs them
+// holds one write (see Prepare), so a failure among them is that write's
+// alone. Membership puts and
 // deletes are idempotent, so a daemon that dies between them leaves a
 // state the client's retry (Entra retries what was not answered)
 // completes.
@@ -794,9 +796,17 @@ func (s *State) Commit(changes memdb.Changes) error {
 // Prepare implements store.Pipeline: a batch of SCIM writes is sent while
 // the store goes on, and becomes visible when the watch brings it back (so
 // Run applies this daemon's writes as it applies the others'). A batch that
-// applies a spec revision, or changes a resource, takes Commit's path.
-func (s *State) Prepare(changes memdb.Changes) (func(released func()) error, bool, error) {
+// applies a spec revision, or changes a resource, takes Commit's path. A
+// batch of several writes whose memberships do not fit its first
+// transaction is refused (see store.Pipeline): should a later one fail (see
+// sendLater), only the write it is part of may be answered so.
+func (s *State) Prepare(changes memdb.Changes, writes int) (func(released func()) error, bool, error) {
 	b, err := s.prepare(changes)
+	if err == nil && b != nil && writes > 1 {
+		if n := len(b.chunks()); n > 1 {
+			err = fmt.Errorf("etcdstate: %w: %d writes whose memberships take %d transactions go one by one", store.ErrTooLarge, writes, n)
+		}
+	}
 	if err != nil || b == nil || b.applies || b.local {
 		return nil, false, err
 	}
@@ -967,13 +977,10 @@ func (s *State) send(b *batch, grouped bool) ([]int64, error) {
 			// truthful answer. The client's retry is safe: it runs on
 			// a mirror that holds the memberships that were written, a
 			// member added again or removed again is no change (see
-			// store.ChangeMembers), and the rest is written again. One
-			// thing it cannot undo: the other writes the store batched
-			// with this one, answered with the same error, committed
-			// with the first transaction (a create sent again finds
-			// its userName taken); the store answers a batch as one.
-			// So each of them changed the state: its outcome is
-			// unknown to the client, whatever sendLater could tell.
+			// store.ChangeMembers), and the rest is written again. The
+			// batch is one write (Prepare refuses several that need a
+			// later transaction), which changed the state: its outcome
+			// is unknown to the client, whatever sendLater could tell.
 			if !errors.Is(err, store.ErrOutcomeUnknown) {
 				err = fmt.Errorf("%w: %w (the batch's first transaction committed): %w", store.ErrUnavailable, store.ErrOutcomeUnknown, err)
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	memdb "github.com/hashicorp/go-memdb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
@@ -473,5 +474,76 @@ func (r *replica) deleteFromCallback(ctx context.Context, t *testing.T, table, i
 	})
 	if err != nil {
 		t.Errorf("delete %s: %v", id, err)
+	}
+}
+
+// probe is a store's Pipeline that asks its State first whether it takes
+// each batch as one of two writes, and records the answer.
+type probe struct {
+	*etcdstate.State
+	mu      sync.Mutex
+	refused []bool
+}
+
+func (p *probe) Prepare(changes memdb.Changes, writes int) (func(func()) error, bool, error) {
+	send, ok, err := p.State.Prepare(changes, 2)
+	p.mu.Lock()
+	p.refused = append(p.refused, errors.Is(err, store.ErrTooLarge))
+	p.mu.Unlock()
+	if errors.Is(err, store.ErrTooLarge) {
+		return p.State.Prepare(changes, writes)
+	}
+	return send, ok, err
+}
+
+// TestSeveralWritesNeverShareALaterTransaction: a batch's memberships that
+// do not fit its first transaction follow in later ones, and should one
+// of those fail, the batch is partly made and answered as such (503, its
+// outcome unknown). Every write of the batch would be answered so, also
+// one that committed whole with the first transaction (a create, which
+// Entra's retry then finds taken). So a batch of several writes that
+// needs a later transaction is refused as too large, which makes the
+// store commit its writes one by one, and a write alone is not.
+func TestSeveralWritesNeverShareALaterTransaction(t *testing.T) {
+	cli := etcdtest.Start(t, 1).Client(t)
+	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: "/t/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &probe{State: state}
+	st, err := store.New(store.Options{Journal: p, CatchUp: state.CatchUp, MaxBatch: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := state.Load(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{st: st, state: state}
+	r.run(t)
+	defer r.stop()
+	ids := r.usersAndGroup(t)
+	for _, tc := range []struct {
+		members int
+		refused bool
+	}{
+		{10, false},
+		{len(ids), true},
+	} {
+		p.mu.Lock()
+		p.refused = nil
+		p.mu.Unlock()
+		r.update(t, func(tx *store.Txn) error {
+			return tx.ChangeMembers("g", ids[:tc.members], nil, time.Unix(2, 0))
+		})
+		p.mu.Lock()
+		got := p.refused
+		p.mu.Unlock()
+		if want := []bool{tc.refused}; !slices.Equal(got, want) {
+			t.Errorf("%d members: refused as one of two writes %v, want %v", tc.members, got, want)
+		}
+		if m, _ := r.barrier(t).MemberIDsOf("g"); m.Len() != tc.members {
+			t.Errorf("%d members: %d committed", tc.members, m.Len())
+		}
 	}
 }
