@@ -488,7 +488,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		}
 		home, samlOK := samlSrv.BasePath(r.Context())
 		if samlOK && sh != nil && signingIn(p, home) {
-			if err := sh.stuck(); err != nil {
+			if err := sh.untrusted(); err != nil {
 				frozen(w, log, err)
 				return
 			}
@@ -534,9 +534,13 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			ctx, cancel := context.WithTimeout(context.Background(), etcdstate.DefaultTimeout)
 			defer cancel()
 			if err := sh.checkMirror(ctx); err != nil {
+				// Status tells why this daemon neither leads nor lets users in.
+				const refusing = "; until it follows etcd again, this daemon does not campaign for the reconciler lead and refuses sign-ins and Gateway access"
 				if isStuck(err) {
-					// Status tells why this daemon neither leads nor lets users in.
-					return false, err.Error() + "; until it follows etcd again, this daemon does not campaign for the reconciler lead and refuses sign-ins and Gateway access"
+					return false, err.Error() + refusing
+				}
+				if stale := sh.stale(); stale != nil {
+					return false, err.Error() + "; " + stale.Error() + refusing
 				}
 				return false, err.Error()
 			}

@@ -49,11 +49,23 @@ type EtcdConfig struct {
 	// Name is this daemon in the reconciler election and in status
 	// (default: the host name and process id).
 	Name string
+	// MaxStale bounds how long the daemon lets users in from a mirror it
+	// cannot confirm holds etcd's state (default DefaultMaxStale; below
+	// zero, no bound): a daemon cut off from etcd learns of no user
+	// disabled and no access revoked through the others.
+	MaxStale time.Duration
 
 	// dialOptions are added to the etcd client's (tests intercept one
 	// daemon's calls with them).
 	dialOptions []grpc.DialOption
 }
+
+// DefaultMaxStale is EtcdConfig.MaxStale's default: long enough to ride
+// out an election, a member's restart or a short outage of etcd, whose
+// writes stop everywhere meanwhile; short beside the 40 minutes or so
+// between Entra's provisioning cycles, which bound how soon a change made
+// in Entra arrives at all.
+const DefaultMaxStale = 5 * time.Minute
 
 // Shown is the endpoints as idrecon prints every URL: an endpoint may
 // carry user:password@ (the etcd client ignores it), which logs, errors
@@ -117,6 +129,8 @@ type shared struct {
 	renewals, lapses atomic.Uint64
 	// mirror says whether the mirror follows etcd (see watchMirror).
 	mirror mirrorHealth
+	// maxStale is EtcdConfig.MaxStale; 0: no bound.
+	maxStale time.Duration
 }
 
 // mirrorHealth is why this daemon's mirror cannot follow etcd (nil while
@@ -160,6 +174,30 @@ func (sh *shared) stuck() error {
 	return err
 }
 
+// stale returns, once the mirror was last confirmed to hold etcd's state
+// longer than maxStale ago, why it is not to be trusted; else nil.
+func (sh *shared) stale() error {
+	if sh.maxStale <= 0 {
+		return nil
+	}
+	if age := time.Since(sh.state.Confirmed()); age > sh.maxStale {
+		return fmt.Errorf("the mirror is not known to hold etcd's state: it was last confirmed %s ago, longer than the %s allowed (--etcd-max-stale); is this daemon cut off from etcd?",
+			age.Round(time.Millisecond), sh.maxStale)
+	}
+	return nil
+}
+
+// untrusted returns why this daemon must not decide who gets in (its
+// mirror is stuck, or stale), nil while it may. Stale is checked here at
+// each decision, not only when watchMirror records it, so the bound holds
+// to the request.
+func (sh *shared) untrusted() error {
+	if err := sh.stuck(); err != nil {
+		return err
+	}
+	return sh.stale()
+}
+
 // mirrorCheck is how often watchMirror asks whether the mirror follows
 // etcd: how soon a stuck daemon gives up the lead and refuses sign-ins.
 const mirrorCheck = time.Second
@@ -167,18 +205,35 @@ const mirrorCheck = time.Second
 func isStuck(err error) bool { return errors.Is(err, etcdstate.ErrStuck) }
 
 // watchMirror asks the mirror, every mirrorCheck until ctx ends, whether
-// it follows etcd (State.Stuck, which costs etcd nothing). A stuck mirror
-// serves a state frozen at some revision: its leader cannot apply (and
-// would keep the lead, its lease renewing, so no other daemon applies
-// either), and a user disabled since would still be let in here. Other
-// failures (etcd out of reach, a moment's lag) change nothing: they pass,
-// or end the lease by themselves.
+// it follows etcd (State.Stuck, which costs etcd nothing) and whether it
+// was confirmed lately (see stale). A stuck mirror serves a state frozen
+// at some revision: its leader cannot apply (and would keep the lead, its
+// lease renewing, so no other daemon applies either), and a user disabled
+// since would still be let in here. So would one on a daemon cut off from
+// etcd while the others go on, for as long as the cut lasts: past
+// maxStale, that daemon is treated as stuck. Shorter failures (a moment's
+// lag, an election) change nothing: they pass, or end the lease by
+// themselves.
 func (sh *shared) watchMirror(ctx context.Context) error {
 	for ctx.Err() == nil {
-		sh.recordMirror(sh.state.Stuck())
+		why := sh.state.Stuck()
+		if why == nil {
+			why = sh.stale()
+		}
+		sh.recordMirror(why)
+		sh.confirmIdle(ctx)
 		sleep(ctx, mirrorCheck)
 	}
 	return nil
+}
+
+// confirmIdle confirms the mirror with a Barrier (one read of etcd) when
+// nothing did for a quarter of maxStale: SCIM requests and readiness
+// checks confirm it as they go, Gateway decisions do not.
+func (sh *shared) confirmIdle(ctx context.Context) {
+	if sh.maxStale > 0 && time.Since(sh.state.Confirmed()) >= sh.maxStale/4 {
+		sh.state.Barrier(ctx) // bounded by the etcd timeout; its failure is stale's to report
+	}
 }
 
 // checkMirror calls Barrier for the readiness check and records whether
@@ -308,6 +363,9 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 	sh.state, sh.saml = state, samletcd.New(cli, prefix, timeout, log.With("component", "saml-etcd"))
 	sh.cli, sh.endpoints, sh.prefix, sh.timeout = cli, strings.Split(ec.Shown(), ","), prefix, timeout
 	sh.name, sh.log = replicaName(ec.Name), log.With("component", "etcd")
+	if sh.maxStale = cmp.Or(ec.MaxStale, DefaultMaxStale); sh.maxStale < 0 {
+		sh.maxStale = 0
+	}
 	if sh.pendingKey, err = sh.saml.PendingKey(ctx); err != nil {
 		st.Close()
 		cli.Close()
@@ -582,31 +640,31 @@ func RestoreToEtcd(ctx context.Context, backup io.Reader, ec *EtcdConfig) (etcds
 	return Migrate(ctx, dir, ec)
 }
 
-// frozenAuthorizer refuses to decide while the mirror is stuck: every
-// session check then fails (the SAML pages send the user to sign in, which
-// frozen answers).
+// frozenAuthorizer refuses to decide while the mirror is stuck or stale
+// (see untrusted): every session check then fails (the SAML pages send the
+// user to sign in, which frozen answers).
 type frozenAuthorizer struct {
 	saml.Authorizer
 	sh *shared
 }
 
 func (a frozenAuthorizer) Authorize(ctx context.Context, userName string) (saml.Decision, error) {
-	if err := a.sh.stuck(); err != nil {
+	if err := a.sh.untrusted(); err != nil {
 		return saml.Decision{}, err
 	}
 	return a.Authorizer.Authorize(ctx, userName)
 }
 
-// frozenDecider refuses Gateway decisions while the mirror is stuck: the
-// Gateway answers "try again later" (503) rather than let in a user whose
-// access changed since.
+// frozenDecider refuses Gateway decisions while the mirror is stuck or
+// stale: the Gateway answers "try again later" (503) rather than let in a
+// user whose access changed since.
 type frozenDecider struct {
 	gateway.Decider
 	sh *shared
 }
 
 func (d frozenDecider) Access(ctx context.Context, userName string) (gateway.Access, error) {
-	if err := d.sh.stuck(); err != nil {
+	if err := d.sh.untrusted(); err != nil {
 		return gateway.Access{}, err
 	}
 	return d.Decider.Access(ctx, userName)
@@ -622,12 +680,12 @@ func signingIn(p, home string) bool {
 	return false
 }
 
-// frozen answers a sign-in while the mirror is stuck: with 503 and
+// frozen answers a sign-in while the mirror is stuck or stale: with 503 and
 // Retry-After, so that a load balancer may try another daemon, and a page
 // that says to try again rather than a failure that looks final.
 func frozen(w http.ResponseWriter, log *slog.Logger, why error) {
 	// Debug: watchMirror logged the cause once, and this comes per request.
-	log.Debug("sign-in refused: the mirror cannot follow etcd", "err", why)
+	log.Debug("sign-in refused: the mirror is not to be trusted", "err", why)
 	w.Header().Set("Retry-After", "30")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -64,6 +64,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -177,6 +178,11 @@ type State struct {
 	// Guarded by appliedMu.
 	fault error
 	stuck bool
+
+	// confirmed is Confirmed, as time since born (which reads the
+	// monotonic clock, so a change of the wall clock moves neither).
+	born      time.Time
+	confirmed atomic.Int64
 }
 
 var _ store.Pipeline = (*State)(nil)
@@ -198,6 +204,7 @@ func New(opts Options) (*State, error) {
 	return &State{
 		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger, fence: opts.Fence, markerBase: opts.Prefix + "txn/" + randomNonce() + "/", metrics: newMetrics(),
 		revs: map[string]int64{}, floor: map[string]int64{}, pending: map[string]chan struct{}{}, advanced: make(chan struct{}),
+		born: time.Now(),
 	}, nil
 }
 
@@ -255,6 +262,7 @@ func (s *State) Load(ctx context.Context, st *store.Store) (Stats, error) {
 	}
 	s.st = st
 	s.advance(stats.Revision)
+	s.confirm(start) // the pages' revision was read after start
 	stats.Elapsed = time.Since(start)
 	return stats, nil
 }
@@ -615,6 +623,35 @@ const barrierQuiet = 50 * time.Millisecond
 // mirror must reach it. Call it before answering a request that may follow
 // a write answered by another daemon.
 func (s *State) Barrier(ctx context.Context) error {
+	start := time.Now()
+	err := s.barrier(ctx)
+	if err == nil {
+		s.confirm(start)
+	}
+	return err
+}
+
+// Confirmed returns when the store was last known to hold everything etcd
+// had acknowledged: the start of the last Barrier that succeeded, or of
+// Load. A daemon cut off from etcd learns of no write made since; the age
+// of this bounds how stale its answers may be.
+func (s *State) Confirmed() time.Time {
+	return s.born.Add(time.Duration(s.confirmed.Load()))
+}
+
+// confirm records that the store held everything etcd had acknowledged at
+// t (see Confirmed).
+func (s *State) confirm(t time.Time) {
+	d := int64(t.Sub(s.born))
+	for {
+		old := s.confirmed.Load()
+		if d <= old || s.confirmed.CompareAndSwap(old, d) {
+			return
+		}
+	}
+}
+
+func (s *State) barrier(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	start := time.Now()

@@ -1005,3 +1005,31 @@ func names(t *testing.T, tx *store.Txn) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// TestConfirmedMovesWithBarrier: Confirmed, which bounds how stale a cut
+// off daemon's answers may be, is the start of the last Load or Barrier
+// that succeeded, and a Barrier that fails leaves it.
+func TestConfirmedMovesWithBarrier(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	before := time.Now()
+	r := newReplica(t, c.Client(t), "/t/")
+	loaded := r.state.Confirmed()
+	if loaded.Before(before) || loaded.After(time.Now()) {
+		t.Errorf("after Load: confirmed at %v, want between %v and now", loaded, before)
+	}
+	before = time.Now()
+	r.barrier(t)
+	barrier := r.state.Confirmed()
+	if barrier.Before(before) || barrier.After(time.Now()) {
+		t.Errorf("after Barrier: confirmed at %v, want between %v and now", barrier, before)
+	}
+	c.Kill(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := r.state.Barrier(ctx); err == nil {
+		t.Fatal("Barrier with etcd down: no error")
+	}
+	if got := r.state.Confirmed(); !got.Equal(barrier) {
+		t.Errorf("a failed Barrier moved confirmed from %v to %v", barrier, got)
+	}
+}

@@ -31,6 +31,8 @@ func TestFlagsThatWouldMeanNothing(t *testing.T) {
 		{[]string{"serve", "--spec", ".", "--interval", "-1m"}, "--interval"},
 		{[]string{"serve", "--spec", ".", "--etcd-prefix", "/other/"}, "--etcd-prefix"},
 		{[]string{"serve", "--spec", ".", "--etcd-ca", "ca.pem"}, "--etcd-ca"},
+		{[]string{"serve", "--spec", ".", "--etcd-max-stale", "1m"}, "--etcd-max-stale"},
+		{[]string{"serve", "--spec", ".", "--etcd", "http://127.0.0.1:1", "--etcd-max-stale", "-1s"}, "--etcd-max-stale"},
 		{[]string{"restore", "FILE", "--etcd-prefix", "/other/"}, "--etcd-prefix"},
 		{[]string{"users", "--active", "yes"}, "--active"},
 		{[]string{"users", "--limit", "0"}, "--limit"},

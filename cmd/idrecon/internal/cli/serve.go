@@ -52,6 +52,8 @@ either it waits for 'idrecon apply' (push mode).`,
 	webhookTokenFile := fs.String("webhook-token-file", "", "shared token for POST /hooks/git (GitLab); or env IDRECON_WEBHOOK_TOKEN")
 	etcdEndpoints := fs.String("etcd", "", "keep the state in etcd, shared by every daemon on the same cluster and prefix: comma-separated client URLs (https://a:2379,https://b:2379,...); the data dir then holds only the audit log and admin token")
 	etcd, etcdNames := etcdFlags(c)
+	maxStale := fs.Duration("etcd-max-stale", daemon.DefaultMaxStale, "with --etcd: how long a daemon that cannot confirm its copy of the state with etcd (cut off from it) goes on letting users in, before it refuses sign-ins and Gateway access; 0 for no bound")
+	etcdNames = append(etcdNames, "etcd-max-stale")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	c.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"json", "text"}, cobra.ShellCompDirectiveNoFileComp))
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -64,6 +66,9 @@ either it waits for 'idrecon apply' (push mode).`,
 		}
 		if err := flagsNeed(fs, *etcdEndpoints != "", "--etcd", etcdNames...); err != nil {
 			return err
+		}
+		if *maxStale < 0 {
+			return usageErrorf("--etcd-max-stale %s: want 0 (no bound) or a positive duration, such as 5m", *maxStale)
 		}
 		if *interval <= 0 {
 			// The reconciler takes zero or less for its default.
@@ -118,6 +123,9 @@ either it waits for 'idrecon apply' (push mode).`,
 		cfg.Git = gitOpts()
 		if *etcdEndpoints != "" {
 			cfg.Etcd = etcd(*etcdEndpoints)
+			if cfg.Etcd.MaxStale = *maxStale; *maxStale == 0 {
+				cfg.Etcd.MaxStale = -1 // no bound; the daemon's zero is its default
+			}
 		}
 		cfg.AdminInsecureHTTP = *adminInsecure
 		if cfg.WebhookSecret, err = secretFrom(env, "webhook-secret-file", *webhookSecretFile, "IDRECON_WEBHOOK_SECRET"); err != nil {
