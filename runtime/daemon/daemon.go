@@ -424,7 +424,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 	decider := gateway.Decider(gateway.StoreDecider{Store: st})
 	if sh != nil {
-		samlOpts.Sessions, samlOpts.Replay, samlOpts.PendingKey = sh.saml, sh.saml, sh.pendingKey
+		samlOpts.Sessions, samlOpts.Replay, samlOpts.Logouts, samlOpts.PendingKey = sh.saml, sh.saml, sh.saml, sh.pendingKey
 		samlOpts.UntaggedSessionsUntil = sh.untaggedUntil
 		// A stuck mirror holds a state frozen at some revision: a user
 		// disabled since would still be let in. Readiness drains the

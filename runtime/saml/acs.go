@@ -514,7 +514,11 @@ func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, 
 		returnTo = list[i].ReturnTo
 		rest = slices.Delete(list, i, i+1)
 	}
-	if at, ok := s.loggedOut.get(store.Fold(ch.nameID), now); ok && ch.issued.Before(at) {
+	at, loggedOut, err := s.logouts.LoggedOut(r.Context(), store.Fold(ch.nameID))
+	if err != nil {
+		return "", nil, fmt.Errorf("logout record: %w", err)
+	}
+	if loggedOut && ch.issued.Before(at) {
 		// Issued before the IdP's LogoutRequest for the user, which
 		// applies to it too (SAML core §3.7.3.2): the IdP's clock dates
 		// both, so skew does not enter. One issued at the same instant
@@ -561,10 +565,11 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 	}
 	returnTo, rest, err := s.consume(c, ch, r, r.PostForm.Get("RelayState"), now)
 	if _, refused := errors.AsType[*ResponseError](err); err != nil && !refused {
-		// The replay cache could not say whether the assertion is new
-		// (etcd unavailable): nothing is wrong with the response, which
-		// signs in once it can be checked (its pending sign-in is kept).
-		s.log.Error("saml: sign-in: replay check", "err", err)
+		// The replay cache or the logout record could not say whether
+		// the assertion may sign in (etcd unavailable): nothing is wrong
+		// with the response, which signs in once it can be checked (its
+		// pending sign-in is kept).
+		s.log.Error("saml: sign-in: replay or logout check", "err", err)
 		s.errorPage(w, c, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be checked; try again.")
 		return
 	}

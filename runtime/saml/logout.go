@@ -276,7 +276,13 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, c, http.StatusServiceUnavailable, "Logout failed", "The logout request could not be checked; try again.")
 		return
 	}
-	s.rememberLogout(req, c.skew)
+	recErr := s.rememberLogout(r.Context(), req, c.skew)
+	if recErr != nil {
+		// Sessions end below all the same; an assertion issued before
+		// the logout may still sign the user in (on another daemon), so
+		// the IdP is told the logout is partial.
+		s.log.Error("saml: idp-initiated logout: record the logout", "err", recErr)
+	}
 	id, se, own := s.sessionOf(r)
 	// Every session of the NameID ends, whatever SessionIndex elements the
 	// request names (SAML core §3.7.3.2 requires the named ones to end).
@@ -304,7 +310,7 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 	}
 	// The IdP is told the logout is partial when the user's sessions may
 	// live on elsewhere, rather than reporting the user signed out.
-	doc := logoutResponse(c, req.ID, s.now(), delErr == nil)
+	doc := logoutResponse(c, req.ID, s.now(), delErr == nil && recErr == nil)
 	dest, err := redirectURL(c, c.idp.SLOURL, "SAMLResponse", doc, q.Get("RelayState"), true)
 	if err != nil {
 		s.log.Error("saml: build LogoutResponse", "err", err)
@@ -315,18 +321,13 @@ func (s *Server) serveSLO(c *config, w http.ResponseWriter, r *http.Request) {
 }
 
 // rememberLogout records the instant of req, an accepted LogoutRequest,
-// for its NameID (see logoutMemory), keeping the later of two.
-func (s *Server) rememberLogout(req *logoutRequest, skew time.Duration) {
+// for its NameID (see logoutMemory).
+func (s *Server) rememberLogout(ctx context.Context, req *logoutRequest, skew time.Duration) error {
 	at, err := time.Parse(time.RFC3339, req.IssueInstant) // checkLogoutRequest parsed it
 	if err != nil {
-		return
+		return err
 	}
-	key, now := store.Fold(req.NameID), s.now()
-	if prev, ok := s.loggedOut.get(key, now); ok && prev.After(at) {
-		at = prev
-	}
-	s.loggedOut.del(key)
-	s.loggedOut.add(key, at, now.Add(logoutMemory+skew), now)
+	return s.logouts.RecordLogout(ctx, store.Fold(req.NameID), at, s.now().Add(logoutMemory+skew))
 }
 
 // serveLogoutResponse takes the IdP's answer to serveLogout's

@@ -40,10 +40,8 @@ const (
 // An IdP LogoutRequest applies to the assertions for its user issued
 // before it, even those arriving after it (SAML core §3.7.3.2). Each
 // user's latest logout instant is kept for logoutMemory, longer than Entra
-// lets a SAML token live, in a table of at most maxLoggedOut users; only
-// LogoutRequests whose signature verified add to it, so no client fills it.
-// It is this process's: a LogoutRequest taken by another daemon of a
-// cluster, or before a restart, is not known here.
+// lets a SAML token live, in Options.Logouts: by default in this process,
+// for at most maxLoggedOut users.
 const (
 	logoutMemory = 24 * time.Hour
 	maxLoggedOut = 100000
@@ -94,6 +92,9 @@ type Options struct {
 	// assertions (default: in this process, bounded).
 	Sessions SessionStore
 	Replay   ReplayCache
+	// Logouts keeps the IdP's logouts (default: in this process, bounded);
+	// daemons that share Sessions share it too.
+	Logouts LogoutLog
 	// PendingKey (32 bytes) seals the pending sign-in cookie when the SP has
 	// no signing key to derive one from. Daemons that share it open each
 	// other's cookies; default: random, so a sign-in ends where it started.
@@ -155,23 +156,23 @@ type Server struct {
 	// daemons on one session store share.
 	sessionIDs    sessionIDs
 	untaggedUntil time.Time
-	// loggedOut is when the IdP's latest LogoutRequest for a NameID
+	// logouts is when the IdP's latest LogoutRequest for a NameID
 	// (store.Fold) was issued, by its clock; see logoutMemory.
-	loggedOut *ttlMap[time.Time]
+	logouts LogoutLog
 }
 
 // NewServer returns a Server on st. Nothing is initialised until the first
 // request or Ready call.
 func NewServer(st *store.Store, opts Options) *Server {
 	s := &Server{
-		st:        st,
-		log:       opts.Logger,
-		now:       opts.Now,
-		authz:     opts.Authorizer,
-		obs:       opts.Observer,
-		replay:    opts.Replay,
-		sessions:  opts.Sessions,
-		loggedOut: newTTLMap[time.Time](maxLoggedOut),
+		st:       st,
+		log:      opts.Logger,
+		now:      opts.Now,
+		authz:    opts.Authorizer,
+		obs:      opts.Observer,
+		replay:   opts.Replay,
+		sessions: opts.Sessions,
+		logouts:  opts.Logouts,
 	}
 	s.pendingKey = opts.PendingKey
 	if len(s.pendingKey) != 32 {
@@ -192,6 +193,9 @@ func NewServer(st *store.Store, opts Options) *Server {
 	if s.replay == nil {
 		s.replay = newMemReplay(s.now)
 		s.replayFrom = s.now()
+	}
+	if s.logouts == nil {
+		s.logouts = newMemLogouts(s.now)
 	}
 	if s.authz == nil {
 		panic("saml: Options.Authorizer is required")

@@ -3,6 +3,7 @@ package saml
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/store"
@@ -43,6 +44,51 @@ type SessionStore interface {
 type ReplayCache interface {
 	// FirstUse records key until expires and reports whether it was new.
 	FirstUse(ctx context.Context, key string, expires time.Time) (bool, error)
+}
+
+// LogoutLog remembers when the IdP last logged each user out: the
+// IssueInstant of its latest accepted LogoutRequest for the user, under the
+// user's folded NameID (store.Fold). An assertion issued before it is
+// refused (SAML core §3.7.3.2; see logoutMemory). Daemons that share their
+// sessions share this too, or one would take an assertion that another's
+// logout applies to.
+type LogoutLog interface {
+	// RecordLogout records at for key until expires, keeping the later of
+	// at and an instant recorded before.
+	RecordLogout(ctx context.Context, key string, at, expires time.Time) error
+	// LoggedOut returns the instant recorded for key; ok false if none.
+	LoggedOut(ctx context.Context, key string) (at time.Time, ok bool, err error)
+}
+
+// memLogouts is the in-process LogoutLog, a table of at most maxLoggedOut
+// users: only LogoutRequests whose signature verified add to it, so no
+// client fills it. It starts empty at every start, which the in-process
+// replay cache covers: it refuses every assertion issued before the start.
+type memLogouts struct {
+	mu  sync.Mutex // makes RecordLogout's read and write one step
+	m   *ttlMap[time.Time]
+	now func() time.Time
+}
+
+func newMemLogouts(now func() time.Time) *memLogouts {
+	return &memLogouts{m: newTTLMap[time.Time](maxLoggedOut), now: now}
+}
+
+func (l *memLogouts) RecordLogout(_ context.Context, key string, at, expires time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if prev, ok := l.m.get(key, now); ok && prev.After(at) {
+		at = prev
+	}
+	l.m.del(key)
+	l.m.add(key, at, expires, now)
+	return nil
+}
+
+func (l *memLogouts) LoggedOut(_ context.Context, key string) (time.Time, bool, error) {
+	at, ok := l.m.get(key, l.now())
+	return at, ok, nil
 }
 
 // memSessions is the in-process SessionStore: a bounded table that drops

@@ -102,6 +102,7 @@ func spDaemon(t *testing.T, st *samletcd.Store, db *store.Store, now func() time
 		Logger:                slog.New(slog.DiscardHandler),
 		Sessions:              st,
 		Replay:                st,
+		Logouts:               st,
 		PendingKey:            key,
 		UntaggedSessionsUntil: untagged,
 		Now:                   now,

@@ -1,10 +1,12 @@
 // Package samletcd keeps the SAML sign-in state in etcd, shared by every
-// daemon on one cluster: the signed-in sessions (saml.SessionStore) and the
-// assertions and IdP LogoutRequests consumed (saml.ReplayCache). A browser
+// daemon on one cluster: the signed-in sessions (saml.SessionStore), the
+// assertions and IdP LogoutRequests consumed (saml.ReplayCache) and the
+// instant of each user's latest IdP logout (saml.LogoutLog). A browser
 // signed in on one daemon is signed in on all, a session survives the
-// restart of the daemon that made it, and an assertion or LogoutRequest
+// restart of the daemon that made it, an assertion or LogoutRequest
 // consumed on one daemon is refused on every other, decided by an etcd
-// transaction.
+// transaction, and so is an assertion issued before an IdP logout that
+// another daemon took.
 //
 // Keys hold a SHA-256 of the session id or assertion, never the value
 // itself (a session id is a bearer credential). A user's sessions are also
@@ -56,8 +58,8 @@ import (
 // sessions are read from etcd again.
 const maxCached = 100_000
 
-// Store is a saml.SessionStore and saml.ReplayCache on etcd. Keep Run
-// going so the cache hears of sessions ended elsewhere.
+// Store is a saml.SessionStore, saml.ReplayCache and saml.LogoutLog on
+// etcd. Keep Run going so the cache hears of sessions ended elsewhere.
 type Store struct {
 	cli     *clientv3.Client
 	prefix  string
@@ -625,6 +627,60 @@ func (s *Store) FirstUse(ctx context.Context, key string, expires time.Time) (bo
 	k := s.replayKey(key)
 	first, _, err := s.put(ctx, k, "", expires, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
 	return first, err
+}
+
+func (s *Store) logoutKey(key string) string { return s.prefix + "logout/" + hash(key) }
+
+// logoutTries bounds RecordLogout's attempts: each fails only when another
+// daemon recorded a logout of the same user in between.
+const logoutTries = 5
+
+// RecordLogout implements saml.LogoutLog: the later of at and the instant
+// recorded before is written on a lease until expires, in a transaction
+// that compares the key with what was read, so that of two daemons taking
+// logouts of one user at once, the later instant stays.
+func (s *Store) RecordLogout(ctx context.Context, key string, at, expires time.Time) error {
+	k := s.logoutKey(key)
+	for range logoutTries {
+		prev, rev, err := s.loggedOut(ctx, k)
+		if err != nil {
+			return err
+		}
+		if prev.After(at) {
+			at = prev
+		}
+		ok, _, err := s.put(ctx, k, at.UTC().Format(time.RFC3339Nano), expires, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
+		if err != nil || ok {
+			return err
+		}
+	}
+	return unavailable(fmt.Errorf("the logout record of a user changed %d times while this daemon wrote it", logoutTries))
+}
+
+// LoggedOut implements saml.LogoutLog with one linearizable read: a logout
+// taken by another daemon a moment ago is found.
+func (s *Store) LoggedOut(ctx context.Context, key string) (time.Time, bool, error) {
+	at, rev, err := s.loggedOut(ctx, s.logoutKey(key))
+	return at, rev != 0, err
+}
+
+// loggedOut reads the logout record at k: its instant and the revision it
+// was written at (0: there is none).
+func (s *Store) loggedOut(ctx context.Context, k string) (time.Time, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, k)
+	if err != nil {
+		return time.Time{}, 0, unavailable(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return time.Time{}, 0, nil
+	}
+	at, err := time.Parse(time.RFC3339Nano, string(resp.Kvs[0].Value))
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("samletcd: logout record: %w", err)
+	}
+	return at, resp.Kvs[0].ModRevision, nil
 }
 
 // heardDelete drops key, deleted at rev, from the cache (see remember).

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,6 +92,58 @@ func TestLogoutRequestReplayAcrossDaemons(t *testing.T) {
 	}
 	if got := a.get(t, captured); got != http.StatusForbidden || a.lastResult() != saml.CodeReplay {
 		t.Fatalf("first daemon, the replayed LogoutRequest: status %d result %q, want 403 %q", got, a.lastResult(), saml.CodeReplay)
+	}
+}
+
+// TestIDPLogoutAppliesOnEveryDaemon: an IdP LogoutRequest applies to the
+// assertions for its user issued before it (SAML core §3.7.3.2). Taken by
+// one daemon, it must be known to the others: an assertion issued before
+// it, delivered to another daemon after it, must not sign the user in
+// there. The user's next assertion does, and of two logouts recorded out
+// of order the later one stays.
+func TestIDPLogoutAppliesOnEveryDaemon(t *testing.T) {
+	now, clock, idpKey := fixedClock(t)
+	c := etcdtest.Start(t, 1)
+	a := newSLODaemon(t, daemonStore(t, c.Client(t), 5*time.Second), idpKey, clock)
+	b := newSLODaemon(t, daemonStore(t, c.Client(t), 5*time.Second), idpKey, clock)
+	post := func(d *sloDaemon, issued time.Time) int {
+		t.Helper()
+		doc, err := testidp.Response(testidp.ResponseOptions{
+			Now: issued, Tenant: sloTenant, Recipient: sloBaseURL + "/saml/acs", Audiences: []string{sloBaseURL + "/saml"},
+			NameID: ann, Key: idpKey, SignAssertion: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := testidp.Encode(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := noRedirects.PostForm(d.ts.URL+"/saml/acs", url.Values{"SAMLResponse": {enc}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	logout := func(d *sloDaemon, issued time.Time) {
+		t.Helper()
+		q, err := testidp.RedirectQuery("SAMLRequest", testidp.LogoutRequest(sloTenant, sloBaseURL+"/saml/slo", "ANN@contoso.com", issued), "", idpKey, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.get(t, "/saml/slo?"+q); got != http.StatusFound || d.lastResult() != "logout" {
+			t.Fatalf("LogoutRequest issued at %v: status %d result %q, want it obeyed", issued, got, d.lastResult())
+		}
+	}
+	logout(a, now.Add(-time.Second))
+	logout(b, now.Add(-3*time.Second)) // arrives later, issued earlier
+	if got := post(b, now.Add(-2*time.Second)); got != http.StatusForbidden || b.lastResult() != saml.CodeLoggedOut {
+		t.Errorf("an assertion issued before the logout another daemon took: status %d result %q, want 403 %q", got, b.lastResult(), saml.CodeLoggedOut)
+	}
+	if got := post(b, now); got != http.StatusSeeOther {
+		t.Errorf("the user's assertion issued after the logout: status %d result %q, want signed in", got, b.lastResult())
 	}
 }
 
