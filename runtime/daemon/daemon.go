@@ -463,6 +463,11 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 			Help: "1 while this daemon leads the reconciler (applies the spec), else 0."}, sh.leading)); err != nil {
 			return nil, cleanup, fmt.Errorf("etcd metrics: %w", err)
 		}
+		if err := met.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idrecon_etcd_mirror_confirmed_age_seconds",
+			Help: "Time since this daemon last confirmed its mirror holds etcd's state; past --etcd-max-stale it refuses sign-ins and Gateway access."},
+			func() float64 { return time.Since(sh.state.Confirmed()).Seconds() })); err != nil {
+			return nil, cleanup, fmt.Errorf("etcd metrics: %w", err)
+		}
 		if err := met.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idrecon_etcd_lease_renewals_total",
 			Help: "Keep-alives of this daemon's reconciler election lease that etcd answered."},
 			func() float64 { return float64(sh.renewals.Load()) })); err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +174,16 @@ func TestCutOffReplicaRefusesAccess(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("sign-in on the cut-off daemon: %d Retry-After %q, want 503 with it", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	_, m := a.call(t, "GET", a.admin+"/metrics", "", nil)
+	var age float64
+	for line := range strings.Lines(string(m)) {
+		if v, ok := strings.CutPrefix(line, "idrecon_etcd_mirror_confirmed_age_seconds "); ok {
+			age, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if age <= maxStale.Seconds() {
+		t.Errorf("idrecon_etcd_mirror_confirmed_age_seconds %v while refusing, want more than %v", age, maxStale.Seconds())
 	}
 	if why := a.status(t).Components["etcd"]; !strings.Contains(why, "--etcd-max-stale") || !strings.Contains(why, "refuses sign-ins and Gateway access") {
 		t.Errorf("a's status does not say why it refuses: %q", why)

@@ -319,7 +319,7 @@ func TestReconcileLeaderHandsOver(t *testing.T) {
 			leaders++
 			leader = i
 		}
-		for _, want := range []string{"idrecon_etcd_mirror_revision ", "idrecon_etcd_commit_duration_seconds_count", "idrecon_etcd_watch_lag_seconds_bucket"} {
+		for _, want := range []string{"idrecon_etcd_mirror_revision ", "idrecon_etcd_commit_duration_seconds_count", "idrecon_etcd_watch_lag_seconds_bucket", "idrecon_etcd_mirror_confirmed_age_seconds "} {
 			if !strings.Contains(string(m), want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
