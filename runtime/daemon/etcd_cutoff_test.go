@@ -125,7 +125,7 @@ func TestCutOffReplicaRefusesAccess(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	net := &cutter{}
 	defer net.heal() // lets the daemon stop
-	const maxStale = 3 * time.Second
+	const maxStale = 5 * time.Second
 	a := start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), Etcd: &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/idrecon-test/",
 		Name: "cut-a", MaxStale: maxStale, dialOptions: net.dialOptions()}})
 	b := startReplica(t, specDir, c.Endpoints, "whole-b")
