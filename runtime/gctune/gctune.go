@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
@@ -170,7 +171,10 @@ const (
 
 // Follow keeps the soft memory limit at twice the live heap plus Headroom,
 // never above the limit Apply derived from the machine unless the live heap
-// itself outgrew it (then the live heap plus Headroom), until ctx ends. With
+// itself outgrew it (then the live heap plus Headroom), until ctx ends: at
+// every tick, and after every collection, since a heap growing fast (a
+// large apply, a burst of writes) outgrows in a second the limit taken
+// from the last tick and is then collected back to back. With
 // a high GC target, a small heap then collects rarely and a large one stays
 // near twice what it holds while it is written to. And once the allocation
 // rate falls below Quiet with more than Returnable of free heap held, Follow
@@ -186,6 +190,8 @@ func Follow(ctx context.Context, s Settings, every time.Duration) {
 		{Name: "/memory/classes/heap/free:bytes"},
 		{Name: "/memory/classes/heap/objects:bytes"},
 	}
+	collected := make(chan struct{}, 1)
+	notifyCollections(ctx, collected)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -199,12 +205,45 @@ func Follow(ctx context.Context, s Settings, every time.Duration) {
 				debug.FreeOSMemory()
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		for ticked := false; !ticked; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				ticked = true
+			case <-collected:
+				// Only the limit: quiet spells are judged over the
+				// ticks, not over the time between two collections.
+				metrics.Read(sample[:1])
+				if v := sample[0].Value; v.Kind() == metrics.KindUint64 && f.ceiling > 0 && v.Uint64() > 0 {
+					debug.SetMemoryLimit(limitFor(int64(v.Uint64()), f.ceiling))
+				}
+			}
 		}
 	}
+}
+
+// notifyCollections sends on ch, unless a send is pending, after each
+// collection until ctx ends. The runtime has no hook at the end of a
+// cycle, but it runs an unreachable object's finalizer after the cycle
+// that found it: the finalizer sends, and makes its object a finalizer's
+// again, for the next cycle.
+func notifyCollections(ctx context.Context, ch chan<- struct{}) {
+	// A pointer keeps the object out of the tiny allocator, whose blocks
+	// may be kept alive by a neighbour, never finalized.
+	type sentinel struct{ _ *byte }
+	var rearm func(*sentinel)
+	rearm = func(o *sentinel) {
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+		runtime.SetFinalizer(o, rearm)
+	}
+	runtime.SetFinalizer(&sentinel{}, rearm)
 }
 
 func uint64s(sample []metrics.Sample) ([4]int64, bool) {

@@ -1,6 +1,10 @@
 package gctune
 
 import (
+	"context"
+	"math"
+	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 )
@@ -76,4 +80,38 @@ func TestNoLimitBeforeTheFirstCollection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLimitFollowsACollection: a heap that grows fast (a large apply)
+// outgrows the limit of the last tick within the second, and would be
+// collected back to back until the next: the limit must follow each
+// collection. The ticks here are an hour apart, so only a collection can
+// move it.
+func TestLimitFollowsACollection(t *testing.T) {
+	old := debug.SetMemoryLimit(math.MaxInt64)
+	defer debug.SetMemoryLimit(old)
+	runtime.GC() // so the first tick reads a live heap
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); Follow(ctx, Settings{Uncapped: true}, time.Hour) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(what string, cond func(limit int64) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond(debug.SetMemoryLimit(-1)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: limit %d MiB after 10 s", what, debug.SetMemoryLimit(-1)>>20)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("the first tick", func(limit int64) bool { return limit != math.MaxInt64 })
+	const grown = 256 << 20
+	var hold [][]byte
+	for range grown >> 20 {
+		hold = append(hold, make([]byte, 1<<20))
+	}
+	runtime.GC()
+	waitFor("the limit after the heap grew", func(limit int64) bool { return limit >= 2*grown+Headroom })
+	runtime.KeepAlive(hold)
 }
