@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,6 +209,72 @@ func TestOpenConnectionsCutWhenAccessEnds(t *testing.T) {
 	}
 	if err := pingEcho(bobConn, bobR); err != nil {
 		t.Errorf("bob's connection, access unchanged: %v", err)
+	}
+	if n := g.Stats().Cut; n != 1 {
+		t.Errorf("Stats().Cut = %d, want 1", n)
+	}
+}
+
+// TestOpenConnectionsCutWhileAccessCannotBeChecked: a daemon whose state
+// can no longer be trusted (its etcd mirror stuck, or cut off past
+// --etcd-max-stale) answers every decision with an error, and refuses new
+// requests with 503. Its open WebSockets must not outlast that: a user
+// disabled through the other daemons would keep one for as long as the
+// outage lasts. One failed recheck is let pass, so a blip cuts nobody.
+func TestOpenConnectionsCutWhileAccessCannotBeChecked(t *testing.T) {
+	up := lineEchoSocket(t)
+	var failing atomic.Int64 // rechecks still to fail; <0 fails every one
+	var calls atomic.Int64
+	dec := gateway.DeciderFunc(func(ctx context.Context, name string) (gateway.Access, error) {
+		calls.Add(1)
+		if n := failing.Load(); n < 0 || n > 0 && failing.CompareAndSwap(n, n-1) {
+			return gateway.Access{}, errDecider
+		}
+		return people.Access(ctx, name)
+	})
+	const recheck = 20 * time.Millisecond
+	g, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL}, gateway.Deps{Decider: dec, Recheck: recheck})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second)) // a hang fails rather than blocks the run
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nCookie: idrecon_session=tok-ann\r\n\r\n")
+	br := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// waitCalls returns once the decider has been asked n more times: the
+	// recheck before the last has then been acted on.
+	waitCalls := func(n int64) {
+		t.Helper()
+		want := calls.Load() + n
+		deadline := time.Now().Add(10 * time.Second)
+		for calls.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("decider asked %d times, want %d", calls.Load(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	failing.Store(1) // one recheck fails, the next succeed
+	waitCalls(3)
+	if err := pingEcho(conn, br); err != nil {
+		t.Fatalf("connection cut by one failed recheck: %v", err)
+	}
+	if n := g.Stats().Cut; n != 0 {
+		t.Errorf("Stats().Cut = %d after one failed recheck, want 0", n)
+	}
+
+	failing.Store(-1) // access cannot be checked any more
+	deadline := time.Now().Add(10 * time.Second)
+	for pingEcho(conn, br) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("connection still open 10s after access could no longer be checked")
+		}
+		time.Sleep(recheck)
 	}
 	if n := g.Stats().Cut; n != 1 {
 		t.Errorf("Stats().Cut = %d, want 1", n)

@@ -61,7 +61,9 @@
 // a configuration that does both, exercised by the package's tests.
 //
 // Upgraded and streaming connections are decided again every
-// Deps.Recheck while they last, and closed once their user is refused.
+// Deps.Recheck while they last, and closed once their user is refused, or
+// once access could not be checked at two rechecks in a row (the new
+// requests of that time are refused with 503).
 //
 // The application must be reachable only through idrecon or the proxy: a
 // plain header is unsigned, so network isolation (or Config.SharedSecret,

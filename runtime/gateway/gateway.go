@@ -220,13 +220,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// forwards reports whether p is under PathPrefix and not reserved.
+// forwards reports whether p is under PathPrefix and not reserved. A
+// reserved path is looked for also as the application maps p (MappedPath):
+// "/saml;x/login" and "//saml/login" are /saml/login to Tomcat, so passing
+// them on would forward a reserved path all the same.
 func (g *Gateway) forwards(p string) bool {
 	if !underPrefix(p, g.cfg.PathPrefix) {
 		return false
 	}
+	mapped := MappedPath(p)
 	for _, res := range g.deps.Reserved {
-		if underPrefix(p, res) {
+		if underPrefix(p, res) || underPrefix(mapped, res) {
 			return false
 		}
 	}
@@ -471,13 +475,28 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	}
 	kept := sc[:0:0]
 	for _, v := range sc {
-		name, _, _ := strings.Cut(v, "=")
-		if !g.ownCookie(strings.TrimSpace(name)) {
+		if !g.ownCookie(returnedName(v)) {
 			kept = append(kept, v)
 		}
 	}
 	resp.Header["Set-Cookie"] = kept
 	return nil
+}
+
+// returnedName is the name a server reads from the cookie a browser keeps
+// for the Set-Cookie value v. Browsers keep a pair without a name ("=v",
+// or "v" with no '=') as a nameless cookie and send back its value alone,
+// so "=idrecon_session=x" returns as "idrecon_session=x": its name is the
+// value's, up to its first '='.
+func returnedName(v string) string {
+	pair, _, _ := strings.Cut(v, ";")
+	name, value, hasEq := strings.Cut(pair, "=")
+	if !hasEq {
+		name = pair
+	} else if strings.TrimSpace(name) == "" {
+		name, _, _ = strings.Cut(value, "=")
+	}
+	return strings.TrimSpace(name)
 }
 
 // upstreamError answers 502 (504 when the upstream was too slow) with a

@@ -19,6 +19,9 @@ type liveRequest struct {
 	cookie []string // the request's Cookie header; r itself belongs to its handler
 	since  time.Time
 	cancel context.CancelFunc
+	// failed is set while the last recheck could not decide; only
+	// recheckLoop, of which one runs at a time, reads or writes it.
+	failed bool
 }
 
 // track registers r and returns the request to proxy, bound to a context
@@ -74,7 +77,18 @@ func (g *Gateway) recheckLoop() {
 		}
 		for _, lr := range due {
 			probe := &http.Request{Header: http.Header{"Cookie": lr.cookie}}
-			if _, reason := g.decide(probe); reason != "" && reason != ReasonDecisionError {
+			_, reason := g.decide(probe)
+			if reason == ReasonDecisionError && !lr.failed {
+				// One failed decision may be a blip. A daemon whose state
+				// cannot be trusted fails every decision for as long as
+				// that lasts, and refuses new requests meanwhile; an open
+				// connection must not outlast it either, since its user
+				// may have been disabled through the other daemons.
+				lr.failed = true
+				continue
+			}
+			lr.failed = false
+			if reason != "" {
 				g.counters.cut.Add(1)
 				lr.cancel()
 			}

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,52 @@ func TestProxyPaths(t *testing.T) {
 	}
 }
 
+// TestProxyReservedAsTheApplicationMaps: a reserved path stays reserved
+// in every spelling the application maps onto it. Tomcat drops each
+// segment's ";parameters" and merges runs of '/', so "/ssc/internal;x/y"
+// and "/ssc//internal/y" are /ssc/internal/y to it; forwarding them would
+// hand the application a path the Gateway promised never to forward.
+func TestProxyReservedAsTheApplicationMaps(t *testing.T) {
+	up, hits := echoUpstream(t)
+	_, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL, PathPrefix: "/ssc"}, gateway.Deps{
+		Reserved: append([]string{"/ssc/internal"}, gateway.DefaultReserved...),
+	})
+	_, root := newFrontDoor(t, gateway.Config{Upstream: up.URL}, gateway.Deps{})
+	for _, tc := range []struct {
+		base *httptest.Server
+		path string
+	}{
+		{srv, "/ssc/internal;x/secret"},
+		{srv, "/ssc/internal;x"},
+		{srv, "/ssc//internal/secret"},
+		{srv, "/ssc/;/internal/secret"},
+		{srv, "/ssc/internal//secret"},
+		{root, "/saml;x/login"},
+		{root, "//saml/login"},
+		{root, "/metrics;x"},
+		{root, "/auth;x/verify"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			before := hits.Load()
+			u, _ := url.Parse(tc.base.URL)
+			u.Opaque = "//" + u.Host + tc.path // sent as written, not cleaned
+			req := &http.Request{Method: "GET", URL: u, Header: http.Header{}}
+			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: "tok-ann"})
+			resp, err := noRedirects.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("status %d, want 404", resp.StatusCode)
+			}
+			if n := hits.Load() - before; n != 0 {
+				t.Errorf("forwarded to the upstream %d times", n)
+			}
+		})
+	}
+}
+
 // TestProxyCookies: idrecon's cookies (its session, and every idrecon_
 // name: the pending sign-in, the console's) never reach the upstream, the
 // application's cookies do, and the upstream cannot set ours.
@@ -192,6 +239,37 @@ func TestProxyCookies(t *testing.T) {
 				t.Errorf("cookies %v, want JSESSIONID only", resp.Cookies())
 			}
 		})
+	}
+}
+
+// TestProxyNamelessCookiesCannotPlantOurs: a browser keeps a Set-Cookie
+// without a name ("=v", or "v" with no '=') as a nameless cookie, and sends
+// it back as its value alone: "=idrecon_session=x" comes back as
+// "idrecon_session=x", which idrecon reads as its session cookie. So the
+// upstream could fix a browser's session through it; such cookies are
+// dropped like the named ones.
+func TestProxyNamelessCookiesCannotPlantOurs(t *testing.T) {
+	planted := []string{
+		"=idrecon_session=planted",
+		"=idrecon_session=planted; Path=/; HttpOnly",
+		" = idrecon_session =planted",
+		"=idrecon_console=planted",
+		"idrecon_session",
+		"idrecon_session; Path=/",
+		"=idrecon_session",
+	}
+	kept := []string{"JSESSIONID=j1; Path=/", "=nameless", "lookalike; Path=/"}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Set-Cookie"] = append(append([]string{}, planted...), kept...)
+	}))
+	defer up.Close()
+	_, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL}, gateway.Deps{})
+	resp := do(t, "GET", srv.URL+"/", "tok-ann", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	if got := resp.Header["Set-Cookie"]; !slices.Equal(got, kept) {
+		t.Errorf("Set-Cookie %q, want %q", got, kept)
 	}
 }
 
