@@ -220,15 +220,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// forwards reports whether p is under PathPrefix and not reserved. A
-// reserved path is looked for also as the application maps p (MappedPath):
-// "/saml;x/login" and "//saml/login" are /saml/login to Tomcat, so passing
-// them on would forward a reserved path all the same.
+// forwards reports whether p is under PathPrefix and not reserved, as
+// written or as the application maps it (MappedPath): "//ssc/x" is
+// /ssc/x to Tomcat, and the daemon picks this Gateway for it by that; and
+// "/saml;x/login" and "//saml/login" are /saml/login, so passing them on
+// would forward a reserved path all the same.
 func (g *Gateway) forwards(p string) bool {
-	if !underPrefix(p, g.cfg.PathPrefix) {
+	mapped := MappedPath(p)
+	if !underPrefix(p, g.cfg.PathPrefix) && !underPrefix(mapped, g.cfg.PathPrefix) {
 		return false
 	}
-	mapped := MappedPath(p)
 	for _, res := range g.deps.Reserved {
 		if underPrefix(p, res) || underPrefix(mapped, res) {
 			return false

@@ -194,6 +194,33 @@ func TestProxyReservedAsTheApplicationMaps(t *testing.T) {
 	}
 }
 
+// TestProxyUnderItsPrefixAsTheApplicationMaps: the daemon picks the
+// Gateway by the path as the application maps it, so "//ssc/x" and
+// "/ssc;jsessionid=1/x" come to the Gateway of /ssc, and are under it for
+// the application too: an entitled user's request is decided and
+// forwarded as written, not answered 404.
+func TestProxyUnderItsPrefixAsTheApplicationMaps(t *testing.T) {
+	up, hits := echoUpstream(t)
+	_, srv := newFrontDoor(t, gateway.Config{Upstream: up.URL, PathPrefix: "/ssc"}, gateway.Deps{})
+	for _, path := range []string{"//ssc/x", "/ssc;jsessionid=1/x", "///ssc//x"} {
+		t.Run(path, func(t *testing.T) {
+			before := hits.Load()
+			u, _ := url.Parse(srv.URL)
+			u.Opaque = "//" + u.Host + path // sent as written, not cleaned
+			req := &http.Request{Method: "GET", URL: u, Header: http.Header{}}
+			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: "tok-ann"})
+			resp, err := noRedirects.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || hits.Load()-before != 1 {
+				t.Errorf("status %d, forwarded %d times; want 200, once", resp.StatusCode, hits.Load()-before)
+			}
+		})
+	}
+}
+
 // TestProxyCookies: idrecon's cookies (its session, and every idrecon_
 // name: the pending sign-in, the console's) never reach the upstream, the
 // application's cookies do, and the upstream cannot set ours.
