@@ -54,6 +54,11 @@ type EtcdConfig struct {
 	// zero, no bound): a daemon cut off from etcd learns of no user
 	// disabled and no access revoked through the others.
 	MaxStale time.Duration
+	// MaxTxnOps is the cluster's --max-txn-ops (default
+	// etcdstate.DefaultMaxTxnOps, etcd's own): raised on both, a spec
+	// change of more documents applies, and a group's members go in
+	// fewer transactions.
+	MaxTxnOps int
 
 	// dialOptions are added to the etcd client's (tests intercept one
 	// daemon's calls with them).
@@ -335,8 +340,8 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 		return nil, nil, nil, err
 	}
 	sh := &shared{}
-	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: ec.Prefix, Timeout: ec.Timeout, Logger: log.With("component", "etcd"),
-		Fence: sh.fence})
+	state, err := etcdstate.New(etcdstate.Options{Client: cli, Prefix: ec.Prefix, Timeout: ec.Timeout, MaxTxnOps: ec.MaxTxnOps,
+		Logger: log.With("component", "etcd"), Fence: sh.fence})
 	if err != nil {
 		cli.Close()
 		return nil, nil, nil, err

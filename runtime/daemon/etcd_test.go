@@ -742,3 +742,44 @@ func folderRevision(t *testing.T, dir string) string {
 	}
 	return set.Revision
 }
+
+// TestLargeSpecChangeOnEtcd: one spec revision's changes go to etcd in one
+// transaction, so a change of more documents than etcd's --max-txn-ops is
+// refused whole, with the limit named; raised on the cluster and on the
+// daemon, the same change applies.
+func TestLargeSpecChangeOnEtcd(t *testing.T) {
+	c := etcdtest.StartWith(t, 1, func(cfg *embed.Config) { cfg.MaxTxnOps = 1024 })
+	var apps strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&apps, "---\napiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: app%03d\nspec:\n  versions: [\"1.0\"]\n", i)
+	}
+	for _, tc := range []struct {
+		name      string
+		maxTxnOps int
+		applies   bool
+	}{
+		{"the daemon at etcd's default", 0, false},
+		{"raised on both", 1024, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			specDir := copyDir(t, "../../examples/entra")
+			write(t, filepath.Join(specDir, "apps-200.yaml"), apps.String())
+			d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), Etcd: &EtcdConfig{Endpoints: c.Endpoints,
+				Prefix: "/" + strings.ReplaceAll(tc.name, " ", "-") + "/", MaxTxnOps: tc.maxTxnOps}})
+			eventually(t, "the first reconcile", func() bool { return d.status(t).LastResult != "" })
+			st := d.status(t)
+			if tc.applies {
+				if st.LastResult != "ok" {
+					t.Fatalf("status %q: %s", st.LastResult, st.LastError)
+				}
+				if code, _ := d.call(t, "GET", d.admin+"/v1/resources/Application/app199", adminTok, nil); code != 200 {
+					t.Errorf("app199: %d, want applied", code)
+				}
+				return
+			}
+			if st.LastResult != "refused" || !strings.Contains(st.LastError, "--max-txn-ops") {
+				t.Errorf("status %q, error %q; want refused, naming --max-txn-ops", st.LastResult, st.LastError)
+			}
+		})
+	}
+}

@@ -82,7 +82,7 @@ func (s *State) sendLoop() {
 
 // takeGroup removes from the queue, oldest first, the batches that can go
 // in one transaction: within etcd's limits (the nested transactions and the
-// widest one's operations, together at most MaxTxnOps; about groupBytes of
+// widest one's operations, together at most maxOps; about groupBytes of
 // keys and values), and none comparing a key another writes. The oldest
 // batch always goes.
 func (s *State) takeGroup() []*mainTxn {
@@ -93,7 +93,7 @@ func (s *State) takeGroup() []*mainTxn {
 	for _, t := range s.queue {
 		w, r, n := footprint(t)
 		width := max(len(t.cmps), len(t.ops)+1) // +1: the marker
-		if len(g) > 0 && (len(g)+1+max(widest, width) > MaxTxnOps || size+n > groupBytes || taken.conflicts(w, r)) {
+		if len(g) > 0 && (len(g)+1+max(widest, width) > s.maxOps || size+n > groupBytes || taken.conflicts(w, r)) {
 			rest = append(rest, t)
 			continue
 		}
@@ -270,7 +270,7 @@ func (s *State) commitMarked(ts []*mainTxn) {
 		// A group is sent again one batch at a time.
 		if tooLarge(err) {
 			if len(ts) == 1 {
-				ts[0].fail(fmt.Errorf("etcdstate: %w (etcd's --max-request-bytes): %w", store.ErrTooLarge, err))
+				ts[0].fail(fmt.Errorf("etcdstate: %w (etcd's --max-request-bytes or --max-txn-ops): %w", store.ErrTooLarge, err))
 				return
 			}
 			for _, t := range ts {

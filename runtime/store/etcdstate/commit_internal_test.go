@@ -63,12 +63,12 @@ func TestTakeGroup(t *testing.T) {
 		// adds to different groups write different keys in it.
 		{"a batch comparing a range another writes into waits", []*mainTxn{create("r/u/g", ""), requiresRange(create("b", ""), "r/u/"), create("r/u/h", "")}, []int{0, 2}, []int{1}},
 		{"a batch writing into a range another compares waits", []*mainTxn{requiresRange(create("b", ""), "r/u/"), create("r/u/g", ""), create("r/u1/g", "")}, []int{0, 2}, []int{1}},
-		{"the nested transactions and the widest fit MaxTxnOps", []*mainTxn{wide("w", MaxTxnOps-3), create("a", ""), create("b", "")}, []int{0, 1}, []int{2}},
-		{"the oldest goes however wide", []*mainTxn{wide("w", MaxTxnOps-1), create("a", "")}, []int{0}, []int{1}},
+		{"the nested transactions and the widest fit MaxTxnOps", []*mainTxn{wide("w", DefaultMaxTxnOps-3), create("a", ""), create("b", "")}, []int{0, 1}, []int{2}},
+		{"the oldest goes however wide", []*mainTxn{wide("w", DefaultMaxTxnOps-1), create("a", "")}, []int{0}, []int{1}},
 		{"about groupBytes of keys and values", []*mainTxn{create("a", big), create("b", big), create("c", "")}, []int{0, 2}, []int{1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &State{queue: append([]*mainTxn(nil), tc.queue...)}
+			s := &State{maxOps: DefaultMaxTxnOps, queue: append([]*mainTxn(nil), tc.queue...)}
 			g := s.takeGroup()
 			if got := positions(tc.queue, g); fmt.Sprint(got) != fmt.Sprint(tc.group) {
 				t.Errorf("group %v, want %v", got, tc.group)

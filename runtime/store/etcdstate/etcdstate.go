@@ -82,20 +82,23 @@ import (
 const (
 	DefaultPrefix  = "/idrecon/"
 	DefaultTimeout = 5 * time.Second
-	// MaxTxnOps is etcd's default --max-txn-ops: a transaction may hold at
-	// most this many operations in any one of its branches.
-	MaxTxnOps = 128
+	// DefaultMaxTxnOps is etcd's default --max-txn-ops: a transaction may
+	// hold at most this many operations in any one of its branches.
+	DefaultMaxTxnOps = 128
 )
-
-// ErrTooLarge is returned by Commit for a batch whose object changes do not
-// fit in one etcd transaction; it is refused whole, never half-applied.
-var ErrTooLarge = fmt.Errorf("etcdstate: %w (etcd's --max-txn-ops is %d)", store.ErrTooLarge, MaxTxnOps)
 
 // Options configure a State.
 type Options struct {
 	Client *clientv3.Client // required
 	// Prefix is the key prefix of the state (default DefaultPrefix).
 	Prefix string
+	// MaxTxnOps is the cluster's --max-txn-ops (default DefaultMaxTxnOps,
+	// etcd's own): the operations one transaction may hold in any branch.
+	// A batch whose object changes need more is refused (store.ErrTooLarge),
+	// so a spec change of more documents than fit cannot apply; a cluster
+	// started with a higher limit takes larger ones, and a group's members
+	// in fewer transactions, once this says so.
+	MaxTxnOps int
 	// Timeout bounds every call to etcd (default DefaultTimeout), so a lost
 	// quorum is an error and not a hang. The default rides out the election
 	// that follows the loss of etcd's leader (a second or two), so losing
@@ -126,6 +129,7 @@ type State struct {
 	cli     *clientv3.Client
 	prefix  string
 	timeout time.Duration
+	maxOps  int // Options.MaxTxnOps
 	fence   func() (string, int64, bool)
 	// markers are this State's own keys, each holding the nonce of the
 	// last transaction that used it (see commitTxns); a batch in flight
@@ -198,11 +202,17 @@ func New(opts Options) (*State, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	if opts.MaxTxnOps <= 0 {
+		opts.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if opts.MaxTxnOps < minTxnOps {
+		return nil, fmt.Errorf("etcdstate: MaxTxnOps %d: want at least %d", opts.MaxTxnOps, minTxnOps)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	return &State{
-		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, log: opts.Logger, fence: opts.Fence, markerBase: opts.Prefix + "txn/" + randomNonce() + "/", metrics: newMetrics(),
+		cli: opts.Client, prefix: opts.Prefix, timeout: opts.Timeout, maxOps: opts.MaxTxnOps, log: opts.Logger, fence: opts.Fence, markerBase: opts.Prefix + "txn/" + randomNonce() + "/", metrics: newMetrics(),
 		revs: map[string]int64{}, floor: map[string]int64{}, pending: map[string]chan struct{}{}, advanced: make(chan struct{}),
 		born: time.Now(),
 	}, nil
@@ -893,8 +903,8 @@ func (s *State) prepare(changes memdb.Changes) (*batch, error) {
 	b.markMade()
 	// +1 for the marker's put, and for the compare of the marker when the
 	// transaction is sent again (see commitMarked).
-	if len(b.ops)+1 > MaxTxnOps || len(b.cmps)+1 > MaxTxnOps {
-		return nil, fmt.Errorf("%w: %d operations", ErrTooLarge, len(b.ops)+1)
+	if len(b.ops)+1 > s.maxOps || len(b.cmps)+1 > s.maxOps {
+		return nil, fmt.Errorf("etcdstate: %w: %d operations, over etcd's --max-txn-ops of %d", store.ErrTooLarge, max(len(b.ops), len(b.cmps))+1, s.maxOps)
 	}
 	if err := s.busy(b); err != nil {
 		return nil, err
@@ -949,13 +959,14 @@ func (s *State) release(b *batch, done chan struct{}) {
 // commitMarked) while its operations and its compares (an added member's
 // existence) fit, the rest go as many as fit with a marker at a time.
 func (b *batch) chunks() [][]memberOp {
+	maxOps := b.s.maxOps
 	nops, ncmps, n := len(b.ops)+1, len(b.cmps)+1, 0
 	for _, m := range b.members {
 		c := 0
 		if m.must != "" {
 			c = 1
 		}
-		if nops+opsPerMember > MaxTxnOps || ncmps+c > MaxTxnOps {
+		if nops+opsPerMember > maxOps || ncmps+c > maxOps {
 			break
 		}
 		nops, ncmps, n = nops+opsPerMember, ncmps+c, n+1
@@ -964,8 +975,8 @@ func (b *batch) chunks() [][]memberOp {
 	out := [][]memberOp{first}
 	for rest := b.members[len(first):]; len(rest) > 0; {
 		// Its compares, at most one per member (see exist), one per group
-		// (see groupsExist) and the marker's, fit MaxTxnOps too.
-		chunk := rest[:min(laterChunk, len(rest))]
+		// (see groupsExist) and the marker's, fit maxOps too.
+		chunk := rest[:min(laterChunk(maxOps), len(rest))]
 		rest = rest[len(chunk):]
 		out = append(out, chunk)
 	}
@@ -973,8 +984,13 @@ func (b *batch) chunks() [][]memberOp {
 }
 
 // laterChunk is how many memberships a transaction after a batch's first
-// carries: their operations and its marker's put fit MaxTxnOps.
-const laterChunk = (MaxTxnOps - 1) / opsPerMember
+// carries: their operations and its marker's put fit maxOps.
+func laterChunk(maxOps int) int { return (maxOps - 1) / opsPerMember }
+
+// minTxnOps is the least MaxTxnOps taken: a transaction after a batch's
+// first must carry a membership, and a batch its marker and an object with
+// its name's index key and their compares.
+const minTxnOps = 8
 
 // send commits a prepared batch and returns the revision of each of its
 // transactions, the main one first. grouped: its main transaction may share
@@ -1145,10 +1161,13 @@ func (s *State) Close(ctx context.Context) error {
 }
 
 // tooLarge reports whether err is etcd's or gRPC's refusal of a request
-// for its size: etcd's --max-request-bytes, or a message larger than the
-// client may send or the server receive.
+// for its size: etcd's --max-request-bytes or --max-txn-ops, or a message
+// larger than the client may send or the server receive.
 func tooLarge(err error) bool {
-	if errors.Is(rpctypes.Error(err), rpctypes.ErrRequestTooLarge) {
+	switch rpctypes.Error(err) {
+	case rpctypes.ErrRequestTooLarge, rpctypes.ErrTooManyOps:
+		// Too many operations: the cluster's --max-txn-ops is below
+		// Options.MaxTxnOps.
 		return true
 	}
 	st, ok := status.FromError(err)

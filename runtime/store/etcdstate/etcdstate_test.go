@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 	"google.golang.org/grpc"
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
@@ -362,7 +363,7 @@ func TestTooLargeIsRefusedWhole(t *testing.T) {
 	cli := etcdtest.Start(t, 1).Client(t)
 	r := newReplica(t, cli, "/t/")
 	big := func(tx *store.Txn) error {
-		for i := range etcdstate.MaxTxnOps {
+		for i := range etcdstate.DefaultMaxTxnOps {
 			if err := tx.Insert(store.TableMeta, &store.Meta{Key: fmt.Sprintf("k%03d", i), Value: "v"}); err != nil {
 				return err
 			}
@@ -1031,5 +1032,48 @@ func TestConfirmedMovesWithBarrier(t *testing.T) {
 	}
 	if got := r.state.Confirmed(); !got.Equal(barrier) {
 		t.Errorf("a failed Barrier moved confirmed from %v to %v", barrier, got)
+	}
+}
+
+// TestMaxTxnOpsOfTheCluster: a cluster started with a higher --max-txn-ops
+// takes larger batches (a spec change of more documents, a group's members
+// in one transaction) once the State is told; a State told more than its
+// cluster allows has such a batch refused as too large, never as
+// unavailable (which a client would retry forever).
+func TestMaxTxnOpsOfTheCluster(t *testing.T) {
+	const n = 300 // records in one write: over the default, under the raised limit
+	big := func(tx *store.Txn) error {
+		for i := range n {
+			if err := tx.Insert(store.TableMeta, &store.Meta{Key: fmt.Sprintf("k%03d", i), Value: "v"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	raised := etcdtest.StartWith(t, 1, func(c *embed.Config) { c.MaxTxnOps = 1024 }).Client(t)
+	plain := etcdtest.Start(t, 1).Client(t)
+	for _, tc := range []struct {
+		name    string
+		cli     *clientv3.Client
+		maxOps  int
+		refused bool
+	}{
+		{"raised on both", raised, 1024, false},
+		{"raised on the cluster only", raised, 0, true},
+		{"raised on the State only", plain, 1024, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newReplicaWith(t, etcdstate.Options{Client: tc.cli, Prefix: "/" + tc.name + "/", MaxTxnOps: tc.maxOps})
+			err := r.st.Update(context.Background(), big)
+			if tc.refused != (err != nil) || (err != nil && (!errors.Is(err, store.ErrTooLarge) || errors.Is(err, store.ErrUnavailable))) {
+				t.Fatalf("a write of %d records: %v; want refused %v (as too large)", n, err, tc.refused)
+			}
+			if tc.refused {
+				return
+			}
+			if got, _ := r.barrier(t).First(store.TableMeta, store.IndexID, fmt.Sprintf("k%03d", n-1)); got == nil {
+				t.Error("the write's last record is not in the state")
+			}
+		})
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // importChunk is how many objects one Import transaction carries: each is
-// an object key and at most one index key, well inside MaxTxnOps.
+// an object key and at most one index key, well inside DefaultMaxTxnOps.
 const importChunk = 50
 
 // Import copies the state tx holds (a single daemon's, loaded from its data

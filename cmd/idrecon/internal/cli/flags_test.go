@@ -32,6 +32,8 @@ func TestFlagsThatWouldMeanNothing(t *testing.T) {
 		{[]string{"serve", "--spec", ".", "--etcd-prefix", "/other/"}, "--etcd-prefix"},
 		{[]string{"serve", "--spec", ".", "--etcd-ca", "ca.pem"}, "--etcd-ca"},
 		{[]string{"serve", "--spec", ".", "--etcd-max-stale", "1m"}, "--etcd-max-stale"},
+		{[]string{"serve", "--spec", ".", "--etcd-max-txn-ops", "1000"}, "--etcd-max-txn-ops"},
+		{[]string{"serve", "--spec", ".", "--etcd", "http://127.0.0.1:1", "--etcd-max-txn-ops", "100"}, "--etcd-max-txn-ops"},
 		{[]string{"serve", "--spec", ".", "--etcd", "http://127.0.0.1:1", "--etcd-max-stale", "-1s"}, "--etcd-max-stale"},
 		{[]string{"restore", "FILE", "--etcd-prefix", "/other/"}, "--etcd-prefix"},
 		{[]string{"users", "--active", "yes"}, "--active"},

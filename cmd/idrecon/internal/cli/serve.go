@@ -15,6 +15,7 @@ import (
 	"github.com/idrecon/idrecon/reconcile/source"
 	"github.com/idrecon/idrecon/runtime/daemon"
 	"github.com/idrecon/idrecon/runtime/gctune"
+	"github.com/idrecon/idrecon/runtime/store/etcdstate"
 )
 
 func serveCmd(env Env) *cobra.Command {
@@ -53,7 +54,8 @@ either it waits for 'idrecon apply' (push mode).`,
 	etcdEndpoints := fs.String("etcd", "", "keep the state in etcd, shared by every daemon on the same cluster and prefix: comma-separated client URLs (https://a:2379,https://b:2379,...); the data dir then holds only the audit log and admin token")
 	etcd, etcdNames := etcdFlags(c)
 	maxStale := fs.Duration("etcd-max-stale", daemon.DefaultMaxStale, "with --etcd: how long a daemon that cannot confirm its copy of the state with etcd (cut off from it) goes on letting users in, before it refuses sign-ins and Gateway access; 0 for no bound")
-	etcdNames = append(etcdNames, "etcd-max-stale")
+	maxTxnOps := fs.Int("etcd-max-txn-ops", etcdstate.DefaultMaxTxnOps, "with --etcd: the etcd cluster's --max-txn-ops; raise both to apply spec changes of more documents at once (one spec revision's changes go in one transaction)")
+	etcdNames = append(etcdNames, "etcd-max-stale", "etcd-max-txn-ops")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	c.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"json", "text"}, cobra.ShellCompDirectiveNoFileComp))
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -66,6 +68,9 @@ either it waits for 'idrecon apply' (push mode).`,
 		}
 		if err := flagsNeed(fs, *etcdEndpoints != "", "--etcd", etcdNames...); err != nil {
 			return err
+		}
+		if *maxTxnOps < etcdstate.DefaultMaxTxnOps {
+			return usageErrorf("--etcd-max-txn-ops %d: want at least etcd's default, %d", *maxTxnOps, etcdstate.DefaultMaxTxnOps)
 		}
 		if *maxStale < 0 {
 			return usageErrorf("--etcd-max-stale %s: want 0 (no bound) or a positive duration, such as 5m", *maxStale)
@@ -123,6 +128,7 @@ either it waits for 'idrecon apply' (push mode).`,
 		cfg.Git = gitOpts()
 		if *etcdEndpoints != "" {
 			cfg.Etcd = etcd(*etcdEndpoints)
+			cfg.Etcd.MaxTxnOps = *maxTxnOps
 			if cfg.Etcd.MaxStale = *maxStale; *maxStale == 0 {
 				cfg.Etcd.MaxStale = -1 // no bound; the daemon's zero is its default
 			}
