@@ -26,7 +26,7 @@ type discoveryMeta struct {
 // 7644 §4 asks: these endpoints ignore list parameters, and a 200 would let
 // the client believe that what it got matched its filter.
 func refuseFilter(r *request) error {
-	if param(r.URL.Query(), "filter") != "" {
+	if param(r.query, "filter") != "" {
 		return errStatus(http.StatusForbidden, "the discovery endpoints take no filter; GET them without one")
 	}
 	return nil

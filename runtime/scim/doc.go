@@ -11,7 +11,8 @@
 //
 // Every write (POST, PUT, PATCH) must carry its schemas list (RFC 7643 §3),
 // or is 400 invalidSyntax. String values are refused with 400 invalidValue
-// when they are not UTF-8, hold a control character (only a postal
+// when they are not UTF-8 (half a UTF-16 surrogate pair escaped included),
+// hold a control character (only a postal
 // address's formatted and streetAddress may hold line breaks and tabs), or
 // are longer than schema.MaxNameLength (256 characters: userName,
 // displayName, externalId, the values of emails, members and manager) or
@@ -22,5 +23,8 @@
 // which one won would follow map order. A PATCH add or replace needs a
 // value (to drop an attribute, remove it), and a filtered add or replace
 // whose value would not match its own filter (members[value eq "x"] with
-// {"value":"y"}) is 400 invalidValue.
+// {"value":"y"}) is 400 invalidValue. A query string that does not decode
+// is 400 (invalidFilter when the filter does not, or is not UTF-8), never
+// read as if the pair were absent; a semicolon in it is an ordinary
+// character.
 package scim

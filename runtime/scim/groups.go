@@ -191,7 +191,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *request, _ string) error 
 
 func (s *Server) writeGroup(w http.ResponseWriter, r *request, status int, g *store.Group, members []string) error {
 	w.Header().Set("ETag", etag(g.Version))
-	p := parseProjection(r.URL.Query(), schema.GroupType)
+	p := parseProjection(r.query, schema.GroupType)
 	if members == nil {
 		members = []string{}
 	}
@@ -226,7 +226,7 @@ func (s *Server) getGroup(w http.ResponseWriter, r *request, id string) error {
 		return nil
 	}
 	var list []string
-	if parseProjection(r.URL.Query(), schema.GroupType).wants("members") {
+	if parseProjection(r.query, schema.GroupType).wants("members") {
 		list = members.Slice()
 	}
 	return s.writeGroup(w, r, http.StatusOK, g, list)
@@ -334,7 +334,7 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *request, id string) error 
 // RFC 7644 §3.5.2 lets it answer 204 unless the request names attributes
 // to return.
 func wantsPatched(r *request) bool {
-	q := r.URL.Query()
+	q := r.query
 	return param(q, "attributes") != "" || param(q, "excludedAttributes") != ""
 }
 

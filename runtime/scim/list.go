@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/idrecon/idrecon/runtime/scim/internal/filter"
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
@@ -92,13 +93,19 @@ func (i groupItem) encode(b []byte, base string) []byte {
 // filter, a resource type with an all pager is paged by cursor instead.
 func (s *Server) list(w http.ResponseWriter, r *request, rt *schema.ResourceType, all *pager,
 	candidates func(*store.Txn, *filter.Filter) (seq iter.Seq2[listed, error], exact bool, err error)) error {
-	q := r.URL.Query()
+	q := r.query
 	pg, err := parsePage(q)
 	if err != nil {
 		return err
 	}
 	var f *filter.Filter
 	text := param(q, "filter")
+	if !utf8.ValidString(text) {
+		return scimerr.New(scimerr.InvalidFilter, "the filter is not valid UTF-8")
+	}
+	if esc := unpairedSurrogate(text); esc != "" {
+		return scimerr.New(scimerr.InvalidFilter, "the filter escapes half a UTF-16 surrogate pair (%s), which is no character", esc)
+	}
 	if text != "" {
 		if f, err = filter.Parse(text, rt); err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -243,7 +244,8 @@ type request struct {
 	*http.Request
 	actor   string
 	cfg     *config
-	baseURL string // the URL of the base path, for meta.location (see locationBase)
+	query   url.Values // the decoded query string (see parseQuery)
+	baseURL string     // the URL of the base path, for meta.location (see locationBase)
 	// barrier, when not nil, is the store barrier this request has not
 	// passed yet (see lateBarrier); settle passes it.
 	barrier func(context.Context) error
@@ -339,7 +341,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 		s.writeError(w, r, rt.err)
 		return rt.name
 	}
-	req := &request{Request: r, actor: actor, cfg: cfg, baseURL: cfg.locationBase(r), barrier: s.opts.Barrier}
+	query, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		s.writeError(w, r, err)
+		return rt.name
+	}
+	req := &request{Request: r, actor: actor, cfg: cfg, query: query, baseURL: cfg.locationBase(r), barrier: s.opts.Barrier}
 	if !lateBarrier[rt.name] {
 		if err := req.settle(); err != nil {
 			s.writeError(w, r, err)
@@ -487,6 +494,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *request) ([]byte, error) {
 func decodeObject(body []byte) (map[string]any, error) {
 	if !utf8.Valid(body) {
 		return nil, scimerr.New(scimerr.InvalidSyntax, "request body is not valid UTF-8")
+	}
+	if esc := unpairedSurrogate(body); esc != "" {
+		return nil, scimerr.New(scimerr.InvalidValue, "request body escapes half a UTF-16 surrogate pair (%s), which is no character", esc)
 	}
 	if nesting.Depth(body, "{[", "}]") > maxDepth {
 		return nil, scimerr.New(scimerr.InvalidSyntax, "request body nests deeper than %d levels", maxDepth)

@@ -151,7 +151,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *request, _ string) error {
 
 func (s *Server) writeUser(w http.ResponseWriter, r *request, status int, u *store.User) error {
 	w.Header().Set("ETag", etag(u.Version))
-	if p := parseProjection(r.URL.Query(), schema.UserType); p != nil {
+	if p := parseProjection(r.query, schema.UserType); p != nil {
 		b, err := json.Marshal(p.apply(userMap(r.baseURL, u)))
 		if err != nil {
 			return err
