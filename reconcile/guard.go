@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/idrecon/idrecon/runtime/store"
@@ -11,7 +12,8 @@ import (
 // UnsafeError is a revision the guard refuses to apply because it would cut
 // Entra off: it has no documents (a wrong folder, one emptied by a branch
 // switch), so applying it would delete everything; or it deletes the SCIM
-// provisioning or SAML service provider while they are enabled, so Entra's
+// provisioning or SAML service provider while they are enabled, and no
+// enabled one of the same kind takes its place (a rename), so Entra's
 // provisioning job would get 403 and be quarantined. Plan reports it in
 // Plan.Refused, Apply returns it and changes nothing, and the loop refuses
 // the revision like an invalid one, keeping the last good revision.
@@ -74,16 +76,43 @@ func builtin(d *spec.Document) bool {
 // no applied revision switched off. A switch-off made outside git (the
 // admin API) does not count: the guard asks for two deliberate commits.
 func cutsOff(a *store.Resource) bool {
-	var enabled bool
-	switch s := a.Spec.(type) {
+	enabled, guarded := switchedOn(a.Spec)
+	return guarded && (enabled || a.ModifiedBy != ModifiedBy)
+}
+
+// switchedOn reports whether v is a kind the guard protects (guarded) and,
+// if so, whether it is enabled.
+func switchedOn(v any) (enabled, guarded bool) {
+	switch s := v.(type) {
 	case *spec.ScimProvisioning:
-		enabled = s.Enabled
+		return s.Enabled, true
 	case *spec.SamlServiceProvider:
-		enabled = s.Enabled
-	default:
-		return false
+		return s.Enabled, true
 	}
-	return enabled || a.ModifiedBy != ModifiedBy
+	return false, false
+}
+
+// unreplaced returns the refs of cut that the apply of ds does not replace
+// with an enabled resource of the same kind in the same transaction. The
+// runtime finds SCIM provisioning and the SAML service provider by kind,
+// not by name, so a rename that stays enabled never cuts Entra off; and
+// since the spec allows one of each, refusing it would leave only the way
+// out that does (switch it off, then rename). A document whose change is
+// kept (drift mode report) is not written, so it replaces nothing.
+func unreplaced(cut []spec.Ref, ds *desiredState, ops []op) []spec.Ref {
+	kept := map[spec.Ref]bool{}
+	for _, o := range ops {
+		if o.kept {
+			kept[o.ref] = true
+		}
+	}
+	on := map[string]bool{}
+	for _, d := range ds.docs {
+		if enabled, _ := switchedOn(d.Spec); enabled && !kept[d.Ref()] {
+			on[d.Kind] = true
+		}
+	}
+	return slices.DeleteFunc(cut, func(ref spec.Ref) bool { return on[ref.Kind] })
 }
 
 // guard returns why ds must not replace the runtime, or nil. cut lists the

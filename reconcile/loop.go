@@ -508,6 +508,16 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 			r.planDrift = kept
 		}
 	}
+	var unmade *Plan
+	if p.plan == nil && p.convergeErr != nil && p.target != nil {
+		// The apply failed and made none of its plan: status tells what it
+		// left pending and the drift still present, as after a suspended
+		// pass, rather than what an earlier apply left.
+		if pl, err := r.plan(ctx, p.target); err == nil {
+			unmade = pl.plan
+			r.planDrift = unmade.Drifted()
+		}
+	}
 	if ctx.Err() == nil {
 		r.logError(err)
 	}
@@ -552,6 +562,8 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 		if res.Applied {
 			s.AppliedRevision, s.AppliedContent = p.targetName, p.target.Revision
 		}
+	} else if unmade != nil {
+		s.PendingPlan = pending(unmade, false)
 	}
 	h := HistoryEntry{First: p.start, Last: p.start, Count: 1, Revision: p.targetName, Outcome: res.Outcome,
 		Error: s.LastError, Stalled: s.Stalled, Applied: res.Applied}

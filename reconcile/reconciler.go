@@ -582,7 +582,11 @@ func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.
 		}
 		h, known := base(ref, a, have)
 		drift := a.ModifiedBy != ModifiedBy || (known && h != have.Hash)
-		specChanged := known && h != want.Hash
+		// A baseline lists every document of the revision it was applied
+		// from: one it lacks was added in git since, which is a spec change
+		// even where someone had already made the resource outside git.
+		_, inBaseline := applied[ref]
+		specChanged := (known && h != want.Hash) || (applied != nil && !inBaseline)
 		o := op{ref: ref, doc: ds.docs[i], actual: a, want: want, kept: drift && report && !specChanged}
 		out.ops = append(out.ops, o)
 		out.plan.Updates = append(out.plan.Updates, Change{
@@ -607,7 +611,7 @@ func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.
 	sortChanges(out.plan.Updates, false)
 	sortChanges(out.plan.Deletes, true)
 	out.plan.summarise()
-	if out.refusal = r.guard(ds, cut); out.refusal != nil {
+	if out.refusal = r.guard(ds, unreplaced(cut, ds, out.ops)); out.refusal != nil {
 		out.plan.Refused = out.refusal.Error()
 	}
 	return out, nil
