@@ -27,6 +27,7 @@ var (
 	benchUsers   = flag.Int("etcd-bench-users", 20000, "users of BenchmarkEntraCycleThreeReplicas")
 	benchGroups  = flag.Int("etcd-bench-groups", 200, "groups of BenchmarkEntraCycleThreeReplicas")
 	benchClients = flag.Int("etcd-bench-clients", 32, "concurrent SCIM clients of BenchmarkEntraCycleThreeReplicas")
+	benchTxnOps  = flag.Int("etcd-bench-max-txn-ops", 0, "with a value, the etcd members' --max-txn-ops and the daemons' --etcd-max-txn-ops in BenchmarkEntraCycleThreeReplicas (default: etcd's)")
 	benchProfile = flag.String("etcd-bench-cpuprofile", "", "write a CPU profile of the first replica during the first 15 s of BenchmarkEntraCycleThreeReplicas' cycle to this file")
 )
 
@@ -45,10 +46,15 @@ var (
 // With -etcd-bench-cpuprofile=FILE (after the package) it also profiles
 // the first replica through its admin API while the cycle runs.
 func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
-	c := etcdtest.StartProcesses(b, 3)
+	var memberFlags, daemonFlags []string
+	if *benchTxnOps > 0 {
+		memberFlags = []string{fmt.Sprintf("--max-txn-ops=%d", *benchTxnOps)}
+		daemonFlags = []string{fmt.Sprintf("--etcd-max-txn-ops=%d", *benchTxnOps)}
+	}
+	c := etcdtest.StartProcesses(b, 3, memberFlags...)
 	bin := buildBinary(b)
 	specDir := copyDir(b, "../../examples/entra")
-	etcdArgs := []string{"--etcd", strings.Join(c.Endpoints, ","), "--etcd-prefix", "/idrecon-bench/"}
+	etcdArgs := append([]string{"--etcd", strings.Join(c.Endpoints, ","), "--etcd-prefix", "/idrecon-bench/"}, daemonFlags...)
 	var replicas []*running
 	var pids, etcdPids []int
 	for range 3 {

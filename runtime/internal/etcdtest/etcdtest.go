@@ -231,6 +231,7 @@ func runMember(args []string) error {
 	fs.StringVar(&cfg.InitialClusterToken, "initial-cluster-token", "", "")
 	fs.StringVar(&cfg.LogLevel, "log-level", "warn", "")
 	fs.DurationVar(&cfg.WatchProgressNotifyInterval, "watch-progress-notify-interval", time.Second, "")
+	fs.UintVar(&cfg.MaxTxnOps, "max-txn-ops", embed.DefaultMaxTxnOps, "")
 	fs.String("advertise-client-urls", "", "same as listen")
 	fs.String("initial-advertise-peer-urls", "", "same as listen")
 	fs.String("logger", "", "ignored")
@@ -258,14 +259,15 @@ func runMember(args []string) error {
 
 // StartProcesses runs an n-member cluster of etcd at the client's version,
 // each member a child process (this test binary, run as etcd) with fsync
-// on, stopped when t ends.
-func StartProcesses(t testing.TB, n int) *Cluster {
+// on, stopped when t ends. flags go to every member: of etcd's own, only
+// --max-txn-ops is taken.
+func StartProcesses(t testing.TB, n int, flags ...string) *Cluster {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startProcs(t, self, []string{memberEnv + "=1"}, "--watch-progress-notify-interval=1s", n)
+	return startProcs(t, self, []string{memberEnv + "=1"}, append([]string{"--watch-progress-notify-interval=1s"}, flags...), n)
 }
 
 // StartPackaged runs the etcd binary of the Debian package etcd-server (an
@@ -277,16 +279,16 @@ func StartPackaged(t testing.TB, n int) *Cluster {
 	if err != nil {
 		t.Skip("etcd not installed (the Debian package etcd-server)")
 	}
-	return startProcs(t, bin, nil, "--experimental-watch-progress-notify-interval=1s", n)
+	return startProcs(t, bin, nil, []string{"--experimental-watch-progress-notify-interval=1s"}, n)
 }
 
 // startProcs runs bin, with env added to its environment, as an n-member
-// cluster. progress is the binary's spelling of the flag that sets the
-// watch progress interval.
-func startProcs(t testing.TB, bin string, env []string, progress string, n int) *Cluster {
+// cluster. flags go to every member, the binary's spelling of the one that
+// sets the watch progress interval among them.
+func startProcs(t testing.TB, bin string, env []string, flags []string, n int) *Cluster {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		c, logs, err := startProcsOnce(t, bin, env, progress, n)
+		c, logs, err := startProcsOnce(t, bin, env, flags, n)
 		if err == nil {
 			return c
 		}
@@ -296,7 +298,7 @@ func startProcs(t testing.TB, bin string, env []string, progress string, n int) 
 	}
 }
 
-func startProcsOnce(t testing.TB, bin string, env []string, progress string, n int) (*Cluster, string, error) {
+func startProcsOnce(t testing.TB, bin string, env []string, flags []string, n int) (*Cluster, string, error) {
 	addrs, err := freeAddrs(2 * n)
 	if err != nil {
 		return nil, "", err
@@ -311,11 +313,12 @@ func startProcsOnce(t testing.TB, bin string, env []string, progress string, n i
 	for i := range n {
 		client, peer := "http://"+addrs[2*i], "http://"+addrs[2*i+1]
 		log := &bytes.Buffer{}
-		cmd := exec.Command(bin, "--name", fmt.Sprintf("p%d", i), "--data-dir", t.TempDir(),
+		args := append([]string{"--name", fmt.Sprintf("p%d", i), "--data-dir", t.TempDir(),
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-token", "idrecon-test",
-			"--logger=zap", "--log-outputs=stderr", "--log-level=warn", progress)
+			"--logger=zap", "--log-outputs=stderr", "--log-level=warn"}, flags...)
+		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {
