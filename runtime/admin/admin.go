@@ -6,6 +6,7 @@
 package admin
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto"
@@ -24,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/access"
@@ -220,15 +222,35 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if under(r.URL.Path, "/v1") && dotSegment(r.URL.EscapedPath()) {
-		// The router would redirect to the path with the segment resolved
-		// away: a GET of the resource named ".." would answer the list of
-		// all resources, a PUT or DELETE a redirect that goes nowhere.
-		s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusBadRequest, "the path "+r.URL.EscapedPath()+
-				" has a . or .. segment, which would name another path; write a name . or .. escaped, as %2E or %2E%2E")
-		})).ServeHTTP(w, r)
+	if under(r.URL.Path, "/v1") || under(r.URL.Path, "/debug") {
+		// The token first, before the router may answer a redirect:
+		// without it, nobody learns which routes exist or which methods
+		// they take.
+		s.auth(http.HandlerFunc(s.route)).ServeHTTP(w, r)
 		return
+	}
+	s.route(w, r)
+}
+
+// route serves r through the router, refusing first what it would
+// redirect elsewhere.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if under(r.URL.Path, "/v1") || under(r.URL.Path, "/debug") {
+		// The router would redirect to the path with the segment resolved
+		// away, and a client follows a redirect with the method and body
+		// kept: a GET of the resource named ".." would answer the list of
+		// all resources, a DELETE of a name whose "/" went unescaped would
+		// delete another resource.
+		switch escaped := r.URL.EscapedPath(); {
+		case dotSegment(escaped):
+			writeError(w, http.StatusBadRequest, "the path "+escaped+
+				" has a . or .. segment, which would name another path; write a name . or .. escaped, as %2E or %2E%2E")
+			return
+		case strings.Contains(escaped, "//"):
+			writeError(w, http.StatusBadRequest, "the path "+escaped+
+				" has an empty segment (//), which would name another path; write a / in a name escaped, as %2F")
+			return
+		}
 	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.unrouted(w, r)
@@ -239,24 +261,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // unrouted answers a request no route takes in the API's error JSON, with
 // the status the router decides (404, or 405 and Allow), rather than
-// net/http's plain text. Below /v1 and /debug it asks for the token first:
-// without it, nobody learns which routes exist or which methods they take.
+// net/http's plain text. Below /v1 and /debug, ServeHTTP asked for the
+// token already.
 func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
-	answer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, _ := s.mux.Handler(r)
-		var c statusCapture
-		h.ServeHTTP(&c, r)
-		if allow := c.header.Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
+	h, _ := s.mux.Handler(r)
+	var c statusCapture
+	h.ServeHTTP(&c, r)
+	for _, k := range []string{"Allow", "Location"} {
+		if v := c.header.Get(k); v != "" {
+			w.Header().Set(k, v)
 		}
-		status := cmp.Or(c.status, http.StatusNotFound)
-		writeError(w, status, strings.ToLower(http.StatusText(status))+": "+r.Method+" "+r.URL.Path)
-	})
-	if under(r.URL.Path, "/v1") || under(r.URL.Path, "/debug") {
-		s.auth(answer).ServeHTTP(w, r)
-		return
 	}
-	answer.ServeHTTP(w, r)
+	status := cmp.Or(c.status, http.StatusNotFound)
+	writeError(w, status, strings.ToLower(http.StatusText(status))+": "+r.Method+" "+r.URL.Path)
 }
 
 // dotSegment reports whether the escaped path has a "." or ".." segment;
@@ -864,12 +881,21 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 	if !known {
 		return errorf(http.StatusNotFound, "unknown kind %q", kind)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxEdit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEdit))
+	if err != nil {
 		if tooLarge(err) {
 			return errorf(http.StatusRequestEntityTooLarge, "%s spec larger than %d MiB", kind, maxEdit>>20)
 		}
+		return errorf(http.StatusBadRequest, "bad %s spec: %v", kind, err)
+	}
+	// encoding/json keeps the last of a key written twice and drops the
+	// other; the loader refuses such a document, and so does an edit.
+	if key := duplicateKey(body); key != "" {
+		return errorf(http.StatusBadRequest, "bad %s spec: an object has the key %q twice (keys are matched ignoring case)", kind, key)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return errorf(http.StatusBadRequest, "bad %s spec: %v", kind, err)
 	}
 	// One JSON value, as a spec file is one document: anything after it is
@@ -902,7 +928,7 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 		// The chain, too, is the loader's to read from the PEM or file.
 		c.KeyFingerprint, c.PrivateKey, c.Chain = "", nil, nil
 	}
-	err := s.cfg.Store.Update(r.Context(), func(tx *store.Txn) error {
+	err = s.cfg.Store.Update(r.Context(), func(tx *store.Txn) error {
 		old, err := tx.Resource(kind, name)
 		if err != nil {
 			return err
@@ -936,6 +962,73 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 	s.cfg.Audit.Record(audit.AdminEdit{Op: "put", Kind: kind, Name: name})
 	writeJSON(w, http.StatusOK, map[string]string{"result": "stored; the next reconcile reports it as drift"})
 	return nil
+}
+
+// duplicateKey returns a key that one object of the JSON data has twice,
+// as encoding/json matches keys to fields (ignoring case), or "" when none
+// has, or when data is no valid JSON (decoding it says what is wrong). It
+// walks the tokens without recursion: a body deeply nested is no deep
+// stack.
+func duplicateKey(data []byte) string {
+	type level struct {
+		keys   map[string]struct{} // nil for a list
+		keyNow bool                // an object's next token is a key
+	}
+	var stack []level
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].keys != nil {
+			stack[n-1].keyNow = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if n := len(stack); n > 0 && stack[n-1].keyNow {
+			key, ok := tok.(string)
+			if !ok {
+				// The object's end.
+				stack = stack[:n-1]
+				valueDone()
+				continue
+			}
+			folded := foldKey(key)
+			if _, dup := stack[n-1].keys[folded]; dup {
+				return key
+			}
+			stack[n-1].keys[folded] = struct{}{}
+			stack[n-1].keyNow = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, level{keys: map[string]struct{}{}, keyNow: true})
+		case json.Delim('['):
+			stack = append(stack, level{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			valueDone()
+		}
+		if len(stack) == 0 {
+			return ""
+		}
+	}
+}
+
+// foldKey maps keys that strings.EqualFold (and so encoding/json) takes
+// for the same to one string: each rune to the least of its case folds.
+func foldKey(s string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, s)
 }
 
 // loaderOnly names a field of v that only the loader fills in from a file
