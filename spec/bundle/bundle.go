@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/idrecon/idrecon/spec"
 )
@@ -120,11 +121,11 @@ func Unpack(r io.Reader, dest string, maxBytes int64) error {
 		}
 		p := filepath.Join(dest, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return fmt.Errorf("bundle: unpack: %w", err)
+			return inBundle(name, err)
 		}
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
-			return fmt.Errorf("bundle: unpack: %w", err)
+			return inBundle(name, err)
 		}
 		_, err = io.Copy(f, io.LimitReader(tr, h.Size))
 		if cerr := f.Close(); err == nil {
@@ -134,6 +135,23 @@ func Unpack(r io.Reader, dest string, maxBytes int64) error {
 			return fmt.Errorf("bundle: unpack %s: %w", name, err)
 		}
 	}
+}
+
+// inBundle is the error of creating the bundle's file name where it is
+// unpacked, naming it as the bundle does: the path on this machine is no
+// business of whoever sent the bundle.
+func inBundle(name string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("bundle: unpack: %q is in the bundle twice, or is a folder of it too", name)
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("bundle: unpack: %q: a folder on its path is a file of the bundle too", name)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("bundle: unpack %q: %w", name, err)
 }
 
 // headerRoom is the tar stream a file may take beyond its content: its

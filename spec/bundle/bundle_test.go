@@ -183,3 +183,31 @@ func longNameHeader(size int) []byte {
 	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
 	return b
 }
+
+// TestUnpackErrorsNameTheBundlesPath: a bundle that holds a file twice, or
+// a file and a folder of one name, is refused, and the error (which the
+// admin API answers to the client) names the file as the bundle does, not
+// the folder on the server it was being unpacked into.
+func TestUnpackErrorsNameTheBundlesPath(t *testing.T) {
+	reg := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg, Size: 1} }
+	for _, tc := range []struct {
+		name string
+		hdrs []*tar.Header
+		want string
+	}{
+		{"a file twice", []*tar.Header{reg("spec/a.yaml"), reg("spec/a.yaml")}, "spec/a.yaml"},
+		{"a file, then a folder of its name", []*tar.Header{reg("a"), reg("a/b.yaml")}, "a/b.yaml"},
+		{"a folder, then a file of its name", []*tar.Header{reg("a/b.yaml"), reg("a")}, `"a"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := t.TempDir()
+			err := Unpack(tarball(t, tc.hdrs...), dst, 4096)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), dst) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q: want it to name %s and not the folder %s", err, tc.want, dst)
+			}
+		})
+	}
+}
