@@ -76,17 +76,7 @@ func (c *cutter) dialOptions() []grpc.DialOption {
 			}
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}),
-		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
-			streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-			if err := c.wait(ctx); err != nil {
-				return nil, err
-			}
-			cs, err := streamer(ctx, desc, cc, method, opts...)
-			if err != nil {
-				return nil, err
-			}
-			return cutStream{cs, c}, nil
-		}),
+		wrapStreams(func(cs grpc.ClientStream) grpc.ClientStream { return cutStream{cs, c} }),
 	}
 }
 

@@ -26,13 +26,19 @@ const badKey = "/idrecon-test/o/users/bad"
 // one that reads the record (say, upgraded, while the other still runs the
 // older release), so that only the other one's mirror gets stuck on it.
 func hideKey(key string) grpc.DialOption {
+	return wrapStreams(func(cs grpc.ClientStream) grpc.ClientStream { return hidingStream{cs, key} })
+}
+
+// wrapStreams is a dial option that hands every stream the client opens
+// (watches, lease keep-alives) through wrap.
+func wrapStreams(wrap func(grpc.ClientStream) grpc.ClientStream) grpc.DialOption {
 	return grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
 		streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		cs, err := streamer(ctx, desc, cc, method, opts...)
 		if err != nil {
 			return nil, err
 		}
-		return hidingStream{cs, key}, nil
+		return wrap(cs), nil
 	})
 }
 

@@ -132,15 +132,7 @@ func TestProxyPaths(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
-			u, _ := url.Parse(tc.base.URL)
-			u.Opaque = "//" + u.Host + tc.path // sent as written, not cleaned
-			req := &http.Request{Method: "GET", URL: u, Header: http.Header{}}
-			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: "tok-ann"})
-			resp, err := noRedirects.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp := getAsAnn(t, tc.base.URL, tc.path)
 			if resp.StatusCode != tc.want {
 				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
 			}
@@ -175,15 +167,7 @@ func TestProxyReservedAsTheApplicationMaps(t *testing.T) {
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			before := hits.Load()
-			u, _ := url.Parse(tc.base.URL)
-			u.Opaque = "//" + u.Host + tc.path // sent as written, not cleaned
-			req := &http.Request{Method: "GET", URL: u, Header: http.Header{}}
-			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: "tok-ann"})
-			resp, err := noRedirects.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp := getAsAnn(t, tc.base.URL, tc.path)
 			if resp.StatusCode != http.StatusNotFound {
 				t.Errorf("status %d, want 404", resp.StatusCode)
 			}
@@ -205,15 +189,7 @@ func TestProxyUnderItsPrefixAsTheApplicationMaps(t *testing.T) {
 	for _, path := range []string{"//ssc/x", "/ssc;jsessionid=1/x", "///ssc//x"} {
 		t.Run(path, func(t *testing.T) {
 			before := hits.Load()
-			u, _ := url.Parse(srv.URL)
-			u.Opaque = "//" + u.Host + path // sent as written, not cleaned
-			req := &http.Request{Method: "GET", URL: u, Header: http.Header{}}
-			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: "tok-ann"})
-			resp, err := noRedirects.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp := getAsAnn(t, srv.URL, path)
 			if resp.StatusCode != http.StatusOK || hits.Load()-before != 1 {
 				t.Errorf("status %d, forwarded %d times; want 200, once", resp.StatusCode, hits.Load()-before)
 			}
@@ -556,4 +532,21 @@ func TestProxyRefusesCrossSitePosts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// getAsAnn GETs path from base, sent as written (not cleaned by the
+// client), with ann's session cookie, and returns the answer, its body
+// closed.
+func getAsAnn(t *testing.T, base, path string) *http.Response {
+	t.Helper()
+	u, _ := url.Parse(base)
+	u.Opaque = "//" + u.Host + path
+	req := &http.Request{Method: "GET", URL: u, Header: http.Header{}}
+	req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: "tok-ann"})
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
 }

@@ -41,15 +41,7 @@ func TestPathParameterDotSegments(t *testing.T) {
 	} {
 		t.Run(p, func(t *testing.T) {
 			before := hits.Load()
-			u, _ := url.Parse(srv.URL)
-			u.Opaque = "//" + u.Host + p // sent as written, not cleaned
-			req := &http.Request{Method: "GET", URL: u, Header: http.Header{}}
-			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: "tok-ann"})
-			resp, err := noRedirects.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp := getAsAnn(t, srv.URL, p)
 			if resp.StatusCode != http.StatusBadRequest || hits.Load() != before {
 				t.Errorf("status %d, upstream hits %d: a path Tomcat resolves outside /ssc was forwarded",
 					resp.StatusCode, hits.Load()-before)

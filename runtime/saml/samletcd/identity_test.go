@@ -114,12 +114,12 @@ func spDaemon(t *testing.T, st *samletcd.Store, db *store.Store, now func() time
 	return ts
 }
 
-// signInAt posts an IdP-initiated, signed assertion for ann to the daemon
-// and returns the session cookie's value.
-func signInAt(t *testing.T, ts *httptest.Server, idpKey *testidp.Key, now time.Time) string {
+// postAssertion posts an IdP-initiated, signed assertion for ann, issued
+// at issued, to the daemon and returns the answer and its body.
+func postAssertion(t *testing.T, ts *httptest.Server, idpKey *testidp.Key, issued time.Time) (*http.Response, []byte) {
 	t.Helper()
 	doc, err := testidp.Response(testidp.ResponseOptions{
-		Now: now, Tenant: sloTenant, Recipient: sloBaseURL + "/saml/acs", Audiences: []string{sloBaseURL + "/saml"},
+		Now: issued, Tenant: sloTenant, Recipient: sloBaseURL + "/saml/acs", Audiences: []string{sloBaseURL + "/saml"},
 		NameID: ann, Key: idpKey, SignAssertion: true,
 	})
 	if err != nil {
@@ -135,6 +135,14 @@ func signInAt(t *testing.T, ts *httptest.Server, idpKey *testidp.Key, now time.T
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	return resp, b
+}
+
+// signInAt posts an IdP-initiated, signed assertion for ann to the daemon
+// and returns the session cookie's value.
+func signInAt(t *testing.T, ts *httptest.Server, idpKey *testidp.Key, now time.Time) string {
+	t.Helper()
+	resp, b := postAssertion(t, ts, idpKey, now)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in: status %d: %s", resp.StatusCode, b)
 	}

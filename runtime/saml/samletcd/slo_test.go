@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,23 +107,7 @@ func TestIDPLogoutAppliesOnEveryDaemon(t *testing.T) {
 	b := newSLODaemon(t, daemonStore(t, c.Client(t), 5*time.Second), idpKey, clock)
 	post := func(d *sloDaemon, issued time.Time) int {
 		t.Helper()
-		doc, err := testidp.Response(testidp.ResponseOptions{
-			Now: issued, Tenant: sloTenant, Recipient: sloBaseURL + "/saml/acs", Audiences: []string{sloBaseURL + "/saml"},
-			NameID: ann, Key: idpKey, SignAssertion: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc, err := testidp.Encode(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := noRedirects.PostForm(d.ts.URL+"/saml/acs", url.Values{"SAMLResponse": {enc}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		resp, _ := postAssertion(t, d.ts, idpKey, issued)
 		return resp.StatusCode
 	}
 	logout := func(d *sloDaemon, issued time.Time) {
