@@ -330,17 +330,22 @@ func (s *Server) handle(pattern string, fn func(http.ResponseWriter, *http.Reque
 // auth admits requests that carry the admin token.
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := bearer(r.Header.Get("Authorization"))
-		// Hashes of equal length, compared in constant time: neither the
-		// token's length nor how much of it matched shows in the timing.
-		sum := sha256.Sum256([]byte(tok))
-		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
+		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="idrecon-admin"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong admin token")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// authorized reports whether r carries the admin token.
+func (s *Server) authorized(r *http.Request) bool {
+	tok, ok := bearer(r.Header.Get("Authorization"))
+	// Hashes of equal length, compared in constant time: neither the
+	// token's length nor how much of it matched shows in the timing.
+	sum := sha256.Sum256([]byte(tok))
+	return ok && subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) == 1
 }
 
 // bearer returns the token of an Authorization header of the Bearer
@@ -430,11 +435,23 @@ func Readiness(checks []Check) (bool, map[string]string) {
 	return ready, out
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+// readyz answers 200 when every check passes, else 503, with each
+// component's state. It needs no token, for load balancers and probes; the
+// reasons (a reconcile error naming a spec file and line, the IdP, the
+// SCIM path) only go to a request with the token, as in /v1/status.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ready, detail := s.checks()
 	status := http.StatusOK
 	if !ready {
 		status = http.StatusServiceUnavailable
+	}
+	if !s.authorized(r) {
+		for name, state := range detail {
+			detail[name] = "not ready"
+			if strings.HasPrefix(state, "ready") {
+				detail[name] = "ready"
+			}
+		}
 	}
 	writeJSON(w, status, detail)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -527,6 +528,35 @@ func TestPlanAgainstASuspendedDaemon(t *testing.T) {
 		code, body := f.do(t, "POST", "/v1/plan", token, packDir(t, map[string]string{"apps.yaml": appDoc}))
 		if code != http.StatusOK || strings.Contains(body, say) != suspended {
 			t.Errorf("plan, suspended %t: %d %s; want 200, saying %q only while suspended", suspended, code, body, say)
+		}
+	}
+}
+
+// TestReadyzTellsReasonsOnlyWithTheToken: /readyz needs no token (load
+// balancers and probes ask it), so without one it says which component is
+// ready and which is not, and no more: the reasons (a reconcile error
+// naming a spec file and line, the IdP, the SCIM path) are for a request
+// with the token, as in /v1/status.
+func TestReadyzTellsReasonsOnlyWithTheToken(t *testing.T) {
+	const secretish = "scim.yaml:12: bad token reference"
+	f := newFixtureWith(t, "test", func(c *Config) {
+		c.Checks = []Check{
+			{Name: "reconcile", Ready: func() (bool, string) { return false, secretish }},
+			{Name: "scim", Ready: func() (bool, string) { return true, "serving /api/scim/v2" }},
+		}
+	})
+	for _, tc := range []struct {
+		tok  string
+		want map[string]string
+	}{
+		{"", map[string]string{"reconcile": "not ready", "scim": "ready"}},
+		{"wrong-token", map[string]string{"reconcile": "not ready", "scim": "ready"}},
+		{token, map[string]string{"reconcile": "not ready: " + secretish, "scim": "ready (serving /api/scim/v2)"}},
+	} {
+		code, body := f.do(t, "GET", "/readyz", tc.tok, nil)
+		var got map[string]string
+		if err := json.Unmarshal([]byte(body), &got); err != nil || code != http.StatusServiceUnavailable || !maps.Equal(got, tc.want) {
+			t.Errorf("token %q: %d %s, want 503 %v", tc.tok, code, body, tc.want)
 		}
 	}
 }
