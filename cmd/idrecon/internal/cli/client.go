@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -251,12 +252,25 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 	idle := &idleBody{r: resp.Body, ctx: ctx, timeout: c.timeout, what: fmt.Sprintf("%s %q", method, redactURL(c.base)+path),
 		timer: time.AfterFunc(c.timeout, func() { cancel(errStalled) })}
 	idle.timer.Stop() // armed by each Read
+	page := isWebPage(resp.Header.Get("Content-Type"))
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(idle, 1<<20))
-		ae := &apiError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
 		var e admin.Error
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		var ae *apiError
+		switch {
+		case json.Unmarshal(b, &e) == nil && e.Error != "":
 			ae = &apiError{Status: resp.StatusCode, Message: e.Error, Details: e.Details, Problems: e.Problems}
+		case page:
+			// A proxy's error page, or another service's: its markup
+			// would fill the terminal and say less than its status.
+			ae = &apiError{Status: resp.StatusCode, Message: statusText(resp.StatusCode), Hint: c.notTheAdminAPI("a web page")}
+		default:
+			ae = &apiError{Status: resp.StatusCode, Message: statusText(resp.StatusCode), Hint: firstTextLine(b)}
+			if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+				// The admin API refuses a path it does not route in its
+				// JSON: this refusal is another service's, at a wrong port.
+				ae.Hint = strings.TrimPrefix(ae.Hint+"; "+c.notTheAdminAPI("not JSON"), "; ")
+			}
 		}
 		if resp.StatusCode == http.StatusUnauthorized {
 			// The token is another daemon's, say one `make run` left in
@@ -265,6 +279,12 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 				"; give the daemon's own with --admin-token-file (admin-token in its data dir)"
 		}
 		return ae
+	}
+	if page {
+		// The daemon answers JSON, a backup or SP metadata, never a web
+		// page: this one (a proxy's sign-in page, say) would otherwise be
+		// saved as the backup or the metadata.
+		return fmt.Errorf("%s %q: %s", method, redactURL(c.base)+path, c.notTheAdminAPI("a web page"))
 	}
 	if raw != nil {
 		_, err = io.Copy(raw, idle)
@@ -277,6 +297,45 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// isWebPage reports whether a Content-Type is that of a web page, which the
+// admin API never answers.
+func isWebPage(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt == "text/html" || mt == "application/xhtml+xml"
+}
+
+// notTheAdminAPI says what an answer that is what (a web page) means.
+func (c *client) notTheAdminAPI(what string) string {
+	return fmt.Sprintf("the answer is %s, not the admin API's: is --server (or IDRECON_SERVER) %s the daemon's admin API, not its SCIM and SAML port or a proxy's page?",
+		what, redactURL(c.base))
+}
+
+// statusText names an HTTP status for an answer that says nothing more.
+func statusText(code int) string {
+	if s := http.StatusText(code); s != "" {
+		return s
+	}
+	return "HTTP status"
+}
+
+// firstTextLine is the first non-blank line of an error body that is not
+// the admin API's, escaped and shortened: a proxy's body is no message of
+// the daemon's, and may hold anything.
+func firstTextLine(b []byte) string {
+	const maxRunes = 200
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if r := []rune(line); len(r) > maxRunes {
+			line = string(r[:maxRunes]) + "…"
+		}
+		return printable(line)
+	}
+	return ""
 }
 
 func (c *client) getJSON(ctx context.Context, path string, out any) error {

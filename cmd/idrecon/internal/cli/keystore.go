@@ -157,6 +157,11 @@ func runKeystore(env Env, file string, o keystoreOptions) error {
 		// mode os.WriteFile would keep (a key exported by hand, 0644).
 		outs = append([]output{{o.keyOut, 0o600, keyPEM}}, outs...)
 	}
+	for _, f := range outs {
+		if err := notAFolder(f.path); err != nil {
+			return err
+		}
+	}
 	if !o.force {
 		// A file that exists is most often another certificate's, imported
 		// under the same --name: replacing a committed certificate by

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -456,7 +457,17 @@ func samlCmd(env Env) *cobra.Command {
 // is replaced atomically; without, the move fails if path exists (a hard
 // link, so no other file appearing meanwhile is clobbered either).
 func writeFile(path string, perm os.FileMode, replace bool, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err := notAFolder(path); err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		// The temporary file's name would send the user looking for a
+		// file they never named: the folder is what is missing or closed.
+		return fmt.Errorf("write %s: %s: %w", path, dir, pe.Err)
+	}
 	if err != nil {
 		return err
 	}
@@ -482,16 +493,35 @@ func writeFile(path string, perm os.FileMode, replace bool, write func(io.Writer
 	if replace {
 		err = os.Rename(tmp, path)
 	} else if err = os.Link(tmp, path); errors.Is(err, os.ErrExist) {
+		if err := notAFolder(path); err != nil {
+			return err
+		}
 		return existsError(path)
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		if err := notAFolder(path); err != nil {
+			return err // made there while the file was written
+		}
+		return fmt.Errorf("write %s: %w", path, le.Err)
 	}
 	if err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return syncDir(dir)
 }
 
 func existsError(path string) error {
 	return fmt.Errorf("%s exists: give --force to replace it", path)
+}
+
+// notAFolder refuses a file to write that names a folder, which --force
+// would not replace either. The flag is the caller's (-o, --key-out).
+func notAFolder(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a folder: name the file to write (a new name in that folder, say)", path)
+	}
+	return nil
 }
 
 // syncDir makes a rename or link in dir durable.
@@ -525,9 +555,12 @@ replaced only with --force. Restore it with 'idrecon restore'.`,
 			return usageErrorf("--force needs -o FILE")
 		case *out == "" && env.IsTerminal(env.Stdout):
 			return usageErrorf("will not write a binary backup to a terminal: give -o FILE")
-		case *out != "" && !*force:
+		case *out != "":
 			// Fail before the download; writeFile checks again at the end.
-			if _, err := os.Lstat(*out); err == nil {
+			if err := notAFolder(*out); err != nil {
+				return err
+			}
+			if _, err := os.Lstat(*out); err == nil && !*force {
 				return existsError(*out)
 			}
 		}
