@@ -378,6 +378,13 @@ func decodeDocument(file string, root *yaml.Node, errs *ErrorList) *parsedDoc {
 		return nil
 	}
 	doc := &Document{Pos: docPos}
+	if len(root.Content) > 0 {
+		// yaml.v3 skips the mark only at the start of the stream; one
+		// starting a later document (files joined with cat) comes in
+		// its first key.
+		first := root.Content[0]
+		first.Value = strings.TrimPrefix(first.Value, byteOrderMark)
+	}
 	var apiNode, kindNode, specNode, metaNode *yaml.Node
 	seen := make(map[string]bool, 4)
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -504,11 +511,32 @@ func (d *decoder) position(n *yaml.Node) Position {
 
 // key reads a mapping key; keys must be plain strings.
 func (d *decoder) key(k *yaml.Node) (string, bool) {
-	if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+	switch {
+	case k.Kind == yaml.ScalarNode && k.Tag == "!!merge":
+		// A merge copies fields in from elsewhere: what a document holds
+		// would no longer be what it shows, and the fields' lines would
+		// point into another document.
+		d.fail(k, "YAML merge keys (<<) are not supported; write the fields out")
+		return "", false
+	case k.Kind != yaml.ScalarNode || k.Tag != "!!str":
 		d.fail(k, "mapping keys must be strings")
+		return "", false
+	case strings.HasPrefix(k.Value, byteOrderMark):
+		// Invisible in most editors, so "unknown field" would name a key
+		// that looks like a known one.
+		d.fail(k, fmt.Sprintf("the key %q starts with a byte order mark (U+FEFF), which most editors do not show; delete it", k.Value))
 		return "", false
 	}
 	return k.Value, true
+}
+
+// byteOrderMark is U+FEFF as UTF-8. YAML allows it before each document;
+// Windows editors save it at the start of a file.
+const byteOrderMark = "\ufeff"
+
+// trimBOM drops a byte order mark at the start of a file's text.
+func trimBOM(data []byte) []byte {
+	return bytes.TrimPrefix(data, []byte(byteOrderMark))
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()

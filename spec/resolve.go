@@ -238,7 +238,9 @@ func (l *loader) secret(p *parsedDoc, field string, v *ValueFrom) (string, bool)
 			l.fail(p, field+".file", "%v", err)
 			return "", false
 		}
-		return string(data), true
+		// No secret idrecon takes (a token, a header value, a PEM key)
+		// starts with the mark, so only an editor can have put it there.
+		return string(trimBOM(data)), true
 	default:
 		l.fail(p, field, "set exactly one of env and file")
 	}
@@ -441,7 +443,7 @@ func parseCertificate(data []byte) (cert *x509.Certificate, chain [][]byte, err 
 	if bytes.Contains(data, []byte("PRIVATE KEY-----")) {
 		return nil, nil, errors.New(errInlineKey)
 	}
-	trimmed := bytes.TrimSpace(data)
+	trimmed := bytes.TrimSpace(trimBOM(data))
 	var der []byte
 	switch {
 	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):

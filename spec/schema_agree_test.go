@@ -129,6 +129,12 @@ var agreeCases = []agreeCase{
 	{name: "envelope/duplicate name", docs: role(" {permissions: [a]}\n") + "---\n" + role(" {permissions: [b]}\n"), loaderOnly: crossDoc},
 	{name: "yaml/alias", docs: "apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata: {name: &n x}\nspec: {versions: [*n]}\n", loaderOnly: yamlTyping},
 	{name: "yaml/unquoted date", docs: app(" {versions: [2024-01-01]}\n"), loaderOnly: yamlTyping},
+	{name: "yaml/merge key", docs: app("\n  <<: {versions: [\"1.0\"]}\n"), loaderOnly: yamlTyping},
+	{name: "yaml/merge key in the envelope", docs: "<<: {apiVersion: idrecon.io/v1alpha1}\nkind: Role\nmetadata: {name: r}\nspec: {permissions: [a]}\n", loaderOnly: yamlTyping},
+	{name: "yaml/explicit string tag", docs: app(" {versions: [!!str 1.10]}\n"), loads: true},
+	{name: "yaml/True is a boolean", docs: scim("\n  enabled: True\n  tokens: [{name: a, sha256: " + hex64 + "}]\n"), loads: true},
+	{name: "yaml/off is not a boolean", docs: saml(samlIDP(" {metadataURL: https://idp.example/md, requireSignedMetadata: off, signingCertificates: [idp]}\n"))},
+	{name: "yaml/no is a string", docs: agreeDoc(KindRole, "no", " {permissions: [a]}\n"), loads: true},
 
 	// Gateway.
 	{name: "gateway/spec empty mapping", docs: gw(" {}\n"), loads: true},
