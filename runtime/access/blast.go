@@ -38,8 +38,9 @@ type AccessChange struct {
 // AccessAssignment documents are the complete set of assignments, and the
 // Application and Role documents the complete sets of applications and of
 // roles besides the builtin ones (the store's when the list has none of the
-// kind): an apply deletes the rest, and an assignment it keeps grants
-// nothing of a role or application it deletes.
+// kind, and for applications only when it has no Role document either, as
+// every spec set holds the builtin roles): an apply deletes the rest, and an
+// assignment it keeps grants nothing of a role or application it deletes.
 // keep names resources an apply of after leaves as the store holds them
 // (the drift report mode keeps: reconcile's Plan.Kept); after counts them
 // as they are live.
@@ -152,7 +153,12 @@ func revision(live specInput, docs []*spec.Document) specInput {
 			in.roles[d.Metadata.Name] = true
 		}
 	}
-	if len(in.apps) == 0 {
+	// A list with Role documents is a whole spec set (spec.Load and
+	// spec.Validate add the builtin roles to every set), so its applications
+	// are every application even when it has none: falling back to the
+	// store's then kept the applications an apply deletes, and an assignment
+	// the apply keeps went on granting their versions.
+	if len(in.apps) == 0 && len(in.roles) == 0 {
 		in.apps = live.apps
 	}
 	if len(in.roles) == 0 {

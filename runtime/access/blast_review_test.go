@@ -2,6 +2,7 @@ package access_test
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/idrecon/idrecon/runtime/access"
@@ -45,6 +46,37 @@ func TestBlastRadiusTellsWhatApplyLeaves(t *testing.T) {
 			}},
 		},
 		{
+			// A spec set always holds the builtin roles, so its Application
+			// documents are every application, even when there are none.
+			name: "the last application the spec drops is gone for an assignment the apply keeps",
+			setup: func(w *world) {
+				w.user("solo", true)
+				w.assign("adhoc", "user:solo", []string{"View Only"}, "ledger/1") // drift, kept
+			},
+			after: builtinRoleDocs(),
+			keep:  []spec.Ref{{Kind: spec.KindAccessAssignment, Name: "adhoc"}},
+			apply: func(w *world) {
+				w.deleteResource(spec.KindApplication, "payments")
+				w.deleteResource(spec.KindApplication, "ledger")
+			},
+			want: access.Impact{Users: 1, Changes: []access.AccessChange{
+				{Kind: "version", Name: "ledger/1", Lost: 1, LostBy: []string{"solo"}},
+			}},
+		},
+		{
+			name: "an application the apply keeps stays when the spec has none",
+			setup: func(w *world) {
+				w.user("solo", true)
+				w.assign("adhoc", "user:solo", []string{"View Only"}, "ledger/1", "payments/1.0")
+			},
+			after: builtinRoleDocs(),
+			keep:  []spec.Ref{{Kind: spec.KindAccessAssignment, Name: "adhoc"}, {Kind: spec.KindApplication, Name: "ledger"}},
+			apply: func(w *world) { w.deleteResource(spec.KindApplication, "payments") },
+			want: access.Impact{Users: 1, Changes: []access.AccessChange{
+				{Kind: "version", Name: "payments/1.0", Lost: 1, LostBy: []string{"solo"}},
+			}},
+		},
+		{
 			name: "a custom role the apply keeps stays",
 			setup: func(w *world) {
 				w.resource(spec.KindRole, "Auditor", &spec.Role{Permissions: []string{"issue.audit"}})
@@ -61,6 +93,7 @@ func TestBlastRadiusTellsWhatApplyLeaves(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := baseWorld(t)
 			tt.setup(w)
+			before := heldBy(w.forUser("solo"))
 			got, err := access.BlastRadius(w.st.Read(), nil, tt.after, tt.keep...)
 			if err != nil {
 				t.Fatal(err)
@@ -70,11 +103,38 @@ func TestBlastRadiusTellsWhatApplyLeaves(t *testing.T) {
 			}
 			tt.apply(w)
 			// What the access answers after the apply agrees.
-			e := w.forUser("solo")
-			lost := len(tt.want.Changes) > 0
-			if gotLost := len(e.RoleNames()) == 0; gotLost != lost {
-				t.Errorf("after the apply solo's roles = %v, blast radius said lost = %v", e.RoleNames(), lost)
+			after := heldBy(w.forUser("solo"))
+			var lost []string
+			for _, item := range before {
+				if !slices.Contains(after, item) {
+					lost = append(lost, item)
+				}
+			}
+			var said []string
+			for _, c := range tt.want.Changes {
+				if c.Lost > 0 {
+					said = append(said, c.Kind+" "+c.Name)
+				}
+			}
+			if !slices.Equal(lost, said) {
+				t.Errorf("the apply took %v from solo, the blast radius says %v", lost, said)
 			}
 		})
 	}
+}
+
+// heldBy lists what the blast radius counts for a user: the roles, and the
+// versions when a role reaches them, as "role NAME" and "version APP/V",
+// sorted.
+func heldBy(e *access.Effective) []string {
+	var out []string
+	for _, r := range e.RoleNames() {
+		out = append(out, "role "+r)
+	}
+	if len(out) > 0 {
+		for _, v := range e.VersionNames() {
+			out = append(out, "version "+v)
+		}
+	}
+	return out
 }

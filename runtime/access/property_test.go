@@ -12,6 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/idrecon/idrecon/runtime/access"
+	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -40,7 +41,7 @@ type mAssignment struct {
 }
 
 type mBinding struct {
-	subject string // lower-cased
+	subject string // as the assignment named it; compared case-insensitively
 	groupID string
 }
 
@@ -67,7 +68,7 @@ func (m *model) userNamed(name string) string {
 func (m *model) target(name string) (string, bool) {
 	a := m.assignments[name]
 	b, ok := m.bindings[name]
-	if ok && b.subject == strings.ToLower(a.subject) {
+	if ok && strings.EqualFold(b.subject, a.subject) {
 		if _, exists := m.groups[b.groupID]; exists {
 			return b.groupID, false
 		}
@@ -89,7 +90,7 @@ func (m *model) bind() {
 		t, deleted := m.target(name)
 		switch {
 		case t != "":
-			m.bindings[name] = mBinding{subject: strings.ToLower(a.subject), groupID: t}
+			m.bindings[name] = mBinding{subject: a.subject, groupID: t}
 		case !deleted:
 			delete(m.bindings, name)
 		}
@@ -154,7 +155,7 @@ func (m *model) reachers(app, version string) []string {
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i]) < strings.ToLower(out[j]) })
+	sort.Slice(out, func(i, j int) bool { return store.Fold(out[i]) < store.Fold(out[j]) })
 	return out
 }
 
@@ -202,8 +203,10 @@ func inOrder(e *access.Effective) bool {
 }
 
 var (
-	userNames  = []string{"ann", "ANN", "bob", "cid", "Dan", "eve"}
-	groupNames = []string{"Dev", "dev", "Ops", "QA", "Sec", "Operations"}
+	// Names that fold alike only under Unicode folding: the Kelvin sign,
+	// final and capital sigma.
+	userNames  = []string{"ann", "ANN", "bob", "cid", "Dan", "eve", "kay", "\u212Aay"}
+	groupNames = []string{"Dev", "dev", "Ops", "QA", "Sec", "Operations", "ΣΑΣ", "σας"}
 	roleNames  = []string{"Developer", "View Only", "Custom", "Ghost"}
 	grantPool  = []string{"pay/1", "pay/2", "pay/*", "led/*", "led/9", "ghost/*", "bad"}
 )
