@@ -211,6 +211,7 @@ func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) 
 	s.log.Info("saml: signed out", "user", se.UserName)
 	doc, err := c.requests.BuildLogoutRequestDocumentNoSig(se.NameID, se.SessionIndex)
 	if err == nil {
+		tidyLogoutRequest(doc)
 		var dest string
 		if dest, err = redirectURL(c, c.idp.SLOURL, "SAMLRequest", doc, "", true); err == nil {
 			reqID := doc.Root().SelectAttrValue("ID", "")
@@ -221,6 +222,20 @@ func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) 
 	}
 	s.log.Error("saml: build LogoutRequest", "err", err)
 	s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
+}
+
+// tidyLogoutRequest drops what gosaml2 writes empty into a LogoutRequest:
+// a NameID Format="" names no format (absent, it is unspecified, SAML
+// core 8.3.1), and an empty SessionIndex names no session.
+func tidyLogoutRequest(doc *etree.Document) {
+	for _, el := range doc.Root().ChildElements() {
+		switch {
+		case el.Tag == "NameID" && el.SelectAttrValue("Format", "x") == "":
+			el.RemoveAttr("Format")
+		case el.Tag == "SessionIndex" && el.Text() == "":
+			doc.Root().RemoveChild(el)
+		}
+	}
 }
 
 type logoutRequest struct {

@@ -338,6 +338,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
+		if rest == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			// The cookies' path ends in a slash, so a browser sends none
+			// of them here: the home page would find no session after
+			// every sign-in and start another.
+			target := c.basePath + "/"
+			if r.URL.RawQuery != "" {
+				target += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, target, http.StatusFound)
+			return
+		}
 		p = rest
 	}
 	if p == "" {
