@@ -191,6 +191,9 @@ type urlCreds struct{ user, pass string }
 // only a password goes, the user name being part of the address. It
 // returns the URL for go-git, the credentials, and a display form.
 func splitURL(raw string) (clean string, creds *urlCreds, display string) {
+	if c, ok := scpLikeWithoutPassword(raw); ok {
+		return c, nil, c
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		// A password with a character URLs do not allow unescaped ('^', a
@@ -219,6 +222,29 @@ func splitURL(raw string) (clean string, creds *urlCreds, display string) {
 	// Some forges take an access token in the query ("?private_token=",
 	// "?access_token=").
 	return clean, creds, redact.Query(*u)
+}
+
+// scpLikeWithoutPassword drops a password from an scp-like address
+// ("user:pass@host:path"), which go-git, like git, reads as SSH with the
+// whole "user:pass" as the user name, and url.Parse as an opaque URL of
+// scheme "user" with nothing to hide. ok is false for any other address.
+func scpLikeWithoutPassword(raw string) (clean string, ok bool) {
+	if strings.Contains(raw, "://") {
+		return "", false
+	}
+	userinfo, rest, found := strings.Cut(raw, "@")
+	if !found || !strings.Contains(userinfo, ":") {
+		return "", false
+	}
+	ep, err := transport.NewEndpoint(raw)
+	if err != nil || ep.Protocol != "ssh" || ep.User != userinfo {
+		return "", false
+	}
+	user, _, _ := strings.Cut(userinfo, ":")
+	if user == "" {
+		return rest, true
+	}
+	return user + "@" + rest, true
 }
 
 // queryOf returns the query of an http(s) URL, which go-git echoes

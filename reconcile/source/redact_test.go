@@ -1,7 +1,9 @@
 package source
 
 import (
+	"context"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -70,5 +72,40 @@ func TestQueryOf(t *testing.T) {
 		if got := queryOf(tt.raw); got != tt.want {
 			t.Errorf("queryOf(%q) = %q, want %q", tt.raw, got, tt.want)
 		}
+	}
+}
+
+// An scp-like address with a password ("deploy:pw@host:org/repo.git",
+// which url.Parse reads as the scheme "deploy") loses the password as an
+// ssh:// URL does: SSH authenticates with a key, and the name, errors and
+// log value must not show it, nor must the server get it as the user name.
+func TestSCPLikeURLPasswordHidden(t *testing.T) {
+	const secret = "hunt3rPW"
+	for _, tt := range []struct{ name, raw, want string }{
+		{"user and password", "deploy:" + secret + "@127.0.0.1:org/spec.git", "deploy@127.0.0.1:org/spec.git"},
+		{"password only", ":" + secret + "@127.0.0.1:org/spec.git", "127.0.0.1:org/spec.git"},
+	} {
+		// The sub-test's name goes into its temp dirs, which errors show.
+		t.Run(tt.name, func(t *testing.T) {
+			var logged strings.Builder
+			slog.New(slog.NewTextHandler(&logged, nil)).Info("configured", "git", GitOptions{URL: tt.raw})
+			if strings.Contains(logged.String(), secret) {
+				t.Errorf("log value leaks the password: %s", logged.String())
+			}
+			g, err := NewGit(GitOptions{URL: tt.raw, CacheDir: t.TempDir(), Auth: GitAuth{SSHKeyFile: filepath.Join(t.TempDir(), "missing-key")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !g.ssh {
+				t.Fatalf("%s is not taken for an ssh address", tt.raw)
+			}
+			if g.String() != tt.want || g.url != tt.want {
+				t.Errorf("name %q, address %q; want %q for both", g.String(), g.url, tt.want)
+			}
+			_, err = g.Fetch(context.Background())
+			if err == nil || strings.Contains(err.Error(), secret) {
+				t.Errorf("Fetch error %v, want one without the password", err)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -28,8 +29,9 @@ const maxDelayFactor = 10
 // .git are ignored. Editors that save by writing a temp file and renaming it
 // over the original are seen through the create/rename events on the target
 // name. The folder itself may be deleted and made again, or replaced by a
-// rename: its parent is watched for that, and the new folder is watched
-// from then on.
+// rename, and it may be a symlink switched to another folder (a release
+// switch with `ln -sfn`): its parent is watched for that, and the folder
+// it then names is watched from then on, in place of the old one.
 //
 // notify runs on Watch's goroutine and must not block for long (a
 // non-blocking send on a buffered channel is the intended use). Watch blocks
@@ -59,9 +61,9 @@ func watch(ctx context.Context, root string, debounce time.Duration, notify func
 	if !fi.IsDir() {
 		return fmt.Errorf("watch %s: %w", root, ErrNotDir)
 	}
-	w, err := fsnotify.NewWatcher()
+	w, err := newWatcher()
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", root, err)
+		return fmt.Errorf("watch %s: %w", root, kernelLimit(err))
 	}
 	defer w.Close()
 
@@ -72,8 +74,8 @@ func watch(ctx context.Context, root string, debounce time.Duration, notify func
 	if fw.parent != root {
 		// Without it a deleted-and-recreated spec folder goes unwatched:
 		// the kernel drops a watch with its folder.
-		if err := w.Add(fw.parent); err != nil {
-			logger.Warn("watch spec folder's parent: a recreated spec folder will not be seen", "path", fw.parent, "error", err)
+		if err := addWatch(w, fw.parent); err != nil {
+			logger.Warn("watch spec folder's parent: a recreated spec folder will not be seen", "path", fw.parent, "error", kernelLimit(err))
 			fw.parent = ""
 		}
 	} else {
@@ -132,6 +134,13 @@ func watch(ctx context.Context, root string, debounce time.Duration, notify func
 	}
 }
 
+// newWatcher and addWatch stand for the kernel's inotify calls; tests
+// replace them to play its limits.
+var (
+	newWatcher = fsnotify.NewWatcher
+	addWatch   = (*fsnotify.Watcher).Add
+)
+
 type folderWatcher struct {
 	w      *fsnotify.Watcher
 	root   string
@@ -151,6 +160,10 @@ func (fw *folderWatcher) handle(ev fsnotify.Event) bool {
 	if ev.Op == fsnotify.Chmod {
 		return false
 	}
+	if ev.Name == fw.root && ev.Has(fsnotify.Create) {
+		fw.rewatchRoot()
+		return true
+	}
 	if ev.Has(fsnotify.Create) {
 		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
 			// Files may land in the new folder before its watch is in place,
@@ -164,9 +177,45 @@ func (fw *folderWatcher) handle(ev fsnotify.Event) bool {
 	return true
 }
 
-// addTree watches dir and every non-dot folder below it.
+// rewatchRoot watches the folder that now stands at the root's path (made
+// again, renamed in, or a symlink switched to another release). The
+// watches of the folder it replaced go first: that folder may live on (an
+// older release), and its saves are no longer the spec's, while each of its
+// watches would count against the kernel's limit until the daemon stops.
+func (fw *folderWatcher) rewatchRoot() {
+	for _, p := range fw.w.WatchList() {
+		if p == fw.root || strings.HasPrefix(p, fw.root+string(filepath.Separator)) {
+			if err := fw.w.Remove(p); err != nil && !errors.Is(err, fsnotify.ErrNonExistentWatch) {
+				fw.logger.Debug("unwatch replaced spec folder", "path", p, "error", err)
+			}
+		}
+	}
+	if err := fw.addTree(fw.root); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		fw.logger.Warn("watch replaced spec folder", "path", fw.root, "error", err)
+	}
+}
+
+// addTree watches dir and every non-dot folder below it. The root may be
+// a symlink to the folder: WalkDir does not follow it, so the walk goes
+// through the folder it names while the watches keep the root's path,
+// which inotify resolves, so that events name paths below the root.
 func (fw *folderWatcher) addTree(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	walkDir := dir
+	if dir == fw.root {
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			return err
+		}
+		walkDir = real
+	}
+	return filepath.WalkDir(walkDir, func(p string, d fs.DirEntry, err error) error {
+		if walkDir != dir {
+			rel, relErr := filepath.Rel(walkDir, p)
+			if relErr != nil {
+				return relErr
+			}
+			p = filepath.Join(dir, rel)
+		}
 		if err != nil {
 			// A folder removed while walking is not an error worth failing on.
 			if errors.Is(err, fs.ErrNotExist) && p != dir {
@@ -180,11 +229,11 @@ func (fw *folderWatcher) addTree(dir string) error {
 		if p != fw.root && ignoredPath(fw.root, p) {
 			return filepath.SkipDir
 		}
-		if err := fw.w.Add(p); err != nil {
+		if err := addWatch(fw.w, p); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return filepath.SkipDir
 			}
-			return err
+			return fmt.Errorf("%s: %w", p, kernelLimit(err))
 		}
 		return nil
 	})
@@ -205,4 +254,17 @@ func ignoredPath(root, p string) bool {
 		}
 	}
 	return false
+}
+
+// kernelLimit names the inotify limit behind err, if any: the kernel
+// reports the watch limit as ENOSPC ("no space left on device") and the
+// instance limit as EMFILE, shared with every process of the same user.
+func kernelLimit(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("the kernel's limit on inotify watches is reached (raise the sysctl fs.inotify.max_user_watches): %w", err)
+	case errors.Is(err, syscall.EMFILE):
+		return fmt.Errorf("the kernel's limit on inotify instances or the process's on open files is reached (raise the sysctl fs.inotify.max_user_instances or the open files limit): %w", err)
+	}
+	return err
 }

@@ -2,10 +2,15 @@ package source
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,4 +264,146 @@ func TestWatchOverflowRewatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("write in a sub-folder whose creation was lost")
+}
+
+// startWatchOn runs watch on root and returns the notifications once the
+// watch is set up, so that every later change must be seen.
+func startWatchOn(t *testing.T, root string, logger *slog.Logger) <-chan struct{} {
+	t.Helper()
+	fired := make(chan struct{}, 100)
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- watch(ctx, root, 30*time.Millisecond, func() { fired <- struct{}{} }, logger,
+			func(*fsnotify.Watcher) { close(ready) })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch returned %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("watch returned %v before it was set up", err)
+	}
+	return fired
+}
+
+func waitFired(t *testing.T, fired <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-fired:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no notification for %s", what)
+	}
+}
+
+// TestWatchSymlinkedRoot: a spec folder given as a symlink (a release
+// folder switched with `ln -sfn`, the layout of many deploy tools) is
+// watched through the link: a save in the release it names notifies, and
+// after a switch so does a save in the new release, sub-folders included.
+func TestWatchSymlinkedRoot(t *testing.T) {
+	base := t.TempDir()
+	v1, v2 := filepath.Join(base, "releases", "v1"), filepath.Join(base, "releases", "v2")
+	for _, d := range []string{filepath.Join(v1, "roles"), filepath.Join(v2, "roles")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := filepath.Join(base, "spec")
+	if err := os.Symlink(v1, root); err != nil {
+		t.Fatal(err)
+	}
+	fired := startWatchOn(t, root, nil)
+	write := func(p string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(v1, "app.yaml"))
+	waitFired(t, fired, "a save in the linked folder")
+	write(filepath.Join(v1, "roles", "r.yaml"))
+	waitFired(t, fired, "a save in a sub-folder of the linked folder")
+
+	// ln -sfn: a new link renamed over the old one.
+	tmp := filepath.Join(base, "spec.tmp")
+	if err := os.Symlink(v2, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, root); err != nil {
+		t.Fatal(err)
+	}
+	waitFired(t, fired, "the switch of the link")
+	write(filepath.Join(v2, "app.yaml"))
+	waitFired(t, fired, "a save in the newly linked folder")
+	write(filepath.Join(v2, "roles", "r.yaml"))
+	waitFired(t, fired, "a save in a sub-folder of the newly linked folder")
+}
+
+// TestWatchKernelLimitsNamed: when the kernel's inotify limits are reached
+// (ENOSPC for watches, EMFILE for instances), the error and the warning say
+// which limit and how to raise it, not "no space left on device", which
+// sends the operator to look at the disk.
+func TestWatchKernelLimitsNamed(t *testing.T) {
+	origAdd, origNew := addWatch, newWatcher
+	t.Cleanup(func() { addWatch, newWatcher = origAdd, origNew })
+	addWatch = func(w *fsnotify.Watcher, p string) error {
+		if filepath.Base(p) == "full" {
+			return fmt.Errorf("%w", syscall.ENOSPC)
+		}
+		return origAdd(w, p)
+	}
+
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "full"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := Watch(context.Background(), root, 0, func() {}, nil)
+	if err == nil || !strings.Contains(err.Error(), "fs.inotify.max_user_watches") || !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Watch with the watch limit reached: %v", err)
+	}
+
+	// A sub-folder made while the daemon runs: its changes go unseen, and
+	// the warning must say why.
+	var logged syncBuffer
+	root = t.TempDir()
+	fired := startWatchOn(t, root, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err := os.Mkdir(filepath.Join(root, "full"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFired(t, fired, "the new sub-folder")
+	if !strings.Contains(logged.String(), "fs.inotify.max_user_watches") {
+		t.Errorf("warning does not name the limit: %s", logged.String())
+	}
+
+	newWatcher = func() (*fsnotify.Watcher, error) {
+		return nil, fmt.Errorf("couldn't initialize inotify: %w", syscall.EMFILE)
+	}
+	err = Watch(context.Background(), t.TempDir(), 0, func() {}, nil)
+	if err == nil || !strings.Contains(err.Error(), "fs.inotify.max_user_instances") {
+		t.Errorf("Watch with the instance limit reached: %v", err)
+	}
+}
+
+// syncBuffer is a log sink that the watch goroutine writes while the test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
