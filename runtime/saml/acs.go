@@ -496,7 +496,7 @@ func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, 
 		if !c.sp.AllowIDPInitiated {
 			return "", nil, reject(CodeUnsolicited, "unsolicited response and allowIdpInitiated is off")
 		}
-		returnTo = localReturnTo(relay, c.basePath)
+		returnTo = localReturnTo(onThisSite(relay, c.origin), c.basePath)
 	} else {
 		list, err := readPending(c, r)
 		if err != nil {

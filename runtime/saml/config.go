@@ -65,6 +65,7 @@ type config struct {
 	decrypt   *tls.Certificate
 
 	basePath string // BaseURL's path without trailing slash
+	origin   string // BaseURL's scheme://host
 	acsURL   string
 	sloURL   string
 	secure   bool // BaseURL is https or loopback: cookies get Secure
@@ -229,6 +230,7 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 		return nil, errors.New("entityID is empty")
 	}
 	c.basePath = base.Path
+	c.origin = base.Scheme + "://" + base.Host
 	c.cookies = cookieNamesOf(base)
 	switch base.Hostname() {
 	case "localhost", "127.0.0.1", "::1":

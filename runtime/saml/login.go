@@ -40,6 +40,18 @@ func (s *Server) serveLogin(c *config, w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, dest, http.StatusFound)
 }
 
+// onThisSite turns a RelayState that is an absolute URL of the SP's own
+// origin (what an admin pastes from the browser into Entra's "Relay State"
+// for IdP-initiated sign-in) into its path and query; anything else comes
+// back as it is, for localReturnTo to judge.
+func onThisSite(relay, origin string) string {
+	u, err := url.Parse(relay)
+	if err != nil || u.User != nil || u.Opaque != "" || u.Host == "" || !strings.EqualFold(u.Scheme+"://"+u.Host, origin) {
+		return relay
+	}
+	return u.RequestURI()
+}
+
 // maxReturnTo bounds a returnTo kept in the pending cookie, so that a
 // sign-in with it fits in one (maxPendingCookie).
 const maxReturnTo = 2048

@@ -24,6 +24,7 @@ func TestSignIn(t *testing.T) {
 		mods      []func(*spec.SamlServiceProvider)
 		unsolicit bool
 		relay     string // IdP-initiated RelayState
+		onBase    bool   // relay follows the SP's baseURL
 		opts      func(*testidp.ResponseOptions)
 		landing   string
 	}{
@@ -41,6 +42,8 @@ func TestSignIn(t *testing.T) {
 		{name: "rollover: old key still signs", mods: []func(*spec.SamlServiceProvider){rollover}, opts: func(o *testidp.ResponseOptions) {}},
 		{name: "IdP-initiated", mods: []func(*spec.SamlServiceProvider){idpInit}, unsolicit: true, relay: "/me?tab=roles", landing: "/me?tab=roles", opts: func(o *testidp.ResponseOptions) {}},
 		{name: "IdP-initiated, foreign RelayState lands home", mods: []func(*spec.SamlServiceProvider){idpInit}, unsolicit: true, relay: "https://evil.example/", landing: "/", opts: func(o *testidp.ResponseOptions) {}},
+		{name: "IdP-initiated, RelayState an absolute URL of this SP", mods: []func(*spec.SamlServiceProvider){idpInit}, unsolicit: true, onBase: true, relay: "/me?tab=roles#top", landing: "/me?tab=roles", opts: func(o *testidp.ResponseOptions) {}},
+		{name: "IdP-initiated, RelayState of this host with a password lands home", mods: []func(*spec.SamlServiceProvider){idpInit}, unsolicit: true, relay: "http://x:y@127.0.0.1/me", landing: "/", opts: func(o *testidp.ResponseOptions) {}},
 		{name: "NotBefore 30s ahead is within skew", opts: func(o *testidp.ResponseOptions) { o.NotBefore = o.Now.Add(30e9) }},
 		{name: "username from a claim", mods: []func(*spec.SamlServiceProvider){func(sp *spec.SamlServiceProvider) { sp.Attributes.Username = testidp.ClaimName }}, opts: func(o *testidp.ResponseOptions) { o.NameID = "0b6f7a9e-opaque-pairwise" }},
 	}
@@ -49,6 +52,9 @@ func TestSignIn(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, tc.mods...)
 			irt, relay, landing := "", tc.relay, tc.landing
+			if tc.onBase {
+				relay = strings.ToUpper(e.ts.URL[:4]) + e.ts.URL[4:] + relay // the scheme in any case
+			}
 			if !tc.unsolicit {
 				irt, relay = e.login("/me")
 				landing = "/me"
