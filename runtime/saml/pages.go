@@ -230,7 +230,7 @@ func (s *Server) serveHome(c *config, w http.ResponseWriter, r *http.Request) {
 		s.clearSession(w, c, r, "")
 		s.errorPage(w, c, http.StatusForbidden, "Access denied", deniedText(d.UserName, d.Reason))
 	case !ok:
-		http.Redirect(w, r, c.basePath+"/saml/login?returnTo="+url.QueryEscape(r.URL.Path), http.StatusFound)
+		http.Redirect(w, r, c.basePath+"/saml/login?returnTo="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
 	default:
 		s.render(w, http.StatusOK, "home", homeView{Decision: d, LogoutURL: c.basePath + "/saml/logout"})
 	}

@@ -317,3 +317,15 @@ func TestRequestsCarryTheRealIssueInstant(t *testing.T) {
 		})
 	}
 }
+
+// TestSignInKeepsTheQuery: a page opened without a session sends the
+// browser to sign in, and back to the page as it was asked for, query
+// and all.
+func TestSignInKeepsTheQuery(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.get("/me?tab=roles")
+	loc, err := url.Parse(r.Header.Get("Location"))
+	if r.StatusCode != http.StatusFound || err != nil || loc.Query().Get("returnTo") != "/me?tab=roles" {
+		t.Fatalf("%d to %q, want a sign-in returning to /me?tab=roles", r.StatusCode, r.Header.Get("Location"))
+	}
+}
