@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/idrecon/idrecon/runtime/store"
 )
@@ -447,18 +448,26 @@ func (s *segment) fill(end int64) error {
 }
 
 // makeDir creates dir and its missing parents, as os.MkdirAll does, and
-// syncs the parent of each directory it created: the log segments synced
-// inside a new data dir are lost with it if a crash loses the directory's
-// own entry, which nothing else syncs.
+// syncs the parent of dir and of each dir above it on the same file system:
+// the log segments synced inside a new data dir are lost with it if a crash
+// loses the directory's own entry, which nothing else syncs. The daemon and
+// the CLI make the data dir before they call Open or Restore, so whether it
+// is new cannot be told here, and a synced dir that did not change costs
+// next to nothing. An existing parent that cannot be read is skipped: it
+// was not made for the data dir.
 func makeDir(dir string) error {
-	var created []string
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	created := map[string]bool{}
+	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(d); err == nil {
 			break
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		created = append(created, d)
+		created[d] = true
 		if filepath.Dir(d) == d {
 			break
 		}
@@ -466,16 +475,37 @@ func makeDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	for _, d := range created {
-		if err := syncDir(filepath.Dir(d)); err != nil {
+	dev, ok := deviceOf(dir)
+	for d := dir; filepath.Dir(d) != d; d = filepath.Dir(d) {
+		parent := filepath.Dir(d)
+		if pdev, pok := deviceOf(parent); ok && pok && pdev != dev {
+			break // a mount point: its entry is not the data dir's business
+		}
+		if err := syncDir(parent); err != nil && (created[d] || !errors.Is(err, fs.ErrPermission)) {
 			return err
 		}
 	}
 	return nil
 }
 
+// deviceOf returns the device of the file system that holds path.
+func deviceOf(path string) (uint64, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return uint64(st.Dev), true // Dev is uint32 on some systems
+}
+
 // syncDir makes the creation, removal or renaming of files in dir durable.
-func syncDir(dir string) error {
+// A variable, so that tests can see which dirs are synced.
+var syncDir = fsyncDir
+
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir: %w", err)
