@@ -323,3 +323,67 @@ func TestStoreRefusalsShareBatchFate(t *testing.T) {
 		}
 	}
 }
+
+// TestPoisoningWriteDoesNotSeeDiscardedWrites: a write that fails after
+// mutating poisons its batch, and its failure may rest on what an earlier
+// write of the batch did (a userName it took). That earlier write may
+// still be discarded (the journal fails, or it is too large), so the
+// poisoning write must not be answered before the batch's fate is known,
+// nor with a refusal that rests on a state that never became visible.
+func TestPoisoningWriteDoesNotSeeDiscardedWrites(t *testing.T) {
+	// poisoner creates user 3, then fails when "Bob" is taken.
+	poisoner := func(tx *Txn) error {
+		if err := tx.Insert(TableUsers, &User{ID: "3", UserName: "cy"}); err != nil {
+			return err
+		}
+		return insertUnique("Bob", "2")(tx)
+	}
+	tests := []struct {
+		name    string
+		journal func(s **Store) Journal
+		// stored says which of users 1, 2 and 3 exist afterwards.
+		stored []bool
+		// taken: the poisoner is answered errTaken (user 1 was committed).
+		taken bool
+	}{
+		{"journal takes the batch", func(**Store) Journal {
+			return journalFunc(func(memdb.Changes) error { return nil })
+		}, []bool{true, false, false}, true},
+		{"journal fails", func(**Store) Journal {
+			return journalFunc(func(memdb.Changes) error { return errJournal })
+		}, []bool{false, false, false}, false},
+		{"first write too large", func(**Store) Journal {
+			return journalFunc(func(c memdb.Changes) error {
+				if holdsUser(c, "1") {
+					return fmt.Errorf("frame: %w", ErrTooLarge)
+				}
+				return nil
+			})
+		}, []bool{false, true, true}, false},
+		{"pipeline send fails", func(s **Store) Journal {
+			return &pipelineOf{s: s, fail: func(memdb.Changes) error { return fmt.Errorf("etcd: %w", ErrUnavailable) }}
+		}, []bool{false, false, false}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s *Store
+			s = newStore(t, Options{Journal: tt.journal(&s)})
+			errs := batchOf(s, insertUnique("bob", "1"), poisoner)
+			for i, id := range []string{"1", "2", "3"} {
+				u, err := s.Read().UserByID(id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (u != nil) != tt.stored[i] {
+					t.Errorf("user %s stored %v, want %v (answers %v)", id, u != nil, tt.stored[i], errs)
+				}
+			}
+			if got := errors.Is(errs[1], errTaken); got != tt.taken {
+				t.Errorf("poisoner answered %v; errTaken %v, want %v", errs[1], got, tt.taken)
+			}
+			if tt.stored[1] && errs[1] != nil {
+				t.Errorf("poisoner answered %v, but its users were stored", errs[1])
+			}
+		})
+	}
+}

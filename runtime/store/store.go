@@ -440,13 +440,14 @@ func (s *Store) Load(fn func(*Txn) error) error {
 // Update runs fn in a write transaction and returns once its changes are
 // committed (and durable, with a journal) or discarded.
 //
-// fn may be run more than once (when another write in its batch fails after
-// mutating), so it must derive everything from the transaction and must not
-// have side effects outside it. If fn returns an error its changes are
-// discarded and Update returns that error; validate before mutating where you
-// can, since a failure after a mutation makes the whole batch run again. fn
-// sees the changes of the writes batched before it, so when those are not
-// committed (the journal failed) Update returns the journal's error instead.
+// fn may be run more than once (when a write in its batch, itself
+// included, fails after mutating), so it must derive everything from the
+// transaction and must not have side effects outside it. If fn returns an
+// error its changes are discarded and Update returns that error; validate
+// before mutating where you can, since a failure after a mutation makes the
+// whole batch run again. fn sees the changes of the writes batched before
+// it, so when those are not committed (the journal failed) Update returns
+// the journal's error instead.
 func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
 	for attempt := 0; ; {
 		err := s.submit(&request{ctx: ctx, fn: fn, errc: make(chan error, 1)})
@@ -531,8 +532,18 @@ func (s *Store) commitLoop() {
 // commitBatch runs the batch's writes in one transaction. A write that fails
 // without mutating is simply answered (once the batch's fate is known, when
 // an earlier write of it succeeded); one that fails after mutating poisons
-// the transaction, so the batch is run again without it.
+// the transaction, so the batch is run again without it (and it is run
+// again alone, after, when an earlier write of the batch succeeded).
 func (s *Store) commitBatch(batch []*request) {
+	// Writes that poisoned the batch after an earlier write of it
+	// succeeded: their failure may rest on that write, which the journal
+	// may yet discard, so they run again alone once the batch is decided.
+	var alone []*request
+	defer func() {
+		for _, r := range alone {
+			s.commitBatch([]*request{r})
+		}
+	}()
 	for len(batch) > 0 {
 		txn := s.db.Txn(true)
 		t := &Txn{Txn: txn}
@@ -553,7 +564,11 @@ func (s *Store) commitBatch(batch []*request) {
 				continue
 			}
 			if t.writes != before {
-				r.errc <- err
+				if succeeded == 0 {
+					r.errc <- err
+				} else {
+					alone = append(alone, r)
+				}
 				txn.Abort()
 				// The failures kept in ran run again too: the writes
 				// they saw do.
