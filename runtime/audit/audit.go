@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -65,7 +66,8 @@ type Log struct {
 	opts Options
 
 	mu     sync.Mutex
-	f      *os.File // nil after Close, or after a rotation that could not reopen
+	f      *os.File    // nil after Close, or after a rotation that could not reopen
+	info   os.FileInfo // f's, to tell whether path still names it
 	closed bool
 	size   int64
 	dirty  bool       // written since f was last synced (or a sync failed)
@@ -98,9 +100,6 @@ func Open(path string, opts Options) (*Log, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
 	l := &Log{path: path, opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := l.open(); err != nil {
 		return nil, err
@@ -114,6 +113,11 @@ func Open(path string, opts Options) (*Log, error) {
 }
 
 func (l *Log) open() error {
+	// Here rather than in Open: a directory deleted while the daemon runs
+	// is made again when the log is reopened.
+	if err := os.MkdirAll(filepath.Dir(l.path), 0o750); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
 	// Read as well as append: open checks the last byte.
 	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
@@ -144,17 +148,67 @@ func (l *Log) open() error {
 			return fmt.Errorf("audit: %w", err)
 		}
 		if last[0] != '\n' {
-			if _, err := f.Write([]byte{'\n'}); err != nil {
+			if size, err = l.endTornLine(f, size); err != nil {
 				f.Close()
 				return fmt.Errorf("audit: end torn line: %w", err)
 			}
-			size++
 			l.dirty = true
-			l.opts.Logger.Warn("audit log ended in a torn line (a write cut short); it is kept, ended by a newline", "path", l.path)
 		}
 	}
-	l.f, l.size = f, size
+	l.f, l.size, l.info = f, size, st
 	return nil
+}
+
+// maxTorn bounds how much of a torn last line is read back to be kept.
+const maxTorn = 1 << 20
+
+// endTornLine ends the torn last line of f (size bytes) and returns the new
+// size. The torn part is not left as a line of its own: jq, a json.Decoder
+// and most JSON-lines readers stop at the first line that does not parse,
+// and every record after it would be out of their reach. It is kept as a
+// string in a "torn record" of its own: evidence of a write cut short.
+func (l *Log) endTornLine(f *os.File, size int64) (int64, error) {
+	n := min(size, maxTorn)
+	tail := make([]byte, n)
+	if _, err := f.ReadAt(tail, size-n); err != nil {
+		return size, err
+	}
+	nl := bytes.LastIndexByte(tail, '\n')
+	frag := tail[nl+1:]
+	var line []byte
+	switch {
+	case json.Valid(frag):
+		// Only its newline is missing.
+	case nl < 0 && n < size:
+		// Longer than maxTorn: nothing idrecon writes. Ended as it is.
+		l.opts.Logger.Warn("audit log ends in a long line that is not JSON; it is kept, ended by a newline", "path", l.path)
+	default:
+		var err error
+		line, err = json.Marshal(struct {
+			Time     time.Time `json:"time"`
+			Level    string    `json:"level"`
+			Msg      string    `json:"msg"`
+			Fragment string    `json:"fragment"`
+		}{time.Now(), slog.LevelWarn.String(), "torn record", string(frag)})
+		if err != nil {
+			return size, err
+		}
+		start := size - int64(len(frag))
+		if err := f.Truncate(start); err != nil {
+			// A line that does not parse beats one that swallows
+			// the next record too.
+			l.opts.Logger.Warn("audit log ended in a torn line that cannot be taken back; it is kept, ended by a newline", "path", l.path, "err", err)
+			line = nil
+			break
+		}
+		size = start
+		l.opts.Logger.Warn("audit log ended in a torn line (a write cut short); kept as a torn record", "path", l.path)
+	}
+	line = append(line, '\n')
+	// Should this write fail after the truncation, the fragment is lost:
+	// it was no record anyway, and the file still ends with a whole line.
+	w, err := f.Write(line)
+	return size + int64(w), err
 }
 
 // write appends one line; l.mu is held. A write that would grow the file
@@ -163,11 +217,23 @@ func (l *Log) write(p []byte) (int, error) {
 	if l.closed {
 		return 0, os.ErrClosed
 	}
+	recreate := l.f != nil && l.gone()
+	if recreate {
+		// Every record from now on would go to a file that no name
+		// reaches, and be lost with it.
+		l.opts.Logger.Error("audit log was removed or moved away while open; recreating it", "path", l.path)
+		l.syncLocked()
+		l.f.Close()
+		l.f = nil
+	}
 	if l.f == nil {
 		// A rotation or a cut-short write left no open file: try
 		// again rather than refuse every record from now on.
 		if err := l.open(); err != nil {
 			return 0, err
+		}
+		if recreate {
+			l.syncDirLogged()
 		}
 	}
 	if l.size > 0 && l.size+int64(len(p)) > l.opts.MaxBytes {
@@ -207,6 +273,17 @@ func (l *Log) write(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// gone reports whether path no longer names the open file: deleted, with
+// its directory or alone, or moved away. One stat per record costs little
+// beside its write.
+func (l *Log) gone() bool {
+	st, err := os.Stat(l.path)
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	return !os.SameFile(st, l.info)
 }
 
 func (l *Log) rotate() error {

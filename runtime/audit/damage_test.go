@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -122,19 +121,25 @@ func TestTornLastLineDoesNotSwallowTheNextRecord(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Every line must parse: jq, or a json.Decoder, stops at the first
+	// that does not, and every record after it is out of reach.
 	var ids []string
-	for line := range strings.Lines(string(b)) {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
+	var torn map[string]any
+	for _, m := range readLines(t, path) {
+		switch m["msg"] {
+		case "scim write":
 			ids = append(ids, fmt.Sprint(m["id"]))
+		case "torn record":
+			torn = m
 		}
 	}
 	if len(ids) != 2 || ids[0] != "whole" || ids[1] != "next" {
-		t.Errorf("readable records %v, want [whole next]; file:\n%s", ids, b)
+		t.Errorf("records %v, want [whole next]", ids)
+	}
+	// The fragment is evidence of a write that was cut short: kept, as
+	// a string inside a record of its own.
+	if torn == nil || torn["fragment"] != `{"time":"2020-01-01T00:0` {
+		t.Errorf("torn record %v, want one holding the fragment", torn)
 	}
 	if !strings.Contains(logged.String(), "torn") {
 		t.Errorf("the torn line was not reported: %q", logged.String())
@@ -159,5 +164,30 @@ func withFileSizeLimit(t *testing.T, size int64, fn func()) {
 	fn()
 	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWholeLastRecordWithoutNewline: a write cut short just before its
+// newline leaves a whole record; it is ended, not wrapped as torn.
+func TestWholeLastRecordWithoutNewline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	last := `{"time":"2020-01-01T00:00:00Z","level":"INFO","msg":"scim write","id":"whole"}`
+	if err := os.WriteFile(path, []byte(last), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path, Options{Logger: quietLogger(&bytes.Buffer{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Record(SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "next"})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range readLines(t, path) {
+		ids = append(ids, fmt.Sprint(m["msg"], ":", m["id"]))
+	}
+	if strings.Join(ids, " ") != "scim write:whole scim write:next" {
+		t.Errorf("records %v, want the whole one kept as it was, then next", ids)
 	}
 }
