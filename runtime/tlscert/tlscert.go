@@ -119,7 +119,15 @@ func validity(leaf *x509.Certificate, now time.Time) error {
 func build(c *spec.Certificate) (*tls.Certificate, error) {
 	tc, err := c.TLSCertificate()
 	if err != nil {
-		return nil, fmt.Errorf("tlscert: certificate %q: %w", c.Subject, err)
+		// The loader sets Subject; a Certificate stored another way may
+		// lack it, and the reason must still say which one is refused.
+		name := c.Subject
+		if name == "" {
+			if leaf, perr := x509.ParseCertificate(c.DER); perr == nil {
+				name = leaf.Subject.String()
+			}
+		}
+		return nil, fmt.Errorf("tlscert: certificate %q: %w", name, err)
 	}
 	return tc, nil
 }
@@ -153,15 +161,26 @@ func (s *Source) lookup() (*spec.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlscert: %w", err)
 	}
+	// A Certificate stored without its key (the etcd mirror drops a key
+	// another daemon resolved, until this one's reconciler resolves it
+	// again) is returned when there is no other: build then refuses it and
+	// the last good one goes on being served, rather than none at all.
+	var keyless *spec.Certificate
 	for _, r := range res {
 		c, ok := r.Spec.(*spec.Certificate)
 		if !ok || c.Usage != spec.UsageTLS || (s.name != "" && r.Name != s.name) {
 			continue
 		}
 		if c.PrivateKey == nil || len(c.DER) == 0 {
+			if keyless == nil && len(c.DER) > 0 {
+				keyless = c
+			}
 			continue
 		}
 		return c, nil
+	}
+	if keyless != nil {
+		return keyless, nil
 	}
 	return nil, ErrNoCertificate
 }
