@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -199,6 +200,15 @@ const AdminTokenFile = "admin-token"
 // reconciler stops between reconciles, and the store is closed last.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	// Checked before the state is opened, which may take seconds, and
+	// before the loopback check, which would call a missing port an
+	// address off loopback.
+	if err := checkAddr("--listen", cfg.Listen); err != nil {
+		return err
+	}
+	if err := checkAddr("--admin-listen", cfg.AdminListen); err != nil {
+		return err
+	}
 	if !loopback(cfg.AdminListen) && !cfg.AdminInsecureHTTP {
 		return fmt.Errorf("admin API on %s: the address is not loopback and the admin API has no TLS, so its token and backups would cross the network in clear; "+
 			"listen on 127.0.0.1 (and reach it through SSH or a TLS proxy), or accept the risk with --admin-insecure-http", cfg.AdminListen)
@@ -265,6 +275,19 @@ func Run(ctx context.Context, cfg Config) error {
 	return d.serve(ctx, ln, adminLn)
 }
 
+// checkAddr refuses a listen address without a port. net.Listen takes
+// "host:" for a port the kernel picks, which no client would find.
+func checkAddr(flag, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil && port == "" {
+		err = errors.New("missing port")
+	}
+	if err != nil {
+		return fmt.Errorf("%s %q: %w: give host:port, such as :443 (every address) or 127.0.0.1:9090", flag, addr, err)
+	}
+	return nil
+}
+
 // listen binds the main and the admin listener.
 func listen(cfg Config) (ln, adminLn net.Listener, err error) {
 	ln, err = net.Listen("tcp", cfg.Listen)
@@ -320,6 +343,16 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, cleanup, fmt.Errorf("data dir: %w", err)
+		}
+		if cfg.Etcd != nil {
+			// Without a state file nothing else stops a second daemon
+			// from sharing the audit log and the git cache; taken before
+			// the audit log is opened, which repairs the file's end.
+			unlock, err := lockDataDir(cfg.DataDir)
+			if err != nil {
+				return nil, cleanup, err
+			}
+			closers = append(closers, unlock)
 		}
 		auditLog, err := audit.Open(filepath.Join(cfg.DataDir, "audit.log"), audit.Options{Logger: log.With("component", "audit")})
 		if err != nil {
@@ -934,6 +967,29 @@ func writePrivate(path string, data []byte) error {
 		os.Remove(f.Name())
 	}
 	return err
+}
+
+// dataDirLock is the file whose lock a daemon with --etcd holds on its
+// data dir.
+const dataDirLock = "daemon.lock"
+
+// lockDataDir takes dir for this process until unlock, or says another
+// idrecon has it. The lock goes with the process, so a daemon killed
+// leaves none behind.
+func lockDataDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, dataDirLock)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data dir %s is in use by another idrecon: with --etcd every daemon still needs a data dir of its own (its audit log, and with --git its git cache)", dir)
+		}
+		return nil, fmt.Errorf("data dir: lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // adminToken returns the configured token, or the one kept in the data dir,

@@ -210,3 +210,44 @@ func TestHTTPSNeedsACertificate(t *testing.T) {
 		t.Errorf("a daemon whose first reconcile failed does not say why it has no certificate:\n%s", logs)
 	}
 }
+
+// TestListenAddressNeedsAPort: an address without a port (a host alone, a
+// port alone, a colon with nothing after it) is refused at once, naming the
+// flag and what to write. Before, an admin address such as 127.0.0.1 was
+// refused as "not loopback" with advice to take --admin-insecure-http, a
+// main one only after the state was opened (seconds for a large one), and
+// "127.0.0.1:" listened on a port chosen at random.
+func TestListenAddressNeedsAPort(t *testing.T) {
+	tests := []struct{ listen, admin, flag string }{
+		{"127.0.0.1:0", "127.0.0.1", "--admin-listen"},
+		{"127.0.0.1:0", "localhost", "--admin-listen"},
+		{"127.0.0.1:0", "127.0.0.1:", "--admin-listen"},
+		{"0.0.0.0", "127.0.0.1:0", "--listen"},
+		{"443", "127.0.0.1:0", "--listen"},
+		{"127.0.0.1:", "127.0.0.1:0", "--listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.listen+" "+tt.admin, func(t *testing.T) {
+			dataDir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			started := false
+			err := Run(ctx, Config{SpecDir: copyDir(t, "../../examples/entra"), DataDir: dataDir,
+				Listen: tt.listen, AdminListen: tt.admin, InsecureHTTP: true, AdminToken: adminTok, Interval: time.Hour,
+				Logger: slog.New(slog.DiscardHandler), Started: func(string, string) { started = true; cancel() }})
+			switch {
+			case started:
+				t.Fatal("the daemon served")
+			case err == nil:
+				t.Fatal("Run = nil, want an error")
+			case !strings.Contains(err.Error(), tt.flag) || !strings.Contains(err.Error(), "port"):
+				t.Errorf("Run = %v, want it to name %s and say a port is missing", err, tt.flag)
+			case strings.Contains(err.Error(), "admin-insecure-http"):
+				t.Errorf("Run = %v: an address without a port is no question of loopback", err)
+			}
+			if _, err := os.Stat(filepath.Join(dataDir, "state.db")); err == nil {
+				t.Error("the state was opened before the address was checked")
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/internal/logsink"
 	"github.com/idrecon/idrecon/runtime/store/durable"
 )
@@ -152,4 +153,35 @@ func TestStartFailuresAreClear(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEtcdDataDirHeldByAnotherDaemon: with --etcd the state is not in the
+// data dir, so nothing locked it, and a second daemon given the same one
+// (two instances of a unit on one host) ran beside the first, both
+// appending to and rotating one audit log and fetching into one git cache.
+// It is refused at start, before it serves, saying why.
+func TestEtcdDataDirHeldByAnotherDaemon(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	dataDir := t.TempDir()
+	specDir := copyDir(t, "../../examples/entra")
+	etcdCfg := func(name string) *EtcdConfig {
+		return &EtcdConfig{Endpoints: c.Endpoints, Prefix: "/idrecon-test/", Name: name}
+	}
+	start(t, Config{SpecDir: specDir, DataDir: dataDir, Etcd: etcdCfg("first")})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	started := false
+	err := Run(ctx, Config{SpecDir: specDir, DataDir: dataDir, Etcd: etcdCfg("second"),
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", InsecureHTTP: true, AdminToken: adminTok, Interval: time.Hour,
+		Logger: slog.New(slog.DiscardHandler), Started: func(string, string) { started = true; cancel() }})
+	switch {
+	case started:
+		t.Fatalf("a second daemon served on a data dir in use (Run = %v)", err)
+	case err == nil || !strings.Contains(err.Error(), dataDir) || !strings.Contains(err.Error(), "another idrecon"):
+		t.Fatalf("Run = %v, want it to say another idrecon uses %s", err, dataDir)
+	}
+
+	// Another data dir is fine.
+	start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), Etcd: etcdCfg("third")})
 }
