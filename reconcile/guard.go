@@ -14,7 +14,8 @@ import (
 // switch), so applying it would delete everything; or it deletes the SCIM
 // provisioning or SAML service provider while they are enabled, and no
 // enabled one of the same kind takes its place (a rename), so Entra's
-// provisioning job would get 403 and be quarantined. Plan reports it in
+// provisioning job would get 403 and be quarantined; or Config.Keeps says
+// it takes what the daemon serves with (its TLS certificate). Plan reports it in
 // Plan.Refused, Apply returns it and changes nothing, and the loop refuses
 // the revision like an invalid one, keeping the last good revision.
 type UnsafeError struct {
@@ -23,9 +24,15 @@ type UnsafeError struct {
 	// Deletes are the enabled ScimProvisioning and SamlServiceProvider
 	// documents the revision would delete.
 	Deletes []spec.Ref
+	// Keeps is why the revision would take what the daemon serves with
+	// (Config.Keeps).
+	Keeps string
 }
 
 func (e *UnsafeError) Error() string {
+	if e.Keeps != "" {
+		return "refusing the revision: " + e.Keeps
+	}
 	if e.Empty {
 		return "the spec has no documents: applying it would delete every resource, SCIM provisioning and SAML sign-on included " +
 			"(is it the right folder, or was it emptied by a branch switch?); a daemon started with --allow-empty applies it"
@@ -127,6 +134,11 @@ func (r *Reconciler) guard(ds *desiredState, cut []spec.Ref) *UnsafeError {
 	}
 	if len(cut) > 0 {
 		return &UnsafeError{Deletes: cut}
+	}
+	if r.cfg.Keeps != nil {
+		if err := r.cfg.Keeps(ds.docs); err != nil {
+			return &UnsafeError{Keeps: err.Error()}
+		}
 	}
 	return nil
 }

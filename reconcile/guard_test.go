@@ -267,3 +267,43 @@ func TestRunWaitsTheIntervalAfterRefusal(t *testing.T) {
 		t.Errorf("wait after a refusal %v, want the interval (1m ± 10%%), not a backoff", d)
 	}
 }
+
+// TestGuardAsksKeeps: a revision Config.Keeps objects to (in the daemon:
+// one without the TLS certificate it serves) is refused like one that cuts
+// Entra off: plan says why, apply changes nothing.
+func TestGuardAsksKeeps(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	var asked int
+	r := newReconciler(t, Config{Store: s, Keeps: func(docs []*spec.Document) error {
+		asked++
+		for _, d := range docs {
+			if d.Kind == spec.KindScimProvisioning {
+				return nil
+			}
+		}
+		return errors.New("no ScimProvisioning (test)")
+	}})
+	if _, err := r.Apply(ctx, newSet("r1", appDoc(), scimDoc(false))); err != nil {
+		t.Fatal(err)
+	}
+	without := newSet("r2", appDoc())
+	p, err := r.Plan(ctx, without)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.Refused, "no ScimProvisioning (test)") {
+		t.Errorf("plan.Refused = %q, want Keeps' reason", p.Refused)
+	}
+	_, err = r.Apply(ctx, without)
+	var unsafe *UnsafeError
+	if !errors.As(err, &unsafe) || unsafe.Keeps == "" {
+		t.Fatalf("Apply = %v, want an *UnsafeError from Keeps", err)
+	}
+	if res, _ := s.Read().Resource(spec.KindScimProvisioning, "entra"); res == nil {
+		t.Error("the refused revision deleted the ScimProvisioning")
+	}
+	if asked < 3 {
+		t.Errorf("Keeps asked %d times, want every plan and apply", asked)
+	}
+}

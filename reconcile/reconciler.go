@@ -114,6 +114,11 @@ type Config struct {
 	// without it such a Set is refused (*UnsafeError), as a folder emptied
 	// by mistake looks the same.
 	AllowEmpty bool
+	// Keeps, when set, returns why a revision (its documents) would take
+	// what the daemon serves with, such as the TLS certificate of its
+	// listener, or nil; the guard refuses such a revision as one that cuts
+	// Entra off.
+	Keeps func(docs []*spec.Document) error
 	// Backoff after failures; default 5s doubling to 5m.
 	Backoff Backoff
 	Logger  *slog.Logger

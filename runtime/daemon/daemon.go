@@ -427,6 +427,20 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	rcfg.DriftCheck = renames.drift
 	rcfg.OnResult = func(res reconcile.Result) { met.Reconcile(res.Outcome, res.Duration) }
 	rcfg.Source = src
+	tlsSrc := tlscert.New(st, cfg.TLSCertificate)
+	if !cfg.InsecureHTTP {
+		rcfg.Keeps = func(docs []*spec.Document) error {
+			// Before the first certificate there is nothing to lose.
+			if !tlsSrc.Serving() || tlscert.Offers(cfg.TLSCertificate, docs) {
+				return nil
+			}
+			what := "a Certificate of usage tls"
+			if cfg.TLSCertificate != "" {
+				what = fmt.Sprintf("the Certificate %q of usage tls (--tls-certificate)", cfg.TLSCertificate)
+			}
+			return fmt.Errorf("it has no %s, which this daemon serves HTTPS with: every TLS handshake would fail, Entra's and sign-ins' alike; keep it, or add its replacement in the same commit", what)
+		}
+	}
 	rec, err = reconcile.New(rcfg)
 	if err != nil {
 		return nil, cleanup, err
@@ -467,7 +481,6 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 		decider = frozenDecider{decider, sh}
 	}
 	samlSrv := saml.NewServer(st, samlOpts)
-	tlsSrc := tlscert.New(st, cfg.TLSCertificate)
 	accessAPI := access.NewHandler(st, log.With("component", "access"))
 
 	main := http.NewServeMux()

@@ -117,3 +117,49 @@ func TestContextRoot(t *testing.T) {
 		t.Errorf("admin SP metadata: %d %.300s", code, b)
 	}
 }
+
+// TestRevisionWithoutTheTLSCertificateIsRefused: a commit that deletes the
+// Certificate the daemon serves HTTPS with (moved away, renamed) would
+// fail every TLS handshake, Entra's and sign-ins' alike: it is refused,
+// and the certificate goes on being served; the next commit with it
+// applies.
+func TestRevisionWithoutTheTLSCertificateIsRefused(t *testing.T) {
+	specDir := copyDir(t, "../../examples/entra")
+	writeTLSCert(t, specDir, "first")
+	d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), TLSCertificate: "web"})
+	addr := strings.TrimPrefix(d.base, "http://")
+	peer := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return "handshake failed: " + err.Error()
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if got := peer(); got != "first" {
+		t.Fatalf("served %q, want first", got)
+	}
+	good := d.status(t).AppliedRevision
+	doc, err := os.ReadFile(filepath.Join(specDir, "tls.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(specDir, "tls.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the revision refused", func() bool {
+		st := d.status(t)
+		return st.LastResult == "refused" && strings.Contains(st.LastError, `"web" of usage tls (--tls-certificate)`)
+	})
+	if st := d.status(t); st.AppliedRevision != good {
+		t.Errorf("applied %s, want the last good %s kept", st.AppliedRevision, good)
+	}
+	if got := peer(); got != "first" {
+		t.Errorf("after the refused revision: %s, want first served", got)
+	}
+	if err := os.WriteFile(filepath.Join(specDir, "tls.yaml"), doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the revision with it applied", func() bool { return d.status(t).LastResult == "ok" })
+}

@@ -156,6 +156,31 @@ func (s *Source) Ready() (bool, string) {
 	return true, strings.Join(why, "; ")
 }
 
+// chosen reports whether the Certificate c named name is one a Source
+// for the Certificate want ("" for the first of usage tls) may serve.
+func chosen(want, name string, c *spec.Certificate) bool {
+	return c.Usage == spec.UsageTLS && (want == "" || name == want)
+}
+
+// Offers reports whether docs, a spec revision, hold a Certificate a
+// Source for want may serve: applied without one, the Source has nothing
+// to serve but what it held.
+func Offers(want string, docs []*spec.Document) bool {
+	for _, d := range docs {
+		if c, ok := d.Spec.(*spec.Certificate); ok && chosen(want, d.Metadata.Name, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// Serving reports whether the store holds a certificate the Source would
+// serve.
+func (s *Source) Serving() bool {
+	_, err := s.lookup()
+	return err == nil
+}
+
 func (s *Source) lookup() (*spec.Certificate, error) {
 	res, err := s.st.Read().Resources(spec.KindCertificate)
 	if err != nil {
@@ -168,7 +193,7 @@ func (s *Source) lookup() (*spec.Certificate, error) {
 	var keyless *spec.Certificate
 	for _, r := range res {
 		c, ok := r.Spec.(*spec.Certificate)
-		if !ok || c.Usage != spec.UsageTLS || (s.name != "" && r.Name != s.name) {
+		if !ok || !chosen(s.name, r.Name, c) {
 			continue
 		}
 		if c.PrivateKey == nil || len(c.DER) == 0 {
