@@ -53,15 +53,7 @@ func TestServesTLSFromTheKeystore(t *testing.T) {
 	d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), TLSCertificate: "web"})
 	addr := strings.TrimPrefix(d.base, "http://")
 
-	peer := func() string {
-		t.Helper()
-		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
-	}
+	peer := func() string { return servedSubject(addr) }
 	if got := peer(); got != "first" {
 		t.Fatalf("served %q, want first", got)
 	}
@@ -128,15 +120,7 @@ func TestRevisionWithoutTheTLSCertificateIsRefused(t *testing.T) {
 	writeTLSCert(t, specDir, "first")
 	d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), TLSCertificate: "web"})
 	addr := strings.TrimPrefix(d.base, "http://")
-	peer := func() string {
-		t.Helper()
-		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
-		if err != nil {
-			return "handshake failed: " + err.Error()
-		}
-		defer conn.Close()
-		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
-	}
+	peer := func() string { return servedSubject(addr) }
 	if got := peer(); got != "first" {
 		t.Fatalf("served %q, want first", got)
 	}
@@ -162,4 +146,15 @@ func TestRevisionWithoutTheTLSCertificateIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the revision with it applied", func() bool { return d.status(t).LastResult == "ok" })
+}
+
+// servedSubject returns the subject of the certificate served at addr, or
+// why the handshake failed.
+func servedSubject(addr string) string {
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		return "handshake failed: " + err.Error()
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
 }

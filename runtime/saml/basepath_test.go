@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beevik/etree"
-
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -53,14 +51,7 @@ func TestSignInAtTheBaseURLItself(t *testing.T) {
 	if err != nil || !strings.HasPrefix(idp.String(), testidp.SSOURL(tenant)+"?") {
 		t.Fatalf("opening the baseURL did not lead to the IdP: status %d, Location %q, hops %v", resp.StatusCode, resp.Header.Get("Location"), hops)
 	}
-	raw, err := testidp.Inflate(idp.Query().Get("SAMLRequest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		t.Fatal(err)
-	}
+	doc, _ := redirected(t, idp, "SAMLRequest")
 	o := e.good(doc.Root().SelectAttrValue("ID", ""))
 	o.Recipient = base + "/saml/acs"
 	resp, err = e.client.PostForm(base+"/saml/acs", url.Values{"SAMLResponse": {encode(t, o)}, "RelayState": {idp.Query().Get("RelayState")}})
@@ -97,14 +88,7 @@ func TestLogoutRequestNameIDHasNoEmptyFormat(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("status %d, Location %q: %v", resp.StatusCode, resp.Header.Get("Location"), err)
 	}
-	raw, err := testidp.Inflate(loc.Query().Get("SAMLRequest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		t.Fatal(err)
-	}
+	doc, raw := redirected(t, loc, "SAMLRequest")
 	nid := doc.Root().FindElement("./NameID")
 	if nid == nil || nid.Text() != "alice@contoso.example" {
 		t.Fatalf("LogoutRequest names no alice: %s", raw)

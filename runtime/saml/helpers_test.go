@@ -207,15 +207,23 @@ func (e *env) login(returnTo string) (id, relay string) {
 	if !strings.HasPrefix(loc.String(), testidp.SSOURL(tenant)+"?") {
 		e.t.Fatalf("login redirects to %s, want the IdP", loc)
 	}
-	raw, err := testidp.Inflate(loc.Query().Get("SAMLRequest"))
+	doc, _ := redirected(e.t, loc, "SAMLRequest")
+	return doc.Root().SelectAttrValue("ID", ""), loc.Query().Get("RelayState")
+}
+
+// redirected returns the SAML message a redirect to loc carries in its
+// query parameter param (HTTP-Redirect binding), parsed and raw.
+func redirected(t testing.TB, loc *url.URL, param string) (*etree.Document, []byte) {
+	t.Helper()
+	raw, err := testidp.Inflate(loc.Query().Get(param))
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(raw); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	return doc.Root().SelectAttrValue("ID", ""), loc.Query().Get("RelayState")
+	return doc, raw
 }
 
 // good returns the options of a valid response to request irt for alice.

@@ -46,14 +46,7 @@ func TestSPInitiatedLogout(t *testing.T) {
 	if err := verifyRedirectSignature(loc.RawQuery, "SAMLRequest", []*x509.Certificate{keySP.Cert}, false, time.Now(), 0); err != nil {
 		t.Fatalf("LogoutRequest redirect signature: %v", err)
 	}
-	raw, err := testidp.Inflate(loc.Query().Get("SAMLRequest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		t.Fatal(err)
-	}
+	doc, raw := redirected(t, loc, "SAMLRequest")
 	if doc.Root().Tag != "LogoutRequest" || doc.Root().FindElement("./NameID").Text() != "alice@contoso.example" {
 		t.Fatalf("not a LogoutRequest for alice: %s", raw)
 	}
@@ -669,14 +662,7 @@ func TestLogoutRequestPartial(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw, err := testidp.Inflate(loc.Query().Get("SAMLResponse"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			doc := etree.NewDocument()
-			if err := doc.ReadFromBytes(raw); err != nil {
-				t.Fatal(err)
-			}
+			doc, raw := redirected(t, loc, "SAMLResponse")
 			code := doc.Root().FindElement("./Status/StatusCode")
 			if code == nil || code.SelectAttrValue("Value", "") == statusSuccess {
 				t.Fatalf("LogoutResponse reports success: %s", raw)

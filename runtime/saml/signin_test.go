@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beevik/etree"
-
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -189,14 +187,7 @@ func TestLoginRequest(t *testing.T) {
 			if tc.signed != (err == nil) {
 				t.Fatalf("signed=%v but signature check: %v", tc.signed, err)
 			}
-			raw, err := testidp.Inflate(loc.Query().Get("SAMLRequest"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			doc := etree.NewDocument()
-			if err := doc.ReadFromBytes(raw); err != nil {
-				t.Fatal(err)
-			}
+			doc, raw := redirected(t, loc, "SAMLRequest")
 			req := doc.Root()
 			if req.Tag != "AuthnRequest" || req.FindElement("./Issuer").Text() != entityID ||
 				req.SelectAttrValue("AssertionConsumerServiceURL", "") != e.acsURL() ||
@@ -296,14 +287,7 @@ func TestRequestsCarryTheRealIssueInstant(t *testing.T) {
 			if err != nil || resp.StatusCode/100 != 3 {
 				t.Fatalf("status %d, Location %q: %v", resp.StatusCode, resp.Header.Get("Location"), err)
 			}
-			raw, err := testidp.Inflate(loc.Query().Get("SAMLRequest"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			doc := etree.NewDocument()
-			if err := doc.ReadFromBytes(raw); err != nil {
-				t.Fatal(err)
-			}
+			doc, _ := redirected(t, loc, "SAMLRequest")
 			if doc.Root().Tag != tc.tag {
 				t.Fatalf("got %s, want %s", doc.Root().Tag, tc.tag)
 			}

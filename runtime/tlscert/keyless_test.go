@@ -1,7 +1,6 @@
 package tlscert
 
 import (
-	"crypto/tls"
 	"strings"
 	"testing"
 
@@ -14,30 +13,7 @@ import (
 // certificate served until then must go on being served, not every
 // handshake fail, and Ready says why the new one is not.
 func TestKeylessCertificateKeepsServing(t *testing.T) {
-	st, err := store.New(store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	src := New(st, "")
-	put(t, st, "web", newCert(t, "first"))
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", src.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go handshakeAll(ln)
-	peer := func() (string, error) {
-		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-		if err != nil {
-			return "", err
-		}
-		defer conn.Close()
-		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName, nil
-	}
-	if got, err := peer(); err != nil || got != "first" {
-		t.Fatalf("served %q (%v), want first", got, err)
-	}
+	st, src, peer := servingFirst(t)
 
 	keyless := newCert(t, "second")
 	keyless.PrivateKey = nil

@@ -40,30 +40,7 @@ func TestFailedReloadKeepsServing(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := store.New(store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			src := New(st, "")
-			put(t, st, "web", newCert(t, "first"))
-			ln, err := tls.Listen("tcp", "127.0.0.1:0", src.Config())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go handshakeAll(ln)
-			peer := func() (string, error) {
-				conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-				if err != nil {
-					return "", err
-				}
-				defer conn.Close()
-				return conn.ConnectionState().PeerCertificates[0].Subject.CommonName, nil
-			}
-			if got, err := peer(); err != nil || got != "first" {
-				t.Fatalf("served %q (%v), want first", got, err)
-			}
+			st, src, peer := servingFirst(t)
 			bad := tc.bad(t)
 			put(t, st, "web", bad)
 			for range 2 { // the failure is not retried into an outage either
@@ -107,4 +84,36 @@ func TestFailedReloadKeepsServing(t *testing.T) {
 	if _, err := New(st, "").Certificate(); err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Errorf("a mismatched key alone: err %v, want one saying it does not match", err)
 	}
+}
+
+// servingFirst stores the Certificate "web" (subject first) and serves a
+// Source on it on a TLS listener until the test ends; peer dials it and
+// returns the subject served.
+func servingFirst(t *testing.T) (st *store.Store, src *Source, peer func() (string, error)) {
+	t.Helper()
+	st, err := store.New(store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	src = New(st, "")
+	put(t, st, "web", newCert(t, "first"))
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", src.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go handshakeAll(ln)
+	peer = func() (string, error) {
+		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return "", err
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName, nil
+	}
+	if got, err := peer(); err != nil || got != "first" {
+		t.Fatalf("served %q (%v), want first", got, err)
+	}
+	return st, src, peer
 }
