@@ -2,10 +2,8 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,12 +104,7 @@ func (s cutStream) RecvMsg(m any) error {
 // than let such a user in for as long as the cut lasts, say so in its
 // status, and decide again once it follows etcd.
 func TestCutOffReplicaRefusesAccess(t *testing.T) {
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "user="+r.Header.Get("username"))
-	}))
-	defer app.Close()
-	specDir, key := gatewaySpec(t, map[string]string{"gw.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n" +
-		"  upstream: " + app.URL + "\n  pathPrefix: /app\n"})
+	specDir, key := appBehindAGateway(t)
 	c := etcdtest.Start(t, 1)
 	net := &cutter{}
 	defer net.heal() // lets the daemon stop

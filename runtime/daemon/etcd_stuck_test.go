@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
+	"github.com/idrecon/idrecon/runtime/internal/testidp"
 )
 
 // badKey is a record under the test prefix that no mirror can decode.
@@ -121,12 +122,7 @@ func TestStuckReplicaGivesUpTheLead(t *testing.T) {
 // after a daemon's mirror got stuck must not sign in or pass its Gateway
 // there, whether or not a load balancer drains it by /readyz.
 func TestStuckReplicaRefusesAccess(t *testing.T) {
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "user="+r.Header.Get("username"))
-	}))
-	defer app.Close()
-	specDir, key := gatewaySpec(t, map[string]string{"gw.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n" +
-		"  upstream: " + app.URL + "\n  pathPrefix: /app\n"})
+	specDir, key := appBehindAGateway(t)
 	c := etcdtest.Start(t, 1)
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -168,4 +164,17 @@ func TestStuckReplicaRefusesAccess(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(page.String(), "Try again") {
 		t.Errorf("sign-in on the stuck daemon: %d Retry-After %q\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), page)
 	}
+}
+
+// appBehindAGateway starts an application that echoes the user it is
+// given, until the test ends, and returns a spec folder with a Gateway to
+// it at /app, and the key of its test IdP.
+func appBehindAGateway(t *testing.T) (specDir string, key *testidp.Key) {
+	t.Helper()
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "user="+r.Header.Get("username"))
+	}))
+	t.Cleanup(app.Close)
+	return gatewaySpec(t, map[string]string{"gw.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Gateway\nmetadata:\n  name: app\nspec:\n" +
+		"  upstream: " + app.URL + "\n  pathPrefix: /app\n"})
 }
