@@ -158,6 +158,11 @@ func (b *batch) group(c *memdb.Change) error {
 		b.deleted(key, obj.ID)
 		if b.s.compareRev(key) > 0 {
 			b.groupsGone = append(b.groupsGone, obj.ID)
+			// A batch's later transactions put memberships without
+			// writing the header compareGroupsGone compares: a mirror
+			// holding the first but not a later one would leave the
+			// later one's memberships, of a group that is gone.
+			b.changedSince(b.s.memberKey(obj.ID, ""))
 		}
 	}
 	return b.object(key, c)
@@ -183,8 +188,13 @@ func (b *batch) deleted(key, id string) {
 	if b.s.compareRev(key) == 0 {
 		return
 	}
-	start := b.s.memberOfKey(id, "")
-	b.cmps = append(b.cmps, clientv3.Compare(clientv3.ModRevision(start), "<", b.s.Applied()+1).WithPrefix())
+	b.changedSince(b.s.memberOfKey(id, ""))
+}
+
+// changedSince adds the compare that no key under prefix changed after the
+// revision the store reflects.
+func (b *batch) changedSince(prefix string) {
+	b.cmps = append(b.cmps, clientv3.Compare(clientv3.ModRevision(prefix), "<", b.s.Applied()+1).WithPrefix())
 }
 
 // compareGroupsGone adds, for each group the batch deletes, the compare

@@ -82,9 +82,9 @@ func (s *State) sendLoop() {
 
 // takeGroup removes from the queue, oldest first, the batches that can go
 // in one transaction: within etcd's limits (the nested transactions and the
-// widest one's operations, together at most maxOps; about groupBytes of
-// keys and values), and none comparing a key another writes. The oldest
-// batch always goes.
+// widest one's operations or compares, together at most maxOps; about
+// groupBytes of keys and values), and none comparing a key another writes.
+// The oldest batch always goes.
 func (s *State) takeGroup() []*mainTxn {
 	var g []*mainTxn
 	var taken footprints
@@ -92,7 +92,10 @@ func (s *State) takeGroup() []*mainTxn {
 	rest := s.queue[:0]
 	for _, t := range s.queue {
 		w, r, n := footprint(t)
-		width := max(len(t.cmps), len(t.ops)+1) // +1: the marker
+		// +1: the marker's put, and its compare when the group is sent
+		// again after a lost answer (see commitMarked), which etcd would
+		// otherwise refuse for its size.
+		width := max(len(t.cmps), len(t.ops)) + 1
 		if len(g) > 0 && (len(g)+1+max(widest, width) > s.maxOps || size+n > groupBytes || taken.conflicts(w, r)) {
 			rest = append(rest, t)
 			continue

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -418,4 +419,46 @@ func writes(req any) bool {
 		}
 	}
 	return false
+}
+
+// TestLostAnswerOfAGroupAsWideAsEtcdTakes: a group whose widest batch
+// compares as many keys as etcd's --max-txn-ops leaves beside the nested
+// transactions. Its answer lost, the group is sent again with each batch
+// also comparing its marker (see commitMarked): that must still fit, or
+// etcd refuses it for its size, the batches go again one by one with
+// markers of their own, and those the lost attempt committed late fail
+// their compares on their own writes: reported stale, the store would run
+// them again (a new user told its userName is taken).
+func TestLostAnswerOfAGroupAsWideAsEtcdTakes(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	var lose atomic.Int32
+	lose.Store(1)
+	cli, landed := commitLate(t, c.Endpoints, &lose)
+	s := newState(t, cli)
+	// Two batches, each a create comparing absent keys besides its own:
+	// together exactly as wide as etcd takes.
+	var ts []*mainTxn
+	for i := range 2 {
+		m := create(fmt.Sprintf("/t/wide/%d", i), "1")
+		for j := len(m.cmps); j < DefaultMaxTxnOps-2; j++ {
+			m.cmps = append(m.cmps, clientv3.Compare(clientv3.Version(fmt.Sprintf("/t/absent/%d/%d", i, j)), "=", 0))
+		}
+		ts = append(ts, m)
+	}
+	s.queue = slices.Clone(ts)
+	for g := s.takeGroup(); len(g) > 0; g = s.takeGroup() {
+		s.commitTxns(g)
+	}
+	if !landed() {
+		t.Fatal("the lost transaction did not reach etcd late")
+	}
+	for i, m := range ts {
+		resp, err := cli.Get(context.Background(), string(m.ops[0].KeyBytes()))
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("batch %d: %v %v", i, resp, err)
+		}
+		if m.err != nil || m.rev != resp.Kvs[0].ModRevision {
+			t.Errorf("batch %d: revision %d, error %v; want revision %d (it committed), no error", i, m.rev, m.err, resp.Kvs[0].ModRevision)
+		}
+	}
 }

@@ -547,3 +547,101 @@ func TestSeveralWritesNeverShareALaterTransaction(t *testing.T) {
 		}
 	}
 }
+
+// TestNoMembershipLeftByAGroupDeleteAfterTheLaterTransaction: a batch
+// adding more members than its transaction takes sends the rest after it,
+// and only its first transaction writes the group's members header. A
+// replica whose mirror holds the first transaction but not yet a later
+// one deletes the group: its compare of the header holds, yet it knows
+// nothing of the later memberships to delete with the group. etcd must
+// refuse the delete as stale; otherwise those memberships stay, of a group
+// that is gone, in etcd and in every replica that loads the state.
+func TestNoMembershipLeftByAGroupDeleteAfterTheLaterTransaction(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	groupKey := "/t/o/" + store.TableGroups + "/g"
+	deleteSent := make(chan struct{})
+	var sentOnce sync.Once
+	interceptB := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if r, ok := req.(*pb.TxnRequest); ok && deletes(r, groupKey) {
+			sentOnce.Do(func() { close(deleteSent) })
+		}
+		return err
+	}
+	b := newReplica(t, etcdtest.NewClient(t, c.Endpoints, interceptB), "/t/")
+	var once sync.Once
+	interceptA := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if r, ok := req.(*pb.TxnRequest); ok && followUp(r) {
+			// b's mirror holds the first transaction, and stays there.
+			once.Do(func() {
+				if err := b.state.Barrier(ctx); err != nil {
+					t.Errorf("b: %v", err)
+				}
+				b.stop()
+			})
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	a := newReplica(t, etcdtest.NewClient(t, c.Endpoints, interceptA), "/t/")
+	ids := a.usersAndGroup(t)
+	a.update(t, func(tx *store.Txn) error { return tx.ChangeMembers("g", ids, nil, time.Unix(2, 0)) })
+	first, last := ids[0], ids[len(ids)-1]
+	tx := b.st.Read()
+	if in, _ := tx.IsMember("g", first); !in {
+		t.Fatalf("b's mirror lacks the first transaction's %s", first)
+	}
+	if in, _ := tx.IsMember("g", last); in {
+		t.Fatalf("b's mirror holds the later transaction's %s already; the test proves nothing", last)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- b.st.Update(context.Background(), func(tx *store.Txn) error {
+			g, err := tx.GroupByID("g")
+			if err != nil || g == nil {
+				return cmpErr(err, errors.New("no group g"))
+			}
+			if err := tx.DeleteMemberships("g", time.Unix(3, 0)); err != nil {
+				return err
+			}
+			return tx.Delete(store.TableGroups, g)
+		})
+	}()
+	select {
+	case <-deleteSent:
+	case <-time.After(20 * time.Second):
+		t.Fatal("b sent no delete of the group")
+	}
+	b.run(t) // the delete's answer, or its retry, waits for the mirror
+	if err := <-errc; err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	for name, r := range map[string]*replica{"a": a, "b": b, "fresh": newReplica(t, cli, "/t/")} {
+		if d := dangling(t, r.barrier(t)); d != nil {
+			t.Errorf("%s: %d memberships of objects that do not exist, such as %v", name, len(d), d[0])
+		}
+	}
+	for _, space := range []string{"m/g/", "r/"} {
+		resp, err := cli.Get(context.Background(), "/t/"+space, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Count != 0 {
+			t.Errorf("etcd holds %d keys under %s of the deleted group", resp.Count, space)
+		}
+	}
+}
+
+// deletes reports whether a transaction request deletes key, in its own
+// operations or a nested transaction's.
+func deletes(r *pb.TxnRequest, key string) bool {
+	for _, op := range r.GetSuccess() {
+		if d := op.GetRequestDeleteRange(); d != nil && string(d.Key) == key {
+			return true
+		}
+		if deletes(op.GetRequestTxn(), key) {
+			return true
+		}
+	}
+	return false
+}
