@@ -16,16 +16,19 @@
 // idrecon's own SAML SP, which lives on the main listener, a different
 // origin. The hand-off between the two:
 //
-//  1. /console/ without a console session sets a random state in a
-//     SameSite=Lax cookie on the console's origin and redirects to
-//     <baseURL>/saml/console?state=S on the main listener (Handoff).
+//  1. /console/ without a console session adds a random state to a
+//     SameSite=Lax cookie on the console's origin (which keeps the newest
+//     few, so sign-ins started in several tabs at once all finish) and
+//     redirects to <baseURL>/saml/console?state=S on the main listener
+//     (Handoff).
 //  2. Handoff, for a browser signed in to the SP (else it sends it through
 //     /saml/login and back) whose user holds the console role, mints a
 //     one-time code valid for a minute, bound to S, and redirects to the
 //     configured console URL (never to one the request names) at
 //     /console/auth?code=C.
-//  3. /console/auth takes the code once, only with the state cookie it was
-//     bound to (so a code sent to another browser is worthless there), and
+//  3. /console/auth takes the code once, only from a browser whose state
+//     cookie holds the state it was bound to (so a code sent to another
+//     browser is worthless there), and
 //     starts a console session: a random id in an HttpOnly, SameSite=Strict
 //     cookie limited to /console/. Codes and sessions are kept as SHA-256
 //     hashes, in this process: both listeners are this daemon's.

@@ -43,8 +43,11 @@ func cookieNames(u *url.URL) (session, state string) {
 // oldest going first, so no user crowds out the others' either. A full
 // table drops what expires soonest.
 const (
-	codeTTL     = time.Minute
-	stateTTL    = 10 * time.Minute
+	codeTTL  = time.Minute
+	stateTTL = 10 * time.Minute
+	// maxStates is how many pending sign-ins the state cookie holds:
+	// several tabs opened at once each start one, and each must finish.
+	maxStates   = 4
 	maxCodes    = 1000
 	maxSessions = 10000
 	maxPerUser  = 16
@@ -173,9 +176,36 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, set setting
 		return
 	}
 	state := random()
-	http.SetCookie(w, &http.Cookie{Name: s.stateName, Value: state, Path: Path, MaxAge: int(stateTTL.Seconds()),
-		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
+	pending := append(s.states(r), state)
+	s.setStates(w, r, pending[max(0, len(pending)-maxStates):])
 	http.Redirect(w, r, set.baseURL+HandoffPath+"?state="+state, http.StatusSeeOther)
+}
+
+// states returns the well-formed states of the browser's pending
+// sign-ins, oldest first, from its state cookie.
+func (s *Server) states(r *http.Request) []string {
+	ck, err := r.Cookie(s.stateName)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for v := range strings.SplitSeq(ck.Value, ".") {
+		if wellFormed(v) {
+			out = append(out, v)
+		}
+	}
+	return out[max(0, len(out)-maxStates):]
+}
+
+// setStates sets the state cookie to states, or removes it when none is
+// left.
+func (s *Server) setStates(w http.ResponseWriter, r *http.Request, states []string) {
+	ck := &http.Cookie{Name: s.stateName, Value: strings.Join(states, "."), Path: Path, MaxAge: int(stateTTL.Seconds()),
+		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode}
+	if len(states) == 0 {
+		ck.Value, ck.MaxAge = "", -1
+	}
+	http.SetCookie(w, ck)
 }
 
 // Handoff serves HandoffPath below the SAML base path on the main
@@ -230,12 +260,9 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 		Text: "It was used already, has expired, or was opened in another browser. Open the console again to sign in."}
 	// The code is used up even when the state is missing: whoever opened
 	// it in the wrong browser made it worthless for everyone.
-	state := ""
-	if ck, err := r.Cookie(s.stateName); err == nil {
-		state = ck.Value
-	}
-	user, ok := s.redeem(r.URL.Query().Get("code"), state)
-	if !ok || !wellFormed(state) {
+	pending := s.states(r)
+	user, i, ok := s.redeem(r.URL.Query().Get("code"), pending)
+	if !ok {
 		s.fail(w, r, "", again)
 		return
 	}
@@ -260,7 +287,8 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	prune(s.sessions, maxSessions, now, func(e session) bool { return e.user == u }, func(e session) time.Time { return e.expires })
 	s.sessions[sha256.Sum256([]byte(id))] = session{user: u, expires: expires}
 	s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: s.stateName, Value: "", Path: Path, MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
+	// The sign-ins other tabs started stay pending.
+	s.setStates(w, r, slices.Delete(pending, i, i+1))
 	http.SetCookie(w, &http.Cookie{Name: s.sessionName, Value: id, Path: Path, Expires: expires,
 		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 	s.log.Info("console: signed in", "user", u.name)
@@ -320,21 +348,31 @@ func (s *Server) mint(user who, state string) string {
 }
 
 // redeem takes the code once: it is gone whatever the outcome, and valid
-// only unexpired and with the state it was bound to.
-func (s *Server) redeem(c, state string) (who, bool) {
+// only unexpired and with the state it was bound to, one of states (the
+// browser's pending sign-ins); i is that state's index.
+func (s *Server) redeem(c string, states []string) (user who, i int, ok bool) {
 	if !wellFormed(c) {
-		return who{}, false
+		return who{}, 0, false
 	}
 	key := sha256.Sum256([]byte(c))
 	s.mu.Lock()
-	e, ok := s.codes[key]
+	e, found := s.codes[key]
 	delete(s.codes, key)
 	s.mu.Unlock()
-	st := sha256.Sum256([]byte(state))
-	if !ok || !s.cfg.Now().Before(e.expires) || subtle.ConstantTimeCompare(st[:], e.state[:]) != 1 {
-		return who{}, false
+	if !found || !s.cfg.Now().Before(e.expires) {
+		return who{}, 0, false
 	}
-	return e.user, true
+	i = -1
+	for j, state := range states {
+		st := sha256.Sum256([]byte(state))
+		if subtle.ConstantTimeCompare(st[:], e.state[:]) == 1 {
+			i = j
+		}
+	}
+	if i < 0 {
+		return who{}, 0, false
+	}
+	return e.user, i, true
 }
 
 // prune makes room in m for one more entry of the user that mine
