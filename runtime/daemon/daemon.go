@@ -663,7 +663,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	// The URL is checked here and set again once the admin listener's
 	// address is known (see serve).
 	con, err := console.New(console.Config{
-		Store: st, Reconciler: rec, Status: adm.Status, SAMLUser: samlSrv.SessionUser,
+		Store: st, Reconciler: rec, Status: adm.Status, SAMLUser: samlSrv.SessionUserAndID, SAMLSessionLive: samlSrv.SessionLive,
 		URL: cmp.Or(cfg.ConsoleURL, "http://localhost"+console.Path), Logger: log.With("component", "console"),
 	})
 	if err != nil {

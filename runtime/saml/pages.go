@@ -107,6 +107,22 @@ func (s *Server) SessionUser(r *http.Request) (string, bool) {
 	return se.UserName, ok
 }
 
+// SessionUserAndID is SessionUser with the session's id, for a session of
+// another origin (the console's) that must end with this one (SessionLive).
+func (s *Server) SessionUserAndID(r *http.Request) (userName, id string, ok bool) {
+	id, se, ok := s.liveSession(r)
+	return se.UserName, id, ok
+}
+
+// SessionLive reports whether the session id is still stored and not
+// expired: a sign-out here or at the IdP, or its lifetime, ended it. A
+// store that cannot answer (etcd unavailable) counts as live, as the
+// sessions a daemon holds keep working without etcd.
+func (s *Server) SessionLive(ctx context.Context, id string) bool {
+	_, ok, err := s.sessions.Get(ctx, id) // the stores drop expired ones
+	return ok || err != nil
+}
+
 // liveSession returns the browser's session while it is still the session
 // of the user it was issued to; every check of a session comes through
 // here (the SP's pages, Session, and SessionUser for the front door,

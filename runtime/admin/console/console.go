@@ -30,8 +30,10 @@
 //     cookie holds the state it was bound to (so a code sent to another
 //     browser is worthless there), and
 //     starts a console session: a random id in an HttpOnly, SameSite=Strict
-//     cookie limited to /console/. Codes and sessions are kept as SHA-256
-//     hashes, in this process: both listeners are this daemon's.
+//     cookie limited to /console/, which ends with the SAML session it came
+//     from (expired, or signed out here or at the IdP). Codes and sessions
+//     are kept as SHA-256 hashes, in this process: both listeners are this
+//     daemon's.
 //
 // Every request of a session decides again from the current state, as the
 // gateway does: a user deleted or disabled over SCIM, or who lost the
@@ -81,8 +83,14 @@ type Config struct {
 	// Status is the admin API's GET /v1/status (admin.Server.Status).
 	Status func() (admin.StatusResponse, error)
 	// SAMLUser returns the user the request's browser signed in to the SAML
-	// SP as (saml.Server.SessionUser); the console decides access itself.
-	SAMLUser func(r *http.Request) (userName string, ok bool)
+	// SP as, and that session's id (saml.Server.SessionUserAndID); the
+	// console decides access itself.
+	SAMLUser func(r *http.Request) (userName, session string, ok bool)
+	// SAMLSessionLive, when set, reports whether the SAML session a console
+	// session came from is still live (saml.Server.SessionLive): the
+	// console session ends with it, at its expiry or a sign-out here or at
+	// the IdP.
+	SAMLSessionLive func(ctx context.Context, session string) bool
 	// URL is the console's absolute URL as browsers reach it, ending in
 	// /console/ (e.g. http://127.0.0.1:9090/console/). The hand-off sends
 	// codes there and nowhere else.

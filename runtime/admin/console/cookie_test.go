@@ -27,7 +27,7 @@ func TestCookiesSecureBehindTLSProxy(t *testing.T) {
 	proxied := httptest.NewUnstartedServer(nil)
 	host := proxied.Listener.Addr().String()
 	con, err := New(Config{Store: e.st, Reconciler: e.rec, Status: e.con.cfg.Status,
-		SAMLUser: func(*http.Request) (string, bool) { return "alice@contoso.example", true },
+		SAMLUser: func(*http.Request) (string, string, bool) { return "alice@contoso.example", "s1", true },
 		URL:      "https://" + host + Path, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestConsoleURLSpelling(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			con, err := New(Config{Store: e.st, Reconciler: e.rec, Status: e.con.cfg.Status,
-				SAMLUser: func(*http.Request) (string, bool) { return "", false }, URL: tt.url, Now: e.clock.Now})
+				SAMLUser: func(*http.Request) (string, string, bool) { return "", "", false }, URL: tt.url, Now: e.clock.Now})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -21,9 +21,9 @@ func newHandoffHarness(t *testing.T, e *env) *handoffHarness {
 	t.Helper()
 	const host = "console.test:9090"
 	con, err := New(Config{Store: e.st, Reconciler: e.rec, Status: e.con.cfg.Status,
-		SAMLUser: func(r *http.Request) (string, bool) {
+		SAMLUser: func(r *http.Request) (string, string, bool) {
 			u := r.Header.Get(samlUserHeader)
-			return u, u != ""
+			return u, "session-of-" + u, u != ""
 		},
 		URL: "http://" + host + Path, Now: e.clock.Now})
 	if err != nil {

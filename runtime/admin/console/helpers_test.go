@@ -152,7 +152,7 @@ func newEnv(t *testing.T, samlExtra string) *env {
 	e.adminURL = strings.Replace(e.admin.URL, "127.0.0.1", "localhost", 1)
 
 	sp := saml.NewServer(st, saml.Options{Authorizer: saml.AccessAuthorizer{Store: st}})
-	e.con, err = New(Config{Store: st, Reconciler: e.rec, Status: adm.Status, SAMLUser: sp.SessionUser,
+	e.con, err = New(Config{Store: st, Reconciler: e.rec, Status: adm.Status, SAMLUser: sp.SessionUserAndID, SAMLSessionLive: sp.SessionLive,
 		URL: e.adminURL + Path, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -62,6 +62,7 @@ type who struct{ name, id string }
 // code is a minted, not yet used hand-off code.
 type code struct {
 	user    who
+	saml    string   // the SAML session it was minted in
 	state   [32]byte // hash of the state it is bound to
 	expires time.Time
 }
@@ -69,6 +70,7 @@ type code struct {
 // session is a console session.
 type session struct {
 	user    who
+	saml    string // the SAML session it came from (Config.SAMLSessionLive)
 	expires time.Time
 }
 
@@ -232,7 +234,7 @@ func (s *Server) Handoff() http.Handler {
 				Text: "Open the console (" + s.cfg.URL + ") to sign in."})
 			return
 		}
-		user, signedIn := s.cfg.SAMLUser(r)
+		user, samlSession, signedIn := s.cfg.SAMLUser(r)
 		if !signedIn {
 			// The SP's sign-in comes back here, state and all.
 			back := set.basePath + HandoffPath + "?state=" + state
@@ -244,7 +246,7 @@ func (s *Server) Handoff() http.Handler {
 			s.failAt(w, r, "", home, err)
 			return
 		}
-		c := s.mint(u, state)
+		c := s.mint(u, samlSession, state)
 		http.Redirect(w, r, s.url.JoinPath("auth").String()+"?code="+c, http.StatusSeeOther)
 	}), func() string { return s.url.Scheme + "://" + s.url.Host })
 }
@@ -261,7 +263,7 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	// The code is used up even when the state is missing: whoever opened
 	// it in the wrong browser made it worthless for everyone.
 	pending := s.states(r)
-	user, i, ok := s.redeem(r.URL.Query().Get("code"), pending)
+	user, samlSession, i, ok := s.redeem(r.URL.Query().Get("code"), pending)
 	if !ok {
 		s.fail(w, r, "", again)
 		return
@@ -285,7 +287,7 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	expires := now.Add(set.lifetime)
 	prune(s.sessions, maxSessions, now, func(e session) bool { return e.user == u }, func(e session) time.Time { return e.expires })
-	s.sessions[sha256.Sum256([]byte(id))] = session{user: u, expires: expires}
+	s.sessions[sha256.Sum256([]byte(id))] = session{user: u, saml: samlSession, expires: expires}
 	s.mu.Unlock()
 	// The sign-ins other tabs started stay pending.
 	s.setStates(w, r, slices.Delete(pending, i, i+1))
@@ -312,10 +314,14 @@ func (s *Server) sessionOf(r *http.Request) (who, bool) {
 	}
 	key := sha256.Sum256([]byte(ck.Value))
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	e, ok := s.sessions[key]
-	if ok && !s.cfg.Now().Before(e.expires) {
+	s.mu.Unlock()
+	if ok && (!s.cfg.Now().Before(e.expires) || (s.cfg.SAMLSessionLive != nil && !s.cfg.SAMLSessionLive(r.Context(), e.saml))) {
+		// Expired, or the SAML session it came from ended (a sign-out
+		// at the IdP ends the user's sessions, this one too).
+		s.mu.Lock()
 		delete(s.sessions, key)
+		s.mu.Unlock()
 		return who{}, false
 	}
 	return e.user, ok
@@ -336,23 +342,25 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 // Else a browser lured to http:// on the same host would send them in clear.
 func (s *Server) secure(r *http.Request) bool { return r.TLS != nil || s.url.Scheme == "https" }
 
-// mint returns a new one-time code for user, bound to state.
-func (s *Server) mint(user who, state string) string {
+// mint returns a new one-time code for user, signed in to the SAML session
+// samlSession, bound to state.
+func (s *Server) mint(user who, samlSession, state string) string {
 	c := random()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
 	prune(s.codes, maxCodes, now, func(e code) bool { return e.user == user }, func(e code) time.Time { return e.expires })
-	s.codes[sha256.Sum256([]byte(c))] = code{user: user, state: sha256.Sum256([]byte(state)), expires: now.Add(codeTTL)}
+	s.codes[sha256.Sum256([]byte(c))] = code{user: user, saml: samlSession, state: sha256.Sum256([]byte(state)), expires: now.Add(codeTTL)}
 	return c
 }
 
 // redeem takes the code once: it is gone whatever the outcome, and valid
 // only unexpired and with the state it was bound to, one of states (the
-// browser's pending sign-ins); i is that state's index.
-func (s *Server) redeem(c string, states []string) (user who, i int, ok bool) {
+// browser's pending sign-ins); i is that state's index, samlSession the
+// SAML session it was minted in.
+func (s *Server) redeem(c string, states []string) (user who, samlSession string, i int, ok bool) {
 	if !wellFormed(c) {
-		return who{}, 0, false
+		return who{}, "", 0, false
 	}
 	key := sha256.Sum256([]byte(c))
 	s.mu.Lock()
@@ -360,7 +368,7 @@ func (s *Server) redeem(c string, states []string) (user who, i int, ok bool) {
 	delete(s.codes, key)
 	s.mu.Unlock()
 	if !found || !s.cfg.Now().Before(e.expires) {
-		return who{}, 0, false
+		return who{}, "", 0, false
 	}
 	i = -1
 	for j, state := range states {
@@ -370,9 +378,9 @@ func (s *Server) redeem(c string, states []string) (user who, i int, ok bool) {
 		}
 	}
 	if i < 0 {
-		return who{}, 0, false
+		return who{}, "", 0, false
 	}
-	return e.user, i, true
+	return e.user, e.saml, i, true
 }
 
 // prune makes room in m for one more entry of the user that mine
