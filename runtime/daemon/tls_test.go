@@ -48,15 +48,7 @@ func writeTLSCert(t *testing.T, specDir, cn string) {
 // tls certificate, refuses TLS 1.1, and serves a rotated certificate after
 // the spec changes, without a restart.
 func TestServesTLSFromTheKeystore(t *testing.T) {
-	specDir := copyDir(t, "../../examples/entra")
-	writeTLSCert(t, specDir, "first")
-	d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), TLSCertificate: "web"})
-	addr := strings.TrimPrefix(d.base, "http://")
-
-	peer := func() string { return servedSubject(addr) }
-	if got := peer(); got != "first" {
-		t.Fatalf("served %q, want first", got)
-	}
+	specDir, _, addr, peer := tlsDaemon(t)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	resp, err := client.Get("https://" + addr + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
@@ -116,14 +108,7 @@ func TestContextRoot(t *testing.T) {
 // and the certificate goes on being served; the next commit with it
 // applies.
 func TestRevisionWithoutTheTLSCertificateIsRefused(t *testing.T) {
-	specDir := copyDir(t, "../../examples/entra")
-	writeTLSCert(t, specDir, "first")
-	d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), TLSCertificate: "web"})
-	addr := strings.TrimPrefix(d.base, "http://")
-	peer := func() string { return servedSubject(addr) }
-	if got := peer(); got != "first" {
-		t.Fatalf("served %q, want first", got)
-	}
+	specDir, d, _, peer := tlsDaemon(t)
 	good := d.status(t).AppliedRevision
 	doc, err := os.ReadFile(filepath.Join(specDir, "tls.yaml"))
 	if err != nil {
@@ -157,4 +142,20 @@ func servedSubject(addr string) string {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+// tlsDaemon starts a daemon serving HTTPS with the Certificate "web"
+// (subject first) of its spec folder, and returns the folder, the daemon,
+// its address, and a function that tells the subject it serves.
+func tlsDaemon(t *testing.T) (specDir string, d *running, addr string, peer func() string) {
+	t.Helper()
+	specDir = copyDir(t, "../../examples/entra")
+	writeTLSCert(t, specDir, "first")
+	d = start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), TLSCertificate: "web"})
+	addr = strings.TrimPrefix(d.base, "http://")
+	peer = func() string { return servedSubject(addr) }
+	if got := peer(); got != "first" {
+		t.Fatalf("served %q, want first", got)
+	}
+	return specDir, d, addr, peer
 }
