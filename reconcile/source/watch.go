@@ -202,11 +202,11 @@ func (fw *folderWatcher) rewatchRoot() {
 func (fw *folderWatcher) addTree(dir string) error {
 	walkDir := dir
 	if dir == fw.root {
-		real, err := filepath.EvalSymlinks(dir)
+		target, err := filepath.EvalSymlinks(dir)
 		if err != nil {
 			return err
 		}
-		walkDir = real
+		walkDir = target
 	}
 	return filepath.WalkDir(walkDir, func(p string, d fs.DirEntry, err error) error {
 		if walkDir != dir {
