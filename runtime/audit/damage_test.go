@@ -107,20 +107,9 @@ func TestShortWriteDoesNotCorruptTheNextRecord(t *testing.T) {
 // of a write leaves a last line without its newline; the first record after
 // the restart must not be glued to it.
 func TestTornLastLineDoesNotSwallowTheNextRecord(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.log")
 	whole := `{"time":"2020-01-01T00:00:00Z","level":"INFO","msg":"scim write","id":"whole"}` + "\n"
-	if err := os.WriteFile(path, []byte(whole+`{"time":"2020-01-01T00:0`), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	var logged bytes.Buffer
-	l, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Record(SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "next"})
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := recordAfter(t, whole+`{"time":"2020-01-01T00:0`, slog.New(slog.NewTextHandler(&logged, nil)))
 	// Every line must parse: jq, or a json.Decoder, stops at the first
 	// that does not, and every record after it is out of reach.
 	var ids []string
@@ -170,19 +159,8 @@ func withFileSizeLimit(t *testing.T, size int64, fn func()) {
 // TestWholeLastRecordWithoutNewline: a write cut short just before its
 // newline leaves a whole record; it is ended, not wrapped as torn.
 func TestWholeLastRecordWithoutNewline(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.log")
 	last := `{"time":"2020-01-01T00:00:00Z","level":"INFO","msg":"scim write","id":"whole"}`
-	if err := os.WriteFile(path, []byte(last), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := Open(path, Options{Logger: quietLogger(&bytes.Buffer{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Record(SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "next"})
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := recordAfter(t, last, quietLogger(&bytes.Buffer{}))
 	var ids []string
 	for _, m := range readLines(t, path) {
 		ids = append(ids, fmt.Sprint(m["msg"], ":", m["id"]))
@@ -190,4 +168,24 @@ func TestWholeLastRecordWithoutNewline(t *testing.T) {
 	if strings.Join(ids, " ") != "scim write:whole scim write:next" {
 		t.Errorf("records %v, want the whole one kept as it was, then next", ids)
 	}
+}
+
+// recordAfter writes content as an audit log a process left behind, opens
+// it with logger, records the create of user "next" and closes it, and
+// returns the log's path.
+func recordAfter(t *testing.T, content string, logger *slog.Logger) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path, Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Record(SCIMWrite{Actor: "entra", Op: "create", ResourceType: "User", ID: "next"})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
