@@ -75,13 +75,14 @@ func TestSignInAtTheBaseURLItself(t *testing.T) {
 	}
 }
 
-// TestLogoutRequestNameIDHasNoEmptyFormat: the LogoutRequest the SP sends
-// names the user by a NameID whose Format is a URI, or absent (SAML core
-// 8.3.1: unspecified). gosaml2 writes Format="" when it was given no
-// format, which names no format at all, and an IdP matching the NameID of
-// its session against the request's may refuse the logout.
-func TestLogoutRequestNameIDHasNoEmptyFormat(t *testing.T) {
-	e := newEnv(t)
+// TestLogoutRequestNameIDFormat: the LogoutRequest the SP sends names the
+// user by a NameID of the format its AuthnRequests ask for, which is the
+// one Entra issued. (gosaml2 writes Format="" when it was given no format,
+// which names no format at all, and an IdP matching the NameID of its
+// session against the request's may refuse the logout.)
+func TestLogoutRequestNameIDFormat(t *testing.T) {
+	const persistent = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+	e := newEnv(t, func(sp *spec.SamlServiceProvider) { sp.NameIDFormat = persistent })
 	e.signIn()
 	resp := e.postLogout(nil)
 	loc, err := url.Parse(resp.Header.Get("Location"))
@@ -93,8 +94,8 @@ func TestLogoutRequestNameIDHasNoEmptyFormat(t *testing.T) {
 	if nid == nil || nid.Text() != "alice@contoso.example" {
 		t.Fatalf("LogoutRequest names no alice: %s", raw)
 	}
-	if f := nid.SelectAttr("Format"); f != nil && f.Value == "" {
-		t.Fatalf("NameID carries an empty Format: %s", raw)
+	if f := nid.SelectAttrValue("Format", ""); f != persistent {
+		t.Fatalf("NameID Format %q, want %s: %s", f, persistent, raw)
 	}
 	// The redirect signature covers what was changed.
 	if err := verifyRedirectSignature(loc.RawQuery, "SAMLRequest", []*x509.Certificate{keySP.Cert}, false, time.Now(), 0); err != nil {

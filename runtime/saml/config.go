@@ -91,6 +91,18 @@ func (c *config) usernameOf(nameID string, values saml2.Values) string {
 	return nameID
 }
 
+// nameIDFormat is the NameID format the SP metadata publishes and every
+// AuthnRequest asks for. Entra issues the format a request asks for,
+// whatever its application's claim settings say, so users are mapped by
+// the NameID the spec expects even where those settings differ (see
+// usernameOf).
+func (c *config) nameIDFormat() string {
+	if c.sp.NameIDFormat == "" {
+		return spec.DefaultNameIDFormat
+	}
+	return c.sp.NameIDFormat
+}
+
 // skewClock lets gosaml2's own expiry check of SubjectConfirmationData
 // tolerate the configured clock skew: it reports a time skew earlier than
 // now. goxmldsig judges certificate validity at this clock too, which only
@@ -328,6 +340,7 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 			AssertionConsumerServiceURL: c.acsURL,
 			ServiceProviderSLOURL:       c.sloURL,
 			ServiceProviderIssuer:       sp.EntityID,
+			NameIdFormat:                c.nameIDFormat(),
 			AudienceURI:                 sp.EntityID,
 			// The response checker's clock runs c.skew behind now.
 			IDPCertificateStore:        &dsig.MemoryX509CertificateStore{Roots: samlmeta.SkewedCerts(c.idpCerts, c.skew, c.skew)},

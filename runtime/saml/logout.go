@@ -224,15 +224,11 @@ func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) 
 	s.render(w, http.StatusOK, "signedout", errorView{LoginURL: c.basePath + "/saml/login"})
 }
 
-// tidyLogoutRequest drops what gosaml2 writes empty into a LogoutRequest:
-// a NameID Format="" names no format (absent, it is unspecified, SAML
-// core 8.3.1), and an empty SessionIndex names no session.
+// tidyLogoutRequest drops the empty SessionIndex gosaml2 writes into a
+// LogoutRequest for a session the IdP named none for: it names no session.
 func tidyLogoutRequest(doc *etree.Document) {
 	for _, el := range doc.Root().ChildElements() {
-		switch {
-		case el.Tag == "NameID" && el.SelectAttrValue("Format", "x") == "":
-			el.RemoveAttr("Format")
-		case el.Tag == "SessionIndex" && el.Text() == "":
+		if el.Tag == "SessionIndex" && el.Text() == "" {
 			doc.Root().RemoveChild(el)
 		}
 	}

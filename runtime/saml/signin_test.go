@@ -170,10 +170,18 @@ func TestLoginRequest(t *testing.T) {
 	tests := []struct {
 		name   string
 		signed bool
-	}{{"unsigned", false}, {"signed", true}}
+		format string // the spec's nameIDFormat; "" as stored before resolving
+		// want is the Format the request asks of Entra's NameIDPolicy.
+		want string
+	}{
+		{"unsigned", false, spec.DefaultNameIDFormat, spec.DefaultNameIDFormat},
+		{"signed", true, spec.DefaultNameIDFormat, spec.DefaultNameIDFormat},
+		{"persistent", false, "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"},
+		{"unresolved", false, "", spec.DefaultNameIDFormat},
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, func(sp *spec.SamlServiceProvider) { sp.SignAuthnRequests = tc.signed })
+			e := newEnv(t, func(sp *spec.SamlServiceProvider) { sp.SignAuthnRequests, sp.NameIDFormat = tc.signed, tc.format })
 			resp, err := e.client.Get(e.ts.URL + "/saml/login?returnTo=/me")
 			if err != nil {
 				t.Fatal(err)
@@ -196,6 +204,12 @@ func TestLoginRequest(t *testing.T) {
 			}
 			if req.FindElement("./Subject") != nil {
 				t.Fatal("AuthnRequest carries a Subject, which Entra refuses")
+			}
+			// Entra issues the format an AuthnRequest asks for, whatever
+			// its application's claim settings say: the one the SP
+			// metadata publishes, which the ACS maps users by.
+			if p := req.FindElement("./NameIDPolicy"); p == nil || p.SelectAttrValue("Format", "") != tc.want {
+				t.Fatalf("NameIDPolicy asks for another format than %s: %s", tc.want, raw)
 			}
 			// RelayState is opaque: it does not carry returnTo.
 			if rs := loc.Query().Get("RelayState"); rs == "" || strings.Contains(rs, "/me") {

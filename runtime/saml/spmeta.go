@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/internal/adminjson"
-	"github.com/idrecon/idrecon/spec"
 )
 
 // SP metadata validity: Entra reads it once at upload, other consumers
@@ -71,10 +70,7 @@ func spMetadata(c *config, now time.Time) ([]byte, error) {
 			ACS:                        []spEndpoint{{Binding: bindingPOST, Location: c.acsURL, Index: "0", IsDefault: "true"}},
 		},
 	}
-	ed.SP.NameIDFormat = c.sp.NameIDFormat
-	if ed.SP.NameIDFormat == "" {
-		ed.SP.NameIDFormat = spec.DefaultNameIDFormat
-	}
+	ed.SP.NameIDFormat = c.nameIDFormat()
 	if c.spSign != nil {
 		k := spKeyDescriptor{Use: "signing"}
 		k.KeyInfo.Cert = base64.StdEncoding.EncodeToString(c.spSign.DER)
