@@ -73,14 +73,68 @@ func (s *Server) drift(*request) (string, any, error) {
 	return "drift", st, nil
 }
 
-type listData[T any] struct {
-	Query  string
-	Active string // "", "true" or "false" (users only)
-	Items  []T
+// pager is the paging links of a listing page. Every listing pages the
+// same way: in the order of a unique folded name (store.Fold), from the
+// cursor in the after parameter (the key of the previous page's last
+// row), PageSize rows at a time.
+type pager struct {
 	// Next is the URL of the following page, "" on the last.
 	Next string
 	// First is set on a page after the first.
 	First string
+}
+
+// pageLinks are the links to the first and the following page of a
+// listing at base whose other parameters are keep (empty ones are left
+// out); after is this page's cursor and next the following page's, "" on
+// the last page.
+func pageLinks(base string, keep url.Values, after, next string) pager {
+	v := url.Values{}
+	for k, vs := range keep {
+		if len(vs) > 0 && vs[0] != "" {
+			v.Set(k, vs[0])
+		}
+	}
+	var p pager
+	if after != "" {
+		p.First = base
+		if len(v) > 0 {
+			p.First += "?" + v.Encode()
+		}
+	}
+	if next != "" {
+		v.Set("after", next)
+		p.Next = base + "?" + v.Encode()
+	}
+	return p
+}
+
+// pageOf is the page of items, sorted by the folded key of each, that
+// follows the cursor after, and the cursor of the following page ("" when
+// none follows). It is the listing paging of an answer that comes whole.
+func pageOf[T any](items []T, after string, key func(T) string) (page []T, next string) {
+	after = store.Fold(after)
+	i := 0
+	if after != "" {
+		i, _ = slices.BinarySearchFunc(items, after, func(it T, k string) int {
+			if c := strings.Compare(store.Fold(key(it)), k); c != 0 {
+				return c
+			}
+			return -1 // the cursor row itself was on the previous page
+		})
+	}
+	page = items[i:min(i+PageSize, len(items))]
+	if i+len(page) < len(items) {
+		next = store.Fold(key(page[len(page)-1]))
+	}
+	return page, next
+}
+
+type listData[T any] struct {
+	Query  string
+	Active string // "", "true" or "false" (users only)
+	Items  []T
+	Pager  pager
 }
 
 // listParams reads q, active and after; active must be "", "true" or
@@ -99,28 +153,6 @@ func listParams(r *request) (q, active, after string, activeFlag *bool, err erro
 	return q, active, after, activeFlag, nil
 }
 
-// pageURLs are the links to the first and the following page of a listing.
-func pageURLs(base, q, active, after, next string) (first, following string) {
-	v := url.Values{}
-	if q != "" {
-		v.Set("q", q)
-	}
-	if active != "" {
-		v.Set("active", active)
-	}
-	if after != "" {
-		first = base
-		if len(v) > 0 {
-			first += "?" + v.Encode()
-		}
-	}
-	if next != "" {
-		v.Set("after", next)
-		following = base + "?" + v.Encode()
-	}
-	return first, following
-}
-
 func (s *Server) users(r *request) (string, any, error) {
 	q, active, after, flag, err := listParams(r)
 	if err != nil {
@@ -130,8 +162,8 @@ func (s *Server) users(r *request) (string, any, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	d := listData[access.UserSummary]{Query: q, Active: active, Items: items}
-	d.First, d.Next = pageURLs(Path+"users", q, active, after, next)
+	d := listData[access.UserSummary]{Query: q, Active: active, Items: items,
+		Pager: pageLinks(Path+"users", url.Values{"q": {q}, "active": {active}}, after, next)}
 	return "users", d, nil
 }
 
@@ -144,8 +176,8 @@ func (s *Server) groups(r *request) (string, any, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	d := listData[access.GroupSummary]{Query: q, Items: items}
-	d.First, d.Next = pageURLs(Path+"groups", q, "", after, next)
+	d := listData[access.GroupSummary]{Query: q, Items: items,
+		Pager: pageLinks(Path+"groups", url.Values{"q": {q}}, after, next)}
 	return "groups", d, nil
 }
 
@@ -206,7 +238,16 @@ type reachData struct {
 	Applications []application
 	App, Version string
 	// Reach is the answer for App/Version, nil before one is chosen.
-	Reach *access.Reach
+	Reach *reachPage
+}
+
+// reachPage is one page of the users who can reach a version.
+type reachPage struct {
+	Application, Version string
+	// Total counts the users on every page.
+	Total int
+	Users []access.ReachingUser
+	Pager pager
 }
 
 func (s *Server) reach(r *request) (string, any, error) {
@@ -225,7 +266,7 @@ func (s *Server) reach(r *request) (string, any, error) {
 	if d.App == "" && d.Version == "" {
 		return "reach", d, nil
 	}
-	d.Reach, err = access.WhoCanReach(txn, d.App, d.Version)
+	reach, err := access.WhoCanReach(txn, d.App, d.Version)
 	switch {
 	case errors.Is(err, access.ErrUnknownApplication):
 		return "", nil, notFound("application", d.App)
@@ -234,5 +275,9 @@ func (s *Server) reach(r *request) (string, any, error) {
 	case err != nil:
 		return "", nil, err
 	}
+	after := r.URL.Query().Get("after")
+	users, next := pageOf(reach.Users, after, func(u access.ReachingUser) string { return u.UserName })
+	d.Reach = &reachPage{Application: reach.Application, Version: reach.Version, Total: len(reach.Users), Users: users,
+		Pager: pageLinks(Path+"reach", url.Values{"app": {d.App}, "version": {d.Version}}, after, next)}
 	return "reach", d, nil
 }
