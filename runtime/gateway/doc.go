@@ -42,17 +42,24 @@
 //
 // Identity headers must never come from the client. Before the proxy sets
 // them, it deletes every incoming header whose name, lower-cased and with
-// '_' read as '-', equals one of the configured user, roles, versions or
-// shared-secret headers, or names the original request (Forwarded,
-// X-Forwarded-*, X-Real-IP, X-Original-*): "username", "USERNAME", a
-// repeated "username", "User_Name" for "user-name" all go, because CGI,
-// WSGI, PHP and nginx with underscores_in_headers fold those spellings into
-// one while Go keeps them apart. The headers are then set with exactly one
-// value each. A client that names the user header in Connection cannot
-// remove the injected value: httputil.ReverseProxy's Rewrite runs after
-// hop-by-hop headers are removed. idrecon's session cookie is removed from
-// the Cookie header sent upstream, and an upstream Set-Cookie of that name
-// is dropped.
+// '_' and '.' read as '-', equals one of the configured user, roles,
+// versions or shared-secret headers, or names the original request
+// (Forwarded, X-Forwarded-*, X-Real-IP, X-Original-*): "username",
+// "USERNAME", a repeated "username", "User_Name" or "User.Name" for
+// "user-name" all go, because CGI, WSGI, PHP and nginx with
+// underscores_in_headers fold those spellings into one while Go keeps them
+// apart. The headers are then set with exactly one value each. A client
+// that names the user header in Connection cannot remove the injected
+// value: httputil.ReverseProxy's Rewrite runs after hop-by-hop headers are
+// removed. idrecon's session cookie is removed from the Cookie header sent
+// upstream.
+//
+// Every header section the upstream sends back (the final response, each
+// 1xx response such as 103 Early Hints, and the trailers) passes one
+// filter: a Set-Cookie for idrecon's session cookie or any idrecon_ name is
+// dropped, and so are the hop-by-hop headers (but a 101's). The 1xx
+// responses forwarded to a client stay within the 1 MiB bound on response
+// headers in all; later ones are dropped.
 //
 // In forward-auth mode the proxy in front forwards the request itself, so
 // it must do the stripping: nginx does when the protected location sets the

@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -392,7 +394,8 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	r, done := g.track(r)
 	defer done()
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accessKey{}, &a)))
+	iw := &informationalWriter{ResponseWriter: w, g: g, budget: maxResponseHeaderBytes}
+	g.proxy.ServeHTTP(iw, r.WithContext(context.WithValue(r.Context(), accessKey{}, &a)))
 }
 
 // allowed is the Allow header of a refused method: the standard methods
@@ -467,12 +470,30 @@ func (g *Gateway) ownCookie(name string) bool {
 	return name == g.deps.SessionCookie || strings.HasPrefix(name, "idrecon_")
 }
 
-// modifyResponse drops an upstream Set-Cookie that would overwrite one of
-// idrecon's cookies.
+// modifyResponse filters the upstream's final response, and its trailers
+// once the body has been read.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
-	sc := resp.Header["Set-Cookie"]
+	switching := resp.StatusCode == http.StatusSwitchingProtocols
+	g.upstreamHeader(resp.Header, switching)
+	if !switching && resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = &trailerFilter{ReadCloser: resp.Body, resp: resp, g: g}
+	}
+	return nil
+}
+
+// upstreamHeader is the one filter of every header section the upstream
+// sends towards the client: the final response's, each 1xx response's and
+// the trailers. It drops a Set-Cookie that would plant or overwrite one of
+// idrecon's cookies, and the hop-by-hop headers, which belong to the
+// upstream connection; only a 101 keeps them (switching), since its
+// Connection and Upgrade make the switch.
+func (g *Gateway) upstreamHeader(h http.Header, switching bool) {
+	if !switching {
+		removeHopByHop(h)
+	}
+	sc := h["Set-Cookie"]
 	if len(sc) == 0 {
-		return nil
+		return
 	}
 	kept := sc[:0:0]
 	for _, v := range sc {
@@ -480,9 +501,94 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 			kept = append(kept, v)
 		}
 	}
-	resp.Header["Set-Cookie"] = kept
-	return nil
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
 }
+
+// hopByHop are the headers that describe one connection (RFC 9110, section
+// 7.6.1, and the older Keep-Alive and Proxy-Connection), as Go spells them.
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopByHop deletes the hop-by-hop headers from h, and those its
+// Connection header names.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopByHop {
+		delete(h, name)
+	}
+}
+
+// trailerFilter passes the upstream's trailers through upstreamHeader.
+// They arrive with the end of the body, after ModifyResponse, and
+// ReverseProxy copies them to the client once the body is closed.
+type trailerFilter struct {
+	io.ReadCloser
+	resp *http.Response
+	g    *Gateway
+}
+
+func (b *trailerFilter) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.g.upstreamHeader(b.resp.Trailer, false)
+	}
+	return n, err
+}
+
+func (b *trailerFilter) Close() error {
+	err := b.ReadCloser.Close()
+	b.g.upstreamHeader(b.resp.Trailer, false)
+	return err
+}
+
+// informationalWriter is the ResponseWriter the proxy writes to.
+// ReverseProxy forwards each 1xx response of the upstream (103 Early
+// Hints) from a ClientTrace hook with WriteHeader, bypassing
+// ModifyResponse, so this is where they meet upstreamHeader. It also keeps
+// them within maxResponseHeaderBytes in all: the transport resets its
+// limit on response headers after each 1xx it hands on, so an upstream
+// could otherwise send the client headers without end. Past the budget a
+// 1xx is dropped, which HTTP allows since it is only advisory.
+type informationalWriter struct {
+	http.ResponseWriter
+	g *Gateway
+	// budget is what 1xx headers may still cost; only the transport's
+	// read loop, one 1xx after another, touches it.
+	budget int
+}
+
+func (w *informationalWriter) WriteHeader(code int) {
+	if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	h := w.Header()
+	w.g.upstreamHeader(h, false)
+	for k, vs := range h {
+		for _, v := range vs {
+			w.budget -= len(k) + len(v) + len(": \r\n")
+		}
+	}
+	if w.budget < 0 {
+		// ReverseProxy clears the header map after each 1xx either way.
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController (ReverseProxy's Flush and Hijack)
+// reach the server's ResponseWriter.
+func (w *informationalWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // returnedName is the name a server reads from the cookie a browser keeps
 // for the Set-Cookie value v. Browsers keep a pair without a name ("=v",

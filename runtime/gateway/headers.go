@@ -9,10 +9,11 @@ import (
 )
 
 // foldName is the one spelling every server may fold a header name into:
-// lower case, with '_' read as '-'. CGI, WSGI, PHP and nginx (with
+// lower case, with '_' and '.' read as '-'. CGI, WSGI, PHP and nginx (with
 // underscores_in_headers on) map "User_Name" and "user-name" to the same
-// variable, while Go keeps them apart, so a strip that compares Go's
-// canonical keys would miss one of them.
+// variable, and PHP maps "User.Name" there too (it turns '.' in every
+// variable name into '_'), while Go keeps them apart, so a strip that
+// compares Go's canonical keys would miss one of them.
 func foldName(name string) string {
 	b := []byte(name)
 	for i, c := range b {
@@ -25,7 +26,7 @@ func foldByte(c byte) byte {
 	switch {
 	case c >= 'A' && c <= 'Z':
 		return c + 'a' - 'A'
-	case c == '_':
+	case c == '_' || c == '.':
 		return '-'
 	}
 	return c
@@ -75,7 +76,8 @@ func newStripper(cfg Config) stripper {
 }
 
 // strip deletes the headers in place. Keys are visited as Go stored them,
-// so "USER_NAME", "User_name" and "User-Name" (three keys) all go. It runs
+// so "USER_NAME", "User_name", "User.Name" and "User-Name" (four keys) all
+// go. It runs
 // on every proxied request, so it folds into a stack buffer.
 func (s stripper) strip(h http.Header) {
 	var buf [64]byte

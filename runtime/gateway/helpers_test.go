@@ -144,7 +144,7 @@ func decodeSeen(t *testing.T, resp *http.Response) seen {
 }
 
 // valuesFolded returns every value of every key in h that folds (case, '_'
-// as '-') to name.
+// and '.' as '-') to name.
 func valuesFolded(h http.Header, name string) []string {
 	var out []string
 	for k, v := range h {
@@ -155,4 +155,6 @@ func valuesFolded(h http.Header, name string) []string {
 	return out
 }
 
-func fold(s string) string { return strings.ReplaceAll(strings.ToLower(s), "_", "-") }
+func fold(s string) string {
+	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(s))
+}

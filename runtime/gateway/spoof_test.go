@@ -33,6 +33,8 @@ func spoofCases(userHeader string) []struct {
 		{"underscores", [][2]string{{under, forged}}},
 		{"underscores upper", [][2]string{{strings.ToUpper(under), forged}}},
 		{"dashes for underscores", [][2]string{{strings.ReplaceAll(lower, "_", "-"), forged}}},
+		{"dots", [][2]string{{strings.NewReplacer("-", ".", "_", ".").Replace(lower), forged},
+			{"X.Forwarded.For", forged}, {"x.original.uri", "/" + forged}, {"remote.user", forged}}},
 		{"connection names the user header", [][2]string{{"Connection", lower}, {lower, forged}}},
 		{"connection list", [][2]string{{"Connection", "close, " + lower}}},
 		{"connection names forwarding headers", [][2]string{{"Connection", "X-Forwarded-For, X-Forwarded-Host"}, {"X-Forwarded-For", forged}}},
