@@ -353,7 +353,7 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 			c.Chain = chain
 		}
 	}
-	if cert != nil {
+	if cert = l.resolveKey(p, c, cert, ownKey); cert != nil {
 		sum := sha256.Sum256(cert.Raw)
 		c.Fingerprint = hex.EncodeToString(sum[:])
 		c.Subject = cert.Subject.String()
@@ -362,7 +362,13 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 		c.DER = cert.Raw
 		l.expiryWarning(p, c)
 	}
+}
 
+// resolveKey checks and resolves c's private key, and returns the
+// certificate c is: cert, the first of its file, or, when the file holds
+// a chain, the one of the key, with c.Chain the others as a server
+// presents them (see leafFirst).
+func (l *loader) resolveKey(p *parsedDoc, c *Certificate, cert *x509.Certificate, ownKey bool) *x509.Certificate {
 	switch {
 	case c.PrivateKeyFrom != nil && slices.Contains(keylessUsages, c.Usage):
 		l.fail(p, "spec.privateKeyFrom", "a %s certificate must not have a private key (only %s, %s, %s and %s do)", c.Usage, UsageSamlSPSigning, UsageSamlSPEncryption, UsageTLS, UsageTLSClient)
@@ -371,38 +377,61 @@ func (l *loader) resolveCertificate(p *parsedDoc, c *Certificate) {
 	case c.PrivateKeyFrom != nil && l.resolved && c.KeyFingerprint != "":
 		// Resolved when the runtime took it; the runtime keeps the key
 		// itself only in memory and resolves it again after a restart.
+		// The certificate it resolved to is the one of the key.
+		if stored, err := x509.ParseCertificate(c.DER); err == nil {
+			return l.leafOf(p, c, cert, stored.PublicKey)
+		}
 	case c.PrivateKeyFrom != nil:
 		raw, ok := l.secret(p, "spec.privateKeyFrom", c.PrivateKeyFrom)
 		if !ok {
-			return
+			return cert
 		}
 		key, err := parsePrivateKey([]byte(raw))
 		if err != nil {
 			l.fail(p, "spec.privateKeyFrom", "private key from %s: %v", c.PrivateKeyFrom.describe(), err)
-			return
+			return cert
 		}
 		if _, isRSA := key.(*rsa.PrivateKey); c.Usage == UsageSamlSPEncryption && !isRSA {
 			// The SAML server decrypts assertions with RSA keys only and
 			// refuses to start with any other.
 			l.fail(p, "spec.privateKeyFrom", "a %s certificate needs an RSA private key (the one from %s is not): assertions are encrypted to RSA keys", c.Usage, c.PrivateKeyFrom.describe())
-			return
+			return cert
 		}
 		pkix, err := x509.MarshalPKIXPublicKey(key.Public())
 		if err != nil {
 			l.fail(p, "spec.privateKeyFrom", "private key from %s: unsupported key type", c.PrivateKeyFrom.describe())
-			return
+			return cert
 		}
-		if cert != nil {
+		if cert = l.leafOf(p, c, cert, key.Public()); cert != nil {
 			pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 			if !ok || !pub.Equal(key.Public()) {
 				l.fail(p, "spec.privateKeyFrom", "the private key from %s does not match the certificate", c.PrivateKeyFrom.describe())
-				return
+				return cert
 			}
 		}
 		sum := sha256.Sum256(pkix)
 		c.KeyFingerprint = hex.EncodeToString(sum[:])
 		c.PrivateKey = key
 	}
+	return cert
+}
+
+// leafOf returns the certificate of c's file that is key's, and puts the
+// others in c.Chain as a server presents them (see leafFirst); cert, the
+// file's first, when none is key's.
+func (l *loader) leafOf(p *parsedDoc, c *Certificate, cert *x509.Certificate, key crypto.PublicKey) *x509.Certificate {
+	if cert == nil || len(c.Chain) == 0 {
+		return cert
+	}
+	leaf, ordered, note := leafFirst(slices.Concat([][]byte{cert.Raw}, c.Chain), key)
+	if leaf == nil {
+		return cert
+	}
+	if note != "" {
+		l.warnings = append(l.warnings, fmt.Sprintf("%s: %s: %s", p.doc.Pos, p.doc.Ref(), note))
+	}
+	c.Chain = ordered[1:]
+	return leaf
 }
 
 func (l *loader) expiryWarning(p *parsedDoc, c *Certificate) {

@@ -63,8 +63,9 @@ type Config struct {
 	// InsecureHTTP serves Listen over plain HTTP instead of TLS with the
 	// keystore's tls certificate (for local runs, tests, or behind a proxy).
 	InsecureHTTP bool
-	// TLSCertificate names the Certificate document to serve (default: the
-	// first of usage tls).
+	// TLSCertificate names the Certificate document to serve to every
+	// client (default: of usage tls, the one whose names match the server
+	// name a client asks for, else the first).
 	TLSCertificate string
 	// ConsoleURL is where browsers reach the console (the spec's
 	// consoleRole turns it on), ending in /console/; the SAML sign-in hands

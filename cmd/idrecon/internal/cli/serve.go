@@ -45,7 +45,7 @@ either it waits for 'idrecon apply' (push mode).`,
 	consoleURL := fs.String("console-url", "", "where browsers reach the read-only console (on when the SamlServiceProvider names a consoleRole); the SAML sign-in hands them back there (default http://<admin-listen>/console/)")
 	adminInsecure := fs.Bool("admin-insecure-http", false, "let the admin API listen off loopback in plain HTTP: its token and backups cross the network in clear")
 	insecure := fs.Bool("insecure-http", false, "serve plain HTTP instead of TLS (local runs, tests, behind a TLS proxy)")
-	tlsCert := fs.String("tls-certificate", "", "Certificate document (usage tls) to serve; default the first one")
+	tlsCert := fs.String("tls-certificate", "", "Certificate document (usage tls) to serve to every client; default the one whose names match the server name a client asks for, else the first")
 	dataDir := fs.String("data-dir", "data", "folder for the durable state, audit log and generated admin token; empty keeps state in memory only")
 	c.MarkFlagDirname("data-dir")
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin token (default env IDRECON_ADMIN_TOKEN, else generated in the data dir)")
