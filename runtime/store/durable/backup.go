@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -183,10 +184,11 @@ func Overwrite() RestoreOption { return func(o *restoreOptions) { o.overwrite = 
 
 // Restore writes the backup read from r as the state file at path, with the
 // daemon stopped. It refuses to replace an existing file, or the log of a
-// lost one, unless given Overwrite, and a file a running daemon holds
-// (ErrLocked). A state file that appears while it runs, or without
-// Overwrite a log, is a daemon started meanwhile: Restore leaves it and
-// fails (ErrExists). The backup is fully verified (checksums, counts, and
+// lost one, unless given Overwrite, and a file a running daemon holds, or a
+// data dir another restore holds (ErrLocked). It removes the temporary
+// files of restores that were killed before they finished. A state file
+// that appears while it runs, or without Overwrite a log, is a daemon
+// started meanwhile: Restore leaves it and fails (ErrExists). The backup is fully verified (checksums, counts, and
 // that the result loads) before it atomically replaces path, so a damaged
 // backup (ErrCorrupt) changes nothing.
 func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
@@ -194,6 +196,21 @@ func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	dir := filepath.Dir(path)
+	if err := makeDir(dir); err != nil {
+		return fmt.Errorf("durable: restore: %w", err)
+	}
+	// Another restore would write, rename and remove segments beside this
+	// one, and a file found at the start may be locked only once: the
+	// second to come fails here, before it looks at anything.
+	unlock, err := lockForRestore(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// With the data dir held, any restore's file found is one a restore
+	// killed halfway left.
+	removeLeftovers(path, slog.New(slog.DiscardHandler))
 	release, replace, err := lockTarget(path, o.overwrite)
 	if err != nil {
 		return err
@@ -201,16 +218,10 @@ func Restore(r io.Reader, path string, opts ...RestoreOption) (err error) {
 	// Held to the end, so no daemon starts on the old state, and writes to
 	// its log, while it is being replaced.
 	defer release()
-	dir := filepath.Dir(path)
-	if err := makeDir(dir); err != nil {
-		return fmt.Errorf("durable: restore: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".restore-*")
+	tmpPath, err := createRestoreTemp(path)
 	if err != nil {
 		return fmt.Errorf("durable: restore: %w", err)
 	}
-	tmpPath := tmp.Name()
-	tmp.Close()
 	defer func() {
 		if err != nil {
 			os.Remove(tmpPath)

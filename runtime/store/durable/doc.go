@@ -145,7 +145,13 @@
 // offline and atomically, and removes the log of the state it replaces after
 // the rename: the new file records that log as applied, so a restore that
 // fails before the rename leaves the old state whole, and one that crashes
-// after it never replays the old log onto the new file. A
+// after it never replays the old log onto the new file. Restore holds a
+// flock on the data dir itself from start to end, so a second restore into
+// it fails (ErrLocked) instead of writing, renaming and removing beside the
+// first. Its temporary file is FileName.restore- and random digits (with the
+// log verifying it starts, FileName.restore-digits.wal.N): a restore killed
+// halfway leaves them, and the next restore, or the next Open while no
+// restore holds the data dir, removes them. A
 // backup names the state format of its buckets and records (backup.go): one
 // of format 3 holds member chunks; Restore writes an older one into a file
 // of its format and migrates that as Open does.

@@ -97,7 +97,8 @@ var _ store.Journal = (*DB)(nil)
 func Path(dataDir string) string { return filepath.Join(dataDir, FileName) }
 
 // Open opens (creating if needed, mode 0600) the state file at path, taking
-// an exclusive lock on it.
+// an exclusive lock on it. It first removes what restores killed before they
+// finished left beside it, unless a restore is running there.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
@@ -111,6 +112,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := makeDir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("durable: create data dir: %w", err)
 	}
+	removeRestoreLeftovers(path, opts.Logger)
 	bdb, err := openBolt(path, opts.Timeout, false)
 	if err != nil {
 		return nil, err
