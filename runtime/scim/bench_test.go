@@ -285,8 +285,9 @@ func BenchmarkPageThroughUsers(b *testing.B) {
 }
 
 // BenchmarkBodyChecks measures what every body pays for refusing keys that
-// differ only in case, beside what decoding it costs: the general check on
-// Entra's user POST, and the fast path's key scan on a 100-member PATCH.
+// differ only in case or name a member twice, beside what decoding it
+// costs: the general check on Entra's user POST, and the fast path's key
+// scan on a 100-member PATCH.
 func BenchmarkBodyChecks(b *testing.B) {
 	user := []byte(entraUser(1))
 	var members strings.Builder
@@ -328,6 +329,20 @@ func BenchmarkBodyChecks(b *testing.B) {
 		for b.Loop() {
 			if !entraKeys(batch) {
 				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("scanMembers/user", func(b *testing.B) {
+		for b.Loop() {
+			if err := scanMembers(user); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("scanMembers/100", func(b *testing.B) {
+		for b.Loop() {
+			if err := scanMembers(batch); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})

@@ -20,7 +20,10 @@
 // attribute twice, by keys differing only in case ("userName" and
 // "USERNAME", RFC 7643 §2.1) or by two spellings with different values
 // (plain and schema-qualified, dotted and nested), is 400 invalidSyntax:
-// which one won would follow map order. A PATCH add or replace needs a
+// which one won would follow map order. So is a body naming one JSON
+// member twice in an object, spelt alike once decoded, anywhere in it:
+// encoding/json would keep the last; the detail says where
+// (Operations[0].value.members, indices from 0). A PATCH add or replace needs a
 // value (to drop an attribute, remove it), and a filtered add or replace
 // whose value would not match its own filter (members[value eq "x"] with
 // {"value":"y"}) is 400 invalidValue. A query string that does not decode

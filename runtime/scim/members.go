@@ -125,7 +125,7 @@ func (*nullRef) UnmarshalJSON(b []byte) error {
 // not, goes the general way, which also words the errors. The two agree on
 // every body this accepts (see FuzzMemberPatchPaths).
 func entraMemberDelta(body []byte) (*memberDelta, bool) {
-	if !utf8.Valid(body) || !entraKeys(body) || unpairedSurrogate(body) != "" {
+	if !utf8.Valid(body) || !entraKeys(body) || unpairedSurrogate(body) != "" || scanMembers(body) != nil {
 		return nil, false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))

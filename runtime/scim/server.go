@@ -20,7 +20,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/idrecon/idrecon/runtime/audit"
-	"github.com/idrecon/idrecon/runtime/scim/internal/nesting"
 	"github.com/idrecon/idrecon/runtime/scim/internal/schema"
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 	"github.com/idrecon/idrecon/runtime/store"
@@ -454,7 +453,7 @@ func route(method string, seg []string) routed {
 
 // readObject reads and decodes a JSON object body, rejecting what Entra
 // never sends: other media types, oversized or deeply nested bodies,
-// invalid UTF-8, trailing data.
+// invalid UTF-8, a member named twice, trailing data.
 func (s *Server) readObject(w http.ResponseWriter, r *request) (map[string]any, error) {
 	body, err := s.readBody(w, r)
 	if err != nil {
@@ -498,8 +497,8 @@ func decodeObject(body []byte) (map[string]any, error) {
 	if esc := unpairedSurrogate(body); esc != "" {
 		return nil, scimerr.New(scimerr.InvalidValue, "request body escapes half a UTF-16 surrogate pair (%s), which is no character", esc)
 	}
-	if nesting.Depth(body, "{[", "}]") > maxDepth {
-		return nil, scimerr.New(scimerr.InvalidSyntax, "request body nests deeper than %d levels", maxDepth)
+	if err := scanMembers(body); err != nil {
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
