@@ -302,7 +302,7 @@ func (b *batch) membersRow(c *memdb.Change) error {
 		}
 	}
 	for _, id := range added {
-		op := memberOp{key: b.s.memberKey(gid, id), of: b.s.memberOfKey(id, gid), group: b.s.objectKey(store.TableGroups, gid), member: id}
+		op := memberOp{key: b.s.memberKey(gid, id), of: b.s.memberOfKey(id, gid), group: b.s.objectKey(store.TableGroups, gid), header: b.s.objectKey(store.TableMembers, gid), member: id}
 		for _, table := range []string{store.TableUsers, store.TableGroups} {
 			if k := b.s.objectKey(table, id); b.s.compareRev(k) > 0 {
 				op.must = k

@@ -15,6 +15,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -459,6 +460,121 @@ func TestLostAnswerOfAGroupAsWideAsEtcdTakes(t *testing.T) {
 		}
 		if m.err != nil || m.rev != resp.Kvs[0].ModRevision {
 			t.Errorf("batch %d: revision %d, error %v; want revision %d (it committed), no error", i, m.rev, m.err, resp.Kvs[0].ModRevision)
+		}
+	}
+}
+
+// laterMix is a batch's memberships of several kinds, as a transaction
+// after its first carries them: adds of members the mirror holds, adds of
+// members the batch created, and removals, over several groups, in an
+// order that starts a new group often.
+func laterMix(s *State, n int) []memberOp {
+	var ms []memberOp
+	for i := range n {
+		gid, id := fmt.Sprintf("g%d", i%5), fmt.Sprintf("u%03d", i)
+		m := memberOp{key: s.memberKey(gid, id), of: s.memberOfKey(id, gid), member: id}
+		switch i % 3 {
+		case 0:
+			m.group, m.header = s.objectKey(store.TableGroups, gid), s.objectKey(store.TableMembers, gid)
+			m.must = s.objectKey(store.TableUsers, id)
+		case 1:
+			m.group, m.header = s.objectKey(store.TableGroups, gid), s.objectKey(store.TableMembers, gid)
+			m.made = s.objectKey(store.TableUsers, id)
+		default:
+			m.del = true
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// TestLaterTransactionsFitMaxTxnOps: each transaction after a batch's
+// first, with its marker's put and, when it is sent again, its marker's
+// compare, holds at most MaxTxnOps operations and compares (etcd refuses
+// one more), and as many memberships as fit.
+func TestLaterTransactionsFitMaxTxnOps(t *testing.T) {
+	for _, maxOps := range []int{minTxnOps, minTxnOps + 1, 16, DefaultMaxTxnOps, 1000} {
+		s := &State{maxOps: maxOps, prefix: "/t/"}
+		b := &batch{s: s, members: laterMix(s, 400)}
+		chunks := b.chunks()
+		if got := slices.Concat(chunks...); !slices.EqualFunc(got, b.members, func(x, y memberOp) bool { return x.key == y.key }) {
+			t.Fatalf("maxOps %d: the chunks hold %d memberships, want the batch's %d in order", maxOps, len(got), len(b.members))
+		}
+		fits := func(chunk []memberOp) bool {
+			txn := laterTxn(chunk, 7)
+			return len(txn.ops)+1 <= maxOps && len(txn.cmps)+1 <= maxOps
+		}
+		rest := b.members[len(chunks[0]):]
+		for i, chunk := range chunks[1:] {
+			rest = rest[len(chunk):]
+			if len(chunk) == 0 || !fits(chunk) {
+				txn := laterTxn(chunk, 7)
+				t.Errorf("maxOps %d: later transaction %d: %d memberships, %d operations and %d compares, with the marker's", maxOps, i, len(chunk), len(txn.ops)+1, len(txn.cmps)+1)
+			}
+			if len(rest) > 0 && fits(append(slices.Clone(chunk), rest[0])) {
+				t.Errorf("maxOps %d: later transaction %d: %d memberships, and the next would fit too", maxOps, i, len(chunk))
+			}
+		}
+	}
+}
+
+// TestLaterTransactionsAsWideAsEtcdTakes: on a cluster whose --max-txn-ops
+// is the least a State takes, a batch's later transactions, each as wide
+// as fits, commit, also when one is sent again after a lost answer with
+// its marker's compare.
+func TestLaterTransactionsAsWideAsEtcdTakes(t *testing.T) {
+	c := etcdtest.StartWith(t, 1, func(cfg *embed.Config) { cfg.MaxTxnOps = minTxnOps })
+	plain := c.Client(t)
+	var lose atomic.Int32
+	s, err := New(Options{Client: dropOneTxn(t, c.Endpoints, &lose, false), Prefix: "/t/", MaxTxnOps: minTxnOps, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := laterMix(s, 30)
+	// The objects the adds compare, and the headers the first transaction
+	// wrote, at revision first.
+	var puts []clientv3.Op
+	for _, m := range ms {
+		for _, k := range []string{m.must, m.made, m.group, m.header} {
+			if k != "" && !slices.ContainsFunc(puts, func(op clientv3.Op) bool { return string(op.KeyBytes()) == k }) {
+				puts = append(puts, clientv3.OpPut(k, ""))
+			}
+		}
+	}
+	for page := range slices.Chunk(puts, minTxnOps) {
+		if _, err := plain.Txn(context.Background()).Then(page...).Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The headers at first, as the batch's first transaction leaves them.
+	var headers []clientv3.Op
+	for _, op := range puts {
+		if strings.Contains(string(op.KeyBytes()), "/"+store.TableMembers+"/") {
+			headers = append(headers, op)
+		}
+	}
+	resp, err := plain.Txn(context.Background()).Then(headers...).Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := resp.Header.Revision
+	chunks := (&batch{s: s, members: ms}).chunks()
+	if len(chunks) < 3 {
+		t.Fatalf("%d transactions; the test proves little", len(chunks))
+	}
+	for i, chunk := range chunks {
+		lose.Store(int32(i % 2))
+		if _, gone, err := s.sendLater(chunk, first); err != nil || gone {
+			t.Fatalf("transaction %d of %d memberships: %v (dropped some: %v)", i, len(chunk), err, gone)
+		}
+	}
+	for _, m := range ms {
+		resp, err := plain.Get(context.Background(), m.key, clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (resp.Count == 1) == m.del {
+			t.Errorf("%s: in etcd %v, want %v", m.key, resp.Count == 1, !m.del)
 		}
 	}
 }

@@ -44,7 +44,10 @@
 // Memberships are written in the transaction of their batch while it has
 // room (etcd's default limit is 128 operations per transaction); the rest
 // follow in transactions of their own (see sendLater), each checking that
-// its members and groups still exist, each with a marker as the first, so
+// its members and groups still exist and that no other daemon changed
+// those memberships since the batch's first transaction (the batch is
+// ordered there, so such a change follows it and must not be undone), each
+// with a marker as the first, so
 // a lost answer is resolved rather than reported; a batch that needs them
 // holds one write (see Prepare), so a failure among them is that write's
 // alone. Membership puts and
@@ -147,9 +150,11 @@ type State struct {
 	// watch passes them, the revisions of deletes and of this daemon's own
 	// membership writes (Commit applies them before the watch brings
 	// them), so an older event arriving late is not applied. Membership
-	// keys are never compared, so revs does not keep them: a group's
-	// membership changes are ordered by its header record's comparison,
-	// and a key per membership would cost more than the membership. Only
+	// keys are not compared with the mirror, so revs does not keep them: a
+	// group's membership changes are ordered by its header record's
+	// comparison, and a key per membership would cost more than the
+	// membership. (A batch's later transactions compare them with the
+	// batch's first transaction's revision instead: see laterTxn.) Only
 	// the store's committer goroutine writes the maps (Commit, and the
 	// Mirror writes Run submits); mu guards them against other readers.
 	mu    sync.Mutex
@@ -974,21 +979,55 @@ func (b *batch) chunks() [][]memberOp {
 	first := b.members[:n]
 	out := [][]memberOp{first}
 	for rest := b.members[len(first):]; len(rest) > 0; {
-		// Its compares, at most one per member (see exist), one per group
-		// (see groupsExist) and the marker's, fit maxOps too.
-		chunk := rest[:min(laterChunk(maxOps), len(rest))]
+		chunk := rest[:laterChunk(rest, maxOps)]
 		rest = rest[len(chunk):]
 		out = append(out, chunk)
 	}
 	return out
 }
 
-// laterChunk is how many memberships a transaction after a batch's first
-// carries: their operations and its marker's put fit maxOps.
-func laterChunk(maxOps int) int { return (maxOps - 1) / opsPerMember }
+// laterChunk is how many of ms, from the first, a transaction after a
+// batch's first carries: their operations with its marker's put, and
+// their compares (see laterTxn) with the marker's when it is sent again,
+// fit maxOps. At least one: minTxnOps leaves room for any membership.
+func laterChunk(ms []memberOp, maxOps int) int {
+	nops, ncmps := 1, 1
+	groups := map[string]bool{}
+	for i, m := range ms {
+		c := laterCmps(m, groups)
+		if i > 0 && (nops+opsPerMember > maxOps || ncmps+c > maxOps) {
+			return i
+		}
+		nops, ncmps = nops+opsPerMember, ncmps+c
+		if !m.del {
+			groups[m.group] = true
+		}
+	}
+	return len(ms)
+}
+
+// laterCmps is how many compares m adds to a transaction after its batch's
+// first (see laterTxn), where groups are those of the members it adds
+// already: a removal compares its key; an add its member's object (see
+// exist) and, the first of its group, the group and its header (see
+// groupsExist).
+func laterCmps(m memberOp, groups map[string]bool) int {
+	if m.del {
+		return 1
+	}
+	c := 0
+	if m.must != "" || m.made != "" {
+		c++
+	}
+	if !groups[m.group] {
+		c += 2
+	}
+	return c
+}
 
 // minTxnOps is the least MaxTxnOps taken: a transaction after a batch's
-// first must carry a membership, and a batch its marker and an object with
+// first must carry a membership (an add of a new group's member compares
+// three keys, and the marker's), and a batch its marker and an object with
 // its name's index key and their compares.
 const minTxnOps = 8
 
@@ -1022,7 +1061,7 @@ func (s *State) send(b *batch, grouped bool) ([]int64, error) {
 	revs := []int64{rev}
 	dropped := false
 	for _, chunk := range chunks[1:] {
-		rev, gone, err := s.sendLater(chunk)
+		rev, gone, err := s.sendLater(chunk, revs[0])
 		if err != nil {
 			// Its outcome is unknown (etcd unreachable for a whole
 			// commitMarked, the markers unreadable): the batch is partly
@@ -1048,35 +1087,72 @@ func (s *State) send(b *batch, grouped bool) ([]int64, error) {
 		// discards it instead, the mirror applies what committed when
 		// the watch brings it, and the writes (the reconciler's, which
 		// find their work done) run again.
-		return nil, fmt.Errorf("%w: a member added, or its group, was deleted after the batch's first transaction", store.ErrStale)
+		return nil, fmt.Errorf("%w: a member added, or its group, was deleted after the batch's first transaction, or another daemon changed a membership it changes", store.ErrStale)
 	}
 	return revs, nil
 }
 
-// sendLater commits one of a batch's transactions after the first, through
-// commitMarked, so a lost answer is resolved and not reported: it
-// returns the transaction's revision, 0 when nothing was left to send.
+// sendLater commits one of a batch's transactions after the first, which
+// committed at revision first, through commitMarked, so a lost answer is
+// resolved and not reported: it returns the transaction's revision, 0 when
+// nothing was left to send.
 //
-// Another daemon that saw the first transaction may delete a member added
-// or its group, with the memberships it knows, before this one: the
-// transaction's compares then fail. Its memberships of objects that are
-// gone are dropped (gone true) and the rest sent again: the outcome is the
-// batch's, committed at its first transaction, followed by that delete,
-// which would have deleted those memberships too.
-func (s *State) sendLater(chunk []memberOp) (rev int64, gone bool, err error) {
+// Another daemon that saw the first transaction may meanwhile delete a
+// member added or its group, with the memberships it knows, or change
+// memberships this one changes: the transaction's compares then fail. The
+// batch is ordered at its first transaction, so what another daemon did
+// since follows it and must stay. Memberships of objects that are gone,
+// removals of a membership written since, and adds of one that exists
+// now are dropped (gone true) and the rest sent again: the outcome is
+// the batch's followed by those writes. An add of a membership that does
+// not exist, to a group whose members another daemon changed since, is
+// not: that daemon may have added and removed it again, which leaves no
+// trace to compare, so the batch's outcome is unknown (the client's retry
+// adds it, after that removal).
+func (s *State) sendLater(chunk []memberOp, first int64) (rev int64, gone bool, err error) {
 	for tries := 0; len(chunk) > 0; {
-		t := &mainTxn{cmps: slices.Concat(exist(chunk, true), groupsExist(chunk)), ops: ops(chunk)}
+		t := laterTxn(chunk, first)
 		s.commitMarked([]*mainTxn{t})
 		if !errors.Is(t.err, store.ErrStale) {
 			return t.rev, gone, t.err
 		}
-		missing, err := s.missing(t.cmps)
+		// The keys compared, and those of the adds: ordered by their
+		// group's header, which shows no single membership's change.
+		var keys []string
+		for i := range t.cmps {
+			keys = append(keys, string(t.cmps[i].KeyBytes()))
+		}
+		for _, m := range chunk {
+			if !m.del {
+				keys = append(keys, m.key)
+			}
+		}
+		revs, err := s.modRevisions(keys)
 		if err != nil {
 			return 0, gone, unavailable(err)
 		}
+		missing := func(k string) bool {
+			_, ok := revs[k]
+			return k != "" && !ok
+		}
+		var unsure []string
 		kept := slices.DeleteFunc(slices.Clone(chunk), func(m memberOp) bool {
-			return !m.del && (missing[m.must] || missing[m.made] || missing[m.group])
+			switch {
+			case m.del:
+				return revs[m.key] > first
+			case missing(m.must) || missing(m.made) || missing(m.group):
+				return true
+			case revs[m.header] == first:
+				return false
+			case !missing(m.key):
+				return true
+			}
+			unsure = append(unsure, m.member)
+			return false
 		})
+		if len(unsure) > 0 {
+			return 0, gone, fmt.Errorf("%w: %w: the members of a group changed after the batch's first transaction, which added %d of them, such as %s, that may have been added and removed since", store.ErrUnavailable, store.ErrOutcomeUnknown, len(unsure), unsure[0])
+		}
 		if len(kept) == len(chunk) {
 			// Nothing is gone now: an object deleted and created again
 			// in between. Bounded, as commitTxns is.
@@ -1090,27 +1166,44 @@ func (s *State) sendLater(chunk []memberOp) (rev int64, gone bool, err error) {
 	return 0, gone, nil
 }
 
-// missing returns which of the keys cmps compare do not exist.
-func (s *State) missing(cmps []clientv3.Cmp) (map[string]bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
-	var keys []string
-	var gets []clientv3.Op
-	for i := range cmps {
-		k := string(cmps[i].KeyBytes())
-		if !slices.Contains(keys, k) {
-			keys = append(keys, k)
-			gets = append(gets, clientv3.OpGet(k, clientv3.WithCountOnly()))
+// laterTxn is the transaction that carries chunk after its batch's first,
+// which committed at revision first: besides their existence (see exist,
+// groupsExist), it compares that no other daemon changed since first a
+// membership it removes (its key's revision) or the members of a group
+// it adds to (the group's header, which the first transaction wrote). A
+// key deleted leaves no revision, so an add, which another daemon may
+// have made and undone, cannot compare its own key.
+func laterTxn(chunk []memberOp, first int64) *mainTxn {
+	cmps := slices.Concat(exist(chunk, true), groupsExist(chunk, first))
+	for _, m := range chunk {
+		if m.del {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(m.key), "<", first+1))
 		}
 	}
-	resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(gets...).Commit()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for i, r := range resp.Responses {
-		if r.GetResponseRange().GetCount() == 0 {
-			out[keys[i]] = true
+	return &mainTxn{cmps: cmps, ops: ops(chunk)}
+}
+
+// modRevisions returns the revision of each of keys that exists, read in
+// transactions of at most maxOps reads. They need not be read at one
+// revision: a change in between fails the next attempt's compares again.
+func (s *State) modRevisions(keys []string) (map[string]int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	slices.Sort(keys)
+	out := map[string]int64{}
+	for page := range slices.Chunk(slices.Compact(keys), s.maxOps) {
+		gets := make([]clientv3.Op, len(page))
+		for i, k := range page {
+			gets[i] = clientv3.OpGet(k, clientv3.WithKeysOnly())
+		}
+		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).Then(gets...).Commit()
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp.Responses {
+			if kvs := r.GetResponseRange().GetKvs(); len(kvs) == 1 {
+				out[string(kvs[0].Key)] = kvs[0].ModRevision
+			}
 		}
 	}
 	return out, nil
@@ -1190,6 +1283,7 @@ type memberOp struct {
 	key    string
 	of     string
 	group  string // the key of the group's object
+	header string // the key of the group's members header
 	member string // the member's id
 	del    bool
 	must   string
@@ -1214,17 +1308,19 @@ func exist(ms []memberOp, later bool) []clientv3.Cmp {
 }
 
 // groupsExist returns the compares that the groups ms adds members to
-// still exist, for a transaction after a batch's first: another daemon
-// may have seen the first and deleted the group, with the memberships it
-// knew, since. (The first compares its groups in the batch's compares, and
-// a group it creates exists once it committed.)
-func groupsExist(ms []memberOp) []clientv3.Cmp {
+// still exist, and that their members header is the one the batch's first
+// transaction wrote at revision first, for a transaction after it: another
+// daemon may have seen the first and deleted the group, with the
+// memberships it knew, or changed its members, since. (The first compares
+// its groups in the batch's compares, and a group it creates exists once
+// it committed.)
+func groupsExist(ms []memberOp, first int64) []clientv3.Cmp {
 	var out []clientv3.Cmp
 	seen := map[string]bool{}
 	for _, m := range ms {
 		if !m.del && !seen[m.group] {
 			seen[m.group] = true
-			out = append(out, clientv3.Compare(clientv3.CreateRevision(m.group), ">", 0))
+			out = append(out, clientv3.Compare(clientv3.CreateRevision(m.group), ">", 0), clientv3.Compare(clientv3.ModRevision(m.header), "=", first))
 		}
 	}
 	return out

@@ -244,18 +244,24 @@ func TestNoMembershipOfADeletedGroupAfterTheFirstTransaction(t *testing.T) {
 	}
 }
 
-// followUp reports whether a transaction request only puts memberships
-// (and a marker, see commitTxns): the rest of a batch, sent after its
-// first transaction.
+// followUp reports whether a transaction request only puts or deletes
+// memberships (and puts a marker, see commitTxns): the rest of a batch,
+// sent after its first transaction.
 func followUp(r *pb.TxnRequest) bool {
 	n := 0
 	for _, op := range r.Success {
-		put := op.GetRequestPut()
+		var key string
 		switch {
-		case put == nil:
+		case op.GetRequestPut() != nil:
+			key = string(op.GetRequestPut().Key)
+		case op.GetRequestDeleteRange() != nil && len(op.GetRequestDeleteRange().RangeEnd) == 0:
+			key = string(op.GetRequestDeleteRange().Key)
+		default:
 			return false
-		case strings.Contains(string(put.Key), "/txn/"):
-		case !strings.Contains(string(put.Key), "/m/") && !strings.Contains(string(put.Key), "/r/"):
+		}
+		switch {
+		case strings.Contains(key, "/txn/") && op.GetRequestPut() != nil:
+		case !strings.Contains(key, "/m/") && !strings.Contains(key, "/r/"):
 			return false
 		default:
 			n++
@@ -644,4 +650,118 @@ func deletes(r *pb.TxnRequest, key string) bool {
 		}
 	}
 	return false
+}
+
+// TestNoAcknowledgedMembershipUndoneByALaterTransaction: a batch changing
+// more memberships than its transaction takes sends the rest after it. A
+// replica that saw the first transaction may meanwhile make one of those
+// changes itself and undo it (remove a member the batch removes and add it
+// again; add one the batch adds and remove it again), each write
+// acknowledged. The batch is ordered at its first transaction, so those
+// writes follow it: its later transaction must not undo the last of them.
+// A removal written again since is dropped, and the batch committed. An
+// add and its removal leave no trace on the membership's key: the group's
+// members changed since, so the batch's outcome is unknown (503), and the
+// client's retry, which follows the removal, completes it.
+func TestNoAcknowledgedMembershipUndoneByALaterTransaction(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	for i, tc := range []struct {
+		name   string
+		remove bool // the batch removes every member of g; else it adds them
+	}{
+		{"a member removed by the batch, removed and added again meanwhile", true},
+		{"a member added by the batch, added and removed again meanwhile", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := fmt.Sprintf("/undone/%d/", i)
+			b := newReplica(t, cli, prefix)
+			var armed, called atomic.Bool
+			var x string // a member whose change is in the later transaction
+			intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				if r, ok := req.(*pb.TxnRequest); ok && followUp(r) && armed.CompareAndSwap(true, false) {
+					called.Store(true)
+					b.changeBackFromCallback(ctx, t, "g", x, tc.remove)
+				}
+				return invoker(ctx, method, req, reply, cc, opts...)
+			}
+			a := newReplica(t, etcdtest.NewClient(t, c.Endpoints, intercept), prefix)
+			ids := a.usersAndGroup(t)
+			x = ids[len(ids)-1]
+			if tc.remove {
+				a.update(t, func(tx *store.Txn) error { return tx.ChangeMembers("g", ids, nil, time.Unix(2, 0)) })
+			}
+			armed.Store(true)
+			err := a.st.Update(context.Background(), func(tx *store.Txn) error {
+				if tc.remove {
+					return tx.ChangeMembers("g", nil, ids, time.Unix(3, 0))
+				}
+				return tx.ChangeMembers("g", ids, nil, time.Unix(3, 0))
+			})
+			if !called.Load() {
+				t.Fatal("no later transaction was sent")
+			}
+			unknown := !tc.remove && errors.Is(err, store.ErrOutcomeUnknown)
+			if err != nil && !unknown {
+				t.Errorf("the batch: %v, want it committed", err)
+			}
+			// b's last write: x is a member after all when the batch
+			// removed the members, and not when it added them.
+			for name, r := range map[string]*replica{"a": a, "b": b, "fresh": newReplica(t, cli, prefix)} {
+				tx := r.barrier(t)
+				got, _ := tx.MemberIDsOf("g")
+				in, _ := tx.IsMember("g", x)
+				switch {
+				case in != tc.remove:
+					t.Errorf("%s: %s a member: %v, want %v", name, x, in, tc.remove)
+				case tc.remove && got.Len() != 1, !tc.remove && !unknown && got.Len() != len(ids)-1:
+					t.Errorf("%s: %d members, want the batch's others too", name, got.Len())
+				}
+			}
+			for _, key := range []string{prefix + "m/g/" + x, prefix + "r/" + x + "/g"} {
+				resp, err := cli.Get(context.Background(), key, clientv3.WithCountOnly())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (resp.Count == 1) != tc.remove {
+					t.Errorf("etcd holds %s: %v, want %v", key, resp.Count == 1, tc.remove)
+				}
+			}
+			if !unknown {
+				return
+			}
+			a.update(t, func(tx *store.Txn) error { return tx.ChangeMembers("g", ids, nil, time.Unix(6, 0)) })
+			for name, r := range map[string]*replica{"a": a, "b": b, "fresh": newReplica(t, cli, prefix)} {
+				if got, _ := r.barrier(t).MemberIDsOf("g"); !slices.Equal(got.Slice(), ids) {
+					t.Errorf("%s after the retry: %d members, want %d", name, got.Len(), len(ids))
+				}
+			}
+		})
+	}
+}
+
+// changeBackFromCallback, from a gRPC callback of another replica's (see
+// deleteFromCallback), removes member from group and adds it again
+// through r (added: add it and remove it again), two acknowledged writes,
+// the first on a mirror that holds member as a member (added: does not).
+func (r *replica) changeBackFromCallback(ctx context.Context, t *testing.T, group, member string, added bool) {
+	if err := r.state.Barrier(ctx); err != nil {
+		t.Errorf("barrier: %v", err)
+		return
+	}
+	for i, add := range []bool{!added, added} {
+		err := r.st.Update(ctx, func(tx *store.Txn) error {
+			if in, err := tx.IsMember(group, member); err != nil || in == add {
+				return cmpErr(err, fmt.Errorf("write %d: %s a member of %s already: %v; the test proves nothing", i, member, group, in))
+			}
+			if add {
+				return tx.ChangeMembers(group, []string{member}, nil, time.Unix(4+int64(i), 0))
+			}
+			return tx.ChangeMembers(group, nil, []string{member}, time.Unix(4+int64(i), 0))
+		})
+		if err != nil {
+			t.Errorf("%s: %v", member, err)
+			return
+		}
+	}
 }
