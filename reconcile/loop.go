@@ -426,6 +426,23 @@ func (r *Reconciler) keepLastGood(ctx context.Context, p *pass) {
 	}
 	p.target, p.targetName = r.good, r.goodName
 	p.plan, p.convergeErr = r.converge(ctx, r.good, p.suspended)
+	if r.last == nil || r.last == r.good || !refusedByApply(p.convergeErr) {
+		return
+	}
+	// good was adopted by a suspended pass, which could not know that
+	// applying it is refused: it is no good revision after all.
+	r.mu.Lock()
+	r.good, r.goodName = r.last, r.lastName
+	r.mu.Unlock()
+	p.target, p.targetName = r.good, r.goodName
+	p.plan, p.convergeErr = r.converge(ctx, r.good, p.suspended)
+}
+
+// refusedByApply reports whether err refuses the revision itself, as adopt
+// does, rather than tells that applying it failed this time.
+func refusedByApply(err error) bool {
+	_, unsafe := errors.AsType[*UnsafeError](err)
+	return unsafe || errors.Is(err, store.ErrTooLarge)
 }
 
 // outcome is what the errors of p say about it.
@@ -537,6 +554,9 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	}
 	if p.adopted {
 		r.good, r.goodName = p.loaded, p.targetName
+	}
+	if res.Applied {
+		r.last, r.lastName = p.target, p.targetName
 	}
 	s.LastAttempt, s.Request = p.start, p.request
 	s.LastResult = res.Outcome

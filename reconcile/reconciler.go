@@ -182,6 +182,12 @@ type Reconciler struct {
 	good *spec.Set
 	// goodName names good as Status shows it ("<branch>@sha1:<commit>").
 	goodName string
+	// last is the last revision a pass applied, and lastName its name,
+	// written like good. A suspended pass adopts what it only planned, so
+	// good may be a revision that apply then refuses (too large for one
+	// journal transaction); last is what the runtime keeps then.
+	last     *spec.Set
+	lastName string
 	// history is the loop's reconciles, oldest first (see History).
 	history []HistoryEntry
 
