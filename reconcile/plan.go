@@ -27,6 +27,10 @@ type Plan struct {
 	// Refused says why Apply refuses this plan (see UnsafeError); "" when
 	// it may be applied.
 	Refused string `json:"refused,omitempty"`
+	// Cautions are the changes Entra does not follow by itself: applied,
+	// its provisioning or sign-ins fail until an admin changes Entra's
+	// side too (a replaced token, a moved endpoint).
+	Cautions []string `json:"cautions,omitempty"`
 }
 
 // Change is one resource to create, update or delete.
@@ -236,6 +240,12 @@ func (p *Plan) WriteText(w io.Writer) error {
 		writeWhy(&b, p.Refused)
 		_, err := io.WriteString(w, b.String())
 		return err
+	}
+	if len(p.Cautions) > 0 {
+		b.WriteString("\nEntra must follow, or its connection breaks at apply:\n")
+		for _, c := range p.Cautions {
+			fmt.Fprintf(&b, "  ! %s\n", printable(c))
+		}
 	}
 	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to delete%s.\n", s.Create, s.Update, s.Delete, keptNote(s.Kept))
 	if s.Drift > 0 {

@@ -624,6 +624,8 @@ func (r *Reconciler) compare(txn *store.Txn, ds *desiredState, applied map[spec.
 	out.plan.summarise()
 	if out.refusal = r.guard(ds, unreplaced(cut, ds, out.ops)); out.refusal != nil {
 		out.plan.Refused = out.refusal.Error()
+	} else {
+		out.plan.Cautions = cautions(out.ops)
 	}
 	return out, nil
 }
