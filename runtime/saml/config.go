@@ -2,6 +2,7 @@ package saml
 
 import (
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -80,6 +81,10 @@ type config struct {
 	// signs those as login.microsoftonline.com, not sts.windows.net.
 	logoutIssuers []string
 
+	// untrusted describes the signing certificates the metadata announces
+	// that the keystore lacks, for Ready.
+	untrusted []string
+
 	metadataRaw     []byte
 	metadataFetched time.Time // zero for metadataFile
 }
@@ -91,16 +96,29 @@ func (c *config) usernameOf(nameID string, values saml2.Values) string {
 	return nameID
 }
 
-// nameIDFormat is the NameID format the SP metadata publishes and every
-// AuthnRequest asks for. Entra issues the format a request asks for,
-// whatever its application's claim settings say, so users are mapped by
-// the NameID the spec expects even where those settings differ (see
-// usernameOf).
+// nameIDFormat is the NameID format the SP metadata publishes and the
+// LogoutRequests name the user in.
 func (c *config) nameIDFormat() string {
 	if c.sp.NameIDFormat == "" {
 		return spec.DefaultNameIDFormat
 	}
 	return c.sp.NameIDFormat
+}
+
+// requestedNameIDFormat is the Format an AuthnRequest's NameIDPolicy asks
+// of Entra, or "" to send no NameIDPolicy. Entra issues the format a
+// request asks for, whatever its application's claim settings say; but
+// asked for persistent or unspecified it issues a pairwise identifier, and
+// for transient a value new at every sign-in, never the user's name. Those
+// are asked for only when a claim names the user (see usernameOf);
+// otherwise the application's claim settings decide, as for an
+// IdP-initiated sign-in.
+func (c *config) requestedNameIDFormat() string {
+	f := c.nameIDFormat()
+	if f == spec.DefaultNameIDFormat || c.sp.Attributes.Username != "" {
+		return f
+	}
+	return ""
 }
 
 // skewClock lets gosaml2's own expiry check of SubjectConfirmationData
@@ -316,8 +334,11 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 	c.idp = md
 	for _, mc := range md.Certs {
 		if !containsCert(c.idpCerts, mc) {
+			// The SHA-1 thumbprint names it as Entra's portal does.
+			thumb := fmt.Sprintf("%X", sha1.Sum(mc.Raw))
 			s.log.Warn("saml: idp metadata announces a signing certificate that is not in the keystore; it is not trusted",
-				"subject", mc.Subject.String(), "notAfter", mc.NotAfter)
+				"subject", mc.Subject.String(), "notAfter", mc.NotAfter, "thumbprint", thumb)
+			c.untrusted = append(c.untrusted, fmt.Sprintf("%s (thumbprint %s, expires %s)", mc.Subject, thumb, mc.NotAfter.UTC().Format(time.DateOnly)))
 		}
 	}
 	for _, kc := range c.idpCerts {

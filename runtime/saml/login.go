@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/beevik/etree"
 )
 
 // serveLogin starts SP-initiated sign-in: it records the AuthnRequest in
@@ -23,6 +25,7 @@ func (s *Server) serveLogin(c *config, w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, c, http.StatusInternalServerError, "Sign-in could not start", "The sign-in request could not be built.")
 		return
 	}
+	askNameIDFormat(doc, c.requestedNameIDFormat())
 	p := pendingLogin{
 		ID:       doc.Root().SelectAttrValue("ID", ""),
 		Relay:    randomToken(),
@@ -38,6 +41,25 @@ func (s *Server) serveLogin(c *config, w http.ResponseWriter, r *http.Request) {
 	list, _ := readPending(c, r) // a cookie that does not open is replaced
 	s.writePending(w, c, r, addPending(list, p, s.now()))
 	http.Redirect(w, r, dest, http.StatusFound)
+}
+
+// askNameIDFormat sets the Format of the AuthnRequest's NameIDPolicy, or
+// drops the NameIDPolicy for no format: a NameIDPolicy without a Format
+// means unspecified (SAML core), which Entra answers with a pairwise
+// identifier when asked by name, while without any NameIDPolicy Entra's
+// documentation has the application's claim settings decide. Its
+// AllowCreate, all gosaml2 adds besides, Entra ignores.
+func askNameIDFormat(doc *etree.Document, format string) {
+	for _, el := range doc.Root().ChildElements() {
+		if el.Tag != "NameIDPolicy" {
+			continue
+		}
+		if format == "" {
+			doc.Root().RemoveChild(el)
+		} else {
+			el.CreateAttr("Format", format)
+		}
+	}
 }
 
 // onThisSite turns a RelayState that is an absolute URL of the SP's own

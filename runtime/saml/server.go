@@ -218,10 +218,15 @@ func (s *Server) Ready() (bool, string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	why := "initialised; idp " + c.idp.EntityID
 	if s.degraded != "" {
-		return true, s.degraded
+		why = s.degraded
 	}
-	return true, "initialised; idp " + c.idp.EntityID
+	if len(c.untrusted) > 0 {
+		// A rollover under way: sign-in stops once Entra activates it.
+		why += "; the idp metadata announces a signing certificate not in the keystore, not trusted until it is added: " + strings.Join(c.untrusted, ", ")
+	}
+	return true, why
 }
 
 // current returns the initialisation for the configuration in the store,

@@ -171,17 +171,22 @@ func TestLoginRequest(t *testing.T) {
 		name   string
 		signed bool
 		format string // the spec's nameIDFormat; "" as stored before resolving
-		// want is the Format the request asks of Entra's NameIDPolicy.
+		claim  string // the spec's attributes.username
+		// want is the Format the request asks of Entra's NameIDPolicy;
+		// "" for no NameIDPolicy (see TestNameIDPolicyForEntra).
 		want string
 	}{
-		{"unsigned", false, spec.DefaultNameIDFormat, spec.DefaultNameIDFormat},
-		{"signed", true, spec.DefaultNameIDFormat, spec.DefaultNameIDFormat},
-		{"persistent", false, "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"},
-		{"unresolved", false, "", spec.DefaultNameIDFormat},
+		{"unsigned", false, spec.DefaultNameIDFormat, "", spec.DefaultNameIDFormat},
+		{"signed", true, spec.DefaultNameIDFormat, "", spec.DefaultNameIDFormat},
+		{"persistent", false, formatPersistent, "", ""},
+		{"persistent, username from a claim", false, formatPersistent, testidp.ClaimName, formatPersistent},
+		{"unresolved", false, "", "", spec.DefaultNameIDFormat},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, func(sp *spec.SamlServiceProvider) { sp.SignAuthnRequests, sp.NameIDFormat = tc.signed, tc.format })
+			e := newEnv(t, func(sp *spec.SamlServiceProvider) {
+				sp.SignAuthnRequests, sp.NameIDFormat, sp.Attributes.Username = tc.signed, tc.format, tc.claim
+			})
 			resp, err := e.client.Get(e.ts.URL + "/saml/login?returnTo=/me")
 			if err != nil {
 				t.Fatal(err)
@@ -206,9 +211,11 @@ func TestLoginRequest(t *testing.T) {
 				t.Fatal("AuthnRequest carries a Subject, which Entra refuses")
 			}
 			// Entra issues the format an AuthnRequest asks for, whatever
-			// its application's claim settings say: the one the SP
-			// metadata publishes, which the ACS maps users by.
-			if p := req.FindElement("./NameIDPolicy"); p == nil || p.SelectAttrValue("Format", "") != tc.want {
+			// its application's claim settings say.
+			switch p := req.FindElement("./NameIDPolicy"); {
+			case tc.want == "" && p != nil:
+				t.Fatalf("NameIDPolicy sent, want none: %s", raw)
+			case tc.want != "" && (p == nil || p.SelectAttrValue("Format", "") != tc.want):
 				t.Fatalf("NameIDPolicy asks for another format than %s: %s", tc.want, raw)
 			}
 			// RelayState is opaque: it does not carry returnTo.
