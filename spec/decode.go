@@ -574,7 +574,13 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value) {
 		return
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return // an empty value leaves the zero value; required checks come later
+		switch n.Value {
+		case "", "~", "null", "Null", "NULL":
+			return // an empty value leaves the zero value; required checks come later
+		}
+		// An explicit tag on any other text would drop what it says.
+		d.fail(n, fmt.Sprintf("tagged !!null but holds %q (remove the tag or the value)", n.Value))
+		return
 	}
 	switch v.Kind() {
 	case reflect.String:

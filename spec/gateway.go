@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -36,20 +35,53 @@ var ForwardingHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Ho
 // request (X-Original-URI, X-Original-Method, ...).
 const OriginalPrefix = "X-Original-"
 
+// DefaultGatewayUserHeader is the user header of a Gateway that names none:
+// Application Security's default "HTTP header for username". runtime/gateway
+// falls back to the same name, so the loader must count it among the
+// Gateway's headers.
+const DefaultGatewayUserHeader = "username"
+
+// FoldHeaderName returns the one spelling every server may fold a header
+// name into: lower case, with '_' and '.' read as '-'. CGI, WSGI, PHP and
+// nginx (with underscores_in_headers on) take "User_Name" for "user-name",
+// and PHP takes "User.Name" too, while Go keeps them apart: two names are
+// the same header to an application exactly when their folds are equal.
+// runtime/gateway strips client headers by this spelling, so the loader
+// compares by it too.
+func FoldHeaderName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		b[i] = FoldHeaderByte(c)
+	}
+	return string(b)
+}
+
+// FoldHeaderByte is FoldHeaderName of one byte of a name, for a caller
+// that folds into a buffer of its own.
+func FoldHeaderByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_' || c == '.':
+		return '-'
+	}
+	return c
+}
+
 // CheckGatewayHeader returns why name cannot name a header a Gateway sets
 // (user, roles, versions, shared secret), or nil. The loader and
 // runtime/gateway both ask it, so nothing loads that the gateway refuses.
-// Names are compared ignoring case, - and _: CGI, WSGI and PHP read
-// "User_Name" as "user-name".
+// Names are compared as FoldHeaderName spells them.
 func CheckGatewayHeader(name string) error {
 	if !validHeaderName(name) {
 		return fmt.Errorf("%q is not a valid HTTP header name (letters, digits, - and _ only)", name)
 	}
-	canon := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+	f := FoldHeaderName(name)
+	named := func(h string) bool { return FoldHeaderName(h) == f }
 	switch {
-	case slices.Contains(hopByHop, canon):
+	case slices.ContainsFunc(hopByHop, named):
 		return fmt.Errorf("%s is a hop-by-hop header, which proxies drop", name)
-	case slices.Contains(ownedHeaders, canon), slices.Contains(ForwardingHeaders, canon), strings.HasPrefix(canon, OriginalPrefix):
+	case slices.ContainsFunc(ownedHeaders, named), slices.ContainsFunc(ForwardingHeaders, named), strings.HasPrefix(f, FoldHeaderName(OriginalPrefix)):
 		return fmt.Errorf("%s is set by HTTP or proxies (Host, Cookie, Authorization, Content-*, Forwarded, X-Forwarded-*, X-Real-IP, X-Original-*)", name)
 	}
 	return nil
@@ -92,6 +124,11 @@ func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 		l.fail(p, "spec.pathPrefix", "must not contain ';' (requests are matched with path parameters dropped, so none would reach this Gateway), got %q", g.PathPrefix)
 	}
 	headers := map[string]string{}
+	if g.UserHeader == "" {
+		// runtime/gateway sends the user in the default header, and
+		// refuses another header spelled like it.
+		headers[FoldHeaderName(DefaultGatewayUserHeader)] = "spec.userHeader (default " + DefaultGatewayUserHeader + ")"
+	}
 	for _, h := range []struct{ field, name string }{
 		{"spec.userHeader", g.UserHeader}, {"spec.rolesHeader", g.RolesHeader}, {"spec.versionsHeader", g.VersionsHeader},
 	} {
@@ -184,12 +221,12 @@ func (l *loader) checkGatewayHeader(p *parsedDoc, field, name string, seen map[s
 		l.fail(p, field, "%v", err)
 		return
 	}
-	canon := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
-	if other, dup := seen[canon]; dup {
+	f := FoldHeaderName(name)
+	if other, dup := seen[f]; dup {
 		l.fail(p, field, "%s is already used by %s (names are compared ignoring case, - and _)", name, other)
 		return
 	}
-	seen[canon] = field
+	seen[f] = field
 }
 
 // validHeaderName reports whether s is a header name runtime/gateway

@@ -352,14 +352,20 @@ func specFiles(ctx context.Context, root string, maxBytes int64) ([]string, erro
 // reads: a YAML file none of whose path elements starts with a dot. rel is
 // the file's path relative to root.
 func walkSpec(ctx context.Context, root string, fn func(path, rel string, d fs.DirEntry) error) error {
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	walkRoot := root
+	if fi, err := os.Lstat(root); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		// WalkDir does not enter a root that is a symlink (a release
+		// switched with ln -sfn): through a trailing separator it does.
+		walkRoot = root + string(filepath.Separator)
+	}
+	return filepath.WalkDir(walkRoot, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if path == root {
+		if path == walkRoot {
 			return nil
 		}
 		if strings.HasPrefix(d.Name(), ".") {
@@ -468,6 +474,7 @@ func (l *loader) finish() (*Set, error) {
 func (l *loader) index() {
 	l.byRef = make(map[Ref]*parsedDoc, len(l.docs))
 	first := map[string]*parsedDoc{}
+	folded := map[Ref]*parsedDoc{}
 	kept := l.docs[:0]
 	for _, p := range l.docs {
 		ref := p.doc.Ref()
@@ -479,6 +486,18 @@ func (l *loader) index() {
 			continue
 		}
 		switch ref.Kind {
+		case KindRole, KindApplication:
+			// Their names reach applications in the roles and versions
+			// headers, where a case-insensitive comparison takes two
+			// such names for one.
+			key := Ref{Kind: ref.Kind, Name: Fold(ref.Name)}
+			if prev, ok := folded[key]; ok {
+				// Kept, so that what refers to it is not told it is
+				// missing as well.
+				l.fail(p, "metadata.name", "%s %q differs only in case from %s %q (defined at %s)", ref.Kind, ref.Name, ref.Kind, prev.doc.Metadata.Name, prev.doc.Pos)
+			} else {
+				folded[key] = p
+			}
 		case KindScimProvisioning, KindSamlServiceProvider:
 			if prev, ok := first[ref.Kind]; ok {
 				l.errs.add(p.doc.Pos, "kind", fmt.Sprintf("at most one %s is allowed (first defined at %s)", ref.Kind, prev.doc.Pos))

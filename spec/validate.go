@@ -38,6 +38,14 @@ func (l *loader) checkRole(p *parsedDoc, r *Role) {
 	name := p.doc.Metadata.Name
 	if _, builtin := BuiltinRoles[name]; builtin {
 		l.fail(p, "metadata.name", "%q is a builtin role and cannot be redefined; assign it or define a role with another name", name)
+	} else {
+		for _, b := range sortedKeys(BuiltinRoles) {
+			if strings.EqualFold(b, name) {
+				// An application comparing role names case-insensitively
+				// would grant the builtin role.
+				l.fail(p, "metadata.name", "%q is the builtin role %q but for case; assign that one or define a role with another name", name, b)
+			}
+		}
 	}
 	if len(r.Permissions) == 0 {
 		l.fail(p, "spec.permissions", "at least one permission is required")

@@ -17,7 +17,7 @@ import (
 // Defaults for the optional Config fields.
 const (
 	DefaultPathPrefix            = "/"
-	DefaultUserHeader            = "username"
+	DefaultUserHeader            = spec.DefaultGatewayUserHeader
 	DefaultDialTimeout           = 5 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second
 )
@@ -171,7 +171,7 @@ func (cfg Config) normalized() (Config, *url.URL, error) {
 		if err := spec.CheckGatewayHeader(h.name); err != nil {
 			return bad(h.field, "%v", err)
 		}
-		key := foldName(h.name)
+		key := spec.FoldHeaderName(h.name)
 		if other, dup := seen[key]; dup {
 			return bad(h.field, "%q is the same header as %s", h.name, other)
 		}

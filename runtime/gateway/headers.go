@@ -8,30 +8,6 @@ import (
 	"github.com/idrecon/idrecon/spec"
 )
 
-// foldName is the one spelling every server may fold a header name into:
-// lower case, with '_' and '.' read as '-'. CGI, WSGI, PHP and nginx (with
-// underscores_in_headers on) map "User_Name" and "user-name" to the same
-// variable, and PHP maps "User.Name" there too (it turns '.' in every
-// variable name into '_'), while Go keeps them apart, so a strip that
-// compares Go's canonical keys would miss one of them.
-func foldName(name string) string {
-	b := []byte(name)
-	for i, c := range b {
-		b[i] = foldByte(c)
-	}
-	return string(b)
-}
-
-func foldByte(c byte) byte {
-	switch {
-	case c >= 'A' && c <= 'Z':
-		return c + 'a' - 'A'
-	case c == '_' || c == '.':
-		return '-'
-	}
-	return c
-}
-
 // stripper removes every client-sent copy of the headers idrecon sets or
 // that describe the request, in any spelling.
 type stripper struct {
@@ -42,7 +18,7 @@ type stripper struct {
 }
 
 // originalPrefix is spec.OriginalPrefix folded.
-var originalPrefix = foldName(spec.OriginalPrefix)
+var originalPrefix = spec.FoldHeaderName(spec.OriginalPrefix)
 
 // forwardedPrefix starts every X-Forwarded-* name, folded. Beyond the ones
 // spec.ForwardingHeaders lists, proxies and applications read many more as
@@ -65,11 +41,11 @@ var otherIdentityHeaders = []string{"x-forwarded-user", "x-forwarded-email", "x-
 func newStripper(cfg Config) stripper {
 	s := stripper{banned: map[string]bool{}}
 	for _, h := range slices.Concat(spec.ForwardingHeaders, otherIdentityHeaders) {
-		s.banned[foldName(h)] = true
+		s.banned[spec.FoldHeaderName(h)] = true
 	}
 	for _, h := range []string{cfg.UserHeader, cfg.RolesHeader, cfg.VersionsHeader, secretHeader(cfg.SharedSecret)} {
 		if h != "" {
-			s.banned[foldName(h)] = true
+			s.banned[spec.FoldHeaderName(h)] = true
 		}
 	}
 	return s
@@ -83,14 +59,14 @@ func (s stripper) strip(h http.Header) {
 	var buf [64]byte
 	for k := range h {
 		if len(k) > len(buf) {
-			if f := foldName(k); s.banned[f] || bannedPrefix(f) {
+			if f := spec.FoldHeaderName(k); s.banned[f] || bannedPrefix(f) {
 				delete(h, k)
 			}
 			continue
 		}
 		f := buf[:len(k)]
 		for i := 0; i < len(k); i++ {
-			f[i] = foldByte(k[i])
+			f[i] = spec.FoldHeaderByte(k[i])
 		}
 		if s.banned[string(f)] || bannedPrefix(f) {
 			delete(h, k)
