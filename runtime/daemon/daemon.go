@@ -214,9 +214,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("admin API on %s: the address is not loopback and the admin API has no TLS, so its token and backups would cross the network in clear; "+
 			"listen on 127.0.0.1 (and reach it through SSH or a TLS proxy), or accept the risk with --admin-insecure-http", cfg.AdminListen)
 	}
-	d, cleanup, err := assemble(cfg)
+	d, cleanup, err := assemble(ctx, cfg)
 	defer cleanup()
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while loading the state: the load failing is the
+			// stop, not a failed start.
+			cfg.Logger.Info("stopped before serving", "err", err)
+			return nil
+		}
 		return err
 	}
 	// The listeners are bound before the first reconcile, which may be
@@ -327,9 +333,10 @@ type daemon struct {
 	srcName string
 }
 
-// assemble opens the state and builds every part. cleanup releases what was
-// opened, also when assembling failed halfway.
-func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
+// assemble opens the state and builds every part; ctx ends a load of the
+// state from etcd. cleanup releases what was opened, also when assembling
+// failed halfway.
+func assemble(ctx context.Context, cfg Config) (d *daemon, cleanup func(), err error) {
 	var closers []func()
 	cleanup = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -389,7 +396,7 @@ func assemble(cfg Config) (d *daemon, cleanup func(), err error) {
 	}
 	var journal prometheus.Collector // the durable state's metrics, when it has one
 	if cfg.Etcd != nil {
-		st, sh, closeStore, err = openEtcdStore(context.Background(), cfg.Etcd, log, onCommit)
+		st, sh, closeStore, err = openEtcdStore(ctx, cfg.Etcd, log, onCommit)
 	} else {
 		st, journal, closeStore, err = openStore(cfg, log, trail, onCommit)
 	}
@@ -988,8 +995,8 @@ func writePrivate(path string, data []byte) error {
 const dataDirLock = "daemon.lock"
 
 // lockDataDir takes dir for this process until unlock, or says another
-// idrecon has it. The lock goes with the process, so a daemon killed
-// leaves none behind.
+// idrecon has it: a daemon, or a restore. The locks go with the process,
+// so a daemon killed leaves none behind.
 func lockDataDir(dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, dataDirLock)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
@@ -1003,7 +1010,24 @@ func lockDataDir(dir string) (unlock func(), err error) {
 		}
 		return nil, fmt.Errorf("data dir: lock %s: %w", path, err)
 	}
-	return func() { f.Close() }, nil
+	// A restore (durable.Restore) takes the directory itself exclusively.
+	// Without a state file for it to find locked, a restore into this
+	// data dir would report success while the daemons serve etcd's
+	// state, and leave a file that a start without --etcd would serve.
+	dirf, err := os.Open(dir)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := syscall.Flock(int(dirf.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		dirf.Close()
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data dir %s is held by an idrecon restore running into it: start the daemon once it is done (with --etcd the state is in etcd; idrecon restore --to-etcd puts a backup there)", dir)
+		}
+		return nil, fmt.Errorf("data dir: lock %s: %w", dir, err)
+	}
+	return func() { dirf.Close(); f.Close() }, nil
 }
 
 // adminToken returns the configured token, or the one kept in the data dir,

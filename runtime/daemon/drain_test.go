@@ -158,3 +158,65 @@ func TestWebSocketDoesNotHoldShutdown(t *testing.T) {
 		t.Errorf("the WebSocket still echoes after Run returned: %q", line)
 	}
 }
+
+// TestInFlightWriteFinishesOnStop: a SCIM write in its handler when the
+// daemon is told to stop (SIGTERM) is served to its end within the
+// shutdown timeout, answered, and durable: the daemon started again on the
+// same data dir has it. New connections are refused meanwhile.
+func TestInFlightWriteFinishesOnStop(t *testing.T) {
+	specDir, dataDir := copyDir(t, "../../examples/entra"), t.TempDir()
+	d := start(t, Config{SpecDir: specDir, DataDir: dataDir, ShutdownTimeout: time.Minute})
+	provision(t, d, "alice@contoso.com") // SCIM serves
+
+	body := []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bob@contoso.com","active":true}`)
+	host := strings.TrimPrefix(d.base, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/scim/v2/Users HTTP/1.1\r\nHost: idrecon\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/scim+json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", scimTok, len(body))
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, "100") {
+		t.Fatalf("no 100 Continue: %q, %v", line, err)
+	}
+	br.ReadString('\n')
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.stop() }()
+	eventually(t, "the listener closed", func() bool {
+		c, err := net.Dial("tcp", host)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-stopped:
+		t.Fatalf("Run returned (%v) with a request in its handler, well inside the shutdown timeout", err)
+	default:
+	}
+	if _, err := conn.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the write in flight got no answer: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the write in flight: %s %s", resp.Status, b)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+
+	d = start(t, Config{SpecDir: specDir, DataDir: dataDir})
+	code, got := d.call(t, "GET", d.base+`/api/scim/v2/Users?filter=userName+eq+"bob@contoso.com"`, scimTok, nil)
+	if code != 200 || !strings.Contains(string(got), `"totalResults":1`) {
+		t.Fatalf("after the restart: %d %s", code, got)
+	}
+}

@@ -185,3 +185,36 @@ func TestEtcdDataDirHeldByAnotherDaemon(t *testing.T) {
 	// Another data dir is fine.
 	start(t, Config{SpecDir: specDir, DataDir: t.TempDir(), Etcd: etcdCfg("third")})
 }
+
+// TestStopWhileLoadingFromEtcd: a stop (SIGTERM) that arrives while the
+// state is being loaded from etcd (an etcd that does not answer, a large
+// state) ends Run at once, without serving and without an error, rather
+// than once each etcd call reaches its timeout. Before, the load did not
+// see the stop: with etcd unreachable, Run returned only at --etcd-timeout,
+// with an error that made systemd call the stop a failure.
+func TestStopWhileLoadingFromEtcd(t *testing.T) {
+	// Nothing answers at the address once it is closed; a daemon that
+	// started would fail there, not pass.
+	dead := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the stop came during the start
+	started := false
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{DataDir: t.TempDir(),
+			Etcd:   &EtcdConfig{Endpoints: []string{"http://" + dead}, Prefix: "/idrecon-test/", Timeout: time.Hour},
+			Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", InsecureHTTP: true, AdminToken: adminTok, Interval: time.Hour,
+			Logger: slog.New(slog.DiscardHandler), Started: func(string, string) { started = true }})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v, want nil: the daemon was asked to stop", err)
+		}
+		if started {
+			t.Error("the daemon served after it was asked to stop")
+		}
+	case <-time.After(30 * time.Second): // far below the etcd timeout
+		t.Fatal("Run did not return after its context was cancelled while it loaded the state from etcd")
+	}
+}

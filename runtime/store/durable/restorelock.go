@@ -39,7 +39,7 @@ func lockForRestore(path string) (release func(), err error) {
 	dir := filepath.Dir(path)
 	release, err = lockDataDir(dir, syscall.LOCK_EX)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return nil, fmt.Errorf("%w: data dir %s is held by another restore (or a daemon starting on it); retry once it is done", ErrLocked, dir)
+		return nil, fmt.Errorf("%w: data dir %s is held by another restore, or by a daemon running on it with --etcd (its state is in etcd: idrecon restore --to-etcd puts a backup there); retry once it is done", ErrLocked, dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("durable: restore: lock data dir %s: %w", dir, err)
