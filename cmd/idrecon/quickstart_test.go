@@ -49,14 +49,7 @@ func TestReadmeQuickStart(t *testing.T) {
 
 	// The repository layout the quick start assumes, in a folder of its own
 	// (the daemon writes ./data): bin/idrecon and examples/entra.
-	work := t.TempDir()
-	bin := filepath.Join(work, "bin", "idrecon")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	if err := os.CopyFS(filepath.Join(work, "examples", "entra"), os.DirFS("../../examples/entra")); err != nil {
-		t.Fatal(err)
-	}
+	work, bin := layout(t)
 
 	// Later flags win: the Makefile's, then free loopback ports.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -133,6 +126,22 @@ func TestReadmeQuickStart(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(work, "sp.xml")); err != nil || !strings.Contains(string(b), "EntityDescriptor") {
 		t.Errorf("sp.xml: %v %.200s", err, b)
 	}
+}
+
+// layout builds the binary into a folder of its own laid out as the
+// repository is for the quick start (the daemon writes ./data there):
+// bin/idrecon and examples/entra. It returns the folder and the binary.
+func layout(t *testing.T) (work, bin string) {
+	t.Helper()
+	work = t.TempDir()
+	bin = filepath.Join(work, "bin", "idrecon")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if err := os.CopyFS(filepath.Join(work, "examples", "entra"), os.DirFS("../../examples/entra")); err != nil {
+		t.Fatal(err)
+	}
+	return work, bin
 }
 
 // quickStartBlocks returns the sh code blocks of the README's Quick start.
