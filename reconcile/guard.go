@@ -31,7 +31,7 @@ type UnsafeError struct {
 
 func (e *UnsafeError) Error() string {
 	if e.Keeps != "" {
-		return "refusing the revision: " + e.Keeps
+		return e.Keeps
 	}
 	if e.Empty {
 		return "the spec has no documents: applying it would delete every resource, SCIM provisioning and SAML sign-on included " +

@@ -442,11 +442,11 @@ func assemble(ctx context.Context, cfg Config) (d *daemon, cleanup func(), err e
 			if !tlsSrc.Serving() || tlscert.Offers(cfg.TLSCertificate, docs) {
 				return nil
 			}
-			what := "a Certificate of usage tls"
+			what := "no Certificate of usage tls"
 			if cfg.TLSCertificate != "" {
-				what = fmt.Sprintf("the Certificate %q of usage tls (--tls-certificate)", cfg.TLSCertificate)
+				what = fmt.Sprintf("not the Certificate %q of usage tls (--tls-certificate)", cfg.TLSCertificate)
 			}
-			return fmt.Errorf("it has no %s, which this daemon serves HTTPS with: every TLS handshake would fail, Entra's and sign-ins' alike; keep it, or add its replacement in the same commit", what)
+			return fmt.Errorf("the revision has %s, which this daemon serves HTTPS with: every TLS handshake would fail, Entra's and sign-ins' alike; keep it, or add its replacement in the same commit", what)
 		}
 	}
 	rec, err = reconcile.New(rcfg)

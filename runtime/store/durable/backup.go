@@ -386,18 +386,18 @@ func readBackupHeader(hr *hashingReader) (backupHeader, error) {
 	var hdr backupHeader
 	magic := make([]byte, len(backupMagic))
 	if _, err := io.ReadFull(hr, magic); err != nil || string(magic) != backupMagic {
-		return hdr, fmt.Errorf("%w: not an idrecon backup", ErrCorrupt)
+		return hdr, corruptBackup("not an idrecon backup")
 	}
 	n, err := binary.ReadUvarint(hr)
 	if err != nil || n > maxHeaderLen {
-		return hdr, fmt.Errorf("%w: backup header: bad length", ErrCorrupt)
+		return hdr, corruptBackup("backup header: bad length")
 	}
 	raw := make([]byte, n)
 	if _, err := io.ReadFull(hr, raw); err != nil {
-		return hdr, fmt.Errorf("%w: backup header: %w", ErrCorrupt, err)
+		return hdr, corruptBackup("backup header: %w", err)
 	}
 	if err := json.Unmarshal(raw, &hdr); err != nil {
-		return hdr, fmt.Errorf("%w: backup header: %w", ErrCorrupt, err)
+		return hdr, corruptBackup("backup header: %w", err)
 	}
 	if err := checkFormat([]byte(strconv.Itoa(hdr.Format))); err != nil {
 		return hdr, fmt.Errorf("backup: %w", err)
@@ -405,7 +405,7 @@ func readBackupHeader(hr *hashingReader) (backupHeader, error) {
 	known := bucketsOf(hdr.Format)
 	for _, t := range hdr.Tables {
 		if !slices.Contains(known, t) {
-			return hdr, fmt.Errorf("%w: backup of format %d holds unknown table %q", ErrCorrupt, hdr.Format, t)
+			return hdr, corruptBackup("backup of format %d holds unknown table %q", hdr.Format, t)
 		}
 	}
 	return hdr, nil
@@ -432,25 +432,25 @@ func copyBackup(hr *hashingReader, bdb *bolt.DB, hdr backupHeader) error {
 	for {
 		tag, err := hr.ReadByte()
 		if err != nil {
-			return fmt.Errorf("%w: backup is truncated: %w", ErrCorrupt, err)
+			return corruptBackup("backup is truncated: %w", err)
 		}
 		if tag == 0 {
 			break
 		}
 		if int(tag) > len(hdr.Tables) {
-			return fmt.Errorf("%w: backup frame %d: bad table %d", ErrCorrupt, count, tag)
+			return corruptBackup("backup frame %d: bad table %d", count, tag)
 		}
 		table := hdr.Tables[tag-1]
 		key, err := readChunk(hr, maxKeyLen)
 		if err != nil {
-			return fmt.Errorf("%w: backup frame %d: %w", ErrCorrupt, count, err)
+			return corruptBackup("backup frame %d: %w", count, err)
 		}
 		val, err := readChunk(hr, maxRecordLen)
 		if err != nil {
-			return fmt.Errorf("%w: backup frame %d: %w", ErrCorrupt, count, err)
+			return corruptBackup("backup frame %d: %w", count, err)
 		}
 		if _, err := record.Decode(table, val); err != nil {
-			return fmt.Errorf("%w: backup %s record %q: %w", ErrCorrupt, table, key, err)
+			return corruptBackup("backup %s record %q: %w", table, key, err)
 		}
 		batch = append(batch, kv{[]byte(table), key, val})
 		count++
@@ -462,21 +462,21 @@ func copyBackup(hr *hashingReader, bdb *bolt.DB, hdr backupHeader) error {
 	}
 	want, err := binary.ReadUvarint(hr)
 	if err != nil {
-		return fmt.Errorf("%w: backup trailer: %w", ErrCorrupt, err)
+		return corruptBackup("backup trailer: %w", err)
 	}
 	sum := hr.h.Sum32()
 	var tail [4]byte
 	if _, err := io.ReadFull(hr.r, tail[:]); err != nil {
-		return fmt.Errorf("%w: backup trailer: %w", ErrCorrupt, err)
+		return corruptBackup("backup trailer: %w", err)
 	}
 	if binary.BigEndian.Uint32(tail[:]) != sum {
-		return fmt.Errorf("%w: backup checksum mismatch", ErrCorrupt)
+		return corruptBackup("backup checksum mismatch")
 	}
 	if want != count {
-		return fmt.Errorf("%w: backup holds %d records, trailer says %d", ErrCorrupt, count, want)
+		return corruptBackup("backup holds %d records, trailer says %d", count, want)
 	}
 	if _, err := hr.r.ReadByte(); err != io.EOF {
-		return fmt.Errorf("%w: data after the backup trailer", ErrCorrupt)
+		return corruptBackup("data after the backup trailer")
 	}
 	return flush()
 }
@@ -536,3 +536,16 @@ func (hr *hashingReader) ReadByte() (byte, error) {
 	}
 	return b, err
 }
+
+// corruptBackup is the error of a backup that is damaged or no idrecon
+// backup at all: it is ErrCorrupt to callers that decide by it, but says
+// the backup is at fault, not a state.
+func corruptBackup(format string, args ...any) error {
+	return &backupError{fmt.Errorf(format, args...)}
+}
+
+type backupError struct{ err error }
+
+func (e *backupError) Error() string        { return e.err.Error() }
+func (e *backupError) Unwrap() error        { return e.err }
+func (e *backupError) Is(target error) bool { return target == ErrCorrupt }

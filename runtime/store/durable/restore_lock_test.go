@@ -302,3 +302,16 @@ func TestRestoreLeftoverOfARunningRestoreStays(t *testing.T) {
 		t.Errorf("the start after the restore was killed left %q", got)
 	}
 }
+
+// TestRestoreOfNoBackupSaysSo: a file that is no backup is ErrCorrupt to a
+// caller deciding by it, and its message blames the backup, once, not a
+// state.
+func TestRestoreOfNoBackupSaysSo(t *testing.T) {
+	err := Restore(strings.NewReader("garbage"), Path(t.TempDir()))
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Restore(garbage) = %v, want ErrCorrupt", err)
+	}
+	if msg := err.Error(); msg != "durable: restore: not an idrecon backup" {
+		t.Errorf("Restore(garbage) says %q", msg)
+	}
+}
