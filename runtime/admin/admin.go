@@ -61,10 +61,14 @@ type Config struct {
 	// Token is the admin bearer token.
 	Token  string
 	Logger *slog.Logger
-	// Audit records each edit (default audit.Discard).
+	// Audit records each edit and each other request that changes what the
+	// daemon does or hands out its state, once made (default audit.Discard).
 	Audit audit.Recorder
 	// Source names what the daemon follows, for status and messages.
 	Source string
+	// SourceKind says what Source is: where a change goes instead of an
+	// upload (apply's refusal) depends on it.
+	SourceKind SourceKind
 	// Push, when set, makes this a push-mode daemon: POST /v1/apply loads
 	// and validates the uploaded spec, then hands its folder to Push, which
 	// makes it the daemon's source and reconciles it. Without Push, apply is
@@ -111,6 +115,17 @@ type Config struct {
 	Impact func(ctx context.Context, p *reconcile.Plan, desired *spec.Set) (*access.Impact, error)
 	Now    func() time.Time
 }
+
+// SourceKind is what a daemon follows; the zero value leaves it unsaid.
+type SourceKind int
+
+const (
+	// SourceGit is a git repository: a change is committed and pushed.
+	SourceGit SourceKind = iota + 1
+	// SourceFolder is a local folder the daemon watches: a change is
+	// saved in its files.
+	SourceFolder
+)
 
 // Server is the admin API's http.Handler.
 type Server struct {
@@ -659,8 +674,7 @@ func (s *Server) planUpload(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Push == nil {
-		return errorf(http.StatusConflict,
-			"this daemon follows %s: commit the change there (or run 'idrecon reconcile' to converge now); apply is for daemons started without a source", s.cfg.Source)
+		return errorf(http.StatusConflict, "%s; apply is for daemons started without a source", s.changeGoes())
 	}
 	release, err := s.uploadSlot(w, r)
 	if err != nil {
@@ -673,6 +687,7 @@ func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p, err := s.cfg.Push(r.Context(), dir)
+	s.acted("apply", set.Revision, err)
 	if errors.Is(err, spec.ErrInvalid) {
 		return &specError{status: http.StatusUnprocessableEntity, err: err}
 	}
@@ -686,6 +701,43 @@ func (s *Server) applyUpload(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// adminActor is who the admin API acts for: the holder of its one token.
+const adminActor = "admin"
+
+// acted records the admin action made, or failed with err.
+func (s *Server) acted(action, revision string, err error) {
+	e := audit.AdminAction{Actor: adminActor, Action: action, Revision: revision}
+	if err != nil {
+		e.Outcome, e.Error = "failed", err.Error()
+	}
+	s.cfg.Audit.Record(e)
+}
+
+// changeGoes tells where a change to the spec goes on a daemon that
+// follows a source, which takes no upload.
+func (s *Server) changeGoes() string {
+	const now = "'idrecon reconcile' converges at once"
+	switch s.cfg.SourceKind {
+	case SourceGit:
+		repo := "a git repository"
+		if s.cfg.Source != "" {
+			repo = "the git repository " + s.cfg.Source
+		}
+		return fmt.Sprintf("this daemon follows %s: commit the change and push it there; "+
+			"the next reconcile applies it (%s)", repo, now)
+	case SourceFolder:
+		// Saving is all it takes: the watch applies it, no commit, no
+		// reconcile to ask for.
+		if s.cfg.Source == "" {
+			return "this daemon watches a local folder: save the change in the spec files there, and it applies what is saved"
+		}
+		return fmt.Sprintf("this daemon watches the folder %s: save the change in the spec files there, "+
+			"and it applies what is saved", s.cfg.Source)
+	}
+	return fmt.Sprintf("this daemon follows %s: make the change there, committed and pushed to a git repository "+
+		"or saved in a watched folder (%s)", cmp.Or(s.cfg.Source, "a source"), now)
+}
+
 // Requested is in the answers of POST /v1/reconcile and /v1/resume: the
 // number of the reconcile request made. Once GET /v1/status shows a
 // "request" at least that high, a reconcile that began after the request
@@ -697,6 +749,7 @@ type Requested struct {
 
 func (s *Server) trigger(w http.ResponseWriter, r *http.Request) error {
 	n, err := s.cfg.Request(r.Context())
+	s.acted("reconcile", "", err)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
@@ -710,11 +763,13 @@ func (s *Server) trigger(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) suspend(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Suspend != nil {
 		if err := s.cfg.Suspend(r.Context(), true); err != nil {
+			s.acted("suspend", "", err)
 			return fmt.Errorf("suspend: %w", err)
 		}
 	} else {
 		s.cfg.Reconciler.Suspend()
 	}
+	s.acted("suspend", "", nil)
 	s.log.Info("reconciliation suspended", "by", "admin-api")
 	writeJSON(w, http.StatusOK, map[string]bool{"suspended": true})
 	return nil
@@ -723,11 +778,15 @@ func (s *Server) suspend(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) resume(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Suspend != nil {
 		if err := s.cfg.Suspend(r.Context(), false); err != nil {
+			s.acted("resume", "", err)
 			return fmt.Errorf("resume: %w", err)
 		}
 	} else {
 		s.cfg.Reconciler.Resume()
 	}
+	// Resumed whether or not the request below is made: the next
+	// interval's reconcile applies.
+	s.acted("resume", "", nil)
 	// Requested once the resume is stored, so that the reconcile that
 	// answers the request sees it and applies.
 	n, err := s.cfg.Request(r.Context())
@@ -964,7 +1023,7 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 		if err := keepRepoSecret(at, v, oldSpec); err != nil {
 			return err
 		}
-		edit := &store.Resource{Kind: kind, Name: name, Spec: v, ModifiedBy: "admin", Modified: s.cfg.Now()}
+		edit := &store.Resource{Kind: kind, Name: name, Spec: v, ModifiedBy: adminActor, Modified: s.cfg.Now()}
 		if edit.Spec, err = s.validateEdit(tx, edit); err != nil {
 			return err
 		}
@@ -1218,6 +1277,17 @@ func (s *Server) backup(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Disposition", `attachment; filename="idrecon-backup"`)
 	bw := &backupWriter{ResponseWriter: w}
 	err := s.cfg.Backup(bw)
+	// Users, groups and credential hashes leave the daemon: who took them
+	// is asked as often as who changed them, and a backup cut off after it
+	// sent some took part of them.
+	switch {
+	case err == nil:
+		s.acted("backup", "", nil)
+	case bw.wrote:
+		s.cfg.Audit.Record(audit.AdminAction{Actor: adminActor, Action: "backup", Outcome: "partly", Error: err.Error()})
+	default:
+		s.acted("backup", "", err)
+	}
 	switch {
 	case err == nil:
 		return nil

@@ -468,6 +468,18 @@ type AdminEdit struct {
 	Op, Kind, Name string
 }
 
+// AdminAction is an admin API request that changes what the daemon does
+// (suspend, resume, reconcile, apply a pushed spec) or hands its state out
+// (backup), made or failed: who stopped applying the spec, and when, is
+// asked of the audit trail as often as who changed it. Never a token.
+type AdminAction struct {
+	Actor    string // who asked: "admin", the admin token's holder
+	Action   string // suspend, resume, reconcile, apply, backup
+	Revision string // apply: the revision pushed
+	Outcome  string // "" made; "failed" with Error; "partly" for a backup cut off after it sent some
+	Error    string
+}
+
 // StateRepaired is an object the durable store renamed at load, so that no
 // two names fold equal. Only ids: the names are personal data.
 type StateRepaired struct {
@@ -486,6 +498,7 @@ func (Applied) Message() string        { return "applied" }
 func (AppliedChange) Message() string  { return "applied change" }
 func (Drift) Message() string          { return "drift" }
 func (AdminEdit) Message() string      { return "admin edit" }
+func (AdminAction) Message() string    { return "admin action" }
 func (StateRepaired) Message() string  { return "state repaired" }
 
 func (e SCIMWrite) attrs() []slog.Attr {
@@ -524,6 +537,17 @@ func (e GatewayRefusal) attrs() []slog.Attr {
 
 func (e AdminEdit) attrs() []slog.Attr {
 	return []slog.Attr{slog.String("op", e.Op), slog.String("kind", e.Kind), slog.String("name", e.Name)}
+}
+
+func (e AdminAction) attrs() []slog.Attr {
+	a := []slog.Attr{slog.String("actor", e.Actor), slog.String("action", e.Action)}
+	if e.Revision != "" {
+		a = append(a, slog.String("revision", e.Revision))
+	}
+	if e.Outcome != "" {
+		a = append(a, slog.String("outcome", e.Outcome), slog.String("error", e.Error))
+	}
+	return a
 }
 
 func (e StateRepaired) attrs() []slog.Attr {

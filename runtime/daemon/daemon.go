@@ -616,6 +616,13 @@ func assemble(ctx context.Context, cfg Config) (d *daemon, cleanup func(), err e
 		uploadDir, push = pushed.UploadDir(), pushFunc(pushed, rec)
 	}
 	srcName := src.String()
+	var srcKind admin.SourceKind
+	switch src.(type) {
+	case source.Dir:
+		srcKind = admin.SourceFolder
+	case *source.Git:
+		srcKind = admin.SourceGit
+	}
 	adm, err := admin.New(admin.Config{
 		Gateways: fronts.status,
 		Replication: func() *admin.ReplicationStatus {
@@ -632,6 +639,7 @@ func assemble(ctx context.Context, cfg Config) (d *daemon, cleanup func(), err e
 		Token:      token,
 		Logger:     log.With("component", "admin"),
 		Source:     srcName,
+		SourceKind: srcKind,
 		UploadDir:  uploadDir,
 		MaxUnpack:  cfg.MaxSpecBytes,
 		Push:       push,
