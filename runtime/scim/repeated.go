@@ -171,9 +171,10 @@ func errRepeated(body []byte, stack []container, s nameSpan) error {
 		}
 	}
 	name := nameText(body, s)
-	if b.Len() > 0 {
-		b.WriteByte('.')
+	if b.Len() == 0 {
+		return scimerr.New(scimerr.InvalidSyntax, "request body names member %q twice: JSON leaves unclear which one counts (RFC 8259 §4), so send it once", name)
 	}
+	b.WriteByte('.')
 	b.WriteString(name)
 	return scimerr.New(scimerr.InvalidSyntax, "request body names member %q twice at %s: JSON leaves unclear which one counts (RFC 8259 §4), so send it once", name, b.String())
 }
