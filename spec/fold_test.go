@@ -89,6 +89,12 @@ func TestNamesThatFoldAlike(t *testing.T) {
 			`a.yaml:11:9: metadata.name: Application "webgoat" differs only in case from Application "WebGoat"`},
 		{"a role and an application may share a name", map[string]string{"a.yaml": roleDoc("ops"), "b.yaml": appDoc("OPS")}, ""},
 		{"distinct names", map[string]string{"a.yaml": roleDoc("ops"), "b.yaml": roleDoc("dev")}, ""},
+		// Names that read as another everywhere they are shown.
+		{"a zero-width space", map[string]string{"r.yaml": roleDoc("\"Administrator\u200b\"")},
+			`r.yaml:4:9: metadata.name: must not contain invisible characters`},
+		{"a direction override", map[string]string{"a.yaml": appDoc("\"web\u202egoat\"")}, `must not contain invisible characters`},
+		{"an invisible version", map[string]string{"a.yaml": "apiVersion: idrecon.io/v1alpha1\nkind: Application\nmetadata:\n  name: w\nspec:\n  versions: [\"1.0\u00ad\"]\n"},
+			`spec.versions[0]: must not start or end with spaces or contain control or invisible characters`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

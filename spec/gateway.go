@@ -82,7 +82,7 @@ func CheckGatewayHeader(name string) error {
 	case slices.ContainsFunc(hopByHop, named):
 		return fmt.Errorf("%s is a hop-by-hop header, which proxies drop", name)
 	case slices.ContainsFunc(ownedHeaders, named), slices.ContainsFunc(ForwardingHeaders, named), strings.HasPrefix(f, FoldHeaderName(OriginalPrefix)):
-		return fmt.Errorf("%s is set by HTTP or proxies (Host, Cookie, Authorization, Content-*, Forwarded, X-Forwarded-*, X-Real-IP, X-Original-*)", name)
+		return fmt.Errorf("%s is set by HTTP or proxies (Host, Cookie, Authorization, Content-Length, Content-Type, %s, X-Original-*)", name, strings.Join(ForwardingHeaders, ", "))
 	}
 	return nil
 }
@@ -311,6 +311,13 @@ func (l *loader) checkGatewayPaths() {
 			continue
 		}
 		taken[prefix] = p.doc.Metadata.Name
+		if samlHome != "" && !strings.HasPrefix(prefix, samlHome+"/") {
+			// The session cookie's path is the baseURL's: a browser
+			// sends it to nothing else, so every user reaching the
+			// Gateway outside it would be sent to sign in again.
+			l.warnings = append(l.warnings, fmt.Sprintf("%s: %s: the SamlServiceProvider baseURL has the path %s, and browsers send the session cookie only below it: users reaching this Gateway at %s are asked to sign in at every request; put the baseURL at the root of its host",
+				p.doc.Pos, p.doc.Ref(), samlHome, prefix))
+		}
 		if prefix == "/" {
 			continue
 		}

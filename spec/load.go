@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 // LoadOptions are the inputs of Load that do not come from the spec repo.
@@ -548,14 +549,20 @@ func (l *loader) checkName(p *parsedDoc) {
 	switch {
 	case strings.TrimSpace(name) != name:
 		l.fail(p, "metadata.name", "must not start or end with spaces")
-	case strings.ContainsFunc(name, isControl):
+	case strings.ContainsFunc(name, unicode.IsControl):
 		l.fail(p, "metadata.name", "must not contain control characters")
+	case strings.ContainsFunc(name, invisible):
+		// "Administrator\u200b" reads as the builtin role everywhere it
+		// is shown.
+		l.fail(p, "metadata.name", "must not contain invisible characters (zero-width spaces and joiners, direction marks, soft hyphens: Unicode format characters), got %q", name)
 	case len(name) > 256:
 		l.fail(p, "metadata.name", "must be at most 256 characters")
 	}
 }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// invisible reports whether r is a Unicode format character (category
+// Cf), which takes no room where a name is shown.
+func invisible(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -634,6 +634,11 @@ func (l *loader) resolveSAML(p *parsedDoc, s *SamlServiceProvider) {
 		s.NameIDFormat = DefaultNameIDFormat
 	case !slices.Contains(nameIDFormats, s.NameIDFormat):
 		l.fail(p, "spec.nameIDFormat", "unsupported format %q (want one of %s)", s.NameIDFormat, strings.Join(nameIDFormats, ", "))
+	case s.NameIDFormat != DefaultNameIDFormat && s.Attributes.Username == "":
+		// Users are found by their NameID, which Entra, asked for one of
+		// the others, fills with an identifier that is no user's name.
+		l.warnings = append(l.warnings, fmt.Sprintf("%s: %s: nameIDFormat %s with no attributes.username: users are found by their NameID, which Entra fills with an identifier that is no userName for this format unless its claim settings name one; set attributes.username to the claim that carries the userName",
+			p.at("spec.nameIDFormat"), p.doc.Ref(), s.NameIDFormat))
 	}
 	switch {
 	case s.AllowedClockSkew == 0:

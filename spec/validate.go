@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 func (l *loader) checkApplication(p *parsedDoc, a *Application) {
@@ -22,8 +23,8 @@ func (l *loader) checkApplication(p *parsedDoc, a *Application) {
 			l.fail(p, f(), "must not be empty")
 		case strings.Contains(v, "/") || v == "*":
 			l.fail(p, f(), "a version must not contain '/' or be '*'")
-		case strings.TrimSpace(v) != v || strings.ContainsFunc(v, isControl):
-			l.fail(p, f(), "must not start or end with spaces or contain control characters")
+		case strings.TrimSpace(v) != v || strings.ContainsFunc(v, unicode.IsControl) || strings.ContainsFunc(v, invisible):
+			l.fail(p, f(), "must not start or end with spaces or contain control or invisible characters")
 		default:
 			if j, dup := seen[v]; dup {
 				l.fail(p, f(), "duplicate version %q (first at spec.versions[%d])", v, j)

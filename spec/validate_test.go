@@ -218,3 +218,39 @@ func TestReservedPathsAreAbsoluteAndDistinct(t *testing.T) {
 		seen[p] = true
 	}
 }
+
+// TestWarnings: a spec that loads but will not work as its author expects
+// says so at load (validate and plan show it).
+func TestWarnings(t *testing.T) {
+	gateway := func(prefix string) string {
+		return "---\n" + gatewayDoc("app", "  pathPrefix: "+prefix+"\n  upstream: http://127.0.0.1:8081\n")
+	}
+	withPath := strings.Replace(samlBase, "https://idrecon.example.com", "https://idrecon.example.com/sso", 1)
+	tests := []struct {
+		name, doc string
+		want      string // in a warning; "" for none
+	}{
+		{"saml at the root, a gateway", samlBase + gateway("/app"), ""},
+		{"saml under a path, a gateway outside it", withPath + gateway("/app"), "doc.yaml:12:1: Gateway/app: the SamlServiceProvider baseURL has the path /sso, and browsers send the session cookie only below it"},
+		{"saml under a path, a gateway at the root", withPath + gateway("/"), "users reaching this Gateway at / are asked to sign in"},
+		{"saml under a path, a gateway below it", withPath + gateway("/sso/app"), ""},
+		{"persistent NameID without a username claim", samlBase + "  nameIDFormat: urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\n",
+			"doc.yaml:11:17: SamlServiceProvider/entra: nameIDFormat urn:oasis:names:tc:SAML:2.0:nameid-format:persistent with no attributes.username"},
+		{"persistent NameID with a username claim", samlBase + "  nameIDFormat: urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\n  attributes: {username: upn}\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, err := load(t, writeTree(t, map[string]string{"doc.yaml": tt.doc}), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			warned := strings.Join(set.Warnings, "\n")
+			switch {
+			case tt.want == "" && warned != "":
+				t.Errorf("warnings %q, want none", warned)
+			case tt.want != "" && !strings.Contains(warned, tt.want):
+				t.Errorf("warnings %q, want one saying %q", warned, tt.want)
+			}
+		})
+	}
+}
