@@ -393,19 +393,26 @@ func (s *Server) readLogoutMessage(c *config, rawQuery, param, value string, v a
 // checkLogoutEnvelope checks what IdP logout requests and responses share:
 // the IdP's issuer, an ID, SAML 2.0, and this SP's SLO URL as Destination.
 //
-// Destination is required, not only checked when present: the bindings
-// make it mandatory on a signed message, and every logout message taken
-// here is signed. The redirect signature covers the message, not the URL
-// it was sent to, and Entra signs for every application of a tenant under
-// one issuer: without Destination, a message signed for another SP
-// sharing the signing certificate would be obeyed here.
-func checkLogoutEnvelope(c *config, issuer, id, version, destination string) error {
+// A LogoutRequest's Destination is required, not only checked when
+// present: the bindings make it mandatory on a signed message, and every
+// logout message taken here is signed. The redirect signature covers the
+// message, not the URL it was sent to, and Entra signs for every
+// application of a tenant under one issuer: without Destination, a
+// message signed for another SP sharing the signing certificate would be
+// obeyed here.
+//
+// A LogoutResponse may come without one (optional is true): it is taken
+// only as the answer to the LogoutRequest this browser's sealed cookie
+// names, which a response meant for another SP cannot be, and Microsoft's
+// documented LogoutResponse carries none.
+func checkLogoutEnvelope(c *config, issuer, id, version, destination string, optional bool) error {
 	issuer = strings.TrimSpace(issuer)
 	switch {
 	case !slices.Contains(c.logoutIssuers, issuer):
 		return reject(CodeIssuer, "logout issuer %q is not the IdP", issuer)
 	case id == "" || version != "2.0":
 		return reject(CodeLogoutMalformed, "logout message needs an ID and Version 2.0")
+	case destination == "" && optional:
 	case destination == "":
 		return reject(CodeDestination, "logout message has no Destination (required on a signed message)")
 	case destination != c.sloURL:
@@ -424,7 +431,7 @@ func (s *Server) checkLogoutRequest(ctx context.Context, c *config, rawQuery, va
 	if err := s.readLogoutMessage(c, rawQuery, "SAMLRequest", value, &req); err != nil {
 		return nil, err
 	}
-	if err := checkLogoutEnvelope(c, req.Issuer, req.ID, req.Version, req.Destination); err != nil {
+	if err := checkLogoutEnvelope(c, req.Issuer, req.ID, req.Version, req.Destination, false); err != nil {
 		return nil, err
 	}
 	req.NameID = strings.TrimSpace(req.NameID)
@@ -465,7 +472,7 @@ func (s *Server) checkLogoutResponse(c *config, rawQuery, value, pending string)
 	if err := s.readLogoutMessage(c, rawQuery, "SAMLResponse", value, &resp); err != nil {
 		return err
 	}
-	if err := checkLogoutEnvelope(c, resp.Issuer, resp.ID, resp.Version, resp.Destination); err != nil {
+	if err := checkLogoutEnvelope(c, resp.Issuer, resp.ID, resp.Version, resp.Destination, true); err != nil {
 		return err
 	}
 	if pending == "" || resp.InResponseTo != pending {
