@@ -290,7 +290,7 @@ func runAccess(ctx context.Context, env Env, mkClient func() (*client, error), o
 func writeEffective(w io.Writer, e *access.Effective) {
 	state := "active"
 	if !e.Active {
-		state = "disabled (assignments kept, no access until re-enabled)"
+		state = "disabled: assignments kept, no access until re-enabled"
 	}
 	fmt.Fprintf(w, "%s (%s), access: %s\n", printable(e.UserName), state, yesNo(e.HasAccess()))
 	roles, versions := e.Roles(), e.Versions()

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -28,6 +30,8 @@ type Env struct {
 	Stderr io.Writer
 	// IsTerminal reports whether a writer is a terminal (default: ask the OS).
 	IsTerminal func(io.Writer) bool
+	// Now is the command's clock (default time.Now).
+	Now func() time.Time
 }
 
 // exitError carries an exit code other than 1 (plan's 2 for "changes").
@@ -118,11 +122,11 @@ func Main(ctx context.Context, env Env) int {
 	if env.IsTerminal == nil {
 		env.IsTerminal = isTerminal
 	}
-	cmd, err := newRoot(env).ExecuteContextC(ctx)
-	name := "idrecon"
-	if cmd != nil {
-		name = cmd.CommandPath()
+	if env.Now == nil {
+		env.Now = time.Now
 	}
+	cmd, err := newRoot(env).ExecuteContextC(ctx)
+	name := commandName(cmd)
 	var ee *exitError
 	var ue *usageError
 	switch {
@@ -144,6 +148,24 @@ func Main(ctx context.Context, env Env) int {
 		jsonFailure(env, cmd, err, 1)
 		return 1
 	}
+}
+
+// verbsKey is the annotation withVerbs keeps a command's verbs under.
+const verbsKey = "idrecon/verbs"
+
+// commandName is the command that ran, as its errors name it: its path,
+// with its verb for a command that takes one ("idrecon access version"),
+// since "access" alone names another command's arguments. A verb that is
+// missing or unknown is the parent's mistake, named by the parent.
+func commandName(cmd *cobra.Command) string {
+	if cmd == nil {
+		return "idrecon"
+	}
+	name := cmd.CommandPath()
+	if pos := cmd.Flags().Args(); len(pos) > 0 && slices.Contains(strings.Fields(cmd.Annotations[verbsKey]), pos[0]) {
+		name += " " + pos[0]
+	}
+	return name
 }
 
 // jsonFailure writes a failure as JSON on stdout too when the command was
@@ -236,6 +258,10 @@ func withVerbs(c *cobra.Command, verbs ...verb) {
 	for i, v := range verbs {
 		words[i] = v.word
 	}
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[verbsKey] = strings.Join(words, " ")
 	c.Args = func(_ *cobra.Command, pos []string) error {
 		if len(pos) == 0 {
 			return usageErrorf("missing %s", strings.Join(words, " or "))

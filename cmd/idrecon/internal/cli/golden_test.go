@@ -37,7 +37,7 @@ type goldenCase struct {
 //     after "sha256:" and "sha1:" (file digests in a plan) by HASH;
 //   - the SCIM ids the daemon assigns ("id", "userId") by ID;
 //   - a token made by the command (token new, init) and its SHA-256, by
-//     TOKEN and TOKENSHA.
+//     TOKEN and TOKENSHA, and the date token new names it after by DATE.
 type normalizer struct {
 	replace map[string]string
 }
@@ -71,6 +71,8 @@ var (
 	// reToken is a SCIM token as newToken makes it, alone on its line or
 	// as a JSON string.
 	reToken = regexp.MustCompile(`(?m)(^  |"token": ")([A-Za-z0-9_-]{64})($|")`)
+	// reTokenDate is the date in the name token new gives a token.
+	reTokenDate = regexp.MustCompile(`(name: |"name": ")entra-\d{4}-\d\d-\d\d\b`)
 )
 
 func (n normalizer) apply(s string) string {
@@ -88,6 +90,7 @@ func (n normalizer) apply(s string) string {
 		s = strings.ReplaceAll(s, hex.EncodeToString(sum[:]), "TOKENSHA")
 	}
 	s = reTime.ReplaceAllString(s, "TIME")
+	s = reTokenDate.ReplaceAllString(s, "${1}entra-DATE")
 	s = reAgo.ReplaceAllString(s, "(AGO ago)")
 	s = reHash.ReplaceAllString(s, "${1}HASH")
 	s = reID.ReplaceAllString(s, `"$1": "ID"`)

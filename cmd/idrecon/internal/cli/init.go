@@ -30,9 +30,9 @@ const schemaDir = ".schemas"
 // (its signing certificate and federation metadata) are commented out with
 // what to download and where to put it. HOST is replaced with --host.
 var scaffold = []struct{ name, schema, body string }{
-	{"scim.yaml", "scimprovisioning", `# Checklist 1-2: SCIM provisioning from Microsoft Entra ID.
+	{"scim.yaml", "scimprovisioning", `# Checklist 1: SCIM provisioning from Microsoft Entra ID (steps 2-5 are done in Entra).
 #
-# In the Entra enterprise application, Provisioning > Admin Credentials:
+# Step 4, in the Entra enterprise application, Provisioning > Admin Credentials:
 #   Tenant URL:   HOST/api/scim/v2?aadOptscim062020
 #   Secret Token: the token idrecon init printed (shown once; git holds its SHA-256).
 # Rotate with ` + "`idrecon token new`" + `: add the new entry, switch Entra, remove the old one.
@@ -47,7 +47,7 @@ spec:
     - name: entra
       sha256: TOKENSHA
 `},
-	{"keystore.yaml", "certificate", `# Checklist 3: Entra's SAML signing certificate in the keystore.
+	{"keystore.yaml", "certificate", `# Checklist 6: Entra's SAML signing certificate in the keystore.
 #
 # In the Entra enterprise application, Single sign-on > SAML Certificates, download
 # "Certificate (Base64)" into idp/entra-signing.cer, then uncomment:
@@ -60,12 +60,12 @@ spec:
 #   usage: saml-idp-signing
 #   file: idp/entra-signing.cer
 `},
-	{"saml.yaml", "samlserviceprovider", `# Checklist 4-5: SAML 2.0 single sign-on with Entra as the identity provider.
+	{"saml.yaml", "samlserviceprovider", `# Checklist 7: SAML 2.0 single sign-on with Entra as the identity provider.
 #
 # In the Entra enterprise application, Single sign-on > SAML:
 #   Identifier (Entity ID):  HOST/saml/metadata
 #   Reply URL (ACS URL):     HOST/saml/acs
-# (or upload the SP metadata: idrecon saml metadata). Download "Federation Metadata XML" into
+# (or steps 8-9: upload the SP metadata, from idrecon saml metadata). Download "Federation Metadata XML" into
 # idp/federationmetadata.xml, uncomment keystore.yaml, then uncomment:
 #
 # apiVersion: idrecon.io/v1alpha1
@@ -81,7 +81,7 @@ spec:
 #     signingCertificates:
 #       - entra-signing
 `},
-	{"applications.yaml", "application", `# Checklist 6: the applications and versions users may be given.
+	{"applications.yaml", "application", `# Checklist 10: the applications and versions users may be given.
 #
 # apiVersion: idrecon.io/v1alpha1
 # kind: Application
@@ -90,7 +90,7 @@ spec:
 # spec:
 #   versions: ["1.0", "2.0"]
 `},
-	{"assignments.yaml", "accessassignment", `# Checklist 6: roles and application versions for the groups (or users) Entra provisions.
+	{"assignments.yaml", "accessassignment", `# Checklist 10: roles and application versions for the groups (or users) Entra provisions.
 # The built-in roles (Administrator, Security Lead, Developer, View Only, ...) need no document.
 #
 # apiVersion: idrecon.io/v1alpha1

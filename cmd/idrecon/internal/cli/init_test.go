@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -326,5 +327,59 @@ func TestInitNamesAStoppedRunsLeftovers(t *testing.T) {
 	}
 	if code, _, errs := run(t, nil, "init", dir); code != 1 || !strings.Contains(errs, "not empty") || strings.Contains(errs, "midway") {
 		t.Errorf(".keep: exit %d: %s", code, errs)
+	}
+}
+
+// TestInitChecklistNumbersAreTheREADMEs: each file init writes says which
+// step of the Entra checklist it is, numbered as README.md's table "From the
+// Entra checklist to the spec" numbers them (the reference, which follows
+// the seed checklist): a file's "Checklist N" names the steps whose row
+// names that file, and the steps it leaves to Entra are rows done in Entra.
+func TestInitChecklistNumbersAreTheREADMEs(t *testing.T) {
+	readme, err := os.ReadFile("../../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "## From the Entra checklist to the spec")
+	if !ok {
+		t.Fatal("README.md has no section mapping the checklist to the spec")
+	}
+	table, _, _ = strings.Cut(table, "\n## ")
+	row := regexp.MustCompile(`(?m)^\| (\d+)\. [^|]*\| ([^\n]*)\|$`)
+	steps := map[string][]string{} // file → the steps whose row names it
+	inEntra := map[string]bool{}
+	for _, m := range row.FindAllStringSubmatch(table, -1) {
+		if strings.HasPrefix(m[2], "in Entra") {
+			inEntra[m[1]] = true
+		}
+		for _, f := range scaffold {
+			if strings.Contains(m[2], "`"+f.name+"`") {
+				steps[f.name] = append(steps[f.name], m[1])
+			}
+		}
+	}
+	if len(steps) != len(scaffold) {
+		t.Fatalf("the README's table names %d of init's %d files: %v", len(steps), len(scaffold), steps)
+	}
+	header := regexp.MustCompile(`^# Checklist ([\d, ]+):`)
+	entras := regexp.MustCompile(`steps (\d+)-(\d+) are done in Entra`)
+	for _, f := range scaffold {
+		m := header.FindStringSubmatch(f.body)
+		if m == nil {
+			t.Errorf("%s does not start with its checklist step:\n%s", f.name, f.body)
+			continue
+		}
+		if want := strings.Join(steps[f.name], ", "); m[1] != want {
+			t.Errorf("%s says Checklist %s; the README's table has it at %s", f.name, m[1], want)
+		}
+		for _, r := range entras.FindAllStringSubmatch(f.body, -1) {
+			from, _ := strconv.Atoi(r[1])
+			to, _ := strconv.Atoi(r[2])
+			for s := from; s <= to; s++ {
+				if !inEntra[strconv.Itoa(s)] {
+					t.Errorf("%s says step %d is done in Entra; the README's table does not", f.name, s)
+				}
+			}
+		}
 	}
 }

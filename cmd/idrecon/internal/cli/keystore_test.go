@@ -164,7 +164,7 @@ func TestKeystoreImportUsages(t *testing.T) {
 	}
 
 	code, out, errs := run(t, nil, "keystore", "import", "/nonexistent.p12", "--usage", "signing", "--key-out", filepath.Join(t.TempDir(), "k"))
-	if code != 1 || out != "" || !strings.Contains(errs, `--usage "signing"`) || !strings.Contains(errs, "tls-client") || !strings.Contains(errs, "Run 'idrecon keystore --help'") {
+	if code != 1 || out != "" || !strings.Contains(errs, `--usage "signing"`) || !strings.Contains(errs, "tls-client") || !strings.Contains(errs, "Run 'idrecon keystore import --help'") {
 		t.Errorf("an unknown usage: exit %d, want a usage error listing the usages\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
 

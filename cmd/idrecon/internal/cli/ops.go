@@ -138,6 +138,28 @@ func readiness(st admin.StatusResponse) (bool, string) {
 	return true, ""
 }
 
+// pendingLine counts what the last reconcile left unmade as plan counts a
+// plan (reconcile.PlanSummary): the changes an apply would make, and the
+// drift a --drift=report daemon keeps apart. Status.PendingPlan is a
+// Summary of one or the other: after an apply it holds only the changes the
+// apply kept (reconcile's tally of kept changes), so each is kept drift;
+// after a reconcile that applied nothing (suspended, or its apply failed)
+// it holds every change of the plan, which the status does not split.
+func pendingLine(st reconcile.Status) string {
+	p := st.PendingPlan
+	s := reconcile.PlanSummary{Create: p.Create, Update: p.Update, Delete: p.Delete, Drift: p.Drift}
+	if applied := !st.Suspended && st.LastResult != reconcile.OutcomeError; applied {
+		s = reconcile.PlanSummary{Kept: p.Create + p.Update + p.Delete, Drift: p.Drift}
+	}
+	line := fmt.Sprintf("%d to create, %d to update, %d to delete", s.Create, s.Update, s.Delete)
+	if s.Kept > 0 {
+		line += fmt.Sprintf(", %d kept", s.Kept)
+	} else if s.Drift > 0 {
+		line += fmt.Sprintf(" (%d of them drift)", s.Drift)
+	}
+	return line
+}
+
 func firstLine(s string) string {
 	first, _, _ := strings.Cut(s, "\n")
 	return first
@@ -169,12 +191,7 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	}
 	tb.row("DRIFT", driftLine(st.Status, now))
 	tb.row("SUSPENDED", fmt.Sprint(st.Suspended))
-	p := st.PendingPlan
-	pending := fmt.Sprintf("%d to create, %d to update, %d to delete", p.Create, p.Update, p.Delete)
-	if p.Drift > 0 {
-		pending += fmt.Sprintf(" (%d of them drift, left in place)", p.Drift)
-	}
-	tb.row("PENDING", pending)
+	tb.row("PENDING", pendingLine(st.Status))
 	for _, name := range []string{"reconcile", "scim", "saml", "tls", "etcd"} {
 		if v, ok := st.Components[name]; ok {
 			tb.row(upper(name), v)

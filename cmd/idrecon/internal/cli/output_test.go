@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -70,7 +72,8 @@ func TestJSONOutputs(t *testing.T) {
 	m = envelopeOf(t, out)
 	tok, _ := m["item"].(map[string]any)
 	sum := sha256.Sum256([]byte(tok["token"].(string)))
-	if code != 0 || m["kind"] != "Token" || tok["sha256"] != hex.EncodeToString(sum[:]) || tok["name"] != "entra" {
+	if code != 0 || m["kind"] != "Token" || tok["sha256"] != hex.EncodeToString(sum[:]) ||
+		!regexp.MustCompile(`^entra-\d{4}-\d\d-\d\d$`).MatchString(fmt.Sprint(tok["name"])) {
 		t.Errorf("token json: %d %s", code, out)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -525,14 +526,18 @@ func planLocally(ctx context.Context, env Env, dir, named, label, baseRef, outpu
 		return nil, nil, &exitError{code: 1, err: fmt.Errorf("%s: %w", label, err)}
 	}
 	base := builtinRoles(set)
+	warnings := set.Warnings
 	if baseRef != "" {
-		b, cleanup, err := loadBaseRef(ctx, env, dir, baseRef, lim)
+		b, note, cleanup, err := loadBaseRef(ctx, env, dir, baseRef, lim)
 		if err != nil {
 			return nil, nil, err
 		}
 		defer cleanup()
 		if len(b.Docs) > 0 {
 			base = b
+		}
+		if note != "" {
+			warnings = append(slices.Clip(warnings), note)
 		}
 	}
 	rec, closeRec, err := localReconciler(ctx, base)
@@ -541,7 +546,7 @@ func planLocally(ctx context.Context, env Env, dir, named, label, baseRef, outpu
 	}
 	defer closeRec()
 	p, err := rec.Plan(ctx, set)
-	return p, set.Warnings, err
+	return p, warnings, err
 }
 
 // builtinRoles is the part of set every runtime holds before any spec is
@@ -555,44 +560,6 @@ func builtinRoles(set *spec.Set) *spec.Set {
 		}
 	}
 	return base
-}
-
-// loadBaseRef loads the spec as it was at ref in the git repository that
-// holds dir.
-func loadBaseRef(ctx context.Context, env Env, dir, ref string, lim *specLimits) (*spec.Set, func(), error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	top, err := gitTopLevel(ctx, abs)
-	if err != nil {
-		return nil, nil, err
-	}
-	rel, err := filepath.Rel(top, abs)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmp, err := os.MkdirTemp("", "idrecon-base-")
-	if err != nil {
-		return nil, nil, err
-	}
-	cleanup := func() { os.RemoveAll(tmp) }
-	rev, err := source.Checkout(ctx, top, ref, tmp)
-	if err != nil {
-		cleanup()
-		return nil, nil, fmt.Errorf("check out %s: %w", ref, err)
-	}
-	baseDir := filepath.Join(rev.Dir, rel)
-	if _, err := os.Stat(baseDir); errors.Is(err, os.ErrNotExist) {
-		// The spec folder is new in this change: the base is empty.
-		return &spec.Set{}, cleanup, nil
-	}
-	set, err := loadSpec(ctx, env, baseDir, lim)
-	if err != nil {
-		cleanup()
-		return nil, nil, fmt.Errorf("the spec at %s does not load: %w", ref, err)
-	}
-	return set, cleanup, nil
 }
 
 // gitTopLevel finds the repository root above dir by looking for .git.

@@ -263,21 +263,37 @@ func TestWriteStatusDrift(t *testing.T) {
 }
 
 // TestWriteStatusPending: the changes a reconcile left unmade are counted
-// as plan counts them, kept drift apart: "1 to create" alone reads as a
-// create about to happen, when report mode keeps it undone on purpose.
+// as plan --server counts them, kept drift apart: after an apply, what a
+// --drift=report daemon leaves pending is the drift it keeps, which plan
+// shows as "0 to create, 0 to update, 0 to delete, 1 kept"; "1 to update"
+// would read as an update about to happen. A reconcile that applied
+// nothing (suspended, failed) left every change of its plan pending.
 func TestWriteStatusPending(t *testing.T) {
 	tests := []struct {
-		name    string
-		pending reconcile.Summary
-		want    string
+		name string
+		st   reconcile.Status
+		want string
 	}{
-		{"kept drift", reconcile.Summary{Create: 1, Drift: 1}, "PENDING           1 to create, 0 to update, 0 to delete (1 of them drift, left in place)"},
-		{"suspended", reconcile.Summary{Update: 2}, "PENDING           0 to create, 2 to update, 0 to delete\n"},
+		{"kept drift", reconcile.Status{LastResult: reconcile.OutcomeOK, DriftMode: reconcile.DriftReport,
+			PendingPlan: reconcile.Summary{Update: 1, Drift: 1}},
+			"PENDING           0 to create, 0 to update, 0 to delete, 1 kept\n"},
+		{"kept drift of every kind", reconcile.Status{LastResult: reconcile.OutcomeRefused, DriftMode: reconcile.DriftReport,
+			PendingPlan: reconcile.Summary{Create: 1, Update: 2, Delete: 1, Drift: 4}},
+			"PENDING           0 to create, 0 to update, 0 to delete, 4 kept\n"},
+		{"nothing pending", reconcile.Status{LastResult: reconcile.OutcomeOK},
+			"PENDING           0 to create, 0 to update, 0 to delete\n"},
+		{"suspended", reconcile.Status{LastResult: reconcile.OutcomeOK, Suspended: true, PendingPlan: reconcile.Summary{Update: 2}},
+			"PENDING           0 to create, 2 to update, 0 to delete\n"},
+		{"suspended with drift", reconcile.Status{LastResult: reconcile.OutcomeOK, Suspended: true, DriftMode: reconcile.DriftCorrect,
+			PendingPlan: reconcile.Summary{Create: 1, Update: 1, Drift: 1}},
+			"PENDING           1 to create, 1 to update, 0 to delete (1 of them drift)\n"},
+		{"failed apply", reconcile.Status{LastResult: reconcile.OutcomeError, PendingPlan: reconcile.Summary{Create: 3}},
+			"PENDING           3 to create, 0 to update, 0 to delete\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var b strings.Builder
-			writeStatus(&b, admin.StatusResponse{Status: reconcile.Status{PendingPlan: tt.pending}}, time.Now())
+			writeStatus(&b, admin.StatusResponse{Status: tt.st}, time.Now())
 			if !strings.Contains(b.String(), tt.want) {
 				t.Errorf("status output:\n%s\nwant %q", b.String(), tt.want)
 			}

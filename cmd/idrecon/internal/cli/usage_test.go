@@ -46,6 +46,15 @@ func TestUsageErrorsExitOne(t *testing.T) {
 		"restore": {"FILE"}, "keystore": {"import", "FILE.p12"}, "version": nil,
 		"migrate": {"--from", "d", "--to-etcd", "http://127.0.0.1:1"}, "init": {"DIR"}, "export": {"-o", "x"},
 	}
+	// A command that takes a verb is named with the verb its valid
+	// arguments start with.
+	verbs := map[string]bool{"access": true, "token": true, "saml": true, "keystore": true}
+	named := func(name string) string {
+		if verbs[name] {
+			return name + " " + valid[name][0]
+		}
+		return name
+	}
 	for _, name := range commandNames() {
 		args, ok := valid[name]
 		if !ok {
@@ -55,27 +64,32 @@ func TestUsageErrorsExitOne(t *testing.T) {
 			return append(append([]string{name}, args...), extra...)
 		}
 		tests = append(tests,
-			tc{name + "/unknown flag", with("--no-such-flag"), name},
-			tc{name + "/extra argument", with("extra", "more"), name},
+			tc{name + "/unknown flag", with("--no-such-flag"), named(name)},
+			tc{name + "/extra argument", with("extra", "more"), named(name)},
 		)
 		if len(args) > 0 && !strings.HasPrefix(args[0], "-") && name != "validate" && name != "plan" && name != "apply" {
-			tests = append(tests, tc{name + "/missing argument", append([]string{name}, args[:len(args)-1]...), name})
+			given := args[:len(args)-1]
+			cmd := name // a missing verb is the parent's mistake
+			if verbs[name] && len(given) > 0 {
+				cmd = named(name)
+			}
+			tests = append(tests, tc{name + "/missing argument", append([]string{name}, given...), cmd})
 		}
 	}
 	for _, name := range []string{"plan", "apply", "status", "users", "groups", "access"} {
-		tests = append(tests, tc{name + "/bad output", append(append([]string{name}, valid[name]...), "--output", "yaml"), name})
+		tests = append(tests, tc{name + "/bad output", append(append([]string{name}, valid[name]...), "--output", "yaml"), named(name)})
 	}
 	tests = append(tests,
 		tc{"unknown command", []string{"frobnicate"}, ""},
 		tc{"unknown root flag", []string{"--frobnicate"}, ""},
-		tc{"access without a name", []string{"access", "user"}, "access"},
-		tc{"access version without a slash", []string{"access", "version", "webgoat"}, "access"},
+		tc{"access without a name", []string{"access", "user"}, "access user"},
+		tc{"access version without a slash", []string{"access", "version", "webgoat"}, "access version"},
 		tc{"plan with DIR and --git", []string{"plan", ".", "--git", "file:///nowhere"}, "plan"},
 		tc{"plan with --server and --base-ref", []string{"plan", ".", "--server", "http://127.0.0.1:1", "--base-ref", "main"}, "plan"},
 		tc{"plan with --server and a spec limit", []string{"plan", ".", "--max-spec-nodes", "10"}, "plan"},
 		tc{"validate with a spec limit of 0", []string{"validate", ".", "--max-spec-bytes", "0"}, "validate"},
 		tc{"serve with a spec limit below 0", []string{"serve", "--max-spec-documents", "-5"}, "serve"},
-		tc{"keystore with an unknown usage", []string{"keystore", "import", "FILE.p12", "--usage", "signing"}, "keystore"},
+		tc{"keystore with an unknown usage", []string{"keystore", "import", "FILE.p12", "--usage", "signing"}, "keystore import"},
 		tc{"single-dash long flag", []string{"status", "-output", "json"}, "status"},
 	)
 	// An unreachable daemon: a command that got past its usage checks fails
@@ -230,5 +244,41 @@ func TestReadmeCommandTable(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Fatalf("checked only %d flags: is the table still under ## Commands?", checked)
+	}
+}
+
+// TestErrorsNameTheWholeCommand: a command that takes a verb (access user,
+// saml metadata, token new, keystore import) names it in its errors, usage
+// errors and failures alike, as the command that was run; a verb that is
+// missing or unknown is the parent's mistake and names the parent.
+func TestErrorsNameTheWholeCommand(t *testing.T) {
+	tmp := t.TempDir()
+	env := map[string]string{"IDRECON_SERVER": "http://127.0.0.1:1", "IDRECON_ADMIN_TOKEN": "x"}
+	for _, tt := range []struct {
+		args    []string
+		command string
+		says    string
+	}{
+		{[]string{"access", "version", "webgoat"}, "idrecon access version", "want APP/VERSION"},
+		{[]string{"access", "user"}, "idrecon access user", "missing USERNAME"},
+		{[]string{"access", "pending", "extra"}, "idrecon access pending", "unexpected argument"},
+		{[]string{"access", "pending", "--output", "yaml"}, "idrecon access pending", "text or json"},
+		{[]string{"access", "pending"}, "idrecon access pending", "127.0.0.1:1"},
+		{[]string{"saml", "metadata", "--out", filepath.Join(tmp, "nonexist", "x")}, "idrecon saml metadata", "write "},
+		{[]string{"token", "new", "--name", ""}, "idrecon token new", "--name"},
+		{[]string{"keystore", "import", filepath.Join(tmp, "none.p12"), "--key-out", filepath.Join(tmp, "key")}, "idrecon keystore import", "none.p12"},
+		{[]string{"access"}, "idrecon access", "missing user or version or pending"},
+		{[]string{"access", "nope"}, "idrecon access", `unknown "nope"`},
+		{[]string{"plan", "a", "b"}, "idrecon plan", "unexpected argument"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, errs := run(t, env, tt.args...)
+			if code != 1 || !strings.HasPrefix(errs, tt.command+": ") || !strings.Contains(strings.SplitN(errs, "\n", 2)[0], tt.says) {
+				t.Errorf("exit %d, want 1 and an error naming %q that says %q:\n%s", code, tt.command, tt.says, errs)
+			}
+			if strings.Contains(errs, "Run '") && !strings.Contains(errs, "Run '"+tt.command+" --help' for usage.") {
+				t.Errorf("the pointer to help names another command:\n%s", errs)
+			}
+		})
 	}
 }
