@@ -114,9 +114,12 @@ type Status struct {
 	CorrectedAt time.Time `json:"correctedAt,omitzero"`
 	DriftMode   DriftMode `json:"driftMode"`
 	Suspended   bool      `json:"suspended"`
-	// PendingPlan counts the changes the last reconcile left unmade
-	// (suspended, or drift kept in report mode).
-	PendingPlan Summary `json:"pendingPlan"`
+	// PendingPlan counts what the last reconcile left unmade as a plan's
+	// text counts its changes: Create, Update and Delete are the changes an
+	// apply would make (none once one applied; suspended, or after a failed
+	// apply, all of them), Kept the drift drift mode report leaves in
+	// place, Drift how many of these concern a change made outside git.
+	PendingPlan PlanSummary `json:"pendingPlan"`
 }
 
 // Result describes one reconcile of the loop, for metrics.
@@ -642,11 +645,14 @@ func (r *Reconciler) converge(ctx context.Context, set *spec.Set, suspended bool
 // it was not applied, else the drift it kept. Status shows them as the
 // pending plan, so kept drift counts in it by action, unlike in the plan's
 // Summary, where it is apart from what Apply makes.
-func pending(p *Plan, applied bool) Summary {
+func pending(p *Plan, applied bool) PlanSummary {
+	kept := p.tally(true)
+	s := PlanSummary{Kept: kept.Create + kept.Update + kept.Delete, Drift: kept.Drift}
 	if !applied {
-		return p.all()
+		m := p.Made()
+		s.Create, s.Update, s.Delete, s.Drift = m.Create, m.Update, m.Delete, m.Drift+kept.Drift
 	}
-	return p.tally(true)
+	return s
 }
 
 // logError logs err when it differs from the last one logged, and logs a

@@ -177,11 +177,11 @@ func TestReconcileOnceDrift(t *testing.T) {
 		suspend   bool
 		want      []string // webgoat versions after the reconcile
 		corrected string   // the drift log's corrected attribute
-		pending   Summary
+		pending   PlanSummary
 	}{
 		{name: "corrected", mode: DriftCorrect, want: []string{"1.0"}, corrected: "true"},
-		{name: "reported", mode: DriftReport, want: []string{"9.9"}, corrected: "false", pending: Summary{Update: 1, Drift: 1}},
-		{name: "suspended", mode: DriftCorrect, suspend: true, want: []string{"9.9"}, corrected: "false", pending: Summary{Update: 1, Drift: 1}},
+		{name: "reported", mode: DriftReport, want: []string{"9.9"}, corrected: "false", pending: PlanSummary{Kept: 1, Drift: 1}},
+		{name: "suspended", mode: DriftCorrect, suspend: true, want: []string{"9.9"}, corrected: "false", pending: PlanSummary{Update: 1, Drift: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,7 +262,7 @@ func TestSuspendAppliesNothing(t *testing.T) {
 	if got := versions(t, e.store, "webgoat"); !reflect.DeepEqual(got, []string{"1.0", "2.0"}) {
 		t.Errorf("after resume webgoat %v", got)
 	}
-	if st := e.r.Status(); st.Suspended || st.PendingPlan != (Summary{}) {
+	if st := e.r.Status(); st.Suspended || st.PendingPlan != (PlanSummary{}) {
 		t.Errorf("status after resume %+v", st)
 	}
 }

@@ -152,12 +152,6 @@ func (p *Plan) Count() PlanSummary {
 	return PlanSummary{Create: m.Create, Update: m.Update, Delete: m.Delete, Kept: len(p.Kept()), Drift: len(p.Drifted())}
 }
 
-// all counts every change of the plan, kept or not: what a reconcile that
-// did not apply it left unmade.
-func (p *Plan) all() Summary {
-	return Summary{Create: len(p.Creates), Update: len(p.Updates), Delete: len(p.Deletes), Drift: len(p.Drifted())}
-}
-
 // WriteJSON writes the plan as indented JSON with stable field names.
 func (p *Plan) WriteJSON(w io.Writer) error {
 	out := *p

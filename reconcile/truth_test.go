@@ -168,10 +168,10 @@ func TestStatusAfterAFailedApply(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		mode    DriftMode
-		pending Summary
+		pending PlanSummary
 	}{
-		{"correct mode", DriftCorrect, Summary{Update: 2, Drift: 1}},
-		{"report mode", DriftReport, Summary{Update: 2, Drift: 1}},
+		{"correct mode", DriftCorrect, PlanSummary{Update: 2, Drift: 1}},
+		{"report mode", DriftReport, PlanSummary{Update: 2, Drift: 1}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st := &failingStore{Store: newStore(t)}
@@ -202,7 +202,7 @@ func TestStatusAfterAFailedApply(t *testing.T) {
 			if _, err := r.ReconcileOnce(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			if s := r.Status(); s.PendingPlan != (Summary{}) || s.DriftCount != 0 {
+			if s := r.Status(); s.PendingPlan != (PlanSummary{}) || s.DriftCount != 0 {
 				t.Errorf("after the apply succeeded: pending %+v, drift %d", s.PendingPlan, s.DriftCount)
 			}
 		})

@@ -139,22 +139,15 @@ func readiness(st admin.StatusResponse) (bool, string) {
 }
 
 // pendingLine counts what the last reconcile left unmade as plan counts a
-// plan (reconcile.PlanSummary): the changes an apply would make, and the
-// drift a --drift=report daemon keeps apart. Status.PendingPlan is a
-// Summary of one or the other: after an apply it holds only the changes the
-// apply kept (reconcile's tally of kept changes), so each is kept drift;
-// after a reconcile that applied nothing (suspended, or its apply failed)
-// it holds every change of the plan, which the status does not split.
+// plan: the changes an apply would make, and the drift a --drift=report
+// daemon keeps apart.
 func pendingLine(st reconcile.Status) string {
-	p := st.PendingPlan
-	s := reconcile.PlanSummary{Create: p.Create, Update: p.Update, Delete: p.Delete, Drift: p.Drift}
-	if applied := !st.Suspended && st.LastResult != reconcile.OutcomeError; applied {
-		s = reconcile.PlanSummary{Kept: p.Create + p.Update + p.Delete, Drift: p.Drift}
-	}
+	s := st.PendingPlan
 	line := fmt.Sprintf("%d to create, %d to update, %d to delete", s.Create, s.Update, s.Delete)
-	if s.Kept > 0 {
+	switch {
+	case s.Kept > 0:
 		line += fmt.Sprintf(", %d kept", s.Kept)
-	} else if s.Drift > 0 {
+	case s.Drift > 0:
 		line += fmt.Sprintf(" (%d of them drift)", s.Drift)
 	}
 	return line

@@ -275,19 +275,19 @@ func TestWriteStatusPending(t *testing.T) {
 		want string
 	}{
 		{"kept drift", reconcile.Status{LastResult: reconcile.OutcomeOK, DriftMode: reconcile.DriftReport,
-			PendingPlan: reconcile.Summary{Update: 1, Drift: 1}},
+			PendingPlan: reconcile.PlanSummary{Kept: 1, Drift: 1}},
 			"PENDING           0 to create, 0 to update, 0 to delete, 1 kept\n"},
 		{"kept drift of every kind", reconcile.Status{LastResult: reconcile.OutcomeRefused, DriftMode: reconcile.DriftReport,
-			PendingPlan: reconcile.Summary{Create: 1, Update: 2, Delete: 1, Drift: 4}},
+			PendingPlan: reconcile.PlanSummary{Kept: 4, Drift: 4}},
 			"PENDING           0 to create, 0 to update, 0 to delete, 4 kept\n"},
 		{"nothing pending", reconcile.Status{LastResult: reconcile.OutcomeOK},
 			"PENDING           0 to create, 0 to update, 0 to delete\n"},
-		{"suspended", reconcile.Status{LastResult: reconcile.OutcomeOK, Suspended: true, PendingPlan: reconcile.Summary{Update: 2}},
+		{"suspended", reconcile.Status{LastResult: reconcile.OutcomeOK, Suspended: true, PendingPlan: reconcile.PlanSummary{Update: 2}},
 			"PENDING           0 to create, 2 to update, 0 to delete\n"},
 		{"suspended with drift", reconcile.Status{LastResult: reconcile.OutcomeOK, Suspended: true, DriftMode: reconcile.DriftCorrect,
-			PendingPlan: reconcile.Summary{Create: 1, Update: 1, Drift: 1}},
+			PendingPlan: reconcile.PlanSummary{Create: 1, Update: 1, Drift: 1}},
 			"PENDING           1 to create, 1 to update, 0 to delete (1 of them drift)\n"},
-		{"failed apply", reconcile.Status{LastResult: reconcile.OutcomeError, PendingPlan: reconcile.Summary{Create: 3}},
+		{"failed apply", reconcile.Status{LastResult: reconcile.OutcomeError, PendingPlan: reconcile.PlanSummary{Create: 3}},
 			"PENDING           3 to create, 0 to update, 0 to delete\n"},
 	}
 	for _, tt := range tests {

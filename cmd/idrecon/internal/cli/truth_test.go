@@ -88,7 +88,7 @@ func TestReconcileWaitOnASuspendedDaemon(t *testing.T) {
 				// update left pending, nothing applied.
 				st.LastAttempt = t0.Add(time.Second)
 				st.SeenRevision = "sha256:11ee11ee11ee11ee"
-				st.PendingPlan = reconcile.Summary{Update: 1}
+				st.PendingPlan = reconcile.PlanSummary{Update: 1}
 			}
 			json.NewEncoder(w).Encode(st)
 		default:
