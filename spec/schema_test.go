@@ -9,10 +9,12 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
@@ -209,7 +211,8 @@ func TestSchemaEnumsMatchGo(t *testing.T) {
 		{"userAttributes", enum("scimprovisioning.schema.json", "properties", "spec", "properties", "userAttributes", "items", "enum"), sorted(UserAttributes)},
 		{"usages", enum("certificate.schema.json", "properties", "spec", "properties", "usage", "enum"), sorted(usages)},
 		{"nameIDFormats", enum("samlserviceprovider.schema.json", "properties", "spec", "properties", "nameIDFormat", "anyOf", "0", "enum"), sorted(nameIDFormats)},
-		{"builtin roles", enum("role.schema.json", "properties", "metadata", "allOf", "1", "properties", "name", "not", "enum"), sortedKeys(BuiltinRoles)},
+		{"builtin roles", enum("role.schema.json", "properties", "metadata", "allOf", "1", "properties", "name", "not", "anyOf", "0", "enum"), sortedKeys(BuiltinRoles)},
+		{"builtin roles in any case", []string{schemaString(t, "role.schema.json", "properties", "metadata", "allOf", "1", "properties", "name", "not", "anyOf", "1", "pattern")}, []string{foldedPattern(sortedKeys(BuiltinRoles))}},
 		{"kinds", enum("document.schema.json", "properties", "kind", "enum"), sorted(Kinds)},
 	}
 	for _, tt := range tests {
@@ -352,4 +355,51 @@ func TestExampleModelines(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("no YAML files under examples/")
 	}
+}
+
+// schemaString is the string at path in the schema file.
+func schemaString(t *testing.T, file string, path ...string) string {
+	t.Helper()
+	var v any = readJSON(t, filepath.Join("..", "schemas", file))
+	for _, p := range path {
+		switch c := v.(type) {
+		case map[string]any:
+			v = c[p]
+		case []any:
+			i, err := strconv.Atoi(p)
+			if err != nil || i >= len(c) {
+				t.Fatalf("%s: no %s", file, strings.Join(path, "/"))
+			}
+			v = c[i]
+		}
+	}
+	s, ok := v.(string)
+	if !ok {
+		t.Fatalf("%s: no string at %s", file, strings.Join(path, "/"))
+	}
+	return s
+}
+
+// foldedPattern is the JSON Schema pattern matching exactly the names that
+// fold (Fold) like one of names: each letter stands for every rune of its
+// case folding orbit (the Kelvin sign for k, the long s for s).
+func foldedPattern(names []string) string {
+	alts := make([]string, len(names))
+	for i, n := range names {
+		var b strings.Builder
+		for _, r := range n {
+			orbit := []rune{r}
+			for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+				orbit = append(orbit, f)
+			}
+			if len(orbit) == 1 {
+				b.WriteString(regexp.QuoteMeta(string(r)))
+				continue
+			}
+			slices.Sort(orbit)
+			b.WriteString("[" + string(orbit) + "]")
+		}
+		alts[i] = b.String()
+	}
+	return "^(?:" + strings.Join(alts, "|") + ")$"
 }
