@@ -9,7 +9,10 @@ import (
 )
 
 func TestDirFetch(t *testing.T) {
-	root := t.TempDir()
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	file := filepath.Join(root, "f.yaml")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)

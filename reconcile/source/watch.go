@@ -31,7 +31,11 @@ const maxDelayFactor = 10
 // name. The folder itself may be deleted and made again, or replaced by a
 // rename, and it may be a symlink switched to another folder (a release
 // switch with `ln -sfn`): its parent is watched for that, and the folder
-// it then names is watched from then on, in place of the old one.
+// it then names is watched from then on, in place of the old one. So is a
+// switched symlink higher on its path ("current/spec"), whose folder is
+// watched for that. On a network or FUSE filesystem, where inotify sees
+// only this machine's own writes, it warns at start that other changes
+// wait for the next periodic reconcile.
 //
 // notify runs on Watch's goroutine and must not block for long (a
 // non-blocking send on a buffered channel is the intended use). Watch blocks
@@ -80,6 +84,11 @@ func watch(ctx context.Context, root string, debounce time.Duration, notify func
 		}
 	} else {
 		fw.parent = ""
+	}
+	fw.watchLinks()
+	if fs := fsOf(root); fs != "" {
+		logger.Warn("spec folder is on a network or FUSE filesystem: changes made other than through this machine's mount raise no event and are seen only at the next periodic reconcile",
+			"path", root, "filesystem", fs)
 	}
 	if started != nil {
 		started(w)
@@ -134,23 +143,38 @@ func watch(ctx context.Context, root string, debounce time.Duration, notify func
 	}
 }
 
-// newWatcher and addWatch stand for the kernel's inotify calls; tests
-// replace them to play its limits.
+// newWatcher and addWatch stand for the kernel's inotify calls, and fsOf
+// for its statfs; tests replace them to play its limits and filesystems.
 var (
 	newWatcher = fsnotify.NewWatcher
 	addWatch   = (*fsnotify.Watcher).Add
+	fsOf       = remoteFS
 )
 
 type folderWatcher struct {
 	w      *fsnotify.Watcher
 	root   string
 	parent string // watched for the root's own removal and re-creation; "" if not
-	logger *slog.Logger
+	// links are the symlinks above the root on its path; their
+	// folders, linkDirs, are watched for their switch, which the watches
+	// below would not see: inotify holds the folders the links named.
+	links, linkDirs map[string]bool
+	logger          *slog.Logger
 }
 
 // handle reports whether ev is a change the spec loader may care about and
 // starts watching folders that appeared.
 func (fw *folderWatcher) handle(ev fsnotify.Event) bool {
+	if fw.links[ev.Name] {
+		if ev.Has(fsnotify.Create) {
+			fw.rewatchAll()
+			return true
+		}
+		return false // the old link renamed away or removed: its replacement follows
+	}
+	if fw.linkDirs[filepath.Dir(ev.Name)] {
+		return false // a sibling of a link above the spec folder
+	}
 	if fw.parent != "" && ev.Name != fw.root && filepath.Dir(ev.Name) == fw.parent {
 		return false // a sibling of the spec folder
 	}
@@ -193,6 +217,47 @@ func (fw *folderWatcher) rewatchRoot() {
 	if err := fw.addTree(fw.root); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		fw.logger.Warn("watch replaced spec folder", "path", fw.root, "error", err)
 	}
+}
+
+// watchLinks finds the symlinks on the root's path above it (the root's
+// own switch is seen from its parent) and watches the folder of each.
+func (fw *folderWatcher) watchLinks() {
+	for d := range fw.linkDirs {
+		if err := fw.w.Remove(d); err != nil && !errors.Is(err, fsnotify.ErrNonExistentWatch) {
+			fw.logger.Debug("unwatch folder of a link above the spec folder", "path", d, "error", err)
+		}
+	}
+	fw.links, fw.linkDirs = map[string]bool{}, map[string]bool{}
+	for p := filepath.Dir(fw.root); ; p = filepath.Dir(p) {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			fw.links[p] = true
+			fw.linkDirs[filepath.Dir(p)] = true
+		}
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	for d := range fw.linkDirs {
+		if err := addWatch(fw.w, d); err != nil {
+			fw.logger.Warn("watch folder of a link above the spec folder: its switch will not be seen", "path", d, "error", kernelLimit(err))
+		}
+	}
+}
+
+// rewatchAll watches anew everything the root's path resolves through,
+// after a link above the root was switched.
+func (fw *folderWatcher) rewatchAll() {
+	if fw.parent != "" {
+		// Watches are kept by path: the old one would hold the old folder.
+		if err := fw.w.Remove(fw.parent); err != nil && !errors.Is(err, fsnotify.ErrNonExistentWatch) {
+			fw.logger.Debug("unwatch replaced spec folder's parent", "path", fw.parent, "error", err)
+		}
+		if err := addWatch(fw.w, fw.parent); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fw.logger.Warn("watch spec folder's parent: a recreated spec folder will not be seen", "path", fw.parent, "error", kernelLimit(err))
+		}
+	}
+	fw.watchLinks()
+	fw.rewatchRoot()
 }
 
 // addTree watches dir and every non-dot folder below it. The root may be
