@@ -378,17 +378,55 @@ func walkSpec(ctx context.Context, root string, fn func(path, rel string, d fs.D
 		if d.IsDir() {
 			return nil
 		}
+		yaml := false
 		switch filepath.Ext(d.Name()) {
 		case ".yaml", ".yml":
-		default:
-			return nil
+			yaml = true
 		}
 		rel, err := filepath.Rel(root, path)
 		if err != nil {
 			return err
 		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			if err := checkLink(root, path, rel, yaml); err != nil {
+				return err
+			}
+		}
+		if !yaml {
+			return nil
+		}
 		return fn(path, rel, d)
 	})
+}
+
+// checkLink refuses a symlink in a spec folder that would leave out what
+// its author meant to be read: a link to a folder, which the walk does not
+// enter (it could loop), and a YAML file linked from outside the folder,
+// which the loader does not read (a spec reads nothing outside its
+// folder). Links within the folder, as a Kubernetes ConfigMap mounts its
+// files, are read as the files they name.
+func checkLink(root, path, rel string, yaml bool) error {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		if yaml {
+			return fmt.Errorf("%s: %w", filepath.ToSlash(rel), err)
+		}
+		return nil // a dangling link to something that would not be read
+	}
+	if fi, err := os.Stat(target); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s: a symlink to a folder, whose documents would be left out: links to folders are not followed; move the folder in, or link its files", filepath.ToSlash(rel))
+	}
+	if !yaml {
+		return nil
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return err
+	}
+	if in, err := filepath.Rel(realRoot, target); err != nil || in == ".." || strings.HasPrefix(in, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%s: a symlink to %s, outside the spec folder, which is not read: a spec reads only files inside its folder", filepath.ToSlash(rel), target)
+	}
+	return nil
 }
 
 // FilesRevision names the state of a spec folder whose spec did not load,
