@@ -127,6 +127,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"path":    pathOf,
 	"join":    strings.Join,
 	"plural":  plural,
+	"few":     few,
 	"nonzero": func(t time.Time) bool { return !t.IsZero() },
 	"nav":     func() []navItem { return navigation },
 }).ParseFS(templateFS, "templates/*.html"))

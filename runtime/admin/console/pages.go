@@ -19,6 +19,10 @@ import (
 // PageSize is how many users or groups a listing page shows.
 const PageSize = 50
 
+// rowNames is how many of a user's groups a row of the users listing
+// names; the user's page pages through them all.
+const rowNames = 10
+
 type overviewData struct {
 	admin.StatusResponse
 	// Components are the readiness checks, by name.
@@ -182,9 +186,25 @@ func (s *Server) groups(r *request) (string, any, error) {
 }
 
 type userData struct {
+	// UserSummary's Groups are one page of the user's groups.
 	access.UserSummary
 	Roles    []access.RoleGrant
 	Versions []access.VersionGrant
+	// GroupCount counts the user's groups on every page.
+	GroupCount int
+	GroupPager pager
+}
+
+// shortList is the first rowNames of a listing row's names, and how many
+// it leaves out.
+type shortList struct {
+	Names []string
+	More  int
+}
+
+func few(names []string) shortList {
+	n := min(len(names), rowNames)
+	return shortList{Names: names[:n], More: len(names) - n}
 }
 
 func notFound(what, name string) *pageError {
@@ -209,7 +229,19 @@ func (s *Server) user(r *request) (string, any, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	return "user", userData{UserSummary: sum, Roles: e.Roles(), Versions: e.Versions()}, nil
+	// Entra, not the spec, decides how many groups a user is in: they are
+	// paged as a listing is.
+	slices.SortFunc(sum.Groups, func(a, b string) int { return cmp.Compare(store.Fold(a), store.Fold(b)) })
+	after := r.URL.Query().Get("after")
+	groups, next := pageOf(sum.Groups, after, func(g string) string { return g })
+	d := userData{UserSummary: sum, Roles: e.Roles(), Versions: e.Versions(), GroupCount: len(sum.Groups)}
+	d.Groups = groups
+	base, keep := Path+"users/"+url.PathEscape(u.UserName), url.Values{}
+	if u.UserName == "." || u.UserName == ".." {
+		base, keep = Path+"users/", url.Values{"name": {u.UserName}}
+	}
+	d.GroupPager = pageLinks(base, keep, after, next)
+	return "user", d, nil
 }
 
 func (s *Server) group(r *request) (string, any, error) {
