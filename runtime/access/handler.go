@@ -22,6 +22,7 @@ type Reader interface {
 //
 //	GET /access/users/{userName}                effective access
 //	GET /access/applications/{app}/{version}    who can reach a version
+//	    ?after=&limit=                          one page of them (ReachPage)
 //	GET /access/pending                         assignments without subject
 //	GET /access/renames                         group renames (drift)
 //	GET /users?filter=&active=&after=&limit=    users, paged
@@ -99,12 +100,33 @@ func (h *handler) effective(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) reach(w http.ResponseWriter, r *http.Request) {
+	if q := r.URL.Query(); q.Has("after") || q.Has("limit") {
+		h.reachPage(w, r)
+		return
+	}
 	reach, err := WhoCanReach(h.st.Read(), r.PathValue("app"), r.PathValue("version"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	h.write(w, http.StatusOK, reach)
+}
+
+// reachPage answers one page of who can reach a version: a client that
+// shows a page need not have every user of a large tenant sent and
+// described.
+func (h *handler) reachPage(w http.ResponseWriter, r *http.Request) {
+	_, after, limit, err := pageParams(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	p, err := WhoCanReachPage(h.st.Read(), r.PathValue("app"), r.PathValue("version"), after, limit)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.write(w, http.StatusOK, p)
 }
 
 func (h *handler) pending(w http.ResponseWriter, r *http.Request) {

@@ -235,3 +235,47 @@ func assignment(subject string, roles []string, versions ...string) *spec.Access
 	}
 	return a
 }
+
+// reachPages renders WhoCanReach and the concatenated pages of
+// WhoCanReachPage of size limit alike ("userName assignment@group via"
+// per path), checking each page's total and cursor on the way.
+func (w *world) reachPages(app, version string, limit int) (whole, paged []string) {
+	w.t.Helper()
+	render := func(out []string, users []access.ReachingUser) []string {
+		for _, u := range users {
+			for _, p := range u.Paths {
+				out = append(out, u.UserName+" "+p.Assignment+"@"+p.Group+" "+p.Via)
+			}
+		}
+		return out
+	}
+	r, err := access.WhoCanReach(w.st.Read(), app, version)
+	if err != nil {
+		w.t.Fatalf("WhoCanReach(%s/%s): %v", app, version, err)
+	}
+	whole = render([]string{}, r.Users)
+	paged = []string{}
+	after, seen := "", 0
+	for {
+		p, err := access.WhoCanReachPage(w.st.Read(), app, version, after, limit)
+		if err != nil {
+			w.t.Fatalf("WhoCanReachPage(%s/%s, %q): %v", app, version, after, err)
+		}
+		if p.Total != len(r.Users) {
+			w.t.Fatalf("WhoCanReachPage(%s/%s, %q) total = %d, want %d", app, version, after, p.Total, len(r.Users))
+		}
+		if len(p.Users) > limit || (p.Next != "" && len(p.Users) != limit) {
+			w.t.Fatalf("WhoCanReachPage(%s/%s, %q) = %d users, next %q; limit %d", app, version, after, len(p.Users), p.Next, limit)
+		}
+		seen += len(p.Users)
+		paged = render(paged, p.Users)
+		if p.Next == "" {
+			break
+		}
+		if seen >= len(r.Users) {
+			w.t.Fatalf("WhoCanReachPage(%s/%s, %q) names a next page after every user", app, version, after)
+		}
+		after = p.Next
+	}
+	return whole, paged
+}

@@ -399,6 +399,10 @@ func check(rt *rapid.T, w *world, m *model, step int) {
 			if !slices.Equal(got, want) {
 				rt.Fatalf("step %d: WhoCanReach(%s/%s) = %v, want %v", step, app, v, got, want)
 			}
+			whole, paged := w.reachPages(app, v, 2)
+			if !slices.Equal(whole, paged) {
+				rt.Fatalf("step %d: WhoCanReachPage(%s/%s) pages = %v, WhoCanReach = %v", step, app, v, paged, whole)
+			}
 		}
 	}
 	if got, want := w.pending(), m.pending(); !slices.Equal(got, want) {

@@ -333,6 +333,19 @@ func TestWhoCanReach(t *testing.T) {
 		t.Errorf("paths = %q, want %q", got, want)
 	}
 
+	for _, limit := range []int{1, 2, 3} {
+		if whole, paged := w.reachPages("payments", "2.0", limit); !slices.Equal(paged, whole) {
+			t.Errorf("pages of %d = %q, want %q", limit, paged, whole)
+		}
+	}
+	p, err := access.WhoCanReachPage(w.st.Read(), "payments", "2.0", "ANN", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total != 2 || len(p.Users) != 1 || p.Users[0].UserName != "Bob" || p.Next != "" {
+		t.Errorf("page after ANN = %+v, want Bob of 2 and no next page", p)
+	}
+
 	for _, tc := range []struct {
 		app, version string
 		want         error
@@ -342,6 +355,9 @@ func TestWhoCanReach(t *testing.T) {
 	} {
 		if _, err := access.WhoCanReach(w.st.Read(), tc.app, tc.version); !errors.Is(err, tc.want) {
 			t.Errorf("WhoCanReach(%s/%s) err = %v, want %v", tc.app, tc.version, err, tc.want)
+		}
+		if _, err := access.WhoCanReachPage(w.st.Read(), tc.app, tc.version, "", 10); !errors.Is(err, tc.want) {
+			t.Errorf("WhoCanReachPage(%s/%s) err = %v, want %v", tc.app, tc.version, err, tc.want)
 		}
 	}
 }
