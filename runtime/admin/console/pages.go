@@ -298,7 +298,8 @@ func (s *Server) reach(r *request) (string, any, error) {
 	if d.App == "" && d.Version == "" {
 		return "reach", d, nil
 	}
-	reach, err := access.WhoCanReach(txn, d.App, d.Version)
+	after := r.URL.Query().Get("after")
+	page, err := access.WhoCanReachPage(txn, d.App, d.Version, after, PageSize)
 	switch {
 	case errors.Is(err, access.ErrUnknownApplication):
 		return "", nil, notFound("application", d.App)
@@ -307,9 +308,7 @@ func (s *Server) reach(r *request) (string, any, error) {
 	case err != nil:
 		return "", nil, err
 	}
-	after := r.URL.Query().Get("after")
-	users, next := pageOf(reach.Users, after, func(u access.ReachingUser) string { return u.UserName })
-	d.Reach = &reachPage{Application: reach.Application, Version: reach.Version, Total: len(reach.Users), Users: users,
-		Pager: pageLinks(Path+"reach", url.Values{"app": {d.App}, "version": {d.Version}}, after, next)}
+	d.Reach = &reachPage{Application: page.Application, Version: page.Version, Total: page.Total, Users: page.Users,
+		Pager: pageLinks(Path+"reach", url.Values{"app": {d.App}, "version": {d.Version}}, after, page.Next)}
 	return "reach", d, nil
 }
