@@ -61,3 +61,19 @@ func TestStaleRetriesBackOff(t *testing.T) {
 		t.Errorf("cancelled during its attempts: err = %v after %d attempts, want context.Canceled after 4", err, calls)
 	}
 }
+
+// TestStaleWriteThatCannotCatchUpStaysStale: a write the journal refused
+// as stale was not made, and a catch-up that fails for a reason of its own
+// must not hide that: callers tell a write to retry (ErrStale) from one
+// that failed by the error's class.
+func TestStaleWriteThatCannotCatchUpStaysStale(t *testing.T) {
+	errMirror := errors.New("mirror: lost its stream")
+	s := newStore(t, Options{
+		Journal: journalFunc(func(memdb.Changes) error { return ErrStale }),
+		CatchUp: func(context.Context) error { return errMirror },
+	})
+	err := s.Update(context.Background(), func(tx *Txn) error { return tx.Insert(TableMeta, &Meta{Key: "k", Value: "v"}) })
+	if !errors.Is(err, ErrStale) || !errors.Is(err, errMirror) {
+		t.Errorf("err = %v, want ErrStale and the catch-up's error", err)
+	}
+}

@@ -473,8 +473,10 @@ func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
 				return ctx.Err()
 			}
 		}
-		if err := s.opts.CatchUp(ctx); err != nil {
-			return fmt.Errorf("store: catch up after a conflicting write: %w", err)
+		if cerr := s.opts.CatchUp(ctx); cerr != nil {
+			// The write was not made: it stays stale, so that callers
+			// still tell it to retry whatever the catch-up's error is.
+			return fmt.Errorf("store: catch up after a conflicting write: %w (%w)", cerr, err)
 		}
 	}
 }
