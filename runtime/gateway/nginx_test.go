@@ -17,7 +17,10 @@ import (
 // TestNginxAuthRequest runs the documented nginx configuration against
 // idrecon's /auth/verify and an application that echoes what it receives.
 func TestNginxAuthRequest(t *testing.T) {
-	g, err := gateway.New(gateway.Config{}, gateway.Deps{Sessions: sessions, Decider: deciders, Logger: quietLogger()})
+	// The header names of examples/entra's Gateway, which the nginx file
+	// copies.
+	g, err := gateway.New(gateway.Config{RolesHeader: "X-Idrecon-Roles", VersionsHeader: "X-Idrecon-Versions"},
+		gateway.Deps{Sessions: sessions, Decider: deciders, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,12 +44,20 @@ func TestNginxAuthRequest(t *testing.T) {
 		// strips too: Spring's ForwardedHeaderFilter reads X-Forwarded-Ssl.
 		{"X-Forwarded-Ssl", forged}, {"X-Forwarded-Server", forged}, {"X-Forwarded-Port", forged},
 		{"X-Forwarded-Prefix", forged}, {"X-Forwarded-Method", forged},
+		// The roles and versions, which an application takes as idrecon's.
+		{"X-Idrecon-Roles", "Administrator," + forged}, {"x-idrecon-versions", "*/*," + forged},
 	}
 	t.Run("signed in", func(t *testing.T) {
 		for _, raw := range [][][2]string{nil, spoofs} {
 			got := decodeSeen(t, do(t, "GET", base+"/ssc/html/index.jsp?a=1&b=2", "tok-ann", append(raw, [2]string{"Cookie", "JSESSIONID=j1"})))
 			if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
 				t.Errorf("app saw username %q, want [ann]", v)
+			}
+			if v := valuesFolded(got.Header, "x-idrecon-roles"); !slices.Equal(v, []string{"Developer, Manager"}) {
+				t.Errorf("app saw roles %q, want idrecon's [Developer, Manager]", v)
+			}
+			if v := valuesFolded(got.Header, "x-idrecon-versions"); !slices.Equal(v, []string{"ledger/1, payments/2.0"}) {
+				t.Errorf("app saw versions %q, want idrecon's", v)
 			}
 			if v := valuesFolded(got.Header, "user-name"); v != nil {
 				t.Errorf("app saw user_name %q", v)
