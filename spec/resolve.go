@@ -63,6 +63,9 @@ func isHex64(s string) bool {
 // can front both listeners. SAML's routes lie below the path of its baseURL.
 const (
 	HealthzPath = "/healthz"
+	// ReadyzPath answers a load balancer whether this daemon should get
+	// traffic (200 or 503, no detail; the admin API's /readyz says why).
+	ReadyzPath = "/readyz"
 	WebhookPath = "/hooks/git"
 	MetricsPath = "/metrics"
 	SAMLPath    = "/saml"
@@ -74,7 +77,7 @@ const (
 
 // ReservedPaths are the paths a SCIM basePath or a Gateway's pathPrefix
 // must stay off.
-var ReservedPaths = []string{HealthzPath, WebhookPath, MetricsPath, SAMLPath, VerifyPath}
+var ReservedPaths = []string{HealthzPath, ReadyzPath, WebhookPath, MetricsPath, SAMLPath, VerifyPath}
 
 func (l *loader) resolveScim(p *parsedDoc, s *ScimProvisioning) {
 	basePathOK := false

@@ -609,6 +609,19 @@ func assemble(ctx context.Context, cfg Config) (d *daemon, cleanup func(), err e
 	if !cfg.InsecureHTTP {
 		checks = append(checks, admin.Check{Name: "tls", Ready: tlsSrc.Ready})
 	}
+	// A load balancer reaches the main listener, not the admin API on
+	// loopback: it asks here whether to send this daemon traffic (a
+	// daemon cut off from etcd is drained). Which component is not ready,
+	// and why, only the admin API says.
+	main.HandleFunc("GET "+spec.ReadyzPath, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if ready, _ := admin.Readiness(checks); !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
 	// Only push mode takes pushed specs, unpacked next to the current one.
 	var uploadDir string
 	var push func(context.Context, string) (*reconcile.Plan, error)

@@ -206,6 +206,10 @@ func TestExampleServesDriftIsCorrectedAndStateSurvives(t *testing.T) {
 		code, _ := d.call(t, "GET", d.admin+"/readyz", "", nil)
 		return code == 200
 	})
+	// The same, for a load balancer, on the main listener.
+	if code, body := d.call(t, "GET", d.base+"/readyz", "", nil); code != 200 || string(body) != "ready\n" {
+		t.Fatalf("main listener /readyz: %d %q", code, body)
+	}
 	if st := d.status(t); st.AppliedRevision == "" || st.LastResult != "ok" {
 		t.Fatalf("example not applied: %+v", st)
 	}

@@ -171,6 +171,10 @@ func TestCutOffReplicaRefusesAccess(t *testing.T) {
 	if why := a.status(t).Components["etcd"]; !strings.Contains(why, "--etcd-max-stale") || !strings.Contains(why, "refuses sign-ins and Gateway access") {
 		t.Errorf("a's status does not say why it refuses: %q", why)
 	}
+	// A load balancer, which reaches the main listener only, drains it.
+	if code, body := a.call(t, "GET", a.base+"/readyz", "", nil); code != http.StatusServiceUnavailable || string(body) != "not ready\n" {
+		t.Errorf("a's main listener /readyz: %d %q, want 503 and no detail", code, body)
+	}
 
 	net.heal()
 	eventually(t, "a's Gateway decides again, with alice disabled", func() bool {
@@ -179,6 +183,7 @@ func TestCutOffReplicaRefusesAccess(t *testing.T) {
 	})
 	eventually(t, "a ready again", func() bool {
 		code, _ := a.call(t, "GET", a.admin+"/readyz", "", nil)
-		return code == 200
+		main, _ := a.call(t, "GET", a.base+"/readyz", "", nil)
+		return code == 200 && main == 200
 	})
 }

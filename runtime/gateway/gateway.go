@@ -38,7 +38,7 @@ const (
 )
 
 // DefaultReserved are idrecon's own path prefixes, never forwarded.
-var DefaultReserved = []string{spec.SAMLPath, spec.SAMLUserPath, spec.HealthzPath, spec.WebhookPath,
+var DefaultReserved = []string{spec.SAMLPath, spec.SAMLUserPath, spec.HealthzPath, spec.ReadyzPath, spec.WebhookPath,
 	spec.MetricsPath, spec.DefaultScimBasePath, "/auth"}
 
 // Sessions finds the signed-in user of a request (the SAML server's
