@@ -65,7 +65,7 @@ const (
 	HealthzPath = "/healthz"
 	// ReadyzPath answers a load balancer whether this daemon should get
 	// traffic (200 or 503, no detail; the admin API's /readyz says why).
-	ReadyzPath = "/readyz"
+	ReadyzPath  = "/readyz"
 	WebhookPath = "/hooks/git"
 	MetricsPath = "/metrics"
 	SAMLPath    = "/saml"
