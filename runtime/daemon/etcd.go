@@ -3,6 +3,7 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -97,20 +98,32 @@ func etcdClient(ec *EtcdConfig) (*clientv3.Client, error) {
 	if len(ec.Endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints")
 	}
-	ccfg := clientv3.Config{Endpoints: ec.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 5 * time.Second, DialOptions: ec.dialOptions}
-	if ec.CAFile != "" || ec.CertFile != "" {
-		tc, err := (transport.TLSInfo{CertFile: ec.CertFile, KeyFile: ec.KeyFile, TrustedCAFile: ec.CAFile}).ClientConfig()
-		if err != nil {
-			return nil, fmt.Errorf("etcd client TLS: %w", err)
-		}
-		ccfg.TLS = tc
+	tc, err := etcdTLS(ec)
+	if err != nil {
+		return nil, err
 	}
+	ccfg := clientv3.Config{Endpoints: ec.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 5 * time.Second, DialOptions: ec.dialOptions, TLS: tc}
 	cli, err := clientv3.New(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	return cli, nil
+}
+
+// etcdTLS is the etcd client's TLS configuration, nil without one.
+func etcdTLS(ec *EtcdConfig) (*tls.Config, error) {
+	if (ec.CertFile == "") != (ec.KeyFile == "") {
+		return nil, errors.New("etcd client TLS: --etcd-cert and --etcd-key go together: give the client certificate and its key, or neither")
+	}
+	if ec.CAFile == "" && ec.CertFile == "" {
+		return nil, nil
+	}
+	tc, err := (transport.TLSInfo{CertFile: ec.CertFile, KeyFile: ec.KeyFile, TrustedCAFile: ec.CAFile}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("etcd client TLS: %w", err)
+	}
+	return tc, nil
 }
 
 // shared is what the daemons on one etcd share: the state, mirrored into
@@ -356,6 +369,13 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 	if err != nil {
 		st.Close()
 		cli.Close()
+		if ctx.Err() == nil && errors.Is(err, store.ErrUnavailable) {
+			// The client says only that it ran out of time.
+			tc, _ := etcdTLS(ec)
+			if why := probeEtcd(ctx, ec.Endpoints, tc); why != "" {
+				return nil, nil, nil, fmt.Errorf("load state from etcd %s: %w (%s)", ec.Shown(), err, why)
+			}
+		}
 		return nil, nil, nil, fmt.Errorf("load state from etcd %s: %w", ec.Shown(), err)
 	}
 	log.Info("state loaded from etcd", "endpoints", ec.Shown(), "revision", stats.Revision, "users", stats.Users,

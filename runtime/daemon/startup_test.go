@@ -114,6 +114,13 @@ func TestStartFailuresAreClear(t *testing.T) {
 		{name: "admin port in use, slow first reconcile", cfg: func(c *Config) { c.AdminListen = busy.Addr().String() }, want: "address already in use", slow: true},
 		{name: "data dir not creatable", cfg: func(c *Config) { c.DataDir = filepath.Join(notDir, "data") }, want: "data dir"},
 		{name: "data dir held by another daemon", cfg: func(c *Config) { c.DataDir = held }, wantIs: durable.ErrLocked},
+		// The etcd client says only that its calls ran out of time.
+		{name: "etcd not listening", cfg: func(c *Config) {
+			c.Etcd = &EtcdConfig{Endpoints: []string{"http://" + freeAddr(t)}, Timeout: time.Second}
+		}, want: "connection refused"},
+		{name: "etcd client certificate without its key", cfg: func(c *Config) {
+			c.Etcd = &EtcdConfig{Endpoints: []string{"https://" + freeAddr(t)}, CertFile: notDir}
+		}, want: "--etcd-cert and --etcd-key go together"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
