@@ -37,7 +37,9 @@ func TestProbeEtcdSaysWhy(t *testing.T) {
 		pool.AddCert(s.Certificate())
 		return &tls.Config{RootCAs: pool}
 	}
-	host := func(s *httptest.Server) string { return strings.TrimPrefix(strings.TrimPrefix(s.URL, "https://"), "http://") }
+	host := func(s *httptest.Server) string {
+		return strings.TrimPrefix(strings.TrimPrefix(s.URL, "https://"), "http://")
+	}
 
 	for _, tc := range []struct {
 		name     string
