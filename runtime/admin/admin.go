@@ -496,6 +496,10 @@ type ReplicationStatus struct {
 	// ("" while there is none).
 	Replica string `json:"replica"`
 	Leader  string `json:"leader"`
+	// Unreachable are the endpoints whose member did not answer: the
+	// cluster may go on without one, but one loss more can take its
+	// quorum.
+	Unreachable []string `json:"unreachable,omitempty"`
 }
 
 // GatewayStatus is one Gateway as it serves: its paths, whether it is

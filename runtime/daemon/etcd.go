@@ -136,7 +136,8 @@ type shared struct {
 	untaggedUntil time.Time
 
 	cli       *clientv3.Client
-	endpoints []string
+	raw       []string // the endpoints, as the client dials them
+	endpoints []string // as status shows them
 	prefix    string
 	timeout   time.Duration
 	name      string // this replica, in the election and status
@@ -386,7 +387,7 @@ func openEtcdStore(ctx context.Context, ec *EtcdConfig, log *slog.Logger, onComm
 	}
 	timeout := cmp.Or(ec.Timeout, etcdstate.DefaultTimeout)
 	sh.state, sh.saml = state, samletcd.New(cli, prefix, timeout, log.With("component", "saml-etcd"))
-	sh.cli, sh.endpoints, sh.prefix, sh.timeout = cli, strings.Split(ec.Shown(), ","), prefix, timeout
+	sh.cli, sh.raw, sh.endpoints, sh.prefix, sh.timeout = cli, ec.Endpoints, strings.Split(ec.Shown(), ","), prefix, timeout
 	sh.name, sh.log = replicaName(ec.Name), log.With("component", "etcd")
 	if sh.maxStale = cmp.Or(ec.MaxStale, DefaultMaxStale); sh.maxStale < 0 {
 		sh.maxStale = 0
@@ -618,7 +619,34 @@ func sleep(ctx context.Context, d time.Duration) {
 // status reports the shared state for GET /v1/status.
 func (sh *shared) status(ctx context.Context) *admin.ReplicationStatus {
 	return &admin.ReplicationStatus{Backend: "etcd", Endpoints: sh.endpoints, Revision: sh.state.Applied(),
-		Replica: sh.name, Leader: sh.leader(ctx)}
+		Replica: sh.name, Leader: sh.leader(ctx), Unreachable: sh.unreachable(ctx)}
+}
+
+// memberWait bounds how long status waits for one member's answer.
+const memberWait = time.Second
+
+// unreachable lists, as status shows them, the endpoints whose member does
+// not answer: the cluster may go on without it, but one loss more can take
+// its quorum, and nothing else says so while every write still succeeds.
+func (sh *shared) unreachable(ctx context.Context) []string {
+	down := make([]bool, len(sh.raw))
+	var wg sync.WaitGroup
+	for i, ep := range sh.raw {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, memberWait)
+			defer cancel()
+			_, err := sh.cli.Status(ctx, ep)
+			down[i] = err != nil
+		})
+	}
+	wg.Wait()
+	var out []string
+	for i, d := range down {
+		if d {
+			out = append(out, sh.endpoints[i])
+		}
+	}
+	return out
 }
 
 // Migrate copies the state in a stopped daemon's data dir into etcd (an

@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -496,10 +497,17 @@ func TestOneMemberDown(t *testing.T) {
 				}()
 			}
 			time.Sleep(300 * time.Millisecond)
-			c.KillProcess(tc.pick(c))
+			killed := tc.pick(c)
+			c.KillProcess(killed)
 			time.Sleep(3 * time.Second)
 			close(stop)
 			wg.Wait()
+			// Nothing failed, but the cluster is one loss from its
+			// quorum: status says which member is gone.
+			eventually(t, "status names the member gone", func() bool {
+				st := ds[0].status(t).Replication
+				return st != nil && slices.Equal(st.Unreachable, []string{c.Endpoints[killed]})
+			})
 			t.Logf("%s killed: %d created, %d answered 503, %d other", tc.name, ok.Load(), unavailable.Load(), other.Load())
 			if other.Load() != 0 || (!tc.allow503 && unavailable.Load() != 0) {
 				t.Errorf("%d writes failed (%d with 503)", other.Load()+unavailable.Load(), unavailable.Load())

@@ -250,7 +250,11 @@ func replicationLine(r *admin.ReplicationStatus) string {
 	case r.Leader != "":
 		leader = "leader " + r.Leader + ", this is " + r.Replica
 	}
-	return fmt.Sprintf("%s, %d endpoint(s), revision %d; %s", r.Backend, len(r.Endpoints), r.Revision, printable(leader))
+	line := fmt.Sprintf("%s, %d endpoint(s), revision %d; %s", r.Backend, len(r.Endpoints), r.Revision, printable(leader))
+	if len(r.Unreachable) > 0 {
+		line += fmt.Sprintf("; %d not answering: %s", len(r.Unreachable), printable(strings.Join(r.Unreachable, ", ")))
+	}
+	return line
 }
 
 // moreLines says that an error goes on below the table.
