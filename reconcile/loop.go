@@ -512,7 +512,7 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 	var corrected []Change
 	if p.plan != nil {
 		res.Summary = p.plan.Summary
-		r.logPlan(p.plan, p.target.Revision, p.suspended, res.Applied)
+		r.logPlan(p.plan, p.target.Revision, p.targetName, p.suspended, res.Applied)
 		r.planDrift = p.plan.Drifted()
 		if res.Applied {
 			// Applying the plan put back the drift it did not keep (report
@@ -613,14 +613,14 @@ func (r *Reconciler) record(ctx context.Context, p *pass) Result {
 
 // logPlan logs and audits the drift plan found and, when it was applied,
 // each change made.
-func (r *Reconciler) logPlan(plan *Plan, revision string, suspended, applied bool) {
+func (r *Reconciler) logPlan(plan *Plan, revision, source string, suspended, applied bool) {
 	r.reportDrift(plan, suspended)
 	if applied && plan.Changes() {
 		// The totals are what the apply made, as its change records are,
 		// without the drift kept in place.
 		m := plan.Made()
-		r.log.Info("applied", "revision", revision, "create", m.Create, "update", m.Update, "delete", m.Delete)
-		r.cfg.Audit.Record(audit.Applied{Revision: revision, Create: m.Create, Update: m.Update, Delete: m.Delete})
+		r.log.Info("applied", "revision", revision, "source", source, "create", m.Create, "update", m.Update, "delete", m.Delete)
+		r.cfg.Audit.Record(audit.Applied{Revision: revision, Source: source, Create: m.Create, Update: m.Update, Delete: m.Delete})
 		r.auditApplied(plan, revision)
 	}
 }

@@ -439,9 +439,12 @@ type SCIMWrite struct {
 	Error        string
 }
 
-// Applied opens the records of one apply: its revision and totals.
+// Applied opens the records of one apply: its revision (the spec's
+// content hash, as its change records name it), the source revision it
+// came from as status names it (main@sha1:<commit>), and its totals.
 type Applied struct {
 	Revision               string
+	Source                 string
 	Create, Update, Delete int
 }
 
@@ -511,8 +514,11 @@ func (e SCIMWrite) attrs() []slog.Attr {
 }
 
 func (e Applied) attrs() []slog.Attr {
-	return []slog.Attr{slog.String("revision", e.Revision),
-		slog.Int("create", e.Create), slog.Int("update", e.Update), slog.Int("delete", e.Delete)}
+	a := []slog.Attr{slog.String("revision", e.Revision)}
+	if e.Source != "" {
+		a = append(a, slog.String("source", e.Source))
+	}
+	return append(a, slog.Int("create", e.Create), slog.Int("update", e.Update), slog.Int("delete", e.Delete))
 }
 
 func (e AppliedChange) attrs() []slog.Attr {
