@@ -17,7 +17,10 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure a Log.
@@ -73,6 +76,10 @@ type Log struct {
 	dirty  bool       // written since f was last synced (or a sync failed)
 	apply  applyState // guarded by mu
 
+	// lost counts records that could not be written: the error log says
+	// which, the counter lets an alert say that any were.
+	lost atomic.Uint64
+
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Close: the sync goroutine returns
 	done     chan struct{} // closed once the sync goroutine has returned
@@ -115,7 +122,9 @@ func Open(path string, opts Options) (*Log, error) {
 func (l *Log) open() error {
 	// Here rather than in Open: a directory deleted while the daemon runs
 	// is made again when the log is reopened.
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o750); err != nil {
+	// Owner-only, like the file: a listing alone names the rotated files
+	// and their sizes, and the records name users.
+	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	// Read as well as append: open checks the last byte.
@@ -622,11 +631,28 @@ func (l *Log) record(e Event, now time.Time) error {
 	r := slog.NewRecord(now, slog.LevelInfo, e.Message(), 0)
 	r.AddAttrs(e.attrs()...)
 	if err := h.Handle(context.Background(), r); err != nil {
+		l.lost.Add(1)
 		return errors.Join(serr, fmt.Errorf("audit: encode: %w", err))
 	}
 	_, err := l.write(buf.Bytes())
+	if err != nil {
+		l.lost.Add(1)
+	}
 	return errors.Join(serr, err)
 }
+
+var lostDesc = prometheus.NewDesc("idrecon_audit_records_not_written_total",
+	"Audit records that could not be written (a full disk, a removed directory) and are lost.", nil, nil)
+
+// Describe implements prometheus.Collector.
+func (l *Log) Describe(ch chan<- *prometheus.Desc) { ch <- lostDesc }
+
+// Collect implements prometheus.Collector.
+func (l *Log) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(lostDesc, prometheus.CounterValue, float64(l.lost.Load()))
+}
+
+var _ prometheus.Collector = (*Log)(nil)
 
 // admit decides whether e is written, counting the change records of an
 // apply past MaxApplyRecords instead; l.mu is held.

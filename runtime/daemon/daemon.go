@@ -509,6 +509,12 @@ func assemble(ctx context.Context, cfg Config) (d *daemon, cleanup func(), err e
 			return nil, cleanup, fmt.Errorf("journal metrics: %w", err)
 		}
 	}
+	if l, ok := trail.(*audit.Log); ok {
+		// Records the disk refused are counted, not only logged.
+		if err := met.Register(l); err != nil {
+			return nil, cleanup, fmt.Errorf("audit metrics: %w", err)
+		}
+	}
 	if sh != nil {
 		if err := met.Register(sh.state); err != nil {
 			return nil, cleanup, fmt.Errorf("etcd metrics: %w", err)

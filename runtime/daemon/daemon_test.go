@@ -234,6 +234,10 @@ func TestExampleServesDriftIsCorrectedAndStateSurvives(t *testing.T) {
 	if n := metricValue(string(m), "idrecon_journal_sync_duration_seconds_count"); n < 1 {
 		t.Errorf("idrecon_journal_sync_duration_seconds_count %v after a SCIM write, want at least 1", n)
 	}
+	// An audit record the disk refuses is counted where it can be alerted on.
+	if n := metricValue(string(m), "idrecon_audit_records_not_written_total"); n != 0 {
+		t.Errorf("idrecon_audit_records_not_written_total %v, want it exposed, at 0", n)
+	}
 
 	// A console edit: add a version of webgoat out of band. (Dropping 2.0
 	// is refused: an assignment grants webgoat/2.0.)

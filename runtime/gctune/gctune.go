@@ -4,6 +4,7 @@ package gctune
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"os"
 	"path"
@@ -33,6 +34,57 @@ type Settings struct {
 	// may use is unknown (no /proc/meminfo, as on macOS): MemoryLimit is
 	// then 0 and Follow keeps the limit with nothing above it.
 	Uncapped bool
+	// GOGC and GOMEMLIMIT are the environment's values when set: they
+	// won over idrecon's, and Log says so.
+	GOGC, GOMEMLIMIT string
+	// Available is the memory the process may use as Apply found it (its
+	// cgroup's limit, else the machine's), 0 if unknown.
+	Available int64
+}
+
+// Log says in one line what the collector runs with and who chose it, so
+// that an operator who set GOGC or GOMEMLIMIT sees they were kept. A
+// GOMEMLIMIT above the memory available is a warning: the kernel would kill
+// the process before the collector reached it.
+func (s Settings) Log(l *slog.Logger) {
+	level, msg := slog.LevelInfo, "gc settings"
+	var attrs []any
+	if s.GOGC != "" {
+		attrs = append(attrs, "GOGC", s.GOGC, "gogc_from", "the environment")
+	} else {
+		attrs = append(attrs, "GOGC", s.Percent, "gogc_from", "idrecon (--gc-percent)")
+	}
+	switch {
+	case s.GOMEMLIMIT != "":
+		attrs = append(attrs, "GOMEMLIMIT", s.GOMEMLIMIT, "gomemlimit_from", "the environment (the limit is not adjusted to the live heap)")
+		if n, ok := parseMemLimit(s.GOMEMLIMIT); ok && s.Available > 0 && n > s.Available {
+			level, msg = slog.LevelWarn, "gc settings: GOMEMLIMIT from the environment is above the memory available"
+		}
+	case s.Uncapped:
+		attrs = append(attrs, "gomemlimit_from", "idrecon: twice the live heap plus headroom, the memory available unknown")
+	default:
+		attrs = append(attrs, "memory_limit_ceiling", s.MemoryLimit, "gomemlimit_from", "idrecon: twice the live heap plus headroom, at most 3/4 of the memory available")
+	}
+	attrs = append(attrs, "available", s.Available)
+	l.Log(context.Background(), level, msg, attrs...)
+}
+
+// parseMemLimit reads a GOMEMLIMIT value: bytes, with an optional B, KiB,
+// MiB, GiB or TiB suffix; false for "off" or anything else.
+func parseMemLimit(v string) (int64, bool) {
+	v = strings.TrimSpace(v)
+	shift := 0
+	for i, suffix := range []string{"TiB", "GiB", "MiB", "KiB", "B"} {
+		if rest, ok := strings.CutSuffix(v, suffix); ok {
+			v, shift = rest, []int{40, 30, 20, 10, 0}[i]
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64>>shift {
+		return 0, false
+	}
+	return n << shift, true
 }
 
 // Apply sets the GC target to percent unless the GOGC env var is set, and,
@@ -47,14 +99,14 @@ func Apply(getenv func(string) string, percent int) Settings {
 // apply is Apply with the kernel's files read through readFile: a fake
 // tree in tests.
 func apply(getenv func(string) string, percent int, readFile func(string) ([]byte, error)) Settings {
-	var s Settings
-	if getenv("GOGC") == "" {
+	s := Settings{GOGC: getenv("GOGC"), GOMEMLIMIT: getenv("GOMEMLIMIT"), Available: availableMemory(readFile)}
+	if s.GOGC == "" {
 		debug.SetGCPercent(percent)
 		s.Percent = percent
 	}
-	if getenv("GOMEMLIMIT") == "" {
-		if avail := availableMemory(readFile); avail > 0 {
-			s.MemoryLimit = avail / 4 * 3
+	if s.GOMEMLIMIT == "" {
+		if s.Available > 0 {
+			s.MemoryLimit = s.Available / 4 * 3
 			debug.SetMemoryLimit(s.MemoryLimit)
 		} else {
 			s.Uncapped = true

@@ -38,8 +38,12 @@ func TestAvailableMemory(t *testing.T) {
 
 func TestApplyLeavesTheEnvironmentsChoice(t *testing.T) {
 	env := map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}
-	if got := Apply(func(k string) string { return env[k] }, 400); got != (Settings{}) {
+	got := Apply(func(k string) string { return env[k] }, 400)
+	if got.Percent != 0 || got.MemoryLimit != 0 || got.Uncapped {
 		t.Fatalf("Apply with GOGC and GOMEMLIMIT set chose %+v", got)
+	}
+	if got.GOGC != "100" || got.GOMEMLIMIT != "1GiB" {
+		t.Fatalf("Apply did not keep the environment's values to log: %+v", got)
 	}
 }
 

@@ -2,6 +2,7 @@ package saml
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/base64"
@@ -603,10 +604,42 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, c, http.StatusServiceUnavailable, "Sign-in failed", "The session could not be stored; try again.")
 		return
 	}
+	if err := s.loggedOutSince(r.Context(), ch, id); err != nil {
+		if _, refused := errors.AsType[*ResponseError](err); refused {
+			s.rejected(w, c, err)
+			return
+		}
+		s.log.Error("saml: sign-in: logout check", "err", err)
+		s.errorPage(w, c, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be checked; try again.")
+		return
+	}
 	s.setCookie(w, c, r, &http.Cookie{Name: c.cookies.session, Value: id, MaxAge: int(c.lifetime.Seconds()), SameSite: http.SameSiteLaxMode})
 	s.obs("success")
 	s.log.Info("saml: signed in", "user", d.UserName, "idpInitiated", ch.inResponseTo == "")
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+// loggedOutSince checks the IdP's logouts again once the session id is
+// stored: a LogoutRequest another daemon took between consume's check and
+// the store ended every session of the user but this one, which did not
+// exist yet. The logout is recorded before its sessions are deleted, so
+// this read sees it whenever the delete missed the session. A session
+// whose assertion the logout covers is deleted again and refused; one
+// that cannot be checked is deleted too, as its sign-in is answered 503.
+func (s *Server) loggedOutSince(ctx context.Context, ch *checked, id string) error {
+	at, loggedOut, err := s.logouts.LoggedOut(ctx, store.Fold(ch.nameID))
+	switch {
+	case err != nil:
+	case !loggedOut || !ch.issued.Before(at):
+		return nil
+	default:
+		err = reject(CodeLoggedOut, "assertion %s was issued at %s, before the IdP's LogoutRequest for %s at %s, taken while it signed in",
+			ch.assertionID, ch.issued.UTC().Format(time.RFC3339Nano), ch.nameID, at.UTC().Format(time.RFC3339Nano))
+	}
+	if derr := s.sessions.Delete(ctx, id); derr != nil {
+		s.log.Error("saml: delete a session its sign-in refused", "err", derr)
+	}
+	return err
 }
 
 func deniedText(userName, reason string) string {

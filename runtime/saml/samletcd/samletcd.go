@@ -89,6 +89,7 @@ type Store struct {
 var (
 	_ saml.SessionStore = (*Store)(nil)
 	_ saml.ReplayCache  = (*Store)(nil)
+	_ saml.LogoutLog    = (*Store)(nil)
 )
 
 // record is a session's value in etcd.

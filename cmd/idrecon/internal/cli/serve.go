@@ -142,7 +142,7 @@ either it waits for 'idrecon apply' (push mode).`,
 			return err
 		}
 		cfg.WebhookToken = string(tok)
-		cfg.Logger.Info("garbage collector", "gcPercent", gc.Percent, "memoryLimitBytes", gc.MemoryLimit)
+		gc.Log(cfg.Logger)
 		return daemon.Run(ctx, cfg)
 	}
 	return c
