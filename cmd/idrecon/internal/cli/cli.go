@@ -67,7 +67,7 @@ var errUsagePrinted = errors.New("usage")
 func commands(env Env) []*cobra.Command {
 	return []*cobra.Command{
 		initCmd(env), validateCmd(env), exportCmd(env), planCmd(env), applyCmd(env), serveCmd(env),
-		statusCmd(env), reconcileCmd(env), suspendCmd(env), resumeCmd(env), usersCmd(env), groupsCmd(env),
+		statusCmd(env), historyCmd(env), reconcileCmd(env), suspendCmd(env), resumeCmd(env), usersCmd(env), groupsCmd(env),
 		accessCmd(env), tokenCmd(env), samlCmd(env), backupCmd(env), restoreCmd(env), migrateCmd(env),
 		keystoreCmd(env), versionCmd(env),
 	}

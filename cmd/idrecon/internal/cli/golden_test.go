@@ -155,7 +155,7 @@ func lineDiff(want, got string) string {
 
 // goldenCommands are the commands whose --help is pinned.
 var goldenCommands = []string{
-	"access", "apply", "backup", "export", "groups", "init", "keystore", "migrate", "plan", "reconcile",
+	"access", "apply", "backup", "export", "groups", "history", "init", "keystore", "migrate", "plan", "reconcile",
 	"restore", "resume", "saml", "serve", "status", "suspend", "token", "users", "validate", "version",
 }
 
@@ -257,6 +257,7 @@ func TestGoldenDaemon(t *testing.T) {
 	runGolden(t, env, n, []goldenCase{
 		{"daemon/status", []string{"status"}},
 		{"daemon/status-json", []string{"status", "--output", "json"}},
+		{"daemon/history", []string{"history"}},
 		{"daemon/users", []string{"users"}},
 		{"daemon/users-json", []string{"users", "--output", "json"}},
 		{"daemon/users-none-json", []string{"users", "--filter", "nobody", "--output", "json"}},

@@ -40,7 +40,7 @@ func TestUsageErrorsExitOne(t *testing.T) {
 	var tests []tc
 	// Valid arguments for each command, to which a mistake is added.
 	valid := map[string][]string{
-		"validate": {"."}, "plan": {"."}, "apply": {"."}, "serve": nil, "status": nil,
+		"validate": {"."}, "plan": {"."}, "apply": {"."}, "serve": nil, "status": nil, "history": nil,
 		"reconcile": nil, "suspend": nil, "resume": nil, "users": nil, "groups": nil,
 		"access": {"pending"}, "token": {"new"}, "saml": {"metadata"}, "backup": {"-o", "x"},
 		"restore": {"FILE"}, "keystore": {"import", "FILE.p12"}, "version": nil,
