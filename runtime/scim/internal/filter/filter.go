@@ -307,12 +307,18 @@ func (n *cmpNode) match(m map[string]any) bool {
 		}
 		return false
 	case scimfilter.NE:
+		// Absent, the attribute equals nothing. Multi-valued, it matches
+		// when any of its values does (RFC 7644 §3.4.2.2): when one
+		// differs, not when none is equal.
+		if len(vals) == 0 {
+			return true
+		}
 		for _, x := range vals {
-			if compare(n.attr, scimfilter.EQ, x, n.val) {
-				return false
+			if !compare(n.attr, scimfilter.EQ, x, n.val) {
+				return true
 			}
 		}
-		return true
+		return false
 	}
 	for _, x := range vals {
 		if compare(n.attr, n.op, x, n.val) {
@@ -479,7 +485,9 @@ func compileCmp(e *scimfilter.AttributeExpression, rt *schema.ResourceType, pare
 		// comparison invalidFilter.
 		return nil, scimerr.New(scimerr.InvalidFilter, "attribute %q is of type %s and cannot be compared with %s", p.String(), n.attr.Type, literal(n.val))
 	}
-	if n.attr.Type == schema.DateTime {
+	if n.attr.Type == schema.DateTime && n.op != scimfilter.CO && n.op != scimfilter.SW && n.op != scimfilter.EW {
+		// co, sw and ew look at the text (a date-time starts with its
+		// year); the others compare instants.
 		if s, ok := n.val.(string); ok {
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {

@@ -92,8 +92,24 @@ func singleQuoted(s string) string {
 //   - a value path with a sub-attribute compared outside the brackets
 //     (`emails[type eq "work"].value eq "x"`) moves the comparison inside
 //     (`emails[type eq "work" and value eq "x"]`).
-func lenient(s string) string {
+//
+// It also spells the hex digits of \u escapes in upper case, the only case
+// the third-party parser reads; JSON takes either (RFC 8259 §7).
+func lenient(s string) string { return rewrite(s, true) }
+
+// lenientPath is lenient for a PATCH path, which ends at the value path's
+// sub-attribute (RFC 7644 §3.5.2): a comparison after it is no path, and
+// moved inside the brackets it would select elements the client never
+// named.
+func lenientPath(s string) string { return rewrite(s, false) }
+
+func rewrite(s string, moveSub bool) string {
 	toks := tokenize(s)
+	for i := range toks {
+		if strings.HasPrefix(toks[i].text, `"`) {
+			toks[i].text = upperHexEscapes(toks[i].text)
+		}
+	}
 	for i := 1; i+1 < len(toks); i++ {
 		prev, next := toks[i-1].text, toks[i+1].text
 		if isCompareOp(toks[i].text) && (isWord(prev) || prev == "]") && isWord(next) && !isLiteral(next) {
@@ -101,7 +117,7 @@ func lenient(s string) string {
 			toks[i+1].text = string(q)
 		}
 	}
-	for i := 0; i+1 < len(toks); i++ {
+	for i := 0; moveSub && i+1 < len(toks); i++ {
 		if toks[i].text != "]" || toks[i+1].space || !strings.HasPrefix(toks[i+1].text, ".") {
 			continue
 		}
@@ -154,4 +170,28 @@ func lenient(s string) string {
 		b.WriteString(t.text)
 	}
 	return b.String()
+}
+
+// upperHexEscapes returns the quoted string q with the hex digits of its
+// \u escapes in upper case.
+func upperHexEscapes(q string) string {
+	if !strings.Contains(q, `\u`) {
+		return q
+	}
+	b := []byte(q)
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		i++ // the escaped byte: a backslash escapes the next one only
+		if b[i] != 'u' {
+			continue
+		}
+		for j := i + 1; j < len(b) && j <= i+4; j++ {
+			if 'a' <= b[j] && b[j] <= 'f' {
+				b[j] -= 'a' - 'A'
+			}
+		}
+	}
+	return string(b)
 }

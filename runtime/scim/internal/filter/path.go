@@ -50,7 +50,7 @@ func parsePathUncached(text string, rt *schema.ResourceType) (*Path, error) {
 	if q := singleQuoted(text); q != "" {
 		return nil, errSingleQuoted(q)
 	}
-	p, err := parsePath(lenient(text))
+	p, err := parsePath(lenientPath(text))
 	if err != nil {
 		return nil, scimerr.New(scimerr.InvalidPath, "cannot parse path %q: %v", text, err)
 	}

@@ -19,7 +19,8 @@ import (
 // URIPatchOp is the PatchOp message schema.
 const URIPatchOp = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
-// MaxOperations bounds the operations of one request.
+// MaxOperations bounds the operations of one request, counting each key
+// of a path-less value as one: each is applied as a path of its own.
 const MaxOperations = 1000
 
 // Operation is one PATCH operation, already checked for shape.
@@ -121,12 +122,14 @@ func Parse(body map[string]any) ([]Operation, error) {
 // partly changed: callers apply to a copy and discard it, so a PATCH is all
 // or nothing.
 func Apply(doc map[string]any, ops []Operation, rt *schema.ResourceType) error {
+	paths := 0
 	for i, op := range ops {
 		var err error
 		if op.Path == "" {
-			err = applyPathless(doc, op, rt)
+			err = applyPathless(doc, op, rt, &paths)
 		} else {
-			err = applyPath(doc, op, op.Path, op.Value, rt)
+			paths++
+			err = applyPath(doc, op, op.Path, op.Value, rt, &paths)
 		}
 		if err != nil {
 			if se, ok := err.(*scimerr.Error); ok {
@@ -141,17 +144,24 @@ func Apply(doc map[string]any, ops []Operation, rt *schema.ResourceType) error {
 // applyPathless handles {"op":"replace","value":{…}}. Each key is a path of
 // its own: "name.givenName" and "urn:…:User:employeeNumber" set the nested
 // attribute, an extension URI key holds that extension's attributes.
-func applyPathless(doc map[string]any, op Operation, rt *schema.ResourceType) error {
+//
+// paths counts the paths applied so far in the request, against
+// MaxOperations: a path-less value may hold as many keys as the body has
+// room for, and their cost grows with the square of their number.
+func applyPathless(doc map[string]any, op Operation, rt *schema.ResourceType, paths *int) error {
 	var buf [8]pathValue // Entra's path-less values have a handful of keys
 	entries, err := flatten(op.Value.(map[string]any), rt, buf[:0])
 	if err != nil {
 		return err
 	}
+	if *paths += len(entries); *paths > MaxOperations {
+		return scimerr.New(scimerr.TooMany, "at most %d operations per request, counting each attribute of a value without a path as one", MaxOperations)
+	}
 	if err := overlaps(entries, rt); err != nil {
 		return err
 	}
 	for _, e := range entries {
-		if err := applyPath(doc, op, e.path, e.value, rt); err != nil {
+		if err := applyPath(doc, op, e.path, e.value, rt, paths); err != nil {
 			return err
 		}
 	}
@@ -236,13 +246,15 @@ func overlaps(entries []pathValue, rt *schema.ResourceType) error {
 	return nil
 }
 
-func applyPath(doc map[string]any, op Operation, pathText string, value any, rt *schema.ResourceType) error {
+func applyPath(doc map[string]any, op Operation, pathText string, value any, rt *schema.ResourceType, paths *int) error {
 	if ext := rt.Extension(pathText); ext != nil {
 		if op.Op == "remove" {
 			delete(doc, ext.ID)
 			return nil
 		}
-		return applyPathless(doc, Operation{Op: op.Op, Value: map[string]any{ext.ID: value}, HasValue: true}, rt)
+		// The path was counted: its value's keys count in its place.
+		*paths--
+		return applyPathless(doc, Operation{Op: op.Op, Value: map[string]any{ext.ID: value}, HasValue: true}, rt, paths)
 	}
 	if uri, _ := schema.SplitURN(pathText); uri != "" && !strings.EqualFold(uri, rt.Core.ID) && rt.Extension(uri) == nil {
 		// An extension nobody stores (a custom Entra extension): accepted
