@@ -335,8 +335,8 @@ func (b *budget) take(n int64) bool {
 func specFiles(ctx context.Context, root string, maxBytes int64) ([]string, error) {
 	var files []string
 	var total int64
-	err := walkSpec(ctx, root, func(path, rel string, d fs.DirEntry) error {
-		info, err := d.Info()
+	err := walkSpec(ctx, root, func(path, rel string) error {
+		info, err := os.Stat(path)
 		if err != nil {
 			return err
 		}
@@ -352,11 +352,31 @@ func specFiles(ctx context.Context, root string, maxBytes int64) ([]string, erro
 // walkSpec calls fn, in lexical order, for each file below root that Load
 // reads: a YAML file none of whose path elements starts with a dot. rel is
 // the file's path relative to root.
-func walkSpec(ctx context.Context, root string, fn func(path, rel string, d fs.DirEntry) error) error {
+func walkSpec(ctx context.Context, root string, fn func(path, rel string) error) error {
+	return WalkFiles(ctx, root, func(path, rel string, yaml bool) error {
+		if !yaml {
+			return nil
+		}
+		return fn(path, rel)
+	})
+}
+
+// WalkFiles calls fn, in lexical order, for each file below root the loader
+// may read, a spec document (yaml) or a file one names: every file none of
+// whose path elements starts with a dot, and a symlink within the folder (as
+// a Kubernetes ConfigMap mounts its files) as the file it names. It refuses
+// what would leave out what the author meant to be read: a symlink to a
+// folder, which the walk does not enter (it could loop), and a YAML file
+// that is linked from outside the folder, dangling or no regular file (a
+// spec reads nothing outside its folder); another file linked from outside,
+// which no document could read either, is left out. root may itself be a
+// symlink (a release switched with ln -sfn). rel is the file's path
+// relative to root, with slashes.
+func WalkFiles(ctx context.Context, root string, fn func(path, rel string, yaml bool) error) error {
 	walkRoot := root
 	if fi, err := os.Lstat(root); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		// WalkDir does not enter a root that is a symlink (a release
-		// switched with ln -sfn): through a trailing separator it does.
+		// WalkDir does not enter a root that is a symlink: through a
+		// trailing separator it does.
 		walkRoot = root + string(filepath.Separator)
 	}
 	return filepath.WalkDir(walkRoot, func(path string, d fs.DirEntry, err error) error {
@@ -387,46 +407,59 @@ func walkSpec(ctx context.Context, root string, fn func(path, rel string, d fs.D
 		if err != nil {
 			return err
 		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			if err := checkLink(root, path, rel, yaml); err != nil {
+		rel = filepath.ToSlash(rel)
+		readable := true
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			if readable, err = checkLink(root, path, rel, yaml); err != nil {
 				return err
 			}
+		case !d.Type().IsRegular():
+			if yaml {
+				return fmt.Errorf("%s: not a regular file", rel)
+			}
+			readable = false
 		}
-		if !yaml {
+		if !readable {
 			return nil
 		}
-		return fn(path, rel, d)
+		return fn(path, rel, yaml)
 	})
 }
 
-// checkLink refuses a symlink in a spec folder that would leave out what
-// its author meant to be read: a link to a folder, which the walk does not
-// enter (it could loop), and a YAML file linked from outside the folder,
-// which the loader does not read (a spec reads nothing outside its
-// folder). Links within the folder, as a Kubernetes ConfigMap mounts its
-// files, are read as the files they name.
-func checkLink(root, path, rel string, yaml bool) error {
+// checkLink says whether the symlink at path is read as the file it names
+// (see WalkFiles), or why it is refused.
+func checkLink(root, path, rel string, yaml bool) (bool, error) {
 	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		if yaml {
-			return fmt.Errorf("%s: %w", filepath.ToSlash(rel), err)
+			return false, fmt.Errorf("%s: %w", rel, err)
 		}
-		return nil // a dangling link to something that would not be read
+		return false, nil // a dangling link to something no document reads
 	}
-	if fi, err := os.Stat(target); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s: a symlink to a folder, whose documents would be left out: links to folders are not followed; move the folder in, or link its files", filepath.ToSlash(rel))
-	}
-	if !yaml {
-		return nil
+	fi, err := os.Stat(target)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("%s: %w", rel, err)
+	case fi.IsDir():
+		return false, fmt.Errorf("%s: a symlink to a folder, whose documents would be left out: links to folders are not followed; move the folder in, or link its files", rel)
+	case !fi.Mode().IsRegular():
+		if yaml {
+			return false, fmt.Errorf("%s: not a regular file", rel)
+		}
+		return false, nil
 	}
 	realRoot, err := filepath.EvalSymlinks(root)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if in, err := filepath.Rel(realRoot, target); err != nil || in == ".." || strings.HasPrefix(in, ".."+string(filepath.Separator)) {
-		return fmt.Errorf("%s: a symlink to %s, outside the spec folder, which is not read: a spec reads only files inside its folder", filepath.ToSlash(rel), target)
+	if in, err := filepath.Rel(realRoot, target); err != nil || !filepath.IsLocal(in) {
+		if yaml {
+			return false, fmt.Errorf("%s: a symlink to %s, outside the spec folder, which is not read: a spec reads only files inside its folder", rel, target)
+		}
+		return false, nil
 	}
-	return nil
+	return true, nil
 }
 
 // FilesRevision names the state of a spec folder whose spec did not load,
@@ -438,7 +471,7 @@ func checkLink(root, path, rel string, yaml bool) error {
 // it.
 func FilesRevision(ctx context.Context, root string) (string, error) {
 	h := sha256.New()
-	err := walkSpec(ctx, root, func(path, rel string, _ fs.DirEntry) error {
+	err := walkSpec(ctx, root, func(path, rel string) error {
 		fi, err := os.Stat(path)
 		if err != nil {
 			return err

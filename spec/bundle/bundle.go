@@ -6,6 +6,7 @@ package bundle
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/idrecon/idrecon/spec"
@@ -22,51 +22,22 @@ import (
 // MaxFiles bounds the number of files Unpack accepts.
 const MaxFiles = 20000
 
-// ErrTooLarge is returned when a bundle has more than MaxFiles files or more
-// bytes than Unpack's limit.
+// MaxFolders bounds the number of folders Unpack creates.
+const MaxFolders = MaxFiles
+
+// ErrTooLarge is returned when a bundle has more than MaxFiles files, more
+// than MaxFolders folders, or more bytes than Unpack's limit.
 var ErrTooLarge = errors.New("bundle: too large")
 
-// Pack writes every regular file below root (dot-files and dot-folders
-// skipped, as the loader skips them) to w.
+// Pack writes the files below root that the spec loader may read to w, as
+// spec.WalkFiles finds them (dot-files skipped, symlinks taken as the
+// loader takes them), so the daemon loads from the bundle what the loader
+// loads from the folder.
 func Pack(w io.Writer, root string) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p != root && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if err := tw.WriteHeader(&tar.Header{
-			Name:     filepath.ToSlash(rel),
-			Mode:     int64(info.Mode().Perm()),
-			Size:     info.Size(),
-			Typeflag: tar.TypeReg,
-		}); err != nil {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
+	err := spec.WalkFiles(context.Background(), root, func(p, rel string, yaml bool) error {
+		return packFile(tw, p, rel, yaml)
 	})
 	if err != nil {
 		return fmt.Errorf("bundle: pack %s: %w", root, err)
@@ -77,15 +48,56 @@ func Pack(w io.Writer, root string) error {
 	return gz.Close()
 }
 
+// packFile writes the file at src to tw as rel. The size is taken from the
+// opened file and exactly that much is copied, so a file changing while
+// it is packed cannot make the header lie.
+func packFile(tw *tar.Writer, src, rel string, yaml bool) error {
+	// Non-blocking: a FIFO waits for a writer on open; its type is
+	// checked below before anything is read.
+	f, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		if yaml {
+			return fmt.Errorf("%s: not a regular file", rel)
+		}
+		return nil
+	}
+	if err := tw.WriteHeader(&tar.Header{
+		Name:     rel,
+		Mode:     int64(info.Mode().Perm()),
+		Size:     info.Size(),
+		Typeflag: tar.TypeReg,
+	}); err != nil {
+		return err
+	}
+	if _, err := io.CopyN(tw, f, info.Size()); err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	return nil
+}
+
 // Unpack extracts a bundle into dest, which must exist. It accepts only
 // regular files with relative paths that stay inside dest, at most MaxFiles
-// of them and at most maxBytes in all (spec.DefaultMaxBytes when zero, the
+// of them in at most MaxFolders folders, and at most maxBytes in all (spec.DefaultMaxBytes when zero, the
 // limit spec.Load applies to the unpacked folder). The sizes are checked in
 // the headers, so nothing past the limit is written. The stream itself is
 // read no further than those files and their headers can take (see
 // headerRoom): archive/tar follows any number of long-name and PAX records
-// before a file, which a few compressed bytes can make gigabytes of.
+// before a file, which a few compressed bytes can make gigabytes of. The
+// bundle is accepted only once the gzip stream has ended with a matching
+// checksum, and with nothing but padding after the archive.
 func Unpack(r io.Reader, dest string, maxBytes int64) error {
+	return unpack(r, dest, maxBytes, MaxFolders)
+}
+
+func unpack(r io.Reader, dest string, maxBytes int64, maxFolders int) error {
 	if maxBytes <= 0 {
 		maxBytes = spec.DefaultMaxBytes
 	}
@@ -93,13 +105,15 @@ func Unpack(r io.Reader, dest string, maxBytes int64) error {
 	if err != nil {
 		return fmt.Errorf("bundle: unpack: %w", err)
 	}
-	tr := tar.NewReader(&boundedReader{r: gz, left: maxBytes + (MaxFiles+1)*headerRoom})
+	br := &boundedReader{r: gz, left: maxBytes + (MaxFiles+1)*headerRoom}
+	tr := tar.NewReader(br)
 	var files int
 	var total int64
+	folders := make(map[string]bool)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return drain(br)
 		}
 		if err != nil {
 			return fmt.Errorf("bundle: unpack: %w", err)
@@ -119,6 +133,14 @@ func Unpack(r io.Reader, dest string, maxBytes int64) error {
 		if total > maxBytes {
 			return fmt.Errorf("%w: %w", ErrTooLarge, spec.NewBytesLimitError(name, maxBytes))
 		}
+		// Folders are counted before any is made: names compress to
+		// nothing, and each folder costs the disk a block and an inode.
+		for dir := path.Dir(name); dir != "." && !folders[dir]; dir = path.Dir(dir) {
+			if len(folders) >= maxFolders {
+				return fmt.Errorf("%w: more than %d folders", ErrTooLarge, maxFolders)
+			}
+			folders[dir] = true
+		}
 		p := filepath.Join(dest, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return inBundle(name, err)
@@ -133,6 +155,27 @@ func Unpack(r io.Reader, dest string, maxBytes int64) error {
 		}
 		if err != nil {
 			return fmt.Errorf("bundle: unpack %s: %w", name, err)
+		}
+	}
+}
+
+// drain reads what follows the tar archive's end marker to the end of the
+// gzip stream, which is where gzip checks its checksum and length: only
+// zero padding may be there. archive/tar stops reading at the marker.
+func drain(r io.Reader) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return errors.New("bundle: unpack: data after the archive's end")
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("bundle: unpack: %w", err)
 		}
 	}
 }

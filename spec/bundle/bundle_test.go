@@ -54,7 +54,7 @@ func TestPackUnpackRoundTrip(t *testing.T) {
 	}
 }
 
-func tarball(t *testing.T, hdrs ...*tar.Header) *bytes.Buffer {
+func tarball(t testing.TB, hdrs ...*tar.Header) *bytes.Buffer {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
@@ -210,4 +210,331 @@ func TestUnpackErrorsNameTheBundlesPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPackSymlinkedRoot: a spec folder that is a symlink (a release
+// switched with ln -sfn) loads as the folder it names, so it is packed as
+// that folder, not as an empty bundle.
+func TestPackSymlinkedRoot(t *testing.T) {
+	real := t.TempDir()
+	if err := os.WriteFile(filepath.Join(real, "apps.yaml"), []byte("kind: Application\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "current")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{link, link + string(filepath.Separator)} {
+		var buf bytes.Buffer
+		if err := Pack(&buf, root); err != nil {
+			t.Fatal(err)
+		}
+		dst := t.TempDir()
+		if err := Unpack(&buf, dst, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dst, "apps.yaml")); err != nil || string(got) != "kind: Application\n" {
+			t.Errorf("Pack(%s): apps.yaml = %q, %v", root, got, err)
+		}
+	}
+}
+
+// TestPackTreatsLinksAsTheLoader: the daemon must load what the loader
+// would load from the folder. A file linked from within the folder (a
+// Kubernetes ConfigMap's "..data" links) is read by the loader, so it is
+// packed as the file it names; a link to a folder and a YAML file linked
+// from outside are refused by the loader, so Pack refuses them too rather
+// than leaving them out and letting the daemon accept a spec the loader
+// refuses. A non-YAML file linked from outside cannot be read by the
+// loader (files are read through the folder's os.Root) and is left out.
+func TestPackTreatsLinksAsTheLoader(t *testing.T) {
+	outside := t.TempDir()
+	for name, body := range map[string]string{"shared/apps.yaml": "kind: Application\n", "ca.pem": "outside"} {
+		p := filepath.Join(outside, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		link func(root string) error
+		want string // in Pack's error; "" packs
+	}{
+		{"a file linked from inside, as a ConfigMap", func(root string) error {
+			if err := os.Symlink("..2026", filepath.Join(root, "..data")); err != nil {
+				return err
+			}
+			if err := os.Symlink(filepath.Join("..data", "linked.yaml"), filepath.Join(root, "linked.yaml")); err != nil {
+				return err
+			}
+			return os.Symlink(filepath.Join("..data", "idp.cer"), filepath.Join(root, "idp.cer"))
+		}, ""},
+		{"a folder linked from outside", func(root string) error {
+			return os.Symlink(filepath.Join(outside, "shared"), filepath.Join(root, "shared"))
+		}, "shared: a symlink to a folder"},
+		{"a folder linked from inside", func(root string) error {
+			return os.Symlink(filepath.Join(root, "..2026"), filepath.Join(root, "alias"))
+		}, "alias: a symlink to a folder"},
+		{"a YAML file linked from outside", func(root string) error {
+			return os.Symlink(filepath.Join(outside, "shared", "apps.yaml"), filepath.Join(root, "shared.yaml"))
+		}, "shared.yaml: a symlink to " + filepath.Join(outside, "shared", "apps.yaml") + ", outside the spec folder"},
+		{"a dangling YAML link", func(root string) error {
+			return os.Symlink(filepath.Join(outside, "gone.yaml"), filepath.Join(root, "gone.yaml"))
+		}, "gone.yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, "..2026"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, body := range map[string]string{"..2026/linked.yaml": "kind: Linked\n", "..2026/idp.cer": "cert"} {
+				if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Left out either way: the loader cannot read it.
+			if err := os.Symlink(filepath.Join(outside, "ca.pem"), filepath.Join(root, "ca.pem")); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.link(root); err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			err := Pack(&buf, root)
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Pack: %v, want an error saying %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := t.TempDir()
+			if err := Unpack(&buf, dst, 0); err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range map[string]string{"linked.yaml": "kind: Linked\n", "idp.cer": "cert"} {
+				got, err := os.Lstat(filepath.Join(dst, name))
+				if err != nil || !got.Mode().IsRegular() {
+					t.Fatalf("%s not unpacked as a file: %v", name, err)
+				}
+				if b, _ := os.ReadFile(filepath.Join(dst, name)); string(b) != want {
+					t.Errorf("%s = %q, want %q", name, b, want)
+				}
+			}
+			for _, name := range []string{"..data", "..2026", "ca.pem"} {
+				if _, err := os.Lstat(filepath.Join(dst, name)); err == nil {
+					t.Errorf("%s was packed", name)
+				}
+			}
+		})
+	}
+}
+
+// TestUnpackBoundsFolders: folders cost the daemon's disk as files do (a
+// block and an inode each), and names compress to nothing, so a bundle of
+// a few files with deep, distinct paths would create folders by the
+// million. Unpack counts the folders it would create before creating
+// them.
+func TestUnpackBoundsFolders(t *testing.T) {
+	const depth, limit = 10, 100
+	var hdrs []*tar.Header
+	for i := 0; i <= limit/depth; i++ {
+		hdrs = append(hdrs, &tar.Header{
+			Name:     fmt.Sprintf("d%d/", i) + strings.Repeat("a/", depth-1) + "f.yaml",
+			Typeflag: tar.TypeReg, Size: 1,
+		})
+	}
+	dst := t.TempDir()
+	err := unpack(tarball(t, hdrs...), dst, 0, limit)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "more than 100 folders") {
+		t.Fatalf("err = %v, want ErrTooLarge naming the folders", err)
+	}
+	var n int
+	filepath.WalkDir(dst, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && p != dst {
+			n++
+		}
+		return nil
+	})
+	if n > limit {
+		t.Errorf("%d folders created, the bound is %d", n, limit)
+	}
+	// Folders shared by files count once.
+	hdrs = hdrs[:0]
+	for i := 0; i < 3*limit; i++ {
+		hdrs = append(hdrs, &tar.Header{Name: fmt.Sprintf("apps/team/%d.yaml", i), Typeflag: tar.TypeReg, Size: 1})
+	}
+	if err := unpack(tarball(t, hdrs...), t.TempDir(), 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if MaxFolders < 1000 {
+		t.Errorf("MaxFolders = %d, too few for a spec repo", MaxFolders)
+	}
+}
+
+// TestUnpackRefusesACorruptStream: the archive is only whole when the
+// gzip stream ends with its checksum; archive/tar stops at the tar end
+// marker, before gzip has checked anything, so a cut or altered upload
+// would pass.
+func TestUnpackRefusesACorruptStream(t *testing.T) {
+	good := tarball(t, &tar.Header{Name: "a.yaml", Typeflag: tar.TypeReg, Size: 100}).Bytes()
+	if err := Unpack(bytes.NewReader(good), t.TempDir(), 0); err != nil {
+		t.Fatal(err)
+	}
+	corrupt := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
+	var trailing bytes.Buffer
+	gz := gzip.NewWriter(&trailing)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: "a.yaml", Typeflag: tar.TypeReg, Size: 1})
+	tw.Write([]byte("x"))
+	tw.Close()
+	gz.Write([]byte("more, after the archive's end"))
+	gz.Close()
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+	}{
+		{"checksum altered", corrupt(func(b []byte) []byte { b[len(b)-8] ^= 0xff; return b })},
+		{"length altered", corrupt(func(b []byte) []byte { b[len(b)-1] ^= 0xff; return b })},
+		{"gzip trailer cut", corrupt(func(b []byte) []byte { return b[:len(b)-8] })},
+		{"cut in the middle", corrupt(func(b []byte) []byte { return b[:len(b)/2] })},
+		{"not gzip", []byte("PK\x03\x04 a zip file")},
+		{"data after the archive", trailing.Bytes()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := Unpack(bytes.NewReader(tc.raw), t.TempDir(), 0); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+// TestUnpackEntries: what a hostile client may put in a header. Only
+// regular files inside dest are written, with the daemon's permissions
+// whatever the header says; names that are odd but local (backslashes,
+// a drive letter, look-alike dots) are plain file names here, inside dest.
+func TestUnpackEntries(t *testing.T) {
+	reg := func(name string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeReg, Size: 1, Mode: 0o4777}
+	}
+	for _, tc := range []struct {
+		name  string
+		hdr   *tar.Header
+		wrote string // the file written inside dest; "" refused
+	}{
+		{"parent in the middle", reg("a/../../evil.yaml"), ""},
+		{"dot parent", reg("./../evil.yaml"), ""},
+		{"parent alone", reg(".."), ""},
+		{"dot alone", reg("."), ""},
+		{"empty", reg(""), ""},
+		{"hard link", &tar.Header{Name: "h", Typeflag: tar.TypeLink, Linkname: "../evil.yaml"}, ""},
+		{"folder", &tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o777}, ""},
+		{"fifo", &tar.Header{Name: "p", Typeflag: tar.TypeFifo}, ""},
+		{"device", &tar.Header{Name: "c", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3}, ""},
+		{"backslashes", reg(`..\..\evil.yaml`), `..\..\evil.yaml`},
+		{"drive letter", reg(`C:/evil.yaml`), "C:/evil.yaml"},
+		{"look-alike dots", reg("\u2024\u2024/evil.yaml"), "\u2024\u2024/evil.yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := t.TempDir()
+			dst := filepath.Join(parent, "upload")
+			if err := os.Mkdir(dst, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			err := Unpack(tarball(t, tc.hdr), dst, 0)
+			if tc.wrote == "" {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				if strings.Contains(err.Error(), dst) {
+					t.Errorf("error %q names the server's folder", err)
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				fi, err := os.Lstat(filepath.Join(dst, filepath.FromSlash(tc.wrote)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode() != 0o600 {
+					t.Errorf("mode %v, want 0600", fi.Mode())
+				}
+			}
+			entries, _ := os.ReadDir(parent)
+			if len(entries) != 1 {
+				t.Errorf("written next to dest: %v", entries)
+			}
+			filepath.WalkDir(dst, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() && p != dst {
+					if fi, _ := d.Info(); fi.Mode().Perm() != 0o700 {
+						t.Errorf("folder %s mode %v, want 0700", p, fi.Mode())
+					}
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// FuzzUnpack: the daemon unpacks whatever a client sends. No input may
+// panic, and whatever is accepted or refused, nothing is written next to
+// dest, and dest holds only regular files and folders, within the limits.
+func FuzzUnpack(f *testing.F) {
+	src := f.TempDir()
+	for name, body := range map[string]string{"a.yaml": "kind: A\n", "sub/b.yaml": "kind: B\n", "idp/c.cer": "cert"} {
+		p := filepath.Join(src, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(body), 0o644)
+	}
+	var packed bytes.Buffer
+	if err := Pack(&packed, src); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(packed.Bytes())
+	f.Add(tarball(f, &tar.Header{Name: "../evil.yaml", Typeflag: tar.TypeReg, Size: 1}).Bytes())
+	f.Add(tarball(f, &tar.Header{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "/etc"}, &tar.Header{Name: "l/x", Typeflag: tar.TypeReg, Size: 1}).Bytes())
+	f.Add(tarball(f, &tar.Header{Name: "a/b/c.yaml", Typeflag: tar.TypeReg, Size: 1}, &tar.Header{Name: "a/b", Typeflag: tar.TypeReg, Size: 1}).Bytes())
+	const maxBytes, maxFolders = 4096, 16
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		parent := t.TempDir()
+		dst := filepath.Join(parent, "upload")
+		if err := os.Mkdir(dst, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		unpack(bytes.NewReader(raw), dst, maxBytes, maxFolders)
+		if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+			t.Fatalf("written next to dest: %v", entries)
+		}
+		var size int64
+		var files, folders int
+		filepath.WalkDir(dst, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := d.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case p == dst:
+			case fi.Mode().IsRegular() && fi.Mode().Perm() == 0o600:
+				files++
+				size += fi.Size()
+			case fi.IsDir() && fi.Mode().Perm() == 0o700:
+				folders++
+			default:
+				t.Fatalf("%s: mode %v", p, fi.Mode())
+			}
+			return nil
+		})
+		if size > maxBytes || files > MaxFiles || folders > maxFolders {
+			t.Fatalf("%d bytes in %d files and %d folders, past the limits", size, files, folders)
+		}
+	})
 }

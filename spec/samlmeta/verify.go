@@ -2,6 +2,7 @@ package samlmeta
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
@@ -59,8 +60,9 @@ type mdEntityDescriptor struct {
 	EntityID   string   `xml:"entityID,attr"`
 	ValidUntil string   `xml:"validUntil,attr"`
 	IDP        []struct {
-		Protocols string `xml:"protocolSupportEnumeration,attr"`
-		Keys      []struct {
+		Protocols  string `xml:"protocolSupportEnumeration,attr"`
+		ValidUntil string `xml:"validUntil,attr"`
+		Keys       []struct {
 			Use   string   `xml:"use,attr"`
 			Certs []string `xml:"http://www.w3.org/2000/09/xmldsig# KeyInfo>X509Data>X509Certificate"`
 		} `xml:"KeyDescriptor"`
@@ -97,9 +99,16 @@ func Verify(raw []byte, o Options) (*IDP, error) {
 	if err := doc.ReadFromBytes(raw); err != nil {
 		return nil, rejected("not XML: %v", err)
 	}
+	if err := oneRoot(doc); err != nil {
+		return nil, err
+	}
 	root := doc.Root()
-	if root == nil || root.Tag != "EntityDescriptor" || root.NamespaceURI() != nsMetadata {
-		return nil, rejected("root element is not a SAML metadata EntityDescriptor")
+	if root == nil {
+		return nil, rejected("no root element")
+	}
+	if root.Tag != "EntityDescriptor" || root.NamespaceURI() != nsMetadata {
+		return nil, rejected("root element is not a SAML metadata EntityDescriptor: it is %s in namespace %q",
+			clip(root.Tag), clip(root.NamespaceURI()))
 	}
 	sig := directSignature(root)
 	signed := sig != nil
@@ -116,11 +125,9 @@ func Verify(raw []byte, o Options) (*IDP, error) {
 		if id == "" || len(refs) != 1 || refs[0].SelectAttrValue("URI", "") != "#"+id {
 			return nil, rejected("signature must have exactly one reference to the EntityDescriptor's ID")
 		}
-		ctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: SkewedCerts(o.Trusted, 0, o.Skew)})
-		ctx.Clock = dsig.NewFakeClockAt(o.Now)
-		v, err := ctx.Validate(root)
+		v, err := validate(root, sig, o)
 		if err != nil {
-			return nil, rejected("signature does not verify against the configured IdP signing certificates: %v", err)
+			return nil, err
 		}
 		verified = v
 	}
@@ -138,20 +145,18 @@ func Verify(raw []byte, o Options) (*IDP, error) {
 	if md.EntityID == "" {
 		return nil, rejected("no entityID")
 	}
-	if ed.ValidUntil != "" {
-		t, err := time.Parse(time.RFC3339, ed.ValidUntil)
-		if err != nil {
-			return nil, rejected("invalid validUntil %q", ed.ValidUntil)
-		}
-		if !o.Now.Before(t) {
-			return nil, rejected("expired: validUntil %s is in the past", ed.ValidUntil)
-		}
-		md.Expires = t
+	if err := md.expiry("", ed.ValidUntil, o.Now); err != nil {
+		return nil, err
 	}
 	var found bool
 	for _, d := range ed.IDP {
 		if !strings.Contains(d.Protocols, nsProtocol) {
 			continue
+		}
+		// A role's own validUntil ends what it says (its endpoints and
+		// keys) as the EntityDescriptor's ends the whole.
+		if err := md.expiry("IDPSSODescriptor ", d.ValidUntil, o.Now); err != nil {
+			return nil, err
 		}
 		found = true
 		for _, e := range d.SSO {
@@ -193,6 +198,146 @@ func Verify(raw []byte, o Options) (*IDP, error) {
 		}
 	}
 	return md, nil
+}
+
+// expiry checks a validUntil of the metadata (where names the element
+// when it is not the EntityDescriptor) and keeps the earliest in Expires.
+func (md *IDP) expiry(where, validUntil string, now time.Time) error {
+	if validUntil == "" {
+		return nil
+	}
+	t, err := parseTime(validUntil)
+	if err != nil {
+		return rejected("invalid %svalidUntil %q", where, clip(validUntil))
+	}
+	if !now.Before(t) {
+		return rejected("expired: %svalidUntil %s is in the past", where, validUntil)
+	}
+	if md.Expires.IsZero() || t.Before(md.Expires) {
+		md.Expires = t
+	}
+	return nil
+}
+
+// parseTime reads an xs:dateTime. SAML times are UTC; one written without
+// a time zone, which the schema allows, is taken as UTC rather than
+// refused.
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Parse("2006-01-02T15:04:05", s)
+}
+
+// oneRoot refuses a document that is not one element: a second root
+// element (a signed EntityDescriptor next to an unsigned one) or text
+// around the root. XML does not allow either, but the parser stops
+// at the first root without complaint.
+func oneRoot(doc *etree.Document) error {
+	seen := false
+	for _, tok := range doc.Child {
+		switch tok := tok.(type) {
+		case *etree.Element:
+			if seen {
+				return rejected("more than one root element: a second %s", clip(tok.Tag))
+			}
+			seen = true
+		case *etree.CharData:
+			if !tok.IsWhitespace() {
+				if seen {
+					return rejected("text after the root element")
+				}
+				return rejected("text before the root element")
+			}
+		}
+	}
+	return nil
+}
+
+// validate checks root's enveloped signature sig against o.Trusted and
+// returns the element it covers. The refusal names the certificate the
+// signature carries and why it is not accepted, so that an operator in the
+// middle of a rollover sees which certificate to import, or which
+// configured one has expired.
+func validate(root, sig *etree.Element, o Options) (*etree.Element, error) {
+	keyCert := signatureCert(sig)
+	if keyCert != nil {
+		var configured *x509.Certificate
+		for _, c := range o.Trusted {
+			if bytes.Equal(c.Raw, keyCert.Raw) {
+				configured = c
+				break
+			}
+		}
+		switch {
+		case configured == nil:
+			names := make([]string, len(o.Trusted))
+			for i, c := range o.Trusted {
+				names[i] = describeCert(c)
+			}
+			return nil, rejected("%s: it carries the certificate %s, which is not among them (%s): if the IdP rolled over to it, add it to the keystore",
+				notVerified, describeCert(keyCert), strings.Join(names, "; "))
+		case o.Now.After(configured.NotAfter.Add(o.Skew)):
+			return nil, rejected("%s: its certificate %s expired on %s", notVerified, describeCert(configured), configured.NotAfter.UTC().Format(time.RFC3339))
+		case o.Now.Before(configured.NotBefore.Add(-o.Skew)):
+			return nil, rejected("%s: its certificate %s is not valid before %s", notVerified, describeCert(configured), configured.NotBefore.UTC().Format(time.RFC3339))
+		}
+	}
+	roots := [][]*x509.Certificate{o.Trusted}
+	if keyCert == nil && len(o.Trusted) > 1 {
+		// Without a certificate in the signature, goxmldsig can only use a
+		// sole trusted one: with the old and the new certificate both
+		// configured, as a rollover needs, each is tried alone.
+		roots = roots[:0]
+		for _, c := range o.Trusted {
+			roots = append(roots, []*x509.Certificate{c})
+		}
+	}
+	var err error
+	for _, r := range roots {
+		ctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: SkewedCerts(r, 0, o.Skew)})
+		ctx.Clock = dsig.NewFakeClockAt(o.Now)
+		var v *etree.Element
+		if v, err = ctx.Validate(root); err == nil {
+			return v, nil
+		}
+	}
+	return nil, rejected("%s: %v", notVerified, err)
+}
+
+const notVerified = "signature does not verify against the configured IdP signing certificates"
+
+// signatureCert returns the certificate in sig's KeyInfo, or nil when
+// there is none or it does not parse (goxmldsig then says why).
+func signatureCert(sig *etree.Element) *x509.Certificate {
+	el := sig.FindElement("./KeyInfo/X509Data/X509Certificate")
+	if el == nil {
+		return nil
+	}
+	der, err := decodeBase64Loose(el.Text())
+	if err != nil {
+		return nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// describeCert names a certificate as the operator finds it in Entra's
+// portal: subject, SHA-1 thumbprint and end of validity.
+func describeCert(c *x509.Certificate) string {
+	return fmt.Sprintf("%q (thumbprint %X, valid until %s)", clip(c.Subject.String()), sha1.Sum(c.Raw), c.NotAfter.UTC().Format(time.DateOnly))
+}
+
+// clip shortens text from the document for an error message.
+func clip(s string) string {
+	const max = 100
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
 }
 
 // SkewedCerts returns copies of certs for goxmldsig, whose only validity

@@ -5,11 +5,13 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -268,4 +270,112 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted unsigned or nameless metadata: %+v", md)
 		}
 	})
+}
+
+// TestVerifyReview: wrapping, rollover, expiry and parser cases, and what
+// the operator reads when metadata is refused.
+func TestVerifyReview(t *testing.T) {
+	keys(t)
+	now := keysNow
+	const decl = `<?xml version="1.0" encoding="utf-8"?>`
+	signedA := mdOptions{announce: []*testKey{keyA}, signWith: keyA}
+	good := metadata(t, signedA, nil)
+	body := func(b []byte) string { return strings.TrimPrefix(string(b), decl) }
+	evil := body(metadata(t, mdOptions{announce: []*testKey{keyEvil}}, func(d *etree.Document) {
+		d.Root().CreateAttr("entityID", "https://evil.example/")
+	}))
+	thumb := func(k *testKey) string { return fmt.Sprintf("%X", sha1.Sum(k.cert.Raw)) }
+	noKeyInfo := func(d *etree.Document) {
+		ki := d.Root().FindElement("./Signature/KeyInfo")
+		ki.Parent().RemoveChild(ki)
+	}
+	withValidUntil := func(v string) func(*etree.Document) {
+		return func(d *etree.Document) { d.Root().CreateAttr("validUntil", v) }
+	}
+	tests := []struct {
+		name     string
+		raw      []byte
+		trusted  []*x509.Certificate
+		optional bool
+		want     string   // "" accepted
+		wantAll  []string // further words the error must hold
+		certs    int      // announced certificates read, when accepted
+	}{
+		{name: "signed EntityDescriptor wrapped in an unsigned EntitiesDescriptor",
+			raw:  []byte(`<EntitiesDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata">` + body(good) + `</EntitiesDescriptor>`),
+			want: "root element", wantAll: []string{"EntitiesDescriptor"}},
+		{name: "a second EntityDescriptor after the signed one", raw: []byte(decl + body(good) + evil), want: "more than one root element"},
+		{name: "a second EntityDescriptor before the signed one", raw: []byte(decl + evil + body(good)), optional: true, want: "more than one root element"},
+		{name: "text after the root element", raw: append(bytes.Clone(good), "trailing"...), want: "after the root element"},
+		{name: "comment and whitespace after the root element", raw: append(bytes.Clone(good), "\n<!-- exported -->\n"...)},
+		{name: "a Signature nested, not on the EntityDescriptor", raw: metadata(t, signedA, func(d *etree.Document) {
+			// goxmldsig's signed copy keeps stale parent links: re-read it.
+			b, _ := d.WriteToBytes()
+			fresh := etree.NewDocument()
+			fresh.ReadFromBytes(b)
+			d.SetRoot(fresh.Root())
+			sig := d.Root().FindElement("./Signature")
+			d.Root().RemoveChild(sig)
+			d.Root().FindElement("./IDPSSODescriptor").AddChild(sig)
+		}), want: "not signed"},
+		{name: "external entity", raw: []byte(`<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>` + body(good)), want: "DOCTYPE"},
+		{name: "billion laughs", raw: []byte(`<!DOCTYPE r [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>` + body(good)), want: "DOCTYPE"},
+		{name: "nesting bomb", raw: []byte(strings.Repeat("<a>", 10000)), want: "too deeply"},
+		{name: "element bomb", raw: []byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata">` + strings.Repeat("<a/>", 100000)), want: "too many"},
+
+		{name: "rollover: an expired and a new certificate announced, signed by the current one",
+			raw: metadata(t, mdOptions{announce: []*testKey{keyOld, keyA, keyB}, signWith: keyA}, nil), certs: 3},
+		{name: "rollover: old and new in the keystore, the old one expired, signed by the new one",
+			raw:     metadata(t, mdOptions{announce: []*testKey{keyOld, keyB}, signWith: keyB}, nil),
+			trusted: []*x509.Certificate{keyOld.cert, keyB.cert}, certs: 2},
+		{name: "rollover: no KeyInfo, two certificates configured",
+			raw:     metadata(t, mdOptions{announce: []*testKey{keyA, keyB}, signWith: keyB}, noKeyInfo),
+			trusted: []*x509.Certificate{keyA.cert, keyB.cert}, certs: 2},
+		{name: "no KeyInfo, signed by an unknown key",
+			raw:     metadata(t, mdOptions{announce: []*testKey{keyA}, signWith: keyEvil}, noKeyInfo),
+			trusted: []*x509.Certificate{keyA.cert, keyB.cert}, want: "signature does not verify"},
+		{name: "signed by a certificate not in the keystore names it",
+			raw:  metadata(t, mdOptions{announce: []*testKey{keyA, keyB}, signWith: keyB}, nil),
+			want: "which is not among them", wantAll: []string{thumb(keyB), "test IdP signing"}},
+		{name: "signed by an expired keystore certificate says so",
+			raw:     metadata(t, mdOptions{announce: []*testKey{keyOld}, signWith: keyOld}, nil),
+			trusted: []*x509.Certificate{keyOld.cert}, want: "expired", wantAll: []string{thumb(keyOld), keyOld.cert.NotAfter.UTC().Format(time.RFC3339)}},
+		{name: "signed by a keystore certificate not yet valid says so",
+			raw:     metadata(t, mdOptions{announce: []*testKey{keyNotYet}, signWith: keyNotYet}, nil),
+			trusted: []*x509.Certificate{keyNotYet.cert}, want: "not valid before", wantAll: []string{thumb(keyNotYet)}},
+
+		{name: "validUntil without a time zone, past", raw: metadata(t, mdOptions{announce: []*testKey{keyA}},
+			withValidUntil(now.Add(-time.Hour).UTC().Format("2006-01-02T15:04:05"))), optional: true, want: "expired"},
+		{name: "validUntil without a time zone, future", raw: metadata(t, mdOptions{announce: []*testKey{keyA}},
+			withValidUntil(now.Add(time.Hour).UTC().Format("2006-01-02T15:04:05.000"))), optional: true, certs: 1},
+		{name: "IDPSSODescriptor validUntil in the past", raw: metadata(t, mdOptions{announce: []*testKey{keyA}}, func(d *etree.Document) {
+			d.Root().FindElement("./IDPSSODescriptor").CreateAttr("validUntil", now.Add(-time.Minute).UTC().Format(time.RFC3339))
+		}), optional: true, want: "expired", wantAll: []string{"IDPSSODescriptor"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			trusted := tc.trusted
+			if trusted == nil {
+				trusted = []*x509.Certificate{keyA.cert}
+			}
+			md, err := Verify(tc.raw, Options{Trusted: trusted, RequireSigned: !tc.optional, Now: now, Skew: time.Minute})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if md.EntityID != testEntityID || md.SSOURL != testSSOURL || (tc.certs != 0 && len(md.Certs) != tc.certs) {
+					t.Fatalf("read %s, %s, %d certificates", md.EntityID, md.SSOURL, len(md.Certs))
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrRejected) {
+				t.Fatalf("err = %v, want ErrRejected", err)
+			}
+			for _, w := range append([]string{tc.want}, tc.wantAll...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v, want it to say %q", err, w)
+				}
+			}
+		})
+	}
 }
