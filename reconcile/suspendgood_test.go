@@ -2,12 +2,9 @@ package reconcile
 
 import (
 	"fmt"
-	"log/slog"
 	"reflect"
 	"testing"
-	"time"
 
-	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
 
@@ -17,18 +14,7 @@ import (
 // and the revision kept must be one that applies, so that drift is still
 // corrected and status says refused, not an error retried with backoff.
 func TestRevisionAdoptedWhileSuspendedIsNotKeptOnceRefused(t *testing.T) {
-	st, err := store.New(store.Options{Journal: smallJournal{limit: 9}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	src := newDirSource(t)
-	r := newReconciler(t, Config{Store: st, Source: src, DriftMode: DriftCorrect, Clock: newFakeClock(),
-		Logger: slog.New(slog.DiscardHandler), Backoff: Backoff{Initial: time.Second, Max: 4 * time.Second}})
-	src.write(t, "c1", map[string]string{"apps.yaml": app("a", "1.0")})
-	if _, err := r.ReconcileOnce(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st, src, r := appliedOnSmallJournal(t)
 	applied := r.Status().AppliedRevision
 
 	r.Suspend()
@@ -43,7 +29,7 @@ func TestRevisionAdoptedWhileSuspendedIsNotKeptOnceRefused(t *testing.T) {
 
 	r.Resume()
 	adminWrite(t, st, spec.KindApplication, "a", &spec.Application{Versions: []string{"1.0", "6.6.6"}})
-	_, err = r.ReconcileOnce(t.Context())
+	_, err := r.ReconcileOnce(t.Context())
 	s := r.Status()
 	if s.LastResult != OutcomeRefused || s.Stalled == "" {
 		t.Errorf("after resume: err %v, result %q stalled %q; want refused", err, s.LastResult, s.Stalled)

@@ -27,26 +27,13 @@ func (j smallJournal) Commit(changes memdb.Changes) error {
 // apply: it is refused (the last good one stays, the loop does not retry it
 // with backoff as if etcd were away), and the next commit that fits applies.
 func TestRevisionTooLargeIsRefused(t *testing.T) {
-	// c1 just fits: its resources (the builtin roles among them), the
-	// applied revision and the baseline record.
-	st, err := store.New(store.Options{Journal: smallJournal{limit: 9}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	src := newDirSource(t)
-	r := newReconciler(t, Config{Store: st, Source: src, DriftMode: DriftCorrect, Clock: newFakeClock(),
-		Logger: slog.New(slog.DiscardHandler), Backoff: Backoff{Initial: time.Second, Max: 4 * time.Second}})
-	src.write(t, "c1", map[string]string{"apps.yaml": app("a", "1.0")})
-	if _, err := r.ReconcileOnce(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st, src, r := appliedOnSmallJournal(t)
 	many := ""
 	for i := range 8 {
 		many += "---\n" + app(fmt.Sprintf("app%d", i), "1.0")
 	}
 	src.write(t, "c2", map[string]string{"apps.yaml": app("a", "1.0") + many})
-	_, err = r.ReconcileOnce(t.Context())
+	_, err := r.ReconcileOnce(t.Context())
 	st2 := r.Status()
 	if st2.LastResult != OutcomeRefused || st2.Stalled == "" {
 		t.Fatalf("a revision too large for the journal: err %v, status %+v; want refused", err, st2)
@@ -100,4 +87,25 @@ func TestBaselineLeftOutWhenTheJournalRefusesIt(t *testing.T) {
 	if got := len(logs.find(baselineTooLarge)); got != 1 {
 		t.Errorf("%d warnings, want 1:\n%s", got, logs.all())
 	}
+}
+
+// appliedOnSmallJournal is a reconciler whose journal takes at most 9
+// changes a transaction, which has applied c1: it just fits (its
+// resources, the builtin roles among them, the applied revision and the
+// baseline record).
+func appliedOnSmallJournal(t *testing.T) (*store.Store, *dirSource, *Reconciler) {
+	t.Helper()
+	st, err := store.New(store.Options{Journal: smallJournal{limit: 9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	src := newDirSource(t)
+	r := newReconciler(t, Config{Store: st, Source: src, DriftMode: DriftCorrect, Clock: newFakeClock(),
+		Logger: slog.New(slog.DiscardHandler), Backoff: Backoff{Initial: time.Second, Max: 4 * time.Second}})
+	src.write(t, "c1", map[string]string{"apps.yaml": app("a", "1.0")})
+	if _, err := r.ReconcileOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return st, src, r
 }

@@ -180,23 +180,8 @@ func TestSchemasAgreeWithLoader(t *testing.T) {
 func TestSchemaEnumsMatchGo(t *testing.T) {
 	enum := func(file string, path ...string) []string {
 		t.Helper()
-		var v any = readJSON(t, filepath.Join("..", "schemas", file))
-		for _, p := range path {
-			switch c := v.(type) {
-			case map[string]any:
-				v = c[p]
-			case []any:
-				i, err := strconv.Atoi(p)
-				if err != nil || i >= len(c) {
-					t.Fatalf("%s: no %s", file, strings.Join(path, "/"))
-				}
-				v = c[i]
-			default:
-				t.Fatalf("%s: no %s", file, strings.Join(path, "/"))
-			}
-		}
 		var out []string
-		for _, e := range v.([]any) {
+		for _, e := range schemaAt(t, file, path...).([]any) {
 			out = append(out, e.(string))
 		}
 		slices.Sort(out)
@@ -357,8 +342,9 @@ func TestExampleModelines(t *testing.T) {
 	}
 }
 
-// schemaString is the string at path in the schema file.
-func schemaString(t *testing.T, file string, path ...string) string {
+// schemaAt is the value at path in the schema file: object keys, and
+// array indices as numbers.
+func schemaAt(t *testing.T, file string, path ...string) any {
 	t.Helper()
 	var v any = readJSON(t, filepath.Join("..", "schemas", file))
 	for _, p := range path {
@@ -371,9 +357,17 @@ func schemaString(t *testing.T, file string, path ...string) string {
 				t.Fatalf("%s: no %s", file, strings.Join(path, "/"))
 			}
 			v = c[i]
+		default:
+			t.Fatalf("%s: no %s", file, strings.Join(path, "/"))
 		}
 	}
-	s, ok := v.(string)
+	return v
+}
+
+// schemaString is the string at path in the schema file.
+func schemaString(t *testing.T, file string, path ...string) string {
+	t.Helper()
+	s, ok := schemaAt(t, file, path...).(string)
 	if !ok {
 		t.Fatalf("%s: no string at %s", file, strings.Join(path, "/"))
 	}

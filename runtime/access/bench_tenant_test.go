@@ -32,75 +32,49 @@ var (
 // members each), each of which grants a version and every third a role.
 func tenant(b *testing.B) *store.Store {
 	b.Helper()
-	tenantOnce.Do(func() {
-		st, err := store.New(store.Options{})
-		if err != nil {
-			b.Fatal(err)
+	return builtOnce(b, &tenantOnce, &tenantStore, func(tx *store.Txn, ins func(table string, v any)) error {
+		assign := func(name, group string, roles []string, versions ...string) {
+			ins(store.TableResources, &store.Resource{Kind: spec.KindAccessAssignment, Name: name,
+				Spec: &spec.AccessAssignment{Subject: spec.Subject{Group: group}, Roles: roles, ApplicationVersions: versions}})
 		}
-		err = st.Load(func(tx *store.Txn) error {
-			ins := func(table string, v any) {
-				if err == nil {
-					err = tx.Insert(table, v)
+		vs := make([]string, tenantVersions)
+		for v := range vs {
+			vs[v] = fmt.Sprint(v)
+		}
+		ins(store.TableResources, &store.Resource{Kind: spec.KindApplication, Name: "portal", Spec: &spec.Application{Versions: vs}})
+		for a := range tenantApps {
+			ins(store.TableResources, &store.Resource{Kind: spec.KindApplication, Name: fmt.Sprintf("app%d", a), Spec: &spec.Application{Versions: vs}})
+		}
+		members := make([][]string, tenantGroups)
+		for u := range tenantUsers {
+			id := fmt.Sprintf("u-%06d", u)
+			ins(store.TableUsers, &store.User{ID: id, UserName: fmt.Sprintf("User.%06d@Contoso.com", u), Active: u%50 != 0})
+			members[0] = append(members[0], id)
+			for k := range tenantGroupsOfUser {
+				g := 1 + (u*tenantGroupsOfUser+k*251)%(tenantGroups-1)
+				members[g] = append(members[g], id)
+			}
+		}
+		for g := range tenantGroups {
+			name := fmt.Sprintf("Team %04d", g)
+			if g == 0 {
+				name = "All Staff"
+				assign("all-staff", name, []string{"View Only"}, "portal/*")
+			} else {
+				var roles []string
+				if g%3 == 0 {
+					roles = []string{"Developer"}
 				}
+				assign(fmt.Sprintf("team-%04d", g), name, roles, fmt.Sprintf("app%d/%d", g%tenantApps, g%tenantVersions))
 			}
-			assign := func(name, group string, roles []string, versions ...string) {
-				ins(store.TableResources, &store.Resource{Kind: spec.KindAccessAssignment, Name: name,
-					Spec: &spec.AccessAssignment{Subject: spec.Subject{Group: group}, Roles: roles, ApplicationVersions: versions}})
-			}
-			for name, r := range spec.BuiltinRoles {
-				ins(store.TableResources, &store.Resource{Kind: spec.KindRole, Name: name, Spec: &r})
-			}
-			vs := make([]string, tenantVersions)
-			for v := range vs {
-				vs[v] = fmt.Sprint(v)
-			}
-			ins(store.TableResources, &store.Resource{Kind: spec.KindApplication, Name: "portal", Spec: &spec.Application{Versions: vs}})
-			for a := range tenantApps {
-				ins(store.TableResources, &store.Resource{Kind: spec.KindApplication, Name: fmt.Sprintf("app%d", a), Spec: &spec.Application{Versions: vs}})
-			}
-			members := make([][]string, tenantGroups)
-			for u := range tenantUsers {
-				id := fmt.Sprintf("u-%06d", u)
-				ins(store.TableUsers, &store.User{ID: id, UserName: fmt.Sprintf("User.%06d@Contoso.com", u), Active: u%50 != 0})
-				members[0] = append(members[0], id)
-				for k := range tenantGroupsOfUser {
-					g := 1 + (u*tenantGroupsOfUser+k*251)%(tenantGroups-1)
-					members[g] = append(members[g], id)
-				}
-			}
-			for g := range tenantGroups {
-				name := fmt.Sprintf("Team %04d", g)
-				if g == 0 {
-					name = "All Staff"
-					assign("all-staff", name, []string{"View Only"}, "portal/*")
-				} else {
-					var roles []string
-					if g%3 == 0 {
-						roles = []string{"Developer"}
-					}
-					assign(fmt.Sprintf("team-%04d", g), name, roles, fmt.Sprintf("app%d/%d", g%tenantApps, g%tenantVersions))
-				}
-				gid := fmt.Sprintf("g-%04d", g)
-				ins(store.TableGroups, &store.Group{ID: gid, DisplayName: name, ExternalID: "ext-" + gid})
-				if err == nil {
-					err = tx.ChangeMembers(gid, slices.Compact(members[g]), nil, time.Time{})
-				}
-			}
-			if err != nil {
+			gid := fmt.Sprintf("g-%04d", g)
+			ins(store.TableGroups, &store.Group{ID: gid, DisplayName: name, ExternalID: "ext-" + gid})
+			if err := tx.ChangeMembers(gid, slices.Compact(members[g]), nil, time.Time{}); err != nil {
 				return err
 			}
-			_, err = access.SyncBindings(tx)
-			return err
-		})
-		if err != nil {
-			b.Fatal(err)
 		}
-		tenantStore = st
+		return nil
 	})
-	if tenantStore == nil {
-		b.Skip("store set-up failed")
-	}
-	return tenantStore
 }
 
 // BenchmarkTenantWhoCanReach lists who can reach a version some 19 teams

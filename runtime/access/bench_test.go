@@ -32,12 +32,58 @@ var (
 // group bindings recorded. It is built once and shared by the benchmarks.
 func bigStore(b *testing.B) *store.Store {
 	b.Helper()
-	benchOnce.Do(func() {
-		st, err := store.New(store.Options{})
+	return builtOnce(b, &benchOnce, &benchStore, func(tx *store.Txn, ins func(table string, v any)) error {
+		for a := range benchApps {
+			vs := make([]string, benchVersions)
+			for v := range vs {
+				vs[v] = fmt.Sprint(v)
+			}
+			ins(store.TableResources, &store.Resource{Kind: spec.KindApplication, Name: fmt.Sprintf("app%d", a), Spec: &spec.Application{Versions: vs}})
+		}
+		for g := range benchGroups {
+			name := fmt.Sprintf("Group %05d", g)
+			ins(store.TableGroups, &store.Group{ID: fmt.Sprintf("g-%05d", g), DisplayName: name, ExternalID: fmt.Sprintf("ext-%05d", g)})
+			ins(store.TableResources, &store.Resource{Kind: spec.KindAccessAssignment, Name: fmt.Sprintf("roles-%05d", g),
+				Spec: &spec.AccessAssignment{Subject: spec.Subject{Group: name}, Roles: []string{"Developer"}}})
+			version := fmt.Sprintf("app%d/%d", g%benchApps, g%benchVersions)
+			if g%7 == 0 {
+				version = fmt.Sprintf("app%d/*", g%benchApps)
+			}
+			ins(store.TableResources, &store.Resource{Kind: spec.KindAccessAssignment, Name: fmt.Sprintf("versions-%05d", g),
+				Spec: &spec.AccessAssignment{Subject: spec.Subject{Group: name}, ApplicationVersions: []string{version}}})
+		}
+		for u := range benchUsers {
+			id := fmt.Sprintf("u-%06d", u)
+			ins(store.TableUsers, &store.User{ID: id, UserName: fmt.Sprintf("user%06d@contoso.com", u), Active: true})
+			for k := range 3 {
+				if err := tx.ChangeMembers(fmt.Sprintf("g-%05d", (u*3+k*1237)%benchGroups), []string{id}, nil, time.Time{}); err != nil {
+					return err
+				}
+			}
+		}
+		ins(store.TableUsers, &store.User{ID: "u-heavy", UserName: "heavy@contoso.com", Active: true})
+		for k := range benchGroupsOfOne {
+			if err := tx.ChangeMembers(fmt.Sprintf("g-%05d", k*(benchGroups/benchGroupsOfOne)), []string{"u-heavy"}, nil, time.Time{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// builtOnce returns the store a benchmark set-up builds, built once into
+// *st under once and shared by the benchmarks of its shape: the builtin
+// roles, what fill inserts (ins keeps the first error), and the group
+// bindings the Binder records in the steady state.
+func builtOnce(b *testing.B, once *sync.Once, st **store.Store, fill func(tx *store.Txn, ins func(table string, v any)) error) *store.Store {
+	b.Helper()
+	once.Do(func() {
+		s, err := store.New(store.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		err = st.Load(func(tx *store.Txn) error {
+		err = s.Load(func(tx *store.Txn) error {
+			var err error
 			ins := func(table string, v any) {
 				if err == nil {
 					err = tx.Insert(table, v)
@@ -46,57 +92,24 @@ func bigStore(b *testing.B) *store.Store {
 			for name, r := range spec.BuiltinRoles {
 				ins(store.TableResources, &store.Resource{Kind: spec.KindRole, Name: name, Spec: &r})
 			}
-			for a := range benchApps {
-				vs := make([]string, benchVersions)
-				for v := range vs {
-					vs[v] = fmt.Sprint(v)
-				}
-				ins(store.TableResources, &store.Resource{Kind: spec.KindApplication, Name: fmt.Sprintf("app%d", a), Spec: &spec.Application{Versions: vs}})
-			}
-			for g := range benchGroups {
-				name := fmt.Sprintf("Group %05d", g)
-				ins(store.TableGroups, &store.Group{ID: fmt.Sprintf("g-%05d", g), DisplayName: name, ExternalID: fmt.Sprintf("ext-%05d", g)})
-				ins(store.TableResources, &store.Resource{Kind: spec.KindAccessAssignment, Name: fmt.Sprintf("roles-%05d", g),
-					Spec: &spec.AccessAssignment{Subject: spec.Subject{Group: name}, Roles: []string{"Developer"}}})
-				version := fmt.Sprintf("app%d/%d", g%benchApps, g%benchVersions)
-				if g%7 == 0 {
-					version = fmt.Sprintf("app%d/*", g%benchApps)
-				}
-				ins(store.TableResources, &store.Resource{Kind: spec.KindAccessAssignment, Name: fmt.Sprintf("versions-%05d", g),
-					Spec: &spec.AccessAssignment{Subject: spec.Subject{Group: name}, ApplicationVersions: []string{version}}})
-			}
-			for u := range benchUsers {
-				id := fmt.Sprintf("u-%06d", u)
-				ins(store.TableUsers, &store.User{ID: id, UserName: fmt.Sprintf("user%06d@contoso.com", u), Active: true})
-				for k := range 3 {
-					if err == nil {
-						err = tx.ChangeMembers(fmt.Sprintf("g-%05d", (u*3+k*1237)%benchGroups), []string{id}, nil, time.Time{})
-					}
-				}
-			}
-			ins(store.TableUsers, &store.User{ID: "u-heavy", UserName: "heavy@contoso.com", Active: true})
-			for k := range benchGroupsOfOne {
-				if err == nil {
-					err = tx.ChangeMembers(fmt.Sprintf("g-%05d", k*(benchGroups/benchGroupsOfOne)), []string{"u-heavy"}, nil, time.Time{})
-				}
+			if ferr := fill(tx, ins); err == nil {
+				err = ferr
 			}
 			if err != nil {
 				return err
 			}
-			// The steady state: the Binder has bound every matched group
-			// assignment.
 			_, err = access.SyncBindings(tx)
 			return err
 		})
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchStore = st
+		*st = s
 	})
-	if benchStore == nil {
+	if *st == nil {
 		b.Skip("store set-up failed")
 	}
-	return benchStore
+	return *st
 }
 
 // BenchmarkForUserCold is the first query for a user in 200 groups after a

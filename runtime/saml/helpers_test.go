@@ -311,3 +311,19 @@ func (e *env) cookies() cookieNames {
 	}
 	return names
 }
+
+// loginRedirect starts an SP-initiated sign-in returning to returnTo and
+// returns where it sends the browser: the IdP, with the AuthnRequest.
+func (e *env) loginRedirect(t *testing.T, returnTo string) *url.URL {
+	t.Helper()
+	resp, err := e.client.Get(e.ts.URL + "/saml/login?returnTo=" + url.QueryEscape(returnTo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}

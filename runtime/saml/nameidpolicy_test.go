@@ -63,15 +63,7 @@ func TestNameIDPolicyForEntra(t *testing.T) {
 						sp.Attributes.Username = testidp.ClaimName
 					}
 				})
-				resp, err := e.client.Get(e.ts.URL + "/saml/login?returnTo=/me")
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				loc, err := url.Parse(resp.Header.Get("Location"))
-				if err != nil {
-					t.Fatal(err)
-				}
+				loc := e.loginRedirect(t, "/me")
 				nameID, ok := entraNameID(t, loc, "alice@contoso.example")
 				if !ok {
 					t.Fatal("Entra refuses the AuthnRequest's NameIDPolicy")

@@ -187,16 +187,8 @@ func TestLoginRequest(t *testing.T) {
 			e := newEnv(t, func(sp *spec.SamlServiceProvider) {
 				sp.SignAuthnRequests, sp.NameIDFormat, sp.Attributes.Username = tc.signed, tc.format, tc.claim
 			})
-			resp, err := e.client.Get(e.ts.URL + "/saml/login?returnTo=/me")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			loc, err := url.Parse(resp.Header.Get("Location"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = verifyRedirectSignature(loc.RawQuery, "SAMLRequest", []*x509.Certificate{keySP.Cert}, false, time.Now(), 0)
+			loc := e.loginRedirect(t, "/me")
+			err := verifyRedirectSignature(loc.RawQuery, "SAMLRequest", []*x509.Certificate{keySP.Cert}, false, time.Now(), 0)
 			if tc.signed != (err == nil) {
 				t.Fatalf("signed=%v but signature check: %v", tc.signed, err)
 			}
