@@ -1037,24 +1037,12 @@ func lockDataDir(dir string) (unlock func(), err error) {
 		}
 		return nil, fmt.Errorf("data dir: lock %s: %w", path, err)
 	}
-	// A restore (durable.Restore) takes the directory itself exclusively.
-	// Without a state file for it to find locked, a restore into this
-	// data dir would report success while the daemons serve etcd's
-	// state, and leave a file that a start without --etcd would serve.
-	dirf, err := os.Open(dir)
+	release, err := durable.HoldDataDir(dir)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, fmt.Errorf("%w (with --etcd the state is in etcd; idrecon restore --to-etcd puts a backup there)", err)
 	}
-	if err := syscall.Flock(int(dirf.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
-		dirf.Close()
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("data dir %s is held by an idrecon restore running into it: start the daemon once it is done (with --etcd the state is in etcd; idrecon restore --to-etcd puts a backup there)", dir)
-		}
-		return nil, fmt.Errorf("data dir: lock %s: %w", dir, err)
-	}
-	return func() { dirf.Close(); f.Close() }, nil
+	return func() { release(); f.Close() }, nil
 }
 
 // adminToken returns the configured token, or the one kept in the data dir,

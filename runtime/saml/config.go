@@ -2,7 +2,6 @@ package saml
 
 import (
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -334,11 +333,10 @@ func (s *Server) build(sp *spec.SamlServiceProvider, key []*store.Resource, raw 
 	c.idp = md
 	for _, mc := range md.Certs {
 		if !containsCert(c.idpCerts, mc) {
-			// The SHA-1 thumbprint names it as Entra's portal does.
-			thumb := fmt.Sprintf("%X", sha1.Sum(mc.Raw))
+			// Named as Entra's portal names it, by its thumbprint.
 			s.log.Warn("saml: idp metadata announces a signing certificate that is not in the keystore; it is not trusted",
-				"subject", mc.Subject.String(), "notAfter", mc.NotAfter, "thumbprint", thumb)
-			c.untrusted = append(c.untrusted, fmt.Sprintf("%s (thumbprint %s, expires %s)", mc.Subject, thumb, mc.NotAfter.UTC().Format(time.DateOnly)))
+				"certificate", samlmeta.Describe(mc))
+			c.untrusted = append(c.untrusted, samlmeta.Describe(mc))
 		}
 	}
 	for _, kc := range c.idpCerts {

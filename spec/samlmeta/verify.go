@@ -273,14 +273,14 @@ func validate(root, sig *etree.Element, o Options) (*etree.Element, error) {
 		case configured == nil:
 			names := make([]string, len(o.Trusted))
 			for i, c := range o.Trusted {
-				names[i] = describeCert(c)
+				names[i] = Describe(c)
 			}
 			return nil, rejected("%s: it carries the certificate %s, which is not among them (%s): if the IdP rolled over to it, add it to the keystore",
-				notVerified, describeCert(keyCert), strings.Join(names, "; "))
+				notVerified, Describe(keyCert), strings.Join(names, "; "))
 		case o.Now.After(configured.NotAfter.Add(o.Skew)):
-			return nil, rejected("%s: its certificate %s expired on %s", notVerified, describeCert(configured), configured.NotAfter.UTC().Format(time.RFC3339))
+			return nil, rejected("%s: its certificate %s expired on %s", notVerified, Describe(configured), configured.NotAfter.UTC().Format(time.RFC3339))
 		case o.Now.Before(configured.NotBefore.Add(-o.Skew)):
-			return nil, rejected("%s: its certificate %s is not valid before %s", notVerified, describeCert(configured), configured.NotBefore.UTC().Format(time.RFC3339))
+			return nil, rejected("%s: its certificate %s is not valid before %s", notVerified, Describe(configured), configured.NotBefore.UTC().Format(time.RFC3339))
 		}
 	}
 	roots := [][]*x509.Certificate{o.Trusted}
@@ -325,9 +325,9 @@ func signatureCert(sig *etree.Element) *x509.Certificate {
 	return c
 }
 
-// describeCert names a certificate as the operator finds it in Entra's
+// Describe names a certificate as the operator finds it in Entra's
 // portal: subject, SHA-1 thumbprint and end of validity.
-func describeCert(c *x509.Certificate) string {
+func Describe(c *x509.Certificate) string {
 	return fmt.Sprintf("%q (thumbprint %X, valid until %s)", clip(c.Subject.String()), sha1.Sum(c.Raw), c.NotAfter.UTC().Format(time.DateOnly))
 }
 

@@ -33,6 +33,22 @@ func lockDataDir(dir string, how int) (release func(), err error) {
 	return func() { f.Close() }, nil // closing f releases the lock
 }
 
+// HoldDataDir holds the data dir dir against a restore, for a daemon that
+// keeps no state file there for a restore to find locked (its state is in
+// etcd): a restore into it would report success and leave a file that a
+// start without etcd would serve. Other holders may share it; it fails
+// with ErrLocked while a restore runs. release lets it go.
+func HoldDataDir(dir string) (release func(), err error) {
+	release, err = lockDataDir(dir, syscall.LOCK_SH)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("%w: data dir %s is held by an idrecon restore running into it: start once it is done", ErrLocked, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data dir: lock %s: %w", dir, err)
+	}
+	return release, nil
+}
+
 // lockForRestore takes the data dir of the state file at path for a
 // restore, or fails with ErrLocked while another restore has it.
 func lockForRestore(path string) (release func(), err error) {
