@@ -59,9 +59,12 @@ func New(status func() reconcile.Status) *Metrics {
 			Help: "SCIM requests by route and status code.",
 		}, []string{"route", "code"}),
 		scimLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "idrecon_scim_request_duration_seconds",
-			Help:    "SCIM request latency by route.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9),
+			Name: "idrecon_scim_request_duration_seconds",
+			Help: "SCIM request latency by route.",
+			// Doubling from 0.1 ms: fine enough to tell a p99 within its
+			// target from one twice it, and reaching the seconds a lost
+			// etcd quorum takes to answer.
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}, []string{"route"}),
 		samlLogins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idrecon_saml_logins_total",
