@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/idrecon/idrecon/spec/samlmeta"
 )
@@ -227,6 +228,11 @@ func (l *loader) secret(p *parsedDoc, field string, v *ValueFrom) (string, bool)
 	switch {
 	case v.Env != "" && v.File != "":
 		l.fail(p, field, "set exactly one of env and file, not both")
+	case v.Env != "" && !IsEnvName(v.Env):
+		// Quoting it would show the secret pasted in its place.
+		l.fail(p, field+".env", "is no environment variable's name (letters, digits and _): does it hold the secret itself? Give the variable's name")
+	case v.File != "" && !IsFileReference(v.File):
+		l.fail(p, field+".file", "is no file's path (it holds a line break or PEM armour): does it hold the secret itself? Give the file's path")
 	case v.Env != "":
 		value := l.opts.Getenv(v.Env)
 		l.inputs.addValue("env", v.Env, value)
@@ -250,6 +256,29 @@ func (l *loader) secret(p *parsedDoc, field string, v *ValueFrom) (string, bool)
 	return "", false
 }
 
+// IsEnvName reports whether s is written as a shell names an environment
+// variable. A reference that is not is taken for the secret pasted in its
+// place, and never shown (neither in an error nor in a plan).
+func IsEnvName(s string) bool {
+	for i, c := range s {
+		switch {
+		case c == '_', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && '0' <= c && c <= '9':
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// IsFileReference reports whether s can be a file's path rather than the
+// file's content pasted in its place (a line break, PEM armour), which is
+// never shown.
+func IsFileReference(s string) bool {
+	return !strings.ContainsFunc(s, unicode.IsControl) && !strings.Contains(s, "-----") &&
+		!strings.Contains(strings.ToUpper(s), "PRIVATE KEY")
+}
+
 // readSecretFile reads a secret file: an absolute path as is (secrets usually
 // live outside the repo, e.g. /run/secrets), a relative one inside the root.
 func (l *loader) readSecretFile(name string) ([]byte, error) {
@@ -267,6 +296,10 @@ func (l *loader) readSecretFile(name string) ([]byte, error) {
 // readRepoFile reads a file named relative to the spec root; it must stay
 // inside the root, symlinks included.
 func (l *loader) readRepoFile(name string, limit int64) ([]byte, error) {
+	if !IsFileReference(name) {
+		// Quoting it would show the content pasted in its place.
+		return nil, errors.New("is no file's path (it holds a line break or PEM armour): does it hold the file's content? Give its path")
+	}
 	if !filepath.IsLocal(filepath.FromSlash(name)) {
 		return nil, fmt.Errorf("path %q must be relative and stay inside the spec repo", name)
 	}

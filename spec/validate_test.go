@@ -254,3 +254,27 @@ func TestWarnings(t *testing.T) {
 		})
 	}
 }
+
+// TestPastedSecretIsNotQuoted: a secret written where its reference
+// belongs (a token as the env name, a PEM key as a file path) is refused
+// without the error quoting it: the error goes to status, the log and a
+// pull request's checks.
+func TestPastedSecretIsNotQuoted(t *testing.T) {
+	const token = "s3cr3t-t0ken-0123456789abcdef"
+	const key = "-----BEGIN PRIVATE KEY-----\\n    MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n    -----END PRIVATE KEY-----"
+	for _, tc := range []struct{ name, doc, secret, want string }{
+		{"token as the env name", "apiVersion: idrecon.io/v1alpha1\nkind: ScimProvisioning\nmetadata:\n  name: s\nspec:\n  enabled: true\n  tokens:\n    - name: entra\n      valueFrom: {env: \"" + token + "\"}\n",
+			token, "spec.tokens[0].valueFrom.env: is no environment variable's name"},
+		{"key as the private key file", certDoc("c", UsageTLS, "  file: c.pem\n  privateKeyFrom: {file: \""+key+"\"}\n"),
+			"MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "spec.privateKeyFrom.file: is no file's path"},
+		{"certificate as the file", certDoc("c", UsageSamlIDPSigning, "  file: \""+key+"\"\n"),
+			"MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "spec.file: is no file's path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, writeTree(t, map[string]string{"doc.yaml": tc.doc}), nil)
+			if err == nil || strings.Contains(err.Error(), tc.secret) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v\nwant one saying %q, without the secret", err, tc.want)
+			}
+		})
+	}
+}

@@ -17,7 +17,8 @@ const Redacted = "REDACTED"
 // URL shows raw with its user information and its query's values hidden:
 // a token is often passed as the user name or in the query ("?token=",
 // "?private_token=", "?access_token="). The query's keys stay, so that the
-// reader sees which parameters there are; a fragment is kept. A URL that
+// reader sees which parameters there are, but for one without '=', which
+// is a value; a fragment is kept. A URL that
 // parses is redacted by its parts, so an '@' in its query cannot pass for
 // the end of a userinfo; one that does not parse (a password with a '^', a
 // space, a '%' that is no escape: exactly what gets echoed back) is
@@ -72,21 +73,38 @@ func Userinfo(raw string) string {
 	return redacted + raw[at+1:]
 }
 
-// Query shows u with its query values hidden. A query that does not parse
-// is hidden whole.
+// Query shows u with its query values hidden. A parameter written without
+// '=' is a value with no name ("md.xml?<key>"), hidden whole. A query that
+// does not parse is hidden whole.
 func Query(u url.URL) string {
 	if u.RawQuery == "" {
 		return u.String()
 	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
+	if _, err := url.ParseQuery(u.RawQuery); err != nil {
 		u.RawQuery = Redacted
 		return u.String()
 	}
-	for k := range q {
-		q[k] = []string{Redacted}
+	named := url.Values{}
+	bare := false
+	for part := range strings.SplitSeq(u.RawQuery, "&") {
+		key, _, hasValue := strings.Cut(part, "=")
+		switch {
+		case part == "":
+		case !hasValue:
+			bare = true
+		default:
+			// ParseQuery took every escape, so this one cannot fail.
+			name, _ := url.QueryUnescape(key)
+			named.Set(name, Redacted)
+		}
 	}
-	u.RawQuery = q.Encode()
+	u.RawQuery = named.Encode()
+	if bare {
+		if u.RawQuery != "" {
+			u.RawQuery += "&"
+		}
+		u.RawQuery += Redacted
+	}
 	return u.String()
 }
 

@@ -100,3 +100,27 @@ func FuzzUserinfo(f *testing.F) {
 		}
 	})
 }
+
+// A query parameter written without '=' has no name to show: it is a value,
+// and often the key itself ("md.xml?<key>", a webhook's "?<secret>"), so it
+// is hidden like one, whether the URL parses or not.
+func TestURLHidesBareParameters(t *testing.T) {
+	const secret = "S3CRETKEYq0123456789"
+	for _, tt := range []struct{ name, raw, want string }{
+		{"alone", "https://idp.example.com/md.xml?" + secret, "https://idp.example.com/md.xml?REDACTED"},
+		{"with named ones", "https://h/p?appid=1&" + secret + "&x=", "https://h/p?appid=REDACTED&x=REDACTED&REDACTED"},
+		{"escaped", "https://h/p?" + secret + "%2F%3D", "https://h/p?REDACTED"},
+		{"unparsable URL", "https://ci:s3cr^t@h/r.git?" + secret + "#f", "https://REDACTED@h/r.git?REDACTED#f"},
+		{"empty parameters", "https://h/p?&a=1&", "https://h/p?a=REDACTED"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := URL(tt.raw)
+			if got != tt.want {
+				t.Errorf("URL(%q) = %q, want %q", tt.raw, got, tt.want)
+			}
+			if strings.Contains(got, secret) {
+				t.Errorf("URL(%q) = %q shows the secret", tt.raw, got)
+			}
+		})
+	}
+}

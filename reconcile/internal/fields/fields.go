@@ -65,7 +65,10 @@ type mask int
 const (
 	maskNone mask = iota
 	// maskDigest fields already hold a hex SHA-256 (a SCIM token's hash):
-	// the value stays comparable but only its prefix is ever shown.
+	// the value stays comparable but only its prefix is ever shown. What is
+	// no digest there is taken for the plaintext pasted in its place, and
+	// shown as maskContent shows it: even a prefix of a token gives away
+	// part of it.
 	maskDigest
 	// maskContent fields hold the material itself (PEM text): only its
 	// SHA-256 is kept.
@@ -74,22 +77,33 @@ const (
 	// its query (some IdPs, or a proxy, take "?token="): it is compared
 	// whole but shown as redact.URL shows it.
 	maskURL
+	// maskEnv fields name an environment variable; a value that is no
+	// variable's name is taken for the secret pasted in its place.
+	maskEnv
+	// maskPath fields name a file; a value with line breaks or PEM armour
+	// is taken for the content pasted in its place.
+	maskPath
 )
 
 // masked lists the string fields of spec types that carry secret material.
 // Every []byte field is treated like maskContent.
 var masked = map[reflect.Type]map[string]mask{
-	reflect.TypeFor[spec.ScimToken]():   {"SHA256": maskDigest},
-	reflect.TypeFor[spec.Certificate](): {"PEM": maskContent},
+	reflect.TypeFor[spec.ScimToken](): {"SHA256": maskDigest},
 	// The value itself is never rendered (json:"-"), its hash is.
 	reflect.TypeFor[spec.GatewaySecret](): {"SHA256": maskDigest},
 	// Validation refuses credentials in these URLs (and a query but in
 	// metadataURL), yet the runtime side of a plan is what the store
-	// holds, which the admin API may have written.
-	reflect.TypeFor[spec.SamlIDP]():             {"MetadataURL": maskURL},
+	// holds, which the admin API may have written. SamlIDP's metadataURL
+	// is below, with its metadataFile.
 	reflect.TypeFor[spec.SamlServiceProvider](): {"BaseURL": maskURL},
 	reflect.TypeFor[spec.ScimProvisioning]():    {"BaseURL": maskURL},
 	reflect.TypeFor[spec.Gateway]():             {"Upstream": maskURL},
+	// References are shown, so that a plan says where a secret comes from,
+	// unless they look like the secret itself: the loader refuses such a
+	// spec, but the store may hold what the admin API wrote.
+	reflect.TypeFor[spec.ValueFrom]():   {"Env": maskEnv, "File": maskPath},
+	reflect.TypeFor[spec.Certificate](): {"PEM": maskContent, "File": maskPath},
+	reflect.TypeFor[spec.SamlIDP]():     {"MetadataURL": maskURL, "MetadataFile": maskPath},
 }
 
 var (
@@ -305,11 +319,29 @@ func leaf(path string, v reflect.Value, m mask) Field {
 			}
 			return f
 		case maskDigest:
-			return Field{Path: path, Value: "sha256:" + strings.ToLower(s), Secret: true}
+			if isHexDigest(s) {
+				return Field{Path: path, Value: "sha256:" + strings.ToLower(s), Secret: true}
+			}
+		case maskEnv:
+			if spec.IsEnvName(s) {
+				return Field{Path: path, Value: scalar(v)}
+			}
+		case maskPath:
+			if spec.IsFileReference(s) {
+				return Field{Path: path, Value: scalar(v)}
+			}
 		}
 		return Field{Path: path, Value: digest([]byte(s)), Secret: true}
 	}
 	return Field{Path: path, Value: scalar(v)}
+}
+
+func isHexDigest(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 func digest(b []byte) string {
