@@ -263,6 +263,32 @@ func queryOf(raw string) string {
 	return u.RawQuery
 }
 
+// querySecrets lists the values to scrub of a URL's query: the whole, and
+// each parameter's value long enough to be a token (scrubbing a short one
+// would mangle every error that holds its letters), as escaped and as
+// decoded.
+func querySecrets(query string) []string {
+	out := secrets(query)
+	for _, part := range strings.Split(query, "&") {
+		_, v, _ := strings.Cut(part, "=")
+		d, err := url.QueryUnescape(v)
+		if err != nil {
+			d = v
+		}
+		if len(d) < minQuerySecret {
+			continue
+		}
+		out = append(out, v)
+		if d != v {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// minQuerySecret is the shortest query value scrubbed on its own.
+const minQuerySecret = 8
+
 // secrets lists the values to scrub from errors.
 func (c *urlCreds) secrets() []string {
 	if c.pass == "" {
@@ -312,8 +338,9 @@ func (g *Git) Fetch(ctx context.Context) (Revision, error) {
 		secretVals = append(secretVals, g.urlCreds.secrets()...)
 	}
 	// The URL's query may carry a token; the display form hides it but
-	// go-git's errors quote the URL as given.
-	secretVals = append(secretVals, secrets(queryOf(g.url))...)
+	// go-git's errors quote the URL as given, or a server echoes the
+	// token alone.
+	secretVals = append(secretVals, querySecrets(queryOf(g.url))...)
 	if err != nil {
 		return Revision{}, scrub(fmt.Errorf("git %s: %w", g.display, err), secretVals)
 	}

@@ -727,3 +727,17 @@ func TestGitCacheWarningsHideCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryTokenScrubbedAlone: a server that echoes the token of the query
+// alone, not the whole query, is scrubbed too; a short parameter value is
+// not, which would mangle every error holding its letters.
+func TestQueryTokenScrubbedAlone(t *testing.T) {
+	const secret = "S3CRET/TOK+EN"
+	vals := querySecrets(queryOf("https://git.example.invalid/org/repo.git?private_token=" + url.QueryEscape(secret) + "&ref=main"))
+	for _, echoed := range []string{secret, url.QueryEscape(secret)} {
+		err := scrub(fmt.Errorf("remote: token %s is not valid for ref main", echoed), vals)
+		if strings.Contains(err.Error(), echoed) || !strings.Contains(err.Error(), "ref main") {
+			t.Errorf("scrubbed: %v", err)
+		}
+	}
+}

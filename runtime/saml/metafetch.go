@@ -178,7 +178,9 @@ func (s *Server) metadataClient(p fetchPolicy) *http.Client {
 func (s *Server) fetchMetadata(ctx context.Context, idp spec.SamlIDP) ([]byte, error) {
 	u, err := url.Parse(idp.MetadataURL)
 	if err != nil {
-		return nil, fmt.Errorf("metadataURL: %w", hideURL(err))
+		// url.Parse quotes the part it stopped at, which may be a
+		// password ("invalid port"); the loader refuses such a URL first.
+		return nil, errors.New("metadataURL: not a URL")
 	}
 	p := policyOf(idp)
 	if err := p.checkURL(u); err != nil {
@@ -188,7 +190,7 @@ func (s *Server) fetchMetadata(ctx context.Context, idp spec.SamlIDP) ([]byte, e
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("metadataURL: %w", hideURL(err))
+		return nil, errors.New("metadataURL: not a URL")
 	}
 	resp, err := s.metadataClient(p).Do(req)
 	if err != nil {
