@@ -342,6 +342,9 @@ func (s *State) readPages(ctx context.Context, fn func([]*mvccpb.KeyValue) error
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
+			if err := s.notImporting(ctx, rev); err != nil {
+				return 0, err
+			}
 		}
 		if err := fn(resp.Kvs); err != nil {
 			return 0, err
@@ -666,8 +669,8 @@ func (s *State) confirm(t time.Time) {
 	}
 }
 
-func (s *State) barrier(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+func (s *State) barrier(caller context.Context) error {
+	ctx, cancel := context.WithTimeout(caller, s.timeout)
 	defer cancel()
 	start := time.Now()
 	rev, err := s.sharedRevision(ctx)
@@ -705,8 +708,9 @@ func (s *State) barrier(ctx context.Context) error {
 		return s.waitApplied(ctx, rev)
 	}
 	// A watch whose member died reconnects to another: give it the time of
-	// a call to do so.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	// a call to do so, from here rather than what the read left over, but
+	// no longer than the caller waits (a request gone, a shutdown).
+	wctx, cancel := context.WithTimeout(caller, s.timeout)
 	defer cancel()
 	return s.waitApplied(wctx, put.Header.Revision)
 }
