@@ -16,6 +16,7 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/gctune"
@@ -58,7 +59,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	serve := fs.String("serve", "", "start this idrecon binary as `idrecon serve` (its own process, default flags, plain HTTP on loopback, a fresh data dir) and load it instead of -url; with -pid's report")
 	specDir := fs.String("spec", "examples/entra", "with -serve, the spec folder the daemon follows (its ScimProvisioning must accept -token)")
 	keepData := fs.String("serve-data-dir", "", "with -serve, the daemon's data dir (default a fresh temporary one, removed after): a store an earlier run filled")
-	peerFlag := fs.Bool("peer", false, "start the library peer (an in-memory SCIM server on elimity-com/scim, its own process) and load it instead of -url; with -pid's report")
+	peerFlag := fs.Bool("peer", false, "start the library peer (an in-memory SCIM server on elimity-com/scim, its own process, with Go's default collector settings) and load it instead of -url; with -pid's report")
 	compare := fs.Bool("compare", false, "with -serve: load the daemon, then the library peer, each a fresh process, and print the two side by side")
 	rounds := fs.Int("runs", 1, "with -serve, -peer or -compare: load each server this many times, alternating, each a fresh process (the table shows the range)")
 	var serveFlags stringList
@@ -90,7 +91,9 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	if cfg.Token == "" {
 		cfg.Token = getenv("IDRECON_SCIM_TOKEN")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM (kill, timeout(1), a CI job cancelled) ends the run as ^C
+	// does: the server it started is stopped and its data dir removed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

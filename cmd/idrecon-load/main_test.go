@@ -18,6 +18,13 @@ func TestMain(m *testing.M) {
 		serveCPUFake()
 		os.Exit(0)
 	}
+	if len(os.Args) > 1 && os.Args[1] == loadToolArg {
+		if err := run(os.Args[2:], os.Getenv, io.Discard); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if len(os.Args) > 1 && os.Args[1] == peerServeArg {
 		if err := run(os.Args[1:], os.Getenv, os.Stdout); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")

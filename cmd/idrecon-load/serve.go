@@ -52,6 +52,7 @@ func startProcess(ctx context.Context, name string, cmd *exec.Cmd, announce func
 	if err != nil {
 		return nil, err
 	}
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
