@@ -67,6 +67,17 @@
 // case) and underscores_in_headers stays off; testdata/nginx-idrecon.conf is
 // a configuration that does both, exercised by the package's tests.
 //
+// The server's read and write timeouts (http.Server.ReadTimeout and
+// WriteTimeout) bound a proxied request's each read of its body and each
+// write of its response, not the whole exchange: an event stream, a long
+// download or a slow upload lasts as long as the client keeps up, and a
+// client that stalls is cut, freeing the upstream connection.
+//
+// A request is forwarded only if its path is under PathPrefix, and
+// outside idrecon's own, both as Go decodes it and as the application maps
+// the escaped path it is sent (SentPath): Tomcat splits segments and drops
+// ";parameters" before decoding, so "/ssc%3Bx/y" is not under /ssc to it.
+//
 // Upgraded and streaming connections are decided again every
 // Deps.Recheck while they last, and closed once their user is refused, or
 // once access could not be checked at two rechecks in a row (the new

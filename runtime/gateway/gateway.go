@@ -215,7 +215,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == VerifyPath || strings.HasPrefix(p, VerifyPath+"/"):
 		g.serveVerify(w, r)
-	case g.proxy != nil && g.forwards(p):
+	case g.proxy != nil && g.forwards(p) && g.forwardsSent(r.URL.EscapedPath()):
 		g.serveProxy(w, r)
 	default:
 		http.NotFound(w, r)
@@ -234,6 +234,24 @@ func (g *Gateway) forwards(p string) bool {
 	}
 	for _, res := range g.deps.Reserved {
 		if underPrefix(p, res) || underPrefix(mapped, res) {
+			return false
+		}
+	}
+	return true
+}
+
+// forwardsSent reports whether the path as sent upstream (escaped), as the
+// application maps it (SentPath), is under PathPrefix and not reserved.
+// The decoded path forwards checks cannot tell an escaped ';' or '/' from
+// a real one, but Tomcat drops ";parameters" and splits segments before it
+// decodes: "/ssc%3Bx/y" is "/ssc;x/y" to it, outside /ssc.
+func (g *Gateway) forwardsSent(escaped string) bool {
+	p, ok := SentPath(escaped)
+	if !ok || !underPrefix(p, g.cfg.PathPrefix) {
+		return false
+	}
+	for _, res := range g.deps.Reserved {
+		if underPrefix(p, res) {
 			return false
 		}
 	}
@@ -394,7 +412,9 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	r, done := g.track(r)
 	defer done()
-	iw := &informationalWriter{ResponseWriter: w, g: g, budget: maxResponseHeaderBytes}
+	prog, r := newProgress(w, r)
+	defer prog.end()
+	iw := &informationalWriter{ResponseWriter: w, g: g, budget: maxResponseHeaderBytes, prog: prog}
 	g.proxy.ServeHTTP(iw, r.WithContext(context.WithValue(r.Context(), accessKey{}, &a)))
 }
 
@@ -565,9 +585,27 @@ type informationalWriter struct {
 	// budget is what 1xx headers may still cost; only the transport's
 	// read loop, one 1xx after another, touches it.
 	budget int
+	// prog bounds each write to the client (nil: unbounded).
+	prog *progress
+}
+
+func (w *informationalWriter) Write(b []byte) (int, error) {
+	w.prog.arm(false)
+	defer w.prog.disarm(false)
+	return w.ResponseWriter.Write(b)
+}
+
+// FlushError is what http.ResponseController's Flush finds first, so
+// ReverseProxy's flushes are bounded as its writes are.
+func (w *informationalWriter) FlushError() error {
+	w.prog.arm(false)
+	defer w.prog.disarm(false)
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *informationalWriter) WriteHeader(code int) {
+	w.prog.arm(false)
+	defer w.prog.disarm(false)
 	if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
 		w.ResponseWriter.WriteHeader(code)
 		return

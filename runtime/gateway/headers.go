@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -187,4 +188,35 @@ func MappedPath(p string) string {
 		b.WriteString("/")
 	}
 	return b.String()
+}
+
+// SentPath returns the path the application (Tomcat, Jetty) maps for the
+// escaped path p it is sent: each segment's ";parameters" dropped at the
+// semicolons sent as such, runs of '/' merged, and only then each segment
+// decoded. A segment that decodes to hold '/' keeps it escaped as "%2F",
+// and one holding an escaped ';' keeps it, so neither ever matches a
+// prefix (which holds no '%' or ';'), as it never matches a context path
+// for the application. ok is false for a p that does not start with '/'
+// or does not decode.
+func SentPath(p string) (mapped string, ok bool) {
+	if !strings.HasPrefix(p, "/") {
+		return "", false
+	}
+	var b strings.Builder
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		seg, _, _ = strings.Cut(seg, ";")
+		if seg == "" {
+			continue
+		}
+		d, err := url.PathUnescape(seg)
+		if err != nil {
+			return "", false
+		}
+		b.WriteString("/")
+		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(d, "%", "%25"), "/", "%2F"))
+	}
+	if strings.HasSuffix(p, "/") || b.Len() == 0 {
+		b.WriteString("/")
+	}
+	return b.String(), true
 }
