@@ -116,9 +116,10 @@ func (cfg Config) normalized() (Config, *url.URL, error) {
 		u, err := url.Parse(cfg.Upstream)
 		switch {
 		case err != nil:
-			// Not err itself: url.Error quotes the whole URL, password
-			// and all, into the status and the console.
-			return bad("upstream", "not a URL: %v", errors.Unwrap(err))
+			// Not err, nor what it wraps: url.Error quotes the whole URL,
+			// and its cause the part the parse stopped at ("invalid port
+			// \":pass\""), password and all, into the status and the console.
+			return bad("upstream", "not a URL")
 		case u.Scheme != "http" && u.Scheme != "https":
 			return bad("upstream", "scheme must be http or https, got %q", u.Scheme)
 		case u.Host == "":
