@@ -58,26 +58,13 @@ func newProgress(w http.ResponseWriter, r *http.Request) (*progress, *http.Reque
 // disarm lifts it once it is over: between operations the exchange may
 // idle for as long as the upstream takes (an event stream between events),
 // and HTTP/2 enforces a stream's deadline with a timer that fires whether
-// or not an operation is waiting.
-func (p *progress) arm(read bool) {
-	if p == nil {
-		return
-	}
-	idle, set := p.writeIdle, p.rc.SetWriteDeadline
-	if read {
-		idle, set = p.readIdle, p.rc.SetReadDeadline
-	}
-	if idle <= 0 {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.ended {
-		_ = set(time.Now().Add(idle))
-	}
-}
+// or not an operation is waiting. On HTTP/1, at the end of the body the
+// server starts reading the connection in the background, and a deadline
+// passing there cancels the request.
+func (p *progress) arm(read bool)    { p.deadline(read, true) }
+func (p *progress) disarm(read bool) { p.deadline(read, false) }
 
-func (p *progress) disarm(read bool) {
+func (p *progress) deadline(read, arm bool) {
 	if p == nil {
 		return
 	}
@@ -90,12 +77,14 @@ func (p *progress) disarm(read bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.ended {
-		// On HTTP/1, at the end of the body the server starts reading the
-		// connection in the background, and a deadline passing there
-		// cancels the request.
-		_ = set(time.Time{})
+	if p.ended {
+		return
 	}
+	var at time.Time
+	if arm {
+		at = time.Now().Add(idle)
+	}
+	_ = set(at)
 }
 
 // end leaves the connection to the server, with the write timeout for
