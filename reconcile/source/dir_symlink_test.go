@@ -77,14 +77,7 @@ func TestDirFetchSymlinkedRoot(t *testing.T) {
 // loader opens would each resolve the link again), so a load after the
 // switch still reads the fetched release, whole.
 func TestDirFetchPinsSymlinkedRelease(t *testing.T) {
-	base := t.TempDir()
-	v1, v2 := filepath.Join(base, "releases", "v1"), filepath.Join(base, "releases", "v2")
-	release(t, v1, "one")
-	release(t, v2, "two")
-	link := filepath.Join(base, "spec")
-	if err := os.Symlink(v1, link); err != nil {
-		t.Fatal(err)
-	}
+	v2, link := twoReleases(t)
 	rev, err := Dir{Path: link}.Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -99,14 +92,7 @@ func TestDirFetchPinsSymlinkedRelease(t *testing.T) {
 // link notifies, and the Fetch that follows returns the new release,
 // whose content revision the loader computes.
 func TestDirFetchAfterWatchedSwitch(t *testing.T) {
-	base := t.TempDir()
-	v1, v2 := filepath.Join(base, "releases", "v1"), filepath.Join(base, "releases", "v2")
-	release(t, v1, "one")
-	release(t, v2, "two")
-	link := filepath.Join(base, "spec")
-	if err := os.Symlink(v1, link); err != nil {
-		t.Fatal(err)
-	}
+	v2, link := twoReleases(t)
 	src := Dir{Path: link}
 	rev1, err := src.Fetch(context.Background())
 	if err != nil {
@@ -170,4 +156,20 @@ func TestWatchSwitchAboveRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFired(t, fired, "a save in a sub-folder of the new release")
+}
+
+// twoReleases makes two releases of a spec folder, v1 with the Application
+// "one" and v2 with "two", and a link naming v1; it returns v2 and the
+// link.
+func twoReleases(t *testing.T) (v2, link string) {
+	t.Helper()
+	base := t.TempDir()
+	v1, v2 := filepath.Join(base, "releases", "v1"), filepath.Join(base, "releases", "v2")
+	release(t, v1, "one")
+	release(t, v2, "two")
+	link = filepath.Join(base, "spec")
+	if err := os.Symlink(v1, link); err != nil {
+		t.Fatal(err)
+	}
+	return v2, link
 }

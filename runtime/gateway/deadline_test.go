@@ -166,12 +166,7 @@ func TestProxyStalledUploadReleasesUpstream(t *testing.T) {
 	}))
 	defer up.Close()
 	srv := newTimedFrontDoor(t, gateway.Config{Upstream: up.URL}, serverTimeout)
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nCookie: %s=tok-ann\r\n\r\nabc", gateway.DefaultSessionCookie)
+	sendRaw(t, srv, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nCookie: %s=tok-ann\r\n\r\nabc")
 	select {
 	case err := <-failed:
 		if err == nil {
@@ -199,16 +194,24 @@ func TestProxySlowReaderReleasesUpstream(t *testing.T) {
 	}))
 	defer up.Close()
 	srv := newTimedFrontDoor(t, gateway.Config{Upstream: up.URL}, serverTimeout)
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /download HTTP/1.1\r\nHost: x\r\nCookie: %s=tok-ann\r\n\r\n", gateway.DefaultSessionCookie)
+	sendRaw(t, srv, "GET /download HTTP/1.1\r\nHost: x\r\nCookie: %s=tok-ann\r\n\r\n")
 	// The client never reads.
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the upstream is still writing to a client that stopped reading")
 	}
+}
+
+// sendRaw writes request, its %s the session cookie's name, on a
+// connection of its own to srv, which stays open until the test ends and
+// is never read.
+func sendRaw(t *testing.T, srv *httptest.Server, request string) {
+	t.Helper()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, request, gateway.DefaultSessionCookie)
 }

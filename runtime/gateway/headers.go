@@ -175,19 +175,8 @@ func MappedPath(p string) string {
 	if !strings.HasPrefix(p, "/") || !strings.Contains(p, ";") && !strings.Contains(p, "//") {
 		return p
 	}
-	var b strings.Builder
-	for seg := range strings.SplitSeq(p[1:], "/") {
-		seg, _, _ = strings.Cut(seg, ";")
-		if seg == "" {
-			continue
-		}
-		b.WriteString("/")
-		b.WriteString(seg)
-	}
-	if strings.HasSuffix(p, "/") || b.Len() == 0 {
-		b.WriteString("/")
-	}
-	return b.String()
+	mapped, _ := mapSegments(p, func(seg string) (string, error) { return seg, nil })
+	return mapped
 }
 
 // SentPath returns the path the application (Tomcat, Jetty) maps for the
@@ -202,18 +191,28 @@ func SentPath(p string) (mapped string, ok bool) {
 	if !strings.HasPrefix(p, "/") {
 		return "", false
 	}
+	return mapSegments(p, func(seg string) (string, error) {
+		d, err := url.PathUnescape(seg)
+		return strings.ReplaceAll(strings.ReplaceAll(d, "%", "%25"), "/", "%2F"), err
+	})
+}
+
+// mapSegments is the path p, which starts with '/', as the application
+// maps it: each segment's ";parameters" dropped, empty segments merged,
+// and each other segment as seg gives it (false when one fails).
+func mapSegments(p string, seg func(string) (string, error)) (string, bool) {
 	var b strings.Builder
-	for seg := range strings.SplitSeq(p[1:], "/") {
-		seg, _, _ = strings.Cut(seg, ";")
-		if seg == "" {
+	for s := range strings.SplitSeq(p[1:], "/") {
+		s, _, _ = strings.Cut(s, ";")
+		if s == "" {
 			continue
 		}
-		d, err := url.PathUnescape(seg)
+		m, err := seg(s)
 		if err != nil {
 			return "", false
 		}
 		b.WriteString("/")
-		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(d, "%", "%25"), "/", "%2F"))
+		b.WriteString(m)
 	}
 	if strings.HasSuffix(p, "/") || b.Len() == 0 {
 		b.WriteString("/")
