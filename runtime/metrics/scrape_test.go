@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,5 +196,104 @@ func TestHandlerSurvivesBadCollector(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// revisionSeries returns the idrecon_revision_info lines of a scrape.
+func revisionSeries(body string) []string {
+	var lines []string
+	for line := range strings.Lines(body) {
+		if strings.HasPrefix(line, "idrecon_revision_info{") {
+			lines = append(lines, strings.TrimSpace(line))
+		}
+	}
+	return lines
+}
+
+// A daemon following a busy repo sees revision after revision: the info
+// metric must keep describing the current pair only, so that neither the
+// scrape nor Prometheus's live series grow with the daemon's age.
+func TestRevisionInfoHoldsOnlyTheCurrentRevisions(t *testing.T) {
+	var cur atomic.Pointer[reconcile.Status]
+	cur.Store(&reconcile.Status{})
+	m := New(func() reconcile.Status { return *cur.Load() })
+	const revisions = 50
+	for i := range revisions {
+		// The seen revision runs one ahead of the applied one, as when a
+		// commit was fetched and refused.
+		applied, seen := fmt.Sprintf("main@sha1:%d", i), fmt.Sprintf("main@sha1:%d", i+1)
+		cur.Store(&reconcile.Status{AppliedRevision: applied, SeenRevision: seen})
+		code, body := scrape(t, m)
+		if code != http.StatusOK {
+			t.Fatalf("revision %d: scrape answered %d", i, code)
+		}
+		want := []string{
+			fmt.Sprintf(`idrecon_revision_info{revision=%q,state="applied"} 1`, applied),
+			fmt.Sprintf(`idrecon_revision_info{revision=%q,state="seen"} 1`, seen),
+		}
+		got := revisionSeries(body)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("revision %d: scrape holds %q, want only %q", i, got, want)
+		}
+	}
+	if mf := family(t, m, "idrecon_revision_info"); len(mf.GetMetric()) != 2 {
+		t.Errorf("after %d revisions, %d series of idrecon_revision_info gathered, want 2 (applied, seen)", revisions, len(mf.GetMetric()))
+	}
+}
+
+// scimBounds returns the upper bounds of the SCIM latency histogram of
+// route, with the cumulative count at each.
+func scimBounds(t *testing.T, m *Metrics, route string) ([]float64, []uint64) {
+	t.Helper()
+	mf := family(t, m, "idrecon_scim_request_duration_seconds")
+	for _, mt := range mf.GetMetric() {
+		for _, l := range mt.GetLabel() {
+			if l.GetName() == "route" && l.GetValue() == route {
+				var bounds []float64
+				var counts []uint64
+				for _, b := range mt.GetHistogram().GetBucket() {
+					bounds = append(bounds, b.GetUpperBound())
+					counts = append(counts, b.GetCumulativeCount())
+				}
+				return bounds, counts
+			}
+		}
+	}
+	t.Fatalf("no SCIM latency histogram for route %q", route)
+	return nil, nil
+}
+
+// Operators alert when a SCIM request kind's p99 passes its target: a
+// bucket must end there, so that a request just under the target and one just
+// over it are told apart (and the share under it read exactly), while the
+// bounds that dashboards already name stay.
+func TestSCIMLatencyBucketAtTarget(t *testing.T) {
+	m := New(noStatus)
+	m.SCIMRequest("users.get", 200, 19*time.Millisecond)
+	m.SCIMRequest("users.get", 200, 21*time.Millisecond)
+	bounds, counts := scimBounds(t, m, "users.get")
+	at := slices.Index(bounds, 0.02)
+	if at < 0 {
+		t.Fatalf("SCIM latency bounds %v lack 0.02", bounds)
+	}
+	if counts[at] != 1 || counts[len(counts)-1] != 2 {
+		t.Errorf("19 ms and 21 ms counted %d at le=0.02 and %d in all, want 1 and 2", counts[at], counts[len(counts)-1])
+	}
+	if at > 0 && counts[at-1] != 0 {
+		t.Errorf("%d observations at le=%v, below both", counts[at-1], bounds[at-1])
+	}
+	for _, b := range prometheus.ExponentialBuckets(0.0001, 2, 18) {
+		if !slices.Contains(bounds, b) {
+			t.Errorf("SCIM latency bounds %v lost %v, which dashboards may name", bounds, b)
+		}
+	}
+	if extra := len(bounds) - 18; extra > 2 {
+		t.Errorf("SCIM latency has %d buckets, %d more than before", len(bounds), extra)
+	}
+	_, body := scrape(t, m)
+	if want := `idrecon_scim_request_duration_seconds_bucket{route="users.get",le="0.02"} 1`; !strings.Contains(body, want) {
+		t.Errorf("scrape lacks %q", want)
 	}
 }
