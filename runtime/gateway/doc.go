@@ -36,7 +36,14 @@
 //     the request gives (see OriginalURI; two of them, or one holding a dot
 //     segment or not percent-decoding, are refused with 403), and is used
 //     only if it is a local path (one leading '/'), so the sign-in cannot
-//     redirect away.
+//     redirect away. The original request meets the proxy's cross-origin
+//     rule (403): its method is X-Forwarded-Method (Traefik and Caddy send
+//     it; nginx's subrequest is always a GET, so its configuration must set
+//     it), else the request's own, else, for a GET carrying an Origin, an
+//     unsafe one; its host is X-Forwarded-Host, else Host; its Origin and
+//     Sec-Fetch-Site are those the proxy copies from the browser's request.
+//     Two X-Forwarded-Method or X-Forwarded-Host values, a list, or a
+//     method that is no token are refused with 403.
 //
 // # Header stripping
 //

@@ -380,7 +380,7 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		g.page(w, http.StatusBadRequest, "Bad request", "Only WebSocket upgrades are supported.")
 		return
 	}
-	if err := g.csrf.Check(asChecked(r)); err != nil {
+	if g.crossOrigin(r, r.Method, r.Host) {
 		// The application now trusts an ambient cookie plus an injected
 		// header, so a cross-site form post would ride on the session.
 		g.counters.refuse(ReasonCrossOrigin)
@@ -422,18 +422,27 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 // the proxy forwards (others, such as WebDAV's, pass too).
 const allowed = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
-// asChecked returns r as the cross-origin check is to see it. The check
-// lets GET through as safe, but a GET that upgrades the connection (a
-// WebSocket handshake) opens a channel both ways on the session, which a
-// page of another origin, a sibling subdomain included (SameSite=Lax does
-// send the cookie there), must not get: it is checked as a POST is.
-func asChecked(r *http.Request) *http.Request {
-	if !upgrades(r.Header) {
-		return r
-	}
+// crossOrigin reports whether r, taken as a request with method for host,
+// is one a page of another origin may not send on the user's session: an
+// unsafe method, or a WebSocket handshake, with Sec-Fetch-Site or Origin
+// naming another origin (http.CrossOriginProtection). The proxy asks it of
+// the request it serves, forward-auth of the original request the proxy in
+// front describes, so that both refuse the same requests.
+//
+// The check lets GET through as safe, but a GET that opens a WebSocket
+// opens a channel both ways on the session, which a page of another origin,
+// a sibling subdomain included (SameSite=Lax does send the cookie there),
+// must not get: it is checked as a POST is. It is known by its upgrade
+// headers or, since nginx and Traefik drop those on the way to
+// forward-auth, by its Sec-WebSocket-Key, which a browser sends in a
+// handshake only.
+func (g *Gateway) crossOrigin(r *http.Request, method, host string) bool {
 	c := *r
-	c.Method = http.MethodPost
-	return &c
+	c.Method, c.Host = method, host
+	if upgrades(r.Header) || r.Header.Get("Sec-Websocket-Key") != "" {
+		c.Method = http.MethodPost
+	}
+	return g.csrf.Check(&c) != nil
 }
 
 // upgrades reports whether h's Connection header lists "upgrade".
@@ -690,6 +699,15 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 		g.text(w, r, http.StatusForbidden, "no access\n")
 		return
 	}
+	methods, host, ok := originalRequest(r)
+	if !ok || slices.ContainsFunc(methods, func(m string) bool { return g.crossOrigin(r, m, host) }) {
+		// Behind nginx, Traefik or Caddy the application trusts the
+		// ambient session as it does behind the proxy: a cross-site form
+		// post would ride on it unless refused here.
+		g.counters.refuse(ReasonCrossOrigin)
+		g.text(w, r, http.StatusForbidden, "cross-site request refused\n")
+		return
+	}
 	a, reason := g.decide(r)
 	switch reason {
 	case "":
@@ -748,6 +766,68 @@ func OriginalURI(r *http.Request) (uri string, ok bool) {
 		return "", false
 	}
 	return uri, true
+}
+
+// originalRequest returns the methods and the host a forward-auth request
+// gives for the original request, for the cross-origin check. Traefik and
+// Caddy send a GET naming the original method in X-Forwarded-Method and the
+// host in X-Forwarded-Host (the auth request's own Host is idrecon's there);
+// nginx sends a GET with the original headers, any X-Forwarded-Method the
+// client wrote included unless the configuration replaces it, and Envoy the
+// original method. When the two methods differ both are returned and the
+// request must pass with each. Two values of either header, a list, or a
+// method that is no token describe no one request: ok is false and the
+// request is refused.
+func originalRequest(r *http.Request) (methods []string, host string, ok bool) {
+	methods = []string{r.Method}
+	switch fm := r.Header.Values("X-Forwarded-Method"); len(fm) {
+	case 0:
+		// nginx's auth_request subrequest is a GET whatever the original
+		// was, so without the header the original method is unknown. A
+		// browser sends Origin with every unsafe request and with no
+		// navigation: a request carrying one is checked as the unsafe
+		// request it may be, and a link followed from another site still
+		// passes.
+		if r.Header.Get("Origin") != "" && !slices.Contains(methods, http.MethodPost) {
+			methods = append(methods, http.MethodPost)
+		}
+	case 1:
+		if !token(fm[0]) {
+			return nil, "", false
+		}
+		if fm[0] != r.Method {
+			methods = append(methods, fm[0])
+		}
+	default:
+		return nil, "", false
+	}
+	host = r.Host
+	switch fh := r.Header.Values("X-Forwarded-Host"); len(fh) {
+	case 0:
+	case 1:
+		host = strings.TrimSpace(fh[0])
+		if host == "" || strings.Contains(host, ",") {
+			return nil, "", false
+		}
+	default:
+		return nil, "", false
+	}
+	return methods, host, true
+}
+
+// token reports whether s is an HTTP token (RFC 9110, section 5.6.2), the
+// form of a method.
+func token(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *Gateway) text(w http.ResponseWriter, r *http.Request, status int, body string) {

@@ -124,6 +124,40 @@ func TestNginxAuthRequest(t *testing.T) {
 			t.Errorf("app hit %d times without access", n)
 		}
 	})
+	t.Run("cross-site POST", func(t *testing.T) {
+		before := hits.Load()
+		for _, raw := range [][][2]string{
+			{{"Origin", "https://evil.example"}, {"Sec-Fetch-Site", "cross-site"}},
+			{{"Origin", "https://evil.example"}},
+			// What a client writes itself does not whitewash it.
+			append([][2]string{{"Origin", "https://evil.example"}}, spoofs...),
+		} {
+			if resp := do(t, "POST", base+"/ssc/form", "tok-ann", raw); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%q: status %d, want 403", raw, resp.StatusCode)
+			}
+		}
+		if n := hits.Load() - before; n != 0 {
+			t.Errorf("app hit %d times by a cross-site POST", n)
+		}
+		if n := g.Stats().Refusals[gateway.ReasonCrossOrigin]; n != 3 {
+			t.Errorf("%d cross-origin refusals counted, want 3", n)
+		}
+	})
+	t.Run("same-origin POST", func(t *testing.T) {
+		for _, raw := range [][][2]string{
+			{{"Origin", base}, {"Sec-Fetch-Site", "same-origin"}},
+			{{"Origin", base}}, // an older browser: Origin against the Host it sent, port included
+			nil,
+		} {
+			got := decodeSeen(t, do(t, "POST", base+"/ssc/form", "tok-ann", raw))
+			if got.Method != "POST" {
+				t.Errorf("%q: app saw %s", raw, got.Method)
+			}
+			if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
+				t.Errorf("%q: app saw username %q", raw, v)
+			}
+		}
+	})
 	t.Run("verify is internal", func(t *testing.T) {
 		if resp := do(t, "GET", base+gateway.VerifyPath, "tok-ann", nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("status %d, want 404", resp.StatusCode)

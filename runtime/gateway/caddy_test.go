@@ -1,0 +1,286 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/gateway"
+)
+
+// caddyfile is Caddy in front of an application, asking idrecon's
+// /auth/verify before each request. Debian's Caddy copies an empty header
+// of idrecon's answer as empty, but later releases skip it and leave the
+// client's copy in place, so a user with no versions (an empty
+// X-Idrecon-Versions) could send their own: the route deletes every
+// identity header the client sent before forward_auth copies idrecon's in.
+// A route keeps the order written; outside one, Caddy runs request_header
+// after forward_auth, which would delete idrecon's copies too.
+const caddyfile = `{
+	admin off
+	auto_https off
+}
+http://127.0.0.1 {
+	bind unix/SOCKET
+	handle /saml/* {
+		reverse_proxy IDRECON
+	}
+	handle {
+		route {
+			request_header -username
+			request_header -X-Idrecon-Roles
+			request_header -X-Idrecon-Versions
+			forward_auth IDRECON {
+				uri /auth/verify
+				copy_headers username X-Idrecon-Roles X-Idrecon-Versions
+			}
+			reverse_proxy APP
+		}
+	}
+}
+`
+
+// TestCaddyForwardAuth runs a real Caddy (the Debian package) with
+// forward_auth to idrecon's /auth/verify in front of an application that
+// echoes what it receives.
+func TestCaddyForwardAuth(t *testing.T) {
+	bin, err := exec.LookPath("caddy")
+	if err != nil {
+		t.Skip("caddy not installed (the Debian package caddy)")
+	}
+	ses := cookieSessions{"tok-ray": "ray"}
+	for k, v := range sessions {
+		ses[k] = v
+	}
+	// ray has a role but no versions: idrecon answers an empty
+	// X-Idrecon-Versions for him, which Caddy does not copy.
+	dec := gateway.DeciderFunc(func(ctx context.Context, name string) (gateway.Access, error) {
+		if name == "ray" {
+			return gateway.Access{UserName: "ray", Active: true, Roles: []string{"Developer"}}, nil
+		}
+		return deciders.Access(ctx, name)
+	})
+	g, err := gateway.New(gateway.Config{RolesHeader: "X-Idrecon-Roles", VersionsHeader: "X-Idrecon-Versions"},
+		gateway.Deps{Sessions: ses, Decider: dec, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(gateway.VerifyPath, g)
+	mux.HandleFunc("/saml/login", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "sign in, then back to "+r.URL.Query().Get("returnTo"))
+	})
+	idrecon := httptest.NewServer(mux)
+	defer idrecon.Close()
+	app, hits := echoUpstream(t)
+	client := startCaddy(t, bin, strings.NewReplacer(
+		"IDRECON", strings.TrimPrefix(idrecon.URL, "http://"),
+		"APP", strings.TrimPrefix(app.URL, "http://"),
+	).Replace(caddyfile))
+	// Caddy listens on a unix socket, so the host is only a name: the one
+	// the site address matches, which the browser's Origin names.
+	const base = "http://127.0.0.1"
+	send := func(t *testing.T, method, path, token string, raw [][2]string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader("a=1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, kv := range raw {
+			req.Header[kv[0]] = append(req.Header[kv[0]], kv[1])
+		}
+		if token != "" {
+			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: token})
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	spoofs := [][2]string{
+		{"username", forged}, {"USERNAME", forged}, {"Username", forged + "2"},
+		{"X-Idrecon-Roles", "Administrator," + forged}, {"x-idrecon-versions", "*/*," + forged},
+		{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Host", "evil.example"}, {"X-Forwarded-Uri", "/" + forged},
+	}
+
+	t.Run("signed in", func(t *testing.T) {
+		for _, raw := range [][][2]string{nil, spoofs} {
+			got := decodeSeen(t, send(t, "GET", "/ssc/html/index.jsp?a=1&b=2", "tok-ann", raw))
+			if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
+				t.Errorf("app saw username %q, want [ann]", v)
+			}
+			if v := valuesFolded(got.Header, "x-idrecon-roles"); !slices.Equal(v, []string{"Developer, Manager"}) {
+				t.Errorf("app saw roles %q, want idrecon's [Developer, Manager]", v)
+			}
+			if v := valuesFolded(got.Header, "x-idrecon-versions"); !slices.Equal(v, []string{"ledger/1, payments/2.0"}) {
+				t.Errorf("app saw versions %q, want idrecon's", v)
+			}
+			if got.URI != "/ssc/html/index.jsp?a=1&b=2" {
+				t.Errorf("app saw URI %q", got.URI)
+			}
+		}
+	})
+	t.Run("empty identity header", func(t *testing.T) {
+		got := decodeSeen(t, send(t, "GET", "/ssc/", "tok-ray", spoofs))
+		if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ray"}) {
+			t.Errorf("app saw username %q, want [ray]", v)
+		}
+		if v := valuesFolded(got.Header, "x-idrecon-roles"); !slices.Equal(v, []string{"Developer"}) {
+			t.Errorf("app saw roles %q, want [Developer]", v)
+		}
+		if v := valuesFolded(got.Header, "x-idrecon-versions"); strings.Join(v, "") != "" {
+			t.Errorf("app saw versions %q, want none or empty", v)
+		}
+	})
+	t.Run("signed out gets the sign-in", func(t *testing.T) {
+		before := hits.Load()
+		for _, raw := range [][][2]string{nil, spoofs} {
+			resp := send(t, "GET", "/ssc/html/index.jsp?a=1&b=2", "", raw)
+			// Caddy hands idrecon's 401 back as it is, headers and body.
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401", resp.StatusCode)
+			}
+			want := "/saml/login?returnTo=%2Fssc%2Fhtml%2Findex.jsp%3Fa%3D1%26b%3D2"
+			if got := resp.Header.Get(gateway.SigninHeader); got != want {
+				t.Errorf("%s %q, want %q", gateway.SigninHeader, got, want)
+			}
+			if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+				t.Errorf("Cache-Control %q, want no-store", got)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if string(body) != "sign in at "+want+"\n" {
+				t.Errorf("body %q", body)
+			}
+			next := send(t, "GET", want, "", nil)
+			body, _ = io.ReadAll(next.Body)
+			if string(body) != "sign in, then back to /ssc/html/index.jsp?a=1&b=2" {
+				t.Errorf("sign-in page said %q", body)
+			}
+		}
+		if n := hits.Load() - before; n != 0 {
+			t.Errorf("app hit %d times without a session", n)
+		}
+	})
+	t.Run("signed in without access", func(t *testing.T) {
+		before := hits.Load()
+		if resp := send(t, "GET", "/ssc/", "tok-bob", spoofs); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("status %d, want 403", resp.StatusCode)
+		}
+		if n := hits.Load() - before; n != 0 {
+			t.Errorf("app hit %d times without access", n)
+		}
+	})
+	t.Run("cross-site POST", func(t *testing.T) {
+		before := hits.Load()
+		for _, raw := range [][][2]string{
+			{{"Origin", "https://evil.example"}, {"Sec-Fetch-Site", "cross-site"}},
+			{{"Origin", "https://evil.example"}},
+			// What a client writes itself does not whitewash it.
+			append([][2]string{{"Origin", "https://evil.example"}}, spoofs...),
+		} {
+			if resp := send(t, "POST", "/ssc/form", "tok-ann", raw); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%q: status %d, want 403", raw, resp.StatusCode)
+			}
+		}
+		if n := hits.Load() - before; n != 0 {
+			t.Errorf("app hit %d times by a cross-site POST", n)
+		}
+		if n := g.Stats().Refusals[gateway.ReasonCrossOrigin]; n != 3 {
+			t.Errorf("%d cross-origin refusals counted, want 3", n)
+		}
+	})
+	t.Run("same-origin POST", func(t *testing.T) {
+		for _, raw := range [][][2]string{
+			{{"Origin", base}, {"Sec-Fetch-Site", "same-origin"}},
+			{{"Origin", base}}, // an older browser: Origin against the host Caddy forwards
+			nil,
+		} {
+			got := decodeSeen(t, send(t, "POST", "/ssc/form", "tok-ann", raw))
+			if got.Method != "POST" || got.Body != 3 {
+				t.Errorf("%q: app saw %s with %d bytes", raw, got.Method, got.Body)
+			}
+			if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
+				t.Errorf("%q: app saw username %q", raw, v)
+			}
+		}
+	})
+}
+
+// startCaddy runs caddy with the Caddyfile conf (SOCKET replaced by a unix
+// socket in a directory of the test's own) and returns a client that
+// reaches it. A socket path needs no port, so no other process can take
+// the address between choosing it and Caddy's listening on it.
+func startCaddy(t *testing.T, bin, conf string) *http.Client {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "caddy.sock")
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(conf, "SOCKET", sock)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "run", "--config", file, "--adapter", "caddyfile")
+	// Caddy keeps its state (an autosaved config, certificates) under
+	// these; the user's own must stay untouched.
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start caddy: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cancel()
+		<-exited
+	})
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}
+	if err := waitDialable(dial, exited); err != nil {
+		cancel()
+		<-exited
+		t.Fatalf("caddy did not start: %v\n%s", err, logs.String())
+	}
+	tr := &http.Transport{DialContext: dial}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, CheckRedirect: noRedirects.CheckRedirect}
+}
+
+// waitDialable polls dial until it connects, the process exits, or a
+// generous deadline passes.
+func waitDialable(dial func(context.Context, string, string) (net.Conn, error), exited <-chan error) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited: %v", err)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := dial(ctx, "", "")
+		cancel()
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("not listening after 20s")
+}
