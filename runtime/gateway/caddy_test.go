@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,13 +75,7 @@ func TestCaddyForwardAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(gateway.VerifyPath, g)
-	mux.HandleFunc("/saml/login", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "sign in, then back to "+r.URL.Query().Get("returnTo"))
-	})
-	idrecon := httptest.NewServer(mux)
-	defer idrecon.Close()
+	idrecon := verifyServer(t, g)
 	app, hits := echoUpstream(t)
 	client := startCaddy(t, bin, strings.NewReplacer(
 		"IDRECON", strings.TrimPrefix(idrecon.URL, "http://"),
@@ -93,23 +86,7 @@ func TestCaddyForwardAuth(t *testing.T) {
 	const base = "http://127.0.0.1"
 	send := func(t *testing.T, method, path, token string, raw [][2]string) *http.Response {
 		t.Helper()
-		req, err := http.NewRequest(method, base+path, strings.NewReader("a=1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for _, kv := range raw {
-			req.Header[kv[0]] = append(req.Header[kv[0]], kv[1])
-		}
-		if token != "" {
-			req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: token})
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
+		return doWith(t, client, method, base+path, token, raw)
 	}
 	spoofs := [][2]string{
 		{"username", forged}, {"USERNAME", forged}, {"Username", forged + "2"},
@@ -120,15 +97,7 @@ func TestCaddyForwardAuth(t *testing.T) {
 	t.Run("signed in", func(t *testing.T) {
 		for _, raw := range [][][2]string{nil, spoofs} {
 			got := decodeSeen(t, send(t, "GET", "/ssc/html/index.jsp?a=1&b=2", "tok-ann", raw))
-			if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
-				t.Errorf("app saw username %q, want [ann]", v)
-			}
-			if v := valuesFolded(got.Header, "x-idrecon-roles"); !slices.Equal(v, []string{"Developer, Manager"}) {
-				t.Errorf("app saw roles %q, want idrecon's [Developer, Manager]", v)
-			}
-			if v := valuesFolded(got.Header, "x-idrecon-versions"); !slices.Equal(v, []string{"ledger/1, payments/2.0"}) {
-				t.Errorf("app saw versions %q, want idrecon's", v)
-			}
+			checkAnn(t, got)
 			if got.URI != "/ssc/html/index.jsp?a=1&b=2" {
 				t.Errorf("app saw URI %q", got.URI)
 			}
@@ -184,39 +153,8 @@ func TestCaddyForwardAuth(t *testing.T) {
 			t.Errorf("app hit %d times without access", n)
 		}
 	})
-	t.Run("cross-site POST", func(t *testing.T) {
-		before := hits.Load()
-		for _, raw := range [][][2]string{
-			{{"Origin", "https://evil.example"}, {"Sec-Fetch-Site", "cross-site"}},
-			{{"Origin", "https://evil.example"}},
-			// What a client writes itself does not whitewash it.
-			append([][2]string{{"Origin", "https://evil.example"}}, spoofs...),
-		} {
-			if resp := send(t, "POST", "/ssc/form", "tok-ann", raw); resp.StatusCode != http.StatusForbidden {
-				t.Errorf("%q: status %d, want 403", raw, resp.StatusCode)
-			}
-		}
-		if n := hits.Load() - before; n != 0 {
-			t.Errorf("app hit %d times by a cross-site POST", n)
-		}
-		if n := g.Stats().Refusals[gateway.ReasonCrossOrigin]; n != 3 {
-			t.Errorf("%d cross-origin refusals counted, want 3", n)
-		}
-	})
-	t.Run("same-origin POST", func(t *testing.T) {
-		for _, raw := range [][][2]string{
-			{{"Origin", base}, {"Sec-Fetch-Site", "same-origin"}},
-			{{"Origin", base}}, // an older browser: Origin against the host Caddy forwards
-			nil,
-		} {
-			got := decodeSeen(t, send(t, "POST", "/ssc/form", "tok-ann", raw))
-			if got.Method != "POST" || got.Body != 3 {
-				t.Errorf("%q: app saw %s with %d bytes", raw, got.Method, got.Body)
-			}
-			if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
-				t.Errorf("%q: app saw username %q", raw, v)
-			}
-		}
+	checkOrigins(t, g, hits, base, spoofs, func(t *testing.T, raw [][2]string) *http.Response {
+		return send(t, "POST", "/ssc/form", "tok-ann", raw)
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -112,9 +113,23 @@ var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Reques
 // token as cookie ("" for none).
 func do(t *testing.T, method, url, token string, raw [][2]string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	return doWith(t, noRedirects, method, url, token, raw)
+}
+
+// doWith is do through client. A POST carries a small form, as a browser's
+// does, so that the application can tell the body arrived.
+func doWith(t *testing.T, client *http.Client, method, url, token string, raw [][2]string) *http.Response {
+	t.Helper()
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(postedForm)
+	}
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	for _, kv := range raw {
 		req.Header[kv[0]] = append(req.Header[kv[0]], kv[1])
@@ -122,13 +137,16 @@ func do(t *testing.T, method, url, token string, raw [][2]string) *http.Response
 	if token != "" {
 		req.AddCookie(&http.Cookie{Name: gateway.DefaultSessionCookie, Value: token})
 	}
-	resp, err := noRedirects.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }
+
+// postedForm is the body doWith posts.
+const postedForm = "a=1"
 
 func decodeSeen(t *testing.T, resp *http.Response) seen {
 	t.Helper()
@@ -157,4 +175,84 @@ func valuesFolded(h http.Header, name string) []string {
 
 func fold(s string) string {
 	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(s))
+}
+
+// verifyServer serves g's forward-auth and a stand-in for idrecon's sign-in
+// page, which says where it would send the browser back: what a proxy in
+// front of an application asks and sends the browser to.
+func verifyServer(t *testing.T, g *gateway.Gateway) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(gateway.VerifyPath, g)
+	mux.HandleFunc("/saml/login", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "sign in, then back to "+r.URL.Query().Get("returnTo"))
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// checkAnn checks that the application saw ann's identity as the Gateway of
+// examples/entra's header names sets it, whatever copies the client sent.
+func checkAnn(t *testing.T, got seen) {
+	t.Helper()
+	if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
+		t.Errorf("app saw username %q, want [ann]", v)
+	}
+	if v := valuesFolded(got.Header, "x-idrecon-roles"); !slices.Equal(v, []string{"Developer, Manager"}) {
+		t.Errorf("app saw roles %q, want idrecon's [Developer, Manager]", v)
+	}
+	if v := valuesFolded(got.Header, "x-idrecon-versions"); !slices.Equal(v, []string{"ledger/1, payments/2.0"}) {
+		t.Errorf("app saw versions %q, want idrecon's", v)
+	}
+}
+
+// crossSitePosts are the headers of a POST another site's page makes on
+// the user's session: a current browser's, an older one's without
+// Sec-Fetch-Site, and one with headers the client wrote itself, which do
+// not whitewash it.
+func crossSitePosts(spoofs [][2]string) [][][2]string {
+	evil := [2]string{"Origin", "https://evil.example"}
+	return [][][2]string{
+		{evil, {"Sec-Fetch-Site", "cross-site"}},
+		{evil},
+		append([][2]string{evil}, spoofs...),
+	}
+}
+
+// checkOrigins posts as another site's page would, then as the
+// application's own (origin) would, through a proxy in front of g that
+// post sends one request to: the first are refused and counted, the
+// application never hit, the second reach it with ann's identity.
+func checkOrigins(t *testing.T, g *gateway.Gateway, hits *atomic.Int64, origin string, spoofs [][2]string, post func(t *testing.T, raw [][2]string) *http.Response) {
+	t.Run("cross-site POST", func(t *testing.T) {
+		before, refused := hits.Load(), g.Stats().Refusals[gateway.ReasonCrossOrigin]
+		posts := crossSitePosts(spoofs)
+		for _, raw := range posts {
+			if resp := post(t, raw); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%q: status %d, want 403", raw, resp.StatusCode)
+			}
+		}
+		if n := hits.Load() - before; n != 0 {
+			t.Errorf("app hit %d times by a cross-site POST", n)
+		}
+		if n := g.Stats().Refusals[gateway.ReasonCrossOrigin] - refused; n != uint64(len(posts)) {
+			t.Errorf("%d cross-origin refusals counted, want %d", n, len(posts))
+		}
+	})
+	t.Run("same-origin POST", func(t *testing.T) {
+		for _, raw := range [][][2]string{
+			{{"Origin", origin}, {"Sec-Fetch-Site", "same-origin"}},
+			{{"Origin", origin}}, // an older browser: Origin against the host the proxy forwards
+			nil,
+		} {
+			got := decodeSeen(t, post(t, raw))
+			if got.Method != http.MethodPost || got.Body != int64(len(postedForm)) {
+				t.Errorf("%q: app saw %s with %d bytes", raw, got.Method, got.Body)
+			}
+			if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
+				t.Errorf("%q: app saw username %q", raw, v)
+			}
+		}
+	})
 }

@@ -3,10 +3,8 @@ package gateway_test
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -24,13 +22,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(gateway.VerifyPath, g)
-	mux.HandleFunc("/saml/login", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "sign in, then back to "+r.URL.Query().Get("returnTo"))
-	})
-	idrecon := httptest.NewServer(mux)
-	defer idrecon.Close()
+	idrecon := verifyServer(t, g)
 	app, hits := echoUpstream(t)
 	base := nginxtest.Start(t, filepath.Join("testdata", "nginx-idrecon.conf"), idrecon.URL, app.URL)
 
@@ -50,15 +42,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	t.Run("signed in", func(t *testing.T) {
 		for _, raw := range [][][2]string{nil, spoofs} {
 			got := decodeSeen(t, do(t, "GET", base+"/ssc/html/index.jsp?a=1&b=2", "tok-ann", append(raw, [2]string{"Cookie", "JSESSIONID=j1"})))
-			if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
-				t.Errorf("app saw username %q, want [ann]", v)
-			}
-			if v := valuesFolded(got.Header, "x-idrecon-roles"); !slices.Equal(v, []string{"Developer, Manager"}) {
-				t.Errorf("app saw roles %q, want idrecon's [Developer, Manager]", v)
-			}
-			if v := valuesFolded(got.Header, "x-idrecon-versions"); !slices.Equal(v, []string{"ledger/1, payments/2.0"}) {
-				t.Errorf("app saw versions %q, want idrecon's", v)
-			}
+			checkAnn(t, got)
 			if v := valuesFolded(got.Header, "user-name"); v != nil {
 				t.Errorf("app saw user_name %q", v)
 			}
@@ -124,39 +108,8 @@ func TestNginxAuthRequest(t *testing.T) {
 			t.Errorf("app hit %d times without access", n)
 		}
 	})
-	t.Run("cross-site POST", func(t *testing.T) {
-		before := hits.Load()
-		for _, raw := range [][][2]string{
-			{{"Origin", "https://evil.example"}, {"Sec-Fetch-Site", "cross-site"}},
-			{{"Origin", "https://evil.example"}},
-			// What a client writes itself does not whitewash it.
-			append([][2]string{{"Origin", "https://evil.example"}}, spoofs...),
-		} {
-			if resp := do(t, "POST", base+"/ssc/form", "tok-ann", raw); resp.StatusCode != http.StatusForbidden {
-				t.Errorf("%q: status %d, want 403", raw, resp.StatusCode)
-			}
-		}
-		if n := hits.Load() - before; n != 0 {
-			t.Errorf("app hit %d times by a cross-site POST", n)
-		}
-		if n := g.Stats().Refusals[gateway.ReasonCrossOrigin]; n != 3 {
-			t.Errorf("%d cross-origin refusals counted, want 3", n)
-		}
-	})
-	t.Run("same-origin POST", func(t *testing.T) {
-		for _, raw := range [][][2]string{
-			{{"Origin", base}, {"Sec-Fetch-Site", "same-origin"}},
-			{{"Origin", base}}, // an older browser: Origin against the Host it sent, port included
-			nil,
-		} {
-			got := decodeSeen(t, do(t, "POST", base+"/ssc/form", "tok-ann", raw))
-			if got.Method != "POST" {
-				t.Errorf("%q: app saw %s", raw, got.Method)
-			}
-			if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
-				t.Errorf("%q: app saw username %q", raw, v)
-			}
-		}
+	checkOrigins(t, g, hits, base, spoofs, func(t *testing.T, raw [][2]string) *http.Response {
+		return do(t, "POST", base+"/ssc/form", "tok-ann", raw)
 	})
 	t.Run("verify is internal", func(t *testing.T) {
 		if resp := do(t, "GET", base+gateway.VerifyPath, "tok-ann", nil); resp.StatusCode != http.StatusNotFound {
