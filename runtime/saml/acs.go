@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,7 @@ const (
 	CodeRequestExpired  = "request-expired"
 	CodeWrongBrowser    = "wrong-browser"
 	CodeReplay          = "replay"
+	CodeTooManySignIns  = "too-many-sign-ins"
 	CodeLoggedOut       = "logged-out"
 	CodeNoUsername      = "no-username"
 	CodeLogoutSignature = "logout-signature"
@@ -65,6 +67,8 @@ type ResponseError struct {
 	// detail is why, for the debug log only, when Err must not tell (see
 	// encryptedReject).
 	detail error
+	// retryAt is when a CodeTooManySignIns refusal lapses.
+	retryAt time.Time
 }
 
 func (e *ResponseError) Error() string { return "saml: " + e.Code + ": " + e.Err.Error() }
@@ -249,6 +253,25 @@ const logoutRequestKeyPrefix = "\x00LogoutRequest\x00"
 
 func logoutRequestReplayKey(issuer, id string) string {
 	return logoutRequestKeyPrefix + issuer + "\x00" + id
+}
+
+// logoutRequestReplayUser is whose record a LogoutRequest's replay key is:
+// the user it names, apart from the user's sign-ins (the NameID may not be
+// what the SP finds users by, see usernameOf), so that neither kind of
+// record crowds out the other.
+func logoutRequestReplayUser(nameID string) string {
+	return logoutRequestKeyPrefix + nameID
+}
+
+// tooMany turns a ReplayCache's *TooManyError for user into a refusal
+// (CodeTooManySignIns); any other error is returned as it is.
+func tooMany(err error, what, user string) error {
+	tm, ok := errors.AsType[*TooManyError](err)
+	if !ok {
+		return err
+	}
+	return &ResponseError{Code: CodeTooManySignIns, retryAt: tm.Until,
+		Err: fmt.Errorf("%s refused: %s holds %d records in the replay cache, the soonest until %s", what, user, MaxSignInsPerUser, tm.Until.UTC().Format(time.RFC3339))}
 }
 
 func scanReject(err error) *ResponseError {
@@ -489,8 +512,9 @@ func classify(err error) *ResponseError {
 // consume binds a checked response to its context: the sign-in it answers
 // (in this browser's pending cookie, unexpired, with the same RelayState)
 // or the IdP-initiated policy, and the replay cache. It returns the local
-// path to land on and the browser's other pending sign-ins.
-func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, now time.Time) (string, []pendingLogin, error) {
+// path to land on and the browser's other pending sign-ins. userName is
+// the user the response names (see usernameOf).
+func (s *Server) consume(c *config, ch *checked, r *http.Request, relay, userName string, now time.Time) (string, []pendingLogin, error) {
 	returnTo := ""
 	var rest []pendingLogin
 	if ch.inResponseTo == "" {
@@ -536,8 +560,19 @@ func (s *Server) consume(c *config, ch *checked, r *http.Request, relay string, 
 		return "", nil, reject(CodeReplay, "assertion %s was issued at %s, before this process started at %s; whether it was used before cannot be known",
 			ch.assertionID, ch.issued.UTC().Format(time.RFC3339), s.replayFrom.UTC().Format(time.RFC3339))
 	}
-	first, err := s.replay.FirstUse(r.Context(), assertionReplayKey(ch.issuer, ch.assertionID), staleAt(ch.expires, c.skew))
-	if err != nil {
+	if userName == "" {
+		// Refused before it is recorded: there is no user to count it
+		// against.
+		return "", nil, reject(CodeNoUsername, "the response names no user")
+	}
+	// Recorded as the user's, as the SP finds users (the name Authorize
+	// looks up, which sessions are grouped by), whether or not they may
+	// sign in: the record is made either way.
+	first, err := s.replay.FirstUse(r.Context(), userName, assertionReplayKey(ch.issuer, ch.assertionID), staleAt(ch.expires, c.skew))
+	if err = tooMany(err, "sign-in", userName); err != nil {
+		if _, refused := errors.AsType[*ResponseError](err); refused {
+			return "", nil, err
+		}
 		return "", nil, fmt.Errorf("replay cache: %w", err)
 	}
 	if !first {
@@ -564,7 +599,8 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 		s.rejected(w, c, err)
 		return
 	}
-	returnTo, rest, err := s.consume(c, ch, r, r.PostForm.Get("RelayState"), now)
+	userName := c.usernameOf(ch.nameID, ch.values)
+	returnTo, rest, err := s.consume(c, ch, r, r.PostForm.Get("RelayState"), userName, now)
 	if _, refused := errors.AsType[*ResponseError](err); err != nil && !refused {
 		// The replay cache or the logout record could not say whether
 		// the assertion may sign in (etcd unavailable): nothing is wrong
@@ -580,11 +616,6 @@ func (s *Server) serveACS(c *config, w http.ResponseWriter, r *http.Request) {
 	}
 	if ch.inResponseTo != "" {
 		s.writePending(w, c, r, rest)
-	}
-	userName := c.usernameOf(ch.nameID, ch.values)
-	if userName == "" {
-		s.rejected(w, c, reject(CodeNoUsername, "the response names no user"))
-		return
 	}
 	d, err := s.authz.Authorize(r.Context(), userName)
 	if err != nil {
@@ -666,6 +697,12 @@ func (s *Server) rejected(w http.ResponseWriter, c *config, err error) {
 	if re.detail != nil {
 		s.log.Debug("saml: response rejected: detail", "code", re.Code, "detail", re.detail)
 	}
+	if re.Code == CodeTooManySignIns {
+		s.errorPage(w, c, s.tooManyStatus(w, re), "Too many sign-ins",
+			fmt.Sprintf("This account has signed in too many times in a short while (%s). Try again after %s.",
+				re.Code, re.retryAt.UTC().Format("15:04:05 MST")))
+		return
+	}
 	status := http.StatusForbidden
 	switch re.Code {
 	case CodeTooLarge:
@@ -674,4 +711,13 @@ func (s *Server) rejected(w http.ResponseWriter, c *config, err error) {
 		status = http.StatusBadRequest
 	}
 	s.errorPage(w, c, status, "Sign-in rejected", "The sign-in response was rejected ("+re.Code+"). Start the sign-in again.")
+}
+
+// tooManyStatus sets Retry-After for a CodeTooManySignIns refusal and
+// returns its status: only this user is refused, until their soonest
+// record lapses, and a sign-in started before then would be refused again.
+func (s *Server) tooManyStatus(w http.ResponseWriter, re *ResponseError) int {
+	wait := max(re.retryAt.Sub(s.now()), time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+	return http.StatusTooManyRequests
 }

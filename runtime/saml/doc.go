@@ -40,11 +40,12 @@
 // ID, InResponseTo bound to a pending sign-in of this browser (see
 // serveLogin for how the binding survives Entra's cross-site POST),
 // IdP-initiated sign-in only when allowed, and a replay cache of assertion
-// IDs until they expire. An EncryptedAssertion is taken only as Entra sends
-// it (AES-256, its key by RSA-OAEP), is decrypted and its signature
-// verified before gosaml2 sees it, and every refusal from its decryption
-// on is told apart from no other outside the debug log, or the ACS would be
-// a decryption oracle (see openEncrypted).
+// IDs until they expire (bounded per user, see below). An
+// EncryptedAssertion is taken only as Entra sends it (AES-256, its key by
+// RSA-OAEP), is decrypted and its signature verified before gosaml2 sees
+// it, and every refusal from its decryption on is told apart from no other
+// outside the debug log, or the ACS would be a decryption oracle (see
+// openEncrypted).
 //
 // Cookies: every cookie's name ends with the baseURL's port, because
 // browsers share cookies across the ports of one host and two daemons
@@ -59,12 +60,19 @@
 //
 // No client can deny sign-in to others by filling a table: pending sign-ins
 // live in the browser, in a sealed cookie holding its newest few; the replay
-// cache records only verified assertions, each until it lapses; a user keeps
-// at most MaxSessionsPerUser sessions, the oldest ending first (in etcd too,
-// package samletcd); and a full table drops what expires soonest instead of
-// refusing. By default sessions and the replay cache are in memory: a
-// restart signs users out, and since the new process cannot know which
-// assertions the old one accepted, it refuses those issued before it
-// started (with an IdP clock behind ours, sign-in may be refused for that
-// long after a start). Daemons sharing etcd keep both there (samletcd).
+// cache records only verified assertions, each until it lapses, and each as
+// its user's (the name the SP finds users by, as sessions are grouped): a
+// user holding MaxSignInsPerUser unexpired records is refused another
+// sign-in, and only that user, with 429 and a Retry-After of when their
+// soonest record lapses, nothing recorded (a record dropped instead would
+// let an assertion be replayed); the IdP's LogoutRequests are bounded
+// likewise per NameID, apart from sign-ins; a user keeps at most
+// MaxSessionsPerUser sessions, the oldest ending first (in etcd too,
+// package samletcd, which applies both bounds); and a full table drops what
+// expires soonest instead of refusing. By default sessions and the replay
+// cache are in memory: a restart signs users out, and since the new process
+// cannot know which assertions the old one accepted, it refuses those
+// issued before it started (with an IdP clock behind ours, sign-in may be
+// refused for that long after a start). Daemons sharing etcd keep both
+// there (samletcd).
 package saml

@@ -300,7 +300,7 @@ func body(t testing.TB, r *http.Response) string {
 
 // sessionTable and replayTable are the server's in-process tables.
 func (e *env) sessionTable() *ttlMap[Session] { return e.srv.sessions.(*memSessions).m }
-func (e *env) replayTable() *ttlMap[struct{}] { return e.srv.replay.(*memReplay).m }
+func (e *env) replayTable() *ttlMap[string]   { return e.srv.replay.(*memReplay).m }
 
 // cookies are the names of e's cookies under its current baseURL.
 func (e *env) cookies() cookieNames {

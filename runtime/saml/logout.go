@@ -368,7 +368,11 @@ func (s *Server) logoutRejected(w http.ResponseWriter, c *config, title, text st
 	}
 	s.obs(re.Code)
 	s.log.Warn("saml: idp logout message rejected", "code", re.Code, "err", re.Err)
-	s.errorPage(w, c, http.StatusForbidden, title, text+" ("+re.Code+").")
+	status := http.StatusForbidden
+	if re.Code == CodeTooManySignIns {
+		status = s.tooManyStatus(w, re)
+	}
+	s.errorPage(w, c, status, title, text+" ("+re.Code+").")
 }
 
 // readLogoutMessage verifies the IdP's redirect signature over param's
@@ -455,8 +459,11 @@ func (s *Server) checkLogoutRequest(ctx context.Context, c *config, rawQuery, va
 	if err := checkWindow("LogoutRequest "+req.ID, issued, until, now, c.skew); err != nil {
 		return nil, err
 	}
-	first, err := s.replay.FirstUse(ctx, logoutRequestReplayKey(strings.TrimSpace(req.Issuer), req.ID), staleAt(until, c.skew))
-	if err != nil {
+	first, err := s.replay.FirstUse(ctx, logoutRequestReplayUser(req.NameID), logoutRequestReplayKey(strings.TrimSpace(req.Issuer), req.ID), staleAt(until, c.skew))
+	if err = tooMany(err, "LogoutRequest "+req.ID, req.NameID); err != nil {
+		if _, refused := errors.AsType[*ResponseError](err); refused {
+			return nil, err
+		}
 		return nil, fmt.Errorf("replay cache: %w", err)
 	}
 	if !first {

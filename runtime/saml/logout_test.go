@@ -399,11 +399,11 @@ type recordingReplay struct {
 	exps []time.Time
 }
 
-func (r *recordingReplay) FirstUse(ctx context.Context, key string, expires time.Time) (bool, error) {
+func (r *recordingReplay) FirstUse(ctx context.Context, user, key string, expires time.Time) (bool, error) {
 	r.mu.Lock()
 	r.keys, r.exps = append(r.keys, key), append(r.exps, expires)
 	r.mu.Unlock()
-	return r.ReplayCache.FirstUse(ctx, key, expires)
+	return r.ReplayCache.FirstUse(ctx, user, key, expires)
 }
 
 func (r *recordingReplay) recorded() ([]string, []time.Time) {
@@ -581,7 +581,7 @@ func TestLogoutRequestKeyedApartFromAssertions(t *testing.T) {
 // downReplay is a replay cache that cannot be reached (etcd lost quorum).
 type downReplay struct{}
 
-func (downReplay) FirstUse(context.Context, string, time.Time) (bool, error) {
+func (downReplay) FirstUse(context.Context, string, string, time.Time) (bool, error) {
 	return false, store.ErrUnavailable
 }
 

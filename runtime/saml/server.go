@@ -20,7 +20,8 @@ import (
 )
 
 // Bounds on state. None is ever a reason to refuse a sign-in: a full table
-// drops the entry that expires soonest.
+// drops the entry that expires soonest. Only a user's own sign-ins past
+// MaxSignInsPerUser are refused, and nobody else's.
 const (
 	pendingTTL = 10 * time.Minute
 	// maxSessionsPerUser is how many browsers one user may be signed in
@@ -51,6 +52,22 @@ const (
 // SessionStore: a new one past it ends that user's soonest-expiring. The
 // users are told apart by store.Fold of their UserName.
 const MaxSessionsPerUser = 16
+
+// MaxSignInsPerUser is how many unexpired records one user may hold in a
+// ReplayCache: the assertions that signed the user in, each kept until it
+// could no longer be presented (and, apart from them, the IdP's
+// LogoutRequests naming the user). Every record is an assertion the IdP
+// signed, but anyone entitled to sign in can have it sign one after
+// another (a script replaying the IdP round trip), and in etcd nothing
+// else bounds them: without this, one user fills the cluster up to its
+// space quota, where every write of every daemon fails. Past it the user's
+// own sign-in is refused until their soonest record lapses, rather than a
+// record dropped, which would let a captured assertion be replayed. It is
+// far above what a person signs in within an assertion's lifetime, on any
+// number of browsers and devices, or a monitoring probe signing in on a
+// schedule; only a loop reaches it. Users are told apart as for
+// MaxSessionsPerUser.
+const MaxSignInsPerUser = 256
 
 // Cookie names, before the baseURL's port (see cookieNamesOf).
 const (

@@ -2,6 +2,7 @@ package saml
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -40,10 +41,30 @@ type SessionStore interface {
 }
 
 // ReplayCache remembers the assertions and IdP LogoutRequests consumed
-// until they expire, so each signs in, or out, once.
+// until they expire, so each signs in, or out, once. Each record is one
+// user's, and a user holds at most MaxSignInsPerUser unexpired records:
+// the cache is shared by everyone, and a user's records are only bounded
+// by how fast they can have the IdP sign assertions.
 type ReplayCache interface {
-	// FirstUse records key until expires and reports whether it was new.
-	FirstUse(ctx context.Context, key string, expires time.Time) (bool, error)
+	// FirstUse records key, a record of user, until expires and reports
+	// whether it was new. Users equal under store.Fold are one; a key is
+	// always presented with the same user (the IdP signed both). A new
+	// key of a user who holds MaxSignInsPerUser unexpired records already
+	// is not recorded: the error is then a *TooManyError, and any other
+	// error means whether the key is new is unknown.
+	FirstUse(ctx context.Context, user, key string, expires time.Time) (bool, error)
+}
+
+// TooManyError is a ReplayCache's refusal of a record for a user who holds
+// MaxSignInsPerUser unexpired records already.
+type TooManyError struct {
+	// Until is when the user's soonest-expiring record lapses, making room
+	// for another.
+	Until time.Time
+}
+
+func (e *TooManyError) Error() string {
+	return fmt.Sprintf("the user holds %d sign-ins not yet expired, until %s", MaxSignInsPerUser, e.Until.UTC().Format(time.RFC3339))
 }
 
 // LogoutLog remembers when the IdP last logged each user out: the
@@ -132,7 +153,8 @@ func (s *memSessions) DeleteNameID(_ context.Context, nameID string) (int, error
 	return s.m.deleteWhere(func(se Session) bool { return strings.EqualFold(se.NameID, nameID) }), nil
 }
 
-// memReplay is the in-process ReplayCache, bounded like memSessions. The
+// memReplay is the in-process ReplayCache, bounded like memSessions but
+// for the bound per user (MaxSignInsPerUser), past which it refuses. The
 // IdP's LogoutRequests are kept apart from assertions: a full table
 // refuses what expires no later than what it dropped (refuseDropped),
 // which only refuses nothing fresh while its entries share one lifetime.
@@ -140,23 +162,26 @@ func (s *memSessions) DeleteNameID(_ context.Context, nameID string) (int, error
 // sign-ins enough to overflow it would have every IdP logout of the next
 // hour refused as a replay.
 type memReplay struct {
-	m       *ttlMap[struct{}] // assertions
-	logouts *ttlMap[struct{}] // IdP LogoutRequests
+	m       *ttlMap[string] // assertions, valued by their user
+	logouts *ttlMap[string] // IdP LogoutRequests, valued by their user
 	now     func() time.Time
 }
 
 func newMemReplay(now func() time.Time) *memReplay {
-	return &memReplay{
-		m:       newTTLMap[struct{}](maxReplay).rememberingDropped(),
-		logouts: newTTLMap[struct{}](maxReplay).rememberingDropped(),
-		now:     now,
+	table := func() *ttlMap[string] {
+		return newTTLMap[string](maxReplay).rememberingDropped().capped(MaxSignInsPerUser, store.Fold)
 	}
+	return &memReplay{m: table(), logouts: table(), now: now}
 }
 
-func (r *memReplay) FirstUse(_ context.Context, key string, expires time.Time) (bool, error) {
+func (r *memReplay) FirstUse(_ context.Context, user, key string, expires time.Time) (bool, error) {
 	t := r.m
 	if strings.HasPrefix(key, logoutRequestKeyPrefix) {
 		t = r.logouts
 	}
-	return t.add(key, struct{}{}, expires, r.now()), nil
+	added, full := t.addOrFull(key, user, expires, r.now())
+	if !full.IsZero() {
+		return false, &TooManyError{Until: full}
+	}
+	return added, nil
 }

@@ -13,6 +13,8 @@ import (
 // the one that expires soonest goes, and, when entries belong to groups (a
 // user's sessions), past perGroup entries of one group that group's
 // soonest-expiring goes. Expired entries are dropped as new ones come.
+// Only a capped map refuses, and only the entries of a full group (see
+// capped).
 type ttlMap[V any] struct {
 	mu       sync.Mutex
 	m        map[string]*ttlEntry[V]
@@ -21,6 +23,9 @@ type ttlMap[V any] struct {
 	perGroup int
 	group    func(V) string // nil: no groups
 	groups   map[string][]*ttlEntry[V]
+	// capGroups makes a full group refuse a new entry instead of dropping
+	// its soonest-expiring (see capped).
+	capGroups bool
 	// refuseDropped makes add refuse a new key whose expiry is no later
 	// than dropped, the latest expiry of an unexpired entry removed to make
 	// room: the key may be that entry's. A replay cache needs it, or
@@ -48,6 +53,15 @@ func (t *ttlMap[V]) grouped(perGroup int, group func(V) string) *ttlMap[V] {
 	return t
 }
 
+// capped bounds each group, as named by group, to perGroup entries by
+// refusing a new one past it. A replay cache needs it: an entry dropped
+// from a group could be presented again, and a dropped entry refused
+// (refuseDropped) would refuse every entry expiring no later, everyone's.
+func (t *ttlMap[V]) capped(perGroup int, group func(V) string) *ttlMap[V] {
+	t.capGroups = true
+	return t.grouped(perGroup, group)
+}
+
 // rememberingDropped sets refuseDropped; see there.
 func (t *ttlMap[V]) rememberingDropped() *ttlMap[V] {
 	t.refuseDropped = true
@@ -57,17 +71,28 @@ func (t *ttlMap[V]) rememberingDropped() *ttlMap[V] {
 // add stores v under key unless an unexpired entry exists (or, with
 // refuseDropped, one may have been dropped); it reports whether it stored.
 func (t *ttlMap[V]) add(key string, v V, exp, now time.Time) bool {
+	added, _ := t.addOrFull(key, v, exp, now)
+	return added
+}
+
+// addOrFull is add that also says, when a capped map refused v because its
+// group is full, when the group's soonest entry expires (full; zero
+// otherwise).
+func (t *ttlMap[V]) addOrFull(key string, v V, exp, now time.Time) (added bool, full time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.expire(now)
 	if _, ok := t.m[key]; ok {
-		return false
+		return false, time.Time{}
 	}
 	if t.refuseDropped && !exp.After(t.dropped) {
-		return false
+		return false, time.Time{}
 	}
 	if t.group != nil {
 		if same := t.groups[t.group(v)]; len(same) >= t.perGroup {
+			if t.capGroups {
+				return false, soonest(same).exp
+			}
 			t.remove(soonest(same))
 		}
 	}
@@ -84,7 +109,7 @@ func (t *ttlMap[V]) add(key string, v V, exp, now time.Time) bool {
 		g := t.group(v)
 		t.groups[g] = append(t.groups[g], e)
 	}
-	return true
+	return true, time.Time{}
 }
 
 // get returns the unexpired entry under key.

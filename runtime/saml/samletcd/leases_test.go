@@ -74,7 +74,7 @@ func TestLeases(t *testing.T) {
 	if l, ttl := leaseOf(t, cli, sessionKey("after")); l == 0 || l == lease || ttl < 3600 {
 		t.Errorf("after the revoke: lease %x (revoked %x), TTL %ds", l, lease, ttl)
 	}
-	if first, err := s.FirstUse(ctx, "assertion", exp); !first || err != nil {
+	if first, err := s.FirstUse(ctx, "ann@contoso.com", "assertion", exp); !first || err != nil {
 		t.Fatalf("FirstUse: %v, %v", first, err)
 	}
 }
@@ -91,7 +91,7 @@ func TestFirstUseRace(t *testing.T) {
 		for i := range 8 {
 			st := []*samletcd.Store{a, b}[i%2]
 			wg.Go(func() {
-				first, err := st.FirstUse(ctx, fmt.Sprintf("assertion-%d", round), time.Now().Add(time.Minute))
+				first, err := st.FirstUse(ctx, "ann@contoso.com", fmt.Sprintf("assertion-%d", round), time.Now().Add(time.Minute))
 				if err != nil {
 					t.Error(err)
 				}

@@ -13,7 +13,14 @@
 // listed under the user, so that a user keeps at most
 // saml.MaxSessionsPerUser of them, as in a daemon's own table (see Add),
 // and under the IdP's nameID, which an IdP-initiated logout names
-// (DeleteNameID). Each key lives on a lease
+// (DeleteNameID). The replay records are listed under their user too
+// (replay/<user>/<assertion>), so that a user holds at most
+// saml.MaxSignInsPerUser of them, counted before each is made and made
+// only if no other of the user was meanwhile: one account signing in over
+// and over is refused past it, not left to fill etcd up to its quota (see
+// FirstUse). The key older daemons made and look for (replay/<assertion>)
+// is checked and made too, so that a fleet upgraded one daemon at a time
+// refuses every replay. Each key lives on a lease
 // that ends about when it expires; leases are shared per minute of expiry,
 // since each grant is a write to the cluster. The expiry is also in the
 // value, so a key that outlives its lease a little is still not used.
@@ -84,6 +91,16 @@ type Store struct {
 	// list them under their nameID may live (UntaggedSessionsUntil, zero
 	// until it is asked); guarded by mu.
 	untaggedUntil time.Time
+	// replayTurns makes a user's FirstUse calls in this daemon take turns
+	// (see FirstUse); guarded by mu.
+	replayTurns map[string]*turn
+}
+
+// turn is one user's turn at FirstUse: a token, and how many calls hold or
+// wait for it (the entry goes when none do).
+type turn struct {
+	token   chan struct{}
+	waiting int
 }
 
 var (
@@ -112,7 +129,7 @@ func (rec record) session() saml.Session {
 // New returns a Store under prefix (its keys start prefix+"saml/").
 func New(cli *clientv3.Client, prefix string, timeout time.Duration, log *slog.Logger) *Store {
 	return &Store{cli: cli, prefix: prefix + "saml/", timeout: timeout, now: time.Now, log: log,
-		cache: map[string]record{}, leases: map[int64]clientv3.LeaseID{}}
+		cache: map[string]record{}, leases: map[int64]clientv3.LeaseID{}, replayTurns: map[string]*turn{}}
 }
 
 func hash(s string) string {
@@ -155,7 +172,16 @@ func (s *Store) ending(key string, rec record) []clientv3.Op {
 	}
 }
 
+// replayKey is where daemons before the per-user bound recorded key: FirstUse
+// finds their records there, and makes it beside its own for them to find.
 func (s *Store) replayKey(key string) string { return s.prefix + "replay/" + hash(key) }
+
+// replayUserPrefix is where the replay records of user are (see FirstUse),
+// users told apart as saml's own cache tells them apart. A hash has no
+// slash, so no key under it is ever an older daemon's (replayKey).
+func (s *Store) replayUserPrefix(user string) string {
+	return s.prefix + "replay/" + hash(store.Fold(user)) + "/"
+}
 
 // unavailable marks an etcd error as the state being unavailable.
 func unavailable(err error) error { return fmt.Errorf("%w: etcd: %w", store.ErrUnavailable, err) }
@@ -622,12 +648,119 @@ func (s *Store) setUntagged(t time.Time) time.Time {
 	return t
 }
 
-// FirstUse implements saml.ReplayCache: the key is created only if no
-// daemon created it before, in one transaction.
-func (s *Store) FirstUse(ctx context.Context, key string, expires time.Time) (bool, error) {
-	k := s.replayKey(key)
-	first, _, err := s.put(ctx, k, "", expires, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
-	return first, err
+// replayTries bounds FirstUse's attempts: each fails only when another
+// record of the same user was made in between.
+const replayTries = 10
+
+// FirstUse implements saml.ReplayCache. The key, listed under its user, is
+// created only if no daemon created it before, nor the key an older daemon
+// would have made of it (replayKey), in one transaction; and only while
+// the user holds fewer than saml.MaxSignInsPerUser unexpired records,
+// counted under the user first. The transaction also holds only if no
+// record of the user was made since that count, so the bound is exact
+// across daemons; a sign-in that loses that race counts again, and one
+// that loses it replayTries times is unavailable (its browser is asked to
+// try again). Only the user's own sign-ins on other daemons race it: in a
+// daemon they take turns (takeTurn). Records
+// past their expiry still count until their lease ends (about a minute
+// later) unless the user is at the bound, when their expiries are read.
+func (s *Store) FirstUse(ctx context.Context, user, key string, expires time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	prefix := s.replayUserPrefix(user)
+	release, err := s.takeTurn(ctx, prefix)
+	if err != nil {
+		return false, unavailable(err)
+	}
+	defer release()
+	k := prefix + hash(key)
+	unused := []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(k), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(s.replayKey(key)), "=", 0),
+	}
+	for range replayTries {
+		resp, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).If(unused...).
+			Then(clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())).Commit()
+		if err != nil {
+			return false, unavailable(err)
+		}
+		if !resp.Succeeded {
+			return false, nil
+		}
+		rev := resp.Header.Revision
+		if resp.Responses[0].GetResponseRange().Count >= saml.MaxSignInsPerUser {
+			var until time.Time
+			if until, rev, err = s.replayFull(ctx, prefix); err != nil {
+				return false, err
+			}
+			if !until.IsZero() {
+				return false, &saml.TooManyError{Until: until}
+			}
+		}
+		noneSince := clientv3.Compare(clientv3.ModRevision(prefix), "<", rev+1).WithPrefix()
+		// The key an older daemon looks for is made too: while a fleet
+		// is upgraded one daemon at a time, an assertion consumed here is
+		// a replay there as well.
+		first, _, err := s.putAll(ctx, []string{k, strconv.FormatInt(expires.Unix(), 10), s.replayKey(key), ""}, expires, append(unused, noneSince)...)
+		if err != nil || first {
+			return first, err
+		}
+	}
+	return false, unavailable(fmt.Errorf("the replay records of a user changed %d times while this daemon counted them", replayTries))
+}
+
+// takeTurn waits for the turn of the user whose records are under prefix
+// at FirstUse, and returns its release. Calls for one user in one daemon
+// would only lose the race of FirstUse's transaction to each other, and a
+// user's calls wait for the user's own only: others are never held up.
+func (s *Store) takeTurn(ctx context.Context, prefix string) (func(), error) {
+	s.mu.Lock()
+	tu := s.replayTurns[prefix]
+	if tu == nil {
+		tu = &turn{token: make(chan struct{}, 1)}
+		s.replayTurns[prefix] = tu
+	}
+	tu.waiting++
+	s.mu.Unlock()
+	done := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if tu.waiting--; tu.waiting == 0 {
+			delete(s.replayTurns, prefix)
+		}
+	}
+	select {
+	case tu.token <- struct{}{}:
+		return func() { <-tu.token; done() }, nil
+	case <-ctx.Done():
+		done()
+		return nil, ctx.Err()
+	}
+}
+
+// replayFull reads the records under a user's prefix and returns when the
+// soonest unexpired one lapses if there are saml.MaxSignInsPerUser of them
+// (zero otherwise), and the revision it read at.
+func (s *Store) replayFull(ctx context.Context, prefix string) (time.Time, int64, error) {
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return time.Time{}, 0, unavailable(err)
+	}
+	now := s.now().Unix()
+	var live []int64
+	for _, kv := range resp.Kvs {
+		exp, err := strconv.ParseInt(string(kv.Value), 10, 64)
+		if err != nil {
+			exp = now + 1 // unreadable: counted, as if just made
+		}
+		if exp > now {
+			live = append(live, exp)
+		}
+	}
+	if len(live) < saml.MaxSignInsPerUser {
+		return time.Time{}, resp.Header.Revision, nil
+	}
+	return time.Unix(slices.Min(live), 0), resp.Header.Revision, nil
 }
 
 func (s *Store) logoutKey(key string) string { return s.prefix + "logout/" + hash(key) }

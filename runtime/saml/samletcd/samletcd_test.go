@@ -68,11 +68,11 @@ func TestSharedAcrossDaemons(t *testing.T) {
 		return !ok && err == nil
 	})
 
-	first, err := a.FirstUse(ctx, "assertion-1", time.Now().Add(time.Hour))
+	first, err := a.FirstUse(ctx, "ann@contoso.com", "assertion-1", time.Now().Add(time.Hour))
 	if err != nil || !first {
 		t.Fatalf("first use: %v, %v", first, err)
 	}
-	again, err := b.FirstUse(ctx, "assertion-1", time.Now().Add(time.Hour))
+	again, err := b.FirstUse(ctx, "ann@contoso.com", "assertion-1", time.Now().Add(time.Hour))
 	if err != nil || again {
 		t.Fatalf("the same assertion on another daemon: first use %v, %v", again, err)
 	}
@@ -112,7 +112,7 @@ func TestCachedSessionsOutliveQuorum(t *testing.T) {
 	if _, ok, _ := s.Get(ctx, "new"); ok {
 		t.Error("the session that failed to be stored is served from the cache")
 	}
-	if _, err := s.FirstUse(ctx, "assertion-2", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := s.FirstUse(ctx, "ann@contoso.com", "assertion-2", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("an assertion without quorum: %v; want store.ErrUnavailable (never accepted unchecked)", err)
 	}
 	c.Restart(t, 1)
