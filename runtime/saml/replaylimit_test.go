@@ -2,6 +2,7 @@ package saml
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
@@ -121,5 +122,21 @@ func TestLogoutRequestsPerUser(t *testing.T) {
 	e.signIn()
 	e.clock.Add(time.Minute)
 	r, page = e.get("/saml/slo?" + e.idpLogoutQuery(nil))
+	e.expectLogout(r, page, "")
+}
+
+// TestSignInsFullLogoutRequestObeyed: a user whose sign-ins fill their
+// bound is still logged out by the IdP; the two kinds of record are
+// counted apart, or one account looping sign-ins could keep its sessions
+// past every IdP logout.
+func TestSignInsFullLogoutRequestObeyed(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	now := e.clock.Now()
+	e.fillReplay("ALICE@contoso.example", assertionReplayKey, MaxSignInsPerUser-1, now.Add(time.Hour), now.Add(time.Hour))
+	if _, err := e.srv.replay.FirstUse(context.Background(), "alice@contoso.example", "over", now.Add(time.Hour)); !errors.As(err, new(*TooManyError)) {
+		t.Fatalf("the user's sign-ins are not at their bound: %v", err)
+	}
+	r, page := e.get("/saml/slo?" + e.idpLogoutQuery(nil))
 	e.expectLogout(r, page, "")
 }

@@ -19,9 +19,11 @@ import (
 	"github.com/idrecon/idrecon/spec"
 )
 
-// Bounds on state. None is ever a reason to refuse a sign-in: a full table
-// drops the entry that expires soonest. Only a user's own sign-ins past
-// MaxSignInsPerUser are refused, and nobody else's.
+// Bounds on state. A full table drops the entry that expires soonest rather
+// than refuse a sign-in; the replay cache alone refuses, since what it
+// drops could be presented again: a user's own sign-ins past
+// MaxSignInsPerUser, and, once it overflowed, messages expiring no later
+// than one it dropped (see maxReplay).
 const (
 	pendingTTL = 10 * time.Minute
 	// maxSessionsPerUser is how many browsers one user may be signed in

@@ -64,7 +64,7 @@ type TooManyError struct {
 }
 
 func (e *TooManyError) Error() string {
-	return fmt.Sprintf("the user holds %d sign-ins not yet expired, until %s", MaxSignInsPerUser, e.Until.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("the user holds %d unexpired records, the soonest until %s", MaxSignInsPerUser, e.Until.UTC().Format(time.RFC3339))
 }
 
 // LogoutLog remembers when the IdP last logged each user out: the

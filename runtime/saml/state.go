@@ -13,8 +13,9 @@ import (
 // the one that expires soonest goes, and, when entries belong to groups (a
 // user's sessions), past perGroup entries of one group that group's
 // soonest-expiring goes. Expired entries are dropped as new ones come.
-// Only a capped map refuses, and only the entries of a full group (see
-// capped).
+// A replay cache cannot drop without refusing, as a dropped key could be
+// presented again: it refuses the keys a drop may have let go
+// (refuseDropped) and, capped, a full group's new ones (see capped).
 type ttlMap[V any] struct {
 	mu       sync.Mutex
 	m        map[string]*ttlEntry[V]

@@ -184,3 +184,26 @@ func TestReplayKeyOfOlderDaemon(t *testing.T) {
 		t.Fatalf("%d keys where an older daemon looks for the new assertion, want 1", got)
 	}
 }
+
+// TestTurnsEnd: calls of one user that take turns at FirstUse, some of
+// which give up waiting (their context ends), leave no turn behind in the
+// daemon: the map holds only users with a call in flight.
+func TestTurnsEnd(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	s := daemonStore(t, c.Client(t), 5*time.Second)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		ctx, cancel := context.WithCancel(context.Background())
+		if i%2 == 1 {
+			cancel() // gives up at once, waiting or not
+		}
+		wg.Go(func() {
+			defer cancel()
+			s.FirstUse(ctx, "ann@contoso.com", fmt.Sprintf("a-%d", i), time.Now().Add(time.Hour))
+		})
+	}
+	wg.Wait()
+	if n := s.Turns(); n != 0 {
+		t.Fatalf("%d turns held with no call in flight", n)
+	}
+}
