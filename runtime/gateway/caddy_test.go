@@ -153,8 +153,8 @@ func TestCaddyForwardAuth(t *testing.T) {
 			t.Errorf("app hit %d times without access", n)
 		}
 	})
-	checkOrigins(t, g, hits, base, spoofs, func(t *testing.T, raw [][2]string) *http.Response {
-		return send(t, "POST", "/ssc/form", "tok-ann", raw)
+	checkOrigins(t, g, hits, base, spoofs, func(t *testing.T, method string, raw [][2]string) *http.Response {
+		return send(t, method, "/ssc/form", "tok-ann", raw)
 	})
 }
 

@@ -37,13 +37,14 @@
 //     segment or not percent-decoding, are refused with 403), and is used
 //     only if it is a local path (one leading '/'), so the sign-in cannot
 //     redirect away. The original request meets the proxy's cross-origin
-//     rule (403): its method is X-Forwarded-Method (Traefik and Caddy send
-//     it; nginx's subrequest is always a GET, so its configuration must set
-//     it), else the request's own, else, for a GET carrying an Origin, an
-//     unsafe one; its host is X-Forwarded-Host, else Host; its Origin and
+//     rule (403) with each method it may have had: the request's own
+//     (Envoy's is the original) and X-Forwarded-Method's (Traefik and Caddy
+//     send it; nginx's subrequest is always a GET, so its configuration
+//     must set it), or, without that header, a POST when it carries an
+//     Origin; its host is X-Forwarded-Host, else Host; its Origin and
 //     Sec-Fetch-Site are those the proxy copies from the browser's request.
-//     Two X-Forwarded-Method or X-Forwarded-Host values, a list, or a
-//     method that is no token are refused with 403.
+//     Two X-Forwarded-Method or X-Forwarded-Host values, a list, an empty
+//     one, or a method that is no token are refused with 403.
 //
 // # Header stripping
 //

@@ -784,11 +784,11 @@ func originalRequest(r *http.Request) (methods []string, host string, ok bool) {
 	case 0:
 		// nginx's auth_request subrequest is a GET whatever the original
 		// was, so without the header the original method is unknown. A
-		// browser sends Origin with every unsafe request and with no
-		// navigation: a request carrying one is checked as the unsafe
-		// request it may be, and a link followed from another site still
-		// passes.
-		if r.Header.Get("Origin") != "" && !slices.Contains(methods, http.MethodPost) {
+		// browser sends Origin with every unsafe request, a form post
+		// included, but not when following a link: a request carrying one
+		// is checked as the unsafe request it may be, and a link followed
+		// from another site still passes.
+		if r.Header.Get("Origin") != "" && r.Method != http.MethodPost {
 			methods = append(methods, http.MethodPost)
 		}
 	case 1:

@@ -220,11 +220,12 @@ func crossSitePosts(spoofs [][2]string) [][][2]string {
 	}
 }
 
-// checkOrigins posts as another site's page would, then as the
+// checkOrigins sends as another site's page would, then as the
 // application's own (origin) would, through a proxy in front of g that
-// post sends one request to: the first are refused and counted, the
+// send sends one request to: the first are refused and counted, the
 // application never hit, the second reach it with ann's identity.
-func checkOrigins(t *testing.T, g *gateway.Gateway, hits *atomic.Int64, origin string, spoofs [][2]string, post func(t *testing.T, raw [][2]string) *http.Response) {
+func checkOrigins(t *testing.T, g *gateway.Gateway, hits *atomic.Int64, origin string, spoofs [][2]string, send func(t *testing.T, method string, raw [][2]string) *http.Response) {
+	post := func(t *testing.T, raw [][2]string) *http.Response { return send(t, http.MethodPost, raw) }
 	t.Run("cross-site POST", func(t *testing.T) {
 		before, refused := hits.Load(), g.Stats().Refusals[gateway.ReasonCrossOrigin]
 		posts := crossSitePosts(spoofs)
@@ -255,4 +256,53 @@ func checkOrigins(t *testing.T, g *gateway.Gateway, hits *atomic.Int64, origin s
 			}
 		}
 	})
+	// nginx and Traefik drop the upgrade headers on the way to
+	// forward-auth, and Caddy keeps them: the handshake must be known
+	// either way. Browsers send PATCH and extension methods as written.
+	t.Run("cross-site handshake and other methods", func(t *testing.T) {
+		before, refused := hits.Load(), g.Stats().Refusals[gateway.ReasonCrossOrigin]
+		sent := 0
+		for _, method := range []string{"GET", "PUT", "DELETE", "PATCH", "PROPFIND"} {
+			var extra [][2]string
+			if method == "GET" {
+				extra = webSocketHandshake
+			}
+			// A current browser's and an older one's, without Sec-Fetch-Site.
+			for _, raw := range [][][2]string{
+				slices.Concat([][2]string{{"Origin", "https://evil.example"}, {"Sec-Fetch-Site", "cross-site"}}, extra),
+				slices.Concat([][2]string{{"Origin", "https://evil.example"}}, extra),
+			} {
+				sent++
+				if resp := send(t, method, raw); resp.StatusCode != http.StatusForbidden {
+					t.Errorf("%s %q: status %d, want 403", method, raw, resp.StatusCode)
+				}
+			}
+		}
+		if n := hits.Load() - before; n != 0 {
+			t.Errorf("app hit %d times from another site", n)
+		}
+		if n := g.Stats().Refusals[gateway.ReasonCrossOrigin] - refused; n != uint64(sent) {
+			t.Errorf("%d cross-origin refusals counted, want %d", n, sent)
+		}
+	})
+	t.Run("same-origin handshake", func(t *testing.T) {
+		for _, raw := range [][][2]string{
+			slices.Concat([][2]string{{"Origin", origin}, {"Sec-Fetch-Site", "same-origin"}}, webSocketHandshake),
+			slices.Concat([][2]string{{"Origin", origin}}, webSocketHandshake),
+		} {
+			// The echo application does not switch protocols; reaching it
+			// with ann's identity is what counts.
+			got := decodeSeen(t, send(t, "GET", raw))
+			if v := valuesFolded(got.Header, "username"); !slices.Equal(v, []string{"ann"}) {
+				t.Errorf("%q: app saw username %q", raw, v)
+			}
+		}
+	})
+}
+
+// webSocketHandshake are the headers a browser adds to a WebSocket
+// handshake over HTTP/1.1.
+var webSocketHandshake = [][2]string{
+	{"Connection", "Upgrade"}, {"Upgrade", "websocket"},
+	{"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}, {"Sec-WebSocket-Version", "13"},
 }

@@ -108,8 +108,8 @@ func TestNginxAuthRequest(t *testing.T) {
 			t.Errorf("app hit %d times without access", n)
 		}
 	})
-	checkOrigins(t, g, hits, base, spoofs, func(t *testing.T, raw [][2]string) *http.Response {
-		return do(t, "POST", base+"/ssc/form", "tok-ann", raw)
+	checkOrigins(t, g, hits, base, spoofs, func(t *testing.T, method string, raw [][2]string) *http.Response {
+		return do(t, method, base+"/ssc/form", "tok-ann", raw)
 	})
 	t.Run("verify is internal", func(t *testing.T) {
 		if resp := do(t, "GET", base+gateway.VerifyPath, "tok-ann", nil); resp.StatusCode != http.StatusNotFound {

@@ -519,6 +519,11 @@ func TestProxyRefusesCrossSitePosts(t *testing.T) {
 		{"same-origin POST", "POST", [][2]string{{"Sec-Fetch-Site", "same-origin"}}, http.StatusOK},
 		{"non-browser POST", "POST", nil, http.StatusOK},
 		{"cross-site GET", "GET", [][2]string{{"Sec-Fetch-Site", "cross-site"}}, http.StatusOK},
+		// Only a browser's WebSocket handshake carries the key, so it is
+		// judged as one even with its upgrade headers gone, as forward-auth
+		// judges it.
+		{"cross-site GET with a WebSocket key", "GET", [][2]string{{"Sec-Fetch-Site", "cross-site"}, {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}}, http.StatusForbidden},
+		{"same-origin GET with a WebSocket key", "GET", [][2]string{{"Sec-Fetch-Site", "same-origin"}, {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}}, http.StatusOK},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

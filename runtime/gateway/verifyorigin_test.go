@@ -56,10 +56,11 @@ func TestVerifyCrossOrigin(t *testing.T) {
 		{"caddy cross-site GET", "GET", [][2]string{evil, crossSite, {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Host", app}}, 200},
 		{"caddy plain GET", "GET", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Host", app}}, 200},
 		{"caddy plain POST", "GET", [][2]string{{"X-Forwarded-Method", "POST"}, {"X-Forwarded-Host", app}}, 200},
-		// Without X-Forwarded-Host the Origin is compared with the auth
-		// request's own Host, idrecon's: an old browser's same-origin POST
-		// is refused rather than a cross-origin one passed.
-		{"traefik without forwarded host, old browser", "GET", [][2]string{{"Origin", "https://" + app}, {"X-Forwarded-Method", "POST"}}, 403},
+		// Traefik and Caddy always send X-Forwarded-Host; without it the
+		// Origin is compared with the auth request's own Host, idrecon's
+		// there: an old browser's same-origin POST is refused rather than a
+		// cross-origin one passed.
+		{"no forwarded host, old browser", "GET", [][2]string{{"Origin", "https://" + app}, {"X-Forwarded-Method", "POST"}}, 403},
 		// WebSocket handshakes, with the upgrade headers (Caddy) or only
 		// the key (Traefik and nginx drop hop-by-hop headers).
 		{"cross-site WebSocket", "GET", append([][2]string{evil, crossSite, {"X-Forwarded-Method", "GET"}}, ws...), 403},
@@ -71,6 +72,7 @@ func TestVerifyCrossOrigin(t *testing.T) {
 		{"empty method", "GET", [][2]string{{"X-Forwarded-Method", ""}}, 403},
 		{"method with a space", "GET", [][2]string{{"X-Forwarded-Method", "GE T"}}, 403},
 		{"two forwarded hosts", "GET", [][2]string{{"X-Forwarded-Method", "POST"}, {"X-Forwarded-Host", app}, {"X-Forwarded-Host", "evil.example"}}, 403},
+		{"empty forwarded host", "GET", [][2]string{{"X-Forwarded-Method", "POST"}, {"X-Forwarded-Host", ""}}, 403},
 		{"forwarded host list", "GET", [][2]string{{"X-Forwarded-Method", "POST"}, {"X-Forwarded-Host", app + ", evil.example"}}, 403},
 	}
 	for _, tc := range tests {
