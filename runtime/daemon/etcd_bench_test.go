@@ -17,7 +17,7 @@ import (
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
 	"github.com/idrecon/idrecon/runtime/internal/httpload"
-	"github.com/idrecon/idrecon/runtime/internal/nginxtest"
+	"github.com/idrecon/idrecon/runtime/internal/proxytest"
 	"github.com/idrecon/idrecon/runtime/scim/scimload"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
@@ -69,7 +69,7 @@ func BenchmarkEntraCycleThreeReplicas(b *testing.B) {
 		})
 		targets = append(targets, d.base)
 	}
-	lb, lbPid := nginxtest.Balance(b, targets)
+	lb, lbPid := proxytest.NginxBalance(b, targets)
 	etcdPids = c.Pids()
 	cpu := func(pids ...int) (d time.Duration) {
 		for _, pid := range pids {

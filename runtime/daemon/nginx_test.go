@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idrecon/idrecon/runtime/internal/nginxtest"
+	"github.com/idrecon/idrecon/runtime/internal/proxytest"
 )
 
 // TestNginxInFrontOfTheDaemon runs the README's nginx configuration (the
@@ -32,7 +32,7 @@ func TestNginxInFrontOfTheDaemon(t *testing.T) {
 	// The example's Gateway "appsec" guards /ssc and names the headers.
 	specDir, key := gatewaySpec(t, nil)
 	d := start(t, Config{SpecDir: specDir, DataDir: t.TempDir()})
-	base := nginxtest.Start(t, "../gateway/testdata/nginx-idrecon.conf", d.base, app.URL)
+	base := proxytest.Nginx(t, "../gateway/testdata/nginx-idrecon.conf", d.base, app.URL)
 	// Browsers see idrecon at nginx's address: that is the SP's baseURL.
 	setBaseURL(t, d, specDir, base)
 

@@ -2,20 +2,14 @@ package gateway_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/idrecon/idrecon/runtime/gateway"
+	"github.com/idrecon/idrecon/runtime/internal/proxytest"
 )
 
 // caddyfile is Caddy in front of an application, asking idrecon's
@@ -54,10 +48,6 @@ http://127.0.0.1 {
 // forward_auth to idrecon's /auth/verify in front of an application that
 // echoes what it receives.
 func TestCaddyForwardAuth(t *testing.T) {
-	bin, err := exec.LookPath("caddy")
-	if err != nil {
-		t.Skip("caddy not installed (the Debian package caddy)")
-	}
 	ses := cookieSessions{"tok-ray": "ray"}
 	for k, v := range sessions {
 		ses[k] = v
@@ -77,7 +67,7 @@ func TestCaddyForwardAuth(t *testing.T) {
 	}
 	idrecon := verifyServer(t, g)
 	app, hits := echoUpstream(t)
-	client := startCaddy(t, bin, strings.NewReplacer(
+	client := proxytest.Caddy(t, strings.NewReplacer(
 		"IDRECON", strings.TrimPrefix(idrecon.URL, "http://"),
 		"APP", strings.TrimPrefix(app.URL, "http://"),
 	).Replace(caddyfile))
@@ -156,69 +146,4 @@ func TestCaddyForwardAuth(t *testing.T) {
 	checkOrigins(t, g, hits, base, spoofs, func(t *testing.T, method string, raw [][2]string) *http.Response {
 		return send(t, method, "/ssc/form", "tok-ann", raw)
 	})
-}
-
-// startCaddy runs caddy with the Caddyfile conf (SOCKET replaced by a unix
-// socket in a directory of the test's own) and returns a client that
-// reaches it. A socket path needs no port, so no other process can take
-// the address between choosing it and Caddy's listening on it.
-func startCaddy(t *testing.T, bin, conf string) *http.Client {
-	t.Helper()
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "caddy.sock")
-	file := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(file, []byte(strings.ReplaceAll(conf, "SOCKET", sock)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "run", "--config", file, "--adapter", "caddyfile")
-	// Caddy keeps its state (an autosaved config, certificates) under
-	// these; the user's own must stay untouched.
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start caddy: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-	})
-	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}
-	if err := waitDialable(dial, exited); err != nil {
-		cancel()
-		<-exited
-		t.Fatalf("caddy did not start: %v\n%s", err, logs.String())
-	}
-	tr := &http.Transport{DialContext: dial}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, CheckRedirect: noRedirects.CheckRedirect}
-}
-
-// waitDialable polls dial until it connects, the process exits, or a
-// generous deadline passes.
-func waitDialable(dial func(context.Context, string, string) (net.Conn, error), exited <-chan error) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited: %v", err)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		c, err := dial(ctx, "", "")
-		cancel()
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return errors.New("not listening after 20s")
 }

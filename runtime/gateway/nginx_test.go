@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/idrecon/idrecon/runtime/gateway"
-	"github.com/idrecon/idrecon/runtime/internal/nginxtest"
+	"github.com/idrecon/idrecon/runtime/internal/proxytest"
 )
 
 // TestNginxAuthRequest runs the documented nginx configuration against
@@ -24,7 +24,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	}
 	idrecon := verifyServer(t, g)
 	app, hits := echoUpstream(t)
-	base := nginxtest.Start(t, filepath.Join("testdata", "nginx-idrecon.conf"), idrecon.URL, app.URL)
+	base := proxytest.Nginx(t, filepath.Join("testdata", "nginx-idrecon.conf"), idrecon.URL, app.URL)
 
 	spoofs := [][2]string{
 		{"username", forged}, {"USERNAME", forged}, {"Username", forged + "2"}, {"user_name", forged},

@@ -41,9 +41,7 @@ func TestBrowserSignIn(t *testing.T) {
 		sp.BaseURL = spURL
 		sp.IDP.MetadataXML = md
 	})
-	e.clock.mu.Lock()
-	e.clock.t = time.Now()
-	e.clock.mu.Unlock()
+	e.clock.Set(time.Now())
 	idp.Now = e.clock.Now
 	idp.SPLogoutURL = spURL + "/saml/slo"
 

@@ -58,9 +58,7 @@ func TestBrowserThroughTheGateway(t *testing.T) {
 		sp.BaseURL = frontURL
 		sp.IDP.MetadataXML = md
 	})
-	e.clock.mu.Lock()
-	e.clock.t = time.Now()
-	e.clock.mu.Unlock()
+	e.clock.Set(time.Now())
 	idp.Now = e.clock.Now
 
 	bctx := browser(t, exe)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/idrecon/idrecon/runtime/internal/testclock"
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
@@ -55,18 +56,6 @@ func keys(t testing.TB) {
 	})
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is an SP on a real listener with a store holding users, groups,
 // assignments and the SAML configuration.
 type env struct {
@@ -74,7 +63,7 @@ type env struct {
 	st     *store.Store
 	srv    *Server
 	ts     *httptest.Server
-	clock  *clock
+	clock  *testclock.Clock
 	client *http.Client
 
 	mu      sync.Mutex
@@ -111,7 +100,7 @@ func newEnv(t testing.TB, mods ...func(*spec.SamlServiceProvider)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, st: st, clock: &clock{t: time.Now().Truncate(time.Second)}}
+	e := &env{t: t, st: st, clock: testclock.New(time.Now().Truncate(time.Second))}
 	e.srv = NewServer(st, Options{
 		Authorizer: AccessAuthorizer{Store: st},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),

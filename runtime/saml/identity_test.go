@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/internal/testclock"
 	"github.com/idrecon/idrecon/runtime/store"
 )
 
@@ -199,7 +200,7 @@ func TestUnboundSessionOfAGoneUser(t *testing.T) {
 // TestMemSessionsBind: the in-process store binds an unbound session once,
 // keeps a bound one's user, and binds no session that is gone.
 func TestMemSessionsBind(t *testing.T) {
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := testclock.New(time.Unix(1_800_000_000, 0))
 	tests := []struct {
 		name   string
 		stored *Session // nil: none

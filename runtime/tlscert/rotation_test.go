@@ -10,32 +10,13 @@ import (
 	"encoding/hex"
 	"math/big"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/internal/testclock"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
-
-// testClock is the Source's clock in tests: it stands still until advanced.
-// Handshakes read it from the listener's goroutine, hence the lock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // certValid is a self-signed tls Certificate for cn valid from notBefore to
 // notAfter.
@@ -115,14 +96,14 @@ func TestRotationOntoInvalidCertificate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := &testClock{t: start}
+			clock := testclock.New(start)
 			st, err := store.New(store.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer st.Close()
 			src := New(st, "")
-			src.now = clock.now
+			src.now = clock.Now
 			put(t, st, "web", certValid(t, "first", start.Add(tt.first[0]), start.Add(tt.first[1])))
 			ln, err := tls.Listen("tcp", "127.0.0.1:0", src.Config())
 			if err != nil {
@@ -174,7 +155,7 @@ func TestRotationOntoInvalidCertificate(t *testing.T) {
 				}
 			}
 			check("after the rotation", tt.before, tt.whyBefore)
-			clock.advance(tt.after)
+			clock.Add(tt.after)
 			check("later", tt.later, tt.whyLater)
 		})
 	}

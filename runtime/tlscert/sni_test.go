@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idrecon/idrecon/runtime/internal/testclock"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -134,8 +135,8 @@ func newStore(t *testing.T) *store.Store {
 // what the client asked for, verified against the CA it trusts; one that
 // matches none gets the first by name.
 func TestServesTheCertificateForTheServerName(t *testing.T) {
-	clock := &testClock{t: time.Now()}
-	ca := newCA(t, "root", nil, clock.now().Add(-time.Hour), clock.now().Add(time.Hour))
+	clock := testclock.New(time.Now())
+	ca := newCA(t, "root", nil, clock.Now().Add(-time.Hour), clock.Now().Add(time.Hour))
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.cert)
 
@@ -145,7 +146,7 @@ func TestServesTheCertificateForTheServerName(t *testing.T) {
 	put(t, st, "c-wildcard", ca.tlsCert(t, "wildcard", "*.apps.example.com"))
 	put(t, st, "d-ip", ca.tlsCert(t, "ip", "127.0.0.1"))
 	src := New(st, "")
-	src.now = clock.now
+	src.now = clock.Now
 	addr := listen(t, src)
 
 	for _, tc := range []struct{ serverName, want string }{
@@ -187,8 +188,8 @@ func TestServesTheCertificateForTheServerName(t *testing.T) {
 // gets the one it can use (an RSA one for a client that offers only RSA
 // cipher suites), as crypto/tls picks among its Certificates.
 func TestServerNameTieBreak(t *testing.T) {
-	clock := &testClock{t: time.Now()}
-	ca := newCA(t, "root", nil, clock.now().Add(-time.Hour), clock.now().Add(time.Hour))
+	clock := testclock.New(time.Now())
+	ca := newCA(t, "root", nil, clock.Now().Add(-time.Hour), clock.Now().Add(time.Hour))
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.cert)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -201,7 +202,7 @@ func TestServerNameTieBreak(t *testing.T) {
 	put(t, st, "b-ecdsa", ca.tlsCert(t, "ecdsa", "dual.example.com"))
 	put(t, st, "c-rsa", &spec.Certificate{Usage: spec.UsageTLS, DER: ca.leaf(t, "rsa", rsaKey, "dual.example.com").Raw, PrivateKey: rsaKey})
 	src := New(st, "")
-	src.now = clock.now
+	src.now = clock.Now
 	addr := listen(t, src)
 
 	for _, tc := range []struct {
@@ -225,8 +226,8 @@ func TestServerNameTieBreak(t *testing.T) {
 // inside, does not replace the last good one, and Ready says why. Built
 // certificates are kept: a handshake does not build one again.
 func TestServerNameKeepsEachLastGood(t *testing.T) {
-	clock := &testClock{t: time.Now()}
-	start := clock.now()
+	clock := testclock.New(time.Now())
+	start := clock.Now()
 	ca := newCA(t, "root", nil, start.Add(-time.Hour), start.Add(time.Hour))
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.cert)
@@ -235,7 +236,7 @@ func TestServerNameKeepsEachLastGood(t *testing.T) {
 	put(t, st, "a-default", ca.tlsCert(t, "default", "default.example.com"))
 	put(t, st, "b-api", ca.tlsCert(t, "api-first", "api.example.com"))
 	src := New(st, "")
-	src.now = clock.now
+	src.now = clock.Now
 	addr := listen(t, src)
 	api := func() string {
 		t.Helper()

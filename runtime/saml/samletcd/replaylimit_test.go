@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/idrecon/idrecon/runtime/internal/etcdtest"
+	"github.com/idrecon/idrecon/runtime/internal/testclock"
 	"github.com/idrecon/idrecon/runtime/saml"
 	"github.com/idrecon/idrecon/runtime/store"
 )
@@ -26,19 +27,6 @@ func hashOf(s string) string {
 // replayPrefix is where the replay records of user are in etcd.
 func replayPrefix(user string) string { return "/t/saml/replay/" + hashOf(store.Fold(user)) + "/" }
 
-// fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestSignInsPerUserBound: a user holding saml.MaxSignInsPerUser records
 // is refused another (saml.TooManyError, until the soonest lapses), which
 // adds no key; another user is recorded meanwhile; a replay is still told
@@ -47,7 +35,7 @@ func TestSignInsPerUserBound(t *testing.T) {
 	ctx := context.Background()
 	c := etcdtest.Start(t, 1)
 	cli := c.Client(t)
-	clock := &fakeClock{t: time.Now().Truncate(time.Second)}
+	clock := testclock.New(time.Now().Truncate(time.Second))
 	a, b := daemonStore(t, cli, 5*time.Second), daemonStore(t, cli, 5*time.Second)
 	a.SetClock(clock.Now)
 	b.SetClock(clock.Now)

@@ -1,11 +1,11 @@
-// Package nginxtest runs a real nginx (the Debian package) for the
-// end-to-end tests of the configuration the README documents: on a port the
-// OS picks, in a directory of the test's own, as a child process.
-package nginxtest
+// Package proxytest runs a real nginx or Caddy (the Debian packages) for
+// the end-to-end tests of the configurations the README documents: in a
+// directory of the test's own, as a child process stopped when the test
+// ends, skipping the test when the proxy is not installed.
+package proxytest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,11 +16,11 @@ import (
 	"time"
 )
 
-// Start runs nginx with the README's configuration (conf, a server block
+// Nginx runs nginx with the README's configuration (conf, a server block
 // for the http {} context), its upstreams pointed at idrecon and app, and
 // returns its base URL. nginx runs in the foreground as a child of the test
 // and is stopped when the test ends; without nginx the test is skipped.
-func Start(t testing.TB, conf, idrecon, app string) string {
+func Nginx(t testing.TB, conf, idrecon, app string) string {
 	t.Helper()
 	snippet, err := os.ReadFile(conf)
 	if err != nil {
@@ -44,10 +44,10 @@ func Start(t testing.TB, conf, idrecon, app string) string {
 	return base
 }
 
-// Balance runs nginx as a round-robin load balancer in front of upstreams
+// NginxBalance runs nginx as a round-robin load balancer in front of upstreams
 // (base URLs), with keep-alive connections to them and no access log, as
 // one would in production, and returns its base URL and process id.
-func Balance(t testing.TB, upstreams []string) (string, int) {
+func NginxBalance(t testing.TB, upstreams []string) (string, int) {
 	t.Helper()
 	var servers strings.Builder
 	for _, u := range upstreams {
@@ -100,17 +100,8 @@ http {
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			cancel()
-			t.Fatalf("start nginx: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		stop := func() {
-			cancel()
-			<-exited
-		}
-		err := waitListening(addr, exited)
+		exited, stop := start(t, "nginx", cmd, cancel)
+		err := waitDialable("nginx", func() (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }, exited)
 		if err == nil {
 			t.Cleanup(stop)
 			return "http://" + addr, cmd.Process.Pid
@@ -139,23 +130,4 @@ func writeFile(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// waitListening polls addr until it accepts a connection, nginx exits, or
-// a generous deadline passes.
-func waitListening(addr string, exited <-chan error) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("nginx exited: %v", err)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return errors.New("nginx not listening after 20s")
 }
