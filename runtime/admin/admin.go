@@ -6,6 +6,7 @@
 package admin
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -21,6 +22,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -237,7 +239,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if under(r.URL.Path, "/v1") || under(r.URL.Path, "/debug") {
+	if private(r.URL.Path) {
 		// The token first, before the router may answer a redirect:
 		// without it, nobody learns which routes exist or which methods
 		// they take.
@@ -250,7 +252,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // route serves r through the router, refusing first what it would
 // redirect elsewhere.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	if under(r.URL.Path, "/v1") || under(r.URL.Path, "/debug") {
+	if private(r.URL.Path) {
 		// The router would redirect to the path with the segment resolved
 		// away, and a client follows a redirect with the method and body
 		// kept: a GET of the resource named ".." would answer the list of
@@ -276,8 +278,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 
 // unrouted answers a request no route takes in the API's error JSON, with
 // the status the router decides (404, or 405 and Allow), rather than
-// net/http's plain text. Below /v1 and /debug, ServeHTTP asked for the
-// token already.
+// net/http's plain text. For a private path, ServeHTTP asked for the token
+// already.
 func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
 	h, _ := s.mux.Handler(r)
 	var c statusCapture
@@ -297,13 +299,22 @@ func dotSegment(escaped string) bool {
 	return slices.ContainsFunc(strings.Split(escaped, "/"), func(seg string) bool { return seg == "." || seg == ".." })
 }
 
+// private reports whether p is, or the router would clean it into, a path
+// below /v1 or /debug. The cleaned form counts too: "/x/../v1/status" was
+// redirected without the token (telling anyone which routes exist), and a
+// dot segment before /v1 escaped route's refusal of them.
+func private(p string) bool {
+	c := path.Clean(p)
+	return under(p, "/v1") || under(p, "/debug") || under(c, "/v1") || under(c, "/debug")
+}
+
 // under reports whether path is prefix or below it.
 func under(path, prefix string) bool {
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }
 
-// statusCapture keeps the status and headers of the router's own 404 or
-// 405 answer and drops its plain-text body.
+// statusCapture keeps the status and headers of the router's own 404, 405
+// or redirect and drops its plain-text body.
 type statusCapture struct {
 	header http.Header
 	status int
@@ -460,6 +471,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !ready {
 		status = http.StatusServiceUnavailable
 	}
+	// It differs with the token and changes by the moment: a cache
+	// between a dashboard and the daemon keeps neither answer.
+	w.Header().Set("Cache-Control", "no-store")
 	if !s.authorized(r) {
 		for name, state := range detail {
 			detail[name] = "not ready"
@@ -625,7 +639,12 @@ func (s *Server) loadUpload(w http.ResponseWriter, r *http.Request) (string, *sp
 	if err != nil {
 		return "", nil, err
 	}
-	if err := bundle.Unpack(http.MaxBytesReader(w, r.Body, MaxUpload), dir, s.cfg.MaxUnpack); err != nil {
+	body := bufio.NewReader(http.MaxBytesReader(w, r.Body, MaxUpload))
+	if _, err := body.Peek(1); errors.Is(err, io.EOF) {
+		// The unpacker would say only "EOF".
+		return dir, nil, errorf(http.StatusBadRequest, "empty body: send the spec bundle, a gzip-compressed tar of the spec folder (idrecon plan and apply send one)")
+	}
+	if err := bundle.Unpack(body, dir, s.cfg.MaxUnpack); err != nil {
 		var limit *spec.LimitError
 		switch {
 		case tooLarge(err):
@@ -791,13 +810,13 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request) error {
 	// Resumed whether or not the request below is made: the next
 	// interval's reconcile applies.
 	s.acted("resume", "", nil)
+	s.log.Info("reconciliation resumed", "by", "admin-api")
 	// Requested once the resume is stored, so that the reconcile that
 	// answers the request sees it and applies.
 	n, err := s.cfg.Request(r.Context())
 	if err != nil {
 		return fmt.Errorf("resumed, but the reconcile request failed (the next interval's reconcile applies): %w", err)
 	}
-	s.log.Info("reconciliation resumed", "by", "admin-api")
 	writeJSON(w, http.StatusOK, struct {
 		Suspended bool `json:"suspended"`
 		Requested
@@ -852,10 +871,21 @@ func redactSpec(v any) any {
 	return v
 }
 
+// unknownKind is the 404 for a kind no spec document has, or nil: a
+// misspelled kind answered "not found" read as a missing resource.
+func unknownKind(kind string) error {
+	if _, known := spec.NewSpec(kind); !known {
+		return errorf(http.StatusNotFound, "unknown kind %q", kind)
+	}
+	return nil
+}
+
 func (s *Server) listResources(w http.ResponseWriter, r *http.Request) error {
 	kind := r.PathValue("kind")
-	if _, known := spec.NewSpec(kind); kind != "" && !known {
-		return errorf(http.StatusNotFound, "unknown kind %q", kind)
+	if kind != "" {
+		if err := unknownKind(kind); err != nil {
+			return err
+		}
 	}
 	res, err := s.cfg.Store.Read().Resources(kind)
 	if err != nil {
@@ -870,12 +900,16 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getResource(w http.ResponseWriter, r *http.Request) error {
-	res, err := s.cfg.Store.Read().Resource(r.PathValue("kind"), r.PathValue("name"))
+	kind, name := r.PathValue("kind"), r.PathValue("name")
+	if err := unknownKind(kind); err != nil {
+		return err
+	}
+	res, err := s.cfg.Store.Read().Resource(kind, name)
 	if err != nil {
 		return err
 	}
 	if res == nil {
-		return errorf(http.StatusNotFound, "%s/%s not found", r.PathValue("kind"), r.PathValue("name"))
+		return errorf(http.StatusNotFound, "%s/%s not found", kind, name)
 	}
 	writeJSON(w, http.StatusOK, view(res))
 	return nil
@@ -957,16 +991,20 @@ func standIn(r *store.Resource) *store.Resource {
 // it as drift and reports (and by default corrects) it.
 func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 	kind, name := r.PathValue("kind"), r.PathValue("name")
-	v, known := spec.NewSpec(kind)
-	if !known {
-		return errorf(http.StatusNotFound, "unknown kind %q", kind)
+	if err := unknownKind(kind); err != nil {
+		return err
 	}
+	v, _ := spec.NewSpec(kind)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEdit))
 	if err != nil {
 		if tooLarge(err) {
 			return errorf(http.StatusRequestEntityTooLarge, "%s spec larger than %d MiB", kind, maxEdit>>20)
 		}
 		return errorf(http.StatusBadRequest, "bad %s spec: %v", kind, err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		// The decoder would say only "EOF".
+		return errorf(http.StatusBadRequest, "bad %s spec: the body is empty; send the resource's spec as one JSON object", kind)
 	}
 	// encoding/json keeps the last of a key written twice and drops the
 	// other; the loader refuses such a document, and so does an edit.
@@ -1246,6 +1284,9 @@ func checkKeptKey(at spec.Position, v any) error {
 
 func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) error {
 	kind, name := r.PathValue("kind"), r.PathValue("name")
+	if err := unknownKind(kind); err != nil {
+		return err
+	}
 	found := false
 	err := s.cfg.Store.Update(r.Context(), func(tx *store.Txn) error {
 		old, err := tx.Resource(kind, name)
@@ -1276,9 +1317,15 @@ func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) backup(w http.ResponseWriter, _ *http.Request) error {
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="idrecon-backup"`)
+	if r.Method == http.MethodHead {
+		// The router hands HEAD to this GET route; a snapshot nobody
+		// receives would cost a whole backup's work and be put on record
+		// as one that left the daemon.
+		return nil
+	}
 	bw := &backupWriter{ResponseWriter: w}
 	err := s.cfg.Backup(bw)
 	// Users, groups and credential hashes leave the daemon: who took them

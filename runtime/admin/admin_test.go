@@ -560,3 +560,18 @@ func TestReadyzTellsReasonsOnlyWithTheToken(t *testing.T) {
 		}
 	}
 }
+
+// /readyz answers differently with the token and without, and changes
+// from one moment to the next: a cache between a dashboard and the daemon
+// must keep neither answer.
+func TestReadyzIsNotCached(t *testing.T) {
+	f := newFixture(t, "")
+	resp, err := f.srv.Client().Get(f.srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("/readyz Cache-Control %q, want no-store", got)
+	}
+}

@@ -2,14 +2,18 @@ package admin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/idrecon/idrecon/runtime/audit"
@@ -183,5 +187,67 @@ func TestBackupCutShortIsAudited(t *testing.T) {
 	}
 	if got := adminRecords(trail.Events()); len(got) != 1 || got[0].Action != "backup" || got[0].Outcome != "partly" {
 		t.Fatalf("backup cut short recorded %+v, want one backup, partly made", got)
+	}
+}
+
+// The router answers HEAD with a GET route: a HEAD of /v1/backup took a
+// whole snapshot, sent none of it, and put on record that a backup left
+// the daemon. HEAD says what a GET would send, without taking one.
+func TestBackupHeadTakesNoBackup(t *testing.T) {
+	var trail audit.Memory
+	var taken atomic.Int32
+	f := newFixtureWith(t, "", func(c *Config) {
+		c.Audit = &trail
+		c.Backup = func(w io.Writer) error {
+			taken.Add(1)
+			_, err := io.WriteString(w, "snapshot")
+			return err
+		}
+	})
+	code, _ := f.do(t, "HEAD", "/v1/backup", token, nil)
+	if code != http.StatusOK || taken.Load() != 0 {
+		t.Errorf("HEAD /v1/backup: %d, %d backups taken; want 200 and none", code, taken.Load())
+	}
+	if got := adminRecords(trail.Events()); len(got) != 0 {
+		t.Errorf("HEAD /v1/backup recorded %+v, want nothing", got)
+	}
+	if code, body := f.do(t, "GET", "/v1/backup", token, nil); code != http.StatusOK || body != "snapshot" || taken.Load() != 1 {
+		t.Errorf("GET /v1/backup: %d %q, %d backups taken", code, body, taken.Load())
+	}
+}
+
+// lockedBuffer is a log destination the server's goroutines write to and
+// the test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A resume whose reconcile request failed was answered and audited, but
+// the daemon's log said nothing of it: whoever reads the log saw the
+// suspension and never the resume.
+func TestResumeLoggedWhenItsRequestFails(t *testing.T) {
+	var logs lockedBuffer
+	f := newFixtureWith(t, "https://git.example.com/spec.git", func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		c.Request = func(context.Context) (uint64, error) { return 0, errors.New("no leader") }
+	})
+	if code, resp := f.do(t, "POST", "/v1/resume", token, nil); code != http.StatusInternalServerError {
+		t.Fatalf("resume: %d %s", code, resp)
+	}
+	if !strings.Contains(logs.String(), "reconciliation resumed") {
+		t.Errorf("log after a resume whose request failed: %q, want the resume", logs.String())
 	}
 }

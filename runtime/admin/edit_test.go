@@ -318,3 +318,25 @@ func TestEditRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// A kind misspelled ("application") in a GET or DELETE was answered
+// "application/x not found", as if the resource were missing, where a PUT
+// of the same path says the kind is unknown; an empty edit body was "EOF".
+// Each error says what is wrong with the request.
+func TestRequestErrorsSayWhatIsWrong(t *testing.T) {
+	f := newFixtureEnv(t, nil)
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"GET", "/v1/resources/application/x", "", `unknown kind "application"`},
+		{"DELETE", "/v1/resources/application/x", "", `unknown kind "application"`},
+		{"PUT", "/v1/resources/application/x", `{"versions":["1.0"]}`, `unknown kind "application"`},
+		{"GET", "/v1/resources/application", "", `unknown kind "application"`},
+		{"PUT", "/v1/resources/Application/x", "", "empty"},
+		{"POST", "/v1/plan", "", "empty"},
+	} {
+		code, body := f.do(t, tc.method, tc.path, token, strings.NewReader(tc.body))
+		var e Error
+		if err := json.Unmarshal([]byte(body), &e); err != nil || code/100 != 4 || !strings.Contains(e.Error, tc.want) {
+			t.Errorf("%s %s: %d %s, want a 4xx saying %q", tc.method, tc.path, code, body, tc.want)
+		}
+	}
+}

@@ -76,3 +76,48 @@ func TestUnroutedRedirectKeepsLocation(t *testing.T) {
 		}
 	}
 }
+
+// A path that reaches /v1 or /debug only once cleaned ("/./v1/status",
+// "/x/../v1/…") was answered without the token: the router's redirect for
+// a route that exists, in HTML, and the API's JSON for one that does not,
+// so anyone could tell which routes and methods the daemon serves. And with
+// the token, a dot segment outside /v1 escaped the refusal of dot segments,
+// and the redirect carried a DELETE to the resource its cleaning named.
+func TestPathsCleanedIntoTheAPINeedTheToken(t *testing.T) {
+	f := newFixtureEnv(t, nil)
+	for _, name := range []string{"x", "y"} {
+		if code, resp := f.do(t, "PUT", "/v1/resources/Application/"+name, token, strings.NewReader(`{"versions":["1.0"]}`)); code != http.StatusOK {
+			t.Fatalf("PUT %s: %d %s", name, code, resp)
+		}
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range []string{"/./v1/status", "/./v1/nope", "/x/../v1/status", "/x/..//v1/backup", "/./debug/pprof/", "/./debug/nope"} {
+		for _, method := range []string{"GET", "POST"} {
+			req, _ := http.NewRequest(method, f.srv.URL+p, nil)
+			resp, err := noFollow.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s %s without the token: %d (Location %q, %s), want 401", method, p, resp.StatusCode,
+					resp.Header.Get("Location"), resp.Header.Get("Content-Type"))
+			}
+		}
+	}
+	// With the token, as a client that follows redirects.
+	req, _ := http.NewRequest("DELETE", f.srv.URL+"/x/../v1/resources/Application/y/../x", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "segment") {
+		t.Errorf("DELETE with dot segments outside /v1: %d %s, want 400 naming the dot segment", resp.StatusCode, b)
+	}
+	if r, _ := f.st.Read().Resource(spec.KindApplication, "x"); r == nil {
+		t.Errorf("Application x deleted by a DELETE of another path")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -166,6 +167,16 @@ func redactURL(raw string) string { return redact.URL(raw) }
 // daemon generated in a well-known place (adminTokenFiles). from says
 // which, for messages: it never holds the token.
 func readAdminToken(env Env, file string, fallback bool) (tok, from string, err error) {
+	tok, from, err = findAdminToken(env, file, fallback)
+	if err == nil && strings.ContainsFunc(tok, unicode.IsControl) {
+		// net/http refuses it in a header with an error that names neither
+		// the token's source nor what is wrong with it.
+		return "", "", fmt.Errorf("admin token read from %s holds a control character or a line break inside: give the token alone", from)
+	}
+	return tok, from, err
+}
+
+func findAdminToken(env Env, file string, fallback bool) (tok, from string, err error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -177,7 +188,9 @@ func readAdminToken(env Env, file string, fallback bool) (tok, from string, err 
 		}
 		return tok, file + " (--admin-token-file)", nil
 	}
-	if tok := env.Getenv("IDRECON_ADMIN_TOKEN"); tok != "" {
+	// Trimmed as a file's is: a variable filled from a file or a CI
+	// secret often ends in a newline.
+	if tok := strings.TrimSpace(env.Getenv("IDRECON_ADMIN_TOKEN")); tok != "" {
 		return tok, "env IDRECON_ADMIN_TOKEN", nil
 	}
 	if fallback {

@@ -39,6 +39,10 @@ func TestFlagsThatWouldMeanNothing(t *testing.T) {
 		{[]string{"users", "--active", "yes"}, "--active"},
 		{[]string{"users", "--limit", "0"}, "--limit"},
 		{[]string{"groups", "--limit", "501"}, "--limit"},
+		// The server here is IDRECON_SERVER's, which the message names,
+		// and the mistake is said before any clone.
+		{[]string{"plan", ".", "--base-ref", "main"}, "IDRECON_SERVER"},
+		{[]string{"plan", "--git", "file:///nonexistent/idrecon-spec", "--base-ref", "main"}, "IDRECON_SERVER"},
 	}
 	env := map[string]string{"IDRECON_SERVER": "http://127.0.0.1:1", "IDRECON_ADMIN_TOKEN": "x"}
 	for _, tt := range tests {

@@ -36,7 +36,7 @@ The daemon keeps them in memory: a restart starts the list afresh.`,
 		if *output == "json" {
 			return writeItems(env.Stdout, "HistoryList", h, "")
 		}
-		return writeHistory(env.Stdout, h, time.Now())
+		return writeHistory(env.Stdout, h, env.Now())
 	}
 	return c
 }

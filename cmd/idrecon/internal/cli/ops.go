@@ -65,7 +65,7 @@ stalled (the last good one still serving), 1 when the daemon cannot be asked.`,
 				return err
 			}
 		} else {
-			writeStatus(env.Stdout, st, time.Now())
+			writeStatus(env.Stdout, st, env.Now())
 		}
 		if ready, _ := readiness(st); !ready {
 			// Scripts can wait on it: 0 in sync, 3 not (1 stays "could not ask").
@@ -96,7 +96,7 @@ func watchStatus(ctx context.Context, env Env, c *client, asJSON bool, every tim
 		case err != nil:
 			if key := []byte(err.Error()); !bytes.Equal(key, last) {
 				last = key
-				fmt.Fprintf(env.Stderr, "--- %s %v (asking again every %s)\n", time.Now().Format(time.RFC3339), err, every)
+				fmt.Fprintf(env.Stderr, "--- %s %v (asking again every %s)\n", env.Now().Format(time.RFC3339), err, every)
 			}
 		}
 		if key, _ := json.Marshal(st); err == nil && !bytes.Equal(key, last) {
@@ -104,8 +104,8 @@ func watchStatus(ctx context.Context, env Env, c *client, asJSON bool, every tim
 			if asJSON {
 				writeItem(env.Stdout, "Status", st)
 			} else {
-				fmt.Fprintf(env.Stdout, "--- %s\n", time.Now().Format(time.RFC3339))
-				writeStatus(env.Stdout, st, time.Now())
+				fmt.Fprintf(env.Stdout, "--- %s\n", env.Now().Format(time.RFC3339))
+				writeStatus(env.Stdout, st, env.Now())
 			}
 		}
 		select {

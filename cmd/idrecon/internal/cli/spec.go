@@ -374,6 +374,11 @@ Exit 0 no changes, 2 changes, 1 error or refused (like terraform plan
 		}
 		serverGiven := env.Getenv("IDRECON_SERVER") != "" || cmd.Flags().Changed("server")
 		if serverGiven {
+			// Before any clone of --git: a mistake in the command line is
+			// said at once.
+			if *baseRef != "" {
+				return usageErrorf("%s and --base-ref exclude each other", serverSource(cmd))
+			}
 			if err := limitsWithServer(cmd); err != nil {
 				return err
 			}
@@ -397,16 +402,22 @@ func limitsWithServer(cmd *cobra.Command) error {
 	if len(given) == 0 {
 		return nil
 	}
-	server := "--server"
-	if !cmd.Flags().Changed("server") {
-		server = "IDRECON_SERVER"
-	}
 	verb := "bounds"
 	if len(given) > 1 {
 		verb = "bound"
 	}
 	return usageErrorf("%s %s a spec loaded here, not with %s: the daemon loads it, under its own limits (serve's flags of the same names)",
-		strings.Join(given, " and "), verb, server)
+		strings.Join(given, " and "), verb, serverSource(cmd))
+}
+
+// serverSource names where plan's server came from, for a usage error: a
+// CI job may set IDRECON_SERVER for every step, and a message naming
+// --server would send its reader looking for a flag that is not there.
+func serverSource(cmd *cobra.Command) string {
+	if cmd.Flags().Changed("server") {
+		return "--server"
+	}
+	return "IDRECON_SERVER"
 }
 
 // planOptions are plan's flags, parsed.
@@ -446,9 +457,6 @@ func runPlan(ctx context.Context, env Env, pos []string, o planOptions) error {
 		fmt.Fprintf(env.Stderr, "planning %s at %s\n", src, short(rev.ID))
 		dir, named, label = rev.Dir, "", src.String()
 	}
-	if o.serverGiven && o.baseRef != "" {
-		return usageErrorf("--server and --base-ref exclude each other")
-	}
 	var p *reconcile.Plan
 	var err error
 	var impact *access.Impact
@@ -475,10 +483,10 @@ func runPlan(ctx context.Context, env Env, pos []string, o planOptions) error {
 		return err
 	}
 	switch {
-	case p.Refused != "" && o.output == "json":
-		return &exitError{code: 1} // the plan's "refused" says why
 	case p.Refused != "":
-		return &exitError{code: 1} // the text plan ends with why
+		// Written already: the text plan ends with why, the JSON plan's
+		// "refused" says it.
+		return &exitError{code: 1}
 	case p.Changes():
 		// Drift that drift mode report keeps is listed, but apply would
 		// change nothing for it: it is no change to exit 2 for.
