@@ -166,7 +166,14 @@ func secretFrom(env Env, flag, file, envName string) ([]byte, error) {
 		return []byte(secret), nil
 	}
 	if v := env.Getenv(envName); v != "" {
-		return []byte(v), nil
+		// Trimmed as a file's is: a variable filled from a file or a CI
+		// secret often ends in a newline, and every push's signature
+		// would then fail to match, in silence.
+		secret := strings.TrimSpace(v)
+		if secret == "" {
+			return nil, fmt.Errorf("%s holds only white space", envName)
+		}
+		return []byte(secret), nil
 	}
 	return nil, nil
 }
