@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -210,6 +211,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := checkAddr("--admin-listen", cfg.AdminListen); err != nil {
 		return err
 	}
+	if cfg.InsecureHTTP && cfg.TLSCertificate != "" {
+		// Dropping the name would leave the operator believing HTTPS is
+		// served with that certificate.
+		return fmt.Errorf("--tls-certificate %q names the certificate HTTPS is served with, and --insecure-http serves plain HTTP: give one of them", cfg.TLSCertificate)
+	}
 	if !loopback(cfg.AdminListen) && !cfg.AdminInsecureHTTP {
 		return fmt.Errorf("admin API on %s: the address is not loopback and the admin API has no TLS, so its token and backups would cross the network in clear; "+
 			"listen on 127.0.0.1 (and reach it through SSH or a TLS proxy), or accept the risk with --admin-insecure-http", cfg.AdminListen)
@@ -405,9 +411,12 @@ func assemble(ctx context.Context, cfg Config) (d *daemon, cleanup func(), err e
 	}
 	closers = append(closers, closeStore)
 
-	src, pushed, err := newSource(cfg, log)
+	src, pushed, removeSource, err := newSource(cfg, log)
 	if err != nil {
 		return nil, cleanup, err
+	}
+	if removeSource != nil {
+		closers = append(closers, removeSource)
 	}
 	specCache := &spec.Cache{}
 	rcfg := reconcile.Config{
@@ -925,53 +934,70 @@ func openStore(cfg Config, log *slog.Logger, trail audit.Recorder, onCommit func
 
 // newSource returns the daemon's source: the spec folder, the git
 // repository or, with neither, the pushed spec, which is then also returned
-// as push for the admin API's push hook.
-func newSource(cfg Config, log *slog.Logger) (src reconcile.Source, push *source.Push, err error) {
+// as push for the admin API's push hook. remove, when not nil, deletes what
+// the source keeps only for this run.
+func newSource(cfg Config, log *slog.Logger) (src reconcile.Source, push *source.Push, remove func(), err error) {
 	switch {
 	case cfg.SpecDir != "" && cfg.Git != nil:
-		return nil, nil, errors.New("give either a spec folder or a git source, not both")
+		return nil, nil, nil, errors.New("give either a spec folder or a git source, not both")
 	case cfg.SpecDir != "":
 		abs, err := filepath.Abs(cfg.SpecDir)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		// The folder watch would fail on it too, but only once the
 		// listeners serve and systemd was told the daemon is up.
 		switch fi, err := os.Stat(abs); {
 		case err != nil:
-			return nil, nil, fmt.Errorf("spec folder: %w", err)
+			return nil, nil, nil, fmt.Errorf("spec folder: %w", err)
 		case !fi.IsDir():
-			return nil, nil, fmt.Errorf("spec folder %s: not a folder", abs)
+			return nil, nil, nil, fmt.Errorf("spec folder %s: not a folder", abs)
 		}
-		return source.Dir{Path: abs}, nil, nil
+		return source.Dir{Path: abs}, nil, nil, nil
 	case cfg.Git != nil:
-		opts, err := gitOptions(cfg, log)
+		opts, remove, err := gitOptions(cfg, log)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		g, err := source.NewGit(opts)
 		if err != nil {
-			return nil, nil, err
+			if remove != nil {
+				remove()
+			}
+			return nil, nil, nil, err
 		}
-		return g, nil, nil
+		return g, nil, remove, nil
 	}
-	if push, err = source.NewPush(cfg.DataDir); err != nil {
-		return nil, nil, err
+	base := cfg.DataDir
+	if base == "" {
+		// Made here rather than by NewPush, which would leave it behind.
+		if base, err = tempDir("idrecon-push-"); err != nil {
+			return nil, nil, nil, err
+		}
+		remove = func() { removeTemp(base, log) }
 	}
-	return push, push, nil
+	if push, err = source.NewPush(base); err != nil {
+		if remove != nil {
+			remove()
+		}
+		return nil, nil, nil, err
+	}
+	return push, push, remove, nil
 }
 
 // gitOptions fills in what cfg.Git leaves to the daemon: the cache in the
-// data dir, the logger, the environment and the spec size limit.
-func gitOptions(cfg Config, log *slog.Logger) (source.GitOptions, error) {
-	opts := *cfg.Git
+// data dir, the logger, the environment and the spec size limit. remove,
+// when not nil, deletes a temporary cache made for want of a data dir.
+func gitOptions(cfg Config, log *slog.Logger) (opts source.GitOptions, remove func(), err error) {
+	opts = *cfg.Git
 	if opts.CacheDir == "" {
 		if cfg.DataDir == "" {
-			dir, err := os.MkdirTemp("", "idrecon-git-")
+			dir, err := tempDir("idrecon-git-")
 			if err != nil {
-				return opts, err
+				return opts, nil, err
 			}
 			opts.CacheDir = dir
+			remove = func() { removeTemp(dir, log) }
 		} else {
 			opts.CacheDir = filepath.Join(cfg.DataDir, "git")
 		}
@@ -985,7 +1011,24 @@ func gitOptions(cfg Config, log *slog.Logger) (source.GitOptions, error) {
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = cfg.MaxSpecBytes
 	}
-	return opts, nil
+	return opts, remove, nil
+}
+
+// tempDir makes a folder for what a daemon without a data dir keeps only
+// while it runs; removeTemp deletes it when it stops, since no later start
+// would find it again.
+func tempDir(pattern string) (string, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", fmt.Errorf("no data dir, and no temporary folder: %w", err)
+	}
+	return dir, nil
+}
+
+func removeTemp(dir string, log *slog.Logger) {
+	if err := os.RemoveAll(dir); err != nil {
+		log.Warn("temporary folder not removed", "dir", dir, "err", err)
+	}
 }
 
 // pushFunc returns the admin API's push hook: the pushed spec replaces the
@@ -1055,11 +1098,18 @@ func adminToken(cfg Config, log *slog.Logger) (string, error) {
 		return "", errors.New("no admin token: set IDRECON_ADMIN_TOKEN or --admin-token-file, or give a --data-dir to keep a generated one")
 	}
 	path := filepath.Join(cfg.DataDir, AdminTokenFile)
-	if b, err := os.ReadFile(path); err == nil {
+	switch b, err := os.ReadFile(path); {
+	case err == nil:
 		if tok := strings.TrimSpace(string(b)); tok != "" {
 			log.Info("admin token read from file", "path", path)
+			closeTokenFile(path, log)
 			return tok, nil
 		}
+	case !errors.Is(err, fs.ErrNotExist):
+		// A token that cannot be read now (its owner or mode changed) is
+		// still the one the operator's tools hold: a new one written over
+		// it would lock them out without a word.
+		return "", fmt.Errorf("admin token %s: %w (give the daemon read access, or remove the file to have a new token generated)", path, err)
 	}
 	buf := make([]byte, 32)
 	if _, err := rand.Read(buf); err != nil {
@@ -1071,6 +1121,21 @@ func adminToken(cfg Config, log *slog.Logger) (string, error) {
 	}
 	log.Info("generated an admin token; idrecon commands on this host find it without flags in ./data/admin-token (below the folder they run in) or /var/lib/idrecon/admin-token; for a token elsewhere, give them --admin-token-file with this path", "path", path)
 	return tok, nil
+}
+
+// closeTokenFile takes a token file that others may read back to its
+// owner: whoever reads it holds the admin API, backups of personal data
+// included. A file another user owns cannot be changed, only reported.
+func closeTokenFile(path string, log *slog.Logger) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	if err := os.Chmod(path, fi.Mode().Perm()&0o700); err != nil {
+		log.Warn("the admin token file is readable by others, who can use the admin API with it; make it mode 0600", "path", path, "mode", fi.Mode().Perm().String(), "err", err)
+		return
+	}
+	log.Warn("the admin token file was readable by others; made it readable by its owner only", "path", path, "was", fi.Mode().Perm().String())
 }
 
 // loopback reports whether addr (host:port) listens on loopback only: a

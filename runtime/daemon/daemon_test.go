@@ -365,6 +365,22 @@ func TestGroupRenameKeepsAccessAndIsReported(t *testing.T) {
 	if drift[0].Kind != "AccessAssignment" || drift[0].Name != "appsec-admins" {
 		t.Errorf("drift %+v, want the renamed group's assignment", drift)
 	}
+	// The log line reads as every other drift line and the audit record:
+	// before is what the runtime holds, after what the spec says.
+	logged := false
+	for line := range strings.Lines(d.logs.String()) {
+		var rec struct{ Msg, Field, Before, After string }
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "drift" || rec.Field != "spec.subject.group" {
+			continue
+		}
+		logged = true
+		if rec.Before != "AppSec Administrators" || rec.After != "AppSec Admins" {
+			t.Errorf("rename logged with before %q, after %q; want the runtime's name before and the spec's after", rec.Before, rec.After)
+		}
+	}
+	if !logged {
+		t.Errorf("the rename was not logged as drift:\n%s", d.logs)
+	}
 	_, metrics := d.call(t, "GET", d.admin+"/metrics", "", nil)
 	if want := fmt.Sprintf("idrecon_drift_resources %d\n", len(drift)); !strings.Contains(string(metrics), want) {
 		t.Errorf("metrics lack %q", want)

@@ -145,3 +145,39 @@ func BenchmarkGitPushToConverged(b *testing.B) {
 		}
 	}
 }
+
+// TestNoDataDirLeavesNoFiles: without a data dir the git cache and the
+// pushed spec go to temporary folders, which no later start reuses.
+// Before, each start left them behind for good: a clone of the spec repo,
+// or the last spec pushed.
+func TestNoDataDirLeavesNoFiles(t *testing.T) {
+	url, _ := gitSpecRepo(t)
+	for name, cfg := range map[string]Config{
+		"git":  {Git: &source.GitOptions{URL: url, Branch: "master", Path: "entra"}},
+		"push": {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			d := start(t, cfg)
+			if cfg.Git == nil {
+				if code, b := push(t, d, "../../examples/entra"); code != 200 {
+					t.Fatalf("push: %d %s", code, b)
+				}
+			}
+			if st := d.status(t); st.LastResult != "ok" {
+				t.Fatalf("spec not applied: %+v", st)
+			}
+			if err := d.stop(); err != nil {
+				t.Fatal(err)
+			}
+			left, err := os.ReadDir(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range left {
+				t.Errorf("left behind in the temporary folder: %s", e.Name())
+			}
+		})
+	}
+}

@@ -251,3 +251,14 @@ func TestListenAddressNeedsAPort(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSCertificateNeedsHTTPS: naming the certificate to serve while
+// serving plain HTTP contradicts itself. Before, the name was dropped
+// silently: an operator who added --insecure-http to a unit with
+// --tls-certificate believed HTTPS was still served with that certificate.
+func TestTLSCertificateNeedsHTTPS(t *testing.T) {
+	started, err := runUntilStarted(t, Config{AdminListen: "127.0.0.1:0", TLSCertificate: "idrecon-tls"})
+	if started || err == nil || !strings.Contains(err.Error(), "--tls-certificate") || !strings.Contains(err.Error(), "--insecure-http") {
+		t.Fatalf("--tls-certificate with --insecure-http: started %t, err %v; want a refusal naming both flags", started, err)
+	}
+}

@@ -36,7 +36,7 @@ func (l *renameLog) drift(txn *store.Txn) []reconcile.Change {
 		now[key] = true
 		if !l.seen[key] {
 			l.log.Warn("drift", "kind", spec.KindAccessAssignment, "name", r.Assignment,
-				"field", "spec.subject.group", "before", r.From, "after", r.To, "suggestion", r.Suggestion)
+				"field", "spec.subject.group", "before", r.To, "after", r.From, "suggestion", r.Suggestion)
 			l.audit.Record(audit.Drift{Kind: spec.KindAccessAssignment, Name: r.Assignment, Action: "update",
 				Field: "spec.subject.group", Before: r.To, After: r.From, Suggestion: r.Suggestion})
 		}

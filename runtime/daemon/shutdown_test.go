@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idrecon/idrecon/runtime/internal/logsink"
 )
 
 // openConns counts the connections a server has open, through its
@@ -112,5 +114,54 @@ func TestGeneratedAdminTokenIsPrivate(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); strings.TrimSpace(string(b)) != tok {
 		t.Errorf("file holds %q, want the token returned", b)
+	}
+}
+
+// TestAdminTokenFileOpenToOthersIsClosed: a token file others may read (a
+// data dir made by hand, a file copied in with the umask's mode) hands the
+// admin API, backups of personal data included, to every local user.
+// Before, the daemon read it and said nothing; now it takes the file back
+// to the owner only, and says so.
+func TestAdminTokenFileOpenToOthersIsClosed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, AdminTokenFile)
+	if err := os.WriteFile(path, []byte("operator-chosen-token\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	logs := &logsink.Buffer{}
+	tok, err := adminToken(Config{DataDir: dir}, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil || tok != "operator-chosen-token" {
+		t.Fatalf("adminToken: %q, %v; want the token in the file", tok, err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("token file: %v, %v; want mode 0600", st, err)
+	}
+	if !strings.Contains(logs.String(), `"level":"WARN"`) || !strings.Contains(logs.String(), path) {
+		t.Errorf("no warning naming %s:\n%s", path, logs)
+	}
+	if strings.Contains(logs.String(), tok) {
+		t.Errorf("the token is in the log:\n%s", logs)
+	}
+}
+
+// TestUnreadableAdminTokenIsNotReplaced: a token file the daemon cannot
+// read (a root-owned file does that to a service user; here a link that
+// loops, since the tests may run as root) is an error naming it, not a new
+// token written over what the operator's tools hold.
+func TestUnreadableAdminTokenIsNotReplaced(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, AdminTokenFile)
+	if err := os.Symlink(AdminTokenFile, path); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := adminToken(Config{DataDir: dir}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("adminToken: %q, %v; want an error naming %s", tok, err, path)
+	}
+	if st, err := os.Lstat(path); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("what stood at the token's path was replaced: %v, %v", st, err)
 	}
 }
