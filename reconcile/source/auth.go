@@ -2,6 +2,7 @@ package source
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -9,6 +10,7 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 )
 
 // GitAuth says how to authenticate to the remote. Secrets are named by
@@ -72,14 +74,7 @@ func (a GitAuth) method(ep *transport.Endpoint, getenv func(string) string) (tra
 		if err != nil {
 			return nil, nil, err
 		}
-		user := a.SSHUser
-		if user == "" {
-			user = ep.User
-		}
-		if user == "" {
-			user = "git"
-		}
-		keys, err := gitssh.NewPublicKeysFromFile(user, a.SSHKeyFile, pass)
+		keys, err := gitssh.NewPublicKeysFromFile(a.sshUser(ep), a.SSHKeyFile, pass)
 		if err != nil {
 			// The parse error text never includes the key or passphrase.
 			return nil, secrets(pass), fmt.Errorf("load ssh key %s: %w", a.SSHKeyFile, err)
@@ -113,19 +108,52 @@ func (a GitAuth) method(ep *transport.Endpoint, getenv func(string) string) (tra
 		}
 		return &githttp.BasicAuth{Username: user, Password: pass}, secrets(pass), nil
 	case isSSH:
-		// No key file: fall back to the SSH agent, still checking host keys.
-		agentAuth, err := gitssh.NewSSHAgentAuth(ep.User)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: ssh URL without key file and no ssh agent: %w", ErrAuth, err)
-		}
+		// No key file: sign with the SSH agent's keys, still checking host
+		// keys. go-git's agent auth is not used: it logs in as the local
+		// account, not SSHUser or "git", and keeps its agent connection
+		// open after the fetch, one per poll.
 		cb, err := a.hostKeyCallback()
 		if err != nil {
 			return nil, nil, err
 		}
-		agentAuth.HostKeyCallback = cb
-		return agentAuth, nil, nil
+		sock := getenv("SSH_AUTH_SOCK")
+		if sock == "" {
+			return nil, nil, fmt.Errorf("%w: ssh URL without key file and no ssh agent (SSH_AUTH_SOCK is not set)", ErrAuth)
+		}
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: ssh URL without key file and no ssh agent: %w", ErrAuth, err)
+		}
+		auth := &agentAuth{PublicKeysCallback: gitssh.PublicKeysCallback{User: a.sshUser(ep), Callback: agent.NewClient(conn).Signers}, conn: conn}
+		auth.HostKeyCallback = cb
+		return auth, nil, nil
 	}
 	return nil, nil, nil
+}
+
+// sshUser is the account an ssh fetch logs in as.
+func (a GitAuth) sshUser(ep *transport.Endpoint) string {
+	switch {
+	case a.SSHUser != "":
+		return a.SSHUser
+	case ep.User != "":
+		return ep.User
+	}
+	return "git"
+}
+
+// agentAuth signs with an SSH agent's keys over conn, which the fetch
+// closes when it is done (see closeAuth).
+type agentAuth struct {
+	gitssh.PublicKeysCallback
+	conn net.Conn
+}
+
+// closeAuth releases what auth holds open for one fetch.
+func closeAuth(auth transport.AuthMethod) {
+	if a, ok := auth.(*agentAuth); ok {
+		a.conn.Close()
+	}
 }
 
 func (a GitAuth) hostKeyCallback() (ssh.HostKeyCallback, error) {

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 
 	"github.com/idrecon/idrecon/spec"
 )
@@ -44,71 +46,117 @@ var errOnlySkipped = errors.New("no regular file to export (symlinks and submodu
 // objects, not writing the files.
 var errReadObject = errors.New("read git object")
 
-// exportTree writes the regular files of tree below dest. Symlinks and
-// submodules are skipped: a spec tree has no use for them and a symlink
-// could point the loader outside the revision; a tree that holds only such
-// entries is refused with errOnlySkipped, so that the loader is not given a
-// folder that is missing or, worse, empty. With maxBytes > 0 the export
-// stops with a *spec.LimitError at the first file that takes the total past
-// it, and with maxFiles > 0 with a *FilesLimitError at the first file past
-// that many, before that file is written.
-func exportTree(ctx context.Context, tree *object.Tree, dest string, logger *slog.Logger, maxBytes int64, maxFiles int) error {
-	files := tree.Files()
-	defer files.Close()
-	var total int64
-	written, skipped := 0, 0
-	var ownErr bool // the error, if any, is the callback's, not the tree walk's
-	err := files.ForEach(func(f *object.File) (err error) {
-		defer func() { ownErr = err != nil }()
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel := filepath.FromSlash(f.Name)
-		if !filepath.IsLocal(rel) {
-			return fmt.Errorf("tree entry %q escapes the checkout", f.Name)
-		}
-		var perm os.FileMode = 0o644
-		switch f.Mode {
-		case filemode.Regular, filemode.Deprecated:
-		case filemode.Executable:
-			perm = 0o755
-		default:
-			logger.Debug("skipping non-regular tree entry", "path", f.Name, "mode", f.Mode.String())
-			skipped++
-			return nil
-		}
-		if written++; maxFiles > 0 && written > maxFiles {
-			return &FilesLimitError{Limit: maxFiles, File: f.Name}
-		}
-		if total += f.Size; maxBytes > 0 && total > maxBytes {
-			return spec.NewBytesLimitError(f.Name, maxBytes)
-		}
-		target := filepath.Join(dest, rel)
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		r, err := f.Reader()
-		if err != nil {
-			return fmt.Errorf("%w %s: %w", errReadObject, f.Name, err)
-		}
-		defer r.Close()
-		out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, readErrs{r}); err != nil {
-			out.Close()
-			return fmt.Errorf("write %s: %w", f.Name, err)
-		}
-		return out.Close()
-	})
-	if err != nil && !ownErr {
-		return fmt.Errorf("%w: %w", errReadObject, err)
+// exportTree writes the regular files of tree below dest, reading its
+// objects from s. Symlinks and submodules are skipped: a spec tree has no
+// use for them and a symlink could point the loader outside the revision;
+// a tree that holds only such entries is refused with errOnlySkipped, so
+// that the loader is not given a folder that is missing or, worse, empty.
+// With maxBytes > 0 the export stops with a *spec.LimitError at the first
+// file that takes the total past it, and with maxFiles > 0 with a
+// *FilesLimitError at the first file past that many, before that file is
+// written. Errors of reading s wrap errReadObject; a name no file can have
+// is the commit's fault and matches spec.ErrInvalid.
+//
+// The tree is walked here rather than with (*object.Tree).Files: that
+// iterator drops submodules before they can be counted as skipped, and
+// stops at names git accepts but it refuses (a control character) with
+// an error that cannot be told from a damaged object.
+func exportTree(ctx context.Context, s storer.EncodedObjectStorer, tree *object.Tree, dest string, logger *slog.Logger, maxBytes int64, maxFiles int) error {
+	e := &exporter{ctx: ctx, s: s, dest: dest, logger: logger, maxBytes: maxBytes, maxFiles: maxFiles}
+	if err := e.tree(tree, ""); err != nil {
+		return err
 	}
-	if err == nil && written == 0 && skipped > 0 {
+	if e.written == 0 && e.skipped > 0 {
 		return errOnlySkipped
 	}
-	return err
+	return nil
+}
+
+// maxExportPath bounds the length of an exported file's path: no
+// filesystem takes a longer one, and it bounds the walk's recursion
+// through a crafted chain of nested trees.
+const maxExportPath = 4096
+
+type exporter struct {
+	ctx              context.Context
+	s                storer.EncodedObjectStorer
+	dest             string
+	logger           *slog.Logger
+	maxBytes         int64
+	maxFiles         int
+	total            int64
+	written, skipped int
+}
+
+// tree exports t, found at the slash-separated dir below the export root.
+func (e *exporter) tree(t *object.Tree, dir string) error {
+	for _, entry := range t.Entries {
+		if err := e.ctx.Err(); err != nil {
+			return err
+		}
+		name := entry.Name
+		if dir != "" {
+			name = dir + "/" + entry.Name
+		}
+		if entry.Name == "" || entry.Name == "." || entry.Name == ".." || strings.ContainsAny(entry.Name, "/\x00") ||
+			len(name) > maxExportPath || !filepath.IsLocal(filepath.FromSlash(name)) {
+			return fmt.Errorf("%w: tree entry %q escapes the checkout or names no file", spec.ErrInvalid, name)
+		}
+		switch entry.Mode {
+		case filemode.Dir:
+			sub, err := object.GetTree(e.s, entry.Hash)
+			if err != nil {
+				return fmt.Errorf("%w %s: %w", errReadObject, name, err)
+			}
+			if err := e.tree(sub, name); err != nil {
+				return err
+			}
+		case filemode.Regular, filemode.Deprecated:
+			if err := e.file(name, entry.Hash, 0o644); err != nil {
+				return err
+			}
+		case filemode.Executable:
+			if err := e.file(name, entry.Hash, 0o755); err != nil {
+				return err
+			}
+		default:
+			e.logger.Debug("skipping non-regular tree entry", "path", name, "mode", entry.Mode.String())
+			e.skipped++
+		}
+	}
+	return nil
+}
+
+// file writes the blob h to name below the export root.
+func (e *exporter) file(name string, h plumbing.Hash, perm os.FileMode) error {
+	blob, err := object.GetBlob(e.s, h)
+	if err != nil {
+		return fmt.Errorf("%w %s: %w", errReadObject, name, err)
+	}
+	if e.written++; e.maxFiles > 0 && e.written > e.maxFiles {
+		return &FilesLimitError{Limit: e.maxFiles, File: name}
+	}
+	if e.total += blob.Size; e.maxBytes > 0 && e.total > e.maxBytes {
+		return spec.NewBytesLimitError(name, e.maxBytes)
+	}
+	target := filepath.Join(e.dest, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return err
+	}
+	r, err := blob.Reader()
+	if err != nil {
+		return fmt.Errorf("%w %s: %w", errReadObject, name, err)
+	}
+	defer r.Close()
+	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, readErrs{r}); err != nil {
+		out.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return out.Close()
 }
 
 // readErrs marks the errors of reading a blob, so that a damaged object
@@ -168,7 +216,7 @@ func Checkout(ctx context.Context, repoDir, ref, dest string) (Revision, error) 
 	}
 	// No limits: this is the user's own repository on their machine, and
 	// spec.Load bounds what it reads of it.
-	if err := exportTree(ctx, tree, dest, slog.New(slog.DiscardHandler), 0, 0); err != nil {
+	if err := exportTree(ctx, repo.Storer, tree, dest, slog.New(slog.DiscardHandler), 0, 0); err != nil {
 		return Revision{}, fmt.Errorf("checkout %s: %w", ref, err)
 	}
 	return Revision{ID: commit.Hash.String(), Dir: dest, Name: gitName(ref, commit.Hash.String())}, nil

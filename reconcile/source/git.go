@@ -333,6 +333,7 @@ func (g *Git) Fetch(ctx context.Context) (Revision, error) {
 		return Revision{}, fmt.Errorf("git %s: %w: cannot parse URL", g.display, ErrInvalidOptions)
 	}
 	auth, secretVals, err := g.opts.Auth.method(ep, g.getenv)
+	defer closeAuth(auth)
 	if g.urlCreds != nil {
 		auth = &githttp.BasicAuth{Username: g.urlCreds.user, Password: g.urlCreds.pass}
 		secretVals = append(secretVals, g.urlCreds.secrets()...)
@@ -667,7 +668,7 @@ func (g *Git) exportRevision(ctx context.Context, repo *git.Repository, commit *
 		return "", fmt.Errorf("export revision: %w", err)
 	}
 	maxBytes := cmp.Or(g.opts.MaxBytes, spec.DefaultMaxBytes)
-	err = exportTree(ctx, tree, filepath.Join(tmp, filepath.FromSlash(g.opts.Path)), g.logger, maxBytes, bundle.MaxFiles)
+	err = exportTree(ctx, repo.Storer, tree, filepath.Join(tmp, filepath.FromSlash(g.opts.Path)), g.logger, maxBytes, bundle.MaxFiles)
 	if errors.Is(err, errReadObject) {
 		err = fmt.Errorf("%w: %w", errCacheBroken, err)
 	}
