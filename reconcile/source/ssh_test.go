@@ -63,6 +63,13 @@ func serveTCP(t *testing.T, handle func(net.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serve(t, ln, handle)
+	return ln.Addr().String()
+}
+
+// serve hands each connection ln accepts to handle, in a goroutine of its
+// own, until the test ends: then ln is closed and every handle waited for.
+func serve(t *testing.T, ln net.Listener, handle func(net.Conn)) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
@@ -77,7 +84,6 @@ func serveTCP(t *testing.T, handle func(net.Conn)) string {
 			wg.Go(func() { handle(conn) })
 		}
 	})
-	return ln.Addr().String()
 }
 
 func serveSSHConn(conn net.Conn, cfg *ssh.ServerConfig) {

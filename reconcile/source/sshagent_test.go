@@ -35,34 +35,25 @@ func TestGitSSHAgentUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
 	var agentMu sync.Mutex
 	open := map[net.Conn]bool{}
-	t.Cleanup(func() {
-		ln.Close()
+	serve(t, ln, func(c net.Conn) {
 		agentMu.Lock()
+		open[c] = true
+		agentMu.Unlock()
+		agent.ServeAgent(keyring, c) // returns when the client hangs up
+		agentMu.Lock()
+		delete(open, c)
+		agentMu.Unlock()
+		c.Close()
+	})
+	// Before serve's clean-up, which waits for every connection: one the
+	// code under test left open would hold it for ever.
+	t.Cleanup(func() {
+		agentMu.Lock()
+		defer agentMu.Unlock()
 		for c := range open {
 			c.Close()
-		}
-		agentMu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			agentMu.Lock()
-			open[c] = true
-			agentMu.Unlock()
-			wg.Go(func() {
-				agent.ServeAgent(keyring, c) // returns when the client hangs up
-				agentMu.Lock()
-				delete(open, c)
-				agentMu.Unlock()
-				c.Close()
-			})
 		}
 	})
 	// agentConns polls until the daemon holds no agent connection: each

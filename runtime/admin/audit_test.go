@@ -2,7 +2,6 @@ package admin
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/idrecon/idrecon/runtime/audit"
+	"github.com/idrecon/idrecon/runtime/internal/logsink"
 )
 
 // adminRecords are the admin API's action records among events.
@@ -216,30 +215,11 @@ func TestBackupHeadTakesNoBackup(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination the server's goroutines write to and
-// the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A resume whose reconcile request failed was answered and audited, but
 // the daemon's log said nothing of it: whoever reads the log saw the
 // suspension and never the resume.
 func TestResumeLoggedWhenItsRequestFails(t *testing.T) {
-	var logs lockedBuffer
+	var logs logsink.Buffer
 	f := newFixtureWith(t, "https://git.example.com/spec.git", func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		c.Request = func(context.Context) (uint64, error) { return 0, errors.New("no leader") }
