@@ -32,14 +32,7 @@ func newSSHGitServer(t *testing.T, clientKeys ...ssh.PublicKey) *sshGitServer {
 			t.Skip("system git not available for the SSH server")
 		}
 	}
-	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostSigner, err := ssh.NewSignerFromKey(hostPriv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostSigner := newHostSigner(t)
 	cfg := &ssh.ServerConfig{
 		PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
 			for _, ck := range clientKeys {
@@ -53,6 +46,20 @@ func newSSHGitServer(t *testing.T, clientKeys ...ssh.PublicKey) *sshGitServer {
 	cfg.AddHostKey(hostSigner)
 	addr := serveTCP(t, func(conn net.Conn) { serveSSHConn(conn, cfg) })
 	return &sshGitServer{addr: addr, hostKey: hostSigner.PublicKey()}
+}
+
+// newHostSigner is an SSH server's host key, made for the test.
+func newHostSigner(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer
 }
 
 // serveTCP listens on a loopback port and runs handle on each connection,

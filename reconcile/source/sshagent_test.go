@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"net"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -67,20 +66,13 @@ func TestGitSSHAgentUser(t *testing.T) {
 			if n == 0 {
 				return true
 			}
-			runtime.Gosched()
+			time.Sleep(5 * time.Millisecond)
 		}
 		return false
 	}
 	t.Setenv("SSH_AUTH_SOCK", sock)
 
-	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostSigner, err := ssh.NewSignerFromKey(hostPriv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostSigner := newHostSigner(t)
 	var mu sync.Mutex
 	var users []string
 	cfg := &ssh.ServerConfig{PublicKeyCallback: func(m ssh.ConnMetadata, _ ssh.PublicKey) (*ssh.Permissions, error) {
