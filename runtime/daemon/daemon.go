@@ -24,6 +24,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/reconcile/source"
@@ -79,6 +80,12 @@ type Config struct {
 	AdminInsecureHTTP bool
 	// Timeouts bound slow clients on both listeners (zero fields: defaults).
 	Timeouts Timeouts
+	// MaxConnections bounds the connections the main listener holds open
+	// at once (default DefaultMaxConnections); past it a new one waits in
+	// the kernel's queue until another closes. Each costs a goroutine and
+	// its buffers, and nothing else bounds how many a client may open:
+	// without it, enough idle connections take the daemon's memory.
+	MaxConnections int
 
 	// DataDir holds the durable state, the audit log and a generated admin
 	// token. Empty keeps everything in memory (nothing survives a restart).
@@ -127,6 +134,9 @@ func (c *Config) defaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
 	c.Timeouts = c.Timeouts.orDefaults()
 }
 
@@ -154,10 +164,26 @@ func (t Timeouts) orDefaults() Timeouts {
 	}
 }
 
+// DefaultMaxConnections is Config.MaxConnections unless set: far above
+// what Entra, a load balancer's pool or thousands of browsers hold open,
+// and a bound on the memory connections can take.
+const DefaultMaxConnections = 10000
+
+// adminMaxConnections bounds the admin listener's connections: its
+// clients are the CLI, a console and a metrics scraper.
+const adminMaxConnections = 256
+
+// maxHeaderBytes bounds a request's headers on both listeners, a quarter
+// of net/http's default: far above what SCIM, SAML or an application's
+// cookies through a Gateway need (nginx takes 32 KiB by default), and what
+// each connection may make the daemon hold, and log, for its headers.
+const maxHeaderBytes = 64 << 10
+
 // httpServer returns a server for h with the timeouts t.
 func httpServer(h http.Handler, t Timeouts, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: t.ReadHeader,
 		ReadTimeout:       t.Read,
 		WriteTimeout:      t.Write,
@@ -301,7 +327,8 @@ func checkAddr(flag, addr string) error {
 	return nil
 }
 
-// listen binds the main and the admin listener.
+// listen binds the main and the admin listener, each bounded in the
+// connections it holds open (Config.MaxConnections).
 func listen(cfg Config) (ln, adminLn net.Listener, err error) {
 	ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -312,7 +339,7 @@ func listen(cfg Config) (ln, adminLn net.Listener, err error) {
 		ln.Close()
 		return nil, nil, fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
 	}
-	return ln, adminLn, nil
+	return netutil.LimitListener(ln, cfg.MaxConnections), netutil.LimitListener(adminLn, adminMaxConnections), nil
 }
 
 // ErrNoTLSCertificate is a daemon told to serve HTTPS by a spec without a

@@ -44,6 +44,7 @@ either it waits for 'idrecon apply' (push mode).`,
 	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "address for the admin API (plain HTTP; off loopback only with --admin-insecure-http)")
 	consoleURL := fs.String("console-url", "", "where browsers reach the read-only console (on when the SamlServiceProvider names a consoleRole); the SAML sign-in hands them back there (default http://<admin-listen>/console/)")
 	adminInsecure := fs.Bool("admin-insecure-http", false, "let the admin API listen off loopback in plain HTTP: its token and backups cross the network in clear")
+	maxConns := fs.Int("max-connections", daemon.DefaultMaxConnections, "connections the main listener holds open at once; past it new ones wait until one closes (a bound on the memory clients can make the daemon hold)")
 	insecure := fs.Bool("insecure-http", false, "serve plain HTTP instead of TLS (local runs, tests, behind a TLS proxy)")
 	tlsCert := fs.String("tls-certificate", "", "Certificate document (usage tls) to serve to every client; default the one whose names match the server name a client asks for, else the first")
 	dataDir := fs.String("data-dir", "data", "folder for the durable state, audit log and generated admin token; empty keeps state in memory only")
@@ -65,6 +66,9 @@ either it waits for 'idrecon apply' (push mode).`,
 		ctx := cmd.Context()
 		if err := gitCheck(); err != nil {
 			return err
+		}
+		if *maxConns < 1 {
+			return usageErrorf("--max-connections %d: give at least 1", *maxConns)
 		}
 		if err := flagsNeed(fs, *etcdEndpoints != "", "--etcd", etcdNames...); err != nil {
 			return err
@@ -116,6 +120,7 @@ either it waits for 'idrecon apply' (push mode).`,
 			MaxSpecDocuments: lim.docs,
 			MaxSpecNodes:     lim.nodes,
 			Listen:           *listen,
+			MaxConnections:   *maxConns,
 			AdminListen:      *adminListen,
 			ConsoleURL:       *consoleURL,
 			InsecureHTTP:     *insecure,
