@@ -668,7 +668,9 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	if !(errors.As(err, &op) && op.Op == "dial") && errors.As(err, &ne) && ne.Timeout() {
 		status, title = http.StatusGatewayTimeout, "Application too slow"
 	}
-	g.log.Warn("gateway: upstream request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	// The path clipped: it is the client's, up to the header bound, and
+	// every failure while the upstream is down is logged.
+	g.log.Warn("gateway: upstream request failed", "method", fmt.Sprintf("%.20q", r.Method), "path", fmt.Sprintf("%.200q", r.URL.Path), "status", status, "err", err)
 	g.page(w, status, title, "The application did not answer. Try again in a moment.")
 }
 

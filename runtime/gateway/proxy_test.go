@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/idrecon/idrecon/runtime/gateway"
+	"github.com/idrecon/idrecon/runtime/internal/logsink"
 )
 
 func TestProxySignInRedirect(t *testing.T) {
@@ -426,8 +428,12 @@ func TestProxyUpstreamDown(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			g, srv := newFrontDoor(t, gateway.Config{Upstream: tc.upstream, ResponseHeaderTimeout: 100 * time.Millisecond}, gateway.Deps{})
-			resp := do(t, "GET", srv.URL+"/x", "tok-ann", nil)
+			var logs logsink.Buffer
+			g, srv := newFrontDoor(t, gateway.Config{Upstream: tc.upstream, ResponseHeaderTimeout: 100 * time.Millisecond},
+				gateway.Deps{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+			// A long path: the client's, logged with each failure while
+			// the upstream is down, so clipped.
+			resp := do(t, "GET", srv.URL+"/x/"+strings.Repeat("a", 20000), "tok-ann", nil)
 			body, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != tc.want {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
@@ -438,6 +444,9 @@ func TestProxyUpstreamDown(t *testing.T) {
 			}
 			if n := g.Stats().UpstreamErrors; n != 1 {
 				t.Errorf("UpstreamErrors = %d, want 1", n)
+			}
+			if l := logs.String(); !strings.Contains(l, "upstream request failed") || len(l) > 2000 {
+				t.Errorf("the failure logged %d bytes: %.300s", len(l), l)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/idrecon/idrecon/runtime/internal/logsink"
 	"github.com/idrecon/idrecon/runtime/internal/testclock"
 	"github.com/idrecon/idrecon/runtime/internal/testidp"
 	"github.com/idrecon/idrecon/runtime/store"
@@ -68,6 +69,7 @@ type env struct {
 
 	mu      sync.Mutex
 	results []string
+	logs    logsink.Buffer // what the server logged
 }
 
 func certRes(name, usage string, k *testidp.Key, withKey bool) *store.Resource {
@@ -103,7 +105,7 @@ func newEnv(t testing.TB, mods ...func(*spec.SamlServiceProvider)) *env {
 	e := &env{t: t, st: st, clock: testclock.New(time.Now().Truncate(time.Second))}
 	e.srv = NewServer(st, Options{
 		Authorizer: AccessAuthorizer{Store: st},
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:     slog.New(slog.NewTextHandler(&e.logs, nil)),
 		Now:        e.clock.Now,
 		Observer:   func(r string) { e.mu.Lock(); e.results = append(e.results, r); e.mu.Unlock() },
 	})

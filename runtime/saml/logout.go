@@ -198,7 +198,10 @@ func redirectURL(c *config, dest, param string, doc *etree.Document, relay strin
 // a request is not one a foreign page made a browser send.
 func (s *Server) serveLogout(c *config, w http.ResponseWriter, r *http.Request) {
 	if err := c.csrf.Check(r); err != nil {
-		s.log.Warn("saml: cross-site sign-out refused", "origin", r.Header.Get("Origin"), "secFetchSite", r.Header.Get("Sec-Fetch-Site"))
+		// Clipped: the headers are the client's, up to the listener's
+		// header bound, and every refusal is logged.
+		s.log.Warn("saml: cross-site sign-out refused", "origin", fmt.Sprintf("%.200q", r.Header.Get("Origin")),
+			"secFetchSite", fmt.Sprintf("%.40q", r.Header.Get("Sec-Fetch-Site")))
 		s.errorPage(w, c, http.StatusForbidden, "Sign-out refused", "The sign-out request did not come from this site. Use the Sign out button here.")
 		return
 	}

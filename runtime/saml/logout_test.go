@@ -232,6 +232,25 @@ func TestLogoutCrossSite(t *testing.T) {
 	}
 }
 
+// TestRefusedLogoutLogIsBounded: a refused cross-site sign-out is logged
+// with the client's headers clipped: anyone can post it, with headers up to
+// the listener's bound, as often as they like.
+func TestRefusedLogoutLogIsBounded(t *testing.T) {
+	e := newEnv(t)
+	before := len(e.logs.String())
+	resp := e.postLogout(map[string]string{"Origin": "https://evil.example/" + strings.Repeat("a", 50000), "Sec-Fetch-Site": strings.Repeat("b", 50000)})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d, want 403", resp.StatusCode)
+	}
+	logged := e.logs.String()[before:]
+	if !strings.Contains(logged, "cross-site sign-out refused") || !strings.Contains(logged, "evil.example") {
+		t.Fatalf("the refusal is not logged: %q", logged)
+	}
+	if len(logged) > 1000 {
+		t.Errorf("one refusal logged %d bytes", len(logged))
+	}
+}
+
 // TestLogoutResponse: only the IdP's signed, successful answer to this
 // browser's own LogoutRequest ends a session at /saml/slo; anything else
 // (forged, garbage, or another flow's genuine answer) ends nothing.
