@@ -263,12 +263,13 @@ func logoutRequestReplayUser(nameID string) string {
 	return logoutRequestKeyPrefix + nameID
 }
 
-// tooMany turns a ReplayCache's *TooManyError for user into a refusal
-// (CodeTooManySignIns); any other error is returned as it is.
-func tooMany(err error, what, user string) error {
+// replayErr is the error of a ReplayCache's FirstUse of what for user: its
+// *TooManyError a refusal (CodeTooManySignIns), any other a replay cache
+// that could not say, which the caller answers as unavailable.
+func replayErr(err error, what, user string) error {
 	tm, ok := errors.AsType[*TooManyError](err)
 	if !ok {
-		return err
+		return fmt.Errorf("replay cache: %w", err)
 	}
 	return &ResponseError{Code: CodeTooManySignIns, retryAt: tm.Until,
 		Err: fmt.Errorf("%s refused: %s holds %d records in the replay cache, the soonest until %s", what, user, MaxSignInsPerUser, tm.Until.UTC().Format(time.RFC3339))}
@@ -569,11 +570,8 @@ func (s *Server) consume(c *config, ch *checked, r *http.Request, relay, userNam
 	// looks up, which sessions are grouped by), whether or not they may
 	// sign in: the record is made either way.
 	first, err := s.replay.FirstUse(r.Context(), userName, assertionReplayKey(ch.issuer, ch.assertionID), staleAt(ch.expires, c.skew))
-	if err = tooMany(err, "sign-in", userName); err != nil {
-		if _, refused := errors.AsType[*ResponseError](err); refused {
-			return "", nil, err
-		}
-		return "", nil, fmt.Errorf("replay cache: %w", err)
+	if err != nil {
+		return "", nil, replayErr(err, "sign-in", userName)
 	}
 	if !first {
 		return "", nil, reject(CodeReplay, "assertion %s was already used", ch.assertionID)

@@ -463,11 +463,8 @@ func (s *Server) checkLogoutRequest(ctx context.Context, c *config, rawQuery, va
 		return nil, err
 	}
 	first, err := s.replay.FirstUse(ctx, logoutRequestReplayUser(req.NameID), logoutRequestReplayKey(strings.TrimSpace(req.Issuer), req.ID), staleAt(until, c.skew))
-	if err = tooMany(err, "LogoutRequest "+req.ID, req.NameID); err != nil {
-		if _, refused := errors.AsType[*ResponseError](err); refused {
-			return nil, err
-		}
-		return nil, fmt.Errorf("replay cache: %w", err)
+	if err != nil {
+		return nil, replayErr(err, "LogoutRequest "+req.ID, req.NameID)
 	}
 	if !first {
 		return nil, reject(CodeReplay, "LogoutRequest %s was already used", req.ID)
