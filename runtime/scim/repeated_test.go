@@ -185,6 +185,9 @@ func deeper(body []byte) bool {
 // names in a map, and returns where the first repeated one is.
 func referenceRepeat(t *testing.T, body []byte) (bool, string) {
 	dec := json.NewDecoder(bytes.NewReader(body))
+	// As decodeObject reads numbers: 1E1000 is no float64, and no reason
+	// for the reference to fail where the code under test does not.
+	dec.UseNumber()
 	var walk func(path string) (bool, string)
 	walk = func(path string) (bool, string) {
 		tok, err := dec.Token()
