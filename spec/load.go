@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // LoadOptions are the inputs of Load that do not come from the spec repo.
@@ -618,6 +619,10 @@ func (l *loader) resolve() {
 func (l *loader) checkName(p *parsedDoc) {
 	name := p.doc.Metadata.Name
 	switch {
+	case !utf8.ValidString(name):
+		// Only a document built in code can hold one (YAML is UTF-8):
+		// shown with each bad byte replaced, it would name another.
+		l.fail(p, "metadata.name", "must be valid UTF-8, got %q", name)
 	case strings.TrimSpace(name) != name:
 		l.fail(p, "metadata.name", "must not start or end with spaces")
 	case strings.ContainsFunc(name, unicode.IsControl):

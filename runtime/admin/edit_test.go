@@ -33,7 +33,7 @@ func newFixtureEnv(t *testing.T, env map[string]string) *fixture {
 }
 
 // selfSigned returns a certificate and its key, both PEM.
-func selfSigned(t *testing.T) (certPEM, keyPEM string) {
+func selfSigned(t testing.TB) (certPEM, keyPEM string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -338,5 +338,19 @@ func TestRequestErrorsSayWhatIsWrong(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &e); err != nil || code/100 != 4 || !strings.Contains(e.Error, tc.want) {
 			t.Errorf("%s %s: %d %s, want a 4xx saying %q", tc.method, tc.path, code, body, tc.want)
 		}
+	}
+}
+
+// A name that is not UTF-8 (a %FF in the path) was stored: no spec file,
+// YAML, can declare it, and GET and an export showed it with U+FFFD in
+// place of the byte, the name of another resource.
+func TestEditRefusesNameNotUTF8(t *testing.T) {
+	f := newFixtureEnv(t, nil)
+	code, resp := f.do(t, "PUT", "/v1/resources/Application/a%FF", token, strings.NewReader(`{"versions":["1.0"]}`))
+	if code != http.StatusBadRequest || !strings.Contains(resp, "UTF-8") {
+		t.Errorf("PUT of a name not UTF-8: %d %s, want 400 saying so", code, resp)
+	}
+	if res, _ := f.st.Read().Resources(spec.KindApplication); len(res) != 0 {
+		t.Errorf("a refused edit was stored: %q", res[0].Name)
 	}
 }
