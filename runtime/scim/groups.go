@@ -232,11 +232,14 @@ func (s *Server) getGroup(w http.ResponseWriter, r *request, id string) error {
 	return s.writeGroup(w, r, http.StatusOK, g, list)
 }
 
-// updateGroup runs change on the current group state inside a write.
-func (s *Server) updateGroup(r *request, id string, change func(cur groupState) (groupState, error)) (*store.Group, []string, error) {
-	var out *store.Group
-	var members []string
-	err := s.st.Update(r.Context(), func(txn *store.Txn) error {
+// updateGroup runs change on the current group state inside a write, and
+// reports whether the write stored anything: a state equal to the stored
+// one is not written, so its version and lastModified stay.
+func (s *Server) updateGroup(r *request, id string, change func(cur groupState) (groupState, error)) (out *store.Group, members []string, wrote bool, err error) {
+	err = s.st.Update(r.Context(), func(txn *store.Txn) error {
+		// The write may run again, on other state: only its last run's
+		// decision counts.
+		wrote = false
 		g, err := txn.GroupByID(id)
 		if err != nil {
 			return err
@@ -266,10 +269,11 @@ func (s *Server) updateGroup(r *request, id string, change func(cur groupState) 
 		if err := writeGroup(txn, &ng, &cur, next); err != nil {
 			return err
 		}
+		wrote = true
 		out, _, err = groupView(txn, &ng)
 		return err
 	})
-	return out, members, err
+	return out, members, wrote, err
 }
 
 func sameSet(a, b []string) bool {
@@ -287,8 +291,10 @@ func (s *Server) replaceGroup(w http.ResponseWriter, r *request, id string) erro
 	if err != nil {
 		return err
 	}
-	g, members, err := s.updateGroup(r, id, func(groupState) (groupState, error) { return next, nil })
-	s.audit(r, "replace", "Group", id, err)
+	g, members, wrote, err := s.updateGroup(r, id, func(groupState) (groupState, error) { return next, nil })
+	if wrote {
+		s.audit(r, "replace", "Group", id, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -316,14 +322,16 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *request, id string) error 
 	} else if ok {
 		return s.patchMembers(w, r, id, d)
 	}
-	g, members, err := s.updateGroup(r, id, func(cur groupState) (groupState, error) {
+	g, members, wrote, err := s.updateGroup(r, id, func(cur groupState) (groupState, error) {
 		doc := cur.doc()
 		if err := patch.Apply(doc, ops, schema.GroupType); err != nil {
 			return groupState{}, err
 		}
 		return groupFromDoc(doc)
 	})
-	s.audit(r, "patch", "Group", id, err)
+	if wrote {
+		s.audit(r, "patch", "Group", id, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,14 @@ func defaultConfig() *spec.ScimProvisioning {
 
 func newEnv(t *testing.T, flag bool, cfg *spec.ScimProvisioning) *env {
 	t.Helper()
-	st, err := store.New(store.Options{})
+	return newEnvWith(t, flag, cfg, store.Options{}, Options{})
+}
+
+// newEnvWith is newEnv on a store made with stOpts and a server with opts
+// (its Logger, Audit and MaxBodyBytes are the env's).
+func newEnvWith(t *testing.T, flag bool, cfg *spec.ScimProvisioning, stOpts store.Options, opts Options) *env {
+	t.Helper()
+	st, err := store.New(stOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +83,8 @@ func newEnv(t *testing.T, flag bool, cfg *spec.ScimProvisioning) *env {
 		}
 	}
 	logger := slog.New(slog.NewJSONHandler(e.logs, nil))
-	e.srv = httptest.NewServer(NewServer(st, Options{Logger: logger, Audit: &e.audit, MaxBodyBytes: 64 << 10}))
+	opts.Logger, opts.Audit, opts.MaxBodyBytes = logger, &e.audit, 64<<10
+	e.srv = httptest.NewServer(NewServer(st, opts))
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -238,21 +238,23 @@ func plainMember(e any) (string, bool) {
 }
 
 // apply changes group id's memberships inside a write and returns the
-// group's row. It validates everything before it mutates.
-func (d *memberDelta) apply(s *Server, r *request, txn *store.Txn, id string) (*store.Group, error) {
+// group's row, and whether it changed any: adding members already there and
+// removing absent ones writes nothing. It validates everything before it
+// mutates.
+func (d *memberDelta) apply(s *Server, r *request, txn *store.Txn, id string) (*store.Group, bool, error) {
 	g, err := txn.GroupByID(id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if g == nil {
-		return nil, errNotFound("Group", id)
+		return nil, false, errNotFound("Group", id)
 	}
 	view, cur, err := groupView(txn, g)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := checkIfMatch(r, view.Version); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	checked := d.checked.holds(txn)
 	var added, removed []string
@@ -268,12 +270,15 @@ func (d *memberDelta) apply(s *Server, r *request, txn *store.Txn, id string) (*
 			removed = append(removed, m)
 		}
 	}
+	if len(added) == 0 && len(removed) == 0 {
+		return g, false, nil
+	}
 	if !checked {
 		if added, err = resolveMembers(txn, id, added); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return g, txn.ChangeMembers(id, added, removed, s.opts.Now())
+	return g, true, txn.ChangeMembers(id, added, removed, s.opts.Now())
 }
 
 // precheck validates the members to add on a read snapshot, outside the
@@ -331,15 +336,20 @@ func (s *Server) patchMembers(w http.ResponseWriter, r *request, id string, d *m
 	d.precheck(s.st.Read(), id)
 	var view *store.Group
 	var members idset.Set
+	wrote := false
 	err := s.st.Update(r.Context(), func(txn *store.Txn) error {
-		g, err := d.apply(s, r, txn, id)
+		g, changed, err := d.apply(s, r, txn, id)
+		// Set on every run: the write may run again, on other state.
+		wrote = changed
 		if err != nil {
 			return err
 		}
 		view, members, err = groupView(txn, g)
 		return err
 	})
-	s.audit(r, "patch", "Group", id, err)
+	if wrote {
+		s.audit(r, "patch", "Group", id, err)
+	}
 	if err != nil {
 		return err
 	}

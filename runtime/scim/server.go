@@ -40,8 +40,9 @@ const maxDepth = 32
 type Options struct {
 	// Logger receives failures. Default: discard.
 	Logger *slog.Logger
-	// Audit records every write made, and every write whose outcome the
-	// store cannot tell (see Server.audit) (default audit.Discard).
+	// Audit records every write made (not a PUT or PATCH that changes
+	// nothing), and every write whose outcome the store cannot tell (see
+	// Server.audit) (default audit.Discard).
 	Audit audit.Recorder
 	// MaxBodyBytes limits request bodies (default 1 MiB).
 	MaxBodyBytes int64
@@ -541,8 +542,10 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 // promises nothing, but etcd may still commit it when it has quorum again:
 // without its record, a user would appear (and Entra's retried create get
 // 409) with nothing in the trail to say who asked for it. A write refused
-// with nothing written is not recorded. Only ids: no personal data, never
-// a token.
+// with nothing written is not recorded, and neither is a PUT or PATCH that
+// left the resource as it was (its handler does not call audit): a token
+// holder could otherwise push the rest of the trail out with writes that
+// change nothing. Only ids: no personal data, never a token.
 func (s *Server) audit(r *request, op, resourceType, id string, err error) {
 	rec := audit.SCIMWrite{Actor: r.actor, Op: op, ResourceType: resourceType, ID: id}
 	switch {

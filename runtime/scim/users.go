@@ -180,10 +180,14 @@ func (s *Server) getUser(w http.ResponseWriter, r *request, id string) error {
 }
 
 // updateUser runs change on the current user inside a write and stores the
-// result, keeping identity and creation time; it returns what is stored.
-func (s *Server) updateUser(r *request, id string, change func(cur *store.User) (*store.User, error)) (*store.User, error) {
-	var out *store.User
-	err := s.st.Update(r.Context(), func(txn *store.Txn) error {
+// result, keeping identity and creation time; it returns what is stored,
+// and whether the write stored it: a result equal to the stored user is
+// not written, so its version and lastModified stay.
+func (s *Server) updateUser(r *request, id string, change func(cur *store.User) (*store.User, error)) (out *store.User, wrote bool, err error) {
+	err = s.st.Update(r.Context(), func(txn *store.Txn) error {
+		// The write may run again, on other state: only its last run's
+		// decision counts.
+		wrote = false
 		cur, err := txn.UserByID(id)
 		if err != nil {
 			return err
@@ -212,10 +216,10 @@ func (s *Server) updateUser(r *request, id string, change func(cur *store.User) 
 			}
 		}
 		next.ID, next.Created, next.Modified, next.Version = cur.ID, cur.Created, s.opts.Now(), cur.Version+1
-		out = next
+		out, wrote = next, true
 		return txn.Insert(store.TableUsers, next)
 	})
-	return out, err
+	return out, wrote, err
 }
 
 func (s *Server) replaceUser(w http.ResponseWriter, r *request, id string) error {
@@ -231,7 +235,7 @@ func (s *Server) replaceUser(w http.ResponseWriter, r *request, id string) error
 	if err != nil {
 		return err
 	}
-	out, err := s.updateUser(r, id, func(cur *store.User) (*store.User, error) {
+	out, wrote, err := s.updateUser(r, id, func(cur *store.User) (*store.User, error) {
 		if _, ok := doc["active"]; !ok && !cur.Active {
 			// The write may run again: doc stays as it came.
 			return userRecord(r.cfg, stayDisabled(maps.Clone(doc), cur))
@@ -239,7 +243,9 @@ func (s *Server) replaceUser(w http.ResponseWriter, r *request, id string) error
 		c := *u
 		return &c, nil
 	})
-	s.audit(r, "replace", "User", id, err)
+	if wrote {
+		s.audit(r, "replace", "User", id, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -266,7 +272,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *request, id string) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.updateUser(r, id, func(cur *store.User) (*store.User, error) {
+	out, wrote, err := s.updateUser(r, id, func(cur *store.User) (*store.User, error) {
 		doc := map[string]any{}
 		dec := json.NewDecoder(bytes.NewReader(cur.Attributes))
 		dec.UseNumber()
@@ -278,7 +284,9 @@ func (s *Server) patchUser(w http.ResponseWriter, r *request, id string) error {
 		}
 		return userRecord(r.cfg, stayDisabled(doc, cur))
 	})
-	s.audit(r, "patch", "User", id, err)
+	if wrote {
+		s.audit(r, "patch", "User", id, err)
+	}
 	if err != nil {
 		return err
 	}
