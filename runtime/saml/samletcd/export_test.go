@@ -11,3 +11,11 @@ func (s *Store) Turns() int {
 	defer s.mu.Unlock()
 	return len(s.replayTurns)
 }
+
+// Cached reports whether s holds session id in its cache.
+func (s *Store) Cached(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.cache[s.sessionKey(id)]
+	return ok
+}

@@ -93,9 +93,14 @@ func TestCachedSessionsOutliveQuorum(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, ok, err := s.Get(ctx, "cached"); !ok || err != nil {
-		t.Fatalf("before: %v, %v", ok, err)
-	}
+	// A read is cached only once the store's watch is open, which the
+	// store's Run does in the background: read until it is.
+	eventually(t, "the session read into the cache", func() bool {
+		if _, ok, err := s.Get(ctx, "cached"); !ok || err != nil {
+			t.Fatalf("before: %v, %v", ok, err)
+		}
+		return s.Cached("cached")
+	})
 	// A fresh daemon reads "not-cached" only after quorum is gone.
 	other := daemonStore(t, c.Client(t), 2*time.Second)
 	c.Kill(1)
