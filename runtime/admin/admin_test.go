@@ -38,9 +38,9 @@ func newFixture(t *testing.T, source string) *fixture {
 	return newFixtureWith(t, source, nil)
 }
 
-// newFixtureWith is newFixture with edit, when not nil, adjusting the
-// server's Config first.
-func newFixtureWith(t *testing.T, source string, edit func(*Config)) *fixture {
+// newStateAndReconciler is an in-memory store, closed when the test ends,
+// and a reconciler on it: what every admin Server in these tests serves.
+func newStateAndReconciler(t testing.TB) (*store.Store, *reconcile.Reconciler) {
 	t.Helper()
 	st, err := store.New(store.Options{})
 	if err != nil {
@@ -51,6 +51,14 @@ func newFixtureWith(t *testing.T, source string, edit func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, rec
+}
+
+// newFixtureWith is newFixture with edit, when not nil, adjusting the
+// server's Config first.
+func newFixtureWith(t *testing.T, source string, edit func(*Config)) *fixture {
+	t.Helper()
+	st, rec := newStateAndReconciler(t)
 	cfg := Config{Store: st, Reconciler: rec, Token: token, Source: source}
 	if source == "" {
 		cfg.Push = func(ctx context.Context, dir string) (*reconcile.Plan, error) {

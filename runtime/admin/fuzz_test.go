@@ -11,7 +11,6 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 )
@@ -28,16 +27,8 @@ func fuzzValidate(docs []*spec.Document) (*spec.Set, error) {
 // reproduces on its own.
 func newFuzzServer(t testing.TB) (*Server, *store.Store) {
 	t.Helper()
-	st, err := store.New(store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	rec, err := reconcile.New(reconcile.Config{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = st.Update(context.Background(), func(tx *store.Txn) error {
+	st, rec := newStateAndReconciler(t)
+	err := st.Update(context.Background(), func(tx *store.Txn) error {
 		return tx.Insert(store.TableResources, &store.Resource{Kind: spec.KindApplication, Name: "webgoat",
 			Spec: &spec.Application{Versions: []string{"1.0", "2.0"}}})
 	})

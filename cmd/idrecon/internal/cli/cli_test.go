@@ -20,12 +20,19 @@ import (
 
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
+	return runWith(t, nil, env, args...)
+}
+
+// runWith is run with the command's clock now (nil: the wall clock).
+func runWith(t *testing.T, now func() time.Time, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	code := Main(context.Background(), Env{
 		Args:   args,
 		Getenv: func(k string) string { return env[k] },
 		Stdout: &out,
 		Stderr: &errb,
+		Now:    now,
 	})
 	return code, out.String(), errb.String()
 }

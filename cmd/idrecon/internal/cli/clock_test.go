@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -33,16 +31,9 @@ func TestStatusAndHistoryUseTheCommandsClock(t *testing.T) {
 	t.Cleanup(srv.Close)
 	env := map[string]string{"IDRECON_SERVER": srv.URL, "IDRECON_ADMIN_TOKEN": testAdminToken}
 	for _, cmd := range []string{"status", "history"} {
-		var out, errb bytes.Buffer
-		code := Main(context.Background(), Env{
-			Args:   []string{cmd},
-			Getenv: func(k string) string { return env[k] },
-			Stdout: &out,
-			Stderr: &errb,
-			Now:    func() time.Time { return now },
-		})
-		if code != 0 || !strings.Contains(out.String(), "(1m30s ago)") {
-			t.Errorf("%s: exit %d, want 0 and \"(1m30s ago)\"\nstdout:\n%s\nstderr:\n%s", cmd, code, out.String(), errb.String())
+		code, out, errb := runWith(t, func() time.Time { return now }, env, cmd)
+		if code != 0 || !strings.Contains(out, "(1m30s ago)") {
+			t.Errorf("%s: exit %d, want 0 and \"(1m30s ago)\"\nstdout:\n%s\nstderr:\n%s", cmd, code, out, errb)
 		}
 	}
 }

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,15 +39,7 @@ func TestTokenNewEntryMeansItsName(t *testing.T) {
 // runAt is run with the command's clock at now.
 func runAt(t *testing.T, now time.Time, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code := Main(context.Background(), Env{
-		Args:   args,
-		Getenv: func(string) string { return "" },
-		Stdout: &out,
-		Stderr: &errb,
-		Now:    func() time.Time { return now },
-	})
-	return code, out.String(), errb.String()
+	return runWith(t, func() time.Time { return now }, nil, args...)
 }
 
 // pasteEntry appends the entry token new printed under spec.tokens of the
