@@ -86,6 +86,9 @@ type Config struct {
 	// its buffers, and nothing else bounds how many a client may open:
 	// without it, enough idle connections take the daemon's memory.
 	MaxConnections int
+	// Limits bound what SCIM clients may make the daemon hold; a zero
+	// field takes DefaultLimits' (see scim.Limits).
+	Limits scim.Limits
 
 	// DataDir holds the durable state, the audit log and a generated admin
 	// token. Empty keeps everything in memory (nothing survives a restart).
@@ -137,6 +140,11 @@ func (c *Config) defaults() {
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = DefaultMaxConnections
 	}
+	c.Limits = scim.Limits{
+		Users:       cmp.Or(c.Limits.Users, DefaultLimits.Users),
+		Groups:      cmp.Or(c.Limits.Groups, DefaultLimits.Groups),
+		Memberships: cmp.Or(c.Limits.Memberships, DefaultLimits.Memberships),
+	}
 	c.Timeouts = c.Timeouts.orDefaults()
 }
 
@@ -168,6 +176,13 @@ func (t Timeouts) orDefaults() Timeouts {
 // what Entra, a load balancer's pool or thousands of browsers hold open,
 // and a bound on the memory connections can take.
 const DefaultMaxConnections = 10000
+
+// DefaultLimits is Config.Limits unless set: twice the users of the
+// largest tenant this daemon was measured with, and room for each of them
+// in 25 groups; an Entra scope past them is a mistake sooner than a
+// tenant, and the daemon answers it with errors Entra reports instead of
+// running out of memory.
+var DefaultLimits = scim.Limits{Users: 2_000_000, Groups: 500_000, Memberships: 50_000_000}
 
 // adminMaxConnections bounds the admin listener's connections: its
 // clients are the CLI, a console and a metrics scraper.
@@ -503,7 +518,7 @@ func assemble(ctx context.Context, cfg Config) (d *daemon, cleanup func(), err e
 		recAPI, request = fw, fw.Request
 	}
 
-	scimOpts := scim.Options{Logger: log.With("component", "scim"), Audit: trail, Observer: met.SCIMRequest}
+	scimOpts := scim.Options{Logger: log.With("component", "scim"), Audit: trail, Observer: met.SCIMRequest, Limits: cfg.Limits}
 	if sh != nil {
 		scimOpts.Barrier = sh.state.Barrier
 	}

@@ -32,8 +32,12 @@ type errorBody struct {
 // *scimerr.Error is an internal failure; its text stays in the server log.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var se *scimerr.Error
+	var full *fullError
 	switch {
 	case errors.As(err, &se):
+	case errors.As(err, &full):
+		s.warnFull(r.Context(), full)
+		se = full.scim()
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrStale):
 		// The write may or may not have happened; Entra retries a 503.
 		s.log.WarnContext(r.Context(), "scim request: state unavailable", "method", r.Method, "path", r.URL.Path, "err", err)

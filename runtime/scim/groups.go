@@ -88,7 +88,7 @@ func resolveMembers(txn *store.Txn, groupID string, ids []string) ([]string, err
 // membership changes against cur (nil for a new group). It validates
 // everything — members, displayName uniqueness against cur's name — before
 // it mutates.
-func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState) error {
+func writeGroup(txn *store.Txn, limits Limits, g *store.Group, cur *groupState, next groupState) error {
 	have := map[string]bool{}
 	if cur != nil {
 		for _, m := range cur.members {
@@ -116,14 +116,21 @@ func writeGroup(txn *store.Txn, g *store.Group, cur *groupState, next groupState
 			return errGroupNameTaken(next.displayName, other.ID)
 		}
 	}
-	if err := txn.Insert(store.TableGroups, g); err != nil {
-		return fmt.Errorf("insert group: %w", err)
-	}
 	var removed []string
 	for m := range have {
 		if !want[m] {
 			removed = append(removed, m)
 		}
+	}
+	grows := growth{memberships: len(added) - len(removed)}
+	if cur == nil {
+		grows.groups = 1
+	}
+	if err := limits.room(txn, grows); err != nil {
+		return err
+	}
+	if err := txn.Insert(store.TableGroups, g); err != nil {
+		return fmt.Errorf("insert group: %w", err)
 	}
 	return txn.ChangeMembers(g.ID, added, removed, g.Modified)
 }
@@ -174,7 +181,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *request, _ string) error 
 	var out *store.Group
 	err = r.create(func() error {
 		return s.st.Update(r.Context(), func(txn *store.Txn) error {
-			if err := writeGroup(txn, g, nil, next); err != nil {
+			if err := writeGroup(txn, s.opts.Limits, g, nil, next); err != nil {
 				return err
 			}
 			out, _, err = groupView(txn, g)
@@ -266,7 +273,7 @@ func (s *Server) updateGroup(r *request, id string, change func(cur groupState) 
 		}
 		ng := *g
 		ng.DisplayName, ng.ExternalID, ng.Modified, ng.Version = next.displayName, next.externalID, s.opts.Now(), g.Version+1
-		if err := writeGroup(txn, &ng, &cur, next); err != nil {
+		if err := writeGroup(txn, s.opts.Limits, &ng, &cur, next); err != nil {
 			return err
 		}
 		wrote = true

@@ -52,6 +52,9 @@ type Options struct {
 	// ("users.create", "groups.patch", …; "unknown" when nothing matched),
 	// the status and the time taken.
 	Observer func(route string, status int, d time.Duration)
+	// Limits bound what clients may make the server hold (zero: no
+	// bounds).
+	Limits Limits
 	// Barrier, when set, is called before an authenticated request is
 	// served: with several daemons on one state it returns once this one
 	// holds every write any of them acknowledged, so Entra's create on one
@@ -68,6 +71,8 @@ type Server struct {
 	log     *slog.Logger
 	cfg     atomic.Pointer[config]
 	cursors cursors
+	// warnedFull is when a refusal by Limits was last logged (unix ns).
+	warnedFull atomic.Int64
 }
 
 // NewServer returns a Server on st.

@@ -138,6 +138,9 @@ func (s *Server) createUser(w http.ResponseWriter, r *request, _ string) error {
 			} else if other != nil {
 				return errUserNameTaken(u.UserName, other.ID)
 			}
+			if err := s.opts.Limits.room(txn, growth{users: 1}); err != nil {
+				return err
+			}
 			return txn.Insert(store.TableUsers, u)
 		})
 	})

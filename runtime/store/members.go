@@ -140,6 +140,7 @@ func (t *Txn) DeleteMemberships(id string, now time.Time) error {
 type memberOfIndex struct {
 	Key    string
 	groups *hamt.Map[[]string]
+	count  int // memberships: the length of every list in groups
 }
 
 const memberOfKey = "all"
@@ -199,18 +200,22 @@ func (t *Txn) reverse() (groupsOf, error) {
 	if t.memberOf != nil {
 		return t.memberOf, nil
 	}
-	return t.storedMemberOf()
+	stored, err := t.storedMemberOf()
+	if err != nil {
+		return nil, err
+	}
+	return stored.groups, nil
 }
 
-func (t *Txn) storedMemberOf() (*hamt.Map[[]string], error) {
+func (t *Txn) storedMemberOf() (*memberOfIndex, error) {
 	raw, err := t.First(TableMemberOf, IndexID, memberOfKey)
 	if err != nil {
 		return nil, fmt.Errorf("look up memberships: %w", err)
 	}
 	if raw == nil {
-		return &hamt.Map[[]string]{}, nil
+		return &memberOfIndex{Key: memberOfKey, groups: &hamt.Map[[]string]{}}, nil
 	}
-	return raw.(*memberOfIndex).groups, nil
+	return raw.(*memberOfIndex), nil
 }
 
 // changeMemberOf adds groupID to (or removes it from) member's groups in
@@ -228,6 +233,11 @@ func (t *Txn) changeMemberOf(member, groupID string, add bool) error {
 	// A write that fails after this must poison its batch like any other.
 	t.writes++
 	t.memberOfChanged = true
+	if add {
+		t.memberships++
+	} else {
+		t.memberships--
+	}
 	if len(groups) == 0 {
 		idx.Delete(member)
 	} else {
@@ -244,7 +254,7 @@ func (t *Txn) editMemberOf() (*hamt.Editor[[]string], error) {
 		if err != nil {
 			return nil, err
 		}
-		t.memberOf = stored.Edit()
+		t.memberOf, t.memberships = stored.groups.Edit(), stored.count
 	}
 	return t.memberOf, nil
 }
@@ -258,10 +268,13 @@ func (t *Txn) flush() error {
 		}
 		t.users = nil
 	}
+	if err := t.flushGroupCount(); err != nil {
+		return err
+	}
 	if !t.memberOfChanged {
 		return nil
 	}
-	if err := t.Insert(TableMemberOf, &memberOfIndex{Key: memberOfKey, groups: t.memberOf.Map()}); err != nil {
+	if err := t.Insert(TableMemberOf, &memberOfIndex{Key: memberOfKey, groups: t.memberOf.Map(), count: t.memberships}); err != nil {
 		return fmt.Errorf("store memberships: %w", err)
 	}
 	t.memberOf, t.memberOfChanged = nil, false
@@ -276,10 +289,12 @@ func (t *Txn) RebuildMemberOf() error {
 		return fmt.Errorf("rebuild memberships: %w", err)
 	}
 	lists := make(map[string][]string)
+	count := 0
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		m := raw.(*Members)
 		for id := range m.IDs.All() {
 			lists[id] = append(lists[id], m.GroupID)
+			count++
 		}
 	}
 	e := (&hamt.Map[[]string]{}).Edit()
@@ -287,7 +302,7 @@ func (t *Txn) RebuildMemberOf() error {
 		// Members rows come in group id order, so each list is sorted.
 		e.Set(id, slices.Clip(groups))
 	}
-	t.memberOf, t.memberOfChanged = e, true
+	t.memberOf, t.memberOfChanged, t.memberships = e, true, count
 	return nil
 }
 

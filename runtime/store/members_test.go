@@ -107,6 +107,13 @@ func TestMembersAgainstModel(t *testing.T) {
 }
 
 func checkModel(rt *rapid.T, tx *Txn, model map[string]map[string]bool, ids, groups []string) {
+	memberships := 0
+	for _, m := range model {
+		memberships += len(m)
+	}
+	if n, err := tx.MembershipCount(); err != nil || n != memberships {
+		rt.Fatalf("MembershipCount = %d, %v; want %d", n, err, memberships)
+	}
 	for _, g := range groups {
 		got, err := tx.MemberIDsOf(g)
 		if err != nil {
@@ -150,6 +157,9 @@ func TestMembersReadYourWrites(t *testing.T) {
 		}
 		if got, _ := tx.MemberIDsOf("g"); !slices.Equal(got.Slice(), []string{"u1", "u2"}) {
 			t.Errorf("inside the write, members of g = %v", got.Slice())
+		}
+		if n, _ := tx.MembershipCount(); n != 2 {
+			t.Errorf("inside the write, MembershipCount = %d, want 2", n)
 		}
 		return nil
 	})

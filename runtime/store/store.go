@@ -241,6 +241,12 @@ type Txn struct {
 	trackUsers   bool
 	userChanges  memdb.Changes
 	userChangeAt map[string]int
+	// groups is the write's group count once it changed (groupsChanged),
+	// stored by flush; memberships is the count of the reverse index
+	// while memberOf is being edited (see counts.go).
+	groups        int
+	groupsChanged bool
+	memberships   int
 }
 
 // trackChanges makes the transaction keep its changes, the users' with
@@ -313,6 +319,18 @@ func (t *Txn) Insert(table string, obj any) error {
 		if err := t.checkGroupName(obj); err != nil {
 			return err
 		}
+		cur, err := t.Txn.First(TableGroups, IndexID, obj.(*Group).ID)
+		if err != nil {
+			return err
+		}
+		t.writes++
+		if err := t.Txn.Insert(table, obj); err != nil {
+			return err
+		}
+		if cur == nil {
+			return t.countGroups(1)
+		}
+		return nil
 	}
 	t.writes++
 	return t.Txn.Insert(table, obj)
@@ -344,6 +362,9 @@ func (t *Txn) Delete(table string, obj any) error {
 		err = t.deleteUser(u)
 	} else {
 		err = t.Txn.Delete(table, obj)
+		if err == nil && table == TableGroups {
+			err = t.countGroups(-1)
+		}
 	}
 	// Deleting what is not there changes nothing (both deletes find out
 	// before they change anything), so it is not counted: what was there
@@ -359,7 +380,11 @@ func (t *Txn) Delete(table string, obj any) error {
 func (t *Txn) DeleteAll(table, index string, args ...any) (int, error) {
 	t.writes++
 	if table != TableUsers {
-		return t.Txn.DeleteAll(table, index, args...)
+		n, err := t.Txn.DeleteAll(table, index, args...)
+		if err == nil && table == TableGroups {
+			err = t.countGroups(-n)
+		}
+		return n, err
 	}
 	if index == IndexID && len(args) == 0 {
 		return t.deleteAllUsers()
@@ -383,8 +408,8 @@ func (t *Txn) DeleteAll(table, index string, args ...any) (int, error) {
 // DeletePrefix implements memdb.Txn.DeletePrefix.
 func (t *Txn) DeletePrefix(table, prefixIndex, prefix string) (bool, error) {
 	t.writes++
-	if table == TableUsers {
-		return false, errors.New("store: DeletePrefix on users would bypass their indexes")
+	if table == TableUsers || table == TableGroups {
+		return false, fmt.Errorf("store: DeletePrefix on %s would bypass their indexes", table)
 	}
 	return t.Txn.DeletePrefix(table, prefixIndex, prefix)
 }

@@ -620,20 +620,6 @@ func (t *Txn) GroupsAfter(id string) (iter.Seq[*Group], error) {
 	}, nil
 }
 
-// GroupCount returns how many groups the transaction sees. Unlike users,
-// it counts them one by one: a tenant has far fewer groups than users.
-func (t *Txn) GroupCount() (int, error) {
-	it, err := t.Get(TableGroups, IndexID)
-	if err != nil {
-		return 0, fmt.Errorf("count groups: %w", err)
-	}
-	n := 0
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		n++
-	}
-	return n, nil
-}
-
 // usersChanged returns a channel that stays the same while the users do
 // (see Unchanged): the users row's watch channel, or a new, closed one when
 // this write changed users it has not stored yet.

@@ -15,6 +15,7 @@ import (
 	"github.com/idrecon/idrecon/reconcile/source"
 	"github.com/idrecon/idrecon/runtime/daemon"
 	"github.com/idrecon/idrecon/runtime/gctune"
+	"github.com/idrecon/idrecon/runtime/scim"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
 )
 
@@ -45,6 +46,9 @@ either it waits for 'idrecon apply' (push mode).`,
 	consoleURL := fs.String("console-url", "", "where browsers reach the read-only console (on when the SamlServiceProvider names a consoleRole); the SAML sign-in hands them back there (default http://<admin-listen>/console/)")
 	adminInsecure := fs.Bool("admin-insecure-http", false, "let the admin API listen off loopback in plain HTTP: its token and backups cross the network in clear")
 	maxConns := fs.Int("max-connections", daemon.DefaultMaxConnections, "connections the main listener holds open at once; past it new ones wait until one closes (a bound on the memory clients can make the daemon hold)")
+	maxUsers := fs.Int("max-users", daemon.DefaultLimits.Users, "users SCIM clients may provision; past it a create is refused (507) and the daemon goes on serving everything else")
+	maxGroups := fs.Int("max-groups", daemon.DefaultLimits.Groups, "groups SCIM clients may provision (as --max-users)")
+	maxMemberships := fs.Int("max-memberships", daemon.DefaultLimits.Memberships, "direct group memberships SCIM clients may make (as --max-users)")
 	insecure := fs.Bool("insecure-http", false, "serve plain HTTP instead of TLS (local runs, tests, behind a TLS proxy)")
 	tlsCert := fs.String("tls-certificate", "", "Certificate document (usage tls) to serve to every client; default the one whose names match the server name a client asks for, else the first")
 	dataDir := fs.String("data-dir", "data", "folder for the durable state, audit log and generated admin token; empty keeps state in memory only")
@@ -67,8 +71,13 @@ either it waits for 'idrecon apply' (push mode).`,
 		if err := gitCheck(); err != nil {
 			return err
 		}
-		if *maxConns < 1 {
-			return usageErrorf("--max-connections %d: give at least 1", *maxConns)
+		for _, f := range []struct {
+			name string
+			n    int
+		}{{"max-connections", *maxConns}, {"max-users", *maxUsers}, {"max-groups", *maxGroups}, {"max-memberships", *maxMemberships}} {
+			if f.n < 1 {
+				return usageErrorf("--%s %d: give at least 1", f.name, f.n)
+			}
 		}
 		if err := flagsNeed(fs, *etcdEndpoints != "", "--etcd", etcdNames...); err != nil {
 			return err
@@ -121,6 +130,7 @@ either it waits for 'idrecon apply' (push mode).`,
 			MaxSpecNodes:     lim.nodes,
 			Listen:           *listen,
 			MaxConnections:   *maxConns,
+			Limits:           scim.Limits{Users: *maxUsers, Groups: *maxGroups, Memberships: *maxMemberships},
 			AdminListen:      *adminListen,
 			ConsoleURL:       *consoleURL,
 			InsecureHTTP:     *insecure,
