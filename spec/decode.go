@@ -599,6 +599,13 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value) {
 			return
 		}
 		v.SetBool(b)
+	case reflect.Int:
+		var i int64
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil || v.OverflowInt(i) {
+			d.fail(n, "must be a whole number")
+			return
+		}
+		v.SetInt(i)
 	case reflect.Pointer:
 		nv := reflect.New(v.Type().Elem())
 		d.decodeValue(n, nv.Elem())

@@ -16,6 +16,17 @@ import (
 // slow but gone, and a client would rather see the error page.
 const MaxGatewayTimeout = 10 * time.Minute
 
+// DefaultGatewayRequestsPerUser is a Gateway's bound on one user's
+// requests in flight through it unless maxRequestsPerUser sets one: far
+// above what a browser opens (six connections a host over HTTP/1.1, a
+// hundred streams over HTTP/2, a few WebSockets), and a share of the
+// daemon's connections no single user may take from the others.
+const DefaultGatewayRequestsPerUser = 128
+
+// MaxGatewayRequestsPerUser bounds maxRequestsPerUser: the daemon's own
+// default bound on its connections.
+const MaxGatewayRequestsPerUser = 10_000
+
 // hopByHop are headers a proxy consumes: a Gateway header by one of these
 // names would never reach the application.
 var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
@@ -149,6 +160,9 @@ func (l *loader) resolveGateway(p *parsedDoc, g *Gateway) {
 		if t.d < 0 || t.d.D() > MaxGatewayTimeout {
 			l.fail(p, t.field, "must be between 0 (the default) and %s", MaxGatewayTimeout)
 		}
+	}
+	if n := g.MaxRequestsPerUser; n < 0 || n > MaxGatewayRequestsPerUser {
+		l.fail(p, "spec.maxRequestsPerUser", "must be between 0 (the default, %d) and %d", DefaultGatewayRequestsPerUser, MaxGatewayRequestsPerUser)
 	}
 	if s := g.SharedSecret; s != nil {
 		l.checkGatewayHeader(p, "spec.sharedSecret.header", s.Header, headers)

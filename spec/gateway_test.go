@@ -35,7 +35,7 @@ func TestGatewayValidation(t *testing.T) {
 		{name: "forward-auth only", spec: "  pathPrefix: /\n"},
 		{name: "everything", spec: "  upstream: https://ssc.internal:8443\n  pathPrefix: /ssc\n  userHeader: username\n  rolesHeader: X-Idrecon-Roles\n" +
 			"  versionsHeader: X-Idrecon-Versions\n  requiredRole: Developer\n  sharedSecret:\n    header: X-Idrecon-Secret\n    valueFrom: {env: GW_SECRET}\n" +
-			"  timeouts: {dial: 2s, responseHeader: 2m}\n"},
+			"  timeouts: {dial: 2s, responseHeader: 2m}\n  maxRequestsPerUser: 10000\n"},
 		{name: "upstream scheme", spec: "  upstream: ftp://h\n", want: "g.yaml:6:13: spec.upstream: must be an http:// or https:// URL"},
 		{name: "upstream path", spec: "  upstream: http://h/ssc\n", want: "g.yaml:6:13: spec.upstream: must have no path"},
 		// The refused upstream is quoted with its query values hidden: errors
@@ -56,6 +56,11 @@ func TestGatewayValidation(t *testing.T) {
 		{name: "secret without valueFrom", spec: "  sharedSecret:\n    header: X-S\n", want: "spec.sharedSecret.valueFrom: required"},
 		{name: "secret env unset", spec: "  sharedSecret:\n    header: X-S\n    valueFrom: {env: NOT_SET}\n", want: "spec.sharedSecret.valueFrom.env: environment variable NOT_SET is not set"},
 		{name: "timeout too long", spec: "  timeouts: {dial: 11m}\n", want: "spec.timeouts.dial: must be between 0"},
+		{name: "requests per user, too many", spec: "  maxRequestsPerUser: 10001\n", want: "g.yaml:6:23: spec.maxRequestsPerUser: must be between 0 (the default, 128) and 10000"},
+		{name: "requests per user, negative", spec: "  maxRequestsPerUser: -1\n", want: "spec.maxRequestsPerUser: must be between 0"},
+		{name: "requests per user, quoted", spec: "  maxRequestsPerUser: \"64\"\n", want: "g.yaml:6:23: spec.maxRequestsPerUser: must be a whole number"},
+		{name: "requests per user, fraction", spec: "  maxRequestsPerUser: 1.5\n", want: "spec.maxRequestsPerUser: must be a whole number"},
+		{name: "requests per user, past int64", spec: "  maxRequestsPerUser: 99999999999999999999\n", want: "spec.maxRequestsPerUser: must be a whole number"},
 		{name: "prefix on saml", spec: "  pathPrefix: /saml\n", want: "spec.pathPrefix: /saml collides with /saml"},
 		{name: "prefix on healthz", spec: "  pathPrefix: /healthz/x\n", want: "collides with /healthz"},
 		{name: "prefix on verify", spec: "  pathPrefix: /auth\n", want: "collides with /auth/verify"},

@@ -337,6 +337,10 @@ type Gateway struct {
 	SharedSecret *GatewaySecret `yaml:"sharedSecret,omitempty" json:"sharedSecret,omitempty"`
 	// Timeouts of the connection to the upstream.
 	Timeouts GatewayTimeouts `yaml:"timeouts,omitempty" json:"timeouts,omitzero"`
+	// MaxRequestsPerUser bounds one user's requests in flight through the
+	// Gateway (0: DefaultGatewayRequestsPerUser); past it the user is
+	// answered 429, and every other user is served as before.
+	MaxRequestsPerUser int `yaml:"maxRequestsPerUser,omitempty" json:"maxRequestsPerUser,omitempty"`
 }
 
 // GatewaySecret is a header whose value comes from outside git.

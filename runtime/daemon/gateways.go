@@ -189,6 +189,7 @@ func gatewayConfig(g *spec.Gateway, keystore map[string]*spec.Certificate) (gate
 		UserHeader: g.UserHeader, RolesHeader: g.RolesHeader, VersionsHeader: g.VersionsHeader,
 		RequiredRole: g.RequiredRole,
 		DialTimeout:  g.Timeouts.Dial.D(), ResponseHeaderTimeout: g.Timeouts.ResponseHeader.D(),
+		MaxRequestsPerUser: g.MaxRequestsPerUser,
 	}
 	if s := g.SharedSecret; s != nil {
 		if s.Value == "" {

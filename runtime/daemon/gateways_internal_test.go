@@ -3,7 +3,12 @@ package daemon
 import (
 	"net/http"
 	"net/url"
+	"reflect"
 	"testing"
+	"time"
+
+	"github.com/idrecon/idrecon/runtime/gateway"
+	"github.com/idrecon/idrecon/spec"
 )
 
 // TestMatchChoosesTheGatewayTheApplicationServes: with a Gateway for "/"
@@ -34,3 +39,21 @@ func TestMatchChoosesTheGatewayTheApplicationServes(t *testing.T) {
 type namedHandler string
 
 func (namedHandler) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// TestGatewayConfigCarriesTheDocument: each field of a Gateway document
+// that the runtime takes reaches its Config.
+func TestGatewayConfigCarriesTheDocument(t *testing.T) {
+	doc := &spec.Gateway{Upstream: "http://127.0.0.1:8180", PathPrefix: "/ssc", UserHeader: "remote-user",
+		RolesHeader: "x-roles", VersionsHeader: "x-versions", RequiredRole: "Developer", MaxRequestsPerUser: 7,
+		Timeouts: spec.GatewayTimeouts{Dial: spec.Duration(2 * time.Second), ResponseHeader: spec.Duration(3 * time.Second)}}
+	got, err := gatewayConfig(doc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := gateway.Config{Upstream: doc.Upstream, PathPrefix: "/ssc", UserHeader: "remote-user", RolesHeader: "x-roles",
+		VersionsHeader: "x-versions", RequiredRole: "Developer", MaxRequestsPerUser: 7,
+		DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 3 * time.Second}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("gatewayConfig = %+v\nwant %+v", got, want)
+	}
+}

@@ -62,6 +62,12 @@ type Config struct {
 	// ResponseHeaderTimeout bounds the wait for the upstream's response
 	// headers (default 60s); past it the client gets a 504.
 	ResponseHeaderTimeout time.Duration
+
+	// MaxRequestsPerUser bounds one user's proxied requests in flight
+	// (default spec.DefaultGatewayRequestsPerUser); past it the user gets a
+	// 429. Nothing else stops one user's script from holding every
+	// connection the daemon takes, and the upstream's workers with them.
+	MaxRequestsPerUser int
 }
 
 // MarshalJSON writes cfg with the client certificate's private key left
@@ -194,6 +200,12 @@ func (cfg Config) normalized() (Config, *url.URL, error) {
 	}
 	if cfg.DialTimeout < 0 || cfg.ResponseHeaderTimeout < 0 {
 		return bad("timeouts", "must not be negative")
+	}
+	if cfg.MaxRequestsPerUser < 0 {
+		return bad("maxRequestsPerUser", "must not be negative")
+	}
+	if cfg.MaxRequestsPerUser == 0 {
+		cfg.MaxRequestsPerUser = spec.DefaultGatewayRequestsPerUser
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = DefaultDialTimeout

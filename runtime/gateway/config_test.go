@@ -47,6 +47,7 @@ func TestConfigErrors(t *testing.T) {
 		{"TLS without upstream", gateway.Config{UpstreamCAs: []*x509.Certificate{{}}}, "upstream"},
 		{"required role with comma", gateway.Config{RequiredRole: "a,b"}, "requiredRole"},
 		{"negative timeout", gateway.Config{DialTimeout: -1}, "timeouts"},
+		{"negative requests per user", gateway.Config{MaxRequestsPerUser: -1}, "maxRequestsPerUser"},
 	}
 	deps := gateway.Deps{Sessions: sessions, Decider: deciders}
 	for _, tc := range tests {

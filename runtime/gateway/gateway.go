@@ -99,6 +99,7 @@ type Gateway struct {
 
 	liveMu     sync.Mutex
 	live       map[*liveRequest]struct{} // proxied requests in flight; guarded by liveMu
+	perUser    map[string]int            // requests in flight by user; guarded by liveMu
 	rechecking bool                      // recheckLoop runs; guarded by liveMu
 	closed     bool                      // Close was called; guarded by liveMu
 }
@@ -133,7 +134,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, deps: deps, log: deps.Logger, target: target, strip: newStripper(cfg),
 		csrf: http.NewCrossOriginProtection(), counters: newCounters(deps.Name), lastAudit: map[string]time.Time{},
-		live: map[*liveRequest]struct{}{}}
+		live: map[*liveRequest]struct{}{}, perUser: map[string]int{}}
 	if target != nil {
 		g.tr = newTransport(cfg)
 		g.proxy = &httputil.ReverseProxy{
@@ -410,7 +411,15 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		g.page(w, http.StatusForbidden, "No access", "You are signed in as "+a.UserName+", but you have no access to this application.")
 		return
 	}
-	r, done := g.track(r)
+	r, done, ok := g.track(r, a.UserName)
+	if !ok {
+		// Audited as a refusal is: a user's own script, or a page gone
+		// wrong, is worth an operator's look.
+		g.counters.refuse(g.audited(a.UserName, ReasonTooMany))
+		w.Header().Set("Retry-After", "1")
+		g.page(w, http.StatusTooManyRequests, "Too many requests", "You have too many requests open to this application; try again when some have finished.")
+		return
+	}
 	defer done()
 	prog, r := newProgress(w, r)
 	defer prog.end()

@@ -16,6 +16,7 @@ const DefaultRecheck = 2 * time.Second
 // ones again every Deps.Recheck and cancels those of users now refused,
 // which makes ReverseProxy close both connections.
 type liveRequest struct {
+	user   string   // as decided: the key of Gateway.perUser
 	cookie []string // the request's Cookie header; r itself belongs to its handler
 	since  time.Time
 	cancel context.CancelFunc
@@ -24,16 +25,24 @@ type liveRequest struct {
 	failed bool
 }
 
-// track registers r and returns the request to proxy, bound to a context
-// that a recheck may cancel, and the function that ends the tracking.
-func (g *Gateway) track(r *http.Request) (*http.Request, func()) {
+// track registers r, made by user, and returns the request to proxy, bound
+// to a context that a recheck may cancel, and the function that ends the
+// tracking. It returns ok false, and tracks nothing, when user already has
+// Config.MaxRequestsPerUser requests in flight.
+func (g *Gateway) track(r *http.Request, user string) (_ *http.Request, done func(), ok bool) {
+	g.liveMu.Lock()
+	if g.perUser[user] >= g.cfg.MaxRequestsPerUser {
+		g.liveMu.Unlock()
+		return r, nil, false
+	}
+	g.perUser[user]++
 	ctx, cancel := context.WithCancel(r.Context())
 	lr := &liveRequest{
+		user:   user,
 		cookie: r.Header["Cookie"],
 		since:  time.Now(),
 		cancel: cancel,
 	}
-	g.liveMu.Lock()
 	g.live[lr] = struct{}{}
 	if !g.rechecking {
 		g.rechecking = true
@@ -43,9 +52,12 @@ func (g *Gateway) track(r *http.Request) (*http.Request, func()) {
 	return r.WithContext(ctx), func() {
 		g.liveMu.Lock()
 		delete(g.live, lr)
+		if g.perUser[user]--; g.perUser[user] == 0 {
+			delete(g.perUser, user) // the map holds only users in flight
+		}
 		g.liveMu.Unlock()
 		cancel()
-	}
+	}, true
 }
 
 // recheckLoop runs while requests are in flight and stops with the last.

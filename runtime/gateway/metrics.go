@@ -19,10 +19,11 @@ const (
 	ReasonCrossOrigin   = "cross_origin"
 	ReasonBadUpgrade    = "bad_upgrade"
 	ReasonBadMethod     = "bad_method"
+	ReasonTooMany       = "too_many_requests"
 )
 
 var reasons = [...]string{ReasonNoSession, ReasonUnknownUser, ReasonDisabled, ReasonNoRole,
-	ReasonMissingRole, ReasonUnsafeName, ReasonDecisionError, ReasonBadPath, ReasonCrossOrigin, ReasonBadUpgrade, ReasonBadMethod}
+	ReasonMissingRole, ReasonUnsafeName, ReasonDecisionError, ReasonBadPath, ReasonCrossOrigin, ReasonBadUpgrade, ReasonBadMethod, ReasonTooMany}
 
 // Modes a request is served in.
 const (
