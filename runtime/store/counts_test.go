@@ -20,11 +20,7 @@ import (
 // rows themselves; then that a store loaded from the rows counts the same.
 func TestGroupCountAgainstModel(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		journal := &userJournal{users: map[string]*User{}}
-		st, err := New(Options{Journal: journal})
-		if err != nil {
-			rt.Fatal(err)
-		}
+		st, journal := journaledStore(rt)
 		defer st.Close()
 		model := map[string]bool{}
 		errFail := errors.New("fail after mutating")

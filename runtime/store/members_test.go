@@ -22,11 +22,7 @@ func TestMembersAgainstModel(t *testing.T) {
 	ids := []string{"a", "b", "c", "d", "e", "g1", "g2", "g3"}
 	groups := []string{"g1", "g2", "g3"}
 	rapid.Check(t, func(rt *rapid.T) {
-		journal := &userJournal{users: map[string]*User{}}
-		st, err := New(Options{Journal: journal})
-		if err != nil {
-			rt.Fatal(err)
-		}
+		st, journal := journaledStore(rt)
 		defer st.Close()
 		model := map[string]map[string]bool{} // group → members
 		errFail := errors.New("fail after mutating")

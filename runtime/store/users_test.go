@@ -32,11 +32,7 @@ func TestUserIndexesAgainstModel(t *testing.T) {
 	addresses := []string{"ADA", "w1", "W1", "w2", "bob", "\x00w3", "w3"}
 	ids := []string{"u1", "u2", "u3", "u4", "u5"}
 	rapid.Check(t, func(rt *rapid.T) {
-		journal := &userJournal{users: map[string]*User{}}
-		st, err := New(Options{Journal: journal})
-		if err != nil {
-			rt.Fatal(err)
-		}
+		st, journal := journaledStore(rt)
 		defer st.Close()
 		model := map[string]*User{} // id → user
 		apply := func(tx *Txn, ops []*User, deletes []string) error {
@@ -179,6 +175,17 @@ type userJournal struct {
 }
 
 var errJournal = errors.New("journal: disk full")
+
+// journaledStore returns a store whose batches go to a userJournal, for
+// the model tests.
+func journaledStore(rt *rapid.T) (*Store, *userJournal) {
+	journal := &userJournal{users: map[string]*User{}}
+	st, err := New(Options{Journal: journal})
+	if err != nil {
+		rt.Fatal(err)
+	}
+	return st, journal
+}
 
 func (j *userJournal) Commit(changes memdb.Changes) error {
 	if j.fail {
