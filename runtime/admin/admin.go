@@ -33,6 +33,7 @@ import (
 	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/audit"
 	"github.com/idrecon/idrecon/runtime/internal/adminjson"
+	"github.com/idrecon/idrecon/runtime/scim"
 	"github.com/idrecon/idrecon/runtime/store"
 	"github.com/idrecon/idrecon/spec"
 	"github.com/idrecon/idrecon/spec/bundle"
@@ -95,6 +96,9 @@ type Config struct {
 	Gateways func() []GatewayStatus
 	// Replication, when set, reports the state shared with other daemons.
 	Replication func() *ReplicationStatus
+	// Provisioned, when set, reports what SCIM clients made the daemon
+	// hold, against its bounds.
+	Provisioned func() (scim.Provisioned, error)
 	// Unauthenticated handlers mounted as is (e.g. "/metrics").
 	Public map[string]http.Handler
 	// Authenticated handlers mounted under /v1 (e.g. "/access/", "/users").
@@ -498,6 +502,9 @@ type StatusResponse struct {
 	Gateways []GatewayStatus `json:"gateways,omitempty"`
 	// Replication is set when the state is shared through etcd.
 	Replication *ReplicationStatus `json:"replication,omitempty"`
+	// Provisioned counts the users, groups and memberships SCIM clients
+	// made the daemon hold, with the bounds on them.
+	Provisioned *scim.Provisioned `json:"provisioned,omitempty"`
 }
 
 // ReplicationStatus describes a state shared by several daemons.
@@ -550,6 +557,13 @@ func (s *Server) Status() (StatusResponse, error) {
 	}
 	if s.cfg.Replication != nil {
 		resp.Replication = s.cfg.Replication()
+	}
+	if s.cfg.Provisioned != nil {
+		p, err := s.cfg.Provisioned()
+		if err != nil {
+			return StatusResponse{}, err
+		}
+		resp.Provisioned = &p
 	}
 	return resp, nil
 }

@@ -593,6 +593,9 @@ func assemble(ctx context.Context, cfg Config) (d *daemon, cleanup func(), err e
 	if err := met.Register(fronts); err != nil {
 		return nil, cleanup, fmt.Errorf("gateway metrics: %w", err)
 	}
+	if err := met.Register(scimSrv); err != nil {
+		return nil, cleanup, fmt.Errorf("scim metrics: %w", err)
+	}
 	// SCIM's base path, SAML's base URL and the Gateways come from the spec
 	// and may change at any reconcile, so the split is made per request:
 	// SCIM, then SAML's own routes, then a Gateway, then SAML's pages.
@@ -694,7 +697,8 @@ func assemble(ctx context.Context, cfg Config) (d *daemon, cleanup func(), err e
 		srcKind = admin.SourceGit
 	}
 	adm, err := admin.New(admin.Config{
-		Gateways: fronts.status,
+		Gateways:    fronts.status,
+		Provisioned: scimSrv.Provisioned,
 		Replication: func() *admin.ReplicationStatus {
 			if sh == nil {
 				return nil

@@ -56,6 +56,19 @@ func TestLimitsHoldAcrossRestart(t *testing.T) {
 		}
 	}
 	refusedAll(d)
+	// What the bounds are checked against is what /metrics shows.
+	_, m := d.call(t, "GET", d.admin+"/metrics", "", nil)
+	for series, want := range map[string]float64{
+		`idrecon_scim_provisioned{kind="users"}`:             2,
+		`idrecon_scim_provisioned{kind="groups"}`:            1,
+		`idrecon_scim_provisioned{kind="memberships"}`:       1,
+		`idrecon_scim_provisioned_limit{kind="users"}`:       2,
+		`idrecon_scim_provisioned_limit{kind="memberships"}`: 1,
+	} {
+		if got := metricValue(string(m), series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
 	if err := d.stop(); err != nil {
 		t.Fatal(err)
 	}

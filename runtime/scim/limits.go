@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/idrecon/idrecon/runtime/scim/internal/scimerr"
 	"github.com/idrecon/idrecon/runtime/store"
 )
@@ -18,9 +20,9 @@ import (
 // that would add more, and every other request is served as before. A
 // zero field is no bound.
 type Limits struct {
-	Users       int
-	Groups      int
-	Memberships int // direct memberships: a member in a group
+	Users       int `json:"users,omitempty"`
+	Groups      int `json:"groups,omitempty"`
+	Memberships int `json:"memberships,omitempty"` // direct memberships: a member in a group
 }
 
 // growth is what a write adds to the store's counts; negative when it
@@ -83,3 +85,62 @@ func (s *Server) warnFull(ctx context.Context, e *fullError) {
 	}
 	s.log.WarnContext(ctx, "scim write refused: a bound is reached", "bound", e.what, "max", e.bound, "flag", e.flag)
 }
+
+// Provisioned is what SCIM clients made the server hold, with the bounds
+// on it.
+type Provisioned struct {
+	Users       int    `json:"users"`
+	Groups      int    `json:"groups"`
+	Memberships int    `json:"memberships"`
+	Limits      Limits `json:"limits"`
+}
+
+// Provisioned returns the counts of the state now: each is kept by the
+// store, so this costs no walk of the users.
+func (s *Server) Provisioned() (Provisioned, error) {
+	txn := s.st.Read()
+	p := Provisioned{Limits: s.opts.Limits}
+	var err error
+	if p.Users, err = txn.UserCount(); err != nil {
+		return p, err
+	}
+	if p.Groups, err = txn.GroupCount(); err != nil {
+		return p, err
+	}
+	p.Memberships, err = txn.MembershipCount()
+	return p, err
+}
+
+var (
+	provisionedDesc = prometheus.NewDesc("idrecon_scim_provisioned",
+		"Users, groups and memberships SCIM clients made the daemon hold, by kind.", []string{"kind"}, nil)
+	provisionedLimitDesc = prometheus.NewDesc("idrecon_scim_provisioned_limit",
+		"The bound on each kind (--max-users, --max-groups, --max-memberships); past it a write that adds is refused.", []string{"kind"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (s *Server) Describe(ch chan<- *prometheus.Desc) {
+	ch <- provisionedDesc
+	ch <- provisionedLimitDesc
+}
+
+// Collect implements prometheus.Collector: the counts at scrape time, and
+// the bounds that are set.
+func (s *Server) Collect(ch chan<- prometheus.Metric) {
+	p, err := s.Provisioned()
+	if err != nil {
+		s.log.Warn("scim metrics: count the state", "err", err)
+		return
+	}
+	for _, k := range []struct {
+		kind     string
+		n, bound int
+	}{{"users", p.Users, p.Limits.Users}, {"groups", p.Groups, p.Limits.Groups}, {"memberships", p.Memberships, p.Limits.Memberships}} {
+		ch <- prometheus.MustNewConstMetric(provisionedDesc, prometheus.GaugeValue, float64(k.n), k.kind)
+		if k.bound > 0 {
+			ch <- prometheus.MustNewConstMetric(provisionedLimitDesc, prometheus.GaugeValue, float64(k.bound), k.kind)
+		}
+	}
+}
+
+var _ prometheus.Collector = (*Server)(nil)

@@ -18,6 +18,7 @@ import (
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/admin"
 	"github.com/idrecon/idrecon/runtime/daemon"
+	"github.com/idrecon/idrecon/runtime/scim"
 	"github.com/idrecon/idrecon/runtime/store/durable"
 	"github.com/idrecon/idrecon/runtime/store/etcdstate"
 	"github.com/idrecon/idrecon/spec"
@@ -193,6 +194,9 @@ func writeStatus(w io.Writer, st admin.StatusResponse, now time.Time) {
 	if r := st.Replication; r != nil {
 		tb.row("STATE", replicationLine(r))
 	}
+	if p := st.Provisioned; p != nil {
+		tb.row("PROVISIONED", provisionedLine(p))
+	}
 	for _, g := range st.Gateways {
 		tb.row("GATEWAY "+g.Name, gatewayLine(g))
 	}
@@ -253,6 +257,39 @@ func replicationLine(r *admin.ReplicationStatus) string {
 	line := fmt.Sprintf("%s, %d endpoint(s), revision %d; %s", r.Backend, len(r.Endpoints), r.Revision, printable(leader))
 	if len(r.Unreachable) > 0 {
 		line += fmt.Sprintf("; %d not answering: %s", len(r.Unreachable), printable(strings.Join(r.Unreachable, ", ")))
+	}
+	return line
+}
+
+// provisionedLine counts what SCIM clients provisioned, each against its
+// bound, and names the flag of any bound nine tenths reached: past it
+// Entra's writes fail, and the operator should hear of it first.
+func provisionedLine(p *scim.Provisioned) string {
+	var parts, near []string
+	for _, k := range []struct {
+		what, flag string
+		n, bound   int
+	}{
+		{"users", "--max-users", p.Users, p.Limits.Users},
+		{"groups", "--max-groups", p.Groups, p.Limits.Groups},
+		{"memberships", "--max-memberships", p.Memberships, p.Limits.Memberships},
+	} {
+		what := k.what
+		if k.n == 1 {
+			what = strings.TrimSuffix(what, "s")
+		}
+		part := fmt.Sprintf("%d %s", k.n, what)
+		if k.bound > 0 {
+			part += fmt.Sprintf(" of %d", k.bound)
+			if k.n*10 >= k.bound*9 {
+				near = append(near, k.flag)
+			}
+		}
+		parts = append(parts, part)
+	}
+	line := strings.Join(parts, ", ")
+	if len(near) > 0 {
+		line += "; near the bound: raise " + strings.Join(near, ", ") + " or narrow the provisioning scope"
 	}
 	return line
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/scim"
 )
 
 // TestWriteStatusStalled: a stalled loop says so, with the reason, in one
@@ -94,6 +95,28 @@ func TestWriteStatusReplication(t *testing.T) {
 	} {
 		var b strings.Builder
 		writeStatus(&b, admin.StatusResponse{Replication: &tc.r}, time.Now())
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("status lacks %q:\n%s", tc.want, b.String())
+		}
+	}
+}
+
+// TestWriteStatusProvisioned: status counts what SCIM clients provisioned
+// against the bounds, and names the flag of a bound nine tenths reached.
+func TestWriteStatusProvisioned(t *testing.T) {
+	limits := scim.Limits{Users: 100, Groups: 10, Memberships: 1000}
+	for _, tc := range []struct {
+		p    scim.Provisioned
+		want string
+	}{
+		{scim.Provisioned{Users: 3, Groups: 1, Memberships: 2, Limits: limits},
+			"PROVISIONED       3 users of 100, 1 group of 10, 2 memberships of 1000\n"},
+		{scim.Provisioned{Users: 90, Groups: 10, Memberships: 899, Limits: limits},
+			"PROVISIONED       90 users of 100, 10 groups of 10, 899 memberships of 1000; near the bound: raise --max-users, --max-groups or narrow the provisioning scope\n"},
+		{scim.Provisioned{Users: 5}, "PROVISIONED       5 users, 0 groups, 0 memberships\n"},
+	} {
+		var b strings.Builder
+		writeStatus(&b, admin.StatusResponse{Provisioned: &tc.p}, time.Now())
 		if !strings.Contains(b.String(), tc.want) {
 			t.Errorf("status lacks %q:\n%s", tc.want, b.String())
 		}
