@@ -106,42 +106,38 @@ func TestCaddyForwardAuth(t *testing.T) {
 		}
 	})
 	t.Run("signed out gets the sign-in", func(t *testing.T) {
-		before := hits.Load()
-		for _, raw := range [][][2]string{nil, spoofs} {
-			resp := send(t, "GET", "/ssc/html/index.jsp?a=1&b=2", "", raw)
-			// Caddy hands idrecon's 401 back as it is, headers and body.
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Fatalf("status %d, want 401", resp.StatusCode)
+		unreached(t, hits, "without a session", func() {
+			for _, raw := range [][][2]string{nil, spoofs} {
+				resp := send(t, "GET", "/ssc/html/index.jsp?a=1&b=2", "", raw)
+				// Caddy hands idrecon's 401 back as it is, headers and body.
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("status %d, want 401", resp.StatusCode)
+				}
+				want := "/saml/login?returnTo=%2Fssc%2Fhtml%2Findex.jsp%3Fa%3D1%26b%3D2"
+				if got := resp.Header.Get(gateway.SigninHeader); got != want {
+					t.Errorf("%s %q, want %q", gateway.SigninHeader, got, want)
+				}
+				if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+					t.Errorf("Cache-Control %q, want no-store", got)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				if string(body) != "sign in at "+want+"\n" {
+					t.Errorf("body %q", body)
+				}
+				next := send(t, "GET", want, "", nil)
+				body, _ = io.ReadAll(next.Body)
+				if string(body) != "sign in, then back to /ssc/html/index.jsp?a=1&b=2" {
+					t.Errorf("sign-in page said %q", body)
+				}
 			}
-			want := "/saml/login?returnTo=%2Fssc%2Fhtml%2Findex.jsp%3Fa%3D1%26b%3D2"
-			if got := resp.Header.Get(gateway.SigninHeader); got != want {
-				t.Errorf("%s %q, want %q", gateway.SigninHeader, got, want)
-			}
-			if got := resp.Header.Get("Cache-Control"); got != "no-store" {
-				t.Errorf("Cache-Control %q, want no-store", got)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			if string(body) != "sign in at "+want+"\n" {
-				t.Errorf("body %q", body)
-			}
-			next := send(t, "GET", want, "", nil)
-			body, _ = io.ReadAll(next.Body)
-			if string(body) != "sign in, then back to /ssc/html/index.jsp?a=1&b=2" {
-				t.Errorf("sign-in page said %q", body)
-			}
-		}
-		if n := hits.Load() - before; n != 0 {
-			t.Errorf("app hit %d times without a session", n)
-		}
+		})
 	})
 	t.Run("signed in without access", func(t *testing.T) {
-		before := hits.Load()
-		if resp := send(t, "GET", "/ssc/", "tok-bob", spoofs); resp.StatusCode != http.StatusForbidden {
-			t.Errorf("status %d, want 403", resp.StatusCode)
-		}
-		if n := hits.Load() - before; n != 0 {
-			t.Errorf("app hit %d times without access", n)
-		}
+		unreached(t, hits, "without access", func() {
+			if resp := send(t, "GET", "/ssc/", "tok-bob", spoofs); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("status %d, want 403", resp.StatusCode)
+			}
+		})
 	})
 	checkOrigins(t, g, hits, base, spoofs, func(t *testing.T, method string, raw [][2]string) *http.Response {
 		return send(t, method, "/ssc/form", "tok-ann", raw)

@@ -220,6 +220,17 @@ func crossSitePosts(spoofs [][2]string) [][][2]string {
 	}
 }
 
+// unreached runs f and fails t if the application was hit meanwhile; what
+// says how it was asked ("without a session").
+func unreached(t *testing.T, hits *atomic.Int64, what string, f func()) {
+	t.Helper()
+	before := hits.Load()
+	f()
+	if n := hits.Load() - before; n != 0 {
+		t.Errorf("app hit %d times %s", n, what)
+	}
+}
+
 // checkOrigins sends as another site's page would, then as the
 // application's own (origin) would, through a proxy in front of g that
 // send sends one request to: the first are refused and counted, the
