@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/width"
 )
 
 // printable returns s with every rune that could act on a terminal shown
@@ -54,11 +55,20 @@ func needsEscape(r rune) bool {
 	return !unicode.IsGraphic(r) && r != '\u200c' && r != '\u200d'
 }
 
-// table writes aligned columns whose cells are made printable.
-type table struct{ tw *tabwriter.Writer }
+// table writes aligned columns whose cells are made printable. It lays
+// them out as text/tabwriter would (two spaces between columns, a column as
+// wide as its widest cell among the consecutive rows that have it, the last
+// cell of a row never padded), but measures a cell by how many columns a
+// terminal gives it, not by its runes: names come from Entra, and a Japanese
+// or Chinese display name takes two columns a character, which tabwriter
+// would count as one and so push every column after it out of line.
+type table struct {
+	w    io.Writer
+	rows [][]string
+}
 
 func newTable(w io.Writer, header ...string) *table {
-	t := &table{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+	t := &table{w: w}
 	if len(header) > 0 {
 		t.row(header...)
 	}
@@ -66,13 +76,75 @@ func newTable(w io.Writer, header ...string) *table {
 }
 
 func (t *table) row(cells ...string) {
+	row := make([]string, len(cells))
 	for i, c := range cells {
-		if i > 0 {
-			io.WriteString(t.tw, "\t")
-		}
-		io.WriteString(t.tw, printable(c))
+		row[i] = printable(c)
 	}
-	io.WriteString(t.tw, "\n")
+	t.rows = append(t.rows, row)
 }
 
-func (t *table) flush() error { return t.tw.Flush() }
+// flush writes the rows and forgets them.
+func (t *table) flush() error {
+	var b strings.Builder
+	layout(&b, t.rows, nil)
+	t.rows = nil
+	_, err := io.WriteString(t.w, b.String())
+	return err
+}
+
+// columnGap is the space between two columns.
+const columnGap = 2
+
+// layout writes rows with the widths of the columns before them, as
+// tabwriter's format does: each run of consecutive rows that have a cell
+// in the next column, and a cell after it, is a block that column is
+// aligned within, and each block is laid out on its own for the columns
+// after it.
+func layout(b *strings.Builder, rows [][]string, widths []int) {
+	col := len(widths)
+	for len(rows) > 0 {
+		if col >= len(rows[0])-1 {
+			writeRow(b, rows[0], widths)
+			rows = rows[1:]
+			continue
+		}
+		width, n := 0, 0
+		for ; n < len(rows) && col < len(rows[n])-1; n++ {
+			width = max(width, displayWidth(rows[n][col])+columnGap)
+		}
+		layout(b, rows[:n], append(widths, width))
+		rows = rows[n:]
+	}
+}
+
+func writeRow(b *strings.Builder, row []string, widths []int) {
+	for j, c := range row {
+		b.WriteString(c)
+		if j < len(widths) && j < len(row)-1 {
+			b.WriteString(strings.Repeat(" ", widths[j]-displayWidth(c)))
+		}
+	}
+	b.WriteByte('\n')
+}
+
+// displayWidth is how many terminal columns s takes: two for a wide or
+// fullwidth character (East Asian Width), none for a combining mark or a
+// zero-width joiner, one for any other.
+func displayWidth(s string) int {
+	n := 0
+	for _, r := range s {
+		switch {
+		case unicode.In(r, unicode.Mn, unicode.Me) || r == '\u200c' || r == '\u200d':
+		case wide(r):
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+func wide(r rune) bool {
+	k := width.LookupRune(r).Kind()
+	return k == width.EastAsianWide || k == width.EastAsianFullwidth
+}

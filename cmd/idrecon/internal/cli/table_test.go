@@ -2,10 +2,12 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"text/tabwriter"
 
 	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/spec"
@@ -127,5 +129,62 @@ func TestImpactEscapesUserNames(t *testing.T) {
 	out := b.String()
 	if strings.Contains(out, "\x1b") || strings.Count(out, "\n") != 3 || !strings.Contains(out, `evil\x1b[2J\nroot`) {
 		t.Fatalf("impact not escaped:\n%q", out)
+	}
+}
+
+// FuzzTableLaysOutAsTabwriter: for cells tabwriter measures right (one
+// column a rune), tables come out byte for byte as text/tabwriter lays
+// them out, rows of different lengths included.
+func FuzzTableLaysOutAsTabwriter(f *testing.F) {
+	f.Add("USERNAME|ACTIVE|GROUPS\nalice@contoso.com|true|Eng\nbob|false|")
+	f.Add("a|b\nccc\nd|eeeee|f\n|\ng|h|i|j")
+	f.Fuzz(func(t *testing.T, text string) {
+		var rows [][]string
+		for line := range strings.SplitSeq(text, "\n") {
+			var row []string
+			for c := range strings.SplitSeq(line, "|") {
+				// Runes tabwriter counts as a column each: printable ASCII.
+				row = append(row, strings.Map(func(r rune) rune {
+					if r < ' ' || r > '~' {
+						return -1
+					}
+					return r
+				}, c))
+			}
+			rows = append(rows, row)
+		}
+		var got, want strings.Builder
+		tb := newTable(&got)
+		tw := tabwriter.NewWriter(&want, 0, 4, 2, ' ', 0)
+		for _, row := range rows {
+			tb.row(row...)
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+		}
+		tb.flush()
+		tw.Flush()
+		if got.String() != want.String() {
+			t.Fatalf("rows %q:\ngot\n%s\nwant (tabwriter)\n%s", rows, got.String(), want.String())
+		}
+	})
+}
+
+// TestTableAlignsWideNames: a column after a name in Japanese, Chinese or
+// Korean, or with combining marks, starts where the terminal shows the
+// others start.
+func TestTableAlignsWideNames(t *testing.T) {
+	var b strings.Builder
+	tb := newTable(&b, "DISPLAY NAME", "MEMBERS")
+	tb.row("Engineering", "12")
+	tb.row("開発チーム", "3")      // five wide characters: ten columns
+	tb.row("영업", "4")         // two wide characters: four columns
+	tb.row("Cafe\u0301", "5") // "Café" with a combining accent: four columns
+	tb.flush()
+	want := "DISPLAY NAME  MEMBERS\n" +
+		"Engineering   12\n" +
+		"開発チーム    3\n" +
+		"영업          4\n" +
+		"Cafe\u0301          5\n"
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
