@@ -37,7 +37,9 @@ func BenchmarkProxy(b *testing.B) {
 		pr.SetURL(target)
 		pr.SetXForwarded()
 	}}
-	g, err := gateway.New(gateway.Config{Upstream: up.URL, RolesHeader: "X-Roles", VersionsHeader: "X-Versions"},
+	// MaxRequestsPerUser: every load client is ann, more of them than the
+	// default bound on a machine of many cores.
+	g, err := gateway.New(gateway.Config{Upstream: up.URL, RolesHeader: "X-Roles", VersionsHeader: "X-Versions", MaxRequestsPerUser: 10000},
 		gateway.Deps{Sessions: sessions, Decider: people, Logger: quietLogger()})
 	if err != nil {
 		b.Fatal(err)
