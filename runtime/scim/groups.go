@@ -122,11 +122,11 @@ func writeGroup(txn *store.Txn, limits Limits, g *store.Group, cur *groupState, 
 			removed = append(removed, m)
 		}
 	}
-	grows := growth{memberships: len(added) - len(removed)}
+	newGroups := 0
 	if cur == nil {
-		grows.groups = 1
+		newGroups = 1
 	}
-	if err := limits.room(txn, grows); err != nil {
+	if err := limits.room(txn, grows(0, newGroups, len(added)-len(removed))); err != nil {
 		return err
 	}
 	if err := txn.Insert(store.TableGroups, g); err != nil {

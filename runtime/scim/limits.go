@@ -25,35 +25,38 @@ type Limits struct {
 	Memberships int `json:"memberships,omitempty"` // direct memberships: a member in a group
 }
 
-// growth is what a write adds to the store's counts; negative when it
-// takes away.
-type growth struct{ users, groups, memberships int }
+// kinds are what Limits bound, each with the daemon flag that sets its
+// bound, in the order of Limits' fields (see bound) and of Counts.
+var kinds = [...]struct{ name, flag string }{
+	{"users", "--max-users"}, {"groups", "--max-groups"}, {"memberships", "--max-memberships"},
+}
+
+// bound returns the bound of kinds[i].
+func (l Limits) bound(i int) int { return [...]int{l.Users, l.Groups, l.Memberships}[i] }
+
+// growth is what a write adds to the store's counts, by kinds' index;
+// negative when it takes away.
+type growth [len(kinds)]int
+
+func grows(users, groups, memberships int) growth { return growth{users, groups, memberships} }
 
 // room returns an error when the write, adding g, would take the store
 // past a bound. A write that does not grow a count is never refused, so
 // that a client can always delete, and remove members, even past bounds
 // lowered since.
 func (l Limits) room(txn *store.Txn, g growth) error {
-	for _, c := range []struct {
-		what  string
-		flag  string
-		bound int
-		grows int
-		count func() (int, error)
-	}{
-		{"users", "--max-users", l.Users, g.users, txn.UserCount},
-		{"groups", "--max-groups", l.Groups, g.groups, txn.GroupCount},
-		{"group memberships", "--max-memberships", l.Memberships, g.memberships, txn.MembershipCount},
-	} {
-		if c.bound <= 0 || c.grows <= 0 {
+	counts := [len(kinds)]func() (int, error){txn.UserCount, txn.GroupCount, txn.MembershipCount}
+	for i, k := range kinds {
+		bound := l.bound(i)
+		if bound <= 0 || g[i] <= 0 {
 			continue
 		}
-		n, err := c.count()
+		n, err := counts[i]()
 		if err != nil {
 			return err
 		}
-		if n+c.grows > c.bound {
-			return &fullError{what: c.what, flag: c.flag, bound: c.bound}
+		if n+g[i] > bound {
+			return &fullError{what: k.name, flag: k.flag, bound: bound}
 		}
 	}
 	return nil
@@ -95,6 +98,29 @@ type Provisioned struct {
 	Limits      Limits `json:"limits"`
 }
 
+// Count is one kind's count against its bound.
+type Count struct {
+	Kind  string // users, groups or memberships
+	Flag  string // the daemon flag that sets Bound
+	N     int
+	Bound int // 0: none
+}
+
+// Near reports whether the count has reached nine tenths of its bound:
+// past the bound Entra's writes fail, and the operator should hear of it
+// first.
+func (c Count) Near() bool { return c.Bound > 0 && c.N*10 >= c.Bound*9 }
+
+// Counts lists p's counts, users first, each with its bound.
+func (p Provisioned) Counts() []Count {
+	n := [len(kinds)]int{p.Users, p.Groups, p.Memberships}
+	out := make([]Count, len(kinds))
+	for i, k := range kinds {
+		out[i] = Count{Kind: k.name, Flag: k.flag, N: n[i], Bound: p.Limits.bound(i)}
+	}
+	return out
+}
+
 // Provisioned returns the counts of the state now: each is kept by the
 // store, so this costs no walk of the users.
 func (s *Server) Provisioned() (Provisioned, error) {
@@ -132,13 +158,10 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		s.log.Warn("scim metrics: count the state", "err", err)
 		return
 	}
-	for _, k := range []struct {
-		kind     string
-		n, bound int
-	}{{"users", p.Users, p.Limits.Users}, {"groups", p.Groups, p.Limits.Groups}, {"memberships", p.Memberships, p.Limits.Memberships}} {
-		ch <- prometheus.MustNewConstMetric(provisionedDesc, prometheus.GaugeValue, float64(k.n), k.kind)
-		if k.bound > 0 {
-			ch <- prometheus.MustNewConstMetric(provisionedLimitDesc, prometheus.GaugeValue, float64(k.bound), k.kind)
+	for _, c := range p.Counts() {
+		ch <- prometheus.MustNewConstMetric(provisionedDesc, prometheus.GaugeValue, float64(c.N), c.Kind)
+		if c.Bound > 0 {
+			ch <- prometheus.MustNewConstMetric(provisionedLimitDesc, prometheus.GaugeValue, float64(c.Bound), c.Kind)
 		}
 	}
 }

@@ -278,7 +278,7 @@ func (d *memberDelta) apply(s *Server, r *request, txn *store.Txn, id string) (*
 			return nil, false, err
 		}
 	}
-	if err := s.opts.Limits.room(txn, growth{memberships: len(added) - len(removed)}); err != nil {
+	if err := s.opts.Limits.room(txn, grows(0, 0, len(added)-len(removed))); err != nil {
 		return nil, false, err
 	}
 	return g, true, txn.ChangeMembers(id, added, removed, s.opts.Now())

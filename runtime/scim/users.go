@@ -138,7 +138,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *request, _ string) error {
 			} else if other != nil {
 				return errUserNameTaken(u.UserName, other.ID)
 			}
-			if err := s.opts.Limits.room(txn, growth{users: 1}); err != nil {
+			if err := s.opts.Limits.room(txn, grows(1, 0, 0)); err != nil {
 				return err
 			}
 			return txn.Insert(store.TableUsers, u)

@@ -7,6 +7,7 @@ import (
 	"github.com/idrecon/idrecon/reconcile"
 	"github.com/idrecon/idrecon/runtime/access"
 	"github.com/idrecon/idrecon/runtime/admin"
+	"github.com/idrecon/idrecon/runtime/scim"
 	"github.com/idrecon/idrecon/runtime/store"
 	"net/http"
 	"net/url"
@@ -349,7 +350,7 @@ var nextLink = regexp.MustCompile(`id="next" href="([^"]+)"`)
 
 // TestOverviewStates renders the overview and drift pages for a daemon
 // in trouble: refused revision, suspended, drift present, a renamed group,
-// a Gateway down, shared state with another leader.
+// a Gateway down, shared state with another leader, users near their bound.
 func TestOverviewStates(t *testing.T) {
 	e := newEnv(t, consoleRole)
 	c := e.signedIn(t, "alice@contoso.example")
@@ -366,12 +367,15 @@ func TestOverviewStates(t *testing.T) {
 		st.Renames = []access.GroupRename{{Assignment: "appsec-leads", From: "AppSec Leads", To: "AppSec Leaders", Suggestion: "subject.group: AppSec Leaders"}}
 		st.Gateways = []admin.GatewayStatus{{Name: "app", PathPrefix: "/", Upstream: "http://127.0.0.1:8081", Error: "upstream unreachable"}}
 		st.Replication = &admin.ReplicationStatus{Backend: "etcd", Endpoints: []string{"a", "b", "c"}, Revision: 42, Replica: "host-2", Leader: "host-1"}
+		st.Provisioned = &scim.Provisioned{Users: 95, Groups: 3, Memberships: 12, Limits: scim.Limits{Users: 100, Groups: 10}}
 		return st, nil
 	}
 	_, body := get(t, c, e.adminURL+Path)
 	for _, w := range []string{"NOT READY", "main@sha1:bad0", "not applied", "spec.verions: unknown field", "InvalidRevision",
 		`<span class="warn">yes</span>`, "1 change</a> since", "(5m00s ago)", "not ready: metadata expired",
-		`id="leader">host-1</td>`, "etcd, 3 endpoints, revision 42", "no: upstream unreachable"} {
+		`id="leader">host-1</td>`, "etcd, 3 endpoints, revision 42", "no: upstream unreachable",
+		`<th>users</th><td>95 of 100 <span class="warn">near the bound: raise <code>--max-users</code>`, `<th>groups</th><td>3 of 10</td>`,
+		`<th>memberships</th><td>12</td>`} {
 		if !strings.Contains(body, w) {
 			t.Errorf("overview lacks %q", w)
 		}

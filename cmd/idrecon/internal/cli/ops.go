@@ -262,28 +262,20 @@ func replicationLine(r *admin.ReplicationStatus) string {
 }
 
 // provisionedLine counts what SCIM clients provisioned, each against its
-// bound, and names the flag of any bound nine tenths reached: past it
-// Entra's writes fail, and the operator should hear of it first.
+// bound, and names the flag of any bound nearly reached.
 func provisionedLine(p *scim.Provisioned) string {
 	var parts, near []string
-	for _, k := range []struct {
-		what, flag string
-		n, bound   int
-	}{
-		{"users", "--max-users", p.Users, p.Limits.Users},
-		{"groups", "--max-groups", p.Groups, p.Limits.Groups},
-		{"memberships", "--max-memberships", p.Memberships, p.Limits.Memberships},
-	} {
-		what := k.what
-		if k.n == 1 {
-			what = strings.TrimSuffix(what, "s")
+	for _, c := range p.Counts() {
+		kind := c.Kind
+		if c.N == 1 {
+			kind = strings.TrimSuffix(kind, "s")
 		}
-		part := fmt.Sprintf("%d %s", k.n, what)
-		if k.bound > 0 {
-			part += fmt.Sprintf(" of %d", k.bound)
-			if k.n*10 >= k.bound*9 {
-				near = append(near, k.flag)
-			}
+		part := fmt.Sprintf("%d %s", c.N, kind)
+		if c.Bound > 0 {
+			part += fmt.Sprintf(" of %d", c.Bound)
+		}
+		if c.Near() {
+			near = append(near, c.Flag)
 		}
 		parts = append(parts, part)
 	}
