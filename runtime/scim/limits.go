@@ -45,7 +45,7 @@ func grows(users, groups, memberships int) growth { return growth{users, groups,
 // that a client can always delete, and remove members, even past bounds
 // lowered since.
 func (l Limits) room(txn *store.Txn, g growth) error {
-	counts := [len(kinds)]func() (int, error){txn.UserCount, txn.GroupCount, txn.MembershipCount}
+	counts := counters(txn)
 	for i, k := range kinds {
 		bound := l.bound(i)
 		if bound <= 0 || g[i] <= 0 {
@@ -60,6 +60,11 @@ func (l Limits) room(txn *store.Txn, g growth) error {
 		}
 	}
 	return nil
+}
+
+// counters returns the store's count of each of kinds, as txn sees it.
+func counters(txn *store.Txn) [len(kinds)]func() (int, error) {
+	return [...]func() (int, error){txn.UserCount, txn.GroupCount, txn.MembershipCount}
 }
 
 // fullError is a write refused by a bound: 507 Insufficient Storage, which
@@ -124,17 +129,14 @@ func (p Provisioned) Counts() []Count {
 // Provisioned returns the counts of the state now: each is kept by the
 // store, so this costs no walk of the users.
 func (s *Server) Provisioned() (Provisioned, error) {
-	txn := s.st.Read()
-	p := Provisioned{Limits: s.opts.Limits}
-	var err error
-	if p.Users, err = txn.UserCount(); err != nil {
-		return p, err
+	var n [len(kinds)]int
+	for i, count := range counters(s.st.Read()) {
+		var err error
+		if n[i], err = count(); err != nil {
+			return Provisioned{}, err
+		}
 	}
-	if p.Groups, err = txn.GroupCount(); err != nil {
-		return p, err
-	}
-	p.Memberships, err = txn.MembershipCount()
-	return p, err
+	return Provisioned{Users: n[0], Groups: n[1], Memberships: n[2], Limits: s.opts.Limits}, nil
 }
 
 var (
